@@ -1,0 +1,93 @@
+# tacoc: `make` builds the compiler and libtacort, `make test` runs every test,
+# `make demo` optimizes and runs a bundled sample. Dependencies are installed
+# by tools/deps.sh the first time (and whenever it changes).
+
+BUILD   ?= build
+CC      ?= cc
+PY      := .venv/bin/python
+JOBS    ?= $(shell nproc)
+
+WARN     := -Wall -Wextra -Werror -Wno-missing-field-initializers
+CFLAGS   ?= -O2 -g
+SANITIZE ?=
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC $(CFLAGS) $(SANITIZE) -Iinclude -Iruntime -I$(BUILD)/gen
+LDLIBS   := -lprotobuf-c -lm
+
+GEN      := $(BUILD)/gen
+RT_SRCS  := $(wildcard runtime/*.c)
+CLI_SRCS := $(wildcard compiler/*.c)
+UNIT_SRCS:= $(wildcard tests/unit/*.c)
+RT_OBJS  := $(RT_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx-ml.pb-c.o
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
+UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+DEPS_OK  := $(BUILD)/.deps-ok
+
+.PHONY: all deps test check-asan fuzz demo format format-check clean
+all: $(BUILD)/bin/tacoc $(BUILD)/lib/libtacort.a $(BUILD)/lib/libtacort.so
+
+deps:
+	tools/deps.sh
+$(DEPS_OK): tools/deps.sh
+	tools/deps.sh
+	@mkdir -p $(@D) && touch $@
+
+# onnx.proto comes from the pinned onnx package; the C sources are generated, not committed.
+$(GEN)/onnx-ml.pb-c.c $(GEN)/onnx-ml.pb-c.h: $(DEPS_OK)
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) --proto_path="$$($(PY) -c 'import onnx,os;print(os.path.dirname(onnx.__file__))')" onnx-ml.proto
+
+$(BUILD)/obj/gen/onnx-ml.pb-c.o: $(GEN)/onnx-ml.pb-c.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -fPIC $(CFLAGS) $(SANITIZE) -I$(GEN) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c $(GEN)/onnx-ml.pb-c.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(WARN) -MMD -MP -c $< -o $@
+
+$(BUILD)/lib/libtacort.a: $(RT_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/lib/libtacort.so: $(RT_OBJS)
+	@mkdir -p $(@D)
+	$(CC) -shared $(SANITIZE) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bin/tacoc: $(CLI_OBJS) $(BUILD)/lib/libtacort.a
+	@mkdir -p $(@D)
+	$(CC) $(SANITIZE) -o $@ $(CLI_OBJS) $(BUILD)/lib/libtacort.a $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/lib/libtacort.a
+	@mkdir -p $(@D)
+	$(CC) $(SANITIZE) -o $@ $< $(BUILD)/lib/libtacort.a $(LDLIBS)
+
+# libFuzzer target for the loader (clang from Debian).
+$(BUILD)/fuzz/fuzz_load: tests/fuzz/fuzz_load.c $(RT_SRCS) $(GEN)/onnx-ml.pb-c.c
+	@mkdir -p $(@D)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Iruntime -I$(GEN) \
+	  -o $@ tests/fuzz/fuzz_load.c $(RT_SRCS) $(GEN)/onnx-ml.pb-c.c $(LDLIBS)
+
+test: all $(UNIT_BINS) $(BUILD)/fuzz/fuzz_load
+	BUILD=$(BUILD) JOBS=$(JOBS) tests/run.sh
+
+# Sanitizer build in its own folder; runs the unit, round-trip and error suites.
+check-asan: $(DEPS_OK)
+	$(MAKE) BUILD=build/asan SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" CFLAGS="-O1 -g" all $(patsubst $(BUILD)/%,build/asan/%,$(UNIT_BINS))
+	BUILD=build/asan JOBS=$(JOBS) TC_SUITES="unit roundtrip errors" tests/run.sh
+
+fuzz: $(BUILD)/fuzz/fuzz_load
+	BUILD=$(BUILD) TC_SUITES="fuzz" TC_FUZZ_SECONDS=$${TC_FUZZ_SECONDS:-300} tests/run.sh
+
+demo: all
+	tools/demo.sh $(BUILD)
+
+format:
+	clang-format -i $(RT_SRCS) $(CLI_SRCS) $(UNIT_SRCS) runtime/*.h include/*.h tests/fuzz/*.c
+format-check:
+	clang-format --dry-run --Werror $(RT_SRCS) $(CLI_SRCS) $(UNIT_SRCS) runtime/*.h include/*.h tests/fuzz/*.c
+
+clean:
+	rm -rf build
+
+.SECONDARY:
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

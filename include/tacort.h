@@ -1,0 +1,89 @@
+/* libtacort: the tacoc runtime. Loads ONNX models (protobuf-c), keeps them in
+ * tacoc's IR, and writes them back. Execution arrives with the runtime kernels.
+ *
+ * Conventions: every fallible function returns a tc_status; on failure the
+ * details (file, node, op, reason) are in the tc_diag passed in, readable with
+ * tc_diag_message(). Handles are opaque; a handle returned by a function is
+ * owned by the caller and released with the matching _free function. */
+#ifndef TACORT_H
+#define TACORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum tc_status {
+  TC_STATUS_OK = 0,
+  TC_STATUS_IO = 1,      /* a file could not be read or written */
+  TC_STATUS_PARSE = 2,   /* bytes are not a valid ONNX protobuf */
+  TC_STATUS_INVALID = 3, /* a protobuf that breaks ONNX's rules (undefined names, cycles, ...) */
+  TC_STATUS_UNSUPPORTED = 4, /* valid ONNX that tacoc does not handle */
+  TC_STATUS_NOMEM = 5,       /* out of memory */
+  TC_STATUS_ARG = 6          /* a bad argument from the caller */
+} tc_status;
+
+typedef struct tc_diag tc_diag;
+typedef struct tc_model tc_model;
+
+/* Returns a static name for a status ("ok", "io", ...). */
+const char *tc_status_name(tc_status s);
+
+/* Creates an empty diagnostics record; NULL when out of memory. Free with tc_diag_free. */
+tc_diag *tc_diag_new(void);
+/* Frees a diagnostics record (NULL is fine). */
+void tc_diag_free(tc_diag *d);
+/* Status of the last error recorded, TC_STATUS_OK if none. */
+tc_status tc_diag_status(const tc_diag *d);
+/* The full one-line message "FILE: reason (node 'N', op T)"; owned by d, valid until d changes. */
+const char *tc_diag_message(tc_diag *d);
+
+/* Options for loading. Zero-initialise, then set what you need. */
+typedef struct tc_load_options {
+  /* Folder that external data locations are relative to when loading from
+   * bytes; NULL means external data is refused. Ignored for files (their folder is used). */
+  const char *external_data_dir;
+  /* Skip the structural checks (undefined names, cycles); for tools only. */
+  int no_verify;
+} tc_load_options;
+
+/* Loads an ONNX model file. opts may be NULL. On success *out owns the model
+ * (free with tc_model_free); external data is memory-mapped, not copied. */
+tc_status tc_model_load_file(const char *path, const tc_load_options *opts, tc_model **out,
+                             tc_diag *diag);
+/* Loads an ONNX model from bytes; the bytes are not kept after return (the caller keeps ownership).
+ */
+tc_status tc_model_load_bytes(const void *data, size_t size, const tc_load_options *opts,
+                              tc_model **out, tc_diag *diag);
+/* Frees a model and everything it owns (NULL is fine). */
+void tc_model_free(tc_model *m);
+
+/* Options for saving. Zero-initialise, then set what you need. */
+typedef struct tc_save_options {
+  /* Non-NULL: move every tensor of at least external_threshold bytes into this
+   * file (relative to the output's folder; "" means "<output file name>.data"). */
+  const char *external_data;
+  size_t external_threshold; /* 0 means 1024 */
+} tc_save_options;
+
+/* Writes the model to path atomically (temporary file, then rename): on failure
+ * nothing is left at path. External data files are written beside it. */
+tc_status tc_model_save_file(const tc_model *m, const char *path, const tc_save_options *opts,
+                             tc_diag *diag);
+
+/* Number of graph inputs, and the name of input i (owned by the model). */
+size_t tc_model_num_inputs(const tc_model *m);
+const char *tc_model_input_name(const tc_model *m, size_t i);
+/* Number of graph outputs, and the name of output i (owned by the model). */
+size_t tc_model_num_outputs(const tc_model *m);
+const char *tc_model_output_name(const tc_model *m, size_t i);
+
+/* The library version string, e.g. "0.1.0". */
+const char *tc_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,110 @@
+#include "arena.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TC_ARENA_BLOCK (64 * 1024)
+
+typedef struct tc_block {
+  struct tc_block *next;
+  size_t size, used;
+  _Alignas(16) unsigned char data[];
+} tc_block;
+
+typedef struct tc_hook {
+  struct tc_hook *next;
+  void (*fn)(void *);
+  void *arg;
+} tc_hook;
+
+struct tc_arena {
+  tc_block *head;
+  tc_hook *hooks;
+  size_t used;
+};
+
+tc_arena *tc_arena_new(void) { return calloc(1, sizeof(tc_arena)); }
+
+void tc_arena_free(tc_arena *a) {
+  if (!a)
+    return;
+  for (tc_hook *h = a->hooks; h; h = h->next)
+    h->fn(h->arg);
+  tc_block *b = a->head;
+  while (b) {
+    tc_block *next = b->next;
+    free(b);
+    b = next;
+  }
+  free(a);
+}
+
+void *tc_arena_alloc(tc_arena *a, size_t size) {
+  size = (size + 15) & ~(size_t)15;
+  if (size == 0)
+    size = 16;
+  tc_block *b = a->head;
+  if (!b || b->size - b->used < size) {
+    /* Large requests get a block of their own so the current block keeps its free tail. */
+    size_t bs = size > TC_ARENA_BLOCK / 4 ? size : TC_ARENA_BLOCK;
+    tc_block *nb = malloc(sizeof(tc_block) + bs);
+    if (!nb)
+      return NULL;
+    nb->size = bs;
+    nb->used = 0;
+    if (b && bs != TC_ARENA_BLOCK) {
+      nb->next = b->next;
+      b->next = nb;
+    } else {
+      nb->next = b;
+      a->head = nb;
+    }
+    b = nb;
+  }
+  void *p = b->data + b->used;
+  b->used += size;
+  a->used += size;
+  memset(p, 0, size);
+  return p;
+}
+
+char *tc_arena_strdup(tc_arena *a, const char *s) {
+  if (!s)
+    return NULL;
+  return tc_arena_memdup(a, s, strlen(s) + 1);
+}
+
+void *tc_arena_memdup(tc_arena *a, const void *p, size_t n) {
+  void *q = tc_arena_alloc(a, n);
+  if (q && n)
+    memcpy(q, p, n);
+  return q;
+}
+
+int tc_arena_vec_reserve(tc_arena *a, void **items, size_t *cap, size_t n, size_t elem) {
+  if (n < *cap)
+    return 0;
+  size_t ncap = *cap ? *cap * 2 : 4;
+  void *q = tc_arena_alloc(a, ncap * elem);
+  if (!q)
+    return -1;
+  if (n)
+    memcpy(q, *items, n * elem);
+  *items = q;
+  *cap = ncap;
+  return 0;
+}
+
+int tc_arena_on_free(tc_arena *a, void (*fn)(void *), void *arg) {
+  tc_hook *h = tc_arena_alloc(a, sizeof(tc_hook));
+  if (!h)
+    return -1;
+  h->fn = fn;
+  h->arg = arg;
+  h->next = a->hooks;
+  a->hooks = h;
+  return 0;
+}
+
+size_t tc_arena_used(const tc_arena *a) { return a->used; }

@@ -1,0 +1,402 @@
+/* IR construction, editing and the invariant checker. */
+#include "ir.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- name -> value table (open addressing, arena-backed) ---- */
+typedef struct tc_symtab {
+  tc_value **slots;
+  size_t cap, count;
+} tc_symtab;
+
+static uint64_t hash_str(const char *s) {
+  uint64_t h = 1469598103934665603ull; /* FNV-1a */
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+static tc_value **symtab_slot(tc_symtab *t, const char *name) {
+  size_t mask = t->cap - 1;
+  for (size_t i = hash_str(name) & mask;; i = (i + 1) & mask)
+    if (!t->slots[i] || strcmp(t->slots[i]->name, name) == 0)
+      return &t->slots[i];
+}
+
+static int symtab_insert(tc_arena *a, tc_symtab *t, tc_value *v) {
+  if ((t->count + 1) * 2 > t->cap) {
+    size_t ncap = t->cap ? t->cap * 2 : 16;
+    tc_value **old = t->slots;
+    size_t ocap = t->cap;
+    t->slots = tc_arena_alloc(a, ncap * sizeof *t->slots);
+    if (!t->slots)
+      return -1;
+    t->cap = ncap;
+    for (size_t i = 0; i < ocap; i++)
+      if (old[i])
+        *symtab_slot(t, old[i]->name) = old[i];
+  }
+  *symtab_slot(t, v->name) = v;
+  t->count++;
+  return 0;
+}
+
+/* ---- model and graph ---- */
+tc_model *tc_model_new_empty(void) {
+  tc_arena *a = tc_arena_new();
+  if (!a)
+    return NULL;
+  tc_model *m = tc_arena_alloc(a, sizeof *m);
+  if (!m) {
+    tc_arena_free(a);
+    return NULL;
+  }
+  m->arena = a;
+  return m;
+}
+
+void tc_model_free(tc_model *m) {
+  if (!m)
+    return;
+  if (m->pb)
+    protobuf_c_message_free_unpacked(&m->pb->base, NULL);
+  tc_arena_free(m->arena);
+}
+
+tc_graph *tc_graph_new(tc_model *m, tc_graph *parent, const char *name) {
+  tc_graph *g = tc_arena_alloc(m->arena, sizeof *g);
+  if (!g)
+    return NULL;
+  g->model = m;
+  g->parent = parent;
+  g->name = tc_arena_strdup(m->arena, name);
+  g->names = tc_arena_alloc(m->arena, sizeof *g->names);
+  return g->names ? g : NULL;
+}
+
+tc_value *tc_graph_lookup_local(const tc_graph *g, const char *name) {
+  if (!name || !g->names->cap)
+    return NULL;
+  return *symtab_slot(g->names, name);
+}
+
+tc_value *tc_graph_lookup(const tc_graph *g, const char *name) {
+  for (; g; g = g->parent) {
+    tc_value *v = tc_graph_lookup_local(g, name);
+    if (v)
+      return v;
+  }
+  return NULL;
+}
+
+tc_value *tc_graph_new_value(tc_graph *g, const char *name, tc_diag *diag) {
+  tc_arena *a = g->model->arena;
+  if (tc_graph_lookup_local(g, name)) {
+    tc_diag_set(diag, TC_STATUS_INVALID, NULL, NULL, "value '%s' is defined more than once", name);
+    return NULL;
+  }
+  tc_value *v = tc_arena_alloc(a, sizeof *v);
+  if (!v || !(v->name = tc_arena_strdup(a, name)) || symtab_insert(a, g->names, v) != 0) {
+    tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+    return NULL;
+  }
+  v->graph = g;
+  v->producer_slot = -1;
+  v->id = g->model->next_value_id++;
+  return v;
+}
+
+#define VEC_PUSH(a, arr, n, cap, item)                                                             \
+  (tc_arena_vec_reserve((a), (void **)&(arr), &(cap), (n), sizeof *(arr)) != 0                     \
+       ? -1                                                                                        \
+       : ((arr)[(n)++] = (item), 0))
+
+int tc_graph_add_input(tc_graph *g, tc_value *v, const Onnx__ValueInfoProto *pb) {
+  v->flags |= TC_VALUE_INPUT;
+  return VEC_PUSH(g->model->arena, g->inputs, g->n_inputs, g->cap_inputs, ((tc_vinfo){v, pb}));
+}
+
+int tc_graph_add_output(tc_graph *g, tc_value *v, const Onnx__ValueInfoProto *pb) {
+  v->flags |= TC_VALUE_OUTPUT;
+  return VEC_PUSH(g->model->arena, g->outputs, g->n_outputs, g->cap_outputs, ((tc_vinfo){v, pb}));
+}
+
+int tc_graph_add_value_info(tc_graph *g, tc_value *v, const Onnx__ValueInfoProto *pb) {
+  return VEC_PUSH(g->model->arena, g->value_info, g->n_value_info, g->cap_value_info,
+                  ((tc_vinfo){v, pb}));
+}
+
+int tc_graph_add_init(tc_graph *g, tc_value *v, tc_tensor *t) {
+  v->init = t;
+  return VEC_PUSH(g->model->arena, g->inits, g->n_inits, g->cap_inits, v);
+}
+
+tc_node *tc_graph_append_node(tc_graph *g, const char *op_type, const char *domain,
+                              const char *name, size_t n_inputs, size_t n_outputs, size_t n_attrs) {
+  tc_arena *a = g->model->arena;
+  tc_node *n = tc_arena_alloc(a, sizeof *n);
+  if (!n)
+    return NULL;
+  n->op_type = tc_arena_strdup(a, op_type);
+  n->domain = tc_arena_strdup(a, domain);
+  n->name = tc_arena_strdup(a, name);
+  n->inputs = tc_arena_alloc(a, (n_inputs ? n_inputs : 1) * sizeof *n->inputs);
+  n->outputs = tc_arena_alloc(a, (n_outputs ? n_outputs : 1) * sizeof *n->outputs);
+  n->attrs = tc_arena_alloc(a, (n_attrs ? n_attrs : 1) * sizeof *n->attrs);
+  if ((op_type && !n->op_type) || !n->inputs || !n->outputs || !n->attrs)
+    return NULL;
+  n->n_inputs = n_inputs;
+  n->n_outputs = n_outputs;
+  n->n_attrs = n_attrs;
+  n->graph = g;
+  n->id = g->model->next_node_id++;
+  n->prev = g->last;
+  if (g->last)
+    g->last->next = n;
+  else
+    g->first = n;
+  g->last = n;
+  g->n_nodes++;
+  return n;
+}
+
+static void use_remove(tc_value *v, const tc_node *n, int slot) {
+  for (size_t i = 0; i < v->n_uses; i++) {
+    if (v->uses[i].node == n && v->uses[i].slot == slot) {
+      v->uses[i] = v->uses[--v->n_uses];
+      return;
+    }
+  }
+}
+
+int tc_node_set_input(tc_node *n, size_t i, tc_value *v) {
+  tc_value *old = n->inputs[i];
+  if (old)
+    use_remove(old, n, (int)i);
+  n->inputs[i] = v;
+  if (!v)
+    return 0;
+  return VEC_PUSH(n->graph->model->arena, v->uses, v->n_uses, v->cap_uses, ((tc_use){n, (int)i}));
+}
+
+int tc_node_set_output(tc_node *n, size_t i, tc_value *v) {
+  if (v && (v->producer || v->init || (v->flags & TC_VALUE_INPUT)))
+    return -1;
+  if (n->outputs[i])
+    n->outputs[i]->producer = NULL;
+  n->outputs[i] = v;
+  if (v) {
+    v->producer = n;
+    v->producer_slot = (int)i;
+  }
+  return 0;
+}
+
+void tc_node_remove(tc_node *n) {
+  tc_graph *g = n->graph;
+  for (size_t i = 0; i < n->n_inputs; i++)
+    if (n->inputs[i])
+      use_remove(n->inputs[i], n, (int)i);
+  for (size_t i = 0; i < n->n_outputs; i++)
+    if (n->outputs[i] && n->outputs[i]->producer == n)
+      n->outputs[i]->producer = NULL;
+  if (n->prev)
+    n->prev->next = n->next;
+  else
+    g->first = n->next;
+  if (n->next)
+    n->next->prev = n->prev;
+  else
+    g->last = n->prev;
+  n->prev = n->next = NULL;
+  g->n_nodes--;
+}
+
+const tc_attr *tc_node_attr(const tc_node *n, const char *name) {
+  for (size_t i = 0; i < n->n_attrs; i++)
+    if (n->attrs[i].name && strcmp(n->attrs[i].name, name) == 0)
+      return &n->attrs[i];
+  return NULL;
+}
+
+int tc_value_replace_uses(tc_value *from, tc_value *to) {
+  while (from->n_uses) {
+    tc_use u = from->uses[from->n_uses - 1];
+    if (tc_node_set_input(u.node, (size_t)u.slot, to) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+int tc_value_set_tensor_type(tc_value *v, int32_t elem, size_t rank, const tc_dim *dims) {
+  tc_arena *a = v->graph->model->arena;
+  tc_dim *d = NULL;
+  if (dims) {
+    d = tc_arena_memdup(a, dims, (rank ? rank : 1) * sizeof *d);
+    if (!d)
+      return -1;
+    for (size_t i = 0; i < rank; i++)
+      if (d[i].param && !(d[i].param = tc_arena_strdup(a, d[i].param)))
+        return -1;
+  }
+  v->type = (tc_type){.kind = TC_TYPE_TENSOR,
+                      .elem = elem,
+                      .has_shape = dims != NULL,
+                      .rank = dims ? rank : 0,
+                      .dims = d};
+  v->type_dirty = true;
+  return 0;
+}
+
+size_t tc_tensor_numel(const tc_tensor *t) {
+  size_t n = 1;
+  for (size_t i = 0; i < t->rank; i++)
+    n *= t->dims[i] > 0 ? (size_t)t->dims[i] : 0;
+  return n;
+}
+
+/* ---- verifier ---- */
+static const char *node_label(const tc_node *n) { return n->name ? n->name : ""; }
+
+static bool visible_from(const tc_graph *g, const tc_value *v) {
+  for (; g; g = g->parent)
+    if (v->graph == g)
+      return true;
+  return false;
+}
+
+static bool has_use(const tc_value *v, const tc_node *n, size_t slot) {
+  for (size_t i = 0; i < v->n_uses; i++)
+    if (v->uses[i].node == n && v->uses[i].slot == (int)slot)
+      return true;
+  return false;
+}
+
+/* Kahn's algorithm over the nodes of g; returns a node on a cycle, or NULL.
+ * Iterative so that long chains cannot exhaust the stack. indeg is scratch
+ * indexed by node id. */
+static const tc_node *find_cycle(const tc_graph *g, uint32_t *indeg) {
+  size_t n_nodes = 0;
+  for (const tc_node *n = g->first; n; n = n->next, n_nodes++) {
+    indeg[n->id] = 0;
+    for (size_t i = 0; i < n->n_inputs; i++)
+      if (n->inputs[i] && n->inputs[i]->producer && n->inputs[i]->producer->graph == g)
+        indeg[n->id]++;
+  }
+  const tc_node **queue = malloc((n_nodes ? n_nodes : 1) * sizeof *queue);
+  if (!queue)
+    return NULL;
+  size_t head = 0, tail = 0;
+  for (const tc_node *n = g->first; n; n = n->next)
+    if (!indeg[n->id])
+      queue[tail++] = n;
+  while (head < tail) {
+    const tc_node *n = queue[head++];
+    for (size_t o = 0; o < n->n_outputs; o++) {
+      const tc_value *v = n->outputs[o];
+      for (size_t u = 0; v && u < v->n_uses; u++) {
+        const tc_node *c = v->uses[u].node;
+        if (c->graph == g && --indeg[c->id] == 0)
+          queue[tail++] = c;
+      }
+    }
+  }
+  free(queue);
+  if (tail == n_nodes)
+    return NULL;
+  /* Some nodes never became ready. Walk producers among them: the walk must
+   * revisit a node, and that node is on a cycle. */
+  const tc_node *n = g->first;
+  while (!indeg[n->id])
+    n = n->next;
+  for (size_t steps = 0; steps <= n_nodes; steps++) {
+    const tc_node *next = NULL;
+    for (size_t i = 0; i < n->n_inputs && !next; i++) {
+      const tc_value *v = n->inputs[i];
+      if (v && v->producer && v->producer->graph == g && indeg[v->producer->id])
+        next = v->producer;
+    }
+    n = next;
+  }
+  return n;
+}
+
+static tc_status verify_graph(const tc_graph *g, uint32_t *state, tc_diag *diag) {
+  for (const tc_node *n = g->first; n; n = n->next) {
+    if (n->graph != g)
+      return tc_diag_set(diag, TC_STATUS_INVALID, node_label(n), n->op_type,
+                         "node is linked into the wrong graph");
+    for (size_t i = 0; i < n->n_inputs; i++) {
+      const tc_value *v = n->inputs[i];
+      if (!v)
+        continue;
+      if (!visible_from(g, v))
+        return tc_diag_set(diag, TC_STATUS_INVALID, node_label(n), n->op_type,
+                           "input '%s' is not visible in this graph", v->name);
+      if (!has_use(v, n, i))
+        return tc_diag_set(diag, TC_STATUS_INVALID, node_label(n), n->op_type,
+                           "input '%s' does not list the node as a use", v->name);
+    }
+    for (size_t i = 0; i < n->n_outputs; i++) {
+      const tc_value *v = n->outputs[i];
+      if (v && (v->producer != n || v->producer_slot != (int)i))
+        return tc_diag_set(diag, TC_STATUS_INVALID, node_label(n), n->op_type,
+                           "output '%s' names another producer", v->name);
+    }
+    for (size_t a = 0; a < n->n_attrs; a++) {
+      const tc_attr *at = &n->attrs[a];
+      if (at->g) {
+        tc_status s = verify_graph(at->g, state, diag);
+        if (s)
+          return s;
+      }
+      for (size_t k = 0; k < at->n_graphs; k++) {
+        tc_status s = verify_graph(at->graphs[k], state, diag);
+        if (s)
+          return s;
+      }
+    }
+  }
+  const tc_node *c = find_cycle(g, state);
+  if (c)
+    return tc_diag_set(diag, TC_STATUS_INVALID, node_label(c), c->op_type,
+                       "the graph has a cycle through this node");
+  for (size_t i = 0; i < g->n_outputs; i++) {
+    const tc_value *v = g->outputs[i].value;
+    if (!v->producer && !v->init && !v->sparse && !(v->flags & TC_VALUE_INPUT) && v->graph == g)
+      return tc_diag_set(diag, TC_STATUS_INVALID, NULL, NULL,
+                         "graph output '%s' is not produced by any node", v->name);
+  }
+  return TC_STATUS_OK;
+}
+
+tc_status tc_graph_verify(const tc_graph *g, tc_diag *diag) {
+  uint32_t *state = calloc(g->model->next_node_id + 1, sizeof *state);
+  if (!state)
+    return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+  tc_status s = verify_graph(g, state, diag);
+  free(state);
+  return s;
+}
+
+tc_param_stats tc_graph_param_stats(const tc_graph *g) {
+  tc_param_stats st = {0};
+  for (size_t i = 0; i < g->n_inits; i++) {
+    const tc_tensor *t = g->inits[i]->init;
+    size_t n = tc_tensor_numel(t);
+    st.count += n;
+    st.bytes += t->dtype == TC_DTYPE_STRING ? 0 : tc_dtype_bytes(t->dtype, n);
+    st.tensors++;
+  }
+  for (size_t i = 0; i < g->n_sparse_inits; i++) {
+    const tc_tensor *t = g->sparse_inits[i]->sparse->values;
+    if (!t)
+      continue;
+    size_t n = tc_tensor_numel(t);
+    st.count += n;
+    st.bytes += tc_dtype_bytes(t->dtype, n);
+    st.tensors++;
+  }
+  return st;
+}

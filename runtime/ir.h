@@ -1,0 +1,345 @@
+/* tacoc's IR: the one graph type of the project (runtime, passes, codegen, CLI).
+ *
+ * Ownership
+ *   A tc_model owns one arena holding every graph, node, value and attribute of
+ *   the model (subgraphs and function bodies included); tc_model_free releases
+ *   it all. Tensor payloads live in reference-counted tc_buffer objects (heap
+ *   or memory-mapped external data) so passes can share, create and drop them.
+ *
+ * SSA
+ *   A tc_value is defined once: by a node output, a graph input or an
+ *   initializer (an input may also have an initializer, as IR < 4 writes).
+ *   value->uses lists every (node, input slot) reading it, including nodes in
+ *   subgraphs that read it from the outer scope. Passes follow these links and
+ *   never search by name in a loop.
+ *
+ * Fidelity
+ *   Objects imported from a file keep a pointer to their protobuf-c message
+ *   (`pb`). The IR models what passes read and change (ops, edges, attributes,
+ *   types, tensor data); export starts from the original message and overwrites
+ *   only the modelled fields, so everything else (doc strings, metadata_props,
+ *   device configurations, fields the schema does not know, ...) round-trips
+ *   untouched. An object a pass creates has pb == NULL. */
+#ifndef TC_IR_H
+#define TC_IR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "diag.h"
+#include "onnx-ml.pb-c.h"
+
+/* ---- data types: ONNX's TensorProto.DataType numbering ---- */
+/* X(enum suffix, onnx number, name, bits per element) */
+#define TC_DTYPE_LIST(X)                                                                           \
+  X(UNDEFINED, 0, "undefined", 0)                                                                  \
+  X(F32, 1, "float32", 32)                                                                         \
+  X(U8, 2, "uint8", 8)                                                                             \
+  X(I8, 3, "int8", 8)                                                                              \
+  X(U16, 4, "uint16", 16)                                                                          \
+  X(I16, 5, "int16", 16)                                                                           \
+  X(I32, 6, "int32", 32)                                                                           \
+  X(I64, 7, "int64", 64)                                                                           \
+  X(STRING, 8, "string", 0)                                                                        \
+  X(BOOL, 9, "bool", 8)                                                                            \
+  X(F16, 10, "float16", 16)                                                                        \
+  X(F64, 11, "float64", 64)                                                                        \
+  X(U32, 12, "uint32", 32)                                                                         \
+  X(U64, 13, "uint64", 64)                                                                         \
+  X(C64, 14, "complex64", 64)                                                                      \
+  X(C128, 15, "complex128", 128)                                                                   \
+  X(BF16, 16, "bfloat16", 16)                                                                      \
+  X(F8E4M3FN, 17, "float8e4m3fn", 8)                                                               \
+  X(F8E4M3FNUZ, 18, "float8e4m3fnuz", 8)                                                           \
+  X(F8E5M2, 19, "float8e5m2", 8)                                                                   \
+  X(F8E5M2FNUZ, 20, "float8e5m2fnuz", 8)                                                           \
+  X(U4, 21, "uint4", 4)                                                                            \
+  X(I4, 22, "int4", 4)                                                                             \
+  X(F4E2M1, 23, "float4e2m1", 4)                                                                   \
+  X(F8E8M0, 24, "float8e8m0", 8)                                                                   \
+  X(U2, 25, "uint2", 2)                                                                            \
+  X(I2, 26, "int2", 2)                                                                             \
+  X(F6E2M3, 27, "float6e2m3", 8)                                                                   \
+  X(F6E3M2, 28, "float6e3m2", 8)
+
+typedef enum tc_dtype {
+#define X(e, n, s, b) TC_DTYPE_##e = n,
+  TC_DTYPE_LIST(X)
+#undef X
+      TC_DTYPE_COUNT
+} tc_dtype;
+
+/* Name of a dtype ("float32"); "dtype(N)" style names are not returned: unknown gives "unknown". */
+const char *tc_dtype_name(int32_t dt);
+/* Bits per element (0 for string and undefined or unknown numbers). */
+int tc_dtype_bits(int32_t dt);
+/* True for numbers this IR knows. */
+bool tc_dtype_known(int32_t dt);
+/* Bytes that count elements of dt take packed (sub-byte types round up); 0 for strings/unknown. */
+size_t tc_dtype_bytes(int32_t dt, size_t count);
+
+/* ---- tensor payloads ---- */
+typedef struct tc_buffer tc_buffer;
+/* Wraps malloc'd memory; the buffer frees it with free(). NULL on OOM (data is then freed). */
+tc_buffer *tc_buffer_wrap_heap(void *data, size_t size);
+/* Allocates a zeroed heap buffer of size bytes. */
+tc_buffer *tc_buffer_new(size_t size);
+/* Maps a whole file read-only; NULL with errno set on failure. */
+tc_buffer *tc_buffer_map_file(const char *path);
+void *tc_buffer_data(const tc_buffer *b);
+size_t tc_buffer_size(const tc_buffer *b);
+tc_buffer *tc_buffer_ref(tc_buffer *b);
+void tc_buffer_unref(tc_buffer *b);
+
+/* A byte range of a buffer. */
+typedef struct tc_span {
+  tc_buffer *buf; /* NULL: empty */
+  size_t off, len;
+} tc_span;
+
+static inline const void *tc_span_data(tc_span s) {
+  return s.buf ? (const unsigned char *)tc_buffer_data(s.buf) + s.off : NULL;
+}
+
+/* Where a tensor's values are stored in the protobuf; export writes them back the same way. */
+typedef enum tc_tensor_field {
+  TC_FIELD_NONE = 0,
+  TC_FIELD_RAW,      /* raw_data: little-endian packed bytes */
+  TC_FIELD_FLOAT,    /* float_data */
+  TC_FIELD_INT32,    /* int32_data (also int8/16, uint8/16, bool, fp16, bf16, fp8 ...) */
+  TC_FIELD_INT64,    /* int64_data */
+  TC_FIELD_DOUBLE,   /* double_data */
+  TC_FIELD_UINT64,   /* uint64_data (also uint32) */
+  TC_FIELD_STRING,   /* string_data */
+  TC_FIELD_EXTERNAL, /* data_location EXTERNAL: bytes in a file beside the model */
+  TC_FIELD_COUNT
+} tc_tensor_field;
+
+typedef struct tc_tensor {
+  const char *name;
+  int32_t dtype;
+  bool has_dtype;
+  size_t rank;
+  int64_t *dims;
+  tc_tensor_field field; /* where the values are; the other slots are normally empty */
+  /* Per field: RAW and EXTERNAL hold packed little-endian bytes; typed fields
+   * hold the native array of that field (count = len / element size). A file
+   * may carry several (malformed, but kept as they were). */
+  tc_span data[TC_FIELD_COUNT];
+  bool has_raw;                 /* raw_data present (possibly empty) */
+  size_t n_strings;             /* string_data: */
+  ProtobufCBinaryData *strings; /*   elements (arena) */
+  const char *ext_location;     /* EXTERNAL: location and offset as read */
+  uint64_t ext_offset;
+  const Onnx__TensorProto *pb;
+} tc_tensor;
+
+/* Number of elements (product of dims; 1 for a scalar). */
+size_t tc_tensor_numel(const tc_tensor *t);
+
+typedef struct tc_sparse_tensor {
+  tc_tensor *values, *indices;
+  size_t rank;
+  int64_t *dims;
+  const Onnx__SparseTensorProto *pb;
+} tc_sparse_tensor;
+
+/* ---- types and shapes ---- */
+typedef enum tc_dim_kind { TC_DIM_UNKNOWN = 0, TC_DIM_VALUE, TC_DIM_PARAM } tc_dim_kind;
+
+typedef struct tc_dim {
+  tc_dim_kind kind;
+  int64_t value;     /* TC_DIM_VALUE */
+  const char *param; /* TC_DIM_PARAM: symbolic name, e.g. "batch" */
+} tc_dim;
+
+typedef enum tc_type_kind {
+  TC_TYPE_NONE = 0, /* no type information */
+  TC_TYPE_TENSOR,
+  TC_TYPE_SEQUENCE,
+  TC_TYPE_MAP,
+  TC_TYPE_OPTIONAL,
+  TC_TYPE_SPARSE,
+  TC_TYPE_OPAQUE
+} tc_type_kind;
+
+typedef struct tc_type {
+  tc_type_kind kind;
+  int32_t elem; /* tensor / sparse: element dtype; sequence/optional: of the inner tensor if any */
+  bool has_shape; /* false: rank unknown */
+  size_t rank;
+  tc_dim *dims;
+} tc_type;
+
+/* ---- graph ---- */
+
+typedef struct tc_graph tc_graph;
+typedef struct tc_node tc_node;
+typedef struct tc_value tc_value;
+
+typedef struct tc_use {
+  tc_node *node;
+  int slot; /* input index of node */
+} tc_use;
+
+typedef enum tc_value_flags {
+  TC_VALUE_INPUT = 1,  /* listed in graph.input */
+  TC_VALUE_OUTPUT = 2, /* listed in graph.output */
+} tc_value_flags;
+
+struct tc_value {
+  const char *name;
+  tc_graph *graph; /* the graph that defines it */
+  tc_type type;
+  /* The imported TypeProto; export writes it while type_dirty is false. */
+  const Onnx__TypeProto *pb_type;
+  bool type_dirty;
+  tc_node *producer; /* NULL for graph inputs and initializers */
+  int producer_slot;
+  tc_tensor *init;          /* initializer data, or NULL */
+  tc_sparse_tensor *sparse; /* sparse initializer, or NULL */
+  unsigned flags;
+  tc_use *uses;
+  size_t n_uses, cap_uses;
+  uint32_t id; /* dense per model, for side tables */
+};
+
+/* One entry of graph.input / output / value_info: the value plus its ValueInfoProto extras. */
+typedef struct tc_vinfo {
+  tc_value *value;
+  const Onnx__ValueInfoProto *pb;
+} tc_vinfo;
+
+typedef struct tc_attr {
+  const char *name;
+  int type; /* Onnx__AttributeProto__AttributeType */
+  const char *ref_attr_name;
+  float f;
+  int64_t i;
+  ProtobufCBinaryData s;
+  size_t n_floats, n_ints, n_strings, n_tensors, n_graphs;
+  float *floats;
+  int64_t *ints;
+  ProtobufCBinaryData *strings;
+  tc_tensor *t;
+  tc_tensor **tensors;
+  tc_graph *g;
+  tc_graph **graphs;
+  const Onnx__AttributeProto *pb; /* sparse tensors and type protos are carried here */
+} tc_attr;
+
+struct tc_node {
+  const char *op_type;
+  const char *domain; /* NULL or "" is the default ONNX domain */
+  const char *name;
+  tc_graph *graph;
+  size_t n_inputs, n_outputs, n_attrs;
+  tc_value **inputs;  /* NULL entry: optional input left out ("") */
+  tc_value **outputs; /* NULL entry: optional output not produced */
+  tc_attr *attrs;
+  tc_node *prev, *next;
+  uint32_t id;
+  const Onnx__NodeProto *pb;
+};
+
+struct tc_graph {
+  tc_model *model;
+  tc_graph *parent; /* enclosing graph for subgraphs, NULL otherwise */
+  tc_node *owner;   /* node whose attribute holds this subgraph */
+  const char *name;
+  tc_node *first, *last;
+  size_t n_nodes;
+  tc_vinfo *inputs, *outputs, *value_info;
+  size_t n_inputs, n_outputs, n_value_info;
+  size_t cap_inputs, cap_outputs, cap_value_info;
+  tc_value **inits; /* initializers in file order */
+  size_t n_inits, cap_inits;
+  tc_value **sparse_inits;
+  size_t n_sparse_inits, cap_sparse_inits;
+  struct tc_symtab *names; /* name -> value of this graph's scope */
+  const Onnx__GraphProto *pb;
+};
+
+typedef struct tc_opset {
+  const char *domain;
+  int64_t version;
+  const Onnx__OperatorSetIdProto *pb;
+} tc_opset;
+
+typedef struct tc_function {
+  const char *name, *domain, *overload;
+  tc_graph *body; /* inputs/outputs are the function's formal parameters */
+  tc_opset *opsets;
+  size_t n_opsets;
+  const Onnx__FunctionProto *pb;
+} tc_function;
+
+struct tc_model {
+  tc_arena *arena;
+  int64_t ir_version;
+  tc_opset *opsets;
+  size_t n_opsets;
+  tc_graph *graph;
+  tc_function *functions;
+  size_t n_functions;
+  const char *path;     /* file it came from, or NULL */
+  const char *dir;      /* folder external data is resolved against, or NULL */
+  Onnx__ModelProto *pb; /* owned: freed with the model */
+  uint32_t next_value_id, next_node_id;
+};
+
+/* ---- building and editing (all memory from the model's arena) ---- */
+/* Creates an empty model with its arena; NULL on OOM. */
+tc_model *tc_model_new_empty(void);
+void tc_model_free(tc_model *m);
+/* New empty graph of model m under parent (NULL for a top-level graph). */
+tc_graph *tc_graph_new(tc_model *m, tc_graph *parent, const char *name);
+/* Finds a value visible from g by name (g, then its enclosing graphs); NULL if none. */
+tc_value *tc_graph_lookup(const tc_graph *g, const char *name);
+/* Finds a value defined in g itself; NULL if none. */
+tc_value *tc_graph_lookup_local(const tc_graph *g, const char *name);
+/* Creates a value named name in g (name copied). Fails with NULL on OOM or when
+ * g already defines that name (diag gets the reason when non-NULL). */
+tc_value *tc_graph_new_value(tc_graph *g, const char *name, tc_diag *diag);
+/* Appends v to g's input / output / value_info lists. 0 on success. */
+int tc_graph_add_input(tc_graph *g, tc_value *v, const Onnx__ValueInfoProto *pb);
+int tc_graph_add_output(tc_graph *g, tc_value *v, const Onnx__ValueInfoProto *pb);
+int tc_graph_add_value_info(tc_graph *g, tc_value *v, const Onnx__ValueInfoProto *pb);
+/* Makes v an initializer of g holding t. 0 on success. */
+int tc_graph_add_init(tc_graph *g, tc_value *v, tc_tensor *t);
+/* Appends a node with room for the given numbers of inputs/outputs/attributes
+ * (all slots NULL) at the end of g. Strings are copied. NULL on OOM. */
+tc_node *tc_graph_append_node(tc_graph *g, const char *op_type, const char *domain,
+                              const char *name, size_t n_inputs, size_t n_outputs, size_t n_attrs);
+/* Sets input slot i of n to v (NULL clears it), keeping use lists right. 0 on success. */
+int tc_node_set_input(tc_node *n, size_t i, tc_value *v);
+/* Makes v output slot i of n. v must have no producer and not be an input/initializer. */
+int tc_node_set_output(tc_node *n, size_t i, tc_value *v);
+/* Unlinks n from its graph and from the use lists of its inputs; its outputs
+ * lose their producer. The memory stays in the arena. */
+void tc_node_remove(tc_node *n);
+/* Finds attribute name on n; NULL if absent. */
+const tc_attr *tc_node_attr(const tc_node *n, const char *name);
+/* Sets every use of from to read to instead (outer-scope uses included). */
+int tc_value_replace_uses(tc_value *from, tc_value *to);
+/* Sets a value's tensor type; marks it changed so export writes the new type. */
+int tc_value_set_tensor_type(tc_value *v, int32_t elem, size_t rank, const tc_dim *dims);
+
+/* ---- checks ---- */
+/* Checks the IR's invariants on g and its subgraphs: use lists match inputs,
+ * producers match outputs, every node input is visible, no cycles. Returns
+ * TC_STATUS_INVALID with the offending node in diag. */
+tc_status tc_graph_verify(const tc_graph *g, tc_diag *diag);
+
+/* ---- statistics used by inspect ---- */
+typedef struct tc_param_stats {
+  size_t count;   /* number of elements over all initializers (dense + sparse values) */
+  size_t bytes;   /* payload bytes */
+  size_t tensors; /* number of initializers */
+} tc_param_stats;
+/* Sums initializer sizes of g (not subgraphs). */
+tc_param_stats tc_graph_param_stats(const tc_graph *g);
+
+#endif

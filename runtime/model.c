@@ -1,0 +1,68 @@
+/* The public model API of libtacort (include/tacort.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnx_io.h"
+
+#define TC_VERSION "0.1.0"
+
+const char *tc_version(void) { return TC_VERSION; }
+
+static char *dir_of_path(const char *path) {
+  const char *slash = strrchr(path, '/');
+  if (!slash)
+    return strdup(".");
+  if (slash == path)
+    return strdup("/");
+  return strndup(path, (size_t)(slash - path));
+}
+
+tc_status tc_model_load_file(const char *path, const tc_load_options *opts, tc_model **out,
+                             tc_diag *diag) {
+  tc_diag local = {0};
+  if (!diag)
+    diag = &local;
+  if (!out || !path)
+    return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "no path or result pointer given");
+  *out = NULL;
+  tc_buffer *b = tc_buffer_map_file(path);
+  if (!b) {
+    tc_diag_set(diag, TC_STATUS_IO, NULL, NULL, "cannot read: %s", strerror(errno));
+    tc_diag_set_file(diag, path);
+    return TC_STATUS_IO;
+  }
+  char *dir = dir_of_path(path);
+  tc_status s = dir ? tc_import_bytes(tc_buffer_data(b), tc_buffer_size(b), dir,
+                                      !(opts && opts->no_verify), out, diag)
+                    : tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+  if (*out && !((*out)->path = tc_arena_strdup((*out)->arena, path))) {
+    tc_model_free(*out);
+    *out = NULL;
+    s = tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+  }
+  free(dir);
+  tc_buffer_unref(b);
+  tc_diag_set_file(diag, path);
+  return s;
+}
+
+tc_status tc_model_load_bytes(const void *data, size_t size, const tc_load_options *opts,
+                              tc_model **out, tc_diag *diag) {
+  tc_diag local = {0};
+  if (!diag)
+    diag = &local;
+  if (!out || (!data && size))
+    return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "no data or result pointer given");
+  return tc_import_bytes(data, size, opts ? opts->external_data_dir : NULL,
+                         !(opts && opts->no_verify), out, diag);
+}
+
+size_t tc_model_num_inputs(const tc_model *m) { return m->graph->n_inputs; }
+const char *tc_model_input_name(const tc_model *m, size_t i) {
+  return i < m->graph->n_inputs ? m->graph->inputs[i].value->name : NULL;
+}
+size_t tc_model_num_outputs(const tc_model *m) { return m->graph->n_outputs; }
+const char *tc_model_output_name(const tc_model *m, size_t i) {
+  return i < m->graph->n_outputs ? m->graph->outputs[i].value->name : NULL;
+}
