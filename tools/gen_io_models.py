@@ -11,6 +11,9 @@ Writes:
   kitchen_sink/model.onnx everything a ModelProto can carry, including unknown
                           fields in the main messages (not checker-valid)
   ir_versions/irN.onnx    an Add/Relu model for every IR version 3..IR_VERSION
+  opsets/D-vN.onnx        for every operator domain D onnx knows and every
+                          version N of it, a model importing D at N with a node
+                          of an op D has had since its first version
   big_init/model.onnx     inline initializers around the 1 MiB alignment and
                           1024-byte threshold boundaries, one of 3 MiB
 
@@ -35,7 +38,7 @@ from google.protobuf import unknown_fields
 from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
 EXTERNAL_DATA_MARKER = ".external-data-test"
-SUBDIRS = ("ext_data", "ext_nested", "kitchen_sink", "ir_versions", "big_init")
+SUBDIRS = ("ext_data", "ext_nested", "kitchen_sink", "ir_versions", "opsets", "big_init")
 
 
 # --- unknown fields ---------------------------------------------------------
@@ -486,6 +489,29 @@ def gen_ir_versions(out):
         save(model, os.path.join(out, "ir_versions", f"ir{ir}.onnx"))
 
 
+def gen_opsets(out):
+    """One model per (domain, opset version) that onnx's schemas know."""
+    first_op = {}  # domain -> (since_version, op name) of an op present from the start
+    latest = {}    # domain -> newest version
+    for schema in onnx.defs.get_all_schemas_with_history():
+        dom = schema.domain
+        latest[dom] = max(latest.get(dom, 0), schema.since_version)
+        first_op[dom] = min(first_op.get(dom, (1 << 30, "")), (schema.since_version, schema.name))
+    for dom, top in sorted(latest.items()):
+        top = max(top, onnx.defs.onnx_opset_version() if dom == "" else top)
+        since, op = first_op[dom]
+        for version in range(since, top + 1):
+            graph = helper.make_graph(
+                [helper.make_node(op, ["X"], ["Y"], name="n", domain=dom)], f"opset_{version}",
+                [helper.make_tensor_value_info("X", TensorProto.FLOAT, [2])],
+                [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2])])
+            opsets = [helper.make_opsetid(dom, version)]
+            if dom:
+                opsets.append(helper.make_opsetid("", onnx.defs.onnx_opset_version()))
+            model = helper.make_model(graph, ir_version=onnx.IR_VERSION, opset_imports=opsets)
+            save(model, os.path.join(out, "opsets", f"{dom or 'ai.onnx'}-v{version}.onnx"))
+
+
 def gen_big_init(out, rng):
     """Inline tensors on both sides of the 1024-byte default threshold and the
     1 MiB alignment size, ordered so packing them naively would misalign."""
@@ -537,6 +563,7 @@ def main():
     gen_ext_nested(args.outdir, rng)
     gen_kitchen_sink(args.outdir)
     gen_ir_versions(args.outdir)
+    gen_opsets(args.outdir)
     gen_big_init(args.outdir, rng)
     with open(stamp, "w") as f:
         f.write(stamp_text + "\n")
