@@ -22,14 +22,15 @@ CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 DEPS_OK  := $(BUILD)/.deps-ok
 
-.PHONY: all deps test check-asan fuzz demo format format-check clean
+.PHONY: FORCE all deps test check-asan fuzz demo format format-check clean
 all: $(BUILD)/bin/tacoc $(BUILD)/lib/libtacort.a $(BUILD)/lib/libtacort.so
 
 deps:
 	tools/deps.sh
-$(DEPS_OK): tools/deps.sh
-	tools/deps.sh
-	@mkdir -p $(@D) && touch $@
+# Checked on every make (cheap); the stamp only moves when something was installed.
+$(DEPS_OK): FORCE
+	@tools/deps.sh $@
+FORCE:
 
 # onnx.proto comes from the pinned onnx package; the C sources are generated, not committed.
 $(GEN)/onnx-ml.pb-c.c $(GEN)/onnx-ml.pb-c.h: $(DEPS_OK)

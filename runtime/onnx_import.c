@@ -79,6 +79,17 @@ static bool parse_u64(const char *s, uint64_t *out) {
   return true;
 }
 
+/* True unless path exists and its real location is outside dir's real
+ * location (a missing file is reported by the mapping that follows). */
+static bool inside_dir(const char *dir, const char *path) {
+  char *rd = realpath(dir, NULL), *rp = realpath(path, NULL);
+  bool ok = !rp || (rd && strncmp(rp, rd, strlen(rd)) == 0 &&
+                    (rp[strlen(rd)] == '/' || strcmp(rd, "/") == 0));
+  free(rd);
+  free(rp);
+  return ok;
+}
+
 static tc_buffer *map_external(import_ctx *c, const char *location, const char *tname) {
   for (size_t i = 0; i < c->n_files; i++)
     if (strcmp(c->files[i].location, location) == 0)
@@ -97,6 +108,13 @@ static tc_buffer *map_external(import_ctx *c, const char *location, const char *
     return NULL;
   }
   snprintf(path, n, "%s/%s", c->m->dir, location);
+  if (!inside_dir(c->m->dir, path)) {
+    tc_diag_set(c->diag, TC_STATUS_INVALID, NULL, NULL,
+                "tensor '%s': external data '%s' resolves (through a symbolic link) to a file "
+                "outside the model's folder",
+                tname, location);
+    return NULL;
+  }
   tc_buffer *b = tc_buffer_map_file(path);
   if (!b) {
     tc_diag_set(c->diag, TC_STATUS_IO, NULL, NULL, "tensor '%s': external data file '%s': %s",

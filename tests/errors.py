@@ -114,6 +114,7 @@ def external_data_cases(tmp):
         Case("ext_absolute_location", external_model(outside)),
         Case("ext_dotdot_location", external_model("../outside.bin")),
         Case("ext_past_eof", external_model("short.bin", offset=64)),
+        Case("ext_symlink_outside", external_model("link.bin")),
     ]
 
 
@@ -172,6 +173,9 @@ def build_cases(tmp):
     # ext_past_eof's data file: 100 bytes where offset 64 + length 1024 are needed.
     with open(os.path.join(tmp, "cases", "ext_past_eof", "short.bin"), "wb") as f:
         f.write(bytes(100))
+    # ext_symlink_outside: a plain-looking location that is a link leading out of the folder.
+    os.symlink(os.path.join(tmp, "cases", "outside.bin"),
+               os.path.join(tmp, "cases", "ext_symlink_outside", "link.bin"))
     return cases
 
 

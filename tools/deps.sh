@@ -2,7 +2,12 @@
 # Installs everything tacoc needs to build and test, idempotently.
 # Debian packages: protobuf-c (code generator and library), oneDNN, LLVM 16,
 # clang (libFuzzer), the ONNX test data. Python: a pinned .venv for tests and tools.
+# Usage: tools/deps.sh [STAMP]. The check takes a fraction of a second when all
+# is there; STAMP is touched only when something was installed or it is
+# missing, so make rebuilds what depends on it only then.
 set -euo pipefail
+STAMP=${1:-}
+changed=0
 cd "$(dirname "$0")/.."
 
 APT_PKGS="protobuf-c-compiler libprotobuf-c-dev libdnnl-dev llvm-16-dev clang libclang-rt-14-dev libonnx-testdata"
@@ -17,6 +22,7 @@ if [ -n "$missing" ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+  changed=1
 fi
 
 stamp=.venv/.tacoc-pins
@@ -25,4 +31,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$PY_PINS" ]; then
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check $PY_PINS
   echo "$PY_PINS" > "$stamp"
+  changed=1
+fi
+
+if [ -n "$STAMP" ] && { [ "$changed" = 1 ] || [ ! -f "$STAMP" ]; }; then
+  mkdir -p "$(dirname "$STAMP")"
+  touch "$STAMP"
 fi
