@@ -11,10 +11,10 @@ WARN     := -Wall -Wextra -Werror -Wno-missing-field-initializers
 CFLAGS   ?= -O2 -g
 SANITIZE ?=
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC $(CFLAGS) $(SANITIZE) -Iinclude -Iruntime -I$(BUILD)/gen
-LDLIBS   := -lprotobuf-c -lm
+LDLIBS   := -lprotobuf-c -lm -lpthread
 
 GEN      := $(BUILD)/gen
-RT_SRCS  := $(wildcard runtime/*.c)
+RT_SRCS  := $(wildcard runtime/*.c runtime/kernels/*.c)
 CLI_SRCS := $(wildcard compiler/*.c)
 UNIT_SRCS:= $(wildcard tests/unit/*.c)
 RT_OBJS  := $(RT_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx-ml.pb-c.o
@@ -22,8 +22,8 @@ CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 DEPS_OK  := $(BUILD)/.deps-ok
 
-.PHONY: FORCE all deps test check-asan fuzz demo format format-check clean
-all: $(BUILD)/bin/tacoc $(BUILD)/lib/libtacort.a $(BUILD)/lib/libtacort.so
+.PHONY: FORCE all deps ops-doc test check-asan fuzz demo format format-check clean
+all: $(BUILD)/bin/tacoc $(BUILD)/lib/libtacort.a $(BUILD)/lib/libtacort.so $(BUILD)/samples/run_model
 
 deps:
 	tools/deps.sh
@@ -61,13 +61,22 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/lib/libtacort.a
 	@mkdir -p $(@D)
 	$(CC) $(SANITIZE) -o $@ $< $(BUILD)/lib/libtacort.a $(LDLIBS)
 
+# The embedding sample sees only the public header.
+$(BUILD)/samples/run_model: samples/run_model.c include/tacort.h $(BUILD)/lib/libtacort.a
+	@mkdir -p $(@D)
+	$(CC) -std=c11 $(CFLAGS) $(SANITIZE) $(WARN) -Iinclude -o $@ $< $(BUILD)/lib/libtacort.a $(LDLIBS)
+
+$(BUILD)/tests/conformance: $(BUILD)/obj/tests/conformance/conformance.o $(BUILD)/lib/libtacort.a
+	@mkdir -p $(@D)
+	$(CC) $(SANITIZE) -o $@ $< $(BUILD)/lib/libtacort.a $(LDLIBS)
+
 # libFuzzer target for the loader (clang from Debian).
 $(BUILD)/fuzz/fuzz_load: tests/fuzz/fuzz_load.c $(RT_SRCS) $(GEN)/onnx-ml.pb-c.c
 	@mkdir -p $(@D)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Iruntime -I$(GEN) \
 	  -o $@ tests/fuzz/fuzz_load.c $(RT_SRCS) $(GEN)/onnx-ml.pb-c.c $(LDLIBS)
 
-test: all $(UNIT_BINS) $(BUILD)/fuzz/fuzz_load
+test: all $(UNIT_BINS) $(BUILD)/tests/conformance $(BUILD)/fuzz/fuzz_load
 	BUILD=$(BUILD) JOBS=$(JOBS) tests/run.sh
 
 # Sanitizer build in its own folder; runs the unit, round-trip and error suites.
@@ -77,6 +86,11 @@ check-asan: $(DEPS_OK)
 
 fuzz: $(BUILD)/fuzz/fuzz_load
 	BUILD=$(BUILD) TC_SUITES="fuzz" TC_FUZZ_SECONDS=$${TC_FUZZ_SECONDS:-300} tests/run.sh
+
+# Regenerates docs/ops.md and the list of node tests that must keep passing.
+ops-doc: all $(BUILD)/tests/conformance
+	$(PY) tools/gen_onnx_tests.py build/testdata/onnx >/dev/null
+	$(BUILD)/tests/conformance --ops-md docs/ops.md --write-expected tests/conformance/expected_pass.txt build/testdata/onnx/node
 
 demo: all
 	tools/demo.sh $(BUILD)

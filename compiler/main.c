@@ -10,6 +10,7 @@
 #include "inspect.h"
 #include "ir.h"
 #include "onnx_io.h"
+#include "run.h"
 
 #define EXIT_ERROR 2
 
@@ -26,6 +27,10 @@ static const char usage_text[] =
     "  inspect MODEL [--json]\n"
     "      Summarize a model: producer, IR version, opsets, inputs and outputs,\n"
     "      op histogram, parameters, external data, functions.\n"
+    "  run MODEL [--input NAME=FILE]... [--random-inputs] [--output-dir DIR] [--repeat N]\n"
+    "      Run a model in libtacort. FILE is .npy or a serialized TensorProto (.pb).\n"
+    "      Prints each output's dtype, shape, first values, min/max/mean; with\n"
+    "      --output-dir writes DIR/<output name>.npy; --repeat N times N more runs.\n"
     "  version\n";
 
 static int usage_error(const char *fmt, ...) {
@@ -154,6 +159,8 @@ int main(int argc, char **argv) {
   const char *cmd = argv[1];
   if (strcmp(cmd, "optimize") == 0)
     return cmd_optimize(argc - 2, argv + 2);
+  if (strcmp(cmd, "run") == 0)
+    return tc_cmd_run(argc - 2, argv + 2);
   if (strcmp(cmd, "inspect") == 0)
     return cmd_inspect(argc - 2, argv + 2);
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

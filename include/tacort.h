@@ -80,6 +80,52 @@ const char *tc_model_input_name(const tc_model *m, size_t i);
 size_t tc_model_num_outputs(const tc_model *m);
 const char *tc_model_output_name(const tc_model *m, size_t i);
 
+/* Declared dtype and shape of graph input i (is_input != 0) or output i.
+ * dims gets up to max_dims entries; a symbolic or unknown dim is -1 (its
+ * name, if any, via tc_model_dim_name). *rank is SIZE_MAX when the rank is
+ * unknown and *dtype 0 when the type is not a tensor. TC_STATUS_ARG for an
+ * index out of range. Strings returned are owned by the model. */
+tc_status tc_model_io_info(const tc_model *m, int is_input, size_t i, int32_t *dtype,
+                           size_t *rank, int64_t *dims, size_t max_dims);
+/* Name of symbolic dim d of input/output i, or NULL when it has none. */
+const char *tc_model_dim_name(const tc_model *m, int is_input, size_t i, size_t d);
+
+/* ---- execution ---- */
+
+#define TC_MAX_DIMS 8
+
+/* A dense row-major tensor exchanged with the caller. dtype uses ONNX's
+ * TensorProto.DataType numbers (1 float32, 7 int64, 10 float16, ...). For
+ * inputs the caller owns data and keeps it valid during the run. Outputs get
+ * data from malloc that the caller releases with tc_ndarray_release. */
+typedef struct tc_ndarray {
+  int32_t dtype;
+  size_t rank;
+  int64_t dims[TC_MAX_DIMS];
+  void *data;
+  size_t size; /* bytes */
+} tc_ndarray;
+
+/* Frees an output's data and zeroes it (NULL or already released is fine). */
+void tc_ndarray_release(tc_ndarray *t);
+
+typedef struct tc_session tc_session;
+
+/* Prepares m for execution: picks a kernel for every node and decodes the
+ * initializers. Refuses (TC_STATUS_UNSUPPORTED, naming the node and op) any
+ * op, opset or attribute the runtime does not implement. The session borrows
+ * m, which must outlive it. A session may run from several threads at once. */
+tc_status tc_session_new(const tc_model *m, tc_session **out, tc_diag *diag);
+/* Frees a session (NULL is fine). */
+void tc_session_free(tc_session *s);
+/* Runs the model. inputs[i] is the graph input named names[i]; inputs with an
+ * initializer may be left out. outputs must have room for
+ * tc_model_num_outputs() entries, filled in graph output order; on failure
+ * none is left allocated. Wrong dtype, rank or fixed dim, unknown or missing
+ * inputs are TC_STATUS_ARG. */
+tc_status tc_session_run(tc_session *s, size_t n_inputs, const char *const *names,
+                         const tc_ndarray *inputs, tc_ndarray *outputs, tc_diag *diag);
+
 /* The library version string, e.g. "0.1.0". */
 const char *tc_version(void);
 

@@ -10,7 +10,7 @@
 
 struct tc_buffer {
   int refs;
-  bool mapped;
+  bool mapped, borrowed;
   void *data;
   size_t size;
 };
@@ -23,8 +23,17 @@ tc_buffer *tc_buffer_wrap_heap(void *data, size_t size) {
   }
   b->refs = 1;
   b->mapped = false;
+  b->borrowed = false;
   b->data = data;
   b->size = size;
+  return b;
+}
+
+tc_buffer *tc_buffer_wrap_static(void *data, size_t size) {
+  tc_buffer *b = malloc(sizeof *b);
+  if (!b)
+    return NULL;
+  *b = (tc_buffer){.refs = 1, .borrowed = true, .data = data, .size = size};
   return b;
 }
 
@@ -65,6 +74,7 @@ tc_buffer *tc_buffer_map_file(const char *path) {
     return NULL;
   }
   b->refs = 1;
+  b->borrowed = false;
   b->mapped = true;
   b->data = p;
   b->size = size;
@@ -86,7 +96,7 @@ void tc_buffer_unref(tc_buffer *b) {
   if (b->mapped) {
     if (b->data)
       munmap(b->data, b->size);
-  } else {
+  } else if (!b->borrowed) {
     free(b->data);
   }
   free(b);

@@ -84,6 +84,8 @@ size_t tc_dtype_bytes(int32_t dt, size_t count);
 typedef struct tc_buffer tc_buffer;
 /* Wraps malloc'd memory; the buffer frees it with free(). NULL on OOM (data is then freed). */
 tc_buffer *tc_buffer_wrap_heap(void *data, size_t size);
+/* Wraps memory the buffer does not own (unref leaves it alone). NULL on OOM. */
+tc_buffer *tc_buffer_wrap_static(void *data, size_t size);
 /* Allocates a zeroed heap buffer of size bytes. */
 tc_buffer *tc_buffer_new(size_t size);
 /* Maps a whole file read-only; NULL with errno set on failure. */

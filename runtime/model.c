@@ -1,5 +1,6 @@
 /* The public model API of libtacort (include/tacort.h). */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,4 +66,31 @@ const char *tc_model_input_name(const tc_model *m, size_t i) {
 size_t tc_model_num_outputs(const tc_model *m) { return m->graph->n_outputs; }
 const char *tc_model_output_name(const tc_model *m, size_t i) {
   return i < m->graph->n_outputs ? m->graph->outputs[i].value->name : NULL;
+}
+
+static const tc_type *io_type(const tc_model *m, int is_input, size_t i) {
+  const tc_graph *g = m->graph;
+  if (is_input)
+    return i < g->n_inputs ? &g->inputs[i].value->type : NULL;
+  return i < g->n_outputs ? &g->outputs[i].value->type : NULL;
+}
+
+tc_status tc_model_io_info(const tc_model *m, int is_input, size_t i, int32_t *dtype,
+                           size_t *rank, int64_t *dims, size_t max_dims) {
+  const tc_type *t = m ? io_type(m, is_input, i) : NULL;
+  if (!t || !dtype || !rank)
+    return TC_STATUS_ARG;
+  bool tensor = t->kind == TC_TYPE_TENSOR;
+  *dtype = tensor ? t->elem : 0;
+  *rank = tensor && t->has_shape ? t->rank : SIZE_MAX;
+  for (size_t d = 0; tensor && t->has_shape && d < t->rank && d < max_dims; d++)
+    dims[d] = t->dims[d].kind == TC_DIM_VALUE ? t->dims[d].value : -1;
+  return TC_STATUS_OK;
+}
+
+const char *tc_model_dim_name(const tc_model *m, int is_input, size_t i, size_t d) {
+  const tc_type *t = m ? io_type(m, is_input, i) : NULL;
+  if (!t || !t->has_shape || d >= t->rank || t->dims[d].kind != TC_DIM_PARAM)
+    return NULL;
+  return t->dims[d].param;
 }

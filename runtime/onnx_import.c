@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ir.h"
+#include "kernel.h"
 #include "onnx_io.h"
 
 typedef struct import_ctx {
@@ -647,4 +648,52 @@ tc_status tc_import_bytes(const void *data, size_t size, const char *dir, bool v
   }
   *out = m;
   return TC_STATUS_OK;
+}
+
+tc_status tc_rt_from_tensor_proto(const void *data, size_t size, tc_arena *a,
+                                  struct tc_rt_tensor *out, const char **name, tc_diag *diag) {
+  Onnx__TensorProto *p = onnx__tensor_proto__unpack(NULL, size, data);
+  if (!p)
+    return tc_diag_set(diag, TC_STATUS_PARSE, NULL, NULL, "not a valid TensorProto");
+  if (p->has_data_location && p->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+    return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, NULL, NULL,
+                       "a TensorProto file with external data is not supported");
+  }
+  /* Borrow the payload arrays through a throwaway tc_tensor; tc_rt_from_ir copies. */
+  tc_tensor t = {.name = p->name, .dtype = p->data_type, .has_dtype = p->has_data_type,
+                 .rank = p->n_dims, .dims = p->dims, .has_raw = p->has_raw_data,
+                 .n_strings = p->n_string_data, .strings = p->string_data};
+  struct {
+    void *ptr;
+    size_t bytes;
+    tc_tensor_field f;
+  } fields[] = {
+      {p->raw_data.data, p->raw_data.len, TC_FIELD_RAW},
+      {p->float_data, p->n_float_data * sizeof(float), TC_FIELD_FLOAT},
+      {p->int32_data, p->n_int32_data * sizeof(int32_t), TC_FIELD_INT32},
+      {p->int64_data, p->n_int64_data * sizeof(int64_t), TC_FIELD_INT64},
+      {p->double_data, p->n_double_data * sizeof(double), TC_FIELD_DOUBLE},
+      {p->uint64_data, p->n_uint64_data * sizeof(uint64_t), TC_FIELD_UINT64},
+  };
+  tc_buffer *bufs[6] = {0};
+  tc_status s = TC_STATUS_OK;
+  for (size_t i = 0; i < 6; i++) {
+    if (!fields[i].ptr)
+      continue;
+    if (!(bufs[i] = tc_buffer_wrap_static(fields[i].ptr, fields[i].bytes))) {
+      s = tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+      break;
+    }
+    t.data[fields[i].f] = (tc_span){bufs[i], 0, fields[i].bytes};
+  }
+  t.field = t.has_raw ? TC_FIELD_RAW : field_for_dtype(t.dtype);
+  if (!s)
+    s = tc_rt_from_ir(&t, a, out, diag);
+  if (!s && name)
+    *name = tc_arena_strdup(a, p->name ? p->name : "");
+  for (size_t i = 0; i < 6; i++)
+    tc_buffer_unref(bufs[i]);
+  protobuf_c_message_free_unpacked(&p->base, NULL);
+  return s;
 }

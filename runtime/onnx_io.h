@@ -26,6 +26,12 @@ int tc_external_location_ok(const char *loc);
 tc_status tc_tensor_raw_bytes(const tc_tensor *t, const void **out, size_t *len, void **owned,
                               tc_diag *diag);
 
+struct tc_rt_tensor;
+/* Parses a serialized TensorProto (a .pb file of the ONNX test data) into
+ * out, with memory from a. *name (may be NULL) gets its name, in a. */
+tc_status tc_rt_from_tensor_proto(const void *data, size_t size, tc_arena *a,
+                                  struct tc_rt_tensor *out, const char **name, tc_diag *diag);
+
 /* Default size in bytes from which --external-data moves a tensor out. */
 #define TC_EXTERNAL_THRESHOLD_DEFAULT 1024
 /* Tensors of at least this many bytes start on a 64 KiB boundary in an

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-2}
 PY=.venv/bin/python
-SUITES=${TC_SUITES:-"unit roundtrip errors bigmodel fuzz"}
+SUITES=${TC_SUITES:-"unit conformance e2e roundtrip errors bigmodel fuzz"}
 TACOC=$BUILD/bin/tacoc
 DATA=build/testdata
 export PYTHONWARNINGS=ignore
@@ -73,6 +73,13 @@ for s in $SUITES; do
     gen_data || { echo "roundtrip: cannot generate test models"; failed=$((failed + 1)); continue; }
     run_suite roundtrip $PY tests/roundtrip.py --tacoc "$TACOC" --jobs "$JOBS" \
       "$DATA/onnx" "$DATA/io" /usr/share/libonnx-testdata/data ;;
+  conformance)
+    gen_data || { echo "conformance: cannot generate test models"; failed=$((failed + 1)); continue; }
+    run_suite conformance "$BUILD/tests/conformance" --expected tests/conformance/expected_pass.txt \
+      "$DATA/onnx/node" ;;
+  e2e)
+    $PY tools/gen_e2e_models.py "$DATA/e2e" || { echo "e2e: cannot generate models"; failed=$((failed + 1)); continue; }
+    run_suite e2e $PY tests/e2e.py --tacoc "$TACOC" --sample "$BUILD/samples/run_model" "$DATA/e2e" ;;
   errors)
     run_suite errors $PY tests/errors.py --tacoc "$TACOC" ;;
   bigmodel)

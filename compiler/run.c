@@ -1,0 +1,279 @@
+/* `tacoc run MODEL [--input NAME=FILE]... [--random-inputs] [--output-dir DIR]`:
+ * runs a model in libtacort. `--repeat N` then times N more runs (the first
+ * is the warm-up) and prints the median, min and max latency. FILE is .npy or a serialized TensorProto (.pb).
+ * Outputs are summarized on stdout and, with --output-dir, written as
+ * DIR/<output name>.npy (characters other than letters, digits, '.', '-' and
+ * '_' become '_'). */
+#include "run.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "kernel.h"
+#include "npy.h"
+#include "onnx_io.h"
+
+#define MAX_INPUTS 256
+
+static int error(const char *fmt, const char *a, const char *b) {
+  fputs("tacoc: error: ", stderr);
+  fprintf(stderr, fmt, a, b);
+  fputc('\n', stderr);
+  return 2;
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+static int load_input(const char *file, tc_ndarray *out, char *why, size_t cap) {
+  if (ends_with(file, ".npy"))
+    return tc_npy_read(file, out, why, cap);
+  FILE *f = fopen(file, "rb");
+  if (!f) {
+    snprintf(why, cap, "cannot read");
+    return -1;
+  }
+  fseek(f, 0, SEEK_END);
+  long len = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *bytes = malloc(len > 0 ? (size_t)len : 1);
+  size_t got = bytes ? fread(bytes, 1, (size_t)len, f) : 0;
+  fclose(f);
+  tc_arena *a = tc_arena_new();
+  tc_rt_tensor t;
+  tc_diag d = {0};
+  int rc = -1;
+  if (bytes && a && got == (size_t)len && !tc_rt_from_tensor_proto(bytes, got, a, &t, NULL, &d)) {
+    if (t.dtype == TC_DTYPE_STRING) {
+      snprintf(why, cap, "string tensors are not supported as inputs yet");
+    } else if ((out->data = malloc(t.bytes ? t.bytes : 1))) {
+      out->dtype = t.dtype;
+      out->rank = t.rank;
+      memcpy(out->dims, t.dims, sizeof out->dims);
+      out->size = t.bytes;
+      memcpy(out->data, t.data, t.bytes);
+      rc = 0;
+    }
+  } else {
+    snprintf(why, cap, "not a .npy file or a serialized TensorProto: %.200s", d.reason);
+  }
+  tc_arena_free(a);
+  free(bytes);
+  return rc;
+}
+
+/* Deterministic inputs shaped like the declared input: symbolic or unknown
+ * dims become 1; floats uniform in [-1, 1), integers in [0, 10), bools 0/1. */
+static int random_input(const tc_value *v, uint64_t *state, tc_ndarray *out, char *why,
+                        size_t cap) {
+  const tc_type *t = &v->type;
+  if (t->kind != TC_TYPE_TENSOR || !t->has_shape || !tc_dtype_known(t->elem) ||
+      t->elem == TC_DTYPE_STRING) {
+    snprintf(why, cap, "its type does not say dtype and rank; give it with --input");
+    return -1;
+  }
+  out->dtype = t->elem;
+  out->rank = t->rank;
+  size_t n = 1;
+  for (size_t i = 0; i < t->rank; i++) {
+    out->dims[i] = t->dims[i].kind == TC_DIM_VALUE ? t->dims[i].value : 1;
+    n *= (size_t)out->dims[i];
+  }
+  out->size = tc_dtype_bytes(t->elem, n);
+  out->data = calloc(1, out->size ? out->size : 1);
+  if (!out->data) {
+    snprintf(why, cap, "out of memory");
+    return -1;
+  }
+  tc_rt_tensor rt = {.dtype = out->dtype, .rank = out->rank, .data = out->data, .bytes = out->size};
+  for (size_t i = 0; i < n; i++) {
+    *state ^= *state << 13, *state ^= *state >> 7, *state ^= *state << 17; /* xorshift64 */
+    double u = (double)(*state >> 11) / 9007199254740992.0;
+    if (t->elem == TC_DTYPE_F32 || t->elem == TC_DTYPE_F64 || t->elem == TC_DTYPE_F16 ||
+        t->elem == TC_DTYPE_BF16)
+      tc_rt_set_f64(&rt, i, 2 * u - 1);
+    else
+      tc_rt_set_i64(&rt, i, t->elem == TC_DTYPE_BOOL ? (int64_t)(u * 2) : (int64_t)(u * 10));
+  }
+  return 0;
+}
+
+static void summarize(const char *name, const tc_ndarray *o) {
+  tc_rt_tensor t = {.dtype = o->dtype, .rank = o->rank, .data = o->data, .bytes = o->size};
+  memcpy(t.dims, o->dims, sizeof t.dims);
+  size_t n = tc_rt_numel(&t);
+  printf("%s: %s [", name, tc_dtype_name(o->dtype));
+  for (size_t i = 0; i < o->rank; i++)
+    printf("%s%lld", i ? ", " : "", (long long)o->dims[i]);
+  printf("]");
+  double lo = INFINITY, hi = -INFINITY, sum = 0;
+  for (size_t i = 0; i < n; i++) {
+    double v = tc_rt_get_f64(&t, i);
+    lo = v < lo ? v : lo;
+    hi = v > hi ? v : hi;
+    sum += v;
+  }
+  printf(" values [");
+  for (size_t i = 0; i < n && i < 6; i++)
+    printf("%s%.6g", i ? ", " : "", tc_rt_get_f64(&t, i));
+  printf("%s]", n > 6 ? ", ..." : "");
+  if (n)
+    printf(" min %.6g max %.6g mean %.6g", lo, hi, sum / (double)n);
+  printf("\n");
+}
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Times `repeat` more runs (the run already done is the warm-up) and prints
+ * the median, min and max latency. */
+static int time_runs(tc_session *s, size_t n_in, const char **names, const tc_ndarray *inputs,
+                     size_t n_out, long repeat, tc_diag *d) {
+  double *ms = calloc((size_t)repeat, sizeof *ms);
+  tc_ndarray *outs = calloc(n_out + 1, sizeof *outs);
+  int rc = !ms || !outs;
+  for (long r = 0; !rc && r < repeat; r++) {
+    double t0 = now_ms();
+    rc = tc_session_run(s, n_in, names, inputs, outs, d) != TC_STATUS_OK;
+    ms[r] = now_ms() - t0;
+    for (size_t i = 0; !rc && i < n_out; i++)
+      tc_ndarray_release(&outs[i]);
+  }
+  if (!rc) {
+    qsort(ms, (size_t)repeat, sizeof *ms, cmp_double);
+    printf("latency: median %.3f ms, min %.3f, max %.3f over %ld runs\n", ms[repeat / 2], ms[0],
+           ms[repeat - 1], repeat);
+  }
+  free(ms);
+  free(outs);
+  return rc;
+}
+
+int tc_cmd_run(int argc, char **argv) {
+  const char *model = NULL, *out_dir = NULL;
+  const char *names[MAX_INPUTS];
+  tc_ndarray inputs[MAX_INPUTS];
+  size_t n_in = 0;
+  bool random_inputs = false;
+  long repeat = 0;
+  int rc = 2;
+  tc_model *m = NULL;
+  tc_session *s = NULL;
+  tc_ndarray *outs = NULL;
+  tc_diag *d = tc_diag_new();
+  char why[512];
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--input") && i + 1 < argc) {
+      char *spec = argv[++i], *eq = strchr(spec, '=');
+      if (!eq || eq == spec || n_in == MAX_INPUTS) {
+        rc = error("--input needs NAME=FILE, got '%s'%s", spec, "");
+        goto done;
+      }
+      *eq = '\0';
+      if (load_input(eq + 1, &inputs[n_in], why, sizeof why)) {
+        rc = error("%s: %s", eq + 1, why);
+        goto done;
+      }
+      names[n_in++] = spec;
+    } else if (!strcmp(argv[i], "--random-inputs")) {
+      random_inputs = true;
+    } else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) {
+      repeat = strtol(argv[++i], NULL, 10);
+      if (repeat < 1 || repeat > 1000000) {
+        rc = error("--repeat needs a count from 1 to 1000000, got '%s'%s", argv[i], "");
+        goto done;
+      }
+    } else if (!strcmp(argv[i], "--output-dir") && i + 1 < argc) {
+      out_dir = argv[++i];
+    } else if (argv[i][0] == '-' || model) {
+      rc = error("run: unexpected argument '%s'%s", argv[i], "");
+      goto done;
+    } else {
+      model = argv[i];
+    }
+  }
+  if (!model) {
+    rc = error("run: no model given%s%s", "", "");
+    goto done;
+  }
+  if (tc_model_load_file(model, NULL, &m, d) || tc_session_new(m, &s, d)) {
+    rc = error("%s%s", tc_diag_message(d), "");
+    goto done;
+  }
+  uint64_t state = 0x9e3779b97f4a7c15ull;
+  for (size_t i = 0; i < m->graph->n_inputs; i++) {
+    const tc_value *v = m->graph->inputs[i].value;
+    bool given = false;
+    for (size_t k = 0; k < n_in; k++)
+      given |= strcmp(names[k], v->name) == 0;
+    if (given || v->init)
+      continue;
+    if (!random_inputs) {
+      rc = error("%s: input '%s' is not given (use --input NAME=FILE or --random-inputs)", model,
+                 v->name);
+      goto done;
+    }
+    if (n_in == MAX_INPUTS || random_input(v, &state, &inputs[n_in], why, sizeof why)) {
+      rc = error("input '%s': %s", v->name, why);
+      goto done;
+    }
+    names[n_in++] = v->name;
+  }
+  size_t n_out = tc_model_num_outputs(m);
+  outs = calloc(n_out + 1, sizeof *outs);
+  if (!outs || tc_session_run(s, n_in, names, inputs, outs, d)) {
+    rc = error("%s: %s", model, outs ? tc_diag_message(d) : "out of memory");
+    goto done;
+  }
+  if (repeat && time_runs(s, n_in, names, inputs, n_out, repeat, d)) {
+    rc = error("%s: %s", model, tc_diag_message(d));
+    goto done;
+  }
+  if (out_dir && mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
+    rc = error("%s: cannot create the output folder%s", out_dir, "");
+    goto done;
+  }
+  rc = 0;
+  for (size_t i = 0; i < n_out; i++) {
+    const char *name = tc_model_output_name(m, i);
+    summarize(name, &outs[i]);
+    if (!out_dir)
+      continue;
+    char path[4096];
+    int len = snprintf(path, sizeof path, "%s/", out_dir);
+    for (const char *p = name; *p && len < (int)sizeof path - 5; p++) {
+      char c = *p;
+      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '.' || c == '-' || c == '_';
+      path[len++] = ok ? c : '_';
+    }
+    snprintf(path + len, sizeof path - (size_t)len, ".npy");
+    if (tc_npy_write(path, &outs[i], why, sizeof why))
+      rc = error("%s: %s", path, why);
+  }
+done:
+  for (size_t i = 0; outs && m && i < tc_model_num_outputs(m); i++)
+    tc_ndarray_release(&outs[i]);
+  free(outs);
+  for (size_t i = 0; i < n_in; i++)
+    tc_ndarray_release(&inputs[i]);
+  tc_session_free(s);
+  tc_model_free(m);
+  tc_diag_free(d);
+  return rc;
+}

@@ -1,0 +1,121 @@
+/* The kernel interface of libtacort's executor.
+ *
+ * A kernel runs one node: it reads its input tensors (NULL for an optional
+ * input left out), decides each output's dtype and shape, asks the context for
+ * the output memory (tc_kernel_alloc), and computes. Kernels never call
+ * malloc for outputs, never exit, and report bad input through the context's
+ * diagnostics with the node named.
+ *
+ * Kernels are registered per op family in tables (tc_kernel_def arrays, one
+ * per file in runtime/kernels/), collected in runtime/kernels/registry.c.
+ * A def may also give a check function, run when a session is created, that
+ * refuses attributes the kernel does not implement, so unsupported models are
+ * refused at load time and never half-run. */
+#ifndef TC_KERNEL_H
+#define TC_KERNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ir.h"
+
+#define TC_MAX_RANK 8
+
+/* A dense row-major tensor as kernels see it. For STRING tensors data is an
+ * array of `char *` (NUL-terminated, owned by the same allocator). */
+typedef struct tc_rt_tensor {
+  int32_t dtype;
+  size_t rank;
+  int64_t dims[TC_MAX_RANK];
+  void *data;
+  size_t bytes;
+} tc_rt_tensor;
+
+typedef struct tc_kernel_ctx {
+  const tc_node *node;
+  int64_t opset; /* version of the node's domain imported by the model */
+  tc_diag *diag;
+  tc_arena *arena; /* where output memory comes from (owned by the run) */
+} tc_kernel_ctx;
+
+typedef tc_status (*tc_kernel_fn)(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                  tc_rt_tensor *out, size_t n_out);
+typedef tc_status (*tc_kernel_check_fn)(const tc_node *n, int64_t opset, tc_diag *diag);
+
+typedef struct tc_kernel_def {
+  const char *op_type;
+  const char *domain; /* "" for the default ONNX domain */
+  int since;          /* lowest opset version this kernel implements */
+  tc_kernel_fn run;
+  tc_kernel_check_fn check; /* may be NULL */
+} tc_kernel_def;
+
+/* Finds the kernel for op/domain at opset; NULL if none. */
+const tc_kernel_def *tc_kernel_find(const char *op_type, const char *domain, int64_t opset);
+/* Calls fn for every registered kernel (for the coverage table). */
+void tc_kernel_foreach(void (*fn)(const tc_kernel_def *d, void *arg), void *arg);
+
+/* ---- helpers for kernels ---- */
+/* Number of elements of t. */
+size_t tc_rt_numel(const tc_rt_tensor *t);
+/* Sets out's dtype and shape and gives it zeroed memory. Fails with NOMEM
+ * (or INVALID for a negative dim / huge size) recorded against the node. */
+tc_status tc_kernel_alloc(tc_kernel_ctx *k, tc_rt_tensor *out, int32_t dtype, size_t rank,
+                          const int64_t *dims);
+/* Records an error against the node and returns its status. */
+tc_status tc_kernel_fail(tc_kernel_ctx *k, tc_status s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Refuses an input dtype the kernel does not handle. */
+tc_status tc_kernel_bad_dtype(tc_kernel_ctx *k, size_t input, int32_t dtype);
+
+/* Refuses (TC_STATUS_UNSUPPORTED, naming node and op) any attribute of n not
+ * in the NULL-terminated list allowed. For check functions. */
+tc_status tc_kernel_check_attrs(const tc_node *n, tc_diag *diag, const char *const *allowed);
+/* float32, float64, float16, bfloat16. */
+bool tc_dtype_is_float(int32_t dt);
+/* int8..int64, uint8..uint64 (not bool). */
+bool tc_dtype_is_int(int32_t dt);
+
+/* Attributes (defaults when absent). */
+int64_t tc_attr_int(const tc_node *n, const char *name, int64_t dflt);
+float tc_attr_float(const tc_node *n, const char *name, float dflt);
+/* The string attribute, or dflt; not NUL-safe for binary strings. */
+const char *tc_attr_string(const tc_node *n, const char *name, const char *dflt, tc_arena *a);
+/* ints attribute: returns count (or -1 when absent) and sets *v. */
+ptrdiff_t tc_attr_ints(const tc_node *n, const char *name, const int64_t **v);
+ptrdiff_t tc_attr_floats(const tc_node *n, const char *name, const float **v);
+bool tc_attr_has(const tc_node *n, const char *name);
+
+/* Reads element i of a numeric tensor as double / int64 (int8..uint64, bool,
+ * float16, bfloat16, float32, float64). Other dtypes (float8, sub-byte,
+ * complex, string) read as NaN / 0 and are ignored by the setters: kernels
+ * must check dtypes before using these. */
+double tc_rt_get_f64(const tc_rt_tensor *t, size_t i);
+int64_t tc_rt_get_i64(const tc_rt_tensor *t, size_t i);
+/* Writes v to element i converting to t's dtype (saturating casts are the
+ * caller's business: this is C conversion, with fp16/bf16 round-to-nearest-even). */
+void tc_rt_set_f64(tc_rt_tensor *t, size_t i, double v);
+void tc_rt_set_i64(tc_rt_tensor *t, size_t i, int64_t v);
+
+float tc_f16_to_f32(uint16_t h);
+uint16_t tc_f32_to_f16(float f);
+float tc_bf16_to_f32(uint16_t h);
+uint16_t tc_f32_to_bf16(float f);
+
+/* Numpy-style multidirectional broadcasting of n shapes; INVALID if they
+ * do not broadcast (error recorded against the node). */
+tc_status tc_broadcast_shape(tc_kernel_ctx *k, const tc_rt_tensor *const *ts, size_t n,
+                             size_t *rank, int64_t *dims);
+/* Element strides of t viewed with the broadcast shape (0 on broadcast dims). */
+void tc_broadcast_strides(const tc_rt_tensor *t, size_t rank, const int64_t *dims,
+                          int64_t *strides);
+/* Decodes an IR tensor (an initializer or a tensor attribute) into out, with
+ * memory from a: numeric payloads in any protobuf field become packed native
+ * arrays, strings become `char *` arrays. */
+tc_status tc_rt_from_ir(const tc_tensor *t, tc_arena *a, tc_rt_tensor *out, tc_diag *diag);
+
+/* Normalizes a possibly negative axis against rank; -1 when out of range. */
+int64_t tc_axis(int64_t axis, size_t rank);
+
+#endif

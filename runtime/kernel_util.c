@@ -1,0 +1,306 @@
+/* Helpers shared by the kernels: allocation, attributes, element access,
+ * half-precision conversion, broadcasting. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kernel.h"
+
+size_t tc_rt_numel(const tc_rt_tensor *t) {
+  size_t n = 1;
+  for (size_t i = 0; i < t->rank; i++)
+    n *= (size_t)t->dims[i];
+  return n;
+}
+
+tc_status tc_kernel_fail(tc_kernel_ctx *k, tc_status s, const char *fmt, ...) {
+  char reason[TC_DIAG_TEXT];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(reason, sizeof reason, fmt, ap);
+  va_end(ap);
+  const tc_node *n = k->node;
+  return tc_diag_set(k->diag, s, n && n->name ? n->name : "", n ? n->op_type : NULL, "%s",
+                     reason);
+}
+
+tc_status tc_kernel_bad_dtype(tc_kernel_ctx *k, size_t input, int32_t dtype) {
+  return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "input %zu has dtype %s, which this op does not support",
+                        input, tc_dtype_name(dtype));
+}
+
+tc_status tc_kernel_alloc(tc_kernel_ctx *k, tc_rt_tensor *out, int32_t dtype, size_t rank,
+                          const int64_t *dims) {
+  if (rank > TC_MAX_RANK)
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "rank %zu is above the supported %d", rank,
+                          TC_MAX_RANK);
+  size_t n = 1;
+  for (size_t i = 0; i < rank; i++) {
+    if (dims[i] < 0)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "output dim %zu is negative (%lld)", i,
+                            (long long)dims[i]);
+    if (dims[i] && n > SIZE_MAX / 16 / (size_t)dims[i])
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "output is too large");
+    n *= (size_t)dims[i];
+  }
+  size_t bytes = dtype == TC_DTYPE_STRING ? n * sizeof(char *) : tc_dtype_bytes(dtype, n);
+  out->dtype = dtype;
+  out->rank = rank;
+  if (rank)
+    memcpy(out->dims, dims, rank * sizeof *dims);
+  out->bytes = bytes;
+  out->data = tc_arena_alloc(k->arena, bytes ? bytes : 1);
+  if (!out->data)
+    return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory for a %zu-byte output", bytes);
+  return TC_STATUS_OK;
+}
+
+tc_status tc_kernel_check_attrs(const tc_node *n, tc_diag *diag, const char *const *allowed) {
+  for (size_t i = 0; i < n->n_attrs; i++) {
+    const char *name = n->attrs[i].name;
+    bool ok = false;
+    for (const char *const *a = allowed; *a && !ok; a++)
+      ok = name && strcmp(name, *a) == 0;
+    if (!ok)
+      return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, n->name ? n->name : "", n->op_type,
+                         "attribute '%s' is not supported", name ? name : "?");
+  }
+  return TC_STATUS_OK;
+}
+
+bool tc_dtype_is_float(int32_t dt) {
+  return dt == TC_DTYPE_F32 || dt == TC_DTYPE_F64 || dt == TC_DTYPE_F16 || dt == TC_DTYPE_BF16;
+}
+
+bool tc_dtype_is_int(int32_t dt) {
+  switch (dt) {
+  case TC_DTYPE_I8: case TC_DTYPE_U8: case TC_DTYPE_I16: case TC_DTYPE_U16: case TC_DTYPE_I32:
+  case TC_DTYPE_U32: case TC_DTYPE_I64: case TC_DTYPE_U64: return true;
+  default: return false;
+  }
+}
+
+/* ---- attributes ---- */
+int64_t tc_attr_int(const tc_node *n, const char *name, int64_t dflt) {
+  const tc_attr *a = tc_node_attr(n, name);
+  return a ? a->i : dflt;
+}
+
+float tc_attr_float(const tc_node *n, const char *name, float dflt) {
+  const tc_attr *a = tc_node_attr(n, name);
+  return a ? a->f : dflt;
+}
+
+const char *tc_attr_string(const tc_node *n, const char *name, const char *dflt, tc_arena *a) {
+  const tc_attr *at = tc_node_attr(n, name);
+  if (!at)
+    return dflt;
+  char *s = tc_arena_alloc(a, at->s.len + 1);
+  if (s && at->s.len)
+    memcpy(s, at->s.data, at->s.len);
+  return s ? s : dflt;
+}
+
+ptrdiff_t tc_attr_ints(const tc_node *n, const char *name, const int64_t **v) {
+  const tc_attr *a = tc_node_attr(n, name);
+  if (!a)
+    return -1;
+  *v = a->ints;
+  return (ptrdiff_t)a->n_ints;
+}
+
+ptrdiff_t tc_attr_floats(const tc_node *n, const char *name, const float **v) {
+  const tc_attr *a = tc_node_attr(n, name);
+  if (!a)
+    return -1;
+  *v = a->floats;
+  return (ptrdiff_t)a->n_floats;
+}
+
+bool tc_attr_has(const tc_node *n, const char *name) { return tc_node_attr(n, name) != NULL; }
+
+/* ---- half precision ---- */
+float tc_f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+  uint32_t bits;
+  if (exp == 0) {
+    if (man == 0) {
+      bits = sign;
+    } else { /* subnormal: normalize */
+      int e = -1;
+      do {
+        e++;
+        man <<= 1;
+      } while (!(man & 0x400));
+      bits = sign | (uint32_t)(127 - 15 - e) << 23 | (man & 0x3ff) << 13;
+    }
+  } else if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | man << 13;
+  } else {
+    bits = sign | (exp + 127 - 15) << 23 | man << 13;
+  }
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+
+uint16_t tc_f32_to_f16(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  uint32_t sign = (x >> 16) & 0x8000;
+  uint32_t abs = x & 0x7fffffff;
+  if (abs >= 0x7f800000) /* inf or nan */
+    return (uint16_t)(sign | 0x7c00 | (abs > 0x7f800000 ? 0x200 | ((abs >> 13) & 0x3ff) : 0));
+  if (abs >= 0x477ff000) /* rounds to >= 65520: overflow to inf */
+    return (uint16_t)(sign | 0x7c00);
+  if (abs < 0x38800000) {
+    /* Below the smallest normal half: the result is a multiple of 2^-24.
+     * Scaling by 2^24 is exact, and nearbyintf rounds to nearest even; 1024
+     * lands on the smallest normal encoding, as it should. */
+    float mag;
+    memcpy(&mag, &abs, 4);
+    return (uint16_t)(sign | (uint32_t)nearbyintf(mag * 16777216.0f));
+  }
+  uint32_t r = abs - 0x38000000; /* rebias exponent 127 -> 15 */
+  uint32_t half = r >> 13, rest = r & 0x1fff;
+  if (rest > 0x1000 || (rest == 0x1000 && (half & 1)))
+    half++;
+  return (uint16_t)(sign | half);
+}
+
+float tc_bf16_to_f32(uint16_t h) {
+  uint32_t bits = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+
+uint16_t tc_f32_to_bf16(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  if ((x & 0x7fffffff) > 0x7f800000)
+    return (uint16_t)((x >> 16) | 0x40);
+  uint32_t rest = x & 0xffff, keep = x >> 16;
+  if (rest > 0x8000 || (rest == 0x8000 && (keep & 1)))
+    keep++;
+  return (uint16_t)keep;
+}
+
+/* ---- element access ---- */
+double tc_rt_get_f64(const tc_rt_tensor *t, size_t i) {
+  const void *p = t->data;
+  switch (t->dtype) {
+  case TC_DTYPE_F32: return ((const float *)p)[i];
+  case TC_DTYPE_F64: return ((const double *)p)[i];
+  case TC_DTYPE_F16: return tc_f16_to_f32(((const uint16_t *)p)[i]);
+  case TC_DTYPE_BF16: return tc_bf16_to_f32(((const uint16_t *)p)[i]);
+  case TC_DTYPE_U64: return (double)((const uint64_t *)p)[i];
+  case TC_DTYPE_I8: case TC_DTYPE_U8: case TC_DTYPE_BOOL: case TC_DTYPE_I16: case TC_DTYPE_U16:
+  case TC_DTYPE_I32: case TC_DTYPE_U32: case TC_DTYPE_I64: return (double)tc_rt_get_i64(t, i);
+  default: return NAN; /* not a numeric dtype this helper reads: kernels check dtypes first */
+  }
+}
+
+int64_t tc_rt_get_i64(const tc_rt_tensor *t, size_t i) {
+  const void *p = t->data;
+  switch (t->dtype) {
+  case TC_DTYPE_I8: return ((const int8_t *)p)[i];
+  case TC_DTYPE_U8: return ((const uint8_t *)p)[i];
+  case TC_DTYPE_BOOL: return ((const uint8_t *)p)[i] != 0;
+  case TC_DTYPE_I16: return ((const int16_t *)p)[i];
+  case TC_DTYPE_U16: return ((const uint16_t *)p)[i];
+  case TC_DTYPE_I32: return ((const int32_t *)p)[i];
+  case TC_DTYPE_U32: return ((const uint32_t *)p)[i];
+  case TC_DTYPE_I64: return ((const int64_t *)p)[i];
+  case TC_DTYPE_U64: return (int64_t)((const uint64_t *)p)[i];
+  case TC_DTYPE_F32: case TC_DTYPE_F64: case TC_DTYPE_F16: case TC_DTYPE_BF16:
+    return (int64_t)tc_rt_get_f64(t, i);
+  default: return 0; /* not a numeric dtype this helper reads: kernels check dtypes first */
+  }
+}
+
+void tc_rt_set_f64(tc_rt_tensor *t, size_t i, double v) {
+  void *p = t->data;
+  switch (t->dtype) {
+  case TC_DTYPE_F32: ((float *)p)[i] = (float)v; return;
+  case TC_DTYPE_F64: ((double *)p)[i] = v; return;
+  case TC_DTYPE_F16: ((uint16_t *)p)[i] = tc_f32_to_f16((float)v); return;
+  case TC_DTYPE_BF16: ((uint16_t *)p)[i] = tc_f32_to_bf16((float)v); return;
+  case TC_DTYPE_BOOL: ((uint8_t *)p)[i] = v != 0; return;
+  case TC_DTYPE_U64: ((uint64_t *)p)[i] = (uint64_t)v; return;
+  case TC_DTYPE_I8: case TC_DTYPE_U8: case TC_DTYPE_I16: case TC_DTYPE_U16: case TC_DTYPE_I32:
+  case TC_DTYPE_U32: case TC_DTYPE_I64: tc_rt_set_i64(t, i, (int64_t)v); return;
+  default: return; /* not a numeric dtype this helper writes: kernels check dtypes first */
+  }
+}
+
+void tc_rt_set_i64(tc_rt_tensor *t, size_t i, int64_t v) {
+  void *p = t->data;
+  switch (t->dtype) {
+  case TC_DTYPE_I8: ((int8_t *)p)[i] = (int8_t)v; return;
+  case TC_DTYPE_U8: ((uint8_t *)p)[i] = (uint8_t)v; return;
+  case TC_DTYPE_BOOL: ((uint8_t *)p)[i] = v != 0; return;
+  case TC_DTYPE_I16: ((int16_t *)p)[i] = (int16_t)v; return;
+  case TC_DTYPE_U16: ((uint16_t *)p)[i] = (uint16_t)v; return;
+  case TC_DTYPE_I32: ((int32_t *)p)[i] = (int32_t)v; return;
+  case TC_DTYPE_U32: ((uint32_t *)p)[i] = (uint32_t)v; return;
+  case TC_DTYPE_I64: ((int64_t *)p)[i] = v; return;
+  case TC_DTYPE_U64: ((uint64_t *)p)[i] = (uint64_t)v; return;
+  case TC_DTYPE_F32: case TC_DTYPE_F64: case TC_DTYPE_F16: case TC_DTYPE_BF16:
+    tc_rt_set_f64(t, i, (double)v); return;
+  default: return; /* not a numeric dtype this helper writes: kernels check dtypes first */
+  }
+}
+
+/* ---- broadcasting ---- */
+tc_status tc_broadcast_shape(tc_kernel_ctx *k, const tc_rt_tensor *const *ts, size_t n,
+                             size_t *rank, int64_t *dims) {
+  size_t r = 0;
+  for (size_t i = 0; i < n; i++)
+    if (ts[i] && ts[i]->rank > r)
+      r = ts[i]->rank;
+  for (size_t d = 0; d < r; d++)
+    dims[d] = 1;
+  for (size_t i = 0; i < n; i++) {
+    const tc_rt_tensor *t = ts[i];
+    if (!t)
+      continue;
+    for (size_t d = 0; d < t->rank; d++) {
+      size_t od = r - t->rank + d;
+      int64_t v = t->dims[d];
+      if (v == dims[od] || v == 1)
+        continue;
+      if (dims[od] != 1)
+        return tc_kernel_fail(k, TC_STATUS_INVALID,
+                              "input shapes do not broadcast (dim %zu: %lld vs %lld)", od,
+                              (long long)dims[od], (long long)v);
+      dims[od] = v;
+    }
+  }
+  *rank = r;
+  return TC_STATUS_OK;
+}
+
+void tc_broadcast_strides(const tc_rt_tensor *t, size_t rank, const int64_t *dims,
+                          int64_t *strides) {
+  int64_t s = 1;
+  for (size_t d = rank; d-- > 0;) {
+    size_t td = d + t->rank;
+    if (td < rank) { /* leading dims t does not have */
+      strides[d] = 0;
+      continue;
+    }
+    td -= rank;
+    int64_t v = t->dims[td];
+    strides[d] = (v == 1 && dims[d] != 1) ? 0 : s;
+    s *= v;
+  }
+}
+
+int64_t tc_axis(int64_t axis, size_t rank) {
+  int64_t r = (int64_t)rank;
+  if (axis < -r || axis >= r)
+    return -1;
+  return axis < 0 ? axis + r : axis;
+}

@@ -1,0 +1,6 @@
+/* audio kernels. */
+#include "kernel.h"
+
+const tc_kernel_def tc_kernels_audio[] = {
+    {NULL},
+};

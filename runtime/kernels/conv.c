@@ -1,0 +1,1677 @@
+/* Convolution, pooling, quantization and resize kernels: plain reference
+ * code (direct loops, double accumulation) that faster paths are checked
+ * against.
+ *
+ * Float ops take float32, float64, float16 and bfloat16: inputs are read into
+ * double arrays, computed in double and written back in the output dtype.
+ * Convolution and pooling handle 1 to 3 spatial dims by padding the geometry
+ * to 3 dims of size 1. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernel.h"
+
+#define SP 3 /* spatial dims handled */
+
+/* ---- small helpers ---- */
+
+static bool is_float(int32_t dt) {
+  return dt == TC_DTYPE_F32 || dt == TC_DTYPE_F64 || dt == TC_DTYPE_F16 || dt == TC_DTYPE_BF16;
+}
+
+static bool is_q8(int32_t dt) { return dt == TC_DTYPE_U8 || dt == TC_DTYPE_I8; }
+
+/* Integer dtypes DequantizeLinear/QuantizeLinear handle, sub-byte ones packed
+ * low bits first as ONNX stores them. */
+static bool is_qint(int32_t dt) {
+  switch (dt) {
+  case TC_DTYPE_U8: case TC_DTYPE_I8: case TC_DTYPE_U16: case TC_DTYPE_I16: case TC_DTYPE_U4:
+  case TC_DTYPE_I4: case TC_DTYPE_U2: case TC_DTYPE_I2:
+    return true;
+  default: return false;
+  }
+}
+
+static void qrange(int32_t dt, int64_t *lo, int64_t *hi) {
+  switch (dt) {
+  case TC_DTYPE_U8: *lo = 0, *hi = 255; return;
+  case TC_DTYPE_I8: *lo = -128, *hi = 127; return;
+  case TC_DTYPE_U16: *lo = 0, *hi = 65535; return;
+  case TC_DTYPE_I16: *lo = -32768, *hi = 32767; return;
+  case TC_DTYPE_U4: *lo = 0, *hi = 15; return;
+  case TC_DTYPE_I4: *lo = -8, *hi = 7; return;
+  case TC_DTYPE_U2: *lo = 0, *hi = 3; return;
+  case TC_DTYPE_I2: *lo = -2, *hi = 1; return;
+  case TC_DTYPE_I32: *lo = INT32_MIN, *hi = INT32_MAX; return;
+  default: *lo = 0, *hi = 0; return;
+  }
+}
+
+/* Element i of an integer tensor, sub-byte dtypes included. */
+static int64_t qget(const tc_rt_tensor *t, size_t i) {
+  int bits = tc_dtype_bits(t->dtype);
+  if (bits >= 8)
+    return tc_rt_get_i64(t, i);
+  const uint8_t *p = t->data;
+  size_t bit = i * (size_t)bits;
+  int64_t v = (p[bit / 8] >> (bit % 8)) & ((1 << bits) - 1);
+  if ((t->dtype == TC_DTYPE_I4 || t->dtype == TC_DTYPE_I2) && (v & (1 << (bits - 1))))
+    v -= (int64_t)1 << bits;
+  return v;
+}
+
+/* Writes v (already in range) to element i; sub-byte outputs start zeroed. */
+static void qset(tc_rt_tensor *t, size_t i, int64_t v) {
+  int bits = tc_dtype_bits(t->dtype);
+  if (bits >= 8) {
+    tc_rt_set_i64(t, i, v);
+    return;
+  }
+  uint8_t *p = t->data;
+  size_t bit = i * (size_t)bits;
+  p[bit / 8] = (uint8_t)(p[bit / 8] | (((uint64_t)v & ((1u << bits) - 1)) << (bit % 8)));
+}
+
+static int64_t clamp64(double v, int64_t lo, int64_t hi) {
+  if (isnan(v))
+    return 0;
+  if (v <= (double)lo)
+    return lo;
+  if (v >= (double)hi)
+    return hi;
+  return (int64_t)v;
+}
+
+/* Rounds a float32 value the way numpy does for dtype dt (float16 results
+ * are rounded through half precision). */
+static float round_to(int32_t dt, float v) {
+  if (dt == TC_DTYPE_F16)
+    return tc_f16_to_f32(tc_f32_to_f16(v));
+  if (dt == TC_DTYPE_BF16)
+    return tc_bf16_to_f32(tc_f32_to_bf16(v));
+  return v;
+}
+
+/* Reads a numeric tensor into a fresh double array (arena). */
+static double *load(tc_kernel_ctx *k, const tc_rt_tensor *t) {
+  size_t n = tc_rt_numel(t);
+  double *v = tc_arena_alloc(k->arena, (n ? n : 1) * sizeof *v);
+  if (!v) {
+    tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory for a scratch buffer");
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++)
+    v[i] = tc_rt_get_f64(t, i);
+  return v;
+}
+
+static double *scratch(tc_kernel_ctx *k, size_t n) {
+  double *v = tc_arena_alloc(k->arena, (n ? n : 1) * sizeof *v);
+  if (!v)
+    tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory for a scratch buffer");
+  else
+    memset(v, 0, (n ? n : 1) * sizeof *v);
+  return v;
+}
+
+/* Stores a double array into out converting to its dtype. */
+static void store(tc_rt_tensor *out, const double *v) {
+  size_t n = tc_rt_numel(out);
+  for (size_t i = 0; i < n; i++)
+    tc_rt_set_f64(out, i, v[i]);
+}
+
+static int64_t floordiv(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+static int64_t ceildiv(int64_t a, int64_t b) { return -floordiv(-a, b); }
+
+/* True when the string attribute name equals val (dflt when absent). */
+static bool attr_is(const tc_node *n, const char *name, const char *val, const char *dflt) {
+  const tc_attr *a = tc_node_attr(n, name);
+  if (!a)
+    return dflt && strcmp(dflt, val) == 0;
+  return a->s.len == strlen(val) && memcmp(a->s.data, val, a->s.len) == 0;
+}
+
+static tc_status refuse(const tc_node *n, tc_diag *diag, const char *fmt, const char *what) {
+  return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, n->name ? n->name : "", n->op_type, fmt, what);
+}
+
+static tc_status check_one_of(const tc_node *n, tc_diag *diag, const char *attr,
+                              const char *const *vals) {
+  const tc_attr *a = tc_node_attr(n, attr);
+  if (!a)
+    return TC_STATUS_OK;
+  for (const char *const *p = vals; *p; p++)
+    if (attr_is(n, attr, *p, NULL))
+      return TC_STATUS_OK;
+  return refuse(n, diag, "this value of attribute '%s' is not implemented", attr);
+}
+
+static const char *const auto_pads[] = {"NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID", NULL};
+
+/* ---- geometry of convolution and pooling windows ---- */
+
+typedef struct geom {
+  size_t nsp;
+  int64_t in[SP], k[SP], s[SP], d[SP], pb[SP], pe[SP], out[SP];
+} geom;
+
+enum { G_CONV, G_POOL };
+
+/* Reads an ints attribute of exactly nsp entries (or 2*nsp for pads) into v,
+ * dflt when absent. */
+static tc_status ints_attr(tc_kernel_ctx *k, const char *name, size_t want, int64_t dflt,
+                           int64_t *v) {
+  const int64_t *a;
+  ptrdiff_t n = tc_attr_ints(k->node, name, &a);
+  if (n < 0 || (n == 0 && want)) {
+    for (size_t i = 0; i < want; i++)
+      v[i] = dflt;
+    return TC_STATUS_OK;
+  }
+  if ((size_t)n != want)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "attribute %s has %td entries, expected %zu", name,
+                          n, want);
+  memcpy(v, a, want * sizeof *v);
+  return TC_STATUS_OK;
+}
+
+/* x: the input ([N, C, spatial...]); kshape: the kernel's spatial dims. */
+static tc_status make_geom(tc_kernel_ctx *k, const tc_rt_tensor *x, const int64_t *kshape,
+                           int kind, geom *g) {
+  if (x->rank < 3 || x->rank > 2 + SP)
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED,
+                          "input rank %zu: only 1 to 3 spatial dims are implemented", x->rank);
+  size_t nsp = x->rank - 2;
+  g->nsp = nsp;
+  int64_t pads[2 * SP];
+  tc_status st;
+  if ((st = ints_attr(k, "strides", nsp, 1, g->s)) || (st = ints_attr(k, "dilations", nsp, 1, g->d)) ||
+      (st = ints_attr(k, "pads", 2 * nsp, 0, pads)))
+    return st;
+  const int64_t *ks;
+  ptrdiff_t nks = tc_attr_ints(k->node, "kernel_shape", &ks);
+  if (nks >= 0 && (size_t)nks != nsp)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "kernel_shape has %td entries for %zu spatial dims",
+                          nks, nsp);
+  bool ceil_mode = kind == G_POOL && tc_attr_int(k->node, "ceil_mode", 0) != 0;
+  for (size_t i = 0; i < SP; i++) {
+    if (i >= nsp) {
+      g->in[i] = g->k[i] = g->s[i] = g->d[i] = g->out[i] = 1;
+      g->pb[i] = g->pe[i] = 0;
+      continue;
+    }
+    g->in[i] = x->dims[2 + i];
+    g->k[i] = kshape ? kshape[i] : (nks >= 0 ? ks[i] : 0);
+    if (kshape && nks >= 0 && ks[i] != kshape[i])
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "kernel_shape does not match W");
+    if (g->k[i] <= 0 || g->s[i] <= 0 || g->d[i] <= 0 || pads[i] < 0 || pads[nsp + i] < 0)
+      return tc_kernel_fail(k, TC_STATUS_INVALID,
+                            "kernel, strides and dilations must be positive, pads not negative");
+    g->pb[i] = pads[i];
+    g->pe[i] = pads[nsp + i];
+    int64_t dk = (g->k[i] - 1) * g->d[i] + 1;
+    const tc_node *n = k->node;
+    if (attr_is(n, "auto_pad", "SAME_UPPER", NULL) || attr_is(n, "auto_pad", "SAME_LOWER", NULL)) {
+      g->out[i] = ceildiv(g->in[i], g->s[i]);
+      int64_t total = (g->out[i] - 1) * g->s[i] + dk - g->in[i];
+      if (total < 0)
+        total = 0;
+      if (attr_is(n, "auto_pad", "SAME_UPPER", NULL))
+        g->pb[i] = total / 2;
+      else
+        g->pb[i] = total - total / 2;
+      g->pe[i] = total - g->pb[i];
+      continue;
+    }
+    if (attr_is(n, "auto_pad", "VALID", NULL))
+      g->pb[i] = g->pe[i] = 0;
+    int64_t span = g->in[i] + g->pb[i] + g->pe[i] - dk;
+    if (ceil_mode) {
+      g->out[i] = ceildiv(span, g->s[i]) + 1;
+      if ((g->out[i] - 1) * g->s[i] >= g->in[i] + g->pb[i])
+        g->out[i]--;
+    } else {
+      g->out[i] = floordiv(span, g->s[i]) + 1;
+    }
+    if (g->out[i] < 0)
+      g->out[i] = 0;
+  }
+  return TC_STATUS_OK;
+}
+
+static void out_dims(const geom *g, int64_t n, int64_t c, int64_t *dims) {
+  dims[0] = n;
+  dims[1] = c;
+  for (size_t i = 0; i < g->nsp; i++)
+    dims[2 + i] = g->out[i];
+}
+
+static const char *const conv_attrs[] = {"auto_pad", "dilations", "group", "kernel_shape",
+                                         "pads",     "strides",   NULL};
+
+static tc_status check_conv(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  tc_status st = tc_kernel_check_attrs(n, diag, conv_attrs);
+  return st ? st : check_one_of(n, diag, "auto_pad", auto_pads);
+}
+
+/* y[N, M, out] = bias + sum over the group's channels and the window.
+ * x: [N, C, in], w: [M, C/group, k]. */
+static void conv_core(const geom *g, int64_t N, int64_t C, int64_t M, int64_t group,
+                      const double *x, const double *w, const double *bias, double *y) {
+  int64_t Cg = C / group, Mg = M / group;
+  int64_t isz = g->in[0] * g->in[1] * g->in[2], ksz = g->k[0] * g->k[1] * g->k[2];
+  int64_t osz = g->out[0] * g->out[1] * g->out[2];
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t m = 0; m < M; m++) {
+      int64_t gi = m / Mg;
+      double *yo = y + (n * M + m) * osz;
+      for (int64_t o0 = 0; o0 < g->out[0]; o0++)
+        for (int64_t o1 = 0; o1 < g->out[1]; o1++)
+          for (int64_t o2 = 0; o2 < g->out[2]; o2++) {
+            double acc = bias ? bias[m] : 0;
+            for (int64_t c = 0; c < Cg; c++) {
+              const double *xc = x + (n * C + gi * Cg + c) * isz;
+              const double *wc = w + (m * Cg + c) * ksz;
+              for (int64_t k0 = 0; k0 < g->k[0]; k0++) {
+                int64_t i0 = o0 * g->s[0] - g->pb[0] + k0 * g->d[0];
+                if (i0 < 0 || i0 >= g->in[0])
+                  continue;
+                for (int64_t k1 = 0; k1 < g->k[1]; k1++) {
+                  int64_t i1 = o1 * g->s[1] - g->pb[1] + k1 * g->d[1];
+                  if (i1 < 0 || i1 >= g->in[1])
+                    continue;
+                  for (int64_t k2 = 0; k2 < g->k[2]; k2++) {
+                    int64_t i2 = o2 * g->s[2] - g->pb[2] + k2 * g->d[2];
+                    if (i2 < 0 || i2 >= g->in[2])
+                      continue;
+                    acc += xc[(i0 * g->in[1] + i1) * g->in[2] + i2] *
+                           wc[(k0 * g->k[1] + k1) * g->k[2] + k2];
+                  }
+                }
+              }
+            }
+            yo[(o0 * g->out[1] + o1) * g->out[2] + o2] = acc;
+          }
+    }
+}
+
+/* Checks X/W shapes of a convolution and builds its geometry. */
+static tc_status conv_setup(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_tensor *w,
+                            geom *g, int64_t *group) {
+  if (!x || !w)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "X and W are required");
+  if (w->rank != x->rank)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "W has rank %zu, X rank %zu", w->rank, x->rank);
+  *group = tc_attr_int(k->node, "group", 1);
+  if (x->rank < 3)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "X must have rank 3 or more");
+  if (*group <= 0 || x->dims[1] % *group || w->dims[0] % *group ||
+      w->dims[1] * *group != x->dims[1])
+    return tc_kernel_fail(k, TC_STATUS_INVALID,
+                          "channels do not match: X has %lld, W %lldx%lld, group %lld",
+                          (long long)x->dims[1], (long long)w->dims[0], (long long)w->dims[1],
+                          (long long)*group);
+  return make_geom(k, x, w->dims + 2, G_CONV, g);
+}
+
+static tc_status run_conv(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                          tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *x = in[0], *w = n_in > 1 ? in[1] : NULL, *b = n_in > 2 ? in[2] : NULL;
+  if (x && !is_float(x->dtype))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  if (w && w->dtype != x->dtype)
+    return tc_kernel_bad_dtype(k, 1, w->dtype);
+  geom g;
+  int64_t group, dims[2 + SP];
+  tc_status st = conv_setup(k, x, w, &g, &group);
+  if (st)
+    return st;
+  int64_t M = w->dims[0];
+  if (b && (b->dtype != x->dtype || tc_rt_numel(b) != (size_t)M))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "B must be a %lld-element tensor of X's dtype",
+                          (long long)M);
+  out_dims(&g, x->dims[0], M, dims);
+  if ((st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, dims)))
+    return st;
+  double *xd = load(k, x), *wd = load(k, w), *bd = b ? load(k, b) : NULL,
+         *yd = scratch(k, tc_rt_numel(&out[0]));
+  if (!xd || !wd || (b && !bd) || !yd)
+    return TC_STATUS_NOMEM;
+  conv_core(&g, x->dims[0], x->dims[1], M, group, xd, wd, bd, yd);
+  store(&out[0], yd);
+  return TC_STATUS_OK;
+}
+
+/* ---- ConvTranspose ---- */
+
+static const char *const convt_attrs[] = {"auto_pad",       "dilations",    "group", "kernel_shape",
+                                          "output_padding", "output_shape", "pads",  "strides",
+                                          NULL};
+
+static tc_status check_convt(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  tc_status st = tc_kernel_check_attrs(n, diag, convt_attrs);
+  return st ? st : check_one_of(n, diag, "auto_pad", auto_pads);
+}
+
+static tc_status run_convt(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                           tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *x = in[0], *w = n_in > 1 ? in[1] : NULL, *b = n_in > 2 ? in[2] : NULL;
+  if (!x || !w)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "X and W are required");
+  if (!is_float(x->dtype))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  if (w->dtype != x->dtype)
+    return tc_kernel_bad_dtype(k, 1, w->dtype);
+  if (x->rank < 3 || x->rank > 2 + SP || w->rank != x->rank)
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED,
+                          "X rank %zu, W rank %zu: 1 to 3 spatial dims are implemented", x->rank,
+                          w->rank);
+  int64_t group = tc_attr_int(k->node, "group", 1);
+  int64_t C = x->dims[1];
+  if (group <= 0 || C % group || w->dims[0] != C)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "W has %lld input channels, X %lld (group %lld)",
+                          (long long)w->dims[0], (long long)C, (long long)group);
+  int64_t Mg = w->dims[1], M = Mg * group, Cg = C / group;
+  size_t nsp = x->rank - 2;
+  geom g;
+  g.nsp = nsp;
+  int64_t pads[2 * SP], opad[SP];
+  tc_status st;
+  if ((st = ints_attr(k, "strides", nsp, 1, g.s)) || (st = ints_attr(k, "dilations", nsp, 1, g.d)) ||
+      (st = ints_attr(k, "pads", 2 * nsp, 0, pads)) ||
+      (st = ints_attr(k, "output_padding", nsp, 0, opad)))
+    return st;
+  const int64_t *ks, *os;
+  ptrdiff_t nks = tc_attr_ints(k->node, "kernel_shape", &ks);
+  ptrdiff_t nos = tc_attr_ints(k->node, "output_shape", &os);
+  if (nks >= 0 && (size_t)nks != nsp)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "kernel_shape has %td entries", nks);
+  if (nos >= 0 && (size_t)nos != nsp && (size_t)nos != nsp + 2)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "output_shape has %td entries", nos);
+  if (nos >= 0 && (size_t)nos == nsp + 2)
+    os += 2;
+  const tc_node *n = k->node;
+  bool same = attr_is(n, "auto_pad", "SAME_UPPER", NULL) || attr_is(n, "auto_pad", "SAME_LOWER", NULL);
+  bool upper = attr_is(n, "auto_pad", "SAME_UPPER", NULL);
+  bool valid = attr_is(n, "auto_pad", "VALID", NULL);
+  for (size_t i = 0; i < SP; i++) {
+    if (i >= nsp) {
+      g.in[i] = g.k[i] = g.s[i] = g.d[i] = g.out[i] = 1;
+      g.pb[i] = g.pe[i] = 0;
+      continue;
+    }
+    g.in[i] = x->dims[2 + i];
+    g.k[i] = w->dims[2 + i];
+    if (nks >= 0 && ks[i] != g.k[i])
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "kernel_shape does not match W");
+    if (g.s[i] <= 0 || g.d[i] <= 0 || opad[i] < 0)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "strides and dilations must be positive");
+    int64_t dk = (g.k[i] - 1) * g.d[i] + 1;
+    int64_t full = g.s[i] * (g.in[i] - 1) + opad[i] + dk;
+    if (nos >= 0 || same) {
+      g.out[i] = nos >= 0 ? os[i] : g.in[i] * g.s[i];
+      if (same || nos >= 0) {
+        int64_t total = full - g.out[i];
+        if (nos >= 0 && !same && tc_attr_has(n, "pads")) {
+          g.pb[i] = pads[i];
+          g.pe[i] = pads[nsp + i];
+        } else {
+          if (total < 0)
+            total = 0;
+          g.pb[i] = upper ? total / 2 : total - total / 2;
+          g.pe[i] = total - g.pb[i];
+        }
+      }
+    } else {
+      g.pb[i] = valid ? 0 : pads[i];
+      g.pe[i] = valid ? 0 : pads[nsp + i];
+      g.out[i] = full - g.pb[i] - g.pe[i];
+    }
+    if (g.out[i] < 0)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "output dim %zu would be negative", i);
+  }
+  if (b && (b->dtype != x->dtype || tc_rt_numel(b) != (size_t)M))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "B must be a %lld-element tensor of X's dtype",
+                          (long long)M);
+  int64_t dims[2 + SP], N = x->dims[0];
+  out_dims(&g, N, M, dims);
+  if ((st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, dims)))
+    return st;
+  double *xd = load(k, x), *wd = load(k, w), *bd = b ? load(k, b) : NULL,
+         *yd = scratch(k, tc_rt_numel(&out[0]));
+  if (!xd || !wd || (b && !bd) || !yd)
+    return TC_STATUS_NOMEM;
+  int64_t isz = g.in[0] * g.in[1] * g.in[2], ksz = g.k[0] * g.k[1] * g.k[2];
+  int64_t osz = g.out[0] * g.out[1] * g.out[2];
+  for (int64_t nn = 0; nn < N; nn++)
+    for (int64_t m = 0; m < M; m++)
+      for (int64_t o = 0; o < osz; o++)
+        yd[(nn * M + m) * osz + o] = bd ? bd[m] : 0;
+  for (int64_t nn = 0; nn < N; nn++)
+    for (int64_t ci = 0; ci < C; ci++) {
+      int64_t gi = ci / Cg;
+      const double *xc = xd + (nn * C + ci) * isz;
+      for (int64_t m = 0; m < Mg; m++) {
+        const double *wc = wd + (ci * Mg + m) * ksz;
+        double *yo = yd + (nn * M + gi * Mg + m) * osz;
+        for (int64_t i0 = 0; i0 < g.in[0]; i0++)
+          for (int64_t i1 = 0; i1 < g.in[1]; i1++)
+            for (int64_t i2 = 0; i2 < g.in[2]; i2++) {
+              double xv = xc[(i0 * g.in[1] + i1) * g.in[2] + i2];
+              for (int64_t k0 = 0; k0 < g.k[0]; k0++) {
+                int64_t o0 = i0 * g.s[0] - g.pb[0] + k0 * g.d[0];
+                if (o0 < 0 || o0 >= g.out[0])
+                  continue;
+                for (int64_t k1 = 0; k1 < g.k[1]; k1++) {
+                  int64_t o1 = i1 * g.s[1] - g.pb[1] + k1 * g.d[1];
+                  if (o1 < 0 || o1 >= g.out[1])
+                    continue;
+                  for (int64_t k2 = 0; k2 < g.k[2]; k2++) {
+                    int64_t o2 = i2 * g.s[2] - g.pb[2] + k2 * g.d[2];
+                    if (o2 < 0 || o2 >= g.out[2])
+                      continue;
+                    yo[(o0 * g.out[1] + o1) * g.out[2] + o2] +=
+                        xv * wc[(k0 * g.k[1] + k1) * g.k[2] + k2];
+                  }
+                }
+              }
+            }
+      }
+    }
+  store(&out[0], yd);
+  return TC_STATUS_OK;
+}
+
+/* ---- pooling ---- */
+
+enum { P_MAX, P_AVG, P_LP };
+
+static const char *const maxpool_attrs[] = {"auto_pad", "ceil_mode",    "dilations", "kernel_shape",
+                                            "pads",     "storage_order", "strides",  NULL};
+static const char *const avgpool_attrs[] = {"auto_pad", "ceil_mode", "count_include_pad",
+                                            "dilations", "kernel_shape", "pads", "strides", NULL};
+static const char *const lppool_attrs[] = {"auto_pad", "ceil_mode", "dilations", "kernel_shape",
+                                           "p",        "pads",      "strides",   NULL};
+
+static tc_status check_pool_common(const tc_node *n, tc_diag *diag, const char *const *known) {
+  tc_status st = tc_kernel_check_attrs(n, diag, known);
+  if (!st)
+    st = check_one_of(n, diag, "auto_pad", auto_pads);
+  if (!st && !tc_attr_has(n, "kernel_shape"))
+    st = refuse(n, diag, "%s: the kernel_shape attribute is required", "pooling");
+  return st;
+}
+
+static tc_status check_maxpool(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  tc_status st = check_pool_common(n, diag, maxpool_attrs);
+  int64_t so = tc_attr_int(n, "storage_order", 0);
+  if (!st && so != 0 && so != 1)
+    st = refuse(n, diag, "%s: only 0 and 1 are defined", "storage_order");
+  return st;
+}
+
+static tc_status check_avgpool(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  return check_pool_common(n, diag, avgpool_attrs);
+}
+
+static tc_status check_lppool(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  return check_pool_common(n, diag, lppool_attrs);
+}
+
+static double dtype_lowest(int32_t dt) {
+  switch (dt) {
+  case TC_DTYPE_U8: return 0;
+  case TC_DTYPE_I8: return -128;
+  default: return -INFINITY;
+  }
+}
+
+static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt_tensor *out,
+                          size_t n_out, int kind) {
+  const tc_rt_tensor *x = in[0];
+  if (!x)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "X is required");
+  if (!is_float(x->dtype) && !(kind == P_MAX && is_q8(x->dtype)))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  geom g;
+  tc_status st = make_geom(k, x, NULL, G_POOL, &g);
+  if (st)
+    return st;
+  int64_t dims[2 + SP];
+  out_dims(&g, x->dims[0], x->dims[1], dims);
+  if ((st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, dims)))
+    return st;
+  tc_rt_tensor *idx = NULL;
+  if (kind == P_MAX && n_out > 1) {
+    idx = &out[1];
+    if ((st = tc_kernel_alloc(k, idx, TC_DTYPE_I64, x->rank, dims)))
+      return st;
+  }
+  bool col_major = kind == P_MAX && tc_attr_int(k->node, "storage_order", 0) == 1;
+  bool include_pad = kind == P_AVG && tc_attr_int(k->node, "count_include_pad", 0) != 0;
+  double p = 1;
+  if (kind == P_LP) { /* p is a float before opset 2, an int since */
+    const tc_attr *pa = tc_node_attr(k->node, "p");
+    p = !pa ? 2 : pa->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT ? pa->f : (double)pa->i;
+    if (!(p > 0))
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "p must be positive");
+  }
+  double *xd = load(k, x), *yd = scratch(k, tc_rt_numel(&out[0]));
+  if (!xd || !yd)
+    return TC_STATUS_NOMEM;
+  int64_t NC = x->dims[0] * x->dims[1];
+  int64_t isz = g.in[0] * g.in[1] * g.in[2], osz = g.out[0] * g.out[1] * g.out[2];
+  for (int64_t nc = 0; nc < NC; nc++) {
+    const double *xc = xd + nc * isz;
+    for (int64_t o0 = 0; o0 < g.out[0]; o0++)
+      for (int64_t o1 = 0; o1 < g.out[1]; o1++)
+        for (int64_t o2 = 0; o2 < g.out[2]; o2++) {
+          int64_t o[SP] = {o0, o1, o2}, cnt_pad[SP];
+          for (size_t a = 0; a < SP; a++) { /* window positions inside the padded input */
+            cnt_pad[a] = 0;
+            for (int64_t kk = 0; kk < g.k[a]; kk++) {
+              int64_t i = o[a] * g.s[a] - g.pb[a] + kk * g.d[a];
+              cnt_pad[a] += i >= -g.pb[a] && i < g.in[a] + g.pe[a];
+            }
+          }
+          double acc = kind == P_MAX ? -INFINITY : 0;
+          int64_t best = -1, cnt = 0;
+          for (int64_t k0 = 0; k0 < g.k[0]; k0++) {
+            int64_t i0 = o0 * g.s[0] - g.pb[0] + k0 * g.d[0];
+            if (i0 < 0 || i0 >= g.in[0])
+              continue;
+            for (int64_t k1 = 0; k1 < g.k[1]; k1++) {
+              int64_t i1 = o1 * g.s[1] - g.pb[1] + k1 * g.d[1];
+              if (i1 < 0 || i1 >= g.in[1])
+                continue;
+              for (int64_t k2 = 0; k2 < g.k[2]; k2++) {
+                int64_t i2 = o2 * g.s[2] - g.pb[2] + k2 * g.d[2];
+                if (i2 < 0 || i2 >= g.in[2])
+                  continue;
+                int64_t ii = (i0 * g.in[1] + i1) * g.in[2] + i2;
+                double v = xc[ii];
+                if (col_major) /* indices count the first spatial dim fastest */
+                  ii = i0 + g.in[0] * (i1 + g.in[1] * i2);
+                cnt++;
+                if (kind == P_MAX) {
+                  if (v > acc || best < 0 || isnan(v)) {
+                    if (!(best >= 0 && isnan(acc)))
+                      acc = v, best = ii;
+                  }
+                } else if (kind == P_AVG) {
+                  acc += v;
+                } else {
+                  acc += pow(fabs(v), p);
+                }
+              }
+            }
+          }
+          int64_t oi = nc * osz + (o0 * g.out[1] + o1) * g.out[2] + o2;
+          if (kind == P_MAX) {
+            if (best < 0)
+              acc = dtype_lowest(x->dtype);
+            yd[oi] = acc;
+            if (idx)
+              ((int64_t *)idx->data)[oi] = best < 0 ? -1 : nc * isz + best;
+          } else if (kind == P_AVG) {
+            int64_t div = include_pad ? cnt_pad[0] * cnt_pad[1] * cnt_pad[2] : cnt;
+            yd[oi] = div ? acc / (double)div : NAN;
+          } else {
+            yd[oi] = pow(acc, 1.0 / p);
+          }
+        }
+  }
+  store(&out[0], yd);
+  return TC_STATUS_OK;
+}
+
+static tc_status run_maxpool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                             tc_rt_tensor *out, size_t n_out) {
+  (void)n_in;
+  return run_pool(k, in, out, n_out, P_MAX);
+}
+static tc_status run_avgpool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                             tc_rt_tensor *out, size_t n_out) {
+  (void)n_in;
+  return run_pool(k, in, out, n_out, P_AVG);
+}
+static tc_status run_lppool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                            tc_rt_tensor *out, size_t n_out) {
+  (void)n_in;
+  return run_pool(k, in, out, n_out, P_LP);
+}
+
+/* Global pools: reduce every spatial position of each (n, c). */
+static tc_status run_global(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt_tensor *out,
+                            int kind) {
+  const tc_rt_tensor *x = in[0];
+  if (!x || x->rank < 2)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "X must have rank 2 or more");
+  if (!is_float(x->dtype))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  int64_t dims[TC_MAX_RANK];
+  for (size_t i = 0; i < x->rank; i++)
+    dims[i] = i < 2 ? x->dims[i] : 1;
+  tc_status st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, dims);
+  if (st)
+    return st;
+  size_t NC = (size_t)(x->dims[0] * x->dims[1]), sp = NC ? tc_rt_numel(x) / NC : 0;
+  for (size_t nc = 0; nc < NC; nc++) {
+    double acc = kind == P_MAX ? -INFINITY : 0;
+    for (size_t i = 0; i < sp; i++) {
+      double v = tc_rt_get_f64(x, nc * sp + i);
+      if (kind == P_MAX)
+        acc = (v > acc || isnan(v)) && !isnan(acc) ? v : acc;
+      else
+        acc += v;
+    }
+    tc_rt_set_f64(&out[0], nc, kind == P_MAX ? acc : (sp ? acc / (double)sp : NAN));
+  }
+  return TC_STATUS_OK;
+}
+
+static tc_status run_gavgpool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                              tc_rt_tensor *out, size_t n_out) {
+  (void)n_in, (void)n_out;
+  return run_global(k, in, out, P_AVG);
+}
+static tc_status run_gmaxpool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                              tc_rt_tensor *out, size_t n_out) {
+  (void)n_in, (void)n_out;
+  return run_global(k, in, out, P_MAX);
+}
+
+static const char *const no_attrs[] = {NULL};
+static tc_status check_none(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  return tc_kernel_check_attrs(n, diag, no_attrs);
+}
+
+/* ---- LRN ---- */
+
+static const char *const lrn_attrs[] = {"alpha", "beta", "bias", "size", NULL};
+static tc_status check_lrn(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  tc_status st = tc_kernel_check_attrs(n, diag, lrn_attrs);
+  if (!st && tc_attr_int(n, "size", 0) <= 0)
+    st = refuse(n, diag, "%s must be given and positive", "size");
+  return st;
+}
+
+static tc_status run_lrn(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                         tc_rt_tensor *out, size_t n_out) {
+  (void)n_in, (void)n_out;
+  const tc_rt_tensor *x = in[0];
+  if (!x || x->rank < 2)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "X must have rank 2 or more");
+  if (!is_float(x->dtype))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  double alpha = tc_attr_float(k->node, "alpha", 1e-4f), beta = tc_attr_float(k->node, "beta", 0.75f);
+  double bias = tc_attr_float(k->node, "bias", 1.0f);
+  int64_t size = tc_attr_int(k->node, "size", 0);
+  if (size <= 0)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "size must be positive");
+  tc_status st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, x->dims);
+  if (st)
+    return st;
+  double *xd = load(k, x);
+  if (!xd)
+    return TC_STATUS_NOMEM;
+  int64_t N = x->dims[0], C = x->dims[1], sp = 1;
+  for (size_t i = 2; i < x->rank; i++)
+    sp *= x->dims[i];
+  int64_t lo = (size - 1) / 2, hi = size - 1 - lo;
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t c = 0; c < C; c++)
+      for (int64_t s = 0; s < sp; s++) {
+        double sum = 0;
+        for (int64_t cc = c - lo; cc <= c + hi; cc++)
+          if (cc >= 0 && cc < C) {
+            double v = xd[(n * C + cc) * sp + s];
+            sum += v * v;
+          }
+        size_t i = (size_t)((n * C + c) * sp + s);
+        tc_rt_set_f64(&out[0], i, xd[i] / pow(bias + alpha / (double)size * sum, beta));
+      }
+  return TC_STATUS_OK;
+}
+
+/* ---- integer and quantized convolution ---- */
+
+/* Zero point / scale of per-tensor or per-channel (count entries) tensors. */
+static bool per_ok(const tc_rt_tensor *t, int64_t count) {
+  size_t n = tc_rt_numel(t);
+  return t->rank <= 1 && (n == 1 || n == (size_t)count);
+}
+static double per_at(const tc_rt_tensor *t, const double *v, int64_t i) {
+  return tc_rt_numel(t) == 1 ? v[0] : v[i];
+}
+
+/* Integer conv of quantized x and w minus their zero points; y as doubles
+ * (exact: integer sums stay far below 2^53). */
+static tc_status qconv(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_tensor *xzp,
+                       const tc_rt_tensor *w, const tc_rt_tensor *wzp, const tc_rt_tensor *b,
+                       geom *g, double **y, size_t *ny) {
+  int64_t group;
+  tc_status st = conv_setup(k, x, w, g, &group);
+  if (st)
+    return st;
+  int64_t M = w->dims[0];
+  if (xzp && (!per_ok(xzp, 1) || xzp->dtype != x->dtype))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "x_zero_point must be a scalar of x's dtype");
+  if (wzp && (!per_ok(wzp, M) || wzp->dtype != w->dtype))
+    return tc_kernel_fail(k, TC_STATUS_INVALID,
+                          "w_zero_point must be a scalar or have one entry per output channel");
+  if (b && (b->dtype != TC_DTYPE_I32 || tc_rt_numel(b) != (size_t)M))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "B must be an int32 tensor of %lld entries",
+                          (long long)M);
+  double *xd = load(k, x), *wd = load(k, w), *bd = b ? load(k, b) : NULL;
+  if (!xd || !wd || (b && !bd))
+    return TC_STATUS_NOMEM;
+  double xz = xzp ? tc_rt_get_f64(xzp, 0) : 0;
+  size_t nx = tc_rt_numel(x), nw = tc_rt_numel(w), per_m = M ? nw / (size_t)M : 0;
+  for (size_t i = 0; i < nx; i++)
+    xd[i] -= xz;
+  if (wzp)
+    for (size_t i = 0; i < nw; i++)
+      wd[i] -= tc_rt_get_f64(wzp, tc_rt_numel(wzp) == 1 ? 0 : i / per_m);
+  *ny = (size_t)(x->dims[0] * M * g->out[0] * g->out[1] * g->out[2]);
+  if (!(*y = scratch(k, *ny)))
+    return TC_STATUS_NOMEM;
+  conv_core(g, x->dims[0], x->dims[1], M, group, xd, wd, bd, *y);
+  return TC_STATUS_OK;
+}
+
+static tc_status run_convinteger(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                 tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *x = in[0], *w = n_in > 1 ? in[1] : NULL;
+  const tc_rt_tensor *xzp = n_in > 2 ? in[2] : NULL, *wzp = n_in > 3 ? in[3] : NULL;
+  if (x && !is_q8(x->dtype))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  if (w && !is_q8(w->dtype))
+    return tc_kernel_bad_dtype(k, 1, w->dtype);
+  geom g;
+  double *y;
+  size_t ny;
+  tc_status st = qconv(k, x, xzp, w, wzp, NULL, &g, &y, &ny);
+  if (st)
+    return st;
+  int64_t dims[2 + SP];
+  out_dims(&g, x->dims[0], w->dims[0], dims);
+  if ((st = tc_kernel_alloc(k, &out[0], TC_DTYPE_I32, x->rank, dims)))
+    return st;
+  for (size_t i = 0; i < ny; i++)
+    ((int32_t *)out[0].data)[i] = (int32_t)clamp64(y[i], INT32_MIN, INT32_MAX);
+  return TC_STATUS_OK;
+}
+
+static tc_status run_qlinearconv(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                 tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  if (n_in < 8 || !in[0] || !in[1] || !in[3] || !in[4] || !in[6])
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "QLinearConv needs x, scales and w");
+  const tc_rt_tensor *x = in[0], *xs = in[1], *xzp = in[2], *w = in[3], *ws = in[4], *wzp = in[5],
+                     *ys = in[6], *yzp = in[7], *b = n_in > 8 ? in[8] : NULL;
+  if (!is_q8(x->dtype))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  if (!is_q8(w->dtype))
+    return tc_kernel_bad_dtype(k, 3, w->dtype);
+  if (yzp && !is_q8(yzp->dtype))
+    return tc_kernel_bad_dtype(k, 7, yzp->dtype);
+  if (xs->dtype != TC_DTYPE_F32 || ws->dtype != TC_DTYPE_F32 || ys->dtype != TC_DTYPE_F32)
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "scales must be float32");
+  geom g;
+  double *y;
+  size_t ny;
+  tc_status st = qconv(k, x, xzp, w, wzp, b, &g, &y, &ny);
+  if (st)
+    return st;
+  int64_t M = w->dims[0];
+  if (!per_ok(xs, 1) || !per_ok(ys, 1) || !per_ok(ws, M) || (yzp && !per_ok(yzp, 1)))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "bad scale or zero point shape");
+  int32_t odt = yzp ? yzp->dtype : x->dtype;
+  int64_t lo, hi, dims[2 + SP];
+  qrange(odt, &lo, &hi);
+  out_dims(&g, x->dims[0], M, dims);
+  if ((st = tc_kernel_alloc(k, &out[0], odt, x->rank, dims)))
+    return st;
+  double zp = yzp ? tc_rt_get_f64(yzp, 0) : 0;
+  float xsv = ((const float *)xs->data)[0], ysv = ((const float *)ys->data)[0];
+  size_t per_m = M ? ny / (size_t)(x->dims[0] * M) : 0;
+  for (size_t i = 0; i < ny; i++) {
+    int64_t m = per_m ? (int64_t)(i / per_m) % M : 0;
+    float wsv = ((const float *)ws->data)[tc_rt_numel(ws) == 1 ? 0 : m];
+    float mult = xsv * wsv / ysv;
+    double r = y[i] * (double)mult + zp;
+    r = r < (double)lo ? (double)lo : r > (double)hi ? (double)hi : r;
+    qset(&out[0], i, (int64_t)nearbyint(r));
+  }
+  return TC_STATUS_OK;
+}
+
+/* ---- QLinearMatMul ---- */
+
+static tc_status run_qlinearmatmul(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                   tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  if (n_in < 8 || !in[0] || !in[1] || !in[3] || !in[4] || !in[6])
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "QLinearMatMul needs a, b and the scales");
+  const tc_rt_tensor *a = in[0], *as = in[1], *azp = in[2], *b = in[3], *bs = in[4], *bzp = in[5],
+                     *ys = in[6], *yzp = in[7];
+  if (!is_q8(a->dtype))
+    return tc_kernel_bad_dtype(k, 0, a->dtype);
+  if (!is_q8(b->dtype))
+    return tc_kernel_bad_dtype(k, 3, b->dtype);
+  if (yzp && !is_q8(yzp->dtype))
+    return tc_kernel_bad_dtype(k, 7, yzp->dtype);
+  if (!is_float(as->dtype) || !is_float(bs->dtype) || !is_float(ys->dtype))
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "scales must be floating point");
+  if (a->rank < 1 || b->rank < 1)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "a and b must have rank 1 or more");
+  /* Views as [..., M, K] and [..., K, N]. */
+  tc_rt_tensor av = *a, bv = *b;
+  if (av.rank == 1) {
+    av.rank = 2, av.dims[1] = av.dims[0], av.dims[0] = 1;
+  }
+  if (bv.rank == 1)
+    bv.rank = 2, bv.dims[1] = 1;
+  int64_t M = av.dims[av.rank - 2], K = av.dims[av.rank - 1], N = bv.dims[bv.rank - 1];
+  if (bv.dims[bv.rank - 2] != K)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "inner dims differ (%lld vs %lld)", (long long)K,
+                          (long long)bv.dims[bv.rank - 2]);
+  tc_rt_tensor ab = av, bb = bv; /* batch parts */
+  ab.rank -= 2, bb.rank -= 2;
+  const tc_rt_tensor *bt[2] = {&ab, &bb};
+  size_t brank;
+  int64_t bdims[TC_MAX_RANK], sa[TC_MAX_RANK], sb[TC_MAX_RANK];
+  tc_status st = tc_broadcast_shape(k, bt, 2, &brank, bdims);
+  if (st)
+    return st;
+  tc_broadcast_strides(&ab, brank, bdims, sa);
+  tc_broadcast_strides(&bb, brank, bdims, sb);
+  int64_t odims[TC_MAX_RANK];
+  size_t orank = brank;
+  memcpy(odims, bdims, brank * sizeof *bdims);
+  if (a->rank > 1)
+    odims[orank++] = M;
+  if (b->rank > 1)
+    odims[orank++] = N;
+  if (!per_ok(as, M) || !per_ok(bs, N) || !per_ok(ys, 1) || (azp && !per_ok(azp, M)) ||
+      (bzp && !per_ok(bzp, N)) || (yzp && !per_ok(yzp, 1)))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "bad scale or zero point shape");
+  int32_t odt = yzp ? yzp->dtype : a->dtype;
+  if ((st = tc_kernel_alloc(k, &out[0], odt, orank, odims)))
+    return st;
+  double *ad = load(k, a), *bd = load(k, b), *asd = load(k, as), *bsd = load(k, bs);
+  if (!ad || !bd || !asd || !bsd)
+    return TC_STATUS_NOMEM;
+  double azd = 0, bzd = 0;
+  float ysv = (float)tc_rt_get_f64(ys, 0);
+  double yz = yzp ? tc_rt_get_f64(yzp, 0) : 0;
+  int64_t lo, hi;
+  qrange(odt, &lo, &hi);
+  size_t nb = 1;
+  for (size_t i = 0; i < brank; i++)
+    nb *= (size_t)bdims[i];
+  for (size_t bi = 0; bi < nb; bi++) {
+    int64_t oa = 0, ob = 0;
+    size_t r = bi;
+    for (size_t d = brank; d-- > 0;) {
+      int64_t c = (int64_t)(r % (size_t)bdims[d]);
+      r /= (size_t)bdims[d];
+      oa += c * sa[d], ob += c * sb[d];
+    }
+    const double *ap = ad + oa * M * K, *bp = bd + ob * K * N;
+    for (int64_t i = 0; i < M; i++)
+      for (int64_t j = 0; j < N; j++) {
+        azd = azp ? tc_rt_get_f64(azp, tc_rt_numel(azp) == 1 ? 0 : (size_t)i) : 0;
+        bzd = bzp ? tc_rt_get_f64(bzp, tc_rt_numel(bzp) == 1 ? 0 : (size_t)j) : 0;
+        double acc = 0;
+        for (int64_t kk = 0; kk < K; kk++)
+          acc += (ap[i * K + kk] - azd) * (bp[kk * N + j] - bzd);
+        float mult = (float)per_at(as, asd, i) * (float)per_at(bs, bsd, j) / ysv;
+        double v = nearbyint(acc * (double)mult) + yz;
+        qset(&out[0], bi * (size_t)(M * N) + (size_t)(i * N + j), clamp64(v, lo, hi));
+      }
+  }
+  return TC_STATUS_OK;
+}
+
+/* ---- QuantizeLinear / DequantizeLinear ---- */
+
+/* Index into a per-tensor / per-axis / blocked scale for element i of a
+ * tensor viewed as [outer, D, inner] around the axis. */
+typedef struct qaxis {
+  size_t D, inner, nblk, bs;
+  int mode; /* 0 per tensor, 1 per axis, 2 blocked */
+} qaxis;
+
+static size_t qaxis_at(const qaxis *q, size_t i) {
+  if (q->mode == 0)
+    return 0;
+  size_t c = (i / q->inner) % q->D;
+  if (q->mode == 1)
+    return c;
+  size_t outer = i / (q->inner * q->D), r = i % q->inner;
+  return (outer * q->nblk + c / q->bs) * q->inner + r;
+}
+
+static tc_status qaxis_make(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_tensor *s,
+                            const tc_rt_tensor *zp, qaxis *q) {
+  int64_t axis = k->opset >= 13 ? tc_attr_int(k->node, "axis", 1) : 1;
+  int64_t bs = k->opset >= 21 ? tc_attr_int(k->node, "block_size", 0) : 0;
+  memset(q, 0, sizeof *q);
+  q->D = q->inner = q->nblk = q->bs = 1;
+  if (zp && tc_rt_numel(zp) == 1 && tc_rt_numel(s) == 1 && zp->rank <= 1 && s->rank <= 1) {
+    /* per tensor: a scalar and a one-element vector mix */
+  } else if (zp) {
+    bool same = zp->rank == s->rank;
+    for (size_t i = 0; same && i < s->rank; i++)
+      same = zp->dims[i] == s->dims[i];
+    if (!same)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "zero point and scale shapes differ");
+  }
+  size_t ns = tc_rt_numel(s);
+  if (bs == 0 && (s->rank == 0 || (s->rank == 1 && ns == 1)))
+    return TC_STATUS_OK;
+  int64_t ax = tc_axis(axis, x->rank);
+  if (ax < 0)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "axis %lld is out of range", (long long)axis);
+  q->D = (size_t)x->dims[ax];
+  for (size_t i = (size_t)ax + 1; i < x->rank; i++)
+    q->inner *= (size_t)x->dims[i];
+  if (bs == 0) {
+    if (s->rank != 1 || ns != q->D)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "per-axis scale must have %zu entries", q->D);
+    q->mode = 1;
+    return TC_STATUS_OK;
+  }
+  if (bs < 0)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "block_size must be positive");
+  q->bs = (size_t)bs;
+  q->nblk = (q->D + q->bs - 1) / q->bs;
+  bool ok = s->rank == x->rank;
+  for (size_t i = 0; ok && i < x->rank; i++)
+    ok = (int64_t)i == ax ? (size_t)s->dims[i] == q->nblk : s->dims[i] == x->dims[i];
+  if (!ok)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "blocked scale shape does not match x");
+  q->mode = 2;
+  return TC_STATUS_OK;
+}
+
+static const char *const quant_attrs[] = {"axis", "saturate", "block_size", "output_dtype",
+                                          "precision", NULL};
+
+static tc_status check_quant(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  tc_status st = tc_kernel_check_attrs(n, diag, quant_attrs);
+  if (st)
+    return st;
+  int64_t od = tc_attr_int(n, "output_dtype", 0);
+  if (od && !is_qint((int32_t)od))
+    return refuse(n, diag, "output_dtype %s is not implemented", tc_dtype_name((int32_t)od));
+  int64_t pr = tc_attr_int(n, "precision", 0);
+  if (pr && !is_float((int32_t)pr))
+    return refuse(n, diag, "precision %s is not implemented", tc_dtype_name((int32_t)pr));
+  return TC_STATUS_OK;
+}
+
+static tc_status run_quantize(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                              tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *x = in[0], *s = n_in > 1 ? in[1] : NULL, *zp = n_in > 2 ? in[2] : NULL;
+  if (!x || !s)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "x and y_scale are required");
+  if (!is_float(x->dtype) && x->dtype != TC_DTYPE_I32)
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  if (!is_float(s->dtype))
+    return tc_kernel_bad_dtype(k, 1, s->dtype);
+  int32_t odt = (int32_t)(k->opset >= 21 ? tc_attr_int(k->node, "output_dtype", 0) : 0);
+  if (zp) {
+    if (odt && odt != zp->dtype)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "output_dtype differs from the zero point's");
+    odt = zp->dtype;
+  }
+  if (!odt)
+    odt = TC_DTYPE_U8;
+  if (!is_qint(odt))
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "quantizing to %s is not implemented",
+                          tc_dtype_name(odt));
+  qaxis q;
+  tc_status st = qaxis_make(k, x, s, zp, &q);
+  if (st || (st = tc_kernel_alloc(k, &out[0], odt, x->rank, x->dims)))
+    return st;
+  /* numpy divides in the promoted dtype of x and the scale (or precision). */
+  int32_t cdt = (int32_t)(k->opset >= 23 ? tc_attr_int(k->node, "precision", 0) : 0);
+  if (!cdt) {
+    if (x->dtype == TC_DTYPE_F64 || s->dtype == TC_DTYPE_F64)
+      cdt = TC_DTYPE_F64;
+    else if (x->dtype == s->dtype)
+      cdt = x->dtype;
+    else
+      cdt = TC_DTYPE_F32;
+  }
+  int64_t lo, hi;
+  qrange(odt, &lo, &hi);
+  size_t n = tc_rt_numel(x);
+  for (size_t i = 0; i < n; i++) {
+    size_t si = qaxis_at(&q, i);
+    double v, sv = tc_rt_get_f64(s, si);
+    if (cdt == TC_DTYPE_F64)
+      v = tc_rt_get_f64(x, i) / sv;
+    else
+      v = round_to(cdt, (float)tc_rt_get_f64(x, i) / round_to(cdt, (float)sv));
+    double r = nearbyint(v) + (zp ? (double)qget(zp, si) : 0);
+    qset(&out[0], i, clamp64(r, lo, hi));
+  }
+  return TC_STATUS_OK;
+}
+
+static const char *const dequant_attrs[] = {"axis", "block_size", "output_dtype", NULL};
+
+static tc_status check_dequant(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  tc_status st = tc_kernel_check_attrs(n, diag, dequant_attrs);
+  if (st)
+    return st;
+  int64_t od = tc_attr_int(n, "output_dtype", 0);
+  if (od && !is_float((int32_t)od))
+    return refuse(n, diag, "output_dtype %s is not implemented", tc_dtype_name((int32_t)od));
+  return TC_STATUS_OK;
+}
+
+static tc_status run_dequantize(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *x = in[0], *s = n_in > 1 ? in[1] : NULL, *zp = n_in > 2 ? in[2] : NULL;
+  if (!x || !s)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "x and x_scale are required");
+  if (!is_qint(x->dtype) && x->dtype != TC_DTYPE_I32)
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  if (!is_float(s->dtype))
+    return tc_kernel_bad_dtype(k, 1, s->dtype);
+  if (zp && zp->dtype != x->dtype)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "x_zero_point's dtype differs from x's");
+  int32_t odt = (int32_t)(k->opset >= 23 ? tc_attr_int(k->node, "output_dtype", 0) : 0);
+  if (!odt)
+    odt = s->dtype;
+  qaxis q;
+  tc_status st = qaxis_make(k, x, s, zp, &q);
+  if (st || (st = tc_kernel_alloc(k, &out[0], odt, x->rank, x->dims)))
+    return st;
+  size_t n = tc_rt_numel(x);
+  for (size_t i = 0; i < n; i++) {
+    size_t si = qaxis_at(&q, i);
+    float dx = (float)qget(x, i) - (zp ? (float)qget(zp, si) : 0.0f);
+    float sv = (float)tc_rt_get_f64(s, si);
+    if (s->dtype == TC_DTYPE_F64)
+      tc_rt_set_f64(&out[0], i, (double)dx * tc_rt_get_f64(s, si));
+    else
+      tc_rt_set_f64(&out[0], i, dx * sv);
+  }
+  return TC_STATUS_OK;
+}
+
+static tc_status run_dynquant(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                              tc_rt_tensor *out, size_t n_out) {
+  (void)n_in;
+  const tc_rt_tensor *x = in[0];
+  if (!x)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "x is required");
+  if (x->dtype != TC_DTYPE_F32)
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  if (n_out < 3)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "DynamicQuantizeLinear has three outputs");
+  tc_status st = tc_kernel_alloc(k, &out[0], TC_DTYPE_U8, x->rank, x->dims);
+  if (st || (st = tc_kernel_alloc(k, &out[1], TC_DTYPE_F32, 0, NULL)) ||
+      (st = tc_kernel_alloc(k, &out[2], TC_DTYPE_U8, 0, NULL)))
+    return st;
+  const float *xv = x->data;
+  size_t n = tc_rt_numel(x);
+  float mx = 0, mn = 0;
+  for (size_t i = 0; i < n; i++) {
+    mx = xv[i] > mx ? xv[i] : mx;
+    mn = xv[i] < mn ? xv[i] : mn;
+  }
+  float scale = (mx == mn ? 1.0f : mx - mn) / 255.0f;
+  float zp0 = 0.0f - mn / scale;
+  zp0 = zp0 < 0 ? 0 : zp0 > 255 ? 255 : zp0;
+  float zp = nearbyintf(zp0);
+  uint8_t *y = out[0].data;
+  for (size_t i = 0; i < n; i++)
+    y[i] = (uint8_t)clamp64((double)(nearbyintf(xv[i] / scale) + zp), 0, 255);
+  *(float *)out[1].data = scale;
+  *(uint8_t *)out[2].data = (uint8_t)zp;
+  return TC_STATUS_OK;
+}
+
+/* ---- Resize / Upsample ---- */
+
+typedef enum { R_NEAREST, R_LINEAR, R_CUBIC } rmode;
+typedef enum {
+  C_HALF_PIXEL,
+  C_HALF_PIXEL_SYM,
+  C_PYTORCH_HALF_PIXEL,
+  C_ALIGN_CORNERS,
+  C_ASYMMETRIC,
+  C_TF_CROP
+} rctm;
+typedef enum { N_PREFER_FLOOR, N_PREFER_CEIL, N_FLOOR, N_CEIL, N_SIMPLE } rnear;
+
+typedef struct rparams {
+  rmode mode;
+  rctm ctm;
+  rnear nearest;
+  double cubic_a, extrap;
+  bool exclude_outside, antialias;
+} rparams;
+
+/* Interpolation weights for one output coordinate: fills w (n of them) for
+ * ratio, scale. Returns the number of taps. */
+static int rs_coeffs(const rparams *p, double ratio, double scale, double *w, int cap) {
+  if (p->mode == R_NEAREST) {
+    if (ratio == 1.0) {
+      w[0] = 0, w[1] = 1;
+      return 2;
+    }
+    bool hi;
+    switch (p->nearest) {
+    case N_PREFER_FLOOR: hi = ratio > 0.5; break;
+    case N_PREFER_CEIL: hi = ratio >= 0.5; break;
+    case N_FLOOR: hi = false; break;
+    case N_CEIL: hi = true; break;
+    default: hi = scale < 1.0; break; /* simple: ceil when downsampling */
+    }
+    w[0] = !hi, w[1] = hi;
+    return 2;
+  }
+  if (p->mode == R_LINEAR) {
+    if (!p->antialias) {
+      w[0] = 1 - ratio, w[1] = ratio;
+      return 2;
+    }
+    double sc = scale < 1 ? scale : 1;
+    int start = (int)floor(-1 / sc) + 1, n = 2 - 2 * start;
+    if (n > cap)
+      return -1;
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+      double a = fabs((start + i - ratio) * sc);
+      w[i] = a < 1 ? 1 - a : 0;
+      sum += w[i];
+    }
+    for (int i = 0; i < n; i++)
+      w[i] /= sum;
+    return n;
+  }
+  double A = p->cubic_a;
+  if (!p->antialias) {
+    double r = ratio, q = 1 - ratio;
+    w[0] = ((A * (r + 1) - 5 * A) * (r + 1) + 8 * A) * (r + 1) - 4 * A;
+    w[1] = ((A + 2) * r - (A + 3)) * r * r + 1;
+    w[2] = ((A + 2) * q - (A + 3)) * q * q + 1;
+    w[3] = ((A * (q + 1) - 5 * A) * (q + 1) + 8 * A) * (q + 1) - 4 * A;
+    return 4;
+  }
+  double sc = scale < 1 ? scale : 1;
+  int start = (int)floor(-2 / sc) + 1, n = 2 - 2 * start;
+  if (n > cap)
+    return -1;
+  double sum = 0;
+  for (int i = 0; i < n; i++) {
+    double x = fabs(sc * (start + i - ratio)), x2 = x * x, x3 = x2 * x;
+    w[i] = x <= 1 ? (A + 2) * x3 - (A + 3) * x2 + 1
+           : x < 2 ? A * x3 - 5 * A * x2 + 8 * A * x - 4 * A
+                   : 0;
+    sum += w[i];
+  }
+  for (int i = 0; i < n; i++)
+    w[i] /= sum;
+  return n;
+}
+
+#define RS_MAXTAPS 256
+
+/* Resizes axis `axis` of src (dims) into dst (dims with dims[axis] = outw). */
+static tc_status rs_axis(tc_kernel_ctx *k, const rparams *p, const double *src, double *dst,
+                         size_t rank, const int64_t *dims, size_t axis, int64_t outw, double scale,
+                         double roi0, double roi1) {
+  int64_t inw = dims[axis];
+  size_t outer = 1, inner = 1;
+  for (size_t i = 0; i < axis; i++)
+    outer *= (size_t)dims[i];
+  for (size_t i = axis + 1; i < rank; i++)
+    inner *= (size_t)dims[i];
+  double w[RS_MAXTAPS];
+  double owf = scale * (double)inw;
+  for (int64_t y = 0; y < outw; y++) {
+    double x;
+    bool extrap = false;
+    switch (p->ctm) {
+    case C_ALIGN_CORNERS: x = owf == 1 ? 0 : (double)y * (double)(inw - 1) / (owf - 1); break;
+    case C_ASYMMETRIC: x = (double)y / scale; break;
+    case C_TF_CROP:
+      x = owf == 1 ? (roi1 - roi0) * (double)(inw - 1) / 2
+                   : (double)y * (roi1 - roi0) * (double)(inw - 1) / (owf - 1);
+      x += roi0 * (double)(inw - 1);
+      extrap = x < 0 || x > (double)(inw - 1);
+      break;
+    case C_PYTORCH_HALF_PIXEL: x = owf == 1 ? -0.5 : ((double)y + 0.5) / scale - 0.5; break;
+    case C_HALF_PIXEL_SYM: {
+      double adj = (double)outw / owf, center = (double)inw / 2, off = center * (1 - adj);
+      x = off + ((double)y + 0.5) / scale - 0.5;
+      break;
+    }
+    default: x = ((double)y + 0.5) / scale - 0.5; break;
+    }
+    double fl = floor(x);
+    double ratio = x == fl ? 1.0 : x - fl;
+    int n = rs_coeffs(p, ratio, scale, w, RS_MAXTAPS);
+    if (n < 0)
+      return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "antialias downscale too strong");
+    double frac = x - fl;
+    int64_t off;
+    if (n % 2 == 0)
+      off = frac == 0 ? -(n / 2) : -(n / 2) + 1;
+    else
+      off = frac <= 0.5 ? -((n - 1) / 2) : -((n - 1) / 2) + 1;
+    int64_t start = (int64_t)fl + off;
+    if (p->exclude_outside) {
+      double sum = 0;
+      for (int j = 0; j < n; j++) {
+        if (start + j < 0 || start + j >= inw)
+          w[j] = 0;
+        sum += w[j];
+      }
+      if (sum == 0)
+        sum = 1;
+      for (int j = 0; j < n; j++)
+        w[j] /= sum;
+    }
+    for (size_t o = 0; o < outer; o++)
+      for (size_t r = 0; r < inner; r++) {
+        double acc = 0;
+        if (extrap) {
+          acc = p->extrap;
+        } else {
+          for (int j = 0; j < n; j++) {
+            if (w[j] == 0)
+              continue;
+            int64_t ii = start + j;
+            ii = ii < 0 ? 0 : ii >= inw ? inw - 1 : ii;
+            acc += w[j] * src[(o * (size_t)inw + (size_t)ii) * inner + r];
+          }
+        }
+        dst[(o * (size_t)outw + (size_t)y) * inner + r] = acc;
+      }
+  }
+  return TC_STATUS_OK;
+}
+
+/* Runs the resize once output sizes, scales and roi (2*rank, or NULL) are known. */
+static tc_status rs_run(tc_kernel_ctx *k, const rparams *p, const tc_rt_tensor *x,
+                        const int64_t *osz, const double *scales, const double *roi,
+                        tc_rt_tensor *out) {
+  if (!is_float(x->dtype) && !is_q8(x->dtype))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  tc_status st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, osz);
+  if (st)
+    return st;
+  double *cur = load(k, x);
+  if (!cur)
+    return TC_STATUS_NOMEM;
+  int64_t dims[TC_MAX_RANK];
+  memcpy(dims, x->dims, x->rank * sizeof *dims);
+  size_t r = x->rank;
+  for (size_t a = 0; a < r; a++) {
+    double r0 = roi ? roi[a] : 0, r1 = roi ? roi[r + a] : 1;
+    if (fabs(scales[a] - 1) <= 1e-9 && osz[a] == dims[a] &&
+        (!roi || (r0 == 0 && fabs(r1 - 1) <= 1e-9)))
+      continue;
+    if (dims[a] == 0 && osz[a] > 0)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "cannot resize an empty axis to %lld",
+                            (long long)osz[a]);
+    size_t n = 1;
+    for (size_t i = 0; i < r; i++)
+      n *= (size_t)(i == a ? osz[a] : dims[i]);
+    double *nxt = scratch(k, n);
+    if (!nxt)
+      return TC_STATUS_NOMEM;
+    if ((st = rs_axis(k, p, cur, nxt, r, dims, a, osz[a], scales[a], r0, r1)))
+      return st;
+    dims[a] = osz[a];
+    cur = nxt;
+  }
+  size_t n = tc_rt_numel(&out[0]);
+  if (is_q8(x->dtype)) {
+    int64_t lo, hi;
+    qrange(x->dtype, &lo, &hi);
+    for (size_t i = 0; i < n; i++)
+      tc_rt_set_i64(&out[0], i, clamp64(nearbyint(cur[i]), lo, hi));
+  } else {
+    store(&out[0], cur);
+  }
+  return TC_STATUS_OK;
+}
+
+static const char *const resize_modes[] = {"nearest", "linear", "cubic", NULL};
+static const char *const resize_ctms[] = {"half_pixel",   "half_pixel_symmetric", "pytorch_half_pixel",
+                                          "align_corners", "asymmetric", "tf_crop_and_resize",
+                                          NULL};
+static const char *const resize_nearest[] = {"round_prefer_floor", "round_prefer_ceil", "floor",
+                                             "ceil", NULL};
+static const char *const resize_kar[] = {"stretch", "not_larger", "not_smaller", NULL};
+static const char *const resize_attrs[] = {"antialias", "axes", "coordinate_transformation_mode",
+                                           "cubic_coeff_a", "exclude_outside",
+                                           "extrapolation_value", "keep_aspect_ratio_policy",
+                                           "mode", "nearest_mode", NULL};
+static const char *const resize10_attrs[] = {"mode", NULL};
+static const char *const upsample7_attrs[] = {"mode", "scales", NULL};
+static const char *const resize10_modes[] = {"nearest", "linear", NULL};
+
+static tc_status check_resize(const tc_node *n, int64_t opset, tc_diag *diag) {
+  tc_status st;
+  if (opset < 11) {
+    if ((st = tc_kernel_check_attrs(n, diag, resize10_attrs)))
+      return st;
+    return check_one_of(n, diag, "mode", resize10_modes);
+  }
+  if ((st = tc_kernel_check_attrs(n, diag, resize_attrs)) || (st = check_one_of(n, diag, "mode", resize_modes)) ||
+      (st = check_one_of(n, diag, "coordinate_transformation_mode", resize_ctms)) ||
+      (st = check_one_of(n, diag, "nearest_mode", resize_nearest)) ||
+      (st = check_one_of(n, diag, "keep_aspect_ratio_policy", resize_kar)))
+    return st;
+  if (attr_is(n, "mode", "nearest", "nearest") && tc_attr_int(n, "antialias", 0))
+    return refuse(n, diag, "%s is not defined for mode nearest", "antialias");
+  return TC_STATUS_OK;
+}
+
+static tc_status check_upsample(const tc_node *n, int64_t opset, tc_diag *diag) {
+  tc_status st = tc_kernel_check_attrs(n, diag, opset < 9 ? upsample7_attrs : resize10_attrs);
+  if (st)
+    return st;
+  if (opset < 9 && !tc_attr_has(n, "scales"))
+    return refuse(n, diag, "%s attribute is required", "scales");
+  return check_one_of(n, diag, "mode", resize10_modes);
+}
+
+/* Output sizes from per-dim scales (floor(scale * in)). */
+static tc_status sizes_from_scales(tc_kernel_ctx *k, const tc_rt_tensor *x, const double *sc,
+                                   int64_t *osz) {
+  for (size_t i = 0; i < x->rank; i++) {
+    if (!(sc[i] > 0))
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "scales must be positive");
+    osz[i] = (int64_t)floor(sc[i] * (double)x->dims[i]);
+  }
+  return TC_STATUS_OK;
+}
+
+static tc_status run_resize_simple(tc_kernel_ctx *k, const tc_rt_tensor *x, const double *sc,
+                                   tc_rt_tensor *out) {
+  rparams p = {0};
+  p.mode = attr_is(k->node, "mode", "linear", "nearest") ? R_LINEAR : R_NEAREST;
+  p.ctm = C_ASYMMETRIC;
+  p.nearest = N_SIMPLE;
+  int64_t osz[TC_MAX_RANK];
+  tc_status st = sizes_from_scales(k, x, sc, osz);
+  return st ? st : rs_run(k, &p, x, osz, sc, NULL, out);
+}
+
+static tc_status read_scales(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_tensor *s,
+                             double *sc) {
+  if (!s || tc_rt_numel(s) != x->rank || !is_float(s->dtype))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "scales must hold one float per dim of X");
+  for (size_t i = 0; i < x->rank; i++)
+    sc[i] = tc_rt_get_f64(s, i);
+  return TC_STATUS_OK;
+}
+
+static tc_status run_upsample(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                              tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *x = in[0];
+  if (!x)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "X is required");
+  if (x->rank > TC_MAX_RANK)
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "rank too high");
+  double sc[TC_MAX_RANK];
+  if (k->opset < 9) {
+    const float *f;
+    ptrdiff_t n = tc_attr_floats(k->node, "scales", &f);
+    if (n != (ptrdiff_t)x->rank)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "scales must hold one float per dim of X");
+    for (size_t i = 0; i < x->rank; i++)
+      sc[i] = f[i];
+  } else {
+    tc_status st = read_scales(k, x, n_in > 1 ? in[1] : NULL, sc);
+    if (st)
+      return st;
+  }
+  return run_resize_simple(k, x, sc, out);
+}
+
+static rctm parse_ctm(const tc_node *n) {
+  static const rctm v[] = {C_HALF_PIXEL, C_HALF_PIXEL_SYM, C_PYTORCH_HALF_PIXEL,
+                           C_ALIGN_CORNERS, C_ASYMMETRIC, C_TF_CROP};
+  for (int i = 0; resize_ctms[i]; i++)
+    if (attr_is(n, "coordinate_transformation_mode", resize_ctms[i], "half_pixel"))
+      return v[i];
+  return C_HALF_PIXEL;
+}
+
+static tc_status run_resize(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                            tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *x = in[0];
+  if (!x)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "X is required");
+  if (x->rank > TC_MAX_RANK)
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "rank too high");
+  size_t r = x->rank;
+  double sc[TC_MAX_RANK];
+  if (k->opset < 11) {
+    tc_status st = read_scales(k, x, n_in > 1 ? in[1] : NULL, sc);
+    return st ? st : run_resize_simple(k, x, sc, out);
+  }
+  const tc_node *nd = k->node;
+  rparams p = {0};
+  p.mode = attr_is(nd, "mode", "linear", "nearest")  ? R_LINEAR
+           : attr_is(nd, "mode", "cubic", "nearest") ? R_CUBIC
+                                                     : R_NEAREST;
+  p.ctm = parse_ctm(nd);
+  p.nearest = attr_is(nd, "nearest_mode", "round_prefer_ceil", "round_prefer_floor") ? N_PREFER_CEIL
+              : attr_is(nd, "nearest_mode", "floor", "round_prefer_floor")           ? N_FLOOR
+              : attr_is(nd, "nearest_mode", "ceil", "round_prefer_floor")            ? N_CEIL
+                                                                                      : N_PREFER_FLOOR;
+  p.cubic_a = tc_attr_float(nd, "cubic_coeff_a", -0.75f);
+  p.extrap = tc_attr_float(nd, "extrapolation_value", 0.0f);
+  p.exclude_outside = tc_attr_int(nd, "exclude_outside", 0) != 0;
+  p.antialias = k->opset >= 18 && tc_attr_int(nd, "antialias", 0) != 0 && p.mode != R_NEAREST;
+  /* axes */
+  int64_t axes[TC_MAX_RANK];
+  size_t naxes = r;
+  const int64_t *av;
+  ptrdiff_t na = k->opset >= 18 ? tc_attr_ints(nd, "axes", &av) : -1;
+  if (na >= 0) {
+    if ((size_t)na > r)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "too many axes");
+    naxes = (size_t)na;
+    for (size_t i = 0; i < naxes; i++) {
+      axes[i] = tc_axis(av[i], r);
+      if (axes[i] < 0)
+        return tc_kernel_fail(k, TC_STATUS_INVALID, "axis %lld is out of range", (long long)av[i]);
+    }
+  } else {
+    for (size_t i = 0; i < r; i++)
+      axes[i] = (int64_t)i;
+  }
+  const tc_rt_tensor *roi_t = n_in > 1 ? in[1] : NULL, *s_t = n_in > 2 ? in[2] : NULL,
+                     *z_t = n_in > 3 ? in[3] : NULL;
+  if (s_t && tc_rt_numel(s_t) == 0)
+    s_t = NULL;
+  if (z_t && tc_rt_numel(z_t) == 0)
+    z_t = NULL;
+  if (!s_t == !z_t)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "exactly one of scales and sizes must be given");
+  int64_t osz[TC_MAX_RANK];
+  memcpy(osz, x->dims, r * sizeof *osz);
+  for (size_t i = 0; i < r; i++)
+    sc[i] = 1;
+  if (s_t) {
+    if (tc_rt_numel(s_t) != naxes || !is_float(s_t->dtype))
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "scales must hold %zu floats", naxes);
+    for (size_t i = 0; i < naxes; i++)
+      sc[axes[i]] = tc_rt_get_f64(s_t, i);
+    tc_status st = sizes_from_scales(k, x, sc, osz);
+    if (st)
+      return st;
+  } else {
+    if (tc_rt_numel(z_t) != naxes || z_t->dtype != TC_DTYPE_I64)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "sizes must hold %zu int64 values", naxes);
+    for (size_t i = 0; i < naxes; i++) {
+      int64_t a = axes[i];
+      osz[a] = ((const int64_t *)z_t->data)[i];
+      if (osz[a] < 0)
+        return tc_kernel_fail(k, TC_STATUS_INVALID, "sizes must not be negative");
+      sc[a] = x->dims[a] ? (double)osz[a] / (double)x->dims[a] : 1;
+    }
+    bool larger = attr_is(nd, "keep_aspect_ratio_policy", "not_larger", "stretch");
+    bool smaller = attr_is(nd, "keep_aspect_ratio_policy", "not_smaller", "stretch");
+    if (k->opset >= 18 && (larger || smaller) && naxes) {
+      double s = sc[axes[0]];
+      for (size_t i = 1; i < naxes; i++)
+        s = larger ? fmin(s, sc[axes[i]]) : fmax(s, sc[axes[i]]);
+      for (size_t i = 0; i < naxes; i++) {
+        sc[axes[i]] = s;
+        osz[axes[i]] = (int64_t)(s * (double)x->dims[axes[i]] + 0.5);
+      }
+    }
+  }
+  double roi[2 * TC_MAX_RANK];
+  bool has_roi = false;
+  if (p.ctm == C_TF_CROP && roi_t && tc_rt_numel(roi_t)) {
+    if (tc_rt_numel(roi_t) != 2 * naxes || !is_float(roi_t->dtype))
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "roi must hold %zu floats", 2 * naxes);
+    for (size_t i = 0; i < r; i++)
+      roi[i] = 0, roi[r + i] = 1;
+    for (size_t i = 0; i < naxes; i++) {
+      roi[axes[i]] = tc_rt_get_f64(roi_t, i);
+      roi[r + axes[i]] = tc_rt_get_f64(roi_t, naxes + i);
+    }
+    has_roi = true;
+  } else if (p.ctm == C_TF_CROP) {
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "tf_crop_and_resize needs roi");
+  }
+  return rs_run(k, &p, x, osz, sc, has_roi ? roi : NULL, out);
+}
+
+/* ---- MaxUnpool: scatters X to the flat output positions I names ---- */
+
+static const char *const unpool_attrs[] = {"kernel_shape", "pads", "strides", NULL};
+
+static tc_status check_unpool(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  tc_status st = tc_kernel_check_attrs(n, diag, unpool_attrs);
+  if (!st && !tc_attr_has(n, "kernel_shape"))
+    st = refuse(n, diag, "%s: the kernel_shape attribute is required", "MaxUnpool");
+  return st;
+}
+
+static tc_status run_unpool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                            tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *x = in[0], *ix = n_in > 1 ? in[1] : NULL, *os = n_in > 2 ? in[2] : NULL;
+  if (!x || !ix)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "X and I are required");
+  if (!is_float(x->dtype))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  if (ix->dtype != TC_DTYPE_I64 || tc_rt_numel(ix) != tc_rt_numel(x))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "I must be int64 and shaped like X");
+  if (x->rank < 3)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "X must have rank 3 or more");
+  size_t nsp = x->rank - 2;
+  int64_t ks[TC_MAX_RANK], st_[TC_MAX_RANK], pads[2 * TC_MAX_RANK], dims[TC_MAX_RANK];
+  tc_status st;
+  if ((st = ints_attr(k, "kernel_shape", nsp, 0, ks)) || (st = ints_attr(k, "strides", nsp, 1, st_)) ||
+      (st = ints_attr(k, "pads", 2 * nsp, 0, pads)))
+    return st;
+  int64_t inf[TC_MAX_RANK]; /* the shape I indexes; output_shape may pad it at the ends */
+  inf[0] = x->dims[0], inf[1] = x->dims[1];
+  for (size_t i = 0; i < nsp; i++)
+    inf[2 + i] = (x->dims[2 + i] - 1) * st_[i] + ks[i] - pads[i] - pads[nsp + i];
+  memcpy(dims, inf, x->rank * sizeof *dims);
+  if (os && tc_rt_numel(os)) {
+    if (os->dtype != TC_DTYPE_I64 || tc_rt_numel(os) != x->rank)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "output_shape must hold %zu int64 values",
+                            x->rank);
+    memcpy(dims, os->data, x->rank * sizeof *dims);
+    for (size_t i = 0; i < x->rank; i++)
+      if (dims[i] < inf[i])
+        return tc_kernel_fail(k, TC_STATUS_INVALID, "output_shape is smaller than the pooled input");
+  }
+  for (size_t i = 0; i < x->rank; i++)
+    if (inf[i] < 0)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "the unpooled shape would be negative");
+  if ((st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, dims)))
+    return st;
+  size_t n = tc_rt_numel(x), ninf = 1;
+  for (size_t i = 0; i < x->rank; i++)
+    ninf *= (size_t)inf[i];
+  double *y = scratch(k, ninf);
+  if (!y)
+    return TC_STATUS_NOMEM;
+  for (size_t i = 0; i < n; i++) {
+    int64_t j = ((const int64_t *)ix->data)[i];
+    if (j < 0 || (size_t)j >= ninf)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "index %lld is outside the output",
+                            (long long)j);
+    y[j] = tc_rt_get_f64(x, i);
+  }
+  for (size_t i = 0; i < ninf; i++) { /* place the unpooled block at the output's origin */
+    size_t r = i, o = 0, mul = 1;
+    for (size_t d = x->rank; d-- > 0;) {
+      o += (r % (size_t)inf[d]) * mul;
+      r /= (size_t)inf[d];
+      mul *= (size_t)dims[d];
+    }
+    tc_rt_set_f64(&out[0], o, y[i]);
+  }
+  return TC_STATUS_OK;
+}
+
+/* ---- table ---- */
+
+const tc_kernel_def tc_kernels_conv[] = {
+    {"Conv", "", 1, run_conv, check_conv},
+    {"ConvTranspose", "", 1, run_convt, check_convt},
+    {"MaxPool", "", 1, run_maxpool, check_maxpool},
+    {"AveragePool", "", 1, run_avgpool, check_avgpool},
+    {"LpPool", "", 1, run_lppool, check_lppool},
+    {"GlobalAveragePool", "", 1, run_gavgpool, check_none},
+    {"GlobalMaxPool", "", 1, run_gmaxpool, check_none},
+    {"LRN", "", 1, run_lrn, check_lrn},
+    {"ConvInteger", "", 10, run_convinteger, check_conv},
+    {"QLinearConv", "", 10, run_qlinearconv, check_conv},
+    {"QLinearMatMul", "", 10, run_qlinearmatmul, check_none},
+    {"QuantizeLinear", "", 10, run_quantize, check_quant},
+    {"DequantizeLinear", "", 10, run_dequantize, check_dequant},
+    {"DynamicQuantizeLinear", "", 11, run_dynquant, check_none},
+    {"Resize", "", 10, run_resize, check_resize},
+    {"Upsample", "", 7, run_upsample, check_upsample},
+    {"MaxUnpool", "", 9, run_unpool, check_unpool},
+    {NULL},
+};

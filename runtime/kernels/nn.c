@@ -1,0 +1,1270 @@
+/* nn kernels: MatMul Gemm MatMulInteger, Softmax LogSoftmax Hardmax,
+ * LayerNormalization BatchNormalization InstanceNormalization
+ * GroupNormalization RMSNormalization LpNormalization
+ * MeanVarianceNormalization, TopK, Einsum.
+ *
+ * Matrix products run in one of three compute types: float (float32 and the
+ * 16-bit floats, converted once), double (float64) and 64-bit integers with
+ * wrap-around (integer types). Normalization statistics accumulate in
+ * double. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernel.h"
+
+/* ---- shared helpers ---- */
+
+static const char *node_name(const tc_node *n) { return n->name ? n->name : ""; }
+
+static const tc_rt_tensor *input(const tc_rt_tensor *const *in, size_t n_in, size_t i) {
+  return i < n_in ? in[i] : NULL;
+}
+
+static void *scratch(tc_kernel_ctx *k, size_t n, size_t elem) {
+  return tc_arena_alloc(k->arena, n ? n * elem : 1);
+}
+
+#define NOMEM(k) tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory")
+
+static size_t prod_dims(const int64_t *dims, size_t from, size_t to) {
+  size_t p = 1;
+  for (size_t d = from; d < to; d++)
+    p *= (size_t)dims[d];
+  return p;
+}
+
+/* Checks that t broadcasts unidirectionally to (rank, dims) and sets its
+ * element strides there. */
+static tc_status unidir_strides(tc_kernel_ctx *k, const tc_rt_tensor *t, const char *what,
+                                size_t rank, const int64_t *dims, int64_t *strides) {
+  bool ok = t->rank <= rank;
+  for (size_t d = 0; ok && d < t->rank; d++) {
+    int64_t v = t->dims[d], w = dims[rank - t->rank + d];
+    ok = v == w || v == 1;
+  }
+  if (!ok)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "%s does not broadcast to the expected shape",
+                          what);
+  tc_broadcast_strides(t, rank, dims, strides);
+  return TC_STATUS_OK;
+}
+
+/* Offset of linear index j of shape (rank, dims) in a tensor with strides. */
+static size_t bcast_offset(size_t j, size_t rank, const int64_t *dims, const int64_t *strides) {
+  size_t off = 0;
+  for (size_t d = rank; d-- > 0;) {
+    size_t q = (size_t)dims[d];
+    off += (j % q) * (size_t)strides[d];
+    j /= q;
+  }
+  return off;
+}
+
+/* Per-element parameter of a tensor broadcast to a block of shape (rank,
+ * dims): either contiguous (the common case) or through strides. */
+typedef struct param_view {
+  const tc_rt_tensor *t;
+  bool direct;
+  size_t rank;
+  const int64_t *dims;
+  int64_t strides[TC_MAX_RANK];
+} param_view;
+
+static tc_status param_init(tc_kernel_ctx *k, param_view *p, const tc_rt_tensor *t,
+                            const char *what, size_t rank, const int64_t *dims) {
+  p->t = t;
+  p->rank = rank;
+  p->dims = dims;
+  p->direct = true;
+  if (!t)
+    return TC_STATUS_OK;
+  tc_status st = unidir_strides(k, t, what, rank, dims, p->strides);
+  if (st)
+    return st;
+  p->direct = tc_rt_numel(t) == prod_dims(dims, 0, rank);
+  return TC_STATUS_OK;
+}
+
+static double param_get(const param_view *p, size_t j, double dflt) {
+  if (!p->t)
+    return dflt;
+  return tc_rt_get_f64(p->t, p->direct ? j : bcast_offset(j, p->rank, p->dims, p->strides));
+}
+
+/* ---- matrix products ---- */
+
+typedef enum ckind { CK_F32, CK_F64, CK_INT } ckind;
+
+static ckind kind_of(int32_t dt) {
+  return dt == TC_DTYPE_F64 ? CK_F64 : tc_dtype_is_float(dt) ? CK_F32 : CK_INT;
+}
+
+static size_t kind_size(ckind c) { return c == CK_F32 ? sizeof(float) : 8; }
+
+/* C[M,N] = op(A) op(B); op(A) is A[M,K] or, transposed, A[K,M]. C is
+ * overwritten. i-k-j order over contiguous rows of B when B is not
+ * transposed, dot products otherwise. */
+#define GEMM_CORE(NAME, T)                                                                         \
+  static void NAME(size_t M, size_t N, size_t K, const T *A, bool ta, const T *B, bool tb, T *C) { \
+    if (!tb) {                                                                                     \
+      for (size_t i = 0; i < M; i++) {                                                             \
+        T *c = C + i * N;                                                                          \
+        for (size_t j = 0; j < N; j++)                                                             \
+          c[j] = 0;                                                                                \
+        for (size_t kk = 0; kk < K; kk++) {                                                        \
+          T a = ta ? A[kk * M + i] : A[i * K + kk];                                                \
+          const T *b = B + kk * N;                                                                 \
+          for (size_t j = 0; j < N; j++)                                                           \
+            c[j] += a * b[j];                                                                      \
+        }                                                                                          \
+      }                                                                                            \
+    } else {                                                                                       \
+      for (size_t i = 0; i < M; i++)                                                               \
+        for (size_t j = 0; j < N; j++) {                                                           \
+          const T *b = B + j * K;                                                                  \
+          T s = 0;                                                                                 \
+          if (ta)                                                                                  \
+            for (size_t kk = 0; kk < K; kk++)                                                      \
+              s += A[kk * M + i] * b[kk];                                                          \
+          else                                                                                     \
+            for (size_t kk = 0; kk < K; kk++)                                                      \
+              s += A[i * K + kk] * b[kk];                                                          \
+          C[i * N + j] = s;                                                                        \
+        }                                                                                          \
+    }                                                                                              \
+  }
+
+GEMM_CORE(gemm_f32, float)
+GEMM_CORE(gemm_f64, double)
+GEMM_CORE(gemm_int, uint64_t) /* unsigned: wraps like two's complement */
+
+static void gemm_kind(ckind c, size_t M, size_t N, size_t K, const void *A, bool ta, const void *B,
+                      bool tb, void *C) {
+  switch (c) {
+  case CK_F32: gemm_f32(M, N, K, A, ta, B, tb, C); break;
+  case CK_F64: gemm_f64(M, N, K, A, ta, B, tb, C); break;
+  case CK_INT: gemm_int(M, N, K, A, ta, B, tb, C); break;
+  }
+}
+
+/* t's data in compute type c: t->data itself when it already is, else a
+ * converted copy (NULL on OOM). */
+static const void *as_kind(tc_kernel_ctx *k, const tc_rt_tensor *t, ckind c) {
+  if ((c == CK_F32 && t->dtype == TC_DTYPE_F32) || (c == CK_F64 && t->dtype == TC_DTYPE_F64) ||
+      (c == CK_INT && (t->dtype == TC_DTYPE_I64 || t->dtype == TC_DTYPE_U64)))
+    return t->data;
+  size_t n = tc_rt_numel(t);
+  void *p = scratch(k, n, kind_size(c));
+  if (!p)
+    return NULL;
+  for (size_t i = 0; i < n; i++) {
+    if (c == CK_F32)
+      ((float *)p)[i] = (float)tc_rt_get_f64(t, i);
+    else if (c == CK_F64)
+      ((double *)p)[i] = tc_rt_get_f64(t, i);
+    else
+      ((uint64_t *)p)[i] = (uint64_t)tc_rt_get_i64(t, i);
+  }
+  return p;
+}
+
+/* Where results in compute type c go: out->data when the dtypes agree, else
+ * scratch (written back by store_kind). */
+static void *result_buf(tc_kernel_ctx *k, tc_rt_tensor *out, ckind c) {
+  if ((c == CK_F32 && out->dtype == TC_DTYPE_F32) || (c == CK_F64 && out->dtype == TC_DTYPE_F64) ||
+      (c == CK_INT && (out->dtype == TC_DTYPE_I64 || out->dtype == TC_DTYPE_U64)))
+    return out->data;
+  return scratch(k, tc_rt_numel(out), kind_size(c));
+}
+
+static void store_kind(tc_rt_tensor *out, const void *buf, ckind c) {
+  if (buf == out->data)
+    return;
+  size_t n = tc_rt_numel(out);
+  for (size_t i = 0; i < n; i++) {
+    if (c == CK_F32)
+      tc_rt_set_f64(out, i, ((const float *)buf)[i]);
+    else if (c == CK_F64)
+      tc_rt_set_f64(out, i, ((const double *)buf)[i]);
+    else
+      tc_rt_set_i64(out, i, (int64_t)((const uint64_t *)buf)[i]);
+  }
+}
+
+/* numpy matmul of A and B (compute-type data a, b) into out of dtype odt. */
+static tc_status matmul_nd(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_tensor *B,
+                           const void *a, const void *b, ckind c, int32_t odt, tc_rt_tensor *out) {
+  if (A->rank == 0 || B->rank == 0)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "MatMul operands must have rank 1 or more");
+  bool a1 = A->rank == 1, b1 = B->rank == 1;
+  size_t M = a1 ? 1 : (size_t)A->dims[A->rank - 2], K = (size_t)A->dims[A->rank - 1];
+  size_t Kb = b1 ? (size_t)B->dims[0] : (size_t)B->dims[B->rank - 2];
+  size_t N = b1 ? 1 : (size_t)B->dims[B->rank - 1];
+  if (K != Kb)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "inner dimensions differ (%zu vs %zu)", K, Kb);
+  tc_rt_tensor ba = {0}, bb = {0};
+  ba.rank = a1 ? 0 : A->rank - 2;
+  bb.rank = b1 ? 0 : B->rank - 2;
+  memcpy(ba.dims, A->dims, ba.rank * sizeof(int64_t));
+  memcpy(bb.dims, B->dims, bb.rank * sizeof(int64_t));
+  const tc_rt_tensor *bt[2] = {&ba, &bb};
+  size_t brank;
+  int64_t dims[TC_MAX_RANK + 2];
+  tc_status st = tc_broadcast_shape(k, bt, 2, &brank, dims);
+  if (st)
+    return st;
+  int64_t sa[TC_MAX_RANK], sb[TC_MAX_RANK];
+  tc_broadcast_strides(&ba, brank, dims, sa);
+  tc_broadcast_strides(&bb, brank, dims, sb);
+  size_t orank = brank;
+  if (!a1)
+    dims[orank++] = (int64_t)M;
+  if (!b1)
+    dims[orank++] = (int64_t)N;
+  if ((st = tc_kernel_alloc(k, out, odt, orank, dims)))
+    return st;
+  size_t nb = prod_dims(dims, 0, brank);
+  if (nb * M * N == 0)
+    return TC_STATUS_OK;
+  void *res = result_buf(k, out, c);
+  if (!res)
+    return NOMEM(k);
+  size_t es = kind_size(c);
+  for (size_t bi = 0; bi < nb; bi++) {
+    size_t oa = bcast_offset(bi, brank, dims, sa), ob = bcast_offset(bi, brank, dims, sb);
+    gemm_kind(c, M, N, K, (const char *)a + oa * M * K * es, false,
+              (const char *)b + ob * K * N * es, false, (char *)res + bi * M * N * es);
+  }
+  store_kind(out, res, c);
+  return TC_STATUS_OK;
+}
+
+static tc_status run_matmul(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                            tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *A = input(in, n_in, 0), *B = input(in, n_in, 1);
+  if (!A || !B)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "MatMul needs two inputs");
+  int32_t dt = A->dtype;
+  if (!tc_dtype_is_float(dt) && dt != TC_DTYPE_I32 && dt != TC_DTYPE_I64 && dt != TC_DTYPE_U32 &&
+      dt != TC_DTYPE_U64)
+    return tc_kernel_bad_dtype(k, 0, dt);
+  if (B->dtype != dt)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "input dtypes differ (%s vs %s)", tc_dtype_name(dt),
+                          tc_dtype_name(B->dtype));
+  ckind c = kind_of(dt);
+  const void *a = as_kind(k, A, c), *b = as_kind(k, B, c);
+  if (!a || !b)
+    return NOMEM(k);
+  return matmul_nd(k, A, B, a, b, c, dt, out);
+}
+
+/* Integer matrix product with zero points: A - a_zp (a scalar or one per row
+ * of A) times B - b_zp (a scalar or one per column of B), into int32. */
+static tc_status int_minus_zp(tc_kernel_ctx *k, const tc_rt_tensor *t, const tc_rt_tensor *zp,
+                              bool per_row, const char *what, const void **res) {
+  size_t n = tc_rt_numel(t);
+  uint64_t *p = scratch(k, n, sizeof *p);
+  if (!p)
+    return NOMEM(k);
+  size_t nz = zp ? tc_rt_numel(zp) : 0;
+  size_t rows = t->rank >= 2 ? (size_t)t->dims[t->rank - 2] : 1;
+  size_t cols = t->rank >= 1 ? (size_t)t->dims[t->rank - 1] : 1;
+  if (zp && nz != 1 && !(zp->rank == 1 && nz == (per_row ? rows : cols)))
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED,
+                          "%s must be a scalar or hold one value per %s (got %zu values)", what,
+                          per_row ? "row of A" : "column of B", nz);
+  for (size_t i = 0; i < n; i++) {
+    int64_t z = 0;
+    if (zp)
+      z = tc_rt_get_i64(zp, nz == 1 ? 0 : per_row ? (i / cols) % rows : i % cols);
+    p[i] = (uint64_t)(tc_rt_get_i64(t, i) - z);
+  }
+  *res = p;
+  return TC_STATUS_OK;
+}
+
+static tc_status run_matmulinteger(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                   tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *A = input(in, n_in, 0), *B = input(in, n_in, 1);
+  const tc_rt_tensor *az = input(in, n_in, 2), *bz = input(in, n_in, 3);
+  if (!A || !B)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "MatMulInteger needs two inputs");
+  const tc_rt_tensor *chk[4] = {A, B, az, bz};
+  for (size_t i = 0; i < 4; i++)
+    if (chk[i] && chk[i]->dtype != TC_DTYPE_U8 && chk[i]->dtype != TC_DTYPE_I8)
+      return tc_kernel_bad_dtype(k, i, chk[i]->dtype);
+  /* a 1-D A is a single row: its zero point is then a scalar */
+  const void *a, *b;
+  tc_status st;
+  if ((st = int_minus_zp(k, A, az, true, "a_zero_point", &a)) ||
+      (st = int_minus_zp(k, B, bz, false, "b_zero_point", &b)))
+    return st;
+  return matmul_nd(k, A, B, a, b, CK_INT, TC_DTYPE_I32, out);
+}
+
+static tc_status check_gemm(const tc_node *n, int64_t opset, tc_diag *diag) {
+  static const char *const v1[] = {"alpha", "beta", "transA", "transB", "broadcast", NULL};
+  static const char *const v7[] = {"alpha", "beta", "transA", "transB", NULL};
+  return tc_kernel_check_attrs(n, diag, opset >= 7 ? v7 : v1);
+}
+
+static tc_status run_gemm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                          tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *A = input(in, n_in, 0), *B = input(in, n_in, 1), *C = input(in, n_in, 2);
+  if (!A || !B)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "Gemm needs A and B");
+  int32_t dt = A->dtype;
+  if (!tc_dtype_is_float(dt) && dt != TC_DTYPE_I32 && dt != TC_DTYPE_I64 && dt != TC_DTYPE_U32 &&
+      dt != TC_DTYPE_U64)
+    return tc_kernel_bad_dtype(k, 0, dt);
+  if (B->dtype != dt || (C && C->dtype != dt))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "input dtypes differ");
+  if (A->rank != 2 || B->rank != 2)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "A and B must be 2-D (ranks %zu and %zu)", A->rank,
+                          B->rank);
+  const tc_node *n = k->node;
+  bool ta = tc_attr_int(n, "transA", 0) != 0, tb = tc_attr_int(n, "transB", 0) != 0;
+  double alpha = tc_attr_float(n, "alpha", 1.0f), beta = tc_attr_float(n, "beta", 1.0f);
+  size_t M = (size_t)A->dims[ta ? 1 : 0], K = (size_t)A->dims[ta ? 0 : 1];
+  size_t Kb = (size_t)B->dims[tb ? 1 : 0], N = (size_t)B->dims[tb ? 0 : 1];
+  if (K != Kb)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "inner dimensions differ (%zu vs %zu)", K, Kb);
+  int64_t dims[2] = {(int64_t)M, (int64_t)N}, cs[2] = {0, 0};
+  tc_status st;
+  if (C && (st = unidir_strides(k, C, "C", 2, dims, cs)))
+    return st;
+  if ((st = tc_kernel_alloc(k, out, dt, 2, dims)))
+    return st;
+  if (M * N == 0)
+    return TC_STATUS_OK;
+  ckind c = kind_of(dt);
+  const void *a = as_kind(k, A, c), *b = as_kind(k, B, c);
+  void *res = result_buf(k, out, c);
+  if (!a || !b || !res)
+    return NOMEM(k);
+  gemm_kind(c, M, N, K, a, ta, b, tb, res);
+  store_kind(out, res, c);
+  if (alpha == 1.0 && (!C || beta == 0.0))
+    return TC_STATUS_OK;
+  bool exact_int = c == CK_INT && alpha == 1.0 && beta == 1.0;
+  for (size_t i = 0; i < M; i++)
+    for (size_t j = 0; j < N; j++) {
+      size_t o = i * N + j, co = i * (size_t)cs[0] + j * (size_t)cs[1];
+      if (exact_int) {
+        tc_rt_set_i64(out, o,
+                      (int64_t)((uint64_t)tc_rt_get_i64(out, o) + (uint64_t)tc_rt_get_i64(C, co)));
+        continue;
+      }
+      double v = alpha * tc_rt_get_f64(out, o);
+      if (C && beta != 0.0)
+        v += beta * tc_rt_get_f64(C, co);
+      tc_rt_set_f64(out, o, v);
+    }
+  return TC_STATUS_OK;
+}
+
+/* ---- Softmax, LogSoftmax, Hardmax ---- */
+
+typedef enum smax_op { SM_SOFTMAX, SM_LOGSOFTMAX, SM_HARDMAX } smax_op;
+
+static tc_status check_axis_only(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"axis", NULL};
+  return tc_kernel_check_attrs(n, diag, ok);
+}
+
+/* Splits x around an axis: outer x len x inner, row elements inner apart.
+ * Before opset 13 (coerce) the input is seen as 2-D [outer, rest]. */
+static tc_status split_axis(tc_kernel_ctx *k, const tc_rt_tensor *x, int64_t axis, bool coerce,
+                            size_t *outer, size_t *len, size_t *inner) {
+  int64_t ax = tc_axis(axis, x->rank);
+  if (ax < 0)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "axis %lld is out of range for rank %zu",
+                          (long long)axis, x->rank);
+  *outer = prod_dims(x->dims, 0, (size_t)ax);
+  if (coerce) {
+    *len = prod_dims(x->dims, (size_t)ax, x->rank);
+    *inner = 1;
+  } else {
+    *len = (size_t)x->dims[ax];
+    *inner = prod_dims(x->dims, (size_t)ax + 1, x->rank);
+  }
+  return TC_STATUS_OK;
+}
+
+/* v rounded to a 16-bit float dtype (identity for the others). */
+static double round_to(int32_t dt, double v) {
+  if (dt == TC_DTYPE_F16)
+    return tc_f16_to_f32(tc_f32_to_f16((float)v));
+  if (dt == TC_DTYPE_BF16)
+    return tc_bf16_to_f32(tc_f32_to_bf16((float)v));
+  return v;
+}
+
+/* Softmax of one 16-bit row rounded step by step the way the ONNX reference
+ * (numpy in the storage dtype) does: x - max, exp, the sum (bfloat16: each
+ * addition rounded; float16: one rounding of a wide sum), the quotient.
+ * Computing in double and rounding once is closer to the exact value, but
+ * lands one unit off the reference outputs of the expanded Attention tests. */
+static void softmax_16(const tc_rt_tensor *x, tc_rt_tensor *out, size_t base, size_t len,
+                       size_t inner, double mx) {
+  int32_t dt = x->dtype;
+  double sum = 0;
+  for (size_t j = 0; j < len; j++) {
+    size_t e = base + j * inner;
+    double v = round_to(dt, exp(round_to(dt, tc_rt_get_f64(x, e) - mx)));
+    tc_rt_set_f64(out, e, v); /* exact: v is representable */
+    sum = dt == TC_DTYPE_BF16 ? round_to(dt, sum + v) : sum + v;
+  }
+  sum = round_to(dt, sum);
+  for (size_t j = 0; j < len; j++) {
+    size_t e = base + j * inner;
+    tc_rt_set_f64(out, e, tc_rt_get_f64(out, e) / sum);
+  }
+}
+
+static tc_status softmax_run(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                             tc_rt_tensor *out, smax_op op) {
+  const tc_rt_tensor *x = input(in, n_in, 0);
+  if (!x)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "missing input");
+  if (!tc_dtype_is_float(x->dtype))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  bool coerce = k->opset < 13;
+  int64_t axis = tc_attr_int(k->node, "axis", coerce ? 1 : -1);
+  size_t outer, len, inner;
+  tc_status st = split_axis(k, x, axis, coerce, &outer, &len, &inner);
+  if (st)
+    return st;
+  if ((st = tc_kernel_alloc(k, out, x->dtype, x->rank, x->dims)))
+    return st;
+  for (size_t o = 0; o < outer; o++)
+    for (size_t i = 0; i < inner; i++) {
+      size_t base = o * len * inner + i;
+      double mx = -INFINITY;
+      size_t arg = 0;
+      for (size_t j = 0; j < len; j++) {
+        double v = tc_rt_get_f64(x, base + j * inner);
+        if (j == 0 || v > mx)
+          mx = v, arg = j;
+      }
+      if (op == SM_HARDMAX) {
+        if (len)
+          tc_rt_set_f64(out, base + arg * inner, 1.0);
+        continue;
+      }
+      if (op == SM_SOFTMAX && (x->dtype == TC_DTYPE_F16 || x->dtype == TC_DTYPE_BF16)) {
+        softmax_16(x, out, base, len, inner, mx);
+        continue;
+      }
+      double sum = 0;
+      for (size_t j = 0; j < len; j++)
+        sum += exp(tc_rt_get_f64(x, base + j * inner) - mx);
+      double lsum = log(sum);
+      for (size_t j = 0; j < len; j++) {
+        double d = tc_rt_get_f64(x, base + j * inner) - mx;
+        tc_rt_set_f64(out, base + j * inner, op == SM_SOFTMAX ? exp(d) / sum : d - lsum);
+      }
+    }
+  return TC_STATUS_OK;
+}
+
+static tc_status run_softmax(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                             tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  return softmax_run(k, in, n_in, out, SM_SOFTMAX);
+}
+static tc_status run_logsoftmax(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  return softmax_run(k, in, n_in, out, SM_LOGSOFTMAX);
+}
+static tc_status run_hardmax(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                             tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  return softmax_run(k, in, n_in, out, SM_HARDMAX);
+}
+
+/* ---- normalizations ---- */
+
+static bool float_stash(int64_t s) {
+  return s == TC_DTYPE_F32 || s == TC_DTYPE_F64 || s == TC_DTYPE_F16 || s == TC_DTYPE_BF16;
+}
+
+static tc_status check_stash(const tc_node *n, tc_diag *diag) {
+  int64_t s = tc_attr_int(n, "stash_type", 1);
+  if (!float_stash(s))
+    return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, node_name(n), n->op_type,
+                       "stash_type %lld is not a floating type", (long long)s);
+  return TC_STATUS_OK;
+}
+
+static tc_status check_layernorm(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"axis", "epsilon", "stash_type", NULL};
+  tc_status st = tc_kernel_check_attrs(n, diag, ok);
+  return st ? st : check_stash(n, diag);
+}
+
+/* Mean and variance (population) of block elements x[base + j*step]. */
+static void moments(const tc_rt_tensor *x, size_t base, size_t n, size_t step, double *mean,
+                    double *var) {
+  double s = 0, s2 = 0;
+  for (size_t j = 0; j < n; j++)
+    s += tc_rt_get_f64(x, base + j * step);
+  double m = n ? s / (double)n : 0;
+  for (size_t j = 0; j < n; j++) {
+    double d = tc_rt_get_f64(x, base + j * step) - m;
+    s2 += d * d;
+  }
+  *mean = m;
+  *var = n ? s2 / (double)n : 0;
+}
+
+/* LayerNormalization (mean-centred) and RMSNormalization share the
+ * normalize-the-trailing-block walk. */
+static tc_status trailing_norm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                               tc_rt_tensor *out, size_t n_out, bool rms) {
+  const tc_rt_tensor *x = input(in, n_in, 0), *scale = input(in, n_in, 1);
+  const tc_rt_tensor *bias = rms ? NULL : input(in, n_in, 2);
+  if (!x || !scale)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "X and Scale are required");
+  if (!tc_dtype_is_float(x->dtype))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  if (!tc_dtype_is_float(scale->dtype))
+    return tc_kernel_bad_dtype(k, 1, scale->dtype);
+  if (bias && !tc_dtype_is_float(bias->dtype))
+    return tc_kernel_bad_dtype(k, 2, bias->dtype);
+  const tc_node *n = k->node;
+  int64_t a = tc_attr_int(n, "axis", -1);
+  int64_t ax = tc_axis(a, x->rank);
+  if (ax < 0)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "axis %lld is out of range for rank %zu",
+                          (long long)a, x->rank);
+  double eps = tc_attr_float(n, "epsilon", 1e-5f);
+  int32_t stash = (int32_t)tc_attr_int(n, "stash_type", 1);
+  if (!float_stash(stash))
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "stash_type %d is not supported", stash);
+  size_t brank = x->rank - (size_t)ax;
+  const int64_t *bdims = x->dims + ax;
+  size_t outer = prod_dims(x->dims, 0, (size_t)ax), blk = prod_dims(bdims, 0, brank);
+  param_view ps, pb;
+  tc_status st;
+  if ((st = param_init(k, &ps, scale, "Scale", brank, bdims)) ||
+      (st = param_init(k, &pb, bias, "B", brank, bdims)))
+    return st;
+  if ((st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, x->dims)))
+    return st;
+  /* optional Mean / InvStdDev: X's shape with the normalized dims set to 1 */
+  int64_t sdims[TC_MAX_RANK];
+  for (size_t d = 0; d < x->rank; d++)
+    sdims[d] = (int64_t)d < ax ? x->dims[d] : 1;
+  tc_rt_tensor *mean_t = NULL, *inv_t = NULL;
+  if (!rms && n_out > 1 && n->outputs[1]) {
+    if ((st = tc_kernel_alloc(k, &out[1], stash, x->rank, sdims)))
+      return st;
+    mean_t = &out[1];
+  }
+  if (!rms && n_out > 2 && n->outputs[2]) {
+    if ((st = tc_kernel_alloc(k, &out[2], stash, x->rank, sdims)))
+      return st;
+    inv_t = &out[2];
+  }
+  for (size_t o = 0; o < outer; o++) {
+    size_t base = o * blk;
+    double mean = 0, var;
+    if (rms) {
+      double s2 = 0;
+      for (size_t j = 0; j < blk; j++) {
+        double v = tc_rt_get_f64(x, base + j);
+        s2 += v * v;
+      }
+      var = blk ? s2 / (double)blk : 0;
+    } else {
+      moments(x, base, blk, 1, &mean, &var);
+    }
+    double inv = 1.0 / sqrt(var + eps);
+    if (mean_t)
+      tc_rt_set_f64(mean_t, o, mean);
+    if (inv_t)
+      tc_rt_set_f64(inv_t, o, inv);
+    for (size_t j = 0; j < blk; j++) {
+      double v = (tc_rt_get_f64(x, base + j) - mean) * inv;
+      tc_rt_set_f64(&out[0], base + j, v * param_get(&ps, j, 1.0) + param_get(&pb, j, 0.0));
+    }
+  }
+  return TC_STATUS_OK;
+}
+
+static tc_status run_layernorm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                               tc_rt_tensor *out, size_t n_out) {
+  return trailing_norm(k, in, n_in, out, n_out, false);
+}
+
+static tc_status run_rmsnorm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                             tc_rt_tensor *out, size_t n_out) {
+  return trailing_norm(k, in, n_in, out, n_out, true);
+}
+
+static tc_status check_batchnorm(const tc_node *n, int64_t opset, tc_diag *diag) {
+  static const char *const v1[] = {"epsilon", "momentum",        "spatial",
+                                   "is_test", "consumed_inputs", NULL};
+  static const char *const v7[] = {"epsilon", "momentum", "spatial", NULL};
+  static const char *const v9[] = {"epsilon", "momentum", NULL};
+  static const char *const v14[] = {"epsilon", "momentum", "training_mode", NULL};
+  const char *const *ok = opset >= 14 ? v14 : opset >= 9 ? v9 : opset >= 7 ? v7 : v1;
+  tc_status st = tc_kernel_check_attrs(n, diag, ok);
+  if (st)
+    return st;
+  if (tc_attr_int(n, "training_mode", 0) != 0)
+    return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, node_name(n), n->op_type,
+                       "training_mode=1 is not supported (inference only)");
+  if (opset < 9 && tc_attr_int(n, "spatial", 1) == 0)
+    return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, node_name(n), n->op_type,
+                       "spatial=0 is not supported");
+  if (opset < 7 && tc_attr_has(n, "is_test") && tc_attr_int(n, "is_test", 0) == 0)
+    return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, node_name(n), n->op_type,
+                       "is_test=0 (training) is not supported");
+  for (size_t i = 1; i < n->n_outputs; i++)
+    if (n->outputs[i])
+      return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, node_name(n), n->op_type,
+                         "training outputs (running statistics) are not supported");
+  return TC_STATUS_OK;
+}
+
+/* Per (batch, channel) walk of an N x C x D1... tensor. */
+static tc_status nchw(tc_kernel_ctx *k, const tc_rt_tensor *x, size_t *N, size_t *C, size_t *S) {
+  if (!tc_dtype_is_float(x->dtype))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  if (x->rank < 2)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "input must have rank 2 or more (N x C x ...)");
+  *N = (size_t)x->dims[0];
+  *C = (size_t)x->dims[1];
+  *S = prod_dims(x->dims, 2, x->rank);
+  return TC_STATUS_OK;
+}
+
+static tc_status need_vec(tc_kernel_ctx *k, const tc_rt_tensor *t, size_t i, size_t len,
+                          const char *what) {
+  if (!t)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "%s is required", what);
+  if (!tc_dtype_is_float(t->dtype))
+    return tc_kernel_bad_dtype(k, i, t->dtype);
+  if (tc_rt_numel(t) != len)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "%s must hold %zu values (has %zu)", what, len,
+                          tc_rt_numel(t));
+  return TC_STATUS_OK;
+}
+
+static tc_status run_batchnorm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                               tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *x = input(in, n_in, 0);
+  if (!x)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "missing input X");
+  if (tc_attr_int(k->node, "training_mode", 0))
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "training_mode=1 is not supported");
+  size_t N, C, S;
+  tc_status st = nchw(k, x, &N, &C, &S);
+  if (st)
+    return st;
+  static const char *const names[] = {"scale", "B", "input_mean", "input_var"};
+  for (size_t i = 1; i < 5; i++)
+    if ((st = need_vec(k, input(in, n_in, i), i, C, names[i - 1])))
+      return st;
+  const tc_rt_tensor *sc = in[1], *b = in[2], *mu = in[3], *var = in[4];
+  double eps = tc_attr_float(k->node, "epsilon", 1e-5f);
+  if ((st = tc_kernel_alloc(k, out, x->dtype, x->rank, x->dims)))
+    return st;
+  for (size_t c = 0; c < C; c++) {
+    double g = tc_rt_get_f64(sc, c) / sqrt(tc_rt_get_f64(var, c) + eps);
+    double m = tc_rt_get_f64(mu, c), bb = tc_rt_get_f64(b, c);
+    for (size_t nn = 0; nn < N; nn++) {
+      size_t base = (nn * C + c) * S;
+      for (size_t j = 0; j < S; j++)
+        tc_rt_set_f64(out, base + j, (tc_rt_get_f64(x, base + j) - m) * g + bb);
+    }
+  }
+  return TC_STATUS_OK;
+}
+
+static tc_status check_eps(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"epsilon", NULL};
+  return tc_kernel_check_attrs(n, diag, ok);
+}
+
+static tc_status run_instancenorm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                  tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *x = input(in, n_in, 0);
+  if (!x)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "missing input");
+  size_t N, C, S;
+  tc_status st = nchw(k, x, &N, &C, &S);
+  if (st || (st = need_vec(k, input(in, n_in, 1), 1, C, "scale")) ||
+      (st = need_vec(k, input(in, n_in, 2), 2, C, "B")))
+    return st;
+  double eps = tc_attr_float(k->node, "epsilon", 1e-5f);
+  if ((st = tc_kernel_alloc(k, out, x->dtype, x->rank, x->dims)))
+    return st;
+  for (size_t nn = 0; nn < N; nn++)
+    for (size_t c = 0; c < C; c++) {
+      size_t base = (nn * C + c) * S;
+      double mean, var;
+      moments(x, base, S, 1, &mean, &var);
+      double g = tc_rt_get_f64(in[1], c) / sqrt(var + eps), bb = tc_rt_get_f64(in[2], c);
+      for (size_t j = 0; j < S; j++)
+        tc_rt_set_f64(out, base + j, (tc_rt_get_f64(x, base + j) - mean) * g + bb);
+    }
+  return TC_STATUS_OK;
+}
+
+static tc_status check_groupnorm(const tc_node *n, int64_t opset, tc_diag *diag) {
+  static const char *const v18[] = {"epsilon", "num_groups", NULL};
+  static const char *const v21[] = {"epsilon", "num_groups", "stash_type", NULL};
+  tc_status st = tc_kernel_check_attrs(n, diag, opset >= 21 ? v21 : v18);
+  if (st)
+    return st;
+  if (!tc_attr_has(n, "num_groups"))
+    return tc_diag_set(diag, TC_STATUS_INVALID, node_name(n), n->op_type,
+                       "the num_groups attribute is required");
+  return check_stash(n, diag);
+}
+
+static tc_status run_groupnorm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                               tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *x = input(in, n_in, 0);
+  if (!x)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "missing input");
+  size_t N, C, S;
+  tc_status st = nchw(k, x, &N, &C, &S);
+  if (st)
+    return st;
+  int64_t G = tc_attr_int(k->node, "num_groups", 0);
+  if (G <= 0 || C % (size_t)G)
+    return tc_kernel_fail(k, TC_STATUS_INVALID,
+                          "num_groups (%lld) must be positive and divide the %zu channels",
+                          (long long)G, C);
+  /* opset 18: one scale/bias per group; opset 21: one per channel */
+  bool per_group = k->opset < 21;
+  size_t plen = per_group ? (size_t)G : C, cpg = C / (size_t)G;
+  if ((st = need_vec(k, input(in, n_in, 1), 1, plen, "scale")) ||
+      (st = need_vec(k, input(in, n_in, 2), 2, plen, "bias")))
+    return st;
+  double eps = tc_attr_float(k->node, "epsilon", 1e-5f);
+  if ((st = tc_kernel_alloc(k, out, x->dtype, x->rank, x->dims)))
+    return st;
+  for (size_t nn = 0; nn < N; nn++)
+    for (size_t g = 0; g < (size_t)G; g++) {
+      size_t base = (nn * C + g * cpg) * S;
+      double mean, var;
+      moments(x, base, cpg * S, 1, &mean, &var);
+      double inv = 1.0 / sqrt(var + eps);
+      for (size_t c = 0; c < cpg; c++) {
+        size_t p = per_group ? g : g * cpg + c;
+        double sc = tc_rt_get_f64(in[1], p), bb = tc_rt_get_f64(in[2], p);
+        for (size_t j = 0; j < S; j++) {
+          size_t o = base + c * S + j;
+          tc_rt_set_f64(out, o, (tc_rt_get_f64(x, o) - mean) * inv * sc + bb);
+        }
+      }
+    }
+  return TC_STATUS_OK;
+}
+
+static tc_status check_lpnorm(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"axis", "p", NULL};
+  tc_status st = tc_kernel_check_attrs(n, diag, ok);
+  if (st)
+    return st;
+  int64_t p = tc_attr_int(n, "p", 2);
+  if (p != 1 && p != 2)
+    return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, node_name(n), n->op_type,
+                       "p=%lld is not supported (1 or 2)", (long long)p);
+  return TC_STATUS_OK;
+}
+
+static tc_status run_lpnorm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                            tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *x = input(in, n_in, 0);
+  if (!x)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "missing input");
+  if (!tc_dtype_is_float(x->dtype))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  int64_t p = tc_attr_int(k->node, "p", 2);
+  if (p != 1 && p != 2)
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "p=%lld is not supported", (long long)p);
+  size_t outer, len, inner;
+  tc_status st = split_axis(k, x, tc_attr_int(k->node, "axis", -1), false, &outer, &len, &inner);
+  if (st || (st = tc_kernel_alloc(k, out, x->dtype, x->rank, x->dims)))
+    return st;
+  for (size_t o = 0; o < outer; o++)
+    for (size_t i = 0; i < inner; i++) {
+      size_t base = o * len * inner + i;
+      double s = 0;
+      for (size_t j = 0; j < len; j++) {
+        double v = tc_rt_get_f64(x, base + j * inner);
+        s += p == 1 ? fabs(v) : v * v;
+      }
+      double norm = p == 1 ? s : sqrt(s);
+      /* a zero vector stays zero (as the reference does) */
+      for (size_t j = 0; j < len; j++)
+        tc_rt_set_f64(out, base + j * inner,
+                      norm == 0 ? 0.0 : tc_rt_get_f64(x, base + j * inner) / norm);
+    }
+  return TC_STATUS_OK;
+}
+
+static tc_status check_mvn(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"axes", NULL};
+  return tc_kernel_check_attrs(n, diag, ok);
+}
+
+/* (X - mean) / (sqrt(var) + 1e-9) over the axes (default 0, 2, 3), as the
+ * function body defines it. */
+static tc_status run_mvn(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                         tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *x = input(in, n_in, 0);
+  if (!x)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "missing input");
+  if (!tc_dtype_is_float(x->dtype))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  static const int64_t dflt[] = {0, 2, 3};
+  const int64_t *axes = dflt;
+  ptrdiff_t na = tc_attr_ints(k->node, "axes", &axes);
+  if (na < 0) {
+    axes = dflt;
+    na = 3;
+  }
+  bool red[TC_MAX_RANK] = {false};
+  for (ptrdiff_t i = 0; i < na; i++) {
+    int64_t ax = tc_axis(axes[i], x->rank);
+    if (ax < 0)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "axis %lld is out of range for rank %zu",
+                            (long long)axes[i], x->rank);
+    red[ax] = true;
+  }
+  tc_status st = tc_kernel_alloc(k, out, x->dtype, x->rank, x->dims);
+  if (st)
+    return st;
+  size_t n = tc_rt_numel(x);
+  if (!n)
+    return TC_STATUS_OK;
+  /* group index of every element: the kept dims in row-major order */
+  int64_t gstr[TC_MAX_RANK], s = 1;
+  for (size_t d = x->rank; d-- > 0;) {
+    gstr[d] = red[d] ? 0 : s;
+    if (!red[d])
+      s *= x->dims[d];
+  }
+  size_t ng = (size_t)s, cnt = n / ng;
+  double *sum = scratch(k, ng, sizeof(double)), *sq = scratch(k, ng, sizeof(double));
+  size_t *gi = scratch(k, n, sizeof(size_t));
+  if (!sum || !sq || !gi)
+    return NOMEM(k);
+  for (size_t i = 0; i < n; i++) {
+    gi[i] = bcast_offset(i, x->rank, x->dims, gstr);
+    sum[gi[i]] += tc_rt_get_f64(x, i);
+  }
+  for (size_t g = 0; g < ng; g++)
+    sum[g] /= (double)cnt;
+  for (size_t i = 0; i < n; i++) {
+    double d = tc_rt_get_f64(x, i) - sum[gi[i]];
+    sq[gi[i]] += d * d;
+  }
+  for (size_t g = 0; g < ng; g++)
+    sq[g] = sqrt(sq[g] / (double)cnt) + 1e-9;
+  for (size_t i = 0; i < n; i++)
+    tc_rt_set_f64(out, i, (tc_rt_get_f64(x, i) - sum[gi[i]]) / sq[gi[i]]);
+  return TC_STATUS_OK;
+}
+
+/* ---- TopK ---- */
+
+static tc_status check_topk(const tc_node *n, int64_t opset, tc_diag *diag) {
+  static const char *const v1[] = {"axis", "k", NULL};
+  static const char *const v10[] = {"axis", NULL};
+  static const char *const v11[] = {"axis", "largest", "sorted", NULL};
+  return tc_kernel_check_attrs(n, diag, opset >= 11 ? v11 : opset >= 10 ? v10 : v1);
+}
+
+typedef struct topk_key {
+  double f;
+  int64_t i;
+  int64_t idx;
+} topk_key;
+
+/* Ordering for TopK: a comes first when it is larger (smaller), ties by index. */
+static bool topk_before(const topk_key *a, const topk_key *b, bool fl, bool u64, bool largest) {
+  int c;
+  if (fl) {
+    /* NaN counts as the largest value */
+    bool an = isnan(a->f), bn = isnan(b->f);
+    c = an || bn ? (an && !bn) - (bn && !an) : (a->f > b->f) - (a->f < b->f);
+  } else if (u64) {
+    c = ((uint64_t)a->i > (uint64_t)b->i) - ((uint64_t)a->i < (uint64_t)b->i);
+  } else {
+    c = (a->i > b->i) - (a->i < b->i);
+  }
+  if (!largest)
+    c = -c;
+  return c > 0 || (c == 0 && a->idx < b->idx);
+}
+
+static void topk_sort(topk_key *v, topk_key *tmp, size_t n, bool fl, bool u64, bool largest) {
+  if (n < 2)
+    return;
+  size_t h = n / 2;
+  topk_sort(v, tmp, h, fl, u64, largest);
+  topk_sort(v + h, tmp, n - h, fl, u64, largest);
+  size_t i = 0, j = h, o = 0;
+  while (i < h && j < n)
+    tmp[o++] = topk_before(&v[j], &v[i], fl, u64, largest) ? v[j++] : v[i++];
+  while (i < h)
+    tmp[o++] = v[i++];
+  while (j < n)
+    tmp[o++] = v[j++];
+  memcpy(v, tmp, n * sizeof *v);
+}
+
+static tc_status run_topk(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                          tc_rt_tensor *out, size_t n_out) {
+  const tc_rt_tensor *x = input(in, n_in, 0);
+  if (!x)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "missing input");
+  bool fl = tc_dtype_is_float(x->dtype);
+  if (!fl && !tc_dtype_is_int(x->dtype))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  int64_t kk;
+  if (k->opset >= 10) {
+    const tc_rt_tensor *kt = input(in, n_in, 1);
+    if (!kt || tc_rt_numel(kt) != 1)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "K must be a 1-element tensor");
+    if (kt->dtype != TC_DTYPE_I64)
+      return tc_kernel_bad_dtype(k, 1, kt->dtype);
+    kk = tc_rt_get_i64(kt, 0);
+  } else {
+    if (!tc_attr_has(k->node, "k"))
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "the k attribute is required");
+    kk = tc_attr_int(k->node, "k", 0);
+  }
+  bool largest = tc_attr_int(k->node, "largest", 1) != 0;
+  /* sorted=0 leaves the order unspecified: sorted output satisfies it */
+  size_t outer, len, inner;
+  int64_t axis = tc_attr_int(k->node, "axis", -1);
+  tc_status st = split_axis(k, x, axis, false, &outer, &len, &inner);
+  if (st)
+    return st;
+  if (kk < 0 || (size_t)kk > len)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "K=%lld is outside [0, %zu]", (long long)kk, len);
+  int64_t ax = tc_axis(axis, x->rank), dims[TC_MAX_RANK];
+  memcpy(dims, x->dims, x->rank * sizeof *dims);
+  dims[ax] = kk;
+  if ((st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, dims)))
+    return st;
+  tc_rt_tensor idx_scratch, *idx = n_out > 1 ? &out[1] : &idx_scratch;
+  if ((st = tc_kernel_alloc(k, idx, TC_DTYPE_I64, x->rank, dims)))
+    return st;
+  topk_key *keys = scratch(k, len, sizeof *keys), *tmp = scratch(k, len, sizeof *tmp);
+  if (!keys || !tmp)
+    return NOMEM(k);
+  bool u64 = x->dtype == TC_DTYPE_U64;
+  size_t K = (size_t)kk;
+  for (size_t o = 0; o < outer; o++)
+    for (size_t i = 0; i < inner; i++) {
+      size_t base = o * len * inner + i, obase = o * K * inner + i;
+      for (size_t j = 0; j < len; j++) {
+        size_t e = base + j * inner;
+        keys[j].idx = (int64_t)j;
+        if (fl)
+          keys[j].f = tc_rt_get_f64(x, e);
+        else
+          keys[j].i = tc_rt_get_i64(x, e);
+      }
+      topk_sort(keys, tmp, len, fl, u64, largest);
+      for (size_t j = 0; j < K; j++) {
+        size_t oe = obase + j * inner;
+        if (fl)
+          tc_rt_set_f64(&out[0], oe, keys[j].f);
+        else
+          tc_rt_set_i64(&out[0], oe, keys[j].i);
+        ((int64_t *)idx->data)[oe] = keys[j].idx;
+      }
+    }
+  return TC_STATUS_OK;
+}
+
+/* ---- Einsum ---- */
+
+static tc_status check_einsum(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"equation", NULL};
+  tc_status st = tc_kernel_check_attrs(n, diag, ok);
+  if (st)
+    return st;
+  if (!tc_attr_has(n, "equation"))
+    return tc_diag_set(diag, TC_STATUS_INVALID, node_name(n), n->op_type,
+                       "the equation attribute is required");
+  return TC_STATUS_OK;
+}
+
+#define EIN_MAX_OPS 16
+#define EIN_LABELS 64 /* 52 letters, then up to 12 ellipsis dims */
+
+static int ein_label(char c) {
+  if (c >= 'a' && c <= 'z')
+    return c - 'a';
+  if (c >= 'A' && c <= 'Z')
+    return 26 + c - 'A';
+  return -1;
+}
+
+/* Parses one term (letters and at most one "...") into labels; the ellipsis
+ * expands to ell_rank labels 52.. (right-aligned). Returns the count or -1. */
+static int ein_term(const char *s, size_t len, int ell_rank, int *labels, bool *has_ell) {
+  int n = 0;
+  *has_ell = false;
+  for (size_t i = 0; i < len; i++) {
+    char c = s[i];
+    if (c == ' ')
+      continue;
+    if (c == '.') {
+      if (i + 2 >= len || s[i + 1] != '.' || s[i + 2] != '.' || *has_ell)
+        return -1;
+      *has_ell = true;
+      i += 2;
+      for (int e = 0; e < ell_rank; e++) {
+        if (n >= TC_MAX_RANK * 2)
+          return -1;
+        labels[n++] = 52 + e;
+      }
+      continue;
+    }
+    int l = ein_label(c);
+    if (l < 0 || n >= TC_MAX_RANK * 2)
+      return -1;
+    labels[n++] = l;
+  }
+  return n;
+}
+
+static tc_status run_einsum(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                            tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const char *eq = tc_attr_string(k->node, "equation", NULL, k->arena);
+  if (!eq)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "missing equation");
+  if (n_in == 0 || n_in > EIN_MAX_OPS)
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "Einsum with %zu inputs", n_in);
+  int32_t dt = in[0] ? in[0]->dtype : 0;
+  bool fl = tc_dtype_is_float(dt);
+  if (!fl && !tc_dtype_is_int(dt))
+    return tc_kernel_bad_dtype(k, 0, dt);
+  for (size_t i = 0; i < n_in; i++) {
+    if (!in[i])
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "input %zu is missing", i);
+    if (in[i]->dtype != dt)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "input dtypes differ");
+  }
+  const char *arrow = strstr(eq, "->");
+  size_t lhs_len = arrow ? (size_t)(arrow - eq) : strlen(eq);
+  /* operand terms */
+  int labels[EIN_MAX_OPS][TC_MAX_RANK * 2], nl[EIN_MAX_OPS];
+  int ell_rank = 0;
+  const char *p = eq;
+  int64_t size[EIN_LABELS];
+  int count[EIN_LABELS] = {0};
+  for (int l = 0; l < EIN_LABELS; l++)
+    size[l] = -1;
+  for (size_t t = 0; t < n_in; t++) {
+    const char *end = memchr(p, ',', (size_t)(eq + lhs_len - p));
+    if (!end)
+      end = eq + lhs_len;
+    if (t + 1 < n_in && end == eq + lhs_len)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "equation has fewer terms than inputs");
+    size_t letters = 0;
+    bool dots = false;
+    for (const char *q = p; q < end; q++) {
+      if (ein_label(*q) >= 0)
+        letters++;
+      else if (*q == '.')
+        dots = true;
+    }
+    int er = 0;
+    if (dots) {
+      if (in[t]->rank < letters)
+        return tc_kernel_fail(k, TC_STATUS_INVALID, "input %zu has too few dims", t);
+      er = (int)(in[t]->rank - letters);
+      if (er > 12)
+        return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "ellipsis covers too many dims");
+    }
+    bool he;
+    /* ellipsis dims right-aligned across operands: shift labels */
+    int tmp[TC_MAX_RANK * 2];
+    int n = ein_term(p, (size_t)(end - p), er, tmp, &he);
+    if (n < 0 || (size_t)n != in[t]->rank)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "term %zu does not match input rank %zu", t,
+                            in[t]->rank);
+    nl[t] = n;
+    memcpy(labels[t], tmp, (size_t)n * sizeof(int));
+    if (er > ell_rank)
+      ell_rank = er;
+    /* store ellipsis rank for right alignment below */
+    for (int d = 0; d < n; d++)
+      if (labels[t][d] >= 52)
+        labels[t][d] = 52 + 12 - er + (labels[t][d] - 52); /* right-aligned slot */
+    p = end + 1;
+  }
+  /* sizes (ellipsis dims broadcast) */
+  for (size_t t = 0; t < n_in; t++)
+    for (int d = 0; d < nl[t]; d++) {
+      int l = labels[t][d];
+      int64_t v = in[t]->dims[d];
+      count[l]++;
+      if (size[l] < 0 || size[l] == 1)
+        size[l] = v;
+      else if (v != size[l] && !(l >= 52 && v == 1))
+        return tc_kernel_fail(k, TC_STATUS_INVALID, "label sizes disagree (%lld vs %lld)",
+                              (long long)size[l], (long long)v);
+    }
+  /* output labels */
+  int olab[TC_MAX_RANK * 2], no = 0;
+  if (arrow) {
+    const char *r = arrow + 2;
+    for (size_t i = 0; r[i]; i++) {
+      char c = r[i];
+      if (c == ' ')
+        continue;
+      if (c == '.') {
+        if (strncmp(r + i, "...", 3) != 0)
+          return tc_kernel_fail(k, TC_STATUS_INVALID, "bad ellipsis in the output term");
+        i += 2;
+        for (int e = 64 - ell_rank; e < 64; e++)
+          olab[no++] = e;
+        continue;
+      }
+      int l = ein_label(c);
+      if (l < 0 || count[l] == 0 || no >= TC_MAX_RANK)
+        return tc_kernel_fail(k, TC_STATUS_INVALID, "bad output label '%c'", c);
+      olab[no++] = l;
+    }
+  } else { /* implicit: ellipsis dims, then labels seen once, alphabetically */
+    for (int e = 64 - ell_rank; e < 64; e++)
+      olab[no++] = e;
+    for (int l = 0; l < 52; l++)
+      if (count[l] == 1)
+        olab[no++] = l;
+  }
+  if (no > TC_MAX_RANK)
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "output rank %d is too large", no);
+  /* every label in use: output ones first, then summed ones */
+  int all[EIN_LABELS], na = 0;
+  bool in_out[EIN_LABELS] = {false};
+  for (int i = 0; i < no; i++) {
+    all[na++] = olab[i];
+    in_out[olab[i]] = true;
+  }
+  for (int l = 0; l < EIN_LABELS; l++)
+    if (count[l] && !in_out[l])
+      all[na++] = l;
+  int64_t odims[TC_MAX_RANK];
+  for (int i = 0; i < no; i++)
+    odims[i] = size[olab[i]] < 0 ? 1 : size[olab[i]];
+  tc_status st = tc_kernel_alloc(k, out, dt, (size_t)no, odims);
+  if (st)
+    return st;
+  /* each operand's distinct labels and their strides (a repeated label adds
+   * its strides up: a diagonal); broadcast ellipsis dims get stride 0 */
+  int ul[EIN_MAX_OPS][TC_MAX_RANK * 2], nu[EIN_MAX_OPS];
+  int64_t us[EIN_MAX_OPS][TC_MAX_RANK * 2];
+  for (size_t t = 0; t < n_in; t++) {
+    int64_t s = 1;
+    nu[t] = 0;
+    for (int d = nl[t]; d-- > 0;) {
+      int l = labels[t][d], u = 0;
+      while (u < nu[t] && ul[t][u] != l)
+        u++;
+      if (u == nu[t]) {
+        ul[t][u] = l;
+        us[t][u] = 0;
+        nu[t]++;
+      }
+      if (in[t]->dims[d] != 1 || size[l] == 1)
+        us[t][u] += s;
+      s *= in[t]->dims[d];
+    }
+  }
+  size_t nout = tc_rt_numel(out), nsum = 1;
+  for (int i = no; i < na; i++)
+    nsum *= (size_t)size[all[i]];
+  int64_t cur[EIN_LABELS];
+  for (size_t o = 0; o < nout; o++) {
+    size_t rem = o;
+    for (int i = no; i-- > 0;) {
+      cur[all[i]] = (int64_t)(rem % (size_t)size[all[i]]);
+      rem /= (size_t)size[all[i]];
+    }
+    double acc = 0;
+    uint64_t iacc = 0;
+    for (size_t s = 0; s < nsum; s++) {
+      size_t r = s;
+      for (int i = na; i-- > no;) {
+        cur[all[i]] = (int64_t)(r % (size_t)size[all[i]]);
+        r /= (size_t)size[all[i]];
+      }
+      double pf = 1;
+      uint64_t pi = 1;
+      for (size_t t = 0; t < n_in; t++) {
+        size_t off = 0;
+        for (int u = 0; u < nu[t]; u++)
+          off += (size_t)(cur[ul[t][u]] * us[t][u]);
+        if (fl)
+          pf *= tc_rt_get_f64(in[t], off);
+        else
+          pi *= (uint64_t)tc_rt_get_i64(in[t], off);
+      }
+      acc += pf;
+      iacc += pi;
+    }
+    if (fl)
+      tc_rt_set_f64(out, o, acc);
+    else
+      tc_rt_set_i64(out, o, (int64_t)iacc);
+  }
+  return TC_STATUS_OK;
+}
+
+static tc_status check_none(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {NULL};
+  return tc_kernel_check_attrs(n, diag, ok);
+}
+
+const tc_kernel_def tc_kernels_nn[] = {
+    {"MatMul", "", 1, run_matmul, check_none},
+    {"MatMulInteger", "", 10, run_matmulinteger, check_none},
+    {"Gemm", "", 1, run_gemm, check_gemm},
+    {"Softmax", "", 1, run_softmax, check_axis_only},
+    {"LogSoftmax", "", 1, run_logsoftmax, check_axis_only},
+    {"Hardmax", "", 1, run_hardmax, check_axis_only},
+    {"LayerNormalization", "", 17, run_layernorm, check_layernorm},
+    {"RMSNormalization", "", 23, run_rmsnorm, check_layernorm},
+    {"BatchNormalization", "", 1, run_batchnorm, check_batchnorm},
+    {"InstanceNormalization", "", 1, run_instancenorm, check_eps},
+    {"GroupNormalization", "", 18, run_groupnorm, check_groupnorm},
+    {"LpNormalization", "", 1, run_lpnorm, check_lpnorm},
+    {"MeanVarianceNormalization", "", 9, run_mvn, check_mvn},
+    {"TopK", "", 1, run_topk, check_topk},
+    {"Einsum", "", 12, run_einsum, check_einsum},
+    {NULL},
+};

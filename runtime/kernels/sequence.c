@@ -1,0 +1,6 @@
+/* sequence kernels. */
+#include "kernel.h"
+
+const tc_kernel_def tc_kernels_sequence[] = {
+    {NULL},
+};

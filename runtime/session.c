@@ -1,0 +1,347 @@
+/* The executor: a session binds a kernel to every node of a model once; a
+ * run walks the nodes in order, each kernel allocating its outputs from the
+ * run's arena, and copies the graph outputs out for the caller.
+ *
+ * Not yet here (next steps of the runtime): shape inference ahead of the run
+ * with a liveness-packed memory plan cached per input shape, subgraphs
+ * (If/Loop/Scan), model-local function calls, sparse initializers. Models
+ * that need them are refused when the session is created. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernel.h"
+#include "onnx_io.h"
+
+struct tc_session {
+  const tc_model *m;
+  tc_arena *arena;               /* decoded initializers, kernel table */
+  const tc_kernel_def **kernels; /* by node id */
+  int64_t *opsets;               /* by node id */
+  tc_rt_tensor **consts;         /* by value id: decoded initializers */
+};
+
+void tc_ndarray_release(tc_ndarray *t) {
+  if (!t)
+    return;
+  free(t->data);
+  memset(t, 0, sizeof *t);
+}
+
+static const char *nz(const char *s) { return s ? s : ""; }
+
+static bool default_domain(const char *d) { return !d || !*d || strcmp(d, "ai.onnx") == 0; }
+
+/* The version of the node's domain that the model imports; 0 if none. */
+static int64_t opset_of(const tc_model *m, const char *domain) {
+  for (size_t i = 0; i < m->n_opsets; i++) {
+    const char *d = m->opsets[i].domain;
+    if ((default_domain(d) && default_domain(domain)) ||
+        (d && domain && strcmp(d, domain) == 0))
+      return m->opsets[i].version;
+  }
+  return 0;
+}
+
+tc_status tc_rt_from_ir(const tc_tensor *t, tc_arena *a, tc_rt_tensor *out, tc_diag *diag) {
+  memset(out, 0, sizeof *out);
+  if (t->rank > TC_MAX_RANK)
+    return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, NULL, NULL,
+                       "tensor '%s' has rank %zu, above the supported %d", nz(t->name), t->rank,
+                       TC_MAX_RANK);
+  out->dtype = t->dtype;
+  out->rank = t->rank;
+  for (size_t i = 0; i < t->rank; i++)
+    out->dims[i] = t->dims[i];
+  size_t n = tc_tensor_numel(t);
+  if (t->dtype == TC_DTYPE_STRING) {
+    if (t->n_strings != n)
+      return tc_diag_set(diag, TC_STATUS_INVALID, NULL, NULL,
+                         "tensor '%s' has %zu strings for %zu elements", nz(t->name),
+                         t->n_strings, n);
+    char **s = tc_arena_alloc(a, (n ? n : 1) * sizeof *s);
+    if (!s)
+      return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+      s[i] = tc_arena_alloc(a, t->strings[i].len + 1);
+      if (!s[i])
+        return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+      if (t->strings[i].len)
+        memcpy(s[i], t->strings[i].data, t->strings[i].len);
+    }
+    out->data = s;
+    out->bytes = n * sizeof *s;
+    return TC_STATUS_OK;
+  }
+  if (!tc_dtype_known(t->dtype) || tc_dtype_bits(t->dtype) == 0)
+    return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, NULL, NULL, "tensor '%s' has dtype %d",
+                       nz(t->name), (int)t->dtype);
+  const void *bytes;
+  size_t len;
+  void *owned;
+  tc_status s = tc_tensor_raw_bytes(t, &bytes, &len, &owned, diag);
+  if (s)
+    return s;
+  size_t want = tc_dtype_bytes(t->dtype, n);
+  if (len != want) {
+    free(owned);
+    return tc_diag_set(diag, TC_STATUS_INVALID, NULL, NULL,
+                       "tensor '%s' holds %zu bytes of data, its shape and dtype need %zu",
+                       nz(t->name), len, want);
+  }
+  /* Copied so that every tensor is aligned and independent of the file. */
+  out->data = tc_arena_memdup(a, bytes, len);
+  out->bytes = len;
+  free(owned);
+  return out->data || !len ? TC_STATUS_OK
+                           : tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+}
+
+static tc_status bind_kernels(tc_session *s, tc_diag *diag) {
+  const tc_model *m = s->m;
+  for (const tc_node *n = m->graph->first; n; n = n->next) {
+    for (size_t f = 0; f < m->n_functions; f++) {
+      const tc_function *fn = &m->functions[f];
+      if (fn->name && n->op_type && strcmp(fn->name, n->op_type) == 0 &&
+          strcmp(nz(fn->domain), nz(n->domain)) == 0)
+        return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, nz(n->name), n->op_type,
+                           "calls the model-local function %s.%s, which the runtime cannot "
+                           "run yet",
+                           nz(fn->domain), fn->name);
+    }
+    for (size_t a = 0; a < n->n_attrs; a++)
+      if (n->attrs[a].g || n->attrs[a].n_graphs)
+        return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, nz(n->name), nz(n->op_type),
+                           "has a subgraph attribute '%s'; subgraphs do not run yet",
+                           nz(n->attrs[a].name));
+    int64_t opset = opset_of(m, n->domain);
+    const tc_kernel_def *k = tc_kernel_find(n->op_type, n->domain, opset);
+    if (!k)
+      return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, nz(n->name), nz(n->op_type),
+                         "no kernel for op %s%s%s at opset %lld", default_domain(n->domain) ? "" : n->domain,
+                         default_domain(n->domain) ? "" : ".", nz(n->op_type), (long long)opset);
+    if (k->check) {
+      tc_status st = k->check(n, opset, diag);
+      if (st)
+        return st;
+    }
+    s->kernels[n->id] = k;
+    s->opsets[n->id] = opset;
+  }
+  return TC_STATUS_OK;
+}
+
+static tc_status decode_inits(tc_session *s, tc_diag *diag) {
+  const tc_graph *g = s->m->graph;
+  if (g->n_sparse_inits)
+    return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, NULL, NULL,
+                       "sparse initializer '%s' is not supported by the runtime yet",
+                       g->sparse_inits[0]->name);
+  for (size_t i = 0; i < g->n_inits; i++) {
+    tc_value *v = g->inits[i];
+    tc_rt_tensor *t = tc_arena_alloc(s->arena, sizeof *t);
+    if (!t)
+      return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+    tc_status st = tc_rt_from_ir(v->init, s->arena, t, diag);
+    if (st)
+      return st;
+    s->consts[v->id] = t;
+  }
+  return TC_STATUS_OK;
+}
+
+tc_status tc_session_new(const tc_model *m, tc_session **out, tc_diag *diag) {
+  tc_diag local = {0};
+  if (!diag)
+    diag = &local;
+  if (!m || !out)
+    return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "no model or result pointer given");
+  *out = NULL;
+  tc_session *s = calloc(1, sizeof *s);
+  tc_status st = TC_STATUS_NOMEM;
+  if (!s || !(s->arena = tc_arena_new()))
+    goto fail;
+  s->m = m;
+  s->kernels = tc_arena_alloc(s->arena, (m->next_node_id + 1) * sizeof *s->kernels);
+  s->opsets = tc_arena_alloc(s->arena, (m->next_node_id + 1) * sizeof *s->opsets);
+  s->consts = tc_arena_alloc(s->arena, (m->next_value_id + 1) * sizeof *s->consts);
+  if (!s->kernels || !s->opsets || !s->consts)
+    goto fail;
+  if ((st = bind_kernels(s, diag)) || (st = decode_inits(s, diag)))
+    goto fail;
+  *out = s;
+  return TC_STATUS_OK;
+fail:
+  if (st == TC_STATUS_NOMEM && !diag->status)
+    tc_diag_set(diag, st, NULL, NULL, "out of memory");
+  tc_diag_set_file(diag, m ? m->path : NULL);
+  tc_session_free(s);
+  return st;
+}
+
+void tc_session_free(tc_session *s) {
+  if (!s)
+    return;
+  tc_arena_free(s->arena);
+  free(s);
+}
+
+/* Checks a caller's tensor against the graph input's declared type. */
+static tc_status check_input(const tc_value *v, const tc_ndarray *in, tc_diag *diag) {
+  const tc_type *t = &v->type;
+  if (in->rank > TC_MAX_DIMS)
+    return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "input '%s': rank %zu is above %d",
+                       v->name, in->rank, TC_MAX_DIMS);
+  size_t n = 1;
+  for (size_t i = 0; i < in->rank; i++) {
+    if (in->dims[i] < 0)
+      return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "input '%s': dim %zu is negative",
+                         v->name, i);
+    n *= (size_t)in->dims[i];
+  }
+  if (t->kind == TC_TYPE_TENSOR) {
+    if (t->elem && in->dtype != t->elem)
+      return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL,
+                         "input '%s' must be %s, got %s", v->name, tc_dtype_name(t->elem),
+                         tc_dtype_name(in->dtype));
+    if (t->has_shape && t->rank != in->rank)
+      return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL,
+                         "input '%s' must have rank %zu, got %zu", v->name, t->rank, in->rank);
+    for (size_t i = 0; t->has_shape && i < t->rank; i++)
+      if (t->dims[i].kind == TC_DIM_VALUE && t->dims[i].value != in->dims[i])
+        return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL,
+                           "input '%s': dim %zu must be %lld, got %lld", v->name, i,
+                           (long long)t->dims[i].value, (long long)in->dims[i]);
+  }
+  size_t want = in->dtype == TC_DTYPE_STRING ? n * sizeof(char *) : tc_dtype_bytes(in->dtype, n);
+  if (!tc_dtype_known(in->dtype) || in->size != want || (want && !in->data))
+    return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL,
+                       "input '%s': %zu bytes given, dtype %s and the shape need %zu", v->name,
+                       in->size, tc_dtype_name(in->dtype), want);
+  return TC_STATUS_OK;
+}
+
+static tc_status bind_inputs(const tc_session *s, size_t n_inputs, const char *const *names,
+                             const tc_ndarray *inputs, tc_rt_tensor **vals, tc_arena *a,
+                             tc_diag *diag) {
+  const tc_graph *g = s->m->graph;
+  for (size_t i = 0; i < n_inputs; i++) {
+    const tc_value *v = names[i] ? tc_graph_lookup_local(g, names[i]) : NULL;
+    if (!v || !(v->flags & TC_VALUE_INPUT))
+      return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "the model has no input named '%s'",
+                         nz(names[i]));
+    if (vals[v->id] && vals[v->id] != s->consts[v->id])
+      return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "input '%s' is given twice", v->name);
+    tc_status st = check_input(v, &inputs[i], diag);
+    if (st)
+      return st;
+    tc_rt_tensor *t = tc_arena_alloc(a, sizeof *t);
+    if (!t)
+      return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+    t->dtype = inputs[i].dtype;
+    t->rank = inputs[i].rank;
+    memcpy(t->dims, inputs[i].dims, sizeof t->dims);
+    t->data = inputs[i].data;
+    t->bytes = inputs[i].size;
+    vals[v->id] = t;
+  }
+  for (size_t i = 0; i < g->n_inputs; i++) {
+    const tc_value *v = g->inputs[i].value;
+    if (!vals[v->id])
+      return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "input '%s' is missing", v->name);
+  }
+  return TC_STATUS_OK;
+}
+
+static tc_status run_nodes(const tc_session *s, tc_rt_tensor **vals, tc_arena *a,
+                           tc_diag *diag) {
+  for (const tc_node *n = s->m->graph->first; n; n = n->next) {
+    const tc_rt_tensor **in = tc_arena_alloc(a, (n->n_inputs ? n->n_inputs : 1) * sizeof *in);
+    if (!in)
+      return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+    for (size_t i = 0; i < n->n_inputs; i++) {
+      const tc_value *v = n->inputs[i];
+      in[i] = v ? vals[v->id] : NULL;
+      if (v && !in[i])
+        return tc_diag_set(diag, TC_STATUS_INVALID, nz(n->name), nz(n->op_type),
+                           "input '%s' has not been computed (the graph is not in "
+                           "topological order)",
+                           v->name);
+    }
+    tc_rt_tensor *out = tc_arena_alloc(a, (n->n_outputs ? n->n_outputs : 1) * sizeof *out);
+    if (!out)
+      return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+    tc_kernel_ctx k = {.node = n, .opset = s->opsets[n->id], .diag = diag, .arena = a};
+    tc_status st = s->kernels[n->id]->run(&k, in, n->n_inputs, out, n->n_outputs);
+    if (st) {
+      if (!diag->node[0] && !diag->op[0]) { /* name the node if the kernel did not */
+        snprintf(diag->node, sizeof diag->node, "%s", nz(n->name));
+        snprintf(diag->op, sizeof diag->op, "%s", nz(n->op_type));
+      }
+      return st;
+    }
+    for (size_t o = 0; o < n->n_outputs; o++)
+      if (n->outputs[o])
+        vals[n->outputs[o]->id] = &out[o];
+  }
+  return TC_STATUS_OK;
+}
+
+static tc_status copy_out(const tc_rt_tensor *t, const char *name, tc_ndarray *o,
+                          tc_diag *diag) {
+  memset(o, 0, sizeof *o);
+  if (t->dtype == TC_DTYPE_STRING)
+    return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, NULL, NULL,
+                       "output '%s' holds strings, which the C API does not return yet", name);
+  o->dtype = t->dtype;
+  o->rank = t->rank;
+  memcpy(o->dims, t->dims, sizeof o->dims);
+  o->size = t->bytes;
+  o->data = malloc(t->bytes ? t->bytes : 1);
+  if (!o->data)
+    return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+  if (t->bytes)
+    memcpy(o->data, t->data, t->bytes);
+  return TC_STATUS_OK;
+}
+
+tc_status tc_session_run(tc_session *s, size_t n_inputs, const char *const *names,
+                         const tc_ndarray *inputs, tc_ndarray *outputs, tc_diag *diag) {
+  tc_diag local = {0};
+  if (!diag)
+    diag = &local;
+  if (!s || !outputs || (n_inputs && (!names || !inputs)))
+    return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "no session, inputs or outputs given");
+  const tc_model *m = s->m;
+  const tc_graph *g = m->graph;
+  tc_arena *a = tc_arena_new();
+  tc_rt_tensor **vals = calloc(m->next_value_id + 1, sizeof *vals);
+  tc_status st = TC_STATUS_NOMEM;
+  if (!a || !vals) {
+    tc_diag_set(diag, st, NULL, NULL, "out of memory");
+    goto done;
+  }
+  for (size_t i = 0; i < g->n_inits; i++)
+    vals[g->inits[i]->id] = s->consts[g->inits[i]->id];
+  if ((st = bind_inputs(s, n_inputs, names, inputs, vals, a, diag)) ||
+      (st = run_nodes(s, vals, a, diag)))
+    goto done;
+  for (size_t i = 0; i < g->n_outputs; i++) {
+    const tc_value *v = g->outputs[i].value;
+    if (!vals[v->id]) {
+      st = tc_diag_set(diag, TC_STATUS_INVALID, NULL, NULL, "output '%s' was not computed",
+                       v->name);
+    } else {
+      st = copy_out(vals[v->id], v->name, &outputs[i], diag);
+    }
+    if (st) {
+      for (size_t k = 0; k < i; k++)
+        tc_ndarray_release(&outputs[k]);
+      goto done;
+    }
+  }
+done:
+  free(vals);
+  tc_arena_free(a);
+  return st;
+}

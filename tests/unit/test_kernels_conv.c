@@ -1,0 +1,246 @@
+/* Conv/pool/quantize kernels called directly on small hand-checked cases. */
+#include <math.h>
+#include <string.h>
+
+#include "check.h"
+#include "diag.h"
+#include "kernel.h"
+
+typedef struct env {
+  tc_arena *arena;
+  tc_diag diag;
+  tc_node node;
+  tc_attr attrs[8];
+  const tc_kernel_def *def;
+  tc_kernel_ctx k;
+} env;
+
+static void env_init(env *e, const char *op, int64_t opset) {
+  memset(e, 0, sizeof *e);
+  e->arena = tc_arena_new();
+  e->node.op_type = op;
+  e->node.domain = "";
+  e->node.name = "n";
+  e->node.attrs = e->attrs;
+  e->def = tc_kernel_find(op, "", opset);
+  e->k.node = &e->node;
+  e->k.opset = opset;
+  e->k.diag = &e->diag;
+  e->k.arena = e->arena;
+}
+
+static void add_ints(env *e, const char *name, size_t n, int64_t *v) {
+  tc_attr *a = &e->attrs[e->node.n_attrs++];
+  a->name = name;
+  a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+  a->n_ints = n;
+  a->ints = v;
+}
+
+static void add_int(env *e, const char *name, int64_t v) {
+  tc_attr *a = &e->attrs[e->node.n_attrs++];
+  a->name = name;
+  a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+  a->i = v;
+}
+
+static void add_str(env *e, const char *name, const char *v) {
+  tc_attr *a = &e->attrs[e->node.n_attrs++];
+  a->name = name;
+  a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING;
+  a->s.data = (uint8_t *)v;
+  a->s.len = strlen(v);
+}
+
+static tc_rt_tensor tensor(int32_t dt, size_t rank, const int64_t *dims, void *data) {
+  tc_rt_tensor t = {dt, rank, {0}, data, 0};
+  memcpy(t.dims, dims, rank * sizeof *dims);
+  t.bytes = tc_dtype_bytes(dt, tc_rt_numel(&t));
+  return t;
+}
+
+static tc_status run(env *e, const tc_rt_tensor **in, size_t n_in, tc_rt_tensor *out,
+                     size_t n_out) {
+  if (!e->def)
+    return TC_STATUS_UNSUPPORTED;
+  if (e->def->check) {
+    tc_status st = e->def->check(&e->node, e->k.opset, &e->diag);
+    if (st)
+      return st;
+  }
+  return e->def->run(&e->k, in, n_in, out, n_out);
+}
+
+/* ONNX's basic_conv_with_padding: 5x5 ramp, 3x3 ones, pads 1. */
+static void test_conv_padding(void) {
+  env e;
+  env_init(&e, "Conv", 11);
+  float x[25], w[9];
+  for (int i = 0; i < 25; i++)
+    x[i] = (float)i;
+  for (int i = 0; i < 9; i++)
+    w[i] = 1;
+  int64_t xd[] = {1, 1, 5, 5}, wd[] = {1, 1, 3, 3}, pads[] = {1, 1, 1, 1}, ks[] = {3, 3};
+  add_ints(&e, "kernel_shape", 2, ks);
+  add_ints(&e, "pads", 4, pads);
+  tc_rt_tensor X = tensor(TC_DTYPE_F32, 4, xd, x), W = tensor(TC_DTYPE_F32, 4, wd, w), Y;
+  const tc_rt_tensor *in[] = {&X, &W};
+  CHECK(run(&e, in, 2, &Y, 1) == TC_STATUS_OK);
+  CHECK(Y.rank == 4 && Y.dims[2] == 5 && Y.dims[3] == 5);
+  const float want[] = {12, 21, 27, 33, 24, 33, 54, 63, 72, 51, 63, 99, 108,
+                        117, 81, 93, 144, 153, 162, 111, 72, 111, 117, 123, 84};
+  for (int i = 0; i < 25; i++)
+    CHECK(((float *)Y.data)[i] == want[i]);
+  tc_arena_free(e.arena);
+}
+
+/* float16 in, float16 out; SAME_UPPER with stride 2 and a bias. */
+static void test_conv_f16_same(void) {
+  env e;
+  env_init(&e, "Conv", 11);
+  uint16_t x[4], w[1], b[1];
+  for (int i = 0; i < 4; i++)
+    x[i] = tc_f32_to_f16((float)(i + 1));
+  w[0] = tc_f32_to_f16(2.0f);
+  b[0] = tc_f32_to_f16(0.5f);
+  int64_t xd[] = {1, 1, 4}, wd[] = {1, 1, 1}, bd[] = {1}, st[] = {2};
+  add_str(&e, "auto_pad", "SAME_UPPER");
+  add_ints(&e, "strides", 1, st);
+  tc_rt_tensor X = tensor(TC_DTYPE_F16, 3, xd, x), W = tensor(TC_DTYPE_F16, 3, wd, w),
+               B = tensor(TC_DTYPE_F16, 1, bd, b), Y;
+  const tc_rt_tensor *in[] = {&X, &W, &B};
+  CHECK(run(&e, in, 3, &Y, 1) == TC_STATUS_OK);
+  CHECK(Y.dtype == TC_DTYPE_F16 && Y.dims[2] == 2);
+  CHECK(tc_f16_to_f32(((uint16_t *)Y.data)[0]) == 2.5f);
+  CHECK(tc_f16_to_f32(((uint16_t *)Y.data)[1]) == 6.5f);
+  tc_arena_free(e.arena);
+}
+
+static void test_conv_zero_batch(void) {
+  env e;
+  env_init(&e, "Conv", 11);
+  float w[2] = {1, 1};
+  int64_t xd[] = {0, 2, 3}, wd[] = {1, 2, 1};
+  tc_rt_tensor X = tensor(TC_DTYPE_F32, 3, xd, w), W = tensor(TC_DTYPE_F32, 3, wd, w), Y;
+  const tc_rt_tensor *in[] = {&X, &W};
+  CHECK(run(&e, in, 2, &Y, 1) == TC_STATUS_OK);
+  CHECK(Y.rank == 3 && Y.dims[0] == 0 && Y.dims[1] == 1 && Y.dims[2] == 3);
+  tc_arena_free(e.arena);
+}
+
+static void test_conv_refuses_unknown_attr(void) {
+  env e;
+  env_init(&e, "Conv", 11);
+  add_int(&e, "frobnicate", 1);
+  CHECK(e.def && e.def->check(&e.node, 11, &e.diag) == TC_STATUS_UNSUPPORTED);
+  tc_arena_free(e.arena);
+}
+
+/* 1-D ConvTranspose, stride 2: each input spreads the kernel. */
+static void test_convtranspose(void) {
+  env e;
+  env_init(&e, "ConvTranspose", 11);
+  float x[] = {1, 2}, w[] = {1, 10, 100};
+  int64_t xd[] = {1, 1, 2}, wd[] = {1, 1, 3}, st[] = {2};
+  add_ints(&e, "strides", 1, st);
+  tc_rt_tensor X = tensor(TC_DTYPE_F32, 3, xd, x), W = tensor(TC_DTYPE_F32, 3, wd, w), Y;
+  const tc_rt_tensor *in[] = {&X, &W};
+  CHECK(run(&e, in, 2, &Y, 1) == TC_STATUS_OK);
+  CHECK(Y.dims[2] == 5);
+  const float want[] = {1, 10, 102, 20, 200};
+  for (int i = 0; i < 5; i++)
+    CHECK(((float *)Y.data)[i] == want[i]);
+  tc_arena_free(e.arena);
+}
+
+static void test_maxpool_indices_ceil(void) {
+  env e;
+  env_init(&e, "MaxPool", 12);
+  float x[] = {1, 5, 2, 4, 3};
+  int64_t xd[] = {1, 1, 5}, ks[] = {2}, st[] = {2};
+  add_ints(&e, "kernel_shape", 1, ks);
+  add_ints(&e, "strides", 1, st);
+  add_int(&e, "ceil_mode", 1);
+  tc_rt_tensor X = tensor(TC_DTYPE_F32, 3, xd, x), Y[2];
+  const tc_rt_tensor *in[] = {&X};
+  CHECK(run(&e, in, 1, Y, 2) == TC_STATUS_OK);
+  CHECK(Y[0].dims[2] == 3);
+  const float want[] = {5, 4, 3};
+  const int64_t widx[] = {1, 3, 4};
+  for (int i = 0; i < 3; i++) {
+    CHECK(((float *)Y[0].data)[i] == want[i]);
+    CHECK(((int64_t *)Y[1].data)[i] == widx[i]);
+  }
+  tc_arena_free(e.arena);
+}
+
+static void test_avgpool_include_pad(void) {
+  env e;
+  env_init(&e, "AveragePool", 19);
+  double x[] = {2, 4};
+  int64_t xd[] = {1, 1, 2}, ks[] = {2}, pads[] = {1, 1};
+  add_ints(&e, "kernel_shape", 1, ks);
+  add_ints(&e, "pads", 2, pads);
+  add_int(&e, "count_include_pad", 1);
+  tc_rt_tensor X = tensor(TC_DTYPE_F64, 3, xd, x), Y;
+  const tc_rt_tensor *in[] = {&X};
+  CHECK(run(&e, in, 1, &Y, 1) == TC_STATUS_OK);
+  CHECK(Y.dims[2] == 3);
+  const double want[] = {1, 3, 2};
+  for (int i = 0; i < 3; i++)
+    CHECK(((double *)Y.data)[i] == want[i]);
+  tc_arena_free(e.arena);
+}
+
+static void test_quantize_roundtrip(void) {
+  env e;
+  env_init(&e, "QuantizeLinear", 13);
+  float x[] = {0, 1, 2.5f, -3, 1000}, s[] = {0.5f};
+  int8_t zp[] = {1};
+  int64_t xd[] = {5}, one[] = {1};
+  tc_rt_tensor X = tensor(TC_DTYPE_F32, 1, xd, x), S = tensor(TC_DTYPE_F32, 0, one, s),
+               Z = tensor(TC_DTYPE_I8, 0, one, zp), Y, D;
+  const tc_rt_tensor *in[] = {&X, &S, &Z};
+  CHECK(run(&e, in, 3, &Y, 1) == TC_STATUS_OK);
+  const int8_t want[] = {1, 3, 6, -5, 127}; /* 2.5/0.5 = 5 exactly, +1 */
+  for (int i = 0; i < 5; i++)
+    CHECK(((int8_t *)Y.data)[i] == want[i]);
+  env d;
+  env_init(&d, "DequantizeLinear", 13);
+  const tc_rt_tensor *din[] = {&Y, &S, &Z};
+  CHECK(run(&d, din, 3, &D, 1) == TC_STATUS_OK);
+  CHECK(D.dtype == TC_DTYPE_F32 && ((float *)D.data)[3] == -3.0f && ((float *)D.data)[4] == 63.0f);
+  tc_arena_free(e.arena);
+  tc_arena_free(d.arena);
+}
+
+static void test_resize_nearest(void) {
+  env e;
+  env_init(&e, "Resize", 13);
+  float x[] = {1, 2, 3, 4}, sc[] = {1, 1, 2, 2};
+  int64_t xd[] = {1, 1, 2, 2}, sd[] = {4};
+  add_str(&e, "mode", "nearest");
+  add_str(&e, "coordinate_transformation_mode", "asymmetric");
+  add_str(&e, "nearest_mode", "floor");
+  tc_rt_tensor X = tensor(TC_DTYPE_F32, 4, xd, x), S = tensor(TC_DTYPE_F32, 1, sd, sc), Y;
+  const tc_rt_tensor *in[] = {&X, NULL, &S};
+  CHECK(run(&e, in, 3, &Y, 1) == TC_STATUS_OK);
+  CHECK(Y.dims[2] == 4 && Y.dims[3] == 4);
+  const float want[] = {1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4};
+  for (int i = 0; i < 16; i++)
+    CHECK(((float *)Y.data)[i] == want[i]);
+  tc_arena_free(e.arena);
+}
+
+int main(void) {
+  RUN(test_conv_padding);
+  RUN(test_conv_f16_same);
+  RUN(test_conv_zero_batch);
+  RUN(test_conv_refuses_unknown_attr);
+  RUN(test_convtranspose);
+  RUN(test_maxpool_indices_ceil);
+  RUN(test_avgpool_include_pad);
+  RUN(test_quantize_roundtrip);
+  RUN(test_resize_nearest);
+  return SUMMARY("kernels_conv");
+}

@@ -1,0 +1,173 @@
+/* Execution API: a small model runs and gives the right numbers; bad inputs
+ * and unsupported ops are refused with clear errors; one session serves
+ * concurrent runs from several threads. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "ir.h"
+
+/* y = Relu(x + w), x: float32 [batch, 3], w = [-1, 0, 1]. */
+static tc_model *make_model(const char *op2) {
+  tc_model *m = tc_model_new_empty();
+  m->ir_version = 8;
+  m->n_opsets = 1;
+  m->opsets = tc_arena_alloc(m->arena, sizeof *m->opsets);
+  m->opsets[0] = (tc_opset){.domain = "", .version = 17};
+  tc_graph *g = m->graph = tc_graph_new(m, NULL, "g");
+  tc_value *x = tc_graph_new_value(g, "x", NULL), *w = tc_graph_new_value(g, "w", NULL),
+           *s = tc_graph_new_value(g, "s", NULL), *y = tc_graph_new_value(g, "y", NULL);
+  tc_dim dims[2] = {{.kind = TC_DIM_PARAM, .param = "batch"}, {.kind = TC_DIM_VALUE, .value = 3}};
+  tc_value_set_tensor_type(x, TC_DTYPE_F32, 2, dims);
+  tc_graph_add_input(g, x, NULL);
+  tc_tensor *t = tc_arena_alloc(m->arena, sizeof *t);
+  static float wv[3] = {-1, 0, 1};
+  tc_buffer *b = tc_buffer_wrap_static(wv, sizeof wv);
+  tc_arena_on_free(m->arena, (void (*)(void *))tc_buffer_unref, b);
+  static int64_t wdims[1] = {3};
+  *t = (tc_tensor){.name = "w", .dtype = TC_DTYPE_F32, .has_dtype = true, .rank = 1,
+                   .dims = wdims, .field = TC_FIELD_RAW, .has_raw = true};
+  t->data[TC_FIELD_RAW] = (tc_span){b, 0, sizeof wv};
+  tc_graph_add_init(g, w, t);
+  tc_node *add = tc_graph_append_node(g, "Add", "", "add", 2, 1, 0);
+  tc_node_set_input(add, 0, x);
+  tc_node_set_input(add, 1, w);
+  tc_node_set_output(add, 0, s);
+  tc_node *relu = tc_graph_append_node(g, op2, "", "act", 1, 1, 0);
+  tc_node_set_input(relu, 0, s);
+  tc_node_set_output(relu, 0, y);
+  tc_graph_add_output(g, y, NULL);
+  return m;
+}
+
+static tc_ndarray input(float *v, int64_t rows) {
+  tc_ndarray t = {.dtype = TC_DTYPE_F32, .rank = 2, .dims = {rows, 3}, .data = v,
+                  .size = (size_t)rows * 3 * sizeof(float)};
+  return t;
+}
+
+static void test_runs_and_computes(void) {
+  tc_model *m = make_model("Relu");
+  tc_session *s = NULL;
+  tc_diag d = {0};
+  CHECK(tc_session_new(m, &s, &d) == TC_STATUS_OK);
+  if (!s) {
+    fprintf(stderr, "  %s\n", tc_diag_message(&d));
+    tc_model_free(m);
+    return;
+  }
+  float xv[6] = {0.5f, -2, 3, 1, 1, -7};
+  tc_ndarray in = input(xv, 2), out = {0};
+  const char *names[] = {"x"};
+  CHECK(tc_session_run(s, 1, names, &in, &out, &d) == TC_STATUS_OK);
+  const float want[6] = {0, 0, 4, 0, 1, 0};
+  CHECK(out.dtype == TC_DTYPE_F32 && out.rank == 2 && out.dims[0] == 2 && out.dims[1] == 3);
+  CHECK(out.data && memcmp(out.data, want, sizeof want) == 0);
+  tc_ndarray_release(&out);
+  CHECK(out.data == NULL);
+  tc_session_free(s);
+  tc_model_free(m);
+}
+
+static void test_bad_inputs_refused(void) {
+  tc_model *m = make_model("Relu");
+  tc_session *s = NULL;
+  tc_diag d = {0};
+  CHECK(tc_session_new(m, &s, &d) == TC_STATUS_OK);
+  if (!s) {
+    tc_model_free(m);
+    return;
+  }
+  float xv[8] = {0};
+  const char *names[] = {"x"}, *wrong[] = {"nope"};
+  tc_ndarray out = {0};
+  tc_ndarray in = input(xv, 2);
+  in.dtype = TC_DTYPE_F64;
+  CHECK(tc_session_run(s, 1, names, &in, &out, &d) == TC_STATUS_ARG);
+  CHECK(strstr(d.reason, "'x' must be float32") != NULL);
+  in = input(xv, 2);
+  in.rank = 1;
+  CHECK(tc_session_run(s, 1, names, &in, &out, &d) == TC_STATUS_ARG);
+  CHECK(strstr(d.reason, "rank") != NULL);
+  in = (tc_ndarray){.dtype = TC_DTYPE_F32, .rank = 2, .dims = {2, 4}, .data = xv, .size = 32};
+  CHECK(tc_session_run(s, 1, names, &in, &out, &d) == TC_STATUS_ARG);
+  CHECK(strstr(d.reason, "dim 1 must be 3") != NULL);
+  in = input(xv, 2);
+  in.size = 4;
+  CHECK(tc_session_run(s, 1, names, &in, &out, &d) == TC_STATUS_ARG);
+  CHECK(tc_session_run(s, 0, names, &in, &out, &d) == TC_STATUS_ARG);
+  CHECK(strstr(d.reason, "'x' is missing") != NULL);
+  in = input(xv, 2);
+  CHECK(tc_session_run(s, 1, wrong, &in, &out, &d) == TC_STATUS_ARG);
+  CHECK(strstr(d.reason, "no input named 'nope'") != NULL);
+  CHECK(out.data == NULL);
+  tc_session_free(s);
+  tc_model_free(m);
+}
+
+static void test_unsupported_op_refused_at_load(void) {
+  tc_model *m = make_model("NoSuchOp");
+  tc_session *s = NULL;
+  tc_diag d = {0};
+  CHECK(tc_session_new(m, &s, &d) == TC_STATUS_UNSUPPORTED && s == NULL);
+  CHECK(strcmp(d.node, "act") == 0 && strcmp(d.op, "NoSuchOp") == 0);
+  tc_model_free(m);
+}
+
+typedef struct job {
+  tc_session *s;
+  int bad;
+} job;
+
+static void *worker(void *arg) {
+  job *j = arg;
+  for (int it = 0; it < 200; it++) {
+    float xv[3 * 64];
+    for (int i = 0; i < 3 * 64; i++)
+      xv[i] = (float)(i % 7) - 3.0f + (float)it;
+    tc_ndarray in = input(xv, 64), out = {0};
+    const char *names[] = {"x"};
+    tc_diag d = {0};
+    if (tc_session_run(j->s, 1, names, &in, &out, &d) != TC_STATUS_OK) {
+      j->bad++;
+      continue;
+    }
+    const float w[3] = {-1, 0, 1};
+    for (int i = 0; i < 3 * 64; i++) {
+      float e = xv[i] + w[i % 3];
+      j->bad += ((float *)out.data)[i] != (e > 0 ? e : 0);
+    }
+    tc_ndarray_release(&out);
+  }
+  return NULL;
+}
+
+static void test_concurrent_runs(void) {
+  tc_model *m = make_model("Relu");
+  tc_session *s = NULL;
+  tc_diag d = {0};
+  CHECK(tc_session_new(m, &s, &d) == TC_STATUS_OK);
+  if (!s) {
+    tc_model_free(m);
+    return;
+  }
+  pthread_t th[4];
+  job jobs[4] = {{s, 0}, {s, 0}, {s, 0}, {s, 0}};
+  for (int i = 0; i < 4; i++)
+    pthread_create(&th[i], NULL, worker, &jobs[i]);
+  for (int i = 0; i < 4; i++)
+    pthread_join(th[i], NULL);
+  for (int i = 0; i < 4; i++)
+    CHECK(jobs[i].bad == 0);
+  tc_session_free(s);
+  tc_model_free(m);
+}
+
+int main(void) {
+  RUN(test_runs_and_computes);
+  RUN(test_bad_inputs_refused);
+  RUN(test_unsupported_op_refused_at_load);
+  RUN(test_concurrent_runs);
+  return SUMMARY("unit.session");
+}
