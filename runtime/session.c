@@ -2,24 +2,20 @@
  * run walks the nodes in order, each kernel allocating its outputs from the
  * run's arena, and copies the graph outputs out for the caller.
  *
+ * If, Loop and Scan run their subgraphs through the same executor
+ * (control.c); subgraphs read outer-scope values from the run's value table.
+ *
  * Not yet here (next steps of the runtime): shape inference ahead of the run
- * with a liveness-packed memory plan cached per input shape, subgraphs
- * (If/Loop/Scan), model-local function calls, sparse initializers. Models
+ * with a liveness-packed memory plan cached per input shape, model-local
+ * function calls, sparse initializers, sequence and optional values. Models
  * that need them are refused when the session is created. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernel.h"
+#include "exec.h"
 #include "onnx_io.h"
 
-struct tc_session {
-  const tc_model *m;
-  tc_arena *arena;               /* decoded initializers, kernel table */
-  const tc_kernel_def **kernels; /* by node id */
-  int64_t *opsets;               /* by node id */
-  tc_rt_tensor **consts;         /* by value id: decoded initializers */
-};
 
 void tc_ndarray_release(tc_ndarray *t) {
   if (!t)
@@ -97,9 +93,9 @@ tc_status tc_rt_from_ir(const tc_tensor *t, tc_arena *a, tc_rt_tensor *out, tc_d
                            : tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
 }
 
-static tc_status bind_kernels(tc_session *s, tc_diag *diag) {
+static tc_status bind_graph(tc_session *s, const tc_graph *g, tc_diag *diag) {
   const tc_model *m = s->m;
-  for (const tc_node *n = m->graph->first; n; n = n->next) {
+  for (const tc_node *n = g->first; n; n = n->next) {
     for (size_t f = 0; f < m->n_functions; f++) {
       const tc_function *fn = &m->functions[f];
       if (fn->name && n->op_type && strcmp(fn->name, n->op_type) == 0 &&
@@ -109,12 +105,23 @@ static tc_status bind_kernels(tc_session *s, tc_diag *diag) {
                            "run yet",
                            nz(fn->domain), fn->name);
     }
+    int64_t opset = opset_of(m, n->domain);
+    s->opsets[n->id] = opset;
+    if (tc_is_control_op(n)) {
+      tc_status st = tc_control_check(n, opset, diag);
+      for (size_t a = 0; !st && a < n->n_attrs; a++)
+        if (n->attrs[a].g)
+          st = bind_graph(s, n->attrs[a].g, diag);
+      if (st)
+        return st;
+      continue;
+    }
     for (size_t a = 0; a < n->n_attrs; a++)
       if (n->attrs[a].g || n->attrs[a].n_graphs)
         return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, nz(n->name), nz(n->op_type),
-                           "has a subgraph attribute '%s'; subgraphs do not run yet",
+                           "has a subgraph attribute '%s'; only If, Loop and Scan run "
+                           "subgraphs",
                            nz(n->attrs[a].name));
-    int64_t opset = opset_of(m, n->domain);
     const tc_kernel_def *k = tc_kernel_find(n->op_type, n->domain, opset);
     if (!k)
       return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, nz(n->name), nz(n->op_type),
@@ -126,13 +133,11 @@ static tc_status bind_kernels(tc_session *s, tc_diag *diag) {
         return st;
     }
     s->kernels[n->id] = k;
-    s->opsets[n->id] = opset;
   }
   return TC_STATUS_OK;
 }
 
-static tc_status decode_inits(tc_session *s, tc_diag *diag) {
-  const tc_graph *g = s->m->graph;
+static tc_status decode_inits(tc_session *s, const tc_graph *g, tc_diag *diag) {
   if (g->n_sparse_inits)
     return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, NULL, NULL,
                        "sparse initializer '%s' is not supported by the runtime yet",
@@ -147,6 +152,13 @@ static tc_status decode_inits(tc_session *s, tc_diag *diag) {
       return st;
     s->consts[v->id] = t;
   }
+  for (const tc_node *n = g->first; n; n = n->next)
+    for (size_t a = 0; a < n->n_attrs; a++)
+      if (n->attrs[a].g) {
+        tc_status st = decode_inits(s, n->attrs[a].g, diag);
+        if (st)
+          return st;
+      }
   return TC_STATUS_OK;
 }
 
@@ -167,7 +179,7 @@ tc_status tc_session_new(const tc_model *m, tc_session **out, tc_diag *diag) {
   s->consts = tc_arena_alloc(s->arena, (m->next_value_id + 1) * sizeof *s->consts);
   if (!s->kernels || !s->opsets || !s->consts)
     goto fail;
-  if ((st = bind_kernels(s, diag)) || (st = decode_inits(s, diag)))
+  if ((st = bind_graph(s, m->graph, diag)) || (st = decode_inits(s, m->graph, diag)))
     goto fail;
   *out = s;
   return TC_STATUS_OK;
@@ -253,10 +265,14 @@ static tc_status bind_inputs(const tc_session *s, size_t n_inputs, const char *c
   return TC_STATUS_OK;
 }
 
-static tc_status run_nodes(const tc_session *s, tc_rt_tensor **vals, tc_arena *a,
-                           tc_diag *diag) {
-  for (const tc_node *n = s->m->graph->first; n; n = n->next) {
-    const tc_rt_tensor **in = tc_arena_alloc(a, (n->n_inputs ? n->n_inputs : 1) * sizeof *in);
+tc_status tc_run_graph(tc_run *r, const tc_graph *g) {
+  const tc_session *s = r->s;
+  tc_rt_tensor **vals = r->vals;
+  tc_diag *diag = r->diag;
+  for (size_t i = 0; i < g->n_inits; i++)
+    vals[g->inits[i]->id] = s->consts[g->inits[i]->id];
+  for (const tc_node *n = g->first; n; n = n->next) {
+    const tc_rt_tensor **in = tc_arena_alloc(r->a, (n->n_inputs ? n->n_inputs : 1) * sizeof *in);
     if (!in)
       return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
     for (size_t i = 0; i < n->n_inputs; i++) {
@@ -268,11 +284,16 @@ static tc_status run_nodes(const tc_session *s, tc_rt_tensor **vals, tc_arena *a
                            "topological order)",
                            v->name);
     }
-    tc_rt_tensor *out = tc_arena_alloc(a, (n->n_outputs ? n->n_outputs : 1) * sizeof *out);
+    tc_rt_tensor *out = tc_arena_alloc(r->a, (n->n_outputs ? n->n_outputs : 1) * sizeof *out);
     if (!out)
       return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
-    tc_kernel_ctx k = {.node = n, .opset = s->opsets[n->id], .diag = diag, .arena = a};
-    tc_status st = s->kernels[n->id]->run(&k, in, n->n_inputs, out, n->n_outputs);
+    tc_status st;
+    if (!s->kernels[n->id]) {
+      st = tc_run_control(r, n, in, out);
+    } else {
+      tc_kernel_ctx k = {.node = n, .opset = s->opsets[n->id], .diag = diag, .arena = r->a};
+      st = s->kernels[n->id]->run(&k, in, n->n_inputs, out, n->n_outputs);
+    }
     if (st) {
       if (!diag->node[0] && !diag->op[0]) { /* name the node if the kernel did not */
         snprintf(diag->node, sizeof diag->node, "%s", nz(n->name));
@@ -323,8 +344,9 @@ tc_status tc_session_run(tc_session *s, size_t n_inputs, const char *const *name
   }
   for (size_t i = 0; i < g->n_inits; i++)
     vals[g->inits[i]->id] = s->consts[g->inits[i]->id];
+  tc_run r = {.s = s, .vals = vals, .a = a, .diag = diag};
   if ((st = bind_inputs(s, n_inputs, names, inputs, vals, a, diag)) ||
-      (st = run_nodes(s, vals, a, diag)))
+      (st = tc_run_graph(&r, g)))
     goto done;
   for (size_t i = 0; i < g->n_outputs; i++) {
     const tc_value *v = g->outputs[i].value;

@@ -1,6 +1,616 @@
-/* attention kernels. */
+/* attention kernels: Attention (scaled dot-product attention with masks,
+ * grouped-query heads, KV cache, soft cap and sliding windows),
+ * RotaryEmbedding, Swish, SwiGLU.
+ *
+ * Everything is computed in double, rounding to the tensor's dtype at the
+ * points where the ONNX reference implementation computes in that dtype
+ * (scaled Q and K, the QK product, soft cap, softmax), so that 16-bit inputs
+ * give the reference's results and not merely close ones. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
 #include "kernel.h"
 
+/* ---- shared helpers ---- */
+
+static const char *node_name(const tc_node *n) { return n->name ? n->name : ""; }
+
+/* Refuses every attribute of n not listed in allowed (NULL-terminated). */
+static tc_status check_attrs(const tc_node *n, tc_diag *diag, const char *const *allowed) {
+  for (size_t i = 0; i < n->n_attrs; i++) {
+    const char *name = n->attrs[i].name;
+    bool ok = false;
+    for (const char *const *a = allowed; *a; a++)
+      if (name && strcmp(name, *a) == 0)
+        ok = true;
+    if (!ok)
+      return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, node_name(n), n->op_type,
+                         "attribute '%s' is not supported", name ? name : "?");
+  }
+  return TC_STATUS_OK;
+}
+
+static bool is_float_dtype(int32_t dt) {
+  return dt == TC_DTYPE_F32 || dt == TC_DTYPE_F64 || dt == TC_DTYPE_F16 || dt == TC_DTYPE_BF16;
+}
+
+static const tc_rt_tensor *input(const tc_rt_tensor *const *in, size_t n_in, size_t i) {
+  return i < n_in ? in[i] : NULL;
+}
+
+static bool has_input(const tc_node *n, size_t i) { return i < n->n_inputs && n->inputs[i]; }
+static bool has_output(const tc_node *n, size_t i) { return i < n->n_outputs && n->outputs[i]; }
+
+static void *scratch(tc_kernel_ctx *k, size_t n, size_t elem) {
+  return tc_arena_alloc(k->arena, n ? n * elem : 1);
+}
+
+#define NOMEM(k) tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory")
+
+/* v rounded to dtype dt (what numpy computing in dt would hold). */
+static double round_to(int32_t dt, double v) {
+  switch (dt) {
+  case TC_DTYPE_F32: return (double)(float)v;
+  case TC_DTYPE_F16: return (double)tc_f16_to_f32(tc_f32_to_f16((float)v));
+  case TC_DTYPE_BF16: return (double)tc_bf16_to_f32(tc_f32_to_bf16((float)v));
+  default: return v;
+  }
+}
+
+/* ---- Attention ---- */
+
+enum { ATT_Q, ATT_K, ATT_V, ATT_MASK, ATT_PAST_K, ATT_PAST_V, ATT_NONPAD };
+
+static tc_status check_attention(const tc_node *n, int64_t opset, tc_diag *diag) {
+  static const char *const v23[] = {"is_causal",
+                                    "kv_num_heads",
+                                    "q_num_heads",
+                                    "qk_matmul_output_mode",
+                                    "scale",
+                                    "softcap",
+                                    "softmax_precision",
+                                    NULL};
+  static const char *const v25[] = {"is_causal",
+                                    "kv_num_heads",
+                                    "q_num_heads",
+                                    "qk_matmul_output_mode",
+                                    "scale",
+                                    "softcap",
+                                    "softmax_precision",
+                                    "left_window_size",
+                                    "right_window_size",
+                                    NULL};
+  tc_status st = check_attrs(n, diag, opset >= 25 ? v25 : v23);
+  if (st)
+    return st;
+  int64_t mode = tc_attr_int(n, "qk_matmul_output_mode", 0);
+  if (mode < 0 || mode > 3)
+    return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, node_name(n), n->op_type,
+                       "qk_matmul_output_mode %lld is not supported", (long long)mode);
+  if (tc_attr_has(n, "softmax_precision")) {
+    int64_t sp = tc_attr_int(n, "softmax_precision", 1);
+    if (sp != TC_DTYPE_F32 && sp != TC_DTYPE_F16 && sp != TC_DTYPE_F64 && sp != TC_DTYPE_BF16)
+      return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, node_name(n), n->op_type,
+                         "softmax_precision %lld is not supported", (long long)sp);
+  }
+  if (tc_attr_int(n, "left_window_size", -1) < -1 || tc_attr_int(n, "right_window_size", -1) < -1)
+    return tc_diag_set(diag, TC_STATUS_INVALID, node_name(n), n->op_type,
+                       "window sizes must be -1 or nonnegative");
+  if (has_input(n, ATT_PAST_K) != has_input(n, ATT_PAST_V))
+    return tc_diag_set(diag, TC_STATUS_INVALID, node_name(n), n->op_type,
+                       "past_key and past_value must be given together");
+  if (has_input(n, ATT_NONPAD) && has_input(n, ATT_PAST_K))
+    return tc_diag_set(diag, TC_STATUS_INVALID, node_name(n), n->op_type,
+                       "nonpad_kv_seqlen cannot be combined with past_key/past_value");
+  return TC_STATUS_OK;
+}
+
+/* Element strides of a Q/K/V/Y tensor seen as (batch, heads, seq, head):
+ * 4-D tensors are that layout, 3-D ones are (batch, seq, heads * head). */
+typedef struct bhsd {
+  size_t B, H, S, D;
+  size_t sb, sh, ss;
+} bhsd;
+
+static void bhsd_set(bhsd *v, bool three_d, size_t B, size_t H, size_t S, size_t D) {
+  v->B = B;
+  v->H = H;
+  v->S = S;
+  v->D = D;
+  if (three_d) {
+    v->sb = S * H * D;
+    v->sh = D;
+    v->ss = H * D;
+  } else {
+    v->sb = H * S * D;
+    v->sh = S * D;
+    v->ss = D;
+  }
+}
+
+static size_t bhsd_at(const bhsd *v, size_t b, size_t h, size_t s) {
+  return b * v->sb + h * v->sh + s * v->ss;
+}
+
+/* Reads a Q/K/V input of the given rank as (batch, heads, seq, head). */
+static tc_status att_view(tc_kernel_ctx *k, const tc_rt_tensor *t, const char *what, int64_t heads,
+                          bhsd *v) {
+  if (t->rank == 4) {
+    bhsd_set(v, false, (size_t)t->dims[0], (size_t)t->dims[1], (size_t)t->dims[2],
+             (size_t)t->dims[3]);
+    return TC_STATUS_OK;
+  }
+  if (heads <= 0)
+    return tc_kernel_fail(k, TC_STATUS_INVALID,
+                          "3-D inputs need q_num_heads and kv_num_heads attributes");
+  if (t->dims[2] % heads != 0)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "%s hidden size %lld is not divisible by %lld heads",
+                          what, (long long)t->dims[2], (long long)heads);
+  bhsd_set(v, true, (size_t)t->dims[0], (size_t)heads, (size_t)t->dims[1],
+           (size_t)(t->dims[2] / heads));
+  return TC_STATUS_OK;
+}
+
+/* Mask broadcast to (B, Hq, Sq, L): right-aligned, last dim padded. */
+typedef struct mask_view {
+  const tc_rt_tensor *t;
+  bool is_bool;
+  int64_t last; /* mask's kv length (positions past it are masked) */
+  int64_t strides[4];
+} mask_view;
+
+static tc_status mask_init(tc_kernel_ctx *k, mask_view *m, const tc_rt_tensor *t,
+                           const int64_t full[4]) {
+  m->t = t;
+  if (!t)
+    return TC_STATUS_OK;
+  m->is_bool = t->dtype == TC_DTYPE_BOOL;
+  switch (t->dtype) {
+  case TC_DTYPE_BOOL:
+  case TC_DTYPE_U8:
+  case TC_DTYPE_U16:
+  case TC_DTYPE_U32:
+  case TC_DTYPE_U64:
+  case TC_DTYPE_I8:
+  case TC_DTYPE_I16:
+  case TC_DTYPE_I32:
+  case TC_DTYPE_I64:
+  case TC_DTYPE_F16:
+  case TC_DTYPE_BF16:
+  case TC_DTYPE_F32:
+  case TC_DTYPE_F64: break;
+  default: return tc_kernel_bad_dtype(k, ATT_MASK, t->dtype);
+  }
+  if (t->rank < 1 || t->rank > 4)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "attn_mask must have rank 1 to 4 (has %zu)",
+                          t->rank);
+  m->last = t->dims[t->rank - 1];
+  if (m->last > full[3])
+    return tc_kernel_fail(k, TC_STATUS_INVALID,
+                          "attn_mask's last dim %lld exceeds the key sequence length %lld",
+                          (long long)m->last, (long long)full[3]);
+  int64_t stride = 1;
+  for (size_t d = 4; d-- > 0;) {
+    size_t back = 3 - d; /* position counted from the last dim */
+    if (back >= t->rank) {
+      m->strides[d] = 0;
+      continue;
+    }
+    int64_t v = t->dims[t->rank - 1 - back];
+    if (d < 3 && v != 1 && v != full[d])
+      return tc_kernel_fail(k, TC_STATUS_INVALID,
+                            "attn_mask dim %zu (%lld) does not broadcast to %lld",
+                            t->rank - 1 - back, (long long)v, (long long)full[d]);
+    m->strides[d] = (d < 3 && v == 1) ? 0 : stride;
+    stride *= v;
+  }
+  return TC_STATUS_OK;
+}
+
+/* Additive mask term at (b, h, i, j). */
+static double mask_get(const mask_view *m, size_t b, size_t h, size_t i, size_t j) {
+  if ((int64_t)j >= m->last)
+    return -INFINITY;
+  size_t off = b * (size_t)m->strides[0] + h * (size_t)m->strides[1] +
+               i * (size_t)m->strides[2] + j * (size_t)m->strides[3];
+  if (m->is_bool)
+    return ((const uint8_t *)m->t->data)[off] ? 0.0 : -INFINITY;
+  return tc_rt_get_f64(m->t, off);
+}
+
+static tc_status run_attention(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                               tc_rt_tensor *out, size_t n_out) {
+  const tc_node *n = k->node;
+  const tc_rt_tensor *q = input(in, n_in, ATT_Q), *kk = input(in, n_in, ATT_K),
+                     *v = input(in, n_in, ATT_V), *mask = input(in, n_in, ATT_MASK),
+                     *pk = input(in, n_in, ATT_PAST_K), *pv = input(in, n_in, ATT_PAST_V),
+                     *nonpad = input(in, n_in, ATT_NONPAD);
+  if (!q || !kk || !v)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "Q, K and V are required");
+  if (!is_float_dtype(q->dtype))
+    return tc_kernel_bad_dtype(k, ATT_Q, q->dtype);
+  if (kk->dtype != q->dtype)
+    return tc_kernel_bad_dtype(k, ATT_K, kk->dtype);
+  if (!is_float_dtype(v->dtype))
+    return tc_kernel_bad_dtype(k, ATT_V, v->dtype);
+  if (!pk != !pv)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "past_key and past_value must be given together");
+  if (pk && pk->dtype != kk->dtype)
+    return tc_kernel_bad_dtype(k, ATT_PAST_K, pk->dtype);
+  if (pv && pv->dtype != v->dtype)
+    return tc_kernel_bad_dtype(k, ATT_PAST_V, pv->dtype);
+  if (nonpad && nonpad->dtype != TC_DTYPE_I64)
+    return tc_kernel_bad_dtype(k, ATT_NONPAD, nonpad->dtype);
+  if (nonpad && pk)
+    return tc_kernel_fail(k, TC_STATUS_INVALID,
+                          "nonpad_kv_seqlen cannot be combined with past_key/past_value");
+  if ((q->rank != 3 && q->rank != 4) || kk->rank != q->rank || v->rank != q->rank)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "Q, K and V must all be 3-D or all 4-D");
+  bool three_d = q->rank == 3;
+  int64_t qh_attr = tc_attr_int(n, "q_num_heads", 0), kvh_attr = tc_attr_int(n, "kv_num_heads", 0);
+  bhsd Qv, Kv, Vv;
+  tc_status st;
+  if ((st = att_view(k, q, "Q", qh_attr, &Qv)) || (st = att_view(k, kk, "K", kvh_attr, &Kv)) ||
+      (st = att_view(k, v, "V", kvh_attr, &Vv)))
+    return st;
+  size_t B = Qv.B, Hq = Qv.H, Sq = Qv.S, D = Qv.D, Hkv = Kv.H, S = Kv.S, Dv = Vv.D;
+  if (Kv.B != B || Vv.B != B)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "Q, K and V disagree on the batch size");
+  if (Kv.D != D)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "Q and K head sizes differ (%zu vs %zu)", D, Kv.D);
+  if (Vv.H != Hkv || Vv.S != S)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "K and V disagree on heads or sequence length");
+  if (Hkv == 0 || Hq % Hkv != 0)
+    return tc_kernel_fail(k, TC_STATUS_INVALID,
+                          "q_num_heads (%zu) is not a multiple of kv_num_heads (%zu)", Hq, Hkv);
+  size_t P = 0;
+  if (pk) {
+    if (pk->rank != 4 || pv->rank != 4 || (size_t)pk->dims[0] != B || (size_t)pk->dims[1] != Hkv ||
+        (size_t)pk->dims[3] != D || (size_t)pv->dims[0] != B || (size_t)pv->dims[1] != Hkv ||
+        pv->dims[2] != pk->dims[2] || (size_t)pv->dims[3] != Dv)
+      return tc_kernel_fail(k, TC_STATUS_INVALID,
+                            "past_key/past_value must be (batch, kv_heads, past, head) tensors");
+    P = (size_t)pk->dims[2];
+  }
+  size_t L = P + S;
+  if (nonpad && (nonpad->rank != 1 || (size_t)nonpad->dims[0] != B))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "nonpad_kv_seqlen must have shape (batch,)");
+  int64_t full[4] = {(int64_t)B, (int64_t)Hq, (int64_t)Sq, (int64_t)L};
+  mask_view mv = {0};
+  if ((st = mask_init(k, &mv, mask, full)))
+    return st;
+
+  int32_t T = q->dtype;
+  int32_t sp = (int32_t)tc_attr_int(n, "softmax_precision", T);
+  int64_t mode = tc_attr_int(n, "qk_matmul_output_mode", 0);
+  bool causal = tc_attr_int(n, "is_causal", 0) != 0;
+  int64_t lw = tc_attr_int(n, "left_window_size", -1), rw = tc_attr_int(n, "right_window_size", -1);
+  double cap = tc_attr_has(n, "softcap") ? (double)tc_attr_float(n, "softcap", 0.0f) : 0.0;
+  double scale = tc_attr_has(n, "scale") ? (double)tc_attr_float(n, "scale", 1.0f)
+                                         : 1.0 / sqrt((double)D);
+  double s = round_to(T, sqrt(scale));
+
+  /* present key / value: past followed by the new tokens, (B, Hkv, L, *) */
+  size_t nk = B * Hkv * L * D, nv = B * Hkv * L * Dv;
+  double *Kall = scratch(k, nk, sizeof(double)), *Vall = scratch(k, nv, sizeof(double));
+  size_t qn = B * Hq * Sq * D;
+  double *Qs = scratch(k, qn, sizeof(double));
+  double *row = scratch(k, L, sizeof(double)), *bias = scratch(k, L, sizeof(double)),
+         *prob = scratch(k, L, sizeof(double)), *raw = scratch(k, L, sizeof(double));
+  if (!Kall || !Vall || !Qs || !row || !bias || !prob || !raw)
+    return NOMEM(k);
+  for (size_t b = 0; b < B; b++)
+    for (size_t h = 0; h < Hkv; h++)
+      for (size_t j = 0; j < L; j++) {
+        double *kd = Kall + ((b * Hkv + h) * L + j) * D, *vd = Vall + ((b * Hkv + h) * L + j) * Dv;
+        if (j < P) {
+          size_t ko = ((b * Hkv + h) * P + j) * D, vo = ((b * Hkv + h) * P + j) * Dv;
+          for (size_t d = 0; d < D; d++)
+            kd[d] = tc_rt_get_f64(pk, ko + d);
+          for (size_t d = 0; d < Dv; d++)
+            vd[d] = tc_rt_get_f64(pv, vo + d);
+        } else {
+          size_t ko = bhsd_at(&Kv, b, h, j - P), vo = bhsd_at(&Vv, b, h, j - P);
+          for (size_t d = 0; d < D; d++)
+            kd[d] = tc_rt_get_f64(kk, ko + d);
+          for (size_t d = 0; d < Dv; d++)
+            vd[d] = tc_rt_get_f64(v, vo + d);
+        }
+      }
+  if (has_output(n, 1)) {
+    int64_t pd[4] = {(int64_t)B, (int64_t)Hkv, (int64_t)L, (int64_t)D};
+    if ((st = tc_kernel_alloc(k, &out[1], kk->dtype, 4, pd)))
+      return st;
+    for (size_t i = 0; i < nk; i++)
+      tc_rt_set_f64(&out[1], i, Kall[i]);
+  }
+  if (n_out > 2 && has_output(n, 2)) {
+    int64_t pd[4] = {(int64_t)B, (int64_t)Hkv, (int64_t)L, (int64_t)Dv};
+    if ((st = tc_kernel_alloc(k, &out[2], v->dtype, 4, pd)))
+      return st;
+    for (size_t i = 0; i < nv; i++)
+      tc_rt_set_f64(&out[2], i, Vall[i]);
+  }
+  /* Q and K scaled by sqrt(scale) in T */
+  for (size_t i = 0; i < nk; i++)
+    Kall[i] = round_to(T, Kall[i] * s);
+  for (size_t b = 0; b < B; b++)
+    for (size_t h = 0; h < Hq; h++)
+      for (size_t i = 0; i < Sq; i++) {
+        size_t qo = bhsd_at(&Qv, b, h, i);
+        double *qd = Qs + ((b * Hq + h) * Sq + i) * D;
+        for (size_t d = 0; d < D; d++)
+          qd[d] = round_to(T, tc_rt_get_f64(q, qo + d) * s);
+      }
+
+  /* outputs */
+  bhsd Yv;
+  bhsd_set(&Yv, three_d, B, Hq, Sq, Dv);
+  int64_t ydims[4];
+  size_t yrank;
+  if (three_d) {
+    ydims[0] = (int64_t)B;
+    ydims[1] = (int64_t)Sq;
+    ydims[2] = (int64_t)(Hq * Dv);
+    yrank = 3;
+  } else {
+    ydims[0] = (int64_t)B;
+    ydims[1] = (int64_t)Hq;
+    ydims[2] = (int64_t)Sq;
+    ydims[3] = (int64_t)Dv;
+    yrank = 4;
+  }
+  if ((st = tc_kernel_alloc(k, &out[0], T, yrank, ydims)))
+    return st;
+  tc_rt_tensor *qk_out = NULL;
+  if (n_out > 3 && has_output(n, 3)) {
+    if ((st = tc_kernel_alloc(k, &out[3], T, 4, full)))
+      return st;
+    qk_out = &out[3];
+  }
+
+  size_t reps = Hq / Hkv;
+  bool window = lw >= 0 || rw >= 0;
+  for (size_t b = 0; b < B; b++) {
+    /* offset of the query block: valid keys preceding it */
+    int64_t off = nonpad ? tc_rt_get_i64(nonpad, b) - (int64_t)Sq : (int64_t)P;
+    int64_t valid = nonpad ? tc_rt_get_i64(nonpad, b) : (int64_t)L;
+    for (size_t h = 0; h < Hq; h++) {
+      size_t hk = h / reps;
+      for (size_t i = 0; i < Sq; i++) {
+        const double *qd = Qs + ((b * Hq + h) * Sq + i) * D;
+        /* additive bias and whether it masks the whole row */
+        bool all_masked = L > 0;
+        for (size_t j = 0; j < L; j++) {
+          double bv = mv.t ? mask_get(&mv, b, h, i, j) : 0.0;
+          int64_t diff = (int64_t)i + off - (int64_t)j;
+          if (causal && diff < 0)
+            bv += -INFINITY;
+          if (window && ((lw >= 0 && diff > lw) || (rw >= 0 && -diff > rw)))
+            bv += -INFINITY;
+          if (nonpad && (int64_t)j >= valid)
+            bv += -INFINITY;
+          bias[j] = bv;
+          if (!(isinf(bv) && bv < 0))
+            all_masked = false;
+        }
+        /* scores */
+        double m = -INFINITY;
+        for (size_t j = 0; j < L; j++) {
+          const double *kd = Kall + ((b * Hkv + hk) * L + j) * D;
+          double acc = 0;
+          for (size_t d = 0; d < D; d++)
+            acc += qd[d] * kd[d];
+          double x = round_to(T, acc);
+          if (cap > 0)
+            x = round_to(T, round_to(T, tanh(round_to(T, x / cap))) * cap);
+          raw[j] = x;
+          double xb = round_to(sp, round_to(T, x + bias[j]));
+          row[j] = xb;
+          if (!isnan(m) && (isnan(xb) || xb > m))
+            m = xb;
+        }
+        /* softmax in the softmax precision (a row of -inf gives zeros) */
+        double sm = (isinf(m) && m < 0) ? 0.0 : m, sum = 0;
+        for (size_t j = 0; j < L; j++) {
+          prob[j] = round_to(sp, exp(round_to(sp, row[j] - sm)));
+          sum += prob[j];
+        }
+        sum = round_to(sp, sum);
+        if (sum == 0)
+          sum = 1;
+        for (size_t j = 0; j < L; j++)
+          prob[j] = all_masked ? 0.0 : round_to(T, round_to(sp, prob[j] / sum));
+        if (qk_out) {
+          size_t base = ((b * Hq + h) * Sq + i) * L;
+          for (size_t j = 0; j < L; j++) {
+            double o = mode == 3   ? prob[j]
+                       : mode == 2 ? round_to(T, raw[j] + bias[j])
+                                   : raw[j];
+            tc_rt_set_f64(qk_out, base + j, o);
+          }
+        }
+        size_t yo = bhsd_at(&Yv, b, h, i);
+        for (size_t d = 0; d < Dv; d++) {
+          double acc = 0;
+          for (size_t j = 0; j < L; j++)
+            acc += prob[j] * Vall[((b * Hkv + hk) * L + j) * Dv + d];
+          tc_rt_set_f64(&out[0], yo + d, acc);
+        }
+      }
+    }
+  }
+  return TC_STATUS_OK;
+}
+
+/* ---- RotaryEmbedding ---- */
+
+static tc_status check_rotary(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"interleaved", "num_heads", "rotary_embedding_dim", NULL};
+  return check_attrs(n, diag, ok);
+}
+
+static tc_status run_rotary(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                            tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_node *n = k->node;
+  const tc_rt_tensor *x = input(in, n_in, 0), *cosc = input(in, n_in, 1),
+                     *sinc = input(in, n_in, 2), *pos = input(in, n_in, 3);
+  if (!x || !cosc || !sinc)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "X, cos_cache and sin_cache are required");
+  if (!is_float_dtype(x->dtype))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  if (cosc->dtype != x->dtype)
+    return tc_kernel_bad_dtype(k, 1, cosc->dtype);
+  if (sinc->dtype != x->dtype)
+    return tc_kernel_bad_dtype(k, 2, sinc->dtype);
+  if (pos && pos->dtype != TC_DTYPE_I64 && pos->dtype != TC_DTYPE_I32)
+    return tc_kernel_bad_dtype(k, 3, pos->dtype);
+  bool inter = tc_attr_int(n, "interleaved", 0) != 0;
+  int64_t nh = tc_attr_int(n, "num_heads", 0);
+  int64_t rd = tc_attr_int(n, "rotary_embedding_dim", 0);
+  bhsd xv;
+  if (x->rank == 4) {
+    bhsd_set(&xv, false, (size_t)x->dims[0], (size_t)x->dims[1], (size_t)x->dims[2],
+             (size_t)x->dims[3]);
+  } else if (x->rank == 3) {
+    if (nh <= 0 || x->dims[2] % nh != 0)
+      return tc_kernel_fail(k, TC_STATUS_INVALID,
+                            "3-D input needs num_heads dividing its hidden size");
+    bhsd_set(&xv, true, (size_t)x->dims[0], (size_t)nh, (size_t)x->dims[1],
+             (size_t)(x->dims[2] / nh));
+  } else {
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "X must be 3-D or 4-D (has rank %zu)", x->rank);
+  }
+  size_t B = xv.B, H = xv.H, S = xv.S, D = xv.D;
+  if (rd == 0)
+    rd = (int64_t)D;
+  if (rd < 0 || (size_t)rd > D || rd % 2 != 0)
+    return tc_kernel_fail(k, TC_STATUS_INVALID,
+                          "rotary_embedding_dim %lld must be even and at most the head size %zu",
+                          (long long)rd, D);
+  size_t half = (size_t)rd / 2;
+  /* caches: (max_pos, half) with position_ids (B, S), else (B, S, half) */
+  size_t rows;
+  if (cosc->rank < 1 || cosc->rank != sinc->rank)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "cos_cache and sin_cache ranks differ");
+  for (size_t d = 0; d < cosc->rank; d++)
+    if (cosc->dims[d] != sinc->dims[d])
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "cos_cache and sin_cache shapes differ");
+  if ((size_t)cosc->dims[cosc->rank - 1] != half)
+    return tc_kernel_fail(k, TC_STATUS_INVALID,
+                          "last dim of cos_cache (%lld) must be rotary_embedding_dim/2 (%zu)",
+                          (long long)cosc->dims[cosc->rank - 1], half);
+  if (pos) {
+    if (cosc->rank != 2 || pos->rank != 2 || (size_t)pos->dims[0] != B ||
+        (size_t)pos->dims[1] != S)
+      return tc_kernel_fail(k, TC_STATUS_INVALID,
+                            "with position_ids (batch, seq) the caches must be (max_pos, dim/2)");
+    rows = (size_t)cosc->dims[0];
+  } else {
+    if (cosc->rank != 3 || (size_t)cosc->dims[0] != B || (size_t)cosc->dims[1] != S)
+      return tc_kernel_fail(k, TC_STATUS_INVALID,
+                            "without position_ids the caches must be (batch, seq, dim/2)");
+    rows = B * S;
+  }
+  tc_status st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, x->dims);
+  if (st)
+    return st;
+  int32_t T = x->dtype;
+  for (size_t b = 0; b < B; b++)
+    for (size_t si = 0; si < S; si++) {
+      size_t r;
+      if (pos) {
+        int64_t p = tc_rt_get_i64(pos, b * S + si);
+        if (p < 0 || (size_t)p >= rows)
+          return tc_kernel_fail(k, TC_STATUS_INVALID, "position id %lld is out of range [0, %zu)",
+                                (long long)p, rows);
+        r = (size_t)p;
+      } else {
+        r = b * S + si;
+      }
+      for (size_t h = 0; h < H; h++) {
+        size_t base = bhsd_at(&xv, b, h, si);
+        for (size_t j = 0; j < half; j++) {
+          double c = tc_rt_get_f64(cosc, r * half + j), sn = tc_rt_get_f64(sinc, r * half + j);
+          size_t i1 = inter ? 2 * j : j, i2 = inter ? 2 * j + 1 : j + half;
+          double x1 = tc_rt_get_f64(x, base + i1), x2 = tc_rt_get_f64(x, base + i2);
+          double re = round_to(T, c * x1) - round_to(T, sn * x2);
+          double im = round_to(T, sn * x1) + round_to(T, c * x2);
+          tc_rt_set_f64(&out[0], base + i1, re);
+          tc_rt_set_f64(&out[0], base + i2, im);
+        }
+        for (size_t d = (size_t)rd; d < D; d++)
+          tc_rt_set_f64(&out[0], base + d, tc_rt_get_f64(x, base + d));
+      }
+    }
+  return TC_STATUS_OK;
+}
+
+/* ---- Swish, SwiGLU ---- */
+
+static tc_status check_alpha(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"alpha", NULL};
+  return check_attrs(n, diag, ok);
+}
+
+/* x * sigmoid(alpha * x), each step rounded to T as the reference computes it. */
+static double swish(int32_t T, double x, double alpha) {
+  double e = round_to(T, exp(round_to(T, -alpha * x)));
+  double sig = round_to(T, 1.0 / round_to(T, 1.0 + e));
+  return round_to(T, x * sig);
+}
+
+static tc_status run_swish(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                           tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *x = input(in, n_in, 0);
+  if (!x)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "X is required");
+  if (!is_float_dtype(x->dtype))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  double alpha = tc_attr_float(k->node, "alpha", 1.0f);
+  tc_status st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, x->dims);
+  if (st)
+    return st;
+  size_t cnt = tc_rt_numel(x);
+  for (size_t i = 0; i < cnt; i++)
+    tc_rt_set_f64(&out[0], i, swish(x->dtype, tc_rt_get_f64(x, i), alpha));
+  return TC_STATUS_OK;
+}
+
+static tc_status run_swiglu(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                            tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *a = input(in, n_in, 0), *b = input(in, n_in, 1);
+  if (!a || !b)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "A and B are required");
+  if (!is_float_dtype(a->dtype))
+    return tc_kernel_bad_dtype(k, 0, a->dtype);
+  if (b->dtype != a->dtype)
+    return tc_kernel_bad_dtype(k, 1, b->dtype);
+  bool same = a->rank == b->rank;
+  for (size_t d = 0; same && d < a->rank; d++)
+    same = a->dims[d] == b->dims[d];
+  if (!same)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "A and B must have identical shapes");
+  double alpha = tc_attr_float(k->node, "alpha", 1.0f);
+  tc_status st = tc_kernel_alloc(k, &out[0], a->dtype, a->rank, a->dims);
+  if (st)
+    return st;
+  size_t cnt = tc_rt_numel(a);
+  for (size_t i = 0; i < cnt; i++)
+    tc_rt_set_f64(&out[0], i, swish(a->dtype, tc_rt_get_f64(a, i), alpha) * tc_rt_get_f64(b, i));
+  return TC_STATUS_OK;
+}
+
 const tc_kernel_def tc_kernels_attention[] = {
+    {"Attention", "", 23, run_attention, check_attention},
+    {"RotaryEmbedding", "", 23, run_rotary, check_rotary},
+    {"Swish", "", 24, run_swish, check_alpha},
+    {"SwiGLU", "", 28, run_swiglu, check_alpha},
     {NULL},
 };
