@@ -115,6 +115,16 @@ void tc_broadcast_strides(const tc_rt_tensor *t, size_t rank, const int64_t *dim
  * arrays, strings become `char *` arrays. */
 tc_status tc_rt_from_ir(const tc_tensor *t, tc_arena *a, tc_rt_tensor *out, tc_diag *diag);
 
+/* ---- expert-library path (runtime/blas.c) ---- */
+/* True unless the reference kernels were asked for (TACORT_KERNELS=reference
+ * or tc_fast_kernels_set(false)). */
+bool tc_fast_kernels_enabled(void);
+void tc_fast_kernels_set(bool on);
+/* C[M,N] = op(A) op(B) in fp32 through oneDNN, row-major; op transposes when
+ * ta / tb. False when oneDNN cannot take it (the caller falls back). */
+bool tc_sgemm(bool ta, bool tb, size_t M, size_t N, size_t K, const float *A, const float *B,
+              float *C);
+
 /* Normalizes a possibly negative axis against rank; -1 when out of range. */
 int64_t tc_axis(int64_t axis, size_t rank);
 

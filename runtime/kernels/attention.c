@@ -63,24 +63,12 @@ static double round_to(int32_t dt, double v) {
 enum { ATT_Q, ATT_K, ATT_V, ATT_MASK, ATT_PAST_K, ATT_PAST_V, ATT_NONPAD };
 
 static tc_status check_attention(const tc_node *n, int64_t opset, tc_diag *diag) {
-  static const char *const v23[] = {"is_causal",
-                                    "kv_num_heads",
-                                    "q_num_heads",
-                                    "qk_matmul_output_mode",
-                                    "scale",
-                                    "softcap",
-                                    "softmax_precision",
-                                    NULL};
-  static const char *const v25[] = {"is_causal",
-                                    "kv_num_heads",
-                                    "q_num_heads",
-                                    "qk_matmul_output_mode",
-                                    "scale",
-                                    "softcap",
-                                    "softmax_precision",
-                                    "left_window_size",
-                                    "right_window_size",
-                                    NULL};
+  static const char *const v23[] = {
+      "is_causal", "kv_num_heads", "q_num_heads",       "qk_matmul_output_mode",
+      "scale",     "softcap",      "softmax_precision", NULL};
+  static const char *const v25[] = {
+      "is_causal", "kv_num_heads",      "q_num_heads",      "qk_matmul_output_mode", "scale",
+      "softcap",   "softmax_precision", "left_window_size", "right_window_size",     NULL};
   tc_status st = check_attrs(n, diag, opset >= 25 ? v25 : v23);
   if (st)
     return st;
@@ -145,8 +133,9 @@ static tc_status att_view(tc_kernel_ctx *k, const tc_rt_tensor *t, const char *w
     return tc_kernel_fail(k, TC_STATUS_INVALID,
                           "3-D inputs need q_num_heads and kv_num_heads attributes");
   if (t->dims[2] % heads != 0)
-    return tc_kernel_fail(k, TC_STATUS_INVALID, "%s hidden size %lld is not divisible by %lld heads",
-                          what, (long long)t->dims[2], (long long)heads);
+    return tc_kernel_fail(k, TC_STATUS_INVALID,
+                          "%s hidden size %lld is not divisible by %lld heads", what,
+                          (long long)t->dims[2], (long long)heads);
   bhsd_set(v, true, (size_t)t->dims[0], (size_t)heads, (size_t)t->dims[1],
            (size_t)(t->dims[2] / heads));
   return TC_STATUS_OK;
@@ -212,11 +201,19 @@ static tc_status mask_init(tc_kernel_ctx *k, mask_view *m, const tc_rt_tensor *t
 static double mask_get(const mask_view *m, size_t b, size_t h, size_t i, size_t j) {
   if ((int64_t)j >= m->last)
     return -INFINITY;
-  size_t off = b * (size_t)m->strides[0] + h * (size_t)m->strides[1] +
-               i * (size_t)m->strides[2] + j * (size_t)m->strides[3];
+  size_t off = b * (size_t)m->strides[0] + h * (size_t)m->strides[1] + i * (size_t)m->strides[2] +
+               j * (size_t)m->strides[3];
   if (m->is_bool)
     return ((const uint8_t *)m->t->data)[off] ? 0.0 : -INFINITY;
   return tc_rt_get_f64(m->t, off);
+}
+
+/* sum of a[j] * b[j * bstep], accumulated in double. */
+static double dot(const double *a, const double *b, size_t bstep, size_t n) {
+  double acc = 0;
+  for (size_t j = 0; j < n; j++)
+    acc += a[j] * b[j * bstep];
+  return acc;
 }
 
 static tc_status run_attention(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -287,8 +284,8 @@ static tc_status run_attention(tc_kernel_ctx *k, const tc_rt_tensor *const *in, 
   bool causal = tc_attr_int(n, "is_causal", 0) != 0;
   int64_t lw = tc_attr_int(n, "left_window_size", -1), rw = tc_attr_int(n, "right_window_size", -1);
   double cap = tc_attr_has(n, "softcap") ? (double)tc_attr_float(n, "softcap", 0.0f) : 0.0;
-  double scale = tc_attr_has(n, "scale") ? (double)tc_attr_float(n, "scale", 1.0f)
-                                         : 1.0 / sqrt((double)D);
+  double scale =
+      tc_attr_has(n, "scale") ? (double)tc_attr_float(n, "scale", 1.0f) : 1.0 / sqrt((double)D);
   double s = round_to(T, sqrt(scale));
 
   /* present key / value: past followed by the new tokens, (B, Hkv, L, *) */
@@ -399,10 +396,7 @@ static tc_status run_attention(tc_kernel_ctx *k, const tc_rt_tensor *const *in, 
         double m = -INFINITY;
         for (size_t j = 0; j < L; j++) {
           const double *kd = Kall + ((b * Hkv + hk) * L + j) * D;
-          double acc = 0;
-          for (size_t d = 0; d < D; d++)
-            acc += qd[d] * kd[d];
-          double x = round_to(T, acc);
+          double x = round_to(T, dot(qd, kd, 1, D));
           if (cap > 0)
             x = round_to(T, round_to(T, tanh(round_to(T, x / cap))) * cap);
           raw[j] = x;
@@ -415,7 +409,8 @@ static tc_status run_attention(tc_kernel_ctx *k, const tc_rt_tensor *const *in, 
         double sm = (isinf(m) && m < 0) ? 0.0 : m, sum = 0;
         for (size_t j = 0; j < L; j++) {
           prob[j] = round_to(sp, exp(round_to(sp, row[j] - sm)));
-          sum += prob[j];
+          /* bfloat16 (ml_dtypes) reduces in bfloat16, a rounding per step */
+          sum = sp == TC_DTYPE_BF16 ? round_to(sp, sum + prob[j]) : sum + prob[j];
         }
         sum = round_to(sp, sum);
         if (sum == 0)
@@ -425,18 +420,14 @@ static tc_status run_attention(tc_kernel_ctx *k, const tc_rt_tensor *const *in, 
         if (qk_out) {
           size_t base = ((b * Hq + h) * Sq + i) * L;
           for (size_t j = 0; j < L; j++) {
-            double o = mode == 3   ? prob[j]
-                       : mode == 2 ? round_to(T, raw[j] + bias[j])
-                                   : raw[j];
+            double o = mode == 3 ? prob[j] : mode == 2 ? round_to(T, raw[j] + bias[j]) : raw[j];
             tc_rt_set_f64(qk_out, base + j, o);
           }
         }
         size_t yo = bhsd_at(&Yv, b, h, i);
         for (size_t d = 0; d < Dv; d++) {
-          double acc = 0;
-          for (size_t j = 0; j < L; j++)
-            acc += prob[j] * Vall[((b * Hkv + hk) * L + j) * Dv + d];
-          tc_rt_set_f64(&out[0], yo + d, acc);
+          const double *vd = Vall + (b * Hkv + hk) * L * Dv + d;
+          tc_rt_set_f64(&out[0], yo + d, dot(prob, vd, Dv, L));
         }
       }
     }
@@ -504,8 +495,7 @@ static tc_status run_rotary(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
                           "last dim of cos_cache (%lld) must be rotary_embedding_dim/2 (%zu)",
                           (long long)cosc->dims[cosc->rank - 1], half);
   if (pos) {
-    if (cosc->rank != 2 || pos->rank != 2 || (size_t)pos->dims[0] != B ||
-        (size_t)pos->dims[1] != S)
+    if (cosc->rank != 2 || pos->rank != 2 || (size_t)pos->dims[0] != B || (size_t)pos->dims[1] != S)
       return tc_kernel_fail(k, TC_STATUS_INVALID,
                             "with position_ids (batch, seq) the caches must be (max_pos, dim/2)");
     rows = (size_t)cosc->dims[0];

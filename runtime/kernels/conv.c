@@ -302,6 +302,58 @@ static void conv_core(const geom *g, int64_t N, int64_t C, int64_t M, int64_t gr
     }
 }
 
+/* The fast path for float32: per image and group, unfold the input windows
+ * into a [Cg*k, out] matrix (im2col; skipped for 1x1 unit-stride unpadded
+ * kernels, where the input already is that matrix) and multiply by the
+ * group's [Mg, Cg*k] weights with oneDNN's sgemm. conv_core stays the
+ * reference it is checked against. Returns false when sgemm declines. */
+static bool conv_fast_f32(tc_kernel_ctx *k, const geom *g, int64_t N, int64_t C, int64_t M,
+                          int64_t group, const float *x, const float *w, const float *bias,
+                          float *y) {
+  int64_t Cg = C / group, Mg = M / group;
+  int64_t isz = g->in[0] * g->in[1] * g->in[2], ksz = g->k[0] * g->k[1] * g->k[2];
+  int64_t osz = g->out[0] * g->out[1] * g->out[2];
+  bool direct = ksz == 1 && isz == osz;
+  for (size_t d = 0; d < SP; d++)
+    direct = direct && g->s[d] == 1 && g->pb[d] == 0 && g->pe[d] == 0;
+  float *col = direct ? NULL : tc_arena_alloc(k->arena, (size_t)(Cg * ksz * osz) * sizeof *col);
+  if (!direct && !col)
+    return false;
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t gi = 0; gi < group; gi++) {
+      const float *xg = x + (n * C + gi * Cg) * isz;
+      if (!direct) {
+        for (int64_t c = 0; c < Cg; c++)
+          for (int64_t k0 = 0; k0 < g->k[0]; k0++)
+            for (int64_t k1 = 0; k1 < g->k[1]; k1++)
+              for (int64_t k2 = 0; k2 < g->k[2]; k2++) {
+                float *row = col + ((c * g->k[0] + k0) * g->k[1] * g->k[2] + k1 * g->k[2] + k2) * osz;
+                for (int64_t o0 = 0; o0 < g->out[0]; o0++) {
+                  int64_t i0 = o0 * g->s[0] - g->pb[0] + k0 * g->d[0];
+                  for (int64_t o1 = 0; o1 < g->out[1]; o1++) {
+                    int64_t i1 = o1 * g->s[1] - g->pb[1] + k1 * g->d[1];
+                    float *r = row + (o0 * g->out[1] + o1) * g->out[2];
+                    bool in01 = i0 >= 0 && i0 < g->in[0] && i1 >= 0 && i1 < g->in[1];
+                    const float *xr = xg + (c * g->in[0] + i0) * g->in[1] * g->in[2] + i1 * g->in[2];
+                    for (int64_t o2 = 0; o2 < g->out[2]; o2++) {
+                      int64_t i2 = o2 * g->s[2] - g->pb[2] + k2 * g->d[2];
+                      r[o2] = in01 && i2 >= 0 && i2 < g->in[2] ? xr[i2] : 0.0f;
+                    }
+                  }
+                }
+              }
+      }
+      float *yg = y + (n * M + gi * Mg) * osz;
+      if (!tc_sgemm(false, false, (size_t)Mg, (size_t)osz, (size_t)(Cg * ksz),
+                    w + gi * Mg * Cg * ksz, direct ? xg : col, yg))
+        return false;
+      for (int64_t m = 0; bias && m < Mg; m++)
+        for (int64_t o = 0; o < osz; o++)
+          yg[m * osz + o] += bias[gi * Mg + m];
+    }
+  return true;
+}
+
 /* Checks X/W shapes of a convolution and builds its geometry. */
 static tc_status conv_setup(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_tensor *w,
                             geom *g, int64_t *group) {
@@ -341,6 +393,10 @@ static tc_status run_conv(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_
   out_dims(&g, x->dims[0], M, dims);
   if ((st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, dims)))
     return st;
+  if (x->dtype == TC_DTYPE_F32 && tc_fast_kernels_enabled() &&
+      conv_fast_f32(k, &g, x->dims[0], x->dims[1], M, group, x->data, w->data,
+                    b ? b->data : NULL, out[0].data))
+    return TC_STATUS_OK;
   double *xd = load(k, x), *wd = load(k, w), *bd = b ? load(k, b) : NULL,
          *yd = scratch(k, tc_rt_numel(&out[0]));
   if (!xd || !wd || (b && !bd) || !yd)

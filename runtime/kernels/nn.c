@@ -142,7 +142,10 @@ GEMM_CORE(gemm_int, uint64_t) /* unsigned: wraps like two's complement */
 static void gemm_kind(ckind c, size_t M, size_t N, size_t K, const void *A, bool ta, const void *B,
                       bool tb, void *C) {
   switch (c) {
-  case CK_F32: gemm_f32(M, N, K, A, ta, B, tb, C); break;
+  case CK_F32:
+    if (!tc_fast_kernels_enabled() || !tc_sgemm(ta, tb, M, N, K, A, B, C))
+      gemm_f32(M, N, K, A, ta, B, tb, C);
+    break;
   case CK_F64: gemm_f64(M, N, K, A, ta, B, tb, C); break;
   case CK_INT: gemm_int(M, N, K, A, ta, B, tb, C); break;
   }

@@ -1,0 +1,162 @@
+"""Latency of libtacort vs ONNX Runtime on the same models, same inputs, same
+thread count, in one run.
+
+Usage: bench/ort_compare.py [--tacoc build/bin/tacoc] [--workdir build/bench]
+                            [--threads 1] [--reps 5] [--models bert_base,resnet50]
+
+Models (generated here with the layouts of tools/gen_e2e_models.py):
+  bert_base  12-layer BERT-base encoder (hidden 768, 12 heads, FFN 3072),
+             TorchScript opset-14 layout, batch 1, sequence 128
+  resnet50   ResNet-50-style CNN (bottleneck blocks 3-4-6-3, Conv+BN+Relu),
+             batch 1, 3x224x224
+
+tacort is timed by `tacoc run --repeat N` (median of N runs after a warm-up,
+inside one process); ONNX Runtime by InferenceSession.run with the same
+warm-up and N, intra-op threads set to --threads. Reported: medians, min-max,
+and the ratio tacort / ORT (below 1 means tacort is faster)."""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
+import gen_e2e_models as g  # noqa: E402
+
+
+def bert_base(layers=12, hidden=768, heads=12, vocab=30522, max_pos=512):
+    """Stacks the encoder layer of gen_e2e_models.bert_block `layers` times."""
+    one = g.bert_block(hidden=hidden, heads=heads, vocab=vocab, max_pos=max_pos)
+    graph = one.graph
+    layer_nodes = [n for n in graph.node]
+    # The single-layer model: embeddings + LN0, then one layer. Re-emit the layer
+    # `layers` times with prefixed names, chaining last hidden states.
+    emb_end = next(i for i, n in enumerate(layer_nodes) if n.output[0] == "ln0_out") + 1
+    emb, layer = layer_nodes[:emb_end], layer_nodes[emb_end:-1]  # drop the final Identity
+    shared = {"one", "two", "eps", "neg_big", "sqrt_hd", "sqrt2", "half", "zero_i", "one_i",
+              "heads_c", "hd_c", "hidden_c", "axes0", "ax12", "attention_mask", "word_emb", "pos_emb"}
+    per_layer_init = [i for i in graph.initializer if i.name in
+                      {"wq", "wk", "wv", "wo", "bq", "bo", "w_ff1", "b_ff1", "w_ff2", "b_ff2",
+                       "ln1_g", "ln1_b", "ln2_g", "ln2_b"}]
+    inits = [i for i in graph.initializer if i not in per_layer_init]
+    nodes = list(emb)
+    prev = "ln0_out"
+    rng = np.random.default_rng(0)
+    for l in range(layers):
+        def rename(name, l=l):
+            if name in shared or name == "" or name.startswith("input"):
+                return name
+            if name == "ln0_out":
+                return prev
+            return f"L{l}_{name}"
+        for n in layer:
+            m = onnx.NodeProto()
+            m.CopyFrom(n)
+            m.input[:] = [rename(x) for x in n.input]
+            m.output[:] = [rename(x) for x in n.output]
+            nodes.append(m)
+        for i in per_layer_init:
+            arr = numpy_helper.to_array(i)
+            if i.name.startswith("w"):
+                arr = (rng.standard_normal(arr.shape) * 0.02).astype(np.float32)
+            inits.append(numpy_helper.from_array(arr, f"L{l}_{i.name}"))
+        prev = f"L{l}_ln2_out"
+    nodes.append(helper.make_node("Identity", [prev], ["last_hidden_state"]))
+    out = helper.make_graph(nodes, "bert_base", list(graph.input), list(graph.output), inits)
+    model = helper.make_model(out, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    return model
+
+
+def resnet50():
+    nodes, inits = [], []
+    x = g.conv_bn_relu(nodes, inits, "image", "stem", 3, 64, 7, 2)
+    nodes.append(helper.make_node("MaxPool", [x], ["pool"], kernel_shape=[3, 3], strides=[2, 2],
+                                  pads=[1, 1, 1, 1]))
+    x, cin = "pool", 64
+    for stage, (blocks, width) in enumerate(((3, 64), (4, 128), (6, 256), (3, 512))):
+        for b in range(blocks):
+            stride = 2 if b == 0 and stage > 0 else 1
+            p = f"s{stage}b{b}"
+            y = g.conv_bn_relu(nodes, inits, x, f"{p}a", cin, width, 1, 1)
+            y = g.conv_bn_relu(nodes, inits, y, f"{p}b", width, width, 3, stride)
+            y = g.conv_bn_relu(nodes, inits, y, f"{p}c", width, width * 4, 1, 1, relu=False)
+            short = x
+            if b == 0:
+                short = g.conv_bn_relu(nodes, inits, x, f"{p}d", cin, width * 4, 1, stride, relu=False)
+            nodes.append(helper.make_node("Add", [y, short], [f"{p}_sum"]))
+            nodes.append(helper.make_node("Relu", [f"{p}_sum"], [f"{p}_out"]))
+            x, cin = f"{p}_out", width * 4
+    nodes.append(helper.make_node("GlobalAveragePool", [x], ["gap"]))
+    nodes.append(helper.make_node("Flatten", ["gap"], ["flat"], axis=1))
+    inits += [g.w("fc_w", 1000, 2048), g.w("fc_b", 1000)]
+    nodes.append(helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], transB=1))
+    graph = helper.make_graph(nodes, "resnet50",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 224, 224])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 1000])],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def inputs_for(name, rng):
+    if name == "bert_base":
+        return {"input_ids": rng.integers(0, 30522, (1, 128)).astype(np.int64),
+                "attention_mask": np.ones((1, 128), np.int64)}
+    return {"image": rng.standard_normal((1, 3, 224, 224)).astype(np.float32)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tacoc", default="build/bin/tacoc")
+    ap.add_argument("--workdir", default="build/bench")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--models", default="bert_base,resnet50")
+    a = ap.parse_args()
+    os.makedirs(a.workdir, exist_ok=True)
+    rng = np.random.default_rng(0)
+    print(f"threads {a.threads}, {a.reps} timed runs after one warm-up; medians (min-max) in ms")
+    for name in a.models.split(","):
+        path = os.path.join(a.workdir, f"{name}.onnx")
+        if not os.path.exists(path):
+            onnx.save({"bert_base": bert_base, "resnet50": resnet50}[name](), path)
+        feeds = inputs_for(name, rng)
+        args = [a.tacoc, "run", path, "--repeat", str(a.reps)]
+        for k, v in feeds.items():
+            f = os.path.join(a.workdir, f"{name}_{k}.npy")
+            np.save(f, v)
+            args += ["--input", f"{k}={f}"]
+        env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), TACORT_THREADS=str(a.threads))
+        proc = subprocess.run(args, capture_output=True, text=True, env=env)
+        m = re.search(r"latency: median ([\d.]+) ms, min ([\d.]+), max ([\d.]+)", proc.stdout)
+        if proc.returncode or not m:
+            print(f"{name}: tacort failed: {proc.stderr.strip()}")
+            continue
+        t_med, t_min, t_max = map(float, m.groups())
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = a.threads
+        so.inter_op_num_threads = 1
+        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        sess.run(None, feeds)
+        times = []
+        for _ in range(a.reps):
+            t0 = time.perf_counter()
+            sess.run(None, feeds)
+            times.append((time.perf_counter() - t0) * 1e3)
+        o_med = statistics.median(times)
+        print(f"{name:10s} tacort {t_med:9.1f} ({t_min:.1f}-{t_max:.1f})   "
+              f"ORT {o_med:8.1f} ({min(times):.1f}-{max(times):.1f})   ratio {t_med / o_med:6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+/* Recurrent (runtime/kernels/sequence.c) and audio (runtime/kernels/audio.c)
+ * kernels called directly on small hand-checked cases. */
+#include <math.h>
+#include <string.h>
+
+#include "check.h"
+#include "diag.h"
+#include "kernel.h"
+
+typedef struct env {
+  tc_arena *arena;
+  tc_diag diag;
+  tc_node node;
+  tc_attr attrs[8];
+  tc_value outv[3];
+  tc_value *outs[3];
+  const tc_kernel_def *def;
+  tc_kernel_ctx k;
+} env;
+
+static void env_init(env *e, const char *op, int64_t opset) {
+  memset(e, 0, sizeof *e);
+  e->arena = tc_arena_new();
+  e->node.op_type = op;
+  e->node.domain = "";
+  e->node.name = "n";
+  e->node.attrs = e->attrs;
+  for (int i = 0; i < 3; i++)
+    e->outs[i] = &e->outv[i];
+  e->node.outputs = e->outs;
+  e->node.n_outputs = 3;
+  e->def = tc_kernel_find(op, "", opset);
+  e->k.node = &e->node;
+  e->k.opset = opset;
+  e->k.diag = &e->diag;
+  e->k.arena = e->arena;
+}
+
+static void add_int(env *e, const char *name, int64_t v) {
+  tc_attr *a = &e->attrs[e->node.n_attrs++];
+  a->name = name;
+  a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+  a->i = v;
+}
+
+static void add_str(env *e, const char *name, const char *v) {
+  tc_attr *a = &e->attrs[e->node.n_attrs++];
+  a->name = name;
+  a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING;
+  a->s.data = (uint8_t *)v;
+  a->s.len = strlen(v);
+}
+
+static void add_strs(env *e, const char *name, size_t n, ProtobufCBinaryData *v) {
+  tc_attr *a = &e->attrs[e->node.n_attrs++];
+  a->name = name;
+  a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS;
+  a->n_strings = n;
+  a->strings = v;
+}
+
+static void add_floats(env *e, const char *name, size_t n, float *v) {
+  tc_attr *a = &e->attrs[e->node.n_attrs++];
+  a->name = name;
+  a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS;
+  a->n_floats = n;
+  a->floats = v;
+}
+
+static tc_rt_tensor tensor(int32_t dt, size_t rank, const int64_t *dims, void *data) {
+  tc_rt_tensor t = {dt, rank, {0}, data, 0};
+  memcpy(t.dims, dims, rank * sizeof *dims);
+  t.bytes = tc_dtype_bytes(dt, tc_rt_numel(&t));
+  return t;
+}
+
+static tc_status run(env *e, const tc_rt_tensor **in, size_t n_in, tc_rt_tensor *out,
+                     size_t n_out) {
+  if (!e->def)
+    return TC_STATUS_UNSUPPORTED;
+  if (e->def->check) {
+    tc_status st = e->def->check(&e->node, e->k.opset, &e->diag);
+    if (st)
+      return st;
+  }
+  return e->def->run(&e->k, in, n_in, out, n_out);
+}
+
+static ProtobufCBinaryData bin(const char *s) {
+  ProtobufCBinaryData b = {strlen(s), (uint8_t *)s};
+  return b;
+}
+
+/* Bidirectional RNN with an identity Affine cell (h = x + h): running sums,
+ * the second row cut to 2 steps by sequence_lens. */
+static void test_rnn_seq_lens_bidirectional(void) {
+  env e;
+  env_init(&e, "RNN", 14);
+  ProtobufCBinaryData acts[] = {bin("Affine"), bin("affine")};
+  float alpha[] = {1, 1}, beta[] = {0, 0};
+  add_int(&e, "hidden_size", 1);
+  add_str(&e, "direction", "bidirectional");
+  add_strs(&e, "activations", 2, acts);
+  add_floats(&e, "activation_alpha", 2, alpha);
+  add_floats(&e, "activation_beta", 2, beta);
+  float x[] = {1, 10, 2, 20, 3, 30}; /* [seq 3, batch 2, 1] */
+  float w[] = {1, 1}, r[] = {1, 1};
+  int32_t lens[] = {3, 2};
+  int64_t xd[] = {3, 2, 1}, wd[] = {2, 1, 1}, ld[] = {2};
+  tc_rt_tensor X = tensor(TC_DTYPE_F32, 3, xd, x), W = tensor(TC_DTYPE_F32, 3, wd, w),
+               R = tensor(TC_DTYPE_F32, 3, wd, r), L = tensor(TC_DTYPE_I32, 1, ld, lens), out[2];
+  const tc_rt_tensor *in[] = {&X, &W, &R, NULL, &L};
+  CHECK(run(&e, in, 5, out, 2) == TC_STATUS_OK);
+  CHECK(out[0].rank == 4 && out[0].dims[0] == 3 && out[0].dims[1] == 2 && out[0].dims[2] == 2);
+  /* Y[t][dir][b] */
+  const float want[] = {1, 10, 6, 30, 3, 30, 5, 20, 6, 0, 3, 0};
+  for (int i = 0; i < 12; i++)
+    CHECK(((float *)out[0].data)[i] == want[i]);
+  const float want_h[] = {6, 30, 6, 30};
+  for (int i = 0; i < 4; i++)
+    CHECK(((float *)out[1].data)[i] == want_h[i]);
+  tc_arena_free(e.arena);
+}
+
+/* layout 1 puts batch first in X, Y and Y_h. */
+static void test_rnn_layout1(void) {
+  env e;
+  env_init(&e, "RNN", 14);
+  ProtobufCBinaryData acts[] = {bin("Relu")};
+  add_int(&e, "layout", 1);
+  add_strs(&e, "activations", 1, acts);
+  float x[] = {1, 2, 3, 10, 20, 30}; /* [batch 2, seq 3, 1] */
+  float w[] = {1}, r[] = {1};
+  int64_t xd[] = {2, 3, 1}, wd[] = {1, 1, 1};
+  tc_rt_tensor X = tensor(TC_DTYPE_F32, 3, xd, x), W = tensor(TC_DTYPE_F32, 3, wd, w),
+               R = tensor(TC_DTYPE_F32, 3, wd, r), out[2];
+  const tc_rt_tensor *in[] = {&X, &W, &R};
+  CHECK(run(&e, in, 3, out, 2) == TC_STATUS_OK);
+  CHECK(out[0].rank == 4 && out[0].dims[0] == 2 && out[0].dims[1] == 3 && out[0].dims[2] == 1);
+  const float want[] = {1, 3, 6, 10, 30, 60};
+  for (int i = 0; i < 6; i++)
+    CHECK(((float *)out[0].data)[i] == want[i]);
+  CHECK(out[1].dims[0] == 2 && ((float *)out[1].data)[0] == 6 && ((float *)out[1].data)[1] == 60);
+  tc_arena_free(e.arena);
+}
+
+static void test_lstm_refuses_unknown_activation(void) {
+  env e;
+  env_init(&e, "LSTM", 14);
+  ProtobufCBinaryData acts[] = {bin("Sigmoid"), bin("Tanh"), bin("Cosh")};
+  add_strs(&e, "activations", 3, acts);
+  CHECK(e.def && e.def->check(&e.node, 14, &e.diag) == TC_STATUS_UNSUPPORTED);
+  tc_arena_free(e.arena);
+}
+
+/* LSTM, one step, hidden 1, everything zero but the cell's W: c = tanh(x)/2,
+ * h = tanh(c)/2; a second output slot left out gets no memory. */
+static void test_lstm_one_step(void) {
+  env e;
+  env_init(&e, "LSTM", 14);
+  e.outs[1] = NULL;
+  float x[] = {0.5f}, w[] = {0, 0, 0, 1}, r[] = {0, 0, 0, 0};
+  int64_t xd[] = {1, 1, 1}, wd[] = {1, 4, 1};
+  tc_rt_tensor X = tensor(TC_DTYPE_F32, 3, xd, x), W = tensor(TC_DTYPE_F32, 3, wd, w),
+               R = tensor(TC_DTYPE_F32, 3, wd, r), out[3];
+  memset(out, 0, sizeof out);
+  const tc_rt_tensor *in[] = {&X, &W, &R};
+  CHECK(run(&e, in, 3, out, 3) == TC_STATUS_OK);
+  double c = 0.5 * tanh(0.5), h = 0.5 * tanh(c);
+  CHECK(fabs(((float *)out[0].data)[0] - h) < 1e-6);
+  CHECK(out[1].data == NULL);
+  CHECK(fabs(((float *)out[2].data)[0] - c) < 1e-6);
+  tc_arena_free(e.arena);
+}
+
+/* DFT over the power-of-two path (8) and the direct path (6) against the
+ * textbook sum; then the one-sided inverse gives the signal back. */
+static void check_dft_len(int64_t L) {
+  env e;
+  env_init(&e, "DFT", 20);
+  double x[16];
+  for (int i = 0; i < L; i++)
+    x[i] = sin(1.0 + i * i * 0.37) + 0.1 * i;
+  int64_t xd[] = {1, L, 1}, sd[] = {1};
+  int64_t axis = 1;
+  tc_rt_tensor X = tensor(TC_DTYPE_F64, 3, xd, x), A = tensor(TC_DTYPE_I64, 0, sd, &axis), Y;
+  const tc_rt_tensor *in[] = {&X, NULL, &A};
+  CHECK(run(&e, in, 3, &Y, 1) == TC_STATUS_OK);
+  CHECK(Y.dims[1] == L && Y.dims[2] == 2);
+  const double *y = Y.data;
+  for (int k = 0; k < L; k++) {
+    double re = 0, im = 0;
+    for (int n = 0; n < L; n++) {
+      re += x[n] * cos(-2 * M_PI * k * n / (double)L);
+      im += x[n] * sin(-2 * M_PI * k * n / (double)L);
+    }
+    CHECK(fabs(y[2 * k] - re) < 1e-9 && fabs(y[2 * k + 1] - im) < 1e-9);
+  }
+  tc_arena_free(e.arena);
+
+  env_init(&e, "DFT", 20);
+  add_int(&e, "onesided", 1);
+  tc_rt_tensor F;
+  CHECK(run(&e, in, 3, &F, 1) == TC_STATUS_OK);
+  CHECK(F.dims[1] == L / 2 + 1);
+  add_int(&e, "inverse", 1);
+  int64_t len = L;
+  tc_rt_tensor N = tensor(TC_DTYPE_I64, 0, sd, &len), B;
+  const tc_rt_tensor *in2[] = {&F, &N, &A};
+  CHECK(run(&e, in2, 3, &B, 1) == TC_STATUS_OK);
+  CHECK(B.dims[1] == L && B.dims[2] == 1);
+  for (int n = 0; n < L; n++)
+    CHECK(fabs(((double *)B.data)[n] - x[n]) < 1e-9);
+  tc_arena_free(e.arena);
+}
+
+static void test_dft_lengths(void) {
+  check_dft_len(8);
+  check_dft_len(6);
+  check_dft_len(7);
+}
+
+static void test_cumprod_int_exclusive_reverse(void) {
+  env e;
+  env_init(&e, "CumProd", 26);
+  add_int(&e, "exclusive", 1);
+  add_int(&e, "reverse", 1);
+  int32_t x[] = {1, 2, 3};
+  int64_t xd[] = {3}, axis = 0;
+  tc_rt_tensor X = tensor(TC_DTYPE_I32, 1, xd, x), A = tensor(TC_DTYPE_I64, 0, xd, &axis), Y;
+  const tc_rt_tensor *in[] = {&X, &A};
+  CHECK(run(&e, in, 2, &Y, 1) == TC_STATUS_OK);
+  const int32_t *y = Y.data;
+  CHECK(Y.dtype == TC_DTYPE_I32 && y[0] == 6 && y[1] == 3 && y[2] == 1);
+  tc_arena_free(e.arena);
+}
+
+static void test_hann_symmetric_f64(void) {
+  env e;
+  env_init(&e, "HannWindow", 17);
+  add_int(&e, "periodic", 0);
+  add_int(&e, "output_datatype", TC_DTYPE_F64);
+  int64_t size = 4, sd[] = {1};
+  tc_rt_tensor S = tensor(TC_DTYPE_I64, 0, sd, &size), Y;
+  const tc_rt_tensor *in[] = {&S};
+  CHECK(run(&e, in, 1, &Y, 1) == TC_STATUS_OK);
+  const double *y = Y.data;
+  CHECK(Y.dtype == TC_DTYPE_F64 && Y.dims[0] == 4);
+  CHECK(fabs(y[0]) < 1e-15 && fabs(y[1] - 0.75) < 1e-15 && fabs(y[2] - 0.75) < 1e-15 &&
+        fabs(y[3]) < 1e-15);
+  tc_arena_free(e.arena);
+}
+
+int main(void) {
+  RUN(test_rnn_seq_lens_bidirectional);
+  RUN(test_rnn_layout1);
+  RUN(test_lstm_refuses_unknown_activation);
+  RUN(test_lstm_one_step);
+  RUN(test_dft_lengths);
+  RUN(test_cumprod_int_exclusive_reverse);
+  RUN(test_hann_symmetric_f64);
+  return SUMMARY("kernels_audio");
+}
