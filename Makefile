@@ -11,7 +11,7 @@ WARN     := -Wall -Wextra -Werror -Wno-missing-field-initializers
 CFLAGS   ?= -O2 -g
 SANITIZE ?=
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC $(CFLAGS) $(SANITIZE) -Iinclude -Iruntime -I$(BUILD)/gen
-LDLIBS   := -ldnnl -lprotobuf-c -lm -lpthread
+LDLIBS   := -ldnnl -lgomp -lprotobuf-c -lm -lpthread
 
 GEN      := $(BUILD)/gen
 RT_SRCS  := $(wildcard runtime/*.c runtime/kernels/*.c)

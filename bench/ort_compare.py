@@ -10,7 +10,7 @@ Models (generated here with the layouts of tools/gen_e2e_models.py):
   resnet50   ResNet-50-style CNN (bottleneck blocks 3-4-6-3, Conv+BN+Relu),
              batch 1, 3x224x224
 
-tacort is timed by `tacoc run --repeat N` (median of N runs after a warm-up,
+tacort is timed by `tacoc run --repeat N --threads T` (median of N runs after a warm-up,
 inside one process); ONNX Runtime by InferenceSession.run with the same
 warm-up and N, intra-op threads set to --threads. Reported: medians, min-max,
 and the ratio tacort / ORT (below 1 means tacort is faster)."""
@@ -130,13 +130,12 @@ def main():
         if not os.path.exists(path):
             onnx.save({"bert_base": bert_base, "resnet50": resnet50}[name](), path)
         feeds = inputs_for(name, rng)
-        args = [a.tacoc, "run", path, "--repeat", str(a.reps)]
+        args = [a.tacoc, "run", path, "--repeat", str(a.reps), "--threads", str(a.threads)]
         for k, v in feeds.items():
             f = os.path.join(a.workdir, f"{name}_{k}.npy")
             np.save(f, v)
             args += ["--input", f"{k}={f}"]
-        env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), TACORT_THREADS=str(a.threads))
-        proc = subprocess.run(args, capture_output=True, text=True, env=env)
+        proc = subprocess.run(args, capture_output=True, text=True)
         m = re.search(r"latency: median ([\d.]+) ms, min ([\d.]+), max ([\d.]+)", proc.stdout)
         if proc.returncode or not m:
             print(f"{name}: tacort failed: {proc.stderr.strip()}")

@@ -28,6 +28,7 @@ static const char usage_text[] =
     "      Summarize a model: producer, IR version, opsets, inputs and outputs,\n"
     "      op histogram, parameters, external data, functions.\n"
     "  run MODEL [--input NAME=FILE]... [--random-inputs] [--output-dir DIR] [--repeat N]\n"
+    "      [--threads N]\n"
     "      Run a model in libtacort. FILE is .npy or a serialized TensorProto (.pb).\n"
     "      Prints each output's dtype, shape, first values, min/max/mean; with\n"
     "      --output-dir writes DIR/<output name>.npy; --repeat N times N more runs.\n"

@@ -11,9 +11,8 @@ static const struct {
   int32_t dtype;
   size_t size;
 } descrs[] = {
-    {"<f4", 1, 4},  {"<f8", 11, 8}, {"<f2", 10, 2}, {"|i1", 3, 1}, {"<i2", 5, 2},
-    {"<i4", 6, 4},  {"<i8", 7, 8},  {"|u1", 2, 1},  {"<u2", 4, 2}, {"<u4", 12, 4},
-    {"<u8", 13, 8}, {"|b1", 9, 1},
+    {"<f4", 1, 4}, {"<f8", 11, 8}, {"<f2", 10, 2}, {"|i1", 3, 1},  {"<i2", 5, 2},  {"<i4", 6, 4},
+    {"<i8", 7, 8}, {"|u1", 2, 1},  {"<u2", 4, 2},  {"<u4", 12, 4}, {"<u8", 13, 8}, {"|b1", 9, 1},
 };
 
 static int fail(char *why, size_t cap, const char *msg) {
@@ -129,8 +128,8 @@ int tc_npy_write(const char *path, const tc_ndarray *t, char *why, size_t cap) {
     len += (size_t)snprintf(shape + len, sizeof shape - len, "%lld,%s", (long long)t->dims[i],
                             i + 1 < t->rank ? " " : "");
   char header[1024];
-  int n = snprintf(header, sizeof header, "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }",
-                   descr, shape);
+  int n = snprintf(header, sizeof header,
+                   "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }", descr, shape);
   /* Pad with spaces so that magic + length + header + newline is a multiple of 64. */
   size_t total = 10 + (size_t)n + 1;
   size_t pad = (64 - total % 64) % 64;

@@ -1,16 +1,17 @@
 /* `tacoc run MODEL [--input NAME=FILE]... [--random-inputs] [--output-dir DIR]`:
  * runs a model in libtacort. `--repeat N` then times N more runs (the first
- * is the warm-up) and prints the median, min and max latency. FILE is .npy or a serialized TensorProto (.pb).
- * Outputs are summarized on stdout and, with --output-dir, written as
- * DIR/<output name>.npy (characters other than letters, digits, '.', '-' and
+ * is the warm-up) and prints the median, min and max latency. `--threads N`
+ * caps the threads kernels use (default: all cores). FILE is .npy or a serialized TensorProto
+ * (.pb). Outputs are summarized on stdout and, with --output-dir, written as DIR/<output name>.npy
+ * (characters other than letters, digits, '.', '-' and
  * '_' become '_'). */
 #include "run.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <errno.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -192,6 +193,13 @@ int tc_cmd_run(int argc, char **argv) {
       names[n_in++] = spec;
     } else if (!strcmp(argv[i], "--random-inputs")) {
       random_inputs = true;
+    } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+      long t = strtol(argv[++i], NULL, 10);
+      if (t < 1 || t > 1024) {
+        rc = error("--threads needs a count from 1 to 1024, got '%s'%s", argv[i], "");
+        goto done;
+      }
+      tc_set_num_threads((int)t);
     } else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) {
       repeat = strtol(argv[++i], NULL, 10);
       if (repeat < 1 || repeat > 1000000) {

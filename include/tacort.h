@@ -85,8 +85,8 @@ const char *tc_model_output_name(const tc_model *m, size_t i);
  * name, if any, via tc_model_dim_name). *rank is SIZE_MAX when the rank is
  * unknown and *dtype 0 when the type is not a tensor. TC_STATUS_ARG for an
  * index out of range. Strings returned are owned by the model. */
-tc_status tc_model_io_info(const tc_model *m, int is_input, size_t i, int32_t *dtype,
-                           size_t *rank, int64_t *dims, size_t max_dims);
+tc_status tc_model_io_info(const tc_model *m, int is_input, size_t i, int32_t *dtype, size_t *rank,
+                           int64_t *dims, size_t max_dims);
 /* Name of symbolic dim d of input/output i, or NULL when it has none. */
 const char *tc_model_dim_name(const tc_model *m, int is_input, size_t i, size_t d);
 
@@ -125,6 +125,10 @@ void tc_session_free(tc_session *s);
  * inputs are TC_STATUS_ARG. */
 tc_status tc_session_run(tc_session *s, size_t n_inputs, const char *const *names,
                          const tc_ndarray *inputs, tc_ndarray *outputs, tc_diag *diag);
+
+/* Sets how many threads the kernels of runs started from the calling thread
+ * may use (default: all cores). n <= 0 leaves it unchanged. */
+void tc_set_num_threads(int n);
 
 /* The library version string, e.g. "0.1.0". */
 const char *tc_version(void);

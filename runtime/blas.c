@@ -25,6 +25,15 @@ bool tc_fast_kernels_enabled(void) {
 
 void tc_fast_kernels_set(bool on) { atomic_store(&fast_mode, on ? 1 : 0); }
 
+/* oneDNN is built on OpenMP here (DNNL_CPU_RUNTIME OMP); its parallel regions
+ * use the calling thread's OpenMP thread count. */
+void omp_set_num_threads(int n);
+
+void tc_set_num_threads(int n) {
+  if (n > 0)
+    omp_set_num_threads(n);
+}
+
 bool tc_sgemm(bool ta, bool tb, size_t M, size_t N, size_t K, const float *A, const float *B,
               float *C) {
   if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX)

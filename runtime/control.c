@@ -16,8 +16,8 @@ static tc_status fail(tc_run *r, const tc_node *n, tc_status s, const char *msg)
 bool tc_is_control_op(const tc_node *n) {
   if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx") != 0)
     return false;
-  return n->op_type && (!strcmp(n->op_type, "If") || !strcmp(n->op_type, "Loop") ||
-                        !strcmp(n->op_type, "Scan"));
+  return n->op_type &&
+         (!strcmp(n->op_type, "If") || !strcmp(n->op_type, "Loop") || !strcmp(n->op_type, "Scan"));
 }
 
 static const tc_graph *body(const tc_node *n, const char *name) {
@@ -38,7 +38,8 @@ tc_status tc_control_check(const tc_node *n, int64_t opset, tc_diag *diag) {
   const char *op = n->op_type;
   if (!strcmp(op, "If")) {
     if (!body(n, "then_branch") || !body(n, "else_branch"))
-      return tc_diag_set(diag, TC_STATUS_INVALID, nz(n->name), op, "needs then_branch and else_branch");
+      return tc_diag_set(diag, TC_STATUS_INVALID, nz(n->name), op,
+                         "needs then_branch and else_branch");
     return tc_kernel_check_attrs(n, diag, if_attrs);
   }
   if (!strcmp(op, "Loop")) {
@@ -82,7 +83,8 @@ static tc_status run_if(tc_run *r, const tc_node *n, const tc_rt_tensor *const *
     return fail(r, n, TC_STATUS_INVALID, "the condition must be a single value");
   const tc_graph *g = body(n, truthy(in[0]) ? "then_branch" : "else_branch");
   if (g->n_outputs != n->n_outputs)
-    return fail(r, n, TC_STATUS_INVALID, "the branch has a different number of outputs than the node");
+    return fail(r, n, TC_STATUS_INVALID,
+                "the branch has a different number of outputs than the node");
   tc_status s = tc_run_graph(r, g);
   for (size_t i = 0; !s && i < g->n_outputs; i++) {
     const tc_rt_tensor *t = result(r, g, i);
@@ -141,8 +143,7 @@ static tc_status stack(tc_run *r, const tc_node *n, const parts *p, int64_t axis
   return TC_STATUS_OK;
 }
 
-static tc_status scalar(tc_run *r, const tc_node *n, int32_t dtype, int64_t v,
-                        tc_rt_tensor **out) {
+static tc_status scalar(tc_run *r, const tc_node *n, int32_t dtype, int64_t v, tc_rt_tensor **out) {
   tc_kernel_ctx k = {.node = n, .diag = r->diag, .arena = r->a};
   *out = tc_arena_alloc(r->a, sizeof **out);
   if (!*out)

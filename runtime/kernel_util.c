@@ -21,13 +21,13 @@ tc_status tc_kernel_fail(tc_kernel_ctx *k, tc_status s, const char *fmt, ...) {
   vsnprintf(reason, sizeof reason, fmt, ap);
   va_end(ap);
   const tc_node *n = k->node;
-  return tc_diag_set(k->diag, s, n && n->name ? n->name : "", n ? n->op_type : NULL, "%s",
-                     reason);
+  return tc_diag_set(k->diag, s, n && n->name ? n->name : "", n ? n->op_type : NULL, "%s", reason);
 }
 
 tc_status tc_kernel_bad_dtype(tc_kernel_ctx *k, size_t input, int32_t dtype) {
-  return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "input %zu has dtype %s, which this op does not support",
-                        input, tc_dtype_name(dtype));
+  return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED,
+                        "input %zu has dtype %s, which this op does not support", input,
+                        tc_dtype_name(dtype));
 }
 
 tc_status tc_kernel_alloc(tc_kernel_ctx *k, tc_rt_tensor *out, int32_t dtype, size_t rank,
@@ -75,8 +75,14 @@ bool tc_dtype_is_float(int32_t dt) {
 
 bool tc_dtype_is_int(int32_t dt) {
   switch (dt) {
-  case TC_DTYPE_I8: case TC_DTYPE_U8: case TC_DTYPE_I16: case TC_DTYPE_U16: case TC_DTYPE_I32:
-  case TC_DTYPE_U32: case TC_DTYPE_I64: case TC_DTYPE_U64: return true;
+  case TC_DTYPE_I8:
+  case TC_DTYPE_U8:
+  case TC_DTYPE_I16:
+  case TC_DTYPE_U16:
+  case TC_DTYPE_I32:
+  case TC_DTYPE_U32:
+  case TC_DTYPE_I64:
+  case TC_DTYPE_U64: return true;
   default: return false;
   }
 }
@@ -196,8 +202,14 @@ double tc_rt_get_f64(const tc_rt_tensor *t, size_t i) {
   case TC_DTYPE_F16: return tc_f16_to_f32(((const uint16_t *)p)[i]);
   case TC_DTYPE_BF16: return tc_bf16_to_f32(((const uint16_t *)p)[i]);
   case TC_DTYPE_U64: return (double)((const uint64_t *)p)[i];
-  case TC_DTYPE_I8: case TC_DTYPE_U8: case TC_DTYPE_BOOL: case TC_DTYPE_I16: case TC_DTYPE_U16:
-  case TC_DTYPE_I32: case TC_DTYPE_U32: case TC_DTYPE_I64: return (double)tc_rt_get_i64(t, i);
+  case TC_DTYPE_I8:
+  case TC_DTYPE_U8:
+  case TC_DTYPE_BOOL:
+  case TC_DTYPE_I16:
+  case TC_DTYPE_U16:
+  case TC_DTYPE_I32:
+  case TC_DTYPE_U32:
+  case TC_DTYPE_I64: return (double)tc_rt_get_i64(t, i);
   default: return NAN; /* not a numeric dtype this helper reads: kernels check dtypes first */
   }
 }
@@ -214,8 +226,10 @@ int64_t tc_rt_get_i64(const tc_rt_tensor *t, size_t i) {
   case TC_DTYPE_U32: return ((const uint32_t *)p)[i];
   case TC_DTYPE_I64: return ((const int64_t *)p)[i];
   case TC_DTYPE_U64: return (int64_t)((const uint64_t *)p)[i];
-  case TC_DTYPE_F32: case TC_DTYPE_F64: case TC_DTYPE_F16: case TC_DTYPE_BF16:
-    return (int64_t)tc_rt_get_f64(t, i);
+  case TC_DTYPE_F32:
+  case TC_DTYPE_F64:
+  case TC_DTYPE_F16:
+  case TC_DTYPE_BF16: return (int64_t)tc_rt_get_f64(t, i);
   default: return 0; /* not a numeric dtype this helper reads: kernels check dtypes first */
   }
 }
@@ -229,8 +243,13 @@ void tc_rt_set_f64(tc_rt_tensor *t, size_t i, double v) {
   case TC_DTYPE_BF16: ((uint16_t *)p)[i] = tc_f32_to_bf16((float)v); return;
   case TC_DTYPE_BOOL: ((uint8_t *)p)[i] = v != 0; return;
   case TC_DTYPE_U64: ((uint64_t *)p)[i] = (uint64_t)v; return;
-  case TC_DTYPE_I8: case TC_DTYPE_U8: case TC_DTYPE_I16: case TC_DTYPE_U16: case TC_DTYPE_I32:
-  case TC_DTYPE_U32: case TC_DTYPE_I64: tc_rt_set_i64(t, i, (int64_t)v); return;
+  case TC_DTYPE_I8:
+  case TC_DTYPE_U8:
+  case TC_DTYPE_I16:
+  case TC_DTYPE_U16:
+  case TC_DTYPE_I32:
+  case TC_DTYPE_U32:
+  case TC_DTYPE_I64: tc_rt_set_i64(t, i, (int64_t)v); return;
   default: return; /* not a numeric dtype this helper writes: kernels check dtypes first */
   }
 }
@@ -247,8 +266,10 @@ void tc_rt_set_i64(tc_rt_tensor *t, size_t i, int64_t v) {
   case TC_DTYPE_U32: ((uint32_t *)p)[i] = (uint32_t)v; return;
   case TC_DTYPE_I64: ((int64_t *)p)[i] = v; return;
   case TC_DTYPE_U64: ((uint64_t *)p)[i] = (uint64_t)v; return;
-  case TC_DTYPE_F32: case TC_DTYPE_F64: case TC_DTYPE_F16: case TC_DTYPE_BF16:
-    tc_rt_set_f64(t, i, (double)v); return;
+  case TC_DTYPE_F32:
+  case TC_DTYPE_F64:
+  case TC_DTYPE_F16:
+  case TC_DTYPE_BF16: tc_rt_set_f64(t, i, (double)v); return;
   default: return; /* not a numeric dtype this helper writes: kernels check dtypes first */
   }
 }

@@ -75,8 +75,8 @@ static const tc_type *io_type(const tc_model *m, int is_input, size_t i) {
   return i < g->n_outputs ? &g->outputs[i].value->type : NULL;
 }
 
-tc_status tc_model_io_info(const tc_model *m, int is_input, size_t i, int32_t *dtype,
-                           size_t *rank, int64_t *dims, size_t max_dims) {
+tc_status tc_model_io_info(const tc_model *m, int is_input, size_t i, int32_t *dtype, size_t *rank,
+                           int64_t *dims, size_t max_dims) {
   const tc_type *t = m ? io_type(m, is_input, i) : NULL;
   if (!t || !dtype || !rank)
     return TC_STATUS_ARG;

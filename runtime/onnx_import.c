@@ -661,9 +661,14 @@ tc_status tc_rt_from_tensor_proto(const void *data, size_t size, tc_arena *a,
                        "a TensorProto file with external data is not supported");
   }
   /* Borrow the payload arrays through a throwaway tc_tensor; tc_rt_from_ir copies. */
-  tc_tensor t = {.name = p->name, .dtype = p->data_type, .has_dtype = p->has_data_type,
-                 .rank = p->n_dims, .dims = p->dims, .has_raw = p->has_raw_data,
-                 .n_strings = p->n_string_data, .strings = p->string_data};
+  tc_tensor t = {.name = p->name,
+                 .dtype = p->data_type,
+                 .has_dtype = p->has_data_type,
+                 .rank = p->n_dims,
+                 .dims = p->dims,
+                 .has_raw = p->has_raw_data,
+                 .n_strings = p->n_string_data,
+                 .strings = p->string_data};
   struct {
     void *ptr;
     size_t bytes;

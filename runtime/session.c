@@ -16,7 +16,6 @@
 #include "exec.h"
 #include "onnx_io.h"
 
-
 void tc_ndarray_release(tc_ndarray *t) {
   if (!t)
     return;
@@ -32,8 +31,7 @@ static bool default_domain(const char *d) { return !d || !*d || strcmp(d, "ai.on
 static int64_t opset_of(const tc_model *m, const char *domain) {
   for (size_t i = 0; i < m->n_opsets; i++) {
     const char *d = m->opsets[i].domain;
-    if ((default_domain(d) && default_domain(domain)) ||
-        (d && domain && strcmp(d, domain) == 0))
+    if ((default_domain(d) && default_domain(domain)) || (d && domain && strcmp(d, domain) == 0))
       return m->opsets[i].version;
   }
   return 0;
@@ -53,8 +51,8 @@ tc_status tc_rt_from_ir(const tc_tensor *t, tc_arena *a, tc_rt_tensor *out, tc_d
   if (t->dtype == TC_DTYPE_STRING) {
     if (t->n_strings != n)
       return tc_diag_set(diag, TC_STATUS_INVALID, NULL, NULL,
-                         "tensor '%s' has %zu strings for %zu elements", nz(t->name),
-                         t->n_strings, n);
+                         "tensor '%s' has %zu strings for %zu elements", nz(t->name), t->n_strings,
+                         n);
     char **s = tc_arena_alloc(a, (n ? n : 1) * sizeof *s);
     if (!s)
       return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
@@ -125,7 +123,8 @@ static tc_status bind_graph(tc_session *s, const tc_graph *g, tc_diag *diag) {
     const tc_kernel_def *k = tc_kernel_find(n->op_type, n->domain, opset);
     if (!k)
       return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, nz(n->name), nz(n->op_type),
-                         "no kernel for op %s%s%s at opset %lld", default_domain(n->domain) ? "" : n->domain,
+                         "no kernel for op %s%s%s at opset %lld",
+                         default_domain(n->domain) ? "" : n->domain,
                          default_domain(n->domain) ? "" : ".", nz(n->op_type), (long long)opset);
     if (k->check) {
       tc_status st = k->check(n, opset, diag);
@@ -202,8 +201,8 @@ void tc_session_free(tc_session *s) {
 static tc_status check_input(const tc_value *v, const tc_ndarray *in, tc_diag *diag) {
   const tc_type *t = &v->type;
   if (in->rank > TC_MAX_DIMS)
-    return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "input '%s': rank %zu is above %d",
-                       v->name, in->rank, TC_MAX_DIMS);
+    return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "input '%s': rank %zu is above %d", v->name,
+                       in->rank, TC_MAX_DIMS);
   size_t n = 1;
   for (size_t i = 0; i < in->rank; i++) {
     if (in->dims[i] < 0)
@@ -213,12 +212,11 @@ static tc_status check_input(const tc_value *v, const tc_ndarray *in, tc_diag *d
   }
   if (t->kind == TC_TYPE_TENSOR) {
     if (t->elem && in->dtype != t->elem)
-      return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL,
-                         "input '%s' must be %s, got %s", v->name, tc_dtype_name(t->elem),
-                         tc_dtype_name(in->dtype));
+      return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "input '%s' must be %s, got %s", v->name,
+                         tc_dtype_name(t->elem), tc_dtype_name(in->dtype));
     if (t->has_shape && t->rank != in->rank)
-      return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL,
-                         "input '%s' must have rank %zu, got %zu", v->name, t->rank, in->rank);
+      return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "input '%s' must have rank %zu, got %zu",
+                         v->name, t->rank, in->rank);
     for (size_t i = 0; t->has_shape && i < t->rank; i++)
       if (t->dims[i].kind == TC_DIM_VALUE && t->dims[i].value != in->dims[i])
         return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL,
@@ -308,8 +306,7 @@ tc_status tc_run_graph(tc_run *r, const tc_graph *g) {
   return TC_STATUS_OK;
 }
 
-static tc_status copy_out(const tc_rt_tensor *t, const char *name, tc_ndarray *o,
-                          tc_diag *diag) {
+static tc_status copy_out(const tc_rt_tensor *t, const char *name, tc_ndarray *o, tc_diag *diag) {
   memset(o, 0, sizeof *o);
   if (t->dtype == TC_DTYPE_STRING)
     return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, NULL, NULL,
@@ -345,14 +342,13 @@ tc_status tc_session_run(tc_session *s, size_t n_inputs, const char *const *name
   for (size_t i = 0; i < g->n_inits; i++)
     vals[g->inits[i]->id] = s->consts[g->inits[i]->id];
   tc_run r = {.s = s, .vals = vals, .a = a, .diag = diag};
-  if ((st = bind_inputs(s, n_inputs, names, inputs, vals, a, diag)) ||
-      (st = tc_run_graph(&r, g)))
+  if ((st = bind_inputs(s, n_inputs, names, inputs, vals, a, diag)) || (st = tc_run_graph(&r, g)))
     goto done;
   for (size_t i = 0; i < g->n_outputs; i++) {
     const tc_value *v = g->outputs[i].value;
     if (!vals[v->id]) {
-      st = tc_diag_set(diag, TC_STATUS_INVALID, NULL, NULL, "output '%s' was not computed",
-                       v->name);
+      st =
+          tc_diag_set(diag, TC_STATUS_INVALID, NULL, NULL, "output '%s' was not computed", v->name);
     } else {
       st = copy_out(vals[v->id], v->name, &outputs[i], diag);
     }

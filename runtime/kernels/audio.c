@@ -67,22 +67,20 @@ static size_t prod_dims(const int64_t *dims, size_t from, size_t to) {
 }
 
 /* Reads a one-element integer tensor. */
-static tc_status scalar_int(tc_kernel_ctx *k, const tc_rt_tensor *t, const char *what,
-                            int64_t *v) {
+static tc_status scalar_int(tc_kernel_ctx *k, const tc_rt_tensor *t, const char *what, int64_t *v) {
   if (!is_int_dtype(t->dtype))
-    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "%s has dtype %s; an integer is expected",
-                          what, tc_dtype_name(t->dtype));
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "%s has dtype %s; an integer is expected", what,
+                          tc_dtype_name(t->dtype));
   if (tc_rt_numel(t) != 1)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "%s must be a scalar", what);
   *v = tc_rt_get_i64(t, 0);
   return TC_STATUS_OK;
 }
 
-static tc_status scalar_num(tc_kernel_ctx *k, const tc_rt_tensor *t, const char *what,
-                            double *v) {
+static tc_status scalar_num(tc_kernel_ctx *k, const tc_rt_tensor *t, const char *what, double *v) {
   if (!is_float_dtype(t->dtype) && !is_int_dtype(t->dtype))
-    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "%s has dtype %s, which is not supported",
-                          what, tc_dtype_name(t->dtype));
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "%s has dtype %s, which is not supported", what,
+                          tc_dtype_name(t->dtype));
   if (tc_rt_numel(t) != 1)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "%s must be a scalar", what);
   *v = tc_rt_get_f64(t, 0);
@@ -200,8 +198,8 @@ static tc_status run_dft(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t
     return tc_kernel_fail(k, TC_STATUS_INVALID, "input must have rank >= 2");
   int64_t c = x->dims[x->rank - 1];
   if (c != 1 && c != 2)
-    return tc_kernel_fail(k, TC_STATUS_INVALID, "the last dim must be 1 (real) or 2 (complex), not %lld",
-                          (long long)c);
+    return tc_kernel_fail(k, TC_STATUS_INVALID,
+                          "the last dim must be 1 (real) or 2 (complex), not %lld", (long long)c);
   bool inverse = tc_attr_int(k->node, "inverse", 0) != 0;
   bool onesided = tc_attr_int(k->node, "onesided", 0) != 0;
   int64_t a = k->opset >= 20 ? -2 : tc_attr_int(k->node, "axis", 1);
@@ -294,8 +292,8 @@ static tc_status run_stft(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_
     return tc_kernel_fail(k, TC_STATUS_INVALID, "signal must have shape [batch, length, 1 or 2]");
   int64_t c = x->dims[2];
   if (c != 1 && c != 2)
-    return tc_kernel_fail(k, TC_STATUS_INVALID, "the last dim must be 1 (real) or 2 (complex), not %lld",
-                          (long long)c);
+    return tc_kernel_fail(k, TC_STATUS_INVALID,
+                          "the last dim must be 1 (real) or 2 (complex), not %lld", (long long)c);
   tc_status st;
   int64_t step;
   if ((st = scalar_int(k, stept, "frame_step", &step)))
@@ -314,7 +312,8 @@ static tc_status run_stft(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_
     if ((st = scalar_int(k, flt, "frame_length", &fl)))
       return st;
     if (win && win->dims[0] != fl)
-      return tc_kernel_fail(k, TC_STATUS_INVALID, "window length %lld differs from frame_length %lld",
+      return tc_kernel_fail(k, TC_STATUS_INVALID,
+                            "window length %lld differs from frame_length %lld",
                             (long long)win->dims[0], (long long)fl);
   }
   if (fl < 1 || fl > siglen)

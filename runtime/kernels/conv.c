@@ -26,9 +26,14 @@ static bool is_q8(int32_t dt) { return dt == TC_DTYPE_U8 || dt == TC_DTYPE_I8; }
  * low bits first as ONNX stores them. */
 static bool is_qint(int32_t dt) {
   switch (dt) {
-  case TC_DTYPE_U8: case TC_DTYPE_I8: case TC_DTYPE_U16: case TC_DTYPE_I16: case TC_DTYPE_U4:
-  case TC_DTYPE_I4: case TC_DTYPE_U2: case TC_DTYPE_I2:
-    return true;
+  case TC_DTYPE_U8:
+  case TC_DTYPE_I8:
+  case TC_DTYPE_U16:
+  case TC_DTYPE_I16:
+  case TC_DTYPE_U4:
+  case TC_DTYPE_I4:
+  case TC_DTYPE_U2:
+  case TC_DTYPE_I2: return true;
   default: return false;
   }
 }
@@ -182,8 +187,8 @@ static tc_status ints_attr(tc_kernel_ctx *k, const char *name, size_t want, int6
 }
 
 /* x: the input ([N, C, spatial...]); kshape: the kernel's spatial dims. */
-static tc_status make_geom(tc_kernel_ctx *k, const tc_rt_tensor *x, const int64_t *kshape,
-                           int kind, geom *g) {
+static tc_status make_geom(tc_kernel_ctx *k, const tc_rt_tensor *x, const int64_t *kshape, int kind,
+                           geom *g) {
   if (x->rank < 3 || x->rank > 2 + SP)
     return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED,
                           "input rank %zu: only 1 to 3 spatial dims are implemented", x->rank);
@@ -191,7 +196,8 @@ static tc_status make_geom(tc_kernel_ctx *k, const tc_rt_tensor *x, const int64_
   g->nsp = nsp;
   int64_t pads[2 * SP];
   tc_status st;
-  if ((st = ints_attr(k, "strides", nsp, 1, g->s)) || (st = ints_attr(k, "dilations", nsp, 1, g->d)) ||
+  if ((st = ints_attr(k, "strides", nsp, 1, g->s)) ||
+      (st = ints_attr(k, "dilations", nsp, 1, g->d)) ||
       (st = ints_attr(k, "pads", 2 * nsp, 0, pads)))
     return st;
   const int64_t *ks;
@@ -327,14 +333,16 @@ static bool conv_fast_f32(tc_kernel_ctx *k, const geom *g, int64_t N, int64_t C,
           for (int64_t k0 = 0; k0 < g->k[0]; k0++)
             for (int64_t k1 = 0; k1 < g->k[1]; k1++)
               for (int64_t k2 = 0; k2 < g->k[2]; k2++) {
-                float *row = col + ((c * g->k[0] + k0) * g->k[1] * g->k[2] + k1 * g->k[2] + k2) * osz;
+                float *row =
+                    col + ((c * g->k[0] + k0) * g->k[1] * g->k[2] + k1 * g->k[2] + k2) * osz;
                 for (int64_t o0 = 0; o0 < g->out[0]; o0++) {
                   int64_t i0 = o0 * g->s[0] - g->pb[0] + k0 * g->d[0];
                   for (int64_t o1 = 0; o1 < g->out[1]; o1++) {
                     int64_t i1 = o1 * g->s[1] - g->pb[1] + k1 * g->d[1];
                     float *r = row + (o0 * g->out[1] + o1) * g->out[2];
                     bool in01 = i0 >= 0 && i0 < g->in[0] && i1 >= 0 && i1 < g->in[1];
-                    const float *xr = xg + (c * g->in[0] + i0) * g->in[1] * g->in[2] + i1 * g->in[2];
+                    const float *xr =
+                        xg + (c * g->in[0] + i0) * g->in[1] * g->in[2] + i1 * g->in[2];
                     for (int64_t o2 = 0; o2 < g->out[2]; o2++) {
                       int64_t i2 = o2 * g->s[2] - g->pb[2] + k2 * g->d[2];
                       r[o2] = in01 && i2 >= 0 && i2 < g->in[2] ? xr[i2] : 0.0f;
@@ -355,8 +363,8 @@ static bool conv_fast_f32(tc_kernel_ctx *k, const geom *g, int64_t N, int64_t C,
 }
 
 /* Checks X/W shapes of a convolution and builds its geometry. */
-static tc_status conv_setup(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_tensor *w,
-                            geom *g, int64_t *group) {
+static tc_status conv_setup(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_tensor *w, geom *g,
+                            int64_t *group) {
   if (!x || !w)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "X and W are required");
   if (w->rank != x->rank)
@@ -366,10 +374,9 @@ static tc_status conv_setup(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt
     return tc_kernel_fail(k, TC_STATUS_INVALID, "X must have rank 3 or more");
   if (*group <= 0 || x->dims[1] % *group || w->dims[0] % *group ||
       w->dims[1] * *group != x->dims[1])
-    return tc_kernel_fail(k, TC_STATUS_INVALID,
-                          "channels do not match: X has %lld, W %lldx%lld, group %lld",
-                          (long long)x->dims[1], (long long)w->dims[0], (long long)w->dims[1],
-                          (long long)*group);
+    return tc_kernel_fail(
+        k, TC_STATUS_INVALID, "channels do not match: X has %lld, W %lldx%lld, group %lld",
+        (long long)x->dims[1], (long long)w->dims[0], (long long)w->dims[1], (long long)*group);
   return make_geom(k, x, w->dims + 2, G_CONV, g);
 }
 
@@ -394,8 +401,8 @@ static tc_status run_conv(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_
   if ((st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, dims)))
     return st;
   if (x->dtype == TC_DTYPE_F32 && tc_fast_kernels_enabled() &&
-      conv_fast_f32(k, &g, x->dims[0], x->dims[1], M, group, x->data, w->data,
-                    b ? b->data : NULL, out[0].data))
+      conv_fast_f32(k, &g, x->dims[0], x->dims[1], M, group, x->data, w->data, b ? b->data : NULL,
+                    out[0].data))
     return TC_STATUS_OK;
   double *xd = load(k, x), *wd = load(k, w), *bd = b ? load(k, b) : NULL,
          *yd = scratch(k, tc_rt_numel(&out[0]));
@@ -408,9 +415,9 @@ static tc_status run_conv(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_
 
 /* ---- ConvTranspose ---- */
 
-static const char *const convt_attrs[] = {"auto_pad",       "dilations",    "group", "kernel_shape",
-                                          "output_padding", "output_shape", "pads",  "strides",
-                                          NULL};
+static const char *const convt_attrs[] = {"auto_pad",     "dilations",      "group",
+                                          "kernel_shape", "output_padding", "output_shape",
+                                          "pads",         "strides",        NULL};
 
 static tc_status check_convt(const tc_node *n, int64_t opset, tc_diag *diag) {
   (void)opset;
@@ -443,7 +450,8 @@ static tc_status run_convt(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size
   g.nsp = nsp;
   int64_t pads[2 * SP], opad[SP];
   tc_status st;
-  if ((st = ints_attr(k, "strides", nsp, 1, g.s)) || (st = ints_attr(k, "dilations", nsp, 1, g.d)) ||
+  if ((st = ints_attr(k, "strides", nsp, 1, g.s)) ||
+      (st = ints_attr(k, "dilations", nsp, 1, g.d)) ||
       (st = ints_attr(k, "pads", 2 * nsp, 0, pads)) ||
       (st = ints_attr(k, "output_padding", nsp, 0, opad)))
     return st;
@@ -457,7 +465,8 @@ static tc_status run_convt(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size
   if (nos >= 0 && (size_t)nos == nsp + 2)
     os += 2;
   const tc_node *n = k->node;
-  bool same = attr_is(n, "auto_pad", "SAME_UPPER", NULL) || attr_is(n, "auto_pad", "SAME_LOWER", NULL);
+  bool same =
+      attr_is(n, "auto_pad", "SAME_UPPER", NULL) || attr_is(n, "auto_pad", "SAME_LOWER", NULL);
   bool upper = attr_is(n, "auto_pad", "SAME_UPPER", NULL);
   bool valid = attr_is(n, "auto_pad", "VALID", NULL);
   for (size_t i = 0; i < SP; i++) {
@@ -552,10 +561,11 @@ static tc_status run_convt(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size
 
 enum { P_MAX, P_AVG, P_LP };
 
-static const char *const maxpool_attrs[] = {"auto_pad", "ceil_mode",    "dilations", "kernel_shape",
-                                            "pads",     "storage_order", "strides",  NULL};
-static const char *const avgpool_attrs[] = {"auto_pad", "ceil_mode", "count_include_pad",
-                                            "dilations", "kernel_shape", "pads", "strides", NULL};
+static const char *const maxpool_attrs[] = {
+    "auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides", NULL};
+static const char *const avgpool_attrs[] = {
+    "auto_pad",     "ceil_mode", "count_include_pad", "dilations",
+    "kernel_shape", "pads",      "strides",           NULL};
 static const char *const lppool_attrs[] = {"auto_pad", "ceil_mode", "dilations", "kernel_shape",
                                            "p",        "pads",      "strides",   NULL};
 
@@ -775,7 +785,8 @@ static tc_status run_lrn(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t
     return tc_kernel_fail(k, TC_STATUS_INVALID, "X must have rank 2 or more");
   if (!is_float(x->dtype))
     return tc_kernel_bad_dtype(k, 0, x->dtype);
-  double alpha = tc_attr_float(k->node, "alpha", 1e-4f), beta = tc_attr_float(k->node, "beta", 0.75f);
+  double alpha = tc_attr_float(k->node, "alpha", 1e-4f),
+         beta = tc_attr_float(k->node, "beta", 0.75f);
   double bias = tc_attr_float(k->node, "bias", 1.0f);
   int64_t size = tc_attr_int(k->node, "size", 0);
   if (size <= 0)
@@ -1069,8 +1080,8 @@ static tc_status qaxis_make(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt
   return TC_STATUS_OK;
 }
 
-static const char *const quant_attrs[] = {"axis", "saturate", "block_size", "output_dtype",
-                                          "precision", NULL};
+static const char *const quant_attrs[] = {"axis",         "saturate",  "block_size",
+                                          "output_dtype", "precision", NULL};
 
 static tc_status check_quant(const tc_node *n, int64_t opset, tc_diag *diag) {
   (void)opset;
@@ -1290,7 +1301,7 @@ static int rs_coeffs(const rparams *p, double ratio, double scale, double *w, in
   double sum = 0;
   for (int i = 0; i < n; i++) {
     double x = fabs(sc * (start + i - ratio)), x2 = x * x, x3 = x2 * x;
-    w[i] = x <= 1 ? (A + 2) * x3 - (A + 3) * x2 + 1
+    w[i] = x <= 1  ? (A + 2) * x3 - (A + 3) * x2 + 1
            : x < 2 ? A * x3 - 5 * A * x2 + 8 * A * x - 4 * A
                    : 0;
     sum += w[i];
@@ -1425,16 +1436,26 @@ static tc_status rs_run(tc_kernel_ctx *k, const rparams *p, const tc_rt_tensor *
 }
 
 static const char *const resize_modes[] = {"nearest", "linear", "cubic", NULL};
-static const char *const resize_ctms[] = {"half_pixel",   "half_pixel_symmetric", "pytorch_half_pixel",
-                                          "align_corners", "asymmetric", "tf_crop_and_resize",
+static const char *const resize_ctms[] = {"half_pixel",
+                                          "half_pixel_symmetric",
+                                          "pytorch_half_pixel",
+                                          "align_corners",
+                                          "asymmetric",
+                                          "tf_crop_and_resize",
                                           NULL};
 static const char *const resize_nearest[] = {"round_prefer_floor", "round_prefer_ceil", "floor",
                                              "ceil", NULL};
 static const char *const resize_kar[] = {"stretch", "not_larger", "not_smaller", NULL};
-static const char *const resize_attrs[] = {"antialias", "axes", "coordinate_transformation_mode",
-                                           "cubic_coeff_a", "exclude_outside",
-                                           "extrapolation_value", "keep_aspect_ratio_policy",
-                                           "mode", "nearest_mode", NULL};
+static const char *const resize_attrs[] = {"antialias",
+                                           "axes",
+                                           "coordinate_transformation_mode",
+                                           "cubic_coeff_a",
+                                           "exclude_outside",
+                                           "extrapolation_value",
+                                           "keep_aspect_ratio_policy",
+                                           "mode",
+                                           "nearest_mode",
+                                           NULL};
 static const char *const resize10_attrs[] = {"mode", NULL};
 static const char *const upsample7_attrs[] = {"mode", "scales", NULL};
 static const char *const resize10_modes[] = {"nearest", "linear", NULL};
@@ -1446,7 +1467,8 @@ static tc_status check_resize(const tc_node *n, int64_t opset, tc_diag *diag) {
       return st;
     return check_one_of(n, diag, "mode", resize10_modes);
   }
-  if ((st = tc_kernel_check_attrs(n, diag, resize_attrs)) || (st = check_one_of(n, diag, "mode", resize_modes)) ||
+  if ((st = tc_kernel_check_attrs(n, diag, resize_attrs)) ||
+      (st = check_one_of(n, diag, "mode", resize_modes)) ||
       (st = check_one_of(n, diag, "coordinate_transformation_mode", resize_ctms)) ||
       (st = check_one_of(n, diag, "nearest_mode", resize_nearest)) ||
       (st = check_one_of(n, diag, "keep_aspect_ratio_policy", resize_kar)))
@@ -1521,8 +1543,8 @@ static tc_status run_upsample(tc_kernel_ctx *k, const tc_rt_tensor *const *in, s
 }
 
 static rctm parse_ctm(const tc_node *n) {
-  static const rctm v[] = {C_HALF_PIXEL, C_HALF_PIXEL_SYM, C_PYTORCH_HALF_PIXEL,
-                           C_ALIGN_CORNERS, C_ASYMMETRIC, C_TF_CROP};
+  static const rctm v[] = {C_HALF_PIXEL,    C_HALF_PIXEL_SYM, C_PYTORCH_HALF_PIXEL,
+                           C_ALIGN_CORNERS, C_ASYMMETRIC,     C_TF_CROP};
   for (int i = 0; resize_ctms[i]; i++)
     if (attr_is(n, "coordinate_transformation_mode", resize_ctms[i], "half_pixel"))
       return v[i];
@@ -1552,7 +1574,7 @@ static tc_status run_resize(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
   p.nearest = attr_is(nd, "nearest_mode", "round_prefer_ceil", "round_prefer_floor") ? N_PREFER_CEIL
               : attr_is(nd, "nearest_mode", "floor", "round_prefer_floor")           ? N_FLOOR
               : attr_is(nd, "nearest_mode", "ceil", "round_prefer_floor")            ? N_CEIL
-                                                                                      : N_PREFER_FLOOR;
+                                                                          : N_PREFER_FLOOR;
   p.cubic_a = tc_attr_float(nd, "cubic_coeff_a", -0.75f);
   p.extrap = tc_attr_float(nd, "extrapolation_value", 0.0f);
   p.exclude_outside = tc_attr_int(nd, "exclude_outside", 0) != 0;
@@ -1662,8 +1684,8 @@ static tc_status run_unpool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
   size_t nsp = x->rank - 2;
   int64_t ks[TC_MAX_RANK], st_[TC_MAX_RANK], pads[2 * TC_MAX_RANK], dims[TC_MAX_RANK];
   tc_status st;
-  if ((st = ints_attr(k, "kernel_shape", nsp, 0, ks)) || (st = ints_attr(k, "strides", nsp, 1, st_)) ||
-      (st = ints_attr(k, "pads", 2 * nsp, 0, pads)))
+  if ((st = ints_attr(k, "kernel_shape", nsp, 0, ks)) ||
+      (st = ints_attr(k, "strides", nsp, 1, st_)) || (st = ints_attr(k, "pads", 2 * nsp, 0, pads)))
     return st;
   int64_t inf[TC_MAX_RANK]; /* the shape I indexes; output_shape may pad it at the ends */
   inf[0] = x->dims[0], inf[1] = x->dims[1];
@@ -1677,7 +1699,8 @@ static tc_status run_unpool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
     memcpy(dims, os->data, x->rank * sizeof *dims);
     for (size_t i = 0; i < x->rank; i++)
       if (dims[i] < inf[i])
-        return tc_kernel_fail(k, TC_STATUS_INVALID, "output_shape is smaller than the pooled input");
+        return tc_kernel_fail(k, TC_STATUS_INVALID,
+                              "output_shape is smaller than the pooled input");
   }
   for (size_t i = 0; i < x->rank; i++)
     if (inf[i] < 0)
@@ -1693,8 +1716,7 @@ static tc_status run_unpool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
   for (size_t i = 0; i < n; i++) {
     int64_t j = ((const int64_t *)ix->data)[i];
     if (j < 0 || (size_t)j >= ninf)
-      return tc_kernel_fail(k, TC_STATUS_INVALID, "index %lld is outside the output",
-                            (long long)j);
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "index %lld is outside the output", (long long)j);
     y[j] = tc_rt_get_f64(x, i);
   }
   for (size_t i = 0; i < ninf; i++) { /* place the unpooled block at the output's origin */

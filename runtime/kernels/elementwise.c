@@ -17,8 +17,8 @@
  * of trapping; Mod with fmod=0 follows Python's sign rule (also for floats,
  * as np.mod), fmod=1 is C's fmod. */
 #include <float.h>
-#include <stdarg.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,12 +105,12 @@
 /* Parameters of a row function (attribute values and the like). */
 typedef struct eparams {
   double alpha, beta, gamma;
-  int flags;             /* IsInf: 1 detect negative, 2 detect positive */
-  bool has_lo, has_hi;   /* Clip bounds */
-  double flo, fhi;       /*   float dtypes */
-  int64_t ilo, ihi;      /*   signed */
-  uint64_t ulo, uhi;     /*   unsigned */
-  int32_t dt_a, dt_b;    /* Pow's generic row: input dtypes */
+  int flags;           /* IsInf: 1 detect negative, 2 detect positive */
+  bool has_lo, has_hi; /* Clip bounds */
+  double flo, fhi;     /*   float dtypes */
+  int64_t ilo, ihi;    /*   signed */
+  uint64_t ulo, uhi;   /*   unsigned */
+  int32_t dt_a, dt_b;  /* Pow's generic row: input dtypes */
 } eparams;
 
 /* Runs n elements: out[i] = f(in[0][i * st[0]], in[1][i * st[1]], ...). */
@@ -209,8 +209,8 @@ static tc_status bc_run(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t 
 }
 
 /* Checks that inputs [0, need) are present and there is an output. */
-static tc_status need_io(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
-                         size_t need, size_t n_out) {
+static tc_status need_io(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in, size_t need,
+                         size_t n_out) {
   if (n_in < need)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "expects %zu inputs, got %zu", need, n_in);
   for (size_t i = 0; i < need; i++)
@@ -251,7 +251,7 @@ static tc_status own_strings(tc_kernel_ctx *k, tc_rt_tensor *t) {
 /* ------------------------------------------------------------------------ */
 /* Binary op with output of the input dtype: out = ST(op_DT(LD(a), LD(b))). */
 #define DEF_ROW_BIN(op, DT)                                                                        \
-  static void row_##op##_##DT(const eparams *p, void *o, const void *const *in, const int64_t *st,  \
+  static void row_##op##_##DT(const eparams *p, void *o, const void *const *in, const int64_t *st, \
                               size_t n) {                                                          \
     (void)p;                                                                                       \
     const S_##DT *a = in[0], *b = in[1];                                                           \
@@ -268,7 +268,7 @@ static tc_status own_strings(tc_kernel_ctx *k, tc_rt_tensor *t) {
 
 /* Comparison with a bool output: out = LD(a) OPER LD(b). */
 #define DEF_ROW_CMP(op, DT, OPER)                                                                  \
-  static void row_##op##_##DT(const eparams *p, void *o, const void *const *in, const int64_t *st,  \
+  static void row_##op##_##DT(const eparams *p, void *o, const void *const *in, const int64_t *st, \
                               size_t n) {                                                          \
     (void)p;                                                                                       \
     const S_##DT *a = in[0], *b = in[1];                                                           \
@@ -284,7 +284,7 @@ static tc_status own_strings(tc_kernel_ctx *k, tc_rt_tensor *t) {
 
 /* Unary float op computed in double: out = ST((C)uf_op((double)LD(a), p)). */
 #define DEF_ROW_UF(op, DT)                                                                         \
-  static void row_##op##_##DT(const eparams *p, void *o, const void *const *in, const int64_t *st,  \
+  static void row_##op##_##DT(const eparams *p, void *o, const void *const *in, const int64_t *st, \
                               size_t n) {                                                          \
     const S_##DT *a = in[0];                                                                       \
     S_##DT *out = o;                                                                               \
@@ -295,7 +295,7 @@ static tc_status own_strings(tc_kernel_ctx *k, tc_rt_tensor *t) {
 
 /* Unary integer op: out = ui_op_DT(a). */
 #define DEF_ROW_UI(op, DT)                                                                         \
-  static void row_##op##_##DT(const eparams *p, void *o, const void *const *in, const int64_t *st,  \
+  static void row_##op##_##DT(const eparams *p, void *o, const void *const *in, const int64_t *st, \
                               size_t n) {                                                          \
     (void)p;                                                                                       \
     const S_##DT *a = in[0];                                                                       \
@@ -331,7 +331,7 @@ static inline double py_fmod(double x, double y) {
   static inline C_##DT min_##DT(C_##DT x, C_##DT y) { return (isnan(x) || x < y) ? x : y; }        \
   static inline C_##DT fmod_##DT(C_##DT x, C_##DT y) { return (C_##DT)fmod(x, y); }                \
   static inline C_##DT pymod_##DT(C_##DT x, C_##DT y) { return (C_##DT)py_fmod(x, y); }            \
-  static inline C_##DT prelu_##DT(C_##DT x, C_##DT y) { return x < 0 ? y * x : x; }               \
+  static inline C_##DT prelu_##DT(C_##DT x, C_##DT y) { return x < 0 ? y * x : x; }                \
   static inline C_##DT pow_##DT(C_##DT x, C_##DT y) { return (C_##DT)pow(x, y); }
 #define DEF_FLOAT_BIN_X(a, DT) DEF_FLOAT_BIN(DT)
 FLOATS(DEF_FLOAT_BIN_X, _)
@@ -346,19 +346,20 @@ FLOATS(DEF_FLOAT_BIN_X, _)
   static inline C_##DT band_##DT(C_##DT x, C_##DT y) { return (C_##DT)(x & y); }                   \
   static inline C_##DT bor_##DT(C_##DT x, C_##DT y) { return (C_##DT)(x | y); }                    \
   static inline C_##DT bxor_##DT(C_##DT x, C_##DT y) { return (C_##DT)(x ^ y); }                   \
-  static inline C_##DT prelu_##DT(C_##DT x, C_##DT y) { return IS_NEG(C_##DT, x) ? mul_##DT(y, x) : x; } \
+  static inline C_##DT prelu_##DT(C_##DT x, C_##DT y) {                                            \
+    return IS_NEG(C_##DT, x) ? mul_##DT(y, x) : x;                                                 \
+  }                                                                                                \
   static inline C_##DT shl_##DT(C_##DT x, C_##DT y) {                                              \
     /* a shift outside [0, bits) gives 0; bits shifted out are lost */                             \
-    return (IS_NEG(C_##DT, y)) || y >= (C_##DT)(sizeof(C_##DT) * 8)                          \
-               ? 0                                                                                 \
-               : (C_##DT)((W_##DT)x << y);                                                         \
+    return (IS_NEG(C_##DT, y)) || y >= (C_##DT)(sizeof(C_##DT) * 8) ? 0                            \
+                                                                    : (C_##DT)((W_##DT)x << y);    \
   }                                                                                                \
-  /* x ** y by squaring, wrapping; a negative exponent truncates 1 / x**|y| */                      \
+  /* x ** y by squaring, wrapping; a negative exponent truncates 1 / x**|y| */                     \
   static inline C_##DT pow_##DT(C_##DT x, C_##DT y) {                                              \
-    if (IS_NEG(C_##DT, y))                                                                   \
-      return x == 1 ? 1 : (x == (C_##DT)-1 ? ((y & 1) ? x : 1) : 0);                              \
+    if (IS_NEG(C_##DT, y))                                                                         \
+      return x == 1 ? 1 : (x == (C_##DT) - 1 ? ((y & 1) ? x : 1) : 0);                             \
     W_##DT r = 1, b = (W_##DT)x;                                                                   \
-    for (C_##DT e = y; e; e = (C_##DT)(e >> 1)) {                                                   \
+    for (C_##DT e = y; e; e = (C_##DT)(e >> 1)) {                                                  \
       if (e & 1)                                                                                   \
         r = (W_##DT)(r * b);                                                                       \
       b = (W_##DT)(b * b);                                                                         \
@@ -506,8 +507,7 @@ BINARY_KERNEL(greater_equal, t_ge, true)
 
 static tc_status k_mod(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                        tc_rt_tensor *out, size_t n_out) {
-  return binary(k, in, n_in, out, n_out, tc_attr_int(k->node, "fmod", 0) ? t_fmod : t_pymod,
-                false);
+  return binary(k, in, n_in, out, n_out, tc_attr_int(k->node, "fmod", 0) ? t_fmod : t_pymod, false);
 }
 
 static tc_status k_bitshift(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -542,8 +542,8 @@ static void row_pow_generic(const eparams *p, void *o, const void *const *in, co
   tc_rt_tensor b = {.dtype = p->dt_b, .data = (void *)in[1]};
   tc_rt_tensor r = {.dtype = p->dt_a, .data = o};
   bool int_base = p->dt_a == TC_DTYPE_I32 || p->dt_a == TC_DTYPE_I64;
-  bool int_exp = !(p->dt_b == TC_DTYPE_F32 || p->dt_b == TC_DTYPE_F64 ||
-                   p->dt_b == TC_DTYPE_F16 || p->dt_b == TC_DTYPE_BF16);
+  bool int_exp = !(p->dt_b == TC_DTYPE_F32 || p->dt_b == TC_DTYPE_F64 || p->dt_b == TC_DTYPE_F16 ||
+                   p->dt_b == TC_DTYPE_BF16);
   size_t sa = (size_t)st[0], sb = (size_t)st[1];
   for (size_t i = 0; i < n; i++) {
     if (int_base && int_exp) {
@@ -726,12 +726,12 @@ UF(relu, x < 0 ? 0 : x)
 UF(leaky, x < 0 ? p->alpha * x : x)
 UF(elu, x < 0 ? p->alpha * expm1(x) : x)
 UF(selu, x <= 0 ? p->gamma * (p->alpha * exp(x) - p->alpha) : p->gamma * x)
-UF(celu, fmax(0, x) + fmin(0, p->alpha * expm1(x / p->alpha)))
+UF(celu, fmax(0, x) + fmin(0, p->alpha *expm1(x / p->alpha)))
 UF(softplus, softplus(x))
 UF(softsign, x / (1 + fabs(x)))
-UF(hsigmoid, fmax(0, fmin(1, p->alpha * x + p->beta)))
-UF(hswish, x * fmax(0, fmin(1, x / 6 + 0.5)))
-UF(mish, x * tanh(softplus(x)))
+UF(hsigmoid, fmax(0, fmin(1, p->alpha *x + p->beta)))
+UF(hswish, x *fmax(0, fmin(1, x / 6 + 0.5)))
+UF(mish, x *tanh(softplus(x)))
 UF(gelu, 0.5 * x * (1 + erf(x / sqrt(2.0))))
 UF(gelu_tanh, 0.5 * x * (1 + tanh(sqrt(2 / 3.14159265358979323846) * (x + 0.044715 * x * x * x))))
 UF(thrrelu, x > p->alpha ? x : 0)
@@ -784,9 +784,11 @@ static void row_scale(const eparams *p, void *o, const void *const *in, const in
 
 /* Integer unary ops. */
 #define DEF_INT_UN(DT)                                                                             \
-  static inline C_##DT ui_bnot_##DT(C_##DT x) { return (C_##DT)~x; }                               \
-  static inline C_##DT ui_abs_##DT(C_##DT x) { return IS_NEG(C_##DT, x) ? (C_##DT)(0 - (W_##DT)x) : x; } \
-  static inline C_##DT ui_sign_##DT(C_##DT x) { return (C_##DT)((x > 0) - (IS_NEG(C_##DT, x))); } \
+  static inline C_##DT ui_bnot_##DT(C_##DT x) { return (C_##DT) ~x; }                              \
+  static inline C_##DT ui_abs_##DT(C_##DT x) {                                                     \
+    return IS_NEG(C_##DT, x) ? (C_##DT)(0 - (W_##DT)x) : x;                                        \
+  }                                                                                                \
+  static inline C_##DT ui_sign_##DT(C_##DT x) { return (C_##DT)((x > 0) - (IS_NEG(C_##DT, x))); }  \
   static inline C_##DT ui_neg_##DT(C_##DT x) { return (C_##DT)(0 - (W_##DT)x); }                   \
   static inline C_##DT ui_relu_##DT(C_##DT x) { return IS_NEG(C_##DT, x) ? 0 : x; }
 #define DEF_INT_UN_X(a, DT) DEF_INT_UN(DT)
@@ -802,7 +804,7 @@ DEF_ROW_UI(not, BOOL)
 
 /* Float -> bool tests. */
 #define DEF_ROW_FTEST(DT)                                                                          \
-  static void row_isnan_##DT(const eparams *p, void *o, const void *const *in, const int64_t *st,   \
+  static void row_isnan_##DT(const eparams *p, void *o, const void *const *in, const int64_t *st,  \
                              size_t n) {                                                           \
     (void)p;                                                                                       \
     const S_##DT *a = in[0];                                                                       \
@@ -810,13 +812,13 @@ DEF_ROW_UI(not, BOOL)
     for (size_t i = 0; i < n; i++)                                                                 \
       out[i] = isnan(LD_##DT(a[i * (size_t)st[0]])) != 0;                                          \
   }                                                                                                \
-  static void row_isinf_##DT(const eparams *p, void *o, const void *const *in, const int64_t *st,   \
+  static void row_isinf_##DT(const eparams *p, void *o, const void *const *in, const int64_t *st,  \
                              size_t n) {                                                           \
     const S_##DT *a = in[0];                                                                       \
     uint8_t *out = o;                                                                              \
     for (size_t i = 0; i < n; i++) {                                                               \
       C_##DT v = LD_##DT(a[i * (size_t)st[0]]);                                                    \
-      out[i] = isinf(v) && ((v < 0 && (p->flags & 1)) || (v > 0 && (p->flags & 2)));              \
+      out[i] = isinf(v) && ((v < 0 && (p->flags & 1)) || (v > 0 && (p->flags & 2)));               \
     }                                                                                              \
   }
 #define DEF_ROW_FTEST_X(a, DT) DEF_ROW_FTEST(DT)
@@ -965,8 +967,7 @@ static tc_status k_thrrelu(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size
 static tc_status k_gelu(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                         tc_rt_tensor *out, size_t n_out) {
   const char *a = tc_attr_string(k->node, "approximate", "none", k->arena);
-  return unary(k, in, n_in, out, n_out, strcmp(a, "tanh") == 0 ? t_gelu_tanh : t_gelu, false,
-               NULL);
+  return unary(k, in, n_in, out, n_out, strcmp(a, "tanh") == 0 ? t_gelu_tanh : t_gelu, false, NULL);
 }
 
 static tc_status k_isinf(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -975,7 +976,6 @@ static tc_status k_isinf(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t
                         (tc_attr_int(k->node, "detect_positive", 1) ? 2 : 0)};
   return unary(k, in, n_in, out, n_out, t_isinf, true, &p);
 }
-
 
 /* ------------------------------------------------------------------------ */
 /* Clip                                                                      */
@@ -1057,8 +1057,8 @@ typedef struct num {
 } num;
 
 typedef struct cast_opts {
-  bool saturate;  /* float8: clamp out-of-range values and infinities to +-max */
-  char round;     /* float8e8m0: 'u' up, 'd' down, 'n' nearest */
+  bool saturate; /* float8: clamp out-of-range values and infinities to +-max */
+  char round;    /* float8e8m0: 'u' up, 'd' down, 'n' nearest */
 } cast_opts;
 
 /* double -> float rounded to odd: a later rounding to a narrower format
@@ -1081,9 +1081,9 @@ static float f64_to_f32_odd(double d) {
 /* ---- minifloats: float8 (e4m3fn, e4m3fnuz, e5m2, e5m2fnuz) and float4e2m1 ---- */
 typedef struct mini_fmt {
   int ebits, mbits, bias;
-  char kind;        /* 'f' finite (NaN = all ones), 'u' fnuz (NaN = 0x80, no -0),
-                       'i' IEEE-like (inf and NaNs), 'n' no inf and no NaN (float4) */
-  uint8_t maxcode;  /* largest finite magnitude */
+  char kind;       /* 'f' finite (NaN = all ones), 'u' fnuz (NaN = 0x80, no -0),
+                      'i' IEEE-like (inf and NaNs), 'n' no inf and no NaN (float4) */
+  uint8_t maxcode; /* largest finite magnitude */
 } mini_fmt;
 
 static const mini_fmt *mini_of(int32_t dt) {
@@ -1101,7 +1101,8 @@ static const mini_fmt *mini_of(int32_t dt) {
 }
 
 static double mini_decode(const mini_fmt *f, unsigned code) {
-  unsigned sign = code >> (f->ebits + f->mbits) & 1, body = code & ((1u << (f->ebits + f->mbits)) - 1);
+  unsigned sign = code >> (f->ebits + f->mbits) & 1,
+           body = code & ((1u << (f->ebits + f->mbits)) - 1);
   unsigned e = body >> f->mbits, m = body & ((1u << f->mbits) - 1), emax = (1u << f->ebits) - 1;
   if (f->kind == 'u' && sign && body == 0)
     return NAN;
@@ -1234,7 +1235,9 @@ static num get_num(const tc_rt_tensor *t, size_t i) {
   case TC_DTYPE_F8E4M3FN:
   case TC_DTYPE_F8E4M3FNUZ:
   case TC_DTYPE_F8E5M2:
-  case TC_DTYPE_F8E5M2FNUZ: v.kind = 'f', v.f = mini_decode(mf, ((const uint8_t *)t->data)[i]); break;
+  case TC_DTYPE_F8E5M2FNUZ:
+    v.kind = 'f', v.f = mini_decode(mf, ((const uint8_t *)t->data)[i]);
+    break;
   case TC_DTYPE_F4E2M1: v.kind = 'f', v.f = mini_decode(mf, get_bits(t, i)); break;
   case TC_DTYPE_F8E8M0: v.kind = 'f', v.f = e8m0_decode(((const uint8_t *)t->data)[i]); break;
   case TC_DTYPE_U4:

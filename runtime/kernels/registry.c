@@ -15,15 +15,9 @@ extern const tc_kernel_def tc_kernels_sequence[];
 extern const tc_kernel_def tc_kernels_audio[];
 
 static const tc_kernel_def *const tables[] = {
-    tc_kernels_elementwise,
-    tc_kernels_tensor,
-    tc_kernels_reduce,
-    tc_kernels_nn,
-    tc_kernels_conv,
-    tc_kernels_attention,
-    tc_kernels_loss,
-    tc_kernels_sequence,
-    tc_kernels_audio,
+    tc_kernels_elementwise, tc_kernels_tensor,   tc_kernels_reduce,
+    tc_kernels_nn,          tc_kernels_conv,     tc_kernels_attention,
+    tc_kernels_loss,        tc_kernels_sequence, tc_kernels_audio,
 };
 
 static bool same_domain(const char *a, const char *b) {
@@ -40,8 +34,8 @@ const tc_kernel_def *tc_kernel_find(const char *op_type, const char *domain, int
     return NULL;
   for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
     for (const tc_kernel_def *d = tables[t]; d->op_type; d++)
-      if (strcmp(d->op_type, op_type) == 0 && same_domain(d->domain, domain) &&
-          d->since <= opset && (!best || d->since > best->since))
+      if (strcmp(d->op_type, op_type) == 0 && same_domain(d->domain, domain) && d->since <= opset &&
+          (!best || d->since > best->since))
         best = d;
   return best;
 }

@@ -161,7 +161,8 @@ static bool parse_attrs(const tc_node *n, cell_kind cell, rnn_attrs *ra, char *e
       ra->reverse = true;
     else if (!attr_str_eq(dir, "forward")) {
       snprintf(err, errlen, "direction '%.*s' is not forward, reverse or bidirectional",
-               (int)(dir->s.len > 40 ? 40 : dir->s.len), dir->s.data ? (const char *)dir->s.data : "");
+               (int)(dir->s.len > 40 ? 40 : dir->s.len),
+               dir->s.data ? (const char *)dir->s.data : "");
       return false;
     }
   }
@@ -212,8 +213,8 @@ static bool parse_attrs(const tc_node *n, cell_kind cell, rnn_attrs *ra, char *e
           strncasecmp(act_table[t].name, names[i], lens[i]) == 0)
         info = &act_table[t];
     if (!info) {
-      snprintf(err, errlen, "activation '%.*s' is not supported", (int)(lens[i] > 40 ? 40 : lens[i]),
-               names[i] ? names[i] : "");
+      snprintf(err, errlen, "activation '%.*s' is not supported",
+               (int)(lens[i] > 40 ? 40 : lens[i]), names[i] ? names[i] : "");
       return false;
     }
     ra->acts[i].kind = info->kind;
@@ -228,15 +229,18 @@ static bool parse_attrs(const tc_node *n, cell_kind cell, rnn_attrs *ra, char *e
 }
 
 static tc_status check_cell(const tc_node *n, cell_kind cell, tc_diag *diag) {
-  static const char *const rnn_ok[] = {"activation_alpha", "activation_beta", "activations",
-                                       "clip", "direction", "hidden_size", "layout", NULL};
-  static const char *const gru_ok[] = {"activation_alpha", "activation_beta", "activations",
-                                       "clip", "direction", "hidden_size", "layout",
-                                       "linear_before_reset", NULL};
-  static const char *const lstm_ok[] = {"activation_alpha", "activation_beta", "activations",
-                                        "clip", "direction", "hidden_size", "layout",
-                                        "input_forget", NULL};
-  tc_status st = check_attrs(n, diag, cell == CELL_RNN ? rnn_ok : cell == CELL_GRU ? gru_ok : lstm_ok);
+  static const char *const rnn_ok[] = {"activation_alpha", "activation_beta", "activations", "clip",
+                                       "direction",        "hidden_size",     "layout",      NULL};
+  static const char *const gru_ok[] = {
+      "activation_alpha", "activation_beta", "activations",         "clip", "direction",
+      "hidden_size",      "layout",          "linear_before_reset", NULL};
+  static const char *const lstm_ok[] = {
+      "activation_alpha", "activation_beta", "activations",  "clip", "direction",
+      "hidden_size",      "layout",          "input_forget", NULL};
+  tc_status st = check_attrs(n, diag,
+                             cell == CELL_RNN   ? rnn_ok
+                             : cell == CELL_GRU ? gru_ok
+                                                : lstm_ok);
   if (st)
     return st;
   rnn_attrs ra;
@@ -294,8 +298,9 @@ static tc_status read_state(tc_kernel_ctx *k, const tc_rt_tensor *t, const char 
     return tc_kernel_fail(k, TC_STATUS_INVALID, "%s must have shape [%lld, %lld, %lld]", what,
                           (long long)want[0], (long long)want[1], (long long)want[2]);
   if (!is_float_dtype(t->dtype))
-    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "%s has dtype %s, which this op does not support",
-                          what, tc_dtype_name(t->dtype));
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED,
+                          "%s has dtype %s, which this op does not support", what,
+                          tc_dtype_name(t->dtype));
   for (int64_t d = 0; d < D; d++)
     for (int64_t b = 0; b < batch; b++)
       for (int64_t h = 0; h < H; h++) {
@@ -442,7 +447,8 @@ static tc_status run_cell(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_
           const double *rh = rd_ + 2 * H * H;
           if (ra.linear_before_reset) {
             for (int64_t q = 0; q < H; q++)
-              hg[q] = act_apply(g, clipv(&ra, hg[q] + rg[q] * (dot(rh + q * H, h, H) + rb[2 * H + q])));
+              hg[q] =
+                  act_apply(g, clipv(&ra, hg[q] + rg[q] * (dot(rh + q * H, h, H) + rb[2 * H + q])));
           } else {
             double *rhv = hcur + H; /* r * h */
             for (int64_t q = 0; q < H; q++)
@@ -508,7 +514,8 @@ static tc_status run_cell(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_
     for (int64_t d = 0; d < D; d++)
       for (int64_t b = 0; b < batch; b++)
         for (int64_t q = 0; q < H; q++) {
-          size_t dst = ra.layout ? (size_t)((b * D + d) * H + q) : (size_t)((d * batch + b) * H + q);
+          size_t dst =
+              ra.layout ? (size_t)((b * D + d) * H + q) : (size_t)((d * batch + b) * H + q);
           tc_rt_set_f64(&out[o], dst, src[(d * batch + b) * H + q]);
         }
   }

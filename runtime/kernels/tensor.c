@@ -34,8 +34,14 @@ static bool is_float(int32_t dt) {
 
 static bool is_int(int32_t dt) {
   switch (dt) {
-  case TC_DTYPE_I8: case TC_DTYPE_U8: case TC_DTYPE_I16: case TC_DTYPE_U16: case TC_DTYPE_I32:
-  case TC_DTYPE_U32: case TC_DTYPE_I64: case TC_DTYPE_U64: return true;
+  case TC_DTYPE_I8:
+  case TC_DTYPE_U8:
+  case TC_DTYPE_I16:
+  case TC_DTYPE_U16:
+  case TC_DTYPE_I32:
+  case TC_DTYPE_U32:
+  case TC_DTYPE_I64:
+  case TC_DTYPE_U64: return true;
   default: return false;
   }
 }
@@ -161,8 +167,8 @@ static void copy_mapped(void *dst, const void *src, size_t es, size_t rank, cons
 }
 
 /* Output dims[d] = in dims[perm[d]]; copies data transposed. */
-static void transpose_raw(void *dst, const void *src, size_t es, size_t rank,
-                          const int64_t *dims, const int64_t *perm) {
+static void transpose_raw(void *dst, const void *src, size_t es, size_t rank, const int64_t *dims,
+                          const int64_t *perm) {
   int64_t st[TC_MAX_RANK], ost[TC_MAX_RANK], od[TC_MAX_RANK];
   strides_of(rank, dims, st);
   for (size_t d = 0; d < rank; d++) {
@@ -304,7 +310,8 @@ static tc_status run_constant(tc_kernel_ctx *k, const tc_rt_tensor *const *in, s
     strs = a->strings;
     count = a->n_strings;
   } else {
-    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "Constant has no value attribute this kernel reads");
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED,
+                          "Constant has no value attribute this kernel reads");
   }
   int64_t d = (int64_t)count;
   if ((s = tc_kernel_alloc(k, out, TC_DTYPE_STRING, rank, &d)) != TC_STATUS_OK)
@@ -321,8 +328,8 @@ static tc_status run_constant(tc_kernel_ctx *k, const tc_rt_tensor *const *in, s
   return TC_STATUS_OK;
 }
 
-static tc_status run_constant_of_shape(tc_kernel_ctx *k, const tc_rt_tensor *const *in,
-                                       size_t n_in, tc_rt_tensor *out, size_t n_out) {
+static tc_status run_constant_of_shape(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                       tc_rt_tensor *out, size_t n_out) {
   tc_status s = need_inputs(k, in, n_in, 1);
   if (s == TC_STATUS_OK)
     s = need_outputs(k, n_out, 1);
@@ -409,7 +416,8 @@ static tc_status run_reshape(tc_kernel_ctx *k, const tc_rt_tensor *const *in, si
   for (size_t d = 0; d < rank; d++) {
     if (dims[d] == 0 && !allowzero) {
       if (d >= in[0]->rank)
-        return tc_kernel_fail(k, TC_STATUS_INVALID, "shape[%zu] = 0 copies a dim the input lacks", d);
+        return tc_kernel_fail(k, TC_STATUS_INVALID, "shape[%zu] = 0 copies a dim the input lacks",
+                              d);
       dims[d] = in[0]->dims[d];
     }
     if (dims[d] == -1) {
@@ -959,8 +967,8 @@ static tc_status run_gather_nd(tc_kernel_ctx *k, const tc_rt_tensor *const *in, 
 /* ---- Scatter family ---- */
 
 /* dst[di] = reduce(dst[di], src[si]); reduction 0 (none) copies element bytes. */
-static void scatter_one(tc_rt_tensor *dst, size_t di, const tc_rt_tensor *src, size_t si,
-                        int red, size_t es) {
+static void scatter_one(tc_rt_tensor *dst, size_t di, const tc_rt_tensor *src, size_t si, int red,
+                        size_t es) {
   if (red == 0) {
     memcpy((char *)dst->data + di * es, (const char *)src->data + si * es, es);
   } else if (is_float(dst->dtype)) {
@@ -969,8 +977,10 @@ static void scatter_one(tc_rt_tensor *dst, size_t di, const tc_rt_tensor *src, s
     tc_rt_set_f64(dst, di, v);
   } else if (dst->dtype == TC_DTYPE_U64) {
     uint64_t a = ((uint64_t *)dst->data)[di], b = ((const uint64_t *)src->data)[si];
-    ((uint64_t *)dst->data)[di] =
-        red == 1 ? a + b : red == 2 ? a * b : red == 3 ? (a > b ? a : b) : (a < b ? a : b);
+    ((uint64_t *)dst->data)[di] = red == 1   ? a + b
+                                  : red == 2 ? a * b
+                                  : red == 3 ? (a > b ? a : b)
+                                             : (a < b ? a : b);
   } else {
     int64_t a = tc_rt_get_i64(dst, di), b = tc_rt_get_i64(src, si);
     int64_t v = red == 1   ? (int64_t)((uint64_t)a + (uint64_t)b)
@@ -1003,8 +1013,8 @@ static tc_status scatter_setup(tc_kernel_ctx *k, const tc_rt_tensor *const *in, 
   return copy_reshaped(k, x, out, x->rank, x->dims);
 }
 
-static tc_status run_scatter_elements(tc_kernel_ctx *k, const tc_rt_tensor *const *in,
-                                      size_t n_in, tc_rt_tensor *out, size_t n_out) {
+static tc_status run_scatter_elements(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                      tc_rt_tensor *out, size_t n_out) {
   size_t es;
   int red;
   tc_status s = scatter_setup(k, in, n_in, out, n_out, &es, &red);
@@ -1572,8 +1582,7 @@ static tc_status run_compress(tc_kernel_ctx *k, const tc_rt_tensor *const *in, s
     return s;
   size_t n = (size_t)vd[axis], nc = tc_rt_numel(cond);
   if (nc > n)
-    return tc_kernel_fail(k, TC_STATUS_INVALID, "condition has %zu values for a dim of %zu", nc,
-                          n);
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "condition has %zu values for a dim of %zu", nc, n);
   size_t sel = 0;
   for (size_t i = 0; i < nc; i++)
     sel += elem_nonzero(cond, i);
@@ -1593,8 +1602,8 @@ static tc_status run_compress(tc_kernel_ctx *k, const tc_rt_tensor *const *in, s
   return TC_STATUS_OK;
 }
 
-static tc_status run_reverse_sequence(tc_kernel_ctx *k, const tc_rt_tensor *const *in,
-                                      size_t n_in, tc_rt_tensor *out, size_t n_out) {
+static tc_status run_reverse_sequence(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                      tc_rt_tensor *out, size_t n_out) {
   tc_status s = need_inputs(k, in, n_in, 2);
   if (s == TC_STATUS_OK)
     s = need_outputs(k, n_out, 1);

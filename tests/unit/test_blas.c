@@ -79,11 +79,11 @@ static void test_matmul_shapes(void) {
   } cases[] = {
       {2, 2, {7, 13}, {13, 5}, 13},
       {2, 2, {64, 768}, {768, 256}, 768},
-      {3, 2, {4, 9, 33}, {33, 17}, 33},         /* batched A, shared B */
-      {4, 4, {2, 1, 5, 8}, {1, 3, 8, 6}, 8},    /* broadcast batch dims */
-      {1, 2, {12}, {12, 7}, 12},                 /* 1-D A */
-      {3, 1, {2, 6, 12}, {12}, 12},              /* 1-D B */
-      {2, 2, {3, 0}, {0, 4}, 1},                 /* K = 0: zeros */
+      {3, 2, {4, 9, 33}, {33, 17}, 33},      /* batched A, shared B */
+      {4, 4, {2, 1, 5, 8}, {1, 3, 8, 6}, 8}, /* broadcast batch dims */
+      {1, 2, {12}, {12, 7}, 12},             /* 1-D A */
+      {3, 1, {2, 6, 12}, {12}, 12},          /* 1-D B */
+      {2, 2, {3, 0}, {0, 4}, 1},             /* K = 0: zeros */
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     tc_model *m = one_node("MatMul", 2, NULL, 0);
@@ -116,8 +116,8 @@ static void test_gemm_transposes(void) {
 }
 
 static tc_attr ints(const char *name, size_t n, int64_t *v) {
-  return (tc_attr){.name = name, .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS, .n_ints = n,
-                   .ints = v};
+  return (tc_attr){
+      .name = name, .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS, .n_ints = n, .ints = v};
 }
 
 static void test_conv_shapes(void) {
@@ -126,12 +126,12 @@ static void test_conv_shapes(void) {
     int64_t x[5], w[5];
     int64_t group, stride, dil, pad;
   } cases[] = {
-      {4, {2, 3, 11, 9}, {8, 3, 3, 3}, 1, 1, 1, 1},    /* 3x3 same padding */
-      {4, {1, 8, 12, 12}, {16, 8, 1, 1}, 1, 1, 1, 0},  /* 1x1 direct path */
-      {4, {1, 8, 12, 12}, {16, 8, 1, 1}, 1, 2, 1, 0},  /* 1x1 strided */
-      {4, {1, 6, 15, 13}, {6, 1, 3, 3}, 6, 2, 1, 1},   /* depthwise, stride 2 */
-      {4, {2, 4, 14, 14}, {6, 2, 3, 3}, 2, 1, 2, 2},   /* groups and dilation */
-      {3, {2, 5, 30}, {7, 5, 4}, 1, 3, 1, 2},          /* 1-D, as in speech front ends */
+      {4, {2, 3, 11, 9}, {8, 3, 3, 3}, 1, 1, 1, 1},      /* 3x3 same padding */
+      {4, {1, 8, 12, 12}, {16, 8, 1, 1}, 1, 1, 1, 0},    /* 1x1 direct path */
+      {4, {1, 8, 12, 12}, {16, 8, 1, 1}, 1, 2, 1, 0},    /* 1x1 strided */
+      {4, {1, 6, 15, 13}, {6, 1, 3, 3}, 6, 2, 1, 1},     /* depthwise, stride 2 */
+      {4, {2, 4, 14, 14}, {6, 2, 3, 3}, 2, 1, 2, 2},     /* groups and dilation */
+      {3, {2, 5, 30}, {7, 5, 4}, 1, 3, 1, 2},            /* 1-D, as in speech front ends */
       {5, {1, 2, 5, 6, 7}, {3, 2, 2, 3, 2}, 1, 1, 1, 1}, /* 3-D */
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -139,10 +139,11 @@ static void test_conv_shapes(void) {
     int64_t st[3], di[3], pa[6], gr[1] = {cases[c].group};
     for (size_t i = 0; i < nsp; i++)
       st[i] = cases[c].stride, di[i] = cases[c].dil, pa[i] = pa[i + nsp] = cases[c].pad;
-    tc_attr attrs[4] = {ints("strides", nsp, st), ints("dilations", nsp, di),
-                        ints("pads", 2 * nsp, pa),
-                        {.name = "group", .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT,
-                         .i = gr[0]}};
+    tc_attr attrs[4] = {
+        ints("strides", nsp, st),
+        ints("dilations", nsp, di),
+        ints("pads", 2 * nsp, pa),
+        {.name = "group", .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT, .i = gr[0]}};
     tc_model *m = one_node("Conv", 3, attrs, 4);
     int64_t bd[1] = {cases[c].w[0]};
     tc_ndarray in[3] = {random_input(cases[c].rank, cases[c].x, 11 + (unsigned)c),

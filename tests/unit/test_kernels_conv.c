@@ -87,7 +87,7 @@ static void test_conv_padding(void) {
   const tc_rt_tensor *in[] = {&X, &W};
   CHECK(run(&e, in, 2, &Y, 1) == TC_STATUS_OK);
   CHECK(Y.rank == 4 && Y.dims[2] == 5 && Y.dims[3] == 5);
-  const float want[] = {12, 21, 27, 33, 24, 33, 54, 63, 72, 51, 63, 99, 108,
+  const float want[] = {12,  21, 27, 33,  24,  33,  54,  63, 72,  51,  63,  99, 108,
                         117, 81, 93, 144, 153, 162, 111, 72, 111, 117, 123, 84};
   for (int i = 0; i < 25; i++)
     CHECK(((float *)Y.data)[i] == want[i]);

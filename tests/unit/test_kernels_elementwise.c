@@ -207,9 +207,9 @@ static void test_refusals(void) {
   tc_attr dir = str_attr("direction", "UP");
   CHECK(run(node("BitShift", 2, &dir, 1), 11, in, 2, &out) == TC_STATUS_UNSUPPORTED);
   /* a dtype outside the schema */
-  CHECK(run(node("Sqrt", 1, NULL, 0), 13, (const tc_rt_tensor *const[]){&(tc_rt_tensor){
-                                              .dtype = TC_DTYPE_I32, .data = a}},
-            1, &out) == TC_STATUS_UNSUPPORTED);
+  CHECK(run(node("Sqrt", 1, NULL, 0), 13,
+            (const tc_rt_tensor *const[]){&(tc_rt_tensor){.dtype = TC_DTYPE_I32, .data = a}}, 1,
+            &out) == TC_STATUS_UNSUPPORTED);
   /* signed BitShift arrived in opset 28 */
   int8_t v = -8, s = 1;
   tc_rt_tensor xi = mk(TC_DTYPE_I8, 0, NULL, &v), si = mk(TC_DTYPE_I8, 0, NULL, &s);

@@ -21,8 +21,8 @@ static tc_node *node(const char *op, size_t n_in, size_t n_out, const tc_attr *a
 }
 
 static tc_attr ints_attr(const char *name, int64_t *v, size_t n) {
-  return (tc_attr){.name = name, .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS, .ints = v,
-                   .n_ints = n};
+  return (tc_attr){
+      .name = name, .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS, .ints = v, .n_ints = n};
 }
 static tc_attr int_attr(const char *name, int64_t v) {
   return (tc_attr){.name = name, .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT, .i = v};
@@ -216,8 +216,7 @@ static void test_scatter_nonzero_refusals(void) {
   float *o = out.data;
   CHECK(o[0] == 1 && o[1] == 20 && o[2] == 3 && o[3] == 40);
   tc_attr bad[1] = {str_attr("reduction", "mean")};
-  CHECK(run(node("ScatterElements", 3, 1, bad, 1), 18, in, 3, &out, 1) ==
-        TC_STATUS_UNSUPPORTED);
+  CHECK(run(node("ScatterElements", 3, 1, bad, 1), 18, in, 3, &out, 1) == TC_STATUS_UNSUPPORTED);
   tc_attr unk[1] = {int_attr("bogus", 1)};
   CHECK(run(node("Transpose", 1, 1, unk, 1), 13, in, 1, &out, 1) == TC_STATUS_UNSUPPORTED);
   uint8_t bv[4] = {0, 1, 0, 1};

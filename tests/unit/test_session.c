@@ -26,8 +26,13 @@ static tc_model *make_model(const char *op2) {
   tc_buffer *b = tc_buffer_wrap_static(wv, sizeof wv);
   tc_arena_on_free(m->arena, (void (*)(void *))tc_buffer_unref, b);
   static int64_t wdims[1] = {3};
-  *t = (tc_tensor){.name = "w", .dtype = TC_DTYPE_F32, .has_dtype = true, .rank = 1,
-                   .dims = wdims, .field = TC_FIELD_RAW, .has_raw = true};
+  *t = (tc_tensor){.name = "w",
+                   .dtype = TC_DTYPE_F32,
+                   .has_dtype = true,
+                   .rank = 1,
+                   .dims = wdims,
+                   .field = TC_FIELD_RAW,
+                   .has_raw = true};
   t->data[TC_FIELD_RAW] = (tc_span){b, 0, sizeof wv};
   tc_graph_add_init(g, w, t);
   tc_node *add = tc_graph_append_node(g, "Add", "", "add", 2, 1, 0);
@@ -42,7 +47,10 @@ static tc_model *make_model(const char *op2) {
 }
 
 static tc_ndarray input(float *v, int64_t rows) {
-  tc_ndarray t = {.dtype = TC_DTYPE_F32, .rank = 2, .dims = {rows, 3}, .data = v,
+  tc_ndarray t = {.dtype = TC_DTYPE_F32,
+                  .rank = 2,
+                  .dims = {rows, 3},
+                  .data = v,
                   .size = (size_t)rows * 3 * sizeof(float)};
   return t;
 }
