@@ -2,7 +2,11 @@
 #ifndef TC_EXEC_H
 #define TC_EXEC_H
 
+#include <pthread.h>
+
 #include "kernel.h"
+
+typedef struct tc_plan tc_plan;
 
 struct tc_session {
   const tc_model *m;
@@ -10,6 +14,10 @@ struct tc_session {
   const tc_kernel_def **kernels; /* by node id; NULL for control-flow nodes */
   int64_t *opsets;               /* by node id */
   tc_rt_tensor **consts;         /* by value id: decoded initializers */
+  pthread_mutex_t lock;          /* guards plans and the buffer pool */
+  tc_plan *plans;                /* memory plans by input signature (plan.c) */
+  void *pool[8];                 /* run buffers kept for reuse */
+  size_t pool_size[8];
 };
 
 /* One run's state: every value's tensor by value id (outer-scope values are
@@ -19,7 +27,25 @@ typedef struct tc_run {
   tc_rt_tensor **vals;
   tc_arena *a;
   tc_diag *diag;
+  const tc_plan *plan; /* NULL: unplanned run */
+  unsigned char *base; /* the plan's buffer */
 } tc_run;
+
+/* Writes the input-shape signature of a run into sig (up to cap entries);
+ * returns its length, 0 when it does not fit. */
+size_t tc_plan_signature(const tc_session *s, tc_rt_tensor *const *vals, int64_t *sig, size_t cap);
+const tc_plan *tc_plan_find(const tc_plan *list, const int64_t *sig, size_t n);
+/* Builds a plan from a finished unplanned run's tensors; NULL on OOM. */
+tc_plan *tc_plan_build(const tc_session *s, tc_rt_tensor *const *vals, const int64_t *sig,
+                       size_t n_sig);
+size_t tc_plan_total(const tc_plan *p);
+const int64_t *tc_plan_offsets(const tc_plan *p);
+const size_t *tc_plan_sizes(const tc_plan *p);
+void tc_plan_free_list(tc_plan *p);
+/* Makes next follow p in a plan list. */
+void tc_plan_link(tc_plan *p, tc_plan *next);
+/* Number of plans in a list. */
+size_t tc_plan_count(const tc_plan *list);
 
 /* Runs the nodes of g (a main graph or subgraph whose inputs are bound). */
 tc_status tc_run_graph(tc_run *r, const tc_graph *g);

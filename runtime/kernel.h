@@ -36,7 +36,14 @@ typedef struct tc_kernel_ctx {
   const tc_node *node;
   int64_t opset; /* version of the node's domain imported by the model */
   tc_diag *diag;
-  tc_arena *arena; /* where output memory comes from (owned by the run) */
+  tc_arena *arena; /* scratch memory, and outputs the memory plan does not cover */
+  /* The run's memory plan (session.c), or plan_base NULL: tc_kernel_alloc
+   * places output i of the node at plan_base + plan_offset[value id] when
+   * the plan has a slot of exactly the size asked for. */
+  tc_rt_tensor *outputs;
+  unsigned char *plan_base;
+  const int64_t *plan_offset;
+  const size_t *plan_size;
 } tc_kernel_ctx;
 
 typedef tc_status (*tc_kernel_fn)(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -59,7 +66,8 @@ void tc_kernel_foreach(void (*fn)(const tc_kernel_def *d, void *arg), void *arg)
 /* ---- helpers for kernels ---- */
 /* Number of elements of t. */
 size_t tc_rt_numel(const tc_rt_tensor *t);
-/* Sets out's dtype and shape and gives it zeroed memory. Fails with NOMEM
+/* Sets out's dtype and shape and gives it zeroed memory (its planned slot, or
+ * the run's arena). Fails with NOMEM
  * (or INVALID for a negative dim / huge size) recorded against the node. */
 tc_status tc_kernel_alloc(tc_kernel_ctx *k, tc_rt_tensor *out, int32_t dtype, size_t rank,
                           const int64_t *dims);

@@ -50,6 +50,14 @@ tc_status tc_kernel_alloc(tc_kernel_ctx *k, tc_rt_tensor *out, int32_t dtype, si
   if (rank)
     memcpy(out->dims, dims, rank * sizeof *dims);
   out->bytes = bytes;
+  if (k->plan_base && k->outputs && out >= k->outputs && out < k->outputs + k->node->n_outputs) {
+    const tc_value *v = k->node->outputs[out - k->outputs];
+    if (v && bytes && k->plan_offset[v->id] >= 0 && k->plan_size[v->id] == bytes) {
+      out->data = k->plan_base + k->plan_offset[v->id];
+      memset(out->data, 0, bytes);
+      return TC_STATUS_OK;
+    }
+  }
   out->data = tc_arena_alloc(k->arena, bytes ? bytes : 1);
   if (!out->data)
     return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory for a %zu-byte output", bytes);

@@ -173,6 +173,7 @@ tc_status tc_session_new(const tc_model *m, tc_session **out, tc_diag *diag) {
   if (!s || !(s->arena = tc_arena_new()))
     goto fail;
   s->m = m;
+  pthread_mutex_init(&s->lock, NULL);
   s->kernels = tc_arena_alloc(s->arena, (m->next_node_id + 1) * sizeof *s->kernels);
   s->opsets = tc_arena_alloc(s->arena, (m->next_node_id + 1) * sizeof *s->opsets);
   s->consts = tc_arena_alloc(s->arena, (m->next_value_id + 1) * sizeof *s->consts);
@@ -193,6 +194,10 @@ fail:
 void tc_session_free(tc_session *s) {
   if (!s)
     return;
+  tc_plan_free_list(s->plans);
+  for (size_t i = 0; i < 8; i++)
+    free(s->pool[i]);
+  pthread_mutex_destroy(&s->lock);
   tc_arena_free(s->arena);
   free(s);
 }
@@ -290,6 +295,12 @@ tc_status tc_run_graph(tc_run *r, const tc_graph *g) {
       st = tc_run_control(r, n, in, out);
     } else {
       tc_kernel_ctx k = {.node = n, .opset = s->opsets[n->id], .diag = diag, .arena = r->a};
+      if (r->plan && g == s->m->graph) {
+        k.outputs = out;
+        k.plan_base = r->base;
+        k.plan_offset = tc_plan_offsets(r->plan);
+        k.plan_size = tc_plan_sizes(r->plan);
+      }
       st = s->kernels[n->id]->run(&k, in, n->n_inputs, out, n->n_outputs);
     }
     if (st) {
@@ -323,6 +334,55 @@ static tc_status copy_out(const tc_rt_tensor *t, const char *name, tc_ndarray *o
   return TC_STATUS_OK;
 }
 
+/* A buffer of at least size bytes for a planned run: one from the pool, or
+ * new. *got gets its real size. */
+static unsigned char *pool_take(tc_session *s, size_t size, size_t *got) {
+  pthread_mutex_lock(&s->lock);
+  for (size_t i = 0; i < 8; i++) {
+    if (s->pool[i] && s->pool_size[i] >= size) {
+      unsigned char *b = s->pool[i];
+      *got = s->pool_size[i];
+      s->pool[i] = NULL;
+      pthread_mutex_unlock(&s->lock);
+      return b;
+    }
+  }
+  pthread_mutex_unlock(&s->lock);
+  *got = size;
+  size_t rounded = size ? (size + 63) / 64 * 64 : 64;
+  return aligned_alloc(64, rounded);
+}
+
+static void pool_give(tc_session *s, unsigned char *b, size_t size) {
+  pthread_mutex_lock(&s->lock);
+  for (size_t i = 0; i < 8; i++) {
+    if (!s->pool[i]) {
+      s->pool[i] = b;
+      s->pool_size[i] = size;
+      b = NULL;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&s->lock);
+  free(b);
+}
+
+/* Builds the plan of a finished unplanned run and caches it (once per signature). */
+static void remember_plan(tc_session *s, tc_rt_tensor *const *vals, const int64_t *sig,
+                          size_t n_sig) {
+  tc_plan *p = tc_plan_build(s, vals, sig, n_sig);
+  if (!p)
+    return; /* out of memory: later runs stay unplanned, which is still correct */
+  pthread_mutex_lock(&s->lock);
+  if (tc_plan_find(s->plans, sig, n_sig)) {
+    tc_plan_free_list(p);
+  } else {
+    tc_plan_link(p, s->plans);
+    s->plans = p;
+  }
+  pthread_mutex_unlock(&s->lock);
+}
+
 tc_status tc_session_run(tc_session *s, size_t n_inputs, const char *const *names,
                          const tc_ndarray *inputs, tc_ndarray *outputs, tc_diag *diag) {
   tc_diag local = {0};
@@ -334,6 +394,9 @@ tc_status tc_session_run(tc_session *s, size_t n_inputs, const char *const *name
   const tc_graph *g = m->graph;
   tc_arena *a = tc_arena_new();
   tc_rt_tensor **vals = calloc(m->next_value_id + 1, sizeof *vals);
+  tc_run r = {.s = s, .vals = vals, .a = a, .diag = diag};
+  int64_t sig[256];
+  size_t n_sig = 0, base_size = 0;
   tc_status st = TC_STATUS_NOMEM;
   if (!a || !vals) {
     tc_diag_set(diag, st, NULL, NULL, "out of memory");
@@ -341,9 +404,20 @@ tc_status tc_session_run(tc_session *s, size_t n_inputs, const char *const *name
   }
   for (size_t i = 0; i < g->n_inits; i++)
     vals[g->inits[i]->id] = s->consts[g->inits[i]->id];
-  tc_run r = {.s = s, .vals = vals, .a = a, .diag = diag};
-  if ((st = bind_inputs(s, n_inputs, names, inputs, vals, a, diag)) || (st = tc_run_graph(&r, g)))
+  if ((st = bind_inputs(s, n_inputs, names, inputs, vals, a, diag)))
     goto done;
+  n_sig = tc_plan_signature(s, vals, sig, sizeof sig / sizeof sig[0]);
+  if (n_sig) {
+    pthread_mutex_lock(&s->lock);
+    r.plan = tc_plan_find(s->plans, sig, n_sig);
+    pthread_mutex_unlock(&s->lock);
+  }
+  if (r.plan && !(r.base = pool_take(s, tc_plan_total(r.plan), &base_size)))
+    r.plan = NULL; /* no memory for the buffer: run unplanned */
+  if ((st = tc_run_graph(&r, g)))
+    goto done;
+  if (n_sig && !r.plan)
+    remember_plan(s, vals, sig, n_sig);
   for (size_t i = 0; i < g->n_outputs; i++) {
     const tc_value *v = g->outputs[i].value;
     if (!vals[v->id]) {
@@ -359,6 +433,8 @@ tc_status tc_session_run(tc_session *s, size_t n_inputs, const char *const *name
     }
   }
 done:
+  if (r.base)
+    pool_give(s, r.base, base_size);
   free(vals);
   tc_arena_free(a);
   return st;

@@ -35,6 +35,30 @@ def feeds(name, rng):
     if name == "cnn":
         return [(f"batch{b}", {"image": rng.standard_normal((b, 3, 32, 32)).astype(np.float32)})
                 for b in (1, 2)]
+    if name == "gpt2_decoder":
+        # (batch, seq, past_seq): a prompt with an empty cache, then decoding with a filled one.
+        sets = []
+        for b, s, past in ((2, 5, 0), (2, 3, 6)):
+            mask = np.ones((b, past + s), np.int64)
+            if past:
+                mask[-1, :2] = 0  # left padding of the last sequence, as batched generation has
+            else:
+                mask[-1, -1] = 0  # right padding of the last prompt
+            inputs = {"input_ids": rng.integers(0, 96, (b, s)).astype(np.int64), "attention_mask": mask}
+            for i in range(2):
+                for kv in ("key", "value"):
+                    inputs[f"past_key_values.{i}.{kv}"] = rng.standard_normal((b, 4, past, 16)).astype(np.float32)
+            sets.append((f"b{b}s{s}past{past}", inputs))
+        return sets
+    if name == "vit":
+        return [(f"batch{b}", {"pixel_values": rng.standard_normal((b, 3, 32, 32)).astype(np.float32)})
+                for b in (1, 3)]
+    if name == "mobilenetv3":
+        return [(f"batch{b}", {"image": rng.standard_normal((b, 3, 32, 32)).astype(np.float32)})
+                for b in (1, 4)]
+    if name == "wav2vec2":
+        return [(f"b{b}n{t}", {"input_values": rng.standard_normal((b, t)).astype(np.float32)})
+                for b, t in ((1, 400), (2, 640))]
     raise SystemExit(f"e2e: no inputs defined for {name}")
 
 

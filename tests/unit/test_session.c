@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "exec.h"
 #include "ir.h"
 
 /* y = Relu(x + w), x: float32 [batch, 3], w = [-1, 0, 1]. */
@@ -172,10 +173,75 @@ static void test_concurrent_runs(void) {
   tc_model_free(m);
 }
 
+/* x -> Relu -> Neg -> Relu -> Neg -> y: four tensors of the same size, each
+ * alive from its producer to its one reader. */
+static tc_model *make_chain(void) {
+  tc_model *m = tc_model_new_empty();
+  m->ir_version = 8;
+  m->n_opsets = 1;
+  m->opsets = tc_arena_alloc(m->arena, sizeof *m->opsets);
+  m->opsets[0] = (tc_opset){.domain = "", .version = 17};
+  tc_graph *g = m->graph = tc_graph_new(m, NULL, "chain");
+  tc_value *prev = tc_graph_new_value(g, "x", NULL);
+  tc_dim dims[2] = {{.kind = TC_DIM_PARAM, .param = "batch"}, {.kind = TC_DIM_VALUE, .value = 3}};
+  tc_value_set_tensor_type(prev, TC_DTYPE_F32, 2, dims);
+  tc_graph_add_input(g, prev, NULL);
+  const char *ops[4] = {"Relu", "Neg", "Relu", "Neg"}, *names[4] = {"v1", "v2", "v3", "y"};
+  for (int i = 0; i < 4; i++) {
+    tc_value *v = tc_graph_new_value(g, names[i], NULL);
+    tc_node *n = tc_graph_append_node(g, ops[i], "", names[i], 1, 1, 0);
+    tc_node_set_input(n, 0, prev);
+    tc_node_set_output(n, 0, v);
+    prev = v;
+  }
+  tc_graph_add_output(g, prev, NULL);
+  return m;
+}
+
+static void test_memory_plan(void) {
+  tc_model *m = make_chain();
+  tc_session *s = NULL;
+  tc_diag d = {0};
+  CHECK(tc_session_new(m, &s, &d) == TC_STATUS_OK);
+  if (!s) {
+    tc_model_free(m);
+    return;
+  }
+  const char *names[] = {"x"};
+  float xv[3 * 64];
+  for (int i = 0; i < 3 * 64; i++)
+    xv[i] = (float)(i % 5) - 2.0f;
+  for (int round = 0; round < 3; round++) {
+    tc_ndarray in = input(xv, 64), out = {0};
+    CHECK(tc_session_run(s, 1, names, &in, &out, &d) == TC_STATUS_OK);
+    bool right = out.data != NULL; /* y = -relu(-relu(x)) */
+    for (int i = 0; right && i < 3 * 64; i++) {
+      float r1 = xv[i] > 0 ? xv[i] : 0, r2 = -r1 > 0 ? -r1 : 0;
+      right = ((float *)out.data)[i] == -r2;
+    }
+    CHECK(right);
+    tc_ndarray_release(&out);
+    /* After the first run a plan exists; v1 and v3, v2 and y share slots. */
+    CHECK(s->plans != NULL);
+    size_t slot = (64 * 3 * sizeof(float) + 63) / 64 * 64;
+    CHECK(s->plans && tc_plan_total(s->plans) == 2 * slot);
+  }
+  /* A new batch size is a new signature: a second plan. */
+  tc_ndarray in = input(xv, 10), out = {0};
+  CHECK(tc_session_run(s, 1, names, &in, &out, &d) == TC_STATUS_OK);
+  tc_ndarray_release(&out);
+  CHECK(tc_session_run(s, 1, names, &in, &out, &d) == TC_STATUS_OK);
+  tc_ndarray_release(&out);
+  CHECK(tc_plan_count(s->plans) == 2);
+  tc_session_free(s);
+  tc_model_free(m);
+}
+
 int main(void) {
   RUN(test_runs_and_computes);
   RUN(test_bad_inputs_refused);
   RUN(test_unsupported_op_refused_at_load);
   RUN(test_concurrent_runs);
+  RUN(test_memory_plan);
   return SUMMARY("unit.session");
 }

@@ -1,0 +1,198 @@
+/* Memory plans: one buffer per run, with every tensor a main-graph kernel
+ * produces placed by liveness, cached per input-shape signature.
+ *
+ * The first run of a signature runs unplanned (each output from the run's
+ * arena) and is used as the trace: it gives every value's size. Lifetimes are
+ * node positions in the main graph, from the producer to the last reader (a
+ * reader inside a subgraph counts at the If/Loop/Scan holding it; graph
+ * outputs live to the end). A control-flow node may hand out a tensor it did
+ * not allocate (an If branch returning an outer value): such aliases extend
+ * the lifetime of the tensor they point into. Values are placed largest
+ * first at the lowest offset free for their whole lifetime, 64-byte aligned.
+ * Later runs of the same signature take their outputs from the plan's
+ * buffer; a tensor whose size differs from the trace (data-dependent shapes)
+ * falls back to the arena, so a plan is never wrong, only less useful. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec.h"
+
+#define PLAN_ALIGN 64
+
+struct tc_plan {
+  int64_t *sig;
+  size_t n_sig;
+  size_t total;
+  int64_t *offset; /* by value id; -1: not planned */
+  size_t *size;    /* by value id */
+  struct tc_plan *next;
+};
+
+size_t tc_plan_signature(const tc_session *s, tc_rt_tensor *const *vals, int64_t *sig, size_t cap) {
+  const tc_graph *g = s->m->graph;
+  size_t n = 0;
+  for (size_t i = 0; i < g->n_inputs; i++) {
+    const tc_rt_tensor *t = vals[g->inputs[i].value->id];
+    if (n + 2 + t->rank > cap)
+      return 0; /* too many dims to key: run unplanned */
+    sig[n++] = t->dtype;
+    sig[n++] = (int64_t)t->rank;
+    for (size_t d = 0; d < t->rank; d++)
+      sig[n++] = t->dims[d];
+  }
+  return n;
+}
+
+const tc_plan *tc_plan_find(const tc_plan *list, const int64_t *sig, size_t n) {
+  for (const tc_plan *p = list; p; p = p->next)
+    if (p->n_sig == n && memcmp(p->sig, sig, n * sizeof *sig) == 0)
+      return p;
+  return NULL;
+}
+
+size_t tc_plan_total(const tc_plan *p) { return p->total; }
+const int64_t *tc_plan_offsets(const tc_plan *p) { return p->offset; }
+const size_t *tc_plan_sizes(const tc_plan *p) { return p->size; }
+
+void tc_plan_free_list(tc_plan *p) {
+  while (p) {
+    tc_plan *next = p->next;
+    free(p->sig);
+    free(p->offset);
+    free(p->size);
+    free(p);
+    p = next;
+  }
+}
+
+typedef struct slot {
+  uint32_t id;
+  size_t size;
+  size_t def, last;
+} slot;
+
+static int by_size_desc(const void *a, const void *b) {
+  const slot *x = a, *y = b;
+  if (x->size != y->size)
+    return x->size < y->size ? 1 : -1;
+  return x->def < y->def ? -1 : x->def > y->def;
+}
+
+typedef struct placed {
+  size_t off, end;
+} placed;
+
+static int by_off(const void *a, const void *b) {
+  const placed *x = a, *y = b;
+  return x->off < y->off ? -1 : x->off > y->off;
+}
+
+tc_plan *tc_plan_build(const tc_session *s, tc_rt_tensor *const *vals, const int64_t *sig,
+                       size_t n_sig) {
+  const tc_model *m = s->m;
+  const tc_graph *g = m->graph;
+  size_t nv = m->next_value_id + 1, nn = m->next_node_id + 1;
+  tc_plan *p = calloc(1, sizeof *p);
+  size_t *pos = calloc(nn, sizeof *pos); /* node id -> position */
+  size_t *def = calloc(nv, sizeof *def), *last = calloc(nv, sizeof *last);
+  uint32_t *root = calloc(nv, sizeof *root); /* value id -> value whose slot it uses */
+  bool *planned = calloc(nv, sizeof *planned);
+  slot *slots = calloc(nv, sizeof *slots);
+  placed *busy = calloc(nv, sizeof *busy);
+  if (!p || !pos || !def || !last || !root || !planned || !slots || !busy)
+    goto fail;
+  p->sig = malloc((n_sig ? n_sig : 1) * sizeof *p->sig);
+  p->offset = malloc(nv * sizeof *p->offset);
+  p->size = calloc(nv, sizeof *p->size);
+  if (!p->sig || !p->offset || !p->size)
+    goto fail;
+  memcpy(p->sig, sig, n_sig * sizeof *sig);
+  p->n_sig = n_sig;
+  for (size_t i = 0; i < nv; i++)
+    p->offset[i] = -1, root[i] = (uint32_t)i;
+
+  size_t n_nodes = 0;
+  for (const tc_node *n = g->first; n; n = n->next)
+    pos[n->id] = n_nodes++;
+  /* Planned values: outputs of kernels; aliases: control-flow outputs that
+   * point into a planned value's tensor. */
+  for (const tc_node *n = g->first; n; n = n->next)
+    for (size_t o = 0; o < n->n_outputs; o++) {
+      const tc_value *v = n->outputs[o];
+      const tc_rt_tensor *t = v ? vals[v->id] : NULL;
+      if (!t)
+        continue;
+      def[v->id] = last[v->id] = pos[n->id];
+      if (s->kernels[n->id]) {
+        planned[v->id] = t->bytes > 0;
+        continue;
+      }
+      for (const tc_node *q = g->first; q != n; q = q->next)
+        for (size_t k = 0; k < q->n_outputs; k++) {
+          const tc_value *w = q->outputs[k];
+          const tc_rt_tensor *u = w ? vals[w->id] : NULL;
+          if (u && planned[root[w->id]] && t->data >= u->data &&
+              (const char *)t->data < (const char *)u->data + u->bytes)
+            root[v->id] = root[w->id];
+        }
+    }
+  /* Last use of every main-graph value, then folded onto roots. */
+  for (const tc_node *n = g->first; n; n = n->next)
+    for (size_t o = 0; o < n->n_outputs; o++) {
+      const tc_value *v = n->outputs[o];
+      if (!v)
+        continue;
+      for (size_t u = 0; u < v->n_uses; u++) {
+        const tc_node *reader = v->uses[u].node;
+        while (reader->graph != g)
+          reader = reader->graph->owner;
+        if (pos[reader->id] > last[v->id])
+          last[v->id] = pos[reader->id];
+      }
+      if (v->flags & TC_VALUE_OUTPUT)
+        last[v->id] = n_nodes;
+    }
+  for (size_t i = 0; i < nv; i++)
+    if (root[i] != i && last[i] > last[root[i]])
+      last[root[i]] = last[i];
+
+  size_t ns = 0;
+  for (size_t i = 0; i < nv; i++)
+    if (planned[i])
+      slots[ns++] = (slot){(uint32_t)i, vals[i]->bytes, def[i], last[i]};
+  qsort(slots, ns, sizeof *slots, by_size_desc);
+  for (size_t i = 0; i < ns; i++) {
+    size_t nb = 0;
+    for (size_t j = 0; j < i; j++) /* placed slots alive at the same time */
+      if (slots[j].def <= slots[i].last && slots[i].def <= slots[j].last)
+        busy[nb++] = (placed){(size_t)p->offset[slots[j].id],
+                              (size_t)p->offset[slots[j].id] + slots[j].size};
+    qsort(busy, nb, sizeof *busy, by_off);
+    size_t off = 0;
+    for (size_t j = 0; j < nb; j++) {
+      if (busy[j].off >= off + slots[i].size)
+        break;
+      if (busy[j].end > off)
+        off = (busy[j].end + PLAN_ALIGN - 1) / PLAN_ALIGN * PLAN_ALIGN;
+    }
+    p->offset[slots[i].id] = (int64_t)off;
+    p->size[slots[i].id] = slots[i].size;
+    if (off + slots[i].size > p->total)
+      p->total = off + slots[i].size;
+  }
+  free(pos), free(def), free(last), free(root), free(planned), free(slots), free(busy);
+  return p;
+fail:
+  free(pos), free(def), free(last), free(root), free(planned), free(slots), free(busy);
+  tc_plan_free_list(p);
+  return NULL;
+}
+
+void tc_plan_link(tc_plan *p, tc_plan *next) { p->next = next; }
+
+size_t tc_plan_count(const tc_plan *list) {
+  size_t n = 0;
+  for (; list; list = list->next)
+    n++;
+  return n;
+}
