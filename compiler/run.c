@@ -84,7 +84,7 @@ static int random_input(const tc_value *v, uint64_t *state, tc_ndarray *out, cha
   out->rank = t->rank;
   size_t n = 1;
   for (size_t i = 0; i < t->rank; i++) {
-    out->dims[i] = t->dims[i].kind == TC_DIM_VALUE ? t->dims[i].value : 1;
+    out->dims[i] = t->dims[i].kind == TC_DIM_VALUE && t->dims[i].value >= 0 ? t->dims[i].value : 1;
     n *= (size_t)out->dims[i];
   }
   out->size = tc_dtype_bytes(t->elem, n);
@@ -223,6 +223,7 @@ int tc_cmd_run(int argc, char **argv) {
     rc = error("%s%s", tc_diag_message(d), "");
     goto done;
   }
+  tc_diag_clear(d); /* run errors name the model once, below */
   uint64_t state = 0x9e3779b97f4a7c15ull;
   for (size_t i = 0; i < m->graph->n_inputs; i++) {
     const tc_value *v = m->graph->inputs[i].value;

@@ -84,7 +84,7 @@ tc_status tc_model_io_info(const tc_model *m, int is_input, size_t i, int32_t *d
   *dtype = tensor ? t->elem : 0;
   *rank = tensor && t->has_shape ? t->rank : SIZE_MAX;
   for (size_t d = 0; tensor && t->has_shape && d < t->rank && d < max_dims; d++)
-    dims[d] = t->dims[d].kind == TC_DIM_VALUE ? t->dims[d].value : -1;
+    dims[d] = t->dims[d].kind == TC_DIM_VALUE && t->dims[d].value >= 0 ? t->dims[d].value : -1;
   return TC_STATUS_OK;
 }
 

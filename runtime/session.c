@@ -223,7 +223,9 @@ static tc_status check_input(const tc_value *v, const tc_ndarray *in, tc_diag *d
       return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "input '%s' must have rank %zu, got %zu",
                          v->name, t->rank, in->rank);
     for (size_t i = 0; t->has_shape && i < t->rank; i++)
-      if (t->dims[i].kind == TC_DIM_VALUE && t->dims[i].value != in->dims[i])
+      /* A negative dim_value (older exporters write -1) means unknown, as in ONNX Runtime. */
+      if (t->dims[i].kind == TC_DIM_VALUE && t->dims[i].value >= 0 &&
+          t->dims[i].value != in->dims[i])
         return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL,
                            "input '%s': dim %zu must be %lld, got %lld", v->name, i,
                            (long long)t->dims[i].value, (long long)in->dims[i]);

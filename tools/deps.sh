@@ -12,6 +12,9 @@ cd "$(dirname "$0")/.."
 
 APT_PKGS="protobuf-c-compiler libprotobuf-c-dev libdnnl-dev llvm-16-dev clang libclang-rt-14-dev libonnx-testdata"
 PY_PINS="onnx==1.23.2 onnxruntime==1.31.1 numpy==2.3.5"
+# Packages that ship real pretrained ONNX models, used by the end-to-end tests
+# (installed without their dependencies: only the model files are used).
+PY_MODEL_PKGS="silero-vad==6.2.3 rapidocr-onnxruntime==1.4.4"
 
 missing=""
 for p in $APT_PKGS; do
@@ -26,11 +29,12 @@ if [ -n "$missing" ]; then
 fi
 
 stamp=.venv/.tacoc-pins
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$PY_PINS" ]; then
-  echo "deps: creating .venv with $PY_PINS"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$PY_PINS $PY_MODEL_PKGS" ]; then
+  echo "deps: creating .venv with $PY_PINS $PY_MODEL_PKGS"
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check $PY_PINS
-  echo "$PY_PINS" > "$stamp"
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps $PY_MODEL_PKGS
+  echo "$PY_PINS $PY_MODEL_PKGS" > "$stamp"
   changed=1
 fi
 
