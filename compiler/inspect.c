@@ -79,7 +79,7 @@ static void walk(summary *s, const tc_graph *g, bool top) {
     note_tensor(s, g->inits[i]->init);
   for (const tc_node *n = g->first; n; n = n->next) {
     char key[512];
-    if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx") != 0)
+    if (!tc_domain_is_onnx(n->domain))
       snprintf(key, sizeof key, "%s:%s", n->domain, n->op_type ? n->op_type : "");
     else
       snprintf(key, sizeof key, "%s", n->op_type ? n->op_type : "");

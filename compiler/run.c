@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +22,16 @@
 
 #define MAX_INPUTS 256
 
-static int error(const char *fmt, const char *a, const char *b) {
+static int error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Prints one error line and returns the CLI's error exit status. */
+static int error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
   fputs("tacoc: error: ", stderr);
-  fprintf(stderr, fmt, a, b);
+  vfprintf(stderr, fmt, ap);
   fputc('\n', stderr);
+  va_end(ap);
   return 2;
 }
 
@@ -182,7 +189,7 @@ int tc_cmd_run(int argc, char **argv) {
     if (!strcmp(argv[i], "--input") && i + 1 < argc) {
       char *spec = argv[++i], *eq = strchr(spec, '=');
       if (!eq || eq == spec || n_in == MAX_INPUTS) {
-        rc = error("--input needs NAME=FILE, got '%s'%s", spec, "");
+        rc = error("--input needs NAME=FILE, got '%s'", spec);
         goto done;
       }
       *eq = '\0';
@@ -196,31 +203,31 @@ int tc_cmd_run(int argc, char **argv) {
     } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
       long t = strtol(argv[++i], NULL, 10);
       if (t < 1 || t > 1024) {
-        rc = error("--threads needs a count from 1 to 1024, got '%s'%s", argv[i], "");
+        rc = error("--threads needs a count from 1 to 1024, got '%s'", argv[i]);
         goto done;
       }
       tc_set_num_threads((int)t);
     } else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) {
       repeat = strtol(argv[++i], NULL, 10);
       if (repeat < 1 || repeat > 1000000) {
-        rc = error("--repeat needs a count from 1 to 1000000, got '%s'%s", argv[i], "");
+        rc = error("--repeat needs a count from 1 to 1000000, got '%s'", argv[i]);
         goto done;
       }
     } else if (!strcmp(argv[i], "--output-dir") && i + 1 < argc) {
       out_dir = argv[++i];
     } else if (argv[i][0] == '-' || model) {
-      rc = error("run: unexpected argument '%s'%s", argv[i], "");
+      rc = error("run: unexpected argument '%s'", argv[i]);
       goto done;
     } else {
       model = argv[i];
     }
   }
   if (!model) {
-    rc = error("run: no model given%s%s", "", "");
+    rc = error("run: no model given");
     goto done;
   }
   if (tc_model_load_file(model, NULL, &m, d) || tc_session_new(m, &s, d)) {
-    rc = error("%s%s", tc_diag_message(d), "");
+    rc = error("%s", tc_diag_message(d));
     goto done;
   }
   tc_diag_clear(d); /* run errors name the model once, below */
@@ -254,7 +261,7 @@ int tc_cmd_run(int argc, char **argv) {
     goto done;
   }
   if (out_dir && mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
-    rc = error("%s: cannot create the output folder%s", out_dir, "");
+    rc = error("%s: cannot create the output folder", out_dir);
     goto done;
   }
   rc = 0;

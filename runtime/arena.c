@@ -21,7 +21,6 @@ typedef struct tc_hook {
 struct tc_arena {
   tc_block *head;
   tc_hook *hooks;
-  size_t used;
 };
 
 tc_arena *tc_arena_new(void) { return calloc(1, sizeof(tc_arena)); }
@@ -64,7 +63,6 @@ void *tc_arena_alloc(tc_arena *a, size_t size) {
   }
   void *p = b->data + b->used;
   b->used += size;
-  a->used += size;
   memset(p, 0, size);
   return p;
 }
@@ -106,5 +104,3 @@ int tc_arena_on_free(tc_arena *a, void (*fn)(void *), void *arg) {
   a->hooks = h;
   return 0;
 }
-
-size_t tc_arena_used(const tc_arena *a) { return a->used; }

@@ -23,7 +23,5 @@ void *tc_arena_memdup(tc_arena *a, const void *p, size_t n);
 int tc_arena_vec_reserve(tc_arena *a, void **items, size_t *cap, size_t n, size_t elem);
 /* Registers fn(arg) to run when the arena is freed (used to release buffers). 0 on success. */
 int tc_arena_on_free(tc_arena *a, void (*fn)(void *), void *arg);
-/* Bytes handed out so far (for statistics). */
-size_t tc_arena_used(const tc_arena *a);
 
 #endif

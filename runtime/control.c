@@ -14,7 +14,7 @@ static tc_status fail(tc_run *r, const tc_node *n, tc_status s, const char *msg)
 }
 
 bool tc_is_control_op(const tc_node *n) {
-  if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx") != 0)
+  if (!tc_domain_is_onnx(n->domain))
     return false;
   return n->op_type &&
          (!strcmp(n->op_type, "If") || !strcmp(n->op_type, "Loop") || !strcmp(n->op_type, "Scan"));

@@ -1,3 +1,5 @@
+#include <string.h>
+
 #include "ir.h"
 
 typedef struct dtype_info {
@@ -13,6 +15,16 @@ static const dtype_info dtypes[] = {
 
 /* Every number of the list must be its index so the table above is dense. */
 _Static_assert(sizeof dtypes / sizeof dtypes[0] == TC_DTYPE_COUNT, "dtype table has gaps");
+
+bool tc_domain_is_onnx(const char *domain) {
+  return !domain || !*domain || strcmp(domain, "ai.onnx") == 0;
+}
+
+bool tc_domain_equal(const char *a, const char *b) {
+  if (tc_domain_is_onnx(a) || tc_domain_is_onnx(b))
+    return tc_domain_is_onnx(a) && tc_domain_is_onnx(b);
+  return strcmp(a, b) == 0;
+}
 
 bool tc_dtype_known(int32_t dt) { return dt > 0 && dt < TC_DTYPE_COUNT; }
 

@@ -80,6 +80,11 @@ bool tc_dtype_known(int32_t dt);
 /* Bytes that count elements of dt take packed (sub-byte types round up); 0 for strings/unknown. */
 size_t tc_dtype_bytes(int32_t dt, size_t count);
 
+/* True for the default ONNX operator domain, which files spell NULL, "" or "ai.onnx". */
+bool tc_domain_is_onnx(const char *domain);
+/* True when two domains name the same operator set (the default one spelled either way). */
+bool tc_domain_equal(const char *a, const char *b);
+
 /* ---- tensor payloads ---- */
 typedef struct tc_buffer tc_buffer;
 /* Wraps malloc'd memory; the buffer frees it with free(). NULL on OOM (data is then freed). */

@@ -60,8 +60,6 @@ typedef struct tc_kernel_def {
 
 /* Finds the kernel for op/domain at opset; NULL if none. */
 const tc_kernel_def *tc_kernel_find(const char *op_type, const char *domain, int64_t opset);
-/* Calls fn for every registered kernel (for the coverage table). */
-void tc_kernel_foreach(void (*fn)(const tc_kernel_def *d, void *arg), void *arg);
 
 /* ---- helpers for kernels ---- */
 /* Number of elements of t. */

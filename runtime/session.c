@@ -25,13 +25,10 @@ void tc_ndarray_release(tc_ndarray *t) {
 
 static const char *nz(const char *s) { return s ? s : ""; }
 
-static bool default_domain(const char *d) { return !d || !*d || strcmp(d, "ai.onnx") == 0; }
-
 /* The version of the node's domain that the model imports; 0 if none. */
 static int64_t opset_of(const tc_model *m, const char *domain) {
   for (size_t i = 0; i < m->n_opsets; i++) {
-    const char *d = m->opsets[i].domain;
-    if ((default_domain(d) && default_domain(domain)) || (d && domain && strcmp(d, domain) == 0))
+    if (tc_domain_equal(m->opsets[i].domain, domain))
       return m->opsets[i].version;
   }
   return 0;
@@ -124,8 +121,8 @@ static tc_status bind_graph(tc_session *s, const tc_graph *g, tc_diag *diag) {
     if (!k)
       return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, nz(n->name), nz(n->op_type),
                          "no kernel for op %s%s%s at opset %lld",
-                         default_domain(n->domain) ? "" : n->domain,
-                         default_domain(n->domain) ? "" : ".", nz(n->op_type), (long long)opset);
+                         tc_domain_is_onnx(n->domain) ? "" : n->domain,
+                         tc_domain_is_onnx(n->domain) ? "" : ".", nz(n->op_type), (long long)opset);
     if (k->check) {
       tc_status st = k->check(n, opset, diag);
       if (st)

@@ -17,24 +17,6 @@
 static const char *node_name(const tc_node *n) { return n->name ? n->name : ""; }
 
 /* Refuses every attribute of n not listed in allowed (NULL-terminated). */
-static tc_status check_attrs(const tc_node *n, tc_diag *diag, const char *const *allowed) {
-  for (size_t i = 0; i < n->n_attrs; i++) {
-    const char *name = n->attrs[i].name;
-    bool ok = false;
-    for (const char *const *a = allowed; *a; a++)
-      if (name && strcmp(name, *a) == 0)
-        ok = true;
-    if (!ok)
-      return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, node_name(n), n->op_type,
-                         "attribute '%s' is not supported", name ? name : "?");
-  }
-  return TC_STATUS_OK;
-}
-
-static bool is_float_dtype(int32_t dt) {
-  return dt == TC_DTYPE_F32 || dt == TC_DTYPE_F64 || dt == TC_DTYPE_F16 || dt == TC_DTYPE_BF16;
-}
-
 static const tc_rt_tensor *input(const tc_rt_tensor *const *in, size_t n_in, size_t i) {
   return i < n_in ? in[i] : NULL;
 }
@@ -69,7 +51,7 @@ static tc_status check_attention(const tc_node *n, int64_t opset, tc_diag *diag)
   static const char *const v25[] = {
       "is_causal", "kv_num_heads",      "q_num_heads",      "qk_matmul_output_mode", "scale",
       "softcap",   "softmax_precision", "left_window_size", "right_window_size",     NULL};
-  tc_status st = check_attrs(n, diag, opset >= 25 ? v25 : v23);
+  tc_status st = tc_kernel_check_attrs(n, diag, opset >= 25 ? v25 : v23);
   if (st)
     return st;
   int64_t mode = tc_attr_int(n, "qk_matmul_output_mode", 0);
@@ -225,11 +207,11 @@ static tc_status run_attention(tc_kernel_ctx *k, const tc_rt_tensor *const *in, 
                      *nonpad = input(in, n_in, ATT_NONPAD);
   if (!q || !kk || !v)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "Q, K and V are required");
-  if (!is_float_dtype(q->dtype))
+  if (!tc_dtype_is_float(q->dtype))
     return tc_kernel_bad_dtype(k, ATT_Q, q->dtype);
   if (kk->dtype != q->dtype)
     return tc_kernel_bad_dtype(k, ATT_K, kk->dtype);
-  if (!is_float_dtype(v->dtype))
+  if (!tc_dtype_is_float(v->dtype))
     return tc_kernel_bad_dtype(k, ATT_V, v->dtype);
   if (!pk != !pv)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "past_key and past_value must be given together");
@@ -440,7 +422,7 @@ static tc_status run_attention(tc_kernel_ctx *k, const tc_rt_tensor *const *in, 
 static tc_status check_rotary(const tc_node *n, int64_t opset, tc_diag *diag) {
   (void)opset;
   static const char *const ok[] = {"interleaved", "num_heads", "rotary_embedding_dim", NULL};
-  return check_attrs(n, diag, ok);
+  return tc_kernel_check_attrs(n, diag, ok);
 }
 
 static tc_status run_rotary(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -451,7 +433,7 @@ static tc_status run_rotary(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
                      *sinc = input(in, n_in, 2), *pos = input(in, n_in, 3);
   if (!x || !cosc || !sinc)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "X, cos_cache and sin_cache are required");
-  if (!is_float_dtype(x->dtype))
+  if (!tc_dtype_is_float(x->dtype))
     return tc_kernel_bad_dtype(k, 0, x->dtype);
   if (cosc->dtype != x->dtype)
     return tc_kernel_bad_dtype(k, 1, cosc->dtype);
@@ -544,7 +526,7 @@ static tc_status run_rotary(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
 static tc_status check_alpha(const tc_node *n, int64_t opset, tc_diag *diag) {
   (void)opset;
   static const char *const ok[] = {"alpha", NULL};
-  return check_attrs(n, diag, ok);
+  return tc_kernel_check_attrs(n, diag, ok);
 }
 
 /* x * sigmoid(alpha * x), each step rounded to T as the reference computes it. */
@@ -560,7 +542,7 @@ static tc_status run_swish(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size
   const tc_rt_tensor *x = input(in, n_in, 0);
   if (!x)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "X is required");
-  if (!is_float_dtype(x->dtype))
+  if (!tc_dtype_is_float(x->dtype))
     return tc_kernel_bad_dtype(k, 0, x->dtype);
   double alpha = tc_attr_float(k->node, "alpha", 1.0f);
   tc_status st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, x->dims);
@@ -578,7 +560,7 @@ static tc_status run_swiglu(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
   const tc_rt_tensor *a = input(in, n_in, 0), *b = input(in, n_in, 1);
   if (!a || !b)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "A and B are required");
-  if (!is_float_dtype(a->dtype))
+  if (!tc_dtype_is_float(a->dtype))
     return tc_kernel_bad_dtype(k, 0, a->dtype);
   if (b->dtype != a->dtype)
     return tc_kernel_bad_dtype(k, 1, b->dtype);

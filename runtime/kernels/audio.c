@@ -16,41 +16,9 @@
 
 static const char *node_name(const tc_node *n) { return n->name ? n->name : ""; }
 
-static tc_status check_attrs(const tc_node *n, tc_diag *diag, const char *const *allowed) {
-  for (size_t i = 0; i < n->n_attrs; i++) {
-    const char *name = n->attrs[i].name;
-    bool ok = false;
-    for (const char *const *a = allowed; *a; a++)
-      if (name && strcmp(name, *a) == 0)
-        ok = true;
-    if (!ok)
-      return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, node_name(n), n->op_type,
-                         "attribute '%s' is not supported", name ? name : "?");
-  }
-  return TC_STATUS_OK;
-}
-
-static bool is_float_dtype(int32_t dt) {
-  return dt == TC_DTYPE_F32 || dt == TC_DTYPE_F64 || dt == TC_DTYPE_F16 || dt == TC_DTYPE_BF16;
-}
-
-static bool is_int_dtype(int32_t dt) {
-  switch (dt) {
-  case TC_DTYPE_I8:
-  case TC_DTYPE_U8:
-  case TC_DTYPE_I16:
-  case TC_DTYPE_U16:
-  case TC_DTYPE_I32:
-  case TC_DTYPE_U32:
-  case TC_DTYPE_I64:
-  case TC_DTYPE_U64: return true;
-  default: return false;
-  }
-}
-
 /* Dtypes tc_rt_set_f64 writes: the float and integer types and bool. */
 static bool is_numeric_dtype(int32_t dt) {
-  return is_float_dtype(dt) || is_int_dtype(dt) || dt == TC_DTYPE_BOOL;
+  return tc_dtype_is_float(dt) || tc_dtype_is_int(dt) || dt == TC_DTYPE_BOOL;
 }
 
 static const tc_rt_tensor *input(const tc_rt_tensor *const *in, size_t n_in, size_t i) {
@@ -68,7 +36,7 @@ static size_t prod_dims(const int64_t *dims, size_t from, size_t to) {
 
 /* Reads a one-element integer tensor. */
 static tc_status scalar_int(tc_kernel_ctx *k, const tc_rt_tensor *t, const char *what, int64_t *v) {
-  if (!is_int_dtype(t->dtype))
+  if (!tc_dtype_is_int(t->dtype))
     return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "%s has dtype %s; an integer is expected", what,
                           tc_dtype_name(t->dtype));
   if (tc_rt_numel(t) != 1)
@@ -78,7 +46,7 @@ static tc_status scalar_int(tc_kernel_ctx *k, const tc_rt_tensor *t, const char 
 }
 
 static tc_status scalar_num(tc_kernel_ctx *k, const tc_rt_tensor *t, const char *what, double *v) {
-  if (!is_float_dtype(t->dtype) && !is_int_dtype(t->dtype))
+  if (!tc_dtype_is_float(t->dtype) && !tc_dtype_is_int(t->dtype))
     return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "%s has dtype %s, which is not supported", what,
                           tc_dtype_name(t->dtype));
   if (tc_rt_numel(t) != 1)
@@ -182,7 +150,7 @@ static void transform(dft_plan *p, cplx *v, bool inverse) {
 static tc_status check_dft(const tc_node *n, int64_t opset, tc_diag *diag) {
   static const char *const v17[] = {"axis", "inverse", "onesided", NULL};
   static const char *const v20[] = {"inverse", "onesided", NULL};
-  return check_attrs(n, diag, opset >= 20 ? v20 : v17);
+  return tc_kernel_check_attrs(n, diag, opset >= 20 ? v20 : v17);
 }
 
 static tc_status run_dft(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -192,7 +160,7 @@ static tc_status run_dft(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t
   const tc_rt_tensor *at = k->opset >= 20 ? input(in, n_in, 2) : NULL;
   if (!x)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "input is required");
-  if (!is_float_dtype(x->dtype))
+  if (!tc_dtype_is_float(x->dtype))
     return tc_kernel_bad_dtype(k, 0, x->dtype);
   if (x->rank < 2)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "input must have rank >= 2");
@@ -276,7 +244,7 @@ static tc_status run_dft(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t
 static tc_status check_stft(const tc_node *n, int64_t opset, tc_diag *diag) {
   (void)opset;
   static const char *const ok[] = {"onesided", NULL};
-  return check_attrs(n, diag, ok);
+  return tc_kernel_check_attrs(n, diag, ok);
 }
 
 static tc_status run_stft(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -286,7 +254,7 @@ static tc_status run_stft(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_
   const tc_rt_tensor *win = input(in, n_in, 2), *flt = input(in, n_in, 3);
   if (!x || !stept)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "signal and frame_step are required");
-  if (!is_float_dtype(x->dtype))
+  if (!tc_dtype_is_float(x->dtype))
     return tc_kernel_bad_dtype(k, 0, x->dtype);
   if (x->rank != 3)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "signal must have shape [batch, length, 1 or 2]");
@@ -301,7 +269,7 @@ static tc_status run_stft(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_
   if (step < 1)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "frame_step %lld is not positive", (long long)step);
   if (win) {
-    if (!is_float_dtype(win->dtype))
+    if (!tc_dtype_is_float(win->dtype))
       return tc_kernel_bad_dtype(k, 2, win->dtype);
     if (win->rank != 1)
       return tc_kernel_fail(k, TC_STATUS_INVALID, "window must be 1-D");
@@ -360,7 +328,7 @@ static tc_status check_output_datatype(const tc_node *n, tc_diag *diag, int64_t 
 static tc_status check_mel(const tc_node *n, int64_t opset, tc_diag *diag) {
   (void)opset;
   static const char *const ok[] = {"output_datatype", NULL};
-  tc_status st = check_attrs(n, diag, ok);
+  tc_status st = tc_kernel_check_attrs(n, diag, ok);
   return st ? st : check_output_datatype(n, diag, TC_DTYPE_F32);
 }
 
@@ -431,7 +399,7 @@ static tc_status run_mel(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t
 static tc_status check_window(const tc_node *n, int64_t opset, tc_diag *diag) {
   (void)opset;
   static const char *const ok[] = {"output_datatype", "periodic", NULL};
-  tc_status st = check_attrs(n, diag, ok);
+  tc_status st = tc_kernel_check_attrs(n, diag, ok);
   return st ? st : check_output_datatype(n, diag, TC_DTYPE_F32);
 }
 
@@ -496,7 +464,7 @@ static tc_status run_blackman(tc_kernel_ctx *k, const tc_rt_tensor *const *in, s
 static tc_status check_cumprod(const tc_node *n, int64_t opset, tc_diag *diag) {
   (void)opset;
   static const char *const ok[] = {"exclusive", "reverse", NULL};
-  return check_attrs(n, diag, ok);
+  return tc_kernel_check_attrs(n, diag, ok);
 }
 
 static tc_status run_cumprod(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -505,8 +473,8 @@ static tc_status run_cumprod(tc_kernel_ctx *k, const tc_rt_tensor *const *in, si
   const tc_rt_tensor *x = input(in, n_in, 0), *at = input(in, n_in, 1);
   if (!x || !at)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "x and axis are required");
-  bool fl = is_float_dtype(x->dtype);
-  if (!fl && !is_int_dtype(x->dtype))
+  bool fl = tc_dtype_is_float(x->dtype);
+  if (!fl && !tc_dtype_is_int(x->dtype))
     return tc_kernel_bad_dtype(k, 0, x->dtype);
   int64_t a;
   tc_status st;

@@ -14,12 +14,6 @@
 
 #define SP 3 /* spatial dims handled */
 
-/* ---- small helpers ---- */
-
-static bool is_float(int32_t dt) {
-  return dt == TC_DTYPE_F32 || dt == TC_DTYPE_F64 || dt == TC_DTYPE_F16 || dt == TC_DTYPE_BF16;
-}
-
 static bool is_q8(int32_t dt) { return dt == TC_DTYPE_U8 || dt == TC_DTYPE_I8; }
 
 /* Integer dtypes DequantizeLinear/QuantizeLinear handle, sub-byte ones packed
@@ -384,7 +378,7 @@ static tc_status run_conv(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_
                           tc_rt_tensor *out, size_t n_out) {
   (void)n_out;
   const tc_rt_tensor *x = in[0], *w = n_in > 1 ? in[1] : NULL, *b = n_in > 2 ? in[2] : NULL;
-  if (x && !is_float(x->dtype))
+  if (x && !tc_dtype_is_float(x->dtype))
     return tc_kernel_bad_dtype(k, 0, x->dtype);
   if (w && w->dtype != x->dtype)
     return tc_kernel_bad_dtype(k, 1, w->dtype);
@@ -431,7 +425,7 @@ static tc_status run_convt(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size
   const tc_rt_tensor *x = in[0], *w = n_in > 1 ? in[1] : NULL, *b = n_in > 2 ? in[2] : NULL;
   if (!x || !w)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "X and W are required");
-  if (!is_float(x->dtype))
+  if (!tc_dtype_is_float(x->dtype))
     return tc_kernel_bad_dtype(k, 0, x->dtype);
   if (w->dtype != x->dtype)
     return tc_kernel_bad_dtype(k, 1, w->dtype);
@@ -610,7 +604,7 @@ static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt
   const tc_rt_tensor *x = in[0];
   if (!x)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "X is required");
-  if (!is_float(x->dtype) && !(kind == P_MAX && is_q8(x->dtype)))
+  if (!tc_dtype_is_float(x->dtype) && !(kind == P_MAX && is_q8(x->dtype)))
     return tc_kernel_bad_dtype(k, 0, x->dtype);
   geom g;
   tc_status st = make_geom(k, x, NULL, G_POOL, &g);
@@ -726,7 +720,7 @@ static tc_status run_global(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_
   const tc_rt_tensor *x = in[0];
   if (!x || x->rank < 2)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "X must have rank 2 or more");
-  if (!is_float(x->dtype))
+  if (!tc_dtype_is_float(x->dtype))
     return tc_kernel_bad_dtype(k, 0, x->dtype);
   int64_t dims[TC_MAX_RANK];
   for (size_t i = 0; i < x->rank; i++)
@@ -783,7 +777,7 @@ static tc_status run_lrn(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t
   const tc_rt_tensor *x = in[0];
   if (!x || x->rank < 2)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "X must have rank 2 or more");
-  if (!is_float(x->dtype))
+  if (!tc_dtype_is_float(x->dtype))
     return tc_kernel_bad_dtype(k, 0, x->dtype);
   double alpha = tc_attr_float(k->node, "alpha", 1e-4f),
          beta = tc_attr_float(k->node, "beta", 0.75f);
@@ -945,7 +939,8 @@ static tc_status run_qlinearmatmul(tc_kernel_ctx *k, const tc_rt_tensor *const *
     return tc_kernel_bad_dtype(k, 3, b->dtype);
   if (yzp && !is_q8(yzp->dtype))
     return tc_kernel_bad_dtype(k, 7, yzp->dtype);
-  if (!is_float(as->dtype) || !is_float(bs->dtype) || !is_float(ys->dtype))
+  if (!tc_dtype_is_float(as->dtype) || !tc_dtype_is_float(bs->dtype) ||
+      !tc_dtype_is_float(ys->dtype))
     return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "scales must be floating point");
   if (a->rank < 1 || b->rank < 1)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "a and b must have rank 1 or more");
@@ -1092,7 +1087,7 @@ static tc_status check_quant(const tc_node *n, int64_t opset, tc_diag *diag) {
   if (od && !is_qint((int32_t)od))
     return refuse(n, diag, "output_dtype %s is not implemented", tc_dtype_name((int32_t)od));
   int64_t pr = tc_attr_int(n, "precision", 0);
-  if (pr && !is_float((int32_t)pr))
+  if (pr && !tc_dtype_is_float((int32_t)pr))
     return refuse(n, diag, "precision %s is not implemented", tc_dtype_name((int32_t)pr));
   return TC_STATUS_OK;
 }
@@ -1103,9 +1098,9 @@ static tc_status run_quantize(tc_kernel_ctx *k, const tc_rt_tensor *const *in, s
   const tc_rt_tensor *x = in[0], *s = n_in > 1 ? in[1] : NULL, *zp = n_in > 2 ? in[2] : NULL;
   if (!x || !s)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "x and y_scale are required");
-  if (!is_float(x->dtype) && x->dtype != TC_DTYPE_I32)
+  if (!tc_dtype_is_float(x->dtype) && x->dtype != TC_DTYPE_I32)
     return tc_kernel_bad_dtype(k, 0, x->dtype);
-  if (!is_float(s->dtype))
+  if (!tc_dtype_is_float(s->dtype))
     return tc_kernel_bad_dtype(k, 1, s->dtype);
   int32_t odt = (int32_t)(k->opset >= 21 ? tc_attr_int(k->node, "output_dtype", 0) : 0);
   if (zp) {
@@ -1156,7 +1151,7 @@ static tc_status check_dequant(const tc_node *n, int64_t opset, tc_diag *diag) {
   if (st)
     return st;
   int64_t od = tc_attr_int(n, "output_dtype", 0);
-  if (od && !is_float((int32_t)od))
+  if (od && !tc_dtype_is_float((int32_t)od))
     return refuse(n, diag, "output_dtype %s is not implemented", tc_dtype_name((int32_t)od));
   return TC_STATUS_OK;
 }
@@ -1169,7 +1164,7 @@ static tc_status run_dequantize(tc_kernel_ctx *k, const tc_rt_tensor *const *in,
     return tc_kernel_fail(k, TC_STATUS_INVALID, "x and x_scale are required");
   if (!is_qint(x->dtype) && x->dtype != TC_DTYPE_I32)
     return tc_kernel_bad_dtype(k, 0, x->dtype);
-  if (!is_float(s->dtype))
+  if (!tc_dtype_is_float(s->dtype))
     return tc_kernel_bad_dtype(k, 1, s->dtype);
   if (zp && zp->dtype != x->dtype)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "x_zero_point's dtype differs from x's");
@@ -1393,7 +1388,7 @@ static tc_status rs_axis(tc_kernel_ctx *k, const rparams *p, const double *src, 
 static tc_status rs_run(tc_kernel_ctx *k, const rparams *p, const tc_rt_tensor *x,
                         const int64_t *osz, const double *scales, const double *roi,
                         tc_rt_tensor *out) {
-  if (!is_float(x->dtype) && !is_q8(x->dtype))
+  if (!tc_dtype_is_float(x->dtype) && !is_q8(x->dtype))
     return tc_kernel_bad_dtype(k, 0, x->dtype);
   tc_status st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, osz);
   if (st)
@@ -1511,7 +1506,7 @@ static tc_status run_resize_simple(tc_kernel_ctx *k, const tc_rt_tensor *x, cons
 
 static tc_status read_scales(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_tensor *s,
                              double *sc) {
-  if (!s || tc_rt_numel(s) != x->rank || !is_float(s->dtype))
+  if (!s || tc_rt_numel(s) != x->rank || !tc_dtype_is_float(s->dtype))
     return tc_kernel_fail(k, TC_STATUS_INVALID, "scales must hold one float per dim of X");
   for (size_t i = 0; i < x->rank; i++)
     sc[i] = tc_rt_get_f64(s, i);
@@ -1610,7 +1605,7 @@ static tc_status run_resize(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
   for (size_t i = 0; i < r; i++)
     sc[i] = 1;
   if (s_t) {
-    if (tc_rt_numel(s_t) != naxes || !is_float(s_t->dtype))
+    if (tc_rt_numel(s_t) != naxes || !tc_dtype_is_float(s_t->dtype))
       return tc_kernel_fail(k, TC_STATUS_INVALID, "scales must hold %zu floats", naxes);
     for (size_t i = 0; i < naxes; i++)
       sc[axes[i]] = tc_rt_get_f64(s_t, i);
@@ -1642,7 +1637,7 @@ static tc_status run_resize(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
   double roi[2 * TC_MAX_RANK];
   bool has_roi = false;
   if (p.ctm == C_TF_CROP && roi_t && tc_rt_numel(roi_t)) {
-    if (tc_rt_numel(roi_t) != 2 * naxes || !is_float(roi_t->dtype))
+    if (tc_rt_numel(roi_t) != 2 * naxes || !tc_dtype_is_float(roi_t->dtype))
       return tc_kernel_fail(k, TC_STATUS_INVALID, "roi must hold %zu floats", 2 * naxes);
     for (size_t i = 0; i < r; i++)
       roi[i] = 0, roi[r + i] = 1;
@@ -1675,7 +1670,7 @@ static tc_status run_unpool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
   const tc_rt_tensor *x = in[0], *ix = n_in > 1 ? in[1] : NULL, *os = n_in > 2 ? in[2] : NULL;
   if (!x || !ix)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "X and I are required");
-  if (!is_float(x->dtype))
+  if (!tc_dtype_is_float(x->dtype))
     return tc_kernel_bad_dtype(k, 0, x->dtype);
   if (ix->dtype != TC_DTYPE_I64 || tc_rt_numel(ix) != tc_rt_numel(x))
     return tc_kernel_fail(k, TC_STATUS_INVALID, "I must be int64 and shaped like X");

@@ -19,24 +19,6 @@
 static const char *node_name(const tc_node *n) { return n->name ? n->name : ""; }
 
 /* Refuses every attribute of n not listed in allowed (NULL-terminated). */
-static tc_status check_attrs(const tc_node *n, tc_diag *diag, const char *const *allowed) {
-  for (size_t i = 0; i < n->n_attrs; i++) {
-    const char *name = n->attrs[i].name;
-    bool ok = false;
-    for (const char *const *a = allowed; *a; a++)
-      if (name && strcmp(name, *a) == 0)
-        ok = true;
-    if (!ok)
-      return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, node_name(n), n->op_type,
-                         "attribute '%s' is not supported", name ? name : "?");
-  }
-  return TC_STATUS_OK;
-}
-
-static bool is_float_dtype(int32_t dt) {
-  return dt == TC_DTYPE_F32 || dt == TC_DTYPE_F64 || dt == TC_DTYPE_F16 || dt == TC_DTYPE_BF16;
-}
-
 static const tc_rt_tensor *input(const tc_rt_tensor *const *in, size_t n_in, size_t i) {
   return i < n_in ? in[i] : NULL;
 }
@@ -56,7 +38,7 @@ static reduction parse_reduction(const char *s) {
 static tc_status check_loss(const tc_node *n, int64_t opset, tc_diag *diag) {
   (void)opset;
   static const char *const ok[] = {"ignore_index", "reduction", NULL};
-  tc_status st = check_attrs(n, diag, ok);
+  tc_status st = tc_kernel_check_attrs(n, diag, ok);
   if (st)
     return st;
   for (size_t i = 0; i < n->n_attrs; i++) {
@@ -134,7 +116,7 @@ static tc_status loss_operands(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc
                                const tc_rt_tensor *weight) {
   if (!x || !target)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "input and target are required");
-  if (!is_float_dtype(x->dtype))
+  if (!tc_dtype_is_float(x->dtype))
     return tc_kernel_bad_dtype(k, 0, x->dtype);
   if (target->dtype != TC_DTYPE_I32 && target->dtype != TC_DTYPE_I64)
     return tc_kernel_bad_dtype(k, 1, target->dtype);

@@ -20,28 +20,14 @@ static const tc_kernel_def *const tables[] = {
     tc_kernels_loss,        tc_kernels_sequence, tc_kernels_audio,
 };
 
-static bool same_domain(const char *a, const char *b) {
-  if (!a || !*a || strcmp(a, "ai.onnx") == 0)
-    a = "";
-  if (!b || !*b || strcmp(b, "ai.onnx") == 0)
-    b = "";
-  return strcmp(a, b) == 0;
-}
-
 const tc_kernel_def *tc_kernel_find(const char *op_type, const char *domain, int64_t opset) {
   const tc_kernel_def *best = NULL;
   if (!op_type)
     return NULL;
   for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
     for (const tc_kernel_def *d = tables[t]; d->op_type; d++)
-      if (strcmp(d->op_type, op_type) == 0 && same_domain(d->domain, domain) && d->since <= opset &&
-          (!best || d->since > best->since))
+      if (strcmp(d->op_type, op_type) == 0 && tc_domain_equal(d->domain, domain) &&
+          d->since <= opset && (!best || d->since > best->since))
         best = d;
   return best;
-}
-
-void tc_kernel_foreach(void (*fn)(const tc_kernel_def *d, void *arg), void *arg) {
-  for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
-    for (const tc_kernel_def *d = tables[t]; d->op_type; d++)
-      fn(d, arg);
 }

@@ -25,38 +25,6 @@
 
 static const char *node_name(const tc_node *n) { return n->name ? n->name : ""; }
 
-static tc_status check_attrs(const tc_node *n, tc_diag *diag, const char *const *allowed) {
-  for (size_t i = 0; i < n->n_attrs; i++) {
-    const char *name = n->attrs[i].name;
-    bool ok = false;
-    for (const char *const *a = allowed; *a; a++)
-      if (name && strcmp(name, *a) == 0)
-        ok = true;
-    if (!ok)
-      return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, node_name(n), n->op_type,
-                         "attribute '%s' is not supported", name ? name : "?");
-  }
-  return TC_STATUS_OK;
-}
-
-static bool is_float_dtype(int32_t dt) {
-  return dt == TC_DTYPE_F32 || dt == TC_DTYPE_F64 || dt == TC_DTYPE_F16 || dt == TC_DTYPE_BF16;
-}
-
-static bool is_int_dtype(int32_t dt) {
-  switch (dt) {
-  case TC_DTYPE_I8:
-  case TC_DTYPE_U8:
-  case TC_DTYPE_I16:
-  case TC_DTYPE_U16:
-  case TC_DTYPE_I32:
-  case TC_DTYPE_U32:
-  case TC_DTYPE_I64:
-  case TC_DTYPE_U64: return true;
-  default: return false;
-  }
-}
-
 static const tc_rt_tensor *input(const tc_rt_tensor *const *in, size_t n_in, size_t i) {
   return i < n_in ? in[i] : NULL;
 }
@@ -237,10 +205,10 @@ static tc_status check_cell(const tc_node *n, cell_kind cell, tc_diag *diag) {
   static const char *const lstm_ok[] = {
       "activation_alpha", "activation_beta", "activations",  "clip", "direction",
       "hidden_size",      "layout",          "input_forget", NULL};
-  tc_status st = check_attrs(n, diag,
-                             cell == CELL_RNN   ? rnn_ok
-                             : cell == CELL_GRU ? gru_ok
-                                                : lstm_ok);
+  tc_status st = tc_kernel_check_attrs(n, diag,
+                                       cell == CELL_RNN   ? rnn_ok
+                                       : cell == CELL_GRU ? gru_ok
+                                                          : lstm_ok);
   if (st)
     return st;
   rnn_attrs ra;
@@ -297,7 +265,7 @@ static tc_status read_state(tc_kernel_ctx *k, const tc_rt_tensor *t, const char 
   if (!shape_is(t, 3, want))
     return tc_kernel_fail(k, TC_STATUS_INVALID, "%s must have shape [%lld, %lld, %lld]", what,
                           (long long)want[0], (long long)want[1], (long long)want[2]);
-  if (!is_float_dtype(t->dtype))
+  if (!tc_dtype_is_float(t->dtype))
     return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED,
                           "%s has dtype %s, which this op does not support", what,
                           tc_dtype_name(t->dtype));
@@ -338,7 +306,7 @@ static tc_status run_cell(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_
     return tc_kernel_fail(k, TC_STATUS_INVALID, "X, W and R are required");
   const tc_rt_tensor *fl[] = {X, W, R, B, NULL, H0, C0, P};
   for (size_t i = 0; i < 8; i++)
-    if (fl[i] && !is_float_dtype(fl[i]->dtype))
+    if (fl[i] && !tc_dtype_is_float(fl[i]->dtype))
       return tc_kernel_bad_dtype(k, i, fl[i]->dtype);
   if (X->rank != 3 || W->rank != 3 || R->rank != 3)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "X, W and R must have rank 3");
@@ -365,7 +333,7 @@ static tc_status run_cell(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_
     return tc_kernel_fail(k, TC_STATUS_INVALID, "P must have shape [%lld, %lld]", (long long)D,
                           (long long)(3 * H));
   if (SL) {
-    if (!is_int_dtype(SL->dtype))
+    if (!tc_dtype_is_int(SL->dtype))
       return tc_kernel_bad_dtype(k, 4, SL->dtype);
     if (SL->rank != 1 || SL->dims[0] != batch)
       return tc_kernel_fail(k, TC_STATUS_INVALID, "sequence_lens must have shape [%lld]",

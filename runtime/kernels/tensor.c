@@ -28,26 +28,10 @@ static tc_status need_elem(tc_kernel_ctx *k, size_t input, int32_t dt, size_t *e
   return *es ? TC_STATUS_OK : tc_kernel_bad_dtype(k, input, dt);
 }
 
-static bool is_float(int32_t dt) {
-  return dt == TC_DTYPE_F32 || dt == TC_DTYPE_F64 || dt == TC_DTYPE_F16 || dt == TC_DTYPE_BF16;
-}
-
-static bool is_int(int32_t dt) {
-  switch (dt) {
-  case TC_DTYPE_I8:
-  case TC_DTYPE_U8:
-  case TC_DTYPE_I16:
-  case TC_DTYPE_U16:
-  case TC_DTYPE_I32:
-  case TC_DTYPE_U32:
-  case TC_DTYPE_I64:
-  case TC_DTYPE_U64: return true;
-  default: return false;
-  }
-}
-
 /* True for dtypes tc_rt_get_f64 / tc_rt_set_f64 understand. */
-static bool is_numeric(int32_t dt) { return is_float(dt) || is_int(dt) || dt == TC_DTYPE_BOOL; }
+static bool is_numeric(int32_t dt) {
+  return tc_dtype_is_float(dt) || tc_dtype_is_int(dt) || dt == TC_DTYPE_BOOL;
+}
 
 /* Optional input i (NULL when left out or past the end). */
 static const tc_rt_tensor *opt_in(const tc_rt_tensor *const *in, size_t n_in, size_t i) {
@@ -72,7 +56,7 @@ static tc_status need_outputs(tc_kernel_ctx *k, size_t n_out, size_t n) {
 /* Reads an integer tensor (any integer dtype) of at most max elements into v. */
 static tc_status read_ints(tc_kernel_ctx *k, const tc_rt_tensor *t, size_t input, int64_t *v,
                            size_t max, size_t *n) {
-  if (!is_int(t->dtype))
+  if (!tc_dtype_is_int(t->dtype))
     return tc_kernel_bad_dtype(k, input, t->dtype);
   size_t c = tc_rt_numel(t);
   if (c > max)
@@ -87,7 +71,7 @@ static tc_status read_ints(tc_kernel_ctx *k, const tc_rt_tensor *t, size_t input
 /* Reads a one-element integer tensor. */
 static tc_status read_scalar_int(tc_kernel_ctx *k, const tc_rt_tensor *t, size_t input,
                                  int64_t *v) {
-  if (!is_int(t->dtype))
+  if (!tc_dtype_is_int(t->dtype))
     return tc_kernel_bad_dtype(k, input, t->dtype);
   if (tc_rt_numel(t) != 1)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "input %zu must hold one value, has %zu", input,
@@ -97,7 +81,7 @@ static tc_status read_scalar_int(tc_kernel_ctx *k, const tc_rt_tensor *t, size_t
 }
 
 static tc_status check_index_dtype(tc_kernel_ctx *k, const tc_rt_tensor *t, size_t input) {
-  return is_int(t->dtype) ? TC_STATUS_OK : tc_kernel_bad_dtype(k, input, t->dtype);
+  return tc_dtype_is_int(t->dtype) ? TC_STATUS_OK : tc_kernel_bad_dtype(k, input, t->dtype);
 }
 
 static tc_status norm_axis(tc_kernel_ctx *k, int64_t axis, size_t rank, int64_t *out) {
@@ -655,7 +639,7 @@ static tc_status run_split(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size
   ptrdiff_t nsa = k->opset < 13 ? tc_attr_ints(k->node, "split", &sa) : -1;
   if (st || nsa >= 0) {
     size_t c = st ? tc_rt_numel(st) : (size_t)nsa;
-    if (st && !is_int(st->dtype))
+    if (st && !tc_dtype_is_int(st->dtype))
       return tc_kernel_bad_dtype(k, 1, st->dtype);
     if (c != n_out)
       return tc_kernel_fail(k, TC_STATUS_INVALID, "split has %zu entries for %zu outputs", c,
@@ -971,7 +955,7 @@ static void scatter_one(tc_rt_tensor *dst, size_t di, const tc_rt_tensor *src, s
                         size_t es) {
   if (red == 0) {
     memcpy((char *)dst->data + di * es, (const char *)src->data + si * es, es);
-  } else if (is_float(dst->dtype)) {
+  } else if (tc_dtype_is_float(dst->dtype)) {
     double a = tc_rt_get_f64(dst, di), b = tc_rt_get_f64(src, si);
     double v = red == 1 ? a + b : red == 2 ? a * b : red == 3 ? (a > b ? a : b) : (a < b ? a : b);
     tc_rt_set_f64(dst, di, v);
@@ -1273,13 +1257,13 @@ static tc_status run_range(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size
     return s;
   int32_t dt = in[0]->dtype;
   for (size_t i = 0; i < 3; i++) {
-    if (in[i]->dtype != dt || !(is_float(dt) || is_int(dt)))
+    if (in[i]->dtype != dt || !(tc_dtype_is_float(dt) || tc_dtype_is_int(dt)))
       return tc_kernel_bad_dtype(k, i, in[i]->dtype);
     if (tc_rt_numel(in[i]) != 1)
       return tc_kernel_fail(k, TC_STATUS_INVALID, "input %zu must be a scalar", i);
   }
   int64_t n;
-  if (is_float(dt)) {
+  if (tc_dtype_is_float(dt)) {
     double a = tc_rt_get_f64(in[0], 0), l = tc_rt_get_f64(in[1], 0), d = tc_rt_get_f64(in[2], 0);
     if (d == 0 || isnan(a) || isnan(l) || isnan(d))
       return tc_kernel_fail(k, TC_STATUS_INVALID, "delta is zero or a value is NaN");
@@ -1397,7 +1381,7 @@ static tc_status run_onehot(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
 }
 
 static bool elem_nonzero(const tc_rt_tensor *t, size_t i) {
-  return is_float(t->dtype) ? tc_rt_get_f64(t, i) != 0 : tc_rt_get_i64(t, i) != 0;
+  return tc_dtype_is_float(t->dtype) ? tc_rt_get_f64(t, i) != 0 : tc_rt_get_i64(t, i) != 0;
 }
 
 static tc_status run_nonzero(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -1437,7 +1421,7 @@ static tc_status run_cumsum(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
   if (s != TC_STATUS_OK)
     return s;
   const tc_rt_tensor *x = in[0];
-  if (!is_float(x->dtype) && !is_int(x->dtype))
+  if (!tc_dtype_is_float(x->dtype) && !tc_dtype_is_int(x->dtype))
     return tc_kernel_bad_dtype(k, 0, x->dtype);
   int64_t a, axis;
   if ((s = read_scalar_int(k, in[1], 1, &a)) != TC_STATUS_OK ||
@@ -1449,7 +1433,7 @@ static tc_status run_cumsum(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
     return s;
   size_t outer = prod(x->dims, 0, (size_t)axis), inner = prod(x->dims, (size_t)axis + 1, x->rank);
   size_t n = (size_t)x->dims[axis];
-  bool fl = is_float(x->dtype);
+  bool fl = tc_dtype_is_float(x->dtype);
   for (size_t o = 0; o < outer; o++)
     for (size_t i = 0; i < inner; i++) {
       double accf = 0;

@@ -70,18 +70,6 @@ static char *read_file(const char *path, size_t *len) {
   return buf;
 }
 
-static bool is_float(int32_t dt) {
-  return dt == TC_DTYPE_F32 || dt == TC_DTYPE_F64 || dt == TC_DTYPE_F16 || dt == TC_DTYPE_BF16;
-}
-
-static bool is_plain_int(int32_t dt) {
-  switch (dt) {
-  case TC_DTYPE_I8: case TC_DTYPE_U8: case TC_DTYPE_I16: case TC_DTYPE_U16: case TC_DTYPE_I32:
-  case TC_DTYPE_U32: case TC_DTYPE_I64: case TC_DTYPE_U64: case TC_DTYPE_BOOL: return true;
-  default: return false;
-  }
-}
-
 /* Compares got with want; fills why and returns false on a mismatch. */
 static bool compare(const tc_ndarray *got, const tc_rt_tensor *want, size_t idx, char *why,
                     size_t cap) {
@@ -98,7 +86,7 @@ static bool compare(const tc_ndarray *got, const tc_rt_tensor *want, size_t idx,
              want->rank);
     return false;
   }
-  if (!is_float(want->dtype) && !is_plain_int(want->dtype)) {
+  if (!tc_dtype_is_float(want->dtype) && !tc_dtype_is_int(want->dtype) && want->dtype != TC_DTYPE_BOOL) {
     /* float8, sub-byte, complex: no numeric reader; the bytes must match exactly. */
     if (got->size != want->bytes || memcmp(got->data, want->data, want->bytes) != 0) {
       snprintf(why, cap, "output %zu: %s bytes differ", idx, tc_dtype_name(want->dtype));
@@ -110,7 +98,7 @@ static bool compare(const tc_ndarray *got, const tc_rt_tensor *want, size_t idx,
   memcpy(g.dims, got->dims, sizeof g.dims);
   size_t n = tc_rt_numel(want);
   for (size_t i = 0; i < n; i++) {
-    if (is_float(want->dtype)) {
+    if (tc_dtype_is_float(want->dtype)) {
       double a = tc_rt_get_f64(&g, i), b = tc_rt_get_f64(want, i);
       if (isnan(a) && isnan(b))
         continue;
@@ -245,7 +233,7 @@ static void child(const char *dir, int fd) {
     size_t len = 0;
     for (const tc_node *n = m->graph->first; n; n = n->next) {
       char op[300];
-      bool dflt = !n->domain || !*n->domain || !strcmp(n->domain, "ai.onnx");
+      bool dflt = tc_domain_is_onnx(n->domain);
       snprintf(op, sizeof op, "%s%s%s", dflt ? "" : n->domain, dflt ? "" : ":", n->op_type);
       char key[310];
       snprintf(key, sizeof key, ",%s,", op);

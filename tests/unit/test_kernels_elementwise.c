@@ -8,74 +8,24 @@
 
 #include "check.h"
 #include "kernel.h"
-
-static tc_model *model;
-static tc_arena *arena;
-static tc_diag diag;
-
-static tc_node *node(const char *op, size_t n_in, const tc_attr *attrs, size_t n_attrs) {
-  tc_node *n = tc_graph_append_node(model->graph, op, "", op, n_in, 1, n_attrs);
-  for (size_t i = 0; i < n_attrs; i++)
-    n->attrs[i] = attrs[i];
-  return n;
-}
-
-static tc_attr int_attr(const char *name, int64_t v) {
-  return (tc_attr){.name = name, .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT, .i = v};
-}
-static tc_attr float_attr(const char *name, float v) {
-  return (tc_attr){.name = name, .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT, .f = v};
-}
-static tc_attr str_attr(const char *name, const char *v) {
-  return (tc_attr){.name = name,
-                   .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING,
-                   .s = {strlen(v), (uint8_t *)v}};
-}
-
-static tc_rt_tensor mk(int32_t dt, size_t rank, const int64_t *dims, void *data) {
-  tc_rt_tensor t = {.dtype = dt, .rank = rank, .data = data};
-  size_t n = 1;
-  for (size_t i = 0; i < rank; i++) {
-    t.dims[i] = dims[i];
-    n *= (size_t)dims[i];
-  }
-  t.bytes = dt == TC_DTYPE_STRING ? n * sizeof(char *) : tc_dtype_bytes(dt, n);
-  return t;
-}
-
-/* Checks then runs n at opset. */
-static tc_status run(tc_node *n, int64_t opset, const tc_rt_tensor *const *in, size_t n_in,
-                     tc_rt_tensor *out) {
-  const tc_kernel_def *d = tc_kernel_find(n->op_type, "", opset);
-  if (!d)
-    return TC_STATUS_UNSUPPORTED;
-  tc_diag_clear(&diag);
-  if (d->check) {
-    tc_status s = d->check(n, opset, &diag);
-    if (s != TC_STATUS_OK)
-      return s;
-  }
-  tc_kernel_ctx k = {.node = n, .opset = opset, .diag = &diag, .arena = arena};
-  memset(out, 0, sizeof *out);
-  return d->run(&k, in, n_in, out, 1);
-}
+#include "kernel_node.h"
 
 static void test_int_division_edges(void) {
   int32_t a[6] = {7, -7, 7, -7, INT32_MIN, 5}, b[6] = {2, 2, -2, -2, -1, 0};
   int64_t d6 = 6;
   tc_rt_tensor x = mk(TC_DTYPE_I32, 1, &d6, a), y = mk(TC_DTYPE_I32, 1, &d6, b), out;
   const tc_rt_tensor *in[2] = {&x, &y};
-  CHECK(run(node("Div", 2, NULL, 0), 14, in, 2, &out) == TC_STATUS_OK);
+  CHECK(run(node("Div", 2, 1, NULL, 0), 14, in, 2, &out, 1) == TC_STATUS_OK);
   int32_t *o = out.data;
   CHECK(o[0] == 3 && o[1] == -3 && o[2] == -3 && o[3] == 3 && o[4] == INT32_MIN && o[5] == 0);
-  CHECK(run(node("Mod", 2, NULL, 0), 13, in, 2, &out) == TC_STATUS_OK); /* Python signs */
+  CHECK(run(node("Mod", 2, 1, NULL, 0), 13, in, 2, &out, 1) == TC_STATUS_OK); /* Python signs */
   o = out.data;
   CHECK(o[0] == 1 && o[1] == 1 && o[2] == -1 && o[3] == -1 && o[4] == 0 && o[5] == 0);
   tc_attr fm = int_attr("fmod", 1);
-  CHECK(run(node("Mod", 2, &fm, 1), 13, in, 2, &out) == TC_STATUS_OK); /* C signs */
+  CHECK(run(node("Mod", 2, 1, &fm, 1), 13, in, 2, &out, 1) == TC_STATUS_OK); /* C signs */
   o = out.data;
   CHECK(o[0] == 1 && o[1] == -1 && o[2] == 1 && o[3] == -1);
-  CHECK(run(node("Add", 2, NULL, 0), 14, in, 2, &out) == TC_STATUS_OK); /* wraps */
+  CHECK(run(node("Add", 2, 1, NULL, 0), 14, in, 2, &out, 1) == TC_STATUS_OK); /* wraps */
   CHECK(((int32_t *)out.data)[4] == INT32_MAX);
 }
 
@@ -85,7 +35,7 @@ static void test_broadcast_strided_and_scalar(void) {
   int64_t da[3] = {2, 1, 3}, db[2] = {4, 1};
   tc_rt_tensor x = mk(TC_DTYPE_F32, 3, da, a), y = mk(TC_DTYPE_F32, 2, db, b), out;
   const tc_rt_tensor *in[2] = {&x, &y};
-  CHECK(run(node("Add", 2, NULL, 0), 14, in, 2, &out) == TC_STATUS_OK);
+  CHECK(run(node("Add", 2, 1, NULL, 0), 14, in, 2, &out, 1) == TC_STATUS_OK);
   CHECK(out.rank == 3 && out.dims[0] == 2 && out.dims[1] == 4 && out.dims[2] == 3);
   float *o = out.data;
   bool ok = true;
@@ -96,16 +46,16 @@ static void test_broadcast_strided_and_scalar(void) {
   CHECK(ok);
   tc_rt_tensor sc = mk(TC_DTYPE_F32, 0, NULL, &s);
   const tc_rt_tensor *in2[2] = {&sc, &x};
-  CHECK(run(node("Sub", 2, NULL, 0), 14, in2, 2, &out) == TC_STATUS_OK);
+  CHECK(run(node("Sub", 2, 1, NULL, 0), 14, in2, 2, &out, 1) == TC_STATUS_OK);
   CHECK(out.rank == 3 && ((float *)out.data)[5] == 95);
   const tc_rt_tensor *in3[2] = {&sc, &sc};
-  CHECK(run(node("Mul", 2, NULL, 0), 14, in3, 2, &out) == TC_STATUS_OK);
+  CHECK(run(node("Mul", 2, 1, NULL, 0), 14, in3, 2, &out, 1) == TC_STATUS_OK);
   CHECK(out.rank == 0 && ((float *)out.data)[0] == 10000);
   /* shapes that do not broadcast */
   int64_t dc[1] = {4};
   tc_rt_tensor z = mk(TC_DTYPE_F32, 1, dc, b);
   const tc_rt_tensor *bad[2] = {&x, &z};
-  CHECK(run(node("Add", 2, NULL, 0), 14, bad, 2, &out) == TC_STATUS_INVALID);
+  CHECK(run(node("Add", 2, 1, NULL, 0), 14, bad, 2, &out, 1) == TC_STATUS_INVALID);
 }
 
 static void test_empty_and_variadic(void) {
@@ -113,20 +63,20 @@ static void test_empty_and_variadic(void) {
   float e = 0, a[3] = {1, 2, 3}, b[1] = {10}, c[3] = {-1, 50, 0};
   tc_rt_tensor x = mk(TC_DTYPE_F32, 2, d0, &e), y = mk(TC_DTYPE_F32, 1, &d3, a), out;
   const tc_rt_tensor *in[2] = {&x, &y};
-  CHECK(run(node("Add", 2, NULL, 0), 14, in, 2, &out) == TC_STATUS_OK);
+  CHECK(run(node("Add", 2, 1, NULL, 0), 14, in, 2, &out, 1) == TC_STATUS_OK);
   CHECK(out.rank == 2 && out.dims[0] == 0 && out.dims[1] == 3);
-  CHECK(run(node("Relu", 1, NULL, 0), 14, in, 1, &out) == TC_STATUS_OK && out.dims[0] == 0);
+  CHECK(run(node("Relu", 1, 1, NULL, 0), 14, in, 1, &out, 1) == TC_STATUS_OK && out.dims[0] == 0);
   tc_rt_tensor p = mk(TC_DTYPE_F32, 1, &d3, a), q = mk(TC_DTYPE_F32, 1, &d1, b),
                r = mk(TC_DTYPE_F32, 1, &d3, c);
   const tc_rt_tensor *three[3] = {&p, &q, &r};
-  CHECK(run(node("Max", 3, NULL, 0), 13, three, 3, &out) == TC_STATUS_OK);
+  CHECK(run(node("Max", 3, 1, NULL, 0), 13, three, 3, &out, 1) == TC_STATUS_OK);
   float *o = out.data;
   CHECK(o[0] == 10 && o[1] == 50 && o[2] == 10);
-  CHECK(run(node("Mean", 3, NULL, 0), 13, three, 3, &out) == TC_STATUS_OK);
+  CHECK(run(node("Mean", 3, 1, NULL, 0), 13, three, 3, &out, 1) == TC_STATUS_OK);
   o = out.data;
   CHECK(fabsf(o[0] - 10.0f / 3) < 1e-6f && fabsf(o[1] - 62.0f / 3) < 1e-5f);
   const tc_rt_tensor *one[1] = {&q};
-  CHECK(run(node("Sum", 1, NULL, 0), 13, one, 1, &out) == TC_STATUS_OK);
+  CHECK(run(node("Sum", 1, 1, NULL, 0), 13, one, 1, &out, 1) == TC_STATUS_OK);
   CHECK(((float *)out.data)[0] == 10);
 }
 
@@ -137,11 +87,11 @@ static void test_where_strings(void) {
   tc_rt_tensor cond = mk(TC_DTYPE_BOOL, 1, &d2, c), x = mk(TC_DTYPE_STRING, 1, &d2, (void *)xs),
                y = mk(TC_DTYPE_STRING, 1, &d1, (void *)ys), out;
   const tc_rt_tensor *in[3] = {&cond, &x, &y};
-  CHECK(run(node("Where", 3, NULL, 0), 16, in, 3, &out) == TC_STATUS_OK);
+  CHECK(run(node("Where", 3, 1, NULL, 0), 16, in, 3, &out, 1) == TC_STATUS_OK);
   char **o = out.data;
   CHECK(strcmp(o[0], "a") == 0 && strcmp(o[1], "z") == 0 && o[0] != xs[0]);
   const tc_rt_tensor *eq[2] = {&x, &y};
-  CHECK(run(node("Equal", 2, NULL, 0), 19, eq, 2, &out) == TC_STATUS_OK);
+  CHECK(run(node("Equal", 2, 1, NULL, 0), 19, eq, 2, &out, 1) == TC_STATUS_OK);
   CHECK(out.dtype == TC_DTYPE_BOOL && ((uint8_t *)out.data)[0] == 0);
 }
 
@@ -151,15 +101,15 @@ static void test_clip_old_and_new(void) {
   tc_rt_tensor x = mk(TC_DTYPE_F32, 1, &d4, a), out;
   const tc_rt_tensor *in[1] = {&x};
   tc_attr mm[2] = {float_attr("min", -1), float_attr("max", 1)};
-  CHECK(run(node("Clip", 1, mm, 2), 6, in, 1, &out) == TC_STATUS_OK);
+  CHECK(run(node("Clip", 1, 1, mm, 2), 6, in, 1, &out, 1) == TC_STATUS_OK);
   float *o = out.data;
   CHECK(o[0] == -1 && o[1] == 0.5f && o[2] == 1 && isnan(o[3]));
   /* opset 11+: min attribute refused, bounds from inputs (max only here) */
-  CHECK(run(node("Clip", 1, mm, 2), 13, in, 1, &out) == TC_STATUS_UNSUPPORTED);
+  CHECK(run(node("Clip", 1, 1, mm, 2), 13, in, 1, &out, 1) == TC_STATUS_UNSUPPORTED);
   int64_t v[3] = {-3, 7, 100}, hi = 7, d3 = 3;
   tc_rt_tensor xi = mk(TC_DTYPE_I64, 1, &d3, v), h = mk(TC_DTYPE_I64, 0, NULL, &hi);
   const tc_rt_tensor *in3[3] = {&xi, NULL, &h};
-  CHECK(run(node("Clip", 3, NULL, 0), 13, in3, 3, &out) == TC_STATUS_OK);
+  CHECK(run(node("Clip", 3, 1, NULL, 0), 13, in3, 3, &out, 1) == TC_STATUS_OK);
   int64_t *oi = out.data;
   CHECK(oi[0] == -3 && oi[1] == 7 && oi[2] == 7);
 }
@@ -169,7 +119,7 @@ static void test_rounding_and_casts(void) {
   int64_t d6 = 6, d1 = 1;
   tc_rt_tensor x = mk(TC_DTYPE_F32, 1, &d6, a), out;
   const tc_rt_tensor *in[1] = {&x};
-  CHECK(run(node("Round", 1, NULL, 0), 11, in, 1, &out) == TC_STATUS_OK);
+  CHECK(run(node("Round", 1, 1, NULL, 0), 11, in, 1, &out, 1) == TC_STATUS_OK);
   float *o = out.data;
   CHECK(o[0] == 0 && o[1] == 2 && o[2] == 2 && o[3] == 0 && o[4] == -2 && o[5] == 2);
   /* float64 -> float16 rounds once: 1 + 2^-11 + 2^-40 is above the tie */
@@ -177,7 +127,7 @@ static void test_rounding_and_casts(void) {
   tc_rt_tensor xd = mk(TC_DTYPE_F64, 1, &d1, &d);
   const tc_rt_tensor *ind[1] = {&xd};
   tc_attr to = int_attr("to", TC_DTYPE_F16);
-  CHECK(run(node("Cast", 1, &to, 1), 13, ind, 1, &out) == TC_STATUS_OK);
+  CHECK(run(node("Cast", 1, 1, &to, 1), 13, ind, 1, &out, 1) == TC_STATUS_OK);
   CHECK(((uint16_t *)out.data)[0] == 0x3c01);
   /* float -> int8 goes through int64 and wraps like numpy; NaN gives 0 */
   float f[3] = {300.7f, -1.9f, NAN};
@@ -185,11 +135,11 @@ static void test_rounding_and_casts(void) {
   tc_rt_tensor xf = mk(TC_DTYPE_F32, 1, &d3, f);
   const tc_rt_tensor *inf[1] = {&xf};
   tc_attr to8 = int_attr("to", TC_DTYPE_I8);
-  CHECK(run(node("Cast", 1, &to8, 1), 13, inf, 1, &out) == TC_STATUS_OK);
+  CHECK(run(node("Cast", 1, 1, &to8, 1), 13, inf, 1, &out, 1) == TC_STATUS_OK);
   int8_t *o8 = out.data;
   CHECK(o8[0] == 44 && o8[1] == -1 && o8[2] == 0);
   tc_attr tos = int_attr("to", TC_DTYPE_STRING);
-  CHECK(run(node("Cast", 1, &tos, 1), 13, inf, 1, &out) == TC_STATUS_UNSUPPORTED);
+  CHECK(run(node("Cast", 1, 1, &tos, 1), 13, inf, 1, &out, 1) == TC_STATUS_UNSUPPORTED);
 }
 
 static void test_refusals(void) {
@@ -198,25 +148,25 @@ static void test_refusals(void) {
   tc_rt_tensor x = mk(TC_DTYPE_F32, 1, &d1, a), out;
   const tc_rt_tensor *in[2] = {&x, &x};
   tc_attr axis = int_attr("axis", 1);
-  CHECK(run(node("Add", 2, &axis, 1), 6, in, 2, &out) == TC_STATUS_UNSUPPORTED);
+  CHECK(run(node("Add", 2, 1, &axis, 1), 6, in, 2, &out, 1) == TC_STATUS_UNSUPPORTED);
   CHECK(strstr(diag.reason, "axis") != NULL);
   tc_attr approx = str_attr("approximate", "erf");
-  CHECK(run(node("Gelu", 1, &approx, 1), 20, in, 1, &out) == TC_STATUS_UNSUPPORTED);
+  CHECK(run(node("Gelu", 1, 1, &approx, 1), 20, in, 1, &out, 1) == TC_STATUS_UNSUPPORTED);
   tc_attr alpha_int = int_attr("alpha", 2);
-  CHECK(run(node("LeakyRelu", 1, &alpha_int, 1), 16, in, 1, &out) == TC_STATUS_UNSUPPORTED);
+  CHECK(run(node("LeakyRelu", 1, 1, &alpha_int, 1), 16, in, 1, &out, 1) == TC_STATUS_UNSUPPORTED);
   tc_attr dir = str_attr("direction", "UP");
-  CHECK(run(node("BitShift", 2, &dir, 1), 11, in, 2, &out) == TC_STATUS_UNSUPPORTED);
+  CHECK(run(node("BitShift", 2, 1, &dir, 1), 11, in, 2, &out, 1) == TC_STATUS_UNSUPPORTED);
   /* a dtype outside the schema */
-  CHECK(run(node("Sqrt", 1, NULL, 0), 13,
+  CHECK(run(node("Sqrt", 1, 1, NULL, 0), 13,
             (const tc_rt_tensor *const[]){&(tc_rt_tensor){.dtype = TC_DTYPE_I32, .data = a}}, 1,
-            &out) == TC_STATUS_UNSUPPORTED);
+            &out, 1) == TC_STATUS_UNSUPPORTED);
   /* signed BitShift arrived in opset 28 */
   int8_t v = -8, s = 1;
   tc_rt_tensor xi = mk(TC_DTYPE_I8, 0, NULL, &v), si = mk(TC_DTYPE_I8, 0, NULL, &s);
   const tc_rt_tensor *ins[2] = {&xi, &si};
   tc_attr right = str_attr("direction", "RIGHT");
-  CHECK(run(node("BitShift", 2, &right, 1), 11, ins, 2, &out) == TC_STATUS_UNSUPPORTED);
-  CHECK(run(node("BitShift", 2, &right, 1), 28, ins, 2, &out) == TC_STATUS_OK);
+  CHECK(run(node("BitShift", 2, 1, &right, 1), 11, ins, 2, &out, 1) == TC_STATUS_UNSUPPORTED);
+  CHECK(run(node("BitShift", 2, 1, &right, 1), 28, ins, 2, &out, 1) == TC_STATUS_OK);
   CHECK(((int8_t *)out.data)[0] == -4);
 }
 
