@@ -10,15 +10,16 @@ JOBS    ?= $(shell nproc)
 WARN     := -Wall -Wextra -Werror -Wno-missing-field-initializers
 CFLAGS   ?= -O2 -g
 SANITIZE ?=
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC $(CFLAGS) $(SANITIZE) -Iinclude -Iruntime -I$(BUILD)/gen
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC $(CFLAGS) $(SANITIZE) -Iinclude -Iruntime -Ipasses -Icompiler -I$(BUILD)/gen
 LDLIBS   := -ldnnl -lgomp -lprotobuf-c -lm -lpthread
 
 GEN      := $(BUILD)/gen
 RT_SRCS  := $(wildcard runtime/*.c runtime/kernels/*.c)
 CLI_SRCS := $(wildcard compiler/*.c)
+PASS_SRCS:= $(wildcard passes/*.c)
 UNIT_SRCS:= $(wildcard tests/unit/*.c)
 RT_OBJS  := $(RT_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx-ml.pb-c.o
-CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o) $(PASS_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 DEPS_OK  := $(BUILD)/.deps-ok
 
@@ -96,9 +97,9 @@ demo: all
 	tools/demo.sh $(BUILD)
 
 format:
-	clang-format -i $(RT_SRCS) $(CLI_SRCS) $(UNIT_SRCS) runtime/*.h include/*.h tests/fuzz/*.c
+	clang-format -i $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h include/*.h tests/fuzz/*.c
 format-check:
-	clang-format --dry-run --Werror $(RT_SRCS) $(CLI_SRCS) $(UNIT_SRCS) runtime/*.h include/*.h tests/fuzz/*.c
+	clang-format --dry-run --Werror $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h include/*.h tests/fuzz/*.c
 
 clean:
 	rm -rf build

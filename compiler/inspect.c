@@ -5,18 +5,7 @@
 
 #include "json.h"
 
-typedef struct count_entry {
-  char *key;
-  size_t count;
-  size_t bytes;
-} count_entry;
-
-typedef struct counts {
-  count_entry *items;
-  size_t n, cap;
-} counts;
-
-static int counts_add(counts *c, const char *key, size_t bytes) {
+static int counts_add(tc_counts *c, const char *key, size_t bytes) {
   for (size_t i = 0; i < c->n; i++) {
     if (strcmp(c->items[i].key, key) == 0) {
       c->items[i].count++;
@@ -26,7 +15,7 @@ static int counts_add(counts *c, const char *key, size_t bytes) {
   }
   if (c->n == c->cap) {
     size_t ncap = c->cap ? c->cap * 2 : 32;
-    count_entry *p = realloc(c->items, ncap * sizeof *p);
+    tc_count_entry *p = realloc(c->items, ncap * sizeof *p);
     if (!p)
       return -1;
     c->items = p;
@@ -35,40 +24,33 @@ static int counts_add(counts *c, const char *key, size_t bytes) {
   char *k = strdup(key);
   if (!k)
     return -1;
-  c->items[c->n++] = (count_entry){k, 1, bytes};
+  c->items[c->n++] = (tc_count_entry){k, 1, bytes};
   return 0;
 }
 
-static void counts_free(counts *c) {
+static void counts_free(tc_counts *c) {
   for (size_t i = 0; i < c->n; i++)
     free(c->items[i].key);
   free(c->items);
 }
 
 static int by_key(const void *a, const void *b) {
-  return strcmp(((const count_entry *)a)->key, ((const count_entry *)b)->key);
+  return strcmp(((const tc_count_entry *)a)->key, ((const tc_count_entry *)b)->key);
 }
 
 static int by_count(const void *a, const void *b) {
-  const count_entry *x = a, *y = b;
+  const tc_count_entry *x = a, *y = b;
   if (x->count != y->count)
     return x->count < y->count ? 1 : -1;
   return strcmp(x->key, y->key);
 }
 
-typedef struct summary {
-  counts ops, ext;
-  size_t nodes, subgraphs;
-  tc_param_stats params;
-  int err;
-} summary;
-
-static void note_tensor(summary *s, const tc_tensor *t) {
+static void note_tensor(tc_model_summary *s, const tc_tensor *t) {
   if (t && t->field == TC_FIELD_EXTERNAL)
     s->err |= counts_add(&s->ext, t->ext_location, t->data[TC_FIELD_EXTERNAL].len);
 }
 
-static void walk(summary *s, const tc_graph *g, bool top) {
+static void walk(tc_model_summary *s, const tc_graph *g, bool top) {
   if (!top)
     s->subgraphs++;
   tc_param_stats p = tc_graph_param_stats(g);
@@ -150,7 +132,7 @@ static void text_values(FILE *f, const char *title, const tc_vinfo *vs, size_t n
   }
 }
 
-static void write_text(const tc_model *m, const char *path, summary *s, FILE *f) {
+static void write_text(const tc_model *m, const char *path, tc_model_summary *s, FILE *f) {
   const Onnx__ModelProto *pb = m->pb;
   fprintf(f, "model       %s\n", path);
   fprintf(f, "producer    %s %s\n", nz(pb->producer_name), nz(pb->producer_version));
@@ -222,7 +204,7 @@ static void json_values(tc_json *j, const char *key, const tc_vinfo *vs, size_t 
   tc_json_end_array(j);
 }
 
-static void write_json(const tc_model *m, const char *path, summary *s, FILE *f) {
+static void write_json(const tc_model *m, const char *path, tc_model_summary *s, FILE *f) {
   const Onnx__ModelProto *pb = m->pb;
   tc_json j;
   tc_json_init(&j, f);
@@ -316,16 +298,34 @@ static void write_json(const tc_model *m, const char *path, summary *s, FILE *f)
   tc_json_end_object(&j);
 }
 
+int tc_model_summarize(const tc_model *m, tc_model_summary *s) {
+  memset(s, 0, sizeof *s);
+  walk(s, m->graph, true);
+  qsort(s->ops.items, s->ops.n, sizeof *s->ops.items, by_key);
+  return s->err ? -1 : 0;
+}
+
+void tc_model_summary_free(tc_model_summary *s) {
+  counts_free(&s->ops);
+  counts_free(&s->ext);
+}
+
+size_t tc_model_summary_count(const tc_model_summary *s, const char *op) {
+  for (size_t i = 0; i < s->ops.n; i++)
+    if (strcmp(s->ops.items[i].key, op) == 0)
+      return s->ops.items[i].count;
+  return 0;
+}
+
 int tc_inspect_write(const tc_model *m, const char *path, bool json, FILE *f) {
-  summary s = {0};
-  walk(&s, m->graph, true);
-  if (!s.err) {
+  tc_model_summary s;
+  int err = tc_model_summarize(m, &s);
+  if (!err) {
     if (json)
       write_json(m, path, &s, f);
     else
       write_text(m, path, &s, f);
   }
-  counts_free(&s.ops);
-  counts_free(&s.ext);
-  return s.err ? -1 : 0;
+  tc_model_summary_free(&s);
+  return err;
 }

@@ -16,32 +16,15 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "cli.h"
 #include "kernel.h"
 #include "npy.h"
 #include "onnx_io.h"
 
 #define MAX_INPUTS 256
 
-static int error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* Prints one error line and returns the CLI's error exit status. */
-static int error(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("tacoc: error: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  return 2;
-}
-
-static bool ends_with(const char *s, const char *suffix) {
-  size_t n = strlen(s), k = strlen(suffix);
-  return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
 static int load_input(const char *file, tc_ndarray *out, char *why, size_t cap) {
-  if (ends_with(file, ".npy"))
+  if (tc_cli_ends_with(file, ".npy"))
     return tc_npy_read(file, out, why, cap);
   FILE *f = fopen(file, "rb");
   if (!f) {
@@ -137,12 +120,6 @@ static void summarize(const char *name, const tc_ndarray *o) {
   printf("\n");
 }
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
@@ -156,9 +133,9 @@ static int time_runs(tc_session *s, size_t n_in, const char **names, const tc_nd
   tc_ndarray *outs = calloc(n_out + 1, sizeof *outs);
   int rc = !ms || !outs;
   for (long r = 0; !rc && r < repeat; r++) {
-    double t0 = now_ms();
+    double t0 = tc_cli_now_ms();
     rc = tc_session_run(s, n_in, names, inputs, outs, d) != TC_STATUS_OK;
-    ms[r] = now_ms() - t0;
+    ms[r] = tc_cli_now_ms() - t0;
     for (size_t i = 0; !rc && i < n_out; i++)
       tc_ndarray_release(&outs[i]);
   }
@@ -189,12 +166,12 @@ int tc_cmd_run(int argc, char **argv) {
     if (!strcmp(argv[i], "--input") && i + 1 < argc) {
       char *spec = argv[++i], *eq = strchr(spec, '=');
       if (!eq || eq == spec || n_in == MAX_INPUTS) {
-        rc = error("--input needs NAME=FILE, got '%s'", spec);
+        rc = tc_cli_error("--input needs NAME=FILE, got '%s'", spec);
         goto done;
       }
       *eq = '\0';
       if (load_input(eq + 1, &inputs[n_in], why, sizeof why)) {
-        rc = error("%s: %s", eq + 1, why);
+        rc = tc_cli_error("%s: %s", eq + 1, why);
         goto done;
       }
       names[n_in++] = spec;
@@ -203,31 +180,31 @@ int tc_cmd_run(int argc, char **argv) {
     } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
       long t = strtol(argv[++i], NULL, 10);
       if (t < 1 || t > 1024) {
-        rc = error("--threads needs a count from 1 to 1024, got '%s'", argv[i]);
+        rc = tc_cli_error("--threads needs a count from 1 to 1024, got '%s'", argv[i]);
         goto done;
       }
       tc_set_num_threads((int)t);
     } else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) {
       repeat = strtol(argv[++i], NULL, 10);
       if (repeat < 1 || repeat > 1000000) {
-        rc = error("--repeat needs a count from 1 to 1000000, got '%s'", argv[i]);
+        rc = tc_cli_error("--repeat needs a count from 1 to 1000000, got '%s'", argv[i]);
         goto done;
       }
     } else if (!strcmp(argv[i], "--output-dir") && i + 1 < argc) {
       out_dir = argv[++i];
     } else if (argv[i][0] == '-' || model) {
-      rc = error("run: unexpected argument '%s'", argv[i]);
+      rc = tc_cli_error("run: unexpected argument '%s'", argv[i]);
       goto done;
     } else {
       model = argv[i];
     }
   }
   if (!model) {
-    rc = error("run: no model given");
+    rc = tc_cli_error("run: no model given");
     goto done;
   }
   if (tc_model_load_file(model, NULL, &m, d) || tc_session_new(m, &s, d)) {
-    rc = error("%s", tc_diag_message(d));
+    rc = tc_cli_error("%s", tc_diag_message(d));
     goto done;
   }
   tc_diag_clear(d); /* run errors name the model once, below */
@@ -240,12 +217,12 @@ int tc_cmd_run(int argc, char **argv) {
     if (given || v->init)
       continue;
     if (!random_inputs) {
-      rc = error("%s: input '%s' is not given (use --input NAME=FILE or --random-inputs)", model,
-                 v->name);
+      rc = tc_cli_error("%s: input '%s' is not given (use --input NAME=FILE or --random-inputs)",
+                        model, v->name);
       goto done;
     }
     if (n_in == MAX_INPUTS || random_input(v, &state, &inputs[n_in], why, sizeof why)) {
-      rc = error("input '%s': %s", v->name, why);
+      rc = tc_cli_error("input '%s': %s", v->name, why);
       goto done;
     }
     names[n_in++] = v->name;
@@ -253,15 +230,15 @@ int tc_cmd_run(int argc, char **argv) {
   size_t n_out = tc_model_num_outputs(m);
   outs = calloc(n_out + 1, sizeof *outs);
   if (!outs || tc_session_run(s, n_in, names, inputs, outs, d)) {
-    rc = error("%s: %s", model, outs ? tc_diag_message(d) : "out of memory");
+    rc = tc_cli_error("%s: %s", model, outs ? tc_diag_message(d) : "out of memory");
     goto done;
   }
   if (repeat && time_runs(s, n_in, names, inputs, n_out, repeat, d)) {
-    rc = error("%s: %s", model, tc_diag_message(d));
+    rc = tc_cli_error("%s: %s", model, tc_diag_message(d));
     goto done;
   }
   if (out_dir && mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
-    rc = error("%s: cannot create the output folder", out_dir);
+    rc = tc_cli_error("%s: cannot create the output folder", out_dir);
     goto done;
   }
   rc = 0;
@@ -280,7 +257,7 @@ int tc_cmd_run(int argc, char **argv) {
     }
     snprintf(path + len, sizeof path - (size_t)len, ".npy");
     if (tc_npy_write(path, &outs[i], why, sizeof why))
-      rc = error("%s: %s", path, why);
+      rc = tc_cli_error("%s: %s", path, why);
   }
 done:
   for (size_t i = 0; outs && m && i < tc_model_num_outputs(m); i++)

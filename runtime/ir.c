@@ -1,6 +1,7 @@
 /* IR construction, editing and the invariant checker. */
 #include "ir.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -398,5 +399,277 @@ tc_param_stats tc_graph_param_stats(const tc_graph *g) {
     st.bytes += tc_dtype_bytes(t->dtype, n);
     st.tensors++;
   }
+  return st;
+}
+
+/* ---- opsets ---- */
+int64_t tc_model_opset(const tc_model *m, const char *domain) {
+  for (size_t i = 0; i < m->n_opsets; i++)
+    if (tc_domain_equal(m->opsets[i].domain, domain))
+      return m->opsets[i].version;
+  return 0;
+}
+
+int tc_model_set_opset(tc_model *m, const char *domain, int64_t version) {
+  for (size_t i = 0; i < m->n_opsets; i++) {
+    if (tc_domain_equal(m->opsets[i].domain, domain)) {
+      m->opsets[i].version = version;
+      return 0;
+    }
+  }
+  tc_opset *o = tc_arena_alloc(m->arena, (m->n_opsets + 1) * sizeof *o);
+  const char *d = tc_arena_strdup(m->arena, domain ? domain : "");
+  if (!o || !d)
+    return -1;
+  if (m->n_opsets)
+    memcpy(o, m->opsets, m->n_opsets * sizeof *o);
+  o[m->n_opsets++] = (tc_opset){.domain = d, .version = version};
+  m->opsets = o;
+  return 0;
+}
+
+/* ---- editing helpers ---- */
+const char *tc_graph_fresh_name(tc_graph *g, const char *base) {
+  tc_arena *a = g->model->arena;
+  char buf[256];
+  for (;;) {
+    snprintf(buf, sizeof buf, "%.200s__%u", base, g->model->next_fresh++);
+    if (!tc_graph_lookup(g, buf))
+      return tc_arena_strdup(a, buf);
+  }
+}
+
+tc_value *tc_graph_new_temp(tc_graph *g, const char *base) {
+  const char *name = tc_graph_fresh_name(g, base);
+  return name ? tc_graph_new_value(g, name, NULL) : NULL;
+}
+
+tc_node *tc_graph_insert_node(tc_graph *g, tc_node *before, const char *op_type, const char *domain,
+                              const char *name, size_t n_inputs, size_t n_outputs, size_t n_attrs) {
+  tc_node *n = tc_graph_append_node(g, op_type, domain, name, n_inputs, n_outputs, n_attrs);
+  if (!n || !before || before == n)
+    return n;
+  /* Unlink from the end and relink before `before`. */
+  g->last = n->prev;
+  g->last->next = NULL;
+  n->prev = before->prev;
+  n->next = before;
+  if (before->prev)
+    before->prev->next = n;
+  else
+    g->first = n;
+  before->prev = n;
+  return n;
+}
+
+static tc_attr *attr_slot(tc_node *n, size_t i, const char *name, int type) {
+  tc_attr *a = &n->attrs[i];
+  *a = (tc_attr){.name = tc_arena_strdup(n->graph->model->arena, name), .type = type};
+  return a->name ? a : NULL;
+}
+
+int tc_node_set_attr_int(tc_node *n, size_t i, const char *name, int64_t v) {
+  tc_attr *a = attr_slot(n, i, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+  if (!a)
+    return -1;
+  a->i = v;
+  return 0;
+}
+
+int tc_node_set_attr_float(tc_node *n, size_t i, const char *name, float v) {
+  tc_attr *a = attr_slot(n, i, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+  if (!a)
+    return -1;
+  a->f = v;
+  return 0;
+}
+
+int tc_node_set_attr_string(tc_node *n, size_t i, const char *name, const char *v) {
+  tc_attr *a = attr_slot(n, i, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
+  size_t len = strlen(v);
+  if (!a || !(a->s.data = tc_arena_memdup(n->graph->model->arena, v, len + 1)))
+    return -1;
+  a->s.len = len;
+  return 0;
+}
+
+int tc_node_set_attr_ints(tc_node *n, size_t i, const char *name, const int64_t *v, size_t count) {
+  tc_attr *a = attr_slot(n, i, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
+  if (!a || !(a->ints = tc_arena_memdup(n->graph->model->arena, v, count * sizeof *v)))
+    return -1;
+  a->n_ints = count;
+  return 0;
+}
+
+int tc_node_set_attr_floats(tc_node *n, size_t i, const char *name, const float *v, size_t count) {
+  tc_attr *a = attr_slot(n, i, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS);
+  if (!a || !(a->floats = tc_arena_memdup(n->graph->model->arena, v, count * sizeof *v)))
+    return -1;
+  a->n_floats = count;
+  return 0;
+}
+
+void tc_node_copy_attr(tc_node *n, size_t i, const tc_attr *a) { n->attrs[i] = *a; }
+
+static void unref_buffer(void *p) { tc_buffer_unref(p); }
+
+tc_tensor *tc_tensor_new(tc_model *m, const char *name, int32_t dtype, size_t rank,
+                         const int64_t *dims, tc_buffer *buf) {
+  if (tc_arena_on_free(m->arena, unref_buffer, buf) != 0) {
+    tc_buffer_unref(buf);
+    return NULL;
+  }
+  tc_tensor *t = tc_arena_alloc(m->arena, sizeof *t);
+  if (!t)
+    return NULL;
+  t->name = tc_arena_strdup(m->arena, name);
+  t->dims = tc_arena_memdup(m->arena, dims, rank * sizeof *dims);
+  if (!t->name || (rank && !t->dims))
+    return NULL;
+  t->dtype = dtype;
+  t->has_dtype = true;
+  t->rank = rank;
+  t->field = TC_FIELD_RAW;
+  t->has_raw = true;
+  t->data[TC_FIELD_RAW] = (tc_span){buf, 0, tc_buffer_size(buf)};
+  return t;
+}
+
+const tc_tensor *tc_value_const(const tc_value *v) {
+  return v && v->init && !(v->flags & TC_VALUE_INPUT) ? v->init : NULL;
+}
+
+int tc_value_make_const(tc_value *v, tc_tensor *t) {
+  if (v->producer || v->init)
+    return -1;
+  t->name = v->name;
+  return tc_graph_add_init(v->graph, v, t);
+}
+
+void tc_graph_remove_init(tc_graph *g, tc_value *v) {
+  size_t k = 0;
+  for (size_t i = 0; i < g->n_inits; i++)
+    if (g->inits[i] != v)
+      g->inits[k++] = g->inits[i];
+  g->n_inits = k;
+  v->init = NULL;
+}
+
+void tc_graph_prune_value_info(tc_graph *g) {
+  size_t k = 0;
+  for (size_t i = 0; i < g->n_value_info; i++) {
+    const tc_value *v = g->value_info[i].value;
+    if (v->producer || v->init || v->sparse || (v->flags & TC_VALUE_INPUT))
+      g->value_info[k++] = g->value_info[i];
+  }
+  g->n_value_info = k;
+}
+
+/* Calls fn for every value of g's scope that a node inside the subgraphs of n reads. */
+static void outer_reads(const tc_graph *g, const tc_node *n, void (*fn)(const tc_value *, void *),
+                        void *arg) {
+  for (size_t a = 0; a < n->n_attrs; a++) {
+    const tc_attr *at = &n->attrs[a];
+    size_t ng = at->g ? 1 : at->n_graphs;
+    for (size_t k = 0; k < ng; k++) {
+      const tc_graph *sg = at->g ? at->g : at->graphs[k];
+      for (const tc_node *c = sg->first; c; c = c->next) {
+        for (size_t i = 0; i < c->n_inputs; i++)
+          if (c->inputs[i] && c->inputs[i]->graph == g)
+            fn(c->inputs[i], arg);
+        outer_reads(g, c, fn, arg);
+      }
+    }
+  }
+}
+
+typedef struct topo_state {
+  tc_node **stack;
+  size_t sp, cap;
+  uint8_t *mark; /* by node id: 0 new, 1 pushed, 2 expanded (producers pending), 3 placed */
+  const tc_node *cycle;
+  bool nomem;
+} topo_state;
+
+static void push_producer(const tc_value *v, void *arg) {
+  topo_state *t = arg;
+  tc_node *p = v->producer;
+  if (!p || p->graph != v->graph || t->mark[p->id] == 3)
+    return;
+  if (t->mark[p->id] == 2) {
+    t->cycle = p;
+    return;
+  }
+  if (t->sp == t->cap) {
+    size_t ncap = t->cap * 2;
+    tc_node **ns = realloc(t->stack, ncap * sizeof *ns);
+    if (!ns) {
+      t->nomem = true;
+      return;
+    }
+    t->stack = ns;
+    t->cap = ncap;
+  }
+  t->mark[p->id] = 1;
+  t->stack[t->sp++] = p;
+}
+
+tc_status tc_graph_toposort(tc_graph *g, tc_diag *diag) {
+  size_t n_nodes = g->n_nodes;
+  tc_model *m = g->model;
+  topo_state t = {.cap = n_nodes + 16, .mark = calloc(m->next_node_id + 1, 1)};
+  t.stack = malloc(t.cap * sizeof *t.stack);
+  tc_node **order = malloc((n_nodes + 1) * sizeof *order);
+  tc_status st = TC_STATUS_OK;
+  if (!t.stack || !t.mark || !order)
+    goto nomem;
+  /* Depth-first from each node in list order, producers first: a graph that
+   * is already sorted keeps its order. A node is expanded (its producers
+   * pushed) the first time it reaches the top and placed the second time; a
+   * producer met while expanded is an ancestor, hence a cycle. */
+  size_t placed = 0;
+  for (tc_node *root = g->first; root; root = root->next) {
+    if (t.mark[root->id] == 3)
+      continue;
+    t.sp = 0;
+    t.mark[root->id] = 1;
+    t.stack[t.sp++] = root;
+    while (t.sp) {
+      tc_node *n = t.stack[t.sp - 1];
+      if (t.mark[n->id] == 3) {
+        t.sp--;
+      } else if (t.mark[n->id] == 2) {
+        t.sp--;
+        t.mark[n->id] = 3;
+        order[placed++] = n;
+      } else {
+        t.mark[n->id] = 2;
+        for (size_t i = n->n_inputs; i-- > 0;)
+          if (n->inputs[i] && n->inputs[i]->graph == g)
+            push_producer(n->inputs[i], &t);
+        outer_reads(g, n, push_producer, &t);
+        if (t.nomem)
+          goto nomem;
+        if (t.cycle) {
+          st = tc_diag_set(diag, TC_STATUS_INVALID, node_label(t.cycle), t.cycle->op_type,
+                           "the graph has a cycle through this node");
+          goto done;
+        }
+      }
+    }
+  }
+  g->first = placed ? order[0] : NULL;
+  g->last = placed ? order[placed - 1] : NULL;
+  for (size_t i = 0; i < placed; i++) {
+    order[i]->prev = i ? order[i - 1] : NULL;
+    order[i]->next = i + 1 < placed ? order[i + 1] : NULL;
+  }
+  goto done;
+nomem:
+  st = tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+done:
+  free(t.stack);
+  free(t.mark);
+  free(order);
   return st;
 }

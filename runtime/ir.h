@@ -295,6 +295,7 @@ struct tc_model {
   const char *dir;      /* folder external data is resolved against, or NULL */
   Onnx__ModelProto *pb; /* owned: freed with the model */
   uint32_t next_value_id, next_node_id;
+  uint32_t next_fresh; /* counter of tc_graph_fresh_name */
 };
 
 /* ---- building and editing (all memory from the model's arena) ---- */
@@ -333,6 +334,49 @@ const tc_attr *tc_node_attr(const tc_node *n, const char *name);
 int tc_value_replace_uses(tc_value *from, tc_value *to);
 /* Sets a value's tensor type; marks it changed so export writes the new type. */
 int tc_value_set_tensor_type(tc_value *v, int32_t elem, size_t rank, const tc_dim *dims);
+
+/* Version of domain the model imports (the default domain spelled either way); 0 if none. */
+int64_t tc_model_opset(const tc_model *m, const char *domain);
+/* Sets (or adds) the model's import of domain to version. 0 on success. */
+int tc_model_set_opset(tc_model *m, const char *domain, int64_t version);
+
+/* ---- editing helpers for passes ---- */
+/* A name starting with base that no value visible from g, and no value the
+ * model has named so far through this function, uses. Arena memory; NULL on OOM. */
+const char *tc_graph_fresh_name(tc_graph *g, const char *base);
+/* A new value in g named after base (made unique). NULL on OOM. */
+tc_value *tc_graph_new_temp(tc_graph *g, const char *base);
+/* Like tc_graph_append_node but links the node just before `before`
+ * (NULL: at the end). Node name NULL: none. */
+tc_node *tc_graph_insert_node(tc_graph *g, tc_node *before, const char *op_type, const char *domain,
+                              const char *name, size_t n_inputs, size_t n_outputs, size_t n_attrs);
+/* Sets attribute slot i of n (created with room for it). Strings and arrays
+ * are copied into the arena. 0 on success. */
+int tc_node_set_attr_int(tc_node *n, size_t i, const char *name, int64_t v);
+int tc_node_set_attr_float(tc_node *n, size_t i, const char *name, float v);
+int tc_node_set_attr_string(tc_node *n, size_t i, const char *name, const char *v);
+int tc_node_set_attr_ints(tc_node *n, size_t i, const char *name, const int64_t *v, size_t count);
+int tc_node_set_attr_floats(tc_node *n, size_t i, const char *name, const float *v, size_t count);
+/* Copies attribute a (arrays shared, name kept) into slot i of n. */
+void tc_node_copy_attr(tc_node *n, size_t i, const tc_attr *a);
+/* A dense tensor holding buf's bytes (RAW field); takes over the caller's
+ * reference to buf (released with the model, or here on failure). NULL on OOM. */
+tc_tensor *tc_tensor_new(tc_model *m, const char *name, int32_t dtype, size_t rank,
+                         const int64_t *dims, tc_buffer *buf);
+/* The constant data of v: its initializer when v is one and not also a graph
+ * input (a caller may override those). NULL otherwise. */
+const tc_tensor *tc_value_const(const tc_value *v);
+/* Makes v an initializer of its graph holding t (v must have no producer). */
+int tc_value_make_const(tc_value *v, tc_tensor *t);
+/* Drops v from its graph's initializer list (v keeps its name and uses). */
+void tc_graph_remove_init(tc_graph *g, tc_value *v);
+/* Drops value_info entries of values that no node, input or initializer
+ * defines any more. */
+void tc_graph_prune_value_info(tc_graph *g);
+/* Reorders g's nodes topologically, keeping the current order wherever it
+ * already is one (so a sorted graph is unchanged). Nodes whose subgraphs read
+ * outer values come after those values' producers. INVALID on a cycle. */
+tc_status tc_graph_toposort(tc_graph *g, tc_diag *diag);
 
 /* ---- checks ---- */
 /* Checks the IR's invariants on g and its subgraphs: use lists match inputs,

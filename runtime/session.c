@@ -25,15 +25,6 @@ void tc_ndarray_release(tc_ndarray *t) {
 
 static const char *nz(const char *s) { return s ? s : ""; }
 
-/* The version of the node's domain that the model imports; 0 if none. */
-static int64_t opset_of(const tc_model *m, const char *domain) {
-  for (size_t i = 0; i < m->n_opsets; i++) {
-    if (tc_domain_equal(m->opsets[i].domain, domain))
-      return m->opsets[i].version;
-  }
-  return 0;
-}
-
 tc_status tc_rt_from_ir(const tc_tensor *t, tc_arena *a, tc_rt_tensor *out, tc_diag *diag) {
   memset(out, 0, sizeof *out);
   if (t->rank > TC_MAX_RANK)
@@ -100,7 +91,7 @@ static tc_status bind_graph(tc_session *s, const tc_graph *g, tc_diag *diag) {
                            "run yet",
                            nz(fn->domain), fn->name);
     }
-    int64_t opset = opset_of(m, n->domain);
+    int64_t opset = tc_model_opset(m, n->domain);
     s->opsets[n->id] = opset;
     if (tc_is_control_op(n)) {
       tc_status st = tc_control_check(n, opset, diag);

@@ -2,7 +2,10 @@
 models of tools/gen_e2e_models.py and on real pretrained models shipped in
 packages that `make deps` installs (Silero VAD; PaddleOCR's PP-OCR
 classifier, detector and recognizer from rapidocr-onnxruntime), same inputs,
-fp32.
+fp32. Each model is also optimized with `tacoc optimize -O2`; the optimized
+model must give the original's ONNX Runtime outputs within the same
+tolerance both in libtacort and in ONNX Runtime, and the node counts before
+and after are printed.
 
 Usage: e2e.py --tacoc PATH --sample PATH MODELDIR
 
@@ -14,14 +17,17 @@ model. Ends with
 "e2e: N passed, N failed"."""
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 RTOL, ATOL = 1e-4, 1e-5
+ort.set_default_logger_severity(3)
 
 
 def feeds(name, rng):
@@ -111,9 +117,30 @@ def pretrained(rng):
     ]
 
 
-def run_case(tacoc, model, label, inputs, tmp):
-    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+def compare(name, got, want, worst):
+    """Appends (name, max abs, max abs / max |want|) to worst; returns a problem or None."""
+    if got.shape != want.shape or got.dtype != want.dtype:
+        return f"{name}: {got.dtype}{got.shape} vs ORT {want.dtype}{want.shape}"
+    d = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    scale = float(np.abs(want.astype(np.float64)).max(initial=0))
+    worst.append((name, float(d.max(initial=0)), float(d.max(initial=0)) / scale if scale else 0.0))
+    if not np.all(d <= RTOL * np.abs(want) + ATOL):
+        return f"{name}: max abs error {d.max():.3g} beyond tolerance"
+    return None
+
+
+def run_case(tacoc, model, label, inputs, tmp, reference=None):
+    """tacort on model vs ORT on reference (default: model itself); with a
+    reference, ORT on model is checked against it as well."""
+    sess = ort.InferenceSession(reference or model, providers=["CPUExecutionProvider"])
     ref = sess.run(None, inputs)
+    worst = []
+    if reference:
+        opt = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, inputs)
+        for meta, got, want in zip(sess.get_outputs(), opt, ref):
+            problem = compare(f"ORT {meta.name}", got, want, worst)
+            if problem:
+                return problem, worst
     args = [tacoc, "run", model, "--output-dir", os.path.join(tmp, "out")]
     for k, v in inputs.items():
         path = os.path.join(tmp, f"{k}.npy")
@@ -122,19 +149,23 @@ def run_case(tacoc, model, label, inputs, tmp):
     proc = subprocess.run(args, capture_output=True, text=True)
     if proc.returncode != 0:
         return f"tacoc run failed: {proc.stderr.strip()}", None
-    worst = []
     for meta, want in zip(sess.get_outputs(), ref):
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in meta.name)
         got = np.load(os.path.join(tmp, "out", f"{safe}.npy"))
-        if got.shape != want.shape or got.dtype != want.dtype:
-            return f"{meta.name}: {got.dtype}{got.shape} vs ORT {want.dtype}{want.shape}", None
-        d = np.abs(got.astype(np.float64) - want.astype(np.float64))
-        scale = float(np.abs(want.astype(np.float64)).max(initial=0))
-        worst.append((meta.name, float(d.max(initial=0)),
-                      float(d.max(initial=0)) / scale if scale else 0.0))
-        if not np.all(d <= RTOL * np.abs(want) + ATOL):
-            return f"{meta.name}: max abs error {d.max():.3g} beyond tolerance", worst
+        problem = compare(meta.name, got, want, worst)
+        if problem:
+            return problem, worst
     return None, worst
+
+
+def optimize(tacoc, model, out):
+    """tacoc optimize -O2; returns (problem, nodes before, nodes after)."""
+    proc = subprocess.run([tacoc, "optimize", model, "-o", out, "-O2", "--quiet"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        return f"tacoc optimize failed: {proc.stderr.strip()}", 0, 0
+    count = [len(onnx.load(p, load_external_data=False).graph.node) for p in (model, out)]
+    return None, count[0], count[1]
 
 
 def main():
@@ -147,17 +178,29 @@ def main():
     passed = failed = 0
     models = [(f[:-5], os.path.join(a.modeldir, f), None)
               for f in sorted(os.listdir(a.modeldir)) if f.endswith(".onnx")]
+    optdir = tempfile.mkdtemp(prefix="e2e-opt-")
     for name, model, sets in models + pretrained(rng):
+        opt = os.path.join(optdir, f"{name}.opt.onnx")
+        problem, before, after = optimize(a.tacoc, model, opt)
+        if problem:
+            failed += 1
+            print(f"FAIL {name} -O2: {problem}")
+        else:
+            print(f"     {name} -O2: {before} -> {after} nodes")
         for label, inputs in sets if sets is not None else feeds(name, rng):
-            with tempfile.TemporaryDirectory() as tmp:
-                problem, worst = run_case(a.tacoc, model, label, inputs, tmp)
-            errs = ", ".join(f"{o}: max abs {ab:.2e}, rel to max {rl:.2e}" for o, ab, rl in worst or [])
-            if problem:
-                failed += 1
-                print(f"FAIL {name} {label}: {problem} {errs}")
-            else:
-                passed += 1
-                print(f"ok   {name} {label}: {errs}")
+            for variant, path, ref in (("", model, None), (" -O2", opt, model)):
+                if ref and problem:
+                    continue
+                with tempfile.TemporaryDirectory() as tmp:
+                    bad, worst = run_case(a.tacoc, path, label, inputs, tmp, ref)
+                errs = ", ".join(f"{o}: max abs {ab:.2e}, rel to max {rl:.2e}"
+                                 for o, ab, rl in worst or [])
+                if bad:
+                    failed += 1
+                    print(f"FAIL {name}{variant} {label}: {bad} {errs}")
+                else:
+                    passed += 1
+                    print(f"ok   {name}{variant} {label}: {errs}")
         if sets is not None:
             continue  # the sample fills inputs generically; real models need real ones
         proc = subprocess.run([a.sample, model], capture_output=True, text=True)
@@ -166,6 +209,7 @@ def main():
             print(f"FAIL sample run_model {name}: {proc.stderr.strip()}")
         else:
             passed += 1
+    shutil.rmtree(optdir, ignore_errors=True)
     print(f"e2e: {passed} passed, {failed} failed")
     return 1 if failed else 0
 

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-2}
 PY=.venv/bin/python
-SUITES=${TC_SUITES:-"unit conformance e2e roundtrip errors bigmodel fuzz"}
+SUITES=${TC_SUITES:-"unit conformance conformance-O3 passes e2e roundtrip errors bigmodel fuzz"}
 TACOC=$BUILD/bin/tacoc
 DATA=build/testdata
 export PYTHONWARNINGS=ignore
@@ -77,6 +77,14 @@ for s in $SUITES; do
     gen_data || { echo "conformance: cannot generate test models"; failed=$((failed + 1)); continue; }
     run_suite conformance "$BUILD/tests/conformance" --expected tests/conformance/expected_pass.txt \
       "$DATA/onnx/node" ;;
+  conformance-O3)
+    gen_data || { echo "conformance-O3: cannot generate test models"; failed=$((failed + 1)); continue; }
+    $PY tests/optimize_node_tests.py --tacoc "$TACOC" --jobs "$JOBS" "$DATA/onnx/node" "$DATA/onnx-O3/node" | tail -n 5 ||
+      { echo "conformance-O3: tacoc optimize failed on a node test"; failed=$((failed + 1)); continue; }
+    run_suite conformance-O3 "$BUILD/tests/conformance" --expected tests/conformance/expected_pass.txt \
+      "$DATA/onnx-O3/node" ;;
+  passes)
+    run_suite passes $PY tests/passes/run.py --tacoc "$TACOC" ;;
   e2e)
     $PY tools/gen_e2e_models.py "$DATA/e2e" || { echo "e2e: cannot generate models"; failed=$((failed + 1)); continue; }
     run_suite e2e $PY tests/e2e.py --tacoc "$TACOC" --sample "$BUILD/samples/run_model" "$DATA/e2e" ;;

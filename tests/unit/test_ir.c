@@ -125,6 +125,57 @@ static void test_subgraph_outer_scope(void) {
   tc_model_free(s.m);
 }
 
+static void test_toposort(void) {
+  small s = make_small();
+  tc_diag d = {0};
+  /* Already sorted: unchanged. */
+  CHECK(tc_graph_toposort(s.g, &d) == TC_STATUS_OK);
+  CHECK(s.g->first == s.relu && s.relu->next == s.neg && s.neg->next == s.add);
+  /* A node appended at the end that others read moves before them; the
+   * rest keep their order. */
+  tc_value *b = tc_graph_new_temp(s.g, "b");
+  tc_node *exp = tc_graph_append_node(s.g, "Exp", "", "exp", 1, 1, 0);
+  tc_node_set_input(exp, 0, s.x);
+  tc_node_set_output(exp, 0, b);
+  tc_node_set_input(s.neg, 0, b);
+  CHECK(tc_graph_toposort(s.g, &d) == TC_STATUS_OK);
+  CHECK(s.g->first == s.relu && s.relu->next == exp && exp->next == s.neg && s.neg->next == s.add &&
+        s.g->last == s.add && s.add->next == NULL);
+  CHECK(tc_graph_verify(s.g, &d) == TC_STATUS_OK);
+  /* A cycle is refused and names a node on it. */
+  tc_node_set_input(exp, 0, s.y);
+  CHECK(tc_graph_toposort(s.g, &d) == TC_STATUS_INVALID);
+  CHECK(strstr(d.reason, "cycle") != NULL);
+  tc_model_free(s.m);
+}
+
+static void test_editing_helpers(void) {
+  small s = make_small();
+  const char *n1 = tc_graph_fresh_name(s.g, "a");
+  const char *n2 = tc_graph_fresh_name(s.g, "a");
+  CHECK(n1 && n2 && strcmp(n1, "a") != 0 && strcmp(n1, n2) != 0);
+  tc_node *mul = tc_graph_insert_node(s.g, s.neg, "Mul", "", NULL, 2, 1, 2);
+  CHECK(s.relu->next == mul && mul->next == s.neg && mul->prev == s.relu);
+  CHECK(tc_node_set_attr_int(mul, 0, "axis", -1) == 0);
+  CHECK(tc_node_set_attr_string(mul, 1, "mode", "tanh") == 0);
+  CHECK(tc_node_attr(mul, "axis")->i == -1 &&
+        memcmp(tc_node_attr(mul, "mode")->s.data, "tanh", 4) == 0);
+  CHECK(tc_model_opset(s.m, "") == 0);
+  CHECK(tc_model_set_opset(s.m, "ai.onnx", 17) == 0 && tc_model_opset(s.m, "") == 17);
+  CHECK(tc_model_set_opset(s.m, "", 20) == 0 && tc_model_opset(s.m, "ai.onnx") == 20);
+  CHECK(s.m->n_opsets == 1);
+  float one = 1.0f;
+  tc_buffer *buf = tc_buffer_new(sizeof one);
+  memcpy(tc_buffer_data(buf), &one, sizeof one);
+  tc_value *c = tc_graph_new_temp(s.g, "c");
+  tc_tensor *t = tc_tensor_new(s.m, c->name, TC_DTYPE_F32, 0, NULL, buf);
+  CHECK(t && tc_value_make_const(c, t) == 0);
+  CHECK(tc_value_const(c) == t && s.g->n_inits == 1);
+  tc_graph_remove_init(s.g, c);
+  CHECK(s.g->n_inits == 0 && tc_value_const(c) == NULL);
+  tc_model_free(s.m);
+}
+
 static void test_dtypes(void) {
   CHECK(strcmp(tc_dtype_name(TC_DTYPE_F32), "float32") == 0);
   CHECK(strcmp(tc_dtype_name(TC_DTYPE_BF16), "bfloat16") == 0);
@@ -157,6 +208,8 @@ int main(void) {
   RUN(test_verifier_finds_cycle);
   RUN(test_verifier_finds_broken_use_list);
   RUN(test_subgraph_outer_scope);
+  RUN(test_toposort);
+  RUN(test_editing_helpers);
   RUN(test_dtypes);
   RUN(test_arena);
   return SUMMARY("unit.ir");

@@ -1,0 +1,264 @@
+/* `tacoc optimize`: load, run the pass pipeline, write the model, and report
+ * what changed (a table on stdout, JSON with --report; docs/cli.md). */
+#include "optimize.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "inspect.h"
+#include "json.h"
+#include "onnx_io.h"
+#include "pipeline.h"
+
+typedef struct opt_args {
+  const char *in, *out, *passes, *report, *dump_after;
+  int level;
+  bool quiet, explain;
+  tc_pass_options popt;
+  tc_save_options save;
+} opt_args;
+
+static int parse_args(int argc, char **argv, opt_args *a) {
+  a->level = 2;
+  for (int i = 0; i < argc; i++) {
+    const char *s = argv[i];
+    if (strcmp(s, "-o") == 0 || strcmp(s, "--output") == 0) {
+      if (++i >= argc)
+        return tc_cli_usage_error("%s needs a file name", s);
+      a->out = argv[i];
+    } else if (strncmp(s, "-O", 2) == 0 && s[2] >= '0' && s[2] <= '3' && !s[3]) {
+      a->level = s[2] - '0';
+    } else if (strcmp(s, "--passes") == 0 || strcmp(s, "--report") == 0 ||
+               strcmp(s, "--dump-after") == 0 || strcmp(s, "--fold-limit") == 0) {
+      if (++i >= argc)
+        return tc_cli_usage_error("%s needs a value", s);
+      if (strcmp(s, "--passes") == 0)
+        a->passes = argv[i];
+      else if (strcmp(s, "--report") == 0)
+        a->report = argv[i];
+      else if (strcmp(s, "--dump-after") == 0)
+        a->dump_after = argv[i];
+      else if (!tc_cli_parse_size(argv[i], &a->popt.fold_limit))
+        return tc_cli_usage_error("--fold-limit needs a size in bytes");
+    } else if (strcmp(s, "--explain") == 0) {
+      a->explain = true;
+    } else if (strcmp(s, "--quiet") == 0 || strcmp(s, "-q") == 0) {
+      a->quiet = true;
+    } else if (strcmp(s, "--external-data") == 0) {
+      /* The file name is optional: take the next word unless it is an option or a model. */
+      a->save.external_data = "";
+      if (i + 1 < argc && argv[i + 1][0] != '-' && !tc_cli_ends_with(argv[i + 1], ".onnx"))
+        a->save.external_data = argv[++i];
+    } else if (strncmp(s, "--external-data=", 16) == 0) {
+      a->save.external_data = s + 16;
+    } else if (strcmp(s, "--external-data-threshold") == 0) {
+      if (++i >= argc || !tc_cli_parse_size(argv[i], &a->save.external_threshold))
+        return tc_cli_usage_error("--external-data-threshold needs a size in bytes");
+    } else if (s[0] == '-' && s[1]) {
+      return tc_cli_usage_error("optimize: unknown option '%s'", s);
+    } else if (!a->in) {
+      a->in = s;
+    } else {
+      return tc_cli_usage_error("optimize: more than one model given ('%s' and '%s')", a->in, s);
+    }
+  }
+  if (!a->in)
+    return tc_cli_usage_error("optimize: no model given");
+  if (!a->out)
+    return tc_cli_usage_error("optimize: no output given (-o OUT)");
+  return 0;
+}
+
+static void print_table(const opt_args *a, const tc_pipeline *p, const tc_model_summary *before,
+                        const tc_model_summary *after, FILE *f) {
+  fprintf(f, "tacoc: %s -> %s (%s%s)\n", a->in, a->out, a->passes ? "--passes " : "-O",
+          a->passes ? a->passes : (const char[]){(char)('0' + a->level), 0});
+  bool any = false;
+  for (size_t i = 0; i < p->n; i++) {
+    const tc_pass_record *r = &p->records[i];
+    if (!r->n_kinds)
+      continue;
+    if (!any)
+      fprintf(f, "\n  %-26s %15s  %s\n", "pass", "nodes", "rewrites");
+    any = true;
+    char nodes[32];
+    snprintf(nodes, sizeof nodes, "%zu -> %zu", r->nodes_before, r->nodes_after);
+    fprintf(f, "  %-26s %15s  ", r->name, nodes);
+    for (size_t k = 0; k < r->n_kinds; k++)
+      fprintf(f, "%s%s x%zu", k ? ", " : "", r->rewrites[k].kind, r->rewrites[k].count);
+    fputc('\n', f);
+  }
+  if (!any)
+    fprintf(f, "\n  no pass changed the model\n");
+  fprintf(f, "\n  %-26s %8s %8s\n", "op", "before", "after");
+  /* Merge the two sorted histograms. */
+  size_t i = 0, j = 0;
+  while (i < before->ops.n || j < after->ops.n) {
+    int c = i >= before->ops.n  ? 1
+            : j >= after->ops.n ? -1
+                                : strcmp(before->ops.items[i].key, after->ops.items[j].key);
+    const char *key = c <= 0 ? before->ops.items[i].key : after->ops.items[j].key;
+    size_t b = c <= 0 ? before->ops.items[i++].count : 0;
+    size_t n = c >= 0 ? after->ops.items[j++].count : 0;
+    if (b != n)
+      fprintf(f, "  %-26s %8zu %8zu\n", key, b, n);
+  }
+  fprintf(f, "  %-26s %8zu %8zu\n", "(all nodes)", before->nodes, after->nodes);
+  fprintf(f, "  %-26s %8zu %8zu\n", "(parameter bytes)", before->params.bytes, after->params.bytes);
+}
+
+static void json_ops(tc_json *j, const char *key, const tc_model_summary *s) {
+  tc_json_key(j, key);
+  tc_json_begin_object(j);
+  for (size_t i = 0; i < s->ops.n; i++) {
+    tc_json_key(j, s->ops.items[i].key);
+    tc_json_uint(j, s->ops.items[i].count);
+  }
+  tc_json_end_object(j);
+}
+
+static int write_report(const opt_args *a, const tc_pipeline *p, const tc_model_summary *before,
+                        const tc_model_summary *after) {
+  FILE *f = fopen(a->report, "w");
+  if (!f)
+    return tc_cli_error("%s: cannot write the report: %s", a->report, strerror(errno));
+  tc_json j;
+  tc_json_init(&j, f);
+  tc_json_begin_object(&j);
+  tc_json_key(&j, "schema");
+  tc_json_string(&j, "tacoc.optimize-report/1");
+  tc_json_key(&j, "input");
+  tc_json_string(&j, a->in);
+  tc_json_key(&j, "output");
+  tc_json_string(&j, a->out);
+  tc_json_key(&j, "level");
+  if (a->passes)
+    tc_json_null(&j);
+  else
+    tc_json_int(&j, a->level);
+  tc_json_key(&j, "passes");
+  tc_json_begin_array(&j);
+  for (size_t i = 0; i < p->n; i++) {
+    const tc_pass_record *r = &p->records[i];
+    tc_json_begin_object(&j);
+    tc_json_key(&j, "name");
+    tc_json_string(&j, r->name);
+    tc_json_key(&j, "nodes_before");
+    tc_json_uint(&j, r->nodes_before);
+    tc_json_key(&j, "nodes_after");
+    tc_json_uint(&j, r->nodes_after);
+    tc_json_key(&j, "initializers_before");
+    tc_json_uint(&j, r->inits_before);
+    tc_json_key(&j, "initializers_after");
+    tc_json_uint(&j, r->inits_after);
+    tc_json_key(&j, "microseconds");
+    tc_json_uint(&j, (unsigned long long)(r->ms * 1000.0));
+    tc_json_key(&j, "rewrites");
+    tc_json_begin_object(&j);
+    for (size_t k = 0; k < r->n_kinds; k++) {
+      tc_json_key(&j, r->rewrites[k].kind);
+      tc_json_uint(&j, r->rewrites[k].count);
+    }
+    tc_json_end_object(&j);
+    tc_json_end_object(&j);
+  }
+  tc_json_end_array(&j);
+  const tc_model_summary *s[2] = {before, after};
+  const char *names[2] = {"before", "after"};
+  for (int k = 0; k < 2; k++) {
+    tc_json_key(&j, names[k]);
+    tc_json_begin_object(&j);
+    tc_json_key(&j, "nodes");
+    tc_json_uint(&j, s[k]->nodes);
+    tc_json_key(&j, "parameter_bytes");
+    tc_json_uint(&j, s[k]->params.bytes);
+    json_ops(&j, "ops", s[k]);
+    tc_json_end_object(&j);
+  }
+  tc_json_end_object(&j);
+  fputc('\n', f);
+  if (fclose(f) != 0)
+    return tc_cli_error("%s: cannot write the report: %s", a->report, strerror(errno));
+  return 0;
+}
+
+int tc_cmd_optimize(int argc, char **argv) {
+  opt_args a = {0};
+  int rc = parse_args(argc, argv, &a);
+  if (rc)
+    return rc;
+  tc_diag *d = tc_diag_new();
+  if (!d)
+    return tc_cli_error("out of memory");
+  tc_pipeline *p = calloc(1, sizeof *p);
+  tc_model_summary before = {0}, after = {0};
+  tc_model *m = NULL;
+  rc = TC_EXIT_ERROR;
+  if (!p) {
+    tc_cli_error("out of memory");
+    goto done;
+  }
+  if (a.passes) {
+    if (tc_pipeline_parse(p, a.passes, d) != TC_STATUS_OK) {
+      tc_cli_usage_error("%s", d->reason);
+      goto done;
+    }
+  } else {
+    tc_pipeline_for_level(p, a.level);
+  }
+  p->dump_after = a.dump_after;
+  p->dump = stderr;
+  a.popt.level = a.level;
+  a.popt.explain = a.explain ? stderr : NULL;
+  if (!(m = tc_cli_load(a.in, d)))
+    goto done;
+  if (tc_model_summarize(m, &before) != 0) {
+    tc_cli_error("out of memory");
+    goto done;
+  }
+  tc_diag_clear(d);
+  if (tc_pipeline_run(p, m, &a.popt, d) != TC_STATUS_OK) {
+    tc_diag_set_file(d, a.in);
+    tc_cli_report(d);
+    goto done;
+  }
+  if (tc_model_summarize(m, &after) != 0) {
+    tc_cli_error("out of memory");
+    goto done;
+  }
+  if (tc_model_save_file(m, a.out, &a.save, d) != TC_STATUS_OK) {
+    tc_cli_report(d);
+    goto done;
+  }
+  if (a.report && write_report(&a, p, &before, &after) != 0)
+    goto done;
+  if (!a.quiet)
+    print_table(&a, p, &before, &after, stdout);
+  rc = 0;
+done:
+  tc_model_summary_free(&before);
+  tc_model_summary_free(&after);
+  tc_model_free(m);
+  tc_diag_free(d);
+  free(p);
+  return rc;
+}
+
+int tc_cmd_passes(void) {
+  size_t n;
+  const tc_pass_def *all = tc_pass_all(&n);
+  for (size_t i = 0; i < n; i++)
+    printf("%-28s %s\n", all[i].name, all[i].doc);
+  for (int level = 1; level <= 3; level++) {
+    tc_pipeline p = {0};
+    tc_pipeline_for_level(&p, level);
+    printf("\n-O%d:", level);
+    for (size_t i = 0; i < p.n; i++)
+      printf("%s%s", i ? "," : " ", p.passes[i]->name);
+    putchar('\n');
+  }
+  return 0;
+}

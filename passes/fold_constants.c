@@ -1,0 +1,113 @@
+/* fold-constants: a node whose inputs are all constant is evaluated now.
+ *
+ *   const A ─┐
+ *            ├─▶ Op ─▶ y        ⇒        initializer y = Op(A, B)
+ *   const B ─┘
+ *
+ * Evaluation goes through libtacort's own kernels (runtime/eval.h), so the
+ * folded value is what the runtime would have computed. Not folded: nodes
+ * without inputs, nodes with subgraphs, random ops, ops without a kernel,
+ * and results above the size cap (--fold-limit, default 1 MiB) so that
+ * folding never inflates the model (e.g. Expand of a scalar). Nodes are
+ * visited in order, so chains fold in one sweep. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eval.h"
+#include "pass.h"
+
+static bool foldable(const tc_node *n) {
+  if (!n->n_inputs)
+    return false;
+  for (size_t i = 0; i < n->n_attrs; i++)
+    if (n->attrs[i].g || n->attrs[i].n_graphs)
+      return false;
+  if (tc_op_is_random(n))
+    return false;
+  bool any = false;
+  for (size_t i = 0; i < n->n_inputs; i++) {
+    if (!n->inputs[i])
+      continue;
+    if (!tc_value_const(n->inputs[i]))
+      return false;
+    any = true;
+  }
+  for (size_t i = 0; i < n->n_outputs; i++)
+    if (n->outputs[i] && (n->outputs[i]->flags & TC_VALUE_INPUT))
+      return false;
+  return any;
+}
+
+/* Upper bound on the elements of the result for ops that can expand a small
+ * input into a large output; SIZE_MAX when not known. */
+static size_t expanded_numel(const tc_node *n) {
+  int64_t *v = NULL;
+  size_t total = SIZE_MAX;
+  if (tc_is_op(n, "ConstantOfShape") || tc_is_op(n, "Expand")) {
+    ptrdiff_t k = tc_const_ints(tc_value_const(n->inputs[n->n_inputs > 1 ? 1 : 0]), &v);
+    if (k >= 0) {
+      total = 1;
+      for (ptrdiff_t i = 0; i < k; i++)
+        total = v[i] > 0 && total < ((size_t)1 << 40) ? total * (size_t)v[i] : total;
+    }
+  }
+  free(v);
+  return total;
+}
+
+tc_status tc_pass_fold_constants(tc_pass_ctx *c, tc_graph *g) {
+  size_t limit = c->opt && c->opt->fold_limit ? c->opt->fold_limit : (size_t)1 << 20;
+  for (tc_node *n = g->first, *next; n; n = next) {
+    next = n->next;
+    if (!foldable(n))
+      continue;
+    size_t guess = expanded_numel(n);
+    if (guess != SIZE_MAX && guess > limit) {
+      tc_pass_explain(c, n, "result of about %zu elements is above the fold limit", guess);
+      continue;
+    }
+    const tc_tensor *in[64];
+    tc_tensor *out[16];
+    if (n->n_inputs > 64 || n->n_outputs > 16)
+      continue;
+    for (size_t i = 0; i < n->n_inputs; i++)
+      in[i] = n->inputs[i] ? tc_value_const(n->inputs[i]) : NULL;
+    tc_diag *d = tc_diag_new();
+    if (!d)
+      return tc_pass_nomem(c);
+    tc_status st = tc_node_eval(n, in, out, d);
+    if (st == TC_STATUS_NOMEM) {
+      tc_diag_free(d);
+      return tc_pass_nomem(c);
+    }
+    if (st != TC_STATUS_OK) {
+      /* Left for the runtime, which reports the same error with context. */
+      tc_pass_explain(c, n, "not folded: %s", d->reason);
+      tc_diag_free(d);
+      continue;
+    }
+    tc_diag_free(d);
+    bool small = true;
+    for (size_t i = 0; i < n->n_outputs; i++) {
+      if (out[i] && tc_dtype_bytes(out[i]->dtype, tc_tensor_numel(out[i])) > limit)
+        small = false;
+      if (n->outputs[i] && !out[i])
+        small = false; /* an output the kernel left out: keep the node */
+    }
+    if (!small) {
+      tc_pass_explain(c, n, "result is above the fold limit of %zu bytes", limit);
+      continue;
+    }
+    tc_value *outs[16];
+    size_t no = n->n_outputs;
+    for (size_t i = 0; i < no; i++)
+      outs[i] = n->outputs[i];
+    tc_node_remove(n);
+    for (size_t i = 0; i < no; i++)
+      if (outs[i] && out[i] && tc_value_make_const(outs[i], out[i]) != 0)
+        return tc_pass_nomem(c);
+    tc_pass_count(c, "folded", 1);
+  }
+  return TC_STATUS_OK;
+}

@@ -1,0 +1,120 @@
+/* ModelFlow passes: the interface every pass in passes/ implements, the
+ * helpers they share, and the list of passes the pipeline knows.
+ *
+ * A pass is one function over one graph. The pass manager
+ * (compiler/pipeline.c) runs it on the main graph and then on every subgraph
+ * (If/Loop/Scan bodies), keeps the node order topological afterwards, verifies
+ * the IR and records statistics. A pass changes the graph only where its
+ * pattern matches exactly and leaves it untouched otherwise; it counts each
+ * rewrite with tc_pass_count, and with --explain says why a near match was
+ * rejected with tc_pass_explain. */
+#ifndef TC_PASS_H
+#define TC_PASS_H
+
+#include <stdio.h>
+
+#include "ir.h"
+
+typedef struct tc_pass_options {
+  int level;         /* -O level the pipeline was picked for */
+  bool compat_ort;   /* --compat ort: com.microsoft fused ops instead of ai.tacoc */
+  size_t fold_limit; /* largest constant (bytes) that folding may create */
+  FILE *explain;     /* --explain: near misses are written here, else NULL */
+} tc_pass_options;
+
+#define TC_PASS_MAX_KINDS 16
+
+typedef struct tc_pass_ctx {
+  tc_model *model;
+  const tc_pass_options *opt;
+  tc_diag *diag;
+  const char *pass; /* name of the running pass */
+  struct {
+    const char *kind; /* static string */
+    size_t count;
+  } rewrites[TC_PASS_MAX_KINDS];
+  size_t n_kinds;
+  char why[192]; /* scratch for reasons given back to the caller */
+} tc_pass_ctx;
+
+typedef tc_status (*tc_pass_fn)(tc_pass_ctx *c, tc_graph *g);
+
+/* X(function suffix, name on the command line, one-line summary) */
+#define TC_PASS_LIST(X)                                                                            \
+  X(constants_to_initializers, "constants-to-initializers", "Constant nodes become initializers")  \
+  X(eliminate_identity, "eliminate-identity",                                                      \
+    "Identity, inference-mode Dropout and no-op Cast removed")                                     \
+  X(fold_constants, "fold-constants", "nodes with constant inputs evaluated with libtacort")       \
+  X(eliminate_common, "eliminate-common", "identical nodes on identical inputs merged")            \
+  X(eliminate_dead, "eliminate-dead", "unused nodes, initializers and value_info removed")         \
+  X(fuse_conv_bn, "fuse-conv-bn", "BatchNormalization after Conv folded into its weights")         \
+  X(fuse_layernorm, "fuse-layernorm", "decomposed LayerNorm to LayerNormalization")                \
+  X(fuse_gelu, "fuse-gelu", "erf and tanh GELU forms to Gelu")
+
+#define X(fn, name, doc) tc_status tc_pass_##fn(tc_pass_ctx *c, tc_graph *g);
+TC_PASS_LIST(X)
+#undef X
+
+typedef struct tc_pass_def {
+  const char *name;
+  tc_pass_fn run;
+  const char *doc;
+} tc_pass_def;
+
+/* Every pass, in list order; *n gets the count. */
+const tc_pass_def *tc_pass_all(size_t *n);
+/* The pass called name, or NULL. */
+const tc_pass_def *tc_pass_find(const char *name);
+
+/* ---- helpers for passes (passes/util.c) ---- */
+/* Adds n rewrites of kind (a static string) to the running pass's statistics. */
+void tc_pass_count(tc_pass_ctx *c, const char *kind, size_t n);
+/* With --explain, writes "PASS: node 'N' (op T): reason" for a rejected candidate. */
+void tc_pass_explain(tc_pass_ctx *c, const tc_node *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* True when n is op op_type of the default ONNX domain. */
+bool tc_is_op(const tc_node *n, const char *op_type);
+/* True for ops whose result is random (never folded or merged). */
+bool tc_op_is_random(const tc_node *n);
+/* The single node reading v, when v has exactly one use, is not a graph
+ * output and that use is in v's own graph; NULL otherwise. */
+tc_node *tc_single_consumer(const tc_value *v);
+/* The producer of v when it is op op_type (default domain), else NULL. */
+tc_node *tc_producer_op(const tc_value *v, const char *op_type);
+/* For a binary node n (Add, Mul, ...) with one constant input: sets *other to
+ * the non-constant input and returns the constant one; NULL otherwise. */
+const tc_tensor *tc_binary_const(const tc_node *n, tc_value **other);
+/* Value of a constant that holds one number (any numeric dtype, any shape
+ * with one element). False when t is not such a constant. */
+bool tc_const_scalar(const tc_tensor *t, double *out);
+/* True when every element of constant t equals v within tol. */
+bool tc_const_all_near(const tc_tensor *t, double v, double tol);
+/* Elements of a constant as int64 (int dtypes) into a new heap array;
+ * returns the count or -1. The caller frees *out. */
+ptrdiff_t tc_const_ints(const tc_tensor *t, int64_t **out);
+/* Elements of a float constant (f32/f64/f16/bf16) as float32 into a new
+ * heap array; returns the count or -1. The caller frees *out. */
+ptrdiff_t tc_const_floats(const tc_tensor *t, float **out);
+/* A new float32 initializer in g named after base, holding count values with
+ * the given dims. NULL on OOM. */
+tc_value *tc_pass_new_const_f32(tc_graph *g, const char *base, const float *data, size_t rank,
+                                const int64_t *dims);
+/* Same for int64 data. */
+tc_value *tc_pass_new_const_i64(tc_graph *g, const char *base, const int64_t *data, size_t rank,
+                                const int64_t *dims);
+/* Removes node n whose output `out` equals its input `in` (Identity-like),
+ * rewiring readers of out to in. When out is a graph output, in's producer
+ * takes over out instead; when that is impossible the node stays. True when
+ * the node was removed. */
+bool tc_pass_bypass(tc_node *n, tc_value *in, tc_value *out);
+/* Makes the default ONNX domain at least version v when the graph allows it
+ * (see passes/opset.c): true if the model now imports v or higher; otherwise
+ * false with the reason in *why. */
+bool tc_pass_require_opset(tc_pass_ctx *c, int64_t v, const char **why);
+/* The element dtype of v when known (typed input, initializer, or inferred), else 0. */
+int32_t tc_value_dtype(const tc_value *v);
+/* Records an out-of-memory failure in the pass context and returns its status. */
+tc_status tc_pass_nomem(tc_pass_ctx *c);
+
+#endif

@@ -1,0 +1,215 @@
+/* Helpers shared by the passes: statistics, pattern tests, constant access. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernel.h"
+#include "onnx_io.h"
+#include "pass.h"
+
+void tc_pass_count(tc_pass_ctx *c, const char *kind, size_t n) {
+  for (size_t i = 0; i < c->n_kinds; i++) {
+    if (strcmp(c->rewrites[i].kind, kind) == 0) {
+      c->rewrites[i].count += n;
+      return;
+    }
+  }
+  if (c->n_kinds < TC_PASS_MAX_KINDS) {
+    c->rewrites[c->n_kinds].kind = kind;
+    c->rewrites[c->n_kinds++].count = n;
+  }
+}
+
+void tc_pass_explain(tc_pass_ctx *c, const tc_node *n, const char *fmt, ...) {
+  if (!c->opt || !c->opt->explain)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(c->opt->explain, "%s: node '%s' (%s): ", c->pass, n->name ? n->name : "", n->op_type);
+  vfprintf(c->opt->explain, fmt, ap);
+  fputc('\n', c->opt->explain);
+  va_end(ap);
+}
+
+tc_status tc_pass_nomem(tc_pass_ctx *c) {
+  return tc_diag_set(c->diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory in pass %s", c->pass);
+}
+
+bool tc_is_op(const tc_node *n, const char *op_type) {
+  return n && tc_domain_is_onnx(n->domain) && strcmp(n->op_type, op_type) == 0;
+}
+
+bool tc_op_is_random(const tc_node *n) {
+  static const char *const random_ops[] = {"RandomNormal",
+                                           "RandomUniform",
+                                           "RandomNormalLike",
+                                           "RandomUniformLike",
+                                           "Multinomial",
+                                           "Bernoulli",
+                                           NULL};
+  if (!tc_domain_is_onnx(n->domain))
+    return false;
+  for (const char *const *r = random_ops; *r; r++)
+    if (strcmp(n->op_type, *r) == 0)
+      return true;
+  return false;
+}
+
+tc_node *tc_single_consumer(const tc_value *v) {
+  if (!v || v->n_uses != 1 || (v->flags & TC_VALUE_OUTPUT))
+    return NULL;
+  tc_node *n = v->uses[0].node;
+  return n->graph == v->graph ? n : NULL;
+}
+
+tc_node *tc_producer_op(const tc_value *v, const char *op_type) {
+  return v && tc_is_op(v->producer, op_type) ? v->producer : NULL;
+}
+
+const tc_tensor *tc_binary_const(const tc_node *n, tc_value **other) {
+  if (n->n_inputs != 2 || !n->inputs[0] || !n->inputs[1])
+    return NULL;
+  for (int i = 0; i < 2; i++) {
+    const tc_tensor *t = tc_value_const(n->inputs[i]);
+    if (t && !tc_value_const(n->inputs[1 - i])) {
+      *other = n->inputs[1 - i];
+      return t;
+    }
+  }
+  return NULL;
+}
+
+/* Packed bytes of t viewed as a kernel tensor; *owned is to be freed. */
+static bool view(const tc_tensor *t, tc_rt_tensor *rt, void **owned) {
+  const void *p;
+  size_t len;
+  if (t->rank > TC_MAX_RANK || tc_tensor_raw_bytes(t, &p, &len, owned, NULL) != TC_STATUS_OK)
+    return false;
+  size_t n = tc_tensor_numel(t);
+  if (len != tc_dtype_bytes(t->dtype, n) || tc_dtype_bits(t->dtype) < 8) {
+    free(*owned);
+    *owned = NULL;
+    return false;
+  }
+  *rt = (tc_rt_tensor){.dtype = t->dtype, .rank = t->rank, .data = (void *)p, .bytes = len};
+  for (size_t i = 0; i < t->rank; i++)
+    rt->dims[i] = t->dims[i];
+  return true;
+}
+
+static bool is_numeric(int32_t dt) {
+  return tc_dtype_is_float(dt) || tc_dtype_is_int(dt) || dt == TC_DTYPE_BOOL;
+}
+
+bool tc_const_scalar(const tc_tensor *t, double *out) {
+  tc_rt_tensor rt;
+  void *owned = NULL;
+  if (!t || tc_tensor_numel(t) != 1 || !is_numeric(t->dtype) || !view(t, &rt, &owned))
+    return false;
+  *out = tc_rt_get_f64(&rt, 0);
+  free(owned);
+  return true;
+}
+
+bool tc_const_all_near(const tc_tensor *t, double v, double tol) {
+  tc_rt_tensor rt;
+  void *owned = NULL;
+  if (!t || !is_numeric(t->dtype) || !view(t, &rt, &owned))
+    return false;
+  size_t n = tc_rt_numel(&rt);
+  bool ok = n > 0;
+  for (size_t i = 0; i < n && ok; i++)
+    ok = fabs(tc_rt_get_f64(&rt, i) - v) <= tol;
+  free(owned);
+  return ok;
+}
+
+ptrdiff_t tc_const_ints(const tc_tensor *t, int64_t **out) {
+  tc_rt_tensor rt;
+  void *owned = NULL;
+  if (!t || !tc_dtype_is_int(t->dtype) || !view(t, &rt, &owned))
+    return -1;
+  size_t n = tc_rt_numel(&rt);
+  int64_t *v = malloc((n ? n : 1) * sizeof *v);
+  if (v)
+    for (size_t i = 0; i < n; i++)
+      v[i] = tc_rt_get_i64(&rt, i);
+  free(owned);
+  *out = v;
+  return v ? (ptrdiff_t)n : -1;
+}
+
+ptrdiff_t tc_const_floats(const tc_tensor *t, float **out) {
+  tc_rt_tensor rt;
+  void *owned = NULL;
+  if (!t || !tc_dtype_is_float(t->dtype) || !view(t, &rt, &owned))
+    return -1;
+  size_t n = tc_rt_numel(&rt);
+  float *v = malloc((n ? n : 1) * sizeof *v);
+  if (v)
+    for (size_t i = 0; i < n; i++)
+      v[i] = (float)tc_rt_get_f64(&rt, i);
+  free(owned);
+  *out = v;
+  return v ? (ptrdiff_t)n : -1;
+}
+
+static tc_value *new_const(tc_graph *g, const char *base, int32_t dtype, const void *data,
+                           size_t rank, const int64_t *dims) {
+  size_t n = 1;
+  for (size_t i = 0; i < rank; i++)
+    n *= (size_t)dims[i];
+  size_t bytes = tc_dtype_bytes(dtype, n);
+  tc_buffer *b = tc_buffer_new(bytes ? bytes : 1);
+  if (!b)
+    return NULL;
+  memcpy(tc_buffer_data(b), data, bytes);
+  tc_value *v = tc_graph_new_temp(g, base);
+  tc_tensor *t = v ? tc_tensor_new(g->model, v->name, dtype, rank, dims, b) : NULL;
+  if (!v)
+    tc_buffer_unref(b);
+  if (!t)
+    return NULL;
+  t->data[TC_FIELD_RAW].len = bytes;
+  if (tc_value_make_const(v, t) != 0)
+    return NULL;
+  v->type = (tc_type){.kind = TC_TYPE_TENSOR, .elem = dtype};
+  return v;
+}
+
+tc_value *tc_pass_new_const_f32(tc_graph *g, const char *base, const float *data, size_t rank,
+                                const int64_t *dims) {
+  return new_const(g, base, TC_DTYPE_F32, data, rank, dims);
+}
+
+tc_value *tc_pass_new_const_i64(tc_graph *g, const char *base, const int64_t *data, size_t rank,
+                                const int64_t *dims) {
+  return new_const(g, base, TC_DTYPE_I64, data, rank, dims);
+}
+
+bool tc_pass_bypass(tc_node *n, tc_value *in, tc_value *out) {
+  if (!(out->flags & TC_VALUE_OUTPUT)) {
+    tc_node_remove(n);
+    return tc_value_replace_uses(out, in) == 0;
+  }
+  /* out must keep its name: let in's producer write it, if in is nothing else. */
+  tc_node *p = in->producer;
+  if (!p || p->graph != out->graph || (in->flags & (TC_VALUE_OUTPUT | TC_VALUE_INPUT)) ||
+      in->graph != out->graph)
+    return false;
+  int slot = in->producer_slot;
+  tc_node_remove(n);
+  if (tc_value_replace_uses(in, out) != 0)
+    return false;
+  tc_node_set_output(p, (size_t)slot, NULL);
+  return tc_node_set_output(p, (size_t)slot, out) == 0;
+}
+
+int32_t tc_value_dtype(const tc_value *v) {
+  if (v->init)
+    return v->init->dtype;
+  if (v->type.kind == TC_TYPE_TENSOR)
+    return v->type.elem;
+  return 0;
+}

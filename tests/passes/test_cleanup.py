@@ -1,0 +1,152 @@
+"""Clean-up passes: constants-to-initializers, eliminate-identity,
+fold-constants, eliminate-common, eliminate-dead."""
+
+import numpy as np
+from onnx import TensorProto, helper
+
+from passlib import const, model, ops, rand, same_outputs, tensor_in
+
+RNG = np.random.default_rng(1)
+X = tensor_in("x", [2, 3])
+Y = tensor_in("y", [2, 3])
+
+
+def test_constant_becomes_initializer(ctx):
+    m = model([helper.make_node("Constant", [], ["c"], value=const("v", RNG.random((2, 3)))),
+               helper.make_node("Constant", [], ["k"], value_float=2.0),
+               helper.make_node("Constant", [], ["ks"], value_ints=[1, 2]),
+               helper.make_node("Add", ["x", "c"], ["t"]),
+               helper.make_node("Mul", ["t", "k"], ["y"])], [X], [Y])
+    out, _, _ = ctx.optimize(m, "constants-to-initializers")
+    assert ops(out) == ["Add", "Mul"], ops(out)
+    names = {i.name for i in out.graph.initializer}
+    assert {"c", "k", "ks"} <= names, names
+    same_outputs(ctx, m, out, {"x": rand(RNG, 2, 3)})
+
+
+def test_identity_dropout_cast_removed(ctx):
+    m = model([helper.make_node("Identity", ["x"], ["a"]),
+               helper.make_node("Dropout", ["a"], ["b"]),
+               helper.make_node("Cast", ["b"], ["c"], to=TensorProto.FLOAT),
+               helper.make_node("Relu", ["c"], ["y"])], [X], [Y])
+    out, _, _ = ctx.optimize(m, "eliminate-identity")
+    assert ops(out) == ["Relu"], ops(out)
+    assert out.graph.node[0].input[0] == "x"
+    same_outputs(ctx, m, out, {"x": rand(RNG, 2, 3)})
+
+
+def test_identity_to_graph_output_keeps_name(ctx):
+    m = model([helper.make_node("Relu", ["x"], ["a"]),
+               helper.make_node("Identity", ["a"], ["y"])], [X], [Y])
+    out, _, _ = ctx.optimize(m, "eliminate-identity")
+    assert ops(out) == ["Relu"] and out.graph.node[0].output[0] == "y"
+    same_outputs(ctx, m, out, {"x": rand(RNG, 2, 3)})
+
+
+def test_identity_between_input_and_output_stays(ctx):
+    m = model([helper.make_node("Identity", ["x"], ["y"])], [X], [Y])
+    out, _, _ = ctx.optimize(m, "eliminate-identity")
+    assert ops(out) == ["Identity"], ops(out)
+
+
+def test_training_dropout_and_real_cast_stay(ctx):
+    m = model([helper.make_node("Dropout", ["x", "r", "t"], ["a"]),
+               helper.make_node("Cast", ["a"], ["b"], to=TensorProto.DOUBLE),
+               helper.make_node("Cast", ["b"], ["y"], to=TensorProto.FLOAT)], [X], [Y],
+              [const("r", 0.5), const("t", True, np.bool_)])
+    out, _, _ = ctx.optimize(m, "eliminate-identity")
+    assert ops(out) == ["Dropout", "Cast", "Cast"], ops(out)
+
+
+def test_fold_chain_of_constants(ctx):
+    m = model([helper.make_node("Shape", ["c"], ["s"]),
+               helper.make_node("Cast", ["s"], ["sf"], to=TensorProto.FLOAT),
+               helper.make_node("ReduceSum", ["sf"], ["n"], keepdims=0),
+               helper.make_node("Mul", ["x", "n"], ["y"])], [X], [Y],
+              [const("c", np.zeros((4, 5)))])
+    out, _, _ = ctx.optimize(m, "fold-constants,eliminate-dead")
+    assert ops(out) == ["Mul"], ops(out)
+    folded = {i.name: i for i in out.graph.initializer}
+    assert "n" in folded and "c" not in folded, sorted(folded)
+    same_outputs(ctx, m, out, {"x": rand(RNG, 2, 3)})
+
+
+def test_fold_respects_size_limit(ctx):
+    m = model([helper.make_node("ConstantOfShape", ["shape"], ["big"],
+                                value=const("v", [1.0])),
+               helper.make_node("ReduceSum", ["big"], ["n"], keepdims=0),
+               helper.make_node("Mul", ["x", "n"], ["y"])], [X], [Y],
+              [const("shape", [1024, 1024], np.int64)])
+    out, _, err = ctx.optimize(m, "fold-constants", extra=["--fold-limit", "65536", "--explain"])
+    assert ops(out) == ["ConstantOfShape", "ReduceSum", "Mul"], ops(out)
+    assert "fold limit" in err, err
+
+
+def test_random_ops_not_folded(ctx):
+    m = model([helper.make_node("RandomUniformLike", ["c"], ["r"], seed=1.0),
+               helper.make_node("Add", ["x", "r"], ["y"])], [X], [Y],
+              [const("c", np.zeros((2, 3)))])
+    out, _, _ = ctx.optimize(m, "fold-constants")
+    assert ops(out) == ["RandomUniformLike", "Add"], ops(out)
+
+
+def test_common_subexpressions_merged(ctx):
+    m = model([helper.make_node("Relu", ["x"], ["a"]),
+               helper.make_node("Relu", ["x"], ["b"]),
+               helper.make_node("Mul", ["a", "k1"], ["c"]),
+               helper.make_node("Mul", ["b", "k2"], ["d"]),
+               helper.make_node("Add", ["c", "d"], ["y"])], [X], [Y],
+              [const("k1", [2.0]), const("k2", [2.0])])
+    out, _, _ = ctx.optimize(m, "eliminate-common,eliminate-dead")
+    assert ops(out) == ["Relu", "Mul", "Add"], ops(out)
+    assert list(out.graph.node[2].input) == ["c", "c"]
+    assert len(out.graph.initializer) == 1
+    same_outputs(ctx, m, out, {"x": rand(RNG, 2, 3)})
+
+
+def test_different_attributes_not_merged(ctx):
+    m = model([helper.make_node("LeakyRelu", ["x"], ["a"], alpha=0.1),
+               helper.make_node("LeakyRelu", ["x"], ["b"], alpha=0.2),
+               helper.make_node("Add", ["a", "b"], ["y"])], [X], [Y])
+    out, _, _ = ctx.optimize(m, "eliminate-common")
+    assert ops(out) == ["LeakyRelu", "LeakyRelu", "Add"], ops(out)
+
+
+def test_dead_nodes_and_initializers_removed(ctx):
+    m = model([helper.make_node("Relu", ["x"], ["y"]),
+               helper.make_node("Mul", ["x", "w"], ["unused1"]),
+               helper.make_node("Exp", ["unused1"], ["unused2"])], [X], [Y],
+              [const("w", [3.0]), const("w2", [4.0])])
+    m.graph.value_info.append(tensor_in("unused2", [2, 3]))
+    out, _, _ = ctx.optimize(m, "eliminate-dead")
+    assert ops(out) == ["Relu"], ops(out)
+    assert not out.graph.initializer and not out.graph.value_info
+    same_outputs(ctx, m, out, {"x": rand(RNG, 2, 3)})
+
+
+def test_dead_code_in_subgraph_and_outer_reads(ctx):
+    then = helper.make_graph([helper.make_node("Add", ["x", "w"], ["t"]),
+                              helper.make_node("Neg", ["x"], ["dead"])],
+                             "then", [], [tensor_in("t", [2, 3])])
+    other = helper.make_graph([helper.make_node("Sub", ["x", "w"], ["e"])],
+                              "else", [], [tensor_in("e", [2, 3])])
+    m = model([helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+               helper.make_node("Greater", ["s", "zero"], ["cond"]),
+               helper.make_node("If", ["cond"], ["y"], then_branch=then, else_branch=other),
+               helper.make_node("Exp", ["x"], ["unused"])], [X], [Y],
+              [const("w", RNG.random((2, 3))), const("zero", 0.0)])
+    out, _, _ = ctx.optimize(m, "eliminate-dead")
+    assert ops(out) == ["ReduceSum", "Greater", "If"], ops(out)
+    branch = next(a.g for a in out.graph.node[2].attribute if a.name == "then_branch")
+    assert [n.op_type for n in branch.node] == ["Add"], branch.node
+    assert [i.name for i in out.graph.initializer] == ["w", "zero"]
+    for sign in (1, -1):
+        same_outputs(ctx, m, out, {"x": sign * np.abs(rand(RNG, 2, 3))})
+
+
+def test_ir3_model_gets_ir4(ctx):
+    m = model([helper.make_node("Constant", [], ["c"], value_float=2.0),
+               helper.make_node("Mul", ["x", "c"], ["y"])], [X], [Y], opset=7, ir=3)
+    out, _, _ = ctx.optimize(m, level=1)
+    assert out.ir_version >= 4 and ops(out) == ["Mul"], (out.ir_version, ops(out))
+    same_outputs(ctx, m, out, {"x": rand(RNG, 2, 3)})

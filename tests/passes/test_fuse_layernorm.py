@@ -1,0 +1,121 @@
+"""fuse-layernorm: decomposed LayerNorm forms to LayerNormalization."""
+
+import numpy as np
+from onnx import helper
+
+from passlib import const, model, ops, rand, same_outputs, tensor_in
+
+RNG = np.random.default_rng(2)
+H = 16
+X = tensor_in("x", [2, 5, H])
+Y = tensor_in("y", [2, 5, H])
+
+
+def decomposed(square="pow", norm="div", affine=True, axes=(-1,), eps=1e-5, extra_reader=False,
+               opset=14, reduce_axes_input=False):
+    def rmean(src, dst):
+        if reduce_axes_input:
+            return helper.make_node("ReduceMean", [src, "axes"], [dst])
+        return helper.make_node("ReduceMean", [src], [dst], axes=list(axes))
+    nodes = [rmean("x", "mean"), helper.make_node("Sub", ["x", "mean"], ["d"])]
+    nodes.append(helper.make_node("Pow", ["d", "two"], ["sq"]) if square == "pow"
+                 else helper.make_node("Mul", ["d", "d"], ["sq"]))
+    nodes += [rmean("sq", "var"),
+              helper.make_node("Add", ["var", "eps"], ["ve"]),
+              helper.make_node("Sqrt", ["ve"], ["s"])]
+    last = "n" if affine else "y"
+    if norm == "div":
+        nodes.append(helper.make_node("Div", ["d", "s"], [last]))
+    else:
+        nodes += [helper.make_node("Reciprocal", ["s"], ["r"]),
+                  helper.make_node("Mul", ["r", "d"], [last])]
+    if affine:
+        nodes += [helper.make_node("Mul", ["gamma", "n"], ["g"]),
+                  helper.make_node("Add", ["g", "beta"], ["y"])]
+    outputs = [Y]
+    if extra_reader:
+        nodes.append(helper.make_node("Neg", ["d"], ["dn"]))
+        outputs.append(tensor_in("dn", [2, 5, H]))
+    inits = [const("two", 2.0), const("eps", eps), const("gamma", RNG.standard_normal(H)),
+             const("beta", RNG.standard_normal(H))]
+    if reduce_axes_input:
+        inits.append(const("axes", list(axes), np.int64))
+    return model(nodes, [X], outputs, inits, opset=opset)
+
+
+def feeds():
+    return {"x": rand(RNG, 2, 5, H) * 3 + 1}
+
+
+def fused(ctx, m):
+    out, _, err = ctx.optimize(m, "fuse-layernorm,eliminate-dead", extra=["--explain"])
+    return out, err
+
+
+def test_torchscript_form(ctx):
+    m = decomposed()
+    out, _ = fused(ctx, m)
+    assert ops(out) == ["LayerNormalization"], ops(out)
+    n = out.graph.node[0]
+    assert list(n.input) == ["x", "gamma", "beta"] and n.output[0] == "y"
+    attrs = {a.name: a for a in n.attribute}
+    assert attrs["axis"].i == -1 and abs(attrs["epsilon"].f - 1e-5) < 1e-12
+    assert [o.version for o in out.opset_import if o.domain in ("", "ai.onnx")] == [17]
+    same_outputs(ctx, m, out, feeds())
+
+
+def test_mul_square_and_reciprocal(ctx):
+    m = decomposed(square="mul", norm="reciprocal", eps=1e-12)
+    out, _ = fused(ctx, m)
+    assert ops(out) == ["LayerNormalization"], ops(out)
+    same_outputs(ctx, m, out, feeds())
+
+
+def test_two_trailing_axes(ctx):
+    m = model([], [X], [Y])
+    m = decomposed(axes=(-2, -1))
+    m.graph.initializer[2].CopyFrom(const("gamma", RNG.standard_normal((5, H))))
+    m.graph.initializer[3].CopyFrom(const("beta", RNG.standard_normal((5, H))))
+    out, _ = fused(ctx, m)
+    assert ops(out) == ["LayerNormalization"], ops(out)
+    assert out.graph.node[0].attribute[0].i == -2
+    same_outputs(ctx, m, out, feeds())
+
+
+def test_opset18_axes_input(ctx):
+    m = decomposed(opset=18, reduce_axes_input=True)
+    out, _ = fused(ctx, m)
+    assert ops(out) == ["LayerNormalization"], ops(out)
+    same_outputs(ctx, m, out, feeds())
+
+
+def test_without_affine_is_left(ctx):
+    m = decomposed(affine=False)
+    out, err = fused(ctx, m)
+    assert "LayerNormalization" not in ops(out), ops(out)
+    assert "no scale" in err, err
+
+
+def test_outside_reader_of_intermediate_is_left(ctx):
+    m = decomposed(extra_reader=True)
+    out, err = fused(ctx, m)
+    assert "LayerNormalization" not in ops(out), ops(out)
+    assert "other readers" in err, err
+    same_outputs(ctx, m, out, feeds())
+
+
+def test_non_trailing_axes_are_left(ctx):
+    m = decomposed(axes=(1,))
+    out, err = fused(ctx, m)
+    assert "LayerNormalization" not in ops(out), ops(out)
+
+
+def test_opset_not_raised_over_breaking_op(ctx):
+    # Softmax changed meaning at opset 13: a model at 11 with one cannot move to 17.
+    m = decomposed(opset=11)
+    m.graph.node.append(helper.make_node("Softmax", ["y"], ["p"]))
+    m.graph.output.append(tensor_in("p", [2, 5, H]))
+    out, err = fused(ctx, m)
+    assert "LayerNormalization" not in ops(out), ops(out)
+    assert "Softmax" in err, err
+    assert [o.version for o in out.opset_import if o.domain in ("", "ai.onnx")] == [11]
