@@ -38,6 +38,8 @@ void tc_pipeline_for_level(tc_pipeline *p, int level) {
   add(p, "fold-constants");
   add(p, "eliminate-common");
   add(p, "fold-constants");
+  add(p, "fold-shapes");
+  add(p, "eliminate-common");
   add(p, "eliminate-dead");
   if (level < 2)
     return;

@@ -45,6 +45,8 @@ typedef tc_status (*tc_pass_fn)(tc_pass_ctx *c, tc_graph *g);
   X(eliminate_identity, "eliminate-identity",                                                      \
     "Identity, inference-mode Dropout and no-op Cast removed")                                     \
   X(fold_constants, "fold-constants", "nodes with constant inputs evaluated with libtacort")       \
+  X(fold_shapes, "fold-shapes",                                                                    \
+    "shape computations (Shape/Gather/Concat chains, Reshape targets) to constants")               \
   X(eliminate_common, "eliminate-common", "identical nodes on identical inputs merged")            \
   X(eliminate_dead, "eliminate-dead", "unused nodes, initializers and value_info removed")         \
   X(fuse_conv_bn, "fuse-conv-bn", "BatchNormalization after Conv folded into its weights")         \
