@@ -44,10 +44,12 @@ void tc_pipeline_for_level(tc_pipeline *p, int level) {
   if (level < 2)
     return;
   /* -O2: fusions, then clean-up of what they left. LayerNorm goes before
-   * GELU: removing ReduceMean is what lets the opset rise to 20. */
+   * GELU and attention: removing ReduceMean is what lets the opset rise to
+   * 20 and 23. */
   add(p, "fuse-conv-bn");
   add(p, "fuse-layernorm");
   add(p, "fuse-gelu");
+  add(p, "fuse-attention");
   add(p, "eliminate-common");
   add(p, "eliminate-dead");
   /* -O3 adds layout and target-specific rewrites; none exist yet, so it

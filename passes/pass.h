@@ -51,7 +51,8 @@ typedef tc_status (*tc_pass_fn)(tc_pass_ctx *c, tc_graph *g);
   X(eliminate_dead, "eliminate-dead", "unused nodes, initializers and value_info removed")         \
   X(fuse_conv_bn, "fuse-conv-bn", "BatchNormalization after Conv folded into its weights")         \
   X(fuse_layernorm, "fuse-layernorm", "decomposed LayerNorm to LayerNormalization")                \
-  X(fuse_gelu, "fuse-gelu", "erf and tanh GELU forms to Gelu")
+  X(fuse_gelu, "fuse-gelu", "erf and tanh GELU forms to Gelu")                                     \
+  X(fuse_attention, "fuse-attention", "multi-head self-attention subgraphs to Attention")
 
 #define X(fn, name, doc) tc_status tc_pass_##fn(tc_pass_ctx *c, tc_graph *g);
 TC_PASS_LIST(X)

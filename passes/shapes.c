@@ -458,6 +458,43 @@ static bool rule_range(tc_shapes *s, const tc_node *n, tc_shape *o) {
   return true;
 }
 
+/* Conv, ConvTranspose-free pools: [N, C, spatial...] with the usual size rule. */
+static bool rule_conv(tc_shapes *s, const tc_node *n, tc_shape *o) {
+  const tc_shape *x = in(s, n, 0);
+  bool conv = tc_is_op(n, "Conv");
+  const tc_shape *w = conv ? in(s, n, 1) : NULL;
+  if (!x->known || x->rank < 3 || (conv && (!w->known || w->rank != x->rank)))
+    return false;
+  size_t sp = x->rank - 2;
+  const int64_t *ks = NULL, *st = NULL, *dl = NULL, *pd = NULL;
+  ptrdiff_t nk = tc_attr_ints(n, "kernel_shape", &ks), ns = tc_attr_ints(n, "strides", &st),
+            nd = tc_attr_ints(n, "dilations", &dl), np = tc_attr_ints(n, "pads", &pd);
+  const char *ap = tc_attr_string(n, "auto_pad", "NOTSET", s->arena);
+  bool ceil_mode = tc_attr_int(n, "ceil_mode", 0) != 0;
+  set_rank(o, x->dtype, x->rank);
+  o->dims[0] = x->dims[0];
+  o->dims[1] = conv ? w->dims[0] : x->dims[1];
+  for (size_t i = 0; i < sp; i++) {
+    tc_sdim in_d = x->dims[2 + i];
+    int64_t k = nk == (ptrdiff_t)sp ? ks[i] : conv && !w->dims[2 + i].sym ? w->dims[2 + i].v : -1;
+    int64_t stride = ns == (ptrdiff_t)sp ? st[i] : 1, dil = nd == (ptrdiff_t)sp ? dl[i] : 1;
+    int64_t pads = np == (ptrdiff_t)(2 * sp) ? pd[i] + pd[i + sp] : 0;
+    if (in_d.sym || k < 1 || stride < 1) {
+      o->dims[2 + i] = fresh(s);
+      continue;
+    }
+    int64_t span = dil * (k - 1) + 1, v;
+    if (strcmp(ap, "SAME_UPPER") == 0 || strcmp(ap, "SAME_LOWER") == 0)
+      v = (in_d.v + stride - 1) / stride;
+    else if (strcmp(ap, "VALID") == 0)
+      v = (in_d.v - span) / stride + 1;
+    else
+      v = (in_d.v + pads - span + (ceil_mode ? stride - 1 : 0)) / stride + 1;
+    o->dims[2 + i] = num(v);
+  }
+  return true;
+}
+
 static const char *const same_shape_ops[] = {"Relu",
                                              "Sigmoid",
                                              "Tanh",
@@ -601,6 +638,8 @@ static void infer_node(tc_shapes *s, const tc_node *n) {
     ok = rule_from_vals(s, n, 0, v && v->t ? v->t->dtype : TC_DTYPE_F32, o);
   } else if (tc_is_op(n, "Expand")) {
     ok = rule_from_vals(s, n, 1, x->dtype, o);
+  } else if (tc_is_op(n, "Conv") || tc_is_op(n, "MaxPool") || tc_is_op(n, "AveragePool")) {
+    ok = rule_conv(s, n, o);
   } else if (in_list(n, reduce_ops)) {
     ok = rule_reduce(s, n, o);
   } else if (tc_is_op(n, "Flatten") && x->known) {

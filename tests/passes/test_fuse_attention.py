@@ -1,0 +1,115 @@
+"""fuse-attention: multi-head self-attention subgraphs to Attention (opset 23)."""
+
+import numpy as np
+from onnx import helper
+
+from passlib import const, model, ops, rand, same_outputs, tensor_in
+
+RNG = np.random.default_rng(7)
+H, D = 2, 4
+HD = H * D
+
+
+def attention(mask=True, k_form="0231", scale_on="scores_div", split=(0, 0, H, D),
+              merge=(0, 0, HD), extra_reader=False, seq="seq"):
+    n = helper.make_node
+    nodes, inits = [], [const("split", split, np.int64), const("merge", merge, np.int64),
+                        const("c", np.sqrt(D)), const("ic", 1 / np.sqrt(D))]
+    for t in "qkv":
+        nodes.append(n("MatMul", ["x", f"w{t}"], [f"{t}3"]))
+        inits.append(const(f"w{t}", RNG.standard_normal((HD, HD)) * 0.5))
+    q = "q3"
+    if scale_on == "q":
+        nodes.append(n("Mul", ["q3", "ic"], ["q3s"]))
+        q = "q3s"
+    nodes += [n("Reshape", [q, "split"], ["qr"]), n("Transpose", ["qr"], ["qt"], perm=[0, 2, 1, 3]),
+              n("Reshape", ["k3", "split"], ["kr"]), n("Reshape", ["v3", "split"], ["vr"]),
+              n("Transpose", ["vr"], ["vt"], perm=[0, 2, 1, 3])]
+    if k_form == "0231":
+        nodes.append(n("Transpose", ["kr"], ["kt"], perm=[0, 2, 3, 1]))
+    else:
+        nodes += [n("Transpose", ["kr"], ["k4"], perm=[0, 2, 1, 3]),
+                  n("Transpose", ["k4"], ["kt"], perm=[0, 1, 3, 2])]
+    nodes.append(n("MatMul", ["qt", "kt"], ["s0"]))
+    s = "s0"
+    if scale_on == "scores_div":
+        nodes.append(n("Div", ["s0", "c"], ["s1"]))
+        s = "s1"
+    elif scale_on == "scores_mul":
+        nodes.append(n("Mul", ["s0", "ic"], ["s1"]))
+        s = "s1"
+    inputs = [tensor_in("x", ["batch", seq, HD])]
+    if mask:
+        nodes.append(n("Add", [s, "bias"], ["s2"]))
+        s = "s2"
+        inputs.append(tensor_in("bias", ["batch", 1, 1, seq]))
+    nodes += [n("Softmax", [s], ["p"], axis=-1), n("MatMul", ["p", "vt"], ["c0"]),
+              n("Transpose", ["c0"], ["c1"], perm=[0, 2, 1, 3]),
+              n("Reshape", ["c1", "merge"], ["y"])]
+    outputs = [tensor_in("y", ["batch", seq, HD])]
+    if extra_reader:
+        outputs.append(tensor_in("p", ["batch", H, seq, seq]))
+    return model(nodes, inputs, outputs, inits)
+
+
+def feeds(mask=True, b=2, s=5):
+    f = {"x": rand(RNG, b, s, HD)}
+    if mask:
+        bias = np.zeros((b, 1, 1, s), np.float32)
+        bias[0, ..., -2:] = -10000.0
+        f["bias"] = bias
+    return f
+
+
+def fuse(ctx, m):
+    return ctx.optimize(m, "fuse-attention,eliminate-common,eliminate-dead", extra=["--explain"])
+
+
+def test_bert_form_with_mask(ctx):
+    m = attention()
+    out, _, err = fuse(ctx, m)
+    assert sorted(ops(out)) == sorted(["MatMul"] * 3 + ["Shape", "Concat", "Expand", "Attention"]), (ops(out), err)
+    a = next(x for x in out.graph.node if x.op_type == "Attention")
+    attrs = {x.name: x for x in a.attribute}
+    assert attrs["q_num_heads"].i == H and attrs["kv_num_heads"].i == H
+    assert abs(attrs["scale"].f - 1 / np.sqrt(D)) < 1e-7
+    assert list(a.input[:3]) == ["q3", "k3", "v3"] and a.output[0] == "y"
+    assert [o.version for o in out.opset_import if o.domain in ("", "ai.onnx")] == [23]
+    for b, s in ((2, 5), (1, 3)):
+        same_outputs(ctx, m, out, feeds(True, b, s))
+
+
+def test_vit_form_without_mask(ctx):
+    m = attention(mask=False, scale_on="scores_mul", split=(0, -1, H, D), merge=(0, -1, HD))
+    out, _, err = fuse(ctx, m)
+    assert sorted(ops(out)) == sorted(["MatMul"] * 3 + ["Attention"]), (ops(out), err)
+    same_outputs(ctx, m, out, feeds(False))
+
+
+def test_prescaled_q_and_two_k_transposes(ctx):
+    m = attention(mask=False, scale_on="q", k_form="two")
+    out, _, err = fuse(ctx, m)
+    assert "Attention" in ops(out) and "Softmax" not in ops(out), (ops(out), err)
+    same_outputs(ctx, m, out, feeds(False))
+
+
+def test_static_sequence_mask_gets_constant_expand(ctx):
+    m = attention(seq=5)
+    out, _, err = fuse(ctx, m)
+    assert "Attention" in ops(out) and "Shape" not in ops(out), (ops(out), err)
+    same_outputs(ctx, m, out, feeds(True, 2, 5))
+
+
+def test_probabilities_read_elsewhere_are_left(ctx):
+    m = attention(extra_reader=True)
+    out, _, err = fuse(ctx, m)
+    assert "Attention" not in ops(out), ops(out)
+    assert "attention candidate rejected" in err, err
+
+
+def test_merge_that_does_not_undo_the_split_is_left(ctx):
+    m = attention(mask=False, merge=(0, HD, -1))
+    m.graph.output[0].type.tensor_type.shape.dim[1].dim_param = "other"
+    out, _, err = fuse(ctx, m)
+    assert "Attention" not in ops(out), ops(out)
+    assert "merged back" in err, err
