@@ -7,54 +7,163 @@
  * changed defaults. The table lists those breaking versions; an op of the
  * default domain that the table does not know is assumed to have none only
  * when libtacort has a kernel whose lowest version is at or below a — which
- * is how we know its history — and otherwise refuses the raise. */
+ * is how we know its history — and otherwise refuses the raise.
+ *
+ * Some changes have an exact rewrite (an adapter): Reduce*, Squeeze and
+ * Unsqueeze take axes as an input (13, 18), Split takes split as an input
+ * (13) and wants num_outputs for an even split (18), Softmax with axis -1
+ * means the same before and after 13. The raise first checks every node, then
+ * applies the adapters, so a model is either upgraded whole or untouched. */
 #include <stdio.h>
 #include <string.h>
 
 #include "kernel.h"
 #include "pass.h"
 
-/* Versions at which an op's meaning changed incompatibly with the previous one. */
+/* Rewrites node n so that it means the same at `version` (a version at which
+ * its op changed); with dry_run only says whether it can. */
+typedef bool (*adapter_fn)(tc_pass_ctx *c, tc_node *n, int version, bool dry_run);
+
+static bool adapt_axes_to_input(tc_pass_ctx *c, tc_node *n, int version, bool dry_run);
+static bool adapt_split(tc_pass_ctx *c, tc_node *n, int version, bool dry_run);
+static bool adapt_softmax(tc_pass_ctx *c, tc_node *n, int version, bool dry_run);
+
+/* Versions at which an op's meaning changed incompatibly with the previous
+ * one, and the adapter that rewrites a node across them (NULL: none). */
 static const struct {
   const char *op;
   int v[3];
+  adapter_fn adapt;
 } breaking[] = {
-    {"ReduceMean", {18}},
-    {"ReduceMax", {18}},
-    {"ReduceMin", {18}},
-    {"ReduceProd", {18}},
-    {"ReduceL1", {18}},
-    {"ReduceL2", {18}},
-    {"ReduceLogSum", {18}},
-    {"ReduceLogSumExp", {18}},
-    {"ReduceSumSquare", {18}},
-    {"ReduceSum", {13}},
-    {"Split", {13, 18}},
-    {"Squeeze", {13}},
-    {"Unsqueeze", {13}},
-    {"Pad", {11}},
-    {"Resize", {11}},
-    {"Slice", {10}},
-    {"Upsample", {10}},
-    {"TopK", {10}},
-    {"Clip", {11}},
-    {"Dropout", {12}},
-    {"Softmax", {13}},
-    {"LogSoftmax", {13}},
-    {"Hardmax", {13}},
-    {"GroupNormalization", {21}},
-    {"DFT", {20}},
-    {"GridSample", {20}},
-    {"RoiAlign", {16}},
-    {"Scatter", {11}},
-    {"Tile", {6}},
-    {"Reshape", {5}},
-    {"Cast", {6}},
-    {"Gemm", {7}},
-    {"Concat", {4}},
-    {"BatchNormalization", {7, 9, 14}},
-    {"Scan", {9}},
+    {"ReduceMean", {18}, adapt_axes_to_input},
+    {"ReduceMax", {18}, adapt_axes_to_input},
+    {"ReduceMin", {18}, adapt_axes_to_input},
+    {"ReduceProd", {18}, adapt_axes_to_input},
+    {"ReduceL1", {18}, adapt_axes_to_input},
+    {"ReduceL2", {18}, adapt_axes_to_input},
+    {"ReduceLogSum", {18}, adapt_axes_to_input},
+    {"ReduceLogSumExp", {18}, adapt_axes_to_input},
+    {"ReduceSumSquare", {18}, adapt_axes_to_input},
+    {"ReduceSum", {13}, adapt_axes_to_input},
+    {"Squeeze", {13}, adapt_axes_to_input},
+    {"Unsqueeze", {13}, adapt_axes_to_input},
+    {"Split", {13, 18}, adapt_split},
+    {"Softmax", {13}, adapt_softmax},
+    {"LogSoftmax", {13}, adapt_softmax},
+    {"Hardmax", {13}, adapt_softmax},
+    {"Pad", {11}, NULL},
+    {"Resize", {11}, NULL},
+    {"Slice", {10}, NULL},
+    {"Upsample", {10}, NULL},
+    {"TopK", {10}, NULL},
+    {"Clip", {11}, NULL},
+    {"Dropout", {12}, NULL},
+    {"GroupNormalization", {21}, NULL},
+    {"DFT", {20}, NULL},
+    {"GridSample", {20}, NULL},
+    {"RoiAlign", {16}, NULL},
+    {"Scatter", {11}, NULL},
+    {"Tile", {6}, NULL},
+    {"Reshape", {5}, NULL},
+    {"Cast", {6}, NULL},
+    {"Gemm", {7}, NULL},
+    {"Concat", {4}, NULL},
+    {"BatchNormalization", {7, 9, 14}, NULL},
+    {"Scan", {9}, NULL},
 };
+
+/* A copy of n with room for n_in inputs and n_attrs attributes, in n's place,
+ * producing n's outputs; n is removed. Inputs and attributes are left for the
+ * caller to fill (the first min(n_in, old) inputs are copied). */
+static tc_node *respin(tc_node *n, size_t n_in, size_t n_attrs) {
+  tc_node *r = tc_graph_insert_node(n->graph, n, n->op_type, n->domain, n->name, n_in, n->n_outputs,
+                                    n_attrs);
+  if (!r)
+    return NULL;
+  tc_value *outs[16];
+  size_t no = n->n_outputs < 16 ? n->n_outputs : 16;
+  for (size_t i = 0; i < no; i++)
+    outs[i] = n->outputs[i];
+  for (size_t i = 0; i < n_in && i < n->n_inputs; i++)
+    if (tc_node_set_input(r, i, n->inputs[i]))
+      return NULL;
+  tc_node_remove(n);
+  for (size_t i = 0; i < no; i++)
+    if (outs[i] && tc_node_set_output(r, i, outs[i]))
+      return NULL;
+  return r;
+}
+
+/* Copies every attribute of `from` except `skip` into r, starting at slot 0. */
+static size_t copy_attrs_except(tc_node *r, const tc_attr *from, size_t n, const char *skip) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(from[i].name, skip) != 0)
+      tc_node_copy_attr(r, k++, &from[i]);
+  return k;
+}
+
+/* Reduce*, Squeeze, Unsqueeze: the axes attribute becomes input 1. */
+static bool adapt_axes_to_input(tc_pass_ctx *c, tc_node *n, int version, bool dry_run) {
+  (void)version;
+  const tc_attr *axes = tc_node_attr(n, "axes");
+  if (!axes)
+    return true; /* no attribute: the input form means the same */
+  if (n->n_inputs != 1)
+    return false;
+  if (dry_run)
+    return true;
+  int64_t count = (int64_t)axes->n_ints;
+  tc_value *k = tc_pass_new_const_i64(n->graph, "axes", axes->ints, 1, &count);
+  const tc_attr *old = n->attrs;
+  size_t na = n->n_attrs;
+  tc_node *r = k ? respin(n, 2, na - 1) : NULL;
+  if (!r || tc_node_set_input(r, 1, k))
+    return false;
+  copy_attrs_except(r, old, na, "axes");
+  tc_pass_count(c, "node upgraded", 1);
+  return true;
+}
+
+/* Split: at 13 the split attribute becomes input 1; at 18 an even split
+ * without it needs num_outputs (opset 13 required it to be even). */
+static bool adapt_split(tc_pass_ctx *c, tc_node *n, int version, bool dry_run) {
+  const tc_attr *split = tc_node_attr(n, "split");
+  bool has_input = n->n_inputs > 1 && n->inputs[1];
+  if (dry_run)
+    return n->n_outputs <= 16; /* respin's limit */
+  if (version == 13 && split) {
+    int64_t count = (int64_t)split->n_ints;
+    tc_value *k = tc_pass_new_const_i64(n->graph, "split", split->ints, 1, &count);
+    const tc_attr *old = n->attrs;
+    size_t na = n->n_attrs;
+    tc_node *r = k ? respin(n, 2, na - 1) : NULL;
+    if (!r || tc_node_set_input(r, 1, k))
+      return false;
+    copy_attrs_except(r, old, na, "split");
+  } else if (version == 18 && !split && !has_input && !tc_node_attr(n, "num_outputs")) {
+    const tc_attr *old = n->attrs;
+    size_t na = n->n_attrs, no = n->n_outputs;
+    tc_node *r = respin(n, 1, na + 1);
+    if (!r)
+      return false;
+    size_t k = copy_attrs_except(r, old, na, "");
+    if (tc_node_set_attr_int(r, k, "num_outputs", (int64_t)no))
+      return false;
+  } else {
+    return true;
+  }
+  tc_pass_count(c, "node upgraded", 1);
+  return true;
+}
+
+/* Softmax before 13 flattened to 2-D at axis; with axis -1 that is the last
+ * axis, which is what 13 means by it too. */
+static bool adapt_softmax(tc_pass_ctx *c, tc_node *n, int version, bool dry_run) {
+  (void)c, (void)version, (void)dry_run;
+  const tc_attr *axis = tc_node_attr(n, "axis");
+  return axis && axis->i == -1;
+}
 
 /* Lowest opset the kernel registry knows for op; 0 if none. */
 static int kernel_since(const char *op) {
@@ -64,36 +173,39 @@ static int kernel_since(const char *op) {
   return 0;
 }
 
-/* Why op cannot move from version a to b, or NULL when it can. */
-static const char *op_blocks(const char *op, int64_t a, int64_t b) {
+/* Checks (dry_run) or applies the changes that node n needs to move from
+ * version a to b; false when it cannot move. */
+static bool node_moves(tc_pass_ctx *c, tc_node *n, int64_t a, int64_t b, bool dry_run) {
   for (size_t i = 0; i < sizeof breaking / sizeof *breaking; i++) {
-    if (strcmp(breaking[i].op, op) != 0)
+    if (strcmp(breaking[i].op, n->op_type) != 0)
       continue;
-    for (int k = 0; k < 3 && breaking[i].v[k]; k++)
-      if (breaking[i].v[k] > a && breaking[i].v[k] <= b)
-        return op;
-    return NULL;
+    for (int k = 0; k < 3 && breaking[i].v[k]; k++) {
+      int v = breaking[i].v[k];
+      if (v > a && v <= b && (!breaking[i].adapt || !breaking[i].adapt(c, n, v, dry_run)))
+        return false;
+    }
+    return true;
   }
-  int since = kernel_since(op);
-  return since && since <= a ? NULL : op;
+  int since = kernel_since(n->op_type);
+  return since && since <= a;
 }
 
-static const char *graph_blocks(const tc_graph *g, int64_t a, int64_t b) {
-  for (const tc_node *n = g->first; n; n = n->next) {
-    if (tc_domain_is_onnx(n->domain)) {
-      const char *why = op_blocks(n->op_type, a, b);
-      if (why)
-        return why;
-    }
+/* Name of an op that cannot move (dry_run), or NULL; applies the changes
+ * otherwise. */
+static const char *graph_moves(tc_pass_ctx *c, tc_graph *g, int64_t a, int64_t b, bool dry_run) {
+  for (tc_node *n = g->first, *next; n; n = next) {
+    next = n->next;
     for (size_t i = 0; i < n->n_attrs; i++) {
-      const tc_attr *at = &n->attrs[i];
+      tc_attr *at = &n->attrs[i];
       size_t ng = at->g ? 1 : at->n_graphs;
       for (size_t k = 0; k < ng; k++) {
-        const char *why = graph_blocks(at->g ? at->g : at->graphs[k], a, b);
+        const char *why = graph_moves(c, at->g ? at->g : at->graphs[k], a, b, dry_run);
         if (why)
           return why;
       }
     }
+    if (tc_domain_is_onnx(n->domain) && !node_moves(c, n, a, b, dry_run))
+      return n->op_type;
   }
   return NULL;
 }
@@ -107,7 +219,9 @@ bool tc_pass_require_opset(tc_pass_ctx *c, int64_t v, const char **why) {
     *why = "the model's opset is below 7";
     return false;
   }
-  const char *op = graph_blocks(m->graph, cur, v);
+  const char *op = graph_moves(c, m->graph, cur, v, true);
+  if (!op && graph_moves(c, m->graph, cur, v, false))
+    op = "(an adapter failed)";
   if (op) {
     snprintf(c->why, sizeof c->why, "raising opset %lld to %lld would change the meaning of %s",
              (long long)cur, (long long)v, op);

@@ -119,3 +119,38 @@ def test_opset_not_raised_over_breaking_op(ctx):
     assert "LayerNormalization" not in ops(out), ops(out)
     assert "Softmax" in err, err
     assert [o.version for o in out.opset_import if o.domain in ("", "ai.onnx")] == [11]
+
+
+def test_opset_raise_upgrades_axes_and_split(ctx):
+    # ReduceMean-13 (axes attribute) elsewhere in the model and an even Split:
+    # raising to 17 keeps them; a later raise past 18 rewrites them exactly.
+    m = decomposed(opset=13)
+    m.graph.node.extend([
+        helper.make_node("ReduceMax", ["y"], ["r"], axes=[1], keepdims=1),
+        helper.make_node("Split", ["y"], ["s0", "s1"], axis=2),
+        helper.make_node("Unsqueeze", ["s0", "ax"], ["u"])])
+    m.graph.initializer.append(const("ax", [0], np.int64))
+    m.graph.output.extend([tensor_in("r", [2, 1, H]), tensor_in("u", [1, 2, 5, H // 2]),
+                           tensor_in("s1", [2, 5, H // 2])])
+    out, _, err = ctx.optimize(m, "fuse-layernorm,fuse-gelu", extra=["--explain"])
+    assert "LayerNormalization" in ops(out), (ops(out), err)
+    same_outputs(ctx, m, out, feeds())
+    # Now force 20 through a GELU elsewhere: ReduceMax moves axes to an input
+    # and Split gets num_outputs.
+    import math
+    m2 = out
+    m2.graph.node.extend([helper.make_node("Div", ["r", "sq2"], ["gd"]),
+                          helper.make_node("Erf", ["gd"], ["ge"]),
+                          helper.make_node("Add", ["ge", "one1"], ["ga"]),
+                          helper.make_node("Mul", ["r", "ga"], ["gm"]),
+                          helper.make_node("Mul", ["gm", "half1"], ["g"])])
+    m2.graph.initializer.extend([const("sq2", math.sqrt(2)), const("one1", 1.0), const("half1", 0.5)])
+    m2.graph.output.append(tensor_in("g", [2, 1, H]))
+    out2, _, err = ctx.optimize(m2, "fuse-gelu", extra=["--explain"])
+    assert "Gelu" in ops(out2), (ops(out2), err)
+    assert [o.version for o in out2.opset_import if o.domain in ("", "ai.onnx")] == [20]
+    rmax = next(n for n in out2.graph.node if n.op_type == "ReduceMax")
+    split = next(n for n in out2.graph.node if n.op_type == "Split")
+    assert len(rmax.input) == 2 and not any(a.name == "axes" for a in rmax.attribute)
+    assert any(a.name == "num_outputs" and a.i == 2 for a in split.attribute)
+    same_outputs(ctx, m2, out2, feeds())
