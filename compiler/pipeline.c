@@ -47,6 +47,10 @@ void tc_pipeline_for_level(tc_pipeline *p, int level) {
    * GELU and attention: removing ReduceMean is what lets the opset rise to
    * 20 and 23. */
   add(p, "fuse-conv-bn");
+  /* Hard activations first: their Mul/Add by constants must not be folded
+   * into a Conv before they are recognized. */
+  add(p, "fuse-hard-activations");
+  add(p, "fuse-conv-affine");
   add(p, "fuse-layernorm");
   add(p, "fuse-gelu");
   add(p, "fuse-attention");

@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "kernel.h"
-#include "pass.h"
+#include "shapes.h"
 
 /* Rewrites node n so that it means the same at `version` (a version at which
  * its op changed); with dry_run only says whether it can. */
@@ -157,12 +157,18 @@ static bool adapt_split(tc_pass_ctx *c, tc_node *n, int version, bool dry_run) {
   return true;
 }
 
-/* Softmax before 13 flattened to 2-D at axis; with axis -1 that is the last
- * axis, which is what 13 means by it too. */
+/* Softmax before 13 flattened to 2-D at axis (default 1); when that axis is
+ * the last one of the input, it is what 13 computes with the same attribute. */
 static bool adapt_softmax(tc_pass_ctx *c, tc_node *n, int version, bool dry_run) {
   (void)c, (void)version, (void)dry_run;
-  const tc_attr *axis = tc_node_attr(n, "axis");
-  return axis && axis->i == -1;
+  int64_t axis = tc_attr_int(n, "axis", 1);
+  if (axis == -1)
+    return true;
+  tc_shapes *s = tc_shapes_infer(n->graph);
+  const tc_shape *x = s ? tc_shape_of(s, n->inputs[0]) : NULL;
+  bool last = x && x->known && (axis == (int64_t)x->rank - 1 || axis == -1);
+  tc_shapes_free(s);
+  return last;
 }
 
 /* Lowest opset the kernel registry knows for op; 0 if none. */

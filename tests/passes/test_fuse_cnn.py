@@ -1,0 +1,105 @@
+"""CNN passes: fuse-hard-activations (HardSigmoid/HardSwish forms) and
+fuse-conv-affine (Add/Mul by per-channel constants and zero Pad folded into Conv)."""
+
+import numpy as np
+from onnx import helper
+
+from passlib import const, model, ops, rand, same_outputs, tensor_in
+
+RNG = np.random.default_rng(8)
+N = helper.make_node
+X = tensor_in("x", [2, 4, 5, 5])
+Y = tensor_in("y", [2, 4, 5, 5])
+
+
+def act_model(nodes, inits, opset=14):
+    return model(nodes, [X], [Y], inits + [const("c0", 0.0), const("c1", 1.0), const("c3", 3.0),
+                                           const("c6", 6.0), const("sixth", 1 / 6),
+                                           const("c02", 0.2), const("c05", 0.5)], opset=opset)
+
+
+def feeds():
+    return {"x": rand(RNG, 2, 4, 5, 5) * 4}
+
+
+def test_hardswish_relu6_form(ctx):
+    m = act_model([N("Add", ["x", "c3"], ["a"]), N("Clip", ["a", "c0", "c6"], ["c"]),
+                   N("Mul", ["x", "c"], ["m"]), N("Div", ["m", "c6"], ["y"])], [])
+    out, _, _ = ctx.optimize(m, "fuse-hard-activations,eliminate-dead")
+    assert ops(out) == ["HardSwish"], ops(out)
+    same_outputs(ctx, m, out, feeds())
+
+
+def test_hardswish_through_hardsigmoid(ctx):
+    m = act_model([N("Add", ["x", "c3"], ["a"]), N("Clip", ["a", "c0", "c6"], ["c"]),
+                   N("Mul", ["c", "sixth"], ["h"]), N("Mul", ["x", "h"], ["y"])], [])
+    out, _, _ = ctx.optimize(m, "fuse-hard-activations,eliminate-dead")
+    assert ops(out) == ["HardSwish"], ops(out)
+    same_outputs(ctx, m, out, feeds())
+
+
+def test_paddle_hardsigmoid_keeps_alpha_beta(ctx):
+    m = act_model([N("Mul", ["x", "c02"], ["a"]), N("Add", ["a", "c05"], ["b"]),
+                   N("Clip", ["b", "c0", "c1"], ["y"])], [])
+    out, _, _ = ctx.optimize(m, "fuse-hard-activations,eliminate-dead")
+    assert ops(out) == ["HardSigmoid"], ops(out)
+    attrs = {a.name: a.f for a in out.graph.node[0].attribute}
+    assert abs(attrs["alpha"] - 0.2) < 1e-7 and abs(attrs["beta"] - 0.5) < 1e-7, attrs
+    same_outputs(ctx, m, out, feeds())
+
+
+def test_clip_to_five_is_left(ctx):
+    m = act_model([N("Add", ["x", "c3"], ["a"]), N("Clip", ["a", "c0", "c05"], ["c"]),
+                   N("Mul", ["x", "c"], ["m"]), N("Div", ["m", "c6"], ["y"])], [])
+    out, _, _ = ctx.optimize(m, "fuse-hard-activations")
+    assert "HardSwish" not in ops(out) and "HardSigmoid" not in ops(out), ops(out)
+
+
+def test_clip_attributes_before_opset_11(ctx):
+    m = act_model([N("Add", ["x", "c3"], ["a"]), N("Clip", ["a"], ["c"], min=0.0, max=6.0),
+                   N("Div", ["c", "c6"], ["y"])], [], opset=10)
+    out, _, _ = ctx.optimize(m, "fuse-hard-activations,eliminate-dead")
+    assert ops(out) == ["HardSigmoid"], ops(out)
+    same_outputs(ctx, m, out, feeds())
+
+
+def conv(extra, inits, pads=(1, 1, 1, 1), bias=True):
+    ins = ["x", "w", "b"] if bias else ["x", "w"]
+    return model([N("Conv", ins, ["t"], pads=list(pads))] + extra, [X], [Y],
+                 [const("w", RNG.standard_normal((4, 4, 3, 3))), const("b", RNG.standard_normal(4))]
+                 + inits)
+
+
+def test_conv_add_and_mul_per_channel(ctx):
+    for op, shape in (("Add", (1, 4, 1, 1)), ("Mul", (4, 1, 1)), ("Add", ())):
+        m = conv([N(op, ["t", "k"], ["y"])], [const("k", RNG.standard_normal(shape) + 1)])
+        out, _, _ = ctx.optimize(m, "fuse-conv-affine,eliminate-dead")
+        assert ops(out) == ["Conv"], (op, shape, ops(out))
+        same_outputs(ctx, m, out, feeds())
+
+
+def test_conv_add_along_width_is_left(ctx):
+    m = conv([N("Add", ["t", "k"], ["y"])], [const("k", RNG.standard_normal((1, 1, 1, 5)))])
+    out, _, _ = ctx.optimize(m, "fuse-conv-affine")
+    assert ops(out) == ["Conv", "Add"], ops(out)
+
+
+def test_zero_pad_joins_conv_pads(ctx):
+    m = model([N("Pad", ["x", "p"], ["xp"]), N("Conv", ["xp", "w"], ["y"], pads=[0, 1, 0, 1])],
+              [X], [tensor_in("y", [2, 4, 5, 7])],
+              [const("p", [0, 0, 1, 1, 0, 0, 1, 1], np.int64), const("w", RNG.standard_normal((4, 4, 3, 3)))],
+              opset=13)
+    out, _, _ = ctx.optimize(m, "fuse-conv-affine,eliminate-dead")
+    assert ops(out) == ["Conv"], ops(out)
+    pads = next(a.ints for a in out.graph.node[0].attribute if a.name == "pads")
+    assert list(pads) == [1, 2, 1, 2], pads
+    same_outputs(ctx, m, out, feeds())
+
+
+def test_reflect_pad_is_left(ctx):
+    m = model([N("Pad", ["x", "p"], ["xp"], mode="reflect"), N("Conv", ["xp", "w"], ["y"])],
+              [X], [tensor_in("y", [2, 4, 5, 5])],
+              [const("p", [0, 0, 1, 1, 0, 0, 1, 1], np.int64), const("w", RNG.standard_normal((4, 4, 3, 3)))],
+              opset=13)
+    out, _, _ = ctx.optimize(m, "fuse-conv-affine")
+    assert ops(out) == ["Pad", "Conv"], ops(out)
