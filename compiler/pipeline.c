@@ -52,6 +52,7 @@ void tc_pipeline_for_level(tc_pipeline *p, int level) {
   add(p, "fuse-hard-activations");
   add(p, "fuse-conv-affine");
   add(p, "fuse-layernorm");
+  add(p, "fuse-groupnorm");
   add(p, "fuse-gelu");
   add(p, "fuse-attention");
   add(p, "eliminate-common");

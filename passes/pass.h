@@ -55,6 +55,8 @@ typedef tc_status (*tc_pass_fn)(tc_pass_ctx *c, tc_graph *g);
   X(fuse_hard_activations, "fuse-hard-activations",                                                \
     "Clip/Div/Mul forms of HardSigmoid and HardSwish to the ops")                                  \
   X(fuse_layernorm, "fuse-layernorm", "decomposed LayerNorm to LayerNormalization")                \
+  X(fuse_groupnorm, "fuse-groupnorm",                                                              \
+    "Reshape/InstanceNormalization/Reshape GroupNorm to GroupNormalization")                       \
   X(fuse_gelu, "fuse-gelu", "erf and tanh GELU forms to Gelu")                                     \
   X(fuse_attention, "fuse-attention", "multi-head self-attention subgraphs to Attention")
 

@@ -103,3 +103,40 @@ def test_reflect_pad_is_left(ctx):
               opset=13)
     out, _, _ = ctx.optimize(m, "fuse-conv-affine")
     assert ops(out) == ["Pad", "Conv"], ops(out)
+
+
+def groupnorm(groups=2, back=(0, 4, -1), affine=True, in_scale=1.0):
+    nodes = [N("Reshape", ["x3", "t1"], ["r"]),
+             N("InstanceNormalization", ["r", "s", "b0"], ["n"], epsilon=1e-5),
+             N("Reshape", ["n", "t2"], ["y" if not affine else "nb"])]
+    if affine:
+        nodes += [N("Mul", ["nb", "gamma"], ["gm"]), N("Add", ["gm", "beta"], ["y"])]
+    return model(nodes, [tensor_in("x3", ["batch", 4, "time"])], [tensor_in("y", ["batch", 4, "time"])],
+                 [const("t1", [0, groups, -1], np.int64), const("t2", list(back), np.int64),
+                  const("s", np.full(groups, in_scale)), const("b0", np.zeros(groups)),
+                  const("gamma", RNG.standard_normal((4, 1))), const("beta", RNG.standard_normal((4, 1)))])
+
+
+def test_groupnorm_torch_export(ctx):
+    for groups, affine in ((2, True), (4, True), (1, False)):
+        m = groupnorm(groups, affine=affine)
+        out, _, err = ctx.optimize(m, "fuse-groupnorm,eliminate-dead", extra=["--explain"])
+        assert ops(out) == ["GroupNormalization"], (groups, ops(out), err)
+        attrs = {a.name: a for a in out.graph.node[0].attribute}
+        assert attrs["num_groups"].i == groups
+        assert [o.version for o in out.opset_import if o.domain in ("", "ai.onnx")] == [21]
+        same_outputs(ctx, m, out, {"x3": rand(RNG, 2, 4, 9) * 3})
+
+
+def test_groupnorm_with_affine_instance_norm_is_left(ctx):
+    m = groupnorm(in_scale=2.0)
+    out, _, _ = ctx.optimize(m, "fuse-groupnorm")
+    assert "GroupNormalization" not in ops(out), ops(out)
+
+
+def test_groupnorm_reshape_not_restoring_is_left(ctx):
+    m = groupnorm(back=(0, 2, -1), affine=False)
+    m.graph.output[0].type.tensor_type.shape.dim[1].dim_value = 2
+    m.graph.output[0].type.tensor_type.shape.dim[2].dim_param = "twice_time"
+    out, _, _ = ctx.optimize(m, "fuse-groupnorm")
+    assert "GroupNormalization" not in ops(out), ops(out)
