@@ -43,6 +43,10 @@ static int parse_args(int argc, char **argv, opt_args *a) {
         a->dump_after = argv[i];
       else if (!tc_cli_parse_size(argv[i], &a->popt.fold_limit))
         return tc_cli_usage_error("--fold-limit needs a size in bytes");
+    } else if (strcmp(s, "--compat") == 0) {
+      if (++i >= argc || strcmp(argv[i], "ort") != 0)
+        return tc_cli_usage_error("--compat takes 'ort'");
+      a->popt.compat_ort = true;
     } else if (strcmp(s, "--explain") == 0) {
       a->explain = true;
     } else if (strcmp(s, "--quiet") == 0 || strcmp(s, "-q") == 0) {

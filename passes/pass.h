@@ -54,6 +54,8 @@ typedef tc_status (*tc_pass_fn)(tc_pass_ctx *c, tc_graph *g);
     "per-channel Add/Mul after Conv and zero Pad before it folded into the Conv")                  \
   X(fuse_hard_activations, "fuse-hard-activations",                                                \
     "Clip/Div/Mul forms of HardSigmoid and HardSwish to the ops")                                  \
+  X(fuse_conv_activation, "fuse-conv-activation",                                                  \
+    "Conv + activation to one op (ai.tacoc with a function, or com.microsoft.FusedConv)")          \
   X(fuse_layernorm, "fuse-layernorm", "decomposed LayerNorm to LayerNormalization")                \
   X(fuse_groupnorm, "fuse-groupnorm",                                                              \
     "Reshape/InstanceNormalization/Reshape GroupNorm to GroupNormalization")                       \

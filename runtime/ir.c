@@ -428,6 +428,32 @@ int tc_model_set_opset(tc_model *m, const char *domain, int64_t version) {
   return 0;
 }
 
+tc_function *tc_model_find_function(tc_model *m, const char *domain, const char *name) {
+  for (size_t i = 0; i < m->n_functions; i++) {
+    tc_function *f = &m->functions[i];
+    if (f->name && strcmp(f->name, name) == 0 && tc_domain_equal(f->domain, domain))
+      return f;
+  }
+  return NULL;
+}
+
+tc_function *tc_model_add_function(tc_model *m, const char *domain, const char *name) {
+  tc_function *fs = tc_arena_alloc(m->arena, (m->n_functions + 1) * sizeof *fs);
+  if (!fs)
+    return NULL;
+  if (m->n_functions)
+    memcpy(fs, m->functions, m->n_functions * sizeof *fs);
+  tc_function *f = &fs[m->n_functions];
+  f->name = tc_arena_strdup(m->arena, name);
+  f->domain = tc_arena_strdup(m->arena, domain);
+  f->body = tc_graph_new(m, NULL, name);
+  if (!f->name || !f->domain || !f->body)
+    return NULL;
+  m->functions = fs;
+  m->n_functions++;
+  return f;
+}
+
 /* ---- editing helpers ---- */
 const char *tc_graph_fresh_name(tc_graph *g, const char *base) {
   tc_arena *a = g->model->arena;

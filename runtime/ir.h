@@ -280,6 +280,10 @@ typedef struct tc_function {
   tc_graph *body; /* inputs/outputs are the function's formal parameters */
   tc_opset *opsets;
   size_t n_opsets;
+  /* Attribute parameters of a function a pass created (imported functions
+   * keep theirs in pb). */
+  const char **attr_names;
+  size_t n_attr_names;
   const Onnx__FunctionProto *pb;
 } tc_function;
 
@@ -339,6 +343,12 @@ int tc_value_set_tensor_type(tc_value *v, int32_t elem, size_t rank, const tc_di
 int64_t tc_model_opset(const tc_model *m, const char *domain);
 /* Sets (or adds) the model's import of domain to version. 0 on success. */
 int tc_model_set_opset(tc_model *m, const char *domain, int64_t version);
+
+/* The model-local function domain.name, or NULL. */
+tc_function *tc_model_find_function(tc_model *m, const char *domain, const char *name);
+/* Adds an empty model-local function domain.name (body graph, no opsets) and
+ * returns it; the pointer stays valid until the next call. NULL on OOM. */
+tc_function *tc_model_add_function(tc_model *m, const char *domain, const char *name);
 
 /* ---- editing helpers for passes ---- */
 /* A name starting with base that no value visible from g, and no value the

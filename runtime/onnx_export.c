@@ -489,6 +489,10 @@ static Onnx__FunctionProto *build_function(export_ctx *c, const tc_function *f) 
     o->input[i] = (char *)g->inputs[i].value->name;
   for (size_t i = 0; i < g->n_outputs; i++)
     o->output[i] = (char *)g->outputs[i].value->name;
+  if (!f->pb) {
+    o->n_attribute = f->n_attr_names;
+    o->attribute = (char **)f->attr_names;
+  }
   return o;
 }
 

@@ -82,16 +82,19 @@ tc_status tc_rt_from_ir(const tc_tensor *t, tc_arena *a, tc_rt_tensor *out, tc_d
 static tc_status bind_graph(tc_session *s, const tc_graph *g, tc_diag *diag) {
   const tc_model *m = s->m;
   for (const tc_node *n = g->first; n; n = n->next) {
+    int64_t opset = tc_model_opset(m, n->domain);
+    /* A call of a model-local function runs when libtacort has a kernel for
+     * that op (tacoc's fused ops carry their decomposition as a function for
+     * other runtimes); the function body itself is not executed yet. */
     for (size_t f = 0; f < m->n_functions; f++) {
       const tc_function *fn = &m->functions[f];
       if (fn->name && n->op_type && strcmp(fn->name, n->op_type) == 0 &&
-          strcmp(nz(fn->domain), nz(n->domain)) == 0)
+          tc_domain_equal(fn->domain, n->domain) && !tc_kernel_find(n->op_type, n->domain, opset))
         return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, nz(n->name), n->op_type,
                            "calls the model-local function %s.%s, which the runtime cannot "
                            "run yet",
                            nz(fn->domain), fn->name);
     }
-    int64_t opset = tc_model_opset(m, n->domain);
     s->opsets[n->id] = opset;
     if (tc_is_control_op(n)) {
       tc_status st = tc_control_check(n, opset, diag);

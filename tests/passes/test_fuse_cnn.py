@@ -4,7 +4,7 @@ fuse-conv-affine (Add/Mul by per-channel constants and zero Pad folded into Conv
 import numpy as np
 from onnx import helper
 
-from passlib import const, model, ops, rand, same_outputs, tensor_in
+from passlib import close, const, model, ops, rand, run_ort, same_outputs, tensor_in
 
 RNG = np.random.default_rng(8)
 N = helper.make_node
@@ -140,3 +140,38 @@ def test_groupnorm_reshape_not_restoring_is_left(ctx):
     m.graph.output[0].type.tensor_type.shape.dim[2].dim_param = "twice_time"
     out, _, _ = ctx.optimize(m, "fuse-groupnorm")
     assert "GroupNormalization" not in ops(out), ops(out)
+
+
+def conv_act(act, **attrs):
+    extra = {"Clip": ["t", "lo", "hi"]}.get(act, ["t"])
+    return model([N("Conv", ["x", "w", "b"], ["t"], pads=[1, 1, 1, 1]), N(act, extra, ["y"], **attrs)],
+                 [X], [Y], [const("w", RNG.standard_normal((4, 4, 3, 3))), const("b", RNG.standard_normal(4)),
+                            const("lo", 0.0), const("hi", 6.0)], opset=14)
+
+
+ACTS = [("Relu", {}), ("LeakyRelu", {"alpha": 0.1}), ("Clip", {}), ("Sigmoid", {}),
+        ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}), ("HardSwish", {}), ("Tanh", {})]
+
+
+def test_conv_activation_as_function(ctx):
+    # ai.tacoc.Conv<Act> with its decomposition as a model-local function:
+    # the model passes the full checker and ONNX Runtime (which inlines the
+    # function) computes what the original did.
+    for act, attrs in ACTS:
+        m = conv_act(act, **attrs)
+        out, _, _ = ctx.optimize(m, "fuse-conv-activation,eliminate-dead")
+        assert [(n.domain, n.op_type) for n in out.graph.node] == [("ai.tacoc", "Conv" + act)], act
+        assert [f.name for f in out.functions] == ["Conv" + act]
+        f = feeds()
+        close(run_ort(out, f)[0], run_ort(m, f)[0], act)
+
+
+def test_conv_activation_compat_ort(ctx):
+    for act, attrs in ACTS:
+        if act == "HardSwish":
+            continue  # ONNX Runtime's FusedConv has no HardSwish
+        m = conv_act(act, **attrs)
+        out, _, _ = ctx.optimize(m, "fuse-conv-activation,eliminate-dead", extra=["--compat", "ort"])
+        assert [(n.domain, n.op_type) for n in out.graph.node] == [("com.microsoft", "FusedConv")], act
+        f = feeds()
+        close(run_ort(out, f)[0], run_ort(m, f)[0], act)
