@@ -69,6 +69,10 @@ size_t tc_rt_numel(const tc_rt_tensor *t);
  * (or INVALID for a negative dim / huge size) recorded against the node. */
 tc_status tc_kernel_alloc(tc_kernel_ctx *k, tc_rt_tensor *out, int32_t dtype, size_t rank,
                           const int64_t *dims);
+/* tc_kernel_alloc for kernels that write every element of out: a planned
+ * slot is not zeroed first (its bytes are whatever the run left there). */
+tc_status tc_kernel_alloc_uninit(tc_kernel_ctx *k, tc_rt_tensor *out, int32_t dtype, size_t rank,
+                                 const int64_t *dims);
 /* Records an error against the node and returns its status. */
 tc_status tc_kernel_fail(tc_kernel_ctx *k, tc_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -121,7 +125,36 @@ void tc_broadcast_strides(const tc_rt_tensor *t, size_t rank, const int64_t *dim
  * arrays, strings become `char *` arrays. */
 tc_status tc_rt_from_ir(const tc_tensor *t, tc_arena *a, tc_rt_tensor *out, tc_diag *diag);
 
-/* ---- expert-library path (runtime/blas.c) ---- */
+/* ---- intra-op parallelism (kernel_util.c) ----
+ * Kernels split their outputs into contiguous pieces of [0, n) and run the
+ * pieces on the calling thread's OpenMP team, the same thread pool (and
+ * thread count, tc_set_num_threads) as oneDNN. Every output element belongs
+ * to exactly one piece, so results do not depend on the thread count. The
+ * body must not allocate from the arena or report errors: kernels check and
+ * allocate first, then run the parallel loop. */
+typedef void (*tc_par_fn)(void *ctx, size_t piece, size_t lo, size_t hi);
+/* How many pieces tc_parallel_for(n, grain, ...) runs: 1 when n is below two
+ * grains, when one thread is allowed, or when called from inside a parallel
+ * region; pieces are numbered 0..count-1 (for per-piece scratch). */
+size_t tc_parallel_pieces(size_t n, size_t grain);
+/* Runs fn over [0, n) in tc_parallel_pieces(n, grain) contiguous pieces of
+ * at least grain items each, the caller's thread taking part; a single
+ * piece runs inline without waking the pool. Returns when all are done. */
+void tc_parallel_for(size_t n, size_t grain, tc_par_fn fn, void *ctx);
+/* Items per piece for a loop whose items cost about `cost` elementary
+ * operations each: enough work to be worth waking a thread. */
+size_t tc_parallel_grain(size_t cost);
+
+/* ---- float32 array math for the fast kernels (vmath.c) ----
+ * y[i] = f(x[i]) in float arithmetic, within a few ulp of the correctly
+ * rounded result (erf: 5e-7 absolute); y may be x. Elements are computed
+ * independently, with the same operations wherever they sit in the array. */
+void tc_vexp_f32(float *y, const float *x, size_t n);
+void tc_verf_f32(float *y, const float *x, size_t n);
+void tc_vtanh_f32(float *y, const float *x, size_t n);
+void tc_vsigmoid_f32(float *y, const float *x, size_t n);
+
+/* ---- expert-library path (runtime/blas.c, runtime/dnnl_conv.c) ---- */
 /* True unless the reference kernels were asked for (TACORT_KERNELS=reference
  * or tc_fast_kernels_set(false)). */
 bool tc_fast_kernels_enabled(void);

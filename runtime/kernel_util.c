@@ -2,6 +2,7 @@
  * half-precision conversion, broadcasting. */
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,8 +31,8 @@ tc_status tc_kernel_bad_dtype(tc_kernel_ctx *k, size_t input, int32_t dtype) {
                         tc_dtype_name(dtype));
 }
 
-tc_status tc_kernel_alloc(tc_kernel_ctx *k, tc_rt_tensor *out, int32_t dtype, size_t rank,
-                          const int64_t *dims) {
+static tc_status alloc_out(tc_kernel_ctx *k, tc_rt_tensor *out, int32_t dtype, size_t rank,
+                           const int64_t *dims, bool zero) {
   if (rank > TC_MAX_RANK)
     return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "rank %zu is above the supported %d", rank,
                           TC_MAX_RANK);
@@ -54,7 +55,8 @@ tc_status tc_kernel_alloc(tc_kernel_ctx *k, tc_rt_tensor *out, int32_t dtype, si
     const tc_value *v = k->node->outputs[out - k->outputs];
     if (v && bytes && k->plan_offset[v->id] >= 0 && k->plan_size[v->id] == bytes) {
       out->data = k->plan_base + k->plan_offset[v->id];
-      memset(out->data, 0, bytes);
+      if (zero)
+        memset(out->data, 0, bytes);
       return TC_STATUS_OK;
     }
   }
@@ -62,6 +64,16 @@ tc_status tc_kernel_alloc(tc_kernel_ctx *k, tc_rt_tensor *out, int32_t dtype, si
   if (!out->data)
     return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory for a %zu-byte output", bytes);
   return TC_STATUS_OK;
+}
+
+tc_status tc_kernel_alloc(tc_kernel_ctx *k, tc_rt_tensor *out, int32_t dtype, size_t rank,
+                          const int64_t *dims) {
+  return alloc_out(k, out, dtype, rank, dims, true);
+}
+
+tc_status tc_kernel_alloc_uninit(tc_kernel_ctx *k, tc_rt_tensor *out, int32_t dtype, size_t rank,
+                                 const int64_t *dims) {
+  return alloc_out(k, out, dtype, rank, dims, false);
 }
 
 tc_status tc_kernel_check_attrs(const tc_node *n, tc_diag *diag, const char *const *allowed) {
@@ -332,4 +344,79 @@ int64_t tc_axis(int64_t axis, size_t rank) {
   if (axis < -r || axis >= r)
     return -1;
   return axis < 0 ? axis + r : axis;
+}
+
+/* ---- parallel loops ----
+ * Built on libgomp's own entry points rather than a second pool: oneDNN runs
+ * its GEMMs on the same OpenMP runtime, so one set of worker threads serves
+ * both and they never compete for cores. GOMP_parallel is what `#pragma omp
+ * parallel` compiles to; calling it directly keeps -fopenmp out of the build.
+ * libgomp keeps a persistent team per calling OS thread (created on first
+ * use, woken per region, the caller working as thread 0), so sessions run
+ * concurrently from several user threads each get their own workers and
+ * never wait for one another. Inside a parallel region (a kernel called from
+ * a piece, or a caller's own OpenMP region) loops run inline. */
+void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
+int omp_get_max_threads(void);
+int omp_get_level(void);
+
+typedef struct par_job {
+  tc_par_fn fn;
+  void *ctx;
+  size_t n, pieces;
+  atomic_size_t next; /* the next piece nobody has claimed */
+} par_job;
+
+/* Bounds of piece p of pieces over [0, n): sizes differ by at most one. */
+static void piece_range(size_t n, size_t pieces, size_t p, size_t *lo, size_t *hi) {
+  size_t q = n / pieces, r = n % pieces;
+  *lo = p * q + (p < r ? p : r);
+  *hi = *lo + q + (p < r);
+}
+
+/* Each thread of the team claims pieces until none is left: the work of a
+ * thread that starts late (descheduled on a busy machine) is taken by the
+ * others, though the region still ends only when it checks in; a smaller
+ * team than asked for still covers every piece. Which thread runs a piece
+ * does not change its result. */
+static void par_body(void *data) {
+  par_job *j = data;
+  for (;;) {
+    size_t p = atomic_fetch_add(&j->next, 1);
+    if (p >= j->pieces)
+      return;
+    size_t lo, hi;
+    piece_range(j->n, j->pieces, p, &lo, &hi);
+    if (lo < hi)
+      j->fn(j->ctx, p, lo, hi);
+  }
+}
+
+size_t tc_parallel_pieces(size_t n, size_t grain) {
+  size_t most = n / (grain ? grain : 1);
+  if (most < 2 || omp_get_level() > 0)
+    return 1;
+  int t = omp_get_max_threads();
+  size_t nt = t > 0 ? (size_t)t : 1;
+  return nt < most ? nt : most;
+}
+
+void tc_parallel_for(size_t n, size_t grain, tc_par_fn fn, void *ctx) {
+  if (n == 0)
+    return;
+  size_t pieces = tc_parallel_pieces(n, grain);
+  if (pieces <= 1) {
+    fn(ctx, 0, 0, n);
+    return;
+  }
+  par_job j = {.fn = fn, .ctx = ctx, .n = n, .pieces = pieces};
+  atomic_init(&j.next, 0);
+  GOMP_parallel(par_body, &j, (unsigned)pieces, 0);
+}
+
+size_t tc_parallel_grain(size_t cost) {
+  /* ~32k elementary operations (some tens of microseconds) per piece:
+   * waking a sleeping worker costs a few microseconds */
+  size_t g = 32768 / (cost ? cost : 1);
+  return g ? g : 1;
 }

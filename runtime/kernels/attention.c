@@ -198,6 +198,194 @@ static double dot(const double *a, const double *b, size_t bstep, size_t n) {
   return acc;
 }
 
+/* Everything one (batch, query head) pair of Attention needs. */
+typedef struct att_job {
+  const double *Qs, *Kall, *Vall; /* scaled Q, present K (scaled) and V, as double */
+  const mask_view *mv;
+  const tc_rt_tensor *nonpad;
+  tc_rt_tensor *y, *qk_out;
+  bhsd Yv;
+  size_t Hq, Hkv, Sq, L, D, Dv, P;
+  int32_t T, sp;
+  int64_t mode;
+  bool causal;
+  int64_t lw, rw;
+  double cap;
+  double *rows; /* 4 * L doubles per piece */
+} att_job;
+
+/* Output rows of pair bh = b * Hq + h. */
+static void att_pair(const att_job *jb, size_t bh, double *row, double *bias, double *prob,
+                     double *raw) {
+  size_t Hq = jb->Hq, Sq = jb->Sq, L = jb->L, D = jb->D, Dv = jb->Dv, Hkv = jb->Hkv;
+  size_t b = bh / Hq, h = bh % Hq, hk = h / (Hq / Hkv);
+  int32_t T = jb->T, sp = jb->sp;
+  const mask_view *mv = jb->mv;
+  const tc_rt_tensor *nonpad = jb->nonpad;
+  bool window = jb->lw >= 0 || jb->rw >= 0;
+  /* offset of the query block: valid keys preceding it */
+  int64_t off = nonpad ? tc_rt_get_i64(nonpad, b) - (int64_t)Sq : (int64_t)jb->P;
+  int64_t valid = nonpad ? tc_rt_get_i64(nonpad, b) : (int64_t)L;
+  for (size_t i = 0; i < Sq; i++) {
+    const double *qd = jb->Qs + ((b * Hq + h) * Sq + i) * D;
+    /* additive bias and whether it masks the whole row */
+    bool all_masked = L > 0;
+    for (size_t j = 0; j < L; j++) {
+      double bv = mv->t ? mask_get(mv, b, h, i, j) : 0.0;
+      int64_t diff = (int64_t)i + off - (int64_t)j;
+      if (jb->causal && diff < 0)
+        bv += -INFINITY;
+      if (window && ((jb->lw >= 0 && diff > jb->lw) || (jb->rw >= 0 && -diff > jb->rw)))
+        bv += -INFINITY;
+      if (nonpad && (int64_t)j >= valid)
+        bv += -INFINITY;
+      bias[j] = bv;
+      if (!(isinf(bv) && bv < 0))
+        all_masked = false;
+    }
+    /* scores */
+    double m = -INFINITY;
+    for (size_t j = 0; j < L; j++) {
+      const double *kd = jb->Kall + ((b * Hkv + hk) * L + j) * D;
+      double x = round_to(T, dot(qd, kd, 1, D));
+      if (jb->cap > 0)
+        x = round_to(T, round_to(T, tanh(round_to(T, x / jb->cap))) * jb->cap);
+      raw[j] = x;
+      double xb = round_to(sp, round_to(T, x + bias[j]));
+      row[j] = xb;
+      if (!isnan(m) && (isnan(xb) || xb > m))
+        m = xb;
+    }
+    /* softmax in the softmax precision (a row of -inf gives zeros) */
+    double sm = (isinf(m) && m < 0) ? 0.0 : m, sum = 0;
+    for (size_t j = 0; j < L; j++) {
+      prob[j] = round_to(sp, exp(round_to(sp, row[j] - sm)));
+      /* bfloat16 (ml_dtypes) reduces in bfloat16, a rounding per step */
+      sum = sp == TC_DTYPE_BF16 ? round_to(sp, sum + prob[j]) : sum + prob[j];
+    }
+    sum = round_to(sp, sum);
+    if (sum == 0)
+      sum = 1;
+    for (size_t j = 0; j < L; j++)
+      prob[j] = all_masked ? 0.0 : round_to(T, round_to(sp, prob[j] / sum));
+    if (jb->qk_out) {
+      size_t base = ((b * Hq + h) * Sq + i) * L;
+      for (size_t j = 0; j < L; j++) {
+        double o = jb->mode == 3 ? prob[j] : jb->mode == 2 ? round_to(T, raw[j] + bias[j]) : raw[j];
+        tc_rt_set_f64(jb->qk_out, base + j, o);
+      }
+    }
+    size_t yo = bhsd_at(&jb->Yv, b, h, i);
+    for (size_t d = 0; d < Dv; d++) {
+      const double *vd = jb->Vall + (b * Hkv + hk) * L * Dv + d;
+      tc_rt_set_f64(jb->y, yo + d, dot(prob, vd, Dv, L));
+    }
+  }
+}
+
+static void att_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  const att_job *jb = ctx;
+  double *r = jb->rows + piece * 4 * jb->L;
+  for (size_t bh = lo; bh < hi; bh++)
+    att_pair(jb, bh, r, r + jb->L, r + 2 * jb->L, r + 3 * jb->L);
+}
+
+/* ---- float32 fast path: per (batch, head) pair, gather the head's Q, K and
+ * V rows contiguously, scores = Q K^T and Y = P V through oneDNN sgemm, the
+ * masked softmax in float. Same semantics as the reference (which works in
+ * double with every rounding of the spec); used for float32 without softcap,
+ * windows, nonpad lengths or the qk output. */
+typedef struct att32_job {
+  const float *q, *k, *v, *pk, *pv;
+  const mask_view *mv;
+  float *y, *present_k, *present_v;
+  bhsd Qv, Kv, Vv, Yv;
+  size_t Hq, Hkv, Sq, S, P, L, D, Dv;
+  float scale;
+  bool causal;
+  float *buf; /* per piece: Sq*D + L*D + L*Dv + Sq*L + Sq*Dv floats */
+  size_t per_piece;
+} att32_job;
+
+static void att32_pair(const att32_job *jb, size_t bh, float *buf) {
+  size_t Hq = jb->Hq, Sq = jb->Sq, L = jb->L, D = jb->D, Dv = jb->Dv, P = jb->P;
+  size_t b = bh / Hq, h = bh % Hq, hk = h / (Hq / jb->Hkv);
+  float *qb = buf, *kb = qb + Sq * D, *vb = kb + L * D, *sc = vb + L * Dv, *ob = sc + Sq * L;
+  for (size_t i = 0; i < Sq; i++) {
+    const float *src = jb->q + bhsd_at(&jb->Qv, b, h, i);
+    for (size_t d = 0; d < D; d++)
+      qb[i * D + d] = src[d] * jb->scale;
+  }
+  for (size_t j = 0; j < L; j++) {
+    const float *ks =
+        j < P ? jb->pk + ((b * jb->Hkv + hk) * P + j) * D : jb->k + bhsd_at(&jb->Kv, b, hk, j - P);
+    const float *vs =
+        j < P ? jb->pv + ((b * jb->Hkv + hk) * P + j) * Dv : jb->v + bhsd_at(&jb->Vv, b, hk, j - P);
+    memcpy(kb + j * D, ks, D * sizeof *kb);
+    memcpy(vb + j * Dv, vs, Dv * sizeof *vb);
+  }
+  if (!tc_sgemm(false, true, Sq, L, D, qb, kb, sc)) {
+    for (size_t i = 0; i < Sq; i++)
+      for (size_t j = 0; j < L; j++) {
+        float acc = 0;
+        for (size_t d = 0; d < D; d++)
+          acc += qb[i * D + d] * kb[j * D + d];
+        sc[i * L + j] = acc;
+      }
+  }
+  for (size_t i = 0; i < Sq; i++) {
+    float *row = sc + i * L, m = -INFINITY;
+    const mask_view *mv = jb->mv;
+    /* A float32 mask row is read directly (strides already broadcast). */
+    const float *mrow = NULL;
+    if (mv->t && mv->t->dtype == TC_DTYPE_F32 && mv->last == (int64_t)L && mv->strides[3] == 1)
+      mrow = (const float *)mv->t->data + b * (size_t)mv->strides[0] + h * (size_t)mv->strides[1] +
+             i * (size_t)mv->strides[2];
+    for (size_t j = 0; j < L; j++) {
+      float x = row[j];
+      if (mrow)
+        x += mrow[j];
+      else if (mv->t)
+        x += (float)mask_get(mv, b, h, i, j);
+      if (jb->causal && j > i + P)
+        x = -INFINITY;
+      row[j] = x;
+      m = x > m ? x : m;
+    }
+    if (isinf(m) && m < 0) { /* every key masked: zeros, as the reference */
+      memset(row, 0, L * sizeof *row);
+      continue;
+    }
+    float sum = 0;
+    for (size_t j = 0; j < L; j++)
+      sum += row[j] = expf(row[j] - m);
+    float inv = 1.0f / sum;
+    for (size_t j = 0; j < L; j++)
+      row[j] *= inv;
+  }
+  if (!tc_sgemm(false, false, Sq, Dv, L, sc, vb, ob)) {
+    for (size_t i = 0; i < Sq; i++)
+      for (size_t d = 0; d < Dv; d++) {
+        float acc = 0;
+        for (size_t j = 0; j < L; j++)
+          acc += sc[i * L + j] * vb[j * Dv + d];
+        ob[i * Dv + d] = acc;
+      }
+  }
+  for (size_t i = 0; i < Sq; i++)
+    memcpy(jb->y + bhsd_at(&jb->Yv, b, h, i), ob + i * Dv, Dv * sizeof *ob);
+  if (jb->present_k && h % (Hq / jb->Hkv) == 0) {
+    memcpy(jb->present_k + (b * jb->Hkv + hk) * L * D, kb, L * D * sizeof *kb);
+    memcpy(jb->present_v + (b * jb->Hkv + hk) * L * Dv, vb, L * Dv * sizeof *vb);
+  }
+}
+
+static void att32_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  const att32_job *jb = ctx;
+  for (size_t bh = lo; bh < hi; bh++)
+    att32_pair(jb, bh, jb->buf + piece * jb->per_piece);
+}
+
 static tc_status run_attention(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                                tc_rt_tensor *out, size_t n_out) {
   const tc_node *n = k->node;
@@ -270,14 +458,64 @@ static tc_status run_attention(tc_kernel_ctx *k, const tc_rt_tensor *const *in, 
       tc_attr_has(n, "scale") ? (double)tc_attr_float(n, "scale", 1.0f) : 1.0 / sqrt((double)D);
   double s = round_to(T, sqrt(scale));
 
+  bool presents = has_output(n, 1) || (n_out > 2 && has_output(n, 2));
+  if (tc_fast_kernels_enabled() && T == TC_DTYPE_F32 && v->dtype == TC_DTYPE_F32 &&
+      sp == TC_DTYPE_F32 && cap == 0 && !nonpad && lw < 0 && rw < 0 &&
+      !(n_out > 3 && has_output(n, 3)) && (!presents || (has_output(n, 1) && has_output(n, 2)))) {
+    bhsd Yv;
+    bhsd_set(&Yv, three_d, B, Hq, Sq, Dv);
+    int64_t yd3[3] = {(int64_t)B, (int64_t)Sq, (int64_t)(Hq * Dv)},
+            yd4[4] = {(int64_t)B, (int64_t)Hq, (int64_t)Sq, (int64_t)Dv};
+    if ((st = tc_kernel_alloc_uninit(k, &out[0], T, three_d ? 3 : 4, three_d ? yd3 : yd4)))
+      return st;
+    att32_job jb = {.q = q->data,
+                    .k = kk->data,
+                    .v = v->data,
+                    .pk = pk ? pk->data : NULL,
+                    .pv = pv ? pv->data : NULL,
+                    .mv = &mv,
+                    .y = out[0].data,
+                    .Qv = Qv,
+                    .Kv = Kv,
+                    .Vv = Vv,
+                    .Yv = Yv,
+                    .Hq = Hq,
+                    .Hkv = Hkv,
+                    .Sq = Sq,
+                    .S = S,
+                    .P = P,
+                    .L = L,
+                    .D = D,
+                    .Dv = Dv,
+                    .scale = (float)scale,
+                    .causal = causal};
+    if (presents) {
+      int64_t kd[4] = {(int64_t)B, (int64_t)Hkv, (int64_t)L, (int64_t)D},
+              vd[4] = {(int64_t)B, (int64_t)Hkv, (int64_t)L, (int64_t)Dv};
+      if ((st = tc_kernel_alloc_uninit(k, &out[1], T, 4, kd)) ||
+          (st = tc_kernel_alloc_uninit(k, &out[2], T, 4, vd)))
+        return st;
+      jb.present_k = out[1].data;
+      jb.present_v = out[2].data;
+    }
+    jb.per_piece = Sq * D + L * D + L * Dv + Sq * L + Sq * Dv;
+    size_t grain = tc_parallel_grain(Sq * L * (D + Dv + 8));
+    size_t pieces = tc_parallel_pieces(B * Hq, grain);
+    if (!(jb.buf = scratch(k, pieces * jb.per_piece, sizeof(float))))
+      return NOMEM(k);
+    if (pieces > 1)
+      tc_parallel_for(B * Hq, grain, att32_piece, &jb);
+    else
+      att32_piece(&jb, 0, 0, B * Hq);
+    return TC_STATUS_OK;
+  }
+
   /* present key / value: past followed by the new tokens, (B, Hkv, L, *) */
   size_t nk = B * Hkv * L * D, nv = B * Hkv * L * Dv;
   double *Kall = scratch(k, nk, sizeof(double)), *Vall = scratch(k, nv, sizeof(double));
   size_t qn = B * Hq * Sq * D;
   double *Qs = scratch(k, qn, sizeof(double));
-  double *row = scratch(k, L, sizeof(double)), *bias = scratch(k, L, sizeof(double)),
-         *prob = scratch(k, L, sizeof(double)), *raw = scratch(k, L, sizeof(double));
-  if (!Kall || !Vall || !Qs || !row || !bias || !prob || !raw)
+  if (!Kall || !Vall || !Qs)
     return NOMEM(k);
   for (size_t b = 0; b < B; b++)
     for (size_t h = 0; h < Hkv; h++)
@@ -340,7 +578,7 @@ static tc_status run_attention(tc_kernel_ctx *k, const tc_rt_tensor *const *in, 
     ydims[3] = (int64_t)Dv;
     yrank = 4;
   }
-  if ((st = tc_kernel_alloc(k, &out[0], T, yrank, ydims)))
+  if ((st = tc_kernel_alloc_uninit(k, &out[0], T, yrank, ydims)))
     return st;
   tc_rt_tensor *qk_out = NULL;
   if (n_out > 3 && has_output(n, 3)) {
@@ -349,71 +587,38 @@ static tc_status run_attention(tc_kernel_ctx *k, const tc_rt_tensor *const *in, 
     qk_out = &out[3];
   }
 
-  size_t reps = Hq / Hkv;
-  bool window = lw >= 0 || rw >= 0;
-  for (size_t b = 0; b < B; b++) {
-    /* offset of the query block: valid keys preceding it */
-    int64_t off = nonpad ? tc_rt_get_i64(nonpad, b) - (int64_t)Sq : (int64_t)P;
-    int64_t valid = nonpad ? tc_rt_get_i64(nonpad, b) : (int64_t)L;
-    for (size_t h = 0; h < Hq; h++) {
-      size_t hk = h / reps;
-      for (size_t i = 0; i < Sq; i++) {
-        const double *qd = Qs + ((b * Hq + h) * Sq + i) * D;
-        /* additive bias and whether it masks the whole row */
-        bool all_masked = L > 0;
-        for (size_t j = 0; j < L; j++) {
-          double bv = mv.t ? mask_get(&mv, b, h, i, j) : 0.0;
-          int64_t diff = (int64_t)i + off - (int64_t)j;
-          if (causal && diff < 0)
-            bv += -INFINITY;
-          if (window && ((lw >= 0 && diff > lw) || (rw >= 0 && -diff > rw)))
-            bv += -INFINITY;
-          if (nonpad && (int64_t)j >= valid)
-            bv += -INFINITY;
-          bias[j] = bv;
-          if (!(isinf(bv) && bv < 0))
-            all_masked = false;
-        }
-        /* scores */
-        double m = -INFINITY;
-        for (size_t j = 0; j < L; j++) {
-          const double *kd = Kall + ((b * Hkv + hk) * L + j) * D;
-          double x = round_to(T, dot(qd, kd, 1, D));
-          if (cap > 0)
-            x = round_to(T, round_to(T, tanh(round_to(T, x / cap))) * cap);
-          raw[j] = x;
-          double xb = round_to(sp, round_to(T, x + bias[j]));
-          row[j] = xb;
-          if (!isnan(m) && (isnan(xb) || xb > m))
-            m = xb;
-        }
-        /* softmax in the softmax precision (a row of -inf gives zeros) */
-        double sm = (isinf(m) && m < 0) ? 0.0 : m, sum = 0;
-        for (size_t j = 0; j < L; j++) {
-          prob[j] = round_to(sp, exp(round_to(sp, row[j] - sm)));
-          /* bfloat16 (ml_dtypes) reduces in bfloat16, a rounding per step */
-          sum = sp == TC_DTYPE_BF16 ? round_to(sp, sum + prob[j]) : sum + prob[j];
-        }
-        sum = round_to(sp, sum);
-        if (sum == 0)
-          sum = 1;
-        for (size_t j = 0; j < L; j++)
-          prob[j] = all_masked ? 0.0 : round_to(T, round_to(sp, prob[j] / sum));
-        if (qk_out) {
-          size_t base = ((b * Hq + h) * Sq + i) * L;
-          for (size_t j = 0; j < L; j++) {
-            double o = mode == 3 ? prob[j] : mode == 2 ? round_to(T, raw[j] + bias[j]) : raw[j];
-            tc_rt_set_f64(qk_out, base + j, o);
-          }
-        }
-        size_t yo = bhsd_at(&Yv, b, h, i);
-        for (size_t d = 0; d < Dv; d++) {
-          const double *vd = Vall + (b * Hkv + hk) * L * Dv + d;
-          tc_rt_set_f64(&out[0], yo + d, dot(prob, vd, Dv, L));
-        }
-      }
-    }
-  }
+  att_job j = {.Qs = Qs,
+               .Kall = Kall,
+               .Vall = Vall,
+               .mv = &mv,
+               .nonpad = nonpad,
+               .y = &out[0],
+               .qk_out = qk_out,
+               .Yv = Yv,
+               .Hq = Hq,
+               .Hkv = Hkv,
+               .Sq = Sq,
+               .L = L,
+               .D = D,
+               .Dv = Dv,
+               .P = P,
+               .T = T,
+               .sp = sp,
+               .mode = mode,
+               .causal = causal,
+               .lw = lw,
+               .rw = rw,
+               .cap = cap};
+  /* the fast kernels run the (batch, head) pairs in parallel, each piece with
+   * its own row buffers; the arithmetic per pair is the reference's */
+  size_t grain = tc_parallel_grain(Sq * L * (D + Dv + 8));
+  size_t pieces = tc_fast_kernels_enabled() ? tc_parallel_pieces(B * Hq, grain) : 1;
+  if (!(j.rows = scratch(k, pieces * 4 * L, sizeof(double))))
+    return NOMEM(k);
+  if (pieces > 1)
+    tc_parallel_for(B * Hq, grain, att_piece, &j);
+  else
+    att_piece(&j, 0, 0, B * Hq);
   return TC_STATUS_OK;
 }
 
@@ -423,6 +628,42 @@ static tc_status check_rotary(const tc_node *n, int64_t opset, tc_diag *diag) {
   (void)opset;
   static const char *const ok[] = {"interleaved", "num_heads", "rotary_embedding_dim", NULL};
   return tc_kernel_check_attrs(n, diag, ok);
+}
+
+typedef struct rot_job {
+  const tc_rt_tensor *x, *cosc, *sinc, *pos;
+  tc_rt_tensor *y;
+  bhsd xv;
+  size_t half, rd;
+  bool inter;
+} rot_job;
+
+/* Tokens [lo, hi) (b * S + s), every head (position ids already checked). */
+static void rot_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const rot_job *jb = ctx;
+  const tc_rt_tensor *x = jb->x;
+  int32_t T = x->dtype;
+  size_t half = jb->half, S = jb->xv.S;
+  for (size_t t = lo; t < hi; t++) {
+    size_t b = t / S, si = t % S;
+    size_t r = jb->pos ? (size_t)tc_rt_get_i64(jb->pos, t) : t;
+    for (size_t h = 0; h < jb->xv.H; h++) {
+      size_t base = bhsd_at(&jb->xv, b, h, si);
+      for (size_t j = 0; j < half; j++) {
+        double c = tc_rt_get_f64(jb->cosc, r * half + j),
+               sn = tc_rt_get_f64(jb->sinc, r * half + j);
+        size_t i1 = jb->inter ? 2 * j : j, i2 = jb->inter ? 2 * j + 1 : j + half;
+        double x1 = tc_rt_get_f64(x, base + i1), x2 = tc_rt_get_f64(x, base + i2);
+        double re = round_to(T, c * x1) - round_to(T, sn * x2);
+        double im = round_to(T, sn * x1) + round_to(T, c * x2);
+        tc_rt_set_f64(jb->y, base + i1, re);
+        tc_rt_set_f64(jb->y, base + i2, im);
+      }
+      for (size_t d = jb->rd; d < jb->xv.D; d++)
+        tc_rt_set_f64(jb->y, base + d, tc_rt_get_f64(x, base + d));
+    }
+  }
 }
 
 static tc_status run_rotary(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -490,34 +731,26 @@ static tc_status run_rotary(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
   tc_status st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, x->dims);
   if (st)
     return st;
-  int32_t T = x->dtype;
-  for (size_t b = 0; b < B; b++)
-    for (size_t si = 0; si < S; si++) {
-      size_t r;
-      if (pos) {
-        int64_t p = tc_rt_get_i64(pos, b * S + si);
-        if (p < 0 || (size_t)p >= rows)
-          return tc_kernel_fail(k, TC_STATUS_INVALID, "position id %lld is out of range [0, %zu)",
-                                (long long)p, rows);
-        r = (size_t)p;
-      } else {
-        r = b * S + si;
-      }
-      for (size_t h = 0; h < H; h++) {
-        size_t base = bhsd_at(&xv, b, h, si);
-        for (size_t j = 0; j < half; j++) {
-          double c = tc_rt_get_f64(cosc, r * half + j), sn = tc_rt_get_f64(sinc, r * half + j);
-          size_t i1 = inter ? 2 * j : j, i2 = inter ? 2 * j + 1 : j + half;
-          double x1 = tc_rt_get_f64(x, base + i1), x2 = tc_rt_get_f64(x, base + i2);
-          double re = round_to(T, c * x1) - round_to(T, sn * x2);
-          double im = round_to(T, sn * x1) + round_to(T, c * x2);
-          tc_rt_set_f64(&out[0], base + i1, re);
-          tc_rt_set_f64(&out[0], base + i2, im);
-        }
-        for (size_t d = (size_t)rd; d < D; d++)
-          tc_rt_set_f64(&out[0], base + d, tc_rt_get_f64(x, base + d));
-      }
-    }
+  /* position ids checked first: the rows below may run on other threads */
+  for (size_t i = 0; pos && i < B * S; i++) {
+    int64_t p = tc_rt_get_i64(pos, i);
+    if (p < 0 || (size_t)p >= rows)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "position id %lld is out of range [0, %zu)",
+                            (long long)p, rows);
+  }
+  rot_job j = {.x = x,
+               .cosc = cosc,
+               .sinc = sinc,
+               .pos = pos,
+               .y = &out[0],
+               .xv = xv,
+               .half = half,
+               .rd = (size_t)rd,
+               .inter = inter};
+  if (tc_fast_kernels_enabled())
+    tc_parallel_for(B * S, tc_parallel_grain(H * D * 8), rot_piece, &j);
+  else
+    rot_piece(&j, 0, 0, B * S);
   return TC_STATUS_OK;
 }
 
@@ -536,6 +769,30 @@ static double swish(int32_t T, double x, double alpha) {
   return round_to(T, x * sig);
 }
 
+/* Swish (b NULL) or SwiGLU: y = swish(a) [* b], element by element. */
+typedef struct swish_job {
+  const tc_rt_tensor *a, *b;
+  tc_rt_tensor *y;
+  double alpha;
+} swish_job;
+
+static void swish_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const swish_job *j = ctx;
+  for (size_t i = lo; i < hi; i++) {
+    double v = swish(j->a->dtype, tc_rt_get_f64(j->a, i), j->alpha);
+    tc_rt_set_f64(j->y, i, j->b ? v * tc_rt_get_f64(j->b, i) : v);
+  }
+}
+
+/* The same arithmetic either way; the fast kernels split the elements. */
+static void swish_run(swish_job *j, size_t cnt) {
+  if (tc_fast_kernels_enabled())
+    tc_parallel_for(cnt, tc_parallel_grain(48), swish_piece, j);
+  else
+    swish_piece(j, 0, 0, cnt);
+}
+
 static tc_status run_swish(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                            tc_rt_tensor *out, size_t n_out) {
   (void)n_out;
@@ -548,9 +805,8 @@ static tc_status run_swish(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size
   tc_status st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, x->dims);
   if (st)
     return st;
-  size_t cnt = tc_rt_numel(x);
-  for (size_t i = 0; i < cnt; i++)
-    tc_rt_set_f64(&out[0], i, swish(x->dtype, tc_rt_get_f64(x, i), alpha));
+  swish_job j = {.a = x, .y = &out[0], .alpha = alpha};
+  swish_run(&j, tc_rt_numel(x));
   return TC_STATUS_OK;
 }
 
@@ -573,9 +829,8 @@ static tc_status run_swiglu(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
   tc_status st = tc_kernel_alloc(k, &out[0], a->dtype, a->rank, a->dims);
   if (st)
     return st;
-  size_t cnt = tc_rt_numel(a);
-  for (size_t i = 0; i < cnt; i++)
-    tc_rt_set_f64(&out[0], i, swish(a->dtype, tc_rt_get_f64(a, i), alpha) * tc_rt_get_f64(b, i));
+  swish_job j = {.a = a, .b = b, .y = &out[0], .alpha = alpha};
+  swish_run(&j, tc_rt_numel(a));
   return TC_STATUS_OK;
 }
 

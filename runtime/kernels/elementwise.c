@@ -8,8 +8,14 @@
  * definition per op and dtype class (float, signed, unsigned). One broadcast
  * driver (bc_apply) collapses the broadcast shape into as few dims as it can
  * and calls the row function once per innermost row: same-shape inputs (the
- * common case) are a single call over the whole tensor with unit strides,
- * which the row functions run as a plain loop the compiler vectorizes.
+ * common case) are a single call over the whole tensor with unit strides.
+ *
+ * Fast kernels (tc_fast_kernels_enabled). The driver splits the elements
+ * across threads (tc_parallel_for; a row may be cut in parts, every element
+ * still computed once by the same row function), float32 arithmetic and
+ * activations use four-lane rows (pick_row), Cast converts common pairs
+ * directly. The reference kernels (TACORT_KERNELS=reference) run the
+ * original rows on the calling thread.
  *
  * Numerics. float16/bfloat16 compute in float and round back once; integer
  * +, -, * wrap around (computed in an unsigned type, no undefined behaviour);
@@ -130,67 +136,120 @@ static size_t elem_size(int32_t dt) {
 /* ------------------------------------------------------------------------ */
 #define MAX_IN 3
 
-/* Computes out (already allocated with the broadcast shape) from n_in inputs
- * that broadcast to it. The dims are collapsed (size-1 dims dropped, adjacent
- * dims merged where every input is linear across them), then fn runs once per
- * innermost row. */
-static void bc_apply(const tc_rt_tensor *const *in, size_t n_in, tc_rt_tensor *out, row_fn fn,
-                     const eparams *p) {
+/* The collapsed iteration space of one elementwise computation: out's
+ * elements in row-major order, as rows of `inner` elements; input i is at
+ * element offset sum_d idx[d] * cs[i][d] of row index idx. */
+typedef struct bc_plan {
+  size_t n_in, n, cr, inner, oes;
+  size_t es[MAX_IN];
+  int64_t cd[TC_MAX_RANK], cs[MAX_IN][TC_MAX_RANK];
+  const char *src[MAX_IN];
+  char *dst;
+  row_fn fn;
+  const eparams *p;
+} bc_plan;
+
+/* Collapses the broadcast of n_in inputs to out's shape (size-1 dims
+ * dropped, adjacent dims merged where every input is linear across them).
+ * False when out is empty. */
+static bool bc_plan_init(bc_plan *pl, const tc_rt_tensor *const *in, size_t n_in, tc_rt_tensor *out,
+                         row_fn fn, const eparams *p) {
   size_t n = tc_rt_numel(out);
   if (n == 0)
-    return;
+    return false;
   size_t rank = out->rank;
   int64_t st[MAX_IN][TC_MAX_RANK];
-  size_t es[MAX_IN];
+  pl->n_in = n_in;
+  pl->n = n;
   for (size_t i = 0; i < n_in; i++) {
     tc_broadcast_strides(in[i], rank, out->dims, st[i]);
-    es[i] = elem_size(in[i]->dtype);
+    pl->es[i] = elem_size(in[i]->dtype);
+    pl->src[i] = in[i]->data;
   }
   /* Collapsed dims, innermost first. */
-  int64_t cd[TC_MAX_RANK], cs[MAX_IN][TC_MAX_RANK];
   size_t cr = 0;
   for (size_t d = rank; d-- > 0;) {
     if (out->dims[d] == 1)
       continue;
     bool merge = cr > 0;
     for (size_t i = 0; merge && i < n_in; i++)
-      merge = st[i][d] == cs[i][cr - 1] * cd[cr - 1];
+      merge = st[i][d] == pl->cs[i][cr - 1] * pl->cd[cr - 1];
     if (merge) {
-      cd[cr - 1] *= out->dims[d];
+      pl->cd[cr - 1] *= out->dims[d];
     } else {
-      cd[cr] = out->dims[d];
+      pl->cd[cr] = out->dims[d];
       for (size_t i = 0; i < n_in; i++)
-        cs[i][cr] = st[i][d];
+        pl->cs[i][cr] = st[i][d];
       cr++;
     }
   }
   if (cr == 0) { /* a single element */
-    cd[0] = 1;
+    pl->cd[0] = 1;
     for (size_t i = 0; i < n_in; i++)
-      cs[i][0] = 0;
+      pl->cs[i][0] = 0;
     cr = 1;
   }
-  size_t inner = (size_t)cd[0], rows = n / inner, oes = elem_size(out->dtype);
+  pl->cr = cr;
+  pl->inner = (size_t)pl->cd[0];
+  pl->oes = elem_size(out->dtype);
+  pl->dst = out->data;
+  pl->fn = fn;
+  pl->p = p;
+  return true;
+}
+
+/* Runs elements [lo, hi) of the plan: fn once per (part of a) row. */
+static void bc_range(const bc_plan *pl, size_t lo, size_t hi) {
+  size_t inner = pl->inner, n_in = pl->n_in, r = lo / inner, c = lo % inner;
   int64_t inner_st[MAX_IN], off[MAX_IN] = {0}, idx[TC_MAX_RANK] = {0};
   for (size_t i = 0; i < n_in; i++)
-    inner_st[i] = cs[i][0];
-  const void *ptrs[MAX_IN];
-  char *o = out->data;
-  for (size_t r = 0; r < rows; r++) {
+    inner_st[i] = pl->cs[i][0];
+  for (size_t d = 1, q = r; d < pl->cr && q; d++) { /* row r's position */
+    idx[d] = (int64_t)(q % (size_t)pl->cd[d]);
+    q /= (size_t)pl->cd[d];
     for (size_t i = 0; i < n_in; i++)
-      ptrs[i] = (const char *)in[i]->data + (size_t)off[i] * es[i];
-    fn(p, o + r * inner * oes, ptrs, inner_st, inner);
-    for (size_t d = 1; d < cr; d++) { /* odometer over the outer dims */
+      off[i] += idx[d] * pl->cs[i][d];
+  }
+  const void *ptrs[MAX_IN];
+  for (size_t e = lo; e < hi;) {
+    size_t len = inner - c < hi - e ? inner - c : hi - e;
+    for (size_t i = 0; i < n_in; i++)
+      ptrs[i] = pl->src[i] + (size_t)(off[i] + (int64_t)c * inner_st[i]) * pl->es[i];
+    pl->fn(pl->p, pl->dst + e * pl->oes, ptrs, inner_st, len);
+    e += len;
+    c = 0;
+    for (size_t d = 1; d < pl->cr; d++) { /* odometer over the outer dims */
       idx[d]++;
       for (size_t i = 0; i < n_in; i++)
-        off[i] += cs[i][d];
-      if (idx[d] < cd[d])
+        off[i] += pl->cs[i][d];
+      if (idx[d] < pl->cd[d])
         break;
       for (size_t i = 0; i < n_in; i++)
-        off[i] -= cs[i][d] * cd[d];
+        off[i] -= pl->cs[i][d] * pl->cd[d];
       idx[d] = 0;
     }
   }
+}
+
+static void bc_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  bc_range(ctx, lo, hi);
+}
+
+/* Computes out (already allocated with the broadcast shape) from n_in inputs
+ * that broadcast to it, fn once per innermost row. The fast kernels split
+ * the elements across threads (a row may be cut in parts; each element is
+ * still computed once, by the same row function). */
+static void bc_apply(const tc_rt_tensor *const *in, size_t n_in, tc_rt_tensor *out, row_fn fn,
+                     const eparams *p) {
+  bc_plan pl;
+  if (!bc_plan_init(&pl, in, n_in, out, fn, p))
+    return;
+  if (!tc_fast_kernels_enabled()) {
+    bc_range(&pl, 0, pl.n);
+    return;
+  }
+  tc_parallel_for(pl.n, tc_parallel_grain(4), bc_piece, &pl);
 }
 
 /* Broadcasts the inputs, allocates out with dtype out_dt, and runs fn. */
@@ -201,7 +260,7 @@ static tc_status bc_run(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t 
   tc_status s = tc_broadcast_shape(k, in, n_in, &rank, dims);
   if (s != TC_STATUS_OK)
     return s;
-  s = tc_kernel_alloc(k, out, out_dt, rank, dims);
+  s = tc_kernel_alloc_uninit(k, out, out_dt, rank, dims);
   if (s != TC_STATUS_OK)
     return s;
   bc_apply(in, n_in, out, fn, p);
@@ -470,6 +529,10 @@ static const row_table t_ge = {NUMS(TAB, ge)};
 /* ------------------------------------------------------------------------ */
 /* binary and variadic kernels                                               */
 /* ------------------------------------------------------------------------ */
+/* The row function of tab for dtype dt: a float32 fast row when the fast
+ * kernels are on and the op has one (defined with the unary tables). */
+static row_fn pick_row(const row_table tab, int32_t dt);
+
 /* Two inputs of one dtype, broadcast; out_bool: the output is bool. */
 static tc_status binary(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                         tc_rt_tensor *out, size_t n_out, const row_table tab, bool out_bool) {
@@ -481,7 +544,7 @@ static tc_status binary(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t 
   int32_t dt = in[0]->dtype;
   if (dt < 0 || dt >= TC_DTYPE_COUNT || !tab[dt])
     return tc_kernel_bad_dtype(k, 0, dt);
-  return bc_run(k, in, 2, out, out_bool ? TC_DTYPE_BOOL : dt, tab[dt], NULL);
+  return bc_run(k, in, 2, out, out_bool ? TC_DTYPE_BOOL : dt, pick_row(tab, dt), NULL);
 }
 
 #define BINARY_KERNEL(name, tab, out_bool)                                                         \
@@ -572,7 +635,7 @@ static tc_status k_pow(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n
   if (db < 0 || db >= TC_DTYPE_COUNT || !t_add[db])
     return tc_kernel_bad_dtype(k, 1, db);
   if (da == db)
-    return bc_run(k, in, 2, out, da, t_pow[da], NULL);
+    return bc_run(k, in, 2, out, da, pick_row(t_pow, da), NULL);
   eparams p = {.dt_a = da, .dt_b = db};
   return bc_run(k, in, 2, out, da, row_pow_generic, &p);
 }
@@ -605,17 +668,17 @@ static tc_status variadic(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_
   int64_t dims[TC_MAX_RANK];
   s = tc_broadcast_shape(k, in, n_in, &rank, dims);
   if (s == TC_STATUS_OK)
-    s = tc_kernel_alloc(k, out, dt, rank, dims);
+    s = tc_kernel_alloc_uninit(k, out, dt, rank, dims);
   if (s != TC_STATUS_OK)
     return s;
   if (n_in == 1) {
     eparams p = {.flags = (int)elem_size(dt)};
     bc_apply(in, 1, out, row_copy_any, &p);
   } else {
-    bc_apply(in, 2, out, tab[dt], NULL);
+    bc_apply(in, 2, out, pick_row(tab, dt), NULL);
     for (size_t i = 2; i < n_in; i++) {
       const tc_rt_tensor *pair[2] = {out, in[i]};
-      bc_apply(pair, 2, out, tab[dt], NULL);
+      bc_apply(pair, 2, out, pick_row(tab, dt), NULL);
     }
   }
   if (mean) {
@@ -868,6 +931,215 @@ static const row_table t_relu = {FLOATS(TAB, relu) SINTS(TAB, relu)};
 static const row_table t_bnot = {INTS(TAB, bnot)};
 static const row_table t_not = {TAB(not, BOOL)};
 
+/* ------------------------------------------------------------------------ */
+/* float32 fast rows                                                         */
+/* ------------------------------------------------------------------------ */
+/* Used when the fast kernels are on: four lanes at a time with the vector
+ * extensions (the build does not auto-vectorize), the tail with the same
+ * scalar operation. Arithmetic, Max/Min, Relu, Neg, Abs, Sqrt, Reciprocal,
+ * LeakyRelu and Pow(x, 2) give exactly the reference's float32 results (the
+ * reference's double computations round to the same floats); Exp, Erf, Tanh,
+ * Sigmoid, Gelu and the others compute in float (vmath.c), within a few ulp.
+ * Rows whose strides the fast rows do not handle go to the reference row. */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+
+static inline v4f v_ld(const float *p) {
+  v4f v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void v_st(float *p, v4f v) { memcpy(p, &v, sizeof v); }
+static inline v4f v_set(float x) { return (v4f){x, x, x, x}; }
+static inline v4f v_sel(v4i m, v4f a, v4f b) { return (v4f)((m & (v4i)a) | (~m & (v4i)b)); }
+
+#define V_ADD(x, y) ((x) + (y))
+#define V_SUB(x, y) ((x) - (y))
+#define V_MUL(x, y) ((x) * (y))
+#define V_DIV(x, y) ((x) / (y))
+#define V_MAX(x, y) v_sel(((x) != (x)) | ((x) > (y)), x, y)
+#define V_MIN(x, y) v_sel(((x) != (x)) | ((x) < (y)), x, y)
+
+/* Binary: both operands contiguous, or one a broadcast scalar. */
+#define DEF_FROW_BIN(op, VOP)                                                                      \
+  static void frow_##op(const eparams *p, void *o, const void *const *in, const int64_t *st,       \
+                        size_t n) {                                                                \
+    const float *a = in[0], *b = in[1];                                                            \
+    float *out = o;                                                                                \
+    size_t i = 0;                                                                                  \
+    if (st[0] == 1 && st[1] == 1) {                                                                \
+      for (; i + 4 <= n; i += 4)                                                                   \
+        v_st(out + i, VOP(v_ld(a + i), v_ld(b + i)));                                              \
+      for (; i < n; i++)                                                                           \
+        out[i] = op##_F32(a[i], b[i]);                                                             \
+    } else if (st[0] == 1 && st[1] == 0) {                                                         \
+      v4f y = v_set(b[0]);                                                                         \
+      for (; i + 4 <= n; i += 4)                                                                   \
+        v_st(out + i, VOP(v_ld(a + i), y));                                                        \
+      for (; i < n; i++)                                                                           \
+        out[i] = op##_F32(a[i], b[0]);                                                             \
+    } else if (st[0] == 0 && st[1] == 1) {                                                         \
+      v4f x = v_set(a[0]);                                                                         \
+      for (; i + 4 <= n; i += 4)                                                                   \
+        v_st(out + i, VOP(x, v_ld(b + i)));                                                        \
+      for (; i < n; i++)                                                                           \
+        out[i] = op##_F32(a[0], b[i]);                                                             \
+    } else {                                                                                       \
+      row_##op##_F32(p, o, in, st, n);                                                             \
+    }                                                                                              \
+  }
+DEF_FROW_BIN(add, V_ADD)
+DEF_FROW_BIN(sub, V_SUB)
+DEF_FROW_BIN(mul, V_MUL)
+DEF_FROW_BIN(div, V_DIV)
+DEF_FROW_BIN(max, V_MAX)
+DEF_FROW_BIN(min, V_MIN)
+
+/* Pow by a scalar 2 (x * x is what pow rounds to); other exponents as the
+ * reference. */
+static void frow_pow(const eparams *p, void *o, const void *const *in, const int64_t *st,
+                     size_t n) {
+  const float *a = in[0], *b = in[1];
+  if (st[1] != 0 || b[0] != 2.0f) {
+    row_pow_F32(p, o, in, st, n);
+    return;
+  }
+  const int64_t sq[2] = {st[0], st[0]};
+  const void *ab[2] = {a, a};
+  frow_mul(p, o, ab, sq, n);
+}
+
+/* Unary on a contiguous row (strided rows: the reference row). Elementwise
+ * ops may run in place (out == in), so multi-pass rows go block by block. */
+#define UBLOCK 256
+#define DEF_FROW_UN(op, BODY)                                                                      \
+  static void frow_##op(const eparams *p, void *o, const void *const *in, const int64_t *st,       \
+                        size_t n) {                                                                \
+    if (st[0] != 1) {                                                                              \
+      row_##op##_F32(p, o, in, st, n);                                                             \
+      return;                                                                                      \
+    }                                                                                              \
+    const float *x = in[0];                                                                        \
+    float *y = o;                                                                                  \
+    (void)p;                                                                                       \
+    BODY;                                                                                          \
+  }
+
+/* y = V(x) four lanes at a time, S(x) for the tail. */
+#define MAP_V(V, S)                                                                                \
+  do {                                                                                             \
+    size_t i = 0;                                                                                  \
+    for (; i + 4 <= n; i += 4) {                                                                   \
+      v4f v = v_ld(x + i);                                                                         \
+      v_st(y + i, V);                                                                              \
+    }                                                                                              \
+    for (; i < n; i++) {                                                                           \
+      float s = x[i];                                                                              \
+      y[i] = S;                                                                                    \
+    }                                                                                              \
+  } while (0)
+
+DEF_FROW_UN(relu, MAP_V(v_sel(v < v_set(0), v_set(0), v), s < 0 ? 0 : s))
+DEF_FROW_UN(neg, MAP_V(-v, -s))
+DEF_FROW_UN(abs, MAP_V((v4f)(((v4i)v & (v4i)v_set(-0.0f)) ^ (v4i)v), fabsf(s)))
+DEF_FROW_UN(recip, MAP_V(v_set(1) / v, 1 / s))
+DEF_FROW_UN(leaky, {
+  float al = (float)p->alpha;
+  MAP_V(v_sel(v < v_set(0), v * v_set(al), v), s < 0 ? s * al : s);
+})
+DEF_FROW_UN(sqrt, {
+  for (size_t i = 0; i < n; i++)
+    y[i] = sqrtf(x[i]);
+})
+DEF_FROW_UN(log, {
+  for (size_t i = 0; i < n; i++)
+    y[i] = logf(x[i]);
+})
+DEF_FROW_UN(exp, tc_vexp_f32(y, x, n))
+DEF_FROW_UN(erf, tc_verf_f32(y, x, n))
+DEF_FROW_UN(tanh, tc_vtanh_f32(y, x, n))
+DEF_FROW_UN(sigmoid, tc_vsigmoid_f32(y, x, n))
+DEF_FROW_UN(hswish, MAP_V(v *v_sel(v > v_set(3), v_set(1),
+                                   v_sel(v < v_set(-3), v_set(0), v / v_set(6) + v_set(0.5f))),
+                          s *(s > 3    ? 1
+                              : s < -3 ? 0
+                                       : s / 6 + 0.5f)))
+DEF_FROW_UN(hsigmoid, {
+  float al = (float)p->alpha;
+  float be = (float)p->beta;
+  for (size_t i = 0; i < n; i++) {
+    float v = al * x[i] + be;
+    y[i] = v < 0 ? 0 : v < 1 ? v : 1; /* NaN gives 1, as fmax(0, fmin(1, NaN)) */
+  }
+})
+/* 0.5 x (1 + erf(x / sqrt 2)); below -2 the sum cancels, and those (few)
+ * elements are recomputed in double as the reference does. */
+DEF_FROW_UN(gelu, {
+  float t[UBLOCK];
+  for (size_t b = 0; b < n; b += UBLOCK) {
+    size_t m = n - b < UBLOCK ? n - b : UBLOCK;
+    for (size_t i = 0; i < m; i++)
+      t[i] = x[b + i] * 0.70710678118654752f;
+    tc_verf_f32(t, t, m);
+    for (size_t i = 0; i < m; i++) {
+      float v = x[b + i];
+      y[b + i] = v < -2 ? (float)uf_gelu(v, p) : 0.5f * v * (1 + t[i]);
+    }
+  }
+})
+/* 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))), below -2 in double */
+DEF_FROW_UN(gelu_tanh, {
+  float t[UBLOCK];
+  for (size_t b = 0; b < n; b += UBLOCK) {
+    size_t m = n - b < UBLOCK ? n - b : UBLOCK;
+    for (size_t i = 0; i < m; i++) {
+      float v = x[b + i];
+      t[i] = 0.79788456080286536f * (v + 0.044715f * v * v * v);
+    }
+    tc_vtanh_f32(t, t, m);
+    for (size_t i = 0; i < m; i++) {
+      float v = x[b + i];
+      y[b + i] = v < -2 ? (float)uf_gelu_tanh(v, p) : 0.5f * v * (1 + t[i]);
+    }
+  }
+})
+
+static row_fn pick_row(const row_table tab, int32_t dt) {
+  static const struct {
+    const row_fn *tab;
+    row_fn fast;
+  } fast[] = {
+      {t_add, frow_add},
+      {t_sub, frow_sub},
+      {t_mul, frow_mul},
+      {t_div, frow_div},
+      {t_max, frow_max},
+      {t_min, frow_min},
+      {t_sum, frow_add},
+      {t_pow, frow_pow},
+      {t_relu, frow_relu},
+      {t_neg, frow_neg},
+      {t_abs, frow_abs},
+      {t_recip, frow_recip},
+      {t_leaky, frow_leaky},
+      {t_sqrt, frow_sqrt},
+      {t_log, frow_log},
+      {t_exp, frow_exp},
+      {t_erf, frow_erf},
+      {t_tanh, frow_tanh},
+      {t_sigmoid, frow_sigmoid},
+      {t_hswish, frow_hswish},
+      {t_hsigmoid, frow_hsigmoid},
+      {t_gelu, frow_gelu},
+      {t_gelu_tanh, frow_gelu_tanh},
+  };
+  if (dt == TC_DTYPE_F32 && tc_fast_kernels_enabled())
+    for (size_t i = 0; i < sizeof fast / sizeof fast[0]; i++)
+      if (fast[i].tab == tab)
+        return fast[i].fast;
+  return tab[dt];
+}
+
 /* One input, output of its shape; out_bool: the output is bool. */
 static tc_status unary(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                        tc_rt_tensor *out, size_t n_out, const row_table tab, bool out_bool,
@@ -878,10 +1150,10 @@ static tc_status unary(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n
   int32_t dt = in[0]->dtype;
   if (dt < 0 || dt >= TC_DTYPE_COUNT || !tab[dt])
     return tc_kernel_bad_dtype(k, 0, dt);
-  s = tc_kernel_alloc(k, out, out_bool ? TC_DTYPE_BOOL : dt, in[0]->rank, in[0]->dims);
+  s = tc_kernel_alloc_uninit(k, out, out_bool ? TC_DTYPE_BOOL : dt, in[0]->rank, in[0]->dims);
   if (s != TC_STATUS_OK)
     return s;
-  bc_apply(in, 1, out, tab[dt], p);
+  bc_apply(in, 1, out, pick_row(tab, dt), p);
   return TC_STATUS_OK;
 }
 
@@ -1290,6 +1562,73 @@ static void put_num(tc_rt_tensor *t, size_t i, num v, const cast_opts *o) {
   }
 }
 
+/* Conversions the fast kernels do without the double/int64 detour, with the
+ * results put_num(get_num()) gives. */
+typedef void (*cast_fn)(const void *src, void *dst, size_t lo, size_t hi);
+#define DEF_CAST(name, S, D, EXPR)                                                                 \
+  static void cast_##name(const void *src, void *dst, size_t lo, size_t hi) {                      \
+    const S *a = src;                                                                              \
+    D *b = dst;                                                                                    \
+    for (size_t i = lo; i < hi; i++) {                                                             \
+      S v = a[i];                                                                                  \
+      b[i] = (EXPR);                                                                               \
+    }                                                                                              \
+  }
+DEF_CAST(f32_f16, float, uint16_t, tc_f32_to_f16(v))
+DEF_CAST(f16_f32, uint16_t, float, tc_f16_to_f32(v))
+DEF_CAST(f32_bf16, float, uint16_t, tc_f32_to_bf16(v))
+DEF_CAST(bf16_f32, uint16_t, float, tc_bf16_to_f32(v))
+DEF_CAST(f32_f64, float, double, (double)v)
+DEF_CAST(f64_f32, double, float, (float)v)
+DEF_CAST(i64_f32, int64_t, float, (float)v)
+DEF_CAST(i32_f32, int32_t, float, (float)v)
+DEF_CAST(u8_f32, uint8_t, float, (float)v)
+DEF_CAST(bool_f32, uint8_t, float, (float)(v != 0))
+DEF_CAST(f32_i64, float, int64_t, f_to_i64((double)v))
+DEF_CAST(f32_i32, float, int32_t, (int32_t)f_to_i64((double)v))
+DEF_CAST(i64_i32, int64_t, int32_t, (int32_t)v)
+DEF_CAST(i32_i64, int32_t, int64_t, (int64_t)v)
+DEF_CAST(f32_bool, float, uint8_t, (uint8_t)(v != 0))
+DEF_CAST(i64_bool, int64_t, uint8_t, (uint8_t)(v != 0))
+
+static cast_fn fast_cast(int32_t from, int32_t to) {
+  static const struct {
+    int32_t from, to;
+    cast_fn fn;
+  } pairs[] = {
+      {TC_DTYPE_F32, TC_DTYPE_F16, cast_f32_f16},   {TC_DTYPE_F16, TC_DTYPE_F32, cast_f16_f32},
+      {TC_DTYPE_F32, TC_DTYPE_BF16, cast_f32_bf16}, {TC_DTYPE_BF16, TC_DTYPE_F32, cast_bf16_f32},
+      {TC_DTYPE_F32, TC_DTYPE_F64, cast_f32_f64},   {TC_DTYPE_F64, TC_DTYPE_F32, cast_f64_f32},
+      {TC_DTYPE_I64, TC_DTYPE_F32, cast_i64_f32},   {TC_DTYPE_I32, TC_DTYPE_F32, cast_i32_f32},
+      {TC_DTYPE_U8, TC_DTYPE_F32, cast_u8_f32},     {TC_DTYPE_BOOL, TC_DTYPE_F32, cast_bool_f32},
+      {TC_DTYPE_F32, TC_DTYPE_I64, cast_f32_i64},   {TC_DTYPE_F32, TC_DTYPE_I32, cast_f32_i32},
+      {TC_DTYPE_I64, TC_DTYPE_I32, cast_i64_i32},   {TC_DTYPE_I32, TC_DTYPE_I64, cast_i32_i64},
+      {TC_DTYPE_F32, TC_DTYPE_BOOL, cast_f32_bool}, {TC_DTYPE_I64, TC_DTYPE_BOOL, cast_i64_bool},
+  };
+  for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
+    if (pairs[i].from == from && pairs[i].to == to)
+      return pairs[i].fn;
+  return NULL;
+}
+
+typedef struct cast_job {
+  const tc_rt_tensor *x;
+  tc_rt_tensor *out;
+  const cast_opts *o;
+  cast_fn fn; /* NULL: through get_num / put_num */
+} cast_job;
+
+static void cast_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const cast_job *j = ctx;
+  if (j->fn) {
+    j->fn(j->x->data, j->out->data, lo, hi);
+    return;
+  }
+  for (size_t i = lo; i < hi; i++)
+    put_num(j->out, i, get_num(j->x, i), j->o);
+}
+
 static bool cast_dtype_ok(int32_t dt) {
   switch (dt) {
   case TC_DTYPE_F32:
@@ -1328,7 +1667,9 @@ static tc_status cast_to(tc_kernel_ctx *k, const tc_rt_tensor *x, tc_rt_tensor *
   cast_opts o = {.saturate = tc_attr_int(k->node, "saturate", 1) != 0, .round = 'u'};
   const char *rm = tc_attr_string(k->node, "round_mode", "up", k->arena);
   o.round = strcmp(rm, "down") == 0 ? 'd' : strcmp(rm, "nearest") == 0 ? 'n' : 'u';
-  tc_status s = tc_kernel_alloc(k, out, to, x->rank, x->dims);
+  /* every element is written; sub-byte outputs keep their zeroed padding bits */
+  tc_status s = sub_bits(to) < 8 ? tc_kernel_alloc(k, out, to, x->rank, x->dims)
+                                 : tc_kernel_alloc_uninit(k, out, to, x->rank, x->dims);
   if (s != TC_STATUS_OK)
     return s;
   size_t n = tc_rt_numel(x);
@@ -1336,8 +1677,15 @@ static tc_status cast_to(tc_kernel_ctx *k, const tc_rt_tensor *x, tc_rt_tensor *
     memcpy(out->data, x->data, tc_dtype_bytes(to, n));
     return TC_STATUS_OK;
   }
-  for (size_t i = 0; i < n; i++)
-    put_num(out, i, get_num(x, i), &o);
+  if (!tc_fast_kernels_enabled()) {
+    for (size_t i = 0; i < n; i++)
+      put_num(out, i, get_num(x, i), &o);
+    return TC_STATUS_OK;
+  }
+  cast_job j = {.x = x, .out = out, .o = &o, .fn = fast_cast(x->dtype, to)};
+  /* sub-byte outputs share bytes between neighbours: one piece */
+  size_t grain = sub_bits(to) < 8 ? n : tc_parallel_grain(j.fn ? 2 : 32);
+  tc_parallel_for(n, grain, cast_piece, &j);
   return TC_STATUS_OK;
 }
 

@@ -6,7 +6,9 @@
  * Matrix products run in one of three compute types: float (float32 and the
  * 16-bit floats, converted once), double (float64) and 64-bit integers with
  * wrap-around (integer types). Normalization statistics accumulate in
- * double. */
+ * double. The fast kernels run Softmax rows and normalization rows / groups
+ * on several threads, float32 ones with exp in float and four running sums
+ * for the statistics. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -225,7 +227,8 @@ static tc_status matmul_nd(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_
     dims[orank++] = (int64_t)M;
   if (!b1)
     dims[orank++] = (int64_t)N;
-  if ((st = tc_kernel_alloc(k, out, odt, orank, dims)))
+  /* every product element is written (a K = 0 product as zeros) */
+  if ((st = tc_kernel_alloc_uninit(k, out, odt, orank, dims)))
     return st;
   size_t nb = prod_dims(dims, 0, brank);
   if (nb * M * N == 0)
@@ -340,7 +343,7 @@ static tc_status run_gemm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_
   tc_status st;
   if (C && (st = unidir_strides(k, C, "C", 2, dims, cs)))
     return st;
-  if ((st = tc_kernel_alloc(k, out, dt, 2, dims)))
+  if ((st = tc_kernel_alloc_uninit(k, out, dt, 2, dims)))
     return st;
   if (M * N == 0)
     return TC_STATUS_OK;
@@ -430,6 +433,99 @@ static void softmax_16(const tc_rt_tensor *x, tc_rt_tensor *out, size_t base, si
   }
 }
 
+typedef struct smax_job {
+  const tc_rt_tensor *x;
+  tc_rt_tensor *out;
+  size_t len, inner;
+  smax_op op;
+} smax_job;
+
+/* Row r (the reference): elements base + j * inner, accumulated in double. */
+static void smax_row(const smax_job *jb, size_t r) {
+  const tc_rt_tensor *x = jb->x;
+  tc_rt_tensor *out = jb->out;
+  size_t len = jb->len, inner = jb->inner, base = r / inner * len * inner + r % inner;
+  double mx = -INFINITY;
+  size_t arg = 0;
+  for (size_t j = 0; j < len; j++) {
+    double v = tc_rt_get_f64(x, base + j * inner);
+    if (j == 0 || v > mx)
+      mx = v, arg = j;
+  }
+  if (jb->op == SM_HARDMAX) {
+    if (len)
+      tc_rt_set_f64(out, base + arg * inner, 1.0);
+    return;
+  }
+  if (jb->op == SM_SOFTMAX && (x->dtype == TC_DTYPE_F16 || x->dtype == TC_DTYPE_BF16)) {
+    softmax_16(x, out, base, len, inner, mx);
+    return;
+  }
+  double sum = 0;
+  for (size_t j = 0; j < len; j++)
+    sum += exp(tc_rt_get_f64(x, base + j * inner) - mx);
+  double lsum = log(sum);
+  for (size_t j = 0; j < len; j++) {
+    double d = tc_rt_get_f64(x, base + j * inner) - mx;
+    tc_rt_set_f64(out, base + j * inner, jb->op == SM_SOFTMAX ? exp(d) / sum : d - lsum);
+  }
+}
+
+/* Sum of n floats in double, four running sums (the order is fixed, so the
+ * result is too). */
+static double sum_f32(const float *v, size_t n) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += v[i];
+    s1 += v[i + 1];
+    s2 += v[i + 2];
+    s3 += v[i + 3];
+  }
+  for (; i < n; i++)
+    s0 += v[i];
+  return (s0 + s1) + (s2 + s3);
+}
+
+/* A contiguous float32 row, Softmax or LogSoftmax: exp in float (vmath.c),
+ * the sum in double. */
+static void smax_row_f32(const smax_job *jb, size_t r) {
+  size_t len = jb->len;
+  const float *x = (const float *)jb->x->data + r * len;
+  float *y = (float *)jb->out->data + r * len;
+  if (len == 0)
+    return;
+  float mx = x[0]; /* a leading NaN wins, as in smax_row; later NaNs spread through exp */
+  for (size_t j = 1; j < len; j++)
+    if (x[j] > mx)
+      mx = x[j];
+  for (size_t j = 0; j < len; j++)
+    y[j] = x[j] - mx;
+  if (jb->op == SM_SOFTMAX) {
+    tc_vexp_f32(y, y, len);
+    float inv = (float)(1.0 / sum_f32(y, len));
+    for (size_t j = 0; j < len; j++)
+      y[j] *= inv;
+    return;
+  }
+  tc_vexp_f32(y, y, len);
+  double lsum = log(sum_f32(y, len));
+  for (size_t j = 0; j < len; j++)
+    y[j] = (float)((double)x[j] - mx - lsum);
+}
+
+static void smax_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const smax_job *jb = ctx;
+  bool f32 = jb->x->dtype == TC_DTYPE_F32 && jb->inner == 1 && jb->op != SM_HARDMAX;
+  for (size_t r = lo; r < hi; r++) {
+    if (f32)
+      smax_row_f32(jb, r);
+    else
+      smax_row(jb, r);
+  }
+}
+
 static tc_status softmax_run(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                              tc_rt_tensor *out, smax_op op) {
   const tc_rt_tensor *x = input(in, n_in, 0);
@@ -443,36 +539,18 @@ static tc_status softmax_run(tc_kernel_ctx *k, const tc_rt_tensor *const *in, si
   tc_status st = split_axis(k, x, axis, coerce, &outer, &len, &inner);
   if (st)
     return st;
-  if ((st = tc_kernel_alloc(k, out, x->dtype, x->rank, x->dims)))
+  /* Hardmax writes only the ones */
+  st = op == SM_HARDMAX ? tc_kernel_alloc(k, out, x->dtype, x->rank, x->dims)
+                        : tc_kernel_alloc_uninit(k, out, x->dtype, x->rank, x->dims);
+  if (st)
     return st;
-  for (size_t o = 0; o < outer; o++)
-    for (size_t i = 0; i < inner; i++) {
-      size_t base = o * len * inner + i;
-      double mx = -INFINITY;
-      size_t arg = 0;
-      for (size_t j = 0; j < len; j++) {
-        double v = tc_rt_get_f64(x, base + j * inner);
-        if (j == 0 || v > mx)
-          mx = v, arg = j;
-      }
-      if (op == SM_HARDMAX) {
-        if (len)
-          tc_rt_set_f64(out, base + arg * inner, 1.0);
-        continue;
-      }
-      if (op == SM_SOFTMAX && (x->dtype == TC_DTYPE_F16 || x->dtype == TC_DTYPE_BF16)) {
-        softmax_16(x, out, base, len, inner, mx);
-        continue;
-      }
-      double sum = 0;
-      for (size_t j = 0; j < len; j++)
-        sum += exp(tc_rt_get_f64(x, base + j * inner) - mx);
-      double lsum = log(sum);
-      for (size_t j = 0; j < len; j++) {
-        double d = tc_rt_get_f64(x, base + j * inner) - mx;
-        tc_rt_set_f64(out, base + j * inner, op == SM_SOFTMAX ? exp(d) / sum : d - lsum);
-      }
-    }
+  smax_job j = {.x = x, .out = out, .len = len, .inner = inner, .op = op};
+  if (!tc_fast_kernels_enabled()) {
+    for (size_t r = 0; r < outer * inner; r++)
+      smax_row(&j, r);
+    return TC_STATUS_OK;
+  }
+  tc_parallel_for(outer * inner, tc_parallel_grain(len * 16), smax_piece, &j);
   return TC_STATUS_OK;
 }
 
@@ -528,6 +606,93 @@ static void moments(const tc_rt_tensor *x, size_t base, size_t n, size_t step, d
   *var = n ? s2 / (double)n : 0;
 }
 
+typedef struct tnorm_job {
+  const tc_rt_tensor *x;
+  tc_rt_tensor *y, *mean_t, *inv_t; /* statistics outputs may be NULL */
+  const param_view *ps, *pb;
+  size_t blk;
+  double eps;
+  bool rms;
+} tnorm_job;
+
+/* Normalizes row o of the trailing-block walk (the reference). */
+static void tnorm_row(const tnorm_job *j, size_t o) {
+  const tc_rt_tensor *x = j->x;
+  size_t base = o * j->blk, blk = j->blk;
+  double mean = 0, var;
+  if (j->rms) {
+    double s2 = 0;
+    for (size_t e = 0; e < blk; e++) {
+      double v = tc_rt_get_f64(x, base + e);
+      s2 += v * v;
+    }
+    var = blk ? s2 / (double)blk : 0;
+  } else {
+    moments(x, base, blk, 1, &mean, &var);
+  }
+  double inv = 1.0 / sqrt(var + j->eps);
+  if (j->mean_t)
+    tc_rt_set_f64(j->mean_t, o, mean);
+  if (j->inv_t)
+    tc_rt_set_f64(j->inv_t, o, inv);
+  for (size_t e = 0; e < blk; e++) {
+    double v = (tc_rt_get_f64(x, base + e) - mean) * inv;
+    tc_rt_set_f64(j->y, base + e, v * param_get(j->ps, e, 1.0) + param_get(j->pb, e, 0.0));
+  }
+}
+
+/* Mean and variance of n contiguous floats in double, with four running
+ * sums per pass (a fixed order: the same result on any thread). */
+static void moments_f32(const float *v, size_t n, bool centred, double *mean, double *var) {
+  double m = centred && n ? sum_f32(v, n) / (double)n : 0;
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    double d0 = v[i] - m, d1 = v[i + 1] - m, d2 = v[i + 2] - m, d3 = v[i + 3] - m;
+    s0 += d0 * d0;
+    s1 += d1 * d1;
+    s2 += d2 * d2;
+    s3 += d3 * d3;
+  }
+  for (; i < n; i++) {
+    double d = v[i] - m;
+    s0 += d * d;
+  }
+  *mean = m;
+  *var = n ? ((s0 + s1) + (s2 + s3)) / (double)n : 0;
+}
+
+/* A contiguous float32 parameter (Scale, B) of one value per block element,
+ * or NULL. */
+static const float *direct_f32(const param_view *p) {
+  return p->t && p->direct && p->t->dtype == TC_DTYPE_F32 ? p->t->data : NULL;
+}
+
+static void tnorm_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const tnorm_job *j = ctx;
+  const float *sc = direct_f32(j->ps), *bi = direct_f32(j->pb);
+  if (j->x->dtype != TC_DTYPE_F32 || !sc || (j->pb->t && !bi)) {
+    for (size_t o = lo; o < hi; o++)
+      tnorm_row(j, o);
+    return;
+  }
+  size_t blk = j->blk;
+  for (size_t o = lo; o < hi; o++) {
+    const float *x = (const float *)j->x->data + o * blk;
+    float *y = (float *)j->y->data + o * blk;
+    double mean, var;
+    moments_f32(x, blk, !j->rms, &mean, &var);
+    double inv = 1.0 / sqrt(var + j->eps);
+    if (j->mean_t)
+      tc_rt_set_f64(j->mean_t, o, mean);
+    if (j->inv_t)
+      tc_rt_set_f64(j->inv_t, o, inv);
+    for (size_t e = 0; e < blk; e++)
+      y[e] = (float)((x[e] - mean) * inv * sc[e] + (bi ? bi[e] : 0.0));
+  }
+}
+
 /* LayerNormalization (mean-centred) and RMSNormalization share the
  * normalize-the-trailing-block walk. */
 static tc_status trailing_norm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -560,7 +725,7 @@ static tc_status trailing_norm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, 
   if ((st = param_init(k, &ps, scale, "Scale", brank, bdims)) ||
       (st = param_init(k, &pb, bias, "B", brank, bdims)))
     return st;
-  if ((st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, x->dims)))
+  if ((st = tc_kernel_alloc_uninit(k, &out[0], x->dtype, x->rank, x->dims)))
     return st;
   /* optional Mean / InvStdDev: X's shape with the normalized dims set to 1 */
   int64_t sdims[TC_MAX_RANK];
@@ -577,29 +742,21 @@ static tc_status trailing_norm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, 
       return st;
     inv_t = &out[2];
   }
-  for (size_t o = 0; o < outer; o++) {
-    size_t base = o * blk;
-    double mean = 0, var;
-    if (rms) {
-      double s2 = 0;
-      for (size_t j = 0; j < blk; j++) {
-        double v = tc_rt_get_f64(x, base + j);
-        s2 += v * v;
-      }
-      var = blk ? s2 / (double)blk : 0;
-    } else {
-      moments(x, base, blk, 1, &mean, &var);
-    }
-    double inv = 1.0 / sqrt(var + eps);
-    if (mean_t)
-      tc_rt_set_f64(mean_t, o, mean);
-    if (inv_t)
-      tc_rt_set_f64(inv_t, o, inv);
-    for (size_t j = 0; j < blk; j++) {
-      double v = (tc_rt_get_f64(x, base + j) - mean) * inv;
-      tc_rt_set_f64(&out[0], base + j, v * param_get(&ps, j, 1.0) + param_get(&pb, j, 0.0));
-    }
+  tnorm_job j = {.x = x,
+                 .y = &out[0],
+                 .mean_t = mean_t,
+                 .inv_t = inv_t,
+                 .ps = &ps,
+                 .pb = &pb,
+                 .blk = blk,
+                 .eps = eps,
+                 .rms = rms};
+  if (!tc_fast_kernels_enabled()) {
+    for (size_t o = 0; o < outer; o++)
+      tnorm_row(&j, o);
+    return TC_STATUS_OK;
   }
+  tc_parallel_for(outer, tc_parallel_grain(blk * 8), tnorm_piece, &j);
   return TC_STATUS_OK;
 }
 
@@ -663,6 +820,34 @@ static tc_status need_vec(tc_kernel_ctx *k, const tc_rt_tensor *t, size_t i, siz
   return TC_STATUS_OK;
 }
 
+typedef struct bn_job {
+  const tc_rt_tensor *x;
+  tc_rt_tensor *out;
+  size_t C, S;
+  double *g, *m, *b; /* per channel: scale / sqrt(var + eps), mean, bias */
+} bn_job;
+
+/* Elements [lo, hi) of an N x C x S tensor, plane by plane. */
+static void bn_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const bn_job *j = ctx;
+  bool f32 = j->x->dtype == TC_DTYPE_F32;
+  const float *xf = j->x->data;
+  float *yf = j->out->data;
+  for (size_t i = lo; i < hi;) {
+    size_t plane = i / j->S, end = (plane + 1) * j->S < hi ? (plane + 1) * j->S : hi;
+    size_t c = plane % j->C;
+    double g = j->g[c], m = j->m[c], bb = j->b[c];
+    if (f32) {
+      for (; i < end; i++)
+        yf[i] = (float)((xf[i] - m) * g + bb);
+    } else {
+      for (; i < end; i++)
+        tc_rt_set_f64(j->out, i, (tc_rt_get_f64(j->x, i) - m) * g + bb);
+    }
+  }
+}
+
 static tc_status run_batchnorm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                                tc_rt_tensor *out, size_t n_out) {
   (void)n_out;
@@ -681,17 +866,34 @@ static tc_status run_batchnorm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, 
       return st;
   const tc_rt_tensor *sc = in[1], *b = in[2], *mu = in[3], *var = in[4];
   double eps = tc_attr_float(k->node, "epsilon", 1e-5f);
-  if ((st = tc_kernel_alloc(k, out, x->dtype, x->rank, x->dims)))
+  if ((st = tc_kernel_alloc_uninit(k, out, x->dtype, x->rank, x->dims)))
     return st;
-  for (size_t c = 0; c < C; c++) {
-    double g = tc_rt_get_f64(sc, c) / sqrt(tc_rt_get_f64(var, c) + eps);
-    double m = tc_rt_get_f64(mu, c), bb = tc_rt_get_f64(b, c);
-    for (size_t nn = 0; nn < N; nn++) {
-      size_t base = (nn * C + c) * S;
-      for (size_t j = 0; j < S; j++)
-        tc_rt_set_f64(out, base + j, (tc_rt_get_f64(x, base + j) - m) * g + bb);
+  if (!tc_fast_kernels_enabled()) {
+    for (size_t c = 0; c < C; c++) {
+      double g = tc_rt_get_f64(sc, c) / sqrt(tc_rt_get_f64(var, c) + eps);
+      double m = tc_rt_get_f64(mu, c), bb = tc_rt_get_f64(b, c);
+      for (size_t nn = 0; nn < N; nn++) {
+        size_t base = (nn * C + c) * S;
+        for (size_t j = 0; j < S; j++)
+          tc_rt_set_f64(out, base + j, (tc_rt_get_f64(x, base + j) - m) * g + bb);
+      }
     }
+    return TC_STATUS_OK;
   }
+  /* the same arithmetic, per-channel terms computed once, elements split
+   * across threads */
+  bn_job j = {.x = x, .out = out, .C = C, .S = S};
+  j.g = scratch(k, C, sizeof(double));
+  j.m = scratch(k, C, sizeof(double));
+  j.b = scratch(k, C, sizeof(double));
+  if (!j.g || !j.m || !j.b)
+    return NOMEM(k);
+  for (size_t c = 0; c < C; c++) {
+    j.g[c] = tc_rt_get_f64(sc, c) / sqrt(tc_rt_get_f64(var, c) + eps);
+    j.m[c] = tc_rt_get_f64(mu, c);
+    j.b[c] = tc_rt_get_f64(b, c);
+  }
+  tc_parallel_for(N * C * S, tc_parallel_grain(2), bn_piece, &j);
   return TC_STATUS_OK;
 }
 
@@ -699,6 +901,66 @@ static tc_status check_eps(const tc_node *n, int64_t opset, tc_diag *diag) {
   (void)opset;
   static const char *const ok[] = {"epsilon", NULL};
   return tc_kernel_check_attrs(n, diag, ok);
+}
+
+/* InstanceNormalization and GroupNormalization: statistics over each group
+ * of C / G consecutive channels of one batch item (InstanceNormalization:
+ * G = C), then scale and bias per channel or per group. */
+typedef struct gnorm_job {
+  const tc_rt_tensor *x, *sc, *bi;
+  tc_rt_tensor *out;
+  size_t C, G, S;
+  double eps;
+  bool per_channel; /* scale / bias per channel (else per group) */
+  bool instance;    /* InstanceNormalization's grouping of the terms */
+} gnorm_job;
+
+/* Group p (batch item p / G, group p % G): the reference. */
+static void gnorm_group(const gnorm_job *j, size_t p) {
+  size_t cpg = j->C / j->G, g = p % j->G, base = p * cpg * j->S;
+  double mean, var;
+  moments(j->x, base, cpg * j->S, 1, &mean, &var);
+  double inv = 1.0 / sqrt(var + j->eps);
+  for (size_t c = 0; c < cpg; c++) {
+    size_t q = j->per_channel ? g * cpg + c : g;
+    double sc = tc_rt_get_f64(j->sc, q), bb = tc_rt_get_f64(j->bi, q);
+    if (j->instance) {
+      double gg = sc / sqrt(var + j->eps);
+      for (size_t e = 0; e < j->S; e++)
+        tc_rt_set_f64(j->out, base + e, (tc_rt_get_f64(j->x, base + e) - mean) * gg + bb);
+      continue;
+    }
+    for (size_t e = 0; e < j->S; e++) {
+      size_t o = base + c * j->S + e;
+      tc_rt_set_f64(j->out, o, (tc_rt_get_f64(j->x, o) - mean) * inv * sc + bb);
+    }
+  }
+}
+
+/* Groups [lo, hi): float32 with the statistics from four running sums,
+ * other dtypes as the reference. */
+static void gnorm_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const gnorm_job *j = ctx;
+  if (j->x->dtype != TC_DTYPE_F32) {
+    for (size_t p = lo; p < hi; p++)
+      gnorm_group(j, p);
+    return;
+  }
+  size_t cpg = j->C / j->G, n = cpg * j->S;
+  for (size_t p = lo; p < hi; p++) {
+    const float *x = (const float *)j->x->data + p * n;
+    float *y = (float *)j->out->data + p * n;
+    double mean, var;
+    moments_f32(x, n, true, &mean, &var);
+    double inv = 1.0 / sqrt(var + j->eps);
+    for (size_t c = 0; c < cpg; c++) {
+      size_t q = j->per_channel ? p % j->G * cpg + c : p % j->G;
+      double gg = inv * tc_rt_get_f64(j->sc, q), bb = tc_rt_get_f64(j->bi, q);
+      for (size_t e = c * j->S; e < (c + 1) * j->S; e++)
+        y[e] = (float)((x[e] - mean) * gg + bb);
+    }
+  }
 }
 
 static tc_status run_instancenorm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -713,17 +975,24 @@ static tc_status run_instancenorm(tc_kernel_ctx *k, const tc_rt_tensor *const *i
       (st = need_vec(k, input(in, n_in, 2), 2, C, "B")))
     return st;
   double eps = tc_attr_float(k->node, "epsilon", 1e-5f);
-  if ((st = tc_kernel_alloc(k, out, x->dtype, x->rank, x->dims)))
+  if ((st = tc_kernel_alloc_uninit(k, out, x->dtype, x->rank, x->dims)))
     return st;
-  for (size_t nn = 0; nn < N; nn++)
-    for (size_t c = 0; c < C; c++) {
-      size_t base = (nn * C + c) * S;
-      double mean, var;
-      moments(x, base, S, 1, &mean, &var);
-      double g = tc_rt_get_f64(in[1], c) / sqrt(var + eps), bb = tc_rt_get_f64(in[2], c);
-      for (size_t j = 0; j < S; j++)
-        tc_rt_set_f64(out, base + j, (tc_rt_get_f64(x, base + j) - mean) * g + bb);
-    }
+  gnorm_job j = {.x = x,
+                 .out = out,
+                 .sc = in[1],
+                 .bi = in[2],
+                 .C = C,
+                 .G = C,
+                 .S = S,
+                 .eps = eps,
+                 .per_channel = true,
+                 .instance = true};
+  if (!tc_fast_kernels_enabled()) {
+    for (size_t p = 0; p < N * C; p++)
+      gnorm_group(&j, p);
+    return TC_STATUS_OK;
+  }
+  tc_parallel_for(N * C, tc_parallel_grain(S * 4), gnorm_piece, &j);
   return TC_STATUS_OK;
 }
 
@@ -761,23 +1030,23 @@ static tc_status run_groupnorm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, 
       (st = need_vec(k, input(in, n_in, 2), 2, plen, "bias")))
     return st;
   double eps = tc_attr_float(k->node, "epsilon", 1e-5f);
-  if ((st = tc_kernel_alloc(k, out, x->dtype, x->rank, x->dims)))
+  if ((st = tc_kernel_alloc_uninit(k, out, x->dtype, x->rank, x->dims)))
     return st;
-  for (size_t nn = 0; nn < N; nn++)
-    for (size_t g = 0; g < (size_t)G; g++) {
-      size_t base = (nn * C + g * cpg) * S;
-      double mean, var;
-      moments(x, base, cpg * S, 1, &mean, &var);
-      double inv = 1.0 / sqrt(var + eps);
-      for (size_t c = 0; c < cpg; c++) {
-        size_t p = per_group ? g : g * cpg + c;
-        double sc = tc_rt_get_f64(in[1], p), bb = tc_rt_get_f64(in[2], p);
-        for (size_t j = 0; j < S; j++) {
-          size_t o = base + c * S + j;
-          tc_rt_set_f64(out, o, (tc_rt_get_f64(x, o) - mean) * inv * sc + bb);
-        }
-      }
-    }
+  gnorm_job j = {.x = x,
+                 .out = out,
+                 .sc = in[1],
+                 .bi = in[2],
+                 .C = C,
+                 .G = (size_t)G,
+                 .S = S,
+                 .eps = eps,
+                 .per_channel = !per_group};
+  if (!tc_fast_kernels_enabled()) {
+    for (size_t p = 0; p < N * (size_t)G; p++)
+      gnorm_group(&j, p);
+    return TC_STATUS_OK;
+  }
+  tc_parallel_for(N * (size_t)G, tc_parallel_grain(cpg * S * 4), gnorm_piece, &j);
   return TC_STATUS_OK;
 }
 

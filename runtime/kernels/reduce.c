@@ -5,7 +5,9 @@
  * once in row-major order together with the index of the output element it
  * folds into. Floating inputs accumulate in double; integer inputs of the
  * ops that stay exact in integers (Sum Prod Max Min L1 SumSquare) accumulate
- * in 64-bit integers with wrap-around, the others go through double. */
+ * in 64-bit integers with wrap-around, the others go through double. With
+ * the fast kernels, float32 reductions over trailing dims fold each output's
+ * contiguous run on one thread, the runs split across threads. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -77,6 +79,71 @@ static tc_status reduce_check(const tc_node *n, int64_t opset, tc_diag *diag, re
       }                                                                                            \
     }                                                                                              \
   } while (0)
+
+/* ---- float32 fast path ----
+ * When the reduced dims come after every kept one (the last axis, or the
+ * trailing block), each output folds one contiguous run of the input: the
+ * runs are split across threads, each folded by one thread in a fixed order
+ * (sums in double with four running sums, so within rounding of the
+ * reference's single running sum; Max and Min exactly). */
+static bool fast_op(red_op op) {
+  return op == RED_SUM || op == RED_MEAN || op == RED_MAX || op == RED_MIN || op == RED_L1 ||
+         op == RED_L2 || op == RED_SUMSQUARE;
+}
+
+/* True when no kept dim of size > 1 comes after a reduced dim of size > 1. */
+static bool trailing(const tc_rt_tensor *x, const bool *reduced) {
+  bool seen = false;
+  for (size_t d = 0; d < x->rank; d++) {
+    if (x->dims[d] == 1)
+      continue;
+    if (reduced[d])
+      seen = true;
+    else if (seen)
+      return false;
+  }
+  return true;
+}
+
+typedef struct red_job {
+  const float *x;
+  float *y;
+  size_t len;
+  red_op op;
+} red_job;
+
+/* Folds one run of n floats. */
+static double fold_f32(const float *v, size_t n, red_op op) {
+  if (op == RED_MAX || op == RED_MIN) {
+    double acc = op == RED_MAX ? -INFINITY : INFINITY;
+    for (size_t i = 0; i < n; i++) {
+      double e = v[i];
+      if ((op == RED_MAX ? e > acc : e < acc) || isnan(e))
+        acc = e;
+    }
+    return acc;
+  }
+  double s[4] = {0, 0, 0, 0};
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (size_t l = 0; l < 4; l++) {
+      double e = v[i + l];
+      s[l] += op == RED_L1 ? fabs(e) : (op == RED_L2 || op == RED_SUMSQUARE) ? e * e : e;
+    }
+  for (; i < n; i++) {
+    double e = v[i];
+    s[0] += op == RED_L1 ? fabs(e) : (op == RED_L2 || op == RED_SUMSQUARE) ? e * e : e;
+  }
+  double acc = (s[0] + s[1]) + (s[2] + s[3]);
+  return op == RED_MEAN ? acc / (double)n : op == RED_L2 ? sqrt(acc) : acc;
+}
+
+static void red_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const red_job *j = ctx;
+  for (size_t o = lo; o < hi; o++)
+    j->y[o] = (float)fold_f32(j->x + o * j->len, j->len, j->op);
+}
 
 static tc_status reduce_run(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                             tc_rt_tensor *out, red_op op) {
@@ -155,7 +222,7 @@ static tc_status reduce_run(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
       }
     }
   }
-  tc_status st = tc_kernel_alloc(k, out, dt, orank, odims);
+  tc_status st = tc_kernel_alloc_uninit(k, out, dt, orank, odims);
   if (st)
     return st;
   size_t no = tc_rt_numel(out);
@@ -165,6 +232,13 @@ static tc_status reduce_run(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
   for (size_t d = 0; d < rank; d++)
     if (reduced[d])
       count *= (size_t)x->dims[d];
+
+  if (tc_fast_kernels_enabled() && dt == TC_DTYPE_F32 && count > 0 && fast_op(op) &&
+      trailing(x, reduced)) {
+    red_job j = {.x = x->data, .y = out->data, .len = count, .op = op};
+    tc_parallel_for(no, tc_parallel_grain(count * 2), red_piece, &j);
+    return TC_STATUS_OK;
+  }
 
   bool int_path = integer && (op == RED_SUM || op == RED_PROD || op == RED_MAX || op == RED_MIN ||
                               op == RED_L1 || op == RED_SUMSQUARE);

@@ -1,4 +1,8 @@
-/* Tensor and shape-manipulation kernels: reference implementations.
+/* Tensor and shape-manipulation kernels.
+ *
+ * The fast kernels split the copies of Transpose, Slice, Expand (strided
+ * rows, tiles for transposes of the last axis), Gather, Concat, Tile and Pad
+ * across threads; the reference kernels walk every element in order.
  *
  * Data movement works on element bytes (memcpy of the element size), so every
  * dtype of at least one byte per element is handled, strings included (their
@@ -116,18 +120,170 @@ static void unravel(size_t i, size_t rank, const int64_t *dims, int64_t *idx) {
   }
 }
 
+/* Copies one element of es bytes. */
+static inline void copy_elem(char *d, const char *s, size_t es) {
+  switch (es) {
+  case 1: *d = *s; break;
+  case 2: memcpy(d, s, 2); break;
+  case 4: memcpy(d, s, 4); break;
+  case 8: memcpy(d, s, 8); break;
+  default: memcpy(d, s, es); break;
+  }
+}
+
+/* ---- strided copies (the fast kernels' Transpose, Slice, Expand) ----
+ * dst, contiguous with shape dims, gets dst[o] = src[sum_d o_d * st[d]]
+ * (strides in elements, 0 or negative allowed). Dims of size 1 are dropped
+ * and adjacent dims merged where src is linear across them; then rows are
+ * copied whole (memcpy when the innermost stride is 1), or, when the
+ * innermost output dim is strided in src and another dim is src's
+ * contiguous one (a transpose moving the last axis), in square tiles so
+ * both sides stay in cache. Rows / tile strips are split across threads. */
+#define TILE 32
+typedef struct strided_job {
+  char *dst;
+  const char *src;
+  size_t es, rank, inner, tdim; /* tdim: src's unit-stride dim, rank when none */
+  int64_t dims[TC_MAX_RANK], st[TC_MAX_RANK], dst_st[TC_MAX_RANK];
+} strided_job;
+
+/* src and dst element offsets of outer index q over the dims other than
+ * skip1 and skip2 (row-major among them). */
+static void outer_offsets(const strided_job *j, size_t q, size_t skip1, size_t skip2, int64_t *so,
+                          int64_t *dof) {
+  *so = 0;
+  *dof = 0;
+  for (size_t d = j->rank; d-- > 0 && q;) {
+    if (d == skip1 || d == skip2)
+      continue;
+    int64_t c = (int64_t)(q % (size_t)j->dims[d]);
+    q /= (size_t)j->dims[d];
+    *so += c * j->st[d];
+    *dof += c * j->dst_st[d];
+  }
+}
+
+static void strided_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const strided_job *j = ctx;
+  size_t es = j->es, n = j->inner, last = j->rank - 1;
+  int64_t s = j->st[last];
+  for (size_t r = lo; r < hi; r++) {
+    int64_t so, dof;
+    outer_offsets(j, r, last, last, &so, &dof);
+    char *d = j->dst + (size_t)dof * es;
+    const char *src = j->src + so * (int64_t)es;
+    if (s == 1) {
+      memcpy(d, src, n * es);
+    } else if (es == 4) {
+      for (size_t i = 0; i < n; i++)
+        memcpy(d + i * 4, src + (int64_t)i * s * 4, 4);
+    } else {
+      for (size_t i = 0; i < n; i++)
+        copy_elem(d + i * es, src + (int64_t)i * s * (int64_t)es, es);
+    }
+  }
+}
+
+/* Item q: strip q % strips (TILE values of dim tdim) of batch q / strips. */
+static void strided_tiles(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const strided_job *j = ctx;
+  size_t es = j->es, last = j->rank - 1, t = j->tdim;
+  size_t nt = (size_t)j->dims[t], nl = (size_t)j->dims[last], strips = (nt + TILE - 1) / TILE;
+  int64_t sl = j->st[last], dt = j->dst_st[t];
+  for (size_t q = lo; q < hi; q++) {
+    int64_t so, dof;
+    outer_offsets(j, q / strips, t, last, &so, &dof);
+    size_t t0 = q % strips * TILE, t1 = t0 + TILE < nt ? t0 + TILE : nt;
+    for (size_t l0 = 0; l0 < nl; l0 += TILE) {
+      size_t l1 = l0 + TILE < nl ? l0 + TILE : nl;
+      for (size_t a = t0; a < t1; a++) {
+        char *d = j->dst + ((size_t)dof + a * (size_t)dt) * es;
+        const char *src = j->src + (so + (int64_t)a) * (int64_t)es;
+        if (es == 4) {
+          for (size_t l = l0; l < l1; l++)
+            memcpy(d + l * 4, src + (int64_t)l * sl * 4, 4);
+        } else {
+          for (size_t l = l0; l < l1; l++)
+            copy_elem(d + l * es, src + (int64_t)l * sl * (int64_t)es, es);
+        }
+      }
+    }
+  }
+}
+
+static void copy_strided(void *dst, const void *src, size_t es, size_t rank, const int64_t *dims,
+                         const int64_t *st) {
+  strided_job j = {.dst = dst, .src = src, .es = es};
+  size_t total = prod(dims, 0, rank);
+  if (total == 0)
+    return;
+  /* collapse, innermost first, then put outermost first */
+  int64_t cd[TC_MAX_RANK], cs[TC_MAX_RANK];
+  size_t cr = 0;
+  for (size_t d = rank; d-- > 0;) {
+    if (dims[d] == 1)
+      continue;
+    if (cr > 0 && st[d] == cs[cr - 1] * cd[cr - 1]) {
+      cd[cr - 1] *= dims[d];
+      continue;
+    }
+    cd[cr] = dims[d];
+    cs[cr++] = st[d];
+  }
+  if (cr == 0) {
+    copy_elem(dst, src, es);
+    return;
+  }
+  j.rank = cr;
+  for (size_t d = 0; d < cr; d++) {
+    j.dims[d] = cd[cr - 1 - d];
+    j.st[d] = cs[cr - 1 - d];
+  }
+  int64_t s = 1;
+  for (size_t d = cr; d-- > 0;) {
+    j.dst_st[d] = s;
+    s *= j.dims[d];
+  }
+  j.inner = (size_t)j.dims[cr - 1];
+  j.tdim = cr;
+  for (size_t d = 0; d + 1 < cr && j.st[cr - 1] != 1; d++)
+    if (j.st[d] == 1 && j.dims[d] >= 4 && j.inner >= 4)
+      j.tdim = d;
+  if (j.tdim < cr) {
+    size_t strips = ((size_t)j.dims[j.tdim] + TILE - 1) / TILE;
+    size_t items = total / (size_t)j.dims[j.tdim] / j.inner * strips;
+    tc_parallel_for(items, tc_parallel_grain(TILE * j.inner), strided_tiles, &j);
+    return;
+  }
+  tc_parallel_for(total / j.inner, tc_parallel_grain(j.inner * (j.st[cr - 1] == 1 ? 1 : 4)),
+                  strided_rows, &j);
+}
+
 /* The workhorse of the per-dimension data movement ops (Transpose, Slice,
  * Pad, Tile, Expand, DepthToSpace ...): for every output element o,
  *   dst[o] = src[sum_d map_d(o_d) * sstride[d]]
  * where map_d is maps[d][o_d] (identity when maps or maps[d] is NULL). A map
  * value of -1 writes fill instead (left zero when fill is NULL). */
-static void copy_mapped(void *dst, const void *src, size_t es, size_t rank, const int64_t *odims,
-                        const int64_t *sstride, int64_t *const *maps, const void *fill) {
-  size_t total = prod(odims, 0, rank);
+typedef struct mapped_job {
+  char *dst;
+  const char *src;
+  size_t es, rank;
+  const int64_t *odims, *sstride;
+  int64_t *const *maps;
+  const void *fill;
+} mapped_job;
+
+/* Output elements [lo, hi). */
+static void mapped_range(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const mapped_job *j = ctx;
+  size_t es = j->es, rank = j->rank;
+  int64_t *const *maps = j->maps;
   int64_t idx[TC_MAX_RANK] = {0};
-  char *o = dst;
-  const char *s = src;
-  for (size_t i = 0; i < total; i++) {
+  unravel(lo, rank, j->odims, idx);
+  for (size_t i = lo; i < hi; i++) {
     int64_t off = 0;
     bool pad = false;
     for (size_t d = 0; d < rank; d++) {
@@ -136,18 +292,42 @@ static void copy_mapped(void *dst, const void *src, size_t es, size_t rank, cons
         pad = true;
         break;
       }
-      off += c * sstride[d];
+      off += c * j->sstride[d];
     }
     if (!pad)
-      memcpy(o + i * es, s + (size_t)off * es, es);
-    else if (fill)
-      memcpy(o + i * es, fill, es);
+      memcpy(j->dst + i * es, j->src + (size_t)off * es, es);
+    else if (j->fill)
+      memcpy(j->dst + i * es, j->fill, es);
     for (size_t d = rank; d-- > 0;) {
-      if (++idx[d] < odims[d])
+      if (++idx[d] < j->odims[d])
         break;
       idx[d] = 0;
     }
   }
+}
+
+/* The reference walks every element in order; the fast kernels use the
+ * strided copy when there are no maps and split the walk otherwise. */
+static void copy_mapped(void *dst, const void *src, size_t es, size_t rank, const int64_t *odims,
+                        const int64_t *sstride, int64_t *const *maps, const void *fill) {
+  mapped_job j = {.dst = dst,
+                  .src = src,
+                  .es = es,
+                  .rank = rank,
+                  .odims = odims,
+                  .sstride = sstride,
+                  .maps = maps,
+                  .fill = fill};
+  size_t total = prod(odims, 0, rank);
+  if (!tc_fast_kernels_enabled()) {
+    mapped_range(&j, 0, 0, total);
+    return;
+  }
+  if (!maps) {
+    copy_strided(dst, src, es, rank, odims, sstride);
+    return;
+  }
+  tc_parallel_for(total, tc_parallel_grain(2 * rank + 4), mapped_range, &j);
 }
 
 /* Output dims[d] = in dims[perm[d]]; copies data transposed. */
@@ -173,7 +353,7 @@ static tc_status nomem(tc_kernel_ctx *k) {
 /* Copies t into out with the same dtype and new dims (same element count). */
 static tc_status copy_reshaped(tc_kernel_ctx *k, const tc_rt_tensor *t, tc_rt_tensor *out,
                                size_t rank, const int64_t *dims) {
-  tc_status s = tc_kernel_alloc(k, out, t->dtype, rank, dims);
+  tc_status s = tc_kernel_alloc_uninit(k, out, t->dtype, rank, dims);
   if (s != TC_STATUS_OK)
     return s;
   size_t n = out->bytes < t->bytes ? out->bytes : t->bytes;
@@ -565,10 +745,29 @@ static tc_status run_transpose(tc_kernel_ctx *k, const tc_rt_tensor *const *in, 
     perm[d] = a;
     od[d] = x->dims[a];
   }
-  if ((s = tc_kernel_alloc(k, out, x->dtype, x->rank, od)) != TC_STATUS_OK)
+  if ((s = tc_kernel_alloc_uninit(k, out, x->dtype, x->rank, od)) != TC_STATUS_OK)
     return s;
   transpose_raw(out->data, x->data, es, x->rank, x->dims, perm);
   return TC_STATUS_OK;
+}
+
+typedef struct concat_job {
+  const tc_rt_tensor *const *in;
+  size_t n_in;
+  char *dst;
+  int64_t *pre; /* bytes of the inputs' chunks before input i in an output row */
+} concat_job;
+
+/* Items q = o * n_in + i: input i's chunk of outer row o. */
+static void concat_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const concat_job *j = ctx;
+  size_t row = (size_t)j->pre[j->n_in];
+  for (size_t q = lo; q < hi; q++) {
+    size_t o = q / j->n_in, i = q % j->n_in, chunk = (size_t)(j->pre[i + 1] - j->pre[i]);
+    if (chunk)
+      memcpy(j->dst + o * row + (size_t)j->pre[i], (const char *)j->in[i]->data + o * chunk, chunk);
+  }
 }
 
 static tc_status run_concat(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -602,17 +801,29 @@ static tc_status run_concat(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
                               i, d, (long long)t->dims[d], (long long)x->dims[d]);
     dims[axis] += t->dims[axis];
   }
-  if ((s = tc_kernel_alloc(k, out, x->dtype, x->rank, dims)) != TC_STATUS_OK)
+  if ((s = tc_kernel_alloc_uninit(k, out, x->dtype, x->rank, dims)) != TC_STATUS_OK)
     return s;
   size_t outer = prod(dims, 0, (size_t)axis), inner = prod(dims, (size_t)axis + 1, x->rank);
   char *dst = out->data;
-  for (size_t o = 0; o < outer; o++)
-    for (size_t i = 0; i < n_in; i++) {
-      size_t chunk = (size_t)in[i]->dims[axis] * inner * es;
-      if (chunk)
-        memcpy(dst, (const char *)in[i]->data + o * chunk, chunk);
-      dst += chunk;
-    }
+  if (!tc_fast_kernels_enabled()) {
+    for (size_t o = 0; o < outer; o++)
+      for (size_t i = 0; i < n_in; i++) {
+        size_t chunk = (size_t)in[i]->dims[axis] * inner * es;
+        if (chunk)
+          memcpy(dst, (const char *)in[i]->data + o * chunk, chunk);
+        dst += chunk;
+      }
+    return TC_STATUS_OK;
+  }
+  /* fast: the (outer row, input) chunks are independent copies */
+  concat_job j = {.in = in, .n_in = n_in, .dst = dst, .pre = arena_i64(k, n_in + 1)};
+  if (!j.pre)
+    return nomem(k);
+  j.pre[0] = 0;
+  for (size_t i = 0; i < n_in; i++)
+    j.pre[i + 1] = j.pre[i] + in[i]->dims[axis] * (int64_t)(inner * es);
+  size_t avg = (size_t)j.pre[n_in] / n_in;
+  tc_parallel_for(outer * n_in, tc_parallel_grain(avg / 4 + 1), concat_piece, &j);
   return TC_STATUS_OK;
 }
 
@@ -783,10 +994,22 @@ static tc_status run_slice(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size
     step[a] = st;
     od[a] = cnt;
   }
-  if ((s = tc_kernel_alloc(k, out, x->dtype, r, od)) != TC_STATUS_OK)
+  if ((s = tc_kernel_alloc_uninit(k, out, x->dtype, r, od)) != TC_STATUS_OK)
     return s;
   int64_t sst[TC_MAX_RANK], *maps[TC_MAX_RANK];
   strides_of(r, x->dims, sst);
+  if (tc_fast_kernels_enabled()) {
+    /* element o_d of dim d is first_d + o_d * step_d: a strided copy (every
+     * first_d is a valid index when the output is not empty) */
+    int64_t base = 0, fst[TC_MAX_RANK];
+    for (size_t d = 0; d < r; d++) {
+      base += first[d] * sst[d];
+      fst[d] = step[d] * sst[d];
+    }
+    if (tc_rt_numel(out))
+      copy_strided(out->data, (const char *)x->data + base * (int64_t)es, es, r, od, fst);
+    return TC_STATUS_OK;
+  }
   for (size_t d = 0; d < r; d++) {
     if (!(maps[d] = arena_i64(k, (size_t)od[d])))
       return nomem(k);
@@ -807,6 +1030,26 @@ static tc_status index_at(tc_kernel_ctx *k, const tc_rt_tensor *idx, size_t i, i
                           (long long)j, (long long)n, (long long)n);
   *v = j < 0 ? j + n : j;
   return TC_STATUS_OK;
+}
+
+typedef struct gather_job {
+  const tc_rt_tensor *x, *idx;
+  char *dst;
+  size_t ni, n, chunk; /* indices, the axis' length, bytes per gathered slice */
+} gather_job;
+
+/* Items q = o * ni + i: slice idx[i] of outer block o (indices checked). */
+static void gather_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const gather_job *j = ctx;
+  for (size_t q = lo; q < hi && j->chunk; q++) {
+    size_t o = q / j->ni;
+    int64_t v = tc_rt_get_i64(j->idx, q % j->ni);
+    if (v < 0)
+      v += (int64_t)j->n;
+    memcpy(j->dst + q * j->chunk, (const char *)j->x->data + (o * j->n + (size_t)v) * j->chunk,
+           j->chunk);
+  }
 }
 
 static tc_status run_gather(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -835,11 +1078,22 @@ static tc_status run_gather(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
     dims[j++] = idx->dims[d];
   for (size_t d = (size_t)axis + 1; d < x->rank; d++)
     dims[j++] = x->dims[d];
-  if ((s = tc_kernel_alloc(k, out, x->dtype, r, dims)) != TC_STATUS_OK)
+  if ((s = tc_kernel_alloc_uninit(k, out, x->dtype, r, dims)) != TC_STATUS_OK)
     return s;
   size_t outer = prod(x->dims, 0, (size_t)axis), inner = prod(x->dims, (size_t)axis + 1, x->rank);
   size_t ni = tc_rt_numel(idx), n = (size_t)x->dims[axis], chunk = inner * es;
   char *dst = out->data;
+  if (tc_fast_kernels_enabled()) {
+    /* every index checked first: the threads cannot report errors */
+    for (size_t i = 0; i < ni; i++) {
+      int64_t v;
+      if ((s = index_at(k, idx, i, (int64_t)n, &v)) != TC_STATUS_OK)
+        return s;
+    }
+    gather_job j = {.x = x, .idx = idx, .dst = dst, .ni = ni, .n = n, .chunk = chunk};
+    tc_parallel_for(outer * ni, tc_parallel_grain(chunk / 4 + 4), gather_piece, &j);
+    return TC_STATUS_OK;
+  }
   for (size_t o = 0; o < outer; o++)
     for (size_t i = 0; i < ni; i++) {
       int64_t v = 0;
@@ -1092,7 +1346,7 @@ static tc_status run_expand(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
   size_t r;
   if ((s = tc_broadcast_shape(k, both, 2, &r, dims)) != TC_STATUS_OK)
     return s;
-  if ((s = tc_kernel_alloc(k, out, x->dtype, r, dims)) != TC_STATUS_OK)
+  if ((s = tc_kernel_alloc_uninit(k, out, x->dtype, r, dims)) != TC_STATUS_OK)
     return s;
   tc_broadcast_strides(x, r, dims, st);
   copy_mapped(out->data, x->data, es, r, dims, st, NULL, NULL);

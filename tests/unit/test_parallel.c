@@ -1,0 +1,755 @@
+/* Intra-op parallelism and the fast kernels (runtime/kernel_util.c,
+ * runtime/vmath.c and the fast paths of the kernel files).
+ *
+ * For every parallelized kernel, on random inputs of several shapes (odd
+ * sizes, tails shorter than a vector, sizes past the parallel grain so the
+ * work really is split): the fast kernels give bit-identical outputs at 1, 2
+ * and 4 threads, and match the reference kernels exactly where the
+ * arithmetic is the same, within a stated tolerance where the fast path
+ * computes in float (exp, erf, tanh ...) or sums in another order. Then the
+ * parallel loop itself (coverage, grain, nesting) and four user threads
+ * running sessions at once while the kernels use their thread teams. */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "kernel.h"
+#include "kernel_env.h"
+
+/* ---- harness ---- */
+
+typedef struct tol {
+  double atol, rtol; /* both 0: bit-identical */
+} tol;
+
+static const tol EXACT = {0, 0};
+
+static unsigned rng_state = 12345;
+
+static double rnd(double lo, double hi) {
+  rng_state = rng_state * 1103515245u + 12345u;
+  return lo + (hi - lo) * (double)((rng_state >> 8) & 0xffffff) / (double)0xffffff;
+}
+
+/* A tensor of dtype dt with values uniform in [lo, hi] (integers: rounded). */
+static tc_rt_tensor *rand_t(env *e, int32_t dt, size_t rank, const int64_t *dims, double lo,
+                            double hi) {
+  tc_rt_tensor *t = ten(e, dt, rank, dims, NULL);
+  size_t n = tc_rt_numel(t);
+  for (size_t i = 0; i < n; i++) {
+    double v = rnd(lo, hi);
+    tc_rt_set_f64(t, i, tc_dtype_is_float(dt) ? v : floor(v));
+  }
+  return t;
+}
+
+static bool same_shape(const tc_rt_tensor *a, const tc_rt_tensor *b) {
+  if (a->dtype != b->dtype || a->rank != b->rank || a->bytes != b->bytes)
+    return false;
+  for (size_t d = 0; d < a->rank; d++)
+    if (a->dims[d] != b->dims[d])
+      return false;
+  return true;
+}
+
+/* fast within t of ref (floats by value, the rest bit for bit). */
+static bool close_to(const tc_rt_tensor *fast, const tc_rt_tensor *ref, tol t, const char *op,
+                     size_t o) {
+  if (!same_shape(fast, ref))
+    return false;
+  if (!fast->bytes || (t.atol == 0 && t.rtol == 0) || !tc_dtype_is_float(ref->dtype))
+    return memcmp(fast->data, ref->data, fast->bytes) == 0;
+  size_t n = tc_rt_numel(ref);
+  for (size_t i = 0; i < n; i++) {
+    double a = tc_rt_get_f64(fast, i), b = tc_rt_get_f64(ref, i);
+    if ((isnan(a) && isnan(b)) || a == b)
+      continue;
+    if (!(fabs(a - b) <= t.atol + t.rtol * fabs(b))) {
+      fprintf(stderr, "%s output %zu element %zu: fast %.9g, reference %.9g\n", op, o, i, a, b);
+      return false;
+    }
+  }
+  return true;
+}
+
+#define MAX_OUT 4
+
+/* Runs n with the reference kernels, then with the fast kernels at 1, 2 and
+ * 4 threads; checks the fast outputs agree bit for bit and are within t of
+ * the reference. */
+static void check_node(env *e, tc_node *n, int64_t opset, const tc_rt_tensor *const *in,
+                       size_t n_in, tol t) {
+  static const int threads[] = {1, 2, 4};
+  size_t n_out = n->n_outputs;
+  tc_rt_tensor ref[MAX_OUT], fast[3][MAX_OUT];
+  tc_fast_kernels_set(false);
+  tc_status st = run(e, n, opset, in, n_in, ref);
+  if (st != TC_STATUS_OK)
+    fprintf(stderr, "%s (reference): %s\n", n->op_type, e->diag.reason);
+  CHECK(st == TC_STATUS_OK);
+  tc_fast_kernels_set(true);
+  for (size_t r = 0; r < 3; r++) {
+    tc_set_num_threads(threads[r]);
+    st = run(e, n, opset, in, n_in, fast[r]);
+    if (st != TC_STATUS_OK)
+      fprintf(stderr, "%s (fast): %s\n", n->op_type, e->diag.reason);
+    CHECK(st == TC_STATUS_OK);
+  }
+  tc_set_num_threads(4);
+  if (st != TC_STATUS_OK)
+    return;
+  for (size_t o = 0; o < n_out && o < MAX_OUT; o++) {
+    for (size_t r = 1; r < 3; r++) {
+      bool same =
+          same_shape(&fast[r][o], &fast[0][o]) &&
+          (!fast[0][o].bytes || memcmp(fast[r][o].data, fast[0][o].data, fast[0][o].bytes) == 0);
+      if (!same)
+        fprintf(stderr, "%s output %zu differs between 1 and %d threads\n", n->op_type, o,
+                threads[r]);
+      CHECK(same);
+    }
+    bool ok = close_to(&fast[0][o], &ref[o], t, n->op_type, o);
+    if (!ok)
+      fprintf(stderr, "%s output %zu: fast and reference differ\n", n->op_type, o);
+    CHECK(ok);
+  }
+}
+
+/* A node with no attributes. */
+static void check_plain(const char *op, int64_t opset, const tc_rt_tensor *const *in, size_t n_in,
+                        tol t, env *e) {
+  check_node(e, mk(e, op, n_in, 1, 0), opset, in, n_in, t);
+}
+
+/* ---- the parallel loop ---- */
+
+typedef struct cover {
+  int hits[1000];
+  size_t max_piece;
+  int nested_pieces;
+} cover;
+
+static void cover_nested(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)lo, (void)hi;
+  cover *c = ctx;
+  if (piece != 0)
+    __atomic_fetch_add(&c->nested_pieces, 1, __ATOMIC_RELAXED);
+}
+
+static void cover_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  cover *c = ctx;
+  for (size_t i = lo; i < hi; i++)
+    __atomic_fetch_add(&c->hits[i], 1, __ATOMIC_RELAXED);
+  size_t m = c->max_piece;
+  while (piece > m && !__atomic_compare_exchange_n(&c->max_piece, &m, piece, false,
+                                                   __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+    ;
+  /* a loop inside a piece runs inline, as one piece */
+  tc_parallel_for(100, 1, cover_nested, c);
+}
+
+static void parallel_for_covers_once(void) {
+  tc_set_num_threads(4);
+  CHECK(tc_parallel_pieces(1000, 1) == 4);
+  CHECK(tc_parallel_pieces(1000, 400) == 2); /* at least one grain per piece */
+  CHECK(tc_parallel_pieces(1000, 600) == 1); /* below two grains: inline */
+  CHECK(tc_parallel_pieces(0, 1) == 1);
+  size_t ns[] = {1, 3, 4, 5, 999, 1000};
+  for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+    cover c;
+    memset(&c, 0, sizeof c);
+    tc_parallel_for(ns[k], 1, cover_piece, &c);
+    bool once = true;
+    for (size_t i = 0; i < 1000; i++)
+      once = once && c.hits[i] == (i < ns[k]);
+    CHECK(once);
+    CHECK(c.max_piece < tc_parallel_pieces(ns[k], 1));
+    /* from inside a region a loop runs as one piece (an inline loop is a
+     * plain call, so its inner loop may split) */
+    CHECK(c.nested_pieces == 0 || tc_parallel_pieces(ns[k], 1) == 1);
+  }
+  tc_set_num_threads(1);
+  CHECK(tc_parallel_pieces(1000, 1) == 1);
+  tc_set_num_threads(4);
+  CHECK(tc_parallel_grain(1) >= tc_parallel_grain(100) && tc_parallel_grain(1u << 30) == 1);
+}
+
+/* ---- float32 array math against libm in double ---- */
+
+static void vmath_accuracy(void) {
+  enum { N = 20001 };
+  static float x[N], y[N];
+  struct {
+    void (*fn)(float *, const float *, size_t);
+    double (*ref)(double);
+    double lo, hi, atol, rtol;
+  } cases[] = {
+      {tc_vexp_f32, exp, -100, 88, 0, 3e-7},    {tc_verf_f32, erf, -6, 6, 6e-7, 0},
+      {tc_vtanh_f32, tanh, -10, 10, 0, 3e-7},   {tc_vtanh_f32, tanh, -0.7, 0.7, 0, 3e-7},
+      {tc_verf_f32, erf, -0.01, 0.01, 0, 1e-6},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    for (size_t i = 0; i < N; i++)
+      x[i] = (float)(cases[c].lo + (cases[c].hi - cases[c].lo) * (double)i / (N - 1));
+    cases[c].fn(y, x, N);
+    bool ok = true;
+    for (size_t i = 0; i < N && ok; i++) {
+      double r = cases[c].ref(x[i]);
+      ok = fabs(y[i] - r) <= cases[c].atol + cases[c].rtol * fabs(r) + 1e-37;
+      if (!ok)
+        fprintf(stderr, "vmath case %zu: f(%.9g) = %.9g, libm %.9g\n", c, x[i], y[i], r);
+    }
+    CHECK(ok);
+    /* in place, and a tail: the same values */
+    float z[7];
+    memcpy(z, x + 100, sizeof z);
+    cases[c].fn(z, z, 7);
+    CHECK(memcmp(z, y + 100, sizeof z) == 0);
+  }
+  float sp[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f}, o[5];
+  tc_vexp_f32(o, sp, 5);
+  CHECK(isnan(o[0]) && isinf(o[1]) && o[2] == 0 && o[3] == 1 && o[4] == 1);
+  tc_verf_f32(o, sp, 5);
+  CHECK(isnan(o[0]) && o[1] == 1 && o[2] == -1 && o[3] == 0 && signbit(o[4]));
+  tc_vtanh_f32(o, sp, 5);
+  CHECK(isnan(o[0]) && o[1] == 1 && o[2] == -1 && o[3] == 0 && signbit(o[4]));
+  tc_vsigmoid_f32(o, sp, 5);
+  CHECK(isnan(o[0]) && o[1] == 1 && o[2] == 0 && o[3] == 0.5f);
+}
+
+/* ---- elementwise ---- */
+
+static void binary_ops(void) {
+  env e = env_new();
+  /* same shape, a scalar either side, trailing row, per-row scalar, a
+   * general broadcast, rank 0, tiny */
+  int64_t big[] = {37, 1031}, s1[] = {1}, t3[] = {5, 7, 1001}, row[] = {515}, m2[] = {64, 515},
+          col[] = {64, 1}, g1[] = {3, 1, 517}, g2[] = {3, 29, 1}, tiny[] = {7};
+  struct {
+    size_t ra, rb;
+    const int64_t *da, *db;
+  } shapes[] = {{2, 2, big, big}, {3, 1, t3, s1}, {1, 3, s1, t3},     {2, 1, m2, row},
+                {2, 2, m2, col},  {3, 3, g1, g2}, {0, 0, NULL, NULL}, {1, 1, tiny, tiny}};
+  const char *exact_ops[] = {"Add", "Sub", "Mul", "Div", "Max", "Min"};
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    const tc_rt_tensor *in[2] = {rand_t(&e, TC_DTYPE_F32, shapes[s].ra, shapes[s].da, -3, 3),
+                                 rand_t(&e, TC_DTYPE_F32, shapes[s].rb, shapes[s].db, -3, 3)};
+    for (size_t o = 0; o < sizeof exact_ops / sizeof exact_ops[0]; o++)
+      check_plain(exact_ops[o], 14, in, 2, EXACT, &e);
+    const tc_rt_tensor *ints[2] = {rand_t(&e, TC_DTYPE_I64, shapes[s].ra, shapes[s].da, -50, 50),
+                                   rand_t(&e, TC_DTYPE_I64, shapes[s].rb, shapes[s].db, -50, 50)};
+    check_plain("Add", 14, ints, 2, EXACT, &e);
+    check_plain("Less", 13, in, 2, EXACT, &e);
+  }
+  /* NaN in Max / Min propagates as the reference does */
+  tc_rt_tensor *a = rand_t(&e, TC_DTYPE_F32, 2, big, -1, 1),
+               *b = rand_t(&e, TC_DTYPE_F32, 2, big, -1, 1);
+  for (size_t i = 0; i < 400; i += 7) {
+    ((float *)a->data)[i * 31] = NAN;
+    ((float *)b->data)[i * 37] = NAN;
+  }
+  const tc_rt_tensor *nan_in[2] = {a, b};
+  check_plain("Max", 13, nan_in, 2, EXACT, &e);
+  check_plain("Min", 13, nan_in, 2, EXACT, &e);
+  /* Pow: a scalar 2 is x * x exactly; other exponents as the reference */
+  const tc_rt_tensor *p2[2] = {rand_t(&e, TC_DTYPE_F32, 2, big, -3, 3),
+                               ten(&e, TC_DTYPE_F32, 0, NULL, (double[]){2})};
+  check_plain("Pow", 15, p2, 2, EXACT, &e);
+  const tc_rt_tensor *p3[2] = {rand_t(&e, TC_DTYPE_F32, 2, big, 0, 3),
+                               rand_t(&e, TC_DTYPE_F32, 2, big, -2, 2)};
+  check_plain("Pow", 15, p3, 2, EXACT, &e);
+  /* variadic, broadcast, in place into the output */
+  const tc_rt_tensor *three[3] = {rand_t(&e, TC_DTYPE_F32, 2, m2, -1, 1),
+                                  rand_t(&e, TC_DTYPE_F32, 1, row, -1, 1),
+                                  rand_t(&e, TC_DTYPE_F32, 2, col, -1, 1)};
+  check_plain("Sum", 13, three, 3, EXACT, &e);
+  check_plain("Mean", 13, three, 3, EXACT, &e);
+  check_plain("Max", 13, three, 3, EXACT, &e);
+  /* PRelu with a per-channel slope */
+  const tc_rt_tensor *pr[2] = {rand_t(&e, TC_DTYPE_F32, 3, g2, -1, 1),
+                               rand_t(&e, TC_DTYPE_F32, 3, (int64_t[]){3, 1, 1}, 0, 1)};
+  check_plain("PRelu", 16, pr, 2, EXACT, &e);
+  tc_model_free(e.m);
+}
+
+static void unary_ops(void) {
+  env e = env_new();
+  int64_t big[] = {40003}, odd[] = {3, 5, 7}, one[] = {1};
+  const int64_t *shapes[] = {big, odd, one};
+  size_t ranks[] = {1, 3, 1};
+  static const struct {
+    const char *op;
+    double lo, hi;
+    tol t;
+  } ops[] = {
+      {"Relu", -4, 4, {0, 0}},
+      {"Neg", -4, 4, {0, 0}},
+      {"Abs", -4, 4, {0, 0}},
+      {"Sqrt", 0, 100, {0, 0}},
+      {"Reciprocal", 0.1, 9, {0, 0}},
+      {"Floor", -9, 9, {0, 0}},
+      {"Exp", -80, 80, {0, 3e-7}},
+      {"Log", 1e-3, 1e3, {1e-7, 3e-7}},
+      {"Erf", -5, 5, {6e-7, 0}},
+      {"Tanh", -9, 9, {1e-9, 3e-7}},
+      {"Sigmoid", -30, 30, {1e-9, 5e-7}},
+      {"HardSwish", -5, 5, {1e-7, 3e-7}},
+      {"Softplus", -5, 5, {0, 0}},
+  };
+  for (size_t s = 0; s < 3; s++) {
+    for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
+      const tc_rt_tensor *in[1] = {
+          rand_t(&e, TC_DTYPE_F32, ranks[s], shapes[s], ops[o].lo, ops[o].hi)};
+      check_plain(ops[o].op, 20, in, 1, ops[o].t, &e);
+    }
+    const tc_rt_tensor *x[1] = {rand_t(&e, TC_DTYPE_F32, ranks[s], shapes[s], -6, 6)};
+    tc_node *n = mk(&e, "LeakyRelu", 1, 1, 1);
+    attr_f(n, 0, "alpha", 0.3f);
+    check_node(&e, n, 16, x, 1, EXACT);
+    n = mk(&e, "HardSigmoid", 1, 1, 2);
+    attr_f(n, 0, "alpha", 0.3f);
+    attr_f(n, 1, "beta", 0.4f);
+    check_node(&e, n, 6, x, 1, (tol){1e-7, 3e-7});
+    check_plain("Gelu", 20, x, 1, (tol){1e-6, 1e-6}, &e);
+    n = mk(&e, "Gelu", 1, 1, 1);
+    attr_s(n, 0, "approximate", "tanh");
+    check_node(&e, n, 20, x, 1, (tol){1e-6, 1e-6});
+    /* float64 and float16 take the parallel reference rows */
+    const tc_rt_tensor *h[1] = {rand_t(&e, TC_DTYPE_F16, ranks[s], shapes[s], -6, 6)};
+    check_plain("Sigmoid", 13, h, 1, EXACT, &e);
+    const tc_rt_tensor *d[1] = {rand_t(&e, TC_DTYPE_F64, ranks[s], shapes[s], -6, 6)};
+    check_plain("Tanh", 13, d, 1, EXACT, &e);
+  }
+  /* Clip with bounds, Where with a broadcast condition */
+  int64_t m2[] = {64, 515}, row[] = {515}, col[] = {64, 1};
+  const tc_rt_tensor *clip[3] = {rand_t(&e, TC_DTYPE_F32, 2, m2, -3, 3),
+                                 ten(&e, TC_DTYPE_F32, 0, NULL, (double[]){-1}),
+                                 ten(&e, TC_DTYPE_F32, 0, NULL, (double[]){2})};
+  check_plain("Clip", 13, clip, 3, EXACT, &e);
+  const tc_rt_tensor *w[3] = {rand_t(&e, TC_DTYPE_BOOL, 1, row, 0, 1.99),
+                              rand_t(&e, TC_DTYPE_F32, 2, m2, -3, 3),
+                              rand_t(&e, TC_DTYPE_F32, 2, col, -3, 3)};
+  check_plain("Where", 16, w, 3, EXACT, &e);
+  const tc_rt_tensor *wi[3] = {rand_t(&e, TC_DTYPE_BOOL, 2, col, 0, 1.99),
+                               rand_t(&e, TC_DTYPE_I64, 2, m2, -9, 9),
+                               rand_t(&e, TC_DTYPE_I64, 1, row, -9, 9)};
+  check_plain("Where", 16, wi, 3, EXACT, &e);
+  tc_model_free(e.m);
+}
+
+static void casts(void) {
+  env e = env_new();
+  int64_t big[] = {33, 1001}, odd[] = {5};
+  struct {
+    int32_t from, to;
+    double lo, hi;
+  } pairs[] = {
+      {TC_DTYPE_F32, TC_DTYPE_F16, -70000, 70000},  {TC_DTYPE_F16, TC_DTYPE_F32, -1000, 1000},
+      {TC_DTYPE_F32, TC_DTYPE_BF16, -1e5, 1e5},     {TC_DTYPE_BF16, TC_DTYPE_F32, -1e5, 1e5},
+      {TC_DTYPE_F32, TC_DTYPE_F64, -1e5, 1e5},      {TC_DTYPE_F64, TC_DTYPE_F32, -1e5, 1e5},
+      {TC_DTYPE_I64, TC_DTYPE_F32, -1e9, 1e9},      {TC_DTYPE_I32, TC_DTYPE_F32, -1e9, 1e9},
+      {TC_DTYPE_U8, TC_DTYPE_F32, 0, 255},          {TC_DTYPE_BOOL, TC_DTYPE_F32, 0, 1.99},
+      {TC_DTYPE_F32, TC_DTYPE_I64, -1e6, 1e6},      {TC_DTYPE_F32, TC_DTYPE_I32, -3e9, 3e9},
+      {TC_DTYPE_I64, TC_DTYPE_I32, -1e10, 1e10},    {TC_DTYPE_I32, TC_DTYPE_I64, -1e9, 1e9},
+      {TC_DTYPE_F32, TC_DTYPE_BOOL, -2, 2},         {TC_DTYPE_I64, TC_DTYPE_BOOL, -2, 2},
+      {TC_DTYPE_F64, TC_DTYPE_I8, -300, 300},       {TC_DTYPE_F32, TC_DTYPE_I4, -8, 7},
+      {TC_DTYPE_F32, TC_DTYPE_F8E4M3FN, -500, 500},
+  };
+  for (size_t p = 0; p < sizeof pairs / sizeof pairs[0]; p++)
+    for (size_t s = 0; s < 2; s++) {
+      tc_rt_tensor *x =
+          rand_t(&e, pairs[p].from, s ? 1 : 2, s ? odd : big, pairs[p].lo, pairs[p].hi);
+      if (pairs[p].from == TC_DTYPE_F32 && !s) { /* NaN and infinities */
+        ((float *)x->data)[3] = NAN;
+        ((float *)x->data)[5] = INFINITY;
+        ((float *)x->data)[7] = -INFINITY;
+      }
+      const tc_rt_tensor *in[1] = {x};
+      tc_node *n = mk(&e, "Cast", 1, 1, 1);
+      attr_i(n, 0, "to", pairs[p].to);
+      check_node(&e, n, 21, in, 1, EXACT);
+    }
+  tc_model_free(e.m);
+}
+
+/* ---- nn ---- */
+
+static void softmax_rows(void) {
+  env e = env_new();
+  int64_t att[] = {12, 128, 131}, odd[] = {4, 67, 33}, one[] = {3, 1};
+  const tol t = {1e-9, 2e-6}, lt = {2e-6, 1e-6};
+  const char *ops[] = {"Softmax", "LogSoftmax", "Hardmax"};
+  for (size_t o = 0; o < 3; o++) {
+    tol to = o == 0 ? t : o == 1 ? lt : EXACT;
+    const tc_rt_tensor *x[1] = {rand_t(&e, TC_DTYPE_F32, 3, att, -8, 8)};
+    check_plain(ops[o], 13, x, 1, to, &e);
+    const tc_rt_tensor *y[1] = {rand_t(&e, TC_DTYPE_F32, 3, odd, -8, 8)};
+    check_plain(ops[o], 13, y, 1, to, &e);
+    tc_node *n = mk(&e, ops[o], 1, 1, 1); /* a middle axis: strided rows, the reference */
+    attr_i(n, 0, "axis", 1);
+    check_node(&e, n, 13, y, 1, EXACT);
+    const tc_rt_tensor *z[1] = {rand_t(&e, TC_DTYPE_F32, 2, one, -8, 8)};
+    check_plain(ops[o], 13, z, 1, to, &e);
+    const tc_rt_tensor *h[1] = {rand_t(&e, TC_DTYPE_F16, 3, odd, -8, 8)};
+    check_plain(ops[o], 13, h, 1, EXACT, &e);
+  }
+  /* a NaN in a row spreads over the row either way */
+  tc_rt_tensor *x = rand_t(&e, TC_DTYPE_F32, 3, odd, -8, 8);
+  ((float *)x->data)[40] = NAN;
+  ((float *)x->data)[33] = NAN;
+  const tc_rt_tensor *in[1] = {x};
+  check_plain("Softmax", 13, in, 1, t, &e);
+  tc_model_free(e.m);
+}
+
+static void normalizations(void) {
+  env e = env_new();
+  const tol t = {1e-6, 1e-5};
+  int64_t x2[] = {64, 769}, x3[] = {2, 33, 100}, h[] = {769}, blk[] = {33, 100}, last[] = {100};
+  /* LayerNormalization: contiguous scale and bias; a broadcast scale (the
+   * reference rows); Mean and InvStdDev outputs; RMSNormalization */
+  const tc_rt_tensor *ln[3] = {rand_t(&e, TC_DTYPE_F32, 2, x2, -3, 5),
+                               rand_t(&e, TC_DTYPE_F32, 1, h, 0.5, 1.5),
+                               rand_t(&e, TC_DTYPE_F32, 1, h, -1, 1)};
+  check_node(&e, mk(&e, "LayerNormalization", 3, 3, 0), 17, ln, 3, t);
+  check_node(&e, mk(&e, "LayerNormalization", 2, 1, 0), 17, ln, 2, t);
+  check_node(&e, mk(&e, "RMSNormalization", 2, 1, 0), 23, ln, 2, t);
+  const tc_rt_tensor *l3[3] = {rand_t(&e, TC_DTYPE_F32, 3, x3, -3, 5),
+                               rand_t(&e, TC_DTYPE_F32, 2, blk, 0.5, 1.5),
+                               rand_t(&e, TC_DTYPE_F32, 1, last, -1, 1)};
+  tc_node *n = mk(&e, "LayerNormalization", 3, 3, 1);
+  attr_i(n, 0, "axis", 1);
+  check_node(&e, n, 17, l3, 3, t);
+  const tc_rt_tensor *l16[3] = {rand_t(&e, TC_DTYPE_F16, 2, x2, -3, 5), ln[1], ln[2]};
+  check_node(&e, mk(&e, "LayerNormalization", 3, 1, 0), 17, l16, 3, EXACT);
+  /* NCHW: BatchNormalization (same arithmetic: exact), InstanceNormalization,
+   * GroupNormalization per group (18) and per channel (21) */
+  int64_t img[] = {2, 8, 37, 41}, c8[] = {8}, c4[] = {4}, img1[] = {1, 3, 227, 227}, c3[] = {3};
+  tc_rt_tensor *x = rand_t(&e, TC_DTYPE_F32, 4, img, -2, 3);
+  const tc_rt_tensor *bn[5] = {
+      x, rand_t(&e, TC_DTYPE_F32, 1, c8, 0.5, 2), rand_t(&e, TC_DTYPE_F32, 1, c8, -1, 1),
+      rand_t(&e, TC_DTYPE_F32, 1, c8, -1, 1), rand_t(&e, TC_DTYPE_F32, 1, c8, 0.1, 2)};
+  check_node(&e, mk(&e, "BatchNormalization", 5, 1, 0), 15, bn, 5, EXACT);
+  const tc_rt_tensor *bn1[5] = {
+      rand_t(&e, TC_DTYPE_F32, 4, img1, -2, 3), rand_t(&e, TC_DTYPE_F32, 1, c3, 0.5, 2),
+      rand_t(&e, TC_DTYPE_F32, 1, c3, -1, 1), rand_t(&e, TC_DTYPE_F32, 1, c3, -1, 1),
+      rand_t(&e, TC_DTYPE_F32, 1, c3, 0.1, 2)};
+  check_node(&e, mk(&e, "BatchNormalization", 5, 1, 0), 15, bn1, 5, EXACT);
+  check_node(&e, mk(&e, "InstanceNormalization", 3, 1, 0), 6, bn, 3, t);
+  n = mk(&e, "GroupNormalization", 3, 1, 1);
+  attr_i(n, 0, "num_groups", 4);
+  const tc_rt_tensor *gn18[3] = {x, rand_t(&e, TC_DTYPE_F32, 1, c4, 0.5, 2),
+                                 rand_t(&e, TC_DTYPE_F32, 1, c4, -1, 1)};
+  check_node(&e, n, 18, gn18, 3, t);
+  check_node(&e, n, 21, bn, 3, t);
+  tc_model_free(e.m);
+}
+
+static void reductions(void) {
+  env e = env_new();
+  const tol t = {1e-6, 1e-6};
+  int64_t rows[] = {300, 771}, img[] = {8, 5, 33, 35}, odd[] = {3, 7, 1, 11};
+  int64_t last = -1, tr[] = {2, 3}, first = 0;
+  const char *ops[] = {"ReduceMean", "ReduceSum", "ReduceMax",      "ReduceMin",
+                       "ReduceL2",   "ReduceL1",  "ReduceSumSquare"};
+  struct {
+    size_t rank;
+    const int64_t *dims;
+    int64_t *axes;
+    size_t n_axes;
+    int64_t keep;
+  } cases[] = {{2, rows, &last, 1, 1},
+               {4, img, tr, 2, 0},
+               {4, odd, tr, 2, 1},
+               {4, odd, &last, 1, 0},
+               {2, rows, &first, 1, 1}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    tc_rt_tensor *x = rand_t(&e, TC_DTYPE_F32, cases[c].rank, cases[c].dims, -2, 2);
+    for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
+      tc_node *n = mk(&e, ops[o], 1, 1, 2);
+      attr_ints(n, 0, "axes", cases[c].axes, cases[c].n_axes);
+      attr_i(n, 1, "keepdims", cases[c].keep);
+      const tc_rt_tensor *in[1] = {x};
+      bool exact = strstr(ops[o], "Max") || strstr(ops[o], "Min");
+      check_node(&e, n, 11, in, 1, exact ? EXACT : t);
+    }
+  }
+  tc_model_free(e.m);
+}
+
+/* ---- data movement ---- */
+
+static void transposes(void) {
+  env e = env_new();
+  int64_t bshd[] = {2, 67, 12, 64}, p0213[] = {0, 2, 1, 3}, p0231[] = {0, 2, 3, 1};
+  int64_t sq[] = {517, 1031}, p10[] = {1, 0}, odd[] = {7, 33, 45}, p201[] = {2, 0, 1};
+  int64_t p120[] = {1, 2, 0}, one[] = {1, 1, 5}, p021[] = {0, 2, 1};
+  struct {
+    size_t rank;
+    const int64_t *dims, *perm;
+  } cases[] = {{4, bshd, p0213}, {4, bshd, p0231}, {2, sq, p10},
+               {3, odd, p201},   {3, odd, p120},   {3, one, p021}};
+  int32_t dts[] = {TC_DTYPE_F32, TC_DTYPE_I8, TC_DTYPE_F16, TC_DTYPE_I64};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+    for (size_t d = 0; d < sizeof dts / sizeof dts[0]; d++) {
+      const tc_rt_tensor *in[1] = {rand_t(&e, dts[d], cases[c].rank, cases[c].dims, -100, 100)};
+      tc_node *n = mk(&e, "Transpose", 1, 1, 1);
+      attr_ints(n, 0, "perm", (int64_t *)cases[c].perm, cases[c].rank);
+      check_node(&e, n, 13, in, 1, EXACT);
+    }
+  /* DepthToSpace goes through the same copy */
+  int64_t d2s[] = {2, 16, 33, 35};
+  const tc_rt_tensor *dx[1] = {rand_t(&e, TC_DTYPE_F32, 4, d2s, -1, 1)};
+  tc_node *n = mk(&e, "DepthToSpace", 1, 1, 1);
+  attr_i(n, 0, "blocksize", 2);
+  check_node(&e, n, 13, dx, 1, EXACT);
+  tc_model_free(e.m);
+}
+
+static void gather_concat_slice_expand(void) {
+  env e = env_new();
+  /* Gather rows (negative indices too), along a middle axis */
+  int64_t emb[] = {1000, 77}, ni[] = {3, 100}, x3[] = {4, 300, 9};
+  tc_rt_tensor *idx = rand_t(&e, TC_DTYPE_I64, 2, ni, -1000, 999.99);
+  const tc_rt_tensor *g[2] = {rand_t(&e, TC_DTYPE_F32, 2, emb, -1, 1), idx};
+  check_plain("Gather", 13, g, 2, EXACT, &e);
+  tc_rt_tensor *idx32 = rand_t(&e, TC_DTYPE_I32, 2, ni, -300, 299.99);
+  const tc_rt_tensor *g1[2] = {rand_t(&e, TC_DTYPE_I64, 3, x3, -9, 9), idx32};
+  tc_node *n = mk(&e, "Gather", 2, 1, 1);
+  attr_i(n, 0, "axis", 1);
+  check_node(&e, n, 13, g1, 2, EXACT);
+  /* an out-of-range index is refused the same way */
+  ((int64_t *)idx->data)[250] = 1000;
+  tc_rt_tensor out[1];
+  tc_fast_kernels_set(true);
+  CHECK(run(&e, mk(&e, "Gather", 2, 1, 0), 13, g, 2, out) == TC_STATUS_INVALID);
+  /* Concat on each axis of three inputs */
+  int64_t a[] = {40, 30, 50}, b[] = {40, 30, 7}, c[] = {40, 30, 1};
+  int64_t a1[] = {40, 3, 50}, a0[] = {1, 30, 50};
+  const tc_rt_tensor *c2[3] = {rand_t(&e, TC_DTYPE_F32, 3, a, -1, 1),
+                               rand_t(&e, TC_DTYPE_F32, 3, b, -1, 1),
+                               rand_t(&e, TC_DTYPE_F32, 3, c, -1, 1)};
+  const tc_rt_tensor *c1[3] = {c2[0], rand_t(&e, TC_DTYPE_F32, 3, a1, -1, 1), c2[0]};
+  const tc_rt_tensor *c0[3] = {c2[0], rand_t(&e, TC_DTYPE_F32, 3, a0, -1, 1), c2[0]};
+  const tc_rt_tensor *const *cs[3] = {c0, c1, c2};
+  for (int64_t ax = 0; ax < 3; ax++) {
+    n = mk(&e, "Concat", 3, 1, 1);
+    attr_i(n, 0, "axis", ax);
+    check_node(&e, n, 13, cs[ax], 3, EXACT);
+  }
+  /* Slice: steps forward and back, clamped ends, a subset of axes */
+  int64_t sx[] = {9, 61, 130};
+  tc_rt_tensor *sd = rand_t(&e, TC_DTYPE_F32, 3, sx, -1, 1);
+  int64_t d3[] = {3}, d2[] = {2};
+  const tc_rt_tensor *sl[5] = {sd, ten(&e, TC_DTYPE_I64, 1, d3, (double[]){1, -3, 200}),
+                               ten(&e, TC_DTYPE_I64, 1, d3, (double[]){8, -60, 1}),
+                               ten(&e, TC_DTYPE_I64, 1, d3, (double[]){0, 1, 2}),
+                               ten(&e, TC_DTYPE_I64, 1, d3, (double[]){2, -1, -3})};
+  check_plain("Slice", 13, sl, 5, EXACT, &e);
+  const tc_rt_tensor *sl2[4] = {sd, ten(&e, TC_DTYPE_I64, 1, d2, (double[]){5, 3}),
+                                ten(&e, TC_DTYPE_I64, 1, d2, (double[]){1000, 125}),
+                                ten(&e, TC_DTYPE_I64, 1, d2, (double[]){1, 2})};
+  check_plain("Slice", 13, sl2, 4, EXACT, &e);
+  const tc_rt_tensor *sl3[3] = {sd, ten(&e, TC_DTYPE_I64, 1, d2, (double[]){5, 3}),
+                                ten(&e, TC_DTYPE_I64, 1, d2, (double[]){5, 3})};
+  check_plain("Slice", 13, sl3, 3, EXACT, &e); /* empty */
+  /* Expand a row, a column, a scalar */
+  int64_t r[] = {1, 77}, col[] = {300, 1}, two = 2;
+  const tc_rt_tensor *shape = ten(&e, TC_DTYPE_I64, 1, &two, (double[]){300, 77});
+  const tc_rt_tensor *ex[3][2] = {{rand_t(&e, TC_DTYPE_F32, 2, r, -1, 1), shape},
+                                  {rand_t(&e, TC_DTYPE_F32, 2, col, -1, 1), shape},
+                                  {rand_t(&e, TC_DTYPE_I8, 0, NULL, -9, 9), shape}};
+  for (size_t i = 0; i < 3; i++)
+    check_plain("Expand", 13, ex[i], 2, EXACT, &e);
+  /* Tile and Pad split the mapped walk */
+  const tc_rt_tensor *tile[2] = {rand_t(&e, TC_DTYPE_F32, 2, r, -1, 1),
+                                 ten(&e, TC_DTYPE_I64, 1, &two, (double[]){300, 3})};
+  check_plain("Tile", 13, tile, 2, EXACT, &e);
+  int64_t four = 4;
+  const tc_rt_tensor *pad[2] = {rand_t(&e, TC_DTYPE_F32, 2, col, -1, 1),
+                                ten(&e, TC_DTYPE_I64, 1, &four, (double[]){2, 3, 1, 40})};
+  n = mk(&e, "Pad", 2, 1, 1);
+  attr_s(n, 0, "mode", "reflect");
+  check_node(&e, n, 13, pad, 2, EXACT);
+  tc_model_free(e.m);
+}
+
+/* ---- attention ---- */
+
+static void attention_heads(void) {
+  env e = env_new();
+  int64_t dq[] = {2, 4, 37, 16}, dk[] = {2, 2, 41, 16}, dm[] = {37, 41};
+  const tc_rt_tensor *in[4] = {
+      rand_t(&e, TC_DTYPE_F32, 4, dq, -1, 1), rand_t(&e, TC_DTYPE_F32, 4, dk, -1, 1),
+      rand_t(&e, TC_DTYPE_F32, 4, dk, -1, 1), rand_t(&e, TC_DTYPE_F32, 2, dm, -1, 0)};
+  tc_node *n = mk(&e, "Attention", 4, 4, 1);
+  attr_i(n, 0, "qk_matmul_output_mode", 1);
+  check_node(&e, n, 23, in, 4, EXACT);
+  int64_t d3[] = {3, 29, 48};
+  const tc_rt_tensor *in3[3] = {rand_t(&e, TC_DTYPE_F16, 3, d3, -1, 1),
+                                rand_t(&e, TC_DTYPE_F16, 3, d3, -1, 1),
+                                rand_t(&e, TC_DTYPE_F16, 3, d3, -1, 1)};
+  n = mk(&e, "Attention", 3, 1, 3);
+  attr_i(n, 0, "q_num_heads", 4);
+  attr_i(n, 1, "kv_num_heads", 4);
+  attr_i(n, 2, "is_causal", 1);
+  check_node(&e, n, 23, in3, 3, EXACT);
+  /* RotaryEmbedding with position ids, Swish */
+  int64_t dx[] = {2, 3, 50, 8}, dc[] = {64, 4}, dp[] = {2, 50};
+  const tc_rt_tensor *rot[4] = {
+      rand_t(&e, TC_DTYPE_F32, 4, dx, -1, 1), rand_t(&e, TC_DTYPE_F32, 2, dc, -1, 1),
+      rand_t(&e, TC_DTYPE_F32, 2, dc, -1, 1), rand_t(&e, TC_DTYPE_I64, 2, dp, 0, 63.99)};
+  check_plain("RotaryEmbedding", 23, rot, 4, EXACT, &e);
+  int64_t big[] = {50001};
+  const tc_rt_tensor *sw[1] = {rand_t(&e, TC_DTYPE_F32, 1, big, -5, 5)};
+  check_plain("Swish", 24, sw, 1, EXACT, &e);
+  tc_model_free(e.m);
+}
+
+/* ---- sessions from several user threads ---- */
+
+enum { SROWS = 64, SCOLS = 1031 };
+
+/* y = Transpose(Softmax(Erf(a * b + c))), every kernel large enough to be
+ * split across threads. */
+static tc_model *chain_model(void) {
+  tc_model *m = tc_model_new_empty();
+  m->ir_version = 8;
+  m->n_opsets = 1;
+  m->opsets = tc_arena_alloc(m->arena, sizeof *m->opsets);
+  m->opsets[0] = (tc_opset){.domain = "", .version = 17};
+  tc_graph *g = m->graph = tc_graph_new(m, NULL, "g");
+  const char *names[] = {"a", "b", "c"};
+  tc_value *v[3];
+  for (size_t i = 0; i < 3; i++) {
+    v[i] = tc_graph_new_value(g, names[i], NULL);
+    tc_graph_add_input(g, v[i], NULL);
+  }
+  static int64_t perm[] = {1, 0};
+  const struct {
+    const char *op;
+    size_t n_in;
+  } ops[] = {{"Mul", 2}, {"Add", 2}, {"Erf", 1}, {"Softmax", 1}, {"Transpose", 1}};
+  tc_value *prev = NULL;
+  for (size_t k = 0; k < 5; k++) {
+    bool perm_attr = strcmp(ops[k].op, "Transpose") == 0;
+    tc_node *n = tc_graph_append_node(g, ops[k].op, "", ops[k].op, ops[k].n_in, 1, perm_attr);
+    if (k == 0) {
+      tc_node_set_input(n, 0, v[0]);
+      tc_node_set_input(n, 1, v[1]);
+    } else {
+      tc_node_set_input(n, 0, prev);
+      if (ops[k].n_in == 2)
+        tc_node_set_input(n, 1, v[2]);
+    }
+    if (perm_attr)
+      n->attrs[0] = (tc_attr){.name = "perm",
+                              .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS,
+                              .ints = perm,
+                              .n_ints = 2};
+    char name[16];
+    snprintf(name, sizeof name, "t%zu", k);
+    prev = tc_graph_new_value(g, k == 4 ? "y" : name, NULL);
+    tc_node_set_output(n, 0, prev);
+  }
+  tc_graph_add_output(g, prev, NULL);
+  return m;
+}
+
+typedef struct user {
+  tc_session *s;
+  const tc_ndarray *in;
+  const tc_ndarray *expect;
+  int threads, runs, mismatches, failures;
+} user;
+
+static void *user_main(void *arg) {
+  user *u = arg;
+  const char *names[] = {"a", "b", "c"};
+  tc_set_num_threads(u->threads);
+  for (int r = 0; r < u->runs; r++) {
+    tc_ndarray y = {0};
+    tc_diag d = {0};
+    if (tc_session_run(u->s, 3, names, u->in, &y, &d) != TC_STATUS_OK) {
+      u->failures++;
+      continue;
+    }
+    if (y.size != u->expect->size || memcmp(y.data, u->expect->data, y.size) != 0)
+      u->mismatches++;
+    tc_ndarray_release(&y);
+  }
+  return NULL;
+}
+
+static tc_ndarray rand_nd(size_t rank, const int64_t *dims) {
+  tc_ndarray t = {.dtype = TC_DTYPE_F32, .rank = rank};
+  size_t n = 1;
+  for (size_t i = 0; i < rank; i++)
+    n *= (size_t)(t.dims[i] = dims[i]);
+  t.size = n * sizeof(float);
+  t.data = malloc(t.size);
+  for (size_t i = 0; i < n; i++)
+    ((float *)t.data)[i] = (float)rnd(-2, 2);
+  return t;
+}
+
+static void concurrent_sessions(void) {
+  tc_model *m = chain_model();
+  tc_session *s = NULL;
+  tc_diag d = {0};
+  CHECK(tc_session_new(m, &s, &d) == TC_STATUS_OK);
+  if (!s) {
+    tc_model_free(m);
+    return;
+  }
+  int64_t full[] = {SROWS, SCOLS}, row[] = {SCOLS};
+  tc_ndarray in[3] = {rand_nd(2, full), rand_nd(2, full), rand_nd(1, row)};
+  const char *names[] = {"a", "b", "c"};
+  /* the expected output: one thread, fast kernels */
+  tc_fast_kernels_set(true);
+  tc_set_num_threads(1);
+  tc_ndarray expect = {0};
+  CHECK(tc_session_run(s, 3, names, in, &expect, &d) == TC_STATUS_OK);
+  CHECK(expect.rank == 2 && expect.dims[0] == SCOLS && expect.dims[1] == SROWS);
+  tc_set_num_threads(4);
+  /* four user threads at once, each with its own thread count, one session */
+  pthread_t th[4];
+  user u[4];
+  for (int i = 0; i < 4; i++) {
+    u[i] = (user){.s = s, .in = in, .expect = &expect, .threads = 1 + i % 3, .runs = 12};
+    CHECK(pthread_create(&th[i], NULL, user_main, &u[i]) == 0);
+  }
+  /* and the main thread too */
+  user me = {.s = s, .in = in, .expect = &expect, .threads = 2, .runs = 6};
+  user_main(&me);
+  for (int i = 0; i < 4; i++) {
+    pthread_join(th[i], NULL);
+    CHECK(u[i].failures == 0 && u[i].mismatches == 0);
+  }
+  CHECK(me.failures == 0 && me.mismatches == 0);
+  tc_set_num_threads(4);
+  tc_ndarray_release(&expect);
+  for (int i = 0; i < 3; i++)
+    free(in[i].data);
+  tc_session_free(s);
+  tc_model_free(m);
+}
+
+int main(void) {
+  RUN(parallel_for_covers_once);
+  RUN(vmath_accuracy);
+  RUN(binary_ops);
+  RUN(unary_ops);
+  RUN(casts);
+  RUN(softmax_rows);
+  RUN(normalizations);
+  RUN(reductions);
+  RUN(transposes);
+  RUN(gather_concat_slice_expand);
+  RUN(attention_heads);
+  RUN(concurrent_sessions);
+  tc_fast_kernels_set(true);
+  return SUMMARY("unit.parallel");
+}
