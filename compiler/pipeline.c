@@ -51,6 +51,7 @@ void tc_pipeline_for_level(tc_pipeline *p, int level) {
    * into a Conv before they are recognized. */
   add(p, "fuse-hard-activations");
   add(p, "fuse-conv-affine");
+  add(p, "fuse-conv-activation");
   add(p, "fuse-layernorm");
   add(p, "fuse-groupnorm");
   add(p, "fuse-gelu");

@@ -163,6 +163,68 @@ void tc_fast_kernels_set(bool on);
  * ta / tb. False when oneDNN cannot take it (the caller falls back). */
 bool tc_sgemm(bool ta, bool tb, size_t M, size_t N, size_t K, const float *A, const float *B,
               float *C);
+/* True when oneDNN's integer GEMM gives exact results here for inner size K
+ * with 8-bit operands and in-range zero points: the CPU has VNNI (without it
+ * oneDNN's u8*s8 pairs saturate at int16) and K * 255 * 255 fits in int32. */
+bool tc_gemm_q8_exact(size_t K);
+/* C[M,N] = (op(A) - a_zero) (op(B) - b_zero) in int32 through oneDNN
+ * (dnnl_gemm_u8s8s32), row-major; op transposes when ta / tb. False when
+ * tc_gemm_q8_exact(K) is not, or oneDNN declines (the caller falls back). */
+bool tc_gemm_u8s8s32(bool ta, bool tb, size_t M, size_t N, size_t K, const uint8_t *A,
+                     uint8_t a_zero, const int8_t *B, int8_t b_zero, int32_t *C);
+/* The same with int8 A (dnnl_gemm_s8s8s32). */
+bool tc_gemm_s8s8s32(bool ta, bool tb, size_t M, size_t N, size_t K, const int8_t *A, int8_t a_zero,
+                     const int8_t *B, int8_t b_zero, int32_t *C);
+/* C[M,N] = sum_k (A[i,k] - az[i]) (B[k,j] - bz[j]), exact in int32, for
+ * row-major A [M,K] and B [K,N] of dtype TC_DTYPE_U8 or TC_DTYPE_I8 each. The
+ * zero points hold 1 value (per tensor) or n_az == M (per row of A) / n_bz ==
+ * N (per column of B) values; NULL means 0. Scratch comes from malloc. False
+ * (C unspecified) when the GEMM would not be exact (see tc_gemm_q8_exact,
+ * with zero points outside the dtype's range also refused) or on OOM. */
+bool tc_gemm_q8(size_t M, size_t N, size_t K, int32_t adt, const void *A, const int32_t *az,
+                size_t n_az, int32_t bdt, const void *B, const int32_t *bz, size_t n_bz,
+                int32_t *C);
+
+/* Activations a convolution can end with (FusedConv). */
+typedef enum tc_conv_act {
+  TC_CONV_ACT_NONE = 0,
+  TC_CONV_ACT_RELU,
+  TC_CONV_ACT_LEAKY_RELU, /* alpha */
+  TC_CONV_ACT_TANH,
+  TC_CONV_ACT_SIGMOID,
+  TC_CONV_ACT_CLIP,         /* alpha = min, beta = max */
+  TC_CONV_ACT_HARD_SIGMOID, /* max(0, min(1, alpha x + beta)) */
+  TC_CONV_ACT_HARD_SWISH,   /* x max(0, min(1, x / 6 + 1 / 2)) */
+  TC_CONV_ACT_GELU,         /* x (1 + erf(x / sqrt 2)) / 2 */
+  TC_CONV_ACT_SILU,         /* x sigmoid(x) */
+} tc_conv_act;
+
+/* A float32 convolution in ONNX terms over nsp = 1 to 3 spatial dims (the
+ * unused trailing entries are 1, pads 0): x [N, C, in], y [N, M, out], w
+ * [M, C/group, k] or, transposed (ConvTranspose), [C, M/group, k]. pb / pe
+ * are the pads at the beginning / end of each dim; transposed, the output
+ * positions are i * s - pb + k * d, so pe only follows from out. */
+typedef struct tc_conv_spec {
+  bool transposed;
+  size_t nsp;
+  int64_t N, C, M, group;
+  int64_t in[3], k[3], out[3], s[3], d[3], pb[3], pe[3];
+  tc_conv_act act;
+  float alpha, beta;
+} tc_conv_spec;
+
+/* y = act(conv(x, w) + b + z) through a oneDNN (de)convolution primitive;
+ * b [M] and z (shaped like y) may be NULL. Primitives are cached by the
+ * whole spec, and reordered weights too when w_value (the node's W, may be
+ * NULL) is an initializer, keyed by its payload buffer, which the cache holds
+ * a reference on. Thread-safe. False when oneDNN declines the case or memory
+ * runs out: y is then unspecified and the caller runs the reference. */
+bool tc_dnnl_conv_run(const tc_conv_spec *c, const tc_value *w_value, const float *x,
+                      const float *w, const float *b, const float *z, float *y);
+/* Frees the cached primitives and weights no run is using. */
+void tc_dnnl_conv_cache_clear(void);
+/* How many entries the cache holds and the bytes of reordered weights. */
+void tc_dnnl_conv_cache_stats(size_t *entries, size_t *weight_bytes);
 
 /* Normalizes a possibly negative axis against rank; -1 when out of range. */
 int64_t tc_axis(int64_t axis, size_t rank);

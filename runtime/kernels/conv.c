@@ -5,7 +5,16 @@
  * Float ops take float32, float64, float16 and bfloat16: inputs are read into
  * double arrays, computed in double and written back in the output dtype.
  * Convolution and pooling handle 1 to 3 spatial dims by padding the geometry
- * to 3 dims of size 1. */
+ * to 3 dims of size 1.
+ *
+ * Fast paths, unless the reference kernels were asked for: float32 Conv,
+ * ConvTranspose and FusedConv run as oneDNN primitives (dnnl_conv.c);
+ * ConvInteger, QLinearConv and QLinearMatMul through oneDNN's int8 GEMM,
+ * bit-exact with the reference (blas.c). Either falls back to the reference
+ * when oneDNN declines a case.
+ *
+ * FusedConv (com.microsoft and ai.tacoc) is ONNX Runtime's: Conv, plus Z
+ * added before the activation; ai.tacoc adds HardSwish, Gelu and Silu. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,60 +311,6 @@ static void conv_core(const geom *g, int64_t N, int64_t C, int64_t M, int64_t gr
     }
 }
 
-/* The fast path for float32: per image and group, unfold the input windows
- * into a [Cg*k, out] matrix (im2col; skipped for 1x1 unit-stride unpadded
- * kernels, where the input already is that matrix) and multiply by the
- * group's [Mg, Cg*k] weights with oneDNN's sgemm. conv_core stays the
- * reference it is checked against. Returns false when sgemm declines. */
-static bool conv_fast_f32(tc_kernel_ctx *k, const geom *g, int64_t N, int64_t C, int64_t M,
-                          int64_t group, const float *x, const float *w, const float *bias,
-                          float *y) {
-  int64_t Cg = C / group, Mg = M / group;
-  int64_t isz = g->in[0] * g->in[1] * g->in[2], ksz = g->k[0] * g->k[1] * g->k[2];
-  int64_t osz = g->out[0] * g->out[1] * g->out[2];
-  bool direct = ksz == 1 && isz == osz;
-  for (size_t d = 0; d < SP; d++)
-    direct = direct && g->s[d] == 1 && g->pb[d] == 0 && g->pe[d] == 0;
-  float *col = direct ? NULL : tc_arena_alloc(k->arena, (size_t)(Cg * ksz * osz) * sizeof *col);
-  if (!direct && !col)
-    return false;
-  for (int64_t n = 0; n < N; n++)
-    for (int64_t gi = 0; gi < group; gi++) {
-      const float *xg = x + (n * C + gi * Cg) * isz;
-      if (!direct) {
-        for (int64_t c = 0; c < Cg; c++)
-          for (int64_t k0 = 0; k0 < g->k[0]; k0++)
-            for (int64_t k1 = 0; k1 < g->k[1]; k1++)
-              for (int64_t k2 = 0; k2 < g->k[2]; k2++) {
-                float *row =
-                    col + ((c * g->k[0] + k0) * g->k[1] * g->k[2] + k1 * g->k[2] + k2) * osz;
-                for (int64_t o0 = 0; o0 < g->out[0]; o0++) {
-                  int64_t i0 = o0 * g->s[0] - g->pb[0] + k0 * g->d[0];
-                  for (int64_t o1 = 0; o1 < g->out[1]; o1++) {
-                    int64_t i1 = o1 * g->s[1] - g->pb[1] + k1 * g->d[1];
-                    float *r = row + (o0 * g->out[1] + o1) * g->out[2];
-                    bool in01 = i0 >= 0 && i0 < g->in[0] && i1 >= 0 && i1 < g->in[1];
-                    const float *xr =
-                        xg + (c * g->in[0] + i0) * g->in[1] * g->in[2] + i1 * g->in[2];
-                    for (int64_t o2 = 0; o2 < g->out[2]; o2++) {
-                      int64_t i2 = o2 * g->s[2] - g->pb[2] + k2 * g->d[2];
-                      r[o2] = in01 && i2 >= 0 && i2 < g->in[2] ? xr[i2] : 0.0f;
-                    }
-                  }
-                }
-              }
-      }
-      float *yg = y + (n * M + gi * Mg) * osz;
-      if (!tc_sgemm(false, false, (size_t)Mg, (size_t)osz, (size_t)(Cg * ksz),
-                    w + gi * Mg * Cg * ksz, direct ? xg : col, yg))
-        return false;
-      for (int64_t m = 0; bias && m < Mg; m++)
-        for (int64_t o = 0; o < osz; o++)
-          yg[m * osz + o] += bias[gi * Mg + m];
-    }
-  return true;
-}
-
 /* Checks X/W shapes of a convolution and builds its geometry. */
 static tc_status conv_setup(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_tensor *w, geom *g,
                             int64_t *group) {
@@ -374,10 +329,122 @@ static tc_status conv_setup(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt
   return make_geom(k, x, w->dims + 2, G_CONV, g);
 }
 
-static tc_status run_conv(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
-                          tc_rt_tensor *out, size_t n_out) {
-  (void)n_out;
-  const tc_rt_tensor *x = in[0], *w = n_in > 1 ? in[1] : NULL, *b = n_in > 2 ? in[2] : NULL;
+/* The oneDNN spec of a float32 convolution with geometry g. */
+static void conv_spec(const geom *g, int64_t N, int64_t C, int64_t M, int64_t group,
+                      bool transposed, tc_conv_spec *c) {
+  memset(c, 0, sizeof *c);
+  c->transposed = transposed;
+  c->nsp = g->nsp;
+  c->N = N, c->C = C, c->M = M, c->group = group;
+  for (size_t i = 0; i < SP; i++) {
+    c->in[i] = g->in[i], c->k[i] = g->k[i], c->out[i] = g->out[i];
+    c->s[i] = g->s[i], c->d[i] = g->d[i], c->pb[i] = g->pb[i], c->pe[i] = g->pe[i];
+  }
+}
+
+/* The node's W value (the oneDNN path caches reordered initializers). */
+static const tc_value *w_value(const tc_kernel_ctx *k) {
+  return k->node && k->node->n_inputs > 1 ? k->node->inputs[1] : NULL;
+}
+
+/* ---- FusedConv activations (com.microsoft.FusedConv; more in ai.tacoc) ---- */
+
+typedef struct act_spec {
+  tc_conv_act kind;
+  float alpha, beta;
+} act_spec;
+
+static const struct {
+  const char *name;
+  tc_conv_act kind;
+  ptrdiff_t n_params; /* -1: activation_params ignored */
+  bool tacoc_only;
+} acts[] = {
+    {"Relu", TC_CONV_ACT_RELU, -1, false},
+    {"Tanh", TC_CONV_ACT_TANH, -1, false},
+    {"Sigmoid", TC_CONV_ACT_SIGMOID, -1, false},
+    {"LeakyRelu", TC_CONV_ACT_LEAKY_RELU, 1, false},
+    {"Clip", TC_CONV_ACT_CLIP, 2, false},
+    {"HardSigmoid", TC_CONV_ACT_HARD_SIGMOID, 2, false},
+    {"HardSwish", TC_CONV_ACT_HARD_SWISH, -1, true},
+    {"Gelu", TC_CONV_ACT_GELU, -1, true},
+    {"Silu", TC_CONV_ACT_SILU, -1, true},
+};
+
+enum { ACT_OK, ACT_UNKNOWN, ACT_BAD_PARAMS };
+
+/* Reads the activation and activation_params attributes of a FusedConv node
+ * as ONNX Runtime does: no activation is the identity, and the parametrized
+ * ones need exactly their parameters. */
+static int act_parse(const tc_node *n, act_spec *a) {
+  memset(a, 0, sizeof *a);
+  if (!tc_node_attr(n, "activation"))
+    return ACT_OK;
+  bool tacoc = tc_domain_equal(n->domain, "ai.tacoc");
+  for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
+    if (!attr_is(n, "activation", acts[i].name, NULL) || (acts[i].tacoc_only && !tacoc))
+      continue;
+    a->kind = acts[i].kind;
+    const float *p;
+    ptrdiff_t np = tc_attr_floats(n, "activation_params", &p);
+    if (acts[i].n_params < 0)
+      return ACT_OK;
+    if (np != acts[i].n_params)
+      return ACT_BAD_PARAMS;
+    a->alpha = p[0];
+    a->beta = np > 1 ? p[1] : 0;
+    return ACT_OK;
+  }
+  return ACT_UNKNOWN;
+}
+
+static double act_apply(const act_spec *a, double v) {
+  switch (a->kind) {
+  case TC_CONV_ACT_NONE: return v;
+  case TC_CONV_ACT_RELU: return v > 0 ? v : 0;
+  case TC_CONV_ACT_LEAKY_RELU: return v >= 0 ? v : a->alpha * v;
+  case TC_CONV_ACT_TANH: return tanh(v);
+  case TC_CONV_ACT_SIGMOID: return 1 / (1 + exp(-v));
+  case TC_CONV_ACT_CLIP: return fmin(fmax(v, a->alpha), a->beta);
+  case TC_CONV_ACT_HARD_SIGMOID: return fmax(0, fmin(1, a->alpha * v + a->beta));
+  case TC_CONV_ACT_HARD_SWISH: return v * fmax(0, fmin(1, v / 6 + 0.5));
+  case TC_CONV_ACT_GELU: return 0.5 * v * (1 + erf(v / sqrt(2.0)));
+  case TC_CONV_ACT_SILU: return v / (1 + exp(-v));
+  }
+  return v;
+}
+
+static const char *const fusedconv_attrs[] = {
+    "activation", "activation_params", "auto_pad", "dilations", "group", "kernel_shape",
+    "pads",       "strides",           NULL};
+
+static tc_status check_fusedconv(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  tc_status st = tc_kernel_check_attrs(n, diag, fusedconv_attrs);
+  if (!st)
+    st = check_one_of(n, diag, "auto_pad", auto_pads);
+  if (st)
+    return st;
+  act_spec a;
+  int r = act_parse(n, &a);
+  if (r == ACT_OK)
+    return TC_STATUS_OK;
+  const tc_attr *at = tc_node_attr(n, "activation");
+  int len = (int)at->s.len;
+  const char *name = (const char *)at->s.data;
+  if (r == ACT_UNKNOWN)
+    return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, n->name ? n->name : "", n->op_type,
+                       "activation '%.*s' is not implemented for %s.FusedConv", len, name,
+                       n->domain ? n->domain : "");
+  return tc_diag_set(diag, TC_STATUS_INVALID, n->name ? n->name : "", n->op_type,
+                     "activation %.*s needs %s activation_params", len, name,
+                     attr_is(n, "activation", "LeakyRelu", NULL) ? "1 value in" : "2 values in");
+}
+
+/* Conv and FusedConv: y = act(conv(x, w) + b + z); b and z may be NULL. */
+static tc_status conv_run(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_tensor *w,
+                          const tc_rt_tensor *b, const tc_rt_tensor *z, const act_spec *act,
+                          tc_rt_tensor *out) {
   if (x && !tc_dtype_is_float(x->dtype))
     return tc_kernel_bad_dtype(k, 0, x->dtype);
   if (w && w->dtype != x->dtype)
@@ -392,19 +459,95 @@ static tc_status run_conv(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_
     return tc_kernel_fail(k, TC_STATUS_INVALID, "B must be a %lld-element tensor of X's dtype",
                           (long long)M);
   out_dims(&g, x->dims[0], M, dims);
+  if (z && (z->dtype != x->dtype || z->rank != x->rank ||
+            memcmp(z->dims, dims, x->rank * sizeof *dims) != 0))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "Z must have the output's shape and X's dtype");
   if ((st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, dims)))
     return st;
-  if (x->dtype == TC_DTYPE_F32 && tc_fast_kernels_enabled() &&
-      conv_fast_f32(k, &g, x->dims[0], x->dims[1], M, group, x->data, w->data, b ? b->data : NULL,
-                    out[0].data))
-    return TC_STATUS_OK;
-  double *xd = load(k, x), *wd = load(k, w), *bd = b ? load(k, b) : NULL,
-         *yd = scratch(k, tc_rt_numel(&out[0]));
+  if (x->dtype == TC_DTYPE_F32 && tc_fast_kernels_enabled()) {
+    tc_conv_spec c;
+    conv_spec(&g, x->dims[0], x->dims[1], M, group, false, &c);
+    c.act = act->kind, c.alpha = act->alpha, c.beta = act->beta;
+    if (tc_dnnl_conv_run(&c, w_value(k), x->data, w->data, b ? b->data : NULL, z ? z->data : NULL,
+                         out[0].data))
+      return TC_STATUS_OK;
+  }
+  size_t ny = tc_rt_numel(&out[0]);
+  double *xd = load(k, x), *wd = load(k, w), *bd = b ? load(k, b) : NULL, *yd = scratch(k, ny);
   if (!xd || !wd || (b && !bd) || !yd)
     return TC_STATUS_NOMEM;
   conv_core(&g, x->dims[0], x->dims[1], M, group, xd, wd, bd, yd);
+  for (size_t i = 0; i < ny; i++)
+    yd[i] = act_apply(act, z ? yd[i] + tc_rt_get_f64(z, i) : yd[i]);
   store(&out[0], yd);
   return TC_STATUS_OK;
+}
+
+static tc_status run_conv(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                          tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  act_spec none = {TC_CONV_ACT_NONE, 0, 0};
+  return conv_run(k, in[0], n_in > 1 ? in[1] : NULL, n_in > 2 ? in[2] : NULL, NULL, &none, out);
+}
+
+/* ai.tacoc.Conv<Act> (tacoc's fuse-conv-activation; the model carries the
+ * decomposition as a function): the activation is in the op name and its
+ * parameters are plain attributes (alpha, beta, min, max). */
+static bool named_act(const tc_node *n, act_spec *a) {
+  memset(a, 0, sizeof *a);
+  if (strncmp(n->op_type, "Conv", 4) != 0)
+    return false;
+  for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
+    if (strcmp(n->op_type + 4, acts[i].name) != 0 || acts[i].kind == TC_CONV_ACT_GELU ||
+        acts[i].kind == TC_CONV_ACT_SILU)
+      continue;
+    a->kind = acts[i].kind;
+    if (a->kind == TC_CONV_ACT_LEAKY_RELU) {
+      a->alpha = tc_attr_float(n, "alpha", 0.01f);
+    } else if (a->kind == TC_CONV_ACT_HARD_SIGMOID) {
+      a->alpha = tc_attr_float(n, "alpha", 0.2f);
+      a->beta = tc_attr_float(n, "beta", 0.5f);
+    } else if (a->kind == TC_CONV_ACT_CLIP) {
+      a->alpha = tc_attr_float(n, "min", -INFINITY);
+      a->beta = tc_attr_float(n, "max", INFINITY);
+    }
+    return true;
+  }
+  return false;
+}
+
+static tc_status check_named_conv(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"auto_pad", "dilations", "group", "kernel_shape",
+                                   "pads",     "strides",   "alpha", "beta",
+                                   "min",      "max",       NULL};
+  act_spec a;
+  tc_status st = tc_kernel_check_attrs(n, diag, ok);
+  if (!st)
+    st = check_one_of(n, diag, "auto_pad", auto_pads);
+  if (!st && !named_act(n, &a))
+    st = tc_diag_set(diag, TC_STATUS_UNSUPPORTED, n->name ? n->name : "", n->op_type,
+                     "no ai.tacoc convolution with this activation");
+  return st;
+}
+
+static tc_status run_named_conv(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  act_spec act;
+  named_act(k->node, &act);
+  return conv_run(k, in[0], n_in > 1 ? in[1] : NULL, n_in > 2 ? in[2] : NULL, NULL, &act, out);
+}
+
+static tc_status run_fusedconv(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                               tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  act_spec act;
+  if (act_parse(k->node, &act) != ACT_OK)
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED,
+                          "this activation or its activation_params are not implemented");
+  return conv_run(k, in[0], n_in > 1 ? in[1] : NULL, n_in > 2 ? in[2] : NULL,
+                  n_in > 3 ? in[3] : NULL, &act, out);
 }
 
 /* ---- ConvTranspose ---- */
@@ -506,6 +649,12 @@ static tc_status run_convt(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size
   out_dims(&g, N, M, dims);
   if ((st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, dims)))
     return st;
+  if (x->dtype == TC_DTYPE_F32 && tc_fast_kernels_enabled()) {
+    tc_conv_spec c;
+    conv_spec(&g, N, C, M, group, true, &c);
+    if (tc_dnnl_conv_run(&c, w_value(k), x->data, w->data, b ? b->data : NULL, NULL, out[0].data))
+      return TC_STATUS_OK;
+  }
   double *xd = load(k, x), *wd = load(k, w), *bd = b ? load(k, b) : NULL,
          *yd = scratch(k, tc_rt_numel(&out[0]));
   if (!xd || !wd || (b && !bd) || !yd)
@@ -821,6 +970,81 @@ static double per_at(const tc_rt_tensor *t, const double *v, int64_t i) {
   return tc_rt_numel(t) == 1 ? v[0] : v[i];
 }
 
+/* Unfolds the windows of one image's group of 8-bit channels x [Cg, in]
+ * into col [Cg * k, out] as int8: uint8 values shifted by -128, positions
+ * in the padding set to pad (x's zero point, shifted alike), so they add
+ * nothing once the zero point is taken off. */
+static void im2col_q8(const geom *g, int64_t Cg, const uint8_t *x, int shift, int8_t pad,
+                      int8_t *col) {
+  int64_t osz = g->out[0] * g->out[1] * g->out[2];
+  for (int64_t c = 0; c < Cg; c++)
+    for (int64_t k0 = 0; k0 < g->k[0]; k0++)
+      for (int64_t k1 = 0; k1 < g->k[1]; k1++)
+        for (int64_t k2 = 0; k2 < g->k[2]; k2++) {
+          int8_t *row = col + ((c * g->k[0] + k0) * g->k[1] * g->k[2] + k1 * g->k[2] + k2) * osz;
+          for (int64_t o0 = 0; o0 < g->out[0]; o0++) {
+            int64_t i0 = o0 * g->s[0] - g->pb[0] + k0 * g->d[0];
+            for (int64_t o1 = 0; o1 < g->out[1]; o1++) {
+              int64_t i1 = o1 * g->s[1] - g->pb[1] + k1 * g->d[1];
+              int8_t *r = row + (o0 * g->out[1] + o1) * g->out[2];
+              bool in01 = i0 >= 0 && i0 < g->in[0] && i1 >= 0 && i1 < g->in[1];
+              const uint8_t *xr = in01 ? x + ((c * g->in[0] + i0) * g->in[1] + i1) * g->in[2] : x;
+              for (int64_t o2 = 0; o2 < g->out[2]; o2++) {
+                int64_t i2 = o2 * g->s[2] - g->pb[2] + k2 * g->d[2];
+                r[o2] = in01 && i2 >= 0 && i2 < g->in[2] ? (int8_t)(xr[i2] - shift) : pad;
+              }
+            }
+          }
+        }
+}
+
+/* The integer conv through oneDNN's exact int8 GEMM (tc_gemm_q8): per image
+ * and group, y[Mg, out] = (w_g - w_zero_point)(col - x_zero_point) + B, col
+ * the unfolded input (or x itself for 1x1 unit-stride unpadded kernels).
+ * False when the GEMM would not be exact here or memory runs out. */
+static bool qconv_fast(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_tensor *xzp,
+                       const tc_rt_tensor *w, const tc_rt_tensor *wzp, const tc_rt_tensor *b,
+                       const geom *g, int64_t group, double *y) {
+  int64_t N = x->dims[0], C = x->dims[1], M = w->dims[0], Cg = C / group, Mg = M / group;
+  int64_t isz = g->in[0] * g->in[1] * g->in[2], ksz = g->k[0] * g->k[1] * g->k[2];
+  int64_t osz = g->out[0] * g->out[1] * g->out[2];
+  size_t K = (size_t)(Cg * ksz), nwz = wzp ? tc_rt_numel(wzp) : 0;
+  if (!tc_gemm_q8_exact(K))
+    return false;
+  bool direct = ksz == 1 && isz == osz;
+  for (size_t d = 0; d < SP; d++)
+    direct = direct && g->s[d] == 1 && g->pb[d] == 0 && g->pe[d] == 0;
+  int shift = x->dtype == TC_DTYPE_U8 ? 128 : 0;
+  int32_t xz = xzp ? (int32_t)tc_rt_get_i64(xzp, 0) : 0, bz = direct ? xz : xz - shift;
+  int32_t *wz = nwz ? tc_arena_alloc(k->arena, nwz * sizeof *wz) : NULL;
+  int32_t *acc = tc_arena_alloc(k->arena, (size_t)(Mg * osz) * sizeof *acc);
+  int8_t *col = direct ? NULL : tc_arena_alloc(k->arena, K * (size_t)osz);
+  if ((nwz && !wz) || !acc || (!direct && !col))
+    return false;
+  for (size_t i = 0; i < nwz; i++)
+    wz[i] = (int32_t)tc_rt_get_i64(wzp, i);
+  const int32_t *bias = b ? b->data : NULL;
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t gi = 0; gi < group; gi++) {
+      const uint8_t *xg = (const uint8_t *)x->data + (n * C + gi * Cg) * isz;
+      if (!direct)
+        im2col_q8(g, Cg, xg, shift, (int8_t)(xz - shift), col);
+      const int32_t *az = nwz == 1 ? wz : wz ? wz + gi * Mg : NULL;
+      if (!tc_gemm_q8((size_t)Mg, (size_t)osz, K, w->dtype,
+                      (const int8_t *)w->data + gi * Mg * (int64_t)K, az,
+                      nwz == 1 ? 1 : (size_t)(wz ? Mg : 0), direct ? x->dtype : TC_DTYPE_I8,
+                      direct ? (const void *)xg : col, &bz, 1, acc))
+        return false;
+      for (int64_t m = 0; m < Mg; m++) {
+        double *yo = y + (n * M + gi * Mg + m) * osz;
+        int64_t bm = bias ? bias[gi * Mg + m] : 0;
+        for (int64_t o = 0; o < osz; o++)
+          yo[o] = (double)(acc[m * osz + o] + bm);
+      }
+    }
+  return true;
+}
+
 /* Integer conv of quantized x and w minus their zero points; y as doubles
  * (exact: integer sums stay far below 2^53). */
 static tc_status qconv(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_tensor *xzp,
@@ -839,6 +1063,11 @@ static tc_status qconv(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_tens
   if (b && (b->dtype != TC_DTYPE_I32 || tc_rt_numel(b) != (size_t)M))
     return tc_kernel_fail(k, TC_STATUS_INVALID, "B must be an int32 tensor of %lld entries",
                           (long long)M);
+  *ny = (size_t)(x->dims[0] * M * g->out[0] * g->out[1] * g->out[2]);
+  if (!(*y = scratch(k, *ny)))
+    return TC_STATUS_NOMEM;
+  if (*ny == 0 || (tc_fast_kernels_enabled() && qconv_fast(k, x, xzp, w, wzp, b, g, group, *y)))
+    return TC_STATUS_OK;
   double *xd = load(k, x), *wd = load(k, w), *bd = b ? load(k, b) : NULL;
   if (!xd || !wd || (b && !bd))
     return TC_STATUS_NOMEM;
@@ -849,9 +1078,6 @@ static tc_status qconv(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_tens
   if (wzp)
     for (size_t i = 0; i < nw; i++)
       wd[i] -= tc_rt_get_f64(wzp, tc_rt_numel(wzp) == 1 ? 0 : i / per_m);
-  *ny = (size_t)(x->dims[0] * M * g->out[0] * g->out[1] * g->out[2]);
-  if (!(*y = scratch(k, *ny)))
-    return TC_STATUS_NOMEM;
   conv_core(g, x->dims[0], x->dims[1], M, group, xd, wd, bd, *y);
   return TC_STATUS_OK;
 }
@@ -926,6 +1152,30 @@ static tc_status run_qlinearconv(tc_kernel_ctx *k, const tc_rt_tensor *const *in
 
 /* ---- QLinearMatMul ---- */
 
+/* Zero points as int32 and the accumulator of the int8 GEMM path. */
+typedef struct qmm_fast {
+  int32_t *az, *bz, *acc;
+  size_t n_az, n_bz;
+} qmm_fast;
+
+static int32_t *zp_values(tc_kernel_ctx *k, const tc_rt_tensor *zp, size_t *n) {
+  *n = zp ? tc_rt_numel(zp) : 0;
+  int32_t *v = zp ? tc_arena_alloc(k->arena, (*n ? *n : 1) * sizeof *v) : NULL;
+  for (size_t i = 0; v && i < *n; i++)
+    v[i] = (int32_t)tc_rt_get_i64(zp, i);
+  return v;
+}
+
+static tc_status qmm_fast_init(tc_kernel_ctx *k, const tc_rt_tensor *azp, const tc_rt_tensor *bzp,
+                               size_t mn, qmm_fast *f) {
+  f->az = zp_values(k, azp, &f->n_az);
+  f->bz = zp_values(k, bzp, &f->n_bz);
+  f->acc = tc_arena_alloc(k->arena, mn * sizeof *f->acc);
+  if ((azp && !f->az) || (bzp && !f->bz) || !f->acc)
+    return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory for a scratch buffer");
+  return TC_STATUS_OK;
+}
+
 static tc_status run_qlinearmatmul(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                                    tc_rt_tensor *out, size_t n_out) {
   (void)n_out;
@@ -978,8 +1228,8 @@ static tc_status run_qlinearmatmul(tc_kernel_ctx *k, const tc_rt_tensor *const *
   int32_t odt = yzp ? yzp->dtype : a->dtype;
   if ((st = tc_kernel_alloc(k, &out[0], odt, orank, odims)))
     return st;
-  double *ad = load(k, a), *bd = load(k, b), *asd = load(k, as), *bsd = load(k, bs);
-  if (!ad || !bd || !asd || !bsd)
+  double *ad = NULL, *bd = NULL, *asd = load(k, as), *bsd = load(k, bs);
+  if (!asd || !bsd)
     return TC_STATUS_NOMEM;
   double azd = 0, bzd = 0;
   float ysv = (float)tc_rt_get_f64(ys, 0);
@@ -989,6 +1239,12 @@ static tc_status run_qlinearmatmul(tc_kernel_ctx *k, const tc_rt_tensor *const *
   size_t nb = 1;
   for (size_t i = 0; i < brank; i++)
     nb *= (size_t)bdims[i];
+  /* The fast path: each product through oneDNN's exact int8 GEMM. */
+  qmm_fast fast = {0};
+  if (tc_fast_kernels_enabled() && (!azp || is_q8(azp->dtype)) && (!bzp || is_q8(bzp->dtype)) &&
+      tc_gemm_q8_exact((size_t)K) && M * N > 0 &&
+      (st = qmm_fast_init(k, azp, bzp, (size_t)(M * N), &fast)))
+    return st;
   for (size_t bi = 0; bi < nb; bi++) {
     int64_t oa = 0, ob = 0;
     size_t r = bi;
@@ -997,14 +1253,24 @@ static tc_status run_qlinearmatmul(tc_kernel_ctx *k, const tc_rt_tensor *const *
       r /= (size_t)bdims[d];
       oa += c * sa[d], ob += c * sb[d];
     }
-    const double *ap = ad + oa * M * K, *bp = bd + ob * K * N;
+    bool got =
+        fast.acc && tc_gemm_q8((size_t)M, (size_t)N, (size_t)K, a->dtype,
+                               (const uint8_t *)a->data + oa * M * K, fast.az, fast.n_az, b->dtype,
+                               (const uint8_t *)b->data + ob * K * N, fast.bz, fast.n_bz, fast.acc);
+    if (!got && !ad && (!(ad = load(k, a)) || !(bd = load(k, b))))
+      return TC_STATUS_NOMEM;
+    const double *ap = got ? NULL : ad + oa * M * K, *bp = got ? NULL : bd + ob * K * N;
     for (int64_t i = 0; i < M; i++)
       for (int64_t j = 0; j < N; j++) {
-        azd = azp ? tc_rt_get_f64(azp, tc_rt_numel(azp) == 1 ? 0 : (size_t)i) : 0;
-        bzd = bzp ? tc_rt_get_f64(bzp, tc_rt_numel(bzp) == 1 ? 0 : (size_t)j) : 0;
         double acc = 0;
-        for (int64_t kk = 0; kk < K; kk++)
-          acc += (ap[i * K + kk] - azd) * (bp[kk * N + j] - bzd);
+        if (got) {
+          acc = fast.acc[i * N + j];
+        } else {
+          azd = azp ? tc_rt_get_f64(azp, tc_rt_numel(azp) == 1 ? 0 : (size_t)i) : 0;
+          bzd = bzp ? tc_rt_get_f64(bzp, tc_rt_numel(bzp) == 1 ? 0 : (size_t)j) : 0;
+          for (int64_t kk = 0; kk < K; kk++)
+            acc += (ap[i * K + kk] - azd) * (bp[kk * N + j] - bzd);
+        }
         float mult = (float)per_at(as, asd, i) * (float)per_at(bs, bsd, j) / ysv;
         double v = nearbyint(acc * (double)mult) + yz;
         qset(&out[0], bi * (size_t)(M * N) + (size_t)(i * N + j), clamp64(v, lo, hi));
@@ -1730,6 +1996,15 @@ static tc_status run_unpool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
 
 const tc_kernel_def tc_kernels_conv[] = {
     {"Conv", "", 1, run_conv, check_conv},
+    {"FusedConv", "com.microsoft", 1, run_fusedconv, check_fusedconv},
+    {"FusedConv", "ai.tacoc", 1, run_fusedconv, check_fusedconv},
+    {"ConvRelu", "ai.tacoc", 1, run_named_conv, check_named_conv},
+    {"ConvLeakyRelu", "ai.tacoc", 1, run_named_conv, check_named_conv},
+    {"ConvClip", "ai.tacoc", 1, run_named_conv, check_named_conv},
+    {"ConvSigmoid", "ai.tacoc", 1, run_named_conv, check_named_conv},
+    {"ConvHardSigmoid", "ai.tacoc", 1, run_named_conv, check_named_conv},
+    {"ConvHardSwish", "ai.tacoc", 1, run_named_conv, check_named_conv},
+    {"ConvTanh", "ai.tacoc", 1, run_named_conv, check_named_conv},
     {"ConvTranspose", "", 1, run_convt, check_convt},
     {"MaxPool", "", 1, run_maxpool, check_maxpool},
     {"AveragePool", "", 1, run_avgpool, check_avgpool},

@@ -291,6 +291,63 @@ static tc_status int_minus_zp(tc_kernel_ctx *k, const tc_rt_tensor *t, const tc_
   return TC_STATUS_OK;
 }
 
+/* MatMulInteger through oneDNN's exact int8 GEMM (tc_gemm_q8), product by
+ * product over the broadcast batch. *done stays false when that path does
+ * not apply (nothing allocated) or a GEMM fails (out of memory); the
+ * reference then runs. */
+static tc_status matmulinteger_fast(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_tensor *B,
+                                    const tc_rt_tensor *az, const tc_rt_tensor *bz,
+                                    tc_rt_tensor *out, bool *done) {
+  *done = false;
+  if (!tc_fast_kernels_enabled() || A->rank == 0 || B->rank == 0)
+    return TC_STATUS_OK;
+  bool a1 = A->rank == 1, b1 = B->rank == 1;
+  size_t M = a1 ? 1 : (size_t)A->dims[A->rank - 2], K = (size_t)A->dims[A->rank - 1];
+  size_t Kb = b1 ? (size_t)B->dims[0] : (size_t)B->dims[B->rank - 2];
+  size_t N = b1 ? 1 : (size_t)B->dims[B->rank - 1];
+  size_t naz = az ? tc_rt_numel(az) : 0, nbz = bz ? tc_rt_numel(bz) : 0;
+  if (K != Kb || !tc_gemm_q8_exact(K) || (naz > 1 && (az->rank != 1 || naz != M)) ||
+      (nbz > 1 && (b1 || bz->rank != 1 || nbz != N)))
+    return TC_STATUS_OK;
+  tc_rt_tensor ba = {0}, bb = {0};
+  ba.rank = a1 ? 0 : A->rank - 2;
+  bb.rank = b1 ? 0 : B->rank - 2;
+  memcpy(ba.dims, A->dims, ba.rank * sizeof(int64_t));
+  memcpy(bb.dims, B->dims, bb.rank * sizeof(int64_t));
+  const tc_rt_tensor *bt[2] = {&ba, &bb};
+  size_t brank;
+  int64_t dims[TC_MAX_RANK + 2], sa[TC_MAX_RANK], sb[TC_MAX_RANK];
+  tc_status st = tc_broadcast_shape(k, bt, 2, &brank, dims);
+  if (st)
+    return st;
+  tc_broadcast_strides(&ba, brank, dims, sa);
+  tc_broadcast_strides(&bb, brank, dims, sb);
+  size_t orank = brank;
+  if (!a1)
+    dims[orank++] = (int64_t)M;
+  if (!b1)
+    dims[orank++] = (int64_t)N;
+  int32_t *azv = scratch(k, naz, sizeof *azv), *bzv = scratch(k, nbz, sizeof *bzv);
+  if (!azv || !bzv)
+    return NOMEM(k);
+  for (size_t i = 0; i < naz; i++)
+    azv[i] = (int32_t)tc_rt_get_i64(az, i);
+  for (size_t i = 0; i < nbz; i++)
+    bzv[i] = (int32_t)tc_rt_get_i64(bz, i);
+  if ((st = tc_kernel_alloc(k, out, TC_DTYPE_I32, orank, dims)))
+    return st;
+  size_t nb = prod_dims(dims, 0, brank);
+  for (size_t bi = 0; M && N && bi < nb; bi++) {
+    size_t oa = bcast_offset(bi, brank, dims, sa), ob = bcast_offset(bi, brank, dims, sb);
+    if (!tc_gemm_q8(M, N, K, A->dtype, (const uint8_t *)A->data + oa * M * K, naz ? azv : NULL, naz,
+                    B->dtype, (const uint8_t *)B->data + ob * K * N, nbz ? bzv : NULL, nbz,
+                    (int32_t *)out->data + bi * M * N))
+      return TC_STATUS_OK;
+  }
+  *done = true;
+  return TC_STATUS_OK;
+}
+
 static tc_status run_matmulinteger(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                                    tc_rt_tensor *out, size_t n_out) {
   (void)n_out;
@@ -302,9 +359,12 @@ static tc_status run_matmulinteger(tc_kernel_ctx *k, const tc_rt_tensor *const *
   for (size_t i = 0; i < 4; i++)
     if (chk[i] && chk[i]->dtype != TC_DTYPE_U8 && chk[i]->dtype != TC_DTYPE_I8)
       return tc_kernel_bad_dtype(k, i, chk[i]->dtype);
+  bool done;
+  tc_status st = matmulinteger_fast(k, A, B, az, bz, out, &done);
+  if (st || done)
+    return st;
   /* a 1-D A is a single row: its zero point is then a scalar */
   const void *a, *b;
-  tc_status st;
   if ((st = int_minus_zp(k, A, az, true, "a_zero_point", &a)) ||
       (st = int_minus_zp(k, B, bz, false, "b_zero_point", &b)))
     return st;

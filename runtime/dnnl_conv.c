@@ -1,0 +1,684 @@
+/* The expert-library path for convolutions: Conv, ConvTranspose and
+ * FusedConv in float32 through oneDNN (de)convolution primitives
+ * (algorithm direct), with the bias, a summed input (FusedConv's Z) and an
+ * activation inside the primitive (sum and eltwise post-ops) except on the
+ * plain layout (below). The reference kernels in kernels/conv.c stay the
+ * definition of correct; tests compare the two.
+ *
+ * Layouts. Runtime tensors are plain (NCHW). Measured on a 2-core AVX-512
+ * machine at batch 1 (oneDNN 2.6, ResNet-50 shapes, 1 and 2 threads): 3x3
+ * and 7x7 convs run 25-35% faster with the layouts oneDNN picks (nChw16c
+ * activations, blocked weights), reorders of x and y included; grouped and
+ * depthwise ones 3-8x faster. Ungrouped 1x1 convs run 10-25% faster plain
+ * (oneDNN's GEMM-based kernel) than blocked with the reorders when the
+ * output has 14x14 positions or more, but 20-30% slower at 7x7. So those
+ * stay plain down to PLAIN_MIN_OUT output positions, and every other case
+ * lets oneDNN pick (format any). The GEMM-based kernel applies post-ops
+ * slowly (a sum takes 1.3-4x the time), so on the plain layout the summed
+ * input and the activation come after the primitive, from a binary add
+ * (of z, or of a broadcast zero) carrying the activation as its post-op.
+ *
+ * Cache. One entry per (spec, bias?, sum?, weights identity) holds the
+ * primitive, its reorders and, for initializer weights, the weights already
+ * reordered. Initializer weights are identified by their model and the
+ * payload buffer of the IR tensor (buffer, offset, length); the entry holds
+ * a reference on that buffer, so no other payload can take its address while
+ * the entry lives, and payloads are never changed in place. A sampled
+ * comparison of W with the payload guards against a caller passing other
+ * data for the node. The model's arena gets a hook that drops its entries
+ * when the model is freed (sessions end before their model). Other weights
+ * (graph inputs, computed values) are reordered on every call. Entries are
+ * reference-counted while a run uses them and evicted least recently used
+ * first; oneDNN's refusals are cached too.
+ *
+ * Threads. Every primitive uses a user-managed scratchpad and each thread
+ * has its own stream and workspace (scratchpad, blocked x and y, per-call
+ * weights), so sessions on several threads share primitives safely. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include "kernel.h"
+
+/* oneDNN runs on OpenMP here (see blas.c). */
+int omp_get_max_threads(void);
+
+#define MAX_ENTRIES 512
+#define MAX_WEIGHT_BYTES ((size_t)1 << 30)
+#define ALIGN ((size_t)64)
+
+typedef struct ckey {
+  uint64_t hash;
+  tc_conv_spec spec;
+  bool bias, sum;
+  int threads;           /* oneDNN splits work for the thread count at creation */
+  const tc_model *model; /* the weights' model and payload; NULL: not cached */
+  const tc_buffer *wbuf;
+  size_t woff, wlen;
+} ckey;
+
+typedef struct prim {
+  dnnl_primitive_t p; /* NULL: not needed */
+  dnnl_memory_desc_t scratch_md;
+  size_t scratch;
+} prim;
+
+typedef struct centry {
+  struct centry *prev, *next;
+  ckey key;
+  int refs;
+  bool declined;                           /* oneDNN refused the case */
+  prim conv, x_in, y_out, z_in, w_in, add; /* add: y = act(y + z) after conv */
+  dnnl_memory_desc_t x_md, y_md, w_md, b_md, x_user, y_user, w_user;
+  dnnl_memory_desc_t one_md; /* a broadcast scalar, the add's z without one */
+  size_t scratch, x_bytes, y_bytes, w_bytes, y_plain;
+  void *wdata; /* the weights in w_md, when cached */
+  tc_buffer *wref;
+} centry;
+
+typedef struct wspace {
+  dnnl_stream_t stream;
+  void *buf;
+  size_t cap;
+} wspace;
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static dnnl_engine_t engine;
+static pthread_key_t ws_key;
+static bool ws_key_ok;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static centry *head, *tail;
+static size_t n_entries, weight_bytes;
+
+/* Models whose arena runs model_freed when they are freed. */
+typedef struct hooked {
+  const tc_model *m;
+  struct hooked *next;
+} hooked;
+static hooked *hooked_models;
+
+static void ws_free(void *p) {
+  wspace *w = p;
+  if (w->stream)
+    dnnl_stream_destroy(w->stream);
+  free(w->buf);
+  free(w);
+}
+
+static void init_once(void) {
+  if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success)
+    engine = NULL;
+  ws_key_ok = pthread_key_create(&ws_key, ws_free) == 0;
+}
+
+static size_t round_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
+
+/* The calling thread's stream and a workspace of at least need bytes. */
+static wspace *ws_get(size_t need) {
+  wspace *w = pthread_getspecific(ws_key);
+  if (!w) {
+    if (!(w = calloc(1, sizeof *w)))
+      return NULL;
+    if (dnnl_stream_create(&w->stream, engine, dnnl_stream_default_flags) != dnnl_success ||
+        pthread_setspecific(ws_key, w) != 0) {
+      ws_free(w);
+      return NULL;
+    }
+  }
+  if (w->cap < need || !w->buf) {
+    free(w->buf);
+    w->cap = round_up(need ? need : 1);
+    if (!(w->buf = aligned_alloc(ALIGN, w->cap))) {
+      w->cap = 0;
+      return NULL;
+    }
+  }
+  return w;
+}
+
+/* ---- memory descriptors ---- */
+
+static int64_t ksize(const tc_conv_spec *c) { return c->k[0] * c->k[1] * c->k[2]; }
+
+/* Output positions from which ungrouped 1x1 convs run plain (see above). */
+#define PLAIN_MIN_OUT 100
+
+static bool plain_layout(const tc_conv_spec *c) {
+  return !c->transposed && c->group == 1 && ksize(c) == 1 &&
+         c->out[0] * c->out[1] * c->out[2] >= PLAIN_MIN_OUT;
+}
+
+static bool md_dense(dnnl_memory_desc_t *md, int nd, const dnnl_dim_t *dims) {
+  dnnl_dims_t st;
+  st[nd - 1] = 1;
+  for (int i = nd - 2; i >= 0; i--)
+    st[i] = st[i + 1] * dims[i + 1];
+  return dnnl_memory_desc_init_by_strides(md, nd, dims, dnnl_f32, st) == dnnl_success;
+}
+
+static bool md_any(dnnl_memory_desc_t *md, int nd, const dnnl_dim_t *dims) {
+  return dnnl_memory_desc_init_by_tag(md, nd, dims, dnnl_f32, dnnl_format_tag_any) == dnnl_success;
+}
+
+/* The weights as the runtime holds them. oneDNN's logical order is
+ * ([G,] O, I, k...); ConvTranspose stores I before O ([C, M/group, k]). */
+static bool md_weights(const tc_conv_spec *c, bool plain, dnnl_memory_desc_t *user,
+                       dnnl_memory_desc_t *any) {
+  int nsp = (int)c->nsp, g = c->group > 1;
+  int64_t ksz = ksize(c), Mg = c->M / c->group, Cg = c->C / c->group;
+  dnnl_dims_t dims, st;
+  int nd = 0;
+  if (g)
+    dims[nd++] = c->group;
+  dims[nd++] = Mg;
+  dims[nd++] = Cg;
+  for (int i = 0; i < nsp; i++)
+    dims[nd++] = c->k[i];
+  if (!c->transposed) {
+    if (!md_dense(user, nd, dims))
+      return false;
+  } else {
+    st[nd - 1] = 1;
+    for (int i = nd - 2; i >= g + 2; i--)
+      st[i] = st[i + 1] * dims[i + 1];
+    st[g] = ksz;          /* O */
+    st[g + 1] = Mg * ksz; /* I */
+    if (g)
+      st[0] = Cg * Mg * ksz; /* G */
+    if (dnnl_memory_desc_init_by_strides(user, nd, dims, dnnl_f32, st) != dnnl_success)
+      return false;
+  }
+  if (plain) {
+    *any = *user;
+    return true;
+  }
+  return md_any(any, nd, dims);
+}
+
+static bool post_ops(const tc_conv_spec *c, bool sum, dnnl_primitive_attr_t attr) {
+  if (!sum && c->act == TC_CONV_ACT_NONE)
+    return true;
+  dnnl_post_ops_t po;
+  if (dnnl_post_ops_create(&po) != dnnl_success)
+    return false;
+  bool ok = !sum || dnnl_post_ops_append_sum(po, 1.0f) == dnnl_success;
+  dnnl_alg_kind_t alg = dnnl_alg_kind_undef;
+  float a = 0, b = 0;
+  switch (c->act) {
+  case TC_CONV_ACT_NONE: break;
+  case TC_CONV_ACT_RELU: alg = dnnl_eltwise_relu; break;
+  case TC_CONV_ACT_LEAKY_RELU: alg = dnnl_eltwise_relu, a = c->alpha; break;
+  case TC_CONV_ACT_TANH: alg = dnnl_eltwise_tanh; break;
+  case TC_CONV_ACT_SIGMOID: alg = dnnl_eltwise_logistic; break;
+  case TC_CONV_ACT_CLIP: alg = dnnl_eltwise_clip, a = c->alpha, b = c->beta; break;
+  case TC_CONV_ACT_HARD_SIGMOID: /* oneDNN 2.6 has no hardsigmoid: linear, then clip */
+    ok = ok && dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_linear, c->alpha, c->beta) ==
+                   dnnl_success;
+    alg = dnnl_eltwise_clip, a = 0, b = 1;
+    break;
+  case TC_CONV_ACT_HARD_SWISH: alg = dnnl_eltwise_hardswish; break;
+  case TC_CONV_ACT_GELU: alg = dnnl_eltwise_gelu_erf; break;
+  case TC_CONV_ACT_SILU: alg = dnnl_eltwise_swish, a = 1; break;
+  }
+  if (alg != dnnl_alg_kind_undef)
+    ok = ok && dnnl_post_ops_append_eltwise(po, 1.0f, alg, a, b) == dnnl_success;
+  ok = ok && dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
+  dnnl_post_ops_destroy(po);
+  return ok;
+}
+
+static bool user_scratchpad(dnnl_primitive_attr_t *attr) {
+  if (dnnl_primitive_attr_create(attr) != dnnl_success)
+    return false;
+  if (dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user) == dnnl_success)
+    return true;
+  dnnl_primitive_attr_destroy(*attr);
+  return false;
+}
+
+/* Creates p from pd (which it destroys) and reads its scratchpad size. */
+static bool prim_from(prim *p, dnnl_primitive_desc_t pd) {
+  const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+  if (sp) {
+    p->scratch_md = *sp;
+    p->scratch = dnnl_memory_desc_get_size(sp);
+  }
+  bool ok = dnnl_primitive_create(&p->p, pd) == dnnl_success;
+  if (!ok)
+    p->p = NULL;
+  dnnl_primitive_desc_destroy(pd);
+  return ok;
+}
+
+/* A reorder from a to b, or none (p->p NULL) when the layouts agree. */
+static bool reorder_make(prim *p, const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b) {
+  if (dnnl_memory_desc_equal(a, b))
+    return true;
+  dnnl_primitive_attr_t attr;
+  if (!user_scratchpad(&attr))
+    return false;
+  dnnl_primitive_desc_t pd;
+  bool ok = dnnl_reorder_primitive_desc_create(&pd, a, engine, b, engine, attr) == dnnl_success;
+  dnnl_primitive_attr_destroy(attr);
+  return ok && prim_from(p, pd);
+}
+
+/* y = act(y + z) in place, z shaped like y (md) or a broadcast scalar
+ * (z_md): the plain layout's post-ops (see the top of the file). */
+static bool add_make(prim *p, const tc_conv_spec *c, const dnnl_memory_desc_t *md,
+                     const dnnl_memory_desc_t *z_md) {
+  dnnl_binary_desc_t bd;
+  dnnl_primitive_attr_t attr;
+  if (dnnl_binary_desc_init(&bd, dnnl_binary_add, md, z_md, md) != dnnl_success ||
+      !user_scratchpad(&attr))
+    return false;
+  dnnl_primitive_desc_t pd;
+  bool ok = post_ops(c, false, attr) &&
+            dnnl_primitive_desc_create(&pd, &bd, attr, engine, NULL) == dnnl_success;
+  dnnl_primitive_attr_destroy(attr);
+  return ok && prim_from(p, pd);
+}
+
+static void prim_free(prim *p) {
+  if (p->p)
+    dnnl_primitive_destroy(p->p);
+}
+
+static void entry_free(centry *e) {
+  prim *ps[] = {&e->conv, &e->x_in, &e->y_out, &e->z_in, &e->w_in, &e->add};
+  for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
+    prim_free(ps[i]);
+  free(e->wdata);
+  tc_buffer_unref(e->wref);
+  free(e);
+}
+
+/* ---- execution ---- */
+
+static bool mem(dnnl_memory_t *m, const dnnl_memory_desc_t *md, const void *data) {
+  if (dnnl_memory_create(m, md, engine, (void *)data) == dnnl_success)
+    return true;
+  *m = NULL;
+  return false;
+}
+
+/* Runs p with args (n of them) and, when p has one, the scratchpad. */
+static bool exec(const prim *p, wspace *ws, dnnl_exec_arg_t *args, int n) {
+  dnnl_memory_t sp = NULL;
+  bool ok = true;
+  if (p->scratch) {
+    ok = mem(&sp, &p->scratch_md, ws->buf);
+    args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, sp};
+  }
+  ok = ok && dnnl_primitive_execute(p->p, ws->stream, n, args) == dnnl_success;
+  if (sp)
+    dnnl_memory_destroy(sp);
+  return ok;
+}
+
+static bool reorder_run(const prim *p, wspace *ws, const dnnl_memory_desc_t *amd, const void *a,
+                        const dnnl_memory_desc_t *bmd, void *b) {
+  dnnl_memory_t ma = NULL, mb = NULL;
+  bool ok = mem(&ma, amd, a) && mem(&mb, bmd, b);
+  dnnl_exec_arg_t args[3] = {{DNNL_ARG_FROM, ma}, {DNNL_ARG_TO, mb}};
+  ok = ok && exec(p, ws, args, 2);
+  if (ma)
+    dnnl_memory_destroy(ma);
+  if (mb)
+    dnnl_memory_destroy(mb);
+  return ok;
+}
+
+/* Builds the entry for key (declined when oneDNN refuses the case); w is
+ * reordered into the entry when the key names a weights payload. NULL when
+ * memory runs out. */
+static centry *entry_build(const ckey *key, const float *w) {
+  centry *e = calloc(1, sizeof *e);
+  if (!e)
+    return NULL;
+  e->key = *key;
+  e->declined = true;
+  const tc_conv_spec *c = &key->spec;
+  int nsp = (int)c->nsp, nd = 2 + nsp;
+  dnnl_dims_t xd = {c->N, c->C}, yd = {c->N, c->M}, bd = {c->M}, st, dil, pl, pr;
+  for (int i = 0; i < nsp; i++) {
+    xd[2 + i] = c->in[i];
+    yd[2 + i] = c->out[i];
+    st[i] = c->s[i];
+    dil[i] = c->d[i] - 1;
+    pl[i] = c->pb[i];
+    /* transposed: out = (in - 1) s + (k - 1) d + 1 - pb - pr */
+    pr[i] = c->transposed
+                ? (c->in[i] - 1) * c->s[i] + (c->k[i] - 1) * c->d[i] + 1 - c->pb[i] - c->out[i]
+                : c->pe[i];
+  }
+  bool plain = plain_layout(c);
+  dnnl_memory_desc_t xa, ya, wa;
+  if (!md_dense(&e->x_user, nd, xd) || !md_dense(&e->y_user, nd, yd) ||
+      !md_weights(c, plain, &e->w_user, &wa) || !md_dense(&e->b_md, 1, bd))
+    return e;
+  if (plain)
+    xa = e->x_user, ya = e->y_user;
+  else if (!md_any(&xa, nd, xd) || !md_any(&ya, nd, yd))
+    return e;
+  dnnl_convolution_desc_t cd;
+  const dnnl_memory_desc_t *bmd = key->bias ? &e->b_md : NULL;
+  dnnl_status_t s =
+      c->transposed ? dnnl_dilated_deconvolution_forward_desc_init(&cd, dnnl_forward_inference,
+                                                                   dnnl_deconvolution_direct, &xa,
+                                                                   &wa, bmd, &ya, st, dil, pl, pr)
+                    : dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference,
+                                                                 dnnl_convolution_direct, &xa, &wa,
+                                                                 bmd, &ya, st, dil, pl, pr);
+  dnnl_primitive_attr_t attr;
+  if (s != dnnl_success || !user_scratchpad(&attr))
+    return e;
+  dnnl_primitive_desc_t pd = NULL;
+  bool add = plain && (key->sum || c->act != TC_CONV_ACT_NONE);
+  bool ok = (add || post_ops(c, key->sum, attr)) &&
+            dnnl_primitive_desc_create(&pd, &cd, attr, engine, NULL) == dnnl_success;
+  dnnl_primitive_attr_destroy(attr);
+  if (!ok)
+    return e;
+  e->x_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+  e->y_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+  e->w_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+  if (!prim_from(&e->conv, pd) || !reorder_make(&e->x_in, &e->x_user, &e->x_md) ||
+      !reorder_make(&e->y_out, &e->y_md, &e->y_user) ||
+      (key->sum && !reorder_make(&e->z_in, &e->y_user, &e->y_md)) ||
+      !reorder_make(&e->w_in, &e->w_user, &e->w_md))
+    return e;
+  e->x_bytes = e->x_in.p ? round_up(dnnl_memory_desc_get_size(&e->x_md)) : 0;
+  e->y_bytes = e->y_out.p ? round_up(dnnl_memory_desc_get_size(&e->y_md)) : 0;
+  e->w_bytes = e->w_in.p ? round_up(dnnl_memory_desc_get_size(&e->w_md)) : 0;
+  e->y_plain = dnnl_memory_desc_get_size(&e->y_user);
+  dnnl_dims_t ones = {1, 1, 1, 1, 1};
+  if (add && (!md_dense(&e->one_md, nd, ones) ||
+              !add_make(&e->add, c, &e->y_user, key->sum ? &e->y_user : &e->one_md)))
+    return e;
+  const prim *ps[] = {&e->conv, &e->x_in, &e->y_out, &e->z_in, &e->w_in, &e->add};
+  for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
+    if (ps[i]->scratch > e->scratch)
+      e->scratch = ps[i]->scratch;
+  e->scratch = round_up(e->scratch);
+  if (key->wbuf && e->w_in.p) {
+    wspace *ws = ws_get(e->scratch);
+    if (!ws || !(e->wdata = aligned_alloc(ALIGN, e->w_bytes)) ||
+        !reorder_run(&e->w_in, ws, &e->w_user, w, &e->w_md, e->wdata) ||
+        dnnl_stream_wait(ws->stream) != dnnl_success) {
+      entry_free(e); /* out of memory: not remembered as a refusal */
+      return NULL;
+    }
+  }
+  e->declined = false;
+  return e;
+}
+
+static bool entry_run(const centry *e, const float *x, const float *w, const float *b,
+                      const float *z, float *y) {
+  bool w_tmp = e->w_in.p && !e->wdata;
+  wspace *ws = ws_get(e->scratch + e->x_bytes + e->y_bytes + (w_tmp ? e->w_bytes : 0));
+  if (!ws)
+    return false;
+  char *p = (char *)ws->buf + e->scratch;
+  void *xb = p, *yb = p + e->x_bytes, *wb = p + e->x_bytes + e->y_bytes;
+  const void *xs = e->x_in.p ? xb : x, *wsrc = e->wdata ? e->wdata : w_tmp ? wb : w;
+  void *yd = e->y_out.p ? yb : y;
+  bool ok = true;
+  if (e->x_in.p)
+    ok = reorder_run(&e->x_in, ws, &e->x_user, x, &e->x_md, xb);
+  if (ok && w_tmp)
+    ok = reorder_run(&e->w_in, ws, &e->w_user, w, &e->w_md, wb);
+  if (ok && z && e->z_in.p)
+    ok = reorder_run(&e->z_in, ws, &e->y_user, z, &e->y_md, yb);
+  else if (ok && z && z != y && !e->add.p)
+    memcpy(y, z, e->y_plain);
+  dnnl_memory_t mx = NULL, mw = NULL, mb = NULL, my = NULL;
+  ok = ok && mem(&mx, &e->x_md, xs) && mem(&mw, &e->w_md, wsrc) && (!b || mem(&mb, &e->b_md, b)) &&
+       mem(&my, &e->y_md, yd);
+  dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, mx}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, my}};
+  int n = 3;
+  if (b)
+    args[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mb};
+  ok = ok && exec(&e->conv, ws, args, n);
+  dnnl_memory_t ms[] = {mx, mw, mb, my};
+  for (size_t i = 0; i < 4; i++)
+    if (ms[i])
+      dnnl_memory_destroy(ms[i]);
+  if (ok && e->y_out.p)
+    ok = reorder_run(&e->y_out, ws, &e->y_md, yb, &e->y_user, y);
+  if (ok && e->add.p) {
+    dnnl_memory_t my2 = NULL, mz = NULL;
+    static const float zero[1];
+    ok = mem(&my2, &e->y_user, y) && (z ? mem(&mz, &e->y_user, z) : mem(&mz, &e->one_md, zero));
+    dnnl_exec_arg_t a2[4] = {{DNNL_ARG_SRC_0, my2}, {DNNL_ARG_SRC_1, mz}, {DNNL_ARG_DST, my2}};
+    ok = ok && exec(&e->add, ws, a2, 3);
+    if (my2)
+      dnnl_memory_destroy(my2);
+    if (mz)
+      dnnl_memory_destroy(mz);
+  }
+  return dnnl_stream_wait(ws->stream) == dnnl_success && ok;
+}
+
+/* ---- the cache (every function here runs under lock) ---- */
+
+static void unlink_entry(centry *e) {
+  if (e->prev)
+    e->prev->next = e->next;
+  else
+    head = e->next;
+  if (e->next)
+    e->next->prev = e->prev;
+  else
+    tail = e->prev;
+  e->prev = e->next = NULL;
+  n_entries--;
+  weight_bytes -= e->wdata ? e->w_bytes : 0;
+}
+
+static void push_front(centry *e) {
+  e->prev = NULL;
+  e->next = head;
+  if (head)
+    head->prev = e;
+  head = e;
+  if (!tail)
+    tail = e;
+  n_entries++;
+  weight_bytes += e->wdata ? e->w_bytes : 0;
+}
+
+/* Drops unused entries from the tail while over the limits (all when force). */
+static void evict(bool force) {
+  for (centry *e = tail, *prev; e; e = prev) {
+    prev = e->prev;
+    if (!force && n_entries <= MAX_ENTRIES && weight_bytes <= MAX_WEIGHT_BYTES)
+      return;
+    if (e->refs == 0) {
+      unlink_entry(e);
+      entry_free(e);
+    }
+  }
+}
+
+static centry *cache_find(const ckey *key) {
+  for (centry *e = head; e; e = e->next)
+    if (e->key.hash == key->hash && memcmp(&e->key, key, sizeof *key) == 0) {
+      unlink_entry(e);
+      push_front(e);
+      e->refs++;
+      return e;
+    }
+  return NULL;
+}
+
+/* Drops the entries of a model being freed. */
+static void model_freed(void *arg) {
+  pthread_mutex_lock(&lock);
+  for (centry *e = head, *next; e; e = next) {
+    next = e->next;
+    if (e->key.model == arg && e->refs == 0) {
+      unlink_entry(e);
+      entry_free(e);
+    }
+  }
+  for (hooked **h = &hooked_models; *h; h = &(*h)->next)
+    if ((*h)->m == arg) {
+      hooked *dead = *h;
+      *h = dead->next;
+      free(dead);
+      break;
+    }
+  pthread_mutex_unlock(&lock);
+}
+
+/* Makes sure model_freed runs when m is freed. Without the hook (out of
+ * memory) the entries stay correct, only kept until evicted. */
+static void hook_model(const tc_model *m) {
+  for (hooked *h = hooked_models; h; h = h->next)
+    if (h->m == m)
+      return;
+  hooked *h = malloc(sizeof *h);
+  if (!h)
+    return;
+  if (tc_arena_on_free(m->arena, model_freed, (void *)m) != 0) {
+    free(h);
+    return;
+  }
+  *h = (hooked){m, hooked_models};
+  hooked_models = h;
+}
+
+/* Adds a built entry; when another thread added the same key first, that
+ * one is used and e freed. */
+static centry *cache_add(centry *e) {
+  centry *old = cache_find(&e->key);
+  if (old) {
+    entry_free(e);
+    return old;
+  }
+  if (e->key.model)
+    hook_model(e->key.model);
+  if (e->wdata)
+    e->wref = tc_buffer_ref((tc_buffer *)e->key.wbuf);
+  e->refs = 1;
+  push_front(e);
+  evict(false);
+  return e;
+}
+
+void tc_dnnl_conv_cache_clear(void) {
+  pthread_mutex_lock(&lock);
+  evict(true);
+  pthread_mutex_unlock(&lock);
+}
+
+void tc_dnnl_conv_cache_stats(size_t *entries, size_t *wbytes) {
+  pthread_mutex_lock(&lock);
+  *entries = n_entries;
+  *wbytes = weight_bytes;
+  pthread_mutex_unlock(&lock);
+}
+
+/* ---- keys ---- */
+
+static bool spec_ok(const tc_conv_spec *c) {
+  if (c->nsp < 1 || c->nsp > 3 || c->N <= 0 || c->C <= 0 || c->M <= 0 || c->group <= 0 ||
+      c->C % c->group || c->M % c->group)
+    return false;
+  for (size_t i = 0; i < 3; i++) {
+    if (c->in[i] <= 0 || c->k[i] <= 0 || c->out[i] <= 0 || c->s[i] <= 0 || c->d[i] <= 0 ||
+        c->pb[i] < 0 || (!c->transposed && c->pe[i] < 0))
+      return false;
+    if (i >= c->nsp && (c->in[i] != 1 || c->k[i] != 1 || c->out[i] != 1))
+      return false;
+  }
+  return true;
+}
+
+/* Fields copied one by one into a zeroed key, so padding compares equal. */
+static void key_make(const tc_conv_spec *c, bool bias, bool sum, ckey *key) {
+  memset(key, 0, sizeof *key);
+  tc_conv_spec *k = &key->spec;
+  k->transposed = c->transposed;
+  k->nsp = c->nsp;
+  k->N = c->N, k->C = c->C, k->M = c->M, k->group = c->group;
+  for (size_t i = 0; i < c->nsp; i++) {
+    k->in[i] = c->in[i], k->k[i] = c->k[i], k->out[i] = c->out[i];
+    k->s[i] = c->s[i], k->d[i] = c->d[i], k->pb[i] = c->pb[i];
+    k->pe[i] = c->transposed ? 0 : c->pe[i];
+  }
+  for (size_t i = c->nsp; i < 3; i++)
+    k->in[i] = k->k[i] = k->out[i] = k->s[i] = k->d[i] = 1;
+  k->act = c->act;
+  bool params = c->act == TC_CONV_ACT_LEAKY_RELU || c->act == TC_CONV_ACT_CLIP ||
+                c->act == TC_CONV_ACT_HARD_SIGMOID;
+  k->alpha = params ? c->alpha : 0;
+  k->beta = params && c->act != TC_CONV_ACT_LEAKY_RELU ? c->beta : 0;
+  key->bias = bias;
+  key->sum = sum;
+  key->threads = omp_get_max_threads();
+}
+
+/* Names the weights' payload in key when w_value is an initializer whose
+ * payload holds exactly the bytes of w (sampled). */
+static void key_weights(const tc_value *v, const float *w, size_t n, ckey *key) {
+  if (!v || !v->init || (v->flags & TC_VALUE_INPUT) || v->init->dtype != TC_DTYPE_F32 ||
+      !v->graph || !v->graph->model)
+    return;
+  const tc_tensor *t = v->init;
+  if (t->field != TC_FIELD_RAW && t->field != TC_FIELD_FLOAT && t->field != TC_FIELD_EXTERNAL)
+    return;
+  tc_span sp = t->data[t->field];
+  const unsigned char *p = tc_span_data(sp);
+  if (!p || sp.len != n * sizeof *w)
+    return;
+  for (size_t i = 0; i < 17 && i < n; i++) {
+    size_t j = n <= 17 ? i : i * (n - 1) / 16;
+    if (memcmp(p + j * sizeof *w, w + j, sizeof *w) != 0)
+      return;
+  }
+  key->model = v->graph->model;
+  key->wbuf = sp.buf;
+  key->woff = sp.off;
+  key->wlen = sp.len;
+}
+
+static uint64_t key_hash(const ckey *key) {
+  const unsigned char *p = (const unsigned char *)key + sizeof key->hash;
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = sizeof key->hash; i < sizeof *key; i++, p++)
+    h = (h ^ *p) * 1099511628211ull;
+  return h;
+}
+
+bool tc_dnnl_conv_run(const tc_conv_spec *c, const tc_value *w_value, const float *x,
+                      const float *w, const float *b, const float *z, float *y) {
+  pthread_once(&once, init_once);
+  if (!engine || !ws_key_ok || !spec_ok(c) || (z == y && plain_layout(c)))
+    return false; /* the plain layout adds z after writing y */
+  ckey key;
+  key_make(c, b != NULL, z != NULL, &key);
+  if (!plain_layout(c))
+    key_weights(w_value, w, (size_t)(c->M * (c->C / c->group) * ksize(c)), &key);
+  key.hash = key_hash(&key);
+  pthread_mutex_lock(&lock);
+  centry *e = cache_find(&key);
+  pthread_mutex_unlock(&lock);
+  if (!e) {
+    if (!(e = entry_build(&key, w)))
+      return false;
+    pthread_mutex_lock(&lock);
+    e = cache_add(e);
+    pthread_mutex_unlock(&lock);
+  }
+  bool ok = !e->declined && entry_run(e, x, w, b, z, y);
+  pthread_mutex_lock(&lock);
+  e->refs--;
+  evict(false);
+  pthread_mutex_unlock(&lock);
+  return ok;
+}
