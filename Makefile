@@ -80,10 +80,10 @@ $(BUILD)/fuzz/fuzz_load: tests/fuzz/fuzz_load.c $(RT_SRCS) $(GEN)/onnx-ml.pb-c.c
 test: all $(UNIT_BINS) $(BUILD)/tests/conformance $(BUILD)/fuzz/fuzz_load
 	BUILD=$(BUILD) JOBS=$(JOBS) tests/run.sh
 
-# Sanitizer build in its own folder; runs the unit, round-trip and error suites.
+# Sanitizer build in its own folder; runs the unit, round-trip, error and pass suites.
 check-asan: $(DEPS_OK)
 	$(MAKE) BUILD=build/asan SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" CFLAGS="-O1 -g" all $(patsubst $(BUILD)/%,build/asan/%,$(UNIT_BINS))
-	BUILD=build/asan JOBS=$(JOBS) TC_SUITES="unit roundtrip errors" tests/run.sh
+	BUILD=build/asan JOBS=$(JOBS) TC_SUITES="unit roundtrip errors passes" tests/run.sh
 
 fuzz: $(BUILD)/fuzz/fuzz_load
 	BUILD=$(BUILD) TC_SUITES="fuzz" TC_FUZZ_SECONDS=$${TC_FUZZ_SECONDS:-300} tests/run.sh

@@ -147,7 +147,8 @@ static void write_text(const tc_model *m, const char *path, tc_model_summary *s,
   text_values(f, "outputs", m->graph->outputs, m->graph->n_outputs);
   fprintf(f, "nodes       %zu (%zu in the main graph, %zu subgraphs)\n", s->nodes,
           m->graph->n_nodes, s->subgraphs);
-  qsort(s->ops.items, s->ops.n, sizeof *s->ops.items, by_count);
+  if (s->ops.n)
+    qsort(s->ops.items, s->ops.n, sizeof *s->ops.items, by_count);
   fprintf(f, "ops         %zu kinds\n", s->ops.n);
   for (size_t i = 0; i < s->ops.n; i++)
     fprintf(f, "  %-24s %zu\n", s->ops.items[i].key, s->ops.items[i].count);
@@ -239,7 +240,8 @@ static void write_json(const tc_model *m, const char *path, tc_model_summary *s,
   tc_json_uint(&j, s->nodes);
   tc_json_key(&j, "subgraphs");
   tc_json_uint(&j, s->subgraphs);
-  qsort(s->ops.items, s->ops.n, sizeof *s->ops.items, by_key);
+  if (s->ops.n)
+    qsort(s->ops.items, s->ops.n, sizeof *s->ops.items, by_key);
   tc_json_key(&j, "ops");
   tc_json_begin_object(&j);
   for (size_t i = 0; i < s->ops.n; i++) {
@@ -256,7 +258,8 @@ static void write_json(const tc_model *m, const char *path, tc_model_summary *s,
   tc_json_key(&j, "tensors");
   tc_json_uint(&j, s->params.tensors);
   tc_json_end_object(&j);
-  qsort(s->ext.items, s->ext.n, sizeof *s->ext.items, by_key);
+  if (s->ext.n)
+    qsort(s->ext.items, s->ext.n, sizeof *s->ext.items, by_key);
   tc_json_key(&j, "external_data");
   tc_json_begin_array(&j);
   for (size_t i = 0; i < s->ext.n; i++) {
@@ -301,7 +304,8 @@ static void write_json(const tc_model *m, const char *path, tc_model_summary *s,
 int tc_model_summarize(const tc_model *m, tc_model_summary *s) {
   memset(s, 0, sizeof *s);
   walk(s, m->graph, true);
-  qsort(s->ops.items, s->ops.n, sizeof *s->ops.items, by_key);
+  if (s->ops.n)
+    qsort(s->ops.items, s->ops.n, sizeof *s->ops.items, by_key);
   return s->err ? -1 : 0;
 }
 

@@ -40,8 +40,8 @@ typedef struct init_key {
 static bool same_init(const init_key *a, const init_key *b) {
   const tc_tensor *x = a->v->init, *y = b->v->init;
   return a->hash == b->hash && x->dtype == y->dtype && x->rank == y->rank && a->len == b->len &&
-         memcmp(x->dims, y->dims, x->rank * sizeof *x->dims) == 0 &&
-         memcmp(a->data, b->data, a->len) == 0;
+         (!x->rank || memcmp(x->dims, y->dims, x->rank * sizeof *x->dims) == 0) &&
+         (!a->len || memcmp(a->data, b->data, a->len) == 0);
 }
 
 static int by_hash(const void *pa, const void *pb) {
