@@ -53,6 +53,8 @@ void tc_pipeline_for_level(tc_pipeline *p, int level) {
   add(p, "fuse-conv-affine");
   add(p, "fuse-conv-activation");
   add(p, "fuse-layernorm");
+  add(p, "fuse-rmsnorm");
+  add(p, "fuse-skip-layernorm");
   add(p, "fuse-groupnorm");
   add(p, "fuse-gelu");
   add(p, "fuse-attention");

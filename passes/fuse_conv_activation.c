@@ -11,6 +11,7 @@
  * oneDNN convolution with a post-op. Conditions: float32 Conv with constant
  * weights, t read only by the activation, Clip bounds constant scalars. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernel.h"
@@ -67,63 +68,49 @@ static bool act_params(const act_def *d, const tc_node *a, float *p) {
   return true;
 }
 
-/* A body attribute that refers to the caller's attribute of the same name. */
-static void ref_attr(tc_node *n, size_t slot, const char *name, int type) {
-  tc_attr *a = &n->attrs[slot];
-  *a = (tc_attr){.name = name, .type = type, .ref_attr_name = name};
-}
-
-/* Adds ai.tacoc.Conv<Act> as a model-local function unless the model has it. */
+/* Adds ai.tacoc.Conv<Act> as a model-local function unless the model has it:
+ * Y = Act(Conv(X, W, B; the caller's conv attributes); the caller's act parameters). */
 static tc_status ensure_function(tc_pass_ctx *c, const act_def *d, const char *name) {
-  tc_model *m = c->model;
-  if (tc_model_find_function(m, TACOC_DOMAIN, name))
-    return TC_STATUS_OK;
-  tc_function *f = tc_model_add_function(m, TACOC_DOMAIN, name);
-  if (!f)
-    return tc_pass_nomem(c);
-  tc_graph *b = f->body;
-  tc_arena *a = m->arena;
+  static const char *const ins[] = {"X", "W", "B", NULL}, *const outs[] = {"Y", NULL};
+  const char *attrs[N_CONV_ATTRS + 3];
   size_t np = d->params[1] ? 2 : d->params[0] ? 1 : 0;
-  f->n_attr_names = N_CONV_ATTRS + np;
-  f->attr_names = tc_arena_alloc(a, f->n_attr_names * sizeof *f->attr_names);
-  f->opsets = tc_arena_alloc(a, sizeof *f->opsets);
-  tc_value *x = tc_graph_new_value(b, "X", NULL), *w = tc_graph_new_value(b, "W", NULL),
-           *bias = tc_graph_new_value(b, "B", NULL), *t = tc_graph_new_value(b, "T", NULL),
-           *y = tc_graph_new_value(b, "Y", NULL);
-  tc_node *conv = tc_graph_append_node(b, "Conv", "", NULL, 3, 1, N_CONV_ATTRS);
-  if (!f->attr_names || !f->opsets || !x || !w || !bias || !t || !y || !conv)
-    return tc_pass_nomem(c);
-  f->opsets[0] = (tc_opset){.domain = "", .version = tc_model_opset(m, "")};
-  f->n_opsets = 1;
-  for (size_t i = 0; i < N_CONV_ATTRS; i++) {
-    f->attr_names[i] = conv_attrs[i];
-    ref_attr(conv, i, conv_attrs[i], conv_attr_types[i]);
-  }
+  for (size_t i = 0; i < N_CONV_ATTRS; i++)
+    attrs[i] = conv_attrs[i];
   for (size_t i = 0; i < np; i++)
-    f->attr_names[N_CONV_ATTRS + i] = d->params[i];
-  bool clip = strcmp(d->op, "Clip") == 0;
-  tc_node *act = tc_graph_append_node(b, d->op, "", NULL, clip ? 3 : 1, 1, clip ? 0 : np);
-  if (!act || tc_graph_add_input(b, x, NULL) || tc_graph_add_input(b, w, NULL) ||
-      tc_graph_add_input(b, bias, NULL) || tc_node_set_input(conv, 0, x) ||
-      tc_node_set_input(conv, 1, w) || tc_node_set_input(conv, 2, bias) ||
-      tc_node_set_output(conv, 0, t) || tc_node_set_input(act, 0, t) ||
-      tc_node_set_output(act, 0, y) || tc_graph_add_output(b, y, NULL))
-    return tc_pass_nomem(c);
-  if (!clip) {
-    for (size_t i = 0; i < np; i++)
-      ref_attr(act, i, d->params[i], ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+    attrs[N_CONV_ATTRS + i] = d->params[i];
+  attrs[N_CONV_ATTRS + np] = NULL;
+  bool exists;
+  tc_function *f = tc_pass_begin_function(c, TACOC_DOMAIN, name, ins, outs, attrs, &exists);
+  if (exists)
     return TC_STATUS_OK;
-  }
-  /* Clip takes its bounds as inputs: Constant(value_float = @min / @max). */
-  for (int i = 0; i < 2; i++) {
-    tc_value *bound = tc_graph_new_value(b, i ? "Max" : "Min", NULL);
-    tc_node *k = tc_graph_insert_node(b, act, "Constant", "", NULL, 0, 1, 1);
-    if (!bound || !k || tc_node_set_output(k, 0, bound) || tc_node_set_input(act, 1 + i, bound))
+  static const char *const conv_out[] = {"T", NULL}, *const act_in[] = {"T", NULL},
+                           *const clip_in[] = {"T", "Min", "Max", NULL};
+  bool clip = strcmp(d->op, "Clip") == 0;
+  tc_node *conv = f ? tc_pass_fn_node(f, "Conv", ins, conv_out, N_CONV_ATTRS) : NULL;
+  if (!conv)
+    return tc_pass_nomem(c);
+  for (size_t i = 0; i < N_CONV_ATTRS; i++)
+    tc_pass_ref_attr(conv, i, conv_attrs[i], conv_attr_types[i]);
+  if (clip) {
+    /* Clip takes its bounds as inputs: Constant(value_float = @min / @max). */
+    static const char *const none[] = {NULL}, *const kmin[] = {"Min", NULL},
+                             *const kmax[] = {"Max", NULL};
+    tc_node *lo = tc_pass_fn_node(f, "Constant", none, kmin, 1);
+    tc_node *hi = tc_pass_fn_node(f, "Constant", none, kmax, 1);
+    if (!lo || !hi)
       return tc_pass_nomem(c);
-    k->attrs[0] = (tc_attr){.name = "value_float",
-                            .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT,
-                            .ref_attr_name = d->params[i]};
+    lo->attrs[0] = (tc_attr){.name = "value_float",
+                             .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT,
+                             .ref_attr_name = "min"};
+    hi->attrs[0] = (tc_attr){.name = "value_float",
+                             .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT,
+                             .ref_attr_name = "max"};
   }
+  tc_node *act = tc_pass_fn_node(f, d->op, clip ? clip_in : act_in, outs, clip ? 0 : np);
+  if (!act)
+    return tc_pass_nomem(c);
+  for (size_t i = 0; !clip && i < np; i++)
+    tc_pass_ref_attr(act, i, d->params[i], ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
   return TC_STATUS_OK;
 }
 
@@ -145,8 +132,20 @@ static tc_status fuse(tc_pass_ctx *c, tc_graph *g, tc_node *conv, tc_node *act, 
   if (tc_model_opset(c->model, domain) < 1 && tc_model_set_opset(c->model, domain, 1))
     return tc_pass_nomem(c);
   size_t extra = ort ? 1 + (np > 0) : np;
-  tc_node *f = tc_graph_insert_node(g, conv, name, domain, conv->name, conv->n_inputs, 1,
-                                    conv->n_attrs + extra);
+  /* ONNX Runtime's function inliner crashes on an omitted optional input:
+   * a Conv without bias gets explicit zeros. */
+  bool bias = conv->n_inputs > 2 && conv->inputs[2];
+  tc_value *bias_zeros = NULL;
+  if (!bias && !ort) {
+    int64_t oc = tc_value_const(conv->inputs[1])->dims[0];
+    float *z = calloc(oc > 0 ? (size_t)oc : 1, sizeof *z);
+    bias_zeros = z ? tc_pass_new_const_f32(g, "conv_bias", z, 1, &oc) : NULL;
+    free(z);
+    if (!bias_zeros)
+      return tc_pass_nomem(c);
+  }
+  tc_node *f = tc_graph_insert_node(g, conv, name, domain, conv->name,
+                                    bias_zeros ? 3 : conv->n_inputs, 1, conv->n_attrs + extra);
   if (!f)
     return tc_pass_nomem(c);
   for (size_t i = 0; i < conv->n_attrs; i++)
@@ -164,6 +163,8 @@ static tc_status fuse(tc_pass_ctx *c, tc_graph *g, tc_node *conv, tc_node *act, 
   for (size_t i = 0; i < conv->n_inputs; i++)
     if (tc_node_set_input(f, i, conv->inputs[i]))
       return tc_pass_nomem(c);
+  if (bias_zeros && tc_node_set_input(f, 2, bias_zeros))
+    return tc_pass_nomem(c);
   tc_value *y = act->outputs[0];
   tc_node_remove(act);
   tc_node_remove(conv);

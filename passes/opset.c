@@ -13,7 +13,9 @@
  * Unsqueeze take axes as an input (13, 18), Split takes split as an input
  * (13) and wants num_outputs for an even split (18), Softmax with axis -1
  * means the same before and after 13. The raise first checks every node, then
- * applies the adapters, so a model is either upgraded whole or untouched. */
+ * applies the adapters, so a model is either upgraded whole or untouched.
+ * Adapters edit nodes in place, so passes holding pointers to matched nodes
+ * keep valid ones. */
 #include <stdio.h>
 #include <string.h>
 
@@ -72,37 +74,6 @@ static const struct {
     {"Scan", {9}, NULL},
 };
 
-/* A copy of n with room for n_in inputs and n_attrs attributes, in n's place,
- * producing n's outputs; n is removed. Inputs and attributes are left for the
- * caller to fill (the first min(n_in, old) inputs are copied). */
-static tc_node *respin(tc_node *n, size_t n_in, size_t n_attrs) {
-  tc_node *r = tc_graph_insert_node(n->graph, n, n->op_type, n->domain, n->name, n_in, n->n_outputs,
-                                    n_attrs);
-  if (!r)
-    return NULL;
-  tc_value *outs[16];
-  size_t no = n->n_outputs < 16 ? n->n_outputs : 16;
-  for (size_t i = 0; i < no; i++)
-    outs[i] = n->outputs[i];
-  for (size_t i = 0; i < n_in && i < n->n_inputs; i++)
-    if (tc_node_set_input(r, i, n->inputs[i]))
-      return NULL;
-  tc_node_remove(n);
-  for (size_t i = 0; i < no; i++)
-    if (outs[i] && tc_node_set_output(r, i, outs[i]))
-      return NULL;
-  return r;
-}
-
-/* Copies every attribute of `from` except `skip` into r, starting at slot 0. */
-static size_t copy_attrs_except(tc_node *r, const tc_attr *from, size_t n, const char *skip) {
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++)
-    if (strcmp(from[i].name, skip) != 0)
-      tc_node_copy_attr(r, k++, &from[i]);
-  return k;
-}
-
 /* Reduce*, Squeeze, Unsqueeze: the axes attribute becomes input 1. */
 static bool adapt_axes_to_input(tc_pass_ctx *c, tc_node *n, int version, bool dry_run) {
   (void)version;
@@ -115,12 +86,9 @@ static bool adapt_axes_to_input(tc_pass_ctx *c, tc_node *n, int version, bool dr
     return true;
   int64_t count = (int64_t)axes->n_ints;
   tc_value *k = tc_pass_new_const_i64(n->graph, "axes", axes->ints, 1, &count);
-  const tc_attr *old = n->attrs;
-  size_t na = n->n_attrs;
-  tc_node *r = k ? respin(n, 2, na - 1) : NULL;
-  if (!r || tc_node_set_input(r, 1, k))
+  if (!k || tc_node_resize(n, 2, n->n_attrs) || tc_node_set_input(n, 1, k))
     return false;
-  copy_attrs_except(r, old, na, "axes");
+  tc_node_remove_attr(n, "axes");
   tc_pass_count(c, "node upgraded", 1);
   return true;
 }
@@ -131,24 +99,17 @@ static bool adapt_split(tc_pass_ctx *c, tc_node *n, int version, bool dry_run) {
   const tc_attr *split = tc_node_attr(n, "split");
   bool has_input = n->n_inputs > 1 && n->inputs[1];
   if (dry_run)
-    return n->n_outputs <= 16; /* respin's limit */
+    return true;
   if (version == 13 && split) {
     int64_t count = (int64_t)split->n_ints;
     tc_value *k = tc_pass_new_const_i64(n->graph, "split", split->ints, 1, &count);
-    const tc_attr *old = n->attrs;
-    size_t na = n->n_attrs;
-    tc_node *r = k ? respin(n, 2, na - 1) : NULL;
-    if (!r || tc_node_set_input(r, 1, k))
+    if (!k || tc_node_resize(n, 2, n->n_attrs) || tc_node_set_input(n, 1, k))
       return false;
-    copy_attrs_except(r, old, na, "split");
+    tc_node_remove_attr(n, "split");
   } else if (version == 18 && !split && !has_input && !tc_node_attr(n, "num_outputs")) {
-    const tc_attr *old = n->attrs;
-    size_t na = n->n_attrs, no = n->n_outputs;
-    tc_node *r = respin(n, 1, na + 1);
-    if (!r)
-      return false;
-    size_t k = copy_attrs_except(r, old, na, "");
-    if (tc_node_set_attr_int(r, k, "num_outputs", (int64_t)no))
+    size_t na = n->n_attrs;
+    if (tc_node_resize(n, n->n_inputs, na + 1) ||
+        tc_node_set_attr_int(n, na, "num_outputs", (int64_t)n->n_outputs))
       return false;
   } else {
     return true;
@@ -238,6 +199,12 @@ bool tc_pass_require_opset(tc_pass_ctx *c, int64_t v, const char **why) {
     *why = "out of memory";
     return false;
   }
+  /* Functions tacoc made (decompositions of fused ops) follow the model: their
+   * bodies use ops whose meaning does not change in between. */
+  for (size_t i = 0; i < m->n_functions; i++)
+    for (size_t k = 0; !m->functions[i].pb && k < m->functions[i].n_opsets; k++)
+      if (tc_domain_is_onnx(m->functions[i].opsets[k].domain))
+        m->functions[i].opsets[k].version = v;
   /* IR versions go with opsets; opset 17+ needs IR 8, 20+ IR 9, 23+ IR 11. */
   int64_t ir = v >= 23 ? 11 : v >= 21 ? 10 : v >= 20 ? 9 : v >= 17 ? 8 : 7;
   if (m->ir_version < ir)

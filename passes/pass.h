@@ -57,6 +57,9 @@ typedef tc_status (*tc_pass_fn)(tc_pass_ctx *c, tc_graph *g);
   X(fuse_conv_activation, "fuse-conv-activation",                                                  \
     "Conv + activation to one op (ai.tacoc with a function, or com.microsoft.FusedConv)")          \
   X(fuse_layernorm, "fuse-layernorm", "decomposed LayerNorm to LayerNormalization")                \
+  X(fuse_rmsnorm, "fuse-rmsnorm", "decomposed RMSNorm to RMSNormalization")                        \
+  X(fuse_skip_layernorm, "fuse-skip-layernorm",                                                    \
+    "residual Add + LayerNormalization to ai.tacoc.SkipLayerNormalization (with a function)")      \
   X(fuse_groupnorm, "fuse-groupnorm",                                                              \
     "Reshape/InstanceNormalization/Reshape GroupNorm to GroupNormalization")                       \
   X(fuse_gelu, "fuse-gelu", "erf and tanh GELU forms to Gelu")                                     \
@@ -123,6 +126,22 @@ bool tc_pass_bypass(tc_node *n, tc_value *in, tc_value *out);
  * (see passes/opset.c): true if the model now imports v or higher; otherwise
  * false with the reason in *why. */
 bool tc_pass_require_opset(tc_pass_ctx *c, int64_t v, const char **why);
+/* ---- model-local functions for fused ops without a standard form ---- */
+/* Starts the model-local function domain.name: formal inputs and outputs
+ * (NULL-terminated name lists), attribute parameters (NULL-terminated), and
+ * an import of the default domain at the model's opset. Returns NULL with
+ * *exists set when the model already has it, NULL on OOM otherwise. */
+tc_function *tc_pass_begin_function(tc_pass_ctx *c, const char *domain, const char *name,
+                                    const char *const *inputs, const char *const *outputs,
+                                    const char *const *attrs, bool *exists);
+/* Appends op(inputs) -> outputs (names of body values; outputs are created
+ * unless they are the function's formal outputs) with n_attrs attribute
+ * slots to f's body. "" in inputs leaves that optional input out. NULL on OOM. */
+tc_node *tc_pass_fn_node(tc_function *f, const char *op, const char *const *inputs,
+                         const char *const *outputs, size_t n_attrs);
+/* Makes attribute slot i of n a reference to the caller's attribute name. */
+void tc_pass_ref_attr(tc_node *n, size_t i, const char *name, int type);
+
 /* The element dtype of v when known (typed input, initializer, or inferred), else 0. */
 int32_t tc_value_dtype(const tc_value *v);
 /* Records an out-of-memory failure in the pass context and returns its status. */

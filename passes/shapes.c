@@ -461,7 +461,7 @@ static bool rule_range(tc_shapes *s, const tc_node *n, tc_shape *o) {
 /* Conv, ConvTranspose-free pools: [N, C, spatial...] with the usual size rule. */
 static bool rule_conv(tc_shapes *s, const tc_node *n, tc_shape *o) {
   const tc_shape *x = in(s, n, 0);
-  bool conv = tc_is_op(n, "Conv");
+  bool conv = !tc_is_op(n, "MaxPool") && !tc_is_op(n, "AveragePool"); /* Conv, ai.tacoc.Conv<Act> */
   const tc_shape *w = conv ? in(s, n, 1) : NULL;
   if (!x->known || x->rank < 3 || (conv && (!w->known || w->rank != x->rank)))
     return false;
@@ -552,10 +552,32 @@ static bool in_list(const tc_node *n, const char *const *list) {
   return false;
 }
 
+/* tacoc's own fused ops (ai.tacoc) and ONNX Runtime's FusedConv. */
+static void infer_fused(tc_shapes *s, const tc_node *n, tc_shape *dst) {
+  bool tacoc = tc_domain_equal(n->domain, "ai.tacoc");
+  if (tacoc && strcmp(n->op_type, "SkipLayerNormalization") == 0) {
+    *dst = *in(s, n, 0);
+    dst->has_vals = false;
+    tc_shape *sum = out(s, n, 1);
+    if (sum)
+      *sum = *dst;
+  } else if ((tacoc && strncmp(n->op_type, "Conv", 4) == 0) ||
+             ((tacoc || tc_domain_equal(n->domain, "com.microsoft")) &&
+              strcmp(n->op_type, "FusedConv") == 0)) {
+    tc_shape r = {0};
+    if (rule_conv(s, n, &r))
+      *dst = r;
+  }
+}
+
 static void infer_node(tc_shapes *s, const tc_node *n) {
   tc_shape *dst = out(s, n, 0);
-  if (!dst || !tc_domain_is_onnx(n->domain) || n->n_inputs == 0)
+  if (!dst || n->n_inputs == 0)
     return;
+  if (!tc_domain_is_onnx(n->domain)) {
+    infer_fused(s, n, dst);
+    return;
+  }
   /* Rules build the shape here and report success: a rule that gives up
    * half-way leaves the output unknown, never half-set. */
   tc_shape r = {0}, *o = &r;

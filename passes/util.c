@@ -213,3 +213,72 @@ int32_t tc_value_dtype(const tc_value *v) {
     return v->type.elem;
   return 0;
 }
+
+/* ---- model-local functions ---- */
+static size_t count_names(const char *const *names) {
+  size_t n = 0;
+  while (names && names[n])
+    n++;
+  return n;
+}
+
+tc_function *tc_pass_begin_function(tc_pass_ctx *c, const char *domain, const char *name,
+                                    const char *const *inputs, const char *const *outputs,
+                                    const char *const *attrs, bool *exists) {
+  tc_model *m = c->model;
+  *exists = tc_model_find_function(m, domain, name) != NULL;
+  if (*exists)
+    return NULL;
+  tc_function *f = tc_model_add_function(m, domain, name);
+  if (!f)
+    return NULL;
+  size_t na = count_names(attrs);
+  f->attr_names = tc_arena_alloc(m->arena, (na ? na : 1) * sizeof *f->attr_names);
+  f->opsets = tc_arena_alloc(m->arena, sizeof *f->opsets);
+  if (!f->attr_names || !f->opsets)
+    return NULL;
+  for (size_t i = 0; i < na; i++)
+    f->attr_names[i] = attrs[i];
+  f->n_attr_names = na;
+  f->opsets[0] = (tc_opset){.domain = "", .version = tc_model_opset(m, "")};
+  f->n_opsets = 1;
+  for (size_t i = 0; inputs[i]; i++) {
+    tc_value *v = tc_graph_new_value(f->body, inputs[i], NULL);
+    if (!v || tc_graph_add_input(f->body, v, NULL))
+      return NULL;
+  }
+  for (size_t i = 0; outputs[i]; i++) {
+    tc_value *v = tc_graph_new_value(f->body, outputs[i], NULL);
+    if (!v || tc_graph_add_output(f->body, v, NULL))
+      return NULL;
+  }
+  return f;
+}
+
+tc_node *tc_pass_fn_node(tc_function *f, const char *op, const char *const *inputs,
+                         const char *const *outputs, size_t n_attrs) {
+  tc_graph *b = f->body;
+  size_t ni = count_names(inputs), no = count_names(outputs);
+  tc_node *n = tc_graph_append_node(b, op, "", NULL, ni, no, n_attrs);
+  if (!n)
+    return NULL;
+  for (size_t i = 0; i < ni; i++) {
+    if (!*inputs[i])
+      continue;
+    tc_value *v = tc_graph_lookup_local(b, inputs[i]);
+    if (!v || tc_node_set_input(n, i, v))
+      return NULL;
+  }
+  for (size_t i = 0; i < no; i++) {
+    tc_value *v = tc_graph_lookup_local(b, outputs[i]);
+    if (!v)
+      v = tc_graph_new_value(b, outputs[i], NULL);
+    if (!v || tc_node_set_output(n, i, v))
+      return NULL;
+  }
+  return n;
+}
+
+void tc_pass_ref_attr(tc_node *n, size_t i, const char *name, int type) {
+  n->attrs[i] = (tc_attr){.name = name, .type = type, .ref_attr_name = name};
+}

@@ -537,6 +537,37 @@ int tc_node_set_attr_floats(tc_node *n, size_t i, const char *name, const float 
 
 void tc_node_copy_attr(tc_node *n, size_t i, const tc_attr *a) { n->attrs[i] = *a; }
 
+int tc_node_resize(tc_node *n, size_t n_inputs, size_t n_attrs) {
+  tc_arena *a = n->graph->model->arena;
+  for (size_t i = n_inputs; i < n->n_inputs; i++)
+    tc_node_set_input(n, i, NULL);
+  if (n_inputs > n->n_inputs) {
+    tc_value **in = tc_arena_alloc(a, n_inputs * sizeof *in);
+    if (!in)
+      return -1;
+    memcpy(in, n->inputs, n->n_inputs * sizeof *in);
+    n->inputs = in;
+  }
+  n->n_inputs = n_inputs;
+  if (n_attrs > n->n_attrs) {
+    tc_attr *at = tc_arena_alloc(a, n_attrs * sizeof *at);
+    if (!at)
+      return -1;
+    memcpy(at, n->attrs, n->n_attrs * sizeof *at);
+    n->attrs = at;
+  }
+  n->n_attrs = n_attrs;
+  return 0;
+}
+
+void tc_node_remove_attr(tc_node *n, const char *name) {
+  size_t k = 0;
+  for (size_t i = 0; i < n->n_attrs; i++)
+    if (!n->attrs[i].name || strcmp(n->attrs[i].name, name) != 0)
+      n->attrs[k++] = n->attrs[i];
+  n->n_attrs = k;
+}
+
 static void unref_buffer(void *p) { tc_buffer_unref(p); }
 
 tc_tensor *tc_tensor_new(tc_model *m, const char *name, int32_t dtype, size_t rank,

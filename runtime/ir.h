@@ -367,6 +367,12 @@ int tc_node_set_attr_float(tc_node *n, size_t i, const char *name, float v);
 int tc_node_set_attr_string(tc_node *n, size_t i, const char *name, const char *v);
 int tc_node_set_attr_ints(tc_node *n, size_t i, const char *name, const int64_t *v, size_t count);
 int tc_node_set_attr_floats(tc_node *n, size_t i, const char *name, const float *v, size_t count);
+/* Gives n room for n_inputs inputs and n_attrs attributes in place (the node
+ * keeps its identity): new slots are empty, inputs past the new count are
+ * cleared, attributes past it dropped. 0 on success. */
+int tc_node_resize(tc_node *n, size_t n_inputs, size_t n_attrs);
+/* Removes attribute name from n, if present. */
+void tc_node_remove_attr(tc_node *n, const char *name);
 /* Copies attribute a (arrays shared, name kept) into slot i of n. */
 void tc_node_copy_attr(tc_node *n, size_t i, const tc_attr *a);
 /* A dense tensor holding buf's bytes (RAW field); takes over the caller's

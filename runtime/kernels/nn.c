@@ -830,6 +830,55 @@ static tc_status run_rmsnorm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, si
   return trailing_norm(k, in, n_in, out, n_out, true);
 }
 
+/* ai.tacoc.SkipLayerNormalization (tacoc's fuse-skip-layernorm; the model
+ * carries the decomposition as a function): Sum = X + Skip (same shapes),
+ * Y = LayerNormalization(Sum, Scale, B; axis, epsilon). Outputs Y and,
+ * optionally, Sum. */
+static tc_status check_skip_layernorm(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"axis", "epsilon", NULL};
+  return tc_kernel_check_attrs(n, diag, ok);
+}
+
+static tc_status run_skip_layernorm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                    tc_rt_tensor *out, size_t n_out) {
+  const tc_rt_tensor *x = input(in, n_in, 0), *skip = input(in, n_in, 1);
+  if (!x || !skip)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "X and Skip are required");
+  if (!tc_dtype_is_float(x->dtype))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  if (skip->dtype != x->dtype)
+    return tc_kernel_bad_dtype(k, 1, skip->dtype);
+  bool same = skip->rank == x->rank;
+  for (size_t d = 0; same && d < x->rank; d++)
+    same = skip->dims[d] == x->dims[d];
+  if (!same)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "X and Skip must have the same shape");
+  tc_rt_tensor sum, *sp = &sum;
+  tc_status st;
+  if (n_out > 1 && k->node->outputs[1]) {
+    if ((st = tc_kernel_alloc_uninit(k, &out[1], x->dtype, x->rank, x->dims)))
+      return st;
+    sp = &out[1];
+  } else {
+    sum = *x;
+    if (!(sum.data = tc_arena_alloc(k->arena, x->bytes ? x->bytes : 1)))
+      return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
+  }
+  size_t count = tc_rt_numel(x);
+  if (x->dtype == TC_DTYPE_F32) {
+    const float *a = x->data, *b = skip->data;
+    float *c = sp->data;
+    for (size_t i = 0; i < count; i++)
+      c[i] = a[i] + b[i];
+  } else {
+    for (size_t i = 0; i < count; i++)
+      tc_rt_set_f64(sp, i, tc_rt_get_f64(x, i) + tc_rt_get_f64(skip, i));
+  }
+  const tc_rt_tensor *norm_in[3] = {sp, input(in, n_in, 2), input(in, n_in, 3)};
+  return trailing_norm(k, norm_in, 3, out, 1, false);
+}
+
 static tc_status check_batchnorm(const tc_node *n, int64_t opset, tc_diag *diag) {
   static const char *const v1[] = {"epsilon", "momentum",        "spatial",
                                    "is_test", "consumed_inputs", NULL};
@@ -1591,6 +1640,7 @@ const tc_kernel_def tc_kernels_nn[] = {
     {"Hardmax", "", 1, run_hardmax, check_axis_only},
     {"LayerNormalization", "", 17, run_layernorm, check_layernorm},
     {"RMSNormalization", "", 23, run_rmsnorm, check_layernorm},
+    {"SkipLayerNormalization", "ai.tacoc", 1, run_skip_layernorm, check_skip_layernorm},
     {"BatchNormalization", "", 1, run_batchnorm, check_batchnorm},
     {"InstanceNormalization", "", 1, run_instancenorm, check_eps},
     {"GroupNormalization", "", 18, run_groupnorm, check_groupnorm},

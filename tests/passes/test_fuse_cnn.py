@@ -173,3 +173,12 @@ def test_conv_activation_compat_ort(ctx):
         out, _, _ = ctx.optimize(m, "fuse-conv-activation,eliminate-dead", extra=["--compat", "ort"])
         assert [(n.domain, n.op_type) for n in out.graph.node] == [("com.microsoft", "FusedConv")], act
         same_outputs(ctx, m, out, feeds())
+
+
+def test_conv_activation_without_bias(ctx):
+    m = model([N("Conv", ["x", "w"], ["t"], pads=[1, 1, 1, 1]), N("Relu", ["t"], ["y"])], [X], [Y],
+              [const("w", RNG.standard_normal((4, 4, 3, 3)))], opset=14)
+    out, _, _ = ctx.optimize(m, "fuse-conv-activation,eliminate-dead")
+    assert [(n.domain, n.op_type) for n in out.graph.node] == [("ai.tacoc", "ConvRelu")]
+    assert len(out.graph.node[0].input) == 3  # explicit zero bias (see the pass)
+    same_outputs(ctx, m, out, feeds())

@@ -154,3 +154,71 @@ def test_opset_raise_upgrades_axes_and_split(ctx):
     assert len(rmax.input) == 2 and not any(a.name == "axes" for a in rmax.attribute)
     assert any(a.name == "num_outputs" and a.i == 2 for a in split.attribute)
     same_outputs(ctx, m2, out2, feeds())
+
+
+def skip_ln(beta=True, sum_read=False, bias_add=False):
+    n = helper.make_node
+    other = "bias" if bias_add else "r"
+    nodes = [n("Add", ["x", other], ["s"]),
+             n("LayerNormalization", ["s", "gamma", "beta"] if beta else ["s", "gamma"], ["y"],
+               axis=-1, epsilon=1e-6)]
+    outputs = [Y]
+    if sum_read:
+        nodes.append(n("Relu", ["s"], ["sr"]))
+        outputs.append(tensor_in("sr", [2, 5, H]))
+    inputs = [X] if bias_add else [X, tensor_in("r", [2, 5, H])]
+    inits = [const("gamma", RNG.standard_normal(H)), const("beta", RNG.standard_normal(H)),
+             const("bias", RNG.standard_normal(H))]
+    return model(nodes, inputs, outputs, inits, opset=17)
+
+
+def test_skip_layernorm(ctx):
+    for beta in (True, False):
+        for sum_read in (False, True):
+            m = skip_ln(beta, sum_read)
+            out, _, err = ctx.optimize(m, "fuse-skip-layernorm,eliminate-dead", extra=["--explain"])
+            got = [(x.domain, x.op_type) for x in out.graph.node]
+            assert ("ai.tacoc", "SkipLayerNormalization") in got and ("", "Add") not in got, (got, err)
+            assert [f.name for f in out.functions] == ["SkipLayerNormalization"]
+            f = feeds()
+            f["r"] = rand(RNG, 2, 5, H)
+            same_outputs(ctx, m, out, f)
+
+
+def test_bias_add_is_not_a_skip(ctx):
+    m = skip_ln(bias_add=True)
+    out, _, _ = ctx.optimize(m, "fuse-skip-layernorm")
+    assert ops(out) == ["Add", "LayerNormalization"], ops(out)
+
+
+def rmsnorm(form="div", gamma=True, eps=1e-6):
+    n = helper.make_node
+    nodes = [n("Pow", ["x", "two"], ["sq"]), n("ReduceMean", ["sq"], ["ms"], axes=[-1]),
+             n("Add", ["ms", "eps"], ["a"])]
+    last = "nrm" if gamma else "y"
+    if form == "div":
+        nodes += [n("Sqrt", ["a"], ["r"]), n("Div", ["x", "r"], [last])]
+    elif form == "rsqrt":
+        nodes += [n("Sqrt", ["a"], ["r"]), n("Reciprocal", ["r"], ["ri"]), n("Mul", ["x", "ri"], [last])]
+    else:
+        nodes += [n("Pow", ["a", "mhalf"], ["ri"]), n("Mul", ["ri", "x"], [last])]
+    if gamma:
+        nodes.append(n("Mul", ["nrm", "gamma"], ["y"]))
+    return model(nodes, [X], [Y], [const("two", 2.0), const("eps", eps), const("mhalf", -0.5),
+                                   const("gamma", RNG.standard_normal(H))], opset=17)
+
+
+def test_rmsnorm_forms(ctx):
+    for form in ("div", "rsqrt", "pow"):
+        m = rmsnorm(form)
+        out, _, err = ctx.optimize(m, "fuse-rmsnorm,eliminate-dead", extra=["--explain"])
+        assert ops(out) == ["RMSNormalization"], (form, ops(out), err)
+        assert [o.version for o in out.opset_import if o.domain in ("", "ai.onnx")] == [23]
+        same_outputs(ctx, m, out, feeds())
+
+
+def test_rmsnorm_without_scale_is_left(ctx):
+    m = rmsnorm(gamma=False)
+    out, _, err = ctx.optimize(m, "fuse-rmsnorm", extra=["--explain"])
+    assert "RMSNormalization" not in ops(out), ops(out)
+    assert "no constant scale" in err, err
