@@ -31,9 +31,13 @@
 #include "shapes.h"
 
 typedef struct attn_match {
-  tc_node *nodes[20];
+  tc_node *nodes[24];
   size_t n;
   tc_value *q, *k, *v, *mask, *y;
+  tc_value *where_cond;      /* decoder: scores kept where this is true ... */
+  double where_fill;         /* ... and set to this (very negative) elsewhere */
+  tc_value *past_k, *past_v; /* decoder with a cache: Concat(past, new) along the sequence */
+  tc_value *present_k, *present_v;
   int64_t heads, dqk, dv;
   double scale;
 } attn_match;
@@ -112,6 +116,16 @@ static bool scalar_scale(const tc_node *n, tc_value **other, double *c) {
 
 static const int64_t p0213[] = {0, 2, 1, 3}, p0231[] = {0, 2, 3, 1}, p0132[] = {0, 1, 3, 2};
 
+/* present = Concat(past, new) along the sequence axis (2) of (B, H, S, D):
+ * the present value may be read elsewhere (it is a decoder's output). */
+static const char *cache_concat(attn_match *m, tc_node *cat, tc_value **past, tc_value **present) {
+  if (cat->n_inputs != 2 || !cat->inputs[0] || !cat->inputs[1] || tc_attr_int(cat, "axis", 0) != 2)
+    return "the cache Concat is not (past, new) along the sequence axis";
+  *past = cat->inputs[0];
+  *present = cat->outputs[0];
+  return add(m, cat) ? NULL : "too many nodes";
+}
+
 static const char *match(attn_match *m, const tc_shapes *s, tc_node *sm) {
   memset(m, 0, sizeof *m);
   m->scale = 1.0;
@@ -125,15 +139,13 @@ static const char *match(attn_match *m, const tc_shapes *s, tc_node *sm) {
   /* scores side */
   tc_value *sc = sm->inputs[0];
   tc_node *p = sc->producer;
-  if (tc_is_op(p, "Where"))
-    return "masked with Where (decoder form): not matched yet";
   if (tc_is_op(p, "Add") && tc_single_consumer(sc) == sm) {
     tc_node *mm = NULL;
     for (int i = 0; i < 2 && !mm; i++) {
       tc_node *q = p->inputs[i] ? p->inputs[i]->producer : NULL;
       tc_value *o;
       double c;
-      if (tc_is_op(q, "MatMul") || scalar_scale(q, &o, &c)) {
+      if (tc_is_op(q, "MatMul") || tc_is_op(q, "Where") || scalar_scale(q, &o, &c)) {
         mm = q;
         m->mask = p->inputs[1 - i];
         sc = p->inputs[i];
@@ -142,6 +154,19 @@ static const char *match(attn_match *m, const tc_shapes *s, tc_node *sm) {
     if (!mm)
       return "no MatMul before the mask Add";
     add(m, p);
+    p = sc->producer;
+  }
+  /* Decoders: Where(causal, scores, very negative); as an additive mask it
+   * gives the same probabilities (exp underflows to 0 either way). */
+  if (tc_is_op(p, "Where") && p->n_inputs == 3 && p->inputs[1] && p->inputs[2] &&
+      tc_single_consumer(sc)) {
+    double fill;
+    if (!tc_const_scalar(tc_value_const(p->inputs[2]), &fill) || fill > -1e4)
+      return "Where does not mask with a very negative constant";
+    m->where_cond = p->inputs[0];
+    m->where_fill = fill;
+    add(m, p);
+    sc = p->inputs[1];
     p = sc->producer;
   }
   tc_value *other;
@@ -167,17 +192,36 @@ static const char *match(attn_match *m, const tc_shapes *s, tc_node *sm) {
     add(m, qs);
     m->q = other;
   }
-  /* K^T in one or two transposes */
-  tc_node *kt = transpose_of(p->inputs[1], p0132);
-  if (kt) {
+  /* K^T in one or two transposes, the first possibly after a cache Concat */
+  tc_node *kt = tc_producer_op(p->inputs[1], "Transpose");
+  if (kt && perm_is(kt, p0132, 4) && tc_single_consumer(p->inputs[1])) {
     add(m, kt);
-    m->k = head_input(m, s, kt->inputs[0], p0213, &hk, &dk);
+    tc_node *cat = tc_producer_op(kt->inputs[0], "Concat");
+    if (cat) {
+      const char *why = cache_concat(m, cat, &m->past_k, &m->present_k);
+      if (why)
+        return why;
+      m->k = head_input(m, s, cat->inputs[1], p0213, &hk, &dk);
+    } else {
+      m->k = head_input(m, s, kt->inputs[0], p0213, &hk, &dk);
+    }
   } else {
     m->k = head_input(m, s, p->inputs[1], p0231, &hk, &dk);
   }
   if (!m->k)
     return "K is not a transposed head split";
-  if (!(m->v = head_input(m, s, mm2->inputs[1], p0213, &hv, &dv)))
+  tc_node *vcat = tc_producer_op(mm2->inputs[1], "Concat");
+  if (!m->past_k != !vcat)
+    return "only one of K and V reads a cache";
+  if (vcat) {
+    const char *why = cache_concat(m, vcat, &m->past_v, &m->present_v);
+    if (why)
+      return why;
+    m->v = head_input(m, s, vcat->inputs[1], p0213, &hv, &dv);
+  } else {
+    m->v = head_input(m, s, mm2->inputs[1], p0213, &hv, &dv);
+  }
+  if (!m->v)
     return "V is not a head split";
   if (hq != hk || hk != hv || dq != dk)
     return "Q, K and V head counts or sizes differ";
@@ -205,11 +249,70 @@ static const char *match(attn_match *m, const tc_shapes *s, tc_node *sm) {
   return NULL;
 }
 
-/* mask' with the query dimension spelled out (see the header comment). */
+/* Where to read the query length S from: a graph input with S on some axis
+ * (the same for every layer, so eliminate-common keeps one Shape), the mask
+ * itself when its key length is S (self-attention), or Q. */
+static void query_len_source(const tc_graph *g, const tc_shapes *s, const attn_match *m,
+                             tc_value *mask, tc_sdim sq, tc_value **src, int64_t *at) {
+  for (size_t i = 0; i < g->n_inputs; i++) {
+    const tc_shape *is = tc_shape_of(s, g->inputs[i].value);
+    for (size_t d = 0; is->known && d < is->rank; d++) {
+      if (tc_sdim_eq(is->dims[d], sq)) {
+        *src = g->inputs[i].value;
+        *at = (int64_t)d;
+        return;
+      }
+    }
+  }
+  const tc_shape *ms = tc_shape_of(s, mask);
+  if (ms->known && ms->rank && tc_sdim_eq(ms->dims[ms->rank - 1], sq)) {
+    *src = mask;
+    *at = (int64_t)ms->rank - 1;
+    return;
+  }
+  *src = m->q;
+  *at = 1;
+}
+
+/* A new node op(inputs) -> fresh value named base, before `before`. */
+static tc_value *emit(tc_graph *g, tc_node *before, const char *op, const char *base,
+                      tc_value *const *inputs, size_t n_in, tc_node **node) {
+  tc_value *out = tc_graph_new_temp(g, base);
+  tc_node *n = out ? tc_graph_insert_node(g, before, op, "", NULL, n_in, 1, 2) : NULL;
+  if (!n || tc_node_set_output(n, 0, out))
+    return NULL;
+  n->n_attrs = 0;
+  for (size_t i = 0; i < n_in; i++)
+    if (tc_node_set_input(n, i, inputs[i]))
+      return NULL;
+  if (node)
+    *node = n;
+  return out;
+}
+
+/* The additive mask of the match: Where(cond, 0, fill) for a decoder's
+ * causal Where, plus the added mask; NULL (no mask) when there is neither. */
+static tc_value *additive_mask(tc_graph *g, tc_node *at, attn_match *m, bool *oom) {
+  *oom = false;
+  if (!m->where_cond)
+    return m->mask;
+  float zero = 0.0f, fill = (float)m->where_fill;
+  tc_value *z = tc_pass_new_const_f32(g, "mask_keep", &zero, 0, NULL);
+  tc_value *f = tc_pass_new_const_f32(g, "mask_fill", &fill, 0, NULL);
+  tc_value *wi[3] = {m->where_cond, z, f};
+  tc_value *w = z && f ? emit(g, at, "Where", "causal_mask", wi, 3, NULL) : NULL;
+  if (w && m->mask) {
+    tc_value *ai[2] = {w, m->mask};
+    w = emit(g, at, "Add", "attention_bias", ai, 2, NULL);
+  }
+  *oom = !w;
+  return w;
+}
+
+/* mask with the query dimension spelled out (see the header comment). */
 static tc_value *query_mask(tc_pass_ctx *c, tc_graph *g, const tc_shapes *s, attn_match *m,
-                            const char **why) {
-  const tc_shape *ms = tc_shape_of(s, m->mask), *qs = tc_shape_of(s, m->q),
-                 *ks = tc_shape_of(s, m->k);
+                            tc_value *mask, tc_node *at_node, const char **why) {
+  const tc_shape *ms = tc_shape_of(s, mask), *qs = tc_shape_of(s, m->q);
   *why = NULL;
   if (!ms->known || ms->rank < 1 || ms->rank > 4 || !qs->known) {
     *why = "the mask's shape is not known";
@@ -217,49 +320,47 @@ static tc_value *query_mask(tc_pass_ctx *c, tc_graph *g, const tc_shapes *s, att
   }
   tc_sdim sq = qs->dims[1];
   if (ms->rank >= 2 && tc_sdim_eq(ms->dims[ms->rank - 2], sq))
-    return m->mask;
-  if (ms->rank >= 2 && !tc_sdim_is(ms->dims[ms->rank - 2], 1)) {
+    return mask;
+  if (ms->rank >= 2 && !ms->dims[ms->rank - 2].sym && ms->dims[ms->rank - 2].v != 1) {
     *why = "the mask's query dimension is neither 1 nor the query length";
     return NULL;
   }
-  if (!ks->known || !tc_sdim_eq(ms->dims[ms->rank - 1], ks->dims[1])) {
+  if (tc_sdim_is(ms->dims[ms->rank - 1], 1) && !tc_sdim_is(sq, 1)) {
     *why = "the mask does not span the keys";
     return NULL;
   }
+  /* Expand(mask, [1,..,S,1]) gives S rows whether the mask had 1 or S. */
   size_t r = ms->rank < 2 ? 2 : ms->rank;
   int64_t ones[4] = {1, 1, 1, 1};
   tc_value *shape;
-  tc_node *first = NULL;
   if (!sq.sym) {
     int64_t t[4] = {1, 1, 1, 1}, dim = (int64_t)r;
     t[r - 2] = sq.v;
     shape = tc_pass_new_const_i64(g, "mask_expand_shape", t, 1, &dim);
   } else {
-    /* S from the mask itself when its key length is the query length (one
-     * Shape for all layers), else from Q. */
-    bool self = tc_sdim_eq(ms->dims[ms->rank - 1], sq);
-    tc_value *src = self ? m->mask : m->q;
-    int64_t at = self ? (int64_t)ms->rank - 1 : 1;
-    tc_value *sv = tc_graph_new_temp(g, "query_len");
-    tc_node *sh = tc_graph_insert_node(g, NULL, "Shape", "", NULL, 1, 1, 2);
+    tc_value *src;
+    int64_t at;
+    query_len_source(g, s, m, mask, sq, &src, &at);
+    tc_node *sh = NULL;
+    tc_value *sv = emit(g, at_node, "Shape", "query_len", &src, 1, &sh);
     int64_t lead_dim = (int64_t)r - 2, one = 1;
     tc_value *lead = tc_pass_new_const_i64(g, "mask_lead", ones, 1, &lead_dim);
     tc_value *tail = tc_pass_new_const_i64(g, "mask_tail", ones, 1, &one);
-    shape = tc_graph_new_temp(g, "mask_expand_shape");
-    tc_node *cat = tc_graph_insert_node(g, NULL, "Concat", "", NULL, 3, 1, 1);
-    if (!sv || !sh || !lead || !tail || !shape || !cat || tc_node_set_input(sh, 0, src) ||
-        tc_node_set_output(sh, 0, sv) || tc_node_set_attr_int(sh, 0, "start", at) ||
-        tc_node_set_attr_int(sh, 1, "end", at + 1) || tc_node_set_input(cat, 0, lead) ||
-        tc_node_set_input(cat, 1, sv) || tc_node_set_input(cat, 2, tail) ||
-        tc_node_set_output(cat, 0, shape) || tc_node_set_attr_int(cat, 0, "axis", 0))
-      shape = NULL;
-    first = sh;
+    tc_value *ci[3] = {lead, sv, tail};
+    tc_node *cat = NULL;
+    shape =
+        sv && lead && tail ? emit(g, at_node, "Concat", "mask_expand_shape", ci, 3, &cat) : NULL;
+    if (shape) {
+      sh->n_attrs = cat->n_attrs = 0;
+      if (tc_node_set_attr_int(sh, sh->n_attrs++, "start", at) ||
+          tc_node_set_attr_int(sh, sh->n_attrs++, "end", at + 1) ||
+          tc_node_set_attr_int(cat, cat->n_attrs++, "axis", 0))
+        shape = NULL;
+    }
   }
-  (void)first;
-  tc_value *out = tc_graph_new_temp(g, "attention_mask");
-  tc_node *ex = tc_graph_insert_node(g, NULL, "Expand", "", NULL, 2, 1, 0);
-  if (!shape || !out || !ex || tc_node_set_input(ex, 0, m->mask) ||
-      tc_node_set_input(ex, 1, shape) || tc_node_set_output(ex, 0, out)) {
+  tc_value *ei[2] = {mask, shape};
+  tc_value *out = shape ? emit(g, at_node, "Expand", "attention_mask", ei, 2, NULL) : NULL;
+  if (!out) {
     *why = "out of memory";
     tc_pass_nomem(c);
     return NULL;
@@ -287,8 +388,27 @@ tc_status tc_pass_fuse_attention(tc_pass_ctx *c, tc_graph *g) {
       tc_pass_explain(c, n, "attention candidate rejected: %s", why);
       continue;
     }
-    tc_value *mask = NULL;
-    if (m.mask && !(mask = query_mask(c, g, s, &m, &why))) {
+    const tc_shape *qsh = tc_shape_of(s, m.q);
+    if (m.where_cond && qsh->dtype != TC_DTYPE_F32) {
+      tc_pass_explain(c, n, "attention candidate rejected: a Where mask on non-float32 scores");
+      continue;
+    }
+    tc_node *last = m.nodes[m.n - 1];
+    bool oom;
+    tc_value *mask = additive_mask(g, last, &m, &oom);
+    if (oom) {
+      st = tc_pass_nomem(c);
+      break;
+    }
+    /* The new mask nodes are typed by inference on demand: give them the scores' shape facts. */
+    if (mask && mask != m.mask) {
+      tc_shapes_free(s);
+      if (!(s = tc_shapes_infer(g))) {
+        st = tc_pass_nomem(c);
+        break;
+      }
+    }
+    if (mask && !(mask = query_mask(c, g, s, &m, mask, last, &why))) {
       if (c->diag->status) {
         st = c->diag->status;
         break;
@@ -296,8 +416,12 @@ tc_status tc_pass_fuse_attention(tc_pass_ctx *c, tc_graph *g) {
       tc_pass_explain(c, n, "attention candidate rejected: %s", why);
       continue;
     }
-    tc_node *a =
-        tc_graph_insert_node(g, m.nodes[m.n - 1], "Attention", "", n->name, mask ? 4 : 3, 1, 3);
+    bool cache = m.past_k != NULL;
+    tc_node *a = tc_graph_insert_node(g, last, "Attention", "", n->name,
+                                      cache  ? 6
+                                      : mask ? 4
+                                             : 3,
+                                      cache ? 3 : 1, 3);
     if (!a || tc_node_set_attr_int(a, 0, "q_num_heads", m.heads) ||
         tc_node_set_attr_int(a, 1, "kv_num_heads", m.heads) ||
         tc_node_set_attr_float(a, 2, "scale", (float)m.scale)) {
@@ -308,7 +432,10 @@ tc_status tc_pass_fuse_attention(tc_pass_ctx *c, tc_graph *g) {
     for (size_t i = 0; i < m.n; i++)
       tc_node_remove(m.nodes[i]);
     if (tc_node_set_input(a, 0, q) || tc_node_set_input(a, 1, k) || tc_node_set_input(a, 2, v) ||
-        (mask && tc_node_set_input(a, 3, mask)) || tc_node_set_output(a, 0, y)) {
+        (mask && tc_node_set_input(a, 3, mask)) || tc_node_set_output(a, 0, y) ||
+        (cache &&
+         (tc_node_set_input(a, 4, m.past_k) || tc_node_set_input(a, 5, m.past_v) ||
+          tc_node_set_output(a, 1, m.present_k) || tc_node_set_output(a, 2, m.present_v)))) {
       st = tc_pass_nomem(c);
       break;
     }

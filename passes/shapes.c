@@ -128,6 +128,32 @@ static bool broadcast(tc_shapes *s, const tc_shape *a, const tc_shape *b, tc_sha
   return true;
 }
 
+/* Sums of symbols as names "a+b" (the way exporters name such dims, e.g. an
+ * attention mask's "past_seq+seq"), so that (a+b)-a is b again: enough for
+ * the position ids and cache lengths of decoders. Anything else is fresh. */
+static tc_sdim sym_add(tc_shapes *s, tc_sdim x, tc_sdim y) {
+  char buf[256];
+  if (x.sym && y.sym)
+    snprintf(buf, sizeof buf, "%s+%s", x.sym, y.sym);
+  else
+    return fresh(s);
+  return (tc_sdim){.v = -1, .sym = tc_arena_strdup(s->arena, buf)};
+}
+
+static tc_sdim sym_sub(tc_shapes *s, tc_sdim x, tc_sdim y) {
+  if (x.sym && y.sym) {
+    size_t lx = strlen(x.sym), ly = strlen(y.sym);
+    if (lx > ly + 1 && strncmp(x.sym, y.sym, ly) == 0 && x.sym[ly] == '+')
+      return (tc_sdim){.v = -1, .sym = tc_arena_strdup(s->arena, x.sym + ly + 1)};
+    if (lx > ly + 1 && strcmp(x.sym + lx - ly, y.sym) == 0 && x.sym[lx - ly - 1] == '+') {
+      char buf[256];
+      snprintf(buf, sizeof buf, "%.*s", (int)(lx - ly - 1), x.sym);
+      return (tc_sdim){.v = -1, .sym = tc_arena_strdup(s->arena, buf)};
+    }
+  }
+  return fresh(s);
+}
+
 /* Elementwise arithmetic on known element values (shape arithmetic). */
 static void arith_vals(tc_shapes *s, const tc_node *n, const tc_shape *a, const tc_shape *b,
                        tc_shape *o) {
@@ -140,7 +166,10 @@ static void arith_vals(tc_shapes *s, const tc_node *n, const tc_shape *a, const 
       bool ident = (tc_is_op(n, "Mul") && (tc_sdim_is(y, 1) || tc_sdim_is(x, 1))) ||
                    ((tc_is_op(n, "Add") || tc_is_op(n, "Sub")) && tc_sdim_is(y, 0)) ||
                    (tc_is_op(n, "Div") && tc_sdim_is(y, 1));
-      o->vals[i] = ident ? (x.sym ? x : y) : fresh(s);
+      o->vals[i] = ident                ? (x.sym ? x : y)
+                   : tc_is_op(n, "Add") ? sym_add(s, x, y)
+                   : tc_is_op(n, "Sub") ? sym_sub(s, x, y)
+                                        : fresh(s);
       continue;
     }
     int64_t r;
@@ -322,14 +351,18 @@ static bool rule_concat(tc_shapes *s, const tc_node *n, tc_shape *o) {
   *o = *a;
   o->has_vals = a->has_vals && a->rank == 1;
   o->n_vals = 0;
-  int64_t total = 0;
-  bool sym = false;
+  tc_sdim total = num(0);
   for (size_t i = 0; i < n->n_inputs; i++) {
     const tc_shape *x = in(s, n, i);
     if (!x->known || x->rank != a->rank)
       return false;
-    sym |= x->dims[axis].sym != NULL;
-    total += x->dims[axis].v;
+    tc_sdim d = x->dims[axis];
+    if (!total.sym && !d.sym)
+      total = num(total.v + d.v);
+    else if (tc_sdim_is(total, 0))
+      total = d;
+    else if (!tc_sdim_is(d, 0))
+      total = sym_add(s, total, d); /* past + new: "past_seq+seq" */
     if (o->has_vals && x->has_vals && o->n_vals + x->n_vals <= TC_SHAPE_MAX_VALS) {
       memcpy(o->vals + o->n_vals, x->vals, x->n_vals * sizeof *x->vals);
       o->n_vals += x->n_vals;
@@ -337,7 +370,7 @@ static bool rule_concat(tc_shapes *s, const tc_node *n, tc_shape *o) {
       o->has_vals = false;
     }
   }
-  o->dims[axis] = sym ? fresh(s) : num(total);
+  o->dims[axis] = total;
   return true;
 }
 
@@ -346,6 +379,25 @@ static bool rule_slice(tc_shapes *s, const tc_node *n, tc_shape *o) {
   int64_t st[TC_SHAPE_MAX_VALS], en[TC_SHAPE_MAX_VALS], ax[TC_SHAPE_MAX_VALS],
       sp[TC_SHAPE_MAX_VALS];
   size_t ns, ne, na = 0, nsp = 0;
+  bool nums = in_ints(s, n, 1, st, &ns) && in_ints(s, n, 2, en, &ne);
+  if (x->known && !nums && in(s, n, 1)->has_vals && in(s, n, 2)->has_vals &&
+      in(s, n, 1)->n_vals == 1 && in(s, n, 2)->n_vals == 1 && !(n->n_inputs > 4 && n->inputs[4])) {
+    /* One axis sliced between symbolic bounds (a decoder's causal mask rows
+     * [past : past + seq]): b - a elements, assuming the bounds are in range
+     * as a valid model has them. */
+    size_t one;
+    int64_t a = 0;
+    if (n->n_inputs > 3 && n->inputs[3] && (!in_ints(s, n, 3, ax, &one) || one != 1))
+      return false;
+    a = norm_axis(n->n_inputs > 3 && n->inputs[3] ? ax[0] : 0, x->rank);
+    if (a < 0 || a >= (int64_t)x->rank)
+      return false;
+    tc_sdim lo = in(s, n, 1)->vals[0], hi = in(s, n, 2)->vals[0];
+    *o = *x;
+    o->has_vals = false;
+    o->dims[a] = tc_sdim_is(lo, 0) ? hi : sym_sub(s, hi, lo);
+    return true;
+  }
   if (!x->known || !in_ints(s, n, 1, st, &ns) || !in_ints(s, n, 2, en, &ne) || ns != ne)
     return false;
   if (n->n_inputs > 3 && n->inputs[3] && (!in_ints(s, n, 3, ax, &na) || na != ns))
@@ -451,10 +503,17 @@ static bool rule_range(tc_shapes *s, const tc_node *n, tc_shape *o) {
   const tc_shape *st = in(s, n, 0), *lim = in(s, n, 1), *d = in(s, n, 2);
   set_rank(o, st->dtype, 1);
   o->dims[0] = fresh(s);
-  /* Range(0, L, 1) has L elements: the position ids of every transformer. */
-  if (st->has_vals && d->has_vals && lim->has_vals && tc_sdim_is(st->vals[0], 0) &&
-      tc_sdim_is(d->vals[0], 1))
-    o->dims[0] = lim->vals[0];
+  /* Range(a, b, 1) has b - a elements: the position ids of every transformer
+   * (a = 0, or a decoder's cache length). */
+  if (st->has_vals && d->has_vals && lim->has_vals && tc_sdim_is(d->vals[0], 1)) {
+    tc_sdim a = st->vals[0], b = lim->vals[0];
+    if (tc_sdim_is(a, 0))
+      o->dims[0] = b;
+    else if (!a.sym && !b.sym)
+      o->dims[0] = num(b.v > a.v ? b.v - a.v : 0);
+    else
+      o->dims[0] = sym_sub(s, b, a);
+  }
   return true;
 }
 
@@ -495,6 +554,48 @@ static bool rule_conv(tc_shapes *s, const tc_node *n, tc_shape *o) {
   return true;
 }
 
+/* Attention (opset 23): Y is (B, Sq, Hq*Dv) for 3-D inputs, (B, Hq, Sq, Dv)
+ * for 4-D; present_key/value are the cache after appending K/V. */
+static void infer_attention(tc_shapes *s, const tc_node *n) {
+  const tc_shape *q = in(s, n, 0), *k = in(s, n, 1), *v = in(s, n, 2);
+  if (!q->known || !k->known || !v->known || q->rank != k->rank || q->rank != v->rank)
+    return;
+  bool three = q->rank == 3;
+  int64_t hq = tc_attr_int(n, "q_num_heads", 0), hkv = tc_attr_int(n, "kv_num_heads", 0);
+  if (three && (hq <= 0 || hkv <= 0))
+    return;
+  tc_sdim dv = three ? (v->dims[2].sym ? fresh(s) : num(v->dims[2].v / hkv)) : v->dims[3];
+  tc_shape *y = out(s, n, 0);
+  if (y) {
+    set_rank(y, q->dtype, q->rank);
+    y->dims[0] = q->dims[0];
+    if (three) {
+      y->dims[1] = q->dims[1];
+      y->dims[2] = dv.sym ? fresh(s) : num(hq * dv.v);
+    } else {
+      y->dims[1] = q->dims[1];
+      y->dims[2] = q->dims[2];
+      y->dims[3] = dv;
+    }
+  }
+  const tc_shape *pk = in(s, n, 4), *pv = in(s, n, 5);
+  for (int i = 0; i < 2; i++) {
+    tc_shape *o = out(s, n, 1 + (size_t)i);
+    const tc_shape *past = i ? pv : pk, *cur = i ? v : k;
+    if (!o || !cur->known)
+      continue;
+    tc_sdim seq = three ? cur->dims[1] : cur->dims[2];
+    tc_sdim head = three ? (cur->dims[2].sym ? fresh(s) : num(cur->dims[2].v / hkv)) : cur->dims[3];
+    set_rank(o, cur->dtype, 4);
+    o->dims[0] = cur->dims[0];
+    o->dims[1] = three ? num(hkv) : cur->dims[1];
+    o->dims[2] = past->known && past->rank == 4 ? sym_add(s, past->dims[2], seq) : seq;
+    if (past->known && past->rank == 4 && !past->dims[2].sym && !seq.sym)
+      o->dims[2] = num(past->dims[2].v + seq.v);
+    o->dims[3] = head;
+  }
+}
+
 static const char *const same_shape_ops[] = {"Relu",
                                              "Sigmoid",
                                              "Tanh",
@@ -526,6 +627,7 @@ static const char *const same_shape_ops[] = {"Relu",
                                              "CumSum",
                                              "Celu",
                                              "Mish",
+                                             "Trilu",
                                              "PRelu",
                                              "Not",
                                              "LpNormalization",
@@ -570,9 +672,57 @@ static void infer_fused(tc_shapes *s, const tc_node *n, tc_shape *dst) {
   }
 }
 
+/* Split: every output is the input with the split axis cut to its part
+ * (sizes from the split input/attribute, or an even split of a known dim). */
+static void infer_split(tc_shapes *s, const tc_node *n) {
+  const tc_shape *x = in(s, n, 0);
+  if (!x->known || n->n_outputs == 0 || n->n_outputs > TC_SHAPE_MAX_VALS)
+    return;
+  int64_t axis = norm_axis(tc_attr_int(n, "axis", 0), x->rank);
+  if (axis < 0 || axis >= (int64_t)x->rank)
+    return;
+  int64_t parts[TC_SHAPE_MAX_VALS];
+  size_t np = 0;
+  const int64_t *sa;
+  ptrdiff_t ns = tc_attr_ints(n, "split", &sa);
+  if (ns >= 0) {
+    if ((size_t)ns != n->n_outputs)
+      return;
+    for (ptrdiff_t i = 0; i < ns; i++)
+      parts[np++] = sa[i];
+  } else if (n->n_inputs > 1 && n->inputs[1]) {
+    if (!in_ints(s, n, 1, parts, &np) || np != n->n_outputs)
+      return;
+  } else {
+    tc_sdim d = x->dims[axis];
+    if (d.sym || d.v % (int64_t)n->n_outputs != 0)
+      return;
+    for (np = 0; np < n->n_outputs; np++)
+      parts[np] = d.v / (int64_t)n->n_outputs;
+  }
+  for (size_t i = 0; i < n->n_outputs; i++) {
+    tc_shape *o = out(s, n, i);
+    if (!o)
+      continue;
+    *o = *x;
+    o->has_vals = false;
+    o->dims[axis] = num(parts[i]);
+  }
+}
+
 static void infer_node(tc_shapes *s, const tc_node *n) {
   tc_shape *dst = out(s, n, 0);
-  if (!dst || n->n_inputs == 0)
+  if (n->n_inputs == 0)
+    return;
+  if (tc_is_op(n, "Split")) {
+    infer_split(s, n);
+    return;
+  }
+  if (tc_is_op(n, "Attention")) {
+    infer_attention(s, n);
+    return;
+  }
+  if (!dst)
     return;
   if (!tc_domain_is_onnx(n->domain)) {
     infer_fused(s, n, dst);

@@ -113,3 +113,51 @@ def test_merge_that_does_not_undo_the_split_is_left(ctx):
     out, _, err = fuse(ctx, m)
     assert "Attention" not in ops(out), ops(out)
     assert "merged back" in err, err
+
+
+def gpt2(layers=1):
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+    import gen_e2e_models
+    m = gen_e2e_models.gpt2_decoder(layers=layers)
+    m.ir_version = 8  # what tools/gen_e2e_models.py writes; onnx's default is newer than ORT's
+    return m
+
+
+def gpt2_feeds(b, s, past, layers=1):
+    mask = np.ones((b, past + s), np.int64)
+    if past:
+        mask[0, 0] = 0  # a padded cache slot
+    f = {"input_ids": RNG.integers(0, 96, (b, s)).astype(np.int64), "attention_mask": mask}
+    for i in range(layers):
+        for kv in ("key", "value"):
+            f[f"past_key_values.{i}.{kv}"] = RNG.standard_normal((b, 4, past, 16)).astype(np.float32)
+    return f
+
+
+def test_decoder_with_cache_and_causal_where(ctx):
+    # GPT-2 layout: fused QKV Split, past Concat along the sequence (present
+    # outputs), causal Where with a very negative fill, additive padding mask.
+    m = gpt2(layers=2)
+    # Its Reshape targets come from Shape/Gather/Concat: fold-shapes first.
+    out, _, err = ctx.optimize(m, "fold-shapes,eliminate-dead,fuse-attention,eliminate-common,"
+                               "eliminate-dead", extra=["--explain"])
+    att = [n for n in out.graph.node if n.op_type == "Attention"]
+    assert len(att) == 2, (ops(out), err)
+    for a in att:
+        assert len(a.input) == 6 and a.input[4].startswith("past_key_values")
+        assert list(a.output)[1].startswith("present.") and list(a.output)[2].startswith("present.")
+    assert "Softmax" not in ops(out)
+    for b, s, past in ((2, 5, 0), (2, 3, 6), (1, 1, 9)):
+        same_outputs(ctx, m, out, gpt2_feeds(b, s, past, layers=2))
+
+
+def test_where_with_a_mild_fill_is_left(ctx):
+    m = gpt2()
+    for init in m.graph.initializer:
+        if init.name == "f_min":
+            init.CopyFrom(const("f_min", -5.0))
+    out, _, err = ctx.optimize(m, "fold-shapes,eliminate-dead,fuse-attention", extra=["--explain"])
+    assert "Attention" not in ops(out), ops(out)
+    assert "very negative" in err, err
