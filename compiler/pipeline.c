@@ -32,13 +32,17 @@ void tc_pipeline_for_level(tc_pipeline *p, int level) {
   p->n = 0;
   if (level < 1)
     return;
-  /* -O1: clean-up. Folding runs again after CSE, which exposes more of it. */
+  /* -O1: clean-up. Function calls are inlined first so that everything after
+   * sees the ops (calls of ops libtacort has a kernel for stay). Folding runs
+   * again after CSE, which exposes more of it. */
+  add(p, "inline-functions");
   add(p, "constants-to-initializers");
   add(p, "eliminate-identity");
   add(p, "fold-constants");
   add(p, "eliminate-common");
   add(p, "fold-constants");
   add(p, "fold-shapes");
+  add(p, "fold-chains");
   add(p, "eliminate-common");
   add(p, "eliminate-dead");
   if (level < 2)
@@ -58,6 +62,7 @@ void tc_pipeline_for_level(tc_pipeline *p, int level) {
   add(p, "fuse-groupnorm");
   add(p, "fuse-gelu");
   add(p, "fuse-attention");
+  add(p, "fold-chains");
   add(p, "eliminate-common");
   add(p, "eliminate-dead");
   /* -O3 adds layout and target-specific rewrites; none exist yet, so it

@@ -41,12 +41,15 @@ typedef tc_status (*tc_pass_fn)(tc_pass_ctx *c, tc_graph *g);
 
 /* X(function suffix, name on the command line, one-line summary) */
 #define TC_PASS_LIST(X)                                                                            \
+  X(inline_functions, "inline-functions", "model-local function calls replaced by their bodies")   \
   X(constants_to_initializers, "constants-to-initializers", "Constant nodes become initializers")  \
   X(eliminate_identity, "eliminate-identity",                                                      \
     "Identity, inference-mode Dropout and no-op Cast removed")                                     \
   X(fold_constants, "fold-constants", "nodes with constant inputs evaluated with libtacort")       \
   X(fold_shapes, "fold-shapes",                                                                    \
     "shape computations (Shape/Gather/Concat chains, Reshape targets) to constants")               \
+  X(fold_chains, "fold-chains",                                                                    \
+    "Transpose/Reshape/Unsqueeze-Squeeze chains collapsed, no-op Reshapes removed")                \
   X(eliminate_common, "eliminate-common", "identical nodes on identical inputs merged")            \
   X(eliminate_dead, "eliminate-dead", "unused nodes, initializers and value_info removed")         \
   X(fuse_conv_bn, "fuse-conv-bn", "BatchNormalization after Conv folded into its weights")         \

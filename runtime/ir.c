@@ -730,3 +730,297 @@ done:
   free(order);
   return st;
 }
+
+/* ---- copying ---- */
+int tc_value_map_set(tc_value_map *map, const tc_value *from, tc_value *to) {
+  size_t id = from->id;
+  if (id >= map->n) {
+    size_t n = map->n ? map->n : 64;
+    while (n <= id)
+      n *= 2;
+    tc_value **nt = realloc(map->to, n * sizeof *nt);
+    if (nt)
+      map->to = nt;
+    bool *ns = nt ? realloc(map->set, n * sizeof *ns) : NULL;
+    if (!ns)
+      return -1;
+    map->set = ns;
+    memset(map->set + map->n, 0, (n - map->n) * sizeof *ns);
+    map->n = n;
+  }
+  map->to[id] = to;
+  map->set[id] = true;
+  return 0;
+}
+
+bool tc_value_map_get(const tc_value_map *map, const tc_value *from, tc_value **to) {
+  if (from->id >= map->n || !map->set[from->id])
+    return false;
+  *to = map->to[from->id];
+  return true;
+}
+
+void tc_value_map_free(tc_value_map *map) {
+  free(map->to);
+  free(map->set);
+  *map = (tc_value_map){0};
+}
+
+tc_value *tc_value_map_fresh(tc_value_map *map, tc_graph *g, const tc_value *from) {
+  tc_arena *a = g->model->arena;
+  tc_value *v = tc_graph_new_temp(g, from->name);
+  if (!v)
+    return NULL;
+  v->type = from->type;
+  v->pb_type = from->pb_type;
+  v->type_dirty = from->type_dirty;
+  if (from->type.rank && from->type.dims &&
+      !(v->type.dims = tc_arena_memdup(a, from->type.dims, from->type.rank * sizeof *v->type.dims)))
+    return NULL;
+  return tc_value_map_set(map, from, v) == 0 ? v : NULL;
+}
+
+static tc_status copy_oom(tc_diag *diag) {
+  return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+}
+
+/* The value a copy reads where the original read v. */
+static tc_value *mapped(const tc_value_map *map, tc_value *v) {
+  tc_value *to;
+  return v && tc_value_map_get(map, v, &to) ? to : v;
+}
+
+static tc_status copy_node(tc_graph *g, tc_node *before, const tc_node *n, tc_value_map *map,
+                           tc_diag *diag) {
+  tc_node *c = tc_graph_insert_node(g, before, n->op_type, n->domain, n->name, n->n_inputs,
+                                    n->n_outputs, n->n_attrs);
+  if (!c)
+    return copy_oom(diag);
+  c->pb = n->pb;
+  for (size_t i = 0; i < n->n_inputs; i++)
+    if (tc_node_set_input(c, i, mapped(map, n->inputs[i])) != 0)
+      return copy_oom(diag);
+  for (size_t i = 0; i < n->n_outputs; i++) {
+    tc_value *v = mapped(map, n->outputs[i]);
+    if (v && v == n->outputs[i] && !(v = tc_value_map_fresh(map, g, v)))
+      return copy_oom(diag);
+    if (tc_node_set_output(c, i, v) != 0)
+      return tc_diag_set(diag, TC_STATUS_INVALID, n->name ? n->name : "", n->op_type,
+                         "copy of output '%s' would have a second producer", v->name);
+  }
+  for (size_t i = 0; i < n->n_attrs; i++) {
+    tc_status s = tc_attr_copy(&c->attrs[i], c, &n->attrs[i], map, diag);
+    if (s)
+      return s;
+  }
+  return TC_STATUS_OK;
+}
+
+tc_status tc_graph_copy_nodes(tc_graph *g, tc_node *before, const tc_graph *src, tc_value_map *map,
+                              tc_diag *diag) {
+  /* All outputs first: a reader may come before its producer in src. */
+  tc_value *to;
+  for (const tc_node *n = src->first; n; n = n->next)
+    for (size_t i = 0; i < n->n_outputs; i++)
+      if (n->outputs[i] && !tc_value_map_get(map, n->outputs[i], &to) &&
+          !tc_value_map_fresh(map, g, n->outputs[i]))
+        return copy_oom(diag);
+  for (const tc_node *n = src->first; n; n = n->next) {
+    tc_status s = copy_node(g, before, n, map, diag);
+    if (s)
+      return s;
+  }
+  return TC_STATUS_OK;
+}
+
+static tc_tensor *rename_tensor(tc_model *m, const tc_tensor *t, const char *name) {
+  tc_tensor *c = t ? tc_arena_memdup(m->arena, t, sizeof *c) : NULL;
+  if (c)
+    c->name = name;
+  return c;
+}
+
+static tc_status copy_inits(tc_graph *g, const tc_graph *src, tc_value_map *map, tc_diag *diag) {
+  tc_model *m = g->model;
+  for (size_t i = 0; i < src->n_inits; i++) {
+    tc_value *s = src->inits[i], *v = mapped(map, s);
+    if (v == s && !(v = tc_value_map_fresh(map, g, s)))
+      return copy_oom(diag);
+    tc_tensor *t = rename_tensor(m, s->init, v->name);
+    if (!t || tc_graph_add_init(g, v, t) != 0)
+      return copy_oom(diag);
+  }
+  for (size_t i = 0; i < src->n_sparse_inits; i++) {
+    tc_value *s = src->sparse_inits[i], *v = mapped(map, s);
+    if (v == s && !(v = tc_value_map_fresh(map, g, s)))
+      return copy_oom(diag);
+    tc_sparse_tensor *sp = tc_arena_memdup(m->arena, s->sparse, sizeof *sp);
+    if (!sp || (s->sparse->values && !(sp->values = rename_tensor(m, s->sparse->values, v->name))))
+      return copy_oom(diag);
+    v->sparse = sp;
+    if (tc_arena_vec_reserve(m->arena, (void **)&g->sparse_inits, &g->cap_sparse_inits,
+                             g->n_sparse_inits, sizeof *g->sparse_inits) != 0)
+      return copy_oom(diag);
+    g->sparse_inits[g->n_sparse_inits++] = v;
+  }
+  return TC_STATUS_OK;
+}
+
+tc_graph *tc_graph_copy(tc_graph *parent, tc_node *owner, const tc_graph *src, tc_value_map *map,
+                        tc_diag *diag) {
+  tc_graph *g = tc_graph_new(parent->model, parent, NULL);
+  if (!g) {
+    copy_oom(diag);
+    return NULL;
+  }
+  /* src->pb is not kept: its quantization annotations name the old values. */
+  g->name = src->name;
+  g->owner = owner;
+  for (size_t i = 0; i < src->n_inputs; i++) {
+    tc_value *v = tc_value_map_fresh(map, g, src->inputs[i].value);
+    if (!v || tc_graph_add_input(g, v, src->inputs[i].pb) != 0) {
+      copy_oom(diag);
+      return NULL;
+    }
+  }
+  if (copy_inits(g, src, map, diag) || tc_graph_copy_nodes(g, NULL, src, map, diag))
+    return NULL;
+  for (size_t i = 0; i < src->n_outputs; i++) {
+    tc_value *v = mapped(map, src->outputs[i].value);
+    if (!v) {
+      tc_diag_set(diag, TC_STATUS_INVALID, NULL, NULL,
+                  "subgraph output '%s' is a value that was left out", src->outputs[i].value->name);
+      return NULL;
+    }
+    if (tc_graph_add_output(g, v, src->outputs[i].pb) != 0) {
+      copy_oom(diag);
+      return NULL;
+    }
+  }
+  for (size_t i = 0; i < src->n_value_info; i++) {
+    tc_value *v = src->value_info[i].value, *to;
+    if (tc_value_map_get(map, v, &to) && to && to->graph == g &&
+        tc_graph_add_value_info(g, to, src->value_info[i].pb) != 0) {
+      copy_oom(diag);
+      return NULL;
+    }
+  }
+  return g;
+}
+
+tc_status tc_attr_copy(tc_attr *dst, tc_node *owner, const tc_attr *a, tc_value_map *map,
+                       tc_diag *diag) {
+  tc_model *m = owner->graph->model;
+  *dst = *a;
+  /* Tensors get their own struct (passes rename them), sharing the payload. */
+  if (a->t && !(dst->t = rename_tensor(m, a->t, a->t->name)))
+    return copy_oom(diag);
+  if (a->n_tensors &&
+      !(dst->tensors = tc_arena_alloc(m->arena, a->n_tensors * sizeof *dst->tensors)))
+    return copy_oom(diag);
+  for (size_t k = 0; k < a->n_tensors; k++)
+    if (!(dst->tensors[k] = rename_tensor(m, a->tensors[k], a->tensors[k]->name)))
+      return copy_oom(diag);
+  if (a->g && !(dst->g = tc_graph_copy(owner->graph, owner, a->g, map, diag)))
+    return diag && diag->status ? diag->status : TC_STATUS_NOMEM;
+  if (!a->n_graphs)
+    return TC_STATUS_OK;
+  dst->graphs = tc_arena_alloc(m->arena, a->n_graphs * sizeof *dst->graphs);
+  if (!dst->graphs)
+    return copy_oom(diag);
+  for (size_t k = 0; k < a->n_graphs; k++)
+    if (!(dst->graphs[k] = tc_graph_copy(owner->graph, owner, a->graphs[k], map, diag)))
+      return diag && diag->status ? diag->status : TC_STATUS_NOMEM;
+  return TC_STATUS_OK;
+}
+
+/* A span of memory p does not own (empty when ptr is NULL). 0 on success. */
+static int view_span(tc_model *m, const void *ptr, size_t bytes, tc_span *out) {
+  if (!ptr)
+    return 0;
+  tc_buffer *b = tc_buffer_wrap_static((void *)ptr, bytes);
+  if (!b || tc_arena_on_free(m->arena, unref_buffer, b) != 0) {
+    tc_buffer_unref(b);
+    return -1;
+  }
+  *out = (tc_span){b, 0, bytes};
+  return 0;
+}
+
+/* A tensor viewing the payload of p in place; NULL (diag set) on failure. */
+static tc_tensor *view_tensor(tc_model *m, const Onnx__TensorProto *p, tc_diag *diag) {
+  if (p->has_data_location && p->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
+    tc_diag_set(diag, TC_STATUS_UNSUPPORTED, NULL, NULL,
+                "tensor '%s' in an attribute default has external data", p->name ? p->name : "");
+    return NULL;
+  }
+  tc_tensor *t = tc_arena_alloc(m->arena, sizeof *t);
+  if (!t) {
+    copy_oom(diag);
+    return NULL;
+  }
+  *t = (tc_tensor){.name = p->name,
+                   .dtype = p->data_type,
+                   .has_dtype = p->has_data_type,
+                   .rank = p->n_dims,
+                   .dims = p->dims,
+                   .has_raw = p->has_raw_data,
+                   .n_strings = p->n_string_data,
+                   .strings = p->string_data,
+                   .pb = p};
+  struct {
+    const void *ptr;
+    size_t bytes;
+    tc_tensor_field f;
+  } fields[] = {
+      {p->has_raw_data ? p->raw_data.data : NULL, p->raw_data.len, TC_FIELD_RAW},
+      {p->float_data, p->n_float_data * sizeof(float), TC_FIELD_FLOAT},
+      {p->int32_data, p->n_int32_data * sizeof(int32_t), TC_FIELD_INT32},
+      {p->int64_data, p->n_int64_data * sizeof(int64_t), TC_FIELD_INT64},
+      {p->double_data, p->n_double_data * sizeof(double), TC_FIELD_DOUBLE},
+      {p->uint64_data, p->n_uint64_data * sizeof(uint64_t), TC_FIELD_UINT64},
+  };
+  t->field = p->n_string_data ? TC_FIELD_STRING : TC_FIELD_RAW;
+  bool found = p->has_raw_data;
+  for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+    if (!fields[i].ptr)
+      continue;
+    if (view_span(m, fields[i].ptr, fields[i].bytes, &t->data[fields[i].f]) != 0) {
+      copy_oom(diag);
+      return NULL;
+    }
+    if (!found) {
+      t->field = fields[i].f;
+      found = true;
+    }
+  }
+  return t;
+}
+
+tc_status tc_attr_from_pb(tc_model *m, tc_attr *a, const Onnx__AttributeProto *p, tc_diag *diag) {
+  if (p->g || p->n_graphs)
+    return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, NULL, NULL,
+                       "attribute '%s' has a graph as its default value", p->name ? p->name : "");
+  *a = (tc_attr){.name = p->name,
+                 .type = p->type,
+                 .ref_attr_name = p->ref_attr_name,
+                 .f = p->f,
+                 .i = p->i,
+                 .s = p->s,
+                 .n_floats = p->n_floats,
+                 .n_ints = p->n_ints,
+                 .n_strings = p->n_strings,
+                 .floats = p->floats,
+                 .ints = p->ints,
+                 .strings = p->strings,
+                 .pb = p};
+  if (p->t && !(a->t = view_tensor(m, p->t, diag)))
+    return diag && diag->status ? diag->status : TC_STATUS_NOMEM;
+  if (p->n_tensors && !(a->tensors = tc_arena_alloc(m->arena, p->n_tensors * sizeof *a->tensors)))
+    return copy_oom(diag);
+  a->n_tensors = p->n_tensors;
+  for (size_t i = 0; i < p->n_tensors; i++)
+    if (!(a->tensors[i] = view_tensor(m, p->tensors[i], diag)))
+      return diag && diag->status ? diag->status : TC_STATUS_NOMEM;
+  return TC_STATUS_OK;
+}

@@ -394,6 +394,43 @@ void tc_graph_prune_value_info(tc_graph *g);
  * outer values come after those values' producers. INVALID on a cycle. */
 tc_status tc_graph_toposort(tc_graph *g, tc_diag *diag);
 
+/* ---- copying (function inlining, subgraph duplication) ---- */
+/* Source value -> the value a copy uses instead, by value id. Start from
+ * {0}; entries are set explicitly or by the copies; heap memory. */
+typedef struct tc_value_map {
+  tc_value **to;
+  bool *set; /* set with to NULL: the copy leaves the input out */
+  size_t n;
+} tc_value_map;
+/* Maps from to to (NULL allowed). 0 on success, -1 on OOM. */
+int tc_value_map_set(tc_value_map *map, const tc_value *from, tc_value *to);
+/* True when from is mapped; *to gets its value (may be NULL). */
+bool tc_value_map_get(const tc_value_map *map, const tc_value *from, tc_value **to);
+/* Frees the map's memory (not the values). */
+void tc_value_map_free(tc_value_map *map);
+/* Maps from to a new value of g named fresh after it (type copied); NULL on OOM. */
+tc_value *tc_value_map_fresh(tc_value_map *map, tc_graph *g, const tc_value *from);
+/* Copies the nodes of src into g before `before` (NULL: at the end), in
+ * order: every node output not yet mapped first gets a fresh value of g;
+ * inputs read their mapped value (unmapped ones are read as they are, so
+ * they must be visible from g). Subgraphs are deep-copied (tc_attr_copy). */
+tc_status tc_graph_copy_nodes(tc_graph *g, tc_node *before, const tc_graph *src, tc_value_map *map,
+                              tc_diag *diag);
+/* Deep copy of graph src as a subgraph of parent held by owner: inputs,
+ * initializers and node outputs get fresh names, reads of outer values go
+ * through map. NULL on failure (diag set). */
+tc_graph *tc_graph_copy(tc_graph *parent, tc_node *owner, const tc_graph *src, tc_value_map *map,
+                        tc_diag *diag);
+/* Copies attribute a into *dst for node owner: subgraphs deep-copied
+ * (tc_graph_copy, under owner), tensors as structs of their own sharing the
+ * payload, arrays and strings shared. */
+tc_status tc_attr_copy(tc_attr *dst, tc_node *owner, const tc_attr *a, tc_value_map *map,
+                       tc_diag *diag);
+/* Fills *a from an AttributeProto import did not read (e.g. a
+ * FunctionProto.attribute_proto default), sharing p's arrays and viewing its
+ * tensors in place (p must live as long as m); graph values are UNSUPPORTED. */
+tc_status tc_attr_from_pb(tc_model *m, tc_attr *a, const Onnx__AttributeProto *p, tc_diag *diag);
+
 /* ---- checks ---- */
 /* Checks the IR's invariants on g and its subgraphs: use lists match inputs,
  * producers match outputs, every node input is visible, no cycles. Returns

@@ -91,8 +91,9 @@ static tc_status bind_graph(tc_session *s, const tc_graph *g, tc_diag *diag) {
       if (fn->name && n->op_type && strcmp(fn->name, n->op_type) == 0 &&
           tc_domain_equal(fn->domain, n->domain) && !tc_kernel_find(n->op_type, n->domain, opset))
         return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, nz(n->name), n->op_type,
-                           "calls the model-local function %s.%s, which the runtime cannot "
-                           "run yet",
+                           "calls the model-local function %s.%s, which libtacort has no "
+                           "kernel for; run `tacoc optimize` on the model first, which inlines "
+                           "function calls",
                            nz(fn->domain), fn->name);
     }
     s->opsets[n->id] = opset;

@@ -76,3 +76,56 @@ def test_shape_arithmetic(ctx):
     assert ops(out) == ["Reshape"], ops(out)
     assert target(out) == [-1, 3], target(out)
     same_outputs(ctx, m, out, {"x": rand(RNG, 2, 6)})
+
+
+def chain(nodes, inits, in_shape, out_shape):
+    return model(nodes, [tensor_in("x", in_shape)], [tensor_in("y", out_shape)], inits)
+
+
+def test_transpose_pairs(ctx):
+    n = helper.make_node
+    # (0,2,1,3) twice is the identity; (0,2,1,3) then (0,1,3,2) composes.
+    m = chain([n("Transpose", ["x"], ["t"], perm=[0, 2, 1, 3]), n("Transpose", ["t"], ["u"], perm=[0, 2, 1, 3]),
+               n("Relu", ["u"], ["y"])], [], ["b", 3, 4, 5], ["b", 3, 4, 5])
+    out, _, _ = ctx.optimize(m, "fold-chains")
+    assert ops(out) == ["Relu"] and out.graph.node[0].input[0] == "x", ops(out)
+    same_outputs(ctx, m, out, {"x": rand(RNG, 2, 3, 4, 5)})
+    m = chain([n("Transpose", ["x"], ["t"], perm=[0, 2, 1, 3]), n("Transpose", ["t"], ["y"], perm=[0, 1, 3, 2])],
+              [], ["b", 3, 4, 5], ["b", 4, 5, 3])
+    out, _, _ = ctx.optimize(m, "fold-chains")
+    assert ops(out) == ["Transpose"], ops(out)
+    assert list(out.graph.node[0].attribute[0].ints) == [0, 2, 3, 1]
+    same_outputs(ctx, m, out, {"x": rand(RNG, 2, 3, 4, 5)})
+
+
+def test_reshape_pairs_and_noop_reshape(ctx):
+    n = helper.make_node
+    m = chain([n("Reshape", ["x", "a"], ["t"]), n("Reshape", ["t", "b"], ["y"])],
+              [const("a", [0, -1], np.int64), const("b", [0, 3, 4], np.int64)], ["b", 3, 4], ["b", 3, 4])
+    out, _, _ = ctx.optimize(m, "fold-chains,eliminate-dead")
+    # The pair becomes one Reshape, which then changes nothing and goes too.
+    assert ops(out) in ([], ["Reshape"]), ops(out)
+    same_outputs(ctx, m, out, {"x": rand(RNG, 2, 3, 4)})
+    m = chain([n("Reshape", ["x", "a"], ["t"]), n("Reshape", ["t", "b"], ["u"]), n("Relu", ["u"], ["y"])],
+              [const("a", [-1, 4], np.int64), const("b", [0, 2, 2], np.int64)], [2, 3, 4], [6, 2, 2])
+    out, _, _ = ctx.optimize(m, "fold-chains,eliminate-dead")
+    assert ops(out) == ["Reshape", "Relu"], ops(out)
+    same_outputs(ctx, m, out, {"x": rand(RNG, 2, 3, 4)})
+
+
+def test_unsqueeze_squeeze_pair(ctx):
+    n = helper.make_node
+    m = chain([n("Unsqueeze", ["x", "ax"], ["t"]), n("Squeeze", ["t", "ax"], ["u"]), n("Relu", ["u"], ["y"])],
+              [const("ax", [1], np.int64)], [2, 3], [2, 3])
+    out, _, _ = ctx.optimize(m, "fold-chains,eliminate-dead")
+    assert ops(out) == ["Relu"], ops(out)
+    same_outputs(ctx, m, out, {"x": rand(RNG, 2, 3)})
+
+
+def test_reshape_with_zero_copy_of_unknown_dim_is_left(ctx):
+    n = helper.make_node
+    # b's 0 copies dim 0 of the intermediate, whose size inference cannot name.
+    m = chain([n("Reshape", ["x", "a"], ["t"]), n("Reshape", ["t", "b"], ["y"])],
+              [const("a", [-1, 4], np.int64), const("b", [0, 2, 2], np.int64)], ["n", 3, 4], [None, 2, 2])
+    out, _, _ = ctx.optimize(m, "fold-chains")
+    assert ops(out) == ["Reshape", "Reshape"], ops(out)

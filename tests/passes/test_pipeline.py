@@ -57,10 +57,12 @@ def test_table_and_report(ctx):
     assert r["before"]["nodes"] == 6 and r["after"]["nodes"] == 2
     assert r["after"]["ops"] == {"Add": 1, "Mul": 1}
     names = [p["name"] for p in r["passes"]]
-    assert names[0] == "constants-to-initializers" and "fuse-layernorm" in names
-    first = r["passes"][0]
-    assert first["nodes_before"] == 6 and first["nodes_after"] == 5
-    assert first["rewrites"] == {"Constant": 1}
+    assert names[:2] == ["inline-functions", "constants-to-initializers"], names
+    assert "fuse-layernorm" in names
+    const = r["passes"][1]
+    assert const["nodes_before"] == 6 and const["nodes_after"] == 5
+    assert const["rewrites"] == {"Constant": 1}
+    assert r["passes"][0]["rewrites"] == {}  # no function calls to inline
 
 
 def test_quiet_and_dump_after(ctx):
