@@ -1,5 +1,7 @@
 #include "json.h"
 
+#include <math.h>
+
 static void indent(tc_json *j) {
   fputc('\n', j->f);
   for (int i = 0; i < j->depth; i++)
@@ -90,6 +92,19 @@ void tc_json_int(tc_json *j, long long v) {
 void tc_json_uint(tc_json *j, unsigned long long v) {
   item(j);
   fprintf(j->f, "%llu", v);
+}
+
+void tc_json_double(tc_json *j, double v) {
+  item(j);
+  if (isfinite(v))
+    fprintf(j->f, "%.9g", v);
+  else
+    fputs("null", j->f);
+}
+
+void tc_json_bool(tc_json *j, bool v) {
+  item(j);
+  fputs(v ? "true" : "false", j->f);
 }
 
 void tc_json_null(tc_json *j) {

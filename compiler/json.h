@@ -22,6 +22,9 @@ void tc_json_key(tc_json *j, const char *k);
 void tc_json_string(tc_json *j, const char *s); /* NULL writes null */
 void tc_json_int(tc_json *j, long long v);
 void tc_json_uint(tc_json *j, unsigned long long v);
+/* A number with 9 significant digits; NaN and infinities (which JSON lacks) as null. */
+void tc_json_double(tc_json *j, double v);
+void tc_json_bool(tc_json *j, bool v);
 void tc_json_null(tc_json *j);
 
 #endif

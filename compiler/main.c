@@ -1,5 +1,6 @@
 /* tacoc: the command-line driver. Only this file decides exit codes:
- * 0 success, 2 any error (bad usage, unreadable or invalid model, failed write). */
+ * 0 success, 2 any error (bad usage, unreadable or invalid model, failed write);
+ * bench also exits 1 when a CI gate fails. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench.h"
 #include "cli.h"
 #include "inspect.h"
 #include "ir.h"
@@ -38,6 +40,13 @@ static const char usage_text[] =
     "      Run a model in libtacort. FILE is .npy or a serialized TensorProto (.pb).\n"
     "      Prints each output's dtype, shape, first values, min/max/mean; with\n"
     "      --output-dir writes DIR/<output name>.npy; --repeat N times N more runs.\n"
+    "  bench MODEL [MODEL...] [--input NAME=FILE]... [--inputs DIR] [--shape NAME=DIMS]...\n"
+    "      [--runtime tacort|ort|tacort,ort] [--threads N] [--batch 1,8,32] [--warmup N]\n"
+    "      [--iters N | --time SECONDS] [--json FILE] [--markdown FILE]\n"
+    "      [--fail-if-slower RATIO] [--max-error cos=C,max-abs=A,max-rel=R]\n"
+    "      Run the models on the same inputs, interleaved, and print per batch the\n"
+    "      latency p50/p90/p99 with the spread, throughput, peak memory, and accuracy\n"
+    "      against the first model. Exit 1 when a gate fails, 2 on any error.\n"
     "  version\n";
 
 static int cmd_inspect(int argc, char **argv) {
@@ -81,6 +90,8 @@ int main(int argc, char **argv) {
     return tc_cmd_passes();
   if (strcmp(cmd, "run") == 0)
     return tc_cmd_run(argc - 2, argv + 2);
+  if (strcmp(cmd, "bench") == 0)
+    return tc_cmd_bench(argc - 2, argv + 2);
   if (strcmp(cmd, "inspect") == 0)
     return cmd_inspect(argc - 2, argv + 2);
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

@@ -17,84 +17,11 @@
 #include <time.h>
 
 #include "cli.h"
+#include "inputs.h"
 #include "kernel.h"
 #include "npy.h"
-#include "onnx_io.h"
 
 #define MAX_INPUTS 256
-
-static int load_input(const char *file, tc_ndarray *out, char *why, size_t cap) {
-  if (tc_cli_ends_with(file, ".npy"))
-    return tc_npy_read(file, out, why, cap);
-  FILE *f = fopen(file, "rb");
-  if (!f) {
-    snprintf(why, cap, "cannot read");
-    return -1;
-  }
-  fseek(f, 0, SEEK_END);
-  long len = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *bytes = malloc(len > 0 ? (size_t)len : 1);
-  size_t got = bytes ? fread(bytes, 1, (size_t)len, f) : 0;
-  fclose(f);
-  tc_arena *a = tc_arena_new();
-  tc_rt_tensor t;
-  tc_diag d = {0};
-  int rc = -1;
-  if (bytes && a && got == (size_t)len && !tc_rt_from_tensor_proto(bytes, got, a, &t, NULL, &d)) {
-    if (t.dtype == TC_DTYPE_STRING) {
-      snprintf(why, cap, "string tensors are not supported as inputs yet");
-    } else if ((out->data = malloc(t.bytes ? t.bytes : 1))) {
-      out->dtype = t.dtype;
-      out->rank = t.rank;
-      memcpy(out->dims, t.dims, sizeof out->dims);
-      out->size = t.bytes;
-      memcpy(out->data, t.data, t.bytes);
-      rc = 0;
-    }
-  } else {
-    snprintf(why, cap, "not a .npy file or a serialized TensorProto: %.200s", d.reason);
-  }
-  tc_arena_free(a);
-  free(bytes);
-  return rc;
-}
-
-/* Deterministic inputs shaped like the declared input: symbolic or unknown
- * dims become 1; floats uniform in [-1, 1), integers in [0, 10), bools 0/1. */
-static int random_input(const tc_value *v, uint64_t *state, tc_ndarray *out, char *why,
-                        size_t cap) {
-  const tc_type *t = &v->type;
-  if (t->kind != TC_TYPE_TENSOR || !t->has_shape || !tc_dtype_known(t->elem) ||
-      t->elem == TC_DTYPE_STRING) {
-    snprintf(why, cap, "its type does not say dtype and rank; give it with --input");
-    return -1;
-  }
-  out->dtype = t->elem;
-  out->rank = t->rank;
-  size_t n = 1;
-  for (size_t i = 0; i < t->rank; i++) {
-    out->dims[i] = t->dims[i].kind == TC_DIM_VALUE && t->dims[i].value >= 0 ? t->dims[i].value : 1;
-    n *= (size_t)out->dims[i];
-  }
-  out->size = tc_dtype_bytes(t->elem, n);
-  out->data = calloc(1, out->size ? out->size : 1);
-  if (!out->data) {
-    snprintf(why, cap, "out of memory");
-    return -1;
-  }
-  tc_rt_tensor rt = {.dtype = out->dtype, .rank = out->rank, .data = out->data, .bytes = out->size};
-  for (size_t i = 0; i < n; i++) {
-    *state ^= *state << 13, *state ^= *state >> 7, *state ^= *state << 17; /* xorshift64 */
-    double u = (double)(*state >> 11) / 9007199254740992.0;
-    if (t->elem == TC_DTYPE_F32 || t->elem == TC_DTYPE_F64 || t->elem == TC_DTYPE_F16 ||
-        t->elem == TC_DTYPE_BF16)
-      tc_rt_set_f64(&rt, i, 2 * u - 1);
-    else
-      tc_rt_set_i64(&rt, i, t->elem == TC_DTYPE_BOOL ? (int64_t)(u * 2) : (int64_t)(u * 10));
-  }
-  return 0;
-}
 
 static void summarize(const char *name, const tc_ndarray *o) {
   tc_rt_tensor t = {.dtype = o->dtype, .rank = o->rank, .data = o->data, .bytes = o->size};
@@ -170,7 +97,7 @@ int tc_cmd_run(int argc, char **argv) {
         goto done;
       }
       *eq = '\0';
-      if (load_input(eq + 1, &inputs[n_in], why, sizeof why)) {
+      if (tc_input_load(eq + 1, &inputs[n_in], why, sizeof why)) {
         rc = tc_cli_error("%s: %s", eq + 1, why);
         goto done;
       }
@@ -208,7 +135,7 @@ int tc_cmd_run(int argc, char **argv) {
     goto done;
   }
   tc_diag_clear(d); /* run errors name the model once, below */
-  uint64_t state = 0x9e3779b97f4a7c15ull;
+  uint64_t state = TC_INPUT_SEED;
   for (size_t i = 0; i < m->graph->n_inputs; i++) {
     const tc_value *v = m->graph->inputs[i].value;
     bool given = false;
@@ -221,7 +148,7 @@ int tc_cmd_run(int argc, char **argv) {
                         model, v->name);
       goto done;
     }
-    if (n_in == MAX_INPUTS || random_input(v, &state, &inputs[n_in], why, sizeof why)) {
+    if (n_in == MAX_INPUTS || tc_input_random(v, &state, &inputs[n_in], why, sizeof why)) {
       rc = tc_cli_error("input '%s': %s", v->name, why);
       goto done;
     }
@@ -248,14 +175,7 @@ int tc_cmd_run(int argc, char **argv) {
     if (!out_dir)
       continue;
     char path[4096];
-    int len = snprintf(path, sizeof path, "%s/", out_dir);
-    for (const char *p = name; *p && len < (int)sizeof path - 5; p++) {
-      char c = *p;
-      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                c == '.' || c == '-' || c == '_';
-      path[len++] = ok ? c : '_';
-    }
-    snprintf(path + len, sizeof path - (size_t)len, ".npy");
+    tc_input_file_path(out_dir, name, ".npy", path, sizeof path);
     if (tc_npy_write(path, &outs[i], why, sizeof why))
       rc = tc_cli_error("%s: %s", path, why);
   }

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-2}
 PY=.venv/bin/python
-SUITES=${TC_SUITES:-"unit conformance conformance-O3 passes e2e roundtrip errors bigmodel fuzz"}
+SUITES=${TC_SUITES:-"unit conformance conformance-O3 passes e2e roundtrip errors bench bigmodel fuzz"}
 TACOC=$BUILD/bin/tacoc
 DATA=build/testdata
 export PYTHONWARNINGS=ignore
@@ -90,6 +90,8 @@ for s in $SUITES; do
     run_suite e2e $PY tests/e2e.py --tacoc "$TACOC" --sample "$BUILD/samples/run_model" "$DATA/e2e" ;;
   errors)
     run_suite errors $PY tests/errors.py --tacoc "$TACOC" ;;
+  bench)
+    run_suite bench $PY tests/bench.py --tacoc "$TACOC" ;;
   bigmodel)
     run_suite bigmodel $PY tests/bigmodel.py --tacoc "$TACOC" --workdir "$DATA/big" ;;
   fuzz)
