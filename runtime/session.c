@@ -128,6 +128,30 @@ static tc_status bind_graph(tc_session *s, const tc_graph *g, tc_diag *diag) {
   return TC_STATUS_OK;
 }
 
+/* Initializers stored packed in raw_data or external data (the common case)
+ * are used where they are: the session borrows the model anyway, so weights
+ * are not held twice. Only when the bytes are 16-byte aligned (protobuf-c's
+ * own allocations and tacoc's external data files are), so kernels and oneDNN
+ * see aligned data; others are decoded into the session's arena. */
+static bool borrow_init(const tc_tensor *t, tc_rt_tensor *out) {
+  if ((t->field != TC_FIELD_RAW && t->field != TC_FIELD_EXTERNAL) || t->rank > TC_MAX_RANK ||
+      t->dtype == TC_DTYPE_STRING || !tc_dtype_known(t->dtype) || tc_dtype_bits(t->dtype) < 8)
+    return false;
+  tc_span sp = t->data[t->field];
+  const void *p = tc_span_data(sp);
+  size_t want = tc_dtype_bytes(t->dtype, tc_tensor_numel(t));
+  if (!p || sp.len != want || want < 4096 || ((uintptr_t)p & 15) != 0)
+    return false;
+  memset(out, 0, sizeof *out);
+  out->dtype = t->dtype;
+  out->rank = t->rank;
+  for (size_t i = 0; i < t->rank; i++)
+    out->dims[i] = t->dims[i];
+  out->data = (void *)p; /* read-only for kernels: inputs are const */
+  out->bytes = want;
+  return true;
+}
+
 static tc_status decode_inits(tc_session *s, const tc_graph *g, tc_diag *diag) {
   if (g->n_sparse_inits)
     return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, NULL, NULL,
@@ -138,6 +162,10 @@ static tc_status decode_inits(tc_session *s, const tc_graph *g, tc_diag *diag) {
     tc_rt_tensor *t = tc_arena_alloc(s->arena, sizeof *t);
     if (!t)
       return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+    if (borrow_init(v->init, t)) {
+      s->consts[v->id] = t;
+      continue;
+    }
     tc_status st = tc_rt_from_ir(v->init, s->arena, t, diag);
     if (st)
       return st;
