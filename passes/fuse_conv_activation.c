@@ -2,20 +2,24 @@
  *
  *   x ─▶ Conv(W, B) ─▶ t ─▶ Relu | LeakyRelu | Clip | Sigmoid | HardSigmoid | HardSwish | Tanh ─▶ y
  *   ⇒   x ─▶ ai.tacoc.Conv<Act>(W, B; Conv's attributes, the activation's) ─▶ y
- *       (--compat ort: com.microsoft.FusedConv(activation, activation_params))
+ *   x ─▶ Conv(W, B) ─▶ t ─▶ Add(z) ─▶ Act ─▶ y        (the residual of ResNet blocks)
+ *   ⇒   x ─▶ ai.tacoc.ConvAdd<Act>(W, B, z) ─▶ y
+ *       (--compat ort: com.microsoft.FusedConv(activation, activation_params), Z input 3)
  *
  * ONNX has no fused form, so the op is tacoc's own, and the model carries its
  * decomposition as a model-local function (ai.tacoc.Conv<Act>: Conv with the
  * caller's attributes by reference, then the activation), so that any
  * runtime without tacoc's kernel inlines it; libtacort runs it as one
  * oneDNN convolution with a post-op. Conditions: float32 Conv with constant
- * weights, t read only by the activation, Clip bounds constant scalars. */
+ * weights, t read only by the activation (or the Add), z not a constant and
+ * proven by shape inference to have t's shape (FusedConv does not broadcast
+ * Z), Clip bounds constant scalars. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernel.h"
-#include "pass.h"
+#include "shapes.h"
 
 #define TACOC_DOMAIN "ai.tacoc"
 
@@ -70,8 +74,10 @@ static bool act_params(const act_def *d, const tc_node *a, float *p) {
 
 /* Adds ai.tacoc.Conv<Act> as a model-local function unless the model has it:
  * Y = Act(Conv(X, W, B; the caller's conv attributes); the caller's act parameters). */
-static tc_status ensure_function(tc_pass_ctx *c, const act_def *d, const char *name) {
-  static const char *const ins[] = {"X", "W", "B", NULL}, *const outs[] = {"Y", NULL};
+static tc_status ensure_function(tc_pass_ctx *c, const act_def *d, const char *name, bool z) {
+  static const char *const ins3[] = {"X", "W", "B", NULL},
+                           *const ins4[] = {"X", "W", "B", "Z", NULL}, *const outs[] = {"Y", NULL};
+  const char *const *ins = z ? ins4 : ins3;
   const char *attrs[N_CONV_ATTRS + 3];
   size_t np = d->params[1] ? 2 : d->params[0] ? 1 : 0;
   for (size_t i = 0; i < N_CONV_ATTRS; i++)
@@ -83,14 +89,19 @@ static tc_status ensure_function(tc_pass_ctx *c, const act_def *d, const char *n
   tc_function *f = tc_pass_begin_function(c, TACOC_DOMAIN, name, ins, outs, attrs, &exists);
   if (exists)
     return TC_STATUS_OK;
-  static const char *const conv_out[] = {"T", NULL}, *const act_in[] = {"T", NULL},
-                           *const clip_in[] = {"T", "Min", "Max", NULL};
+  static const char *const conv_out[] = {"C", NULL}, *const act_in[] = {"T", NULL},
+                           *const clip_in[] = {"T", "Min", "Max", NULL},
+                           *const add_in[] = {"C", "Z", NULL}, *const add_out[] = {"T", NULL},
+                           *const id_in[] = {"C", NULL};
   bool clip = strcmp(d->op, "Clip") == 0;
-  tc_node *conv = f ? tc_pass_fn_node(f, "Conv", ins, conv_out, N_CONV_ATTRS) : NULL;
+  tc_node *conv = f ? tc_pass_fn_node(f, "Conv", ins3, conv_out, N_CONV_ATTRS) : NULL;
   if (!conv)
     return tc_pass_nomem(c);
   for (size_t i = 0; i < N_CONV_ATTRS; i++)
     tc_pass_ref_attr(conv, i, conv_attrs[i], conv_attr_types[i]);
+  /* T = C + Z for the residual form, else T is C. */
+  if (!tc_pass_fn_node(f, z ? "Add" : "Identity", z ? add_in : id_in, add_out, 0))
+    return tc_pass_nomem(c);
   if (clip) {
     /* Clip takes its bounds as inputs: Constant(value_float = @min / @max). */
     static const char *const none[] = {NULL}, *const kmin[] = {"Min", NULL},
@@ -114,11 +125,12 @@ static tc_status ensure_function(tc_pass_ctx *c, const act_def *d, const char *n
   return TC_STATUS_OK;
 }
 
-static tc_status fuse(tc_pass_ctx *c, tc_graph *g, tc_node *conv, tc_node *act, const act_def *d,
-                      const float *p) {
+/* conv -> [add(z)] -> act as one node; add and z are NULL in the plain form. */
+static tc_status fuse(tc_pass_ctx *c, tc_graph *g, tc_node *conv, tc_node *add, tc_value *z,
+                      tc_node *act, const act_def *d, const float *p) {
   bool ort = c->opt && c->opt->compat_ort;
   char name[64];
-  snprintf(name, sizeof name, ort ? "FusedConv" : "Conv%s", d->op);
+  snprintf(name, sizeof name, ort ? "FusedConv" : z ? "ConvAdd%s" : "Conv%s", d->op);
   size_t np = d->params[1] ? 2 : d->params[0] ? 1 : 0;
   if (strcmp(d->op, "Clip") == 0 && (isinf(p[0]) || isinf(p[1])))
     np = 0; /* unbounded Clip: keep the op's own defaults */
@@ -127,7 +139,7 @@ static tc_status fuse(tc_pass_ctx *c, tc_graph *g, tc_node *conv, tc_node *act, 
     return TC_STATUS_OK;
   }
   const char *domain = ort ? "com.microsoft" : TACOC_DOMAIN;
-  if (!ort && ensure_function(c, d, name))
+  if (!ort && ensure_function(c, d, name, z != NULL))
     return c->diag->status;
   if (tc_model_opset(c->model, domain) < 1 && tc_model_set_opset(c->model, domain, 1))
     return tc_pass_nomem(c);
@@ -144,8 +156,20 @@ static tc_status fuse(tc_pass_ctx *c, tc_graph *g, tc_node *conv, tc_node *act, 
     if (!bias_zeros)
       return tc_pass_nomem(c);
   }
+  if (z && !bias && ort) {
+    /* FusedConv's Z is input 3: it needs a bias before it. */
+    int64_t oc = tc_value_const(conv->inputs[1])->dims[0];
+    float *zb = calloc(oc > 0 ? (size_t)oc : 1, sizeof *zb);
+    bias_zeros = zb ? tc_pass_new_const_f32(g, "conv_bias", zb, 1, &oc) : NULL;
+    free(zb);
+    if (!bias_zeros)
+      return tc_pass_nomem(c);
+  }
   tc_node *f = tc_graph_insert_node(g, conv, name, domain, conv->name,
-                                    bias_zeros ? 3 : conv->n_inputs, 1, conv->n_attrs + extra);
+                                    z            ? 4
+                                    : bias_zeros ? 3
+                                                 : conv->n_inputs,
+                                    1, conv->n_attrs + extra);
   if (!f)
     return tc_pass_nomem(c);
   for (size_t i = 0; i < conv->n_attrs; i++)
@@ -165,28 +189,69 @@ static tc_status fuse(tc_pass_ctx *c, tc_graph *g, tc_node *conv, tc_node *act, 
       return tc_pass_nomem(c);
   if (bias_zeros && tc_node_set_input(f, 2, bias_zeros))
     return tc_pass_nomem(c);
+  if (z && tc_node_set_input(f, 3, z))
+    return tc_pass_nomem(c);
   tc_value *y = act->outputs[0];
   tc_node_remove(act);
+  if (add)
+    tc_node_remove(add);
   tc_node_remove(conv);
   if (tc_node_set_output(f, 0, y))
     return tc_pass_nomem(c);
-  tc_pass_count(c, d->op, 1);
+  tc_pass_count(c, z ? "Conv+Add+activation" : d->op, 1);
   return TC_STATUS_OK;
 }
 
+static const act_def *act_of(const tc_node *n) {
+  if (!n || !tc_domain_is_onnx(n->domain))
+    return NULL;
+  for (size_t i = 0; i < sizeof acts / sizeof *acts; i++)
+    if (strcmp(n->op_type, acts[i].op) == 0)
+      return &acts[i];
+  return NULL;
+}
+
+/* The residual form: conv -> Add(other) -> activation, other of the conv
+ * output's (known) shape; sets *z and *act. */
+static tc_node *residual_add(tc_pass_ctx *c, tc_shapes **s, tc_graph *g, tc_node *conv,
+                             tc_value **z, tc_node **act) {
+  tc_node *add = tc_single_consumer(conv->outputs[0]);
+  if (!tc_is_op(add, "Add") || add->n_inputs != 2)
+    return NULL;
+  tc_value *other = add->inputs[0] == conv->outputs[0] ? add->inputs[1] : add->inputs[0];
+  tc_node *a = tc_single_consumer(add->outputs[0]);
+  if (!other || other == conv->outputs[0] || tc_value_const(other) || !act_of(a) ||
+      a->inputs[0] != add->outputs[0])
+    return NULL;
+  if (!*s && !(*s = tc_shapes_infer(g)))
+    return NULL;
+  const tc_shape *zs = tc_shape_of(*s, other), *ys = tc_shape_of(*s, conv->outputs[0]);
+  bool same = zs->known && ys->known && zs->rank == ys->rank;
+  for (size_t i = 0; same && i < zs->rank; i++)
+    same = tc_sdim_eq(zs->dims[i], ys->dims[i]);
+  if (!same) {
+    tc_pass_explain(c, add,
+                    "Conv+Add not fused: the added tensor is not known to have the "
+                    "convolution's shape");
+    return NULL;
+  }
+  *z = other;
+  *act = a;
+  return add;
+}
+
 tc_status tc_pass_fuse_conv_activation(tc_pass_ctx *c, tc_graph *g) {
-  for (tc_node *conv = g->first, *next; conv; conv = next) {
+  tc_shapes *s = NULL;
+  tc_status st = TC_STATUS_OK;
+  for (tc_node *conv = g->first, *next; conv && !st; conv = next) {
     next = conv->next;
     if (!tc_is_op(conv, "Conv") || conv->n_inputs < 2 || conv->n_outputs != 1)
       continue;
+    tc_value *z = NULL;
     tc_node *act = tc_single_consumer(conv->outputs[0]);
-    if (!act || !tc_domain_is_onnx(act->domain))
-      continue;
-    const act_def *d = NULL;
-    for (size_t i = 0; i < sizeof acts / sizeof *acts && !d; i++)
-      if (strcmp(act->op_type, acts[i].op) == 0)
-        d = &acts[i];
-    if (!d || act->inputs[0] != conv->outputs[0])
+    tc_node *add = residual_add(c, &s, g, conv, &z, &act);
+    const act_def *d = act_of(act);
+    if (!d || (!add && act->inputs[0] != conv->outputs[0]))
       continue;
     const tc_tensor *w = tc_value_const(conv->inputs[1]);
     int32_t dt = tc_value_dtype(conv->inputs[0]);
@@ -198,11 +263,10 @@ tc_status tc_pass_fuse_conv_activation(tc_pass_ctx *c, tc_graph *g) {
                       act->op_type);
       continue;
     }
-    if (next == act)
-      next = act->next;
-    tc_status st = fuse(c, g, conv, act, d, p);
-    if (st)
-      return st;
+    while (next && (next == act || next == add))
+      next = next->next;
+    st = fuse(c, g, conv, add, z, act, d, p);
   }
-  return TC_STATUS_OK;
+  tc_shapes_free(s);
+  return st;
 }

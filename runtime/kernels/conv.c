@@ -497,8 +497,10 @@ static bool named_act(const tc_node *n, act_spec *a) {
   memset(a, 0, sizeof *a);
   if (strncmp(n->op_type, "Conv", 4) != 0)
     return false;
+  /* ConvAdd<Act>: the residual Z (input 3) is added before the activation. */
+  const char *act = n->op_type + (strncmp(n->op_type, "ConvAdd", 7) == 0 ? 7 : 4);
   for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
-    if (strcmp(n->op_type + 4, acts[i].name) != 0 || acts[i].kind == TC_CONV_ACT_GELU ||
+    if (strcmp(act, acts[i].name) != 0 || acts[i].kind == TC_CONV_ACT_GELU ||
         acts[i].kind == TC_CONV_ACT_SILU)
       continue;
     a->kind = acts[i].kind;
@@ -536,7 +538,8 @@ static tc_status run_named_conv(tc_kernel_ctx *k, const tc_rt_tensor *const *in,
   (void)n_out;
   act_spec act;
   named_act(k->node, &act);
-  return conv_run(k, in[0], n_in > 1 ? in[1] : NULL, n_in > 2 ? in[2] : NULL, NULL, &act, out);
+  return conv_run(k, in[0], n_in > 1 ? in[1] : NULL, n_in > 2 ? in[2] : NULL,
+                  n_in > 3 ? in[3] : NULL, &act, out);
 }
 
 static tc_status run_fusedconv(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -2005,6 +2008,13 @@ const tc_kernel_def tc_kernels_conv[] = {
     {"ConvHardSigmoid", "ai.tacoc", 1, run_named_conv, check_named_conv},
     {"ConvHardSwish", "ai.tacoc", 1, run_named_conv, check_named_conv},
     {"ConvTanh", "ai.tacoc", 1, run_named_conv, check_named_conv},
+    {"ConvAddRelu", "ai.tacoc", 1, run_named_conv, check_named_conv},
+    {"ConvAddLeakyRelu", "ai.tacoc", 1, run_named_conv, check_named_conv},
+    {"ConvAddClip", "ai.tacoc", 1, run_named_conv, check_named_conv},
+    {"ConvAddSigmoid", "ai.tacoc", 1, run_named_conv, check_named_conv},
+    {"ConvAddHardSigmoid", "ai.tacoc", 1, run_named_conv, check_named_conv},
+    {"ConvAddHardSwish", "ai.tacoc", 1, run_named_conv, check_named_conv},
+    {"ConvAddTanh", "ai.tacoc", 1, run_named_conv, check_named_conv},
     {"ConvTranspose", "", 1, run_convt, check_convt},
     {"MaxPool", "", 1, run_maxpool, check_maxpool},
     {"AveragePool", "", 1, run_avgpool, check_avgpool},

@@ -182,3 +182,28 @@ def test_conv_activation_without_bias(ctx):
     assert [(n.domain, n.op_type) for n in out.graph.node] == [("ai.tacoc", "ConvRelu")]
     assert len(out.graph.node[0].input) == 3  # explicit zero bias (see the pass)
     same_outputs(ctx, m, out, feeds())
+
+
+def residual(act="Relu", broadcast=False):
+    z = tensor_in("z", [2, 4, 1, 1] if broadcast else [2, 4, 5, 5])
+    return model([N("Conv", ["x", "w", "b"], ["t"], pads=[1, 1, 1, 1]), N("Add", ["z", "t"], ["s"]),
+                  N(act, ["s"], ["y"])], [X, z], [Y],
+                 [const("w", RNG.standard_normal((4, 4, 3, 3))), const("b", RNG.standard_normal(4))],
+                 opset=14)
+
+
+def test_conv_add_activation_residual(ctx):
+    for compat in ([], ["--compat", "ort"]):
+        m = residual()
+        out, _, err = ctx.optimize(m, "fuse-conv-activation,eliminate-dead", extra=compat + ["--explain"])
+        want = ("com.microsoft", "FusedConv") if compat else ("ai.tacoc", "ConvAddRelu")
+        assert [(n.domain, n.op_type) for n in out.graph.node] == [want], (compat, err)
+        assert len(out.graph.node[0].input) == 4 and out.graph.node[0].input[3] == "z"
+        same_outputs(ctx, m, out, {"x": rand(RNG, 2, 4, 5, 5), "z": rand(RNG, 2, 4, 5, 5)})
+
+
+def test_conv_add_with_broadcast_is_not_a_residual(ctx):
+    m = residual(broadcast=True)
+    out, _, err = ctx.optimize(m, "fuse-conv-activation", extra=["--explain"])
+    assert ("", "Add") in [(n.domain, n.op_type) for n in out.graph.node], err
+    same_outputs(ctx, m, out, {"x": rand(RNG, 2, 4, 5, 5), "z": rand(RNG, 2, 4, 1, 1)})
