@@ -21,22 +21,55 @@ typedef struct tc_hook {
 struct tc_arena {
   tc_block *head;
   tc_hook *hooks;
+  tc_block *spare; /* blocks kept by tc_arena_reset for reuse */
 };
 
 tc_arena *tc_arena_new(void) { return calloc(1, sizeof(tc_arena)); }
 
-void tc_arena_free(tc_arena *a) {
-  if (!a)
-    return;
-  for (tc_hook *h = a->hooks; h; h = h->next)
-    h->fn(h->arg);
-  tc_block *b = a->head;
+static void free_blocks(tc_block *b) {
   while (b) {
     tc_block *next = b->next;
     free(b);
     b = next;
   }
+}
+
+static void run_hooks(tc_arena *a) {
+  for (tc_hook *h = a->hooks; h; h = h->next)
+    h->fn(h->arg);
+  a->hooks = NULL;
+}
+
+void tc_arena_free(tc_arena *a) {
+  if (!a)
+    return;
+  run_hooks(a);
+  free_blocks(a->head);
+  free_blocks(a->spare);
   free(a);
+}
+
+void tc_arena_reset(tc_arena *a) {
+  run_hooks(a);
+  while (a->head) {
+    tc_block *b = a->head;
+    a->head = b->next;
+    b->used = 0;
+    b->next = a->spare;
+    a->spare = b;
+  }
+}
+
+/* A spare block of at least bs bytes (and not wastefully larger), or NULL. */
+static tc_block *take_spare(tc_arena *a, size_t bs) {
+  for (tc_block **p = &a->spare; *p; p = &(*p)->next) {
+    tc_block *b = *p;
+    if (b->size >= bs && b->size <= 4 * bs) {
+      *p = b->next;
+      return b;
+    }
+  }
+  return NULL;
 }
 
 void *tc_arena_alloc(tc_arena *a, size_t size) {
@@ -47,10 +80,14 @@ void *tc_arena_alloc(tc_arena *a, size_t size) {
   if (!b || b->size - b->used < size) {
     /* Large requests get a block of their own so the current block keeps its free tail. */
     size_t bs = size > TC_ARENA_BLOCK / 4 ? size : TC_ARENA_BLOCK;
-    tc_block *nb = malloc(sizeof(tc_block) + bs);
-    if (!nb)
-      return NULL;
-    nb->size = bs;
+    tc_block *nb = take_spare(a, bs);
+    if (nb) {
+      bs = nb->size;
+    } else {
+      if (!(nb = malloc(sizeof(tc_block) + bs)))
+        return NULL;
+      nb->size = bs;
+    }
     nb->used = 0;
     if (b && bs != TC_ARENA_BLOCK) {
       nb->next = b->next;

@@ -12,6 +12,9 @@ typedef struct tc_arena tc_arena;
 tc_arena *tc_arena_new(void);
 /* Releases every block of the arena and runs its cleanup hooks (last added first). */
 void tc_arena_free(tc_arena *a);
+/* Runs the cleanup hooks and forgets every allocation, keeping the blocks
+ * for later allocations of the same arena (no page faults on reuse). */
+void tc_arena_reset(tc_arena *a);
 /* Returns zeroed, 16-byte aligned memory owned by the arena; NULL when out of memory. */
 void *tc_arena_alloc(tc_arena *a, size_t size);
 /* Copies a NUL-terminated string into the arena; NULL in gives NULL out. */

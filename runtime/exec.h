@@ -18,6 +18,7 @@ struct tc_session {
   tc_plan *plans;                /* memory plans by input signature (plan.c) */
   void *pool[8];                 /* run buffers kept for reuse */
   size_t pool_size[8];
+  tc_arena *arenas[8]; /* run arenas kept (reset) for reuse: no page faults on warm runs */
 };
 
 /* One run's state: every value's tensor by value id (outer-scope values are

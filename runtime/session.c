@@ -217,6 +217,8 @@ void tc_session_free(tc_session *s) {
   tc_plan_free_list(s->plans);
   for (size_t i = 0; i < 8; i++)
     free(s->pool[i]);
+  for (size_t i = 0; i < sizeof s->arenas / sizeof s->arenas[0]; i++)
+    tc_arena_free(s->arenas[i]);
   pthread_mutex_destroy(&s->lock);
   tc_arena_free(s->arena);
   free(s);
@@ -405,6 +407,33 @@ static void remember_plan(tc_session *s, tc_rt_tensor *const *vals, const int64_
   pthread_mutex_unlock(&s->lock);
 }
 
+/* A run arena: a reset one from the session's pool, or a new one. */
+static tc_arena *arena_take(tc_session *s) {
+  tc_arena *a = NULL;
+  pthread_mutex_lock(&s->lock);
+  for (size_t i = 0; i < sizeof s->arenas / sizeof s->arenas[0] && !a; i++) {
+    a = s->arenas[i];
+    s->arenas[i] = NULL;
+  }
+  pthread_mutex_unlock(&s->lock);
+  return a ? a : tc_arena_new();
+}
+
+static void arena_give(tc_session *s, tc_arena *a) {
+  if (!a)
+    return;
+  tc_arena_reset(a);
+  pthread_mutex_lock(&s->lock);
+  for (size_t i = 0; i < sizeof s->arenas / sizeof s->arenas[0] && a; i++) {
+    if (!s->arenas[i]) {
+      s->arenas[i] = a;
+      a = NULL;
+    }
+  }
+  pthread_mutex_unlock(&s->lock);
+  tc_arena_free(a);
+}
+
 tc_status tc_session_run(tc_session *s, size_t n_inputs, const char *const *names,
                          const tc_ndarray *inputs, tc_ndarray *outputs, tc_diag *diag) {
   tc_diag local = {0};
@@ -414,7 +443,7 @@ tc_status tc_session_run(tc_session *s, size_t n_inputs, const char *const *name
     return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "no session, inputs or outputs given");
   const tc_model *m = s->m;
   const tc_graph *g = m->graph;
-  tc_arena *a = tc_arena_new();
+  tc_arena *a = arena_take(s);
   tc_rt_tensor **vals = calloc(m->next_value_id + 1, sizeof *vals);
   tc_run r = {.s = s, .vals = vals, .a = a, .diag = diag};
   int64_t sig[256];
@@ -458,6 +487,6 @@ done:
   if (r.base)
     pool_give(s, r.base, base_size);
   free(vals);
-  tc_arena_free(a);
+  arena_give(s, a);
   return st;
 }
