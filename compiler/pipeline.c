@@ -55,12 +55,12 @@ void tc_pipeline_for_level(tc_pipeline *p, int level) {
    * into a Conv before they are recognized. */
   add(p, "fuse-hard-activations");
   add(p, "fuse-conv-affine");
-  add(p, "fuse-conv-activation");
   add(p, "fuse-layernorm");
   add(p, "fuse-rmsnorm");
   add(p, "fuse-skip-layernorm");
   add(p, "fuse-groupnorm");
   add(p, "fuse-gelu");
+  add(p, "fuse-conv-activation"); /* after fuse-gelu: Conv1d + GELU of speech models */
   add(p, "fuse-attention");
   add(p, "fold-chains");
   add(p, "eliminate-common");

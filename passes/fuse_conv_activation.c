@@ -1,9 +1,9 @@
 /* fuse-conv-activation: Conv followed by its activation, as one op.
  *
- *   x ─▶ Conv(W, B) ─▶ t ─▶ Relu | LeakyRelu | Clip | Sigmoid | HardSigmoid | HardSwish | Tanh ─▶ y
- *   ⇒   x ─▶ ai.tacoc.Conv<Act>(W, B; Conv's attributes, the activation's) ─▶ y
- *   x ─▶ Conv(W, B) ─▶ t ─▶ Add(z) ─▶ Act ─▶ y        (the residual of ResNet blocks)
- *   ⇒   x ─▶ ai.tacoc.ConvAdd<Act>(W, B, z) ─▶ y
+ *   x ─▶ Conv(W, B) ─▶ t ─▶ Relu | LeakyRelu | Clip | Sigmoid | HardSigmoid | HardSwish | Tanh |
+ * Gelu ─▶ y ⇒   x ─▶ ai.tacoc.Conv<Act>(W, B; Conv's attributes, the activation's) ─▶ y x ─▶
+ * Conv(W, B) ─▶ t ─▶ Add(z) ─▶ Act ─▶ y        (the residual of ResNet blocks) ⇒   x ─▶
+ * ai.tacoc.ConvAdd<Act>(W, B, z) ─▶ y
  *       (--compat ort: com.microsoft.FusedConv(activation, activation_params), Z input 3)
  *
  * ONNX has no fused form, so the op is tacoc's own, and the model carries its
@@ -37,6 +37,7 @@ static const act_def acts[] = {
     {"HardSigmoid", {"alpha", "beta"}, {0.2f, 0.5f}},
     {"HardSwish", {NULL}, {0}},
     {"Tanh", {NULL}, {0}},
+    {"Gelu", {NULL}, {0}}, /* exact (erf) form only: opset 20, see act_params */
 };
 
 static const char *const conv_attrs[] = {"auto_pad",     "dilations", "group",
@@ -51,6 +52,10 @@ static const int conv_attr_types[] = {
 static bool act_params(const act_def *d, const tc_node *a, float *p) {
   for (int i = 0; i < 2; i++)
     p[i] = d->dflt[i];
+  if (strcmp(d->op, "Gelu") == 0) {
+    const tc_attr *ap = tc_node_attr(a, "approximate");
+    return !ap || (ap->s.len == 4 && memcmp(ap->s.data, "none", 4) == 0);
+  }
   if (strcmp(d->op, "Clip") != 0) {
     for (int i = 0; i < 2 && d->params[i]; i++)
       p[i] = tc_attr_float(a, d->params[i], d->dflt[i]);
@@ -134,8 +139,8 @@ static tc_status fuse(tc_pass_ctx *c, tc_graph *g, tc_node *conv, tc_node *add, 
   size_t np = d->params[1] ? 2 : d->params[0] ? 1 : 0;
   if (strcmp(d->op, "Clip") == 0 && (isinf(p[0]) || isinf(p[1])))
     np = 0; /* unbounded Clip: keep the op's own defaults */
-  if (ort && strcmp(d->op, "HardSwish") == 0) {
-    tc_pass_explain(c, act, "ONNX Runtime's FusedConv has no HardSwish");
+  if (ort && (strcmp(d->op, "HardSwish") == 0 || strcmp(d->op, "Gelu") == 0)) {
+    tc_pass_explain(c, act, "ONNX Runtime's FusedConv has no %s", d->op);
     return TC_STATUS_OK;
   }
   const char *domain = ort ? "com.microsoft" : TACOC_DOMAIN;

@@ -500,8 +500,7 @@ static bool named_act(const tc_node *n, act_spec *a) {
   /* ConvAdd<Act>: the residual Z (input 3) is added before the activation. */
   const char *act = n->op_type + (strncmp(n->op_type, "ConvAdd", 7) == 0 ? 7 : 4);
   for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
-    if (strcmp(act, acts[i].name) != 0 || acts[i].kind == TC_CONV_ACT_GELU ||
-        acts[i].kind == TC_CONV_ACT_SILU)
+    if (strcmp(act, acts[i].name) != 0 || acts[i].kind == TC_CONV_ACT_SILU)
       continue;
     a->kind = acts[i].kind;
     if (a->kind == TC_CONV_ACT_LEAKY_RELU) {
@@ -2015,6 +2014,8 @@ const tc_kernel_def tc_kernels_conv[] = {
     {"ConvAddHardSigmoid", "ai.tacoc", 1, run_named_conv, check_named_conv},
     {"ConvAddHardSwish", "ai.tacoc", 1, run_named_conv, check_named_conv},
     {"ConvAddTanh", "ai.tacoc", 1, run_named_conv, check_named_conv},
+    {"ConvGelu", "ai.tacoc", 1, run_named_conv, check_named_conv},
+    {"ConvAddGelu", "ai.tacoc", 1, run_named_conv, check_named_conv},
     {"ConvTranspose", "", 1, run_convt, check_convt},
     {"MaxPool", "", 1, run_maxpool, check_maxpool},
     {"AveragePool", "", 1, run_avgpool, check_avgpool},
