@@ -11,7 +11,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "pass.h"
+#include "shapes.h"
 
 #define MAX_NODES 12
 
@@ -152,7 +152,7 @@ static bool match_tanh(gelu_match *m, tc_node *th) {
 
 /* x is read by the pattern and possibly others; every other intermediate
  * must be read only inside it, which the matchers check as they go. */
-tc_status tc_pass_fuse_gelu(tc_pass_ctx *c, tc_graph *g) {
+static tc_status fuse_exact_and_tanh(tc_pass_ctx *c, tc_graph *g) {
   for (tc_node *n = g->first, *next; n; n = next) {
     next = n->next;
     bool erf = tc_is_op(n, "Erf");
@@ -185,4 +185,131 @@ tc_status tc_pass_fuse_gelu(tc_pass_ctx *c, tc_graph *g) {
     tc_pass_count(c, erf ? "Gelu" : "Gelu(tanh)", 1);
   }
   return TC_STATUS_OK;
+}
+
+#define TACOC_DOMAIN "ai.tacoc"
+
+static tc_status bias_gelu_function(tc_pass_ctx *c) {
+  static const char *const ins[] = {"X", "B", NULL}, *const outs[] = {"Y", NULL},
+                           *const attrs[] = {NULL}, *const add_out[] = {"T", NULL},
+                           *const gelu_in[] = {"T", NULL};
+  bool exists;
+  tc_function *f = tc_pass_begin_function(c, TACOC_DOMAIN, "BiasGelu", ins, outs, attrs, &exists);
+  if (exists)
+    return TC_STATUS_OK;
+  if (!f || !tc_pass_fn_node(f, "Add", ins, add_out, 0) ||
+      !tc_pass_fn_node(f, "Gelu", gelu_in, outs, 0))
+    return tc_pass_nomem(c);
+  return TC_STATUS_OK;
+}
+
+static tc_status quick_gelu_function(tc_pass_ctx *c) {
+  static const char *const ins[] = {"X", NULL}, *const outs[] = {"Y", NULL},
+                           *const attrs[] = {"alpha", NULL}, *const none[] = {NULL},
+                           *const a_out[] = {"A", NULL}, *const mul_in[] = {"X", "A", NULL},
+                           *const xa[] = {"XA", NULL}, *const sig_out[] = {"S", NULL},
+                           *const out_in[] = {"X", "S", NULL};
+  bool exists;
+  tc_function *f = tc_pass_begin_function(c, TACOC_DOMAIN, "QuickGelu", ins, outs, attrs, &exists);
+  if (exists)
+    return TC_STATUS_OK;
+  tc_node *k = f ? tc_pass_fn_node(f, "Constant", none, a_out, 1) : NULL;
+  if (!k || !tc_pass_fn_node(f, "Mul", mul_in, xa, 0) ||
+      !tc_pass_fn_node(f, "Sigmoid", xa, sig_out, 0) || !tc_pass_fn_node(f, "Mul", out_in, outs, 0))
+    return tc_pass_nomem(c);
+  tc_pass_ref_attr(k, 0, "alpha", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+  k->attrs[0].name = "value_float";
+  return TC_STATUS_OK;
+}
+
+/* Replaces nodes[0..n) by domain.op(inputs) producing y (the last node's output). */
+static tc_status replace_with(tc_pass_ctx *c, tc_graph *g, tc_node **nodes, size_t n,
+                              const char *op, tc_value *const *inputs, size_t n_in, float alpha,
+                              bool has_alpha, const char *kind) {
+  bool ort = c->opt && c->opt->compat_ort;
+  const char *domain = ort ? "com.microsoft" : TACOC_DOMAIN;
+  if (!ort) {
+    tc_status st = strcmp(op, "BiasGelu") == 0 ? bias_gelu_function(c) : quick_gelu_function(c);
+    if (st)
+      return st;
+  }
+  if (tc_model_opset(c->model, domain) < 1 && tc_model_set_opset(c->model, domain, 1))
+    return tc_pass_nomem(c);
+  tc_value *y = nodes[n - 1]->outputs[0];
+  tc_node *r =
+      tc_graph_insert_node(g, nodes[0], op, domain, nodes[n - 1]->name, n_in, 1, has_alpha ? 1 : 0);
+  if (!r || (has_alpha && tc_node_set_attr_float(r, 0, "alpha", alpha)))
+    return tc_pass_nomem(c);
+  for (size_t i = 0; i < n; i++)
+    tc_node_remove(nodes[i]);
+  for (size_t i = 0; i < n_in; i++)
+    if (tc_node_set_input(r, i, inputs[i]))
+      return tc_pass_nomem(c);
+  if (tc_node_set_output(r, 0, y))
+    return tc_pass_nomem(c);
+  tc_pass_count(c, kind, 1);
+  return TC_STATUS_OK;
+}
+
+static bool f32_value(const tc_shapes *s, const tc_value *v) {
+  return tc_shape_of(s, v)->dtype == TC_DTYPE_F32;
+}
+
+static tc_status fuse_bias_and_quick(tc_pass_ctx *c, tc_graph *g) {
+  tc_shapes *s = tc_shapes_infer(g);
+  if (!s)
+    return tc_pass_nomem(c);
+  tc_status st = TC_STATUS_OK;
+  for (tc_node *n = g->first, *next; n && !st; n = next) {
+    next = n->next;
+    if (tc_is_op(n, "Gelu") && n->inputs[0] && !tc_node_attr(n, "approximate")) {
+      tc_node *add = tc_producer_op(n->inputs[0], "Add");
+      tc_value *x = NULL;
+      const tc_tensor *b = add ? tc_binary_const(add, &x) : NULL;
+      const tc_shape *xs = x ? tc_shape_of(s, x) : NULL;
+      if (!b || tc_single_consumer(n->inputs[0]) != n || b->rank != 1 || !xs->known || !xs->rank ||
+          !tc_sdim_is(xs->dims[xs->rank - 1], b->dims[0]) || !f32_value(s, x) ||
+          b->dtype != TC_DTYPE_F32)
+        continue;
+      tc_value *bv = add->inputs[0] == x ? add->inputs[1] : add->inputs[0];
+      tc_node *nodes[] = {add, n};
+      tc_value *ins[] = {x, bv};
+      st = replace_with(c, g, nodes, 2, "BiasGelu", ins, 2, 0, false, "BiasGelu");
+      next = g->first; /* rescan: the Add may have preceded n */
+    } else if (tc_is_op(n, "Mul") && n->n_inputs == 2 && n->inputs[0] && n->inputs[1]) {
+      for (int i = 0; i < 2; i++) {
+        tc_value *x = n->inputs[i], *sv = n->inputs[1 - i];
+        tc_node *sig = tc_producer_op(sv, "Sigmoid");
+        if (!sig || tc_single_consumer(sv) != n || !f32_value(s, x))
+          continue;
+        double alpha = 1.0;
+        tc_node *scale = NULL;
+        if (sig->inputs[0] != x) {
+          tc_value *other = NULL;
+          scale = tc_producer_op(sig->inputs[0], "Mul");
+          const tc_tensor *a = scale ? tc_binary_const(scale, &other) : NULL;
+          if (!a || other != x || !tc_const_scalar(a, &alpha) ||
+              tc_single_consumer(sig->inputs[0]) != sig)
+            continue;
+        }
+        tc_node *nodes[3];
+        size_t k = 0;
+        if (scale)
+          nodes[k++] = scale;
+        nodes[k++] = sig;
+        nodes[k++] = n;
+        st = replace_with(c, g, nodes, k, "QuickGelu", &x, 1, (float)alpha, true,
+                          scale ? "QuickGelu" : "QuickGelu(SiLU)");
+        next = g->first;
+        break;
+      }
+    }
+  }
+  tc_shapes_free(s);
+  return st;
+}
+
+tc_status tc_pass_fuse_gelu(tc_pass_ctx *c, tc_graph *g) {
+  tc_status st = fuse_exact_and_tanh(c, g);
+  return st ? st : fuse_bias_and_quick(c, g);
 }

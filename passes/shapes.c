@@ -657,7 +657,12 @@ static bool in_list(const tc_node *n, const char *const *list) {
 /* tacoc's own fused ops (ai.tacoc) and ONNX Runtime's FusedConv. */
 static void infer_fused(tc_shapes *s, const tc_node *n, tc_shape *dst) {
   bool tacoc = tc_domain_equal(n->domain, "ai.tacoc");
-  if (tacoc && strcmp(n->op_type, "SkipLayerNormalization") == 0) {
+  bool ms = tc_domain_equal(n->domain, "com.microsoft");
+  if ((tacoc || ms) &&
+      (strcmp(n->op_type, "BiasGelu") == 0 || strcmp(n->op_type, "QuickGelu") == 0)) {
+    *dst = *in(s, n, 0);
+    dst->has_vals = false;
+  } else if (tacoc && strcmp(n->op_type, "SkipLayerNormalization") == 0) {
     *dst = *in(s, n, 0);
     dst->has_vals = false;
     tc_shape *sum = out(s, n, 1);

@@ -838,6 +838,10 @@ const tc_kernel_def tc_kernels_attention[] = {
     {"Attention", "", 23, run_attention, check_attention},
     {"RotaryEmbedding", "", 23, run_rotary, check_rotary},
     {"Swish", "", 24, run_swish, check_alpha},
+    /* x * sigmoid(alpha * x): tacoc's fuse-quick-gelu (QuickGELU, alpha 1.702,
+     * and SiLU, alpha 1) and ONNX Runtime's op of that name */
+    {"QuickGelu", "ai.tacoc", 1, run_swish, check_alpha},
+    {"QuickGelu", "com.microsoft", 1, run_swish, check_alpha},
     {"SwiGLU", "", 28, run_swiglu, check_alpha},
     {NULL},
 };

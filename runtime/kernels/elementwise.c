@@ -1242,6 +1242,69 @@ static tc_status k_gelu(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t 
   return unary(k, in, n_in, out, n_out, strcmp(a, "tanh") == 0 ? t_gelu_tanh : t_gelu, false, NULL);
 }
 
+/* BiasGelu (ai.tacoc and com.microsoft): Y = Gelu(X + B), B of X's last
+ * dim; tacoc's fuse-bias-gelu makes it from Add + Gelu. */
+typedef struct bias_gelu_job {
+  const tc_rt_tensor *x, *b;
+  tc_rt_tensor *y;
+  size_t c;
+} bias_gelu_job;
+
+static double gelu_exact(double t) { return 0.5 * t * (1.0 + erf(t * M_SQRT1_2)); }
+
+static void bias_gelu_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const bias_gelu_job *j = ctx;
+  size_t c = j->c;
+  if (j->x->dtype != TC_DTYPE_F32) {
+    for (size_t r = lo; r < hi; r++)
+      for (size_t i = 0; i < c; i++)
+        tc_rt_set_f64(j->y, r * c + i,
+                      gelu_exact(tc_rt_get_f64(j->x, r * c + i) + tc_rt_get_f64(j->b, i)));
+    return;
+  }
+  const float *x = j->x->data, *b = j->b->data;
+  float *y = j->y->data, t[256], e[256];
+  for (size_t r = lo; r < hi; r++) {
+    for (size_t i0 = 0; i0 < c; i0 += 256) {
+      size_t n = c - i0 < 256 ? c - i0 : 256;
+      for (size_t i = 0; i < n; i++) {
+        t[i] = x[r * c + i0 + i] + b[i0 + i];
+        e[i] = t[i] * (float)M_SQRT1_2;
+      }
+      tc_verf_f32(e, e, n);
+      for (size_t i = 0; i < n; i++)
+        /* the far negative tail in double, where erf's absolute error matters */
+        y[r * c + i0 + i] = t[i] < -2.0f ? (float)gelu_exact(t[i]) : 0.5f * t[i] * (1.0f + e[i]);
+    }
+  }
+}
+
+static tc_status k_bias_gelu(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                             tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *x = n_in > 0 ? in[0] : NULL, *b = n_in > 1 ? in[1] : NULL;
+  if (!x || !b)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "X and B are required");
+  if (!tc_dtype_is_float(x->dtype))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  if (b->dtype != x->dtype)
+    return tc_kernel_bad_dtype(k, 1, b->dtype);
+  size_t c = x->rank ? (size_t)x->dims[x->rank - 1] : 1;
+  if (b->rank != 1 || (size_t)b->dims[0] != c)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "B must be 1-D with X's last dim (%zu)", c);
+  tc_status st = tc_kernel_alloc_uninit(k, &out[0], x->dtype, x->rank, x->dims);
+  if (st)
+    return st;
+  size_t rows = c ? tc_rt_numel(x) / c : 0;
+  bias_gelu_job j = {.x = x, .b = b, .y = &out[0], .c = c};
+  if (tc_fast_kernels_enabled())
+    tc_parallel_for(rows, tc_parallel_grain(c * 20), bias_gelu_rows, &j);
+  else
+    bias_gelu_rows(&j, 0, 0, rows);
+  return TC_STATUS_OK;
+}
+
 static tc_status k_isinf(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                          tc_rt_tensor *out, size_t n_out) {
   eparams p = {.flags = (tc_attr_int(k->node, "detect_negative", 1) ? 1 : 0) |
@@ -1901,6 +1964,8 @@ const tc_kernel_def tc_kernels_elementwise[] = {
     {"HardSwish", "", 14, k_hswish, C},
     {"Mish", "", 18, k_mish, C},
     {"Gelu", "", 20, k_gelu, C},
+    {"BiasGelu", "ai.tacoc", 1, k_bias_gelu, NULL},
+    {"BiasGelu", "com.microsoft", 1, k_bias_gelu, NULL},
     {"ThresholdedRelu", "", 10, k_thrrelu, C},
     {"IsNaN", "", 9, k_isnan, C},
     {"IsInf", "", 10, k_isinf, C},

@@ -82,3 +82,43 @@ def test_intermediate_read_outside_is_left(ctx):
     out, _, _ = ctx.optimize(m, "fuse-gelu")
     assert "Gelu" not in ops(out), ops(out)
     same_outputs(ctx, m, out, {"x": rand(RNG, 3, 7)})
+
+
+def test_bias_gelu(ctx):
+    for compat in ([], ["--compat", "ort"]):
+        m = model([helper.make_node("Add", ["x", "b"], ["t"]), helper.make_node("Gelu", ["t"], ["y"])],
+                  [X], [Y], [const("b", RNG.standard_normal(7))], opset=20)
+        out, _, _ = ctx.optimize(m, "fuse-gelu,eliminate-dead", extra=compat)
+        dom = "com.microsoft" if compat else "ai.tacoc"
+        assert [(n.domain, n.op_type) for n in out.graph.node] == [(dom, "BiasGelu")], compat
+        assert [f.name for f in out.functions] == ([] if compat else ["BiasGelu"])
+        same_outputs(ctx, m, out, {"x": rand(RNG, 3, 7) * 3})
+
+
+def test_bias_of_the_wrong_length_is_left(ctx):
+    m = model([helper.make_node("Add", ["x", "b"], ["t"]), helper.make_node("Gelu", ["t"], ["y"])],
+              [X], [Y], [const("b", RNG.standard_normal((3, 1)))], opset=20)
+    out, _, _ = ctx.optimize(m, "fuse-gelu")
+    assert ops(out) == ["Add", "Gelu"], ops(out)
+
+
+def test_quick_gelu_and_silu(ctx):
+    for alpha in (1.702, None):
+        nodes = ([helper.make_node("Mul", ["x", "a"], ["xa"]), helper.make_node("Sigmoid", ["xa"], ["s"])]
+                 if alpha else [helper.make_node("Sigmoid", ["x"], ["s"])])
+        nodes.append(helper.make_node("Mul", ["s", "x"], ["y"]))
+        m = model(nodes, [X], [Y], [const("a", alpha or 1.0)], opset=14)
+        for compat in ([], ["--compat", "ort"]):
+            out, _, _ = ctx.optimize(m, "fuse-gelu,eliminate-dead", extra=compat)
+            dom = "com.microsoft" if compat else "ai.tacoc"
+            assert [(n.domain, n.op_type) for n in out.graph.node] == [(dom, "QuickGelu")], (alpha, compat)
+            got = out.graph.node[0].attribute[0].f
+            assert abs(got - (alpha or 1.0)) < 1e-6, got
+            same_outputs(ctx, m, out, {"x": rand(RNG, 3, 7) * 3})
+
+
+def test_sigmoid_gate_of_another_tensor_is_left(ctx):
+    m = model([helper.make_node("Sigmoid", ["z"], ["s"]), helper.make_node("Mul", ["s", "x"], ["y"])],
+              [X, tensor_in("z", [3, 7])], [Y], opset=14)
+    out, _, _ = ctx.optimize(m, "fuse-gelu")
+    assert ops(out) == ["Sigmoid", "Mul"], ops(out)
