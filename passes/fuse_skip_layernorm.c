@@ -13,7 +13,9 @@
  * LayerNormalization produces only Y. The fused op always has both outputs
  * (ONNX Runtime's function inliner wants every output of the function on the
  * call); Sum keeps s's name and readers when it has any (pre-LN
- * transformers). Runs after fuse-layernorm. */
+ * transformers). Runs after fuse-layernorm. With --compat ort (and the last
+ * axis normalized) it emits com.microsoft.SkipLayerNormalization instead,
+ * the sum as its output 3 when something reads it. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,19 +79,28 @@ tc_status tc_pass_fuse_skip_layernorm(tc_pass_ctx *c, tc_graph *g) {
                       "known to have the same shape");
       continue;
     }
-    if ((st = ensure_function(c)))
+    /* --compat ort: com.microsoft.SkipLayerNormalization normalizes the last
+     * axis only and puts the sum at output 3. */
+    const tc_shape *xs = tc_shape_of(s, add->inputs[0]);
+    int64_t axis = tc_attr_int(ln, "axis", -1);
+    bool ort = c->opt && c->opt->compat_ort &&
+               (axis == -1 || (xs->known && axis == (int64_t)xs->rank - 1));
+    const char *domain = ort ? "com.microsoft" : TACOC_DOMAIN;
+    if (!ort && (st = ensure_function(c)))
       break;
-    if (tc_model_opset(c->model, TACOC_DOMAIN) < 1 &&
-        tc_model_set_opset(c->model, TACOC_DOMAIN, 1)) {
+    if (tc_model_opset(c->model, domain) < 1 && tc_model_set_opset(c->model, domain, 1)) {
       st = tc_pass_nomem(c);
       break;
     }
     tc_value *sum = add->outputs[0];
-    size_t ni = 4;
-    tc_node *f =
-        tc_graph_insert_node(g, ln, "SkipLayerNormalization", TACOC_DOMAIN, ln->name, ni, 2, 2);
-    if (!f || tc_node_set_attr_int(f, 0, "axis", tc_attr_int(ln, "axis", -1)) ||
-        tc_node_set_attr_float(f, 1, "epsilon", tc_attr_float(ln, "epsilon", 1e-5f))) {
+    bool sum_read = sum->n_uses > 1 || (sum->flags & TC_VALUE_OUTPUT);
+    size_t ni = 4, no = ort ? (sum_read ? 4 : 1) : 2;
+    tc_node *f = tc_graph_insert_node(g, ln, "SkipLayerNormalization", domain, ln->name, ni, no,
+                                      ort ? 1 : 2);
+    if (!f ||
+        (ort ? tc_node_set_attr_float(f, 0, "epsilon", tc_attr_float(ln, "epsilon", 1e-5f))
+             : (tc_node_set_attr_int(f, 0, "axis", axis) ||
+                tc_node_set_attr_float(f, 1, "epsilon", tc_attr_float(ln, "epsilon", 1e-5f))))) {
       st = tc_pass_nomem(c);
       break;
     }
@@ -121,7 +132,7 @@ tc_status tc_pass_fuse_skip_layernorm(tc_pass_ctx *c, tc_graph *g) {
         st = tc_pass_nomem(c);
         goto done;
       }
-    if (tc_node_set_output(f, 0, y) || tc_node_set_output(f, 1, sum)) {
+    if (tc_node_set_output(f, 0, y) || (no > 1 && tc_node_set_output(f, no - 1, sum))) {
       st = tc_pass_nomem(c);
       break;
     }

@@ -837,7 +837,16 @@ static tc_status run_rmsnorm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, si
 static tc_status check_skip_layernorm(const tc_node *n, int64_t opset, tc_diag *diag) {
   (void)opset;
   static const char *const ok[] = {"axis", "epsilon", NULL};
-  return tc_kernel_check_attrs(n, diag, ok);
+  tc_status st = tc_kernel_check_attrs(n, diag, ok);
+  /* ONNX Runtime's op: its mean / inv_std_var outputs and its extra bias
+   * input are not implemented. */
+  if (!st && tc_domain_equal(n->domain, "com.microsoft") &&
+      ((n->n_outputs > 1 && n->outputs[1]) || (n->n_outputs > 2 && n->outputs[2]) ||
+       (n->n_inputs > 4 && n->inputs[4])))
+    st = tc_diag_set(diag, TC_STATUS_UNSUPPORTED, n->name ? n->name : "", n->op_type,
+                     "com.microsoft.SkipLayerNormalization with a bias input or mean/inv_std_var "
+                     "outputs is not implemented");
+  return st;
 }
 
 static tc_status run_skip_layernorm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -856,10 +865,12 @@ static tc_status run_skip_layernorm(tc_kernel_ctx *k, const tc_rt_tensor *const 
     return tc_kernel_fail(k, TC_STATUS_INVALID, "X and Skip must have the same shape");
   tc_rt_tensor sum, *sp = &sum;
   tc_status st;
-  if (n_out > 1 && k->node->outputs[1]) {
-    if ((st = tc_kernel_alloc_uninit(k, &out[1], x->dtype, x->rank, x->dims)))
+  /* The sum is output 1 of tacoc's op, output 3 of ONNX Runtime's. */
+  size_t si = tc_domain_equal(k->node->domain, "com.microsoft") ? 3 : 1;
+  if (n_out > si && k->node->outputs[si]) {
+    if ((st = tc_kernel_alloc_uninit(k, &out[si], x->dtype, x->rank, x->dims)))
       return st;
-    sp = &out[1];
+    sp = &out[si];
   } else {
     sum = *x;
     if (!(sum.data = tc_arena_alloc(k->arena, x->bytes ? x->bytes : 1)))
@@ -1641,6 +1652,7 @@ const tc_kernel_def tc_kernels_nn[] = {
     {"LayerNormalization", "", 17, run_layernorm, check_layernorm},
     {"RMSNormalization", "", 23, run_rmsnorm, check_layernorm},
     {"SkipLayerNormalization", "ai.tacoc", 1, run_skip_layernorm, check_skip_layernorm},
+    {"SkipLayerNormalization", "com.microsoft", 1, run_skip_layernorm, check_skip_layernorm},
     {"BatchNormalization", "", 1, run_batchnorm, check_batchnorm},
     {"InstanceNormalization", "", 1, run_instancenorm, check_eps},
     {"GroupNormalization", "", 18, run_groupnorm, check_groupnorm},

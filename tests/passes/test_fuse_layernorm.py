@@ -222,3 +222,15 @@ def test_rmsnorm_without_scale_is_left(ctx):
     out, _, err = ctx.optimize(m, "fuse-rmsnorm", extra=["--explain"])
     assert "RMSNormalization" not in ops(out), ops(out)
     assert "no constant scale" in err, err
+
+
+def test_skip_layernorm_compat_ort(ctx):
+    for sum_read in (False, True):
+        m = skip_ln(True, sum_read)
+        out, _, _ = ctx.optimize(m, "fuse-skip-layernorm,eliminate-dead", extra=["--compat", "ort"])
+        sk = [x for x in out.graph.node if x.op_type == "SkipLayerNormalization"]
+        assert len(sk) == 1 and sk[0].domain == "com.microsoft" and not out.functions
+        assert len(sk[0].output) == (4 if sum_read else 1)
+        f = feeds()
+        f["r"] = rand(RNG, 2, 5, H)
+        same_outputs(ctx, m, out, f)
