@@ -58,6 +58,7 @@ void tc_pipeline_for_level(tc_pipeline *p, int level) {
   add(p, "fuse-layernorm");
   add(p, "fuse-rmsnorm");
   add(p, "fuse-skip-layernorm");
+  add(p, "fuse-embed-layernorm");
   add(p, "fuse-groupnorm");
   add(p, "fuse-gelu");
   add(p, "fuse-conv-activation"); /* after fuse-gelu: Conv1d + GELU of speech models */

@@ -61,6 +61,8 @@ typedef tc_status (*tc_pass_fn)(tc_pass_ctx *c, tc_graph *g);
     "Conv + activation to one op (ai.tacoc with a function, or com.microsoft.FusedConv)")          \
   X(fuse_layernorm, "fuse-layernorm", "decomposed LayerNorm to LayerNormalization")                \
   X(fuse_rmsnorm, "fuse-rmsnorm", "decomposed RMSNorm to RMSNormalization")                        \
+  X(fuse_embed_layernorm, "fuse-embed-layernorm",                                                  \
+    "word/position/segment lookups + LayerNorm to ai.tacoc.EmbedLayerNormalization")               \
   X(fuse_skip_layernorm, "fuse-skip-layernorm",                                                    \
     "residual Add + LayerNormalization to ai.tacoc.SkipLayerNormalization (with a function)")      \
   X(fuse_groupnorm, "fuse-groupnorm",                                                              \

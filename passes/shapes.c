@@ -662,6 +662,14 @@ static void infer_fused(tc_shapes *s, const tc_node *n, tc_shape *dst) {
       (strcmp(n->op_type, "BiasGelu") == 0 || strcmp(n->op_type, "QuickGelu") == 0)) {
     *dst = *in(s, n, 0);
     dst->has_vals = false;
+  } else if (tacoc && strncmp(n->op_type, "EmbedLayerNormalization", 23) == 0) {
+    const tc_shape *ids = in(s, n, 0), *w = in(s, n, n->n_inputs == 7 ? 2 : 1);
+    if (ids->known && ids->rank == 2 && w->known && w->rank == 2) {
+      set_rank(dst, TC_DTYPE_F32, 3);
+      dst->dims[0] = ids->dims[0];
+      dst->dims[1] = ids->dims[1];
+      dst->dims[2] = w->dims[1];
+    }
   } else if (tacoc && strcmp(n->op_type, "SkipLayerNormalization") == 0) {
     *dst = *in(s, n, 0);
     dst->has_vals = false;

@@ -890,6 +890,86 @@ static tc_status run_skip_layernorm(tc_kernel_ctx *k, const tc_rt_tensor *const 
   return trailing_norm(k, norm_in, 3, out, 1, false);
 }
 
+/* ai.tacoc.EmbedLayerNormalization[WithSegment] (tacoc's fuse-embed-layernorm;
+ * the model carries the decomposition as a function): for ids [B, S],
+ * Y[b, s] = LayerNorm(W[ids[b, s]] + P[s] (+ T[seg[b, s]])) over the width H,
+ * float32 tables. */
+static tc_status check_embed_ln(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"epsilon", NULL};
+  return tc_kernel_check_attrs(n, diag, ok);
+}
+
+static bool id_at(const tc_rt_tensor *ids, size_t i, int64_t rows, int64_t *out) {
+  int64_t v = tc_rt_get_i64(ids, i);
+  *out = v;
+  return v >= 0 && v < rows;
+}
+
+static tc_status run_embed_ln(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                              tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  bool seg = n_in == 7;
+  const tc_rt_tensor *ids = in[0], *sids = seg ? in[1] : NULL, *w = in[seg ? 2 : 1],
+                     *p = in[seg ? 3 : 2], *t = seg ? in[4] : NULL, *gamma = in[seg ? 5 : 3],
+                     *beta = in[seg ? 6 : 4];
+  if (n_in != 5 && n_in != 7)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "takes 5 inputs, or 7 with segments");
+  for (size_t i = 0; i < n_in; i++)
+    if (!in[i])
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "input %zu is required", i);
+  if (ids->rank != 2 || !tc_dtype_is_int(ids->dtype))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "ids must be a 2-D integer tensor");
+  if (seg && (sids->rank != 2 || sids->dims[0] != ids->dims[0] || sids->dims[1] != ids->dims[1] ||
+              !tc_dtype_is_int(sids->dtype)))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "segment ids must be shaped like the ids");
+  const tc_rt_tensor *tabs[3] = {w, p, t};
+  int64_t h = w->rank == 2 ? w->dims[1] : 0;
+  for (int i = 0; i < 3; i++)
+    if (tabs[i] && (tabs[i]->dtype != TC_DTYPE_F32 || tabs[i]->rank != 2 || tabs[i]->dims[1] != h))
+      return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED,
+                            "the tables must be float32 2-D tensors of one width");
+  if (gamma->dtype != TC_DTYPE_F32 || beta->dtype != TC_DTYPE_F32 ||
+      tc_rt_numel(gamma) != (size_t)h || tc_rt_numel(beta) != (size_t)h)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "gamma and beta must be float32 of width %lld",
+                          (long long)h);
+  int64_t B = ids->dims[0], S = ids->dims[1];
+  if (S > p->dims[0])
+    return tc_kernel_fail(k, TC_STATUS_INVALID,
+                          "sequence length %lld exceeds the %lld position embeddings", (long long)S,
+                          (long long)p->dims[0]);
+  int64_t dims[3] = {B, S, h};
+  tc_status st = tc_kernel_alloc_uninit(k, &out[0], TC_DTYPE_F32, 3, dims);
+  if (st)
+    return st;
+  double eps = tc_attr_float(k->node, "epsilon", 1e-12f);
+  const float *W = w->data, *P = p->data, *T = t ? t->data : NULL, *g = gamma->data,
+              *bb = beta->data;
+  float *y = out[0].data;
+  for (int64_t r = 0; r < B * S; r++) {
+    int64_t wi, ti = 0;
+    if (!id_at(ids, (size_t)r, w->dims[0], &wi) ||
+        (seg && !id_at(sids, (size_t)r, t->dims[0], &ti)))
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "id %lld at position %lld is out of range",
+                            (long long)(seg && !(wi >= 0 && wi < w->dims[0]) ? wi : wi),
+                            (long long)r);
+    float *row = y + r * h;
+    const float *pw = W + wi * h, *pp = P + (r % S) * h, *pt = T ? T + ti * h : NULL;
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < h; i++) {
+      row[i] = pw[i] + pp[i] + (pt ? pt[i] : 0.0f);
+      mean += row[i];
+    }
+    mean /= (double)h;
+    for (int64_t i = 0; i < h; i++)
+      var += (row[i] - mean) * (row[i] - mean);
+    double inv = 1.0 / sqrt(var / (double)h + eps);
+    for (int64_t i = 0; i < h; i++)
+      row[i] = (float)((row[i] - mean) * inv) * g[i] + bb[i];
+  }
+  return TC_STATUS_OK;
+}
+
 static tc_status check_batchnorm(const tc_node *n, int64_t opset, tc_diag *diag) {
   static const char *const v1[] = {"epsilon", "momentum",        "spatial",
                                    "is_test", "consumed_inputs", NULL};
@@ -1653,6 +1733,8 @@ const tc_kernel_def tc_kernels_nn[] = {
     {"RMSNormalization", "", 23, run_rmsnorm, check_layernorm},
     {"SkipLayerNormalization", "ai.tacoc", 1, run_skip_layernorm, check_skip_layernorm},
     {"SkipLayerNormalization", "com.microsoft", 1, run_skip_layernorm, check_skip_layernorm},
+    {"EmbedLayerNormalization", "ai.tacoc", 1, run_embed_ln, check_embed_ln},
+    {"EmbedLayerNormalizationWithSegment", "ai.tacoc", 1, run_embed_ln, check_embed_ln},
     {"BatchNormalization", "", 1, run_batchnorm, check_batchnorm},
     {"InstanceNormalization", "", 1, run_instancenorm, check_eps},
     {"GroupNormalization", "", 18, run_groupnorm, check_groupnorm},

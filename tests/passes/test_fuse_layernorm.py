@@ -1,7 +1,7 @@
 """fuse-layernorm: decomposed LayerNorm forms to LayerNormalization."""
 
 import numpy as np
-from onnx import helper
+from onnx import TensorProto, helper
 
 from passlib import const, model, ops, rand, same_outputs, tensor_in
 
@@ -234,3 +234,49 @@ def test_skip_layernorm_compat_ort(ctx):
         f = feeds()
         f["r"] = rand(RNG, 2, 5, H)
         same_outputs(ctx, m, out, f)
+
+
+def embeddings(segments=True, start=0):
+    n = helper.make_node
+    nodes = [n("Gather", ["wte", "input_ids"], ["we"]), n("Shape", ["input_ids"], ["sh"]),
+             n("Gather", ["sh", "one_i"], ["s"], axis=0), n("Range", ["start", "s", "one_i"], ["pos"]),
+             n("Unsqueeze", ["pos", "ax0"], ["pos2"]), n("Gather", ["wpe", "pos2"], ["pe"]),
+             n("Add", ["we", "pe"], ["e"])]
+    inputs = [tensor_in("input_ids", ["batch", "seq"], TensorProto.INT64)]
+    last = "e"
+    if segments:
+        nodes += [n("Gather", ["wtt", "token_type_ids"], ["te"]), n("Add", ["e", "te"], ["e2"])]
+        inputs.append(tensor_in("token_type_ids", ["batch", "seq"], TensorProto.INT64))
+        last = "e2"
+    nodes.append(n("LayerNormalization", [last, "gamma", "beta"], ["y"], axis=-1, epsilon=1e-12))
+    inits = [const("wte", RNG.standard_normal((50, H))), const("wpe", RNG.standard_normal((12, H))),
+             const("wtt", RNG.standard_normal((2, H))), const("gamma", RNG.standard_normal(H)),
+             const("beta", RNG.standard_normal(H)), const("one_i", 1, np.int64),
+             const("start", start, np.int64), const("ax0", [0], np.int64)]
+    return model(nodes, inputs, [tensor_in("y", ["batch", "seq", H])], inits, opset=17)
+
+
+def embed_feeds(b, s):
+    return {"input_ids": RNG.integers(0, 50, (b, s)).astype(np.int64),
+            "token_type_ids": RNG.integers(0, 2, (b, s)).astype(np.int64)}
+
+
+def test_embed_layernorm_three_and_two_lookups(ctx):
+    for segments in (True, False):
+        m = embeddings(segments)
+        out, _, err = ctx.optimize(m, "fuse-embed-layernorm,eliminate-dead", extra=["--explain"])
+        name = "EmbedLayerNormalizationWithSegment" if segments else "EmbedLayerNormalization"
+        assert [(x.domain, x.op_type) for x in out.graph.node] == [("ai.tacoc", name)], (ops(out), err)
+        assert [f.name for f in out.functions] == [name]
+        for b, s in ((2, 7), (1, 12)):
+            f = embed_feeds(b, s)
+            if not segments:
+                del f["token_type_ids"]
+            same_outputs(ctx, m, out, f)
+
+
+def test_positions_not_from_zero_are_left(ctx):
+    m = embeddings(start=1)
+    out, _, err = ctx.optimize(m, "fuse-embed-layernorm", extra=["--explain"])
+    assert "LayerNormalization" in ops(out), ops(out)
+    assert "0..S-1" in err, err
