@@ -49,6 +49,7 @@ typedef struct bench_args {
   shape_spec shapes[TC_BENCH_MAX_INPUTS];
   size_t n_shapes;
   bool iters_set;
+  bool unit_dims; /* tc_bench_run: a symbolic or unknown dim without a size is 1 */
 } bench_args;
 
 /* ---- option parsing ---- */
@@ -472,6 +473,8 @@ static int resolve_generated(tc_bench *b, bench_args *a, tc_bench_input *in, con
       in->dims[d] = named->dims[0];
     } else if (d == 0 && in->batch && b->o.n_batches) {
       in->dims[d] = b->o.batches[0];
+    } else if (a->unit_dims) {
+      in->dims[d] = 1;
     } else if (dim->kind == TC_DIM_PARAM && dim->param) {
       return tc_cli_error("%s: input '%s': dim %zu ('%s') is symbolic; give its size with --shape "
                           "%s=N or the whole shape with --shape %s=DIMS%s",
@@ -997,20 +1000,17 @@ done:
   return rc;
 }
 
-int tc_cmd_bench(int argc, char **argv) {
-  tc_bench *b = calloc(1, sizeof *b);
-  bench_args *a = calloc(1, sizeof *a);
+/* Loads the models, sets the inputs up and runs every batch, printing the
+ * header and the tables on out (NULL: nothing). */
+static int execute(tc_bench *b, bench_args *a, FILE *out) {
   tc_model *models[TC_BENCH_MAX_MODELS] = {0};
   tc_diag *d = tc_diag_new();
   progress pg = {0};
   int rc = TC_EXIT_ERROR;
-  if (!b || !a || !d) {
+  if (!d) {
     tc_cli_error("out of memory");
     goto done;
   }
-  if (parse_args(argc, argv, &b->o, a))
-    goto done;
-  b->progress = isatty(STDERR_FILENO);
   for (size_t r = 0; r < b->o.n_runtimes; r++)
     if (b->o.runtimes[r] == TC_BENCH_ORT && tc_bench_ort_check())
       goto done;
@@ -1034,16 +1034,58 @@ int tc_cmd_bench(int argc, char **argv) {
     tc_cli_error("out of memory");
     goto done;
   }
-  print_header(b, stdout);
-  fflush(stdout);
+  if (out) {
+    print_header(b, out);
+    fflush(out);
+  }
   pg.on = b->progress;
   for (size_t i = 0; i < b->n_batches; i++) {
     b->batches[i].batch = b->o.n_batches ? b->o.batches[i] : natural_batch(b);
     if (run_batch(b, &b->batches[i], &pg))
       goto done;
-    tc_bench_print_batch(b, &b->batches[i], stdout);
-    fflush(stdout);
+    if (out) {
+      tc_bench_print_batch(b, &b->batches[i], out);
+      fflush(out);
+    }
   }
+  rc = 0;
+done:
+  for (size_t k = 0; k < TC_BENCH_MAX_MODELS; k++)
+    tc_model_free(models[k]);
+  tc_diag_free(d);
+  return rc;
+}
+
+int tc_bench_run(tc_bench *b, FILE *out) {
+  bench_args *a = calloc(1, sizeof *a);
+  if (!a)
+    return tc_cli_error("out of memory");
+  a->unit_dims = true;
+  b->progress = isatty(STDERR_FILENO);
+  int rc = execute(b, a, out);
+  free(a);
+  return rc;
+}
+
+void tc_bench_free(tc_bench *b) {
+  if (b)
+    free_bench(b);
+  free(b);
+}
+
+int tc_cmd_bench(int argc, char **argv) {
+  tc_bench *b = calloc(1, sizeof *b);
+  bench_args *a = calloc(1, sizeof *a);
+  int rc = TC_EXIT_ERROR;
+  if (!b || !a) {
+    tc_cli_error("out of memory");
+    goto done;
+  }
+  if (parse_args(argc, argv, &b->o, a))
+    goto done;
+  b->progress = isatty(STDERR_FILENO);
+  if (execute(b, a, stdout))
+    goto done;
   if (tc_bench_check_gates(b)) {
     tc_cli_error("out of memory");
     goto done;
@@ -1060,12 +1102,7 @@ int tc_cmd_bench(int argc, char **argv) {
   if (fflush(stdout) != 0)
     rc = tc_cli_error("writing the tables: %s", strerror(errno));
 done:
-  for (size_t k = 0; k < TC_BENCH_MAX_MODELS; k++)
-    tc_model_free(models[k]);
-  if (b)
-    free_bench(b);
-  free(b);
+  tc_bench_free(b);
   free(a);
-  tc_diag_free(d);
   return rc;
 }

@@ -1,5 +1,6 @@
-/* Private to `tacoc bench` (bench.c, bench_ort.c, bench_report.c): the options,
- * the inputs every model gets, and the measured rows. */
+/* The bench machinery of `tacoc bench` (bench.c, bench_ort.c, bench_report.c),
+ * also run from inside `tacoc optimize` (--bench, --triton-repo) through
+ * tc_bench_run: the options, the inputs every model gets, and the measured rows. */
 #ifndef TC_BENCH_PRIV_H
 #define TC_BENCH_PRIV_H
 
@@ -8,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "json.h"
 #include "tacort.h"
 
 #define TC_BENCH_MAX_MODELS 16
@@ -93,6 +95,19 @@ typedef struct tc_bench {
   size_t n_failures;
   bool progress; /* stderr is a terminal */
 } tc_bench;
+
+/* Runs the benchmark that b->o describes (models, runtimes, batches, warm-up,
+ * iterations; b is zeroed apart from b->o) on generated inputs, as `tacoc
+ * bench` without --input/--shape does, except that a symbolic or unknown dim
+ * other than the batch dim is 1. Writes the header and each batch's tables
+ * to out (NULL: nothing) and fills b->batches. Prints the error and returns
+ * TC_EXIT_ERROR on failure; b is to be freed with tc_bench_free either way. */
+int tc_bench_run(tc_bench *b, FILE *out);
+/* Frees b and everything it holds (NULL is fine). */
+void tc_bench_free(tc_bench *b);
+/* Writes the fields of the JSON report (schema tacoc.bench/1: models, inputs,
+ * results, gates) into the object open in j. */
+void tc_bench_json_fields(tc_json *j, const tc_bench *b);
 
 /* Appends one timed latency to row. -1 on OOM. */
 int tc_bench_row_add(tc_bench_row *row, double ms);

@@ -412,6 +412,55 @@ static void json_header(tc_json *j, const tc_bench *b) {
   tc_json_end_array(j);
 }
 
+void tc_bench_json_fields(tc_json *j, const tc_bench *b) {
+  json_header(j, b);
+  tc_json_key(j, "results");
+  tc_json_begin_array(j);
+  for (size_t i = 0; i < b->n_batches; i++) {
+    const tc_bench_batch *bb = &b->batches[i];
+    tc_json_begin_object(j);
+    tc_json_key(j, "batch");
+    tc_json_int(j, bb->batch);
+    tc_json_key(j, "input_shapes");
+    tc_json_begin_object(j);
+    for (size_t k = 0; k < b->n_inputs; k++) {
+      tc_json_key(j, b->inputs[k].name);
+      tc_json_begin_array(j);
+      for (size_t d = 0; d < b->inputs[k].rank; d++)
+        tc_json_int(j, bb->shapes[k][d]);
+      tc_json_end_array(j);
+    }
+    tc_json_end_object(j);
+    tc_json_key(j, "runs");
+    tc_json_begin_array(j);
+    for (size_t r = 0; r < bb->n_rows; r++)
+      json_row(j, b, &bb->rows[r]);
+    tc_json_end_array(j);
+    tc_json_end_object(j);
+  }
+  tc_json_end_array(j);
+  tc_json_key(j, "gates");
+  tc_json_begin_object(j);
+  json_limit(j, "fail_if_slower", b->o.fail_if_slower > 0 ? b->o.fail_if_slower : NAN);
+  tc_json_key(j, "max_error");
+  if (!b->o.has_max_error) {
+    tc_json_null(j);
+  } else {
+    tc_json_begin_object(j);
+    json_limit(j, "cos", b->o.min_cos);
+    json_limit(j, "max_abs", b->o.max_abs);
+    json_limit(j, "max_rel", b->o.max_rel);
+    tc_json_end_object(j);
+  }
+  json_bool(j, "passed", b->n_failures == 0);
+  tc_json_key(j, "failures");
+  tc_json_begin_array(j);
+  for (size_t i = 0; i < b->n_failures; i++)
+    tc_json_string(j, b->failures[i]);
+  tc_json_end_array(j);
+  tc_json_end_object(j);
+}
+
 int tc_bench_write_json(const tc_bench *b, const char *path) {
   char tmp[4200];
   FILE *f = open_tmp(path, tmp, sizeof tmp);
@@ -420,52 +469,7 @@ int tc_bench_write_json(const tc_bench *b, const char *path) {
   tc_json j;
   tc_json_init(&j, f);
   tc_json_begin_object(&j);
-  json_header(&j, b);
-  tc_json_key(&j, "results");
-  tc_json_begin_array(&j);
-  for (size_t i = 0; i < b->n_batches; i++) {
-    const tc_bench_batch *bb = &b->batches[i];
-    tc_json_begin_object(&j);
-    tc_json_key(&j, "batch");
-    tc_json_int(&j, bb->batch);
-    tc_json_key(&j, "input_shapes");
-    tc_json_begin_object(&j);
-    for (size_t k = 0; k < b->n_inputs; k++) {
-      tc_json_key(&j, b->inputs[k].name);
-      tc_json_begin_array(&j);
-      for (size_t d = 0; d < b->inputs[k].rank; d++)
-        tc_json_int(&j, bb->shapes[k][d]);
-      tc_json_end_array(&j);
-    }
-    tc_json_end_object(&j);
-    tc_json_key(&j, "runs");
-    tc_json_begin_array(&j);
-    for (size_t r = 0; r < bb->n_rows; r++)
-      json_row(&j, b, &bb->rows[r]);
-    tc_json_end_array(&j);
-    tc_json_end_object(&j);
-  }
-  tc_json_end_array(&j);
-  tc_json_key(&j, "gates");
-  tc_json_begin_object(&j);
-  json_limit(&j, "fail_if_slower", b->o.fail_if_slower > 0 ? b->o.fail_if_slower : NAN);
-  tc_json_key(&j, "max_error");
-  if (!b->o.has_max_error) {
-    tc_json_null(&j);
-  } else {
-    tc_json_begin_object(&j);
-    json_limit(&j, "cos", b->o.min_cos);
-    json_limit(&j, "max_abs", b->o.max_abs);
-    json_limit(&j, "max_rel", b->o.max_rel);
-    tc_json_end_object(&j);
-  }
-  json_bool(&j, "passed", b->n_failures == 0);
-  tc_json_key(&j, "failures");
-  tc_json_begin_array(&j);
-  for (size_t i = 0; i < b->n_failures; i++)
-    tc_json_string(&j, b->failures[i]);
-  tc_json_end_array(&j);
-  tc_json_end_object(&j);
+  tc_bench_json_fields(&j, b);
   tc_json_end_object(&j);
   return close_tmp(f, tmp, path);
 }

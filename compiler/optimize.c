@@ -3,6 +3,7 @@
 #include "optimize.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,9 @@
 #include "json.h"
 #include "onnx_io.h"
 #include "pipeline.h"
+#include "precision.h"
+#include "report_html.h"
+#include "triton.h"
 
 typedef struct opt_args {
   const char *in, *out, *passes, *report, *dump_after;
@@ -19,10 +23,94 @@ typedef struct opt_args {
   bool quiet, explain;
   tc_pass_options popt;
   tc_save_options save;
+  /* --precision, --keep-io-types, --calib, ... (precision.h), and what they did */
+  tc_precision_options prec;
+  tc_precision_result *prec_res;
+  const char *reports[4]; /* every --report given (report is the last) */
+  size_t n_reports;
+  bool bench; /* --bench, --bench-runtime */
+  tc_bench_runtime bench_runtimes[2];
+  size_t n_bench_runtimes;
+  tc_triton_opts triton; /* --triton-repo (dir NULL: none), --triton-name, --triton-max-batch */
 } opt_args;
+
+/* --bench, --bench-runtime R, --triton-repo DIR, --triton-name NAME,
+ * --triton-max-batch N (each also as --opt=VALUE). */
+static const char *const serving_options[] = {
+    "--bench", "--bench-runtime", "--triton-repo", "--triton-name", "--triton-max-batch", NULL};
+
+static bool is_serving_option(const char *s) {
+  for (const char *const *o = serving_options; *o; o++) {
+    size_t n = strlen(*o);
+    if (strncmp(s, *o, n) == 0 && (s[n] == '\0' || (s[n] == '=' && o != serving_options)))
+      return true;
+  }
+  return false;
+}
+
+/* "tacort", "ort", "tacort,ort" or "ort,tacort". */
+static int parse_bench_runtimes(const char *v, opt_args *a) {
+  char buf[64];
+  snprintf(buf, sizeof buf, "%s", v);
+  a->n_bench_runtimes = 0;
+  for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    bool known = strcmp(t, "tacort") == 0 || strcmp(t, "ort") == 0;
+    tc_bench_runtime rt = strcmp(t, "ort") == 0 ? TC_BENCH_ORT : TC_BENCH_TACORT;
+    if (!known || a->n_bench_runtimes == 2 ||
+        (a->n_bench_runtimes == 1 && a->bench_runtimes[0] == rt))
+      break;
+    a->bench_runtimes[a->n_bench_runtimes++] = rt;
+    if (!save || !*save)
+      return 0;
+  }
+  return tc_cli_usage_error("--bench-runtime takes tacort, ort or both (tacort,ort), got '%s'", v);
+}
+
+static int parse_serving_option(int argc, char **argv, int *i, opt_args *a) {
+  const char *s = argv[*i], *eq = strchr(s, '='), *v;
+  char name[32];
+  snprintf(name, sizeof name, "%.*s", (int)(eq ? eq - s : (ptrdiff_t)strlen(s)), s);
+  if (strcmp(name, "--bench") == 0) {
+    a->bench = true;
+    return 0;
+  }
+  if (eq)
+    v = eq + 1;
+  else if (*i + 1 < argc)
+    v = argv[++*i];
+  else
+    return tc_cli_usage_error("%s needs a value", s);
+  if (strcmp(name, "--bench-runtime") == 0) {
+    a->bench = true;
+    if (parse_bench_runtimes(v, a))
+      return TC_EXIT_ERROR;
+    /* A missing ONNX Runtime helper is an error before anything runs, as in `tacoc bench`. */
+    for (size_t r = 0; r < a->n_bench_runtimes; r++)
+      if (a->bench_runtimes[r] == TC_BENCH_ORT && tc_bench_ort_check())
+        return TC_EXIT_ERROR;
+  } else if (strcmp(name, "--triton-repo") == 0) {
+    if (!*v)
+      return tc_cli_usage_error("--triton-repo needs a folder");
+    a->triton.dir = v;
+  } else if (strcmp(name, "--triton-name") == 0) {
+    a->triton.name = v;
+  } else {
+    char *end;
+    errno = 0;
+    long long mb = strtoll(v, &end, 10);
+    if (errno || end == v || *end || mb < 0 || mb > (1 << 20))
+      return tc_cli_usage_error("--triton-max-batch needs a batch size from 0 to 1048576, got "
+                                "'%s'",
+                                v);
+    a->triton.max_batch = mb;
+  }
+  return 0;
+}
 
 static int parse_args(int argc, char **argv, opt_args *a) {
   a->level = 2;
+  tc_precision_defaults(&a->prec);
+  a->triton.max_batch = TC_TRITON_DEFAULT_MAX_BATCH;
   for (int i = 0; i < argc; i++) {
     const char *s = argv[i];
     if (strcmp(s, "-o") == 0 || strcmp(s, "--output") == 0) {
@@ -37,9 +125,11 @@ static int parse_args(int argc, char **argv, opt_args *a) {
         return tc_cli_usage_error("%s needs a value", s);
       if (strcmp(s, "--passes") == 0)
         a->passes = argv[i];
-      else if (strcmp(s, "--report") == 0)
-        a->report = argv[i];
-      else if (strcmp(s, "--dump-after") == 0)
+      else if (strcmp(s, "--report") == 0) {
+        if (a->n_reports == sizeof a->reports / sizeof *a->reports)
+          return tc_cli_usage_error("--report is given more than 4 times");
+        a->report = a->reports[a->n_reports++] = argv[i];
+      } else if (strcmp(s, "--dump-after") == 0)
         a->dump_after = argv[i];
       else if (!tc_cli_parse_size(argv[i], &a->popt.fold_limit))
         return tc_cli_usage_error("--fold-limit needs a size in bytes");
@@ -61,6 +151,13 @@ static int parse_args(int argc, char **argv, opt_args *a) {
     } else if (strcmp(s, "--external-data-threshold") == 0) {
       if (++i >= argc || !tc_cli_parse_size(argv[i], &a->save.external_threshold))
         return tc_cli_usage_error("--external-data-threshold needs a size in bytes");
+    } else if (is_serving_option(s)) {
+      int rc = parse_serving_option(argc, argv, &i, a);
+      if (rc)
+        return rc;
+    } else if (tc_precision_is_option(s)) {
+      if (tc_precision_parse_arg(argc, argv, &i, &a->prec))
+        return TC_EXIT_ERROR;
     } else if (s[0] == '-' && s[1]) {
       return tc_cli_usage_error("optimize: unknown option '%s'", s);
     } else if (!a->in) {
@@ -69,6 +166,8 @@ static int parse_args(int argc, char **argv, opt_args *a) {
       return tc_cli_usage_error("optimize: more than one model given ('%s' and '%s')", a->in, s);
     }
   }
+  if (tc_precision_check_args(&a->prec))
+    return TC_EXIT_ERROR;
   if (!a->in)
     return tc_cli_usage_error("optimize: no model given");
   if (!a->out)
@@ -124,11 +223,18 @@ static void json_ops(tc_json *j, const char *key, const tc_model_summary *s) {
   tc_json_end_object(j);
 }
 
-static int write_report(const opt_args *a, const tc_pipeline *p, const tc_model_summary *before,
-                        const tc_model_summary *after) {
-  FILE *f = fopen(a->report, "w");
+static bool report_is_html(const char *path) {
+  return tc_cli_ends_with(path, ".html") || tc_cli_ends_with(path, ".htm");
+}
+
+static int write_report(const opt_args *a, const char *path, const tc_pipeline *p,
+                        const tc_model_summary *before, const tc_model_summary *after,
+                        const tc_opt_report *extra) {
+  if (report_is_html(path))
+    return tc_report_write_html(extra, path);
+  FILE *f = fopen(path, "w");
   if (!f)
-    return tc_cli_error("%s: cannot write the report: %s", a->report, strerror(errno));
+    return tc_cli_error("%s: cannot write the report: %s", path, strerror(errno));
   tc_json j;
   tc_json_init(&j, f);
   tc_json_begin_object(&j);
@@ -182,11 +288,67 @@ static int write_report(const opt_args *a, const tc_pipeline *p, const tc_model_
     json_ops(&j, "ops", s[k]);
     tc_json_end_object(&j);
   }
+  tc_precision_json(a->prec_res, &j);
+  if (tc_report_json_fields(&j, extra)) {
+    fclose(f);
+    return tc_cli_error("out of memory");
+  }
   tc_json_end_object(&j);
   fputc('\n', f);
   if (fclose(f) != 0)
-    return tc_cli_error("%s: cannot write the report: %s", a->report, strerror(errno));
+    return tc_cli_error("%s: cannot write the report: %s", path, strerror(errno));
   return 0;
+}
+
+/* What --report, --bench and --triton-repo gather after the passes. */
+typedef struct opt_extras {
+  tc_capture explain; /* the passes' --explain lines, kept for the report */
+  FILE *explain_f;
+  tc_bench *bench;
+  tc_triton_plan *triton;
+} opt_extras;
+
+/* --bench: the original against the optimized model, in the bench code. */
+static int run_bench(const opt_args *a, opt_extras *x) {
+  if (!(x->bench = calloc(1, sizeof *x->bench)))
+    return tc_cli_error("out of memory");
+  tc_bench_opts *o = &x->bench->o;
+  o->models[0] = a->in;
+  o->models[1] = a->out;
+  o->n_models = 2;
+  o->runtimes[0] = TC_BENCH_TACORT;
+  o->n_runtimes = 1;
+  if (a->n_bench_runtimes) {
+    memcpy(o->runtimes, a->bench_runtimes, sizeof o->runtimes);
+    o->n_runtimes = a->n_bench_runtimes;
+  }
+  o->warmup = 3;
+  o->iters = 20;
+  o->min_cos = o->max_abs = o->max_rel = NAN;
+  if (!a->quiet)
+    putchar('\n');
+  return tc_bench_run(x->bench, a->quiet ? NULL : stdout);
+}
+
+/* --triton-repo: the repository for the optimized model. */
+static int run_triton(const opt_args *a, const tc_model *m, opt_extras *x) {
+  if (!(x->triton = calloc(1, sizeof *x->triton)))
+    return tc_cli_error("out of memory");
+  tc_triton_opts o = a->triton;
+  o.save = &a->save;
+  if (tc_triton_write(m, a->out, &o, x->triton))
+    return TC_EXIT_ERROR;
+  if (!a->quiet)
+    tc_triton_print(x->triton, stdout);
+  return 0;
+}
+
+static void free_extras(opt_extras *x) {
+  if (x->explain_f)
+    fclose(x->explain_f);
+  tc_capture_free(&x->explain);
+  tc_bench_free(x->bench);
+  free(x->triton);
 }
 
 int tc_cmd_optimize(int argc, char **argv) {
@@ -200,6 +362,7 @@ int tc_cmd_optimize(int argc, char **argv) {
   tc_pipeline *p = calloc(1, sizeof *p);
   tc_model_summary before = {0}, after = {0};
   tc_model *m = NULL;
+  opt_extras x = {0};
   rc = TC_EXIT_ERROR;
   if (!p) {
     tc_cli_error("out of memory");
@@ -216,7 +379,14 @@ int tc_cmd_optimize(int argc, char **argv) {
   p->dump_after = a.dump_after;
   p->dump = stderr;
   a.popt.level = a.level;
+  a.popt.half_type = a.prec.type;
+  a.popt.keep_io_types = a.prec.keep_io_types;
   a.popt.explain = a.explain ? stderr : NULL;
+  if (a.report &&
+      !(a.popt.explain = x.explain_f = tc_capture_open(&x.explain, a.explain ? stderr : NULL))) {
+    tc_cli_error("cannot collect the rejected candidates: %s", strerror(errno));
+    goto done;
+  }
   if (!(m = tc_cli_load(a.in, d)))
     goto done;
   if (tc_model_summarize(m, &before) != 0) {
@@ -229,6 +399,13 @@ int tc_cmd_optimize(int argc, char **argv) {
     tc_cli_report(d);
     goto done;
   }
+  if (tc_precision_apply(&m, a.in, &a.popt, &a.prec, p, &a.prec_res))
+    goto done;
+  if (x.explain_f) {
+    fclose(x.explain_f);
+    x.explain_f = NULL;
+    a.popt.explain = NULL;
+  }
   if (tc_model_summarize(m, &after) != 0) {
     tc_cli_error("out of memory");
     goto done;
@@ -237,12 +414,35 @@ int tc_cmd_optimize(int argc, char **argv) {
     tc_cli_report(d);
     goto done;
   }
-  if (a.report && write_report(&a, p, &before, &after) != 0)
-    goto done;
   if (!a.quiet)
     print_table(&a, p, &before, &after, stdout);
+  if (!a.quiet)
+    tc_precision_print(a.prec_res, stdout);
+  if (a.bench && run_bench(&a, &x))
+    goto done;
+  if (a.triton.dir && run_triton(&a, m, &x))
+    goto done;
+  tc_opt_report extra = {.input = a.in,
+                         .output = a.out,
+                         .level = a.passes ? -1 : a.level,
+                         .passes = a.passes,
+                         .pipeline = p,
+                         .before = &before,
+                         .after = &after,
+                         .explain = x.explain.buf,
+                         .bench = x.bench,
+                         .triton = x.triton};
+  for (size_t i = 0; i < a.n_reports; i++)
+    if (write_report(&a, a.reports[i], p, &before, &after, &extra) != 0)
+      goto done;
+  if (fflush(stdout) != 0) {
+    tc_cli_error("writing the tables: %s", strerror(errno));
+    goto done;
+  }
   rc = 0;
 done:
+  tc_precision_result_free(a.prec_res);
+  free_extras(&x);
   tc_model_summary_free(&before);
   tc_model_summary_free(&after);
   tc_model_free(m);

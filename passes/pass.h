@@ -20,6 +20,17 @@ typedef struct tc_pass_options {
   bool compat_ort;   /* --compat ort: com.microsoft fused ops instead of ai.tacoc */
   size_t fold_limit; /* largest constant (bytes) that folding may create */
   FILE *explain;     /* --explain: near misses are written here, else NULL */
+  /* convert-half (passes/convert_half.c): the target type, TC_DTYPE_F16 or
+   * TC_DTYPE_BF16 (0 means float16); graph inputs/outputs stay float32 with
+   * keep_io_types; nodes whose first output is named in half_keep (NULL-
+   * terminated, may be NULL) stay float32; half_note, when set, is told
+   * every node the pass converts (why NULL) and every float32 node it
+   * leaves in float32 (why says why). */
+  int32_t half_type;
+  bool keep_io_types;
+  const char *const *half_keep;
+  void (*half_note)(void *ctx, const tc_node *n, const char *why);
+  void *half_note_ctx;
 } tc_pass_options;
 
 #define TC_PASS_MAX_KINDS 16
@@ -68,7 +79,9 @@ typedef tc_status (*tc_pass_fn)(tc_pass_ctx *c, tc_graph *g);
   X(fuse_groupnorm, "fuse-groupnorm",                                                              \
     "Reshape/InstanceNormalization/Reshape GroupNorm to GroupNormalization")                       \
   X(fuse_gelu, "fuse-gelu", "erf and tanh GELU forms to Gelu")                                     \
-  X(fuse_attention, "fuse-attention", "multi-head self-attention subgraphs to Attention")
+  X(fuse_attention, "fuse-attention", "multi-head self-attention subgraphs to Attention")          \
+  X(convert_half, "convert-half",                                                                  \
+    "float32 weights and activations to float16/bfloat16, sensitive ops kept in float32")
 
 #define X(fn, name, doc) tc_status tc_pass_##fn(tc_pass_ctx *c, tc_graph *g);
 TC_PASS_LIST(X)

@@ -32,7 +32,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from harness import add_tacoc_option, parse_args
+from harness import add_tacoc_option, make, parse_args, save, t, vi
 
 RNG = np.random.default_rng(7)
 W1 = RNG.standard_normal((16, 32)).astype(np.float32) * 0.3
@@ -40,27 +40,6 @@ B1 = RNG.standard_normal(32).astype(np.float32) * 0.1
 W2 = RNG.standard_normal((32, 4)).astype(np.float32) * 0.3
 B2 = RNG.standard_normal(4).astype(np.float32) * 0.1
 K = RNG.standard_normal((3, 16)).astype(np.float32)
-
-
-def save(model, path):
-    onnx.checker.check_model(model)
-    onnx.save(model, path)
-    return path
-
-
-def make(nodes, inputs, outputs, inits):
-    g = helper.make_graph(nodes, "g", inputs, outputs, initializer=inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    return m
-
-
-def vi(name, shape, dtype=TensorProto.FLOAT):
-    return helper.make_tensor_value_info(name, dtype, shape)
-
-
-def t(name, a):
-    return numpy_helper.from_array(a, name)
 
 
 def mlp(path, batch="batch", w2=W2, input_name="x", dtype=TensorProto.FLOAT):

@@ -4,7 +4,8 @@ import os
 import signal
 import subprocess
 
-from onnx import TensorProto
+import onnx
+from onnx import TensorProto, helper, numpy_helper
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_TACOC = os.path.join(REPO_ROOT, "build", "bin", "tacoc")
@@ -144,3 +145,26 @@ def proto_problem(src, out):
         at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
         return f"re-serialized bytes differ at byte {at} (unknown fields lost or changed?)"
     return None
+
+
+# ---- small models for the command suites (bench, report) ----
+
+def save(model, path):
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
+def make(nodes, inputs, outputs, inits):
+    g = helper.make_graph(nodes, "g", inputs, outputs, initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m
+
+
+def vi(name, shape, dtype=TensorProto.FLOAT):
+    return helper.make_tensor_value_info(name, dtype, shape)
+
+
+def t(name, a):
+    return numpy_helper.from_array(a, name)

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-2}
 PY=.venv/bin/python
-SUITES=${TC_SUITES:-"unit conformance conformance-O3 passes e2e roundtrip errors bench bigmodel fuzz"}
+SUITES=${TC_SUITES:-"unit conformance conformance-O3 passes e2e precision roundtrip errors bench report bigmodel fuzz"}
 TACOC=$BUILD/bin/tacoc
 DATA=build/testdata
 export PYTHONWARNINGS=ignore
@@ -88,10 +88,15 @@ for s in $SUITES; do
   e2e)
     $PY tools/gen_e2e_models.py "$DATA/e2e" || { echo "e2e: cannot generate models"; failed=$((failed + 1)); continue; }
     run_suite e2e $PY tests/e2e.py --tacoc "$TACOC" --sample "$BUILD/samples/run_model" "$DATA/e2e" ;;
+  precision)
+    $PY tools/gen_e2e_models.py "$DATA/e2e" || { echo "precision: cannot generate models"; failed=$((failed + 1)); continue; }
+    run_suite precision $PY tests/precision.py --tacoc "$TACOC" "$DATA/e2e" ;;
   errors)
     run_suite errors $PY tests/errors.py --tacoc "$TACOC" ;;
   bench)
     run_suite bench $PY tests/bench.py --tacoc "$TACOC" ;;
+  report)
+    run_suite report $PY tests/report.py --tacoc "$TACOC" ;;
   bigmodel)
     run_suite bigmodel $PY tests/bigmodel.py --tacoc "$TACOC" --workdir "$DATA/big" ;;
   fuzz)

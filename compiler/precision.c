@@ -1,0 +1,1217 @@
+/* Precision conversion with validation and fallback (see precision.h).
+ *
+ * The float32 model (after the -O pipeline) is the reference. It is saved to
+ * a temporary folder so that every round converts a fresh copy:
+ *
+ *   round k:  copy ─▶ convert-half (nodes in the keep list stay float32)
+ *             ─▶ run reference and copy in libtacort on every input set
+ *             ─▶ within budget?  yes: done.   no: diagnose, grow the keep list
+ *
+ * Diagnosis runs both models once more with every node output as an extra
+ * graph output and measures, per node of the converted model, the values it
+ * makes non-finite where float32 is finite and its relative L2 error
+ * ||half - f32|| / ||f32||. A node whose outputs first go non-finite (its
+ * inputs are finite) is the first suspect; without such nodes, the half
+ * nodes that add the most error (their output's error minus their inputs')
+ * are, 1, 2, 4, ... of them per round. When no node stands out, every node
+ * goes back to float32; if the budget still fails then, the conversion fails
+ * with the numbers. */
+#include "precision.h"
+
+#include <dirent.h>
+#include <ftw.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "inputs.h"
+#include "kernel.h"
+#include "onnx_io.h"
+
+#define MAX_INPUTS 256
+#define MAX_SETS 256
+#define MAX_ROUNDS 40
+
+typedef struct kept_node {
+  char *key, *op, *kind, *detail;
+  double error;      /* budget fallback: relative error at its output; NaN otherwise */
+  size_t non_finite; /* budget fallback: non-finite values it produced */
+} kept_node;
+
+typedef struct kept_list {
+  kept_node *v;
+  size_t n, cap;
+} kept_list;
+
+typedef struct out_metric {
+  char *name;
+  double cos, max_abs;
+  size_t non_finite; /* non-finite in the converted model where float32 is finite */
+} out_metric;
+
+typedef struct input_set {
+  size_t n;
+  char *names[MAX_INPUTS];
+  tc_ndarray arrays[MAX_INPUTS];
+} input_set;
+
+struct tc_precision_result {
+  int32_t type;
+  bool keep_io, validated, passed, synthetic, all_f32;
+  const char *calib_dir;
+  size_t n_sets, rounds, half_nodes;
+  double budget_cos, budget_max_abs;
+  out_metric *outs;
+  size_t n_outs;
+  kept_list kept;     /* nodes of the written model left in float32, and why */
+  kept_list fallback; /* the validation's choices, by key */
+};
+
+static const char *type_name(int32_t t) { return t == TC_DTYPE_BF16 ? "bfloat16" : "float16"; }
+
+static char *dupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *dupf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *s = NULL;
+  if (vasprintf(&s, fmt, ap) < 0)
+    s = NULL;
+  va_end(ap);
+  return s;
+}
+
+static void kept_free(kept_list *l) {
+  for (size_t i = 0; i < l->n; i++) {
+    free(l->v[i].key);
+    free(l->v[i].op);
+    free(l->v[i].kind);
+    free(l->v[i].detail);
+  }
+  free(l->v);
+  memset(l, 0, sizeof *l);
+}
+
+static kept_node *kept_add(kept_list *l, const char *key, const char *op) {
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? 2 * l->cap : 16;
+    kept_node *v = realloc(l->v, cap * sizeof *v);
+    if (!v)
+      return NULL;
+    l->v = v;
+    l->cap = cap;
+  }
+  kept_node *k = &l->v[l->n];
+  *k = (kept_node){.key = strdup(key), .op = strdup(op), .error = NAN};
+  if (!k->key || !k->op) {
+    free(k->key);
+    free(k->op);
+    return NULL;
+  }
+  l->n++;
+  return k;
+}
+
+static const kept_node *kept_find(const kept_list *l, const char *key) {
+  for (size_t i = 0; i < l->n; i++)
+    if (strcmp(l->v[i].key, key) == 0)
+      return &l->v[i];
+  return NULL;
+}
+
+/* ---- options ---- */
+void tc_precision_defaults(tc_precision_options *o) {
+  memset(o, 0, sizeof *o);
+  o->calib_random = -1;
+  o->budget_cos = 0.999;
+  o->budget_max_abs = -1;
+}
+
+static int parse_budget(const char *v, tc_precision_options *o) {
+  char buf[256];
+  if (strlen(v) >= sizeof buf)
+    return tc_cli_usage_error("--budget is too long");
+  strcpy(buf, v);
+  for (char *save = NULL, *part = strtok_r(buf, ",", &save); part;
+       part = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(part, '='), *end;
+    if (!eq)
+      return tc_cli_usage_error("--budget needs cos=C,max-abs=A, got '%s'", v);
+    *eq = '\0';
+    double x = strtod(eq + 1, &end);
+    if (end == eq + 1 || *end || !isfinite(x) || x < 0)
+      return tc_cli_usage_error("--budget %s needs a non-negative number, got '%s'", part, eq + 1);
+    if (strcmp(part, "cos") == 0) {
+      if (x > 1)
+        return tc_cli_usage_error("--budget cos must be at most 1, got %g", x);
+      o->budget_cos = x;
+    } else if (strcmp(part, "max-abs") == 0) {
+      o->budget_max_abs = x;
+    } else {
+      return tc_cli_usage_error("--budget knows cos and max-abs, not '%s'", part);
+    }
+  }
+  return 0;
+}
+
+static int parse_shape(const char *v, tc_precision_options *o) {
+  const char *eq = strchr(v, '=');
+  if (!eq || eq == v || !eq[1] || o->n_shapes == TC_PRECISION_MAX_SHAPES)
+    return tc_cli_usage_error("--shape needs NAME=N (a symbolic dim) or NAME=DIMS like 1x128 (an "
+                              "input), at most %d times",
+                              TC_PRECISION_MAX_SHAPES);
+  tc_precision_shape *sp = &o->shapes[o->n_shapes];
+  int name_len = (int)(eq - v);
+  sp->name = v;
+  sp->name_len = (size_t)name_len;
+  sp->rank = 0;
+  for (const char *p = eq + 1; *p;) {
+    char *end;
+    long long d = strtoll(p, &end, 10);
+    if (end == p || d < 0 || sp->rank == 8 || (*end && *end != 'x'))
+      return tc_cli_usage_error("--shape %.*s: bad sizes '%s'", name_len, v, eq + 1);
+    sp->dims[sp->rank++] = d;
+    p = *end ? end + 1 : end;
+  }
+  o->n_shapes++;
+  return 0;
+}
+
+static const char *const with_value[] = {"--precision", "--calib", "--calib-random",
+                                         "--budget",    "--shape", NULL};
+
+bool tc_precision_is_option(const char *s) {
+  for (const char *const *w = with_value; *w; w++)
+    if (strcmp(*w, s) == 0)
+      return true;
+  return strcmp(s, "--keep-io-types") == 0;
+}
+
+int tc_precision_parse_arg(int argc, char **argv, int *i, tc_precision_options *o) {
+  const char *s = argv[*i];
+  if (strcmp(s, "--keep-io-types") == 0) {
+    o->keep_io_types = true;
+    return 0;
+  }
+  if (*i + 1 >= argc)
+    return tc_cli_usage_error("%s needs a value", s);
+  const char *v = argv[++*i];
+  if (strcmp(s, "--precision") == 0) {
+    if (strcmp(v, "fp32") == 0)
+      o->type = 0;
+    else if (strcmp(v, "fp16") == 0)
+      o->type = TC_DTYPE_F16;
+    else if (strcmp(v, "bf16") == 0)
+      o->type = TC_DTYPE_BF16;
+    else
+      return tc_cli_usage_error("--precision takes fp32, fp16 or bf16, got '%s'", v);
+    return 0;
+  }
+  o->validation_given = true;
+  if (strcmp(s, "--calib") == 0) {
+    o->calib_dir = v;
+  } else if (strcmp(s, "--calib-random") == 0) {
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (end == v || *end || n < 0 || n > MAX_SETS)
+      return tc_cli_usage_error("--calib-random needs a count from 0 to %d, got '%s'", MAX_SETS, v);
+    o->calib_random = n;
+  } else if (strcmp(s, "--budget") == 0) {
+    if (parse_budget(v, o))
+      return TC_EXIT_ERROR;
+  } else if (parse_shape(v, o)) {
+    return TC_EXIT_ERROR;
+  }
+  return 0;
+}
+
+int tc_precision_check_args(const tc_precision_options *o) {
+  if (o->validation_given && !o->type)
+    return tc_cli_usage_error("--calib, --calib-random, --budget and --shape check a precision "
+                              "conversion: give --precision fp16 or bf16");
+  if (o->keep_io_types && !o->type)
+    return tc_cli_usage_error("--keep-io-types needs --precision fp16 or bf16");
+  if (o->calib_dir && o->calib_random > 0)
+    return tc_cli_usage_error("give --calib DIR or --calib-random N, not both");
+  if (o->calib_dir && o->n_shapes)
+    return tc_cli_usage_error("--shape sizes generated inputs; inputs from --calib have their own");
+  return 0;
+}
+
+/* ---- input sets ---- */
+static void set_free(input_set *s) {
+  for (size_t i = 0; i < s->n; i++) {
+    free(s->names[i]);
+    tc_ndarray_release(&s->arrays[i]);
+  }
+  s->n = 0;
+}
+
+static const tc_precision_shape *find_shape(const tc_precision_options *o, const char *name,
+                                            size_t len) {
+  for (size_t i = 0; i < o->n_shapes; i++)
+    if (o->shapes[i].name_len == len && strncmp(o->shapes[i].name, name, len) == 0)
+      return &o->shapes[i];
+  return NULL;
+}
+
+/* Size of a symbolic dim: --shape NAME=N, a sum "a+b" of such, else 1. */
+static int64_t dim_size(const tc_precision_options *o, const char *param) {
+  const tc_precision_shape *sp = find_shape(o, param, strlen(param));
+  if (sp && sp->rank == 1)
+    return sp->dims[0];
+  if (!strchr(param, '+'))
+    return 1;
+  int64_t sum = 0;
+  for (const char *p = param; *p;) {
+    size_t len = strcspn(p, "+");
+    sp = find_shape(o, p, len);
+    sum += sp && sp->rank == 1 ? sp->dims[0] : 1;
+    p += len + (p[len] == '+');
+  }
+  return sum;
+}
+
+static bool name_has_mask(const char *name) {
+  for (const char *p = name; *p; p++)
+    if (strncasecmp(p, "mask", 4) == 0)
+      return true;
+  return false;
+}
+
+/* Random inputs for every input of m without an initializer. */
+static int random_set(const tc_model *m, const tc_precision_options *o, uint64_t *state,
+                      input_set *out) {
+  const tc_graph *g = m->graph;
+  for (size_t i = 0; i < g->n_inputs; i++) {
+    const tc_value *v = g->inputs[i].value;
+    if (v->init)
+      continue;
+    const tc_type *t = &v->type;
+    if (out->n == MAX_INPUTS)
+      return tc_cli_error("%s: more than %d inputs", m->path ? m->path : "model", MAX_INPUTS);
+    if (t->kind != TC_TYPE_TENSOR || !t->has_shape || t->rank > TC_MAX_DIMS)
+      return tc_cli_error("input '%s': its type does not give dtype and rank; give inputs with "
+                          "--calib DIR",
+                          v->name);
+    int64_t dims[TC_MAX_DIMS];
+    const tc_precision_shape *whole = find_shape(o, v->name, strlen(v->name));
+    if (whole && whole->rank != t->rank)
+      return tc_cli_error("--shape %s: input '%s' has rank %zu, the shape given has %zu", v->name,
+                          v->name, t->rank, whole->rank);
+    for (size_t d = 0; d < t->rank; d++) {
+      const tc_dim *dd = &t->dims[d];
+      dims[d] = whole                      ? whole->dims[d]
+                : dd->kind == TC_DIM_VALUE ? dd->value
+                : dd->kind == TC_DIM_PARAM ? dim_size(o, dd->param)
+                                           : 1;
+    }
+    char why[256];
+    tc_ndarray *a = &out->arrays[out->n];
+    if (tc_input_random_fill(a, t->elem, t->rank, dims, state, why, sizeof why))
+      return tc_cli_error("input '%s': %s", v->name, why);
+    if (!tc_dtype_is_float(t->elem) && name_has_mask(v->name)) {
+      tc_rt_tensor rt = {.dtype = a->dtype, .rank = a->rank, .data = a->data, .bytes = a->size};
+      memcpy(rt.dims, a->dims, sizeof rt.dims);
+      for (size_t k = 0, n = tc_rt_numel(&rt); k < n; k++)
+        tc_rt_set_i64(&rt, k, 1);
+    }
+    if (!(out->names[out->n++] = strdup(v->name)))
+      return tc_cli_error("out of memory");
+  }
+  return 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Input sets from --calib DIR: every subfolder (sorted) is one set, or DIR
+ * itself when it has none. */
+static int calib_sets(const tc_model *m, const char *dir, input_set *sets, size_t *n_sets) {
+  DIR *d = opendir(dir);
+  if (!d)
+    return tc_cli_error("--calib %s: not a folder", dir);
+  char *subs[MAX_SETS];
+  size_t n = 0;
+  int rc = 0;
+  for (struct dirent *e; (e = readdir(d));) {
+    if (e->d_name[0] == '.')
+      continue;
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+      continue;
+    if (n == MAX_SETS) {
+      rc = tc_cli_error("--calib %s: more than %d input sets", dir, MAX_SETS);
+      break;
+    }
+    if (!(subs[n++] = strdup(path))) {
+      n--;
+      rc = tc_cli_error("out of memory");
+      break;
+    }
+  }
+  closedir(d);
+  if (!rc && n)
+    qsort(subs, n, sizeof *subs, cmp_str);
+  size_t want = n ? n : 1;
+  for (size_t k = 0; !rc && k < want; k++) {
+    const char *folder = n ? subs[k] : dir;
+    char why[600];
+    input_set *s = &sets[k];
+    if (tc_input_load_dir(folder, m, MAX_INPUTS, s->names, s->arrays, &s->n, why, sizeof why)) {
+      for (size_t i = 0; i < s->n; i++) {
+        free(s->names[i]);
+        tc_ndarray_release(&s->arrays[i]);
+      }
+      s->n = 0;
+      rc = tc_cli_error("--calib: %s", why);
+    } else {
+      *n_sets = k + 1;
+    }
+  }
+  for (size_t k = 0; k < n; k++)
+    free(subs[k]);
+  return rc;
+}
+
+/* ---- running and comparing ---- */
+
+/* a converted to dtype into *out (data malloc'd). */
+static int convert_array(const tc_ndarray *a, int32_t dtype, tc_ndarray *out) {
+  *out = *a;
+  out->dtype = dtype;
+  tc_rt_tensor src = {.dtype = a->dtype, .rank = a->rank, .data = a->data, .bytes = a->size};
+  memcpy(src.dims, a->dims, sizeof src.dims);
+  size_t n = tc_rt_numel(&src);
+  out->size = tc_dtype_bytes(dtype, n);
+  out->data = malloc(out->size ? out->size : 1);
+  if (!out->data)
+    return -1;
+  tc_rt_tensor dst = src;
+  dst.dtype = dtype;
+  dst.data = out->data;
+  dst.bytes = out->size;
+  for (size_t i = 0; i < n; i++)
+    tc_rt_set_f64(&dst, i, tc_rt_get_f64(&src, i));
+  return 0;
+}
+
+/* Runs m on set s, converting float inputs to the dtypes m declares. outs
+ * must have room for m's outputs. */
+static tc_status run_set(tc_session *sess, const tc_model *m, const input_set *s, tc_ndarray *outs,
+                         tc_diag *d) {
+  tc_ndarray conv[MAX_INPUTS];
+  const char *names[MAX_INPUTS];
+  bool owned[MAX_INPUTS] = {false};
+  tc_status st = TC_STATUS_OK;
+  for (size_t i = 0; i < s->n; i++) {
+    names[i] = s->names[i];
+    conv[i] = s->arrays[i];
+    const tc_value *v = tc_graph_lookup_local(m->graph, s->names[i]);
+    int32_t want = v && v->type.kind == TC_TYPE_TENSOR ? v->type.elem : 0;
+    if (want && want != s->arrays[i].dtype && tc_dtype_is_float(want) &&
+        tc_dtype_is_float(s->arrays[i].dtype)) {
+      if (convert_array(&s->arrays[i], want, &conv[i])) {
+        st = tc_diag_set(d, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+        break;
+      }
+      owned[i] = true;
+    }
+  }
+  if (!st)
+    st = tc_session_run(sess, s->n, names, conv, outs, d);
+  for (size_t i = 0; i < s->n; i++)
+    if (owned[i])
+      free(conv[i].data);
+  return st;
+}
+
+typedef struct cmp_acc {
+  double dot, na, nb, d2, max_abs;
+  size_t non_finite, n;
+  bool shape_differs;
+} cmp_acc;
+
+static tc_rt_tensor view(const tc_ndarray *a) {
+  tc_rt_tensor t = {.dtype = a->dtype, .rank = a->rank, .data = a->data, .bytes = a->size};
+  memcpy(t.dims, a->dims, sizeof t.dims);
+  return t;
+}
+
+/* Adds the comparison of got against ref to c. */
+static void compare(cmp_acc *c, const tc_ndarray *ref, const tc_ndarray *got) {
+  bool same = ref->rank == got->rank;
+  for (size_t i = 0; same && i < ref->rank; i++)
+    same = ref->dims[i] == got->dims[i];
+  if (!same) {
+    c->shape_differs = true;
+    return;
+  }
+  tc_rt_tensor a = view(ref), b = view(got);
+  size_t n = tc_rt_numel(&a);
+  for (size_t i = 0; i < n; i++) {
+    double x = tc_rt_get_f64(&a, i), y = tc_rt_get_f64(&b, i);
+    if (!isfinite(x))
+      continue;
+    if (!isfinite(y)) {
+      c->non_finite++;
+      continue;
+    }
+    double e = fabs(x - y);
+    c->dot += x * y;
+    c->na += x * x;
+    c->nb += y * y;
+    c->d2 += e * e;
+    c->max_abs = e > c->max_abs ? e : c->max_abs;
+    c->n++;
+  }
+}
+
+static double cosine(const cmp_acc *c) {
+  if (c->na == 0 && c->nb == 0)
+    return 1;
+  if (c->na == 0 || c->nb == 0)
+    return 0;
+  return c->dot / (sqrt(c->na) * sqrt(c->nb));
+}
+
+static double rel_err(const cmp_acc *c) {
+  return c->na > 0 ? sqrt(c->d2 / c->na) : c->d2 > 0 ? 1 : 0;
+}
+
+/* ---- the conversion loop ---- */
+typedef struct prec_ctx {
+  const tc_precision_options *o;
+  const tc_pass_options *popt;
+  const char *model_name;
+  char tmpdir[256], fp32_path[300];
+  tc_model *ref;
+  input_set sets[MAX_SETS];
+  size_t n_sets;
+  tc_ndarray *ref_outs; /* n_sets x ref outputs */
+  size_t n_ref_outs;
+  tc_precision_result *res;
+  kept_list half; /* nodes the last conversion made half (key, op) */
+  bool note_failed;
+  tc_diag *d;
+} prec_ctx;
+
+static const char *node_key(const tc_node *n) {
+  for (size_t i = 0; i < n->n_outputs; i++)
+    if (n->outputs[i])
+      return n->outputs[i]->name;
+  return NULL;
+}
+
+static const char *reason_kind(const char *why) {
+  if (strncmp(why, "block list", 10) == 0)
+    return "block list";
+  if (strncmp(why, "out-of-range", 12) == 0 || strstr(why, "is all zeros in"))
+    return "out-of-range constant";
+  if (strncmp(why, "opset", 5) == 0)
+    return "opset";
+  if (strncmp(why, "kept in float32 on request", 26) == 0)
+    return "budget fallback";
+  if (strncmp(why, "not on the allow list", 21) == 0)
+    return "not on the allow list";
+  return "other";
+}
+
+static void on_note(void *ctx, const tc_node *n, const char *why) {
+  prec_ctx *x = ctx;
+  const char *key = node_key(n);
+  if (!key)
+    return;
+  kept_list *l = why ? &x->res->kept : &x->half;
+  kept_node *k = kept_add(l, key, n->op_type);
+  if (!k) {
+    x->note_failed = true;
+    return;
+  }
+  if (!why)
+    return;
+  const kept_node *fb = kept_find(&x->res->fallback, key);
+  k->kind = strdup(reason_kind(why));
+  k->detail = strdup(fb && fb->detail ? fb->detail : why);
+  if (fb) {
+    k->error = fb->error;
+    k->non_finite = fb->non_finite;
+  }
+  if (!k->kind || !k->detail)
+    x->note_failed = true;
+}
+
+/* Loads a fresh copy of the float32 model and converts it with the current
+ * keep list; *rec gets the pass record. NULL after printing an error. */
+static tc_model *convert_copy(prec_ctx *x, tc_pass_record *rec) {
+  tc_model *m = NULL;
+  if (tc_model_load_file(x->fp32_path, NULL, &m, x->d) != TC_STATUS_OK) {
+    tc_cli_report(x->d);
+    return NULL;
+  }
+  const char **keys = calloc(x->res->fallback.n + 1, sizeof *keys);
+  if (!keys) {
+    tc_model_free(m);
+    tc_cli_error("out of memory");
+    return NULL;
+  }
+  for (size_t i = 0; i < x->res->fallback.n; i++)
+    keys[i] = x->res->fallback.v[i].key;
+  tc_pass_options po = *x->popt;
+  po.half_type = x->o->type;
+  po.keep_io_types = x->o->keep_io_types;
+  po.half_keep = keys;
+  po.half_note = on_note;
+  po.half_note_ctx = x;
+  kept_free(&x->res->kept);
+  kept_free(&x->half);
+  x->note_failed = false;
+  tc_pipeline q = {0};
+  q.passes[q.n++] = tc_pass_find("convert-half");
+  tc_status st = q.passes[0] ? tc_pipeline_run(&q, m, &po, x->d) : TC_STATUS_INVALID;
+  free(keys);
+  if (st != TC_STATUS_OK || x->note_failed) {
+    if (x->note_failed)
+      tc_cli_error("out of memory");
+    else
+      tc_cli_report(x->d);
+    tc_model_free(m);
+    return NULL;
+  }
+  *rec = q.records[0];
+  x->res->half_nodes = x->half.n;
+  return m;
+}
+
+/* Runs the converted model on every set; fills res->outs. -1 after printing
+ * an error. */
+static int validate(prec_ctx *x, tc_model *m) {
+  tc_precision_result *r = x->res;
+  size_t no = tc_model_num_outputs(m);
+  if (no != x->n_ref_outs) {
+    tc_cli_error("internal error: the converted model has %zu outputs, float32 %zu", no,
+                 x->n_ref_outs);
+    return -1;
+  }
+  tc_session *s = NULL;
+  tc_ndarray *outs = calloc(no + 1, sizeof *outs);
+  cmp_acc *acc = calloc(no + 1, sizeof *acc);
+  double *cmin = calloc(no + 1, sizeof *cmin);
+  int rc = -1;
+  if (!outs || !acc || !cmin) {
+    tc_cli_error("out of memory");
+    goto done;
+  }
+  if (tc_session_new(m, &s, x->d) != TC_STATUS_OK) {
+    tc_cli_error("%s: libtacort cannot run the %s model to validate it: %s (--calib-random 0 "
+                 "skips validation)",
+                 x->model_name, type_name(x->o->type), tc_diag_message(x->d));
+    goto done;
+  }
+  for (size_t k = 0; k < no; k++)
+    cmin[k] = 1;
+  for (size_t si = 0; si < x->n_sets; si++) {
+    if (run_set(s, m, &x->sets[si], outs, x->d) != TC_STATUS_OK) {
+      tc_cli_error("%s: the %s model failed on validation set %zu: %s", x->model_name,
+                   type_name(x->o->type), si, tc_diag_message(x->d));
+      goto done;
+    }
+    for (size_t k = 0; k < no; k++) {
+      cmp_acc one = {0};
+      compare(&one, &x->ref_outs[si * no + k], &outs[k]);
+      compare(&acc[k], &x->ref_outs[si * no + k], &outs[k]);
+      if (one.shape_differs) {
+        tc_cli_error("internal error: output '%s' of the %s model has another shape",
+                     tc_model_output_name(m, k), type_name(x->o->type));
+        goto done;
+      }
+      double c = cosine(&one);
+      cmin[k] = c < cmin[k] ? c : cmin[k];
+      tc_ndarray_release(&outs[k]);
+    }
+  }
+  for (size_t k = 0; k < r->n_outs; k++)
+    free(r->outs[k].name);
+  free(r->outs);
+  r->outs = calloc(no + 1, sizeof *r->outs);
+  if (!r->outs) {
+    tc_cli_error("out of memory");
+    goto done;
+  }
+  r->n_outs = no;
+  r->passed = true;
+  for (size_t k = 0; k < no; k++) {
+    if (acc[k].n + acc[k].non_finite == 0) {
+      tc_cli_error("%s: validation compared no value of output '%s': the %s give it no finite "
+                   "elements%s",
+                   x->model_name, tc_model_output_name(m, k),
+                   x->o->calib_dir ? "--calib inputs" : "random inputs",
+                   x->o->calib_dir ? "" : " (give sizes of symbolic dims with --shape NAME=N)");
+      goto done;
+    }
+  }
+  for (size_t k = 0; k < no; k++) {
+    out_metric *om = &r->outs[k];
+    if (!(om->name = strdup(tc_model_output_name(m, k)))) {
+      tc_cli_error("out of memory");
+      goto done;
+    }
+    om->cos = cmin[k];
+    om->max_abs = acc[k].max_abs;
+    om->non_finite = acc[k].non_finite;
+    if (om->non_finite || !(om->cos >= x->o->budget_cos) ||
+        (x->o->budget_max_abs >= 0 && om->max_abs > x->o->budget_max_abs))
+      r->passed = false;
+  }
+  rc = 0;
+done:
+  for (size_t k = 0; outs && k < no; k++)
+    tc_ndarray_release(&outs[k]);
+  free(outs);
+  free(acc);
+  free(cmin);
+  tc_session_free(s);
+  return rc;
+}
+
+/* ---- diagnosis ---- */
+typedef struct probe {
+  const char *name;
+  long ref_out, conv_out; /* output index in each model, -1: none */
+  cmp_acc acc;
+} probe;
+
+/* Output index of v in m, making v an output if it is not one. -1 on OOM. */
+static long output_index(tc_model *m, tc_value *v) {
+  tc_graph *g = m->graph;
+  for (size_t i = 0; i < g->n_outputs; i++)
+    if (g->outputs[i].value == v)
+      return (long)i;
+  if (tc_graph_add_output(g, v, NULL))
+    return -1;
+  return (long)g->n_outputs - 1;
+}
+
+static const probe *probe_of(const probe *p, size_t n, const tc_value *v) {
+  for (size_t i = 0; v && i < n; i++)
+    if (p[i].conv_out >= 0 && strcmp(p[i].name, v->name) == 0)
+      return &p[i];
+  return NULL;
+}
+
+/* The probe measuring v in the converted model: its own, or that of the Cast
+ * of it which the conversion made a graph output. */
+static const probe *probe_of_value(const probe *p, size_t n, const tc_value *v) {
+  const probe *q = probe_of(p, n, v);
+  for (size_t k = 0; !q && v && k < v->n_uses; k++)
+    if (tc_is_op(v->uses[k].node, "Cast"))
+      q = probe_of(p, n, v->uses[k].node->outputs[0]);
+  return q;
+}
+
+/* The value a node input comes from, looking through Casts. */
+static const tc_value *through_casts(const tc_value *v) {
+  while (v && tc_is_op(v->producer, "Cast") && v->producer->inputs[0])
+    v = v->producer->inputs[0];
+  return v;
+}
+
+typedef struct suspect {
+  const tc_node *n;
+  const char *key;
+  double out_err, local;
+  size_t non_finite;
+  bool origin;
+} suspect;
+
+static int cmp_suspect(const void *a, const void *b) {
+  double x = ((const suspect *)a)->local, y = ((const suspect *)b)->local;
+  return (x < y) - (x > y);
+}
+
+/* The key under which conversion knows node n (its first output, or the
+ * graph output a Cast of it became). */
+static const char *conv_key(const tc_model *ref, const tc_node *n) {
+  const char *key = node_key(n);
+  if (!key || tc_graph_lookup_local(ref->graph, key))
+    return key;
+  const tc_value *v = n->outputs[0];
+  for (size_t k = 0; v && k < v->n_uses; k++) {
+    const tc_node *u = v->uses[k].node;
+    if (tc_is_op(u, "Cast") && u->outputs[0] && (u->outputs[0]->flags & TC_VALUE_OUTPUT))
+      return u->outputs[0]->name;
+  }
+  return key;
+}
+
+/* Adds the half node n with its measurements as a suspect. */
+static void add_suspect(prec_ctx *x, const probe *pr, size_t np, const tc_node *n, suspect *s) {
+  *s = (suspect){.n = n, .key = conv_key(x->ref, n)};
+  for (size_t i = 0; i < n->n_outputs; i++) {
+    const probe *q = probe_of_value(pr, np, n->outputs[i]);
+    if (!q)
+      continue;
+    double e = rel_err(&q->acc);
+    s->out_err = e > s->out_err ? e : s->out_err;
+    s->non_finite += q->acc.non_finite;
+  }
+  double in_err = 0;
+  bool in_bad = false;
+  for (size_t i = 0; i < n->n_inputs; i++) {
+    const probe *q = probe_of_value(pr, np, through_casts(n->inputs[i]));
+    if (!q)
+      continue;
+    double e = rel_err(&q->acc);
+    in_err = e > in_err ? e : in_err;
+    in_bad |= q->acc.non_finite > 0;
+  }
+  s->local = s->out_err - in_err;
+  s->origin = s->non_finite > 0 && !in_bad;
+}
+
+/* Adds suspect s to the fallback list with detail (taken over). */
+static int fall_back(prec_ctx *x, const suspect *s, char *detail) {
+  kept_node *k = detail ? kept_add(&x->res->fallback, s->key, s->n->op_type) : NULL;
+  if (!k || !(k->kind = strdup("budget fallback"))) {
+    free(detail);
+    return tc_cli_error("out of memory");
+  }
+  k->detail = detail;
+  k->error = s->out_err;
+  k->non_finite = s->non_finite;
+  return 0;
+}
+
+/* Picks the nodes to move back to float32 (see the top of the file). */
+static int choose(prec_ctx *x, suspect *sus, size_t ns, size_t round) {
+  int added = 0;
+  for (size_t i = 0; i < ns; i++) {
+    if (!sus[i].origin)
+      continue;
+    if (fall_back(x, &sus[i],
+                  dupf("budget fallback: %zu non-finite values in %s where float32 has none",
+                       sus[i].non_finite, type_name(x->o->type))))
+      return -1;
+    added++;
+  }
+  if (added)
+    return added;
+  qsort(sus, ns, sizeof *sus, cmp_suspect);
+  size_t want = (size_t)1 << (round < 6 ? round : 6);
+  bool everything = ns == 0 || !(sus[0].local > 1e-7) || round + 1 >= MAX_ROUNDS;
+  for (size_t i = 0; i < ns; i++) {
+    if (!everything && ((size_t)added == want || !(sus[i].local > 1e-7)))
+      break;
+    char *detail =
+        everything
+            ? dupf("budget fallback: no single node explains the error, every node moved back")
+            : dupf("budget fallback: relative error %.3g at its output, %.3g more than at its "
+                   "inputs",
+                   sus[i].out_err, sus[i].local);
+    if (fall_back(x, &sus[i], detail))
+      return -1;
+    added++;
+  }
+  return added;
+}
+
+/* Moves every node the last conversion made half back to float32 (when the
+ * measurements single out none). */
+static int fall_back_all(prec_ctx *x) {
+  for (size_t i = 0; i < x->half.n; i++) {
+    const kept_node *h = &x->half.v[i];
+    if (kept_find(&x->res->fallback, h->key))
+      continue;
+    kept_node *k = kept_add(&x->res->fallback, h->key, h->op);
+    if (!k || !(k->kind = strdup("budget fallback")) ||
+        !(k->detail =
+              strdup("budget fallback: no single node explains the error, every node moved back")))
+      return tc_cli_error("out of memory");
+  }
+  return 0;
+}
+
+/* Measures every node output of both models and adds the nodes to move back
+ * to float32 to the fallback list; returns how many, -1 after an error. */
+static int diagnose(prec_ctx *x, tc_model *conv, size_t round) {
+  tc_graph *rg = x->ref->graph, *cg = conv->graph;
+  size_t cap = 0, np = 0, nro = 0, nco = 0, ns = 0;
+  for (tc_node *n = rg->first; n; n = n->next)
+    cap += n->n_outputs;
+  probe *pr = calloc(cap + 1, sizeof *pr);
+  suspect *sus = calloc(cg->n_nodes + 1, sizeof *sus);
+  tc_session *rs = NULL, *cs = NULL;
+  tc_ndarray *ro = NULL, *co = NULL;
+  int added = -1;
+  if (!pr || !sus) {
+    tc_cli_error("out of memory");
+    goto done;
+  }
+  for (tc_node *n = rg->first; n; n = n->next)
+    for (size_t i = 0; i < n->n_outputs; i++) {
+      tc_value *v = n->outputs[i];
+      tc_value *cv = v ? tc_graph_lookup_local(cg, v->name) : NULL;
+      if (!cv || !cv->producer)
+        continue;
+      pr[np].name = v->name;
+      pr[np].ref_out = output_index(x->ref, v);
+      pr[np].conv_out = output_index(conv, cv);
+      if (pr[np].ref_out < 0 || pr[np].conv_out < 0) {
+        tc_cli_error("out of memory");
+        goto done;
+      }
+      np++;
+    }
+  nro = rg->n_outputs;
+  nco = cg->n_outputs;
+  ro = calloc(nro + 1, sizeof *ro);
+  co = calloc(nco + 1, sizeof *co);
+  if (!ro || !co) {
+    tc_cli_error("out of memory");
+    goto done;
+  }
+  if (tc_session_new(x->ref, &rs, x->d) || tc_session_new(conv, &cs, x->d)) {
+    tc_cli_error("%s: cannot measure the nodes: %s", x->model_name, tc_diag_message(x->d));
+    goto done;
+  }
+  for (size_t si = 0; si < x->n_sets; si++) {
+    bool ok = run_set(rs, x->ref, &x->sets[si], ro, x->d) == TC_STATUS_OK &&
+              run_set(cs, conv, &x->sets[si], co, x->d) == TC_STATUS_OK;
+    for (size_t k = 0; ok && k < np; k++)
+      compare(&pr[k].acc, &ro[pr[k].ref_out], &co[pr[k].conv_out]);
+    for (size_t k = 0; k < nro; k++)
+      tc_ndarray_release(&ro[k]);
+    for (size_t k = 0; k < nco; k++)
+      tc_ndarray_release(&co[k]);
+    if (!ok) {
+      tc_cli_error("%s: cannot measure the nodes: %s", x->model_name, tc_diag_message(x->d));
+      goto done;
+    }
+  }
+  for (tc_node *n = cg->first; n; n = n->next) {
+    const char *key = conv_key(x->ref, n);
+    if (key && kept_find(&x->half, key))
+      add_suspect(x, pr, np, n, &sus[ns++]);
+  }
+  added = choose(x, sus, ns, round);
+done:
+  tc_session_free(rs);
+  tc_session_free(cs);
+  free(ro);
+  free(co);
+  free(pr);
+  free(sus);
+  return added;
+}
+
+/* ---- the entry point ---- */
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  remove(path);
+  return 0;
+}
+
+/* Removes the temporary folder and what saving put in it (external data
+ * files keep their relative locations, subfolders included). */
+static void remove_tmpdir(const char *dir) { nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+/* Runs the float32 model on every set and keeps its outputs. */
+static int reference_outputs(prec_ctx *x) {
+  size_t no = tc_model_num_outputs(x->ref);
+  tc_session *s = NULL;
+  x->ref_outs = calloc(x->n_sets * no + 1, sizeof *x->ref_outs);
+  x->n_ref_outs = no;
+  if (!x->ref_outs)
+    return tc_cli_error("out of memory");
+  if (tc_session_new(x->ref, &s, x->d) != TC_STATUS_OK)
+    return tc_cli_error("%s: libtacort cannot run the float32 model to validate the conversion: "
+                        "%s (--calib-random 0 skips validation)",
+                        x->model_name, tc_diag_message(x->d));
+  int rc = 0;
+  for (size_t si = 0; si < x->n_sets && !rc; si++)
+    if (run_set(s, x->ref, &x->sets[si], &x->ref_outs[si * no], x->d) != TC_STATUS_OK)
+      rc =
+          tc_cli_error("%s: the float32 model failed on validation set %zu: %s%s", x->model_name,
+                       si, tc_diag_message(x->d),
+                       x->o->calib_dir ? "" : " (give sizes of symbolic dims with --shape NAME=N)");
+  tc_session_free(s);
+  return rc;
+}
+
+static void fail_budget(const prec_ctx *x) {
+  const tc_precision_result *r = x->res;
+  char nums[1024] = "";
+  size_t len = 0;
+  for (size_t k = 0; k < r->n_outs && len < sizeof nums - 1; k++) {
+    int w = snprintf(nums + len, sizeof nums - len,
+                     "%soutput '%s': cos %.8f, max abs err %.3g, %zu non-finite", k ? "; " : "",
+                     r->outs[k].name, r->outs[k].cos, r->outs[k].max_abs, r->outs[k].non_finite);
+    len += w > 0 ? (size_t)w : 0;
+  }
+  char budget[64] = "";
+  if (x->o->budget_max_abs >= 0)
+    snprintf(budget, sizeof budget, ", max abs err <= %.10g", x->o->budget_max_abs);
+  tc_cli_error(
+      "%s: the %s model misses the accuracy budget (cos >= %.10g%s) even with every node in "
+      "float32: %s%s; nothing written",
+      x->model_name, type_name(x->o->type), x->o->budget_cos, budget, nums,
+      x->o->keep_io_types ? ""
+                          : " (the half-precision graph inputs and outputs lose this: "
+                            "--keep-io-types keeps them float32)");
+}
+
+int tc_precision_apply(tc_model **mp, const char *model_name, const tc_pass_options *popt,
+                       const tc_precision_options *o, tc_pipeline *p, tc_precision_result **out) {
+  *out = NULL;
+  if (!o->type)
+    return 0;
+  for (size_t i = 0; i < p->n; i++)
+    if (strcmp(p->passes[i]->name, "convert-half") == 0) {
+      fprintf(stderr,
+              "tacoc: warning: %s: convert-half ran from --passes, so the %s model is not "
+              "validated (leave it out of --passes to validate it)\n",
+              model_name, type_name(o->type));
+      return 0;
+    }
+  if (p->n == TC_PIPELINE_MAX)
+    return tc_cli_error("more than %d passes", TC_PIPELINE_MAX);
+  prec_ctx *x = calloc(1, sizeof *x);
+  tc_precision_result *r = calloc(1, sizeof *r);
+  tc_diag *d = tc_diag_new();
+  tc_model *conv = NULL;
+  int rc = TC_EXIT_ERROR;
+  if (!x || !r || !d) {
+    free(x);
+    free(r);
+    tc_diag_free(d);
+    return tc_cli_error("out of memory");
+  }
+  *x = (prec_ctx){.o = o, .popt = popt, .model_name = model_name, .ref = *mp, .res = r, .d = d};
+  *r = (tc_precision_result){.type = o->type,
+                             .keep_io = o->keep_io_types,
+                             .calib_dir = o->calib_dir,
+                             .synthetic = !o->calib_dir,
+                             .budget_cos = o->budget_cos,
+                             .budget_max_abs = o->budget_max_abs};
+  const char *tmp = getenv("TMPDIR");
+  snprintf(x->tmpdir, sizeof x->tmpdir, "%s/tacoc-precision-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (!mkdtemp(x->tmpdir)) {
+    x->tmpdir[0] = 0;
+    tc_cli_error("cannot create a temporary folder in %s", tmp && *tmp ? tmp : "/tmp");
+    goto done;
+  }
+  snprintf(x->fp32_path, sizeof x->fp32_path, "%s/fp32.onnx", x->tmpdir);
+  if (tc_model_save_file(*mp, x->fp32_path, NULL, d) != TC_STATUS_OK) {
+    tc_cli_report(d);
+    goto done;
+  }
+  if (o->calib_dir) {
+    if (calib_sets(*mp, o->calib_dir, x->sets, &x->n_sets))
+      goto done;
+  } else {
+    size_t n = o->calib_random < 0 ? TC_PRECISION_DEFAULT_SETS : (size_t)o->calib_random;
+    uint64_t state = TC_INPUT_SEED;
+    for (size_t k = 0; k < n; k++, x->n_sets++)
+      if (random_set(*mp, o, &state, &x->sets[k]))
+        goto done;
+  }
+  r->n_sets = x->n_sets;
+  r->validated = x->n_sets > 0;
+  if (r->validated && reference_outputs(x))
+    goto done;
+  tc_pass_record rec = {0};
+  for (size_t round = 0;; round++) {
+    tc_model_free(conv);
+    if (!(conv = convert_copy(x, &rec)))
+      goto done;
+    r->rounds = round + 1;
+    if (!r->validated)
+      break;
+    if (validate(x, conv))
+      goto done;
+    if (r->passed)
+      break;
+    if (!x->half.n) {
+      fail_budget(x);
+      goto done;
+    }
+    int added = diagnose(x, conv, round);
+    if (added < 0 || (added == 0 && fall_back_all(x)))
+      goto done;
+  }
+  r->all_f32 = x->half.n == 0;
+  p->passes[p->n] = tc_pass_find("convert-half");
+  p->records[p->n++] = rec;
+  tc_model_free(*mp);
+  *mp = conv;
+  conv = NULL;
+  if (!r->validated)
+    fprintf(stderr, "tacoc: warning: %s: the %s model is not validated (--calib-random 0)\n",
+            model_name, type_name(o->type));
+  else if (r->all_f32 && r->fallback.n)
+    fprintf(stderr,
+            "tacoc: warning: %s: no node could stay in %s within the budget: every node is "
+            "float32\n",
+            model_name, type_name(o->type));
+  if (r->all_f32 && !r->fallback.n)
+    fprintf(stderr, "tacoc: warning: %s: no node could be converted to %s (%zu kept in float32)\n",
+            model_name, type_name(o->type), r->kept.n);
+  *out = r;
+  r = NULL;
+  rc = 0;
+done:
+  tc_model_free(conv);
+  for (size_t k = 0; k < x->n_sets; k++)
+    set_free(&x->sets[k]);
+  for (size_t k = 0; x->ref_outs && k < x->n_sets * x->n_ref_outs; k++)
+    tc_ndarray_release(&x->ref_outs[k]);
+  free(x->ref_outs);
+  kept_free(&x->half);
+  if (x->tmpdir[0])
+    remove_tmpdir(x->tmpdir);
+  tc_precision_result_free(r);
+  tc_diag_free(d);
+  free(x);
+  return rc;
+}
+
+/* ---- results ---- */
+void tc_precision_print(const tc_precision_result *r, FILE *f) {
+  if (!r)
+    return;
+  fprintf(f, "\n  precision: %s, graph inputs and outputs %s\n", type_name(r->type),
+          r->keep_io ? "float32 (--keep-io-types)" : type_name(r->type));
+  if (!r->validated) {
+    fprintf(f, "  NOT validated (--calib-random 0)\n");
+  } else if (r->synthetic) {
+    fprintf(f,
+            "  validated in libtacort on %zu random input sets: accuracy is ESTIMATED ON "
+            "SYNTHETIC DATA\n  (floats uniform in [-1, 1), integers in [0, 10), integer *mask* "
+            "inputs all ones);\n  give --calib DIR for real inputs\n",
+            r->n_sets);
+  } else {
+    fprintf(f, "  validated in libtacort on %zu input sets from %s\n", r->n_sets, r->calib_dir);
+  }
+  if (r->validated) {
+    fprintf(f, "  budget: cos >= %.10g", r->budget_cos);
+    if (r->budget_max_abs >= 0)
+      fprintf(f, ", max abs err <= %.10g", r->budget_max_abs);
+    fprintf(f, ": %s after %zu round%s\n", r->passed ? "met" : "MISSED", r->rounds,
+            r->rounds == 1 ? "" : "s");
+    fprintf(f, "\n  %-30s %11s %12s %11s\n", "output", "cos", "max abs err", "non-finite");
+    for (size_t k = 0; k < r->n_outs; k++)
+      fprintf(f, "  %-30s %11.8f %12.3e %11zu\n", r->outs[k].name, r->outs[k].cos,
+              r->outs[k].max_abs, r->outs[k].non_finite);
+  }
+  fprintf(f, "\n  %zu node%s in %s, %zu kept in float32%s\n", r->half_nodes,
+          r->half_nodes == 1 ? "" : "s", type_name(r->type), r->kept.n, r->kept.n ? ":" : "");
+  for (size_t k = 0; k < r->kept.n; k++) {
+    char who[200];
+    snprintf(who, sizeof who, "%s '%s'", r->kept.v[k].op, r->kept.v[k].key);
+    fprintf(f, "    %-36s %s\n", who, r->kept.v[k].detail);
+  }
+}
+
+void tc_precision_json(const tc_precision_result *r, tc_json *j) {
+  if (!r)
+    return;
+  tc_json_key(j, "precision");
+  tc_json_begin_object(j);
+  tc_json_key(j, "type");
+  tc_json_string(j, type_name(r->type));
+  tc_json_key(j, "keep_io_types");
+  tc_json_bool(j, r->keep_io);
+  tc_json_key(j, "half_nodes");
+  tc_json_uint(j, r->half_nodes);
+  tc_json_key(j, "validation");
+  if (!r->validated) {
+    tc_json_null(j);
+  } else {
+    tc_json_begin_object(j);
+    tc_json_key(j, "runtime");
+    tc_json_string(j, "tacort");
+    tc_json_key(j, "source");
+    tc_json_string(j, r->calib_dir ? "calib" : "random");
+    tc_json_key(j, "calib");
+    tc_json_string(j, r->calib_dir);
+    tc_json_key(j, "sets");
+    tc_json_uint(j, r->n_sets);
+    tc_json_key(j, "synthetic");
+    tc_json_bool(j, r->synthetic);
+    tc_json_key(j, "budget");
+    tc_json_begin_object(j);
+    tc_json_key(j, "cos");
+    tc_json_double(j, r->budget_cos);
+    tc_json_key(j, "max_abs");
+    if (r->budget_max_abs >= 0)
+      tc_json_double(j, r->budget_max_abs);
+    else
+      tc_json_null(j);
+    tc_json_end_object(j);
+    tc_json_key(j, "passed");
+    tc_json_bool(j, r->passed);
+    tc_json_key(j, "rounds");
+    tc_json_uint(j, r->rounds);
+    tc_json_key(j, "outputs");
+    tc_json_begin_array(j);
+    for (size_t k = 0; k < r->n_outs; k++) {
+      tc_json_begin_object(j);
+      tc_json_key(j, "name");
+      tc_json_string(j, r->outs[k].name);
+      tc_json_key(j, "cos");
+      tc_json_double(j, r->outs[k].cos);
+      tc_json_key(j, "max_abs");
+      tc_json_double(j, r->outs[k].max_abs);
+      tc_json_key(j, "non_finite");
+      tc_json_uint(j, r->outs[k].non_finite);
+      tc_json_end_object(j);
+    }
+    tc_json_end_array(j);
+    tc_json_end_object(j);
+  }
+  tc_json_key(j, "kept_fp32");
+  tc_json_begin_array(j);
+  for (size_t k = 0; k < r->kept.n; k++) {
+    const kept_node *n = &r->kept.v[k];
+    tc_json_begin_object(j);
+    tc_json_key(j, "node");
+    tc_json_string(j, n->key);
+    tc_json_key(j, "op");
+    tc_json_string(j, n->op);
+    tc_json_key(j, "reason");
+    tc_json_string(j, n->kind);
+    tc_json_key(j, "detail");
+    tc_json_string(j, n->detail);
+    tc_json_key(j, "error");
+    if (isnan(n->error)) {
+      tc_json_null(j);
+    } else {
+      tc_json_begin_object(j);
+      tc_json_key(j, "relative_l2");
+      tc_json_double(j, n->error);
+      tc_json_key(j, "non_finite");
+      tc_json_uint(j, n->non_finite);
+      tc_json_end_object(j);
+    }
+    tc_json_end_object(j);
+  }
+  tc_json_end_array(j);
+  tc_json_end_object(j);
+}
+
+void tc_precision_result_free(tc_precision_result *r) {
+  if (!r)
+    return;
+  for (size_t k = 0; k < r->n_outs; k++)
+    free(r->outs[k].name);
+  free(r->outs);
+  kept_free(&r->kept);
+  kept_free(&r->fallback);
+  free(r);
+}
