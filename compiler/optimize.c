@@ -422,6 +422,16 @@ int tc_cmd_optimize(int argc, char **argv) {
     goto done;
   if (a.triton.dir && run_triton(&a, m, &x))
     goto done;
+  /* Per-layer precision errors for the report's chart. */
+  size_t n_layers = 0;
+  const tc_precision_layer *layers = tc_precision_layers(a.prec_res, &n_layers);
+  tc_report_layer_error *lerr = n_layers ? calloc(n_layers, sizeof *lerr) : NULL;
+  if (n_layers && !lerr) {
+    tc_cli_error("out of memory");
+    goto done;
+  }
+  for (size_t i = 0; i < n_layers; i++)
+    lerr[i] = (tc_report_layer_error){layers[i].layer, layers[i].op, layers[i].error};
   tc_opt_report extra = {.input = a.in,
                          .output = a.out,
                          .level = a.passes ? -1 : a.level,
@@ -431,10 +441,16 @@ int tc_cmd_optimize(int argc, char **argv) {
                          .after = &after,
                          .explain = x.explain.buf,
                          .bench = x.bench,
-                         .triton = x.triton};
-  for (size_t i = 0; i < a.n_reports; i++)
-    if (write_report(&a, a.reports[i], p, &before, &after, &extra) != 0)
-      goto done;
+                         .triton = x.triton,
+                         .layer_errors = lerr,
+                         .n_layer_errors = n_layers,
+                         .layer_error_metric = "relative error of the node's output vs float32"};
+  int report_rc = 0;
+  for (size_t i = 0; i < a.n_reports && !report_rc; i++)
+    report_rc = write_report(&a, a.reports[i], p, &before, &after, &extra);
+  free(lerr);
+  if (report_rc)
+    goto done;
   if (fflush(stdout) != 0) {
     tc_cli_error("writing the tables: %s", strerror(errno));
     goto done;

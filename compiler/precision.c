@@ -67,8 +67,10 @@ struct tc_precision_result {
   double budget_cos, budget_max_abs;
   out_metric *outs;
   size_t n_outs;
-  kept_list kept;     /* nodes of the written model left in float32, and why */
-  kept_list fallback; /* the validation's choices, by key */
+  kept_list kept;             /* nodes of the written model left in float32, and why */
+  kept_list fallback;         /* the validation's choices, by key */
+  tc_precision_layer *layers; /* per half node of the written model: its relative error */
+  size_t n_layers;
 };
 
 static const char *type_name(int32_t t) { return t == TC_DTYPE_BF16 ? "bfloat16" : "float16"; }
@@ -839,7 +841,26 @@ static int fall_back_all(prec_ctx *x) {
 
 /* Measures every node output of both models and adds the nodes to move back
  * to float32 to the fallback list; returns how many, -1 after an error. */
-static int diagnose(prec_ctx *x, tc_model *conv, size_t round) {
+/* Keeps each suspect's output error as the per-layer error of the result. */
+static int record_layers(prec_ctx *x, const suspect *sus, size_t ns) {
+  tc_precision_result *r = x->res;
+  r->layers = calloc(ns + 1, sizeof *r->layers);
+  if (!r->layers)
+    return tc_cli_error("out of memory");
+  for (size_t i = 0; i < ns; i++) {
+    tc_precision_layer *l = &r->layers[r->n_layers];
+    if (!(l->layer = strdup(sus[i].key)) || !(l->op = strdup(sus[i].n->op_type)))
+      return tc_cli_error("out of memory");
+    l->error = sus[i].out_err;
+    r->n_layers++;
+  }
+  return 0;
+}
+
+/* Measures every half node's error against the float32 model (the model's
+ * node outputs exposed as outputs); then either picks nodes to move back to
+ * float32 (choose) or, with record_only, keeps the errors for the report. */
+static int diagnose(prec_ctx *x, tc_model *conv, size_t round, bool record_only) {
   tc_graph *rg = x->ref->graph, *cg = conv->graph;
   size_t cap = 0, np = 0, nro = 0, nco = 0, ns = 0;
   for (tc_node *n = rg->first; n; n = n->next)
@@ -899,7 +920,7 @@ static int diagnose(prec_ctx *x, tc_model *conv, size_t round) {
     if (key && kept_find(&x->half, key))
       add_suspect(x, pr, np, n, &sus[ns++]);
   }
-  added = choose(x, sus, ns, round);
+  added = record_only ? record_layers(x, sus, ns) : choose(x, sus, ns, round);
 done:
   tc_session_free(rs);
   tc_session_free(cs);
@@ -1041,11 +1062,21 @@ int tc_precision_apply(tc_model **mp, const char *model_name, const tc_pass_opti
       fail_budget(x);
       goto done;
     }
-    int added = diagnose(x, conv, round);
+    int added = diagnose(x, conv, round, false);
     if (added < 0 || (added == 0 && fall_back_all(x)))
       goto done;
   }
   r->all_f32 = x->half.n == 0;
+  /* The per-layer errors of the written model, for the report: measured on a
+   * fresh conversion (measuring adds outputs to the model it runs). */
+  if (r->validated && !r->all_f32) {
+    tc_pass_record tmp;
+    tc_model *mc = convert_copy(x, &tmp);
+    int bad = !mc || diagnose(x, mc, 0, true) < 0;
+    tc_model_free(mc);
+    if (bad)
+      goto done;
+  }
   p->passes[p->n] = tc_pass_find("convert-half");
   p->records[p->n++] = rec;
   tc_model_free(*mp);
@@ -1213,5 +1244,15 @@ void tc_precision_result_free(tc_precision_result *r) {
   free(r->outs);
   kept_free(&r->kept);
   kept_free(&r->fallback);
+  for (size_t k = 0; k < r->n_layers; k++) {
+    free((char *)r->layers[k].layer);
+    free((char *)r->layers[k].op);
+  }
+  free(r->layers);
   free(r);
+}
+
+const tc_precision_layer *tc_precision_layers(const tc_precision_result *r, size_t *n) {
+  *n = r ? r->n_layers : 0;
+  return r ? r->layers : NULL;
 }

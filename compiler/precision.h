@@ -36,6 +36,13 @@ typedef struct tc_precision_options {
 
 typedef struct tc_precision_result tc_precision_result;
 
+/* One half-precision node of the written model: the relative error
+ * ||half - float32|| / ||float32|| of its output on the validation inputs. */
+typedef struct tc_precision_layer {
+  const char *layer, *op;
+  double error;
+} tc_precision_layer;
+
 /* Sets the defaults (float32, 4 random sets when validating, cos 0.999). */
 void tc_precision_defaults(tc_precision_options *o);
 /* True for the options tc_precision_parse_arg takes: --precision,
@@ -62,6 +69,8 @@ int tc_precision_apply(tc_model **m, const char *model_name, const tc_pass_optio
 void tc_precision_print(const tc_precision_result *r, FILE *f);
 /* Writes the key "precision" and its object (docs/cli.md) into an open JSON object. */
 void tc_precision_json(const tc_precision_result *r, tc_json *j);
+/* The per-layer errors of a validated conversion (*n = 0 when none). */
+const tc_precision_layer *tc_precision_layers(const tc_precision_result *r, size_t *n);
 /* Frees r (NULL is fine). */
 void tc_precision_result_free(tc_precision_result *r);
 

@@ -113,6 +113,16 @@ def check_model(tacoc, name, src, prec, keep_io, tmp):
         raise AssertionError(f"report: {p['validation']}")
     if p["half_nodes"] == 0:
         raise AssertionError("no node was converted")
+    # Per-layer errors for the report's chart: one entry per half node, all
+    # finite; the GEMMs and convolutions small for a model within budget (mask
+    # arithmetic on clamped constants legitimately differs from float32).
+    layers = report.get("layer_errors", {}).get("layers", [])
+    if not layers or any(not np.isfinite(x["error"]) for x in layers):
+        raise AssertionError(f"per-layer errors missing or not finite: {layers[:5]}")
+    heavy = [x for x in layers if x["op"] in ("MatMul", "Gemm", "Conv") or
+             (x["op"].startswith("Conv") and x["op"] != "ConvInteger")]
+    if not heavy or any(x["error"] > 0.05 for x in heavy):
+        raise AssertionError(f"GEMM/convolution errors missing or large: {heavy[:5]}")
     out = onnx.load(dst)
     onnx.checker.check_model(out, full_check=True)
     half = TensorProto.FLOAT16 if prec == "fp16" else TensorProto.BFLOAT16

@@ -466,6 +466,20 @@ def test_html_without_bench_has_no_empty_sections(ctx):
     assert "bench-table" not in p.tables and "triton-table" not in p.tables
 
 
+def test_precision_section_shows_per_layer_errors(ctx):
+    out, j, h = ctx.p("mlp.fp16.onnx"), ctx.p("fp16.json"), ctx.p("fp16.html")
+    ctx.optimize("mlp", "-o", out, "--precision", "fp16", "--keep-io-types", "--report", j,
+                 "--report", h, "--quiet")
+    r = json.load(open(j))
+    layers = r["layer_errors"]["layers"]
+    assert layers and all(x["error"] >= 0 for x in layers), layers
+    assert any(x["op"] in ("MatMul", "Gemm") for x in layers), layers
+    p, text = parse_page(h)
+    assert "precision" in p.sections, p.sections
+    for x in layers:
+        assert x["layer"] in text, f"layer {x['layer']} not on the page"
+
+
 def test_html_self_contained(ctx):
     for page in (ctx.full_run()[2], ctx.plain_run()[2]):
         p, text = parse_page(page)
