@@ -818,6 +818,8 @@ static tc_status copy_node(tc_graph *g, tc_node *before, const tc_node *n, tc_va
 
 tc_status tc_graph_copy_nodes(tc_graph *g, tc_node *before, const tc_graph *src, tc_value_map *map,
                               tc_diag *diag) {
+  if (src == g) /* the copies would be copied again, without end */
+    return tc_diag_set(diag, TC_STATUS_INVALID, NULL, NULL, "a graph cannot be copied into itself");
   /* All outputs first: a reader may come before its producer in src. */
   tc_value *to;
   for (const tc_node *n = src->first; n; n = n->next)

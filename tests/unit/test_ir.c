@@ -4,6 +4,8 @@
 #include "check.h"
 #include "ir.h"
 
+static bool tc_is_same_op(const tc_node *n, const char *op) { return strcmp(n->op_type, op) == 0; }
+
 /* x -> Relu -> a -> Neg -> y, with a second reader of a: Add(a, x) -> z */
 typedef struct small {
   tc_model *m;
@@ -176,6 +178,38 @@ static void test_editing_helpers(void) {
   tc_model_free(s.m);
 }
 
+static void test_copy_nodes_with_value_map(void) {
+  small s = make_small();
+  /* Copy relu -> neg -> add into a second graph whose input w stands for x:
+   * the copies read w, their outputs are fresh values of that graph. */
+  tc_graph *g2 = tc_graph_new(s.m, NULL, "g2");
+  tc_value *w = tc_graph_new_value(g2, "w", NULL);
+  tc_graph_add_input(g2, w, NULL);
+  tc_value_map map = {0};
+  CHECK(tc_value_map_set(&map, s.x, w) == 0);
+  tc_value *got = NULL;
+  CHECK(tc_value_map_get(&map, s.x, &got) && got == w);
+  CHECK(!tc_value_map_get(&map, s.a, &got));
+  tc_diag d = {0};
+  CHECK(tc_graph_copy_nodes(g2, NULL, s.g, &map, &d) == TC_STATUS_OK);
+  CHECK(g2->n_nodes == s.g->n_nodes);
+  tc_value *a2 = NULL, *y2 = NULL;
+  CHECK(tc_value_map_get(&map, s.a, &a2) && a2 && a2 != s.a && a2->graph == g2);
+  CHECK(tc_value_map_get(&map, s.y, &y2) && y2 && y2 != s.y);
+  CHECK(a2->producer && tc_is_same_op(a2->producer, "Relu") && a2->producer->inputs[0] == w);
+  CHECK(y2->producer && y2->producer->inputs[0] == a2);
+  CHECK(tc_graph_lookup_local(g2, a2->name) == a2);
+  tc_graph_add_output(g2, y2, NULL);
+  CHECK(tc_graph_verify(g2, &d) == TC_STATUS_OK);
+  /* The originals are untouched. */
+  CHECK(s.relu->inputs[0] == s.x && s.a->producer == s.relu && s.x->n_uses == 2);
+  CHECK(tc_graph_verify(s.g, &d) == TC_STATUS_OK);
+  /* Copying a graph into itself is refused, not an endless loop. */
+  CHECK(tc_graph_copy_nodes(s.g, NULL, s.g, &map, &d) == TC_STATUS_INVALID);
+  tc_value_map_free(&map);
+  tc_model_free(s.m);
+}
+
 static void test_dtypes(void) {
   CHECK(strcmp(tc_dtype_name(TC_DTYPE_F32), "float32") == 0);
   CHECK(strcmp(tc_dtype_name(TC_DTYPE_BF16), "bfloat16") == 0);
@@ -210,6 +244,7 @@ int main(void) {
   RUN(test_subgraph_outer_scope);
   RUN(test_toposort);
   RUN(test_editing_helpers);
+  RUN(test_copy_nodes_with_value_map);
   RUN(test_dtypes);
   RUN(test_arena);
   return SUMMARY("unit.ir");
