@@ -750,6 +750,78 @@ static double dtype_lowest(int32_t dt) {
   }
 }
 
+/* Float32 MaxPool / AveragePool without indices: the reference's windows
+ * and rules (the first NaN wins a max; an empty window is the lowest value;
+ * averages over the valid or, with count_include_pad, the padded window),
+ * sums in double, planes (n, c) in parallel. */
+typedef struct pool32_job {
+  const float *x;
+  float *y;
+  geom g;
+  int kind;
+  bool include_pad;
+  float lowest;
+} pool32_job;
+
+static void pool32_planes(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const pool32_job *j = ctx;
+  const geom *g = &j->g;
+  int64_t isz = g->in[0] * g->in[1] * g->in[2], osz = g->out[0] * g->out[1] * g->out[2];
+  for (size_t nc = lo; nc < hi; nc++) {
+    const float *xc = j->x + (int64_t)nc * isz;
+    float *yc = j->y + (int64_t)nc * osz;
+    for (int64_t o0 = 0; o0 < g->out[0]; o0++)
+      for (int64_t o1 = 0; o1 < g->out[1]; o1++)
+        for (int64_t o2 = 0; o2 < g->out[2]; o2++) {
+          int64_t o[SP] = {o0, o1, o2}, cnt_pad = 1;
+          for (size_t a = 0; a < SP; a++) {
+            int64_t c = 0;
+            for (int64_t kk = 0; kk < g->k[a]; kk++) {
+              int64_t i = o[a] * g->s[a] - g->pb[a] + kk * g->d[a];
+              c += i >= -g->pb[a] && i < g->in[a] + g->pe[a];
+            }
+            cnt_pad *= c;
+          }
+          float mx = 0;
+          double sum = 0;
+          int64_t cnt = 0;
+          for (int64_t k0 = 0; k0 < g->k[0]; k0++) {
+            int64_t i0 = o0 * g->s[0] - g->pb[0] + k0 * g->d[0];
+            if (i0 < 0 || i0 >= g->in[0])
+              continue;
+            for (int64_t k1 = 0; k1 < g->k[1]; k1++) {
+              int64_t i1 = o1 * g->s[1] - g->pb[1] + k1 * g->d[1];
+              if (i1 < 0 || i1 >= g->in[1])
+                continue;
+              const float *row = xc + (i0 * g->in[1] + i1) * g->in[2];
+              for (int64_t k2 = 0; k2 < g->k[2]; k2++) {
+                int64_t i2 = o2 * g->s[2] - g->pb[2] + k2 * g->d[2];
+                if (i2 < 0 || i2 >= g->in[2])
+                  continue;
+                float v = row[i2];
+                if (j->kind == P_MAX) {
+                  if (!cnt || (!isnan(mx) && (v > mx || isnan(v))))
+                    mx = v;
+                } else {
+                  sum += v;
+                }
+                cnt++;
+              }
+            }
+          }
+          float r;
+          if (j->kind == P_MAX) {
+            r = cnt ? mx : j->lowest;
+          } else {
+            int64_t div = j->include_pad ? cnt_pad : cnt;
+            r = div ? (float)(sum / (double)div) : NAN;
+          }
+          yc[(o0 * g->out[1] + o1) * g->out[2] + o2] = r;
+        }
+  }
+}
+
 static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt_tensor *out,
                           size_t n_out, int kind) {
   const tc_rt_tensor *x = in[0];
@@ -773,6 +845,18 @@ static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt
   }
   bool col_major = kind == P_MAX && tc_attr_int(k->node, "storage_order", 0) == 1;
   bool include_pad = kind == P_AVG && tc_attr_int(k->node, "count_include_pad", 0) != 0;
+  if (tc_fast_kernels_enabled() && x->dtype == TC_DTYPE_F32 && kind != P_LP && !idx) {
+    pool32_job j = {.x = x->data,
+                    .y = out[0].data,
+                    .g = g,
+                    .kind = kind,
+                    .include_pad = include_pad,
+                    .lowest = (float)dtype_lowest(x->dtype)};
+    size_t planes = (size_t)(x->dims[0] * x->dims[1]);
+    int64_t work = g.out[0] * g.out[1] * g.out[2] * g.k[0] * g.k[1] * g.k[2];
+    tc_parallel_for(planes, tc_parallel_grain((size_t)(work > 0 ? work : 1)), pool32_planes, &j);
+    return TC_STATUS_OK;
+  }
   double p = 1;
   if (kind == P_LP) { /* p is a float before opset 2, an int since */
     const tc_attr *pa = tc_node_attr(k->node, "p");

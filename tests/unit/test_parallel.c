@@ -578,6 +578,38 @@ static void gather_concat_slice_expand(void) {
 
 /* ---- attention ---- */
 
+static void pools(void) {
+  env e = env_new();
+  int64_t big[] = {2, 5, 23, 17}, small[] = {1, 3, 6, 5};
+  const tol t = {1e-6, 1e-6};
+  const char *ops[] = {"MaxPool", "AveragePool"};
+  for (size_t o = 0; o < 2; o++) {
+    for (int variant = 0; variant < 4; variant++) {
+      const tc_rt_tensor *x[1] = {rand_t(&e, TC_DTYPE_F32, 4, variant & 1 ? small : big, -3, 3)};
+      tc_node *n = mk(&e, ops[o], 1, 1, 5);
+      int64_t k[2] = {3, 3}, s[2] = {2, 1}, p[4] = {1, 0, 1, 2}, d[2] = {1, 2};
+      attr_ints(n, 0, "kernel_shape", k, 2);
+      attr_ints(n, 1, "strides", s, 2);
+      attr_ints(n, 2, "pads", p, 4);
+      attr_i(n, 3, "ceil_mode", variant >= 2);
+      if (o == 0)
+        attr_ints(n, 4, "dilations", d, 2);
+      else
+        attr_i(n, 4, "count_include_pad", variant & 1);
+      check_node(&e, n, 19, x, 1, o == 0 ? EXACT : t);
+    }
+  }
+  /* NaNs: the first one in a window wins a max, as in the reference */
+  tc_rt_tensor *x = rand_t(&e, TC_DTYPE_F32, 4, small, -3, 3);
+  ((float *)x->data)[7] = NAN;
+  const tc_rt_tensor *in[1] = {x};
+  tc_node *n = mk(&e, "MaxPool", 1, 1, 1);
+  int64_t k[2] = {2, 2};
+  attr_ints(n, 0, "kernel_shape", k, 2);
+  check_node(&e, n, 12, in, 1, EXACT);
+  tc_model_free(e.m);
+}
+
 static void attention_heads(void) {
   env e = env_new();
   int64_t dq[] = {2, 4, 37, 16}, dk[] = {2, 2, 41, 16}, dm[] = {37, 41};
@@ -748,6 +780,7 @@ int main(void) {
   RUN(reductions);
   RUN(transposes);
   RUN(gather_concat_slice_expand);
+  RUN(pools);
   RUN(attention_heads);
   RUN(concurrent_sessions);
   tc_fast_kernels_set(true);
