@@ -751,7 +751,7 @@ static double dtype_lowest(int32_t dt) {
 }
 
 /* Float32 MaxPool / AveragePool without indices: the reference's windows
- * and rules (the first NaN wins a max; an empty window is the lowest value;
+ * and rules (a NaN in the window makes the max NaN; an empty window is the lowest value;
  * averages over the valid or, with count_include_pad, the padded window),
  * sums in double, planes (n, c) in parallel. */
 typedef struct pool32_job {
@@ -763,62 +763,86 @@ typedef struct pool32_job {
   float lowest;
 } pool32_job;
 
+/* The kernel taps [*b, *e) of output position o along one axis that land
+ * inside the input (no per-tap bounds checks in the loops). */
+static void tap_range(const geom *g, size_t a, int64_t o, int64_t *b, int64_t *e) {
+  int64_t base = o * g->s[a] - g->pb[a];
+  *b = 0;
+  while (*b < g->k[a] && base + *b * g->d[a] < 0)
+    (*b)++;
+  *e = g->k[a];
+  while (*e > *b && base + (*e - 1) * g->d[a] >= g->in[a])
+    (*e)--;
+}
+
+/* Taps of output o along axis a inside the padded input (count_include_pad). */
+static int64_t padded_taps(const geom *g, size_t a, int64_t o) {
+  int64_t c = 0;
+  for (int64_t kk = 0; kk < g->k[a]; kk++) {
+    int64_t i = o * g->s[a] - g->pb[a] + kk * g->d[a];
+    c += i >= -g->pb[a] && i < g->in[a] + g->pe[a];
+  }
+  return c;
+}
+
 static void pool32_planes(void *ctx, size_t piece, size_t lo, size_t hi) {
   (void)piece;
   const pool32_job *j = ctx;
   const geom *g = &j->g;
   int64_t isz = g->in[0] * g->in[1] * g->in[2], osz = g->out[0] * g->out[1] * g->out[2];
+  bool max = j->kind == P_MAX;
   for (size_t nc = lo; nc < hi; nc++) {
     const float *xc = j->x + (int64_t)nc * isz;
     float *yc = j->y + (int64_t)nc * osz;
-    for (int64_t o0 = 0; o0 < g->out[0]; o0++)
-      for (int64_t o1 = 0; o1 < g->out[1]; o1++)
+    for (int64_t o0 = 0; o0 < g->out[0]; o0++) {
+      int64_t b0, e0;
+      tap_range(g, 0, o0, &b0, &e0);
+      for (int64_t o1 = 0; o1 < g->out[1]; o1++) {
+        int64_t b1, e1;
+        tap_range(g, 1, o1, &b1, &e1);
         for (int64_t o2 = 0; o2 < g->out[2]; o2++) {
-          int64_t o[SP] = {o0, o1, o2}, cnt_pad = 1;
-          for (size_t a = 0; a < SP; a++) {
-            int64_t c = 0;
-            for (int64_t kk = 0; kk < g->k[a]; kk++) {
-              int64_t i = o[a] * g->s[a] - g->pb[a] + kk * g->d[a];
-              c += i >= -g->pb[a] && i < g->in[a] + g->pe[a];
-            }
-            cnt_pad *= c;
-          }
-          float mx = 0;
-          double sum = 0;
-          int64_t cnt = 0;
-          for (int64_t k0 = 0; k0 < g->k[0]; k0++) {
-            int64_t i0 = o0 * g->s[0] - g->pb[0] + k0 * g->d[0];
-            if (i0 < 0 || i0 >= g->in[0])
-              continue;
-            for (int64_t k1 = 0; k1 < g->k[1]; k1++) {
-              int64_t i1 = o1 * g->s[1] - g->pb[1] + k1 * g->d[1];
-              if (i1 < 0 || i1 >= g->in[1])
-                continue;
-              const float *row = xc + (i0 * g->in[1] + i1) * g->in[2];
-              for (int64_t k2 = 0; k2 < g->k[2]; k2++) {
-                int64_t i2 = o2 * g->s[2] - g->pb[2] + k2 * g->d[2];
-                if (i2 < 0 || i2 >= g->in[2])
-                  continue;
-                float v = row[i2];
-                if (j->kind == P_MAX) {
-                  if (!cnt || (!isnan(mx) && (v > mx || isnan(v))))
-                    mx = v;
-                } else {
-                  sum += v;
-                }
-                cnt++;
-              }
-            }
-          }
+          int64_t b2, e2;
+          tap_range(g, 2, o2, &b2, &e2);
+          int64_t cnt = (e0 - b0) * (e1 - b1) * (e2 - b2);
           float r;
-          if (j->kind == P_MAX) {
-            r = cnt ? mx : j->lowest;
+          if (max) {
+            float mx = -INFINITY;
+            bool nan = false;
+            for (int64_t k0 = b0; k0 < e0; k0++)
+              for (int64_t k1 = b1; k1 < e1; k1++) {
+                const float *row = xc +
+                                   ((o0 * g->s[0] - g->pb[0] + k0 * g->d[0]) * g->in[1] +
+                                    o1 * g->s[1] - g->pb[1] + k1 * g->d[1]) *
+                                       g->in[2] +
+                                   o2 * g->s[2] - g->pb[2];
+                for (int64_t k2 = b2; k2 < e2; k2++) {
+                  float v = row[k2 * g->d[2]];
+                  mx = v > mx ? v : mx;
+                  nan |= v != v; /* a NaN in the window makes the max NaN */
+                }
+              }
+            r = !cnt ? j->lowest : nan ? NAN : mx;
           } else {
-            int64_t div = j->include_pad ? cnt_pad : cnt;
+            double sum = 0;
+            for (int64_t k0 = b0; k0 < e0; k0++)
+              for (int64_t k1 = b1; k1 < e1; k1++) {
+                const float *row = xc +
+                                   ((o0 * g->s[0] - g->pb[0] + k0 * g->d[0]) * g->in[1] +
+                                    o1 * g->s[1] - g->pb[1] + k1 * g->d[1]) *
+                                       g->in[2] +
+                                   o2 * g->s[2] - g->pb[2];
+                for (int64_t k2 = b2; k2 < e2; k2++)
+                  sum += row[k2 * g->d[2]];
+              }
+            int64_t div = j->include_pad ? padded_taps(g, 0, o0) * padded_taps(g, 1, o1) *
+                                               padded_taps(g, 2, o2)
+                                         : cnt;
             r = div ? (float)(sum / (double)div) : NAN;
           }
           yc[(o0 * g->out[1] + o1) * g->out[2] + o2] = r;
         }
+      }
+    }
   }
 }
 
