@@ -1,4 +1,7 @@
 /* Precision conversion with validation and fallback (see precision.h).
+ * float16/bfloat16 run convert-half; int8 runs quantize-dynamic (default
+ * budget cos 0.99), whose quantized MatMuls are the "half" nodes below, each
+ * known by its output name and measured from the MatMul's input.
  *
  * The float32 model (after the -O pipeline) is the reference. It is saved to
  * a temporary folder so that every round converts a fresh copy:
@@ -73,7 +76,14 @@ struct tc_precision_result {
   size_t n_layers;
 };
 
-static const char *type_name(int32_t t) { return t == TC_DTYPE_BF16 ? "bfloat16" : "float16"; }
+static const char *type_name(int32_t t) {
+  return t == TC_DTYPE_I8 ? "int8" : t == TC_DTYPE_BF16 ? "bfloat16" : "float16";
+}
+
+/* The pass that converts to type t. */
+static const char *pass_name(int32_t t) {
+  return t == TC_DTYPE_I8 ? "quantize-dynamic" : "convert-half";
+}
 
 static char *dupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *dupf(const char *fmt, ...) {
@@ -150,6 +160,7 @@ static int parse_budget(const char *v, tc_precision_options *o) {
       if (x > 1)
         return tc_cli_usage_error("--budget cos must be at most 1, got %g", x);
       o->budget_cos = x;
+      o->budget_cos_given = true;
     } else if (strcmp(part, "max-abs") == 0) {
       o->budget_max_abs = x;
     } else {
@@ -182,8 +193,8 @@ static int parse_shape(const char *v, tc_precision_options *o) {
   return 0;
 }
 
-static const char *const with_value[] = {"--precision", "--calib", "--calib-random",
-                                         "--budget",    "--shape", NULL};
+static const char *const with_value[] = {
+    "--precision", "--calib", "--calib-random", "--budget", "--shape", "--int8-mode", NULL};
 
 bool tc_precision_is_option(const char *s) {
   for (const char *const *w = with_value; *w; w++)
@@ -208,8 +219,19 @@ int tc_precision_parse_arg(int argc, char **argv, int *i, tc_precision_options *
       o->type = TC_DTYPE_F16;
     else if (strcmp(v, "bf16") == 0)
       o->type = TC_DTYPE_BF16;
+    else if (strcmp(v, "int8") == 0)
+      o->type = TC_DTYPE_I8;
     else
-      return tc_cli_usage_error("--precision takes fp32, fp16 or bf16, got '%s'", v);
+      return tc_cli_usage_error("--precision takes fp32, fp16, bf16 or int8, got '%s'", v);
+    return 0;
+  }
+  if (strcmp(s, "--int8-mode") == 0) {
+    if (strcmp(v, "static") == 0)
+      return tc_cli_usage_error("--int8-mode static (calibrated QDQ) is not implemented yet; "
+                                "--int8-mode dynamic is");
+    if (strcmp(v, "dynamic") != 0)
+      return tc_cli_usage_error("--int8-mode takes static or dynamic, got '%s'", v);
+    o->int8_mode_given = true;
     return 0;
   }
   o->validation_given = true;
@@ -233,9 +255,11 @@ int tc_precision_parse_arg(int argc, char **argv, int *i, tc_precision_options *
 int tc_precision_check_args(const tc_precision_options *o) {
   if (o->validation_given && !o->type)
     return tc_cli_usage_error("--calib, --calib-random, --budget and --shape check a precision "
-                              "conversion: give --precision fp16 or bf16");
+                              "conversion: give --precision fp16, bf16 or int8");
   if (o->keep_io_types && !o->type)
-    return tc_cli_usage_error("--keep-io-types needs --precision fp16 or bf16");
+    return tc_cli_usage_error("--keep-io-types needs --precision fp16, bf16 or int8");
+  if (o->int8_mode_given && o->type != TC_DTYPE_I8)
+    return tc_cli_usage_error("--int8-mode needs --precision int8");
   if (o->calib_dir && o->calib_random > 0)
     return tc_cli_usage_error("give --calib DIR or --calib-random N, not both");
   if (o->calib_dir && o->n_shapes)
@@ -575,7 +599,7 @@ static tc_model *convert_copy(prec_ctx *x, tc_pass_record *rec) {
   kept_free(&x->half);
   x->note_failed = false;
   tc_pipeline q = {0};
-  q.passes[q.n++] = tc_pass_find("convert-half");
+  q.passes[q.n++] = tc_pass_find(pass_name(x->o->type));
   tc_status st = q.passes[0] ? tc_pipeline_run(&q, m, &po, x->d) : TC_STATUS_INVALID;
   free(keys);
   if (st != TC_STATUS_OK || x->note_failed) {
@@ -752,6 +776,25 @@ static const char *conv_key(const tc_model *ref, const tc_node *n) {
   return key;
 }
 
+/* The largest error of the measured values v comes from: v itself, or, when
+ * the conversion made v (int8: the quantized MatMul's inner values), the
+ * inputs of its producer, up to depth nodes back. */
+static void input_error(const probe *pr, size_t np, const tc_value *v, int depth, double *err,
+                        bool *bad) {
+  if (!v)
+    return;
+  const probe *q = probe_of_value(pr, np, through_casts(v));
+  if (q) {
+    double e = rel_err(&q->acc);
+    *err = e > *err ? e : *err;
+    *bad |= q->acc.non_finite > 0;
+    return;
+  }
+  const tc_node *p = through_casts(v)->producer;
+  for (size_t i = 0; p && depth > 0 && i < p->n_inputs; i++)
+    input_error(pr, np, p->inputs[i], depth - 1, err, bad);
+}
+
 /* Adds the half node n with its measurements as a suspect. */
 static void add_suspect(prec_ctx *x, const probe *pr, size_t np, const tc_node *n, suspect *s) {
   *s = (suspect){.n = n, .key = conv_key(x->ref, n)};
@@ -765,14 +808,8 @@ static void add_suspect(prec_ctx *x, const probe *pr, size_t np, const tc_node *
   }
   double in_err = 0;
   bool in_bad = false;
-  for (size_t i = 0; i < n->n_inputs; i++) {
-    const probe *q = probe_of_value(pr, np, through_casts(n->inputs[i]));
-    if (!q)
-      continue;
-    double e = rel_err(&q->acc);
-    in_err = e > in_err ? e : in_err;
-    in_bad |= q->acc.non_finite > 0;
-  }
+  for (size_t i = 0; i < n->n_inputs; i++)
+    input_error(pr, np, n->inputs[i], 4, &in_err, &in_bad);
   s->local = s->out_err - in_err;
   s->origin = s->non_finite > 0 && !in_bad;
 }
@@ -849,7 +886,9 @@ static int record_layers(prec_ctx *x, const suspect *sus, size_t ns) {
     return tc_cli_error("out of memory");
   for (size_t i = 0; i < ns; i++) {
     tc_precision_layer *l = &r->layers[r->n_layers];
-    if (!(l->layer = strdup(sus[i].key)) || !(l->op = strdup(sus[i].n->op_type)))
+    /* the op conversion was told of (int8: the MatMul a Mul now ends) */
+    const kept_node *h = kept_find(&x->half, sus[i].key);
+    if (!(l->layer = strdup(sus[i].key)) || !(l->op = strdup(h ? h->op : sus[i].n->op_type)))
       return tc_cli_error("out of memory");
     l->error = sus[i].out_err;
     r->n_layers++;
@@ -982,9 +1021,10 @@ static void fail_budget(const prec_ctx *x) {
       "%s: the %s model misses the accuracy budget (cos >= %.10g%s) even with every node in "
       "float32: %s%s; nothing written",
       x->model_name, type_name(x->o->type), x->o->budget_cos, budget, nums,
-      x->o->keep_io_types ? ""
-                          : " (the half-precision graph inputs and outputs lose this: "
-                            "--keep-io-types keeps them float32)");
+      x->o->keep_io_types || x->o->type == TC_DTYPE_I8
+          ? ""
+          : " (the half-precision graph inputs and outputs lose this: "
+            "--keep-io-types keeps them float32)");
 }
 
 int tc_precision_apply(tc_model **mp, const char *model_name, const tc_pass_options *popt,
@@ -992,12 +1032,17 @@ int tc_precision_apply(tc_model **mp, const char *model_name, const tc_pass_opti
   *out = NULL;
   if (!o->type)
     return 0;
+  /* int8 has its own default budget; the copy lives until the end of the call. */
+  tc_precision_options eff = *o;
+  if (o->type == TC_DTYPE_I8 && !o->budget_cos_given)
+    eff.budget_cos = 0.99;
+  o = &eff;
   for (size_t i = 0; i < p->n; i++)
-    if (strcmp(p->passes[i]->name, "convert-half") == 0) {
+    if (strcmp(p->passes[i]->name, pass_name(o->type)) == 0) {
       fprintf(stderr,
-              "tacoc: warning: %s: convert-half ran from --passes, so the %s model is not "
+              "tacoc: warning: %s: %s ran from --passes, so the %s model is not "
               "validated (leave it out of --passes to validate it)\n",
-              model_name, type_name(o->type));
+              model_name, pass_name(o->type), type_name(o->type));
       return 0;
     }
   if (p->n == TC_PIPELINE_MAX)
@@ -1077,7 +1122,7 @@ int tc_precision_apply(tc_model **mp, const char *model_name, const tc_pass_opti
     if (bad)
       goto done;
   }
-  p->passes[p->n] = tc_pass_find("convert-half");
+  p->passes[p->n] = tc_pass_find(pass_name(o->type));
   p->records[p->n++] = rec;
   tc_model_free(*mp);
   *mp = conv;
@@ -1117,7 +1162,9 @@ void tc_precision_print(const tc_precision_result *r, FILE *f) {
   if (!r)
     return;
   fprintf(f, "\n  precision: %s, graph inputs and outputs %s\n", type_name(r->type),
-          r->keep_io ? "float32 (--keep-io-types)" : type_name(r->type));
+          r->type == TC_DTYPE_I8 ? "float32 (dynamic int8 MatMuls)"
+          : r->keep_io           ? "float32 (--keep-io-types)"
+                                 : type_name(r->type));
   if (!r->validated) {
     fprintf(f, "  NOT validated (--calib-random 0)\n");
   } else if (r->synthetic) {

@@ -1,4 +1,5 @@
-/* `tacoc optimize --precision fp16|bf16`: the convert-half pass, checked
+/* `tacoc optimize --precision fp16|bf16|int8`: the convert-half pass (or
+ * quantize-dynamic for int8), checked
  * against the float32 model in libtacort on validation inputs (--calib DIR or
  * --calib-random N), with the nodes that break the accuracy budget moved
  * back to float32 until the model meets it. docs/cli.md describes the
@@ -23,11 +24,15 @@ typedef struct tc_precision_shape {
 } tc_precision_shape;
 
 typedef struct tc_precision_options {
-  int32_t type;          /* 0: float32, nothing to do; TC_DTYPE_F16 or TC_DTYPE_BF16 */
+  /* 0: float32, nothing to do; TC_DTYPE_F16 or TC_DTYPE_BF16 (convert-half);
+   * TC_DTYPE_I8: dynamic int8 MatMuls (quantize-dynamic) */
+  int32_t type;
   bool keep_io_types;    /* --keep-io-types */
+  bool int8_mode_given;  /* --int8-mode dynamic (static is refused) */
   const char *calib_dir; /* --calib DIR, or NULL */
   long calib_random;     /* --calib-random N; -1 when not given */
-  double budget_cos;     /* --budget cos=C (default 0.999) */
+  double budget_cos;     /* --budget cos=C (default 0.999; 0.99 for int8) */
+  bool budget_cos_given; /* cos was in --budget */
   double budget_max_abs; /* --budget max-abs=A; negative: no bound */
   bool validation_given; /* any of --calib, --calib-random, --budget, --shape */
   tc_precision_shape shapes[TC_PRECISION_MAX_SHAPES]; /* --shape NAME=DIMS */
@@ -36,7 +41,7 @@ typedef struct tc_precision_options {
 
 typedef struct tc_precision_result tc_precision_result;
 
-/* One half-precision node of the written model: the relative error
+/* One half-precision (or int8) node of the written model: the relative error
  * ||half - float32|| / ||float32|| of its output on the validation inputs. */
 typedef struct tc_precision_layer {
   const char *layer, *op;
@@ -46,16 +51,16 @@ typedef struct tc_precision_layer {
 /* Sets the defaults (float32, 4 random sets when validating, cos 0.999). */
 void tc_precision_defaults(tc_precision_options *o);
 /* True for the options tc_precision_parse_arg takes: --precision,
- * --keep-io-types, --calib, --calib-random, --budget, --shape. */
+ * --keep-io-types, --calib, --calib-random, --budget, --shape, --int8-mode. */
 bool tc_precision_is_option(const char *s);
 /* Parses the precision option argv[*i], moving *i past its value: 0, or
  * TC_EXIT_ERROR after printing a usage error. */
 int tc_precision_parse_arg(int argc, char **argv, int *i, tc_precision_options *o);
 /* After parsing: a usage error (printed, TC_EXIT_ERROR) for validation
- * options without --precision fp16/bf16, else 0. */
+ * options without --precision fp16/bf16/int8, else 0. */
 int tc_precision_check_args(const tc_precision_options *o);
 /* Converts *m (the model after the -O pipeline) to o->type: runs the
- * convert-half pass, validates the result against the float32 model in
+ * convert-half (or quantize-dynamic) pass, validates the result against the float32 model in
  * libtacort and moves nodes back to float32 until the budget holds. On
  * success *m is the converted model (the float32 one is freed), the pass is
  * appended to p's records, and *res (caller frees with

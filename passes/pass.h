@@ -25,7 +25,9 @@ typedef struct tc_pass_options {
    * keep_io_types; nodes whose first output is named in half_keep (NULL-
    * terminated, may be NULL) stay float32; half_note, when set, is told
    * every node the pass converts (why NULL) and every float32 node it
-   * leaves in float32 (why says why). */
+   * leaves in float32 (why says why). quantize-dynamic
+   * (passes/quantize_dynamic.c) reads half_keep and half_note the same way
+   * for the MatMuls it quantizes or keeps. */
   int32_t half_type;
   bool keep_io_types;
   const char *const *half_keep;
@@ -81,7 +83,9 @@ typedef tc_status (*tc_pass_fn)(tc_pass_ctx *c, tc_graph *g);
   X(fuse_gelu, "fuse-gelu", "erf and tanh GELU forms to Gelu")                                     \
   X(fuse_attention, "fuse-attention", "multi-head self-attention subgraphs to Attention")          \
   X(convert_half, "convert-half",                                                                  \
-    "float32 weights and activations to float16/bfloat16, sensitive ops kept in float32")
+    "float32 weights and activations to float16/bfloat16, sensitive ops kept in float32")          \
+  X(quantize_dynamic, "quantize-dynamic",                                                          \
+    "float32 MatMuls with constant weights to DynamicQuantizeLinear + MatMulInteger (int8)")
 
 #define X(fn, name, doc) tc_status tc_pass_##fn(tc_pass_ctx *c, tc_graph *g);
 TC_PASS_LIST(X)

@@ -17,6 +17,10 @@ Per model and precision:
     bits of mantissa); ONNX Runtime's CPU provider has no bfloat16 kernels
     for MatMul, Add, Conv, ... (and inserts no Casts for them), so the model
     must be refused there with NOT_IMPLEMENTED, never as invalid.
+  - int8 (dynamic MatMuls, on the transformer models INT8_MODELS): tacoc's
+    validation (budget cos 0.99) is met with MatMuls in int8; graph inputs
+    and outputs stay float32; ONNX Runtime and libtacort run it, every
+    output finite and cosine >= 0.99 to the float32 outputs.
 The cosines are printed per model, output, runtime and precision. Ends with
 "precision: N passed, N failed"."""
 import argparse
@@ -39,6 +43,7 @@ e2e = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(e2e)
 
 MODELS = ["bert_block", "vit", "cnn", "wav2vec2", "gpt2_decoder", "mobilenetv3"]
+INT8_MODELS = ["bert_block", "vit", "wav2vec2", "gpt2_decoder"]
 # Sizes of symbolic dims for tacoc's random validation inputs.
 SHAPES = {"bert_block": ["--shape", "seq=16", "--shape", "batch=2"],
           "wav2vec2": ["--shape", "samples=400"],
@@ -160,6 +165,47 @@ def check_model(tacoc, name, src, prec, keep_io, tmp):
             + "; " + "; ".join(cosines))
 
 
+def check_int8(tacoc, name, src, tmp):
+    dst = os.path.join(tmp, f"{name}.int8.onnx")
+    report, _ = optimize(tacoc, src, dst, ["--precision", "int8"] + SHAPES.get(name, []))
+    p = report["precision"]
+    v = p["validation"]
+    if p["type"] != "int8" or not v["passed"] or not v["synthetic"] or v["budget"]["cos"] != 0.99:
+        raise AssertionError(f"report: {p['type']} {v}")
+    if p["half_nodes"] == 0:
+        raise AssertionError("no MatMul was quantized")
+    layers = report.get("layer_errors", {}).get("layers", [])
+    if not layers or any(not np.isfinite(x["error"]) or x["op"] != "MatMul" for x in layers):
+        raise AssertionError(f"per-layer errors missing or not finite: {layers[:5]}")
+    out = onnx.load(dst)
+    onnx.checker.check_model(out, full_check=True)
+    n_int = sum(n.op_type == "MatMulInteger" for n in out.graph.node)
+    if n_int != p["half_nodes"]:
+        raise AssertionError(f"{n_int} MatMulInteger nodes, the report says {p['half_nodes']}")
+    orig = onnx.load(src)
+    types = {vi.name: vi.type.tensor_type.elem_type for vi in orig.graph.input}
+    types.update({vi.name: vi.type.tensor_type.elem_type for vi in orig.graph.output})
+    for vi in list(out.graph.input) + list(out.graph.output):
+        if types.get(vi.name, vi.type.tensor_type.elem_type) != vi.type.tensor_type.elem_type:
+            raise AssertionError(f"graph input/output {vi.name} changed its type")
+    rng = np.random.default_rng(7)
+    ref_sess = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(dst, providers=["CPUExecutionProvider"])
+    names = [o.name for o in ref_sess.get_outputs()]
+    cosines = []
+    for label, feeds in e2e.feeds(name, rng):
+        want = ref_sess.run(None, feeds)
+        check_outputs(f"ORT {label}", sess.run(None, feeds), want, names, 0.99, cosines)
+        sub = os.path.join(tmp, label)
+        os.makedirs(sub, exist_ok=True)
+        got = run_tacort(tacoc, dst, out, feeds, sub)
+        check_outputs(f"tacort {label}", got, want, names, 0.99, cosines)
+    kept = ", ".join(f"{k['op']} '{k['node']}'" for k in p["kept_fp32"]) or "none"
+    return (f"{p['half_nodes']} MatMuls in int8, kept in float32: {kept}; validation cos "
+            + ", ".join(f"{o['name']} {o['cos']:.6f}" for o in v["outputs"])
+            + "; " + "; ".join(cosines))
+
+
 def planted_models(tmp):
     """(name, path, node that must stay float32, reason) of models with a
     layer float16 cannot hold."""
@@ -247,6 +293,8 @@ def main():
             cases.append((f"{name} {prec}{' keep-io' if keep_io else ''}",
                           lambda tmp, n=name, s=src, p=prec, k=keep_io: check_model(a.tacoc, n, s, p,
                                                                                      k, tmp)))
+        if name in INT8_MODELS:
+            cases.append((f"{name} int8", lambda tmp, n=name, s=src: check_int8(a.tacoc, n, s, tmp)))
     with tempfile.TemporaryDirectory() as tmp:
         for name, path, node, reason in planted_models(tmp):
             cases.append((name, lambda t, n=name, s=path, nd=node, r=reason:

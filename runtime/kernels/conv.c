@@ -1564,6 +1564,95 @@ static tc_status run_dequantize(tc_kernel_ctx *k, const tc_rt_tensor *const *in,
   return TC_STATUS_OK;
 }
 
+/* DynamicQuantizeLinear over float32, in pieces: each piece's min and max
+ * (with 0), then y = saturate(round(x / scale) + zp) element by element, the
+ * same operations for every element as a single pass. The reference kernels
+ * (TACORT_KERNELS=reference) quantize with nearbyintf in one loop; the
+ * results are identical. */
+typedef struct dynq {
+  const float *x;
+  uint8_t *y;
+  float *minmax; /* per piece: min, max */
+  size_t pieces;
+  float scale, zp;
+} dynq;
+
+/* Four lanes (SSE2, the build's baseline) with vector extensions, as in
+ * vmath.c: the build's -O2 does not auto-vectorize. */
+typedef float dq_v4f __attribute__((vector_size(16)));
+typedef int32_t dq_v4i __attribute__((vector_size(16)));
+
+static inline dq_v4f dq_splat(float v) { return (dq_v4f){v, v, v, v}; }
+
+/* m ? a : b per lane */
+static inline dq_v4f dq_sel(dq_v4i m, dq_v4f a, dq_v4f b) {
+  return (dq_v4f)((m & (dq_v4i)a) | (~m & (dq_v4i)b));
+}
+
+/* x[i..i+4) with zeros past hi (a constant-size copy for whole blocks, so it
+ * compiles to one load) */
+static inline dq_v4f dq_load(const float *x, size_t i, size_t hi) {
+  dq_v4f v = {0, 0, 0, 0};
+  if (hi - i >= 4)
+    memcpy(&v, x + i, sizeof v);
+  else
+    memcpy(&v, x + i, (hi - i) * sizeof(float));
+  return v;
+}
+
+static void dynq_minmax_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  dynq *j = ctx;
+  /* lanes start at 0 and padding is 0: min(0, min x) and max(0, max x),
+   * NaN never taken, as the one-loop form */
+  dq_v4f mn = dq_splat(0), mx = dq_splat(0);
+  for (size_t i = lo; i < hi; i += 4) {
+    dq_v4f x = dq_load(j->x, i, hi);
+    mx = dq_sel(x > mx, x, mx);
+    mn = dq_sel(x < mn, x, mn);
+  }
+  float a = 0, b = 0;
+  for (int l = 0; l < 4; l++) {
+    a = mn[l] < a ? mn[l] : a;
+    b = mx[l] > b ? mx[l] : b;
+  }
+  j->minmax[2 * piece] = a;
+  j->minmax[2 * piece + 1] = b;
+}
+
+static void dynq_quant_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const dynq *j = ctx;
+  const dq_v4f scale = dq_splat(j->scale), zp = dq_splat(j->zp), magic = dq_splat(0x1.8p23f);
+  const dq_v4f hi_v = dq_splat(512.0f), lo_v = dq_splat(-512.0f);
+  for (size_t i = lo; i < hi; i += 4) {
+    /* Beyond +-512 the result saturates either way; within, adding and
+     * subtracting 1.5 * 2^23 rounds to nearest even exactly like nearbyintf
+     * (float32 arithmetic, default rounding). NaN stays NaN and gives 0. */
+    dq_v4f v = dq_load(j->x, i, hi) / scale;
+    v = dq_sel(v > hi_v, hi_v, v);
+    v = dq_sel(v < lo_v, lo_v, v);
+    dq_v4f r = ((v + magic) - magic) + zp;
+    r = dq_sel(r >= dq_splat(255), dq_splat(255), dq_sel(r > dq_splat(0), r, dq_splat(0)));
+    dq_v4i q = __builtin_convertvector(r, dq_v4i);
+    if (hi - i >= 4) {
+      uint8_t b[4] = {(uint8_t)q[0], (uint8_t)q[1], (uint8_t)q[2], (uint8_t)q[3]};
+      memcpy(j->y + i, b, sizeof b);
+    } else {
+      for (size_t l = 0; l < hi - i; l++)
+        j->y[i + l] = (uint8_t)q[l];
+    }
+  }
+}
+
+/* The scale and zero point of DynamicQuantizeLinear for min(0, min x) and
+ * max(0, max x). */
+static void dynq_params(float mn, float mx, float *scale, float *zp) {
+  *scale = (mx == mn ? 1.0f : mx - mn) / 255.0f;
+  float zp0 = 0.0f - mn / *scale;
+  zp0 = zp0 < 0 ? 0 : zp0 > 255 ? 255 : zp0;
+  *zp = nearbyintf(zp0);
+}
+
 static tc_status run_dynquant(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                               tc_rt_tensor *out, size_t n_out) {
   (void)n_in;
@@ -1580,18 +1669,33 @@ static tc_status run_dynquant(tc_kernel_ctx *k, const tc_rt_tensor *const *in, s
     return st;
   const float *xv = x->data;
   size_t n = tc_rt_numel(x);
-  float mx = 0, mn = 0;
-  for (size_t i = 0; i < n; i++) {
-    mx = xv[i] > mx ? xv[i] : mx;
-    mn = xv[i] < mn ? xv[i] : mn;
+  float mx = 0, mn = 0, scale, zp;
+  if (!tc_fast_kernels_enabled()) {
+    for (size_t i = 0; i < n; i++) {
+      mx = xv[i] > mx ? xv[i] : mx;
+      mn = xv[i] < mn ? xv[i] : mn;
+    }
+    dynq_params(mn, mx, &scale, &zp);
+    uint8_t *y = out[0].data;
+    for (size_t i = 0; i < n; i++)
+      y[i] = (uint8_t)clamp64((double)(nearbyintf(xv[i] / scale) + zp), 0, 255);
+  } else {
+    size_t grain = tc_parallel_grain(4), pieces = tc_parallel_pieces(n, grain);
+    dynq j = {.x = xv, .y = out[0].data, .pieces = pieces};
+    if (!(j.minmax = tc_arena_alloc(k->arena, 2 * pieces * sizeof *j.minmax)))
+      return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory for a scratch buffer");
+    memset(j.minmax, 0, 2 * pieces * sizeof *j.minmax); /* n = 0 runs no piece */
+    tc_parallel_for(n, grain, dynq_minmax_piece, &j);
+    /* min(0, min x) and max(0, max x): the piece order does not matter */
+    for (size_t p = 0; p < pieces; p++) {
+      mn = j.minmax[2 * p] < mn ? j.minmax[2 * p] : mn;
+      mx = j.minmax[2 * p + 1] > mx ? j.minmax[2 * p + 1] : mx;
+    }
+    dynq_params(mn, mx, &scale, &zp);
+    j.scale = scale;
+    j.zp = zp;
+    tc_parallel_for(n, grain, dynq_quant_piece, &j);
   }
-  float scale = (mx == mn ? 1.0f : mx - mn) / 255.0f;
-  float zp0 = 0.0f - mn / scale;
-  zp0 = zp0 < 0 ? 0 : zp0 > 255 ? 255 : zp0;
-  float zp = nearbyintf(zp0);
-  uint8_t *y = out[0].data;
-  for (size_t i = 0; i < n; i++)
-    y[i] = (uint8_t)clamp64((double)(nearbyintf(xv[i] / scale) + zp), 0, 255);
   *(float *)out[1].data = scale;
   *(uint8_t *)out[2].data = (uint8_t)zp;
   return TC_STATUS_OK;

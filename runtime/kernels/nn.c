@@ -309,6 +309,25 @@ static tc_status matmulinteger_fast(tc_kernel_ctx *k, const tc_rt_tensor *A, con
   if (K != Kb || !tc_gemm_q8_exact(K) || (naz > 1 && (az->rank != 1 || naz != M)) ||
       (nbz > 1 && (b1 || bz->rank != 1 || nbz != N)))
     return TC_STATUS_OK;
+  if (!a1 && B->rank == 2 && naz <= 1 && A->rank > 2) {
+    /* [..., M, K] x [K, N]: one GEMM over all rows of A */
+    size_t rows = tc_rt_numel(A) / (K ? K : 1);
+    int32_t z[2] = {naz ? (int32_t)tc_rt_get_i64(az, 0) : 0, 0};
+    int32_t *bzv = scratch(k, nbz, sizeof *bzv);
+    if (!bzv)
+      return NOMEM(k);
+    for (size_t i = 0; i < nbz; i++)
+      bzv[i] = (int32_t)tc_rt_get_i64(bz, i);
+    int64_t odims[TC_MAX_RANK];
+    memcpy(odims, A->dims, A->rank * sizeof *odims);
+    odims[A->rank - 1] = (int64_t)N;
+    tc_status st = tc_kernel_alloc(k, out, TC_DTYPE_I32, A->rank, odims);
+    if (st)
+      return st;
+    *done = rows * N == 0 || tc_gemm_q8(rows, N, K, A->dtype, A->data, naz ? z : NULL, naz,
+                                        B->dtype, B->data, nbz ? bzv : NULL, nbz, out->data);
+    return TC_STATUS_OK;
+  }
   tc_rt_tensor ba = {0}, bb = {0};
   ba.rank = a1 ? 0 : A->rank - 2;
   bb.rank = b1 ? 0 : B->rank - 2;

@@ -1,0 +1,264 @@
+/* quantize-dynamic: float32 MatMuls with a constant weight to ONNX Runtime's
+ * dynamic int8 form (the activation quantized at run time, per tensor; the
+ * weight ahead of time, per column, symmetric).
+ *
+ *   x ─▶ MatMul(W [K, N]) ─▶ y                                   (float32)
+ *   ⇒   x ─▶ DynamicQuantizeLinear ─▶ xq (uint8), xs, xz
+ *        MatMulInteger(xq, Wq:int8 [K, N], xz) ─▶ int32 ─▶ Cast(float)
+ *        ─▶ Mul(·, Mul(xs, ws [N])) ─▶ y
+ *   with ws[n] = max_k |W[k, n]| / 127 (1 for an all-zero column) and
+ *   Wq[k, n] = round(W[k, n] / ws[n]) in [-127, 127]; the weight zero point
+ *   is 0, so it is left out.
+ *
+ * Conditions: the MatMul reads float32 x of known rank >= 2 (rank-1 x would
+ * change the output shape) and a constant 2-D float32 W with K >= 16 and
+ * N >= 16 (smaller products gain nothing from int8) and finite values. The
+ * node's first output is its key: nodes named in tc_pass_options.half_keep
+ * (the validation's fallback) stay float32, and half_note hears of every
+ * candidate, converted (why NULL) or kept (why says why).
+ *
+ * Requires: default-domain opset >= 10 (raised when exact). Runs on the main
+ * graph only. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shapes.h"
+
+#define MIN_DIM 16
+
+static void note(tc_pass_ctx *c, const tc_node *n, const char *why) {
+  if (c->opt && c->opt->half_note)
+    c->opt->half_note(c->opt->half_note_ctx, n, why);
+  if (why)
+    tc_pass_explain(c, n, "kept in float32: %s", why);
+}
+
+static bool on_keep_list(const tc_pass_ctx *c, const tc_node *n) {
+  const char *const *keep = c->opt ? c->opt->half_keep : NULL;
+  const char *key = n->outputs[0] ? n->outputs[0]->name : NULL;
+  for (size_t i = 0; keep && key && keep[i]; i++)
+    if (strcmp(keep[i], key) == 0)
+      return true;
+  return false;
+}
+
+/* An int8 initializer [K, N] in g named after base. NULL on OOM. */
+static tc_value *new_const_i8(tc_graph *g, const char *base, const int8_t *data,
+                              const int64_t *dims) {
+  size_t bytes = (size_t)dims[0] * (size_t)dims[1];
+  tc_buffer *b = tc_buffer_new(bytes ? bytes : 1);
+  if (!b)
+    return NULL;
+  memcpy(tc_buffer_data(b), data, bytes);
+  tc_value *v = tc_graph_new_temp(g, base);
+  tc_tensor *t = v ? tc_tensor_new(g->model, v->name, TC_DTYPE_I8, 2, dims, b) : NULL;
+  if (!v)
+    tc_buffer_unref(b);
+  if (!t)
+    return NULL;
+  t->data[TC_FIELD_RAW].len = bytes;
+  if (tc_value_make_const(v, t) != 0)
+    return NULL;
+  v->type = (tc_type){.kind = TC_TYPE_TENSOR, .elem = TC_DTYPE_I8};
+  return v;
+}
+
+/* Per-column symmetric int8 of w [K, N] into q, scales into s. */
+static void quantize_weight(const float *w, size_t K, size_t N, int8_t *q, float *s) {
+  for (size_t n = 0; n < N; n++) {
+    float m = 0;
+    for (size_t k = 0; k < K; k++)
+      m = fmaxf(m, fabsf(w[k * N + n]));
+    s[n] = m > 0 ? m / 127.0f : 1.0f;
+  }
+  for (size_t k = 0; k < K; k++)
+    for (size_t n = 0; n < N; n++) {
+      float r = nearbyintf(w[k * N + n] / s[n]);
+      q[k * N + n] = (int8_t)(r > 127 ? 127 : r < -127 ? -127 : r);
+    }
+}
+
+static int set_type(tc_value *v, const tc_value *like, int32_t elem) {
+  const tc_type *t = &like->type;
+  bool shape = t->kind == TC_TYPE_TENSOR && t->has_shape;
+  return tc_value_set_tensor_type(v, elem, shape ? t->rank : 0, shape ? t->dims : NULL);
+}
+
+/* A new node op before `before` with the given inputs and one fresh output
+ * (named after base), or NULL on OOM. */
+static tc_node *add_node(tc_graph *g, tc_node *before, const char *op, const char *name,
+                         tc_value *const *in, size_t n_in, size_t n_out, size_t n_attrs) {
+  tc_node *n = tc_graph_insert_node(g, before, op, "", name, n_in, n_out, n_attrs);
+  for (size_t i = 0; n && i < n_in; i++)
+    if (tc_node_set_input(n, i, in[i]))
+      return NULL;
+  return n;
+}
+
+/* Rewrites MatMul n (checked) with weight w [K, N]. */
+static tc_status rewrite(tc_pass_ctx *c, tc_graph *g, tc_node *n, const float *w, int64_t K,
+                         int64_t N) {
+  tc_value *x = n->inputs[0], *wv = n->inputs[1], *y = n->outputs[0];
+  size_t KN = (size_t)K * (size_t)N;
+  int8_t *q = malloc(KN);
+  float *s = malloc((size_t)N * sizeof *s);
+  tc_status st = TC_STATUS_OK;
+  if (!q || !s) {
+    st = tc_pass_nomem(c);
+    goto done;
+  }
+  quantize_weight(w, (size_t)K, (size_t)N, q, s);
+  char base[200];
+  const char *nm = n->name && *n->name ? n->name : y->name;
+  int64_t wd[2] = {K, N}, sd[1] = {N};
+  tc_dim sdim = {.kind = TC_DIM_VALUE, .value = N};
+  snprintf(base, sizeof base, "%.160s_quantized", wv->name);
+  tc_value *wq = new_const_i8(g, base, q, wd);
+  snprintf(base, sizeof base, "%.160s_scale", wv->name);
+  tc_value *ws = wq ? tc_pass_new_const_f32(g, base, s, 1, sd) : NULL;
+  tc_value *xq = NULL, *xs = NULL, *xz = NULL, *mi = NULL, *mf = NULL, *sc = NULL;
+  snprintf(base, sizeof base, "%.160s_quantized", x->name);
+  if (ws)
+    xq = tc_graph_new_temp(g, base);
+  snprintf(base, sizeof base, "%.160s_scale", x->name);
+  if (xq)
+    xs = tc_graph_new_temp(g, base);
+  snprintf(base, sizeof base, "%.160s_zero_point", x->name);
+  if (xs)
+    xz = tc_graph_new_temp(g, base);
+  snprintf(base, sizeof base, "%.160s_int32", y->name);
+  if (xz)
+    mi = tc_graph_new_temp(g, base);
+  snprintf(base, sizeof base, "%.160s_float", y->name);
+  if (mi)
+    mf = tc_graph_new_temp(g, base);
+  snprintf(base, sizeof base, "%.160s_scale", y->name);
+  if (mf)
+    sc = tc_graph_new_temp(g, base);
+  if (!sc || set_type(xq, x, TC_DTYPE_U8) || tc_value_set_tensor_type(xs, TC_DTYPE_F32, 0, &sdim) ||
+      tc_value_set_tensor_type(xz, TC_DTYPE_U8, 0, &sdim) || set_type(mi, y, TC_DTYPE_I32) ||
+      set_type(mf, y, TC_DTYPE_F32) || tc_value_set_tensor_type(sc, TC_DTYPE_F32, 1, &sdim)) {
+    st = tc_pass_nomem(c);
+    goto done;
+  }
+  char names[4][240];
+  snprintf(names[0], sizeof names[0], "%.200s_quantize", nm);
+  snprintf(names[1], sizeof names[1], "%.200s_int8", nm);
+  snprintf(names[2], sizeof names[2], "%.200s_cast", nm);
+  snprintf(names[3], sizeof names[3], "%.200s_scale", nm);
+  const char *fresh[4];
+  for (size_t i = 0; i < 4; i++)
+    if (!(fresh[i] = tc_graph_fresh_name(g, names[i]))) {
+      st = tc_pass_nomem(c);
+      goto done;
+    }
+  tc_value *in_dq[] = {x}, *in_mi[] = {xq, wq, xz}, *in_cast[] = {mi}, *in_sc[] = {xs, ws},
+           *in_y[] = {mf, sc};
+  tc_node *dq = add_node(g, n, "DynamicQuantizeLinear", fresh[0], in_dq, 1, 3, 0);
+  tc_node *mm = dq ? add_node(g, n, "MatMulInteger", fresh[1], in_mi, 3, 1, 0) : NULL;
+  tc_node *cast = mm ? add_node(g, n, "Cast", fresh[2], in_cast, 1, 1, 1) : NULL;
+  tc_node *mul_s = cast ? add_node(g, n, "Mul", fresh[3], in_sc, 2, 1, 0) : NULL;
+  tc_node *mul_y = mul_s ? add_node(g, n, "Mul", n->name, in_y, 2, 1, 0) : NULL;
+  if (!mul_y || tc_node_set_output(dq, 0, xq) || tc_node_set_output(dq, 1, xs) ||
+      tc_node_set_output(dq, 2, xz) || tc_node_set_output(mm, 0, mi) ||
+      tc_node_set_attr_int(cast, 0, "to", TC_DTYPE_F32) || tc_node_set_output(cast, 0, mf) ||
+      tc_node_set_output(mul_s, 0, sc)) {
+    st = tc_pass_nomem(c);
+    goto done;
+  }
+  note(c, n, NULL); /* told of the MatMul, whose output the last Mul takes over */
+  tc_node_remove(n);
+  if (tc_node_set_output(mul_y, 0, y)) {
+    st = tc_pass_nomem(c);
+    goto done;
+  }
+  if (!wv->n_uses && !(wv->flags & (TC_VALUE_OUTPUT | TC_VALUE_INPUT)))
+    tc_graph_remove_init(g, wv);
+done:
+  free(q);
+  free(s);
+  return st;
+}
+
+/* Checks MatMul n; on a match rewrites it. */
+static tc_status visit(tc_pass_ctx *c, tc_graph *g, const tc_shapes *sh, tc_node *n, bool *opset_ok,
+                       const char **opset_why, size_t *count) {
+  if (n->n_inputs < 2 || !n->inputs[0] || !n->inputs[1] || !n->outputs[0])
+    return TC_STATUS_OK;
+  tc_value *x = n->inputs[0];
+  const tc_tensor *wt = tc_value_const(n->inputs[1]);
+  const tc_shape *xs = tc_shape_of(sh, x);
+  int32_t dt = xs->dtype ? xs->dtype : tc_value_dtype(x);
+  if (dt != TC_DTYPE_F32)
+    return TC_STATUS_OK;
+  if (!wt || wt->dtype != TC_DTYPE_F32 || wt->rank != 2) {
+    tc_pass_explain(c, n, "the weight is not a constant 2-D float32 tensor");
+    return TC_STATUS_OK;
+  }
+  int64_t K = wt->dims[0], N = wt->dims[1];
+  const tc_type *xt = &x->type;
+  bool rank2 =
+      xs->known ? xs->rank >= 2 : xt->kind == TC_TYPE_TENSOR && xt->has_shape && xt->rank >= 2;
+  if (!rank2) {
+    note(c, n, "the activation's rank is not known to be at least 2");
+    return TC_STATUS_OK;
+  }
+  if (K < MIN_DIM || N < MIN_DIM) {
+    snprintf(c->why, sizeof c->why, "too small for int8: K %lld, N %lld (both must be >= %d)",
+             (long long)K, (long long)N, MIN_DIM);
+    note(c, n, c->why);
+    return TC_STATUS_OK;
+  }
+  if (on_keep_list(c, n)) {
+    note(c, n, "kept in float32 on request");
+    return TC_STATUS_OK;
+  }
+  if (!*opset_ok) {
+    snprintf(c->why, sizeof c->why, "opset: %s", *opset_why);
+    note(c, n, c->why);
+    return TC_STATUS_OK;
+  }
+  float *w = NULL;
+  ptrdiff_t cnt = tc_const_floats(wt, &w);
+  if (cnt < 0)
+    return tc_pass_nomem(c);
+  bool finite = true;
+  for (ptrdiff_t i = 0; finite && i < cnt; i++)
+    finite = isfinite(w[i]);
+  tc_status st = TC_STATUS_OK;
+  if (!finite) {
+    note(c, n, "the weight has non-finite values");
+  } else if ((st = rewrite(c, g, n, w, K, N)) == TC_STATUS_OK) {
+    (*count)++;
+  }
+  free(w);
+  return st;
+}
+
+tc_status tc_pass_quantize_dynamic(tc_pass_ctx *c, tc_graph *g) {
+  if (g->parent)
+    return TC_STATUS_OK;
+  const char *why = NULL;
+  bool any = false;
+  for (tc_node *n = g->first; n && !any; n = n->next)
+    any = tc_is_op(n, "MatMul");
+  if (!any)
+    return TC_STATUS_OK;
+  bool opset_ok = tc_pass_require_opset(c, 10, &why);
+  tc_shapes *sh = tc_shapes_infer(g);
+  if (!sh)
+    return tc_pass_nomem(c);
+  size_t count = 0;
+  tc_status st = TC_STATUS_OK;
+  for (tc_node *n = g->first, *next; n && !st; n = next) {
+    next = n->next;
+    if (tc_is_op(n, "MatMul"))
+      st = visit(c, g, sh, n, &opset_ok, &why, &count);
+  }
+  tc_shapes_free(sh);
+  if (count)
+    tc_pass_count(c, "MatMuls to int8", count);
+  return st;
+}

@@ -1,0 +1,198 @@
+"""quantize-dynamic: float32 MatMuls with a constant [K, N] weight become
+DynamicQuantizeLinear + MatMulInteger (weight int8, per column, symmetric)
++ Cast + Mul by x_scale * w_scale; small MatMuls (K or N below 16) stay
+float32; `tacoc optimize --precision int8` validates in libtacort (budget
+cos 0.99) and keeps the MatMuls that break it in float32.
+
+int8 is not exact: outputs are compared with ONNX Runtime's float32 outputs
+of the original model by cosine similarity (>= 0.99), in ONNX Runtime and
+in libtacort. The libtacort kernels the form uses (DynamicQuantizeLinear's
+parallel path, MatMulInteger through oneDNN) must equal the reference
+kernels bit for bit."""
+
+import json
+import os
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from passlib import const, model, ops, rand, run_ort, tensor_in
+
+RNG = np.random.default_rng(23)
+N = helper.make_node
+
+
+def cosine(a, b):
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def close_int8(ctx, before, after, feeds, cos=0.99):
+    want = run_ort(before, feeds)
+    for name, got in (("onnxruntime", run_ort(after, feeds)),
+                      ("libtacort", ctx.run_tacort(after, feeds))):
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert g.shape == w.shape and g.dtype == w.dtype, f"{name} output {i}: {g.shape}"
+            assert np.all(np.isfinite(g)), f"{name} output {i}: non-finite values"
+            c = cosine(g, w)
+            assert c >= cos, f"{name} output {i}: cosine {c:.6f} < {cos}"
+
+
+def two_matmuls():
+    x = tensor_in("x", [2, 5, 64])
+    return model([N("MatMul", ["x", "w"], ["h"], name="mm"), N("Relu", ["h"], ["r"]),
+                  N("MatMul", ["r", "w2"], ["y"], name="small")],
+                 [x], [tensor_in("y", [2, 5, 8])],
+                 [const("w", RNG.standard_normal((64, 32))),
+                  const("w2", RNG.standard_normal((32, 8)))])
+
+
+def test_matmul_to_dynamic_int8(ctx):
+    m = two_matmuls()
+    out, stdout, _ = ctx.optimize(m, "quantize-dynamic")
+    assert ops(out) == ["DynamicQuantizeLinear", "MatMulInteger", "Cast", "Mul", "Mul", "Relu",
+                        "MatMul"], ops(out)
+    g = out.graph
+    nodes = {n.op_type: n for n in g.node}
+    dq, mi = nodes["DynamicQuantizeLinear"], nodes["MatMulInteger"]
+    assert list(dq.input) == ["x"] and list(mi.input) == [dq.output[0], mi.input[1], dq.output[2]]
+    inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    wq = inits[mi.input[1]]
+    assert wq.dtype == np.int8 and wq.shape == (64, 32) and np.abs(wq).max() == 127
+    assert "w" not in inits and "w2" in inits, list(inits)
+    # the last Mul writes the MatMul's output under its name and node name
+    last = [n for n in g.node if n.output[0] == "h"]
+    assert len(last) == 1 and last[0].op_type == "Mul" and last[0].name == "mm", last
+    scale = [n for n in g.node if n.op_type == "Mul" and n.output[0] == last[0].input[1]][0]
+    ws = inits[scale.input[1]]
+    assert scale.input[0] == dq.output[1] and ws.dtype == np.float32 and ws.shape == (32,)
+    np.testing.assert_allclose(ws, np.abs(numpy_helper.to_array(m.graph.initializer[0])).max(0)
+                               / 127, rtol=1e-6)
+    assert "MatMuls to int8 x1" in stdout, stdout
+    close_int8(ctx, m, out, {"x": rand(RNG, 2, 5, 64)})
+
+
+def test_small_matmul_left_alone(ctx):
+    x = tensor_in("x", [4, 8])
+    m = model([N("MatMul", ["x", "w"], ["y"])], [x], [tensor_in("y", [4, 64])],
+              [const("w", RNG.standard_normal((8, 64)))])
+    out, _, err = ctx.optimize(m, "quantize-dynamic", extra=["--explain"])
+    assert ops(out) == ["MatMul"], ops(out)
+    assert "too small for int8: K 8, N 64" in err, err
+
+
+def test_rank1_activation_left_alone(ctx):
+    x = tensor_in("x", [64])
+    m = model([N("MatMul", ["x", "w"], ["y"])], [x], [tensor_in("y", [32])],
+              [const("w", RNG.standard_normal((64, 32)))])
+    out, _, _ = ctx.optimize(m, "quantize-dynamic")
+    assert ops(out) == ["MatMul"], ops(out)
+
+
+def test_precision_int8_validates(ctx):
+    m = two_matmuls()
+    report = ctx.path("report.json")
+    out, stdout, _ = ctx.optimize(m, level=0, extra=["--precision", "int8", "--int8-mode",
+                                                     "dynamic", "--calib-random", "2",
+                                                     "--report", report])
+    with open(report) as f:
+        p = json.load(f)["precision"]
+    assert p["type"] == "int8" and p["half_nodes"] == 1, p
+    assert p["validation"]["passed"] and p["validation"]["budget"]["cos"] == 0.99, p
+    kept = {k["node"]: k for k in p["kept_fp32"]}
+    assert "too small" in kept["y"]["detail"], kept
+    assert "1 node in int8, 1 kept in float32" in stdout, stdout
+    close_int8(ctx, m, out, {"x": rand(RNG, 2, 5, 64)})
+
+
+def test_planted_outlier_falls_back(ctx):
+    # One activation 10^4 times the others (its weight row is zero, so the
+    # float32 output ignores it) leaves the per-tensor int8 activation of
+    # `hot` no resolution: validation keeps `hot` in float32 and names it.
+    c = np.ones(64, np.float32)
+    c[0] = 1e4
+    w = RNG.standard_normal((64, 64)).astype(np.float32)
+    w[0] = 0
+    x = tensor_in("x", [4, 64])
+    m = model([N("Mul", ["x", "c"], ["s"]), N("MatMul", ["s", "w"], ["h"], name="hot"),
+               N("Relu", ["h"], ["r"]), N("MatMul", ["r", "w2"], ["y"], name="fine")],
+              [x], [tensor_in("y", [4, 32])],
+              [const("c", c), const("w", w), const("w2", RNG.standard_normal((64, 32)))])
+    report = ctx.path("report.json")
+    out, stdout, _ = ctx.optimize(m, level=0, extra=["--precision", "int8", "--calib-random", "2",
+                                                     "--report", report])
+    with open(report) as f:
+        p = json.load(f)["precision"]
+    kept = {k["node"]: k for k in p["kept_fp32"]}
+    assert "h" in kept and kept["h"]["reason"] == "budget fallback", p["kept_fp32"]
+    assert p["validation"]["passed"] and "y" not in kept, p
+    assert "budget fallback" in stdout, stdout
+    assert ops(out).count("MatMulInteger") == 1 and ops(out).count("MatMul") == 1, ops(out)
+    close_int8(ctx, m, out, {"x": rand(RNG, 4, 64)})
+
+
+def test_int8_mode_static_refused(ctx):
+    m = two_matmuls()
+    src, dst = ctx.path("in.onnx"), ctx.path("out.onnx")
+    onnx.save(m, src)
+    proc = ctx.tacoc_run("optimize", src, "-o", dst, "--precision", "int8", "--int8-mode",
+                         "static", check=False)
+    assert proc.returncode == 2 and "not implemented yet" in proc.stderr, proc.stderr
+    assert not os.path.exists(dst)
+
+
+def dql_reference(x):
+    """DynamicQuantizeLinear as the ONNX specification writes it, in float32."""
+    mn, mx = np.float32(min(0, x.min())), np.float32(max(0, x.max()))
+    scale = np.float32((mx - mn) if mx != mn else 1) / np.float32(255)
+    zp = np.float32(np.rint(np.clip(np.float32(0) - mn / scale, 0, 255)))
+    y = np.clip(np.rint(x / scale) + zp, 0, 255).astype(np.uint8)
+    return y, scale, np.uint8(zp)
+
+
+def test_int8_kernels_fast_equal_reference(ctx):
+    # [B, S, K] x [K, N]: DynamicQuantizeLinear in parallel pieces, and
+    # MatMulInteger as one u8s8s32 GEMM, against the reference kernels.
+    x = tensor_in("x", [3, 100, 96])
+    w = RNG.integers(-127, 128, (96, 48)).astype(np.int8)
+    m = model([N("DynamicQuantizeLinear", ["x"], ["q", "s", "z"]),
+               N("MatMulInteger", ["q", "w", "z"], ["y"])],
+              [x], [helper.make_tensor_value_info("q", TensorProto.UINT8, [3, 100, 96]),
+                    tensor_in("s", []), helper.make_tensor_value_info("z", TensorProto.UINT8, []),
+                    helper.make_tensor_value_info("y", TensorProto.INT32, [3, 100, 48])],
+              [numpy_helper.from_array(w, "w")], opset=13)
+    path = ctx.path("m.onnx")
+    onnx.save(m, path)
+    # random values, and halves from 0 to 255 (scale 1: every other one a tie)
+    for xv in ((RNG.standard_normal((3, 100, 96)) * 3 + 0.7).astype(np.float32),
+               (np.arange(3 * 100 * 96) % 511 / 2).astype(np.float32).reshape(3, 100, 96)):
+        fast_equals_reference(ctx, path, xv, w)
+
+
+def fast_equals_reference(ctx, path, xv, w):
+    xin = ctx.path("x.npy")
+    np.save(xin, xv)
+    res = {}
+    for mode in ("fast", "reference"):
+        outdir = ctx.path(mode)
+        env = dict(os.environ)
+        env.pop("TACORT_KERNELS", None)
+        if mode == "reference":
+            env["TACORT_KERNELS"] = "reference"
+        old = os.environ.copy()
+        os.environ.clear()
+        os.environ.update(env)
+        try:
+            ctx.tacoc_run("run", path, "--input", f"x={xin}", "--threads", "4",
+                          "--output-dir", outdir)
+        finally:
+            os.environ.clear()
+            os.environ.update(old)
+        res[mode] = [np.load(os.path.join(outdir, f"{o}.npy")) for o in "qszy"]
+    for a, b, o in zip(res["fast"], res["reference"], "qszy"):
+        assert a.dtype == b.dtype and np.array_equal(a, b), f"{o}: fast differs from reference"
+    q, s, z = dql_reference(xv)
+    assert np.array_equal(res["fast"][0], q) and res["fast"][1] == s and res["fast"][2] == z
+    want = (q.astype(np.int64) - int(z)) @ w.astype(np.int64)
+    assert np.array_equal(res["fast"][3], want.astype(np.int32))
