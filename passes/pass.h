@@ -132,6 +132,10 @@ ptrdiff_t tc_const_ints(const tc_tensor *t, int64_t **out);
 /* Elements of a float constant (f32/f64/f16/bf16) as float32 into a new
  * heap array; returns the count or -1. The caller frees *out. */
 ptrdiff_t tc_const_floats(const tc_tensor *t, float **out);
+/* A new initializer of dtype in g named after base (made unique), holding
+ * data packed for the given dims (copied). NULL on OOM. */
+tc_value *tc_pass_new_const(tc_graph *g, const char *base, int32_t dtype, const void *data,
+                            size_t rank, const int64_t *dims);
 /* A new float32 initializer in g named after base, holding count values with
  * the given dims. NULL on OOM. */
 tc_value *tc_pass_new_const_f32(tc_graph *g, const char *base, const float *data, size_t rank,

@@ -44,27 +44,6 @@ static bool on_keep_list(const tc_pass_ctx *c, const tc_node *n) {
   return false;
 }
 
-/* An int8 initializer [K, N] in g named after base. NULL on OOM. */
-static tc_value *new_const_i8(tc_graph *g, const char *base, const int8_t *data,
-                              const int64_t *dims) {
-  size_t bytes = (size_t)dims[0] * (size_t)dims[1];
-  tc_buffer *b = tc_buffer_new(bytes ? bytes : 1);
-  if (!b)
-    return NULL;
-  memcpy(tc_buffer_data(b), data, bytes);
-  tc_value *v = tc_graph_new_temp(g, base);
-  tc_tensor *t = v ? tc_tensor_new(g->model, v->name, TC_DTYPE_I8, 2, dims, b) : NULL;
-  if (!v)
-    tc_buffer_unref(b);
-  if (!t)
-    return NULL;
-  t->data[TC_FIELD_RAW].len = bytes;
-  if (tc_value_make_const(v, t) != 0)
-    return NULL;
-  v->type = (tc_type){.kind = TC_TYPE_TENSOR, .elem = TC_DTYPE_I8};
-  return v;
-}
-
 /* Per-column symmetric int8 of w [K, N] into q, scales into s. */
 static void quantize_weight(const float *w, size_t K, size_t N, int8_t *q, float *s) {
   for (size_t n = 0; n < N; n++) {
@@ -115,7 +94,7 @@ static tc_status rewrite(tc_pass_ctx *c, tc_graph *g, tc_node *n, const float *w
   int64_t wd[2] = {K, N}, sd[1] = {N};
   tc_dim sdim = {.kind = TC_DIM_VALUE, .value = N};
   snprintf(base, sizeof base, "%.160s_quantized", wv->name);
-  tc_value *wq = new_const_i8(g, base, q, wd);
+  tc_value *wq = tc_pass_new_const(g, base, TC_DTYPE_I8, q, 2, wd);
   snprintf(base, sizeof base, "%.160s_scale", wv->name);
   tc_value *ws = wq ? tc_pass_new_const_f32(g, base, s, 1, sd) : NULL;
   tc_value *xq = NULL, *xs = NULL, *xz = NULL, *mi = NULL, *mf = NULL, *sc = NULL;

@@ -155,8 +155,8 @@ ptrdiff_t tc_const_floats(const tc_tensor *t, float **out) {
   return v ? (ptrdiff_t)n : -1;
 }
 
-static tc_value *new_const(tc_graph *g, const char *base, int32_t dtype, const void *data,
-                           size_t rank, const int64_t *dims) {
+tc_value *tc_pass_new_const(tc_graph *g, const char *base, int32_t dtype, const void *data,
+                            size_t rank, const int64_t *dims) {
   size_t n = 1;
   for (size_t i = 0; i < rank; i++)
     n *= (size_t)dims[i];
@@ -180,12 +180,12 @@ static tc_value *new_const(tc_graph *g, const char *base, int32_t dtype, const v
 
 tc_value *tc_pass_new_const_f32(tc_graph *g, const char *base, const float *data, size_t rank,
                                 const int64_t *dims) {
-  return new_const(g, base, TC_DTYPE_F32, data, rank, dims);
+  return tc_pass_new_const(g, base, TC_DTYPE_F32, data, rank, dims);
 }
 
 tc_value *tc_pass_new_const_i64(tc_graph *g, const char *base, const int64_t *data, size_t rank,
                                 const int64_t *dims) {
-  return new_const(g, base, TC_DTYPE_I64, data, rank, dims);
+  return tc_pass_new_const(g, base, TC_DTYPE_I64, data, rank, dims);
 }
 
 bool tc_pass_bypass(tc_node *n, tc_value *in, tc_value *out) {
