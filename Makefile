@@ -10,16 +10,21 @@ JOBS    ?= $(shell nproc)
 WARN     := -Wall -Wextra -Werror -Wno-missing-field-initializers
 CFLAGS   ?= -O2 -g
 SANITIZE ?=
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC $(CFLAGS) $(SANITIZE) -Iinclude -Iruntime -Ipasses -Icompiler -I$(BUILD)/gen
-LDLIBS   := -ldnnl -lgomp -lprotobuf-c -lm -lpthread
+LLVM_DIR := /usr/lib/llvm-16
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC $(CFLAGS) $(SANITIZE) -Iinclude -Iruntime -Ipasses -Icompiler -Icodegen/cpu -I$(BUILD)/gen -isystem $(LLVM_DIR)/include
+LDLIBS   := -ldnnl -lgomp -lprotobuf-c -lcrypto -ldl -lm -lpthread
+# The code generator (tacoc only; libtacort never links LLVM).
+LLVM_LIBS:= -L$(LLVM_DIR)/lib -lLLVM-16 -Wl,-rpath,$(LLVM_DIR)/lib
 
 GEN      := $(BUILD)/gen
 RT_SRCS  := $(wildcard runtime/*.c runtime/kernels/*.c)
 CLI_SRCS := $(wildcard compiler/*.c)
 PASS_SRCS:= $(wildcard passes/*.c)
+CG_SRCS  := $(wildcard codegen/cpu/*.c)
+CG_OBJS  := $(CG_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS:= $(wildcard tests/unit/*.c)
 RT_OBJS  := $(RT_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx-ml.pb-c.o
-CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o) $(PASS_SRCS:%.c=$(BUILD)/obj/%.o)
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o) $(PASS_SRCS:%.c=$(BUILD)/obj/%.o) $(CG_OBJS)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 DEPS_OK  := $(BUILD)/.deps-ok
 
@@ -56,11 +61,16 @@ $(BUILD)/lib/libtacort.so: $(RT_OBJS)
 
 $(BUILD)/bin/tacoc: $(CLI_OBJS) $(BUILD)/lib/libtacort.a
 	@mkdir -p $(@D)
-	$(CC) $(SANITIZE) -o $@ $(CLI_OBJS) $(BUILD)/lib/libtacort.a $(LDLIBS)
+	$(CC) $(SANITIZE) -o $@ $(CLI_OBJS) $(BUILD)/lib/libtacort.a $(LDLIBS) $(LLVM_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/lib/libtacort.a
 	@mkdir -p $(@D)
 	$(CC) $(SANITIZE) -o $@ $< $(BUILD)/lib/libtacort.a $(LDLIBS)
+
+# The code generator's test links the generator (and LLVM) too.
+$(BUILD)/tests/test_codegen: $(BUILD)/obj/tests/unit/test_codegen.o $(CG_OBJS) $(BUILD)/lib/libtacort.a
+	@mkdir -p $(@D)
+	$(CC) $(SANITIZE) -o $@ $< $(CG_OBJS) $(BUILD)/lib/libtacort.a $(LDLIBS) $(LLVM_LIBS)
 
 # The embedding sample sees only the public header.
 $(BUILD)/samples/run_model: samples/run_model.c include/tacort.h $(BUILD)/lib/libtacort.a
@@ -97,9 +107,9 @@ demo: all
 	tools/demo.sh $(BUILD)
 
 format:
-	clang-format -i $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h include/*.h tests/fuzz/*.c
+	clang-format -i $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) $(CG_SRCS) codegen/cpu/*.h passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h include/*.h tests/fuzz/*.c
 format-check:
-	clang-format --dry-run --Werror $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h include/*.h tests/fuzz/*.c
+	clang-format --dry-run --Werror $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) $(CG_SRCS) codegen/cpu/*.h passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h include/*.h tests/fuzz/*.c
 
 clean:
 	rm -rf build

@@ -4,7 +4,8 @@
  * caps the threads kernels use (default: all cores). FILE is .npy or a serialized TensorProto
  * (.pb). Outputs are summarized on stdout and, with --output-dir, written as DIR/<output name>.npy
  * (characters other than letters, digits, '.', '-' and
- * '_' become '_'). */
+ * '_' become '_'). `--profile` prints where the time went: per op type and
+ * the slowest nodes, over the timed runs (or the single run without --repeat). */
 #include "run.h"
 
 #include <errno.h>
@@ -76,12 +77,67 @@ static int time_runs(tc_session *s, size_t n_in, const char **names, const tc_nd
   return rc;
 }
 
+typedef struct op_total {
+  const char *op;
+  int64_t ns, calls, nodes;
+} op_total;
+
+static int cmp_entry_ns(const void *a, const void *b) {
+  int64_t x = ((const tc_profile_entry *)a)->ns, y = ((const tc_profile_entry *)b)->ns;
+  return (x < y) - (x > y);
+}
+static int cmp_total_ns(const void *a, const void *b) {
+  int64_t x = ((const op_total *)a)->ns, y = ((const op_total *)b)->ns;
+  return (x < y) - (x > y);
+}
+
+/* Prints the session's profile: time per op type, then the slowest nodes.
+ * runs is the number of runs profiled (times are per run). */
+static void print_profile(const tc_session *s, long runs) {
+  size_t n = tc_session_profile(s, NULL, 0);
+  tc_profile_entry *e = calloc(n + 1, sizeof *e);
+  op_total *t = calloc(n + 1, sizeof *t);
+  if (!e || !t) {
+    free(e);
+    free(t);
+    return;
+  }
+  tc_session_profile(s, e, n);
+  size_t n_t = 0;
+  int64_t all = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t k = 0;
+    while (k < n_t && strcmp(t[k].op, e[i].op_type))
+      k++;
+    if (k == n_t)
+      t[n_t++] = (op_total){.op = e[i].op_type};
+    t[k].ns += e[i].ns;
+    t[k].calls += e[i].calls;
+    t[k].nodes++;
+    all += e[i].ns;
+  }
+  qsort(t, n_t, sizeof *t, cmp_total_ns);
+  qsort(e, n, sizeof *e, cmp_entry_ns);
+  double per = runs > 0 ? (double)runs : 1.0;
+  printf("profile: %.3f ms per run in kernels, over %ld run%s\n", (double)all / 1e6 / per, runs,
+         runs == 1 ? "" : "s");
+  printf("  %-28s %6s %10s %7s\n", "op type", "nodes", "ms/run", "share");
+  for (size_t k = 0; k < n_t; k++)
+    printf("  %-28s %6lld %10.3f %6.1f%%\n", t[k].op, (long long)t[k].nodes,
+           (double)t[k].ns / 1e6 / per, all ? 100.0 * (double)t[k].ns / (double)all : 0.0);
+  printf("  slowest nodes:\n");
+  for (size_t i = 0; i < n && i < 10; i++)
+    printf("  %-40s %-20s %10.3f ms/run\n", e[i].node, e[i].op_type, (double)e[i].ns / 1e6 / per);
+  free(e);
+  free(t);
+}
+
 int tc_cmd_run(int argc, char **argv) {
   const char *model = NULL, *out_dir = NULL;
   const char *names[MAX_INPUTS];
   tc_ndarray inputs[MAX_INPUTS];
   size_t n_in = 0;
-  bool random_inputs = false;
+  bool random_inputs = false, profile = false;
   long repeat = 0;
   int rc = 2;
   tc_model *m = NULL;
@@ -117,6 +173,8 @@ int tc_cmd_run(int argc, char **argv) {
         rc = tc_cli_error("--repeat needs a count from 1 to 1000000, got '%s'", argv[i]);
         goto done;
       }
+    } else if (!strcmp(argv[i], "--profile")) {
+      profile = true;
     } else if (!strcmp(argv[i], "--output-dir") && i + 1 < argc) {
       out_dir = argv[++i];
     } else if (argv[i][0] == '-' || model) {
@@ -156,14 +214,20 @@ int tc_cmd_run(int argc, char **argv) {
   }
   size_t n_out = tc_model_num_outputs(m);
   outs = calloc(n_out + 1, sizeof *outs);
+  if (profile && !repeat)
+    tc_session_set_profiling(s, 1);
   if (!outs || tc_session_run(s, n_in, names, inputs, outs, d)) {
     rc = tc_cli_error("%s: %s", model, outs ? tc_diag_message(d) : "out of memory");
     goto done;
   }
+  if (profile && repeat)
+    tc_session_set_profiling(s, 1);
   if (repeat && time_runs(s, n_in, names, inputs, n_out, repeat, d)) {
     rc = tc_cli_error("%s: %s", model, tc_diag_message(d));
     goto done;
   }
+  if (profile)
+    print_profile(s, repeat ? repeat : 1);
   if (out_dir && mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
     rc = tc_cli_error("%s: cannot create the output folder", out_dir);
     goto done;

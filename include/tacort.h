@@ -116,6 +116,26 @@ typedef struct tc_session tc_session;
  * op, opset or attribute the runtime does not implement. The session borrows
  * m, which must outlive it. A session may run from several threads at once. */
 tc_status tc_session_new(const tc_model *m, tc_session **out, tc_diag *diag);
+/* Options of tc_session_new_ex; zero-initialize, then set what you need. */
+typedef struct tc_session_options {
+  /* Run the generated kernels a model optimized with `tacoc optimize
+   * --codegen cpu` names (native code from a library beside the model; see
+   * docs/ARCHITECTURE.md). Only when the library's SHA-256 matches the
+   * model's record. Off by default: native code from a model runs only when
+   * the caller trusts the model. */
+  int allow_native_code;
+  int reserved[7];
+} tc_session_options;
+/* tc_session_new with options (NULL: defaults). A kernel library that is
+ * missing, does not match or does not load is not an error: the session
+ * runs libtacort's own kernels and tc_session_native_note says why. */
+tc_status tc_session_new_ex(const tc_model *m, const tc_session_options *opts, tc_session **out,
+                            tc_diag *diag);
+/* Number of nodes the session runs with generated kernels. */
+size_t tc_session_native_nodes(const tc_session *s);
+/* Why a model's kernel library was not used ("" when it was, or when the
+ * model names none or native code is not allowed). Owned by the session. */
+const char *tc_session_native_note(const tc_session *s);
 /* Frees a session (NULL is fine). */
 void tc_session_free(tc_session *s);
 /* Runs the model. inputs[i] is the graph input named names[i]; inputs with an
@@ -125,6 +145,20 @@ void tc_session_free(tc_session *s);
  * inputs are TC_STATUS_ARG. */
 tc_status tc_session_run(tc_session *s, size_t n_inputs, const char *const *names,
                          const tc_ndarray *inputs, tc_ndarray *outputs, tc_diag *diag);
+
+/* Per-node profiling. While on, every kernel call of the session's runs
+ * adds its wall time to its node's total (concurrent runs add up). Turning
+ * it on clears the totals. */
+void tc_session_set_profiling(tc_session *s, int on);
+typedef struct tc_profile_entry {
+  const char *node;    /* node name (owned by the model; may be "") */
+  const char *op_type; /* owned by the model */
+  int64_t calls;
+  int64_t ns; /* total wall time of the node's kernel calls */
+} tc_profile_entry;
+/* Fills up to cap entries, one per node that ran at least once, in graph
+ * order; returns how many nodes have entries (which may exceed cap). */
+size_t tc_session_profile(const tc_session *s, tc_profile_entry *out, size_t cap);
 
 /* Sets how many threads the kernels of runs started from the calling thread
  * may use (default: all cores). n <= 0 leaves it unchanged. */

@@ -5,6 +5,7 @@
 #include <pthread.h>
 
 #include "kernel.h"
+#include "native.h"
 
 typedef struct tc_plan tc_plan;
 
@@ -18,7 +19,14 @@ struct tc_session {
   tc_plan *plans;                /* memory plans by input signature (plan.c) */
   void *pool[8];                 /* run buffers kept for reuse */
   size_t pool_size[8];
-  tc_arena *arenas[8]; /* run arenas kept (reset) for reuse: no page faults on warm runs */
+  tc_arena *arenas[8];       /* run arenas kept (reset) for reuse: no page faults on warm runs */
+  int64_t *prof;             /* by node id: calls, ns pairs; NULL while profiling is off */
+  int64_t *prof_table;       /* the totals, kept after profiling is turned off */
+  tc_native_lib *native_lib; /* the model's kernel library, when loaded */
+  tc_cg_row_fn *native_fn;   /* by node id: generated kernel, or NULL */
+  const tc_cg_spec **native_spec; /* by node id */
+  size_t native_count;
+  char native_note[512];
 };
 
 /* One run's state: every value's tensor by value id (outer-scope values are

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "exec.h"
 #include "onnx_io.h"
@@ -181,7 +182,116 @@ static tc_status decode_inits(tc_session *s, const tc_graph *g, tc_diag *diag) {
   return TC_STATUS_OK;
 }
 
+#define KERNELS_KEY "ai.tacoc.kernels"
+#define NODE_KEY "ai.tacoc.kernel:"
+
+static const char *meta(const tc_model *m, const char *key) {
+  if (!m->pb)
+    return NULL;
+  for (size_t i = 0; i < m->pb->n_metadata_props; i++) {
+    const Onnx__StringStringEntryProto *e = m->pb->metadata_props[i];
+    if (e && e->key && e->value && !strcmp(e->key, key))
+      return e->value;
+  }
+  return NULL;
+}
+
+/* Reads the whole file at path (malloc'd); NULL on failure. */
+static unsigned char *read_all(const char *path, size_t *size) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  unsigned char *buf = NULL;
+  long len = -1;
+  if (!fseek(f, 0, SEEK_END) && (len = ftell(f)) >= 0 && !fseek(f, 0, SEEK_SET) &&
+      (buf = malloc((size_t)len + 1)) && fread(buf, 1, (size_t)len, f) != (size_t)len) {
+    free(buf);
+    buf = NULL;
+  }
+  fclose(f);
+  *size = len > 0 ? (size_t)len : 0;
+  return buf;
+}
+
+/* Loads the model's kernel library and binds its nodes; any failure leaves
+ * a note and the session on its own kernels. */
+static void bind_native(tc_session *s) {
+  const tc_model *m = s->m;
+  const char *file = meta(m, KERNELS_KEY), *want = meta(m, KERNELS_KEY ".sha256");
+  if (!file)
+    return;
+  char *note = s->native_note, why[256] = "";
+  size_t cap = sizeof s->native_note;
+  if (!want || strlen(want) != 64 || strchr(file, '/') || !strcmp(file, "..") || !file[0]) {
+    snprintf(note, cap, "the model's kernel library record is malformed");
+    return;
+  }
+  if (!m->dir) {
+    snprintf(note, cap, "kernel library %.300s: the model was not loaded from a file", file);
+    return;
+  }
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", m->dir, file);
+  size_t size = 0;
+  unsigned char *bytes = read_all(path, &size);
+  if (!bytes) {
+    snprintf(note, cap, "kernel library %.300s cannot be read", path);
+    return;
+  }
+  char got[65];
+  tc_sha256_hex(bytes, size, got);
+  if (strcmp(got, want)) {
+    snprintf(note, cap, "kernel library %.300s does not match the model (sha256 %s, expected %s)",
+             path, got, want);
+  } else if (!(s->native_lib = tc_native_lib_open(bytes, size, why, sizeof why))) {
+    snprintf(note, cap, "kernel library %.300s: %.150s", path, why);
+  }
+  free(bytes);
+  if (!s->native_lib)
+    return;
+  size_t n_ids = m->next_node_id + 1;
+  s->native_fn = tc_arena_alloc(s->arena, n_ids * sizeof *s->native_fn);
+  s->native_spec = tc_arena_alloc(s->arena, n_ids * sizeof *s->native_spec);
+  if (!s->native_fn || !s->native_spec) {
+    s->native_fn = NULL;
+    snprintf(note, cap, "out of memory");
+    return;
+  }
+  size_t plen = strlen(NODE_KEY), bad = 0;
+  for (size_t i = 0; i < m->pb->n_metadata_props; i++) {
+    const Onnx__StringStringEntryProto *e = m->pb->metadata_props[i];
+    if (!e || !e->key || !e->value || strncmp(e->key, NODE_KEY, plen))
+      continue;
+    const char *name = e->key + plen;
+    tc_cg_spec *sp = tc_arena_alloc(s->arena, sizeof *sp);
+    const tc_node *n = m->graph->first;
+    while (n && (!n->name || strcmp(n->name, name)))
+      n = n->next;
+    tc_cg_spec want_sp;
+    tc_cg_row_fn fn = NULL;
+    if (!sp || !n || !tc_cg_spec_parse(e->value, sp) || !tc_cg_node_spec(n, sp->cols, &want_sp) ||
+        want_sp.kind != sp->kind || want_sp.act != sp->act || want_sp.flags != sp->flags ||
+        !(fn = tc_native_lib_sym(s->native_lib, sp->sym))) {
+      bad++;
+      continue;
+    }
+    s->native_fn[n->id] = fn;
+    s->native_spec[n->id] = sp;
+    s->native_count++;
+  }
+  if (bad)
+    snprintf(note, cap, "%zu of the kernel library's node bindings do not match the model", bad);
+}
+
+size_t tc_session_native_nodes(const tc_session *s) { return s ? s->native_count : 0; }
+const char *tc_session_native_note(const tc_session *s) { return s ? s->native_note : ""; }
+
 tc_status tc_session_new(const tc_model *m, tc_session **out, tc_diag *diag) {
+  return tc_session_new_ex(m, NULL, out, diag);
+}
+
+tc_status tc_session_new_ex(const tc_model *m, const tc_session_options *opts, tc_session **out,
+                            tc_diag *diag) {
   tc_diag local = {0};
   if (!diag)
     diag = &local;
@@ -201,6 +311,8 @@ tc_status tc_session_new(const tc_model *m, tc_session **out, tc_diag *diag) {
     goto fail;
   if ((st = bind_graph(s, m->graph, diag)) || (st = decode_inits(s, m->graph, diag)))
     goto fail;
+  if (opts && opts->allow_native_code)
+    bind_native(s);
   *out = s;
   return TC_STATUS_OK;
 fail:
@@ -211,10 +323,48 @@ fail:
   return st;
 }
 
+void tc_session_set_profiling(tc_session *s, int on) {
+  if (!s)
+    return;
+  if (!on) {
+    s->prof = NULL; /* the table stays in the session's arena */
+    return;
+  }
+  size_t n = 2 * ((size_t)s->m->next_node_id + 1);
+  if (!s->prof_table)
+    s->prof_table = tc_arena_alloc(s->arena, n * sizeof *s->prof_table);
+  if (s->prof_table)
+    memset(s->prof_table, 0, n * sizeof *s->prof_table);
+  s->prof = s->prof_table;
+}
+
+static size_t profile_graph(const tc_session *s, const tc_graph *g, tc_profile_entry *out,
+                            size_t cap, size_t k) {
+  for (const tc_node *n = g->first; n; n = n->next) {
+    if (s->prof_table[2 * n->id] > 0) {
+      if (k < cap)
+        out[k] = (tc_profile_entry){n->name ? n->name : "", n->op_type ? n->op_type : "",
+                                    s->prof_table[2 * n->id], s->prof_table[2 * n->id + 1]};
+      k++;
+    }
+    for (size_t i = 0; i < n->n_attrs; i++)
+      for (size_t j = 0; j < n->attrs[i].n_graphs; j++)
+        k = profile_graph(s, n->attrs[i].graphs[j], out, cap, k);
+  }
+  return k;
+}
+
+size_t tc_session_profile(const tc_session *s, tc_profile_entry *out, size_t cap) {
+  if (!s || !s->prof_table)
+    return 0;
+  return profile_graph(s, s->m->graph, out, cap, 0);
+}
+
 void tc_session_free(tc_session *s) {
   if (!s)
     return;
   tc_plan_free_list(s->plans);
+  tc_native_lib_close(s->native_lib);
   for (size_t i = 0; i < 8; i++)
     free(s->pool[i]);
   for (size_t i = 0; i < sizeof s->arenas / sizeof s->arenas[0]; i++)
@@ -325,7 +475,21 @@ tc_status tc_run_graph(tc_run *r, const tc_graph *g) {
         k.plan_offset = tc_plan_offsets(r->plan);
         k.plan_size = tc_plan_sizes(r->plan);
       }
-      st = s->kernels[n->id]->run(&k, in, n->n_inputs, out, n->n_outputs);
+      const tc_cg_spec *nsp = s->native_fn && s->native_fn[n->id] ? s->native_spec[n->id] : NULL;
+      if (nsp &&
+          tc_native_run(&k, nsp, s->native_fn[n->id], in, n->n_inputs, out, n->n_outputs, &st)) {
+        /* ran with the generated kernel */
+      } else if (s->prof) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        st = s->kernels[n->id]->run(&k, in, n->n_inputs, out, n->n_outputs);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        int64_t ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
+        __atomic_add_fetch(&s->prof[2 * n->id], 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&s->prof[2 * n->id + 1], ns, __ATOMIC_RELAXED);
+      } else {
+        st = s->kernels[n->id]->run(&k, in, n->n_inputs, out, n->n_outputs);
+      }
     }
     if (st) {
       if (!diag->node[0] && !diag->op[0]) { /* name the node if the kernel did not */

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything tacoc needs to build and test, idempotently.
-# Debian packages: protobuf-c (code generator and library), oneDNN, LLVM 16,
+# Debian packages: protobuf-c (code generator and library), oneDNN, OpenSSL
+# (SHA-256 of kernel libraries), LLVM 16,
 # clang (libFuzzer), the ONNX test data, chromium (renders the HTML report
 # headless in tests/report.py). Python: a pinned .venv for tests and tools.
 # Usage: tools/deps.sh [STAMP]. The check takes a fraction of a second when all
@@ -11,7 +12,7 @@ STAMP=${1:-}
 changed=0
 cd "$(dirname "$0")/.."
 
-APT_PKGS="protobuf-c-compiler libprotobuf-c-dev libdnnl-dev llvm-16-dev clang libclang-rt-14-dev libonnx-testdata chromium"
+APT_PKGS="protobuf-c-compiler libprotobuf-c-dev libdnnl-dev libssl-dev llvm-16-dev clang libclang-rt-14-dev libonnx-testdata chromium"
 PY_PINS="onnx==1.23.2 onnxruntime==1.31.1 numpy==2.3.5"
 # Packages that ship real pretrained ONNX models, used by the end-to-end tests
 # (installed without their dependencies: only the model files are used).

@@ -1,0 +1,596 @@
+/* CPU kernel generation with the LLVM C API (see cg.h).
+ *
+ * Every kernel is a loop over rows [lo, hi) whose body makes one to three
+ * passes over the row's cols elements. A pass runs a vector loop (vectors of
+ * `width` floats, `unroll` vectors per step, one accumulator per unrolled
+ * vector) over the largest multiple of width*unroll, then a scalar loop over
+ * the tail; the same element code is built for both, at the vector or the
+ * scalar type. cols is a constant, so LLVM sees every trip count. */
+#include "cg.h"
+
+#include <errno.h>
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <math.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+typedef struct cg {
+  LLVMContextRef ctx;
+  LLVMModuleRef mod;
+  LLVMBuilderRef b;
+  LLVMValueRef fn;
+  LLVMTypeRef f32, i32, i64, ptr;
+} cg;
+
+/* ---- small IR helpers ---- */
+
+static unsigned lanes(LLVMTypeRef t) {
+  return LLVMGetTypeKind(t) == LLVMVectorTypeKind ? LLVMGetVectorSize(t) : 1;
+}
+
+/* The scalar constant s as type t's shape (splat for vectors). */
+static LLVMValueRef const_like(LLVMTypeRef t, LLVMValueRef s) {
+  unsigned n = lanes(t);
+  if (n == 1)
+    return s;
+  LLVMValueRef e[64];
+  for (unsigned i = 0; i < n; i++)
+    e[i] = s;
+  return LLVMConstVector(e, n);
+}
+/* A float / int32 constant of type t's shape. */
+static LLVMValueRef K(cg *c, LLVMTypeRef t, double v) {
+  return const_like(t, LLVMConstReal(c->f32, v));
+}
+static LLVMValueRef KI(cg *c, LLVMTypeRef t, long long v) {
+  return const_like(t, LLVMConstInt(c->i32, (unsigned long long)v, 1));
+}
+
+static LLVMTypeRef int_like(cg *c, LLVMTypeRef t) {
+  unsigned n = lanes(t);
+  return n == 1 ? c->i32 : LLVMVectorType(c->i32, n);
+}
+
+/* Broadcasts the float scalar s to type t. */
+static LLVMValueRef splat(cg *c, LLVMTypeRef t, LLVMValueRef s) {
+  unsigned n = lanes(t);
+  if (n == 1)
+    return s;
+  LLVMValueRef v =
+      LLVMBuildInsertElement(c->b, LLVMGetPoison(t), s, LLVMConstInt(c->i32, 0, 0), "");
+  LLVMValueRef zeros[64];
+  for (unsigned i = 0; i < n; i++)
+    zeros[i] = LLVMConstInt(c->i32, 0, 0);
+  return LLVMBuildShuffleVector(c->b, v, LLVMGetPoison(t), LLVMConstVector(zeros, n), "");
+}
+
+static LLVMValueRef intrin(cg *c, const char *name, LLVMTypeRef t, LLVMValueRef *args, unsigned n) {
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, &t, 1);
+  LLVMTypeRef ft = LLVMIntrinsicGetType(c->ctx, id, &t, 1);
+  return LLVMBuildCall2(c->b, ft, f, args, n, "");
+}
+
+static LLVMValueRef add(cg *c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildFAdd(c->b, a, b, "");
+}
+static LLVMValueRef sub(cg *c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildFSub(c->b, a, b, "");
+}
+static LLVMValueRef mul(cg *c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildFMul(c->b, a, b, "");
+}
+static LLVMValueRef fdivv(cg *c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildFDiv(c->b, a, b, "");
+}
+static LLVMValueRef fma3(cg *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef d) {
+  LLVMValueRef args[3] = {a, b, d};
+  return intrin(c, "llvm.fma", LLVMTypeOf(a), args, 3);
+}
+/* a > b ? a : b, NaN in a kept (the comparison is false). */
+static LLVMValueRef fmax_keep_nan(cg *c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealULT, a, b, ""), b, a, "");
+}
+static LLVMValueRef fmin_keep_nan(cg *c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealUGT, a, b, ""), b, a, "");
+}
+
+/* Horner: p[0] + x*(p[1] + x*(...)). */
+static LLVMValueRef poly(cg *c, LLVMValueRef x, const double *p, int n) {
+  LLVMTypeRef t = LLVMTypeOf(x);
+  LLVMValueRef r = K(c, t, p[n - 1]);
+  for (int i = n - 2; i >= 0; i--)
+    r = fma3(c, r, x, K(c, t, p[i]));
+  return r;
+}
+
+/* exp(x) for x <= 88 (above, e^88): range reduction by ln 2 with a two-part
+ * constant, a degree-6 polynomial (Cephes expf coefficients), 2^n built in
+ * the exponent bits. About 1 ulp; NaN stays NaN; x below -87.3 gives
+ * 2^-126 * e^r (about 1e-38) instead of flushing to 0. */
+static LLVMValueRef vexp(cg *c, LLVMValueRef x) {
+  LLVMTypeRef t = LLVMTypeOf(x), it = int_like(c, t);
+  x = fmin_keep_nan(c, fmax_keep_nan(c, x, K(c, t, -87.33654475)), K(c, t, 88.0));
+  LLVMValueRef xl = mul(c, x, K(c, t, 1.44269504088896341));
+  LLVMValueRef n = intrin(c, "llvm.rint", t, &xl, 1);
+  LLVMValueRef r = fma3(c, n, K(c, t, -0.693359375), x);
+  r = fma3(c, n, K(c, t, 2.12194440e-4), r);
+  static const double p[] = {5.0000001201e-1, 1.6666665459e-1, 4.1665795894e-2,
+                             8.3334519073e-3, 1.3981999507e-3, 1.9875691500e-4};
+  LLVMValueRef q = poly(c, r, p, 6);
+  LLVMValueRef y = fma3(c, mul(c, q, r), r, add(c, r, K(c, t, 1.0)));
+  /* 2^n: n + 1.5*2^23 puts n in the low mantissa bits without a float->int
+   * conversion (so NaN stays defined); then (n + 127) << 23. */
+  LLVMValueRef mag = LLVMBuildBitCast(c->b, add(c, n, K(c, t, 12582912.0)), it, "");
+  LLVMValueRef e = LLVMBuildAdd(c->b, mag, KI(c, t, 127 - 0x4B400000), "");
+  LLVMValueRef scale = LLVMBuildBitCast(c->b, LLVMBuildShl(c->b, e, KI(c, t, 23), ""), t, "");
+  return mul(c, y, scale);
+}
+
+/* erf(x): Abramowitz & Stegun 7.1.26 (1.5e-7 absolute in exact arithmetic,
+ * a few 1e-7 in float). */
+static LLVMValueRef verf(cg *c, LLVMValueRef x) {
+  LLVMTypeRef t = LLVMTypeOf(x);
+  LLVMValueRef ax = intrin(c, "llvm.fabs", t, &x, 1);
+  LLVMValueRef tt = fdivv(c, K(c, t, 1.0), fma3(c, ax, K(c, t, 0.3275911), K(c, t, 1.0)));
+  static const double a[] = {0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429};
+  LLVMValueRef p = mul(c, poly(c, tt, a, 5), tt);
+  LLVMValueRef e = vexp(c, mul(c, LLVMBuildFNeg(c->b, ax, ""), ax));
+  LLVMValueRef y = sub(c, K(c, t, 1.0), mul(c, p, e));
+  LLVMValueRef args[2] = {y, x};
+  return intrin(c, "llvm.copysign", t, args, 2);
+}
+
+/* tanh(x) = 1 - 2 / (e^(2x) + 1), saturating to +-1. */
+static LLVMValueRef vtanh(cg *c, LLVMValueRef x) {
+  LLVMTypeRef t = LLVMTypeOf(x);
+  LLVMValueRef e = vexp(c, mul(c, x, K(c, t, 2.0)));
+  return sub(c, K(c, t, 1.0), fdivv(c, K(c, t, 2.0), add(c, e, K(c, t, 1.0))));
+}
+
+static LLVMValueRef activation(cg *c, int act, LLVMValueRef v) {
+  LLVMTypeRef t = LLVMTypeOf(v);
+  LLVMValueRef h = mul(c, v, K(c, t, 0.5));
+  switch (act) {
+  case TC_CG_ACT_GELU_ERF: return fma3(c, h, verf(c, mul(c, v, K(c, t, 0.70710678118654752))), h);
+  case TC_CG_ACT_GELU_TANH: {
+    LLVMValueRef v3 = mul(c, mul(c, v, v), v);
+    LLVMValueRef u = mul(c, fma3(c, v3, K(c, t, 0.044715), v), K(c, t, 0.79788456080286536));
+    return fma3(c, h, vtanh(c, u), h);
+  }
+  default: return v;
+  }
+}
+
+/* ---- memory ---- */
+
+static LLVMValueRef elem_ptr(cg *c, LLVMValueRef base, LLVMValueRef idx) {
+  return LLVMBuildGEP2(c->b, c->f32, base, &idx, 1, "");
+}
+static LLVMValueRef load(cg *c, LLVMTypeRef t, LLVMValueRef base, LLVMValueRef idx) {
+  LLVMValueRef v = LLVMBuildLoad2(c->b, t, elem_ptr(c, base, idx), "");
+  LLVMSetAlignment(v, 4);
+  return v;
+}
+static void store(cg *c, LLVMValueRef v, LLVMValueRef base, LLVMValueRef idx) {
+  LLVMValueRef s = LLVMBuildStore(c->b, v, elem_ptr(c, base, idx));
+  LLVMSetAlignment(s, 4);
+}
+static LLVMValueRef i64c(cg *c, long long v) {
+  return LLVMConstInt(c->i64, (unsigned long long)v, 1);
+}
+
+/* ---- passes over a row ---- */
+
+enum { RED_ADD, RED_MAX };
+typedef struct pass_ctx pass_ctx;
+/* Element code for the elements at j (vector type t, or scalar): updates
+ * acc[0..n_acc) (same type t). */
+typedef void (*body_fn)(cg *c, pass_ctx *p, LLVMValueRef j, LLVMTypeRef t, LLVMValueRef *acc);
+
+struct pass_ctx {
+  const tc_cg_spec *sp;
+  LLVMValueRef x, skip, gamma, beta, y, sum, tmp; /* row base pointers (tmp: where t lives) */
+  LLVMValueRef bias;
+  LLVMValueRef mean, rstd, m, inv; /* row scalars */
+};
+
+static LLVMValueRef combine(cg *c, int op, LLVMValueRef a, LLVMValueRef b) {
+  return op == RED_ADD ? add(c, a, b) : fmax_keep_nan(c, a, b);
+}
+
+/* Horizontal reduction of a vector to a scalar by halving. */
+static LLVMValueRef hreduce(cg *c, int op, LLVMValueRef v) {
+  unsigned n = lanes(LLVMTypeOf(v));
+  while (n > 1) {
+    unsigned h = n / 2;
+    LLVMValueRef lo[32], hi[32];
+    for (unsigned i = 0; i < h; i++) {
+      lo[i] = LLVMConstInt(c->i32, i, 0);
+      hi[i] = LLVMConstInt(c->i32, h + i, 0);
+    }
+    LLVMValueRef pv = LLVMGetPoison(LLVMTypeOf(v));
+    LLVMValueRef a = LLVMBuildShuffleVector(c->b, v, pv, LLVMConstVector(lo, h), "");
+    LLVMValueRef b = LLVMBuildShuffleVector(c->b, v, pv, LLVMConstVector(hi, h), "");
+    v = combine(c, op, a, b);
+    n = h;
+  }
+  return LLVMGetTypeKind(LLVMTypeOf(v)) == LLVMVectorTypeKind
+             ? LLVMBuildExtractElement(c->b, v, LLVMConstInt(c->i32, 0, 0), "")
+             : v;
+}
+
+/* A counted loop over [from, to) with step; phis for the accumulators. */
+typedef struct loop {
+  LLVMBasicBlockRef head, body;
+  LLVMValueRef iv;
+  LLVMValueRef acc[8];
+  size_t n_acc;
+} loop;
+
+static void loop_begin(cg *c, loop *l, long long from, LLVMTypeRef acc_t, const double *init,
+                       size_t n_acc) {
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+  l->body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pass");
+  LLVMBuildBr(c->b, l->body);
+  LLVMPositionBuilderAtEnd(c->b, l->body);
+  l->iv = LLVMBuildPhi(c->b, c->i64, "j");
+  LLVMValueRef f = i64c(c, from);
+  LLVMAddIncoming(l->iv, &f, &pre, 1);
+  l->n_acc = n_acc;
+  for (size_t k = 0; k < n_acc; k++) {
+    l->acc[k] = LLVMBuildPhi(c->b, acc_t, "acc");
+    LLVMValueRef v = K(c, acc_t, init[k]);
+    LLVMAddIncoming(l->acc[k], &v, &pre, 1);
+  }
+  l->head = pre;
+}
+
+static void loop_end(cg *c, loop *l, long long step, long long to, LLVMValueRef *acc_next) {
+  LLVMValueRef next = LLVMBuildAdd(c->b, l->iv, i64c(c, step), "");
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+  LLVMAddIncoming(l->iv, &next, &latch, 1);
+  for (size_t k = 0; k < l->n_acc; k++)
+    LLVMAddIncoming(l->acc[k], &acc_next[k], &latch, 1);
+  LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "after");
+  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, next, i64c(c, to), ""), l->body, after);
+  LLVMPositionBuilderAtEnd(c->b, after);
+}
+
+/* One pass over the row; out[k] gets reduction k (op[k], from init[k]). */
+static void row_pass(cg *c, pass_ctx *p, body_fn body, size_t n_acc, const int *op,
+                     const double *init, LLVMValueRef *out) {
+  const tc_cg_spec *sp = p->sp;
+  long long W = sp->width, U = sp->unroll, step = W * U, cols = sp->cols;
+  long long nvec = cols / step * step;
+  LLVMValueRef res[2];
+  for (size_t k = 0; k < n_acc; k++)
+    res[k] = LLVMConstReal(c->f32, init[k]);
+  if (nvec > 0 && W > 1) {
+    LLVMTypeRef vt = LLVMVectorType(c->f32, (unsigned)W);
+    double vinit[8] = {0};
+    for (size_t k = 0; k < n_acc; k++)
+      for (long long u = 0; u < U; u++)
+        vinit[k * (size_t)U + (size_t)u] = init[k];
+    loop l;
+    loop_begin(c, &l, 0, vt, vinit, n_acc * (size_t)U);
+    LLVMValueRef next[8];
+    for (long long u = 0; u < U; u++) {
+      LLVMValueRef a[2];
+      for (size_t k = 0; k < n_acc; k++)
+        a[k] = l.acc[k * (size_t)U + (size_t)u];
+      body(c, p, LLVMBuildAdd(c->b, l.iv, i64c(c, u * W), ""), vt, a);
+      for (size_t k = 0; k < n_acc; k++)
+        next[k * (size_t)U + (size_t)u] = a[k];
+    }
+    loop_end(c, &l, step, nvec, next);
+    for (size_t k = 0; k < n_acc; k++) {
+      LLVMValueRef v = next[k * (size_t)U];
+      for (long long u = 1; u < U; u++)
+        v = combine(c, op[k], v, next[k * (size_t)U + (size_t)u]);
+      res[k] = combine(c, op[k], res[k], hreduce(c, op[k], v));
+    }
+  } else {
+    nvec = 0;
+  }
+  if (nvec < cols) {
+    loop l;
+    double zero[2] = {0, 0};
+    loop_begin(c, &l, nvec, c->f32, zero, 0);
+    LLVMValueRef seed[2] = {NULL, NULL};
+    for (size_t k = 0; k < n_acc; k++) { /* the scalar loop carries the vector result on */
+      seed[k] = LLVMBuildPhi(c->b, c->f32, "acc");
+      LLVMAddIncoming(seed[k], &res[k], &l.head, 1);
+    }
+    LLVMValueRef a[2] = {seed[0], seed[1]};
+    body(c, p, l.iv, c->f32, a);
+    LLVMValueRef next = LLVMBuildAdd(c->b, l.iv, i64c(c, 1), "");
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+    LLVMAddIncoming(l.iv, &next, &latch, 1);
+    for (size_t k = 0; k < n_acc; k++)
+      LLVMAddIncoming(seed[k], &a[k], &latch, 1);
+    LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "after");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, next, i64c(c, cols), ""), l.body, after);
+    LLVMPositionBuilderAtEnd(c->b, after);
+    for (size_t k = 0; k < n_acc; k++)
+      res[k] = a[k];
+  }
+  for (size_t k = 0; k < n_acc; k++)
+    out[k] = res[k];
+}
+
+/* ---- kernel bodies ---- */
+
+static void bias_act_body(cg *c, pass_ctx *p, LLVMValueRef j, LLVMTypeRef t, LLVMValueRef *acc) {
+  (void)acc;
+  LLVMValueRef v = load(c, t, p->x, j);
+  if (p->sp->flags & TC_CG_F_BIAS)
+    v = add(c, v, load(c, t, p->bias, j));
+  store(c, activation(c, p->sp->act, v), p->y, j);
+}
+
+static void softmax_max(cg *c, pass_ctx *p, LLVMValueRef j, LLVMTypeRef t, LLVMValueRef *acc) {
+  acc[0] = fmax_keep_nan(c, acc[0], load(c, t, p->x, j));
+}
+static void softmax_exp(cg *c, pass_ctx *p, LLVMValueRef j, LLVMTypeRef t, LLVMValueRef *acc) {
+  LLVMValueRef e = vexp(c, sub(c, load(c, t, p->x, j), splat(c, t, p->m)));
+  store(c, e, p->y, j);
+  acc[0] = add(c, acc[0], e);
+}
+static void softmax_scale(cg *c, pass_ctx *p, LLVMValueRef j, LLVMTypeRef t, LLVMValueRef *acc) {
+  (void)acc;
+  store(c, mul(c, load(c, t, p->y, j), splat(c, t, p->inv)), p->y, j);
+}
+
+/* Pass 1: t = x (+ skip), kept in tmp when it differs from x; sum (or sum
+ * of squares for RMS). */
+static void ln_sum(cg *c, pass_ctx *p, LLVMValueRef j, LLVMTypeRef t, LLVMValueRef *acc) {
+  LLVMValueRef v = load(c, t, p->x, j);
+  if (p->sp->flags & TC_CG_F_SKIP) {
+    v = add(c, v, load(c, t, p->skip, j));
+    store(c, v, p->tmp, j);
+  }
+  acc[0] = p->sp->flags & TC_CG_F_RMS ? fma3(c, v, v, acc[0]) : add(c, acc[0], v);
+}
+static void ln_var(cg *c, pass_ctx *p, LLVMValueRef j, LLVMTypeRef t, LLVMValueRef *acc) {
+  LLVMValueRef d = sub(c, load(c, t, p->tmp, j), splat(c, t, p->mean));
+  acc[0] = fma3(c, d, d, acc[0]);
+}
+static void ln_out(cg *c, pass_ctx *p, LLVMValueRef j, LLVMTypeRef t, LLVMValueRef *acc) {
+  (void)acc;
+  LLVMValueRef v = load(c, t, p->tmp, j);
+  if (!(p->sp->flags & TC_CG_F_RMS))
+    v = sub(c, v, splat(c, t, p->mean));
+  v = mul(c, mul(c, v, splat(c, t, p->rstd)), load(c, t, p->gamma, j));
+  if (p->sp->flags & TC_CG_F_BETA)
+    v = add(c, v, load(c, t, p->beta, j));
+  store(c, v, p->y, j);
+}
+
+/* The row loop around the kind's passes. */
+static void build_kernel(cg *c, const tc_cg_spec *sp) {
+  LLVMTypeRef args[5] = {c->ptr, c->ptr, c->ptr, c->i64, c->i64};
+  LLVMTypeRef ft = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), args, 5, 0);
+  c->fn = LLVMAddFunction(c->mod, sp->sym, ft);
+  LLVMSetLinkage(c->fn, LLVMExternalLinkage);
+  unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
+  LLVMAddAttributeAtIndex(c->fn, LLVMAttributeFunctionIndex,
+                          LLVMCreateEnumAttribute(c->ctx, nounwind, 0));
+  LLVMValueRef pin = LLVMGetParam(c->fn, 0), pout = LLVMGetParam(c->fn, 1);
+  LLVMValueRef pparams = LLVMGetParam(c->fn, 2), lo = LLVMGetParam(c->fn, 3),
+               hi = LLVMGetParam(c->fn, 4);
+  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "entry");
+  LLVMBasicBlockRef rows = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "row");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "done");
+  LLVMPositionBuilderAtEnd(c->b, entry);
+  LLVMValueRef base_in[4], base_out[2];
+  for (int i = 0; i < 4; i++) {
+    LLVMValueRef idx = i64c(c, i);
+    base_in[i] = LLVMBuildLoad2(c->b, c->ptr, LLVMBuildGEP2(c->b, c->ptr, pin, &idx, 1, ""), "");
+  }
+  for (int i = 0; i < 2; i++) {
+    LLVMValueRef idx = i64c(c, i);
+    base_out[i] = LLVMBuildLoad2(c->b, c->ptr, LLVMBuildGEP2(c->b, c->ptr, pout, &idx, 1, ""), "");
+  }
+  LLVMValueRef eps = LLVMBuildLoad2(c->b, c->f32, pparams, "eps");
+  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, lo, hi, ""), rows, done);
+
+  LLVMPositionBuilderAtEnd(c->b, rows);
+  LLVMValueRef r = LLVMBuildPhi(c->b, c->i64, "r");
+  LLVMAddIncoming(r, &lo, &entry, 1);
+  LLVMValueRef off = LLVMBuildMul(c->b, r, i64c(c, sp->cols), "");
+  pass_ctx p = {.sp = sp};
+  p.x = elem_ptr(c, base_in[0], off);
+  p.y = elem_ptr(c, base_out[0], off);
+  LLVMValueRef zero = i64c(c, 0);
+  int op_add = RED_ADD, op_max = RED_MAX;
+  double z = 0.0, ninf = -INFINITY;
+  LLVMValueRef red;
+  LLVMValueRef colsf = LLVMConstReal(c->f32, (double)sp->cols);
+  switch (sp->kind) {
+  case TC_CG_BIAS_ACT:
+    p.bias = elem_ptr(c, base_in[1], zero);
+    row_pass(c, &p, bias_act_body, 0, NULL, NULL, NULL);
+    break;
+  case TC_CG_SOFTMAX:
+    row_pass(c, &p, softmax_max, 1, &op_max, &ninf, &red);
+    p.m = red;
+    row_pass(c, &p, softmax_exp, 1, &op_add, &z, &red);
+    p.inv = fdivv(c, LLVMConstReal(c->f32, 1.0), red);
+    row_pass(c, &p, softmax_scale, 0, NULL, NULL, NULL);
+    break;
+  case TC_CG_LAYERNORM: {
+    p.skip = elem_ptr(c, base_in[1], off);
+    p.gamma = elem_ptr(c, base_in[2], zero);
+    p.beta = elem_ptr(c, base_in[3], zero);
+    p.tmp = !(sp->flags & TC_CG_F_SKIP) ? p.x
+            : (sp->flags & TC_CG_F_SUM) ? elem_ptr(c, base_out[1], off)
+                                        : p.y;
+    row_pass(c, &p, ln_sum, 1, &op_add, &z, &red);
+    LLVMValueRef ms = fdivv(c, red, colsf);
+    if (sp->flags & TC_CG_F_RMS) {
+      p.mean = LLVMConstReal(c->f32, 0.0);
+    } else {
+      p.mean = ms;
+      row_pass(c, &p, ln_var, 1, &op_add, &z, &red);
+      ms = fdivv(c, red, colsf);
+    }
+    LLVMValueRef sq = add(c, ms, eps);
+    p.rstd = fdivv(c, LLVMConstReal(c->f32, 1.0), intrin(c, "llvm.sqrt", c->f32, &sq, 1));
+    row_pass(c, &p, ln_out, 0, NULL, NULL, NULL);
+    break;
+  }
+  default: break;
+  }
+  LLVMValueRef rn = LLVMBuildAdd(c->b, r, i64c(c, 1), "");
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+  LLVMAddIncoming(r, &rn, &latch, 1);
+  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, rn, hi, ""), rows, done);
+  LLVMPositionBuilderAtEnd(c->b, done);
+  LLVMBuildRetVoid(c->b);
+}
+
+/* ---- target, passes, object, link ---- */
+
+static bool is_native(const char *cpu) { return !cpu || !*cpu || !strcmp(cpu, "native"); }
+
+static void target_names(const char *cpu, char **name, char **features) {
+  if (is_native(cpu)) {
+    *name = LLVMGetHostCPUName();
+    *features = LLVMGetHostCPUFeatures();
+  } else {
+    *name = LLVMCreateMessage(cpu);
+    *features = LLVMCreateMessage("");
+  }
+}
+
+void tc_cg_cpu_key(const char *cpu, char *buf, size_t cap) {
+  char *name, *feat;
+  target_names(cpu, &name, &feat);
+  uint64_t h = 1469598103934665603ull; /* FNV-1a of the feature string */
+  for (const char *s = feat; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  snprintf(buf, cap, "%s/%016llx", name, (unsigned long long)h);
+  LLVMDisposeMessage(name);
+  LLVMDisposeMessage(feat);
+}
+
+int tc_cg_native_width(const char *cpu) {
+  if (!is_native(cpu))
+    return 8;
+  char *feat = LLVMGetHostCPUFeatures();
+  int w = strstr(feat, "+avx512f") ? 16 : strstr(feat, "+avx") ? 8 : 4;
+  LLVMDisposeMessage(feat);
+  return w;
+}
+
+static int run_linker(const char *obj, const char *so, char *why, size_t cap) {
+  char *argv[] = {"ld", "-shared",  "-z",        "noexecstack", "--hash-style=gnu",
+                  "-o", (char *)so, (char *)obj, NULL};
+  pid_t pid;
+  int rc = posix_spawnp(&pid, "ld", NULL, NULL, argv, environ);
+  if (rc) {
+    snprintf(why, cap, "cannot run the linker (ld): %s", strerror(rc));
+    return 1;
+  }
+  int status = 0;
+  if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) {
+    snprintf(why, cap, "the linker (ld) failed on %s", obj);
+    return 1;
+  }
+  return 0;
+}
+
+int tc_cg_build_library(const tc_cg_spec *specs, size_t n, const char *cpu, const char *so_path,
+                        char *why, size_t why_cap) {
+  static int inited;
+  if (!inited) {
+    LLVMInitializeNativeTarget();
+    LLVMInitializeNativeAsmPrinter();
+    inited = 1;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const tc_cg_spec *sp = &specs[i];
+    bool ok_w = sp->width == 1 || sp->width == 4 || sp->width == 8 || sp->width == 16;
+    if (!ok_w || sp->unroll < 1 || sp->unroll > 4 || sp->cols <= 0 || !sp->sym[0] ||
+        sp->kind < TC_CG_BIAS_ACT || sp->kind > TC_CG_SOFTMAX) {
+      snprintf(why, why_cap, "kernel %zu: unsupported spec", i);
+      return 1;
+    }
+  }
+  cg c = {0};
+  c.ctx = LLVMContextCreate();
+  c.mod = LLVMModuleCreateWithNameInContext("tacoc_kernels", c.ctx);
+  c.b = LLVMCreateBuilderInContext(c.ctx);
+  c.f32 = LLVMFloatTypeInContext(c.ctx);
+  c.i32 = LLVMInt32TypeInContext(c.ctx);
+  c.i64 = LLVMInt64TypeInContext(c.ctx);
+  c.ptr = LLVMPointerTypeInContext(c.ctx, 0);
+  for (size_t i = 0; i < n; i++)
+    build_kernel(&c, &specs[i]);
+  int rc = 1;
+  char *msg = NULL, *triple = LLVMGetDefaultTargetTriple(), *name, *feat;
+  target_names(cpu, &name, &feat);
+  LLVMTargetRef target;
+  LLVMTargetMachineRef tm = NULL;
+  char obj[4200] = "";
+  if (LLVMVerifyModule(c.mod, LLVMReturnStatusAction, &msg)) {
+    snprintf(why, why_cap, "generated IR does not verify: %.300s", msg);
+    goto out;
+  }
+  LLVMDisposeMessage(msg);
+  msg = NULL;
+  if (LLVMGetTargetFromTriple(triple, &target, &msg)) {
+    snprintf(why, why_cap, "no LLVM target for %s: %.200s", triple, msg);
+    goto out;
+  }
+  tm = LLVMCreateTargetMachine(target, triple, name, feat, LLVMCodeGenLevelAggressive, LLVMRelocPIC,
+                               LLVMCodeModelDefault);
+  if (!tm) {
+    snprintf(why, why_cap, "LLVM cannot target CPU '%s'", name);
+    goto out;
+  }
+  LLVMSetTarget(c.mod, triple);
+  LLVMTargetDataRef dl = LLVMCreateTargetDataLayout(tm);
+  LLVMSetModuleDataLayout(c.mod, dl);
+  LLVMDisposeTargetData(dl);
+  LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+  LLVMErrorRef err = LLVMRunPasses(c.mod, "default<O3>", tm, po);
+  LLVMDisposePassBuilderOptions(po);
+  if (err) {
+    char *e = LLVMGetErrorMessage(err);
+    snprintf(why, why_cap, "LLVM O3 pipeline failed: %.300s", e);
+    LLVMDisposeErrorMessage(e);
+    goto out;
+  }
+  snprintf(obj, sizeof obj, "%s.o", so_path);
+  if (LLVMTargetMachineEmitToFile(tm, c.mod, obj, LLVMObjectFile, &msg)) {
+    snprintf(why, why_cap, "cannot emit object code: %.300s", msg);
+    goto out;
+  }
+  rc = run_linker(obj, so_path, why, why_cap);
+out:
+  if (obj[0])
+    unlink(obj);
+  LLVMDisposeMessage(msg);
+  LLVMDisposeMessage(triple);
+  LLVMDisposeMessage(name);
+  LLVMDisposeMessage(feat);
+  if (tm)
+    LLVMDisposeTargetMachine(tm);
+  LLVMDisposeBuilder(c.b);
+  LLVMDisposeModule(c.mod);
+  LLVMContextDispose(c.ctx);
+  return rc;
+}

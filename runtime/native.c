@@ -1,0 +1,282 @@
+/* Generated kernels in libtacort: spec strings, which nodes they cover, the
+ * adapters that call them, and loading a kernel library. See native.h. */
+#include "native.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static const char *const kind_names[] = {"?", "bias_act", "layernorm", "softmax"};
+
+const char *tc_cg_kind_name(int kind) {
+  return kind >= TC_CG_BIAS_ACT && kind <= TC_CG_SOFTMAX ? kind_names[kind] : "?";
+}
+
+bool tc_cg_spec_parse(const char *s, tc_cg_spec *out) {
+  memset(out, 0, sizeof *out);
+  out->width = 1;
+  out->unroll = 1;
+  while (s && *s) {
+    while (*s == ' ')
+      s++;
+    if (!*s)
+      break;
+    const char *eq = strchr(s, '='), *end = strchr(s, ' ');
+    if (!end)
+      end = s + strlen(s);
+    if (!eq || eq > end)
+      return false;
+    size_t klen = (size_t)(eq - s), vlen = (size_t)(end - eq - 1);
+    char val[64];
+    if (vlen >= sizeof val)
+      return false;
+    memcpy(val, eq + 1, vlen);
+    val[vlen] = 0;
+    char *tail = NULL;
+    long long v = strtoll(val, &tail, 10);
+    bool num = vlen && tail && !*tail;
+#define KEY(name) (klen == strlen(name) && !strncmp(s, name, klen))
+    if (KEY("kind")) {
+      for (int k = TC_CG_BIAS_ACT; k <= TC_CG_SOFTMAX; k++)
+        if (!strcmp(val, kind_names[k]))
+          out->kind = k;
+    } else if (KEY("sym")) {
+      memcpy(out->sym, val, vlen + 1);
+    } else if (!num) {
+      return false;
+    } else if (KEY("act")) {
+      out->act = (int)v;
+    } else if (KEY("flags")) {
+      out->flags = (int)v;
+    } else if (KEY("cols")) {
+      out->cols = v;
+    } else if (KEY("width")) {
+      out->width = (int)v;
+    } else if (KEY("unroll")) {
+      out->unroll = (int)v;
+    } /* unknown keys are ignored: newer specs stay readable */
+#undef KEY
+    s = end;
+  }
+  return out->kind && out->cols > 0 && out->sym[0] && out->width >= 1 && out->width <= 64 &&
+         out->unroll >= 1 && out->unroll <= 8 && out->act >= 0 && out->act <= TC_CG_ACT_GELU_TANH;
+}
+
+void tc_cg_spec_format(const tc_cg_spec *sp, char *buf, size_t cap) {
+  snprintf(buf, cap, "kind=%s act=%d flags=%d cols=%lld width=%d unroll=%d sym=%s",
+           tc_cg_kind_name(sp->kind), sp->act, sp->flags, (long long)sp->cols, sp->width,
+           sp->unroll, sp->sym);
+}
+
+static bool out_used(const tc_node *n, size_t i) { return i < n->n_outputs && n->outputs[i]; }
+static bool in_used(const tc_node *n, size_t i) { return i < n->n_inputs && n->inputs[i]; }
+
+bool tc_cg_node_spec(const tc_node *n, int64_t cols, tc_cg_spec *out) {
+  memset(out, 0, sizeof *out);
+  out->cols = cols;
+  out->width = out->unroll = 1;
+  const char *op = n->op_type ? n->op_type : "";
+  bool onnx = tc_domain_equal(n->domain, ""), ms = tc_domain_equal(n->domain, "com.microsoft");
+  bool ours = tc_domain_equal(n->domain, "ai.tacoc");
+  if (cols <= 0)
+    return false;
+  if (!strcmp(op, "BiasGelu") && (ours || ms) && in_used(n, 0) && in_used(n, 1)) {
+    out->kind = TC_CG_BIAS_ACT;
+    out->act = TC_CG_ACT_GELU_ERF;
+    out->flags = TC_CG_F_BIAS;
+  } else if (!strcmp(op, "Gelu") && onnx && in_used(n, 0)) {
+    const tc_attr *a = tc_node_attr(n, "approximate");
+    bool tanh = a && a->s.len == 4 && !memcmp(a->s.data, "tanh", 4);
+    if (a && !tanh && !(a->s.len == 4 && !memcmp(a->s.data, "none", 4)))
+      return false;
+    out->kind = TC_CG_BIAS_ACT;
+    out->act = tanh ? TC_CG_ACT_GELU_TANH : TC_CG_ACT_GELU_ERF;
+  } else if (!strcmp(op, "Softmax") && onnx && in_used(n, 0)) {
+    out->kind = TC_CG_SOFTMAX;
+  } else if ((!strcmp(op, "LayerNormalization") || !strcmp(op, "RMSNormalization")) && onnx &&
+             in_used(n, 0) && in_used(n, 1) && !out_used(n, 1) && !out_used(n, 2)) {
+    out->kind = TC_CG_LAYERNORM;
+    if (op[0] == 'R')
+      out->flags = TC_CG_F_RMS;
+    else if (in_used(n, 2))
+      out->flags = TC_CG_F_BETA;
+  } else if (!strcmp(op, "SkipLayerNormalization") && (ours || ms) && in_used(n, 0) &&
+             in_used(n, 1) && in_used(n, 2) && !in_used(n, 4) && !out_used(n, ms ? 1 : 2) &&
+             !(ms && out_used(n, 2))) {
+    out->kind = TC_CG_LAYERNORM;
+    out->flags = TC_CG_F_SKIP | (in_used(n, 3) ? TC_CG_F_BETA : 0) |
+                 (out_used(n, ms ? 3 : 1) ? TC_CG_F_SUM : 0);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+static bool is_f32_row(const tc_rt_tensor *t, int64_t cols) {
+  return t && t->dtype == TC_DTYPE_F32 && t->rank >= 1 && t->dims[t->rank - 1] == cols;
+}
+static bool is_f32_param(const tc_rt_tensor *t, int64_t cols) {
+  return t && t->dtype == TC_DTYPE_F32 && (int64_t)tc_rt_numel(t) == cols && t->rank >= 1 &&
+         t->dims[t->rank - 1] == cols;
+}
+static bool same_shape(const tc_rt_tensor *a, const tc_rt_tensor *b) {
+  if (a->rank != b->rank)
+    return false;
+  for (size_t d = 0; d < a->rank; d++)
+    if (a->dims[d] != b->dims[d])
+      return false;
+  return true;
+}
+/* True when the node's axis attribute names the last dim of rank. */
+static bool last_axis(const tc_node *n, int64_t dflt, size_t rank) {
+  int64_t a = tc_attr_int(n, "axis", dflt);
+  return a == -1 || a == (int64_t)rank - 1;
+}
+
+typedef struct row_job {
+  tc_cg_row_fn fn;
+  const float *in[4];
+  float *out[2];
+  float params[2];
+} row_job;
+
+static void rows_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  row_job *j = ctx;
+  j->fn(j->in, j->out, j->params, (int64_t)lo, (int64_t)hi);
+}
+
+bool tc_native_run(tc_kernel_ctx *k, const tc_cg_spec *sp, tc_cg_row_fn fn,
+                   const tc_rt_tensor *const *in, size_t n_in, tc_rt_tensor *out, size_t n_out,
+                   tc_status *st) {
+  const tc_node *n = k->node;
+  const tc_rt_tensor *x = n_in > 0 ? in[0] : NULL;
+  int64_t cols = sp->cols;
+  if (!fn || !is_f32_row(x, cols))
+    return false;
+  row_job j = {.fn = fn, .in = {x->data}};
+  size_t sum_slot = 0;
+  switch (sp->kind) {
+  case TC_CG_BIAS_ACT:
+    if (sp->flags & TC_CG_F_BIAS) {
+      if (n_in < 2 || !is_f32_param(in[1], cols) || in[1]->rank != 1)
+        return false;
+      j.in[1] = in[1]->data;
+    }
+    break;
+  case TC_CG_SOFTMAX:
+    if (!last_axis(n, k->opset >= 13 ? -1 : 1, x->rank))
+      return false;
+    break;
+  case TC_CG_LAYERNORM: {
+    bool skip = sp->flags & TC_CG_F_SKIP;
+    size_t g = skip ? 2 : 1; /* gamma's input slot */
+    if (n_in <= g || !is_f32_param(in[g], cols))
+      return false;
+    if (skip) {
+      if (!in[1] || in[1]->dtype != TC_DTYPE_F32 || !same_shape(in[1], x))
+        return false;
+      j.in[1] = in[1]->data;
+    } else if (!last_axis(n, -1, x->rank) || tc_attr_int(n, "stash_type", 1) != 1) {
+      return false;
+    }
+    j.in[2] = in[g]->data;
+    if (sp->flags & TC_CG_F_BETA) {
+      if (n_in <= g + 1 || !is_f32_param(in[g + 1], cols))
+        return false;
+      j.in[3] = in[g + 1]->data;
+    } else if (n_in > g + 1 && in[g + 1] && !(sp->flags & TC_CG_F_RMS)) {
+      return false; /* a beta the kernel would ignore */
+    }
+    j.params[0] = tc_attr_float(n, "epsilon", 1e-5f);
+    if (sp->flags & TC_CG_F_SUM) {
+      sum_slot = tc_domain_equal(n->domain, "com.microsoft") ? 3 : 1;
+      if (n_out <= sum_slot)
+        return false;
+    }
+    break;
+  }
+  default: return false;
+  }
+  if ((*st = tc_kernel_alloc_uninit(k, &out[0], TC_DTYPE_F32, x->rank, x->dims)))
+    return true;
+  j.out[0] = out[0].data;
+  if (sum_slot) {
+    if ((*st = tc_kernel_alloc_uninit(k, &out[sum_slot], TC_DTYPE_F32, x->rank, x->dims)))
+      return true;
+    j.out[1] = out[sum_slot].data;
+  }
+  size_t rows = tc_rt_numel(x) / (size_t)cols;
+  tc_parallel_for(rows, tc_parallel_grain((size_t)cols * 8), rows_piece, &j);
+  *st = TC_STATUS_OK;
+  return true;
+}
+
+void tc_sha256_hex(const void *data, size_t size, char hex[65]) {
+  unsigned char md[32];
+  unsigned len = 0;
+  if (!EVP_Digest(data, size, md, &len, EVP_sha256(), NULL) || len != 32)
+    memset(md, 0, sizeof md);
+  for (size_t i = 0; i < 32; i++)
+    snprintf(hex + 2 * i, 3, "%02x", md[i]);
+}
+
+struct tc_native_lib {
+  void *handle;
+};
+
+tc_native_lib *tc_native_lib_open(const void *data, size_t size, char *why, size_t why_cap) {
+  int fd = memfd_create("tacoc-kernels", MFD_CLOEXEC);
+  if (fd < 0) {
+    snprintf(why, why_cap, "cannot create a memory file: %s", strerror(errno));
+    return NULL;
+  }
+  const unsigned char *p = data;
+  for (size_t done = 0; done < size;) {
+    ssize_t w = write(fd, p + done, size - done);
+    if (w <= 0) {
+      snprintf(why, why_cap, "cannot write the memory file: %s", strerror(errno));
+      close(fd);
+      return NULL;
+    }
+    done += (size_t)w;
+  }
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  close(fd); /* the mapping keeps the contents */
+  if (!h) {
+    const char *e = dlerror();
+    snprintf(why, why_cap, "cannot load it: %s", e ? e : "unknown error");
+    return NULL;
+  }
+  tc_native_lib *lib = calloc(1, sizeof *lib);
+  if (!lib) {
+    dlclose(h);
+    snprintf(why, why_cap, "out of memory");
+    return NULL;
+  }
+  lib->handle = h;
+  return lib;
+}
+
+tc_cg_row_fn tc_native_lib_sym(tc_native_lib *lib, const char *sym) {
+  if (!lib || !sym)
+    return NULL;
+  void *f = dlsym(lib->handle, sym);
+  tc_cg_row_fn fn;
+  memcpy(&fn, &f, sizeof fn);
+  return fn;
+}
+
+void tc_native_lib_close(tc_native_lib *lib) {
+  if (!lib)
+    return;
+  dlclose(lib->handle);
+  free(lib);
+}

@@ -1,0 +1,90 @@
+/* Generated kernels ("native code" that travels with a model).
+ *
+ * tacoc's CPU code generator (codegen/cpu) builds fused row kernels for the
+ * memory-bound nodes of a model and links them into a kernel library, an ELF
+ * shared object written beside the optimized model. The model names the
+ * library and its SHA-256 in metadata_props, and binds nodes to kernels:
+ *
+ *   ai.tacoc.kernels         = "<file name of the library, in the model's folder>"
+ *   ai.tacoc.kernels.sha256  = "<64 lowercase hex digits>"
+ *   ai.tacoc.kernel:<node>   = "<spec>"   (one entry per bound node)
+ *
+ * A spec is space-separated key=value pairs, e.g.
+ *   "kind=layernorm flags=7 cols=768 width=16 unroll=1 sym=tck_3"
+ * kind: bias_act | layernorm | softmax; act: TC_CG_ACT_*; flags: TC_CG_F_*;
+ * cols: the row length the kernel was generated for; width / unroll: the
+ * vector width (floats) and vectors per loop step it was generated with; sym:
+ * the exported function, of type tc_cg_row_fn.
+ *
+ * libtacort loads the library only when the session options allow native
+ * code, the file's SHA-256 matches, and it loads; otherwise (and for any node
+ * whose run-time shapes or dtypes do not fit the spec) the node runs with
+ * libtacort's own kernel. The graph itself is unchanged standard ONNX, so
+ * other runtimes ignore the kernels. */
+#ifndef TC_NATIVE_H
+#define TC_NATIVE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kernel.h"
+
+/* A generated kernel: processes rows [lo, hi) of [rows, cols] float32
+ * tensors. in/out slots depend on the kind:
+ *   bias_act:  in {x, bias or NULL}            out {y}
+ *   layernorm: in {x, skip or NULL, gamma, beta or NULL}  out {y, sum or NULL}
+ *   softmax:   in {x}                          out {y}
+ * params[0] is the epsilon of layernorm. */
+typedef void (*tc_cg_row_fn)(const float *const *in, float *const *out, const float *params,
+                             int64_t lo, int64_t hi);
+
+enum { TC_CG_BIAS_ACT = 1, TC_CG_LAYERNORM = 2, TC_CG_SOFTMAX = 3 };
+enum { TC_CG_ACT_NONE = 0, TC_CG_ACT_GELU_ERF = 1, TC_CG_ACT_GELU_TANH = 2 };
+enum {
+  TC_CG_F_BIAS = 1, /* bias_act: a bias row is added before the activation */
+  TC_CG_F_SKIP = 2, /* layernorm: x + skip is normalized */
+  TC_CG_F_BETA = 4, /* layernorm: beta is added */
+  TC_CG_F_SUM = 8,  /* layernorm: x + skip is also written to out[1] */
+  TC_CG_F_RMS = 16, /* layernorm: RMS normalization (no mean, no beta) */
+};
+
+typedef struct tc_cg_spec {
+  int kind, act, flags;
+  int64_t cols;
+  int width, unroll;
+  char sym[64];
+} tc_cg_spec;
+
+/* Parses a spec string; false when it is malformed or names an unknown kind. */
+bool tc_cg_spec_parse(const char *s, tc_cg_spec *out);
+/* Writes the spec string of sp into buf. */
+void tc_cg_spec_format(const tc_cg_spec *sp, char *buf, size_t cap);
+/* The kind's name ("bias_act", ...), or "?". */
+const char *tc_cg_kind_name(int kind);
+
+/* The spec node n gets for rows of length cols (width, unroll and sym left
+ * for the caller). False when generated kernels do not cover the node (op,
+ * domain, attributes, optional outputs). */
+bool tc_cg_node_spec(const tc_node *n, int64_t cols, tc_cg_spec *out);
+
+/* Runs node k->node with kernel fn of spec sp when the run-time inputs fit
+ * (float32, last dim == cols, parameter shapes); returns false, having done
+ * nothing, when they do not (the caller runs its own kernel). *st is the
+ * status when it ran. */
+bool tc_native_run(tc_kernel_ctx *k, const tc_cg_spec *sp, tc_cg_row_fn fn,
+                   const tc_rt_tensor *const *in, size_t n_in, tc_rt_tensor *out, size_t n_out,
+                   tc_status *st);
+
+/* SHA-256 of a byte range as 64 hex digits + NUL. */
+void tc_sha256_hex(const void *data, size_t size, char hex[65]);
+
+/* A loaded kernel library. */
+typedef struct tc_native_lib tc_native_lib;
+/* Loads a kernel library from its bytes (kept in an anonymous memory file,
+ * so what is checked is what is loaded). NULL with why filled on failure. */
+tc_native_lib *tc_native_lib_open(const void *data, size_t size, char *why, size_t why_cap);
+/* The function named sym, or NULL. */
+tc_cg_row_fn tc_native_lib_sym(tc_native_lib *lib, const char *sym);
+void tc_native_lib_close(tc_native_lib *lib);
+
+#endif
