@@ -16,6 +16,7 @@
 #include "precision.h"
 #include "report_html.h"
 #include "triton.h"
+#include "tune.h"
 
 typedef struct opt_args {
   const char *in, *out, *passes, *report, *dump_after;
@@ -26,6 +27,9 @@ typedef struct opt_args {
   /* --precision, --keep-io-types, --calib, ... (precision.h), and what they did */
   tc_precision_options prec;
   tc_precision_result *prec_res;
+  /* --codegen, --tune, ... (tune.h), and what they did */
+  tc_tune_options tune;
+  tc_tune_result *tune_res;
   const char *reports[4]; /* every --report given (report is the last) */
   size_t n_reports;
   bool bench; /* --bench, --bench-runtime */
@@ -158,6 +162,9 @@ static int parse_args(int argc, char **argv, opt_args *a) {
     } else if (tc_precision_is_option(s)) {
       if (tc_precision_parse_arg(argc, argv, &i, &a->prec))
         return TC_EXIT_ERROR;
+    } else if (tc_tune_is_option(s)) {
+      if (tc_tune_parse_arg(argc, argv, &i, &a->tune))
+        return TC_EXIT_ERROR;
     } else if (s[0] == '-' && s[1]) {
       return tc_cli_usage_error("optimize: unknown option '%s'", s);
     } else if (!a->in) {
@@ -166,6 +173,7 @@ static int parse_args(int argc, char **argv, opt_args *a) {
       return tc_cli_usage_error("optimize: more than one model given ('%s' and '%s')", a->in, s);
     }
   }
+  a->prec.shapes_for_codegen = a->tune.codegen;
   if (tc_precision_check_args(&a->prec))
     return TC_EXIT_ERROR;
   if (!a->in)
@@ -289,6 +297,7 @@ static int write_report(const opt_args *a, const char *path, const tc_pipeline *
     tc_json_end_object(&j);
   }
   tc_precision_json(a->prec_res, &j);
+  tc_tune_json(a->tune_res, &j);
   if (tc_report_json_fields(&j, extra)) {
     fclose(f);
     return tc_cli_error("out of memory");
@@ -410,14 +419,25 @@ int tc_cmd_optimize(int argc, char **argv) {
     tc_cli_error("out of memory");
     goto done;
   }
+  a.tune.output = a.out;
+  a.tune.shapes = &a.prec;
+  if (tc_tune_apply(m, &a.tune, &a.tune_res)) {
+    tc_tune_commit(a.tune_res, true);
+    goto done;
+  }
   if (tc_model_save_file(m, a.out, &a.save, d) != TC_STATUS_OK) {
+    tc_tune_commit(a.tune_res, true);
     tc_cli_report(d);
     goto done;
   }
+  if (tc_tune_commit(a.tune_res, false))
+    goto done;
   if (!a.quiet)
     print_table(&a, p, &before, &after, stdout);
   if (!a.quiet)
     tc_precision_print(a.prec_res, stdout);
+  if (!a.quiet)
+    tc_tune_print(a.tune_res, stdout);
   if (a.bench && run_bench(&a, &x))
     goto done;
   if (a.triton.dir && run_triton(&a, m, &x))
@@ -458,6 +478,7 @@ int tc_cmd_optimize(int argc, char **argv) {
   rc = 0;
 done:
   tc_precision_result_free(a.prec_res);
+  tc_tune_result_free(a.tune_res);
   free_extras(&x);
   tc_model_summary_free(&before);
   tc_model_summary_free(&after);

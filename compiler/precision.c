@@ -234,7 +234,8 @@ int tc_precision_parse_arg(int argc, char **argv, int *i, tc_precision_options *
     o->int8_mode_given = true;
     return 0;
   }
-  o->validation_given = true;
+  if (strcmp(s, "--shape") != 0)
+    o->validation_given = true;
   if (strcmp(s, "--calib") == 0) {
     o->calib_dir = v;
   } else if (strcmp(s, "--calib-random") == 0) {
@@ -254,8 +255,11 @@ int tc_precision_parse_arg(int argc, char **argv, int *i, tc_precision_options *
 
 int tc_precision_check_args(const tc_precision_options *o) {
   if (o->validation_given && !o->type)
-    return tc_cli_usage_error("--calib, --calib-random, --budget and --shape check a precision "
+    return tc_cli_usage_error("--calib, --calib-random and --budget check a precision "
                               "conversion: give --precision fp16, bf16 or int8");
+  if (o->n_shapes && !o->type && !o->shapes_for_codegen)
+    return tc_cli_usage_error("--shape sizes the inputs a precision conversion is checked on, or "
+                              "those the tuner measures on: give --precision or --codegen/--tune");
   if (o->keep_io_types && !o->type)
     return tc_cli_usage_error("--keep-io-types needs --precision fp16, bf16 or int8");
   if (o->int8_mode_given && o->type != TC_DTYPE_I8)
@@ -308,6 +312,31 @@ static bool name_has_mask(const char *name) {
   return false;
 }
 
+static int random_set(const tc_model *m, const tc_precision_options *o, uint64_t *state,
+                      input_set *out);
+
+int tc_precision_random_inputs(const tc_model *m, const tc_precision_options *o, uint64_t *state,
+                               char **names, tc_ndarray *arrays, size_t cap, size_t *n) {
+  input_set *set = calloc(1, sizeof *set);
+  if (!set)
+    return tc_cli_error("out of memory");
+  int rc = random_set(m, o, state, set);
+  if (!rc && set->n > cap)
+    rc = tc_cli_error("%s: more than %zu inputs", m->path ? m->path : "model", cap);
+  if (rc) {
+    set_free(set);
+    free(set);
+    return rc;
+  }
+  for (size_t i = 0; i < set->n; i++) {
+    names[i] = set->names[i];
+    arrays[i] = set->arrays[i];
+  }
+  *n = set->n;
+  free(set);
+  return 0;
+}
+
 /* Random inputs for every input of m without an initializer. */
 static int random_set(const tc_model *m, const tc_precision_options *o, uint64_t *state,
                       input_set *out) {
@@ -330,10 +359,10 @@ static int random_set(const tc_model *m, const tc_precision_options *o, uint64_t
                           v->name, t->rank, whole->rank);
     for (size_t d = 0; d < t->rank; d++) {
       const tc_dim *dd = &t->dims[d];
-      dims[d] = whole                      ? whole->dims[d]
-                : dd->kind == TC_DIM_VALUE ? dd->value
-                : dd->kind == TC_DIM_PARAM ? dim_size(o, dd->param)
-                                           : 1;
+      dims[d] = whole                                        ? whole->dims[d]
+                : dd->kind == TC_DIM_VALUE && dd->value >= 0 ? dd->value
+                : dd->kind == TC_DIM_PARAM                   ? dim_size(o, dd->param)
+                                           : 1; /* unknown, or -1 as some exporters write */
     }
     char why[256];
     tc_ndarray *a = &out->arrays[out->n];

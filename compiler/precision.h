@@ -27,14 +27,15 @@ typedef struct tc_precision_options {
   /* 0: float32, nothing to do; TC_DTYPE_F16 or TC_DTYPE_BF16 (convert-half);
    * TC_DTYPE_I8: dynamic int8 MatMuls (quantize-dynamic) */
   int32_t type;
-  bool keep_io_types;    /* --keep-io-types */
-  bool int8_mode_given;  /* --int8-mode dynamic (static is refused) */
-  const char *calib_dir; /* --calib DIR, or NULL */
-  long calib_random;     /* --calib-random N; -1 when not given */
-  double budget_cos;     /* --budget cos=C (default 0.999; 0.99 for int8) */
-  bool budget_cos_given; /* cos was in --budget */
-  double budget_max_abs; /* --budget max-abs=A; negative: no bound */
-  bool validation_given; /* any of --calib, --calib-random, --budget, --shape */
+  bool keep_io_types;      /* --keep-io-types */
+  bool int8_mode_given;    /* --int8-mode dynamic (static is refused) */
+  const char *calib_dir;   /* --calib DIR, or NULL */
+  long calib_random;       /* --calib-random N; -1 when not given */
+  double budget_cos;       /* --budget cos=C (default 0.999; 0.99 for int8) */
+  bool budget_cos_given;   /* cos was in --budget */
+  double budget_max_abs;   /* --budget max-abs=A; negative: no bound */
+  bool validation_given;   /* any of --calib, --calib-random, --budget */
+  bool shapes_for_codegen; /* --shape may size the tuner's inputs (set by optimize) */
   tc_precision_shape shapes[TC_PRECISION_MAX_SHAPES]; /* --shape NAME=DIMS */
   size_t n_shapes;
 } tc_precision_options;
@@ -78,5 +79,12 @@ void tc_precision_json(const tc_precision_result *r, tc_json *j);
 const tc_precision_layer *tc_precision_layers(const tc_precision_result *r, size_t *n);
 /* Frees r (NULL is fine). */
 void tc_precision_result_free(tc_precision_result *r);
+
+/* Generated inputs for every input of m without an initializer, sized by
+ * the --shape options in o (symbolic dims not given: 1), as the precision
+ * checks generate them. names[i] is malloc'd; arrays[i] is released with
+ * tc_ndarray_release. 0, or TC_EXIT_ERROR after printing the error. */
+int tc_precision_random_inputs(const tc_model *m, const tc_precision_options *o, uint64_t *state,
+                               char **names, tc_ndarray *arrays, size_t cap, size_t *n);
 
 #endif

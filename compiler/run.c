@@ -4,7 +4,8 @@
  * caps the threads kernels use (default: all cores). FILE is .npy or a serialized TensorProto
  * (.pb). Outputs are summarized on stdout and, with --output-dir, written as DIR/<output name>.npy
  * (characters other than letters, digits, '.', '-' and
- * '_' become '_'). `--profile` prints where the time went: per op type and
+ * '_' become '_'). `--allow-native-code` runs the generated kernels of a
+ * model optimized with --codegen cpu. `--profile` prints where the time went: per op type and
  * the slowest nodes, over the timed runs (or the single run without --repeat). */
 #include "run.h"
 
@@ -137,7 +138,7 @@ int tc_cmd_run(int argc, char **argv) {
   const char *names[MAX_INPUTS];
   tc_ndarray inputs[MAX_INPUTS];
   size_t n_in = 0;
-  bool random_inputs = false, profile = false;
+  bool random_inputs = false, profile = false, native = false;
   long repeat = 0;
   int rc = 2;
   tc_model *m = NULL;
@@ -175,6 +176,8 @@ int tc_cmd_run(int argc, char **argv) {
       }
     } else if (!strcmp(argv[i], "--profile")) {
       profile = true;
+    } else if (!strcmp(argv[i], "--allow-native-code")) {
+      native = true;
     } else if (!strcmp(argv[i], "--output-dir") && i + 1 < argc) {
       out_dir = argv[++i];
     } else if (argv[i][0] == '-' || model) {
@@ -188,10 +191,16 @@ int tc_cmd_run(int argc, char **argv) {
     rc = tc_cli_error("run: no model given");
     goto done;
   }
-  if (tc_model_load_file(model, NULL, &m, d) || tc_session_new(m, &s, d)) {
+  tc_session_options so = {.allow_native_code = native};
+  if (tc_model_load_file(model, NULL, &m, d) || tc_session_new_ex(m, &so, &s, d)) {
     rc = tc_cli_error("%s", tc_diag_message(d));
     goto done;
   }
+  if (tc_session_native_note(s)[0])
+    fprintf(stderr, "tacoc: warning: %s; running libtacort's own kernels\n",
+            tc_session_native_note(s));
+  if (native)
+    fprintf(stderr, "tacoc: %zu nodes run generated kernels\n", tc_session_native_nodes(s));
   tc_diag_clear(d); /* run errors name the model once, below */
   uint64_t state = TC_INPUT_SEED;
   for (size_t i = 0; i < m->graph->n_inputs; i++) {

@@ -9,6 +9,11 @@
 
 typedef struct tc_plan tc_plan;
 
+/* Sees every main-graph node's inputs and outputs after its kernel ran (the
+ * tuner captures real operands this way). */
+typedef void (*tc_node_observer)(void *ctx, const tc_node *n, const tc_rt_tensor *const *in,
+                                 size_t n_in, const tc_rt_tensor *out, size_t n_out);
+
 struct tc_session {
   const tc_model *m;
   tc_arena *arena;               /* decoded initializers, kernel table */
@@ -27,6 +32,8 @@ struct tc_session {
   const tc_cg_spec **native_spec; /* by node id */
   size_t native_count;
   char native_note[512];
+  tc_node_observer observe; /* called after every main-graph kernel, when set */
+  void *observe_ctx;
 };
 
 /* One run's state: every value's tensor by value id (outer-scope values are
@@ -55,6 +62,12 @@ void tc_plan_free_list(tc_plan *p);
 void tc_plan_link(tc_plan *p, tc_plan *next);
 /* Number of plans in a list. */
 size_t tc_plan_count(const tc_plan *list);
+
+/* A session that runs the generated kernels of the library at lib_path
+ * (checked against the model's recorded SHA-256 like a library beside the
+ * model); for the tuner, before the library is in its final place. */
+tc_status tc_session_new_with_kernels(const tc_model *m, const char *lib_path, tc_session **out,
+                                      tc_diag *diag);
 
 /* Runs the nodes of g (a main graph or subgraph whose inputs are bound). */
 tc_status tc_run_graph(tc_run *r, const tc_graph *g);

@@ -215,7 +215,7 @@ static unsigned char *read_all(const char *path, size_t *size) {
 
 /* Loads the model's kernel library and binds its nodes; any failure leaves
  * a note and the session on its own kernels. */
-static void bind_native(tc_session *s) {
+static void bind_native(tc_session *s, const char *lib_path) {
   const tc_model *m = s->m;
   const char *file = meta(m, KERNELS_KEY), *want = meta(m, KERNELS_KEY ".sha256");
   if (!file)
@@ -226,12 +226,15 @@ static void bind_native(tc_session *s) {
     snprintf(note, cap, "the model's kernel library record is malformed");
     return;
   }
-  if (!m->dir) {
+  if (!m->dir && !lib_path) {
     snprintf(note, cap, "kernel library %.300s: the model was not loaded from a file", file);
     return;
   }
   char path[4096];
-  snprintf(path, sizeof path, "%s/%s", m->dir, file);
+  if (lib_path)
+    snprintf(path, sizeof path, "%s", lib_path);
+  else
+    snprintf(path, sizeof path, "%s/%s", m->dir, file);
   size_t size = 0;
   unsigned char *bytes = read_all(path, &size);
   if (!bytes) {
@@ -290,8 +293,21 @@ tc_status tc_session_new(const tc_model *m, tc_session **out, tc_diag *diag) {
   return tc_session_new_ex(m, NULL, out, diag);
 }
 
+static tc_status session_new(const tc_model *m, bool native, const char *lib_path, tc_session **out,
+                             tc_diag *diag);
+
 tc_status tc_session_new_ex(const tc_model *m, const tc_session_options *opts, tc_session **out,
                             tc_diag *diag) {
+  return session_new(m, opts && opts->allow_native_code, NULL, out, diag);
+}
+
+tc_status tc_session_new_with_kernels(const tc_model *m, const char *lib_path, tc_session **out,
+                                      tc_diag *diag) {
+  return session_new(m, true, lib_path, out, diag);
+}
+
+static tc_status session_new(const tc_model *m, bool native, const char *lib_path, tc_session **out,
+                             tc_diag *diag) {
   tc_diag local = {0};
   if (!diag)
     diag = &local;
@@ -311,8 +327,8 @@ tc_status tc_session_new_ex(const tc_model *m, const tc_session_options *opts, t
     goto fail;
   if ((st = bind_graph(s, m->graph, diag)) || (st = decode_inits(s, m->graph, diag)))
     goto fail;
-  if (opts && opts->allow_native_code)
-    bind_native(s);
+  if (native)
+    bind_native(s, lib_path);
   *out = s;
   return TC_STATUS_OK;
 fail:
@@ -476,19 +492,17 @@ tc_status tc_run_graph(tc_run *r, const tc_graph *g) {
         k.plan_size = tc_plan_sizes(r->plan);
       }
       const tc_cg_spec *nsp = s->native_fn && s->native_fn[n->id] ? s->native_spec[n->id] : NULL;
-      if (nsp &&
-          tc_native_run(&k, nsp, s->native_fn[n->id], in, n->n_inputs, out, n->n_outputs, &st)) {
-        /* ran with the generated kernel */
-      } else if (s->prof) {
-        struct timespec t0, t1;
+      struct timespec t0, t1;
+      if (s->prof)
         clock_gettime(CLOCK_MONOTONIC, &t0);
+      if (!nsp ||
+          !tc_native_run(&k, nsp, s->native_fn[n->id], in, n->n_inputs, out, n->n_outputs, &st))
         st = s->kernels[n->id]->run(&k, in, n->n_inputs, out, n->n_outputs);
+      if (s->prof) {
         clock_gettime(CLOCK_MONOTONIC, &t1);
         int64_t ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
         __atomic_add_fetch(&s->prof[2 * n->id], 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&s->prof[2 * n->id + 1], ns, __ATOMIC_RELAXED);
-      } else {
-        st = s->kernels[n->id]->run(&k, in, n->n_inputs, out, n->n_outputs);
       }
     }
     if (st) {
@@ -501,6 +515,8 @@ tc_status tc_run_graph(tc_run *r, const tc_graph *g) {
     for (size_t o = 0; o < n->n_outputs; o++)
       if (n->outputs[o])
         vals[n->outputs[o]->id] = &out[o];
+    if (s->observe && g == s->m->graph)
+      s->observe(s->observe_ctx, n, in, n->n_inputs, out, n->n_outputs);
   }
   return TC_STATUS_OK;
 }

@@ -17,6 +17,7 @@ model. Ends with
 "e2e: N passed, N failed"."""
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -129,9 +130,11 @@ def compare(name, got, want, worst):
     return None
 
 
-def run_case(tacoc, model, label, inputs, tmp, reference=None):
+def run_case(tacoc, model, label, inputs, tmp, reference=None, run_args=()):
     """tacort on model vs ORT on reference (default: model itself); with a
-    reference, ORT on model is checked against it as well."""
+    reference, ORT on model is checked against it as well. run_args go to
+    `tacoc run`; with --allow-native-code the generated kernels must have
+    been used."""
     sess = ort.InferenceSession(reference or model, providers=["CPUExecutionProvider"])
     ref = sess.run(None, inputs)
     worst = []
@@ -144,7 +147,7 @@ def run_case(tacoc, model, label, inputs, tmp, reference=None):
             problem = compare(f"ORT {meta.name}", got, want, worst)
             if problem:
                 return problem, worst
-    args = [tacoc, "run", model, "--output-dir", os.path.join(tmp, "out")]
+    args = [tacoc, "run", model, "--output-dir", os.path.join(tmp, "out"), *run_args]
     for k, v in inputs.items():
         path = os.path.join(tmp, f"{k}.npy")
         np.save(path, v)
@@ -152,6 +155,11 @@ def run_case(tacoc, model, label, inputs, tmp, reference=None):
     proc = subprocess.run(args, capture_output=True, text=True)
     if proc.returncode != 0:
         return f"tacoc run failed: {proc.stderr.strip()}", None
+    if "--allow-native-code" in run_args:
+        m = re.search(r"(\d+) nodes run generated kernels", proc.stderr)
+        if "warning" in proc.stderr or not m:
+            return f"the generated kernels were not used: {proc.stderr.strip()}", None
+        worst.append(("generated-kernel nodes", int(m.group(1)), 0.0))
     for meta, want in zip(sess.get_outputs(), ref):
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in meta.name)
         got = np.load(os.path.join(tmp, "out", f"{safe}.npy"))
@@ -161,9 +169,9 @@ def run_case(tacoc, model, label, inputs, tmp, reference=None):
     return None, worst
 
 
-def optimize(tacoc, model, out):
+def optimize(tacoc, model, out, extra=()):
     """tacoc optimize -O2; returns (problem, nodes before, nodes after)."""
-    proc = subprocess.run([tacoc, "optimize", model, "-o", out, "-O2", "--quiet"],
+    proc = subprocess.run([tacoc, "optimize", model, "-o", out, "-O2", "--quiet", *extra],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         return f"tacoc optimize failed: {proc.stderr.strip()}", 0, 0
@@ -190,13 +198,24 @@ def main():
             print(f"FAIL {name} -O2: {problem}")
         else:
             print(f"     {name} -O2: {before} -> {after} nodes")
+        # -O2 with generated kernels (untuned: deterministic), run with them allowed
+        cg = os.path.join(optdir, f"{name}.cg.onnx")
+        cg_problem = optimize(a.tacoc, model, cg, ("--codegen", "cpu", "--tune", "off"))[0]
+        has_lib = not cg_problem and os.path.exists(cg + ".tacok")
+        if cg_problem:
+            failed += 1
+            print(f"FAIL {name} -O2 --codegen cpu: {cg_problem}")
+        variants = [("", model, None, ()), (" -O2", opt, model, ())]
+        if has_lib:
+            variants.append((" -O2 codegen", cg, model, ("--allow-native-code",)))
         for label, inputs in sets if sets is not None else feeds(name, rng):
-            for variant, path, ref in (("", model, None), (" -O2", opt, model)):
+            for variant, path, ref, run_args in variants:
                 if ref and problem:
                     continue
                 with tempfile.TemporaryDirectory() as tmp:
-                    bad, worst = run_case(a.tacoc, path, label, inputs, tmp, ref)
-                errs = ", ".join(f"{o}: max abs {ab:.2e}, rel to max {rl:.2e}"
+                    bad, worst = run_case(a.tacoc, path, label, inputs, tmp, ref, run_args)
+                errs = ", ".join(f"{ab} nodes on generated kernels" if o == "generated-kernel nodes"
+                                 else f"{o}: max abs {ab:.2e}, rel to max {rl:.2e}"
                                  for o, ab, rl in worst or [])
                 if bad:
                     failed += 1

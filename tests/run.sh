@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-2}
 PY=.venv/bin/python
-SUITES=${TC_SUITES:-"unit conformance conformance-O3 passes e2e precision roundtrip errors bench report bigmodel fuzz"}
+SUITES=${TC_SUITES:-"unit conformance conformance-O3 passes e2e precision codegen roundtrip errors bench report bigmodel fuzz"}
 TACOC=$BUILD/bin/tacoc
 DATA=build/testdata
 export PYTHONWARNINGS=ignore
@@ -91,6 +91,9 @@ for s in $SUITES; do
   precision)
     $PY tools/gen_e2e_models.py "$DATA/e2e" || { echo "precision: cannot generate models"; failed=$((failed + 1)); continue; }
     run_suite precision $PY tests/precision.py --tacoc "$TACOC" "$DATA/e2e" ;;
+  codegen)
+    $PY tools/gen_e2e_models.py "$DATA/e2e" || { echo "codegen: cannot generate models"; failed=$((failed + 1)); continue; }
+    run_suite codegen $PY tests/codegen.py --tacoc "$TACOC" "$DATA/e2e" ;;
   errors)
     run_suite errors $PY tests/errors.py --tacoc "$TACOC" ;;
   bench)

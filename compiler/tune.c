@@ -1,0 +1,993 @@
+/* The CPU autotuner (tune.h).
+ *
+ * 1. Run the model once in libtacort on generated inputs (--shape fixes
+ *    symbolic dims) and capture the operands of every node a generated
+ *    kernel can run (tc_cg_node_spec): these are the shapes and values the
+ *    candidates are measured on.
+ * 2. Group the nodes by signature (kind, activation, flags, row length, rows).
+ *    Per signature the candidates are libtacort's own kernel and generated
+ *    kernels at several vector widths and unroll factors (--tune fast: the
+ *    native width and half of it, unroll 1 and 2; full: widths 4/8/16 and
+ *    unroll 1/2/4). --tune off generates the native width, unroll 1, for
+ *    every candidate without measuring (deterministic output).
+ * 3. Measure: warm-up, then repetitions interleaved across candidates, each
+ *    call timed on the monotonic clock; median and spread (interquartile
+ *    range) per candidate. A generated kernel wins only when it beats the
+ *    built-in kernel by more than the larger of the two spreads, and only
+ *    when its output matches the built-in kernel's on the captured operands.
+ *    Decisions go to the tuning cache (keyed by CPU and signature) and come
+ *    from it when present.
+ * 4. Build the winners into one library, record it in the model, then check
+ *    the whole model: the generated kernels are kept only when the model's
+ *    median latency with them is lower than without them. */
+#include "tune.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cg.h"
+#include "cli.h"
+#include "exec.h"
+#include "inputs.h"
+#include "native.h"
+#include "shapes.h"
+
+#define MAX_CANDS 16
+#define MAX_IN 5
+
+typedef struct cand {
+  char name[24]; /* "builtin" or "w16u2" */
+  int width, unroll;
+  double med_us, spread_us;
+  bool measured, ok;
+  double max_err;
+  double *t; /* timings */
+} cand;
+
+typedef struct sig_entry {
+  tc_cg_spec spec; /* kind, act, flags, cols */
+  int64_t rows;
+  char key[200];
+  const tc_node *node; /* the first node with this signature: measured on its operands */
+  int64_t opset;
+  tc_rt_tensor in[MAX_IN];
+  size_t n_in, n_out;
+  cand c[MAX_CANDS]; /* c[0]: the built-in kernel */
+  size_t n_c;
+  int winner; /* index into c */
+  bool cached;
+  char reason[160];
+  char sym[64];  /* in the final library */
+  uint32_t *ids; /* every node captured with this signature */
+  size_t n_ids, cap_ids;
+} sig_entry;
+
+struct tc_tune_result {
+  tc_tune_options o;
+  char cpu_key[160];
+  int threads;
+  char lib_tmp[4200], lib_final[4200], lib_name[4200], sha[65];
+  sig_entry *sigs;
+  size_t n_sigs, n_bound, n_candidates;
+  bool built, model_checked, kept;
+  double model_ms_builtin, model_ms_native, seconds;
+  char note[512];
+};
+
+bool tc_tune_is_option(const char *a) {
+  static const char *const opts[] = {"--codegen",      "--tune", "--tune-budget",
+                                     "--tuning-cache", "--cpu",  NULL};
+  for (size_t i = 0; opts[i]; i++)
+    if (!strcmp(a, opts[i]))
+      return true;
+  return false;
+}
+
+int tc_tune_parse_arg(int argc, char **argv, int *i, tc_tune_options *o) {
+  const char *s = argv[*i];
+  if (*i + 1 >= argc)
+    return tc_cli_usage_error("%s needs a value", s);
+  const char *v = argv[++*i];
+  if (!strcmp(s, "--codegen")) {
+    if (strcmp(v, "cpu") && strcmp(v, "off"))
+      return tc_cli_usage_error("--codegen takes cpu or off, got '%s'", v);
+    o->codegen = !strcmp(v, "cpu");
+  } else if (!strcmp(s, "--tune")) {
+    if (!strcmp(v, "off"))
+      o->mode = TC_TUNE_OFF;
+    else if (!strcmp(v, "fast"))
+      o->mode = TC_TUNE_FAST;
+    else if (!strcmp(v, "full"))
+      o->mode = TC_TUNE_FULL;
+    else
+      return tc_cli_usage_error("--tune takes off, fast or full, got '%s'", v);
+    if (o->mode != TC_TUNE_OFF)
+      o->codegen = true;
+  } else if (!strcmp(s, "--tune-budget")) {
+    char *end;
+    errno = 0;
+    double b = strtod(v, &end);
+    if (errno || end == v || *end || !(b > 0) || b > 86400)
+      return tc_cli_usage_error("--tune-budget needs seconds (more than 0), got '%s'", v);
+    o->budget_s = b;
+  } else if (!strcmp(s, "--tuning-cache")) {
+    o->cache = v;
+  } else { /* --cpu */
+    o->cpu = v;
+  }
+  return 0;
+}
+
+static void tc_tune_result_free_sigs(tc_tune_result *r) {
+  for (size_t i = 0; i < r->n_sigs; i++) {
+    for (size_t k = 0; k < MAX_IN; k++)
+      free(r->sigs[i].in[k].data);
+    free(r->sigs[i].ids);
+  }
+  free(r->sigs);
+  r->sigs = NULL;
+  r->n_sigs = r->n_candidates = 0;
+}
+
+/* ---- capture ---- */
+
+typedef struct capture {
+  tc_tune_result *r;
+  size_t cap;
+  bool oom;
+} capture;
+
+static int64_t rows_of(const tc_rt_tensor *x) {
+  return x->rank && x->dims[x->rank - 1] > 0 ? (int64_t)tc_rt_numel(x) / x->dims[x->rank - 1] : 0;
+}
+
+static void sig_key(const tc_cg_spec *sp, int64_t rows, int threads, char *buf, size_t cap) {
+  snprintf(buf, cap, "kind=%s act=%d flags=%d cols=%lld rows=%lld threads=%d",
+           tc_cg_kind_name(sp->kind), sp->act, sp->flags, (long long)sp->cols, (long long)rows,
+           threads);
+}
+
+static bool copy_tensor(const tc_rt_tensor *src, tc_rt_tensor *dst) {
+  *dst = *src;
+  dst->data = malloc(src->bytes ? src->bytes : 1);
+  if (!dst->data)
+    return false;
+  memcpy(dst->data, src->data, src->bytes);
+  return true;
+}
+
+static bool add_id(sig_entry *e, uint32_t id) {
+  if (e->n_ids == e->cap_ids) {
+    size_t cap = e->cap_ids ? 2 * e->cap_ids : 8;
+    uint32_t *v = realloc(e->ids, cap * sizeof *v);
+    if (!v)
+      return true;
+    e->ids = v;
+    e->cap_ids = cap;
+  }
+  e->ids[e->n_ids++] = id;
+  return false;
+}
+
+static void observe(void *ctx, const tc_node *n, const tc_rt_tensor *const *in, size_t n_in,
+                    const tc_rt_tensor *out, size_t n_out) {
+  (void)out;
+  capture *c = ctx;
+  tc_tune_result *r = c->r;
+  const tc_rt_tensor *x = n_in ? in[0] : NULL;
+  tc_cg_spec sp;
+  if (c->oom || !x || x->dtype != TC_DTYPE_F32 || !x->rank || n_in > MAX_IN ||
+      !tc_cg_node_spec(n, x->dims[x->rank - 1], &sp))
+    return;
+  for (size_t i = 0; i < n_in; i++)
+    if (in[i] && in[i]->dtype != TC_DTYPE_F32)
+      return;
+  r->n_candidates++;
+  char key[200]; /* untuned kernels do not depend on the number of rows */
+  sig_key(&sp, r->o.mode == TC_TUNE_OFF ? 0 : rows_of(x), r->threads, key, sizeof key);
+  for (size_t i = 0; i < r->n_sigs; i++)
+    if (!strcmp(r->sigs[i].key, key)) {
+      c->oom |= add_id(&r->sigs[i], n->id);
+      return;
+    }
+  if (r->n_sigs == c->cap) {
+    size_t cap = c->cap ? 2 * c->cap : 16;
+    sig_entry *s = realloc(r->sigs, cap * sizeof *s);
+    if (!s) {
+      c->oom = true;
+      return;
+    }
+    r->sigs = s;
+    c->cap = cap;
+  }
+  sig_entry *e = &r->sigs[r->n_sigs];
+  memset(e, 0, sizeof *e);
+  e->spec = sp;
+  e->rows = r->o.mode == TC_TUNE_OFF ? 0 : rows_of(x);
+  snprintf(e->key, sizeof e->key, "%s", key);
+  e->node = n;
+  e->n_in = n_in;
+  e->n_out = n_out;
+  r->n_sigs++;
+  if (add_id(e, n->id)) {
+    c->oom = true;
+    return;
+  }
+  for (size_t i = 0; i < n_in; i++)
+    if (in[i] && !copy_tensor(in[i], &e->in[i])) {
+      c->oom = true;
+      return;
+    }
+}
+
+/* Generated inputs (the precision checks' generator, --shape applied). */
+static int gen_inputs(const tc_model *m, const tc_tune_result *r, char **names, tc_ndarray *in,
+                      size_t *n) {
+  uint64_t state = TC_INPUT_SEED;
+  tc_precision_options none;
+  tc_precision_defaults(&none);
+  return tc_precision_random_inputs(m, r->o.shapes ? r->o.shapes : &none, &state, names, in, 64, n);
+}
+
+static void free_inputs(char **names, tc_ndarray *in, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(names[i]);
+    tc_ndarray_release(&in[i]);
+  }
+}
+
+/* Runs m once on generated inputs with the observer on; -1 with why when
+ * the model does not run on them. */
+static int capture_run(tc_model *m, tc_tune_result *r, char *why, size_t cap) {
+  tc_diag *d = tc_diag_new();
+  tc_session *s = NULL;
+  tc_ndarray in[64] = {0}, *outs = NULL;
+  char *names[64] = {0};
+  size_t n_in = 0;
+  int rc = -1;
+  capture c = {.r = r};
+  if (!d || tc_session_new(m, &s, d)) {
+    snprintf(why, cap, "%s", d ? tc_diag_message(d) : "out of memory");
+    goto out;
+  }
+  if (gen_inputs(m, r, names, in, &n_in)) {
+    snprintf(why, cap, "its inputs cannot be generated");
+    goto out;
+  }
+  size_t n_out = tc_model_num_outputs(m);
+  if (!(outs = calloc(n_out + 1, sizeof *outs))) {
+    snprintf(why, cap, "out of memory");
+    goto out;
+  }
+  s->observe = observe;
+  s->observe_ctx = &c;
+  if (tc_session_run(s, n_in, (const char *const *)names, in, outs, d)) {
+    snprintf(why, cap, "%s", tc_diag_message(d));
+    goto out;
+  }
+  if (c.oom) {
+    snprintf(why, cap, "out of memory");
+    goto out;
+  }
+  rc = 0;
+out:
+  for (size_t i = 0; outs && i < n_out; i++)
+    tc_ndarray_release(&outs[i]);
+  free(outs);
+  free_inputs(names, in, n_in);
+  tc_session_free(s);
+  tc_diag_free(d);
+  return rc;
+}
+
+/* Without a run: candidates from static shape inference (row length known,
+ * rows unknown), for --tune off. */
+static int static_candidates(tc_model *m, tc_tune_result *r) {
+  tc_shapes *sh = tc_shapes_infer(m->graph);
+  if (!sh)
+    return tc_cli_error("out of memory");
+  capture c = {.r = r};
+  for (tc_node *n = m->graph->first; n && !c.oom; n = n->next) {
+    const tc_shape *x = n->n_inputs && n->inputs[0] ? tc_shape_of(sh, n->inputs[0]) : NULL;
+    if (!x || !x->known || x->dtype != TC_DTYPE_F32 || !x->rank || x->dims[x->rank - 1].sym)
+      continue;
+    bool f32 = true;
+    for (size_t i = 1; i < n->n_inputs; i++) {
+      const tc_shape *p = n->inputs[i] ? tc_shape_of(sh, n->inputs[i]) : NULL;
+      f32 &= !p || !p->known || p->dtype == TC_DTYPE_F32;
+    }
+    tc_cg_spec sp;
+    if (!f32 || n->n_inputs > MAX_IN || !tc_cg_node_spec(n, x->dims[x->rank - 1].v, &sp))
+      continue;
+    r->n_candidates++;
+    char key[200];
+    sig_key(&sp, 0, r->threads, key, sizeof key);
+    size_t i = 0;
+    while (i < r->n_sigs && strcmp(r->sigs[i].key, key))
+      i++;
+    if (i == r->n_sigs) {
+      if (r->n_sigs == c.cap) {
+        size_t cap = c.cap ? 2 * c.cap : 16;
+        sig_entry *v = realloc(r->sigs, cap * sizeof *v);
+        if (!v)
+          break;
+        r->sigs = v;
+        c.cap = cap;
+      }
+      sig_entry *e = &r->sigs[r->n_sigs++];
+      memset(e, 0, sizeof *e);
+      e->spec = sp;
+      snprintf(e->key, sizeof e->key, "%s", key);
+      e->node = n;
+      e->n_in = n->n_inputs;
+      e->n_out = n->n_outputs;
+    }
+    c.oom |= add_id(&r->sigs[i], n->id);
+  }
+  tc_shapes_free(sh);
+  return c.oom ? tc_cli_error("out of memory") : 0;
+}
+
+/* ---- candidates and measurement ---- */
+
+static void add_cand(sig_entry *e, int w, int u) {
+  if (e->n_c == MAX_CANDS)
+    return;
+  cand *c = &e->c[e->n_c++];
+  memset(c, 0, sizeof *c);
+  c->width = w;
+  c->unroll = u;
+  if (w)
+    snprintf(c->name, sizeof c->name, "w%du%d", w, u);
+  else
+    snprintf(c->name, sizeof c->name, "builtin");
+}
+
+static void make_candidates(sig_entry *e, tc_tune_mode mode, int native_w) {
+  e->n_c = 0;
+  add_cand(e, 0, 0);
+  if (mode == TC_TUNE_OFF) {
+    add_cand(e, native_w, 1);
+    return;
+  }
+  static const int full_w[] = {4, 8, 16}, full_u[] = {1, 2, 4};
+  int fast_w[] = {native_w / 2 >= 4 ? native_w / 2 : native_w, native_w};
+  const int *ws = mode == TC_TUNE_FULL ? full_w : fast_w;
+  size_t nw = mode == TC_TUNE_FULL ? 3 : 2, nu = mode == TC_TUNE_FULL ? 3 : 2;
+  for (size_t i = 0; i < nw; i++) {
+    if (ws[i] > native_w || (i && ws[i] == ws[i - 1]))
+      continue;
+    for (size_t k = 0; k < nu; k++)
+      add_cand(e, ws[i], full_u[k]);
+  }
+}
+
+static double now_us(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
+}
+
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Runs candidate ci once on e's operands; out gets its outputs. */
+static bool run_cand(sig_entry *e, size_t ci, tc_cg_row_fn fn, const tc_kernel_def *def,
+                     tc_arena *a, tc_rt_tensor *out) {
+  tc_diag diag = {0};
+  tc_kernel_ctx k = {.node = e->node, .opset = e->opset, .diag = &diag, .arena = a};
+  const tc_rt_tensor *in[MAX_IN];
+  for (size_t i = 0; i < e->n_in; i++)
+    in[i] = e->in[i].data ? &e->in[i] : NULL;
+  memset(out, 0, 4 * sizeof *out);
+  if (ci == 0)
+    return def->run(&k, in, e->n_in, out, e->n_out) == TC_STATUS_OK;
+  tc_cg_spec sp = e->spec;
+  sp.width = e->c[ci].width;
+  sp.unroll = e->c[ci].unroll;
+  tc_status st = TC_STATUS_INVALID;
+  return tc_native_run(&k, &sp, fn, in, e->n_in, out, e->n_out, &st) && st == TC_STATUS_OK;
+}
+
+static double max_diff(const tc_rt_tensor *a, const tc_rt_tensor *b) {
+  if (!a->data || !b->data || tc_rt_numel(a) != tc_rt_numel(b))
+    return INFINITY;
+  const float *x = a->data, *y = b->data;
+  double worst = 0;
+  for (size_t i = 0; i < tc_rt_numel(a); i++) {
+    double d = fabs((double)x[i] - (double)y[i]) / (1.0 + fabs((double)y[i]));
+    if (!(d <= worst))
+      worst = isnan(d) ? INFINITY : d;
+  }
+  return worst;
+}
+
+static void measure(sig_entry *e, tc_cg_row_fn *fns, const tc_kernel_def *def, int reps,
+                    tc_arena *a) {
+  tc_rt_tensor ref[4], got[4];
+  /* correctness first: each generated candidate against the built-in kernel */
+  bool ok0 = run_cand(e, 0, NULL, def, a, ref);
+  size_t n_out = e->n_out < 4 ? e->n_out : 4;
+  tc_rt_tensor keep[4] = {0};
+  for (size_t o = 0; ok0 && o < n_out; o++)
+    if (ref[o].data && !copy_tensor(&ref[o], &keep[o]))
+      ok0 = false;
+  tc_arena_reset(a);
+  e->c[0].ok = ok0;
+  for (size_t ci = 1; ci < e->n_c; ci++) {
+    cand *c = &e->c[ci];
+    c->ok = ok0 && fns[ci] && run_cand(e, ci, fns[ci], def, a, got);
+    for (size_t o = 0; c->ok && o < n_out; o++)
+      if (keep[o].data) {
+        double d = max_diff(&got[o], &keep[o]);
+        c->max_err = d > c->max_err ? d : c->max_err;
+      }
+    if (c->ok && !(c->max_err <= 1e-4))
+      c->ok = false;
+    tc_arena_reset(a);
+  }
+  for (size_t o = 0; o < 4; o++)
+    free(keep[o].data);
+  for (size_t ci = 0; ci < e->n_c; ci++)
+    e->c[ci].t = e->c[ci].ok ? calloc((size_t)reps, sizeof(double)) : NULL;
+  for (int r = -3; r < reps; r++) /* 3 warm-up rounds */
+    for (size_t ci = 0; ci < e->n_c; ci++) {
+      cand *c = &e->c[ci];
+      if (!c->ok || !c->t)
+        continue;
+      double t0 = now_us();
+      run_cand(e, ci, fns[ci], def, a, got);
+      double t1 = now_us();
+      tc_arena_reset(a);
+      if (r >= 0)
+        c->t[r] = t1 - t0;
+    }
+  for (size_t ci = 0; ci < e->n_c; ci++) {
+    cand *c = &e->c[ci];
+    if (!c->t)
+      continue;
+    qsort(c->t, (size_t)reps, sizeof *c->t, cmp_d);
+    c->med_us = c->t[reps / 2];
+    c->spread_us = c->t[(3 * reps) / 4] - c->t[reps / 4];
+    c->measured = true;
+    free(c->t);
+    c->t = NULL;
+  }
+}
+
+static void decide(sig_entry *e) {
+  cand *b = &e->c[0];
+  e->winner = 0;
+  if (!b->measured) {
+    snprintf(e->reason, sizeof e->reason, "the built-in kernel could not be measured");
+    return;
+  }
+  int best = 0;
+  for (size_t ci = 1; ci < e->n_c; ci++) {
+    cand *c = &e->c[ci];
+    if (c->measured && (best == 0 || c->med_us < e->c[best].med_us))
+      best = (int)ci;
+  }
+  if (!best) {
+    snprintf(e->reason, sizeof e->reason, "no generated kernel matched the built-in output");
+    return;
+  }
+  cand *w = &e->c[best];
+  double noise = w->spread_us > b->spread_us ? w->spread_us : b->spread_us;
+  if (b->med_us - w->med_us > noise) {
+    e->winner = best;
+    snprintf(e->reason, sizeof e->reason, "%.2fx faster than the built-in kernel",
+             b->med_us / (w->med_us > 0 ? w->med_us : 1e-9));
+  } else {
+    snprintf(e->reason, sizeof e->reason,
+             "best generated (%s, %.1f us) does not beat the built-in (%.1f us) by more than the "
+             "spread (%.1f us)",
+             w->name, w->med_us, b->med_us, noise);
+  }
+}
+
+/* ---- the tuning cache: lines "tacoc-tune/1\tCPU\tSIGNATURE\tWINNER\tBUILTIN_US\tWINNER_US" */
+
+static bool cache_lookup(const char *path, const char *cpu, sig_entry *e) {
+  FILE *f = path ? fopen(path, "r") : NULL;
+  if (!f)
+    return false;
+  char line[1024];
+  bool found = false;
+  while (fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\n")] = 0;
+    char *f0 = strtok(line, "\t"), *f1 = strtok(NULL, "\t"), *f2 = strtok(NULL, "\t"),
+         *f3 = strtok(NULL, "\t"), *f4 = strtok(NULL, "\t"), *f5 = strtok(NULL, "\t");
+    if (!f5 || strcmp(f0, "tacoc-tune/1") || strcmp(f1, cpu) || strcmp(f2, e->key))
+      continue;
+    int w = 0, u = 0;
+    e->winner = -1;
+    if (!strcmp(f3, "builtin"))
+      e->winner = 0;
+    else if (sscanf(f3, "w%du%d", &w, &u) == 2)
+      for (size_t ci = 1; ci < e->n_c; ci++)
+        if (e->c[ci].width == w && e->c[ci].unroll == u)
+          e->winner = (int)ci;
+    if (e->winner < 0) { /* a variant this mode does not generate: keep it anyway */
+      add_cand(e, w, u);
+      e->winner = (int)e->n_c - 1;
+    }
+    e->c[0].med_us = atof(f4);
+    e->c[e->winner].med_us = atof(f5);
+    e->c[0].measured = e->c[e->winner].measured = true;
+    found = true; /* the last matching line wins */
+  }
+  fclose(f);
+  if (found) {
+    e->cached = true;
+    snprintf(e->reason, sizeof e->reason, "from the tuning cache");
+  }
+  return found;
+}
+
+static void cache_append(const char *path, const char *cpu, const tc_tune_result *r) {
+  FILE *f = path ? fopen(path, "a") : NULL;
+  if (!f)
+    return;
+  for (size_t i = 0; i < r->n_sigs; i++) {
+    const sig_entry *e = &r->sigs[i];
+    if (e->cached || !e->c[0].measured)
+      continue;
+    fprintf(f, "tacoc-tune/1\t%s\t%s\t%s\t%.3f\t%.3f\n", cpu, e->key, e->c[e->winner].name,
+            e->c[0].med_us, e->c[e->winner].med_us);
+  }
+  fclose(f);
+}
+
+/* ---- model metadata ---- */
+
+static void meta_strip(tc_model *m) {
+  Onnx__ModelProto *pb = m->pb;
+  size_t k = 0;
+  for (size_t i = 0; i < pb->n_metadata_props; i++) {
+    Onnx__StringStringEntryProto *e = pb->metadata_props[i];
+    if (e->key && !strncmp(e->key, "ai.tacoc.kernel", 15)) {
+      protobuf_c_message_free_unpacked(&e->base, NULL);
+      continue;
+    }
+    pb->metadata_props[k++] = e;
+  }
+  pb->n_metadata_props = k;
+}
+
+static int meta_add(tc_model *m, const char *key, const char *value) {
+  Onnx__ModelProto *pb = m->pb;
+  Onnx__StringStringEntryProto **v =
+      realloc(pb->metadata_props, (pb->n_metadata_props + 1) * sizeof *v);
+  if (!v)
+    return -1;
+  pb->metadata_props = v;
+  Onnx__StringStringEntryProto *e = malloc(sizeof *e);
+  if (!e)
+    return -1;
+  onnx__string_string_entry_proto__init(e);
+  e->key = strdup(key);
+  e->value = strdup(value);
+  if (!e->key || !e->value) {
+    free(e->key);
+    free(e->value);
+    free(e);
+    return -1;
+  }
+  v[pb->n_metadata_props++] = e;
+  return 0;
+}
+
+/* Gives every bound node a unique name (unnamed ones get tacoc_cg_<id>). */
+static int name_nodes(tc_model *m) {
+  for (tc_node *n = m->graph->first; n; n = n->next) {
+    bool dup = !n->name || !n->name[0];
+    for (tc_node *p = m->graph->first; !dup && p != n; p = p->next)
+      dup = p->name && !strcmp(p->name, n->name);
+    if (!dup)
+      continue;
+    char buf[64];
+    snprintf(buf, sizeof buf, "tacoc_cg_%u", n->id);
+    if (!(n->name = tc_arena_strdup(m->arena, buf)))
+      return -1;
+    if (n->pb) {
+      /* export writes the modelled name; nothing else to do */
+    }
+  }
+  return 0;
+}
+
+/* Median latency of m with and without the generated kernels, runs
+ * interleaved; drops the kernels (metadata and library) unless they make
+ * the model faster. */
+static int whole_model_check(tc_model *m, tc_tune_result *r) {
+  tc_diag *d = tc_diag_new();
+  tc_session *s[2] = {NULL, NULL};
+  tc_ndarray in[64] = {0}, *outs = NULL;
+  char *names[64] = {0};
+  size_t n_in = 0, n_out = tc_model_num_outputs(m);
+  int rc = TC_EXIT_ERROR, reps = r->o.mode == TC_TUNE_FULL ? 15 : 7;
+  double *t[2] = {calloc((size_t)reps, sizeof(double)), calloc((size_t)reps, sizeof(double))};
+  if (!d || !t[0] || !t[1] || !(outs = calloc(n_out + 1, sizeof *outs))) {
+    tc_cli_error("out of memory");
+    goto out;
+  }
+  if (tc_session_new(m, &s[0], d) || tc_session_new_with_kernels(m, r->lib_tmp, &s[1], d)) {
+    tc_cli_error("codegen: %s", tc_diag_message(d));
+    goto out;
+  }
+  if (tc_session_native_nodes(s[1]) != r->n_bound) {
+    tc_cli_error("codegen: the generated library binds %zu of %zu nodes: %s",
+                 tc_session_native_nodes(s[1]), r->n_bound, tc_session_native_note(s[1]));
+    goto out;
+  }
+  if (gen_inputs(m, r, names, in, &n_in))
+    goto out;
+  for (int k = -2; k < reps; k++)
+    for (int which = 0; which < 2; which++) {
+      double t0 = now_us();
+      if (tc_session_run(s[which], n_in, (const char *const *)names, in, outs, d)) {
+        tc_cli_error("codegen: checking the whole model: %s", tc_diag_message(d));
+        goto out;
+      }
+      double t1 = now_us();
+      for (size_t o = 0; o < n_out; o++)
+        tc_ndarray_release(&outs[o]);
+      if (k >= 0)
+        t[which][k] = (t1 - t0) / 1e3;
+    }
+  qsort(t[0], (size_t)reps, sizeof(double), cmp_d);
+  qsort(t[1], (size_t)reps, sizeof(double), cmp_d);
+  r->model_checked = true;
+  r->model_ms_builtin = t[0][reps / 2];
+  r->model_ms_native = t[1][reps / 2];
+  r->kept = r->model_ms_native < r->model_ms_builtin;
+  if (!r->kept) {
+    snprintf(r->note, sizeof r->note,
+             "whole model not faster with the generated kernels (%.3f ms vs %.3f ms): dropped",
+             r->model_ms_native, r->model_ms_builtin);
+    meta_strip(m);
+    unlink(r->lib_tmp);
+    r->built = false;
+    r->n_bound = 0;
+  }
+  rc = 0;
+out:
+  free_inputs(names, in, n_in);
+  free(outs);
+  free(t[0]);
+  free(t[1]);
+  tc_session_free(s[0]);
+  tc_session_free(s[1]);
+  tc_diag_free(d);
+  return rc;
+}
+
+int tc_tune_apply(tc_model *m, const tc_tune_options *o, tc_tune_result **res) {
+  *res = NULL;
+  if (!o->codegen)
+    return 0;
+  double t_start = now_us();
+  if (!m->pb)
+    return tc_cli_error("codegen: the model has no protobuf record to note the kernels in");
+  tc_tune_result *r = calloc(1, sizeof *r);
+  if (!r)
+    return tc_cli_error("out of memory");
+  *res = r;
+  r->o = *o;
+  r->threads = tc_parallel_pieces((size_t)1 << 30, 1);
+  tc_cg_cpu_key(o->cpu, r->cpu_key, sizeof r->cpu_key);
+  snprintf(r->lib_final, sizeof r->lib_final, "%s.tacok", o->output);
+  snprintf(r->lib_tmp, sizeof r->lib_tmp, "%s.tacok.tmp", o->output);
+  const char *slash = strrchr(r->lib_final, '/');
+  snprintf(r->lib_name, sizeof r->lib_name, "%s", slash ? slash + 1 : r->lib_final);
+  meta_strip(m);
+  if (name_nodes(m))
+    return tc_cli_error("out of memory");
+  char cwhy[512] = "";
+  if (capture_run(m, r, cwhy, sizeof cwhy)) {
+    if (o->mode != TC_TUNE_OFF)
+      return tc_cli_error("--tune: the model does not run on generated inputs, so there is "
+                          "nothing to measure on: %s (give --shape NAME=DIMS for its inputs or "
+                          "symbolic dims, or use --tune off)",
+                          cwhy);
+    tc_tune_result_free_sigs(r);
+    if (static_candidates(m, r))
+      return TC_EXIT_ERROR;
+    snprintf(r->note, sizeof r->note,
+             "row lengths from static shapes: the model does not run on generated inputs (%.300s)",
+             cwhy);
+  }
+  int native_w = tc_cg_native_width(o->cpu);
+  /* candidates, cache, measurement */
+  bool native_cpu = !o->cpu || !strcmp(o->cpu, "native");
+  tc_cg_spec *specs = calloc(r->n_sigs * MAX_CANDS + 1, sizeof *specs);
+  if (!specs)
+    return tc_cli_error("out of memory");
+  size_t n_specs = 0;
+  for (size_t i = 0; i < r->n_sigs; i++) {
+    sig_entry *e = &r->sigs[i];
+    e->opset = 1;
+    for (size_t k = 0; k < m->n_opsets; k++)
+      if (tc_domain_equal(m->opsets[k].domain, e->node->domain))
+        e->opset = m->opsets[k].version;
+    make_candidates(e, o->mode, native_w);
+    if (o->mode == TC_TUNE_OFF) {
+      e->winner = 1;
+      snprintf(e->reason, sizeof e->reason, "not tuned (--tune off): generated at width %d",
+               native_w);
+    } else if (!cache_lookup(o->cache, r->cpu_key, e) && !native_cpu) {
+      e->winner = 1;
+      snprintf(e->reason, sizeof e->reason, "not measured: --cpu %s is not this machine (width %d)",
+               o->cpu, native_w);
+    }
+    for (size_t ci = 1; ci < e->n_c; ci++) {
+      tc_cg_spec *sp = &specs[n_specs++];
+      *sp = e->spec;
+      sp->width = e->c[ci].width;
+      sp->unroll = e->c[ci].unroll;
+      snprintf(sp->sym, sizeof sp->sym, "tune_%zu_%zu", i, ci);
+    }
+  }
+  int rc = 0;
+  char why[512];
+  bool need_measure = false;
+  for (size_t i = 0; i < r->n_sigs; i++)
+    need_measure |= o->mode != TC_TUNE_OFF && native_cpu && !r->sigs[i].cached;
+  if (need_measure && n_specs) {
+    /* one library of every candidate, loaded here to measure */
+    char probe[4300];
+    snprintf(probe, sizeof probe, "%s.probe", r->lib_tmp);
+    if (tc_cg_build_library(specs, n_specs, o->cpu, probe, why, sizeof why)) {
+      free(specs);
+      return tc_cli_error("codegen: %s", why);
+    }
+    FILE *f = fopen(probe, "rb");
+    size_t size = 0;
+    unsigned char *bytes = NULL;
+    if (f && !fseek(f, 0, SEEK_END)) {
+      long len = ftell(f);
+      if (len > 0 && !fseek(f, 0, SEEK_SET) && (bytes = malloc((size_t)len)) &&
+          fread(bytes, 1, (size_t)len, f) == (size_t)len)
+        size = (size_t)len;
+    }
+    if (f)
+      fclose(f);
+    unlink(probe);
+    tc_native_lib *lib = size ? tc_native_lib_open(bytes, size, why, sizeof why) : NULL;
+    free(bytes);
+    if (!lib) {
+      free(specs);
+      return tc_cli_error("codegen: cannot load the candidate kernels: %s", why);
+    }
+    tc_arena *a = tc_arena_new();
+    int reps = o->mode == TC_TUNE_FULL ? 61 : 21;
+    double budget_us = (o->budget_s > 0 ? o->budget_s : 1e9) * 1e6;
+    for (size_t i = 0; i < r->n_sigs && a; i++) {
+      sig_entry *e = &r->sigs[i];
+      if (e->cached)
+        continue;
+      if (now_us() - t_start > budget_us) {
+        e->winner = 0;
+        snprintf(e->reason, sizeof e->reason, "tuning budget spent: built-in kernel kept");
+        continue;
+      }
+      tc_cg_row_fn fns[MAX_CANDS] = {0};
+      for (size_t ci = 1; ci < e->n_c; ci++) {
+        char sym[64];
+        snprintf(sym, sizeof sym, "tune_%zu_%zu", i, ci);
+        fns[ci] = tc_native_lib_sym(lib, sym);
+      }
+      const tc_kernel_def *def = tc_kernel_find(e->node->op_type, e->node->domain, e->opset);
+      if (!def) {
+        snprintf(e->reason, sizeof e->reason, "no built-in kernel to compare with");
+        continue;
+      }
+      measure(e, fns, def, reps, a);
+      decide(e);
+    }
+    tc_arena_free(a);
+    tc_native_lib_close(lib);
+    cache_append(o->cache, r->cpu_key, r);
+  }
+  free(specs);
+  /* the library of the winners */
+  n_specs = 0;
+  tc_cg_spec *win = calloc(r->n_sigs + 1, sizeof *win);
+  if (!win)
+    return tc_cli_error("out of memory");
+  for (size_t i = 0; i < r->n_sigs; i++) {
+    sig_entry *e = &r->sigs[i];
+    if (!e->winner)
+      continue;
+    tc_cg_spec *sp = &win[n_specs];
+    *sp = e->spec;
+    sp->width = e->c[e->winner].width;
+    sp->unroll = e->c[e->winner].unroll;
+    snprintf(sp->sym, sizeof sp->sym, "tck_%zu", n_specs);
+    snprintf(e->sym, sizeof e->sym, "%s", sp->sym);
+    n_specs++;
+  }
+  if (!n_specs) {
+    snprintf(r->note, sizeof r->note, "no generated kernel was chosen: the model is unchanged");
+    free(win);
+    r->seconds = (now_us() - t_start) / 1e6;
+    return 0;
+  }
+  if (tc_cg_build_library(win, n_specs, o->cpu, r->lib_tmp, why, sizeof why)) {
+    free(win);
+    return tc_cli_error("codegen: %s", why);
+  }
+  free(win);
+  r->built = true;
+  {
+    FILE *f = fopen(r->lib_tmp, "rb");
+    unsigned char *bytes = NULL;
+    long len = -1;
+    if (f && !fseek(f, 0, SEEK_END) && (len = ftell(f)) > 0 && !fseek(f, 0, SEEK_SET) &&
+        (bytes = malloc((size_t)len)) && fread(bytes, 1, (size_t)len, f) == (size_t)len)
+      tc_sha256_hex(bytes, (size_t)len, r->sha);
+    free(bytes);
+    if (f)
+      fclose(f);
+    if (!r->sha[0])
+      return tc_cli_error("codegen: cannot read back %s", r->lib_tmp);
+  }
+  /* bind the nodes: rerun the capture's matching by signature on each node */
+  rc = meta_add(m, "ai.tacoc.kernels", r->lib_name) ||
+       meta_add(m, "ai.tacoc.kernels.sha256", r->sha);
+  for (size_t i = 0; !rc && i < r->n_sigs; i++) {
+    sig_entry *e = &r->sigs[i];
+    if (!e->winner)
+      continue;
+    tc_cg_spec sp = e->spec;
+    sp.width = e->c[e->winner].width;
+    sp.unroll = e->c[e->winner].unroll;
+    snprintf(sp.sym, sizeof sp.sym, "%s", e->sym);
+    char spec[256], key[600];
+    tc_cg_spec_format(&sp, spec, sizeof spec);
+    for (tc_node *n = m->graph->first; !rc && n; n = n->next) {
+      bool mine = false;
+      for (size_t k = 0; k < e->n_ids && !mine; k++)
+        mine = e->ids[k] == n->id;
+      if (!mine)
+        continue;
+      snprintf(key, sizeof key, "ai.tacoc.kernel:%s", n->name);
+      rc = meta_add(m, key, spec);
+      r->n_bound++;
+    }
+  }
+  if (rc)
+    return tc_cli_error("out of memory");
+  if (o->mode != TC_TUNE_OFF && native_cpu && whole_model_check(m, r))
+    return TC_EXIT_ERROR;
+  r->seconds = (now_us() - t_start) / 1e6;
+  return 0;
+}
+
+int tc_tune_commit(const tc_tune_result *r, bool discard) {
+  if (!r || !r->built)
+    return 0;
+  if (discard) {
+    unlink(r->lib_tmp);
+    return 0;
+  }
+  if (rename(r->lib_tmp, r->lib_final))
+    return tc_cli_error("%s: cannot move the kernel library into place: %s", r->lib_final,
+                        strerror(errno));
+  return 0;
+}
+
+static const char *mode_name(tc_tune_mode m) {
+  return m == TC_TUNE_FULL ? "full" : m == TC_TUNE_FAST ? "fast" : "off";
+}
+
+void tc_tune_print(const tc_tune_result *r, FILE *f) {
+  if (!r)
+    return;
+  fprintf(f,
+          "\n  codegen cpu (%s), --tune %s: %zu candidate nodes, %zu signatures, %zu nodes bound, "
+          "%.1f s\n",
+          r->cpu_key, mode_name(r->o.mode), r->n_candidates, r->n_sigs, r->n_bound, r->seconds);
+  for (size_t i = 0; i < r->n_sigs; i++) {
+    const sig_entry *e = &r->sigs[i];
+    fprintf(f, "  %-60s x%-3zu %-8s %s\n", e->key, e->n_ids, e->c[e->winner].name, e->reason);
+  }
+  if (r->model_checked)
+    fprintf(f, "  whole model: %.3f ms built-in, %.3f ms with generated kernels (median)\n",
+            r->model_ms_builtin, r->model_ms_native);
+  if (r->note[0])
+    fprintf(f, "  %s\n", r->note);
+  else if (r->built)
+    fprintf(f, "  kernel library: %s (sha256 %.16s...)\n", r->lib_final, r->sha);
+}
+
+void tc_tune_json(const tc_tune_result *r, tc_json *j) {
+  tc_json_key(j, "tuning");
+  if (!r) {
+    tc_json_null(j);
+    return;
+  }
+  tc_json_begin_object(j);
+  tc_json_key(j, "mode");
+  tc_json_string(j, mode_name(r->o.mode));
+  tc_json_key(j, "cpu");
+  tc_json_string(j, r->cpu_key);
+  tc_json_key(j, "library");
+  tc_json_string(j, r->built ? r->lib_name : NULL);
+  tc_json_key(j, "sha256");
+  tc_json_string(j, r->built ? r->sha : NULL);
+  tc_json_key(j, "nodes_bound");
+  tc_json_uint(j, r->n_bound);
+  tc_json_key(j, "seconds");
+  tc_json_double(j, r->seconds);
+  tc_json_key(j, "whole_model");
+  if (r->model_checked) {
+    tc_json_begin_object(j);
+    tc_json_key(j, "builtin_ms");
+    tc_json_double(j, r->model_ms_builtin);
+    tc_json_key(j, "generated_ms");
+    tc_json_double(j, r->model_ms_native);
+    tc_json_key(j, "kept");
+    tc_json_bool(j, r->kept);
+    tc_json_end_object(j);
+  } else {
+    tc_json_null(j);
+  }
+  tc_json_key(j, "note");
+  tc_json_string(j, r->note[0] ? r->note : NULL);
+  tc_json_key(j, "decisions");
+  tc_json_begin_array(j);
+  for (size_t i = 0; i < r->n_sigs; i++) {
+    const sig_entry *e = &r->sigs[i];
+    tc_json_begin_object(j);
+    tc_json_key(j, "signature");
+    tc_json_string(j, e->key);
+    tc_json_key(j, "op");
+    tc_json_string(j, e->node->op_type);
+    tc_json_key(j, "nodes");
+    tc_json_uint(j, e->n_ids);
+    tc_json_key(j, "winner");
+    tc_json_string(j, e->c[e->winner].name);
+    tc_json_key(j, "cached");
+    tc_json_bool(j, e->cached);
+    tc_json_key(j, "reason");
+    tc_json_string(j, e->reason);
+    tc_json_key(j, "candidates");
+    tc_json_begin_array(j);
+    for (size_t ci = 0; ci < e->n_c; ci++) {
+      const cand *c = &e->c[ci];
+      tc_json_begin_object(j);
+      tc_json_key(j, "name");
+      tc_json_string(j, c->name);
+      tc_json_key(j, "median_us");
+      if (c->measured)
+        tc_json_double(j, c->med_us);
+      else
+        tc_json_null(j);
+      tc_json_key(j, "spread_us");
+      if (c->measured && !e->cached)
+        tc_json_double(j, c->spread_us);
+      else
+        tc_json_null(j);
+      tc_json_end_object(j);
+    }
+    tc_json_end_array(j);
+    tc_json_end_object(j);
+  }
+  tc_json_end_array(j);
+  tc_json_end_object(j);
+}
+
+void tc_tune_result_free(tc_tune_result *r) {
+  if (!r)
+    return;
+  tc_tune_result_free_sigs(r);
+  free(r);
+}

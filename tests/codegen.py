@@ -1,0 +1,254 @@
+"""Generated kernels and the tuner end to end: `tacoc optimize --codegen cpu
+--tune off|fast`, the kernel library beside the model, the tuning cache, the
+report's tuning section, and how `tacoc run --allow-native-code` treats a
+library that matches, was altered or is missing.
+
+Usage: codegen.py --tacoc PATH MODELDIR   (MODELDIR: tools/gen_e2e_models.py output)
+
+Prints `ok NAME` / `FAIL NAME: reason` per test, then `codegen: N passed, N failed`.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def tacoc(*args, ok=True):
+    p = subprocess.run([A.tacoc, *args], capture_output=True, text=True, timeout=600)
+    if ok is True:
+        assert p.returncode == 0, f"tacoc {' '.join(args)}: exit {p.returncode}: {p.stderr.strip()}"
+    elif ok is False:
+        assert p.returncode == 2, f"tacoc {' '.join(args)}: exit {p.returncode}, expected 2"
+    return p
+
+
+def meta(path):
+    return {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def bert_inputs(tmp, b=2, s=16):
+    rng = np.random.default_rng(3)
+    mask = np.ones((b, s), np.int64)
+    mask[-1, s // 2:] = 0
+    feeds = {"input_ids": rng.integers(0, 100, (b, s)).astype(np.int64), "attention_mask": mask}
+    args = []
+    for k, v in feeds.items():
+        np.save(os.path.join(tmp, k + ".npy"), v)
+        args += ["--input", f"{k}={os.path.join(tmp, k + '.npy')}"]
+    return feeds, args
+
+
+def run_model(model, args, tmp, native):
+    out = os.path.join(tmp, "out-native" if native else "out")
+    p = tacoc("run", model, *args, "--output-dir", out, *(["--allow-native-code"] if native else []))
+    y = np.load(os.path.join(out, "last_hidden_state.npy"))
+    m = re.search(r"(\d+) nodes run generated kernels", p.stderr)
+    return y, (int(m.group(1)) if m else None), p.stderr
+
+
+def check_library_record(out):
+    """The model's record of its library is consistent; returns the node bindings."""
+    md = meta(out)
+    lib = out + ".tacok"
+    assert md.get("ai.tacoc.kernels") == os.path.basename(lib), md
+    assert os.path.exists(lib), "no library beside the model"
+    assert md.get("ai.tacoc.kernels.sha256") == sha256(lib), "recorded sha256 differs from the file's"
+    assert not os.path.exists(lib + ".tmp"), "temporary library left behind"
+    names = {n.name for n in onnx.load(out, load_external_data=False).graph.node}
+    binds = {k[len("ai.tacoc.kernel:"):]: v for k, v in md.items() if k.startswith("ai.tacoc.kernel:")}
+    assert binds, "no node bound to a kernel"
+    for node, spec in binds.items():
+        assert node in names, f"binding for unknown node {node}"
+        assert re.fullmatch(r"kind=(bias_act|layernorm|softmax) act=\d flags=\d+ cols=\d+ width=\d+ "
+                            r"unroll=\d sym=tck_\d+", spec), spec
+    return binds
+
+
+@test
+def untuned_codegen_matches_ort_and_builtin():
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "opt.onnx")
+        p = tacoc("optimize", BERT, "-o", out, "-O2", "--codegen", "cpu")
+        assert "--tune off" in p.stdout and "nodes bound" in p.stdout, p.stdout
+        binds = check_library_record(out)
+        feeds, args = bert_inputs(tmp)
+        want = ort.InferenceSession(BERT, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+        # ONNX Runtime runs the optimized model as it is (the kernels are metadata to it)
+        got_ort = ort.InferenceSession(out, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+        assert np.allclose(got_ort, want, atol=1e-4, rtol=1e-3)
+        y0, n0, err0 = run_model(out, args, tmp, native=False)
+        y1, n1, err1 = run_model(out, args, tmp, native=True)
+        assert n0 is None and "generated" not in err0, "kernels used without --allow-native-code"
+        assert n1 == len(binds), f"{n1} nodes on generated kernels, {len(binds)} bound: {err1}"
+        assert np.allclose(y1, want, atol=1e-4, rtol=1e-3), np.abs(y1 - want).max()
+        assert np.abs(y1 - y0).max() < 1e-5, np.abs(y1 - y0).max()
+
+
+@test
+def untuned_output_is_deterministic():
+    with tempfile.TemporaryDirectory() as tmp:
+        blobs = []
+        for d in ("a", "b"):
+            os.mkdir(os.path.join(tmp, d))
+            out = os.path.join(tmp, d, "opt.onnx")
+            tacoc("optimize", BERT, "-o", out, "-O2", "--codegen", "cpu", "--tune", "off", "-q")
+            blobs.append((open(out, "rb").read(), open(out + ".tacok", "rb").read()))
+        assert blobs[0][0] == blobs[1][0], "models differ"
+        assert blobs[0][1] == blobs[1][1], "kernel libraries differ"
+
+
+@test
+def tune_fast_report_and_cache():
+    with tempfile.TemporaryDirectory() as tmp:
+        out, rep, cache = (os.path.join(tmp, n) for n in ("opt.onnx", "r.json", "tune.cache"))
+        tacoc("optimize", BERT, "-o", out, "-O2", "--tune", "fast", "--shape", "seq=32",
+              "--tuning-cache", cache, "--report", rep)
+        t = json.load(open(rep))["tuning"]
+        assert t["mode"] == "fast" and t["decisions"], t
+        for d in t["decisions"]:
+            names = [c["name"] for c in d["candidates"]]
+            assert names[0] == "builtin" and len(names) >= 3, names
+            assert d["winner"] in names and not d["cached"], d
+            assert "rows=32" in d["signature"] or "rows=64" in d["signature"], d["signature"]
+            b = d["candidates"][0]
+            assert b["median_us"] > 0 and b["spread_us"] >= 0, b
+        wm = t["whole_model"]
+        assert wm and wm["builtin_ms"] > 0 and wm["generated_ms"] > 0, wm
+        if t["library"]:  # kept: the generated kernels made the whole model faster
+            assert wm["kept"] and wm["generated_ms"] < wm["builtin_ms"], wm
+            check_library_record(out)
+            assert t["sha256"] == sha256(out + ".tacok")
+        else:
+            assert not wm["kept"] and not os.path.exists(out + ".tacok"), t
+            assert not any(k.startswith("ai.tacoc.kernel") for k in meta(out))
+        lines = open(cache).read().splitlines()
+        assert lines and all(l.startswith("tacoc-tune/1\t") and len(l.split("\t")) == 6 for l in lines), lines
+        # the second run takes every decision from the cache, the same way
+        rep2 = os.path.join(tmp, "r2.json")
+        tacoc("optimize", BERT, "-o", os.path.join(tmp, "opt2.onnx"), "-O2", "--tune", "fast",
+              "--shape", "seq=32", "--tuning-cache", cache, "--report", rep2)
+        t2 = json.load(open(rep2))["tuning"]
+        assert [d["signature"] for d in t2["decisions"]] == [d["signature"] for d in t["decisions"]]
+        for d1, d2 in zip(t["decisions"], t2["decisions"]):
+            assert d2["cached"] and d2["winner"] == d1["winner"], (d1, d2)
+
+
+@test
+def altered_or_missing_library_is_not_used():
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "opt.onnx")
+        tacoc("optimize", BERT, "-o", out, "-O2", "--codegen", "cpu", "-q")
+        feeds, args = bert_inputs(tmp)
+        want = ort.InferenceSession(BERT, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+        lib = out + ".tacok"
+        data = bytearray(open(lib, "rb").read())
+        data[len(data) // 2] ^= 0xFF
+        open(lib, "wb").write(bytes(data))
+        y, n, err = run_model(out, args, tmp, native=True)
+        assert "does not match the model" in err and n == 0, err
+        assert np.allclose(y, want, atol=1e-4, rtol=1e-3)
+        os.remove(lib)
+        y, n, err = run_model(out, args, tmp, native=True)
+        assert "cannot be read" in err and n == 0, err
+        assert np.allclose(y, want, atol=1e-4, rtol=1e-3)
+
+
+@test
+def named_cpu_builds_for_that_cpu():
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "opt.onnx")
+        p = tacoc("optimize", BERT, "-o", out, "-O2", "--codegen", "cpu", "--cpu", "x86-64")
+        assert "codegen cpu (x86-64/" in p.stdout, p.stdout
+        binds = check_library_record(out)
+        assert all("width=8" in v for v in binds.values()), binds
+        feeds, args = bert_inputs(tmp)
+        want = ort.InferenceSession(BERT, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+        y, n, err = run_model(out, args, tmp, native=True)
+        assert n == len(binds) and np.allclose(y, want, atol=1e-4, rtol=1e-3), err
+        # measuring needs this machine: decisions say they were not measured
+        rep = os.path.join(tmp, "r.json")
+        tacoc("optimize", BERT, "-o", out, "-O2", "--tune", "fast", "--cpu", "x86-64", "-q",
+              "--report", rep)
+        t = json.load(open(rep))["tuning"]
+        assert all("not measured" in d["reason"] for d in t["decisions"]), t["decisions"]
+        assert t["whole_model"] is None
+
+
+def reshape_model(path):
+    """x [n] -> Reshape [-1, 7] -> LayerNormalization: n = 1 cannot run."""
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["r"]),
+             helper.make_node("LayerNormalization", ["r", "g", "b"], ["y"], axis=-1, epsilon=1e-5)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 7]),
+                           helper.make_tensor("g", TensorProto.FLOAT, [7], [1.5] * 7),
+                           helper.make_tensor("b", TensorProto.FLOAT, [7], [0.25] * 7)])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+@test
+def usage_errors_and_unrunnable_models():
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "o.onnx")
+        for args, msg in ((["--tune", "sometimes"], "--tune takes off, fast or full"),
+                          (["--codegen", "gpu"], "--codegen takes cpu or off"),
+                          (["--tune-budget", "-3", "--tune", "fast"], "--tune-budget needs seconds"),
+                          (["--shape", "seq=16"], "--shape sizes the inputs")):
+            p = tacoc("optimize", BERT, "-o", out, *args, ok=False)
+            assert msg in p.stderr, p.stderr
+            assert not os.path.exists(out)
+        m = os.path.join(tmp, "reshape.onnx")
+        reshape_model(m)
+        p = tacoc("optimize", m, "-o", out, "--tune", "fast", ok=False)
+        assert "give --shape" in p.stderr, p.stderr
+        assert not os.listdir(tmp) == [] and sorted(os.listdir(tmp)) == ["reshape.onnx"], os.listdir(tmp)
+        # --tune off falls back to static shapes; --shape lets tuning measure
+        tacoc("optimize", m, "-o", out, "--codegen", "cpu", "-q")
+        assert meta(out).get("ai.tacoc.kernels") == "o.onnx.tacok"
+        tacoc("optimize", m, "-o", out, "--tune", "fast", "--shape", "n=14", "-q")
+
+
+def main():
+    global A, BERT
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tacoc", required=True)
+    ap.add_argument("modeldir")
+    A = ap.parse_args()
+    BERT = os.path.join(A.modeldir, "bert_block.onnx")
+    failed = 0
+    for fn in TESTS:
+        try:
+            fn()
+            print(f"ok   {fn.__name__}", flush=True)
+        except AssertionError as e:
+            failed += 1
+            print(f"FAIL {fn.__name__}: {str(e) or 'assertion failed'}", flush=True)
+    print(f"codegen: {len(TESTS) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    A = BERT = None
+    sys.exit(main())
