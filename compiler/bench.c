@@ -279,6 +279,8 @@ static int parse_args(int argc, char **argv, tc_bench_opts *o, bench_args *a) {
     } else if (opt_value(argc, argv, &i, "--max-error", &v, &bad)) {
       if (bad || parse_max_error(v, o))
         return TC_EXIT_ERROR;
+    } else if (!strcmp(argv[i], "--allow-native-code")) {
+      o->allow_native_code = true;
     } else if (argv[i][0] == '-' && argv[i][1]) {
       return tc_cli_usage_error("bench: unknown option '%s'", argv[i]);
     } else {
@@ -772,7 +774,8 @@ static int tacort_prime(const tc_bench *b, size_t k, int64_t batch, const char *
     goto done;
   }
   free_batch_dim(b, m, batch);
-  if (tc_session_new(m, &s, d)) {
+  tc_session_options so = {.allow_native_code = b->o.allow_native_code};
+  if (tc_session_new_ex(m, &so, &s, d)) {
     tc_cli_report(d);
     goto done;
   }
@@ -813,8 +816,12 @@ static int tacort_prepare(tc_bench *b, size_t k, tacort_model *tm, tc_bench_row 
   if (tc_model_load_file(path, NULL, &tm->m, d))
     return tc_cli_report(d);
   free_batch_dim(b, tm->m, batch);
-  if (tc_session_new(tm->m, &tm->s, d))
+  tc_session_options so = {.allow_native_code = b->o.allow_native_code};
+  if (tc_session_new_ex(tm->m, &so, &tm->s, d))
     return tc_cli_report(d);
+  if (tc_session_native_note(tm->s)[0])
+    fprintf(stderr, "tacoc: warning: %s: %s; running libtacort's own kernels\n", path,
+            tc_session_native_note(tm->s));
   tm->n_out = tc_model_num_outputs(tm->m);
   row->n_out = tm->n_out;
   row->outs = calloc(tm->n_out + 1, sizeof *row->outs);

@@ -34,6 +34,7 @@ typedef struct tc_bench_opts {
   double fail_if_slower;            /* 0: no gate */
   double min_cos, max_abs, max_rel; /* NAN: no gate */
   bool has_max_error;
+  bool allow_native_code; /* --allow-native-code: models' generated kernels (tacort) */
 } tc_bench_opts;
 
 /* One input, fed to every model. */

@@ -325,6 +325,7 @@ static int run_bench(const opt_args *a, opt_extras *x) {
   o->models[0] = a->in;
   o->models[1] = a->out;
   o->n_models = 2;
+  o->allow_native_code = a->tune.codegen; /* the kernels this run generated */
   o->runtimes[0] = TC_BENCH_TACORT;
   o->n_runtimes = 1;
   if (a->n_bench_runtimes) {

@@ -104,6 +104,15 @@ def untuned_codegen_matches_ort_and_builtin():
         assert n1 == len(binds), f"{n1} nodes on generated kernels, {len(binds)} bound: {err1}"
         assert np.allclose(y1, want, atol=1e-4, rtol=1e-3), np.abs(y1 - want).max()
         assert np.abs(y1 - y0).max() < 1e-5, np.abs(y1 - y0).max()
+        # tacoc bench runs them too when allowed, and says when it cannot
+        p = tacoc("bench", BERT, out, "--allow-native-code", "--iters", "3", "--warmup", "1",
+                  "--shape", "input_ids=2x16", "--shape", "attention_mask=2x16")
+        assert "warning" not in p.stderr and "cos" in p.stdout, p.stderr
+        os.rename(out + ".tacok", out + ".moved")
+        p = tacoc("bench", BERT, out, "--allow-native-code", "--iters", "2", "--warmup", "0",
+                  "--shape", "input_ids=1x8", "--shape", "attention_mask=1x8")
+        assert "cannot be read; running libtacort's own kernels" in p.stderr, p.stderr
+        os.rename(out + ".moved", out + ".tacok")
 
 
 @test
