@@ -584,21 +584,22 @@ static int meta_add(tc_model *m, const char *key, const char *value) {
   return 0;
 }
 
-/* Gives every bound node a unique name (unnamed ones get tacoc_cg_<id>). */
+/* Gives every node a generated kernel may bind a name no other node has
+ * (unnamed or shared names become tacoc_cg_<id>): bindings go by name. */
 static int name_nodes(tc_model *m) {
   for (tc_node *n = m->graph->first; n; n = n->next) {
+    tc_cg_spec sp;
+    if (!tc_cg_node_spec(n, 1, &sp))
+      continue;
     bool dup = !n->name || !n->name[0];
-    for (tc_node *p = m->graph->first; !dup && p != n; p = p->next)
-      dup = p->name && !strcmp(p->name, n->name);
+    for (tc_node *p = m->graph->first; !dup && p; p = p->next)
+      dup = p != n && p->name && !strcmp(p->name, n->name);
     if (!dup)
       continue;
     char buf[64];
     snprintf(buf, sizeof buf, "tacoc_cg_%u", n->id);
     if (!(n->name = tc_arena_strdup(m->arena, buf)))
       return -1;
-    if (n->pb) {
-      /* export writes the modelled name; nothing else to do */
-    }
   }
   return 0;
 }
