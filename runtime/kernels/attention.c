@@ -356,9 +356,12 @@ static void att32_pair(const att32_job *jb, size_t bh, float *buf) {
       memset(row, 0, L * sizeof *row);
       continue;
     }
+    for (size_t j = 0; j < L; j++)
+      row[j] -= m;
+    tc_vexp_f32(row, row, L);
     float sum = 0;
     for (size_t j = 0; j < L; j++)
-      sum += row[j] = expf(row[j] - m);
+      sum += row[j];
     float inv = 1.0f / sum;
     for (size_t j = 0; j < L; j++)
       row[j] *= inv;
