@@ -37,18 +37,24 @@ void tc_set_num_threads(int n) {
     omp_set_num_threads(n);
 }
 
-bool tc_sgemm(bool ta, bool tb, size_t M, size_t N, size_t K, const float *A, const float *B,
-              float *C) {
-  if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX)
+bool tc_sgemm_ld(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha, const float *A,
+                 size_t lda, const float *B, size_t ldb, float *C, size_t ldc) {
+  if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX || lda > INT32_MAX || ldb > INT32_MAX ||
+      ldc > INT32_MAX)
     return false;
-  dnnl_dim_t m = (dnnl_dim_t)M, n = (dnnl_dim_t)N, k = (dnnl_dim_t)K;
-  dnnl_dim_t lda = ta ? m : k, ldb = tb ? k : n;
   if (K == 0) { /* oneDNN leaves C alone for K = 0; the product is zeros */
-    memset(C, 0, M * N * sizeof *C);
+    for (size_t i = 0; i < M; i++)
+      memset(C + i * ldc, 0, N * sizeof *C);
     return true;
   }
-  return dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, A, lda > 0 ? lda : 1, B,
-                    ldb > 0 ? ldb : 1, 0.0f, C, n > 0 ? n : 1) == dnnl_success;
+  return dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', (dnnl_dim_t)M, (dnnl_dim_t)N, (dnnl_dim_t)K,
+                    alpha, A, lda ? (dnnl_dim_t)lda : 1, B, ldb ? (dnnl_dim_t)ldb : 1, 0.0f, C,
+                    ldc ? (dnnl_dim_t)ldc : 1) == dnnl_success;
+}
+
+bool tc_sgemm(bool ta, bool tb, size_t M, size_t N, size_t K, const float *A, const float *B,
+              float *C) {
+  return tc_sgemm_ld(ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, C, N);
 }
 
 /* oneDNN's int8 GEMM multiplies u8 by s8 pairs; without VNNI it does so

@@ -307,10 +307,36 @@ typedef struct att32_job {
   size_t per_piece;
 } att32_job;
 
+static void att32_softmax(const att32_job *jb, size_t b, size_t h, float *sc);
+
+/* Without past keys and values the heads are multiplied where they lie (row
+ * strides of Q, K, V and Y), the scale folded into Q K^T: no gathers. */
+static bool att32_pair_inplace(const att32_job *jb, size_t b, size_t h, size_t hk, float *sc) {
+  size_t Sq = jb->Sq, L = jb->L, D = jb->D, Dv = jb->Dv;
+  const float *qh = jb->q + bhsd_at(&jb->Qv, b, h, 0), *kh = jb->k + bhsd_at(&jb->Kv, b, hk, 0),
+              *vh = jb->v + bhsd_at(&jb->Vv, b, hk, 0);
+  float *yh = jb->y + bhsd_at(&jb->Yv, b, h, 0);
+  if (!tc_sgemm_ld(false, true, Sq, L, D, jb->scale, qh, jb->Qv.ss, kh, jb->Kv.ss, sc, L))
+    return false;
+  att32_softmax(jb, b, h, sc);
+  if (!tc_sgemm_ld(false, false, Sq, Dv, L, 1.0f, sc, L, vh, jb->Vv.ss, yh, jb->Yv.ss))
+    return false;
+  if (jb->present_k && h % (jb->Hq / jb->Hkv) == 0)
+    for (size_t j = 0; j < L; j++) {
+      memcpy(jb->present_k + ((b * jb->Hkv + hk) * L + j) * D, kh + j * jb->Kv.ss,
+             D * sizeof(float));
+      memcpy(jb->present_v + ((b * jb->Hkv + hk) * L + j) * Dv, vh + j * jb->Vv.ss,
+             Dv * sizeof(float));
+    }
+  return true;
+}
+
 static void att32_pair(const att32_job *jb, size_t bh, float *buf) {
   size_t Hq = jb->Hq, Sq = jb->Sq, L = jb->L, D = jb->D, Dv = jb->Dv, P = jb->P;
   size_t b = bh / Hq, h = bh % Hq, hk = h / (Hq / jb->Hkv);
   float *qb = buf, *kb = qb + Sq * D, *vb = kb + L * D, *sc = vb + L * Dv, *ob = sc + Sq * L;
+  if (P == 0 && att32_pair_inplace(jb, b, h, hk, sc))
+    return;
   for (size_t i = 0; i < Sq; i++) {
     const float *src = jb->q + bhsd_at(&jb->Qv, b, h, i);
     for (size_t d = 0; d < D; d++)
@@ -333,6 +359,27 @@ static void att32_pair(const att32_job *jb, size_t bh, float *buf) {
         sc[i * L + j] = acc;
       }
   }
+  att32_softmax(jb, b, h, sc);
+  if (!tc_sgemm(false, false, Sq, Dv, L, sc, vb, ob)) {
+    for (size_t i = 0; i < Sq; i++)
+      for (size_t d = 0; d < Dv; d++) {
+        float acc = 0;
+        for (size_t j = 0; j < L; j++)
+          acc += sc[i * L + j] * vb[j * Dv + d];
+        ob[i * Dv + d] = acc;
+      }
+  }
+  for (size_t i = 0; i < Sq; i++)
+    memcpy(jb->y + bhsd_at(&jb->Yv, b, h, i), ob + i * Dv, Dv * sizeof *ob);
+  if (jb->present_k && h % (Hq / jb->Hkv) == 0) {
+    memcpy(jb->present_k + (b * jb->Hkv + hk) * L * D, kb, L * D * sizeof *kb);
+    memcpy(jb->present_v + (b * jb->Hkv + hk) * L * Dv, vb, L * Dv * sizeof *vb);
+  }
+}
+
+/* The masked softmax of head (b, h)'s scores sc [Sq, L], in place. */
+static void att32_softmax(const att32_job *jb, size_t b, size_t h, float *sc) {
+  size_t Sq = jb->Sq, L = jb->L, P = jb->P;
   for (size_t i = 0; i < Sq; i++) {
     float *row = sc + i * L, m = -INFINITY;
     const mask_view *mv = jb->mv;
@@ -365,21 +412,6 @@ static void att32_pair(const att32_job *jb, size_t bh, float *buf) {
     float inv = 1.0f / sum;
     for (size_t j = 0; j < L; j++)
       row[j] *= inv;
-  }
-  if (!tc_sgemm(false, false, Sq, Dv, L, sc, vb, ob)) {
-    for (size_t i = 0; i < Sq; i++)
-      for (size_t d = 0; d < Dv; d++) {
-        float acc = 0;
-        for (size_t j = 0; j < L; j++)
-          acc += sc[i * L + j] * vb[j * Dv + d];
-        ob[i * Dv + d] = acc;
-      }
-  }
-  for (size_t i = 0; i < Sq; i++)
-    memcpy(jb->y + bhsd_at(&jb->Yv, b, h, i), ob + i * Dv, Dv * sizeof *ob);
-  if (jb->present_k && h % (Hq / jb->Hkv) == 0) {
-    memcpy(jb->present_k + (b * jb->Hkv + hk) * L * D, kb, L * D * sizeof *kb);
-    memcpy(jb->present_v + (b * jb->Hkv + hk) * L * Dv, vb, L * Dv * sizeof *vb);
   }
 }
 
