@@ -153,6 +153,12 @@ void tc_vexp_f32(float *y, const float *x, size_t n);
 void tc_verf_f32(float *y, const float *x, size_t n);
 void tc_vtanh_f32(float *y, const float *x, size_t n);
 void tc_vsigmoid_f32(float *y, const float *x, size_t n);
+/* Row helpers (vmath.c): y += a; the largest element ignoring NaN (-inf for
+ * none); x = exp(x - m) returning the sum; x *= s. */
+void tc_vadd_inplace_f32(float *y, const float *a, size_t n);
+float tc_vmax_f32(const float *x, size_t n);
+float tc_vexp_sub_sum_f32(float *x, size_t n, float m);
+void tc_vscale_f32(float *x, size_t n, float s);
 
 /* ---- expert-library path (runtime/blas.c, runtime/dnnl_conv.c) ---- */
 /* True unless the reference kernels were asked for (TACORT_KERNELS=reference

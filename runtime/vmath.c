@@ -1,12 +1,17 @@
 /* Float32 array math for the fast kernels: exp, erf, tanh, sigmoid.
  *
- * Written with GCC/Clang vector extensions, four lanes (SSE2, the build's
- * baseline), because the build's -O2 does not auto-vectorize and libm's
- * scalar calls dominate transformer activations. Every function is a chain
- * of IEEE operations (no fused multiply-add, no table), applied lane by lane,
- * and a tail shorter than four lanes goes through the same code padded with
- * zeros: an element's result never depends on its position in the array, so
- * splitting arrays across threads cannot change results.
+ * Written with GCC/Clang vector extensions, sixteen lanes, because the
+ * build's -O2 does not auto-vectorize and libm's scalar calls dominate
+ * transformer activations. Each array function is built for AVX-512, AVX2
+ * and the SSE2 baseline (target_clones: the loader picks the one the CPU
+ * runs); the sixteen lanes are one zmm register or several narrower ones,
+ * the same operations either way. Every function is a chain of IEEE
+ * operations (no fused multiply-add: the clones target AVX-512F / AVX2
+ * without FMA, so nothing is contracted; no table),
+ * applied lane by lane, and a tail shorter than the vector goes through the
+ * same code padded with zeros: an element's result never depends on its
+ * position in the array or on the CPU, so splitting arrays across threads
+ * cannot change results.
  *
  * exp:  Cephes expf (range reduction by ln 2 in two parts, degree-6
  *       polynomial), scaled by 2^n in two steps so subnormal results and the
@@ -20,18 +25,28 @@
 
 #include "kernel.h"
 
-typedef float v4f __attribute__((vector_size(16)));
-typedef int32_t v4i __attribute__((vector_size(16)));
+/* The helpers take and return 64-byte vectors; they are always inlined into
+ * the clones, so no call passes one across the ABI. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#define VINLINE static inline __attribute__((always_inline))
+typedef float v4f __attribute__((vector_size(64))); /* 16 lanes, whatever the name */
+typedef int32_t v4i __attribute__((vector_size(64)));
+#define LANES 16
 
-static inline v4f splat(float v) { return (v4f){v, v, v, v}; }
+/* All lanes v, bit for bit (a float add would turn -0 into +0). */
+VINLINE v4f splat(float v) {
+  int32_t b;
+  memcpy(&b, &v, sizeof b);
+  return (v4f)((v4i){0} + b);
+}
 
 /* m ? a : b per lane (m all ones or all zeros). */
-static inline v4f sel(v4i m, v4f a, v4f b) { return (v4f)((m & (v4i)a) | (~m & (v4i)b)); }
+VINLINE v4f sel(v4i m, v4f a, v4f b) { return (v4f)((m & (v4i)a) | (~m & (v4i)b)); }
 
-static inline v4f vmin(v4f a, v4f b) { return sel(a < b, a, b); }
-static inline v4f vmax(v4f a, v4f b) { return sel(a > b, a, b); }
+VINLINE v4f vmin(v4f a, v4f b) { return sel(a < b, a, b); }
+VINLINE v4f vmax(v4f a, v4f b) { return sel(a > b, a, b); }
 
-static inline v4f v_exp(v4f x) {
+VINLINE v4f v_exp(v4f x) {
   v4i nan = x != x;
   x = sel(nan, splat(0), x);
   x = vmax(vmin(x, splat(89.0f)), splat(-105.0f));
@@ -55,7 +70,7 @@ static inline v4f v_exp(v4f x) {
   return sel(nan, splat(__builtin_nanf("")), p * s1 * s2);
 }
 
-static inline v4f v_erf(v4f x) {
+VINLINE v4f v_erf(v4f x) {
   v4i nan = x != x;
   x = vmax(vmin(x, splat(4.0f)), splat(-4.0f));
   v4f x2 = x * x;
@@ -73,7 +88,7 @@ static inline v4f v_erf(v4f x) {
   return sel(nan, splat(__builtin_nanf("")), p / q);
 }
 
-static inline v4f v_tanh(v4f x) {
+VINLINE v4f v_tanh(v4f x) {
   v4i sign = (v4i)x & (v4i)splat(-0.0f);
   v4f a = (v4f)((v4i)x ^ sign);
   /* |x| < 0.625: odd polynomial */
@@ -91,13 +106,14 @@ static inline v4f v_tanh(v4f x) {
   return sel(x != x, x, (v4f)((v4i)y | sign));
 }
 
-static inline v4f v_sigmoid(v4f x) { return splat(1.0f) / (splat(1.0f) + v_exp(-x)); }
+VINLINE v4f v_sigmoid(v4f x) { return splat(1.0f) / (splat(1.0f) + v_exp(-x)); }
 
-/* Applies F over n floats, four at a time; the tail is padded with zeros. */
+/* Applies F over n floats, LANES at a time; the tail is padded with zeros. */
 #define VMAP(name, F)                                                                              \
-  void name(float *y, const float *x, size_t n) {                                                  \
+  __attribute__((target_clones("avx512f", "avx2", "default"))) void name(float *y, const float *x, \
+                                                                         size_t n) {               \
     size_t i = 0;                                                                                  \
-    for (; i + 4 <= n; i += 4) {                                                                   \
+    for (; i + LANES <= n; i += LANES) {                                                           \
       v4f v;                                                                                       \
       memcpy(&v, x + i, sizeof v);                                                                 \
       v = F(v);                                                                                    \
@@ -115,3 +131,65 @@ VMAP(tc_vexp_f32, v_exp)
 VMAP(tc_verf_f32, v_erf)
 VMAP(tc_vtanh_f32, v_tanh)
 VMAP(tc_vsigmoid_f32, v_sigmoid)
+
+/* ---- row helpers for softmax-like kernels (same clones) ---- */
+#define VCLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+/* x[0, n) padded with pad past n */
+VINLINE v4f load_pad(const float *x, size_t i, size_t n, float pad) {
+  v4f v;
+  if (n - i >= LANES) { /* a constant-size copy: one load */
+    memcpy(&v, x + i, sizeof v);
+    return v;
+  }
+  v = splat(pad);
+  memcpy(&v, x + i, (n - i) * sizeof *x);
+  return v;
+}
+
+VINLINE void store_part(float *y, size_t i, size_t n, v4f v) {
+  if (n - i >= LANES)
+    memcpy(y + i, &v, sizeof v);
+  else
+    memcpy(y + i, &v, (n - i) * sizeof *y);
+}
+
+VCLONES void tc_vadd_inplace_f32(float *y, const float *a, size_t n) {
+  for (size_t i = 0; i < n; i += LANES) {
+    store_part(y, i, n, load_pad(y, i, n, 0) + load_pad(a, i, n, 0));
+  }
+}
+
+VCLONES float tc_vmax_f32(const float *x, size_t n) {
+  v4f m = splat(-__builtin_inff());
+  for (size_t i = 0; i < n; i += LANES) {
+    v4f v = load_pad(x, i, n, -__builtin_inff());
+    m = sel(v > m, v, m); /* NaN is never taken */
+  }
+  float r = -__builtin_inff();
+  for (int l = 0; l < LANES; l++)
+    r = m[l] > r ? m[l] : r;
+  return r;
+}
+
+VCLONES float tc_vexp_sub_sum_f32(float *x, size_t n, float m) {
+  v4f acc = splat(0);
+  for (size_t i = 0; i < n; i += LANES) {
+    v4f v = v_exp(load_pad(x, i, n, 0) - splat(m));
+    store_part(x, i, n, v);
+    if (n - i < LANES) /* padding lanes do not count */
+      for (size_t l = n - i; l < LANES; l++)
+        v[l] = 0;
+    acc += v;
+  }
+  float r = 0;
+  for (int l = 0; l < LANES; l++)
+    r += acc[l];
+  return r;
+}
+
+VCLONES void tc_vscale_f32(float *x, size_t n, float s) {
+  for (size_t i = 0; i < n; i += LANES) {
+    store_part(x, i, n, load_pad(x, i, n, 0) * splat(s));
+  }
+}

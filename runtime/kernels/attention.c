@@ -381,37 +381,29 @@ static void att32_pair(const att32_job *jb, size_t bh, float *buf) {
 static void att32_softmax(const att32_job *jb, size_t b, size_t h, float *sc) {
   size_t Sq = jb->Sq, L = jb->L, P = jb->P;
   for (size_t i = 0; i < Sq; i++) {
-    float *row = sc + i * L, m = -INFINITY;
+    float *row = sc + i * L;
     const mask_view *mv = jb->mv;
     /* A float32 mask row is read directly (strides already broadcast). */
     const float *mrow = NULL;
     if (mv->t && mv->t->dtype == TC_DTYPE_F32 && mv->last == (int64_t)L && mv->strides[3] == 1)
       mrow = (const float *)mv->t->data + b * (size_t)mv->strides[0] + h * (size_t)mv->strides[1] +
              i * (size_t)mv->strides[2];
-    for (size_t j = 0; j < L; j++) {
-      float x = row[j];
-      if (mrow)
-        x += mrow[j];
-      else if (mv->t)
-        x += (float)mask_get(mv, b, h, i, j);
-      if (jb->causal && j > i + P)
-        x = -INFINITY;
-      row[j] = x;
-      m = x > m ? x : m;
+    if (mrow) {
+      tc_vadd_inplace_f32(row, mrow, L);
+    } else if (mv->t) {
+      for (size_t j = 0; j < L; j++)
+        row[j] += (float)mask_get(mv, b, h, i, j);
     }
+    if (jb->causal)
+      for (size_t j = i + P + 1; j < L; j++)
+        row[j] = -INFINITY;
+    float m = tc_vmax_f32(row, L);
     if (isinf(m) && m < 0) { /* every key masked: zeros, as the reference */
       memset(row, 0, L * sizeof *row);
       continue;
     }
-    for (size_t j = 0; j < L; j++)
-      row[j] -= m;
-    tc_vexp_f32(row, row, L);
-    float sum = 0;
-    for (size_t j = 0; j < L; j++)
-      sum += row[j];
-    float inv = 1.0f / sum;
-    for (size_t j = 0; j < L; j++)
-      row[j] *= inv;
+    float sum = tc_vexp_sub_sum_f32(row, L, m);
+    tc_vscale_f32(row, L, 1.0f / sum);
   }
 }
 
