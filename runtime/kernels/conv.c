@@ -1577,41 +1577,51 @@ typedef struct dynq {
   float scale, zp;
 } dynq;
 
-/* Four lanes (SSE2, the build's baseline) with vector extensions, as in
- * vmath.c: the build's -O2 does not auto-vectorize. */
-typedef float dq_v4f __attribute__((vector_size(16)));
-typedef int32_t dq_v4i __attribute__((vector_size(16)));
+/* Sixteen lanes with vector extensions, as in vmath.c (the build's -O2 does
+ * not auto-vectorize), each loop built for AVX-512, AVX2 and the SSE2
+ * baseline; the same operations on every CPU (no FMA in these targets). */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#define DQ_LANES 16
+#define DQ_INLINE static inline __attribute__((always_inline))
+#define DQ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+typedef float dq_v4f __attribute__((vector_size(4 * DQ_LANES)));
+typedef int32_t dq_v4i __attribute__((vector_size(4 * DQ_LANES)));
 
-static inline dq_v4f dq_splat(float v) { return (dq_v4f){v, v, v, v}; }
+/* all lanes v, bit for bit */
+DQ_INLINE dq_v4f dq_splat(float v) {
+  int32_t b;
+  memcpy(&b, &v, sizeof b);
+  return (dq_v4f)((dq_v4i){0} + b);
+}
 
 /* m ? a : b per lane */
-static inline dq_v4f dq_sel(dq_v4i m, dq_v4f a, dq_v4f b) {
+DQ_INLINE dq_v4f dq_sel(dq_v4i m, dq_v4f a, dq_v4f b) {
   return (dq_v4f)((m & (dq_v4i)a) | (~m & (dq_v4i)b));
 }
 
-/* x[i..i+4) with zeros past hi (a constant-size copy for whole blocks, so it
- * compiles to one load) */
-static inline dq_v4f dq_load(const float *x, size_t i, size_t hi) {
-  dq_v4f v = {0, 0, 0, 0};
-  if (hi - i >= 4)
+/* x[i..i+DQ_LANES) with zeros past hi (a constant-size copy for whole
+ * blocks, so it compiles to one load) */
+DQ_INLINE dq_v4f dq_load(const float *x, size_t i, size_t hi) {
+  dq_v4f v = dq_splat(0);
+  if (hi - i >= DQ_LANES)
     memcpy(&v, x + i, sizeof v);
   else
     memcpy(&v, x + i, (hi - i) * sizeof(float));
   return v;
 }
 
-static void dynq_minmax_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+DQ_CLONES static void dynq_minmax_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
   dynq *j = ctx;
   /* lanes start at 0 and padding is 0: min(0, min x) and max(0, max x),
    * NaN never taken, as the one-loop form */
   dq_v4f mn = dq_splat(0), mx = dq_splat(0);
-  for (size_t i = lo; i < hi; i += 4) {
+  for (size_t i = lo; i < hi; i += DQ_LANES) {
     dq_v4f x = dq_load(j->x, i, hi);
     mx = dq_sel(x > mx, x, mx);
     mn = dq_sel(x < mn, x, mn);
   }
   float a = 0, b = 0;
-  for (int l = 0; l < 4; l++) {
+  for (int l = 0; l < DQ_LANES; l++) {
     a = mn[l] < a ? mn[l] : a;
     b = mx[l] > b ? mx[l] : b;
   }
@@ -1619,12 +1629,12 @@ static void dynq_minmax_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
   j->minmax[2 * piece + 1] = b;
 }
 
-static void dynq_quant_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+DQ_CLONES static void dynq_quant_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
   (void)piece;
   const dynq *j = ctx;
   const dq_v4f scale = dq_splat(j->scale), zp = dq_splat(j->zp), magic = dq_splat(0x1.8p23f);
   const dq_v4f hi_v = dq_splat(512.0f), lo_v = dq_splat(-512.0f);
-  for (size_t i = lo; i < hi; i += 4) {
+  for (size_t i = lo; i < hi; i += DQ_LANES) {
     /* Beyond +-512 the result saturates either way; within, adding and
      * subtracting 1.5 * 2^23 rounds to nearest even exactly like nearbyintf
      * (float32 arithmetic, default rounding). NaN stays NaN and gives 0. */
@@ -1634,13 +1644,10 @@ static void dynq_quant_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
     dq_v4f r = ((v + magic) - magic) + zp;
     r = dq_sel(r >= dq_splat(255), dq_splat(255), dq_sel(r > dq_splat(0), r, dq_splat(0)));
     dq_v4i q = __builtin_convertvector(r, dq_v4i);
-    if (hi - i >= 4) {
-      uint8_t b[4] = {(uint8_t)q[0], (uint8_t)q[1], (uint8_t)q[2], (uint8_t)q[3]};
-      memcpy(j->y + i, b, sizeof b);
-    } else {
-      for (size_t l = 0; l < hi - i; l++)
-        j->y[i + l] = (uint8_t)q[l];
-    }
+    uint8_t b[DQ_LANES];
+    for (int l = 0; l < DQ_LANES; l++)
+      b[l] = (uint8_t)q[l];
+    memcpy(j->y + i, b, hi - i >= DQ_LANES ? DQ_LANES : hi - i);
   }
 }
 
