@@ -761,7 +761,13 @@ typedef struct pool32_job {
   int kind;
   bool include_pad;
   float lowest;
+  /* maxpool2d_planes: per piece a row of in[2] floats; the column tap
+   * ranges [cb, ce) of every output column */
+  float *rows;
+  int64_t *cb, *ce;
 } pool32_job;
+
+static void maxpool2d_planes(void *ctx, size_t piece, size_t lo, size_t hi);
 
 /* The kernel taps [*b, *e) of output position o along one axis that land
  * inside the input (no per-tap bounds checks in the loops). */
@@ -878,7 +884,21 @@ static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt
                     .lowest = (float)dtype_lowest(x->dtype)};
     size_t planes = (size_t)(x->dims[0] * x->dims[1]);
     int64_t work = g.out[0] * g.out[1] * g.out[2] * g.k[0] * g.k[1] * g.k[2];
-    tc_parallel_for(planes, tc_parallel_grain((size_t)(work > 0 ? work : 1)), pool32_planes, &j);
+    size_t grain = tc_parallel_grain((size_t)(work > 0 ? work : 1));
+    /* 2-D max pooling (spatial axes 0 and 1; axis 2 is the unit one a 2-D
+     * geometry pads with) */
+    bool sep = kind == P_MAX && g.in[2] == 1 && g.k[2] == 1 && g.out[2] == 1 && g.d[0] == 1 &&
+               g.d[1] == 1 && g.in[1] > 0;
+    size_t pieces = tc_parallel_pieces(planes, grain);
+    if (sep && (j.rows = tc_arena_alloc(k->arena, pieces * (size_t)g.in[1] * sizeof(float))) &&
+        (j.cb = tc_arena_alloc(k->arena, 2 * (size_t)(g.out[1] + 1) * sizeof(int64_t)))) {
+      j.ce = j.cb + g.out[1] + 1;
+      for (int64_t o = 0; o < g.out[1]; o++)
+        tap_range(&g, 1, o, &j.cb[o], &j.ce[o]);
+      tc_parallel_for(planes, grain, maxpool2d_planes, &j);
+      return TC_STATUS_OK;
+    }
+    tc_parallel_for(planes, grain, pool32_planes, &j);
     return TC_STATUS_OK;
   }
   double p = 1;
@@ -1648,6 +1668,50 @@ DQ_CLONES static void dynq_quant_piece(void *ctx, size_t piece, size_t lo, size_
     for (int l = 0; l < DQ_LANES; l++)
       b[l] = (uint8_t)q[l];
     memcpy(j->y + i, b, hi - i >= DQ_LANES ? DQ_LANES : hi - i);
+  }
+}
+
+/* MaxPool over 2-D planes (no dilation), separable: per output row, the
+ * column maxima over its window's input rows (sixteen lanes), then each
+ * output's maximum over its window's columns. A NaN in a window makes its
+ * maximum NaN and an empty window gives the lowest value, as pool32_planes. */
+DQ_CLONES static void maxpool2d_planes(void *ctx, size_t piece, size_t lo, size_t hi) {
+  const pool32_job *j = ctx;
+  const geom *g = &j->g;
+  int64_t H = g->in[0], W = g->in[1], OH = g->out[0], OW = g->out[1];
+  float *tmp = j->rows + piece * (size_t)W;
+  for (size_t nc = lo; nc < hi; nc++) {
+    const float *xc = j->x + (int64_t)nc * H * W;
+    float *yc = j->y + (int64_t)nc * OH * OW;
+    for (int64_t oh = 0; oh < OH; oh++) {
+      int64_t b1, e1;
+      tap_range(g, 0, oh, &b1, &e1);
+      const float *r0 = xc + (oh * g->s[0] - g->pb[0] + b1) * W;
+      for (int64_t w = 0; w < W; w += DQ_LANES) {
+        size_t n = W - w < DQ_LANES ? (size_t)(W - w) : DQ_LANES;
+        dq_v4f m = dq_splat(-INFINITY);
+        dq_v4i nan = (dq_v4i){0};
+        for (int64_t r = 0; r < e1 - b1; r++) {
+          dq_v4f v = dq_load(r0 + r * W, (size_t)w, (size_t)W);
+          m = dq_sel(v > m, v, m);
+          nan |= v != v;
+        }
+        m = dq_sel(nan, dq_splat(NAN), m);
+        memcpy(tmp + w, &m, n * sizeof(float));
+      }
+      for (int64_t ow = 0; ow < OW; ow++) {
+        int64_t b2 = j->cb[ow], e2 = j->ce[ow];
+        const float *t = tmp + ow * g->s[1] - g->pb[1];
+        float mx = -INFINITY;
+        bool isnan_ = false;
+        for (int64_t kk = b2; kk < e2; kk++) {
+          float v = t[kk];
+          mx = v > mx ? v : mx;
+          isnan_ |= v != v;
+        }
+        yc[oh * OW + ow] = (e1 - b1) * (e2 - b2) == 0 ? j->lowest : isnan_ ? NAN : mx;
+      }
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 /* Conv/pool/quantize kernels called directly on small hand-checked cases. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -174,6 +175,60 @@ static void test_maxpool_indices_ceil(void) {
   tc_arena_free(e.arena);
 }
 
+/* 2-D float32 MaxPool: the separable fast path against the reference, with
+ * NaN, -inf, padding, strides, ceil mode and windows hanging off the edge. */
+static void test_maxpool2d_fast_matches_reference(void) {
+  static const struct {
+    int64_t h, w, kh, kw, sh, sw, pt, pl, pb, pr, ceil;
+  } cases[] = {{13, 17, 3, 3, 2, 2, 1, 1, 1, 1, 0}, {8, 8, 2, 2, 2, 2, 0, 0, 0, 0, 0},
+               {7, 23, 3, 5, 1, 3, 1, 2, 0, 2, 1},  {5, 40, 4, 2, 3, 1, 2, 0, 2, 1, 1},
+               {1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0},   {9, 33, 3, 3, 2, 2, 0, 0, 0, 0, 1}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    int64_t xd[] = {2, 3, cases[c].h, cases[c].w}, ks[] = {cases[c].kh, cases[c].kw},
+            st[] = {cases[c].sh, cases[c].sw},
+            pads[] = {cases[c].pt, cases[c].pl, cases[c].pb, cases[c].pr};
+    size_t n = (size_t)(2 * 3 * cases[c].h * cases[c].w);
+    float *x = malloc(n * sizeof *x);
+    uint32_t r = 12345u + (uint32_t)c;
+    for (size_t i = 0; i < n; i++) {
+      r = r * 1664525u + 1013904223u;
+      x[i] = (float)((int)(r >> 9) % 2001 - 1000) / 100.0f;
+      if (i % 37 == 11)
+        x[i] = NAN;
+      if (i % 41 == 3)
+        x[i] = -INFINITY;
+    }
+    tc_rt_tensor Y[2][1];
+    for (int fast = 0; fast < 2; fast++) {
+      env e;
+      env_init(&e, "MaxPool", 12);
+      add_ints(&e, "kernel_shape", 2, ks);
+      add_ints(&e, "strides", 2, st);
+      add_ints(&e, "pads", 4, pads);
+      add_int(&e, "ceil_mode", cases[c].ceil);
+      tc_rt_tensor X = tensor(TC_DTYPE_F32, 4, xd, x);
+      const tc_rt_tensor *in[] = {&X};
+      tc_fast_kernels_set(fast);
+      CHECK(run(&e, in, 1, Y[fast], 1) == TC_STATUS_OK);
+      tc_rt_tensor copy = Y[fast][0];
+      copy.data = malloc(copy.bytes);
+      memcpy(copy.data, Y[fast][0].data, copy.bytes);
+      Y[fast][0] = copy;
+      tc_arena_free(e.arena);
+    }
+    tc_fast_kernels_set(true);
+    CHECK(Y[0][0].bytes == Y[1][0].bytes);
+    const float *a = Y[0][0].data, *b = Y[1][0].data;
+    bool same = true;
+    for (size_t i = 0; i < Y[0][0].bytes / sizeof(float); i++)
+      same &= (a[i] == b[i]) || (isnan(a[i]) && isnan(b[i]));
+    CHECK(same);
+    free(Y[0][0].data);
+    free(Y[1][0].data);
+    free(x);
+  }
+}
+
 static void test_avgpool_include_pad(void) {
   env e;
   env_init(&e, "AveragePool", 19);
@@ -239,6 +294,7 @@ int main(void) {
   RUN(test_conv_refuses_unknown_attr);
   RUN(test_convtranspose);
   RUN(test_maxpool_indices_ceil);
+  RUN(test_maxpool2d_fast_matches_reference);
   RUN(test_avgpool_include_pad);
   RUN(test_quantize_roundtrip);
   RUN(test_resize_nearest);
