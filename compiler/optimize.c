@@ -465,7 +465,8 @@ int tc_cmd_optimize(int argc, char **argv) {
                          .triton = x.triton,
                          .layer_errors = lerr,
                          .n_layer_errors = n_layers,
-                         .layer_error_metric = "relative error of the node's output vs float32"};
+                         .layer_error_metric = "relative error of the node's output vs float32",
+                         .tuning = tc_tune_report(a.tune_res)};
   int report_rc = 0;
   for (size_t i = 0; i < a.n_reports && !report_rc; i++)
     report_rc = write_report(&a, a.reports[i], p, &before, &after, &extra);

@@ -848,6 +848,83 @@ static int section_precision(FILE *f, const tc_opt_report *r) {
   return 0;
 }
 
+/* The tuner's decisions: built-in vs winning kernel per signature, then
+ * every candidate's time. */
+static int section_tuning(FILE *f, const tc_opt_report *r) {
+  const tc_report_tuning *t = r->tuning;
+  if (!t)
+    return 0;
+  fputs("<section id=\"tuning\"><h2>Generated kernels and tuning</h2>\n<p class=\"note\">", f);
+  fprintf(f, "--tune %s, CPU <code>", t->mode);
+  esc(f, t->cpu);
+  fputs("</code>; ", f);
+  if (t->library) {
+    fputs("kernel library <code>", f);
+    esc(f, t->library);
+    fputs("</code>", f);
+  } else {
+    fputs("no kernel library written", f);
+  }
+  if (t->model_checked)
+    fprintf(f, "; whole model %.3f ms with libtacort's kernels, %.3f ms with the generated ones",
+            t->builtin_ms, t->generated_ms);
+  if (t->note) {
+    fputs(". ", f);
+    esc(f, t->note);
+  }
+  fputs("</p>\n", f);
+  size_t n = t->n;
+  const char **labels = calloc(n + 1, sizeof *labels);
+  double *b = calloc(n + 1, sizeof *b), *w = calloc(n + 1, sizeof *w);
+  if (!labels || !b || !w) {
+    free(labels), free(b), free(w);
+    return -1;
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    const tc_report_tune_decision *d = &t->d[i];
+    double wt = NAN;
+    for (size_t c = 0; c < d->n_cands; c++)
+      if (!strcmp(d->cands[c].name, d->winner))
+        wt = d->cands[c].median_us;
+    if (d->n_cands && !isnan(d->cands[0].median_us) && !isnan(wt)) {
+      labels[k] = d->signature;
+      b[k] = d->cands[0].median_us;
+      w[k++] = wt;
+    }
+  }
+  if (k) {
+    chart_series s[2] = {{"libtacort's kernel", b}, {"chosen", w}};
+    svg_chart(f, &(chart){"Kernel time per signature (median)", " us", labels, k, s, 2, false});
+  }
+  free(labels), free(b), free(w);
+  fputs("<table id=\"tuning-table\" class=\"sortable\">", f);
+  const char *cols[] = {"signature", "op", "nodes", "winner", "candidates (median us)",
+                        "reason",    NULL};
+  th_row(f, cols);
+  fputs("<tbody>\n", f);
+  for (size_t i = 0; i < n; i++) {
+    const tc_report_tune_decision *d = &t->d[i];
+    fputs("<tr>", f);
+    td_text(f, d->signature);
+    td_text(f, d->op);
+    td_uint(f, d->nodes);
+    td_text(f, d->winner);
+    fputs("<td>", f);
+    for (size_t c = 0; c < d->n_cands; c++) {
+      fputs(c ? ", " : "", f);
+      esc(f, d->cands[c].name);
+      if (!isnan(d->cands[c].median_us))
+        fprintf(f, " %.1f", d->cands[c].median_us);
+    }
+    fputs("</td>", f);
+    td_text(f, d->cached ? "from the tuning cache" : d->reason);
+    fputs("</tr>\n", f);
+  }
+  fputs("</tbody></table></section>\n", f);
+  return 0;
+}
+
 static bool is_preferred(const tc_triton_plan *p, int64_t batch) {
   for (size_t i = 0; i < p->n_preferred; i++)
     if (p->preferred[i] == batch)
@@ -976,6 +1053,8 @@ static int write_page(FILE *f, const tc_opt_report *r) {
   }
   if (!rc)
     rc = section_precision(f, r);
+  if (!rc)
+    rc = section_tuning(f, r);
   if (!rc)
     rc = section_triton(f, r);
   fputs("<footer>Written by tacoc ", f);

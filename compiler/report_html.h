@@ -41,6 +41,26 @@ typedef struct tc_report_layer_error {
   double error;
 } tc_report_layer_error;
 
+/* The tuner's decisions (tune.c fills it from its result). */
+typedef struct tc_report_tune_cand {
+  const char *name;
+  double median_us; /* NAN: not measured */
+} tc_report_tune_cand;
+typedef struct tc_report_tune_decision {
+  const char *signature, *op, *winner, *reason;
+  size_t nodes;
+  bool cached;
+  const tc_report_tune_cand *cands; /* cands[0] is libtacort's own kernel */
+  size_t n_cands;
+} tc_report_tune_decision;
+typedef struct tc_report_tuning {
+  const char *mode, *cpu, *library, *note; /* library: NULL when none was kept */
+  bool model_checked;
+  double builtin_ms, generated_ms; /* whole model, when checked */
+  const tc_report_tune_decision *d;
+  size_t n;
+} tc_report_tuning;
+
 /* Everything a report shows; optional parts are NULL / empty. Nothing is owned. */
 typedef struct tc_opt_report {
   const char *input, *output;
@@ -54,6 +74,7 @@ typedef struct tc_opt_report {
   const tc_report_layer_error *layer_errors; /* per-layer precision error; none: no section */
   size_t n_layer_errors;
   const char *layer_error_metric; /* what error is, e.g. "max abs error" */
+  const tc_report_tuning *tuning; /* --codegen / --tune */
 } tc_opt_report;
 
 /* Adds the report's optional parts to the JSON object open in j: "explain"

@@ -76,6 +76,10 @@ struct tc_tune_result {
   bool built, model_checked, kept;
   double model_ms_builtin, model_ms_native, seconds;
   char note[512];
+  /* tc_tune_report's view */
+  tc_report_tuning rep;
+  tc_report_tune_decision *rep_d;
+  tc_report_tune_cand *rep_c;
 };
 
 bool tc_tune_is_option(const char *a) {
@@ -986,9 +990,46 @@ void tc_tune_json(const tc_tune_result *r, tc_json *j) {
   tc_json_end_object(j);
 }
 
+const tc_report_tuning *tc_tune_report(tc_tune_result *r) {
+  if (!r)
+    return NULL;
+  free(r->rep_d);
+  free(r->rep_c);
+  r->rep_d = calloc(r->n_sigs + 1, sizeof *r->rep_d);
+  r->rep_c = calloc(r->n_sigs * MAX_CANDS + 1, sizeof *r->rep_c);
+  if (!r->rep_d || !r->rep_c)
+    return NULL;
+  for (size_t i = 0; i < r->n_sigs; i++) {
+    const sig_entry *e = &r->sigs[i];
+    tc_report_tune_cand *c = r->rep_c + i * MAX_CANDS;
+    for (size_t k = 0; k < e->n_c; k++)
+      c[k] = (tc_report_tune_cand){e->c[k].name, e->c[k].measured ? e->c[k].med_us : NAN};
+    r->rep_d[i] = (tc_report_tune_decision){.signature = e->key,
+                                            .op = e->node->op_type,
+                                            .winner = e->c[e->winner].name,
+                                            .reason = e->reason,
+                                            .nodes = e->n_ids,
+                                            .cached = e->cached,
+                                            .cands = c,
+                                            .n_cands = e->n_c};
+  }
+  r->rep = (tc_report_tuning){.mode = mode_name(r->o.mode),
+                              .cpu = r->cpu_key,
+                              .library = r->built ? r->lib_name : NULL,
+                              .note = r->note[0] ? r->note : NULL,
+                              .model_checked = r->model_checked,
+                              .builtin_ms = r->model_ms_builtin,
+                              .generated_ms = r->model_ms_native,
+                              .d = r->rep_d,
+                              .n = r->n_sigs};
+  return &r->rep;
+}
+
 void tc_tune_result_free(tc_tune_result *r) {
   if (!r)
     return;
   tc_tune_result_free_sigs(r);
+  free(r->rep_d);
+  free(r->rep_c);
   free(r);
 }

@@ -14,6 +14,7 @@
 #include "ir.h"
 #include "json.h"
 #include "precision.h"
+#include "report_html.h"
 
 typedef enum { TC_TUNE_OFF = 0, TC_TUNE_FAST, TC_TUNE_FULL } tc_tune_mode;
 
@@ -48,6 +49,9 @@ int tc_tune_commit(const tc_tune_result *r, bool discard);
 void tc_tune_print(const tc_tune_result *r, FILE *f);
 /* "tuning": {...} or null. */
 void tc_tune_json(const tc_tune_result *r, tc_json *j);
+/* The decisions for the HTML report, in memory r owns (valid while r is);
+ * NULL for no result or on OOM. */
+const tc_report_tuning *tc_tune_report(tc_tune_result *r);
 void tc_tune_result_free(tc_tune_result *r);
 
 #endif

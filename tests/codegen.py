@@ -132,9 +132,15 @@ def untuned_output_is_deterministic():
 def tune_fast_report_and_cache():
     with tempfile.TemporaryDirectory() as tmp:
         out, rep, cache = (os.path.join(tmp, n) for n in ("opt.onnx", "r.json", "tune.cache"))
+        html = os.path.join(tmp, "r.html")
         tacoc("optimize", BERT, "-o", out, "-O2", "--tune", "fast", "--shape", "seq=32",
-              "--tuning-cache", cache, "--report", rep)
+              "--tuning-cache", cache, "--report", rep, "--report", html)
         t = json.load(open(rep))["tuning"]
+        page = open(html).read()
+        assert 'id="tuning-table"' in page, "no tuning section in the HTML report"
+        rows = re.findall(r"<tr><td>(kind=[^<]*)</td><td>([^<]*)</td>", page)
+        assert [r[0] for r in rows] == [d["signature"] for d in t["decisions"]], rows
+        assert [r[1] for r in rows] == [d["op"] for d in t["decisions"]], rows
         assert t["mode"] == "fast" and t["decisions"], t
         for d in t["decisions"]:
             names = [c["name"] for c in d["candidates"]]
