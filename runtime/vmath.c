@@ -26,12 +26,20 @@
 #include "kernel.h"
 
 /* The helpers take and return 64-byte vectors; they are always inlined into
- * the clones, so no call passes one across the ABI. */
+ * the clones, so no call passes one across the ABI. Clang refuses such
+ * helpers outside AVX-512 code even when inlined, so a clang build (the
+ * fuzzing target) uses four lanes and no clones; GCC builds the library. */
+#if defined(__clang__)
+#define LANES 4
+#define VCLONE_ATTR
+#else
 #pragma GCC diagnostic ignored "-Wpsabi"
-#define VINLINE static inline __attribute__((always_inline))
-typedef float v4f __attribute__((vector_size(64))); /* 16 lanes, whatever the name */
-typedef int32_t v4i __attribute__((vector_size(64)));
 #define LANES 16
+#define VCLONE_ATTR __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#define VINLINE static inline __attribute__((always_inline))
+typedef float v4f __attribute__((vector_size(4 * LANES))); /* LANES lanes, whatever the name */
+typedef int32_t v4i __attribute__((vector_size(4 * LANES)));
 
 /* All lanes v, bit for bit (a float add would turn -0 into +0). */
 VINLINE v4f splat(float v) {
@@ -110,8 +118,7 @@ VINLINE v4f v_sigmoid(v4f x) { return splat(1.0f) / (splat(1.0f) + v_exp(-x)); }
 
 /* Applies F over n floats, LANES at a time; the tail is padded with zeros. */
 #define VMAP(name, F)                                                                              \
-  __attribute__((target_clones("avx512f", "avx2", "default"))) void name(float *y, const float *x, \
-                                                                         size_t n) {               \
+  VCLONE_ATTR void name(float *y, const float *x, size_t n) {                                      \
     size_t i = 0;                                                                                  \
     for (; i + LANES <= n; i += LANES) {                                                           \
       v4f v;                                                                                       \
@@ -133,7 +140,7 @@ VMAP(tc_vtanh_f32, v_tanh)
 VMAP(tc_vsigmoid_f32, v_sigmoid)
 
 /* ---- row helpers for softmax-like kernels (same clones) ---- */
-#define VCLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define VCLONES VCLONE_ATTR
 
 /* x[0, n) padded with pad past n */
 VINLINE v4f load_pad(const float *x, size_t i, size_t n, float pad) {

@@ -1600,10 +1600,15 @@ typedef struct dynq {
 /* Sixteen lanes with vector extensions, as in vmath.c (the build's -O2 does
  * not auto-vectorize), each loop built for AVX-512, AVX2 and the SSE2
  * baseline; the same operations on every CPU (no FMA in these targets). */
+#if defined(__clang__) /* see vmath.c: four lanes, no clones */
+#define DQ_LANES 4
+#define DQ_CLONES
+#else
 #pragma GCC diagnostic ignored "-Wpsabi"
 #define DQ_LANES 16
-#define DQ_INLINE static inline __attribute__((always_inline))
 #define DQ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#define DQ_INLINE static inline __attribute__((always_inline))
 typedef float dq_v4f __attribute__((vector_size(4 * DQ_LANES)));
 typedef int32_t dq_v4i __attribute__((vector_size(4 * DQ_LANES)));
 
