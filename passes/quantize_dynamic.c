@@ -4,8 +4,11 @@
  *
  *   x ─▶ MatMul(W [K, N]) ─▶ y                                   (float32)
  *   ⇒   x ─▶ DynamicQuantizeLinear ─▶ xq (uint8), xs, xz
- *        MatMulInteger(xq, Wq:int8 [K, N], xz) ─▶ int32 ─▶ Cast(float)
- *        ─▶ Mul(·, Mul(xs, ws [N])) ─▶ y
+ *        MatMulIntegerToFloat(xq, Wq:int8 [K, N], xs, ws [N], xz) ─▶ y
+ *   where ai.tacoc.MatMulIntegerToFloat carries its definition as a
+ *   model-local function: MatMulInteger(xq, Wq, xz) ─▶ int32 ─▶ Cast(float)
+ *   ─▶ Mul(·, Mul(xs, ws)); with --compat ort it is ONNX Runtime's
+ *   com.microsoft.MatMulIntegerToFloat (same inputs, same meaning).
  *   with ws[n] = max_k |W[k, n]| / 127 (1 for an all-zero column) and
  *   Wq[k, n] = round(W[k, n] / ws[n]) in [-127, 127]; the weight zero point
  *   is 0, so it is left out.
@@ -76,6 +79,31 @@ static tc_node *add_node(tc_graph *g, tc_node *before, const char *op, const cha
   return n;
 }
 
+#define TACOC_DOMAIN "ai.tacoc"
+
+/* ai.tacoc.MatMulIntegerToFloat(A, B, a_scale, b_scale, a_zero_point) = Y. */
+static tc_status mmi_function(tc_pass_ctx *c) {
+  static const char *const ins[] = {"A", "B", "a_scale", "b_scale", "a_zero_point", NULL},
+                           *const outs[] = {"Y", NULL}, *const attrs[] = {NULL},
+                           *const mi_in[] = {"A", "B", "a_zero_point", NULL},
+                           *const mi_out[] = {"I", NULL}, *const cast_in[] = {"I", NULL},
+                           *const cast_out[] = {"F", NULL},
+                           *const sc_in[] = {"a_scale", "b_scale", NULL},
+                           *const sc_out[] = {"S", NULL}, *const y_in[] = {"F", "S", NULL};
+  bool exists;
+  tc_function *f =
+      tc_pass_begin_function(c, TACOC_DOMAIN, "MatMulIntegerToFloat", ins, outs, attrs, &exists);
+  if (exists)
+    return TC_STATUS_OK;
+  tc_node *cast = NULL;
+  if (!f || !tc_pass_fn_node(f, "MatMulInteger", mi_in, mi_out, 0) ||
+      !(cast = tc_pass_fn_node(f, "Cast", cast_in, cast_out, 1)) ||
+      tc_node_set_attr_int(cast, 0, "to", TC_DTYPE_F32) ||
+      !tc_pass_fn_node(f, "Mul", sc_in, sc_out, 0) || !tc_pass_fn_node(f, "Mul", y_in, outs, 0))
+    return tc_pass_nomem(c);
+  return TC_STATUS_OK;
+}
+
 /* Rewrites MatMul n (checked) with weight w [K, N]. */
 static tc_status rewrite(tc_pass_ctx *c, tc_graph *g, tc_node *n, const float *w, int64_t K,
                          int64_t N) {
@@ -97,59 +125,65 @@ static tc_status rewrite(tc_pass_ctx *c, tc_graph *g, tc_node *n, const float *w
   tc_value *wq = tc_pass_new_const(g, base, TC_DTYPE_I8, q, 2, wd);
   snprintf(base, sizeof base, "%.160s_scale", wv->name);
   tc_value *ws = wq ? tc_pass_new_const_f32(g, base, s, 1, sd) : NULL;
-  tc_value *xq = NULL, *xs = NULL, *xz = NULL, *mi = NULL, *mf = NULL, *sc = NULL;
+  tc_value *xq = NULL, *xs = NULL, *xz = NULL;
+  /* x already quantized for another MatMul (Q, K and V read the same
+   * activation): share that DynamicQuantizeLinear */
+  tc_node *shared = NULL;
+  for (size_t u = 0; u < x->n_uses && !shared; u++) {
+    tc_node *d = x->uses[u].node;
+    if (d->graph == g && tc_is_op(d, "DynamicQuantizeLinear") && d->n_outputs == 3 &&
+        d->outputs[0] && d->outputs[1] && d->outputs[2])
+      shared = d;
+  }
+  if (shared) {
+    xq = shared->outputs[0];
+    xs = shared->outputs[1];
+    xz = shared->outputs[2];
+  }
   snprintf(base, sizeof base, "%.160s_quantized", x->name);
-  if (ws)
+  if (ws && !xq)
     xq = tc_graph_new_temp(g, base);
   snprintf(base, sizeof base, "%.160s_scale", x->name);
-  if (xq)
+  if (xq && !xs)
     xs = tc_graph_new_temp(g, base);
   snprintf(base, sizeof base, "%.160s_zero_point", x->name);
-  if (xs)
+  if (xs && !xz)
     xz = tc_graph_new_temp(g, base);
-  snprintf(base, sizeof base, "%.160s_int32", y->name);
-  if (xz)
-    mi = tc_graph_new_temp(g, base);
-  snprintf(base, sizeof base, "%.160s_float", y->name);
-  if (mi)
-    mf = tc_graph_new_temp(g, base);
-  snprintf(base, sizeof base, "%.160s_scale", y->name);
-  if (mf)
-    sc = tc_graph_new_temp(g, base);
-  if (!sc || set_type(xq, x, TC_DTYPE_U8) || tc_value_set_tensor_type(xs, TC_DTYPE_F32, 0, &sdim) ||
-      tc_value_set_tensor_type(xz, TC_DTYPE_U8, 0, &sdim) || set_type(mi, y, TC_DTYPE_I32) ||
-      set_type(mf, y, TC_DTYPE_F32) || tc_value_set_tensor_type(sc, TC_DTYPE_F32, 1, &sdim)) {
+  if (!xz || (!shared && (set_type(xq, x, TC_DTYPE_U8) ||
+                          tc_value_set_tensor_type(xs, TC_DTYPE_F32, 0, &sdim) ||
+                          tc_value_set_tensor_type(xz, TC_DTYPE_U8, 0, &sdim)))) {
     st = tc_pass_nomem(c);
     goto done;
   }
-  char names[4][240];
-  snprintf(names[0], sizeof names[0], "%.200s_quantize", nm);
-  snprintf(names[1], sizeof names[1], "%.200s_int8", nm);
-  snprintf(names[2], sizeof names[2], "%.200s_cast", nm);
-  snprintf(names[3], sizeof names[3], "%.200s_scale", nm);
-  const char *fresh[4];
-  for (size_t i = 0; i < 4; i++)
-    if (!(fresh[i] = tc_graph_fresh_name(g, names[i]))) {
-      st = tc_pass_nomem(c);
-      goto done;
-    }
-  tc_value *in_dq[] = {x}, *in_mi[] = {xq, wq, xz}, *in_cast[] = {mi}, *in_sc[] = {xs, ws},
-           *in_y[] = {mf, sc};
-  tc_node *dq = add_node(g, n, "DynamicQuantizeLinear", fresh[0], in_dq, 1, 3, 0);
-  tc_node *mm = dq ? add_node(g, n, "MatMulInteger", fresh[1], in_mi, 3, 1, 0) : NULL;
-  tc_node *cast = mm ? add_node(g, n, "Cast", fresh[2], in_cast, 1, 1, 1) : NULL;
-  tc_node *mul_s = cast ? add_node(g, n, "Mul", fresh[3], in_sc, 2, 1, 0) : NULL;
-  tc_node *mul_y = mul_s ? add_node(g, n, "Mul", n->name, in_y, 2, 1, 0) : NULL;
-  if (!mul_y || tc_node_set_output(dq, 0, xq) || tc_node_set_output(dq, 1, xs) ||
-      tc_node_set_output(dq, 2, xz) || tc_node_set_output(mm, 0, mi) ||
-      tc_node_set_attr_int(cast, 0, "to", TC_DTYPE_F32) || tc_node_set_output(cast, 0, mf) ||
-      tc_node_set_output(mul_s, 0, sc)) {
+  bool ort = c->opt && c->opt->compat_ort;
+  const char *domain = ort ? "com.microsoft" : TACOC_DOMAIN;
+  if ((!ort && (st = mmi_function(c))) ||
+      (tc_model_opset(c->model, domain) < 1 && tc_model_set_opset(c->model, domain, 1))) {
+    st = st ? st : tc_pass_nomem(c);
+    goto done;
+  }
+  char qname[240];
+  snprintf(qname, sizeof qname, "%.200s_quantize", nm);
+  const char *fresh = shared ? "" : tc_graph_fresh_name(g, qname);
+  if (!fresh) {
     st = tc_pass_nomem(c);
     goto done;
   }
-  note(c, n, NULL); /* told of the MatMul, whose output the last Mul takes over */
+  tc_value *in_dq[] = {x}, *in_mm[] = {xq, wq, xs, ws, xz};
+  tc_node *dq = shared ? shared : add_node(g, n, "DynamicQuantizeLinear", fresh, in_dq, 1, 3, 0);
+  tc_node *mm =
+      dq ? tc_graph_insert_node(g, n, "MatMulIntegerToFloat", domain, n->name, 5, 1, 0) : NULL;
+  for (size_t i = 0; mm && i < 5; i++)
+    if (tc_node_set_input(mm, i, in_mm[i]))
+      mm = NULL;
+  if (!mm || (!shared && (tc_node_set_output(dq, 0, xq) || tc_node_set_output(dq, 1, xs) ||
+                          tc_node_set_output(dq, 2, xz)))) {
+    st = tc_pass_nomem(c);
+    goto done;
+  }
+  note(c, n, NULL); /* told of the MatMul, whose output the fused node takes over */
   tc_node_remove(n);
-  if (tc_node_set_output(mul_y, 0, y)) {
+  if (tc_node_set_output(mm, 0, y)) {
     st = tc_pass_nomem(c);
     goto done;
   }

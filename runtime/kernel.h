@@ -159,6 +159,10 @@ void tc_vadd_inplace_f32(float *y, const float *a, size_t n);
 float tc_vmax_f32(const float *x, size_t n);
 float tc_vexp_sub_sum_f32(float *x, size_t n, float m);
 void tc_vscale_f32(float *x, size_t n, float s);
+/* y[i] = (float)acc[i] * scale[i] (+ bias[i] when bias is not NULL); y may
+ * be acc's memory (int32 products scaled in place). */
+void tc_vdequant_i32_f32(float *y, const int32_t *acc, const float *scale, const float *bias,
+                         size_t n);
 
 /* ---- expert-library path (runtime/blas.c, runtime/dnnl_conv.c) ---- */
 /* True unless the reference kernels were asked for (TACORT_KERNELS=reference

@@ -179,9 +179,9 @@ def check_int8(tacoc, name, src, tmp):
         raise AssertionError(f"per-layer errors missing or not finite: {layers[:5]}")
     out = onnx.load(dst)
     onnx.checker.check_model(out, full_check=True)
-    n_int = sum(n.op_type == "MatMulInteger" for n in out.graph.node)
+    n_int = sum(n.op_type == "MatMulIntegerToFloat" for n in out.graph.node)
     if n_int != p["half_nodes"]:
-        raise AssertionError(f"{n_int} MatMulInteger nodes, the report says {p['half_nodes']}")
+        raise AssertionError(f"{n_int} MatMulIntegerToFloat nodes, the report says {p['half_nodes']}")
     orig = onnx.load(src)
     types = {vi.name: vi.type.tensor_type.elem_type for vi in orig.graph.input}
     types.update({vi.name: vi.type.tensor_type.elem_type for vi in orig.graph.output})

@@ -390,6 +390,61 @@ static tc_status run_matmulinteger(tc_kernel_ctx *k, const tc_rt_tensor *const *
   return matmul_nd(k, A, B, a, b, CK_INT, TC_DTYPE_I32, out);
 }
 
+/* MatMulIntegerToFloat (ai.tacoc, from quantize-dynamic; com.microsoft):
+ * Y = float(MatMulInteger(A, B, a_zero_point, b_zero_point)) * (a_scale *
+ * b_scale) (+ bias), a_scale a scalar, b_scale and bias scalars or [N]. The
+ * int32 product goes into Y's own memory (same size) and is scaled in place,
+ * with the same float operations as the unfused Cast, Mul and Add. */
+typedef struct mmi_job {
+  void *y;
+  const float *sc, *bias; /* per column: a_scale * b_scale, and the bias (or NULL) */
+  size_t n;
+} mmi_job;
+
+static void mmi_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const mmi_job *j = ctx;
+  for (size_t r = lo; r < hi; r++)
+    tc_vdequant_i32_f32((float *)j->y + r * j->n, (const int32_t *)j->y + r * j->n, j->sc, j->bias,
+                        j->n);
+}
+
+static tc_status run_mmi_to_float(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                  tc_rt_tensor *out, size_t n_out) {
+  const tc_rt_tensor *A = input(in, n_in, 0), *B = input(in, n_in, 1), *as = input(in, n_in, 2),
+                     *bs = input(in, n_in, 3), *bias = input(in, n_in, 6);
+  if (!A || !B || !as || !bs)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "A, B, a_scale and b_scale are required");
+  if (as->dtype != TC_DTYPE_F32 || tc_rt_numel(as) != 1)
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "a_scale must be one float32 value");
+  size_t N = B->rank ? (size_t)B->dims[B->rank - 1] : 1, nb = tc_rt_numel(bs);
+  if (bs->dtype != TC_DTYPE_F32 || (nb != 1 && nb != N) || (nb == N && bs->rank > 1))
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "b_scale must be float32, one value or [%zu]",
+                          N);
+  size_t nbias = bias ? tc_rt_numel(bias) : 0;
+  if (bias && (bias->dtype != TC_DTYPE_F32 || (nbias != 1 && nbias != N) || bias->rank > 1))
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "bias must be float32, one value or [%zu]", N);
+  const tc_rt_tensor *mi_in[4] = {A, B, input(in, n_in, 4), input(in, n_in, 5)};
+  tc_status st = run_matmulinteger(k, mi_in, 4, out, n_out);
+  if (st)
+    return st;
+  size_t rows = N ? tc_rt_numel(&out[0]) / N : 0;
+  float *sc = tc_arena_alloc(k->arena, 2 * (N + 1) * sizeof *sc), *bv = sc ? sc + N + 1 : NULL;
+  if (!sc)
+    return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory for a scratch buffer");
+  const float *bsv = bs->data, *biasv = bias ? bias->data : NULL;
+  float a = *(const float *)as->data;
+  for (size_t c = 0; c < N; c++) {
+    sc[c] = a * bsv[nb == 1 ? 0 : c]; /* the unfused Mul(a_scale, b_scale) */
+    if (biasv)
+      bv[c] = biasv[nbias == 1 ? 0 : c];
+  }
+  mmi_job j = {.y = out[0].data, .sc = sc, .bias = biasv ? bv : NULL, .n = N};
+  tc_parallel_for(rows, tc_parallel_grain(N * 2), mmi_rows, &j);
+  out[0].dtype = TC_DTYPE_F32;
+  return TC_STATUS_OK;
+}
+
 static tc_status check_gemm(const tc_node *n, int64_t opset, tc_diag *diag) {
   static const char *const v1[] = {"alpha", "beta", "transA", "transB", "broadcast", NULL};
   static const char *const v7[] = {"alpha", "beta", "transA", "transB", NULL};
@@ -1744,6 +1799,8 @@ static tc_status check_none(const tc_node *n, int64_t opset, tc_diag *diag) {
 const tc_kernel_def tc_kernels_nn[] = {
     {"MatMul", "", 1, run_matmul, check_none},
     {"MatMulInteger", "", 10, run_matmulinteger, check_none},
+    {"MatMulIntegerToFloat", "ai.tacoc", 1, run_mmi_to_float, check_none},
+    {"MatMulIntegerToFloat", "com.microsoft", 1, run_mmi_to_float, check_none},
     {"Gemm", "", 1, run_gemm, check_gemm},
     {"Softmax", "", 1, run_softmax, check_axis_only},
     {"LogSoftmax", "", 1, run_logsoftmax, check_axis_only},

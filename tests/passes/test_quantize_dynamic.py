@@ -1,6 +1,8 @@
 """quantize-dynamic: float32 MatMuls with a constant [K, N] weight become
-DynamicQuantizeLinear + MatMulInteger (weight int8, per column, symmetric)
-+ Cast + Mul by x_scale * w_scale; small MatMuls (K or N below 16) stay
+DynamicQuantizeLinear + ai.tacoc.MatMulIntegerToFloat (weight int8, per
+column, symmetric; the op's model-local function is MatMulInteger + Cast +
+Mul by x_scale * w_scale; com.microsoft's op with --compat ort); MatMuls of
+one activation share the DynamicQuantizeLinear; small MatMuls (K or N below 16) stay
 float32; `tacoc optimize --precision int8` validates in libtacort (budget
 cos 0.99) and keeps the MatMuls that break it in float32.
 
@@ -48,27 +50,75 @@ def two_matmuls():
                   const("w2", RNG.standard_normal((32, 8)))])
 
 
+def test_shared_activation_quantized_once(ctx):
+    """Q, K and V projections of one activation: one DynamicQuantizeLinear."""
+    x = tensor_in("x", [1, 7, 32])
+    nodes = [N("MatMul", ["x", f"w{i}"], [f"p{i}"], name=f"proj{i}") for i in range(3)]
+    nodes += [N("Add", ["p0", "p1"], ["s"]), N("Add", ["s", "p2"], ["y"])]
+    m = model(nodes, [x], [tensor_in("y", [1, 7, 24])],
+              [const(f"w{i}", RNG.standard_normal((32, 24))) for i in range(3)])
+    out, _, _ = ctx.optimize(m, "quantize-dynamic")
+    kinds = ops(out)
+    assert kinds.count("DynamicQuantizeLinear") == 1 and kinds.count("MatMulIntegerToFloat") == 3, kinds
+    dq = next(n for n in out.graph.node if n.op_type == "DynamicQuantizeLinear")
+    for mi in (n for n in out.graph.node if n.op_type == "MatMulIntegerToFloat"):
+        assert list(mi.input[::2]) == [dq.output[0], dq.output[1], dq.output[2]], mi
+    close_int8(ctx, m, out, {"x": rand(RNG, 1, 7, 32)})
+
+
+def test_fused_kernel_equals_unfused_graph(ctx):
+    """libtacort's MatMulIntegerToFloat kernel (both domains, with and without
+    bias) gives the unfused MatMulInteger + Cast + Mul (+ Add) bit for bit."""
+    x = tensor_in("x", [3, 5, 48])
+    w = const("wq", RNG.integers(-127, 128, (48, 40)), np.int8)
+    ws = const("ws", RNG.uniform(0.001, 0.02, 40))
+    bias = const("bias", RNG.standard_normal(40))
+    dq = N("DynamicQuantizeLinear", ["x"], ["q", "s", "z"])
+    unfused = [dq, N("MatMulInteger", ["q", "wq", "z"], ["i"]), N("Cast", ["i"], ["f"], to=1),
+               N("Mul", ["s", "ws"], ["sc"]), N("Mul", ["f", "sc"], ["m"]),
+               N("Add", ["m", "bias"], ["y"])]
+    feeds = {"x": rand(RNG, 3, 5, 48)}
+    y = [tensor_in("y", [3, 5, 40])]
+    want = ctx.run_tacort(model(unfused, [x], y, [w, ws, bias]), feeds)[0]
+    for domain in ("ai.tacoc", "com.microsoft"):
+        fused = [dq, N("MatMulIntegerToFloat", ["q", "wq", "s", "ws", "z", "", "bias"], ["y"],
+                       domain=domain)]
+        if domain == "ai.tacoc":  # ai.tacoc's op has no bias input: Add it after
+            fused = [dq, N("MatMulIntegerToFloat", ["q", "wq", "s", "ws", "z"], ["m"],
+                           domain=domain), N("Add", ["m", "bias"], ["y"])]
+        m = model(fused, [x], y, [w, ws, bias])
+        m.opset_import.append(helper.make_opsetid(domain, 1))
+        got = ctx.run_tacort(m, feeds)[0]
+        assert got.dtype == np.float32 and np.array_equal(got, want), (domain,
+                                                                       np.abs(got - want).max())
+
+
 def test_matmul_to_dynamic_int8(ctx):
     m = two_matmuls()
     out, stdout, _ = ctx.optimize(m, "quantize-dynamic")
-    assert ops(out) == ["DynamicQuantizeLinear", "MatMulInteger", "Cast", "Mul", "Mul", "Relu",
-                        "MatMul"], ops(out)
+    assert ops(out) == ["DynamicQuantizeLinear", "MatMulIntegerToFloat", "Relu", "MatMul"], ops(out)
     g = out.graph
     nodes = {n.op_type: n for n in g.node}
-    dq, mi = nodes["DynamicQuantizeLinear"], nodes["MatMulInteger"]
-    assert list(dq.input) == ["x"] and list(mi.input) == [dq.output[0], mi.input[1], dq.output[2]]
+    dq, mi = nodes["DynamicQuantizeLinear"], nodes["MatMulIntegerToFloat"]
+    assert list(dq.input) == ["x"] and mi.domain == "ai.tacoc", mi
+    assert list(mi.input) == [dq.output[0], mi.input[1], dq.output[1], mi.input[3], dq.output[2]]
     inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
-    wq = inits[mi.input[1]]
+    wq, ws = inits[mi.input[1]], inits[mi.input[3]]
     assert wq.dtype == np.int8 and wq.shape == (64, 32) and np.abs(wq).max() == 127
     assert "w" not in inits and "w2" in inits, list(inits)
-    # the last Mul writes the MatMul's output under its name and node name
-    last = [n for n in g.node if n.output[0] == "h"]
-    assert len(last) == 1 and last[0].op_type == "Mul" and last[0].name == "mm", last
-    scale = [n for n in g.node if n.op_type == "Mul" and n.output[0] == last[0].input[1]][0]
-    ws = inits[scale.input[1]]
-    assert scale.input[0] == dq.output[1] and ws.dtype == np.float32 and ws.shape == (32,)
+    # the fused node writes the MatMul's output under its name and node name
+    assert list(mi.output) == ["h"] and mi.name == "mm", mi
+    assert ws.dtype == np.float32 and ws.shape == (32,)
     np.testing.assert_allclose(ws, np.abs(numpy_helper.to_array(m.graph.initializer[0])).max(0)
                                / 127, rtol=1e-6)
+    fn = [f for f in out.functions if (f.domain, f.name) == ("ai.tacoc", "MatMulIntegerToFloat")]
+    assert len(fn) == 1 and [n.op_type for n in fn[0].node] == ["MatMulInteger", "Cast", "Mul",
+                                                                "Mul"], fn
+    # ONNX Runtime's own op with --compat ort: no function needed
+    ms, _, _ = ctx.optimize(m, "quantize-dynamic", extra=["--compat", "ort"])
+    fused = [n for n in ms.graph.node if n.op_type == "MatMulIntegerToFloat"]
+    assert len(fused) == 1 and fused[0].domain == "com.microsoft" and not ms.functions, ms.functions
+    close_int8(ctx, m, ms, {"x": rand(RNG, 2, 5, 64)})
     assert "MatMuls to int8 x1" in stdout, stdout
     close_int8(ctx, m, out, {"x": rand(RNG, 2, 5, 64)})
 
@@ -128,7 +178,7 @@ def test_planted_outlier_falls_back(ctx):
     assert "h" in kept and kept["h"]["reason"] == "budget fallback", p["kept_fp32"]
     assert p["validation"]["passed"] and "y" not in kept, p
     assert "budget fallback" in stdout, stdout
-    assert ops(out).count("MatMulInteger") == 1 and ops(out).count("MatMul") == 1, ops(out)
+    assert ops(out).count("MatMulIntegerToFloat") == 1 and ops(out).count("MatMul") == 1, ops(out)
     close_int8(ctx, m, out, {"x": rand(RNG, 4, 64)})
 
 
