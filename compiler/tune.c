@@ -40,8 +40,8 @@
 #define MAX_IN 5
 
 typedef struct cand {
-  char name[24]; /* "builtin" or "w16u2" */
-  int width, unroll;
+  char name[24]; /* "builtin", "w16u2", or "w16u2t1" (one thread) */
+  int width, unroll, threads;
   double med_us, spread_us;
   bool measured, ok;
   double max_err;
@@ -338,24 +338,28 @@ static int static_candidates(tc_model *m, tc_tune_result *r) {
 
 /* ---- candidates and measurement ---- */
 
-static void add_cand(sig_entry *e, int w, int u) {
+static void add_cand(sig_entry *e, int w, int u, int t) {
   if (e->n_c == MAX_CANDS)
     return;
   cand *c = &e->c[e->n_c++];
   memset(c, 0, sizeof *c);
   c->width = w;
   c->unroll = u;
+  c->threads = t;
   if (w)
-    snprintf(c->name, sizeof c->name, "w%du%d", w, u);
+    snprintf(c->name, sizeof c->name, t ? "w%du%dt%d" : "w%du%d", w, u, t);
   else
     snprintf(c->name, sizeof c->name, "builtin");
 }
 
+/* Candidates: libtacort's kernel, then generated variants (widths up to the
+ * native one, unroll factors) on the thread pool, and the native width on
+ * the calling thread alone. */
 static void make_candidates(sig_entry *e, tc_tune_mode mode, int native_w) {
   e->n_c = 0;
-  add_cand(e, 0, 0);
+  add_cand(e, 0, 0, 0);
   if (mode == TC_TUNE_OFF) {
-    add_cand(e, native_w, 1);
+    add_cand(e, native_w, 1, 0);
     return;
   }
   static const int full_w[] = {4, 8, 16}, full_u[] = {1, 2, 4};
@@ -366,8 +370,10 @@ static void make_candidates(sig_entry *e, tc_tune_mode mode, int native_w) {
     if (ws[i] > native_w || (i && ws[i] == ws[i - 1]))
       continue;
     for (size_t k = 0; k < nu; k++)
-      add_cand(e, ws[i], full_u[k]);
+      add_cand(e, ws[i], full_u[k], 0);
   }
+  for (size_t k = 0; k < nu; k++)
+    add_cand(e, native_w, full_u[k], 1);
 }
 
 static double now_us(void) {
@@ -395,6 +401,7 @@ static bool run_cand(sig_entry *e, size_t ci, tc_cg_row_fn fn, const tc_kernel_d
   tc_cg_spec sp = e->spec;
   sp.width = e->c[ci].width;
   sp.unroll = e->c[ci].unroll;
+  sp.threads = e->c[ci].threads;
   tc_status st = TC_STATUS_INVALID;
   return tc_native_run(&k, &sp, fn, in, e->n_in, out, e->n_out, &st) && st == TC_STATUS_OK;
 }
@@ -510,16 +517,16 @@ static bool cache_lookup(const char *path, const char *cpu, sig_entry *e) {
          *f3 = strtok(NULL, "\t"), *f4 = strtok(NULL, "\t"), *f5 = strtok(NULL, "\t");
     if (!f5 || strcmp(f0, "tacoc-tune/1") || strcmp(f1, cpu) || strcmp(f2, e->key))
       continue;
-    int w = 0, u = 0;
+    int w = 0, u = 0, t = 0;
     e->winner = -1;
     if (!strcmp(f3, "builtin"))
       e->winner = 0;
-    else if (sscanf(f3, "w%du%d", &w, &u) == 2)
+    else if (sscanf(f3, "w%du%dt%d", &w, &u, &t) >= 2)
       for (size_t ci = 1; ci < e->n_c; ci++)
-        if (e->c[ci].width == w && e->c[ci].unroll == u)
+        if (e->c[ci].width == w && e->c[ci].unroll == u && e->c[ci].threads == t)
           e->winner = (int)ci;
     if (e->winner < 0) { /* a variant this mode does not generate: keep it anyway */
-      add_cand(e, w, u);
+      add_cand(e, w, u, t);
       e->winner = (int)e->n_c - 1;
     }
     e->c[0].med_us = atof(f4);
@@ -854,6 +861,7 @@ int tc_tune_apply(tc_model *m, const tc_tune_options *o, tc_tune_result **res) {
     tc_cg_spec sp = e->spec;
     sp.width = e->c[e->winner].width;
     sp.unroll = e->c[e->winner].unroll;
+    sp.threads = e->c[e->winner].threads;
     snprintf(sp.sym, sizeof sp.sym, "%s", e->sym);
     char spec[256], key[600];
     tc_cg_spec_format(&sp, spec, sizeof spec);

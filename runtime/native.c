@@ -59,18 +59,24 @@ bool tc_cg_spec_parse(const char *s, tc_cg_spec *out) {
       out->width = (int)v;
     } else if (KEY("unroll")) {
       out->unroll = (int)v;
+    } else if (KEY("threads")) {
+      out->threads = (int)v;
     } /* unknown keys are ignored: newer specs stay readable */
 #undef KEY
     s = end;
   }
   return out->kind && out->cols > 0 && out->sym[0] && out->width >= 1 && out->width <= 64 &&
-         out->unroll >= 1 && out->unroll <= 8 && out->act >= 0 && out->act <= TC_CG_ACT_GELU_TANH;
+         out->unroll >= 1 && out->unroll <= 8 && out->act >= 0 && out->act <= TC_CG_ACT_GELU_TANH &&
+         (out->threads == 0 || out->threads == 1);
 }
 
 void tc_cg_spec_format(const tc_cg_spec *sp, char *buf, size_t cap) {
-  snprintf(buf, cap, "kind=%s act=%d flags=%d cols=%lld width=%d unroll=%d sym=%s",
+  char thr[16] = "";
+  if (sp->threads)
+    snprintf(thr, sizeof thr, " threads=%d", sp->threads);
+  snprintf(buf, cap, "kind=%s act=%d flags=%d cols=%lld width=%d unroll=%d%s sym=%s",
            tc_cg_kind_name(sp->kind), sp->act, sp->flags, (long long)sp->cols, sp->width,
-           sp->unroll, sp->sym);
+           sp->unroll, thr, sp->sym);
 }
 
 static bool out_used(const tc_node *n, size_t i) { return i < n->n_outputs && n->outputs[i]; }
@@ -212,7 +218,10 @@ bool tc_native_run(tc_kernel_ctx *k, const tc_cg_spec *sp, tc_cg_row_fn fn,
     j.out[1] = out[sum_slot].data;
   }
   size_t rows = tc_rt_numel(x) / (size_t)cols;
-  tc_parallel_for(rows, tc_parallel_grain((size_t)cols * 8), rows_piece, &j);
+  if (sp->threads == 1)
+    rows_piece(&j, 0, 0, rows);
+  else
+    tc_parallel_for(rows, tc_parallel_grain((size_t)cols * 8), rows_piece, &j);
   *st = TC_STATUS_OK;
   return true;
 }

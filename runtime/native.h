@@ -13,8 +13,10 @@
  *   "kind=layernorm flags=7 cols=768 width=16 unroll=1 sym=tck_3"
  * kind: bias_act | layernorm | softmax; act: TC_CG_ACT_*; flags: TC_CG_F_*;
  * cols: the row length the kernel was generated for; width / unroll: the
- * vector width (floats) and vectors per loop step it was generated with; sym:
- * the exported function, of type tc_cg_row_fn.
+ * vector width (floats) and vectors per loop step it was generated with;
+ * threads (optional, default 0): 1 runs every row on the calling thread
+ * instead of splitting rows over the thread pool; sym: the exported
+ * function, of type tc_cg_row_fn.
  *
  * libtacort loads the library only when the session options allow native
  * code, the file's SHA-256 matches, and it loads; otherwise (and for any node
@@ -52,6 +54,7 @@ typedef struct tc_cg_spec {
   int kind, act, flags;
   int64_t cols;
   int width, unroll;
+  int threads; /* 0: rows split over the thread pool; 1: all rows on the calling thread */
   char sym[64];
 } tc_cg_spec;
 

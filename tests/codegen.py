@@ -82,7 +82,7 @@ def check_library_record(out):
     for node, spec in binds.items():
         assert node in names, f"binding for unknown node {node}"
         assert re.fullmatch(r"kind=(bias_act|layernorm|softmax) act=\d flags=\d+ cols=\d+ width=\d+ "
-                            r"unroll=\d sym=tck_\d+", spec), spec
+                            r"unroll=\d( threads=1)? sym=tck_\d+", spec), spec
     return binds
 
 
@@ -145,6 +145,7 @@ def tune_fast_report_and_cache():
         for d in t["decisions"]:
             names = [c["name"] for c in d["candidates"]]
             assert names[0] == "builtin" and len(names) >= 3, names
+            assert any(n.endswith("t1") for n in names), names  # one-thread candidates
             assert d["winner"] in names and not d["cached"], d
             assert "rows=32" in d["signature"] or "rows=64" in d["signature"], d["signature"]
             b = d["candidates"][0]

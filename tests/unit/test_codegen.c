@@ -239,6 +239,12 @@ static void test_spec_strings(void) {
   CHECK(!tc_cg_spec_parse("kind=softmax cols=-1 sym=x", &back));
   CHECK(!tc_cg_spec_parse("kind=softmax cols=8", &back));
   CHECK(!tc_cg_spec_parse("kind=softmax cols=8x sym=a", &back));
+  CHECK(!tc_cg_spec_parse("kind=softmax cols=8 threads=3 sym=a", &back));
+  sp.threads = 1;
+  tc_cg_spec_format(&sp, buf, sizeof buf);
+  CHECK(
+      !strcmp(buf, "kind=layernorm act=0 flags=7 cols=768 width=16 unroll=2 threads=1 sym=tck_3"));
+  CHECK(tc_cg_spec_parse(buf, &back) && back.threads == 1);
 }
 
 static void test_bad_spec_refused(void) {
