@@ -422,6 +422,8 @@ int tc_cmd_optimize(int argc, char **argv) {
   }
   a.tune.output = a.out;
   a.tune.shapes = &a.prec;
+  if (!a.tune.codegen && (a.passes || a.level > 0))
+    tc_tune_strip(m); /* -O0 keeps the model as it is */
   if (tc_tune_apply(m, &a.tune, &a.tune_res)) {
     tc_tune_commit(a.tune_res, true);
     goto done;

@@ -557,6 +557,12 @@ static void cache_append(const char *path, const char *cpu, const tc_tune_result
 }
 
 /* ---- model metadata ---- */
+static void meta_strip(tc_model *m);
+
+void tc_tune_strip(tc_model *m) {
+  if (m->pb)
+    meta_strip(m);
+}
 
 static void meta_strip(tc_model *m) {
   Onnx__ModelProto *pb = m->pb;

@@ -43,6 +43,10 @@ int tc_tune_parse_arg(int argc, char **argv, int *i, tc_tune_options *o);
  * candidates, no winner) leaves m unchanged. 0 on success; otherwise an
  * error was printed. *res (may be NULL on failure) says what was decided. */
 int tc_tune_apply(tc_model *m, const tc_tune_options *o, tc_tune_result **res);
+/* Drops a model's records of a kernel library (ai.tacoc.kernel*
+ * metadata): what optimize does when it rewrites a model without --codegen,
+ * so no stale binding outlives the graph it was made for. */
+void tc_tune_strip(tc_model *m);
 /* Moves the library into place once the model is written (0 on success);
  * discard removes it instead (the model could not be written). */
 int tc_tune_commit(const tc_tune_result *r, bool discard);

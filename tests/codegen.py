@@ -104,6 +104,12 @@ def untuned_codegen_matches_ort_and_builtin():
         assert n1 == len(binds), f"{n1} nodes on generated kernels, {len(binds)} bound: {err1}"
         assert np.allclose(y1, want, atol=1e-4, rtol=1e-3), np.abs(y1 - want).max()
         assert np.abs(y1 - y0).max() < 1e-5, np.abs(y1 - y0).max()
+        # re-optimizing without --codegen drops the records; -O0 keeps the model as it is
+        again = os.path.join(tmp, "again.onnx")
+        tacoc("optimize", out, "-o", again, "-O2", "-q")
+        assert not any(k.startswith("ai.tacoc.kernel") for k in meta(again)), meta(again)
+        tacoc("optimize", out, "-o", again, "-O0", "-q")
+        assert meta(again) == meta(out)
         # tacoc bench runs them too when allowed, and says when it cannot
         p = tacoc("bench", BERT, out, "--allow-native-code", "--iters", "3", "--warmup", "1",
                   "--shape", "input_ids=2x16", "--shape", "attention_mask=2x16")
