@@ -858,8 +858,11 @@ int tc_tune_apply(tc_model *m, const tc_tune_options *o, tc_tune_result **res) {
       return tc_cli_error("codegen: cannot read back %s", r->lib_tmp);
   }
   /* bind the nodes: rerun the capture's matching by signature on each node */
+  char features[512];
+  tc_cg_cpu_features(o->cpu, features, sizeof features);
   rc = meta_add(m, "ai.tacoc.kernels", r->lib_name) ||
-       meta_add(m, "ai.tacoc.kernels.sha256", r->sha);
+       meta_add(m, "ai.tacoc.kernels.sha256", r->sha) ||
+       (features[0] && meta_add(m, "ai.tacoc.kernels.features", features));
   for (size_t i = 0; !rc && i < r->n_sigs; i++) {
     sig_entry *e = &r->sigs[i];
     if (!e->winner)

@@ -226,6 +226,74 @@ bool tc_native_run(tc_kernel_ctx *k, const tc_cg_spec *sp, tc_cg_row_fn fn,
   return true;
 }
 
+const char *const tc_cpu_feature_names[] = {"sse",
+                                            "sse2",
+                                            "sse3",
+                                            "ssse3",
+                                            "sse4.1",
+                                            "sse4.2",
+                                            "popcnt",
+                                            "avx",
+                                            "avx2",
+                                            "fma",
+                                            "bmi",
+                                            "bmi2",
+                                            "avx512f",
+                                            "avx512dq",
+                                            "avx512cd",
+                                            "avx512bw",
+                                            "avx512vl",
+                                            "avx512ifma",
+                                            "avx512vbmi",
+                                            "avx512vbmi2",
+                                            "avx512vnni",
+                                            "avx512bitalg",
+                                            "avx512vpopcntdq",
+                                            "avx512bf16",
+                                            "avx512er",
+                                            "avx512pf",
+                                            NULL};
+
+int tc_cpu_has(const char *name) {
+  __builtin_cpu_init();
+  /* __builtin_cpu_supports takes only string literals */
+  const int has[] = {
+      __builtin_cpu_supports("sse"),
+      __builtin_cpu_supports("sse2"),
+      __builtin_cpu_supports("sse3"),
+      __builtin_cpu_supports("ssse3"),
+      __builtin_cpu_supports("sse4.1"),
+      __builtin_cpu_supports("sse4.2"),
+      __builtin_cpu_supports("popcnt"),
+      __builtin_cpu_supports("avx"),
+      __builtin_cpu_supports("avx2"),
+      __builtin_cpu_supports("fma"),
+      __builtin_cpu_supports("bmi"),
+      __builtin_cpu_supports("bmi2"),
+      __builtin_cpu_supports("avx512f"),
+      __builtin_cpu_supports("avx512dq"),
+      __builtin_cpu_supports("avx512cd"),
+      __builtin_cpu_supports("avx512bw"),
+      __builtin_cpu_supports("avx512vl"),
+      __builtin_cpu_supports("avx512ifma"),
+      __builtin_cpu_supports("avx512vbmi"),
+      __builtin_cpu_supports("avx512vbmi2"),
+      __builtin_cpu_supports("avx512vnni"),
+      __builtin_cpu_supports("avx512bitalg"),
+      __builtin_cpu_supports("avx512vpopcntdq"),
+      __builtin_cpu_supports("avx512bf16"),
+      __builtin_cpu_supports("avx512er"),
+      __builtin_cpu_supports("avx512pf"),
+  };
+  _Static_assert(sizeof has / sizeof *has + 1 ==
+                     sizeof tc_cpu_feature_names / sizeof *tc_cpu_feature_names,
+                 "one check per feature name");
+  for (size_t i = 0; tc_cpu_feature_names[i]; i++)
+    if (!strcmp(name, tc_cpu_feature_names[i]))
+      return has[i] != 0;
+  return -1;
+}
+
 void tc_sha256_hex(const void *data, size_t size, char hex[65]) {
   unsigned char md[32];
   unsigned len = 0;

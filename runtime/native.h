@@ -5,9 +5,11 @@
  * shared object written beside the optimized model. The model names the
  * library and its SHA-256 in metadata_props, and binds nodes to kernels:
  *
- *   ai.tacoc.kernels         = "<file name of the library, in the model's folder>"
- *   ai.tacoc.kernels.sha256  = "<64 lowercase hex digits>"
- *   ai.tacoc.kernel:<node>   = "<spec>"   (one entry per bound node)
+ *   ai.tacoc.kernels          = "<file name of the library, in the model's folder>"
+ *   ai.tacoc.kernels.sha256   = "<64 lowercase hex digits>"
+ *   ai.tacoc.kernels.features = "avx512f,avx2,fma,..." (the x86 extensions
+ *                               the code may use; absent when unknown)
+ *   ai.tacoc.kernel:<node>    = "<spec>"   (one entry per bound node)
  *
  * A spec is space-separated key=value pairs, e.g.
  *   "kind=layernorm flags=7 cols=768 width=16 unroll=1 sym=tck_3"
@@ -19,7 +21,8 @@
  * function, of type tc_cg_row_fn.
  *
  * libtacort loads the library only when the session options allow native
- * code, the file's SHA-256 matches, and it loads; otherwise (and for any node
+ * code, the file's SHA-256 matches, this CPU has every listed feature it
+ * can check, and it loads; otherwise (and for any node
  * whose run-time shapes or dtypes do not fit the spec) the node runs with
  * libtacort's own kernel. The graph itself is unchanged standard ONNX, so
  * other runtimes ignore the kernels. */
@@ -77,6 +80,13 @@ bool tc_cg_node_spec(const tc_node *n, int64_t cols, tc_cg_spec *out);
 bool tc_native_run(tc_kernel_ctx *k, const tc_cg_spec *sp, tc_cg_row_fn fn,
                    const tc_rt_tensor *const *in, size_t n_in, tc_rt_tensor *out, size_t n_out,
                    tc_status *st);
+
+/* The x86 extensions whose presence libtacort can check (the names GCC's
+ * __builtin_cpu_supports and LLVM's feature strings share), NULL-terminated. */
+extern const char *const tc_cpu_feature_names[];
+/* 1 when this CPU has feature name, 0 when it lacks it, -1 for a name not
+ * in tc_cpu_feature_names. */
+int tc_cpu_has(const char *name);
 
 /* SHA-256 of a byte range as 64 hex digits + NUL. */
 void tc_sha256_hex(const void *data, size_t size, char hex[65]);

@@ -241,9 +241,24 @@ static void bind_native(tc_session *s, const char *lib_path) {
     snprintf(note, cap, "kernel library %.300s cannot be read", path);
     return;
   }
-  char got[65];
+  char got[65], lacking[64] = "";
   tc_sha256_hex(bytes, size, got);
-  if (strcmp(got, want)) {
+  const char *feat = meta(m, KERNELS_KEY ".features");
+  for (const char *p = feat; p && *p && !lacking[0];) {
+    size_t len = strcspn(p, ",");
+    char name[32];
+    if (len && len < sizeof name) {
+      memcpy(name, p, len);
+      name[len] = 0;
+      if (tc_cpu_has(name) == 0)
+        snprintf(lacking, sizeof lacking, "%s", name);
+    }
+    p += len + (p[len] == ',');
+  }
+  if (lacking[0]) {
+    snprintf(note, cap, "kernel library %.300s needs the CPU feature %s, which this CPU lacks",
+             path, lacking);
+  } else if (strcmp(got, want)) {
     snprintf(note, cap, "kernel library %.300s does not match the model (sha256 %s, expected %s)",
              path, got, want);
   } else if (!(s->native_lib = tc_native_lib_open(bytes, size, why, sizeof why))) {

@@ -198,6 +198,23 @@ def altered_or_missing_library_is_not_used():
 
 
 @test
+def library_for_a_cpu_feature_this_cpu_lacks_is_not_used():
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "opt.onnx")
+        tacoc("optimize", BERT, "-o", out, "-O2", "--codegen", "cpu", "-q")
+        feats = meta(out).get("ai.tacoc.kernels.features", "")
+        assert "sse2" in feats.split(","), feats  # the native build records what it may use
+        m = onnx.load(out)
+        for p in m.metadata_props:
+            if p.key == "ai.tacoc.kernels.features":
+                p.value = feats + ",avx512er"  # Xeon Phi only
+        onnx.save(m, out)
+        feeds, args = bert_inputs(tmp)
+        y, n, err = run_model(out, args, tmp, native=True)
+        assert "needs the CPU feature avx512er" in err and n == 0, err
+
+
+@test
 def named_cpu_builds_for_that_cpu():
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "opt.onnx")

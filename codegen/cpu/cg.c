@@ -486,6 +486,29 @@ void tc_cg_cpu_key(const char *cpu, char *buf, size_t cap) {
   LLVMDisposeMessage(feat);
 }
 
+void tc_cg_cpu_features(const char *cpu, char *buf, size_t cap) {
+  if (cap)
+    buf[0] = 0;
+  if (!is_native(cpu))
+    return;
+  char *feat = LLVMGetHostCPUFeatures();
+  size_t used = 0;
+  for (const char *p = feat; *p;) {
+    size_t len = strcspn(p, ",");
+    if (*p == '+')
+      for (size_t i = 0; tc_cpu_feature_names[i]; i++) {
+        const char *f = tc_cpu_feature_names[i];
+        if (strlen(f) == len - 1 && !strncmp(p + 1, f, len - 1)) {
+          int n = snprintf(buf + used, cap - used, "%s%s", used ? "," : "", f);
+          if (n > 0 && (size_t)n < cap - used)
+            used += (size_t)n;
+        }
+      }
+    p += len + (p[len] == ',');
+  }
+  LLVMDisposeMessage(feat);
+}
+
 int tc_cg_native_width(const char *cpu) {
   if (!is_native(cpu))
     return 8;

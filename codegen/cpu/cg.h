@@ -22,6 +22,11 @@ int tc_cg_build_library(const tc_cg_spec *specs, size_t n, const char *cpu, cons
  * what tuning-cache entries are keyed by. */
 void tc_cg_cpu_key(const char *cpu, char *buf, size_t cap);
 
+/* The x86 extensions of tc_cpu_feature_names the target has, comma
+ * separated: what generated code for it may use. Empty for a named CPU (its
+ * feature list is not available through the C API). */
+void tc_cg_cpu_features(const char *cpu, char *buf, size_t cap);
+
 /* The widest float vector (in floats) the target's features allow: 16 with
  * AVX-512, 8 with AVX, 4 otherwise. */
 int tc_cg_native_width(const char *cpu);
