@@ -67,6 +67,9 @@ struct tc_precision_result {
   bool keep_io, validated, passed, synthetic, all_f32;
   const char *calib_dir;
   size_t n_sets, rounds, half_nodes;
+  size_t n_cal, n_ranges; /* int8 static: calibration sets, calibrated activations */
+  int calib_method;
+  bool held_out;
   double budget_cos, budget_max_abs;
   out_metric *outs;
   size_t n_outs;
@@ -81,8 +84,10 @@ static const char *type_name(int32_t t) {
 }
 
 /* The pass that converts to type t. */
-static const char *pass_name(int32_t t) {
-  return t == TC_DTYPE_I8 ? "quantize-dynamic" : "convert-half";
+static const char *pass_name(const tc_precision_options *o) {
+  return o->type != TC_DTYPE_I8 ? "convert-half"
+         : o->int8_static       ? "quantize-static"
+                                : "quantize-dynamic";
 }
 
 static char *dupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -193,8 +198,8 @@ static int parse_shape(const char *v, tc_precision_options *o) {
   return 0;
 }
 
-static const char *const with_value[] = {
-    "--precision", "--calib", "--calib-random", "--budget", "--shape", "--int8-mode", NULL};
+static const char *const with_value[] = {"--precision", "--calib",     "--calib-random", "--budget",
+                                         "--shape",     "--int8-mode", "--calib-method", NULL};
 
 bool tc_precision_is_option(const char *s) {
   for (const char *const *w = with_value; *w; w++)
@@ -226,12 +231,22 @@ int tc_precision_parse_arg(int argc, char **argv, int *i, tc_precision_options *
     return 0;
   }
   if (strcmp(s, "--int8-mode") == 0) {
-    if (strcmp(v, "static") == 0)
-      return tc_cli_usage_error("--int8-mode static (calibrated QDQ) is not implemented yet; "
-                                "--int8-mode dynamic is");
-    if (strcmp(v, "dynamic") != 0)
+    if (strcmp(v, "static") != 0 && strcmp(v, "dynamic") != 0)
       return tc_cli_usage_error("--int8-mode takes static or dynamic, got '%s'", v);
     o->int8_mode_given = true;
+    o->int8_static = strcmp(v, "static") == 0;
+    return 0;
+  }
+  if (strcmp(s, "--calib-method") == 0) {
+    if (strcmp(v, "minmax") == 0)
+      o->calib_method = TC_CALIB_MINMAX;
+    else if (strcmp(v, "percentile") == 0)
+      o->calib_method = TC_CALIB_PERCENTILE;
+    else if (strcmp(v, "entropy") == 0)
+      o->calib_method = TC_CALIB_ENTROPY;
+    else
+      return tc_cli_usage_error("--calib-method takes minmax, percentile or entropy, got '%s'", v);
+    o->calib_method_given = true;
     return 0;
   }
   if (strcmp(s, "--shape") != 0)
@@ -264,6 +279,12 @@ int tc_precision_check_args(const tc_precision_options *o) {
     return tc_cli_usage_error("--keep-io-types needs --precision fp16, bf16 or int8");
   if (o->int8_mode_given && o->type != TC_DTYPE_I8)
     return tc_cli_usage_error("--int8-mode needs --precision int8");
+  if (o->calib_method_given && !o->int8_static)
+    return tc_cli_usage_error("--calib-method sets how --int8-mode static calibrates "
+                              "activation ranges: give --precision int8 --int8-mode static");
+  if (o->int8_static && o->calib_random == 0)
+    return tc_cli_usage_error("--int8-mode static calibrates on input sets: --calib-random 0 "
+                              "leaves none");
   if (o->calib_dir && o->calib_random > 0)
     return tc_cli_usage_error("give --calib DIR or --calib-random N, not both");
   if (o->calib_dir && o->n_shapes)
@@ -552,7 +573,10 @@ typedef struct prec_ctx {
   tc_ndarray *ref_outs; /* n_sets x ref outputs */
   size_t n_ref_outs;
   tc_precision_result *res;
-  kept_list half; /* nodes the last conversion made half (key, op) */
+  kept_list half;         /* nodes the last conversion made half (key, op) */
+  size_t n_cal, val_from; /* calibration sets [0, n_cal), validation [val_from, n_sets) */
+  tc_qrange *ranges;      /* int8 static: calibrated activation ranges */
+  size_t n_ranges;
   bool note_failed;
   tc_diag *d;
 } prec_ctx;
@@ -573,6 +597,10 @@ static const char *reason_kind(const char *why) {
     return "opset";
   if (strncmp(why, "kept in float32 on request", 26) == 0)
     return "budget fallback";
+  if (strncmp(why, "grouped", 7) == 0)
+    return "grouped convolution";
+  if (strncmp(why, "no calibrated range", 19) == 0)
+    return "not calibrated";
   if (strncmp(why, "not on the allow list", 21) == 0)
     return "not on the allow list";
   return "other";
@@ -624,11 +652,13 @@ static tc_model *convert_copy(prec_ctx *x, tc_pass_record *rec) {
   po.half_keep = keys;
   po.half_note = on_note;
   po.half_note_ctx = x;
+  po.qranges = x->ranges;
+  po.n_qranges = x->n_ranges;
   kept_free(&x->res->kept);
   kept_free(&x->half);
   x->note_failed = false;
   tc_pipeline q = {0};
-  q.passes[q.n++] = tc_pass_find(pass_name(x->o->type));
+  q.passes[q.n++] = tc_pass_find(pass_name(x->o));
   tc_status st = q.passes[0] ? tc_pipeline_run(&q, m, &po, x->d) : TC_STATUS_INVALID;
   free(keys);
   if (st != TC_STATUS_OK || x->note_failed) {
@@ -671,7 +701,7 @@ static int validate(prec_ctx *x, tc_model *m) {
   }
   for (size_t k = 0; k < no; k++)
     cmin[k] = 1;
-  for (size_t si = 0; si < x->n_sets; si++) {
+  for (size_t si = x->val_from; si < x->n_sets; si++) {
     if (run_set(s, m, &x->sets[si], outs, x->d) != TC_STATUS_OK) {
       tc_cli_error("%s: the %s model failed on validation set %zu: %s", x->model_name,
                    type_name(x->o->type), si, tc_diag_message(x->d));
@@ -969,7 +999,7 @@ static int diagnose(prec_ctx *x, tc_model *conv, size_t round, bool record_only)
     tc_cli_error("%s: cannot measure the nodes: %s", x->model_name, tc_diag_message(x->d));
     goto done;
   }
-  for (size_t si = 0; si < x->n_sets; si++) {
+  for (size_t si = x->val_from; si < x->n_sets; si++) {
     bool ok = run_set(rs, x->ref, &x->sets[si], ro, x->d) == TC_STATUS_OK &&
               run_set(cs, conv, &x->sets[si], co, x->d) == TC_STATUS_OK;
     for (size_t k = 0; ok && k < np; k++)
@@ -1023,13 +1053,244 @@ static int reference_outputs(prec_ctx *x) {
                         "%s (--calib-random 0 skips validation)",
                         x->model_name, tc_diag_message(x->d));
   int rc = 0;
-  for (size_t si = 0; si < x->n_sets && !rc; si++)
+  for (size_t si = x->val_from; si < x->n_sets && !rc; si++)
     if (run_set(s, x->ref, &x->sets[si], &x->ref_outs[si * no], x->d) != TC_STATUS_OK)
       rc =
           tc_cli_error("%s: the float32 model failed on validation set %zu: %s%s", x->model_name,
                        si, tc_diag_message(x->d),
                        x->o->calib_dir ? "" : " (give sizes of symbolic dims with --shape NAME=N)");
   tc_session_free(s);
+  return rc;
+}
+
+/* ---- calibration (int8 static) ----
+ * The float32 model runs on the calibration sets with every activation that
+ * quantize-static may quantize (input 0 of a MatMul or convolution) as an
+ * extra output. minmax keeps the smallest and largest finite value;
+ * percentile and entropy run the sets a second time to fill a histogram:
+ * percentile cuts 0.001% of the values off each end of CAL_BINS bins;
+ * entropy (TensorRT's calibration) picks the clip threshold t of |x| whose
+ * 8-bit quantization has the least KL divergence from a histogram of |x|
+ * with CAL_BINS bins, fewer when there are under 32 values a bin (a sparse
+ * histogram's noise makes KL pick thresholds far too low). */
+#define CAL_BINS 2048
+
+typedef struct cal_t {
+  const char *name;
+  long out;
+  double lo, hi;
+  size_t count; /* finite values seen */
+  int bins;
+  double *hist;
+} cal_t;
+
+static bool calib_reader(const tc_node *n) {
+  if (tc_is_op(n, "MatMul") || tc_is_op(n, "Conv"))
+    return true;
+  return tc_domain_equal(n->domain, "ai.tacoc") && strncmp(n->op_type, "Conv", 4) == 0 &&
+         strcmp(n->op_type, "ConvTranspose") != 0;
+}
+
+static void cal_minmax(cal_t *c, const tc_ndarray *a) {
+  const float *v = a->data;
+  for (size_t i = 0; i < a->size / sizeof(float); i++)
+    if (isfinite(v[i])) {
+      c->count++;
+      c->lo = v[i] < c->lo ? v[i] : c->lo;
+      c->hi = v[i] > c->hi ? v[i] : c->hi;
+    }
+}
+
+static void cal_hist(cal_t *c, const tc_ndarray *a, bool absolute) {
+  const float *v = a->data;
+  double amax = fmax(fabs(c->lo), fabs(c->hi));
+  double base = absolute ? 0 : c->lo, width = (absolute ? amax : c->hi - c->lo) / c->bins;
+  if (!(width > 0))
+    return;
+  for (size_t i = 0; i < a->size / sizeof(float); i++) {
+    if (!isfinite(v[i]))
+      continue;
+    double x = absolute ? fabs(v[i]) : v[i];
+    long b = (long)((x - base) / width);
+    c->hist[b < 0 ? 0 : b >= c->bins ? c->bins - 1 : b] += 1;
+  }
+}
+
+static void cal_percentile(cal_t *c) {
+  double total = 0, acc = 0, width = (c->hi - c->lo) / CAL_BINS; /* c->bins == CAL_BINS */
+  for (int b = 0; b < CAL_BINS; b++)
+    total += c->hist[b];
+  if (!(total > 0) || !(width > 0))
+    return;
+  double cut = total * 1e-5;
+  int first = 0, last = CAL_BINS - 1;
+  for (acc = 0; first < CAL_BINS - 1 && acc + c->hist[first] <= cut; first++)
+    acc += c->hist[first];
+  for (acc = 0; last > first && acc + c->hist[last] <= cut; last--)
+    acc += c->hist[last];
+  double lo = c->lo + first * width, hi = c->lo + (last + 1) * width;
+  c->lo = lo;
+  c->hi = hi;
+}
+
+/* KL(p || q) of histogram h[0..i) (the tail folded into its last bin)
+ * against its nq-level quantization. */
+static double cal_kl(const double *h, int i, int nq, double tail, double *p, double *q) {
+  double ps = 0;
+  for (int b = 0; b < i; b++)
+    p[b] = h[b] + (b == i - 1 ? tail : 0), ps += p[b];
+  for (int j = 0; j < nq; j++) {
+    int b0 = (int)((long)j * i / nq), b1 = (int)((long)(j + 1) * i / nq);
+    double sum = 0;
+    int nz = 0;
+    for (int b = b0; b < b1; b++)
+      sum += h[b], nz += h[b] > 0;
+    for (int b = b0; b < b1; b++)
+      q[b] = h[b] > 0 ? sum / nz : 0;
+  }
+  double qs = 0, kl = 0;
+  for (int b = 0; b < i; b++)
+    qs += q[b];
+  for (int b = 0; b < i; b++)
+    if (p[b] > 0)
+      kl += q[b] > 0 ? p[b] / ps * log((p[b] / ps) / (q[b] / qs)) : 1e3; /* p with no q */
+  return kl;
+}
+
+static int cal_entropy(cal_t *c) {
+  double amax = fmax(fabs(c->lo), fabs(c->hi)), width = amax / c->bins;
+  if (!(width > 0))
+    return 0;
+  int nq = c->lo >= 0 ? 255 : 127, nb = c->bins;
+  double *p = malloc(2 * (size_t)nb * sizeof *p), *q = p ? p + nb : NULL;
+  if (!p)
+    return tc_cli_error("out of memory");
+  double best = INFINITY, tail = 0;
+  int best_i = nb;
+  for (int b = nq; b < nb; b++)
+    tail += c->hist[b];
+  for (int i = nq; i <= nb; i++) {
+    double kl = cal_kl(c->hist, i, nq, tail, p, q);
+    if (kl < best)
+      best = kl, best_i = i;
+    if (i < nb)
+      tail -= c->hist[i];
+  }
+  free(p);
+  double t = best_i * width;
+  c->lo = c->lo >= 0 ? 0 : fmax(c->lo, -t);
+  c->hi = fmin(c->hi, t);
+  return 0;
+}
+
+/* Fills x->ranges from the calibration sets [0, x->n_cal). */
+static int calibrate(prec_ctx *x) {
+  tc_model *m = NULL;
+  tc_session *s = NULL;
+  cal_t *cal = NULL;
+  tc_ndarray *outs = NULL;
+  size_t nc = 0, no = 0;
+  int rc = -1;
+  if (tc_model_load_file(x->fp32_path, NULL, &m, x->d) != TC_STATUS_OK) {
+    tc_cli_report(x->d);
+    return -1;
+  }
+  tc_graph *g = m->graph;
+  cal = calloc(g->n_nodes + 1, sizeof *cal);
+  if (!cal) {
+    tc_cli_error("out of memory");
+    goto done;
+  }
+  for (tc_node *n = g->first; n; n = n->next) {
+    tc_value *v = n->n_inputs ? n->inputs[0] : NULL;
+    if (!calib_reader(n) || !v || v->init)
+      continue;
+    bool seen = false;
+    for (size_t k = 0; k < nc && !seen; k++)
+      seen = strcmp(cal[k].name, v->name) == 0;
+    if (seen)
+      continue;
+    cal[nc] = (cal_t){.name = v->name, .lo = INFINITY, .hi = -INFINITY};
+    if ((cal[nc].out = output_index(m, v)) < 0) {
+      tc_cli_error("out of memory");
+      goto done;
+    }
+    nc++;
+  }
+  x->ranges = calloc(nc + 1, sizeof *x->ranges);
+  no = g->n_outputs;
+  outs = calloc(no + 1, sizeof *outs);
+  if (!x->ranges || !outs) {
+    tc_cli_error("out of memory");
+    goto done;
+  }
+  if (!nc) {
+    rc = 0;
+    goto done;
+  }
+  if (tc_session_new(m, &s, x->d) != TC_STATUS_OK) {
+    tc_cli_error("%s: libtacort cannot run the float32 model to calibrate it: %s", x->model_name,
+                 tc_diag_message(x->d));
+    goto done;
+  }
+  int method = x->o->calib_method;
+  for (int pass = 0; pass < (method == TC_CALIB_MINMAX ? 1 : 2); pass++) {
+    for (size_t k = 0; pass == 1 && k < nc; k++) {
+      size_t want = cal[k].count / 32;
+      cal[k].bins = method == TC_CALIB_PERCENTILE || want >= CAL_BINS ? CAL_BINS
+                    : want > 256                                      ? (int)want
+                                                                      : 256;
+      if (!(cal[k].hist = calloc((size_t)cal[k].bins, sizeof *cal[k].hist))) {
+        tc_cli_error("out of memory");
+        goto done;
+      }
+    }
+    for (size_t si = 0; si < x->n_cal; si++) {
+      if (run_set(s, m, &x->sets[si], outs, x->d) != TC_STATUS_OK) {
+        tc_cli_error("%s: the float32 model failed on calibration set %zu: %s", x->model_name, si,
+                     tc_diag_message(x->d));
+        goto done;
+      }
+      for (size_t k = 0; k < nc; k++) {
+        const tc_ndarray *a = &outs[cal[k].out];
+        if (a->dtype != TC_DTYPE_F32)
+          continue;
+        if (pass == 0)
+          cal_minmax(&cal[k], a);
+        else
+          cal_hist(&cal[k], a, method == TC_CALIB_ENTROPY);
+      }
+      for (size_t k = 0; k < no; k++)
+        tc_ndarray_release(&outs[k]);
+    }
+  }
+  for (size_t k = 0; k < nc; k++) {
+    cal_t *c = &cal[k];
+    if (!(c->lo <= c->hi))
+      continue; /* no finite value seen: not quantized */
+    if (method == TC_CALIB_PERCENTILE)
+      cal_percentile(c);
+    else if (method == TC_CALIB_ENTROPY && cal_entropy(c))
+      goto done;
+    tc_qrange *r = &x->ranges[x->n_ranges];
+    if (!(r->name = strdup(c->name))) {
+      tc_cli_error("out of memory");
+      goto done;
+    }
+    r->lo = c->lo;
+    r->hi = c->hi;
+    x->n_ranges++;
+  }
+  rc = 0;
+done:
+  for (size_t k = 0; outs && k < no; k++)
+    tc_ndarray_release(&outs[k]);
+  free(outs);
+  for (size_t k = 0; cal && k < nc; k++)
+    free(cal[k].hist);
+  free(cal);
+  tc_session_free(s);
+  tc_model_free(m);
   return rc;
 }
 
@@ -1067,11 +1328,11 @@ int tc_precision_apply(tc_model **mp, const char *model_name, const tc_pass_opti
     eff.budget_cos = 0.99;
   o = &eff;
   for (size_t i = 0; i < p->n; i++)
-    if (strcmp(p->passes[i]->name, pass_name(o->type)) == 0) {
+    if (strcmp(p->passes[i]->name, pass_name(o)) == 0) {
       fprintf(stderr,
               "tacoc: warning: %s: %s ran from --passes, so the %s model is not "
               "validated (leave it out of --passes to validate it)\n",
-              model_name, pass_name(o->type), type_name(o->type));
+              model_name, pass_name(o), type_name(o->type));
       return 0;
     }
   if (p->n == TC_PIPELINE_MAX)
@@ -1110,14 +1371,33 @@ int tc_precision_apply(tc_model **mp, const char *model_name, const tc_pass_opti
     if (calib_sets(*mp, o->calib_dir, x->sets, &x->n_sets))
       goto done;
   } else {
-    size_t n = o->calib_random < 0 ? TC_PRECISION_DEFAULT_SETS : (size_t)o->calib_random;
+    size_t n = o->calib_random >= 0 ? (size_t)o->calib_random
+               : o->int8_static     ? 2 * TC_PRECISION_DEFAULT_SETS
+                                    : TC_PRECISION_DEFAULT_SETS;
     uint64_t state = TC_INPUT_SEED;
     for (size_t k = 0; k < n; k++, x->n_sets++)
       if (random_set(*mp, o, &state, &x->sets[k]))
         goto done;
   }
-  r->n_sets = x->n_sets;
-  r->validated = x->n_sets > 0;
+  if (o->int8_static) {
+    /* calibrate on the first half, check the budget on the held-out rest
+     * (on the one set itself when there is only one) */
+    x->n_cal = x->n_sets > 1 ? x->n_sets / 2 : x->n_sets;
+    x->val_from = x->n_sets > 1 ? x->n_cal : 0;
+    r->n_cal = x->n_cal;
+    r->held_out = x->val_from > 0;
+    r->calib_method = o->calib_method;
+    if (x->n_sets == 1)
+      fprintf(stderr,
+              "tacoc: warning: %s: one input set: int8 ranges are calibrated and checked on the "
+              "same inputs (give more sets to hold some out)\n",
+              model_name);
+    if (calibrate(x))
+      goto done;
+    r->n_ranges = x->n_ranges;
+  }
+  r->n_sets = x->n_sets - x->val_from;
+  r->validated = r->n_sets > 0;
   if (r->validated && reference_outputs(x))
     goto done;
   tc_pass_record rec = {0};
@@ -1151,7 +1431,7 @@ int tc_precision_apply(tc_model **mp, const char *model_name, const tc_pass_opti
     if (bad)
       goto done;
   }
-  p->passes[p->n] = tc_pass_find(pass_name(o->type));
+  p->passes[p->n] = tc_pass_find(pass_name(o));
   p->records[p->n++] = rec;
   tc_model_free(*mp);
   *mp = conv;
@@ -1178,6 +1458,9 @@ done:
     tc_ndarray_release(&x->ref_outs[k]);
   free(x->ref_outs);
   kept_free(&x->half);
+  for (size_t k = 0; k < x->n_ranges; k++)
+    free((char *)x->ranges[k].name);
+  free(x->ranges);
   if (x->tmpdir[0])
     remove_tmpdir(x->tmpdir);
   tc_precision_result_free(r);
@@ -1190,10 +1473,17 @@ done:
 void tc_precision_print(const tc_precision_result *r, FILE *f) {
   if (!r)
     return;
+  static const char *const methods[] = {"minmax", "percentile", "entropy"};
   fprintf(f, "\n  precision: %s, graph inputs and outputs %s\n", type_name(r->type),
-          r->type == TC_DTYPE_I8 ? "float32 (dynamic int8 MatMuls)"
-          : r->keep_io           ? "float32 (--keep-io-types)"
-                                 : type_name(r->type));
+          r->type == TC_DTYPE_I8 && r->n_cal ? "float32 (static int8 QDQ)"
+          : r->type == TC_DTYPE_I8           ? "float32 (dynamic int8 MatMuls)"
+          : r->keep_io                       ? "float32 (--keep-io-types)"
+                                             : type_name(r->type));
+  if (r->n_cal)
+    fprintf(f, "  %zu activation ranges calibrated (%s) in libtacort on %zu input set%s%s\n",
+            r->n_ranges, methods[r->calib_method], r->n_cal, r->n_cal == 1 ? "" : "s",
+            r->held_out ? ", the budget checked on the others"
+                        : ", the budget checked on them too");
   if (!r->validated) {
     fprintf(f, "  NOT validated (--calib-random 0)\n");
   } else if (r->synthetic) {
@@ -1236,6 +1526,24 @@ void tc_precision_json(const tc_precision_result *r, tc_json *j) {
   tc_json_bool(j, r->keep_io);
   tc_json_key(j, "half_nodes");
   tc_json_uint(j, r->half_nodes);
+  if (r->type == TC_DTYPE_I8) {
+    static const char *const methods[] = {"minmax", "percentile", "entropy"};
+    tc_json_key(j, "int8_mode");
+    tc_json_string(j, r->n_cal ? "static" : "dynamic");
+    tc_json_key(j, "calibration");
+    if (!r->n_cal) {
+      tc_json_null(j);
+    } else {
+      tc_json_begin_object(j);
+      tc_json_key(j, "method");
+      tc_json_string(j, methods[r->calib_method]);
+      tc_json_key(j, "sets");
+      tc_json_uint(j, r->n_cal);
+      tc_json_key(j, "activations");
+      tc_json_uint(j, r->n_ranges);
+      tc_json_end_object(j);
+    }
+  }
   tc_json_key(j, "validation");
   if (!r->validated) {
     tc_json_null(j);

@@ -23,12 +23,17 @@ typedef struct tc_precision_shape {
   int64_t dims[8];
 } tc_precision_shape;
 
+enum { TC_CALIB_MINMAX, TC_CALIB_PERCENTILE, TC_CALIB_ENTROPY };
+
 typedef struct tc_precision_options {
   /* 0: float32, nothing to do; TC_DTYPE_F16 or TC_DTYPE_BF16 (convert-half);
    * TC_DTYPE_I8: dynamic int8 MatMuls (quantize-dynamic) */
   int32_t type;
-  bool keep_io_types;      /* --keep-io-types */
-  bool int8_mode_given;    /* --int8-mode dynamic (static is refused) */
+  bool keep_io_types;   /* --keep-io-types */
+  bool int8_mode_given; /* --int8-mode given */
+  bool int8_static;     /* --int8-mode static: calibrated QDQ (quantize-static) */
+  int calib_method;     /* --calib-method: TC_CALIB_MINMAX (default), _PERCENTILE, _ENTROPY */
+  bool calib_method_given;
   const char *calib_dir;   /* --calib DIR, or NULL */
   long calib_random;       /* --calib-random N; -1 when not given */
   double budget_cos;       /* --budget cos=C (default 0.999; 0.99 for int8) */

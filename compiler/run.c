@@ -201,6 +201,9 @@ int tc_cmd_run(int argc, char **argv) {
             tc_session_native_note(s));
   if (native)
     fprintf(stderr, "tacoc: %zu nodes run generated kernels\n", tc_session_native_nodes(s));
+  if (tc_session_qdq_nodes(s))
+    fprintf(stderr, "tacoc: %zu QDQ MatMuls and convolutions run as int8 kernels\n",
+            tc_session_qdq_nodes(s));
   tc_diag_clear(d); /* run errors name the model once, below */
   uint64_t state = TC_INPUT_SEED;
   for (size_t i = 0; i < m->graph->n_inputs; i++) {

@@ -136,6 +136,9 @@ size_t tc_session_native_nodes(const tc_session *s);
 /* Why a model's kernel library was not used ("" when it was, or when the
  * model names none or native code is not allowed). Owned by the session. */
 const char *tc_session_native_note(const tc_session *s);
+/* Number of QDQ MatMuls and convolutions (DequantizeLinear into MatMul or
+ * Conv) the session runs as integer kernels on the quantized operands. */
+size_t tc_session_qdq_nodes(const tc_session *s);
 /* Frees a session (NULL is fine). */
 void tc_session_free(tc_session *s);
 /* Runs the model. inputs[i] is the graph input named names[i]; inputs with an

@@ -15,6 +15,12 @@
 
 #include "ir.h"
 
+/* A calibrated range of a float tensor (quantize-static). */
+typedef struct tc_qrange {
+  const char *name;
+  double lo, hi;
+} tc_qrange;
+
 typedef struct tc_pass_options {
   int level;         /* -O level the pipeline was picked for */
   bool compat_ort;   /* --compat ort: com.microsoft fused ops instead of ai.tacoc */
@@ -33,6 +39,10 @@ typedef struct tc_pass_options {
   const char *const *half_keep;
   void (*half_note)(void *ctx, const tc_node *n, const char *why);
   void *half_note_ctx;
+  /* quantize-static (passes/quantize_static.c): calibrated ranges of the
+   * activations it may quantize; it reads half_keep and half_note too. */
+  const tc_qrange *qranges;
+  size_t n_qranges;
 } tc_pass_options;
 
 #define TC_PASS_MAX_KINDS 16
@@ -85,7 +95,9 @@ typedef tc_status (*tc_pass_fn)(tc_pass_ctx *c, tc_graph *g);
   X(convert_half, "convert-half",                                                                  \
     "float32 weights and activations to float16/bfloat16, sensitive ops kept in float32")          \
   X(quantize_dynamic, "quantize-dynamic",                                                          \
-    "float32 MatMuls with constant weights to DynamicQuantizeLinear + MatMulInteger (int8)")
+    "float32 MatMuls with constant weights to DynamicQuantizeLinear + MatMulInteger (int8)")       \
+  X(quantize_static, "quantize-static",                                                            \
+    "MatMuls and convolutions to QDQ int8 with calibrated activation ranges")
 
 #define X(fn, name, doc) tc_status tc_pass_##fn(tc_pass_ctx *c, tc_graph *g);
 TC_PASS_LIST(X)
@@ -172,5 +184,15 @@ void tc_pass_ref_attr(tc_node *n, size_t i, const char *name, int type);
 int32_t tc_value_dtype(const tc_value *v);
 /* Records an out-of-memory failure in the pass context and returns its status. */
 tc_status tc_pass_nomem(tc_pass_ctx *c);
+/* ---- the precision passes (convert-half's options, quantize-*) ---- */
+/* Tells tc_pass_options.half_note of candidate n: converted (why NULL) or
+ * kept in float32 (why says why; also an --explain line). */
+void tc_pass_half_note(tc_pass_ctx *c, const tc_node *n, const char *why);
+/* The checks the int8 passes share, after their own: n is not on the keep
+ * list, the opset (*opset_ok, else why in opset_why) allows the rewrite and
+ * the constant weight wt is finite. False (half_note told why) when n must
+ * stay float32; false with *oom set on allocation failure. */
+bool tc_pass_int8_ok(tc_pass_ctx *c, const tc_node *n, const tc_tensor *wt, bool opset_ok,
+                     const char *opset_why, bool *oom);
 
 #endif

@@ -31,22 +31,6 @@
 
 #define MIN_DIM 16
 
-static void note(tc_pass_ctx *c, const tc_node *n, const char *why) {
-  if (c->opt && c->opt->half_note)
-    c->opt->half_note(c->opt->half_note_ctx, n, why);
-  if (why)
-    tc_pass_explain(c, n, "kept in float32: %s", why);
-}
-
-static bool on_keep_list(const tc_pass_ctx *c, const tc_node *n) {
-  const char *const *keep = c->opt ? c->opt->half_keep : NULL;
-  const char *key = n->outputs[0] ? n->outputs[0]->name : NULL;
-  for (size_t i = 0; keep && key && keep[i]; i++)
-    if (strcmp(keep[i], key) == 0)
-      return true;
-  return false;
-}
-
 /* Per-column symmetric int8 of w [K, N] into q, scales into s. */
 static void quantize_weight(const float *w, size_t K, size_t N, int8_t *q, float *s) {
   for (size_t n = 0; n < N; n++) {
@@ -181,7 +165,7 @@ static tc_status rewrite(tc_pass_ctx *c, tc_graph *g, tc_node *n, const float *w
     st = tc_pass_nomem(c);
     goto done;
   }
-  note(c, n, NULL); /* told of the MatMul, whose output the fused node takes over */
+  tc_pass_half_note(c, n, NULL); /* told of the MatMul, whose output the fused node takes over */
   tc_node_remove(n);
   if (tc_node_set_output(mm, 0, y)) {
     st = tc_pass_nomem(c);
@@ -215,37 +199,24 @@ static tc_status visit(tc_pass_ctx *c, tc_graph *g, const tc_shapes *sh, tc_node
   bool rank2 =
       xs->known ? xs->rank >= 2 : xt->kind == TC_TYPE_TENSOR && xt->has_shape && xt->rank >= 2;
   if (!rank2) {
-    note(c, n, "the activation's rank is not known to be at least 2");
+    tc_pass_half_note(c, n, "the activation's rank is not known to be at least 2");
     return TC_STATUS_OK;
   }
   if (K < MIN_DIM || N < MIN_DIM) {
     snprintf(c->why, sizeof c->why, "too small for int8: K %lld, N %lld (both must be >= %d)",
              (long long)K, (long long)N, MIN_DIM);
-    note(c, n, c->why);
+    tc_pass_half_note(c, n, c->why);
     return TC_STATUS_OK;
   }
-  if (on_keep_list(c, n)) {
-    note(c, n, "kept in float32 on request");
-    return TC_STATUS_OK;
-  }
-  if (!*opset_ok) {
-    snprintf(c->why, sizeof c->why, "opset: %s", *opset_why);
-    note(c, n, c->why);
-    return TC_STATUS_OK;
-  }
+  bool oom;
+  if (!tc_pass_int8_ok(c, n, wt, *opset_ok, *opset_why, &oom))
+    return oom ? tc_pass_nomem(c) : TC_STATUS_OK;
   float *w = NULL;
-  ptrdiff_t cnt = tc_const_floats(wt, &w);
-  if (cnt < 0)
+  if (tc_const_floats(wt, &w) < 0)
     return tc_pass_nomem(c);
-  bool finite = true;
-  for (ptrdiff_t i = 0; finite && i < cnt; i++)
-    finite = isfinite(w[i]);
-  tc_status st = TC_STATUS_OK;
-  if (!finite) {
-    note(c, n, "the weight has non-finite values");
-  } else if ((st = rewrite(c, g, n, w, K, N)) == TC_STATUS_OK) {
+  tc_status st = rewrite(c, g, n, w, K, N);
+  if (st == TC_STATUS_OK)
     (*count)++;
-  }
   free(w);
   return st;
 }

@@ -282,3 +282,40 @@ tc_node *tc_pass_fn_node(tc_function *f, const char *op, const char *const *inpu
 void tc_pass_ref_attr(tc_node *n, size_t i, const char *name, int type) {
   n->attrs[i] = (tc_attr){.name = name, .type = type, .ref_attr_name = name};
 }
+
+void tc_pass_half_note(tc_pass_ctx *c, const tc_node *n, const char *why) {
+  if (c->opt && c->opt->half_note)
+    c->opt->half_note(c->opt->half_note_ctx, n, why);
+  if (why)
+    tc_pass_explain(c, n, "kept in float32: %s", why);
+}
+
+bool tc_pass_int8_ok(tc_pass_ctx *c, const tc_node *n, const tc_tensor *wt, bool opset_ok,
+                     const char *opset_why, bool *oom) {
+  *oom = false;
+  const char *const *keep = c->opt ? c->opt->half_keep : NULL;
+  const char *key = n->outputs[0] ? n->outputs[0]->name : NULL;
+  for (size_t i = 0; keep && key && keep[i]; i++)
+    if (strcmp(keep[i], key) == 0) {
+      tc_pass_half_note(c, n, "kept in float32 on request");
+      return false;
+    }
+  if (!opset_ok) {
+    snprintf(c->why, sizeof c->why, "opset: %s", opset_why);
+    tc_pass_half_note(c, n, c->why);
+    return false;
+  }
+  float *w = NULL;
+  ptrdiff_t cnt = tc_const_floats(wt, &w);
+  if (cnt < 0) {
+    *oom = true;
+    return false;
+  }
+  bool finite = true;
+  for (ptrdiff_t i = 0; finite && i < cnt; i++)
+    finite = isfinite(w[i]);
+  free(w);
+  if (!finite)
+    tc_pass_half_note(c, n, "the weight has non-finite values");
+  return finite;
+}

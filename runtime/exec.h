@@ -8,6 +8,7 @@
 #include "native.h"
 
 typedef struct tc_plan tc_plan;
+typedef struct tc_qdq_bind tc_qdq_bind;
 
 /* Sees every main-graph node's inputs and outputs after its kernel ran (the
  * tuner captures real operands this way). */
@@ -32,6 +33,9 @@ struct tc_session {
   const tc_cg_spec **native_spec; /* by node id */
   size_t native_count;
   char native_note[512];
+  tc_qdq_bind **qdq; /* by node id: the integer kernel a QDQ MatMul/Conv runs (qdq.c) */
+  bool *qdq_skip;    /* by node id: a DequantizeLinear no one needs run */
+  size_t qdq_count;
   tc_node_observer observe; /* called after every main-graph kernel, when set */
   void *observe_ctx;
 };
@@ -68,6 +72,16 @@ size_t tc_plan_count(const tc_plan *list);
  * model); for the tuner, before the library is in its final place. */
 tc_status tc_session_new_with_kernels(const tc_model *m, const char *lib_path, tc_session **out,
                                       tc_diag *diag);
+
+/* Binds the session's QDQ MatMuls and convolutions to integer kernels and
+ * marks the DequantizeLinear nodes they make unneeded (qdq.c); on OOM binds
+ * nothing. */
+void tc_qdq_bind_session(tc_session *s);
+/* Whether main-graph node n reads input slot through its QDQ binding. */
+bool tc_qdq_reads(const tc_session *s, const tc_node *n, int slot);
+/* Runs bound node n; in holds its inputs from the run (NULL where skipped). */
+tc_status tc_qdq_run(const tc_run *r, const tc_node *n, tc_kernel_ctx *k,
+                     const tc_rt_tensor *const *in, tc_rt_tensor *out);
 
 /* Runs the nodes of g (a main graph or subgraph whose inputs are bound). */
 tc_status tc_run_graph(tc_run *r, const tc_graph *g);

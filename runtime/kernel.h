@@ -240,6 +240,26 @@ void tc_dnnl_conv_cache_clear(void);
 /* How many entries the cache holds and the bytes of reordered weights. */
 void tc_dnnl_conv_cache_stats(size_t *entries, size_t *weight_bytes);
 
+/* ---- QDQ groups run as integer kernels (runtime/qdq.c binds them) ---- */
+/* A convolution node (Conv, FusedConv, ai.tacoc Conv<Act>/ConvAdd<Act>) whose
+ * X and W come from DequantizeLinear: xq (uint8 or int8) with a per-tensor
+ * scale xs and zero point xz (may be NULL), wq int8 with scales ws (1 or one
+ * per output channel) and zero point 0, the bias as float32 b or as int32 bq
+ * with scales bs (both may be NULL), and the residual z of ConvAdd (may be
+ * NULL). The output is float32: act(xs * ws[m] * sum (xq - xz) wq + bias +
+ * z), the integer sums through oneDNN's exact int8 GEMM (the dequantized
+ * float convolution where it is not exact). */
+typedef struct tc_conv_qdq {
+  const tc_rt_tensor *xq, *xs, *xz, *wq, *ws, *b, *bq, *bs, *z;
+} tc_conv_qdq;
+tc_status tc_conv_qdq_run(tc_kernel_ctx *k, const tc_conv_qdq *q, tc_rt_tensor *out);
+/* A MatMul whose A and B come from DequantizeLinear (B a constant int8
+ * [K, N] with scales 1 or [N] and zero point 0): MatMulIntegerToFloat's
+ * kernel on the quantized operands. */
+tc_status tc_matmul_qdq_run(tc_kernel_ctx *k, const tc_rt_tensor *xq, const tc_rt_tensor *xs,
+                            const tc_rt_tensor *xz, const tc_rt_tensor *wq, const tc_rt_tensor *ws,
+                            tc_rt_tensor *out);
+
 /* Normalizes a possibly negative axis against rank; -1 when out of range. */
 int64_t tc_axis(int64_t axis, size_t rank);
 

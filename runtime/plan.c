@@ -146,8 +146,13 @@ tc_plan *tc_plan_build(const tc_session *s, tc_rt_tensor *const *vals, const int
         const tc_node *reader = v->uses[u].node;
         while (reader->graph != g)
           reader = reader->graph->owner;
-        if (pos[reader->id] > last[v->id])
-          last[v->id] = pos[reader->id];
+        size_t at = pos[reader->id];
+        /* a DequantizeLinear that does not run: its readers read v (qdq.c) */
+        const tc_value *dq = s->qdq_skip && s->qdq_skip[reader->id] ? reader->outputs[0] : NULL;
+        for (size_t k = 0; dq && k < dq->n_uses; k++)
+          at = pos[dq->uses[k].node->id] > at ? pos[dq->uses[k].node->id] : at;
+        if (at > last[v->id])
+          last[v->id] = at;
       }
       if (v->flags & TC_VALUE_OUTPUT)
         last[v->id] = n_nodes;

@@ -342,6 +342,7 @@ static tc_status session_new(const tc_model *m, bool native, const char *lib_pat
     goto fail;
   if ((st = bind_graph(s, m->graph, diag)) || (st = decode_inits(s, m->graph, diag)))
     goto fail;
+  tc_qdq_bind_session(s);
   if (native)
     bind_native(s, lib_path);
   *out = s;
@@ -479,14 +480,18 @@ tc_status tc_run_graph(tc_run *r, const tc_graph *g) {
   tc_diag *diag = r->diag;
   for (size_t i = 0; i < g->n_inits; i++)
     vals[g->inits[i]->id] = s->consts[g->inits[i]->id];
+  bool main = g == s->m->graph;
   for (const tc_node *n = g->first; n; n = n->next) {
+    if (main && s->qdq_skip && s->qdq_skip[n->id])
+      continue; /* its readers take the quantized operand (qdq.c) */
     const tc_rt_tensor **in = tc_arena_alloc(r->a, (n->n_inputs ? n->n_inputs : 1) * sizeof *in);
     if (!in)
       return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+    bool qdq = main && s->qdq && s->qdq[n->id];
     for (size_t i = 0; i < n->n_inputs; i++) {
       const tc_value *v = n->inputs[i];
       in[i] = v ? vals[v->id] : NULL;
-      if (v && !in[i])
+      if (v && !in[i] && !(qdq && tc_qdq_reads(s, n, (int)i)))
         return tc_diag_set(diag, TC_STATUS_INVALID, nz(n->name), nz(n->op_type),
                            "input '%s' has not been computed (the graph is not in "
                            "topological order)",
@@ -500,7 +505,7 @@ tc_status tc_run_graph(tc_run *r, const tc_graph *g) {
       st = tc_run_control(r, n, in, out);
     } else {
       tc_kernel_ctx k = {.node = n, .opset = s->opsets[n->id], .diag = diag, .arena = r->a};
-      if (r->plan && g == s->m->graph) {
+      if (r->plan && main) {
         k.outputs = out;
         k.plan_base = r->base;
         k.plan_offset = tc_plan_offsets(r->plan);
@@ -510,8 +515,10 @@ tc_status tc_run_graph(tc_run *r, const tc_graph *g) {
       struct timespec t0, t1;
       if (s->prof)
         clock_gettime(CLOCK_MONOTONIC, &t0);
-      if (!nsp ||
-          !tc_native_run(&k, nsp, s->native_fn[n->id], in, n->n_inputs, out, n->n_outputs, &st))
+      if (qdq)
+        st = tc_qdq_run(r, n, &k, in, out);
+      else if (!nsp || !tc_native_run(&k, nsp, s->native_fn[n->id], in, n->n_inputs, out,
+                                      n->n_outputs, &st))
         st = s->kernels[n->id]->run(&k, in, n->n_inputs, out, n->n_outputs);
       if (s->prof) {
         clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -530,7 +537,7 @@ tc_status tc_run_graph(tc_run *r, const tc_graph *g) {
     for (size_t o = 0; o < n->n_outputs; o++)
       if (n->outputs[o])
         vals[n->outputs[o]->id] = &out[o];
-    if (s->observe && g == s->m->graph)
+    if (s->observe && main)
       s->observe(s->observe_ctx, n, in, n->n_inputs, out, n->n_outputs);
   }
   return TC_STATUS_OK;

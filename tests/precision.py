@@ -50,6 +50,8 @@ SHAPES = {"bert_block": ["--shape", "seq=16", "--shape", "batch=2"],
           "gpt2_decoder": ["--shape", "seq=4", "--shape", "past_seq=3", "--shape", "batch=2"],
           "vit": ["--shape", "batch=2"], "cnn": ["--shape", "batch=2"],
           "mobilenetv3": ["--shape", "batch=2"]}
+# Calibration method per model for the static int8 cases (each method covered).
+STATIC_METHODS = {"bert_block": "percentile", "cnn": "entropy", "wav2vec2": "entropy"}
 NP = {TensorProto.FLOAT16: np.float16, TensorProto.FLOAT: np.float32}
 
 
@@ -82,7 +84,7 @@ def feeds_for(model, feeds):
     return out
 
 
-def run_tacort(tacoc, path, model, feeds, tmp):
+def run_tacort(tacoc, path, model, feeds, tmp, stderr=None):
     outdir = os.path.join(tmp, "out")
     args = [tacoc, "run", path, "--output-dir", outdir]
     for k, v in feeds.items():
@@ -92,6 +94,8 @@ def run_tacort(tacoc, path, model, feeds, tmp):
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise AssertionError(f"tacoc run failed: {proc.stderr.strip()}")
+    if stderr is not None:
+        stderr.append(proc.stderr)
     res = []
     for o in model.graph.output:
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in o.name)
@@ -165,6 +169,16 @@ def check_model(tacoc, name, src, prec, keep_io, tmp):
             + "; " + "; ".join(cosines))
 
 
+def check_io_types(src, out):
+    """The graph inputs and outputs of out keep the types they have in src."""
+    orig = onnx.load(src)
+    types = {vi.name: vi.type.tensor_type.elem_type for vi in orig.graph.input}
+    types.update({vi.name: vi.type.tensor_type.elem_type for vi in orig.graph.output})
+    for vi in list(out.graph.input) + list(out.graph.output):
+        if types.get(vi.name, vi.type.tensor_type.elem_type) != vi.type.tensor_type.elem_type:
+            raise AssertionError(f"graph input/output {vi.name} changed its type")
+
+
 def check_int8(tacoc, name, src, tmp):
     dst = os.path.join(tmp, f"{name}.int8.onnx")
     report, _ = optimize(tacoc, src, dst, ["--precision", "int8"] + SHAPES.get(name, []))
@@ -182,12 +196,7 @@ def check_int8(tacoc, name, src, tmp):
     n_int = sum(n.op_type == "MatMulIntegerToFloat" for n in out.graph.node)
     if n_int != p["half_nodes"]:
         raise AssertionError(f"{n_int} MatMulIntegerToFloat nodes, the report says {p['half_nodes']}")
-    orig = onnx.load(src)
-    types = {vi.name: vi.type.tensor_type.elem_type for vi in orig.graph.input}
-    types.update({vi.name: vi.type.tensor_type.elem_type for vi in orig.graph.output})
-    for vi in list(out.graph.input) + list(out.graph.output):
-        if types.get(vi.name, vi.type.tensor_type.elem_type) != vi.type.tensor_type.elem_type:
-            raise AssertionError(f"graph input/output {vi.name} changed its type")
+    check_io_types(src, out)
     rng = np.random.default_rng(7)
     ref_sess = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
     sess = ort.InferenceSession(dst, providers=["CPUExecutionProvider"])
@@ -204,6 +213,176 @@ def check_int8(tacoc, name, src, tmp):
     return (f"{p['half_nodes']} MatMuls in int8, kept in float32: {kept}; validation cos "
             + ", ".join(f"{o['name']} {o['cos']:.6f}" for o in v["outputs"])
             + "; " + "; ".join(cosines))
+
+
+QDQ_OPS = ("MatMul", "Conv", "ConvRelu", "ConvAddRelu", "ConvHardSwish", "ConvAddHardSwish",
+           "ConvGelu", "ConvAddGelu", "ConvSigmoid", "ConvClip", "ConvTanh", "ConvLeakyRelu",
+           "ConvHardSigmoid", "FusedConv")
+
+
+def qdq_nodes(model):
+    """Nodes of the QDQ form: a MatMul or convolution whose X comes from a
+    DequantizeLinear of a QuantizeLinear output and whose W is the
+    DequantizeLinear of a constant int8 initializer."""
+    prod = {o: n for n in model.graph.node for o in n.output}
+    inits = {i.name: i for i in model.graph.initializer}
+    res = []
+    for n in model.graph.node:
+        if n.op_type not in QDQ_OPS or len(n.input) < 2:
+            continue
+        dx, dw = prod.get(n.input[0]), prod.get(n.input[1])
+        if not dx or not dw or dx.op_type != "DequantizeLinear" or dw.op_type != "DequantizeLinear":
+            continue
+        q = prod.get(dx.input[0])
+        w = inits.get(dw.input[0])
+        if q is None or q.op_type != "QuantizeLinear" or w is None or w.data_type != TensorProto.INT8:
+            raise AssertionError(f"{n.name or n.output[0]}: not a QDQ group")
+        res.append(n)
+    return res
+
+
+def tacort_qdq_count(stderr):
+    for line in stderr.splitlines():
+        if "QDQ MatMuls and convolutions run as int8 kernels" in line:
+            return int(line.split()[1])
+    return 0
+
+
+def check_int8_static(tacoc, name, src, tmp, method):
+    """tacoc's static int8 (QDQ, calibrated on 4 sets of --calib, the budget
+    checked on the 4 others): within budget, standard QDQ that onnx.checker,
+    ONNX Runtime and libtacort take, libtacort binding every quantized node to
+    its int8 kernels and agreeing with ONNX Runtime on the same model."""
+    # Calibration data from the distribution the model is then run on (as a
+    # user's would be): 8 sets of the e2e inputs with other seeds, as
+    # folders of .npy files; tacoc calibrates on 4 and checks the budget on 4.
+    calib = os.path.join(tmp, "calib")
+    k = 0
+    for seed in range(100, 200):
+        for _, feeds in e2e.feeds(name, np.random.default_rng(seed)):
+            if k < 8:
+                d = os.path.join(calib, f"set_{k}")
+                os.makedirs(d)
+                for key, val in feeds.items():
+                    np.save(os.path.join(d, f"{key}.npy"), val)
+                k += 1
+    dst = os.path.join(tmp, f"{name}.s8.onnx")
+    report, _ = optimize(tacoc, src, dst, ["--precision", "int8", "--int8-mode", "static",
+                                           "--calib-method", method, "--calib", calib])
+    p = report["precision"]
+    v = p["validation"]
+    cal = p.get("calibration") or {}
+    if (p.get("int8_mode") != "static" or not v["passed"] or v["sets"] != 4 or cal.get("sets") != 4
+            or cal.get("method") != method or not cal.get("activations") or v["synthetic"]):
+        raise AssertionError(f"report: {p.get('int8_mode')} {cal} {v}")
+    if p["half_nodes"] == 0:
+        raise AssertionError("nothing was quantized")
+    out = onnx.load(dst)
+    onnx.checker.check_model(out, full_check=True)
+    groups = qdq_nodes(out)
+    if len(groups) != p["half_nodes"]:
+        raise AssertionError(f"{len(groups)} QDQ groups, the report says {p['half_nodes']}")
+    if any(n.op_type in ("MatMulInteger", "DynamicQuantizeLinear") for n in out.graph.node):
+        raise AssertionError("dynamic int8 ops in a static model")
+    check_io_types(src, out)
+    rng = np.random.default_rng(7)
+    ref_sess = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(dst, providers=["CPUExecutionProvider"])
+    names = [o.name for o in ref_sess.get_outputs()]
+    cosines = []
+    for label, feeds in e2e.feeds(name, rng):
+        want = ref_sess.run(None, feeds)
+        ort_q = sess.run(None, feeds)
+        check_outputs(f"ORT {label}", ort_q, want, names, 0.99, cosines)
+        sub = os.path.join(tmp, label)
+        os.makedirs(sub, exist_ok=True)
+        err = []
+        got = run_tacort(tacoc, dst, out, feeds, sub, err)
+        check_outputs(f"tacort {label}", got, want, names, 0.99, cosines)
+        check_outputs(f"tacort-vs-ORT-int8 {label}", got, ort_q, names, 0.9999, cosines)
+        if tacort_qdq_count(err[0]) != len(groups):
+            raise AssertionError(f"libtacort ran {tacort_qdq_count(err[0])} of {len(groups)} QDQ "
+                                 f"groups as int8 kernels: {err[0].strip()}")
+    return (f"{p['half_nodes']} nodes in int8 ({cal['activations']} activations, {method}), kept: "
+            + (", ".join(f"{k['op']} '{k['node']}' ({k['reason']})" for k in p["kept_fp32"]) or "none")
+            + "; " + "; ".join(cosines))
+
+
+def check_ort_qdq(tacoc, name, src, tmp):
+    """A QDQ model made by onnxruntime.quantization.quantize_static: libtacort
+    binds its groups to int8 kernels and matches ONNX Runtime on it."""
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+    rng = np.random.default_rng(11)
+    sets = [f for _, f in e2e.feeds(name, rng)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(sets)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    dst = os.path.join(tmp, f"{name}.ortqdq.onnx")
+    quantize_static(src, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    out = onnx.load(dst)
+    sess = ort.InferenceSession(dst, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    cosines = []
+    for label, feeds in e2e.feeds(name, np.random.default_rng(7)):
+        want = sess.run(None, feeds)
+        sub = os.path.join(tmp, label)
+        os.makedirs(sub, exist_ok=True)
+        err = []
+        got = run_tacort(tacoc, dst, out, feeds, sub, err)
+        check_outputs(f"tacort-vs-ORT {label}", got, want, names, 0.9999, cosines)
+        if tacort_qdq_count(err[0]) == 0:
+            raise AssertionError(f"libtacort ran no QDQ group as int8: {err[0].strip()}")
+    return f"{tacort_qdq_count(err[0])} groups bound; " + "; ".join(cosines)
+
+
+def check_planted_int8(tacoc, tmp):
+    """An activation channel with values near 1000 that the next MatMul
+    ignores (its weight row is 0): with one uint8 scale for the tensor, the
+    channels that matter quantize to almost nothing, so the budget fallback
+    must keep that MatMul in float32 and the report must name it."""
+    rng = np.random.default_rng(3)
+    N = helper.make_node
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 64])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 16])
+    shift = np.zeros(64, np.float32)
+    shift[3] = 1000
+    w_out = rng.standard_normal((64, 16)).astype(np.float32) * 0.1
+    w_out[3, :] = 0
+    g = helper.make_graph(
+        [N("MatMul", ["x", "w1"], ["h1"], name="mm_small"), N("Add", ["h1", "shift"], ["h2"]),
+         N("MatMul", ["h2", "w_out"], ["y"], name="mm_outlier")],
+        "planted_outlier", [x], [y],
+        [numpy_helper.from_array(rng.standard_normal((64, 64)).astype(np.float32) * 0.1, "w1"),
+         numpy_helper.from_array(shift, "shift"), numpy_helper.from_array(w_out, "w_out")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    src = os.path.join(tmp, "planted_outlier.onnx")
+    onnx.save(m, src)
+    dst = os.path.join(tmp, "planted_outlier.s8.onnx")
+    report, _ = optimize(tacoc, src, dst, ["--precision", "int8", "--int8-mode", "static"])
+    p = report["precision"]
+    kept = {k["node"]: k for k in p["kept_fp32"]}
+    if "y" not in kept or kept["y"]["reason"] != "budget fallback":
+        raise AssertionError(f"the report does not keep mm_outlier ('y') for the budget: {kept}")
+    if not p["validation"]["passed"] or p["half_nodes"] != 1:
+        raise AssertionError(f"{p['half_nodes']} int8 nodes, validation {p['validation']}")
+    out = onnx.load(dst)
+    if [n.output[0] for n in qdq_nodes(out)] != ["h1"]:
+        raise AssertionError("mm_small should be the one QDQ group")
+    feeds = {"x": np.random.default_rng(5).uniform(-1, 1, (4, 64)).astype(np.float32)}
+    want = ort.InferenceSession(src, providers=["CPUExecutionProvider"]).run(None, feeds)
+    cosines = []
+    check_outputs("ORT", ort.InferenceSession(dst, providers=["CPUExecutionProvider"]).run(
+        None, feeds), want, ["y"], 0.99, cosines)
+    check_outputs("tacort", run_tacort(tacoc, dst, out, feeds, tmp), want, ["y"], 0.99, cosines)
+    return f"kept MatMul 'y': {kept['y']['detail']}; " + "; ".join(cosines)
 
 
 def planted_models(tmp):
@@ -295,6 +474,14 @@ def main():
                                                                                      k, tmp)))
         if name in INT8_MODELS:
             cases.append((f"{name} int8", lambda tmp, n=name, s=src: check_int8(a.tacoc, n, s, tmp)))
+        method = STATIC_METHODS.get(name, "minmax")
+        cases.append((f"{name} int8 static {method}",
+                      lambda tmp, n=name, s=src, me=method: check_int8_static(a.tacoc, n, s, tmp,
+                                                                              me)))
+        if name in ("cnn", "bert_block"):
+            cases.append((f"{name} onnxruntime.quantization QDQ in libtacort",
+                          lambda tmp, n=name, s=src: check_ort_qdq(a.tacoc, n, s, tmp)))
+    cases.append(("planted int8 outlier", lambda tmp: check_planted_int8(a.tacoc, tmp)))
     with tempfile.TemporaryDirectory() as tmp:
         for name, path, node, reason in planted_models(tmp):
             cases.append((name, lambda t, n=name, s=path, nd=node, r=reason:

@@ -1132,9 +1132,13 @@ static void im2col_q8(const geom *g, int64_t Cg, const uint8_t *x, int shift, in
  * and group, y[Mg, out] = (w_g - w_zero_point)(col - x_zero_point) + B, col
  * the unfolded input (or x itself for 1x1 unit-stride unpadded kernels).
  * False when the GEMM would not be exact here or memory runs out. */
+/* What becomes of one output channel's int32 sums acc[osz] (image n,
+ * channel m). */
+typedef void (*qconv_epilogue)(void *ctx, int64_t n, int64_t m, const int32_t *acc, int64_t osz);
+
 static bool qconv_fast(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_tensor *xzp,
-                       const tc_rt_tensor *w, const tc_rt_tensor *wzp, const tc_rt_tensor *b,
-                       const geom *g, int64_t group, double *y) {
+                       const tc_rt_tensor *w, const tc_rt_tensor *wzp, const geom *g, int64_t group,
+                       qconv_epilogue epi, void *ectx) {
   int64_t N = x->dims[0], C = x->dims[1], M = w->dims[0], Cg = C / group, Mg = M / group;
   int64_t isz = g->in[0] * g->in[1] * g->in[2], ksz = g->k[0] * g->k[1] * g->k[2];
   int64_t osz = g->out[0] * g->out[1] * g->out[2];
@@ -1153,7 +1157,6 @@ static bool qconv_fast(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_tens
     return false;
   for (size_t i = 0; i < nwz; i++)
     wz[i] = (int32_t)tc_rt_get_i64(wzp, i);
-  const int32_t *bias = b ? b->data : NULL;
   for (int64_t n = 0; n < N; n++)
     for (int64_t gi = 0; gi < group; gi++) {
       const uint8_t *xg = (const uint8_t *)x->data + (n * C + gi * Cg) * isz;
@@ -1165,14 +1168,25 @@ static bool qconv_fast(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_tens
                       nwz == 1 ? 1 : (size_t)(wz ? Mg : 0), direct ? x->dtype : TC_DTYPE_I8,
                       direct ? (const void *)xg : col, &bz, 1, acc))
         return false;
-      for (int64_t m = 0; m < Mg; m++) {
-        double *yo = y + (n * M + gi * Mg + m) * osz;
-        int64_t bm = bias ? bias[gi * Mg + m] : 0;
-        for (int64_t o = 0; o < osz; o++)
-          yo[o] = (double)(acc[m * osz + o] + bm);
-      }
+      for (int64_t m = 0; m < Mg; m++)
+        epi(ectx, n, gi * Mg + m, acc + m * osz, osz);
     }
   return true;
+}
+
+/* The integer sums plus an int32 bias, as doubles (ConvInteger, QLinearConv). */
+typedef struct qconv_dbl {
+  double *y;
+  const int32_t *bias;
+  int64_t M;
+} qconv_dbl;
+
+static void qconv_to_double(void *ctx, int64_t n, int64_t m, const int32_t *acc, int64_t osz) {
+  const qconv_dbl *e = ctx;
+  double *yo = e->y + (n * e->M + m) * osz;
+  int64_t bm = e->bias ? e->bias[m] : 0;
+  for (int64_t o = 0; o < osz; o++)
+    yo[o] = (double)(acc[o] + bm);
 }
 
 /* Integer conv of quantized x and w minus their zero points; y as doubles
@@ -1196,7 +1210,9 @@ static tc_status qconv(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_tens
   *ny = (size_t)(x->dims[0] * M * g->out[0] * g->out[1] * g->out[2]);
   if (!(*y = scratch(k, *ny)))
     return TC_STATUS_NOMEM;
-  if (*ny == 0 || (tc_fast_kernels_enabled() && qconv_fast(k, x, xzp, w, wzp, b, g, group, *y)))
+  qconv_dbl e = {.y = *y, .bias = b ? b->data : NULL, .M = M};
+  if (*ny == 0 ||
+      (tc_fast_kernels_enabled() && qconv_fast(k, x, xzp, w, wzp, g, group, qconv_to_double, &e)))
     return TC_STATUS_OK;
   double *xd = load(k, x), *wd = load(k, w), *bd = b ? load(k, b) : NULL;
   if (!xd || !wd || (b && !bd))
@@ -1278,6 +1294,130 @@ static tc_status run_qlinearconv(tc_kernel_ctx *k, const tc_rt_tensor *const *in
     qset(&out[0], i, (int64_t)nearbyint(r));
   }
   return TC_STATUS_OK;
+}
+
+/* ---- QDQ convolutions (runtime/qdq.c binds them) ---- */
+
+/* The activation of a convolution node of any of the forms conv_run serves. */
+static void node_act(const tc_node *n, act_spec *a) {
+  memset(a, 0, sizeof *a);
+  if (tc_domain_is_onnx(n->domain))
+    return;
+  if (strcmp(n->op_type, "FusedConv") == 0)
+    act_parse(n, a);
+  else
+    named_act(n, a);
+}
+
+/* y = act(acc * scale[m] + bias[m] (+ z)) as float32. */
+typedef struct qconv_flt {
+  float *y;
+  const float *scale, *bias, *z;
+  int64_t M;
+  act_spec act;
+} qconv_flt;
+
+static void qconv_to_float(void *ctx, int64_t n, int64_t m, const int32_t *acc, int64_t osz) {
+  const qconv_flt *e = ctx;
+  size_t at = (size_t)((n * e->M + m) * osz);
+  float *yo = e->y + at, sc = e->scale[m], b = e->bias[m];
+  const float *zo = e->z ? e->z + at : NULL;
+  for (int64_t o = 0; o < osz; o++) {
+    float v = (float)acc[o] * sc + b;
+    if (zo)
+      v += zo[o];
+    if (e->act.kind == TC_CONV_ACT_RELU)
+      v = v > 0 ? v : 0;
+    else if (e->act.kind != TC_CONV_ACT_NONE)
+      v = (float)act_apply(&e->act, v);
+    yo[o] = v;
+  }
+}
+
+/* A float32 view of q dequantized with per-tensor (ns == 1) or per-axis-0
+ * scales, in the arena. */
+static bool dequant_view(tc_kernel_ctx *k, const tc_rt_tensor *q, const float *s, size_t ns,
+                         float zp, tc_rt_tensor *out) {
+  size_t n = tc_rt_numel(q), per = ns > 1 && q->dims[0] ? n / (size_t)q->dims[0] : n;
+  *out = *q;
+  out->dtype = TC_DTYPE_F32;
+  out->bytes = n * sizeof(float);
+  float *y = tc_arena_alloc(k->arena, out->bytes + sizeof(float));
+  if (!y)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    y[i] = ((float)qget(q, i) - zp) * s[ns > 1 ? i / per : 0];
+  out->data = y;
+  return true;
+}
+
+tc_status tc_conv_qdq_run(tc_kernel_ctx *k, const tc_conv_qdq *q, tc_rt_tensor *out) {
+  const tc_rt_tensor *x = q->xq, *w = q->wq;
+  if (!x || !w || !q->xs || !q->ws)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "the quantized convolution lacks an operand");
+  if (!is_q8(x->dtype))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  if (w->dtype != TC_DTYPE_I8 || q->xs->dtype != TC_DTYPE_F32 || q->ws->dtype != TC_DTYPE_F32 ||
+      tc_rt_numel(q->xs) != 1 || (q->xz && (q->xz->dtype != x->dtype || tc_rt_numel(q->xz) != 1)))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "bad quantization parameters");
+  geom g;
+  int64_t group, dims[2 + SP];
+  tc_status st = conv_setup(k, x, w, &g, &group);
+  if (st)
+    return st;
+  int64_t M = w->dims[0];
+  size_t nws = tc_rt_numel(q->ws);
+  if (nws != 1 && nws != (size_t)M)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "w_scale must have 1 or %lld entries",
+                          (long long)M);
+  out_dims(&g, x->dims[0], M, dims);
+  const tc_rt_tensor *z = q->z;
+  if (z && (z->dtype != TC_DTYPE_F32 || z->rank != x->rank ||
+            memcmp(z->dims, dims, x->rank * sizeof *dims) != 0))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "Z must be float32 of the output's shape");
+  if ((st = tc_kernel_alloc(k, &out[0], TC_DTYPE_F32, x->rank, dims)))
+    return st;
+  float *sc = tc_arena_alloc(k->arena, 2 * (size_t)(M + 1) * sizeof *sc), *bf = sc + M + 1;
+  if (!sc)
+    return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory for a scratch buffer");
+  const float *ws = q->ws->data, xs = *(const float *)q->xs->data;
+  for (int64_t m = 0; m < M; m++) {
+    sc[m] = xs * ws[nws == 1 ? 0 : m];
+    bf[m] = 0;
+  }
+  if (q->b) {
+    if (q->b->dtype != TC_DTYPE_F32 || tc_rt_numel(q->b) != (size_t)M)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "B must be %lld float32 values", (long long)M);
+    memcpy(bf, q->b->data, (size_t)M * sizeof *bf);
+  } else if (q->bq) {
+    size_t nbs = q->bs ? tc_rt_numel(q->bs) : 0;
+    if (q->bq->dtype != TC_DTYPE_I32 || tc_rt_numel(q->bq) != (size_t)M || !q->bs ||
+        q->bs->dtype != TC_DTYPE_F32 || (nbs != 1 && nbs != (size_t)M))
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "bad quantized bias");
+    const int32_t *bq = q->bq->data;
+    const float *bs = q->bs->data;
+    for (int64_t m = 0; m < M; m++)
+      bf[m] = (float)bq[m] * bs[nbs == 1 ? 0 : m];
+  }
+  act_spec act;
+  node_act(k->node, &act);
+  qconv_flt e = {
+      .y = out[0].data, .scale = sc, .bias = bf, .z = z ? z->data : NULL, .M = M, .act = act};
+  if (tc_rt_numel(&out[0]) == 0 ||
+      (tc_fast_kernels_enabled() &&
+       qconv_fast(k, x, q->xz, w, NULL, &g, group, qconv_to_float, &e)))
+    return TC_STATUS_OK;
+  /* what the QDQ graph says: dequantize, then the float convolution */
+  tc_rt_tensor xf, wf,
+      bt = {.dtype = TC_DTYPE_F32,
+            .rank = 1,
+            .dims = {M},
+            .data = bf,
+            .bytes = (size_t)M * sizeof(float)};
+  float xzv = q->xz ? (float)qget(q->xz, 0) : 0.0f;
+  if (!dequant_view(k, x, &xs, 1, xzv, &xf) || !dequant_view(k, w, ws, nws, 0, &wf))
+    return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory for a scratch buffer");
+  return conv_run(k, &xf, &wf, &bt, z, &act, out);
 }
 
 /* ---- QLinearMatMul ---- */
@@ -1488,6 +1628,9 @@ static tc_status check_quant(const tc_node *n, int64_t opset, tc_diag *diag) {
   return TC_STATUS_OK;
 }
 
+static void quantize_f32(const float *x, size_t n, float scale, float zp, int32_t odt, void *y);
+static void dequantize_q8(const void *x, int32_t dt, size_t n, float scale, float zp, float *y);
+
 static tc_status run_quantize(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                               tc_rt_tensor *out, size_t n_out) {
   (void)n_out;
@@ -1526,6 +1669,13 @@ static tc_status run_quantize(tc_kernel_ctx *k, const tc_rt_tensor *const *in, s
   int64_t lo, hi;
   qrange(odt, &lo, &hi);
   size_t n = tc_rt_numel(x);
+  if (tc_fast_kernels_enabled() && q.mode == 0 && x->dtype == TC_DTYPE_F32 &&
+      s->dtype == TC_DTYPE_F32 && cdt == TC_DTYPE_F32 && is_q8(odt)) {
+    /* per tensor, float32 to 8 bits: sixteen lanes, the same results */
+    quantize_f32(x->data, n, *(const float *)s->data, zp ? (float)qget(zp, 0) : 0.0f, odt,
+                 out[0].data);
+    return TC_STATUS_OK;
+  }
   for (size_t i = 0; i < n; i++) {
     size_t si = qaxis_at(&q, i);
     double v, sv = tc_rt_get_f64(s, si);
@@ -1572,6 +1722,12 @@ static tc_status run_dequantize(tc_kernel_ctx *k, const tc_rt_tensor *const *in,
   if (st || (st = tc_kernel_alloc(k, &out[0], odt, x->rank, x->dims)))
     return st;
   size_t n = tc_rt_numel(x);
+  if (tc_fast_kernels_enabled() && q.mode == 0 && is_q8(x->dtype) && s->dtype == TC_DTYPE_F32 &&
+      odt == TC_DTYPE_F32) {
+    dequantize_q8(x->data, x->dtype, n, *(const float *)s->data, zp ? (float)qget(zp, 0) : 0.0f,
+                  out[0].data);
+    return TC_STATUS_OK;
+  }
   for (size_t i = 0; i < n; i++) {
     size_t si = qaxis_at(&q, i);
     float dx = (float)qget(x, i) - (zp ? (float)qget(zp, si) : 0.0f);
@@ -1591,10 +1747,12 @@ static tc_status run_dequantize(tc_kernel_ctx *k, const tc_rt_tensor *const *in,
  * results are identical. */
 typedef struct dynq {
   const float *x;
-  uint8_t *y;
+  void *y;       /* uint8, or int8 when sgn */
   float *minmax; /* per piece: min, max */
   size_t pieces;
   float scale, zp;
+  float qlo, qhi; /* the output dtype's range */
+  bool sgn;
 } dynq;
 
 /* Sixteen lanes with vector extensions, as in vmath.c (the build's -O2 does
@@ -1659,6 +1817,7 @@ DQ_CLONES static void dynq_quant_piece(void *ctx, size_t piece, size_t lo, size_
   const dynq *j = ctx;
   const dq_v4f scale = dq_splat(j->scale), zp = dq_splat(j->zp), magic = dq_splat(0x1.8p23f);
   const dq_v4f hi_v = dq_splat(512.0f), lo_v = dq_splat(-512.0f);
+  const dq_v4f qlo = dq_splat(j->qlo), qhi = dq_splat(j->qhi);
   for (size_t i = lo; i < hi; i += DQ_LANES) {
     /* Beyond +-512 the result saturates either way; within, adding and
      * subtracting 1.5 * 2^23 rounds to nearest even exactly like nearbyintf
@@ -1667,13 +1826,71 @@ DQ_CLONES static void dynq_quant_piece(void *ctx, size_t piece, size_t lo, size_
     v = dq_sel(v > hi_v, hi_v, v);
     v = dq_sel(v < lo_v, lo_v, v);
     dq_v4f r = ((v + magic) - magic) + zp;
-    r = dq_sel(r >= dq_splat(255), dq_splat(255), dq_sel(r > dq_splat(0), r, dq_splat(0)));
+    r = dq_sel(r == r, r, dq_splat(0)); /* NaN gives 0 */
+    r = dq_sel(r >= qhi, qhi, dq_sel(r > qlo, r, qlo));
     dq_v4i q = __builtin_convertvector(r, dq_v4i);
-    uint8_t b[DQ_LANES];
-    for (int l = 0; l < DQ_LANES; l++)
-      b[l] = (uint8_t)q[l];
-    memcpy(j->y + i, b, hi - i >= DQ_LANES ? DQ_LANES : hi - i);
+    size_t m = hi - i >= DQ_LANES ? DQ_LANES : hi - i;
+    if (j->sgn) {
+      int8_t b[DQ_LANES];
+      for (int l = 0; l < DQ_LANES; l++)
+        b[l] = (int8_t)q[l];
+      memcpy((int8_t *)j->y + i, b, m);
+    } else {
+      uint8_t b[DQ_LANES];
+      for (int l = 0; l < DQ_LANES; l++)
+        b[l] = (uint8_t)q[l];
+      memcpy((uint8_t *)j->y + i, b, m);
+    }
   }
+}
+
+/* QuantizeLinear per tensor from float32 (see run_quantize). */
+static void quantize_f32(const float *x, size_t n, float scale, float zp, int32_t odt, void *y) {
+  bool sgn = odt == TC_DTYPE_I8;
+  dynq j = {.x = x,
+            .y = y,
+            .scale = scale,
+            .zp = zp,
+            .qlo = sgn ? -128 : 0,
+            .qhi = sgn ? 127 : 255,
+            .sgn = sgn};
+  tc_parallel_for(n, tc_parallel_grain(4), dynq_quant_piece, &j);
+}
+
+typedef int8_t dq_v16s __attribute__((vector_size(DQ_LANES)));
+typedef uint8_t dq_v16u __attribute__((vector_size(DQ_LANES)));
+typedef struct deq {
+  const void *x;
+  float *y;
+  float scale, zp;
+  bool sgn;
+} deq;
+
+/* y = (float(q) - zp) * scale, as run_dequantize's loop */
+DQ_CLONES static void deq_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const deq *j = ctx;
+  const dq_v4f scale = dq_splat(j->scale), zp = dq_splat(j->zp);
+  for (size_t i = lo; i < hi; i += DQ_LANES) {
+    size_t m = hi - i >= DQ_LANES ? DQ_LANES : hi - i;
+    dq_v4i q;
+    if (j->sgn) {
+      dq_v16s b = {0};
+      memcpy(&b, (const int8_t *)j->x + i, m);
+      q = __builtin_convertvector(b, dq_v4i);
+    } else {
+      dq_v16u b = {0};
+      memcpy(&b, (const uint8_t *)j->x + i, m);
+      q = __builtin_convertvector(b, dq_v4i);
+    }
+    dq_v4f f = (__builtin_convertvector(q, dq_v4f) - zp) * scale;
+    memcpy(j->y + i, &f, m * sizeof(float));
+  }
+}
+
+static void dequantize_q8(const void *x, int32_t dt, size_t n, float scale, float zp, float *y) {
+  deq j = {.x = x, .y = y, .scale = scale, .zp = zp, .sgn = dt == TC_DTYPE_I8};
+  tc_parallel_for(n, tc_parallel_grain(4), deq_piece, &j);
 }
 
 /* MaxPool over 2-D planes (no dilation), separable: per output row, the
@@ -1757,7 +1974,7 @@ static tc_status run_dynquant(tc_kernel_ctx *k, const tc_rt_tensor *const *in, s
       y[i] = (uint8_t)clamp64((double)(nearbyintf(xv[i] / scale) + zp), 0, 255);
   } else {
     size_t grain = tc_parallel_grain(4), pieces = tc_parallel_pieces(n, grain);
-    dynq j = {.x = xv, .y = out[0].data, .pieces = pieces};
+    dynq j = {.x = xv, .y = out[0].data, .pieces = pieces, .qlo = 0, .qhi = 255};
     if (!(j.minmax = tc_arena_alloc(k->arena, 2 * pieces * sizeof *j.minmax)))
       return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory for a scratch buffer");
     memset(j.minmax, 0, 2 * pieces * sizeof *j.minmax); /* n = 0 runs no piece */

@@ -445,6 +445,13 @@ static tc_status run_mmi_to_float(tc_kernel_ctx *k, const tc_rt_tensor *const *i
   return TC_STATUS_OK;
 }
 
+tc_status tc_matmul_qdq_run(tc_kernel_ctx *k, const tc_rt_tensor *xq, const tc_rt_tensor *xs,
+                            const tc_rt_tensor *xz, const tc_rt_tensor *wq, const tc_rt_tensor *ws,
+                            tc_rt_tensor *out) {
+  const tc_rt_tensor *in[5] = {xq, wq, xs, ws, xz};
+  return run_mmi_to_float(k, in, 5, out, 1);
+}
+
 static tc_status check_gemm(const tc_node *n, int64_t opset, tc_diag *diag) {
   static const char *const v1[] = {"alpha", "beta", "transA", "transB", "broadcast", NULL};
   static const char *const v7[] = {"alpha", "beta", "transA", "transB", NULL};

@@ -182,16 +182,6 @@ def test_planted_outlier_falls_back(ctx):
     close_int8(ctx, m, out, {"x": rand(RNG, 4, 64)})
 
 
-def test_int8_mode_static_refused(ctx):
-    m = two_matmuls()
-    src, dst = ctx.path("in.onnx"), ctx.path("out.onnx")
-    onnx.save(m, src)
-    proc = ctx.tacoc_run("optimize", src, "-o", dst, "--precision", "int8", "--int8-mode",
-                         "static", check=False)
-    assert proc.returncode == 2 and "not implemented yet" in proc.stderr, proc.stderr
-    assert not os.path.exists(dst)
-
-
 def dql_reference(x):
     """DynamicQuantizeLinear as the ONNX specification writes it, in float32."""
     mn, mx = np.float32(min(0, x.min())), np.float32(max(0, x.max()))

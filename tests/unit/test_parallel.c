@@ -339,6 +339,35 @@ static void unary_ops(void) {
   tc_model_free(e.m);
 }
 
+/* QuantizeLinear and DequantizeLinear per tensor (the sixteen-lane paths)
+ * against the reference loops, bit for bit: ties, saturation, NaN and
+ * infinities, uint8 and int8, with and without a zero point, odd sizes. */
+static void quantize_dequantize(void) {
+  env e = env_new();
+  int64_t big[] = {37, 129}, odd[] = {7}, one[] = {1};
+  for (size_t s = 0; s < 2; s++)
+    for (int sgn = 0; sgn < 2; sgn++)
+      for (int with_zp = 0; with_zp < 2; with_zp++) {
+        int32_t qt = sgn ? TC_DTYPE_I8 : TC_DTYPE_U8;
+        tc_rt_tensor *x = rand_t(&e, TC_DTYPE_F32, s ? 1 : 2, s ? odd : big, -40, 40);
+        float *xv = x->data;
+        if (!s) {
+          xv[1] = NAN, xv[2] = INFINITY, xv[3] = -INFINITY, xv[4] = 2.5f * 0.125f;
+          xv[5] = 3.5f * 0.125f, xv[6] = -2.5f * 0.125f, xv[7] = 1e9f, xv[8] = -1e9f;
+        }
+        tc_rt_tensor *sc = ten(&e, TC_DTYPE_F32, 0, one, NULL);
+        *(float *)sc->data = 0.125f;
+        tc_rt_tensor *zp = ten(&e, qt, 0, one, NULL);
+        tc_rt_set_f64(zp, 0, sgn ? -3 : 131);
+        const tc_rt_tensor *qin[3] = {x, sc, with_zp ? zp : NULL};
+        check_node(&e, mk(&e, "QuantizeLinear", 3, 1, 0), 21, qin, 3, EXACT);
+        tc_rt_tensor *q = rand_t(&e, qt, s ? 1 : 2, s ? odd : big, sgn ? -128 : 0, sgn ? 128 : 256);
+        const tc_rt_tensor *din[3] = {q, sc, with_zp ? zp : NULL};
+        check_node(&e, mk(&e, "DequantizeLinear", 3, 1, 0), 21, din, 3, EXACT);
+      }
+  tc_model_free(e.m);
+}
+
 static void casts(void) {
   env e = env_new();
   int64_t big[] = {33, 1001}, odd[] = {5};
@@ -775,6 +804,7 @@ int main(void) {
   RUN(binary_ops);
   RUN(unary_ops);
   RUN(casts);
+  RUN(quantize_dequantize);
   RUN(softmax_rows);
   RUN(normalizations);
   RUN(reductions);

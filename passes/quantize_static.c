@@ -1,0 +1,329 @@
+/* quantize-static: float32 MatMuls and convolutions with constant weights to
+ * standard QDQ int8 (QuantizeLinear / DequantizeLinear around the float op),
+ * with activation ranges from calibration (tc_pass_options.qranges).
+ *
+ *   x ─▶ MatMul / Conv (W, B) ─▶ y
+ *   ⇒   x ─▶ QuantizeLinear(xs, xz) ─▶ xq:uint8 ─▶ DequantizeLinear(xs, xz) ─┐
+ *        Wq:int8 ─▶ DequantizeLinear(ws, 0, axis) ────────────────────────────┼▶ MatMul / Conv ─▶ y
+ *       [Bq:int32 ─▶ DequantizeLinear(xs * ws, axis 0) ───────────────────────┘]
+ *
+ * Activations: uint8, asymmetric over the calibrated range widened to hold
+ * 0 (so zero padding and ReLU's zero are exact): xs = (hi - lo) / 255, xz =
+ * round(-lo / xs). One QuantizeLinear / DequantizeLinear pair per tensor,
+ * shared by every quantized reader. Weights: int8, symmetric per output
+ * channel (MatMul: per column of W [K, N], axis 1; Conv: per output channel,
+ * axis 0), ws = max |W| / 127, values in [-127, 127], zero point 0 written
+ * out. A convolution's constant bias becomes int32 at scale xs * ws (left
+ * float32 if a value would not fit). ONNX Runtime and TensorRT fuse these
+ * groups into int8 kernels; libtacort binds them to its own (runtime/qdq.c).
+ *
+ * Candidates: MatMul with float32 x of rank >= 2 and a constant 2-D float32
+ * W with K, N >= 16; Conv (and tacoc's Conv<Act> / ConvAdd<Act>) with a
+ * constant float32 W and group 1 (grouped and depthwise convolutions stay
+ * float32: their per-group products are too small for the int8 GEMM). x
+ * needs a calibrated range. The node's first output is its key: nodes in
+ * half_keep stay float32, and half_note hears of every candidate, quantized
+ * (why NULL) or kept (why says why).
+ *
+ * Requires: default-domain opset >= 13 (per-axis DequantizeLinear; raised
+ * when exact). Runs on the main graph only. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shapes.h"
+
+#define MIN_DIM 16
+
+static const tc_qrange *range_of(const tc_pass_ctx *c, const tc_value *v) {
+  for (size_t i = 0; c->opt && i < c->opt->n_qranges; i++)
+    if (strcmp(c->opt->qranges[i].name, v->name) == 0)
+      return &c->opt->qranges[i];
+  return NULL;
+}
+
+/* uint8 scale and zero point for [lo, hi] widened to hold 0. */
+static void act_params(double lo, double hi, float *scale, uint8_t *zp) {
+  lo = lo < 0 ? lo : 0;
+  hi = hi > 0 ? hi : 0;
+  float s = (float)((hi - lo) / 255.0);
+  if (!(s > 0) || !isfinite(s))
+    s = 1.0f;
+  double z = nearbyint(-lo / s);
+  *scale = s;
+  *zp = (uint8_t)(z < 0 ? 0 : z > 255 ? 255 : z);
+}
+
+static bool is_conv(const tc_node *n) {
+  if (tc_is_op(n, "Conv"))
+    return true;
+  return tc_domain_equal(n->domain, "ai.tacoc") && strncmp(n->op_type, "Conv", 4) == 0 &&
+         strcmp(n->op_type, "ConvTranspose") != 0;
+}
+
+static int set_type(tc_value *v, const tc_value *like, int32_t elem) {
+  const tc_type *t = &like->type;
+  bool shape = t->kind == TC_TYPE_TENSOR && t->has_shape;
+  return tc_value_set_tensor_type(v, elem, shape ? t->rank : 0, shape ? t->dims : NULL);
+}
+
+/* A node op before `before` reading in[0..n_in) with one new output named
+ * after out_base, typed like `like` with dtype elem; the output, or NULL. */
+static tc_value *add_node(tc_graph *g, tc_node *before, const char *op, const char *base,
+                          tc_value *const *in, size_t n_in, const tc_value *like, int32_t elem,
+                          int64_t axis) {
+  char name[240];
+  snprintf(name, sizeof name, "%.200s_%s", base, op);
+  const char *fresh = tc_graph_fresh_name(g, name);
+  tc_node *n = fresh ? tc_graph_insert_node(g, before, op, "", fresh, n_in, 1, axis >= 0) : NULL;
+  for (size_t i = 0; n && i < n_in; i++)
+    if (tc_node_set_input(n, i, in[i]))
+      return NULL;
+  if (!n || (axis >= 0 && tc_node_set_attr_int(n, 0, "axis", axis)))
+    return NULL;
+  snprintf(name, sizeof name, "%.200s_%s", base,
+           strcmp(op, "QuantizeLinear") == 0 ? "quantized" : "dequantized");
+  tc_value *out = tc_graph_new_temp(g, name);
+  if (!out || set_type(out, like, elem) || tc_node_set_output(n, 0, out))
+    return NULL;
+  return out;
+}
+
+/* The dequantized activation for x: an existing pair's, or a new pair. */
+static tc_value *activation(tc_pass_ctx *c, tc_graph *g, tc_node *before, tc_value *x,
+                            const tc_qrange *r) {
+  for (size_t u = 0; u < x->n_uses; u++) {
+    tc_node *q = x->uses[u].node;
+    if (q->graph != g || !tc_is_op(q, "QuantizeLinear") || x->uses[u].slot != 0 || !q->name ||
+        !strstr(q->name, "_QuantizeLinear"))
+      continue;
+    tc_value *xq = q->outputs[0];
+    for (size_t k = 0; xq && k < xq->n_uses; k++)
+      if (tc_is_op(xq->uses[k].node, "DequantizeLinear") && xq->uses[k].node->graph == g)
+        return xq->uses[k].node->outputs[0];
+  }
+  float s;
+  uint8_t z;
+  act_params(r->lo, r->hi, &s, &z);
+  char base[200];
+  snprintf(base, sizeof base, "%.160s_scale", x->name);
+  tc_value *sv = tc_pass_new_const_f32(g, base, &s, 0, NULL);
+  snprintf(base, sizeof base, "%.160s_zero_point", x->name);
+  tc_value *zv = sv ? tc_pass_new_const(g, base, TC_DTYPE_U8, &z, 0, NULL) : NULL;
+  tc_value *qin[] = {x, sv, zv};
+  tc_value *xq =
+      zv ? add_node(g, before, "QuantizeLinear", x->name, qin, 3, x, TC_DTYPE_U8, -1) : NULL;
+  tc_value *din[] = {xq, sv, zv};
+  tc_value *xd =
+      xq ? add_node(g, before, "DequantizeLinear", x->name, din, 3, x, TC_DTYPE_F32, -1) : NULL;
+  if (!xd)
+    tc_pass_nomem(c);
+  return xd;
+}
+
+/* Symmetric int8 of w viewed as [outer, D, inner] per index on the middle
+ * axis (D channels): scales s[D], values q. */
+static void quantize_weight(const float *w, size_t outer, size_t D, size_t inner, int8_t *q,
+                            float *s) {
+  for (size_t d = 0; d < D; d++) {
+    float m = 0;
+    for (size_t o = 0; o < outer; o++)
+      for (size_t i = 0; i < inner; i++)
+        m = fmaxf(m, fabsf(w[(o * D + d) * inner + i]));
+    s[d] = m > 0 ? m / 127.0f : 1.0f;
+  }
+  for (size_t o = 0; o < outer; o++)
+    for (size_t d = 0; d < D; d++)
+      for (size_t i = 0; i < inner; i++) {
+        size_t at = (o * D + d) * inner + i;
+        float r = nearbyintf(w[at] / s[d]);
+        q[at] = (int8_t)(r > 127 ? 127 : r < -127 ? -127 : r);
+      }
+}
+
+/* Quantizes node n's input slot (a constant float32 tensor wt) per channel
+ * on axis; returns the dequantized value, and the scales in *scales
+ * (malloc'ed, D of them) when scales is not NULL. */
+static tc_value *weight(tc_pass_ctx *c, tc_graph *g, tc_node *n, size_t slot, const tc_tensor *wt,
+                        size_t axis, float **scales) {
+  tc_value *wv = n->inputs[slot];
+  size_t outer = 1, inner = 1, D = (size_t)wt->dims[axis], cnt = 1;
+  for (size_t i = 0; i < wt->rank; i++) {
+    cnt *= (size_t)wt->dims[i];
+    if (i < axis)
+      outer *= (size_t)wt->dims[i];
+    else if (i > axis)
+      inner *= (size_t)wt->dims[i];
+  }
+  float *w = NULL, *s = malloc((D + 1) * sizeof *s);
+  int8_t *q = malloc(cnt + 1), *z = calloc(D + 1, 1);
+  tc_value *out = NULL;
+  if (!s || !q || !z || tc_const_floats(wt, &w) < 0)
+    goto done;
+  quantize_weight(w, outer, D, inner, q, s);
+  char base[200];
+  int64_t sd[1] = {(int64_t)D};
+  snprintf(base, sizeof base, "%.160s_quantized", wv->name);
+  tc_value *qv = tc_pass_new_const(g, base, TC_DTYPE_I8, q, wt->rank, wt->dims);
+  snprintf(base, sizeof base, "%.160s_scale", wv->name);
+  tc_value *sv = qv ? tc_pass_new_const_f32(g, base, s, 1, sd) : NULL;
+  snprintf(base, sizeof base, "%.160s_zero_point", wv->name);
+  tc_value *zv = sv ? tc_pass_new_const(g, base, TC_DTYPE_I8, z, 1, sd) : NULL;
+  tc_value *din[] = {qv, sv, zv};
+  out = zv ? add_node(g, n, "DequantizeLinear", wv->name, din, 3, wv, TC_DTYPE_F32, (int64_t)axis)
+           : NULL;
+  if (out && scales) {
+    *scales = s;
+    s = NULL;
+  }
+done:
+  if (!out)
+    tc_pass_nomem(c);
+  free(w);
+  free(s);
+  free(q);
+  free(z);
+  return out;
+}
+
+/* The bias of a quantized convolution as int32 at scale xs * ws[m]; NULL
+ * (bias left as it is) when it is not a constant float32 [M] tensor or a
+ * value would not fit. *oom on allocation failure. */
+static tc_value *bias(tc_graph *g, tc_node *n, float xs, const float *ws, int64_t M, bool *oom) {
+  tc_value *bv = n->inputs[2];
+  const tc_tensor *bt = tc_value_const(bv);
+  if (!bt || bt->dtype != TC_DTYPE_F32 || bt->rank != 1 || bt->dims[0] != M)
+    return NULL;
+  float *b = NULL, *s = malloc((size_t)(M + 1) * sizeof *s);
+  int32_t *q = malloc((size_t)(M + 1) * sizeof *q);
+  tc_value *out = NULL;
+  *oom = !s || !q || tc_const_floats(bt, &b) < 0;
+  bool fits = !*oom;
+  for (int64_t m = 0; fits && m < M; m++) {
+    s[m] = xs * ws[m];
+    double r = nearbyint((double)b[m] / (double)s[m]);
+    fits = s[m] > 0 && isfinite(r) && fabs(r) < 2147483647.0;
+    if (fits)
+      q[m] = (int32_t)r;
+  }
+  if (fits) {
+    char base[200];
+    int64_t sd[1] = {M};
+    snprintf(base, sizeof base, "%.160s_quantized", bv->name);
+    tc_value *qv = tc_pass_new_const(g, base, TC_DTYPE_I32, q, 1, sd);
+    snprintf(base, sizeof base, "%.160s_scale", bv->name);
+    tc_value *sv = qv ? tc_pass_new_const_f32(g, base, s, 1, sd) : NULL;
+    tc_value *din[] = {qv, sv};
+    out = sv ? add_node(g, n, "DequantizeLinear", bv->name, din, 2, bv, TC_DTYPE_F32, 0) : NULL;
+    *oom = !out;
+  }
+  free(b);
+  free(s);
+  free(q);
+  return out;
+}
+
+static void drop_if_unused(tc_graph *g, tc_value *v) {
+  if (v && v->init && !v->n_uses && !(v->flags & (TC_VALUE_OUTPUT | TC_VALUE_INPUT)))
+    tc_graph_remove_init(g, v);
+}
+
+/* Checks candidate n; on a match rewrites it. */
+static tc_status visit(tc_pass_ctx *c, tc_graph *g, const tc_shapes *sh, tc_node *n, bool *opset_ok,
+                       const char **opset_why, size_t *count) {
+  if (n->n_inputs < 2 || !n->inputs[0] || !n->inputs[1] || !n->outputs[0])
+    return TC_STATUS_OK;
+  tc_value *x = n->inputs[0], *wv = n->inputs[1];
+  const tc_tensor *wt = tc_value_const(wv);
+  const tc_shape *xs = tc_shape_of(sh, x);
+  int32_t dt = xs->dtype ? xs->dtype : tc_value_dtype(x);
+  if (dt != TC_DTYPE_F32)
+    return TC_STATUS_OK;
+  bool conv = is_conv(n);
+  if (!wt || wt->dtype != TC_DTYPE_F32 || (conv ? wt->rank < 3 : wt->rank != 2)) {
+    tc_pass_explain(c, n, "the weight is not a constant float32 tensor of the right rank");
+    return TC_STATUS_OK;
+  }
+  const tc_attr *grp = conv ? tc_node_attr(n, "group") : NULL;
+  if (grp && grp->i != 1) {
+    tc_pass_half_note(c, n,
+                      "grouped or depthwise convolution (per-group products too small for int8)");
+    return TC_STATUS_OK;
+  }
+  if (!conv) {
+    int64_t K = wt->dims[0], N = wt->dims[1];
+    const tc_type *xt = &x->type;
+    bool rank2 =
+        xs->known ? xs->rank >= 2 : xt->kind == TC_TYPE_TENSOR && xt->has_shape && xt->rank >= 2;
+    if (!rank2) {
+      tc_pass_half_note(c, n, "the activation's rank is not known to be at least 2");
+      return TC_STATUS_OK;
+    }
+    if (K < MIN_DIM || N < MIN_DIM) {
+      snprintf(c->why, sizeof c->why, "too small for int8: K %lld, N %lld (both must be >= %d)",
+               (long long)K, (long long)N, MIN_DIM);
+      tc_pass_half_note(c, n, c->why);
+      return TC_STATUS_OK;
+    }
+  }
+  const tc_qrange *r = range_of(c, x);
+  if (!r) {
+    tc_pass_half_note(c, n, "no calibrated range for its input");
+    return TC_STATUS_OK;
+  }
+  bool oom;
+  if (!tc_pass_int8_ok(c, n, wt, *opset_ok, *opset_why, &oom))
+    return oom ? tc_pass_nomem(c) : TC_STATUS_OK;
+  float *ws = NULL;
+  tc_value *xd = activation(c, g, n, x, r);
+  tc_value *wd = xd ? weight(c, g, n, 1, wt, conv ? 0 : 1, &ws) : NULL;
+  if (!wd)
+    return TC_STATUS_NOMEM;
+  tc_status st = TC_STATUS_OK;
+  if (tc_node_set_input(n, 0, xd) || tc_node_set_input(n, 1, wd))
+    st = tc_pass_nomem(c);
+  drop_if_unused(g, wv);
+  if (!st && conv && n->n_inputs > 2 && n->inputs[2]) {
+    tc_value *bv = n->inputs[2];
+    float *xsv = NULL;
+    bool oom = tc_const_floats(tc_value_const(xd->producer->inputs[1]), &xsv) < 1;
+    tc_value *bd = oom ? NULL : bias(g, n, xsv[0], ws, wt->dims[0], &oom);
+    free(xsv);
+    if (oom || (bd && tc_node_set_input(n, 2, bd)))
+      st = tc_pass_nomem(c);
+    drop_if_unused(g, bv);
+  }
+  free(ws);
+  if (!st) {
+    tc_pass_half_note(c, n, NULL);
+    (*count)++;
+  }
+  return st;
+}
+
+tc_status tc_pass_quantize_static(tc_pass_ctx *c, tc_graph *g) {
+  if (g->parent)
+    return TC_STATUS_OK;
+  bool any = false;
+  for (tc_node *n = g->first; n && !any; n = n->next)
+    any = tc_is_op(n, "MatMul") || is_conv(n);
+  if (!any)
+    return TC_STATUS_OK;
+  const char *why = NULL;
+  bool opset_ok = tc_pass_require_opset(c, 13, &why);
+  tc_shapes *sh = tc_shapes_infer(g);
+  if (!sh)
+    return tc_pass_nomem(c);
+  size_t count = 0;
+  tc_status st = TC_STATUS_OK;
+  for (tc_node *n = g->first, *next; n && !st; n = next) {
+    next = n->next;
+    if (tc_is_op(n, "MatMul") || is_conv(n))
+      st = visit(c, g, sh, n, &opset_ok, &why, &count);
+  }
+  tc_shapes_free(sh);
+  if (count)
+    tc_pass_count(c, "MatMuls and convolutions to int8 QDQ", count);
+  return st;
+}

@@ -1,0 +1,138 @@
+"""quantize-static (--precision int8 --int8-mode static): MatMuls and
+convolutions to standard QDQ with calibrated activation ranges; checked
+for the graph it writes, the numbers (ONNX Runtime and libtacort against
+the float32 model) and the cases it must leave alone."""
+import json
+import os
+
+import numpy as np
+from onnx import helper, numpy_helper
+
+from passlib import const, model, ops, run_ort, tensor_in
+
+RNG = np.random.default_rng(29)
+N = helper.make_node
+STATIC = ["--precision", "int8", "--int8-mode", "static"]
+
+
+def cosine(a, b):
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def uniform(*shape):
+    """Inputs like tacoc's random calibration sets (uniform in [-1, 1)): a
+    static int8 model is only as good as its calibration data is like the
+    inputs it runs on."""
+    return RNG.uniform(-1, 1, shape).astype(np.float32)
+
+
+def close(ctx, before, after, feeds, cos=0.99):
+    want = run_ort(before, feeds)
+    for name, got in (("onnxruntime", run_ort(after, feeds)),
+                      ("libtacort", ctx.run_tacort(after, feeds))):
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert g.shape == w.shape and np.all(np.isfinite(g)), f"{name} output {i}"
+            c = cosine(g, w)
+            assert c >= cos, f"{name} output {i}: cosine {c:.6f} < {cos}"
+
+
+def static(ctx, m, *extra):
+    report = ctx.path("report.json")
+    out, stdout, err = ctx.optimize(m, level=0, extra=STATIC + ["--report", report, *extra])
+    with open(report) as f:
+        return out, json.load(f)["precision"], stdout, err
+
+
+def conv_model(group=1):
+    x = tensor_in("x", [2, 8, 10, 10])
+    return model([N("Conv", ["x", "w", "b"], ["c"], name="conv1", pads=[1, 1, 1, 1], group=group),
+                  N("Relu", ["c"], ["r"]),
+                  N("Conv", ["r", "w2"], ["y"], name="conv2")],
+                 [x], [tensor_in("y", [2, 4, 10, 10])],
+                 [const("w", RNG.standard_normal((16, 8 // group, 3, 3)) * 0.2),
+                  const("b", RNG.standard_normal(16) * 0.1),
+                  const("w2", RNG.standard_normal((4, 16, 1, 1)) * 0.2)])
+
+
+def test_conv_to_qdq(ctx):
+    m = conv_model()
+    out, p, stdout, _ = static(ctx, m)
+    assert p["int8_mode"] == "static" and p["half_nodes"] == 2 and p["validation"]["passed"], p
+    assert p["calibration"] == {"method": "minmax", "sets": 4, "activations": 2}, p
+    assert p["validation"]["sets"] == 4, p["validation"]  # the held-out half of 8
+    k = ops(out)
+    assert k.count("QuantizeLinear") == 2 and k.count("DequantizeLinear") == 5, k
+    assert k.count("Conv") == 2 and "Relu" in k, k
+    g = out.graph
+    prod = {o: n for n in g.node for o in n.output}
+    inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    conv1 = next(n for n in g.node if n.name == "conv1")
+    dx, dw, db = (prod[i] for i in conv1.input)
+    q = prod[dx.input[0]]
+    assert q.op_type == "QuantizeLinear" and list(q.input[:1]) == ["x"], q
+    xs, xz = inits[dx.input[1]], inits[dx.input[2]]
+    assert xz.dtype == np.uint8 and xs.shape == () and xz.shape == (), (xs, xz)
+    wq, ws, wz = (inits[i] for i in dw.input)
+    assert wq.dtype == np.int8 and wq.shape == (16, 8, 3, 3) and np.abs(wq).max() == 127
+    assert ws.shape == (16,) and wz.dtype == np.int8 and not wz.any()
+    assert [a.i for a in dw.attribute if a.name == "axis"] == [0], dw
+    w = numpy_helper.to_array(m.graph.initializer[0])
+    np.testing.assert_allclose(ws, np.abs(w).reshape(16, -1).max(1) / 127, rtol=1e-6)
+    bq, bs = inits[db.input[0]], inits[db.input[1]]
+    assert bq.dtype == np.int32 and bs.shape == (16,), (bq.dtype, bs.shape)
+    np.testing.assert_allclose(bs, xs * ws, rtol=1e-6)
+    b = numpy_helper.to_array(m.graph.initializer[1])
+    assert np.abs(bq * bs - b).max() <= bs.max() / 2 + 1e-7
+    # the Relu's output is conv2's activation: non-negative, so zero point 0
+    conv2 = next(n for n in g.node if n.name == "conv2")
+    assert inits[prod[conv2.input[0]].input[2]] == 0
+    assert "w" not in inits and "b" not in inits and "w2" not in inits, list(inits)
+    assert "2 nodes in int8, 0 kept in float32" in stdout, stdout
+    close(ctx, m, out, {"x": uniform(2, 8, 10, 10)})
+
+
+def test_shared_activation_one_pair(ctx):
+    x = tensor_in("x", [1, 7, 32])
+    nodes = [N("MatMul", ["x", f"w{i}"], [f"p{i}"], name=f"proj{i}") for i in range(3)]
+    nodes += [N("Add", ["p0", "p1"], ["s"]), N("Add", ["s", "p2"], ["y"])]
+    m = model(nodes, [x], [tensor_in("y", [1, 7, 24])],
+              [const(f"w{i}", RNG.standard_normal((32, 24))) for i in range(3)])
+    out, p, _, _ = static(ctx, m, "--calib-method", "percentile")
+    k = ops(out)
+    assert k.count("QuantizeLinear") == 1 and k.count("DequantizeLinear") == 4, k
+    assert p["half_nodes"] == 3 and p["calibration"]["method"] == "percentile", p
+    dws = [n for n in out.graph.node if n.op_type == "DequantizeLinear" and
+           [a.i for a in n.attribute if a.name == "axis"] == [1]]
+    assert len(dws) == 3, dws  # per-column weight scales
+    close(ctx, m, out, {"x": uniform(1, 7, 32)})
+
+
+def test_grouped_conv_stays_float(ctx):
+    out, p, _, _ = static(ctx, conv_model(group=2), "--calib-method", "entropy")
+    kept = {k["node"]: k for k in p["kept_fp32"]}
+    assert kept["c"]["reason"] == "grouped convolution", kept
+    assert p["half_nodes"] == 1, p
+    conv1 = next(n for n in out.graph.node if n.name == "conv1")
+    assert list(conv1.input) == ["x", "w", "b"], conv1
+
+
+def test_without_calibration_nothing_changes(ctx):
+    """The pass alone (--passes) has no ranges: it leaves every node and says why."""
+    m = conv_model()
+    out, _, err = ctx.optimize(m, "quantize-static", extra=["--explain"])
+    assert ops(out) == ops(m), ops(out)
+    assert "no calibrated range for its input" in err, err
+
+
+def test_usage_errors(ctx):
+    src, dst = ctx.path("in.onnx"), ctx.path("out.onnx")
+    import onnx
+    onnx.save(conv_model(), src)
+    for extra, want in ((["--precision", "int8", "--calib-method", "entropy"], "--int8-mode static"),
+                        (STATIC + ["--calib-random", "0"], "leaves none"),
+                        (STATIC + ["--calib-method", "kl"], "minmax, percentile or entropy"),
+                        (["--precision", "fp16", "--int8-mode", "static"], "needs --precision int8")):
+        proc = ctx.tacoc_run("optimize", src, "-o", dst, *extra, check=False)
+        assert proc.returncode == 2 and want in proc.stderr, (extra, proc.stderr)
+        assert not os.path.exists(dst)
