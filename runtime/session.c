@@ -480,14 +480,14 @@ tc_status tc_run_graph(tc_run *r, const tc_graph *g) {
   tc_diag *diag = r->diag;
   for (size_t i = 0; i < g->n_inits; i++)
     vals[g->inits[i]->id] = s->consts[g->inits[i]->id];
-  bool main = g == s->m->graph;
+  bool is_main = g == s->m->graph;
   for (const tc_node *n = g->first; n; n = n->next) {
-    if (main && s->qdq_skip && s->qdq_skip[n->id])
+    if (is_main && s->qdq_skip && s->qdq_skip[n->id])
       continue; /* its readers take the quantized operand (qdq.c) */
     const tc_rt_tensor **in = tc_arena_alloc(r->a, (n->n_inputs ? n->n_inputs : 1) * sizeof *in);
     if (!in)
       return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
-    bool qdq = main && s->qdq && s->qdq[n->id];
+    bool qdq = is_main && s->qdq && s->qdq[n->id];
     for (size_t i = 0; i < n->n_inputs; i++) {
       const tc_value *v = n->inputs[i];
       in[i] = v ? vals[v->id] : NULL;
@@ -505,7 +505,7 @@ tc_status tc_run_graph(tc_run *r, const tc_graph *g) {
       st = tc_run_control(r, n, in, out);
     } else {
       tc_kernel_ctx k = {.node = n, .opset = s->opsets[n->id], .diag = diag, .arena = r->a};
-      if (r->plan && main) {
+      if (r->plan && is_main) {
         k.outputs = out;
         k.plan_base = r->base;
         k.plan_offset = tc_plan_offsets(r->plan);
@@ -537,7 +537,7 @@ tc_status tc_run_graph(tc_run *r, const tc_graph *g) {
     for (size_t o = 0; o < n->n_outputs; o++)
       if (n->outputs[o])
         vals[n->outputs[o]->id] = &out[o];
-    if (s->observe && main)
+    if (s->observe && is_main)
       s->observe(s->observe_ctx, n, in, n->n_inputs, out, n->n_outputs);
   }
   return TC_STATUS_OK;
