@@ -1084,13 +1084,6 @@ typedef struct cal_t {
   double *hist;
 } cal_t;
 
-static bool calib_reader(const tc_node *n) {
-  if (tc_is_op(n, "MatMul") || tc_is_op(n, "Conv"))
-    return true;
-  return tc_domain_equal(n->domain, "ai.tacoc") && strncmp(n->op_type, "Conv", 4) == 0 &&
-         strcmp(n->op_type, "ConvTranspose") != 0;
-}
-
 static void cal_minmax(cal_t *c, const tc_ndarray *a) {
   const float *v = a->data;
   for (size_t i = 0; i < a->size / sizeof(float); i++)
@@ -1203,7 +1196,7 @@ static int calibrate(prec_ctx *x) {
   }
   for (tc_node *n = g->first; n; n = n->next) {
     tc_value *v = n->n_inputs ? n->inputs[0] : NULL;
-    if (!calib_reader(n) || !v || v->init)
+    if (!(tc_is_op(n, "MatMul") || tc_pass_is_conv(n)) || !v || v->init)
       continue;
     bool seen = false;
     for (size_t k = 0; k < nc && !seen; k++)

@@ -453,12 +453,6 @@ static bool wants_half(const conv *s, const tc_node *n, size_t slot) {
   return v && v->id < s->nv && is_t_slot(s->def[n->id]->t_in, slot) && s->dt[v->id] == TC_DTYPE_F32;
 }
 
-static int set_type_like(tc_value *dst, const tc_value *src, int32_t elem) {
-  const tc_type *t = &src->type;
-  bool shape = t->kind == TC_TYPE_TENSOR && t->has_shape;
-  return tc_value_set_tensor_type(dst, elem, shape ? t->rank : 0, shape ? t->dims : NULL);
-}
-
 /* The shared Cast of v to `to`, made on first use. */
 static tc_value *cast_of(conv *s, tc_value *v, int32_t to) {
   tc_value **slot = to == TC_DTYPE_F32 ? &s->to_f32[v->id] : &s->to_half[v->id];
@@ -470,7 +464,7 @@ static tc_value *cast_of(conv *s, tc_value *v, int32_t to) {
   tc_value *out = tc_graph_new_temp(s->g, base);
   tc_node *n = out ? tc_graph_insert_node(s->g, before, "Cast", "", NULL, 1, 1, 1) : NULL;
   if (!n || tc_node_set_attr_int(n, 0, "to", to) || tc_node_set_input(n, 0, v) ||
-      tc_node_set_output(n, 0, out) || set_type_like(out, v, to))
+      tc_node_set_output(n, 0, out) || tc_pass_set_type_like(out, v, to))
     return NULL;
   s->n_casts++;
   return *slot = out;
@@ -585,11 +579,11 @@ static tc_status fix_output(conv *s, tc_value *v) {
   snprintf(base, sizeof base, "%.120s_%s", v->name, have == TC_DTYPE_F32 ? "f32" : s->tname);
   tc_value *t = tc_graph_new_temp(s->g, base);
   if (!t || tc_node_set_output(p, slot, t) || tc_value_replace_uses(v, t) ||
-      set_type_like(t, v, have))
+      tc_pass_set_type_like(t, v, have))
     return tc_pass_nomem(s->c);
   tc_node *n = tc_graph_insert_node(s->g, p->next, "Cast", "", NULL, 1, 1, 1);
   if (!n || tc_node_set_attr_int(n, 0, "to", want) || tc_node_set_input(n, 0, t) ||
-      tc_node_set_output(n, 0, v) || set_type_like(v, v, want))
+      tc_node_set_output(n, 0, v) || tc_pass_set_type_like(v, v, want))
     return tc_pass_nomem(s->c);
   s->n_casts++;
   /* A Cast of v to `want` made for other readers now duplicates v. */
@@ -779,7 +773,7 @@ static tc_status convert(conv *s) {
   /* Types of the values that become half (graph outputs are fixed below). */
   for (size_t i = 0; i < g->n_inputs; i++) {
     tc_value *v = g->inputs[i].value;
-    if (v->id < s->nv && s->half[v->id] && set_type_like(v, v, s->ht))
+    if (v->id < s->nv && s->half[v->id] && tc_pass_set_type_like(v, v, s->ht))
       return tc_pass_nomem(s->c);
   }
   tc_node **nodes = malloc((count ? count : 1) * sizeof *nodes);
@@ -794,7 +788,7 @@ static tc_status convert(conv *s) {
     for (size_t i = 0; i < n->n_outputs; i++) {
       tc_value *v = n->outputs[i];
       if (v && v->id < s->nv && s->half[v->id] && v->type.kind == TC_TYPE_TENSOR &&
-          set_type_like(v, v, s->ht)) {
+          tc_pass_set_type_like(v, v, s->ht)) {
         st = tc_pass_nomem(s->c);
         break;
       }

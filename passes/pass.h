@@ -184,6 +184,11 @@ void tc_pass_ref_attr(tc_node *n, size_t i, const char *name, int type);
 int32_t tc_value_dtype(const tc_value *v);
 /* Records an out-of-memory failure in the pass context and returns its status. */
 tc_status tc_pass_nomem(tc_pass_ctx *c);
+/* Sets v's type to a tensor of elem with like's shape (when like has one). */
+int tc_pass_set_type_like(tc_value *v, const tc_value *like, int32_t elem);
+/* True for the convolutions quantize-static quantizes: Conv, and tacoc's
+ * ai.tacoc Conv<Act> / ConvAdd<Act> (not ConvTranspose). */
+bool tc_pass_is_conv(const tc_node *n);
 /* ---- the precision passes (convert-half's options, quantize-*) ---- */
 /* Tells tc_pass_options.half_note of candidate n: converted (why NULL) or
  * kept in float32 (why says why; also an --explain line). */

@@ -29,8 +29,6 @@
 
 #include "shapes.h"
 
-#define MIN_DIM 16
-
 /* Per-column symmetric int8 of w [K, N] into q, scales into s. */
 static void quantize_weight(const float *w, size_t K, size_t N, int8_t *q, float *s) {
   for (size_t n = 0; n < N; n++) {
@@ -44,12 +42,6 @@ static void quantize_weight(const float *w, size_t K, size_t N, int8_t *q, float
       float r = nearbyintf(w[k * N + n] / s[n]);
       q[k * N + n] = (int8_t)(r > 127 ? 127 : r < -127 ? -127 : r);
     }
-}
-
-static int set_type(tc_value *v, const tc_value *like, int32_t elem) {
-  const tc_type *t = &like->type;
-  bool shape = t->kind == TC_TYPE_TENSOR && t->has_shape;
-  return tc_value_set_tensor_type(v, elem, shape ? t->rank : 0, shape ? t->dims : NULL);
 }
 
 /* A new node op before `before` with the given inputs and one fresh output
@@ -133,7 +125,7 @@ static tc_status rewrite(tc_pass_ctx *c, tc_graph *g, tc_node *n, const float *w
   snprintf(base, sizeof base, "%.160s_zero_point", x->name);
   if (xs && !xz)
     xz = tc_graph_new_temp(g, base);
-  if (!xz || (!shared && (set_type(xq, x, TC_DTYPE_U8) ||
+  if (!xz || (!shared && (tc_pass_set_type_like(xq, x, TC_DTYPE_U8) ||
                           tc_value_set_tensor_type(xs, TC_DTYPE_F32, 0, &sdim) ||
                           tc_value_set_tensor_type(xz, TC_DTYPE_U8, 0, &sdim)))) {
     st = tc_pass_nomem(c);
@@ -194,20 +186,9 @@ static tc_status visit(tc_pass_ctx *c, tc_graph *g, const tc_shapes *sh, tc_node
     tc_pass_explain(c, n, "the weight is not a constant 2-D float32 tensor");
     return TC_STATUS_OK;
   }
+  if (!tc_pass_int8_matmul_fits(c, n, xs, wt))
+    return TC_STATUS_OK;
   int64_t K = wt->dims[0], N = wt->dims[1];
-  const tc_type *xt = &x->type;
-  bool rank2 =
-      xs->known ? xs->rank >= 2 : xt->kind == TC_TYPE_TENSOR && xt->has_shape && xt->rank >= 2;
-  if (!rank2) {
-    tc_pass_half_note(c, n, "the activation's rank is not known to be at least 2");
-    return TC_STATUS_OK;
-  }
-  if (K < MIN_DIM || N < MIN_DIM) {
-    snprintf(c->why, sizeof c->why, "too small for int8: K %lld, N %lld (both must be >= %d)",
-             (long long)K, (long long)N, MIN_DIM);
-    tc_pass_half_note(c, n, c->why);
-    return TC_STATUS_OK;
-  }
   bool oom;
   if (!tc_pass_int8_ok(c, n, wt, *opset_ok, *opset_why, &oom))
     return oom ? tc_pass_nomem(c) : TC_STATUS_OK;

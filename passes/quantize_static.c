@@ -34,8 +34,6 @@
 
 #include "shapes.h"
 
-#define MIN_DIM 16
-
 static const tc_qrange *range_of(const tc_pass_ctx *c, const tc_value *v) {
   for (size_t i = 0; c->opt && i < c->opt->n_qranges; i++)
     if (strcmp(c->opt->qranges[i].name, v->name) == 0)
@@ -55,19 +53,6 @@ static void act_params(double lo, double hi, float *scale, uint8_t *zp) {
   *zp = (uint8_t)(z < 0 ? 0 : z > 255 ? 255 : z);
 }
 
-static bool is_conv(const tc_node *n) {
-  if (tc_is_op(n, "Conv"))
-    return true;
-  return tc_domain_equal(n->domain, "ai.tacoc") && strncmp(n->op_type, "Conv", 4) == 0 &&
-         strcmp(n->op_type, "ConvTranspose") != 0;
-}
-
-static int set_type(tc_value *v, const tc_value *like, int32_t elem) {
-  const tc_type *t = &like->type;
-  bool shape = t->kind == TC_TYPE_TENSOR && t->has_shape;
-  return tc_value_set_tensor_type(v, elem, shape ? t->rank : 0, shape ? t->dims : NULL);
-}
-
 /* A node op before `before` reading in[0..n_in) with one new output named
  * after out_base, typed like `like` with dtype elem; the output, or NULL. */
 static tc_value *add_node(tc_graph *g, tc_node *before, const char *op, const char *base,
@@ -85,7 +70,7 @@ static tc_value *add_node(tc_graph *g, tc_node *before, const char *op, const ch
   snprintf(name, sizeof name, "%.200s_%s", base,
            strcmp(op, "QuantizeLinear") == 0 ? "quantized" : "dequantized");
   tc_value *out = tc_graph_new_temp(g, name);
-  if (!out || set_type(out, like, elem) || tc_node_set_output(n, 0, out))
+  if (!out || tc_pass_set_type_like(out, like, elem) || tc_node_set_output(n, 0, out))
     return NULL;
   return out;
 }
@@ -240,7 +225,7 @@ static tc_status visit(tc_pass_ctx *c, tc_graph *g, const tc_shapes *sh, tc_node
   int32_t dt = xs->dtype ? xs->dtype : tc_value_dtype(x);
   if (dt != TC_DTYPE_F32)
     return TC_STATUS_OK;
-  bool conv = is_conv(n);
+  bool conv = tc_pass_is_conv(n);
   if (!wt || wt->dtype != TC_DTYPE_F32 || (conv ? wt->rank < 3 : wt->rank != 2)) {
     tc_pass_explain(c, n, "the weight is not a constant float32 tensor of the right rank");
     return TC_STATUS_OK;
@@ -251,22 +236,8 @@ static tc_status visit(tc_pass_ctx *c, tc_graph *g, const tc_shapes *sh, tc_node
                       "grouped or depthwise convolution (per-group products too small for int8)");
     return TC_STATUS_OK;
   }
-  if (!conv) {
-    int64_t K = wt->dims[0], N = wt->dims[1];
-    const tc_type *xt = &x->type;
-    bool rank2 =
-        xs->known ? xs->rank >= 2 : xt->kind == TC_TYPE_TENSOR && xt->has_shape && xt->rank >= 2;
-    if (!rank2) {
-      tc_pass_half_note(c, n, "the activation's rank is not known to be at least 2");
-      return TC_STATUS_OK;
-    }
-    if (K < MIN_DIM || N < MIN_DIM) {
-      snprintf(c->why, sizeof c->why, "too small for int8: K %lld, N %lld (both must be >= %d)",
-               (long long)K, (long long)N, MIN_DIM);
-      tc_pass_half_note(c, n, c->why);
-      return TC_STATUS_OK;
-    }
-  }
+  if (!conv && !tc_pass_int8_matmul_fits(c, n, xs, wt))
+    return TC_STATUS_OK;
   const tc_qrange *r = range_of(c, x);
   if (!r) {
     tc_pass_half_note(c, n, "no calibrated range for its input");
@@ -307,7 +278,7 @@ tc_status tc_pass_quantize_static(tc_pass_ctx *c, tc_graph *g) {
     return TC_STATUS_OK;
   bool any = false;
   for (tc_node *n = g->first; n && !any; n = n->next)
-    any = tc_is_op(n, "MatMul") || is_conv(n);
+    any = tc_is_op(n, "MatMul") || tc_pass_is_conv(n);
   if (!any)
     return TC_STATUS_OK;
   const char *why = NULL;
@@ -319,7 +290,7 @@ tc_status tc_pass_quantize_static(tc_pass_ctx *c, tc_graph *g) {
   tc_status st = TC_STATUS_OK;
   for (tc_node *n = g->first, *next; n && !st; n = next) {
     next = n->next;
-    if (tc_is_op(n, "MatMul") || is_conv(n))
+    if (tc_is_op(n, "MatMul") || tc_pass_is_conv(n))
       st = visit(c, g, sh, n, &opset_ok, &why, &count);
   }
   tc_shapes_free(sh);

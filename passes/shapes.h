@@ -41,4 +41,11 @@ const tc_shape *tc_shape_of(const tc_shapes *s, const tc_value *v);
 bool tc_sdim_eq(tc_sdim a, tc_sdim b);
 static inline bool tc_sdim_is(tc_sdim d, int64_t v) { return !d.sym && d.v == v; }
 
+/* The shape conditions of the int8 passes for MatMul n with activation
+ * shape xs and constant weight wt [K, N]: the activation's rank is known to
+ * be at least 2, and K and N are at least 16 (smaller products gain nothing
+ * from int8). False (half_note told why) otherwise. */
+bool tc_pass_int8_matmul_fits(tc_pass_ctx *c, const tc_node *n, const tc_shape *xs,
+                              const tc_tensor *wt);
+
 #endif

@@ -7,6 +7,7 @@
 #include "kernel.h"
 #include "onnx_io.h"
 #include "pass.h"
+#include "shapes.h"
 
 void tc_pass_count(tc_pass_ctx *c, const char *kind, size_t n) {
   for (size_t i = 0; i < c->n_kinds; i++) {
@@ -318,4 +319,38 @@ bool tc_pass_int8_ok(tc_pass_ctx *c, const tc_node *n, const tc_tensor *wt, bool
   if (!finite)
     tc_pass_half_note(c, n, "the weight has non-finite values");
   return finite;
+}
+
+int tc_pass_set_type_like(tc_value *v, const tc_value *like, int32_t elem) {
+  const tc_type *t = &like->type;
+  bool shape = t->kind == TC_TYPE_TENSOR && t->has_shape;
+  return tc_value_set_tensor_type(v, elem, shape ? t->rank : 0, shape ? t->dims : NULL);
+}
+
+bool tc_pass_is_conv(const tc_node *n) {
+  if (tc_is_op(n, "Conv"))
+    return true;
+  return tc_domain_equal(n->domain, "ai.tacoc") && strncmp(n->op_type, "Conv", 4) == 0 &&
+         strcmp(n->op_type, "ConvTranspose") != 0;
+}
+
+#define INT8_MIN_DIM 16
+
+bool tc_pass_int8_matmul_fits(tc_pass_ctx *c, const tc_node *n, const tc_shape *xs,
+                              const tc_tensor *wt) {
+  const tc_type *xt = &n->inputs[0]->type;
+  bool rank2 =
+      xs->known ? xs->rank >= 2 : xt->kind == TC_TYPE_TENSOR && xt->has_shape && xt->rank >= 2;
+  if (!rank2) {
+    tc_pass_half_note(c, n, "the activation's rank is not known to be at least 2");
+    return false;
+  }
+  int64_t K = wt->dims[0], N = wt->dims[1];
+  if (K < INT8_MIN_DIM || N < INT8_MIN_DIM) {
+    snprintf(c->why, sizeof c->why, "too small for int8: K %lld, N %lld (both must be >= %d)",
+             (long long)K, (long long)N, INT8_MIN_DIM);
+    tc_pass_half_note(c, n, c->why);
+    return false;
+  }
+  return true;
 }
