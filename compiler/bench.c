@@ -611,7 +611,8 @@ static int make_batch_inputs(const tc_bench *b, int64_t batch, tc_ndarray *array
     memcpy(bb->shapes[i], dims, sizeof dims);
     owned[i] = true;
     if (!in->source) {
-      if (tc_input_random_fill(&arrays[i], in->dtype, in->rank, dims, &state, why, sizeof why))
+      if (tc_input_random_fill(&arrays[i], in->name, in->dtype, in->rank, dims, &state, why,
+                               sizeof why))
         return tc_cli_error("input '%s': %s", in->name, why);
       continue;
     }

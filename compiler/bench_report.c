@@ -17,11 +17,6 @@
 
 /* ---- statistics ---- */
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 /* Percentile q (0..1) of sorted v, interpolated between the closest ranks. */
 static double percentile(const double *v, size_t n, double q) {
   double pos = q * (double)(n - 1);
@@ -40,7 +35,7 @@ static int compute_stats(tc_bench_row *row) {
   if (!v)
     return -1;
   memcpy(v, row->lat, s->n * sizeof *v);
-  qsort(v, s->n, sizeof *v, cmp_double);
+  qsort(v, s->n, sizeof *v, tc_cli_cmp_double);
   double sum = 0;
   for (size_t i = 0; i < s->n; i++)
     sum += v[i];

@@ -62,3 +62,13 @@ double tc_cli_now_ms(void) {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
+
+int tc_cli_cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+double tc_cli_median(double *v, size_t n) {
+  qsort(v, n, sizeof *v, tc_cli_cmp_double);
+  return v[n / 2];
+}

@@ -22,5 +22,9 @@ bool tc_cli_parse_size(const char *s, size_t *out);
 bool tc_cli_ends_with(const char *s, const char *suffix);
 /* Monotonic clock in milliseconds. */
 double tc_cli_now_ms(void);
+/* qsort comparator for doubles, ascending. */
+int tc_cli_cmp_double(const void *a, const void *b);
+/* Sorts v[0..n) (n > 0) in place and returns its median (the upper one for even n). */
+double tc_cli_median(double *v, size_t n);
 
 #endif

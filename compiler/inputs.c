@@ -66,8 +66,15 @@ int tc_input_load(const char *file, tc_ndarray *out, char *why, size_t cap) {
   return load_pb(file, out, NULL, why, cap);
 }
 
-int tc_input_random_fill(tc_ndarray *out, int32_t dtype, size_t rank, const int64_t *dims,
-                         uint64_t *state, char *why, size_t cap) {
+static bool name_has_mask(const char *name) {
+  for (const char *p = name; p && *p; p++)
+    if (strncasecmp(p, "mask", 4) == 0)
+      return true;
+  return false;
+}
+
+int tc_input_random_fill(tc_ndarray *out, const char *name, int32_t dtype, size_t rank,
+                         const int64_t *dims, uint64_t *state, char *why, size_t cap) {
   memset(out, 0, sizeof *out);
   bool is_float = dtype == TC_DTYPE_F32 || dtype == TC_DTYPE_F64 || dtype == TC_DTYPE_F16 ||
                   dtype == TC_DTYPE_BF16;
@@ -93,13 +100,17 @@ int tc_input_random_fill(tc_ndarray *out, int32_t dtype, size_t rank, const int6
     return -1;
   }
   tc_rt_tensor rt = {.dtype = dtype, .rank = rank, .data = out->data, .bytes = out->size};
+  bool ones = !is_float && name_has_mask(name);
   for (size_t i = 0; i < n; i++) {
     *state ^= *state << 13, *state ^= *state >> 7, *state ^= *state << 17; /* xorshift64 */
     double u = (double)(*state >> 11) / 9007199254740992.0;
     if (is_float)
       tc_rt_set_f64(&rt, i, 2 * u - 1);
     else
-      tc_rt_set_i64(&rt, i, dtype == TC_DTYPE_BOOL ? (int64_t)(u * 2) : (int64_t)(u * 10));
+      tc_rt_set_i64(&rt, i,
+                    ones                     ? 1
+                    : dtype == TC_DTYPE_BOOL ? (int64_t)(u * 2)
+                                             : (int64_t)(u * 10));
   }
   return 0;
 }
@@ -114,7 +125,7 @@ int tc_input_random(const tc_value *v, uint64_t *state, tc_ndarray *out, char *w
   int64_t dims[TC_MAX_DIMS];
   for (size_t i = 0; i < t->rank; i++)
     dims[i] = t->dims[i].kind == TC_DIM_VALUE && t->dims[i].value >= 0 ? t->dims[i].value : 1;
-  return tc_input_random_fill(out, t->elem, t->rank, dims, state, why, cap);
+  return tc_input_random_fill(out, v->name, t->elem, t->rank, dims, state, why, cap);
 }
 
 void tc_input_file_path(const char *dir, const char *name, const char *ext, char *buf, size_t cap) {

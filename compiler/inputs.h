@@ -18,10 +18,14 @@
 int tc_input_load(const char *file, tc_ndarray *out, char *why, size_t cap);
 
 /* Fills *out with dtype and shape dims and deterministic values drawn from
- * *state: floats uniform in [-1, 1), integers in [0, 10), bools 0/1. Data is
- * malloc'd (tc_ndarray_release). -1 with a reason for dtypes it cannot make. */
-int tc_input_random_fill(tc_ndarray *out, int32_t dtype, size_t rank, const int64_t *dims,
-                         uint64_t *state, char *why, size_t cap);
+ * *state: floats uniform in [-1, 1), integers in [0, 10), bools 0/1; an
+ * integer or bool input whose name (may be NULL) has "mask" in it is all
+ * ones (an
+ * attention mask that lets everything through; values like 9 would make
+ * (1 - mask) * -10000 overflow half precision). Data is malloc'd
+ * (tc_ndarray_release). -1 with a reason for dtypes it cannot make. */
+int tc_input_random_fill(tc_ndarray *out, const char *name, int32_t dtype, size_t rank,
+                         const int64_t *dims, uint64_t *state, char *why, size_t cap);
 
 /* tc_input_random_fill shaped like the declared input v, symbolic or unknown
  * dims set to 1. -1 with a reason when v's type does not give dtype and rank. */

@@ -389,7 +389,7 @@ int tc_cmd_optimize(int argc, char **argv) {
   p->dump_after = a.dump_after;
   p->dump = stderr;
   a.popt.level = a.level;
-  a.popt.half_type = a.prec.type;
+  a.popt.half_type = a.prec.type > 0 ? a.prec.type : 0; /* auto: chosen later */
   a.popt.keep_io_types = a.prec.keep_io_types;
   a.popt.explain = a.explain ? stderr : NULL;
   if (a.report &&

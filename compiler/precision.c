@@ -4,7 +4,8 @@
  * known by its output name and measured from the MatMul's input.
  *
  * The float32 model (after the -O pipeline) is the reference. It is saved to
- * a temporary folder so that every round converts a fresh copy:
+ * a temporary folder so that every round converts a fresh copy (and the
+ * reference that measuring adds outputs to is one too):
  *
  *   round k:  copy ─▶ convert-half (nodes in the keep list stay float32)
  *             ─▶ run reference and copy in libtacort on every input set
@@ -31,6 +32,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "exec.h"
 #include "inputs.h"
 #include "kernel.h"
 #include "onnx_io.h"
@@ -62,6 +64,20 @@ typedef struct input_set {
   tc_ndarray arrays[MAX_INPUTS];
 } input_set;
 
+/* --precision auto: one candidate precision and what measuring it found. */
+typedef struct auto_cand {
+  int32_t type;
+  bool int8_static;
+  bool usable;        /* converted within the budget with at least one node */
+  char note[200];     /* why it is not usable */
+  size_t convertible; /* nodes it can convert */
+  size_t faster;      /* of those, the regions faster than float32 */
+  size_t half_nodes;  /* nodes converted in its model (faster and within the budget) */
+  double full_ms;     /* median latency with every node converted; 0: not run */
+  double ms;          /* median latency of its model; 0: none */
+  tc_pass_record rec;
+} auto_cand;
+
 struct tc_precision_result {
   int32_t type;
   bool keep_io, validated, passed, synthetic, all_f32;
@@ -77,10 +93,20 @@ struct tc_precision_result {
   kept_list fallback;         /* the validation's choices, by key */
   tc_precision_layer *layers; /* per half node of the written model: its relative error */
   size_t n_layers;
+  /* --precision auto */
+  bool is_auto;
+  auto_cand *cands;
+  size_t n_cands;
+  long chosen;             /* index into cands; -1: float32 */
+  double ref_ms, final_ms; /* median latency of the float32 and the written model */
+  char auto_note[256];
 };
 
 static const char *type_name(int32_t t) {
-  return t == TC_DTYPE_I8 ? "int8" : t == TC_DTYPE_BF16 ? "bfloat16" : "float16";
+  return t == TC_DTYPE_I8     ? "int8"
+         : t == TC_DTYPE_BF16 ? "bfloat16"
+         : t == TC_DTYPE_F16  ? "float16"
+                              : "float32";
 }
 
 /* The pass that converts to type t. */
@@ -226,8 +252,10 @@ int tc_precision_parse_arg(int argc, char **argv, int *i, tc_precision_options *
       o->type = TC_DTYPE_BF16;
     else if (strcmp(v, "int8") == 0)
       o->type = TC_DTYPE_I8;
+    else if (strcmp(v, "auto") == 0)
+      o->type = TC_PRECISION_AUTO;
     else
-      return tc_cli_usage_error("--precision takes fp32, fp16, bf16 or int8, got '%s'", v);
+      return tc_cli_usage_error("--precision takes fp32, fp16, bf16, int8 or auto, got '%s'", v);
     return 0;
   }
   if (strcmp(s, "--int8-mode") == 0) {
@@ -269,22 +297,26 @@ int tc_precision_parse_arg(int argc, char **argv, int *i, tc_precision_options *
 }
 
 int tc_precision_check_args(const tc_precision_options *o) {
+  bool is_auto = o->type == TC_PRECISION_AUTO;
   if (o->validation_given && !o->type)
     return tc_cli_usage_error("--calib, --calib-random and --budget check a precision "
-                              "conversion: give --precision fp16, bf16 or int8");
+                              "conversion: give --precision fp16, bf16, int8 or auto");
   if (o->n_shapes && !o->type && !o->shapes_for_codegen)
     return tc_cli_usage_error("--shape sizes the inputs a precision conversion is checked on, or "
                               "those the tuner measures on: give --precision or --codegen/--tune");
   if (o->keep_io_types && !o->type)
-    return tc_cli_usage_error("--keep-io-types needs --precision fp16, bf16 or int8");
-  if (o->int8_mode_given && o->type != TC_DTYPE_I8)
-    return tc_cli_usage_error("--int8-mode needs --precision int8");
-  if (o->calib_method_given && !o->int8_static)
+    return tc_cli_usage_error("--keep-io-types needs --precision fp16, bf16, int8 or auto");
+  if (o->int8_mode_given && o->type != TC_DTYPE_I8 && !is_auto)
+    return tc_cli_usage_error("--int8-mode needs --precision int8 or auto");
+  if (o->calib_method_given && !o->int8_static && !(is_auto && !o->int8_mode_given))
     return tc_cli_usage_error("--calib-method sets how --int8-mode static calibrates "
                               "activation ranges: give --precision int8 --int8-mode static");
   if (o->int8_static && o->calib_random == 0)
     return tc_cli_usage_error("--int8-mode static calibrates on input sets: --calib-random 0 "
                               "leaves none");
+  if (is_auto && o->calib_random == 0)
+    return tc_cli_usage_error("--precision auto measures and validates on input sets: "
+                              "--calib-random 0 leaves none");
   if (o->calib_dir && o->calib_random > 0)
     return tc_cli_usage_error("give --calib DIR or --calib-random N, not both");
   if (o->calib_dir && o->n_shapes)
@@ -324,13 +356,6 @@ static int64_t dim_size(const tc_precision_options *o, const char *param) {
     p += len + (p[len] == '+');
   }
   return sum;
-}
-
-static bool name_has_mask(const char *name) {
-  for (const char *p = name; *p; p++)
-    if (strncasecmp(p, "mask", 4) == 0)
-      return true;
-  return false;
 }
 
 static int random_set(const tc_model *m, const tc_precision_options *o, uint64_t *state,
@@ -387,14 +412,8 @@ static int random_set(const tc_model *m, const tc_precision_options *o, uint64_t
     }
     char why[256];
     tc_ndarray *a = &out->arrays[out->n];
-    if (tc_input_random_fill(a, t->elem, t->rank, dims, state, why, sizeof why))
+    if (tc_input_random_fill(a, v->name, t->elem, t->rank, dims, state, why, sizeof why))
       return tc_cli_error("input '%s': %s", v->name, why);
-    if (!tc_dtype_is_float(t->elem) && name_has_mask(v->name)) {
-      tc_rt_tensor rt = {.dtype = a->dtype, .rank = a->rank, .data = a->data, .bytes = a->size};
-      memcpy(rt.dims, a->dims, sizeof rt.dims);
-      for (size_t k = 0, n = tc_rt_numel(&rt); k < n; k++)
-        tc_rt_set_i64(&rt, k, 1);
-    }
     if (!(out->names[out->n++] = strdup(v->name)))
       return tc_cli_error("out of memory");
   }
@@ -567,7 +586,7 @@ typedef struct prec_ctx {
   const tc_pass_options *popt;
   const char *model_name;
   char tmpdir[256], fp32_path[300];
-  tc_model *ref;
+  tc_model *ref; /* the float32 model: a copy (measuring adds outputs to it) */
   input_set sets[MAX_SETS];
   size_t n_sets;
   tc_ndarray *ref_outs; /* n_sets x ref outputs */
@@ -578,6 +597,7 @@ typedef struct prec_ctx {
   tc_qrange *ranges;      /* int8 static: calibrated activation ranges */
   size_t n_ranges;
   bool note_failed;
+  bool quiet; /* --precision auto: a candidate that misses the budget is no error */
   tc_diag *d;
 } prec_ctx;
 
@@ -620,7 +640,7 @@ static void on_note(void *ctx, const tc_node *n, const char *why) {
   if (!why)
     return;
   const kept_node *fb = kept_find(&x->res->fallback, key);
-  k->kind = strdup(reason_kind(why));
+  k->kind = strdup(fb && fb->kind ? fb->kind : reason_kind(why));
   k->detail = strdup(fb && fb->detail ? fb->detail : why);
   if (fb) {
     k->error = fb->error;
@@ -1310,141 +1330,75 @@ static void fail_budget(const prec_ctx *x) {
             "--keep-io-types keeps them float32)");
 }
 
-int tc_precision_apply(tc_model **mp, const char *model_name, const tc_pass_options *popt,
-                       const tc_precision_options *o, tc_pipeline *p, tc_precision_result **out) {
-  *out = NULL;
-  if (!o->type)
-    return 0;
-  /* int8 has its own default budget; the copy lives until the end of the call. */
-  tc_precision_options eff = *o;
-  if (o->type == TC_DTYPE_I8 && !o->budget_cos_given)
-    eff.budget_cos = 0.99;
-  o = &eff;
-  for (size_t i = 0; i < p->n; i++)
-    if (strcmp(p->passes[i]->name, pass_name(o)) == 0) {
-      fprintf(stderr,
-              "tacoc: warning: %s: %s ran from --passes, so the %s model is not "
-              "validated (leave it out of --passes to validate it)\n",
-              model_name, pass_name(o), type_name(o->type));
-      return 0;
-    }
-  if (p->n == TC_PIPELINE_MAX)
-    return tc_cli_error("more than %d passes", TC_PIPELINE_MAX);
-  prec_ctx *x = calloc(1, sizeof *x);
+/* A result for options o; the conversion fills in the rest. */
+static tc_precision_result *result_new(const tc_precision_options *o) {
   tc_precision_result *r = calloc(1, sizeof *r);
-  tc_diag *d = tc_diag_new();
-  tc_model *conv = NULL;
-  int rc = TC_EXIT_ERROR;
-  if (!x || !r || !d) {
-    free(x);
-    free(r);
-    tc_diag_free(d);
-    return tc_cli_error("out of memory");
-  }
-  *x = (prec_ctx){.o = o, .popt = popt, .model_name = model_name, .ref = *mp, .res = r, .d = d};
-  *r = (tc_precision_result){.type = o->type,
-                             .keep_io = o->keep_io_types,
-                             .calib_dir = o->calib_dir,
-                             .synthetic = !o->calib_dir,
-                             .budget_cos = o->budget_cos,
-                             .budget_max_abs = o->budget_max_abs};
+  if (r)
+    *r = (tc_precision_result){.type = o->type,
+                               .keep_io = o->keep_io_types,
+                               .calib_dir = o->calib_dir,
+                               .synthetic = !o->calib_dir,
+                               .budget_cos = o->budget_cos,
+                               .budget_max_abs = o->budget_max_abs,
+                               .chosen = -1};
+  return r;
+}
+
+/* What x's input sets give a conversion with options o. */
+static void result_sets(const prec_ctx *x, tc_precision_result *r, const tc_precision_options *o) {
+  r->n_sets = x->n_sets - x->val_from;
+  r->validated = r->n_sets > 0;
+  r->n_cal = o->int8_static ? x->n_cal : 0;
+  r->held_out = o->int8_static && x->val_from > 0;
+  r->calib_method = o->calib_method;
+  r->n_ranges = o->int8_static ? x->n_ranges : 0;
+}
+
+/* The temporary folder with the float32 model m, the input sets (split
+ * into calibration and validation sets when split), and the float32
+ * outputs on the validation sets. -1 after printing an error. */
+static int ctx_open(prec_ctx *x, const tc_model *m, bool split) {
+  const tc_precision_options *o = x->o;
   const char *tmp = getenv("TMPDIR");
   snprintf(x->tmpdir, sizeof x->tmpdir, "%s/tacoc-precision-XXXXXX", tmp && *tmp ? tmp : "/tmp");
   if (!mkdtemp(x->tmpdir)) {
     x->tmpdir[0] = 0;
-    tc_cli_error("cannot create a temporary folder in %s", tmp && *tmp ? tmp : "/tmp");
-    goto done;
+    return tc_cli_error("cannot create a temporary folder in %s", tmp && *tmp ? tmp : "/tmp");
   }
   snprintf(x->fp32_path, sizeof x->fp32_path, "%s/fp32.onnx", x->tmpdir);
-  if (tc_model_save_file(*mp, x->fp32_path, NULL, d) != TC_STATUS_OK) {
-    tc_cli_report(d);
-    goto done;
+  if (tc_model_save_file(m, x->fp32_path, NULL, x->d) != TC_STATUS_OK ||
+      tc_model_load_file(x->fp32_path, NULL, &x->ref, x->d) != TC_STATUS_OK) {
+    tc_cli_report(x->d);
+    return -1;
   }
   if (o->calib_dir) {
-    if (calib_sets(*mp, o->calib_dir, x->sets, &x->n_sets))
-      goto done;
+    if (calib_sets(m, o->calib_dir, x->sets, &x->n_sets))
+      return -1;
   } else {
     size_t n = o->calib_random >= 0 ? (size_t)o->calib_random
-               : o->int8_static     ? 2 * TC_PRECISION_DEFAULT_SETS
+               : split              ? 2 * TC_PRECISION_DEFAULT_SETS
                                     : TC_PRECISION_DEFAULT_SETS;
     uint64_t state = TC_INPUT_SEED;
     for (size_t k = 0; k < n; k++, x->n_sets++)
-      if (random_set(*mp, o, &state, &x->sets[k]))
-        goto done;
+      if (random_set(m, o, &state, &x->sets[k]))
+        return -1;
   }
-  if (o->int8_static) {
+  if (split) {
     /* calibrate on the first half, check the budget on the held-out rest
      * (on the one set itself when there is only one) */
     x->n_cal = x->n_sets > 1 ? x->n_sets / 2 : x->n_sets;
     x->val_from = x->n_sets > 1 ? x->n_cal : 0;
-    r->n_cal = x->n_cal;
-    r->held_out = x->val_from > 0;
-    r->calib_method = o->calib_method;
     if (x->n_sets == 1)
       fprintf(stderr,
               "tacoc: warning: %s: one input set: int8 ranges are calibrated and checked on the "
               "same inputs (give more sets to hold some out)\n",
-              model_name);
-    if (calibrate(x))
-      goto done;
-    r->n_ranges = x->n_ranges;
+              x->model_name);
   }
-  r->n_sets = x->n_sets - x->val_from;
-  r->validated = r->n_sets > 0;
-  if (r->validated && reference_outputs(x))
-    goto done;
-  tc_pass_record rec = {0};
-  for (size_t round = 0;; round++) {
-    tc_model_free(conv);
-    if (!(conv = convert_copy(x, &rec)))
-      goto done;
-    r->rounds = round + 1;
-    if (!r->validated)
-      break;
-    if (validate(x, conv))
-      goto done;
-    if (r->passed)
-      break;
-    if (!x->half.n) {
-      fail_budget(x);
-      goto done;
-    }
-    int added = diagnose(x, conv, round, false);
-    if (added < 0 || (added == 0 && fall_back_all(x)))
-      goto done;
-  }
-  r->all_f32 = x->half.n == 0;
-  /* The per-layer errors of the written model, for the report: measured on a
-   * fresh conversion (measuring adds outputs to the model it runs). */
-  if (r->validated && !r->all_f32) {
-    tc_pass_record tmp;
-    tc_model *mc = convert_copy(x, &tmp);
-    int bad = !mc || diagnose(x, mc, 0, true) < 0;
-    tc_model_free(mc);
-    if (bad)
-      goto done;
-  }
-  p->passes[p->n] = tc_pass_find(pass_name(o));
-  p->records[p->n++] = rec;
-  tc_model_free(*mp);
-  *mp = conv;
-  conv = NULL;
-  if (!r->validated)
-    fprintf(stderr, "tacoc: warning: %s: the %s model is not validated (--calib-random 0)\n",
-            model_name, type_name(o->type));
-  else if (r->all_f32 && r->fallback.n)
-    fprintf(stderr,
-            "tacoc: warning: %s: no node could stay in %s within the budget: every node is "
-            "float32\n",
-            model_name, type_name(o->type));
-  if (r->all_f32 && !r->fallback.n)
-    fprintf(stderr, "tacoc: warning: %s: no node could be converted to %s (%zu kept in float32)\n",
-            model_name, type_name(o->type), r->kept.n);
-  *out = r;
-  r = NULL;
-  rc = 0;
-done:
-  tc_model_free(conv);
+  return x->n_sets > x->val_from ? reference_outputs(x) : 0;
+}
+
+static void ctx_close(prec_ctx *x) {
+  tc_model_free(x->ref);
   for (size_t k = 0; k < x->n_sets; k++)
     set_free(&x->sets[k]);
   for (size_t k = 0; x->ref_outs && k < x->n_sets * x->n_ref_outs; k++)
@@ -1456,17 +1410,554 @@ done:
   free(x->ranges);
   if (x->tmpdir[0])
     remove_tmpdir(x->tmpdir);
-  tc_precision_result_free(r);
-  tc_diag_free(d);
-  free(x);
+}
+
+/* Converts a fresh copy of the float32 model with x->o, moving nodes back
+ * to float32 until the budget holds (the rounds at the top of the file),
+ * then measures the per-layer errors of the result. 0 with *out the model
+ * and *rec the pass record; 1 when even every node in float32 misses the
+ * budget (printed unless x->quiet); -1 after printing an error. */
+static int convert_loop(prec_ctx *x, tc_model **out, tc_pass_record *rec) {
+  tc_precision_result *r = x->res;
+  tc_model *conv = NULL;
+  *out = NULL;
+  for (size_t round = 0;; round++) {
+    tc_model_free(conv);
+    if (!(conv = convert_copy(x, rec)))
+      return -1;
+    r->rounds = round + 1;
+    if (!r->validated)
+      break;
+    if (validate(x, conv))
+      goto fail;
+    if (r->passed)
+      break;
+    if (!x->half.n) {
+      if (!x->quiet)
+        fail_budget(x);
+      tc_model_free(conv);
+      return 1;
+    }
+    int added = diagnose(x, conv, round, false);
+    if (added < 0 || (added == 0 && fall_back_all(x)))
+      goto fail;
+  }
+  r->all_f32 = x->half.n == 0;
+  /* The per-layer errors of the written model, for the report: measured on a
+   * fresh conversion (measuring adds outputs to the model it runs). */
+  if (r->validated && !r->all_f32) {
+    tc_pass_record tmp;
+    tc_model *mc = convert_copy(x, &tmp);
+    int bad = !mc || diagnose(x, mc, 0, true) < 0;
+    tc_model_free(mc);
+    if (bad)
+      goto fail;
+  }
+  *out = conv;
+  return 0;
+fail:
+  tc_model_free(conv);
+  return -1;
+}
+
+/* Appends the conversion's pass to p, replaces *mp by conv and warns about
+ * what the user should know of the result. */
+static void finish(prec_ctx *x, tc_model **mp, tc_model *conv, const tc_pass_record *rec,
+                   tc_pipeline *p) {
+  const tc_precision_result *r = x->res;
+  p->passes[p->n] = tc_pass_find(pass_name(x->o));
+  p->records[p->n++] = *rec;
+  tc_model_free(*mp);
+  *mp = conv;
+  if (!r->validated)
+    fprintf(stderr, "tacoc: warning: %s: the %s model is not validated (--calib-random 0)\n",
+            x->model_name, type_name(x->o->type));
+  else if (r->all_f32 && r->fallback.n)
+    fprintf(stderr,
+            "tacoc: warning: %s: no node could stay in %s within the budget: every node is "
+            "float32\n",
+            x->model_name, type_name(x->o->type));
+  if (r->all_f32 && !r->fallback.n)
+    fprintf(stderr, "tacoc: warning: %s: no node could be converted to %s (%zu kept in float32)\n",
+            x->model_name, type_name(x->o->type), r->kept.n);
+}
+
+/* One precision: convert, validate, fall back (see the top of the file). */
+static int apply_one(prec_ctx *x, tc_model **mp, tc_pipeline *p) {
+  tc_precision_result *r = x->res;
+  if (ctx_open(x, *mp, x->o->int8_static))
+    return -1;
+  if (x->o->int8_static && calibrate(x))
+    return -1;
+  result_sets(x, r, x->o);
+  tc_pass_record rec = {0};
+  tc_model *conv = NULL;
+  if (convert_loop(x, &conv, &rec))
+    return -1;
+  finish(x, mp, conv, &rec, p);
+  return 0;
+}
+
+/* ---- --precision auto ----
+ * Candidates: int8 dynamic, int8 static (--int8-mode keeps one of them),
+ * float16, bfloat16. For each:
+ *  1. convert every node the candidate can take and run the model in
+ *     libtacort with per-node profiling, on the first validation set, next
+ *     to the float32 model's profile. A region is one converted node with
+ *     the nodes the conversion added for it (quantizers, casts; a node read
+ *     by several regions is split evenly between them); its time is the
+ *     sum of its nodes' median times, against the float32 node's median;
+ *  2. convert again with the regions not faster than float32 kept float32,
+ *     and validate with budget fallback as above (no region faster: the
+ *     candidate stops here, unvalidated);
+ *  3. time that model (median of AUTO_REPS runs).
+ * The fastest candidate is written when, timed interleaved with the
+ * float32 model, its median latency is at least AUTO_MIN_GAIN lower (a
+ * gain within the noise is not worth the accuracy); otherwise the model
+ * stays float32. A model whose first run after the warm-up takes over
+ * AUTO_SLOW times the float32 median is timed on that one run: medians
+ * decide close calls. */
+#define AUTO_REPS 5
+#define AUTO_CHECK_REPS 7
+#define AUTO_SLOW 3.0
+#define AUTO_MIN_GAIN 0.03
+
+/* Runs m on the first validation set, a warm-up and then AUTO_REPS
+ * profiled runs (one when the first took over AUTO_SLOW x ref_ms, with
+ * ref_ms > 0): ns[id] (when ns is not NULL; room for every node id) gets
+ * each node's median kernel time in nanoseconds, *ms the median run in
+ * milliseconds. */
+static int node_times(prec_ctx *x, const tc_model *m, double ref_ms, double *ns, double *ms) {
+  size_t ids = (size_t)m->next_node_id + 1, no = tc_model_num_outputs(m);
+  double *t = calloc(ids * AUTO_REPS + 1, sizeof *t), run[AUTO_REPS];
+  tc_ndarray *outs = calloc(no + 1, sizeof *outs);
+  tc_session *s = NULL;
+  int rc = -1, reps = AUTO_REPS;
+  if (!t || !outs) {
+    tc_cli_error("out of memory");
+    goto done;
+  }
+  if (tc_session_new(m, &s, x->d) != TC_STATUS_OK) {
+    tc_cli_error("%s: libtacort cannot run the model to time it: %s", x->model_name,
+                 tc_diag_message(x->d));
+    goto done;
+  }
+  for (int k = -1; k < reps; k++) {
+    tc_session_set_profiling(s, ns != NULL);
+    double t0 = tc_cli_now_ms();
+    tc_status st = run_set(s, m, &x->sets[x->val_from], outs, x->d);
+    double t1 = tc_cli_now_ms();
+    for (size_t i = 0; i < no; i++)
+      tc_ndarray_release(&outs[i]);
+    if (st != TC_STATUS_OK) {
+      tc_cli_error("%s: timing the model: %s", x->model_name, tc_diag_message(x->d));
+      goto done;
+    }
+    if (ns && !s->prof_table) {
+      tc_cli_error("out of memory");
+      goto done;
+    }
+    if (k < 0)
+      continue; /* the warm-up pays for first-run work (plans, packed weights) */
+    if (k == 0 && ref_ms > 0 && t1 - t0 > AUTO_SLOW * ref_ms)
+      reps = 1;
+    run[k] = t1 - t0;
+    for (size_t id = 0; ns && id < ids; id++)
+      t[id * AUTO_REPS + (size_t)k] = (double)s->prof_table[2 * id + 1];
+  }
+  for (size_t id = 0; ns && id < ids; id++)
+    ns[id] = tc_cli_median(&t[id * AUTO_REPS], (size_t)reps);
+  *ms = tc_cli_median(run, (size_t)reps);
+  rc = 0;
+done:
+  tc_session_free(s);
+  free(outs);
+  free(t);
   return rc;
 }
 
+/* Median latencies of a and b on the first validation set, runs interleaved. */
+static int latency_pair(prec_ctx *x, const tc_model *a, const tc_model *b, double *ma, double *mb) {
+  const tc_model *m[2] = {a, b};
+  tc_session *s[2] = {NULL, NULL};
+  double t[2][AUTO_CHECK_REPS];
+  int rc = -1;
+  size_t na = tc_model_num_outputs(a), nb = tc_model_num_outputs(b);
+  tc_ndarray *outs = calloc((na > nb ? na : nb) + 1, sizeof *outs);
+  if (!outs) {
+    tc_cli_error("out of memory");
+    goto done;
+  }
+  for (int w = 0; w < 2; w++)
+    if (tc_session_new(m[w], &s[w], x->d) != TC_STATUS_OK) {
+      tc_cli_error("%s: libtacort cannot run the model to time it: %s", x->model_name,
+                   tc_diag_message(x->d));
+      goto done;
+    }
+  for (int k = -2; k < AUTO_CHECK_REPS; k++)
+    for (int w = 0; w < 2; w++) {
+      double t0 = tc_cli_now_ms();
+      tc_status st = run_set(s[w], m[w], &x->sets[x->val_from], outs, x->d);
+      double t1 = tc_cli_now_ms();
+      for (size_t i = 0; i < tc_model_num_outputs(m[w]); i++)
+        tc_ndarray_release(&outs[i]);
+      if (st != TC_STATUS_OK) {
+        tc_cli_error("%s: timing the model: %s", x->model_name, tc_diag_message(x->d));
+        goto done;
+      }
+      if (k >= 0)
+        t[w][k] = t1 - t0;
+    }
+  *ma = tc_cli_median(t[0], AUTO_CHECK_REPS);
+  *mb = tc_cli_median(t[1], AUTO_CHECK_REPS);
+  rc = 0;
+done:
+  tc_session_free(s[0]);
+  tc_session_free(s[1]);
+  free(outs);
+  return rc;
+}
+
+static long half_index(const prec_ctx *x, const char *key) {
+  for (size_t i = 0; key && i < x->half.n; i++)
+    if (strcmp(x->half.v[i].key, key) == 0)
+      return (long)i;
+  return -1;
+}
+
+/* Adds the regions node n of the converted model counts towards to idx
+ * (*k of cap used): its own when the conversion made it half; for a node
+ * the conversion added, those of its readers (dir > 0) or of its inputs'
+ * producers (dir < 0), up to depth nodes away; none for a node the float32
+ * model has unchanged. */
+static void collect_regions(const prec_ctx *x, const tc_node *n, int dir, int depth, long *idx,
+                            size_t *k, size_t cap) {
+  const char *key = conv_key(x->ref, n);
+  long h = half_index(x, key);
+  if (h >= 0) {
+    for (size_t i = 0; i < *k; i++)
+      if (idx[i] == h)
+        return;
+    if (*k < cap)
+      idx[(*k)++] = h;
+    return;
+  }
+  if (!key || tc_graph_lookup_local(x->ref->graph, key) || depth == 0)
+    return;
+  if (dir > 0)
+    for (size_t i = 0; i < n->n_outputs; i++)
+      for (size_t u = 0; n->outputs[i] && u < n->outputs[i]->n_uses; u++)
+        collect_regions(x, n->outputs[i]->uses[u].node, dir, depth - 1, idx, k, cap);
+  else
+    for (size_t i = 0; i < n->n_inputs; i++)
+      if (n->inputs[i] && n->inputs[i]->producer)
+        collect_regions(x, n->inputs[i]->producer, dir, depth - 1, idx, k, cap);
+}
+
+/* Step 1 for candidate c: times conv (every node converted) against the
+ * float32 node times ref_ns, counts c->faster and puts the regions not
+ * faster than float32 in x->res->fallback, kind "slower". */
+static int time_regions(prec_ctx *x, auto_cand *c, const tc_model *conv, const double *ref_ns) {
+  size_t nr = x->half.n;
+  double *ns = calloc((size_t)conv->next_node_id + 2, sizeof *ns);
+  double *rt = calloc(nr + 1, sizeof *rt);
+  int rc = -1;
+  if (!ns || !rt) {
+    tc_cli_error("out of memory");
+    goto done;
+  }
+  if (node_times(x, conv, x->res->ref_ms, ns, &c->full_ms))
+    goto done;
+  for (const tc_node *n = conv->graph->first; n; n = n->next) {
+    long idx[64];
+    size_t k = 0;
+    collect_regions(x, n, 1, 6, idx, &k, 64);
+    if (!k)
+      collect_regions(x, n, -1, 6, idx, &k, 64);
+    for (size_t i = 0; i < k; i++)
+      rt[idx[i]] += ns[n->id] / (double)k;
+  }
+  for (size_t i = 0; i < nr; i++) {
+    const kept_node *h = &x->half.v[i];
+    const tc_value *v = tc_graph_lookup_local(x->ref->graph, h->key);
+    double t32 = v && v->producer ? ref_ns[v->producer->id] : 0;
+    if (rt[i] < t32) {
+      c->faster++;
+      continue;
+    }
+    kept_node *kn = kept_add(&x->res->fallback, h->key, h->op);
+    if (!kn || !(kn->kind = strdup("slower")) ||
+        !(kn->detail = dupf("slower in %s than float32 on this CPU: %.4f ms vs %.4f ms (medians)",
+                            type_name(c->type), rt[i] / 1e6, t32 / 1e6))) {
+      tc_cli_error("out of memory");
+      goto done;
+    }
+  }
+  rc = 0;
+done:
+  free(ns);
+  free(rt);
+  return rc;
+}
+
+static const char *cand_name(const auto_cand *c) {
+  return c->type != TC_DTYPE_I8 ? type_name(c->type)
+         : c->int8_static       ? "int8 static"
+                                : "int8 dynamic";
+}
+
+/* Candidate c's options: the user's, with its precision, and int8's
+ * default budget for int8 when none is given. */
+static tc_precision_options cand_options(const tc_precision_options *user, const auto_cand *c) {
+  tc_precision_options o = *user;
+  o.type = c->type;
+  o.int8_static = c->int8_static;
+  if (c->type == TC_DTYPE_I8 && !user->budget_cos_given)
+    o.budget_cos = 0.99;
+  return o;
+}
+
+/* Steps 1-3 for candidate c with options o (x->o) and result x->res: 0
+ * with *out its model when usable, else NULL and c->note says why; -1
+ * after printing an error. */
+static int try_candidate(prec_ctx *x, auto_cand *c, const double *ref_ns, tc_model **out) {
+  tc_precision_result *r = x->res;
+  tc_model *conv = NULL;
+  tc_pass_record rec;
+  *out = NULL;
+  if (c->int8_static && !x->ranges && calibrate(x))
+    return -1;
+  result_sets(x, r, x->o);
+  if (!(conv = convert_copy(x, &rec)))
+    return -1;
+  c->convertible = x->half.n;
+  int rc = x->half.n ? time_regions(x, c, conv, ref_ns) : 0;
+  tc_model_free(conv);
+  conv = NULL;
+  if (rc)
+    return -1;
+  if (!c->convertible) {
+    snprintf(c->note, sizeof c->note, "no node can be converted");
+    return 0;
+  }
+  if (!c->faster) {
+    snprintf(c->note, sizeof c->note, "no region faster than float32");
+    return 0;
+  }
+  int st = convert_loop(x, &conv, &rec);
+  if (st < 0)
+    return -1;
+  c->half_nodes = st ? 0 : x->half.n;
+  if (st > 0 || !c->half_nodes) {
+    snprintf(c->note, sizeof c->note, "%s",
+             st > 0 ? "misses the budget even with every node in float32"
+                    : "no region faster than float32 stays within the budget");
+    tc_model_free(conv);
+    return 0;
+  }
+  if (node_times(x, conv, 0, NULL, &c->ms)) {
+    tc_model_free(conv);
+    return -1;
+  }
+  c->usable = true;
+  c->rec = rec;
+  *out = conv;
+  return 0;
+}
+
+/* Tries every candidate and leaves in x->res (x->o: its options, in opt)
+ * the result to write: the fastest candidate's, or, with chosen -1, the
+ * float32 model's. *best is the model to write, NULL for float32. */
+static int apply_auto(prec_ctx *x, const tc_model *m, tc_model **best, tc_pass_record *best_rec,
+                      tc_precision_options *opt) {
+  static const struct {
+    int32_t type;
+    bool int8_static;
+  } all[] = {
+      {TC_DTYPE_I8, false}, {TC_DTYPE_I8, true}, {TC_DTYPE_F16, false}, {TC_DTYPE_BF16, false}};
+  const size_t n_all = sizeof all / sizeof *all;
+  const tc_precision_options *user = x->o;
+  tc_precision_result *top = x->res, *win = NULL;
+  top->is_auto = true;
+  top->type = 0;
+  *best = NULL;
+  if (ctx_open(x, m, true))
+    return -1;
+  result_sets(x, top, user);
+  double *ref_ns = calloc((size_t)x->ref->next_node_id + 2, sizeof *ref_ns);
+  top->cands = calloc(n_all, sizeof *top->cands);
+  if (!ref_ns || !top->cands) {
+    free(ref_ns);
+    return tc_cli_error("out of memory");
+  }
+  int rc = node_times(x, x->ref, 0, ref_ns, &top->ref_ms);
+  tc_precision_options o = *user;
+  for (size_t i = 0; !rc && i < n_all; i++) {
+    if (all[i].type == TC_DTYPE_I8 && user->int8_mode_given &&
+        all[i].int8_static != user->int8_static)
+      continue;
+    auto_cand *c = &top->cands[top->n_cands++];
+    c->type = all[i].type;
+    c->int8_static = all[i].int8_static;
+    tc_precision_options oc = cand_options(user, c);
+    tc_precision_result *r = result_new(&oc);
+    tc_model *cm = NULL;
+    if (!r) {
+      rc = tc_cli_error("out of memory");
+      break;
+    }
+    r->ref_ms = top->ref_ms;
+    x->o = &oc;
+    x->res = r;
+    rc = try_candidate(x, c, ref_ns, &cm);
+    x->o = user;
+    x->res = top;
+    if (!rc && cm && (top->chosen < 0 || c->ms < top->cands[top->chosen].ms)) {
+      tc_model_free(*best);
+      tc_precision_result_free(win);
+      *best = cm;
+      *best_rec = c->rec;
+      win = r;
+      o = oc;
+      top->chosen = (long)(c - top->cands);
+    } else {
+      tc_model_free(cm);
+      tc_precision_result_free(r);
+    }
+  }
+  free(ref_ns);
+  if (!rc && *best) {
+    tc_model *fp32 = NULL;
+    if (tc_model_load_file(x->fp32_path, NULL, &fp32, x->d) != TC_STATUS_OK)
+      rc = tc_cli_report(x->d);
+    else
+      rc = latency_pair(x, fp32, *best, &top->ref_ms, &top->final_ms);
+    tc_model_free(fp32);
+    if (!rc && !(top->final_ms < (1 - AUTO_MIN_GAIN) * top->ref_ms)) {
+      snprintf(top->auto_note, sizeof top->auto_note,
+               "the %s model is not %.0f%% faster than float32 as a whole (%.3f ms vs %.3f ms)",
+               cand_name(&top->cands[top->chosen]), 100 * AUTO_MIN_GAIN, top->final_ms,
+               top->ref_ms);
+      top->chosen = -1;
+    }
+  } else if (!rc) {
+    snprintf(top->auto_note, sizeof top->auto_note,
+             "no candidate has a region faster than float32 within the budget");
+  }
+  if (rc || top->chosen < 0) {
+    tc_model_free(*best);
+    *best = NULL;
+    tc_precision_result_free(win);
+    return rc ? -1 : 0;
+  }
+  /* the winner's result carries the auto fields from here on */
+  win->is_auto = true;
+  win->cands = top->cands;
+  win->n_cands = top->n_cands;
+  win->chosen = top->chosen;
+  win->ref_ms = top->ref_ms;
+  win->final_ms = top->final_ms;
+  top->cands = NULL;
+  top->n_cands = 0;
+  tc_precision_result_free(top);
+  x->res = win;
+  *opt = o;
+  x->o = opt;
+  return 0;
+}
+
+int tc_precision_apply(tc_model **mp, const char *model_name, const tc_pass_options *popt,
+                       const tc_precision_options *o, tc_pipeline *p, tc_precision_result **out) {
+  *out = NULL;
+  if (!o->type)
+    return 0;
+  /* int8 has its own default budget; the copy lives until the end of the call. */
+  tc_precision_options eff = *o;
+  if (o->type == TC_DTYPE_I8 && !o->budget_cos_given)
+    eff.budget_cos = 0.99;
+  o = &eff;
+  static const char *const conversions[] = {"convert-half", "quantize-dynamic", "quantize-static"};
+  for (size_t i = 0; i < p->n; i++)
+    for (size_t k = 0; k < 3; k++)
+      if (strcmp(p->passes[i]->name, conversions[k]) == 0 &&
+          (o->type == TC_PRECISION_AUTO || strcmp(conversions[k], pass_name(o)) == 0)) {
+        fprintf(stderr,
+                "tacoc: warning: %s: %s ran from --passes, so the precision is neither "
+                "chosen nor validated (leave it out of --passes to validate it)\n",
+                model_name, conversions[k]);
+        return 0;
+      }
+  if (p->n == TC_PIPELINE_MAX)
+    return tc_cli_error("more than %d passes", TC_PIPELINE_MAX);
+  prec_ctx *x = calloc(1, sizeof *x);
+  tc_precision_result *r = result_new(o);
+  tc_diag *d = tc_diag_new();
+  if (!x || !r || !d) {
+    free(x);
+    free(r);
+    tc_diag_free(d);
+    return tc_cli_error("out of memory");
+  }
+  *x = (prec_ctx){.o = o, .popt = popt, .model_name = model_name, .res = r, .d = d};
+  int rc;
+  if (o->type == TC_PRECISION_AUTO) {
+    tc_precision_options chosen;
+    tc_model *best = NULL;
+    tc_pass_record rec = {0};
+    x->quiet = true;
+    rc = apply_auto(x, *mp, &best, &rec, &chosen);
+    if (!rc && best)
+      finish(x, mp, best, &rec, p);
+  } else {
+    rc = apply_one(x, mp, p);
+  }
+  r = x->res; /* auto: the chosen candidate's */
+  ctx_close(x);
+  tc_diag_free(d);
+  free(x);
+  if (rc) {
+    tc_precision_result_free(r);
+    return TC_EXIT_ERROR;
+  }
+  *out = r;
+  return 0;
+}
+
 /* ---- results ---- */
+/* --precision auto: the candidates and the choice. */
+static void print_auto(const tc_precision_result *r, FILE *f) {
+  fprintf(f,
+          "\n  precision auto: candidates timed in libtacort on one validation set, float32 "
+          "%.3f ms\n  (regions: a converted node with the casts or quantizers added for it, "
+          "per-node medians)\n",
+          r->ref_ms);
+  fprintf(f, "  %-13s %11s %7s %10s %11s %10s  %s\n", "candidate", "convertible", "faster",
+          "all ms", "converted", "ms", "");
+  for (size_t k = 0; k < r->n_cands; k++) {
+    const auto_cand *c = &r->cands[k];
+    char full[32] = "-", ms[32] = "-";
+    if (c->full_ms > 0)
+      snprintf(full, sizeof full, "%.3f", c->full_ms);
+    if (c->ms > 0)
+      snprintf(ms, sizeof ms, "%.3f", c->ms);
+    fprintf(f, "  %-13s %11zu %7zu %10s %11zu %10s  %s\n", cand_name(c), c->convertible, c->faster,
+            full, c->half_nodes, ms, (long)k == r->chosen ? "chosen" : c->note);
+  }
+  if (r->chosen >= 0)
+    fprintf(f, "  written: %s, %.3f ms vs float32 %.3f ms (medians of %d interleaved runs)\n",
+            cand_name(&r->cands[r->chosen]), r->final_ms, r->ref_ms, AUTO_CHECK_REPS);
+  else
+    fprintf(f, "  written: float32: %s\n", r->auto_note);
+}
+
 void tc_precision_print(const tc_precision_result *r, FILE *f) {
   if (!r)
     return;
   static const char *const methods[] = {"minmax", "percentile", "entropy"};
+  if (r->is_auto)
+    print_auto(r, f);
+  if (r->is_auto && r->chosen < 0)
+    return;
   fprintf(f, "\n  precision: %s, graph inputs and outputs %s\n", type_name(r->type),
           r->type == TC_DTYPE_I8 && r->n_cal ? "float32 (static int8 QDQ)"
           : r->type == TC_DTYPE_I8           ? "float32 (dynamic int8 MatMuls)"
@@ -1508,6 +1999,50 @@ void tc_precision_print(const tc_precision_result *r, FILE *f) {
   }
 }
 
+/* "key": v, or null when !have. */
+static void json_opt_double(tc_json *j, const char *key, double v, bool have) {
+  tc_json_key(j, key);
+  if (have)
+    tc_json_double(j, v);
+  else
+    tc_json_null(j);
+}
+
+static void json_auto(const tc_precision_result *r, tc_json *j) {
+  tc_json_key(j, "auto");
+  tc_json_begin_object(j);
+  tc_json_key(j, "chosen");
+  tc_json_string(j, r->chosen >= 0 ? cand_name(&r->cands[r->chosen]) : "float32");
+  tc_json_key(j, "note");
+  tc_json_string(j, r->chosen >= 0 ? NULL : r->auto_note);
+  tc_json_key(j, "float32_ms");
+  tc_json_double(j, r->ref_ms);
+  json_opt_double(j, "written_ms", r->final_ms, r->chosen >= 0);
+  tc_json_key(j, "candidates");
+  tc_json_begin_array(j);
+  for (size_t k = 0; k < r->n_cands; k++) {
+    const auto_cand *c = &r->cands[k];
+    tc_json_begin_object(j);
+    tc_json_key(j, "precision");
+    tc_json_string(j, cand_name(c));
+    tc_json_key(j, "usable");
+    tc_json_bool(j, c->usable);
+    tc_json_key(j, "note");
+    tc_json_string(j, c->note[0] ? c->note : NULL);
+    tc_json_key(j, "convertible");
+    tc_json_uint(j, c->convertible);
+    tc_json_key(j, "faster");
+    tc_json_uint(j, c->faster);
+    json_opt_double(j, "all_converted_ms", c->full_ms, c->full_ms > 0);
+    tc_json_key(j, "converted");
+    tc_json_uint(j, c->half_nodes);
+    json_opt_double(j, "ms", c->ms, c->ms > 0);
+    tc_json_end_object(j);
+  }
+  tc_json_end_array(j);
+  tc_json_end_object(j);
+}
+
 void tc_precision_json(const tc_precision_result *r, tc_json *j) {
   if (!r)
     return;
@@ -1515,6 +2050,19 @@ void tc_precision_json(const tc_precision_result *r, tc_json *j) {
   tc_json_begin_object(j);
   tc_json_key(j, "type");
   tc_json_string(j, type_name(r->type));
+  if (r->is_auto)
+    json_auto(r, j);
+  if (r->is_auto && r->chosen < 0) { /* nothing converted, nothing validated */
+    tc_json_key(j, "half_nodes");
+    tc_json_uint(j, 0);
+    tc_json_key(j, "validation");
+    tc_json_null(j);
+    tc_json_key(j, "kept_fp32");
+    tc_json_begin_array(j);
+    tc_json_end_array(j);
+    tc_json_end_object(j);
+    return;
+  }
   tc_json_key(j, "keep_io_types");
   tc_json_bool(j, r->keep_io);
   tc_json_key(j, "half_nodes");
@@ -1556,11 +2104,7 @@ void tc_precision_json(const tc_precision_result *r, tc_json *j) {
     tc_json_begin_object(j);
     tc_json_key(j, "cos");
     tc_json_double(j, r->budget_cos);
-    tc_json_key(j, "max_abs");
-    if (r->budget_max_abs >= 0)
-      tc_json_double(j, r->budget_max_abs);
-    else
-      tc_json_null(j);
+    json_opt_double(j, "max_abs", r->budget_max_abs, r->budget_max_abs >= 0);
     tc_json_end_object(j);
     tc_json_key(j, "passed");
     tc_json_bool(j, r->passed);
@@ -1616,6 +2160,7 @@ void tc_precision_json(const tc_precision_result *r, tc_json *j) {
 void tc_precision_result_free(tc_precision_result *r) {
   if (!r)
     return;
+  free(r->cands);
   for (size_t k = 0; k < r->n_outs; k++)
     free(r->outs[k].name);
   free(r->outs);

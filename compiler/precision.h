@@ -15,6 +15,8 @@
 
 #define TC_PRECISION_MAX_SHAPES 16
 #define TC_PRECISION_DEFAULT_SETS 4
+/* tc_precision_options.type for --precision auto */
+#define TC_PRECISION_AUTO (-1)
 
 typedef struct tc_precision_shape {
   const char *name; /* a symbolic dim, or an input (then dims is its whole shape); */
@@ -27,7 +29,9 @@ enum { TC_CALIB_MINMAX, TC_CALIB_PERCENTILE, TC_CALIB_ENTROPY };
 
 typedef struct tc_precision_options {
   /* 0: float32, nothing to do; TC_DTYPE_F16 or TC_DTYPE_BF16 (convert-half);
-   * TC_DTYPE_I8: dynamic int8 MatMuls (quantize-dynamic) */
+   * TC_DTYPE_I8: int8 (quantize-dynamic, or quantize-static with int8_static);
+   * TC_PRECISION_AUTO: per region the lowest of these that keeps the budget
+   * and is faster in libtacort, measured */
   int32_t type;
   bool keep_io_types;   /* --keep-io-types */
   bool int8_mode_given; /* --int8-mode given */

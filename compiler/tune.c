@@ -382,11 +382,6 @@ static double now_us(void) {
   return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
 }
 
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 /* Runs candidate ci once on e's operands; out gets its outputs. */
 static bool run_cand(sig_entry *e, size_t ci, tc_cg_row_fn fn, const tc_kernel_def *def,
                      tc_arena *a, tc_rt_tensor *out) {
@@ -463,7 +458,7 @@ static void measure(sig_entry *e, tc_cg_row_fn *fns, const tc_kernel_def *def, i
     cand *c = &e->c[ci];
     if (!c->t)
       continue;
-    qsort(c->t, (size_t)reps, sizeof *c->t, cmp_d);
+    qsort(c->t, (size_t)reps, sizeof *c->t, tc_cli_cmp_double);
     c->med_us = c->t[reps / 2];
     c->spread_us = c->t[(3 * reps) / 4] - c->t[reps / 4];
     c->measured = true;
@@ -660,8 +655,8 @@ static int whole_model_check(tc_model *m, tc_tune_result *r) {
       if (k >= 0)
         t[which][k] = (t1 - t0) / 1e3;
     }
-  qsort(t[0], (size_t)reps, sizeof(double), cmp_d);
-  qsort(t[1], (size_t)reps, sizeof(double), cmp_d);
+  qsort(t[0], (size_t)reps, sizeof(double), tc_cli_cmp_double);
+  qsort(t[1], (size_t)reps, sizeof(double), tc_cli_cmp_double);
   r->model_checked = true;
   r->model_ms_builtin = t[0][reps / 2];
   r->model_ms_native = t[1][reps / 2];

@@ -21,6 +21,15 @@ Per model and precision:
     validation (budget cos 0.99) is met with MatMuls in int8; graph inputs
     and outputs stay float32; ONNX Runtime and libtacort run it, every
     output finite and cosine >= 0.99 to the float32 outputs.
+  - auto (--precision auto, on AUTO_MODELS with --calib sets like the test
+    inputs, and on a wide MLP with random sets): the report
+    lists the four candidates with consistent counts; when it chose float32
+    the model is the -O2 float32 model, otherwise the written model was
+    measured at least 3% faster, its converted nodes are those the report
+    counts, every region it found slower is kept float32 with that reason,
+    validation passed, and ONNX Runtime and libtacort run it within cos 0.99
+    of float32. Which candidate wins is measured, so not asserted: both
+    outcomes are checked for what they promise.
 The cosines are printed per model, output, runtime and precision. Ends with
 "precision: N passed, N failed"."""
 import argparse
@@ -43,6 +52,8 @@ e2e = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(e2e)
 
 MODELS = ["bert_block", "vit", "cnn", "wav2vec2", "gpt2_decoder", "mobilenetv3"]
+AUTO_MODELS = ["bert_block", "cnn", "wav2vec2"]
+AUTO_CANDIDATES = ["int8 dynamic", "int8 static", "float16", "bfloat16"]
 INT8_MODELS = ["bert_block", "vit", "wav2vec2", "gpt2_decoder"]
 # Sizes of symbolic dims for tacoc's random validation inputs.
 SHAPES = {"bert_block": ["--shape", "seq=16", "--shape", "batch=2"],
@@ -248,14 +259,10 @@ def tacort_qdq_count(stderr):
     return 0
 
 
-def check_int8_static(tacoc, name, src, tmp, method):
-    """tacoc's static int8 (QDQ, calibrated on 4 sets of --calib, the budget
-    checked on the 4 others): within budget, standard QDQ that onnx.checker,
-    ONNX Runtime and libtacort take, libtacort binding every quantized node to
-    its int8 kernels and agreeing with ONNX Runtime on the same model."""
-    # Calibration data from the distribution the model is then run on (as a
-    # user's would be): 8 sets of the e2e inputs with other seeds, as
-    # folders of .npy files; tacoc calibrates on 4 and checks the budget on 4.
+def make_calib(name, tmp):
+    """Calibration data from the distribution the model is then run on (as a
+    user's would be): 8 sets of the e2e inputs with other seeds, as folders
+    of .npy files; tacoc calibrates on 4 and checks the budget on 4."""
     calib = os.path.join(tmp, "calib")
     k = 0
     for seed in range(100, 200):
@@ -266,6 +273,15 @@ def check_int8_static(tacoc, name, src, tmp, method):
                 for key, val in feeds.items():
                     np.save(os.path.join(d, f"{key}.npy"), val)
                 k += 1
+    return calib
+
+
+def check_int8_static(tacoc, name, src, tmp, method):
+    """tacoc's static int8 (QDQ, calibrated on 4 sets of --calib, the budget
+    checked on the 4 others): within budget, standard QDQ that onnx.checker,
+    ONNX Runtime and libtacort take, libtacort binding every quantized node to
+    its int8 kernels and agreeing with ONNX Runtime on the same model."""
+    calib = make_calib(name, tmp)
     dst = os.path.join(tmp, f"{name}.s8.onnx")
     report, _ = optimize(tacoc, src, dst, ["--precision", "int8", "--int8-mode", "static",
                                            "--calib-method", method, "--calib", calib])
@@ -385,6 +401,104 @@ def check_planted_int8(tacoc, tmp):
     return f"kept MatMul 'y': {kept['y']['detail']}; " + "; ".join(cosines)
 
 
+def check_auto(tacoc, name, src, feeds_list, extra, tmp):
+    dst = os.path.join(tmp, f"{name}.auto.onnx")
+    report, _ = optimize(tacoc, src, dst, ["--precision", "auto", *extra])
+    p = report["precision"]
+    au = p["auto"]
+    cands = {c["precision"]: c for c in au["candidates"]}
+    if list(cands) != AUTO_CANDIDATES:
+        raise AssertionError(f"candidates {list(cands)}")
+    for c in cands.values():
+        if not c["converted"] <= c["faster"] <= c["convertible"]:
+            raise AssertionError(f"inconsistent counts: {c}")
+        if c["usable"] != (c["ms"] is not None) or c["usable"] == (c["note"] is not None) or (
+                c["usable"] and not c["converted"]):
+            raise AssertionError(f"inconsistent candidate: {c}")
+    out = onnx.load(dst)
+    onnx.checker.check_model(out, full_check=True)
+    ops = [n.op_type for n in out.graph.node]
+    if au["chosen"] == "float32":
+        if p["type"] != "float32" or not au["note"] or au["written_ms"] is not None:
+            raise AssertionError(f"float32 chosen, report {p['type']} {au}")
+        plain = os.path.join(tmp, "plain.onnx")
+        optimize(tacoc, src, plain, [])
+        if ops != [n.op_type for n in onnx.load(plain).graph.node]:
+            raise AssertionError("auto chose float32 but wrote another model than -O2")
+        min_cos = 0.9999
+    else:
+        c = cands[au["chosen"]]
+        if not au["written_ms"] < 0.97 * au["float32_ms"]:
+            raise AssertionError(f"written {au['written_ms']} ms, float32 {au['float32_ms']} ms")
+        if p["half_nodes"] != c["converted"] or not p["validation"]["passed"]:
+            raise AssertionError(f"{p['half_nodes']} nodes converted, {c}; {p['validation']}")
+        slower = [k for k in p["kept_fp32"] if k["reason"] == "slower"]
+        if len(slower) != c["convertible"] - c["faster"] or any(
+                "than float32 on this CPU" not in k["detail"] for k in slower):
+            raise AssertionError(f"{len(slower)} kept as slower, {c}")
+        want_type = "int8" if c["precision"].startswith("int8") else c["precision"]
+        converted = {"int8 dynamic": ops.count("MatMulIntegerToFloat"),
+                     "int8 static": len(qdq_nodes(out))}.get(c["precision"], c["converted"])
+        if p["type"] != want_type or converted != c["converted"]:
+            raise AssertionError(f"type {p['type']}, {converted} converted nodes in the model, {c}")
+        min_cos = 0.99
+    ref = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
+    names = [o.name for o in ref.get_outputs()]
+    cosines = []
+    for label, feeds in feeds_list:
+        want = ref.run(None, feeds)
+        f = feeds_for(out, feeds)
+        if p["type"] != "bfloat16":  # ONNX Runtime's CPU provider has no bfloat16 kernels
+            sess = ort.InferenceSession(dst, providers=["CPUExecutionProvider"])
+            check_outputs(f"ORT {label}", sess.run(None, f), want, names, min_cos, cosines)
+        sub = os.path.join(tmp, label)
+        os.makedirs(sub, exist_ok=True)
+        check_outputs(f"tacort {label}", run_tacort(tacoc, dst, out, f, sub), want, names, min_cos,
+                      cosines)
+    table = ", ".join(f"{k} {v['converted']}/{v['convertible']} "
+                      + (f"{v['ms']:.3f} ms" if v["ms"] else "-") for k, v in cands.items())
+    why = f"{au['written_ms']:.3f} ms" if au["written_ms"] else au["note"]
+    return (f"chose {au['chosen']} ({why}; float32 {au['float32_ms']:.3f} ms); {table}; "
+            + "; ".join(cosines))
+
+
+def wide_mlp(tmp):
+    """Two MatMuls large enough that int8 may pay off (measured by auto)."""
+    rng = np.random.default_rng(11)
+    N = helper.make_node
+    g = helper.make_graph(
+        [N("MatMul", ["x", "w1"], ["h"]), N("Relu", ["h"], ["r"]), N("MatMul", ["r", "w2"], ["y"])],
+        "wide_mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 512])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 256])],
+        [numpy_helper.from_array((rng.standard_normal((512, 1024)) * 0.05).astype(np.float32), "w1"),
+         numpy_helper.from_array((rng.standard_normal((1024, 256)) * 0.05).astype(np.float32),
+                                 "w2")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    path = os.path.join(tmp, "wide_mlp.onnx")
+    onnx.save(m, path)
+    feeds = [("random", {"x": rng.uniform(-1, 1, (64, 512)).astype(np.float32)})]
+    return path, feeds
+
+
+def check_auto_usage(tacoc, tmp):
+    src, _ = wide_mlp(tmp)
+    dst = os.path.join(tmp, "x.onnx")
+    for extra, want in ((["--calib-random", "0"], "--precision auto measures"),
+                        (["--int8-mode", "dynamic", "--calib-method", "entropy"],
+                         "--int8-mode static"),
+                        (["--int8-mode", "fast"], "static or dynamic")):
+        proc = subprocess.run([tacoc, "optimize", src, "-o", dst, "--precision", "auto", *extra],
+                              capture_output=True, text=True, timeout=60)
+        if proc.returncode != 2 or want not in proc.stderr or os.path.exists(dst):
+            raise AssertionError(f"{extra}: exit {proc.returncode}: {proc.stderr.strip()}")
+    report, _ = optimize(tacoc, src, dst, ["--precision", "auto", "--int8-mode", "static"])
+    got = [c["precision"] for c in report["precision"]["auto"]["candidates"]]
+    if got != ["int8 static", "float16", "bfloat16"]:
+        raise AssertionError(f"--int8-mode static: candidates {got}")
+    return "usage errors exit 2 and write nothing; --int8-mode static leaves one int8 candidate"
+
+
 def planted_models(tmp):
     """(name, path, node that must stay float32, reason) of models with a
     layer float16 cannot hold."""
@@ -482,6 +596,14 @@ def main():
             cases.append((f"{name} onnxruntime.quantization QDQ in libtacort",
                           lambda tmp, n=name, s=src: check_ort_qdq(a.tacoc, n, s, tmp)))
     cases.append(("planted int8 outlier", lambda tmp: check_planted_int8(a.tacoc, tmp)))
+    for name in AUTO_MODELS:
+        src = os.path.join(a.modeldir, f"{name}.onnx")
+        cases.append((f"{name} auto", lambda tmp, n=name, s=src: check_auto(
+            a.tacoc, n, s, list(e2e.feeds(n, np.random.default_rng(7))),
+            ["--calib", make_calib(n, tmp)], tmp)))
+    cases.append(("wide MLP auto",
+                  lambda tmp: check_auto(a.tacoc, "wide_mlp", *wide_mlp(tmp), [], tmp)))
+    cases.append(("auto usage", lambda tmp: check_auto_usage(a.tacoc, tmp)))
     with tempfile.TemporaryDirectory() as tmp:
         for name, path, node, reason in planted_models(tmp):
             cases.append((name, lambda t, n=name, s=path, nd=node, r=reason:
