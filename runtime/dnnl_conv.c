@@ -5,6 +5,13 @@
  * plain layout (below). The reference kernels in kernels/conv.c stay the
  * definition of correct; tests compare the two.
  *
+ * Quantized (QDQ) convolutions use the same machinery with uint8/int8 x,
+ * int8 weights and float32 y: the per-channel output scales (x scale times
+ * w scale) are fixed in the primitive (oneDNN 2.6 has no int8 convolution
+ * taking them at execution), so they are part of the key (a hash, with the
+ * entry's copy compared on every hit); x's zero point is given at execution;
+ * always the layouts oneDNN picks (nhwc-like blocked int8).
+ *
  * Layouts. Runtime tensors are plain (NCHW). Measured on a 2-core AVX-512
  * machine at batch 1 (oneDNN 2.6, ResNet-50 shapes, 1 and 2 threads): 3x3
  * and 7x7 convs run 25-35% faster with the layouts oneDNN picks (nChw16c
@@ -53,7 +60,10 @@ typedef struct ckey {
   uint64_t hash;
   tc_conv_spec spec;
   bool bias, sum;
-  int threads;           /* oneDNN splits work for the thread count at creation */
+  int32_t xdt;    /* 0: float32; TC_DTYPE_U8 / TC_DTYPE_I8: quantized (int8 weights, float y) */
+  bool zp;        /* quantized: x has a zero point (given at execution) */
+  uint64_t qhash; /* quantized: hash of the output scales (fixed in the primitive) */
+  int threads;    /* oneDNN splits work for the thread count at creation */
   const tc_model *model; /* the weights' model and payload; NULL: not cached */
   const tc_buffer *wbuf;
   size_t woff, wlen;
@@ -73,8 +83,10 @@ typedef struct centry {
   prim conv, x_in, y_out, z_in, w_in, add; /* add: y = act(y + z) after conv */
   dnnl_memory_desc_t x_md, y_md, w_md, b_md, x_user, y_user, w_user;
   dnnl_memory_desc_t one_md; /* a broadcast scalar, the add's z without one */
+  dnnl_memory_desc_t zp_md;  /* quantized: x's zero point [1] */
   size_t scratch, x_bytes, y_bytes, w_bytes, y_plain;
-  void *wdata; /* the weights in w_md, when cached */
+  void *wdata;   /* the weights in w_md, when cached */
+  float *scales; /* quantized: the output scales [M] the primitive was made with */
   tc_buffer *wref;
 } centry;
 
@@ -150,22 +162,47 @@ static bool plain_layout(const tc_conv_spec *c) {
          c->out[0] * c->out[1] * c->out[2] >= PLAIN_MIN_OUT;
 }
 
-static bool md_dense(dnnl_memory_desc_t *md, int nd, const dnnl_dim_t *dims) {
+static bool md_dense_dt(dnnl_memory_desc_t *md, int nd, const dnnl_dim_t *dims,
+                        dnnl_data_type_t dt) {
   dnnl_dims_t st;
   st[nd - 1] = 1;
   for (int i = nd - 2; i >= 0; i--)
     st[i] = st[i + 1] * dims[i + 1];
-  return dnnl_memory_desc_init_by_strides(md, nd, dims, dnnl_f32, st) == dnnl_success;
+  return dnnl_memory_desc_init_by_strides(md, nd, dims, dt, st) == dnnl_success;
+}
+
+static bool md_dense(dnnl_memory_desc_t *md, int nd, const dnnl_dim_t *dims) {
+  return md_dense_dt(md, nd, dims, dnnl_f32);
+}
+
+static bool md_any_dt(dnnl_memory_desc_t *md, int nd, const dnnl_dim_t *dims, dnnl_data_type_t dt) {
+  return dnnl_memory_desc_init_by_tag(md, nd, dims, dt, dnnl_format_tag_any) == dnnl_success;
 }
 
 static bool md_any(dnnl_memory_desc_t *md, int nd, const dnnl_dim_t *dims) {
-  return dnnl_memory_desc_init_by_tag(md, nd, dims, dnnl_f32, dnnl_format_tag_any) == dnnl_success;
+  return md_any_dt(md, nd, dims, dnnl_f32);
+}
+
+/* The data type of x for key->xdt. */
+static dnnl_data_type_t x_type(const ckey *key) {
+  return key->xdt == TC_DTYPE_U8 ? dnnl_u8 : key->xdt == TC_DTYPE_I8 ? dnnl_s8 : dnnl_f32;
+}
+
+/* Quantized: the output scales per output channel, fixed in the primitive
+ * (oneDNN 2.6's int8 convolutions take no scales at execution), and x's
+ * zero point, given at execution. */
+static bool quant_attr(const ckey *key, const float *scales, dnnl_primitive_attr_t attr) {
+  const int32_t rt_zp = DNNL_RUNTIME_S32_VAL;
+  return !key->xdt || (dnnl_primitive_attr_set_output_scales(attr, key->spec.M, 1 << 1, scales) ==
+                           dnnl_success &&
+                       (!key->zp || dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_SRC, 1, 0,
+                                                                        &rt_zp) == dnnl_success));
 }
 
 /* The weights as the runtime holds them. oneDNN's logical order is
  * ([G,] O, I, k...); ConvTranspose stores I before O ([C, M/group, k]). */
-static bool md_weights(const tc_conv_spec *c, bool plain, dnnl_memory_desc_t *user,
-                       dnnl_memory_desc_t *any) {
+static bool md_weights(const tc_conv_spec *c, bool plain, dnnl_data_type_t dt,
+                       dnnl_memory_desc_t *user, dnnl_memory_desc_t *any) {
   int nsp = (int)c->nsp, g = c->group > 1;
   int64_t ksz = ksize(c), Mg = c->M / c->group, Cg = c->C / c->group;
   dnnl_dims_t dims, st;
@@ -177,7 +214,7 @@ static bool md_weights(const tc_conv_spec *c, bool plain, dnnl_memory_desc_t *us
   for (int i = 0; i < nsp; i++)
     dims[nd++] = c->k[i];
   if (!c->transposed) {
-    if (!md_dense(user, nd, dims))
+    if (!md_dense_dt(user, nd, dims, dt))
       return false;
   } else {
     st[nd - 1] = 1;
@@ -187,14 +224,14 @@ static bool md_weights(const tc_conv_spec *c, bool plain, dnnl_memory_desc_t *us
     st[g + 1] = Mg * ksz; /* I */
     if (g)
       st[0] = Cg * Mg * ksz; /* G */
-    if (dnnl_memory_desc_init_by_strides(user, nd, dims, dnnl_f32, st) != dnnl_success)
+    if (dnnl_memory_desc_init_by_strides(user, nd, dims, dt, st) != dnnl_success)
       return false;
   }
   if (plain) {
     *any = *user;
     return true;
   }
-  return md_any(any, nd, dims);
+  return md_any_dt(any, nd, dims, dt);
 }
 
 static bool post_ops(const tc_conv_spec *c, bool sum, dnnl_primitive_attr_t attr) {
@@ -291,6 +328,7 @@ static void entry_free(centry *e) {
   for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
     prim_free(ps[i]);
   free(e->wdata);
+  free(e->scales);
   tc_buffer_unref(e->wref);
   free(e);
 }
@@ -334,10 +372,17 @@ static bool reorder_run(const prim *p, wspace *ws, const dnnl_memory_desc_t *amd
 /* Builds the entry for key (declined when oneDNN refuses the case); w is
  * reordered into the entry when the key names a weights payload. NULL when
  * memory runs out. */
-static centry *entry_build(const ckey *key, const float *w) {
+static centry *entry_build(const ckey *key, const void *w, const float *scales) {
   centry *e = calloc(1, sizeof *e);
   if (!e)
     return NULL;
+  if (key->xdt) {
+    if (!(e->scales = malloc((size_t)key->spec.M * sizeof *scales))) {
+      free(e);
+      return NULL;
+    }
+    memcpy(e->scales, scales, (size_t)key->spec.M * sizeof *scales);
+  }
   e->key = *key;
   e->declined = true;
   const tc_conv_spec *c = &key->spec;
@@ -354,14 +399,17 @@ static centry *entry_build(const ckey *key, const float *w) {
                 ? (c->in[i] - 1) * c->s[i] + (c->k[i] - 1) * c->d[i] + 1 - c->pb[i] - c->out[i]
                 : c->pe[i];
   }
-  bool plain = plain_layout(c);
+  bool plain = !key->xdt && plain_layout(c);
+  dnnl_data_type_t xt = x_type(key), wt = key->xdt ? dnnl_s8 : dnnl_f32;
   dnnl_memory_desc_t xa, ya, wa;
-  if (!md_dense(&e->x_user, nd, xd) || !md_dense(&e->y_user, nd, yd) ||
-      !md_weights(c, plain, &e->w_user, &wa) || !md_dense(&e->b_md, 1, bd))
+  dnnl_dims_t one = {1};
+  if (!md_dense_dt(&e->x_user, nd, xd, xt) || !md_dense(&e->y_user, nd, yd) ||
+      !md_weights(c, plain, wt, &e->w_user, &wa) || !md_dense(&e->b_md, 1, bd) ||
+      !md_dense_dt(&e->zp_md, 1, one, dnnl_s32))
     return e;
   if (plain)
     xa = e->x_user, ya = e->y_user;
-  else if (!md_any(&xa, nd, xd) || !md_any(&ya, nd, yd))
+  else if (!md_any_dt(&xa, nd, xd, xt) || !md_any(&ya, nd, yd))
     return e;
   dnnl_convolution_desc_t cd;
   const dnnl_memory_desc_t *bmd = key->bias ? &e->b_md : NULL;
@@ -377,7 +425,7 @@ static centry *entry_build(const ckey *key, const float *w) {
     return e;
   dnnl_primitive_desc_t pd = NULL;
   bool add = plain && (key->sum || c->act != TC_CONV_ACT_NONE);
-  bool ok = (add || post_ops(c, key->sum, attr)) &&
+  bool ok = (add || post_ops(c, key->sum, attr)) && quant_attr(key, scales, attr) &&
             dnnl_primitive_desc_create(&pd, &cd, attr, engine, NULL) == dnnl_success;
   dnnl_primitive_attr_destroy(attr);
   if (!ok)
@@ -416,8 +464,10 @@ static centry *entry_build(const ckey *key, const float *w) {
   return e;
 }
 
-static bool entry_run(const centry *e, const float *x, const float *w, const float *b,
-                      const float *z, float *y) {
+/* Runs e: y = act(conv(x, w) + b + z), quantized: y = act(scale[m] *
+ * conv(x - zp, w) + b + z) (b already divided by scale, see tc_dnnl_qconv_run). */
+static bool entry_run(const centry *e, const void *x, const void *w, const float *b,
+                      const int32_t *zp, const float *z, float *y) {
   bool w_tmp = e->w_in.p && !e->wdata;
   wspace *ws = ws_get(e->scratch + e->x_bytes + e->y_bytes + (w_tmp ? e->w_bytes : 0));
   if (!ws)
@@ -435,16 +485,18 @@ static bool entry_run(const centry *e, const float *x, const float *w, const flo
     ok = reorder_run(&e->z_in, ws, &e->y_user, z, &e->y_md, yb);
   else if (ok && z && z != y && !e->add.p)
     memcpy(y, z, e->y_plain);
-  dnnl_memory_t mx = NULL, mw = NULL, mb = NULL, my = NULL;
+  dnnl_memory_t mx = NULL, mw = NULL, mb = NULL, my = NULL, mzp = NULL;
   ok = ok && mem(&mx, &e->x_md, xs) && mem(&mw, &e->w_md, wsrc) && (!b || mem(&mb, &e->b_md, b)) &&
-       mem(&my, &e->y_md, yd);
-  dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, mx}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, my}};
+       mem(&my, &e->y_md, yd) && (!zp || mem(&mzp, &e->zp_md, zp));
+  dnnl_exec_arg_t args[8] = {{DNNL_ARG_SRC, mx}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, my}};
   int n = 3;
   if (b)
     args[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mb};
+  if (zp)
+    args[n++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, mzp};
   ok = ok && exec(&e->conv, ws, args, n);
-  dnnl_memory_t ms[] = {mx, mw, mb, my};
-  for (size_t i = 0; i < 4; i++)
+  dnnl_memory_t ms[] = {mx, mw, mb, my, mzp};
+  for (size_t i = 0; i < sizeof ms / sizeof *ms; i++)
     if (ms[i])
       dnnl_memory_destroy(ms[i]);
   if (ok && e->y_out.p)
@@ -504,9 +556,11 @@ static void evict(bool force) {
   }
 }
 
-static centry *cache_find(const ckey *key) {
+/* The entry for key (quantized: made with these scales), or NULL. */
+static centry *cache_find(const ckey *key, const float *scales) {
   for (centry *e = head; e; e = e->next)
-    if (e->key.hash == key->hash && memcmp(&e->key, key, sizeof *key) == 0) {
+    if (e->key.hash == key->hash && memcmp(&e->key, key, sizeof *key) == 0 &&
+        (!key->xdt || memcmp(e->scales, scales, (size_t)key->spec.M * sizeof *scales) == 0)) {
       unlink_entry(e);
       push_front(e);
       e->refs++;
@@ -555,7 +609,7 @@ static void hook_model(const tc_model *m) {
 /* Adds a built entry; when another thread added the same key first, that
  * one is used and e freed. */
 static centry *cache_add(centry *e) {
-  centry *old = cache_find(&e->key);
+  centry *old = cache_find(&e->key, e->scales);
   if (old) {
     entry_free(e);
     return old;
@@ -578,7 +632,9 @@ void tc_dnnl_conv_cache_clear(void) {
 
 void tc_dnnl_conv_cache_stats(size_t *entries, size_t *wbytes) {
   pthread_mutex_lock(&lock);
-  *entries = n_entries;
+  *entries = 0;
+  for (const centry *e = head; e; e = e->next)
+    *entries += !e->declined;
   *wbytes = weight_bytes;
   pthread_mutex_unlock(&lock);
 }
@@ -625,20 +681,22 @@ static void key_make(const tc_conv_spec *c, bool bias, bool sum, ckey *key) {
 
 /* Names the weights' payload in key when w_value is an initializer whose
  * payload holds exactly the bytes of w (sampled). */
-static void key_weights(const tc_value *v, const float *w, size_t n, ckey *key) {
-  if (!v || !v->init || (v->flags & TC_VALUE_INPUT) || v->init->dtype != TC_DTYPE_F32 ||
-      !v->graph || !v->graph->model)
+static void key_weights(const tc_value *v, const void *w, int32_t dt, size_t n, ckey *key) {
+  if (!v || !v->init || (v->flags & TC_VALUE_INPUT) || v->init->dtype != dt || !v->graph ||
+      !v->graph->model)
     return;
   const tc_tensor *t = v->init;
-  if (t->field != TC_FIELD_RAW && t->field != TC_FIELD_FLOAT && t->field != TC_FIELD_EXTERNAL)
+  if (t->field != TC_FIELD_RAW && t->field != TC_FIELD_EXTERNAL &&
+      !(dt == TC_DTYPE_F32 && t->field == TC_FIELD_FLOAT))
     return;
   tc_span sp = t->data[t->field];
   const unsigned char *p = tc_span_data(sp);
-  if (!p || sp.len != n * sizeof *w)
+  size_t es = dt == TC_DTYPE_F32 ? sizeof(float) : 1;
+  if (!p || sp.len != n * es)
     return;
   for (size_t i = 0; i < 17 && i < n; i++) {
     size_t j = n <= 17 ? i : i * (n - 1) / 16;
-    if (memcmp(p + j * sizeof *w, w + j, sizeof *w) != 0)
+    if (memcmp(p + j * es, (const unsigned char *)w + j * es, es) != 0)
       return;
   }
   key->model = v->graph->model;
@@ -655,6 +713,28 @@ static uint64_t key_hash(const ckey *key) {
   return h;
 }
 
+/* Finds or builds the entry for key and runs it. */
+static bool cached_run(ckey *key, const void *x, const void *w, const float *b, const float *scale,
+                       const int32_t *zp, const float *z, float *y) {
+  key->hash = key_hash(key);
+  pthread_mutex_lock(&lock);
+  centry *e = cache_find(key, scale);
+  pthread_mutex_unlock(&lock);
+  if (!e) {
+    if (!(e = entry_build(key, w, scale)))
+      return false;
+    pthread_mutex_lock(&lock);
+    e = cache_add(e);
+    pthread_mutex_unlock(&lock);
+  }
+  bool ok = !e->declined && entry_run(e, x, w, b, zp, z, y);
+  pthread_mutex_lock(&lock);
+  e->refs--;
+  evict(false);
+  pthread_mutex_unlock(&lock);
+  return ok;
+}
+
 bool tc_dnnl_conv_run(const tc_conv_spec *c, const tc_value *w_value, const float *x,
                       const float *w, const float *b, const float *z, float *y) {
   pthread_once(&once, init_once);
@@ -663,22 +743,25 @@ bool tc_dnnl_conv_run(const tc_conv_spec *c, const tc_value *w_value, const floa
   ckey key;
   key_make(c, b != NULL, z != NULL, &key);
   if (!plain_layout(c))
-    key_weights(w_value, w, (size_t)(c->M * (c->C / c->group) * ksize(c)), &key);
-  key.hash = key_hash(&key);
-  pthread_mutex_lock(&lock);
-  centry *e = cache_find(&key);
-  pthread_mutex_unlock(&lock);
-  if (!e) {
-    if (!(e = entry_build(&key, w)))
-      return false;
-    pthread_mutex_lock(&lock);
-    e = cache_add(e);
-    pthread_mutex_unlock(&lock);
-  }
-  bool ok = !e->declined && entry_run(e, x, w, b, z, y);
-  pthread_mutex_lock(&lock);
-  e->refs--;
-  evict(false);
-  pthread_mutex_unlock(&lock);
-  return ok;
+    key_weights(w_value, w, TC_DTYPE_F32, (size_t)(c->M * (c->C / c->group) * ksize(c)), &key);
+  return cached_run(&key, x, w, b, NULL, NULL, z, y);
+}
+
+bool tc_dnnl_qconv_run(const tc_conv_spec *c, const tc_value *w_value, int32_t xdt, const void *x,
+                       int32_t xzp, const int8_t *w, const float *scale, const float *b,
+                       const float *z, float *y) {
+  pthread_once(&once, init_once);
+  if (!engine || !ws_key_ok || !spec_ok(c) || c->transposed ||
+      (xdt != TC_DTYPE_U8 && xdt != TC_DTYPE_I8))
+    return false;
+  ckey key;
+  key_make(c, b != NULL, z != NULL, &key);
+  key.xdt = xdt;
+  key.zp = xzp != 0;
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < (size_t)c->M * sizeof *scale; i++)
+    h = (h ^ ((const unsigned char *)scale)[i]) * 1099511628211ull;
+  key.qhash = h;
+  key_weights(w_value, w, TC_DTYPE_I8, (size_t)(c->M * (c->C / c->group) * ksize(c)), &key);
+  return cached_run(&key, x, w, b, scale, key.zp ? &xzp : NULL, z, y);
 }

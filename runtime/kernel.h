@@ -235,9 +235,18 @@ typedef struct tc_conv_spec {
  * runs out: y is then unspecified and the caller runs the reference. */
 bool tc_dnnl_conv_run(const tc_conv_spec *c, const tc_value *w_value, const float *x,
                       const float *w, const float *b, const float *z, float *y);
+/* y = act(scale[m] * conv(x - xzp, w) + b + z) through oneDNN's int8
+ * convolution: x uint8 or int8 (xdt), w int8, scale [M] (x's scale times
+ * w's per channel), b [M] and z (shaped like y) float32 or NULL, y float32;
+ * the cache as above, w_value naming the int8 initializer. False when
+ * oneDNN declines or memory runs out (the caller runs its own kernel). */
+bool tc_dnnl_qconv_run(const tc_conv_spec *c, const tc_value *w_value, int32_t xdt, const void *x,
+                       int32_t xzp, const int8_t *w, const float *scale, const float *b,
+                       const float *z, float *y);
 /* Frees the cached primitives and weights no run is using. */
 void tc_dnnl_conv_cache_clear(void);
-/* How many entries the cache holds and the bytes of reordered weights. */
+/* How many primitives the cache holds (oneDNN's refusals, also cached, not
+ * counted) and the bytes of reordered weights. */
 void tc_dnnl_conv_cache_stats(size_t *entries, size_t *weight_bytes);
 
 /* ---- QDQ groups run as integer kernels (runtime/qdq.c binds them) ---- */
@@ -251,6 +260,7 @@ void tc_dnnl_conv_cache_stats(size_t *entries, size_t *weight_bytes);
  * float convolution where it is not exact). */
 typedef struct tc_conv_qdq {
   const tc_rt_tensor *xq, *xs, *xz, *wq, *ws, *b, *bq, *bs, *z;
+  const tc_value *wq_value; /* wq's value (caches oneDNN's reordered weights), or NULL */
 } tc_conv_qdq;
 tc_status tc_conv_qdq_run(tc_kernel_ctx *k, const tc_conv_qdq *q, tc_rt_tensor *out);
 /* A MatMul whose A and B come from DequantizeLinear (B a constant int8

@@ -216,6 +216,7 @@ tc_status tc_qdq_run(const tc_run *r, const tc_node *n, tc_kernel_ctx *k,
                    .b = b->bq || n->n_inputs < 3 ? NULL : in[2],
                    .bq = val(r, b->bq),
                    .bs = val(r, b->bs),
-                   .z = add ? in[3] : NULL};
+                   .z = add ? in[3] : NULL,
+                   .wq_value = b->wq};
   return tc_conv_qdq_run(k, &q, out);
 }

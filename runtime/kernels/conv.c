@@ -1351,6 +1351,31 @@ static bool dequant_view(tc_kernel_ctx *k, const tc_rt_tensor *q, const float *s
   return true;
 }
 
+/* The QDQ convolution as oneDNN's int8 convolution (its blocked layouts,
+ * scales, zero point, bias, sum and activation in one primitive). oneDNN
+ * adds the bias before the output scale, so it gets b / scale. False when
+ * oneDNN declines. */
+static bool qconv_dnnl(const tc_conv_qdq *q, const geom *g, int64_t group, const tc_rt_tensor *x,
+                       const tc_rt_tensor *w, const float *sc, float *bf, const act_spec *act,
+                       float *y) {
+  int64_t M = w->dims[0];
+  bool bias = false;
+  for (int64_t m = 0; m < M; m++) {
+    bias |= bf[m] != 0;
+    if (!(sc[m] > 0) || !isfinite(sc[m]))
+      return false; /* b / scale needs a positive finite scale */
+  }
+  float *bd = bf + M + 1; /* room left after bf by the caller */
+  for (int64_t m = 0; bias && m < M; m++)
+    bd[m] = bf[m] / sc[m];
+  tc_conv_spec c;
+  conv_spec(g, x->dims[0], x->dims[1], M, group, false, &c);
+  c.act = act->kind, c.alpha = act->alpha, c.beta = act->beta;
+  int32_t xzp = q->xz ? (int32_t)qget(q->xz, 0) : 0;
+  return tc_dnnl_qconv_run(&c, q->wq_value, x->dtype, x->data, xzp, w->data, sc, bias ? bd : NULL,
+                           q->z ? q->z->data : NULL, y);
+}
+
 tc_status tc_conv_qdq_run(tc_kernel_ctx *k, const tc_conv_qdq *q, tc_rt_tensor *out) {
   const tc_rt_tensor *x = q->xq, *w = q->wq;
   if (!x || !w || !q->xs || !q->ws)
@@ -1377,7 +1402,8 @@ tc_status tc_conv_qdq_run(tc_kernel_ctx *k, const tc_conv_qdq *q, tc_rt_tensor *
     return tc_kernel_fail(k, TC_STATUS_INVALID, "Z must be float32 of the output's shape");
   if ((st = tc_kernel_alloc(k, &out[0], TC_DTYPE_F32, x->rank, dims)))
     return st;
-  float *sc = tc_arena_alloc(k->arena, 2 * (size_t)(M + 1) * sizeof *sc), *bf = sc + M + 1;
+  /* scales, bias, and the bias divided by the scales (qconv_dnnl) */
+  float *sc = tc_arena_alloc(k->arena, 3 * (size_t)(M + 1) * sizeof *sc), *bf = sc + M + 1;
   if (!sc)
     return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory for a scratch buffer");
   const float *ws = q->ws->data, xs = *(const float *)q->xs->data;
@@ -1401,11 +1427,13 @@ tc_status tc_conv_qdq_run(tc_kernel_ctx *k, const tc_conv_qdq *q, tc_rt_tensor *
   }
   act_spec act;
   node_act(k->node, &act);
+  if (tc_rt_numel(&out[0]) == 0)
+    return TC_STATUS_OK;
+  if (tc_fast_kernels_enabled() && qconv_dnnl(q, &g, group, x, w, sc, bf, &act, out[0].data))
+    return TC_STATUS_OK;
   qconv_flt e = {
       .y = out[0].data, .scale = sc, .bias = bf, .z = z ? z->data : NULL, .M = M, .act = act};
-  if (tc_rt_numel(&out[0]) == 0 ||
-      (tc_fast_kernels_enabled() &&
-       qconv_fast(k, x, q->xz, w, NULL, &g, group, qconv_to_float, &e)))
+  if (tc_fast_kernels_enabled() && qconv_fast(k, x, q->xz, w, NULL, &g, group, qconv_to_float, &e))
     return TC_STATUS_OK;
   /* what the QDQ graph says: dequantize, then the float convolution */
   tc_rt_tensor xf, wf,

@@ -269,6 +269,99 @@ static void test_quantize_roundtrip(void) {
   tc_arena_free(d.arena);
 }
 
+/* A bound QDQ convolution (tc_conv_qdq_run) through oneDNN's int8
+ * primitive against the reference (dequantize, float convolution): uint8
+ * and int8 activations with and without a zero point, per-channel weight
+ * scales, an int32 bias, a summed Z and a Relu, strides, pads, 1x1 and 7x7
+ * kernels. The oneDNN cache must have grown, so the int8 primitive ran. */
+static void test_conv_qdq_dnnl_matches_reference(void) {
+  struct {
+    int64_t N, C, H, W, M, k, s, p;
+    int32_t xdt;
+    int xzp;
+    bool bias, z, relu;
+  } cases[] = {
+      {1, 16, 9, 9, 32, 3, 1, 1, TC_DTYPE_U8, 0, true, false, false},
+      {2, 8, 11, 10, 16, 3, 2, 1, TC_DTYPE_U8, 100, true, true, true},
+      {1, 32, 7, 7, 64, 1, 1, 0, TC_DTYPE_U8, 37, false, true, false},
+      {1, 3, 20, 20, 16, 7, 2, 3, TC_DTYPE_U8, 128, true, false, true},
+      {1, 16, 8, 8, 16, 3, 1, 1, TC_DTYPE_I8, -3, true, false, false},
+  };
+  uint32_t r = 12345;
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    int64_t N = cases[c].N, C = cases[c].C, M = cases[c].M, k = cases[c].k, s = cases[c].s,
+            p = cases[c].p;
+    int64_t OH = (cases[c].H + 2 * p - k) / s + 1, OW = (cases[c].W + 2 * p - k) / s + 1;
+    size_t nx = (size_t)(N * C * cases[c].H * cases[c].W), nw = (size_t)(M * C * k * k),
+           ny = (size_t)(N * M * OH * OW);
+    uint8_t *x = malloc(nx), *w = malloc(nw), xz[1];
+    float xs = 0.021f, *ws = malloc((size_t)M * sizeof(float)), *bs = malloc((size_t)M * 4),
+          *z = malloc(ny * sizeof(float));
+    int32_t *bq = malloc((size_t)M * sizeof(int32_t));
+    for (size_t i = 0; i < nx; i++)
+      x[i] = (uint8_t)((r = r * 1103515245u + 12345u) >> 16);
+    for (size_t i = 0; i < nw; i++)
+      w[i] = (uint8_t)((int)((r = r * 1103515245u + 12345u) >> 16) % 255 - 127);
+    for (int64_t m = 0; m < M; m++) {
+      ws[m] = 0.001f + 0.0001f * (float)m;
+      bs[m] = xs * ws[m];
+      bq[m] = (int32_t)((r = r * 1103515245u + 12345u) >> 16) % 20001 - 10000;
+    }
+    for (size_t i = 0; i < ny; i++)
+      z[i] = (float)((int)((r = r * 1103515245u + 12345u) >> 16) % 2001 - 1000) / 500.0f;
+    if (cases[c].xdt == TC_DTYPE_U8)
+      xz[0] = (uint8_t)cases[c].xzp;
+    else
+      xz[0] = (uint8_t)(int8_t)cases[c].xzp;
+    int64_t xd[4] = {N, C, cases[c].H, cases[c].W}, wd[4] = {M, C, k, k}, md[1] = {M},
+            yd[4] = {N, M, OH, OW}, sd[1] = {1};
+    tc_rt_tensor X = tensor(cases[c].xdt, 4, xd, x), XS = tensor(TC_DTYPE_F32, 0, sd, &xs),
+                 XZ = tensor(cases[c].xdt, 0, sd, xz), W = tensor(TC_DTYPE_I8, 4, wd, w),
+                 WS = tensor(TC_DTYPE_F32, 1, md, ws), BQ = tensor(TC_DTYPE_I32, 1, md, bq),
+                 BS = tensor(TC_DTYPE_F32, 1, md, bs), Z = tensor(TC_DTYPE_F32, 4, yd, z);
+    tc_conv_qdq q = {.xq = &X,
+                     .xs = &XS,
+                     .xz = cases[c].xzp ? &XZ : NULL,
+                     .wq = &W,
+                     .ws = &WS,
+                     .bq = cases[c].bias ? &BQ : NULL,
+                     .bs = cases[c].bias ? &BS : NULL,
+                     .z = cases[c].z ? &Z : NULL};
+    float *y[2] = {NULL, NULL};
+    size_t n0, n1, w0, w1; /* w: weights are cached only for initializers */
+    tc_dnnl_conv_cache_stats(&n0, &w0);
+    for (int fast = 0; fast < 2; fast++) {
+      env e;
+      env_init(&e, "FusedConv", 1);
+      e.node.domain = "com.microsoft";
+      int64_t pads[4] = {p, p, p, p}, st[2] = {s, s}, ks[2] = {k, k};
+      add_ints(&e, "pads", 4, pads);
+      add_ints(&e, "strides", 2, st);
+      add_ints(&e, "kernel_shape", 2, ks);
+      if (cases[c].relu)
+        add_str(&e, "activation", "Relu");
+      tc_rt_tensor Y;
+      tc_fast_kernels_set(fast);
+      CHECK(tc_conv_qdq_run(&e.k, &q, &Y) == TC_STATUS_OK);
+      CHECK(Y.rank == 4 && Y.dims[1] == M && Y.dims[2] == OH && Y.dims[3] == OW);
+      y[fast] = malloc(ny * sizeof(float));
+      memcpy(y[fast], Y.data, ny * sizeof(float));
+      tc_arena_free(e.arena);
+    }
+    tc_fast_kernels_set(true);
+    tc_dnnl_conv_cache_stats(&n1, &w1);
+    CHECK(n1 > n0); /* oneDNN made an int8 primitive for it */
+    double maxd = 0, maxv = 0;
+    for (size_t i = 0; i < ny; i++) {
+      double d = fabs((double)y[0][i] - y[1][i]);
+      maxd = d > maxd ? d : maxd;
+      maxv = fabs(y[0][i]) > maxv ? fabs(y[0][i]) : maxv;
+    }
+    CHECK(maxv > 0 && maxd <= 1e-5 * maxv + 1e-6);
+    free(x), free(w), free(ws), free(bs), free(z), free(bq), free(y[0]), free(y[1]);
+  }
+}
+
 static void test_resize_nearest(void) {
   env e;
   env_init(&e, "Resize", 13);
@@ -297,6 +390,7 @@ int main(void) {
   RUN(test_maxpool2d_fast_matches_reference);
   RUN(test_avgpool_include_pad);
   RUN(test_quantize_roundtrip);
+  RUN(test_conv_qdq_dnnl_matches_reference);
   RUN(test_resize_nearest);
   return SUMMARY("kernels_conv");
 }
