@@ -667,21 +667,6 @@ static size_t clean_casts(conv *s) {
 
 /* ---- opset ---- */
 
-/* tacoc's own functions (ai.tacoc decompositions) follow a raised opset, also
- * when they were read from a file (tc_pass_require_opset moves only those
- * made in this run): their bodies use Conv, activations, Add and
- * LayerNormalization, whose meaning no newer version changed. */
-static void follow_opset(tc_model *m, int64_t v) {
-  for (size_t i = 0; i < m->n_functions; i++) {
-    tc_function *f = &m->functions[i];
-    if (!tc_domain_equal(f->domain, "ai.tacoc"))
-      continue;
-    for (size_t k = 0; k < f->n_opsets; k++)
-      if (tc_domain_is_onnx(f->opsets[k].domain) && f->opsets[k].version < v)
-        f->opsets[k].version = v;
-  }
-}
-
 /* Raises the opset to the highest version a candidate node needs for the
  * type, or failing that the next lower one, when that is exact. */
 static tc_status raise_opset(conv *s) {
@@ -714,10 +699,8 @@ static tc_status raise_opset(conv *s) {
     for (size_t k = 1; k < nn; k++)
       hi = needs[k] > needs[hi] ? k : hi;
     const char *why;
-    if (tc_pass_require_opset(s->c, needs[hi], &why)) {
-      follow_opset(s->g->model, needs[hi]);
+    if (tc_pass_require_opset(s->c, needs[hi], &why))
       break;
-    }
     needs[hi] = needs[--nn];
   }
   tc_shapes_free(sh);

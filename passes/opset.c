@@ -199,12 +199,19 @@ bool tc_pass_require_opset(tc_pass_ctx *c, int64_t v, const char **why) {
     *why = "out of memory";
     return false;
   }
-  /* Functions tacoc made (decompositions of fused ops) follow the model: their
-   * bodies use ops whose meaning does not change in between. */
-  for (size_t i = 0; i < m->n_functions; i++)
-    for (size_t k = 0; !m->functions[i].pb && k < m->functions[i].n_opsets; k++)
-      if (tc_domain_is_onnx(m->functions[i].opsets[k].domain))
-        m->functions[i].opsets[k].version = v;
+  /* Functions tacoc made in this run, and tacoc's own ones read from a file
+   * (ai.tacoc decompositions of fused ops), follow the model: their bodies
+   * use Conv, activations, Add and LayerNormalization, whose meaning does not
+   * change in between; ONNX requires a function's default-domain opset to be
+   * the model's. */
+  for (size_t i = 0; i < m->n_functions; i++) {
+    tc_function *f = &m->functions[i];
+    if (f->pb && !tc_domain_equal(f->domain, "ai.tacoc"))
+      continue;
+    for (size_t k = 0; k < f->n_opsets; k++)
+      if (tc_domain_is_onnx(f->opsets[k].domain) && f->opsets[k].version < v)
+        f->opsets[k].version = v;
+  }
   /* IR versions go with opsets; opset 17+ needs IR 8, 20+ IR 9, 23+ IR 11. */
   int64_t ir = v >= 23 ? 11 : v >= 21 ? 10 : v >= 20 ? 9 : v >= 17 ? 8 : 7;
   if (m->ir_version < ir)

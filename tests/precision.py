@@ -30,6 +30,9 @@ Per model and precision:
     validation passed, and ONNX Runtime and libtacort run it within cos 0.99
     of float32. Which candidate wins is measured, so not asserted: both
     outcomes are checked for what they promise.
+  - the real packaged models of tests/e2e.py (PP-OCR classifier, detector,
+    recognizer, Silero VAD): float16 and static int8 validated on --calib
+    sets like their inputs, then within cos 0.99 in both runtimes.
 The cosines are printed per model, output, runtime and precision. Ends with
 "precision: N passed, N failed"."""
 import argparse
@@ -259,14 +262,16 @@ def tacort_qdq_count(stderr):
     return 0
 
 
-def make_calib(name, tmp):
+def make_calib(name, tmp, sets=None):
     """Calibration data from the distribution the model is then run on (as a
     user's would be): 8 sets of the e2e inputs with other seeds, as folders
-    of .npy files; tacoc calibrates on 4 and checks the budget on 4."""
+    of .npy files; tacoc calibrates on 4 and checks the budget on 4. sets(rng)
+    gives a model's input sets (default: e2e.feeds of name)."""
+    sets = sets or (lambda rng: e2e.feeds(name, rng))
     calib = os.path.join(tmp, "calib")
     k = 0
     for seed in range(100, 200):
-        for _, feeds in e2e.feeds(name, np.random.default_rng(seed)):
+        for _, feeds in sets(np.random.default_rng(seed)):
             if k < 8:
                 d = os.path.join(calib, f"set_{k}")
                 os.makedirs(d)
@@ -399,6 +404,46 @@ def check_planted_int8(tacoc, tmp):
         None, feeds), want, ["y"], 0.99, cosines)
     check_outputs("tacort", run_tacort(tacoc, dst, out, feeds, tmp), want, ["y"], 0.99, cosines)
     return f"kept MatMul 'y': {kept['y']['detail']}; " + "; ".join(cosines)
+
+
+def packaged_sets(name):
+    """rng -> the input sets tests/e2e.py runs packaged model name on."""
+    def sets(rng):
+        return next(s for n, _, s in e2e.pretrained(rng) if n == name)
+    return sets
+
+
+def check_packaged(tacoc, name, src, prec, tmp):
+    """A real packaged model at fp16 (--keep-io-types) or static int8,
+    validated by tacoc on 8 --calib sets drawn like tests/e2e.py's inputs,
+    then run by ONNX Runtime and libtacort on e2e's own inputs: finite,
+    cosine >= 0.99 to ONNX Runtime's float32 outputs of the original."""
+    sets = packaged_sets(name)
+    calib = make_calib(name, tmp, sets)
+    dst = os.path.join(tmp, f"{name}.{prec}.onnx")
+    extra = (["--precision", "fp16", "--keep-io-types"] if prec == "fp16"
+             else ["--precision", "int8", "--int8-mode", "static"])
+    report, _ = optimize(tacoc, src, dst, extra + ["--calib", calib])
+    p = report["precision"]
+    v = p["validation"]
+    if not v["passed"] or v["synthetic"] or p["half_nodes"] == 0:
+        raise AssertionError(f"report: {p['half_nodes']} nodes converted, validation {v}")
+    out = onnx.load(dst)
+    onnx.checker.check_model(out, full_check=True)
+    ref = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(dst, providers=["CPUExecutionProvider"])
+    names = [o.name for o in ref.get_outputs()]
+    cosines = []
+    for label, feeds in sets(np.random.default_rng(7)):
+        want = ref.run(None, feeds)
+        check_outputs(f"ORT {label}", sess.run(None, feeds), want, names, 0.99, cosines)
+        sub = os.path.join(tmp, label)
+        os.makedirs(sub, exist_ok=True)
+        check_outputs(f"tacort {label}", run_tacort(tacoc, dst, out, feeds, sub), want, names,
+                      0.99, cosines)
+    return (f"{p['half_nodes']} nodes in {p['type']}, {len(p['kept_fp32'])} kept float32; "
+            f"validation cos " + ", ".join(f"{o['cos']:.5f}" for o in v["outputs"]) + "; "
+            + "; ".join(cosines))
 
 
 def check_auto(tacoc, name, src, feeds_list, extra, tmp):
@@ -604,6 +649,17 @@ def main():
     cases.append(("wide MLP auto",
                   lambda tmp: check_auto(a.tacoc, "wide_mlp", *wide_mlp(tmp), [], tmp)))
     cases.append(("auto usage", lambda tmp: check_auto_usage(a.tacoc, tmp)))
+    # Real packaged models (tests/e2e.py): float16 where libtacort's float16
+    # kernels validate it in seconds (PP-OCRv4 rec takes over a minute), int8
+    # where there is a MatMul or convolution outside control flow (not in
+    # Silero VAD, whose convolutions sit in If branches).
+    packaged = {n: path for n, path, _ in e2e.pretrained(np.random.default_rng(0))}
+    for name, precs in (("ppocr_cls_mobilenetv3", ("fp16", "int8")),
+                        ("ppocrv4_det", ("fp16", "int8")), ("ppocrv4_rec", ("int8",)),
+                        ("silero_vad_16k_op15", ("fp16",))):
+        for prec in precs:
+            cases.append((f"{name} {prec} (packaged)", lambda tmp, n=name, s=packaged[name], pr=prec:
+                          check_packaged(a.tacoc, n, s, pr, tmp)))
     with tempfile.TemporaryDirectory() as tmp:
         for name, path, node, reason in planted_models(tmp):
             cases.append((name, lambda t, n=name, s=path, nd=node, r=reason:

@@ -44,7 +44,7 @@ def static(ctx, m, *extra):
         return out, json.load(f)["precision"], stdout, err
 
 
-def conv_model(group=1):
+def conv_model(group=1, opset=14):
     x = tensor_in("x", [2, 8, 10, 10])
     return model([N("Conv", ["x", "w", "b"], ["c"], name="conv1", pads=[1, 1, 1, 1], group=group),
                   N("Relu", ["c"], ["r"]),
@@ -52,7 +52,22 @@ def conv_model(group=1):
                  [x], [tensor_in("y", [2, 4, 10, 10])],
                  [const("w", RNG.standard_normal((16, 8 // group, 3, 3)) * 0.2),
                   const("b", RNG.standard_normal(16) * 0.1),
-                  const("w2", RNG.standard_normal((4, 16, 1, 1)) * 0.2)])
+                  const("w2", RNG.standard_normal((4, 16, 1, 1)) * 0.2)], opset=opset)
+
+
+def test_opset12_fused_conv_functions_follow_the_raise(ctx):
+    """-O2 turns Conv+Relu into ai.tacoc ConvRelu with its function at the
+    model's opset 12; quantize-static raises the model to 13 on the model
+    reloaded for validation, and the function's opset must follow (ONNX
+    requires it; ctx.optimize runs onnx.checker's full check)."""
+    m = conv_model(opset=12)
+    report = ctx.path("report.json")
+    out, _, _ = ctx.optimize(m, level=2, extra=STATIC + ["--report", report])
+    opset = {o.domain: o.version for o in out.opset_import}
+    assert opset[""] == 13, opset
+    funcs = [f for f in out.functions if f.domain == "ai.tacoc"]
+    assert funcs and all({o.domain: o.version for o in f.opset_import}[""] == 13 for f in funcs)
+    close(ctx, m, out, {"x": uniform(2, 8, 10, 10)})
 
 
 def test_conv_to_qdq(ctx):
