@@ -280,3 +280,32 @@ def test_positions_not_from_zero_are_left(ctx):
     out, _, err = ctx.optimize(m, "fuse-embed-layernorm", extra=["--explain"])
     assert "LayerNormalization" in ops(out), ops(out)
     assert "0..S-1" in err, err
+
+
+def test_layernorm_between_transposes_speech(ctx):
+    """wav2vec2's layer-norm feature extractor: Conv1d [B, C, T], then
+    Transpose to [B, T, C], LayerNorm over C written out, Transpose back,
+    exact GELU. At -O2 the LayerNorm is fused between the Transposes, and
+    the GELU becomes one op; no other change to the block."""
+    C, T = 12, 20
+    N = helper.make_node
+    ln = [N("ReduceMean", ["t"], ["mean"], axes=[-1]), N("Sub", ["t", "mean"], ["d"]),
+          N("Pow", ["d", "two"], ["sq"]), N("ReduceMean", ["sq"], ["var"], axes=[-1]),
+          N("Add", ["var", "eps"], ["ve"]), N("Sqrt", ["ve"], ["s"]), N("Div", ["d", "s"], ["n"]),
+          N("Mul", ["n", "gamma"], ["g"]), N("Add", ["g", "beta"], ["l"])]
+    gelu = [N("Div", ["u", "sqrt2"], ["q"]), N("Erf", ["q"], ["e"]), N("Add", ["e", "one"], ["e1"]),
+            N("Mul", ["u", "e1"], ["ue"]), N("Mul", ["ue", "half"], ["y"])]
+    nodes = ([N("Conv", ["x", "w"], ["c"], kernel_shape=[3], strides=[2]),
+              N("Transpose", ["c"], ["t"], perm=[0, 2, 1])] + ln
+             + [N("Transpose", ["l"], ["u"], perm=[0, 2, 1])] + gelu)
+    T_out = (T - 3) // 2 + 1
+    m = model(nodes, [tensor_in("x", [2, 4, T])], [tensor_in("y", [2, C, T_out])],
+              [const("w", RNG.standard_normal((C, 4, 3)) * 0.3), const("two", 2.0),
+               const("eps", 1e-5), const("gamma", RNG.standard_normal(C)),
+               const("beta", RNG.standard_normal(C)), const("sqrt2", np.sqrt(2.0)),
+               const("one", 1.0), const("half", 0.5)])
+    out, _, _ = ctx.optimize(m, level=2)
+    assert ops(out) == ["Conv", "Transpose", "LayerNormalization", "Transpose", "Gelu"], ops(out)
+    ln_node = out.graph.node[2]
+    assert [a.i for a in ln_node.attribute if a.name == "axis"] == [-1], ln_node
+    same_outputs(ctx, m, out, {"x": rand(RNG, 2, 4, T)})
