@@ -93,8 +93,7 @@ struct tc_precision_result {
   kept_list fallback;         /* the validation's choices, by key */
   tc_precision_layer *layers; /* per half node of the written model: its relative error */
   size_t n_layers;
-  /* --precision auto */
-  bool is_auto;
+  /* --precision auto (n_cands > 0) */
   auto_cand *cands;
   size_t n_cands;
   long chosen;             /* index into cands; -1: float32 */
@@ -1783,7 +1782,6 @@ static int apply_auto(prec_ctx *x, const tc_model *m, tc_model **best, tc_pass_r
   const size_t n_all = sizeof all / sizeof *all;
   const tc_precision_options *user = x->o;
   tc_precision_result *top = x->res, *win = NULL;
-  top->is_auto = true;
   top->type = 0;
   *best = NULL;
   if (ctx_open(x, m, true))
@@ -1856,7 +1854,6 @@ static int apply_auto(prec_ctx *x, const tc_model *m, tc_model **best, tc_pass_r
     return rc ? -1 : 0;
   }
   /* the winner's result carries the auto fields from here on */
-  win->is_auto = true;
   win->cands = top->cands;
   win->n_cands = top->n_cands;
   win->chosen = top->chosen;
@@ -1959,9 +1956,9 @@ void tc_precision_print(const tc_precision_result *r, FILE *f) {
   if (!r)
     return;
   static const char *const methods[] = {"minmax", "percentile", "entropy"};
-  if (r->is_auto)
+  if (r->n_cands)
     print_auto(r, f);
-  if (r->is_auto && r->chosen < 0)
+  if (r->n_cands && r->chosen < 0)
     return;
   fprintf(f, "\n  precision: %s, graph inputs and outputs %s\n", type_name(r->type),
           r->type == TC_DTYPE_I8 && r->n_cal ? "float32 (static int8 QDQ)"
@@ -2055,9 +2052,9 @@ void tc_precision_json(const tc_precision_result *r, tc_json *j) {
   tc_json_begin_object(j);
   tc_json_key(j, "type");
   tc_json_string(j, type_name(r->type));
-  if (r->is_auto)
+  if (r->n_cands)
     json_auto(r, j);
-  if (r->is_auto && r->chosen < 0) { /* nothing converted, nothing validated */
+  if (r->n_cands && r->chosen < 0) { /* nothing converted, nothing validated */
     tc_json_key(j, "half_nodes");
     tc_json_uint(j, 0);
     tc_json_key(j, "validation");

@@ -127,6 +127,27 @@ def check_outputs(what, got, want, names, min_cos, cosines):
             raise AssertionError(f"{what} {name}: cosine {c:.6f} < {min_cos}")
 
 
+def runtimes_agree(tacoc, src, dst, out, feeds_list, min_cos, tmp, with_ort=True):
+    """Runs the converted model dst (loaded as out) in ONNX Runtime (unless
+    not with_ort) and libtacort on every (label, feeds) of feeds_list; each
+    output must be finite and within cosine min_cos of ONNX Runtime's float32
+    outputs of src. Returns the cosines as printable strings."""
+    ref = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(dst, providers=["CPUExecutionProvider"]) if with_ort else None
+    names = [o.name for o in ref.get_outputs()]
+    cosines = []
+    for label, feeds in feeds_list:
+        want = ref.run(None, feeds)
+        f = feeds_for(out, feeds)
+        if sess:
+            check_outputs(f"ORT {label}", sess.run(None, f), want, names, min_cos, cosines)
+        sub = os.path.join(tmp, label)
+        os.makedirs(sub, exist_ok=True)
+        check_outputs(f"tacort {label}", run_tacort(tacoc, dst, out, f, sub), want, names, min_cos,
+                      cosines)
+    return cosines
+
+
 def check_model(tacoc, name, src, prec, keep_io, tmp):
     dst = os.path.join(tmp, f"{name}.{prec}.onnx")
     extra = ["--precision", prec] + (["--keep-io-types"] if keep_io else []) + SHAPES.get(name, [])
@@ -211,18 +232,8 @@ def check_int8(tacoc, name, src, tmp):
     if n_int != p["half_nodes"]:
         raise AssertionError(f"{n_int} MatMulIntegerToFloat nodes, the report says {p['half_nodes']}")
     check_io_types(src, out)
-    rng = np.random.default_rng(7)
-    ref_sess = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
-    sess = ort.InferenceSession(dst, providers=["CPUExecutionProvider"])
-    names = [o.name for o in ref_sess.get_outputs()]
-    cosines = []
-    for label, feeds in e2e.feeds(name, rng):
-        want = ref_sess.run(None, feeds)
-        check_outputs(f"ORT {label}", sess.run(None, feeds), want, names, 0.99, cosines)
-        sub = os.path.join(tmp, label)
-        os.makedirs(sub, exist_ok=True)
-        got = run_tacort(tacoc, dst, out, feeds, sub)
-        check_outputs(f"tacort {label}", got, want, names, 0.99, cosines)
+    cosines = runtimes_agree(tacoc, src, dst, out, e2e.feeds(name, np.random.default_rng(7)), 0.99,
+                             tmp)
     kept = ", ".join(f"{k['op']} '{k['node']}'" for k in p["kept_fp32"]) or "none"
     return (f"{p['half_nodes']} MatMuls in int8, kept in float32: {kept}; validation cos "
             + ", ".join(f"{o['name']} {o['cos']:.6f}" for o in v["outputs"])
@@ -430,17 +441,7 @@ def check_packaged(tacoc, name, src, prec, tmp):
         raise AssertionError(f"report: {p['half_nodes']} nodes converted, validation {v}")
     out = onnx.load(dst)
     onnx.checker.check_model(out, full_check=True)
-    ref = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
-    sess = ort.InferenceSession(dst, providers=["CPUExecutionProvider"])
-    names = [o.name for o in ref.get_outputs()]
-    cosines = []
-    for label, feeds in sets(np.random.default_rng(7)):
-        want = ref.run(None, feeds)
-        check_outputs(f"ORT {label}", sess.run(None, feeds), want, names, 0.99, cosines)
-        sub = os.path.join(tmp, label)
-        os.makedirs(sub, exist_ok=True)
-        check_outputs(f"tacort {label}", run_tacort(tacoc, dst, out, feeds, sub), want, names,
-                      0.99, cosines)
+    cosines = runtimes_agree(tacoc, src, dst, out, sets(np.random.default_rng(7)), 0.99, tmp)
     return (f"{p['half_nodes']} nodes in {p['type']}, {len(p['kept_fp32'])} kept float32; "
             f"validation cos " + ", ".join(f"{o['cos']:.5f}" for o in v["outputs"]) + "; "
             + "; ".join(cosines))
@@ -487,19 +488,9 @@ def check_auto(tacoc, name, src, feeds_list, extra, tmp):
         if p["type"] != want_type or converted != c["converted"]:
             raise AssertionError(f"type {p['type']}, {converted} converted nodes in the model, {c}")
         min_cos = 0.99
-    ref = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
-    names = [o.name for o in ref.get_outputs()]
-    cosines = []
-    for label, feeds in feeds_list:
-        want = ref.run(None, feeds)
-        f = feeds_for(out, feeds)
-        if p["type"] != "bfloat16":  # ONNX Runtime's CPU provider has no bfloat16 kernels
-            sess = ort.InferenceSession(dst, providers=["CPUExecutionProvider"])
-            check_outputs(f"ORT {label}", sess.run(None, f), want, names, min_cos, cosines)
-        sub = os.path.join(tmp, label)
-        os.makedirs(sub, exist_ok=True)
-        check_outputs(f"tacort {label}", run_tacort(tacoc, dst, out, f, sub), want, names, min_cos,
-                      cosines)
+    # ONNX Runtime's CPU provider has no bfloat16 kernels
+    cosines = runtimes_agree(tacoc, src, dst, out, feeds_list, min_cos, tmp,
+                             with_ort=p["type"] != "bfloat16")
     table = ", ".join(f"{k} {v['converted']}/{v['convertible']} "
                       + (f"{v['ms']:.3f} ms" if v["ms"] else "-") for k, v in cands.items())
     why = f"{au['written_ms']:.3f} ms" if au["written_ms"] else au["note"]
