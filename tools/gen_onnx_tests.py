@@ -9,8 +9,9 @@ that builds the model in memory, so those are serialized here; tests that
 already exist as files in the package are copied verbatim.
 
 A data set whose values cannot be serialized is skipped (the model is kept)
-and reported. OUTDIR/.done records the onnx version; when it matches, the
-script exits immediately without importing the (slow) test case modules.
+and reported. OUTDIR/.done records the versions of onnx and ml_dtypes (which
+computes the expected outputs of the 4-bit and float8 casts); when they match,
+the script exits immediately without importing the (slow) test case modules.
 """
 
 import argparse
@@ -93,7 +94,8 @@ def main():
     parser.add_argument("outdir", help="directory to write the test models into")
     args = parser.parse_args()
 
-    version = importlib.metadata.version("onnx")
+    version = " ".join(f"{pkg} {importlib.metadata.version(pkg)}"
+                       for pkg in ("onnx", "ml_dtypes"))
     stamp = os.path.join(args.outdir, ".done")
     try:
         with open(stamp) as f:
@@ -123,7 +125,7 @@ def main():
     with open(stamp, "w") as f:
         f.write(version + "\n")
     summary = ", ".join(f"{kind} {n}" for kind, n in counts.items())
-    print(f"gen_onnx_tests: onnx {version}: {summary} models; "
+    print(f"gen_onnx_tests: {version}: {summary} models; "
           f"{len(skipped)} data sets skipped")
     return 0
 
