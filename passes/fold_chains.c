@@ -4,6 +4,9 @@
  * identity) x ─▶ Reshape(a) ─▶ Reshape(b) ─▶ y         ⇒   x ─▶ Reshape(b') ─▶ y x ─▶ Reshape(t) ─▶
  * y, y's shape == x's     ⇒   x x ─▶ Unsqueeze(a) ─▶ Squeeze(a) ─▶ y       ⇒   x
  *
+ *   x ─▶ Reshape(merge leading dims) ─▶ Transpose ─▶ Reshape(split them) ─▶ y   ⇒
+ *   x ─▶ Transpose ─▶ y   (see fold_merged_transpose)
+ *
  * Conditions: the inner node read only by the outer one; Reshape targets
  * constant, with the outer target's 0 entries (copies of the intermediate's
  * dims, unless allowzero) rewritten to the numbers or symbols shape
@@ -120,6 +123,57 @@ static tc_status fold_reshapes(tc_pass_ctx *c, tc_graph *g, const tc_shapes *s, 
   return TC_STATUS_OK;
 }
 
+/* Reshape(x, [-1, tail...]) ─▶ Transpose(p, p[0] = 0) ─▶ Reshape(·, y's shape)
+ * is one Transpose of x when the first Reshape only merged x's leading dims
+ * (the kept tail equal to x's last dims, so the merged dim is their product)
+ * and y's shape is x's leading dims followed by the tail permuted by p:
+ * torchlib writes key.transpose(-2, -1) of a rank-4 key this way. */
+static tc_status fold_merged_transpose(tc_pass_ctx *c, tc_graph *g, const tc_shapes *s,
+                                       tc_node *outer, bool *done) {
+  *done = false;
+  tc_node *t = tc_producer_op(outer->inputs[0], "Transpose");
+  tc_node *inner = t ? tc_producer_op(t->inputs[0], "Reshape") : NULL;
+  if (!inner || tc_single_consumer(outer->inputs[0]) != outer ||
+      tc_single_consumer(t->inputs[0]) != t)
+    return TC_STATUS_OK;
+  const tc_shape *x = tc_shape_of(s, inner->inputs[0]), *mid = tc_shape_of(s, t->inputs[0]),
+                 *y = tc_shape_of(s, outer->outputs[0]);
+  if (!x->known || !mid->known || !y->known || mid->rank < 2 || mid->rank > x->rank ||
+      y->rank != x->rank)
+    return TC_STATUS_OK;
+  size_t k = mid->rank - 1, lead = x->rank - k; /* kept tail dims, merged leading dims */
+  int64_t p[TC_MAX_RANK], q[TC_MAX_RANK];
+  if (!perm_of(t, mid->rank, p) || p[0] != 0)
+    return TC_STATUS_OK;
+  for (size_t i = 0; i < k; i++)
+    if (!tc_sdim_eq(mid->dims[1 + i], x->dims[lead + i]))
+      return TC_STATUS_OK;
+  for (size_t i = 0; i < x->rank; i++) {
+    if (i < lead) {
+      q[i] = (int64_t)i;
+    } else {
+      int64_t pi = p[i - lead + 1];
+      if (pi < 1 || pi > (int64_t)k)
+        return TC_STATUS_OK;
+      q[i] = (int64_t)lead + pi - 1;
+    }
+    if (!tc_sdim_eq(y->dims[i], x->dims[q[i]]))
+      return TC_STATUS_OK;
+  }
+  tc_node *n = tc_graph_insert_node(g, outer, "Transpose", "", outer->name, 1, 1, 1);
+  tc_value *in = inner->inputs[0], *out = outer->outputs[0];
+  if (!n || tc_node_set_attr_ints(n, 0, "perm", q, x->rank))
+    return tc_pass_nomem(c);
+  tc_node_remove(outer);
+  tc_node_remove(t);
+  tc_node_remove(inner);
+  if (tc_node_set_input(n, 0, in) || tc_node_set_output(n, 0, out))
+    return tc_pass_nomem(c);
+  tc_pass_count(c, "Reshape/Transpose/Reshape as Transpose", 1);
+  *done = true;
+  return TC_STATUS_OK;
+}
+
 /* The axes of an (Un)Squeeze from its attribute or constant input. */
 static ptrdiff_t axes_of(const tc_node *n, int64_t **out) {
   const tc_attr *a = tc_node_attr(n, "axes");
@@ -167,9 +221,11 @@ tc_status tc_pass_fold_chains(tc_pass_ctx *c, tc_graph *g) {
     bool done = false;
     if (tc_is_op(n, "Transpose") && n->inputs[0])
       st = fold_transposes(c, s, n, &done);
-    else if (tc_is_op(n, "Reshape") && n->n_inputs == 2 && n->inputs[0] && n->inputs[1])
+    else if (tc_is_op(n, "Reshape") && n->n_inputs == 2 && n->inputs[0] && n->inputs[1]) {
       st = fold_reshapes(c, g, s, n, &done);
-    else if (tc_is_op(n, "Squeeze") && n->inputs[0])
+      if (!st && !done)
+        st = fold_merged_transpose(c, g, s, n, &done);
+    } else if (tc_is_op(n, "Squeeze") && n->inputs[0])
       st = fold_squeeze(c, n, &done);
     if (done)
       next = g->first; /* a fold can expose another: rescan */

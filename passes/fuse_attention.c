@@ -9,6 +9,11 @@
  * Transpose(0,2,1,3) ─▶ Reshape[0,0,H*Dv] ─▶ Y ⇒   Y = Attention(Q3, K3, V3, [mask'],
  * q_num_heads=H, kv_num_heads=H, scale=cq*c)
  *
+ * scaled_dot_product_attention as exporters decompose it multiplies Q and
+ * K^T each by sqrt(scale) after the split: those Muls are taken too, and
+ * torchlib's Reshape/Transpose/Reshape key transpose has become one
+ * Transpose(0,1,3,2) in fold-chains by then.
+ *
  * Conditions: Q3/K3/V3 of rank 3 with a known last dim; the Reshapes split
  * exactly that dim into (H, D) keeping batch and sequence (constant targets
  * of 0 or matching dims: fold-shapes makes them so); the merge Reshape
@@ -114,6 +119,18 @@ static bool scalar_scale(const tc_node *n, tc_value **other, double *c) {
   return true;
 }
 
+/* v = Mul|Div(x, c) by a constant scalar, read only by the scores MatMul:
+ * the scale joins m's and x is returned; v itself otherwise. */
+static tc_value *split_scale(attn_match *m, tc_value *v) {
+  tc_value *other;
+  double c;
+  tc_node *p = v->producer;
+  if (!p || !tc_single_consumer(v) || !scalar_scale(p, &other, &c) || !add(m, p))
+    return v;
+  m->scale *= c;
+  return other;
+}
+
 static const int64_t p0213[] = {0, 2, 1, 3}, p0231[] = {0, 2, 3, 1}, p0132[] = {0, 1, 3, 2};
 
 /* present = Concat(past, new) along the sequence axis (2) of (B, H, S, D):
@@ -183,8 +200,11 @@ static const char *match(attn_match *m, const tc_shapes *s, tc_node *sm) {
   add(m, sm);
   add(m, mm2);
   int64_t hq, dq, hk, dk, hv, dv;
+  /* scaled_dot_product_attention as exporters decompose it scales Q and
+   * K^T each by sqrt(scale), after the head split. */
+  tc_value *qin = split_scale(m, p->inputs[0]), *kin = split_scale(m, p->inputs[1]);
   /* Q, possibly scaled before the split */
-  if (!(m->q = head_input(m, s, p->inputs[0], p0213, &hq, &dq)))
+  if (!(m->q = head_input(m, s, qin, p0213, &hq, &dq)))
     return "Q is not a head split of a rank-3 tensor";
   tc_node *qs = m->q->producer;
   if (scalar_scale(qs, &other, &c) && tc_single_consumer(m->q)) {
@@ -193,8 +213,8 @@ static const char *match(attn_match *m, const tc_shapes *s, tc_node *sm) {
     m->q = other;
   }
   /* K^T in one or two transposes, the first possibly after a cache Concat */
-  tc_node *kt = tc_producer_op(p->inputs[1], "Transpose");
-  if (kt && perm_is(kt, p0132, 4) && tc_single_consumer(p->inputs[1])) {
+  tc_node *kt = tc_producer_op(kin, "Transpose");
+  if (kt && perm_is(kt, p0132, 4) && tc_single_consumer(kin)) {
     add(m, kt);
     tc_node *cat = tc_producer_op(kt->inputs[0], "Concat");
     if (cat) {
@@ -206,7 +226,7 @@ static const char *match(attn_match *m, const tc_shapes *s, tc_node *sm) {
       m->k = head_input(m, s, kt->inputs[0], p0213, &hk, &dk);
     }
   } else {
-    m->k = head_input(m, s, p->inputs[1], p0231, &hk, &dk);
+    m->k = head_input(m, s, kin, p0231, &hk, &dk);
   }
   if (!m->k)
     return "K is not a transposed head split";

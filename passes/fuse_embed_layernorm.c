@@ -12,9 +12,16 @@
  * libtacort runs one kernel. Conditions: W, P, T float32 2-D constants of one
  * width H; ids (and segment ids) rank-2 integer tensors of the same shape
  * [B, S]; the position indices exactly 0..S-1 (a Range from 0 by 1 whose
- * length shape inference proves is ids' dim 1, optionally unsqueezed);
+ * length shape inference proves is ids' dim 1, optionally unsqueezed, or
+ * a slice [0:S] of a constant 0, 1, 2, ... buffer, as HF models register
+ * position_ids); a token-type lookup whose indices are a slice of a
+ * constant zero buffer (HF's token_type_ids buffer, used when the model
+ * takes no token types) is row 0 of its table added to every position, so
+ * it goes into the position table (P + T[0], a new constant; the sum's
+ * order of float32 additions changes);
  * LayerNormalization over the last axis; intermediates read only inside the
  * pattern. Runs after fuse-layernorm (it needs opset 17 anyway). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernel.h"
@@ -26,6 +33,7 @@ typedef struct embed_terms {
   tc_node *nodes[12];
   size_t n;
   tc_value *ids, *seg, *w, *p, *t;
+  tc_value *t0; /* token types all 0 (a sliced zero buffer): row 0 of t0 joins p */
 } embed_terms;
 
 static bool table(const tc_value *v, int64_t *h) {
@@ -38,8 +46,61 @@ static bool table(const tc_value *v, int64_t *h) {
   return true;
 }
 
-/* idx is 0..S-1 with S = dim 1 of ids: Range(0, S, 1), maybe Unsqueeze'd at 0. */
+/* idx = [Expand(] Slice(C, [0], end, [last axis][, [1]]) [)] of a constant
+ * integer buffer C of shape [max] or [1, max] (the position_ids and
+ * token_type_ids buffers HF models register): C's elements as a heap array
+ * (*n of them), NULL otherwise. */
+static int64_t *sliced_buffer(tc_value *idx, ptrdiff_t *n) {
+  tc_node *ex = tc_producer_op(idx, "Expand");
+  tc_node *sl = tc_producer_op(ex ? ex->inputs[0] : idx, "Slice");
+  const tc_tensor *c = sl && sl->n_inputs >= 3 ? tc_value_const(sl->inputs[0]) : NULL;
+  if (!c || c->rank < 1 || c->rank > 2 || (c->rank == 2 && c->dims[0] != 1) ||
+      (c->dtype != TC_DTYPE_I64 && c->dtype != TC_DTYPE_I32))
+    return NULL;
+  int64_t *v[3] = {NULL, NULL, NULL}, *out = NULL;
+  ptrdiff_t k[3] = {-1, -1, -1};
+  k[0] = tc_const_ints(tc_value_const(sl->inputs[1]), &v[0]);
+  if (sl->n_inputs > 3 && sl->inputs[3])
+    k[1] = tc_const_ints(tc_value_const(sl->inputs[3]), &v[1]);
+  if (sl->n_inputs > 4 && sl->inputs[4])
+    k[2] = tc_const_ints(tc_value_const(sl->inputs[4]), &v[2]);
+  int64_t last = (int64_t)c->rank - 1;
+  bool ok = k[0] == 1 && v[0][0] == 0 &&
+            (sl->n_inputs > 3 && sl->inputs[3] ? k[1] == 1 && (v[1][0] == last || v[1][0] == -1)
+                                               : last == 0) &&
+            (!(sl->n_inputs > 4 && sl->inputs[4]) || (k[2] == 1 && v[2][0] == 1));
+  if (ok)
+    *n = tc_const_ints(c, &out);
+  for (size_t i = 0; i < 3; i++)
+    free(v[i]);
+  return out;
+}
+
+/* The shape of lookup indices idx broadcasts within ids' [B, S] without
+ * growing it: rank 1 or 2, the last dim S, a leading dim 1 or B. */
+static bool within_ids(const tc_shapes *s, const tc_value *idx, const tc_value *ids, bool pos) {
+  const tc_shape *xs = tc_shape_of(s, idx), *is = tc_shape_of(s, ids);
+  if (!xs->known || !is->known || is->rank != 2 || xs->rank < 1 || xs->rank > 2)
+    return false;
+  /* positions must run over all S; a constant zero index may broadcast from 1 */
+  tc_sdim last = xs->dims[xs->rank - 1];
+  if (!tc_sdim_eq(last, is->dims[1]) && (pos || !tc_sdim_is(last, 1)))
+    return false;
+  return xs->rank == 1 || tc_sdim_is(xs->dims[0], 1) || tc_sdim_eq(xs->dims[0], is->dims[0]);
+}
+
+/* idx is 0..S-1 with S = dim 1 of ids: Range(0, S, 1), maybe Unsqueeze'd at
+ * 0, or a slice of a constant 0, 1, 2, ... buffer. */
 static bool positions(embed_terms *e, const tc_shapes *s, tc_value *idx, const tc_value *ids) {
+  ptrdiff_t nb = 0;
+  int64_t *buf = sliced_buffer(idx, &nb);
+  if (buf) {
+    bool ok = true;
+    for (ptrdiff_t i = 0; ok && i < nb; i++)
+      ok = buf[i] == i;
+    free(buf);
+    return ok && within_ids(s, idx, ids, true);
+  }
   tc_node *un = tc_producer_op(idx, "Unsqueeze");
   if (un)
     idx = un->inputs[0];
@@ -72,7 +133,7 @@ static bool int_ids(const tc_shapes *s, const tc_value *v, const tc_value *like)
 /* Sorts the summed Gathers into word, position and segment lookups. */
 static const char *classify(embed_terms *e, const tc_shapes *s, tc_node *const *gathers, size_t n) {
   int64_t h = 0;
-  tc_node *pos = NULL;
+  tc_node *pos = NULL, *zero = NULL;
   tc_node *lookups[3];
   size_t nl = 0;
   for (size_t i = 0; i < n; i++) {
@@ -82,8 +143,18 @@ static const char *classify(embed_terms *e, const tc_shapes *s, tc_node *const *
     /* Positions are recognized by their indices, checked against the ids below. */
     const tc_node *r = tc_producer_op(g->inputs[1], "Range");
     const tc_node *u = tc_producer_op(g->inputs[1], "Unsqueeze");
-    if (!pos && (r || (u && tc_producer_op(u->inputs[0], "Range"))))
+    ptrdiff_t nb = 0;
+    int64_t *buf = sliced_buffer(g->inputs[1], &nb);
+    bool arange = buf != NULL, zeros = buf && nb > 0;
+    for (ptrdiff_t k = 0; buf && k < nb; k++) {
+      arange &= buf[k] == k;
+      zeros &= buf[k] == 0;
+    }
+    free(buf);
+    if (!pos && (r || (u && tc_producer_op(u->inputs[0], "Range")) || arange))
       pos = g;
+    else if (!zero && zeros)
+      zero = g;
     else if (int_ids(s, g->inputs[1], NULL) && nl < 2)
       lookups[nl++] = g;
     else
@@ -110,9 +181,35 @@ static const char *classify(embed_terms *e, const tc_shapes *s, tc_node *const *
   if (!positions(e, s, pos->inputs[1], e->ids))
     return "the position lookup is not 0..S-1";
   e->p = pos->inputs[0];
+  if (zero) {
+    if (e->seg)
+      return "a constant token-type lookup beside a segment lookup";
+    if (!within_ids(s, zero->inputs[1], e->ids, false))
+      return "the constant token-type indices do not fit the ids' shape";
+    e->t0 = zero->inputs[0];
+  }
   for (size_t i = 0; i < n; i++)
     e->nodes[e->n++] = gathers[i];
   return NULL;
+}
+
+/* A new position table P + T[0]: token type 0 at every position. The sum
+ * is then word + (position + type) where the model added in another order,
+ * a difference of float32 rounding. NULL on OOM. */
+static tc_value *positions_with_type(tc_graph *g, tc_value *p, tc_value *t) {
+  const tc_tensor *pt = tc_value_const(p);
+  float *pf = NULL, *tf = NULL;
+  ptrdiff_t np = tc_const_floats(pt, &pf), nt = tc_const_floats(tc_value_const(t), &tf);
+  tc_value *out = NULL;
+  if (np >= 0 && nt >= 0) {
+    int64_t h = pt->dims[1];
+    for (ptrdiff_t i = 0; i < np; i++)
+      pf[i] += tf[i % h];
+    out = tc_pass_new_const_f32(g, "position_type_embeddings", pf, 2, pt->dims);
+  }
+  free(pf);
+  free(tf);
+  return out;
 }
 
 static tc_status ensure_function(tc_pass_ctx *c, bool seg) {
@@ -203,6 +300,10 @@ tc_status tc_pass_fuse_embed_layernorm(tc_pass_ctx *c, tc_graph *g) {
       continue;
     }
     bool seg = e.seg != NULL;
+    if (e.t0 && !(e.p = positions_with_type(g, e.p, e.t0))) {
+      st = tc_pass_nomem(c);
+      break;
+    }
     if ((st = ensure_function(c, seg)))
       break;
     if (tc_model_opset(c->model, TACOC_DOMAIN) < 1 &&

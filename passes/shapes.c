@@ -248,22 +248,41 @@ static bool rule_reshape(tc_shapes *s, const tc_node *n, tc_shape *o) {
       d = fresh(s); /* the product rule would need symbolic algebra */
     o->dims[i] = d;
   }
-  /* -1 with every other dim and the input known as numbers. */
-  int64_t total = 1, rest = 1;
+  /* -1: the input's dims over the other output dims, symbols cancelling
+   * symbols ([batch, seq, 64] to [batch, -1, 4, 16] gives seq). */
   size_t minus = SIZE_MAX;
-  bool nums = x->known;
-  for (size_t i = 0; nums && i < x->rank; i++)
-    nums = !x->dims[i].sym, total *= x->dims[i].v;
-  for (size_t i = 0; nums && i < t->n_vals; i++) {
+  for (size_t i = 0; i < t->n_vals; i++)
     if (tc_sdim_is(t->vals[i], -1))
       minus = i;
-    else if (o->dims[i].sym)
-      nums = false;
-    else
+  if (!x->known || minus == SIZE_MAX)
+    return true;
+  int64_t total = 1, rest = 1;
+  bool used[TC_SHAPE_MAX_RANK] = {false};
+  for (size_t i = 0; i < x->rank; i++)
+    if (!x->dims[i].sym)
+      total *= x->dims[i].v;
+  for (size_t i = 0; i < t->n_vals; i++) {
+    if (i == minus)
+      continue;
+    if (!o->dims[i].sym) {
       rest *= o->dims[i].v;
+      continue;
+    }
+    size_t j = 0;
+    while (j < x->rank && (used[j] || !tc_sdim_eq(x->dims[j], o->dims[i])))
+      j++;
+    if (j == x->rank)
+      return true; /* an output symbol the input lacks */
+    used[j] = true;
   }
-  if (nums && minus != SIZE_MAX && rest > 0)
+  size_t left = SIZE_MAX, n_left = 0;
+  for (size_t j = 0; j < x->rank; j++)
+    if (x->dims[j].sym && !used[j])
+      left = j, n_left++;
+  if (n_left == 0 && rest > 0 && total % rest == 0)
     o->dims[minus] = num(total / rest);
+  else if (n_left == 1 && total == rest && rest > 0)
+    o->dims[minus] = x->dims[left];
   return true;
 }
 

@@ -35,7 +35,7 @@ def feeds(name, rng):
     """Input sets per model: (label, {input: array})."""
     if name == "mlp":
         return [(f"batch{b}", {"x": rng.standard_normal((b, 32)).astype(np.float32)}) for b in (1, 5)]
-    if name == "bert_block":
+    if name in ("bert_block", "bert_sdpa"):
         sets = []
         for b, s in ((1, 8), (2, 16)):
             mask = np.ones((b, s), np.int64)

@@ -26,6 +26,11 @@ Usage: gen_e2e_models.py OUTDIR
                    stack (GroupNorm as Reshape/InstanceNormalization, Erf
                    GELU), feature projection, grouped positional Conv1d with
                    padding, 2 post-LN transformer layers
+  bert_sdpa.onnx   one BERT layer as torch's dynamo exporter (opset 18)
+                   writes scaled_dot_product_attention: Shape(start, end)
+                   dims, LayerNormalization ops, a [B,1,S,S] mask made with
+                   Where, K^T as Reshape/Transpose/Reshape, sqrt(scale) on
+                   both Q and K^T
 
 Each model passes onnx.checker (full check) and one ONNX Runtime run here.
 
@@ -608,6 +613,107 @@ def wav2vec2(hidden=32, heads=4, layers=2, conv_dim=16):
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
 
 
+def bert_sdpa(hidden=64, heads=4, vocab=100, max_pos=64, types=2):
+    """One BERT encoder layer as torch.onnx.export(dynamo=True) writes it at opset 18 for a
+    model on scaled_dot_product_attention, after the exporter's own optimizer: dynamic batch and
+    sequence read with Shape(start, end); LayerNormalization ops; position and token-type ids
+    Sliced from registered buffers (token types expanded to [B, S]); the padding mask expanded to [B, 1, S, S] with the dtype's
+    minimum by Where; torchlib's SDPA: K transposed as Reshape([-1, S, D]) / Transpose(0, 2, 1) /
+    Reshape, both Q and K^T multiplied by sqrt(scale), Add(mask), Softmax; Erf GELU with
+    Mul(x, 1/sqrt(2))."""
+    hd = hidden // heads
+    nodes = []
+    n = lambda *a, **k: nodes.append(helper.make_node(*a, **k))
+    inits = [w("word_emb", vocab, hidden), w("pos_emb", max_pos, hidden),
+             w("type_emb", types, hidden),
+             const("position_ids_buf", np.arange(max_pos)[None, :]),
+             const("token_type_buf", np.zeros((1, max_pos))),
+             f32("one", 1.0), f32("f_min", np.finfo(np.float32).min),
+             f32("sqrt_scale", np.sqrt(1.0 / np.sqrt(hd))),
+             f32("inv_sqrt2", 1.0 / np.sqrt(2.0)), f32("half", 0.5),
+             const("zero_1", [0]), const("one_1", [1]), const("minus1", [-1]),
+             const("heads_hd", [heads, hd]), const("hidden_1", [hidden]), const("ax12", [1, 2])]
+    g0, b0 = ln_params(inits, "ln0", hidden)
+    g1, b1 = ln_params(inits, "ln1", hidden)
+    g2, b2 = ln_params(inits, "ln2", hidden)
+    for name, shape in (("q", (hidden, hidden)), ("k", (hidden, hidden)), ("v", (hidden, hidden)),
+                        ("o", (hidden, hidden)), ("ff1", (hidden, 4 * hidden)),
+                        ("ff2", (4 * hidden, hidden))):
+        inits += [w(f"w_{name}", *shape), w(f"b_{name}", shape[1])]
+    n("Shape", ["input_ids"], ["ids_b"], start=0, end=1)
+    n("Shape", ["input_ids"], ["seq_1"], start=1, end=2)
+    n("Slice", ["position_ids_buf", "zero_1", "seq_1", "one_1"], ["position_ids"])
+    n("Slice", ["token_type_buf", "zero_1", "seq_1", "one_1"], ["token_type_1s"])
+    n("Concat", ["ids_b", "seq_1"], ["ids_shape"], axis=0)
+    n("Expand", ["token_type_1s", "ids_shape"], ["token_type_ids"])
+    n("Gather", ["word_emb", "input_ids"], ["we"])
+    n("Gather", ["type_emb", "token_type_ids"], ["te"])
+    n("Gather", ["pos_emb", "position_ids"], ["pe"])
+    n("Add", ["we", "te"], ["e0"])
+    n("Add", ["e0", "pe"], ["e1"])
+    n("LayerNormalization", ["e1", g0, b0], ["x"], axis=-1, epsilon=1e-12)
+    # [B, S] int64 -> [B, 1, S, S]: 0 where kept, the float32 minimum where padded.
+    n("Shape", ["attention_mask"], ["b_1"], start=0, end=1)
+    n("Shape", ["attention_mask"], ["s_1"], start=1, end=2)
+    n("Concat", ["b_1", "one_1", "s_1", "s_1"], ["mask_shape"], axis=0)
+    n("Unsqueeze", ["attention_mask", "ax12"], ["m4"])
+    n("Expand", ["m4", "mask_shape"], ["m4e"])
+    n("Cast", ["m4e"], ["m4f"], to=TensorProto.FLOAT)
+    n("Sub", ["one", "m4f"], ["inv"])
+    n("Cast", ["inv"], ["inv_b"], to=TensorProto.BOOL)
+    n("Where", ["inv_b", "f_min", "inv"], ["mask"])
+    # view(B, -1, H, D).transpose(1, 2) for Q, K, V
+    n("Shape", ["x"], ["xb_1"], start=0, end=1)
+    n("Concat", ["xb_1", "minus1", "heads_hd"], ["split_shape"], axis=0)
+    for t in "qkv":
+        n("MatMul", ["x", f"w_{t}"], [f"{t}0"])
+        n("Add", [f"{t}0", f"b_{t}"], [f"{t}1"])
+        n("Reshape", [f"{t}1", "split_shape"], [f"{t}_r"])
+        n("Transpose", [f"{t}_r"], [f"{t}4"], perm=[0, 2, 1, 3])
+    # torchlib's key transpose
+    n("Shape", ["k4"], ["k_last"], start=-1)
+    n("Shape", ["k4"], ["k_2nd_last"], start=-2, end=-1)
+    n("Shape", ["k4"], ["k_first"], end=-2)
+    n("Concat", ["minus1", "k_2nd_last", "k_last"], ["k_sq_shape"], axis=0)
+    n("Reshape", ["k4", "k_sq_shape"], ["k_sq"])
+    n("Transpose", ["k_sq"], ["k_sq_t"], perm=[0, 2, 1])
+    n("Concat", ["k_first", "k_last", "k_2nd_last"], ["kt_shape"], axis=0)
+    n("Reshape", ["k_sq_t", "kt_shape"], ["kt"])
+    n("Mul", ["q4", "sqrt_scale"], ["q_s"])
+    n("Mul", ["kt", "sqrt_scale"], ["kt_s"])
+    n("MatMul", ["q_s", "kt_s"], ["scores0"])
+    n("Add", ["scores0", "mask"], ["scores"])
+    n("Softmax", ["scores"], ["probs"], axis=-1)
+    n("MatMul", ["probs", "v4"], ["ctx4"])
+    n("Transpose", ["ctx4"], ["ctx_t"], perm=[0, 2, 1, 3])
+    n("Shape", ["x"], ["xs_1"], start=1, end=2)
+    n("Concat", ["xb_1", "xs_1", "hidden_1"], ["merge_shape"], axis=0)
+    n("Reshape", ["ctx_t", "merge_shape"], ["ctx"])
+    n("MatMul", ["ctx", "w_o"], ["o0"])
+    n("Add", ["o0", "b_o"], ["o1"])
+    n("Add", ["o1", "x"], ["res1"])
+    n("LayerNormalization", ["res1", g1, b1], ["h"], axis=-1, epsilon=1e-12)
+    n("MatMul", ["h", "w_ff1"], ["f0"])
+    n("Add", ["f0", "b_ff1"], ["f1"])
+    n("Mul", ["f1", "inv_sqrt2"], ["gl0"])
+    n("Erf", ["gl0"], ["gl1"])
+    n("Add", ["gl1", "one"], ["gl2"])
+    n("Mul", ["f1", "gl2"], ["gl3"])
+    n("Mul", ["gl3", "half"], ["gelu"])
+    n("MatMul", ["gelu", "w_ff2"], ["f2"])
+    n("Add", ["f2", "b_ff2"], ["f3"])
+    n("Add", ["f3", "h"], ["res2"])
+    n("LayerNormalization", ["res2", g2, b2], ["last_hidden_state"], axis=-1, epsilon=1e-12)
+    g = helper.make_graph(
+        nodes, "bert_sdpa",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
+         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])],
+        [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT,
+                                       ["batch", "seq", hidden])],
+        inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+
+
 def ort_smoke(path):
     """Run the model once in ONNX Runtime on small random inputs (symbolic dims set to 2, the
     past length of a KV cache to 0) so that a model ORT rejects fails here, not in the tests."""
@@ -639,7 +745,8 @@ def main():
     # Built in this order: the weights come from one seeded generator.
     for name, build, ir in (("mlp", mlp, 8), ("bert_block", bert_block, 8), ("cnn", cnn, 8),
                             ("gpt2_decoder", gpt2_decoder, 8), ("vit", vit, 9),
-                            ("mobilenetv3", mobilenetv3, 8), ("wav2vec2", wav2vec2, 8)):
+                            ("mobilenetv3", mobilenetv3, 8), ("wav2vec2", wav2vec2, 8),
+                            ("bert_sdpa", bert_sdpa, 8)):
         model = build()
         model.ir_version = ir
         onnx.checker.check_model(model, full_check=True)

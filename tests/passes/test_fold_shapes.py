@@ -129,3 +129,45 @@ def test_reshape_with_zero_copy_of_unknown_dim_is_left(ctx):
               [const("a", [-1, 4], np.int64), const("b", [0, 2, 2], np.int64)], ["n", 3, 4], [None, 2, 2])
     out, _, _ = ctx.optimize(m, "fold-chains")
     assert ops(out) == ["Reshape", "Reshape"], ops(out)
+
+
+def torchlib_key_transpose(x_shape, y_shape, first=(-1,), second=None):
+    """key.transpose(-2, -1) as torchlib writes it for rank 4: Reshape to
+    [-1, S, D] with S and D read by Shape(start, end), Transpose(0, 2, 1),
+    Reshape to Shape(key)[:-2] + [D, S]. `first`/`second` override a target
+    with constants."""
+    n = helper.make_node
+    nodes = [n("Shape", ["x"], ["last"], start=-1), n("Shape", ["x"], ["second_last"], start=-2, end=-1),
+             n("Shape", ["x"], ["lead"], end=-2)]
+    if len(first) == 1:
+        nodes.append(n("Concat", ["first_c", "second_last", "last"], ["t1"], axis=0))
+    inits = [const("first_c", list(first), np.int64)]
+    if second is None:
+        nodes.append(n("Concat", ["lead", "last", "second_last"], ["t2"], axis=0))
+    else:
+        inits.append(const("t2", list(second), np.int64))
+    if len(first) > 1:
+        inits.append(const("t1", list(first), np.int64))
+    nodes += [n("Reshape", ["x", "t1"], ["r"]), n("Transpose", ["r"], ["t"], perm=[0, 2, 1]),
+              n("Reshape", ["t", "t2"], ["y"])]
+    return model(nodes, [tensor_in("x", x_shape)], [tensor_in("y", y_shape)], inits, opset=18)
+
+
+def test_reshape_transpose_reshape_is_one_transpose(ctx):
+    for shape in (["b", 3, "s", 5], [2, 3, 4, 5]):
+        m = torchlib_key_transpose(shape, [None] * 4)
+        out, _, err = ctx.optimize(m, "fold-shapes,fold-chains,eliminate-dead")
+        assert ops(out) == ["Transpose"], (shape, ops(out), err)
+        assert list(out.graph.node[0].attribute[0].ints) == [0, 1, 3, 2]
+        for dims in ((2, 3, 4, 5), (1, 3, 7, 5)) if "b" in shape else ((2, 3, 4, 5),):
+            same_outputs(ctx, m, out, {"x": rand(RNG, *dims)})
+
+
+def test_reshape_transpose_reshape_that_moves_data_is_left(ctx):
+    # Merging the last two dims, or splitting back in another order, is not a transpose.
+    for first, second in (((2, 3, 20), (2, 20, 3)),   # merged tail, not leading dims
+                          ((6, 4, 5), (3, 2, 5, 4))):  # leading dims split back swapped
+        m = torchlib_key_transpose([2, 3, 4, 5], [None] * len(second), first, second)
+        out, _, _ = ctx.optimize(m, "fold-shapes,fold-chains,eliminate-dead")
+        assert "Transpose" in ops(out) and "Reshape" in ops(out), (first, ops(out))
+        same_outputs(ctx, m, out, {"x": rand(RNG, 2, 3, 4, 5)})

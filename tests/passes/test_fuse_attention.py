@@ -30,7 +30,12 @@ def attention(mask=True, k_form="0231", scale_on="scores_div", split=(0, 0, H, D
     else:
         nodes += [n("Transpose", ["kr"], ["k4"], perm=[0, 2, 1, 3]),
                   n("Transpose", ["k4"], ["kt"], perm=[0, 1, 3, 2])]
-    nodes.append(n("MatMul", ["qt", "kt"], ["s0"]))
+    qk = ["qt", "kt"]
+    if scale_on == "sdpa":  # sqrt(scale) on Q and on K^T, after the split
+        inits.append(const("sqrt_ic", np.sqrt(1 / np.sqrt(D))))
+        nodes += [n("Mul", ["qt", "sqrt_ic"], ["qs"]), n("Mul", ["kt", "sqrt_ic"], ["ks"])]
+        qk = ["qs", "ks"]
+    nodes.append(n("MatMul", qk, ["s0"]))
     s = "s0"
     if scale_on == "scores_div":
         nodes.append(n("Div", ["s0", "c"], ["s1"]))
@@ -93,6 +98,41 @@ def test_prescaled_q_and_two_k_transposes(ctx):
     same_outputs(ctx, m, out, feeds(False))
 
 
+def test_sdpa_form_scales_q_and_k_transposed(ctx):
+    # TorchScript's scaled_dot_product_attention: Transpose(K, 0,1,3,2), then
+    # Mul(Q, sqrt(scale)) and Mul(K^T, sqrt(scale)).
+    m = attention(scale_on="sdpa", k_form="two")
+    out, _, err = fuse(ctx, m)
+    assert "Attention" in ops(out) and "Mul" not in ops(out), (ops(out), err)
+    a = next(x for x in out.graph.node if x.op_type == "Attention")
+    assert abs(a.attribute[2].f - 1 / np.sqrt(D)) < 1e-7
+    same_outputs(ctx, m, out, feeds(True))
+
+
+def test_dynamo_bert_layer_at_O2(ctx):
+    """The dynamo-exported BERT layer of tools/gen_e2e_models.py (torchlib's
+    SDPA with its Reshape/Transpose/Reshape key transpose, HF's position and
+    token-type buffers, a Where-built mask) comes out of -O2 as one
+    embedding op, Attention, two skip LayerNorms and BiasGelu around the
+    six MatMuls and the mask preparation."""
+    gen = _generator()
+    m = gen.bert_sdpa()
+    m.ir_version = 8
+    out, _, err = ctx.optimize(m, level=2, extra=["--explain"])
+    got = sorted(ops(out))
+    for op, k in (("Attention", 1), ("EmbedLayerNormalization", 1), ("SkipLayerNormalization", 2),
+                  ("BiasGelu", 1), ("MatMul", 6)):
+        assert got.count(op) == k, (op, got, err)
+    for op in ("Softmax", "Transpose", "Reshape", "LayerNormalization", "Erf", "Gather"):
+        assert op not in got, (op, got)
+    assert len(got) <= 25, got
+    for b, s in ((2, 7), (1, 12)):
+        mask = np.ones((b, s), np.int64)
+        mask[-1, s - 3:] = 0
+        same_outputs(ctx, m, out, {"input_ids": RNG.integers(0, 100, (b, s)).astype(np.int64),
+                                   "attention_mask": mask})
+
+
 def test_static_sequence_mask_gets_constant_expand(ctx):
     m = attention(seq=5)
     out, _, err = fuse(ctx, m)
@@ -115,12 +155,16 @@ def test_merge_that_does_not_undo_the_split_is_left(ctx):
     assert "merged back" in err, err
 
 
-def gpt2(layers=1):
+def _generator():
     import os
     import sys
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
     import gen_e2e_models
-    m = gen_e2e_models.gpt2_decoder(layers=layers)
+    return gen_e2e_models
+
+
+def gpt2(layers=1):
+    m = _generator().gpt2_decoder(layers=layers)
     m.ir_version = 8  # what tools/gen_e2e_models.py writes; onnx's default is newer than ORT's
     return m
 

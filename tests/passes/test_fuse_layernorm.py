@@ -282,6 +282,63 @@ def test_positions_not_from_zero_are_left(ctx):
     assert "0..S-1" in err, err
 
 
+def hf_embeddings(positions=None, types=None, expand=True):
+    """HF BERT's embeddings as exported: position ids and (when the model takes
+    none) token-type ids sliced from registered buffers; token types expanded
+    to [B, S]."""
+    n = helper.make_node
+    positions = np.arange(16)[None, :] if positions is None else positions
+    types = np.zeros((1, 16)) if types is None else types
+    nodes = [n("Shape", ["input_ids"], ["b1"], start=0, end=1),
+             n("Shape", ["input_ids"], ["s1"], start=1, end=2),
+             n("Slice", ["pos_buf", "zero1", "s1", "one1"], ["pos"]),
+             n("Slice", ["type_buf", "zero1", "s1", "one1"], ["tt1"])]
+    tt = "tt1"
+    if expand:
+        nodes += [n("Concat", ["b1", "s1"], ["ids_shape"], axis=0),
+                  n("Expand", ["tt1", "ids_shape"], ["tt"])]
+        tt = "tt"
+    nodes += [n("Gather", ["wte", "input_ids"], ["we"]), n("Gather", ["wtt", tt], ["te"]),
+              n("Gather", ["wpe", "pos"], ["pe"]), n("Add", ["we", "te"], ["e"]),
+              n("Add", ["e", "pe"], ["e2"]),
+              n("LayerNormalization", ["e2", "gamma", "beta"], ["y"], axis=-1, epsilon=1e-12)]
+    inits = [const("wte", RNG.standard_normal((50, H))), const("wpe", RNG.standard_normal((16, H))),
+             const("wtt", RNG.standard_normal((2, H))), const("gamma", RNG.standard_normal(H)),
+             const("beta", RNG.standard_normal(H)), const("pos_buf", positions, np.int64),
+             const("type_buf", types, np.int64), const("zero1", [0], np.int64),
+             const("one1", [1], np.int64)]
+    return model(nodes, [tensor_in("input_ids", ["batch", "seq"], TensorProto.INT64)],
+                 [tensor_in("y", ["batch", "seq", H])], inits, opset=17)
+
+
+def test_embed_layernorm_from_position_and_type_buffers(ctx):
+    for expand in (True, False):
+        m = hf_embeddings(expand=expand)
+        out, _, err = ctx.optimize(m, "fuse-embed-layernorm,eliminate-dead", extra=["--explain"])
+        assert [(x.domain, x.op_type) for x in out.graph.node] == \
+            [("ai.tacoc", "EmbedLayerNormalization")], (ops(out), err)
+        for b, s in ((2, 7), (1, 16), (3, 1)):
+            same_outputs(ctx, m, out, {"input_ids": RNG.integers(0, 50, (b, s)).astype(np.int64)})
+
+
+def test_type_buffer_of_ones_expanded_is_a_segment_lookup(ctx):
+    m = hf_embeddings(types=np.ones((1, 16)))
+    out, _, err = ctx.optimize(m, "fuse-embed-layernorm,eliminate-dead", extra=["--explain"])
+    assert "EmbedLayerNormalizationWithSegment" in ops(out), (ops(out), err)
+    same_outputs(ctx, m, out, {"input_ids": RNG.integers(0, 50, (2, 5)).astype(np.int64)})
+
+
+def test_buffers_that_are_not_positions_or_zero_types_are_left(ctx):
+    shifted = np.arange(1, 17)[None, :]
+    ones = np.ones((1, 16))
+    for pos, types, expand, why in ((shifted, None, True, "no position lookup"),
+                                    (None, ones, False, "not shaped like the ids")):
+        m = hf_embeddings(pos, types, expand)
+        out, _, err = ctx.optimize(m, "fuse-embed-layernorm", extra=["--explain"])
+        assert "LayerNormalization" in ops(out), ops(out)
+        assert why in err, err
+
+
 def test_layernorm_between_transposes_speech(ctx):
     """wav2vec2's layer-norm feature extractor: Conv1d [B, C, T], then
     Transpose to [B, T, C], LayerNorm over C written out, Transpose back,
