@@ -57,6 +57,7 @@ void tc_pipeline_for_level(tc_pipeline *p, int level) {
   add(p, "fuse-conv-affine");
   add(p, "fuse-layernorm");
   add(p, "fuse-rmsnorm");
+  add(p, "fuse-rotary"); /* before fuse-attention: moves the rotation before the head split */
   add(p, "fuse-skip-layernorm");
   add(p, "fuse-embed-layernorm");
   add(p, "fuse-groupnorm");

@@ -174,26 +174,13 @@ static tc_status fold_merged_transpose(tc_pass_ctx *c, tc_graph *g, const tc_sha
   return TC_STATUS_OK;
 }
 
-/* The axes of an (Un)Squeeze from its attribute or constant input. */
-static ptrdiff_t axes_of(const tc_node *n, int64_t **out) {
-  const tc_attr *a = tc_node_attr(n, "axes");
-  if (a) {
-    *out = malloc((a->n_ints ? a->n_ints : 1) * sizeof **out);
-    if (*out && a->n_ints)
-      memcpy(*out, a->ints, a->n_ints * sizeof **out);
-    return *out ? (ptrdiff_t)a->n_ints : -1;
-  }
-  *out = NULL;
-  return n->n_inputs > 1 && n->inputs[1] ? tc_const_ints(tc_value_const(n->inputs[1]), out) : -1;
-}
-
 static tc_status fold_squeeze(tc_pass_ctx *c, tc_node *sq, bool *done) {
   *done = false;
   tc_node *un = tc_producer_op(sq->inputs[0], "Unsqueeze");
   if (!un || tc_single_consumer(sq->inputs[0]) != sq)
     return TC_STATUS_OK;
   int64_t *a = NULL, *b = NULL;
-  ptrdiff_t na = axes_of(un, &a), nb = axes_of(sq, &b);
+  ptrdiff_t na = tc_pass_ints_arg(un, "axes", 1, &a), nb = tc_pass_ints_arg(sq, "axes", 1, &b);
   bool same = na > 0 && na == nb;
   /* Non-negative axes of both refer to the same (unsqueezed) rank. */
   for (ptrdiff_t i = 0; same && i < na; i++)

@@ -9,7 +9,10 @@
  * static tensor, arithmetic on it, ...). A Reshape target whose elements are
  * known symbolically becomes a constant when each element is either a number,
  * the input's dim at the same position (written 0: copy, unless allowzero),
- * or the single remaining unknown (written -1). The Shape/Gather/Concat nodes
+ * or the single remaining unknown (written -1). A -1 (new or in a constant
+ * target) whose dim inference knows as a number is written as that number:
+ * view(B, S, -1, D) becomes the explicit [0, 0, H, D] head split that
+ * fuse-attention matches. The Shape/Gather/Concat nodes
  * left without readers are removed by eliminate-dead. */
 #include <stdlib.h>
 
@@ -24,15 +27,24 @@ static tc_value *const_ints(tc_graph *g, const char *base, int32_t dtype, const 
   return NULL;
 }
 
-/* New constant target for Reshape r, or NULL when not expressible. */
+/* New constant target for Reshape r, or NULL when not expressible or the
+ * target is constant already with nothing to make explicit. */
 static tc_value *reshape_target(tc_graph *g, const tc_shapes *s, const tc_node *r) {
   const tc_shape *x = tc_shape_of(s, r->inputs[0]), *t = tc_shape_of(s, r->inputs[1]);
+  const tc_shape *y = tc_shape_of(s, r->outputs[0]);
   bool allowzero = tc_attr_int(r, "allowzero", 0) != 0;
-  if (!t->has_vals || tc_value_const(r->inputs[1]))
+  int64_t v[TC_SHAPE_MAX_VALS], *k = NULL;
+  /* a constant made earlier in this very pass has no inferred values */
+  ptrdiff_t nk = tc_const_ints(tc_value_const(r->inputs[1]), &k);
+  size_t n = nk >= 0 ? (size_t)nk : t->n_vals;
+  bool changed = nk < 0, ok = nk >= 0 ? nk <= TC_SHAPE_MAX_VALS : t->has_vals;
+  for (size_t i = 0; ok && nk >= 0 && i < n; i++)
+    v[i] = k[i];
+  free(k);
+  if (!ok)
     return NULL;
-  int64_t v[TC_SHAPE_MAX_VALS];
   size_t unknown = 0;
-  for (size_t i = 0; i < t->n_vals; i++) {
+  for (size_t i = 0; nk < 0 && i < n; i++) {
     tc_sdim d = t->vals[i];
     if (!d.sym)
       v[i] = d.v; /* a literal 0 keeps its meaning either way */
@@ -45,7 +57,15 @@ static tc_value *reshape_target(tc_graph *g, const tc_shapes *s, const tc_node *
     if (v[i] == -1 && !d.sym && unknown++ > 0)
       return NULL;
   }
-  return const_ints(g, r->inputs[1]->name, TC_DTYPE_I64, v, t->n_vals, 1);
+  /* the -1 spelled out where inference knows it as a number */
+  for (size_t i = 0; i < n; i++)
+    if (v[i] == -1 && y->known && y->rank == n && !y->dims[i].sym && y->dims[i].v > 0) {
+      v[i] = y->dims[i].v;
+      changed = true;
+    }
+  if (!changed)
+    return NULL;
+  return const_ints(g, r->inputs[1]->name, TC_DTYPE_I64, v, n, 1);
 }
 
 tc_status tc_pass_fold_shapes(tc_pass_ctx *c, tc_graph *g) {

@@ -37,16 +37,7 @@ static int64_t trailing(const tc_node *r, const tc_shapes *s) {
   if (tc_attr_int(r, "keepdims", 1) != 1)
     return 0;
   int64_t *ax = NULL;
-  ptrdiff_t k = -1;
-  const tc_attr *a = tc_node_attr(r, "axes");
-  if (a) {
-    ax = malloc((a->n_ints ? a->n_ints : 1) * sizeof *ax);
-    if (ax && a->n_ints)
-      memcpy(ax, a->ints, a->n_ints * sizeof *ax);
-    k = ax ? (ptrdiff_t)a->n_ints : -1;
-  } else if (r->n_inputs > 1 && r->inputs[1]) {
-    k = tc_const_ints(tc_value_const(r->inputs[1]), &ax);
-  }
+  ptrdiff_t k = tc_pass_ints_arg(r, "axes", 1, &ax);
   const tc_shape *x = tc_shape_of(s, r->inputs[0]);
   int64_t rank = x->known ? (int64_t)x->rank : -1, start = 0;
   bool seen[TC_SHAPE_MAX_RANK] = {0}, ok = k > 0 && k <= TC_SHAPE_MAX_RANK;

@@ -84,6 +84,7 @@ typedef tc_status (*tc_pass_fn)(tc_pass_ctx *c, tc_graph *g);
     "Conv + activation to one op (ai.tacoc with a function, or com.microsoft.FusedConv)")          \
   X(fuse_layernorm, "fuse-layernorm", "decomposed LayerNorm to LayerNormalization")                \
   X(fuse_rmsnorm, "fuse-rmsnorm", "decomposed RMSNorm to RMSNormalization")                        \
+  X(fuse_rotary, "fuse-rotary", "rotate_half rotary position embeddings to RotaryEmbedding")       \
   X(fuse_embed_layernorm, "fuse-embed-layernorm",                                                  \
     "word/position/segment lookups + LayerNorm to ai.tacoc.EmbedLayerNormalization")               \
   X(fuse_skip_layernorm, "fuse-skip-layernorm",                                                    \
@@ -141,6 +142,12 @@ bool tc_const_all_near(const tc_tensor *t, double v, double tol);
 /* Elements of a constant as int64 (int dtypes) into a new heap array;
  * returns the count or -1. The caller frees *out. */
 ptrdiff_t tc_const_ints(const tc_tensor *t, int64_t **out);
+/* An int list argument that moved from attribute to input in some opset
+ * (axes of Unsqueeze/Squeeze/Reduce*, Slice's starts/ends/axes): attribute
+ * attr when n has it, else the constant input in slot; into a new heap array
+ * (the caller frees *out). The count, or -1 when neither is there or the
+ * input is not constant. */
+ptrdiff_t tc_pass_ints_arg(const tc_node *n, const char *attr, size_t slot, int64_t **out);
 /* Elements of a float constant (f32/f64/f16/bf16) as float32 into a new
  * heap array; returns the count or -1. The caller frees *out. */
 ptrdiff_t tc_const_floats(const tc_tensor *t, float **out);

@@ -655,6 +655,7 @@ static const char *const same_shape_ops[] = {"Relu",
                                              "BatchNormalization",
                                              "GroupNormalization",
                                              "RMSNormalization",
+                                             "RotaryEmbedding",
                                              "Swish",
                                              NULL};
 static const char *const compare_ops[] = {

@@ -141,6 +141,19 @@ ptrdiff_t tc_const_ints(const tc_tensor *t, int64_t **out) {
   return v ? (ptrdiff_t)n : -1;
 }
 
+ptrdiff_t tc_pass_ints_arg(const tc_node *n, const char *attr, size_t slot, int64_t **out) {
+  *out = NULL;
+  const tc_attr *a = tc_node_attr(n, attr);
+  if (a) {
+    *out = malloc((a->n_ints ? a->n_ints : 1) * sizeof **out);
+    if (*out && a->n_ints)
+      memcpy(*out, a->ints, a->n_ints * sizeof **out);
+    return *out ? (ptrdiff_t)a->n_ints : -1;
+  }
+  return slot < n->n_inputs && n->inputs[slot] ? tc_const_ints(tc_value_const(n->inputs[slot]), out)
+                                               : -1;
+}
+
 ptrdiff_t tc_const_floats(const tc_tensor *t, float **out) {
   tc_rt_tensor rt;
   void *owned = NULL;

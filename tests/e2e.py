@@ -43,6 +43,15 @@ def feeds(name, rng):
             sets.append((f"b{b}s{s}", {"input_ids": rng.integers(0, 100, (b, s)).astype(np.int64),
                                        "attention_mask": mask}))
         return sets
+    if name == "llama":
+        sets = []
+        for b, s, start in ((1, 7, 0), (2, 12, 5)):
+            mask = np.ones((b, s), np.int64)
+            mask[-1, s - 3:] = 0  # right padding of the last sequence
+            pos = np.tile(np.arange(start, start + s, dtype=np.int64), (b, 1))
+            sets.append((f"b{b}s{s}", {"input_ids": rng.integers(0, 96, (b, s)).astype(np.int64),
+                                       "attention_mask": mask, "position_ids": pos}))
+        return sets
     if name == "cnn":
         return [(f"batch{b}", {"image": rng.standard_normal((b, 3, 32, 32)).astype(np.float32)})
                 for b in (1, 2)]

@@ -31,6 +31,10 @@ Usage: gen_e2e_models.py OUTDIR
                    dims, LayerNormalization ops, a [B,1,S,S] mask made with
                    Where, K^T as Reshape/Transpose/Reshape, sqrt(scale) on
                    both Q and K^T
+  llama.onnx       LLaMA-style decoder (2 layers) as TorchScript's opset-14
+                   export writes it: decomposed RMSNorm, rotary cos/sin
+                   computed from position_ids and applied with rotate_half,
+                   causal + padding mask by Where, SwiGLU MLP
 
 Each model passes onnx.checker (full check) and one ONNX Runtime run here.
 
@@ -714,6 +718,129 @@ def bert_sdpa(hidden=64, heads=4, vocab=100, max_pos=64, types=2):
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
 
 
+def llama(hidden=64, heads=4, layers=2, vocab=96, inter=128):
+    """A LLaMA-style decoder (2 layers, no cache) as TorchScript's opset-14 export of HF's
+    LlamaForCausalLM writes it: RMSNorm as Pow/ReduceMean/Add/Sqrt/Reciprocal/Mul; rotary
+    cos/sin computed once from position_ids (inv_freq [1, D/2, 1] @ positions, Transpose,
+    Concat(freqs, freqs), Cos/Sin, Mul(attention_scaling), Cast) and applied per layer with
+    rotate_half (Slice halves, Neg, Concat); view() targets from Shape/Gather/Concat; causal and
+    padding mask combined into a [B, 1, S, S] additive mask with Where; SwiGLU MLP (SiLU as
+    x * Sigmoid(x)); no biases; tied-free lm_head."""
+    hd = hidden // heads
+    nodes = []
+    n = lambda *a, **k: nodes.append(helper.make_node(*a, **k))
+    inv_freq = 1.0 / (10000 ** (np.arange(0, hd, 2) / hd))
+    inits = [w("embed_tokens", vocab, hidden, scale=0.5), w("lm_head", hidden, vocab),
+             f32("two", 2.0), f32("eps", 1e-6), f32("zero", 0.0),
+             f32("f_min", np.finfo(np.float32).min), f32("attn_scaling", 1.0),
+             f32("scaling", hd ** -0.5),
+             numpy_helper.from_array(inv_freq.reshape(1, hd // 2, 1).astype(np.float32), "inv_freq"),
+             const("zero_i", 0), const("one_i", 1), const("axes0", [0]), const("ax1", [1]),
+             const("ax12", [1, 2]), const("minus1", [-1]),
+             const("hd_c", [hd]), const("hidden_c", [hidden]), const("s0", [0]),
+             const("s_half", [hd // 2]), const("s_end", [np.iinfo(np.int64).max]),
+             const("ax_last", [-1])]
+
+    def rms_norm(x, name):
+        inits.append(numpy_helper.from_array(
+            (1.0 + RNG.standard_normal(hidden) * 0.1).astype(np.float32), f"{name}_w"))
+        n("Pow", [x, "two"], [f"{name}_sq"])
+        n("ReduceMean", [f"{name}_sq"], [f"{name}_var"], axes=[-1], keepdims=1)
+        n("Add", [f"{name}_var", "eps"], [f"{name}_ve"])
+        n("Sqrt", [f"{name}_ve"], [f"{name}_sd"])
+        n("Reciprocal", [f"{name}_sd"], [f"{name}_rs"])
+        n("Mul", [x, f"{name}_rs"], [f"{name}_n"])
+        n("Mul", [f"{name}_w", f"{name}_n"], [f"{name}_out"])
+        return f"{name}_out"
+
+    def rotate(t4, name):
+        n("Slice", [t4, "s0", "s_half", "ax_last"], [f"{name}_x1"])
+        n("Slice", [t4, "s_half", "s_end", "ax_last"], [f"{name}_x2"])
+        n("Neg", [f"{name}_x2"], [f"{name}_nx2"])
+        n("Concat", [f"{name}_nx2", f"{name}_x1"], [f"{name}_rh"], axis=-1)
+        n("Mul", [t4, "cos4"], [f"{name}_c"])
+        n("Mul", [f"{name}_rh", "sin4"], [f"{name}_s"])
+        n("Add", [f"{name}_c", f"{name}_s"], [f"{name}_rot"])
+        return f"{name}_rot"
+
+    n("Gather", ["embed_tokens", "input_ids"], ["h0"])
+    # batch and sequence as TorchScript reads them for view()
+    n("Shape", ["input_ids"], ["ids_shape"])
+    n("Gather", ["ids_shape", "zero_i"], ["b_dim"], axis=0)
+    n("Gather", ["ids_shape", "one_i"], ["s_dim"], axis=0)
+    n("Unsqueeze", ["b_dim", "axes0"], ["b_1"])
+    n("Unsqueeze", ["s_dim", "axes0"], ["s_1"])
+    n("Concat", ["b_1", "s_1", "minus1", "hd_c"], ["split_shape"], axis=0)
+    n("Concat", ["b_1", "s_1", "hidden_c"], ["merge_shape"], axis=0)
+    # rotary angles from position_ids, shared by every layer
+    n("Unsqueeze", ["position_ids", "ax1"], ["pos_u"])
+    n("Cast", ["pos_u"], ["pos_f"], to=TensorProto.FLOAT)
+    n("MatMul", ["inv_freq", "pos_f"], ["freqs_t"])
+    n("Transpose", ["freqs_t"], ["freqs"], perm=[0, 2, 1])
+    n("Concat", ["freqs", "freqs"], ["emb"], axis=-1)
+    for trig in ("Cos", "Sin"):
+        t = trig.lower()
+        n(trig, ["emb"], [f"{t}_raw"])
+        n("Mul", [f"{t}_raw", "attn_scaling"], [f"{t}_s"])
+        n("Cast", [f"{t}_s"], [f"{t}3"], to=TensorProto.FLOAT)
+        n("Unsqueeze", [f"{t}3", "ax1"], [f"{t}4"])
+    # causal + padding mask: [B, 1, S, S], 0 where attended, the float32 minimum elsewhere
+    n("Concat", ["s_1", "s_1"], ["ss"], axis=0)
+    n("ConstantOfShape", ["ss"], ["ones_ss"],
+      value=numpy_helper.from_array(np.array([1.0], np.float32)))
+    n("Trilu", ["ones_ss", "one_i"], ["upper"], upper=1)
+    n("Cast", ["upper"], ["future"], to=TensorProto.BOOL)
+    n("Unsqueeze", ["attention_mask", "ax12"], ["am4"])
+    n("Cast", ["am4"], ["am_b"], to=TensorProto.BOOL)
+    n("Not", ["am_b"], ["padded"])
+    n("Or", ["future", "padded"], ["blocked"])
+    n("Where", ["blocked", "f_min", "zero"], ["mask"])
+    x = "h0"
+    for l in range(layers):
+        p = f"l{l}"
+        for name, shape in (("q", (hidden, hidden)), ("k", (hidden, hidden)),
+                            ("v", (hidden, hidden)), ("o", (hidden, hidden)),
+                            ("gate", (hidden, inter)), ("up", (hidden, inter)),
+                            ("down", (inter, hidden))):
+            inits.append(w(f"{p}_{name}", *shape))
+        h = rms_norm(x, f"{p}_in_norm")
+        for t in "qkv":
+            n("MatMul", [h, f"{p}_{t}"], [f"{p}_{t}3"])
+            n("Reshape", [f"{p}_{t}3", "split_shape"], [f"{p}_{t}r"])
+            n("Transpose", [f"{p}_{t}r"], [f"{p}_{t}4"], perm=[0, 2, 1, 3])
+        q = rotate(f"{p}_q4", f"{p}_q")
+        k = rotate(f"{p}_k4", f"{p}_k")
+        n("Transpose", [k], [f"{p}_kt"], perm=[0, 1, 3, 2])
+        n("MatMul", [q, f"{p}_kt"], [f"{p}_sc0"])
+        n("Mul", [f"{p}_sc0", "scaling"], [f"{p}_sc1"])
+        n("Add", [f"{p}_sc1", "mask"], [f"{p}_sc"])
+        n("Softmax", [f"{p}_sc"], [f"{p}_pr"], axis=-1)
+        n("MatMul", [f"{p}_pr", f"{p}_v4"], [f"{p}_ctx4"])
+        n("Transpose", [f"{p}_ctx4"], [f"{p}_ctxt"], perm=[0, 2, 1, 3])
+        n("Reshape", [f"{p}_ctxt", "merge_shape"], [f"{p}_ctx"])
+        n("MatMul", [f"{p}_ctx", f"{p}_o"], [f"{p}_attn"])
+        n("Add", [x, f"{p}_attn"], [f"{p}_res1"])
+        h2 = rms_norm(f"{p}_res1", f"{p}_post_norm")
+        n("MatMul", [h2, f"{p}_gate"], [f"{p}_g"])
+        n("Sigmoid", [f"{p}_g"], [f"{p}_gs"])
+        n("Mul", [f"{p}_g", f"{p}_gs"], [f"{p}_silu"])
+        n("MatMul", [h2, f"{p}_up"], [f"{p}_u"])
+        n("Mul", [f"{p}_silu", f"{p}_u"], [f"{p}_gu"])
+        n("MatMul", [f"{p}_gu", f"{p}_down"], [f"{p}_mlp"])
+        n("Add", [f"{p}_res1", f"{p}_mlp"], [f"{p}_out"])
+        x = f"{p}_out"
+    hf = rms_norm(x, "norm")
+    n("MatMul", [hf, "lm_head"], ["logits"])
+    g = helper.make_graph(
+        nodes, "llama",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
+         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"]),
+         helper.make_tensor_value_info("position_ids", TensorProto.INT64, ["batch", "seq"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "seq", vocab])],
+        inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)])
+
+
 def ort_smoke(path):
     """Run the model once in ONNX Runtime on small random inputs (symbolic dims set to 2, the
     past length of a KV cache to 0) so that a model ORT rejects fails here, not in the tests."""
@@ -746,7 +873,7 @@ def main():
     for name, build, ir in (("mlp", mlp, 8), ("bert_block", bert_block, 8), ("cnn", cnn, 8),
                             ("gpt2_decoder", gpt2_decoder, 8), ("vit", vit, 9),
                             ("mobilenetv3", mobilenetv3, 8), ("wav2vec2", wav2vec2, 8),
-                            ("bert_sdpa", bert_sdpa, 8)):
+                            ("bert_sdpa", bert_sdpa, 8), ("llama", llama, 8)):
         model = build()
         model.ir_version = ir
         onnx.checker.check_model(model, full_check=True)

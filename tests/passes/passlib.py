@@ -108,6 +108,14 @@ def rand(rng, *shape):
     return rng.standard_normal(shape).astype(np.float32)
 
 
+def e2e_generator():
+    """tools/gen_e2e_models.py as a module: its exporter-style models."""
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+    import gen_e2e_models
+    return gen_e2e_models
+
+
 def run_module(mod, tacoc):
     """Runs every test_* of mod; returns (passed, failed)."""
     passed = failed = 0

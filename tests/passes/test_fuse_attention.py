@@ -3,7 +3,7 @@
 import numpy as np
 from onnx import helper
 
-from passlib import const, model, ops, rand, same_outputs, tensor_in
+from passlib import const, e2e_generator, model, ops, rand, same_outputs, tensor_in
 
 RNG = np.random.default_rng(7)
 H, D = 2, 4
@@ -115,7 +115,7 @@ def test_dynamo_bert_layer_at_O2(ctx):
     token-type buffers, a Where-built mask) comes out of -O2 as one
     embedding op, Attention, two skip LayerNorms and BiasGelu around the
     six MatMuls and the mask preparation."""
-    gen = _generator()
+    gen = e2e_generator()
     m = gen.bert_sdpa()
     m.ir_version = 8
     out, _, err = ctx.optimize(m, level=2, extra=["--explain"])
@@ -155,16 +155,8 @@ def test_merge_that_does_not_undo_the_split_is_left(ctx):
     assert "merged back" in err, err
 
 
-def _generator():
-    import os
-    import sys
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
-    import gen_e2e_models
-    return gen_e2e_models
-
-
 def gpt2(layers=1):
-    m = _generator().gpt2_decoder(layers=layers)
+    m = e2e_generator().gpt2_decoder(layers=layers)
     m.ir_version = 8  # what tools/gen_e2e_models.py writes; onnx's default is newer than ORT's
     return m
 
