@@ -64,6 +64,7 @@ void tc_pipeline_for_level(tc_pipeline *p, int level) {
   add(p, "fuse-gelu");
   add(p, "fuse-conv-activation"); /* after fuse-gelu: Conv1d + GELU of speech models */
   add(p, "fuse-attention");
+  add(p, "fuse-gemm"); /* last: a bias Add other fusions take (BiasGelu, ...) is theirs first */
   add(p, "fold-chains");
   add(p, "eliminate-common");
   add(p, "eliminate-dead");

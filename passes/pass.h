@@ -26,6 +26,10 @@ typedef struct tc_pass_options {
   bool compat_ort;   /* --compat ort: com.microsoft fused ops instead of ai.tacoc */
   size_t fold_limit; /* largest constant (bytes) that folding may create */
   FILE *explain;     /* --explain: near misses are written here, else NULL */
+  /* int8 quantization (or --precision auto, which may choose it) follows the
+   * -O pipeline: fusions that would hide a MatMul from the quantizers
+   * (fuse-gemm) leave it alone. */
+  bool int8_follows;
   /* convert-half (passes/convert_half.c): the target type, TC_DTYPE_F16 or
    * TC_DTYPE_BF16 (0 means float16); graph inputs/outputs stay float32 with
    * keep_io_types; nodes whose first output is named in half_keep (NULL-
@@ -82,6 +86,7 @@ typedef tc_status (*tc_pass_fn)(tc_pass_ctx *c, tc_graph *g);
     "Clip/Div/Mul forms of HardSigmoid and HardSwish to the ops")                                  \
   X(fuse_conv_activation, "fuse-conv-activation",                                                  \
     "Conv + activation to one op (ai.tacoc with a function, or com.microsoft.FusedConv)")          \
+  X(fuse_gemm, "fuse-gemm", "2-D MatMul + Add, and Gemm + constant Add, to one Gemm")              \
   X(fuse_layernorm, "fuse-layernorm", "decomposed LayerNorm to LayerNormalization")                \
   X(fuse_rmsnorm, "fuse-rmsnorm", "decomposed RMSNorm to RMSNormalization")                        \
   X(fuse_rotary, "fuse-rotary", "rotate_half rotary position embeddings to RotaryEmbedding")       \

@@ -381,7 +381,9 @@ def test_json_keeps_schema_and_adds_fields(ctx):
     assert r["schema"] == "tacoc.optimize-report/1"
     for key in ("input", "output", "level", "passes", "before", "after"):
         assert key in r, key
-    assert r["before"]["nodes"] == 5 and r["after"]["nodes"] == 4, (r["before"], r["after"])
+    # Identity removed, the 2-D MatMul + bias Add fused into a Gemm
+    assert r["before"]["nodes"] == 5 and r["after"]["nodes"] == 3, (r["before"], r["after"])
+    assert r["after"]["ops"] == {"Gemm": 1, "MatMul": 1, "Relu": 1}, r["after"]["ops"]
     assert r["bench"] is None and r["triton"] is None and r["explain"] == [], r["explain"]
     assert "layer_errors" not in r
 
