@@ -16,7 +16,8 @@ typedef void (*tc_node_observer)(void *ctx, const tc_node *n, const tc_rt_tensor
                                  size_t n_in, const tc_rt_tensor *out, size_t n_out);
 
 struct tc_session {
-  const tc_model *m;
+  const tc_model *m;             /* the caller's model, or own_model */
+  tc_model *own_model;           /* the main graph with function calls inlined, or NULL */
   tc_arena *arena;               /* decoded initializers, kernel table */
   const tc_kernel_def **kernels; /* by node id; NULL for control-flow nodes */
   int64_t *opsets;               /* by node id */

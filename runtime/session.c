@@ -5,16 +5,21 @@
  * If, Loop and Scan run their subgraphs through the same executor
  * (control.c); subgraphs read outer-scope values from the run's value table.
  *
+ * A model that calls model-local functions libtacort has no kernel for runs
+ * on the session's own copy of its main graph with those calls inlined
+ * (inline.c).
+ *
  * Not yet here (next steps of the runtime): shape inference ahead of the run
- * with a liveness-packed memory plan cached per input shape, model-local
- * function calls, sparse initializers, sequence and optional values. Models
- * that need them are refused when the session is created. */
+ * (memory plans come from a traced first run, plan.c), sparse initializers,
+ * sequence and optional values. Models that need them are refused when the
+ * session is created. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "exec.h"
+#include "inline.h"
 #include "onnx_io.h"
 
 void tc_ndarray_release(tc_ndarray *t) {
@@ -84,17 +89,17 @@ static tc_status bind_graph(tc_session *s, const tc_graph *g, tc_diag *diag) {
   const tc_model *m = s->m;
   for (const tc_node *n = g->first; n; n = n->next) {
     int64_t opset = tc_model_opset(m, n->domain);
-    /* A call of a model-local function runs when libtacort has a kernel for
-     * that op (tacoc's fused ops carry their decomposition as a function for
-     * other runtimes); the function body itself is not executed yet. */
+    /* A call of a model-local function runs on libtacort's kernel for that
+     * op when there is one (tacoc's fused ops carry their decomposition as a
+     * function for other runtimes); other calls were inlined into the
+     * session's copy of the graph, so one left here could not be. */
     for (size_t f = 0; f < m->n_functions; f++) {
       const tc_function *fn = &m->functions[f];
       if (fn->name && n->op_type && strcmp(fn->name, n->op_type) == 0 &&
           tc_domain_equal(fn->domain, n->domain) && !tc_kernel_find(n->op_type, n->domain, opset))
         return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, nz(n->name), n->op_type,
                            "calls the model-local function %s.%s, which libtacort has no "
-                           "kernel for; run `tacoc optimize` on the model first, which inlines "
-                           "function calls",
+                           "kernel for and could not inline",
                            nz(fn->domain), fn->name);
     }
     s->opsets[n->id] = opset;
@@ -333,6 +338,13 @@ static tc_status session_new(const tc_model *m, bool native, const char *lib_pat
   tc_status st = TC_STATUS_NOMEM;
   if (!s || !(s->arena = tc_arena_new()))
     goto fail;
+  /* Calls of functions without a kernel run as their bodies, inlined into
+   * the session's own copy of the main graph (the model stays as it is). */
+  if (tc_model_needs_inlining(m)) {
+    if ((st = tc_model_inlined_copy(m, &s->own_model, diag)))
+      goto fail;
+    m = s->own_model;
+  }
   s->m = m;
   pthread_mutex_init(&s->lock, NULL);
   s->kernels = tc_arena_alloc(s->arena, (m->next_node_id + 1) * sizeof *s->kernels);
@@ -403,6 +415,7 @@ void tc_session_free(tc_session *s) {
     tc_arena_free(s->arenas[i]);
   pthread_mutex_destroy(&s->lock);
   tc_arena_free(s->arena);
+  tc_model_inlined_copy_free(s->own_model); /* last: caches hook the model's arena */
   free(s);
 }
 

@@ -1,12 +1,13 @@
 """inline-functions: calls of model-local functions (FunctionProto) replaced by
-their bodies; libtacort runs the result, and refuses un-inlined calls with a
-message that points at `tacoc optimize`."""
+their bodies; libtacort runs the result, and runs the original models too (a
+session inlines the calls it has no kernel for into its own copy of the
+graph)."""
 
 import numpy as np
 import onnx
 from onnx import AttributeProto, TensorProto, helper
 
-from passlib import rand, same_outputs, tensor_in
+from passlib import close, rand, run_ort, same_outputs, tensor_in
 
 RNG = np.random.default_rng(7)
 LOCAL = "local"
@@ -71,6 +72,12 @@ def branch(node, name):
     return next(a.g for a in node.attribute if a.name == name)
 
 
+def runs_as_is(ctx, m, feeds):
+    """libtacort runs the model with its calls, as ONNX Runtime does."""
+    for i, (g, w) in enumerate(zip(ctx.run_tacort(m, feeds), run_ort(m, feeds))):
+        close(g, w, f"libtacort on the model with calls, output {i}")
+
+
 def inline(ctx, m, passes="inline-functions"):
     out, _, _ = ctx.optimize(m, passes)
     assert outputs_of(out) == outputs_of(m), outputs_of(out)
@@ -101,6 +108,8 @@ def test_simple_function(ctx):
     assert out.graph.node[0].input[:] == ["x", "w"] and out.graph.node[1].output[0] == "s"
     assert [n.name for n in out.graph.node[:2]] == ["block/Mul_0", "block/Add_1"]
     same_outputs(ctx, m, out, {"x": rand(RNG, 2, 3), "w": rand(RNG, 2, 3)})
+    runs_as_is(ctx, m, {"x": rand(RNG, 2, 3), "w": rand(RNG, 2, 3)})
+
 
 
 def test_two_calls_names_do_not_collide(ctx):
@@ -155,6 +164,8 @@ def test_attribute_references_and_defaults(ctx):
                        [w if w is not None else -1 for w in want]), got
     assert list(out.functions) == []
     same_outputs(ctx, m, out, {"x": rand(RNG, 2, 3)})
+    runs_as_is(ctx, m, {"x": rand(RNG, 2, 3)})
+
 
 
 def test_tensor_attribute_default(ctx):
@@ -174,6 +185,8 @@ def test_tensor_attribute_default(ctx):
     assert [list(np.frombuffer(v.raw_data, np.float32)) if v.raw_data else list(v.float_data)
             for v in values] == [[1, 2, 3], [-1, 0.5, 4]], values
     same_outputs(ctx, m, out, {"x": rand(RNG, 2, 3)})
+    runs_as_is(ctx, m, {"x": rand(RNG, 2, 3)})
+
 
 
 def test_missing_optional_input(ctx):
@@ -188,6 +201,8 @@ def test_missing_optional_input(ctx):
     assert list(out.graph.node[0].input) == ["x", "", "hi"], out.graph.node[0].input
     assert [i for i in out.graph.node[1].input if i] == ["s"], out.graph.node[1].input
     same_outputs(ctx, m, out, {"x": rand(RNG, 2, 3) * 3})
+    runs_as_is(ctx, m, {"x": rand(RNG, 2, 3) * 3})
+
 
 
 def test_unused_output_dropped(ctx):
@@ -241,6 +256,8 @@ def test_nested_calls(ctx):
     assert out.graph.node[0].name == "out/in/Mul_0", out.graph.node[0].name
     assert list(out.functions) == []
     same_outputs(ctx, m, out, {"x": rand(RNG, 2, 3)})
+    runs_as_is(ctx, m, {"x": rand(RNG, 2, 3)})
+
 
 
 def test_recursive_function_refused(ctx):
@@ -280,6 +297,7 @@ def test_function_with_if_subgraphs(ctx):
     assert list(out.functions) == []
     for c in (True, False):
         same_outputs(ctx, m, out, {"cond": np.array(c), "x": rand(RNG, 2, 3)})
+        runs_as_is(ctx, m, {"cond": np.array(c), "x": rand(RNG, 2, 3)})
 
 
 def test_call_inside_a_subgraph(ctx):
@@ -295,8 +313,9 @@ def test_call_inside_a_subgraph(ctx):
     assert then_ops == ["Mul", "Add"], then_ops
     assert list(out.functions) == []
     for c in (True, False):
-        same_outputs(ctx, m, out, {"cond": np.array(c), "x": rand(RNG, 2, 3),
-                                   "w": rand(RNG, 2, 3)})
+        feeds = {"cond": np.array(c), "x": rand(RNG, 2, 3), "w": rand(RNG, 2, 3)}
+        same_outputs(ctx, m, out, feeds)
+        runs_as_is(ctx, m, feeds)
 
 
 def test_body_domain_added_to_model(ctx):
@@ -342,12 +361,21 @@ def test_call_with_kernel_stays(ctx):
     same_outputs(ctx, m, out, {"x": RNG.standard_normal((1, 3, 8, 8)).astype(np.float32)})
 
 
-def test_run_refuses_call_without_kernel(ctx):
-    m = fmodel([call("MulAdd", ["x", "w"], ["y"])], [X, W], [Y], [MUL_ADD])
+def test_run_with_calls_keeps_the_model_and_names_errors(ctx):
+    # A call libtacort has a kernel for and one it has not, side by side: the
+    # first runs on its kernel, the second as its body.
+    m = conv_relu_model()
+    g = m.graph
+    g.node.append(call("MulAdd", ["y", "y"], ["z"]))
+    g.output.append(tensor_in("z", [1, 4, 6, 6]))
+    runs_as_is(ctx, m, {"x": RNG.standard_normal((1, 3, 8, 8)).astype(np.float32)})
+    # a recursive function cannot be inlined: the session says so, naming the call
+    f = function("Loopy", ["a"], ["b"], [call("Loopy", ["a"], ["b"])], extra_opsets=[(LOCAL, 1)])
+    m = fmodel([call("Loopy", ["x"], ["y"], node_name="rec")], [X], [Y], [f])
     try:
-        ctx.run_tacort(m, {"x": rand(RNG, 2, 3), "w": rand(RNG, 2, 3)})
+        ctx.run_tacort(m, {"x": rand(RNG, 2, 3)})
     except AssertionError as e:
         msg = str(e)
     else:
-        raise AssertionError("tacoc run accepted a call of a function without kernel")
-    assert "local.MulAdd" in msg and "tacoc optimize" in msg, msg
+        raise AssertionError("tacoc run accepted a recursive function")
+    assert "calls itself" in msg and "rec" in msg, msg
