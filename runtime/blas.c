@@ -39,16 +39,22 @@ void tc_set_num_threads(int n) {
 
 bool tc_sgemm_ld(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha, const float *A,
                  size_t lda, const float *B, size_t ldb, float *C, size_t ldc) {
+  return tc_sgemm_beta(ta, tb, M, N, K, alpha, A, lda, B, ldb, 0.0f, C, ldc);
+}
+
+bool tc_sgemm_beta(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha, const float *A,
+                   size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
   if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX || lda > INT32_MAX || ldb > INT32_MAX ||
       ldc > INT32_MAX)
     return false;
   if (K == 0) { /* oneDNN leaves C alone for K = 0; the product is zeros */
     for (size_t i = 0; i < M; i++)
-      memset(C + i * ldc, 0, N * sizeof *C);
+      for (size_t j = 0; j < N; j++)
+        C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
     return true;
   }
   return dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', (dnnl_dim_t)M, (dnnl_dim_t)N, (dnnl_dim_t)K,
-                    alpha, A, lda ? (dnnl_dim_t)lda : 1, B, ldb ? (dnnl_dim_t)ldb : 1, 0.0f, C,
+                    alpha, A, lda ? (dnnl_dim_t)lda : 1, B, ldb ? (dnnl_dim_t)ldb : 1, beta, C,
                     ldc ? (dnnl_dim_t)ldc : 1) == dnnl_success;
 }
 

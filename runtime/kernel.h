@@ -177,6 +177,9 @@ bool tc_sgemm(bool ta, bool tb, size_t M, size_t N, size_t K, const float *A, co
  * lda, ldb, ldc: heads of a [S, H*D] tensor are multiplied in place. */
 bool tc_sgemm_ld(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha, const float *A,
                  size_t lda, const float *B, size_t ldb, float *C, size_t ldc);
+/* The same with C = alpha op(A) op(B) + beta C (C read when beta is not 0). */
+bool tc_sgemm_beta(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha, const float *A,
+                   size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
 /* True when oneDNN's integer GEMM gives exact results here for inner size K
  * with 8-bit operands and in-range zero points: the CPU has VNNI (without it
  * oneDNN's u8*s8 pairs saturate at int16) and K * 255 * 255 fits in int32. */

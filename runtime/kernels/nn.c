@@ -458,6 +458,33 @@ static tc_status check_gemm(const tc_node *n, int64_t opset, tc_diag *diag) {
   return tc_kernel_check_attrs(n, diag, opset >= 7 ? v7 : v1);
 }
 
+/* float32 Gemm on oneDNN: Y = beta * C broadcast (strides cs), then
+ * Y = alpha A B + Y in one sgemm. False when oneDNN declines (Y is then
+ * rewritten by the caller's general path). */
+static bool gemm_f32_fast(const tc_rt_tensor *A, const tc_rt_tensor *B, const tc_rt_tensor *C,
+                          const int64_t *cs, bool ta, bool tb, size_t M, size_t N, size_t K,
+                          float alpha, float beta, float *y) {
+  bool acc = C && beta != 0.0f;
+  if (acc) {
+    const float *c = C->data;
+    for (size_t i = 0; i < M; i++) {
+      const float *ci = c + i * (size_t)cs[0];
+      float *yi = y + i * N;
+      if (cs[1] == 0) {
+        for (size_t j = 0; j < N; j++)
+          yi[j] = beta * ci[0];
+      } else if (beta == 1.0f) {
+        memcpy(yi, ci, N * sizeof *yi);
+      } else {
+        for (size_t j = 0; j < N; j++)
+          yi[j] = beta * ci[j];
+      }
+    }
+  }
+  return tc_sgemm_beta(ta, tb, M, N, K, alpha, A->data, ta ? M : K, B->data, tb ? K : N,
+                       acc ? 1.0f : 0.0f, y, N);
+}
+
 static tc_status run_gemm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                           tc_rt_tensor *out, size_t n_out) {
   (void)n_out;
@@ -487,6 +514,9 @@ static tc_status run_gemm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_
   if ((st = tc_kernel_alloc_uninit(k, out, dt, 2, dims)))
     return st;
   if (M * N == 0)
+    return TC_STATUS_OK;
+  if (dt == TC_DTYPE_F32 && tc_fast_kernels_enabled() &&
+      gemm_f32_fast(A, B, C, cs, ta, tb, M, N, K, (float)alpha, (float)beta, out->data))
     return TC_STATUS_OK;
   ckind c = kind_of(dt);
   const void *a = as_kind(k, A, c), *b = as_kind(k, B, c);

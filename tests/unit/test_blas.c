@@ -234,21 +234,30 @@ static void test_matmul_shapes(void) {
 }
 
 static void test_gemm_transposes(void) {
+  /* C broadcast as a row, a column, a full matrix and a scalar; beta 1 takes
+   * the fast path's row copy, 2 its scaled fill */
+  int64_t M = 19, N = 23, K = 31;
+  struct {
+    size_t rank;
+    int64_t dims[2];
+  } cshape[] = {{1, {N}}, {2, {M, 1}}, {2, {M, N}}, {1, {1}}};
   for (int ta = 0; ta < 2; ta++)
-    for (int tb = 0; tb < 2; tb++) {
-      tc_attr attrs[4] = {
-          {.name = "transA", .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT, .i = ta},
-          {.name = "transB", .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT, .i = tb},
-          {.name = "alpha", .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT, .f = 0.5f},
-          {.name = "beta", .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT, .f = 2.0f}};
-      tc_model *m = one_node("Gemm", 3, attrs, 4);
-      int64_t M = 19, N = 23, K = 31;
-      int64_t da[2] = {ta ? K : M, ta ? M : K}, db[2] = {tb ? N : K, tb ? K : N}, dc[1] = {N};
-      tc_ndarray in[3] = {random_input(2, da, 7), random_input(2, db, 8), random_input(1, dc, 9)};
-      compare_paths(m, 3, in, (size_t)K);
-      free_inputs(in, 3);
-      tc_model_free(m);
-    }
+    for (int tb = 0; tb < 2; tb++)
+      for (size_t ci = 0; ci < sizeof cshape / sizeof *cshape; ci++) {
+        float beta = ci % 2 ? 1.0f : 2.0f;
+        tc_attr attrs[4] = {
+            {.name = "transA", .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT, .i = ta},
+            {.name = "transB", .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT, .i = tb},
+            {.name = "alpha", .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT, .f = 0.5f},
+            {.name = "beta", .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT, .f = beta}};
+        tc_model *m = one_node("Gemm", 3, attrs, 4);
+        int64_t da[2] = {ta ? K : M, ta ? M : K}, db[2] = {tb ? N : K, tb ? K : N};
+        tc_ndarray in[3] = {random_input(2, da, 7), random_input(2, db, 8),
+                            random_input(cshape[ci].rank, cshape[ci].dims, 9)};
+        compare_paths(m, 3, in, (size_t)K);
+        free_inputs(in, 3);
+        tc_model_free(m);
+      }
 }
 
 static tc_attr ints(const char *name, size_t n, int64_t *v) {
