@@ -66,8 +66,30 @@ typedef struct sig_entry {
   size_t n_ids, cap_ids;
 } sig_entry;
 
+/* A float32 convolution signature that can run Winograd: measured direct
+ * against Winograd on the operands of its first node. */
+typedef struct conv_entry {
+  tc_conv_spec spec; /* algo AUTO */
+  char key[200];
+  const tc_node *node;
+  tc_rt_tensor x, w, b;
+  bool has_b;
+  uint32_t *ids;
+  size_t n_ids, cap_ids;
+  double direct_us, wino_us, spread_us, max_rel;
+  tc_conv_algo choice;
+  bool measured, cached;
+  char reason[160];
+} conv_entry;
+
 struct tc_tune_result {
   tc_tune_options o;
+  conv_entry *convs;
+  size_t n_convs, cap_convs;
+  bool conv_checked, conv_kept;
+  double conv_ms_auto, conv_ms_tuned;
+  size_t n_conv_meta; /* nodes whose algorithm is recorded */
+  char conv_note[160];
   char cpu_key[160];
   int threads;
   char lib_tmp[4200], lib_final[4200], lib_name[4200], sha[65];
@@ -135,6 +157,15 @@ static void tc_tune_result_free_sigs(tc_tune_result *r) {
   free(r->sigs);
   r->sigs = NULL;
   r->n_sigs = r->n_candidates = 0;
+  for (size_t i = 0; i < r->n_convs; i++) {
+    free(r->convs[i].x.data);
+    free(r->convs[i].w.data);
+    free(r->convs[i].b.data);
+    free(r->convs[i].ids);
+  }
+  free(r->convs);
+  r->convs = NULL;
+  r->n_convs = r->cap_convs = 0;
 }
 
 /* ---- capture ---- */
@@ -164,17 +195,77 @@ static bool copy_tensor(const tc_rt_tensor *src, tc_rt_tensor *dst) {
   return true;
 }
 
-static bool add_id(sig_entry *e, uint32_t id) {
-  if (e->n_ids == e->cap_ids) {
-    size_t cap = e->cap_ids ? 2 * e->cap_ids : 8;
-    uint32_t *v = realloc(e->ids, cap * sizeof *v);
+/* Appends id to the list; true on OOM. */
+static bool push_id(uint32_t **ids, size_t *n, size_t *cap, uint32_t id) {
+  if (*n == *cap) {
+    size_t c = *cap ? 2 * *cap : 8;
+    uint32_t *v = realloc(*ids, c * sizeof *v);
     if (!v)
       return true;
-    e->ids = v;
-    e->cap_ids = cap;
+    *ids = v;
+    *cap = c;
   }
-  e->ids[e->n_ids++] = id;
+  (*ids)[(*n)++] = id;
   return false;
+}
+
+static bool add_id(sig_entry *e, uint32_t id) {
+  return push_id(&e->ids, &e->n_ids, &e->cap_ids, id);
+}
+
+static bool is_conv_node(const tc_node *n) {
+  if (tc_is_op(n, "Conv"))
+    return true;
+  if (tc_domain_equal(n->domain, "com.microsoft"))
+    return n->op_type && !strcmp(n->op_type, "FusedConv");
+  return tc_domain_equal(n->domain, "ai.tacoc") && n->op_type && !strncmp(n->op_type, "Conv", 4);
+}
+
+static void conv_key(const tc_conv_spec *c, int threads, char *buf, size_t cap) {
+  snprintf(
+      buf, cap, "conv N=%lld C=%lld M=%lld in=%lldx%lld k=3x3 pads=%lld,%lld,%lld,%lld threads=%d",
+      (long long)c->N, (long long)c->C, (long long)c->M, (long long)c->in[0], (long long)c->in[1],
+      (long long)c->pb[0], (long long)c->pb[1], (long long)c->pe[0], (long long)c->pe[1], threads);
+}
+
+/* Notes a float32 convolution that could run Winograd (tuned modes only). */
+static void observe_conv(capture *c, const tc_node *n, const tc_rt_tensor *const *in, size_t n_in) {
+  tc_tune_result *r = c->r;
+  tc_conv_spec sp;
+  if (r->o.mode == TC_TUNE_OFF || n_in < 2 || !in[0] || !in[1] || !is_conv_node(n) ||
+      !tc_conv_node_spec(n, tc_model_opset(n->graph->model, n->domain), in[0], in[1], &sp) ||
+      !tc_dnnl_conv_has_winograd(&sp))
+    return;
+  char key[200];
+  conv_key(&sp, r->threads, key, sizeof key);
+  conv_entry *e = NULL;
+  for (size_t i = 0; i < r->n_convs && !e; i++)
+    if (!strcmp(r->convs[i].key, key))
+      e = &r->convs[i];
+  if (!e) {
+    if (r->n_convs == r->cap_convs) {
+      size_t cap = r->cap_convs ? 2 * r->cap_convs : 16;
+      conv_entry *v = realloc(r->convs, cap * sizeof *v);
+      if (!v) {
+        c->oom = true;
+        return;
+      }
+      r->convs = v;
+      r->cap_convs = cap;
+    }
+    e = &r->convs[r->n_convs++];
+    memset(e, 0, sizeof *e);
+    e->spec = sp;
+    e->node = n;
+    snprintf(e->key, sizeof e->key, "%s", key);
+    e->has_b = n_in > 2 && in[2] && in[2]->dtype == TC_DTYPE_F32;
+    if (!copy_tensor(in[0], &e->x) || !copy_tensor(in[1], &e->w) ||
+        (e->has_b && !copy_tensor(in[2], &e->b))) {
+      c->oom = true;
+      return;
+    }
+  }
+  c->oom |= push_id(&e->ids, &e->n_ids, &e->cap_ids, n->id);
 }
 
 static void observe(void *ctx, const tc_node *n, const tc_rt_tensor *const *in, size_t n_in,
@@ -182,6 +273,7 @@ static void observe(void *ctx, const tc_node *n, const tc_rt_tensor *const *in, 
   (void)out;
   capture *c = ctx;
   tc_tune_result *r = c->r;
+  observe_conv(c, n, in, n_in);
   const tc_rt_tensor *x = n_in ? in[0] : NULL;
   tc_cg_spec sp;
   if (c->oom || !x || x->dtype != TC_DTYPE_F32 || !x->rank || n_in > MAX_IN ||
@@ -552,19 +644,28 @@ static void cache_append(const char *path, const char *cpu, const tc_tune_result
 }
 
 /* ---- model metadata ---- */
-static void meta_strip(tc_model *m);
+static void meta_strip_prefix(tc_model *m, const char *prefix);
+
+/* Every record of the tuner: kernel library, bindings, convolution algorithms. */
+static void meta_strip(tc_model *m) { meta_strip_prefix(m, "ai.tacoc.kernel"); }
+
+/* The generated kernels' records only. */
+static void meta_strip_codegen(tc_model *m) {
+  meta_strip_prefix(m, "ai.tacoc.kernels");
+  meta_strip_prefix(m, "ai.tacoc.kernel:");
+}
 
 void tc_tune_strip(tc_model *m) {
   if (m->pb)
     meta_strip(m);
 }
 
-static void meta_strip(tc_model *m) {
+static void meta_strip_prefix(tc_model *m, const char *prefix) {
   Onnx__ModelProto *pb = m->pb;
-  size_t k = 0;
+  size_t k = 0, len = strlen(prefix);
   for (size_t i = 0; i < pb->n_metadata_props; i++) {
     Onnx__StringStringEntryProto *e = pb->metadata_props[i];
-    if (e->key && !strncmp(e->key, "ai.tacoc.kernel", 15)) {
+    if (e->key && !strncmp(e->key, prefix, len)) {
       protobuf_c_message_free_unpacked(&e->base, NULL);
       continue;
     }
@@ -596,12 +697,12 @@ static int meta_add(tc_model *m, const char *key, const char *value) {
   return 0;
 }
 
-/* Gives every node a generated kernel may bind a name no other node has
+/* Gives every node a generated kernel may bind, and every convolution, a name no other node has
  * (unnamed or shared names become tacoc_cg_<id>): bindings go by name. */
 static int name_nodes(tc_model *m) {
   for (tc_node *n = m->graph->first; n; n = n->next) {
     tc_cg_spec sp;
-    if (!tc_cg_node_spec(n, 1, &sp))
+    if (!tc_cg_node_spec(n, 1, &sp) && !is_conv_node(n))
       continue;
     bool dup = !n->name || !n->name[0];
     for (tc_node *p = m->graph->first; !dup && p; p = p->next)
@@ -616,18 +717,57 @@ static int name_nodes(tc_model *m) {
   return 0;
 }
 
+/* Median latency of sessions a and b over reps interleaved runs. */
+static int time_pair(const tc_model *m, tc_tune_result *r, tc_session *a, tc_session *b, int reps,
+                     double *ms_a, double *ms_b) {
+  tc_diag *d = tc_diag_new();
+  tc_ndarray in[64] = {0}, *outs = NULL;
+  char *names[64] = {0};
+  size_t n_in = 0, n_out = tc_model_num_outputs(m);
+  int rc = TC_EXIT_ERROR;
+  double *t[2] = {calloc((size_t)reps, sizeof(double)), calloc((size_t)reps, sizeof(double))};
+  tc_session *s[2] = {a, b};
+  if (!d || !t[0] || !t[1] || !(outs = calloc(n_out + 1, sizeof *outs))) {
+    tc_cli_error("out of memory");
+    goto out;
+  }
+  if (gen_inputs(m, r, names, in, &n_in))
+    goto out;
+  for (int k = -2; k < reps; k++)
+    for (int which = 0; which < 2; which++) {
+      double t0 = now_us();
+      if (tc_session_run(s[which], n_in, (const char *const *)names, in, outs, d)) {
+        tc_cli_error("--tune: checking the whole model: %s", tc_diag_message(d));
+        goto out;
+      }
+      double t1 = now_us();
+      for (size_t o = 0; o < n_out; o++)
+        tc_ndarray_release(&outs[o]);
+      if (k >= 0)
+        t[which][k] = (t1 - t0) / 1e3;
+    }
+  qsort(t[0], (size_t)reps, sizeof(double), tc_cli_cmp_double);
+  qsort(t[1], (size_t)reps, sizeof(double), tc_cli_cmp_double);
+  *ms_a = t[0][reps / 2];
+  *ms_b = t[1][reps / 2];
+  rc = 0;
+out:
+  free_inputs(names, in, n_in);
+  free(outs);
+  free(t[0]);
+  free(t[1]);
+  tc_diag_free(d);
+  return rc;
+}
+
 /* Median latency of m with and without the generated kernels, runs
  * interleaved; drops the kernels (metadata and library) unless they make
  * the model faster. */
 static int whole_model_check(tc_model *m, tc_tune_result *r) {
   tc_diag *d = tc_diag_new();
   tc_session *s[2] = {NULL, NULL};
-  tc_ndarray in[64] = {0}, *outs = NULL;
-  char *names[64] = {0};
-  size_t n_in = 0, n_out = tc_model_num_outputs(m);
-  int rc = TC_EXIT_ERROR, reps = r->o.mode == TC_TUNE_FULL ? 15 : 7;
-  double *t[2] = {calloc((size_t)reps, sizeof(double)), calloc((size_t)reps, sizeof(double))};
-  if (!d || !t[0] || !t[1] || !(outs = calloc(n_out + 1, sizeof *outs))) {
+  int rc = TC_EXIT_ERROR;
+  if (!d) {
     tc_cli_error("out of memory");
     goto out;
   }
@@ -640,42 +780,199 @@ static int whole_model_check(tc_model *m, tc_tune_result *r) {
                  tc_session_native_nodes(s[1]), r->n_bound, tc_session_native_note(s[1]));
     goto out;
   }
-  if (gen_inputs(m, r, names, in, &n_in))
+  if (time_pair(m, r, s[0], s[1], r->o.mode == TC_TUNE_FULL ? 15 : 7, &r->model_ms_builtin,
+                &r->model_ms_native))
     goto out;
-  for (int k = -2; k < reps; k++)
-    for (int which = 0; which < 2; which++) {
-      double t0 = now_us();
-      if (tc_session_run(s[which], n_in, (const char *const *)names, in, outs, d)) {
-        tc_cli_error("codegen: checking the whole model: %s", tc_diag_message(d));
-        goto out;
-      }
-      double t1 = now_us();
-      for (size_t o = 0; o < n_out; o++)
-        tc_ndarray_release(&outs[o]);
-      if (k >= 0)
-        t[which][k] = (t1 - t0) / 1e3;
-    }
-  qsort(t[0], (size_t)reps, sizeof(double), tc_cli_cmp_double);
-  qsort(t[1], (size_t)reps, sizeof(double), tc_cli_cmp_double);
   r->model_checked = true;
-  r->model_ms_builtin = t[0][reps / 2];
-  r->model_ms_native = t[1][reps / 2];
   r->kept = r->model_ms_native < r->model_ms_builtin;
   if (!r->kept) {
     snprintf(r->note, sizeof r->note,
              "whole model not faster with the generated kernels (%.3f ms vs %.3f ms): dropped",
              r->model_ms_native, r->model_ms_builtin);
-    meta_strip(m);
+    meta_strip_codegen(m);
     unlink(r->lib_tmp);
     r->built = false;
     r->n_bound = 0;
   }
   rc = 0;
 out:
-  free_inputs(names, in, n_in);
-  free(outs);
+  tc_session_free(s[0]);
+  tc_session_free(s[1]);
+  tc_diag_free(d);
+  return rc;
+}
+
+/* ---- convolution algorithms: direct or Winograd, per signature ---- */
+
+static const char *algo_name(tc_conv_algo a) {
+  return a == TC_CONV_ALGO_WINOGRAD ? "winograd" : "direct";
+}
+
+static bool conv_cache_lookup(const char *path, const char *cpu, conv_entry *e) {
+  FILE *f = path ? fopen(path, "r") : NULL;
+  if (!f)
+    return false;
+  char line[1024];
+  while (fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\n")] = 0;
+    char *f0 = strtok(line, "\t"), *f1 = strtok(NULL, "\t"), *f2 = strtok(NULL, "\t"),
+         *f3 = strtok(NULL, "\t"), *f4 = strtok(NULL, "\t"), *f5 = strtok(NULL, "\t");
+    if (!f5 || strcmp(f0, "tacoc-tune/1") || strcmp(f1, cpu) || strcmp(f2, e->key) ||
+        (strcmp(f3, "winograd") && strcmp(f3, "direct")))
+      continue;
+    e->choice = !strcmp(f3, "winograd") ? TC_CONV_ALGO_WINOGRAD : TC_CONV_ALGO_DIRECT;
+    e->direct_us = atof(f4);
+    e->wino_us = atof(f5);
+    e->cached = true; /* the last matching line wins */
+  }
+  fclose(f);
+  if (e->cached)
+    snprintf(e->reason, sizeof e->reason, "from the tuning cache");
+  return e->cached;
+}
+
+/* Times direct and Winograd on the entry's operands, interleaved, and
+ * decides: Winograd when its median beats direct's by more than the larger
+ * spread and its output stays within 1e-5 of the output's range of direct's. */
+static void measure_conv(conv_entry *e, int reps) {
+  const tc_conv_spec *c = &e->spec;
+  tc_conv_spec sp[2] = {*c, *c};
+  sp[0].algo = TC_CONV_ALGO_DIRECT;
+  sp[1].algo = TC_CONV_ALGO_WINOGRAD;
+  size_t ny = (size_t)(c->N * c->M * c->out[0] * c->out[1]);
+  float *y[2] = {malloc(ny * sizeof(float)), malloc(ny * sizeof(float))};
+  double *t[2] = {calloc((size_t)reps, sizeof(double)), calloc((size_t)reps, sizeof(double))};
+  const tc_value *wv = e->node->n_inputs > 1 ? e->node->inputs[1] : NULL;
+  const float *b = e->has_b ? e->b.data : NULL;
+  e->choice = TC_CONV_ALGO_DIRECT;
+  if (!y[0] || !y[1] || !t[0] || !t[1]) {
+    snprintf(e->reason, sizeof e->reason, "out of memory: direct kept");
+    goto out;
+  }
+  for (int k = -2; k < reps; k++)
+    for (int a = 0; a < 2; a++) {
+      double t0 = now_us();
+      if (!tc_dnnl_conv_run(&sp[a], wv, e->x.data, e->w.data, b, NULL, y[a])) {
+        snprintf(e->reason, sizeof e->reason, "oneDNN declined the %s convolution: direct kept",
+                 algo_name(sp[a].algo));
+        goto out;
+      }
+      if (k >= 0)
+        t[a][k] = now_us() - t0;
+    }
+  double range = 0, diff = 0;
+  for (size_t i = 0; i < ny; i++) {
+    double d = fabs((double)y[0][i]), w = fabs((double)y[1][i] - (double)y[0][i]);
+    range = d > range ? d : range;
+    diff = w > diff || isnan(w) ? w : diff;
+  }
+  e->max_rel = range > 0 ? diff / range : diff;
+  double spread = 0;
+  for (int a = 0; a < 2; a++) {
+    qsort(t[a], (size_t)reps, sizeof(double), tc_cli_cmp_double);
+    double iqr = t[a][3 * reps / 4] - t[a][reps / 4];
+    spread = iqr > spread ? iqr : spread;
+  }
+  e->direct_us = t[0][reps / 2];
+  e->wino_us = t[1][reps / 2];
+  e->spread_us = spread;
+  e->measured = true;
+  if (!(e->max_rel <= 1e-5))
+    snprintf(e->reason, sizeof e->reason,
+             "Winograd differs from direct by %.2g of the output's range: direct kept", e->max_rel);
+  else if (e->wino_us + spread < e->direct_us) {
+    e->choice = TC_CONV_ALGO_WINOGRAD;
+    snprintf(e->reason, sizeof e->reason, "Winograd %.0f%% faster",
+             100 * (1 - e->wino_us / e->direct_us));
+  } else {
+    snprintf(e->reason, sizeof e->reason, "Winograd not faster beyond the spread (%.0f us)",
+             spread);
+  }
+out:
+  free(y[0]);
+  free(y[1]);
   free(t[0]);
   free(t[1]);
+}
+
+/* Measures (or reads from the cache) the algorithm of every convolution
+ * signature the capture found, records the choices in m's metadata, and
+ * keeps them only when the whole model is faster with them than with
+ * libtacort's default rule. */
+static int tune_convs(tc_model *m, tc_tune_result *r, double t_start) {
+  if (!r->n_convs)
+    return 0;
+  int reps = r->o.mode == TC_TUNE_FULL ? 61 : 21;
+  double budget_us = (r->o.budget_s > 0 ? r->o.budget_s : 1e9) * 1e6;
+  for (size_t i = 0; i < r->n_convs; i++) {
+    conv_entry *e = &r->convs[i];
+    if (conv_cache_lookup(r->o.cache, r->cpu_key, e))
+      continue;
+    if (now_us() - t_start > budget_us) {
+      snprintf(e->reason, sizeof e->reason, "tuning budget spent: the default rule applies");
+      e->choice = TC_CONV_ALGO_AUTO;
+      continue;
+    }
+    measure_conv(e, reps);
+  }
+  FILE *f = r->o.cache ? fopen(r->o.cache, "a") : NULL;
+  for (size_t i = 0; f && i < r->n_convs; i++) {
+    const conv_entry *e = &r->convs[i];
+    if (e->measured)
+      fprintf(f, "tacoc-tune/1\t%s\t%s\t%s\t%.3f\t%.3f\n", r->cpu_key, e->key, algo_name(e->choice),
+              e->direct_us, e->wino_us);
+  }
+  if (f)
+    fclose(f);
+  /* only the choices the default rule would not make are recorded */
+  size_t differ = 0;
+  for (size_t i = 0; i < r->n_convs; i++)
+    differ += r->convs[i].choice != TC_CONV_ALGO_AUTO &&
+              r->convs[i].choice != tc_conv_algo_default(&r->convs[i].spec);
+  if (!differ) {
+    snprintf(r->conv_note, sizeof r->conv_note,
+             "the default rule makes every choice: nothing recorded");
+    return 0;
+  }
+  tc_diag *d = tc_diag_new();
+  tc_session *s[2] = {NULL, NULL};
+  int rc = TC_EXIT_ERROR;
+  if (!d || tc_session_new(m, &s[0], d)) {
+    tc_cli_error("--tune: %s", d ? tc_diag_message(d) : "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < r->n_convs; i++) {
+    const conv_entry *e = &r->convs[i];
+    if (e->choice == TC_CONV_ALGO_AUTO || e->choice == tc_conv_algo_default(&e->spec))
+      continue;
+    for (tc_node *n = m->graph->first; n; n = n->next) {
+      bool mine = false;
+      for (size_t k = 0; k < e->n_ids && !mine; k++)
+        mine = e->ids[k] == n->id;
+      char key[600];
+      snprintf(key, sizeof key, "%s%s", TC_CONV_ALGO_KEY, n->name);
+      if (mine && meta_add(m, key, algo_name(e->choice))) {
+        tc_cli_error("out of memory");
+        goto out;
+      }
+      r->n_conv_meta += mine;
+    }
+  }
+  if (tc_session_new(m, &s[1], d)) {
+    tc_cli_error("--tune: %s", tc_diag_message(d));
+    goto out;
+  }
+  if (time_pair(m, r, s[0], s[1], r->o.mode == TC_TUNE_FULL ? 15 : 7, &r->conv_ms_auto,
+                &r->conv_ms_tuned))
+    goto out;
+  r->conv_checked = true;
+  r->conv_kept = r->conv_ms_tuned <= r->conv_ms_auto;
+  if (!r->conv_kept) {
+    meta_strip_prefix(m, TC_CONV_ALGO_KEY);
+    r->n_conv_meta = 0;
+  }
+  rc = 0;
+out:
   tc_session_free(s[0]);
   tc_session_free(s[1]);
   tc_diag_free(d);
@@ -720,6 +1017,8 @@ int tc_tune_apply(tc_model *m, const tc_tune_options *o, tc_tune_result **res) {
   int native_w = tc_cg_native_width(o->cpu);
   /* candidates, cache, measurement */
   bool native_cpu = !o->cpu || !strcmp(o->cpu, "native");
+  if (o->mode != TC_TUNE_OFF && native_cpu && tune_convs(m, r, t_start))
+    return TC_EXIT_ERROR;
   tc_cg_spec *specs = calloc(r->n_sigs * MAX_CANDS + 1, sizeof *specs);
   if (!specs)
     return tc_cli_error("out of memory");
@@ -919,6 +1218,24 @@ void tc_tune_print(const tc_tune_result *r, FILE *f) {
   if (r->model_checked)
     fprintf(f, "  whole model: %.3f ms built-in, %.3f ms with generated kernels (median)\n",
             r->model_ms_builtin, r->model_ms_native);
+  if (r->n_convs)
+    fprintf(f, "  convolution algorithms (%zu signatures):\n", r->n_convs);
+  for (size_t i = 0; i < r->n_convs; i++) {
+    const conv_entry *e = &r->convs[i];
+    fprintf(f, "  %-72s x%-3zu %-8s", e->key, e->n_ids,
+            e->choice == TC_CONV_ALGO_AUTO ? "default" : algo_name(e->choice));
+    if (e->measured || e->cached)
+      fprintf(f, " direct %.0f us, winograd %.0f us:", e->direct_us, e->wino_us);
+    fprintf(f, " %s\n", e->reason);
+  }
+  if (r->conv_checked)
+    fprintf(f,
+            "  whole model: %.3f ms with the default rule, %.3f ms with the %zu nodes' choices "
+            "that differ from it: %s\n",
+            r->conv_ms_auto, r->conv_ms_tuned, r->n_conv_meta,
+            r->conv_kept ? "recorded" : "not recorded");
+  else if (r->conv_note[0])
+    fprintf(f, "  %s\n", r->conv_note);
   if (r->note[0])
     fprintf(f, "  %s\n", r->note);
   else if (r->built)
@@ -959,6 +1276,53 @@ void tc_tune_json(const tc_tune_result *r, tc_json *j) {
   }
   tc_json_key(j, "note");
   tc_json_string(j, r->note[0] ? r->note : NULL);
+  tc_json_key(j, "convolutions");
+  tc_json_begin_object(j);
+  tc_json_key(j, "nodes_recorded");
+  tc_json_uint(j, r->n_conv_meta);
+  tc_json_key(j, "whole_model");
+  if (r->conv_checked) {
+    tc_json_begin_object(j);
+    tc_json_key(j, "default_ms");
+    tc_json_double(j, r->conv_ms_auto);
+    tc_json_key(j, "tuned_ms");
+    tc_json_double(j, r->conv_ms_tuned);
+    tc_json_key(j, "kept");
+    tc_json_bool(j, r->conv_kept);
+    tc_json_end_object(j);
+  } else {
+    tc_json_null(j);
+  }
+  tc_json_key(j, "decisions");
+  tc_json_begin_array(j);
+  for (size_t i = 0; i < r->n_convs; i++) {
+    const conv_entry *e = &r->convs[i];
+    bool timed = e->measured || e->cached;
+    tc_json_begin_object(j);
+    tc_json_key(j, "signature");
+    tc_json_string(j, e->key);
+    tc_json_key(j, "nodes");
+    tc_json_uint(j, e->n_ids);
+    tc_json_key(j, "algorithm");
+    tc_json_string(j, e->choice == TC_CONV_ALGO_AUTO ? NULL : algo_name(e->choice));
+    tc_json_key(j, "direct_us");
+    if (timed)
+      tc_json_double(j, e->direct_us);
+    else
+      tc_json_null(j);
+    tc_json_key(j, "winograd_us");
+    if (timed)
+      tc_json_double(j, e->wino_us);
+    else
+      tc_json_null(j);
+    tc_json_key(j, "cached");
+    tc_json_bool(j, e->cached);
+    tc_json_key(j, "reason");
+    tc_json_string(j, e->reason);
+    tc_json_end_object(j);
+  }
+  tc_json_end_array(j);
+  tc_json_end_object(j);
   tc_json_key(j, "decisions");
   tc_json_begin_array(j);
   for (size_t i = 0; i < r->n_sigs; i++) {

@@ -80,6 +80,7 @@ typedef struct centry {
   ckey key;
   int refs;
   bool declined;                           /* oneDNN refused the case */
+  bool winograd;                           /* the primitive is a Winograd convolution */
   prim conv, x_in, y_out, z_in, w_in, add; /* add: y = act(y + z) after conv */
   dnnl_memory_desc_t x_md, y_md, w_md, b_md, x_user, y_user, w_user;
   dnnl_memory_desc_t one_md; /* a broadcast scalar, the add's z without one */
@@ -411,23 +412,27 @@ static centry *entry_build(const ckey *key, const void *w, const float *scales) 
     xa = e->x_user, ya = e->y_user;
   else if (!md_any_dt(&xa, nd, xd, xt) || !md_any(&ya, nd, yd))
     return e;
-  dnnl_convolution_desc_t cd;
-  const dnnl_memory_desc_t *bmd = key->bias ? &e->b_md : NULL;
-  dnnl_status_t s =
-      c->transposed ? dnnl_dilated_deconvolution_forward_desc_init(&cd, dnnl_forward_inference,
-                                                                   dnnl_deconvolution_direct, &xa,
-                                                                   &wa, bmd, &ya, st, dil, pl, pr)
-                    : dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference,
-                                                                 dnnl_convolution_direct, &xa, &wa,
-                                                                 bmd, &ya, st, dil, pl, pr);
-  dnnl_primitive_attr_t attr;
-  if (s != dnnl_success || !user_scratchpad(&attr))
-    return e;
   dnnl_primitive_desc_t pd = NULL;
-  bool add = plain && (key->sum || c->act != TC_CONV_ACT_NONE);
-  bool ok = (add || post_ops(c, key->sum, attr)) && quant_attr(key, scales, attr) &&
-            dnnl_primitive_desc_create(&pd, &cd, attr, engine, NULL) == dnnl_success;
-  dnnl_primitive_attr_destroy(attr);
+  bool add = plain && (key->sum || c->act != TC_CONV_ACT_NONE), ok = false;
+  /* Winograd when asked for, else (or when oneDNN has none here) direct */
+  for (int wino = c->algo == TC_CONV_ALGO_WINOGRAD && !plain; wino >= 0 && !ok; wino--) {
+    dnnl_convolution_desc_t cd;
+    const dnnl_memory_desc_t *bmd = key->bias ? &e->b_md : NULL;
+    dnnl_alg_kind_t alg = wino ? dnnl_convolution_winograd : dnnl_convolution_direct;
+    dnnl_status_t s =
+        c->transposed ? dnnl_dilated_deconvolution_forward_desc_init(&cd, dnnl_forward_inference,
+                                                                     dnnl_deconvolution_direct, &xa,
+                                                                     &wa, bmd, &ya, st, dil, pl, pr)
+                      : dnnl_dilated_convolution_forward_desc_init(
+                            &cd, dnnl_forward_inference, alg, &xa, &wa, bmd, &ya, st, dil, pl, pr);
+    dnnl_primitive_attr_t attr;
+    if (s != dnnl_success || !user_scratchpad(&attr))
+      continue;
+    ok = (add || post_ops(c, key->sum, attr)) && quant_attr(key, scales, attr) &&
+         dnnl_primitive_desc_create(&pd, &cd, attr, engine, NULL) == dnnl_success;
+    dnnl_primitive_attr_destroy(attr);
+    e->winograd = ok && wino;
+  }
   if (!ok)
     return e;
   e->x_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
@@ -655,6 +660,18 @@ static bool spec_ok(const tc_conv_spec *c) {
   return true;
 }
 
+/* A shape oneDNN's Winograd convolution takes: 2-D, 3x3, stride 1, no
+ * dilation, one group, forward. */
+static bool winograd_shape(const tc_conv_spec *c) {
+  return !c->transposed && c->nsp == 2 && c->group == 1 && c->k[0] == 3 && c->k[1] == 3 &&
+         c->s[0] == 1 && c->s[1] == 1 && c->d[0] == 1 && c->d[1] == 1;
+}
+
+tc_conv_algo tc_conv_algo_default(const tc_conv_spec *c) {
+  return winograd_shape(c) && c->C >= 32 && c->M >= 32 ? TC_CONV_ALGO_WINOGRAD
+                                                       : TC_CONV_ALGO_DIRECT;
+}
+
 /* Fields copied one by one into a zeroed key, so padding compares equal. */
 static void key_make(const tc_conv_spec *c, bool bias, bool sum, ckey *key) {
   memset(key, 0, sizeof *key);
@@ -674,6 +691,9 @@ static void key_make(const tc_conv_spec *c, bool bias, bool sum, ckey *key) {
                 c->act == TC_CONV_ACT_HARD_SIGMOID;
   k->alpha = params ? c->alpha : 0;
   k->beta = params && c->act != TC_CONV_ACT_LEAKY_RELU ? c->beta : 0;
+  k->algo = c->algo == TC_CONV_ALGO_AUTO                            ? tc_conv_algo_default(c)
+            : winograd_shape(c) && c->algo == TC_CONV_ALGO_WINOGRAD ? TC_CONV_ALGO_WINOGRAD
+                                                                    : TC_CONV_ALGO_DIRECT;
   key->bias = bias;
   key->sum = sum;
   key->threads = omp_get_max_threads();
@@ -735,6 +755,32 @@ static bool cached_run(ckey *key, const void *x, const void *w, const float *b, 
   return ok;
 }
 
+bool tc_dnnl_conv_has_winograd(const tc_conv_spec *c) {
+  pthread_once(&once, init_once);
+  if (!engine || !spec_ok(c) || !winograd_shape(c))
+    return false;
+  dnnl_dims_t xd, yd, wd, st, dil, pl, pr;
+  int nd = 4;
+  xd[0] = yd[0] = c->N, xd[1] = c->C, yd[1] = c->M, wd[0] = c->M, wd[1] = c->C;
+  for (int i = 0; i < 2; i++) {
+    xd[2 + i] = c->in[i], yd[2 + i] = c->out[i], wd[2 + i] = c->k[i];
+    st[i] = c->s[i], dil[i] = c->d[i] - 1, pl[i] = c->pb[i], pr[i] = c->pe[i];
+  }
+  dnnl_memory_desc_t xa, ya, wa;
+  dnnl_convolution_desc_t cd;
+  dnnl_primitive_desc_t pd = NULL;
+  bool ok =
+      md_any_dt(&xa, nd, xd, dnnl_f32) && md_any(&ya, nd, yd) &&
+      dnnl_memory_desc_init_by_tag(&wa, nd, wd, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
+      dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference,
+                                                 dnnl_convolution_winograd, &xa, &wa, NULL, &ya, st,
+                                                 dil, pl, pr) == dnnl_success &&
+      dnnl_primitive_desc_create(&pd, &cd, NULL, engine, NULL) == dnnl_success;
+  if (pd)
+    dnnl_primitive_desc_destroy(pd);
+  return ok;
+}
+
 bool tc_dnnl_conv_run(const tc_conv_spec *c, const tc_value *w_value, const float *x,
                       const float *w, const float *b, const float *z, float *y) {
   pthread_once(&once, init_once);
@@ -756,6 +802,7 @@ bool tc_dnnl_qconv_run(const tc_conv_spec *c, const tc_value *w_value, int32_t x
     return false;
   ckey key;
   key_make(c, b != NULL, z != NULL, &key);
+  key.spec.algo = TC_CONV_ALGO_DIRECT; /* Winograd is float32 only here */
   key.xdt = xdt;
   key.zp = xzp != 0;
   uint64_t h = 1469598103934665603ull;

@@ -34,8 +34,9 @@ struct tc_session {
   const tc_cg_spec **native_spec; /* by node id */
   size_t native_count;
   char native_note[512];
-  tc_qdq_bind **qdq; /* by node id: the integer kernel a QDQ MatMul/Conv runs (qdq.c) */
-  bool *qdq_skip;    /* by node id: a DequantizeLinear no one needs run */
+  unsigned char *conv_algo; /* by node id: tc_conv_algo asked by the model, or NULL: all auto */
+  tc_qdq_bind **qdq;        /* by node id: the integer kernel a QDQ MatMul/Conv runs (qdq.c) */
+  bool *qdq_skip;           /* by node id: a DequantizeLinear no one needs run */
   size_t qdq_count;
   tc_node_observer observe; /* called after every main-graph kernel, when set */
   void *observe_ctx;

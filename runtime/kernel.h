@@ -32,6 +32,21 @@ typedef struct tc_rt_tensor {
   size_t bytes;
 } tc_rt_tensor;
 
+/* The algorithm of a float32 convolution on oneDNN. AUTO: Winograd for
+ * ungrouped 3x3, stride 1, undilated 2-D convolutions with at least 32 input
+ * and 32 output channels (faster there on every shape measured, 1 and 2
+ * threads; slower below, e.g. on a network's RGB stem), direct otherwise.
+ * WINOGRAD applies only where the shape allows it (3x3, stride 1, ...) and
+ * oneDNN provides it; otherwise the convolution runs direct. The autotuner
+ * chooses per node by measurement and records it in the model's
+ * metadata_props as TC_CONV_ALGO_KEY<node name> = "winograd" | "direct". */
+#define TC_CONV_ALGO_KEY "ai.tacoc.kernel.conv:"
+typedef enum tc_conv_algo {
+  TC_CONV_ALGO_AUTO = 0,
+  TC_CONV_ALGO_DIRECT,
+  TC_CONV_ALGO_WINOGRAD,
+} tc_conv_algo;
+
 typedef struct tc_kernel_ctx {
   const tc_node *node;
   int64_t opset; /* version of the node's domain imported by the model */
@@ -44,6 +59,7 @@ typedef struct tc_kernel_ctx {
   unsigned char *plan_base;
   const int64_t *plan_offset;
   const size_t *plan_size;
+  tc_conv_algo conv_algo; /* convolutions: the algorithm the model asks for this node */
 } tc_kernel_ctx;
 
 typedef tc_status (*tc_kernel_fn)(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -228,7 +244,19 @@ typedef struct tc_conv_spec {
   int64_t in[3], k[3], out[3], s[3], d[3], pb[3], pe[3];
   tc_conv_act act;
   float alpha, beta;
+  tc_conv_algo algo; /* asked for (float32 only) */
 } tc_conv_spec;
+
+/* The spec of float32 convolution node n (Conv, com.microsoft.FusedConv,
+ * tacoc's Conv<Act> / ConvAdd<Act>) on x and w, activation left out; false
+ * when they do not make a convolution. */
+bool tc_conv_node_spec(const tc_node *n, int64_t opset, const tc_rt_tensor *x,
+                       const tc_rt_tensor *w, tc_conv_spec *c);
+/* What TC_CONV_ALGO_AUTO means for c (see tc_conv_algo). */
+tc_conv_algo tc_conv_algo_default(const tc_conv_spec *c);
+/* True when oneDNN has a Winograd kernel for c here (the shape allows it
+ * and the CPU has one). */
+bool tc_dnnl_conv_has_winograd(const tc_conv_spec *c);
 
 /* y = act(conv(x, w) + b + z) through a oneDNN (de)convolution primitive;
  * b [M] and z (shaped like y) may be NULL. Primitives are cached by the

@@ -187,6 +187,35 @@ static tc_status decode_inits(tc_session *s, const tc_graph *g, tc_diag *diag) {
   return TC_STATUS_OK;
 }
 
+/* The convolution algorithms the model asks for, by node (metadata
+ * TC_CONV_ALGO_KEY<node name> = "winograd" | "direct", written by the
+ * autotuner). They only choose between two exact ways to compute the same
+ * convolution, so an entry naming no main-graph node or another value (a
+ * model edited after tuning) is ignored, as ONNX Runtime ignores them all. */
+static tc_status bind_conv_algos(tc_session *s, tc_diag *diag) {
+  const tc_model *m = s->m;
+  size_t plen = strlen(TC_CONV_ALGO_KEY);
+  for (size_t i = 0; m->pb && i < m->pb->n_metadata_props; i++) {
+    const Onnx__StringStringEntryProto *e = m->pb->metadata_props[i];
+    if (!e || !e->key || !e->value || strncmp(e->key, TC_CONV_ALGO_KEY, plen))
+      continue;
+    const char *name = e->key + plen;
+    const tc_node *n = m->graph->first;
+    while (n && (!n->name || strcmp(n->name, name)))
+      n = n->next;
+    int algo = !strcmp(e->value, "winograd") ? TC_CONV_ALGO_WINOGRAD
+               : !strcmp(e->value, "direct") ? TC_CONV_ALGO_DIRECT
+                                             : -1;
+    if (!n || algo < 0)
+      continue;
+    if (!s->conv_algo &&
+        !(s->conv_algo = tc_arena_alloc(s->arena, (m->next_node_id + 1) * sizeof *s->conv_algo)))
+      return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+    s->conv_algo[n->id] = (unsigned char)algo;
+  }
+  return TC_STATUS_OK;
+}
+
 #define KERNELS_KEY "ai.tacoc.kernels"
 #define NODE_KEY "ai.tacoc.kernel:"
 
@@ -355,6 +384,8 @@ static tc_status session_new(const tc_model *m, bool native, const char *lib_pat
   if ((st = bind_graph(s, m->graph, diag)) || (st = decode_inits(s, m->graph, diag)))
     goto fail;
   tc_qdq_bind_session(s);
+  if ((st = bind_conv_algos(s, diag)))
+    goto fail;
   if (native)
     bind_native(s, lib_path);
   *out = s;
@@ -518,6 +549,8 @@ tc_status tc_run_graph(tc_run *r, const tc_graph *g) {
       st = tc_run_control(r, n, in, out);
     } else {
       tc_kernel_ctx k = {.node = n, .opset = s->opsets[n->id], .diag = diag, .arena = r->a};
+      if (s->conv_algo)
+        k.conv_algo = (tc_conv_algo)s->conv_algo[n->id];
       if (r->plan && is_main) {
         k.outputs = out;
         k.plan_base = r->base;

@@ -269,6 +269,96 @@ def usage_errors_and_unrunnable_models():
         tacoc("optimize", m, "-o", out, "--tune", "fast", "--shape", "n=14", "-q")
 
 
+def conv_model(path, metadata=None):
+    """Two 3x3 convolutions: 64 -> 64 channels at 14x14 (Winograd by libtacort's
+    default rule) and 64 -> 16 (direct by it: fewer than 32 outputs)."""
+    rng = np.random.default_rng(5)
+    inits = [helper.make_tensor("w0", TensorProto.FLOAT, [64, 64, 3, 3],
+                                (rng.standard_normal(64 * 64 * 9) * 0.05).astype(np.float32)),
+             helper.make_tensor("w1", TensorProto.FLOAT, [16, 64, 3, 3],
+                                (rng.standard_normal(16 * 64 * 9) * 0.05).astype(np.float32)),
+             helper.make_tensor("b0", TensorProto.FLOAT, [64], rng.standard_normal(64).astype(np.float32))]
+    nodes = [helper.make_node("Conv", ["x", "w0", "b0"], ["h"], name="c0", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["h"], ["r"], name="relu"),
+             helper.make_node("Conv", ["r", "w1"], ["y"], name="c1", pads=[1, 1, 1, 1])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64, 14, 14])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 14, 14])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    for k, v in (metadata or {}).items():
+        m.metadata_props.add(key=k, value=v)
+    onnx.save(m, path)
+
+
+def run_conv(model, tmp, x):
+    np.save(os.path.join(tmp, "x.npy"), x)
+    out = os.path.join(tmp, "out-" + os.path.basename(model))
+    tacoc("run", model, "--input", f"x={os.path.join(tmp, 'x.npy')}", "--output-dir", out)
+    return np.load(os.path.join(out, "y.npy"))
+
+
+@test
+def conv_algorithm_metadata_is_honoured():
+    with tempfile.TemporaryDirectory() as tmp:
+        x = np.random.default_rng(6).standard_normal((1, 64, 14, 14)).astype(np.float32)
+        got = {}
+        key = "ai.tacoc.kernel.conv:"
+        for name, md in (("default", None), ("direct", {key + "c0": "direct"}),
+                         ("winograd", {key + "c0": "winograd"}),
+                         ("stale", {key + "gone": "direct", key + "c0": "fastest"})):
+            path = os.path.join(tmp, name + ".onnx")
+            conv_model(path, md)
+            got[name] = run_conv(path, tmp, x)
+        want = ort.InferenceSession(os.path.join(tmp, "default.onnx"),
+                                    providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        for name, y in got.items():
+            assert np.allclose(y, want, rtol=1e-4, atol=1e-5), (name, np.abs(y - want).max())
+        # the node's entry changes the algorithm: the two differ in rounding,
+        # the default rule is Winograd here, and entries naming no node or
+        # another value are ignored
+        assert not np.array_equal(got["direct"], got["winograd"]), "direct and winograd ran the same"
+        assert np.array_equal(got["default"], got["winograd"])
+        assert np.array_equal(got["stale"], got["default"])
+
+
+@test
+def tune_fast_chooses_conv_algorithms():
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out, cache = (os.path.join(tmp, n) for n in ("conv.onnx", "opt.onnx", "tune.cache"))
+        conv_model(src)
+        reps = []
+        for i in range(2):
+            rep = os.path.join(tmp, f"rep{i}.json")
+            p = tacoc("optimize", src, "-o", out, "--tune", "fast", "--tuning-cache", cache,
+                      "--report", rep)
+            assert "convolution algorithms (2 signatures)" in p.stdout, p.stdout
+            reps.append(json.load(open(rep))["tuning"]["convolutions"])
+        first, second = reps
+        assert len(first["decisions"]) == 2, first
+        default = {"C=64 M=64": "winograd", "C=64 M=16": "direct"}
+        recorded = {k[len("ai.tacoc.kernel.conv:"):]: v for k, v in meta(out).items()
+                    if k.startswith("ai.tacoc.kernel.conv:")}
+        for d in first["decisions"]:
+            assert d["algorithm"] in ("winograd", "direct") and not d["cached"], d
+            assert d["direct_us"] > 0 and d["winograd_us"] > 0 and d["reason"], d
+        # the model written last records the choices the default rule would
+        # not make, unless the whole-model check found them no faster
+        for d in second["decisions"]:
+            rule = next(v for k, v in default.items() if k in d["signature"])
+            node = "c0" if "M=64" in d["signature"] else "c1"
+            want = d["algorithm"] if d["algorithm"] != rule and second["nodes_recorded"] else None
+            assert recorded.get(node) == want, (d, recorded, second["nodes_recorded"])
+        # the second run reads every decision from the cache
+        assert [d["algorithm"] for d in second["decisions"]] == \
+            [d["algorithm"] for d in first["decisions"]], (first, second)
+        assert all(d["cached"] for d in second["decisions"]), second
+        x = np.random.default_rng(7).standard_normal((1, 64, 14, 14)).astype(np.float32)
+        want = ort.InferenceSession(src, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        assert np.allclose(run_conv(out, tmp, x), want, rtol=1e-4, atol=1e-5)
+        assert np.allclose(ort.InferenceSession(out, providers=["CPUExecutionProvider"]).run(
+            None, {"x": x})[0], want, rtol=1e-4, atol=1e-5)
+
+
 def main():
     global A, BERT
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

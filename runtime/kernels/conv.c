@@ -342,6 +342,19 @@ static void conv_spec(const geom *g, int64_t N, int64_t C, int64_t M, int64_t gr
   }
 }
 
+bool tc_conv_node_spec(const tc_node *n, int64_t opset, const tc_rt_tensor *x,
+                       const tc_rt_tensor *w, tc_conv_spec *c) {
+  tc_diag d = {0};
+  tc_kernel_ctx k = {.node = n, .opset = opset, .diag = &d};
+  geom g;
+  int64_t group;
+  if (!x || !w || x->dtype != TC_DTYPE_F32 || w->dtype != TC_DTYPE_F32 ||
+      conv_setup(&k, x, w, &g, &group) != TC_STATUS_OK)
+    return false;
+  conv_spec(&g, x->dims[0], x->dims[1], w->dims[0], group, false, c);
+  return true;
+}
+
 /* The node's W value (the oneDNN path caches reordered initializers). */
 static const tc_value *w_value(const tc_kernel_ctx *k) {
   return k->node && k->node->n_inputs > 1 ? k->node->inputs[1] : NULL;
@@ -467,6 +480,7 @@ static tc_status conv_run(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_t
   if (x->dtype == TC_DTYPE_F32 && tc_fast_kernels_enabled()) {
     tc_conv_spec c;
     conv_spec(&g, x->dims[0], x->dims[1], M, group, false, &c);
+    c.algo = k->conv_algo;
     c.act = act->kind, c.alpha = act->alpha, c.beta = act->beta;
     if (tc_dnnl_conv_run(&c, w_value(k), x->data, w->data, b ? b->data : NULL, z ? z->data : NULL,
                          out[0].data))
