@@ -22,6 +22,8 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
+from harness import run_tests
+
 TESTS = []
 
 
@@ -366,16 +368,7 @@ def main():
     ap.add_argument("modeldir")
     A = ap.parse_args()
     BERT = os.path.join(A.modeldir, "bert_block.onnx")
-    failed = 0
-    for fn in TESTS:
-        try:
-            fn()
-            print(f"ok   {fn.__name__}", flush=True)
-        except AssertionError as e:
-            failed += 1
-            print(f"FAIL {fn.__name__}: {str(e) or 'assertion failed'}", flush=True)
-    print(f"codegen: {len(TESTS) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    return run_tests(TESTS, "codegen")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Helpers shared by the tacoc test scripts (roundtrip, bigmodel, errors)."""
+"""Helpers shared by the tacoc test scripts (roundtrip, bigmodel, errors, codegen, ops_ort, ...)."""
 
 import os
 import signal
@@ -51,6 +51,22 @@ def run_tacoc(tacoc, args, timeout, cwd=None):
         if any(marker in line for marker in SANITIZER_MARKERS):
             return proc, f"sanitizer report on stderr: {line.strip()}"
     return proc, None
+
+
+def run_tests(tests, suite):
+    """Runs each test function (no arguments), printing `ok NAME` or `FAIL
+    NAME: reason` per test and then "SUITE: N passed, N failed"; returns the
+    exit status."""
+    failed = 0
+    for fn in tests:
+        try:
+            fn()
+            print(f"ok   {fn.__name__}", flush=True)
+        except AssertionError as e:
+            failed += 1
+            print(f"FAIL {fn.__name__}: {str(e) or 'assertion failed'}", flush=True)
+    print(f"{suite}: {len(tests) - failed} passed, {failed} failed")
+    return 1 if failed else 0
 
 
 def first_line(text):

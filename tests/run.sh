@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-2}
 PY=.venv/bin/python
-SUITES=${TC_SUITES:-"unit conformance conformance-O3 passes e2e precision codegen roundtrip errors bench report bigmodel fuzz"}
+SUITES=${TC_SUITES:-"unit conformance conformance-O3 ops passes e2e precision codegen roundtrip errors bench report bigmodel fuzz"}
 TACOC=$BUILD/bin/tacoc
 DATA=build/testdata
 export PYTHONWARNINGS=ignore
@@ -96,6 +96,8 @@ for s in $SUITES; do
     run_suite codegen $PY tests/codegen.py --tacoc "$TACOC" "$DATA/e2e" ;;
   errors)
     run_suite errors $PY tests/errors.py --tacoc "$TACOC" ;;
+  ops)
+    run_suite ops $PY tests/ops_ort.py --tacoc "$TACOC" ;;
   bench)
     run_suite bench $PY tests/bench.py --tacoc "$TACOC" ;;
   report)

@@ -1,0 +1,141 @@
+"""Single ops in libtacort (through `tacoc run`) against ONNX Runtime on random
+inputs, beyond the few fixed cases of the ONNX node tests: NonMaxSuppression
+(many overlapping boxes, both box formats, thresholds, batches and classes),
+RoiAlign (both coordinate modes, avg and max, sampling ratios) and GridSample
+(every mode, padding and align_corners, positions beyond the borders).
+
+Usage: ops_ort.py --tacoc PATH
+
+NonMaxSuppression must match exactly; the others within 1e-4 relative +
+1e-5 absolute. Prints `ok NAME` / `FAIL NAME: reason`, then
+"ops: N passed, N failed"."""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper
+
+from harness import run_tests
+
+ort.set_default_logger_severity(3)
+RNG = np.random.default_rng(21)
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def one_node(op, inputs, outputs, opset, **attrs):
+    """inputs / outputs: (name, elem type, shape or None)."""
+    node = helper.make_node(op, [i[0] for i in inputs], [o[0] for o in outputs], **attrs)
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info(*i) for i in inputs],
+                          [helper.make_tensor_value_info(*o) for o in outputs])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    return m
+
+
+def both(m, feeds):
+    """(libtacort outputs, ONNX Runtime outputs) of m on feeds."""
+    want = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "m.onnx")
+        onnx.save(m, path)
+        args = [A.tacoc, "run", path, "--output-dir", os.path.join(tmp, "out")]
+        for k, v in feeds.items():
+            np.save(os.path.join(tmp, k + ".npy"), v)
+            args += ["--input", f"{k}={os.path.join(tmp, k + '.npy')}"]
+        p = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr.strip()
+        got = [np.load(os.path.join(tmp, "out", o.name + ".npy")) for o in m.graph.output]
+    return got, want
+
+
+def close(got, want, what):
+    assert got.shape == want.shape, f"{what}: shape {got.shape} vs {want.shape}"
+    d = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    assert np.all(d <= 1e-4 * np.abs(want) + 1e-5), f"{what}: max abs error {d.max():.3g}"
+
+
+@test
+def nms_random_boxes():
+    F, I = TensorProto.FLOAT, TensorProto.INT64
+    for center in (0, 1):
+        for b, c, n, max_out, iou, score in ((1, 1, 40, 10, 0.5, None), (2, 3, 60, 25, 0.3, 0.4),
+                                             (3, 2, 17, 100, 0.0, 0.0), (1, 2, 30, 5, 0.7, None)):
+            xy = RNG.uniform(0, 10, (b, n, 2))
+            wh = RNG.uniform(0.5, 4, (b, n, 2))
+            if center:
+                boxes = np.concatenate([xy, wh], -1)
+            else:  # [y1, x1, y2, x2], some corners given the other way round
+                boxes = np.concatenate([xy[..., ::-1], xy[..., ::-1] + wh[..., ::-1]], -1)
+                flip = RNG.random((b, n)) < 0.3
+                boxes[flip] = boxes[flip][:, [2, 3, 0, 1]]
+            scores = RNG.random((b, c, n)).astype(np.float32)
+            scores[..., ::7] = 0.5  # ties broken by the box index
+            inputs = [("boxes", F, [b, n, 4]), ("scores", F, [b, c, n]), ("max", I, [1]),
+                      ("iou", F, [1])]
+            feeds = {"boxes": boxes.astype(np.float32), "scores": scores,
+                     "max": np.array([max_out], np.int64), "iou": np.array([iou], np.float32)}
+            if score is not None:
+                inputs.append(("score", F, [1]))
+                feeds["score"] = np.array([score], np.float32)
+            m = one_node("NonMaxSuppression", inputs, [("sel", I, None)], 11, center_point_box=center)
+            got, want = both(m, feeds)
+            assert got[0].shape == want[0].shape and np.array_equal(got[0], want[0]), \
+                (center, b, c, n, got[0][:8], want[0][:8])
+
+
+@test
+def roialign_random():
+    F, I = TensorProto.FLOAT, TensorProto.INT64
+    for opset, ctm in ((16, "half_pixel"), (16, "output_half_pixel"), (10, None)):
+        for mode in ("avg", "max"):
+            for ratio in (0, 2):
+                x = RNG.standard_normal((2, 3, 12, 15)).astype(np.float32)
+                lo = RNG.uniform(-2, 8, (5, 2))
+                rois = np.concatenate([lo, lo + RNG.uniform(0.5, 9, (5, 2))], 1).astype(np.float32)
+                attrs = dict(mode=mode, output_height=3, output_width=4, sampling_ratio=ratio,
+                             spatial_scale=0.8)
+                if ctm:
+                    attrs["coordinate_transformation_mode"] = ctm
+                m = one_node("RoiAlign", [("x", F, [2, 3, 12, 15]), ("rois", F, [5, 4]),
+                                          ("bi", I, [5])], [("y", F, None)], opset, **attrs)
+                got, want = both(m, {"x": x, "rois": rois, "bi": np.array([0, 1, 1, 0, 1], np.int64)})
+                close(got[0], want[0], f"opset {opset} {ctm} {mode} ratio {ratio}")
+
+
+@test
+def gridsample_2d_every_mode():
+    F = TensorProto.FLOAT
+    for opset, modes in ((16, ("bilinear", "nearest", "bicubic")), (20, ("linear", "nearest", "cubic"))):
+        for mode in modes:
+            for pad in ("zeros", "border", "reflection"):
+                for ac in (0, 1):
+                    x = RNG.standard_normal((2, 3, 7, 9)).astype(np.float32)
+                    grid = RNG.uniform(-1.4, 1.4, (2, 5, 6, 2)).astype(np.float32)
+                    m = one_node("GridSample", [("x", F, [2, 3, 7, 9]), ("grid", F, [2, 5, 6, 2])],
+                                 [("y", F, None)], opset, mode=mode, padding_mode=pad,
+                                 align_corners=ac)
+                    got, want = both(m, {"x": x, "grid": grid})
+                    close(got[0], want[0], f"opset {opset} {mode} {pad} align_corners {ac}")
+
+
+def main():
+    global A
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tacoc", required=True)
+    A = ap.parse_args()
+    return run_tests(TESTS, "ops")
+
+
+if __name__ == "__main__":
+    A = None
+    sys.exit(main())
