@@ -2,7 +2,8 @@
 inputs, beyond the few fixed cases of the ONNX node tests: NonMaxSuppression
 (many overlapping boxes, both box formats, thresholds, batches and classes),
 RoiAlign (both coordinate modes, avg and max, sampling ratios) and GridSample
-(every mode, padding and align_corners, positions beyond the borders).
+(every mode, padding and align_corners, positions beyond the borders),
+AffineGrid (2-D and 3-D) and Det.
 
 Usage: ops_ort.py --tacoc PATH
 
@@ -126,6 +127,22 @@ def gridsample_2d_every_mode():
                                  align_corners=ac)
                     got, want = both(m, {"x": x, "grid": grid})
                     close(got[0], want[0], f"opset {opset} {mode} {pad} align_corners {ac}")
+
+
+@test
+def affinegrid_and_det_random():
+    F, I = TensorProto.FLOAT, TensorProto.INT64
+    for size, ac in (([2, 3, 5, 7], 0), ([2, 3, 5, 7], 1), ([1, 2, 3, 4, 5], 0), ([1, 2, 3, 4, 5], 1)):
+        r = len(size) - 2
+        theta = RNG.standard_normal((size[0], r, r + 1)).astype(np.float32)
+        m = one_node("AffineGrid", [("theta", F, list(theta.shape)), ("size", I, [len(size)])],
+                     [("grid", F, None)], 20, align_corners=ac)
+        got, want = both(m, {"theta": theta, "size": np.array(size, np.int64)})
+        close(got[0], want[0], f"AffineGrid {size} align_corners {ac}")
+    for shape in ([4, 4], [3, 2, 5, 5], [2, 1, 1]):
+        x = RNG.standard_normal(shape).astype(np.float32)
+        got, want = both(one_node("Det", [("x", F, shape)], [("d", F, None)], 22), {"x": x})
+        close(got[0], want[0], f"Det {shape}")
 
 
 def main():

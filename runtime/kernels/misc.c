@@ -1,0 +1,282 @@
+/* misc kernels, ops of no larger family: Shrink, BitCast, Det, CenterCropPad,
+ * AffineGrid.
+ *
+ * Shrink: x < -lambd gives x + bias, x > lambd gives x - bias, else 0,
+ * computed in double and stored in x's (numeric) type.
+ * BitCast: the bytes of x as another type of the same width (little endian
+ * here as on disk); the shape is kept.
+ * Det: determinants of [..., M, M] by LU with partial pivoting in double.
+ * CenterCropPad: per listed axis, a centered window of the asked size (the
+ * extra element of an odd difference at the end), zeros where it pads.
+ * AffineGrid: theta [N, 2, 3] / [N, 3, 4] applied to the homogeneous base
+ * grid of size [N, C, H, W] / [N, C, D, H, W], positions from -1 to 1 at
+ * pixel centers (align_corners 0) or corner pixels (1); grid [N, H, W, 2] /
+ * [N, D, H, W, 3] with x (the width) first, as GridSample reads it. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernel.h"
+
+static const tc_rt_tensor *input(const tc_rt_tensor *const *in, size_t n_in, size_t i) {
+  return i < n_in ? in[i] : NULL;
+}
+
+#define NOMEM(k) tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory")
+
+/* ---- Shrink ---- */
+
+static tc_status check_shrink(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"bias", "lambd", NULL};
+  return tc_kernel_check_attrs(n, diag, ok);
+}
+
+static tc_status run_shrink(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                            tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *x = input(in, n_in, 0);
+  if (!x)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "input is required");
+  if (!tc_dtype_is_float(x->dtype) && !tc_dtype_is_int(x->dtype))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  double lambd = tc_attr_float(k->node, "lambd", 0.5f), bias = tc_attr_float(k->node, "bias", 0);
+  tc_status st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, x->dims);
+  for (size_t i = 0, n = tc_rt_numel(x); !st && i < n; i++) {
+    double v = tc_rt_get_f64(x, i);
+    tc_rt_set_f64(&out[0], i, v < -lambd ? v + bias : v > lambd ? v - bias : 0.0);
+  }
+  return st;
+}
+
+/* ---- BitCast ---- */
+
+static tc_status check_bitcast(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"to", NULL};
+  tc_status st = tc_kernel_check_attrs(n, diag, ok);
+  if (!st && !tc_node_attr(n, "to"))
+    st = tc_diag_set(diag, TC_STATUS_INVALID, n->name ? n->name : "", n->op_type,
+                     "attribute 'to' is required");
+  return st;
+}
+
+static tc_status run_bitcast(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                             tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *x = input(in, n_in, 0);
+  int32_t to = (int32_t)tc_attr_int(k->node, "to", 0);
+  if (!x)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "input is required");
+  /* widths compared over 8 elements, so 4-bit types compare too */
+  size_t wx = tc_dtype_bytes(x->dtype, 8), wt = tc_dtype_bytes(to, 8);
+  if (x->dtype == TC_DTYPE_STRING || !wx)
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  if (to == TC_DTYPE_STRING || wt != wx)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "'to' (%d) must be a type as wide as the input's",
+                          (int)to);
+  tc_status st = tc_kernel_alloc(k, &out[0], to, x->rank, x->dims);
+  if (!st && x->bytes)
+    memcpy(out[0].data, x->data, x->bytes);
+  return st;
+}
+
+/* ---- Det ---- */
+
+static tc_status run_det(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                         tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *x = input(in, n_in, 0);
+  if (!x)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "X is required");
+  if (!tc_dtype_is_float(x->dtype))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  if (x->rank < 2 || x->dims[x->rank - 1] != x->dims[x->rank - 2])
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "X must be [..., M, M]");
+  size_t M = (size_t)x->dims[x->rank - 1], mats = M ? tc_rt_numel(x) / (M * M) : 0;
+  tc_status st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank - 2, x->dims);
+  size_t mm = M * M;
+  double *a = tc_arena_alloc(k->arena, (mm > 0 ? mm : 1) * sizeof *a);
+  if (st || !a)
+    return st ? st : NOMEM(k);
+  if (!M) { /* a batch of 0x0 matrices: the empty product */
+    for (size_t i = 0, n = tc_rt_numel(&out[0]); i < n; i++)
+      tc_rt_set_f64(&out[0], i, 1.0);
+    return TC_STATUS_OK;
+  }
+  for (size_t m = 0; m < mats; m++) {
+    for (size_t i = 0; i < M * M; i++)
+      a[i] = tc_rt_get_f64(x, m * M * M + i);
+    double det = 1;
+    for (size_t c = 0; c < M && det != 0; c++) {
+      size_t p = c;
+      for (size_t r = c + 1; r < M; r++)
+        if (fabs(a[r * M + c]) > fabs(a[p * M + c]))
+          p = r;
+      if (a[p * M + c] == 0) {
+        det = 0;
+        break;
+      }
+      if (p != c) {
+        for (size_t j = 0; j < M; j++) {
+          double t = a[c * M + j];
+          a[c * M + j] = a[p * M + j];
+          a[p * M + j] = t;
+        }
+        det = -det;
+      }
+      det *= a[c * M + c];
+      for (size_t r = c + 1; r < M; r++) {
+        double f = a[r * M + c] / a[c * M + c];
+        for (size_t j = c; j < M; j++)
+          a[r * M + j] -= f * a[c * M + j];
+      }
+    }
+    tc_rt_set_f64(&out[0], m, det);
+  }
+  return TC_STATUS_OK;
+}
+
+/* ---- CenterCropPad ---- */
+
+static tc_status check_ccp(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"axes", NULL};
+  return tc_kernel_check_attrs(n, diag, ok);
+}
+
+static tc_status run_ccp(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                         tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *x = input(in, n_in, 0), *shape = input(in, n_in, 1);
+  if (!x || !shape)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "input_data and shape are required");
+  if (shape->dtype != TC_DTYPE_I64 && shape->dtype != TC_DTYPE_I32)
+    return tc_kernel_bad_dtype(k, 1, shape->dtype);
+  size_t r = x->rank, ns = tc_rt_numel(shape);
+  const int64_t *axes_attr = NULL;
+  ptrdiff_t na = tc_attr_ints(k->node, "axes", &axes_attr);
+  int64_t axes[TC_MAX_RANK];
+  if (na < 0) {
+    na = (ptrdiff_t)r;
+    for (size_t i = 0; i < r; i++)
+      axes[i] = (int64_t)i;
+  } else {
+    if ((size_t)na > r)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "more axes than X has dims");
+    for (ptrdiff_t i = 0; i < na; i++) {
+      int64_t a = axes_attr[i] < 0 ? axes_attr[i] + (int64_t)r : axes_attr[i];
+      if (a < 0 || a >= (int64_t)r)
+        return tc_kernel_fail(k, TC_STATUS_INVALID, "axis %lld is out of range",
+                              (long long)axes_attr[i]);
+      axes[i] = a;
+    }
+  }
+  if (ns != (size_t)na)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "shape has %zu values for %td axes", ns, na);
+  int64_t dims[TC_MAX_RANK], xoff[TC_MAX_RANK] = {0}, yoff[TC_MAX_RANK] = {0};
+  memcpy(dims, x->dims, r * sizeof *dims);
+  for (ptrdiff_t i = 0; i < na; i++) {
+    int64_t a = axes[i], want = tc_rt_get_i64(shape, (size_t)i), have = x->dims[a];
+    if (want < 0)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "shape holds a negative size");
+    dims[a] = want;
+    if (want < have)
+      xoff[a] = (have - want) / 2; /* crop: the window starts here in X */
+    else
+      yoff[a] = (want - have) / 2; /* pad: X starts here in Y */
+  }
+  tc_status st = tc_kernel_alloc(k, &out[0], x->dtype, r, dims);
+  if (st)
+    return st;
+  size_t es = tc_dtype_bytes(x->dtype, 1), n = tc_rt_numel(&out[0]);
+  if (!es || x->dtype == TC_DTYPE_STRING)
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  memset(out[0].data, 0, out[0].bytes);
+  /* every element of Y whose source lies inside X, copied element by element */
+  for (size_t i = 0; i < n; i++) {
+    size_t rest = i, src = 0, stride = 1;
+    bool inside = true;
+    for (size_t d = r; d-- > 0;) {
+      int64_t c = (int64_t)(rest % (size_t)dims[d]);
+      rest /= (size_t)dims[d];
+      int64_t s = c - yoff[d] + xoff[d];
+      inside = inside && s >= 0 && s < x->dims[d];
+      src += (size_t)(inside ? s : 0) * stride;
+      stride *= (size_t)x->dims[d];
+    }
+    if (inside)
+      memcpy((char *)out[0].data + i * es, (const char *)x->data + src * es, es);
+  }
+  return TC_STATUS_OK;
+}
+
+/* ---- AffineGrid ---- */
+
+static tc_status check_affinegrid(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"align_corners", NULL};
+  return tc_kernel_check_attrs(n, diag, ok);
+}
+
+static tc_status run_affinegrid(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *theta = input(in, n_in, 0), *size = input(in, n_in, 1);
+  if (!theta || !size)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "theta and size are required");
+  if (!tc_dtype_is_float(theta->dtype))
+    return tc_kernel_bad_dtype(k, 0, theta->dtype);
+  if (size->dtype != TC_DTYPE_I64)
+    return tc_kernel_bad_dtype(k, 1, size->dtype);
+  size_t ns = tc_rt_numel(size), r = ns >= 2 ? ns - 2 : 0;
+  if ((r != 2 && r != 3) || theta->rank != 3 || theta->dims[1] != (int64_t)r ||
+      theta->dims[2] != (int64_t)r + 1 || tc_rt_get_i64(size, 0) != theta->dims[0])
+    return tc_kernel_fail(k, TC_STATUS_INVALID,
+                          "theta must be [N, 2, 3] with size [N, C, H, W], or [N, 3, 4] with "
+                          "size [N, C, D, H, W]");
+  bool ac = tc_attr_int(k->node, "align_corners", 0) != 0;
+  int64_t dims[5], sp[3];
+  dims[0] = theta->dims[0];
+  size_t npos = 1;
+  for (size_t i = 0; i < r; i++) {
+    sp[i] = tc_rt_get_i64(size, 2 + i);
+    if (sp[i] < 0)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "size holds a negative dim");
+    dims[1 + i] = sp[i];
+    npos *= (size_t)sp[i];
+  }
+  dims[1 + r] = (int64_t)r;
+  tc_status st = tc_kernel_alloc(k, &out[0], theta->dtype, r + 2, dims);
+  if (st)
+    return st;
+  for (size_t b = 0; b < (size_t)dims[0]; b++)
+    for (size_t p = 0; p < npos; p++) {
+      /* homogeneous base position: x (last spatial dim) first */
+      double h[4];
+      size_t rest = p;
+      for (size_t i = r; i-- > 0;) {
+        int64_t len = sp[i], c = (int64_t)(rest % (size_t)len);
+        rest /= (size_t)len;
+        h[r - 1 - i] = ac ? (len > 1 ? -1.0 + 2.0 * (double)c / (double)(len - 1) : 0.0)
+                          : -1.0 + (2.0 * (double)c + 1.0) / (double)len;
+      }
+      h[r] = 1.0;
+      for (size_t j = 0; j < r; j++) {
+        double v = 0;
+        for (size_t q = 0; q <= r; q++)
+          v += tc_rt_get_f64(theta, (b * r + j) * (r + 1) + q) * h[q];
+        tc_rt_set_f64(&out[0], (b * npos + p) * r + j, v);
+      }
+    }
+  return TC_STATUS_OK;
+}
+
+const tc_kernel_def tc_kernels_misc[] = {
+    {"AffineGrid", "", 20, run_affinegrid, check_affinegrid},
+    {"Shrink", "", 9, run_shrink, check_shrink},
+    {"BitCast", "", 26, run_bitcast, check_bitcast},
+    {"Det", "", 11, run_det, NULL},
+    {"CenterCropPad", "", 18, run_ccp, check_ccp},
+    {NULL, NULL, 0, NULL, NULL},
+};
