@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "inline.h"
 #include "kernel.h"
 
@@ -425,10 +426,6 @@ tc_status tc_model_inlined_copy(const tc_model *m, tc_model **out, tc_diag *diag
   tc_value_map map = {0};
   tc_status st = TC_STATUS_NOMEM;
   *out = NULL;
-  if (src->n_sparse_inits)
-    return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, NULL, NULL,
-                       "sparse initializer '%s' is not supported by the runtime yet",
-                       src->sparse_inits[0]->name);
   tc_model *c = tc_model_new_empty();
   if (!c)
     return nomem(diag);
@@ -458,6 +455,17 @@ tc_status tc_model_inlined_copy(const tc_model *m, tc_model **out, tc_diag *diag
       goto fail;
     if (tc_graph_add_init(g, v, o->init) != 0)
       goto fail;
+  }
+  for (size_t i = 0; i < src->n_sparse_inits; i++) {
+    const tc_value *o = src->sparse_inits[i];
+    tc_value *v = tc_graph_lookup_local(g, o->name);
+    if (!v && !(v = twin(g, &map, o, diag)))
+      goto fail;
+    v->sparse = o->sparse;
+    if (tc_arena_vec_reserve(c->arena, (void **)&g->sparse_inits, &g->cap_sparse_inits,
+                             g->n_sparse_inits, sizeof *g->sparse_inits) != 0)
+      goto fail;
+    g->sparse_inits[g->n_sparse_inits++] = v;
   }
   for (const tc_node *n = src->first; n; n = n->next)
     for (size_t i = 0; i < n->n_outputs; i++)

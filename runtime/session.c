@@ -9,9 +9,11 @@
  * on the session's own copy of its main graph with those calls inlined
  * (inline.c).
  *
+ * Sparse initializers are made dense when the session is created.
+ *
  * Not yet here (next steps of the runtime): shape inference ahead of the run
- * (memory plans come from a traced first run, plan.c), sparse initializers,
- * sequence and optional values. Models that need them are refused when the
+ * (memory plans come from a traced first run, plan.c), sequence and optional
+ * values. Models that need them are refused when the
  * session is created. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,11 +160,81 @@ static bool borrow_init(const tc_tensor *t, tc_rt_tensor *out) {
   return true;
 }
 
-static tc_status decode_inits(tc_session *s, const tc_graph *g, tc_diag *diag) {
-  if (g->n_sparse_inits)
+/* A sparse initializer made dense: zeros, and its values at its indices
+ * ([NNZ] linear or [NNZ, rank] coordinates, as SparseTensorProto allows). */
+static tc_status densify(tc_session *s, const tc_value *v, tc_rt_tensor *out, tc_diag *diag) {
+  const tc_sparse_tensor *sp = v->sparse;
+  tc_rt_tensor vals = {0}, idx = {0};
+  tc_status st;
+  if (!sp->values || (st = tc_rt_from_ir(sp->values, s->arena, &vals, diag)))
+    return sp->values ? st
+                      : tc_diag_set(diag, TC_STATUS_INVALID, NULL, NULL,
+                                    "sparse initializer '%s' has no values", v->name);
+  if (sp->rank > TC_MAX_RANK || vals.rank != 1)
+    return tc_diag_set(diag, TC_STATUS_INVALID, NULL, NULL,
+                       "sparse initializer '%s': values must be 1-D, rank at most %d", v->name,
+                       TC_MAX_RANK);
+  size_t nnz = (size_t)vals.dims[0], numel = 1, es = tc_dtype_bytes(vals.dtype, 1);
+  for (size_t i = 0; i < sp->rank; i++) {
+    if (sp->dims[i] < 0)
+      return tc_diag_set(diag, TC_STATUS_INVALID, NULL, NULL,
+                         "sparse initializer '%s' has a negative dim", v->name);
+    numel *= (size_t)sp->dims[i];
+  }
+  if (!es || vals.dtype == TC_DTYPE_STRING)
     return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, NULL, NULL,
-                       "sparse initializer '%s' is not supported by the runtime yet",
-                       g->sparse_inits[0]->name);
+                       "sparse initializer '%s': dtype %s is not supported", v->name,
+                       tc_dtype_name(vals.dtype));
+  if (nnz && (!sp->indices || (st = tc_rt_from_ir(sp->indices, s->arena, &idx, diag))))
+    return sp->indices ? st
+                       : tc_diag_set(diag, TC_STATUS_INVALID, NULL, NULL,
+                                     "sparse initializer '%s' has values but no indices", v->name);
+  bool linear = nnz && idx.rank == 1 && (size_t)idx.dims[0] == nnz;
+  bool coords =
+      nnz && idx.rank == 2 && (size_t)idx.dims[0] == nnz && (size_t)idx.dims[1] == sp->rank;
+  if (nnz && (!(linear || coords) || (idx.dtype != TC_DTYPE_I64 && idx.dtype != TC_DTYPE_I32)))
+    return tc_diag_set(diag, TC_STATUS_INVALID, NULL, NULL,
+                       "sparse initializer '%s': indices must be int64 [NNZ] or [NNZ, rank]",
+                       v->name);
+  out->dtype = vals.dtype;
+  out->rank = sp->rank;
+  memcpy(out->dims, sp->dims, sp->rank * sizeof *out->dims);
+  out->bytes = numel * es;
+  if (!(out->data = tc_arena_alloc(s->arena, out->bytes ? out->bytes : 1)))
+    return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+  memset(out->data, 0, out->bytes);
+  for (size_t k = 0; k < nnz; k++) {
+    int64_t lin = 0;
+    bool ok = true;
+    if (linear) {
+      lin = tc_rt_get_i64(&idx, k);
+      ok = lin >= 0 && (size_t)lin < numel;
+    } else {
+      for (size_t d = 0; d < sp->rank && ok; d++) {
+        int64_t c = tc_rt_get_i64(&idx, k * sp->rank + d);
+        ok = c >= 0 && c < sp->dims[d];
+        lin = lin * sp->dims[d] + c;
+      }
+    }
+    if (!ok)
+      return tc_diag_set(diag, TC_STATUS_INVALID, NULL, NULL,
+                         "sparse initializer '%s': index %zu is out of its shape", v->name, k);
+    memcpy((char *)out->data + (size_t)lin * es, (const char *)vals.data + k * es, es);
+  }
+  return TC_STATUS_OK;
+}
+
+static tc_status decode_inits(tc_session *s, const tc_graph *g, tc_diag *diag) {
+  for (size_t i = 0; i < g->n_sparse_inits; i++) {
+    tc_value *v = g->sparse_inits[i];
+    tc_rt_tensor *t = tc_arena_alloc(s->arena, sizeof *t);
+    if (!t)
+      return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+    tc_status st = densify(s, v, t, diag);
+    if (st)
+      return st;
+    s->consts[v->id] = t;
+  }
   for (size_t i = 0; i < g->n_inits; i++) {
     tc_value *v = g->inits[i];
     tc_rt_tensor *t = tc_arena_alloc(s->arena, sizeof *t);
@@ -524,6 +596,8 @@ tc_status tc_run_graph(tc_run *r, const tc_graph *g) {
   tc_diag *diag = r->diag;
   for (size_t i = 0; i < g->n_inits; i++)
     vals[g->inits[i]->id] = s->consts[g->inits[i]->id];
+  for (size_t i = 0; i < g->n_sparse_inits; i++)
+    vals[g->sparse_inits[i]->id] = s->consts[g->sparse_inits[i]->id];
   bool is_main = g == s->m->graph;
   for (const tc_node *n = g->first; n; n = n->next) {
     if (is_main && s->qdq_skip && s->qdq_skip[n->id])
@@ -703,6 +777,8 @@ tc_status tc_session_run(tc_session *s, size_t n_inputs, const char *const *name
   }
   for (size_t i = 0; i < g->n_inits; i++)
     vals[g->inits[i]->id] = s->consts[g->inits[i]->id];
+  for (size_t i = 0; i < g->n_sparse_inits; i++)
+    vals[g->sparse_inits[i]->id] = s->consts[g->sparse_inits[i]->id];
   if ((st = bind_inputs(s, n_inputs, names, inputs, vals, a, diag)))
     goto done;
   n_sig = tc_plan_signature(s, vals, sig, sizeof sig / sizeof sig[0]);

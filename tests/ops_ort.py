@@ -3,7 +3,7 @@ inputs, beyond the few fixed cases of the ONNX node tests: NonMaxSuppression
 (many overlapping boxes, both box formats, thresholds, batches and classes),
 RoiAlign (both coordinate modes, avg and max, sampling ratios) and GridSample
 (every mode, padding and align_corners, positions beyond the borders),
-AffineGrid (2-D and 3-D) and Det.
+AffineGrid (2-D and 3-D) and Det; sparse initializers made dense.
 
 Usage: ops_ort.py --tacoc PATH
 
@@ -143,6 +143,37 @@ def affinegrid_and_det_random():
         x = RNG.standard_normal(shape).astype(np.float32)
         got, want = both(one_node("Det", [("x", F, shape)], [("d", F, None)], 22), {"x": x})
         close(got[0], want[0], f"Det {shape}")
+
+
+def sparse_model(indices, shape=(3, 4), values=(1.5, -2.0, 3.0)):
+    from onnx import numpy_helper
+    sp = helper.make_sparse_tensor(numpy_helper.from_array(np.array(values, np.float32), "s"),
+                                   numpy_helper.from_array(np.array(indices, np.int64)), list(shape))
+    g = helper.make_graph([helper.make_node("Add", ["x", "s"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(shape))],
+                          sparse_initializer=[sp])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m
+
+
+@test
+def sparse_initializers():
+    x = RNG.standard_normal((3, 4)).astype(np.float32)
+    for idx in ([1, 5, 11], [[0, 1], [1, 1], [2, 3]]):  # linear, and coordinates
+        got, want = both(sparse_model(idx), {"x": x})
+        close(got[0], want[0], f"sparse indices {idx}")
+        dense = x.copy().ravel()
+        dense[[1, 5, 11]] += [1.5, -2.0, 3.0]
+        assert np.array_equal(got[0].ravel(), dense), got[0]
+    # an index outside the shape is refused when the session is created
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "bad.onnx")
+        onnx.save(sparse_model([1, 5, 12]), path)
+        p = subprocess.run([A.tacoc, "run", path, "--random-inputs"], capture_output=True, text=True)
+        assert p.returncode == 2 and "sparse initializer 's'" in p.stderr and "out of its shape" in p.stderr, \
+            (p.returncode, p.stderr)
 
 
 def main():
