@@ -3,7 +3,7 @@ inputs, beyond the few fixed cases of the ONNX node tests: NonMaxSuppression
 (many overlapping boxes, both box formats, thresholds, batches and classes),
 RoiAlign (both coordinate modes, avg and max, sampling ratios) and GridSample
 (every mode, padding and align_corners, positions beyond the borders),
-AffineGrid (2-D and 3-D) and Det; sparse initializers made dense.
+AffineGrid (2-D and 3-D), Det and Unique; sparse initializers made dense.
 
 Usage: ops_ort.py --tacoc PATH
 
@@ -143,6 +143,23 @@ def affinegrid_and_det_random():
         x = RNG.standard_normal(shape).astype(np.float32)
         got, want = both(one_node("Det", [("x", F, shape)], [("d", F, None)], 22), {"x": x})
         close(got[0], want[0], f"Det {shape}")
+
+
+@test
+def unique_random():
+    F, I = TensorProto.FLOAT, TensorProto.INT64
+    for axis in (None, 0, 1, -1):
+        for srt in (0, 1):
+            x = RNG.integers(0, 3, (6, 4, 2)).astype(np.float32)
+            x[3] = x[1]  # repeated slices along axis 0
+            x[:, 2] = x[:, 0]
+            attrs = {"sorted": srt} if axis is None else {"sorted": srt, "axis": axis}
+            m = one_node("Unique", [("x", F, [6, 4, 2])],
+                         [("y", F, None), ("idx", I, None), ("inv", I, None), ("cnt", I, None)], 11,
+                         **attrs)
+            got, want = both(m, {"x": x})
+            for g, w, name in zip(got, want, ("Y", "indices", "inverse", "counts")):
+                assert g.shape == w.shape and np.array_equal(g, w), (axis, srt, name, g, w)
 
 
 def sparse_model(indices, shape=(3, 4), values=(1.5, -2.0, 3.0)):

@@ -1,5 +1,5 @@
 /* misc kernels, ops of no larger family: Shrink, BitCast, Det, CenterCropPad,
- * AffineGrid.
+ * AffineGrid, Unique.
  *
  * Shrink: x < -lambd gives x + bias, x > lambd gives x - bias, else 0,
  * computed in double and stored in x's (numeric) type.
@@ -11,9 +11,14 @@
  * AffineGrid: theta [N, 2, 3] / [N, 3, 4] applied to the homogeneous base
  * grid of size [N, C, H, W] / [N, C, D, H, W], positions from -1 to 1 at
  * pixel centers (align_corners 0) or corner pixels (1); grid [N, H, W, 2] /
- * [N, D, H, W, 3] with x (the width) first, as GridSample reads it. */
+ * [N, D, H, W, 3] with x (the width) first, as GridSample reads it.
+ * Unique: the distinct elements (no axis) or slices along axis, sorted
+ * ascending (slices lexicographically; NaNs equal each other and above every
+ * number) or in order of first occurrence (sorted 0), with the first
+ * occurrence of each, every element's or slice's place in Y, and counts. */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernel.h"
@@ -272,7 +277,131 @@ static tc_status run_affinegrid(tc_kernel_ctx *k, const tc_rt_tensor *const *in,
   return TC_STATUS_OK;
 }
 
+/* ---- Unique ---- */
+
+static tc_status check_unique(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"axis", "sorted", NULL};
+  return tc_kernel_check_attrs(n, diag, ok);
+}
+
+/* x viewed as [outer, A, inner]: slice i is x[:, i, :] */
+typedef struct uq_view {
+  const tc_rt_tensor *x;
+  size_t outer, A, inner;
+} uq_view;
+
+static int uq_cmp_val(double a, double b) {
+  bool na = isnan(a), nb = isnan(b);
+  if (na || nb)
+    return na && nb ? 0 : na ? 1 : -1;
+  return a < b ? -1 : a > b;
+}
+
+static int uq_cmp_slices(const uq_view *v, size_t i, size_t j) {
+  for (size_t o = 0; o < v->outer; o++)
+    for (size_t k = 0; k < v->inner; k++) {
+      size_t base = o * v->A * v->inner + k;
+      int c = uq_cmp_val(tc_rt_get_f64(v->x, base + i * v->inner),
+                         tc_rt_get_f64(v->x, base + j * v->inner));
+      if (c)
+        return c;
+    }
+  return 0;
+}
+
+/* slices in ascending order, equal ones by index (stable) */
+static int uq_sort_cmp(const void *a, const void *b, void *ctx) {
+  size_t i = *(const size_t *)a, j = *(const size_t *)b;
+  int c = uq_cmp_slices(ctx, i, j);
+  return c ? c : (i > j) - (i < j);
+}
+
+static int uq_by_value(const void *a, const void *b, void *ctx) {
+  const int64_t *first = ctx;
+  size_t i = *(const size_t *)a, j = *(const size_t *)b;
+  return (first[i] > first[j]) - (first[i] < first[j]);
+}
+
+static tc_status run_unique(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                            tc_rt_tensor *out, size_t n_out) {
+  const tc_rt_tensor *x = input(in, n_in, 0);
+  if (!x)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "X is required");
+  size_t es = tc_dtype_bytes(x->dtype, 1);
+  if (!es || x->dtype == TC_DTYPE_STRING)
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  bool has_axis = tc_attr_has(k->node, "axis"), sorted = tc_attr_int(k->node, "sorted", 1) != 0;
+  int64_t axis = tc_attr_int(k->node, "axis", 0);
+  uq_view v = {.x = x, .outer = 1, .A = tc_rt_numel(x), .inner = 1};
+  if (has_axis) {
+    if (axis < 0)
+      axis += (int64_t)x->rank;
+    if (axis < 0 || axis >= (int64_t)x->rank)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "axis is out of range for rank %zu", x->rank);
+    v.A = (size_t)x->dims[axis];
+    for (int64_t d = 0; d < axis; d++)
+      v.outer *= (size_t)x->dims[d];
+    for (size_t d = (size_t)axis + 1; d < x->rank; d++)
+      v.inner *= (size_t)x->dims[d];
+  }
+  size_t A = v.A, *order = tc_arena_alloc(k->arena, (A + 1) * sizeof *order);
+  int64_t *first = tc_arena_alloc(k->arena, (A + 1) * sizeof *first),
+          *cnt = tc_arena_alloc(k->arena, (A + 1) * sizeof *cnt);
+  size_t *group = tc_arena_alloc(k->arena, (A + 1) * sizeof *group),
+         *rank_of = tc_arena_alloc(k->arena, (A + 1) * sizeof *rank_of);
+  if (!order || !first || !cnt || !group || !rank_of)
+    return NOMEM(k);
+  for (size_t i = 0; i < A; i++)
+    order[i] = i;
+  qsort_r(order, A, sizeof *order, uq_sort_cmp, &v);
+  /* groups of equal slices, in ascending order; first = smallest index */
+  size_t U = 0;
+  for (size_t p = 0; p < A; p++) {
+    if (!p || uq_cmp_slices(&v, order[p - 1], order[p])) {
+      first[U] = (int64_t)order[p];
+      cnt[U++] = 0;
+    }
+    cnt[U - 1]++;
+    group[order[p]] = U - 1;
+  }
+  /* output position of each group: ascending, or by first occurrence */
+  for (size_t u = 0; u < U; u++)
+    order[u] = u;
+  if (!sorted)
+    qsort_r(order, U, sizeof *order, uq_by_value, first);
+  for (size_t pos = 0; pos < U; pos++)
+    rank_of[order[pos]] = pos;
+  int64_t ydims[TC_MAX_RANK], one[1] = {(int64_t)U}, adim[1] = {(int64_t)A};
+  size_t yrank = has_axis ? x->rank : 1;
+  if (has_axis) {
+    memcpy(ydims, x->dims, x->rank * sizeof *ydims);
+    ydims[axis] = (int64_t)U;
+  } else {
+    ydims[0] = (int64_t)U;
+  }
+  tc_status st = tc_kernel_alloc(k, &out[0], x->dtype, yrank, ydims);
+  for (size_t o = 1; !st && o < n_out; o++)
+    st = tc_kernel_alloc(k, &out[o], TC_DTYPE_I64, 1, o == 2 ? adim : one);
+  if (st)
+    return st;
+  for (size_t pos = 0; pos < U; pos++) {
+    size_t src = (size_t)first[order[pos]];
+    for (size_t o = 0; o < v.outer; o++)
+      memcpy((char *)out[0].data + ((o * U + pos) * v.inner) * es,
+             (const char *)x->data + ((o * A + src) * v.inner) * es, v.inner * es);
+    if (n_out > 1)
+      ((int64_t *)out[1].data)[pos] = (int64_t)src;
+    if (n_out > 3)
+      ((int64_t *)out[3].data)[pos] = cnt[order[pos]];
+  }
+  for (size_t i = 0; n_out > 2 && i < A; i++)
+    ((int64_t *)out[2].data)[i] = (int64_t)rank_of[group[i]];
+  return TC_STATUS_OK;
+}
+
 const tc_kernel_def tc_kernels_misc[] = {
+    {"Unique", "", 11, run_unique, check_unique},
     {"AffineGrid", "", 20, run_affinegrid, check_affinegrid},
     {"Shrink", "", 9, run_shrink, check_shrink},
     {"BitCast", "", 26, run_bitcast, check_bitcast},
