@@ -2,13 +2,16 @@
  *
  *   A [M, K] ─▶ MatMul(B [K, N]) ─▶ Add(C) ─▶ y    ⇒   y = Gemm(A, B, C)
  *   A ─▶ Gemm(B, C0, alpha, beta) ─▶ Add(D) ─▶ y    ⇒   y = Gemm(A, B, beta * C0 + D, alpha, 1)
+ *   A ─▶ Gemm(B, C0) ─▶ Mul(s) ─▶ y                  ⇒   y = Gemm(A, B * s, C0 * s)
  *
  * Conditions: A and B of rank 2 with a float type Gemm takes (float32,
  * float64, float16, bfloat16); C (any value, constant or not) of rank at most
  * 2 whose dims are 1 or equal to M and N, so that it broadcasts to [M, N] one
  * way, as Gemm's C does (opset 7 and later); for the second form, C0 absent or
  * a float32 constant and D a float32 constant of that kind, folded into one
- * new constant; the product read only by the Add. Batched (rank-3) MatMuls
+ * new constant; the product read only by the Add. For Mul: B (and C0) float32
+ * constants, s a float32 constant scalar or one value per column ([N] or
+ * [1, N]). Batched (rank-3) MatMuls
  * have no standard fused form and stay. MatMuls stay when int8
  * quantization follows (tc_pass_options.int8_follows): the int8 passes
  * quantize MatMuls, not Gemms. */
@@ -65,6 +68,78 @@ static tc_value *folded_bias(tc_graph *g, const tc_tensor *c0, double beta, cons
   return v;
 }
 
+/* Gemm(A, B, C) * s with B (and C) float32 constants and s a float32
+ * constant scalar or per column ([N] / [1, N]): the scale goes into B's
+ * columns and C. *done when rewritten. */
+static tc_status scale_gemm(tc_pass_ctx *c, tc_graph *g, tc_node *n, tc_node *mul, bool *done) {
+  *done = false;
+  tc_value *other = NULL;
+  const tc_tensor *st = tc_binary_const(mul, &other);
+  const tc_tensor *bt = tc_value_const(n->inputs[1]);
+  bool has_c = n->n_inputs > 2 && n->inputs[2];
+  const tc_tensor *ct = has_c ? tc_value_const(n->inputs[2]) : NULL;
+  if (!st || other != n->outputs[0] || st->dtype != TC_DTYPE_F32 || !bt ||
+      bt->dtype != TC_DTYPE_F32 || bt->rank != 2 || (has_c && (!ct || ct->dtype != TC_DTYPE_F32)))
+    return TC_STATUS_OK;
+  bool tb = tc_attr_int(n, "transB", 0) != 0;
+  int64_t N = bt->dims[tb ? 0 : 1], K = bt->dims[tb ? 1 : 0], ns = (int64_t)tc_tensor_numel(st);
+  if (!(ns == 1 || (ns == N && (st->rank == 1 || (st->rank == 2 && st->dims[0] == 1)))) ||
+      (has_c && ct->rank > 2)) {
+    tc_pass_explain(c, mul,
+                    "Gemm * constant rejected: the scale is not one value or one per column");
+    return TC_STATUS_OK;
+  }
+  float *sv = NULL, *bv = NULL, *cv = NULL, *cout = NULL;
+  int64_t cr = 1, cc = 1;
+  if (has_c) {
+    cr = ct->rank == 2 ? ct->dims[0] : 1;
+    cc = ct->rank ? ct->dims[ct->rank - 1] : 1;
+  }
+  int64_t oc = ns == N ? N : cc, cdims[2] = {cr, oc};
+  if (has_c && cc != 1 && cc != N)
+    return TC_STATUS_OK;
+  tc_status rc = TC_STATUS_OK;
+  if (tc_const_floats(st, &sv) < 0 || tc_const_floats(bt, &bv) < 0 ||
+      (has_c && tc_const_floats(ct, &cv) < 0) ||
+      (has_c && !(cout = malloc((size_t)(cr * oc) * sizeof *cout)))) {
+    rc = tc_pass_nomem(c);
+    goto out;
+  }
+  for (int64_t k = 0; k < K; k++)
+    for (int64_t j = 0; j < N; j++)
+      bv[tb ? j * K + k : k * N + j] *= sv[ns == 1 ? 0 : j];
+  for (int64_t i = 0; has_c && i < cr; i++)
+    for (int64_t j = 0; j < oc; j++)
+      cout[i * oc + j] = cv[i * cc + (cc == 1 ? 0 : j)] * sv[ns == 1 ? 0 : j];
+  tc_value *nb = tc_pass_new_const_f32(g, n->inputs[1]->name, bv, 2, bt->dims);
+  tc_value *nc = has_c ? tc_pass_new_const_f32(g, "gemm_bias", cout, 2, cdims) : NULL;
+  tc_node *r = nb && (!has_c || nc)
+                   ? tc_graph_insert_node(g, mul, "Gemm", "", n->name, has_c ? 3 : 2, 1, n->n_attrs)
+                   : NULL;
+  if (!r) {
+    rc = tc_pass_nomem(c);
+    goto out;
+  }
+  for (size_t i = 0; i < n->n_attrs; i++)
+    tc_node_copy_attr(r, i, &n->attrs[i]);
+  tc_value *A = n->inputs[0], *y = mul->outputs[0];
+  tc_node_remove(mul);
+  tc_node_remove(n);
+  if (tc_node_set_input(r, 0, A) || tc_node_set_input(r, 1, nb) ||
+      (has_c && tc_node_set_input(r, 2, nc)) || tc_node_set_output(r, 0, y)) {
+    rc = tc_pass_nomem(c);
+    goto out;
+  }
+  tc_pass_count(c, "Gemm * constant", 1);
+  *done = true;
+out:
+  free(sv);
+  free(bv);
+  free(cv);
+  free(cout);
+  return rc;
+}
+
 tc_status tc_pass_fuse_gemm(tc_pass_ctx *c, tc_graph *g) {
   if (tc_model_opset(c->model, "") < 7)
     return TC_STATUS_OK;
@@ -77,6 +152,14 @@ tc_status tc_pass_fuse_gemm(tc_pass_ctx *c, tc_graph *g) {
     if (!(mm || gemm) || n->n_inputs < 2 || !n->inputs[0] || !n->inputs[1])
       continue;
     tc_node *add = tc_single_consumer(n->outputs[0]);
+    if (gemm && tc_is_op(add, "Mul")) {
+      bool done;
+      if ((st = scale_gemm(c, g, n, add, &done)))
+        break;
+      if (done)
+        next = g->first; /* the new Gemm may take an Add or Mul after it too */
+      continue;
+    }
     if (!tc_is_op(add, "Add") || !add->inputs[0] || !add->inputs[1])
       continue;
     if (!s && !(s = tc_shapes_infer(g)))

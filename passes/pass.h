@@ -86,7 +86,7 @@ typedef tc_status (*tc_pass_fn)(tc_pass_ctx *c, tc_graph *g);
     "Clip/Div/Mul forms of HardSigmoid and HardSwish to the ops")                                  \
   X(fuse_conv_activation, "fuse-conv-activation",                                                  \
     "Conv + activation to one op (ai.tacoc with a function, or com.microsoft.FusedConv)")          \
-  X(fuse_gemm, "fuse-gemm", "2-D MatMul + Add, and Gemm + constant Add, to one Gemm")              \
+  X(fuse_gemm, "fuse-gemm", "2-D MatMul + Add, and Gemm + constant Add or Mul, to one Gemm")       \
   X(fuse_layernorm, "fuse-layernorm", "decomposed LayerNorm to LayerNormalization")                \
   X(fuse_rmsnorm, "fuse-rmsnorm", "decomposed RMSNorm to RMSNormalization")                        \
   X(fuse_rotary, "fuse-rotary", "rotate_half rotary position embeddings to RotaryEmbedding")       \

@@ -1,4 +1,4 @@
-"""fuse-gemm: 2-D MatMul + Add, and Gemm + constant Add, to one Gemm."""
+"""fuse-gemm: 2-D MatMul + Add, and Gemm + constant Add or Mul, to one Gemm."""
 
 import numpy as np
 from onnx import helper
@@ -80,3 +80,27 @@ def test_gemm_with_constant_add_folds_into_c(ctx):
         attrs = {a.name: (a.f if a.type == 1 else a.i) for a in out.graph.node[0].attribute}
         assert attrs == {"alpha": 0.5, "beta": 1.0, "transA": 0, "transB": 1}, attrs
         same_outputs(ctx, m, out, {"a": rand(RNG, 3, K)})
+
+
+def test_gemm_times_constant_scales_b_and_c(ctx):
+    n = helper.make_node
+    for trans_b, c_shape, s_shape in ((1, (N,), ()), (0, (3, 1), (N,)), (1, None, (1, N)), (0, (3, N), (1,))):
+        inits = [const("w", RNG.standard_normal((N, K) if trans_b else (K, N))),
+                 const("s", RNG.standard_normal(s_shape))]
+        gin = ["a", "w"]
+        if c_shape:
+            inits.append(const("c", RNG.standard_normal(c_shape)))
+            gin.append("c")
+        m = model([n("Gemm", gin, ["p"], transB=trans_b, alpha=0.5, beta=2.0),
+                   n("Mul", ["s", "p"], ["y"])],
+                  [tensor_in("a", [3, K])], [tensor_in("y", [None, None])], inits, opset=13)
+        out, err = fused(ctx, m)
+        assert ops(out) == ["Gemm"], (trans_b, c_shape, s_shape, ops(out), err)
+        same_outputs(ctx, m, out, {"a": rand(RNG, 3, K)})
+    # a scale per row is not a Gemm's: left
+    m = model([n("Gemm", ["a", "w"], ["p"]), n("Mul", ["p", "s"], ["y"])],
+              [tensor_in("a", [3, K])], [tensor_in("y", [None, None])],
+              [const("w", RNG.standard_normal((K, N))), const("s", RNG.standard_normal((3, 1)))],
+              opset=13)
+    out, err = fused(ctx, m)
+    assert ops(out) == ["Gemm", "Mul"] and "one per column" in err, (ops(out), err)
