@@ -1,7 +1,8 @@
 /* The expert-library path for convolutions: Conv, ConvTranspose and
  * FusedConv in float32 through oneDNN (de)convolution primitives
- * (algorithm direct), with the bias, a summed input (FusedConv's Z) and an
- * activation inside the primitive (sum and eltwise post-ops) except on the
+ * (algorithm direct, or Winograd for the 3x3 stride-1 convolutions
+ * tc_conv_algo picks; direct when oneDNN has no Winograd kernel), with the bias, a summed input
+ * (FusedConv's Z) and an activation inside the primitive (sum and eltwise post-ops) except on the
  * plain layout (below). The reference kernels in kernels/conv.c stay the
  * definition of correct; tests compare the two.
  *
