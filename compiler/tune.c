@@ -592,7 +592,11 @@ static void decide(sig_entry *e) {
 
 /* ---- the tuning cache: lines "tacoc-tune/1\tCPU\tSIGNATURE\tWINNER\tBUILTIN_US\tWINNER_US" */
 
-static bool cache_lookup(const char *path, const char *cpu, sig_entry *e) {
+/* The last line of the cache at path for cpu and key whose winner accept
+ * takes (NULL: any): winner and the two times. */
+static bool cache_read(const char *path, const char *cpu, const char *key,
+                       bool (*accept)(const char *), char *winner, size_t cap, double *base_us,
+                       double *win_us) {
   FILE *f = path ? fopen(path, "r") : NULL;
   if (!f)
     return false;
@@ -602,31 +606,46 @@ static bool cache_lookup(const char *path, const char *cpu, sig_entry *e) {
     line[strcspn(line, "\n")] = 0;
     char *f0 = strtok(line, "\t"), *f1 = strtok(NULL, "\t"), *f2 = strtok(NULL, "\t"),
          *f3 = strtok(NULL, "\t"), *f4 = strtok(NULL, "\t"), *f5 = strtok(NULL, "\t");
-    if (!f5 || strcmp(f0, "tacoc-tune/1") || strcmp(f1, cpu) || strcmp(f2, e->key))
+    if (!f5 || strcmp(f0, "tacoc-tune/1") || strcmp(f1, cpu) || strcmp(f2, key) ||
+        (accept && !accept(f3)))
       continue;
-    int w = 0, u = 0, t = 0;
-    e->winner = -1;
-    if (!strcmp(f3, "builtin"))
-      e->winner = 0;
-    else if (sscanf(f3, "w%du%dt%d", &w, &u, &t) >= 2)
-      for (size_t ci = 1; ci < e->n_c; ci++)
-        if (e->c[ci].width == w && e->c[ci].unroll == u && e->c[ci].threads == t)
-          e->winner = (int)ci;
-    if (e->winner < 0) { /* a variant this mode does not generate: keep it anyway */
-      add_cand(e, w, u, t);
-      e->winner = (int)e->n_c - 1;
-    }
-    e->c[0].med_us = atof(f4);
-    e->c[e->winner].med_us = atof(f5);
-    e->c[0].measured = e->c[e->winner].measured = true;
-    found = true; /* the last matching line wins */
+    snprintf(winner, cap, "%s", f3);
+    *base_us = atof(f4);
+    *win_us = atof(f5);
+    found = true;
   }
   fclose(f);
-  if (found) {
-    e->cached = true;
-    snprintf(e->reason, sizeof e->reason, "from the tuning cache");
-  }
   return found;
+}
+
+static bool cache_lookup(const char *path, const char *cpu, sig_entry *e) {
+  char win[64];
+  double base_us, win_us;
+  if (!cache_read(path, cpu, e->key, NULL, win, sizeof win, &base_us, &win_us))
+    return false;
+  int w = 0, u = 0, t = 0;
+  e->winner = -1;
+  if (!strcmp(win, "builtin"))
+    e->winner = 0;
+  else if (sscanf(win, "w%du%dt%d", &w, &u, &t) >= 2)
+    for (size_t ci = 1; ci < e->n_c; ci++)
+      if (e->c[ci].width == w && e->c[ci].unroll == u && e->c[ci].threads == t)
+        e->winner = (int)ci;
+  if (e->winner < 0) { /* a variant this mode does not generate: keep it anyway */
+    add_cand(e, w, u, t);
+    e->winner = (int)e->n_c - 1;
+  }
+  e->c[0].med_us = base_us;
+  e->c[e->winner].med_us = win_us;
+  e->c[0].measured = e->c[e->winner].measured = true;
+  e->cached = true;
+  snprintf(e->reason, sizeof e->reason, "from the tuning cache");
+  return true;
+}
+
+static void cache_line(FILE *f, const char *cpu, const char *key, const char *winner,
+                       double base_us, double win_us) {
+  fprintf(f, "tacoc-tune/1\t%s\t%s\t%s\t%.3f\t%.3f\n", cpu, key, winner, base_us, win_us);
 }
 
 static void cache_append(const char *path, const char *cpu, const tc_tune_result *r) {
@@ -637,8 +656,7 @@ static void cache_append(const char *path, const char *cpu, const tc_tune_result
     const sig_entry *e = &r->sigs[i];
     if (e->cached || !e->c[0].measured)
       continue;
-    fprintf(f, "tacoc-tune/1\t%s\t%s\t%s\t%.3f\t%.3f\n", cpu, e->key, e->c[e->winner].name,
-            e->c[0].med_us, e->c[e->winner].med_us);
+    cache_line(f, cpu, e->key, e->c[e->winner].name, e->c[0].med_us, e->c[e->winner].med_us);
   }
   fclose(f);
 }
@@ -808,27 +826,16 @@ static const char *algo_name(tc_conv_algo a) {
   return a == TC_CONV_ALGO_WINOGRAD ? "winograd" : "direct";
 }
 
+static bool conv_algo_name(const char *s) { return !strcmp(s, "winograd") || !strcmp(s, "direct"); }
+
 static bool conv_cache_lookup(const char *path, const char *cpu, conv_entry *e) {
-  FILE *f = path ? fopen(path, "r") : NULL;
-  if (!f)
+  char win[64];
+  if (!cache_read(path, cpu, e->key, conv_algo_name, win, sizeof win, &e->direct_us, &e->wino_us))
     return false;
-  char line[1024];
-  while (fgets(line, sizeof line, f)) {
-    line[strcspn(line, "\n")] = 0;
-    char *f0 = strtok(line, "\t"), *f1 = strtok(NULL, "\t"), *f2 = strtok(NULL, "\t"),
-         *f3 = strtok(NULL, "\t"), *f4 = strtok(NULL, "\t"), *f5 = strtok(NULL, "\t");
-    if (!f5 || strcmp(f0, "tacoc-tune/1") || strcmp(f1, cpu) || strcmp(f2, e->key) ||
-        (strcmp(f3, "winograd") && strcmp(f3, "direct")))
-      continue;
-    e->choice = !strcmp(f3, "winograd") ? TC_CONV_ALGO_WINOGRAD : TC_CONV_ALGO_DIRECT;
-    e->direct_us = atof(f4);
-    e->wino_us = atof(f5);
-    e->cached = true; /* the last matching line wins */
-  }
-  fclose(f);
-  if (e->cached)
-    snprintf(e->reason, sizeof e->reason, "from the tuning cache");
-  return e->cached;
+  e->choice = !strcmp(win, "winograd") ? TC_CONV_ALGO_WINOGRAD : TC_CONV_ALGO_DIRECT;
+  e->cached = true;
+  snprintf(e->reason, sizeof e->reason, "from the tuning cache");
+  return true;
 }
 
 /* Times direct and Winograd on the entry's operands, interleaved, and
@@ -919,8 +926,7 @@ static int tune_convs(tc_model *m, tc_tune_result *r, double t_start) {
   for (size_t i = 0; f && i < r->n_convs; i++) {
     const conv_entry *e = &r->convs[i];
     if (e->measured)
-      fprintf(f, "tacoc-tune/1\t%s\t%s\t%s\t%.3f\t%.3f\n", r->cpu_key, e->key, algo_name(e->choice),
-              e->direct_us, e->wino_us);
+      cache_line(f, r->cpu_key, e->key, algo_name(e->choice), e->direct_us, e->wino_us);
   }
   if (f)
     fclose(f);

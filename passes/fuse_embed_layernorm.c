@@ -57,22 +57,11 @@ static int64_t *sliced_buffer(tc_value *idx, ptrdiff_t *n) {
   if (!c || c->rank < 1 || c->rank > 2 || (c->rank == 2 && c->dims[0] != 1) ||
       (c->dtype != TC_DTYPE_I64 && c->dtype != TC_DTYPE_I32))
     return NULL;
-  int64_t *v[3] = {NULL, NULL, NULL}, *out = NULL;
-  ptrdiff_t k[3] = {-1, -1, -1};
-  k[0] = tc_const_ints(tc_value_const(sl->inputs[1]), &v[0]);
-  if (sl->n_inputs > 3 && sl->inputs[3])
-    k[1] = tc_const_ints(tc_value_const(sl->inputs[3]), &v[1]);
-  if (sl->n_inputs > 4 && sl->inputs[4])
-    k[2] = tc_const_ints(tc_value_const(sl->inputs[4]), &v[2]);
-  int64_t last = (int64_t)c->rank - 1;
-  bool ok = k[0] == 1 && v[0][0] == 0 &&
-            (sl->n_inputs > 3 && sl->inputs[3] ? k[1] == 1 && (v[1][0] == last || v[1][0] == -1)
-                                               : last == 0) &&
-            (!(sl->n_inputs > 4 && sl->inputs[4]) || (k[2] == 1 && v[2][0] == 1));
-  if (ok)
+  int64_t axis, start, end, *out = NULL, last = (int64_t)c->rank - 1;
+  bool known;
+  if (tc_pass_slice_1d(sl, &axis, &start, &end, &known) && start == 0 &&
+      (axis == last || axis == -1))
     *n = tc_const_ints(c, &out);
-  for (size_t i = 0; i < 3; i++)
-    free(v[i]);
   return out;
 }
 

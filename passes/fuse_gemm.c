@@ -90,11 +90,8 @@ static tc_status scale_gemm(tc_pass_ctx *c, tc_graph *g, tc_node *n, tc_node *mu
     return TC_STATUS_OK;
   }
   float *sv = NULL, *bv = NULL, *cv = NULL, *cout = NULL;
-  int64_t cr = 1, cc = 1;
-  if (has_c) {
-    cr = ct->rank == 2 ? ct->dims[0] : 1;
-    cc = ct->rank ? ct->dims[ct->rank - 1] : 1;
-  }
+  int64_t cr, cc;
+  rows_cols(ct, &cr, &cc);
   int64_t oc = ns == N ? N : cc, cdims[2] = {cr, oc};
   if (has_c && cc != 1 && cc != N)
     return TC_STATUS_OK;

@@ -56,25 +56,12 @@ typedef struct rot_match {
   int64_t d;
 } rot_match;
 
-/* The last-axis cut [start, end) of a Slice of a rank-`rank` input with step
- * 1 (starts/ends/axes/steps as inputs or, before opset 10, attributes). */
+/* The last-axis cut [start, end) of a Slice of a rank-`rank` input. */
 static bool last_axis_cut(const tc_node *sl, size_t rank, int64_t *start, int64_t *end) {
-  int64_t *st = NULL, *en = NULL, *ax = NULL, *sp = NULL;
-  ptrdiff_t ns = tc_pass_ints_arg(sl, "starts", 1, &st), ne = tc_pass_ints_arg(sl, "ends", 2, &en);
-  ptrdiff_t na = tc_pass_ints_arg(sl, "axes", 3, &ax), np = 1;
-  if (sl->n_inputs > 4 && sl->inputs[4])
-    np = tc_const_ints(tc_value_const(sl->inputs[4]), &sp);
-  bool ok = ns == 1 && ne == 1 && na == 1 && np == 1 && (!sp || sp[0] == 1) &&
-            (ax[0] == -1 || ax[0] == (int64_t)rank - 1);
-  if (ok) {
-    *start = st[0];
-    *end = en[0];
-  }
-  free(st);
-  free(en);
-  free(ax);
-  free(sp);
-  return ok;
+  int64_t axis;
+  bool known;
+  return tc_pass_slice_1d(sl, &axis, start, end, &known) && known &&
+         (axis == -1 || axis == (int64_t)rank - 1);
 }
 
 static bool unsqueezed_at_1(const tc_node *un) {
@@ -92,15 +79,8 @@ static const tc_tensor *table_of(const tc_value *v) {
   tc_node *sl = t ? NULL : tc_producer_op(v, "Slice");
   if (!sl)
     return t;
-  int64_t *st = NULL, *ax = NULL, *sp = NULL;
-  ptrdiff_t ns = tc_pass_ints_arg(sl, "starts", 1, &st), na = tc_pass_ints_arg(sl, "axes", 3, &ax),
-            np = 1;
-  if (sl->n_inputs > 4 && sl->inputs[4])
-    np = tc_const_ints(tc_value_const(sl->inputs[4]), &sp);
-  bool ok = ns == 1 && st[0] == 0 && na == 1 && ax[0] == 0 && np == 1 && (!sp || sp[0] == 1);
-  free(st);
-  free(ax);
-  free(sp);
+  int64_t axis, start, end;
+  bool known, ok = tc_pass_slice_1d(sl, &axis, &start, &end, &known) && axis == 0 && start == 0;
   return ok ? tc_value_const(sl->inputs[0]) : NULL;
 }
 

@@ -153,6 +153,11 @@ ptrdiff_t tc_const_ints(const tc_tensor *t, int64_t **out);
  * (the caller frees *out). The count, or -1 when neither is there or the
  * input is not constant. */
 ptrdiff_t tc_pass_ints_arg(const tc_node *n, const char *attr, size_t slot, int64_t **out);
+/* A Slice of one axis with step 1 and a constant start (starts/ends/axes/
+ * steps as inputs or, before opset 10, attributes; no axes means axis 0): its
+ * axis, start, and end (*end_known false when the end is computed). */
+bool tc_pass_slice_1d(const tc_node *sl, int64_t *axis, int64_t *start, int64_t *end,
+                      bool *end_known);
 /* Elements of a float constant (f32/f64/f16/bf16) as float32 into a new
  * heap array; returns the count or -1. The caller frees *out. */
 ptrdiff_t tc_const_floats(const tc_tensor *t, float **out);

@@ -154,6 +154,30 @@ ptrdiff_t tc_pass_ints_arg(const tc_node *n, const char *attr, size_t slot, int6
                                                : -1;
 }
 
+bool tc_pass_slice_1d(const tc_node *sl, int64_t *axis, int64_t *start, int64_t *end,
+                      bool *end_known) {
+  int64_t *st = NULL, *en = NULL, *ax = NULL, *sp = NULL;
+  ptrdiff_t ns = tc_pass_ints_arg(sl, "starts", 1, &st), ne = tc_pass_ints_arg(sl, "ends", 2, &en);
+  ptrdiff_t na = tc_pass_ints_arg(sl, "axes", 3, &ax), np = 1;
+  if (sl->n_inputs > 4 && sl->inputs[4])
+    np = tc_const_ints(tc_value_const(sl->inputs[4]), &sp);
+  /* no axes: the one start is axis 0's */
+  bool no_axes = !tc_node_attr(sl, "axes") && !(sl->n_inputs > 3 && sl->inputs[3]);
+  bool ok =
+      ns == 1 && (na == 1 || no_axes) && np == 1 && (!sp || sp[0] == 1) && (ne < 0 || ne == 1);
+  if (ok) {
+    *axis = no_axes ? 0 : ax[0];
+    *start = st[0];
+    *end_known = ne == 1;
+    *end = ne == 1 ? en[0] : 0;
+  }
+  free(st);
+  free(en);
+  free(ax);
+  free(sp);
+  return ok;
+}
+
 ptrdiff_t tc_const_floats(const tc_tensor *t, float **out) {
   tc_rt_tensor rt;
   void *owned = NULL;

@@ -201,6 +201,26 @@ static bool quant_attr(const ckey *key, const float *scales, dnnl_primitive_attr
                                                                         &rt_zp) == dnnl_success));
 }
 
+/* oneDNN's dims of x and y and the stride, dilation (0 = none) and padding
+ * vectors of c. */
+static void geometry(const tc_conv_spec *c, dnnl_dims_t xd, dnnl_dims_t yd, dnnl_dims_t st,
+                     dnnl_dims_t dil, dnnl_dims_t pl, dnnl_dims_t pr) {
+  xd[0] = yd[0] = c->N;
+  xd[1] = c->C;
+  yd[1] = c->M;
+  for (size_t i = 0; i < c->nsp; i++) {
+    xd[2 + i] = c->in[i];
+    yd[2 + i] = c->out[i];
+    st[i] = c->s[i];
+    dil[i] = c->d[i] - 1;
+    pl[i] = c->pb[i];
+    /* transposed: out = (in - 1) s + (k - 1) d + 1 - pb - pr */
+    pr[i] = c->transposed
+                ? (c->in[i] - 1) * c->s[i] + (c->k[i] - 1) * c->d[i] + 1 - c->pb[i] - c->out[i]
+                : c->pe[i];
+  }
+}
+
 /* The weights as the runtime holds them. oneDNN's logical order is
  * ([G,] O, I, k...); ConvTranspose stores I before O ([C, M/group, k]). */
 static bool md_weights(const tc_conv_spec *c, bool plain, dnnl_data_type_t dt,
@@ -388,19 +408,9 @@ static centry *entry_build(const ckey *key, const void *w, const float *scales) 
   e->key = *key;
   e->declined = true;
   const tc_conv_spec *c = &key->spec;
-  int nsp = (int)c->nsp, nd = 2 + nsp;
-  dnnl_dims_t xd = {c->N, c->C}, yd = {c->N, c->M}, bd = {c->M}, st, dil, pl, pr;
-  for (int i = 0; i < nsp; i++) {
-    xd[2 + i] = c->in[i];
-    yd[2 + i] = c->out[i];
-    st[i] = c->s[i];
-    dil[i] = c->d[i] - 1;
-    pl[i] = c->pb[i];
-    /* transposed: out = (in - 1) s + (k - 1) d + 1 - pb - pr */
-    pr[i] = c->transposed
-                ? (c->in[i] - 1) * c->s[i] + (c->k[i] - 1) * c->d[i] + 1 - c->pb[i] - c->out[i]
-                : c->pe[i];
-  }
+  int nd = 2 + (int)c->nsp;
+  dnnl_dims_t xd, yd, bd = {c->M}, st, dil, pl, pr;
+  geometry(c, xd, yd, st, dil, pl, pr);
   bool plain = !key->xdt && plain_layout(c);
   dnnl_data_type_t xt = x_type(key), wt = key->xdt ? dnnl_s8 : dnnl_f32;
   dnnl_memory_desc_t xa, ya, wa;
@@ -760,23 +770,17 @@ bool tc_dnnl_conv_has_winograd(const tc_conv_spec *c) {
   pthread_once(&once, init_once);
   if (!engine || !spec_ok(c) || !winograd_shape(c))
     return false;
-  dnnl_dims_t xd, yd, wd, st, dil, pl, pr;
-  int nd = 4;
-  xd[0] = yd[0] = c->N, xd[1] = c->C, yd[1] = c->M, wd[0] = c->M, wd[1] = c->C;
-  for (int i = 0; i < 2; i++) {
-    xd[2 + i] = c->in[i], yd[2 + i] = c->out[i], wd[2 + i] = c->k[i];
-    st[i] = c->s[i], dil[i] = c->d[i] - 1, pl[i] = c->pb[i], pr[i] = c->pe[i];
-  }
-  dnnl_memory_desc_t xa, ya, wa;
+  dnnl_dims_t xd, yd, st, dil, pl, pr;
+  geometry(c, xd, yd, st, dil, pl, pr);
+  dnnl_memory_desc_t xa, ya, wu, wa;
   dnnl_convolution_desc_t cd;
   dnnl_primitive_desc_t pd = NULL;
-  bool ok =
-      md_any_dt(&xa, nd, xd, dnnl_f32) && md_any(&ya, nd, yd) &&
-      dnnl_memory_desc_init_by_tag(&wa, nd, wd, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
-      dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference,
-                                                 dnnl_convolution_winograd, &xa, &wa, NULL, &ya, st,
-                                                 dil, pl, pr) == dnnl_success &&
-      dnnl_primitive_desc_create(&pd, &cd, NULL, engine, NULL) == dnnl_success;
+  bool ok = md_any_dt(&xa, 4, xd, dnnl_f32) && md_any(&ya, 4, yd) &&
+            md_weights(c, false, dnnl_f32, &wu, &wa) &&
+            dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference,
+                                                       dnnl_convolution_winograd, &xa, &wa, NULL,
+                                                       &ya, st, dil, pl, pr) == dnnl_success &&
+            dnnl_primitive_desc_create(&pd, &cd, NULL, engine, NULL) == dnnl_success;
   if (pd)
     dnnl_primitive_desc_destroy(pd);
   return ok;

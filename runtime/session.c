@@ -259,6 +259,14 @@ static tc_status decode_inits(tc_session *s, const tc_graph *g, tc_diag *diag) {
   return TC_STATUS_OK;
 }
 
+/* The node of g called name (metadata names nodes), or NULL. */
+static const tc_node *node_named(const tc_graph *g, const char *name) {
+  const tc_node *n = g->first;
+  while (n && (!n->name || strcmp(n->name, name)))
+    n = n->next;
+  return n;
+}
+
 /* The convolution algorithms the model asks for, by node (metadata
  * TC_CONV_ALGO_KEY<node name> = "winograd" | "direct", written by the
  * autotuner). They only choose between two exact ways to compute the same
@@ -272,9 +280,7 @@ static tc_status bind_conv_algos(tc_session *s, tc_diag *diag) {
     if (!e || !e->key || !e->value || strncmp(e->key, TC_CONV_ALGO_KEY, plen))
       continue;
     const char *name = e->key + plen;
-    const tc_node *n = m->graph->first;
-    while (n && (!n->name || strcmp(n->name, name)))
-      n = n->next;
+    const tc_node *n = node_named(m->graph, name);
     int algo = !strcmp(e->value, "winograd") ? TC_CONV_ALGO_WINOGRAD
                : !strcmp(e->value, "direct") ? TC_CONV_ALGO_DIRECT
                                              : -1;
@@ -388,9 +394,7 @@ static void bind_native(tc_session *s, const char *lib_path) {
       continue;
     const char *name = e->key + plen;
     tc_cg_spec *sp = tc_arena_alloc(s->arena, sizeof *sp);
-    const tc_node *n = m->graph->first;
-    while (n && (!n->name || strcmp(n->name, name)))
-      n = n->next;
+    const tc_node *n = node_named(m->graph, name);
     tc_cg_spec want_sp;
     tc_cg_row_fn fn = NULL;
     if (!sp || !n || !tc_cg_spec_parse(e->value, sp) || !tc_cg_node_spec(n, sp->cols, &want_sp) ||
