@@ -11,7 +11,10 @@ WARN     := -Wall -Wextra -Werror -Wno-missing-field-initializers
 CFLAGS   ?= -O2 -g
 SANITIZE ?=
 LLVM_DIR := /usr/lib/llvm-16
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC $(CFLAGS) $(SANITIZE) -Iinclude -Iruntime -Ipasses -Icompiler -Icodegen/cpu -I$(BUILD)/gen -isystem $(LLVM_DIR)/include
+# The CUDA toolkit (headers for codegen/cuda and the CUDA backend; NVRTC is
+# loaded at run time, so tacoc itself does not link CUDA).
+CUDA_HOME ?= /usr/local/cuda
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC $(CFLAGS) $(SANITIZE) -Iinclude -Iruntime -Ipasses -Icompiler -Icodegen/cpu -Icodegen/cuda -I$(BUILD)/gen -isystem $(LLVM_DIR)/include
 LDLIBS   := -ldnnl -lgomp -lprotobuf-c -lcrypto -ldl -lm -lpthread
 # The code generator (tacoc only; libtacort never links LLVM).
 LLVM_LIBS:= -L$(LLVM_DIR)/lib -lLLVM-16 -Wl,-rpath,$(LLVM_DIR)/lib
@@ -20,7 +23,7 @@ GEN      := $(BUILD)/gen
 RT_SRCS  := $(wildcard runtime/*.c runtime/kernels/*.c)
 CLI_SRCS := $(wildcard compiler/*.c)
 PASS_SRCS:= $(wildcard passes/*.c)
-CG_SRCS  := $(wildcard codegen/cpu/*.c)
+CG_SRCS  := $(wildcard codegen/cpu/*.c codegen/cuda/*.c)
 CG_OBJS  := $(CG_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS:= $(wildcard tests/unit/*.c)
 RT_OBJS  := $(RT_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx-ml.pb-c.o
@@ -51,6 +54,9 @@ $(BUILD)/obj/gen/onnx-ml.pb-c.o: $(GEN)/onnx-ml.pb-c.c
 # note about the 64-byte vector ABI does not apply.
 $(BUILD)/obj/runtime/vmath.o $(BUILD)/obj/runtime/kernels/conv.o: WARN += -Wno-psabi
 
+# Only the CUDA parts see the toolkit's headers.
+$(BUILD)/obj/codegen/cuda/%.o $(BUILD)/obj/tests/unit/test_cucg.o: ALL_CFLAGS += -isystem $(CUDA_HOME)/include
+
 $(BUILD)/obj/%.o: %.c $(GEN)/onnx-ml.pb-c.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(WARN) -MMD -MP -c $< -o $@
@@ -75,6 +81,11 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/lib/libtacort.a
 $(BUILD)/tests/test_codegen: $(BUILD)/obj/tests/unit/test_codegen.o $(CG_OBJS) $(BUILD)/lib/libtacort.a
 	@mkdir -p $(@D)
 	$(CC) $(SANITIZE) -o $@ $< $(CG_OBJS) $(BUILD)/lib/libtacort.a $(LDLIBS) $(LLVM_LIBS)
+
+# CUDA code generation's test links the generator (NVRTC is loaded at run time).
+$(BUILD)/tests/test_cucg: $(BUILD)/obj/tests/unit/test_cucg.o $(BUILD)/obj/codegen/cuda/cucg.o $(BUILD)/lib/libtacort.a
+	@mkdir -p $(@D)
+	$(CC) $(SANITIZE) -o $@ $^ $(LDLIBS)
 
 # The embedding sample sees only the public header.
 $(BUILD)/samples/run_model: samples/run_model.c include/tacort.h $(BUILD)/lib/libtacort.a
@@ -111,9 +122,9 @@ demo: all
 	tools/demo.sh $(BUILD)
 
 format:
-	clang-format -i $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) $(CG_SRCS) codegen/cpu/*.h passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h include/*.h tests/fuzz/*.c
+	clang-format -i $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) $(CG_SRCS) codegen/*/*.h passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h include/*.h tests/fuzz/*.c
 format-check:
-	clang-format --dry-run --Werror $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) $(CG_SRCS) codegen/cpu/*.h passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h include/*.h tests/fuzz/*.c
+	clang-format --dry-run --Werror $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) $(CG_SRCS) codegen/*/*.h passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h include/*.h tests/fuzz/*.c
 
 clean:
 	rm -rf build

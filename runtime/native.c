@@ -61,22 +61,28 @@ bool tc_cg_spec_parse(const char *s, tc_cg_spec *out) {
       out->unroll = (int)v;
     } else if (KEY("threads")) {
       out->threads = (int)v;
+    } else if (KEY("dtype")) {
+      out->dtype = (int)v;
     } /* unknown keys are ignored: newer specs stay readable */
 #undef KEY
     s = end;
   }
   return out->kind && out->cols > 0 && out->sym[0] && out->width >= 1 && out->width <= 64 &&
          out->unroll >= 1 && out->unroll <= 8 && out->act >= 0 && out->act <= TC_CG_ACT_GELU_TANH &&
-         (out->threads == 0 || out->threads == 1);
+         (out->threads == 0 || out->threads == 1) &&
+         (out->dtype == 0 || out->dtype == TC_DTYPE_F32 || out->dtype == TC_DTYPE_F16 ||
+          out->dtype == TC_DTYPE_BF16);
 }
 
 void tc_cg_spec_format(const tc_cg_spec *sp, char *buf, size_t cap) {
-  char thr[16] = "";
+  char thr[16] = "", dt[16] = "";
   if (sp->threads)
     snprintf(thr, sizeof thr, " threads=%d", sp->threads);
-  snprintf(buf, cap, "kind=%s act=%d flags=%d cols=%lld width=%d unroll=%d%s sym=%s",
+  if (sp->dtype && sp->dtype != TC_DTYPE_F32)
+    snprintf(dt, sizeof dt, " dtype=%d", sp->dtype);
+  snprintf(buf, cap, "kind=%s act=%d flags=%d cols=%lld width=%d unroll=%d%s%s sym=%s",
            tc_cg_kind_name(sp->kind), sp->act, sp->flags, (long long)sp->cols, sp->width,
-           sp->unroll, thr, sp->sym);
+           sp->unroll, thr, dt, sp->sym);
 }
 
 static bool out_used(const tc_node *n, size_t i) { return i < n->n_outputs && n->outputs[i]; }

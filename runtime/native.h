@@ -17,7 +17,9 @@
  * cols: the row length the kernel was generated for; width / unroll: the
  * vector width (floats) and vectors per loop step it was generated with;
  * threads (optional, default 0): 1 runs every row on the calling thread
- * instead of splitting rows over the thread pool; sym: the exported
+ * instead of splitting rows over the thread pool; dtype (optional, default
+ * 1): the ONNX element type of rows and parameters (1 float32; CUDA kernels
+ * also 10 float16 and 16 bfloat16, computing in float32); sym: the exported
  * function, of type tc_cg_row_fn.
  *
  * libtacort loads the library only when the session options allow native
@@ -58,6 +60,8 @@ typedef struct tc_cg_spec {
   int64_t cols;
   int width, unroll;
   int threads; /* 0: rows split over the thread pool; 1: all rows on the calling thread */
+  int dtype;   /* element type of the rows and parameters: 0 or TC_DTYPE_F32 (float32),
+                  TC_DTYPE_F16, TC_DTYPE_BF16 (CUDA kernels only) */
   char sym[64];
 } tc_cg_spec;
 
