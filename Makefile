@@ -27,12 +27,17 @@ CG_SRCS  := $(wildcard codegen/cpu/*.c codegen/cuda/*.c)
 CG_OBJS  := $(CG_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS:= $(wildcard tests/unit/*.c)
 RT_OBJS  := $(RT_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx-ml.pb-c.o
+# libtacort's CUDA backend, its own shared object (runtime/cuda/tacort_cuda.h).
+CUDA_SRCS:= $(wildcard runtime/cuda/*.c)
+CUDA_OBJS:= $(CUDA_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/runtime/culib.o
+CUDA_LIBS:= -L$(CUDA_HOME)/lib64 -lcudart -lcublasLt -Wl,-rpath,$(CUDA_HOME)/lib64
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o) $(PASS_SRCS:%.c=$(BUILD)/obj/%.o) $(CG_OBJS)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 DEPS_OK  := $(BUILD)/.deps-ok
 
 .PHONY: FORCE all deps ops-doc test check-asan fuzz demo format format-check clean
-all: $(BUILD)/bin/tacoc $(BUILD)/lib/libtacort.a $(BUILD)/lib/libtacort.so $(BUILD)/samples/run_model
+all: $(BUILD)/bin/tacoc $(BUILD)/lib/libtacort.a $(BUILD)/lib/libtacort.so $(BUILD)/samples/run_model \
+     $(BUILD)/lib/libtacort_cuda.so
 
 deps:
 	tools/deps.sh
@@ -55,7 +60,8 @@ $(BUILD)/obj/gen/onnx-ml.pb-c.o: $(GEN)/onnx-ml.pb-c.c
 $(BUILD)/obj/runtime/vmath.o $(BUILD)/obj/runtime/kernels/conv.o: WARN += -Wno-psabi
 
 # Only the CUDA parts see the toolkit's headers.
-$(BUILD)/obj/codegen/cuda/%.o $(BUILD)/obj/tests/unit/test_cucg.o: ALL_CFLAGS += -isystem $(CUDA_HOME)/include
+$(BUILD)/obj/codegen/cuda/%.o $(BUILD)/obj/runtime/cuda/%.o $(BUILD)/obj/tests/unit/test_cucg.o \
+  $(BUILD)/obj/tests/gpu/%.o: ALL_CFLAGS += -isystem $(CUDA_HOME)/include -Iruntime/cuda -Itests/unit
 
 $(BUILD)/obj/%.o: %.c $(GEN)/onnx-ml.pb-c.h
 	@mkdir -p $(@D)
@@ -87,6 +93,15 @@ $(BUILD)/tests/test_cucg: $(BUILD)/obj/tests/unit/test_cucg.o $(BUILD)/obj/codeg
 	@mkdir -p $(@D)
 	$(CC) $(SANITIZE) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/lib/libtacort_cuda.so: $(CUDA_OBJS) runtime/cuda/exports.map
+	@mkdir -p $(@D)
+	$(CC) -shared $(SANITIZE) -o $@ $(CUDA_OBJS) $(CUDA_LIBS) -Wl,--version-script=runtime/cuda/exports.map
+
+# The GPU tests (tests/gpu) skip themselves without a CUDA device.
+$(BUILD)/tests/test_cuda: $(BUILD)/obj/tests/gpu/test_cuda.o $(BUILD)/obj/codegen/cuda/cucg.o $(BUILD)/lib/libtacort_cuda.so $(BUILD)/lib/libtacort.a
+	@mkdir -p $(@D)
+	$(CC) $(SANITIZE) -o $@ $(filter %.o,$^) $(BUILD)/lib/libtacort_cuda.so -Wl,-rpath,'$$ORIGIN/../lib' $(BUILD)/lib/libtacort.a $(LDLIBS)
+
 # The embedding sample sees only the public header.
 $(BUILD)/samples/run_model: samples/run_model.c include/tacort.h $(BUILD)/lib/libtacort.a
 	@mkdir -p $(@D)
@@ -102,7 +117,7 @@ $(BUILD)/fuzz/fuzz_load: tests/fuzz/fuzz_load.c $(RT_SRCS) $(GEN)/onnx-ml.pb-c.c
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Iruntime -I$(GEN) \
 	  -o $@ tests/fuzz/fuzz_load.c $(RT_SRCS) $(GEN)/onnx-ml.pb-c.c $(LDLIBS)
 
-test: all $(UNIT_BINS) $(BUILD)/tests/conformance $(BUILD)/fuzz/fuzz_load
+test: all $(UNIT_BINS) $(BUILD)/tests/test_cuda $(BUILD)/tests/conformance $(BUILD)/fuzz/fuzz_load
 	BUILD=$(BUILD) JOBS=$(JOBS) tests/run.sh
 
 # Sanitizer build in its own folder; runs the unit, round-trip, error and pass suites.
@@ -122,9 +137,9 @@ demo: all
 	tools/demo.sh $(BUILD)
 
 format:
-	clang-format -i $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) $(CG_SRCS) codegen/*/*.h passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h include/*.h tests/fuzz/*.c
+	clang-format -i $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) $(CG_SRCS) codegen/*/*.h passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h include/*.h tests/fuzz/*.c runtime/cuda/*.[ch] tests/gpu/*.c
 format-check:
-	clang-format --dry-run --Werror $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) $(CG_SRCS) codegen/*/*.h passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h include/*.h tests/fuzz/*.c
+	clang-format --dry-run --Werror $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) $(CG_SRCS) codegen/*/*.h passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h include/*.h tests/fuzz/*.c runtime/cuda/*.[ch] tests/gpu/*.c
 
 clean:
 	rm -rf build

@@ -1,0 +1,26 @@
+/* Internals of the CUDA backend shared by its files. */
+#ifndef TC_CUDA_PRIV_H
+#define TC_CUDA_PRIV_H
+
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+
+#include "tacort_cuda.h"
+
+/* cuBLASLt's workspace per context: what its heuristics may ask for. */
+#define TC_CUDA_WORKSPACE ((size_t)32 << 20)
+
+struct tc_cuda {
+  int dev;
+  struct cudaDeviceProp prop;
+  cudaStream_t stream;
+  cudaEvent_t ev[2]; /* timing */
+  cublasLtHandle_t lt;
+  void *ws; /* cuBLASLt workspace */
+  size_t ws_size;
+};
+
+/* Writes "<what>: <error name> (<error string>)" into why; returns -1. */
+int tc_cuda_fail(cudaError_t e, const char *what, char *why, size_t cap);
+
+#endif

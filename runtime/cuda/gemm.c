@@ -1,0 +1,235 @@
+/* Row-major GEMM through cuBLASLt (tacort_cuda.h).
+ *
+ * cuBLASLt is column-major. A row-major [r, c] matrix is the column-major
+ * [c, r] matrix with the same bytes, so the row-major C = op(A) op(B) is the
+ * column-major C^T = op(B)^T op(A)^T: cuBLASLt's "A" is our B, its "B" our
+ * A, its output [n, m] with leading dimension n; each transposition flag
+ * carries over unchanged. A bias over C's columns is then a bias over the
+ * column-major output's rows, which is what cuBLASLt's BIAS epilogue adds.
+ * cuBLASLt's GELU epilogue is the tanh approximation. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_priv.h"
+
+_Static_assert(sizeof(((tc_cuda_algo *)0)->data) == sizeof(cublasLtMatmulAlgo_t),
+               "tc_cuda_algo holds a cublasLtMatmulAlgo_t");
+
+typedef struct gemm_desc {
+  cublasLtMatmulDesc_t op;
+  cublasLtMatrixLayout_t a, b, c; /* cuBLASLt's A (our B), B (our A), C = D */
+} gemm_desc;
+
+static int lt_fail(cublasStatus_t s, const char *what, char *why, size_t cap) {
+  snprintf(why, cap, "%s: %s", what, cublasLtGetStatusName(s));
+  return -1;
+}
+
+static void desc_free(gemm_desc *d) {
+  if (d->op)
+    cublasLtMatmulDescDestroy(d->op);
+  if (d->a)
+    cublasLtMatrixLayoutDestroy(d->a);
+  if (d->b)
+    cublasLtMatrixLayoutDestroy(d->b);
+  if (d->c)
+    cublasLtMatrixLayoutDestroy(d->c);
+}
+
+static cublasStatus_t layout(cublasLtMatrixLayout_t *l, cudaDataType_t t, int64_t rows,
+                             int64_t cols, int64_t ld, int32_t batch, int64_t stride) {
+  cublasStatus_t s = cublasLtMatrixLayoutCreate(l, t, (uint64_t)rows, (uint64_t)cols, ld);
+  if (s == CUBLAS_STATUS_SUCCESS && batch > 1)
+    s = cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batch,
+                                         sizeof batch);
+  if (s == CUBLAS_STATUS_SUCCESS && batch > 1)
+    s = cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
+                                         sizeof stride);
+  return s;
+}
+
+static int desc_make(const tc_cuda_gemm *g, gemm_desc *d, char *why, size_t cap) {
+  memset(d, 0, sizeof *d);
+  cudaDataType_t t;
+  cublasComputeType_t ct = CUBLAS_COMPUTE_32F;
+  switch (g->dtype) {
+  case 1:
+    t = CUDA_R_32F;
+    if (g->tf32)
+      ct = CUBLAS_COMPUTE_32F_FAST_TF32;
+    break;
+  case 10: t = CUDA_R_16F; break;
+  case 16: t = CUDA_R_16BF; break;
+  default:
+    snprintf(why, cap, "GEMM on the GPU takes float32, float16 or bfloat16, not dtype %d",
+             g->dtype);
+    return -1;
+  }
+  if (g->m <= 0 || g->n <= 0 || g->k <= 0 || g->batch < 0 || g->batch > INT32_MAX) {
+    snprintf(why, cap, "GEMM sizes m=%lld n=%lld k=%lld batch=%lld are not supported",
+             (long long)g->m, (long long)g->n, (long long)g->k, (long long)g->batch);
+    return -1;
+  }
+  int32_t batch = g->batch > 1 ? (int32_t)g->batch : 1;
+  cublasOperation_t ta = g->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                    tb = g->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_DEFAULT;
+  if (g->epilogue == TC_CUDA_EPI_RELU)
+    epi = g->bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU;
+  else if (g->epilogue == TC_CUDA_EPI_GELU_TANH)
+    epi = g->bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU;
+  else if (g->bias)
+    epi = CUBLASLT_EPILOGUE_BIAS;
+  cublasStatus_t s = cublasLtMatmulDescCreate(&d->op, ct, CUDA_R_32F);
+  if (s == CUBLAS_STATUS_SUCCESS)
+    s = cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+  if (s == CUBLAS_STATUS_SUCCESS)
+    s = cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+  if (s == CUBLAS_STATUS_SUCCESS && epi != CUBLASLT_EPILOGUE_DEFAULT)
+    s = cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
+  if (s == CUBLAS_STATUS_SUCCESS && g->bias)
+    s = cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g->bias,
+                                       sizeof g->bias);
+  /* our B: [k, n] (ld n), or [n, k] (ld k) when transposed; column-major the reverse */
+  if (s == CUBLAS_STATUS_SUCCESS)
+    s = g->trans_b ? layout(&d->a, t, g->k, g->n, g->k, batch, g->stride_b)
+                   : layout(&d->a, t, g->n, g->k, g->n, batch, g->stride_b);
+  if (s == CUBLAS_STATUS_SUCCESS)
+    s = g->trans_a ? layout(&d->b, t, g->m, g->k, g->m, batch, g->stride_a)
+                   : layout(&d->b, t, g->k, g->m, g->k, batch, g->stride_a);
+  if (s == CUBLAS_STATUS_SUCCESS)
+    s = layout(&d->c, t, g->n, g->m, g->n, batch, g->stride_c);
+  if (s != CUBLAS_STATUS_SUCCESS) {
+    desc_free(d);
+    return lt_fail(s, "describing the GEMM for cuBLASLt", why, cap);
+  }
+  return 0;
+}
+
+/* Up to cap heuristic candidates that fit the workspace; returns how many. */
+static int candidates(tc_cuda *c, gemm_desc *d, cublasLtMatmulHeuristicResult_t *res, int cap,
+                      char *why, size_t why_cap) {
+  cublasLtMatmulPreference_t pref;
+  cublasStatus_t s = cublasLtMatmulPreferenceCreate(&pref);
+  uint64_t ws = c->ws_size;
+  if (s == CUBLAS_STATUS_SUCCESS)
+    s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+                                             sizeof ws);
+  int n = 0;
+  if (s == CUBLAS_STATUS_SUCCESS)
+    s = cublasLtMatmulAlgoGetHeuristic(c->lt, d->op, d->a, d->b, d->c, d->c, pref, cap, res, &n);
+  if (pref)
+    cublasLtMatmulPreferenceDestroy(pref);
+  if (s != CUBLAS_STATUS_SUCCESS)
+    return lt_fail(s, "cuBLASLt heuristics", why, why_cap);
+  int kept = 0;
+  for (int i = 0; i < n; i++)
+    if (res[i].state == CUBLAS_STATUS_SUCCESS && res[i].workspaceSize <= c->ws_size)
+      res[kept++] = res[i];
+  if (!kept) {
+    snprintf(why, why_cap, "cuBLASLt has no algorithm for this GEMM on %s", c->prop.name);
+    return -1;
+  }
+  return kept;
+}
+
+static cublasStatus_t matmul(tc_cuda *c, const tc_cuda_gemm *g, gemm_desc *d, const void *a,
+                             const void *b, void *cc, const cublasLtMatmulAlgo_t *algo) {
+  return cublasLtMatmul(c->lt, d->op, &g->alpha, b, d->a, a, d->b, &g->beta, cc, d->c, cc, d->c,
+                        algo, c->ws, c->ws_size, c->stream);
+}
+
+int tc_cuda_gemm_run(tc_cuda *c, const tc_cuda_gemm *g, const void *a, const void *b, void *cc,
+                     const tc_cuda_algo *algo, char *why, size_t cap) {
+  gemm_desc d;
+  if (desc_make(g, &d, why, cap))
+    return -1;
+  cublasLtMatmulAlgo_t al;
+  cublasLtMatmulHeuristicResult_t res[1];
+  int rc = 0;
+  if (algo && algo->valid) {
+    memcpy(&al, algo->data, sizeof al);
+  } else if ((rc = candidates(c, &d, res, 1, why, cap)) > 0) {
+    al = res[0].algo;
+    rc = 0;
+  }
+  if (!rc) {
+    cublasStatus_t s = matmul(c, g, &d, a, b, cc, &al);
+    if (s != CUBLAS_STATUS_SUCCESS)
+      rc = lt_fail(s, "cublasLtMatmul", why, cap);
+  }
+  desc_free(&d);
+  return rc < 0 ? -1 : 0;
+}
+
+static int cmp_double(const void *x, const void *y) {
+  double a = *(const double *)x, b = *(const double *)y;
+  return a < b ? -1 : a > b;
+}
+
+/* Median time of reps runs of one algorithm (after one warm-up run), in µs;
+ * negative when it fails to run. */
+static double time_algo(tc_cuda *c, const tc_cuda_gemm *g, gemm_desc *d, const void *a,
+                        const void *b, void *cc, const cublasLtMatmulAlgo_t *al, int reps) {
+  double t[16];
+  if (reps > 16)
+    reps = 16;
+  if (matmul(c, g, d, a, b, cc, al) != CUBLAS_STATUS_SUCCESS)
+    return -1;
+  for (int r = 0; r < reps; r++) {
+    float ms = 0;
+    if (cudaEventRecord(c->ev[0], c->stream) != cudaSuccess ||
+        matmul(c, g, d, a, b, cc, al) != CUBLAS_STATUS_SUCCESS ||
+        cudaEventRecord(c->ev[1], c->stream) != cudaSuccess ||
+        cudaEventSynchronize(c->ev[1]) != cudaSuccess ||
+        cudaEventElapsedTime(&ms, c->ev[0], c->ev[1]) != cudaSuccess)
+      return -1;
+    t[r] = ms * 1e3;
+  }
+  qsort(t, (size_t)reps, sizeof *t, cmp_double);
+  return t[reps / 2];
+}
+
+int tc_cuda_gemm_tune(tc_cuda *c, const tc_cuda_gemm *g, const void *a, const void *b, void *cc,
+                      int max_candidates, tc_cuda_algo *best, tc_cuda_gemm_tuning *info, char *why,
+                      size_t cap) {
+  memset(best, 0, sizeof *best);
+  memset(info, 0, sizeof *info);
+  cublasLtMatmulHeuristicResult_t res[32];
+  if (max_candidates < 1 || max_candidates > 32)
+    max_candidates = 32;
+  gemm_desc d;
+  if (desc_make(g, &d, why, cap))
+    return -1;
+  int n = candidates(c, &d, res, max_candidates, why, cap);
+  if (n < 0) {
+    desc_free(&d);
+    return -1;
+  }
+  double best_us = -1;
+  for (int i = 0; i < n; i++) {
+    double us = time_algo(c, g, &d, a, b, cc, &res[i].algo, 7);
+    if (us < 0)
+      continue; /* a candidate that does not run is not chosen */
+    info->candidates++;
+    if (i == 0)
+      info->first_us = us;
+    if (best_us < 0 || us < best_us) {
+      best_us = us;
+      memcpy(best->data, &res[i].algo, sizeof res[i].algo);
+      best->workspace = res[i].workspaceSize;
+      best->valid = 1;
+    }
+  }
+  desc_free(&d);
+  cudaError_t e = cudaGetLastError();
+  if (!best->valid) {
+    if (e != cudaSuccess)
+      return tc_cuda_fail(e, "timing cuBLASLt algorithms", why, cap);
+    snprintf(why, cap, "none of cuBLASLt's %d candidate algorithms ran", n);
+    return -1;
+  }
+  info->best_us = best_us;
+  return 0;
+}

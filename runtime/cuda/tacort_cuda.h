@@ -1,0 +1,104 @@
+/* libtacort_cuda.so: libtacort's CUDA backend, its own shared object so that
+ * CPU-only deployments need no CUDA library (libtacort loads it with dlopen
+ * when a CUDA target is asked for; see docs/ARCHITECTURE.md). It links the
+ * CUDA runtime and cuBLASLt and reaches the driver through them, so it loads
+ * on machines without a GPU or driver and says so when opened.
+ *
+ * What it has so far: a device context (device, stream, cuBLASLt handle and
+ * workspace), device memory and copies, the generated row kernels of a CUDA
+ * kernel library (runtime/culib.h) launched with the geometry they were
+ * generated for, and row-major GEMM / batched GEMM through cuBLASLt (fp32,
+ * TF32, fp16, bf16; bias, ReLU and GELU epilogues) with the algorithm chosen
+ * by measurement among cuBLASLt's heuristic candidates.
+ *
+ * Every function returns 0 on success; otherwise why says what failed
+ * (with the CUDA or cuBLAS error's name). Nothing here exits or aborts. */
+#ifndef TC_TACORT_CUDA_H
+#define TC_TACORT_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "culib.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* tc_cuda_open's return value when the machine has no usable CUDA device
+ * (no driver, no GPU, or the driver is too old for this toolkit). */
+#define TC_CUDA_NO_DEVICE 1
+
+typedef struct tc_cuda tc_cuda;
+typedef struct tc_cuda_kernels tc_cuda_kernels;
+
+/* Opens device ordinal dev. TC_CUDA_NO_DEVICE (why: the runtime's reason)
+ * when there is none; -1 on other errors. */
+int tc_cuda_open(int dev, tc_cuda **out, char *why, size_t cap);
+void tc_cuda_close(tc_cuda *c);
+/* "NVIDIA H100 80GB HBM3, sm_90, 132 SMs, 79.1 GiB" */
+void tc_cuda_describe(const tc_cuda *c, char *buf, size_t cap);
+/* The device's SM number (major * 10 + minor). */
+unsigned tc_cuda_sm(const tc_cuda *c);
+
+int tc_cuda_alloc(tc_cuda *c, size_t bytes, void **dev, char *why, size_t cap);
+void tc_cuda_free(tc_cuda *c, void *dev);
+/* Copies on the context's stream; download waits for the copy. */
+int tc_cuda_upload(tc_cuda *c, void *dev, const void *host, size_t bytes, char *why, size_t cap);
+int tc_cuda_download(tc_cuda *c, void *host, const void *dev, size_t bytes, char *why, size_t cap);
+/* Waits for all work on the context's stream (and reports a kernel's
+ * asynchronous failure). */
+int tc_cuda_sync(tc_cuda *c, char *why, size_t cap);
+
+/* Loads a CUDA kernel library (the bytes of a .tacocu file): the entry for
+ * this device (tc_culib_pick), CUBIN or PTX. */
+int tc_cuda_kernels_load(tc_cuda *c, const unsigned char *lib, size_t size, tc_cuda_kernels **out,
+                         char *why, size_t cap);
+void tc_cuda_kernels_free(tc_cuda_kernels *k);
+/* Launches the kernel of spec sp (by sp->sym) over args->rows rows on the
+ * context's stream, with the geometry of culib.h. */
+int tc_cuda_row_launch(tc_cuda *c, tc_cuda_kernels *k, const tc_cg_spec *sp, const tc_cu_args *args,
+                       char *why, size_t cap);
+
+/* C[b] = alpha * op(A[b]) op(B[b]) + beta * C[b] (+ bias) (act), row-major,
+ * for b < batch: op(A) is [m, k], op(B) [k, n], C [m, n] with leading
+ * dimensions k or m (A), n or k (B) and n (C), batches stride_* elements
+ * apart. Row-major is computed as the column-major product of the
+ * transposes (C^T = op(B)^T op(A)^T), so nothing is copied. */
+enum { TC_CUDA_EPI_NONE = 0, TC_CUDA_EPI_RELU = 1, TC_CUDA_EPI_GELU_TANH = 2 };
+typedef struct tc_cuda_gemm {
+  int dtype; /* of A, B, C and bias: 1 float32, 10 float16, 16 bfloat16 */
+  int tf32;  /* float32 on TF32 tensor cores */
+  int trans_a, trans_b;
+  int64_t m, n, k, batch; /* batch 0 means 1 */
+  int64_t stride_a, stride_b, stride_c;
+  float alpha, beta;
+  const void *bias; /* [n] or NULL, added before the activation */
+  int epilogue;     /* TC_CUDA_EPI_* */
+} tc_cuda_gemm;
+
+/* A cuBLASLt algorithm, opaque here (cublasLtMatmulAlgo_t is 64 bytes). */
+typedef struct tc_cuda_algo {
+  uint64_t data[8];
+  int valid;
+  size_t workspace;
+} tc_cuda_algo;
+
+/* Runs g with algo (NULL or not valid: cuBLASLt's first heuristic choice). */
+int tc_cuda_gemm_run(tc_cuda *c, const tc_cuda_gemm *g, const void *a, const void *b, void *cc,
+                     const tc_cuda_algo *algo, char *why, size_t cap);
+/* Times up to max_candidates of cuBLASLt's heuristic algorithms for g on
+ * the given operands (C is overwritten) and returns the fastest in *best,
+ * with how many were tried and the best and heuristic-first median times. */
+typedef struct tc_cuda_gemm_tuning {
+  int candidates;
+  double best_us, first_us;
+} tc_cuda_gemm_tuning;
+int tc_cuda_gemm_tune(tc_cuda *c, const tc_cuda_gemm *g, const void *a, const void *b, void *cc,
+                      int max_candidates, tc_cuda_algo *best, tc_cuda_gemm_tuning *info, char *why,
+                      size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,408 @@
+/* The CUDA backend on a GPU (libtacort_cuda.so):
+ * - every generated row kernel (bias+GELU, LayerNorm / RMSNorm with skip,
+ *   beta and sum output, Softmax; float32, float16, bfloat16; row lengths
+ *   with and without vector tails, rows in registers and streamed) built
+ *   with NVRTC for this device, run on random inputs and checked against a
+ *   double-precision CPU reference of the ONNX definition;
+ * - GEMM through cuBLASLt (fp32, TF32, fp16, bf16; transposes, batches,
+ *   bias / ReLU / GELU epilogues; odd sizes) against a CPU reference, and
+ *   the algorithm chosen by measurement gives the same results.
+ * Without a CUDA device (no GPU or no driver) it checks that the backend
+ * says so, prints "skipped: no CUDA device" and runs nothing else. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "cucg.h"
+#include "kernel.h"
+#include "tacort_cuda.h"
+
+static tc_cuda *cu;
+static char why[8192];
+static double worst[3]; /* worst relative error seen per dtype (f32, f16, bf16) */
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static double uniform(void) { /* xorshift64, [-1, 1) */
+  rng ^= rng << 13;
+  rng ^= rng >> 7;
+  rng ^= rng << 17;
+  return (double)(rng >> 11) / (double)(1ull << 53) * 2.0 - 1.0;
+}
+
+static int dt_index(int dt) { return dt == 10 ? 1 : dt == 16 ? 2 : 0; }
+static size_t esize(int dt) { return dt == 10 || dt == 16 ? 2 : 4; }
+static void put(int dt, void *buf, size_t i, double v) {
+  if (dt == 10)
+    ((uint16_t *)buf)[i] = tc_f32_to_f16((float)v);
+  else if (dt == 16)
+    ((uint16_t *)buf)[i] = tc_f32_to_bf16((float)v);
+  else
+    ((float *)buf)[i] = (float)v;
+}
+static double get(int dt, const void *buf, size_t i) {
+  if (dt == 10)
+    return tc_f16_to_f32(((const uint16_t *)buf)[i]);
+  if (dt == 16)
+    return tc_bf16_to_f32(((const uint16_t *)buf)[i]);
+  return ((const float *)buf)[i];
+}
+
+/* A host array of n random values of type dt (scale s) and its rounded
+ * double copy; uploaded to dev. */
+typedef struct arr {
+  size_t n;
+  int dt;
+  void *host, *dev;
+  double *val;
+} arr;
+
+static bool arr_make(arr *a, int dt, size_t n, double s, bool random) {
+  a->n = n;
+  a->dt = dt;
+  a->host = calloc(n ? n : 1, esize(dt));
+  a->val = calloc(n ? n : 1, sizeof(double));
+  a->dev = NULL;
+  if (!a->host || !a->val || tc_cuda_alloc(cu, n * esize(dt), &a->dev, why, sizeof why))
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    double v = random ? uniform() * s : 0;
+    put(dt, a->host, i, v);
+    a->val[i] = get(dt, a->host, i);
+  }
+  return !tc_cuda_upload(cu, a->dev, a->host, n * esize(dt), why, sizeof why);
+}
+static void arr_free(arr *a) {
+  free(a->host);
+  free(a->val);
+  tc_cuda_free(cu, a->dev);
+}
+static bool arr_fetch(arr *a) {
+  if (tc_cuda_download(cu, a->host, a->dev, a->n * esize(a->dt), why, sizeof why))
+    return false;
+  for (size_t i = 0; i < a->n; i++)
+    a->val[i] = get(a->dt, a->host, i);
+  return true;
+}
+
+/* got vs want: |got - want| <= atol + rtol |want|, rtol from the dtype and
+ * the rounding of want to it. */
+static bool close_all(const char *what, int dt, const double *got, const double *want, size_t n,
+                      double rtol, double atol) {
+  for (size_t i = 0; i < n; i++) {
+    double e = fabs(got[i] - want[i]), rel = e / (fabs(want[i]) + atol);
+    if (rel > worst[dt_index(dt)])
+      worst[dt_index(dt)] = rel;
+    if (!(e <= atol + rtol * fabs(want[i]))) {
+      fprintf(stderr, "%s: element %zu: device %.9g, reference %.9g\n", what, i, got[i], want[i]);
+      return false;
+    }
+  }
+  return true;
+}
+
+/* ---- row kernels ---- */
+
+static void ref_rows(const tc_cg_spec *sp, int64_t rows, const double *x, const double *s,
+                     const double *g, const double *b, double eps, double *y, double *sum) {
+  int64_t c = sp->cols;
+  for (int64_t r = 0; r < rows; r++) {
+    const double *xr = x + r * c;
+    double *yr = y + r * c;
+    if (sp->kind == TC_CG_BIAS_ACT) {
+      for (int64_t j = 0; j < c; j++) {
+        double v = xr[j] + (sp->flags & TC_CG_F_BIAS ? s[j] : 0);
+        if (sp->act == TC_CG_ACT_GELU_ERF)
+          v = 0.5 * v * (1 + erf(v / sqrt(2.0)));
+        else if (sp->act == TC_CG_ACT_GELU_TANH)
+          v = 0.5 * v * (1 + tanh(sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+        yr[j] = v;
+      }
+    } else if (sp->kind == TC_CG_SOFTMAX) {
+      double m = -INFINITY, t = 0;
+      for (int64_t j = 0; j < c; j++)
+        m = fmax(m, xr[j]);
+      for (int64_t j = 0; j < c; j++)
+        t += exp(xr[j] - m);
+      for (int64_t j = 0; j < c; j++)
+        yr[j] = exp(xr[j] - m) / t;
+    } else {
+      double mean = 0, var = 0;
+      double *v = malloc((size_t)c * sizeof *v);
+      for (int64_t j = 0; j < c; j++) {
+        v[j] = xr[j] + (sp->flags & TC_CG_F_SKIP ? s[r * c + j] : 0);
+        if (sum)
+          sum[r * c + j] = v[j];
+        mean += v[j];
+        var += v[j] * v[j];
+      }
+      if (sp->flags & TC_CG_F_RMS) {
+        mean = 0;
+        var /= (double)c;
+      } else {
+        mean /= (double)c;
+        var = 0;
+        for (int64_t j = 0; j < c; j++)
+          var += (v[j] - mean) * (v[j] - mean);
+        var /= (double)c;
+      }
+      for (int64_t j = 0; j < c; j++)
+        yr[j] = (v[j] - mean) / sqrt(var + eps) * g[j] + (sp->flags & TC_CG_F_BETA ? b[j] : 0);
+      free(v);
+    }
+  }
+}
+
+static const int64_t colss[] = {1, 3, 8, 17, 768, 1000, 4096, 20001};
+static const int dts[] = {1, 10, 16};
+static const int ln_flags[] = {
+    TC_CG_F_BETA,
+    0,
+    TC_CG_F_RMS,
+    TC_CG_F_SKIP | TC_CG_F_BETA | TC_CG_F_SUM,
+    TC_CG_F_SKIP | TC_CG_F_BETA,
+    TC_CG_F_SKIP | TC_CG_F_RMS,
+};
+
+static size_t make_specs(tc_cg_spec *out, size_t cap) {
+  size_t n = 0;
+  for (size_t d = 0; d < 3; d++)
+    for (size_t c = 0; c < sizeof colss / sizeof *colss; c++) {
+      tc_cg_spec base = {.cols = colss[c], .width = 1, .unroll = 1, .dtype = dts[d]};
+      tc_cg_spec v[16];
+      size_t nv = 0;
+      for (int act = 0; act <= TC_CG_ACT_GELU_TANH; act++) {
+        v[nv] = base;
+        v[nv].kind = TC_CG_BIAS_ACT;
+        v[nv].act = act;
+        v[nv++].flags = act == 1 ? TC_CG_F_BIAS : 0;
+      }
+      for (size_t f = 0; f < sizeof ln_flags / sizeof *ln_flags; f++) {
+        v[nv] = base;
+        v[nv].kind = TC_CG_LAYERNORM;
+        v[nv++].flags = ln_flags[f];
+      }
+      v[nv] = base;
+      v[nv++].kind = TC_CG_SOFTMAX;
+      for (size_t i = 0; i < nv && n < cap; i++) {
+        out[n] = v[i];
+        snprintf(out[n].sym, sizeof out[n].sym, "k_%zu", n);
+        n++;
+      }
+    }
+  return n;
+}
+
+static bool run_row_case(tc_cuda_kernels *k, const tc_cg_spec *sp, int64_t rows) {
+  int dt = sp->dtype;
+  size_t n = (size_t)(rows * sp->cols), c = (size_t)sp->cols;
+  bool ln = sp->kind == TC_CG_LAYERNORM, skip = ln && (sp->flags & TC_CG_F_SKIP);
+  double xs = sp->kind == TC_CG_SOFTMAX ? 8 : 3;
+  arr x, s, g, b, y, sum;
+  bool ok = arr_make(&x, dt, n, xs, true) && arr_make(&s, dt, skip ? n : c, 1, true) &&
+            arr_make(&g, dt, c, 1, true) && arr_make(&b, dt, c, 1, true) &&
+            arr_make(&y, dt, n, 0, false) && arr_make(&sum, dt, n, 0, false);
+  CHECK(ok);
+  if (ok) {
+    tc_cu_args a = {
+        .in = {x.dev, s.dev, g.dev, b.dev}, .out = {y.dev, sum.dev}, .eps = 1e-5f, .rows = rows};
+    if (sp->kind == TC_CG_BIAS_ACT) /* the bias is in slot 1 */
+      a.in[1] = s.dev;
+    ok = !tc_cuda_row_launch(cu, k, sp, &a, why, sizeof why) &&
+         !tc_cuda_sync(cu, why, sizeof why) && arr_fetch(&y) && arr_fetch(&sum);
+    if (!ok)
+      fprintf(stderr, "%s\n", why);
+    CHECK(ok);
+  }
+  if (ok) {
+    double *want = malloc(n * sizeof *want), *want_sum = malloc(n * sizeof *want_sum);
+    ref_rows(sp, rows, x.val, s.val, g.val, b.val, 1e-5, want, want_sum);
+    /* the device computes in float32 and rounds once to dt on store */
+    double rtol = dt == 1 ? 2e-5 : dt == 10 ? 2e-3 : 1.6e-2, atol = dt == 1 ? 2e-6 : 2e-3;
+    char what[160];
+    tc_cg_spec_format(sp, what, sizeof what);
+    CHECK(close_all(what, dt, y.val, want, n, rtol, atol));
+    if (sp->flags & TC_CG_F_SUM)
+      CHECK(close_all(what, dt, sum.val, want_sum, n, rtol, atol));
+    free(want);
+    free(want_sum);
+  }
+  arr_free(&x), arr_free(&s), arr_free(&g), arr_free(&b), arr_free(&y), arr_free(&sum);
+  return ok;
+}
+
+static void test_row_kernels(void) {
+  static tc_cg_spec specs[600];
+  size_t n = make_specs(specs, 600);
+  char path[] = "/tmp/tacoc-cuda-XXXXXX";
+  CHECK(mkdtemp(path) != NULL);
+  char lib_path[64];
+  snprintf(lib_path, sizeof lib_path, "%s/k.tacocu", path);
+  unsigned arch = tc_cuda_sm(cu);
+  int rc = tc_cu_build_library(specs, n, &arch, 1, lib_path, why, sizeof why);
+  if (rc)
+    fprintf(stderr, "%s\n", why);
+  CHECK(rc == 0);
+  FILE *f = fopen(lib_path, "rb");
+  static unsigned char buf[64 << 20];
+  size_t len = f ? fread(buf, 1, sizeof buf, f) : 0;
+  if (f)
+    fclose(f);
+  remove(lib_path);
+  tc_cuda_kernels *k = NULL;
+  rc = tc_cuda_kernels_load(cu, buf, len, &k, why, sizeof why);
+  if (rc)
+    fprintf(stderr, "%s\n", why);
+  CHECK(rc == 0);
+  size_t passed = 0;
+  for (size_t i = 0; k && i < n; i++) {
+    int64_t rows = specs[i].cols > 4096 ? 3 : 37; /* not a multiple of any block */
+    passed += run_row_case(k, &specs[i], rows);
+  }
+  CHECK(passed == n);
+  printf("  row kernels: %zu of %zu variants match the reference\n", passed, n);
+  tc_cuda_kernels_free(k);
+}
+
+/* ---- GEMM ---- */
+
+static void ref_gemm(const tc_cuda_gemm *g, const double *a, const double *b, const double *bias,
+                     const double *c0, double *c) {
+  int64_t batch = g->batch > 1 ? g->batch : 1;
+  for (int64_t p = 0; p < batch; p++)
+    for (int64_t i = 0; i < g->m; i++)
+      for (int64_t j = 0; j < g->n; j++) {
+        double acc = 0;
+        for (int64_t l = 0; l < g->k; l++) {
+          double av =
+              g->trans_a ? a[p * g->stride_a + l * g->m + i] : a[p * g->stride_a + i * g->k + l];
+          double bv =
+              g->trans_b ? b[p * g->stride_b + j * g->k + l] : b[p * g->stride_b + l * g->n + j];
+          acc += av * bv;
+        }
+        double v = g->alpha * acc + g->beta * c0[p * g->stride_c + i * g->n + j];
+        if (bias)
+          v += bias[j];
+        if (g->epilogue == TC_CUDA_EPI_RELU)
+          v = v > 0 ? v : 0;
+        else if (g->epilogue == TC_CUDA_EPI_GELU_TANH)
+          v = 0.5 * v * (1 + tanh(sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+        c[p * g->stride_c + i * g->n + j] = v;
+      }
+}
+
+static bool gemm_case(tc_cuda_gemm g, bool tune) {
+  int64_t batch = g.batch > 1 ? g.batch : 1;
+  g.stride_a = g.m * g.k;
+  g.stride_b = g.k * g.n;
+  g.stride_c = g.m * g.n;
+  arr a, b, c, bias;
+  bool ok = arr_make(&a, g.dtype, (size_t)(batch * g.stride_a), 1, true) &&
+            arr_make(&b, g.dtype, (size_t)(batch * g.stride_b), 1, true) &&
+            arr_make(&c, g.dtype, (size_t)(batch * g.stride_c), 1, true) &&
+            arr_make(&bias, g.dtype, (size_t)g.n, 1, true);
+  double *c0 = ok ? malloc(c.n * sizeof *c0) : NULL, *want = ok ? malloc(c.n * sizeof *want) : NULL;
+  ok = ok && c0 && want;
+  CHECK(ok);
+  bool use_bias = g.bias != NULL;
+  if (ok) {
+    memcpy(c0, c.val, c.n * sizeof *c0);
+    g.bias = use_bias ? bias.dev : NULL;
+    tc_cuda_algo algo = {0};
+    tc_cuda_gemm_tuning info;
+    if (tune) {
+      ok = !tc_cuda_gemm_tune(cu, &g, a.dev, b.dev, c.dev, 8, &algo, &info, why, sizeof why);
+      CHECK(ok && algo.valid && info.candidates >= 1 && info.best_us > 0 &&
+            info.best_us <= info.first_us);
+      ok = ok && !tc_cuda_upload(cu, c.dev, c.host, c.n * esize(g.dtype), why, sizeof why);
+    }
+    ok = ok &&
+         !tc_cuda_gemm_run(cu, &g, a.dev, b.dev, c.dev, tune ? &algo : NULL, why, sizeof why) &&
+         arr_fetch(&c);
+    if (!ok)
+      fprintf(stderr, "%s\n", why);
+    CHECK(ok);
+  }
+  if (ok) {
+    ref_gemm(&g, a.val, b.val, use_bias ? bias.val : NULL, c0, want);
+    /* inputs are exact in dt; the error is accumulation (TF32: 10-bit
+     * mantissa products) and the final rounding */
+    double sk = sqrt((double)g.k);
+    double rtol = g.dtype == 10 ? 2e-3 : g.dtype == 16 ? 1.6e-2 : g.tf32 ? 2e-3 : 2e-5;
+    char what[160];
+    snprintf(what, sizeof what, "gemm dt=%d tf32=%d ta=%d tb=%d m=%lld n=%lld k=%lld b=%lld epi=%d",
+             g.dtype, g.tf32, g.trans_a, g.trans_b, (long long)g.m, (long long)g.n, (long long)g.k,
+             (long long)batch, g.epilogue);
+    ok = close_all(what, g.dtype, c.val, want, c.n, rtol, rtol * sk);
+    CHECK(ok);
+  }
+  free(c0);
+  free(want);
+  arr_free(&a), arr_free(&b), arr_free(&c), arr_free(&bias);
+  return ok;
+}
+
+static void test_gemm(void) {
+  static const int64_t sizes[][3] = {{1, 1, 1},       {7, 5, 3},      {33, 64, 769},
+                                     {128, 768, 768}, {5, 3072, 768}, {129, 17, 64}};
+  int cases = 0, passed = 0;
+  for (int dt = 0; dt < 4; dt++)
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
+      for (int t = 0; t < 4; t++) {
+        tc_cuda_gemm g = {.dtype = dt == 3 ? 1 : dts[dt],
+                          .tf32 = dt == 3,
+                          .trans_a = t & 1,
+                          .trans_b = t >> 1,
+                          .m = sizes[s][0],
+                          .n = sizes[s][1],
+                          .k = sizes[s][2],
+                          .alpha = 1,
+                          .beta = 0};
+        g.batch = s % 2 ? 3 : 0;
+        g.epilogue = (int)(s % 3);
+        g.bias = s % 3 ? (void *)1 : NULL; /* a marker: gemm_case supplies the array */
+        if (s == 1)
+          g.alpha = 0.5f, g.beta = 1; /* accumulate into C */
+        passed += gemm_case(g, s == 3 && t == 0);
+        cases++;
+      }
+  CHECK(passed == cases);
+  printf("  GEMM: %d of %d cases match the reference\n", passed, cases);
+}
+
+static int open_rc;
+
+/* Opening device 0 works, or says plainly that there is no device; a
+ * device ordinal that does not exist is refused by number. */
+static void test_open(void) {
+  open_rc = tc_cuda_open(0, &cu, why, sizeof why);
+  if (open_rc == TC_CUDA_NO_DEVICE) {
+    CHECK(cu == NULL && strstr(why, "no CUDA device") != NULL);
+    return;
+  }
+  if (open_rc)
+    fprintf(stderr, "%s\n", why);
+  CHECK(open_rc == 0 && cu != NULL);
+  tc_cuda *other = NULL;
+  char w[512];
+  CHECK(tc_cuda_open(1000, &other, w, sizeof w) == -1 && !other && strstr(w, "device 1000"));
+}
+
+int main(void) {
+  RUN(test_open);
+  if (!cu) {
+    if (open_rc == TC_CUDA_NO_DEVICE)
+      printf("test_cuda: skipped: %s\n", why);
+    return SUMMARY("test_cuda");
+  }
+  char desc[256];
+  tc_cuda_describe(cu, desc, sizeof desc);
+  printf("test_cuda: %s\n", desc);
+  RUN(test_row_kernels);
+  RUN(test_gemm);
+  printf("  worst relative error: float32 %.2g, float16 %.2g, bfloat16 %.2g\n", worst[0], worst[1],
+         worst[2]);
+  tc_cuda_close(cu);
+  return SUMMARY("test_cuda");
+}
