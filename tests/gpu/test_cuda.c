@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "cu_variants.h"
 #include "cucg.h"
 #include "kernel.h"
 #include "tacort_cuda.h"
@@ -154,46 +155,6 @@ static void ref_rows(const tc_cg_spec *sp, int64_t rows, const double *x, const 
   }
 }
 
-static const int64_t colss[] = {1, 3, 8, 17, 768, 1000, 4096, 20001};
-static const int dts[] = {1, 10, 16};
-static const int ln_flags[] = {
-    TC_CG_F_BETA,
-    0,
-    TC_CG_F_RMS,
-    TC_CG_F_SKIP | TC_CG_F_BETA | TC_CG_F_SUM,
-    TC_CG_F_SKIP | TC_CG_F_BETA,
-    TC_CG_F_SKIP | TC_CG_F_RMS,
-};
-
-static size_t make_specs(tc_cg_spec *out, size_t cap) {
-  size_t n = 0;
-  for (size_t d = 0; d < 3; d++)
-    for (size_t c = 0; c < sizeof colss / sizeof *colss; c++) {
-      tc_cg_spec base = {.cols = colss[c], .width = 1, .unroll = 1, .dtype = dts[d]};
-      tc_cg_spec v[16];
-      size_t nv = 0;
-      for (int act = 0; act <= TC_CG_ACT_GELU_TANH; act++) {
-        v[nv] = base;
-        v[nv].kind = TC_CG_BIAS_ACT;
-        v[nv].act = act;
-        v[nv++].flags = act == 1 ? TC_CG_F_BIAS : 0;
-      }
-      for (size_t f = 0; f < sizeof ln_flags / sizeof *ln_flags; f++) {
-        v[nv] = base;
-        v[nv].kind = TC_CG_LAYERNORM;
-        v[nv++].flags = ln_flags[f];
-      }
-      v[nv] = base;
-      v[nv++].kind = TC_CG_SOFTMAX;
-      for (size_t i = 0; i < nv && n < cap; i++) {
-        out[n] = v[i];
-        snprintf(out[n].sym, sizeof out[n].sym, "k_%zu", n);
-        n++;
-      }
-    }
-  return n;
-}
-
 static bool run_row_case(tc_cuda_kernels *k, const tc_cg_spec *sp, int64_t rows) {
   int dt = sp->dtype;
   size_t n = (size_t)(rows * sp->cols), c = (size_t)sp->cols;
@@ -234,7 +195,7 @@ static bool run_row_case(tc_cuda_kernels *k, const tc_cg_spec *sp, int64_t rows)
 
 static void test_row_kernels(void) {
   static tc_cg_spec specs[600];
-  size_t n = make_specs(specs, 600);
+  size_t n = cu_variants(specs, 600);
   char path[] = "/tmp/tacoc-cuda-XXXXXX";
   CHECK(mkdtemp(path) != NULL);
   char lib_path[64];
@@ -350,7 +311,7 @@ static void test_gemm(void) {
   for (int dt = 0; dt < 4; dt++)
     for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
       for (int t = 0; t < 4; t++) {
-        tc_cuda_gemm g = {.dtype = dt == 3 ? 1 : dts[dt],
+        tc_cuda_gemm g = {.dtype = dt == 3 ? 1 : cu_variant_dtypes[dt],
                           .tf32 = dt == 3,
                           .trans_a = t & 1,
                           .trans_b = t >> 1,

@@ -11,52 +11,9 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "cu_variants.h"
 #include "cucg.h"
 #include "culib.h"
-
-static const int64_t colss[] = {1, 3, 8, 17, 768, 1000, 4096, 20001};
-#define N_COLS (sizeof colss / sizeof *colss)
-static const int dtypes[] = {1, 10, 16};
-static const int ln_flags[] = {
-    TC_CG_F_BETA,
-    0,
-    TC_CG_F_RMS,
-    TC_CG_F_SKIP | TC_CG_F_BETA | TC_CG_F_SUM,
-    TC_CG_F_SKIP | TC_CG_F_BETA,
-    TC_CG_F_SKIP,
-    TC_CG_F_SKIP | TC_CG_F_RMS,
-};
-
-/* Every variant, named k_<i>. */
-static size_t all_specs(tc_cg_spec *out, size_t cap) {
-  size_t n = 0;
-  for (size_t d = 0; d < 3; d++)
-    for (size_t c = 0; c < N_COLS; c++) {
-      tc_cg_spec base = {.cols = colss[c], .width = 1, .unroll = 1, .dtype = dtypes[d]};
-      tc_cg_spec v[16];
-      size_t nv = 0;
-      for (int act = 0; act <= TC_CG_ACT_GELU_TANH; act++)
-        for (int bias = 0; bias <= 1; bias++) {
-          v[nv] = base;
-          v[nv].kind = TC_CG_BIAS_ACT;
-          v[nv].act = act;
-          v[nv++].flags = bias ? TC_CG_F_BIAS : 0;
-        }
-      for (size_t f = 0; f < sizeof ln_flags / sizeof *ln_flags; f++) {
-        v[nv] = base;
-        v[nv].kind = TC_CG_LAYERNORM;
-        v[nv++].flags = ln_flags[f];
-      }
-      v[nv] = base;
-      v[nv++].kind = TC_CG_SOFTMAX;
-      for (size_t i = 0; i < nv && n < cap; i++) {
-        out[n] = v[i];
-        snprintf(out[n].sym, sizeof out[n].sym, "k_%zu", n);
-        n++;
-      }
-    }
-  return n;
-}
 
 static void test_geometry(void) {
   tc_cg_spec sp = {.kind = TC_CG_LAYERNORM, .cols = 768, .dtype = 1};
@@ -92,8 +49,8 @@ static void test_source_refuses_bad_specs(void) {
 /* The PTX names every kernel as an .entry; a CUBIN is an ELF. */
 static void test_compile_all_variants(void) {
   static tc_cg_spec specs[600];
-  size_t n = all_specs(specs, 600);
-  CHECK(n == 3 * N_COLS * 14);
+  size_t n = cu_variants(specs, 600);
+  CHECK(n == CU_N_VARIANTS);
   char *src = tc_cu_source(specs, n);
   CHECK(src != NULL);
   if (!src)

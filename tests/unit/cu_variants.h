@@ -1,0 +1,58 @@
+/* The generated CUDA kernel variants the CUDA tests cover: every kind,
+ * activation (with and without bias) and LayerNorm flag combination, for
+ * float32, float16 and bfloat16, over row lengths with and without vector
+ * tails, in registers (up to 4096) and streamed (20001). Named k_<i>. */
+#ifndef TC_CU_VARIANTS_H
+#define TC_CU_VARIANTS_H
+
+#include <stdio.h>
+
+#include "native.h"
+
+static const int64_t cu_variant_cols[] = {1, 3, 8, 17, 768, 1000, 4096, 20001};
+static const int cu_variant_dtypes[] = {1, 10, 16};
+static const int cu_variant_ln_flags[] = {
+    TC_CG_F_BETA,
+    0,
+    TC_CG_F_RMS,
+    TC_CG_F_SKIP | TC_CG_F_BETA | TC_CG_F_SUM,
+    TC_CG_F_SKIP | TC_CG_F_BETA,
+    TC_CG_F_SKIP,
+    TC_CG_F_SKIP | TC_CG_F_RMS,
+};
+/* Variants per (dtype, row length): 6 bias_act, 7 layernorm, 1 softmax. */
+#define CU_VARIANTS_PER 14
+#define CU_N_VARIANTS (3 * (sizeof cu_variant_cols / sizeof *cu_variant_cols) * CU_VARIANTS_PER)
+
+static size_t cu_variants(tc_cg_spec *out, size_t cap) {
+  size_t n = 0;
+  for (size_t d = 0; d < 3; d++)
+    for (size_t c = 0; c < sizeof cu_variant_cols / sizeof *cu_variant_cols; c++) {
+      tc_cg_spec base = {
+          .cols = cu_variant_cols[c], .width = 1, .unroll = 1, .dtype = cu_variant_dtypes[d]};
+      tc_cg_spec v[CU_VARIANTS_PER];
+      size_t nv = 0;
+      for (int act = 0; act <= TC_CG_ACT_GELU_TANH; act++)
+        for (int bias = 0; bias <= 1; bias++) {
+          v[nv] = base;
+          v[nv].kind = TC_CG_BIAS_ACT;
+          v[nv].act = act;
+          v[nv++].flags = bias ? TC_CG_F_BIAS : 0;
+        }
+      for (size_t f = 0; f < sizeof cu_variant_ln_flags / sizeof *cu_variant_ln_flags; f++) {
+        v[nv] = base;
+        v[nv].kind = TC_CG_LAYERNORM;
+        v[nv++].flags = cu_variant_ln_flags[f];
+      }
+      v[nv] = base;
+      v[nv++].kind = TC_CG_SOFTMAX;
+      for (size_t i = 0; i < nv && n < cap; i++) {
+        out[n] = v[i];
+        snprintf(out[n].sym, sizeof out[n].sym, "k_%zu", n);
+        n++;
+      }
+    }
+  return n;
+}
+
+#endif
