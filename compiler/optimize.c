@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cuda_target.h"
 #include "inspect.h"
 #include "json.h"
 #include "onnx_io.h"
@@ -30,6 +31,9 @@ typedef struct opt_args {
   /* --codegen, --tune, ... (tune.h), and what they did */
   tc_tune_options tune;
   tc_tune_result *tune_res;
+  /* --target cuda, --cuda-arch (cuda_target.h), and what it did */
+  tc_cuda_target_options cuda;
+  tc_cuda_target_result *cuda_res;
   const char *reports[4]; /* every --report given (report is the last) */
   size_t n_reports;
   bool bench; /* --bench, --bench-runtime */
@@ -165,6 +169,9 @@ static int parse_args(int argc, char **argv, opt_args *a) {
     } else if (tc_tune_is_option(s)) {
       if (tc_tune_parse_arg(argc, argv, &i, &a->tune))
         return TC_EXIT_ERROR;
+    } else if (tc_cuda_target_is_option(s)) {
+      if (tc_cuda_target_parse_arg(argc, argv, &i, &a->cuda))
+        return TC_EXIT_ERROR;
     } else if (s[0] == '-' && s[1]) {
       return tc_cli_usage_error("optimize: unknown option '%s'", s);
     } else if (!a->in) {
@@ -298,6 +305,7 @@ static int write_report(const opt_args *a, const char *path, const tc_pipeline *
   }
   tc_precision_json(a->prec_res, &j);
   tc_tune_json(a->tune_res, &j);
+  tc_cuda_target_json(a->cuda_res, &j);
   if (tc_report_json_fields(&j, extra)) {
     fclose(f);
     return tc_cli_error("out of memory");
@@ -423,18 +431,23 @@ int tc_cmd_optimize(int argc, char **argv) {
   }
   a.tune.output = a.out;
   a.tune.shapes = &a.prec;
+  a.cuda.output = a.out;
   if (!a.tune.codegen && (a.passes || a.level > 0))
     tc_tune_strip(m); /* -O0 keeps the model as it is */
-  if (tc_tune_apply(m, &a.tune, &a.tune_res)) {
+  if (!a.cuda.on && (a.passes || a.level > 0))
+    tc_cuda_target_strip(m);
+  if (tc_tune_apply(m, &a.tune, &a.tune_res) || tc_cuda_target_apply(m, &a.cuda, &a.cuda_res)) {
     tc_tune_commit(a.tune_res, true);
+    tc_cuda_target_commit(a.cuda_res, true);
     goto done;
   }
   if (tc_model_save_file(m, a.out, &a.save, d) != TC_STATUS_OK) {
     tc_tune_commit(a.tune_res, true);
+    tc_cuda_target_commit(a.cuda_res, true);
     tc_cli_report(d);
     goto done;
   }
-  if (tc_tune_commit(a.tune_res, false))
+  if (tc_tune_commit(a.tune_res, false) || tc_cuda_target_commit(a.cuda_res, false))
     goto done;
   if (!a.quiet)
     print_table(&a, p, &before, &after, stdout);
@@ -442,6 +455,8 @@ int tc_cmd_optimize(int argc, char **argv) {
     tc_precision_print(a.prec_res, stdout);
   if (!a.quiet)
     tc_tune_print(a.tune_res, stdout);
+  if (!a.quiet)
+    tc_cuda_target_print(a.cuda_res, stdout);
   if (a.bench && run_bench(&a, &x))
     goto done;
   if (a.triton.dir && run_triton(&a, m, &x))
@@ -484,6 +499,7 @@ int tc_cmd_optimize(int argc, char **argv) {
 done:
   tc_precision_result_free(a.prec_res);
   tc_tune_result_free(a.tune_res);
+  tc_cuda_target_result_free(a.cuda_res);
   free_extras(&x);
   tc_model_summary_free(&before);
   tc_model_summary_free(&after);

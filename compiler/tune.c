@@ -33,6 +33,7 @@
 #include "cli.h"
 #include "exec.h"
 #include "inputs.h"
+#include "meta.h"
 #include "native.h"
 #include "shapes.h"
 
@@ -662,15 +663,14 @@ static void cache_append(const char *path, const char *cpu, const tc_tune_result
 }
 
 /* ---- model metadata ---- */
-static void meta_strip_prefix(tc_model *m, const char *prefix);
 
 /* Every record of the tuner: kernel library, bindings, convolution algorithms. */
-static void meta_strip(tc_model *m) { meta_strip_prefix(m, "ai.tacoc.kernel"); }
+static void meta_strip(tc_model *m) { tc_meta_strip_prefix(m, "ai.tacoc.kernel"); }
 
 /* The generated kernels' records only. */
 static void meta_strip_codegen(tc_model *m) {
-  meta_strip_prefix(m, "ai.tacoc.kernels");
-  meta_strip_prefix(m, "ai.tacoc.kernel:");
+  tc_meta_strip_prefix(m, "ai.tacoc.kernels");
+  tc_meta_strip_prefix(m, "ai.tacoc.kernel:");
 }
 
 void tc_tune_strip(tc_model *m) {
@@ -678,61 +678,10 @@ void tc_tune_strip(tc_model *m) {
     meta_strip(m);
 }
 
-static void meta_strip_prefix(tc_model *m, const char *prefix) {
-  Onnx__ModelProto *pb = m->pb;
-  size_t k = 0, len = strlen(prefix);
-  for (size_t i = 0; i < pb->n_metadata_props; i++) {
-    Onnx__StringStringEntryProto *e = pb->metadata_props[i];
-    if (e->key && !strncmp(e->key, prefix, len)) {
-      protobuf_c_message_free_unpacked(&e->base, NULL);
-      continue;
-    }
-    pb->metadata_props[k++] = e;
-  }
-  pb->n_metadata_props = k;
-}
-
-static int meta_add(tc_model *m, const char *key, const char *value) {
-  Onnx__ModelProto *pb = m->pb;
-  Onnx__StringStringEntryProto **v =
-      realloc(pb->metadata_props, (pb->n_metadata_props + 1) * sizeof *v);
-  if (!v)
-    return -1;
-  pb->metadata_props = v;
-  Onnx__StringStringEntryProto *e = malloc(sizeof *e);
-  if (!e)
-    return -1;
-  onnx__string_string_entry_proto__init(e);
-  e->key = strdup(key);
-  e->value = strdup(value);
-  if (!e->key || !e->value) {
-    free(e->key);
-    free(e->value);
-    free(e);
-    return -1;
-  }
-  v[pb->n_metadata_props++] = e;
-  return 0;
-}
-
-/* Gives every node a generated kernel may bind, and every convolution, a name no other node has
- * (unnamed or shared names become tacoc_cg_<id>): bindings go by name. */
-static int name_nodes(tc_model *m) {
-  for (tc_node *n = m->graph->first; n; n = n->next) {
-    tc_cg_spec sp;
-    if (!tc_cg_node_spec(n, 1, &sp) && !is_conv_node(n))
-      continue;
-    bool dup = !n->name || !n->name[0];
-    for (tc_node *p = m->graph->first; !dup && p; p = p->next)
-      dup = p != n && p->name && !strcmp(p->name, n->name);
-    if (!dup)
-      continue;
-    char buf[64];
-    snprintf(buf, sizeof buf, "tacoc_cg_%u", n->id);
-    if (!(n->name = tc_arena_strdup(m->arena, buf)))
-      return -1;
-  }
-  return 0;
+/* Nodes a generated kernel may bind, and convolutions: bindings go by name. */
+static bool bindable(const tc_node *n) {
+  tc_cg_spec sp;
+  return tc_cg_node_spec(n, 1, &sp) || is_conv_node(n);
 }
 
 /* Median latency of sessions a and b over reps interleaved runs. */
@@ -957,7 +906,7 @@ static int tune_convs(tc_model *m, tc_tune_result *r, double t_start) {
         mine = e->ids[k] == n->id;
       char key[600];
       snprintf(key, sizeof key, "%s%s", TC_CONV_ALGO_KEY, n->name);
-      if (mine && meta_add(m, key, algo_name(e->choice))) {
+      if (mine && tc_meta_add(m, key, algo_name(e->choice))) {
         tc_cli_error("out of memory");
         goto out;
       }
@@ -974,7 +923,7 @@ static int tune_convs(tc_model *m, tc_tune_result *r, double t_start) {
   r->conv_checked = true;
   r->conv_kept = r->conv_ms_tuned <= r->conv_ms_auto;
   if (!r->conv_kept) {
-    meta_strip_prefix(m, TC_CONV_ALGO_KEY);
+    tc_meta_strip_prefix(m, TC_CONV_ALGO_KEY);
     r->n_conv_meta = 0;
   }
   rc = 0;
@@ -1004,7 +953,7 @@ int tc_tune_apply(tc_model *m, const tc_tune_options *o, tc_tune_result **res) {
   const char *slash = strrchr(r->lib_final, '/');
   snprintf(r->lib_name, sizeof r->lib_name, "%s", slash ? slash + 1 : r->lib_final);
   meta_strip(m);
-  if (name_nodes(m))
+  if (tc_meta_name_nodes(m, bindable))
     return tc_cli_error("out of memory");
   char cwhy[512] = "";
   if (capture_run(m, r, cwhy, sizeof cwhy)) {
@@ -1144,25 +1093,14 @@ int tc_tune_apply(tc_model *m, const tc_tune_options *o, tc_tune_result **res) {
   }
   free(win);
   r->built = true;
-  {
-    FILE *f = fopen(r->lib_tmp, "rb");
-    unsigned char *bytes = NULL;
-    long len = -1;
-    if (f && !fseek(f, 0, SEEK_END) && (len = ftell(f)) > 0 && !fseek(f, 0, SEEK_SET) &&
-        (bytes = malloc((size_t)len)) && fread(bytes, 1, (size_t)len, f) == (size_t)len)
-      tc_sha256_hex(bytes, (size_t)len, r->sha);
-    free(bytes);
-    if (f)
-      fclose(f);
-    if (!r->sha[0])
-      return tc_cli_error("codegen: cannot read back %s", r->lib_tmp);
-  }
+  if (!tc_meta_file_sha256(r->lib_tmp, r->sha))
+    return tc_cli_error("codegen: cannot read back %s", r->lib_tmp);
   /* bind the nodes: rerun the capture's matching by signature on each node */
   char features[512];
   tc_cg_cpu_features(o->cpu, features, sizeof features);
-  rc = meta_add(m, "ai.tacoc.kernels", r->lib_name) ||
-       meta_add(m, "ai.tacoc.kernels.sha256", r->sha) ||
-       (features[0] && meta_add(m, "ai.tacoc.kernels.features", features));
+  rc = tc_meta_add(m, "ai.tacoc.kernels", r->lib_name) ||
+       tc_meta_add(m, "ai.tacoc.kernels.sha256", r->sha) ||
+       (features[0] && tc_meta_add(m, "ai.tacoc.kernels.features", features));
   for (size_t i = 0; !rc && i < r->n_sigs; i++) {
     sig_entry *e = &r->sigs[i];
     if (!e->winner)
@@ -1181,7 +1119,7 @@ int tc_tune_apply(tc_model *m, const tc_tune_options *o, tc_tune_result **res) {
       if (!mine)
         continue;
       snprintf(key, sizeof key, "ai.tacoc.kernel:%s", n->name);
-      rc = meta_add(m, key, spec);
+      rc = tc_meta_add(m, key, spec);
       r->n_bound++;
     }
   }
@@ -1194,16 +1132,7 @@ int tc_tune_apply(tc_model *m, const tc_tune_options *o, tc_tune_result **res) {
 }
 
 int tc_tune_commit(const tc_tune_result *r, bool discard) {
-  if (!r || !r->built)
-    return 0;
-  if (discard) {
-    unlink(r->lib_tmp);
-    return 0;
-  }
-  if (rename(r->lib_tmp, r->lib_final))
-    return tc_cli_error("%s: cannot move the kernel library into place: %s", r->lib_final,
-                        strerror(errno));
-  return 0;
+  return r && r->built ? tc_meta_commit_file(r->lib_tmp, r->lib_final, discard) : 0;
 }
 
 static const char *mode_name(tc_tune_mode m) {

@@ -361,6 +361,119 @@ def tune_fast_chooses_conv_algorithms():
             None, {"x": x})[0], want, rtol=1e-4, atol=1e-5)
 
 
+def read_cuda_library(path):
+    """The entries of a CUDA kernel library (runtime/culib.h): [(arch, kind, bytes)]."""
+    data = open(path, "rb").read()
+    assert data[:8] == b"TACOCU1\0", data[:8]
+    count = int.from_bytes(data[8:12], "little")
+    off, out = 16, []
+    for _ in range(count):
+        arch, kind = int.from_bytes(data[off:off + 4], "little"), int.from_bytes(data[off + 4:off + 8], "little")
+        size = int.from_bytes(data[off + 8:off + 16], "little")
+        out.append((arch, kind, data[off + 16:off + 16 + size]))
+        off += 16 + size + (-size) % 8
+    assert off == len(data), (off, len(data))
+    return out
+
+
+def check_cuda_record(out, dtype=None):
+    """The model's record of its CUDA kernel library is consistent; returns the bindings."""
+    md = meta(out)
+    lib = out + ".tacocu"
+    assert md.get("ai.tacoc.cuda.kernels") == os.path.basename(lib), md
+    assert md.get("ai.tacoc.cuda.kernels.sha256") == sha256(lib), "recorded sha256 differs from the file's"
+    assert not os.path.exists(lib + ".tmp"), "temporary library left behind"
+    names = {n.name for n in onnx.load(out, load_external_data=False).graph.node}
+    binds = {k[len("ai.tacoc.cuda.kernel:"):]: v for k, v in md.items()
+             if k.startswith("ai.tacoc.cuda.kernel:")}
+    assert binds, "no node bound to a CUDA kernel"
+    dt = "" if dtype is None else f" dtype={dtype}"
+    for node, spec in binds.items():
+        assert node in names, f"binding for unknown node {node}"
+        assert re.fullmatch(r"kind=(bias_act|layernorm|softmax) act=\d flags=\d+ cols=\d+ width=1 "
+                            r"unroll=1" + dt + r" sym=tcu_\d+", spec), spec
+    ptx = read_cuda_library(lib)[0]
+    assert ptx[:2] == (80, 0), ptx[:2]
+    for sym in {v.split("sym=")[1] for v in binds.values()}:
+        assert f".entry {sym}(".encode() in ptx[2], f"{sym} is not in the PTX"
+    return binds
+
+
+@test
+def cuda_target_writes_kernel_library_ort_runs_model():
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "opt.onnx")
+        p = tacoc("optimize", BERT, "-o", out, "-O2", "--target", "cuda")
+        assert re.search(r"cuda: \d+ generated kernels for \d+ nodes, CUBIN for sm_80, sm_90", p.stdout), p.stdout
+        binds = check_cuda_record(out)
+        kinds = {re.search(r"kind=(\w+)", v).group(1) for v in binds.values()}
+        assert kinds == {"layernorm", "bias_act"}, binds  # SkipLayerNormalization x2, BiasGelu
+        entries = read_cuda_library(out + ".tacocu")
+        assert [(a, k) for a, k, _ in entries] == [(80, 0), (80, 1), (90, 1)], entries
+        assert all(b[:4] == b"\x7fELF" for _, k, b in entries if k == 1)
+        # the graph is standard ONNX: ONNX Runtime and libtacort (CPU) run it as before
+        feeds, args = bert_inputs(tmp)
+        want = ort.InferenceSession(BERT, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+        got = ort.InferenceSession(out, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+        assert np.allclose(got, want, atol=1e-4, rtol=1e-3)
+        y, _, _ = run_model(out, args, tmp, native=False)
+        assert np.allclose(y, want, atol=1e-4, rtol=1e-3)
+        # deterministic: the same model and library again
+        os.mkdir(os.path.join(tmp, "b"))
+        out2 = os.path.join(tmp, "b", "opt.onnx")
+        tacoc("optimize", BERT, "-o", out2, "-O2", "--target", "cuda", "-q")
+        assert open(out, "rb").read() == open(out2, "rb").read(), "models differ"
+        assert open(out + ".tacocu", "rb").read() == open(out2 + ".tacocu", "rb").read()
+        # re-optimizing for the CPU drops the records; -O0 keeps the model as it is
+        again = os.path.join(tmp, "again.onnx")
+        tacoc("optimize", out, "-o", again, "-O2", "-q")
+        assert not any(k.startswith("ai.tacoc.cuda") for k in meta(again)), meta(again)
+        tacoc("optimize", out, "-o", again, "-O0", "-q")
+        assert meta(again) == meta(out)
+
+
+@test
+def cuda_target_half_precision_and_arch_list():
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "h.onnx")
+        rep = os.path.join(tmp, "r.json")
+        tacoc("optimize", BERT, "-o", out, "--precision", "fp16", "--target", "cuda",
+              "--cuda-arch", "86", "--report", rep, "-q")
+        check_cuda_record(out, dtype=10)
+        assert [(a, k) for a, k, _ in read_cuda_library(out + ".tacocu")] == [(80, 0), (86, 1)]
+        r = json.load(open(rep))["cuda"]
+        assert r["cubin_archs"] == [86] and r["ptx_arch"] == 80 and r["kernels"] >= 2, r
+        assert r["nodes_bound"] == len(check_cuda_record(out, dtype=10)), r
+        feeds, _ = bert_inputs(tmp)
+        want = ort.InferenceSession(BERT, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+        got = ort.InferenceSession(out, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+        assert np.allclose(got, want, atol=2e-2, rtol=2e-2), np.abs(got - want).max()
+
+
+@test
+def cuda_target_errors_and_nothing_to_generate():
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "o.onnx")
+        p = tacoc("optimize", BERT, "-o", out, "--target", "gpu", ok=False)
+        assert "--target takes cpu or cuda" in p.stderr, p.stderr
+        p = tacoc("optimize", BERT, "-o", out, "--target", "cuda", "--cuda-arch", "8,x", ok=False)
+        assert "--cuda-arch takes" in p.stderr, p.stderr
+        env = dict(os.environ, TACOC_CUDA_HOME=os.path.join(tmp, "no-toolkit"))
+        p = subprocess.run([A.tacoc, "optimize", BERT, "-o", out, "--target", "cuda"],
+                           capture_output=True, text=True, env=env, timeout=300)
+        assert p.returncode != 0 and "needs NVRTC" in p.stderr and "TACOC_CUDA_HOME" in p.stderr, p.stderr
+        assert os.listdir(tmp) == [], os.listdir(tmp)  # nothing half-written
+        # a model without row nodes: no library, no records
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])
+        g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+        src = os.path.join(tmp, "relu.onnx")
+        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), src)
+        p = tacoc("optimize", src, "-o", out, "--target", "cuda")
+        assert "no node fits a generated CUDA kernel" in p.stdout, p.stdout
+        assert not os.path.exists(out + ".tacocu") and not meta(out)
+
+
 def main():
     global A, BERT
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
