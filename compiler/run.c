@@ -5,8 +5,10 @@
  * (.pb). Outputs are summarized on stdout and, with --output-dir, written as DIR/<output name>.npy
  * (characters other than letters, digits, '.', '-' and
  * '_' become '_'). `--allow-native-code` runs the generated kernels of a
- * model optimized with --codegen cpu. `--profile` prints where the time went: per op type and
- * the slowest nodes, over the timed runs (or the single run without --repeat). */
+ * model optimized with --codegen cpu (or --target cuda). `--target cuda`
+ * runs on GPU `--device N` (default 0) through libtacort's CUDA backend. `--profile` prints where
+ * the time went: per op type and the slowest nodes, over the timed runs (or the single run without
+ * --repeat). */
 #include "run.h"
 
 #include <errno.h>
@@ -139,6 +141,7 @@ int tc_cmd_run(int argc, char **argv) {
   tc_ndarray inputs[MAX_INPUTS];
   size_t n_in = 0;
   bool random_inputs = false, profile = false, native = false;
+  int target = TC_TARGET_CPU, device = 0;
   long repeat = 0;
   int rc = 2;
   tc_model *m = NULL;
@@ -178,6 +181,21 @@ int tc_cmd_run(int argc, char **argv) {
       profile = true;
     } else if (!strcmp(argv[i], "--allow-native-code")) {
       native = true;
+    } else if (!strcmp(argv[i], "--target") && i + 1 < argc) {
+      const char *t = argv[++i];
+      if (strcmp(t, "cpu") && strcmp(t, "cuda")) {
+        rc = tc_cli_error("--target takes cpu or cuda, got '%s'", t);
+        goto done;
+      }
+      target = !strcmp(t, "cuda") ? TC_TARGET_CUDA : TC_TARGET_CPU;
+    } else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
+      char *end;
+      long dv = strtol(argv[++i], &end, 10);
+      if (*end || end == argv[i] || dv < 0 || dv > 1024) {
+        rc = tc_cli_error("--device needs a GPU number from 0, got '%s'", argv[i]);
+        goto done;
+      }
+      device = (int)dv;
     } else if (!strcmp(argv[i], "--output-dir") && i + 1 < argc) {
       out_dir = argv[++i];
     } else if (argv[i][0] == '-' || model) {
@@ -191,7 +209,7 @@ int tc_cmd_run(int argc, char **argv) {
     rc = tc_cli_error("run: no model given");
     goto done;
   }
-  tc_session_options so = {.allow_native_code = native};
+  tc_session_options so = {.allow_native_code = native, .target = target, .device = device};
   if (tc_model_load_file(model, NULL, &m, d) || tc_session_new_ex(m, &so, &s, d)) {
     rc = tc_cli_error("%s", tc_diag_message(d));
     goto done;
@@ -199,8 +217,11 @@ int tc_cmd_run(int argc, char **argv) {
   if (tc_session_native_note(s)[0])
     fprintf(stderr, "tacoc: warning: %s; running libtacort's own kernels\n",
             tc_session_native_note(s));
-  if (native)
+  if (native && target == TC_TARGET_CPU)
     fprintf(stderr, "tacoc: %zu nodes run generated kernels\n", tc_session_native_nodes(s));
+  if (target == TC_TARGET_CUDA)
+    fprintf(stderr, "tacoc: running on %s: %zu nodes placed on the GPU\n", tc_session_device(s),
+            tc_session_gpu_nodes(s));
   if (tc_session_qdq_nodes(s))
     fprintf(stderr, "tacoc: %zu QDQ MatMuls and convolutions run as int8 kernels\n",
             tc_session_qdq_nodes(s));

@@ -124,8 +124,17 @@ typedef struct tc_session_options {
    * model's record. Off by default: native code from a model runs only when
    * the caller trusts the model. */
   int allow_native_code;
-  int reserved[7];
+  /* Where the session runs: TC_TARGET_CPU (0, the default) or
+   * TC_TARGET_CUDA, which loads libtacort's CUDA backend
+   * (libtacort_cuda.so, from $TACORT_CUDA_LIBRARY, beside the program or
+   * libtacort, or the loader's path) and runs the nodes it supports on GPU
+   * `device`; tc_session_new_ex fails with TC_STATUS_UNSUPPORTED, saying
+   * why, when the backend or a device is missing. */
+  int target;
+  int device;
+  int reserved[5];
 } tc_session_options;
+enum { TC_TARGET_CPU = 0, TC_TARGET_CUDA = 1 };
 /* tc_session_new with options (NULL: defaults). A kernel library that is
  * missing, does not match or does not load is not an error: the session
  * runs libtacort's own kernels and tc_session_native_note says why. */
@@ -133,9 +142,15 @@ tc_status tc_session_new_ex(const tc_model *m, const tc_session_options *opts, t
                             tc_diag *diag);
 /* Number of nodes the session runs with generated kernels. */
 size_t tc_session_native_nodes(const tc_session *s);
-/* Why a model's kernel library was not used ("" when it was, or when the
- * model names none or native code is not allowed). Owned by the session. */
+/* Why a model's kernel library (or, for a CUDA session, its CUDA kernel
+ * library) was not used ("" when it was, or when the model names none or
+ * native code is not allowed). Owned by the session. */
 const char *tc_session_native_note(const tc_session *s);
+/* Number of nodes a CUDA session places on the GPU (0 for CPU sessions). */
+size_t tc_session_gpu_nodes(const tc_session *s);
+/* The GPU a CUDA session runs on, e.g. "NVIDIA H100 80GB HBM3, sm_90, ..."
+ * ("" for CPU sessions). Owned by the session. */
+const char *tc_session_device(const tc_session *s);
 /* Number of QDQ MatMuls and convolutions (DequantizeLinear into MatMul or
  * Conv) the session runs as integer kernels on the quantized operands. */
 size_t tc_session_qdq_nodes(const tc_session *s);

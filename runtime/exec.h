@@ -8,6 +8,8 @@
 #include "native.h"
 
 typedef struct tc_plan tc_plan;
+typedef struct tc_cuda_state tc_cuda_state;
+typedef struct tc_cuda_run tc_cuda_run;
 typedef struct tc_qdq_bind tc_qdq_bind;
 
 /* Sees every main-graph node's inputs and outputs after its kernel ran (the
@@ -40,6 +42,7 @@ struct tc_session {
   size_t qdq_count;
   tc_node_observer observe; /* called after every main-graph kernel, when set */
   void *observe_ctx;
+  tc_cuda_state *cuda; /* the CUDA target's state (cuda_exec.h), or NULL: CPU */
 };
 
 /* One run's state: every value's tensor by value id (outer-scope values are
@@ -51,6 +54,7 @@ typedef struct tc_run {
   tc_diag *diag;
   const tc_plan *plan; /* NULL: unplanned run */
   unsigned char *base; /* the plan's buffer */
+  tc_cuda_run *cu;     /* device values of a CUDA session's run, or NULL */
 } tc_run;
 
 /* Writes the input-shape signature of a run into sig (up to cap entries);
@@ -84,6 +88,13 @@ bool tc_qdq_reads(const tc_session *s, const tc_node *n, int slot);
 /* Runs bound node n; in holds its inputs from the run (NULL where skipped). */
 tc_status tc_qdq_run(const tc_run *r, const tc_node *n, tc_kernel_ctx *k,
                      const tc_rt_tensor *const *in, tc_rt_tensor *out);
+
+/* The node of g called name (metadata names nodes), or NULL. */
+const tc_node *tc_graph_node_named(const tc_graph *g, const char *name);
+/* The model's metadata_props value for key, or NULL. */
+const char *tc_model_meta(const tc_model *m, const char *key);
+/* Reads the whole file at path (malloc'd, one spare byte); NULL on failure. */
+unsigned char *tc_read_file(const char *path, size_t *size);
 
 /* Runs the nodes of g (a main graph or subgraph whose inputs are bound). */
 tc_status tc_run_graph(tc_run *r, const tc_graph *g);

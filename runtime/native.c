@@ -129,12 +129,11 @@ bool tc_cg_node_spec(const tc_node *n, int64_t cols, tc_cg_spec *out) {
   return true;
 }
 
-static bool is_f32_row(const tc_rt_tensor *t, int64_t cols) {
-  return t && t->dtype == TC_DTYPE_F32 && t->rank >= 1 && t->dims[t->rank - 1] == cols;
+static bool is_row(const tc_rt_tensor *t, int32_t dt, int64_t cols) {
+  return t && t->dtype == dt && t->rank >= 1 && t->dims[t->rank - 1] == cols;
 }
-static bool is_f32_param(const tc_rt_tensor *t, int64_t cols) {
-  return t && t->dtype == TC_DTYPE_F32 && (int64_t)tc_rt_numel(t) == cols && t->rank >= 1 &&
-         t->dims[t->rank - 1] == cols;
+static bool is_param(const tc_rt_tensor *t, int32_t dt, int64_t cols) {
+  return is_row(t, dt, cols) && (int64_t)tc_rt_numel(t) == cols;
 }
 static bool same_shape(const tc_rt_tensor *a, const tc_rt_tensor *b) {
   if (a->rank != b->rank)
@@ -148,6 +147,62 @@ static bool same_shape(const tc_rt_tensor *a, const tc_rt_tensor *b) {
 static bool last_axis(const tc_node *n, int64_t dflt, size_t rank) {
   int64_t a = tc_attr_int(n, "axis", dflt);
   return a == -1 || a == (int64_t)rank - 1;
+}
+
+bool tc_native_fit(const tc_kernel_ctx *k, const tc_cg_spec *sp, const tc_rt_tensor *const *in,
+                   size_t n_in, size_t n_out, tc_native_bind *b) {
+  const tc_node *n = k->node;
+  const tc_rt_tensor *x = n_in > 0 ? in[0] : NULL;
+  int64_t cols = sp->cols;
+  int32_t dt = sp->dtype ? sp->dtype : TC_DTYPE_F32;
+  memset(b, 0, sizeof *b);
+  if (!is_row(x, dt, cols))
+    return false;
+  b->in[0] = x;
+  switch (sp->kind) {
+  case TC_CG_BIAS_ACT:
+    if (sp->flags & TC_CG_F_BIAS) {
+      if (n_in < 2 || !is_param(in[1], dt, cols) || in[1]->rank != 1)
+        return false;
+      b->in[1] = in[1];
+    }
+    break;
+  case TC_CG_SOFTMAX:
+    if (!last_axis(n, k->opset >= 13 ? -1 : 1, x->rank))
+      return false;
+    break;
+  case TC_CG_LAYERNORM: {
+    bool skip = sp->flags & TC_CG_F_SKIP;
+    size_t g = skip ? 2 : 1; /* gamma's input slot */
+    if (n_in <= g || !is_param(in[g], dt, cols))
+      return false;
+    if (skip) {
+      if (!in[1] || in[1]->dtype != dt || !same_shape(in[1], x))
+        return false;
+      b->in[1] = in[1];
+    } else if (!last_axis(n, -1, x->rank) || tc_attr_int(n, "stash_type", 1) != 1) {
+      return false;
+    }
+    b->in[2] = in[g];
+    if (sp->flags & TC_CG_F_BETA) {
+      if (n_in <= g + 1 || !is_param(in[g + 1], dt, cols))
+        return false;
+      b->in[3] = in[g + 1];
+    } else if (n_in > g + 1 && in[g + 1] && !(sp->flags & TC_CG_F_RMS)) {
+      return false; /* a beta the kernel would ignore */
+    }
+    b->eps = tc_attr_float(n, "epsilon", 1e-5f);
+    if (sp->flags & TC_CG_F_SUM) {
+      b->sum_slot = tc_domain_equal(n->domain, "com.microsoft") ? 3 : 1;
+      if (n_out <= b->sum_slot)
+        return false;
+    }
+    break;
+  }
+  default: return false;
+  }
+  b->rows = (int64_t)(tc_rt_numel(x) / (size_t)cols);
+  return true;
 }
 
 typedef struct row_job {
@@ -166,68 +221,25 @@ static void rows_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
 bool tc_native_run(tc_kernel_ctx *k, const tc_cg_spec *sp, tc_cg_row_fn fn,
                    const tc_rt_tensor *const *in, size_t n_in, tc_rt_tensor *out, size_t n_out,
                    tc_status *st) {
-  const tc_node *n = k->node;
-  const tc_rt_tensor *x = n_in > 0 ? in[0] : NULL;
-  int64_t cols = sp->cols;
-  if (!fn || !is_f32_row(x, cols))
+  tc_native_bind b;
+  if (!fn || (sp->dtype && sp->dtype != TC_DTYPE_F32) || !tc_native_fit(k, sp, in, n_in, n_out, &b))
     return false;
-  row_job j = {.fn = fn, .in = {x->data}};
-  size_t sum_slot = 0;
-  switch (sp->kind) {
-  case TC_CG_BIAS_ACT:
-    if (sp->flags & TC_CG_F_BIAS) {
-      if (n_in < 2 || !is_f32_param(in[1], cols) || in[1]->rank != 1)
-        return false;
-      j.in[1] = in[1]->data;
-    }
-    break;
-  case TC_CG_SOFTMAX:
-    if (!last_axis(n, k->opset >= 13 ? -1 : 1, x->rank))
-      return false;
-    break;
-  case TC_CG_LAYERNORM: {
-    bool skip = sp->flags & TC_CG_F_SKIP;
-    size_t g = skip ? 2 : 1; /* gamma's input slot */
-    if (n_in <= g || !is_f32_param(in[g], cols))
-      return false;
-    if (skip) {
-      if (!in[1] || in[1]->dtype != TC_DTYPE_F32 || !same_shape(in[1], x))
-        return false;
-      j.in[1] = in[1]->data;
-    } else if (!last_axis(n, -1, x->rank) || tc_attr_int(n, "stash_type", 1) != 1) {
-      return false;
-    }
-    j.in[2] = in[g]->data;
-    if (sp->flags & TC_CG_F_BETA) {
-      if (n_in <= g + 1 || !is_f32_param(in[g + 1], cols))
-        return false;
-      j.in[3] = in[g + 1]->data;
-    } else if (n_in > g + 1 && in[g + 1] && !(sp->flags & TC_CG_F_RMS)) {
-      return false; /* a beta the kernel would ignore */
-    }
-    j.params[0] = tc_attr_float(n, "epsilon", 1e-5f);
-    if (sp->flags & TC_CG_F_SUM) {
-      sum_slot = tc_domain_equal(n->domain, "com.microsoft") ? 3 : 1;
-      if (n_out <= sum_slot)
-        return false;
-    }
-    break;
-  }
-  default: return false;
-  }
+  const tc_rt_tensor *x = b.in[0];
+  row_job j = {.fn = fn, .params = {b.eps}};
+  for (int i = 0; i < 4; i++)
+    j.in[i] = b.in[i] ? b.in[i]->data : NULL;
   if ((*st = tc_kernel_alloc_uninit(k, &out[0], TC_DTYPE_F32, x->rank, x->dims)))
     return true;
   j.out[0] = out[0].data;
-  if (sum_slot) {
-    if ((*st = tc_kernel_alloc_uninit(k, &out[sum_slot], TC_DTYPE_F32, x->rank, x->dims)))
+  if (b.sum_slot) {
+    if ((*st = tc_kernel_alloc_uninit(k, &out[b.sum_slot], TC_DTYPE_F32, x->rank, x->dims)))
       return true;
-    j.out[1] = out[sum_slot].data;
+    j.out[1] = out[b.sum_slot].data;
   }
-  size_t rows = tc_rt_numel(x) / (size_t)cols;
   if (sp->threads == 1)
-    rows_piece(&j, 0, 0, rows);
+    rows_piece(&j, 0, 0, (size_t)b.rows);
   else
-    tc_parallel_for(rows, tc_parallel_grain((size_t)cols * 8), rows_piece, &j);
+    tc_parallel_for((size_t)b.rows, tc_parallel_grain((size_t)sp->cols * 8), rows_piece, &j);
   *st = TC_STATUS_OK;
   return true;
 }

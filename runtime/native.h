@@ -77,6 +77,21 @@ const char *tc_cg_kind_name(int kind);
  * domain, attributes, optional outputs). */
 bool tc_cg_node_spec(const tc_node *n, int64_t cols, tc_cg_spec *out);
 
+/* Where a generated kernel's operands are, for node k->node with the given
+ * run-time inputs: in[] the kernel's input slots (NULL when unused), eps,
+ * the rows, and sum_slot (the node output the sum goes to, 0: none; the
+ * result is output 0). */
+typedef struct tc_native_bind {
+  const tc_rt_tensor *in[4];
+  float eps;
+  size_t sum_slot;
+  int64_t rows;
+} tc_native_bind;
+/* Whether the run-time inputs fit spec sp (its dtype, last dim == cols,
+ * parameter shapes, axis and attributes); fills *b when they do. */
+bool tc_native_fit(const tc_kernel_ctx *k, const tc_cg_spec *sp, const tc_rt_tensor *const *in,
+                   size_t n_in, size_t n_out, tc_native_bind *b);
+
 /* Runs node k->node with kernel fn of spec sp when the run-time inputs fit
  * (float32, last dim == cols, parameter shapes); returns false, having done
  * nothing, when they do not (the caller runs its own kernel). *st is the

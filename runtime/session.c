@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cuda_exec.h"
 #include "exec.h"
 #include "inline.h"
 #include "onnx_io.h"
@@ -259,8 +260,7 @@ static tc_status decode_inits(tc_session *s, const tc_graph *g, tc_diag *diag) {
   return TC_STATUS_OK;
 }
 
-/* The node of g called name (metadata names nodes), or NULL. */
-static const tc_node *node_named(const tc_graph *g, const char *name) {
+const tc_node *tc_graph_node_named(const tc_graph *g, const char *name) {
   const tc_node *n = g->first;
   while (n && (!n->name || strcmp(n->name, name)))
     n = n->next;
@@ -280,7 +280,7 @@ static tc_status bind_conv_algos(tc_session *s, tc_diag *diag) {
     if (!e || !e->key || !e->value || strncmp(e->key, TC_CONV_ALGO_KEY, plen))
       continue;
     const char *name = e->key + plen;
-    const tc_node *n = node_named(m->graph, name);
+    const tc_node *n = tc_graph_node_named(m->graph, name);
     int algo = !strcmp(e->value, "winograd") ? TC_CONV_ALGO_WINOGRAD
                : !strcmp(e->value, "direct") ? TC_CONV_ALGO_DIRECT
                                              : -1;
@@ -297,7 +297,7 @@ static tc_status bind_conv_algos(tc_session *s, tc_diag *diag) {
 #define KERNELS_KEY "ai.tacoc.kernels"
 #define NODE_KEY "ai.tacoc.kernel:"
 
-static const char *meta(const tc_model *m, const char *key) {
+const char *tc_model_meta(const tc_model *m, const char *key) {
   if (!m->pb)
     return NULL;
   for (size_t i = 0; i < m->pb->n_metadata_props; i++) {
@@ -308,8 +308,7 @@ static const char *meta(const tc_model *m, const char *key) {
   return NULL;
 }
 
-/* Reads the whole file at path (malloc'd); NULL on failure. */
-static unsigned char *read_all(const char *path, size_t *size) {
+unsigned char *tc_read_file(const char *path, size_t *size) {
   FILE *f = fopen(path, "rb");
   if (!f)
     return NULL;
@@ -329,7 +328,7 @@ static unsigned char *read_all(const char *path, size_t *size) {
  * a note and the session on its own kernels. */
 static void bind_native(tc_session *s, const char *lib_path) {
   const tc_model *m = s->m;
-  const char *file = meta(m, KERNELS_KEY), *want = meta(m, KERNELS_KEY ".sha256");
+  const char *file = tc_model_meta(m, KERNELS_KEY), *want = tc_model_meta(m, KERNELS_KEY ".sha256");
   if (!file)
     return;
   char *note = s->native_note, why[256] = "";
@@ -348,14 +347,14 @@ static void bind_native(tc_session *s, const char *lib_path) {
   else
     snprintf(path, sizeof path, "%s/%s", m->dir, file);
   size_t size = 0;
-  unsigned char *bytes = read_all(path, &size);
+  unsigned char *bytes = tc_read_file(path, &size);
   if (!bytes) {
     snprintf(note, cap, "kernel library %.300s cannot be read", path);
     return;
   }
   char got[65], lacking[64] = "";
   tc_sha256_hex(bytes, size, got);
-  const char *feat = meta(m, KERNELS_KEY ".features");
+  const char *feat = tc_model_meta(m, KERNELS_KEY ".features");
   for (const char *p = feat; p && *p && !lacking[0];) {
     size_t len = strcspn(p, ",");
     char name[32];
@@ -394,7 +393,7 @@ static void bind_native(tc_session *s, const char *lib_path) {
       continue;
     const char *name = e->key + plen;
     tc_cg_spec *sp = tc_arena_alloc(s->arena, sizeof *sp);
-    const tc_node *n = node_named(m->graph, name);
+    const tc_node *n = tc_graph_node_named(m->graph, name);
     tc_cg_spec want_sp;
     tc_cg_row_fn fn = NULL;
     if (!sp || !n || !tc_cg_spec_parse(e->value, sp) || !tc_cg_node_spec(n, sp->cols, &want_sp) ||
@@ -412,7 +411,11 @@ static void bind_native(tc_session *s, const char *lib_path) {
 }
 
 size_t tc_session_native_nodes(const tc_session *s) { return s ? s->native_count : 0; }
-const char *tc_session_native_note(const tc_session *s) { return s ? s->native_note : ""; }
+const char *tc_session_native_note(const tc_session *s) {
+  if (!s)
+    return "";
+  return s->native_note[0] ? s->native_note : tc_cuda_session_note(s->cuda);
+}
 
 tc_status tc_session_new(const tc_model *m, tc_session **out, tc_diag *diag) {
   return tc_session_new_ex(m, NULL, out, diag);
@@ -423,7 +426,29 @@ static tc_status session_new(const tc_model *m, bool native, const char *lib_pat
 
 tc_status tc_session_new_ex(const tc_model *m, const tc_session_options *opts, tc_session **out,
                             tc_diag *diag) {
-  return session_new(m, opts && opts->allow_native_code, NULL, out, diag);
+  tc_diag local = {0};
+  if (!diag)
+    diag = &local;
+  int target = opts ? opts->target : TC_TARGET_CPU;
+  if (target != TC_TARGET_CPU && target != TC_TARGET_CUDA)
+    return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "unknown target %d", target);
+  bool native = opts && opts->allow_native_code;
+  tc_status st = session_new(m, native, NULL, out, diag);
+  if (st || target != TC_TARGET_CUDA)
+    return st;
+  if ((st = tc_cuda_session_init(*out, opts->device, native, diag))) {
+    tc_diag_set_file(diag, m->path);
+    tc_session_free(*out);
+    *out = NULL;
+  }
+  return st;
+}
+
+size_t tc_session_gpu_nodes(const tc_session *s) {
+  return s ? tc_cuda_session_gpu_nodes(s->cuda) : 0;
+}
+const char *tc_session_device(const tc_session *s) {
+  return s ? tc_cuda_session_device(s->cuda) : "";
 }
 
 tc_status tc_session_new_with_kernels(const tc_model *m, const char *lib_path, tc_session **out,
@@ -516,6 +541,7 @@ void tc_session_free(tc_session *s) {
     return;
   tc_plan_free_list(s->plans);
   tc_native_lib_close(s->native_lib);
+  tc_cuda_session_free(s->cuda);
   for (size_t i = 0; i < 8; i++)
     free(s->pool[i]);
   for (size_t i = 0; i < sizeof s->arenas / sizeof s->arenas[0]; i++)
@@ -639,7 +665,13 @@ tc_status tc_run_graph(tc_run *r, const tc_graph *g) {
       struct timespec t0, t1;
       if (s->prof)
         clock_gettime(CLOCK_MONOTONIC, &t0);
-      if (qdq)
+      st = TC_STATUS_OK;
+      bool on_gpu = r->cu && is_main && tc_cuda_try(r, n, &k, in, out, &st);
+      if (r->cu && !on_gpu)
+        st = tc_cuda_host_inputs(r, n); /* the CPU kernel reads them */
+      if (on_gpu || st) {
+        /* ran on the GPU, or its inputs could not be brought back */
+      } else if (qdq)
         st = tc_qdq_run(r, n, &k, in, out);
       else if (!nsp || !tc_native_run(&k, nsp, s->native_fn[n->id], in, n->n_inputs, out,
                                       n->n_outputs, &st))
@@ -783,7 +815,8 @@ tc_status tc_session_run(tc_session *s, size_t n_inputs, const char *const *name
     vals[g->inits[i]->id] = s->consts[g->inits[i]->id];
   for (size_t i = 0; i < g->n_sparse_inits; i++)
     vals[g->sparse_inits[i]->id] = s->consts[g->sparse_inits[i]->id];
-  if ((st = bind_inputs(s, n_inputs, names, inputs, vals, a, diag)))
+  if ((st = bind_inputs(s, n_inputs, names, inputs, vals, a, diag)) ||
+      (s->cuda && (st = tc_cuda_run_begin(&r))))
     goto done;
   n_sig = tc_plan_signature(s, vals, sig, sizeof sig / sizeof sig[0]);
   if (n_sig) {
@@ -812,6 +845,7 @@ tc_status tc_session_run(tc_session *s, size_t n_inputs, const char *const *name
     }
   }
 done:
+  tc_cuda_run_end(&r);
   if (r.base)
     pool_give(s, r.base, base_size);
   free(vals);

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-2}
 PY=.venv/bin/python
-SUITES=${TC_SUITES:-"unit conformance conformance-O3 ops passes e2e precision codegen roundtrip errors bench report bigmodel fuzz"}
+SUITES=${TC_SUITES:-"unit conformance conformance-O3 ops passes e2e precision codegen gpu roundtrip errors bench report bigmodel fuzz"}
 TACOC=$BUILD/bin/tacoc
 DATA=build/testdata
 export PYTHONWARNINGS=ignore
@@ -94,6 +94,11 @@ for s in $SUITES; do
   codegen)
     $PY tools/gen_e2e_models.py "$DATA/e2e" || { echo "codegen: cannot generate models"; failed=$((failed + 1)); continue; }
     run_suite codegen $PY tests/codegen.py --tacoc "$TACOC" "$DATA/e2e" ;;
+  gpu)
+    # The CUDA target end to end; says "skipped: no CUDA device" without one
+    # (the kernel and GEMM checks are the unit binary test_cuda).
+    $PY tools/gen_e2e_models.py "$DATA/e2e" || { echo "gpu: cannot generate models"; failed=$((failed + 1)); continue; }
+    run_suite gpu-e2e $PY tests/gpu/e2e_cuda.py --tacoc "$TACOC" "$DATA/e2e" ;;
   errors)
     run_suite errors $PY tests/errors.py --tacoc "$TACOC" ;;
   ops)

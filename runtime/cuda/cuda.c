@@ -110,6 +110,11 @@ int tc_cuda_download(tc_cuda *c, void *host, const void *dev, size_t bytes, char
   return e == cudaSuccess ? 0 : tc_cuda_fail(e, "copying from the device", why, cap);
 }
 
+int tc_cuda_copy(tc_cuda *c, void *dst, const void *src, size_t bytes, char *why, size_t cap) {
+  cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream);
+  return e == cudaSuccess ? 0 : tc_cuda_fail(e, "copying on the device", why, cap);
+}
+
 int tc_cuda_sync(tc_cuda *c, char *why, size_t cap) {
   cudaError_t e = cudaStreamSynchronize(c->stream);
   return e == cudaSuccess ? 0 : tc_cuda_fail(e, "running on the device", why, cap);

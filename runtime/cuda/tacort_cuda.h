@@ -46,6 +46,8 @@ void tc_cuda_free(tc_cuda *c, void *dev);
 /* Copies on the context's stream; download waits for the copy. */
 int tc_cuda_upload(tc_cuda *c, void *dev, const void *host, size_t bytes, char *why, size_t cap);
 int tc_cuda_download(tc_cuda *c, void *host, const void *dev, size_t bytes, char *why, size_t cap);
+/* Device-to-device copy on the context's stream. */
+int tc_cuda_copy(tc_cuda *c, void *dst, const void *src, size_t bytes, char *why, size_t cap);
 /* Waits for all work on the context's stream (and reports a kernel's
  * asynchronous failure). */
 int tc_cuda_sync(tc_cuda *c, char *why, size_t cap);

@@ -79,6 +79,36 @@ static void test_runs_and_computes(void) {
   tc_model_free(m);
 }
 
+/* An unknown target is an argument error; the CUDA target either runs
+ * (a GPU machine: the same numbers, Add and Relu on the CPU) or is refused
+ * as unsupported, saying why, with no session left behind. */
+static void test_targets(void) {
+  tc_model *m = make_model("Relu");
+  tc_session *s = (tc_session *)1;
+  tc_diag d = {0};
+  tc_session_options o = {.target = 7};
+  CHECK(tc_session_new_ex(m, &o, &s, &d) == TC_STATUS_ARG && strstr(tc_diag_message(&d), "target"));
+  tc_diag_clear(&d);
+  o.target = TC_TARGET_CUDA;
+  s = NULL;
+  tc_status st = tc_session_new_ex(m, &o, &s, &d);
+  if (st == TC_STATUS_OK) {
+    float xv[3] = {0.5f, -2, 3};
+    tc_ndarray in = input(xv, 1), out = {0};
+    const char *names[] = {"x"};
+    CHECK(tc_session_device(s)[0] && tc_session_gpu_nodes(s) == 0);
+    CHECK(tc_session_run(s, 1, names, &in, &out, &d) == TC_STATUS_OK);
+    const float want[3] = {0, 0, 4};
+    CHECK(out.data && memcmp(out.data, want, sizeof want) == 0);
+    tc_ndarray_release(&out);
+  } else {
+    CHECK(st == TC_STATUS_UNSUPPORTED && s == NULL);
+    CHECK(strstr(tc_diag_message(&d), "target cuda: ") != NULL);
+  }
+  tc_session_free(s);
+  tc_model_free(m);
+}
+
 static void test_bad_inputs_refused(void) {
   tc_model *m = make_model("Relu");
   tc_session *s = NULL;
@@ -240,6 +270,7 @@ static void test_memory_plan(void) {
 int main(void) {
   RUN(test_runs_and_computes);
   RUN(test_bad_inputs_refused);
+  RUN(test_targets);
   RUN(test_unsupported_op_refused_at_load);
   RUN(test_concurrent_runs);
   RUN(test_memory_plan);

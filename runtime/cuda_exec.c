@@ -1,0 +1,539 @@
+/* libtacort's side of the CUDA target (cuda_exec.h). The backend is reached
+ * only through the function pointers resolved here, so libtacort itself
+ * links no CUDA library. */
+#include "cuda_exec.h"
+
+#include <dlfcn.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/tacort_cuda.h"
+#include "culib.h"
+#include "diag.h"
+
+#define CUDA_LIB_KEY "ai.tacoc.cuda.kernels"
+#define CUDA_NODE_KEY "ai.tacoc.cuda.kernel:"
+
+/* The backend's entry points (tacort_cuda.h). */
+typedef struct backend {
+  __typeof__(tc_cuda_open) *open;
+  __typeof__(tc_cuda_close) *close;
+  __typeof__(tc_cuda_describe) *describe;
+  __typeof__(tc_cuda_sm) *sm;
+  __typeof__(tc_cuda_alloc) *alloc;
+  __typeof__(tc_cuda_free) *free;
+  __typeof__(tc_cuda_upload) *upload;
+  __typeof__(tc_cuda_download) *download;
+  __typeof__(tc_cuda_copy) *copy;
+  __typeof__(tc_cuda_sync) *sync;
+  __typeof__(tc_cuda_kernels_load) *kernels_load;
+  __typeof__(tc_cuda_kernels_free) *kernels_free;
+  __typeof__(tc_cuda_row_launch) *row_launch;
+  __typeof__(tc_cuda_gemm_run) *gemm_run;
+} backend;
+
+enum { PLACE_CPU = 0, PLACE_MATMUL, PLACE_GEMM, PLACE_ROW };
+enum { ON_HOST = 1, ON_DEV = 2 };
+
+struct tc_cuda_state {
+  void *dl;
+  backend b;
+  tc_cuda *ctx;
+  tc_cuda_kernels *kern;
+  unsigned char *place;    /* by node id */
+  const tc_cg_spec **spec; /* by node id: the generated kernel of a PLACE_ROW node */
+  bool *host_needed;       /* by value id: a CPU node, subgraph or the caller reads it */
+  void **const_dev;        /* by value id: device copy of an initializer */
+  size_t n_values, n_gpu;
+  pthread_mutex_t lock; /* one run at a time */
+  char device[256], note[512];
+};
+
+typedef struct dev_alloc {
+  void *p;
+  struct dev_alloc *next;
+} dev_alloc;
+
+struct tc_cuda_run {
+  void **dev;           /* by value id */
+  unsigned char *where; /* by value id: ON_HOST | ON_DEV; 0 means on the host */
+  dev_alloc *allocs;
+};
+
+/* ---- loading the backend ---- */
+
+static void *try_open(const char *path, char *why, size_t cap) {
+  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (!h && !why[0])
+    snprintf(why, cap, "%s", dlerror());
+  return h;
+}
+
+/* $TACORT_CUDA_LIBRARY, else beside the program or shared object holding
+ * libtacort (and in its ../lib), else the loader's search path. */
+static void *open_backend(char *why, size_t cap) {
+  why[0] = 0;
+  const char *env = getenv("TACORT_CUDA_LIBRARY");
+  if (env && *env)
+    return try_open(env, why, cap);
+  Dl_info info;
+  if (dladdr((void *)tc_cuda_session_init, &info) && info.dli_fname) {
+    char buf[4096], path[4200];
+    snprintf(buf, sizeof buf, "%s", info.dli_fname);
+    const char *dir = dirname(buf);
+    const char *rel[] = {"/libtacort_cuda.so", "/../lib/libtacort_cuda.so"};
+    for (size_t i = 0; i < 2; i++) {
+      snprintf(path, sizeof path, "%s%s", dir, rel[i]);
+      void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+      if (h)
+        return h;
+    }
+  }
+  return try_open("libtacort_cuda.so", why, cap);
+}
+
+static bool resolve(void *dl, backend *b, char *why, size_t cap) {
+#define SYM(field, name)                                                                           \
+  if (!(*(void **)&b->field = dlsym(dl, #name))) {                                                 \
+    snprintf(why, cap, "the CUDA backend has no %s (a libtacort_cuda.so of another version?)",     \
+             #name);                                                                               \
+    return false;                                                                                  \
+  }
+  SYM(open, tc_cuda_open)
+  SYM(close, tc_cuda_close)
+  SYM(describe, tc_cuda_describe)
+  SYM(sm, tc_cuda_sm)
+  SYM(alloc, tc_cuda_alloc)
+  SYM(free, tc_cuda_free)
+  SYM(upload, tc_cuda_upload)
+  SYM(download, tc_cuda_download)
+  SYM(copy, tc_cuda_copy)
+  SYM(sync, tc_cuda_sync)
+  SYM(kernels_load, tc_cuda_kernels_load)
+  SYM(kernels_free, tc_cuda_kernels_free)
+  SYM(row_launch, tc_cuda_row_launch)
+  SYM(gemm_run, tc_cuda_gemm_run)
+#undef SYM
+  return true;
+}
+
+/* ---- placement ---- */
+
+static bool is_float(int32_t dt) {
+  return dt == TC_DTYPE_F32 || dt == TC_DTYPE_F16 || dt == TC_DTYPE_BF16;
+}
+
+/* Loads the model's CUDA kernel library and binds its nodes; any failure
+ * leaves a note and those nodes on the CPU. */
+static void bind_kernels(tc_session *s, tc_cuda_state *c) {
+  const tc_model *m = s->m;
+  const char *file = tc_model_meta(m, CUDA_LIB_KEY),
+             *want = tc_model_meta(m, CUDA_LIB_KEY ".sha256");
+  if (!file)
+    return;
+  if (!want || strlen(want) != 64 || strchr(file, '/') || !file[0] || !m->dir) {
+    snprintf(c->note, sizeof c->note,
+             "the model's CUDA kernel library record is malformed or the model was not loaded "
+             "from a file");
+    return;
+  }
+  char path[4096], got[65], why[512] = "";
+  snprintf(path, sizeof path, "%s/%s", m->dir, file);
+  size_t size = 0;
+  unsigned char *bytes = tc_read_file(path, &size);
+  if (!bytes) {
+    snprintf(c->note, sizeof c->note, "CUDA kernel library %.300s cannot be read", path);
+    return;
+  }
+  tc_sha256_hex(bytes, size, got);
+  if (strcmp(got, want))
+    snprintf(c->note, sizeof c->note, "CUDA kernel library %.300s does not match the model", path);
+  else if (c->b.kernels_load(c->ctx, bytes, size, &c->kern, why, sizeof why))
+    snprintf(c->note, sizeof c->note, "CUDA kernel library %.300s: %.180s", path, why);
+  free(bytes);
+  if (!c->kern)
+    return;
+  size_t plen = strlen(CUDA_NODE_KEY), bad = 0;
+  for (size_t i = 0; i < m->pb->n_metadata_props; i++) {
+    const Onnx__StringStringEntryProto *e = m->pb->metadata_props[i];
+    if (!e || !e->key || !e->value || strncmp(e->key, CUDA_NODE_KEY, plen))
+      continue;
+    const tc_node *n = tc_graph_node_named(m->graph, e->key + plen);
+    tc_cg_spec *sp = tc_arena_alloc(s->arena, sizeof *sp), want_sp;
+    if (!sp || !n || !tc_cg_spec_parse(e->value, sp) || !tc_cg_node_spec(n, sp->cols, &want_sp) ||
+        want_sp.kind != sp->kind || want_sp.act != sp->act || want_sp.flags != sp->flags ||
+        !s->kernels[n->id]) {
+      bad++;
+      continue;
+    }
+    c->spec[n->id] = sp;
+    c->place[n->id] = PLACE_ROW;
+  }
+  if (bad)
+    snprintf(c->note, sizeof c->note,
+             "%zu of the CUDA kernel library's node bindings do not match the model", bad);
+}
+
+static void place_nodes(tc_session *s, tc_cuda_state *c) {
+  const tc_graph *g = s->m->graph;
+  bool control = false;
+  for (const tc_node *n = g->first; n; n = n->next) {
+    control |= !s->kernels[n->id];
+    if (c->place[n->id] || !s->kernels[n->id] || !tc_domain_equal(n->domain, "") ||
+        (s->qdq && s->qdq[n->id]))
+      continue; /* control flow, other domains, integer QDQ kernels: the CPU */
+    if (!strcmp(n->op_type, "MatMul"))
+      c->place[n->id] = PLACE_MATMUL;
+    else if (!strcmp(n->op_type, "Gemm"))
+      c->place[n->id] = PLACE_GEMM;
+  }
+  /* which values must reach the host as soon as they are made */
+  for (size_t i = 0; i < c->n_values; i++)
+    c->host_needed[i] = control; /* subgraphs read outer values directly */
+  for (size_t i = 0; i < g->n_outputs; i++)
+    c->host_needed[g->outputs[i].value->id] = true;
+  for (const tc_node *n = g->first; n; n = n->next) {
+    if (c->place[n->id])
+      c->n_gpu++;
+    else
+      for (size_t i = 0; i < n->n_inputs; i++)
+        if (n->inputs[i])
+          c->host_needed[n->inputs[i]->id] = true;
+  }
+}
+
+tc_status tc_cuda_session_init(tc_session *s, int dev, bool native, tc_diag *diag) {
+  tc_cuda_state *c = calloc(1, sizeof *c);
+  if (!c)
+    return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+  pthread_mutex_init(&c->lock, NULL);
+  s->cuda = c;
+  char why[1024];
+  if (!(c->dl = open_backend(why, sizeof why)))
+    return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, NULL, NULL,
+                       "target cuda: cannot load the CUDA backend libtacort_cuda.so: %s", why);
+  if (!resolve(c->dl, &c->b, why, sizeof why))
+    return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, NULL, NULL, "target cuda: %s", why);
+  int rc = c->b.open(dev, &c->ctx, why, sizeof why);
+  if (rc)
+    return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, NULL, NULL, "target cuda: %s", why);
+  c->b.describe(c->ctx, c->device, sizeof c->device);
+  const tc_model *m = s->m;
+  c->n_values = m->next_value_id + 1;
+  c->place = calloc(m->next_node_id + 1, 1);
+  c->spec = calloc(m->next_node_id + 1, sizeof *c->spec);
+  c->host_needed = calloc(c->n_values, sizeof *c->host_needed);
+  c->const_dev = calloc(c->n_values, sizeof *c->const_dev);
+  if (!c->place || !c->spec || !c->host_needed || !c->const_dev)
+    return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+  if (native)
+    bind_kernels(s, c);
+  place_nodes(s, c);
+  return TC_STATUS_OK;
+}
+
+void tc_cuda_session_free(tc_cuda_state *c) {
+  if (!c)
+    return;
+  if (c->ctx) {
+    for (size_t i = 0; c->const_dev && i < c->n_values; i++)
+      if (c->const_dev[i])
+        c->b.free(c->ctx, c->const_dev[i]);
+    c->b.kernels_free(c->kern);
+    c->b.close(c->ctx);
+  }
+  free(c->place);
+  free(c->spec);
+  free(c->host_needed);
+  free(c->const_dev);
+  pthread_mutex_destroy(&c->lock);
+  /* the backend stays loaded: CUDA libraries do not expect to be unloaded */
+  free(c);
+}
+
+size_t tc_cuda_session_gpu_nodes(const tc_cuda_state *c) { return c ? c->n_gpu : 0; }
+const char *tc_cuda_session_device(const tc_cuda_state *c) { return c ? c->device : ""; }
+const char *tc_cuda_session_note(const tc_cuda_state *c) { return c ? c->note : ""; }
+
+/* ---- runs ---- */
+
+tc_status tc_cuda_run_begin(tc_run *r) {
+  tc_cuda_state *c = r->s->cuda;
+  tc_cuda_run *cr = calloc(1, sizeof *cr);
+  if (cr) {
+    cr->dev = calloc(c->n_values, sizeof *cr->dev);
+    cr->where = calloc(c->n_values, 1);
+  }
+  if (!cr || !cr->dev || !cr->where) {
+    if (cr) {
+      free(cr->dev);
+      free(cr->where);
+    }
+    free(cr);
+    return tc_diag_set(r->diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+  }
+  pthread_mutex_lock(&c->lock);
+  r->cu = cr;
+  return TC_STATUS_OK;
+}
+
+void tc_cuda_run_end(tc_run *r) {
+  tc_cuda_run *cr = r->cu;
+  if (!cr)
+    return;
+  tc_cuda_state *c = r->s->cuda;
+  char why[256];
+  c->b.sync(c->ctx, why, sizeof why); /* nothing may still use what is freed */
+  for (dev_alloc *a = cr->allocs, *next; a; a = next) {
+    next = a->next;
+    c->b.free(c->ctx, a->p);
+    free(a);
+  }
+  free(cr->dev);
+  free(cr->where);
+  free(cr);
+  r->cu = NULL;
+  pthread_mutex_unlock(&c->lock);
+}
+
+static tc_status cuda_error(tc_run *r, const tc_node *n, const char *why) {
+  return tc_diag_set(r->diag, TC_STATUS_INVALID, n->name ? n->name : "", n->op_type,
+                     "on the GPU: %s", why);
+}
+
+/* Device memory for this run, freed when it ends. */
+static tc_status run_alloc(tc_run *r, const tc_node *n, size_t bytes, void **p) {
+  tc_cuda_state *c = r->s->cuda;
+  char why[512];
+  dev_alloc *a = malloc(sizeof *a);
+  if (!a)
+    return tc_diag_set(r->diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+  if (c->b.alloc(c->ctx, bytes, p, why, sizeof why)) {
+    free(a);
+    return cuda_error(r, n, why);
+  }
+  a->p = *p;
+  a->next = r->cu->allocs;
+  r->cu->allocs = a;
+  return TC_STATUS_OK;
+}
+
+/* The device address of input slot i of n (tensor t), uploading it first
+ * when it is only on the host. */
+static tc_status dev_input(tc_run *r, const tc_node *n, size_t i, const tc_rt_tensor *t,
+                           const void **p) {
+  tc_cuda_state *c = r->s->cuda;
+  tc_cuda_run *cr = r->cu;
+  const tc_value *v = n->inputs[i];
+  char why[512];
+  if (cr->where[v->id] & ON_DEV) {
+    *p = cr->dev[v->id];
+    return TC_STATUS_OK;
+  }
+  bool is_const = r->s->consts[v->id] == t;
+  void **slot = is_const ? &c->const_dev[v->id] : &cr->dev[v->id];
+  if (!*slot) {
+    tc_status st;
+    if (is_const) {
+      if (c->b.alloc(c->ctx, t->bytes, slot, why, sizeof why))
+        return cuda_error(r, n, why);
+    } else if ((st = run_alloc(r, n, t->bytes, slot))) {
+      return st;
+    }
+    if (c->b.upload(c->ctx, *slot, t->data, t->bytes, why, sizeof why))
+      return cuda_error(r, n, why);
+  }
+  if (!is_const)
+    cr->where[v->id] = ON_HOST | ON_DEV;
+  *p = *slot;
+  return TC_STATUS_OK;
+}
+
+/* Output slot o of n: its host tensor (allocated as CPU kernels do, so
+ * planned runs keep their layout) and device memory. */
+static tc_status dev_output(tc_run *r, const tc_node *n, tc_kernel_ctx *k, tc_rt_tensor *out,
+                            size_t o, int32_t dt, size_t rank, const int64_t *dims, void **p) {
+  tc_status st = tc_kernel_alloc_uninit(k, &out[o], dt, rank, dims);
+  if (st)
+    return st;
+  if ((st = run_alloc(r, n, out[o].bytes, p)))
+    return st;
+  if (n->outputs[o])
+    r->cu->dev[n->outputs[o]->id] = *p;
+  return TC_STATUS_OK;
+}
+
+/* After a GPU node: its outputs are on the device, and on the host too
+ * where something there reads them. */
+static tc_status finish_outputs(tc_run *r, const tc_node *n, tc_rt_tensor *out) {
+  tc_cuda_state *c = r->s->cuda;
+  char why[512];
+  for (size_t o = 0; o < n->n_outputs; o++) {
+    const tc_value *v = n->outputs[o];
+    if (!v || !out[o].data)
+      continue;
+    r->cu->where[v->id] = ON_DEV;
+    if (c->host_needed[v->id]) {
+      if (c->b.download(c->ctx, out[o].data, r->cu->dev[v->id], out[o].bytes, why, sizeof why))
+        return cuda_error(r, n, why);
+      r->cu->where[v->id] |= ON_HOST;
+    }
+  }
+  return TC_STATUS_OK;
+}
+
+tc_status tc_cuda_host_inputs(tc_run *r, const tc_node *n) {
+  tc_cuda_state *c = r->s->cuda;
+  char why[512];
+  for (size_t i = 0; i < n->n_inputs; i++) {
+    const tc_value *v = n->inputs[i];
+    if (!v || r->cu->where[v->id] != ON_DEV)
+      continue;
+    tc_rt_tensor *t = r->vals[v->id];
+    if (c->b.download(c->ctx, t->data, r->cu->dev[v->id], t->bytes, why, sizeof why))
+      return cuda_error(r, n, why);
+    r->cu->where[v->id] |= ON_HOST;
+  }
+  return TC_STATUS_OK;
+}
+
+static int64_t prod(const int64_t *d, size_t n) {
+  int64_t p = 1;
+  for (size_t i = 0; i < n; i++)
+    p *= d[i];
+  return p;
+}
+
+static bool try_matmul(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_tensor *const *in,
+                       tc_rt_tensor *out, tc_status *st) {
+  const tc_rt_tensor *a = in[0], *b = n->n_inputs > 1 ? in[1] : NULL;
+  if (!a || !b || !is_float(a->dtype) || b->dtype != a->dtype || a->rank < 2 || b->rank < 2)
+    return false;
+  int64_t kk = a->dims[a->rank - 1], nn = b->dims[b->rank - 1];
+  if (b->dims[b->rank - 2] != kk)
+    return false;
+  tc_cuda_gemm g = {.dtype = a->dtype, .k = kk, .n = nn, .alpha = 1};
+  if (b->rank == 2) {
+    g.m = prod(a->dims, a->rank - 1); /* the batch folds into M */
+  } else {
+    if (a->rank != b->rank || memcmp(a->dims, b->dims, (a->rank - 2) * sizeof *a->dims))
+      return false;
+    g.m = a->dims[a->rank - 2];
+    g.batch = prod(a->dims, a->rank - 2);
+    g.stride_a = g.m * kk;
+    g.stride_b = kk * nn;
+    g.stride_c = g.m * nn;
+  }
+  if (g.m <= 0 || g.n <= 0 || g.k <= 0)
+    return false;
+  int64_t dims[TC_MAX_DIMS];
+  memcpy(dims, a->dims, a->rank * sizeof *dims);
+  dims[a->rank - 1] = nn;
+  const void *pa, *pb;
+  void *pc;
+  tc_cuda_state *c = r->s->cuda;
+  char why[1024];
+  if ((*st = dev_input(r, n, 0, a, &pa)) || (*st = dev_input(r, n, 1, b, &pb)) ||
+      (*st = dev_output(r, n, k, out, 0, a->dtype, a->rank, dims, &pc)))
+    return true;
+  if (c->b.gemm_run(c->ctx, &g, pa, pb, pc, NULL, why, sizeof why))
+    *st = cuda_error(r, n, why);
+  else
+    *st = finish_outputs(r, n, out);
+  return true;
+}
+
+static bool try_gemm(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_tensor *const *in,
+                     tc_rt_tensor *out, tc_status *st) {
+  const tc_rt_tensor *a = in[0], *b = n->n_inputs > 1 ? in[1] : NULL,
+                     *cc = n->n_inputs > 2 ? in[2] : NULL;
+  if (!a || !b || !is_float(a->dtype) || b->dtype != a->dtype || a->rank != 2 || b->rank != 2 ||
+      (cc && cc->dtype != a->dtype))
+    return false;
+  tc_cuda_gemm g = {.dtype = a->dtype,
+                    .trans_a = tc_attr_int(n, "transA", 0) != 0,
+                    .trans_b = tc_attr_int(n, "transB", 0) != 0,
+                    .alpha = tc_attr_float(n, "alpha", 1.0f)};
+  float beta = tc_attr_float(n, "beta", 1.0f);
+  g.m = a->dims[g.trans_a ? 1 : 0];
+  g.k = a->dims[g.trans_a ? 0 : 1];
+  g.n = b->dims[g.trans_b ? 0 : 1];
+  if (b->dims[g.trans_b ? 1 : 0] != g.k || g.m <= 0 || g.n <= 0 || g.k <= 0)
+    return false;
+  bool bias = false, full = false;
+  if (cc && beta != 0) {
+    bias = beta == 1 && (int64_t)tc_rt_numel(cc) == g.n && cc->dims[cc->rank - 1] == g.n &&
+           cc->rank <= 2;
+    full = !bias && cc->rank == 2 && cc->dims[0] == g.m && cc->dims[1] == g.n;
+    if (!bias && !full)
+      return false; /* other broadcasts of C: the CPU kernel */
+  }
+  int64_t dims[2] = {g.m, g.n};
+  const void *pa, *pb, *pcc = NULL;
+  void *py;
+  tc_cuda_state *c = r->s->cuda;
+  char why[1024];
+  if ((*st = dev_input(r, n, 0, a, &pa)) || (*st = dev_input(r, n, 1, b, &pb)) ||
+      (cc && beta != 0 && (*st = dev_input(r, n, 2, cc, &pcc))) ||
+      (*st = dev_output(r, n, k, out, 0, a->dtype, 2, dims, &py)))
+    return true;
+  if (bias)
+    g.bias = pcc;
+  if (full) { /* Y starts as C; the GEMM accumulates beta * Y */
+    g.beta = beta;
+    if (c->b.copy(c->ctx, py, pcc, out[0].bytes, why, sizeof why)) {
+      *st = cuda_error(r, n, why);
+      return true;
+    }
+  }
+  if (c->b.gemm_run(c->ctx, &g, pa, pb, py, NULL, why, sizeof why))
+    *st = cuda_error(r, n, why);
+  else
+    *st = finish_outputs(r, n, out);
+  return true;
+}
+
+static bool try_row(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_tensor *const *in,
+                    tc_rt_tensor *out, tc_status *st) {
+  tc_cuda_state *c = r->s->cuda;
+  const tc_cg_spec *sp = c->spec[n->id];
+  tc_native_bind b;
+  if (!sp || !tc_native_fit(k, sp, in, n->n_inputs, n->n_outputs, &b) || !b.rows)
+    return false;
+  tc_cu_args args = {.eps = b.eps, .rows = b.rows};
+  for (int j = 0; j < 4; j++) {
+    if (!b.in[j])
+      continue;
+    size_t slot = 0;
+    while (slot < n->n_inputs && in[slot] != b.in[j])
+      slot++;
+    if (slot == n->n_inputs)
+      return false; /* cannot happen: fit returns the node's own inputs */
+    if ((*st = dev_input(r, n, slot, b.in[j], &args.in[j])))
+      return true;
+  }
+  const tc_rt_tensor *x = b.in[0];
+  if ((*st = dev_output(r, n, k, out, 0, x->dtype, x->rank, x->dims, &args.out[0])) ||
+      (b.sum_slot &&
+       (*st = dev_output(r, n, k, out, b.sum_slot, x->dtype, x->rank, x->dims, &args.out[1]))))
+    return true;
+  char why[1024];
+  if (c->b.row_launch(c->ctx, c->kern, sp, &args, why, sizeof why))
+    *st = cuda_error(r, n, why);
+  else
+    *st = finish_outputs(r, n, out);
+  return true;
+}
+
+bool tc_cuda_try(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_tensor *const *in,
+                 tc_rt_tensor *out, tc_status *st) {
+  tc_cuda_state *c = r->s->cuda;
+  switch (c->place[n->id]) {
+  case PLACE_MATMUL: return try_matmul(r, n, k, in, out, st);
+  case PLACE_GEMM: return try_gemm(r, n, k, in, out, st);
+  case PLACE_ROW: return try_row(r, n, k, in, out, st);
+  default: return false;
+  }
+}
