@@ -37,7 +37,7 @@ DEPS_OK  := $(BUILD)/.deps-ok
 
 .PHONY: FORCE all deps ops-doc test check-asan fuzz demo format format-check clean
 all: $(BUILD)/bin/tacoc $(BUILD)/lib/libtacort.a $(BUILD)/lib/libtacort.so $(BUILD)/samples/run_model \
-     $(BUILD)/lib/libtacort_cuda.so
+     $(BUILD)/lib/libtacort_cuda.so $(BUILD)/bin/tacoc-nollvm
 
 deps:
 	tools/deps.sh
@@ -82,6 +82,13 @@ $(BUILD)/bin/tacoc: $(CLI_OBJS) $(BUILD)/lib/libtacort.a
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/lib/libtacort.a
 	@mkdir -p $(@D)
 	$(CC) $(SANITIZE) -o $@ $< $(BUILD)/lib/libtacort.a $(LDLIBS)
+
+# tacoc without LLVM (codegen/none): the passes, the CUDA target and
+# libtacort, for machines without LLVM 16; --codegen cpu reports it is absent.
+NOLLVM_OBJS := $(filter-out $(BUILD)/obj/codegen/cpu/%,$(CLI_OBJS)) $(BUILD)/obj/codegen/none/cg_none.o
+$(BUILD)/bin/tacoc-nollvm: $(NOLLVM_OBJS) $(BUILD)/lib/libtacort.a
+	@mkdir -p $(@D)
+	$(CC) $(SANITIZE) -o $@ $(NOLLVM_OBJS) $(BUILD)/lib/libtacort.a $(LDLIBS)
 
 # The code generator's test links the generator (and LLVM) too.
 $(BUILD)/tests/test_codegen: $(BUILD)/obj/tests/unit/test_codegen.o $(CG_OBJS) $(BUILD)/lib/libtacort.a
@@ -137,9 +144,9 @@ demo: all
 	tools/demo.sh $(BUILD)
 
 format:
-	clang-format -i $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) $(CG_SRCS) codegen/*/*.h passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h include/*.h tests/fuzz/*.c runtime/cuda/*.[ch] tests/gpu/*.c
+	clang-format -i $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) $(CG_SRCS) codegen/none/*.c codegen/*/*.h passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h include/*.h tests/fuzz/*.c runtime/cuda/*.[ch] tests/gpu/*.c
 format-check:
-	clang-format --dry-run --Werror $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) $(CG_SRCS) codegen/*/*.h passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h include/*.h tests/fuzz/*.c runtime/cuda/*.[ch] tests/gpu/*.c
+	clang-format --dry-run --Werror $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) $(CG_SRCS) codegen/none/*.c codegen/*/*.h passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h include/*.h tests/fuzz/*.c runtime/cuda/*.[ch] tests/gpu/*.c
 
 clean:
 	rm -rf build

@@ -474,6 +474,26 @@ def cuda_target_errors_and_nothing_to_generate():
         assert not os.path.exists(out + ".tacocu") and not meta(out)
 
 
+@test
+def tacoc_without_llvm_optimizes_alike_and_refuses_cpu_codegen():
+    nollvm = os.path.join(os.path.dirname(A.tacoc), "tacoc-nollvm")
+    with tempfile.TemporaryDirectory() as tmp:
+        for d in ("a", "b"):
+            os.mkdir(os.path.join(tmp, d))
+        a, b = os.path.join(tmp, "a", "opt.onnx"), os.path.join(tmp, "b", "opt.onnx")
+        tacoc("optimize", BERT, "-o", a, "-O2", "--target", "cuda", "-q")
+        p = subprocess.run([nollvm, "optimize", BERT, "-o", b, "-O2", "--target", "cuda", "-q"],
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        assert open(a, "rb").read() == open(b, "rb").read(), "the models differ"
+        assert open(a + ".tacocu", "rb").read() == open(b + ".tacocu", "rb").read()
+        c = os.path.join(tmp, "c.onnx")
+        p = subprocess.run([nollvm, "optimize", BERT, "-o", c, "--codegen", "cpu"],
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode != 0 and "built without LLVM" in p.stderr, p.stderr
+        assert not os.path.exists(c) and not os.path.exists(c + ".tacok")
+
+
 def main():
     global A, BERT
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
