@@ -46,6 +46,7 @@ struct tc_cuda_state {
   const tc_cg_spec **spec; /* by node id: the generated kernel of a PLACE_ROW node */
   bool *host_needed;       /* by value id: a CPU node, subgraph or the caller reads it */
   void **const_dev;        /* by value id: device copy of an initializer */
+  size_t *const_bytes;     /* by value id: its size */
   size_t n_values, n_gpu;
   pthread_mutex_t lock; /* one run at a time */
   char device[256], note[512];
@@ -53,6 +54,7 @@ struct tc_cuda_state {
 
 typedef struct dev_alloc {
   void *p;
+  size_t bytes;
   struct dev_alloc *next;
 } dev_alloc;
 
@@ -226,7 +228,8 @@ tc_status tc_cuda_session_init(tc_session *s, int dev, bool native, tc_diag *dia
   c->spec = calloc(m->next_node_id + 1, sizeof *c->spec);
   c->host_needed = calloc(c->n_values, sizeof *c->host_needed);
   c->const_dev = calloc(c->n_values, sizeof *c->const_dev);
-  if (!c->place || !c->spec || !c->host_needed || !c->const_dev)
+  c->const_bytes = calloc(c->n_values, sizeof *c->const_bytes);
+  if (!c->place || !c->spec || !c->host_needed || !c->const_dev || !c->const_bytes)
     return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
   if (native)
     bind_kernels(s, c);
@@ -240,7 +243,7 @@ void tc_cuda_session_free(tc_cuda_state *c) {
   if (c->ctx) {
     for (size_t i = 0; c->const_dev && i < c->n_values; i++)
       if (c->const_dev[i])
-        c->b.free(c->ctx, c->const_dev[i]);
+        c->b.free(c->ctx, c->const_dev[i], c->const_bytes[i]);
     c->b.kernels_free(c->kern);
     c->b.close(c->ctx);
   }
@@ -248,6 +251,7 @@ void tc_cuda_session_free(tc_cuda_state *c) {
   free(c->spec);
   free(c->host_needed);
   free(c->const_dev);
+  free(c->const_bytes);
   pthread_mutex_destroy(&c->lock);
   /* the backend stays loaded: CUDA libraries do not expect to be unloaded */
   free(c);
@@ -288,7 +292,7 @@ void tc_cuda_run_end(tc_run *r) {
   c->b.sync(c->ctx, why, sizeof why); /* nothing may still use what is freed */
   for (dev_alloc *a = cr->allocs, *next; a; a = next) {
     next = a->next;
-    c->b.free(c->ctx, a->p);
+    c->b.free(c->ctx, a->p, a->bytes);
     free(a);
   }
   free(cr->dev);
@@ -315,6 +319,7 @@ static tc_status run_alloc(tc_run *r, const tc_node *n, size_t bytes, void **p) 
     return cuda_error(r, n, why);
   }
   a->p = *p;
+  a->bytes = bytes;
   a->next = r->cu->allocs;
   r->cu->allocs = a;
   return TC_STATUS_OK;
@@ -339,6 +344,7 @@ static tc_status dev_input(tc_run *r, const tc_node *n, size_t i, const tc_rt_te
     if (is_const) {
       if (c->b.alloc(c->ctx, t->bytes, slot, why, sizeof why))
         return cuda_error(r, n, why);
+      c->const_bytes[v->id] = t->bytes;
     } else if ((st = run_alloc(r, n, t->bytes, slot))) {
       return st;
     }

@@ -65,6 +65,12 @@ void tc_cuda_close(tc_cuda *c) {
   if (c->stream)
     cudaStreamSynchronize(c->stream);
   cudaFree(c->ws);
+  for (int i = 0; i < 64; i++)
+    for (struct tc_cuda_block *b = c->cache[i], *next; b; b = next) {
+      next = b->next;
+      cudaFree(b->p);
+      free(b);
+    }
   if (c->lt)
     cublasLtDestroy(c->lt);
   for (int i = 0; i < 2; i++)
@@ -82,8 +88,34 @@ void tc_cuda_describe(const tc_cuda *c, char *buf, size_t cap) {
 
 unsigned tc_cuda_sm(const tc_cuda *c) { return (unsigned)(c->prop.major * 10 + c->prop.minor); }
 
+/* The size class of bytes: blocks of 2^k bytes, at least 256. */
+static int size_class(size_t bytes) {
+  int k = 8;
+  while (k < 63 && ((size_t)1 << k) < bytes)
+    k++;
+  return k;
+}
+
 int tc_cuda_alloc(tc_cuda *c, size_t bytes, void **dev, char *why, size_t cap) {
-  cudaError_t e = cudaMalloc(dev, bytes ? bytes : 1);
+  int k = size_class(bytes);
+  struct tc_cuda_block *b = c->cache[k];
+  if (b) {
+    c->cache[k] = b->next;
+    *dev = b->p;
+    free(b);
+    return 0;
+  }
+  cudaError_t e = cudaMalloc(dev, (size_t)1 << k);
+  if (e == cudaErrorMemoryAllocation) { /* give the cache back and try once more */
+    cudaGetLastError();
+    for (int i = 0; i < 64; i++)
+      while ((b = c->cache[i])) {
+        c->cache[i] = b->next;
+        cudaFree(b->p);
+        free(b);
+      }
+    e = cudaMalloc(dev, (size_t)1 << k);
+  }
   if (e != cudaSuccess) {
     *dev = NULL;
     char what[320];
@@ -93,9 +125,19 @@ int tc_cuda_alloc(tc_cuda *c, size_t bytes, void **dev, char *why, size_t cap) {
   return 0;
 }
 
-void tc_cuda_free(tc_cuda *c, void *dev) {
-  (void)c;
-  cudaFree(dev);
+void tc_cuda_free(tc_cuda *c, void *dev, size_t bytes) {
+  if (!dev)
+    return;
+  struct tc_cuda_block *b = malloc(sizeof *b);
+  if (!b) { /* cannot keep it: give it back */
+    cudaStreamSynchronize(c->stream);
+    cudaFree(dev);
+    return;
+  }
+  int k = size_class(bytes);
+  b->p = dev;
+  b->next = c->cache[k];
+  c->cache[k] = b;
 }
 
 int tc_cuda_upload(tc_cuda *c, void *dev, const void *host, size_t bytes, char *why, size_t cap) {

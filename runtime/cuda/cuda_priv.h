@@ -10,6 +10,12 @@
 /* cuBLASLt's workspace per context: what its heuristics may ask for. */
 #define TC_CUDA_WORKSPACE ((size_t)32 << 20)
 
+/* A free block of the device-memory cache (host memory describing device memory). */
+struct tc_cuda_block {
+  void *p;
+  struct tc_cuda_block *next;
+};
+
 struct tc_cuda {
   int dev;
   struct cudaDeviceProp prop;
@@ -18,6 +24,7 @@ struct tc_cuda {
   cublasLtHandle_t lt;
   void *ws; /* cuBLASLt workspace */
   size_t ws_size;
+  struct tc_cuda_block *cache[64]; /* free device blocks by size class (log2 of the size) */
 };
 
 /* Writes "<what>: <error name> (<error string>)" into why; returns -1. */

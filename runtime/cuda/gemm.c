@@ -7,6 +7,7 @@
  * carries over unchanged. A bias over C's columns is then a bias over the
  * column-major output's rows, which is what cuBLASLt's BIAS epilogue adds.
  * cuBLASLt's GELU epilogue is the tanh approximation. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,12 +108,32 @@ static int desc_make(const tc_cuda_gemm *g, gemm_desc *d, char *why, size_t cap)
   return 0;
 }
 
-/* Up to cap heuristic candidates that fit the workspace; returns how many. */
-static int candidates(tc_cuda *c, gemm_desc *d, cublasLtMatmulHeuristicResult_t *res, int cap,
-                      char *why, size_t why_cap) {
+/* The alignment every matrix of an operand has: its address and, when
+ * batched, its batch stride in bytes (at most 256, what cuBLASLt assumes
+ * unless told less). */
+static uint32_t alignment(const void *p, const tc_cuda_gemm *g, int64_t stride) {
+  uint64_t bits = (uint64_t)(uintptr_t)p | 256;
+  if (g->batch > 1)
+    bits |= (uint64_t)stride * (g->dtype == 1 ? 4 : 2);
+  return (uint32_t)(bits & (~bits + 1)); /* the lowest set bit */
+}
+
+/* Up to cap heuristic candidates for these operands that fit the workspace;
+ * returns how many. */
+static int candidates(tc_cuda *c, gemm_desc *d, const tc_cuda_gemm *g, const void *a, const void *b,
+                      const void *cc, cublasLtMatmulHeuristicResult_t *res, int cap, char *why,
+                      size_t why_cap) {
   cublasLtMatmulPreference_t pref;
   cublasStatus_t s = cublasLtMatmulPreferenceCreate(&pref);
   uint64_t ws = c->ws_size;
+  /* cuBLASLt's A is our B, its B our A */
+  uint32_t al[4] = {alignment(b, g, g->stride_b), alignment(a, g, g->stride_a),
+                    alignment(cc, g, g->stride_c), alignment(cc, g, g->stride_c)};
+  const cublasLtMatmulPreferenceAttributes_t which[4] = {
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+  for (int i = 0; i < 4 && s == CUBLAS_STATUS_SUCCESS; i++)
+    s = cublasLtMatmulPreferenceSetAttribute(pref, which[i], &al[i], sizeof al[i]);
   if (s == CUBLAS_STATUS_SUCCESS)
     s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
                                              sizeof ws);
@@ -150,7 +171,7 @@ int tc_cuda_gemm_run(tc_cuda *c, const tc_cuda_gemm *g, const void *a, const voi
   int rc = 0;
   if (algo && algo->valid) {
     memcpy(&al, algo->data, sizeof al);
-  } else if ((rc = candidates(c, &d, res, 1, why, cap)) > 0) {
+  } else if ((rc = candidates(c, &d, g, a, b, cc, res, 1, why, cap)) > 0) {
     al = res[0].algo;
     rc = 0;
   }
@@ -202,7 +223,7 @@ int tc_cuda_gemm_tune(tc_cuda *c, const tc_cuda_gemm *g, const void *a, const vo
   gemm_desc d;
   if (desc_make(g, &d, why, cap))
     return -1;
-  int n = candidates(c, &d, res, max_candidates, why, cap);
+  int n = candidates(c, &d, g, a, b, cc, res, max_candidates, why, cap);
   if (n < 0) {
     desc_free(&d);
     return -1;

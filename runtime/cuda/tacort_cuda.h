@@ -41,8 +41,13 @@ void tc_cuda_describe(const tc_cuda *c, char *buf, size_t cap);
 /* The device's SM number (major * 10 + minor). */
 unsigned tc_cuda_sm(const tc_cuda *c);
 
+/* Device memory from the context's cache: blocks are kept by power-of-two
+ * size class when freed and reused by later allocations (all work is on
+ * the context's one stream, so reuse is ordered after earlier use); they
+ * go back to CUDA when the context closes. bytes must be the size given to
+ * tc_cuda_alloc. */
 int tc_cuda_alloc(tc_cuda *c, size_t bytes, void **dev, char *why, size_t cap);
-void tc_cuda_free(tc_cuda *c, void *dev);
+void tc_cuda_free(tc_cuda *c, void *dev, size_t bytes);
 /* Copies on the context's stream; download waits for the copy. */
 int tc_cuda_upload(tc_cuda *c, void *dev, const void *host, size_t bytes, char *why, size_t cap);
 int tc_cuda_download(tc_cuda *c, void *host, const void *dev, size_t bytes, char *why, size_t cap);

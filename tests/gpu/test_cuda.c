@@ -77,7 +77,7 @@ static bool arr_make(arr *a, int dt, size_t n, double s, bool random) {
 static void arr_free(arr *a) {
   free(a->host);
   free(a->val);
-  tc_cuda_free(cu, a->dev);
+  tc_cuda_free(cu, a->dev, a->n * esize(a->dt));
 }
 static bool arr_fetch(arr *a) {
   if (tc_cuda_download(cu, a->host, a->dev, a->n * esize(a->dt), why, sizeof why))
