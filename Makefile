@@ -96,7 +96,7 @@ $(BUILD)/tests/test_codegen: $(BUILD)/obj/tests/unit/test_codegen.o $(CG_OBJS) $
 	$(CC) $(SANITIZE) -o $@ $< $(CG_OBJS) $(BUILD)/lib/libtacort.a $(LDLIBS) $(LLVM_LIBS)
 
 # CUDA code generation's test links the generator (NVRTC is loaded at run time).
-$(BUILD)/tests/test_cucg: $(BUILD)/obj/tests/unit/test_cucg.o $(BUILD)/obj/codegen/cuda/cucg.o $(BUILD)/lib/libtacort.a
+$(BUILD)/tests/test_cucg $(BUILD)/tests/test_cuda_emu: $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/codegen/cuda/cucg.o $(BUILD)/lib/libtacort.a
 	@mkdir -p $(@D)
 	$(CC) $(SANITIZE) -o $@ $^ $(LDLIBS)
 

@@ -105,56 +105,6 @@ static bool close_all(const char *what, int dt, const double *got, const double 
 
 /* ---- row kernels ---- */
 
-static void ref_rows(const tc_cg_spec *sp, int64_t rows, const double *x, const double *s,
-                     const double *g, const double *b, double eps, double *y, double *sum) {
-  int64_t c = sp->cols;
-  for (int64_t r = 0; r < rows; r++) {
-    const double *xr = x + r * c;
-    double *yr = y + r * c;
-    if (sp->kind == TC_CG_BIAS_ACT) {
-      for (int64_t j = 0; j < c; j++) {
-        double v = xr[j] + (sp->flags & TC_CG_F_BIAS ? s[j] : 0);
-        if (sp->act == TC_CG_ACT_GELU_ERF)
-          v = 0.5 * v * (1 + erf(v / sqrt(2.0)));
-        else if (sp->act == TC_CG_ACT_GELU_TANH)
-          v = 0.5 * v * (1 + tanh(sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
-        yr[j] = v;
-      }
-    } else if (sp->kind == TC_CG_SOFTMAX) {
-      double m = -INFINITY, t = 0;
-      for (int64_t j = 0; j < c; j++)
-        m = fmax(m, xr[j]);
-      for (int64_t j = 0; j < c; j++)
-        t += exp(xr[j] - m);
-      for (int64_t j = 0; j < c; j++)
-        yr[j] = exp(xr[j] - m) / t;
-    } else {
-      double mean = 0, var = 0;
-      double *v = malloc((size_t)c * sizeof *v);
-      for (int64_t j = 0; j < c; j++) {
-        v[j] = xr[j] + (sp->flags & TC_CG_F_SKIP ? s[r * c + j] : 0);
-        if (sum)
-          sum[r * c + j] = v[j];
-        mean += v[j];
-        var += v[j] * v[j];
-      }
-      if (sp->flags & TC_CG_F_RMS) {
-        mean = 0;
-        var /= (double)c;
-      } else {
-        mean /= (double)c;
-        var = 0;
-        for (int64_t j = 0; j < c; j++)
-          var += (v[j] - mean) * (v[j] - mean);
-        var /= (double)c;
-      }
-      for (int64_t j = 0; j < c; j++)
-        yr[j] = (v[j] - mean) / sqrt(var + eps) * g[j] + (sp->flags & TC_CG_F_BETA ? b[j] : 0);
-      free(v);
-    }
-  }
-}
-
 static bool run_row_case(tc_cuda_kernels *k, const tc_cg_spec *sp, int64_t rows) {
   int dt = sp->dtype;
   size_t n = (size_t)(rows * sp->cols), c = (size_t)sp->cols;
@@ -178,7 +128,7 @@ static bool run_row_case(tc_cuda_kernels *k, const tc_cg_spec *sp, int64_t rows)
   }
   if (ok) {
     double *want = malloc(n * sizeof *want), *want_sum = malloc(n * sizeof *want_sum);
-    ref_rows(sp, rows, x.val, s.val, g.val, b.val, 1e-5, want, want_sum);
+    cu_ref_rows(sp, rows, x.val, s.val, g.val, b.val, 1e-5, want, want_sum);
     /* the device computes in float32 and rounds once to dt on store */
     double rtol = dt == 1 ? 2e-5 : dt == 10 ? 2e-3 : 1.6e-2, atol = dt == 1 ? 2e-6 : 2e-3;
     char what[160];

@@ -5,7 +5,9 @@
 #ifndef TC_CU_VARIANTS_H
 #define TC_CU_VARIANTS_H
 
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "native.h"
 
@@ -24,7 +26,7 @@ static const int cu_variant_ln_flags[] = {
 #define CU_VARIANTS_PER 14
 #define CU_N_VARIANTS (3 * (sizeof cu_variant_cols / sizeof *cu_variant_cols) * CU_VARIANTS_PER)
 
-static size_t cu_variants(tc_cg_spec *out, size_t cap) {
+__attribute__((unused)) static size_t cu_variants(tc_cg_spec *out, size_t cap) {
   size_t n = 0;
   for (size_t d = 0; d < 3; d++)
     for (size_t c = 0; c < sizeof cu_variant_cols / sizeof *cu_variant_cols; c++) {
@@ -53,6 +55,59 @@ static size_t cu_variants(tc_cg_spec *out, size_t cap) {
       }
     }
   return n;
+}
+
+/* The ONNX definition of a variant's node in double precision, on the
+ * (already rounded) input values: rows x cols x, s (bias [cols] or skip
+ * [rows, cols]), gamma g, beta b; y and, for the sum output, sum. */
+__attribute__((unused)) static void cu_ref_rows(const tc_cg_spec *sp, int64_t rows, const double *x, const double *s,
+                     const double *g, const double *b, double eps, double *y, double *sum) {
+  int64_t c = sp->cols;
+  for (int64_t r = 0; r < rows; r++) {
+    const double *xr = x + r * c;
+    double *yr = y + r * c;
+    if (sp->kind == TC_CG_BIAS_ACT) {
+      for (int64_t j = 0; j < c; j++) {
+        double v = xr[j] + (sp->flags & TC_CG_F_BIAS ? s[j] : 0);
+        if (sp->act == TC_CG_ACT_GELU_ERF)
+          v = 0.5 * v * (1 + erf(v / sqrt(2.0)));
+        else if (sp->act == TC_CG_ACT_GELU_TANH)
+          v = 0.5 * v * (1 + tanh(sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+        yr[j] = v;
+      }
+    } else if (sp->kind == TC_CG_SOFTMAX) {
+      double m = -INFINITY, t = 0;
+      for (int64_t j = 0; j < c; j++)
+        m = fmax(m, xr[j]);
+      for (int64_t j = 0; j < c; j++)
+        t += exp(xr[j] - m);
+      for (int64_t j = 0; j < c; j++)
+        yr[j] = exp(xr[j] - m) / t;
+    } else {
+      double mean = 0, var = 0;
+      double *v = malloc((size_t)c * sizeof *v);
+      for (int64_t j = 0; j < c; j++) {
+        v[j] = xr[j] + (sp->flags & TC_CG_F_SKIP ? s[r * c + j] : 0);
+        if (sum)
+          sum[r * c + j] = v[j];
+        mean += v[j];
+        var += v[j] * v[j];
+      }
+      if (sp->flags & TC_CG_F_RMS) {
+        mean = 0;
+        var /= (double)c;
+      } else {
+        mean /= (double)c;
+        var = 0;
+        for (int64_t j = 0; j < c; j++)
+          var += (v[j] - mean) * (v[j] - mean);
+        var /= (double)c;
+      }
+      for (int64_t j = 0; j < c; j++)
+        yr[j] = (v[j] - mean) / sqrt(var + eps) * g[j] + (sp->flags & TC_CG_F_BETA ? b[j] : 0);
+      free(v);
+    }
+  }
 }
 
 #endif
