@@ -33,22 +33,6 @@ static double uniform(void) { /* xorshift64, [-1, 1) */
 }
 
 static int dt_index(int dt) { return dt == 10 ? 1 : dt == 16 ? 2 : 0; }
-static size_t esize(int dt) { return dt == 10 || dt == 16 ? 2 : 4; }
-static void put(int dt, void *buf, size_t i, double v) {
-  if (dt == 10)
-    ((uint16_t *)buf)[i] = tc_f32_to_f16((float)v);
-  else if (dt == 16)
-    ((uint16_t *)buf)[i] = tc_f32_to_bf16((float)v);
-  else
-    ((float *)buf)[i] = (float)v;
-}
-static double get(int dt, const void *buf, size_t i) {
-  if (dt == 10)
-    return tc_f16_to_f32(((const uint16_t *)buf)[i]);
-  if (dt == 16)
-    return tc_bf16_to_f32(((const uint16_t *)buf)[i]);
-  return ((const float *)buf)[i];
-}
 
 /* A host array of n random values of type dt (scale s) and its rounded
  * double copy; uploaded to dev. */
@@ -62,28 +46,28 @@ typedef struct arr {
 static bool arr_make(arr *a, int dt, size_t n, double s, bool random) {
   a->n = n;
   a->dt = dt;
-  a->host = calloc(n ? n : 1, esize(dt));
+  a->host = calloc(n ? n : 1, cu_esize(dt));
   a->val = calloc(n ? n : 1, sizeof(double));
   a->dev = NULL;
-  if (!a->host || !a->val || tc_cuda_alloc(cu, n * esize(dt), &a->dev, why, sizeof why))
+  if (!a->host || !a->val || tc_cuda_alloc(cu, n * cu_esize(dt), &a->dev, why, sizeof why))
     return false;
   for (size_t i = 0; i < n; i++) {
     double v = random ? uniform() * s : 0;
-    put(dt, a->host, i, v);
-    a->val[i] = get(dt, a->host, i);
+    cu_put(dt, a->host, i, v);
+    a->val[i] = cu_get(dt, a->host, i);
   }
-  return !tc_cuda_upload(cu, a->dev, a->host, n * esize(dt), why, sizeof why);
+  return !tc_cuda_upload(cu, a->dev, a->host, n * cu_esize(dt), why, sizeof why);
 }
 static void arr_free(arr *a) {
   free(a->host);
   free(a->val);
-  tc_cuda_free(cu, a->dev, a->n * esize(a->dt));
+  tc_cuda_free(cu, a->dev, a->n * cu_esize(a->dt));
 }
 static bool arr_fetch(arr *a) {
-  if (tc_cuda_download(cu, a->host, a->dev, a->n * esize(a->dt), why, sizeof why))
+  if (tc_cuda_download(cu, a->host, a->dev, a->n * cu_esize(a->dt), why, sizeof why))
     return false;
   for (size_t i = 0; i < a->n; i++)
-    a->val[i] = get(a->dt, a->host, i);
+    a->val[i] = cu_get(a->dt, a->host, i);
   return true;
 }
 
@@ -226,7 +210,7 @@ static bool gemm_case(tc_cuda_gemm g, bool tune) {
       ok = !tc_cuda_gemm_tune(cu, &g, a.dev, b.dev, c.dev, 8, &algo, &info, why, sizeof why);
       CHECK(ok && algo.valid && info.candidates >= 1 && info.best_us > 0 &&
             info.best_us <= info.first_us);
-      ok = ok && !tc_cuda_upload(cu, c.dev, c.host, c.n * esize(g.dtype), why, sizeof why);
+      ok = ok && !tc_cuda_upload(cu, c.dev, c.host, c.n * cu_esize(g.dtype), why, sizeof why);
     }
     ok = ok &&
          !tc_cuda_gemm_run(cu, &g, a.dev, b.dev, c.dev, tune ? &algo : NULL, why, sizeof why) &&

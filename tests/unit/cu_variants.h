@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "kernel.h"
 #include "native.h"
 
 static const int64_t cu_variant_cols[] = {1, 3, 8, 17, 768, 1000, 4096, 20001};
@@ -55,6 +56,25 @@ __attribute__((unused)) static size_t cu_variants(tc_cg_spec *out, size_t cap) {
       }
     }
   return n;
+}
+
+/* Element i of a float32 / float16 / bfloat16 buffer, as a double; and
+ * writing v rounded to the element type. */
+__attribute__((unused)) static size_t cu_esize(int dt) { return dt == 10 || dt == 16 ? 2 : 4; }
+__attribute__((unused)) static void cu_put(int dt, void *buf, size_t i, double v) {
+  if (dt == 10)
+    ((uint16_t *)buf)[i] = tc_f32_to_f16((float)v);
+  else if (dt == 16)
+    ((uint16_t *)buf)[i] = tc_f32_to_bf16((float)v);
+  else
+    ((float *)buf)[i] = (float)v;
+}
+__attribute__((unused)) static double cu_get(int dt, const void *buf, size_t i) {
+  if (dt == 10)
+    return tc_f16_to_f32(((const uint16_t *)buf)[i]);
+  if (dt == 16)
+    return tc_bf16_to_f32(((const uint16_t *)buf)[i]);
+  return ((const float *)buf)[i];
 }
 
 /* The ONNX definition of a variant's node in double precision, on the

@@ -35,30 +35,13 @@ static double uniform(void) { /* xorshift64, [-1, 1) */
   return (double)(rng >> 11) / (double)(1ull << 53) * 2.0 - 1.0;
 }
 
-static size_t esize(int dt) { return dt == 10 || dt == 16 ? 2 : 4; }
-static void put(int dt, void *buf, size_t i, double v) {
-  if (dt == 10)
-    ((uint16_t *)buf)[i] = tc_f32_to_f16((float)v);
-  else if (dt == 16)
-    ((uint16_t *)buf)[i] = tc_f32_to_bf16((float)v);
-  else
-    ((float *)buf)[i] = (float)v;
-}
-static double get(int dt, const void *buf, size_t i) {
-  if (dt == 10)
-    return tc_f16_to_f32(((const uint16_t *)buf)[i]);
-  if (dt == 16)
-    return tc_bf16_to_f32(((const uint16_t *)buf)[i]);
-  return ((const float *)buf)[i];
-}
-
 /* n random values of type dt (scale s) in a 16-byte aligned buffer, and
  * their rounded values. */
 static void *fill(int dt, size_t n, double s, double *val) {
-  void *b = aligned_alloc(16, (n * esize(dt) + 15) / 16 * 16 + 16);
+  void *b = aligned_alloc(16, (n * cu_esize(dt) + 15) / 16 * 16 + 16);
   for (size_t i = 0; b && i < n; i++) {
-    put(dt, b, i, uniform() * s);
-    val[i] = get(dt, b, i);
+    cu_put(dt, b, i, uniform() * s);
+    val[i] = cu_get(dt, b, i);
   }
   return b;
 }
@@ -91,7 +74,7 @@ static bool check_variant(launch_fn launch, void *kernel, const tc_cg_spec *sp, 
     tc_cg_spec_format(sp, what, sizeof what);
     for (size_t i = 0; ok && i < n; i++) {
       for (int o = 0; o < ((sp->flags & TC_CG_F_SUM) ? 2 : 1) && ok; o++) {
-        double got = get(dt, o ? sum : y, i), w = o ? want_sum[i] : want[i];
+        double got = cu_get(dt, o ? sum : y, i), w = o ? want_sum[i] : want[i];
         double e = fabs(got - w), rel = e / (fabs(w) + atol);
         int di = dt == 10 ? 1 : dt == 16 ? 2 : 0;
         if (rel > worst[di])
