@@ -59,6 +59,12 @@ $(BUILD)/obj/gen/onnx-ml.pb-c.o: $(GEN)/onnx-ml.pb-c.c
 # note about the 64-byte vector ABI does not apply.
 $(BUILD)/obj/runtime/vmath.o $(BUILD)/obj/runtime/kernels/conv.o: WARN += -Wno-psabi
 
+# The CUDA kernel templates as a C string for the generator (NVRTC compiles them at optimize time).
+$(GEN)/cuda_prelude.inc: codegen/cuda/prelude.cuh
+	@mkdir -p $(@D)
+	sed 's/\\/\\\\/g; s/"/\\"/g; s/^/"/; s/$$/\\n"/' $< > $@
+$(BUILD)/obj/codegen/cuda/cucg.o: $(GEN)/cuda_prelude.inc
+
 # Only the CUDA parts see the toolkit's headers.
 $(BUILD)/obj/codegen/cuda/%.o $(BUILD)/obj/runtime/cuda/%.o $(BUILD)/obj/tests/unit/test_cucg.o \
   $(BUILD)/obj/tests/gpu/%.o: ALL_CFLAGS += -isystem $(CUDA_HOME)/include -Iruntime/cuda -Itests/unit
