@@ -29,8 +29,8 @@ UNIT_SRCS:= $(wildcard tests/unit/*.c)
 RT_OBJS  := $(RT_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx-ml.pb-c.o
 # libtacort's CUDA backend, its own shared object (runtime/cuda/tacort_cuda.h).
 CUDA_SRCS:= $(wildcard runtime/cuda/*.c)
-CUDA_OBJS:= $(CUDA_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/runtime/culib.o
-CUDA_LIBS:= -L$(CUDA_HOME)/lib64 -lcudart -lcublasLt -Wl,-rpath,$(CUDA_HOME)/lib64
+CUDA_OBJS:= $(CUDA_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/runtime/culib.o $(BUILD)/obj/runtime/cuda/kernels.o
+CUDA_LIBS:= -L$(CUDA_HOME)/lib64 -lcudart -lcublasLt -Wl,-rpath,$(CUDA_HOME)/lib64 -lstdc++
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o) $(PASS_SRCS:%.c=$(BUILD)/obj/%.o) $(CG_OBJS)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 DEPS_OK  := $(BUILD)/.deps-ok
@@ -67,6 +67,7 @@ $(BUILD)/obj/codegen/cuda/cucg.o: $(GEN)/cuda_prelude.inc
 
 # Only the CUDA parts see the toolkit's headers.
 $(BUILD)/obj/codegen/cuda/%.o $(BUILD)/obj/runtime/cuda/%.o $(BUILD)/obj/tests/unit/test_cucg.o \
+  $(BUILD)/obj/tests/unit/test_cuda_emu.o \
   $(BUILD)/obj/tests/gpu/%.o: ALL_CFLAGS += -isystem $(CUDA_HOME)/include -Iruntime/cuda -Itests/unit
 
 $(BUILD)/obj/%.o: %.c $(GEN)/onnx-ml.pb-c.h
@@ -105,6 +106,15 @@ $(BUILD)/tests/test_codegen: $(BUILD)/obj/tests/unit/test_codegen.o $(CG_OBJS) $
 $(BUILD)/tests/test_cucg $(BUILD)/tests/test_cuda_emu: $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/codegen/cuda/cucg.o $(BUILD)/lib/libtacort.a
 	@mkdir -p $(@D)
 	$(CC) $(SANITIZE) -o $@ $^ $(LDLIBS)
+
+# The backend's fixed kernels, built by nvcc: CUBINs for sm_80 and sm_90, PTX for newer GPUs.
+NVCC       := $(CUDA_HOME)/bin/nvcc
+NVCC_FLAGS := -std=c++17 -O2 -Xcompiler -fPIC -Icodegen/cuda -Iruntime/cuda \
+              -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+              -gencode arch=compute_80,code=compute_80
+$(BUILD)/obj/runtime/cuda/kernels.o: runtime/cuda/kernels.cu runtime/cuda/kernels.cuh runtime/cuda/kernels.h codegen/cuda/prelude.cuh
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
 $(BUILD)/lib/libtacort_cuda.so: $(CUDA_OBJS) runtime/cuda/exports.map
 	@mkdir -p $(@D)

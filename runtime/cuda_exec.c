@@ -5,6 +5,7 @@
 
 #include <dlfcn.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +33,11 @@ typedef struct backend {
   __typeof__(tc_cuda_kernels_free) *kernels_free;
   __typeof__(tc_cuda_row_launch) *row_launch;
   __typeof__(tc_cuda_gemm_run) *gemm_run;
+  __typeof__(tc_cuda_binary) *binary;
+  __typeof__(tc_cuda_attention) *attention;
 } backend;
 
-enum { PLACE_CPU = 0, PLACE_MATMUL, PLACE_GEMM, PLACE_ROW };
+enum { PLACE_CPU = 0, PLACE_MATMUL, PLACE_GEMM, PLACE_ROW, PLACE_BINARY, PLACE_ATTENTION };
 enum { ON_HOST = 1, ON_DEV = 2 };
 
 struct tc_cuda_state {
@@ -117,6 +120,8 @@ static bool resolve(void *dl, backend *b, char *why, size_t cap) {
   SYM(kernels_free, tc_cuda_kernels_free)
   SYM(row_launch, tc_cuda_row_launch)
   SYM(gemm_run, tc_cuda_gemm_run)
+  SYM(binary, tc_cuda_binary)
+  SYM(attention, tc_cuda_attention)
 #undef SYM
   return true;
 }
@@ -186,10 +191,15 @@ static void place_nodes(tc_session *s, tc_cuda_state *c) {
     if (c->place[n->id] || !s->kernels[n->id] || !tc_domain_equal(n->domain, "") ||
         (s->qdq && s->qdq[n->id]))
       continue; /* control flow, other domains, integer QDQ kernels: the CPU */
-    if (!strcmp(n->op_type, "MatMul"))
+    const char *op = n->op_type;
+    if (!strcmp(op, "MatMul"))
       c->place[n->id] = PLACE_MATMUL;
-    else if (!strcmp(n->op_type, "Gemm"))
+    else if (!strcmp(op, "Gemm"))
       c->place[n->id] = PLACE_GEMM;
+    else if (!strcmp(op, "Add") || !strcmp(op, "Sub") || !strcmp(op, "Mul") || !strcmp(op, "Div"))
+      c->place[n->id] = PLACE_BINARY;
+    else if (!strcmp(op, "Attention"))
+      c->place[n->id] = PLACE_ATTENTION;
   }
   /* which values must reach the host as soon as they are made */
   for (size_t i = 0; i < c->n_values; i++)
@@ -533,6 +543,112 @@ static bool try_row(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_t
   return true;
 }
 
+/* Add, Sub, Mul, Div of two tensors of one floating type, broadcast. */
+static bool try_binary(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_tensor *const *in,
+                       tc_rt_tensor *out, tc_status *st) {
+  const tc_rt_tensor *a = in[0], *b = n->n_inputs > 1 ? in[1] : NULL;
+  if (!a || !b || !is_float(a->dtype) || b->dtype != a->dtype)
+    return false;
+  size_t rank = a->rank > b->rank ? a->rank : b->rank;
+  int64_t dims[TC_MAX_DIMS], sa[TC_MAX_DIMS], sb[TC_MAX_DIMS], ra = 1, rb = 1;
+  for (size_t d = rank; d-- > 0;) { /* right-aligned; a dim of 1 broadcasts */
+    size_t back = rank - 1 - d;
+    int64_t da = back < a->rank ? a->dims[a->rank - 1 - back] : 1,
+            db = back < b->rank ? b->dims[b->rank - 1 - back] : 1;
+    if (da != db && da != 1 && db != 1)
+      return false; /* the CPU kernel says what is wrong */
+    dims[d] = da == 1 ? db : da;
+    sa[d] = da == 1 ? 0 : ra;
+    sb[d] = db == 1 ? 0 : rb;
+    ra *= da;
+    rb *= db;
+  }
+  if (rank > 8 || !prod(dims, rank) || !tc_rt_numel(a) || !tc_rt_numel(b))
+    return false;
+  int op = n->op_type[0] == 'A' ? 0 : n->op_type[0] == 'S' ? 1 : n->op_type[0] == 'M' ? 2 : 3;
+  const void *pa, *pb;
+  void *py;
+  tc_cuda_state *c = r->s->cuda;
+  char why[1024];
+  if ((*st = dev_input(r, n, 0, a, &pa)) || (*st = dev_input(r, n, 1, b, &pb)) ||
+      (*st = dev_output(r, n, k, out, 0, a->dtype, rank, dims, &py)))
+    return true;
+  if (c->b.binary(c->ctx, a->dtype, op, pa, pb, py, rank, dims, sa, sb, why, sizeof why))
+    *st = cuda_error(r, n, why);
+  else
+    *st = finish_outputs(r, n, out);
+  return true;
+}
+
+/* ONNX Attention in its 3-D form without a cache: Q [B, Sq, H * D],
+ * K [B, Skv, H * D], V [B, Skv, H * Dv], one head count, an optional mask
+ * (additive of Q's type, or boolean) whose last dim is Skv, causal only when
+ * Sq == Skv, no softcap or window, only output Y. */
+static bool try_attention(tc_run *r, const tc_node *n, tc_kernel_ctx *k,
+                          const tc_rt_tensor *const *in, tc_rt_tensor *out, tc_status *st) {
+  const tc_rt_tensor *q = in[0], *kk = n->n_inputs > 1 ? in[1] : NULL,
+                     *v = n->n_inputs > 2 ? in[2] : NULL, *mask = n->n_inputs > 3 ? in[3] : NULL;
+  for (size_t i = 4; i < n->n_inputs; i++)
+    if (n->inputs[i])
+      return false; /* past key / value, nonpad lengths */
+  for (size_t o = 1; o < n->n_outputs; o++)
+    if (n->outputs[o])
+      return false; /* present key / value, the QK output */
+  int64_t H = tc_attr_int(n, "q_num_heads", 0);
+  if (!q || !kk || !v || !is_float(q->dtype) || kk->dtype != q->dtype || v->dtype != q->dtype ||
+      q->rank != 3 || kk->rank != 3 || v->rank != 3 || H <= 0 ||
+      tc_attr_int(n, "kv_num_heads", 0) != H || tc_attr_float(n, "softcap", 0.0f) != 0.0f ||
+      tc_attr_int(n, "left_window_size", -1) != -1 || tc_attr_int(n, "right_window_size", -1) != -1)
+    return false;
+  tc_cuda_attn p = {.dtype = q->dtype,
+                    .B = q->dims[0],
+                    .Sq = q->dims[1],
+                    .Skv = kk->dims[1],
+                    .H = H,
+                    .causal = tc_attr_int(n, "is_causal", 0) != 0};
+  if (q->dims[2] % H || v->dims[2] % H || kk->dims[0] != p.B || v->dims[0] != p.B ||
+      v->dims[1] != p.Skv || kk->dims[2] != q->dims[2] || (p.causal && p.Sq != p.Skv))
+    return false;
+  p.D = q->dims[2] / H;
+  p.Dv = v->dims[2] / H;
+  p.scale = tc_attr_has(n, "scale") ? tc_attr_float(n, "scale", 1.0f) : 1.0f / sqrtf((float)p.D);
+  if (mask) {
+    if (mask->dtype == q->dtype)
+      p.mask_kind = 1;
+    else if (mask->dtype == TC_DTYPE_BOOL)
+      p.mask_kind = 2;
+    else
+      return false;
+    int64_t full[4] = {p.B, p.H, p.Sq, p.Skv}, stride = 1;
+    if (mask->rank > 4 || !mask->rank || mask->dims[mask->rank - 1] != p.Skv)
+      return false;
+    for (int d = 3; d >= 0; d--) { /* right-aligned; a missing or size-1 dim broadcasts */
+      size_t back = 3 - (size_t)d;
+      int64_t dv = back < mask->rank ? mask->dims[mask->rank - 1 - back] : 1;
+      if (dv != 1 && dv != full[d])
+        return false;
+      p.mstride[d] = dv == 1 ? 0 : stride;
+      stride *= dv;
+    }
+  }
+  int64_t dims[3] = {p.B, p.Sq, H * p.Dv};
+  const void *pq, *pk, *pv, *pm = NULL;
+  void *py;
+  tc_cuda_state *c = r->s->cuda;
+  char why[1024];
+  if (!p.B || !p.Sq || !p.Skv)
+    return false;
+  if ((*st = dev_input(r, n, 0, q, &pq)) || (*st = dev_input(r, n, 1, kk, &pk)) ||
+      (*st = dev_input(r, n, 2, v, &pv)) || (mask && (*st = dev_input(r, n, 3, mask, &pm))) ||
+      (*st = dev_output(r, n, k, out, 0, q->dtype, 3, dims, &py)))
+    return true;
+  if (c->b.attention(c->ctx, &p, pq, pk, pv, pm, py, why, sizeof why))
+    *st = cuda_error(r, n, why);
+  else
+    *st = finish_outputs(r, n, out);
+  return true;
+}
+
 bool tc_cuda_try(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_tensor *const *in,
                  tc_rt_tensor *out, tc_status *st) {
   tc_cuda_state *c = r->s->cuda;
@@ -540,6 +656,8 @@ bool tc_cuda_try(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_tens
   case PLACE_MATMUL: return try_matmul(r, n, k, in, out, st);
   case PLACE_GEMM: return try_gemm(r, n, k, in, out, st);
   case PLACE_ROW: return try_row(r, n, k, in, out, st);
+  case PLACE_BINARY: return try_binary(r, n, k, in, out, st);
+  case PLACE_ATTENTION: return try_attention(r, n, k, in, out, st);
   default: return false;
   }
 }

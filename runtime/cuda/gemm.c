@@ -50,23 +50,34 @@ static cublasStatus_t layout(cublasLtMatrixLayout_t *l, cudaDataType_t t, int64_
   return s;
 }
 
+static bool cuda_type(int dtype, cudaDataType_t *t) {
+  switch (dtype) {
+  case 1: *t = CUDA_R_32F; return true;
+  case 10: *t = CUDA_R_16F; return true;
+  case 16: *t = CUDA_R_16BF; return true;
+  default: return false;
+  }
+}
+
+/* The row strides of g's operands (explicit, or packed). */
+static void leading_dims(const tc_cuda_gemm *g, int64_t *lda, int64_t *ldb, int64_t *ldc) {
+  *lda = g->lda ? g->lda : g->trans_a ? g->m : g->k;
+  *ldb = g->ldb ? g->ldb : g->trans_b ? g->k : g->n;
+  *ldc = g->ldc ? g->ldc : g->n;
+}
+
 static int desc_make(const tc_cuda_gemm *g, gemm_desc *d, char *why, size_t cap) {
   memset(d, 0, sizeof *d);
-  cudaDataType_t t;
-  cublasComputeType_t ct = CUBLAS_COMPUTE_32F;
-  switch (g->dtype) {
-  case 1:
-    t = CUDA_R_32F;
-    if (g->tf32)
-      ct = CUBLAS_COMPUTE_32F_FAST_TF32;
-    break;
-  case 10: t = CUDA_R_16F; break;
-  case 16: t = CUDA_R_16BF; break;
-  default:
-    snprintf(why, cap, "GEMM on the GPU takes float32, float16 or bfloat16, not dtype %d",
-             g->dtype);
+  cudaDataType_t t, tc;
+  cublasComputeType_t ct =
+      g->dtype == 1 && g->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  if (!cuda_type(g->dtype, &t) || !cuda_type(g->c_dtype ? g->c_dtype : g->dtype, &tc)) {
+    snprintf(why, cap, "GEMM on the GPU takes float32, float16 or bfloat16, not dtype %d (C %d)",
+             g->dtype, g->c_dtype);
     return -1;
   }
+  int64_t lda, ldb, ldc;
+  leading_dims(g, &lda, &ldb, &ldc);
   if (g->m <= 0 || g->n <= 0 || g->k <= 0 || g->batch < 0 || g->batch > INT32_MAX) {
     snprintf(why, cap, "GEMM sizes m=%lld n=%lld k=%lld batch=%lld are not supported",
              (long long)g->m, (long long)g->n, (long long)g->k, (long long)g->batch);
@@ -92,15 +103,15 @@ static int desc_make(const tc_cuda_gemm *g, gemm_desc *d, char *why, size_t cap)
   if (s == CUBLAS_STATUS_SUCCESS && g->bias)
     s = cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g->bias,
                                        sizeof g->bias);
-  /* our B: [k, n] (ld n), or [n, k] (ld k) when transposed; column-major the reverse */
+  /* our B: [k, n] rows (ld ldb), or [n, k] when transposed; column-major the reverse */
   if (s == CUBLAS_STATUS_SUCCESS)
-    s = g->trans_b ? layout(&d->a, t, g->k, g->n, g->k, batch, g->stride_b)
-                   : layout(&d->a, t, g->n, g->k, g->n, batch, g->stride_b);
+    s = g->trans_b ? layout(&d->a, t, g->k, g->n, ldb, batch, g->stride_b)
+                   : layout(&d->a, t, g->n, g->k, ldb, batch, g->stride_b);
   if (s == CUBLAS_STATUS_SUCCESS)
-    s = g->trans_a ? layout(&d->b, t, g->m, g->k, g->m, batch, g->stride_a)
-                   : layout(&d->b, t, g->k, g->m, g->k, batch, g->stride_a);
+    s = g->trans_a ? layout(&d->b, t, g->m, g->k, lda, batch, g->stride_a)
+                   : layout(&d->b, t, g->k, g->m, lda, batch, g->stride_a);
   if (s == CUBLAS_STATUS_SUCCESS)
-    s = layout(&d->c, t, g->n, g->m, g->n, batch, g->stride_c);
+    s = layout(&d->c, tc, g->n, g->m, ldc, batch, g->stride_c);
   if (s != CUBLAS_STATUS_SUCCESS) {
     desc_free(d);
     return lt_fail(s, "describing the GEMM for cuBLASLt", why, cap);
@@ -108,13 +119,15 @@ static int desc_make(const tc_cuda_gemm *g, gemm_desc *d, char *why, size_t cap)
   return 0;
 }
 
-/* The alignment every matrix of an operand has: its address and, when
- * batched, its batch stride in bytes (at most 256, what cuBLASLt assumes
- * unless told less). */
-static uint32_t alignment(const void *p, const tc_cuda_gemm *g, int64_t stride) {
-  uint64_t bits = (uint64_t)(uintptr_t)p | 256;
+/* The alignment every matrix of an operand has: its address, its row
+ * stride and, when batched, its batch stride in bytes (at most 256, what
+ * cuBLASLt assumes unless told less). */
+static uint32_t alignment(const void *p, const tc_cuda_gemm *g, int dtype, int64_t stride,
+                          int64_t ld) {
+  uint64_t esize = dtype == 1 ? 4 : 2, bits = (uint64_t)(uintptr_t)p | 256;
+  bits |= (uint64_t)ld * esize; /* every row's start */
   if (g->batch > 1)
-    bits |= (uint64_t)stride * (g->dtype == 1 ? 4 : 2);
+    bits |= (uint64_t)stride * esize;
   return (uint32_t)(bits & (~bits + 1)); /* the lowest set bit */
 }
 
@@ -127,8 +140,12 @@ static int candidates(tc_cuda *c, gemm_desc *d, const tc_cuda_gemm *g, const voi
   cublasStatus_t s = cublasLtMatmulPreferenceCreate(&pref);
   uint64_t ws = c->ws_size;
   /* cuBLASLt's A is our B, its B our A */
-  uint32_t al[4] = {alignment(b, g, g->stride_b), alignment(a, g, g->stride_a),
-                    alignment(cc, g, g->stride_c), alignment(cc, g, g->stride_c)};
+  int ct = g->c_dtype ? g->c_dtype : g->dtype;
+  int64_t lda, ldb, ldc;
+  leading_dims(g, &lda, &ldb, &ldc);
+  uint32_t al[4] = {alignment(b, g, g->dtype, g->stride_b, ldb),
+                    alignment(a, g, g->dtype, g->stride_a, lda),
+                    alignment(cc, g, ct, g->stride_c, ldc), alignment(cc, g, ct, g->stride_c, ldc)};
   const cublasLtMatmulPreferenceAttributes_t which[4] = {
       CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
       CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};

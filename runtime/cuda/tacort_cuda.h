@@ -71,18 +71,43 @@ int tc_cuda_row_launch(tc_cuda *c, tc_cuda_kernels *k, const tc_cg_spec *sp, con
  * for b < batch: op(A) is [m, k], op(B) [k, n], C [m, n] with leading
  * dimensions k or m (A), n or k (B) and n (C), batches stride_* elements
  * apart. Row-major is computed as the column-major product of the
- * transposes (C^T = op(B)^T op(A)^T), so nothing is copied. */
+ * transposes (C^T = op(B)^T op(A)^T), so nothing is copied. Rows may be
+ * strided (lda, ldb, ldc), e.g. one head of a [B, S, H * D] tensor. */
 enum { TC_CUDA_EPI_NONE = 0, TC_CUDA_EPI_RELU = 1, TC_CUDA_EPI_GELU_TANH = 2 };
 typedef struct tc_cuda_gemm {
-  int dtype; /* of A, B, C and bias: 1 float32, 10 float16, 16 bfloat16 */
-  int tf32;  /* float32 on TF32 tensor cores */
+  int dtype;   /* of A, B, C and bias: 1 float32, 10 float16, 16 bfloat16 */
+  int c_dtype; /* of C when it differs (float32 C of float16 A and B); 0: dtype */
+  int tf32;    /* float32 on TF32 tensor cores */
   int trans_a, trans_b;
   int64_t m, n, k, batch; /* batch 0 means 1 */
+  int64_t lda, ldb, ldc;  /* row strides in elements; 0: packed (the row length) */
   int64_t stride_a, stride_b, stride_c;
   float alpha, beta;
   const void *bias; /* [n] or NULL, added before the activation */
   int epilogue;     /* TC_CUDA_EPI_* */
 } tc_cuda_gemm;
+
+/* y = a op b (op: 0 Add, 1 Sub, 2 Mul, 3 Div) over the output dims with
+ * numpy broadcasting given as element strides of a and b (0 where one
+ * broadcasts), rank at most 8; dtype 1, 10 or 16. */
+int tc_cuda_binary(tc_cuda *c, int dtype, int op, const void *a, const void *b, void *y,
+                   size_t rank, const int64_t *dims, const int64_t *sa, const int64_t *sb,
+                   char *why, size_t cap);
+
+/* ONNX Attention (3-D form, no past) on the device: Q [B, Sq, H * D],
+ * K [B, Skv, H * D], V [B, Skv, H * Dv] -> Y [B, Sq, H * Dv]; scores
+ * scale * Q K^T in float32 (cuBLASLt, float32 accumulation), plus the mask
+ * and causal masking, softmax, then probabilities times V. */
+typedef struct tc_cuda_attn {
+  int dtype; /* of Q, K, V, Y and an additive mask */
+  int64_t B, Sq, Skv, H, D, Dv;
+  float scale;
+  int mask_kind;      /* 0 none, 1 additive, 2 boolean (bytes, 0 masks) */
+  int64_t mstride[4]; /* the mask's element strides over B, H, Sq, Skv (0: broadcast) */
+  int causal;         /* Sq == Skv: mask key j > query i */
+} tc_cuda_attn;
+int tc_cuda_attention(tc_cuda *c, const tc_cuda_attn *p, const void *q, const void *k,
+                      const void *v, const void *mask, void *y, char *why, size_t cap);
 
 /* A cuBLASLt algorithm, opaque here (cublasLtMatmulAlgo_t is 64 bytes). */
 typedef struct tc_cuda_algo {

@@ -6,7 +6,9 @@
  *   double-precision CPU reference of the ONNX definition;
  * - GEMM through cuBLASLt (fp32, TF32, fp16, bf16; transposes, batches,
  *   bias / ReLU / GELU epilogues; odd sizes) against a CPU reference, and
- *   the algorithm chosen by measurement gives the same results.
+ *   the algorithm chosen by measurement gives the same results;
+ * - broadcasting elementwise ops and Attention (3-D form: additive padding
+ *   and boolean masks, causal; BERT-base shaped and odd sizes).
  * Without a CUDA device (no GPU or no driver) it checks that the backend
  * says so, prints "skipped: no CUDA device" and runs nothing else. */
 #include <math.h>
@@ -266,6 +268,141 @@ static void test_gemm(void) {
   printf("  GEMM: %d of %d cases match the reference\n", passed, cases);
 }
 
+/* ---- attention and elementwise ops ---- */
+
+/* One Attention case (3-D form) against a double reference. mask_kind 1:
+ * additive [B, 1, 1, Skv] padding mask; 2: boolean [B, 1, Sq, Skv]. */
+static bool attention_case(int dt, int64_t B, int64_t Sq, int64_t Skv, int64_t H, int64_t D,
+                           int mask_kind, int causal) {
+  tc_cuda_attn p = {.dtype = dt,
+                    .B = B,
+                    .Sq = Sq,
+                    .Skv = Skv,
+                    .H = H,
+                    .D = D,
+                    .Dv = D,
+                    .scale = 1.0f / sqrtf((float)D),
+                    .mask_kind = mask_kind,
+                    .causal = causal};
+  size_t nq = (size_t)(B * Sq * H * D), nk = (size_t)(B * Skv * H * D);
+  size_t nm = mask_kind == 1 ? (size_t)(B * Skv) : (size_t)(B * Sq * Skv);
+  if (mask_kind == 1)
+    p.mstride[0] = Skv, p.mstride[3] = 1;
+  else if (mask_kind == 2)
+    p.mstride[0] = Sq * Skv, p.mstride[2] = Skv, p.mstride[3] = 1;
+  arr q, k, v, y, madd;
+  bool ok = arr_make(&q, dt, nq, 1, true) && arr_make(&k, dt, nk, 1, true) &&
+            arr_make(&v, dt, nk, 1, true) && arr_make(&y, dt, nq, 0, false) &&
+            arr_make(&madd, dt, nm, 1, true);
+  unsigned char *mb = malloc(nm);
+  void *mdev = NULL;
+  ok = ok && mb && !tc_cuda_alloc(cu, nm, &mdev, why, sizeof why);
+  for (size_t i = 0; ok && i < nm; i++) {
+    mb[i] = i % 5 != 2;
+    if (mask_kind == 1 && i % 4 == 3) { /* padded keys */
+      cu_put(dt, madd.host, i, -10000);
+      madd.val[i] = cu_get(dt, madd.host, i);
+    }
+  }
+  ok = ok && !tc_cuda_upload(cu, madd.dev, madd.host, nm * cu_esize(dt), why, sizeof why) &&
+       !tc_cuda_upload(cu, mdev, mb, nm, why, sizeof why);
+  const void *mask = mask_kind == 1 ? madd.dev : mask_kind == 2 ? mdev : NULL;
+  ok = ok && !tc_cuda_attention(cu, &p, q.dev, k.dev, v.dev, mask, y.dev, why, sizeof why) &&
+       arr_fetch(&y);
+  if (!ok)
+    fprintf(stderr, "%s\n", why);
+  double *want = ok ? calloc(nq, sizeof *want) : NULL, *row = ok ? malloc((size_t)Skv * 8) : NULL;
+  for (int64_t b = 0; want && row && b < B; b++)
+    for (int64_t h = 0; h < H; h++)
+      for (int64_t i = 0; i < Sq; i++) {
+        double m = -INFINITY, sum = 0;
+        for (int64_t j = 0; j < Skv; j++) {
+          double s = 0;
+          for (int64_t d = 0; d < D; d++)
+            s += q.val[((b * Sq + i) * H + h) * D + d] * k.val[((b * Skv + j) * H + h) * D + d];
+          s *= p.scale;
+          if (mask_kind == 1)
+            s += madd.val[b * Skv + j];
+          else if (mask_kind == 2 && !mb[(b * Sq + i) * Skv + j])
+            s = -INFINITY;
+          if (causal && j > i)
+            s = -INFINITY;
+          row[j] = s;
+          m = fmax(m, s);
+        }
+        for (int64_t j = 0; j < Skv; j++)
+          sum += isinf(m) ? 0 : exp(row[j] - m);
+        for (int64_t d = 0; d < D; d++) {
+          double acc = 0;
+          for (int64_t j = 0; j < Skv && !isinf(m); j++)
+            acc += exp(row[j] - m) / sum * v.val[((b * Skv + j) * H + h) * D + d];
+          want[((b * Sq + i) * H + h) * D + d] = acc;
+        }
+      }
+  if (want && row) {
+    char what[128];
+    snprintf(what, sizeof what,
+             "attention dt=%d B=%lld Sq=%lld Skv=%lld H=%lld D=%lld mask=%d causal=%d", dt,
+             (long long)B, (long long)Sq, (long long)Skv, (long long)H, (long long)D, mask_kind,
+             causal);
+    double tol = dt == 1 ? 1e-5 : dt == 10 ? 4e-3 : 3e-2;
+    ok = close_all(what, dt, y.val, want, nq, tol, tol);
+  }
+  free(want), free(row), free(mb);
+  tc_cuda_free(cu, mdev, nm);
+  arr_free(&q), arr_free(&k), arr_free(&v), arr_free(&y), arr_free(&madd);
+  return ok;
+}
+
+static void test_attention(void) {
+  int cases = 0, passed = 0;
+  for (int d = 0; d < 3; d++) {
+    int dt = cu_variant_dtypes[d];
+    passed += attention_case(dt, 2, 128, 128, 12, 64, 1, 0), cases++; /* BERT-base shaped */
+    passed += attention_case(dt, 3, 7, 13, 4, 16, 2, 0), cases++;     /* odd, boolean mask */
+    passed += attention_case(dt, 1, 33, 33, 2, 32, 0, 1), cases++;    /* causal, no mask */
+  }
+  CHECK(passed == cases);
+  printf("  attention: %d of %d cases match the reference\n", passed, cases);
+}
+
+static void test_binary(void) {
+  int cases = 0, passed = 0;
+  for (int d = 0; d < 3; d++) {
+    int dt = cu_variant_dtypes[d];
+    /* [4, 128, 768] + [768]: a bias add; and [4, 1, 768] * [128, 1] */
+    int64_t dims[3] = {4, 128, 768}, sa[3] = {128 * 768, 768, 1}, sb[3] = {0, 0, 1};
+    int64_t sa2[3] = {768, 0, 1}, sb2[3] = {0, 1, 0};
+    for (int t = 0; t < 2; t++) {
+      const int64_t *xa = t ? sa2 : sa, *xb = t ? sb2 : sb;
+      size_t na = t ? 4 * 768 : 4 * 128 * 768, nb = t ? 128 : 768, ny = 4 * 128 * 768;
+      arr a, b, y;
+      bool ok = arr_make(&a, dt, na, 2, true) && arr_make(&b, dt, nb, 2, true) &&
+                arr_make(&y, dt, ny, 0, false) &&
+                !tc_cuda_binary(cu, dt, t ? 2 : 0, a.dev, b.dev, y.dev, 3, dims, xa, xb, why,
+                                sizeof why) &&
+                arr_fetch(&y);
+      for (size_t i = 0; ok && i < ny; i++) {
+        size_t c0 = i / (128 * 768), c1 = i / 768 % 128, c2 = i % 768;
+        double x = a.val[c0 * xa[0] + c1 * xa[1] + c2 * xa[2]],
+               z = b.val[c0 * xb[0] + c1 * xb[1] + c2 * xb[2]], w = t ? x * z : x + z;
+        double tol = dt == 1 ? 1e-6 : dt == 10 ? 1e-3 : 8e-3;
+        if (!(fabs(y.val[i] - w) <= tol * (fabs(w) + 1e-3))) {
+          fprintf(stderr, "binary dt=%d case %d element %zu: device %g, reference %g\n", dt, t, i,
+                  y.val[i], w);
+          ok = false;
+        }
+      }
+      if (!ok && why[0])
+        fprintf(stderr, "%s\n", why);
+      passed += ok, cases++;
+      arr_free(&a), arr_free(&b), arr_free(&y);
+    }
+  }
+  CHECK(passed == cases);
+  printf("  elementwise: %d of %d cases match the reference\n", passed, cases);
+}
+
 static int open_rc;
 
 /* Opening device 0 works, or says plainly that there is no device; a
@@ -296,6 +433,8 @@ int main(void) {
   printf("test_cuda: %s\n", desc);
   RUN(test_row_kernels);
   RUN(test_gemm);
+  RUN(test_binary);
+  RUN(test_attention);
   printf("  worst relative error: float32 %.2g, float16 %.2g, bfloat16 %.2g\n", worst[0], worst[1],
          worst[2]);
   tc_cuda_close(cu);

@@ -112,50 +112,56 @@ static inline __nv_bfloat16 __float2bfloat16_rn(float f) {
   return h;
 }
 
-// Defines tc_emu_launch(name, grid, block, args) after the kernels (it
-// needs their tc_cu_args): runs kernel fn over grid blocks of block threads.
+// Runs body() as a kernel over grid blocks of block threads: one OS thread
+// per CUDA thread, every thread walking the blocks in order with a barrier
+// between blocks (so the block's shared memory is free for the next).
+struct tc_emu_job {
+  void (*body)(void *);
+  void *ctx;
+  unsigned t;
+};
+static void *tc_emu_thread(void *p) {
+  tc_emu_job *j = (tc_emu_job *)p;
+  threadIdx = {j->t, 0, 0};
+  for (unsigned b = 0; b < gridDim.x; b++) {
+    blockIdx = {b, 0, 0};
+    j->body(j->ctx);
+    pthread_barrier_wait(&tc_emu_bar);
+  }
+  return nullptr;
+}
+static int tc_emu_run(unsigned grid, unsigned block, void (*body)(void *), void *ctx) {
+  if (!block || block > 1024)
+    return -1;
+  gridDim = {grid, 1, 1};
+  blockDim = {block, 1, 1};
+  pthread_barrier_init(&tc_emu_bar, nullptr, block);
+  pthread_attr_t attr; // small stacks: up to 1024 threads per launch
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 256 << 10);
+  static tc_emu_job jobs[1024];
+  static pthread_t th[1024];
+  for (unsigned t = 0; t < block; t++) {
+    jobs[t] = {body, ctx, t};
+    if (pthread_create(&th[t], &attr, tc_emu_thread, &jobs[t]))
+      return -2; // threads already started wait at the barrier forever: the test hangs loudly
+  }
+  for (unsigned t = 0; t < block; t++)
+    pthread_join(th[t], nullptr);
+  pthread_barrier_destroy(&tc_emu_bar);
+  pthread_attr_destroy(&attr);
+  return 0;
+}
+// A lambda as a kernel body.
+template <typename F> static int tc_emu_launch_fn(unsigned grid, unsigned block, F f) {
+  return tc_emu_run(grid, block, [](void *p) { (*(F *)p)(); }, &f);
+}
+
+// Defines tc_emu_launch(fn, grid, block, args) for the generated kernels,
+// after them (it needs their tc_cu_args).
 #define TC_EMU_DEFINE_LAUNCH()                                                                     \
-  struct tc_emu_job {                                                                              \
-    void (*fn)(const tc_cu_args);                                                                  \
-    const tc_cu_args *a;                                                                           \
-    unsigned t;                                                                                    \
-  };                                                                                               \
-  static void *tc_emu_thread(void *p) {                                                            \
-    tc_emu_job *j = (tc_emu_job *)p;                                                               \
-    threadIdx = {j->t, 0, 0};                                                                      \
-    for (unsigned b = 0; b < gridDim.x; b++) {                                                     \
-      blockIdx = {b, 0, 0};                                                                        \
-      j->fn(*j->a);                                                                                \
-      pthread_barrier_wait(&tc_emu_bar); /* the block is done with shared memory */              \
-    }                                                                                              \
-    return nullptr;                                                                                \
-  }                                                                                                \
   extern "C" int tc_emu_launch(void (*fn)(const tc_cu_args), unsigned grid, unsigned block,        \
                                const void *args) {                                                 \
-    if (!block || block > 1024)                                                                    \
-      return -1;                                                                                   \
-    gridDim = {grid, 1, 1};                                                                        \
-    blockDim = {block, 1, 1};                                                                      \
-    pthread_barrier_init(&tc_emu_bar, nullptr, block);                                             \
-    pthread_attr_t attr; /* small stacks: up to 1024 threads per launch */                        \
-    pthread_attr_init(&attr);                                                                      \
-    pthread_attr_setstacksize(&attr, 256 << 10);                                                   \
-    static tc_emu_job jobs[1024];                                                                  \
-    static pthread_t th[1024];                                                                     \
-    unsigned started = 0;                                                                          \
-    int rc = 0;                                                                                    \
-    for (; started < block; started++) {                                                           \
-      jobs[started] = {fn, (const tc_cu_args *)args, started};                                     \
-      if (pthread_create(&th[started], &attr, tc_emu_thread, &jobs[started])) {                    \
-        rc = -1;                                                                                   \
-        break;                                                                                     \
-      }                                                                                            \
-    }                                                                                              \
-    if (rc) /* threads that started wait at the barrier forever: give up loudly */               \
-      return -2;                                                                                   \
-    for (unsigned t = 0; t < block; t++)                                                           \
-      pthread_join(th[t], nullptr);                                                                \
-    pthread_barrier_destroy(&tc_emu_bar);                                                          \
-    pthread_attr_destroy(&attr);                                                                   \
-    return 0;                                                                                      \
+    const tc_cu_args *a = (const tc_cu_args *)args;                                                \
+    return tc_emu_launch_fn(grid, block, [fn, a] { fn(*a); });                                     \
   }

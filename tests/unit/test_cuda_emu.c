@@ -5,7 +5,9 @@
  * compiler after tests/unit/cuda_emu.hpp (one OS thread per CUDA thread,
  * barriers for __syncthreads and warp shuffles) and run with the launch
  * geometry of runtime/culib.h on random inputs, against the double-precision
- * reference of the ONNX definition. What only a GPU can show (and
+ * reference of the ONNX definition; likewise the CUDA backend's fixed
+ * kernels (runtime/cuda/kernels.cuh: broadcasting binary ops, the attention
+ * softmax with masks). What only a GPU can show (and
  * tests/gpu/test_cuda checks there) is not covered: the device compiler,
  * memory alignment, timing. */
 #include <dlfcn.h>
@@ -21,6 +23,7 @@
 #include "cu_variants.h"
 #include "cucg.h"
 #include "kernel.h"
+#include "kernels.h"
 
 extern char **environ;
 
@@ -93,9 +96,23 @@ static bool check_variant(launch_fn launch, void *kernel, const tc_cg_spec *sp, 
   return ok;
 }
 
+/* Compiles cpp into the shared object so with the host C++ compiler (the
+ * repository's CUDA headers on the include path). */
 static int compile(const char *cpp, const char *so) {
-  char *argv[] = {"c++",      "-std=c++17", "-O1",      "-w",        "-shared", "-fPIC",
-                  "-pthread", "-o",         (char *)so, (char *)cpp, NULL};
+  char *argv[] = {"c++",
+                  "-std=c++17",
+                  "-O1",
+                  "-w",
+                  "-shared",
+                  "-fPIC",
+                  "-pthread",
+                  "-Itests/unit",
+                  "-Icodegen/cuda",
+                  "-Iruntime/cuda",
+                  "-o",
+                  (char *)so,
+                  (char *)cpp,
+                  NULL};
   pid_t pid;
   if (posix_spawnp(&pid, "c++", NULL, NULL, argv, environ))
     return -1;
@@ -145,7 +162,161 @@ static void test_generated_kernels_emulated(void) {
   rmdir(dir);
 }
 
+typedef int (*binary_fn)(int dtype, int op, const void *a, const void *b, void *y, int rank,
+                         const long long *dims, const long long *sa, const long long *sb);
+typedef int (*softmax_fn)(int dtype, const float *scores, const void *mask, void *probs,
+                          const tc_attn_rows *p);
+
+/* Broadcasting binary ops: the output dims, each operand's strides. */
+static bool check_binary(binary_fn fn, int dt, int op, int rank, const long long *dims,
+                         const long long *sa, const long long *sb) {
+  long long n = 1, na = 1, nb = 1;
+  for (int d = 0; d < rank; d++) {
+    n *= dims[d];
+    na += (dims[d] - 1) * sa[d]; /* one past the largest offset */
+    nb += (dims[d] - 1) * sb[d];
+  }
+  double *av = malloc((size_t)na * sizeof *av), *bv = malloc((size_t)nb * sizeof *bv),
+         *yv = malloc((size_t)n * sizeof *yv);
+  void *a = fill(dt, (size_t)na, 3, av), *b = fill(dt, (size_t)nb, 3, bv),
+       *y = fill(dt, (size_t)n, 0, yv);
+  bool ok = av && bv && yv && a && b && y;
+  for (long long i = 0; ok && op == TC_BIN_DIV && i < nb; i++) /* keep divisors away from 0 */
+    if (fabs(bv[i]) < 0.25) {
+      cu_put(dt, b, (size_t)i, 0.5);
+      bv[i] = cu_get(dt, b, (size_t)i);
+    }
+  ok = ok && fn(dt, op, a, b, y, rank, dims, sa, sb) == 0;
+  double rtol = dt == 1 ? 1e-6 : dt == 10 ? 1e-3 : 8e-3;
+  for (long long i = 0; ok && i < n; i++) {
+    long long r = i, oa = 0, ob = 0;
+    for (int d = rank - 1; d >= 0; d--) {
+      oa += r % dims[d] * sa[d];
+      ob += r % dims[d] * sb[d];
+      r /= dims[d];
+    }
+    double x = av[oa], z = bv[ob];
+    double w = op == TC_BIN_ADD   ? x + z
+               : op == TC_BIN_SUB ? x - z
+               : op == TC_BIN_MUL ? x * z
+                                  : x / z;
+    double got = cu_get(dt, y, (size_t)i);
+    if (!(fabs(got - w) <= rtol * (fabs(w) + 1e-3))) {
+      fprintf(stderr, "binary op %d dtype %d element %lld: emulated %.9g, reference %.9g\n", op, dt,
+              i, got, w);
+      ok = false;
+    }
+  }
+  free(av), free(bv), free(yv), free(a), free(b), free(y);
+  return ok;
+}
+
+/* The attention softmax against a double reference: scores [B, H, Sq, Skv]
+ * plus the mask (kind 1 additive of dtype, 2 boolean) through p's strides,
+ * causal masking, rows with every key masked giving zeros. zero_row >= 0
+ * masks every key of that mask row (boolean masks). */
+static bool check_attn_softmax(softmax_fn fn, int dt, tc_attn_rows p, long long mask_elems,
+                               long long zero_row) {
+  size_t n = (size_t)(p.B * p.H * p.Sq * p.Skv);
+  float *sc = malloc(n * sizeof *sc);
+  double *mv = malloc((size_t)(mask_elems ? mask_elems : 1) * sizeof *mv),
+         *pv = malloc(n * sizeof *pv), *row = malloc((size_t)p.Skv * sizeof *row);
+  void *mask = NULL, *probs = fill(dt, n, 0, pv);
+  bool ok = sc && mv && pv && row && probs;
+  for (size_t i = 0; ok && i < n; i++)
+    sc[i] = (float)(uniform() * 4);
+  if (ok && p.mask_kind == 1) {
+    mask = fill(dt, (size_t)mask_elems, 1, mv);
+    for (long long i = 0; mask && i < mask_elems; i += 3) { /* some positions padded away */
+      cu_put(dt, mask, (size_t)i, -10000);
+      mv[i] = cu_get(dt, mask, (size_t)i);
+    }
+  } else if (ok && p.mask_kind == 2) {
+    mask = malloc((size_t)mask_elems);
+    for (long long i = 0; mask && i < mask_elems; i++)
+      ((unsigned char *)mask)[i] = i % 4 != 1 && i / p.Skv != zero_row;
+  }
+  ok = ok && (p.mask_kind == 0 || mask) && fn(dt, sc, mask, probs, &p) == 0;
+  double rtol = dt == 1 ? 2e-6 : dt == 10 ? 1e-3 : 8e-3;
+  for (long long r = 0; ok && r < p.B * p.H * p.Sq; r++) {
+    long long i = r % p.Sq, h = (r / p.Sq) % p.H, b = r / (p.Sq * p.H);
+    long long moff = b * p.ms[0] + h * p.ms[1] + i * p.ms[2];
+    double m = -INFINITY, sum = 0;
+    for (long long j = 0; j < p.Skv; j++) {
+      double v = sc[r * p.Skv + j];
+      if (p.mask_kind == 1)
+        v += mv[moff + j * p.ms[3]];
+      else if (p.mask_kind == 2 && !((unsigned char *)mask)[moff + j * p.ms[3]])
+        v = -INFINITY;
+      if (p.causal && j > i)
+        v = -INFINITY;
+      row[j] = v;
+      m = fmax(m, v);
+    }
+    for (long long j = 0; j < p.Skv; j++)
+      sum += isinf(m) ? 0 : exp(row[j] - m);
+    for (long long j = 0; j < p.Skv && ok; j++) {
+      double w = isinf(m) ? 0 : exp(row[j] - m) / sum;
+      double got = cu_get(dt, probs, (size_t)(r * p.Skv + j));
+      if (!(fabs(got - w) <= rtol * fabs(w) + 1e-6)) {
+        fprintf(stderr,
+                "attention softmax dtype %d mask %d causal %d row %lld key %lld: emulated %.9g, "
+                "reference %.9g\n",
+                dt, p.mask_kind, p.causal, r, j, got, w);
+        ok = false;
+      }
+    }
+  }
+  free(row), free(sc), free(mv), free(pv), free(mask), free(probs);
+  return ok;
+}
+
+static void test_fixed_kernels_emulated(void) {
+  char dir[] = "/tmp/tacoc-cuemu-XXXXXX", so[64];
+  CHECK(mkdtemp(dir) != NULL);
+  snprintf(so, sizeof so, "%s/fixed.so", dir);
+  int rc = compile("tests/unit/cuda_emu_kernels.cpp", so);
+  CHECK(rc == 0);
+  void *h = rc ? NULL : dlopen(so, RTLD_NOW | RTLD_LOCAL);
+  binary_fn bin = h ? (binary_fn)dlsym(h, "emu_binary") : NULL;
+  softmax_fn sm = h ? (softmax_fn)dlsym(h, "emu_attn_softmax") : NULL;
+  CHECK(bin && sm);
+  for (int dt = 0; bin && dt < 3; dt++) {
+    int t = cu_variant_dtypes[dt];
+    /* [2, 3, 4] + [4] (a bias row) */
+    long long d1[] = {2, 3, 4}, a1[] = {12, 4, 1}, b1[] = {0, 0, 1};
+    CHECK(check_binary(bin, t, TC_BIN_ADD, 3, d1, a1, b1));
+    /* [2, 1, 4] op [3, 1] -> [2, 3, 4] */
+    long long a2[] = {4, 0, 1}, b2[] = {0, 1, 0};
+    for (int op = TC_BIN_SUB; op <= TC_BIN_DIV; op++)
+      CHECK(check_binary(bin, t, op, 3, d1, a2, b2));
+    /* 1000 elements times a scalar: the grid-stride loop wraps */
+    long long d3[] = {1000}, a3[] = {1}, b3[] = {0};
+    CHECK(check_binary(bin, t, TC_BIN_MUL, 1, d3, a3, b3));
+  }
+  for (int dt = 0; sm && dt < 3; dt++) {
+    int t = cu_variant_dtypes[dt];
+    /* no mask; a padding mask [B, 1, 1, Skv]; a boolean mask [B, 1, Sq, Skv] with a row of
+     * every key masked, keys longer than a block; causal with an additive [Sq, Skv] mask */
+    tc_attn_rows none = {.B = 2, .H = 3, .Sq = 5, .Skv = 7};
+    CHECK(check_attn_softmax(sm, t, none, 0, -1));
+    tc_attn_rows pad = {.B = 2, .H = 3, .Sq = 5, .Skv = 7, .ms = {7, 0, 0, 1}, .mask_kind = 1};
+    CHECK(check_attn_softmax(sm, t, pad, 14, -1));
+    tc_attn_rows bm = {
+        .B = 2, .H = 3, .Sq = 5, .Skv = 300, .ms = {1500, 0, 300, 1}, .mask_kind = 2};
+    CHECK(check_attn_softmax(sm, t, bm, 3000, 7));
+    tc_attn_rows causal = {
+        .B = 1, .H = 2, .Sq = 6, .Skv = 6, .ms = {0, 0, 6, 1}, .mask_kind = 1, .causal = 1};
+    CHECK(check_attn_softmax(sm, t, causal, 36, -1));
+  }
+  if (h)
+    dlclose(h);
+  unlink(so);
+  rmdir(dir);
+}
+
 int main(void) {
   RUN(test_generated_kernels_emulated);
+  RUN(test_fixed_kernels_emulated);
   return SUMMARY("test_cuda_emu");
 }

@@ -1,0 +1,59 @@
+// The CUDA backend's fixed kernels (kernels.cuh) and their C launchers,
+// compiled by nvcc for sm_80 and sm_90 with PTX for newer GPUs.
+#include "prelude.cuh"
+
+#include "kernels.cuh"
+
+template <typename T>
+static int binary_t(cudaStream_t st, int op, const void *a, const void *b, void *y, long long n,
+                    const tc_bcast &bc, int sms) {
+  long long blocks = (n + 255) / 256, max = (long long)sms * 16;
+  unsigned grid = (unsigned)(blocks < max ? blocks : max);
+  const T *pa = (const T *)a, *pb = (const T *)b;
+  T *py = (T *)y;
+  switch (op) {
+  case TC_BIN_ADD: tc_binary<T, TC_BIN_ADD><<<grid, 256, 0, st>>>(pa, pb, py, n, bc); break;
+  case TC_BIN_SUB: tc_binary<T, TC_BIN_SUB><<<grid, 256, 0, st>>>(pa, pb, py, n, bc); break;
+  case TC_BIN_MUL: tc_binary<T, TC_BIN_MUL><<<grid, 256, 0, st>>>(pa, pb, py, n, bc); break;
+  case TC_BIN_DIV: tc_binary<T, TC_BIN_DIV><<<grid, 256, 0, st>>>(pa, pb, py, n, bc); break;
+  default: return (int)cudaErrorInvalidValue;
+  }
+  return (int)cudaGetLastError();
+}
+
+extern "C" int tc_cudak_binary(void *stream, int dtype, int op, const void *a, const void *b,
+                               void *y, int rank, const long long *dims, const long long *sa,
+                               const long long *sb, int sms) {
+  if (rank < 0 || rank > 8)
+    return (int)cudaErrorInvalidValue;
+  long long n;
+  tc_bcast bc = tc_bcast_make(rank, dims, sa, sb, &n);
+  if (n <= 0)
+    return 0;
+  cudaStream_t st = (cudaStream_t)stream;
+  switch (dtype) {
+  case 1: return binary_t<float>(st, op, a, b, y, n, bc, sms);
+  case 10: return binary_t<__half>(st, op, a, b, y, n, bc, sms);
+  case 16: return binary_t<__nv_bfloat16>(st, op, a, b, y, n, bc, sms);
+  default: return (int)cudaErrorInvalidValue;
+  }
+}
+
+extern "C" int tc_cudak_attn_softmax(void *stream, int dtype, const float *scores,
+                                     const void *mask, void *probs, const tc_attn_rows *p) {
+  long long rows = p->B * p->H * p->Sq;
+  if (rows <= 0 || p->Skv <= 0)
+    return 0;
+  if (rows > 0x7fffffffLL)
+    return (int)cudaErrorInvalidValue;
+  cudaStream_t st = (cudaStream_t)stream;
+  switch (dtype) {
+  case 1: tc_attn_softmax<float, 128><<<(unsigned)rows, 128, 0, st>>>(scores, mask, (float *)probs, *p); break;
+  case 10: tc_attn_softmax<__half, 128><<<(unsigned)rows, 128, 0, st>>>(scores, mask, (__half *)probs, *p); break;
+  case 16:
+    tc_attn_softmax<__nv_bfloat16, 128><<<(unsigned)rows, 128, 0, st>>>(scores, mask, (__nv_bfloat16 *)probs, *p);
+    break;
+  default: return (int)cudaErrorInvalidValue;
+  }
+  return (int)cudaGetLastError();
+}

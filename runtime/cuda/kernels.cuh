@@ -1,0 +1,95 @@
+// Fixed CUDA kernels of libtacort's CUDA backend (built by nvcc into
+// libtacort_cuda.so through kernels.cu). Written with the templates of
+// codegen/cuda/prelude.cuh and the built-ins tests/unit/cuda_emu.hpp
+// emulates, so tests/unit/test_cuda_emu.c checks their logic on a CPU too.
+#include "kernels.h"
+
+// Numpy broadcasting of a binary op over up to 8 dims: the output's dims
+// and each operand's element strides (0 where it broadcasts).
+struct tc_bcast {
+  long long dims[8], sa[8], sb[8];
+  int rank;
+};
+
+// The broadcast of a binary op over rank dims (host side); *n gets the
+// number of output elements.
+static inline tc_bcast tc_bcast_make(int rank, const long long *dims, const long long *sa,
+                                     const long long *sb, long long *n) {
+  tc_bcast bc = {};
+  *n = 1;
+  for (int d = 0; d < rank; d++) {
+    bc.dims[d] = dims[d];
+    bc.sa[d] = sa[d];
+    bc.sb[d] = sb[d];
+    *n *= dims[d];
+  }
+  bc.rank = rank;
+  return bc;
+}
+
+template <int OP> __device__ __forceinline__ float tc_binop(float a, float b) {
+  if (OP == TC_BIN_ADD) return a + b;
+  if (OP == TC_BIN_SUB) return a - b;
+  if (OP == TC_BIN_MUL) return a * b;
+  return a / b;
+}
+
+// y[i] = a[...] op b[...] for every output element i (grid-stride loop).
+template <typename T, int OP>
+__global__ void tc_binary(const T *a, const T *b, T *y, long long n, const tc_bcast bc) {
+  const long long step = (long long)gridDim.x * blockDim.x;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
+    long long r = i, oa = 0, ob = 0;
+    for (int d = bc.rank - 1; d >= 0; d--) {
+      const long long c = r % bc.dims[d];
+      r /= bc.dims[d];
+      oa += c * bc.sa[d];
+      ob += c * bc.sb[d];
+    }
+    y[i] = tc_t<T>(tc_binop<OP>(tc_f(a[oa]), tc_f(b[ob])));
+  }
+}
+
+// Attention probabilities: for each of the rows * cols scores (float32,
+// already scaled) of rows [B, H, Sq] by cols Skv, adds the mask (additive,
+// of the scores' broadcast shape through its strides; or boolean, false
+// masking), masks j > i when causal, and writes the softmax of each row as
+// T. One block of NT threads per row; the row is read three times (max, sum,
+// write), from cache after the first. p: kernels.h.
+template <typename T> __device__ __forceinline__ float tc_attn_score(const float *s, const void *mask,
+                                                                     const tc_attn_rows &p,
+                                                                     long long moff, long long i,
+                                                                     long long j) {
+  float v = s[j];
+  if (p.mask_kind == 1)
+    v += tc_f(((const T *)mask)[moff + j * p.ms[3]]);
+  else if (p.mask_kind == 2 && !((const unsigned char *)mask)[moff + j * p.ms[3]])
+    v = TC_NEG_INF;
+  if (p.causal && j > i)
+    v = TC_NEG_INF;
+  return v;
+}
+
+template <typename T, int NT>
+__global__ void tc_attn_softmax(const float *scores, const void *mask, T *probs,
+                                const tc_attn_rows p) {
+  __shared__ float sh[32];
+  const long long row = blockIdx.x; // over B * H * Sq
+  const long long i = row % p.Sq, h = (row / p.Sq) % p.H, b = row / (p.Sq * p.H);
+  const long long moff = b * p.ms[0] + h * p.ms[1] + i * p.ms[2];
+  const float *s = scores + row * p.Skv;
+  T *y = probs + row * p.Skv;
+  float m = TC_NEG_INF, sum = 0.f;
+  for (long long j = threadIdx.x; j < p.Skv; j += NT)
+    m = fmaxf(m, tc_attn_score<T>(s, mask, p, moff, i, j));
+  m = tc_block_max<NT>(m, sh);
+  for (long long j = threadIdx.x; j < p.Skv; j += NT)
+    sum += expf(tc_attn_score<T>(s, mask, p, moff, i, j) - m);
+  // A row with every position masked has no probabilities: all zeros (as
+  // ONNX Runtime gives), not the NaN that 0/0 would.
+  const float total = tc_block_sum<NT>(sum, sh), inv = total > 0.f ? 1.f / total : 0.f;
+  for (long long j = threadIdx.x; j < p.Skv; j += NT) {
+    const float v = tc_attn_score<T>(s, mask, p, moff, i, j);
+    y[j] = tc_t<T>(m == TC_NEG_INF ? 0.f : expf(v - m) * inv);
+  }
+}

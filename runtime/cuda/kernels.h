@@ -1,0 +1,34 @@
+/* C launchers of the CUDA backend's fixed kernels (kernels.cu, built by
+ * nvcc). Each returns a cudaError_t as int (0: launched). stream is a
+ * cudaStream_t; dtype is ONNX's (1 float32, 10 float16, 16 bfloat16); sms
+ * caps grid-stride grids at 16 blocks per SM. */
+#ifndef TC_CUDA_KERNELS_H
+#define TC_CUDA_KERNELS_H
+
+/* Launch parameters of the attention softmax (kernels.cuh). */
+typedef struct tc_attn_rows {
+  long long B, H, Sq, Skv;
+  long long ms[4]; /* mask strides over B, H, Sq, Skv (elements; 0: broadcast) */
+  int mask_kind;   /* 0 none, 1 additive (the scores' dtype), 2 boolean (bytes, 0 masks) */
+  int causal;      /* mask key j > query i (no past: Sq == Skv) */
+} tc_attn_rows;
+enum { TC_BIN_ADD = 0, TC_BIN_SUB = 1, TC_BIN_MUL = 2, TC_BIN_DIV = 3 };
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* y = a op b with numpy broadcasting: the output's rank and dims, each
+ * operand's element strides (0 where it broadcasts). */
+int tc_cudak_binary(void *stream, int dtype, int op, const void *a, const void *b, void *y,
+                    int rank, const long long *dims, const long long *sa, const long long *sb,
+                    int sms);
+/* probs (dtype) = softmax over each row of float32 scores [B, H, Sq, Skv]
+ * plus the mask and causal masking of p (kernels.cuh). */
+int tc_cudak_attn_softmax(void *stream, int dtype, const float *scores, const void *mask,
+                          void *probs, const tc_attn_rows *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,50 @@
+// The CUDA backend's fixed kernels (runtime/cuda/kernels.cuh) under host
+// emulation, with C entry points for tests/unit/test_cuda_emu.c. Compiled
+// by that test at run time with the host C++ compiler.
+#include "cuda_emu.hpp"
+
+#include "prelude.cuh"
+
+#include "kernels.cuh"
+
+template <typename T, int OP> static int binary_t(const void *a, const void *b, void *y, long long n,
+                                                  const tc_bcast &bc) {
+  const T *pa = (const T *)a, *pb = (const T *)b;
+  T *py = (T *)y;
+  return tc_emu_launch_fn(3, 64, [&] { tc_binary<T, OP>(pa, pb, py, n, bc); });
+}
+
+template <typename T> static int binary_op(int op, const void *a, const void *b, void *y,
+                                           long long n, const tc_bcast &bc) {
+  switch (op) {
+  case TC_BIN_ADD: return binary_t<T, TC_BIN_ADD>(a, b, y, n, bc);
+  case TC_BIN_SUB: return binary_t<T, TC_BIN_SUB>(a, b, y, n, bc);
+  case TC_BIN_MUL: return binary_t<T, TC_BIN_MUL>(a, b, y, n, bc);
+  case TC_BIN_DIV: return binary_t<T, TC_BIN_DIV>(a, b, y, n, bc);
+  default: return -1;
+  }
+}
+
+extern "C" int emu_binary(int dtype, int op, const void *a, const void *b, void *y, int rank,
+                          const long long *dims, const long long *sa, const long long *sb) {
+  long long n;
+  tc_bcast bc = tc_bcast_make(rank, dims, sa, sb, &n);
+  if (dtype == 1)
+    return binary_op<float>(op, a, b, y, n, bc);
+  if (dtype == 10)
+    return binary_op<__half>(op, a, b, y, n, bc);
+  return binary_op<__nv_bfloat16>(op, a, b, y, n, bc);
+}
+
+extern "C" int emu_attn_softmax(int dtype, const float *scores, const void *mask, void *probs,
+                                const tc_attn_rows *p) {
+  unsigned rows = (unsigned)(p->B * p->H * p->Sq);
+  tc_attn_rows q = *p;
+  if (dtype == 1)
+    return tc_emu_launch_fn(rows, 128, [&] { tc_attn_softmax<float, 128>(scores, mask, (float *)probs, q); });
+  if (dtype == 10)
+    return tc_emu_launch_fn(rows, 128, [&] { tc_attn_softmax<__half, 128>(scores, mask, (__half *)probs, q); });
+  return tc_emu_launch_fn(rows, 128, [&] {
+    tc_attn_softmax<__nv_bfloat16, 128>(scores, mask, (__nv_bfloat16 *)probs, q);
+  });
+}
