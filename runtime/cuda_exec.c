@@ -35,9 +35,18 @@ typedef struct backend {
   __typeof__(tc_cuda_gemm_run) *gemm_run;
   __typeof__(tc_cuda_binary) *binary;
   __typeof__(tc_cuda_attention) *attention;
+  __typeof__(tc_cuda_embed_ln) *embed_ln;
 } backend;
 
-enum { PLACE_CPU = 0, PLACE_MATMUL, PLACE_GEMM, PLACE_ROW, PLACE_BINARY, PLACE_ATTENTION };
+enum {
+  PLACE_CPU = 0,
+  PLACE_MATMUL,
+  PLACE_GEMM,
+  PLACE_ROW,
+  PLACE_BINARY,
+  PLACE_ATTENTION,
+  PLACE_EMBED
+};
 enum { ON_HOST = 1, ON_DEV = 2 };
 
 struct tc_cuda_state {
@@ -122,6 +131,7 @@ static bool resolve(void *dl, backend *b, char *why, size_t cap) {
   SYM(gemm_run, tc_cuda_gemm_run)
   SYM(binary, tc_cuda_binary)
   SYM(attention, tc_cuda_attention)
+  SYM(embed_ln, tc_cuda_embed_ln)
 #undef SYM
   return true;
 }
@@ -188,6 +198,9 @@ static void place_nodes(tc_session *s, tc_cuda_state *c) {
   bool control = false;
   for (const tc_node *n = g->first; n; n = n->next) {
     control |= !s->kernels[n->id];
+    if (!c->place[n->id] && s->kernels[n->id] && tc_domain_equal(n->domain, "ai.tacoc") &&
+        !strncmp(n->op_type, "EmbedLayerNormalization", 23))
+      c->place[n->id] = PLACE_EMBED;
     if (c->place[n->id] || !s->kernels[n->id] || !tc_domain_equal(n->domain, "") ||
         (s->qdq && s->qdq[n->id]))
       continue; /* control flow, other domains, integer QDQ kernels: the CPU */
@@ -649,6 +662,63 @@ static bool try_attention(tc_run *r, const tc_node *n, tc_kernel_ctx *k,
   return true;
 }
 
+/* Whether every id of t (int64) is on the host and in [0, rows). */
+static bool ids_in_range(tc_run *r, const tc_node *n, size_t slot, const tc_rt_tensor *t,
+                         int64_t rows) {
+  if (t->dtype != TC_DTYPE_I64 || r->cu->where[n->inputs[slot]->id] == ON_DEV)
+    return false;
+  const int64_t *v = t->data;
+  for (size_t i = 0; i < tc_rt_numel(t); i++)
+    if (v[i] < 0 || v[i] >= rows)
+      return false; /* the CPU kernel names the bad id */
+  return true;
+}
+
+/* ai.tacoc.EmbedLayerNormalization[WithSegment] with int64 ids and float32
+ * tables (the CPU kernel's checks; ids out of range go to it for its error). */
+static bool try_embed(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_tensor *const *in,
+                      tc_rt_tensor *out, tc_status *st) {
+  bool seg = n->n_inputs == 7;
+  if (n->n_inputs != 5 && !seg)
+    return false;
+  for (size_t i = 0; i < n->n_inputs; i++)
+    if (!in[i])
+      return false;
+  const tc_rt_tensor *ids = in[0], *sids = seg ? in[1] : NULL, *w = in[seg ? 2 : 1],
+                     *p = in[seg ? 3 : 2], *t = seg ? in[4] : NULL, *g = in[seg ? 5 : 3],
+                     *b = in[seg ? 6 : 4];
+  const tc_rt_tensor *tabs[3] = {w, p, t};
+  int64_t H = w->rank == 2 ? w->dims[1] : 0;
+  for (int i = 0; i < 3; i++)
+    if (tabs[i] && (tabs[i]->dtype != TC_DTYPE_F32 || tabs[i]->rank != 2 || tabs[i]->dims[1] != H))
+      return false;
+  if (ids->rank != 2 || g->dtype != TC_DTYPE_F32 || b->dtype != TC_DTYPE_F32 ||
+      tc_rt_numel(g) != (size_t)H || tc_rt_numel(b) != (size_t)H || ids->dims[1] > p->dims[0] ||
+      !ids_in_range(r, n, 0, ids, w->dims[0]) ||
+      (seg && (sids->rank != 2 || sids->dims[0] != ids->dims[0] || sids->dims[1] != ids->dims[1] ||
+               !ids_in_range(r, n, 1, sids, t->dims[0]))) ||
+      !tc_rt_numel(ids) || H <= 0)
+    return false;
+  int64_t dims[3] = {ids->dims[0], ids->dims[1], H};
+  const void *pi, *ps = NULL, *pw, *pp, *pt = NULL, *pg, *pb;
+  void *py;
+  tc_cuda_state *c = r->s->cuda;
+  char why[1024];
+  size_t base = seg ? 2 : 1;
+  if ((*st = dev_input(r, n, 0, ids, &pi)) || (seg && (*st = dev_input(r, n, 1, sids, &ps))) ||
+      (*st = dev_input(r, n, base, w, &pw)) || (*st = dev_input(r, n, base + 1, p, &pp)) ||
+      (seg && (*st = dev_input(r, n, 4, t, &pt))) || (*st = dev_input(r, n, seg ? 5 : 3, g, &pg)) ||
+      (*st = dev_input(r, n, seg ? 6 : 4, b, &pb)) ||
+      (*st = dev_output(r, n, k, out, 0, TC_DTYPE_F32, 3, dims, &py)))
+    return true;
+  if (c->b.embed_ln(c->ctx, pi, ps, pw, pp, pt, pg, pb, py, dims[0], dims[1], H,
+                    tc_attr_float(n, "epsilon", 1e-12f), why, sizeof why))
+    *st = cuda_error(r, n, why);
+  else
+    *st = finish_outputs(r, n, out);
+  return true;
+}
+
 bool tc_cuda_try(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_tensor *const *in,
                  tc_rt_tensor *out, tc_status *st) {
   tc_cuda_state *c = r->s->cuda;
@@ -658,6 +728,7 @@ bool tc_cuda_try(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_tens
   case PLACE_ROW: return try_row(r, n, k, in, out, st);
   case PLACE_BINARY: return try_binary(r, n, k, in, out, st);
   case PLACE_ATTENTION: return try_attention(r, n, k, in, out, st);
+  case PLACE_EMBED: return try_embed(r, n, k, in, out, st);
   default: return false;
   }
 }

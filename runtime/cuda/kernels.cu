@@ -57,3 +57,16 @@ extern "C" int tc_cudak_attn_softmax(void *stream, int dtype, const float *score
   }
   return (int)cudaGetLastError();
 }
+
+extern "C" int tc_cudak_embed_ln(void *stream, const long long *ids, const long long *seg,
+                                 const float *w, const float *p, const float *t, const float *g,
+                                 const float *b, float *y, long long rows, long long S,
+                                 long long H, float eps) {
+  if (rows <= 0)
+    return 0;
+  if (rows > 0x7fffffffLL)
+    return (int)cudaErrorInvalidValue;
+  tc_embed_ln<256><<<(unsigned)rows, 256, 0, (cudaStream_t)stream>>>(ids, seg, w, p, t, g, b, y,
+                                                                      S, H, eps);
+  return (int)cudaGetLastError();
+}

@@ -93,3 +93,29 @@ __global__ void tc_attn_softmax(const float *scores, const void *mask, T *probs,
     y[j] = tc_t<T>(m == TC_NEG_INF ? 0.f : expf(v - m) * inv);
   }
 }
+
+// ai.tacoc.EmbedLayerNormalization[WithSegment]: for token r of rows
+// [B, S], y[r] = LayerNorm(W[ids[r]] + P[r % S] (+ T[seg[r]])) over width H,
+// float32 tables (ids already checked to be in range). One block of NT
+// threads per token; y's row holds the sum between the passes.
+template <int NT>
+__global__ void tc_embed_ln(const long long *ids, const long long *seg, const float *W,
+                            const float *P, const float *T, const float *g, const float *b,
+                            float *y, long long S, long long H, float eps) {
+  __shared__ float sh[32];
+  const long long r = blockIdx.x;
+  const float *w = W + ids[r] * H, *p = P + (r % S) * H, *t = seg ? T + seg[r] * H : nullptr;
+  float *yr = y + r * H, acc = 0.f;
+  for (long long c = threadIdx.x; c < H; c += NT) {
+    const float v = w[c] + p[c] + (t ? t[c] : 0.f);
+    yr[c] = v;
+    acc += v;
+  }
+  const float mean = tc_block_sum<NT>(acc, sh) / (float)H;
+  acc = 0.f;
+  for (long long c = threadIdx.x; c < H; c += NT)
+    acc += (yr[c] - mean) * (yr[c] - mean);
+  const float rstd = rsqrtf(tc_block_sum<NT>(acc, sh) / (float)H + eps);
+  for (long long c = threadIdx.x; c < H; c += NT)
+    yr[c] = (yr[c] - mean) * rstd * g[c] + b[c];
+}

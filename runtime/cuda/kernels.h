@@ -28,6 +28,12 @@ int tc_cudak_binary(void *stream, int dtype, int op, const void *a, const void *
 int tc_cudak_attn_softmax(void *stream, int dtype, const float *scores, const void *mask,
                           void *probs, const tc_attn_rows *p);
 
+/* y [rows, H] = LayerNorm(w[ids] + p[r % S] (+ t[seg])) with gamma g, beta b
+ * (float32; ids and seg int64, in range; seg and t NULL without segments). */
+int tc_cudak_embed_ln(void *stream, const long long *ids, const long long *seg, const float *w,
+                      const float *p, const float *t, const float *g, const float *b, float *y,
+                      long long rows, long long S, long long H, float eps);
+
 #ifdef __cplusplus
 }
 #endif

@@ -97,3 +97,11 @@ int tc_cuda_attention(tc_cuda *c, const tc_cuda_attn *p, const void *q, const vo
   tc_cuda_free(c, probs, n_scores * esize);
   return rc;
 }
+
+int tc_cuda_embed_ln(tc_cuda *c, const int64_t *ids, const int64_t *seg, const float *w,
+                     const float *p, const float *t, const float *g, const float *b, float *y,
+                     int64_t B, int64_t S, int64_t H, float eps, char *why, size_t cap) {
+  return launched(tc_cudak_embed_ln(c->stream, (const long long *)ids, (const long long *)seg, w, p,
+                                    t, g, b, y, B * S, S, H, eps),
+                  "embedding kernel", why, cap);
+}

@@ -109,6 +109,13 @@ typedef struct tc_cuda_attn {
 int tc_cuda_attention(tc_cuda *c, const tc_cuda_attn *p, const void *q, const void *k,
                       const void *v, const void *mask, void *y, char *why, size_t cap);
 
+/* ai.tacoc.EmbedLayerNormalization[WithSegment]: y [B * S, H] =
+ * LayerNorm(w[ids] + p[position] (+ t[seg])) * g + b, float32 tables, int64
+ * ids the caller checked to be in range (seg and t NULL without segments). */
+int tc_cuda_embed_ln(tc_cuda *c, const int64_t *ids, const int64_t *seg, const float *w,
+                     const float *p, const float *t, const float *g, const float *b, float *y,
+                     int64_t B, int64_t S, int64_t H, float eps, char *why, size_t cap);
+
 /* A cuBLASLt algorithm, opaque here (cublasLtMatmulAlgo_t is 64 bytes). */
 typedef struct tc_cuda_algo {
   uint64_t data[8];

@@ -403,6 +403,49 @@ static void test_binary(void) {
   printf("  elementwise: %d of %d cases match the reference\n", passed, cases);
 }
 
+/* The embedding sum + LayerNorm (BERT-base width, with segments) against a
+ * double reference. */
+static void test_embed_ln(void) {
+  const int64_t B = 2, S = 128, H = 768, vocab = 100, types = 2, rows = B * S;
+  arr w, p, t, g, b, y, ids, seg;
+  bool ok = arr_make(&w, 1, (size_t)(vocab * H), 1, true) &&
+            arr_make(&p, 1, (size_t)(S * H), 1, true) &&
+            arr_make(&t, 1, (size_t)(types * H), 1, true) && arr_make(&g, 1, (size_t)H, 1, true) &&
+            arr_make(&b, 1, (size_t)H, 1, true) && arr_make(&y, 1, (size_t)(rows * H), 0, false) &&
+            arr_make(&ids, 1, (size_t)(2 * rows), 0, false) &&
+            arr_make(&seg, 1, (size_t)(2 * rows), 0, false); /* int64 = two float slots */
+  int64_t *iv = ok ? (int64_t *)ids.host : NULL, *sv = ok ? (int64_t *)seg.host : NULL;
+  for (int64_t r = 0; ok && r < rows; r++) {
+    iv[r] = (r * 13 + 5) % vocab;
+    sv[r] = r % types;
+  }
+  ok = ok && !tc_cuda_upload(cu, ids.dev, iv, (size_t)rows * 8, why, sizeof why) &&
+       !tc_cuda_upload(cu, seg.dev, sv, (size_t)rows * 8, why, sizeof why) &&
+       !tc_cuda_embed_ln(cu, ids.dev, seg.dev, w.dev, p.dev, t.dev, g.dev, b.dev, y.dev, B, S, H,
+                         1e-12f, why, sizeof why) &&
+       arr_fetch(&y);
+  if (!ok)
+    fprintf(stderr, "%s\n", why);
+  double *v = ok ? malloc((size_t)H * sizeof *v) : NULL,
+         *want = ok ? malloc((size_t)(rows * H) * 8) : NULL;
+  for (int64_t r = 0; v && want && r < rows; r++) {
+    double mean = 0, var = 0;
+    for (int64_t c = 0; c < H; c++) {
+      v[c] = w.val[iv[r] * H + c] + p.val[(r % S) * H + c] + t.val[sv[r] * H + c];
+      mean += v[c];
+    }
+    mean /= (double)H;
+    for (int64_t c = 0; c < H; c++)
+      var += (v[c] - mean) * (v[c] - mean);
+    for (int64_t c = 0; c < H; c++)
+      want[r * H + c] = (v[c] - mean) / sqrt(var / (double)H + 1e-12) * g.val[c] + b.val[c];
+  }
+  CHECK(ok && want && close_all("embed_ln", 1, y.val, want, (size_t)(rows * H), 2e-5, 2e-5));
+  free(v), free(want);
+  arr_free(&w), arr_free(&p), arr_free(&t), arr_free(&g), arr_free(&b), arr_free(&y),
+      arr_free(&ids), arr_free(&seg);
+}
+
 static int open_rc;
 
 /* Opening device 0 works, or says plainly that there is no device; a
@@ -435,6 +478,7 @@ int main(void) {
   RUN(test_gemm);
   RUN(test_binary);
   RUN(test_attention);
+  RUN(test_embed_ln);
   printf("  worst relative error: float32 %.2g, float16 %.2g, bfloat16 %.2g\n", worst[0], worst[1],
          worst[2]);
   tc_cuda_close(cu);

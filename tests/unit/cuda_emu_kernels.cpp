@@ -48,3 +48,10 @@ extern "C" int emu_attn_softmax(int dtype, const float *scores, const void *mask
     tc_attn_softmax<__nv_bfloat16, 128>(scores, mask, (__nv_bfloat16 *)probs, q);
   });
 }
+
+extern "C" int emu_embed_ln(const long long *ids, const long long *seg, const float *w,
+                            const float *p, const float *t, const float *g, const float *b,
+                            float *y, long long rows, long long S, long long H, float eps) {
+  return tc_emu_launch_fn((unsigned)rows, 256,
+                          [&] { tc_embed_ln<256>(ids, seg, w, p, t, g, b, y, S, H, eps); });
+}

@@ -7,7 +7,7 @@
  * geometry of runtime/culib.h on random inputs, against the double-precision
  * reference of the ONNX definition; likewise the CUDA backend's fixed
  * kernels (runtime/cuda/kernels.cuh: broadcasting binary ops, the attention
- * softmax with masks). What only a GPU can show (and
+ * softmax with masks, the embedding sum + LayerNorm). What only a GPU can show (and
  * tests/gpu/test_cuda checks there) is not covered: the device compiler,
  * memory alignment, timing. */
 #include <dlfcn.h>
@@ -271,6 +271,49 @@ static bool check_attn_softmax(softmax_fn fn, int dt, tc_attn_rows p, long long 
   return ok;
 }
 
+typedef int (*embed_fn)(const long long *ids, const long long *seg, const float *w, const float *p,
+                        const float *t, const float *g, const float *b, float *y, long long rows,
+                        long long S, long long H, float eps);
+
+/* The embedding sum + LayerNorm of B x S tokens of width H (segments when
+ * n_types > 0) against a double reference. */
+static bool check_embed_ln(embed_fn fn, long long B, long long S, long long H, long long n_types) {
+  long long vocab = 50, rows = B * S;
+  double *tmp = malloc((size_t)(vocab * H) * sizeof *tmp);
+  float *w = fill(1, (size_t)(vocab * H), 1, tmp), *p = fill(1, (size_t)(S * H), 1, tmp),
+        *t = n_types ? fill(1, (size_t)(n_types * H), 1, tmp) : NULL,
+        *g = fill(1, (size_t)H, 1, tmp), *b = fill(1, (size_t)H, 1, tmp),
+        *y = fill(1, (size_t)(rows * H), 0, tmp);
+  long long *ids = malloc((size_t)rows * sizeof *ids), *seg = malloc((size_t)rows * sizeof *seg);
+  bool ok = tmp && w && p && g && b && y && ids && seg && (!n_types || t);
+  for (long long r = 0; ok && r < rows; r++) {
+    ids[r] = (r * 7 + 3) % vocab;
+    seg[r] = n_types ? r % n_types : 0;
+  }
+  ok = ok && fn(ids, n_types ? seg : NULL, w, p, t, g, b, y, rows, S, H, 1e-12f) == 0;
+  for (long long r = 0; ok && r < rows; r++) {
+    double mean = 0, var = 0;
+    for (long long c = 0; c < H; c++)
+      tmp[c] = (double)w[ids[r] * H + c] + p[(r % S) * H + c] + (n_types ? t[seg[r] * H + c] : 0);
+    for (long long c = 0; c < H; c++)
+      mean += tmp[c];
+    mean /= (double)H;
+    for (long long c = 0; c < H; c++)
+      var += (tmp[c] - mean) * (tmp[c] - mean);
+    var /= (double)H;
+    for (long long c = 0; c < H && ok; c++) {
+      double want = (tmp[c] - mean) / sqrt(var + 1e-12) * g[c] + b[c], got = y[r * H + c];
+      if (!(fabs(got - want) <= 2e-5 * (fabs(want) + 0.1))) {
+        fprintf(stderr, "embed_ln H=%lld token %lld column %lld: emulated %.9g, reference %.9g\n",
+                H, r, c, got, want);
+        ok = false;
+      }
+    }
+  }
+  free(tmp), free(w), free(p), free(t), free(g), free(b), free(y), free(ids), free(seg);
+  return ok;
+}
+
 static void test_fixed_kernels_emulated(void) {
   char dir[] = "/tmp/tacoc-cuemu-XXXXXX", so[64];
   CHECK(mkdtemp(dir) != NULL);
@@ -280,7 +323,12 @@ static void test_fixed_kernels_emulated(void) {
   void *h = rc ? NULL : dlopen(so, RTLD_NOW | RTLD_LOCAL);
   binary_fn bin = h ? (binary_fn)dlsym(h, "emu_binary") : NULL;
   softmax_fn sm = h ? (softmax_fn)dlsym(h, "emu_attn_softmax") : NULL;
-  CHECK(bin && sm);
+  embed_fn emb = h ? (embed_fn)dlsym(h, "emu_embed_ln") : NULL;
+  CHECK(bin && sm && emb);
+  if (emb) { /* BERT-like width; an odd width, shorter than a block, with segments */
+    CHECK(check_embed_ln(emb, 2, 5, 768, 0));
+    CHECK(check_embed_ln(emb, 3, 4, 37, 2));
+  }
   for (int dt = 0; bin && dt < 3; dt++) {
     int t = cu_variant_dtypes[dt];
     /* [2, 3, 4] + [4] (a bias row) */
