@@ -281,6 +281,19 @@ static int parse_args(int argc, char **argv, tc_bench_opts *o, bench_args *a) {
         return TC_EXIT_ERROR;
     } else if (!strcmp(argv[i], "--allow-native-code")) {
       o->allow_native_code = true;
+    } else if (opt_value(argc, argv, &i, "--target", &v, &bad)) {
+      if (bad)
+        return TC_EXIT_ERROR;
+      if (strcmp(v, "cpu") && strcmp(v, "cuda"))
+        return tc_cli_usage_error("bench: --target takes cpu or cuda, got '%s'", v);
+      o->target = !strcmp(v, "cuda") ? TC_TARGET_CUDA : TC_TARGET_CPU;
+    } else if (opt_value(argc, argv, &i, "--device", &v, &bad)) {
+      char *end;
+      long dv = bad ? -1 : strtol(v, &end, 10);
+      if (bad || *end || end == v || dv < 0 || dv > 1024)
+        return bad ? TC_EXIT_ERROR
+                   : tc_cli_usage_error("bench: --device needs a GPU number from 0, got '%s'", v);
+      o->device = (int)dv;
     } else if (argv[i][0] == '-' && argv[i][1]) {
       return tc_cli_usage_error("bench: unknown option '%s'", argv[i]);
     } else {
@@ -775,7 +788,8 @@ static int tacort_prime(const tc_bench *b, size_t k, int64_t batch, const char *
     goto done;
   }
   free_batch_dim(b, m, batch);
-  tc_session_options so = {.allow_native_code = b->o.allow_native_code};
+  tc_session_options so = {
+      .allow_native_code = b->o.allow_native_code, .target = b->o.target, .device = b->o.device};
   if (tc_session_new_ex(m, &so, &s, d)) {
     tc_cli_report(d);
     goto done;
@@ -817,9 +831,13 @@ static int tacort_prepare(tc_bench *b, size_t k, tacort_model *tm, tc_bench_row 
   if (tc_model_load_file(path, NULL, &tm->m, d))
     return tc_cli_report(d);
   free_batch_dim(b, tm->m, batch);
-  tc_session_options so = {.allow_native_code = b->o.allow_native_code};
+  tc_session_options so = {
+      .allow_native_code = b->o.allow_native_code, .target = b->o.target, .device = b->o.device};
   if (tc_session_new_ex(tm->m, &so, &tm->s, d))
     return tc_cli_report(d);
+  if (b->o.target == TC_TARGET_CUDA)
+    fprintf(stderr, "tacoc: %s: libtacort on %s, %zu nodes placed on the GPU\n", path,
+            tc_session_device(tm->s), tc_session_gpu_nodes(tm->s));
   if (tc_session_native_note(tm->s)[0])
     fprintf(stderr, "tacoc: warning: %s: %s; running libtacort's own kernels\n", path,
             tc_session_native_note(tm->s));

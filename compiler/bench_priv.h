@@ -35,6 +35,7 @@ typedef struct tc_bench_opts {
   double min_cos, max_abs, max_rel; /* NAN: no gate */
   bool has_max_error;
   bool allow_native_code; /* --allow-native-code: models' generated kernels (tacort) */
+  int target, device;     /* --target cpu|cuda, --device N: where tacort runs */
 } tc_bench_opts;
 
 /* One input, fed to every model. */

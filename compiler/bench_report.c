@@ -373,6 +373,8 @@ static void json_header(tc_json *j, const tc_bench *b) {
   tc_json_end_array(j);
   tc_json_key(j, "onnxruntime_version");
   tc_json_string(j, b->ort_version[0] ? b->ort_version : NULL);
+  tc_json_key(j, "tacort_target");
+  tc_json_string(j, o->target == TC_TARGET_CUDA ? "cuda" : "cpu");
   tc_json_key(j, "threads");
   if (o->threads)
     tc_json_int(j, o->threads);

@@ -99,7 +99,7 @@ class Ctx:
         return os.path.join(self.tmp, name)
 
     def bench(self, *args, rc=0, env=None, cwd=None):
-        """Runs tacoc bench; checks the exit status; returns the process."""
+        """Runs tacoc bench; checks the exit status (rc None: any); returns the process."""
         full_env = dict(os.environ, **(env or {}))
         try:
             proc = subprocess.run([self.tacoc, "bench", *args], capture_output=True, text=True,
@@ -108,7 +108,7 @@ class Ctx:
             raise AssertionError(f"bench {' '.join(args)}: timed out")
         if self.verbose:
             print(f"$ tacoc bench {' '.join(args)}\n{proc.stdout}{proc.stderr}")
-        assert proc.returncode == rc, \
+        assert rc is None or proc.returncode == rc, \
             f"bench {' '.join(args)}: exit {proc.returncode}, wanted {rc}: {proc.stderr.strip()}"
         if rc == 2:
             lines = proc.stderr.strip().splitlines()
@@ -182,6 +182,7 @@ def test_json(c):
     assert r["warmup"] == 3 and r["iterations"] == 9 and r["time_seconds"] is None, \
         (r["warmup"], r["iterations"], r["time_seconds"])
     assert r["memory_method"] in ("vmhwm", "maxrss"), r["memory_method"]
+    assert r["tacort_target"] == "cpu", r["tacort_target"]
     assert r["inputs"] == [{"name": "x", "dtype": "float32", "declared_shape": "[batch, 16]",
                             "batch": True, "source": "generated"}], r["inputs"]
     assert [x["batch"] for x in r["results"]] == [2, 5], [x["batch"] for x in r["results"]]
@@ -411,6 +412,17 @@ def test_ort_missing(c):
     assert proc.stdout == "", "the missing runtime is found before anything runs"
 
 
+def test_cuda_target(c):
+    """--target cuda benchmarks libtacort's CUDA backend; without a GPU it is
+    refused before anything runs, saying why."""
+    proc = c.bench(c.m["a"], "--batch", "1", "--iters", "2", "--target", "cuda", rc=None)
+    if proc.returncode == 0:
+        assert "nodes placed on the GPU" in proc.stderr, proc.stderr
+    else:
+        assert proc.returncode == 2 and re.search(r"target cuda: (no CUDA device|cannot load)",
+                                                  proc.stderr), proc.stderr
+
+
 def test_help(c):
     proc = subprocess.run([c.tacoc, "help"], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0 and "  bench MODEL [MODEL...]" in proc.stdout, proc.stdout[-300:]
@@ -436,6 +448,8 @@ def test_errors(c):
         ([a, "--batch", "1", "--fail-if-slower", "-1"], ["--fail-if-slower"]),
         ([a, "--batch", "1", "--json", c.p("no/such/dir/r.json")], ["r.json"]),
         ([a, "--bogus"], ["unknown option '--bogus'"]),
+        ([a, "--batch", "1", "--target", "tpu"], ["--target takes cpu or cuda"]),
+        ([a, "--batch", "1", "--device", "x"], ["--device"]),
     ]
     np.save(c.p("k.npy"), K)
     for args, wants in cases:
