@@ -36,6 +36,7 @@ typedef struct backend {
   __typeof__(tc_cuda_binary) *binary;
   __typeof__(tc_cuda_attention) *attention;
   __typeof__(tc_cuda_embed_ln) *embed_ln;
+  __typeof__(tc_cuda_cast) *cast;
 } backend;
 
 enum {
@@ -45,7 +46,8 @@ enum {
   PLACE_ROW,
   PLACE_BINARY,
   PLACE_ATTENTION,
-  PLACE_EMBED
+  PLACE_EMBED,
+  PLACE_CAST
 };
 enum { ON_HOST = 1, ON_DEV = 2 };
 
@@ -132,6 +134,7 @@ static bool resolve(void *dl, backend *b, char *why, size_t cap) {
   SYM(binary, tc_cuda_binary)
   SYM(attention, tc_cuda_attention)
   SYM(embed_ln, tc_cuda_embed_ln)
+  SYM(cast, tc_cuda_cast)
 #undef SYM
   return true;
 }
@@ -213,6 +216,8 @@ static void place_nodes(tc_session *s, tc_cuda_state *c) {
       c->place[n->id] = PLACE_BINARY;
     else if (!strcmp(op, "Attention"))
       c->place[n->id] = PLACE_ATTENTION;
+    else if (!strcmp(op, "Cast"))
+      c->place[n->id] = PLACE_CAST;
   }
   /* which values must reach the host as soon as they are made */
   for (size_t i = 0; i < c->n_values; i++)
@@ -719,6 +724,27 @@ static bool try_embed(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt
   return true;
 }
 
+/* Cast between float32, float16 and bfloat16. */
+static bool try_cast(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_tensor *const *in,
+                     tc_rt_tensor *out, tc_status *st) {
+  const tc_rt_tensor *x = in[0];
+  int32_t to = (int32_t)tc_attr_int(n, "to", 0);
+  if (!x || !is_float(x->dtype) || !is_float(to) || !tc_rt_numel(x))
+    return false;
+  const void *px;
+  void *py;
+  tc_cuda_state *c = r->s->cuda;
+  char why[1024];
+  if ((*st = dev_input(r, n, 0, x, &px)) ||
+      (*st = dev_output(r, n, k, out, 0, to, x->rank, x->dims, &py)))
+    return true;
+  if (c->b.cast(c->ctx, x->dtype, to, px, py, tc_rt_numel(x), why, sizeof why))
+    *st = cuda_error(r, n, why);
+  else
+    *st = finish_outputs(r, n, out);
+  return true;
+}
+
 bool tc_cuda_try(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_tensor *const *in,
                  tc_rt_tensor *out, tc_status *st) {
   tc_cuda_state *c = r->s->cuda;
@@ -729,6 +755,7 @@ bool tc_cuda_try(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_tens
   case PLACE_BINARY: return try_binary(r, n, k, in, out, st);
   case PLACE_ATTENTION: return try_attention(r, n, k, in, out, st);
   case PLACE_EMBED: return try_embed(r, n, k, in, out, st);
+  case PLACE_CAST: return try_cast(r, n, k, in, out, st);
   default: return false;
   }
 }

@@ -70,3 +70,30 @@ extern "C" int tc_cudak_embed_ln(void *stream, const long long *ids, const long 
                                                                       S, H, eps);
   return (int)cudaGetLastError();
 }
+
+template <typename TI>
+static int cast_from(cudaStream_t st, const void *x, int to, void *y, long long n, unsigned grid) {
+  const TI *px = (const TI *)x;
+  switch (to) {
+  case 1: tc_cast<TI, float><<<grid, 256, 0, st>>>(px, (float *)y, n); break;
+  case 10: tc_cast<TI, __half><<<grid, 256, 0, st>>>(px, (__half *)y, n); break;
+  case 16: tc_cast<TI, __nv_bfloat16><<<grid, 256, 0, st>>>(px, (__nv_bfloat16 *)y, n); break;
+  default: return (int)cudaErrorInvalidValue;
+  }
+  return (int)cudaGetLastError();
+}
+
+extern "C" int tc_cudak_cast(void *stream, int from, int to, const void *x, void *y, long long n,
+                             int sms) {
+  if (n <= 0)
+    return 0;
+  long long blocks = (n + 255) / 256, max = (long long)sms * 16;
+  unsigned grid = (unsigned)(blocks < max ? blocks : max);
+  cudaStream_t st = (cudaStream_t)stream;
+  switch (from) {
+  case 1: return cast_from<float>(st, x, to, y, n, grid);
+  case 10: return cast_from<__half>(st, x, to, y, n, grid);
+  case 16: return cast_from<__nv_bfloat16>(st, x, to, y, n, grid);
+  default: return (int)cudaErrorInvalidValue;
+  }
+}

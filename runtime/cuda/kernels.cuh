@@ -119,3 +119,11 @@ __global__ void tc_embed_ln(const long long *ids, const long long *seg, const fl
   for (long long c = threadIdx.x; c < H; c += NT)
     yr[c] = (yr[c] - mean) * rstd * g[c] + b[c];
 }
+
+// Cast between float32, float16 and bfloat16 (through float32, rounding to
+// nearest even), a grid-stride loop.
+template <typename TI, typename TO> __global__ void tc_cast(const TI *x, TO *y, long long n) {
+  const long long step = (long long)gridDim.x * blockDim.x;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step)
+    y[i] = tc_t<TO>(tc_f(x[i]));
+}

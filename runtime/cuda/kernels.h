@@ -34,6 +34,9 @@ int tc_cudak_embed_ln(void *stream, const long long *ids, const long long *seg, 
                       const float *p, const float *t, const float *g, const float *b, float *y,
                       long long rows, long long S, long long H, float eps);
 
+/* y = x converted from dtype `from` to dtype `to` (1, 10 or 16), n elements. */
+int tc_cudak_cast(void *stream, int from, int to, const void *x, void *y, long long n, int sms);
+
 #ifdef __cplusplus
 }
 #endif

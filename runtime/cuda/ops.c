@@ -105,3 +105,10 @@ int tc_cuda_embed_ln(tc_cuda *c, const int64_t *ids, const int64_t *seg, const f
                                     t, g, b, y, B * S, S, H, eps),
                   "embedding kernel", why, cap);
 }
+
+int tc_cuda_cast(tc_cuda *c, int from, int to, const void *x, void *y, size_t n, char *why,
+                 size_t cap) {
+  return launched(
+      tc_cudak_cast(c->stream, from, to, x, y, (long long)n, c->prop.multiProcessorCount),
+      "cast kernel", why, cap);
+}

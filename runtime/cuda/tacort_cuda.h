@@ -109,6 +109,11 @@ typedef struct tc_cuda_attn {
 int tc_cuda_attention(tc_cuda *c, const tc_cuda_attn *p, const void *q, const void *k,
                       const void *v, const void *mask, void *y, char *why, size_t cap);
 
+/* Cast of n elements between float32, float16 and bfloat16 (dtypes 1, 10,
+ * 16; round to nearest even). */
+int tc_cuda_cast(tc_cuda *c, int from, int to, const void *x, void *y, size_t n, char *why,
+                 size_t cap);
+
 /* ai.tacoc.EmbedLayerNormalization[WithSegment]: y [B * S, H] =
  * LayerNorm(w[ids] + p[position] (+ t[seg])) * g + b, float32 tables, int64
  * ids the caller checked to be in range (seg and t NULL without segments). */

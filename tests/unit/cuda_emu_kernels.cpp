@@ -55,3 +55,21 @@ extern "C" int emu_embed_ln(const long long *ids, const long long *seg, const fl
   return tc_emu_launch_fn((unsigned)rows, 256,
                           [&] { tc_embed_ln<256>(ids, seg, w, p, t, g, b, y, S, H, eps); });
 }
+
+template <typename TI, typename TO> static int cast_t(const void *x, void *y, long long n) {
+  return tc_emu_launch_fn(2, 64, [&] { tc_cast<TI, TO>((const TI *)x, (TO *)y, n); });
+}
+template <typename TI> static int cast_from(int to, const void *x, void *y, long long n) {
+  if (to == 1)
+    return cast_t<TI, float>(x, y, n);
+  if (to == 10)
+    return cast_t<TI, __half>(x, y, n);
+  return cast_t<TI, __nv_bfloat16>(x, y, n);
+}
+extern "C" int emu_cast(int from, int to, const void *x, void *y, long long n) {
+  if (from == 1)
+    return cast_from<float>(to, x, y, n);
+  if (from == 10)
+    return cast_from<__half>(to, x, y, n);
+  return cast_from<__nv_bfloat16>(to, x, y, n);
+}

@@ -7,7 +7,7 @@
  * geometry of runtime/culib.h on random inputs, against the double-precision
  * reference of the ONNX definition; likewise the CUDA backend's fixed
  * kernels (runtime/cuda/kernels.cuh: broadcasting binary ops, the attention
- * softmax with masks, the embedding sum + LayerNorm). What only a GPU can show (and
+ * softmax with masks, the embedding sum + LayerNorm, casts). What only a GPU can show (and
  * tests/gpu/test_cuda checks there) is not covered: the device compiler,
  * memory alignment, timing. */
 #include <dlfcn.h>
@@ -314,6 +314,36 @@ static bool check_embed_ln(embed_fn fn, long long B, long long S, long long H, l
   return ok;
 }
 
+typedef int (*cast_fn)(int from, int to, const void *x, void *y, long long n);
+
+/* Every pair of float32 / float16 / bfloat16: the emulated kernel rounds
+ * like libtacort's conversions (exactly: both round to nearest even). */
+static bool check_casts(cast_fn fn) {
+  bool ok = true;
+  for (int a = 0; a < 3; a++)
+    for (int b = 0; b < 3; b++) {
+      int from = cu_variant_dtypes[a], to = cu_variant_dtypes[b];
+      size_t n = 1000;
+      double *xv = malloc(n * sizeof *xv), *yv = malloc(n * sizeof *yv);
+      void *x = fill(from, n, 70000, xv), *y = fill(to, n, 0, yv); /* beyond float16's range too */
+      bool good = xv && yv && x && y && fn(from, to, x, y, (long long)n) == 0;
+      for (size_t i = 0; good && i < n; i++) {
+        double want = cu_get(to, y, i), got;
+        cu_put(to, y, i, xv[i]); /* libtacort's rounding of the same value */
+        got = want;
+        want = cu_get(to, y, i);
+        if (!(got == want || (isnan(got) && isnan(want)))) {
+          fprintf(stderr, "cast %d -> %d element %zu (%.9g): emulated %.9g, libtacort %.9g\n", from,
+                  to, i, xv[i], got, want);
+          good = false;
+        }
+      }
+      ok &= good;
+      free(xv), free(yv), free(x), free(y);
+    }
+  return ok;
+}
+
 static void test_fixed_kernels_emulated(void) {
   char dir[] = "/tmp/tacoc-cuemu-XXXXXX", so[64];
   CHECK(mkdtemp(dir) != NULL);
@@ -324,7 +354,9 @@ static void test_fixed_kernels_emulated(void) {
   binary_fn bin = h ? (binary_fn)dlsym(h, "emu_binary") : NULL;
   softmax_fn sm = h ? (softmax_fn)dlsym(h, "emu_attn_softmax") : NULL;
   embed_fn emb = h ? (embed_fn)dlsym(h, "emu_embed_ln") : NULL;
-  CHECK(bin && sm && emb);
+  cast_fn cast = h ? (cast_fn)dlsym(h, "emu_cast") : NULL;
+  CHECK(bin && sm && emb && cast);
+  CHECK(cast && check_casts(cast));
   if (emb) { /* BERT-like width; an odd width, shorter than a block, with segments */
     CHECK(check_embed_ln(emb, 2, 5, 768, 0));
     CHECK(check_embed_ln(emb, 3, 4, 37, 2));
