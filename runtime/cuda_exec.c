@@ -21,6 +21,7 @@
 typedef struct backend {
   __typeof__(tc_cuda_open) *open;
   __typeof__(tc_cuda_close) *close;
+  __typeof__(tc_cuda_bind) *bind;
   __typeof__(tc_cuda_describe) *describe;
   __typeof__(tc_cuda_sm) *sm;
   __typeof__(tc_cuda_alloc) *alloc;
@@ -119,6 +120,7 @@ static bool resolve(void *dl, backend *b, char *why, size_t cap) {
   }
   SYM(open, tc_cuda_open)
   SYM(close, tc_cuda_close)
+  SYM(bind, tc_cuda_bind)
   SYM(describe, tc_cuda_describe)
   SYM(sm, tc_cuda_sm)
   SYM(alloc, tc_cuda_alloc)
@@ -308,6 +310,9 @@ tc_status tc_cuda_run_begin(tc_run *r) {
   }
   pthread_mutex_lock(&c->lock);
   r->cu = cr;
+  char why[512];
+  if (c->b.bind(c->ctx, why, sizeof why)) /* runs may come from any thread */
+    return tc_diag_set(r->diag, TC_STATUS_INVALID, NULL, NULL, "target cuda: %s", why);
   return TC_STATUS_OK;
 }
 

@@ -81,6 +81,11 @@ void tc_cuda_close(tc_cuda *c) {
   free(c);
 }
 
+int tc_cuda_bind(tc_cuda *c, char *why, size_t cap) {
+  cudaError_t e = cudaSetDevice(c->dev);
+  return e == cudaSuccess ? 0 : tc_cuda_fail(e, "selecting the CUDA device", why, cap);
+}
+
 void tc_cuda_describe(const tc_cuda *c, char *buf, size_t cap) {
   snprintf(buf, cap, "%s, sm_%u, %d SMs, %.1f GiB", c->prop.name, tc_cuda_sm(c),
            c->prop.multiProcessorCount, (double)c->prop.totalGlobalMem / (1u << 30));

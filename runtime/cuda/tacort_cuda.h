@@ -36,6 +36,10 @@ typedef struct tc_cuda_kernels tc_cuda_kernels;
  * when there is none; -1 on other errors. */
 int tc_cuda_open(int dev, tc_cuda **out, char *why, size_t cap);
 void tc_cuda_close(tc_cuda *c);
+/* Makes c's device the calling thread's current one (CUDA keeps it per
+ * thread): call before using c from a thread other than the one that
+ * opened it. */
+int tc_cuda_bind(tc_cuda *c, char *why, size_t cap);
 /* "NVIDIA H100 80GB HBM3, sm_90, 132 SMs, 79.1 GiB" */
 void tc_cuda_describe(const tc_cuda *c, char *buf, size_t cap);
 /* The device's SM number (major * 10 + minor). */
