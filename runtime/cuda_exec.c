@@ -38,6 +38,7 @@ typedef struct backend {
   __typeof__(tc_cuda_attention) *attention;
   __typeof__(tc_cuda_embed_ln) *embed_ln;
   __typeof__(tc_cuda_cast) *cast;
+  __typeof__(tc_cuda_conv2d) *conv2d;
 } backend;
 
 enum {
@@ -48,7 +49,8 @@ enum {
   PLACE_BINARY,
   PLACE_ATTENTION,
   PLACE_EMBED,
-  PLACE_CAST
+  PLACE_CAST,
+  PLACE_CONV
 };
 enum { ON_HOST = 1, ON_DEV = 2 };
 
@@ -137,6 +139,7 @@ static bool resolve(void *dl, backend *b, char *why, size_t cap) {
   SYM(attention, tc_cuda_attention)
   SYM(embed_ln, tc_cuda_embed_ln)
   SYM(cast, tc_cuda_cast)
+  SYM(conv2d, tc_cuda_conv2d)
 #undef SYM
   return true;
 }
@@ -203,9 +206,13 @@ static void place_nodes(tc_session *s, tc_cuda_state *c) {
   bool control = false;
   for (const tc_node *n = g->first; n; n = n->next) {
     control |= !s->kernels[n->id];
-    if (!c->place[n->id] && s->kernels[n->id] && tc_domain_equal(n->domain, "ai.tacoc") &&
+    bool ours = tc_domain_equal(n->domain, "ai.tacoc");
+    if (!c->place[n->id] && s->kernels[n->id] && ours &&
         !strncmp(n->op_type, "EmbedLayerNormalization", 23))
       c->place[n->id] = PLACE_EMBED;
+    if (!c->place[n->id] && s->kernels[n->id] && ours &&
+        (!strcmp(n->op_type, "ConvRelu") || !strcmp(n->op_type, "ConvAddRelu")))
+      c->place[n->id] = PLACE_CONV;
     if (c->place[n->id] || !s->kernels[n->id] || !tc_domain_equal(n->domain, "") ||
         (s->qdq && s->qdq[n->id]))
       continue; /* control flow, other domains, integer QDQ kernels: the CPU */
@@ -220,6 +227,8 @@ static void place_nodes(tc_session *s, tc_cuda_state *c) {
       c->place[n->id] = PLACE_ATTENTION;
     else if (!strcmp(op, "Cast"))
       c->place[n->id] = PLACE_CAST;
+    else if (!strcmp(op, "Conv"))
+      c->place[n->id] = PLACE_CONV;
   }
   /* which values must reach the host as soon as they are made */
   for (size_t i = 0; i < c->n_values; i++)
@@ -750,6 +759,81 @@ static bool try_cast(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_
   return true;
 }
 
+/* The ints attribute name of n when it has exactly count values (else
+ * dflt for every one); false when it has another count. */
+static bool ints_attr(const tc_node *n, const char *name, size_t count, int64_t dflt,
+                      int64_t *out) {
+  const int64_t *v;
+  ptrdiff_t len = tc_attr_ints(n, name, &v);
+  if (len >= 0 && (size_t)len != count)
+    return false;
+  for (size_t i = 0; i < count; i++)
+    out[i] = len >= 0 ? v[i] : dflt;
+  return true;
+}
+
+/* 2-D Conv, ai.tacoc.ConvRelu and ConvAddRelu: one group, explicit pads
+ * (auto_pad NOTSET or VALID), operands of one floating type. */
+static bool try_conv(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_tensor *const *in,
+                     tc_rt_tensor *out, tc_status *st) {
+  const tc_rt_tensor *x = in[0], *w = n->n_inputs > 1 ? in[1] : NULL,
+                     *b = n->n_inputs > 2 ? in[2] : NULL, *z = n->n_inputs > 3 ? in[3] : NULL;
+  bool add = !strcmp(n->op_type, "ConvAddRelu"), relu = add || !strcmp(n->op_type, "ConvRelu");
+  const tc_attr *ap = tc_node_attr(n, "auto_pad");
+  bool valid = ap && ap->s.len == 5 && !memcmp(ap->s.data, "VALID", 5);
+  if (ap && !valid && !(ap->s.len == 6 && !memcmp(ap->s.data, "NOTSET", 6)))
+    return false;
+  if (!x || !w || x->rank != 4 || w->rank != 4 || !is_float(x->dtype) || w->dtype != x->dtype ||
+      (b && (b->dtype != x->dtype || tc_rt_numel(b) != (size_t)w->dims[0])) ||
+      (z && (!add || z->dtype != x->dtype)) || (add && !z) || tc_attr_int(n, "group", 1) != 1 ||
+      w->dims[1] != x->dims[1])
+    return false;
+  int64_t pads[4], strides[2], dil[2], ks[2];
+  if (!ints_attr(n, "pads", 4, 0, pads) || !ints_attr(n, "strides", 2, 1, strides) ||
+      !ints_attr(n, "dilations", 2, 1, dil) || !ints_attr(n, "kernel_shape", 2, 0, ks) ||
+      (ks[0] && (ks[0] != w->dims[2] || ks[1] != w->dims[3])))
+    return false;
+  if (valid)
+    memset(pads, 0, sizeof pads);
+  tc_cuda_conv p = {.dtype = x->dtype,
+                    .N = x->dims[0],
+                    .C = x->dims[1],
+                    .H = x->dims[2],
+                    .W = x->dims[3],
+                    .M = w->dims[0],
+                    .KH = w->dims[2],
+                    .KW = w->dims[3],
+                    .sh = strides[0],
+                    .sw = strides[1],
+                    .ph = pads[0],
+                    .pw = pads[1],
+                    .dh = dil[0],
+                    .dw = dil[1],
+                    .act = relu ? TC_CUDA_EPI_RELU : TC_CUDA_EPI_NONE};
+  if (p.sh <= 0 || p.sw <= 0 || p.dh <= 0 || p.dw <= 0 || pads[0] < 0 || pads[1] < 0 ||
+      pads[2] < 0 || pads[3] < 0)
+    return false;
+  p.OH = (p.H + pads[0] + pads[2] - p.dh * (p.KH - 1) - 1) / p.sh + 1;
+  p.OW = (p.W + pads[1] + pads[3] - p.dw * (p.KW - 1) - 1) / p.sw + 1;
+  int64_t dims[4] = {p.N, p.M, p.OH, p.OW};
+  if (p.OH <= 0 || p.OW <= 0 || !p.N || !p.C || !p.M ||
+      (z && (z->rank != 4 || memcmp(z->dims, dims, sizeof dims))))
+    return false;
+  const void *px, *pw, *pb = NULL, *pz = NULL;
+  void *py;
+  tc_cuda_state *c = r->s->cuda;
+  char why[1024];
+  if ((*st = dev_input(r, n, 0, x, &px)) || (*st = dev_input(r, n, 1, w, &pw)) ||
+      (b && (*st = dev_input(r, n, 2, b, &pb))) || (z && (*st = dev_input(r, n, 3, z, &pz))) ||
+      (*st = dev_output(r, n, k, out, 0, x->dtype, 4, dims, &py)))
+    return true;
+  if (c->b.conv2d(c->ctx, &p, px, pw, pb, pz, py, why, sizeof why))
+    *st = cuda_error(r, n, why);
+  else
+    *st = finish_outputs(r, n, out);
+  return true;
+}
+
 bool tc_cuda_try(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_tensor *const *in,
                  tc_rt_tensor *out, tc_status *st) {
   tc_cuda_state *c = r->s->cuda;
@@ -761,6 +845,7 @@ bool tc_cuda_try(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_tens
   case PLACE_ATTENTION: return try_attention(r, n, k, in, out, st);
   case PLACE_EMBED: return try_embed(r, n, k, in, out, st);
   case PLACE_CAST: return try_cast(r, n, k, in, out, st);
+  case PLACE_CONV: return try_conv(r, n, k, in, out, st);
   default: return false;
   }
 }

@@ -97,3 +97,22 @@ extern "C" int tc_cudak_cast(void *stream, int from, int to, const void *x, void
   default: return (int)cudaErrorInvalidValue;
   }
 }
+
+extern "C" int tc_cudak_im2col(void *stream, int dtype, const void *x, void *col,
+                               const tc_im2col *p, int sms) {
+  long long n = p->N * p->C * p->KH * p->KW * p->OH * p->OW;
+  if (n <= 0)
+    return 0;
+  long long blocks = (n + 255) / 256, max = (long long)sms * 16;
+  unsigned grid = (unsigned)(blocks < max ? blocks : max);
+  cudaStream_t st = (cudaStream_t)stream;
+  switch (dtype) {
+  case 1: tc_im2col_k<float><<<grid, 256, 0, st>>>((const float *)x, (float *)col, *p); break;
+  case 10: tc_im2col_k<__half><<<grid, 256, 0, st>>>((const __half *)x, (__half *)col, *p); break;
+  case 16:
+    tc_im2col_k<__nv_bfloat16><<<grid, 256, 0, st>>>((const __nv_bfloat16 *)x, (__nv_bfloat16 *)col, *p);
+    break;
+  default: return (int)cudaErrorInvalidValue;
+  }
+  return (int)cudaGetLastError();
+}

@@ -127,3 +127,21 @@ template <typename TI, typename TO> __global__ void tc_cast(const TI *x, TO *y, 
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step)
     y[i] = tc_t<TO>(tc_f(x[i]));
 }
+
+// im2col of a batch of NCHW images for a 2-D convolution (p: kernels.h):
+// col[n] is the [C * KH * KW, OH * OW] matrix whose row (c, kh, kw) holds,
+// for every output position, the input pixel that kernel tap reads (0 in the
+// padding). A grid-stride loop over every element of col.
+template <typename T> __global__ void tc_im2col_k(const T *x, T *col, const tc_im2col p) {
+  const long long P = p.OH * p.OW, rows = p.C * p.KH * p.KW, n_all = p.N * rows * P;
+  const long long step = (long long)gridDim.x * blockDim.x;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n_all; i += step) {
+    const long long pos = i % P, row = (i / P) % rows, n = i / (P * rows);
+    const long long kw = row % p.KW, kh = (row / p.KW) % p.KH, c = row / (p.KW * p.KH);
+    const long long oh = pos / p.OW, ow = pos % p.OW;
+    const long long ih = oh * p.sh - p.ph + kh * p.dh, iw = ow * p.sw - p.pw + kw * p.dw;
+    col[i] = ih >= 0 && ih < p.H && iw >= 0 && iw < p.W
+                 ? x[((n * p.C + c) * p.H + ih) * p.W + iw]
+                 : tc_t<T>(0.f);
+  }
+}

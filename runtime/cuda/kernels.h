@@ -13,6 +13,12 @@ typedef struct tc_attn_rows {
   int causal;      /* mask key j > query i (no past: Sq == Skv) */
 } tc_attn_rows;
 enum { TC_BIN_ADD = 0, TC_BIN_SUB = 1, TC_BIN_MUL = 2, TC_BIN_DIV = 3 };
+/* A 2-D convolution's geometry for im2col: input N x C x H x W, kernel
+ * KH x KW, output OH x OW, strides, leading pads, dilations. */
+typedef struct tc_im2col {
+  long long N, C, H, W, KH, KW, OH, OW;
+  long long sh, sw, ph, pw, dh, dw;
+} tc_im2col;
 
 #ifdef __cplusplus
 extern "C" {
@@ -36,6 +42,10 @@ int tc_cudak_embed_ln(void *stream, const long long *ids, const long long *seg, 
 
 /* y = x converted from dtype `from` to dtype `to` (1, 10 or 16), n elements. */
 int tc_cudak_cast(void *stream, int from, int to, const void *x, void *y, long long n, int sms);
+
+/* col [N, C * KH * KW, OH * OW] = the input pixels each kernel tap reads
+ * for every output position (0 in the padding), NCHW input x. */
+int tc_cudak_im2col(void *stream, int dtype, const void *x, void *col, const tc_im2col *p, int sms);
 
 #ifdef __cplusplus
 }

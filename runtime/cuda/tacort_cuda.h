@@ -113,6 +113,20 @@ typedef struct tc_cuda_attn {
 int tc_cuda_attention(tc_cuda *c, const tc_cuda_attn *p, const void *q, const void *k,
                       const void *v, const void *mask, void *y, char *why, size_t cap);
 
+/* y = act(conv2d(x, w) + b + z) for NCHW x [N, C, H, W], w [M, C, KH, KW]
+ * (one group), b [M] or NULL, z like y or NULL, y [N, M, OH, OW]; act is
+ * TC_CUDA_EPI_NONE or TC_CUDA_EPI_RELU. im2col (skipped for 1x1 stride-1
+ * unpadded kernels) then one strided-batched cuBLASLt GEMM over the images,
+ * accumulating onto y prefilled with b (+ z), the ReLU as its epilogue. */
+typedef struct tc_cuda_conv {
+  int dtype;
+  int64_t N, C, H, W, M, KH, KW, OH, OW;
+  int64_t sh, sw, ph, pw, dh, dw;
+  int act;
+} tc_cuda_conv;
+int tc_cuda_conv2d(tc_cuda *c, const tc_cuda_conv *p, const void *x, const void *w, const void *b,
+                   const void *z, void *y, char *why, size_t cap);
+
 /* Cast of n elements between float32, float16 and bfloat16 (dtypes 1, 10,
  * 16; round to nearest even). */
 int tc_cuda_cast(tc_cuda *c, int from, int to, const void *x, void *y, size_t n, char *why,

@@ -446,6 +446,105 @@ static void test_embed_ln(void) {
       arr_free(&ids), arr_free(&seg);
 }
 
+/* One convolution against a double reference (relu; bias; residual z). */
+static bool conv_case(int dt, tc_cuda_conv p, bool bias, bool z_in) {
+  p.dtype = dt;
+  p.OH = (p.H + 2 * p.ph - p.dh * (p.KH - 1) - 1) / p.sh + 1;
+  p.OW = (p.W + 2 * p.pw - p.dw * (p.KW - 1) - 1) / p.sw + 1;
+  size_t nx = (size_t)(p.N * p.C * p.H * p.W), nw = (size_t)(p.M * p.C * p.KH * p.KW),
+         ny = (size_t)(p.N * p.M * p.OH * p.OW);
+  arr x, w, b, z, y;
+  bool ok = arr_make(&x, dt, nx, 1, true) && arr_make(&w, dt, nw, 0.3, true) &&
+            arr_make(&b, dt, (size_t)p.M, 1, true) && arr_make(&z, dt, ny, 1, true) &&
+            arr_make(&y, dt, ny, 0, false) &&
+            !tc_cuda_conv2d(cu, &p, x.dev, w.dev, bias ? b.dev : NULL, z_in ? z.dev : NULL, y.dev,
+                            why, sizeof why) &&
+            arr_fetch(&y);
+  if (!ok)
+    fprintf(stderr, "%s\n", why);
+  double *want = ok ? malloc(ny * sizeof *want) : NULL;
+  for (int64_t n = 0; want && n < p.N; n++)
+    for (int64_t m = 0; m < p.M; m++)
+      for (int64_t oh = 0; oh < p.OH; oh++)
+        for (int64_t ow = 0; ow < p.OW; ow++) {
+          double acc = bias ? b.val[m] : 0;
+          for (int64_t c = 0; c < p.C; c++)
+            for (int64_t kh = 0; kh < p.KH; kh++)
+              for (int64_t kw = 0; kw < p.KW; kw++) {
+                int64_t ih = oh * p.sh - p.ph + kh * p.dh, iw = ow * p.sw - p.pw + kw * p.dw;
+                if (ih >= 0 && ih < p.H && iw >= 0 && iw < p.W)
+                  acc += x.val[((n * p.C + c) * p.H + ih) * p.W + iw] *
+                         w.val[((m * p.C + c) * p.KH + kh) * p.KW + kw];
+              }
+          size_t i = (size_t)(((n * p.M + m) * p.OH + oh) * p.OW + ow);
+          acc += z_in ? z.val[i] : 0;
+          want[i] = p.act == TC_CUDA_EPI_RELU && acc < 0 ? 0 : acc;
+        }
+  if (want) {
+    char what[160];
+    snprintf(what, sizeof what, "conv dt=%d N=%lld C=%lld %lldx%lld M=%lld k=%lldx%lld s=%lld", dt,
+             (long long)p.N, (long long)p.C, (long long)p.H, (long long)p.W, (long long)p.M,
+             (long long)p.KH, (long long)p.KW, (long long)p.sh);
+    double tol = dt == 1 ? 2e-5 : dt == 10 ? 3e-3 : 2e-2;
+    ok = close_all(what, dt, y.val, want, ny, tol, tol * sqrt((double)(p.C * p.KH * p.KW)));
+  }
+  free(want);
+  arr_free(&x), arr_free(&w), arr_free(&b), arr_free(&z), arr_free(&y);
+  return ok;
+}
+
+static void test_conv(void) {
+  int cases = 0, passed = 0;
+  for (int d = 0; d < 3; d++) {
+    int dt = cu_variant_dtypes[d];
+    tc_cuda_conv c3 = {.N = 2,
+                       .C = 16,
+                       .H = 14,
+                       .W = 14,
+                       .M = 32,
+                       .KH = 3,
+                       .KW = 3,
+                       .sh = 1,
+                       .sw = 1,
+                       .ph = 1,
+                       .pw = 1,
+                       .dh = 1,
+                       .dw = 1,
+                       .act = TC_CUDA_EPI_RELU};
+    tc_cuda_conv c1 = {.N = 3,
+                       .C = 32,
+                       .H = 7,
+                       .W = 7,
+                       .M = 24,
+                       .KH = 1,
+                       .KW = 1,
+                       .sh = 1,
+                       .sw = 1,
+                       .dh = 1,
+                       .dw = 1,
+                       .act = TC_CUDA_EPI_RELU};
+    tc_cuda_conv c7 = {.N = 1,
+                       .C = 3,
+                       .H = 23,
+                       .W = 19,
+                       .M = 8,
+                       .KH = 7,
+                       .KW = 7,
+                       .sh = 2,
+                       .sw = 2,
+                       .ph = 3,
+                       .pw = 3,
+                       .dh = 1,
+                       .dw = 1};
+    passed += conv_case(dt, c3, true, false), cases++;  /* ConvRelu */
+    passed += conv_case(dt, c1, true, true), cases++;   /* ConvAddRelu, 1x1: no im2col */
+    passed += conv_case(dt, c7, true, false), cases++;  /* stem-like, no activation */
+    passed += conv_case(dt, c1, false, false), cases++; /* no bias */
+  }
+  CHECK(passed == cases);
+  printf("  convolution: %d of %d cases match the reference\n", passed, cases);
+}
+
 static int open_rc;
 
 /* Opening device 0 works, or says plainly that there is no device; a
@@ -479,6 +578,7 @@ int main(void) {
   RUN(test_binary);
   RUN(test_attention);
   RUN(test_embed_ln);
+  RUN(test_conv);
   printf("  worst relative error: float32 %.2g, float16 %.2g, bfloat16 %.2g\n", worst[0], worst[1],
          worst[2]);
   tc_cuda_close(cu);

@@ -73,3 +73,10 @@ extern "C" int emu_cast(int from, int to, const void *x, void *y, long long n) {
     return cast_from<__half>(to, x, y, n);
   return cast_from<__nv_bfloat16>(to, x, y, n);
 }
+
+extern "C" int emu_im2col(int dtype, const void *x, void *col, const tc_im2col *p) {
+  tc_im2col q = *p;
+  if (dtype == 1)
+    return tc_emu_launch_fn(3, 64, [&] { tc_im2col_k<float>((const float *)x, (float *)col, q); });
+  return tc_emu_launch_fn(3, 64, [&] { tc_im2col_k<__half>((const __half *)x, (__half *)col, q); });
+}

@@ -7,7 +7,7 @@
  * geometry of runtime/culib.h on random inputs, against the double-precision
  * reference of the ONNX definition; likewise the CUDA backend's fixed
  * kernels (runtime/cuda/kernels.cuh: broadcasting binary ops, the attention
- * softmax with masks, the embedding sum + LayerNorm, casts). What only a GPU can show (and
+ * softmax with masks, the embedding sum + LayerNorm, casts, im2col). What only a GPU can show (and
  * tests/gpu/test_cuda checks there) is not covered: the device compiler,
  * memory alignment, timing. */
 #include <dlfcn.h>
@@ -344,6 +344,37 @@ static bool check_casts(cast_fn fn) {
   return ok;
 }
 
+typedef int (*im2col_fn)(int dtype, const void *x, void *col, const tc_im2col *p);
+
+/* im2col against a direct reading of the definition; OH/OW from the
+ * convolution's size formula. */
+static bool check_im2col(im2col_fn fn, int dt, tc_im2col p) {
+  p.OH = (p.H + 2 * p.ph - p.dh * (p.KH - 1) - 1) / p.sh + 1;
+  p.OW = (p.W + 2 * p.pw - p.dw * (p.KW - 1) - 1) / p.sw + 1;
+  size_t nx = (size_t)(p.N * p.C * p.H * p.W), P = (size_t)(p.OH * p.OW),
+         rows = (size_t)(p.C * p.KH * p.KW), nc = (size_t)p.N * rows * P;
+  double *xv = malloc(nx * sizeof *xv), *cv = malloc(nc * sizeof *cv);
+  void *x = fill(dt, nx, 1, xv), *col = fill(dt, nc, 1, cv); /* col starts non-zero */
+  bool ok = xv && cv && x && col && fn(dt, x, col, &p) == 0;
+  for (size_t i = 0; ok && i < nc; i++) {
+    size_t pos = i % P, row = i / P % rows, n = i / (P * rows);
+    long long kw = (long long)row % p.KW, kh = (long long)row / p.KW % p.KH,
+              c = (long long)row / (p.KW * p.KH), oh = (long long)pos / p.OW,
+              ow = (long long)pos % p.OW;
+    long long ih = oh * p.sh - p.ph + kh * p.dh, iw = ow * p.sw - p.pw + kw * p.dw;
+    double want = ih >= 0 && ih < p.H && iw >= 0 && iw < p.W
+                      ? xv[(((long long)n * p.C + c) * p.H + ih) * p.W + iw]
+                      : 0.0;
+    if (cu_get(dt, col, i) != want) {
+      fprintf(stderr, "im2col element %zu: emulated %g, reference %g\n", i, cu_get(dt, col, i),
+              want);
+      ok = false;
+    }
+  }
+  free(xv), free(cv), free(x), free(col);
+  return ok;
+}
+
 static void test_fixed_kernels_emulated(void) {
   char dir[] = "/tmp/tacoc-cuemu-XXXXXX", so[64];
   CHECK(mkdtemp(dir) != NULL);
@@ -355,7 +386,63 @@ static void test_fixed_kernels_emulated(void) {
   softmax_fn sm = h ? (softmax_fn)dlsym(h, "emu_attn_softmax") : NULL;
   embed_fn emb = h ? (embed_fn)dlsym(h, "emu_embed_ln") : NULL;
   cast_fn cast = h ? (cast_fn)dlsym(h, "emu_cast") : NULL;
-  CHECK(bin && sm && emb && cast);
+  im2col_fn i2c = h ? (im2col_fn)dlsym(h, "emu_im2col") : NULL;
+  CHECK(bin && sm && emb && cast && i2c);
+  for (int dt = 0; i2c && dt < 2; dt++) { /* 3x3 pad 1; 7x7 stride 2 pad 3; dilated; 1x1 stride 2 */
+    int t = cu_variant_dtypes[dt];
+    CHECK(check_im2col(i2c, t,
+                       (tc_im2col){.N = 2,
+                                   .C = 3,
+                                   .H = 5,
+                                   .W = 6,
+                                   .KH = 3,
+                                   .KW = 3,
+                                   .sh = 1,
+                                   .sw = 1,
+                                   .ph = 1,
+                                   .pw = 1,
+                                   .dh = 1,
+                                   .dw = 1}));
+    CHECK(check_im2col(i2c, t,
+                       (tc_im2col){.N = 1,
+                                   .C = 2,
+                                   .H = 9,
+                                   .W = 11,
+                                   .KH = 7,
+                                   .KW = 7,
+                                   .sh = 2,
+                                   .sw = 2,
+                                   .ph = 3,
+                                   .pw = 3,
+                                   .dh = 1,
+                                   .dw = 1}));
+    CHECK(check_im2col(i2c, t,
+                       (tc_im2col){.N = 2,
+                                   .C = 2,
+                                   .H = 8,
+                                   .W = 7,
+                                   .KH = 3,
+                                   .KW = 2,
+                                   .sh = 1,
+                                   .sw = 2,
+                                   .ph = 2,
+                                   .pw = 0,
+                                   .dh = 2,
+                                   .dw = 3}));
+    CHECK(check_im2col(i2c, t,
+                       (tc_im2col){.N = 2,
+                                   .C = 4,
+                                   .H = 6,
+                                   .W = 6,
+                                   .KH = 1,
+                                   .KW = 1,
+                                   .sh = 2,
+                                   .sw = 2,
+                                   .ph = 0,
+                                   .pw = 0,
+                                   .dh = 1,
+                                   .dw = 1}));
+  }
   CHECK(cast && check_casts(cast));
   if (emb) { /* BERT-like width; an odd width, shorter than a block, with segments */
     CHECK(check_embed_ln(emb, 2, 5, 768, 0));
