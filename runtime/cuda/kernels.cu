@@ -4,11 +4,17 @@
 
 #include "kernels.cuh"
 
+// Blocks of 256 for a grid-stride loop over n elements: enough to cover n,
+// at most 16 per SM.
+static unsigned stride_grid(long long n, int sms) {
+  long long blocks = (n + 255) / 256, max = (long long)sms * 16;
+  return (unsigned)(blocks < max ? blocks : max);
+}
+
 template <typename T>
 static int binary_t(cudaStream_t st, int op, const void *a, const void *b, void *y, long long n,
                     const tc_bcast &bc, int sms) {
-  long long blocks = (n + 255) / 256, max = (long long)sms * 16;
-  unsigned grid = (unsigned)(blocks < max ? blocks : max);
+  unsigned grid = stride_grid(n, sms);
   const T *pa = (const T *)a, *pb = (const T *)b;
   T *py = (T *)y;
   switch (op) {
@@ -87,8 +93,7 @@ extern "C" int tc_cudak_cast(void *stream, int from, int to, const void *x, void
                              int sms) {
   if (n <= 0)
     return 0;
-  long long blocks = (n + 255) / 256, max = (long long)sms * 16;
-  unsigned grid = (unsigned)(blocks < max ? blocks : max);
+  unsigned grid = stride_grid(n, sms);
   cudaStream_t st = (cudaStream_t)stream;
   switch (from) {
   case 1: return cast_from<float>(st, x, to, y, n, grid);
@@ -103,8 +108,7 @@ extern "C" int tc_cudak_im2col(void *stream, int dtype, const void *x, void *col
   long long n = p->N * p->C * p->KH * p->KW * p->OH * p->OW;
   if (n <= 0)
     return 0;
-  long long blocks = (n + 255) / 256, max = (long long)sms * 16;
-  unsigned grid = (unsigned)(blocks < max ? blocks : max);
+  unsigned grid = stride_grid(n, sms);
   cudaStream_t st = (cudaStream_t)stream;
   switch (dtype) {
   case 1: tc_im2col_k<float><<<grid, 256, 0, st>>>((const float *)x, (float *)col, *p); break;
