@@ -1,7 +1,9 @@
 /* ONNX backend node-test conformance runner for libtacort.
  *
  * usage: conformance [--filter S] [--expected FILE] [--write-expected FILE]
- *                    [--ops-md FILE] [--timeout SEC] [-v] DIR
+ *                    [--ops-md FILE] [--timeout SEC] [--target cpu|cuda] [-v] DIR
+ * (--target cuda: sessions on libtacort's CUDA backend; the summary says how
+ * many tests placed nodes on the GPU and how many of those pass)
  *
  * For every DIR/<test>/model.onnx: load, create a session, run (twice: the
  * second run uses the memory plan the first one built) every
@@ -41,7 +43,10 @@ typedef struct result {
   int status;
   char *ops;    /* op types of the main graph, comma separated */
   char *reason; /* first line of what went wrong */
+  int gpu_nodes; /* --target cuda: nodes the session placed on the GPU */
 } result;
+
+static int target = TC_TARGET_CPU; /* --target cpu|cuda */
 
 static char *read_file(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
@@ -242,7 +247,8 @@ static void child(const char *dir, int fd) {
       if (!strstr(padded, key) && len + strlen(op) + 2 < sizeof ops)
         len += (size_t)snprintf(ops + len, sizeof ops - len, "%s%s", len ? "," : "", op);
     }
-    if (tc_session_new(m, &s, d)) {
+    tc_session_options so = {.target = target};
+    if (tc_session_new_ex(m, &so, &s, d)) {
       status = tc_diag_status(d) == TC_STATUS_UNSUPPORTED ? UNSUPPORTED : FAIL;
       snprintf(why, sizeof why, "session: %s", tc_diag_message(d));
     }
@@ -261,7 +267,7 @@ static void child(const char *dir, int fd) {
   for (char *p = why; *p; p++)
     if (*p == '\n' || *p == '\t')
       *p = ' ';
-  dprintf(fd, "%d\t%s\t%s", status, ops, why);
+  dprintf(fd, "%d:%zu\t%s\t%s", status, tc_session_gpu_nodes(s), ops, why);
   exit(0);
 }
 
@@ -300,6 +306,7 @@ static result run_test(const char *root, const char *name, int timeout) {
     return r;
   *t1 = *t2 = '\0';
   r.status = atoi(buf);
+  r.gpu_nodes = strchr(buf, ':') ? atoi(strchr(buf, ':') + 1) : 0;
   free(r.ops);
   free(r.reason);
   r.ops = strdup(t1 + 1);
@@ -407,6 +414,9 @@ int main(int argc, char **argv) {
       write_expected = argv[++i];
     else if (!strcmp(argv[i], "--ops-md") && i + 1 < argc)
       ops_md = argv[++i];
+    else if (!strcmp(argv[i], "--target") && i + 1 < argc && (!strcmp(argv[i + 1], "cpu") ||
+                                                              !strcmp(argv[i + 1], "cuda")))
+      target = !strcmp(argv[++i], "cuda") ? TC_TARGET_CUDA : TC_TARGET_CPU;
     else if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
       timeout = atoi(argv[++i]);
     else if (!strcmp(argv[i], "-v"))
@@ -416,7 +426,7 @@ int main(int argc, char **argv) {
   }
   if (!root) {
     fprintf(stderr, "usage: conformance [--filter S] [--expected FILE] [--write-expected FILE] "
-                    "[--ops-md FILE] [--timeout SEC] [-v] DIR\n");
+                    "[--ops-md FILE] [--timeout SEC] [--target cpu|cuda] [-v] DIR\n");
     return 2;
   }
   size_t n_tests;
@@ -424,13 +434,15 @@ int main(int argc, char **argv) {
   size_t n_exp;
   char **exp = read_list(expected, &n_exp);
   result *rs = calloc(n_tests + 1, sizeof *rs);
-  int counts[N_STATUS] = {0}, regressions = 0, shown = 0;
+  int counts[N_STATUS] = {0}, regressions = 0, shown = 0, on_gpu = 0, passed_on_gpu = 0;
   for (size_t i = 0; i < n_tests; i++) {
     if (!strstr(tests[i], filter))
       continue;
     result r = run_test(root, tests[i], timeout);
     rs[shown++] = r;
     counts[r.status]++;
+    on_gpu += r.gpu_nodes > 0;
+    passed_on_gpu += r.gpu_nodes > 0 && r.status == PASS;
     bool regressed = r.status == CRASH || r.status == HANG ||
                      (r.status != PASS && listed(exp, n_exp, r.name));
     regressions += regressed;
@@ -443,6 +455,9 @@ int main(int argc, char **argv) {
          "unsupported, %d crashes, %d hangs\n",
          counts[PASS], total, total ? 100.0 * counts[PASS] / total : 0.0, counts[FAIL],
          counts[UNSUPPORTED], counts[CRASH], counts[HANG]);
+  if (target == TC_TARGET_CUDA)
+    printf("conformance: %d tests placed nodes on the GPU, %d of them pass\n", on_gpu,
+           passed_on_gpu);
   if (write_expected) {
     FILE *f = fopen(write_expected, "w");
     if (f) {
