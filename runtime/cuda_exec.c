@@ -39,6 +39,8 @@ typedef struct backend {
   __typeof__(tc_cuda_embed_ln) *embed_ln;
   __typeof__(tc_cuda_cast) *cast;
   __typeof__(tc_cuda_conv2d) *conv2d;
+  __typeof__(tc_cuda_maxpool) *maxpool;
+  __typeof__(tc_cuda_gavgpool) *gavgpool;
 } backend;
 
 enum {
@@ -50,7 +52,9 @@ enum {
   PLACE_ATTENTION,
   PLACE_EMBED,
   PLACE_CAST,
-  PLACE_CONV
+  PLACE_CONV,
+  PLACE_MAXPOOL,
+  PLACE_GAVGPOOL
 };
 enum { ON_HOST = 1, ON_DEV = 2 };
 
@@ -140,6 +144,8 @@ static bool resolve(void *dl, backend *b, char *why, size_t cap) {
   SYM(embed_ln, tc_cuda_embed_ln)
   SYM(cast, tc_cuda_cast)
   SYM(conv2d, tc_cuda_conv2d)
+  SYM(maxpool, tc_cuda_maxpool)
+  SYM(gavgpool, tc_cuda_gavgpool)
 #undef SYM
   return true;
 }
@@ -229,6 +235,10 @@ static void place_nodes(tc_session *s, tc_cuda_state *c) {
       c->place[n->id] = PLACE_CAST;
     else if (!strcmp(op, "Conv"))
       c->place[n->id] = PLACE_CONV;
+    else if (!strcmp(op, "MaxPool"))
+      c->place[n->id] = PLACE_MAXPOOL;
+    else if (!strcmp(op, "GlobalAveragePool"))
+      c->place[n->id] = PLACE_GAVGPOOL;
   }
   /* which values must reach the host as soon as they are made */
   for (size_t i = 0; i < c->n_values; i++)
@@ -834,6 +844,82 @@ static bool try_conv(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_
   return true;
 }
 
+/* 2-D MaxPool without indices, floor sizes (ceil_mode 0), row-major
+ * storage, explicit or VALID pads. */
+static bool try_maxpool(tc_run *r, const tc_node *n, tc_kernel_ctx *k,
+                        const tc_rt_tensor *const *in, tc_rt_tensor *out, tc_status *st) {
+  const tc_rt_tensor *x = in[0];
+  const tc_attr *ap = tc_node_attr(n, "auto_pad");
+  bool valid = ap && ap->s.len == 5 && !memcmp(ap->s.data, "VALID", 5);
+  if (!x || x->rank != 4 || !is_float(x->dtype) || (n->n_outputs > 1 && n->outputs[1]) ||
+      tc_attr_int(n, "ceil_mode", 0) || tc_attr_int(n, "storage_order", 0) ||
+      (ap && !valid && !(ap->s.len == 6 && !memcmp(ap->s.data, "NOTSET", 6))))
+    return false;
+  int64_t pads[4], strides[2], dil[2], ks[2];
+  if (!ints_attr(n, "kernel_shape", 2, 0, ks) || ks[0] <= 0 || ks[1] <= 0 ||
+      !ints_attr(n, "pads", 4, 0, pads) || !ints_attr(n, "strides", 2, 1, strides) ||
+      !ints_attr(n, "dilations", 2, 1, dil))
+    return false;
+  if (valid)
+    memset(pads, 0, sizeof pads);
+  tc_cuda_conv p = {.dtype = x->dtype,
+                    .N = x->dims[0],
+                    .C = x->dims[1],
+                    .H = x->dims[2],
+                    .W = x->dims[3],
+                    .KH = ks[0],
+                    .KW = ks[1],
+                    .sh = strides[0],
+                    .sw = strides[1],
+                    .ph = pads[0],
+                    .pw = pads[1],
+                    .dh = dil[0],
+                    .dw = dil[1]};
+  if (p.sh <= 0 || p.sw <= 0 || p.dh <= 0 || p.dw <= 0 || pads[0] < 0 || pads[1] < 0 ||
+      pads[2] < 0 || pads[3] < 0 || pads[0] >= ks[0] || pads[1] >= ks[1])
+    return false;
+  p.OH = (p.H + pads[0] + pads[2] - p.dh * (p.KH - 1) - 1) / p.sh + 1;
+  p.OW = (p.W + pads[1] + pads[3] - p.dw * (p.KW - 1) - 1) / p.sw + 1;
+  int64_t dims[4] = {p.N, p.C, p.OH, p.OW};
+  if (p.OH <= 0 || p.OW <= 0 || !p.N || !p.C)
+    return false;
+  const void *px;
+  void *py;
+  tc_cuda_state *c = r->s->cuda;
+  char why[1024];
+  if ((*st = dev_input(r, n, 0, x, &px)) ||
+      (*st = dev_output(r, n, k, out, 0, x->dtype, 4, dims, &py)))
+    return true;
+  if (c->b.maxpool(c->ctx, &p, px, py, why, sizeof why))
+    *st = cuda_error(r, n, why);
+  else
+    *st = finish_outputs(r, n, out);
+  return true;
+}
+
+static bool try_gavgpool(tc_run *r, const tc_node *n, tc_kernel_ctx *k,
+                         const tc_rt_tensor *const *in, tc_rt_tensor *out, tc_status *st) {
+  const tc_rt_tensor *x = in[0];
+  if (!x || x->rank < 3 || !is_float(x->dtype) || !tc_rt_numel(x))
+    return false;
+  int64_t dims[TC_MAX_DIMS], planes = x->dims[0] * x->dims[1];
+  int64_t len = (int64_t)tc_rt_numel(x) / planes;
+  for (size_t d = 0; d < x->rank; d++)
+    dims[d] = d < 2 ? x->dims[d] : 1;
+  const void *px;
+  void *py;
+  tc_cuda_state *c = r->s->cuda;
+  char why[1024];
+  if ((*st = dev_input(r, n, 0, x, &px)) ||
+      (*st = dev_output(r, n, k, out, 0, x->dtype, x->rank, dims, &py)))
+    return true;
+  if (c->b.gavgpool(c->ctx, x->dtype, px, py, planes, len, why, sizeof why))
+    *st = cuda_error(r, n, why);
+  else
+    *st = finish_outputs(r, n, out);
+  return true;
+}
+
 bool tc_cuda_try(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_tensor *const *in,
                  tc_rt_tensor *out, tc_status *st) {
   tc_cuda_state *c = r->s->cuda;
@@ -846,6 +932,8 @@ bool tc_cuda_try(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_tens
   case PLACE_EMBED: return try_embed(r, n, k, in, out, st);
   case PLACE_CAST: return try_cast(r, n, k, in, out, st);
   case PLACE_CONV: return try_conv(r, n, k, in, out, st);
+  case PLACE_MAXPOOL: return try_maxpool(r, n, k, in, out, st);
+  case PLACE_GAVGPOOL: return try_gavgpool(r, n, k, in, out, st);
   default: return false;
   }
 }

@@ -120,3 +120,40 @@ extern "C" int tc_cudak_im2col(void *stream, int dtype, const void *x, void *col
   }
   return (int)cudaGetLastError();
 }
+
+extern "C" int tc_cudak_maxpool(void *stream, int dtype, const void *x, void *y,
+                                const tc_im2col *p, int sms) {
+  long long n = p->N * p->C * p->OH * p->OW;
+  if (n <= 0)
+    return 0;
+  unsigned grid = stride_grid(n, sms);
+  cudaStream_t st = (cudaStream_t)stream;
+  switch (dtype) {
+  case 1: tc_maxpool_k<float><<<grid, 256, 0, st>>>((const float *)x, (float *)y, *p); break;
+  case 10: tc_maxpool_k<__half><<<grid, 256, 0, st>>>((const __half *)x, (__half *)y, *p); break;
+  case 16:
+    tc_maxpool_k<__nv_bfloat16><<<grid, 256, 0, st>>>((const __nv_bfloat16 *)x, (__nv_bfloat16 *)y, *p);
+    break;
+  default: return (int)cudaErrorInvalidValue;
+  }
+  return (int)cudaGetLastError();
+}
+
+extern "C" int tc_cudak_gavgpool(void *stream, int dtype, const void *x, void *y, long long planes,
+                                 long long len) {
+  if (planes <= 0 || len <= 0)
+    return 0;
+  if (planes > 0x7fffffffLL)
+    return (int)cudaErrorInvalidValue;
+  cudaStream_t st = (cudaStream_t)stream;
+  unsigned g = (unsigned)planes;
+  switch (dtype) {
+  case 1: tc_gavgpool_k<float, 256><<<g, 256, 0, st>>>((const float *)x, (float *)y, len); break;
+  case 10: tc_gavgpool_k<__half, 256><<<g, 256, 0, st>>>((const __half *)x, (__half *)y, len); break;
+  case 16:
+    tc_gavgpool_k<__nv_bfloat16, 256><<<g, 256, 0, st>>>((const __nv_bfloat16 *)x, (__nv_bfloat16 *)y, len);
+    break;
+  default: return (int)cudaErrorInvalidValue;
+  }
+  return (int)cudaGetLastError();
+}

@@ -145,3 +145,38 @@ template <typename T> __global__ void tc_im2col_k(const T *x, T *col, const tc_i
                  : tc_t<T>(0.f);
   }
 }
+
+// MaxPool over NCHW planes (p: the im2col geometry with C the channels;
+// padding never wins), a grid-stride loop over the outputs.
+template <typename T> __global__ void tc_maxpool_k(const T *x, T *y, const tc_im2col p) {
+  const long long n_all = p.N * p.C * p.OH * p.OW, step = (long long)gridDim.x * blockDim.x;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n_all; i += step) {
+    const long long ow = i % p.OW, oh = (i / p.OW) % p.OH, plane = i / (p.OW * p.OH);
+    const T *xp = x + plane * p.H * p.W;
+    float m = TC_NEG_INF;
+    for (long long kh = 0; kh < p.KH; kh++) {
+      const long long ih = oh * p.sh - p.ph + kh * p.dh;
+      if (ih < 0 || ih >= p.H)
+        continue;
+      for (long long kw = 0; kw < p.KW; kw++) {
+        const long long iw = ow * p.sw - p.pw + kw * p.dw;
+        if (iw >= 0 && iw < p.W)
+          m = fmaxf(m, tc_f(xp[ih * p.W + iw]));
+      }
+    }
+    y[i] = tc_t<T>(m);
+  }
+}
+
+// GlobalAveragePool: the mean of each of the planes (of length len), one
+// block of NT threads per plane.
+template <typename T, int NT> __global__ void tc_gavgpool_k(const T *x, T *y, long long len) {
+  __shared__ float sh[32];
+  const T *xp = x + (long long)blockIdx.x * len;
+  float acc = 0.f;
+  for (long long j = threadIdx.x; j < len; j += NT)
+    acc += tc_f(xp[j]);
+  acc = tc_block_sum<NT>(acc, sh);
+  if (threadIdx.x == 0)
+    y[blockIdx.x] = tc_t<T>(acc / (float)len);
+}

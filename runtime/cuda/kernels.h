@@ -47,6 +47,13 @@ int tc_cudak_cast(void *stream, int from, int to, const void *x, void *y, long l
  * for every output position (0 in the padding), NCHW input x. */
 int tc_cudak_im2col(void *stream, int dtype, const void *x, void *col, const tc_im2col *p, int sms);
 
+/* y [N, C, OH, OW] = MaxPool of x [N, C, H, W] with p's window (padding
+ * never wins). */
+int tc_cudak_maxpool(void *stream, int dtype, const void *x, void *y, const tc_im2col *p, int sms);
+/* y [planes] = the mean of each of x's planes of len elements. */
+int tc_cudak_gavgpool(void *stream, int dtype, const void *x, void *y, long long planes,
+                      long long len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -178,3 +178,29 @@ int tc_cuda_conv2d(tc_cuda *c, const tc_cuda_conv *p, const void *x, const void 
   tc_cuda_free(c, col, col_bytes);
   return rc;
 }
+
+int tc_cuda_maxpool(tc_cuda *c, const tc_cuda_conv *p, const void *x, void *y, char *why,
+                    size_t cap) {
+  tc_im2col g = {.N = p->N,
+                 .C = p->C,
+                 .H = p->H,
+                 .W = p->W,
+                 .KH = p->KH,
+                 .KW = p->KW,
+                 .OH = p->OH,
+                 .OW = p->OW,
+                 .sh = p->sh,
+                 .sw = p->sw,
+                 .ph = p->ph,
+                 .pw = p->pw,
+                 .dh = p->dh,
+                 .dw = p->dw};
+  return launched(tc_cudak_maxpool(c->stream, p->dtype, x, y, &g, c->prop.multiProcessorCount),
+                  "max-pool kernel", why, cap);
+}
+
+int tc_cuda_gavgpool(tc_cuda *c, int dtype, const void *x, void *y, int64_t planes, int64_t len,
+                     char *why, size_t cap) {
+  return launched(tc_cudak_gavgpool(c->stream, dtype, x, y, planes, len),
+                  "global average pool kernel", why, cap);
+}

@@ -127,6 +127,13 @@ typedef struct tc_cuda_conv {
 int tc_cuda_conv2d(tc_cuda *c, const tc_cuda_conv *p, const void *x, const void *w, const void *b,
                    const void *z, void *y, char *why, size_t cap);
 
+/* MaxPool 2-D (NCHW, p's geometry as for a convolution with M unused, no
+ * indices) and GlobalAveragePool (planes of len elements). */
+int tc_cuda_maxpool(tc_cuda *c, const tc_cuda_conv *p, const void *x, void *y, char *why,
+                    size_t cap);
+int tc_cuda_gavgpool(tc_cuda *c, int dtype, const void *x, void *y, int64_t planes, int64_t len,
+                     char *why, size_t cap);
+
 /* Cast of n elements between float32, float16 and bfloat16 (dtypes 1, 10,
  * 16; round to nearest even). */
 int tc_cuda_cast(tc_cuda *c, int from, int to, const void *x, void *y, size_t n, char *why,

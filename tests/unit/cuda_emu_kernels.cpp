@@ -80,3 +80,12 @@ extern "C" int emu_im2col(int dtype, const void *x, void *col, const tc_im2col *
     return tc_emu_launch_fn(3, 64, [&] { tc_im2col_k<float>((const float *)x, (float *)col, q); });
   return tc_emu_launch_fn(3, 64, [&] { tc_im2col_k<__half>((const __half *)x, (__half *)col, q); });
 }
+
+extern "C" int emu_maxpool(const float *x, float *y, const tc_im2col *p) {
+  tc_im2col q = *p;
+  return tc_emu_launch_fn(2, 64, [&] { tc_maxpool_k<float>(x, y, q); });
+}
+
+extern "C" int emu_gavgpool(const float *x, float *y, long long planes, long long len) {
+  return tc_emu_launch_fn((unsigned)planes, 256, [&] { tc_gavgpool_k<float, 256>(x, y, len); });
+}

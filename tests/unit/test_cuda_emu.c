@@ -7,9 +7,9 @@
  * geometry of runtime/culib.h on random inputs, against the double-precision
  * reference of the ONNX definition; likewise the CUDA backend's fixed
  * kernels (runtime/cuda/kernels.cuh: broadcasting binary ops, the attention
- * softmax with masks, the embedding sum + LayerNorm, casts, im2col). What only a GPU can show (and
- * tests/gpu/test_cuda checks there) is not covered: the device compiler,
- * memory alignment, timing. */
+ * softmax with masks, the embedding sum + LayerNorm, casts, im2col, the pools). What only a GPU can
+ * show (and tests/gpu/test_cuda checks there) is not covered: the device compiler, memory
+ * alignment, timing. */
 #include <dlfcn.h>
 #include <math.h>
 #include <spawn.h>
@@ -375,6 +375,54 @@ static bool check_im2col(im2col_fn fn, int dt, tc_im2col p) {
   return ok;
 }
 
+typedef int (*maxpool_fn)(const float *x, float *y, const tc_im2col *p);
+typedef int (*gavg_fn)(const float *x, float *y, long long planes, long long len);
+
+/* MaxPool (float32) against the definition; OH/OW from the floor formula. */
+static bool check_maxpool(maxpool_fn fn, tc_im2col p) {
+  p.OH = (p.H + 2 * p.ph - p.dh * (p.KH - 1) - 1) / p.sh + 1;
+  p.OW = (p.W + 2 * p.pw - p.dw * (p.KW - 1) - 1) / p.sw + 1;
+  size_t nx = (size_t)(p.N * p.C * p.H * p.W), ny = (size_t)(p.N * p.C * p.OH * p.OW);
+  double *xv = malloc(nx * sizeof *xv), *yv = malloc(ny * sizeof *yv);
+  float *x = fill(1, nx, 5, xv), *y = fill(1, ny, 0, yv);
+  bool ok = xv && yv && x && y && fn(x, y, &p) == 0;
+  for (size_t i = 0; ok && i < ny; i++) {
+    long long ow = (long long)i % p.OW, oh = (long long)i / p.OW % p.OH,
+              plane = (long long)i / (p.OW * p.OH);
+    double m = -INFINITY;
+    for (long long kh = 0; kh < p.KH; kh++)
+      for (long long kw = 0; kw < p.KW; kw++) {
+        long long ih = oh * p.sh - p.ph + kh * p.dh, iw = ow * p.sw - p.pw + kw * p.dw;
+        if (ih >= 0 && ih < p.H && iw >= 0 && iw < p.W)
+          m = fmax(m, xv[(plane * p.H + ih) * p.W + iw]);
+      }
+    if (y[i] != m) {
+      fprintf(stderr, "maxpool element %zu: emulated %g, reference %g\n", i, y[i], m);
+      ok = false;
+    }
+  }
+  free(xv), free(yv), free(x), free(y);
+  return ok;
+}
+
+static bool check_gavgpool(gavg_fn fn, long long planes, long long len) {
+  double *xv = malloc((size_t)(planes * len) * sizeof *xv), *yv = malloc((size_t)planes * 8);
+  float *x = fill(1, (size_t)(planes * len), 3, xv), *y = fill(1, (size_t)planes, 0, yv);
+  bool ok = xv && yv && x && y && fn(x, y, planes, len) == 0;
+  for (long long i = 0; ok && i < planes; i++) {
+    double want = 0;
+    for (long long j = 0; j < len; j++)
+      want += xv[i * len + j];
+    want /= (double)len;
+    if (!(fabs(y[i] - want) <= 1e-5 * (fabs(want) + 0.1))) {
+      fprintf(stderr, "global average pool plane %lld: emulated %g, reference %g\n", i, y[i], want);
+      ok = false;
+    }
+  }
+  free(xv), free(yv), free(x), free(y);
+  return ok;
+}
+
 static void test_fixed_kernels_emulated(void) {
   char dir[] = "/tmp/tacoc-cuemu-XXXXXX", so[64];
   CHECK(mkdtemp(dir) != NULL);
@@ -387,7 +435,43 @@ static void test_fixed_kernels_emulated(void) {
   embed_fn emb = h ? (embed_fn)dlsym(h, "emu_embed_ln") : NULL;
   cast_fn cast = h ? (cast_fn)dlsym(h, "emu_cast") : NULL;
   im2col_fn i2c = h ? (im2col_fn)dlsym(h, "emu_im2col") : NULL;
-  CHECK(bin && sm && emb && cast && i2c);
+  maxpool_fn mp = h ? (maxpool_fn)dlsym(h, "emu_maxpool") : NULL;
+  gavg_fn gap = h ? (gavg_fn)dlsym(h, "emu_gavgpool") : NULL;
+  CHECK(bin && sm && emb && cast && i2c && mp && gap);
+  if (mp) { /* ResNet's 3x3 stride 2 pad 1; 2x2 stride 2; dilated */
+    CHECK(check_maxpool(mp, (tc_im2col){.N = 2,
+                                        .C = 3,
+                                        .H = 11,
+                                        .W = 12,
+                                        .KH = 3,
+                                        .KW = 3,
+                                        .sh = 2,
+                                        .sw = 2,
+                                        .ph = 1,
+                                        .pw = 1,
+                                        .dh = 1,
+                                        .dw = 1}));
+    CHECK(check_maxpool(
+        mp,
+        (tc_im2col){
+            .N = 1, .C = 2, .H = 8, .W = 6, .KH = 2, .KW = 2, .sh = 2, .sw = 2, .dh = 1, .dw = 1}));
+    CHECK(check_maxpool(mp, (tc_im2col){.N = 1,
+                                        .C = 2,
+                                        .H = 9,
+                                        .W = 9,
+                                        .KH = 2,
+                                        .KW = 3,
+                                        .sh = 1,
+                                        .sw = 2,
+                                        .ph = 1,
+                                        .pw = 0,
+                                        .dh = 2,
+                                        .dw = 2}));
+  }
+  if (gap) { /* 7x7 planes; planes longer than a block */
+    CHECK(check_gavgpool(gap, 6, 49));
+    CHECK(check_gavgpool(gap, 3, 1000));
+  }
   for (int dt = 0; i2c && dt < 2; dt++) { /* 3x3 pad 1; 7x7 stride 2 pad 3; dilated; 1x1 stride 2 */
     int t = cu_variant_dtypes[dt];
     CHECK(check_im2col(i2c, t,
