@@ -782,6 +782,43 @@ static bool ints_attr(const tc_node *n, const char *name, size_t count, int64_t 
   return true;
 }
 
+/* The 2-D window of a Conv or MaxPool node on NCHW input x: auto_pad NOTSET
+ * or VALID, pads, strides, dilations and kernel_shape (which must agree
+ * with kh x kw when those are known, 0 otherwise); fills p's input, window
+ * and output sizes. false for what the GPU path does not take. */
+static bool window_2d(const tc_node *n, const tc_rt_tensor *x, int64_t kh, int64_t kw,
+                      tc_cuda_conv *p) {
+  const tc_attr *ap = tc_node_attr(n, "auto_pad");
+  bool valid = ap && ap->s.len == 5 && !memcmp(ap->s.data, "VALID", 5);
+  int64_t pads[4], strides[2], dil[2], ks[2];
+  if ((ap && !valid && !(ap->s.len == 6 && !memcmp(ap->s.data, "NOTSET", 6))) ||
+      !ints_attr(n, "pads", 4, 0, pads) || !ints_attr(n, "strides", 2, 1, strides) ||
+      !ints_attr(n, "dilations", 2, 1, dil) || !ints_attr(n, "kernel_shape", 2, 0, ks) ||
+      (kh && ks[0] && (ks[0] != kh || ks[1] != kw)))
+    return false;
+  if (valid)
+    memset(pads, 0, sizeof pads);
+  *p = (tc_cuda_conv){.dtype = x->dtype,
+                      .N = x->dims[0],
+                      .C = x->dims[1],
+                      .H = x->dims[2],
+                      .W = x->dims[3],
+                      .KH = kh ? kh : ks[0],
+                      .KW = kh ? kw : ks[1],
+                      .sh = strides[0],
+                      .sw = strides[1],
+                      .ph = pads[0],
+                      .pw = pads[1],
+                      .dh = dil[0],
+                      .dw = dil[1]};
+  if (p->KH <= 0 || p->KW <= 0 || p->sh <= 0 || p->sw <= 0 || p->dh <= 0 || p->dw <= 0 ||
+      pads[0] < 0 || pads[1] < 0 || pads[2] < 0 || pads[3] < 0)
+    return false;
+  p->OH = (p->H + pads[0] + pads[2] - p->dh * (p->KH - 1) - 1) / p->sh + 1;
+  p->OW = (p->W + pads[1] + pads[3] - p->dw * (p->KW - 1) - 1) / p->sw + 1;
+  return p->OH > 0 && p->OW > 0 && p->N && p->C;
+}
+
 /* 2-D Conv, ai.tacoc.ConvRelu and ConvAddRelu: one group, explicit pads
  * (auto_pad NOTSET or VALID), operands of one floating type. */
 static bool try_conv(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_tensor *const *in,
@@ -789,45 +826,18 @@ static bool try_conv(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_
   const tc_rt_tensor *x = in[0], *w = n->n_inputs > 1 ? in[1] : NULL,
                      *b = n->n_inputs > 2 ? in[2] : NULL, *z = n->n_inputs > 3 ? in[3] : NULL;
   bool add = !strcmp(n->op_type, "ConvAddRelu"), relu = add || !strcmp(n->op_type, "ConvRelu");
-  const tc_attr *ap = tc_node_attr(n, "auto_pad");
-  bool valid = ap && ap->s.len == 5 && !memcmp(ap->s.data, "VALID", 5);
-  if (ap && !valid && !(ap->s.len == 6 && !memcmp(ap->s.data, "NOTSET", 6)))
-    return false;
   if (!x || !w || x->rank != 4 || w->rank != 4 || !is_float(x->dtype) || w->dtype != x->dtype ||
       (b && (b->dtype != x->dtype || tc_rt_numel(b) != (size_t)w->dims[0])) ||
       (z && (!add || z->dtype != x->dtype)) || (add && !z) || tc_attr_int(n, "group", 1) != 1 ||
       w->dims[1] != x->dims[1])
     return false;
-  int64_t pads[4], strides[2], dil[2], ks[2];
-  if (!ints_attr(n, "pads", 4, 0, pads) || !ints_attr(n, "strides", 2, 1, strides) ||
-      !ints_attr(n, "dilations", 2, 1, dil) || !ints_attr(n, "kernel_shape", 2, 0, ks) ||
-      (ks[0] && (ks[0] != w->dims[2] || ks[1] != w->dims[3])))
+  tc_cuda_conv p;
+  if (!window_2d(n, x, w->dims[2], w->dims[3], &p) || !w->dims[0])
     return false;
-  if (valid)
-    memset(pads, 0, sizeof pads);
-  tc_cuda_conv p = {.dtype = x->dtype,
-                    .N = x->dims[0],
-                    .C = x->dims[1],
-                    .H = x->dims[2],
-                    .W = x->dims[3],
-                    .M = w->dims[0],
-                    .KH = w->dims[2],
-                    .KW = w->dims[3],
-                    .sh = strides[0],
-                    .sw = strides[1],
-                    .ph = pads[0],
-                    .pw = pads[1],
-                    .dh = dil[0],
-                    .dw = dil[1],
-                    .act = relu ? TC_CUDA_EPI_RELU : TC_CUDA_EPI_NONE};
-  if (p.sh <= 0 || p.sw <= 0 || p.dh <= 0 || p.dw <= 0 || pads[0] < 0 || pads[1] < 0 ||
-      pads[2] < 0 || pads[3] < 0)
-    return false;
-  p.OH = (p.H + pads[0] + pads[2] - p.dh * (p.KH - 1) - 1) / p.sh + 1;
-  p.OW = (p.W + pads[1] + pads[3] - p.dw * (p.KW - 1) - 1) / p.sw + 1;
+  p.M = w->dims[0];
+  p.act = relu ? TC_CUDA_EPI_RELU : TC_CUDA_EPI_NONE;
   int64_t dims[4] = {p.N, p.M, p.OH, p.OW};
-  if (p.OH <= 0 || p.OW <= 0 || !p.N || !p.C || !p.M ||
-      (z && (z->rank != 4 || memcmp(z->dims, dims, sizeof dims))))
+  if (z && (z->rank != 4 || memcmp(z->dims, dims, sizeof dims)))
     return false;
   const void *px, *pw, *pb = NULL, *pz = NULL;
   void *py;
@@ -849,40 +859,12 @@ static bool try_conv(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_
 static bool try_maxpool(tc_run *r, const tc_node *n, tc_kernel_ctx *k,
                         const tc_rt_tensor *const *in, tc_rt_tensor *out, tc_status *st) {
   const tc_rt_tensor *x = in[0];
-  const tc_attr *ap = tc_node_attr(n, "auto_pad");
-  bool valid = ap && ap->s.len == 5 && !memcmp(ap->s.data, "VALID", 5);
+  tc_cuda_conv p;
   if (!x || x->rank != 4 || !is_float(x->dtype) || (n->n_outputs > 1 && n->outputs[1]) ||
       tc_attr_int(n, "ceil_mode", 0) || tc_attr_int(n, "storage_order", 0) ||
-      (ap && !valid && !(ap->s.len == 6 && !memcmp(ap->s.data, "NOTSET", 6))))
+      !window_2d(n, x, 0, 0, &p) || p.ph >= p.KH || p.pw >= p.KW)
     return false;
-  int64_t pads[4], strides[2], dil[2], ks[2];
-  if (!ints_attr(n, "kernel_shape", 2, 0, ks) || ks[0] <= 0 || ks[1] <= 0 ||
-      !ints_attr(n, "pads", 4, 0, pads) || !ints_attr(n, "strides", 2, 1, strides) ||
-      !ints_attr(n, "dilations", 2, 1, dil))
-    return false;
-  if (valid)
-    memset(pads, 0, sizeof pads);
-  tc_cuda_conv p = {.dtype = x->dtype,
-                    .N = x->dims[0],
-                    .C = x->dims[1],
-                    .H = x->dims[2],
-                    .W = x->dims[3],
-                    .KH = ks[0],
-                    .KW = ks[1],
-                    .sh = strides[0],
-                    .sw = strides[1],
-                    .ph = pads[0],
-                    .pw = pads[1],
-                    .dh = dil[0],
-                    .dw = dil[1]};
-  if (p.sh <= 0 || p.sw <= 0 || p.dh <= 0 || p.dw <= 0 || pads[0] < 0 || pads[1] < 0 ||
-      pads[2] < 0 || pads[3] < 0 || pads[0] >= ks[0] || pads[1] >= ks[1])
-    return false;
-  p.OH = (p.H + pads[0] + pads[2] - p.dh * (p.KH - 1) - 1) / p.sh + 1;
-  p.OW = (p.W + pads[1] + pads[3] - p.dw * (p.KW - 1) - 1) / p.sw + 1;
   int64_t dims[4] = {p.N, p.C, p.OH, p.OW};
-  if (p.OH <= 0 || p.OW <= 0 || !p.N || !p.C)
-    return false;
   const void *px;
   void *py;
   tc_cuda_state *c = r->s->cuda;

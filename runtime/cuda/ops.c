@@ -7,6 +7,24 @@
 #include "cuda_priv.h"
 #include "kernels.h"
 
+/* The kernels' view of a convolution or pooling window. */
+static tc_im2col geometry(const tc_cuda_conv *p) {
+  return (tc_im2col){.N = p->N,
+                     .C = p->C,
+                     .H = p->H,
+                     .W = p->W,
+                     .KH = p->KH,
+                     .KW = p->KW,
+                     .OH = p->OH,
+                     .OW = p->OW,
+                     .sh = p->sh,
+                     .sw = p->sw,
+                     .ph = p->ph,
+                     .pw = p->pw,
+                     .dh = p->dh,
+                     .dw = p->dw};
+}
+
 static int launched(int err, const char *what, char *why, size_t cap) {
   return err ? tc_cuda_fail((cudaError_t)err, what, why, cap) : 0;
 }
@@ -143,20 +161,7 @@ int tc_cuda_conv2d(tc_cuda *c, const tc_cuda_conv *p, const void *x, const void 
   if (!direct) {
     if (tc_cuda_alloc(c, col_bytes, &col, why, cap))
       return -1;
-    tc_im2col g = {.N = p->N,
-                   .C = p->C,
-                   .H = p->H,
-                   .W = p->W,
-                   .KH = p->KH,
-                   .KW = p->KW,
-                   .OH = p->OH,
-                   .OW = p->OW,
-                   .sh = p->sh,
-                   .sw = p->sw,
-                   .ph = p->ph,
-                   .pw = p->pw,
-                   .dh = p->dh,
-                   .dw = p->dw};
+    tc_im2col g = geometry(p);
     rc = launched(tc_cudak_im2col(c->stream, p->dtype, x, col, &g, c->prop.multiProcessorCount),
                   "im2col kernel", why, cap);
   }
@@ -181,20 +186,7 @@ int tc_cuda_conv2d(tc_cuda *c, const tc_cuda_conv *p, const void *x, const void 
 
 int tc_cuda_maxpool(tc_cuda *c, const tc_cuda_conv *p, const void *x, void *y, char *why,
                     size_t cap) {
-  tc_im2col g = {.N = p->N,
-                 .C = p->C,
-                 .H = p->H,
-                 .W = p->W,
-                 .KH = p->KH,
-                 .KW = p->KW,
-                 .OH = p->OH,
-                 .OW = p->OW,
-                 .sh = p->sh,
-                 .sw = p->sw,
-                 .ph = p->ph,
-                 .pw = p->pw,
-                 .dh = p->dh,
-                 .dw = p->dw};
+  tc_im2col g = geometry(p);
   return launched(tc_cudak_maxpool(c->stream, p->dtype, x, y, &g, c->prop.multiProcessorCount),
                   "max-pool kernel", why, cap);
 }
