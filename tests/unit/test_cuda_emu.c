@@ -96,8 +96,8 @@ static bool check_variant(launch_fn launch, void *kernel, const tc_cg_spec *sp, 
   return ok;
 }
 
-/* Compiles cpp into the shared object so with the host C++ compiler (the
- * repository's CUDA headers on the include path). */
+/* Compiles cpp into the shared object so with the host C++ compiler, c++
+ * or else clang++ (the repository's CUDA headers on the include path). */
 static int compile(const char *cpp, const char *so) {
   char *argv[] = {"c++",
                   "-std=c++17",
@@ -114,8 +114,11 @@ static int compile(const char *cpp, const char *so) {
                   (char *)cpp,
                   NULL};
   pid_t pid;
-  if (posix_spawnp(&pid, "c++", NULL, NULL, argv, environ))
-    return -1;
+  if (posix_spawnp(&pid, "c++", NULL, NULL, argv, environ)) {
+    argv[0] = "clang++"; /* the one tools/deps.sh installs, where no c++ is set up */
+    if (posix_spawnp(&pid, "clang++", NULL, NULL, argv, environ))
+      return -1;
+  }
   int status = 0;
   return waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) ? -1 : 0;
 }
