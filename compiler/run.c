@@ -6,7 +6,9 @@
  * (characters other than letters, digits, '.', '-' and
  * '_' become '_'). `--allow-native-code` runs the generated kernels of a
  * model optimized with --codegen cpu (or --target cuda). `--target cuda`
- * runs on GPU `--device N` (default 0) through libtacort's CUDA backend. `--profile` prints where
+ * runs on GPU `--device N` (default 0) through libtacort's CUDA backend;
+ * `--cuda-gemm-search N` measures up to N cuBLASLt algorithms per GEMM shape
+ * on first use and keeps the fastest. `--profile` prints where
  * the time went: per op type and the slowest nodes, over the timed runs (or the single run without
  * --repeat). */
 #include "run.h"
@@ -141,7 +143,7 @@ int tc_cmd_run(int argc, char **argv) {
   tc_ndarray inputs[MAX_INPUTS];
   size_t n_in = 0;
   bool random_inputs = false, profile = false, native = false;
-  int target = TC_TARGET_CPU, device = 0;
+  int target = TC_TARGET_CPU, device = 0, gemm_search = 0;
   long repeat = 0;
   int rc = 2;
   tc_model *m = NULL;
@@ -188,6 +190,15 @@ int tc_cmd_run(int argc, char **argv) {
         goto done;
       }
       target = !strcmp(t, "cuda") ? TC_TARGET_CUDA : TC_TARGET_CPU;
+    } else if (!strcmp(argv[i], "--cuda-gemm-search") && i + 1 < argc) {
+      char *end;
+      long v = strtol(argv[++i], &end, 10);
+      if (*end || end == argv[i] || v < 0 || v > 32) {
+        rc = tc_cli_error("--cuda-gemm-search needs a count of candidates from 0 to 32, got '%s'",
+                          argv[i]);
+        goto done;
+      }
+      gemm_search = (int)v;
     } else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
       char *end;
       long dv = strtol(argv[++i], &end, 10);
@@ -209,7 +220,10 @@ int tc_cmd_run(int argc, char **argv) {
     rc = tc_cli_error("run: no model given");
     goto done;
   }
-  tc_session_options so = {.allow_native_code = native, .target = target, .device = device};
+  tc_session_options so = {.allow_native_code = native,
+                           .target = target,
+                           .device = device,
+                           .cuda_gemm_search = gemm_search};
   if (tc_model_load_file(model, NULL, &m, d) || tc_session_new_ex(m, &so, &s, d)) {
     rc = tc_cli_error("%s", tc_diag_message(d));
     goto done;
@@ -261,6 +275,15 @@ int tc_cmd_run(int argc, char **argv) {
   }
   if (profile)
     print_profile(s, repeat ? repeat : 1);
+  if (gemm_search && target == TC_TARGET_CUDA) {
+    size_t shapes;
+    double chosen, first;
+    tc_session_gpu_gemm_search(s, &shapes, &chosen, &first);
+    fprintf(stderr,
+            "tacoc: cuBLASLt search: %zu GEMM shapes measured; chosen algorithms %.1f us, "
+            "cuBLASLt's first choices %.1f us (sums of medians)\n",
+            shapes, chosen, first);
+  }
   if (out_dir && mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
     rc = tc_cli_error("%s: cannot create the output folder", out_dir);
     goto done;

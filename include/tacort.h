@@ -132,7 +132,12 @@ typedef struct tc_session_options {
    * why, when the backend or a device is missing. */
   int target;
   int device;
-  int reserved[5];
+  /* CUDA: time up to this many of cuBLASLt's candidate algorithms for the
+   * first GEMM of each shape and keep the fastest for the session's later
+   * GEMMs of that shape (0, the default: cuBLASLt's first heuristic
+   * choice, no measuring). */
+  int cuda_gemm_search;
+  int reserved[4];
 } tc_session_options;
 enum { TC_TARGET_CPU = 0, TC_TARGET_CUDA = 1 };
 /* tc_session_new with options (NULL: defaults). A kernel library that is
@@ -151,6 +156,11 @@ size_t tc_session_gpu_nodes(const tc_session *s);
 /* The GPU a CUDA session runs on, e.g. "NVIDIA H100 80GB HBM3, sm_90, ..."
  * ("" for CPU sessions). Owned by the session. */
 const char *tc_session_device(const tc_session *s);
+/* What a CUDA session's GEMM search did so far: GEMM shapes measured, the
+ * sum of their chosen algorithms' median times and of cuBLASLt's first
+ * heuristic choices' (microseconds). Zeros for other sessions. */
+void tc_session_gpu_gemm_search(const tc_session *s, size_t *shapes, double *chosen_us,
+                                double *first_us);
 /* Number of QDQ MatMuls and convolutions (DequantizeLinear into MatMul or
  * Conv) the session runs as integer kernels on the quantized operands. */
 size_t tc_session_qdq_nodes(const tc_session *s);

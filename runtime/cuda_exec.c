@@ -41,6 +41,8 @@ typedef struct backend {
   __typeof__(tc_cuda_conv2d) *conv2d;
   __typeof__(tc_cuda_maxpool) *maxpool;
   __typeof__(tc_cuda_gavgpool) *gavgpool;
+  __typeof__(tc_cuda_set_gemm_search) *set_gemm_search;
+  __typeof__(tc_cuda_gemm_search_stats) *gemm_search_stats;
 } backend;
 
 enum {
@@ -146,6 +148,8 @@ static bool resolve(void *dl, backend *b, char *why, size_t cap) {
   SYM(conv2d, tc_cuda_conv2d)
   SYM(maxpool, tc_cuda_maxpool)
   SYM(gavgpool, tc_cuda_gavgpool)
+  SYM(set_gemm_search, tc_cuda_set_gemm_search)
+  SYM(gemm_search_stats, tc_cuda_gemm_search_stats)
 #undef SYM
   return true;
 }
@@ -255,7 +259,8 @@ static void place_nodes(tc_session *s, tc_cuda_state *c) {
   }
 }
 
-tc_status tc_cuda_session_init(tc_session *s, int dev, bool native, tc_diag *diag) {
+tc_status tc_cuda_session_init(tc_session *s, int dev, bool native, int gemm_search,
+                               tc_diag *diag) {
   tc_cuda_state *c = calloc(1, sizeof *c);
   if (!c)
     return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
@@ -271,6 +276,7 @@ tc_status tc_cuda_session_init(tc_session *s, int dev, bool native, tc_diag *dia
   if (rc)
     return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, NULL, NULL, "target cuda: %s", why);
   c->b.describe(c->ctx, c->device, sizeof c->device);
+  c->b.set_gemm_search(c->ctx, gemm_search);
   const tc_model *m = s->m;
   c->n_values = m->next_value_id + 1;
   c->place = calloc(m->next_node_id + 1, 1);
@@ -309,6 +315,17 @@ void tc_cuda_session_free(tc_cuda_state *c) {
 size_t tc_cuda_session_gpu_nodes(const tc_cuda_state *c) { return c ? c->n_gpu : 0; }
 const char *tc_cuda_session_device(const tc_cuda_state *c) { return c ? c->device : ""; }
 const char *tc_cuda_session_note(const tc_cuda_state *c) { return c ? c->note : ""; }
+
+void tc_cuda_session_gemm_search(const tc_cuda_state *c, size_t *shapes, double *chosen_us,
+                                 double *first_us) {
+  *shapes = 0;
+  *chosen_us = *first_us = 0;
+  if (c && c->ctx) {
+    pthread_mutex_lock((pthread_mutex_t *)&c->lock); /* not while a run measures */
+    c->b.gemm_search_stats(c->ctx, shapes, chosen_us, first_us);
+    pthread_mutex_unlock((pthread_mutex_t *)&c->lock);
+  }
+}
 
 /* ---- runs ---- */
 

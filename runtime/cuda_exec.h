@@ -31,13 +31,16 @@ typedef struct tc_cuda_run tc_cuda_run;
  * native: whether the model's CUDA kernel library may be used.
  * TC_STATUS_UNSUPPORTED when the backend cannot be loaded or there is no
  * CUDA device, with the reason in diag. */
-tc_status tc_cuda_session_init(tc_session *s, int dev, bool native, tc_diag *diag);
+tc_status tc_cuda_session_init(tc_session *s, int dev, bool native, int gemm_search, tc_diag *diag);
 void tc_cuda_session_free(tc_cuda_state *c);
 size_t tc_cuda_session_gpu_nodes(const tc_cuda_state *c);
 const char *tc_cuda_session_device(const tc_cuda_state *c);
 /* Why the model's CUDA kernel library was not used ("" when it was or
  * there is none). */
 const char *tc_cuda_session_note(const tc_cuda_state *c);
+/* The backend's GEMM search statistics (zeros without a session). */
+void tc_cuda_session_gemm_search(const tc_cuda_state *c, size_t *shapes, double *chosen_us,
+                                 double *first_us);
 
 /* Starts a run of a CUDA session (waits for the session's previous run)
  * and ends it (frees the run's device memory). */

@@ -436,7 +436,7 @@ tc_status tc_session_new_ex(const tc_model *m, const tc_session_options *opts, t
   tc_status st = session_new(m, native, NULL, out, diag);
   if (st || target != TC_TARGET_CUDA)
     return st;
-  if ((st = tc_cuda_session_init(*out, opts->device, native, diag))) {
+  if ((st = tc_cuda_session_init(*out, opts->device, native, opts->cuda_gemm_search, diag))) {
     tc_diag_set_file(diag, m->path);
     tc_session_free(*out);
     *out = NULL;
@@ -447,6 +447,11 @@ tc_status tc_session_new_ex(const tc_model *m, const tc_session_options *opts, t
 size_t tc_session_gpu_nodes(const tc_session *s) {
   return s ? tc_cuda_session_gpu_nodes(s->cuda) : 0;
 }
+void tc_session_gpu_gemm_search(const tc_session *s, size_t *shapes, double *chosen_us,
+                                double *first_us) {
+  tc_cuda_session_gemm_search(s ? s->cuda : NULL, shapes, chosen_us, first_us);
+}
+
 const char *tc_session_device(const tc_session *s) {
   return s ? tc_cuda_session_device(s->cuda) : "";
 }

@@ -65,6 +65,7 @@ void tc_cuda_close(tc_cuda *c) {
   if (c->stream)
     cudaStreamSynchronize(c->stream);
   cudaFree(c->ws);
+  tc_cuda_gemm_forget(c);
   for (int i = 0; i < 64; i++)
     for (struct tc_cuda_block *b = c->cache[i], *next; b; b = next) {
       next = b->next;

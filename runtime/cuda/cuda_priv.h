@@ -2,6 +2,8 @@
 #ifndef TC_CUDA_PRIV_H
 #define TC_CUDA_PRIV_H
 
+#include <stdint.h>
+
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 
@@ -16,6 +18,13 @@ struct tc_cuda_block {
   struct tc_cuda_block *next;
 };
 
+/* An algorithm chosen by measurement for one GEMM signature. */
+struct tc_cuda_choice {
+  char key[320];
+  uint64_t algo[8]; /* cublasLtMatmulAlgo_t */
+  struct tc_cuda_choice *next;
+};
+
 struct tc_cuda {
   int dev;
   struct cudaDeviceProp prop;
@@ -25,7 +34,14 @@ struct tc_cuda {
   void *ws; /* cuBLASLt workspace */
   size_t ws_size;
   struct tc_cuda_block *cache[64]; /* free device blocks by size class (log2 of the size) */
+  int search;                      /* candidates timed per new GEMM signature; 0: none */
+  struct tc_cuda_choice *choices;  /* what the search chose */
+  size_t n_searched;
+  double searched_best_us, searched_first_us;
 };
+
+/* Forgets the GEMM choices (at close). */
+void tc_cuda_gemm_forget(tc_cuda *c);
 
 /* Writes "<what>: <error name> (<error string>)" into why; returns -1. */
 int tc_cuda_fail(cudaError_t e, const char *what, char *why, size_t cap);

@@ -7,6 +7,7 @@
  * carries over unchanged. A bias over C's columns is then a bias over the
  * column-major output's rows, which is what cuBLASLt's BIAS epilogue adds.
  * cuBLASLt's GELU epilogue is the tanh approximation. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,29 +179,6 @@ static cublasStatus_t matmul(tc_cuda *c, const tc_cuda_gemm *g, gemm_desc *d, co
                         algo, c->ws, c->ws_size, c->stream);
 }
 
-int tc_cuda_gemm_run(tc_cuda *c, const tc_cuda_gemm *g, const void *a, const void *b, void *cc,
-                     const tc_cuda_algo *algo, char *why, size_t cap) {
-  gemm_desc d;
-  if (desc_make(g, &d, why, cap))
-    return -1;
-  cublasLtMatmulAlgo_t al;
-  cublasLtMatmulHeuristicResult_t res[1];
-  int rc = 0;
-  if (algo && algo->valid) {
-    memcpy(&al, algo->data, sizeof al);
-  } else if ((rc = candidates(c, &d, g, a, b, cc, res, 1, why, cap)) > 0) {
-    al = res[0].algo;
-    rc = 0;
-  }
-  if (!rc) {
-    cublasStatus_t s = matmul(c, g, &d, a, b, cc, &al);
-    if (s != CUBLAS_STATUS_SUCCESS)
-      rc = lt_fail(s, "cublasLtMatmul", why, cap);
-  }
-  desc_free(&d);
-  return rc < 0 ? -1 : 0;
-}
-
 static int cmp_double(const void *x, const void *y) {
   double a = *(const double *)x, b = *(const double *)y;
   return a < b ? -1 : a > b;
@@ -229,25 +207,22 @@ static double time_algo(tc_cuda *c, const tc_cuda_gemm *g, gemm_desc *d, const v
   return t[reps / 2];
 }
 
-int tc_cuda_gemm_tune(tc_cuda *c, const tc_cuda_gemm *g, const void *a, const void *b, void *cc,
-                      int max_candidates, tc_cuda_algo *best, tc_cuda_gemm_tuning *info, char *why,
-                      size_t cap) {
+/* Times up to max candidates for g (heuristics from the real operands a,
+ * b, cc; the output written to out) and returns the fastest. */
+static int tune_into(tc_cuda *c, const tc_cuda_gemm *g, gemm_desc *d, const void *a, const void *b,
+                     const void *cc, void *out, int max, tc_cuda_algo *best,
+                     tc_cuda_gemm_tuning *info, char *why, size_t cap) {
   memset(best, 0, sizeof *best);
   memset(info, 0, sizeof *info);
   cublasLtMatmulHeuristicResult_t res[32];
-  if (max_candidates < 1 || max_candidates > 32)
-    max_candidates = 32;
-  gemm_desc d;
-  if (desc_make(g, &d, why, cap))
+  if (max < 1 || max > 32)
+    max = 32;
+  int n = candidates(c, d, g, a, b, cc, res, max, why, cap);
+  if (n < 0)
     return -1;
-  int n = candidates(c, &d, g, a, b, cc, res, max_candidates, why, cap);
-  if (n < 0) {
-    desc_free(&d);
-    return -1;
-  }
   double best_us = -1;
   for (int i = 0; i < n; i++) {
-    double us = time_algo(c, g, &d, a, b, cc, &res[i].algo, 7);
+    double us = time_algo(c, g, d, a, b, out, &res[i].algo, 7);
     if (us < 0)
       continue; /* a candidate that does not run is not chosen */
     info->candidates++;
@@ -260,7 +235,6 @@ int tc_cuda_gemm_tune(tc_cuda *c, const tc_cuda_gemm *g, const void *a, const vo
       best->valid = 1;
     }
   }
-  desc_free(&d);
   cudaError_t e = cudaGetLastError();
   if (!best->valid) {
     if (e != cudaSuccess)
@@ -269,5 +243,120 @@ int tc_cuda_gemm_tune(tc_cuda *c, const tc_cuda_gemm *g, const void *a, const vo
     return -1;
   }
   info->best_us = best_us;
+  if (!info->first_us)
+    info->first_us = best_us; /* the first did not run: nothing to compare with */
   return 0;
+}
+
+int tc_cuda_gemm_tune(tc_cuda *c, const tc_cuda_gemm *g, const void *a, const void *b, void *cc,
+                      int max_candidates, tc_cuda_algo *best, tc_cuda_gemm_tuning *info, char *why,
+                      size_t cap) {
+  gemm_desc d;
+  if (desc_make(g, &d, why, cap))
+    return -1;
+  int rc = tune_into(c, g, &d, a, b, cc, cc, max_candidates, best, info, why, cap);
+  desc_free(&d);
+  return rc;
+}
+
+void tc_cuda_set_gemm_search(tc_cuda *c, int max_candidates) {
+  c->search = max_candidates > 32 ? 32 : max_candidates > 0 ? max_candidates : 0;
+}
+
+void tc_cuda_gemm_search_stats(const tc_cuda *c, size_t *searched, double *best_us,
+                               double *first_us) {
+  *searched = c->n_searched;
+  *best_us = c->searched_best_us;
+  *first_us = c->searched_first_us;
+}
+
+void tc_cuda_gemm_forget(tc_cuda *c) {
+  for (struct tc_cuda_choice *h = c->choices, *next; h; h = next) {
+    next = h->next;
+    free(h);
+  }
+  c->choices = NULL;
+}
+
+/* g's signature: everything that decides which algorithms apply. */
+static void signature(const tc_cuda_gemm *g, const void *a, const void *b, const void *cc,
+                      char *key, size_t cap) {
+  int64_t lda, ldb, ldc;
+  leading_dims(g, &lda, &ldb, &ldc);
+  int ct = g->c_dtype ? g->c_dtype : g->dtype;
+  snprintf(
+      key, cap,
+      "%d/%d/%d/%d%d m%lld n%lld k%lld b%lld ld%lld,%lld,%lld s%lld,%lld,%lld e%d%s al%u,%u,%u",
+      g->dtype, ct, g->tf32, g->trans_a, g->trans_b, (long long)g->m, (long long)g->n,
+      (long long)g->k, (long long)g->batch, (long long)lda, (long long)ldb, (long long)ldc,
+      (long long)g->stride_a, (long long)g->stride_b, (long long)g->stride_c, g->epilogue,
+      g->bias ? "+bias" : "", alignment(a, g, g->dtype, g->stride_a, lda),
+      alignment(b, g, g->dtype, g->stride_b, ldb), alignment(cc, g, ct, g->stride_c, ldc));
+}
+
+/* The searched algorithm for g: from the choices, or measured now into a
+ * scratch copy of the output. false (with nothing chosen) when it cannot be
+ * measured; the caller then takes the heuristic's first. */
+static bool searched(tc_cuda *c, const tc_cuda_gemm *g, gemm_desc *d, const void *a, const void *b,
+                     void *cc, cublasLtMatmulAlgo_t *al) {
+  char key[320];
+  signature(g, a, b, cc, key, sizeof key);
+  for (struct tc_cuda_choice *h = c->choices; h; h = h->next)
+    if (!strcmp(h->key, key)) {
+      memcpy(al, h->algo, sizeof *al);
+      return true;
+    }
+  int64_t lda, ldb, ldc;
+  leading_dims(g, &lda, &ldb, &ldc);
+  int ct = g->c_dtype ? g->c_dtype : g->dtype;
+  size_t ext =
+             (size_t)((g->batch > 1 ? (g->batch - 1) * g->stride_c : 0) + (g->m - 1) * ldc + g->n),
+         bytes = ext * (ct == 1 ? 4 : 2);
+  void *scratch = NULL;
+  char why[512];
+  tc_cuda_algo best;
+  tc_cuda_gemm_tuning info;
+  struct tc_cuda_choice *h = malloc(sizeof *h);
+  bool ok = h && !tc_cuda_alloc(c, bytes, &scratch, why, sizeof why) &&
+            !tc_cuda_copy(c, scratch, cc, bytes, why, sizeof why) &&
+            !tune_into(c, g, d, a, b, cc, scratch, c->search, &best, &info, why, sizeof why);
+  tc_cuda_free(c, scratch, bytes);
+  if (!ok) {
+    free(h);
+    return false;
+  }
+  snprintf(h->key, sizeof h->key, "%s", key);
+  memcpy(h->algo, best.data, sizeof h->algo);
+  h->next = c->choices;
+  c->choices = h;
+  c->n_searched++;
+  c->searched_best_us += info.best_us;
+  c->searched_first_us += info.first_us;
+  memcpy(al, best.data, sizeof *al);
+  return true;
+}
+
+int tc_cuda_gemm_run(tc_cuda *c, const tc_cuda_gemm *g, const void *a, const void *b, void *cc,
+                     const tc_cuda_algo *algo, char *why, size_t cap) {
+  gemm_desc d;
+  if (desc_make(g, &d, why, cap))
+    return -1;
+  cublasLtMatmulAlgo_t al;
+  cublasLtMatmulHeuristicResult_t res[1];
+  int rc = 0;
+  if (algo && algo->valid) {
+    memcpy(&al, algo->data, sizeof al);
+  } else if (c->search && searched(c, g, &d, a, b, cc, &al)) {
+    /* measured */
+  } else if ((rc = candidates(c, &d, g, a, b, cc, res, 1, why, cap)) > 0) {
+    al = res[0].algo;
+    rc = 0;
+  }
+  if (!rc) {
+    cublasStatus_t s = matmul(c, g, &d, a, b, cc, &al);
+    if (s != CUBLAS_STATUS_SUCCESS)
+      rc = lt_fail(s, "cublasLtMatmul", why, cap);
+  }
+  desc_free(&d);
+  return rc < 0 ? -1 : 0;
 }

@@ -153,9 +153,22 @@ typedef struct tc_cuda_algo {
   size_t workspace;
 } tc_cuda_algo;
 
-/* Runs g with algo (NULL or not valid: cuBLASLt's first heuristic choice). */
+/* Runs g with algo; with NULL (or not valid): the algorithm the context's
+ * search chose for g's signature (tc_cuda_set_gemm_search), measuring it on
+ * first use, else cuBLASLt's first heuristic choice. */
 int tc_cuda_gemm_run(tc_cuda *c, const tc_cuda_gemm *g, const void *a, const void *b, void *cc,
                      const tc_cuda_algo *algo, char *why, size_t cap);
+/* From now on, the first GEMM of each signature (types, sizes, strides,
+ * transposes, epilogue, operand alignment) times up to max_candidates of
+ * cuBLASLt's heuristic algorithms on its own operands (the output into a
+ * scratch copy, so beta != 0 stays right) and keeps the fastest for later
+ * GEMMs of that signature; 0 turns it off. *searched / *best_us /
+ * *first_us of tc_cuda_gemm_search_stats: signatures measured, the sum of
+ * their chosen times and of the heuristic's first choices' times. */
+void tc_cuda_set_gemm_search(tc_cuda *c, int max_candidates);
+void tc_cuda_gemm_search_stats(const tc_cuda *c, size_t *searched, double *best_us,
+                               double *first_us);
+
 /* Times up to max_candidates of cuBLASLt's heuristic algorithms for g on
  * the given operands (C is overwritten) and returns the fastest in *best,
  * with how many were tried and the best and heuristic-first median times. */
