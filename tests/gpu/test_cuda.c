@@ -266,6 +266,28 @@ static void test_gemm(void) {
       }
   CHECK(passed == cases);
   printf("  GEMM: %d of %d cases match the reference\n", passed, cases);
+  /* the per-signature search measures into a scratch output: accumulating
+   * GEMMs (beta 1) stay right, on the first (measured) run and after */
+  tc_cuda_set_gemm_search(cu, 4);
+  for (int rep = 0; rep < 2; rep++) {
+    tc_cuda_gemm g = {.dtype = 10,
+                      .m = 64,
+                      .n = 96,
+                      .k = 80,
+                      .batch = 2,
+                      .alpha = 0.5f,
+                      .beta = 1,
+                      .bias = (void *)1,
+                      .epilogue = TC_CUDA_EPI_RELU};
+    CHECK(gemm_case(g, false));
+  }
+  size_t shapes;
+  double best, first;
+  tc_cuda_gemm_search_stats(cu, &shapes, &best, &first);
+  CHECK(shapes == 1 && best > 0 && best <= first);
+  printf("  GEMM search: %zu shape measured, chosen %.1f us vs cuBLASLt's first %.1f us\n", shapes,
+         best, first);
+  tc_cuda_set_gemm_search(cu, 0);
 }
 
 /* ---- attention and elementwise ops ---- */
