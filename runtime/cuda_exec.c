@@ -56,7 +56,8 @@ enum {
   PLACE_CAST,
   PLACE_CONV,
   PLACE_MAXPOOL,
-  PLACE_GAVGPOOL
+  PLACE_GAVGPOOL,
+  PLACE_VIEW
 };
 enum { ON_HOST = 1, ON_DEV = 2 };
 
@@ -243,6 +244,9 @@ static void place_nodes(tc_session *s, tc_cuda_state *c) {
       c->place[n->id] = PLACE_MAXPOOL;
     else if (!strcmp(op, "GlobalAveragePool"))
       c->place[n->id] = PLACE_GAVGPOOL;
+    else if (!strcmp(op, "Reshape") || !strcmp(op, "Flatten") || !strcmp(op, "Squeeze") ||
+             !strcmp(op, "Unsqueeze") || !strcmp(op, "Identity"))
+      c->place[n->id] = PLACE_VIEW;
   }
   /* which values must reach the host as soon as they are made */
   for (size_t i = 0; i < c->n_values; i++)
@@ -919,6 +923,40 @@ static bool try_gavgpool(tc_run *r, const tc_node *n, tc_kernel_ctx *k,
   return true;
 }
 
+/* Reshape, Flatten, Squeeze, Unsqueeze, Identity of a value only on the
+ * device (its host buffer is the run's own): the same bytes under another
+ * shape. The CPU kernel makes the output's
+ * shape (it reads only the shape inputs, which are on the host; the data it
+ * copies or aliases is stale and nobody reads it), the bytes are copied on
+ * the device. A value only on the host takes the plain CPU path. */
+static bool try_view(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_tensor *const *in,
+                     tc_rt_tensor *out, tc_status *st) {
+  const tc_rt_tensor *x = in[0];
+  tc_cuda_state *c = r->s->cuda;
+  if (!x || !n->inputs[0] || r->cu->where[n->inputs[0]->id] != ON_DEV || n->n_outputs != 1 ||
+      !n->outputs[0])
+    return false; /* on the host too: the CPU kernel, which may alias it, needs no copy */
+  for (size_t i = 1; i < n->n_inputs; i++) /* shape / axes inputs */
+    if (n->inputs[i] && r->cu->where[n->inputs[i]->id] == ON_DEV)
+      return false;
+  if ((*st = r->s->kernels[n->id]->run(k, in, n->n_inputs, out, n->n_outputs)))
+    return true;
+  if (out[0].bytes != x->bytes) {
+    *st = cuda_error(r, n, "the output's size differs from the input's");
+    return true;
+  }
+  void *py;
+  char why[1024];
+  if ((*st = run_alloc(r, n, out[0].bytes, &py)))
+    return true;
+  r->cu->dev[n->outputs[0]->id] = py;
+  if (c->b.copy(c->ctx, py, r->cu->dev[n->inputs[0]->id], out[0].bytes, why, sizeof why))
+    *st = cuda_error(r, n, why);
+  else
+    *st = finish_outputs(r, n, out);
+  return true;
+}
+
 bool tc_cuda_try(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_tensor *const *in,
                  tc_rt_tensor *out, tc_status *st) {
   tc_cuda_state *c = r->s->cuda;
@@ -933,6 +971,7 @@ bool tc_cuda_try(tc_run *r, const tc_node *n, tc_kernel_ctx *k, const tc_rt_tens
   case PLACE_CONV: return try_conv(r, n, k, in, out, st);
   case PLACE_MAXPOOL: return try_maxpool(r, n, k, in, out, st);
   case PLACE_GAVGPOOL: return try_gavgpool(r, n, k, in, out, st);
+  case PLACE_VIEW: return try_view(r, n, k, in, out, st);
   default: return false;
   }
 }

@@ -7,8 +7,10 @@
  * Placement: MatMul (float32 / float16 / bfloat16, B 2-D or batched with the
  * same batch dims as A) and Gemm (C absent, a bias row with beta 1, or a
  * full [M, N] matrix) run as cuBLASLt GEMMs; Add/Sub/Mul/Div, Cast between
- * floating types, Attention (3-D form) and ai.tacoc.EmbedLayerNormalization
- * on the backend's fixed kernels (docs/gpu.md); nodes the model binds to its
+ * floating types, Attention (3-D form), ai.tacoc.EmbedLayerNormalization,
+ * Conv / ConvRelu / ConvAddRelu, MaxPool and GlobalAveragePool on the
+ * backend's fixed kernels and cuBLASLt, Reshape-like views of device values
+ * as device copies (docs/gpu.md); nodes the model binds to its
  * CUDA kernel library (`tacoc optimize --target cuda`, loaded when native
  * code is allowed and its SHA-256 matches) run their generated kernels.
  * Every other node, and a GPU node whose run-time shapes do not fit, runs
