@@ -121,9 +121,11 @@ def main():
                     v.type.tensor_type.shape.dim[0].dim_value = batch
             onnx.save(m, src)
         if not os.path.exists(opt):
+            shapes = ["--shape", f"input_ids=1x{SEQ}", "--shape", f"attention_mask=1x{SEQ}"] \
+                if name == "bert_base" else []
             p = subprocess.run([a.tacoc, "optimize", src, "-o", opt, "-O2", "-q", "--precision",
-                                "fp16", "--target", "cuda"], capture_output=True, text=True,
-                               timeout=1800)
+                                "fp16", "--target", "cuda", *shapes], capture_output=True,
+                               text=True, timeout=1800)
             if p.returncode:
                 print(f"{tag}: tacoc optimize failed: {p.stderr.strip()[-300:]}")
                 continue
