@@ -24,35 +24,32 @@ template <int ACT> __device__ __forceinline__ float tc_act(float x) {
     return 0.5f * x * (1.f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
   return x;
 }
-__device__ __forceinline__ float tc_warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-__device__ __forceinline__ float tc_warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+// A warp's sum (MAX false) or max (MAX true); every lane gets it.
+template <bool MAX> __device__ __forceinline__ float tc_warp_reduce(float v) {
+  for (int o = 16; o > 0; o >>= 1) {
+    const float u = __shfl_xor_sync(0xffffffffu, v, o);
+    v = MAX ? fmaxf(v, u) : v + u;
+  }
   return v;
 }
 // Sum / max over the block; every thread gets the result. sh: 32 floats of
 // shared memory (the leading barrier lets a previous reduction finish with it).
-template <int NT> __device__ __forceinline__ float tc_block_sum(float v, float *sh) {
-  v = tc_warp_sum(v);
+template <int NT, bool MAX> __device__ __forceinline__ float tc_block_reduce(float v, float *sh) {
+  v = tc_warp_reduce<MAX>(v);
   if (NT > 32) {
     __syncthreads();
     if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
     __syncthreads();
-    v = tc_warp_sum((threadIdx.x & 31) < NT / 32 ? sh[threadIdx.x & 31] : 0.f);
+    v = tc_warp_reduce<MAX>((threadIdx.x & 31) < NT / 32 ? sh[threadIdx.x & 31]
+                                                         : MAX ? TC_NEG_INF : 0.f);
   }
   return v;
 }
+template <int NT> __device__ __forceinline__ float tc_block_sum(float v, float *sh) {
+  return tc_block_reduce<NT, false>(v, sh);
+}
 template <int NT> __device__ __forceinline__ float tc_block_max(float v, float *sh) {
-  v = tc_warp_max(v);
-  if (NT > 32) {
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
-    __syncthreads();
-    v = tc_warp_max((threadIdx.x & 31) < NT / 32 ? sh[threadIdx.x & 31] : TC_NEG_INF);
-  }
-  return v;
+  return tc_block_reduce<NT, true>(v, sh);
 }
 // Vector k of a row: x (+ skip) as float.
 template <typename T, int V, bool SKIP>
