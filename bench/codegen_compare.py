@@ -79,7 +79,7 @@ def main():
     for name in a.models.split(","):
         path = os.path.join(a.workdir, f"{name}.onnx")
         if not os.path.exists(path):
-            onnx.save({"bert_base": oc.bert_base, "resnet50": oc.resnet50}[name](), path)
+            onnx.save(oc.MODELS[name](), path)
         w = lambda tag: os.path.join(a.workdir, f"{name}.{tag}.onnx")  # noqa: E731
         shape = ["--shape", "seq=128"] if name == "bert_base" else []
         cache = os.path.join(a.workdir, f"{name}.tune.cache")

@@ -116,7 +116,7 @@ def main():
         src = os.path.join(a.workdir, f"{tag}.onnx")
         opt = os.path.join(a.workdir, f"{tag}.fp16.cuda.onnx")
         if not os.path.exists(src):
-            m = {"bert_base": oc.bert_base, "resnet50": oc.resnet50}[name]()
+            m = oc.MODELS[name]()
             if name == "resnet50":
                 for v in (m.graph.input[0], m.graph.output[0]):
                     v.type.tensor_type.shape.dim[0].dim_param = "batch"

@@ -72,7 +72,7 @@ def main():
     for name in a.models.split(","):
         path = os.path.join(a.workdir, f"{name}.onnx")
         if not os.path.exists(path):
-            onnx.save({"bert_base": oc.bert_base, "resnet50": oc.resnet50}[name](), path)
+            onnx.save(oc.MODELS[name](), path)
         w = lambda tag: os.path.join(a.workdir, f"{name}.{tag}.onnx")  # noqa: E731
         sets = [oc.inputs_for(name, np.random.default_rng(100 + k)) for k in range(8)]
         calib = os.path.join(a.workdir, f"{name}.calib")

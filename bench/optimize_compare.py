@@ -69,7 +69,7 @@ def main():
         path = os.path.join(a.workdir, f"{name}.onnx")
         opt = os.path.join(a.workdir, f"{name}.O2.onnx")
         if not os.path.exists(path):
-            onnx.save({"bert_base": oc.bert_base, "resnet50": oc.resnet50}[name](), path)
+            onnx.save(oc.MODELS[name](), path)
         proc = subprocess.run([a.tacoc, "optimize", path, "-o", opt, "-O2", "--quiet"],
                               capture_output=True, text=True)
         if proc.returncode:

@@ -9,6 +9,10 @@ Models (generated here with the layouts of tools/gen_e2e_models.py):
              TorchScript opset-14 layout, batch 1, sequence 128
   resnet50   ResNet-50-style CNN (bottleneck blocks 3-4-6-3, Conv+BN+Relu),
              batch 1, 3x224x224
+  mobilenetv3  MobileNetV3-Large (torchvision's 15 inverted-residual blocks,
+             depthwise 3x3/5x5, squeeze-excitation, HardSwish/HardSigmoid ops,
+             BatchNorm folded into Conv bias as torch exports write it),
+             batch 1, 3x224x224
 
 tacort is timed by `tacoc run --repeat N --threads T` (median of N runs after a warm-up,
 inside one process); ONNX Runtime by InferenceSession.run with the same
@@ -98,13 +102,78 @@ def resnet50():
     nodes.append(helper.make_node("Flatten", ["gap"], ["flat"], axis=1))
     inits += [g.w("fc_w", 1000, 2048), g.w("fc_b", 1000)]
     nodes.append(helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], transB=1))
-    graph = helper.make_graph(nodes, "resnet50",
+    return classifier(nodes, inits, "resnet50", 13)
+
+
+def classifier(nodes, inits, name, opset):
+    """The model of an ImageNet classifier's graph: image [1, 3, 224, 224] -> logits [1, 1000]."""
+    graph = helper.make_graph(nodes, name,
                               [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 224, 224])],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 1000])],
                               inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     return model
+
+
+def mobilenetv3():
+    """torchvision's mobilenet_v3_large as torch.onnx.export (opset 14) writes it."""
+    nodes, inits = [], []
+
+    def conv(x, name, cin, cout, k, stride=1, group=1, act=None):
+        fan = cin // group * k * k
+        inits.extend([g.w(f"{name}_w", cout, cin // group, k, k, scale=float(np.sqrt(2.0 / fan))),
+                      g.w(f"{name}_b", cout, scale=0.05)])
+        nodes.append(helper.make_node("Conv", [x, f"{name}_w", f"{name}_b"], [f"{name}_c"],
+                                      kernel_shape=[k, k], strides=[stride, stride],
+                                      pads=[(k - 1) // 2] * 4, group=group))
+        if act is None:
+            return f"{name}_c"
+        nodes.append(helper.make_node(act, [f"{name}_c"], [f"{name}_a"]))
+        return f"{name}_a"
+
+    def divisible(v, d=8):
+        r = max(d, int(v + d / 2) // d * d)
+        return r + d if r < 0.9 * v else r
+
+    # kernel, expanded, out, squeeze-excite, activation, stride
+    blocks = [(3, 16, 16, 0, "Relu", 1), (3, 64, 24, 0, "Relu", 2), (3, 72, 24, 0, "Relu", 1),
+              (5, 72, 40, 1, "Relu", 2), (5, 120, 40, 1, "Relu", 1), (5, 120, 40, 1, "Relu", 1),
+              (3, 240, 80, 0, "HardSwish", 2), (3, 200, 80, 0, "HardSwish", 1),
+              (3, 184, 80, 0, "HardSwish", 1), (3, 184, 80, 0, "HardSwish", 1),
+              (3, 480, 112, 1, "HardSwish", 1), (3, 672, 112, 1, "HardSwish", 1),
+              (5, 672, 160, 1, "HardSwish", 2), (5, 960, 160, 1, "HardSwish", 1),
+              (5, 960, 160, 1, "HardSwish", 1)]
+    x, cin = conv("image", "stem", 3, 16, 3, 2, act="HardSwish"), 16
+    for i, (k, exp, out, se, act, stride) in enumerate(blocks):
+        p = f"b{i}"
+        y = x if exp == cin else conv(x, f"{p}_exp", cin, exp, 1, act=act)
+        y = conv(y, f"{p}_dw", exp, exp, k, stride, group=exp, act=act)
+        if se:
+            sq = divisible(exp // 4)
+            nodes.append(helper.make_node("GlobalAveragePool", [y], [f"{p}_gap"]))
+            s = conv(f"{p}_gap", f"{p}_fc1", exp, sq, 1, act="Relu")
+            s = conv(s, f"{p}_fc2", sq, exp, 1)
+            nodes.append(helper.make_node("HardSigmoid", [s], [f"{p}_hsig"], alpha=1.0 / 6))
+            nodes.append(helper.make_node("Mul", [f"{p}_hsig", y], [f"{p}_se"]))
+            y = f"{p}_se"
+        y = conv(y, f"{p}_pw", exp, out, 1)
+        if stride == 1 and cin == out:
+            nodes.append(helper.make_node("Add", [y, x], [f"{p}_res"]))
+            y = f"{p}_res"
+        x, cin = y, out
+    x = conv(x, "last", cin, 960, 1, act="HardSwish")
+    nodes.append(helper.make_node("GlobalAveragePool", [x], ["gap"]))
+    nodes.append(helper.make_node("Flatten", ["gap"], ["flat"], axis=1))
+    inits += [g.w("fc1_w", 1280, 960, scale=0.05), g.w("fc1_b", 1280),
+              g.w("fc2_w", 1000, 1280, scale=0.05), g.w("fc2_b", 1000)]
+    nodes.append(helper.make_node("Gemm", ["flat", "fc1_w", "fc1_b"], ["fc1"], transB=1))
+    nodes.append(helper.make_node("HardSwish", ["fc1"], ["fc1_hs"]))
+    nodes.append(helper.make_node("Gemm", ["fc1_hs", "fc2_w", "fc2_b"], ["logits"], transB=1))
+    return classifier(nodes, inits, "mobilenetv3", 14)
+
+
+MODELS = {"bert_base": bert_base, "resnet50": resnet50, "mobilenetv3": mobilenetv3}
 
 
 def inputs_for(name, rng):
@@ -128,7 +197,7 @@ def main():
     for name in a.models.split(","):
         path = os.path.join(a.workdir, f"{name}.onnx")
         if not os.path.exists(path):
-            onnx.save({"bert_base": bert_base, "resnet50": resnet50}[name](), path)
+            onnx.save(MODELS[name](), path)
         feeds = inputs_for(name, rng)
         args = [a.tacoc, "run", path, "--repeat", str(a.reps), "--threads", str(a.threads)]
         for k, v in feeds.items():

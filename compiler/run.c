@@ -239,6 +239,9 @@ int tc_cmd_run(int argc, char **argv) {
   if (tc_session_qdq_nodes(s))
     fprintf(stderr, "tacoc: %zu QDQ MatMuls and convolutions run as int8 kernels\n",
             tc_session_qdq_nodes(s));
+  if (tc_session_channels_last_values(s))
+    fprintf(stderr, "tacoc: %zu values between convolutions kept channels-last\n",
+            tc_session_channels_last_values(s));
   tc_diag_clear(d); /* run errors name the model once, below */
   uint64_t state = TC_INPUT_SEED;
   for (size_t i = 0; i < m->graph->n_inputs; i++) {

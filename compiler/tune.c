@@ -33,6 +33,7 @@
 #include "cli.h"
 #include "exec.h"
 #include "inputs.h"
+#include "layout.h"
 #include "meta.h"
 #include "native.h"
 #include "shapes.h"
@@ -362,6 +363,7 @@ static int capture_run(tc_model *m, tc_tune_result *r, char *why, size_t cap) {
   }
   s->observe = observe;
   s->observe_ctx = &c;
+  tc_layout_unbind(s); /* the observer reads operands in the plain order */
   if (tc_session_run(s, n_in, (const char *const *)names, in, outs, d)) {
     snprintf(why, cap, "%s", tc_diag_message(d));
     goto out;

@@ -164,6 +164,11 @@ void tc_session_gpu_gemm_search(const tc_session *s, size_t *shapes, double *cho
 /* Number of QDQ MatMuls and convolutions (DequantizeLinear into MatMul or
  * Conv) the session runs as integer kernels on the quantized operands. */
 size_t tc_session_qdq_nodes(const tc_session *s);
+/* Number of values the session keeps in channels-last (NHWC) order between
+ * convolutions (docs/ARCHITECTURE.md; 0 with TACORT_LAYOUT=plain, for CUDA
+ * sessions and when the reference kernels were asked for). Outputs are
+ * always returned in the model's own order. */
+size_t tc_session_channels_last_values(const tc_session *s);
 /* Frees a session (NULL is fine). */
 void tc_session_free(tc_session *s);
 /* Runs the model. inputs[i] is the graph input named names[i]; inputs with an

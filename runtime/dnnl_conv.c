@@ -13,7 +13,11 @@
  * entry's copy compared on every hit); x's zero point is given at execution;
  * always the layouts oneDNN picks (nhwc-like blocked int8).
  *
- * Layouts. Runtime tensors are plain (NCHW). Measured on a 2-core AVX-512
+ * Layouts. Runtime tensors are plain (NCHW), except the channels-last
+ * (NHWC) values runtime/layout.c picks between convolutions: spec->layout
+ * says which of x and y (z follows y) are, and those run with the layout
+ * oneDNN picks (never the plain path below), reordered only where it picks
+ * another (Winograd's nChw16c). Measured on a 2-core AVX-512
  * machine at batch 1 (oneDNN 2.6, ResNet-50 shapes, 1 and 2 threads): 3x3
  * and 7x7 convs run 25-35% faster with the layouts oneDNN picks (nChw16c
  * activations, blocked weights), reorders of x and y included; grouped and
@@ -160,7 +164,7 @@ static int64_t ksize(const tc_conv_spec *c) { return c->k[0] * c->k[1] * c->k[2]
 #define PLAIN_MIN_OUT 100
 
 static bool plain_layout(const tc_conv_spec *c) {
-  return !c->transposed && c->group == 1 && ksize(c) == 1 &&
+  return !c->layout && !c->transposed && c->group == 1 && ksize(c) == 1 &&
          c->out[0] * c->out[1] * c->out[2] >= PLAIN_MIN_OUT;
 }
 
@@ -175,6 +179,14 @@ static bool md_dense_dt(dnnl_memory_desc_t *md, int nd, const dnnl_dim_t *dims,
 
 static bool md_dense(dnnl_memory_desc_t *md, int nd, const dnnl_dim_t *dims) {
   return md_dense_dt(md, nd, dims, dnnl_f32);
+}
+
+/* x or y as the runtime holds it: dense, channels-last when nhwc (2-D only). */
+static bool md_user(dnnl_memory_desc_t *md, int nd, const dnnl_dim_t *dims, dnnl_data_type_t dt,
+                    bool nhwc) {
+  if (!nhwc)
+    return md_dense_dt(md, nd, dims, dt);
+  return nd == 4 && dnnl_memory_desc_init_by_tag(md, nd, dims, dt, dnnl_acdb) == dnnl_success;
 }
 
 static bool md_any_dt(dnnl_memory_desc_t *md, int nd, const dnnl_dim_t *dims, dnnl_data_type_t dt) {
@@ -415,7 +427,8 @@ static centry *entry_build(const ckey *key, const void *w, const float *scales) 
   dnnl_data_type_t xt = x_type(key), wt = key->xdt ? dnnl_s8 : dnnl_f32;
   dnnl_memory_desc_t xa, ya, wa;
   dnnl_dims_t one = {1};
-  if (!md_dense_dt(&e->x_user, nd, xd, xt) || !md_dense(&e->y_user, nd, yd) ||
+  if (!md_user(&e->x_user, nd, xd, xt, c->layout & TC_CONV_X_NHWC) ||
+      !md_user(&e->y_user, nd, yd, dnnl_f32, c->layout & TC_CONV_Y_NHWC) ||
       !md_weights(c, plain, wt, &e->w_user, &wa) || !md_dense(&e->b_md, 1, bd) ||
       !md_dense_dt(&e->zp_md, 1, one, dnnl_s32))
     return e;
@@ -668,7 +681,7 @@ static bool spec_ok(const tc_conv_spec *c) {
     if (i >= c->nsp && (c->in[i] != 1 || c->k[i] != 1 || c->out[i] != 1))
       return false;
   }
-  return true;
+  return !c->layout || (c->nsp == 2 && !c->transposed);
 }
 
 /* A shape oneDNN's Winograd convolution takes: 2-D, 3x3, stride 1, no
@@ -698,6 +711,7 @@ static void key_make(const tc_conv_spec *c, bool bias, bool sum, ckey *key) {
   for (size_t i = c->nsp; i < 3; i++)
     k->in[i] = k->k[i] = k->out[i] = k->s[i] = k->d[i] = 1;
   k->act = c->act;
+  k->layout = c->layout;
   bool params = c->act == TC_CONV_ACT_LEAKY_RELU || c->act == TC_CONV_ACT_CLIP ||
                 c->act == TC_CONV_ACT_HARD_SIGMOID;
   k->alpha = params ? c->alpha : 0;
@@ -802,7 +816,7 @@ bool tc_dnnl_qconv_run(const tc_conv_spec *c, const tc_value *w_value, int32_t x
                        int32_t xzp, const int8_t *w, const float *scale, const float *b,
                        const float *z, float *y) {
   pthread_once(&once, init_once);
-  if (!engine || !ws_key_ok || !spec_ok(c) || c->transposed ||
+  if (!engine || !ws_key_ok || !spec_ok(c) || c->transposed || c->layout ||
       (xdt != TC_DTYPE_U8 && xdt != TC_DTYPE_I8))
     return false;
   ckey key;

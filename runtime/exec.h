@@ -43,6 +43,12 @@ struct tc_session {
   tc_node_observer observe; /* called after every main-graph kernel, when set */
   void *observe_ctx;
   tc_cuda_state *cuda; /* the CUDA target's state (cuda_exec.h), or NULL: CPU */
+  /* Channels-last values (layout.c): by value id, whether its data are in
+   * NHWC order; by node id, how a node touching one runs (0: it touches
+   * none). Both NULL: everything plain. */
+  bool *nhwc;
+  unsigned char *layout;
+  size_t layout_values;
 };
 
 /* One run's state: every value's tensor by value id (outer-scope values are

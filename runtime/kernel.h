@@ -60,6 +60,12 @@ typedef struct tc_kernel_ctx {
   const int64_t *plan_offset;
   const size_t *plan_size;
   tc_conv_algo conv_algo; /* convolutions: the algorithm the model asks for this node */
+  /* Channels-last operands (runtime/layout.c): bit i set when input / output
+   * i of this node holds a rank-4 tensor whose dims are the logical
+   * [N, C, H, W] but whose data are in [N, H, W, C] order. Only the
+   * convolution kernels are ever given these bits (the executor converts for
+   * every other kernel); they are 0 everywhere else. */
+  uint32_t nhwc_in, nhwc_out;
 } tc_kernel_ctx;
 
 typedef tc_status (*tc_kernel_fn)(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -141,6 +147,12 @@ void tc_broadcast_strides(const tc_rt_tensor *t, size_t rank, const int64_t *dim
  * arrays, strings become `char *` arrays. */
 tc_status tc_rt_from_ir(const tc_tensor *t, tc_arena *a, tc_rt_tensor *out, tc_diag *diag);
 
+/* Copies an [N, C, HW] tensor of esize-byte elements between the plain
+ * (NCHW) order and channels-last (NHWC, [N, HW, C]) order; to_nhwc picks the
+ * direction. dst and src must not overlap. */
+void tc_layout_copy(void *dst, const void *src, size_t esize, size_t N, size_t C, size_t HW,
+                    bool to_nhwc);
+
 /* ---- intra-op parallelism (kernel_util.c) ----
  * Kernels split their outputs into contiguous pieces of [0, n) and run the
  * pieces on the calling thread's OpenMP team, the same thread pool (and
@@ -169,9 +181,13 @@ void tc_vexp_f32(float *y, const float *x, size_t n);
 void tc_verf_f32(float *y, const float *x, size_t n);
 void tc_vtanh_f32(float *y, const float *x, size_t n);
 void tc_vsigmoid_f32(float *y, const float *x, size_t n);
-/* Row helpers (vmath.c): y += a; the largest element ignoring NaN (-inf for
- * none); x = exp(x - m) returning the sum; x *= s. */
+/* Row helpers (vmath.c): y += a; the sum (sixteen partial sums, then their
+ * sum in lane order); the largest element ignoring NaN (-inf for none);
+ * x = exp(x - m) returning the sum; x *= s. */
 void tc_vadd_inplace_f32(float *y, const float *a, size_t n);
+float tc_vsum_f32(const float *x, size_t n);
+/* y[i] = a[i] op b[i], op one of + - * / (IEEE, element by element). */
+void tc_vbinary_f32(float *y, const float *a, const float *b, size_t n, char op);
 float tc_vmax_f32(const float *x, size_t n);
 float tc_vexp_sub_sum_f32(float *x, size_t n, float m);
 void tc_vscale_f32(float *x, size_t n, float s);
@@ -245,7 +261,10 @@ typedef struct tc_conv_spec {
   tc_conv_act act;
   float alpha, beta;
   tc_conv_algo algo; /* asked for (float32 only) */
+  unsigned layout;   /* TC_CONV_X_NHWC | TC_CONV_Y_NHWC (2-D, float32 only); z follows y */
 } tc_conv_spec;
+#define TC_CONV_X_NHWC 1u
+#define TC_CONV_Y_NHWC 2u
 
 /* The spec of float32 convolution node n (Conv, com.microsoft.FusedConv,
  * tacoc's Conv<Act> / ConvAdd<Act>) on x and w, activation left out; false

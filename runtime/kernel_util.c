@@ -420,3 +420,22 @@ size_t tc_parallel_grain(size_t cost) {
   size_t g = 32768 / (cost ? cost : 1);
   return g ? g : 1;
 }
+
+void tc_layout_copy(void *dst, const void *src, size_t esize, size_t N, size_t C, size_t HW,
+                    bool to_nhwc) {
+  /* element (n, c, p) sits at (n C + c) HW + p plain and (n HW + p) C + c channels-last */
+  unsigned char *d = dst;
+  const unsigned char *s = src;
+  for (size_t n = 0; n < N; n++)
+    for (size_t c = 0; c < C; c++)
+      for (size_t p = 0; p < HW; p++) {
+        size_t plain = (n * C + c) * HW + p, last = (n * HW + p) * C + c;
+        if (esize == 4) {
+          uint32_t v;
+          memcpy(&v, s + 4 * (to_nhwc ? plain : last), 4);
+          memcpy(d + 4 * (to_nhwc ? last : plain), &v, 4);
+        } else {
+          memcpy(d + esize * (to_nhwc ? last : plain), s + esize * (to_nhwc ? plain : last), esize);
+        }
+      }
+}

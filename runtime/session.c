@@ -23,6 +23,7 @@
 #include "cuda_exec.h"
 #include "exec.h"
 #include "inline.h"
+#include "layout.h"
 #include "onnx_io.h"
 
 void tc_ndarray_release(tc_ndarray *t) {
@@ -436,6 +437,7 @@ tc_status tc_session_new_ex(const tc_model *m, const tc_session_options *opts, t
   tc_status st = session_new(m, native, NULL, out, diag);
   if (st || target != TC_TARGET_CUDA)
     return st;
+  tc_layout_unbind(*out); /* the GPU's kernels take plain tensors */
   if ((st = tc_cuda_session_init(*out, opts->device, native, opts->cuda_gemm_search, diag))) {
     tc_diag_set_file(diag, m->path);
     tc_session_free(*out);
@@ -494,6 +496,7 @@ static tc_status session_new(const tc_model *m, bool native, const char *lib_pat
     goto fail;
   if (native)
     bind_native(s, lib_path);
+  tc_layout_bind(s);
   *out = s;
   return TC_STATUS_OK;
 fail:
@@ -678,6 +681,8 @@ tc_status tc_run_graph(tc_run *r, const tc_graph *g) {
         /* ran on the GPU, or its inputs could not be brought back */
       } else if (qdq)
         st = tc_qdq_run(r, n, &k, in, out);
+      else if (is_main && s->layout && s->layout[n->id])
+        st = tc_layout_run(s, n, &k, in, out);
       else if (!nsp || !tc_native_run(&k, nsp, s->native_fn[n->id], in, n->n_inputs, out,
                                       n->n_outputs, &st))
         st = s->kernels[n->id]->run(&k, in, n->n_inputs, out, n->n_outputs);

@@ -167,6 +167,23 @@ VCLONES void tc_vadd_inplace_f32(float *y, const float *a, size_t n) {
   }
 }
 
+VCLONES void tc_vbinary_f32(float *y, const float *a, const float *b, size_t n, char op) {
+  for (size_t i = 0; i < n; i += LANES) {
+    v4f va = load_pad(a, i, n, 1), vb = load_pad(b, i, n, 1);
+    store_part(y, i, n, op == '+' ? va + vb : op == '-' ? va - vb : op == '*' ? va * vb : va / vb);
+  }
+}
+
+VCLONES float tc_vsum_f32(const float *x, size_t n) {
+  v4f acc = splat(0);
+  for (size_t i = 0; i < n; i += LANES)
+    acc += load_pad(x, i, n, 0);
+  float r = 0;
+  for (int l = 0; l < LANES; l++)
+    r += acc[l];
+  return r;
+}
+
 VCLONES float tc_vmax_f32(const float *x, size_t n) {
   v4f m = splat(-__builtin_inff());
   for (size_t i = 0; i < n; i += LANES) {

@@ -475,24 +475,46 @@ static tc_status conv_run(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_t
   if (z && (z->dtype != x->dtype || z->rank != x->rank ||
             memcmp(z->dims, dims, x->rank * sizeof *dims) != 0))
     return tc_kernel_fail(k, TC_STATUS_INVALID, "Z must have the output's shape and X's dtype");
+  /* channels-last operands (runtime/layout.c): x, z (input 3) and y */
+  bool xn = k->nhwc_in & 1, zn = z && (k->nhwc_in & 8), yn = k->nhwc_out & 1;
+  if ((xn || zn || yn) && x->rank != 4)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "a channels-last convolution needs rank-4 X");
   if ((st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, dims)))
     return st;
-  if (x->dtype == TC_DTYPE_F32 && tc_fast_kernels_enabled()) {
+  if (x->dtype == TC_DTYPE_F32 && tc_fast_kernels_enabled() && (!z || zn == yn)) {
     tc_conv_spec c;
     conv_spec(&g, x->dims[0], x->dims[1], M, group, false, &c);
     c.algo = k->conv_algo;
     c.act = act->kind, c.alpha = act->alpha, c.beta = act->beta;
+    c.layout = (xn ? TC_CONV_X_NHWC : 0) | (yn ? TC_CONV_Y_NHWC : 0);
     if (tc_dnnl_conv_run(&c, w_value(k), x->data, w->data, b ? b->data : NULL, z ? z->data : NULL,
                          out[0].data))
       return TC_STATUS_OK;
   }
-  size_t ny = tc_rt_numel(&out[0]);
+  size_t ny = tc_rt_numel(&out[0]), nx = tc_rt_numel(x);
+  bool any_nhwc = xn || zn || yn;
   double *xd = load(k, x), *wd = load(k, w), *bd = b ? load(k, b) : NULL, *yd = scratch(k, ny);
-  if (!xd || !wd || (b && !bd) || !yd)
+  double *zd = z ? load(k, z) : NULL, *tmp = any_nhwc ? scratch(k, ny > nx ? ny : nx) : NULL;
+  if (!xd || !wd || (b && !bd) || !yd || (z && !zd) || (any_nhwc && !tmp))
     return TC_STATUS_NOMEM;
+  /* the reference computes in the plain order: convert around it */
+  size_t N = (size_t)x->dims[0], hw_x = any_nhwc ? (size_t)(x->dims[2] * x->dims[3]) : 0,
+         hw_y = any_nhwc ? (size_t)(dims[2] * dims[3]) : 0;
+  if (xn) {
+    tc_layout_copy(tmp, xd, sizeof *xd, N, (size_t)x->dims[1], hw_x, false);
+    memcpy(xd, tmp, nx * sizeof *xd);
+  }
+  if (zn) {
+    tc_layout_copy(tmp, zd, sizeof *zd, N, (size_t)M, hw_y, false);
+    memcpy(zd, tmp, ny * sizeof *zd);
+  }
   conv_core(&g, x->dims[0], x->dims[1], M, group, xd, wd, bd, yd);
   for (size_t i = 0; i < ny; i++)
-    yd[i] = act_apply(act, z ? yd[i] + tc_rt_get_f64(z, i) : yd[i]);
+    yd[i] = act_apply(act, z ? yd[i] + zd[i] : yd[i]);
+  if (yn) {
+    tc_layout_copy(tmp, yd, sizeof *yd, N, (size_t)M, hw_y, true);
+    memcpy(yd, tmp, ny * sizeof *yd);
+  }
   store(&out[0], yd);
   return TC_STATUS_OK;
 }
@@ -1007,7 +1029,21 @@ static tc_status run_lppool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
   return run_pool(k, in, out, n_out, P_LP);
 }
 
-/* Global pools: reduce every spatial position of each (n, c). */
+/* Global pools: reduce every spatial position of each (n, c); float32
+ * averages on the fast path take one vector sum per (n, c) row. */
+typedef struct gavg_job {
+  const float *x;
+  float *y;
+  size_t sp;
+} gavg_job;
+
+static void gavg_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const gavg_job *j = ctx;
+  for (size_t r = lo; r < hi; r++)
+    j->y[r] = tc_vsum_f32(j->x + r * j->sp, j->sp) / (float)j->sp;
+}
+
 static tc_status run_global(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt_tensor *out,
                             int kind) {
   const tc_rt_tensor *x = in[0];
@@ -1022,6 +1058,11 @@ static tc_status run_global(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_
   if (st)
     return st;
   size_t NC = (size_t)(x->dims[0] * x->dims[1]), sp = NC ? tc_rt_numel(x) / NC : 0;
+  if (kind == P_AVG && x->dtype == TC_DTYPE_F32 && sp && tc_fast_kernels_enabled()) {
+    gavg_job j = {x->data, out[0].data, sp};
+    tc_parallel_for(NC, tc_parallel_grain(sp), gavg_rows, &j);
+    return TC_STATUS_OK;
+  }
   for (size_t nc = 0; nc < NC; nc++) {
     double acc = kind == P_MAX ? -INFINITY : 0;
     for (size_t i = 0; i < sp; i++) {

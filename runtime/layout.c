@@ -1,0 +1,381 @@
+/* Channels-last values between convolutions.
+ *
+ * Runtime tensors are plain (NCHW), but oneDNN's convolutions run on
+ * channels-last data (NHWC: brgconv, the depthwise brdgmm kernels) and a
+ * plain x or y costs a reorder on each side of every convolution: on a
+ * MobileNetV3-Large at batch 1 those reorders took 1.3 ms of 11 per run here.
+ * So a session keeps chosen values channels-last: their tensors keep their
+ * logical dims [N, C, H, W] while the data are in [N, H, W, C] order, and
+ * every node that reads or writes one knows it.
+ *
+ * Choice (tc_layout_bind, once per session). Candidates are the first
+ * outputs of the main graph's 2-D convolutions (Conv, FusedConv, tacoc's
+ * Conv<Act> / ConvAdd<Act>, constant rank-4 W, running libtacort's own
+ * kernel: not a QDQ or generated-kernel node), of unary elementwise nodes
+ * reading a candidate, and of Add/Sub/Mul/Div reading one. A candidate is
+ * dropped, until nothing changes, when it is a graph output, is read inside
+ * a subgraph or by any node other than a convolution (as X or Z), a
+ * GlobalAveragePool, or a unary / binary node whose output stays a
+ * candidate; a unary or binary output whose channels-last inputs were all
+ * dropped goes too, as does a binary output whose plain operand may have
+ * more than 4 dims, and a ConvAdd's Z and output stay only together. What
+ * remains is channels-last; everything else stays plain.
+ *
+ * Execution (tc_layout_run, for the nodes touching a channels-last value).
+ * Convolutions get the layout bits in their kernel context and run oneDNN
+ * with those layouts (their reference path converts). GlobalAveragePool
+ * sums the positions' channel vectors. Unary nodes run unchanged (element
+ * order does not matter). A binary node runs unchanged when its operands
+ * have equal dims and the same memory order (channels-last, or a layout-
+ * free [N, C, 1, 1] / single element); a float32 operand broadcast per
+ * channel ([N or 1, C, 1, 1] or [C, 1, 1]) against a channels-last one runs
+ * a channel loop. Any other case (other dtypes, other broadcasts, reference
+ * kernels) converts: channels-last inputs to plain copies, the node's own
+ * kernel, the channels-last output converted in place, so the result is
+ * always the plain computation's.
+ *
+ * Off for CUDA sessions, the tuner's capture sessions, when the reference
+ * kernels were asked for at session creation, and with TACORT_LAYOUT=plain. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec.h"
+#include "layout.h"
+
+enum { K_NONE, K_CONV, K_GAP, K_UNARY, K_BINARY };
+
+static bool op_is(const tc_node *n, const char *op) {
+  return tc_domain_is_onnx(n->domain) && n->op_type && strcmp(n->op_type, op) == 0;
+}
+
+static bool is_conv(const tc_node *n) {
+  if (!n->op_type)
+    return false;
+  if (op_is(n, "Conv"))
+    return true;
+  if (!strcmp(n->op_type, "FusedConv"))
+    return tc_domain_equal(n->domain, "ai.tacoc") || tc_domain_equal(n->domain, "com.microsoft");
+  return tc_domain_equal(n->domain, "ai.tacoc") && !strncmp(n->op_type, "Conv", 4);
+}
+
+static const char *const unary_ops[] = {
+    "Relu",  "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Clip",
+    "Elu",   "Selu",      "Erf",     "Exp",  "Abs",         "Neg",       "Sqrt",
+    "Floor", "Ceil",      "Round",   "Sign", "Softplus",    "Softsign",  NULL};
+
+/* What node n of the main graph is to the layout choice. */
+static int kind_of(const tc_session *s, const tc_node *n) {
+  if (!s->kernels[n->id] || (s->qdq && s->qdq[n->id]) || (s->qdq_skip && s->qdq_skip[n->id]) ||
+      (s->native_fn && s->native_fn[n->id]) || n->n_outputs < 1 || !n->outputs[0] ||
+      n->n_inputs < 1 || !n->inputs[0])
+    return K_NONE;
+  if (is_conv(n)) {
+    const tc_tensor *w = n->n_inputs > 1 && n->inputs[1] ? tc_value_const(n->inputs[1]) : NULL;
+    return w && w->rank == 4 && n->n_outputs == 1 ? K_CONV : K_NONE;
+  }
+  if (op_is(n, "GlobalAveragePool"))
+    return K_GAP;
+  if (n->n_outputs != 1)
+    return K_NONE;
+  for (const char *const *u = unary_ops; *u; u++)
+    if (op_is(n, *u))
+      return K_UNARY;
+  if ((op_is(n, "Add") || op_is(n, "Sub") || op_is(n, "Mul") || op_is(n, "Div")) &&
+      n->n_inputs == 2 && n->inputs[1])
+    return K_BINARY;
+  return K_NONE;
+}
+
+/* True when v is known to have at most 4 dims. */
+static bool rank_le4(const tc_session *s, const tc_value *v, const unsigned char *kind) {
+  const tc_tensor *t = tc_value_const(v);
+  if (t)
+    return t->rank <= 4;
+  if (v->type.kind == TC_TYPE_TENSOR && v->type.has_shape)
+    return v->type.rank <= 4;
+  const tc_node *p = v->producer;
+  return p && p->graph == s->m->graph && (kind[p->id] == K_GAP || kind[p->id] == K_CONV);
+}
+
+/* Whether node u (of kind ku) can read candidate value v at input slot i. */
+static bool reader_ok(const tc_session *s, const tc_node *u, int ku, size_t i, const bool *cand) {
+  if (u->graph != s->m->graph)
+    return false;
+  switch (ku) {
+  case K_CONV: return i == 0 || i == 3;
+  case K_GAP: return i == 0;
+  case K_UNARY: return i == 0 && cand[u->outputs[0]->id];
+  case K_BINARY: return i < 2 && cand[u->outputs[0]->id];
+  default: return false;
+  }
+}
+
+void tc_layout_bind(tc_session *s) {
+  const char *env = getenv("TACORT_LAYOUT");
+  if ((env && !strcmp(env, "plain")) || !tc_fast_kernels_enabled())
+    return;
+  const tc_graph *g = s->m->graph;
+  size_t nn = s->m->next_node_id + 1, nv = s->m->next_value_id + 1;
+  unsigned char *kind = calloc(nn, 1);
+  bool *cand = calloc(nv, sizeof *cand);
+  if (!kind || !cand)
+    goto out;
+  for (const tc_node *n = g->first; n; n = n->next) {
+    kind[n->id] = (unsigned char)kind_of(s, n);
+    if (kind[n->id] == K_CONV || kind[n->id] == K_UNARY || kind[n->id] == K_BINARY)
+      cand[n->outputs[0]->id] = true;
+  }
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (const tc_node *n = g->first; n; n = n->next) {
+      const tc_value *o = n->outputs && n->n_outputs ? n->outputs[0] : NULL;
+      if (!o || !cand[o->id])
+        continue;
+      bool drop = false;
+      if (kind[n->id] == K_UNARY)
+        drop = !cand[n->inputs[0]->id];
+      else if (kind[n->id] == K_BINARY) {
+        const tc_value *a = n->inputs[0], *b = n->inputs[1];
+        drop = (!cand[a->id] && !cand[b->id]) || (!cand[a->id] && !rank_le4(s, a, kind)) ||
+               (!cand[b->id] && !rank_le4(s, b, kind));
+      } else if (kind[n->id] == K_CONV && n->n_inputs > 3 && n->inputs[3] &&
+                 !cand[n->inputs[3]->id]) {
+        drop = true; /* Z and Y share one layout */
+      }
+      if (drop) {
+        cand[o->id] = false;
+        changed = true;
+      }
+    }
+    for (const tc_node *n = g->first; n; n = n->next) {
+      const tc_value *v = kind[n->id] && n->n_outputs ? n->outputs[0] : NULL;
+      if (!v || !cand[v->id])
+        continue;
+      bool drop = (v->flags & TC_VALUE_OUTPUT) != 0;
+      for (size_t i = 0; !drop && i < v->n_uses; i++) {
+        const tc_node *u = v->uses[i].node;
+        drop =
+            !reader_ok(s, u, u->graph == g ? kind[u->id] : K_NONE, (size_t)v->uses[i].slot, cand);
+        /* a ConvAdd's Z keeps its output's layout */
+        if (!drop && kind[u->id] == K_CONV && v->uses[i].slot == 3)
+          drop = !cand[u->outputs[0]->id];
+      }
+      if (drop) {
+        cand[v->id] = false;
+        changed = true;
+      }
+    }
+  }
+  size_t count = 0;
+  for (size_t i = 0; i < nv; i++)
+    count += cand[i];
+  if (!count)
+    goto out;
+  s->nhwc = tc_arena_alloc(s->arena, nv * sizeof *s->nhwc);
+  s->layout = tc_arena_alloc(s->arena, nn);
+  if (!s->nhwc || !s->layout) {
+    s->nhwc = NULL, s->layout = NULL;
+    goto out;
+  }
+  memcpy(s->nhwc, cand, nv * sizeof *cand);
+  memset(s->layout, 0, nn);
+  for (const tc_node *n = g->first; n; n = n->next) {
+    bool touches = false;
+    for (size_t i = 0; i < n->n_inputs; i++)
+      touches |= n->inputs[i] && cand[n->inputs[i]->id];
+    for (size_t i = 0; i < n->n_outputs; i++)
+      touches |= n->outputs[i] && cand[n->outputs[i]->id];
+    if (touches)
+      s->layout[n->id] = kind[n->id];
+  }
+  s->layout_values = count;
+out:
+  free(kind);
+  free(cand);
+}
+
+size_t tc_session_channels_last_values(const tc_session *s) { return s ? s->layout_values : 0; }
+
+void tc_layout_unbind(tc_session *s) {
+  s->layout = NULL;
+  s->nhwc = NULL;
+  s->layout_values = 0;
+}
+
+/* ---- execution ---- */
+
+/* The node's inputs and outputs that are channels-last, as bit masks. */
+static uint32_t mask_of(const tc_session *s, tc_value *const *vs, size_t n) {
+  uint32_t m = 0;
+  for (size_t i = 0; i < n && i < 32; i++)
+    if (vs[i] && s->nhwc[vs[i]->id])
+      m |= 1u << i;
+  return m;
+}
+
+/* Same memory in both orders: a single element or [N, C, 1, 1]. */
+static bool order_free(const tc_rt_tensor *t) {
+  return tc_rt_numel(t) == 1 || (t->rank == 4 && t->dims[2] * t->dims[3] == 1);
+}
+
+/* Runs the node's kernel on plain copies of its channels-last inputs and
+ * converts its channels-last outputs in place. */
+static tc_status convert_run(const tc_session *s, const tc_node *n, tc_kernel_ctx *k,
+                             const tc_rt_tensor *const *in, tc_rt_tensor *out, uint32_t in_mask,
+                             uint32_t out_mask) {
+  const tc_rt_tensor **pin = tc_arena_alloc(k->arena, (n->n_inputs + 1) * sizeof *pin);
+  if (!pin)
+    return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
+  for (size_t i = 0; i < n->n_inputs; i++) {
+    pin[i] = in[i];
+    if (!(in_mask >> i & 1) || !in[i] || in[i]->rank != 4 || order_free(in[i]))
+      continue;
+    const tc_rt_tensor *t = in[i];
+    tc_rt_tensor *c = tc_arena_alloc(k->arena, sizeof *c);
+    void *d = c ? tc_arena_alloc(k->arena, t->bytes ? t->bytes : 1) : NULL;
+    if (!d)
+      return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
+    *c = *t;
+    c->data = d;
+    tc_layout_copy(d, t->data, tc_dtype_bytes(t->dtype, 1), (size_t)t->dims[0], (size_t)t->dims[1],
+                   (size_t)(t->dims[2] * t->dims[3]), false);
+    pin[i] = c;
+  }
+  tc_status st = s->kernels[n->id]->run(k, pin, n->n_inputs, out, n->n_outputs);
+  for (size_t o = 0; !st && o < n->n_outputs; o++) {
+    tc_rt_tensor *t = &out[o];
+    if (!(out_mask >> o & 1) || order_free(t))
+      continue;
+    if (t->rank != 4)
+      return tc_kernel_fail(k, TC_STATUS_INVALID,
+                            "output %zu has %zu dims where the session's layout plan expects 4", o,
+                            t->rank);
+    void *tmp = tc_arena_alloc(k->arena, t->bytes ? t->bytes : 1);
+    if (!tmp)
+      return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
+    memcpy(tmp, t->data, t->bytes);
+    tc_layout_copy(t->data, tmp, tc_dtype_bytes(t->dtype, 1), (size_t)t->dims[0],
+                   (size_t)t->dims[1], (size_t)(t->dims[2] * t->dims[3]), true);
+  }
+  return st;
+}
+
+/* GlobalAveragePool of a channels-last float32 x: y[n, c] = mean over the
+ * positions p of x[n, p, c]. */
+static tc_status gap_nhwc(tc_kernel_ctx *k, const tc_rt_tensor *x, tc_rt_tensor *out) {
+  int64_t dims[4] = {x->dims[0], x->dims[1], 1, 1};
+  tc_status st = tc_kernel_alloc(k, out, x->dtype, 4, dims);
+  if (st)
+    return st;
+  size_t C = (size_t)x->dims[1], HW = (size_t)(x->dims[2] * x->dims[3]);
+  const float *xd = x->data;
+  float *y = out->data;
+  for (size_t n = 0; n < (size_t)x->dims[0]; n++) {
+    float *yn = y + n * C;
+    memset(yn, 0, C * sizeof *yn);
+    for (size_t p = 0; p < HW; p++)
+      tc_vadd_inplace_f32(yn, xd + (n * HW + p) * C, C);
+    tc_vscale_f32(yn, C, 1.0f / (float)HW);
+  }
+  return TC_STATUS_OK;
+}
+
+/* y = a op b with a channels-last [N, C, H, W] and b float32 per channel
+ * (b_n 1 or N batches of C values); swap: y = b op a. */
+typedef struct chan_job {
+  const float *a, *b;
+  float *y;
+  size_t C, HW, b_n;
+  char op;
+  bool swap;
+} chan_job;
+
+static void chan_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const chan_job *j = ctx;
+  for (size_t r = lo; r < hi; r++) { /* r: one position of one image */
+    size_t n = r / j->HW;
+    const float *a = j->a + r * j->C, *b = j->b + (j->b_n > 1 ? n * j->C : 0);
+    float *y = j->y + r * j->C;
+    if (j->swap)
+      tc_vbinary_f32(y, b, a, j->C, j->op);
+    else
+      tc_vbinary_f32(y, a, b, j->C, j->op);
+  }
+}
+
+/* Whether b broadcasts against rank-4 a as one value per channel: [N or 1,
+ * C, 1, 1] or [C, 1, 1]; *bn gets its batch count. */
+static bool per_channel(const tc_rt_tensor *a, const tc_rt_tensor *b, size_t *bn) {
+  if (b->rank == 4 && (b->dims[0] == a->dims[0] || b->dims[0] == 1) && b->dims[1] == a->dims[1] &&
+      b->dims[2] == 1 && b->dims[3] == 1) {
+    *bn = (size_t)b->dims[0];
+    return true;
+  }
+  *bn = 1;
+  return b->rank == 3 && b->dims[0] == a->dims[1] && b->dims[1] == 1 && b->dims[2] == 1;
+}
+
+static tc_status binary_run(const tc_session *s, const tc_node *n, tc_kernel_ctx *k,
+                            const tc_rt_tensor *const *in, tc_rt_tensor *out, uint32_t in_mask,
+                            uint32_t out_mask) {
+  const tc_rt_tensor *a = in[0], *b = in[1];
+  bool an = in_mask & 1, bn = in_mask & 2;
+  /* the same memory order on both sides and equal dims: element by element */
+  bool a_ok = an || order_free(a), b_ok = bn || order_free(b);
+  if (a_ok && b_ok &&
+      ((a->rank == b->rank && !memcmp(a->dims, b->dims, a->rank * sizeof *a->dims)) ||
+       tc_rt_numel(a) == 1 || tc_rt_numel(b) == 1))
+    return s->kernels[n->id]->run(k, in, n->n_inputs, out, n->n_outputs);
+  /* a channels-last image and one float32 value per channel */
+  const tc_rt_tensor *img = an && !order_free(a) ? a : b, *ch = img == a ? b : a;
+  size_t b_n;
+  if (tc_fast_kernels_enabled() && (in_mask & (img == a ? 1 : 2)) && img->rank == 4 &&
+      img->dtype == TC_DTYPE_F32 && ch->dtype == TC_DTYPE_F32 && per_channel(img, ch, &b_n)) {
+    tc_status st = tc_kernel_alloc_uninit(k, out, TC_DTYPE_F32, 4, img->dims);
+    if (st)
+      return st;
+    chan_job j = {img->data,
+                  ch->data,
+                  out->data,
+                  (size_t)img->dims[1],
+                  (size_t)(img->dims[2] * img->dims[3]),
+                  b_n,
+                  n->op_type[0] == 'A'   ? '+'
+                  : n->op_type[0] == 'M' ? '*'
+                  : n->op_type[0] == 'S' ? '-'
+                                         : '/',
+                  img == b};
+    size_t rows = (size_t)img->dims[0] * j.HW;
+    tc_parallel_for(rows, tc_parallel_grain(j.C), chan_rows, &j);
+    return TC_STATUS_OK;
+  }
+  return convert_run(s, n, k, in, out, in_mask, out_mask);
+}
+
+tc_status tc_layout_run(const tc_session *s, const tc_node *n, tc_kernel_ctx *k,
+                        const tc_rt_tensor *const *in, tc_rt_tensor *out) {
+  uint32_t in_mask = mask_of(s, n->inputs, n->n_inputs),
+           out_mask = mask_of(s, n->outputs, n->n_outputs);
+  const tc_rt_tensor *x = in[0];
+  switch (s->layout[n->id]) {
+  case K_CONV:
+    k->nhwc_in = in_mask;
+    k->nhwc_out = out_mask;
+    return s->kernels[n->id]->run(k, in, n->n_inputs, out, n->n_outputs);
+  case K_GAP:
+    if ((in_mask & 1) && tc_fast_kernels_enabled() && x && x->rank == 4 &&
+        x->dtype == TC_DTYPE_F32 && x->dims[2] * x->dims[3] > 0)
+      return gap_nhwc(k, x, out);
+    break;
+  case K_UNARY:
+    if ((in_mask & 1) == (out_mask & 1))
+      return s->kernels[n->id]->run(k, in, n->n_inputs, out, n->n_outputs);
+    break;
+  case K_BINARY:
+    if (in[0] && in[1])
+      return binary_run(s, n, k, in, out, in_mask, out_mask);
+    break;
+  }
+  return convert_run(s, n, k, in, out, in_mask, out_mask);
+}

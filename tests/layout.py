@@ -1,0 +1,202 @@
+"""Channels-last values between convolutions (runtime/layout.c): libtacort
+with its layout choice on (the default) and off (TACORT_LAYOUT=plain)
+against ONNX Runtime, on small models that reach every way a node runs
+with a channels-last operand:
+
+  se_block   Conv -> Relu -> depthwise Conv -> HardSwish -> squeeze-excite
+             (GlobalAveragePool, 1x1 Convs, HardSigmoid, Mul by a per-channel
+             scale) -> 1x1 Conv -> Add with the plain graph input (converted)
+             -> Conv (graph output: plain); also after tacoc optimize -O2
+  broadcast  two channels-last Conv outputs added with a broadcast
+             ([1,C,H,W] + [1,C,1,W]: converted), Sub of a [C,1,1] constant,
+             Div of a [1,C,1,1] constant by the image (swapped operands), Mul
+             by a scalar, a Conv output that is also a graph output (plain)
+  fp16       float16 Convs (libtacort's reference kernel converts orders):
+             compared with the plain run bit for bit
+
+Each case checks the number of channels-last values `tacoc run` reports
+(so a choice that silently stops happening fails) and every output within
+|tacort - ort| <= 1e-4 |ort| + 1e-5. Ends with "layout: N passed, N failed".
+
+Usage: layout.py --tacoc PATH"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+RNG = np.random.default_rng(7)
+
+
+def w(name, *shape, dtype=np.float32):
+    fan = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    return numpy_helper.from_array((RNG.standard_normal(shape) / np.sqrt(fan)).astype(dtype), name)
+
+
+def conv(nodes, inits, x, name, cin, cout, k, group=1, dtype=np.float32, pads=None):
+    inits += [w(f"{name}_w", cout, cin // group, k, k, dtype=dtype),
+              numpy_helper.from_array((RNG.standard_normal(cout) * 0.1).astype(dtype), f"{name}_b")]
+    nodes.append(helper.make_node("Conv", [x, f"{name}_w", f"{name}_b"], [name],
+                                  kernel_shape=[k, k], group=group,
+                                  pads=pads if pads is not None else [k // 2] * 4))
+    return name
+
+
+def model(g):
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)])
+    m.ir_version = 8  # what the pinned ONNX Runtime reads
+    return m
+
+
+def se_block():
+    nodes, inits = [], []
+    y = conv(nodes, inits, "x", "c1", 8, 16, 3)
+    nodes.append(helper.make_node("Relu", [y], ["r1"]))
+    y = conv(nodes, inits, "r1", "dw", 16, 16, 3, group=16)
+    nodes.append(helper.make_node("HardSwish", [y], ["hs"]))
+    nodes.append(helper.make_node("GlobalAveragePool", ["hs"], ["gap"]))
+    s = conv(nodes, inits, "gap", "fc1", 16, 4, 1)
+    nodes.append(helper.make_node("Relu", [s], ["fc1_r"]))
+    s = conv(nodes, inits, "fc1_r", "fc2", 4, 16, 1)
+    nodes.append(helper.make_node("HardSigmoid", [s], ["scale"], alpha=1.0 / 6))
+    nodes.append(helper.make_node("Mul", ["hs", "scale"], ["se"]))
+    y = conv(nodes, inits, "se", "pw", 16, 8, 1)
+    nodes.append(helper.make_node("Add", [y, "x"], ["res"]))
+    conv(nodes, inits, "res", "out", 8, 8, 3)
+    g = helper.make_graph(nodes, "se_block",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 12, 12])],
+                          [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 8, 12, 12])],
+                          inits)
+    return model(g)
+
+
+def broadcast():
+    nodes, inits = [], []
+    a = conv(nodes, inits, "x", "a", 4, 4, 3)
+    b = conv(nodes, inits, "y", "b", 4, 4, 1)  # [1, 4, 1, 6]
+    nodes.append(helper.make_node("Add", [a, b], ["ab"]))
+    inits += [numpy_helper.from_array(RNG.standard_normal((4, 1, 1)).astype(np.float32), "c3"),
+              numpy_helper.from_array((RNG.random((1, 4, 1, 1)) + 1).astype(np.float32), "c4"),
+              numpy_helper.from_array(np.array(0.5, np.float32), "half")]
+    nodes.append(helper.make_node("Sub", ["ab", "c3"], ["sub"]))
+    nodes.append(helper.make_node("Abs", ["sub"], ["abs"]))
+    nodes.append(helper.make_node("Add", ["abs", "half"], ["pos"]))
+    nodes.append(helper.make_node("Div", ["c4", "pos"], ["div"]))
+    nodes.append(helper.make_node("Mul", ["div", "half"], ["mul"]))
+    conv(nodes, inits, "mul", "out", 4, 4, 3)
+    g = helper.make_graph(nodes, "broadcast",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6, 6]),
+                           helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 1, 6])],
+                          [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 6, 6]),
+                           helper.make_tensor_value_info("a", TensorProto.FLOAT, [1, 4, 6, 6])],
+                          inits)
+    return model(g)
+
+
+def fp16():
+    nodes, inits = [], []
+    nodes.append(helper.make_node("Cast", ["x"], ["xh"], to=TensorProto.FLOAT16))
+    y = conv(nodes, inits, "xh", "h1", 3, 8, 3, dtype=np.float16)
+    nodes.append(helper.make_node("Relu", [y], ["h1r"]))
+    y = conv(nodes, inits, "h1r", "h2", 8, 8, 3, group=2, dtype=np.float16)
+    conv(nodes, inits, y, "h3", 8, 4, 1, dtype=np.float16)
+    nodes.append(helper.make_node("Cast", ["h3"], ["out"], to=TensorProto.FLOAT))
+    g = helper.make_graph(nodes, "fp16",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 9, 7])],
+                          [helper.make_tensor_value_info("out", TensorProto.FLOAT, [2, 4, 9, 7])],
+                          inits)
+    return model(g)
+
+
+def run(tacoc, path, feeds, tmp, env_extra):
+    shutil.rmtree(os.path.join(tmp, "out"), ignore_errors=True)
+    args = [tacoc, "run", path, "--output-dir", os.path.join(tmp, "out")]
+    for k, v in feeds.items():
+        f = os.path.join(tmp, f"{k}.npy")
+        np.save(f, v)
+        args += ["--input", f"{k}={f}"]
+    env = dict(os.environ, **env_extra)
+    p = subprocess.run(args, capture_output=True, text=True, env=env)
+    if p.returncode:
+        raise RuntimeError(p.stderr.strip())
+    m = re.search(r"(\d+) values between convolutions kept channels-last", p.stderr)
+    outs = {f[:-4]: np.load(os.path.join(tmp, "out", f)) for f in os.listdir(os.path.join(tmp, "out"))}
+    return (int(m.group(1)) if m else 0), outs
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tacoc", required=True)
+    a = ap.parse_args()
+    passed = failed = 0
+    # model, inputs, channels-last values expected, compare with ORT
+    se_x = {"x": RNG.standard_normal((1, 8, 12, 12)).astype(np.float32)}
+    cases = [("se_block", se_block(), se_x, 11, True),
+             ("broadcast", broadcast(), {"x": RNG.standard_normal((1, 4, 6, 6)).astype(np.float32),
+                                         "y": RNG.standard_normal((1, 4, 1, 6)).astype(np.float32)},
+              7, True),
+             ("fp16", fp16(), {"x": RNG.standard_normal((2, 3, 9, 7)).astype(np.float32)}, 3, False)]
+    with tempfile.TemporaryDirectory() as tmp:
+        se_path = os.path.join(tmp, "se_block.onnx")
+        onnx.save(cases[0][1], se_path)
+        opt = os.path.join(tmp, "se_block.O2.onnx")
+        p = subprocess.run([a.tacoc, "optimize", se_path, "-O2", "-o", opt], capture_output=True, text=True)
+        if p.returncode:
+            print(f"FAIL se_block -O2: {p.stderr.strip()}")
+            failed += 1
+        else:
+            # -O2 folds the activations into the Convs: 7 values remain
+            cases.append(("se_block -O2", onnx.load(opt), se_x, 7, True))
+        for name, model, feeds, want_count, vs_ort in cases:
+            path = os.path.join(tmp, name.replace(" ", "_") + ".onnx")
+            onnx.save(model, path)
+            try:
+                count, got = run(a.tacoc, path, feeds, tmp, {})
+                plain_count, plain = run(a.tacoc, path, feeds, tmp, {"TACORT_LAYOUT": "plain"})
+            except RuntimeError as e:
+                print(f"FAIL {name}: {e}")
+                failed += 1
+                continue
+            ok = True
+            if count != want_count or plain_count != 0:
+                print(f"FAIL {name}: {count} channels-last values (want {want_count}), "
+                      f"{plain_count} with TACORT_LAYOUT=plain (want 0)")
+                ok = False
+            if vs_ort:
+                sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+                names = [o.name for o in sess.get_outputs()]
+                want = dict(zip(names, sess.run(None, feeds)))
+            else:
+                want = plain
+            for out, ref in want.items():
+                for label, res in (("layout", got), ("plain", plain)):
+                    r = res.get(out)
+                    if r is None or r.shape != ref.shape:
+                        print(f"FAIL {name} {label}: output {out} missing or misshaped")
+                        ok = False
+                        continue
+                    err = float(np.max(np.abs(r - ref))) if r.size else 0.0
+                    bad = not np.all(np.abs(r - ref) <= 1e-4 * np.abs(ref) + 1e-5) if vs_ort else \
+                        not np.array_equal(r, ref)
+                    print(f"  {name:14s} {label:6s} {out}: max abs err {err:.3g}")
+                    if bad:
+                        print(f"FAIL {name} {label}: output {out} differs")
+                        ok = False
+            if ok:
+                print(f"ok   {name}: {count} channels-last values")
+                passed += 1
+            else:
+                failed += 1
+    print(f"layout: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
