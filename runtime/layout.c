@@ -12,19 +12,21 @@
  * outputs of the main graph's 2-D convolutions (Conv, FusedConv, tacoc's
  * Conv<Act> / ConvAdd<Act>, constant rank-4 W, running libtacort's own
  * kernel: not a QDQ or generated-kernel node), of unary elementwise nodes
- * reading a candidate, and of Add/Sub/Mul/Div reading one. A candidate is
- * dropped, until nothing changes, when it is a graph output, is read inside
- * a subgraph or by any node other than a convolution (as X or Z), a
- * GlobalAveragePool, or a unary / binary node whose output stays a
- * candidate; a unary or binary output whose channels-last inputs were all
- * dropped goes too, as does a binary output whose plain operand may have
+ * or MaxPool nodes (without Indices) reading a candidate, and of
+ * Add/Sub/Mul/Div reading one. A candidate is dropped, until nothing
+ * changes, when it is a graph output, is read inside a subgraph or by any
+ * node other than a convolution (as X or Z), a GlobalAveragePool, or a
+ * unary / MaxPool / binary node whose output stays a candidate; a unary,
+ * MaxPool or binary output whose channels-last inputs were all dropped goes
+ * too, as does a binary output whose plain operand may have
  * more than 4 dims, and a ConvAdd's Z and output stay only together. What
  * remains is channels-last; everything else stays plain.
  *
  * Execution (tc_layout_run, for the nodes touching a channels-last value).
  * Convolutions get the layout bits in their kernel context and run oneDNN
  * with those layouts (their reference path converts). GlobalAveragePool
- * sums the positions' channel vectors. Unary nodes run unchanged (element
+ * sums the positions' channel vectors; float32 MaxPool takes the max of
+ * its window's channel vectors. Unary nodes run unchanged (element
  * order does not matter). A binary node runs unchanged when its operands
  * have equal dims and the same memory order (channels-last, or a layout-
  * free [N, C, 1, 1] / single element); a float32 operand broadcast per
@@ -42,7 +44,7 @@
 #include "exec.h"
 #include "layout.h"
 
-enum { K_NONE, K_CONV, K_GAP, K_UNARY, K_BINARY };
+enum { K_NONE, K_CONV, K_GAP, K_UNARY, K_BINARY, K_MAXPOOL };
 
 static bool op_is(const tc_node *n, const char *op) {
   return tc_domain_is_onnx(n->domain) && n->op_type && strcmp(n->op_type, op) == 0;
@@ -75,6 +77,8 @@ static int kind_of(const tc_session *s, const tc_node *n) {
   }
   if (op_is(n, "GlobalAveragePool"))
     return K_GAP;
+  if (op_is(n, "MaxPool"))
+    return n->n_outputs == 1 || !n->outputs[1] ? K_MAXPOOL : K_NONE;
   if (n->n_outputs != 1)
     return K_NONE;
   for (const char *const *u = unary_ops; *u; u++)
@@ -104,7 +108,8 @@ static bool reader_ok(const tc_session *s, const tc_node *u, int ku, size_t i, c
   switch (ku) {
   case K_CONV: return i == 0 || i == 3;
   case K_GAP: return i == 0;
-  case K_UNARY: return i == 0 && cand[u->outputs[0]->id];
+  case K_UNARY:
+  case K_MAXPOOL: return i == 0 && cand[u->outputs[0]->id];
   case K_BINARY: return i < 2 && cand[u->outputs[0]->id];
   default: return false;
   }
@@ -122,7 +127,7 @@ void tc_layout_bind(tc_session *s) {
     goto out;
   for (const tc_node *n = g->first; n; n = n->next) {
     kind[n->id] = (unsigned char)kind_of(s, n);
-    if (kind[n->id] == K_CONV || kind[n->id] == K_UNARY || kind[n->id] == K_BINARY)
+    if (kind[n->id] != K_NONE && kind[n->id] != K_GAP)
       cand[n->outputs[0]->id] = true;
   }
   for (bool changed = true; changed;) {
@@ -132,7 +137,7 @@ void tc_layout_bind(tc_session *s) {
       if (!o || !cand[o->id])
         continue;
       bool drop = false;
-      if (kind[n->id] == K_UNARY)
+      if (kind[n->id] == K_UNARY || kind[n->id] == K_MAXPOOL)
         drop = !cand[n->inputs[0]->id];
       else if (kind[n->id] == K_BINARY) {
         const tc_value *a = n->inputs[0], *b = n->inputs[1];
@@ -367,6 +372,14 @@ tc_status tc_layout_run(const tc_session *s, const tc_node *n, tc_kernel_ctx *k,
     if ((in_mask & 1) && tc_fast_kernels_enabled() && x && x->rank == 4 &&
         x->dtype == TC_DTYPE_F32 && x->dims[2] * x->dims[3] > 0)
       return gap_nhwc(k, x, out);
+    break;
+  case K_MAXPOOL:
+    if ((in_mask & 1) && (out_mask & 1) && tc_fast_kernels_enabled() && x &&
+        x->dtype == TC_DTYPE_F32 && x->rank == 4) {
+      k->nhwc_in = in_mask;
+      k->nhwc_out = out_mask;
+      return s->kernels[n->id]->run(k, in, n->n_inputs, out, n->n_outputs);
+    }
     break;
   case K_UNARY:
     if ((in_mask & 1) == (out_mask & 1))

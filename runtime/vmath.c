@@ -170,7 +170,10 @@ VCLONES void tc_vadd_inplace_f32(float *y, const float *a, size_t n) {
 VCLONES void tc_vbinary_f32(float *y, const float *a, const float *b, size_t n, char op) {
   for (size_t i = 0; i < n; i += LANES) {
     v4f va = load_pad(a, i, n, 1), vb = load_pad(b, i, n, 1);
-    store_part(y, i, n, op == '+' ? va + vb : op == '-' ? va - vb : op == '*' ? va * vb : va / vb);
+    v4f r = op == '+' ? va + vb : op == '-' ? va - vb : op == '*' ? va * vb : va / vb;
+    if (op == 'M') /* b where b > a or b is NaN: a NaN on either side stays */
+      r = sel((vb > va) | (vb != vb), vb, va);
+    store_part(y, i, n, r);
   }
 }
 

@@ -3,7 +3,7 @@ with its layout choice on (the default) and off (TACORT_LAYOUT=plain)
 against ONNX Runtime, on small models that reach every way a node runs
 with a channels-last operand:
 
-  se_block   Conv -> Relu -> depthwise Conv -> HardSwish -> squeeze-excite
+  se_block   Conv -> Relu -> MaxPool -> depthwise Conv -> HardSwish -> squeeze-excite
              (GlobalAveragePool, 1x1 Convs, HardSigmoid, Mul by a per-channel
              scale) -> 1x1 Conv -> Add with the plain graph input (converted)
              -> Conv (graph output: plain); also after tacoc optimize -O2
@@ -11,7 +11,8 @@ with a channels-last operand:
              ([1,C,H,W] + [1,C,1,W]: converted), Sub of a [C,1,1] constant,
              Div of a [1,C,1,1] constant by the image (swapped operands), Mul
              by a scalar, a Conv output that is also a graph output (plain)
-  fp16       float16 Convs (libtacort's reference kernel converts orders):
+  fp16       float16 Convs and MaxPool (libtacort's reference kernels, the
+             executor or the convolution converting orders):
              compared with the plain run bit for bit
 
 Each case checks the number of channels-last values `tacoc run` reports
@@ -59,7 +60,8 @@ def se_block():
     nodes, inits = [], []
     y = conv(nodes, inits, "x", "c1", 8, 16, 3)
     nodes.append(helper.make_node("Relu", [y], ["r1"]))
-    y = conv(nodes, inits, "r1", "dw", 16, 16, 3, group=16)
+    nodes.append(helper.make_node("MaxPool", ["r1"], ["mp"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]))
+    y = conv(nodes, inits, "mp", "dw", 16, 16, 3, group=16)
     nodes.append(helper.make_node("HardSwish", [y], ["hs"]))
     nodes.append(helper.make_node("GlobalAveragePool", ["hs"], ["gap"]))
     s = conv(nodes, inits, "gap", "fc1", 16, 4, 1)
@@ -105,12 +107,13 @@ def fp16():
     nodes.append(helper.make_node("Cast", ["x"], ["xh"], to=TensorProto.FLOAT16))
     y = conv(nodes, inits, "xh", "h1", 3, 8, 3, dtype=np.float16)
     nodes.append(helper.make_node("Relu", [y], ["h1r"]))
-    y = conv(nodes, inits, "h1r", "h2", 8, 8, 3, group=2, dtype=np.float16)
+    nodes.append(helper.make_node("MaxPool", ["h1r"], ["mp"], kernel_shape=[2, 2], strides=[2, 2]))
+    y = conv(nodes, inits, "mp", "h2", 8, 8, 3, group=2, dtype=np.float16)
     conv(nodes, inits, y, "h3", 8, 4, 1, dtype=np.float16)
     nodes.append(helper.make_node("Cast", ["h3"], ["out"], to=TensorProto.FLOAT))
     g = helper.make_graph(nodes, "fp16",
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 9, 7])],
-                          [helper.make_tensor_value_info("out", TensorProto.FLOAT, [2, 4, 9, 7])],
+                          [helper.make_tensor_value_info("out", TensorProto.FLOAT, [2, 4, 4, 3])],
                           inits)
     return model(g)
 
@@ -138,11 +141,11 @@ def main():
     passed = failed = 0
     # model, inputs, channels-last values expected, compare with ORT
     se_x = {"x": RNG.standard_normal((1, 8, 12, 12)).astype(np.float32)}
-    cases = [("se_block", se_block(), se_x, 11, True),
+    cases = [("se_block", se_block(), se_x, 12, True),
              ("broadcast", broadcast(), {"x": RNG.standard_normal((1, 4, 6, 6)).astype(np.float32),
                                          "y": RNG.standard_normal((1, 4, 1, 6)).astype(np.float32)},
               7, True),
-             ("fp16", fp16(), {"x": RNG.standard_normal((2, 3, 9, 7)).astype(np.float32)}, 3, False)]
+             ("fp16", fp16(), {"x": RNG.standard_normal((2, 3, 9, 7)).astype(np.float32)}, 4, False)]
     with tempfile.TemporaryDirectory() as tmp:
         se_path = os.path.join(tmp, "se_block.onnx")
         onnx.save(cases[0][1], se_path)
@@ -152,8 +155,8 @@ def main():
             print(f"FAIL se_block -O2: {p.stderr.strip()}")
             failed += 1
         else:
-            # -O2 folds the activations into the Convs: 7 values remain
-            cases.append(("se_block -O2", onnx.load(opt), se_x, 7, True))
+            # -O2 folds the activations into the Convs: 8 values remain
+            cases.append(("se_block -O2", onnx.load(opt), se_x, 8, True))
         for name, model, feeds, want_count, vs_ort in cases:
             path = os.path.join(tmp, name.replace(" ", "_") + ".onnx")
             onnx.save(model, path)

@@ -888,6 +888,46 @@ static void pool32_planes(void *ctx, size_t piece, size_t lo, size_t hi) {
   }
 }
 
+/* Float32 2-D MaxPool on channels-last x and y (runtime/layout.c): each
+ * output position is the lane-wise max of its window's channel vectors,
+ * with the reference's rules (NaN wins, an empty window is the lowest). */
+typedef struct maxpool_nhwc_job {
+  const float *x;
+  float *y;
+  geom g;
+  size_t C;
+} maxpool_nhwc_job;
+
+static void maxpool_nhwc_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const maxpool_nhwc_job *j = ctx;
+  const geom *g = &j->g;
+  size_t C = j->C;
+  for (size_t r = lo; r < hi; r++) { /* r: image n, output row o0 */
+    int64_t n = (int64_t)r / g->out[0], o0 = (int64_t)r % g->out[0], b0, e0;
+    tap_range(g, 0, o0, &b0, &e0);
+    for (int64_t o1 = 0; o1 < g->out[1]; o1++) {
+      int64_t b1, e1;
+      tap_range(g, 1, o1, &b1, &e1);
+      float *y = j->y + ((n * g->out[0] + o0) * g->out[1] + o1) * (int64_t)C;
+      bool first = true;
+      for (int64_t k0 = b0; k0 < e0; k0++)
+        for (int64_t k1 = b1; k1 < e1; k1++) {
+          int64_t i0 = o0 * g->s[0] - g->pb[0] + k0 * g->d[0],
+                  i1 = o1 * g->s[1] - g->pb[1] + k1 * g->d[1];
+          const float *v = j->x + ((n * g->in[0] + i0) * g->in[1] + i1) * (int64_t)C;
+          if (first)
+            memcpy(y, v, C * sizeof *y);
+          else
+            tc_vbinary_f32(y, y, v, C, 'M');
+          first = false;
+        }
+      for (size_t c = 0; first && c < C; c++)
+        y[c] = -INFINITY;
+    }
+  }
+}
+
 static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt_tensor *out,
                           size_t n_out, int kind) {
   const tc_rt_tensor *x = in[0];
@@ -908,6 +948,17 @@ static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt
     idx = &out[1];
     if ((st = tc_kernel_alloc(k, idx, TC_DTYPE_I64, x->rank, dims)))
       return st;
+  }
+  if (k->nhwc_in & 1) { /* layout.c asks for this case only */
+    if (kind != P_MAX || idx || x->dtype != TC_DTYPE_F32 || x->rank != 4 || g.in[2] != 1 ||
+        !(k->nhwc_out & 1) || !tc_fast_kernels_enabled())
+      return tc_kernel_fail(k, TC_STATUS_INVALID,
+                            "channels-last pooling is float32 2-D MaxPool without indices");
+    maxpool_nhwc_job j = {x->data, out[0].data, g, (size_t)x->dims[1]};
+    size_t rows = (size_t)(x->dims[0] * g.out[0]);
+    int64_t work = g.out[1] * g.k[0] * g.k[1] * x->dims[1];
+    tc_parallel_for(rows, tc_parallel_grain((size_t)(work > 0 ? work : 1)), maxpool_nhwc_rows, &j);
+    return TC_STATUS_OK;
   }
   bool col_major = kind == P_MAX && tc_attr_int(k->node, "storage_order", 0) == 1;
   bool include_pad = kind == P_AVG && tc_attr_int(k->node, "count_include_pad", 0) != 0;
