@@ -6,6 +6,8 @@
  * beta) ─▶ y [segment_ids ─▶ Gather(T)] ────────────────────┘ ⇒   y =
  * ai.tacoc.EmbedLayerNormalization(ids, W, P, gamma, beta; epsilon) or
  * ai.tacoc.EmbedLayerNormalizationWithSegment(ids, segment_ids, W, P, T, gamma, beta)
+ * (with --compat ort: ONNX Runtime's com.microsoft.EmbedLayerNormalization,
+ * the ids Cast to int32 where they are not, no function)
  *
  * ONNX has no such op: the model carries each as a model-local function (the
  * Gathers, Range, Adds and LayerNormalization), which other runtimes inline;
@@ -243,6 +245,44 @@ static tc_status ensure_function(tc_pass_ctx *c, bool seg) {
   return TC_STATUS_OK;
 }
 
+/* v as int32 (ONNX Runtime's op takes int32 ids): v itself, or a Cast
+ * inserted before node at. NULL on OOM. */
+static tc_value *as_int32(tc_graph *g, const tc_shapes *s, tc_node *at, tc_value *v) {
+  if (tc_shape_of(s, v)->dtype == TC_DTYPE_I32)
+    return v;
+  tc_value *o = tc_graph_new_temp(g, v->name ? v->name : "ids");
+  tc_node *cast = o ? tc_graph_insert_node(g, at, "Cast", "", NULL, 1, 1, 1) : NULL;
+  if (!cast || tc_node_set_attr_int(cast, 0, "to", TC_DTYPE_I32) || tc_node_set_input(cast, 0, v) ||
+      tc_node_set_output(cast, 0, o))
+    return NULL;
+  return o;
+}
+
+/* --compat ort: com.microsoft.EmbedLayerNormalization(ids, seg?, W, P, T?,
+ * gamma, beta) with int32 ids, inserted before LayerNorm node ln, its
+ * output 0 still to be set; NULL on OOM. */
+static tc_node *to_ort(tc_pass_ctx *c, tc_graph *g, const tc_shapes *s, tc_node *ln,
+                       const embed_terms *e) {
+  if (tc_model_opset(c->model, "com.microsoft") < 1 &&
+      tc_model_set_opset(c->model, "com.microsoft", 1))
+    return NULL;
+  tc_value *ids = as_int32(g, s, ln, e->ids), *seg = e->seg ? as_int32(g, s, ln, e->seg) : NULL;
+  /* ONNX Runtime's type inference needs the mask_index output (zeros here:
+   * no mask input), though nothing reads it */
+  tc_node *f = ids && (seg || !e->seg) ? tc_graph_insert_node(g, ln, "EmbedLayerNormalization",
+                                                              "com.microsoft", ln->name, 7, 2, 1)
+                                       : NULL;
+  tc_value *mi = f ? tc_graph_new_temp(g, "mask_index") : NULL;
+  if (!mi || tc_node_set_attr_float(f, 0, "epsilon", tc_attr_float(ln, "epsilon", 1e-5f)) ||
+      tc_node_set_output(f, 1, mi))
+    return NULL;
+  tc_value *ins[7] = {ids, seg, e->w, e->p, e->seg ? e->t : NULL, ln->inputs[1], ln->inputs[2]};
+  for (size_t i = 0; i < 7; i++)
+    if (ins[i] && tc_node_set_input(f, i, ins[i]))
+      return NULL;
+  return f;
+}
+
 tc_status tc_pass_fuse_embed_layernorm(tc_pass_ctx *c, tc_graph *g) {
   tc_shapes *s = NULL;
   tc_status st = TC_STATUS_OK;
@@ -293,40 +333,49 @@ tc_status tc_pass_fuse_embed_layernorm(tc_pass_ctx *c, tc_graph *g) {
       st = tc_pass_nomem(c);
       break;
     }
-    if ((st = ensure_function(c, seg)))
-      break;
-    if (tc_model_opset(c->model, TACOC_DOMAIN) < 1 &&
-        tc_model_set_opset(c->model, TACOC_DOMAIN, 1)) {
-      st = tc_pass_nomem(c);
-      break;
+    tc_node *f = NULL;
+    tc_value *y = ln->outputs[0];
+    if (c->opt && c->opt->compat_ort) {
+      if (!(f = to_ort(c, g, s, ln, &e))) {
+        st = tc_pass_nomem(c);
+        break;
+      }
+    } else {
+      if ((st = ensure_function(c, seg)))
+        break;
+      if (tc_model_opset(c->model, TACOC_DOMAIN) < 1 &&
+          tc_model_set_opset(c->model, TACOC_DOMAIN, 1)) {
+        st = tc_pass_nomem(c);
+        break;
+      }
+      f = tc_graph_insert_node(
+          g, ln, seg ? "EmbedLayerNormalizationWithSegment" : "EmbedLayerNormalization",
+          TACOC_DOMAIN, ln->name, seg ? 7 : 5, 1, 1);
+      if (!f || tc_node_set_attr_float(f, 0, "epsilon", tc_attr_float(ln, "epsilon", 1e-5f))) {
+        st = tc_pass_nomem(c);
+        break;
+      }
+      tc_value *ins[7];
+      size_t k = 0;
+      ins[k++] = e.ids;
+      if (seg)
+        ins[k++] = e.seg;
+      ins[k++] = e.w;
+      ins[k++] = e.p;
+      if (seg)
+        ins[k++] = e.t;
+      ins[k++] = ln->inputs[1];
+      ins[k++] = ln->inputs[2];
+      for (size_t i = 0; i < k; i++)
+        if (tc_node_set_input(f, i, ins[i]))
+          st = tc_pass_nomem(c);
     }
-    tc_node *f = tc_graph_insert_node(
-        g, ln, seg ? "EmbedLayerNormalizationWithSegment" : "EmbedLayerNormalization", TACOC_DOMAIN,
-        ln->name, seg ? 7 : 5, 1, 1);
-    if (!f || tc_node_set_attr_float(f, 0, "epsilon", tc_attr_float(ln, "epsilon", 1e-5f))) {
-      st = tc_pass_nomem(c);
-      break;
-    }
-    tc_value *ins[7], *y = ln->outputs[0];
-    size_t k = 0;
-    ins[k++] = e.ids;
-    if (seg)
-      ins[k++] = e.seg;
-    ins[k++] = e.w;
-    ins[k++] = e.p;
-    if (seg)
-      ins[k++] = e.t;
-    ins[k++] = ln->inputs[1];
-    ins[k++] = ln->inputs[2];
     tc_node_remove(ln);
     tc_node_remove(add);
     if (inner)
       tc_node_remove(inner);
     for (size_t i = 0; i < e.n; i++)
       tc_node_remove(e.nodes[i]);
-    for (size_t i = 0; i < k; i++)
-      if (tc_node_set_input(f, i, ins[i]))
-        st = tc_pass_nomem(c);
     if (!st && tc_node_set_output(f, 0, y))
       st = tc_pass_nomem(c);
     next = f->next;

@@ -682,18 +682,21 @@ static void infer_fused(tc_shapes *s, const tc_node *n, tc_shape *dst) {
       (strcmp(n->op_type, "BiasGelu") == 0 || strcmp(n->op_type, "QuickGelu") == 0)) {
     *dst = *in(s, n, 0);
     dst->has_vals = false;
-  } else if (tacoc && strncmp(n->op_type, "EmbedLayerNormalization", 23) == 0) {
-    const tc_shape *ids = in(s, n, 0), *w = in(s, n, n->n_inputs == 7 ? 2 : 1);
+  } else if ((tacoc && strncmp(n->op_type, "EmbedLayerNormalization", 23) == 0) ||
+             (ms && strcmp(n->op_type, "EmbedLayerNormalization") == 0)) {
+    /* tacoc's: W is input 2 with segments (7 inputs), else 1; ONNX Runtime's: 2 */
+    const tc_shape *ids = in(s, n, 0), *w = in(s, n, ms || n->n_inputs == 7 ? 2 : 1);
     if (ids->known && ids->rank == 2 && w->known && w->rank == 2) {
       set_rank(dst, TC_DTYPE_F32, 3);
       dst->dims[0] = ids->dims[0];
       dst->dims[1] = ids->dims[1];
       dst->dims[2] = w->dims[1];
     }
-  } else if (tacoc && strcmp(n->op_type, "SkipLayerNormalization") == 0) {
+  } else if ((tacoc || ms) && strcmp(n->op_type, "SkipLayerNormalization") == 0) {
+    /* the input-plus-skip sum: output 1 of tacoc's, 3 of ONNX Runtime's */
     *dst = *in(s, n, 0);
     dst->has_vals = false;
-    tc_shape *sum = out(s, n, 1);
+    tc_shape *sum = out(s, n, ms ? 3 : 1);
     if (sum)
       *sum = *dst;
   } else if ((tacoc && strncmp(n->op_type, "Conv", 4) == 0) ||

@@ -3,7 +3,8 @@ inputs, beyond the few fixed cases of the ONNX node tests: NonMaxSuppression
 (many overlapping boxes, both box formats, thresholds, batches and classes),
 RoiAlign (both coordinate modes, avg and max, sampling ratios) and GridSample
 (every mode, padding and align_corners, positions beyond the borders),
-AffineGrid (2-D and 3-D), Det and Unique; sparse initializers made dense.
+AffineGrid (2-D and 3-D), Det and Unique, ONNX Runtime's
+com.microsoft.EmbedLayerNormalization; sparse initializers made dense.
 
 Usage: ops_ort.py --tacoc PATH
 
@@ -143,6 +144,52 @@ def affinegrid_and_det_random():
         x = RNG.standard_normal(shape).astype(np.float32)
         got, want = both(one_node("Det", [("x", F, shape)], [("d", F, None)], 22), {"x": x})
         close(got[0], want[0], f"Det {shape}")
+
+
+@test
+def embed_layernorm_contrib():
+    """com.microsoft.EmbedLayerNormalization as ONNX Runtime's transformer
+    optimizer writes it: segments or not, a mask (mask_index), position ids,
+    the embedding sum."""
+    F, I = TensorProto.FLOAT, TensorProto.INT32
+    B, S, H, V = 3, 6, 16, 40
+    tables = {"w": RNG.standard_normal((V, H)), "p": RNG.standard_normal((10, H)),
+              "t": RNG.standard_normal((2, H)), "g": RNG.standard_normal(H), "b": RNG.standard_normal(H)}
+    inits = [helper.make_tensor(k, F, v.shape, v.astype(np.float32).ravel()) for k, v in tables.items()]
+    for seg, mask, pos, summed in ((True, True, False, False), (False, False, False, True),
+                                   (True, True, True, True), (False, True, True, False)):
+        ins = ["ids", "seg" if seg else "", "w", "p", "t" if seg else "", "g", "b"]
+        ins += ["mask" if mask else ""] + (["pos"] if pos else [])
+        outs = ["y", "mi" if mask else ""] + (["sum"] if summed else [])
+        node = helper.make_node("EmbedLayerNormalization", ins, outs, domain="com.microsoft",
+                                epsilon=1e-5)
+        feeds = {"ids": RNG.integers(0, V, (B, S)).astype(np.int32)}
+        vi = [helper.make_tensor_value_info("ids", I, [B, S])]
+        if seg:
+            feeds["seg"] = RNG.integers(0, 2, (B, S)).astype(np.int32)
+            vi.append(helper.make_tensor_value_info("seg", I, [B, S]))
+        if mask:
+            m = np.ones((B, S), np.int32)
+            m[1, 3:] = 0
+            m[2, :] = 0
+            feeds["mask"] = m
+            vi.append(helper.make_tensor_value_info("mask", I, [B, S]))
+        if pos:
+            feeds["pos"] = RNG.integers(0, 10, (B, S)).astype(np.int32)
+            vi.append(helper.make_tensor_value_info("pos", I, [B, S]))
+        g = helper.make_graph([node], "g", vi,
+                              [helper.make_tensor_value_info(o, F if o != "mi" else I, None)
+                               for o in outs if o], inits)
+        mdl = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17),
+                                                  helper.make_opsetid("com.microsoft", 1)])
+        mdl.ir_version = 8
+        got, want = both(mdl, feeds)
+        what = f"EmbedLayerNormalization seg={seg} mask={mask} pos={pos} sum={summed}"
+        for gv, wv in zip(got, want):
+            if wv.dtype == np.int32:
+                assert np.array_equal(gv, wv), f"{what}: mask_index {gv} vs {wv}"
+            else:
+                close(gv, wv, what)
 
 
 @test

@@ -1017,60 +1017,76 @@ static bool id_at(const tc_rt_tensor *ids, size_t i, int64_t rows, int64_t *out)
   return v >= 0 && v < rows;
 }
 
-static tc_status run_embed_ln(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
-                              tc_rt_tensor *out, size_t n_out) {
-  (void)n_out;
-  bool seg = n_in == 7;
-  const tc_rt_tensor *ids = in[0], *sids = seg ? in[1] : NULL, *w = in[seg ? 2 : 1],
-                     *p = in[seg ? 3 : 2], *t = seg ? in[4] : NULL, *gamma = in[seg ? 5 : 3],
-                     *beta = in[seg ? 6 : 4];
-  if (n_in != 5 && n_in != 7)
-    return tc_kernel_fail(k, TC_STATUS_INVALID, "takes 5 inputs, or 7 with segments");
-  for (size_t i = 0; i < n_in; i++)
-    if (!in[i])
-      return tc_kernel_fail(k, TC_STATUS_INVALID, "input %zu is required", i);
+/* The embedding sum and LayerNorm of the ids [B, S]: y[b, s] = LayerNorm(W[ids]
+ * + P[pos] (+ T[seg])), pos = s or pos_ids[b, s] (pos_ids [B, S] or [1, S]),
+ * sum (may be NULL) gets the sum before normalizing. */
+typedef struct embed_args {
+  const tc_rt_tensor *ids, *seg, *w, *p, *t, *gamma, *beta, *pos;
+} embed_args;
+
+static tc_status embed_ln(tc_kernel_ctx *k, const embed_args *a, tc_rt_tensor *y_out,
+                          tc_rt_tensor *sum_out) {
+  const tc_rt_tensor *ids = a->ids, *sids = a->seg, *w = a->w, *p = a->p, *t = a->t;
+  bool seg = sids != NULL;
   if (ids->rank != 2 || !tc_dtype_is_int(ids->dtype))
     return tc_kernel_fail(k, TC_STATUS_INVALID, "ids must be a 2-D integer tensor");
   if (seg && (sids->rank != 2 || sids->dims[0] != ids->dims[0] || sids->dims[1] != ids->dims[1] ||
               !tc_dtype_is_int(sids->dtype)))
     return tc_kernel_fail(k, TC_STATUS_INVALID, "segment ids must be shaped like the ids");
+  if (seg != (t != NULL))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "segment ids and their table come together");
   const tc_rt_tensor *tabs[3] = {w, p, t};
   int64_t h = w->rank == 2 ? w->dims[1] : 0;
   for (int i = 0; i < 3; i++)
     if (tabs[i] && (tabs[i]->dtype != TC_DTYPE_F32 || tabs[i]->rank != 2 || tabs[i]->dims[1] != h))
       return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED,
                             "the tables must be float32 2-D tensors of one width");
-  if (gamma->dtype != TC_DTYPE_F32 || beta->dtype != TC_DTYPE_F32 ||
-      tc_rt_numel(gamma) != (size_t)h || tc_rt_numel(beta) != (size_t)h)
+  if (a->gamma->dtype != TC_DTYPE_F32 || a->beta->dtype != TC_DTYPE_F32 ||
+      tc_rt_numel(a->gamma) != (size_t)h || tc_rt_numel(a->beta) != (size_t)h)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "gamma and beta must be float32 of width %lld",
                           (long long)h);
   int64_t B = ids->dims[0], S = ids->dims[1];
-  if (S > p->dims[0])
+  const tc_rt_tensor *pos = a->pos;
+  if (pos && (pos->rank != 2 || !tc_dtype_is_int(pos->dtype) || pos->dims[1] != S ||
+              (pos->dims[0] != B && pos->dims[0] != 1)))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "position ids must be [%lld or 1, %lld] integers",
+                          (long long)B, (long long)S);
+  if (!pos && S > p->dims[0])
     return tc_kernel_fail(k, TC_STATUS_INVALID,
                           "sequence length %lld exceeds the %lld position embeddings", (long long)S,
                           (long long)p->dims[0]);
   int64_t dims[3] = {B, S, h};
-  tc_status st = tc_kernel_alloc_uninit(k, &out[0], TC_DTYPE_F32, 3, dims);
+  tc_status st = tc_kernel_alloc_uninit(k, y_out, TC_DTYPE_F32, 3, dims);
+  if (!st && sum_out)
+    st = tc_kernel_alloc_uninit(k, sum_out, TC_DTYPE_F32, 3, dims);
   if (st)
     return st;
   double eps = tc_attr_float(k->node, "epsilon", 1e-12f);
-  const float *W = w->data, *P = p->data, *T = t ? t->data : NULL, *g = gamma->data,
-              *bb = beta->data;
-  float *y = out[0].data;
+  const float *W = w->data, *P = p->data, *T = t ? t->data : NULL, *g = a->gamma->data,
+              *bb = a->beta->data;
+  float *y = y_out->data;
   for (int64_t r = 0; r < B * S; r++) {
-    int64_t wi, ti = 0;
-    if (!id_at(ids, (size_t)r, w->dims[0], &wi) ||
-        (seg && !id_at(sids, (size_t)r, t->dims[0], &ti)))
+    int64_t wi, ti = 0, pi = r % S;
+    if (!id_at(ids, (size_t)r, w->dims[0], &wi))
       return tc_kernel_fail(k, TC_STATUS_INVALID, "id %lld at position %lld is out of range",
-                            (long long)(seg && !(wi >= 0 && wi < w->dims[0]) ? wi : wi),
+                            (long long)wi, (long long)r);
+    if (seg && !id_at(sids, (size_t)r, t->dims[0], &ti))
+      return tc_kernel_fail(k, TC_STATUS_INVALID,
+                            "segment id %lld at position %lld is out of range", (long long)ti,
+                            (long long)r);
+    if (pos && !id_at(pos, (size_t)(pos->dims[0] == 1 ? r % S : r), p->dims[0], &pi))
+      return tc_kernel_fail(k, TC_STATUS_INVALID,
+                            "position id %lld at position %lld is out of range", (long long)pi,
                             (long long)r);
     float *row = y + r * h;
-    const float *pw = W + wi * h, *pp = P + (r % S) * h, *pt = T ? T + ti * h : NULL;
+    const float *pw = W + wi * h, *pp = P + pi * h, *pt = T ? T + ti * h : NULL;
     double mean = 0, var = 0;
     for (int64_t i = 0; i < h; i++) {
       row[i] = pw[i] + pp[i] + (pt ? pt[i] : 0.0f);
       mean += row[i];
     }
+    if (sum_out)
+      memcpy((float *)sum_out->data + r * h, row, (size_t)h * sizeof *row);
     mean /= (double)h;
     for (int64_t i = 0; i < h; i++)
       var += (row[i] - mean) * (row[i] - mean);
@@ -1078,6 +1094,66 @@ static tc_status run_embed_ln(tc_kernel_ctx *k, const tc_rt_tensor *const *in, s
     for (int64_t i = 0; i < h; i++)
       row[i] = (float)((row[i] - mean) * inv) * g[i] + bb[i];
   }
+  return TC_STATUS_OK;
+}
+
+static tc_status run_embed_ln(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                              tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  if (n_in != 5 && n_in != 7)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "takes 5 inputs, or 7 with segments");
+  for (size_t i = 0; i < n_in; i++)
+    if (!in[i])
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "input %zu is required", i);
+  bool seg = n_in == 7;
+  embed_args a = {in[0],
+                  seg ? in[1] : NULL,
+                  in[seg ? 2 : 1],
+                  in[seg ? 3 : 2],
+                  seg ? in[4] : NULL,
+                  in[seg ? 5 : 3],
+                  in[seg ? 6 : 4],
+                  NULL};
+  return embed_ln(k, &a, &out[0], NULL);
+}
+
+/* com.microsoft.EmbedLayerNormalization (ONNX Runtime's contrib op, what
+ * tacoc writes with --compat ort and ONNX Runtime's transformer optimizer
+ * writes): input_ids, segment_ids?, word, position and segment? tables,
+ * gamma, beta, mask?, position_ids?; outputs y, mask_index? (per batch row,
+ * the number of mask entries equal to 1; zeros without a mask) and
+ * embedding_sum? (the sum before normalizing). */
+static tc_status check_embed_ln_ms(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"epsilon", "mask_index_type", NULL};
+  return tc_kernel_check_attrs(n, diag, ok);
+}
+
+static tc_status run_embed_ln_ms(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                 tc_rt_tensor *out, size_t n_out) {
+  if (n_in < 7)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "takes 7 to 9 inputs");
+  static const size_t required[] = {0, 2, 3, 5, 6};
+  for (size_t i = 0; i < sizeof required / sizeof *required; i++)
+    if (!in[required[i]])
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "input %zu is required", required[i]);
+  const tc_rt_tensor *mask = n_in > 7 ? in[7] : NULL;
+  embed_args a = {in[0], in[1], in[2], in[3], in[4], in[5], in[6], n_in > 8 ? in[8] : NULL};
+  bool want_sum = n_out > 2 && k->node->outputs[2];
+  tc_status st = embed_ln(k, &a, &out[0], want_sum ? &out[2] : NULL);
+  if (st || n_out < 2 || !k->node->outputs[1])
+    return st;
+  int64_t B = a.ids->dims[0], S = a.ids->dims[1];
+  if (mask && (mask->rank != 2 || mask->dims[0] != B || mask->dims[1] != S ||
+               !tc_dtype_is_int(mask->dtype)))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "mask must be a [%lld, %lld] integer tensor",
+                          (long long)B, (long long)S);
+  if ((st = tc_kernel_alloc(k, &out[1], TC_DTYPE_I32, 1, &B)))
+    return st;
+  int32_t *mi = out[1].data;
+  for (int64_t b = 0; mask && b < B; b++)
+    for (int64_t s = 0; s < S; s++)
+      mi[b] += tc_rt_get_i64(mask, (size_t)(b * S + s)) == 1;
   return TC_STATUS_OK;
 }
 
@@ -1848,6 +1924,7 @@ const tc_kernel_def tc_kernels_nn[] = {
     {"SkipLayerNormalization", "com.microsoft", 1, run_skip_layernorm, check_skip_layernorm},
     {"EmbedLayerNormalization", "ai.tacoc", 1, run_embed_ln, check_embed_ln},
     {"EmbedLayerNormalizationWithSegment", "ai.tacoc", 1, run_embed_ln, check_embed_ln},
+    {"EmbedLayerNormalization", "com.microsoft", 1, run_embed_ln_ms, check_embed_ln_ms},
     {"BatchNormalization", "", 1, run_batchnorm, check_batchnorm},
     {"InstanceNormalization", "", 1, run_instancenorm, check_eps},
     {"GroupNormalization", "", 18, run_groupnorm, check_groupnorm},

@@ -197,3 +197,20 @@ def test_where_with_a_mild_fill_is_left(ctx):
     out, _, err = ctx.optimize(m, "fold-shapes,eliminate-dead,fuse-attention", extra=["--explain"])
     assert "Attention" not in ops(out), ops(out)
     assert "very negative" in err, err
+
+
+def test_compat_ort_fuses_every_layer(ctx):
+    """With --compat ort the layers after the first read ONNX Runtime's
+    SkipLayerNormalization, whose sum output (3) shape inference must know:
+    wav2vec2's two post-LN layers both get Attention, as without it."""
+    m = e2e_generator().wav2vec2()
+    m.ir_version = 8
+    counts = []
+    for compat in ([], ["--compat", "ort"]):
+        out, _, err = ctx.optimize(m, level=2, extra=compat + ["--explain"])
+        counts.append(ops(out).count("Attention"))
+        if compat:
+            assert "SkipLayerNormalization" in ops(out) and \
+                all(x.domain == "com.microsoft" for x in out.graph.node if x.op_type == "SkipLayerNormalization")
+            same_outputs(ctx, m, out, {"input_values": RNG.standard_normal((2, 640)).astype(np.float32)})
+    assert counts == [2, 2], (counts, err)

@@ -275,6 +275,26 @@ def test_embed_layernorm_three_and_two_lookups(ctx):
             same_outputs(ctx, m, out, f)
 
 
+def test_embed_layernorm_compat_ort(ctx):
+    """--compat ort: ONNX Runtime's com.microsoft.EmbedLayerNormalization, the
+    int64 ids cast to the int32 it takes, no function; same outputs in ORT and
+    libtacort."""
+    for segments in (True, False):
+        m = embeddings(segments)
+        out, _, err = ctx.optimize(m, "fuse-embed-layernorm,eliminate-dead", extra=["--compat", "ort"])
+        casts = 2 if segments else 1
+        assert [(x.domain, x.op_type) for x in out.graph.node] == \
+            [("", "Cast")] * casts + [("com.microsoft", "EmbedLayerNormalization")], (ops(out), err)
+        e = out.graph.node[-1]
+        assert not out.functions and len(e.input) == 7 and len(e.output) == 2
+        assert (e.input[1] != "") == segments and (e.input[4] != "") == segments, list(e.input)
+        for b, s in ((2, 7), (1, 12)):
+            f = embed_feeds(b, s)
+            if not segments:
+                del f["token_type_ids"]
+            same_outputs(ctx, m, out, f)
+
+
 def test_positions_not_from_zero_are_left(ctx):
     m = embeddings(start=1)
     out, _, err = ctx.optimize(m, "fuse-embed-layernorm", extra=["--explain"])
