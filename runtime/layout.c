@@ -269,7 +269,7 @@ static tc_status convert_run(const tc_session *s, const tc_node *n, tc_kernel_ct
  * positions p of x[n, p, c]. */
 static tc_status gap_nhwc(tc_kernel_ctx *k, const tc_rt_tensor *x, tc_rt_tensor *out) {
   int64_t dims[4] = {x->dims[0], x->dims[1], 1, 1};
-  tc_status st = tc_kernel_alloc(k, out, x->dtype, 4, dims);
+  tc_status st = tc_kernel_alloc_uninit(k, out, x->dtype, 4, dims);
   if (st)
     return st;
   size_t C = (size_t)x->dims[1], HW = (size_t)(x->dims[2] * x->dims[3]);

@@ -479,7 +479,7 @@ static tc_status conv_run(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_t
   bool xn = k->nhwc_in & 1, zn = z && (k->nhwc_in & 8), yn = k->nhwc_out & 1;
   if ((xn || zn || yn) && x->rank != 4)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "a channels-last convolution needs rank-4 X");
-  if ((st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, dims)))
+  if ((st = tc_kernel_alloc_uninit(k, &out[0], x->dtype, x->rank, dims))) /* all written */
     return st;
   if (x->dtype == TC_DTYPE_F32 && tc_fast_kernels_enabled() && (!z || zn == yn)) {
     tc_conv_spec c;
@@ -941,7 +941,7 @@ static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt
     return st;
   int64_t dims[2 + SP];
   out_dims(&g, x->dims[0], x->dims[1], dims);
-  if ((st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, dims)))
+  if ((st = tc_kernel_alloc_uninit(k, &out[0], x->dtype, x->rank, dims))) /* all written */
     return st;
   tc_rt_tensor *idx = NULL;
   if (kind == P_MAX && n_out > 1) {
