@@ -91,6 +91,10 @@ struct tc_tune_result {
   bool conv_checked, conv_kept;
   double conv_ms_auto, conv_ms_tuned;
   size_t n_conv_meta; /* nodes whose algorithm is recorded */
+  /* channels-last values between convolutions (runtime/layout.c) or plain */
+  bool layout_checked, layout_plain;
+  size_t layout_values;
+  double layout_ms_cl, layout_ms_plain;
   char conv_note[160];
   char cpu_key[160];
   int threads;
@@ -936,6 +940,38 @@ out:
   return rc;
 }
 
+/* ---- layout: channels-last values between convolutions, or all plain ---- */
+
+/* Times the whole model with libtacort's channels-last values and with every
+ * value plain, runs interleaved; records TC_LAYOUT_KEY = "plain" when plain
+ * wins by more than 3% (the layouts only choose between two exact ways to
+ * compute the same model). */
+static int tune_layout(tc_model *m, tc_tune_result *r) {
+  tc_diag *d = tc_diag_new();
+  tc_session *s[2] = {NULL, NULL};
+  int rc = TC_EXIT_ERROR;
+  if (!d || tc_session_new(m, &s[0], d) || tc_session_new(m, &s[1], d)) {
+    tc_cli_error("--tune: %s", d ? tc_diag_message(d) : "out of memory");
+    goto out;
+  }
+  rc = 0;
+  if (!(r->layout_values = tc_session_channels_last_values(s[0])))
+    goto out;
+  tc_layout_unbind(s[1]);
+  if ((rc = time_pair(m, r, s[0], s[1], r->o.mode == TC_TUNE_FULL ? 15 : 9, &r->layout_ms_cl,
+                      &r->layout_ms_plain)))
+    goto out;
+  r->layout_checked = true;
+  r->layout_plain = r->layout_ms_plain < 0.97 * r->layout_ms_cl;
+  if (r->layout_plain && tc_meta_add(m, TC_LAYOUT_KEY, "plain"))
+    rc = tc_cli_error("out of memory");
+out:
+  tc_session_free(s[0]);
+  tc_session_free(s[1]);
+  tc_diag_free(d);
+  return rc;
+}
+
 int tc_tune_apply(tc_model *m, const tc_tune_options *o, tc_tune_result **res) {
   *res = NULL;
   if (!o->codegen)
@@ -974,7 +1010,7 @@ int tc_tune_apply(tc_model *m, const tc_tune_options *o, tc_tune_result **res) {
   int native_w = tc_cg_native_width(o->cpu);
   /* candidates, cache, measurement */
   bool native_cpu = !o->cpu || !strcmp(o->cpu, "native");
-  if (o->mode != TC_TUNE_OFF && native_cpu && tune_convs(m, r, t_start))
+  if (o->mode != TC_TUNE_OFF && native_cpu && (tune_convs(m, r, t_start) || tune_layout(m, r)))
     return TC_EXIT_ERROR;
   tc_cg_spec *specs = calloc(r->n_sigs * MAX_CANDS + 1, sizeof *specs);
   if (!specs)
@@ -1173,6 +1209,10 @@ void tc_tune_print(const tc_tune_result *r, FILE *f) {
             r->conv_kept ? "recorded" : "not recorded");
   else if (r->conv_note[0])
     fprintf(f, "  %s\n", r->conv_note);
+  if (r->layout_checked)
+    fprintf(f, "  layout: %.3f ms with %zu values channels-last, %.3f ms all plain: %s\n",
+            r->layout_ms_cl, r->layout_values, r->layout_ms_plain,
+            r->layout_plain ? "plain recorded" : "channels-last kept");
   if (r->note[0])
     fprintf(f, "  %s\n", r->note);
   else if (r->built)
@@ -1213,6 +1253,21 @@ void tc_tune_json(const tc_tune_result *r, tc_json *j) {
   }
   tc_json_key(j, "note");
   tc_json_string(j, r->note[0] ? r->note : NULL);
+  tc_json_key(j, "layout");
+  if (r->layout_checked) {
+    tc_json_begin_object(j);
+    tc_json_key(j, "channels_last_values");
+    tc_json_uint(j, r->layout_values);
+    tc_json_key(j, "channels_last_ms");
+    tc_json_double(j, r->layout_ms_cl);
+    tc_json_key(j, "plain_ms");
+    tc_json_double(j, r->layout_ms_plain);
+    tc_json_key(j, "chosen");
+    tc_json_string(j, r->layout_plain ? "plain" : "channels_last");
+    tc_json_end_object(j);
+  } else {
+    tc_json_null(j);
+  }
   tc_json_key(j, "convolutions");
   tc_json_begin_object(j);
   tc_json_key(j, "nodes_recorded");

@@ -41,6 +41,9 @@ typedef struct tc_rt_tensor {
  * chooses per node by measurement and records it in the model's
  * metadata_props as TC_CONV_ALGO_KEY<node name> = "winograd" | "direct". */
 #define TC_CONV_ALGO_KEY "ai.tacoc.kernel.conv:"
+/* metadata_props key by which the autotuner asks libtacort to keep every
+ * value plain ("plain"): see runtime/layout.c. */
+#define TC_LAYOUT_KEY "ai.tacoc.kernel.layout"
 typedef enum tc_conv_algo {
   TC_CONV_ALGO_AUTO = 0,
   TC_CONV_ALGO_DIRECT,

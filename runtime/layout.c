@@ -37,7 +37,9 @@
  * always the plain computation's.
  *
  * Off for CUDA sessions, the tuner's capture sessions, when the reference
- * kernels were asked for at session creation, and with TACORT_LAYOUT=plain. */
+ * kernels were asked for at session creation, with TACORT_LAYOUT=plain, and
+ * for models whose metadata says TC_LAYOUT_KEY = "plain" (written by the
+ * autotuner when the whole model measured faster that way). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,8 +118,9 @@ static bool reader_ok(const tc_session *s, const tc_node *u, int ku, size_t i, c
 }
 
 void tc_layout_bind(tc_session *s) {
-  const char *env = getenv("TACORT_LAYOUT");
-  if ((env && !strcmp(env, "plain")) || !tc_fast_kernels_enabled())
+  const char *env = getenv("TACORT_LAYOUT"), *meta = tc_model_meta(s->m, TC_LAYOUT_KEY);
+  if ((env && !strcmp(env, "plain")) || (meta && !strcmp(meta, "plain")) ||
+      !tc_fast_kernels_enabled())
     return;
   const tc_graph *g = s->m->graph;
   size_t nn = s->m->next_node_id + 1, nv = s->m->next_value_id + 1;

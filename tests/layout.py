@@ -15,12 +15,17 @@ with a channels-last operand:
              executor or the convolution converting orders):
              compared with the plain run bit for bit
 
+Also: metadata ai.tacoc.kernel.layout = plain turns the choice off, and
+`tacoc optimize --tune fast` measures both ways and records plain only when
+it won (the report's tuning.layout and the metadata agree).
+
 Each case checks the number of channels-last values `tacoc run` reports
 (so a choice that silently stops happening fails) and every output within
 |tacort - ort| <= 1e-4 |ort| + 1e-5. Ends with "layout: N passed, N failed".
 
 Usage: layout.py --tacoc PATH"""
 import argparse
+import json
 import os
 import re
 import shutil
@@ -157,6 +162,24 @@ def main():
         else:
             # -O2 folds the activations into the Convs: 8 values remain
             cases.append(("se_block -O2", onnx.load(opt), se_x, 8, True))
+        # the metadata that asks for plain values, and the tuner's layout decision
+        plain_meta = onnx.load(se_path)
+        onnx.helper.set_model_props(plain_meta, {"ai.tacoc.kernel.layout": "plain"})
+        cases.append(("se_block meta plain", plain_meta, se_x, 0, True))
+        tuned, report = os.path.join(tmp, "se_block.tuned.onnx"), os.path.join(tmp, "r.json")
+        p = subprocess.run([a.tacoc, "optimize", se_path, "-O2", "--tune", "fast", "-o", tuned,
+                            "--report", report], capture_output=True, text=True)
+        lay = json.load(open(report))["tuning"]["layout"] if p.returncode == 0 else None
+        meta = {e.key: e.value for e in onnx.load(tuned).metadata_props} if lay else {}
+        if not lay or lay["channels_last_values"] != 8 or \
+                (meta.get("ai.tacoc.kernel.layout") == "plain") != (lay["chosen"] == "plain"):
+            print(f"FAIL tuner layout decision: {lay}, metadata {meta}, {p.stderr.strip()[-300:]}")
+            failed += 1
+        else:
+            print(f"ok   tuner layout decision: {lay}")
+            passed += 1
+            cases.append(("se_block tuned", onnx.load(tuned), se_x, 0 if lay["chosen"] == "plain" else 8,
+                          True))
         for name, model, feeds, want_count, vs_ort in cases:
             path = os.path.join(tmp, name.replace(" ", "_") + ".onnx")
             onnx.save(model, path)
