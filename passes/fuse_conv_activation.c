@@ -1,4 +1,4 @@
-/* fuse-conv-activation: Conv followed by its activation, as one op.
+/* fuse-conv-activation: Conv (or Gemm) followed by its activation, as one op.
  *
  *   x ─▶ Conv(W, B) ─▶ t ─▶ Relu | LeakyRelu | Clip | Sigmoid | HardSigmoid | HardSwish | Tanh |
  * Gelu ─▶ y ⇒   x ─▶ ai.tacoc.Conv<Act>(W, B; Conv's attributes, the activation's) ─▶ y x ─▶
@@ -13,7 +13,13 @@
  * oneDNN convolution with a post-op. Conditions: float32 Conv with constant
  * weights, t read only by the activation (or the Add), z not a constant and
  * proven by shape inference to have t's shape (FusedConv does not broadcast
- * Z), Clip bounds constant scalars. */
+ * Z), Clip bounds constant scalars.
+ *
+ *   Gemm(A, B, C) ─▶ t ─▶ Act ─▶ y ⇒ ai.tacoc.Gemm<Act>(A, B, C; Gemm's attributes,
+ *   the activation's parameters as activation_alpha / activation_beta, Clip's as min / max)
+ *       (--compat ort: com.microsoft.FusedGemm(activation, activation_alpha/beta) for
+ *       Relu, LeakyRelu, Sigmoid, Tanh, HardSigmoid; the others stay unfused)
+ * with a float32 constant B; libtacort runs its Gemm, then the activation. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,38 +83,28 @@ static bool act_params(const act_def *d, const tc_node *a, float *p) {
   return true;
 }
 
-/* Adds ai.tacoc.Conv<Act> as a model-local function unless the model has it:
- * Y = Act(Conv(X, W, B; the caller's conv attributes); the caller's act parameters). */
-static tc_status ensure_function(tc_pass_ctx *c, const act_def *d, const char *name, bool z) {
-  static const char *const ins3[] = {"X", "W", "B", NULL},
-                           *const ins4[] = {"X", "W", "B", "Z", NULL}, *const outs[] = {"Y", NULL};
-  const char *const *ins = z ? ins4 : ins3;
-  const char *attrs[N_CONV_ATTRS + 3];
-  size_t np = d->params[1] ? 2 : d->params[0] ? 1 : 0;
-  for (size_t i = 0; i < N_CONV_ATTRS; i++)
-    attrs[i] = conv_attrs[i];
-  for (size_t i = 0; i < np; i++)
-    attrs[N_CONV_ATTRS + i] = d->params[i];
-  attrs[N_CONV_ATTRS + np] = NULL;
-  bool exists;
-  tc_function *f = tc_pass_begin_function(c, TACOC_DOMAIN, name, ins, outs, attrs, &exists);
-  if (exists)
-    return TC_STATUS_OK;
-  static const char *const conv_out[] = {"C", NULL}, *const act_in[] = {"T", NULL},
-                           *const clip_in[] = {"T", "Min", "Max", NULL},
-                           *const add_in[] = {"C", "Z", NULL}, *const add_out[] = {"T", NULL},
-                           *const id_in[] = {"C", NULL};
+static const char *const gemm_attrs[] = {"alpha", "beta", "transA", "transB"};
+static const int gemm_attr_types[] = {
+    ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT,
+    ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT};
+#define N_GEMM_ATTRS (sizeof gemm_attrs / sizeof *gemm_attrs)
+
+/* Gemm<Act>'s name for the activation's parameter i: Gemm has its own alpha
+ * and beta, so LeakyRelu's and HardSigmoid's become activation_alpha /
+ * activation_beta (as in ONNX Runtime's FusedGemm); Clip keeps min / max. */
+static const char *gemm_param(const act_def *d, size_t i) {
+  return strcmp(d->op, "Clip") == 0 ? d->params[i] : i ? "activation_beta" : "activation_alpha";
+}
+
+/* The end of a Conv<Act> / Gemm<Act> body: Y = Act(T) with the call's
+ * activation parameters (Clip's bounds through Constant nodes, since Clip
+ * takes them as inputs). */
+static tc_status fn_activation(tc_pass_ctx *c, tc_function *f, const act_def *d, size_t np,
+                               bool gemm) {
+  static const char *const act_in[] = {"T", NULL}, *const clip_in[] = {"T", "Min", "Max", NULL},
+                           *const outs[] = {"Y", NULL};
   bool clip = strcmp(d->op, "Clip") == 0;
-  tc_node *conv = f ? tc_pass_fn_node(f, "Conv", ins3, conv_out, N_CONV_ATTRS) : NULL;
-  if (!conv)
-    return tc_pass_nomem(c);
-  for (size_t i = 0; i < N_CONV_ATTRS; i++)
-    tc_pass_ref_attr(conv, i, conv_attrs[i], conv_attr_types[i]);
-  /* T = C + Z for the residual form, else T is C. */
-  if (!tc_pass_fn_node(f, z ? "Add" : "Identity", z ? add_in : id_in, add_out, 0))
-    return tc_pass_nomem(c);
   if (clip) {
-    /* Clip takes its bounds as inputs: Constant(value_float = @min / @max). */
     static const char *const none[] = {NULL}, *const kmin[] = {"Min", NULL},
                              *const kmax[] = {"Max", NULL};
     tc_node *lo = tc_pass_fn_node(f, "Constant", none, kmin, 1);
@@ -126,8 +122,40 @@ static tc_status ensure_function(tc_pass_ctx *c, const act_def *d, const char *n
   if (!act)
     return tc_pass_nomem(c);
   for (size_t i = 0; !clip && i < np; i++)
-    tc_pass_ref_attr(act, i, d->params[i], ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+    act->attrs[i] = (tc_attr){.name = d->params[i],
+                              .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT,
+                              .ref_attr_name = gemm ? gemm_param(d, i) : d->params[i]};
   return TC_STATUS_OK;
+}
+
+/* Adds ai.tacoc.Conv<Act> as a model-local function unless the model has it:
+ * Y = Act(Conv(X, W, B; the caller's conv attributes); the caller's act parameters). */
+static tc_status ensure_function(tc_pass_ctx *c, const act_def *d, const char *name, bool z) {
+  static const char *const ins3[] = {"X", "W", "B", NULL},
+                           *const ins4[] = {"X", "W", "B", "Z", NULL}, *const outs[] = {"Y", NULL};
+  const char *const *ins = z ? ins4 : ins3;
+  const char *attrs[N_CONV_ATTRS + 3];
+  size_t np = d->params[1] ? 2 : d->params[0] ? 1 : 0;
+  for (size_t i = 0; i < N_CONV_ATTRS; i++)
+    attrs[i] = conv_attrs[i];
+  for (size_t i = 0; i < np; i++)
+    attrs[N_CONV_ATTRS + i] = d->params[i];
+  attrs[N_CONV_ATTRS + np] = NULL;
+  bool exists;
+  tc_function *f = tc_pass_begin_function(c, TACOC_DOMAIN, name, ins, outs, attrs, &exists);
+  if (exists)
+    return TC_STATUS_OK;
+  static const char *const conv_out[] = {"C", NULL}, *const add_in[] = {"C", "Z", NULL},
+                           *const add_out[] = {"T", NULL}, *const id_in[] = {"C", NULL};
+  tc_node *conv = f ? tc_pass_fn_node(f, "Conv", ins3, conv_out, N_CONV_ATTRS) : NULL;
+  if (!conv)
+    return tc_pass_nomem(c);
+  for (size_t i = 0; i < N_CONV_ATTRS; i++)
+    tc_pass_ref_attr(conv, i, conv_attrs[i], conv_attr_types[i]);
+  /* T = C + Z for the residual form, else T is C. */
+  if (!tc_pass_fn_node(f, z ? "Add" : "Identity", z ? add_in : id_in, add_out, 0))
+    return tc_pass_nomem(c);
+  return fn_activation(c, f, d, np, false);
 }
 
 /* conv -> [add(z)] -> act as one node; add and z are NULL in the plain form. */
@@ -207,6 +235,96 @@ static tc_status fuse(tc_pass_ctx *c, tc_graph *g, tc_node *conv, tc_node *add, 
   return TC_STATUS_OK;
 }
 
+/* ---- Gemm + activation ---- */
+
+/* Adds ai.tacoc.Gemm<Act> as a model-local function unless the model has it:
+ * Y = Act(Gemm(A, B, C; the caller's Gemm attributes); its act parameters). */
+static tc_status ensure_gemm_function(tc_pass_ctx *c, const act_def *d, const char *name) {
+  static const char *const ins[] = {"A", "B", "C", NULL}, *const outs[] = {"Y", NULL},
+                           *const gemm_out[] = {"T", NULL};
+  size_t np = d->params[1] ? 2 : d->params[0] ? 1 : 0;
+  const char *attrs[N_GEMM_ATTRS + 3];
+  for (size_t i = 0; i < N_GEMM_ATTRS; i++)
+    attrs[i] = gemm_attrs[i];
+  for (size_t i = 0; i < np; i++)
+    attrs[N_GEMM_ATTRS + i] = gemm_param(d, i);
+  attrs[N_GEMM_ATTRS + np] = NULL;
+  bool exists;
+  tc_function *f = tc_pass_begin_function(c, TACOC_DOMAIN, name, ins, outs, attrs, &exists);
+  if (exists)
+    return TC_STATUS_OK;
+  tc_node *gemm = f ? tc_pass_fn_node(f, "Gemm", ins, gemm_out, N_GEMM_ATTRS) : NULL;
+  if (!gemm)
+    return tc_pass_nomem(c);
+  for (size_t i = 0; i < N_GEMM_ATTRS; i++)
+    tc_pass_ref_attr(gemm, i, gemm_attrs[i], gemm_attr_types[i]);
+  return fn_activation(c, f, d, np, true);
+}
+
+/* ONNX Runtime's FusedGemm activations (its element-wise functors). */
+static bool ort_gemm_act(const act_def *d) {
+  static const char *const ok[] = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", NULL};
+  for (const char *const *o = ok; *o; o++)
+    if (strcmp(d->op, *o) == 0)
+      return true;
+  return false;
+}
+
+/* gemm -> act as one node: ai.tacoc.Gemm<Act>, or com.microsoft.FusedGemm
+ * with --compat ort. */
+static tc_status fuse_gemm(tc_pass_ctx *c, tc_graph *g, tc_node *gemm, tc_node *act,
+                           const act_def *d, const float *p) {
+  bool ort = c->opt && c->opt->compat_ort;
+  if (ort && !ort_gemm_act(d)) {
+    tc_pass_explain(c, act, "ONNX Runtime's FusedGemm has no %s", d->op);
+    return TC_STATUS_OK;
+  }
+  char name[64];
+  snprintf(name, sizeof name, ort ? "FusedGemm" : "Gemm%s", d->op);
+  size_t np = d->params[1] ? 2 : d->params[0] ? 1 : 0;
+  if (strcmp(d->op, "Clip") == 0 && (isinf(p[0]) || isinf(p[1])))
+    np = 0; /* unbounded Clip: keep the op's own defaults */
+  const char *domain = ort ? "com.microsoft" : TACOC_DOMAIN;
+  if (!ort && ensure_gemm_function(c, d, name))
+    return c->diag->status;
+  if (tc_model_opset(c->model, domain) < 1 && tc_model_set_opset(c->model, domain, 1))
+    return tc_pass_nomem(c);
+  /* ONNX Runtime's function inliner crashes on an omitted optional input:
+   * a Gemm without C gets a zero. */
+  bool has_c = gemm->n_inputs > 2 && gemm->inputs[2];
+  tc_value *zero = NULL;
+  if (!has_c && !ort) {
+    static const float z[1] = {0};
+    int64_t one = 1;
+    if (!(zero = tc_pass_new_const_f32(g, "gemm_c", z, 1, &one)))
+      return tc_pass_nomem(c);
+  }
+  tc_node *f = tc_graph_insert_node(g, gemm, name, domain, gemm->name, zero ? 3 : gemm->n_inputs, 1,
+                                    gemm->n_attrs + np + ort);
+  if (!f)
+    return tc_pass_nomem(c);
+  for (size_t i = 0; i < gemm->n_attrs; i++)
+    tc_node_copy_attr(f, i, &gemm->attrs[i]);
+  size_t k = gemm->n_attrs;
+  if (ort && tc_node_set_attr_string(f, k++, "activation", d->op))
+    return tc_pass_nomem(c);
+  for (size_t i = 0; i < np; i++)
+    if (tc_node_set_attr_float(f, k++, gemm_param(d, i), p[i]))
+      return tc_pass_nomem(c);
+  for (size_t i = 0; i < gemm->n_inputs; i++)
+    if (tc_node_set_input(f, i, gemm->inputs[i]))
+      return tc_pass_nomem(c);
+  if (zero && tc_node_set_input(f, 2, zero))
+    return tc_pass_nomem(c);
+  tc_value *y = act->outputs[0];
+  tc_node_remove(act);
+  tc_node_remove(gemm);
+  if (tc_node_set_output(f, 0, y))
+    return tc_pass_nomem(c);
+  tc_pass_count(c, "Gemm+activation", 1);
+  return TC_STATUS_OK;
+}
+
 static const act_def *act_of(const tc_node *n) {
   if (!n || !tc_domain_is_onnx(n->domain))
     return NULL;
@@ -271,6 +389,28 @@ tc_status tc_pass_fuse_conv_activation(tc_pass_ctx *c, tc_graph *g) {
     while (next && (next == act || next == add))
       next = next->next;
     st = fuse(c, g, conv, add, z, act, d, p);
+  }
+  for (tc_node *gemm = g->first, *next; gemm && !st; gemm = next) {
+    next = gemm->next;
+    if (!tc_is_op(gemm, "Gemm") || gemm->n_inputs < 2 || gemm->n_outputs != 1)
+      continue;
+    tc_node *act = tc_single_consumer(gemm->outputs[0]);
+    const act_def *d = act_of(act);
+    if (!d || act->inputs[0] != gemm->outputs[0])
+      continue;
+    const tc_tensor *b = tc_value_const(gemm->inputs[1]);
+    int32_t dt = tc_value_dtype(gemm->inputs[0]);
+    float p[2];
+    if (!b || b->dtype != TC_DTYPE_F32 || (dt && dt != TC_DTYPE_F32) || !act_params(d, act, p)) {
+      tc_pass_explain(c, act,
+                      "Gemm+%s not fused: needs a float32 constant B and constant activation "
+                      "parameters",
+                      act->op_type);
+      continue;
+    }
+    while (next && next == act)
+      next = next->next;
+    st = fuse_gemm(c, g, gemm, act, d, p);
   }
   tc_shapes_free(s);
   return st;

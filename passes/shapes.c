@@ -674,6 +674,16 @@ static bool in_list(const tc_node *n, const char *const *list) {
   return false;
 }
 
+/* Gemm and its fused forms (ai.tacoc.Gemm<Act>, com.microsoft.FusedGemm). */
+static void rule_gemm(const tc_shapes *s, const tc_node *n, tc_shape *o) {
+  const tc_shape *x = in(s, n, 0), *b = in(s, n, 1);
+  if (x->known && b->known && x->rank == 2 && b->rank == 2) {
+    set_rank(o, x->dtype, 2);
+    o->dims[0] = x->dims[tc_attr_int(n, "transA", 0) ? 1 : 0];
+    o->dims[1] = b->dims[tc_attr_int(n, "transB", 0) ? 0 : 1];
+  }
+}
+
 /* tacoc's own fused ops (ai.tacoc) and ONNX Runtime's FusedConv. */
 static void infer_fused(tc_shapes *s, const tc_node *n, tc_shape *dst) {
   bool tacoc = tc_domain_equal(n->domain, "ai.tacoc");
@@ -699,6 +709,9 @@ static void infer_fused(tc_shapes *s, const tc_node *n, tc_shape *dst) {
     tc_shape *sum = out(s, n, ms ? 3 : 1);
     if (sum)
       *sum = *dst;
+  } else if ((tacoc && strncmp(n->op_type, "Gemm", 4) == 0) ||
+             (ms && strcmp(n->op_type, "FusedGemm") == 0)) {
+    rule_gemm(s, n, dst);
   } else if ((tacoc && strncmp(n->op_type, "Conv", 4) == 0) ||
              ((tacoc || tc_domain_equal(n->domain, "com.microsoft")) &&
               strcmp(n->op_type, "FusedConv") == 0)) {
@@ -803,12 +816,7 @@ static void infer_node(tc_shapes *s, const tc_node *n) {
   } else if (tc_is_op(n, "MatMul")) {
     ok = rule_matmul(s, n, o);
   } else if (tc_is_op(n, "Gemm")) {
-    const tc_shape *b = in(s, n, 1);
-    if (x->known && b->known && x->rank == 2 && b->rank == 2) {
-      set_rank(o, x->dtype, 2);
-      o->dims[0] = x->dims[tc_attr_int(n, "transA", 0) ? 1 : 0];
-      o->dims[1] = b->dims[tc_attr_int(n, "transB", 0) ? 0 : 1];
-    }
+    rule_gemm(s, n, o);
   } else if (tc_is_op(n, "Transpose")) {
     const int64_t *perm;
     ptrdiff_t np = tc_attr_ints(n, "perm", &perm);

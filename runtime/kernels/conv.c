@@ -588,6 +588,79 @@ static tc_status run_fusedconv(tc_kernel_ctx *k, const tc_rt_tensor *const *in, 
                   n_in > 3 ? in[3] : NULL, &act, out);
 }
 
+/* ---- Gemm + activation ----
+ * ai.tacoc.Gemm<Act> (tacoc's fuse-conv-activation; the model carries Gemm
+ * then the activation as a function): Gemm's attributes, the activation's
+ * parameters as activation_alpha / activation_beta (LeakyRelu, HardSigmoid)
+ * or min / max (Clip). com.microsoft.FusedGemm (--compat ort, and ONNX
+ * Runtime's own optimizer): the activation by name, parameters as
+ * activation_alpha / activation_beta. Both run libtacort's Gemm, then the
+ * activation on its output. */
+static const char *const gemm_act_attrs[] = {
+    "alpha",           "beta", "transA", "transB", "activation", "activation_alpha",
+    "activation_beta", "min",  "max",    NULL};
+
+/* The activation of a Gemm<Act> / FusedGemm node; false when unknown. */
+static bool gemm_act(const tc_node *n, act_spec *a) {
+  memset(a, 0, sizeof *a);
+  bool fused = !strcmp(n->op_type, "FusedGemm");
+  if (!fused && strncmp(n->op_type, "Gemm", 4) != 0)
+    return false;
+  for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
+    bool hit = fused ? attr_is(n, "activation", acts[i].name, NULL) && !acts[i].tacoc_only
+                     : !strcmp(n->op_type + 4, acts[i].name) && acts[i].kind != TC_CONV_ACT_SILU;
+    if (!hit)
+      continue;
+    a->kind = acts[i].kind;
+    if (a->kind == TC_CONV_ACT_LEAKY_RELU) {
+      a->alpha = tc_attr_float(n, "activation_alpha", 0.01f);
+    } else if (a->kind == TC_CONV_ACT_HARD_SIGMOID) {
+      a->alpha = tc_attr_float(n, "activation_alpha", 0.2f);
+      a->beta = tc_attr_float(n, "activation_beta", 0.5f);
+    } else if (a->kind == TC_CONV_ACT_CLIP) {
+      if (fused)
+        return false; /* ONNX Runtime's FusedGemm has no Clip bounds */
+      a->alpha = tc_attr_float(n, "min", -INFINITY);
+      a->beta = tc_attr_float(n, "max", INFINITY);
+    }
+    return true;
+  }
+  return false;
+}
+
+static tc_status check_gemm_act(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  act_spec a;
+  tc_status st = tc_kernel_check_attrs(n, diag, gemm_act_attrs);
+  if (!st && !gemm_act(n, &a))
+    st = tc_diag_set(diag, TC_STATUS_UNSUPPORTED, n->name ? n->name : "", n->op_type,
+                     "this Gemm activation is not implemented");
+  return st;
+}
+
+static tc_status run_gemm_act(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                              tc_rt_tensor *out, size_t n_out) {
+  act_spec a;
+  const tc_kernel_def *gemm = tc_kernel_find("Gemm", "", 13);
+  if (!gemm_act(k->node, &a) || !gemm)
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "this Gemm activation is not implemented");
+  tc_status st = gemm->run(k, in, n_in, out, n_out);
+  if (st)
+    return st;
+  if (!tc_dtype_is_float(out[0].dtype))
+    return tc_kernel_bad_dtype(k, 0, out[0].dtype);
+  size_t n = tc_rt_numel(&out[0]);
+  if (out[0].dtype == TC_DTYPE_F32) {
+    float *y = out[0].data;
+    for (size_t i = 0; i < n; i++)
+      y[i] = (float)act_apply(&a, y[i]);
+  } else {
+    for (size_t i = 0; i < n; i++)
+      tc_rt_set_f64(&out[0], i, act_apply(&a, tc_rt_get_f64(&out[0], i)));
+  }
+  return TC_STATUS_OK;
+}
+
 /* ---- ConvTranspose ---- */
 
 static const char *const convt_attrs[] = {"auto_pad",     "dilations",      "group",
@@ -2655,6 +2728,15 @@ const tc_kernel_def tc_kernels_conv[] = {
     {"ConvAddTanh", "ai.tacoc", 1, run_named_conv, check_named_conv},
     {"ConvGelu", "ai.tacoc", 1, run_named_conv, check_named_conv},
     {"ConvAddGelu", "ai.tacoc", 1, run_named_conv, check_named_conv},
+    {"GemmRelu", "ai.tacoc", 1, run_gemm_act, check_gemm_act},
+    {"GemmLeakyRelu", "ai.tacoc", 1, run_gemm_act, check_gemm_act},
+    {"GemmClip", "ai.tacoc", 1, run_gemm_act, check_gemm_act},
+    {"GemmSigmoid", "ai.tacoc", 1, run_gemm_act, check_gemm_act},
+    {"GemmHardSigmoid", "ai.tacoc", 1, run_gemm_act, check_gemm_act},
+    {"GemmHardSwish", "ai.tacoc", 1, run_gemm_act, check_gemm_act},
+    {"GemmTanh", "ai.tacoc", 1, run_gemm_act, check_gemm_act},
+    {"GemmGelu", "ai.tacoc", 1, run_gemm_act, check_gemm_act},
+    {"FusedGemm", "com.microsoft", 1, run_gemm_act, check_gemm_act},
     {"ConvTranspose", "", 1, run_convt, check_convt},
     {"MaxPool", "", 1, run_maxpool, check_maxpool},
     {"AveragePool", "", 1, run_avgpool, check_avgpool},

@@ -207,3 +207,56 @@ def test_conv_add_with_broadcast_is_not_a_residual(ctx):
     out, _, err = ctx.optimize(m, "fuse-conv-activation", extra=["--explain"])
     assert ("", "Add") in [(n.domain, n.op_type) for n in out.graph.node], err
     same_outputs(ctx, m, out, {"x": rand(RNG, 2, 4, 5, 5), "z": rand(RNG, 2, 4, 1, 1)})
+
+
+def gemm_act(act, with_c=True, trans_b=1, **attrs):
+    """Gemm (alpha 0.5, beta 2 when C is given) then act: A [3, 6], B [5, 6] or [6, 5]."""
+    extra = {"Clip": ["t", "lo", "hi"]}.get(act, ["t"])
+    ins = ["a", "w", "c"] if with_c else ["a", "w"]
+    gattrs = {"transB": trans_b, "alpha": 0.5} | ({"beta": 2.0} if with_c else {})
+    return model([N("Gemm", ins, ["t"], **gattrs), N(act, extra, ["y"], **attrs)],
+                 [tensor_in("a", [3, 6])], [tensor_in("y", [3, 5])],
+                 [const("w", RNG.standard_normal((5, 6) if trans_b else (6, 5))),
+                  const("c", RNG.standard_normal(5)), const("lo", -0.5), const("hi", 1.5)],
+                 opset=20 if act == "Gelu" else 14)
+
+
+def test_gemm_activation_as_function(ctx):
+    # ai.tacoc.Gemm<Act>: Gemm's alpha/beta/trans kept, the activation's own
+    # parameters as activation_alpha/activation_beta (Clip: min/max); a Gemm
+    # without C gets an explicit zero (ONNX Runtime's inliner needs it).
+    for act, attrs in ACTS:
+        for with_c, trans_b in ((True, 1), (False, 0)):
+            m = gemm_act(act, with_c, trans_b, **attrs)
+            out, _, err = ctx.optimize(m, "fuse-conv-activation,eliminate-dead")
+            assert [(n.domain, n.op_type) for n in out.graph.node] == [("ai.tacoc", "Gemm" + act)], \
+                (act, err)
+            assert [f.name for f in out.functions] == ["Gemm" + act]
+            node = out.graph.node[0]
+            got = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            assert got["alpha"] == 0.5 and got["transB"] == trans_b and len(node.input) == 3, got
+            if act == "HardSigmoid":
+                assert abs(got["activation_alpha"] - 0.3) < 1e-7 and abs(got["activation_beta"] - 0.4) < 1e-7
+            same_outputs(ctx, m, out, {"a": rand(RNG, 3, 6) * 3})
+
+
+def test_gemm_activation_compat_ort(ctx):
+    for act, attrs in ACTS:
+        m = gemm_act(act, **attrs)
+        out, _, err = ctx.optimize(m, "fuse-conv-activation,eliminate-dead",
+                                   extra=["--compat", "ort", "--explain"])
+        ort_has = act in ("Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid")
+        got = [(n.domain, n.op_type) for n in out.graph.node]
+        if ort_has:
+            assert got == [("com.microsoft", "FusedGemm")] and not out.functions, (act, got)
+        else:
+            assert got == [("", "Gemm"), ("", act)], (act, got)
+            assert "FusedGemm has no" in err, err
+        same_outputs(ctx, m, out, {"a": rand(RNG, 3, 6) * 3})
+
+
+def test_gemm_read_elsewhere_is_left(ctx):
+    m = gemm_act("Relu")
+    m.graph.output.append(tensor_in("t", [3, 5]))
+    out, _, _ = ctx.optimize(m, "fuse-conv-activation,eliminate-dead")
+    assert ops(out) == ["Gemm", "Relu"], ops(out)
