@@ -1,9 +1,9 @@
 /* fuse-conv-activation: Conv (or Gemm) followed by its activation, as one op.
  *
  *   x ─▶ Conv(W, B) ─▶ t ─▶ Relu | LeakyRelu | Clip | Sigmoid | HardSigmoid | HardSwish | Tanh |
- * Gelu ─▶ y ⇒   x ─▶ ai.tacoc.Conv<Act>(W, B; Conv's attributes, the activation's) ─▶ y x ─▶
- * Conv(W, B) ─▶ t ─▶ Add(z) ─▶ Act ─▶ y        (the residual of ResNet blocks) ⇒   x ─▶
- * ai.tacoc.ConvAdd<Act>(W, B, z) ─▶ y
+ * Gelu | SiLU (fuse-gelu's QuickGelu with alpha 1: YOLO's Conv, Sigmoid, Mul) ─▶ y ⇒   x ─▶
+ * ai.tacoc.Conv<Act>(W, B; Conv's attributes, the activation's) ─▶ y x ─▶ Conv(W, B) ─▶ t ─▶ Add(z)
+ * ─▶ Act ─▶ y        (the residual of ResNet blocks) ⇒   x ─▶ ai.tacoc.ConvAdd<Act>(W, B, z) ─▶ y
  *       (--compat ort: com.microsoft.FusedConv(activation, activation_params), Z input 3)
  *
  * ONNX has no fused form, so the op is tacoc's own, and the model carries its
@@ -44,6 +44,7 @@ static const act_def acts[] = {
     {"HardSwish", {NULL}, {0}},
     {"Tanh", {NULL}, {0}},
     {"Gelu", {NULL}, {0}}, /* exact (erf) form only: opset 20, see act_params */
+    {"Silu", {NULL}, {0}}, /* x sigmoid(x): fuse-gelu's QuickGelu with alpha 1 (act_of) */
 };
 
 static const char *const conv_attrs[] = {"auto_pad",     "dilations", "group",
@@ -104,6 +105,13 @@ static tc_status fn_activation(tc_pass_ctx *c, tc_function *f, const act_def *d,
   static const char *const act_in[] = {"T", NULL}, *const clip_in[] = {"T", "Min", "Max", NULL},
                            *const outs[] = {"Y", NULL};
   bool clip = strcmp(d->op, "Clip") == 0;
+  if (strcmp(d->op, "Silu") == 0) { /* ONNX has no SiLU op: Y = T sigmoid(T) */
+    static const char *const sig_out[] = {"S", NULL}, *const mul_in[] = {"T", "S", NULL};
+    return tc_pass_fn_node(f, "Sigmoid", act_in, sig_out, 0) &&
+                   tc_pass_fn_node(f, "Mul", mul_in, outs, 0)
+               ? TC_STATUS_OK
+               : tc_pass_nomem(c);
+  }
   if (clip) {
     static const char *const none[] = {NULL}, *const kmin[] = {"Min", NULL},
                              *const kmax[] = {"Max", NULL};
@@ -167,7 +175,8 @@ static tc_status fuse(tc_pass_ctx *c, tc_graph *g, tc_node *conv, tc_node *add, 
   size_t np = d->params[1] ? 2 : d->params[0] ? 1 : 0;
   if (strcmp(d->op, "Clip") == 0 && (isinf(p[0]) || isinf(p[1])))
     np = 0; /* unbounded Clip: keep the op's own defaults */
-  if (ort && (strcmp(d->op, "HardSwish") == 0 || strcmp(d->op, "Gelu") == 0)) {
+  if (ort && (strcmp(d->op, "HardSwish") == 0 || strcmp(d->op, "Gelu") == 0 ||
+              strcmp(d->op, "Silu") == 0)) {
     tc_pass_explain(c, act, "ONNX Runtime's FusedConv has no %s", d->op);
     return TC_STATUS_OK;
   }
@@ -326,6 +335,10 @@ static tc_status fuse_gemm(tc_pass_ctx *c, tc_graph *g, tc_node *gemm, tc_node *
 }
 
 static const act_def *act_of(const tc_node *n) {
+  if (n && n->op_type && !strcmp(n->op_type, "QuickGelu") &&
+      (tc_domain_equal(n->domain, TACOC_DOMAIN) || tc_domain_equal(n->domain, "com.microsoft")) &&
+      tc_attr_float(n, "alpha", 1.702f) == 1.0f)
+    return &acts[sizeof acts / sizeof *acts - 1]; /* SiLU */
   if (!n || !tc_domain_is_onnx(n->domain))
     return NULL;
   for (size_t i = 0; i < sizeof acts / sizeof *acts; i++)

@@ -536,7 +536,7 @@ static bool named_act(const tc_node *n, act_spec *a) {
   /* ConvAdd<Act>: the residual Z (input 3) is added before the activation. */
   const char *act = n->op_type + (strncmp(n->op_type, "ConvAdd", 7) == 0 ? 7 : 4);
   for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
-    if (strcmp(act, acts[i].name) != 0 || acts[i].kind == TC_CONV_ACT_SILU)
+    if (strcmp(act, acts[i].name) != 0)
       continue;
     a->kind = acts[i].kind;
     if (a->kind == TC_CONV_ACT_LEAKY_RELU) {
@@ -608,7 +608,7 @@ static bool gemm_act(const tc_node *n, act_spec *a) {
     return false;
   for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
     bool hit = fused ? attr_is(n, "activation", acts[i].name, NULL) && !acts[i].tacoc_only
-                     : !strcmp(n->op_type + 4, acts[i].name) && acts[i].kind != TC_CONV_ACT_SILU;
+                     : !strcmp(n->op_type + 4, acts[i].name);
     if (!hit)
       continue;
     a->kind = acts[i].kind;
@@ -2727,6 +2727,9 @@ const tc_kernel_def tc_kernels_conv[] = {
     {"ConvAddHardSwish", "ai.tacoc", 1, run_named_conv, check_named_conv},
     {"ConvAddTanh", "ai.tacoc", 1, run_named_conv, check_named_conv},
     {"ConvGelu", "ai.tacoc", 1, run_named_conv, check_named_conv},
+    {"ConvSilu", "ai.tacoc", 1, run_named_conv, check_named_conv},
+    {"ConvAddSilu", "ai.tacoc", 1, run_named_conv, check_named_conv},
+    {"GemmSilu", "ai.tacoc", 1, run_gemm_act, check_gemm_act},
     {"ConvAddGelu", "ai.tacoc", 1, run_named_conv, check_named_conv},
     {"GemmRelu", "ai.tacoc", 1, run_gemm_act, check_gemm_act},
     {"GemmLeakyRelu", "ai.tacoc", 1, run_gemm_act, check_gemm_act},

@@ -260,3 +260,32 @@ def test_gemm_read_elsewhere_is_left(ctx):
     m.graph.output.append(tensor_in("t", [3, 5]))
     out, _, _ = ctx.optimize(m, "fuse-conv-activation,eliminate-dead")
     assert ops(out) == ["Gemm", "Relu"], ops(out)
+
+
+def test_conv_silu_yolo_form(ctx):
+    """YOLO's SiLU (Conv, Sigmoid, Mul of the two) through -O2: fuse-gelu makes
+    it QuickGelu(alpha 1), fuse-conv-activation folds that into the Conv
+    (ai.tacoc.ConvSilu, body Conv, Sigmoid, Mul) and into a residual
+    (ConvAddSilu) and a Gemm (GemmSilu); --compat ort leaves the Conv alone
+    (ONNX Runtime's FusedConv has no SiLU)."""
+    z = tensor_in("z", [2, 4, 5, 5])
+    m = model([N("Conv", ["x", "w", "b"], ["t"], pads=[1, 1, 1, 1]), N("Sigmoid", ["t"], ["s"]),
+               N("Mul", ["t", "s"], ["u"]),
+               N("Conv", ["u", "w", "b"], ["t2"], pads=[1, 1, 1, 1]), N("Add", ["t2", "z"], ["r"]),
+               N("Sigmoid", ["r"], ["s2"]), N("Mul", ["s2", "r"], ["v"]),
+               N("GlobalAveragePool", ["v"], ["g"]), N("Flatten", ["g"], ["f"]),
+               N("Gemm", ["f", "fw", "fb"], ["h"], transB=1), N("Sigmoid", ["h"], ["hs"]),
+               N("Mul", ["h", "hs"], ["y"])],
+              [X, z], [tensor_in("y", [2, 3])],
+              [const("w", RNG.standard_normal((4, 4, 3, 3)) * 0.3), const("b", RNG.standard_normal(4)),
+               const("fw", RNG.standard_normal((3, 4))), const("fb", RNG.standard_normal(3))], opset=14)
+    f = {"x": rand(RNG, 2, 4, 5, 5), "z": rand(RNG, 2, 4, 5, 5)}
+    out, _, err = ctx.optimize(m, level=2, extra=["--explain"])
+    got = [(n.domain, n.op_type) for n in out.graph.node]
+    for op in ("ConvSilu", "ConvAddSilu", "GemmSilu"):
+        assert ("ai.tacoc", op) in got, (op, got, err)
+    assert "Sigmoid" not in ops(out) and "Mul" not in ops(out), got
+    same_outputs(ctx, m, out, f)
+    out, _, err = ctx.optimize(m, level=2, extra=["--compat", "ort", "--explain"])
+    assert "FusedConv has no Silu" in err and "FusedGemm has no Silu" in err, err
+    same_outputs(ctx, m, out, f)
