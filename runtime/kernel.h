@@ -189,6 +189,10 @@ void tc_vsigmoid_f32(float *y, const float *x, size_t n);
  * x = exp(x - m) returning the sum; x *= s. */
 void tc_vadd_inplace_f32(float *y, const float *a, size_t n);
 float tc_vsum_f32(const float *x, size_t n);
+/* The dot product of a and b (sixteen partial sums, then their sum in lane
+ * order); y += a x. */
+float tc_vdot_f32(const float *a, const float *b, size_t n);
+void tc_vaxpy_f32(float *y, float a, const float *x, size_t n);
 /* y[i] = a[i] op b[i], op one of + - * / (IEEE, element by element) or M:
  * the larger, NaN when either is NaN. */
 void tc_vbinary_f32(float *y, const float *a, const float *b, size_t n, char op);

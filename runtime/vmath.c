@@ -177,6 +177,22 @@ VCLONES void tc_vbinary_f32(float *y, const float *a, const float *b, size_t n, 
   }
 }
 
+VCLONES float tc_vdot_f32(const float *a, const float *b, size_t n) {
+  v4f acc = splat(0);
+  for (size_t i = 0; i < n; i += LANES)
+    acc += load_pad(a, i, n, 0) * load_pad(b, i, n, 0);
+  float r = 0;
+  for (int l = 0; l < LANES; l++)
+    r += acc[l];
+  return r;
+}
+
+VCLONES void tc_vaxpy_f32(float *y, float a, const float *x, size_t n) {
+  v4f va = splat(a);
+  for (size_t i = 0; i < n; i += LANES)
+    store_part(y, i, n, load_pad(y, i, n, 0) + va * load_pad(x, i, n, 0));
+}
+
 VCLONES float tc_vsum_f32(const float *x, size_t n) {
   v4f acc = splat(0);
   for (size_t i = 0; i < n; i += LANES)

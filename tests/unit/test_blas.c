@@ -260,6 +260,39 @@ static void test_gemm_transposes(void) {
       }
 }
 
+/* One row of A (the matrix-vector path of tc_sgemm_beta): both layouts of A
+ * and B, alpha and beta with C as a row or a scalar, sizes that are no
+ * multiple of the vector width or of the column blocks; MatMul [1, K] x
+ * [K, N] too. */
+static void test_gemv(void) {
+  int64_t K = 301, N = 517;
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++)
+      for (int ci = 0; ci < 2; ci++) {
+        tc_attr attrs[4] = {
+            {.name = "transA", .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT, .i = ta},
+            {.name = "transB", .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT, .i = tb},
+            {.name = "alpha", .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT, .f = 0.75f},
+            {.name = "beta",
+             .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT,
+             .f = ci ? 2.0f : 1.0f}};
+        tc_model *m = one_node("Gemm", 3, attrs, 4);
+        int64_t da[2] = {ta ? K : 1, ta ? 1 : K}, db[2] = {tb ? N : K, tb ? K : N},
+                dc[1] = {ci ? 1 : N};
+        tc_ndarray in[3] = {random_input(2, da, 17), random_input(2, db, 18),
+                            random_input(1, dc, 19)};
+        compare_paths(m, 3, in, (size_t)K);
+        free_inputs(in, 3);
+        tc_model_free(m);
+      }
+  tc_model *m = one_node("MatMul", 2, NULL, 0);
+  int64_t da[2] = {1, K}, db[2] = {K, N};
+  tc_ndarray in[2] = {random_input(2, da, 20), random_input(2, db, 21)};
+  compare_paths(m, 2, in, (size_t)K);
+  free_inputs(in, 2);
+  tc_model_free(m);
+}
+
 static tc_attr ints(const char *name, size_t n, int64_t *v) {
   return (tc_attr){
       .name = name, .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS, .n_ints = n, .ints = v};
@@ -771,6 +804,7 @@ static void test_conv_threads(void) {
 int main(void) {
   RUN(test_matmul_shapes);
   RUN(test_gemm_transposes);
+  RUN(test_gemv);
   RUN(test_conv_shapes);
   RUN(test_conv_cases);
   RUN(test_convtranspose);
