@@ -129,6 +129,7 @@ static const half_op allow[] = {
     {"ai.tacoc", "ConvHardSigmoid", 1, 22, R_COMPUTE, ALL, ALL},
     {"ai.tacoc", "ConvHardSwish", 14, 22, R_COMPUTE, ALL, ALL},
     {"ai.tacoc", "ConvGelu", 20, 22, R_COMPUTE, ALL, ALL},
+    {"ai.tacoc", "ConvAdd", 1, 22, R_COMPUTE, ALL, ALL},
     {"ai.tacoc", "ConvAddRelu", 1, 22, R_COMPUTE, ALL, ALL},
     {"ai.tacoc", "ConvAddLeakyRelu", 1, 22, R_COMPUTE, ALL, ALL},
     {"ai.tacoc", "ConvAddSigmoid", 1, 22, R_COMPUTE, ALL, ALL},

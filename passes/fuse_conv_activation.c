@@ -47,6 +47,9 @@ static const act_def acts[] = {
     {"Silu", {NULL}, {0}}, /* x sigmoid(x): fuse-gelu's QuickGelu with alpha 1 (act_of) */
 };
 
+/* No activation: the residual form's Conv + Add alone (ai.tacoc.ConvAdd). */
+static const act_def no_act = {"", {NULL}, {0}};
+
 static const char *const conv_attrs[] = {"auto_pad",     "dilations", "group",
                                          "kernel_shape", "pads",      "strides"};
 static const int conv_attr_types[] = {
@@ -59,6 +62,8 @@ static const int conv_attr_types[] = {
 static bool act_params(const act_def *d, const tc_node *a, float *p) {
   for (int i = 0; i < 2; i++)
     p[i] = d->dflt[i];
+  if (d == &no_act)
+    return true;
   if (strcmp(d->op, "Gelu") == 0) {
     const tc_attr *ap = tc_node_attr(a, "approximate");
     return !ap || (ap->s.len == 4 && memcmp(ap->s.data, "none", 4) == 0);
@@ -105,6 +110,8 @@ static tc_status fn_activation(tc_pass_ctx *c, tc_function *f, const act_def *d,
   static const char *const act_in[] = {"T", NULL}, *const clip_in[] = {"T", "Min", "Max", NULL},
                            *const outs[] = {"Y", NULL};
   bool clip = strcmp(d->op, "Clip") == 0;
+  if (d == &no_act)
+    return tc_pass_fn_node(f, "Identity", act_in, outs, 0) ? TC_STATUS_OK : tc_pass_nomem(c);
   if (strcmp(d->op, "Silu") == 0) { /* ONNX has no SiLU op: Y = T sigmoid(T) */
     static const char *const sig_out[] = {"S", NULL}, *const mul_in[] = {"T", "S", NULL};
     return tc_pass_fn_node(f, "Sigmoid", act_in, sig_out, 0) &&
@@ -185,7 +192,7 @@ static tc_status fuse(tc_pass_ctx *c, tc_graph *g, tc_node *conv, tc_node *add, 
     return c->diag->status;
   if (tc_model_opset(c->model, domain) < 1 && tc_model_set_opset(c->model, domain, 1))
     return tc_pass_nomem(c);
-  size_t extra = ort ? 1 + (np > 0) : np;
+  size_t extra = ort ? (d == &no_act ? 0 : 1 + (np > 0)) : np;
   /* ONNX Runtime's function inliner crashes on an omitted optional input:
    * a Conv without bias gets explicit zeros. */
   bool bias = conv->n_inputs > 2 && conv->inputs[2];
@@ -217,9 +224,9 @@ static tc_status fuse(tc_pass_ctx *c, tc_graph *g, tc_node *conv, tc_node *add, 
   for (size_t i = 0; i < conv->n_attrs; i++)
     tc_node_copy_attr(f, i, &conv->attrs[i]);
   size_t k = conv->n_attrs;
-  if (ort) {
-    if (tc_node_set_attr_string(f, k++, "activation", d->op) ||
-        (np && tc_node_set_attr_floats(f, k++, "activation_params", p, np)))
+  if (ort) { /* no activation attribute: FusedConv's identity */
+    if (d != &no_act && (tc_node_set_attr_string(f, k++, "activation", d->op) ||
+                         (np && tc_node_set_attr_floats(f, k++, "activation_params", p, np))))
       return tc_pass_nomem(c);
   } else {
     for (size_t i = 0; i < np; i++)
@@ -233,14 +240,15 @@ static tc_status fuse(tc_pass_ctx *c, tc_graph *g, tc_node *conv, tc_node *add, 
     return tc_pass_nomem(c);
   if (z && tc_node_set_input(f, 3, z))
     return tc_pass_nomem(c);
-  tc_value *y = act->outputs[0];
-  tc_node_remove(act);
+  tc_value *y = act ? act->outputs[0] : add->outputs[0];
+  if (act)
+    tc_node_remove(act);
   if (add)
     tc_node_remove(add);
   tc_node_remove(conv);
   if (tc_node_set_output(f, 0, y))
     return tc_pass_nomem(c);
-  tc_pass_count(c, z ? "Conv+Add+activation" : d->op, 1);
+  tc_pass_count(c, !z ? d->op : act ? "Conv+Add+activation" : "Conv+Add", 1);
   return TC_STATUS_OK;
 }
 
@@ -347,8 +355,8 @@ static const act_def *act_of(const tc_node *n) {
   return NULL;
 }
 
-/* The residual form: conv -> Add(other) -> activation, other of the conv
- * output's (known) shape; sets *z and *act. */
+/* The residual form: conv -> Add(other) [-> activation], other of the conv
+ * output's (known) shape; sets *z and *act (NULL: no activation follows). */
 static tc_node *residual_add(tc_pass_ctx *c, tc_shapes **s, tc_graph *g, tc_node *conv,
                              tc_value **z, tc_node **act) {
   tc_node *add = tc_single_consumer(conv->outputs[0]);
@@ -356,9 +364,10 @@ static tc_node *residual_add(tc_pass_ctx *c, tc_shapes **s, tc_graph *g, tc_node
     return NULL;
   tc_value *other = add->inputs[0] == conv->outputs[0] ? add->inputs[1] : add->inputs[0];
   tc_node *a = tc_single_consumer(add->outputs[0]);
-  if (!other || other == conv->outputs[0] || tc_value_const(other) || !act_of(a) ||
-      a->inputs[0] != add->outputs[0])
+  if (!other || other == conv->outputs[0] || tc_value_const(other))
     return NULL;
+  if (!act_of(a) || a->inputs[0] != add->outputs[0])
+    a = NULL; /* no activation to take along: Conv + Add alone */
   if (!*s && !(*s = tc_shapes_infer(g)))
     return NULL;
   const tc_shape *zs = tc_shape_of(*s, other), *ys = tc_shape_of(*s, conv->outputs[0]);
@@ -386,17 +395,17 @@ tc_status tc_pass_fuse_conv_activation(tc_pass_ctx *c, tc_graph *g) {
     tc_value *z = NULL;
     tc_node *act = tc_single_consumer(conv->outputs[0]);
     tc_node *add = residual_add(c, &s, g, conv, &z, &act);
-    const act_def *d = act_of(act);
+    const act_def *d = add && !act ? &no_act : act_of(act);
     if (!d || (!add && act->inputs[0] != conv->outputs[0]))
       continue;
     const tc_tensor *w = tc_value_const(conv->inputs[1]);
     int32_t dt = tc_value_dtype(conv->inputs[0]);
     float p[2];
     if (!w || w->dtype != TC_DTYPE_F32 || (dt && dt != TC_DTYPE_F32) || !act_params(d, act, p)) {
-      tc_pass_explain(c, act,
+      tc_pass_explain(c, act ? act : add,
                       "Conv+%s not fused: needs float32 constant weights and constant "
                       "activation parameters",
-                      act->op_type);
+                      act ? act->op_type : "Add");
       continue;
     }
     while (next && (next == act || next == add))

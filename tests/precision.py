@@ -240,9 +240,10 @@ def check_int8(tacoc, name, src, tmp):
             + "; " + "; ".join(cosines))
 
 
-QDQ_OPS = ("MatMul", "Conv", "ConvRelu", "ConvAddRelu", "ConvHardSwish", "ConvAddHardSwish",
-           "ConvGelu", "ConvAddGelu", "ConvSigmoid", "ConvClip", "ConvTanh", "ConvLeakyRelu",
-           "ConvHardSigmoid", "FusedConv")
+def qdq_op(n):
+    """MatMul, Conv, FusedConv and tacoc's Conv<Act> / ConvAdd[<Act>]."""
+    return n.op_type in ("MatMul", "Conv", "FusedConv") or \
+        (n.domain == "ai.tacoc" and n.op_type.startswith("Conv"))
 
 
 def qdq_nodes(model):
@@ -253,7 +254,7 @@ def qdq_nodes(model):
     inits = {i.name: i for i in model.graph.initializer}
     res = []
     for n in model.graph.node:
-        if n.op_type not in QDQ_OPS or len(n.input) < 2:
+        if not qdq_op(n) or len(n.input) < 2:
             continue
         dx, dw = prod.get(n.input[0]), prod.get(n.input[1])
         if not dx or not dw or dx.op_type != "DequantizeLinear" or dw.op_type != "DequantizeLinear":

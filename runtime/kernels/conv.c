@@ -533,8 +533,12 @@ static bool named_act(const tc_node *n, act_spec *a) {
   memset(a, 0, sizeof *a);
   if (strncmp(n->op_type, "Conv", 4) != 0)
     return false;
-  /* ConvAdd<Act>: the residual Z (input 3) is added before the activation. */
-  const char *act = n->op_type + (strncmp(n->op_type, "ConvAdd", 7) == 0 ? 7 : 4);
+  /* ConvAdd<Act>: the residual Z (input 3) is added before the activation;
+   * ConvAdd alone has none. */
+  bool add = strncmp(n->op_type, "ConvAdd", 7) == 0;
+  const char *act = n->op_type + (add ? 7 : 4);
+  if (add && !*act)
+    return true;
   for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
     if (strcmp(act, acts[i].name) != 0)
       continue;
@@ -2719,6 +2723,7 @@ const tc_kernel_def tc_kernels_conv[] = {
     {"ConvHardSigmoid", "ai.tacoc", 1, run_named_conv, check_named_conv},
     {"ConvHardSwish", "ai.tacoc", 1, run_named_conv, check_named_conv},
     {"ConvTanh", "ai.tacoc", 1, run_named_conv, check_named_conv},
+    {"ConvAdd", "ai.tacoc", 1, run_named_conv, check_named_conv},
     {"ConvAddRelu", "ai.tacoc", 1, run_named_conv, check_named_conv},
     {"ConvAddLeakyRelu", "ai.tacoc", 1, run_named_conv, check_named_conv},
     {"ConvAddClip", "ai.tacoc", 1, run_named_conv, check_named_conv},

@@ -289,3 +289,21 @@ def test_conv_silu_yolo_form(ctx):
     out, _, err = ctx.optimize(m, level=2, extra=["--compat", "ort", "--explain"])
     assert "FusedConv has no Silu" in err and "FusedGemm has no Silu" in err, err
     same_outputs(ctx, m, out, f)
+
+
+def test_conv_add_without_activation(ctx):
+    """MobileNet's residual: the projection Conv + Add with nothing after it
+    becomes ai.tacoc.ConvAdd (body Conv, Add, Identity), or FusedConv without
+    an activation attribute under --compat ort."""
+    z = tensor_in("z", [2, 4, 5, 5])
+    m = model([N("Conv", ["x", "w", "b"], ["t"], pads=[1, 1, 1, 1]), N("Add", ["t", "z"], ["y"])],
+              [X, z], [Y], [const("w", RNG.standard_normal((4, 4, 3, 3))), const("b", RNG.standard_normal(4))],
+              opset=14)
+    for compat in ([], ["--compat", "ort"]):
+        out, _, err = ctx.optimize(m, "fuse-conv-activation,eliminate-dead", extra=compat + ["--explain"])
+        want = ("com.microsoft", "FusedConv") if compat else ("ai.tacoc", "ConvAdd")
+        assert [(n.domain, n.op_type) for n in out.graph.node] == [want], (compat, err)
+        node = out.graph.node[0]
+        assert list(node.input)[3] == "z" and not any(a.name == "activation" for a in node.attribute)
+        assert [f.name for f in out.functions] == ([] if compat else ["ConvAdd"])
+        same_outputs(ctx, m, out, {"x": rand(RNG, 2, 4, 5, 5), "z": rand(RNG, 2, 4, 5, 5)})
