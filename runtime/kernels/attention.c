@@ -861,7 +861,146 @@ static tc_status run_swiglu(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
   return TC_STATUS_OK;
 }
 
+/* ---- LinearAttention (opset 27) ----
+ * Recurrent linear attention with a per-head state S [d_k, d_v] (Gated
+ * DeltaNet, RetNet-style decoders): query [B, T, Hq*d_k], key [B, T,
+ * Hkv*d_k], value [B, T, Hkv*d_v], past_state [B, Hkv, d_k, d_v]?, decay [B,
+ * T, Hkv or Hkv*d_k]? (log gates), beta [B, T, Hkv or 1]?. Per step t and kv
+ * head: S *= exp(g) (gated rules), v <- beta (v - S^T k) (delta rules),
+ * S += k v^T; query head h reads kv head h / (Hq / Hkv): o = scale q^T S.
+ * update_rule: linear, gated, delta, gated_delta (the default); scale 0 or
+ * absent is 1 / sqrt(d_k); chunk_size is a hint without effect. Computed in
+ * double; present_state takes past_state's dtype (else query's). */
+static tc_status check_linear_attention(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"chunk_size", "kv_num_heads", "q_num_heads",
+                                   "scale",      "update_rule",  NULL};
+  tc_status st = tc_kernel_check_attrs(n, diag, ok);
+  if (st)
+    return st;
+  const tc_attr *r = tc_node_attr(n, "update_rule");
+  static const char *const rules[] = {"linear", "gated", "delta", "gated_delta"};
+  bool known = !r;
+  for (size_t i = 0; r && i < 4; i++)
+    known |= r->s.len == strlen(rules[i]) && !memcmp(r->s.data, rules[i], r->s.len);
+  if (!known)
+    return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, n->name ? n->name : "", n->op_type,
+                       "update_rule must be linear, gated, delta or gated_delta");
+  int64_t hq = tc_attr_int(n, "q_num_heads", 0), hkv = tc_attr_int(n, "kv_num_heads", 0);
+  if (hq <= 0 || hkv <= 0 || hq % hkv)
+    return tc_diag_set(diag, TC_STATUS_INVALID, n->name ? n->name : "", n->op_type,
+                       "q_num_heads and kv_num_heads must be given, q a multiple of kv");
+  return TC_STATUS_OK;
+}
+
+static bool rule_is(const tc_node *n, const char *a, const char *b) {
+  const tc_attr *r = tc_node_attr(n, "update_rule");
+  const char *v = r ? (const char *)r->s.data : "gated_delta";
+  size_t len = r ? r->s.len : strlen(v);
+  return (len == strlen(a) && !memcmp(v, a, len)) || (len == strlen(b) && !memcmp(v, b, len));
+}
+
+static tc_status run_linear_attention(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                      tc_rt_tensor *out, size_t n_out) {
+  const tc_rt_tensor *q = in[0], *kk = n_in > 1 ? in[1] : NULL, *v = n_in > 2 ? in[2] : NULL,
+                     *past = n_in > 3 ? in[3] : NULL, *decay = n_in > 4 ? in[4] : NULL,
+                     *beta = n_in > 5 ? in[5] : NULL;
+  const tc_node *n = k->node;
+  int64_t hq = tc_attr_int(n, "q_num_heads", 0), hkv = tc_attr_int(n, "kv_num_heads", 0);
+  bool gated = rule_is(n, "gated", "gated_delta"), delta = rule_is(n, "delta", "gated_delta");
+  if (!q || !kk || !v)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "query, key and value are required");
+  if (!tc_dtype_is_float(q->dtype))
+    return tc_kernel_bad_dtype(k, 0, q->dtype);
+  if (gated != (decay != NULL) || delta != (beta != NULL))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "this update_rule %s decay and %s beta",
+                          gated ? "needs" : "forbids", delta ? "needs" : "forbids");
+  if (q->rank != 3 || kk->rank != 3 || v->rank != 3 || hq <= 0 || hkv <= 0 || hq % hkv ||
+      q->dims[2] % hq || kk->dims[2] % hkv || v->dims[2] % hkv)
+    return tc_kernel_fail(k, TC_STATUS_INVALID,
+                          "query, key and value must be [B, T, heads * head size]");
+  int64_t B = q->dims[0], T = q->dims[1], dk = q->dims[2] / hq, dv = v->dims[2] / hkv,
+          group = hq / hkv;
+  if (kk->dims[0] != B || kk->dims[1] != T || v->dims[0] != B || v->dims[1] != T ||
+      kk->dims[2] != hkv * dk)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "key and value do not match the query");
+  if (past && (past->rank != 4 || past->dims[0] != B || past->dims[1] != hkv ||
+               past->dims[2] != dk || past->dims[3] != dv))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "past_state must be [%lld, %lld, %lld, %lld]",
+                          (long long)B, (long long)hkv, (long long)dk, (long long)dv);
+  int64_t dlast = decay ? decay->dims[decay->rank - 1] : 0,
+          blast = beta ? beta->dims[beta->rank - 1] : 0;
+  if (decay && (decay->rank != 3 || decay->dims[0] != B || decay->dims[1] != T ||
+                (dlast != hkv && dlast != hkv * dk)))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "decay must be [B, T, kv heads (* d_k)]");
+  if (beta &&
+      (beta->rank != 3 || beta->dims[0] != B || beta->dims[1] != T || (blast != hkv && blast != 1)))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "beta must be [B, T, kv heads or 1]");
+  float sc = tc_attr_float(n, "scale", 0.0f);
+  double scale = sc == 0.0f ? 1.0 / sqrt((double)dk) : sc;
+  int64_t odims[3] = {B, T, hq * dv}, sdims[4] = {B, hkv, dk, dv};
+  tc_status st = tc_kernel_alloc_uninit(k, &out[0], q->dtype, 3, odims);
+  if (!st && n_out > 1)
+    st = tc_kernel_alloc_uninit(k, &out[1], past ? past->dtype : q->dtype, 4, sdims);
+  if (st)
+    return st;
+  size_t ns = (size_t)(hkv * dk * dv);
+  double *S = tc_arena_alloc(k->arena, (ns + (size_t)dv + 1) * sizeof *S), *vt = S + ns;
+  if (!S)
+    return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
+  for (int64_t b = 0; b < B; b++) {
+    for (size_t i = 0; i < ns; i++)
+      S[i] = past ? tc_rt_get_f64(past, (size_t)b * ns + i) : 0.0;
+    for (int64_t t = 0; t < T; t++) {
+      size_t row = (size_t)(b * T + t);
+      for (int64_t h = 0; h < hkv; h++) {
+        double *Sh = S + h * dk * dv;
+        size_t kbase = row * (size_t)(hkv * dk) + (size_t)(h * dk),
+               vbase = row * (size_t)(hkv * dv) + (size_t)(h * dv);
+        if (gated)
+          for (int64_t d = 0; d < dk; d++) {
+            double g = exp(tc_rt_get_f64(decay, row * (size_t)dlast +
+                                                    (size_t)(dlast == hkv ? h : h * dk + d)));
+            for (int64_t m = 0; m < dv; m++)
+              Sh[d * dv + m] *= g;
+          }
+        for (int64_t m = 0; m < dv; m++)
+          vt[m] = tc_rt_get_f64(v, vbase + (size_t)m);
+        if (delta) {
+          double bt = tc_rt_get_f64(beta, row * (size_t)blast + (size_t)(blast == 1 ? 0 : h));
+          for (int64_t m = 0; m < dv; m++) {
+            double r = 0;
+            for (int64_t d = 0; d < dk; d++)
+              r += Sh[d * dv + m] * tc_rt_get_f64(kk, kbase + (size_t)d);
+            vt[m] = bt * (vt[m] - r);
+          }
+        }
+        for (int64_t d = 0; d < dk; d++) {
+          double kd = tc_rt_get_f64(kk, kbase + (size_t)d);
+          for (int64_t m = 0; m < dv; m++)
+            Sh[d * dv + m] += kd * vt[m];
+        }
+      }
+      for (int64_t h = 0; h < hq; h++) {
+        const double *Sh = S + (h / group) * dk * dv;
+        size_t qbase = row * (size_t)(hq * dk) + (size_t)(h * dk),
+               obase = row * (size_t)(hq * dv) + (size_t)(h * dv);
+        for (int64_t m = 0; m < dv; m++) {
+          double o = 0;
+          for (int64_t d = 0; d < dk; d++)
+            o += tc_rt_get_f64(q, qbase + (size_t)d) * Sh[d * dv + m];
+          tc_rt_set_f64(&out[0], obase + (size_t)m, scale * o);
+        }
+      }
+    }
+    for (size_t i = 0; n_out > 1 && i < ns; i++)
+      tc_rt_set_f64(&out[1], (size_t)b * ns + i, S[i]);
+  }
+  return TC_STATUS_OK;
+}
+
 const tc_kernel_def tc_kernels_attention[] = {
+    {"LinearAttention", "", 27, run_linear_attention, check_linear_attention},
     {"Attention", "", 23, run_attention, check_attention},
     {"RotaryEmbedding", "", 23, run_rotary, check_rotary},
     {"Swish", "", 24, run_swish, check_alpha},

@@ -665,6 +665,74 @@ static tc_status run_gemm_act(tc_kernel_ctx *k, const tc_rt_tensor *const *in, s
   return TC_STATUS_OK;
 }
 
+/* ---- CausalConvWithState (opset 27) ----
+ * A causal depthwise 1-D convolution carrying state across calls (Mamba,
+ * Gated DeltaNet, streaming speech): x [B, C, L], w [C, 1, K], bias [C]?,
+ * past [B, C, K-1]? (zeros when absent). Over padded = past ++ x along the
+ * length, y[b, c, t] = bias[c] + sum_j w[c, 0, j] padded[b, c, t + j], then
+ * SiLU when activation is "silu" / "swish"; present = the last K-1 positions
+ * of padded. Computed in double, rounded once. */
+static bool causal_silu(const tc_node *n) {
+  return attr_is(n, "activation", "silu", "none") || attr_is(n, "activation", "swish", "none");
+}
+
+static tc_status check_causal_conv(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"activation", NULL};
+  tc_status st = tc_kernel_check_attrs(n, diag, ok);
+  if (!st && !attr_is(n, "activation", "none", "none") && !causal_silu(n))
+    st = refuse(n, diag, "%s: only none, silu and swish are defined", "activation");
+  return st;
+}
+
+static tc_status run_causal_conv(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                 tc_rt_tensor *out, size_t n_out) {
+  const tc_rt_tensor *x = in[0], *w = n_in > 1 ? in[1] : NULL, *b = n_in > 2 ? in[2] : NULL,
+                     *past = n_in > 3 ? in[3] : NULL;
+  if (!x || !w)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "input and weight are required");
+  if (!tc_dtype_is_float(x->dtype))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  if (w->dtype != x->dtype || (b && b->dtype != x->dtype) || (past && past->dtype != x->dtype))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "inputs must share the input's dtype");
+  if (x->rank != 3 || w->rank != 3 || w->dims[0] != x->dims[1] || w->dims[1] != 1 || w->dims[2] < 1)
+    return tc_kernel_fail(k, TC_STATUS_INVALID,
+                          "input must be [B, C, L] and weight [C, 1, K] with K >= 1");
+  int64_t B = x->dims[0], C = x->dims[1], L = x->dims[2], K = w->dims[2];
+  if (b && tc_rt_numel(b) != (size_t)C)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "bias must hold %lld values", (long long)C);
+  if (past &&
+      (past->rank != 3 || past->dims[0] != B || past->dims[1] != C || past->dims[2] != K - 1))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "past_state must be [%lld, %lld, %lld]",
+                          (long long)B, (long long)C, (long long)(K - 1));
+  bool silu = causal_silu(k->node);
+  int64_t ydims[3] = {B, C, L}, sdims[3] = {B, C, K - 1};
+  tc_status st = tc_kernel_alloc_uninit(k, &out[0], x->dtype, 3, ydims);
+  if (!st && n_out > 1)
+    st = tc_kernel_alloc_uninit(k, &out[1], x->dtype, 3, sdims);
+  if (st)
+    return st;
+  double *row = scratch(k, (size_t)(K - 1 + L));
+  if (!row)
+    return TC_STATUS_NOMEM;
+  for (int64_t bc = 0; bc < B * C; bc++) {
+    int64_t c = bc % C;
+    for (int64_t i = 0; i < K - 1; i++)
+      row[i] = past ? tc_rt_get_f64(past, (size_t)(bc * (K - 1) + i)) : 0.0;
+    for (int64_t t = 0; t < L; t++)
+      row[K - 1 + t] = tc_rt_get_f64(x, (size_t)(bc * L + t));
+    for (int64_t t = 0; t < L; t++) {
+      double acc = b ? tc_rt_get_f64(b, (size_t)c) : 0.0;
+      for (int64_t j = 0; j < K; j++)
+        acc += tc_rt_get_f64(w, (size_t)(c * K + j)) * row[t + j];
+      tc_rt_set_f64(&out[0], (size_t)(bc * L + t), silu ? acc / (1.0 + exp(-acc)) : acc);
+    }
+    for (int64_t i = 0; n_out > 1 && i < K - 1; i++)
+      tc_rt_set_f64(&out[1], (size_t)(bc * (K - 1) + i), row[L + i]);
+  }
+  return TC_STATUS_OK;
+}
+
 /* ---- ConvTranspose ---- */
 
 static const char *const convt_attrs[] = {"auto_pad",     "dilations",      "group",
@@ -2745,6 +2813,7 @@ const tc_kernel_def tc_kernels_conv[] = {
     {"GemmTanh", "ai.tacoc", 1, run_gemm_act, check_gemm_act},
     {"GemmGelu", "ai.tacoc", 1, run_gemm_act, check_gemm_act},
     {"FusedGemm", "com.microsoft", 1, run_gemm_act, check_gemm_act},
+    {"CausalConvWithState", "", 27, run_causal_conv, check_causal_conv},
     {"ConvTranspose", "", 1, run_convt, check_convt},
     {"MaxPool", "", 1, run_maxpool, check_maxpool},
     {"AveragePool", "", 1, run_avgpool, check_avgpool},
