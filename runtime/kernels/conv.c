@@ -665,6 +665,182 @@ static tc_status run_gemm_act(tc_kernel_ctx *k, const tc_rt_tensor *const *in, s
   return TC_STATUS_OK;
 }
 
+/* ---- Col2Im (opset 18) ----
+ * The inverse of im2col, summing overlaps: x [N, C * prod(block), L] with L
+ * the number of sliding blocks over the padded image, image_shape and
+ * block_shape 1-D int64 inputs; y [N, C, image...] where column (c, k) of
+ * block b adds to position b * stride - pad_begin + k * dilation when that
+ * lies inside the image. Any number of spatial dims; in double. */
+static tc_status check_col2im(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"dilations", "pads", "strides", NULL};
+  return tc_kernel_check_attrs(n, diag, ok);
+}
+
+static tc_status run_col2im(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                            tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *x = in[0], *is = n_in > 1 ? in[1] : NULL, *bs = n_in > 2 ? in[2] : NULL;
+  if (!x || !is || !bs)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "input, image_shape and block_shape are required");
+  if (!tc_dtype_is_float(x->dtype) && !tc_dtype_is_int(x->dtype))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  size_t nd = tc_rt_numel(is);
+  if (x->rank != 3 || is->rank != 1 || bs->rank != 1 || tc_rt_numel(bs) != nd || nd < 1 ||
+      nd + 2 > TC_MAX_RANK || !tc_dtype_is_int(is->dtype) || !tc_dtype_is_int(bs->dtype))
+    return tc_kernel_fail(k, TC_STATUS_INVALID,
+                          "input must be [N, C * prod(block), L], image_shape and block_shape "
+                          "1-D integers of one length");
+  const int64_t *dil, *pads, *str;
+  ptrdiff_t nd_d = tc_attr_ints(k->node, "dilations", &dil),
+            np = tc_attr_ints(k->node, "pads", &pads), ns = tc_attr_ints(k->node, "strides", &str);
+  if ((nd_d >= 0 && (size_t)nd_d != nd) || (np >= 0 && (size_t)np != 2 * nd) ||
+      (ns >= 0 && (size_t)ns != nd))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "dilations, pads and strides must match %zu dims",
+                          nd);
+  int64_t img[TC_MAX_RANK], blk[TC_MAX_RANK], nb[TC_MAX_RANK], kprod = 1, L = 1;
+  for (size_t i = 0; i < nd; i++) {
+    img[i] = tc_rt_get_i64(is, i);
+    blk[i] = tc_rt_get_i64(bs, i);
+    int64_t d = nd_d >= 0 ? dil[i] : 1, s = ns >= 0 ? str[i] : 1, pb = np >= 0 ? pads[i] : 0,
+            pe = np >= 0 ? pads[i + nd] : 0;
+    if (img[i] <= 0 || blk[i] <= 0 || d <= 0 || s <= 0 || pb < 0 || pe < 0)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "sizes, dilations and strides must be positive");
+    nb[i] = (img[i] + pb + pe - d * (blk[i] - 1) - 1) / s + 1;
+    if (nb[i] < 1)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "no sliding block fits dim %zu", i);
+    kprod *= blk[i];
+    L *= nb[i];
+  }
+  if (x->dims[1] % kprod || x->dims[2] != L)
+    return tc_kernel_fail(k, TC_STATUS_INVALID,
+                          "input is [%lld, %lld, %lld]; expected dim 1 a multiple of %lld and "
+                          "dim 2 %lld (the sliding blocks)",
+                          (long long)x->dims[0], (long long)x->dims[1], (long long)x->dims[2],
+                          (long long)kprod, (long long)L);
+  int64_t N = x->dims[0], C = x->dims[1] / kprod, dims[TC_MAX_RANK], isz = 1;
+  dims[0] = N, dims[1] = C;
+  for (size_t i = 0; i < nd; i++)
+    dims[2 + i] = img[i], isz *= img[i];
+  tc_status st = tc_kernel_alloc(k, &out[0], x->dtype, nd + 2, dims);
+  double *acc = st ? NULL : scratch(k, (size_t)(N * C * isz));
+  if (st || !acc)
+    return st ? st : TC_STATUS_NOMEM;
+  for (int64_t nc = 0; nc < N * C; nc++)
+    for (int64_t kk = 0; kk < kprod; kk++)
+      for (int64_t b = 0; b < L; b++) {
+        /* kernel offset and block index per dim, last dim fastest */
+        int64_t kr = kk, br = b, pos = 0, mul = 1;
+        bool inside = true;
+        for (size_t i = nd; i-- > 0;) {
+          int64_t ki = kr % blk[i], bi = br % nb[i];
+          kr /= blk[i], br /= nb[i];
+          int64_t p =
+              bi * (ns >= 0 ? str[i] : 1) - (np >= 0 ? pads[i] : 0) + ki * (nd_d >= 0 ? dil[i] : 1);
+          inside &= p >= 0 && p < img[i];
+          pos += p * mul;
+          mul *= img[i];
+        }
+        if (inside)
+          acc[nc * isz + pos] +=
+              tc_rt_get_f64(x, (size_t)(((nc / C) * C * kprod + (nc % C) * kprod + kk) * L + b));
+      }
+  store(&out[0], acc);
+  return TC_STATUS_OK;
+}
+
+/* ---- DeformConv (opset 19), 2-D ----
+ * A convolution whose taps move: for output (i, j) and kernel tap (a, b) of
+ * offset group g, X is read at (i s_h - pad_top + a d_h + dh, j s_w -
+ * pad_left + b d_w + dw) with (dh, dw) from offset [N, groups * kh * kw * 2,
+ * oh, ow], bilinearly (zero outside the image), scaled by mask [N, groups *
+ * kh * kw, oh, ow] (ones when absent), times W [M, C / group, kh, kw], plus
+ * B. The output's spatial size is the offset's. In double. */
+static tc_status check_deform_conv(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"dilations", "group", "kernel_shape", "offset_group", "pads",
+                                   "strides",   NULL};
+  return tc_kernel_check_attrs(n, diag, ok);
+}
+
+/* X[y, x] of one channel plane, 0 outside. */
+static double plane_at(const tc_rt_tensor *x, size_t base, int64_t H, int64_t W, int64_t y,
+                       int64_t xx) {
+  return y < 0 || y >= H || xx < 0 || xx >= W ? 0.0 : tc_rt_get_f64(x, base + (size_t)(y * W + xx));
+}
+
+static tc_status run_deform_conv(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                 tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *x = in[0], *w = n_in > 1 ? in[1] : NULL, *off = n_in > 2 ? in[2] : NULL,
+                     *b = n_in > 3 ? in[3] : NULL, *mask = n_in > 4 ? in[4] : NULL;
+  if (!x || !w || !off)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "X, W and offset are required");
+  if (!tc_dtype_is_float(x->dtype))
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  if (x->rank != 4 || w->rank != 4 || off->rank != 4)
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED,
+                          "only 2-D deformable convolutions are "
+                          "implemented (X, W and offset of rank 4)");
+  const tc_node *n = k->node;
+  int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], Wd = x->dims[3], M = w->dims[0];
+  int64_t group = tc_attr_int(n, "group", 1), og = tc_attr_int(n, "offset_group", 1);
+  int64_t kh = w->dims[2], kw = w->dims[3], oh = off->dims[2], ow = off->dims[3];
+  const int64_t *v;
+  int64_t st[2] = {1, 1}, dl[2] = {1, 1}, pd[4] = {0, 0, 0, 0};
+  if (tc_attr_ints(n, "strides", &v) == 2)
+    st[0] = v[0], st[1] = v[1];
+  if (tc_attr_ints(n, "dilations", &v) == 2)
+    dl[0] = v[0], dl[1] = v[1];
+  if (tc_attr_ints(n, "pads", &v) == 4)
+    memcpy(pd, v, sizeof pd);
+  if (tc_attr_ints(n, "kernel_shape", &v) == 2 && (v[0] != kh || v[1] != kw))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "kernel_shape does not match W");
+  if (group <= 0 || og <= 0 || C != w->dims[1] * group || M % group || C % og ||
+      off->dims[0] != N || off->dims[1] != og * kh * kw * 2 || st[0] <= 0 || st[1] <= 0)
+    return tc_kernel_fail(k, TC_STATUS_INVALID,
+                          "X, W, offset, group and offset_group do not fit together");
+  if (mask && (mask->rank != 4 || mask->dims[0] != N || mask->dims[1] != og * kh * kw ||
+               mask->dims[2] != oh || mask->dims[3] != ow))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "mask must be [N, offset_group * kh * kw, oh, ow]");
+  if (b && tc_rt_numel(b) != (size_t)M)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "B must hold %lld values", (long long)M);
+  int64_t dims[4] = {N, M, oh, ow};
+  tc_status s = tc_kernel_alloc_uninit(k, &out[0], x->dtype, 4, dims);
+  if (s)
+    return s;
+  int64_t cg = C / group, mg = M / group, cog = C / og, taps = kh * kw;
+  for (int64_t bn = 0; bn < N; bn++)
+    for (int64_t m = 0; m < M; m++)
+      for (int64_t i = 0; i < oh; i++)
+        for (int64_t j = 0; j < ow; j++) {
+          double acc = b ? tc_rt_get_f64(b, (size_t)m) : 0.0;
+          for (int64_t ci = 0; ci < cg; ci++) {
+            int64_t c = (m / mg) * cg + ci, g = c / cog;
+            size_t plane = (size_t)((bn * C + c) * H * Wd);
+            for (int64_t t = 0; t < taps; t++) {
+              int64_t a = t / kw, bb = t % kw;
+              size_t oi = (size_t)((((bn * og + g) * taps + t) * 2) * oh * ow + i * ow + j);
+              double py = (double)(i * st[0] - pd[0] + a * dl[0]) + tc_rt_get_f64(off, oi),
+                     px = (double)(j * st[1] - pd[1] + bb * dl[1]) +
+                          tc_rt_get_f64(off, oi + (size_t)(oh * ow));
+              double y0 = floor(py), x0 = floor(px), ly = py - y0, lx = px - x0;
+              int64_t iy = (int64_t)y0, ix = (int64_t)x0;
+              double val = (1 - ly) * (1 - lx) * plane_at(x, plane, H, Wd, iy, ix) +
+                           (1 - ly) * lx * plane_at(x, plane, H, Wd, iy, ix + 1) +
+                           ly * (1 - lx) * plane_at(x, plane, H, Wd, iy + 1, ix) +
+                           ly * lx * plane_at(x, plane, H, Wd, iy + 1, ix + 1);
+              if (mask)
+                val *= tc_rt_get_f64(mask,
+                                     (size_t)(((bn * og + g) * taps + t) * oh * ow + i * ow + j));
+              acc += val * tc_rt_get_f64(w, (size_t)((m * cg + ci) * taps + t));
+            }
+          }
+          tc_rt_set_f64(&out[0], (size_t)(((bn * M + m) * oh + i) * ow + j), acc);
+        }
+  return TC_STATUS_OK;
+}
+
 /* ---- CausalConvWithState (opset 27) ----
  * A causal depthwise 1-D convolution carrying state across calls (Mamba,
  * Gated DeltaNet, streaming speech): x [B, C, L], w [C, 1, K], bias [C]?,
@@ -2814,6 +2990,8 @@ const tc_kernel_def tc_kernels_conv[] = {
     {"GemmGelu", "ai.tacoc", 1, run_gemm_act, check_gemm_act},
     {"FusedGemm", "com.microsoft", 1, run_gemm_act, check_gemm_act},
     {"CausalConvWithState", "", 27, run_causal_conv, check_causal_conv},
+    {"Col2Im", "", 18, run_col2im, check_col2im},
+    {"DeformConv", "", 19, run_deform_conv, check_deform_conv},
     {"ConvTranspose", "", 1, run_convt, check_convt},
     {"MaxPool", "", 1, run_maxpool, check_maxpool},
     {"AveragePool", "", 1, run_avgpool, check_avgpool},
