@@ -1928,6 +1928,7 @@ static const struct {
     {"ConstantOfShape", "value"},
     {"Shape", "start,end"},
     {"Size", ""},
+    {"TensorScatter", "axis,mode"},
     {"Reshape", "allowzero"},
     {"Flatten", "axis"},
     {"Squeeze", "axes"},
@@ -2022,7 +2023,68 @@ static tc_status check_tensor_op(const tc_node *n, int64_t opset, tc_diag *diag)
   return TC_STATUS_OK;
 }
 
+/* ---- TensorScatter (opset 24): writing new positions into a KV cache ----
+ * present = past_cache with update's positions along axis (default -2)
+ * written at write_indices[batch] + s (batch: dim 0; indices [B], zeros when
+ * absent); mode circular wraps at the cache length, linear refuses writes
+ * past it. Every other dim of update equals the cache's. */
+static const char *const scatter_modes[] = {"linear", "circular", NULL};
+
+static tc_status run_tensor_scatter(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                    tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *past = in[0], *upd = opt_in(in, n_in, 1), *wi = opt_in(in, n_in, 2);
+  if (!past || !upd)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "past_cache and update are required");
+  size_t es;
+  tc_status st = need_elem(k, 0, past->dtype, &es);
+  if (st)
+    return st;
+  if (past->dtype == TC_DTYPE_STRING || upd->dtype != past->dtype)
+    return tc_kernel_bad_dtype(k, 1, upd->dtype);
+  size_t r = past->rank;
+  int64_t axis = tc_attr_int(k->node, "axis", -2);
+  axis = axis < 0 ? axis + (int64_t)r : axis;
+  if (r < 2 || upd->rank != r || axis < 1 || axis >= (int64_t)r)
+    return tc_kernel_fail(k, TC_STATUS_INVALID,
+                          "past_cache and update must share a rank of 2 or more, axis past 0");
+  for (size_t i = 0; i < r; i++)
+    if ((int64_t)i != axis ? upd->dims[i] != past->dims[i] : upd->dims[i] > past->dims[i])
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "update does not fit the cache in dim %zu", i);
+  int64_t B = past->dims[0];
+  if (wi && (tc_rt_numel(wi) != (size_t)B || !tc_dtype_is_int(wi->dtype)))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "write_indices must hold %lld integers",
+                          (long long)B);
+  bool circular = attr_choice(k->node, "mode", scatter_modes, 0) == 1;
+  if ((st = tc_kernel_alloc_uninit(k, out, past->dtype, r, past->dims)))
+    return st;
+  memcpy(out->data, past->data, past->bytes);
+  size_t prefix = 1, inner = es; /* dims before axis (batch first), bytes after it */
+  for (int64_t i = 0; i < axis; i++)
+    prefix *= (size_t)past->dims[i];
+  for (size_t i = (size_t)axis + 1; i < r; i++)
+    inner *= (size_t)past->dims[i];
+  int64_t maxlen = past->dims[axis], len = upd->dims[axis];
+  size_t per_batch = prefix / (size_t)(B ? B : 1);
+  for (size_t p = 0; p < prefix; p++) {
+    int64_t start = wi ? tc_rt_get_i64(wi, p / per_batch) : 0;
+    for (int64_t t = 0; t < len; t++) {
+      int64_t at = start + t;
+      if (circular)
+        at = ((at % maxlen) + maxlen) % maxlen;
+      if (at < 0 || at >= maxlen)
+        return tc_kernel_fail(k, TC_STATUS_INVALID,
+                              "position %lld is outside the cache of length %lld", (long long)at,
+                              (long long)maxlen);
+      memcpy((char *)out->data + (p * (size_t)maxlen + (size_t)at) * inner,
+             (const char *)upd->data + (p * (size_t)len + (size_t)t) * inner, inner);
+    }
+  }
+  return TC_STATUS_OK;
+}
+
 const tc_kernel_def tc_kernels_tensor[] = {
+    {"TensorScatter", "", 24, run_tensor_scatter, check_tensor_op},
     {"Identity", "", 1, run_identity, check_tensor_op},
     {"Constant", "", 1, run_constant, check_tensor_op},
     {"ConstantOfShape", "", 9, run_constant_of_shape, check_tensor_op},
