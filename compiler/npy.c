@@ -113,9 +113,67 @@ done:
   return rc;
 }
 
+/* The next code point of UTF-8 text at *p (advanced); U+FFFD for a byte
+ * that does not start a valid sequence. */
+static uint32_t utf8_next(const unsigned char **p) {
+  const unsigned char *s = *p;
+  int len = s[0] < 0x80         ? 1
+            : (s[0] >> 5) == 6  ? 2
+            : (s[0] >> 4) == 14 ? 3
+            : (s[0] >> 3) == 30 ? 4
+                                : 0;
+  uint32_t c = len == 1 ? s[0] : len == 2 ? s[0] & 0x1f : len == 3 ? s[0] & 0x0f : s[0] & 0x07;
+  for (int i = 1; i < len; i++) {
+    if ((s[i] & 0xc0) != 0x80) {
+      len = 0;
+      break;
+    }
+    c = c << 6 | (s[i] & 0x3f);
+  }
+  *p = s + (len ? len : 1);
+  return len ? c : 0xfffd;
+}
+
+/* A string tensor as numpy's fixed-width '<U' (UTF-32LE, padded with 0):
+ * malloc'd, *width code points per element. NULL on OOM. */
+static uint32_t *utf32_of(const tc_ndarray *t, size_t *width, size_t *count) {
+  size_t n = t->size / sizeof(char *), w = 1;
+  char *const *s = t->data;
+  for (size_t i = 0; i < n; i++) {
+    size_t c = 0;
+    for (const unsigned char *p = (const unsigned char *)s[i]; *p; c++)
+      utf8_next(&p);
+    w = c > w ? c : w;
+  }
+  uint32_t *u = calloc(n * w + 1, sizeof *u);
+  for (size_t i = 0; u && i < n; i++) {
+    size_t c = 0;
+    for (const unsigned char *p = (const unsigned char *)s[i]; *p;)
+      u[i * w + c++] = utf8_next(&p);
+  }
+  *width = w;
+  *count = n;
+  return u;
+}
+
 int tc_npy_write(const char *path, const tc_ndarray *t, char *why, size_t cap) {
   const char *descr = NULL;
-  for (size_t i = 0; i < sizeof descrs / sizeof descrs[0]; i++)
+  char str_descr[32];
+  uint32_t *u32 = NULL;
+  tc_ndarray utf32 = *t;
+  if (t->dtype == 8) { /* ONNX string: numpy's unicode strings */
+    size_t w, n;
+    if (!(u32 = utf32_of(t, &w, &n))) {
+      snprintf(why, cap, "out of memory");
+      return -1;
+    }
+    snprintf(str_descr, sizeof str_descr, "<U%zu", w);
+    descr = str_descr;
+    utf32.data = u32;
+    utf32.size = n * w * sizeof *u32;
+    t = &utf32;
+  }
+  for (size_t i = 0; !descr && i < sizeof descrs / sizeof descrs[0]; i++)
     if (descrs[i].dtype == t->dtype)
       descr = descrs[i].descr;
   if (!descr) {
@@ -136,6 +194,7 @@ int tc_npy_write(const char *path, const tc_ndarray *t, char *why, size_t cap) {
   FILE *f = fopen(path, "wb");
   if (!f) {
     snprintf(why, cap, "cannot write: %s", strerror(errno));
+    free(u32);
     return -1;
   }
   unsigned hl = (unsigned)(n + pad + 1);
@@ -145,6 +204,7 @@ int tc_npy_write(const char *path, const tc_ndarray *t, char *why, size_t cap) {
     ok = fputc(' ', f) != EOF;
   ok = ok && fputc('\n', f) != EOF && fwrite(t->data, 1, t->size, f) == t->size;
   ok = (fclose(f) == 0) && ok;
+  free(u32);
   if (!ok)
     snprintf(why, cap, "write failed: %s", strerror(errno));
   return ok ? 0 : -1;

@@ -37,6 +37,13 @@ static void summarize(const char *name, const tc_ndarray *o) {
   for (size_t i = 0; i < o->rank; i++)
     printf("%s%lld", i ? ", " : "", (long long)o->dims[i]);
   printf("]");
+  if (o->dtype == TC_DTYPE_STRING) {
+    printf(" values [");
+    for (size_t i = 0; i < n && i < 6; i++)
+      printf("%s\"%.40s\"", i ? ", " : "", ((char *const *)o->data)[i]);
+    printf("%s]\n", n > 6 ? ", ..." : "");
+    return;
+  }
   double lo = INFINITY, hi = -INFINITY, sum = 0;
   for (size_t i = 0; i < n; i++) {
     double v = tc_rt_get_f64(&t, i);

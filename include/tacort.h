@@ -97,7 +97,10 @@ const char *tc_model_dim_name(const tc_model *m, int is_input, size_t i, size_t 
 /* A dense row-major tensor exchanged with the caller. dtype uses ONNX's
  * TensorProto.DataType numbers (1 float32, 7 int64, 10 float16, ...). For
  * inputs the caller owns data and keeps it valid during the run. Outputs get
- * data from malloc that the caller releases with tc_ndarray_release. */
+ * data from malloc that the caller releases with tc_ndarray_release. String
+ * tensors (dtype 8) hold an array of `char *` (NUL-terminated UTF-8), size
+ * being the array's bytes; an output's strings are malloc'd one by one and
+ * tc_ndarray_release frees them with the array. */
 typedef struct tc_ndarray {
   int32_t dtype;
   size_t rank;

@@ -29,6 +29,9 @@
 void tc_ndarray_release(tc_ndarray *t) {
   if (!t)
     return;
+  if (t->dtype == TC_DTYPE_STRING && t->data)
+    for (size_t i = 0; i < t->size / sizeof(char *); i++)
+      free(((char **)t->data)[i]);
   free(t->data);
   memset(t, 0, sizeof *t);
 }
@@ -711,9 +714,21 @@ tc_status tc_run_graph(tc_run *r, const tc_graph *g) {
 
 static tc_status copy_out(const tc_rt_tensor *t, const char *name, tc_ndarray *o, tc_diag *diag) {
   memset(o, 0, sizeof *o);
-  if (t->dtype == TC_DTYPE_STRING)
-    return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, NULL, NULL,
-                       "output '%s' holds strings, which the C API does not return yet", name);
+  if (t->dtype == TC_DTYPE_STRING) { /* an array of malloc'd copies */
+    size_t n = tc_rt_numel(t);
+    char **dst = calloc(n ? n : 1, sizeof *dst);
+    if (!dst)
+      return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+    o->dtype = t->dtype;
+    o->rank = t->rank;
+    memcpy(o->dims, t->dims, sizeof o->dims);
+    o->data = dst;
+    o->size = n * sizeof *dst;
+    for (size_t i = 0; i < n; i++)
+      if (!(dst[i] = strdup(((char *const *)t->data)[i] ? ((char *const *)t->data)[i] : "")))
+        return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory (output '%s')", name);
+    return TC_STATUS_OK;
+  }
   o->dtype = t->dtype;
   o->rank = t->rank;
   memcpy(o->dims, t->dims, sizeof o->dims);

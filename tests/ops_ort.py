@@ -193,6 +193,43 @@ def embed_layernorm_contrib():
 
 
 @test
+def string_ops():
+    """StringConcat (broadcast), StringSplit (whitespace and a delimiter,
+    maxsplit), StringNormalizer (stopwords, case), RegexFullMatch (RE2 class
+    escapes) on constant strings (tacoc run takes no string inputs): string
+    outputs come back through the C API and .npy (numpy unicode) exactly as
+    ONNX Runtime computes them."""
+    S = TensorProto.STRING
+    # (no empty string: split on a delimiter, libtacort gives it one empty part
+    # as the ONNX reference does, ONNX Runtime none)
+    words = [b"  alpha beta  gamma ", b"x--y-", b"-", b"www.ab-c.com", b"Monday", b"user.1@gmail.com"]
+    n = helper.make_node
+    nodes = [n("Constant", [], ["w"], value=helper.make_tensor("wv", S, [2, 3], words)),
+             n("Constant", [], ["sfx"], value=helper.make_tensor("sv", S, [3], [b"!", b"", b"\xc3\xa9"])),
+             n("Constant", [], ["days"], value=helper.make_tensor("dv", S, [1, 4],
+                                                                  [b"Monday", b"tuesday", b"MONDAY", b"x"])),
+             n("StringConcat", ["w", "sfx"], ["cat"]),
+             n("StringSplit", ["w"], ["ws", "wn"]),
+             n("StringSplit", ["w"], ["ds", "dn"], delimiter="-", maxsplit=2),
+             n("StringNormalizer", ["days"], ["norm"], case_change_action="UPPER", stopwords=["monday"],
+               locale="C"),
+             n("RegexFullMatch", ["w"], ["re"], pattern=r"(\W|^)[\w.\-]{0,25}@(yahoo|gmail)\.com(\W|$)|www\.[\w.-]+\.\bcom\b")]
+    outs = ["cat", "ws", "wn", "ds", "dn", "norm", "re"]
+    types = {"wn": TensorProto.INT64, "dn": TensorProto.INT64, "re": TensorProto.BOOL}
+    g = helper.make_graph(nodes, "g", [], [helper.make_tensor_value_info(o, types.get(o, S), None)
+                                            for o in outs])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)])
+    m.ir_version = 8
+    got, want = both(m, {})
+    for name, gv, wv in zip(outs, got, want):
+        if wv.dtype == object:
+            assert gv.shape == wv.shape and gv.astype(str).tolist() == wv.astype(str).tolist(), \
+                f"{name}: {gv.tolist()} vs {wv.tolist()}"
+        else:
+            assert np.array_equal(gv, wv), f"{name}: {gv.tolist()} vs {wv.tolist()}"
+
+
+@test
 def unique_random():
     F, I = TensorProto.FLOAT, TensorProto.INT64
     for axis in (None, 0, 1, -1):

@@ -91,7 +91,8 @@ static bool compare(const tc_ndarray *got, const tc_rt_tensor *want, size_t idx,
              want->rank);
     return false;
   }
-  if (!tc_dtype_is_float(want->dtype) && !tc_dtype_is_int(want->dtype) && want->dtype != TC_DTYPE_BOOL) {
+  if (!tc_dtype_is_float(want->dtype) && !tc_dtype_is_int(want->dtype) &&
+      want->dtype != TC_DTYPE_BOOL && want->dtype != TC_DTYPE_STRING) {
     /* float8, sub-byte, complex: no numeric reader; the bytes must match exactly. */
     if (got->size != want->bytes || memcmp(got->data, want->data, want->bytes) != 0) {
       snprintf(why, cap, "output %zu: %s bytes differ", idx, tc_dtype_name(want->dtype));
@@ -114,8 +115,12 @@ static bool compare(const tc_ndarray *got, const tc_rt_tensor *want, size_t idx,
         return false;
       }
     } else if (want->dtype == TC_DTYPE_STRING) {
-      snprintf(why, cap, "output %zu: string outputs are not compared", idx);
-      return false;
+      const char *a = ((char *const *)got->data)[i], *b = ((char *const *)want->data)[i];
+      if (strcmp(a ? a : "", b ? b : "") != 0) {
+        snprintf(why, cap, "output %zu: element %zu is \"%.60s\", expected \"%.60s\"", idx, i,
+                 a ? a : "", b ? b : "");
+        return false;
+      }
     } else if (tc_rt_get_i64(&g, i) != tc_rt_get_i64(want, i)) {
       snprintf(why, cap, "output %zu: element %zu is %lld, expected %lld", idx, i,
                (long long)tc_rt_get_i64(&g, i), (long long)tc_rt_get_i64(want, i));

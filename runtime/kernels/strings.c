@@ -1,0 +1,384 @@
+/* String ops: StringConcat, StringSplit, StringNormalizer, RegexFullMatch.
+ *
+ * String tensors hold `char *` (NUL-terminated UTF-8) from the run's arena.
+ * Case changes are ASCII only (other bytes are left as they are); regular
+ * expressions are POSIX extended ones with glibc's \w \W \s \S \b \B
+ * (RE2's syntax for the patterns ONNX's tests use), matched against the
+ * whole string. */
+#include <ctype.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernel.h"
+
+static tc_status nomem(tc_kernel_ctx *k) {
+  return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
+}
+
+/* Inputs 0..count-1 present and string tensors. */
+static tc_status string_inputs(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                               size_t count) {
+  for (size_t i = 0; i < count; i++) {
+    if (i >= n_in || !in[i])
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "input %zu is required", i);
+    if (in[i]->dtype != TC_DTYPE_STRING)
+      return tc_kernel_bad_dtype(k, i, in[i]->dtype);
+  }
+  return TC_STATUS_OK;
+}
+
+/* The string attribute name as a NUL-terminated copy in the arena (dflt when
+ * absent); NULL on OOM. */
+static char *attr_str(tc_kernel_ctx *k, const char *name, const char *dflt) {
+  const tc_attr *a = tc_node_attr(k->node, name);
+  if (!a)
+    return tc_arena_strdup(k->arena, dflt);
+  char *s = tc_arena_alloc(k->arena, a->s.len + 1);
+  if (s) {
+    memcpy(s, a->s.data, a->s.len);
+    s[a->s.len] = 0;
+  }
+  return s;
+}
+
+/* ---- StringConcat (opset 20): x + y with broadcasting ---- */
+
+static tc_status run_string_concat(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                   tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  tc_status st = string_inputs(k, in, n_in, 2);
+  size_t rank;
+  int64_t dims[TC_MAX_RANK], sa[TC_MAX_RANK], sb[TC_MAX_RANK];
+  if (!st)
+    st = tc_broadcast_shape(k, in, 2, &rank, dims);
+  if (!st)
+    st = tc_kernel_alloc(k, out, TC_DTYPE_STRING, rank, dims);
+  if (st)
+    return st;
+  tc_broadcast_strides(in[0], rank, dims, sa);
+  tc_broadcast_strides(in[1], rank, dims, sb);
+  char *const *a = in[0]->data, *const *b = in[1]->data;
+  char **y = out->data;
+  size_t n = tc_rt_numel(out);
+  for (size_t i = 0; i < n; i++) {
+    size_t r = i, ia = 0, ib = 0;
+    for (size_t d = rank; d-- > 0;) {
+      size_t c = r % (size_t)dims[d];
+      r /= (size_t)dims[d];
+      ia += c * (size_t)sa[d];
+      ib += c * (size_t)sb[d];
+    }
+    size_t la = strlen(a[ia]), lb = strlen(b[ib]);
+    if (!(y[i] = tc_arena_alloc(k->arena, la + lb + 1)))
+      return nomem(k);
+    memcpy(y[i], a[ia], la);
+    memcpy(y[i] + la, b[ib], lb + 1);
+  }
+  return TC_STATUS_OK;
+}
+
+/* ---- StringSplit (opset 20) ----
+ * Y [..., max parts] (padded with ""), Z [...] the number of parts. Without
+ * a delimiter (or an empty one) runs of whitespace separate and leading /
+ * trailing whitespace is dropped; with one, every occurrence separates
+ * (empty parts kept). maxsplit bounds the splits; the rest stays whole. */
+
+typedef struct part {
+  const char *s;
+  size_t len;
+} part;
+
+/* Splits s into parts (NULL: count only); returns their number. */
+static size_t split(const char *s, const char *delim, int64_t maxsplit, part *parts) {
+  size_t n = 0, dl = delim ? strlen(delim) : 0;
+  if (!dl) {
+    const char *p = s;
+    for (;;) {
+      while (*p && isspace((unsigned char)*p))
+        p++;
+      if (!*p)
+        return n;
+      const char *e = p;
+      if (maxsplit >= 0 && (int64_t)n == maxsplit) {
+        e = p + strlen(p);
+        while (e > p && isspace((unsigned char)e[-1]))
+          e--;
+      } else {
+        while (*e && !isspace((unsigned char)*e))
+          e++;
+      }
+      if (parts)
+        parts[n] = (part){p, (size_t)(e - p)};
+      n++;
+      p = e;
+    }
+  }
+  const char *p = s;
+  for (;;) {
+    const char *e = maxsplit >= 0 && (int64_t)n == maxsplit ? NULL : strstr(p, delim);
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (parts)
+      parts[n] = (part){p, len};
+    n++;
+    if (!e)
+      return n;
+    p = e + dl;
+  }
+}
+
+static tc_status run_string_split(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                  tc_rt_tensor *out, size_t n_out) {
+  tc_status st = string_inputs(k, in, n_in, 1);
+  if (st)
+    return st;
+  const tc_rt_tensor *x = in[0];
+  if (x->rank + 1 > TC_MAX_RANK)
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "input rank %zu is too large", x->rank);
+  char *delim = attr_str(k, "delimiter", "");
+  if (!delim)
+    return nomem(k);
+  int64_t maxsplit = tc_attr_has(k->node, "maxsplit") ? tc_attr_int(k->node, "maxsplit", 0) : -1;
+  size_t n = tc_rt_numel(x), most = 0;
+  char *const *xs = x->data;
+  for (size_t i = 0; i < n; i++) {
+    size_t c = split(xs[i], delim[0] ? delim : NULL, maxsplit, NULL);
+    most = c > most ? c : most;
+  }
+  int64_t ydims[TC_MAX_RANK];
+  memcpy(ydims, x->dims, x->rank * sizeof *ydims);
+  ydims[x->rank] = (int64_t)most;
+  if ((st = tc_kernel_alloc(k, &out[0], TC_DTYPE_STRING, x->rank + 1, ydims)))
+    return st;
+  if (n_out > 1 && (st = tc_kernel_alloc(k, &out[1], TC_DTYPE_I64, x->rank, x->dims)))
+    return st;
+  part *parts = tc_arena_alloc(k->arena, (most ? most : 1) * sizeof *parts);
+  if (!parts)
+    return nomem(k);
+  char **y = out[0].data;
+  for (size_t i = 0; i < n; i++) {
+    size_t c = split(xs[i], delim[0] ? delim : NULL, maxsplit, parts);
+    for (size_t j = 0; j < most; j++) {
+      size_t len = j < c ? parts[j].len : 0;
+      char *s = tc_arena_alloc(k->arena, len + 1);
+      if (!s)
+        return nomem(k);
+      if (len)
+        memcpy(s, parts[j].s, len);
+      s[len] = 0;
+      y[i * most + j] = s;
+    }
+    if (n_out > 1)
+      ((int64_t *)out[1].data)[i] = (int64_t)c;
+  }
+  return TC_STATUS_OK;
+}
+
+/* ---- StringNormalizer (opset 10) ----
+ * x [C] or [1, C]: elements equal to a stopword (compared ignoring ASCII
+ * case unless is_case_sensitive) are dropped, the rest case-changed
+ * (LOWER / UPPER / NONE); [""] (or [[""]]) when nothing remains. */
+static tc_status check_normalizer(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"case_change_action", "is_case_sensitive", "locale", "stopwords",
+                                   NULL};
+  tc_status st = tc_kernel_check_attrs(n, diag, ok);
+  const tc_attr *a = tc_node_attr(n, "case_change_action");
+  if (!st && a &&
+      !((a->s.len == 4 && !memcmp(a->s.data, "NONE", 4)) ||
+        (a->s.len == 5 && (!memcmp(a->s.data, "LOWER", 5) || !memcmp(a->s.data, "UPPER", 5)))))
+    st = tc_diag_set(diag, TC_STATUS_UNSUPPORTED, n->name ? n->name : "", n->op_type,
+                     "case_change_action must be NONE, LOWER or UPPER");
+  return st;
+}
+
+static bool same_word(const char *a, const ProtobufCBinaryData *w, bool cs) {
+  size_t len = strlen(a);
+  if (len != w->len)
+    return false;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char x = (unsigned char)a[i], y = w->data[i];
+    if (cs ? x != y : tolower(x) != tolower(y))
+      return false;
+  }
+  return true;
+}
+
+static tc_status run_normalizer(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  tc_status st = string_inputs(k, in, n_in, 1);
+  if (st)
+    return st;
+  const tc_rt_tensor *x = in[0];
+  if (!(x->rank == 1 || (x->rank == 2 && x->dims[0] == 1)))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "input must be [C] or [1, C]");
+  const tc_attr *stops = tc_node_attr(k->node, "stopwords");
+  bool cs = tc_attr_int(k->node, "is_case_sensitive", 0) != 0;
+  char *act = attr_str(k, "case_change_action", "NONE");
+  if (!act)
+    return nomem(k);
+  size_t n = tc_rt_numel(x), kept = 0;
+  char *const *xs = x->data;
+  char **tmp = tc_arena_alloc(k->arena, (n ? n : 1) * sizeof *tmp);
+  if (!tmp)
+    return nomem(k);
+  for (size_t i = 0; i < n; i++) {
+    bool stop = false;
+    for (size_t w = 0; stops && w < stops->n_strings && !stop; w++)
+      stop = same_word(xs[i], &stops->strings[w], cs);
+    if (stop)
+      continue;
+    char *s = tc_arena_strdup(k->arena, xs[i]);
+    if (!s)
+      return nomem(k);
+    for (char *p = s; *p; p++)
+      *p = act[0] == 'L'   ? (char)tolower((unsigned char)*p)
+           : act[0] == 'U' ? (char)toupper((unsigned char)*p)
+                           : *p;
+    tmp[kept++] = s;
+  }
+  if (!kept && !(tmp[kept++] = tc_arena_strdup(k->arena, "")))
+    return nomem(k);
+  int64_t dims[2] = {1, (int64_t)kept};
+  if ((st = tc_kernel_alloc(k, out, TC_DTYPE_STRING, x->rank, x->rank == 1 ? dims + 1 : dims)))
+    return st;
+  memcpy(out->data, tmp, kept * sizeof *tmp);
+  return TC_STATUS_OK;
+}
+
+/* ---- RegexFullMatch (opset 20): whether each string matches pattern whole ---- */
+
+/* RE2's class escapes in POSIX terms: \d \D outside brackets; inside a
+ * bracket expression (where POSIX takes a backslash literally) \w \d \s
+ * become named classes, an escaped '-' moves to the end and other escaped
+ * characters stand for themselves. Appends to dst (room for 16 bytes per
+ * source byte); false for what cannot be expressed (an escaped ']'). */
+static bool re2_to_posix(const unsigned char *p, size_t len, char *dst) {
+  size_t o = strlen(dst);
+  bool in_class = false, dash = false;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = p[i];
+    if (!in_class) {
+      if (c == '\\' && i + 1 < len && (p[i + 1] == 'd' || p[i + 1] == 'D')) {
+        o += (size_t)sprintf(dst + o, p[i + 1] == 'd' ? "[0-9]" : "[^0-9]");
+        i++;
+        continue;
+      }
+      if (c == '\\' && i + 1 < len) {
+        dst[o++] = (char)c;
+        dst[o++] = (char)p[++i];
+        continue;
+      }
+      if (c == '[') {
+        in_class = true;
+        dash = false;
+        dst[o++] = '[';
+        if (i + 1 < len && p[i + 1] == '^')
+          dst[o++] = (char)p[++i];
+        if (i + 1 < len && p[i + 1] == ']')
+          dst[o++] = (char)p[++i]; /* a leading ']' is literal */
+        continue;
+      }
+      dst[o++] = (char)c;
+      continue;
+    }
+    if (c == ']') {
+      if (dash)
+        dst[o++] = '-';
+      dst[o++] = ']';
+      in_class = false;
+      continue;
+    }
+    if (c == '\\' && i + 1 < len) {
+      unsigned char e = p[++i];
+      const char *cls = e == 'w'   ? "[:alnum:]_"
+                        : e == 'd' ? "[:digit:]"
+                        : e == 's' ? "[:space:]"
+                                   : NULL;
+      if (cls)
+        o += (size_t)sprintf(dst + o, "%s", cls);
+      else if (e == '-')
+        dash = true;
+      else if (e == ']' || e == 'W' || e == 'D' || e == 'S')
+        return false;
+      else
+        dst[o++] = (char)e;
+      continue;
+    }
+    dst[o++] = (char)c;
+  }
+  dst[o] = 0;
+  return !in_class;
+}
+
+/* pattern (RE2 syntax, see re2_to_posix) anchored as ^(pattern)$ and
+ * compiled; false when it cannot be. */
+static bool regex_compile(const tc_node *n, regex_t *re) {
+  const tc_attr *a = tc_node_attr(n, "pattern");
+  size_t len = a ? a->s.len : 0;
+  char *full = malloc(16 * len + 8);
+  if (!full)
+    return false;
+  strcpy(full, "^(");
+  bool ok = re2_to_posix(a ? a->s.data : NULL, len, full);
+  if (ok) {
+    strcat(full, ")$");
+    ok = regcomp(re, full, REG_EXTENDED | REG_NOSUB) == 0;
+  }
+  free(full);
+  return ok;
+}
+
+static tc_status check_regex(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"pattern", NULL};
+  tc_status st = tc_kernel_check_attrs(n, diag, ok);
+  regex_t re;
+  if (!st && !regex_compile(n, &re))
+    return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, n->name ? n->name : "", n->op_type,
+                       "the pattern is not a regular expression libtacort understands");
+  if (!st)
+    regfree(&re);
+  return st;
+}
+
+static tc_status run_regex(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                           tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  tc_status st = string_inputs(k, in, n_in, 1);
+  if (!st)
+    st = tc_kernel_alloc(k, out, TC_DTYPE_BOOL, in[0]->rank, in[0]->dims);
+  if (st)
+    return st;
+  regex_t re;
+  if (!regex_compile(k->node, &re))
+    return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "the pattern does not compile");
+  char *const *xs = in[0]->data;
+  bool *y = out->data;
+  for (size_t i = 0, n = tc_rt_numel(in[0]); i < n; i++)
+    y[i] = regexec(&re, xs[i], 0, NULL, 0) == 0;
+  regfree(&re);
+  return TC_STATUS_OK;
+}
+
+static tc_status check_none(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const none[] = {NULL};
+  return tc_kernel_check_attrs(n, diag, none);
+}
+
+static tc_status check_split(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"delimiter", "maxsplit", NULL};
+  return tc_kernel_check_attrs(n, diag, ok);
+}
+
+const tc_kernel_def tc_kernels_strings[] = {
+    {"StringConcat", "", 20, run_string_concat, check_none},
+    {"StringSplit", "", 20, run_string_split, check_split},
+    {"StringNormalizer", "", 10, run_normalizer, check_normalizer},
+    {"RegexFullMatch", "", 20, run_regex, check_regex},
+    {NULL},
+};
