@@ -133,6 +133,15 @@ int64_t tc_rt_get_i64(const tc_rt_tensor *t, size_t i);
 void tc_rt_set_f64(tc_rt_tensor *t, size_t i, double v);
 void tc_rt_set_i64(tc_rt_tensor *t, size_t i, int64_t v);
 
+/* The 8- and 4-bit floats (float8e4m3fn, e4m3fnuz, e5m2, e5m2fnuz,
+ * float4e2m1; elementwise.c, Cast's conversions): whether dt is one, element
+ * i as a double (NaN for other dtypes), and element i set from v rounded to
+ * nearest even (saturate: out-of-range values and infinities to +-max;
+ * float4 always saturates). */
+bool tc_minifloat_dtype(int32_t dt);
+double tc_minifloat_get(const tc_rt_tensor *t, size_t i);
+void tc_minifloat_set(tc_rt_tensor *t, size_t i, double v, bool saturate);
+
 float tc_f16_to_f32(uint16_t h);
 uint16_t tc_f32_to_f16(float f);
 float tc_bf16_to_f32(uint16_t h);

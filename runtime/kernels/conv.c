@@ -2104,7 +2104,8 @@ static tc_status run_quantize(tc_kernel_ctx *k, const tc_rt_tensor *const *in, s
   }
   if (!odt)
     odt = TC_DTYPE_U8;
-  if (!is_qint(odt))
+  bool mini = tc_minifloat_dtype(odt);
+  if (!is_qint(odt) && !mini)
     return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "quantizing to %s is not implemented",
                           tc_dtype_name(odt));
   qaxis q;
@@ -2131,6 +2132,7 @@ static tc_status run_quantize(tc_kernel_ctx *k, const tc_rt_tensor *const *in, s
                  out[0].data);
     return TC_STATUS_OK;
   }
+  bool saturate = tc_attr_int(k->node, "saturate", 1) != 0;
   for (size_t i = 0; i < n; i++) {
     size_t si = qaxis_at(&q, i);
     double v, sv = tc_rt_get_f64(s, si);
@@ -2138,6 +2140,12 @@ static tc_status run_quantize(tc_kernel_ctx *k, const tc_rt_tensor *const *in, s
       v = tc_rt_get_f64(x, i) / sv;
     else
       v = round_to(cdt, (float)tc_rt_get_f64(x, i) / round_to(cdt, (float)sv));
+    if (mini) { /* a float cast of x / scale; float4 adds its zero point first */
+      if (zp && odt == TC_DTYPE_F4E2M1)
+        v = round_to(cdt, (float)(v + tc_minifloat_get(zp, si)));
+      tc_minifloat_set(&out[0], i, v, saturate);
+      continue;
+    }
     double r = nearbyint(v) + (zp ? (double)qget(zp, si) : 0);
     qset(&out[0], i, clamp64(r, lo, hi));
   }
@@ -2163,7 +2171,8 @@ static tc_status run_dequantize(tc_kernel_ctx *k, const tc_rt_tensor *const *in,
   const tc_rt_tensor *x = in[0], *s = n_in > 1 ? in[1] : NULL, *zp = n_in > 2 ? in[2] : NULL;
   if (!x || !s)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "x and x_scale are required");
-  if (!is_qint(x->dtype) && x->dtype != TC_DTYPE_I32)
+  bool mini = tc_minifloat_dtype(x->dtype);
+  if (!is_qint(x->dtype) && x->dtype != TC_DTYPE_I32 && !mini)
     return tc_kernel_bad_dtype(k, 0, x->dtype);
   if (!tc_dtype_is_float(s->dtype))
     return tc_kernel_bad_dtype(k, 1, s->dtype);
@@ -2185,7 +2194,8 @@ static tc_status run_dequantize(tc_kernel_ctx *k, const tc_rt_tensor *const *in,
   }
   for (size_t i = 0; i < n; i++) {
     size_t si = qaxis_at(&q, i);
-    float dx = (float)qget(x, i) - (zp ? (float)qget(zp, si) : 0.0f);
+    float dx = mini ? (float)tc_minifloat_get(x, i) - (zp ? (float)tc_minifloat_get(zp, si) : 0.0f)
+                    : (float)qget(x, i) - (zp ? (float)qget(zp, si) : 0.0f);
     float sv = (float)tc_rt_get_f64(s, si);
     if (s->dtype == TC_DTYPE_F64)
       tc_rt_set_f64(&out[0], i, (double)dx * tc_rt_get_f64(s, si));

@@ -1559,6 +1559,26 @@ static int64_t num_i(num v) { /* float: truncation; integers: modular */
   return v.kind == 'f' ? f_to_i64(v.f) : v.kind == 'i' ? v.i : (int64_t)v.u;
 }
 
+bool tc_minifloat_dtype(int32_t dt) { return mini_of(dt) != NULL; }
+
+double tc_minifloat_get(const tc_rt_tensor *t, size_t i) {
+  const mini_fmt *f = mini_of(t->dtype);
+  if (!f)
+    return NAN;
+  return mini_decode(f,
+                     t->dtype == TC_DTYPE_F4E2M1 ? get_bits(t, i) : ((const uint8_t *)t->data)[i]);
+}
+
+void tc_minifloat_set(tc_rt_tensor *t, size_t i, double v, bool saturate) {
+  const mini_fmt *f = mini_of(t->dtype);
+  if (!f)
+    return;
+  if (t->dtype == TC_DTYPE_F4E2M1)
+    put_bits(t, i, mini_encode(f, v, true));
+  else
+    ((uint8_t *)t->data)[i] = (uint8_t)mini_encode(f, v, saturate);
+}
+
 static num get_num(const tc_rt_tensor *t, size_t i) {
   num v = {0};
   const mini_fmt *mf = mini_of(t->dtype);
