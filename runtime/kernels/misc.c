@@ -400,7 +400,73 @@ static tc_status run_unique(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
   return TC_STATUS_OK;
 }
 
+/* ---- ai.onnx.ml: Binarizer, ArrayFeatureExtractor ---- */
+
+/* y = x > threshold ? 1 : 0, in x's numeric dtype. */
+static tc_status run_binarizer(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                               tc_rt_tensor *out, size_t n_out) {
+  (void)n_in, (void)n_out;
+  const tc_rt_tensor *x = in[0];
+  if (!x || !(tc_dtype_is_float(x->dtype) || tc_dtype_is_int(x->dtype)))
+    return x ? tc_kernel_bad_dtype(k, 0, x->dtype)
+             : tc_kernel_fail(k, TC_STATUS_INVALID, "X is required");
+  tc_status st = tc_kernel_alloc_uninit(k, out, x->dtype, x->rank, x->dims);
+  if (st)
+    return st;
+  double t = tc_attr_float(k->node, "threshold", 0.0f);
+  for (size_t i = 0, n = tc_rt_numel(x); i < n; i++)
+    tc_rt_set_f64(out, i, tc_rt_get_f64(x, i) > t ? 1.0 : 0.0);
+  return TC_STATUS_OK;
+}
+
+static tc_status check_binarizer(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"threshold", NULL};
+  return tc_kernel_check_attrs(n, diag, ok);
+}
+
+/* X[..., indices] along the last axis (all the indices, flattened); a 1-D X
+ * gives [1, count], as ONNX Runtime does. */
+static tc_status run_afe(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                         tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *x = in[0], *ix = n_in > 1 ? in[1] : NULL;
+  if (!x || !ix || !tc_dtype_is_int(ix->dtype) || x->rank < 1 || x->dtype == TC_DTYPE_STRING)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "X (numeric) and integer indices are required");
+  size_t es = tc_dtype_bytes(x->dtype, 1), cnt = tc_rt_numel(ix);
+  int64_t last = x->dims[x->rank - 1], dims[TC_MAX_RANK];
+  size_t rank = x->rank == 1 ? 2 : x->rank;
+  if (x->rank == 1)
+    dims[0] = 1;
+  else
+    memcpy(dims, x->dims, (x->rank - 1) * sizeof *dims);
+  dims[rank - 1] = (int64_t)cnt;
+  if (!es || tc_dtype_bits(x->dtype) % 8)
+    return tc_kernel_bad_dtype(k, 0, x->dtype);
+  for (size_t j = 0; j < cnt; j++)
+    if (tc_rt_get_i64(ix, j) < 0 || tc_rt_get_i64(ix, j) >= last)
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "index %lld is outside [0, %lld)",
+                            (long long)tc_rt_get_i64(ix, j), (long long)last);
+  tc_status st = tc_kernel_alloc_uninit(k, out, x->dtype, rank, dims);
+  if (st)
+    return st;
+  size_t rows = last ? tc_rt_numel(x) / (size_t)last : 0;
+  for (size_t r = 0; r < rows; r++)
+    for (size_t j = 0; j < cnt; j++)
+      memcpy((char *)out->data + (r * cnt + j) * es,
+             (const char *)x->data + (r * (size_t)last + (size_t)tc_rt_get_i64(ix, j)) * es, es);
+  return TC_STATUS_OK;
+}
+
+static tc_status check_afe(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const none[] = {NULL};
+  return tc_kernel_check_attrs(n, diag, none);
+}
+
 const tc_kernel_def tc_kernels_misc[] = {
+    {"Binarizer", "ai.onnx.ml", 1, run_binarizer, check_binarizer},
+    {"ArrayFeatureExtractor", "ai.onnx.ml", 1, run_afe, check_afe},
     {"Unique", "", 11, run_unique, check_unique},
     {"AffineGrid", "", 20, run_affinegrid, check_affinegrid},
     {"Shrink", "", 9, run_shrink, check_shrink},
