@@ -230,6 +230,35 @@ def string_ops():
 
 
 @test
+def tfidf_modes():
+    """TfIdfVectorizer beyond the node tests (TF over int64 only): IDF and
+    TFIDF with weights, int32 ids, and a string pool over constant strings."""
+    F = TensorProto.FLOAT
+    pool = [2, 3, 5, 4, 5, 6, 7, 8, 6, 7]
+    x = RNG.integers(2, 9, (3, 12)).astype(np.int32)
+    for mode in ("IDF", "TFIDF"):
+        m = one_node("TfIdfVectorizer", [("x", TensorProto.INT32, [3, 12])], [("y", F, None)], 9,
+                     mode=mode, min_gram_length=1, max_gram_length=2, max_skip_count=2,
+                     ngram_counts=[0, 4], ngram_indexes=[0, 1, 2, 3, 4, 5, 6], pool_int64s=pool,
+                     weights=[0.5, 1.0, 2.0, 0.25, 3.0, 1.5, 0.75])
+        got, want = both(m, {"x": x})
+        close(got[0], want[0], f"TfIdfVectorizer {mode}")
+    S = TensorProto.STRING
+    words = [b"the", b"cat", b"sat", b"on", b"the", b"mat", b"the", b"cat"]
+    n = helper.make_node
+    nodes = [n("Constant", [], ["w"], value=helper.make_tensor("wv", S, [8], words)),
+             n("TfIdfVectorizer", ["w"], ["y"], mode="TFIDF", min_gram_length=1, max_gram_length=2,
+               max_skip_count=1, ngram_counts=[0, 3], ngram_indexes=[0, 1, 2, 3, 4],
+               pool_strings=["the", "cat", "mat", "the", "cat", "cat", "sat"],
+               weights=[1.0, 2.0, 0.5, 4.0, 0.25])]
+    g = helper.make_graph(nodes, "g", [], [helper.make_tensor_value_info("y", F, None)])
+    mdl = helper.make_model(g, opset_imports=[helper.make_opsetid("", 9)])
+    mdl.ir_version = 8
+    got, want = both(mdl, {})
+    close(got[0], want[0], "TfIdfVectorizer strings")
+
+
+@test
 def unique_random():
     F, I = TensorProto.FLOAT, TensorProto.INT64
     for axis in (None, 0, 1, -1):

@@ -1,4 +1,5 @@
-/* String ops: StringConcat, StringSplit, StringNormalizer, RegexFullMatch.
+/* String ops: StringConcat, StringSplit, StringNormalizer, RegexFullMatch,
+ * and TfIdfVectorizer (n-gram counts over ids or strings).
  *
  * String tensors hold `char *` (NUL-terminated UTF-8) from the run's arena.
  * Case changes are ASCII only (other bytes are left as they are); regular
@@ -363,6 +364,107 @@ static tc_status run_regex(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size
   return TC_STATUS_OK;
 }
 
+/* ---- TfIdfVectorizer (opset 9) ----
+ * Counts, per row of X ([N] or [B, N], int32 / int64 ids or strings), the
+ * n-grams of the pool (pool_int64s or pool_strings: the 1-grams from
+ * ngram_counts[0], the 2-grams from ngram_counts[1], ...) whose length is in
+ * [min_gram_length, max_gram_length], their tokens taken every d positions
+ * for d = 1 .. max_skip_count + 1 (1-grams once, at d = 1); n-gram j counts
+ * into column ngram_indexes[j]. mode TF: the counts; IDF: weight (or 1) where
+ * the count is not 0; TFIDF: count times weight (or 1). Float32 out. */
+static tc_status check_tfidf(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {
+      "max_gram_length", "max_skip_count", "min_gram_length", "mode",    "ngram_counts",
+      "ngram_indexes",   "pool_int64s",    "pool_strings",    "weights", NULL};
+  tc_status st = tc_kernel_check_attrs(n, diag, ok);
+  const tc_attr *m = tc_node_attr(n, "mode");
+  if (!st && (!m || !((m->s.len == 2 && !memcmp(m->s.data, "TF", 2)) ||
+                      (m->s.len == 3 && !memcmp(m->s.data, "IDF", 3)) ||
+                      (m->s.len == 5 && !memcmp(m->s.data, "TFIDF", 5)))))
+    st = tc_diag_set(diag, TC_STATUS_UNSUPPORTED, n->name ? n->name : "", n->op_type,
+                     "mode must be TF, IDF or TFIDF");
+  return st;
+}
+
+/* Token t of X equals pool entry p. */
+static bool token_is(const tc_rt_tensor *x, size_t t, const tc_attr *ints, const tc_attr *strs,
+                     size_t p) {
+  if (x->dtype == TC_DTYPE_STRING) {
+    const char *a = ((char *const *)x->data)[t];
+    return strlen(a) == strs->strings[p].len &&
+           !memcmp(a, strs->strings[p].data, strs->strings[p].len);
+  }
+  return tc_rt_get_i64(x, t) == ints->ints[p];
+}
+
+static tc_status run_tfidf(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                           tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *x = n_in ? in[0] : NULL;
+  const tc_node *n = k->node;
+  const tc_attr *ints = tc_node_attr(n, "pool_int64s"), *strs = tc_node_attr(n, "pool_strings");
+  const int64_t *counts, *idx;
+  const float *wts;
+  ptrdiff_t nc = tc_attr_ints(n, "ngram_counts", &counts),
+            ni = tc_attr_ints(n, "ngram_indexes", &idx), nw = tc_attr_floats(n, "weights", &wts);
+  if (!x || x->rank > 2)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "X must be [N] or [B, N]");
+  bool str = x->dtype == TC_DTYPE_STRING;
+  if (str ? !strs : !(ints && (x->dtype == TC_DTYPE_I32 || x->dtype == TC_DTYPE_I64)))
+    return tc_kernel_fail(k, TC_STATUS_INVALID,
+                          "X must be strings with pool_strings or int32/int64 with pool_int64s");
+  size_t pool = str ? strs->n_strings : ints->n_ints;
+  int64_t minl = tc_attr_int(n, "min_gram_length", 1), maxl = tc_attr_int(n, "max_gram_length", 1),
+          skips = tc_attr_int(n, "max_skip_count", 0), cols = 0;
+  if (nc < 1 || ni < 0 || minl < 1 || maxl < minl || skips < 0 || (nw >= 0 && nw != ni))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "inconsistent n-gram attributes");
+  for (ptrdiff_t j = 0; j < ni; j++)
+    cols = idx[j] + 1 > cols ? idx[j] + 1 : cols;
+  int64_t B = x->rank == 2 ? x->dims[0] : 1, N = x->rank ? x->dims[x->rank - 1] : 1;
+  int64_t dims[2] = {B, cols};
+  tc_status st =
+      tc_kernel_alloc(k, out, TC_DTYPE_F32, x->rank == 2 ? 2 : 1, x->rank == 2 ? dims : dims + 1);
+  if (st)
+    return st;
+  float *y = out->data;
+  const tc_attr *m = tc_node_attr(n, "mode");
+  char mode = m->s.len == 2 ? 'T' : m->s.len == 3 ? 'I' : 'B';
+  for (int64_t r = 0; r < B; r++) {
+    float *row = y + r * cols;
+    ptrdiff_t g = 0; /* n-gram number across the pool */
+    for (ptrdiff_t level = 0; level < nc; level++) {
+      size_t len = (size_t)level + 1, from = (size_t)counts[level],
+             to = level + 1 < nc ? (size_t)counts[level + 1] : pool;
+      if (from > to || to > pool || (to - from) % len)
+        return tc_kernel_fail(k, TC_STATUS_INVALID, "ngram_counts does not split the pool");
+      for (size_t p = from; p < to; p += len, g++) {
+        if (g >= ni)
+          return tc_kernel_fail(k, TC_STATUS_INVALID, "more n-grams than ngram_indexes");
+        if ((int64_t)len < minl || (int64_t)len > maxl)
+          continue;
+        float c = 0;
+        for (int64_t d = 1; d <= (len == 1 ? 1 : skips + 1); d++)
+          for (int64_t s0 = 0; s0 + d * (int64_t)(len - 1) < N; s0++) {
+            bool hit = true;
+            for (size_t t = 0; t < len && hit; t++)
+              hit = token_is(x, (size_t)(r * N + s0 + d * (int64_t)t), ints, strs, p + t);
+            c += hit;
+          }
+        row[idx[g]] += c;
+      }
+    }
+    for (int64_t j = 0; j < cols && mode != 'T'; j++) {
+      float w = 1;
+      for (ptrdiff_t q = 0; q < ni && nw > 0; q++)
+        if (idx[q] == j)
+          w = wts[q];
+      row[j] = mode == 'I' ? (row[j] > 0 ? w : 0) : row[j] * w;
+    }
+  }
+  return TC_STATUS_OK;
+}
+
 static tc_status check_none(const tc_node *n, int64_t opset, tc_diag *diag) {
   (void)opset;
   static const char *const none[] = {NULL};
@@ -380,5 +482,6 @@ const tc_kernel_def tc_kernels_strings[] = {
     {"StringSplit", "", 20, run_string_split, check_split},
     {"StringNormalizer", "", 10, run_normalizer, check_normalizer},
     {"RegexFullMatch", "", 20, run_regex, check_regex},
+    {"TfIdfVectorizer", "", 9, run_tfidf, check_tfidf},
     {NULL},
 };
