@@ -38,7 +38,8 @@ static char *attr_str(tc_kernel_ctx *k, const char *name, const char *dflt) {
     return tc_arena_strdup(k->arena, dflt);
   char *s = tc_arena_alloc(k->arena, a->s.len + 1);
   if (s) {
-    memcpy(s, a->s.data, a->s.len);
+    if (a->s.len)
+      memcpy(s, a->s.data, a->s.len);
     s[a->s.len] = 0;
   }
   return s;
@@ -392,8 +393,8 @@ static bool token_is(const tc_rt_tensor *x, size_t t, const tc_attr *ints, const
                      size_t p) {
   if (x->dtype == TC_DTYPE_STRING) {
     const char *a = ((char *const *)x->data)[t];
-    return strlen(a) == strs->strings[p].len &&
-           !memcmp(a, strs->strings[p].data, strs->strings[p].len);
+    size_t len = strs->strings[p].len;
+    return strlen(a) == len && (!len || !memcmp(a, strs->strings[p].data, len));
   }
   return tc_rt_get_i64(x, t) == ints->ints[p];
 }
