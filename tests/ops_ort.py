@@ -259,6 +259,26 @@ def tfidf_modes():
 
 
 @test
+def label_encoder_numbers():
+    """ai.onnx.ml LabelEncoder on numbers (the node tests map strings):
+    int64 -> float with a default, float -> int64 with the default -1."""
+    for xdt, x, attrs, ydt in (
+            (TensorProto.INT64, np.array([[3, 7, 1], [7, 9, 3]], np.int64),
+             {"keys_int64s": [1, 3, 7], "values_floats": [0.5, -2.0, 8.25], "default_float": 4.0},
+             TensorProto.FLOAT),
+            (TensorProto.FLOAT, np.array([1.5, 2.0, -1.0, 1.5], np.float32),
+             {"keys_floats": [1.5, -1.0], "values_int64s": [10, 20]}, TensorProto.INT64)):
+        node = helper.make_node("LabelEncoder", ["x"], ["y"], domain="ai.onnx.ml", **attrs)
+        g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", xdt, list(x.shape))],
+                              [helper.make_tensor_value_info("y", ydt, None)])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17),
+                                                helper.make_opsetid("ai.onnx.ml", 3)])
+        m.ir_version = 8
+        got, want = both(m, {"x": x})
+        assert np.array_equal(got[0], want[0]), f"LabelEncoder {attrs}: {got[0]} vs {want[0]}"
+
+
+@test
 def unique_random():
     F, I = TensorProto.FLOAT, TensorProto.INT64
     for axis in (None, 0, 1, -1):

@@ -18,6 +18,7 @@
  * occurrence of each, every element's or slice's place in Y, and counts. */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -464,7 +465,124 @@ static tc_status check_afe(const tc_node *n, int64_t opset, tc_diag *diag) {
   return tc_kernel_check_attrs(n, diag, none);
 }
 
+/* ---- ai.onnx.ml LabelEncoder (opset 1-4) ----
+ * Maps each element of X through keys -> values (keys_strings / keys_int64s
+ * / keys_floats / keys_tensor, likewise values_*), default_* (or
+ * default_tensor) where X has no key: "_Unused", -1 or -0.0 when absent. Y
+ * has X's shape and the values' dtype. Float keys match NaN to NaN. */
+typedef struct lenc_list {
+  int32_t dtype; /* TC_DTYPE_STRING, TC_DTYPE_I64 or a float dtype */
+  size_t n;
+  tc_rt_tensor t; /* the list as a tensor (attribute lists are wrapped) */
+} lenc_list;
+
+/* The keys_ or values_ list of node n; false when there is none. */
+static bool lenc_list_of(tc_kernel_ctx *k, const char *prefix, lenc_list *l) {
+  char name[32];
+  const tc_node *n = k->node;
+  const tc_attr *a;
+  memset(l, 0, sizeof *l);
+  snprintf(name, sizeof name, "%s_tensor", prefix);
+  if ((a = tc_node_attr(n, name)) && a->t) {
+    if (tc_rt_from_ir(a->t, k->arena, &l->t, k->diag))
+      return false;
+    l->dtype = l->t.dtype;
+    l->n = tc_rt_numel(&l->t);
+    return true;
+  }
+  l->t.rank = 1;
+  snprintf(name, sizeof name, "%s_strings", prefix);
+  if ((a = tc_node_attr(n, name))) {
+    char **v = tc_arena_alloc(k->arena, (a->n_strings + 1) * sizeof *v);
+    for (size_t i = 0; v && i < a->n_strings; i++)
+      if ((v[i] = tc_arena_alloc(k->arena, a->strings[i].len + 1))) {
+        if (a->strings[i].len)
+          memcpy(v[i], a->strings[i].data, a->strings[i].len);
+        v[i][a->strings[i].len] = 0;
+      }
+    l->dtype = TC_DTYPE_STRING, l->n = a->n_strings, l->t.data = v;
+  } else if (snprintf(name, sizeof name, "%s_int64s", prefix), (a = tc_node_attr(n, name))) {
+    l->dtype = TC_DTYPE_I64, l->n = a->n_ints, l->t.data = a->ints;
+  } else if (snprintf(name, sizeof name, "%s_floats", prefix), (a = tc_node_attr(n, name))) {
+    l->dtype = TC_DTYPE_F32, l->n = a->n_floats, l->t.data = a->floats;
+  } else {
+    return false;
+  }
+  l->t.dtype = l->dtype;
+  l->t.dims[0] = (int64_t)l->n;
+  l->t.bytes = tc_dtype_bytes(l->dtype, l->n);
+  return l->t.data || !l->n;
+}
+
+static bool lenc_match(const tc_rt_tensor *x, size_t i, const lenc_list *keys, size_t j) {
+  if (x->dtype == TC_DTYPE_STRING)
+    return !strcmp(((char *const *)x->data)[i], ((char *const *)keys->t.data)[j]);
+  if (tc_dtype_is_float(keys->dtype)) {
+    double a = tc_rt_get_f64(x, i), b = tc_rt_get_f64(&keys->t, j);
+    return a == b || (isnan(a) && isnan(b));
+  }
+  return tc_rt_get_i64(x, i) == tc_rt_get_i64(&keys->t, j);
+}
+
+static tc_status run_label_encoder(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                   tc_rt_tensor *out, size_t n_out) {
+  (void)n_in, (void)n_out;
+  const tc_rt_tensor *x = in[0];
+  lenc_list keys, vals;
+  if (!lenc_list_of(k, "keys", &keys) || !lenc_list_of(k, "values", &vals) || keys.n != vals.n)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "keys and values must be given, of one length");
+  if (!x || (x->dtype == TC_DTYPE_STRING) != (keys.dtype == TC_DTYPE_STRING))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "X and the keys must both be strings or numbers");
+  tc_status st = tc_kernel_alloc(k, out, vals.dtype, x->rank, x->dims);
+  if (st)
+    return st;
+  const tc_attr *dt = tc_node_attr(k->node, "default_tensor");
+  tc_rt_tensor dflt = {0};
+  if (dt && dt->t && tc_rt_from_ir(dt->t, k->arena, &dflt, k->diag))
+    return TC_STATUS_INVALID;
+  for (size_t i = 0, n = tc_rt_numel(x); i < n; i++) {
+    size_t j = 0;
+    while (j < keys.n && !lenc_match(x, i, &keys, j))
+      j++;
+    if (vals.dtype == TC_DTYPE_STRING) {
+      const char *v = j < keys.n  ? ((char *const *)vals.t.data)[j]
+                      : dflt.data ? ((char *const *)dflt.data)[0]
+                                  : tc_attr_string(k->node, "default_string", "_Unused", k->arena);
+      if (!(((char **)out->data)[i] = tc_arena_strdup(k->arena, v ? v : "")))
+        return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
+    } else if (j < keys.n) {
+      tc_rt_set_f64(out, i, tc_rt_get_f64(&vals.t, j));
+    } else if (dflt.data) {
+      tc_rt_set_f64(out, i, tc_rt_get_f64(&dflt, 0));
+    } else if (vals.dtype == TC_DTYPE_I64) {
+      tc_rt_set_i64(out, i, tc_attr_int(k->node, "default_int64", -1));
+    } else {
+      tc_rt_set_f64(out, i, tc_attr_float(k->node, "default_float", -0.0f));
+    }
+  }
+  return TC_STATUS_OK;
+}
+
+static tc_status check_label_encoder(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"keys_strings",
+                                   "keys_int64s",
+                                   "keys_floats",
+                                   "keys_tensor",
+                                   "values_strings",
+                                   "values_int64s",
+                                   "values_floats",
+                                   "values_tensor",
+                                   "default_string",
+                                   "default_int64",
+                                   "default_float",
+                                   "default_tensor",
+                                   NULL};
+  return tc_kernel_check_attrs(n, diag, ok);
+}
+
 const tc_kernel_def tc_kernels_misc[] = {
+    {"LabelEncoder", "ai.onnx.ml", 1, run_label_encoder, check_label_encoder},
     {"Binarizer", "ai.onnx.ml", 1, run_binarizer, check_binarizer},
     {"ArrayFeatureExtractor", "ai.onnx.ml", 1, run_afe, check_afe},
     {"Unique", "", 11, run_unique, check_unique},
