@@ -999,7 +999,73 @@ static tc_status run_linear_attention(tc_kernel_ctx *k, const tc_rt_tensor *cons
   return TC_STATUS_OK;
 }
 
+/* ---- ai.onnx.preview FlexAttention (without score_mod / prob_mod) ----
+ * Q [B, Hq, L, E], K [B, Hkv, S, E], V [B, Hkv, S, Ev] (query head h reads
+ * kv head h / (Hq / Hkv)): Y = softmax(scale Q K^T) V, scale 1 / sqrt(E)
+ * unless given. The modifier subgraphs are refused at load (only If, Loop
+ * and Scan run subgraphs). Computed in double, rounded once to V's dtype. */
+static tc_status check_flex_attention(const tc_node *n, int64_t opset, tc_diag *diag) {
+  (void)opset;
+  static const char *const ok[] = {"scale", "softmax_precision", NULL};
+  return tc_kernel_check_attrs(n, diag, ok);
+}
+
+static tc_status run_flex_attention(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                    tc_rt_tensor *out, size_t n_out) {
+  (void)n_out;
+  const tc_rt_tensor *q = in[0], *kk = n_in > 1 ? in[1] : NULL, *v = n_in > 2 ? in[2] : NULL;
+  if (!q || !kk || !v)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "Q, K and V are required");
+  if (!tc_dtype_is_float(q->dtype))
+    return tc_kernel_bad_dtype(k, 0, q->dtype);
+  if (q->rank != 4 || kk->rank != 4 || v->rank != 4)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "Q, K and V must be rank 4");
+  int64_t B = q->dims[0], Hq = q->dims[1], L = q->dims[2], E = q->dims[3], Hkv = kk->dims[1],
+          S = kk->dims[2], Ev = v->dims[3];
+  if (kk->dims[0] != B || v->dims[0] != B || kk->dims[3] != E || v->dims[1] != Hkv ||
+      v->dims[2] != S || Hkv <= 0 || Hq % Hkv)
+    return tc_kernel_fail(k, TC_STATUS_INVALID,
+                          "K and V must be [B, Hkv, S, E] / [B, Hkv, S, Ev] with Hq a multiple of "
+                          "Hkv");
+  double scale =
+      tc_attr_has(k->node, "scale") ? tc_attr_float(k->node, "scale", 0.0f) : 1.0 / sqrt((double)E);
+  int64_t dims[4] = {B, Hq, L, Ev};
+  tc_status st = tc_kernel_alloc_uninit(k, &out[0], v->dtype, 4, dims);
+  if (st)
+    return st;
+  double *p = tc_arena_alloc(k->arena, (size_t)(S ? S : 1) * sizeof *p);
+  if (!p)
+    return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t h = 0; h < Hq; h++) {
+      int64_t hk = h / (Hq / Hkv);
+      size_t qb = (size_t)((b * Hq + h) * L * E), kb = (size_t)((b * Hkv + hk) * S * E),
+             vb = (size_t)((b * Hkv + hk) * S * Ev), ob = (size_t)((b * Hq + h) * L * Ev);
+      for (int64_t i = 0; i < L; i++) {
+        double mx = -INFINITY, sum = 0;
+        for (int64_t j = 0; j < S; j++) {
+          double d = 0;
+          for (int64_t e = 0; e < E; e++)
+            d += tc_rt_get_f64(q, qb + (size_t)(i * E + e)) *
+                 tc_rt_get_f64(kk, kb + (size_t)(j * E + e));
+          p[j] = d * scale;
+          mx = p[j] > mx ? p[j] : mx;
+        }
+        for (int64_t j = 0; j < S; j++)
+          sum += (p[j] = exp(p[j] - mx));
+        for (int64_t c = 0; c < Ev; c++) {
+          double acc = 0;
+          for (int64_t j = 0; j < S; j++)
+            acc += p[j] * tc_rt_get_f64(v, vb + (size_t)(j * Ev + c));
+          tc_rt_set_f64(&out[0], ob + (size_t)(i * Ev + c), acc / sum);
+        }
+      }
+    }
+  return TC_STATUS_OK;
+}
+
 const tc_kernel_def tc_kernels_attention[] = {
+    {"FlexAttention", "ai.onnx.preview", 1, run_flex_attention, check_flex_attention},
     {"LinearAttention", "", 27, run_linear_attention, check_linear_attention},
     {"Attention", "", 23, run_attention, check_attention},
     {"RotaryEmbedding", "", 23, run_rotary, check_rotary},
