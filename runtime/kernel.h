@@ -316,6 +316,11 @@ void tc_dnnl_conv_cache_clear(void);
  * counted) and the bytes of reordered weights. */
 void tc_dnnl_conv_cache_stats(size_t *entries, size_t *weight_bytes);
 
+/* The Gemm kernel (nn.c) on node k->node's alpha, beta, transA, transB: for
+ * the fused Gemm<Act> / FusedGemm kernels. */
+tc_status tc_gemm_run(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                      tc_rt_tensor *out, size_t n_out);
+
 /* ---- QDQ groups run as integer kernels (runtime/qdq.c binds them) ---- */
 /* A convolution node (Conv, FusedConv, ai.tacoc Conv<Act>/ConvAdd<Act>) whose
  * X and W come from DequantizeLinear: xq (uint8 or int8) with a per-tensor

@@ -871,6 +871,13 @@ static tc_status run_swiglu(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
  * update_rule: linear, gated, delta, gated_delta (the default); scale 0 or
  * absent is 1 / sqrt(d_k); chunk_size is a hint without effect. Computed in
  * double; present_state takes past_state's dtype (else query's). */
+static bool rule_is(const tc_node *n, const char *a, const char *b) {
+  const tc_attr *r = tc_node_attr(n, "update_rule");
+  const char *v = r ? (const char *)r->s.data : "gated_delta";
+  size_t len = r ? r->s.len : strlen(v);
+  return (len == strlen(a) && !memcmp(v, a, len)) || (len == strlen(b) && !memcmp(v, b, len));
+}
+
 static tc_status check_linear_attention(const tc_node *n, int64_t opset, tc_diag *diag) {
   (void)opset;
   static const char *const ok[] = {"chunk_size", "kv_num_heads", "q_num_heads",
@@ -878,12 +885,7 @@ static tc_status check_linear_attention(const tc_node *n, int64_t opset, tc_diag
   tc_status st = tc_kernel_check_attrs(n, diag, ok);
   if (st)
     return st;
-  const tc_attr *r = tc_node_attr(n, "update_rule");
-  static const char *const rules[] = {"linear", "gated", "delta", "gated_delta"};
-  bool known = !r;
-  for (size_t i = 0; r && i < 4; i++)
-    known |= r->s.len == strlen(rules[i]) && !memcmp(r->s.data, rules[i], r->s.len);
-  if (!known)
+  if (!rule_is(n, "linear", "gated") && !rule_is(n, "delta", "gated_delta"))
     return tc_diag_set(diag, TC_STATUS_UNSUPPORTED, n->name ? n->name : "", n->op_type,
                        "update_rule must be linear, gated, delta or gated_delta");
   int64_t hq = tc_attr_int(n, "q_num_heads", 0), hkv = tc_attr_int(n, "kv_num_heads", 0);
@@ -891,13 +893,6 @@ static tc_status check_linear_attention(const tc_node *n, int64_t opset, tc_diag
     return tc_diag_set(diag, TC_STATUS_INVALID, n->name ? n->name : "", n->op_type,
                        "q_num_heads and kv_num_heads must be given, q a multiple of kv");
   return TC_STATUS_OK;
-}
-
-static bool rule_is(const tc_node *n, const char *a, const char *b) {
-  const tc_attr *r = tc_node_attr(n, "update_rule");
-  const char *v = r ? (const char *)r->s.data : "gated_delta";
-  size_t len = r ? r->s.len : strlen(v);
-  return (len == strlen(a) && !memcmp(v, a, len)) || (len == strlen(b) && !memcmp(v, b, len));
 }
 
 static tc_status run_linear_attention(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,

@@ -645,10 +645,9 @@ static tc_status check_gemm_act(const tc_node *n, int64_t opset, tc_diag *diag) 
 static tc_status run_gemm_act(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                               tc_rt_tensor *out, size_t n_out) {
   act_spec a;
-  const tc_kernel_def *gemm = tc_kernel_find("Gemm", "", 13);
-  if (!gemm_act(k->node, &a) || !gemm)
+  if (!gemm_act(k->node, &a))
     return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "this Gemm activation is not implemented");
-  tc_status st = gemm->run(k, in, n_in, out, n_out);
+  tc_status st = tc_gemm_run(k, in, n_in, out, n_out);
   if (st)
     return st;
   if (!tc_dtype_is_float(out[0].dtype))

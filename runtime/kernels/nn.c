@@ -544,6 +544,11 @@ static tc_status run_gemm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_
   return TC_STATUS_OK;
 }
 
+tc_status tc_gemm_run(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                      tc_rt_tensor *out, size_t n_out) {
+  return run_gemm(k, in, n_in, out, n_out);
+}
+
 /* ---- Softmax, LogSoftmax, Hardmax ---- */
 
 typedef enum smax_op { SM_SOFTMAX, SM_LOGSOFTMAX, SM_HARDMAX } smax_op;

@@ -30,21 +30,6 @@ static tc_status string_inputs(tc_kernel_ctx *k, const tc_rt_tensor *const *in, 
   return TC_STATUS_OK;
 }
 
-/* The string attribute name as a NUL-terminated copy in the arena (dflt when
- * absent); NULL on OOM. */
-static char *attr_str(tc_kernel_ctx *k, const char *name, const char *dflt) {
-  const tc_attr *a = tc_node_attr(k->node, name);
-  if (!a)
-    return tc_arena_strdup(k->arena, dflt);
-  char *s = tc_arena_alloc(k->arena, a->s.len + 1);
-  if (s) {
-    if (a->s.len)
-      memcpy(s, a->s.data, a->s.len);
-    s[a->s.len] = 0;
-  }
-  return s;
-}
-
 /* ---- StringConcat (opset 20): x + y with broadcasting ---- */
 
 static tc_status run_string_concat(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -138,9 +123,7 @@ static tc_status run_string_split(tc_kernel_ctx *k, const tc_rt_tensor *const *i
   const tc_rt_tensor *x = in[0];
   if (x->rank + 1 > TC_MAX_RANK)
     return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "input rank %zu is too large", x->rank);
-  char *delim = attr_str(k, "delimiter", "");
-  if (!delim)
-    return nomem(k);
+  const char *delim = tc_attr_string(k->node, "delimiter", "", k->arena);
   int64_t maxsplit = tc_attr_has(k->node, "maxsplit") ? tc_attr_int(k->node, "maxsplit", 0) : -1;
   size_t n = tc_rt_numel(x), most = 0;
   char *const *xs = x->data;
@@ -218,9 +201,7 @@ static tc_status run_normalizer(tc_kernel_ctx *k, const tc_rt_tensor *const *in,
     return tc_kernel_fail(k, TC_STATUS_INVALID, "input must be [C] or [1, C]");
   const tc_attr *stops = tc_node_attr(k->node, "stopwords");
   bool cs = tc_attr_int(k->node, "is_case_sensitive", 0) != 0;
-  char *act = attr_str(k, "case_change_action", "NONE");
-  if (!act)
-    return nomem(k);
+  const char *act = tc_attr_string(k->node, "case_change_action", "NONE", k->arena);
   size_t n = tc_rt_numel(x), kept = 0;
   char *const *xs = x->data;
   char **tmp = tc_arena_alloc(k->arena, (n ? n : 1) * sizeof *tmp);
