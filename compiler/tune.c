@@ -39,7 +39,7 @@
 #include "shapes.h"
 
 #define MAX_CANDS 16
-#define MAX_IN 5
+#define MAX_IN TC_EW_MAX_IN
 
 typedef struct cand {
   char name[24]; /* "builtin", "w16u2", or "w16u2t1" (one thread) */
@@ -66,7 +66,17 @@ typedef struct sig_entry {
   char sym[64];  /* in the final library */
   uint32_t *ids; /* every node captured with this signature */
   size_t n_ids, cap_ids;
+  const tc_ew_chain *chain; /* ewchain: the chain of node (its last node) */
 } sig_entry;
+
+/* An elementwise chain the generator may fuse, with its inputs as captured. */
+typedef struct chain_entry {
+  tc_ew_chain ch;
+  tc_rt_tensor in[TC_EW_MAX_IN];
+  bool got[TC_EW_MAX_IN];
+  bool sig;      /* became (part of) a signature */
+  bool sym_cols; /* its output's last dim is symbolic or unknown before a run */
+} chain_entry;
 
 /* A float32 convolution signature that can run Winograd: measured direct
  * against Winograd on the operands of its first node. */
@@ -101,6 +111,9 @@ struct tc_tune_result {
   char lib_tmp[4200], lib_final[4200], lib_name[4200], sha[65];
   sig_entry *sigs;
   size_t n_sigs, n_bound, n_candidates;
+  chain_entry *chains;
+  size_t n_chains, n_chain_nodes;
+  uint32_t *chain_of; /* by node id: index + 1 of the chain holding the node */
   bool built, model_checked, kept;
   double model_ms_builtin, model_ms_native, seconds;
   char note[512];
@@ -154,6 +167,17 @@ int tc_tune_parse_arg(int argc, char **argv, int *i, tc_tune_options *o) {
   return 0;
 }
 
+static void free_chains(tc_tune_result *r) {
+  for (size_t i = 0; i < r->n_chains; i++)
+    for (size_t k = 0; k < TC_EW_MAX_IN; k++)
+      free(r->chains[i].in[k].data);
+  free(r->chains);
+  free(r->chain_of);
+  r->chains = NULL;
+  r->chain_of = NULL;
+  r->n_chains = 0;
+}
+
 static void tc_tune_result_free_sigs(tc_tune_result *r) {
   for (size_t i = 0; i < r->n_sigs; i++) {
     for (size_t k = 0; k < MAX_IN; k++)
@@ -187,6 +211,12 @@ static int64_t rows_of(const tc_rt_tensor *x) {
 }
 
 static void sig_key(const tc_cg_spec *sp, int64_t rows, int threads, char *buf, size_t cap) {
+  if (sp->kind == TC_CG_EWCHAIN) {
+    snprintf(buf, cap, "kind=ewchain prog=%016llx ins=%s cols=%lld rows=%lld threads=%d",
+             (unsigned long long)sp->prog.hash, sp->prog.ins, (long long)sp->cols, (long long)rows,
+             threads);
+    return;
+  }
   snprintf(buf, cap, "kind=%s act=%d flags=%d cols=%lld rows=%lld threads=%d",
            tc_cg_kind_name(sp->kind), sp->act, sp->flags, (long long)sp->cols, (long long)rows,
            threads);
@@ -274,12 +304,97 @@ static void observe_conv(capture *c, const tc_node *n, const tc_rt_tensor *const
   c->oom |= push_id(&e->ids, &e->n_ids, &e->cap_ids, n->id);
 }
 
+/* The signature entry for key: the existing one, or a new one with spec sp,
+ * node n and copies of its operands in[0..n_in). NULL on OOM. */
+static sig_entry *sig_for(capture *c, const char *key, const tc_cg_spec *sp, int64_t rows,
+                          const tc_node *n, const tc_rt_tensor *const *in, size_t n_in,
+                          size_t n_out) {
+  tc_tune_result *r = c->r;
+  for (size_t i = 0; i < r->n_sigs; i++)
+    if (!strcmp(r->sigs[i].key, key))
+      return &r->sigs[i];
+  if (r->n_sigs == c->cap) {
+    size_t cap = c->cap ? 2 * c->cap : 16;
+    sig_entry *v = realloc(r->sigs, cap * sizeof *v);
+    if (!v)
+      return NULL;
+    r->sigs = v;
+    c->cap = cap;
+  }
+  sig_entry *e = &r->sigs[r->n_sigs++];
+  memset(e, 0, sizeof *e);
+  e->spec = *sp;
+  e->rows = rows;
+  snprintf(e->key, sizeof e->key, "%s", key);
+  e->node = n;
+  e->n_in = n_in;
+  e->n_out = n_out;
+  for (size_t i = 0; in && i < n_in; i++)
+    if (in[i] && !copy_tensor(in[i], &e->in[i]))
+      return NULL;
+  return e;
+}
+
+/* Elementwise chains: keeps copies of a chain's inputs as its nodes run;
+ * at its last node, the signature from the output's shape. */
+static void observe_chain(capture *c, const tc_node *n, const tc_rt_tensor *const *in, size_t n_in,
+                          const tc_rt_tensor *out) {
+  tc_tune_result *r = c->r;
+  chain_entry *ce = r->chain_of && r->chain_of[n->id] ? &r->chains[r->chain_of[n->id] - 1] : NULL;
+  if (!ce)
+    return;
+  const tc_ew_chain *ch = &ce->ch;
+  for (size_t i = 0; i < n_in; i++)
+    for (int k = 0; k < ch->prog.n_in; k++)
+      if (in[i] && n->inputs[i] == ch->in[k] && !ce->got[k]) {
+        if (!copy_tensor(in[i], &ce->in[k])) {
+          c->oom = true;
+          return;
+        }
+        ce->got[k] = true;
+      }
+  if (n != ch->nodes[ch->n_nodes - 1] || !out[0].data || out[0].dtype != TC_DTYPE_F32 ||
+      !out[0].rank || out[0].dims[out[0].rank - 1] <= 0)
+    return;
+  /* a row length from a symbolic dim is the generated inputs' guess, unless
+   * --shape fixed it: a kernel for it would rarely fit */
+  if (ce->sym_cols && !(r->o.shapes && r->o.shapes->n_shapes))
+    return;
+  tc_cg_spec sp = {.kind = TC_CG_EWCHAIN, .width = 1, .unroll = 1, .prog = ch->prog};
+  sp.cols = out[0].dims[out[0].rank - 1];
+  bool full = false;
+  const tc_rt_tensor *ins[TC_EW_MAX_IN];
+  for (int k = 0; k < ch->prog.n_in; k++) {
+    char kind = ce->got[k] && ce->in[k].dtype == TC_DTYPE_F32
+                    ? tc_ew_input_kind(&ce->in[k], out[0].rank, out[0].dims, sp.cols)
+                    : 0;
+    if (!kind)
+      return;
+    sp.prog.ins[k] = kind;
+    full |= kind == 'F';
+    ins[k] = &ce->in[k];
+  }
+  if (!full)
+    return;
+  int64_t rows = r->o.mode == TC_TUNE_OFF ? 0 : rows_of(&out[0]);
+  char key[200];
+  sig_key(&sp, rows, r->threads, key, sizeof key);
+  sig_entry *e = sig_for(c, key, &sp, rows, n, ins, (size_t)ch->prog.n_in, 1);
+  if (!e || add_id(e, n->id)) {
+    c->oom = true;
+    return;
+  }
+  e->chain = ch;
+  ce->sig = true;
+  r->n_candidates += ch->n_nodes;
+}
+
 static void observe(void *ctx, const tc_node *n, const tc_rt_tensor *const *in, size_t n_in,
                     const tc_rt_tensor *out, size_t n_out) {
-  (void)out;
   capture *c = ctx;
   tc_tune_result *r = c->r;
   observe_conv(c, n, in, n_in);
+  observe_chain(c, n, in, n_in, out);
   const tc_rt_tensor *x = n_in ? in[0] : NULL;
   tc_cg_spec sp;
   if (c->oom || !x || x->dtype != TC_DTYPE_F32 || !x->rank || n_in > MAX_IN ||
@@ -290,40 +405,77 @@ static void observe(void *ctx, const tc_node *n, const tc_rt_tensor *const *in, 
       return;
   r->n_candidates++;
   char key[200]; /* untuned kernels do not depend on the number of rows */
-  sig_key(&sp, r->o.mode == TC_TUNE_OFF ? 0 : rows_of(x), r->threads, key, sizeof key);
-  for (size_t i = 0; i < r->n_sigs; i++)
-    if (!strcmp(r->sigs[i].key, key)) {
-      c->oom |= add_id(&r->sigs[i], n->id);
-      return;
-    }
-  if (r->n_sigs == c->cap) {
-    size_t cap = c->cap ? 2 * c->cap : 16;
-    sig_entry *s = realloc(r->sigs, cap * sizeof *s);
-    if (!s) {
-      c->oom = true;
-      return;
-    }
-    r->sigs = s;
-    c->cap = cap;
-  }
-  sig_entry *e = &r->sigs[r->n_sigs];
-  memset(e, 0, sizeof *e);
-  e->spec = sp;
-  e->rows = r->o.mode == TC_TUNE_OFF ? 0 : rows_of(x);
-  snprintf(e->key, sizeof e->key, "%s", key);
-  e->node = n;
-  e->n_in = n_in;
-  e->n_out = n_out;
-  r->n_sigs++;
-  if (add_id(e, n->id)) {
+  int64_t rows = r->o.mode == TC_TUNE_OFF ? 0 : rows_of(x);
+  sig_key(&sp, rows, r->threads, key, sizeof key);
+  sig_entry *e = sig_for(c, key, &sp, rows, n, in, n_in, n_out);
+  if (!e || add_id(e, n->id))
     c->oom = true;
-    return;
+}
+
+/* The chains the generator may fuse: from the last node back, each node
+ * not yet in a chain ends one when tc_ew_chain_of finds one there. */
+static bool find_chains(const tc_model *m, tc_tune_result *r) {
+  size_t ids = m->next_node_id + 1;
+  r->chain_of = calloc(ids, sizeof *r->chain_of);
+  tc_shapes *sh = tc_shapes_infer(m->graph);
+  if (!r->chain_of || !sh) {
+    tc_shapes_free(sh);
+    return false;
   }
-  for (size_t i = 0; i < n_in; i++)
-    if (in[i] && !copy_tensor(in[i], &e->in[i])) {
-      c->oom = true;
-      return;
+  size_t cap = 0;
+  for (const tc_node *n = m->graph->last; n; n = n->prev) {
+    tc_ew_chain ch;
+    if (r->chain_of[n->id] || !tc_ew_chain_of(n, &ch))
+      continue;
+    bool taken = false;
+    for (size_t i = 0; i < ch.n_nodes; i++)
+      taken |= r->chain_of[ch.nodes[i]->id] != 0;
+    if (taken)
+      continue;
+    if (r->n_chains == cap) {
+      cap = cap ? 2 * cap : 16;
+      chain_entry *v = realloc(r->chains, cap * sizeof *v);
+      if (!v) {
+        tc_shapes_free(sh);
+        return false;
+      }
+      r->chains = v;
     }
+    chain_entry *ce = &r->chains[r->n_chains++];
+    memset(ce, 0, sizeof *ce);
+    ce->ch = ch;
+    const tc_shape *o = tc_shape_of(sh, n->outputs[0]);
+    ce->sym_cols = !o || !o->known || !o->rank || o->dims[o->rank - 1].sym;
+    for (size_t i = 0; i < ch.n_nodes; i++)
+      r->chain_of[ch.nodes[i]->id] = (uint32_t)r->n_chains;
+  }
+  tc_shapes_free(sh);
+  return true;
+}
+
+/* Nodes inside a chain that has a signature run as part of it: they leave
+ * the per-node signatures (a signature left without nodes goes too). */
+static void drop_chain_members(tc_tune_result *r) {
+  size_t w = 0;
+  for (size_t i = 0; i < r->n_sigs; i++) {
+    sig_entry *e = &r->sigs[i];
+    size_t k = 0;
+    for (size_t j = 0; j < e->n_ids && e->spec.kind != TC_CG_EWCHAIN; j++) {
+      uint32_t ci = r->chain_of ? r->chain_of[e->ids[j]] : 0;
+      if (!ci || !r->chains[ci - 1].sig)
+        e->ids[k++] = e->ids[j];
+    }
+    if (e->spec.kind != TC_CG_EWCHAIN)
+      e->n_ids = k;
+    if (!e->n_ids) {
+      for (size_t t = 0; t < MAX_IN; t++)
+        free(e->in[t].data);
+      free(e->ids);
+      continue;
+    }
+    r->sigs[w++] = *e;
+  }
+  r->n_sigs = w;
 }
 
 /* Generated inputs (the precision checks' generator, --shape applied). */
@@ -387,6 +539,58 @@ out:
   return rc;
 }
 
+static bool sdim_eq(tc_sdim a, tc_sdim b) {
+  return a.sym || b.sym ? a.sym && b.sym && !strcmp(a.sym, b.sym) : a.v == b.v;
+}
+
+/* tc_ew_input_kind on static shapes. */
+static char static_kind(const tc_shape *t, const tc_shape *o, int64_t cols) {
+  if (!t || !t->known || t->dtype != TC_DTYPE_F32 || t->rank > o->rank)
+    return 0;
+  bool same = t->rank == o->rank, ones = true;
+  for (size_t d = 0; d < o->rank && same; d++)
+    same = sdim_eq(t->dims[d], o->dims[d]);
+  if (same)
+    return 'F';
+  for (size_t d = 0; d + 1 < t->rank; d++)
+    ones &= tc_sdim_is(t->dims[d], 1);
+  if (ones && (!t->rank || tc_sdim_is(t->dims[t->rank - 1], 1)))
+    return 'S';
+  return ones && t->rank && tc_sdim_is(t->dims[t->rank - 1], cols) ? 'R' : 0;
+}
+
+/* The chains' signatures from static shapes. */
+static bool static_chains(tc_tune_result *r, const tc_shapes *sh, capture *c) {
+  for (size_t i = 0; i < r->n_chains; i++) {
+    chain_entry *ce = &r->chains[i];
+    const tc_ew_chain *ch = &ce->ch;
+    const tc_node *root = ch->nodes[ch->n_nodes - 1];
+    const tc_shape *o = tc_shape_of(sh, root->outputs[0]);
+    if (!o || !o->known || o->dtype != TC_DTYPE_F32 || !o->rank || o->dims[o->rank - 1].sym ||
+        o->dims[o->rank - 1].v <= 0)
+      continue;
+    tc_cg_spec sp = {.kind = TC_CG_EWCHAIN, .width = 1, .unroll = 1, .prog = ch->prog};
+    sp.cols = o->dims[o->rank - 1].v;
+    bool full = false, ok = true;
+    for (int k = 0; k < ch->prog.n_in && ok; k++) {
+      sp.prog.ins[k] = static_kind(tc_shape_of(sh, ch->in[k]), o, sp.cols);
+      ok = sp.prog.ins[k] != 0;
+      full |= sp.prog.ins[k] == 'F';
+    }
+    if (!ok || !full)
+      continue;
+    char key[200];
+    sig_key(&sp, 0, r->threads, key, sizeof key);
+    sig_entry *e = sig_for(c, key, &sp, 0, root, NULL, (size_t)ch->prog.n_in, 1);
+    if (!e || add_id(e, root->id))
+      return false;
+    e->chain = ch;
+    ce->sig = true;
+    r->n_candidates += ch->n_nodes;
+  }
+  return true;
+}
+
 /* Without a run: candidates from static shape inference (row length known,
  * rows unknown), for --tune off. */
 static int static_candidates(tc_model *m, tc_tune_result *r) {
@@ -409,28 +613,11 @@ static int static_candidates(tc_model *m, tc_tune_result *r) {
     r->n_candidates++;
     char key[200];
     sig_key(&sp, 0, r->threads, key, sizeof key);
-    size_t i = 0;
-    while (i < r->n_sigs && strcmp(r->sigs[i].key, key))
-      i++;
-    if (i == r->n_sigs) {
-      if (r->n_sigs == c.cap) {
-        size_t cap = c.cap ? 2 * c.cap : 16;
-        sig_entry *v = realloc(r->sigs, cap * sizeof *v);
-        if (!v)
-          break;
-        r->sigs = v;
-        c.cap = cap;
-      }
-      sig_entry *e = &r->sigs[r->n_sigs++];
-      memset(e, 0, sizeof *e);
-      e->spec = sp;
-      snprintf(e->key, sizeof e->key, "%s", key);
-      e->node = n;
-      e->n_in = n->n_inputs;
-      e->n_out = n->n_outputs;
-    }
-    c.oom |= add_id(&r->sigs[i], n->id);
+    sig_entry *e = sig_for(&c, key, &sp, 0, n, NULL, n->n_inputs, n->n_outputs);
+    c.oom |= !e || add_id(e, n->id);
   }
+  if (!c.oom)
+    c.oom = !static_chains(r, sh, &c);
   tc_shapes_free(sh);
   return c.oom ? tc_cli_error("out of memory") : 0;
 }
@@ -481,6 +668,35 @@ static double now_us(void) {
   return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
 }
 
+/* A chain the way libtacort runs it without the generated kernel: each
+ * node's own kernel in turn. */
+static bool run_chain_builtin(sig_entry *e, tc_arena *a, tc_rt_tensor *out) {
+  const tc_ew_chain *ch = e->chain;
+  tc_rt_tensor res[TC_EW_MAX_OPS];
+  tc_diag diag = {0};
+  for (size_t i = 0; i < ch->n_nodes; i++) {
+    const tc_node *q = ch->nodes[i];
+    const tc_rt_tensor *in[3] = {NULL, NULL, NULL};
+    for (size_t s = 0; s < q->n_inputs && s < 3; s++) {
+      const tc_value *v = q->inputs[s];
+      for (int k = 0; v && k < ch->prog.n_in; k++)
+        if (ch->in[k] == v)
+          in[s] = &e->in[k];
+      for (size_t j = 0; v && j < i; j++)
+        if (ch->nodes[j]->outputs[0] == v)
+          in[s] = &res[j];
+    }
+    int64_t opset = tc_model_opset(q->graph->model, q->domain);
+    const tc_kernel_def *def = tc_kernel_find(q->op_type, q->domain, opset);
+    tc_kernel_ctx k = {.node = q, .opset = opset, .diag = &diag, .arena = a};
+    memset(&res[i], 0, sizeof res[i]);
+    if (!def || def->run(&k, in, q->n_inputs, &res[i], 1))
+      return false;
+  }
+  out[0] = res[ch->n_nodes - 1];
+  return true;
+}
+
 /* Runs candidate ci once on e's operands; out gets its outputs. */
 static bool run_cand(sig_entry *e, size_t ci, tc_cg_row_fn fn, const tc_kernel_def *def,
                      tc_arena *a, tc_rt_tensor *out) {
@@ -491,12 +707,15 @@ static bool run_cand(sig_entry *e, size_t ci, tc_cg_row_fn fn, const tc_kernel_d
     in[i] = e->in[i].data ? &e->in[i] : NULL;
   memset(out, 0, 4 * sizeof *out);
   if (ci == 0)
-    return def->run(&k, in, e->n_in, out, e->n_out) == TC_STATUS_OK;
+    return e->chain ? run_chain_builtin(e, a, out)
+                    : def->run(&k, in, e->n_in, out, e->n_out) == TC_STATUS_OK;
   tc_cg_spec sp = e->spec;
   sp.width = e->c[ci].width;
   sp.unroll = e->c[ci].unroll;
   sp.threads = e->c[ci].threads;
   tc_status st = TC_STATUS_INVALID;
+  if (e->chain)
+    return tc_native_chain_run(&k, &sp, fn, in, out, &st) && st == TC_STATUS_OK;
   return tc_native_run(&k, &sp, fn, in, e->n_in, out, e->n_out, &st) && st == TC_STATUS_OK;
 }
 
@@ -687,7 +906,7 @@ void tc_tune_strip(tc_model *m) {
 /* Nodes a generated kernel may bind, and convolutions: bindings go by name. */
 static bool bindable(const tc_node *n) {
   tc_cg_spec sp;
-  return tc_cg_node_spec(n, 1, &sp) || is_conv_node(n);
+  return tc_cg_node_spec(n, 1, &sp) || is_conv_node(n) || tc_ew_node_supported(n);
 }
 
 /* Median latency of sessions a and b over reps interleaved runs. */
@@ -994,6 +1213,8 @@ int tc_tune_apply(tc_model *m, const tc_tune_options *o, tc_tune_result **res) {
   if (tc_meta_name_nodes(m, bindable))
     return tc_cli_error("out of memory");
   char cwhy[512] = "";
+  if (!find_chains(m, r))
+    return tc_cli_error("out of memory");
   if (capture_run(m, r, cwhy, sizeof cwhy)) {
     if (o->mode != TC_TUNE_OFF)
       return tc_cli_error("--tune: the model does not run on generated inputs, so there is "
@@ -1001,12 +1222,15 @@ int tc_tune_apply(tc_model *m, const tc_tune_options *o, tc_tune_result **res) {
                           "symbolic dims, or use --tune off)",
                           cwhy);
     tc_tune_result_free_sigs(r);
+    for (size_t i = 0; i < r->n_chains; i++)
+      r->chains[i].sig = false;
     if (static_candidates(m, r))
       return TC_EXIT_ERROR;
     snprintf(r->note, sizeof r->note,
              "row lengths from static shapes: the model does not run on generated inputs (%.300s)",
              cwhy);
   }
+  drop_chain_members(r);
   int native_w = tc_cg_native_width(o->cpu);
   /* candidates, cache, measurement */
   bool native_cpu = !o->cpu || !strcmp(o->cpu, "native");
@@ -1397,6 +1621,7 @@ void tc_tune_result_free(tc_tune_result *r) {
   if (!r)
     return;
   tc_tune_result_free_sigs(r);
+  free_chains(r);
   free(r->rep_d);
   free(r->rep_c);
   free(r);

@@ -35,6 +35,11 @@ struct tc_session {
   tc_cg_row_fn *native_fn;   /* by node id: generated kernel, or NULL */
   const tc_cg_spec **native_spec; /* by node id */
   size_t native_count;
+  /* Bound elementwise chains (kind ewchain): by node id, the chain its root
+   * runs (NULL elsewhere), and for the chain's other nodes the root's id + 1
+   * (they run only when the kernel does not fit the run's tensors). */
+  tc_ew_chain **chains;
+  uint32_t *chain_root;
   char native_note[512];
   unsigned char *conv_algo; /* by node id: tc_conv_algo asked by the model, or NULL: all auto */
   tc_qdq_bind **qdq;        /* by node id: the integer kernel a QDQ MatMul/Conv runs (qdq.c) */

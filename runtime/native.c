@@ -11,10 +11,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static const char *const kind_names[] = {"?", "bias_act", "layernorm", "softmax"};
+static const char *const kind_names[] = {"?", "bias_act", "layernorm", "softmax", "ewchain"};
 
 const char *tc_cg_kind_name(int kind) {
-  return kind >= TC_CG_BIAS_ACT && kind <= TC_CG_SOFTMAX ? kind_names[kind] : "?";
+  return kind >= TC_CG_BIAS_ACT && kind <= TC_CG_EWCHAIN ? kind_names[kind] : "?";
 }
 
 bool tc_cg_spec_parse(const char *s, tc_cg_spec *out) {
@@ -42,11 +42,21 @@ bool tc_cg_spec_parse(const char *s, tc_cg_spec *out) {
     bool num = vlen && tail && !*tail;
 #define KEY(name) (klen == strlen(name) && !strncmp(s, name, klen))
     if (KEY("kind")) {
-      for (int k = TC_CG_BIAS_ACT; k <= TC_CG_SOFTMAX; k++)
+      for (int k = TC_CG_BIAS_ACT; k <= TC_CG_EWCHAIN; k++)
         if (!strcmp(val, kind_names[k]))
           out->kind = k;
     } else if (KEY("sym")) {
       memcpy(out->sym, val, vlen + 1);
+    } else if (KEY("prog")) {
+      char *e = NULL;
+      out->prog.hash = strtoull(val, &e, 16);
+      if (vlen != 16 || !e || *e)
+        return false;
+    } else if (KEY("ins")) {
+      if (vlen > TC_EW_MAX_IN || strspn(val, "FRS") != vlen)
+        return false;
+      memcpy(out->prog.ins, val, vlen + 1);
+      out->prog.n_in = (int)vlen;
     } else if (!num) {
       return false;
     } else if (KEY("act")) {
@@ -67,6 +77,8 @@ bool tc_cg_spec_parse(const char *s, tc_cg_spec *out) {
 #undef KEY
     s = end;
   }
+  if (out->kind == TC_CG_EWCHAIN && (!out->prog.n_in || !out->prog.hash))
+    return false;
   return out->kind && out->cols > 0 && out->sym[0] && out->width >= 1 && out->width <= 64 &&
          out->unroll >= 1 && out->unroll <= 8 && out->act >= 0 && out->act <= TC_CG_ACT_GELU_TANH &&
          (out->threads == 0 || out->threads == 1) &&
@@ -75,6 +87,12 @@ bool tc_cg_spec_parse(const char *s, tc_cg_spec *out) {
 }
 
 void tc_cg_spec_format(const tc_cg_spec *sp, char *buf, size_t cap) {
+  if (sp->kind == TC_CG_EWCHAIN) {
+    snprintf(buf, cap, "kind=ewchain cols=%lld width=%d unroll=%d%s prog=%016llx ins=%s sym=%s",
+             (long long)sp->cols, sp->width, sp->unroll, sp->threads ? " threads=1" : "",
+             (unsigned long long)sp->prog.hash, sp->prog.ins, sp->sym);
+    return;
+  }
   char thr[16] = "", dt[16] = "";
   if (sp->threads)
     snprintf(thr, sizeof thr, " threads=%d", sp->threads);
@@ -207,7 +225,7 @@ bool tc_native_fit(const tc_kernel_ctx *k, const tc_cg_spec *sp, const tc_rt_ten
 
 typedef struct row_job {
   tc_cg_row_fn fn;
-  const float *in[4];
+  const float *in[TC_EW_MAX_IN];
   float *out[2];
   float params[2];
 } row_job;
@@ -240,6 +258,287 @@ bool tc_native_run(tc_kernel_ctx *k, const tc_cg_spec *sp, tc_cg_row_fn fn,
     rows_piece(&j, 0, 0, (size_t)b.rows);
   else
     tc_parallel_for((size_t)b.rows, tc_parallel_grain((size_t)sp->cols * 8), rows_piece, &j);
+  *st = TC_STATUS_OK;
+  return true;
+}
+
+/* ---- elementwise chains ---- */
+
+static bool onnx_op(const tc_node *n, const char *op) {
+  return tc_domain_is_onnx(n->domain) && n->op_type && !strcmp(n->op_type, op);
+}
+static bool ours_or_ms(const tc_node *n, const char *op) {
+  return (tc_domain_equal(n->domain, "ai.tacoc") || tc_domain_equal(n->domain, "com.microsoft")) &&
+         n->op_type && !strcmp(n->op_type, op);
+}
+
+static const struct {
+  const char *op;
+  int code;
+} unary_ew[] = {{"Neg", TC_EW_NEG},         {"Abs", TC_EW_ABS},
+                {"Relu", TC_EW_RELU},       {"Sigmoid", TC_EW_SIGMOID},
+                {"Tanh", TC_EW_TANH},       {"Exp", TC_EW_EXP},
+                {"Sqrt", TC_EW_SQRT},       {"Reciprocal", TC_EW_RECIP},
+                {"Erf", TC_EW_ERF},         {"HardSwish", TC_EW_HARDSWISH},
+                {"LeakyRelu", TC_EW_LEAKY}, {"HardSigmoid", TC_EW_HSIGMOID},
+                {"Elu", TC_EW_ELU}};
+static const struct {
+  const char *op;
+  int code;
+} binary_ew[] = {{"Add", TC_EW_ADD}, {"Sub", TC_EW_SUB}, {"Mul", TC_EW_MUL},
+                 {"Div", TC_EW_DIV}, {"Max", TC_EW_MAX}, {"Min", TC_EW_MIN}};
+
+/* The op node n computes, reading operand refs x[slot]; 0 when n is not a
+ * supported elementwise node. (BiasGelu is not: its kernel takes a bias of
+ * one row only, which a chain could not promise.) */
+static int node_ops(const tc_node *n, const int *x, tc_ew_op *ops) {
+  memset(ops, 0, 2 * sizeof *ops);
+  if (n->n_outputs != 1 || !n->outputs[0])
+    return 0;
+  bool in0 = n->n_inputs >= 1 && n->inputs[0];
+  ops[0].a = x[0];
+  ops[0].b = ops[0].c = -1;
+  for (size_t i = 0; i < sizeof binary_ew / sizeof binary_ew[0]; i++)
+    if (onnx_op(n, binary_ew[i].op)) {
+      if (n->n_inputs != 2 || !in0 || !n->inputs[1])
+        return 0;
+      ops[0].op = binary_ew[i].code;
+      ops[0].b = x[1];
+      return 1;
+    }
+  if (!in0)
+    return 0;
+  for (size_t i = 0; i < sizeof unary_ew / sizeof unary_ew[0]; i++)
+    if (onnx_op(n, unary_ew[i].op)) {
+      if (n->n_inputs != 1)
+        return 0;
+      ops[0].op = unary_ew[i].code;
+      if (ops[0].op == TC_EW_LEAKY)
+        ops[0].alpha = tc_attr_float(n, "alpha", 0.01f);
+      else if (ops[0].op == TC_EW_ELU)
+        ops[0].alpha = tc_attr_float(n, "alpha", 1.0f);
+      else if (ops[0].op == TC_EW_HSIGMOID) {
+        ops[0].alpha = tc_attr_float(n, "alpha", 0.2f);
+        ops[0].beta = tc_attr_float(n, "beta", 0.5f);
+      }
+      return 1;
+    }
+  if (onnx_op(n, "Gelu")) {
+    const tc_attr *a = tc_node_attr(n, "approximate");
+    bool tanh = a && a->s.len == 4 && !memcmp(a->s.data, "tanh", 4);
+    if (n->n_inputs != 1 || (a && !tanh && !(a->s.len == 4 && !memcmp(a->s.data, "none", 4))))
+      return 0;
+    ops[0].op = tanh ? TC_EW_GELU_TANH : TC_EW_GELU_ERF;
+    return 1;
+  }
+  if (onnx_op(n, "Clip")) {
+    if (tc_model_opset(n->graph->model, n->domain) < 11) {
+      if (n->n_inputs != 1)
+        return 0;
+      ops[0].op = TC_EW_CLIPC;
+      ops[0].alpha = tc_attr_float(n, "min", -3.402823466e38f);
+      ops[0].beta = tc_attr_float(n, "max", 3.402823466e38f);
+      return 1;
+    }
+    if (n->n_inputs > 3)
+      return 0;
+    ops[0].op = TC_EW_CLIP;
+    ops[0].b = n->n_inputs > 1 && n->inputs[1] ? x[1] : -1;
+    ops[0].c = n->n_inputs > 2 && n->inputs[2] ? x[2] : -1;
+    return 1;
+  }
+  if (ours_or_ms(n, "QuickGelu") && n->n_inputs == 1) {
+    ops[0].op = TC_EW_QUICKGELU;
+    ops[0].alpha = tc_attr_float(n, "alpha", 1.702f);
+    return 1;
+  }
+  return 0;
+}
+
+bool tc_ew_node_supported(const tc_node *n) {
+  int x[3] = {0, 0, 0};
+  tc_ew_op ops[2];
+  return n && node_ops(n, x, ops) > 0;
+}
+
+static bool has_node(const tc_node *const *v, size_t n, const tc_node *x) {
+  for (size_t i = 0; i < n; i++)
+    if (v[i] == x)
+      return true;
+  return false;
+}
+
+/* Op and input counts of the member set; false past the limits. */
+static bool chain_fits(const tc_node *const *mem, size_t n) {
+  const tc_value *ext[TC_EW_MAX_IN + 1];
+  size_t n_ext = 0, n_ops = 0;
+  int x[3] = {0, 0, 0};
+  tc_ew_op ops[2];
+  for (size_t i = 0; i < n; i++) {
+    n_ops += (size_t)node_ops(mem[i], x, ops);
+    for (size_t s = 0; s < mem[i]->n_inputs; s++) {
+      const tc_value *v = mem[i]->inputs[s];
+      if (!v || (v->producer && has_node(mem, n, v->producer)))
+        continue;
+      bool seen = false;
+      for (size_t e = 0; e < n_ext && !seen; e++)
+        seen = ext[e] == v;
+      if (!seen && n_ext++ == TC_EW_MAX_IN)
+        return false;
+      if (!seen)
+        ext[n_ext - 1] = v;
+    }
+  }
+  return n_ops <= TC_EW_MAX_OPS;
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+  const unsigned char *b = p;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ b[i]) * 1099511628211ull;
+  return h;
+}
+
+bool tc_ew_chain_of(const tc_node *root, tc_ew_chain *ch) {
+  memset(ch, 0, sizeof *ch);
+  const tc_graph *g = root ? root->graph : NULL;
+  if (!g || g->parent || !tc_ew_node_supported(root))
+    return false;
+  const tc_node *mem[TC_EW_MAX_OPS], *rejected[TC_EW_MAX_OPS];
+  size_t n = 0, n_rej = 0;
+  mem[n++] = root;
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t m = 0; m < n; m++)
+      for (size_t s = 0; s < mem[m]->n_inputs; s++) {
+        const tc_value *v = mem[m]->inputs[s];
+        const tc_node *p = v ? v->producer : NULL;
+        if (!p || p->graph != g || has_node(mem, n, p) || has_node(rejected, n_rej, p) ||
+            (v->flags & TC_VALUE_OUTPUT) || !tc_ew_node_supported(p) || n == TC_EW_MAX_OPS)
+          continue;
+        bool only_chain = true;
+        for (size_t u = 0; u < v->n_uses && only_chain; u++)
+          only_chain = has_node(mem, n, v->uses[u].node);
+        if (!only_chain)
+          continue;
+        mem[n++] = p;
+        if (!chain_fits(mem, n)) {
+          n--;
+          if (n_rej < TC_EW_MAX_OPS)
+            rejected[n_rej++] = p;
+          continue;
+        }
+        changed = true;
+      }
+  }
+  if (n < 2 || !chain_fits(mem, n))
+    return false;
+  /* graph order: walking back from root meets every member */
+  size_t k = n;
+  for (const tc_node *q = root; q && k; q = q->prev)
+    if (has_node(mem, n, q))
+      ch->nodes[--k] = q;
+  if (k)
+    return false;
+  ch->n_nodes = n;
+  tc_ew_prog *p = &ch->prog;
+  for (size_t i = 0; i < n; i++) /* the chain's inputs, in order of first use */
+    for (size_t s = 0; s < ch->nodes[i]->n_inputs; s++) {
+      const tc_value *v = ch->nodes[i]->inputs[s];
+      if (!v || (v->producer && has_node(mem, n, v->producer)))
+        continue;
+      int e = 0;
+      while (e < p->n_in && ch->in[e] != v)
+        e++;
+      if (e == p->n_in)
+        ch->in[p->n_in++] = v;
+    }
+  int result[TC_EW_MAX_OPS]; /* ref of each node's output */
+  for (size_t i = 0; i < n; i++) {
+    const tc_node *q = ch->nodes[i];
+    int x[3] = {-1, -1, -1};
+    for (size_t s = 0; s < q->n_inputs && s < 3; s++) {
+      const tc_value *v = q->inputs[s];
+      if (!v)
+        continue;
+      for (size_t j = 0; j < i; j++)
+        if (ch->nodes[j]->outputs[0] == v)
+          x[s] = result[j];
+      for (int e = 0; e < p->n_in; e++)
+        if (ch->in[e] == v)
+          x[s] = e;
+    }
+    tc_ew_op ops[2];
+    int got = node_ops(q, x, ops);
+    for (int o = 0; o < got; o++)
+      p->ops[p->n_ops++] = ops[o];
+    result[i] = p->n_in + p->n_ops - 1;
+  }
+  uint64_t h = 1469598103934665603ull;
+  h = fnv(h, &p->n_in, sizeof p->n_in);
+  for (int i = 0; i < p->n_ops; i++) {
+    const tc_ew_op *o = &p->ops[i];
+    int32_t f[4] = {o->op, o->a, o->b, o->c};
+    h = fnv(fnv(fnv(h, f, sizeof f), &o->alpha, sizeof o->alpha), &o->beta, sizeof o->beta);
+  }
+  p->hash = h ? h : 1;
+  return true;
+}
+
+char tc_ew_input_kind(const tc_rt_tensor *t, size_t o_rank, const int64_t *o_dims, int64_t cols) {
+  if (!t || t->rank > o_rank)
+    return 0;
+  size_t n = tc_rt_numel(t);
+  bool same = t->rank == o_rank;
+  for (size_t d = 0; same && d < o_rank; d++)
+    same = t->dims[d] == o_dims[d];
+  if (same)
+    return 'F';
+  if (n == 1)
+    return 'S';
+  if ((int64_t)n == cols && t->rank && t->dims[t->rank - 1] == cols)
+    return 'R';
+  return 0;
+}
+
+/* The first 'F' input, when the inputs fit sp. */
+static const tc_rt_tensor *chain_fit(const tc_cg_spec *sp, const tc_rt_tensor *const *in) {
+  const tc_ew_prog *p = &sp->prog;
+  const tc_rt_tensor *f = NULL;
+  if (sp->kind != TC_CG_EWCHAIN || (sp->dtype && sp->dtype != TC_DTYPE_F32))
+    return NULL;
+  for (int i = 0; i < p->n_in && !f; i++)
+    if (p->ins[i] == 'F')
+      f = in[i];
+  if (!f || !f->rank || f->dims[f->rank - 1] != sp->cols)
+    return NULL;
+  for (int i = 0; i < p->n_in; i++)
+    if (!in[i] || in[i]->dtype != TC_DTYPE_F32 ||
+        tc_ew_input_kind(in[i], f->rank, f->dims, sp->cols) != p->ins[i])
+      return NULL;
+  return f;
+}
+
+bool tc_native_chain_fits(const tc_cg_spec *sp, const tc_rt_tensor *const *in) {
+  return sp && chain_fit(sp, in);
+}
+
+bool tc_native_chain_run(tc_kernel_ctx *k, const tc_cg_spec *sp, tc_cg_row_fn fn,
+                         const tc_rt_tensor *const *in, tc_rt_tensor *out, tc_status *st) {
+  const tc_rt_tensor *f = fn ? chain_fit(sp, in) : NULL;
+  if (!f)
+    return false;
+  row_job j = {.fn = fn};
+  for (int i = 0; i < sp->prog.n_in; i++)
+    j.in[i] = in[i]->data;
+  if ((*st = tc_kernel_alloc_uninit(k, &out[0], TC_DTYPE_F32, f->rank, f->dims)))
+    return true;
+  j.out[0] = out[0].data;
+  size_t rows = tc_rt_numel(f) / (size_t)sp->cols;
+  if (sp->threads == 1)
+    rows_piece(&j, 0, 0, rows);
+  else
+    tc_parallel_for(rows, tc_parallel_grain((size_t)sp->cols * 4), rows_piece, &j);
   *st = TC_STATUS_OK;
   return true;
 }

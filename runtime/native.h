@@ -13,7 +13,7 @@
  *
  * A spec is space-separated key=value pairs, e.g.
  *   "kind=layernorm flags=7 cols=768 width=16 unroll=1 sym=tck_3"
- * kind: bias_act | layernorm | softmax; act: TC_CG_ACT_*; flags: TC_CG_F_*;
+ * kind: bias_act | layernorm | softmax | ewchain; act: TC_CG_ACT_*; flags: TC_CG_F_*;
  * cols: the row length the kernel was generated for; width / unroll: the
  * vector width (floats) and vectors per loop step it was generated with;
  * threads (optional, default 0): 1 runs every row on the calling thread
@@ -21,6 +21,14 @@
  * 1): the ONNX element type of rows and parameters (1 float32; CUDA kernels
  * also 10 float16 and 16 bfloat16, computing in float32); sym: the exported
  * function, of type tc_cg_row_fn.
+ *
+ * An ewchain kernel computes a chain of float32 elementwise nodes in one
+ * pass (tc_ew_chain_of says which nodes: the bound node and the producers
+ * before it whose outputs only the chain reads); its spec adds
+ * prog=<16 hex digits> (tc_ew_prog's hash: the ops, their operands and
+ * attributes) and ins=<one letter per chain input: F the output's shape,
+ * R a row of cols elements broadcast over rows, S a single element>. The
+ * other nodes of a bound chain do not run when the kernel fits.
  *
  * libtacort loads the library only when the session options allow native
  * code, the file's SHA-256 matches, this CPU has every listed feature it
@@ -42,10 +50,11 @@
  *   layernorm: in {x, skip or NULL, gamma, beta or NULL}  out {y, sum or NULL}
  *   softmax:   in {x}                          out {y}
  * params[0] is the epsilon of layernorm. */
+/*   ewchain:   in {the chain's inputs, in tc_ew_chain_of's order} out {y} */
 typedef void (*tc_cg_row_fn)(const float *const *in, float *const *out, const float *params,
                              int64_t lo, int64_t hi);
 
-enum { TC_CG_BIAS_ACT = 1, TC_CG_LAYERNORM = 2, TC_CG_SOFTMAX = 3 };
+enum { TC_CG_BIAS_ACT = 1, TC_CG_LAYERNORM = 2, TC_CG_SOFTMAX = 3, TC_CG_EWCHAIN = 4 };
 enum { TC_CG_ACT_NONE = 0, TC_CG_ACT_GELU_ERF = 1, TC_CG_ACT_GELU_TANH = 2 };
 enum {
   TC_CG_F_BIAS = 1, /* bias_act: a bias row is added before the activation */
@@ -55,6 +64,72 @@ enum {
   TC_CG_F_RMS = 16, /* layernorm: RMS normalization (no mean, no beta) */
 };
 
+/* An elementwise chain as a straight-line program over one element. Operand
+ * refs: 0..n_in-1 are the chain's inputs, n_in + k the result of ops[k];
+ * -1 is an absent operand (Clip's bounds). The last op's result is the
+ * output. */
+#define TC_EW_MAX_OPS 32
+#define TC_EW_MAX_IN 8
+enum {
+  TC_EW_ADD = 1,
+  TC_EW_SUB,
+  TC_EW_MUL,
+  TC_EW_DIV,
+  TC_EW_MAX,
+  TC_EW_MIN, /* a, b */
+  TC_EW_NEG,
+  TC_EW_ABS,
+  TC_EW_RELU,
+  TC_EW_SIGMOID,
+  TC_EW_TANH,
+  TC_EW_EXP,
+  TC_EW_SQRT,
+  TC_EW_RECIP,
+  TC_EW_ERF,
+  TC_EW_GELU_ERF,
+  TC_EW_GELU_TANH,
+  TC_EW_HARDSWISH, /* a */
+  TC_EW_LEAKY,     /* a; alpha */
+  TC_EW_HSIGMOID,  /* a; alpha, beta */
+  TC_EW_QUICKGELU, /* a * sigmoid(alpha * a) */
+  TC_EW_ELU,       /* a; alpha */
+  TC_EW_CLIP,      /* a, lower bound b or -1, upper bound c or -1 */
+  TC_EW_CLIPC,     /* a; alpha (lower), beta (upper): Clip before opset 11 */
+  TC_EW_N_OPS
+};
+typedef struct tc_ew_op {
+  int op;
+  int a, b, c;
+  float alpha, beta;
+} tc_ew_op;
+typedef struct tc_ew_prog {
+  int n_in, n_ops;
+  tc_ew_op ops[TC_EW_MAX_OPS];
+  uint64_t hash;              /* over n_in and ops */
+  char ins[TC_EW_MAX_IN + 1]; /* per input: 'F', 'R' or 'S' (see above); set by the caller */
+} tc_ew_prog;
+
+/* The chain ending at root: the program, its nodes in graph order (root
+ * last) and its inputs. */
+typedef struct tc_ew_chain {
+  tc_ew_prog prog;
+  const tc_node *nodes[TC_EW_MAX_OPS];
+  size_t n_nodes;
+  const tc_value *in[TC_EW_MAX_IN];
+} tc_ew_chain;
+
+/* Builds the chain that ends at root (a main-graph node): root and,
+ * repeatedly, the producer of a chain node's input when it is a supported
+ * elementwise node (float ops; Add/Sub/Mul/Div/Max/Min with two inputs,
+ * unary activations, Clip, Gelu, QuickGelu) whose only output is
+ * read by chain nodes alone and is not a graph output, while the chain
+ * stays within TC_EW_MAX_OPS ops and TC_EW_MAX_IN inputs. False when root
+ * is not supported or the chain would have fewer than two nodes. The same
+ * graph gives the same chain; ins is left empty. */
+bool tc_ew_chain_of(const tc_node *root, tc_ew_chain *ch);
+/* Whether n alone is an elementwise node tc_ew_chain_of can take. */
+bool tc_ew_node_supported(const tc_node *n);
+
 typedef struct tc_cg_spec {
   int kind, act, flags;
   int64_t cols;
@@ -63,6 +138,7 @@ typedef struct tc_cg_spec {
   int dtype;   /* element type of the rows and parameters: 0 or TC_DTYPE_F32 (float32),
                   TC_DTYPE_F16, TC_DTYPE_BF16 (CUDA kernels only) */
   char sym[64];
+  tc_ew_prog prog; /* ewchain: the program (the spec string carries its hash and ins) */
 } tc_cg_spec;
 
 /* Parses a spec string; false when it is malformed or names an unknown kind. */
@@ -99,6 +175,18 @@ bool tc_native_fit(const tc_kernel_ctx *k, const tc_cg_spec *sp, const tc_rt_ten
 bool tc_native_run(tc_kernel_ctx *k, const tc_cg_spec *sp, tc_cg_row_fn fn,
                    const tc_rt_tensor *const *in, size_t n_in, tc_rt_tensor *out, size_t n_out,
                    tc_status *st);
+
+/* Runs the chain bound at node k->node with kernel fn of spec sp on its
+ * inputs in[0..prog.n_in) when they fit the spec (float32; the 'F' inputs
+ * all of one shape whose last dim is cols, 'R' inputs cols elements shaped
+ * [1, ..., cols], 'S' inputs one element, none of higher rank than the 'F'
+ * ones); out[0] gets the result. False, having done nothing, otherwise. */
+bool tc_native_chain_fits(const tc_cg_spec *sp, const tc_rt_tensor *const *in);
+bool tc_native_chain_run(tc_kernel_ctx *k, const tc_cg_spec *sp, tc_cg_row_fn fn,
+                         const tc_rt_tensor *const *in, tc_rt_tensor *out, tc_status *st);
+/* The 'F' / 'R' / 'S' letter of input t against output shape o (rank, dims)
+ * with rows of cols elements, or 0 when it is none of them. */
+char tc_ew_input_kind(const tc_rt_tensor *t, size_t o_rank, const int64_t *o_dims, int64_t cols);
 
 /* The x86 extensions whose presence libtacort can check (the names GCC's
  * __builtin_cpu_supports and LLVM's feature strings share), NULL-terminated. */

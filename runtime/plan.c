@@ -151,6 +151,9 @@ tc_plan *tc_plan_build(const tc_session *s, tc_rt_tensor *const *vals, const int
         const tc_value *dq = s->qdq_skip && s->qdq_skip[reader->id] ? reader->outputs[0] : NULL;
         for (size_t k = 0; dq && k < dq->n_uses; k++)
           at = pos[dq->uses[k].node->id] > at ? pos[dq->uses[k].node->id] : at;
+        /* a node of a generated chain runs (if at all) with the chain's last node */
+        if (s->chain_root && s->chain_root[reader->id] && pos[s->chain_root[reader->id] - 1] > at)
+          at = pos[s->chain_root[reader->id] - 1];
         if (at > last[v->id])
           last[v->id] = at;
       }

@@ -328,6 +328,42 @@ unsigned char *tc_read_file(const char *path, size_t *size) {
   return buf;
 }
 
+/* Whether per-node kernel spec sp was made for node n. */
+static bool bind_node_kernel(const tc_node *n, const tc_cg_spec *sp) {
+  tc_cg_spec want;
+  return sp->kind != TC_CG_EWCHAIN && tc_cg_node_spec(n, sp->cols, &want) &&
+         want.kind == sp->kind && want.act == sp->act && want.flags == sp->flags;
+}
+
+/* Binds the chain ending at root when it is the one spec sp was made for
+ * and none of its nodes runs another generated kernel or chain. */
+static bool bind_chain(tc_session *s, const tc_node *root, tc_cg_spec *sp) {
+  size_t n_ids = s->m->next_node_id + 1;
+  tc_ew_chain *ch = tc_arena_alloc(s->arena, sizeof *ch);
+  if (!ch || !tc_ew_chain_of(root, ch) || ch->prog.hash != sp->prog.hash ||
+      ch->prog.n_in != sp->prog.n_in)
+    return false;
+  if (!s->chains) {
+    s->chains = tc_arena_alloc(s->arena, n_ids * sizeof *s->chains);
+    s->chain_root = tc_arena_alloc(s->arena, n_ids * sizeof *s->chain_root);
+    if (!s->chains || !s->chain_root) {
+      s->chains = NULL;
+      return false;
+    }
+  }
+  for (size_t i = 0; i < ch->n_nodes; i++) {
+    uint32_t id = ch->nodes[i]->id;
+    if (s->native_fn[id] || s->chains[id] || s->chain_root[id])
+      return false;
+  }
+  memcpy(ch->prog.ins, sp->prog.ins, sizeof ch->prog.ins);
+  sp->prog = ch->prog;
+  s->chains[root->id] = ch;
+  for (size_t i = 0; i + 1 < ch->n_nodes; i++)
+    s->chain_root[ch->nodes[i]->id] = root->id + 1;
+  return true;
+}
+
 /* Loads the model's kernel library and binds its nodes; any failure leaves
  * a note and the session on its own kernels. */
 static void bind_native(tc_session *s, const char *lib_path) {
@@ -391,25 +427,31 @@ static void bind_native(tc_session *s, const char *lib_path) {
     return;
   }
   size_t plen = strlen(NODE_KEY), bad = 0;
-  for (size_t i = 0; i < m->pb->n_metadata_props; i++) {
-    const Onnx__StringStringEntryProto *e = m->pb->metadata_props[i];
-    if (!e || !e->key || !e->value || strncmp(e->key, NODE_KEY, plen))
-      continue;
-    const char *name = e->key + plen;
-    tc_cg_spec *sp = tc_arena_alloc(s->arena, sizeof *sp);
-    const tc_node *n = tc_graph_node_named(m->graph, name);
-    tc_cg_spec want_sp;
-    tc_cg_row_fn fn = NULL;
-    if (!sp || !n || !tc_cg_spec_parse(e->value, sp) || !tc_cg_node_spec(n, sp->cols, &want_sp) ||
-        want_sp.kind != sp->kind || want_sp.act != sp->act || want_sp.flags != sp->flags ||
-        !(fn = tc_native_lib_sym(s->native_lib, sp->sym))) {
-      bad++;
-      continue;
+  /* per-node kernels first, then chains, which may not take a bound node */
+  for (int pass = 0; pass < 2; pass++)
+    for (size_t i = 0; i < m->pb->n_metadata_props; i++) {
+      const Onnx__StringStringEntryProto *e = m->pb->metadata_props[i];
+      if (!e || !e->key || !e->value || strncmp(e->key, NODE_KEY, plen))
+        continue;
+      const char *name = e->key + plen;
+      tc_cg_spec *sp = tc_arena_alloc(s->arena, sizeof *sp);
+      const tc_node *n = tc_graph_node_named(m->graph, name);
+      if (!sp || !tc_cg_spec_parse(e->value, sp)) {
+        bad += pass == 0;
+        continue;
+      }
+      if ((sp->kind == TC_CG_EWCHAIN) != (pass == 1))
+        continue;
+      tc_cg_row_fn fn = n ? tc_native_lib_sym(s->native_lib, sp->sym) : NULL;
+      bool ok = fn && (pass == 0 ? bind_node_kernel(n, sp) : bind_chain(s, n, sp));
+      if (!ok) {
+        bad++;
+        continue;
+      }
+      s->native_fn[n->id] = fn;
+      s->native_spec[n->id] = sp;
+      s->native_count++;
     }
-    s->native_fn[n->id] = fn;
-    s->native_spec[n->id] = sp;
-    s->native_count++;
-  }
   if (bad)
     snprintf(note, cap, "%zu of the kernel library's node bindings do not match the model", bad);
 }
@@ -631,10 +673,101 @@ static tc_status bind_inputs(const tc_session *s, size_t n_inputs, const char *c
   return TC_STATUS_OK;
 }
 
-tc_status tc_run_graph(tc_run *r, const tc_graph *g) {
+/* Runs node n of graph g (is_main: the model's main graph). */
+static tc_status run_node(tc_run *r, const tc_node *n, bool is_main) {
   const tc_session *s = r->s;
   tc_rt_tensor **vals = r->vals;
   tc_diag *diag = r->diag;
+  /* a bound elementwise chain: its kernel when the tensors fit, else its
+   * other nodes now (they were passed over) and then this one as usual */
+  const tc_rt_tensor *ext[TC_EW_MAX_IN];
+  const tc_ew_chain *ch = is_main && s->chains ? s->chains[n->id] : NULL;
+  bool chain = false;
+  if (ch) {
+    for (int i = 0; i < ch->prog.n_in; i++)
+      ext[i] = vals[ch->in[i]->id];
+    chain = !r->cu && tc_native_chain_fits(s->native_spec[n->id], ext);
+    for (size_t i = 0; !chain && i + 1 < ch->n_nodes; i++) {
+      tc_status st = run_node(r, ch->nodes[i], true);
+      if (st)
+        return st;
+    }
+  }
+  const tc_rt_tensor **in = tc_arena_alloc(r->a, (n->n_inputs ? n->n_inputs : 1) * sizeof *in);
+  if (!in)
+    return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+  bool qdq = is_main && s->qdq && s->qdq[n->id];
+  for (size_t i = 0; i < n->n_inputs; i++) {
+    const tc_value *v = n->inputs[i];
+    in[i] = v ? vals[v->id] : NULL;
+    if (v && !in[i] && !chain && !(qdq && tc_qdq_reads(s, n, (int)i)))
+      return tc_diag_set(diag, TC_STATUS_INVALID, nz(n->name), nz(n->op_type),
+                         "input '%s' has not been computed (the graph is not in "
+                         "topological order)",
+                         v->name);
+  }
+  tc_rt_tensor *out = tc_arena_alloc(r->a, (n->n_outputs ? n->n_outputs : 1) * sizeof *out);
+  if (!out)
+    return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+  tc_status st;
+  if (!s->kernels[n->id]) {
+    st = tc_run_control(r, n, in, out);
+  } else {
+    tc_kernel_ctx k = {.node = n, .opset = s->opsets[n->id], .diag = diag, .arena = r->a};
+    if (s->conv_algo)
+      k.conv_algo = (tc_conv_algo)s->conv_algo[n->id];
+    if (r->plan && is_main) {
+      k.outputs = out;
+      k.plan_base = r->base;
+      k.plan_offset = tc_plan_offsets(r->plan);
+      k.plan_size = tc_plan_sizes(r->plan);
+    }
+    const tc_cg_spec *nsp = s->native_fn && s->native_fn[n->id] ? s->native_spec[n->id] : NULL;
+    struct timespec t0, t1;
+    if (s->prof)
+      clock_gettime(CLOCK_MONOTONIC, &t0);
+    st = TC_STATUS_OK;
+    bool on_gpu = r->cu && is_main && tc_cuda_try(r, n, &k, in, out, &st);
+    if (r->cu && !on_gpu)
+      st = tc_cuda_host_inputs(r, n); /* the CPU kernel reads them */
+    if (on_gpu || st) {
+      /* ran on the GPU, or its inputs could not be brought back */
+    } else if (chain) {
+      if (!tc_native_chain_run(&k, nsp, s->native_fn[n->id], ext, out, &st))
+        st = tc_diag_set(diag, TC_STATUS_INVALID, nz(n->name), nz(n->op_type),
+                         "the generated chain kernel refused tensors it had accepted");
+    } else if (qdq)
+      st = tc_qdq_run(r, n, &k, in, out);
+    else if (is_main && s->layout && s->layout[n->id])
+      st = tc_layout_run(s, n, &k, in, out);
+    else if (!nsp ||
+             !tc_native_run(&k, nsp, s->native_fn[n->id], in, n->n_inputs, out, n->n_outputs, &st))
+      st = s->kernels[n->id]->run(&k, in, n->n_inputs, out, n->n_outputs);
+    if (s->prof) {
+      clock_gettime(CLOCK_MONOTONIC, &t1);
+      int64_t ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
+      __atomic_add_fetch(&s->prof[2 * n->id], 1, __ATOMIC_RELAXED);
+      __atomic_add_fetch(&s->prof[2 * n->id + 1], ns, __ATOMIC_RELAXED);
+    }
+  }
+  if (st) {
+    if (!diag->node[0] && !diag->op[0]) { /* name the node if the kernel did not */
+      snprintf(diag->node, sizeof diag->node, "%s", nz(n->name));
+      snprintf(diag->op, sizeof diag->op, "%s", nz(n->op_type));
+    }
+    return st;
+  }
+  for (size_t o = 0; o < n->n_outputs; o++)
+    if (n->outputs[o])
+      vals[n->outputs[o]->id] = &out[o];
+  if (s->observe && is_main)
+    s->observe(s->observe_ctx, n, in, n->n_inputs, out, n->n_outputs);
+  return TC_STATUS_OK;
+}
+
+tc_status tc_run_graph(tc_run *r, const tc_graph *g) {
+  const tc_session *s = r->s;
+  tc_rt_tensor **vals = r->vals;
   for (size_t i = 0; i < g->n_inits; i++)
     vals[g->inits[i]->id] = s->consts[g->inits[i]->id];
   for (size_t i = 0; i < g->n_sparse_inits; i++)
@@ -643,71 +776,11 @@ tc_status tc_run_graph(tc_run *r, const tc_graph *g) {
   for (const tc_node *n = g->first; n; n = n->next) {
     if (is_main && s->qdq_skip && s->qdq_skip[n->id])
       continue; /* its readers take the quantized operand (qdq.c) */
-    const tc_rt_tensor **in = tc_arena_alloc(r->a, (n->n_inputs ? n->n_inputs : 1) * sizeof *in);
-    if (!in)
-      return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
-    bool qdq = is_main && s->qdq && s->qdq[n->id];
-    for (size_t i = 0; i < n->n_inputs; i++) {
-      const tc_value *v = n->inputs[i];
-      in[i] = v ? vals[v->id] : NULL;
-      if (v && !in[i] && !(qdq && tc_qdq_reads(s, n, (int)i)))
-        return tc_diag_set(diag, TC_STATUS_INVALID, nz(n->name), nz(n->op_type),
-                           "input '%s' has not been computed (the graph is not in "
-                           "topological order)",
-                           v->name);
-    }
-    tc_rt_tensor *out = tc_arena_alloc(r->a, (n->n_outputs ? n->n_outputs : 1) * sizeof *out);
-    if (!out)
-      return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
-    tc_status st;
-    if (!s->kernels[n->id]) {
-      st = tc_run_control(r, n, in, out);
-    } else {
-      tc_kernel_ctx k = {.node = n, .opset = s->opsets[n->id], .diag = diag, .arena = r->a};
-      if (s->conv_algo)
-        k.conv_algo = (tc_conv_algo)s->conv_algo[n->id];
-      if (r->plan && is_main) {
-        k.outputs = out;
-        k.plan_base = r->base;
-        k.plan_offset = tc_plan_offsets(r->plan);
-        k.plan_size = tc_plan_sizes(r->plan);
-      }
-      const tc_cg_spec *nsp = s->native_fn && s->native_fn[n->id] ? s->native_spec[n->id] : NULL;
-      struct timespec t0, t1;
-      if (s->prof)
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-      st = TC_STATUS_OK;
-      bool on_gpu = r->cu && is_main && tc_cuda_try(r, n, &k, in, out, &st);
-      if (r->cu && !on_gpu)
-        st = tc_cuda_host_inputs(r, n); /* the CPU kernel reads them */
-      if (on_gpu || st) {
-        /* ran on the GPU, or its inputs could not be brought back */
-      } else if (qdq)
-        st = tc_qdq_run(r, n, &k, in, out);
-      else if (is_main && s->layout && s->layout[n->id])
-        st = tc_layout_run(s, n, &k, in, out);
-      else if (!nsp || !tc_native_run(&k, nsp, s->native_fn[n->id], in, n->n_inputs, out,
-                                      n->n_outputs, &st))
-        st = s->kernels[n->id]->run(&k, in, n->n_inputs, out, n->n_outputs);
-      if (s->prof) {
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        int64_t ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
-        __atomic_add_fetch(&s->prof[2 * n->id], 1, __ATOMIC_RELAXED);
-        __atomic_add_fetch(&s->prof[2 * n->id + 1], ns, __ATOMIC_RELAXED);
-      }
-    }
-    if (st) {
-      if (!diag->node[0] && !diag->op[0]) { /* name the node if the kernel did not */
-        snprintf(diag->node, sizeof diag->node, "%s", nz(n->name));
-        snprintf(diag->op, sizeof diag->op, "%s", nz(n->op_type));
-      }
+    if (is_main && s->chain_root && s->chain_root[n->id])
+      continue; /* runs with its chain's last node */
+    tc_status st = run_node(r, n, is_main);
+    if (st)
       return st;
-    }
-    for (size_t o = 0; o < n->n_outputs; o++)
-      if (n->outputs[o])
-        vals[n->outputs[o]->id] = &out[o];
-    if (s->observe && is_main)
-      s->observe(s->observe_ctx, n, in, n->n_inputs, out, n->n_outputs);
   }
   return TC_STATUS_OK;
 }

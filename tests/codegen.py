@@ -84,7 +84,9 @@ def check_library_record(out):
     for node, spec in binds.items():
         assert node in names, f"binding for unknown node {node}"
         assert re.fullmatch(r"kind=(bias_act|layernorm|softmax) act=\d flags=\d+ cols=\d+ width=\d+ "
-                            r"unroll=\d( threads=1)? sym=tck_\d+", spec), spec
+                            r"unroll=\d( threads=1)? sym=tck_\d+", spec) or \
+            re.fullmatch(r"kind=ewchain cols=\d+ width=\d+ unroll=\d( threads=1)? prog=[0-9a-f]{16} "
+                         r"ins=[FRS]+ sym=tck_\d+", spec), spec
     return binds
 
 
@@ -155,7 +157,10 @@ def tune_fast_report_and_cache():
             assert names[0] == "builtin" and len(names) >= 3, names
             assert any(n.endswith("t1") for n in names), names  # one-thread candidates
             assert d["winner"] in names and not d["cached"], d
-            assert "rows=32" in d["signature"] or "rows=64" in d["signature"], d["signature"]
+            if d["signature"].startswith("kind=ewchain"):  # the attention mask: rows of seq
+                assert "cols=32" in d["signature"], d["signature"]
+            else:
+                assert "rows=32" in d["signature"] or "rows=64" in d["signature"], d["signature"]
             b = d["candidates"][0]
             assert b["median_us"] > 0 and b["spread_us"] >= 0, b
         wm = t["whole_model"]
@@ -235,6 +240,98 @@ def named_cpu_builds_for_that_cpu():
         t = json.load(open(rep))["tuning"]
         assert all("not measured" in d["reason"] for d in t["decisions"]), t["decisions"]
         assert t["whole_model"] is None
+
+
+def chain_model(path, d=48):
+    """Elementwise chains as exporters write them: bias, Erf GELU spelled out,
+    SiLU times the GELU (one chain of 9 nodes, 6 inputs), then a value read
+    twice (the chain ends there) and Relu -> residual Add -> Clip (a second
+    chain). d: the feature dim, a number or a symbol."""
+    rng = np.random.default_rng(5)
+    D = 48 if isinstance(d, str) else d
+    f = lambda name, v: helper.make_tensor(name, TensorProto.FLOAT, list(np.shape(v)),
+                                           np.asarray(v, np.float32).ravel().tolist())
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]),
+             helper.make_node("Add", ["h", "b"], ["hb"]),
+             helper.make_node("Div", ["hb", "sqrt2"], ["t0"]),
+             helper.make_node("Erf", ["t0"], ["t1"]),
+             helper.make_node("Add", ["t1", "one"], ["t2"]),
+             helper.make_node("Mul", ["hb", "t2"], ["t3"]),
+             helper.make_node("Mul", ["t3", "half"], ["g"]),
+             helper.make_node("Sigmoid", ["x"], ["s"]),
+             helper.make_node("Mul", ["x", "s"], ["silu"]),
+             helper.make_node("Mul", ["silu", "g"], ["z"]),
+             helper.make_node("ReduceSum", ["z"], ["total"], keepdims=0),
+             helper.make_node("Relu", ["z"], ["r"]),
+             helper.make_node("Add", ["r", "x"], ["res"]),
+             helper.make_node("Clip", ["res", "lo", "hi"], ["y"])]
+    inits = [f("w", rng.standard_normal((D, D)) * 0.2), f("b", rng.standard_normal(D) * 0.1),
+             f("sqrt2", 1.4142135), f("one", 1.0), f("half", 0.5), f("lo", -0.5), f("hi", 2.0)]
+    if isinstance(d, str):  # no MatMul: the feature dim stays symbolic
+        nodes[0] = helper.make_node("Mul", ["x", "x"], ["h"])
+        nodes[1] = helper.make_node("Add", ["h", "c"], ["hb"])
+        inits = [i for i in inits if i.name not in ("w", "b")] + [f("c", 0.25)]
+    g = helper.make_graph(nodes, "chains", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", d])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", d]),
+                           helper.make_tensor_value_info("total", TensorProto.FLOAT, None)], inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), path)
+
+
+def run_chains(model, tmp, x, native, name):
+    np.save(os.path.join(tmp, name + ".npy"), x)
+    out = os.path.join(tmp, name)
+    p = tacoc("run", model, "--input", f"x={os.path.join(tmp, name + '.npy')}", "--repeat", "3",
+              "--output-dir", out, *(["--allow-native-code"] if native else []))
+    m = re.search(r"(\d+) nodes run generated kernels", p.stderr)
+    return ([np.load(os.path.join(out, k + ".npy")) for k in ("y", "total")],
+            int(m.group(1)) if m else None)
+
+
+@test
+def elementwise_chains_run_as_one_kernel():
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = os.path.join(tmp, "chains.onnx"), os.path.join(tmp, "opt.onnx")
+        chain_model(src)
+        p = tacoc("optimize", src, "-o", out, "-O0", "--codegen", "cpu")
+        binds = check_library_record(out)
+        chains = sorted(v for v in binds.values() if v.startswith("kind=ewchain"))
+        assert len(binds) == 2 and len(chains) == 2, binds
+        # the second chain: Relu's input, residual x, Clip's two bounds
+        assert any("ins=FFSS" in c for c in chains) and any("ins=FRSSSF" in c for c in chains), chains
+        assert p.stdout.count("kind=ewchain") == 2, p.stdout
+        for n in (1, 5, 64):
+            x = np.random.default_rng(n).standard_normal((n, 48)).astype(np.float32) * 2
+            want = ort.InferenceSession(src, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+            base, n0 = run_chains(out, tmp, x, False, f"b{n}")
+            got, n1 = run_chains(out, tmp, x, True, f"n{n}")
+            assert n0 is None and n1 == 2, (n0, n1)
+            for g, b, w in zip(got, base, want):
+                assert np.allclose(g, w, atol=1e-4, rtol=1e-4), np.abs(g - w).max()
+                assert np.abs(g - b).max() <= 1e-5 * max(1.0, np.abs(b).max()), np.abs(g - b).max()
+        # ONNX Runtime runs the optimized model unchanged
+        got = ort.InferenceSession(out, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+        assert all(np.array_equal(g, w) for g, w in zip(got, want))
+
+
+@test
+def elementwise_chain_that_does_not_fit_runs_its_nodes():
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = os.path.join(tmp, "chains.onnx"), os.path.join(tmp, "opt.onnx")
+        chain_model(src, d="d")
+        # a symbolic row length: no chain unless --shape fixes it
+        p = tacoc("optimize", src, "-o", out, "-O0", "--codegen", "cpu")
+        assert "kind=ewchain" not in p.stdout, p.stdout
+        tacoc("optimize", src, "-o", out, "-O0", "--codegen", "cpu", "--shape", "d=16", "-q")
+        binds = check_library_record(out)
+        assert sum("cols=16" in v for v in binds.values()) == 2, binds
+        sess = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
+        for shape in ((3, 16), (3, 24), (1, 1)):  # fits; another row length; one element
+            x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+            want = sess.run(None, {"x": x})
+            got, n1 = run_chains(out, tmp, x, True, f"n{shape[1]}")
+            assert n1 == 2, n1
+            for g, w in zip(got, want):
+                assert g.shape == w.shape and np.allclose(g, w, atol=1e-4, rtol=1e-4), (shape, np.abs(g - w).max())
 
 
 def reshape_model(path):

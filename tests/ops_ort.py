@@ -4,7 +4,8 @@ inputs, beyond the few fixed cases of the ONNX node tests: NonMaxSuppression
 RoiAlign (both coordinate modes, avg and max, sampling ratios) and GridSample
 (every mode, padding and align_corners, positions beyond the borders),
 AffineGrid (2-D and 3-D), Det and Unique, ONNX Runtime's
-com.microsoft.EmbedLayerNormalization; sparse initializers made dense.
+com.microsoft.EmbedLayerNormalization and QuickGelu; sparse initializers
+made dense.
 
 Usage: ops_ort.py --tacoc PATH
 
@@ -306,6 +307,23 @@ def sparse_model(indices, shape=(3, 4), values=(1.5, -2.0, 3.0)):
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
     return m
+
+
+@test
+def quick_gelu_contrib():
+    """com.microsoft.QuickGelu: alpha defaults to 1.702; float32 through
+    the fast kernels, large enough to split over threads."""
+    F = TensorProto.FLOAT
+    x = (RNG.standard_normal((7, 1031)) * 4).astype(np.float32)
+    for attrs in ({}, {"alpha": 1.0}, {"alpha": -0.3}):
+        node = helper.make_node("QuickGelu", ["x"], ["y"], domain="com.microsoft", **attrs)
+        g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", F, [7, 1031])],
+                              [helper.make_tensor_value_info("y", F, None)])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17),
+                                                helper.make_opsetid("com.microsoft", 1)])
+        m.ir_version = 8
+        got, want = both(m, {"x": x})
+        close(got[0], want[0], f"QuickGelu {attrs}")
 
 
 @test

@@ -98,7 +98,7 @@ static LLVMValueRef fma3(cg *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef d) 
   LLVMValueRef args[3] = {a, b, d};
   return intrin(c, "llvm.fma", LLVMTypeOf(a), args, 3);
 }
-/* a > b ? a : b, NaN in a kept (the comparison is false). */
+/* a > b ? a : b; a NaN b is kept (the comparison is unordered). */
 static LLVMValueRef fmax_keep_nan(cg *c, LLVMValueRef a, LLVMValueRef b) {
   return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealULT, a, b, ""), b, a, "");
 }
@@ -201,6 +201,7 @@ typedef void (*body_fn)(cg *c, pass_ctx *p, LLVMValueRef j, LLVMTypeRef t, LLVMV
 
 struct pass_ctx {
   const tc_cg_spec *sp;
+  LLVMValueRef in[TC_EW_MAX_IN]; /* ewchain: row pointers ('F'), row bases ('R'), scalars ('S') */
   LLVMValueRef x, skip, gamma, beta, y, sum, tmp; /* row base pointers (tmp: where t lives) */
   LLVMValueRef bias;
   LLVMValueRef mean, rstd, m, inv; /* row scalars */
@@ -353,6 +354,72 @@ static void softmax_scale(cg *c, pass_ctx *p, LLVMValueRef j, LLVMTypeRef t, LLV
   store(c, mul(c, load(c, t, p->y, j), splat(c, t, p->inv)), p->y, j);
 }
 
+static LLVMValueRef sigmoid(cg *c, LLVMValueRef v) {
+  LLVMTypeRef t = LLVMTypeOf(v);
+  return fdivv(c, K(c, t, 1.0), add(c, K(c, t, 1.0), vexp(c, LLVMBuildFNeg(c->b, v, ""))));
+}
+static LLVMValueRef lt0(cg *c, LLVMValueRef v) {
+  return LLVMBuildFCmp(c->b, LLVMRealOLT, v, K(c, LLVMTypeOf(v), 0.0), "");
+}
+/* min(max(v, lo), hi) */
+static LLVMValueRef clamp(cg *c, LLVMValueRef v, LLVMValueRef lo, LLVMValueRef hi) {
+  if (lo)
+    v = fmax_keep_nan(c, lo, v);
+  return hi ? fmin_keep_nan(c, hi, v) : v;
+}
+
+/* One element of an elementwise chain (tc_ew_prog). */
+static void chain_body(cg *c, pass_ctx *p, LLVMValueRef j, LLVMTypeRef t, LLVMValueRef *acc) {
+  (void)acc;
+  const tc_ew_prog *g = &p->sp->prog;
+  LLVMValueRef v[TC_EW_MAX_IN + TC_EW_MAX_OPS];
+  for (int i = 0; i < g->n_in; i++)
+    v[i] = g->ins[i] == 'S' ? splat(c, t, p->in[i]) : load(c, t, p->in[i], j);
+  for (int k = 0; k < g->n_ops; k++) {
+    const tc_ew_op *o = &g->ops[k];
+    LLVMValueRef a = v[o->a], b = o->b >= 0 ? v[o->b] : NULL, d = o->c >= 0 ? v[o->c] : NULL, r;
+    switch (o->op) {
+    case TC_EW_ADD: r = add(c, a, b); break;
+    case TC_EW_SUB: r = sub(c, a, b); break;
+    case TC_EW_MUL: r = mul(c, a, b); break;
+    case TC_EW_DIV: r = fdivv(c, a, b); break;
+    case TC_EW_MAX: r = fmax_keep_nan(c, a, b); break;
+    case TC_EW_MIN: r = fmin_keep_nan(c, a, b); break;
+    case TC_EW_NEG: r = LLVMBuildFNeg(c->b, a, ""); break;
+    case TC_EW_ABS: r = intrin(c, "llvm.fabs", t, &a, 1); break;
+    case TC_EW_RELU: r = LLVMBuildSelect(c->b, lt0(c, a), K(c, t, 0.0), a, ""); break;
+    case TC_EW_SIGMOID: r = sigmoid(c, a); break;
+    case TC_EW_TANH: r = vtanh(c, a); break;
+    case TC_EW_EXP: r = vexp(c, a); break;
+    case TC_EW_SQRT: r = intrin(c, "llvm.sqrt", t, &a, 1); break;
+    case TC_EW_RECIP: r = fdivv(c, K(c, t, 1.0), a); break;
+    case TC_EW_ERF: r = verf(c, a); break;
+    case TC_EW_GELU_ERF: r = activation(c, TC_CG_ACT_GELU_ERF, a); break;
+    case TC_EW_GELU_TANH: r = activation(c, TC_CG_ACT_GELU_TANH, a); break;
+    case TC_EW_HARDSWISH:
+      r = mul(c, a,
+              clamp(c, fma3(c, a, K(c, t, 1.0 / 6.0), K(c, t, 0.5)), K(c, t, 0.0), K(c, t, 1.0)));
+      break;
+    case TC_EW_LEAKY:
+      r = LLVMBuildSelect(c->b, lt0(c, a), mul(c, a, K(c, t, o->alpha)), a, "");
+      break;
+    case TC_EW_HSIGMOID:
+      r = clamp(c, fma3(c, a, K(c, t, o->alpha), K(c, t, o->beta)), K(c, t, 0.0), K(c, t, 1.0));
+      break;
+    case TC_EW_QUICKGELU: r = mul(c, a, sigmoid(c, mul(c, a, K(c, t, o->alpha)))); break;
+    case TC_EW_ELU:
+      r = LLVMBuildSelect(c->b, lt0(c, a),
+                          mul(c, sub(c, vexp(c, a), K(c, t, 1.0)), K(c, t, o->alpha)), a, "");
+      break;
+    case TC_EW_CLIP: r = clamp(c, a, b, d); break;
+    case TC_EW_CLIPC: r = clamp(c, a, K(c, t, o->alpha), K(c, t, o->beta)); break;
+    default: r = a; break;
+    }
+    v[g->n_in + k] = r;
+  }
+  store(c, v[g->n_in + g->n_ops - 1], p->y, j);
+}
+
 /* Pass 1: t = x (+ skip), kept in tmp when it differs from x; sum (or sum
  * of squares for RMS). */
 static void ln_sum(cg *c, pass_ctx *p, LLVMValueRef j, LLVMTypeRef t, LLVMValueRef *acc) {
@@ -394,8 +461,9 @@ static void build_kernel(cg *c, const tc_cg_spec *sp) {
   LLVMBasicBlockRef rows = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "row");
   LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "done");
   LLVMPositionBuilderAtEnd(c->b, entry);
-  LLVMValueRef base_in[4], base_out[2];
-  for (int i = 0; i < 4; i++) {
+  LLVMValueRef base_in[TC_EW_MAX_IN], base_out[2];
+  int n_in = sp->kind == TC_CG_EWCHAIN ? sp->prog.n_in : 4;
+  for (int i = 0; i < n_in; i++) {
     LLVMValueRef idx = i64c(c, i);
     base_in[i] = LLVMBuildLoad2(c->b, c->ptr, LLVMBuildGEP2(c->b, c->ptr, pin, &idx, 1, ""), "");
   }
@@ -403,7 +471,8 @@ static void build_kernel(cg *c, const tc_cg_spec *sp) {
     LLVMValueRef idx = i64c(c, i);
     base_out[i] = LLVMBuildLoad2(c->b, c->ptr, LLVMBuildGEP2(c->b, c->ptr, pout, &idx, 1, ""), "");
   }
-  LLVMValueRef eps = LLVMBuildLoad2(c->b, c->f32, pparams, "eps");
+  LLVMValueRef eps =
+      sp->kind == TC_CG_EWCHAIN ? NULL : LLVMBuildLoad2(c->b, c->f32, pparams, "eps");
   LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, lo, hi, ""), rows, done);
 
   LLVMPositionBuilderAtEnd(c->b, rows);
@@ -422,6 +491,13 @@ static void build_kernel(cg *c, const tc_cg_spec *sp) {
   case TC_CG_BIAS_ACT:
     p.bias = elem_ptr(c, base_in[1], zero);
     row_pass(c, &p, bias_act_body, 0, NULL, NULL, NULL);
+    break;
+  case TC_CG_EWCHAIN:
+    for (int i = 0; i < n_in; i++)
+      p.in[i] = sp->prog.ins[i] == 'F'   ? elem_ptr(c, base_in[i], off)
+                : sp->prog.ins[i] == 'R' ? base_in[i]
+                                         : LLVMBuildLoad2(c->b, c->f32, base_in[i], "");
+    row_pass(c, &p, chain_body, 0, NULL, NULL, NULL);
     break;
   case TC_CG_SOFTMAX:
     row_pass(c, &p, softmax_max, 1, &op_max, &ninf, &red);
@@ -535,6 +611,26 @@ static int run_linker(const char *obj, const char *so, char *why, size_t cap) {
   return 0;
 }
 
+/* An ewchain program is well formed: operands refer to inputs or earlier
+ * ops, every input has a kind. */
+static bool prog_ok(const tc_cg_spec *sp) {
+  const tc_ew_prog *g = &sp->prog;
+  if (sp->kind != TC_CG_EWCHAIN)
+    return true;
+  if (g->n_in < 1 || g->n_in > TC_EW_MAX_IN || g->n_ops < 1 || g->n_ops > TC_EW_MAX_OPS ||
+      (int)strlen(g->ins) != g->n_in || strspn(g->ins, "FRS") != strlen(g->ins))
+    return false;
+  for (int k = 0; k < g->n_ops; k++) {
+    const tc_ew_op *o = &g->ops[k];
+    int lim = g->n_in + k;
+    bool two = o->op >= TC_EW_ADD && o->op <= TC_EW_MIN;
+    if (o->op < TC_EW_ADD || o->op >= TC_EW_N_OPS || o->a < 0 || o->a >= lim || o->b >= lim ||
+        o->c >= lim || (two && o->b < 0))
+      return false;
+  }
+  return true;
+}
+
 int tc_cg_build_library(const tc_cg_spec *specs, size_t n, const char *cpu, const char *so_path,
                         char *why, size_t why_cap) {
   static int inited;
@@ -547,7 +643,7 @@ int tc_cg_build_library(const tc_cg_spec *specs, size_t n, const char *cpu, cons
     const tc_cg_spec *sp = &specs[i];
     bool ok_w = sp->width == 1 || sp->width == 4 || sp->width == 8 || sp->width == 16;
     if (!ok_w || sp->unroll < 1 || sp->unroll > 4 || sp->cols <= 0 || !sp->sym[0] ||
-        sp->kind < TC_CG_BIAS_ACT || sp->kind > TC_CG_SOFTMAX) {
+        sp->kind < TC_CG_BIAS_ACT || sp->kind > TC_CG_EWCHAIN || !prog_ok(sp)) {
       snprintf(why, why_cap, "kernel %zu: unsupported spec", i);
       return 1;
     }

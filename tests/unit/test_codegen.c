@@ -11,6 +11,7 @@
 
 #include "cg.h"
 #include "check.h"
+#include "exec.h"
 #include "kernel.h"
 #include "native.h"
 
@@ -266,13 +267,284 @@ static void test_library_bytes_checked(void) {
   CHECK(!strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
 }
 
+/* ---- elementwise chains ---- */
+
+/* A chain test: ext inputs (kind letters F/R/S, R and S given with rank
+ * rr / rs), nodes reading refs (0..n_ext-1 inputs, n_ext + i node i, -1
+ * absent), one float attribute each at most. */
+typedef struct cnode {
+  const char *op, *domain;
+  int in[3];
+  const char *attr;
+  float av;
+} cnode;
+typedef struct ccase {
+  const char *name, *kinds;
+  cnode nodes[13];
+  double scale;
+} ccase;
+
+static const ccase chains[] = {
+    {"swiglu", "FF", {{"QuickGelu", "ai.tacoc", {0}, "alpha", 1.0f}, {"Mul", "", {2, 1}}}, 4},
+    {"gelu-decomposed",
+     "FSSS",
+     {{"Div", "", {0, 1}},
+      {"Erf", "", {4}},
+      {"Add", "", {5, 2}},
+      {"Mul", "", {0, 6}},
+      {"Mul", "", {7, 3}}},
+     4},
+    {"bias-gelu-tanh-residual",
+     "FRF",
+     {{"Add", "", {0, 1}}, {"Gelu", "", {3}, "tanh"}, {"Sub", "", {4, 2}}},
+     4},
+    {"unary-a",
+     "FR",
+     {{"Neg", "", {0}},
+      {"Abs", "", {2}},
+      {"Sqrt", "", {3}},
+      {"Relu", "", {0}},
+      {"Add", "", {4, 5}},
+      {"Sigmoid", "", {6}},
+      {"Tanh", "", {0}},
+      {"Max", "", {7, 8}},
+      {"Min", "", {9, 1}},
+      {"Exp", "", {10}},
+      {"Reciprocal", "", {11}}},
+     6},
+    {"unary-b",
+     "FSS",
+     {{"HardSwish", "", {0}},
+      {"LeakyRelu", "", {0}, "alpha", 0.1f},
+      {"HardSigmoid", "", {0}, "alpha", 0.3f},
+      {"Elu", "", {0}, "alpha", 0.7f},
+      {"Add", "", {3, 4}},
+      {"Add", "", {5, 6}},
+      {"Clip", "", {7, 1, 2}},
+      {"Clip", "", {9, 1, -1}},
+      {"Mul", "", {8, 10}},
+      {"Add", "", {11, 0}},
+      {"Gelu", "", {12}},
+      {"QuickGelu", "com.microsoft", {13}}},
+     5},
+};
+#define N_CHAINS (sizeof chains / sizeof chains[0])
+
+static size_t chain_len(const ccase *cc) {
+  size_t n = 0;
+  while (n < 13 && cc->nodes[n].op)
+    n++;
+  return n;
+}
+
+/* Builds the case's nodes; v gets the values (inputs, then outputs). */
+static tc_node *build_chain(const ccase *cc, tc_value **v) {
+  size_t ne = strlen(cc->kinds), nn = chain_len(cc);
+  for (size_t i = 0; i < ne; i++)
+    v[i] = tc_graph_new_temp(graph, "cin");
+  tc_node *last = NULL;
+  for (size_t i = 0; i < nn; i++) {
+    const cnode *c = &cc->nodes[i];
+    static const char *const two[] = {"Add", "Sub", "Mul", "Div", "Max", "Min"};
+    size_t n_in = !strcmp(c->op, "Clip") ? 3 : 1;
+    for (size_t k = 0; k < sizeof two / sizeof two[0]; k++)
+      n_in = strcmp(c->op, two[k]) ? n_in : 2;
+    last = tc_graph_append_node(graph, c->op, c->domain, cc->name, n_in, 1, c->attr ? 1 : 0);
+    for (size_t s = 0; s < n_in; s++)
+      if (c->in[s] >= 0)
+        tc_node_set_input(last, s, v[c->in[s]]);
+    v[ne + i] = tc_graph_new_temp(graph, "cout");
+    tc_node_set_output(last, 0, v[ne + i]);
+    if (c->attr && !strcmp(c->attr, "tanh"))
+      tc_node_set_attr_string(last, 0, "approximate", "tanh");
+    else if (c->attr)
+      tc_node_set_attr_float(last, 0, c->attr, c->av);
+  }
+  return last;
+}
+
+/* An input of kind k for rows x cols (R as [1, cols], S as [1]). */
+static tc_rt_tensor chain_input(char k, int64_t cols, double scale, float *buf) {
+  size_t n = k == 'F' ? (size_t)(ROWS * cols) : k == 'R' ? (size_t)cols : 1;
+  for (size_t i = 0; i < n; i++)
+    buf[i] = (float)(uniform() * scale);
+  if (k == 'S')
+    buf[0] = (float)(1.0 + fabs(uniform()));
+  tc_rt_tensor t = {.dtype = TC_DTYPE_F32, .rank = k == 'S' ? 1 : 2, .data = buf, .bytes = n * 4};
+  t.dims[0] = k == 'F' ? ROWS : 1;
+  t.dims[1] = k == 'S' ? 0 : cols;
+  return t;
+}
+
+static void test_chains_match_reference(void) {
+  static const int64_t ccols[] = {1, 3, 16, 17, 100};
+  enum { NCC = 5 };
+  static tc_cg_spec specs[N_CHAINS * N_W * N_U * NCC];
+  static tc_ew_chain ch[N_CHAINS];
+  static tc_value *vals[N_CHAINS][24];
+  size_t n = 0;
+  for (size_t c = 0; c < N_CHAINS; c++) {
+    tc_node *root = build_chain(&chains[c], vals[c]);
+    CHECK(tc_ew_chain_of(root, &ch[c]));
+    CHECK(ch[c].n_nodes == chain_len(&chains[c]));
+    CHECK(ch[c].prog.n_in == (int)strlen(chains[c].kinds));
+    for (size_t w = 0; w < N_W; w++)
+      for (size_t u = 0; u < N_U; u++)
+        for (size_t k = 0; k < NCC; k++) {
+          tc_cg_spec *sp = &specs[n];
+          *sp = (tc_cg_spec){.kind = TC_CG_EWCHAIN,
+                             .cols = ccols[k],
+                             .width = widths[w],
+                             .unroll = unrolls[u],
+                             .prog = ch[c].prog};
+          for (int i = 0; i < ch[c].prog.n_in; i++) /* kinds in the chain's input order */
+            for (size_t e = 0; e < strlen(chains[c].kinds); e++)
+              if (ch[c].in[i] == vals[c][e]) /* a row of one element is a scalar */
+                sp->prog.ins[i] =
+                    chains[c].kinds[e] == 'R' && ccols[k] == 1 ? 'S' : chains[c].kinds[e];
+          snprintf(sp->sym, sizeof sp->sym, "c_%zu", n);
+          n++;
+        }
+  }
+  char dir[] = "/tmp/tacoc-cg-XXXXXX", so[256], why[512];
+  CHECK(mkdtemp(dir) != NULL);
+  snprintf(so, sizeof so, "%s/c.so", dir);
+  int rc = tc_cg_build_library(specs, n, NULL, so, why, sizeof why);
+  if (rc)
+    fprintf(stderr, "build failed: %s\n", why);
+  CHECK(rc == 0);
+  size_t size = 0;
+  unsigned char *bytes = tc_read_file(so, &size);
+  unlink(so);
+  rmdir(dir);
+  tc_native_lib *lib = bytes ? tc_native_lib_open(bytes, size, why, sizeof why) : NULL;
+  free(bytes);
+  CHECK(lib != NULL);
+  if (!lib)
+    return;
+  tc_fast_kernels_set(false); /* the reference kernels */
+  tc_arena *a = tc_arena_new();
+  tc_diag diag = {0};
+  size_t checked = 0;
+  double worst = 0;
+  for (size_t s = 0; s < n; s++) {
+    const tc_cg_spec *sp = &specs[s];
+    size_t c = s / (N_W * N_U * NCC), ne = strlen(chains[c].kinds);
+    float *buf[TC_EW_MAX_IN] = {0};
+    tc_rt_tensor in_t[TC_EW_MAX_IN];
+    const tc_rt_tensor *by_val[24] = {0}, *in[TC_EW_MAX_IN] = {0};
+    for (size_t e = 0; e < ne; e++) {
+      buf[e] = malloc((size_t)(ROWS * sp->cols) * sizeof(float));
+      in_t[e] = chain_input(chains[c].kinds[e], sp->cols, chains[c].scale, buf[e]);
+      by_val[e] = &in_t[e];
+    }
+    for (int i = 0; i < sp->prog.n_in; i++)
+      for (size_t e = 0; e < ne; e++)
+        if (ch[c].in[i] == vals[c][e])
+          in[i] = &in_t[e];
+    /* the reference: every node's own kernel in turn */
+    tc_rt_tensor res[13];
+    bool ok = true;
+    for (size_t i = 0; i < ch[c].n_nodes && ok; i++) {
+      const tc_node *q = ch[c].nodes[i];
+      const tc_rt_tensor *qi[3] = {0};
+      for (size_t k = 0; k < q->n_inputs; k++)
+        for (size_t e = 0; q->inputs[k] && e < ne + i; e++)
+          if (q->inputs[k] == vals[c][e])
+            qi[k] = by_val[e];
+      int64_t opset = tc_model_opset(model, q->domain);
+      const tc_kernel_def *d = tc_kernel_find(q->op_type, q->domain, opset);
+      tc_kernel_ctx k = {.node = q, .opset = opset, .diag = &diag, .arena = a};
+      memset(&res[i], 0, sizeof res[i]);
+      ok = d && d->run(&k, qi, q->n_inputs, &res[i], 1) == TC_STATUS_OK;
+      by_val[ne + i] = &res[i];
+    }
+    CHECK(ok);
+    tc_rt_tensor got = {0};
+    tc_kernel_ctx k = {.node = ch[c].nodes[ch[c].n_nodes - 1], .diag = &diag, .arena = a};
+    tc_status st = TC_STATUS_INVALID;
+    tc_cg_row_fn fn = tc_native_lib_sym(lib, sp->sym);
+    CHECK(fn && tc_native_chain_run(&k, sp, fn, in, &got, &st) && st == TC_STATUS_OK);
+    char what[160];
+    snprintf(what, sizeof what, "chain %s cols %lld width %d unroll %d", chains[c].name,
+             (long long)sp->cols, sp->width, sp->unroll);
+    double before = max_err;
+    max_err = 0;
+    if (ok && got.data)
+      CHECK(close_all(&got, &res[ch[c].n_nodes - 1], what));
+    worst = max_err > worst ? max_err : worst;
+    max_err = before > max_err ? before : max_err;
+    /* an input of another kind than the spec's does not fit */
+    if (fn && sp->prog.ins[0] == 'F' && sp->cols > 1) {
+      tc_rt_tensor odd = *in[0];
+      odd.dims[1] = sp->cols - 1;
+      odd.dims[0] = 1;
+      const tc_rt_tensor *in2[TC_EW_MAX_IN];
+      memcpy(in2, in, sizeof in2);
+      in2[0] = &odd;
+      CHECK(!tc_native_chain_fits(sp, in2));
+    }
+    for (size_t e = 0; e < ne; e++)
+      free(buf[e]);
+    tc_arena_reset(a);
+    checked++;
+  }
+  tc_fast_kernels_set(true);
+  printf("codegen: %zu generated chain kernels checked against the reference kernels, max abs "
+         "error %.3g\n",
+         checked, worst);
+  tc_arena_free(a);
+  tc_native_lib_close(lib);
+}
+
+/* What a chain takes: not a value read outside it or a graph output, the
+ * same program for the same graph, another hash for another attribute. */
+static void test_chain_boundaries(void) {
+  tc_value *x = tc_graph_new_temp(graph, "bx"), *t1 = tc_graph_new_temp(graph, "bt1"),
+           *t2 = tc_graph_new_temp(graph, "bt2"), *t3 = tc_graph_new_temp(graph, "bt3"),
+           *t4 = tc_graph_new_temp(graph, "bt4");
+  tc_node *a = tc_graph_append_node(graph, "Sigmoid", "", "b_a", 1, 1, 0);
+  tc_node_set_input(a, 0, x);
+  tc_node_set_output(a, 0, t1);
+  tc_node *b = tc_graph_append_node(graph, "Relu", "", "b_b", 1, 1, 0);
+  tc_node_set_input(b, 0, t1);
+  tc_node_set_output(b, 0, t2);
+  tc_node *c = tc_graph_append_node(graph, "Mul", "", "b_c", 2, 1, 0);
+  tc_node_set_input(c, 0, t2);
+  tc_node_set_input(c, 1, x);
+  tc_node_set_output(c, 0, t3);
+  tc_node *d = tc_graph_append_node(graph, "LeakyRelu", "", "b_d", 1, 1, 1);
+  tc_node_set_input(d, 0, t3);
+  tc_node_set_output(d, 0, t4);
+  tc_node_set_attr_float(d, 0, "alpha", 0.2f);
+  tc_ew_chain ch, again;
+  CHECK(tc_ew_chain_of(d, &ch) && ch.n_nodes == 4 && ch.prog.n_in == 1 && ch.in[0] == x);
+  CHECK(tc_ew_chain_of(d, &again) && again.prog.hash == ch.prog.hash);
+  tc_node_set_attr_float(d, 0, "alpha", 0.3f);
+  CHECK(tc_ew_chain_of(d, &again) && again.prog.hash != ch.prog.hash);
+  /* t1 read outside the chain: the chain starts after it */
+  tc_node *e = tc_graph_append_node(graph, "Softmax", "", "b_e", 1, 1, 0);
+  tc_node_set_input(e, 0, t1);
+  tc_node_set_output(e, 0, tc_graph_new_temp(graph, "bt5"));
+  CHECK(tc_ew_chain_of(d, &ch) && ch.n_nodes == 3 && ch.nodes[0] == b && ch.in[0] == t1);
+  /* a non-elementwise node ends nothing */
+  CHECK(!tc_ew_chain_of(e, &ch));
+  /* a single node is no chain */
+  CHECK(!tc_ew_chain_of(a, &ch));
+}
+
 int main(void) {
   model = tc_model_new_empty();
   graph = model->graph = tc_graph_new(model, NULL, "g");
+  tc_model_set_opset(model, "", 20);
+  tc_model_set_opset(model, "ai.tacoc", 1);
+  tc_model_set_opset(model, "com.microsoft", 1);
   RUN(test_spec_strings);
   RUN(test_bad_spec_refused);
   RUN(test_library_bytes_checked);
   RUN(test_kernels_match_reference);
+  RUN(test_chains_match_reference);
+  RUN(test_chain_boundaries);
   tc_model_free(model);
   return SUMMARY("codegen");
 }

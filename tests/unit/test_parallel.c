@@ -657,7 +657,7 @@ static void attention_heads(void) {
   attr_i(n, 1, "kv_num_heads", 4);
   attr_i(n, 2, "is_causal", 1);
   check_node(&e, n, 23, in3, 3, EXACT);
-  /* RotaryEmbedding with position ids, Swish */
+  /* RotaryEmbedding with position ids, Swish (float32: through vmath) */
   int64_t dx[] = {2, 3, 50, 8}, dc[] = {64, 4}, dp[] = {2, 50};
   const tc_rt_tensor *rot[4] = {
       rand_t(&e, TC_DTYPE_F32, 4, dx, -1, 1), rand_t(&e, TC_DTYPE_F32, 2, dc, -1, 1),
@@ -665,7 +665,8 @@ static void attention_heads(void) {
   check_plain("RotaryEmbedding", 23, rot, 4, EXACT, &e);
   int64_t big[] = {50001};
   const tc_rt_tensor *sw[1] = {rand_t(&e, TC_DTYPE_F32, 1, big, -5, 5)};
-  check_plain("Swish", 24, sw, 1, EXACT, &e);
+  /* float32 Swish runs vmath's sigmoid (a few ulp) on the fast path */
+  check_plain("Swish", 24, sw, 1, (tol){1e-7, 5e-7}, &e);
   tc_model_free(e.m);
 }
 
