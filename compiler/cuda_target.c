@@ -11,6 +11,7 @@
 #include "cucg.h"
 #include "meta.h"
 #include "native.h"
+#include "pass.h"
 #include "shapes.h"
 
 #define KEY_LIB "ai.tacoc.cuda.kernels"

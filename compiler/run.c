@@ -246,6 +246,9 @@ int tc_cmd_run(int argc, char **argv) {
   if (tc_session_qdq_nodes(s))
     fprintf(stderr, "tacoc: %zu QDQ MatMuls and convolutions run as int8 kernels\n",
             tc_session_qdq_nodes(s));
+  if (tc_session_static_plan_bytes(s))
+    fprintf(stderr, "tacoc: memory planned at load from the input shapes: %.1f MiB\n",
+            (double)tc_session_static_plan_bytes(s) / (1 << 20));
   if (tc_session_channels_last_values(s))
     fprintf(stderr, "tacoc: %zu values between convolutions kept channels-last\n",
             tc_session_channels_last_values(s));

@@ -36,6 +36,7 @@
 #include "layout.h"
 #include "meta.h"
 #include "native.h"
+#include "pass.h"
 #include "shapes.h"
 
 #define MAX_CANDS 16

@@ -172,6 +172,11 @@ size_t tc_session_qdq_nodes(const tc_session *s);
  * sessions and when the reference kernels were asked for). Outputs are
  * always returned in the model's own order. */
 size_t tc_session_channels_last_values(const tc_session *s);
+/* Bytes of the memory plan made when the session was created, from shape
+ * inference over the declared input shapes (docs/ARCHITECTURE.md); 0 when
+ * the sizes are known only once a run has traced them (symbolic or
+ * data-dependent dims). */
+size_t tc_session_static_plan_bytes(const tc_session *s);
 /* Frees a session (NULL is fine). */
 void tc_session_free(tc_session *s);
 /* Runs the model. inputs[i] is the graph input named names[i]; inputs with an

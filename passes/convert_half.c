@@ -56,6 +56,7 @@
 #include <string.h>
 
 #include "kernel.h"
+#include "pass.h"
 #include "shapes.h"
 
 #define ALL 0xffffffffu

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "kernel.h"
+#include "pass.h"
 #include "shapes.h"
 
 static bool perm_of(const tc_node *t, size_t rank, int64_t *p) {

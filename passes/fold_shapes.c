@@ -17,6 +17,7 @@
 #include <stdlib.h>
 
 #include "kernel.h"
+#include "pass.h"
 #include "shapes.h"
 
 static tc_value *const_ints(tc_graph *g, const char *base, int32_t dtype, const int64_t *v,

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "kernel.h"
+#include "pass.h"
 #include "shapes.h"
 
 #define TACOC_DOMAIN "ai.tacoc"

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "kernel.h"
+#include "pass.h"
 #include "shapes.h"
 
 #define TACOC_DOMAIN "ai.tacoc"

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "pass.h"
 #include "shapes.h"
 
 #define MAX_NODES 12

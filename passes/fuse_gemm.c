@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "kernel.h"
+#include "pass.h"
 #include "shapes.h"
 
 static bool gemm_float(int32_t dt) {

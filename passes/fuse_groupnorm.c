@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "kernel.h"
+#include "pass.h"
 #include "shapes.h"
 
 /* Constant t as C per-channel floats against rank r (1 value: broadcast). */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "kernel.h"
+#include "pass.h"
 #include "shapes.h"
 
 #define MAX_NODES 8

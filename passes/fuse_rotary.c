@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "kernel.h"
+#include "pass.h"
 #include "shapes.h"
 
 #define MAX_CHAIN 6

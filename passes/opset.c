@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "kernel.h"
+#include "pass.h"
 #include "shapes.h"
 
 /* Rewrites node n so that it means the same at `version` (a version at which

@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "ir.h"
+#include "shapes.h"
 
 /* A calibrated range of a float tensor (quantize-static). */
 typedef struct tc_qrange {
@@ -127,8 +128,6 @@ void tc_pass_count(tc_pass_ctx *c, const char *kind, size_t n);
 void tc_pass_explain(tc_pass_ctx *c, const tc_node *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* True when n is op op_type of the default ONNX domain. */
-bool tc_is_op(const tc_node *n, const char *op_type);
 /* True for ops whose result is random (never folded or merged). */
 bool tc_op_is_random(const tc_node *n);
 /* The single node reading v, when v has exactly one use, is not a graph
@@ -144,9 +143,6 @@ const tc_tensor *tc_binary_const(const tc_node *n, tc_value **other);
 bool tc_const_scalar(const tc_tensor *t, double *out);
 /* True when every element of constant t equals v within tol. */
 bool tc_const_all_near(const tc_tensor *t, double v, double tol);
-/* Elements of a constant as int64 (int dtypes) into a new heap array;
- * returns the count or -1. The caller frees *out. */
-ptrdiff_t tc_const_ints(const tc_tensor *t, int64_t **out);
 /* An int list argument that moved from attribute to input in some opset
  * (axes of Unsqueeze/Squeeze/Reduce*, Slice's starts/ends/axes): attribute
  * attr when n has it, else the constant input in slot; into a new heap array
@@ -216,5 +212,12 @@ void tc_pass_half_note(tc_pass_ctx *c, const tc_node *n, const char *why);
  * stay float32; false with *oom set on allocation failure. */
 bool tc_pass_int8_ok(tc_pass_ctx *c, const tc_node *n, const tc_tensor *wt, bool opset_ok,
                      const char *opset_why, bool *oom);
+
+/* The shape conditions of the int8 passes for MatMul n with activation
+ * shape xs and constant weight wt [K, N]: the activation's rank is known to
+ * be at least 2, and K and N are at least 16 (smaller products gain nothing
+ * from int8). False (half_note told why) otherwise. */
+bool tc_pass_int8_matmul_fits(tc_pass_ctx *c, const tc_node *n, const tc_shape *xs,
+                              const tc_tensor *wt);
 
 #endif

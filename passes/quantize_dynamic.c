@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pass.h"
 #include "shapes.h"
 
 /* Per-column symmetric int8 of w [K, N] into q, scales into s. */

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pass.h"
 #include "shapes.h"
 
 static const tc_qrange *range_of(const tc_pass_ctx *c, const tc_value *v) {

@@ -37,10 +37,6 @@ tc_status tc_pass_nomem(tc_pass_ctx *c) {
   return tc_diag_set(c->diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory in pass %s", c->pass);
 }
 
-bool tc_is_op(const tc_node *n, const char *op_type) {
-  return n && tc_domain_is_onnx(n->domain) && strcmp(n->op_type, op_type) == 0;
-}
-
 bool tc_op_is_random(const tc_node *n) {
   static const char *const random_ops[] = {"RandomNormal",
                                            "RandomUniform",
@@ -82,23 +78,6 @@ const tc_tensor *tc_binary_const(const tc_node *n, tc_value **other) {
 }
 
 /* Packed bytes of t viewed as a kernel tensor; *owned is to be freed. */
-static bool view(const tc_tensor *t, tc_rt_tensor *rt, void **owned) {
-  const void *p;
-  size_t len;
-  if (t->rank > TC_MAX_RANK || tc_tensor_raw_bytes(t, &p, &len, owned, NULL) != TC_STATUS_OK)
-    return false;
-  size_t n = tc_tensor_numel(t);
-  if (len != tc_dtype_bytes(t->dtype, n) || tc_dtype_bits(t->dtype) < 8) {
-    free(*owned);
-    *owned = NULL;
-    return false;
-  }
-  *rt = (tc_rt_tensor){.dtype = t->dtype, .rank = t->rank, .data = (void *)p, .bytes = len};
-  for (size_t i = 0; i < t->rank; i++)
-    rt->dims[i] = t->dims[i];
-  return true;
-}
-
 static bool is_numeric(int32_t dt) {
   return tc_dtype_is_float(dt) || tc_dtype_is_int(dt) || dt == TC_DTYPE_BOOL;
 }
@@ -106,7 +85,7 @@ static bool is_numeric(int32_t dt) {
 bool tc_const_scalar(const tc_tensor *t, double *out) {
   tc_rt_tensor rt;
   void *owned = NULL;
-  if (!t || tc_tensor_numel(t) != 1 || !is_numeric(t->dtype) || !view(t, &rt, &owned))
+  if (!t || tc_tensor_numel(t) != 1 || !is_numeric(t->dtype) || !tc_tensor_view(t, &rt, &owned))
     return false;
   *out = tc_rt_get_f64(&rt, 0);
   free(owned);
@@ -116,7 +95,7 @@ bool tc_const_scalar(const tc_tensor *t, double *out) {
 bool tc_const_all_near(const tc_tensor *t, double v, double tol) {
   tc_rt_tensor rt;
   void *owned = NULL;
-  if (!t || !is_numeric(t->dtype) || !view(t, &rt, &owned))
+  if (!t || !is_numeric(t->dtype) || !tc_tensor_view(t, &rt, &owned))
     return false;
   size_t n = tc_rt_numel(&rt);
   bool ok = n > 0;
@@ -124,21 +103,6 @@ bool tc_const_all_near(const tc_tensor *t, double v, double tol) {
     ok = fabs(tc_rt_get_f64(&rt, i) - v) <= tol;
   free(owned);
   return ok;
-}
-
-ptrdiff_t tc_const_ints(const tc_tensor *t, int64_t **out) {
-  tc_rt_tensor rt;
-  void *owned = NULL;
-  if (!t || !tc_dtype_is_int(t->dtype) || !view(t, &rt, &owned))
-    return -1;
-  size_t n = tc_rt_numel(&rt);
-  int64_t *v = malloc((n ? n : 1) * sizeof *v);
-  if (v)
-    for (size_t i = 0; i < n; i++)
-      v[i] = tc_rt_get_i64(&rt, i);
-  free(owned);
-  *out = v;
-  return v ? (ptrdiff_t)n : -1;
 }
 
 ptrdiff_t tc_pass_ints_arg(const tc_node *n, const char *attr, size_t slot, int64_t **out) {
@@ -181,7 +145,7 @@ bool tc_pass_slice_1d(const tc_node *sl, int64_t *axis, int64_t *start, int64_t 
 ptrdiff_t tc_const_floats(const tc_tensor *t, float **out) {
   tc_rt_tensor rt;
   void *owned = NULL;
-  if (!t || !tc_dtype_is_float(t->dtype) || !view(t, &rt, &owned))
+  if (!t || !tc_dtype_is_float(t->dtype) || !tc_tensor_view(t, &rt, &owned))
     return -1;
   size_t n = tc_rt_numel(&rt);
   float *v = malloc((n ? n : 1) * sizeof *v);

@@ -1026,3 +1026,7 @@ tc_status tc_attr_from_pb(tc_model *m, tc_attr *a, const Onnx__AttributeProto *p
       return diag && diag->status ? diag->status : TC_STATUS_NOMEM;
   return TC_STATUS_OK;
 }
+
+bool tc_is_op(const tc_node *n, const char *op_type) {
+  return n && tc_domain_is_onnx(n->domain) && strcmp(n->op_type, op_type) == 0;
+}

@@ -158,6 +158,10 @@ void tc_broadcast_strides(const tc_rt_tensor *t, size_t rank, const int64_t *dim
  * memory from a: numeric payloads in any protobuf field become packed native
  * arrays, strings become `char *` arrays. */
 tc_status tc_rt_from_ir(const tc_tensor *t, tc_arena *a, tc_rt_tensor *out, tc_diag *diag);
+/* A view of constant t's elements (byte-sized or wider dtypes) in *rt;
+ * *owned (to free) holds decoded data when t's are not raw bytes. False
+ * when they cannot be read. */
+bool tc_tensor_view(const tc_tensor *t, tc_rt_tensor *rt, void **owned);
 
 /* Copies an [N, C, HW] tensor of esize-byte elements between the plain
  * (NCHW) order and channels-last (NHWC, [N, HW, C]) order; to_nhwc picks the

@@ -4,9 +4,11 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernel.h"
+#include "onnx_io.h"
 
 size_t tc_rt_numel(const tc_rt_tensor *t) {
   size_t n = 1;
@@ -438,4 +440,36 @@ void tc_layout_copy(void *dst, const void *src, size_t esize, size_t N, size_t C
           memcpy(d + esize * (to_nhwc ? last : plain), s + esize * (to_nhwc ? plain : last), esize);
         }
       }
+}
+
+bool tc_tensor_view(const tc_tensor *t, tc_rt_tensor *rt, void **owned) {
+  const void *p;
+  size_t len;
+  if (t->rank > TC_MAX_RANK || tc_tensor_raw_bytes(t, &p, &len, owned, NULL) != TC_STATUS_OK)
+    return false;
+  size_t n = tc_tensor_numel(t);
+  if (len != tc_dtype_bytes(t->dtype, n) || tc_dtype_bits(t->dtype) < 8) {
+    free(*owned);
+    *owned = NULL;
+    return false;
+  }
+  *rt = (tc_rt_tensor){.dtype = t->dtype, .rank = t->rank, .data = (void *)p, .bytes = len};
+  for (size_t i = 0; i < t->rank; i++)
+    rt->dims[i] = t->dims[i];
+  return true;
+}
+
+ptrdiff_t tc_const_ints(const tc_tensor *t, int64_t **out) {
+  tc_rt_tensor rt;
+  void *owned = NULL;
+  if (!t || !tc_dtype_is_int(t->dtype) || !tc_tensor_view(t, &rt, &owned))
+    return -1;
+  size_t n = tc_rt_numel(&rt);
+  int64_t *v = malloc((n ? n : 1) * sizeof *v);
+  if (v)
+    for (size_t i = 0; i < n; i++)
+      v[i] = tc_rt_get_i64(&rt, i);
+  free(owned);
+  *out = v;
+  return v ? (ptrdiff_t)n : -1;
 }

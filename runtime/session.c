@@ -25,6 +25,7 @@
 #include "inline.h"
 #include "layout.h"
 #include "onnx_io.h"
+#include "shapes.h"
 
 void tc_ndarray_release(tc_ndarray *t) {
   if (!t)
@@ -457,6 +458,7 @@ static void bind_native(tc_session *s, const char *lib_path) {
 }
 
 size_t tc_session_native_nodes(const tc_session *s) { return s ? s->native_count : 0; }
+size_t tc_session_static_plan_bytes(const tc_session *s) { return s ? s->static_plan_bytes : 0; }
 const char *tc_session_native_note(const tc_session *s) {
   if (!s)
     return "";
@@ -508,6 +510,58 @@ tc_status tc_session_new_with_kernels(const tc_model *m, const char *lib_path, t
   return session_new(m, true, lib_path, out, diag);
 }
 
+/* v's statically known tensor (dtype, dims, bytes; no data) in fake[v->id],
+ * or NULL when its size is not known before a run. */
+static tc_rt_tensor *static_tensor(const tc_shapes *sh, const tc_value *v, tc_rt_tensor *fake) {
+  const tc_shape *x = tc_shape_of(sh, v);
+  if (!x->known || !x->dtype || x->dtype == TC_DTYPE_STRING || x->rank > TC_MAX_RANK)
+    return NULL;
+  tc_rt_tensor *t = &fake[v->id];
+  size_t n = 1;
+  for (size_t d = 0; d < x->rank; d++) {
+    if (x->dims[d].sym || x->dims[d].v < 0 ||
+        (x->dims[d].v && n > SIZE_MAX / 16 / (size_t)x->dims[d].v))
+      return NULL;
+    t->dims[d] = x->dims[d].v;
+    n *= (size_t)x->dims[d].v;
+  }
+  t->dtype = x->dtype;
+  t->rank = x->rank;
+  t->bytes = tc_dtype_bytes(x->dtype, n);
+  return t;
+}
+
+/* The memory plan for the declared input shapes, from shape inference, when
+ * every input's shape is fixed and every main-graph kernel output's size
+ * follows from it: the first run is planned too. Otherwise (symbolic or
+ * data-dependent sizes) plans come from each signature's first run. A size
+ * inference got wrong only costs that tensor its slot (plan.c). */
+static void static_plan(tc_session *s) {
+  const tc_graph *g = s->m->graph;
+  size_t nv = s->m->next_value_id + 1;
+  tc_shapes *sh = g->n_inputs ? tc_shapes_infer_private(g) : NULL;
+  tc_rt_tensor *fake = sh ? calloc(nv, sizeof *fake) : NULL;
+  tc_rt_tensor **vals = fake ? calloc(nv, sizeof *vals) : NULL;
+  bool ok = vals != NULL;
+  for (size_t i = 0; ok && i < g->n_inputs; i++)
+    ok = (vals[g->inputs[i].value->id] = static_tensor(sh, g->inputs[i].value, fake)) != NULL;
+  for (const tc_node *n = g->first; ok && n; n = n->next) {
+    if (!s->kernels[n->id] || (s->qdq_skip && s->qdq_skip[n->id]) ||
+        (s->chain_root && s->chain_root[n->id]))
+      continue; /* control flow (may hand out aliases), or not run */
+    for (size_t o = 0; ok && o < n->n_outputs; o++)
+      if (n->outputs[o])
+        ok = (vals[n->outputs[o]->id] = static_tensor(sh, n->outputs[o], fake)) != NULL;
+  }
+  int64_t sig[256];
+  size_t n_sig = ok ? tc_plan_signature(s, vals, sig, sizeof sig / sizeof sig[0]) : 0;
+  if (n_sig && (s->plans = tc_plan_build(s, vals, sig, n_sig))) /* NULL on OOM: traced later */
+    s->static_plan_bytes = tc_plan_total(s->plans);
+  free(vals);
+  free(fake);
+  tc_shapes_free(sh);
+}
+
 static tc_status session_new(const tc_model *m, bool native, const char *lib_path, tc_session **out,
                              tc_diag *diag) {
   tc_diag local = {0};
@@ -542,6 +596,7 @@ static tc_status session_new(const tc_model *m, bool native, const char *lib_pat
   if (native)
     bind_native(s, lib_path);
   tc_layout_bind(s);
+  static_plan(s);
   *out = s;
   return TC_STATUS_OK;
 fail:

@@ -14,6 +14,7 @@ struct tc_shapes {
   tc_shape *by_id;
   size_t n;
   tc_arena *arena; /* fresh symbol names */
+  tc_arena *own;   /* the arena, when it is the result's own */
   unsigned next_sym;
 };
 
@@ -905,24 +906,30 @@ static void infer_graph(tc_shapes *s, tc_graph *g) {
   }
 }
 
-tc_shapes *tc_shapes_infer(tc_graph *g) {
+static tc_shapes *infer(const tc_graph *g, bool own) {
   tc_shapes *s = calloc(1, sizeof *s);
   if (!s)
     return NULL;
   s->n = g->model->next_value_id;
   s->by_id = calloc(s->n ? s->n : 1, sizeof *s->by_id);
-  s->arena = g->model->arena;
+  s->own = own ? tc_arena_new() : NULL;
+  s->arena = own ? s->own : g->model->arena;
   s->next_sym = 0;
-  if (!s->by_id) {
-    free(s);
+  if (!s->by_id || !s->arena) {
+    tc_shapes_free(s);
     return NULL;
   }
-  infer_graph(s, g);
+  infer_graph(s, (tc_graph *)g); /* reads the graph; symbols go to s->arena */
   return s;
 }
 
+tc_shapes *tc_shapes_infer(tc_graph *g) { return infer(g, false); }
+tc_shapes *tc_shapes_infer_private(const tc_graph *g) { return infer(g, true); }
+
 void tc_shapes_free(tc_shapes *s) {
-  if (s)
+  if (s) {
     free(s->by_id);
+    tc_arena_free(s->own);
+  }
   free(s);
 }

@@ -1,4 +1,5 @@
-/* Symbolic shape inference for passes: each value's dtype and dims (known
+/* Symbolic shape inference (for the passes, the tuner, and libtacort's
+ * memory plans at session creation): each value's dtype and dims (known
  * numbers or symbols, so "the same unknown batch size" can be recognized),
  * and for small integer tensors computed from shapes (Shape, Gather, Concat,
  * ...) their element values, symbolic too. Kept in a side table by value id:
@@ -10,7 +11,9 @@
 #ifndef TC_SHAPES_H
 #define TC_SHAPES_H
 
-#include "pass.h"
+#include <stdbool.h>
+
+#include "ir.h"
 
 #define TC_SHAPE_MAX_RANK 8
 #define TC_SHAPE_MAX_VALS 8
@@ -33,19 +36,16 @@ typedef struct tc_shape {
 typedef struct tc_shapes tc_shapes;
 
 /* Infers shapes over g (outer-scope values of subgraphs are not followed
- * into). NULL on OOM. */
+ * into). Fresh symbol names go to the model's arena. NULL on OOM. */
 tc_shapes *tc_shapes_infer(tc_graph *g);
+/* The same, with the symbol names in an arena of its own (freed with the
+ * result): the model is not touched, so several threads may infer over one
+ * model at once. */
+tc_shapes *tc_shapes_infer_private(const tc_graph *g);
 void tc_shapes_free(tc_shapes *s);
 /* The shape of v; a value made after inference has an unknown shape. */
 const tc_shape *tc_shape_of(const tc_shapes *s, const tc_value *v);
 bool tc_sdim_eq(tc_sdim a, tc_sdim b);
 static inline bool tc_sdim_is(tc_sdim d, int64_t v) { return !d.sym && d.v == v; }
-
-/* The shape conditions of the int8 passes for MatMul n with activation
- * shape xs and constant weight wt [K, N]: the activation's rank is known to
- * be at least 2, and K and N are at least 16 (smaller products gain nothing
- * from int8). False (half_note told why) otherwise. */
-bool tc_pass_int8_matmul_fits(tc_pass_ctx *c, const tc_node *n, const tc_shape *xs,
-                              const tc_tensor *wt);
 
 #endif
