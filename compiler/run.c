@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "exec.h"
 #include "inputs.h"
 #include "kernel.h"
 #include "npy.h"
@@ -246,6 +247,13 @@ int tc_cmd_run(int argc, char **argv) {
   if (tc_session_qdq_nodes(s))
     fprintf(stderr, "tacoc: %zu QDQ MatMuls and convolutions run as int8 kernels\n",
             tc_session_qdq_nodes(s));
+  const char *tuned = tc_model_meta(m, TC_THREADS_KEY);
+  if (tuned)
+    fprintf(stderr, "tacoc: %d threads (the model's tuned count %s: %s)\n", tc_session_threads(s),
+            tuned,
+            tc_threads_explicit()                  ? "--threads given instead"
+            : tc_session_threads(s) == atoi(tuned) ? "applied"
+                                                   : "not for this core count");
   if (tc_session_static_plan_bytes(s))
     fprintf(stderr, "tacoc: memory planned at load from the input shapes: %.1f MiB\n",
             (double)tc_session_static_plan_bytes(s) / (1 << 20));

@@ -104,6 +104,10 @@ struct tc_tune_result {
   size_t n_conv_meta; /* nodes whose algorithm is recorded */
   /* channels-last values between convolutions (runtime/layout.c) or plain */
   bool layout_checked, layout_plain;
+  /* whole-model thread counts measured (TC_THREADS_KEY) */
+  int thr_n, thr_count[8], thr_chosen;
+  double thr_ms[8];
+  bool thr_recorded;
   size_t layout_values;
   double layout_ms_cl, layout_ms_plain;
   char conv_note[160];
@@ -1192,6 +1196,76 @@ out:
   return rc;
 }
 
+int omp_get_num_procs(void);
+void omp_set_num_threads(int n);
+
+/* The whole model at 1, 2, 4, ... threads and at the default count (all
+ * cores), interleaved, medians; records TC_THREADS_KEY = "N/cores" when N
+ * threads beat the default by more than 3%. */
+static int tune_threads(tc_model *m, tc_tune_result *r) {
+  int dflt = r->threads, reps = r->o.mode == TC_TUNE_FULL ? 15 : 9;
+  if (dflt < 2)
+    return 0;
+  for (int c = 1; c < dflt && r->thr_n < 7; c *= 2)
+    r->thr_count[r->thr_n++] = c;
+  r->thr_count[r->thr_n++] = dflt;
+  tc_diag *d = tc_diag_new();
+  tc_session *s = NULL;
+  tc_ndarray in[64] = {0}, *outs = NULL;
+  char *names[64] = {0};
+  size_t n_in = 0, n_out = tc_model_num_outputs(m);
+  double *t = calloc((size_t)(reps * r->thr_n), sizeof *t);
+  int rc = TC_EXIT_ERROR;
+  if (!d || !t || !(outs = calloc(n_out + 1, sizeof *outs)) || tc_session_new(m, &s, d)) {
+    rc = tc_cli_error("--tune: %s", d && s == NULL ? tc_diag_message(d) : "out of memory");
+    goto out;
+  }
+  if (gen_inputs(m, r, names, in, &n_in))
+    goto out;
+  for (int k = -2; k < reps; k++)
+    for (int c = 0; c < r->thr_n; c++) {
+      omp_set_num_threads(r->thr_count[c]);
+      double t0 = now_us();
+      tc_status st = tc_session_run(s, n_in, (const char *const *)names, in, outs, d);
+      double t1 = now_us();
+      for (size_t o = 0; o < n_out; o++)
+        tc_ndarray_release(&outs[o]);
+      if (st) {
+        rc = tc_cli_error("--tune: timing thread counts: %s", tc_diag_message(d));
+        goto out;
+      }
+      if (k >= 0)
+        t[c * reps + k] = (t1 - t0) / 1e3;
+    }
+  int best = r->thr_n - 1;
+  for (int c = 0; c < r->thr_n; c++) {
+    qsort(t + c * reps, (size_t)reps, sizeof *t, tc_cli_cmp_double);
+    r->thr_ms[c] = t[c * reps + reps / 2];
+    if (r->thr_ms[c] < r->thr_ms[best])
+      best = c;
+  }
+  r->thr_chosen = r->thr_count[r->thr_n - 1];
+  if (best != r->thr_n - 1 && r->thr_ms[best] < 0.97 * r->thr_ms[r->thr_n - 1]) {
+    char v[32];
+    snprintf(v, sizeof v, "%d/%d", r->thr_count[best], omp_get_num_procs());
+    r->thr_chosen = r->thr_count[best];
+    r->thr_recorded = true;
+    if (tc_meta_add(m, TC_THREADS_KEY, v)) {
+      rc = tc_cli_error("out of memory");
+      goto out;
+    }
+  }
+  rc = 0;
+out:
+  omp_set_num_threads(dflt);
+  free_inputs(names, in, n_in);
+  free(outs);
+  free(t);
+  tc_session_free(s);
+  tc_diag_free(d);
+  return rc;
+}
+
 int tc_tune_apply(tc_model *m, const tc_tune_options *o, tc_tune_result **res) {
   *res = NULL;
   if (!o->codegen)
@@ -1235,7 +1309,8 @@ int tc_tune_apply(tc_model *m, const tc_tune_options *o, tc_tune_result **res) {
   int native_w = tc_cg_native_width(o->cpu);
   /* candidates, cache, measurement */
   bool native_cpu = !o->cpu || !strcmp(o->cpu, "native");
-  if (o->mode != TC_TUNE_OFF && native_cpu && (tune_convs(m, r, t_start) || tune_layout(m, r)))
+  if (o->mode != TC_TUNE_OFF && native_cpu &&
+      (tune_convs(m, r, t_start) || tune_layout(m, r) || tune_threads(m, r)))
     return TC_EXIT_ERROR;
   tc_cg_spec *specs = calloc(r->n_sigs * MAX_CANDS + 1, sizeof *specs);
   if (!specs)
@@ -1438,6 +1513,13 @@ void tc_tune_print(const tc_tune_result *r, FILE *f) {
     fprintf(f, "  layout: %.3f ms with %zu values channels-last, %.3f ms all plain: %s\n",
             r->layout_ms_cl, r->layout_values, r->layout_ms_plain,
             r->layout_plain ? "plain recorded" : "channels-last kept");
+  if (r->thr_n) {
+    fprintf(f, "  threads:");
+    for (int c = 0; c < r->thr_n; c++)
+      fprintf(f, " %d: %.4g ms%s", r->thr_count[c], r->thr_ms[c], c + 1 < r->thr_n ? "," : "");
+    fprintf(f, " (median): %d %s\n", r->thr_chosen,
+            r->thr_recorded ? "recorded" : "kept (the default)");
+  }
   if (r->note[0])
     fprintf(f, "  %s\n", r->note);
   else if (r->built)
@@ -1489,6 +1571,28 @@ void tc_tune_json(const tc_tune_result *r, tc_json *j) {
     tc_json_double(j, r->layout_ms_plain);
     tc_json_key(j, "chosen");
     tc_json_string(j, r->layout_plain ? "plain" : "channels_last");
+    tc_json_end_object(j);
+  } else {
+    tc_json_null(j);
+  }
+  tc_json_key(j, "threads");
+  if (r->thr_n) {
+    tc_json_begin_object(j);
+    tc_json_key(j, "candidates");
+    tc_json_begin_array(j);
+    for (int c = 0; c < r->thr_n; c++) {
+      tc_json_begin_object(j);
+      tc_json_key(j, "threads");
+      tc_json_uint(j, (size_t)r->thr_count[c]);
+      tc_json_key(j, "median_ms");
+      tc_json_double(j, r->thr_ms[c]);
+      tc_json_end_object(j);
+    }
+    tc_json_end_array(j);
+    tc_json_key(j, "chosen");
+    tc_json_uint(j, (size_t)r->thr_chosen);
+    tc_json_key(j, "recorded");
+    tc_json_bool(j, r->thr_recorded);
     tc_json_end_object(j);
   } else {
     tc_json_null(j);

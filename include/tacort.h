@@ -202,8 +202,11 @@ typedef struct tc_profile_entry {
 size_t tc_session_profile(const tc_session *s, tc_profile_entry *out, size_t cap);
 
 /* Sets how many threads the kernels of runs started from the calling thread
- * may use (default: all cores). n <= 0 leaves it unchanged. */
+ * may use (default: all cores, or the count the autotuner recorded in the
+ * model for a machine with this many cores). n <= 0 leaves it unchanged. */
 void tc_set_num_threads(int n);
+/* The thread count runs of s started from the calling thread use. */
+int tc_session_threads(const tc_session *s);
 
 /* The library version string, e.g. "0.1.0". */
 const char *tc_version(void);

@@ -32,10 +32,17 @@ void tc_fast_kernels_set(bool on) { atomic_store(&fast_mode, on ? 1 : 0); }
  * use the calling thread's OpenMP thread count. */
 void omp_set_num_threads(int n);
 
+/* Whether the calling thread set its count (a tuned count then yields). */
+static _Thread_local bool threads_explicit;
+
 void tc_set_num_threads(int n) {
-  if (n > 0)
+  if (n > 0) {
     omp_set_num_threads(n);
+    threads_explicit = true;
+  }
 }
+
+bool tc_threads_explicit(void) { return threads_explicit; }
 
 bool tc_sgemm_ld(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha, const float *A,
                  size_t lda, const float *B, size_t ldb, float *C, size_t ldc) {

@@ -39,6 +39,7 @@ struct tc_session {
    * runs (NULL elsewhere), and for the chain's other nodes the root's id + 1
    * (they run only when the kernel does not fit the run's tensors). */
   size_t static_plan_bytes; /* the plan made at creation from shape inference */
+  int threads;              /* TC_THREADS_KEY's count when it applies to this machine, else 0 */
   tc_ew_chain **chains;
   uint32_t *chain_root;
   char native_note[512];
@@ -117,5 +118,8 @@ tc_status tc_control_check(const tc_node *n, int64_t opset, tc_diag *diag);
 /* Runs a control-flow node: inputs in, outputs written to out. */
 tc_status tc_run_control(tc_run *r, const tc_node *n, const tc_rt_tensor *const *in,
                          tc_rt_tensor *out);
+
+/* Whether the calling thread chose its thread count (tc_set_num_threads). */
+bool tc_threads_explicit(void);
 
 #endif

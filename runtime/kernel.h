@@ -44,6 +44,10 @@ typedef struct tc_rt_tensor {
 /* metadata_props key by which the autotuner asks libtacort to keep every
  * value plain ("plain"): see runtime/layout.c. */
 #define TC_LAYOUT_KEY "ai.tacoc.kernel.layout"
+/* Metadata: "N/M": runs use N threads on a machine with M cores unless the
+ * caller set a thread count (written by the autotuner when N measured
+ * faster than all M). */
+#define TC_THREADS_KEY "ai.tacoc.kernel.threads"
 typedef enum tc_conv_algo {
   TC_CONV_ALGO_AUTO = 0,
   TC_CONV_ALGO_DIRECT,

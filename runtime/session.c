@@ -459,6 +459,23 @@ static void bind_native(tc_session *s, const char *lib_path) {
 
 size_t tc_session_native_nodes(const tc_session *s) { return s ? s->native_count : 0; }
 size_t tc_session_static_plan_bytes(const tc_session *s) { return s ? s->static_plan_bytes : 0; }
+
+int omp_get_max_threads(void);
+int omp_get_num_procs(void);
+void omp_set_num_threads(int n);
+
+int tc_session_threads(const tc_session *s) {
+  return s && s->threads && !tc_threads_explicit() ? s->threads : omp_get_max_threads();
+}
+
+/* TC_THREADS_KEY = "N/M": N threads, when this machine has M cores. */
+static void bind_threads(tc_session *s) {
+  const char *v = tc_model_meta(s->m, TC_THREADS_KEY);
+  int n = 0, cores = 0, used = 0;
+  if (v && sscanf(v, "%d/%d%n", &n, &cores, &used) == 2 && !v[used] && n >= 1 && n <= cores &&
+      cores == omp_get_num_procs())
+    s->threads = n;
+}
 const char *tc_session_native_note(const tc_session *s) {
   if (!s)
     return "";
@@ -597,6 +614,7 @@ static tc_status session_new(const tc_model *m, bool native, const char *lib_pat
     bind_native(s, lib_path);
   tc_layout_bind(s);
   static_plan(s);
+  bind_threads(s);
   *out = s;
   return TC_STATUS_OK;
 fail:
@@ -954,6 +972,10 @@ tc_status tc_session_run(tc_session *s, size_t n_inputs, const char *const *name
     return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "no session, inputs or outputs given");
   const tc_model *m = s->m;
   const tc_graph *g = m->graph;
+  /* the tuned thread count, unless the caller chose one; restored after */
+  int prev_threads = s->threads && !tc_threads_explicit() ? omp_get_max_threads() : 0;
+  if (prev_threads)
+    omp_set_num_threads(s->threads);
   tc_arena *a = arena_take(s);
   tc_rt_tensor **vals = calloc(m->next_value_id + 1, sizeof *vals);
   tc_run r = {.s = s, .vals = vals, .a = a, .diag = diag};
@@ -1003,5 +1025,7 @@ done:
     pool_give(s, r.base, base_size);
   free(vals);
   arena_give(s, a);
+  if (prev_threads)
+    omp_set_num_threads(prev_threads);
   return st;
 }

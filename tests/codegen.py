@@ -334,6 +334,42 @@ def elementwise_chain_that_does_not_fit_runs_its_nodes():
                 assert g.shape == w.shape and np.allclose(g, w, atol=1e-4, rtol=1e-4), (shape, np.abs(g - w).max())
 
 
+@test
+def tuned_thread_count_is_measured_recorded_and_applied():
+    cores = len(os.sched_getaffinity(0))
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out, rep = (os.path.join(tmp, n) for n in ("chains.onnx", "opt.onnx", "r.json"))
+        chain_model(src)
+        tacoc("optimize", src, "-o", out, "--tune", "fast", "--shape", "n=32", "--report", rep, "-q")
+        t = json.load(open(rep))["tuning"]["threads"]
+        md = meta(out)
+        if cores < 2:
+            assert t is None and "ai.tacoc.kernel.threads" not in md, t
+        else:
+            counts = [c["threads"] for c in t["candidates"]]
+            assert counts[0] == 1 and counts[-1] == cores and counts == sorted(counts), counts
+            assert all(c["median_ms"] > 0 for c in t["candidates"]), t
+            assert t["recorded"] == ("ai.tacoc.kernel.threads" in md), (t, md)
+            if t["recorded"]:
+                assert md["ai.tacoc.kernel.threads"] == f"{t['chosen']}/{cores}" and t["chosen"] < cores
+            else:
+                assert t["chosen"] == cores, t
+        # libtacort applies a recorded count for this core count, unless told otherwise
+        for value, threads_arg, want in ((f"1/{cores}", [], f"1 threads (the model's tuned count 1/{cores}: applied)"),
+                                         (f"1/{cores}", ["--threads", "2"], "2 threads (the model's tuned count "
+                                                                          f"1/{cores}: --threads given instead)"),
+                                         (f"1/{cores + 7}", [], f"{cores} threads (the model's tuned count "
+                                                                f"1/{cores + 7}: not for this core count)")):
+            m = onnx.load(src)
+            helper.set_model_props(m, {"ai.tacoc.kernel.threads": value})
+            onnx.save(m, out)
+            p = tacoc("run", out, "--random-inputs", *threads_arg)
+            assert want in p.stderr, (value, threads_arg, p.stderr)
+        # re-optimizing without tuning drops the record
+        tacoc("optimize", out, "-o", os.path.join(tmp, "again.onnx"), "-q")
+        assert "ai.tacoc.kernel.threads" not in meta(os.path.join(tmp, "again.onnx"))
+
+
 def reshape_model(path):
     """x [n] -> Reshape [-1, 7] -> LayerNormalization: n = 1 cannot run."""
     nodes = [helper.make_node("Reshape", ["x", "shape"], ["r"]),
