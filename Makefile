@@ -55,6 +55,18 @@ $(BUILD)/obj/gen/onnx-ml.pb-c.o: $(GEN)/onnx-ml.pb-c.c
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -fPIC $(CFLAGS) $(SANITIZE) -I$(GEN) -c $< -o $@
 
+# onnx-data.proto (SequenceProto, OptionalProto: the node tests' sequence and
+# optional data), for the conformance runner; its import of
+# onnx/onnx-ml.proto pointed at the file generated above.
+$(GEN)/onnx-data.pb-c.c $(GEN)/onnx-data.pb-c.h: $(GEN)/onnx-ml.pb-c.h
+	d="$$($(PY) -c 'import onnx,os;print(os.path.dirname(onnx.__file__))')" && \
+	  sed 's|import "onnx/onnx-ml.proto";|import "onnx-ml.proto";|' "$$d/onnx-data.proto" > $(GEN)/onnx-data.proto && \
+	  protoc-c --c_out=$(GEN) --proto_path=$(GEN) --proto_path="$$d" $(GEN)/onnx-data.proto
+
+$(BUILD)/obj/gen/onnx-data.pb-c.o: $(GEN)/onnx-data.pb-c.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -fPIC $(CFLAGS) $(SANITIZE) -I$(GEN) -c $< -o $@
+
 # Sixteen-lane vector helpers (always inlined into target clones): GCC's
 # note about the 64-byte vector ABI does not apply.
 $(BUILD)/obj/runtime/vmath.o $(BUILD)/obj/runtime/kernels/conv.o: WARN += -Wno-psabi
@@ -130,9 +142,10 @@ $(BUILD)/samples/run_model: samples/run_model.c include/tacort.h $(BUILD)/lib/li
 	@mkdir -p $(@D)
 	$(CC) -std=c11 $(CFLAGS) $(SANITIZE) $(WARN) -Iinclude -o $@ $< $(BUILD)/lib/libtacort.a $(LDLIBS)
 
-$(BUILD)/tests/conformance: $(BUILD)/obj/tests/conformance/conformance.o $(BUILD)/lib/libtacort.a
+$(BUILD)/obj/tests/conformance/conformance.o: $(GEN)/onnx-data.pb-c.h
+$(BUILD)/tests/conformance: $(BUILD)/obj/tests/conformance/conformance.o $(BUILD)/obj/gen/onnx-data.pb-c.o $(BUILD)/lib/libtacort.a
 	@mkdir -p $(@D)
-	$(CC) $(SANITIZE) -o $@ $< $(BUILD)/lib/libtacort.a $(LDLIBS)
+	$(CC) $(SANITIZE) -o $@ $< $(BUILD)/obj/gen/onnx-data.pb-c.o $(BUILD)/lib/libtacort.a $(LDLIBS)
 
 # libFuzzer target for the loader (clang from Debian).
 $(BUILD)/fuzz/fuzz_load: tests/fuzz/fuzz_load.c $(RT_SRCS) $(GEN)/onnx-ml.pb-c.c

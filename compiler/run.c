@@ -31,6 +31,20 @@
 #define MAX_INPUTS 256
 
 static void summarize(const char *name, const tc_ndarray *o) {
+  if (o->dtype == TC_DTYPE_NONE) {
+    printf("%s: empty optional\n", name);
+    return;
+  }
+  if (o->dtype == TC_DTYPE_SEQUENCE) {
+    printf("%s: sequence of %lld %s tensors\n", name, (long long)o->dims[0],
+           tc_dtype_name((int32_t)o->dims[1]));
+    for (int64_t i = 0; i < o->dims[0]; i++) {
+      char item[300];
+      snprintf(item, sizeof item, "  %s[%lld]", name, (long long)i);
+      summarize(item, &((const tc_ndarray *)o->data)[i]);
+    }
+    return;
+  }
   tc_rt_tensor t = {.dtype = o->dtype, .rank = o->rank, .data = o->data, .bytes = o->size};
   memcpy(t.dims, o->dims, sizeof t.dims);
   size_t n = tc_rt_numel(&t);
@@ -315,10 +329,16 @@ int tc_cmd_run(int argc, char **argv) {
     summarize(name, &outs[i]);
     if (!out_dir)
       continue;
-    char path[4096];
-    tc_input_file_path(out_dir, name, ".npy", path, sizeof path);
-    if (tc_npy_write(path, &outs[i], why, sizeof why))
-      rc = tc_cli_error("%s: %s", path, why);
+    /* a sequence: one file per element, <name>.<index>.npy; an empty optional: none */
+    bool seq = outs[i].dtype == TC_DTYPE_SEQUENCE;
+    for (int64_t e = 0; outs[i].dtype != TC_DTYPE_NONE && e < (seq ? outs[i].dims[0] : 1); e++) {
+      char path[4096], suffix[32];
+      snprintf(suffix, sizeof suffix, seq ? ".%lld.npy" : ".npy", (long long)e);
+      tc_input_file_path(out_dir, name, suffix, path, sizeof path);
+      const tc_ndarray *t = seq ? &((const tc_ndarray *)outs[i].data)[e] : &outs[i];
+      if (tc_npy_write(path, t, why, sizeof why))
+        rc = tc_cli_error("%s: %s", path, why);
+    }
   }
 done:
   for (size_t i = 0; outs && m && i < tc_model_num_outputs(m); i++)

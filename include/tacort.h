@@ -100,7 +100,16 @@ const char *tc_model_dim_name(const tc_model *m, int is_input, size_t i, size_t 
  * data from malloc that the caller releases with tc_ndarray_release. String
  * tensors (dtype 8) hold an array of `char *` (NUL-terminated UTF-8), size
  * being the array's bytes; an output's strings are malloc'd one by one and
- * tc_ndarray_release frees them with the array. */
+ * tc_ndarray_release frees them with the array.
+ *
+ * Sequences and optionals (ONNX's sequence(...) and optional(...) types):
+ * a sequence is dtype TC_DTYPE_SEQUENCE, rank 1, dims[0] its length,
+ * dims[1] its elements' dtype, data an array of dims[0] tc_ndarray (each
+ * a tensor) and size that array's bytes; an output's elements are released
+ * with it. An optional that holds a value is that value; an empty one is
+ * dtype TC_DTYPE_NONE with no data. */
+#define TC_DTYPE_SEQUENCE 1001
+#define TC_DTYPE_NONE 1002
 typedef struct tc_ndarray {
   int32_t dtype;
   size_t rank;

@@ -1,4 +1,4 @@
-/* If, Loop and Scan: the executor runs their subgraphs itself. A subgraph's
+/* If, Loop, Scan and SequenceMap: the executor runs their subgraphs itself. A subgraph's
  * inputs are bound in the run's value table, its nodes run through
  * tc_run_graph, and its outputs are read back from the table; outer-scope
  * values are simply already there. Tensors made inside an iteration live in
@@ -16,8 +16,8 @@ static tc_status fail(tc_run *r, const tc_node *n, tc_status s, const char *msg)
 bool tc_is_control_op(const tc_node *n) {
   if (!tc_domain_is_onnx(n->domain))
     return false;
-  return n->op_type &&
-         (!strcmp(n->op_type, "If") || !strcmp(n->op_type, "Loop") || !strcmp(n->op_type, "Scan"));
+  return n->op_type && (!strcmp(n->op_type, "If") || !strcmp(n->op_type, "Loop") ||
+                        !strcmp(n->op_type, "Scan") || !strcmp(n->op_type, "SequenceMap"));
 }
 
 static const tc_graph *body(const tc_node *n, const char *name) {
@@ -42,7 +42,7 @@ tc_status tc_control_check(const tc_node *n, int64_t opset, tc_diag *diag) {
                          "needs then_branch and else_branch");
     return tc_kernel_check_attrs(n, diag, if_attrs);
   }
-  if (!strcmp(op, "Loop")) {
+  if (!strcmp(op, "Loop") || !strcmp(op, "SequenceMap")) {
     if (!body(n, "body"))
       return tc_diag_set(diag, TC_STATUS_INVALID, nz(n->name), op, "needs a body");
     return tc_kernel_check_attrs(n, diag, loop_attrs);
@@ -299,8 +299,60 @@ static tc_status run_scan(tc_run *r, const tc_node *n, const tc_rt_tensor *const
   return s;
 }
 
+/* SequenceMap: the body once per element of the input sequence; inputs
+ * that are sequences (of the same length) give their element, tensors are
+ * passed whole; each body output is collected (copied into the arena) into
+ * an output sequence. */
+static tc_status run_sequence_map(tc_run *r, const tc_node *n, const tc_rt_tensor *const *in,
+                                  tc_rt_tensor *out) {
+  const tc_graph *g = body(n, "body");
+  if (g->n_inputs != n->n_inputs || g->n_outputs != n->n_outputs || !n->n_inputs)
+    return fail(r, n, TC_STATUS_INVALID, "the body's inputs and outputs do not match the node");
+  if (!in[0] || in[0]->dtype != TC_DTYPE_SEQUENCE)
+    return fail(r, n, TC_STATUS_INVALID, "input_sequence must be a sequence");
+  size_t len = (size_t)in[0]->dims[0];
+  for (size_t j = 1; j < n->n_inputs; j++)
+    if (!in[j] || (in[j]->dtype == TC_DTYPE_SEQUENCE && (size_t)in[j]->dims[0] != len))
+      return fail(r, n, TC_STATUS_INVALID,
+                  in[j] ? "an additional sequence differs in length from input_sequence"
+                        : "an additional input is missing");
+  for (size_t o = 0; o < n->n_outputs; o++) {
+    tc_rt_tensor *items = tc_arena_alloc(r->a, (len ? len : 1) * sizeof *items);
+    if (!items)
+      return fail(r, n, TC_STATUS_NOMEM, "out of memory");
+    out[o] = (tc_rt_tensor){
+        .dtype = TC_DTYPE_SEQUENCE, .rank = 1, .data = items, .bytes = len * sizeof *items};
+    out[o].dims[0] = (int64_t)len;
+    out[o].dims[1] = declared_dtype(g, o);
+  }
+  for (size_t i = 0; i < len; i++) {
+    for (size_t j = 0; j < n->n_inputs; j++)
+      bind(r, g, j,
+           in[j]->dtype == TC_DTYPE_SEQUENCE ? &((tc_rt_tensor *)in[j]->data)[i]
+                                             : (tc_rt_tensor *)in[j]);
+    tc_status s = tc_run_graph(r, g);
+    if (s)
+      return s;
+    for (size_t o = 0; o < n->n_outputs; o++) {
+      const tc_rt_tensor *t = result(r, g, o);
+      tc_rt_tensor *e = &((tc_rt_tensor *)out[o].data)[i];
+      if (!t || t->dtype == TC_DTYPE_SEQUENCE || t->dtype == TC_DTYPE_NONE)
+        return fail(r, n, TC_STATUS_INVALID, "a body output is not a tensor");
+      *e = *t;
+      if (!(e->data = tc_arena_alloc(r->a, t->bytes ? t->bytes : 1)))
+        return fail(r, n, TC_STATUS_NOMEM, "out of memory");
+      if (t->bytes)
+        memcpy(e->data, t->data, t->bytes);
+      out[o].dims[1] = t->dtype;
+    }
+  }
+  return TC_STATUS_OK;
+}
+
 tc_status tc_run_control(tc_run *r, const tc_node *n, const tc_rt_tensor *const *in,
                          tc_rt_tensor *out) {
+  if (!strcmp(n->op_type, "SequenceMap"))
+    return run_sequence_map(r, n, in, out);
   if (!strcmp(n->op_type, "If"))
     return run_if(r, n, in, out);
   if (!strcmp(n->op_type, "Loop"))

@@ -29,6 +29,8 @@ bool tc_domain_equal(const char *a, const char *b) {
 bool tc_dtype_known(int32_t dt) { return dt > 0 && dt < TC_DTYPE_COUNT; }
 
 const char *tc_dtype_name(int32_t dt) {
+  if (dt == TC_DTYPE_SEQUENCE || dt == TC_DTYPE_NONE)
+    return dt == TC_DTYPE_SEQUENCE ? "sequence" : "empty optional";
   return dt >= 0 && dt < TC_DTYPE_COUNT ? dtypes[dt].name : "unknown";
 }
 

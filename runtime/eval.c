@@ -43,6 +43,11 @@ tc_status tc_node_eval(const tc_node *n, const tc_tensor *const *inputs, tc_tens
   if ((st = def->run(&k, inp, ni, res, no)))
     goto done;
   for (size_t i = 0; i < no; i++) {
+    if (res[i].dtype == TC_DTYPE_SEQUENCE || res[i].dtype == TC_DTYPE_NONE) {
+      st = tc_diag_set(diag, TC_STATUS_UNSUPPORTED, n->name, n->op_type,
+                       "sequence and optional outputs are not folded (no initializer holds one)");
+      goto done;
+    }
     if (!n->outputs[i] || !res[i].data)
       continue;
     if (res[i].dtype == TC_DTYPE_STRING) {

@@ -23,7 +23,11 @@
 #define TC_MAX_RANK 8
 
 /* A dense row-major tensor as kernels see it. For STRING tensors data is an
- * array of `char *` (NUL-terminated, owned by the same allocator). */
+ * array of `char *` (NUL-terminated, owned by the same allocator). A
+ * sequence (dtype TC_DTYPE_SEQUENCE) has rank 1, dims[0] elements of dtype
+ * dims[1], data an array of dims[0] tc_rt_tensor in run-arena memory whose
+ * data are run-arena copies too (never a planned slot, which a later node may
+ * reuse); an empty optional is dtype TC_DTYPE_NONE. */
 typedef struct tc_rt_tensor {
   int32_t dtype;
   size_t rank;

@@ -2,19 +2,18 @@
  * run walks the nodes in order, each kernel allocating its outputs from the
  * run's arena, and copies the graph outputs out for the caller.
  *
- * If, Loop and Scan run their subgraphs through the same executor
- * (control.c); subgraphs read outer-scope values from the run's value table.
+ * If, Loop, Scan and SequenceMap run their subgraphs through the same
+ * executor (control.c); subgraphs read outer-scope values from the run's
+ * value table.
  *
  * A model that calls model-local functions libtacort has no kernel for runs
  * on the session's own copy of its main graph with those calls inlined
  * (inline.c).
  *
- * Sparse initializers are made dense when the session is created.
- *
- * Not yet here (next steps of the runtime): shape inference ahead of the run
- * (memory plans come from a traced first run, plan.c), sequence and optional
- * values. Models that need them are refused when the
- * session is created. */
+ * Sparse initializers are made dense when the session is created, and so is
+ * the memory plan when shape inference knows every size from the declared
+ * input shapes (static_plan; otherwise the first run of each input shape
+ * is traced, plan.c). Sequence and optional values: kernels/seqops.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +29,9 @@
 void tc_ndarray_release(tc_ndarray *t) {
   if (!t)
     return;
+  if (t->dtype == TC_DTYPE_SEQUENCE && t->data)
+    for (size_t i = 0; i < t->size / sizeof(tc_ndarray); i++)
+      tc_ndarray_release(&((tc_ndarray *)t->data)[i]);
   if (t->dtype == TC_DTYPE_STRING && t->data)
     for (size_t i = 0; i < t->size / sizeof(char *); i++)
       free(((char **)t->data)[i]);
@@ -678,40 +680,101 @@ void tc_session_free(tc_session *s) {
   free(s);
 }
 
-/* Checks a caller's tensor against the graph input's declared type. */
-static tc_status check_input(const tc_value *v, const tc_ndarray *in, tc_diag *diag) {
-  const tc_type *t = &v->type;
+/* Checks a caller's tensor's rank and dims (dims_only) or also that its
+ * size matches its dtype and dims. */
+static tc_status check_payload(const char *name, const tc_ndarray *in, bool dims_only,
+                               tc_diag *diag) {
   if (in->rank > TC_MAX_DIMS)
-    return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "input '%s': rank %zu is above %d", v->name,
+    return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "input '%s': rank %zu is above %d", name,
                        in->rank, TC_MAX_DIMS);
   size_t n = 1;
   for (size_t i = 0; i < in->rank; i++) {
     if (in->dims[i] < 0)
-      return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "input '%s': dim %zu is negative",
-                         v->name, i);
+      return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "input '%s': dim %zu is negative", name,
+                         i);
     n *= (size_t)in->dims[i];
   }
-  if (t->kind == TC_TYPE_TENSOR) {
-    if (t->elem && in->dtype != t->elem)
-      return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "input '%s' must be %s, got %s", v->name,
-                         tc_dtype_name(t->elem), tc_dtype_name(in->dtype));
-    if (t->has_shape && t->rank != in->rank)
-      return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "input '%s' must have rank %zu, got %zu",
-                         v->name, t->rank, in->rank);
-    for (size_t i = 0; t->has_shape && i < t->rank; i++)
-      /* A negative dim_value (older exporters write -1) means unknown, as in ONNX Runtime. */
-      if (t->dims[i].kind == TC_DIM_VALUE && t->dims[i].value >= 0 &&
-          t->dims[i].value != in->dims[i])
-        return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL,
-                           "input '%s': dim %zu must be %lld, got %lld", v->name, i,
-                           (long long)t->dims[i].value, (long long)in->dims[i]);
-  }
   size_t want = in->dtype == TC_DTYPE_STRING ? n * sizeof(char *) : tc_dtype_bytes(in->dtype, n);
-  if (!tc_dtype_known(in->dtype) || in->size != want || (want && !in->data))
+  if (!dims_only && (!tc_dtype_known(in->dtype) || in->size != want || (want && !in->data)))
     return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL,
-                       "input '%s': %zu bytes given, dtype %s and the shape need %zu", v->name,
+                       "input '%s': %zu bytes given, dtype %s and the shape need %zu", name,
                        in->size, tc_dtype_name(in->dtype), want);
   return TC_STATUS_OK;
+}
+
+/* Checks a caller's sequence: its elements are tensors of one dtype (the
+ * declared one, when declared). */
+static tc_status check_sequence(const tc_value *v, const tc_ndarray *in, tc_diag *diag) {
+  const tc_ndarray *e = in->data;
+  if (in->rank != 1 || in->dims[0] < 0 || in->size != (size_t)in->dims[0] * sizeof *e ||
+      (in->dims[0] && !e))
+    return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL,
+                       "input '%s': a sequence needs rank 1, dims[0] elements and size "
+                       "dims[0] * sizeof(tc_ndarray)",
+                       v->name);
+  int32_t want = v->type.elem ? v->type.elem : (int32_t)in->dims[1];
+  for (int64_t i = 0; i < in->dims[0]; i++) {
+    if (e[i].dtype != want)
+      return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL,
+                         "input '%s': element %lld is %s, the sequence holds %s", v->name,
+                         (long long)i, tc_dtype_name(e[i].dtype), tc_dtype_name(want));
+    tc_status st = check_payload(v->name, &e[i], false, diag);
+    if (st)
+      return st;
+  }
+  return TC_STATUS_OK;
+}
+
+/* Checks a caller's tensor against the graph input's declared type. */
+static tc_status check_input(const tc_value *v, const tc_ndarray *in, tc_diag *diag) {
+  const tc_type *t = &v->type;
+  bool seq = in->dtype == TC_DTYPE_SEQUENCE, none = in->dtype == TC_DTYPE_NONE;
+  if (t->kind == TC_TYPE_OPTIONAL && none)
+    return TC_STATUS_OK;
+  if (t->kind == TC_TYPE_SEQUENCE || (t->kind == TC_TYPE_OPTIONAL && seq)) {
+    if (!seq)
+      return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "input '%s' must be a sequence", v->name);
+    return check_sequence(v, in, diag);
+  }
+  if (seq || none)
+    return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "input '%s' must be a tensor", v->name);
+  tc_status st = check_payload(v->name, in, true, diag);
+  if (st || t->kind != TC_TYPE_TENSOR)
+    return st ? st : check_payload(v->name, in, false, diag);
+  if (t->elem && in->dtype != t->elem)
+    return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "input '%s' must be %s, got %s", v->name,
+                       tc_dtype_name(t->elem), tc_dtype_name(in->dtype));
+  if (t->has_shape && t->rank != in->rank)
+    return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "input '%s' must have rank %zu, got %zu",
+                       v->name, t->rank, in->rank);
+  for (size_t i = 0; t->has_shape && i < t->rank; i++)
+    /* A negative dim_value (older exporters write -1) means unknown, as in ONNX Runtime. */
+    if (t->dims[i].kind == TC_DIM_VALUE && t->dims[i].value >= 0 && t->dims[i].value != in->dims[i])
+      return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL,
+                         "input '%s': dim %zu must be %lld, got %lld", v->name, i,
+                         (long long)t->dims[i].value, (long long)in->dims[i]);
+  return check_payload(v->name, in, false, diag);
+}
+
+/* The run's view of a caller's value (a sequence's elements converted into
+ * the arena; tensor data stay the caller's). */
+static bool view_input(const tc_ndarray *in, tc_rt_tensor *t, tc_arena *a) {
+  t->dtype = in->dtype;
+  t->rank = in->rank;
+  memcpy(t->dims, in->dims, sizeof t->dims);
+  t->data = in->data;
+  t->bytes = in->size;
+  if (in->dtype != TC_DTYPE_SEQUENCE)
+    return true;
+  size_t n = (size_t)in->dims[0];
+  tc_rt_tensor *e = tc_arena_alloc(a, (n ? n : 1) * sizeof *e);
+  if (!e)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    view_input(&((const tc_ndarray *)in->data)[i], &e[i], a);
+  t->data = e;
+  t->bytes = n * sizeof *e;
+  return true;
 }
 
 static tc_status bind_inputs(const tc_session *s, size_t n_inputs, const char *const *names,
@@ -729,13 +792,8 @@ static tc_status bind_inputs(const tc_session *s, size_t n_inputs, const char *c
     if (st)
       return st;
     tc_rt_tensor *t = tc_arena_alloc(a, sizeof *t);
-    if (!t)
+    if (!t || !view_input(&inputs[i], t, a))
       return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
-    t->dtype = inputs[i].dtype;
-    t->rank = inputs[i].rank;
-    memcpy(t->dims, inputs[i].dims, sizeof t->dims);
-    t->data = inputs[i].data;
-    t->bytes = inputs[i].size;
     vals[v->id] = t;
   }
   for (size_t i = 0; i < g->n_inputs; i++) {
@@ -860,6 +918,28 @@ tc_status tc_run_graph(tc_run *r, const tc_graph *g) {
 
 static tc_status copy_out(const tc_rt_tensor *t, const char *name, tc_ndarray *o, tc_diag *diag) {
   memset(o, 0, sizeof *o);
+  if (t->dtype == TC_DTYPE_NONE) {
+    o->dtype = TC_DTYPE_NONE;
+    return TC_STATUS_OK;
+  }
+  if (t->dtype == TC_DTYPE_SEQUENCE) { /* elements copied one by one */
+    size_t n = (size_t)t->dims[0];
+    tc_ndarray *dst = calloc(n ? n : 1, sizeof *dst);
+    if (!dst)
+      return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+    o->dtype = TC_DTYPE_SEQUENCE;
+    o->rank = 1;
+    o->dims[0] = t->dims[0];
+    o->dims[1] = t->dims[1];
+    o->data = dst;
+    o->size = n * sizeof *dst;
+    for (size_t i = 0; i < n; i++) {
+      tc_status st = copy_out(&((const tc_rt_tensor *)t->data)[i], name, &dst[i], diag);
+      if (st)
+        return st; /* the caller releases o, and with it what was copied */
+    }
+    return TC_STATUS_OK;
+  }
   if (t->dtype == TC_DTYPE_STRING) { /* an array of malloc'd copies */
     size_t n = tc_rt_numel(t);
     char **dst = calloc(n ? n : 1, sizeof *dst);
@@ -1014,7 +1094,7 @@ tc_status tc_session_run(tc_session *s, size_t n_inputs, const char *const *name
       st = copy_out(vals[v->id], v->name, &outputs[i], diag);
     }
     if (st) {
-      for (size_t k = 0; k < i; k++)
+      for (size_t k = 0; k <= i; k++) /* output i too: what copy_out had filled */
         tc_ndarray_release(&outputs[k]);
       goto done;
     }

@@ -16,11 +16,13 @@ extern const tc_kernel_def tc_kernels_audio[];
 extern const tc_kernel_def tc_kernels_vision[];
 extern const tc_kernel_def tc_kernels_misc[];
 extern const tc_kernel_def tc_kernels_strings[];
+extern const tc_kernel_def tc_kernels_seqops[];
 
 static const tc_kernel_def *const tables[] = {
     tc_kernels_elementwise, tc_kernels_tensor,    tc_kernels_reduce, tc_kernels_nn,
     tc_kernels_conv,        tc_kernels_attention, tc_kernels_loss,   tc_kernels_sequence,
     tc_kernels_audio,       tc_kernels_vision,    tc_kernels_misc,   tc_kernels_strings,
+    tc_kernels_seqops,
 };
 
 const tc_kernel_def *tc_kernel_find(const char *op_type, const char *domain, int64_t opset) {

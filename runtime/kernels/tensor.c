@@ -387,6 +387,10 @@ static tc_status run_identity(tc_kernel_ctx *k, const tc_rt_tensor *const *in, s
     s = need_outputs(k, n_out, 1);
   if (s != TC_STATUS_OK)
     return s;
+  if (in[0]->dtype == TC_DTYPE_SEQUENCE || in[0]->dtype == TC_DTYPE_NONE) {
+    out[0] = *in[0]; /* a sequence's elements are run-arena copies (seqops.c) */
+    return TC_STATUS_OK;
+  }
   return copy_reshaped(k, in[0], out, in[0]->rank, in[0]->dims);
 }
 

@@ -8,7 +8,8 @@
  * For every DIR/<test>/model.onnx: load, create a session, run (twice: the
  * second run uses the memory plan the first one built) every
  * test_data_set_N (input_K.pb bound to the graph inputs without initializer,
- * in order) and compare with output_K.pb using the ONNX backend tests'
+ * in order; TensorProto, or SequenceProto / OptionalProto for inputs of those
+ * types) and compare with output_K.pb using the ONNX backend tests'
  * tolerances (rtol 1e-3, atol 1e-7; integers, bools exact). Each test runs in
  * a child process under a timeout so that a crash or a hang is counted, not
  * fatal. Statuses: PASS, FAIL (wrong result or run-time error), UNSUPPORTED
@@ -33,6 +34,7 @@
 #include <unistd.h>
 
 #include "kernel.h"
+#include "onnx-data.pb-c.h"
 #include "onnx_io.h"
 
 enum { PASS, FAIL, UNSUPPORTED, CRASH, HANG, N_STATUS };
@@ -130,6 +132,115 @@ static bool compare(const tc_ndarray *got, const tc_rt_tensor *want, size_t idx,
   return true;
 }
 
+/* A value of declared type t from a .pb file: a TensorProto, or for
+ * sequence / optional types a SequenceProto / OptionalProto (onnx-data.proto)
+ * of tensors, as the C API's tc_ndarray; memory from a. 0, or -1 with why. */
+static int tensor_value(const Onnx__TensorProto *tp, tc_arena *a, tc_ndarray *out, char *why,
+                        size_t cap) {
+  size_t len = onnx__tensor_proto__get_packed_size(tp);
+  unsigned char *buf = tc_arena_alloc(a, len ? len : 1);
+  tc_rt_tensor t;
+  tc_diag d = {0};
+  if (!buf || (onnx__tensor_proto__pack(tp, buf), tc_rt_from_tensor_proto(buf, len, a, &t, NULL, &d))) {
+    snprintf(why, cap, "%s", buf ? d.reason : "out of memory");
+    return -1;
+  }
+  *out = (tc_ndarray){.dtype = t.dtype, .rank = t.rank, .data = t.data, .size = t.bytes};
+  memcpy(out->dims, t.dims, sizeof out->dims);
+  return 0;
+}
+
+static int sequence_value(const Onnx__SequenceProto *sp, tc_arena *a, tc_ndarray *out, char *why,
+                          size_t cap) {
+  if (sp->elem_type != ONNX__SEQUENCE_PROTO__DATA_TYPE__TENSOR &&
+      sp->elem_type != ONNX__SEQUENCE_PROTO__DATA_TYPE__UNDEFINED) {
+    snprintf(why, cap, "a sequence of non-tensors");
+    return -1;
+  }
+  size_t n = sp->n_tensor_values;
+  tc_ndarray *e = tc_arena_alloc(a, (n ? n : 1) * sizeof *e);
+  if (!e) {
+    snprintf(why, cap, "out of memory");
+    return -1;
+  }
+  *out = (tc_ndarray){.dtype = TC_DTYPE_SEQUENCE, .rank = 1, .data = e, .size = n * sizeof *e};
+  out->dims[0] = (int64_t)n;
+  for (size_t i = 0; i < n; i++)
+    if (tensor_value(sp->tensor_values[i], a, &e[i], why, cap))
+      return -1;
+  out->dims[1] = n ? e[0].dtype : TC_DTYPE_F32;
+  return 0;
+}
+
+static int read_value(const char *bytes, size_t len, const tc_type *t, tc_arena *a, tc_ndarray *out,
+                      char *why, size_t cap) {
+  int rc = -1;
+  if (t->kind == TC_TYPE_SEQUENCE) {
+    Onnx__SequenceProto *sp = onnx__sequence_proto__unpack(NULL, len, (const uint8_t *)bytes);
+    rc = sp ? sequence_value(sp, a, out, why, cap) : -1;
+    if (!sp)
+      snprintf(why, cap, "not a SequenceProto");
+    onnx__sequence_proto__free_unpacked(sp, NULL);
+  } else if (t->kind == TC_TYPE_OPTIONAL) {
+    Onnx__OptionalProto *op = onnx__optional_proto__unpack(NULL, len, (const uint8_t *)bytes);
+    if (!op) {
+      snprintf(why, cap, "not an OptionalProto");
+    } else if (op->tensor_value) {
+      rc = tensor_value(op->tensor_value, a, out, why, cap);
+    } else if (op->sequence_value) {
+      rc = sequence_value(op->sequence_value, a, out, why, cap);
+    } else if (op->sparse_tensor_value || op->map_value || op->optional_value) {
+      snprintf(why, cap, "an optional of a sparse tensor, map or optional");
+    } else {
+      *out = (tc_ndarray){.dtype = TC_DTYPE_NONE};
+      rc = 0;
+    }
+    onnx__optional_proto__free_unpacked(op, NULL);
+  } else {
+    tc_rt_tensor rt;
+    tc_diag d = {0};
+    if (tc_rt_from_tensor_proto(bytes, len, a, &rt, NULL, &d)) {
+      snprintf(why, cap, "%s", d.reason);
+    } else {
+      *out = (tc_ndarray){.dtype = rt.dtype, .rank = rt.rank, .data = rt.data, .size = rt.bytes};
+      memcpy(out->dims, rt.dims, sizeof out->dims);
+      rc = 0;
+    }
+  }
+  return rc;
+}
+
+/* compare() over sequences and optionals too. */
+static bool compare_value(const tc_ndarray *got, const tc_ndarray *want, size_t idx, char *why,
+                          size_t cap) {
+  if (got->dtype == TC_DTYPE_NONE || want->dtype == TC_DTYPE_NONE ||
+      got->dtype == TC_DTYPE_SEQUENCE || want->dtype == TC_DTYPE_SEQUENCE) {
+    if (got->dtype != want->dtype) {
+      snprintf(why, cap, "output %zu: a %s, expected a %s", idx, tc_dtype_name(got->dtype),
+               tc_dtype_name(want->dtype));
+      return false;
+    }
+    if (got->dtype == TC_DTYPE_NONE)
+      return true;
+    if (got->dims[0] != want->dims[0]) {
+      snprintf(why, cap, "output %zu: %lld elements, expected %lld", idx, (long long)got->dims[0],
+               (long long)want->dims[0]);
+      return false;
+    }
+    for (int64_t i = 0; i < got->dims[0]; i++)
+      if (!compare_value(&((const tc_ndarray *)got->data)[i], &((const tc_ndarray *)want->data)[i],
+                         idx, why, cap)) {
+        size_t l = strlen(why);
+        snprintf(why + l, cap - l, " (sequence element %lld)", (long long)i);
+        return false;
+      }
+    return true;
+  }
+  tc_rt_tensor w = {.dtype = want->dtype, .rank = want->rank, .data = want->data, .bytes = want->size};
+  memcpy(w.dims, want->dims, sizeof w.dims);
+  return compare(got, &w, idx, why, cap);
+}
+
 /* Runs one data set; returns a status and fills why. */
 static int run_set(tc_session *s, const tc_model *m, const char *dir, tc_arena *a, char *why,
                    size_t cap) {
@@ -147,18 +258,14 @@ static int run_set(tc_session *s, const tc_model *m, const char *dir, tc_arena *
     char *bytes = read_file(path, &len);
     if (!bytes)
       break; /* optional inputs left out */
-    tc_rt_tensor t;
-    tc_diag d = {0};
-    tc_status st = tc_rt_from_tensor_proto(bytes, len, a, &t, NULL, &d);
+    char reason[256] = "";
+    int rc = read_value(bytes, len, &v->type, a, &in[n_in], reason, sizeof reason);
     free(bytes);
-    if (st) {
-      snprintf(why, cap, "input %zu: %s (sequence/optional test data is not supported)", n_in,
-               d.reason);
+    if (rc) {
+      snprintf(why, cap, "input %zu: %s", n_in, reason);
       return UNSUPPORTED;
     }
     names[n_in] = v->name;
-    in[n_in] = (tc_ndarray){.dtype = t.dtype, .rank = t.rank, .data = t.data, .size = t.bytes};
-    memcpy(in[n_in].dims, t.dims, sizeof in[n_in].dims);
     n_in++;
   }
   /* Twice: the first run of a shape is unplanned and builds the memory plan
@@ -177,12 +284,13 @@ static int run_set(tc_session *s, const tc_model *m, const char *dir, tc_arena *
       snprintf(path, sizeof path, "%s/output_%zu.pb", dir, i);
       size_t len;
       char *bytes = read_file(path, &len);
-      tc_rt_tensor want;
-      tc_diag dd = {0};
-      if (!bytes || tc_rt_from_tensor_proto(bytes, len, a, &want, NULL, &dd)) {
-        snprintf(why, cap, "output %zu: expected data unreadable (non-tensor?)", i);
+      tc_ndarray want;
+      char reason[256] = "";
+      if (!bytes || read_value(bytes, len, &g->outputs[i].value->type, a, &want, reason,
+                               sizeof reason)) {
+        snprintf(why, cap, "output %zu: expected data unreadable: %s", i, reason);
         status = UNSUPPORTED;
-      } else if (!compare(&out[i], &want, i, why, cap)) {
+      } else if (!compare_value(&out[i], &want, i, why, cap)) {
         if (pass == 1) {
           size_t l = strlen(why);
           snprintf(why + l, cap - l, " (planned run)");

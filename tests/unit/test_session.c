@@ -307,6 +307,77 @@ static void test_memory_plan(void) {
   tc_model_free(m);
 }
 
+/* Sequences through the C API: s (sequence of float) and x [2] in;
+ * SequenceInsert(s, x) -> s2, SequenceLength(s2) -> n, ConcatFromSequence
+ * (s2, axis 0) -> cat out; then inputs of the wrong kind are refused. */
+static void test_sequences_through_the_api(void) {
+  tc_model *m = tc_model_new_empty();
+  m->ir_version = 8;
+  tc_model_set_opset(m, "", 17);
+  tc_graph *g = m->graph = tc_graph_new(m, NULL, "seq");
+  tc_value *sv = tc_graph_new_value(g, "s", NULL), *x = tc_graph_new_value(g, "x", NULL);
+  sv->type.kind = TC_TYPE_SEQUENCE;
+  sv->type.elem = TC_DTYPE_F32;
+  tc_dim d2 = {.kind = TC_DIM_VALUE, .value = 2};
+  tc_value_set_tensor_type(x, TC_DTYPE_F32, 1, &d2);
+  tc_graph_add_input(g, sv, NULL);
+  tc_graph_add_input(g, x, NULL);
+  const char *ops[3] = {"SequenceInsert", "SequenceLength", "ConcatFromSequence"};
+  const char *outs[3] = {"s2", "n", "cat"};
+  tc_value *s2 = NULL;
+  for (int i = 0; i < 3; i++) {
+    tc_node *n = tc_graph_append_node(g, ops[i], "", outs[i], i ? 1 : 2, 1, i == 2);
+    tc_node_set_input(n, 0, i ? s2 : sv);
+    if (!i)
+      tc_node_set_input(n, 1, x);
+    if (i == 2)
+      tc_node_set_attr_int(n, 0, "axis", 0);
+    tc_value *o = tc_graph_new_value(g, outs[i], NULL);
+    tc_node_set_output(n, 0, o);
+    tc_graph_add_output(g, o, NULL);
+    if (!i)
+      s2 = o;
+  }
+  tc_session *s = NULL;
+  tc_diag d = {0};
+  CHECK(tc_session_new(m, &s, &d) == TC_STATUS_OK);
+  float a[2] = {1, 2}, b[2] = {3, 4}, c[2] = {5, 6};
+  tc_ndarray items[2] = {{.dtype = TC_DTYPE_F32, .rank = 1, .dims = {2}, .data = a, .size = 8},
+                         {.dtype = TC_DTYPE_F32, .rank = 1, .dims = {2}, .data = b, .size = 8}};
+  tc_ndarray in[2] = {{.dtype = TC_DTYPE_SEQUENCE,
+                       .rank = 1,
+                       .dims = {2, TC_DTYPE_F32},
+                       .data = items,
+                       .size = sizeof items},
+                      {.dtype = TC_DTYPE_F32, .rank = 1, .dims = {2}, .data = c, .size = 8}};
+  const char *names[2] = {"s", "x"};
+  tc_ndarray out[3] = {{0}};
+  for (int round = 0; s && round < 2; round++) { /* the second run is planned */
+    CHECK(tc_session_run(s, 2, names, in, out, &d) == TC_STATUS_OK);
+    CHECK(out[0].dtype == TC_DTYPE_SEQUENCE && out[0].dims[0] == 3 &&
+          out[0].dims[1] == TC_DTYPE_F32 && out[0].size == 3 * sizeof(tc_ndarray));
+    const tc_ndarray *e = out[0].data;
+    CHECK(e && e[2].rank == 1 && e[2].dims[0] == 2 && ((float *)e[2].data)[0] == 5 &&
+          ((float *)e[0].data)[1] == 2 && e[0].data != (void *)a); /* copies */
+    CHECK(out[1].dtype == TC_DTYPE_I64 && ((int64_t *)out[1].data)[0] == 3);
+    bool cat = out[2].dtype == TC_DTYPE_F32 && out[2].dims[0] == 6;
+    for (int i = 0; cat && i < 6; i++)
+      cat = ((float *)out[2].data)[i] == (float)(i + 1);
+    CHECK(cat);
+    for (int i = 0; i < 3; i++)
+      tc_ndarray_release(&out[i]);
+  }
+  /* a tensor where the sequence goes; an element of the wrong dtype */
+  tc_ndarray bad[2] = {in[1], in[1]};
+  CHECK(s && tc_session_run(s, 2, names, bad, out, &d) == TC_STATUS_ARG &&
+        strstr(tc_diag_message(&d), "must be a sequence"));
+  items[1].dtype = TC_DTYPE_I32;
+  CHECK(s && tc_session_run(s, 2, names, in, out, &d) == TC_STATUS_ARG &&
+        strstr(tc_diag_message(&d), "element 1 is int32"));
+  tc_session_free(s);
+  tc_model_free(m);
+}
+
 int main(void) {
   RUN(test_runs_and_computes);
   RUN(test_bad_inputs_refused);
@@ -315,5 +386,6 @@ int main(void) {
   RUN(test_concurrent_runs);
   RUN(test_memory_plan);
   RUN(test_static_plan);
+  RUN(test_sequences_through_the_api);
   return SUMMARY("unit.session");
 }
