@@ -217,9 +217,10 @@ static int64_t rows_of(const tc_rt_tensor *x) {
 
 static void sig_key(const tc_cg_spec *sp, int64_t rows, int threads, char *buf, size_t cap) {
   if (sp->kind == TC_CG_EWCHAIN) {
-    snprintf(buf, cap, "kind=ewchain prog=%016llx ins=%s cols=%lld rows=%lld threads=%d",
-             (unsigned long long)sp->prog.hash, sp->prog.ins, (long long)sp->cols, (long long)rows,
-             threads);
+    snprintf(
+        buf, cap, "kind=ewchain prog=%016llx ins=%s types=%s:%c cols=%lld rows=%lld threads=%d",
+        (unsigned long long)sp->prog.hash, sp->prog.ins, sp->prog.types,
+        sp->prog.out_type ? sp->prog.out_type : 'f', (long long)sp->cols, (long long)rows, threads);
     return;
   }
   snprintf(buf, cap, "kind=%s act=%d flags=%d cols=%lld rows=%lld threads=%d",
@@ -358,7 +359,7 @@ static void observe_chain(capture *c, const tc_node *n, const tc_rt_tensor *cons
         }
         ce->got[k] = true;
       }
-  if (n != ch->nodes[ch->n_nodes - 1] || !out[0].data || out[0].dtype != TC_DTYPE_F32 ||
+  if (n != ch->nodes[ch->n_nodes - 1] || !out[0].data || !tc_ew_type_letter(out[0].dtype) ||
       !out[0].rank || out[0].dims[out[0].rank - 1] <= 0)
     return;
   /* a row length from a symbolic dim is the generated inputs' guess, unless
@@ -370,16 +371,18 @@ static void observe_chain(capture *c, const tc_node *n, const tc_rt_tensor *cons
   bool full = false;
   const tc_rt_tensor *ins[TC_EW_MAX_IN];
   for (int k = 0; k < ch->prog.n_in; k++) {
-    char kind = ce->got[k] && ce->in[k].dtype == TC_DTYPE_F32
+    char kind = ce->got[k] && tc_ew_type_letter(ce->in[k].dtype)
                     ? tc_ew_input_kind(&ce->in[k], out[0].rank, out[0].dims, sp.cols)
                     : 0;
     if (!kind)
       return;
     sp.prog.ins[k] = kind;
+    sp.prog.types[k] = tc_ew_type_letter(ce->in[k].dtype);
     full |= kind == 'F';
     ins[k] = &ce->in[k];
   }
-  if (!full)
+  sp.prog.out_type = tc_ew_type_letter(out[0].dtype);
+  if (!full || !tc_ew_types_ok(&sp.prog))
     return;
   int64_t rows = r->o.mode == TC_TUNE_OFF ? 0 : rows_of(&out[0]);
   char key[200];
@@ -550,7 +553,7 @@ static bool sdim_eq(tc_sdim a, tc_sdim b) {
 
 /* tc_ew_input_kind on static shapes. */
 static char static_kind(const tc_shape *t, const tc_shape *o, int64_t cols) {
-  if (!t || !t->known || t->dtype != TC_DTYPE_F32 || t->rank > o->rank)
+  if (!t || !t->known || !tc_ew_type_letter(t->dtype) || t->rank > o->rank)
     return 0;
   bool same = t->rank == o->rank, ones = true;
   for (size_t d = 0; d < o->rank && same; d++)
@@ -571,18 +574,21 @@ static bool static_chains(tc_tune_result *r, const tc_shapes *sh, capture *c) {
     const tc_ew_chain *ch = &ce->ch;
     const tc_node *root = ch->nodes[ch->n_nodes - 1];
     const tc_shape *o = tc_shape_of(sh, root->outputs[0]);
-    if (!o || !o->known || o->dtype != TC_DTYPE_F32 || !o->rank || o->dims[o->rank - 1].sym ||
+    if (!o || !o->known || !tc_ew_type_letter(o->dtype) || !o->rank || o->dims[o->rank - 1].sym ||
         o->dims[o->rank - 1].v <= 0)
       continue;
     tc_cg_spec sp = {.kind = TC_CG_EWCHAIN, .width = 1, .unroll = 1, .prog = ch->prog};
     sp.cols = o->dims[o->rank - 1].v;
     bool full = false, ok = true;
     for (int k = 0; k < ch->prog.n_in && ok; k++) {
-      sp.prog.ins[k] = static_kind(tc_shape_of(sh, ch->in[k]), o, sp.cols);
+      const tc_shape *in_sh = tc_shape_of(sh, ch->in[k]);
+      sp.prog.ins[k] = static_kind(in_sh, o, sp.cols);
+      sp.prog.types[k] = tc_ew_type_letter(in_sh->dtype);
       ok = sp.prog.ins[k] != 0;
       full |= sp.prog.ins[k] == 'F';
     }
-    if (!ok || !full)
+    sp.prog.out_type = tc_ew_type_letter(o->dtype);
+    if (!ok || !full || !tc_ew_types_ok(&sp.prog))
       continue;
     char key[200];
     sig_key(&sp, 0, r->threads, key, sizeof key);
@@ -725,8 +731,10 @@ static bool run_cand(sig_entry *e, size_t ci, tc_cg_row_fn fn, const tc_kernel_d
 }
 
 static double max_diff(const tc_rt_tensor *a, const tc_rt_tensor *b) {
-  if (!a->data || !b->data || tc_rt_numel(a) != tc_rt_numel(b))
+  if (!a->data || !b->data || tc_rt_numel(a) != tc_rt_numel(b) || a->dtype != b->dtype)
     return INFINITY;
+  if (a->dtype != TC_DTYPE_F32) /* quantized outputs: exactly the same bytes */
+    return a->bytes == b->bytes && !memcmp(a->data, b->data, a->bytes) ? 0 : INFINITY;
   const float *x = a->data, *y = b->data;
   double worst = 0;
   for (size_t i = 0; i < tc_rt_numel(a); i++) {

@@ -52,6 +52,14 @@ bool tc_cg_spec_parse(const char *s, tc_cg_spec *out) {
       out->prog.hash = strtoull(val, &e, 16);
       if (vlen != 16 || !e || *e)
         return false;
+    } else if (KEY("types")) {
+      if (vlen > TC_EW_MAX_IN || strspn(val, "fbB") != vlen)
+        return false;
+      memcpy(out->prog.types, val, vlen + 1);
+    } else if (KEY("out")) {
+      if (vlen != 1 || !strchr("fbB", val[0]))
+        return false;
+      out->prog.out_type = val[0];
     } else if (KEY("ins")) {
       if (vlen > TC_EW_MAX_IN || strspn(val, "FRS") != vlen)
         return false;
@@ -88,9 +96,14 @@ bool tc_cg_spec_parse(const char *s, tc_cg_spec *out) {
 
 void tc_cg_spec_format(const tc_cg_spec *sp, char *buf, size_t cap) {
   if (sp->kind == TC_CG_EWCHAIN) {
-    snprintf(buf, cap, "kind=ewchain cols=%lld width=%d unroll=%d%s prog=%016llx ins=%s sym=%s",
+    const tc_ew_prog *p = &sp->prog;
+    bool ints = strspn(p->types, "f") != strlen(p->types) || (p->out_type && p->out_type != 'f');
+    char typ[64] = "";
+    if (ints)
+      snprintf(typ, sizeof typ, " types=%s out=%c", p->types, p->out_type ? p->out_type : 'f');
+    snprintf(buf, cap, "kind=ewchain cols=%lld width=%d unroll=%d%s prog=%016llx ins=%s%s sym=%s",
              (long long)sp->cols, sp->width, sp->unroll, sp->threads ? " threads=1" : "",
-             (unsigned long long)sp->prog.hash, sp->prog.ins, sp->sym);
+             (unsigned long long)p->hash, p->ins, typ, sp->sym);
     return;
   }
   char thr[16] = "", dt[16] = "";
@@ -347,6 +360,19 @@ static int node_ops(const tc_node *n, const int *x, tc_ew_op *ops) {
     ops[0].c = n->n_inputs > 2 && n->inputs[2] ? x[2] : -1;
     return 1;
   }
+  bool dq = onnx_op(n, "DequantizeLinear"), q = onnx_op(n, "QuantizeLinear");
+  if ((dq || q) && n->n_inputs >= 2 && n->n_inputs <= 3 && n->inputs[1]) {
+    /* per tensor only (the scale is checked to be one element when bound),
+     * no block size, output dtype or precision, saturating */
+    for (size_t i = 0; i < n->n_attrs; i++)
+      if (strcmp(n->attrs[i].name, "axis") &&
+          !(q && !strcmp(n->attrs[i].name, "saturate") && n->attrs[i].i == 1))
+        return 0;
+    ops[0].op = dq ? TC_EW_DQ : TC_EW_Q;
+    ops[0].b = x[1];
+    ops[0].c = n->n_inputs > 2 && n->inputs[2] ? x[2] : -1;
+    return 1;
+  }
   if (ours_or_ms(n, "QuickGelu") && n->n_inputs == 1) {
     ops[0].op = TC_EW_QUICKGELU;
     ops[0].alpha = tc_attr_float(n, "alpha", 1.702f);
@@ -485,6 +511,51 @@ bool tc_ew_chain_of(const tc_node *root, tc_ew_chain *ch) {
   return true;
 }
 
+char tc_ew_type_letter(int32_t dt) {
+  return dt == TC_DTYPE_F32 ? 'f' : dt == TC_DTYPE_I8 ? 'b' : dt == TC_DTYPE_U8 ? 'B' : 0;
+}
+
+static char type_of(const tc_ew_prog *p, int ref) {
+  return ref < 0 || ref >= p->n_in ? 'f' : p->types[0] ? p->types[ref] : 'f';
+}
+
+bool tc_ew_types_ok(const tc_ew_prog *p) {
+  bool reads_int[TC_EW_MAX_IN] = {false}, int_ok[TC_EW_MAX_IN] = {false};
+  if (p->types[0] && (int)strlen(p->types) != p->n_in)
+    return false;
+  for (int k = 0; k < p->n_ops; k++) {
+    const tc_ew_op *o = &p->ops[k];
+    int refs[3] = {o->a, o->b, o->c};
+    for (int r = 0; r < 3; r++)
+      if (refs[r] >= 0 && refs[r] < p->n_in && type_of(p, refs[r]) != 'f')
+        reads_int[refs[r]] = true;
+    if (o->op != TC_EW_DQ && o->op != TC_EW_Q)
+      continue;
+    /* scale (float) and zero point: one-element inputs */
+    if (o->b >= p->n_in || p->ins[o->b] != 'S' || type_of(p, o->b) != 'f' ||
+        (o->c >= 0 && (o->c >= p->n_in || p->ins[o->c] != 'S' || type_of(p, o->c) == 'f')))
+      return false;
+    if (o->op == TC_EW_DQ) { /* x: an int input (of the zero point's type) or a Q result */
+      char xt = type_of(p, o->a);
+      if (o->a < p->n_in ? xt == 'f' : p->ops[o->a - p->n_in].op != TC_EW_Q)
+        return false;
+      if (o->a < p->n_in && o->c >= 0 && type_of(p, o->c) != xt)
+        return false;
+      if (o->a < p->n_in)
+        int_ok[o->a] = true;
+    }
+    if (o->c >= 0)
+      int_ok[o->c] = true;
+  }
+  for (int i = 0; i < p->n_in; i++)
+    if (reads_int[i] && !int_ok[i])
+      return false;
+  const tc_ew_op *root = &p->ops[p->n_ops - 1];
+  char out = p->out_type ? p->out_type : 'f';
+  char want = root->op != TC_EW_Q ? 'f' : root->c >= 0 ? type_of(p, root->c) : 'B';
+  return out == want;
+}
+
 char tc_ew_input_kind(const tc_rt_tensor *t, size_t o_rank, const int64_t *o_dims, int64_t cols) {
   if (!t || t->rank > o_rank)
     return 0;
@@ -513,10 +584,10 @@ static const tc_rt_tensor *chain_fit(const tc_cg_spec *sp, const tc_rt_tensor *c
   if (!f || !f->rank || f->dims[f->rank - 1] != sp->cols)
     return NULL;
   for (int i = 0; i < p->n_in; i++)
-    if (!in[i] || in[i]->dtype != TC_DTYPE_F32 ||
+    if (!in[i] || tc_ew_type_letter(in[i]->dtype) != type_of(p, i) ||
         tc_ew_input_kind(in[i], f->rank, f->dims, sp->cols) != p->ins[i])
       return NULL;
-  return f;
+  return tc_ew_types_ok(p) ? f : NULL;
 }
 
 bool tc_native_chain_fits(const tc_cg_spec *sp, const tc_rt_tensor *const *in) {
@@ -530,8 +601,11 @@ bool tc_native_chain_run(tc_kernel_ctx *k, const tc_cg_spec *sp, tc_cg_row_fn fn
     return false;
   row_job j = {.fn = fn};
   for (int i = 0; i < sp->prog.n_in; i++)
-    j.in[i] = in[i]->data;
-  if ((*st = tc_kernel_alloc_uninit(k, &out[0], TC_DTYPE_F32, f->rank, f->dims)))
+    j.in[i] = in[i]->data; /* int8 / uint8 inputs too: the kernel knows their types */
+  int32_t odt = sp->prog.out_type == 'b'   ? TC_DTYPE_I8
+                : sp->prog.out_type == 'B' ? TC_DTYPE_U8
+                                           : TC_DTYPE_F32;
+  if ((*st = tc_kernel_alloc_uninit(k, &out[0], odt, f->rank, f->dims)))
     return true;
   j.out[0] = out[0].data;
   size_t rows = tc_rt_numel(f) / (size_t)sp->cols;

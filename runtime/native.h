@@ -27,8 +27,11 @@
  * before it whose outputs only the chain reads); its spec adds
  * prog=<16 hex digits> (tc_ew_prog's hash: the ops, their operands and
  * attributes) and ins=<one letter per chain input: F the output's shape,
- * R a row of cols elements broadcast over rows, S a single element>. The
- * other nodes of a bound chain do not run when the kernel fits.
+ * R a row of cols elements broadcast over rows, S a single element>, and
+ * when an input or the output is not float32 (a chain with per-tensor
+ * DequantizeLinear / QuantizeLinear) types=<f|b|B per input: float32, int8,
+ * uint8> out=<f|b|B>. The other nodes of a bound chain do not run when the
+ * kernel fits.
  *
  * libtacort loads the library only when the session options allow native
  * code, the file's SHA-256 matches, this CPU has every listed feature it
@@ -95,6 +98,9 @@ enum {
   TC_EW_ELU,       /* a; alpha */
   TC_EW_CLIP,      /* a, lower bound b or -1, upper bound c or -1 */
   TC_EW_CLIPC,     /* a; alpha (lower), beta (upper): Clip before opset 11 */
+  TC_EW_DQ,        /* DequantizeLinear per tensor: (a - zero point c or 0) * scale b */
+  TC_EW_Q,         /* QuantizeLinear per tensor: clamp(rint(a / b) + c or 0) to c's type
+                      (uint8 without c), kept as a float until stored */
   TC_EW_N_OPS
 };
 typedef struct tc_ew_op {
@@ -107,6 +113,10 @@ typedef struct tc_ew_prog {
   tc_ew_op ops[TC_EW_MAX_OPS];
   uint64_t hash;              /* over n_in and ops */
   char ins[TC_EW_MAX_IN + 1]; /* per input: 'F', 'R' or 'S' (see above); set by the caller */
+  /* per input its element type, 'f' float32, 'b' int8, 'B' uint8 (empty:
+   * all float32), and the output's ('f' when 0); set by the caller */
+  char types[TC_EW_MAX_IN + 1];
+  char out_type;
 } tc_ew_prog;
 
 /* The chain ending at root: the program, its nodes in graph order (root
@@ -184,6 +194,14 @@ bool tc_native_run(tc_kernel_ctx *k, const tc_cg_spec *sp, tc_cg_row_fn fn,
 bool tc_native_chain_fits(const tc_cg_spec *sp, const tc_rt_tensor *const *in);
 bool tc_native_chain_run(tc_kernel_ctx *k, const tc_cg_spec *sp, tc_cg_row_fn fn,
                          const tc_rt_tensor *const *in, tc_rt_tensor *out, tc_status *st);
+/* Whether the types of prog fit its ops: int8/uint8 inputs are read only as
+ * DequantizeLinear's x and zero point (of x's type) or QuantizeLinear's
+ * zero point; every Q/DQ scale and zero point is a one-element input; the
+ * output type is the root's (Q: its zero point's type, uint8 without). */
+bool tc_ew_types_ok(const tc_ew_prog *p);
+/* The type letter of dtype dt ('f', 'b', 'B'), or 0 when chains take no such input. */
+char tc_ew_type_letter(int32_t dt);
+
 /* The 'F' / 'R' / 'S' letter of input t against output shape o (rank, dims)
  * with rows of cols elements, or 0 when it is none of them. */
 char tc_ew_input_kind(const tc_rt_tensor *t, size_t o_rank, const int64_t *o_dims, int64_t cols);

@@ -356,10 +356,15 @@ static bool bind_chain(tc_session *s, const tc_node *root, tc_cg_spec *sp) {
   }
   for (size_t i = 0; i < ch->n_nodes; i++) {
     uint32_t id = ch->nodes[i]->id;
-    if (s->native_fn[id] || s->chains[id] || s->chain_root[id])
+    if (s->native_fn[id] || s->chains[id] || s->chain_root[id] || (s->qdq && s->qdq[id]) ||
+        (s->qdq_skip && s->qdq_skip[id]))
       return false;
   }
   memcpy(ch->prog.ins, sp->prog.ins, sizeof ch->prog.ins);
+  memcpy(ch->prog.types, sp->prog.types, sizeof ch->prog.types);
+  ch->prog.out_type = sp->prog.out_type;
+  if (!tc_ew_types_ok(&ch->prog))
+    return false;
   sp->prog = ch->prog;
   s->chains[root->id] = ch;
   for (size_t i = 0; i + 1 < ch->n_nodes; i++)

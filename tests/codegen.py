@@ -86,7 +86,7 @@ def check_library_record(out):
         assert re.fullmatch(r"kind=(bias_act|layernorm|softmax) act=\d flags=\d+ cols=\d+ width=\d+ "
                             r"unroll=\d( threads=1)? sym=tck_\d+", spec) or \
             re.fullmatch(r"kind=ewchain cols=\d+ width=\d+ unroll=\d( threads=1)? prog=[0-9a-f]{16} "
-                         r"ins=[FRS]+ sym=tck_\d+", spec), spec
+                         r"ins=[FRS]+( types=[fbB]+ out=[fbB])? sym=tck_\d+", spec), spec
     return binds
 
 
@@ -332,6 +332,65 @@ def elementwise_chain_that_does_not_fit_runs_its_nodes():
             assert n1 == 2, n1
             for g, w in zip(got, want):
                 assert g.shape == w.shape and np.allclose(g, w, atol=1e-4, rtol=1e-4), (shape, np.abs(g - w).max())
+
+
+def qdq_block(path, quantized_out):
+    """A QDQ residual block as static quantizers write it: a and b quantized
+    and dequantized (uint8), added, Relu, quantized again, and dequantized
+    unless quantized_out (then the uint8 tensor is the output)."""
+    f = lambda n, v, t=TensorProto.FLOAT: helper.make_tensor(n, t, [], [v])
+    nodes = [helper.make_node("QuantizeLinear", ["a", "sa", "za"], ["qa"]),
+             helper.make_node("DequantizeLinear", ["qa", "sa", "za"], ["da"]),
+             helper.make_node("QuantizeLinear", ["b", "sb", "zb"], ["qb"]),
+             helper.make_node("DequantizeLinear", ["qb", "sb", "zb"], ["db"]),
+             helper.make_node("Add", ["da", "db"], ["s"]),
+             helper.make_node("Relu", ["s"], ["r"]),
+             helper.make_node("QuantizeLinear", ["r", "so", "zo"], ["qy" if not quantized_out else "y"])]
+    if not quantized_out:
+        nodes.append(helper.make_node("DequantizeLinear", ["qy", "so", "zo"], ["y"]))
+    ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["n", 64]) for n in ("a", "b")]
+    out_t = TensorProto.UINT8 if quantized_out else TensorProto.FLOAT
+    g = helper.make_graph(nodes, "qdq", ins, [helper.make_tensor_value_info("y", out_t, ["n", 64])],
+                          [f("sa", 0.02), f("za", 128, TensorProto.UINT8), f("sb", 0.03),
+                           f("zb", 120, TensorProto.UINT8), f("so", 0.025), f("zo", 3, TensorProto.UINT8)])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), path)
+
+
+@test
+def quantize_dequantize_chains_match_the_nodes():
+    with tempfile.TemporaryDirectory() as tmp:
+        for quantized_out in (False, True):
+            src, out = os.path.join(tmp, "qdq.onnx"), os.path.join(tmp, "opt.onnx")
+            qdq_block(src, quantized_out)
+            tacoc("optimize", src, "-o", out, "-O0", "--codegen", "cpu", "--shape", "n=8", "-q")
+            binds = check_library_record(out)
+            assert len(binds) == 1, binds
+            spec = next(iter(binds.values()))
+            assert "kind=ewchain" in spec and ("out=B" in spec) == quantized_out, spec
+            assert re.search(r"types=[fB]+ ", spec) and "b" not in spec.split("types=")[1][:9], spec
+            sess = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
+            for n in (8, 3):  # the recorded rows and another count: one kernel either way
+                rng = np.random.default_rng(n)
+                feeds = {"a": (rng.standard_normal((n, 64)) * 2).astype(np.float32),
+                         "b": (rng.standard_normal((n, 64)) * 2).astype(np.float32)}
+                args = []
+                for k, v in feeds.items():
+                    np.save(os.path.join(tmp, k + ".npy"), v)
+                    args += ["--input", f"{k}={os.path.join(tmp, k + '.npy')}"]
+                res = []
+                for native in (False, True):
+                    d = os.path.join(tmp, f"o{n}{native}")
+                    p = tacoc("run", out, *args, "--output-dir", d, *(["--allow-native-code"] if native else []))
+                    if native:
+                        assert "1 nodes run generated kernels" in p.stderr, p.stderr
+                    res.append(np.load(os.path.join(d, "y.npy")))
+                want = sess.run(None, feeds)[0]
+                assert res[0].dtype == res[1].dtype == want.dtype, (res[0].dtype, want.dtype)
+                assert np.array_equal(res[0], res[1]), "generated kernel differs from the nodes"
+                step = 0 if quantized_out else 0.025  # ORT's division may round a tie the other way
+                d = np.abs(res[1].astype(np.float64) - want.astype(np.float64))
+                assert d.max() <= (1 if quantized_out else step) + 1e-6, d.max()
+                assert (d > 0).mean() < 0.01, (d > 0).mean()
 
 
 @test

@@ -30,7 +30,7 @@ typedef struct cg {
   LLVMModuleRef mod;
   LLVMBuilderRef b;
   LLVMValueRef fn;
-  LLVMTypeRef f32, i32, i64, ptr;
+  LLVMTypeRef f32, i32, i64, ptr, i8;
 } cg;
 
 /* ---- small IR helpers ---- */
@@ -187,6 +187,31 @@ static void store(cg *c, LLVMValueRef v, LLVMValueRef base, LLVMValueRef idx) {
   LLVMValueRef s = LLVMBuildStore(c->b, v, elem_ptr(c, base, idx));
   LLVMSetAlignment(s, 4);
 }
+/* Elements of type letter ty ('f' float32, 'b' int8, 'B' uint8) at base[idx]
+ * as floats of t's shape. */
+static LLVMValueRef load_typed(cg *c, LLVMTypeRef t, char ty, LLVMValueRef base, LLVMValueRef idx) {
+  if (ty != 'b' && ty != 'B')
+    return load(c, t, base, idx);
+  unsigned n = lanes(t);
+  LLVMTypeRef it = n == 1 ? c->i8 : LLVMVectorType(c->i8, n);
+  LLVMValueRef v = LLVMBuildLoad2(c->b, it, LLVMBuildGEP2(c->b, c->i8, base, &idx, 1, ""), "");
+  LLVMSetAlignment(v, 1);
+  return ty == 'b' ? LLVMBuildSIToFP(c->b, v, t, "") : LLVMBuildUIToFP(c->b, v, t, "");
+}
+
+/* Stores v (floats holding integers in range for 'b' / 'B') as type ty. */
+static void store_typed(cg *c, LLVMValueRef v, char ty, LLVMValueRef base, LLVMValueRef idx) {
+  if (ty != 'b' && ty != 'B') {
+    store(c, v, base, idx);
+    return;
+  }
+  unsigned n = lanes(LLVMTypeOf(v));
+  LLVMTypeRef it = n == 1 ? c->i8 : LLVMVectorType(c->i8, n);
+  LLVMValueRef q = ty == 'b' ? LLVMBuildFPToSI(c->b, v, it, "") : LLVMBuildFPToUI(c->b, v, it, "");
+  LLVMValueRef st = LLVMBuildStore(c->b, q, LLVMBuildGEP2(c->b, c->i8, base, &idx, 1, ""));
+  LLVMSetAlignment(st, 1);
+}
+
 static LLVMValueRef i64c(cg *c, long long v) {
   return LLVMConstInt(c->i64, (unsigned long long)v, 1);
 }
@@ -374,7 +399,8 @@ static void chain_body(cg *c, pass_ctx *p, LLVMValueRef j, LLVMTypeRef t, LLVMVa
   const tc_ew_prog *g = &p->sp->prog;
   LLVMValueRef v[TC_EW_MAX_IN + TC_EW_MAX_OPS];
   for (int i = 0; i < g->n_in; i++)
-    v[i] = g->ins[i] == 'S' ? splat(c, t, p->in[i]) : load(c, t, p->in[i], j);
+    v[i] = g->ins[i] == 'S' ? splat(c, t, p->in[i])
+                            : load_typed(c, t, g->types[0] ? g->types[i] : 'f', p->in[i], j);
   for (int k = 0; k < g->n_ops; k++) {
     const tc_ew_op *o = &g->ops[k];
     LLVMValueRef a = v[o->a], b = o->b >= 0 ? v[o->b] : NULL, d = o->c >= 0 ? v[o->c] : NULL, r;
@@ -413,11 +439,21 @@ static void chain_body(cg *c, pass_ctx *p, LLVMValueRef j, LLVMTypeRef t, LLVMVa
       break;
     case TC_EW_CLIP: r = clamp(c, a, b, d); break;
     case TC_EW_CLIPC: r = clamp(c, a, K(c, t, o->alpha), K(c, t, o->beta)); break;
+    case TC_EW_DQ: r = mul(c, d ? sub(c, a, d) : a, b); break;
+    case TC_EW_Q: {
+      LLVMValueRef q = fdivv(c, a, b);
+      q = intrin(c, "llvm.rint", t, &q, 1);
+      if (d)
+        q = add(c, q, d);
+      bool sgn = o->c >= 0 && g->types[0] && g->types[o->c] == 'b';
+      r = clamp(c, q, K(c, t, sgn ? -128.0 : 0.0), K(c, t, sgn ? 127.0 : 255.0));
+      break;
+    }
     default: r = a; break;
     }
     v[g->n_in + k] = r;
   }
-  store(c, v[g->n_in + g->n_ops - 1], p->y, j);
+  store_typed(c, v[g->n_in + g->n_ops - 1], g->out_type ? g->out_type : 'f', p->y, j);
 }
 
 /* Pass 1: t = x (+ skip), kept in tmp when it differs from x; sum (or sum
@@ -493,10 +529,17 @@ static void build_kernel(cg *c, const tc_cg_spec *sp) {
     row_pass(c, &p, bias_act_body, 0, NULL, NULL, NULL);
     break;
   case TC_CG_EWCHAIN:
-    for (int i = 0; i < n_in; i++)
-      p.in[i] = sp->prog.ins[i] == 'F'   ? elem_ptr(c, base_in[i], off)
+    for (int i = 0; i < n_in; i++) {
+      char ty = sp->prog.types[0] ? sp->prog.types[i] : 'f';
+      bool narrow = ty == 'b' || ty == 'B';
+      p.in[i] = sp->prog.ins[i] == 'F'
+                    ? (narrow ? LLVMBuildGEP2(c->b, c->i8, base_in[i], &off, 1, "")
+                              : elem_ptr(c, base_in[i], off))
                 : sp->prog.ins[i] == 'R' ? base_in[i]
-                                         : LLVMBuildLoad2(c->b, c->f32, base_in[i], "");
+                                         : load_typed(c, c->f32, ty, base_in[i], zero);
+    }
+    if (sp->prog.out_type == 'b' || sp->prog.out_type == 'B')
+      p.y = LLVMBuildGEP2(c->b, c->i8, base_out[0], &off, 1, "");
     row_pass(c, &p, chain_body, 0, NULL, NULL, NULL);
     break;
   case TC_CG_SOFTMAX:
@@ -620,6 +663,8 @@ static bool prog_ok(const tc_cg_spec *sp) {
   if (g->n_in < 1 || g->n_in > TC_EW_MAX_IN || g->n_ops < 1 || g->n_ops > TC_EW_MAX_OPS ||
       (int)strlen(g->ins) != g->n_in || strspn(g->ins, "FRS") != strlen(g->ins))
     return false;
+  if (!tc_ew_types_ok(g))
+    return false;
   for (int k = 0; k < g->n_ops; k++) {
     const tc_ew_op *o = &g->ops[k];
     int lim = g->n_in + k;
@@ -653,6 +698,7 @@ int tc_cg_build_library(const tc_cg_spec *specs, size_t n, const char *cpu, cons
   c.mod = LLVMModuleCreateWithNameInContext("tacoc_kernels", c.ctx);
   c.b = LLVMCreateBuilderInContext(c.ctx);
   c.f32 = LLVMFloatTypeInContext(c.ctx);
+  c.i8 = LLVMInt8TypeInContext(c.ctx);
   c.i32 = LLVMInt32TypeInContext(c.ctx);
   c.i64 = LLVMInt64TypeInContext(c.ctx);
   c.ptr = LLVMPointerTypeInContext(c.ctx, 0);

@@ -282,6 +282,7 @@ typedef struct ccase {
   const char *name, *kinds;
   cnode nodes[13];
   double scale;
+  const char *types; /* per input 'f' / 'b' / 'B', then the output's; NULL: all float32 */
 } ccase;
 
 static const ccase chains[] = {
@@ -327,6 +328,28 @@ static const ccase chains[] = {
       {"Gelu", "", {12}},
       {"QuickGelu", "com.microsoft", {13}}},
      5},
+    /* a QDQ residual block: DQ(a) + DQ(b) -> Relu -> Q, uint8 in and out */
+    {"qdq-residual",
+     "FFSSSSSS",
+     {{"DequantizeLinear", "", {0, 2, 3}},
+      {"DequantizeLinear", "", {1, 4, 5}},
+      {"Add", "", {8, 9}},
+      {"Relu", "", {10}},
+      {"QuantizeLinear", "", {11, 6, 7}}},
+     1,
+     "BBfBfBfBB"},
+    /* int8 without zero points in, int8 out with one */
+    {"qdq-int8",
+     "FSSS",
+     {{"DequantizeLinear", "", {0, 1}}, {"Sigmoid", "", {4}}, {"QuantizeLinear", "", {5, 2, 3}}},
+     1,
+     "bffbb"},
+    /* fake quantization inside a float chain */
+    {"fake-quant",
+     "FSS",
+     {{"QuantizeLinear", "", {0, 1, 2}}, {"DequantizeLinear", "", {3, 1, 2}}, {"Sub", "", {0, 4}}},
+     30,
+     "ffBf"},
 };
 #define N_CHAINS (sizeof chains / sizeof chains[0])
 
@@ -347,6 +370,8 @@ static tc_node *build_chain(const ccase *cc, tc_value **v) {
     const cnode *c = &cc->nodes[i];
     static const char *const two[] = {"Add", "Sub", "Mul", "Div", "Max", "Min"};
     size_t n_in = !strcmp(c->op, "Clip") ? 3 : 1;
+    if (strstr(c->op, "uantizeLinear")) /* Q or DQ, with or without a zero point */
+      n_in = c->in[2] ? 3 : 2;
     for (size_t k = 0; k < sizeof two / sizeof two[0]; k++)
       n_in = strcmp(c->op, two[k]) ? n_in : 2;
     last = tc_graph_append_node(graph, c->op, c->domain, cc->name, n_in, 1, c->attr ? 1 : 0);
@@ -364,13 +389,28 @@ static tc_node *build_chain(const ccase *cc, tc_value **v) {
 }
 
 /* An input of kind k for rows x cols (R as [1, cols], S as [1]). */
-static tc_rt_tensor chain_input(char k, int64_t cols, double scale, float *buf) {
+static tc_rt_tensor chain_input(char k, char ty, int64_t cols, double scale, float *buf) {
   size_t n = k == 'F' ? (size_t)(ROWS * cols) : k == 'R' ? (size_t)cols : 1;
   for (size_t i = 0; i < n; i++)
     buf[i] = (float)(uniform() * scale);
   if (k == 'S')
     buf[0] = (float)(1.0 + fabs(uniform()));
-  tc_rt_tensor t = {.dtype = TC_DTYPE_F32, .rank = k == 'S' ? 1 : 2, .data = buf, .bytes = n * 4};
+  int32_t dt = ty == 'b' ? TC_DTYPE_I8 : ty == 'B' ? TC_DTYPE_U8 : TC_DTYPE_F32;
+  if (dt != TC_DTYPE_F32) { /* whole int8 / uint8 range; zero points near the middle */
+    for (size_t i = 0; i < n; i++) {
+      int v = k == 'S' ? (ty == 'B' ? 120 : -7) + (int)(uniform() * 8) : (int)(uniform() * 128);
+      if (ty == 'B')
+        ((uint8_t *)buf)[i] = (uint8_t)(k == 'S' ? v : v + 127);
+      else
+        ((int8_t *)buf)[i] = (int8_t)v;
+    }
+  } else if (k == 'S' && scale == 1) { /* a quantization scale */
+    buf[0] = (float)(0.01 + 0.04 * fabs(uniform()));
+  }
+  tc_rt_tensor t = {.dtype = dt,
+                    .rank = k == 'S' ? 1 : 2,
+                    .data = buf,
+                    .bytes = n * (dt == TC_DTYPE_F32 ? 4 : 1)};
   t.dims[0] = k == 'F' ? ROWS : 1;
   t.dims[1] = k == 'S' ? 0 : cols;
   return t;
@@ -399,9 +439,14 @@ static void test_chains_match_reference(void) {
                              .prog = ch[c].prog};
           for (int i = 0; i < ch[c].prog.n_in; i++) /* kinds in the chain's input order */
             for (size_t e = 0; e < strlen(chains[c].kinds); e++)
-              if (ch[c].in[i] == vals[c][e]) /* a row of one element is a scalar */
+              if (ch[c].in[i] == vals[c][e]) { /* a row of one element is a scalar */
                 sp->prog.ins[i] =
                     chains[c].kinds[e] == 'R' && ccols[k] == 1 ? 'S' : chains[c].kinds[e];
+                sp->prog.types[i] = chains[c].types ? chains[c].types[e] : 'f';
+              }
+          size_t ne = strlen(chains[c].kinds);
+          sp->prog.out_type = chains[c].types ? chains[c].types[ne] : 'f';
+          CHECK(tc_ew_types_ok(&sp->prog));
           snprintf(sp->sym, sizeof sp->sym, "c_%zu", n);
           n++;
         }
@@ -435,7 +480,8 @@ static void test_chains_match_reference(void) {
     const tc_rt_tensor *by_val[24] = {0}, *in[TC_EW_MAX_IN] = {0};
     for (size_t e = 0; e < ne; e++) {
       buf[e] = malloc((size_t)(ROWS * sp->cols) * sizeof(float));
-      in_t[e] = chain_input(chains[c].kinds[e], sp->cols, chains[c].scale, buf[e]);
+      in_t[e] = chain_input(chains[c].kinds[e], chains[c].types ? chains[c].types[e] : 'f',
+                            sp->cols, chains[c].scale, buf[e]);
       by_val[e] = &in_t[e];
     }
     for (int i = 0; i < sp->prog.n_in; i++)
@@ -471,7 +517,11 @@ static void test_chains_match_reference(void) {
     double before = max_err;
     max_err = 0;
     if (ok && got.data)
-      CHECK(close_all(&got, &res[ch[c].n_nodes - 1], what));
+      CHECK(got.dtype == TC_DTYPE_F32
+                ? close_all(&got, &res[ch[c].n_nodes - 1], what)
+                : got.dtype == res[ch[c].n_nodes - 1].dtype &&
+                      got.bytes == res[ch[c].n_nodes - 1].bytes &&
+                      !memcmp(got.data, res[ch[c].n_nodes - 1].data, got.bytes));
     worst = max_err > worst ? max_err : worst;
     max_err = before > max_err ? before : max_err;
     /* an input of another kind than the spec's does not fit */
