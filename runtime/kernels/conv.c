@@ -2084,6 +2084,8 @@ static tc_status check_quant(const tc_node *n, int64_t opset, tc_diag *diag) {
 
 static void quantize_f32(const float *x, size_t n, float scale, float zp, int32_t odt, void *y);
 static void dequantize_q8(const void *x, int32_t dt, size_t n, float scale, float zp, float *y);
+static void dequantize_axis_q8(const void *x, bool sgn, size_t n, const float *s, float *zf,
+                               size_t D, size_t inner, float *y);
 
 static tc_status run_quantize(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                               tc_rt_tensor *out, size_t n_out) {
@@ -2189,6 +2191,16 @@ static tc_status run_dequantize(tc_kernel_ctx *k, const tc_rt_tensor *const *in,
       odt == TC_DTYPE_F32) {
     dequantize_q8(x->data, x->dtype, n, *(const float *)s->data, zp ? (float)qget(zp, 0) : 0.0f,
                   out[0].data);
+    return TC_STATUS_OK;
+  }
+  if (tc_fast_kernels_enabled() && q.mode == 1 && is_q8(x->dtype) && s->dtype == TC_DTYPE_F32 &&
+      odt == TC_DTYPE_F32 && n) {
+    float *zf = tc_arena_alloc(k->arena, q.D * sizeof *zf);
+    if (!zf)
+      return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
+    for (size_t c = 0; c < q.D; c++)
+      zf[c] = zp ? (float)qget(zp, c) : 0.0f;
+    dequantize_axis_q8(x->data, x->dtype == TC_DTYPE_I8, n, s->data, zf, q.D, q.inner, out[0].data);
     return TC_STATUS_OK;
   }
   for (size_t i = 0; i < n; i++) {
@@ -2355,6 +2367,49 @@ DQ_CLONES static void deq_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
 static void dequantize_q8(const void *x, int32_t dt, size_t n, float scale, float zp, float *y) {
   deq j = {.x = x, .y = y, .scale = scale, .zp = zp, .sgn = dt == TC_DTYPE_I8};
   tc_parallel_for(n, tc_parallel_grain(4), deq_piece, &j);
+}
+
+/* Per-axis int8 / uint8 to float32: blocks of `inner` elements share channel
+ * c's scale and zero point; with inner 1 (the last axis) a row of D
+ * elements takes the channels' vectors. The reference's arithmetic,
+ * (float(x) - float(zp)) * scale, element by element. */
+typedef struct deq_axis {
+  const void *x;
+  float *y;
+  const float *s;
+  size_t D, inner;
+  bool sgn;
+  float *zf; /* zero points as floats, D of them */
+} deq_axis;
+
+static float deq_x(const deq_axis *j, size_t i) {
+  return j->sgn ? (float)((const int8_t *)j->x)[i] : (float)((const uint8_t *)j->x)[i];
+}
+
+static void deq_axis_piece(void *ctx, size_t piece, size_t lo, size_t hi);
+
+static void dequantize_axis_q8(const void *x, bool sgn, size_t n, const float *s, float *zf,
+                               size_t D, size_t inner, float *y) {
+  deq_axis j = {.x = x, .y = y, .s = s, .zf = zf, .D = D, .inner = inner, .sgn = sgn};
+  size_t items = inner == 1 ? n / D : n / inner;
+  tc_parallel_for(items, tc_parallel_grain(inner == 1 ? D : inner), deq_axis_piece, &j);
+}
+
+static void deq_axis_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const deq_axis *j = ctx;
+  if (j->inner == 1) { /* items are rows of D */
+    for (size_t r = lo; r < hi; r++)
+      for (size_t c = 0; c < j->D; c++)
+        j->y[r * j->D + c] = (deq_x(j, r * j->D + c) - j->zf[c]) * j->s[c];
+    return;
+  }
+  for (size_t b = lo; b < hi; b++) { /* items are blocks of inner */
+    size_t c = b % j->D;
+    float sc = j->s[c], z = j->zf[c];
+    for (size_t i = b * j->inner; i < (b + 1) * j->inner; i++)
+      j->y[i] = (deq_x(j, i) - z) * sc;
+  }
 }
 
 /* MaxPool over 2-D planes (no dilation), separable: per output row, the

@@ -340,8 +340,9 @@ static void unary_ops(void) {
 }
 
 /* QuantizeLinear and DequantizeLinear per tensor (the sixteen-lane paths)
- * against the reference loops, bit for bit: ties, saturation, NaN and
- * infinities, uint8 and int8, with and without a zero point, odd sizes. */
+ * and DequantizeLinear per axis against the reference loops, bit for bit:
+ * ties, saturation, NaN and infinities, uint8 and int8, with and without a
+ * zero point, odd sizes. */
 static void quantize_dequantize(void) {
   env e = env_new();
   int64_t big[] = {37, 129}, odd[] = {7}, one[] = {1};
@@ -365,6 +366,22 @@ static void quantize_dequantize(void) {
         const tc_rt_tensor *din[3] = {q, sc, with_zp ? zp : NULL};
         check_node(&e, mk(&e, "DequantizeLinear", 3, 1, 0), 21, din, 3, EXACT);
       }
+  /* per axis (the blocked and last-axis paths): axis 1 of [5, 33, 7] and
+   * [37, 129], each channel its own scale and zero point */
+  int64_t d3[] = {5, 33, 7}, d2[] = {37, 129};
+  for (int last = 0; last < 2; last++)
+    for (int sgn = 0; sgn < 2; sgn++) {
+      int32_t qt = sgn ? TC_DTYPE_I8 : TC_DTYPE_U8;
+      int64_t ch[] = {last ? 129 : 33};
+      tc_rt_tensor *q =
+          rand_t(&e, qt, last ? 2 : 3, last ? d2 : d3, sgn ? -128 : 0, sgn ? 128 : 256);
+      tc_rt_tensor *sc = rand_t(&e, TC_DTYPE_F32, 1, ch, 0.01, 2);
+      tc_rt_tensor *zp = rand_t(&e, qt, 1, ch, sgn ? -20 : 100, sgn ? 20 : 150);
+      const tc_rt_tensor *din[3] = {q, sc, zp};
+      tc_node *n = mk(&e, "DequantizeLinear", 3, 1, 1);
+      attr_i(n, 0, "axis", 1);
+      check_node(&e, n, 21, din, 3, EXACT);
+    }
   tc_model_free(e.m);
 }
 
