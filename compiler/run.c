@@ -268,6 +268,9 @@ int tc_cmd_run(int argc, char **argv) {
             tc_threads_explicit()                  ? "--threads given instead"
             : tc_session_threads(s) == atoi(tuned) ? "applied"
                                                    : "not for this core count");
+  if (tc_session_precomputed_nodes(s))
+    fprintf(stderr, "tacoc: %zu nodes with constant inputs computed once at load\n",
+            tc_session_precomputed_nodes(s));
   if (tc_session_static_plan_bytes(s))
     fprintf(stderr, "tacoc: memory planned at load from the input shapes: %.1f MiB\n",
             (double)tc_session_static_plan_bytes(s) / (1 << 20));

@@ -186,6 +186,10 @@ size_t tc_session_channels_last_values(const tc_session *s);
  * the sizes are known only once a run has traced them (symbolic or
  * data-dependent dims). */
 size_t tc_session_static_plan_bytes(const tc_session *s);
+/* Nodes computed once when the session was created because all their
+ * inputs are constant (their outputs are kept as constants; runs pass over
+ * them). CPU sessions; TACORT_NO_PRECOMPUTE=1 turns it off. */
+size_t tc_session_precomputed_nodes(const tc_session *s);
 /* Frees a session (NULL is fine). */
 void tc_session_free(tc_session *s);
 /* Runs the model. inputs[i] is the graph input named names[i]; inputs with an

@@ -38,8 +38,10 @@ struct tc_session {
   /* Bound elementwise chains (kind ewchain): by node id, the chain its root
    * runs (NULL elsewhere), and for the chain's other nodes the root's id + 1
    * (they run only when the kernel does not fit the run's tensors). */
-  size_t static_plan_bytes; /* the plan made at creation from shape inference */
-  int threads;              /* TC_THREADS_KEY's count when it applies to this machine, else 0 */
+  size_t static_plan_bytes;   /* the plan made at creation from shape inference */
+  unsigned char *precomputed; /* by node id: ran when the session was made (constant inputs) */
+  size_t n_precomputed;
+  int threads; /* TC_THREADS_KEY's count when it applies to this machine, else 0 */
   tc_ew_chain **chains;
   uint32_t *chain_root;
   char native_note[512];

@@ -71,7 +71,8 @@ static const char *const unary_ops[] = {
 static int kind_of(const tc_session *s, const tc_node *n) {
   if (!s->kernels[n->id] || (s->qdq && s->qdq[n->id]) || (s->qdq_skip && s->qdq_skip[n->id]) ||
       (s->native_fn && s->native_fn[n->id]) || (s->chain_root && s->chain_root[n->id]) ||
-      n->n_outputs < 1 || !n->outputs[0] || n->n_inputs < 1 || !n->inputs[0])
+      (s->precomputed && s->precomputed[n->id]) || n->n_outputs < 1 || !n->outputs[0] ||
+      n->n_inputs < 1 || !n->inputs[0])
     return K_NONE;
   if (is_conv(n)) {
     const tc_tensor *w = n->n_inputs > 1 && n->inputs[1] ? tc_value_const(n->inputs[1]) : NULL;

@@ -120,8 +120,8 @@ tc_plan *tc_plan_build(const tc_session *s, tc_rt_tensor *const *vals, const int
     for (size_t o = 0; o < n->n_outputs; o++) {
       const tc_value *v = n->outputs[o];
       const tc_rt_tensor *t = v ? vals[v->id] : NULL;
-      if (!t)
-        continue;
+      if (!t || (s->precomputed && s->precomputed[n->id]))
+        continue; /* session constants are not planned */
       def[v->id] = last[v->id] = pos[n->id];
       if (s->kernels[n->id]) {
         planned[v->id] = t->bytes > 0;

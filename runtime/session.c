@@ -357,7 +357,7 @@ static bool bind_chain(tc_session *s, const tc_node *root, tc_cg_spec *sp) {
   for (size_t i = 0; i < ch->n_nodes; i++) {
     uint32_t id = ch->nodes[i]->id;
     if (s->native_fn[id] || s->chains[id] || s->chain_root[id] || (s->qdq && s->qdq[id]) ||
-        (s->qdq_skip && s->qdq_skip[id]))
+        (s->qdq_skip && s->qdq_skip[id]) || (s->precomputed && s->precomputed[id]))
       return false;
   }
   memcpy(ch->prog.ins, sp->prog.ins, sizeof ch->prog.ins);
@@ -466,6 +466,7 @@ static void bind_native(tc_session *s, const char *lib_path) {
 
 size_t tc_session_native_nodes(const tc_session *s) { return s ? s->native_count : 0; }
 size_t tc_session_static_plan_bytes(const tc_session *s) { return s ? s->static_plan_bytes : 0; }
+size_t tc_session_precomputed_nodes(const tc_session *s) { return s ? s->n_precomputed : 0; }
 
 int omp_get_max_threads(void);
 int omp_get_num_procs(void);
@@ -493,8 +494,8 @@ tc_status tc_session_new(const tc_model *m, tc_session **out, tc_diag *diag) {
   return tc_session_new_ex(m, NULL, out, diag);
 }
 
-static tc_status session_new(const tc_model *m, bool native, const char *lib_path, tc_session **out,
-                             tc_diag *diag);
+static tc_status session_new(const tc_model *m, bool native, bool cpu, const char *lib_path,
+                             tc_session **out, tc_diag *diag);
 
 tc_status tc_session_new_ex(const tc_model *m, const tc_session_options *opts, tc_session **out,
                             tc_diag *diag) {
@@ -505,7 +506,7 @@ tc_status tc_session_new_ex(const tc_model *m, const tc_session_options *opts, t
   if (target != TC_TARGET_CPU && target != TC_TARGET_CUDA)
     return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "unknown target %d", target);
   bool native = opts && opts->allow_native_code;
-  tc_status st = session_new(m, native, NULL, out, diag);
+  tc_status st = session_new(m, native, target == TC_TARGET_CPU, NULL, out, diag);
   if (st || target != TC_TARGET_CUDA)
     return st;
   tc_layout_unbind(*out); /* the GPU's kernels take plain tensors */
@@ -531,7 +532,7 @@ const char *tc_session_device(const tc_session *s) {
 
 tc_status tc_session_new_with_kernels(const tc_model *m, const char *lib_path, tc_session **out,
                                       tc_diag *diag) {
-  return session_new(m, true, lib_path, out, diag);
+  return session_new(m, true, true, lib_path, out, diag);
 }
 
 /* v's statically known tensor (dtype, dims, bytes; no data) in fake[v->id],
@@ -571,7 +572,7 @@ static void static_plan(tc_session *s) {
     ok = (vals[g->inputs[i].value->id] = static_tensor(sh, g->inputs[i].value, fake)) != NULL;
   for (const tc_node *n = g->first; ok && n; n = n->next) {
     if (!s->kernels[n->id] || (s->qdq_skip && s->qdq_skip[n->id]) ||
-        (s->chain_root && s->chain_root[n->id]))
+        (s->chain_root && s->chain_root[n->id]) || (s->precomputed && s->precomputed[n->id]))
       continue; /* control flow (may hand out aliases), or not run */
     for (size_t o = 0; ok && o < n->n_outputs; o++)
       if (n->outputs[o])
@@ -586,8 +587,68 @@ static void static_plan(tc_session *s) {
   tc_shapes_free(sh);
 }
 
-static tc_status session_new(const tc_model *m, bool native, const char *lib_path, tc_session **out,
-                             tc_diag *diag) {
+/* Ops whose results are random (never computed ahead). */
+static bool random_op(const tc_node *n) {
+  static const char *const ops[] = {
+      "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
+      "Multinomial",  "Bernoulli",     "Dropout",          NULL};
+  for (size_t i = 0; ops[i]; i++)
+    if (tc_is_op(n, ops[i]))
+      return true;
+  return false;
+}
+
+/* Main-graph nodes whose inputs are all constant (initializers that are
+ * not graph inputs, or outputs of such nodes) run once here, as ONNX
+ * Runtime folds constants when it loads a model: their outputs become
+ * session constants and runs pass over them (a per-run DequantizeLinear of
+ * a constant weight, a weight Transpose). Left to run time: random ops,
+ * control flow, nodes bound to int8 kernels or not run at all (qdq.c),
+ * outputs above 64 MiB or beyond 256 MiB in all, and any node whose kernel
+ * fails here (the run then reports it). CPU sessions only. */
+static void precompute_constants(tc_session *s) {
+  const tc_graph *g = s->m->graph;
+  size_t n_ids = s->m->next_node_id + 1, total = 0;
+  for (const tc_node *n = g->first; n; n = n->next) {
+    if (!s->kernels[n->id] || random_op(n) || !n->n_outputs || (s->qdq && s->qdq[n->id]) ||
+        (s->qdq_skip && s->qdq_skip[n->id]))
+      continue;
+    bool constant = true;
+    const tc_rt_tensor **in = tc_arena_alloc(s->arena, (n->n_inputs + 1) * sizeof *in);
+    for (size_t i = 0; constant && in && i < n->n_inputs; i++) {
+      const tc_value *v = n->inputs[i];
+      in[i] = v ? s->consts[v->id] : NULL;
+      constant = !v || (in[i] && !(v->flags & TC_VALUE_INPUT));
+    }
+    if (!constant || !in)
+      continue;
+    tc_rt_tensor *out = tc_arena_alloc(s->arena, n->n_outputs * sizeof *out);
+    tc_diag d = {0};
+    tc_kernel_ctx k = {.node = n, .opset = s->opsets[n->id], .diag = &d, .arena = s->arena};
+    if (!out || s->kernels[n->id]->run(&k, in, n->n_inputs, out, n->n_outputs))
+      continue;
+    size_t bytes = 0;
+    bool ok = true;
+    for (size_t o = 0; o < n->n_outputs; o++) {
+      ok &= !n->outputs[o] || (out[o].dtype != TC_DTYPE_SEQUENCE && out[o].dtype != TC_DTYPE_NONE &&
+                               out[o].bytes <= ((size_t)64 << 20));
+      bytes += n->outputs[o] ? out[o].bytes : 0;
+    }
+    if (!ok || total + bytes > ((size_t)256 << 20))
+      continue;
+    if (!s->precomputed && !(s->precomputed = tc_arena_alloc(s->arena, n_ids)))
+      return;
+    total += bytes;
+    for (size_t o = 0; o < n->n_outputs; o++)
+      if (n->outputs[o])
+        s->consts[n->outputs[o]->id] = &out[o];
+    s->precomputed[n->id] = 1;
+    s->n_precomputed++;
+  }
+}
+
+static tc_status session_new(const tc_model *m, bool native, bool cpu, const char *lib_path,
+                             tc_session **out, tc_diag *diag) {
   tc_diag local = {0};
   if (!diag)
     diag = &local;
@@ -617,6 +678,8 @@ static tc_status session_new(const tc_model *m, bool native, const char *lib_pat
   tc_qdq_bind_session(s);
   if ((st = bind_conv_algos(s, diag)))
     goto fail;
+  if (cpu && !getenv("TACORT_NO_PRECOMPUTE"))
+    precompute_constants(s);
   if (native)
     bind_native(s, lib_path);
   tc_layout_bind(s);
@@ -914,6 +977,12 @@ tc_status tc_run_graph(tc_run *r, const tc_graph *g) {
       continue; /* its readers take the quantized operand (qdq.c) */
     if (is_main && s->chain_root && s->chain_root[n->id])
       continue; /* runs with its chain's last node */
+    if (is_main && s->precomputed && s->precomputed[n->id]) {
+      for (size_t o = 0; o < n->n_outputs; o++) /* computed when the session was made */
+        if (n->outputs[o])
+          vals[n->outputs[o]->id] = s->consts[n->outputs[o]->id];
+      continue;
+    }
     tc_status st = run_node(r, n, is_main);
     if (st)
       return st;

@@ -378,6 +378,42 @@ static void test_sequences_through_the_api(void) {
   tc_model_free(m);
 }
 
+/* y = Relu(x + Neg(w)): Neg reads only the initializer w, so it runs once
+ * when the session is created; not with TACORT_NO_PRECOMPUTE, and not when
+ * w is also a graph input (a caller may override it). */
+static void test_constant_nodes_computed_at_load(void) {
+  for (int variant = 0; variant < 3; variant++) {
+    tc_model *m = make_model("Relu");
+    tc_graph *g = m->graph;
+    tc_node *add = g->first;
+    tc_value *w = add->inputs[1], *nw = tc_graph_new_temp(g, "nw");
+    tc_node *neg = tc_graph_insert_node(g, add, "Neg", "", "neg", 1, 1, 0);
+    tc_node_set_input(neg, 0, w);
+    tc_node_set_output(neg, 0, nw);
+    tc_node_set_input(add, 1, nw);
+    if (variant == 2)
+      tc_graph_add_input(g, w, NULL); /* an input with a default */
+    if (variant == 1)
+      setenv("TACORT_NO_PRECOMPUTE", "1", 1);
+    tc_session *s = NULL;
+    tc_diag d = {0};
+    CHECK(tc_session_new(m, &s, &d) == TC_STATUS_OK);
+    unsetenv("TACORT_NO_PRECOMPUTE");
+    CHECK(tc_session_precomputed_nodes(s) == (variant == 0 ? 1u : 0u));
+    float xv[6] = {0.5f, -2, 3, 1, 1, -1};
+    const char *names[] = {"x"};
+    for (int round = 0; s && round < 2; round++) {
+      tc_ndarray in = input(xv, 2), out = {0};
+      CHECK(tc_session_run(s, 1, names, &in, &out, &d) == TC_STATUS_OK);
+      const float want[6] = {1.5f, 0, 2, 2, 1, 0}; /* relu(x - [-1, 0, 1]) */
+      CHECK(out.data && memcmp(out.data, want, sizeof want) == 0);
+      tc_ndarray_release(&out);
+    }
+    tc_session_free(s);
+    tc_model_free(m);
+  }
+}
+
 int main(void) {
   RUN(test_runs_and_computes);
   RUN(test_bad_inputs_refused);
@@ -387,5 +423,6 @@ int main(void) {
   RUN(test_memory_plan);
   RUN(test_static_plan);
   RUN(test_sequences_through_the_api);
+  RUN(test_constant_nodes_computed_at_load);
   return SUMMARY("unit.session");
 }
