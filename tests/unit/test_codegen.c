@@ -246,6 +246,24 @@ static void test_spec_strings(void) {
   CHECK(
       !strcmp(buf, "kind=layernorm act=0 flags=7 cols=768 width=16 unroll=2 threads=1 sym=tck_3"));
   CHECK(tc_cg_spec_parse(buf, &back) && back.threads == 1);
+  /* chains: program hash, input kinds, and types only when not all float32 */
+  tc_cg_spec ch = {.kind = TC_CG_EWCHAIN, .cols = 64, .width = 16, .unroll = 1};
+  ch.prog = (tc_ew_prog){.n_in = 3, .hash = 0x0123456789abcdefull, .ins = "FSS", .types = "fff"};
+  snprintf(ch.sym, sizeof ch.sym, "tck_0");
+  tc_cg_spec_format(&ch, buf, sizeof buf);
+  CHECK(!strcmp(buf,
+                "kind=ewchain cols=64 width=16 unroll=1 prog=0123456789abcdef ins=FSS sym=tck_0"));
+  memcpy(ch.prog.types, "fBB", 4);
+  ch.prog.out_type = 'b';
+  tc_cg_spec_format(&ch, buf, sizeof buf);
+  CHECK(!strcmp(buf, "kind=ewchain cols=64 width=16 unroll=1 prog=0123456789abcdef ins=FSS "
+                     "types=fBB out=b sym=tck_0"));
+  CHECK(tc_cg_spec_parse(buf, &back) && back.kind == TC_CG_EWCHAIN &&
+        back.prog.hash == ch.prog.hash && !strcmp(back.prog.ins, "FSS") && back.prog.n_in == 3 &&
+        !strcmp(back.prog.types, "fBB") && back.prog.out_type == 'b');
+  CHECK(!tc_cg_spec_parse("kind=ewchain cols=8 prog=12 ins=F sym=a", &back)); /* short hash */
+  CHECK(!tc_cg_spec_parse("kind=ewchain cols=8 prog=0123456789abcdef sym=a", &back)); /* no ins */
+  CHECK(!tc_cg_spec_parse("kind=ewchain cols=8 prog=0123456789abcdef ins=FX sym=a", &back));
 }
 
 static void test_bad_spec_refused(void) {
