@@ -128,8 +128,6 @@ void tc_pass_count(tc_pass_ctx *c, const char *kind, size_t n);
 void tc_pass_explain(tc_pass_ctx *c, const tc_node *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* True for ops whose result is random (never folded or merged). */
-bool tc_op_is_random(const tc_node *n);
 /* The single node reading v, when v has exactly one use, is not a graph
  * output and that use is in v's own graph; NULL otherwise. */
 tc_node *tc_single_consumer(const tc_value *v);

@@ -37,22 +37,6 @@ tc_status tc_pass_nomem(tc_pass_ctx *c) {
   return tc_diag_set(c->diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory in pass %s", c->pass);
 }
 
-bool tc_op_is_random(const tc_node *n) {
-  static const char *const random_ops[] = {"RandomNormal",
-                                           "RandomUniform",
-                                           "RandomNormalLike",
-                                           "RandomUniformLike",
-                                           "Multinomial",
-                                           "Bernoulli",
-                                           NULL};
-  if (!tc_domain_is_onnx(n->domain))
-    return false;
-  for (const char *const *r = random_ops; *r; r++)
-    if (strcmp(n->op_type, *r) == 0)
-      return true;
-  return false;
-}
-
 tc_node *tc_single_consumer(const tc_value *v) {
   if (!v || v->n_uses != 1 || (v->flags & TC_VALUE_OUTPUT))
     return NULL;

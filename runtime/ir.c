@@ -1030,3 +1030,19 @@ tc_status tc_attr_from_pb(tc_model *m, tc_attr *a, const Onnx__AttributeProto *p
 bool tc_is_op(const tc_node *n, const char *op_type) {
   return n && tc_domain_is_onnx(n->domain) && strcmp(n->op_type, op_type) == 0;
 }
+
+bool tc_op_is_random(const tc_node *n) {
+  static const char *const random_ops[] = {"RandomNormal",
+                                           "RandomUniform",
+                                           "RandomNormalLike",
+                                           "RandomUniformLike",
+                                           "Multinomial",
+                                           "Bernoulli",
+                                           NULL};
+  if (!tc_domain_is_onnx(n->domain))
+    return false;
+  for (const char *const *r = random_ops; *r; r++)
+    if (strcmp(n->op_type, *r) == 0)
+      return true;
+  return false;
+}

@@ -448,6 +448,8 @@ tc_param_stats tc_graph_param_stats(const tc_graph *g);
 
 /* True when n is op op_type of the default ONNX domain. */
 bool tc_is_op(const tc_node *n, const char *op_type);
+/* True for ops whose result is random (never folded, merged or computed ahead). */
+bool tc_op_is_random(const tc_node *n);
 /* Elements of a constant as int64 (int dtypes) into a new heap array;
  * returns the count or -1. The caller frees *out. (kernel_util.c) */
 ptrdiff_t tc_const_ints(const tc_tensor *t, int64_t **out);

@@ -425,10 +425,27 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
   return h;
 }
 
+/* Whether n's inputs are all constant (initializers that are not graph
+ * inputs, or outputs of such nodes): libtacort computes such a node once
+ * when a session is made, so chains leave it out. */
+static bool const_node(const tc_node *n, int depth) {
+  if (tc_op_is_random(n) || onnx_op(n, "Dropout")) /* as precompute_constants (session.c) */
+    return false;
+  if (depth > 16 || !n->n_outputs)
+    return false;
+  for (size_t i = 0; i < n->n_inputs; i++) {
+    const tc_value *v = n->inputs[i];
+    if (v && !(v->init && !(v->flags & TC_VALUE_INPUT)) &&
+        !(v->producer && v->producer->graph == n->graph && const_node(v->producer, depth + 1)))
+      return false;
+  }
+  return true;
+}
+
 bool tc_ew_chain_of(const tc_node *root, tc_ew_chain *ch) {
   memset(ch, 0, sizeof *ch);
   const tc_graph *g = root ? root->graph : NULL;
-  if (!g || g->parent || !tc_ew_node_supported(root))
+  if (!g || g->parent || !tc_ew_node_supported(root) || const_node(root, 0))
     return false;
   const tc_node *mem[TC_EW_MAX_OPS], *rejected[TC_EW_MAX_OPS];
   size_t n = 0, n_rej = 0;
@@ -440,7 +457,8 @@ bool tc_ew_chain_of(const tc_node *root, tc_ew_chain *ch) {
         const tc_value *v = mem[m]->inputs[s];
         const tc_node *p = v ? v->producer : NULL;
         if (!p || p->graph != g || has_node(mem, n, p) || has_node(rejected, n_rej, p) ||
-            (v->flags & TC_VALUE_OUTPUT) || !tc_ew_node_supported(p) || n == TC_EW_MAX_OPS)
+            (v->flags & TC_VALUE_OUTPUT) || !tc_ew_node_supported(p) || n == TC_EW_MAX_OPS ||
+            const_node(p, 0))
           continue;
         bool only_chain = true;
         for (size_t u = 0; u < v->n_uses && only_chain; u++)

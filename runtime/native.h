@@ -133,8 +133,9 @@ typedef struct tc_ew_chain {
  * elementwise node (float ops; Add/Sub/Mul/Div/Max/Min with two inputs,
  * unary activations, Clip, Gelu, QuickGelu) whose only output is
  * read by chain nodes alone and is not a graph output, while the chain
- * stays within TC_EW_MAX_OPS ops and TC_EW_MAX_IN inputs. False when root
- * is not supported or the chain would have fewer than two nodes. The same
+ * stays within TC_EW_MAX_OPS ops and TC_EW_MAX_IN inputs; nodes whose inputs
+ * are all constant are left out (sessions compute them once). False when
+ * root is not supported or the chain would have fewer than two nodes. The same
  * graph gives the same chain; ins is left empty. */
 bool tc_ew_chain_of(const tc_node *root, tc_ew_chain *ch);
 /* Whether n alone is an elementwise node tc_ew_chain_of can take. */

@@ -587,17 +587,6 @@ static void static_plan(tc_session *s) {
   tc_shapes_free(sh);
 }
 
-/* Ops whose results are random (never computed ahead). */
-static bool random_op(const tc_node *n) {
-  static const char *const ops[] = {
-      "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
-      "Multinomial",  "Bernoulli",     "Dropout",          NULL};
-  for (size_t i = 0; ops[i]; i++)
-    if (tc_is_op(n, ops[i]))
-      return true;
-  return false;
-}
-
 /* Main-graph nodes whose inputs are all constant (initializers that are
  * not graph inputs, or outputs of such nodes) run once here, as ONNX
  * Runtime folds constants when it loads a model: their outputs become
@@ -610,8 +599,8 @@ static void precompute_constants(tc_session *s) {
   const tc_graph *g = s->m->graph;
   size_t n_ids = s->m->next_node_id + 1, total = 0;
   for (const tc_node *n = g->first; n; n = n->next) {
-    if (!s->kernels[n->id] || random_op(n) || !n->n_outputs || (s->qdq && s->qdq[n->id]) ||
-        (s->qdq_skip && s->qdq_skip[n->id]))
+    if (!s->kernels[n->id] || tc_op_is_random(n) || tc_is_op(n, "Dropout") || !n->n_outputs ||
+        (s->qdq && s->qdq[n->id]) || (s->qdq_skip && s->qdq_skip[n->id]))
       continue;
     bool constant = true;
     const tc_rt_tensor **in = tc_arena_alloc(s->arena, (n->n_inputs + 1) * sizeof *in);

@@ -565,25 +565,27 @@ static void test_chains_match_reference(void) {
   tc_native_lib_close(lib);
 }
 
+/* A node op(a[, b]) -> y in the test graph, room for n_attrs attributes. */
+static tc_node *op_node(const char *op, const char *name, tc_value *a, tc_value *b, tc_value *y,
+                        size_t n_attrs) {
+  tc_node *n = tc_graph_append_node(graph, op, "", name, b ? 2 : 1, 1, n_attrs);
+  tc_node_set_input(n, 0, a);
+  if (b)
+    tc_node_set_input(n, 1, b);
+  tc_node_set_output(n, 0, y);
+  return n;
+}
+
 /* What a chain takes: not a value read outside it or a graph output, the
  * same program for the same graph, another hash for another attribute. */
 static void test_chain_boundaries(void) {
   tc_value *x = tc_graph_new_temp(graph, "bx"), *t1 = tc_graph_new_temp(graph, "bt1"),
            *t2 = tc_graph_new_temp(graph, "bt2"), *t3 = tc_graph_new_temp(graph, "bt3"),
            *t4 = tc_graph_new_temp(graph, "bt4");
-  tc_node *a = tc_graph_append_node(graph, "Sigmoid", "", "b_a", 1, 1, 0);
-  tc_node_set_input(a, 0, x);
-  tc_node_set_output(a, 0, t1);
-  tc_node *b = tc_graph_append_node(graph, "Relu", "", "b_b", 1, 1, 0);
-  tc_node_set_input(b, 0, t1);
-  tc_node_set_output(b, 0, t2);
-  tc_node *c = tc_graph_append_node(graph, "Mul", "", "b_c", 2, 1, 0);
-  tc_node_set_input(c, 0, t2);
-  tc_node_set_input(c, 1, x);
-  tc_node_set_output(c, 0, t3);
-  tc_node *d = tc_graph_append_node(graph, "LeakyRelu", "", "b_d", 1, 1, 1);
-  tc_node_set_input(d, 0, t3);
-  tc_node_set_output(d, 0, t4);
+  tc_node *a = op_node("Sigmoid", "b_a", x, NULL, t1, 0);
+  tc_node *b = op_node("Relu", "b_b", t1, NULL, t2, 0);
+  op_node("Mul", "b_c", t2, x, t3, 0);
+  tc_node *d = op_node("LeakyRelu", "b_d", t3, NULL, t4, 1);
   tc_node_set_attr_float(d, 0, "alpha", 0.2f);
   tc_ew_chain ch, again;
   CHECK(tc_ew_chain_of(d, &ch) && ch.n_nodes == 4 && ch.prog.n_in == 1 && ch.in[0] == x);
@@ -591,14 +593,37 @@ static void test_chain_boundaries(void) {
   tc_node_set_attr_float(d, 0, "alpha", 0.3f);
   CHECK(tc_ew_chain_of(d, &again) && again.prog.hash != ch.prog.hash);
   /* t1 read outside the chain: the chain starts after it */
-  tc_node *e = tc_graph_append_node(graph, "Softmax", "", "b_e", 1, 1, 0);
-  tc_node_set_input(e, 0, t1);
-  tc_node_set_output(e, 0, tc_graph_new_temp(graph, "bt5"));
+  tc_node *e = op_node("Softmax", "b_e", t1, NULL, tc_graph_new_temp(graph, "bt5"), 0);
   CHECK(tc_ew_chain_of(d, &ch) && ch.n_nodes == 3 && ch.nodes[0] == b && ch.in[0] == t1);
   /* a non-elementwise node ends nothing */
   CHECK(!tc_ew_chain_of(e, &ch));
   /* a single node is no chain */
   CHECK(!tc_ew_chain_of(a, &ch));
+  /* a node reading only an initializer is computed when a session is made:
+   * left out, and so is a chain it would end */
+  static float wv[4] = {1, 2, 3, 4};
+  static int64_t wd[1] = {4};
+  tc_buffer *buf = tc_buffer_wrap_static(wv, sizeof wv);
+  tc_arena_on_free(model->arena, (void (*)(void *))tc_buffer_unref, buf);
+  tc_tensor *t = tc_arena_alloc(model->arena, sizeof *t);
+  *t = (tc_tensor){.name = "cw",
+                   .dtype = TC_DTYPE_F32,
+                   .has_dtype = true,
+                   .rank = 1,
+                   .dims = wd,
+                   .field = TC_FIELD_RAW,
+                   .has_raw = true};
+  t->data[TC_FIELD_RAW] = (tc_span){buf, 0, sizeof wv};
+  tc_value *w = tc_graph_new_value(graph, "cw", NULL), *nw = tc_graph_new_temp(graph, "cnw"),
+           *sw = tc_graph_new_temp(graph, "csw"), *y = tc_graph_new_temp(graph, "cy");
+  tc_graph_add_init(graph, w, t);
+  tc_node *neg = op_node("Neg", "c_neg", w, NULL, nw, 0);
+  tc_node *sig = op_node("Sigmoid", "c_sig", nw, NULL, sw, 0);
+  tc_node *mul = op_node("Mul", "c_mul", x, sw, y, 0);
+  CHECK(!tc_ew_chain_of(sig, &ch)); /* constant itself */
+  CHECK(!tc_ew_chain_of(mul, &ch)); /* its producers are constant: one node */
+  tc_node_set_input(neg, 0, x);     /* no longer constant */
+  CHECK(tc_ew_chain_of(mul, &ch) && ch.n_nodes == 3);
 }
 
 int main(void) {
