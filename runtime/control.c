@@ -56,14 +56,6 @@ tc_status tc_control_check(const tc_node *n, int64_t opset, tc_diag *diag) {
   return tc_kernel_check_attrs(n, diag, scan_attrs);
 }
 
-/* Bytes per element for copies; sub-byte types cannot be sliced here. */
-static size_t elem_size(int32_t dt) {
-  if (dt == TC_DTYPE_STRING)
-    return sizeof(char *);
-  int bits = tc_dtype_bits(dt);
-  return bits >= 8 && bits % 8 == 0 ? (size_t)bits / 8 : 0;
-}
-
 static bool truthy(const tc_rt_tensor *t) {
   return t && tc_rt_numel(t) >= 1 && tc_rt_get_i64(t, 0) != 0;
 }
@@ -122,7 +114,7 @@ static tc_status stack(tc_run *r, const tc_node *n, const parts *p, int64_t axis
     axis += (int64_t)e->rank + 1;
   if (axis < 0 || axis > (int64_t)e->rank || e->rank + 1 > TC_MAX_RANK)
     return fail(r, n, TC_STATUS_INVALID, "scan output axis out of range");
-  size_t es = elem_size(e->dtype);
+  size_t es = tc_dtype_elem_bytes(e->dtype);
   if (!es)
     return fail(r, n, TC_STATUS_UNSUPPORTED, "sub-byte dtypes cannot be stacked");
   int64_t dims[TC_MAX_RANK];
@@ -211,7 +203,7 @@ static tc_status run_loop(tc_run *r, const tc_node *n, const tc_rt_tensor *const
 static tc_status slice(tc_run *r, const tc_node *n, const tc_rt_tensor *t, int64_t axis,
                        int64_t index, tc_rt_tensor *out) {
   tc_kernel_ctx k = {.node = n, .diag = r->diag, .arena = r->a};
-  size_t es = elem_size(t->dtype);
+  size_t es = tc_dtype_elem_bytes(t->dtype);
   if (!es)
     return fail(r, n, TC_STATUS_UNSUPPORTED, "sub-byte dtypes cannot be scanned");
   int64_t dims[TC_MAX_RANK];

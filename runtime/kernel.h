@@ -97,6 +97,9 @@ const tc_kernel_def *tc_kernel_find(const char *op_type, const char *domain, int
 /* ---- helpers for kernels ---- */
 /* Number of elements of t. */
 size_t tc_rt_numel(const tc_rt_tensor *t);
+/* Bytes of one element of dt (a pointer for strings); 0 for dtypes without
+ * whole-byte elements. */
+size_t tc_dtype_elem_bytes(int32_t dt);
 /* Sets out's dtype and shape and gives it zeroed memory (its planned slot, or
  * the run's arena). Fails with NOMEM
  * (or INVALID for a negative dim / huge size) recorded against the node. */

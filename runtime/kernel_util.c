@@ -473,3 +473,10 @@ ptrdiff_t tc_const_ints(const tc_tensor *t, int64_t **out) {
   *out = v;
   return v ? (ptrdiff_t)n : -1;
 }
+
+size_t tc_dtype_elem_bytes(int32_t dt) {
+  if (dt == TC_DTYPE_STRING)
+    return sizeof(char *);
+  int bits = tc_dtype_bits(dt);
+  return bits >= 8 && bits % 8 == 0 ? (size_t)bits / 8 : 0;
+}

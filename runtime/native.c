@@ -301,64 +301,64 @@ static const struct {
 } binary_ew[] = {{"Add", TC_EW_ADD}, {"Sub", TC_EW_SUB}, {"Mul", TC_EW_MUL},
                  {"Div", TC_EW_DIV}, {"Max", TC_EW_MAX}, {"Min", TC_EW_MIN}};
 
-/* The op node n computes, reading operand refs x[slot]; 0 when n is not a
- * supported elementwise node. (BiasGelu is not: its kernel takes a bias of
- * one row only, which a chain could not promise.) */
-static int node_ops(const tc_node *n, const int *x, tc_ew_op *ops) {
-  memset(ops, 0, 2 * sizeof *ops);
+/* The op node n computes in *op, reading operand refs x[slot]; false when n
+ * is not a supported elementwise node. (BiasGelu is not: its kernel takes a
+ * bias of one row only, which a chain could not promise.) */
+static bool node_op(const tc_node *n, const int *x, tc_ew_op *op) {
+  memset(op, 0, sizeof *op);
   if (n->n_outputs != 1 || !n->outputs[0])
-    return 0;
+    return false;
   bool in0 = n->n_inputs >= 1 && n->inputs[0];
-  ops[0].a = x[0];
-  ops[0].b = ops[0].c = -1;
+  op->a = x[0];
+  op->b = op->c = -1;
   for (size_t i = 0; i < sizeof binary_ew / sizeof binary_ew[0]; i++)
     if (onnx_op(n, binary_ew[i].op)) {
       if (n->n_inputs != 2 || !in0 || !n->inputs[1])
-        return 0;
-      ops[0].op = binary_ew[i].code;
-      ops[0].b = x[1];
-      return 1;
+        return false;
+      op->op = binary_ew[i].code;
+      op->b = x[1];
+      return true;
     }
   if (!in0)
-    return 0;
+    return false;
   for (size_t i = 0; i < sizeof unary_ew / sizeof unary_ew[0]; i++)
     if (onnx_op(n, unary_ew[i].op)) {
       if (n->n_inputs != 1)
-        return 0;
-      ops[0].op = unary_ew[i].code;
-      if (ops[0].op == TC_EW_LEAKY)
-        ops[0].alpha = tc_attr_float(n, "alpha", 0.01f);
-      else if (ops[0].op == TC_EW_ELU)
-        ops[0].alpha = tc_attr_float(n, "alpha", 1.0f);
-      else if (ops[0].op == TC_EW_HSIGMOID) {
-        ops[0].alpha = tc_attr_float(n, "alpha", 0.2f);
-        ops[0].beta = tc_attr_float(n, "beta", 0.5f);
+        return false;
+      op->op = unary_ew[i].code;
+      if (op->op == TC_EW_LEAKY)
+        op->alpha = tc_attr_float(n, "alpha", 0.01f);
+      else if (op->op == TC_EW_ELU)
+        op->alpha = tc_attr_float(n, "alpha", 1.0f);
+      else if (op->op == TC_EW_HSIGMOID) {
+        op->alpha = tc_attr_float(n, "alpha", 0.2f);
+        op->beta = tc_attr_float(n, "beta", 0.5f);
       }
-      return 1;
+      return true;
     }
   if (onnx_op(n, "Gelu")) {
     const tc_attr *a = tc_node_attr(n, "approximate");
     bool tanh = a && a->s.len == 4 && !memcmp(a->s.data, "tanh", 4);
     if (n->n_inputs != 1 || (a && !tanh && !(a->s.len == 4 && !memcmp(a->s.data, "none", 4))))
-      return 0;
-    ops[0].op = tanh ? TC_EW_GELU_TANH : TC_EW_GELU_ERF;
-    return 1;
+      return false;
+    op->op = tanh ? TC_EW_GELU_TANH : TC_EW_GELU_ERF;
+    return true;
   }
   if (onnx_op(n, "Clip")) {
     if (tc_model_opset(n->graph->model, n->domain) < 11) {
       if (n->n_inputs != 1)
-        return 0;
-      ops[0].op = TC_EW_CLIPC;
-      ops[0].alpha = tc_attr_float(n, "min", -3.402823466e38f);
-      ops[0].beta = tc_attr_float(n, "max", 3.402823466e38f);
-      return 1;
+        return false;
+      op->op = TC_EW_CLIPC;
+      op->alpha = tc_attr_float(n, "min", -3.402823466e38f);
+      op->beta = tc_attr_float(n, "max", 3.402823466e38f);
+      return true;
     }
     if (n->n_inputs > 3)
-      return 0;
-    ops[0].op = TC_EW_CLIP;
-    ops[0].b = n->n_inputs > 1 && n->inputs[1] ? x[1] : -1;
-    ops[0].c = n->n_inputs > 2 && n->inputs[2] ? x[2] : -1;
-    return 1;
+      return false;
+    op->op = TC_EW_CLIP;
+    op->b = n->n_inputs > 1 && n->inputs[1] ? x[1] : -1;
+    op->c = n->n_inputs > 2 && n->inputs[2] ? x[2] : -1;
+    return true;
   }
   bool dq = onnx_op(n, "DequantizeLinear"), q = onnx_op(n, "QuantizeLinear");
   if ((dq || q) && n->n_inputs >= 2 && n->n_inputs <= 3 && n->inputs[1]) {
@@ -367,24 +367,24 @@ static int node_ops(const tc_node *n, const int *x, tc_ew_op *ops) {
     for (size_t i = 0; i < n->n_attrs; i++)
       if (strcmp(n->attrs[i].name, "axis") &&
           !(q && !strcmp(n->attrs[i].name, "saturate") && n->attrs[i].i == 1))
-        return 0;
-    ops[0].op = dq ? TC_EW_DQ : TC_EW_Q;
-    ops[0].b = x[1];
-    ops[0].c = n->n_inputs > 2 && n->inputs[2] ? x[2] : -1;
-    return 1;
+        return false;
+    op->op = dq ? TC_EW_DQ : TC_EW_Q;
+    op->b = x[1];
+    op->c = n->n_inputs > 2 && n->inputs[2] ? x[2] : -1;
+    return true;
   }
   if (ours_or_ms(n, "QuickGelu") && n->n_inputs == 1) {
-    ops[0].op = TC_EW_QUICKGELU;
-    ops[0].alpha = tc_attr_float(n, "alpha", 1.702f);
-    return 1;
+    op->op = TC_EW_QUICKGELU;
+    op->alpha = tc_attr_float(n, "alpha", 1.702f);
+    return true;
   }
-  return 0;
+  return false;
 }
 
 bool tc_ew_node_supported(const tc_node *n) {
   int x[3] = {0, 0, 0};
-  tc_ew_op ops[2];
-  return n && node_ops(n, x, ops) > 0;
+  tc_ew_op op;
+  return n && node_op(n, x, &op);
 }
 
 static bool has_node(const tc_node *const *v, size_t n, const tc_node *x) {
@@ -394,28 +394,23 @@ static bool has_node(const tc_node *const *v, size_t n, const tc_node *x) {
   return false;
 }
 
-/* Op and input counts of the member set; false past the limits. */
-static bool chain_fits(const tc_node *const *mem, size_t n) {
-  const tc_value *ext[TC_EW_MAX_IN + 1];
-  size_t n_ext = 0, n_ops = 0;
-  int x[3] = {0, 0, 0};
-  tc_ew_op ops[2];
-  for (size_t i = 0; i < n; i++) {
-    n_ops += (size_t)node_ops(mem[i], x, ops);
+/* The values the nodes mem[0..n) read that none of them makes, in order of
+ * first use, into ext; their count, or -1 past TC_EW_MAX_IN. */
+static int chain_inputs(const tc_node *const *mem, size_t n, const tc_value **ext) {
+  int n_ext = 0;
+  for (size_t i = 0; i < n; i++)
     for (size_t s = 0; s < mem[i]->n_inputs; s++) {
       const tc_value *v = mem[i]->inputs[s];
       if (!v || (v->producer && has_node(mem, n, v->producer)))
         continue;
-      bool seen = false;
-      for (size_t e = 0; e < n_ext && !seen; e++)
-        seen = ext[e] == v;
-      if (!seen && n_ext++ == TC_EW_MAX_IN)
-        return false;
-      if (!seen)
-        ext[n_ext - 1] = v;
+      int e = 0;
+      while (e < n_ext && ext[e] != v)
+        e++;
+      if (e == n_ext && n_ext++ == TC_EW_MAX_IN)
+        return -1;
+      ext[e] = v;
     }
-  }
-  return n_ops <= TC_EW_MAX_OPS;
+  return n_ext;
 }
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
@@ -448,6 +443,7 @@ bool tc_ew_chain_of(const tc_node *root, tc_ew_chain *ch) {
   if (!g || g->parent || !tc_ew_node_supported(root) || const_node(root, 0))
     return false;
   const tc_node *mem[TC_EW_MAX_OPS], *rejected[TC_EW_MAX_OPS];
+  const tc_value *ext[TC_EW_MAX_IN + 1];
   size_t n = 0, n_rej = 0;
   mem[n++] = root;
   for (bool changed = true; changed;) {
@@ -466,7 +462,7 @@ bool tc_ew_chain_of(const tc_node *root, tc_ew_chain *ch) {
         if (!only_chain)
           continue;
         mem[n++] = p;
-        if (!chain_fits(mem, n)) {
+        if (chain_inputs(mem, n, ext) < 0) {
           n--;
           if (n_rej < TC_EW_MAX_OPS)
             rejected[n_rej++] = p;
@@ -475,7 +471,7 @@ bool tc_ew_chain_of(const tc_node *root, tc_ew_chain *ch) {
         changed = true;
       }
   }
-  if (n < 2 || !chain_fits(mem, n))
+  if (n < 2)
     return false;
   /* graph order: walking back from root meets every member */
   size_t k = n;
@@ -486,37 +482,23 @@ bool tc_ew_chain_of(const tc_node *root, tc_ew_chain *ch) {
     return false;
   ch->n_nodes = n;
   tc_ew_prog *p = &ch->prog;
-  for (size_t i = 0; i < n; i++) /* the chain's inputs, in order of first use */
-    for (size_t s = 0; s < ch->nodes[i]->n_inputs; s++) {
-      const tc_value *v = ch->nodes[i]->inputs[s];
-      if (!v || (v->producer && has_node(mem, n, v->producer)))
-        continue;
-      int e = 0;
-      while (e < p->n_in && ch->in[e] != v)
-        e++;
-      if (e == p->n_in)
-        ch->in[p->n_in++] = v;
-    }
-  int result[TC_EW_MAX_OPS]; /* ref of each node's output */
+  p->n_in = chain_inputs(ch->nodes, n, ch->in);
+  if (p->n_in < 0)
+    return false;
+  /* one op per node: node i's result is operand n_in + i */
   for (size_t i = 0; i < n; i++) {
     const tc_node *q = ch->nodes[i];
     int x[3] = {-1, -1, -1};
     for (size_t s = 0; s < q->n_inputs && s < 3; s++) {
       const tc_value *v = q->inputs[s];
-      if (!v)
-        continue;
-      for (size_t j = 0; j < i; j++)
+      for (size_t j = 0; v && j < i; j++)
         if (ch->nodes[j]->outputs[0] == v)
-          x[s] = result[j];
-      for (int e = 0; e < p->n_in; e++)
+          x[s] = p->n_in + (int)j;
+      for (int e = 0; v && e < p->n_in; e++)
         if (ch->in[e] == v)
           x[s] = e;
     }
-    tc_ew_op ops[2];
-    int got = node_ops(q, x, ops);
-    for (int o = 0; o < got; o++)
-      p->ops[p->n_ops++] = ops[o];
-    result[i] = p->n_in + p->n_ops - 1;
+    node_op(q, x, &p->ops[p->n_ops++]);
   }
   uint64_t h = 1469598103934665603ull;
   h = fnv(h, &p->n_in, sizeof p->n_in);

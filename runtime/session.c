@@ -603,14 +603,16 @@ static void precompute_constants(tc_session *s) {
         (s->qdq && s->qdq[n->id]) || (s->qdq_skip && s->qdq_skip[n->id]))
       continue;
     bool constant = true;
-    const tc_rt_tensor **in = tc_arena_alloc(s->arena, (n->n_inputs + 1) * sizeof *in);
-    for (size_t i = 0; constant && in && i < n->n_inputs; i++) {
+    for (size_t i = 0; constant && i < n->n_inputs; i++) {
       const tc_value *v = n->inputs[i];
-      in[i] = v ? s->consts[v->id] : NULL;
-      constant = !v || (in[i] && !(v->flags & TC_VALUE_INPUT));
+      constant = !v || (s->consts[v->id] && !(v->flags & TC_VALUE_INPUT));
     }
-    if (!constant || !in)
+    const tc_rt_tensor **in =
+        constant ? tc_arena_alloc(s->arena, (n->n_inputs + 1) * sizeof *in) : NULL;
+    if (!in)
       continue;
+    for (size_t i = 0; i < n->n_inputs; i++)
+      in[i] = n->inputs[i] ? s->consts[n->inputs[i]->id] : NULL;
     tc_rt_tensor *out = tc_arena_alloc(s->arena, n->n_outputs * sizeof *out);
     tc_diag d = {0};
     tc_kernel_ctx k = {.node = n, .opset = s->opsets[n->id], .diag = &d, .arena = s->arena};

@@ -189,14 +189,6 @@ static tc_status run_sequence_length(tc_kernel_ctx *k, const tc_rt_tensor *const
   return s;
 }
 
-/* Bytes per element, or 0 for sub-byte dtypes. */
-static size_t elem_bytes(int32_t dt) {
-  if (dt == TC_DTYPE_STRING)
-    return sizeof(char *);
-  int bits = tc_dtype_bits(dt);
-  return bits >= 8 && bits % 8 == 0 ? (size_t)bits / 8 : 0;
-}
-
 static tc_status run_split_to_sequence(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                                        tc_rt_tensor *out, size_t n_out) {
   (void)n_out;
@@ -204,7 +196,7 @@ static tc_status run_split_to_sequence(tc_kernel_ctx *k, const tc_rt_tensor *con
   tc_status s = need_tensor(k, x, "input");
   if (s)
     return s;
-  size_t es = elem_bytes(x->dtype);
+  size_t es = tc_dtype_elem_bytes(x->dtype);
   int64_t axis = tc_attr_int(k->node, "axis", 0), r = (int64_t)x->rank;
   if (axis < 0)
     axis += r;
@@ -288,7 +280,7 @@ static tc_status run_concat_from_sequence(tc_kernel_ctx *k, const tc_rt_tensor *
   int64_t r = (int64_t)it[0].rank, out_r = r + new_axis, axis = tc_attr_int(k->node, "axis", 0);
   if (axis < 0)
     axis += out_r;
-  size_t es = elem_bytes(it[0].dtype);
+  size_t es = tc_dtype_elem_bytes(it[0].dtype);
   if (!es || axis < 0 || axis >= out_r || (!new_axis && !r) || out_r > TC_MAX_RANK)
     return tc_kernel_fail(k, TC_STATUS_INVALID, es ? "axis is out of range" : "sub-byte dtype");
   int64_t dims[TC_MAX_RANK], total = 0;

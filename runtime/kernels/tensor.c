@@ -19,16 +19,8 @@
 
 /* ---- small helpers ---- */
 
-/* Bytes of one element; 0 for dtypes with no whole-byte element. */
-static size_t elem_size(int32_t dt) {
-  if (dt == TC_DTYPE_STRING)
-    return sizeof(char *);
-  int bits = tc_dtype_bits(dt);
-  return bits >= 8 && bits % 8 == 0 ? (size_t)bits / 8 : 0;
-}
-
 static tc_status need_elem(tc_kernel_ctx *k, size_t input, int32_t dt, size_t *es) {
-  *es = elem_size(dt);
+  *es = tc_dtype_elem_bytes(dt);
   return *es ? TC_STATUS_OK : tc_kernel_bad_dtype(k, input, dt);
 }
 
