@@ -2273,12 +2273,24 @@ DQ_CLONES static void dynq_minmax_piece(void *ctx, size_t piece, size_t lo, size
   dynq *j = ctx;
   /* lanes start at 0 and padding is 0: min(0, min x) and max(0, max x),
    * NaN never taken, as the one-loop form */
-  dq_v4f mn = dq_splat(0), mx = dq_splat(0);
-  for (size_t i = lo; i < hi; i += DQ_LANES) {
+  dq_v4f mn = dq_splat(0), mx = dq_splat(0), mn2 = mn, mx2 = mx;
+  size_t i = lo;
+  /* two accumulators of each (the compare-select chain is latency-bound);
+   * min and max do not depend on the order */
+  for (; hi - i >= 2 * DQ_LANES; i += 2 * DQ_LANES) {
+    dq_v4f x = dq_load(j->x, i, hi), y = dq_load(j->x, i + DQ_LANES, hi);
+    mx = dq_sel(x > mx, x, mx);
+    mn = dq_sel(x < mn, x, mn);
+    mx2 = dq_sel(y > mx2, y, mx2);
+    mn2 = dq_sel(y < mn2, y, mn2);
+  }
+  for (; i < hi; i += DQ_LANES) {
     dq_v4f x = dq_load(j->x, i, hi);
     mx = dq_sel(x > mx, x, mx);
     mn = dq_sel(x < mn, x, mn);
   }
+  mx = dq_sel(mx2 > mx, mx2, mx);
+  mn = dq_sel(mn2 < mn, mn2, mn);
   float a = 0, b = 0;
   for (int l = 0; l < DQ_LANES; l++) {
     a = mn[l] < a ? mn[l] : a;
@@ -2288,34 +2300,51 @@ DQ_CLONES static void dynq_minmax_piece(void *ctx, size_t piece, size_t lo, size
   j->minmax[2 * piece + 1] = b;
 }
 
+typedef int8_t dq_v16s __attribute__((vector_size(DQ_LANES)));
+typedef uint8_t dq_v16u __attribute__((vector_size(DQ_LANES)));
+
+/* DQ_LANES quantized values of x[i..i+DQ_LANES) (zeros past hi), as int32
+ * within [qlo, qhi]. Beyond +-512 the result saturates either way; within,
+ * adding and subtracting 1.5 * 2^23 rounds to nearest even exactly like
+ * nearbyintf (float32 arithmetic, default rounding). NaN stays NaN and
+ * gives 0. */
+DQ_INLINE dq_v4i dynq_block(const dynq *j, size_t i, size_t hi, dq_v4f scale, dq_v4f zp, dq_v4f qlo,
+                            dq_v4f qhi) {
+  const dq_v4f magic = dq_splat(0x1.8p23f), hi_v = dq_splat(512.0f), lo_v = dq_splat(-512.0f);
+  dq_v4f v = dq_load(j->x, i, hi) / scale;
+  v = dq_sel(v > hi_v, hi_v, v);
+  v = dq_sel(v < lo_v, lo_v, v);
+  dq_v4f r = ((v + magic) - magic) + zp;
+  r = dq_sel(r == r, r, dq_splat(0));
+  r = dq_sel(r >= qhi, qhi, dq_sel(r > qlo, r, qlo));
+  return __builtin_convertvector(r, dq_v4i);
+}
+
 DQ_CLONES static void dynq_quant_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
   (void)piece;
   const dynq *j = ctx;
-  const dq_v4f scale = dq_splat(j->scale), zp = dq_splat(j->zp), magic = dq_splat(0x1.8p23f);
-  const dq_v4f hi_v = dq_splat(512.0f), lo_v = dq_splat(-512.0f);
+  const dq_v4f scale = dq_splat(j->scale), zp = dq_splat(j->zp);
   const dq_v4f qlo = dq_splat(j->qlo), qhi = dq_splat(j->qhi);
-  for (size_t i = lo; i < hi; i += DQ_LANES) {
-    /* Beyond +-512 the result saturates either way; within, adding and
-     * subtracting 1.5 * 2^23 rounds to nearest even exactly like nearbyintf
-     * (float32 arithmetic, default rounding). NaN stays NaN and gives 0. */
-    dq_v4f v = dq_load(j->x, i, hi) / scale;
-    v = dq_sel(v > hi_v, hi_v, v);
-    v = dq_sel(v < lo_v, lo_v, v);
-    dq_v4f r = ((v + magic) - magic) + zp;
-    r = dq_sel(r == r, r, dq_splat(0)); /* NaN gives 0 */
-    r = dq_sel(r >= qhi, qhi, dq_sel(r > qlo, r, qlo));
-    dq_v4i q = __builtin_convertvector(r, dq_v4i);
-    size_t m = hi - i >= DQ_LANES ? DQ_LANES : hi - i;
-    if (j->sgn) {
-      int8_t b[DQ_LANES];
-      for (int l = 0; l < DQ_LANES; l++)
-        b[l] = (int8_t)q[l];
-      memcpy((int8_t *)j->y + i, b, m);
-    } else {
-      uint8_t b[DQ_LANES];
-      for (int l = 0; l < DQ_LANES; l++)
-        b[l] = (uint8_t)q[l];
-      memcpy((uint8_t *)j->y + i, b, m);
+  size_t i = lo;
+  /* whole blocks: the values are in range, so narrowing truncates exactly
+   * (one vpmovdb with AVX-512) and the store has a constant size */
+  if (j->sgn)
+    for (; hi - i >= DQ_LANES; i += DQ_LANES) {
+      dq_v16s b = __builtin_convertvector(dynq_block(j, i, hi, scale, zp, qlo, qhi), dq_v16s);
+      memcpy((int8_t *)j->y + i, &b, sizeof b);
+    }
+  else
+    for (; hi - i >= DQ_LANES; i += DQ_LANES) {
+      dq_v16u b = __builtin_convertvector(dynq_block(j, i, hi, scale, zp, qlo, qhi), dq_v16u);
+      memcpy((uint8_t *)j->y + i, &b, sizeof b);
+    }
+  if (i < hi) {
+    dq_v4i q = dynq_block(j, i, hi, scale, zp, qlo, qhi);
+    for (size_t l = 0; l < hi - i; l++) {
+      if (j->sgn)
+        ((int8_t *)j->y)[i + l] = (int8_t)q[l];
+      else
+        ((uint8_t *)j->y)[i + l] = (uint8_t)q[l];
     }
   }
 }
@@ -2333,8 +2362,6 @@ static void quantize_f32(const float *x, size_t n, float scale, float zp, int32_
   tc_parallel_for(n, tc_parallel_grain(4), dynq_quant_piece, &j);
 }
 
-typedef int8_t dq_v16s __attribute__((vector_size(DQ_LANES)));
-typedef uint8_t dq_v16u __attribute__((vector_size(DQ_LANES)));
 typedef struct deq {
   const void *x;
   float *y;
@@ -2475,7 +2502,7 @@ static tc_status run_dynquant(tc_kernel_ctx *k, const tc_rt_tensor *const *in, s
     return tc_kernel_bad_dtype(k, 0, x->dtype);
   if (n_out < 3)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "DynamicQuantizeLinear has three outputs");
-  tc_status st = tc_kernel_alloc(k, &out[0], TC_DTYPE_U8, x->rank, x->dims);
+  tc_status st = tc_kernel_alloc_uninit(k, &out[0], TC_DTYPE_U8, x->rank, x->dims);
   if (st || (st = tc_kernel_alloc(k, &out[1], TC_DTYPE_F32, 0, NULL)) ||
       (st = tc_kernel_alloc(k, &out[2], TC_DTYPE_U8, 0, NULL)))
     return st;

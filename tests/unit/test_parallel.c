@@ -342,7 +342,8 @@ static void unary_ops(void) {
 /* QuantizeLinear and DequantizeLinear per tensor (the sixteen-lane paths)
  * and DequantizeLinear per axis against the reference loops, bit for bit:
  * ties, saturation, NaN and infinities, uint8 and int8, with and without a
- * zero point, odd sizes. */
+ * zero point, odd sizes; DynamicQuantizeLinear (its min/max pass and
+ * quantization, 3 outputs) the same way. */
 static void quantize_dequantize(void) {
   env e = env_new();
   int64_t big[] = {37, 129}, odd[] = {7}, one[] = {1};
@@ -362,6 +363,17 @@ static void quantize_dequantize(void) {
         tc_rt_set_f64(zp, 0, sgn ? -3 : 131);
         const tc_rt_tensor *qin[3] = {x, sc, with_zp ? zp : NULL};
         check_node(&e, mk(&e, "QuantizeLinear", 3, 1, 0), 21, qin, 3, EXACT);
+        if (!sgn && !with_zp) { /* DynamicQuantizeLinear: the same values, finite */
+          tc_rt_tensor *xf = rand_t(&e, TC_DTYPE_F32, s ? 1 : 2, s ? odd : big, -40, 40);
+          if (!s) { /* signed zeros; the extremes in the second of a pair of blocks */
+            float *v = xf->data;
+            v[4] = 0.0f, v[5] = -0.0f, v[20] = 55.0f, v[50] = -47.0f;
+          }
+          const tc_rt_tensor *dyn[1] = {xf};
+          check_node(&e, mk(&e, "DynamicQuantizeLinear", 1, 3, 0), 11, dyn, 1, EXACT);
+          const tc_rt_tensor *pos[1] = {rand_t(&e, TC_DTYPE_F32, 1, odd, 0.5, 3)};
+          check_node(&e, mk(&e, "DynamicQuantizeLinear", 1, 3, 0), 11, pos, 1, EXACT);
+        }
         tc_rt_tensor *q = rand_t(&e, qt, s ? 1 : 2, s ? odd : big, sgn ? -128 : 0, sgn ? 128 : 256);
         const tc_rt_tensor *din[3] = {q, sc, with_zp ? zp : NULL};
         check_node(&e, mk(&e, "DequantizeLinear", 3, 1, 0), 21, din, 3, EXACT);
