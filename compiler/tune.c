@@ -119,6 +119,7 @@ struct tc_tune_result {
   chain_entry *chains;
   size_t n_chains, n_chain_nodes;
   uint32_t *chain_of; /* by node id: index + 1 of the chain holding the node */
+  bool *att_sym;      /* by node id: an attention node whose sequence lengths are symbolic */
   bool built, model_checked, kept;
   double model_ms_builtin, model_ms_native, seconds;
   char note[512];
@@ -178,8 +179,10 @@ static void free_chains(tc_tune_result *r) {
       free(r->chains[i].in[k].data);
   free(r->chains);
   free(r->chain_of);
+  free(r->att_sym);
   r->chains = NULL;
   r->chain_of = NULL;
+  r->att_sym = NULL;
   r->n_chains = 0;
 }
 
@@ -223,8 +226,12 @@ static void sig_key(const tc_cg_spec *sp, int64_t rows, int threads, char *buf, 
         sp->prog.out_type ? sp->prog.out_type : 'f', (long long)sp->cols, (long long)rows, threads);
     return;
   }
-  snprintf(buf, cap, "kind=%s act=%d flags=%d cols=%lld rows=%lld threads=%d",
-           tc_cg_kind_name(sp->kind), sp->act, sp->flags, (long long)sp->cols, (long long)rows,
+  char att[96] = "";
+  if (sp->kind == TC_CG_ATTENTION)
+    snprintf(att, sizeof att, " q=%lld d=%lld dv=%lld h=%d kvh=%d", (long long)sp->att_q,
+             (long long)sp->att_d, (long long)sp->att_dv, sp->att_h, sp->att_kvh);
+  snprintf(buf, cap, "kind=%s act=%d flags=%d cols=%lld%s rows=%lld threads=%d",
+           tc_cg_kind_name(sp->kind), sp->act, sp->flags, (long long)sp->cols, att, (long long)rows,
            threads);
 }
 
@@ -405,9 +412,16 @@ static void observe(void *ctx, const tc_node *n, const tc_rt_tensor *const *in, 
   observe_chain(c, n, in, n_in, out);
   const tc_rt_tensor *x = n_in ? in[0] : NULL;
   tc_cg_spec sp;
-  if (c->oom || !x || x->dtype != TC_DTYPE_F32 || !x->rank || n_in > MAX_IN ||
-      !tc_cg_node_spec(n, x->dims[x->rank - 1], &sp))
+  if (c->oom || !x || x->dtype != TC_DTYPE_F32 || !x->rank || n_in > MAX_IN)
     return;
+  if (tc_cg_attention_spec(n, &sp)) { /* its sizes from Q, K and V, when fixed */
+    bool sym = r->att_sym && r->att_sym[n->id] && !(r->o.shapes && r->o.shapes->n_shapes);
+    if (sym || n_in < 3 || !in[1] || !in[2] || x->rank != 3 || in[1]->rank != 3 ||
+        in[2]->rank != 3 || !tc_cg_attention_dims(n, x->dims, in[1]->dims, in[2]->dims, &sp))
+      return;
+  } else if (!tc_cg_node_spec(n, x->dims[x->rank - 1], &sp)) {
+    return;
+  }
   for (size_t i = 0; i < n_in; i++)
     if (in[i] && in[i]->dtype != TC_DTYPE_F32)
       return;
@@ -421,14 +435,27 @@ static void observe(void *ctx, const tc_node *n, const tc_rt_tensor *const *in, 
 }
 
 /* The chains the generator may fuse: from the last node back, each node
- * not yet in a chain ends one when tc_ew_chain_of finds one there. */
+ * not yet in a chain ends one when tc_ew_chain_of finds one there. Also
+ * notes the attention nodes whose sequence lengths are symbolic: their
+ * kernels, made for one length, are generated only when --shape fixes the
+ * lengths the model is tuned for. */
 static bool find_chains(const tc_model *m, tc_tune_result *r) {
   size_t ids = m->next_node_id + 1;
   r->chain_of = calloc(ids, sizeof *r->chain_of);
+  r->att_sym = calloc(ids, sizeof *r->att_sym);
   tc_shapes *sh = tc_shapes_infer(m->graph);
-  if (!r->chain_of || !sh) {
+  if (!r->chain_of || !r->att_sym || !sh) {
     tc_shapes_free(sh);
     return false;
+  }
+  for (const tc_node *n = m->graph->first; n; n = n->next) {
+    tc_cg_spec sp;
+    if (!tc_cg_attention_spec(n, &sp))
+      continue;
+    for (size_t i = 0; i < 2; i++) { /* Q's and K's sequence dims */
+      const tc_shape *s = tc_shape_of(sh, n->inputs[i]);
+      r->att_sym[n->id] |= !s || !s->known || s->rank != 3 || s->dims[1].sym;
+    }
   }
   size_t cap = 0;
   for (const tc_node *n = m->graph->last; n; n = n->prev) {
@@ -602,6 +629,23 @@ static bool static_chains(tc_tune_result *r, const tc_shapes *sh, capture *c) {
   return true;
 }
 
+/* An attention node's sizes from static shapes: Q, K and V 3-D with every
+ * dim known. */
+static bool static_attention_dims(const tc_shapes *sh, const tc_node *n, tc_cg_spec *sp) {
+  int64_t d[3][3];
+  for (size_t i = 0; i < 3; i++) {
+    const tc_shape *s = n->inputs[i] ? tc_shape_of(sh, n->inputs[i]) : NULL;
+    if (!s || !s->known || s->rank != 3)
+      return false;
+    for (size_t k = 0; k < 3; k++) {
+      if (s->dims[k].sym)
+        return false;
+      d[i][k] = s->dims[k].v;
+    }
+  }
+  return tc_cg_attention_dims(n, d[0], d[1], d[2], sp);
+}
+
 /* Without a run: candidates from static shape inference (row length known,
  * rows unknown), for --tune off. */
 static int static_candidates(tc_model *m, tc_tune_result *r) {
@@ -619,8 +663,14 @@ static int static_candidates(tc_model *m, tc_tune_result *r) {
       f32 &= !p || !p->known || p->dtype == TC_DTYPE_F32;
     }
     tc_cg_spec sp;
-    if (!f32 || n->n_inputs > MAX_IN || !tc_cg_node_spec(n, x->dims[x->rank - 1].v, &sp))
+    if (!f32 || n->n_inputs > MAX_IN)
       continue;
+    if (tc_cg_attention_spec(n, &sp)) {
+      if (!static_attention_dims(sh, n, &sp))
+        continue;
+    } else if (!tc_cg_node_spec(n, x->dims[x->rank - 1].v, &sp)) {
+      continue;
+    }
     r->n_candidates++;
     char key[200];
     sig_key(&sp, 0, r->threads, key, sizeof key);
@@ -919,7 +969,8 @@ void tc_tune_strip(tc_model *m) {
 /* Nodes a generated kernel may bind, and convolutions: bindings go by name. */
 static bool bindable(const tc_node *n) {
   tc_cg_spec sp;
-  return tc_cg_node_spec(n, 1, &sp) || is_conv_node(n) || tc_ew_node_supported(n);
+  return tc_cg_node_spec(n, 1, &sp) || tc_cg_attention_spec(n, &sp) || is_conv_node(n) ||
+         tc_ew_node_supported(n);
 }
 
 /* Median latency of sessions a and b over reps interleaved runs. */

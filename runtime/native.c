@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <math.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,10 +12,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static const char *const kind_names[] = {"?", "bias_act", "layernorm", "softmax", "ewchain"};
+static const char *const kind_names[] = {"?",       "bias_act", "layernorm",
+                                         "softmax", "ewchain",  "attention"};
 
 const char *tc_cg_kind_name(int kind) {
-  return kind >= TC_CG_BIAS_ACT && kind <= TC_CG_EWCHAIN ? kind_names[kind] : "?";
+  return kind >= TC_CG_BIAS_ACT && kind <= TC_CG_ATTENTION ? kind_names[kind] : "?";
 }
 
 bool tc_cg_spec_parse(const char *s, tc_cg_spec *out) {
@@ -42,7 +44,7 @@ bool tc_cg_spec_parse(const char *s, tc_cg_spec *out) {
     bool num = vlen && tail && !*tail;
 #define KEY(name) (klen == strlen(name) && !strncmp(s, name, klen))
     if (KEY("kind")) {
-      for (int k = TC_CG_BIAS_ACT; k <= TC_CG_EWCHAIN; k++)
+      for (int k = TC_CG_BIAS_ACT; k <= TC_CG_ATTENTION; k++)
         if (!strcmp(val, kind_names[k]))
           out->kind = k;
     } else if (KEY("sym")) {
@@ -81,11 +83,25 @@ bool tc_cg_spec_parse(const char *s, tc_cg_spec *out) {
       out->threads = (int)v;
     } else if (KEY("dtype")) {
       out->dtype = (int)v;
+    } else if (KEY("q")) {
+      out->att_q = v;
+    } else if (KEY("d")) {
+      out->att_d = v;
+    } else if (KEY("dv")) {
+      out->att_dv = v;
+    } else if (KEY("h")) {
+      out->att_h = (int)v;
+    } else if (KEY("kvh")) {
+      out->att_kvh = (int)v;
     } /* unknown keys are ignored: newer specs stay readable */
 #undef KEY
     s = end;
   }
   if (out->kind == TC_CG_EWCHAIN && (!out->prog.n_in || !out->prog.hash))
+    return false;
+  if (out->kind == TC_CG_ATTENTION &&
+      (out->att_q <= 0 || out->att_d <= 0 || out->att_dv <= 0 || out->att_h <= 0 ||
+       out->att_kvh <= 0 || out->att_h % out->att_kvh))
     return false;
   return out->kind && out->cols > 0 && out->sym[0] && out->width >= 1 && out->width <= 64 &&
          out->unroll >= 1 && out->unroll <= 8 && out->act >= 0 && out->act <= TC_CG_ACT_GELU_TANH &&
@@ -106,13 +122,16 @@ void tc_cg_spec_format(const tc_cg_spec *sp, char *buf, size_t cap) {
              (unsigned long long)p->hash, p->ins, typ, sp->sym);
     return;
   }
-  char thr[16] = "", dt[16] = "";
+  char thr[16] = "", dt[16] = "", att[96] = "";
+  if (sp->kind == TC_CG_ATTENTION)
+    snprintf(att, sizeof att, " q=%lld d=%lld dv=%lld h=%d kvh=%d", (long long)sp->att_q,
+             (long long)sp->att_d, (long long)sp->att_dv, sp->att_h, sp->att_kvh);
   if (sp->threads)
     snprintf(thr, sizeof thr, " threads=%d", sp->threads);
   if (sp->dtype && sp->dtype != TC_DTYPE_F32)
     snprintf(dt, sizeof dt, " dtype=%d", sp->dtype);
-  snprintf(buf, cap, "kind=%s act=%d flags=%d cols=%lld width=%d unroll=%d%s%s sym=%s",
-           tc_cg_kind_name(sp->kind), sp->act, sp->flags, (long long)sp->cols, sp->width,
+  snprintf(buf, cap, "kind=%s act=%d flags=%d cols=%lld%s width=%d unroll=%d%s%s sym=%s",
+           tc_cg_kind_name(sp->kind), sp->act, sp->flags, (long long)sp->cols, att, sp->width,
            sp->unroll, thr, dt, sp->sym);
 }
 
@@ -157,6 +176,42 @@ bool tc_cg_node_spec(const tc_node *n, int64_t cols, tc_cg_spec *out) {
   } else {
     return false;
   }
+  return true;
+}
+
+bool tc_cg_attention_spec(const tc_node *n, tc_cg_spec *out) {
+  memset(out, 0, sizeof *out);
+  out->width = out->unroll = 1;
+  if (!n->op_type || strcmp(n->op_type, "Attention") || !tc_domain_is_onnx(n->domain) ||
+      !in_used(n, 0) || !in_used(n, 1) || !in_used(n, 2) || in_used(n, 4) || in_used(n, 5) ||
+      in_used(n, 6) || out_used(n, 1) || out_used(n, 2) || out_used(n, 3) || !out_used(n, 0))
+    return false;
+  if ((tc_attr_has(n, "softcap") && tc_attr_float(n, "softcap", 0.0f) != 0.0f) ||
+      tc_attr_int(n, "softmax_precision", TC_DTYPE_F32) != TC_DTYPE_F32 ||
+      tc_attr_int(n, "left_window_size", -1) != -1 || tc_attr_int(n, "right_window_size", -1) != -1)
+    return false;
+  out->kind = TC_CG_ATTENTION;
+  out->flags =
+      (in_used(n, 3) ? TC_CG_F_MASK : 0) | (tc_attr_int(n, "is_causal", 0) ? TC_CG_F_CAUSAL : 0);
+  return true;
+}
+
+bool tc_cg_attention_dims(const tc_node *n, const int64_t *q, const int64_t *k, const int64_t *v,
+                          tc_cg_spec *sp) {
+  int64_t h = tc_attr_int(n, "q_num_heads", 0), kvh = tc_attr_int(n, "kv_num_heads", 0);
+  if (h <= 0 || kvh <= 0 || h % kvh || h > 4096 || q[2] % h || v[2] % kvh || q[0] != k[0] ||
+      q[0] != v[0] || k[1] != v[1] || q[1] <= 0 || k[1] <= 0)
+    return false;
+  int64_t d = q[2] / h, L = k[1];
+  if (d <= 0 || k[2] != kvh * d || v[2] <= 0 || L > TC_CG_ATT_MAX_KEYS ||
+      (L + 15) / 16 * 16 * d > TC_CG_ATT_MAX_KT)
+    return false;
+  sp->cols = L;
+  sp->att_q = q[1];
+  sp->att_d = d;
+  sp->att_dv = v[2] / kvh;
+  sp->att_h = (int)h;
+  sp->att_kvh = (int)kvh;
   return true;
 }
 
@@ -249,10 +304,66 @@ static void rows_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
   j->fn(j->in, j->out, j->params, (int64_t)lo, (int64_t)hi);
 }
 
+/* An attention kernel on Q, K, V (and the mask) when they fit its spec. */
+static bool attention_run(tc_kernel_ctx *k, const tc_cg_spec *sp, tc_cg_row_fn fn,
+                          const tc_rt_tensor *const *in, size_t n_in, tc_rt_tensor *out,
+                          tc_status *st) {
+  const tc_rt_tensor *q = n_in > 0 ? in[0] : NULL, *kk = n_in > 1 ? in[1] : NULL,
+                     *v = n_in > 2 ? in[2] : NULL, *mask = n_in > 3 ? in[3] : NULL;
+  for (size_t i = 4; i < n_in; i++)
+    if (in[i])
+      return false;
+  if (!q || !kk || !v || q->dtype != TC_DTYPE_F32 || kk->dtype != TC_DTYPE_F32 ||
+      v->dtype != TC_DTYPE_F32 || q->rank != 3 || kk->rank != 3 || v->rank != 3 ||
+      !(sp->flags & TC_CG_F_MASK) != !mask)
+    return false;
+  tc_cg_spec got = *sp;
+  if (!tc_cg_attention_dims(k->node, q->dims, kk->dims, v->dims, &got) || got.cols != sp->cols ||
+      got.att_q != sp->att_q || got.att_d != sp->att_d || got.att_dv != sp->att_dv ||
+      got.att_h != sp->att_h || got.att_kvh != sp->att_kvh)
+    return false;
+  int64_t B = q->dims[0], H = sp->att_h, Sq = sp->att_q, L = sp->cols;
+  /* the mask broadcast to [B, H, Sq, L] along its leading dims */
+  int64_t strides[3] = {0, 0, 0}, full[3] = {B, H, Sq};
+  if (mask) {
+    if (mask->dtype != TC_DTYPE_F32 || mask->rank < 1 || mask->rank > 4 ||
+        mask->dims[mask->rank - 1] != L)
+      return false;
+    int64_t stride = L;
+    for (size_t back = 1; back < mask->rank; back++) {
+      int64_t dim = mask->dims[mask->rank - 1 - back], full_dim = full[3 - back];
+      if (dim != 1 && dim != full_dim)
+        return false;
+      strides[3 - back] = dim == 1 ? 0 : stride;
+      stride *= dim;
+    }
+  }
+  const tc_node *n = k->node;
+  double scale = tc_attr_has(n, "scale") ? (double)tc_attr_float(n, "scale", 1.0f)
+                                         : 1.0 / sqrt((double)sp->att_d);
+  int64_t yd[3] = {B, Sq, H * sp->att_dv};
+  if ((*st = tc_kernel_alloc_uninit(k, &out[0], TC_DTYPE_F32, 3, yd)))
+    return true;
+  row_job j = {.fn = fn,
+               .in = {q->data, kk->data, v->data, mask ? mask->data : NULL, (const float *)strides},
+               .out = {out[0].data},
+               .params = {(float)scale}};
+  size_t rows = (size_t)(B * H);
+  if (sp->threads == 1)
+    rows_piece(&j, 0, 0, rows);
+  else
+    tc_parallel_for(rows, tc_parallel_grain((size_t)(Sq * L * (sp->att_d + sp->att_dv + 8))),
+                    rows_piece, &j);
+  *st = TC_STATUS_OK;
+  return true;
+}
+
 bool tc_native_run(tc_kernel_ctx *k, const tc_cg_spec *sp, tc_cg_row_fn fn,
                    const tc_rt_tensor *const *in, size_t n_in, tc_rt_tensor *out, size_t n_out,
                    tc_status *st) {
   tc_native_bind b;
+  if (fn && sp->kind == TC_CG_ATTENTION && (!sp->dtype || sp->dtype == TC_DTYPE_F32))
+    return attention_run(k, sp, fn, in, n_in, out, st);
   if (!fn || (sp->dtype && sp->dtype != TC_DTYPE_F32) || !tc_native_fit(k, sp, in, n_in, n_out, &b))
     return false;
   const tc_rt_tensor *x = b.in[0];

@@ -13,7 +13,7 @@
  *
  * A spec is space-separated key=value pairs, e.g.
  *   "kind=layernorm flags=7 cols=768 width=16 unroll=1 sym=tck_3"
- * kind: bias_act | layernorm | softmax | ewchain; act: TC_CG_ACT_*; flags: TC_CG_F_*;
+ * kind: bias_act | layernorm | softmax | ewchain | attention; act: TC_CG_ACT_*; flags: TC_CG_F_*;
  * cols: the row length the kernel was generated for; width / unroll: the
  * vector width (floats) and vectors per loop step it was generated with;
  * threads (optional, default 0): 1 runs every row on the calling thread
@@ -32,6 +32,11 @@
  * DequantizeLinear / QuantizeLinear) types=<f|b|B per input: float32, int8,
  * uint8> out=<f|b|B>. The other nodes of a bound chain do not run when the
  * kernel fits.
+ *
+ * An attention kernel computes ONNX Attention (3-D Q, K, V, an optional
+ * float32 additive mask, optionally causal) for one (batch, head) pair per
+ * row; its spec adds q=<query length> d=<head size> dv=<value head size>
+ * h=<query heads> kvh=<key/value heads>, with cols the number of keys.
  *
  * libtacort loads the library only when the session options allow native
  * code, the file's SHA-256 matches, this CPU has every listed feature it
@@ -53,19 +58,37 @@
  *   layernorm: in {x, skip or NULL, gamma, beta or NULL}  out {y, sum or NULL}
  *   softmax:   in {x}                          out {y}
  * params[0] is the epsilon of layernorm. */
-/*   ewchain:   in {the chain's inputs, in tc_ew_chain_of's order} out {y} */
+/*   ewchain:   in {the chain's inputs, in tc_ew_chain_of's order} out {y}
+ *   attention: in {Q, K, V, mask or NULL, (const float *) of int64_t[3]:
+ *              the mask's element strides over batch, head and query (0
+ *              where broadcast)}  out {Y}; a row is one (batch, head) pair
+ *              (rows = B * q_heads); params[0] is the scale. */
 typedef void (*tc_cg_row_fn)(const float *const *in, float *const *out, const float *params,
                              int64_t lo, int64_t hi);
 
-enum { TC_CG_BIAS_ACT = 1, TC_CG_LAYERNORM = 2, TC_CG_SOFTMAX = 3, TC_CG_EWCHAIN = 4 };
+enum {
+  TC_CG_BIAS_ACT = 1,
+  TC_CG_LAYERNORM = 2,
+  TC_CG_SOFTMAX = 3,
+  TC_CG_EWCHAIN = 4,
+  TC_CG_ATTENTION = 5
+};
 enum { TC_CG_ACT_NONE = 0, TC_CG_ACT_GELU_ERF = 1, TC_CG_ACT_GELU_TANH = 2 };
 enum {
-  TC_CG_F_BIAS = 1, /* bias_act: a bias row is added before the activation */
-  TC_CG_F_SKIP = 2, /* layernorm: x + skip is normalized */
-  TC_CG_F_BETA = 4, /* layernorm: beta is added */
-  TC_CG_F_SUM = 8,  /* layernorm: x + skip is also written to out[1] */
-  TC_CG_F_RMS = 16, /* layernorm: RMS normalization (no mean, no beta) */
+  TC_CG_F_BIAS = 1,   /* bias_act: a bias row is added before the activation */
+  TC_CG_F_SKIP = 2,   /* layernorm: x + skip is normalized */
+  TC_CG_F_BETA = 4,   /* layernorm: beta is added */
+  TC_CG_F_SUM = 8,    /* layernorm: x + skip is also written to out[1] */
+  TC_CG_F_RMS = 16,   /* layernorm: RMS normalization (no mean, no beta) */
+  TC_CG_F_MASK = 1,   /* attention: a float32 additive mask (last dim the keys) */
+  TC_CG_F_CAUSAL = 2, /* attention: key j > query i is masked out */
 };
+
+/* Attention kernels are generated for short sequences: the keys of one
+ * head, transposed, and a block of query rows' scores stay in the kernel's
+ * stack frame. */
+#define TC_CG_ATT_MAX_KEYS 1024
+#define TC_CG_ATT_MAX_KT 32768 /* head dim x keys (rounded up to the width), floats */
 
 /* An elementwise chain as a straight-line program over one element. Operand
  * refs: 0..n_in-1 are the chain's inputs, n_in + k the result of ops[k];
@@ -150,6 +173,10 @@ typedef struct tc_cg_spec {
                   TC_DTYPE_F16, TC_DTYPE_BF16 (CUDA kernels only) */
   char sym[64];
   tc_ew_prog prog; /* ewchain: the program (the spec string carries its hash and ins) */
+  /* attention (3-D Q [B, q, h * d], K [B, cols, kvh * d], V [B, cols, kvh * dv]):
+   * cols is the number of keys; unroll u computes 2u query rows at a time */
+  int64_t att_q, att_d, att_dv;
+  int att_h, att_kvh;
 } tc_cg_spec;
 
 /* Parses a spec string; false when it is malformed or names an unknown kind. */
@@ -163,6 +190,17 @@ const char *tc_cg_kind_name(int kind);
  * for the caller). False when generated kernels do not cover the node (op,
  * domain, attributes, optional outputs). */
 bool tc_cg_node_spec(const tc_node *n, int64_t cols, tc_cg_spec *out);
+
+/* The attention spec of node n (kind and flags; the sizes are left 0):
+ * an ONNX Attention node without past keys and values, nonpad lengths,
+ * softcap, windows, a softmax precision other than float32 or outputs
+ * beyond Y. False otherwise. */
+bool tc_cg_attention_spec(const tc_node *n, tc_cg_spec *out);
+/* Sets sp's attention sizes from the dims of 3-D Q, K and V (heads from
+ * n's attributes); false when they do not describe a 3-D attention the
+ * generator takes (short sequences: see TC_CG_ATT_MAX_*). */
+bool tc_cg_attention_dims(const tc_node *n, const int64_t *q, const int64_t *k, const int64_t *v,
+                          tc_cg_spec *sp);
 
 /* Where a generated kernel's operands are, for node k->node with the given
  * run-time inputs: in[] the kernel's input slots (NULL when unused), eps,

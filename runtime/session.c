@@ -334,6 +334,8 @@ unsigned char *tc_read_file(const char *path, size_t *size) {
 /* Whether per-node kernel spec sp was made for node n. */
 static bool bind_node_kernel(const tc_node *n, const tc_cg_spec *sp) {
   tc_cg_spec want;
+  if (sp->kind == TC_CG_ATTENTION)
+    return tc_cg_attention_spec(n, &want) && want.flags == sp->flags;
   return sp->kind != TC_CG_EWCHAIN && tc_cg_node_spec(n, sp->cols, &want) &&
          want.kind == sp->kind && want.act == sp->act && want.flags == sp->flags;
 }

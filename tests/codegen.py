@@ -85,6 +85,8 @@ def check_library_record(out):
         assert node in names, f"binding for unknown node {node}"
         assert re.fullmatch(r"kind=(bias_act|layernorm|softmax) act=\d flags=\d+ cols=\d+ width=\d+ "
                             r"unroll=\d( threads=1)? sym=tck_\d+", spec) or \
+            re.fullmatch(r"kind=attention act=0 flags=[0-3] cols=\d+ q=\d+ d=\d+ dv=\d+ h=\d+ "
+                         r"kvh=\d+ width=\d+ unroll=\d( threads=1)? sym=tck_\d+", spec) or \
             re.fullmatch(r"kind=ewchain cols=\d+ width=\d+ unroll=\d( threads=1)? prog=[0-9a-f]{16} "
                          r"ins=[FRS]+( types=[fbB]+ out=[fbB])? sym=tck_\d+", spec), spec
     return binds
@@ -123,6 +125,70 @@ def untuned_codegen_matches_ort_and_builtin():
                   "--shape", "input_ids=1x8", "--shape", "attention_mask=1x8")
         assert "cannot be read; running libtacort's own kernels" in p.stderr, p.stderr
         os.rename(out + ".moved", out + ".tacok")
+
+
+@test
+def attention_kernel_matches_ort():
+    """With the sequence length fixed by --shape, each Attention node gets a
+    generated kernel for that length; other lengths run libtacort's own."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "opt.onnx")
+        p = tacoc("optimize", BERT, "-o", out, "-O2", "--codegen", "cpu")
+        assert not any(v.startswith("kind=attention") for v in check_library_record(out).values()), \
+            "an attention kernel for a symbolic sequence length"
+        tacoc("optimize", BERT, "-o", out, "-O2", "--codegen", "cpu", "--shape", "seq=16", "-q")
+        binds = check_library_record(out)
+        n_att = sum(n.op_type == "Attention" for n in onnx.load(out, load_external_data=False).graph.node)
+        att = [v for v in binds.values() if v.startswith("kind=attention")]
+        assert n_att and len(att) == n_att, (n_att, binds)
+        assert all(" cols=16 q=16 " in v for v in att), att
+        sess = ort.InferenceSession(BERT, providers=["CPUExecutionProvider"])
+        for s in (16, 9):
+            feeds, args = bert_inputs(tmp, s=s)
+            want = sess.run(None, feeds)[0]
+            y1, n1, err = run_model(out, args, tmp, native=True)
+            y0, _, _ = run_model(out, args, tmp, native=False)
+            assert n1 == len(binds), err
+            assert np.allclose(y1, want, atol=1e-4, rtol=1e-3), (s, np.abs(y1 - want).max())
+            assert np.abs(y1 - y0).max() < 1e-5, (s, np.abs(y1 - y0).max())
+
+
+@test
+def attention_kernel_in_other_models():
+    """SDPA-exported BERT, a causal Llama-style decoder and a wav2vec2-style
+    encoder (no mask) with their sequence lengths fixed: the bound attention
+    kernels give ONNX Runtime's outputs."""
+    rng = np.random.default_rng(5)
+    cases = [("bert_sdpa", "seq=12", {"input_ids": rng.integers(0, 100, (2, 12)),
+                                      "attention_mask": np.ones((2, 12), np.int64)}),
+             ("llama", "seq=10", {"input_ids": rng.integers(0, 90, (1, 10)),
+                                  "attention_mask": np.ones((1, 10), np.int64),
+                                  "position_ids": np.arange(10)[None]}),
+             ("wav2vec2", "samples=1600", {"input_values": rng.standard_normal((1, 1600), np.float32)})]
+    for name, shape, feeds in cases:
+        src = os.path.join(A.modeldir, name + ".onnx")
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "opt.onnx")
+            tacoc("optimize", src, "-o", out, "-O2", "--codegen", "cpu", "--shape", shape, "-q")
+            att = [v for v in check_library_record(out).values() if v.startswith("kind=attention")]
+            assert att, f"{name}: no attention kernel bound"
+            feeds = {k: v.astype(np.int64) if v.dtype.kind == "i" else v for k, v in feeds.items()}
+            if name == "bert_sdpa":
+                feeds["attention_mask"][1, 7:] = 0
+            sess = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
+            want = sess.run(None, feeds)
+            args = []
+            for k, v in feeds.items():
+                np.save(os.path.join(tmp, k + ".npy"), v)
+                args += ["--input", f"{k}={os.path.join(tmp, k + '.npy')}"]
+            od = os.path.join(tmp, "out")
+            p = tacoc("run", out, *args, "--output-dir", od, "--allow-native-code")
+            assert "nodes run generated kernels" in p.stderr and "warning" not in p.stderr, p.stderr
+            for meta_o, w in zip(sess.get_outputs(), want):
+                safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in meta_o.name)
+                got = np.load(os.path.join(od, safe + ".npy"))
+                err = np.abs(got - w).max()
+                assert err <= 1e-4 * max(1.0, np.abs(w).max()), (name, meta_o.name, err)
 
 
 @test

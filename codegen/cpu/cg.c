@@ -62,7 +62,7 @@ static LLVMTypeRef int_like(cg *c, LLVMTypeRef t) {
   return n == 1 ? c->i32 : LLVMVectorType(c->i32, n);
 }
 
-/* Broadcasts the float scalar s to type t. */
+/* Broadcasts the scalar s (float or int32) to type t of its element type. */
 static LLVMValueRef splat(cg *c, LLVMTypeRef t, LLVMValueRef s) {
   unsigned n = lanes(t);
   if (n == 1)
@@ -261,7 +261,7 @@ static LLVMValueRef hreduce(cg *c, int op, LLVMValueRef v) {
 typedef struct loop {
   LLVMBasicBlockRef head, body;
   LLVMValueRef iv;
-  LLVMValueRef acc[8];
+  LLVMValueRef acc[32];
   size_t n_acc;
 } loop;
 
@@ -481,8 +481,14 @@ static void ln_out(cg *c, pass_ctx *p, LLVMValueRef j, LLVMTypeRef t, LLVMValueR
   store(c, v, p->y, j);
 }
 
-/* The row loop around the kind's passes. */
-static void build_kernel(cg *c, const tc_cg_spec *sp) {
+/* A kernel function (tc_cg_row_fn) named sp->sym: its parameters, and the
+ * entry, row-loop and exit blocks, the builder at the end of entry. */
+typedef struct kframe {
+  LLVMValueRef in, out, params, lo, hi;
+  LLVMBasicBlockRef entry, rows, done;
+} kframe;
+
+static kframe kernel_frame(cg *c, const tc_cg_spec *sp) {
   LLVMTypeRef args[5] = {c->ptr, c->ptr, c->ptr, c->i64, c->i64};
   LLVMTypeRef ft = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), args, 5, 0);
   c->fn = LLVMAddFunction(c->mod, sp->sym, ft);
@@ -490,13 +496,39 @@ static void build_kernel(cg *c, const tc_cg_spec *sp) {
   unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
   LLVMAddAttributeAtIndex(c->fn, LLVMAttributeFunctionIndex,
                           LLVMCreateEnumAttribute(c->ctx, nounwind, 0));
-  LLVMValueRef pin = LLVMGetParam(c->fn, 0), pout = LLVMGetParam(c->fn, 1);
-  LLVMValueRef pparams = LLVMGetParam(c->fn, 2), lo = LLVMGetParam(c->fn, 3),
-               hi = LLVMGetParam(c->fn, 4);
-  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "entry");
-  LLVMBasicBlockRef rows = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "row");
-  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "done");
-  LLVMPositionBuilderAtEnd(c->b, entry);
+  kframe f = {.in = LLVMGetParam(c->fn, 0),
+              .out = LLVMGetParam(c->fn, 1),
+              .params = LLVMGetParam(c->fn, 2),
+              .lo = LLVMGetParam(c->fn, 3),
+              .hi = LLVMGetParam(c->fn, 4)};
+  f.entry = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "entry");
+  f.rows = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "row");
+  f.done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "done");
+  LLVMPositionBuilderAtEnd(c->b, f.entry);
+  return f;
+}
+
+/* Closes the row loop (row index r) and returns. */
+static void kernel_end(cg *c, const kframe *f, LLVMValueRef r) {
+  LLVMValueRef rn = LLVMBuildAdd(c->b, r, i64c(c, 1), "");
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+  LLVMAddIncoming(r, &rn, &latch, 1);
+  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, rn, f->hi, ""), f->rows, f->done);
+  LLVMPositionBuilderAtEnd(c->b, f->done);
+  LLVMBuildRetVoid(c->b);
+}
+
+static void build_attention(cg *c, const tc_cg_spec *sp);
+
+/* The row loop around the kind's passes. */
+static void build_kernel(cg *c, const tc_cg_spec *sp) {
+  if (sp->kind == TC_CG_ATTENTION) {
+    build_attention(c, sp);
+    return;
+  }
+  kframe f = kernel_frame(c, sp);
+  LLVMValueRef pin = f.in, pout = f.out, pparams = f.params, lo = f.lo, hi = f.hi;
+  LLVMBasicBlockRef entry = f.entry, rows = f.rows, done = f.done;
   LLVMValueRef base_in[TC_EW_MAX_IN], base_out[2];
   int n_in = sp->kind == TC_CG_EWCHAIN ? sp->prog.n_in : 4;
   for (int i = 0; i < n_in; i++) {
@@ -572,12 +604,281 @@ static void build_kernel(cg *c, const tc_cg_spec *sp) {
   }
   default: break;
   }
-  LLVMValueRef rn = LLVMBuildAdd(c->b, r, i64c(c, 1), "");
-  LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
-  LLVMAddIncoming(r, &rn, &latch, 1);
-  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, rn, hi, ""), rows, done);
-  LLVMPositionBuilderAtEnd(c->b, done);
-  LLVMBuildRetVoid(c->b);
+  kernel_end(c, &f, r);
+}
+
+/* ---- attention ---- */
+
+/* The first n lanes of vector type t at base[idx] (the rest 0), or a plain
+ * load when n covers t. */
+static LLVMValueRef lane_mask(cg *c, unsigned w, unsigned n) {
+  LLVMTypeRef i1 = LLVMInt1TypeInContext(c->ctx);
+  LLVMValueRef e[64];
+  for (unsigned i = 0; i < w; i++)
+    e[i] = LLVMConstInt(i1, i < n, 0);
+  return LLVMConstVector(e, w);
+}
+static LLVMValueRef masked_intrin(cg *c, const char *name, LLVMTypeRef t, LLVMValueRef *args,
+                                  unsigned n) {
+  LLVMTypeRef ov[2] = {t, c->ptr};
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, ov, 2);
+  return LLVMBuildCall2(c->b, LLVMIntrinsicGetType(c->ctx, id, ov, 2), f, args, n, "");
+}
+static LLVMValueRef load_part(cg *c, LLVMTypeRef t, LLVMValueRef base, LLVMValueRef idx,
+                              unsigned n) {
+  unsigned w = lanes(t);
+  if (n >= w)
+    return load(c, t, base, idx);
+  LLVMValueRef args[4] = {elem_ptr(c, base, idx), LLVMConstInt(c->i32, 4, 0), lane_mask(c, w, n),
+                          K(c, t, 0.0)};
+  return masked_intrin(c, "llvm.masked.load", t, args, 4);
+}
+static void store_part(cg *c, LLVMValueRef v, LLVMValueRef base, LLVMValueRef idx, unsigned n) {
+  LLVMTypeRef t = LLVMTypeOf(v);
+  unsigned w = lanes(t);
+  if (n >= w) {
+    store(c, v, base, idx);
+    return;
+  }
+  LLVMValueRef args[4] = {v, elem_ptr(c, base, idx), LLVMConstInt(c->i32, 4, 0),
+                          lane_mask(c, w, n)};
+  masked_intrin(c, "llvm.masked.store", t, args, 4);
+}
+
+static LLVMValueRef imul(cg *c, LLVMValueRef a, long long k) {
+  return LLVMBuildMul(c->b, a, i64c(c, k), "");
+}
+static LLVMValueRef iadd(cg *c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildAdd(c->b, a, b, "");
+}
+
+/* What one (batch, head) row of an attention kernel works with. */
+typedef struct att_ctx {
+  const tc_cg_spec *sp;
+  LLVMTypeRef t; /* the vector type (float when width 1) */
+  long long W, L, Lp, NJ, D, Dv, QS, VS, YS;
+  LLVMValueRef q, v, m, y, kt, p;           /* bases: Q, V, mask, Y, transposed K, scores */
+  LLVMValueRef qoff, voff, yoff, moff, ms2; /* element offsets of this head; mask query stride */
+  LLVMValueRef scale;
+} att_ctx;
+
+/* Scores of query rows i0 .. i0+R-1 against nj key vectors from key jt
+ * (an i64 value): scale * q . k (+ mask), -inf where masked (causal, or
+ * padding past the last key), stored to the score rows. */
+static void att_scores(cg *c, const att_ctx *a, int R, LLVMValueRef i0, LLVMValueRef jt, int nj,
+                       bool last_partial) {
+  LLVMTypeRef t = a->t;
+  double zeros[32] = {0};
+  loop l;
+  loop_begin(c, &l, 0, t, zeros, (size_t)(R * nj));
+  LLVMValueRef kv[4], next[32];
+  for (int jj = 0; jj < nj; jj++)
+    kv[jj] = load(c, t, a->kt, iadd(c, iadd(c, imul(c, l.iv, a->Lp), jt), i64c(c, jj * a->W)));
+  for (int r = 0; r < R; r++) {
+    LLVMValueRef row = iadd(c, a->qoff, imul(c, iadd(c, i0, i64c(c, r)), a->QS));
+    LLVMValueRef qs = splat(c, t, load(c, c->f32, a->q, iadd(c, row, l.iv)));
+    for (int jj = 0; jj < nj; jj++)
+      next[r * nj + jj] = fma3(c, qs, kv[jj], l.acc[r * nj + jj]);
+  }
+  loop_end(c, &l, 1, a->D, next);
+  LLVMValueRef ninf = K(c, t, -INFINITY);
+  unsigned w = (unsigned)a->W;
+  for (int r = 0; r < R; r++) {
+    LLVMValueRef qi = iadd(c, i0, i64c(c, r));
+    for (int jj = 0; jj < nj; jj++) {
+      LLVMValueRef j0 = iadd(c, jt, i64c(c, jj * a->W));
+      bool part = last_partial && jj == nj - 1;
+      unsigned valid = part ? (unsigned)(a->L % a->W) : w;
+      LLVMValueRef s = mul(c, next[r * nj + jj], splat(c, t, a->scale));
+      if (a->sp->flags & TC_CG_F_MASK)
+        s = add(c, s,
+                load_part(c, t, a->m,
+                          iadd(c, iadd(c, a->moff, LLVMBuildMul(c->b, qi, a->ms2, "")), j0),
+                          valid));
+      if (a->sp->flags & TC_CG_F_CAUSAL) { /* key index > query index: masked */
+        LLVMTypeRef it = int_like(c, t);
+        LLVMValueRef keys = splat(c, it, LLVMBuildTrunc(c->b, j0, c->i32, ""));
+        if (w > 1) {
+          LLVMValueRef idx[64];
+          for (unsigned e = 0; e < w; e++)
+            idx[e] = LLVMConstInt(c->i32, e, 0);
+          keys = LLVMBuildAdd(c->b, keys, LLVMConstVector(idx, w), "");
+        }
+        LLVMValueRef qv = splat(c, it, LLVMBuildTrunc(c->b, qi, c->i32, ""));
+        s = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, keys, qv, ""), ninf, s, "");
+      }
+      if (part) /* the lanes past the last key */
+        s = LLVMBuildSelect(c->b, lane_mask(c, w, valid), s, ninf, "");
+      store(c, s, a->p, iadd(c, i64c(c, r * a->Lp), j0));
+    }
+  }
+}
+
+/* Query rows i0 .. i0+R-1 of one head: scores, softmax, P V. */
+static void att_block(cg *c, const att_ctx *a, int R, LLVMValueRef i0) {
+  LLVMTypeRef t = a->t;
+  int J = 16 / R < 1 ? 1 : 16 / R > 4 ? 4 : 16 / R;
+  if (J > a->NJ)
+    J = (int)a->NJ;
+  bool partial = a->L % a->W != 0;
+  long long nfull = partial ? (a->NJ - 1) / J : a->NJ / J, rem = a->NJ - nfull * J;
+  if (nfull > 0) {
+    loop l;
+    loop_begin(c, &l, 0, t, NULL, 0);
+    att_scores(c, a, R, i0, l.iv, J, false);
+    loop_end(c, &l, J * a->W, nfull * J * a->W, NULL);
+  }
+  if (rem > 0)
+    att_scores(c, a, R, i0, i64c(c, nfull * J * a->W), (int)rem, partial);
+  /* softmax of each score row, left unnormalized; inv[r] = 1 / sum, or 0
+   * when every key is masked (zeros, as libtacort's kernel) */
+  LLVMValueRef inv[8];
+  for (int r = 0; r < R; r++) {
+    LLVMValueRef row = i64c(c, r * a->Lp);
+    double ninf = -INFINITY, z = 0;
+    loop l;
+    loop_begin(c, &l, 0, t, &ninf, 1);
+    LLVMValueRef mx = fmax_keep_nan(c, l.acc[0], load(c, t, a->p, iadd(c, row, l.iv)));
+    loop_end(c, &l, a->W, a->Lp, &mx);
+    LLVMValueRef m = hreduce(c, RED_MAX, mx);
+    LLVMValueRef dead = LLVMBuildFCmp(c->b, LLVMRealOEQ, m, LLVMConstReal(c->f32, -INFINITY), "");
+    LLVMValueRef m0 = LLVMBuildSelect(c->b, dead, LLVMConstReal(c->f32, 0.0), m, "");
+    loop_begin(c, &l, 0, t, &z, 1);
+    LLVMValueRef sv = load(c, t, a->p, iadd(c, row, l.iv));
+    LLVMValueRef e = vexp(c, sub(c, sv, splat(c, t, m0)));
+    e = LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOEQ, sv, K(c, t, -INFINITY), ""),
+                        K(c, t, 0.0), e, "");
+    store(c, e, a->p, iadd(c, row, l.iv));
+    LLVMValueRef sum = add(c, l.acc[0], e);
+    loop_end(c, &l, a->W, a->Lp, &sum);
+    LLVMValueRef tot = hreduce(c, RED_ADD, sum);
+    inv[r] = LLVMBuildSelect(c->b, dead, LLVMConstReal(c->f32, 0.0),
+                             fdivv(c, LLVMConstReal(c->f32, 1.0), tot), "");
+  }
+  /* Y rows = P V / sum, in tiles of up to nvt vectors of the value head */
+  long long NV = (a->Dv + a->W - 1) / a->W;
+  int nvt = 16 / R < 1 ? 1 : 16 / R > 4 ? 4 : 16 / R;
+  for (long long v0 = 0; v0 < NV; v0 += nvt) {
+    int nv = (int)(NV - v0 < nvt ? NV - v0 : nvt);
+    double zeros[32] = {0};
+    loop l;
+    loop_begin(c, &l, 0, t, zeros, (size_t)(R * nv));
+    LLVMValueRef vrow[4], next[32];
+    LLVMValueRef vbase = iadd(c, a->voff, imul(c, l.iv, a->VS));
+    for (int vv = 0; vv < nv; vv++) {
+      long long col = (v0 + vv) * a->W;
+      unsigned valid = (unsigned)(a->Dv - col < a->W ? a->Dv - col : a->W);
+      vrow[vv] = load_part(c, t, a->v, iadd(c, vbase, i64c(c, col)), valid);
+    }
+    for (int r = 0; r < R; r++) {
+      LLVMValueRef pr = splat(c, t, load(c, c->f32, a->p, iadd(c, i64c(c, r * a->Lp), l.iv)));
+      for (int vv = 0; vv < nv; vv++)
+        next[r * nv + vv] = fma3(c, pr, vrow[vv], l.acc[r * nv + vv]);
+    }
+    loop_end(c, &l, 1, a->L, next);
+    for (int r = 0; r < R; r++) {
+      LLVMValueRef yrow = iadd(c, a->yoff, imul(c, iadd(c, i0, i64c(c, r)), a->YS));
+      for (int vv = 0; vv < nv; vv++) {
+        long long col = (v0 + vv) * a->W;
+        unsigned valid = (unsigned)(a->Dv - col < a->W ? a->Dv - col : a->W);
+        store_part(c, mul(c, next[r * nv + vv], splat(c, t, inv[r])), a->y,
+                   iadd(c, yrow, i64c(c, col)), valid);
+      }
+    }
+  }
+}
+
+/* An attention kernel: rows [lo, hi) are (batch, head) pairs. Per row the
+ * head's keys are transposed into a stack buffer (zero-padded to a whole
+ * number of vectors), then query rows go in blocks of R = 2 * unroll:
+ * their scores against R x J key vectors at a time (broadcast q, FMA with
+ * K^T), the masked softmax in place, and P V accumulated in registers over
+ * the keys, scaled by 1 / sum on the way out. */
+static void build_attention(cg *c, const tc_cg_spec *sp) {
+  kframe f = kernel_frame(c, sp);
+  LLVMValueRef pin = f.in, pout = f.out, pparams = f.params, lo = f.lo, hi = f.hi;
+  LLVMBasicBlockRef entry = f.entry, rows = f.rows, done = f.done;
+  att_ctx a = {.sp = sp, .W = sp->width, .L = sp->cols, .D = sp->att_d, .Dv = sp->att_dv};
+  a.t = a.W > 1 ? LLVMVectorType(c->f32, (unsigned)a.W) : c->f32;
+  a.Lp = (a.L + a.W - 1) / a.W * a.W;
+  a.NJ = a.Lp / a.W;
+  long long H = sp->att_h, HKV = sp->att_kvh, G = H / HKV, Sq = sp->att_q;
+  a.QS = H * a.D;
+  a.VS = HKV * a.Dv;
+  a.YS = H * a.Dv;
+  LLVMValueRef base[5];
+  for (int i = 0; i < 5; i++) {
+    LLVMValueRef idx = i64c(c, i);
+    base[i] = LLVMBuildLoad2(c->b, c->ptr, LLVMBuildGEP2(c->b, c->ptr, pin, &idx, 1, ""), "");
+  }
+  LLVMValueRef zero = i64c(c, 0);
+  a.q = base[0];
+  a.v = base[2];
+  a.m = base[3];
+  a.y = LLVMBuildLoad2(c->b, c->ptr, pout, "");
+  a.scale = LLVMBuildLoad2(c->b, c->f32, pparams, "scale");
+  LLVMValueRef ms[3] = {zero, zero, zero};
+  if (sp->flags & TC_CG_F_MASK)
+    for (int i = 0; i < 3; i++) {
+      LLVMValueRef idx = i64c(c, i);
+      ms[i] = LLVMBuildLoad2(c->b, c->i64, LLVMBuildGEP2(c->b, c->i64, base[4], &idx, 1, ""), "");
+    }
+  a.ms2 = ms[2];
+  LLVMValueRef kt = LLVMBuildAlloca(c->b, LLVMArrayType(c->f32, (unsigned)(a.D * a.Lp)), "kt");
+  LLVMValueRef pr = LLVMBuildAlloca(c->b, LLVMArrayType(c->f32, (unsigned)(8 * a.Lp)), "p");
+  LLVMSetAlignment(kt, 64);
+  LLVMSetAlignment(pr, 64);
+  a.kt = kt;
+  a.p = pr;
+  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, lo, hi, ""), rows, done);
+
+  LLVMPositionBuilderAtEnd(c->b, rows);
+  LLVMValueRef r = LLVMBuildPhi(c->b, c->i64, "r");
+  LLVMAddIncoming(r, &lo, &entry, 1);
+  LLVMValueRef bi = LLVMBuildUDiv(c->b, r, i64c(c, H), ""),
+               h = LLVMBuildURem(c->b, r, i64c(c, H), "");
+  LLVMValueRef hk = LLVMBuildUDiv(c->b, h, i64c(c, G), "");
+  a.qoff = imul(c, iadd(c, imul(c, bi, Sq * H), h), a.D);
+  a.yoff = imul(c, iadd(c, imul(c, bi, Sq * H), h), a.Dv);
+  LLVMValueRef koff = imul(c, iadd(c, imul(c, bi, a.L * HKV), hk), a.D);
+  a.voff = imul(c, iadd(c, imul(c, bi, a.L * HKV), hk), a.Dv);
+  a.moff = iadd(c, LLVMBuildMul(c->b, bi, ms[0], ""), LLVMBuildMul(c->b, h, ms[1], ""));
+  /* K^T of this head: kt[d * Lp + j] = K[j][d], zeros past the last key */
+  {
+    loop lj;
+    loop_begin(c, &lj, 0, c->f32, NULL, 0);
+    LLVMValueRef krow = iadd(c, koff, imul(c, lj.iv, HKV * a.D));
+    loop ld;
+    loop_begin(c, &ld, 0, c->f32, NULL, 0);
+    store(c, load(c, c->f32, base[1], iadd(c, krow, ld.iv)), kt,
+          iadd(c, imul(c, ld.iv, a.Lp), lj.iv));
+    loop_end(c, &ld, 1, a.D, NULL);
+    loop_end(c, &lj, 1, a.L, NULL);
+    if (a.Lp > a.L) {
+      loop_begin(c, &ld, 0, c->f32, NULL, 0);
+      for (long long j = a.L; j < a.Lp; j++)
+        store(c, LLVMConstReal(c->f32, 0.0), kt, iadd(c, imul(c, ld.iv, a.Lp), i64c(c, j)));
+      loop_end(c, &ld, 1, a.D, NULL);
+    }
+  }
+  int R = 2 * sp->unroll;
+  if (R > 8)
+    R = 8;
+  long long nb = Sq / R;
+  if (nb > 0) {
+    loop l;
+    loop_begin(c, &l, 0, c->f32, NULL, 0);
+    att_block(c, &a, R, l.iv);
+    loop_end(c, &l, R, nb * R, NULL);
+  }
+  if (nb * R < Sq) {
+    loop l;
+    loop_begin(c, &l, nb * R, c->f32, NULL, 0);
+    att_block(c, &a, 1, l.iv);
+    loop_end(c, &l, 1, Sq, NULL);
+  }
+  kernel_end(c, &f, r);
 }
 
 /* ---- target, passes, object, link ---- */
@@ -676,6 +977,16 @@ static bool prog_ok(const tc_cg_spec *sp) {
   return true;
 }
 
+/* An attention spec's sizes are within what the kernel keeps on its stack. */
+static bool att_ok(const tc_cg_spec *sp) {
+  if (sp->kind != TC_CG_ATTENTION)
+    return true;
+  long long lp = (sp->cols + 15) / 16 * 16;
+  return sp->att_q > 0 && sp->att_d > 0 && sp->att_dv > 0 && sp->att_h > 0 && sp->att_kvh > 0 &&
+         sp->att_h % sp->att_kvh == 0 && sp->cols <= TC_CG_ATT_MAX_KEYS &&
+         lp * sp->att_d <= TC_CG_ATT_MAX_KT;
+}
+
 int tc_cg_build_library(const tc_cg_spec *specs, size_t n, const char *cpu, const char *so_path,
                         char *why, size_t why_cap) {
   static int inited;
@@ -688,7 +999,7 @@ int tc_cg_build_library(const tc_cg_spec *specs, size_t n, const char *cpu, cons
     const tc_cg_spec *sp = &specs[i];
     bool ok_w = sp->width == 1 || sp->width == 4 || sp->width == 8 || sp->width == 16;
     if (!ok_w || sp->unroll < 1 || sp->unroll > 4 || sp->cols <= 0 || !sp->sym[0] ||
-        sp->kind < TC_CG_BIAS_ACT || sp->kind > TC_CG_EWCHAIN || !prog_ok(sp)) {
+        sp->kind < TC_CG_BIAS_ACT || sp->kind > TC_CG_ATTENTION || !prog_ok(sp) || !att_ok(sp)) {
       snprintf(why, why_cap, "kernel %zu: unsupported spec", i);
       return 1;
     }

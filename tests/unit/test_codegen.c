@@ -120,6 +120,25 @@ static bool close_all(const tc_rt_tensor *got, const tc_rt_tensor *want, const c
   return true;
 }
 
+/* Builds specs[0..n) into a library and loads it (NULL, checked, on failure). */
+static tc_native_lib *build_lib(const tc_cg_spec *specs, size_t n) {
+  char dir[] = "/tmp/tacoc-cg-XXXXXX", so[256], why[512];
+  CHECK(mkdtemp(dir) != NULL);
+  snprintf(so, sizeof so, "%s/c.so", dir);
+  int rc = tc_cg_build_library(specs, n, NULL, so, why, sizeof why);
+  if (rc)
+    fprintf(stderr, "build failed: %s\n", why);
+  CHECK(rc == 0);
+  size_t size = 0;
+  unsigned char *bytes = tc_read_file(so, &size);
+  unlink(so);
+  rmdir(dir);
+  tc_native_lib *lib = bytes ? tc_native_lib_open(bytes, size, why, sizeof why) : NULL;
+  free(bytes);
+  CHECK(lib != NULL);
+  return lib;
+}
+
 static void test_kernels_match_reference(void) {
   char dir[] = "/tmp/tacoc-cg-XXXXXX";
   CHECK(mkdtemp(dir) != NULL);
@@ -264,6 +283,26 @@ static void test_spec_strings(void) {
   CHECK(!tc_cg_spec_parse("kind=ewchain cols=8 prog=12 ins=F sym=a", &back)); /* short hash */
   CHECK(!tc_cg_spec_parse("kind=ewchain cols=8 prog=0123456789abcdef sym=a", &back)); /* no ins */
   CHECK(!tc_cg_spec_parse("kind=ewchain cols=8 prog=0123456789abcdef ins=FX sym=a", &back));
+  /* attention: the head shape and query length */
+  tc_cg_spec at = {.kind = TC_CG_ATTENTION,
+                   .flags = TC_CG_F_MASK,
+                   .cols = 128,
+                   .width = 16,
+                   .unroll = 2,
+                   .att_q = 128,
+                   .att_d = 64,
+                   .att_dv = 64,
+                   .att_h = 12,
+                   .att_kvh = 4};
+  snprintf(at.sym, sizeof at.sym, "tck_9");
+  tc_cg_spec_format(&at, buf, sizeof buf);
+  CHECK(!strcmp(buf, "kind=attention act=0 flags=1 cols=128 q=128 d=64 dv=64 h=12 kvh=4 width=16 "
+                     "unroll=2 sym=tck_9"));
+  CHECK(tc_cg_spec_parse(buf, &back) && back.kind == TC_CG_ATTENTION && back.att_q == 128 &&
+        back.att_d == 64 && back.att_dv == 64 && back.att_h == 12 && back.att_kvh == 4 &&
+        back.cols == 128 && back.flags == TC_CG_F_MASK);
+  CHECK(!tc_cg_spec_parse("kind=attention flags=0 cols=8 d=4 dv=4 h=2 kvh=2 sym=a", &back)); /* q */
+  CHECK(!tc_cg_spec_parse("kind=attention flags=0 cols=8 q=8 d=4 dv=4 h=3 kvh=2 sym=a", &back));
 }
 
 static void test_bad_spec_refused(void) {
@@ -469,20 +508,7 @@ static void test_chains_match_reference(void) {
           n++;
         }
   }
-  char dir[] = "/tmp/tacoc-cg-XXXXXX", so[256], why[512];
-  CHECK(mkdtemp(dir) != NULL);
-  snprintf(so, sizeof so, "%s/c.so", dir);
-  int rc = tc_cg_build_library(specs, n, NULL, so, why, sizeof why);
-  if (rc)
-    fprintf(stderr, "build failed: %s\n", why);
-  CHECK(rc == 0);
-  size_t size = 0;
-  unsigned char *bytes = tc_read_file(so, &size);
-  unlink(so);
-  rmdir(dir);
-  tc_native_lib *lib = bytes ? tc_native_lib_open(bytes, size, why, sizeof why) : NULL;
-  free(bytes);
-  CHECK(lib != NULL);
+  tc_native_lib *lib = build_lib(specs, n);
   if (!lib)
     return;
   tc_fast_kernels_set(false); /* the reference kernels */
@@ -626,6 +652,156 @@ static void test_chain_boundaries(void) {
   CHECK(tc_ew_chain_of(mul, &ch) && ch.n_nodes == 3);
 }
 
+/* ---- attention ---- */
+
+/* An attention case: Q [B, Sq, H*D], K [B, L, KVH*D], V [B, L, KVH*Dv],
+ * an optional float mask of the given dims (rank 0: none), causal or not,
+ * a scale attribute or the default. */
+typedef struct acase {
+  const char *name;
+  int64_t B, Sq, L, H, KVH, D, Dv;
+  size_t mrank;
+  int64_t mdims[4];
+  bool causal;
+  float scale; /* 0: the default 1/sqrt(D) */
+} acase;
+
+static const acase acases[] = {
+    {"odd sizes", 2, 5, 7, 3, 3, 5, 6, 0, {0}, false, 0},
+    {"BERT-like mask", 1, 33, 33, 4, 4, 64, 64, 4, {1, 1, 33, 33}, false, 0},
+    {"GQA, mask over keys", 2, 3, 40, 4, 2, 8, 8, 4, {2, 1, 1, 40}, false, 0.3f},
+    {"causal, 2-D mask", 1, 17, 17, 2, 2, 16, 12, 2, {17, 17}, true, 0},
+    {"causal", 1, 20, 20, 1, 1, 3, 3, 0, {0}, true, 0},
+    {"per-head mask", 2, 9, 18, 3, 3, 32, 20, 4, {2, 3, 9, 18}, false, 0},
+};
+#define N_AC (sizeof acases / sizeof acases[0])
+static const int att_unrolls[] = {1, 2, 4};
+
+static tc_rt_tensor rand_tensor(size_t rank, const int64_t *dims, double scale) {
+  tc_rt_tensor t = {.dtype = TC_DTYPE_F32, .rank = rank};
+  size_t n = 1;
+  for (size_t d = 0; d < rank; d++)
+    n *= (size_t)(t.dims[d] = dims[d]);
+  float *v = malloc(n * sizeof *v);
+  for (size_t i = 0; i < n; i++)
+    v[i] = (float)(uniform() * scale);
+  t.data = v;
+  t.bytes = n * sizeof *v;
+  return t;
+}
+
+static tc_node *attention_node(const acase *ac) {
+  tc_node *n = tc_graph_append_node(graph, "Attention", "", ac->name, ac->mrank ? 4 : 3, 1,
+                                    ac->scale ? 4 : 3);
+  for (size_t i = 0; i < (ac->mrank ? 4u : 3u); i++)
+    tc_node_set_input(n, i, tc_graph_new_temp(graph, "in"));
+  tc_node_set_output(n, 0, tc_graph_new_temp(graph, "out"));
+  tc_node_set_attr_int(n, 0, "q_num_heads", ac->H);
+  tc_node_set_attr_int(n, 1, "kv_num_heads", ac->KVH);
+  tc_node_set_attr_int(n, 2, "is_causal", ac->causal);
+  if (ac->scale)
+    tc_node_set_attr_float(n, 3, "scale", ac->scale);
+  return n;
+}
+
+/* Every case at widths 1/4/8/16 and unroll 1/2/4 (2, 4, 8 query rows at a
+ * time) against libtacort's Attention kernel: masks of several broadcasts
+ * with a fully masked query row, keys not a multiple of the width, GQA,
+ * causal, head sizes that leave vector tails. */
+static void test_attention_matches_reference(void) {
+  static tc_cg_spec specs[N_AC * N_W * 3];
+  tc_node *nodes[N_AC];
+  size_t n = 0;
+  for (size_t c = 0; c < N_AC; c++) {
+    const acase *ac = &acases[c];
+    nodes[c] = attention_node(ac);
+    int64_t qd[3] = {ac->B, ac->Sq, ac->H * ac->D}, kd[3] = {ac->B, ac->L, ac->KVH * ac->D},
+            vd[3] = {ac->B, ac->L, ac->KVH * ac->Dv};
+    for (size_t w = 0; w < N_W; w++)
+      for (size_t u = 0; u < 3; u++) {
+        tc_cg_spec *sp = &specs[n];
+        CHECK(tc_cg_attention_spec(nodes[c], sp));
+        CHECK(tc_cg_attention_dims(nodes[c], qd, kd, vd, sp));
+        CHECK(sp->flags == ((ac->mrank ? TC_CG_F_MASK : 0) | (ac->causal ? TC_CG_F_CAUSAL : 0)));
+        sp->width = widths[w];
+        sp->unroll = att_unrolls[u];
+        snprintf(sp->sym, sizeof sp->sym, "a_%zu", n);
+        n++;
+      }
+  }
+  tc_native_lib *lib = build_lib(specs, n);
+  if (!lib)
+    return;
+  tc_arena *a = tc_arena_new();
+  tc_diag diag = {0};
+  const tc_kernel_def *def = tc_kernel_find("Attention", "", 23);
+  CHECK(def != NULL);
+  size_t checked = 0;
+  double worst = 0;
+  for (size_t s = 0; s < n && def; s++) {
+    const tc_cg_spec *sp = &specs[s];
+    const acase *ac = &acases[s / (N_W * 3)];
+    int64_t qd[3] = {ac->B, ac->Sq, ac->H * ac->D}, kd[3] = {ac->B, ac->L, ac->KVH * ac->D},
+            vd[3] = {ac->B, ac->L, ac->KVH * ac->Dv};
+    tc_rt_tensor t[4] = {rand_tensor(3, qd, 2.0), rand_tensor(3, kd, 2.0), rand_tensor(3, vd, 1.0)};
+    const tc_rt_tensor *in[4] = {&t[0], &t[1], &t[2], NULL};
+    if (ac->mrank) {
+      t[3] = rand_tensor(ac->mrank, ac->mdims, 1.0);
+      float *m = t[3].data;
+      size_t L = (size_t)ac->L, nm = tc_rt_numel(&t[3]);
+      for (size_t i = 0; i < nm; i += 7)
+        m[i] = -10000.0f; /* BERT's padding value */
+      if (nm >= 2 * L && !ac->causal)
+        for (size_t j = 0; j < L; j++)
+          m[L + j] = -INFINITY; /* a fully masked query row (of the mask's second row) */
+      in[3] = &t[3];
+    }
+    tc_kernel_ctx k = {.node = nodes[s / (N_W * 3)], .opset = 23, .diag = &diag, .arena = a};
+    tc_rt_tensor want = {0}, got = {0};
+    CHECK(def->run(&k, in, ac->mrank ? 4 : 3, &want, 1) == TC_STATUS_OK);
+    tc_status st = TC_STATUS_INVALID;
+    tc_cg_row_fn fn = tc_native_lib_sym(lib, sp->sym);
+    CHECK(fn && tc_native_run(&k, sp, fn, in, ac->mrank ? 4 : 3, &got, 1, &st));
+    CHECK(st == TC_STATUS_OK);
+    if (st == TC_STATUS_OK && got.data && tc_rt_numel(&got) == tc_rt_numel(&want)) {
+      const float *g = got.data, *wv = want.data;
+      for (size_t i = 0; i < tc_rt_numel(&want); i++) {
+        double e = fabs((double)g[i] - (double)wv[i]);
+        worst = e > worst ? e : worst;
+        if (!(e <= 1e-5 + 1e-5 * fabs((double)wv[i]))) {
+          fprintf(stderr,
+                  "attention %s width %d unroll %d element %zu: generated %.9g, reference %.9g\n",
+                  ac->name, sp->width, sp->unroll, i, g[i], wv[i]);
+          CHECK(false);
+          break;
+        }
+      }
+      checked++;
+    } else {
+      CHECK(false);
+    }
+    /* a boolean mask, or other sizes than the spec's, run the built-in kernel */
+    if (ac->mrank && sp->width == 16 && sp->unroll == 1) {
+      tc_rt_tensor bm = t[3];
+      bm.dtype = TC_DTYPE_BOOL;
+      const tc_rt_tensor *bin[4] = {in[0], in[1], in[2], &bm};
+      tc_rt_tensor none = {0};
+      CHECK(!tc_native_run(&k, sp, fn, bin, 4, &none, 1, &st));
+      tc_cg_spec other = *sp;
+      other.cols++;
+      CHECK(!tc_native_run(&k, &other, fn, in, 4, &none, 1, &st));
+      CHECK(!tc_native_run(&k, sp, fn, in, 3, &none, 1, &st)); /* the mask left out */
+    }
+    for (int i = 0; i < 4; i++)
+      free(t[i].data);
+    tc_arena_reset(a);
+  }
+  printf("codegen: %zu attention kernels checked against the reference, max abs error %.3g\n",
+         checked, worst);
+  tc_arena_free(a);
+  tc_native_lib_close(lib);
+}
+
 int main(void) {
   model = tc_model_new_empty();
   graph = model->graph = tc_graph_new(model, NULL, "g");
@@ -638,6 +814,7 @@ int main(void) {
   RUN(test_kernels_match_reference);
   RUN(test_chains_match_reference);
   RUN(test_chain_boundaries);
+  RUN(test_attention_matches_reference);
   tc_model_free(model);
   return SUMMARY("codegen");
 }
