@@ -20,7 +20,12 @@
  *       XLA use), +-1 outside; within 5e-7 absolute, a few ulp near 0.
  * tanh: Cephes tanhf: an odd polynomial below 0.625, 1 - 2 / (e^2x + 1)
  *       above; about 2 ulp.
- * sigmoid: 1 / (1 + e^-x). */
+ * sigmoid: 1 / (1 + e^-x).
+ * gelu: 0.5 t (1 + erf(t / sqrt 2)) of x (+ a bias row), lanes below -2
+ *       recomputed in double by the caller's formula (the sum cancels).
+ * normalization rows: mean and variance in double (vector sums), then
+ *       (x - mean) * inv * scale + bias in double, rounded once. */
+#include <stdint.h>
 #include <string.h>
 
 #include "kernel.h"
@@ -133,6 +138,112 @@ VINLINE v4f v_sigmoid(v4f x) { return splat(1.0f) / (splat(1.0f) + v_exp(-x)); }
       memcpy(y + i, &v, (n - i) * sizeof *y);                                                      \
     }                                                                                              \
   }
+
+/* t * 0.70710678118654752f through erf, then 0.5f * t * (1 + erf), lane by
+ * lane as the scalar form; lanes below -2 from tail. */
+VINLINE void gelu_block(float *y, const float *x, const float *b, size_t m,
+                        double (*tail)(double)) {
+  v4f t = splat(0);
+  if (m == LANES)
+    memcpy(&t, x, sizeof t);
+  else
+    memcpy(&t, x, m * sizeof *x);
+  if (b) {
+    v4f bb = splat(0);
+    if (m == LANES)
+      memcpy(&bb, b, sizeof bb);
+    else
+      memcpy(&bb, b, m * sizeof *b);
+    t = t + bb;
+  }
+  v4f e = v_erf(t * splat(0.70710678118654752f));
+  v4f r = splat(0.5f) * t * (splat(1.0f) + e);
+  v4i low = t < splat(-2.0f);
+  if (m == LANES)
+    memcpy(y, &r, sizeof r);
+  else
+    memcpy(y, &r, m * sizeof *y);
+  uint64_t words[LANES / 2], any = 0; /* any lane low: the lanes OR'ed as 64-bit words */
+  memcpy(words, &low, sizeof words);
+  for (size_t k = 0; k < LANES / 2; k++)
+    any |= words[k];
+  if (any)
+    for (size_t l = 0; l < m; l++)
+      if (low[l])
+        y[l] = (float)tail((double)t[l]);
+}
+
+VCLONE_ATTR void tc_vgelu_f32(float *y, const float *x, const float *b, size_t n,
+                              double (*tail)(double)) {
+  size_t i = 0;
+  for (; i + LANES <= n; i += LANES)
+    gelu_block(y + i, x + i, b ? b + i : NULL, LANES, tail);
+  if (i < n)
+    gelu_block(y + i, x + i, b ? b + i : NULL, n - i, tail);
+}
+
+/* Doubles, LANES / 2 of them (the same bytes as LANES floats), and the
+ * floats they come from. */
+#define HL (LANES / 2)
+typedef double v8d __attribute__((vector_size(4 * LANES)));
+typedef float vhf __attribute__((vector_size(2 * LANES)));
+
+VINLINE v8d ld_d(const float *x) {
+  vhf f;
+  memcpy(&f, x, sizeof f);
+  return __builtin_convertvector(f, v8d);
+}
+VINLINE double hsum_d(v8d a) { /* lanes in order */
+  double s = 0;
+  for (int l = 0; l < HL; l++)
+    s += a[l];
+  return s;
+}
+
+VCLONE_ATTR void tc_vmoments_f32(const float *x, size_t n, bool centred, double *mean,
+                                 double *var) {
+  double m = 0;
+  size_t i;
+  if (centred && n) {
+    v8d a = {0}, b = {0};
+    for (i = 0; i + 2 * HL <= n; i += 2 * HL) {
+      a += ld_d(x + i);
+      b += ld_d(x + i + HL);
+    }
+    double s = hsum_d(a) + hsum_d(b);
+    for (; i < n; i++)
+      s += x[i];
+    m = s / (double)n;
+  }
+  v8d mv = (v8d){0} + m, a = {0}, b = {0};
+  for (i = 0; i + 2 * HL <= n; i += 2 * HL) {
+    v8d d = ld_d(x + i) - mv, e = ld_d(x + i + HL) - mv;
+    a += d * d;
+    b += e * e;
+  }
+  double s2 = hsum_d(a) + hsum_d(b);
+  for (; i < n; i++) {
+    double d = x[i] - m;
+    s2 += d * d;
+  }
+  *mean = m;
+  *var = n ? s2 / (double)n : 0;
+}
+
+VCLONE_ATTR void tc_vnorm_f32(float *y, const float *x, size_t n, double mean, double inv,
+                              const float *scale, const float *bias) {
+  v8d mv = (v8d){0} + mean, iv = (v8d){0} + inv;
+  size_t i = 0;
+  for (; i + HL <= n; i += HL) {
+    v8d v = (ld_d(x + i) - mv) * iv * ld_d(scale + i);
+    if (bias)
+      v += ld_d(bias + i);
+    vhf f = __builtin_convertvector(v, vhf);
+    memcpy(y + i, &f, sizeof f);
+  }
+  for (; i < n; i++)
+    y[i] = (float)((x[i] - mean) * inv * scale[i] + (bias ? bias[i] : 0.0));
+}
 
 VMAP(tc_vexp_f32, v_exp)
 VMAP(tc_verf_f32, v_erf)

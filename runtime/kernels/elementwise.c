@@ -1074,19 +1074,8 @@ DEF_FROW_UN(hsigmoid, {
 })
 /* 0.5 x (1 + erf(x / sqrt 2)); below -2 the sum cancels, and those (few)
  * elements are recomputed in double as the reference does. */
-DEF_FROW_UN(gelu, {
-  float t[UBLOCK];
-  for (size_t b = 0; b < n; b += UBLOCK) {
-    size_t m = n - b < UBLOCK ? n - b : UBLOCK;
-    for (size_t i = 0; i < m; i++)
-      t[i] = x[b + i] * 0.70710678118654752f;
-    tc_verf_f32(t, t, m);
-    for (size_t i = 0; i < m; i++) {
-      float v = x[b + i];
-      y[b + i] = v < -2 ? (float)uf_gelu(v, p) : 0.5f * v * (1 + t[i]);
-    }
-  }
-})
+static double gelu_tail(double v) { return uf_gelu(v, NULL); }
+DEF_FROW_UN(gelu, tc_vgelu_f32(y, x, NULL, n, gelu_tail))
 /* 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))), below -2 in double */
 DEF_FROW_UN(gelu_tanh, {
   float t[UBLOCK];
@@ -1264,20 +1253,10 @@ static void bias_gelu_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
     return;
   }
   const float *x = j->x->data, *b = j->b->data;
-  float *y = j->y->data, t[256], e[256];
-  for (size_t r = lo; r < hi; r++) {
-    for (size_t i0 = 0; i0 < c; i0 += 256) {
-      size_t n = c - i0 < 256 ? c - i0 : 256;
-      for (size_t i = 0; i < n; i++) {
-        t[i] = x[r * c + i0 + i] + b[i0 + i];
-        e[i] = t[i] * (float)M_SQRT1_2;
-      }
-      tc_verf_f32(e, e, n);
-      for (size_t i = 0; i < n; i++)
-        /* the far negative tail in double, where erf's absolute error matters */
-        y[r * c + i0 + i] = t[i] < -2.0f ? (float)gelu_exact(t[i]) : 0.5f * t[i] * (1.0f + e[i]);
-    }
-  }
+  float *y = j->y->data;
+  /* the far negative tail in double, where erf's absolute error matters */
+  for (size_t r = lo; r < hi; r++)
+    tc_vgelu_f32(y + r * c, x + r * c, b, c, gelu_exact);
 }
 
 static tc_status k_bias_gelu(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,

@@ -817,27 +817,6 @@ static void tnorm_row(const tnorm_job *j, size_t o) {
   }
 }
 
-/* Mean and variance of n contiguous floats in double, with four running
- * sums per pass (a fixed order: the same result on any thread). */
-static void moments_f32(const float *v, size_t n, bool centred, double *mean, double *var) {
-  double m = centred && n ? sum_f32(v, n) / (double)n : 0;
-  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    double d0 = v[i] - m, d1 = v[i + 1] - m, d2 = v[i + 2] - m, d3 = v[i + 3] - m;
-    s0 += d0 * d0;
-    s1 += d1 * d1;
-    s2 += d2 * d2;
-    s3 += d3 * d3;
-  }
-  for (; i < n; i++) {
-    double d = v[i] - m;
-    s0 += d * d;
-  }
-  *mean = m;
-  *var = n ? ((s0 + s1) + (s2 + s3)) / (double)n : 0;
-}
-
 /* A contiguous float32 parameter (Scale, B) of one value per block element,
  * or NULL. */
 static const float *direct_f32(const param_view *p) {
@@ -858,14 +837,13 @@ static void tnorm_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
     const float *x = (const float *)j->x->data + o * blk;
     float *y = (float *)j->y->data + o * blk;
     double mean, var;
-    moments_f32(x, blk, !j->rms, &mean, &var);
+    tc_vmoments_f32(x, blk, !j->rms, &mean, &var);
     double inv = 1.0 / sqrt(var + j->eps);
     if (j->mean_t)
       tc_rt_set_f64(j->mean_t, o, mean);
     if (j->inv_t)
       tc_rt_set_f64(j->inv_t, o, inv);
-    for (size_t e = 0; e < blk; e++)
-      y[e] = (float)((x[e] - mean) * inv * sc[e] + (bi ? bi[e] : 0.0));
+    tc_vnorm_f32(y, x, blk, mean, inv, sc, bi);
   }
 }
 
@@ -994,10 +972,7 @@ static tc_status run_skip_layernorm(tc_kernel_ctx *k, const tc_rt_tensor *const 
   }
   size_t count = tc_rt_numel(x);
   if (x->dtype == TC_DTYPE_F32) {
-    const float *a = x->data, *b = skip->data;
-    float *c = sp->data;
-    for (size_t i = 0; i < count; i++)
-      c[i] = a[i] + b[i];
+    tc_vbinary_f32(sp->data, x->data, skip->data, count, '+');
   } else {
     for (size_t i = 0; i < count; i++)
       tc_rt_set_f64(sp, i, tc_rt_get_f64(x, i) + tc_rt_get_f64(skip, i));
@@ -1344,7 +1319,7 @@ static void gnorm_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
     const float *x = (const float *)j->x->data + p * n;
     float *y = (float *)j->out->data + p * n;
     double mean, var;
-    moments_f32(x, n, true, &mean, &var);
+    tc_vmoments_f32(x, n, true, &mean, &var);
     double inv = 1.0 / sqrt(var + j->eps);
     for (size_t c = 0; c < cpg; c++) {
       size_t q = j->per_channel ? p % j->G * cpg + c : p % j->G;
