@@ -13,6 +13,13 @@
  * entry's copy compared on every hit); x's zero point is given at execution;
  * always the layouts oneDNN picks (nhwc-like blocked int8).
  *
+ * int8 MatMul (tc_dnnl_qmatmul_run): uint8 A [M, K] times an int8
+ * initializer B [K, N] into int32, through oneDNN's matmul primitive with B
+ * in the blocked layout it picks (the brgemm kernel), reordered once and
+ * cached in the same entries (key.mm), with B's column sums; no zero points
+ * or scales in the primitive (oneDNN 2.6 then falls back to its slower
+ * GEMM), the caller subtracts A's zero point times the column sums.
+ *
  * Layouts. Runtime tensors are plain (NCHW), except the channels-last
  * (NHWC) values runtime/layout.c picks between convolutions: spec->layout
  * says which of x and y (z follows y) are, and those run with the layout
@@ -69,6 +76,7 @@ typedef struct ckey {
   bool zp;        /* quantized: x has a zero point (given at execution) */
   uint64_t qhash; /* quantized: hash of the output scales (fixed in the primitive) */
   int threads;    /* oneDNN splits work for the thread count at creation */
+  bool mm; /* an int8 matmul (spec.N rows, spec.C = K, spec.M = N; int32 out, no zero points) */
   const tc_model *model; /* the weights' model and payload; NULL: not cached */
   const tc_buffer *wbuf;
   size_t woff, wlen;
@@ -91,8 +99,9 @@ typedef struct centry {
   dnnl_memory_desc_t one_md; /* a broadcast scalar, the add's z without one */
   dnnl_memory_desc_t zp_md;  /* quantized: x's zero point [1] */
   size_t scratch, x_bytes, y_bytes, w_bytes, y_plain;
-  void *wdata;   /* the weights in w_md, when cached */
-  float *scales; /* quantized: the output scales [M] the primitive was made with */
+  void *wdata;     /* the weights in w_md, when cached */
+  float *scales;   /* quantized: the output scales [M] the primitive was made with */
+  int32_t *colsum; /* matmul: the weights' column sums [N] */
   tc_buffer *wref;
 } centry;
 
@@ -363,6 +372,7 @@ static void entry_free(centry *e) {
     prim_free(ps[i]);
   free(e->wdata);
   free(e->scales);
+  free(e->colsum);
   tc_buffer_unref(e->wref);
   free(e);
 }
@@ -406,10 +416,16 @@ static bool reorder_run(const prim *p, wspace *ws, const dnnl_memory_desc_t *amd
 /* Builds the entry for key (declined when oneDNN refuses the case); w is
  * reordered into the entry when the key names a weights payload. NULL when
  * memory runs out. */
+static centry *mm_build(centry *e, const int8_t *w);
+
 static centry *entry_build(const ckey *key, const void *w, const float *scales) {
   centry *e = calloc(1, sizeof *e);
   if (!e)
     return NULL;
+  if (key->mm) {
+    e->key = *key;
+    return mm_build(e, w);
+  }
   if (key->xdt) {
     if (!(e->scales = malloc((size_t)key->spec.M * sizeof *scales))) {
       free(e);
@@ -493,11 +509,60 @@ static centry *entry_build(const ckey *key, const void *w, const float *scales) 
   return e;
 }
 
+/* The int8 matmul entry of e->key: x [M, K] uint8 and y [M, N] int32 as
+ * the runtime holds them, the weights [K, N] int8 reordered into the
+ * layout oneDNN picks (always cached: the key names their payload), their
+ * column sums kept. Declined when oneDNN refuses; NULL when memory runs out. */
+static centry *mm_build(centry *e, const int8_t *w) {
+  const tc_conv_spec *c = &e->key.spec;
+  e->declined = true;
+  dnnl_dims_t xd = {c->N, c->C}, wd = {c->C, c->M}, yd = {c->N, c->M};
+  dnnl_memory_desc_t wa;
+  dnnl_matmul_desc_t md;
+  dnnl_primitive_attr_t attr;
+  dnnl_primitive_desc_t pd = NULL;
+  if (!md_dense_dt(&e->x_md, 2, xd, dnnl_u8) || !md_dense_dt(&e->w_user, 2, wd, dnnl_s8) ||
+      !md_any_dt(&wa, 2, wd, dnnl_s8) || !md_dense_dt(&e->y_md, 2, yd, dnnl_s32) ||
+      dnnl_matmul_desc_init(&md, &e->x_md, &wa, NULL, &e->y_md) != dnnl_success ||
+      !user_scratchpad(&attr))
+    return e;
+  bool ok = dnnl_primitive_desc_create(&pd, &md, attr, engine, NULL) == dnnl_success;
+  dnnl_primitive_attr_destroy(attr);
+  if (!ok)
+    return e;
+  e->w_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+  if (!prim_from(&e->conv, pd) || !reorder_make(&e->w_in, &e->w_user, &e->w_md))
+    return e;
+  e->x_user = e->x_md;
+  e->y_user = e->y_md;
+  e->scratch = round_up(e->conv.scratch > e->w_in.scratch ? e->conv.scratch : e->w_in.scratch);
+  e->w_bytes = round_up(dnnl_memory_desc_get_size(&e->w_md));
+  size_t K = (size_t)c->C, N = (size_t)c->M;
+  wspace *ws = ws_get(e->scratch);
+  if (!ws || !(e->colsum = calloc(N, sizeof *e->colsum)) ||
+      !(e->wdata = aligned_alloc(ALIGN, e->w_bytes))) {
+    entry_free(e);
+    return NULL;
+  }
+  if (!e->w_in.p)
+    memcpy(e->wdata, w, K * N); /* oneDNN keeps the plain layout */
+  else if (!reorder_run(&e->w_in, ws, &e->w_user, w, &e->w_md, e->wdata) ||
+           dnnl_stream_wait(ws->stream) != dnnl_success) {
+    entry_free(e);
+    return NULL;
+  }
+  for (size_t kk = 0; kk < K; kk++)
+    for (size_t j = 0; j < N; j++)
+      e->colsum[j] += w[kk * N + j];
+  e->declined = false;
+  return e;
+}
+
 /* Runs e: y = act(conv(x, w) + b + z), quantized: y = act(scale[m] *
  * conv(x - zp, w) + b + z) (b already divided by scale, see tc_dnnl_qconv_run). */
 static bool entry_run(const centry *e, const void *x, const void *w, const float *b,
                       const int32_t *zp, const float *z, float *y) {
-  bool w_tmp = e->w_in.p && !e->wdata;
+  bool w_tmp = e->w_in.p && !e->wdata && !e->key.mm;
   wspace *ws = ws_get(e->scratch + e->x_bytes + e->y_bytes + (w_tmp ? e->w_bytes : 0));
   if (!ws)
     return false;
@@ -830,4 +895,38 @@ bool tc_dnnl_qconv_run(const tc_conv_spec *c, const tc_value *w_value, int32_t x
   key.qhash = h;
   key_weights(w_value, w, TC_DTYPE_I8, (size_t)(c->M * (c->C / c->group) * ksize(c)), &key);
   return cached_run(&key, x, w, b, scale, key.zp ? &xzp : NULL, z, y);
+}
+
+bool tc_dnnl_qmatmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, const uint8_t *a,
+                         const int8_t *b, int32_t *c, int32_t *colsum) {
+  pthread_once(&once, init_once);
+  if (!engine || !ws_key_ok || !M || !K || !N || M > INT32_MAX || K > INT32_MAX || N > INT32_MAX)
+    return false;
+  ckey key;
+  memset(&key, 0, sizeof key);
+  key.mm = true;
+  key.spec.N = (int64_t)M, key.spec.C = (int64_t)K, key.spec.M = (int64_t)N;
+  key.threads = omp_get_max_threads();
+  key_weights(b_value, b, TC_DTYPE_I8, K * N, &key);
+  if (!key.wbuf)
+    return false; /* packing pays only when it is kept */
+  key.hash = key_hash(&key);
+  pthread_mutex_lock(&lock);
+  centry *e = cache_find(&key, NULL);
+  pthread_mutex_unlock(&lock);
+  if (!e) {
+    if (!(e = entry_build(&key, b, NULL)))
+      return false;
+    pthread_mutex_lock(&lock);
+    e = cache_add(e);
+    pthread_mutex_unlock(&lock);
+  }
+  bool ok = !e->declined && entry_run(e, a, b, NULL, NULL, NULL, (float *)c);
+  if (ok)
+    memcpy(colsum, e->colsum, N * sizeof *colsum);
+  pthread_mutex_lock(&lock);
+  e->refs--;
+  evict(false);
+  pthread_mutex_unlock(&lock);
+  return ok;
 }

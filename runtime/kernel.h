@@ -235,10 +235,11 @@ void tc_vbinary_f32(float *y, const float *a, const float *b, size_t n, char op)
 float tc_vmax_f32(const float *x, size_t n);
 float tc_vexp_sub_sum_f32(float *x, size_t n, float m);
 void tc_vscale_f32(float *x, size_t n, float s);
-/* y[i] = (float)acc[i] * scale[i] (+ bias[i] when bias is not NULL); y may
- * be acc's memory (int32 products scaled in place). */
-void tc_vdequant_i32_f32(float *y, const int32_t *acc, const float *scale, const float *bias,
-                         size_t n);
+/* y[i] = (float)(acc[i] - corr[i]) * scale[i] (+ bias[i] when bias is not
+ * NULL; corr NULL: 0), the subtraction in int32; y may be acc's memory
+ * (int32 products scaled in place). */
+void tc_vdequant_i32_f32(float *y, const int32_t *acc, const int32_t *corr, const float *scale,
+                         const float *bias, size_t n);
 
 /* ---- expert-library path (runtime/blas.c, runtime/dnnl_conv.c) ---- */
 /* True unless the reference kernels were asked for (TACORT_KERNELS=reference
@@ -337,6 +338,14 @@ bool tc_dnnl_conv_run(const tc_conv_spec *c, const tc_value *w_value, const floa
 bool tc_dnnl_qconv_run(const tc_conv_spec *c, const tc_value *w_value, int32_t xdt, const void *x,
                        int32_t xzp, const int8_t *w, const float *scale, const float *b,
                        const float *z, float *y);
+/* c [M, N] = a [M, K] (uint8) times b [K, N] (int8) in int32 through
+ * oneDNN's int8 matmul with b reordered once into the layout oneDNN picks
+ * and cached like convolution weights (b_value, the node's B, must be that
+ * initializer: otherwise false); no zero points: colsum [N] gets b's column
+ * sums, so (a - zp) b = c - zp * colsum. False when oneDNN declines or
+ * memory runs out (the caller runs its own GEMM). */
+bool tc_dnnl_qmatmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, const uint8_t *a,
+                         const int8_t *b, int32_t *c, int32_t *colsum);
 /* Frees the cached primitives and weights no run is using. */
 void tc_dnnl_conv_cache_clear(void);
 /* How many primitives the cache holds (oneDNN's refusals, also cached, not

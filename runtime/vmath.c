@@ -349,16 +349,21 @@ VCLONES void tc_vscale_f32(float *x, size_t n, float s) {
 }
 
 /* y[i] = (float)acc[i] * scale[i] (+ bias[i]); y may be acc's memory. */
-VCLONES void tc_vdequant_i32_f32(float *y, const int32_t *acc, const float *scale,
-                                 const float *bias, size_t n) {
+VCLONES void tc_vdequant_i32_f32(float *y, const int32_t *acc, const int32_t *corr,
+                                 const float *scale, const float *bias, size_t n) {
   for (size_t i = 0; i < n; i += LANES) {
-    v4i a;
+    v4i a, c = (v4i){0};
     if (n - i >= LANES) {
       memcpy(&a, acc + i, sizeof a);
+      if (corr)
+        memcpy(&c, corr + i, sizeof c);
     } else {
       a = (v4i){0};
       memcpy(&a, acc + i, (n - i) * sizeof *acc);
+      if (corr)
+        memcpy(&c, corr + i, (n - i) * sizeof *corr);
     }
+    a -= c;
     v4f v = __builtin_convertvector(a, v4f) * load_pad(scale, i, n, 0);
     if (bias)
       v = v + load_pad(bias, i, n, 0);

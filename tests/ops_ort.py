@@ -296,6 +296,57 @@ def unique_random():
                 assert g.shape == w.shape and np.array_equal(g, w), (axis, srt, name, g, w)
 
 
+def run_tacoc(m, feeds, *extra, env=None):
+    """m's outputs from `tacoc run` (extra arguments, environment additions)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "m.onnx")
+        onnx.save(m, path)
+        args = [A.tacoc, "run", path, "--output-dir", os.path.join(tmp, "out"), *extra]
+        for k, v in feeds.items():
+            np.save(os.path.join(tmp, k + ".npy"), v)
+            args += ["--input", f"{k}={os.path.join(tmp, k + '.npy')}"]
+        p = subprocess.run(args, capture_output=True, text=True, timeout=120,
+                           env={**os.environ, **(env or {})})
+        assert p.returncode == 0, p.stderr.strip()
+        return [np.load(os.path.join(tmp, "out", o.name + ".npy")) for o in m.graph.output]
+
+
+@test
+def matmul_integer_to_float_packed():
+    """com.microsoft.MatMulIntegerToFloat with an int8 initializer B: the
+    fast kernels run oneDNN's int8 matmul on B packed once, the zero point
+    of A corrected with B's column sums; bit for bit the reference kernels'
+    result (1 and 2 threads, repeated runs on the cached weights), and ONNX
+    Runtime's within float rounding. A B zero point takes the other path."""
+    for shape, k, n, bzp in (((5, 33), 33, 19, False), ((2, 7, 64), 64, 48, False),
+                             ((128, 96), 96, 160, False), ((3, 40), 40, 17, True)):
+        w = RNG.integers(-127, 128, (k, n)).astype(np.int8)
+        inits = [helper.make_tensor("B", TensorProto.INT8, [k, n], w.tobytes(), raw=True),
+                 helper.make_tensor("bs", TensorProto.FLOAT, [n], RNG.uniform(0.001, 0.02, n)),
+                 helper.make_tensor("bias", TensorProto.FLOAT, [n], RNG.uniform(-1, 1, n))]
+        ins = ["A", "B", "as", "bs", "az", "bz" if bzp else "", "bias"]
+        if bzp:
+            inits.append(helper.make_tensor("bz", TensorProto.INT8, [], [3]))
+        node = helper.make_node("MatMulIntegerToFloat", ins, ["Y"], domain="com.microsoft")
+        g = helper.make_graph([node], "g", [
+            helper.make_tensor_value_info("A", TensorProto.UINT8, list(shape)),
+            helper.make_tensor_value_info("as", TensorProto.FLOAT, []),
+            helper.make_tensor_value_info("az", TensorProto.UINT8, [])],
+            [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17),
+                                                helper.make_opsetid("com.microsoft", 1)])
+        m.ir_version = 8
+        feeds = {"A": RNG.integers(0, 256, shape).astype(np.uint8),
+                 "as": np.array(0.05, np.float32), "az": np.array(131, np.uint8)}
+        ref = run_tacoc(m, feeds, env={"TACORT_KERNELS": "reference"})[0]
+        for threads in ("1", "2"):
+            got = run_tacoc(m, feeds, "--threads", threads, "--repeat", "2")[0]
+            assert got.shape == ref.shape and np.array_equal(got.view(np.uint32), ref.view(np.uint32)), \
+                (shape, threads, np.abs(got - ref).max())
+        want = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+        close(ref, want, f"MatMulIntegerToFloat {shape}")
+
+
 def sparse_model(indices, shape=(3, 4), values=(1.5, -2.0, 3.0)):
     from onnx import numpy_helper
     sp = helper.make_sparse_tensor(numpy_helper.from_array(np.array(values, np.float32), "s"),

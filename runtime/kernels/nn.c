@@ -397,16 +397,51 @@ static tc_status run_matmulinteger(tc_kernel_ctx *k, const tc_rt_tensor *const *
  * with the same float operations as the unfused Cast, Mul and Add. */
 typedef struct mmi_job {
   void *y;
+  const int32_t *corr;    /* per column: a's zero point times B's column sum (or NULL) */
   const float *sc, *bias; /* per column: a_scale * b_scale, and the bias (or NULL) */
   size_t n;
 } mmi_job;
+
+/* The int32 product of uint8 A (zero point az, scalar) and B, an int8
+ * initializer without zero point, through oneDNN's int8 matmul with B packed
+ * once (tc_dnnl_qmatmul_run) into out (float32-sized, A's dims with N last);
+ * corr [N] gets az times B's column sums. False, having done nothing the
+ * caller needs, when this path does not apply. */
+static bool mmi_packed(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_tensor *B,
+                       const tc_rt_tensor *az, const tc_rt_tensor *bz, tc_rt_tensor *out,
+                       int32_t **corr) {
+  if (!tc_fast_kernels_enabled() || A->dtype != TC_DTYPE_U8 || B->dtype != TC_DTYPE_I8 ||
+      A->rank < 2 || B->rank != 2 || A->dims[A->rank - 1] != B->dims[0] ||
+      (az && (az->dtype != TC_DTYPE_U8 || tc_rt_numel(az) != 1)) || k->node->n_inputs < 2)
+    return false;
+  size_t K = (size_t)B->dims[0], N = (size_t)B->dims[1], M = K ? tc_rt_numel(A) / K : 0;
+  if (bz) /* B's zero point: all zeros or not here */
+    for (size_t i = 0; i < tc_rt_numel(bz); i++)
+      if (tc_rt_get_i64(bz, i) != 0)
+        return false;
+  if (!M || !N || !tc_gemm_q8_exact(K))
+    return false;
+  int64_t dims[TC_MAX_RANK];
+  memcpy(dims, A->dims, A->rank * sizeof *dims);
+  dims[A->rank - 1] = (int64_t)N;
+  int32_t *cs = tc_arena_alloc(k->arena, N * sizeof *cs);
+  if (!cs || tc_kernel_alloc_uninit(k, out, TC_DTYPE_F32, A->rank, dims))
+    return false;
+  if (!tc_dnnl_qmatmul_run(k->node->inputs[1], M, K, N, A->data, B->data, out->data, cs))
+    return false;
+  int32_t zp = az ? *(const uint8_t *)az->data : 0;
+  for (size_t c = 0; c < N; c++)
+    cs[c] *= zp;
+  *corr = zp ? cs : NULL;
+  return true;
+}
 
 static void mmi_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
   (void)piece;
   const mmi_job *j = ctx;
   for (size_t r = lo; r < hi; r++)
-    tc_vdequant_i32_f32((float *)j->y + r * j->n, (const int32_t *)j->y + r * j->n, j->sc, j->bias,
-                        j->n);
+    tc_vdequant_i32_f32((float *)j->y + r * j->n, (const int32_t *)j->y + r * j->n, j->corr, j->sc,
+                        j->bias, j->n);
 }
 
 static tc_status run_mmi_to_float(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -425,9 +460,12 @@ static tc_status run_mmi_to_float(tc_kernel_ctx *k, const tc_rt_tensor *const *i
   if (bias && (bias->dtype != TC_DTYPE_F32 || (nbias != 1 && nbias != N) || bias->rank > 1))
     return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "bias must be float32, one value or [%zu]", N);
   const tc_rt_tensor *mi_in[4] = {A, B, input(in, n_in, 4), input(in, n_in, 5)};
-  tc_status st = run_matmulinteger(k, mi_in, 4, out, n_out);
-  if (st)
-    return st;
+  int32_t *corr = NULL;
+  if (!mmi_packed(k, A, B, mi_in[2], mi_in[3], &out[0], &corr)) {
+    tc_status st = run_matmulinteger(k, mi_in, 4, out, n_out);
+    if (st)
+      return st;
+  }
   size_t rows = N ? tc_rt_numel(&out[0]) / N : 0;
   float *sc = tc_arena_alloc(k->arena, 2 * (N + 1) * sizeof *sc), *bv = sc ? sc + N + 1 : NULL;
   if (!sc)
@@ -439,7 +477,7 @@ static tc_status run_mmi_to_float(tc_kernel_ctx *k, const tc_rt_tensor *const *i
     if (biasv)
       bv[c] = biasv[nbias == 1 ? 0 : c];
   }
-  mmi_job j = {.y = out[0].data, .sc = sc, .bias = biasv ? bv : NULL, .n = N};
+  mmi_job j = {.y = out[0].data, .corr = corr, .sc = sc, .bias = biasv ? bv : NULL, .n = N};
   tc_parallel_for(rows, tc_parallel_grain(N * 2), mmi_rows, &j);
   out[0].dtype = TC_DTYPE_F32;
   return TC_STATUS_OK;
