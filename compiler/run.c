@@ -155,6 +155,10 @@ static void print_profile(const tc_session *s, long runs) {
   printf("  slowest nodes:\n");
   for (size_t i = 0; i < n && i < 10; i++)
     printf("  %-40s %-20s %10.3f ms/run\n", e[i].node, e[i].op_type, (double)e[i].ns / 1e6 / per);
+  size_t prims, wbytes;
+  tc_dnnl_conv_cache_stats(&prims, &wbytes);
+  printf("  oneDNN primitives cached: %zu, weights packed for them: %.2f MiB\n", prims,
+         (double)wbytes / (1 << 20));
   free(e);
   free(t);
 }
@@ -268,6 +272,11 @@ int tc_cmd_run(int argc, char **argv) {
             tc_threads_explicit()                  ? "--threads given instead"
             : tc_session_threads(s) == atoi(tuned) ? "applied"
                                                    : "not for this core count");
+  size_t packed, algos = tc_session_algo_nodes(s, &packed);
+  if (algos)
+    fprintf(stderr,
+            "tacoc: %zu nodes run the model's tuned algorithms (%zu MatMuls on packed weights)\n",
+            algos, packed);
   if (tc_session_precomputed_nodes(s))
     fprintf(stderr, "tacoc: %zu nodes with constant inputs computed once at load\n",
             tc_session_precomputed_nodes(s));

@@ -79,29 +79,33 @@ typedef struct chain_entry {
   bool sym_cols; /* its output's last dim is symbolic or unknown before a run */
 } chain_entry;
 
-/* A float32 convolution signature that can run Winograd: measured direct
- * against Winograd on the operands of its first node. */
-typedef struct conv_entry {
-  tc_conv_spec spec; /* algo AUTO */
+/* A signature with two exact algorithms, measured against each other on
+ * the operands of its first node: a float32 convolution that can run
+ * Winograd (algorithm 1 direct, 2 Winograd: tc_conv_algo), or a float32
+ * MatMul whose B is an initializer (gemm; 1 sgemm, 2 packed: tc_gemm_algo). */
+typedef struct algo_sig {
+  bool gemm;
+  tc_conv_spec spec; /* convolution: algo AUTO */
+  size_t gm, gk, gn; /* gemm: [gm, gk] x [gk, gn] */
   char key[200];
   const tc_node *node;
   tc_rt_tensor x, w, b;
   bool has_b;
   uint32_t *ids;
   size_t n_ids, cap_ids;
-  double direct_us, wino_us, spread_us, max_rel;
-  tc_conv_algo choice;
+  double alg_us[2], spread_us, max_rel; /* medians of algorithms 1 and 2 */
+  int choice;                           /* 0: the default rule (not measured), else 1 or 2 */
   bool measured, cached;
   char reason[160];
-} conv_entry;
+} algo_sig;
 
 struct tc_tune_result {
   tc_tune_options o;
-  conv_entry *convs;
-  size_t n_convs, cap_convs;
-  bool conv_checked, conv_kept;
-  double conv_ms_auto, conv_ms_tuned;
-  size_t n_conv_meta; /* nodes whose algorithm is recorded */
+  algo_sig *algos;
+  size_t n_algos, cap_algos;
+  bool algo_checked, algo_kept;
+  double algo_ms_auto, algo_ms_tuned;
+  size_t n_algo_meta[2]; /* convolution / MatMul nodes whose algorithm is recorded */
   /* channels-last values between convolutions (runtime/layout.c) or plain */
   bool layout_checked, layout_plain;
   /* whole-model thread counts measured (TC_THREADS_KEY) */
@@ -110,7 +114,7 @@ struct tc_tune_result {
   bool thr_recorded;
   size_t layout_values;
   double layout_ms_cl, layout_ms_plain;
-  char conv_note[160];
+  char algo_note[160];
   char cpu_key[160];
   int threads;
   char lib_tmp[4200], lib_final[4200], lib_name[4200], sha[65];
@@ -195,15 +199,15 @@ static void tc_tune_result_free_sigs(tc_tune_result *r) {
   free(r->sigs);
   r->sigs = NULL;
   r->n_sigs = r->n_candidates = 0;
-  for (size_t i = 0; i < r->n_convs; i++) {
-    free(r->convs[i].x.data);
-    free(r->convs[i].w.data);
-    free(r->convs[i].b.data);
-    free(r->convs[i].ids);
+  for (size_t i = 0; i < r->n_algos; i++) {
+    free(r->algos[i].x.data);
+    free(r->algos[i].w.data);
+    free(r->algos[i].b.data);
+    free(r->algos[i].ids);
   }
-  free(r->convs);
-  r->convs = NULL;
-  r->n_convs = r->cap_convs = 0;
+  free(r->algos);
+  r->algos = NULL;
+  r->n_algos = r->cap_algos = 0;
 }
 
 /* ---- capture ---- */
@@ -277,6 +281,38 @@ static void conv_key(const tc_conv_spec *c, int threads, char *buf, size_t cap) 
       (long long)c->pb[0], (long long)c->pb[1], (long long)c->pe[0], (long long)c->pe[1], threads);
 }
 
+/* Room for element n of the array *v of capacity *cap (doubling, from 16);
+ * false on OOM (the array unchanged). */
+static bool grow(void **v, size_t *cap, size_t n, size_t elem) {
+  if (n < *cap)
+    return true;
+  size_t c = *cap ? 2 * *cap : 16;
+  void *p = realloc(*v, c * elem);
+  if (!p)
+    return false;
+  *v = p;
+  *cap = c;
+  return true;
+}
+
+/* The entry for key (a new one, zeroed but for its key and node, when none
+ * has it); NULL on OOM. */
+static algo_sig *algo_entry(capture *c, const char *key, const tc_node *n, bool *is_new) {
+  tc_tune_result *r = c->r;
+  *is_new = false;
+  for (size_t i = 0; i < r->n_algos; i++)
+    if (!strcmp(r->algos[i].key, key))
+      return &r->algos[i];
+  if (!grow((void **)&r->algos, &r->cap_algos, r->n_algos, sizeof *r->algos))
+    return NULL;
+  algo_sig *e = &r->algos[r->n_algos++];
+  memset(e, 0, sizeof *e);
+  e->node = n;
+  snprintf(e->key, sizeof e->key, "%s", key);
+  *is_new = true;
+  return e;
+}
+
 /* Notes a float32 convolution that could run Winograd (tuned modes only). */
 static void observe_conv(capture *c, const tc_node *n, const tc_rt_tensor *const *in, size_t n_in) {
   tc_tune_result *r = c->r;
@@ -287,26 +323,14 @@ static void observe_conv(capture *c, const tc_node *n, const tc_rt_tensor *const
     return;
   char key[200];
   conv_key(&sp, r->threads, key, sizeof key);
-  conv_entry *e = NULL;
-  for (size_t i = 0; i < r->n_convs && !e; i++)
-    if (!strcmp(r->convs[i].key, key))
-      e = &r->convs[i];
+  bool fresh;
+  algo_sig *e = algo_entry(c, key, n, &fresh);
   if (!e) {
-    if (r->n_convs == r->cap_convs) {
-      size_t cap = r->cap_convs ? 2 * r->cap_convs : 16;
-      conv_entry *v = realloc(r->convs, cap * sizeof *v);
-      if (!v) {
-        c->oom = true;
-        return;
-      }
-      r->convs = v;
-      r->cap_convs = cap;
-    }
-    e = &r->convs[r->n_convs++];
-    memset(e, 0, sizeof *e);
+    c->oom = true;
+    return;
+  }
+  if (fresh) {
     e->spec = sp;
-    e->node = n;
-    snprintf(e->key, sizeof e->key, "%s", key);
     e->has_b = n_in > 2 && in[2] && in[2]->dtype == TC_DTYPE_F32;
     if (!copy_tensor(in[0], &e->x) || !copy_tensor(in[1], &e->w) ||
         (e->has_b && !copy_tensor(in[2], &e->b))) {
@@ -314,6 +338,32 @@ static void observe_conv(capture *c, const tc_node *n, const tc_rt_tensor *const
       return;
     }
   }
+  c->oom |= push_id(&e->ids, &e->n_ids, &e->cap_ids, n->id);
+}
+
+/* Notes a float32 MatMul whose B is a 2-D initializer and A has two rows
+ * or more (tuned modes only): sgemm or B packed once. */
+static void observe_gemm(capture *c, const tc_node *n, const tc_rt_tensor *const *in, size_t n_in) {
+  tc_tune_result *r = c->r;
+  const tc_value *bv = n->n_inputs > 1 ? n->inputs[1] : NULL;
+  if (r->o.mode == TC_TUNE_OFF || n_in != 2 || !in[0] || !in[1] || !tc_is_op(n, "MatMul") || !bv ||
+      !bv->init || (bv->flags & TC_VALUE_INPUT) || in[0]->dtype != TC_DTYPE_F32 ||
+      in[1]->dtype != TC_DTYPE_F32 || in[0]->rank < 2 || in[1]->rank != 2 ||
+      in[0]->dims[in[0]->rank - 1] != in[1]->dims[0] || in[1]->dims[0] <= 0)
+    return;
+  size_t K = (size_t)in[1]->dims[0], N = (size_t)in[1]->dims[1], M = tc_rt_numel(in[0]) / K;
+  if (M < 2 || N == 0)
+    return;
+  char key[200];
+  snprintf(key, sizeof key, "gemm M=%zu K=%zu N=%zu threads=%d", M, K, N, r->threads);
+  bool fresh;
+  algo_sig *e = algo_entry(c, key, n, &fresh);
+  if (!e || (fresh && (!copy_tensor(in[0], &e->x) || !copy_tensor(in[1], &e->w)))) {
+    c->oom = true;
+    return;
+  }
+  if (fresh)
+    e->gemm = true, e->gm = M, e->gk = K, e->gn = N;
   c->oom |= push_id(&e->ids, &e->n_ids, &e->cap_ids, n->id);
 }
 
@@ -326,14 +376,8 @@ static sig_entry *sig_for(capture *c, const char *key, const tc_cg_spec *sp, int
   for (size_t i = 0; i < r->n_sigs; i++)
     if (!strcmp(r->sigs[i].key, key))
       return &r->sigs[i];
-  if (r->n_sigs == c->cap) {
-    size_t cap = c->cap ? 2 * c->cap : 16;
-    sig_entry *v = realloc(r->sigs, cap * sizeof *v);
-    if (!v)
-      return NULL;
-    r->sigs = v;
-    c->cap = cap;
-  }
+  if (!grow((void **)&r->sigs, &c->cap, r->n_sigs, sizeof *r->sigs))
+    return NULL;
   sig_entry *e = &r->sigs[r->n_sigs++];
   memset(e, 0, sizeof *e);
   e->spec = *sp;
@@ -409,6 +453,7 @@ static void observe(void *ctx, const tc_node *n, const tc_rt_tensor *const *in, 
   capture *c = ctx;
   tc_tune_result *r = c->r;
   observe_conv(c, n, in, n_in);
+  observe_gemm(c, n, in, n_in);
   observe_chain(c, n, in, n_in, out);
   const tc_rt_tensor *x = n_in ? in[0] : NULL;
   tc_cg_spec sp;
@@ -970,7 +1015,7 @@ void tc_tune_strip(tc_model *m) {
 static bool bindable(const tc_node *n) {
   tc_cg_spec sp;
   return tc_cg_node_spec(n, 1, &sp) || tc_cg_attention_spec(n, &sp) || is_conv_node(n) ||
-         tc_ew_node_supported(n);
+         tc_is_op(n, "MatMul") || tc_ew_node_supported(n);
 }
 
 /* Median latency of sessions a and b over reps interleaved runs. */
@@ -1058,48 +1103,66 @@ out:
   return rc;
 }
 
-/* ---- convolution algorithms: direct or Winograd, per signature ---- */
+/* ---- algorithms per signature: convolutions direct or Winograd, MatMul
+ * sgemm or packed ---- */
 
-static const char *algo_name(tc_conv_algo a) {
-  return a == TC_CONV_ALGO_WINOGRAD ? "winograd" : "direct";
+/* The name of algorithm a (1 or 2) of e's kind. */
+static const char *algo_name(const algo_sig *e, int a) {
+  static const char *const names[2][2] = {{"direct", "winograd"}, {"sgemm", "packed"}};
+  return names[e->gemm][a == 2];
 }
 
-static bool conv_algo_name(const char *s) { return !strcmp(s, "winograd") || !strcmp(s, "direct"); }
+/* What libtacort does for e without a recorded choice. */
+static int algo_default(const algo_sig *e) {
+  return e->gemm ? TC_GEMM_ALGO_SGEMM : (int)tc_conv_algo_default(&e->spec);
+}
 
-static bool conv_cache_lookup(const char *path, const char *cpu, conv_entry *e) {
+static bool algo_name_ok(const char *s) {
+  return !strcmp(s, "winograd") || !strcmp(s, "direct") || !strcmp(s, "sgemm") ||
+         !strcmp(s, "packed");
+}
+
+static bool algo_cache_lookup(const char *path, const char *cpu, algo_sig *e) {
   char win[64];
-  if (!cache_read(path, cpu, e->key, conv_algo_name, win, sizeof win, &e->direct_us, &e->wino_us))
+  if (!cache_read(path, cpu, e->key, algo_name_ok, win, sizeof win, &e->alg_us[0], &e->alg_us[1]))
     return false;
-  e->choice = !strcmp(win, "winograd") ? TC_CONV_ALGO_WINOGRAD : TC_CONV_ALGO_DIRECT;
+  e->choice = !strcmp(win, algo_name(e, 2)) ? 2 : 1;
   e->cached = true;
   snprintf(e->reason, sizeof e->reason, "from the tuning cache");
   return true;
 }
 
-/* Times direct and Winograd on the entry's operands, interleaved, and
- * decides: Winograd when its median beats direct's by more than the larger
- * spread and its output stays within 1e-5 of the output's range of direct's. */
-static void measure_conv(conv_entry *e, int reps) {
+/* Runs algorithm a of e on its operands into y. */
+static bool run_algo(const algo_sig *e, int a, float *y) {
+  const tc_value *wv = e->node->n_inputs > 1 ? e->node->inputs[1] : NULL;
+  if (e->gemm)
+    return a == TC_GEMM_ALGO_PACKED
+               ? tc_dnnl_matmul_run(wv, e->gm, e->gk, e->gn, e->x.data, e->w.data, y)
+               : tc_sgemm(false, false, e->gm, e->gn, e->gk, e->x.data, e->w.data, y);
+  tc_conv_spec sp = e->spec;
+  sp.algo = (tc_conv_algo)a;
+  return tc_dnnl_conv_run(&sp, wv, e->x.data, e->w.data, e->has_b ? e->b.data : NULL, NULL, y);
+}
+
+/* Times algorithms 1 and 2 on the entry's operands, interleaved, and
+ * decides: 2 when its median beats 1's by more than the larger spread and
+ * its output stays within 1e-5 of the output's range of 1's. */
+static void measure_algos(algo_sig *e, int reps) {
   const tc_conv_spec *c = &e->spec;
-  tc_conv_spec sp[2] = {*c, *c};
-  sp[0].algo = TC_CONV_ALGO_DIRECT;
-  sp[1].algo = TC_CONV_ALGO_WINOGRAD;
-  size_t ny = (size_t)(c->N * c->M * c->out[0] * c->out[1]);
+  size_t ny = e->gemm ? e->gm * e->gn : (size_t)(c->N * c->M * c->out[0] * c->out[1]);
   float *y[2] = {malloc(ny * sizeof(float)), malloc(ny * sizeof(float))};
   double *t[2] = {calloc((size_t)reps, sizeof(double)), calloc((size_t)reps, sizeof(double))};
-  const tc_value *wv = e->node->n_inputs > 1 ? e->node->inputs[1] : NULL;
-  const float *b = e->has_b ? e->b.data : NULL;
-  e->choice = TC_CONV_ALGO_DIRECT;
+  const char *n1 = algo_name(e, 1), *n2 = algo_name(e, 2);
+  e->choice = 1;
   if (!y[0] || !y[1] || !t[0] || !t[1]) {
-    snprintf(e->reason, sizeof e->reason, "out of memory: direct kept");
+    snprintf(e->reason, sizeof e->reason, "out of memory: %s kept", n1);
     goto out;
   }
   for (int k = -2; k < reps; k++)
     for (int a = 0; a < 2; a++) {
       double t0 = now_us();
-      if (!tc_dnnl_conv_run(&sp[a], wv, e->x.data, e->w.data, b, NULL, y[a])) {
-        snprintf(e->reason, sizeof e->reason, "oneDNN declined the %s convolution: direct kept",
-                 algo_name(sp[a].algo));
+      if (!run_algo(e, a + 1, y[a])) {
+        snprintf(e->reason, sizeof e->reason, "oneDNN declined %s: %s kept", a ? n2 : n1, n1);
         goto out;
       }
       if (k >= 0)
@@ -1118,20 +1181,19 @@ static void measure_conv(conv_entry *e, int reps) {
     double iqr = t[a][3 * reps / 4] - t[a][reps / 4];
     spread = iqr > spread ? iqr : spread;
   }
-  e->direct_us = t[0][reps / 2];
-  e->wino_us = t[1][reps / 2];
+  e->alg_us[0] = t[0][reps / 2];
+  e->alg_us[1] = t[1][reps / 2];
   e->spread_us = spread;
   e->measured = true;
   if (!(e->max_rel <= 1e-5))
     snprintf(e->reason, sizeof e->reason,
-             "Winograd differs from direct by %.2g of the output's range: direct kept", e->max_rel);
-  else if (e->wino_us + spread < e->direct_us) {
-    e->choice = TC_CONV_ALGO_WINOGRAD;
-    snprintf(e->reason, sizeof e->reason, "Winograd %.0f%% faster",
-             100 * (1 - e->wino_us / e->direct_us));
+             "%s differs from %s by %.2g of the output's range: %s kept", n2, n1, e->max_rel, n1);
+  else if (e->alg_us[1] + spread < e->alg_us[0]) {
+    e->choice = 2;
+    snprintf(e->reason, sizeof e->reason, "%s %.0f%% faster", n2,
+             100 * (1 - e->alg_us[1] / e->alg_us[0]));
   } else {
-    snprintf(e->reason, sizeof e->reason, "Winograd not faster beyond the spread (%.0f us)",
-             spread);
+    snprintf(e->reason, sizeof e->reason, "%s not faster beyond the spread (%.0f us)", n2, spread);
   }
 out:
   free(y[0]);
@@ -1140,41 +1202,40 @@ out:
   free(t[1]);
 }
 
-/* Measures (or reads from the cache) the algorithm of every convolution
- * signature the capture found, records the choices in m's metadata, and
- * keeps them only when the whole model is faster with them than with
+/* Measures (or reads from the cache) the algorithm of every convolution and
+ * MatMul signature the capture found, records the choices in m's metadata,
+ * and keeps them only when the whole model is faster with them than with
  * libtacort's default rule. */
-static int tune_convs(tc_model *m, tc_tune_result *r, double t_start) {
-  if (!r->n_convs)
+static int tune_algos(tc_model *m, tc_tune_result *r, double t_start) {
+  if (!r->n_algos)
     return 0;
   int reps = r->o.mode == TC_TUNE_FULL ? 61 : 21;
   double budget_us = (r->o.budget_s > 0 ? r->o.budget_s : 1e9) * 1e6;
-  for (size_t i = 0; i < r->n_convs; i++) {
-    conv_entry *e = &r->convs[i];
-    if (conv_cache_lookup(r->o.cache, r->cpu_key, e))
+  for (size_t i = 0; i < r->n_algos; i++) {
+    algo_sig *e = &r->algos[i];
+    if (algo_cache_lookup(r->o.cache, r->cpu_key, e))
       continue;
     if (now_us() - t_start > budget_us) {
       snprintf(e->reason, sizeof e->reason, "tuning budget spent: the default rule applies");
-      e->choice = TC_CONV_ALGO_AUTO;
+      e->choice = 0;
       continue;
     }
-    measure_conv(e, reps);
+    measure_algos(e, reps);
   }
   FILE *f = r->o.cache ? fopen(r->o.cache, "a") : NULL;
-  for (size_t i = 0; f && i < r->n_convs; i++) {
-    const conv_entry *e = &r->convs[i];
+  for (size_t i = 0; f && i < r->n_algos; i++) {
+    const algo_sig *e = &r->algos[i];
     if (e->measured)
-      cache_line(f, r->cpu_key, e->key, algo_name(e->choice), e->direct_us, e->wino_us);
+      cache_line(f, r->cpu_key, e->key, algo_name(e, e->choice), e->alg_us[0], e->alg_us[1]);
   }
   if (f)
     fclose(f);
   /* only the choices the default rule would not make are recorded */
   size_t differ = 0;
-  for (size_t i = 0; i < r->n_convs; i++)
-    differ += r->convs[i].choice != TC_CONV_ALGO_AUTO &&
-              r->convs[i].choice != tc_conv_algo_default(&r->convs[i].spec);
+  for (size_t i = 0; i < r->n_algos; i++)
+    differ += r->algos[i].choice && r->algos[i].choice != algo_default(&r->algos[i]);
   if (!differ) {
-    snprintf(r->conv_note, sizeof r->conv_note,
+    snprintf(r->algo_note, sizeof r->algo_note,
              "the default rule makes every choice: nothing recorded");
     return 0;
   }
@@ -1185,35 +1246,36 @@ static int tune_convs(tc_model *m, tc_tune_result *r, double t_start) {
     tc_cli_error("--tune: %s", d ? tc_diag_message(d) : "out of memory");
     goto out;
   }
-  for (size_t i = 0; i < r->n_convs; i++) {
-    const conv_entry *e = &r->convs[i];
-    if (e->choice == TC_CONV_ALGO_AUTO || e->choice == tc_conv_algo_default(&e->spec))
+  for (size_t i = 0; i < r->n_algos; i++) {
+    const algo_sig *e = &r->algos[i];
+    if (!e->choice || e->choice == algo_default(e))
       continue;
     for (tc_node *n = m->graph->first; n; n = n->next) {
       bool mine = false;
       for (size_t k = 0; k < e->n_ids && !mine; k++)
         mine = e->ids[k] == n->id;
       char key[600];
-      snprintf(key, sizeof key, "%s%s", TC_CONV_ALGO_KEY, n->name);
-      if (mine && tc_meta_add(m, key, algo_name(e->choice))) {
+      snprintf(key, sizeof key, "%s%s", e->gemm ? TC_GEMM_ALGO_KEY : TC_CONV_ALGO_KEY, n->name);
+      if (mine && tc_meta_add(m, key, algo_name(e, e->choice))) {
         tc_cli_error("out of memory");
         goto out;
       }
-      r->n_conv_meta += mine;
+      r->n_algo_meta[e->gemm] += mine;
     }
   }
   if (tc_session_new(m, &s[1], d)) {
     tc_cli_error("--tune: %s", tc_diag_message(d));
     goto out;
   }
-  if (time_pair(m, r, s[0], s[1], r->o.mode == TC_TUNE_FULL ? 15 : 7, &r->conv_ms_auto,
-                &r->conv_ms_tuned))
+  if (time_pair(m, r, s[0], s[1], r->o.mode == TC_TUNE_FULL ? 15 : 7, &r->algo_ms_auto,
+                &r->algo_ms_tuned))
     goto out;
-  r->conv_checked = true;
-  r->conv_kept = r->conv_ms_tuned <= r->conv_ms_auto;
-  if (!r->conv_kept) {
+  r->algo_checked = true;
+  r->algo_kept = r->algo_ms_tuned <= r->algo_ms_auto;
+  if (!r->algo_kept) {
     tc_meta_strip_prefix(m, TC_CONV_ALGO_KEY);
-    r->n_conv_meta = 0;
+    tc_meta_strip_prefix(m, TC_GEMM_ALGO_KEY);
+    r->n_algo_meta[0] = r->n_algo_meta[1] = 0;
   }
   rc = 0;
 out:
@@ -1221,6 +1283,60 @@ out:
   tc_session_free(s[1]);
   tc_diag_free(d);
   return rc;
+}
+
+/* The report's "convolutions" (gemm false) or "gemms" object: nodes
+ * recorded, the whole-model check (shared by both), every decision with
+ * both algorithms' times. */
+static void json_algos(tc_json *j, const tc_tune_result *r, bool gemm) {
+  tc_json_key(j, gemm ? "gemms" : "convolutions");
+  tc_json_begin_object(j);
+  tc_json_key(j, "nodes_recorded");
+  tc_json_uint(j, r->n_algo_meta[gemm]);
+  tc_json_key(j, "whole_model");
+  if (r->algo_checked) {
+    tc_json_begin_object(j);
+    tc_json_key(j, "default_ms");
+    tc_json_double(j, r->algo_ms_auto);
+    tc_json_key(j, "tuned_ms");
+    tc_json_double(j, r->algo_ms_tuned);
+    tc_json_key(j, "kept");
+    tc_json_bool(j, r->algo_kept);
+    tc_json_end_object(j);
+  } else {
+    tc_json_null(j);
+  }
+  tc_json_key(j, "decisions");
+  tc_json_begin_array(j);
+  for (size_t i = 0; i < r->n_algos; i++) {
+    const algo_sig *e = &r->algos[i];
+    if (e->gemm != gemm)
+      continue;
+    bool timed = e->measured || e->cached;
+    tc_json_begin_object(j);
+    tc_json_key(j, "signature");
+    tc_json_string(j, e->key);
+    tc_json_key(j, "nodes");
+    tc_json_uint(j, e->n_ids);
+    tc_json_key(j, "algorithm");
+    tc_json_string(j, e->choice ? algo_name(e, e->choice) : NULL);
+    for (int a = 1; a <= 2; a++) {
+      char k[32];
+      snprintf(k, sizeof k, "%s_us", algo_name(e, a));
+      tc_json_key(j, k);
+      if (timed)
+        tc_json_double(j, e->alg_us[a - 1]);
+      else
+        tc_json_null(j);
+    }
+    tc_json_key(j, "cached");
+    tc_json_bool(j, e->cached);
+    tc_json_key(j, "reason");
+    tc_json_string(j, e->reason);
+    tc_json_end_object(j);
+  }
+  tc_json_end_array(j);
+  tc_json_end_object(j);
 }
 
 /* ---- layout: channels-last values between convolutions, or all plain ---- */
@@ -1369,7 +1485,7 @@ int tc_tune_apply(tc_model *m, const tc_tune_options *o, tc_tune_result **res) {
   /* candidates, cache, measurement */
   bool native_cpu = !o->cpu || !strcmp(o->cpu, "native");
   if (o->mode != TC_TUNE_OFF && native_cpu &&
-      (tune_convs(m, r, t_start) || tune_layout(m, r) || tune_threads(m, r)))
+      (tune_algos(m, r, t_start) || tune_layout(m, r) || tune_threads(m, r)))
     return TC_EXIT_ERROR;
   tc_cg_spec *specs = calloc(r->n_sigs * MAX_CANDS + 1, sizeof *specs);
   if (!specs)
@@ -1550,24 +1666,25 @@ void tc_tune_print(const tc_tune_result *r, FILE *f) {
   if (r->model_checked)
     fprintf(f, "  whole model: %.3f ms built-in, %.3f ms with generated kernels (median)\n",
             r->model_ms_builtin, r->model_ms_native);
-  if (r->n_convs)
-    fprintf(f, "  convolution algorithms (%zu signatures):\n", r->n_convs);
-  for (size_t i = 0; i < r->n_convs; i++) {
-    const conv_entry *e = &r->convs[i];
+  if (r->n_algos)
+    fprintf(f, "  convolution and GEMM algorithms (%zu signatures):\n", r->n_algos);
+  for (size_t i = 0; i < r->n_algos; i++) {
+    const algo_sig *e = &r->algos[i];
     fprintf(f, "  %-72s x%-3zu %-8s", e->key, e->n_ids,
-            e->choice == TC_CONV_ALGO_AUTO ? "default" : algo_name(e->choice));
+            e->choice ? algo_name(e, e->choice) : "default");
     if (e->measured || e->cached)
-      fprintf(f, " direct %.0f us, winograd %.0f us:", e->direct_us, e->wino_us);
+      fprintf(f, " %s %.0f us, %s %.0f us:", algo_name(e, 1), e->alg_us[0], algo_name(e, 2),
+              e->alg_us[1]);
     fprintf(f, " %s\n", e->reason);
   }
-  if (r->conv_checked)
+  if (r->algo_checked)
     fprintf(f,
             "  whole model: %.3f ms with the default rule, %.3f ms with the %zu nodes' choices "
             "that differ from it: %s\n",
-            r->conv_ms_auto, r->conv_ms_tuned, r->n_conv_meta,
-            r->conv_kept ? "recorded" : "not recorded");
-  else if (r->conv_note[0])
-    fprintf(f, "  %s\n", r->conv_note);
+            r->algo_ms_auto, r->algo_ms_tuned, r->n_algo_meta[0] + r->n_algo_meta[1],
+            r->algo_kept ? "recorded" : "not recorded");
+  else if (r->algo_note[0])
+    fprintf(f, "  %s\n", r->algo_note);
   if (r->layout_checked)
     fprintf(f, "  layout: %.3f ms with %zu values channels-last, %.3f ms all plain: %s\n",
             r->layout_ms_cl, r->layout_values, r->layout_ms_plain,
@@ -1656,53 +1773,8 @@ void tc_tune_json(const tc_tune_result *r, tc_json *j) {
   } else {
     tc_json_null(j);
   }
-  tc_json_key(j, "convolutions");
-  tc_json_begin_object(j);
-  tc_json_key(j, "nodes_recorded");
-  tc_json_uint(j, r->n_conv_meta);
-  tc_json_key(j, "whole_model");
-  if (r->conv_checked) {
-    tc_json_begin_object(j);
-    tc_json_key(j, "default_ms");
-    tc_json_double(j, r->conv_ms_auto);
-    tc_json_key(j, "tuned_ms");
-    tc_json_double(j, r->conv_ms_tuned);
-    tc_json_key(j, "kept");
-    tc_json_bool(j, r->conv_kept);
-    tc_json_end_object(j);
-  } else {
-    tc_json_null(j);
-  }
-  tc_json_key(j, "decisions");
-  tc_json_begin_array(j);
-  for (size_t i = 0; i < r->n_convs; i++) {
-    const conv_entry *e = &r->convs[i];
-    bool timed = e->measured || e->cached;
-    tc_json_begin_object(j);
-    tc_json_key(j, "signature");
-    tc_json_string(j, e->key);
-    tc_json_key(j, "nodes");
-    tc_json_uint(j, e->n_ids);
-    tc_json_key(j, "algorithm");
-    tc_json_string(j, e->choice == TC_CONV_ALGO_AUTO ? NULL : algo_name(e->choice));
-    tc_json_key(j, "direct_us");
-    if (timed)
-      tc_json_double(j, e->direct_us);
-    else
-      tc_json_null(j);
-    tc_json_key(j, "winograd_us");
-    if (timed)
-      tc_json_double(j, e->wino_us);
-    else
-      tc_json_null(j);
-    tc_json_key(j, "cached");
-    tc_json_bool(j, e->cached);
-    tc_json_key(j, "reason");
-    tc_json_string(j, e->reason);
-    tc_json_end_object(j);
-  }
-  tc_json_end_array(j);
-  tc_json_end_object(j);
+  json_algos(j, r, false);
+  json_algos(j, r, true);
   tc_json_key(j, "decisions");
   tc_json_begin_array(j);
   for (size_t i = 0; i < r->n_sigs; i++) {

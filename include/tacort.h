@@ -190,6 +190,11 @@ size_t tc_session_static_plan_bytes(const tc_session *s);
  * inputs are constant (their outputs are kept as constants; runs pass over
  * them). CPU sessions; TACORT_NO_PRECOMPUTE=1 turns it off. */
 size_t tc_session_precomputed_nodes(const tc_session *s);
+/* Nodes the model asks to run with a tuned algorithm choice (convolutions
+ * "winograd" / "direct", float32 MatMul "packed" / "sgemm": metadata the
+ * autotuner writes, docs/ARCHITECTURE.md); MatMuls on packed weights in
+ * *packed (may be NULL). */
+size_t tc_session_algo_nodes(const tc_session *s, size_t *packed);
 /* Frees a session (NULL is fine). */
 void tc_session_free(tc_session *s);
 /* Runs the model. inputs[i] is the graph input named names[i]; inputs with an

@@ -416,7 +416,7 @@ static bool reorder_run(const prim *p, wspace *ws, const dnnl_memory_desc_t *amd
 /* Builds the entry for key (declined when oneDNN refuses the case); w is
  * reordered into the entry when the key names a weights payload. NULL when
  * memory runs out. */
-static centry *mm_build(centry *e, const int8_t *w);
+static centry *mm_build(centry *e, const void *w);
 
 static centry *entry_build(const ckey *key, const void *w, const float *scales) {
   centry *e = calloc(1, sizeof *e);
@@ -513,7 +513,7 @@ static centry *entry_build(const ckey *key, const void *w, const float *scales) 
  * the runtime holds them, the weights [K, N] int8 reordered into the
  * layout oneDNN picks (always cached: the key names their payload), their
  * column sums kept. Declined when oneDNN refuses; NULL when memory runs out. */
-static centry *mm_build(centry *e, const int8_t *w) {
+static centry *mm_build(centry *e, const void *w) {
   const tc_conv_spec *c = &e->key.spec;
   e->declined = true;
   dnnl_dims_t xd = {c->N, c->C}, wd = {c->C, c->M}, yd = {c->N, c->M};
@@ -521,8 +521,11 @@ static centry *mm_build(centry *e, const int8_t *w) {
   dnnl_matmul_desc_t md;
   dnnl_primitive_attr_t attr;
   dnnl_primitive_desc_t pd = NULL;
-  if (!md_dense_dt(&e->x_md, 2, xd, dnnl_u8) || !md_dense_dt(&e->w_user, 2, wd, dnnl_s8) ||
-      !md_any_dt(&wa, 2, wd, dnnl_s8) || !md_dense_dt(&e->y_md, 2, yd, dnnl_s32) ||
+  bool q = e->key.xdt != 0;
+  dnnl_data_type_t xt = q ? dnnl_u8 : dnnl_f32, wt = q ? dnnl_s8 : dnnl_f32,
+                   yt = q ? dnnl_s32 : dnnl_f32;
+  if (!md_dense_dt(&e->x_md, 2, xd, xt) || !md_dense_dt(&e->w_user, 2, wd, wt) ||
+      !md_any_dt(&wa, 2, wd, wt) || !md_dense_dt(&e->y_md, 2, yd, yt) ||
       dnnl_matmul_desc_init(&md, &e->x_md, &wa, NULL, &e->y_md) != dnnl_success ||
       !user_scratchpad(&attr))
     return e;
@@ -539,21 +542,21 @@ static centry *mm_build(centry *e, const int8_t *w) {
   e->w_bytes = round_up(dnnl_memory_desc_get_size(&e->w_md));
   size_t K = (size_t)c->C, N = (size_t)c->M;
   wspace *ws = ws_get(e->scratch);
-  if (!ws || !(e->colsum = calloc(N, sizeof *e->colsum)) ||
+  if (!ws || (q && !(e->colsum = calloc(N, sizeof *e->colsum))) ||
       !(e->wdata = aligned_alloc(ALIGN, e->w_bytes))) {
     entry_free(e);
     return NULL;
   }
-  if (!e->w_in.p)
-    memcpy(e->wdata, w, K * N); /* oneDNN keeps the plain layout */
+  if (!e->w_in.p) /* oneDNN keeps the plain layout */
+    memcpy(e->wdata, w, K * N * (q ? 1 : sizeof(float)));
   else if (!reorder_run(&e->w_in, ws, &e->w_user, w, &e->w_md, e->wdata) ||
            dnnl_stream_wait(ws->stream) != dnnl_success) {
     entry_free(e);
     return NULL;
   }
-  for (size_t kk = 0; kk < K; kk++)
+  for (size_t kk = 0; q && kk < K; kk++)
     for (size_t j = 0; j < N; j++)
-      e->colsum[j] += w[kk * N + j];
+      e->colsum[j] += ((const int8_t *)w)[kk * N + j];
   e->declined = false;
   return e;
 }
@@ -654,7 +657,8 @@ static void evict(bool force) {
 static centry *cache_find(const ckey *key, const float *scales) {
   for (centry *e = head; e; e = e->next)
     if (e->key.hash == key->hash && memcmp(&e->key, key, sizeof *key) == 0 &&
-        (!key->xdt || memcmp(e->scales, scales, (size_t)key->spec.M * sizeof *scales) == 0)) {
+        (!key->xdt || key->mm ||
+         memcmp(e->scales, scales, (size_t)key->spec.M * sizeof *scales) == 0)) {
       unlink_entry(e);
       push_front(e);
       e->refs++;
@@ -897,17 +901,20 @@ bool tc_dnnl_qconv_run(const tc_conv_spec *c, const tc_value *w_value, int32_t x
   return cached_run(&key, x, w, b, scale, key.zp ? &xzp : NULL, z, y);
 }
 
-bool tc_dnnl_qmatmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, const uint8_t *a,
-                         const int8_t *b, int32_t *c, int32_t *colsum) {
+/* The matmul entry for a [M, K] (x type xdt: 0 float32, TC_DTYPE_U8) times
+ * the initializer b, run into c; colsum (int8 only) gets b's column sums. */
+static bool matmul_run(const tc_value *b_value, int32_t xdt, size_t M, size_t K, size_t N,
+                       const void *a, const void *b, void *c, int32_t *colsum) {
   pthread_once(&once, init_once);
   if (!engine || !ws_key_ok || !M || !K || !N || M > INT32_MAX || K > INT32_MAX || N > INT32_MAX)
     return false;
   ckey key;
   memset(&key, 0, sizeof key);
   key.mm = true;
+  key.xdt = xdt;
   key.spec.N = (int64_t)M, key.spec.C = (int64_t)K, key.spec.M = (int64_t)N;
   key.threads = omp_get_max_threads();
-  key_weights(b_value, b, TC_DTYPE_I8, K * N, &key);
+  key_weights(b_value, b, xdt ? TC_DTYPE_I8 : TC_DTYPE_F32, K * N, &key);
   if (!key.wbuf)
     return false; /* packing pays only when it is kept */
   key.hash = key_hash(&key);
@@ -921,12 +928,22 @@ bool tc_dnnl_qmatmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, 
     e = cache_add(e);
     pthread_mutex_unlock(&lock);
   }
-  bool ok = !e->declined && entry_run(e, a, b, NULL, NULL, NULL, (float *)c);
-  if (ok)
+  bool ok = !e->declined && entry_run(e, a, b, NULL, NULL, NULL, c);
+  if (ok && colsum)
     memcpy(colsum, e->colsum, N * sizeof *colsum);
   pthread_mutex_lock(&lock);
   e->refs--;
   evict(false);
   pthread_mutex_unlock(&lock);
   return ok;
+}
+
+bool tc_dnnl_qmatmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, const uint8_t *a,
+                         const int8_t *b, int32_t *c, int32_t *colsum) {
+  return matmul_run(b_value, TC_DTYPE_U8, M, K, N, a, b, c, colsum);
+}
+
+bool tc_dnnl_matmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, const float *a,
+                        const float *b, float *c) {
+  return matmul_run(b_value, 0, M, K, N, a, b, c, NULL);
 }

@@ -46,6 +46,7 @@ struct tc_session {
   uint32_t *chain_root;
   char native_note[512];
   unsigned char *conv_algo; /* by node id: tc_conv_algo asked by the model, or NULL: all auto */
+  unsigned char *gemm_algo; /* by node id: tc_gemm_algo likewise */
   tc_qdq_bind **qdq;        /* by node id: the integer kernel a QDQ MatMul/Conv runs (qdq.c) */
   bool *qdq_skip;           /* by node id: a DequantizeLinear no one needs run */
   size_t qdq_count;

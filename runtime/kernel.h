@@ -57,6 +57,18 @@ typedef enum tc_conv_algo {
   TC_CONV_ALGO_DIRECT,
   TC_CONV_ALGO_WINOGRAD,
 } tc_conv_algo;
+/* The algorithm of a float32 MatMul whose B is a 2-D initializer: SGEMM
+ * (oneDNN's sgemm, which packs B on every call; what AUTO means) or PACKED
+ * (oneDNN's matmul primitive on B packed once into its blocked layout and
+ * cached: a second copy of the weights in memory). The autotuner measures
+ * both per signature and records TC_GEMM_ALGO_KEY<node name> = "packed"
+ * where packed wins. */
+#define TC_GEMM_ALGO_KEY "ai.tacoc.kernel.gemm:"
+typedef enum tc_gemm_algo {
+  TC_GEMM_ALGO_AUTO = 0,
+  TC_GEMM_ALGO_SGEMM,
+  TC_GEMM_ALGO_PACKED,
+} tc_gemm_algo;
 
 typedef struct tc_kernel_ctx {
   const tc_node *node;
@@ -71,6 +83,7 @@ typedef struct tc_kernel_ctx {
   const int64_t *plan_offset;
   const size_t *plan_size;
   tc_conv_algo conv_algo; /* convolutions: the algorithm the model asks for this node */
+  tc_gemm_algo gemm_algo; /* float32 MatMul: likewise */
   /* Channels-last operands (runtime/layout.c): bit i set when input / output
    * i of this node holds a rank-4 tensor whose dims are the logical
    * [N, C, H, W] but whose data are in [N, H, W, C] order. Only the
@@ -346,6 +359,16 @@ bool tc_dnnl_qconv_run(const tc_conv_spec *c, const tc_value *w_value, int32_t x
  * memory runs out (the caller runs its own GEMM). */
 bool tc_dnnl_qmatmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, const uint8_t *a,
                          const int8_t *b, int32_t *c, int32_t *colsum);
+/* c [M, N] = a [M, K] times b [K, N] in float32 through oneDNN's matmul
+ * primitive with b packed once, cached as above (b_value must be b's
+ * initializer: otherwise false, as when oneDNN declines). */
+bool tc_dnnl_matmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, const float *a,
+                        const float *b, float *c);
+/* MatMul of float32 A (rank >= 2) and B, a 2-D initializer (node input 1),
+ * on the packed path (tc_dnnl_matmul_run) into out; false, out left for the
+ * caller to allocate again, when the path does not apply. */
+bool tc_matmul_packed(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_tensor *B,
+                      tc_rt_tensor *out);
 /* Frees the cached primitives and weights no run is using. */
 void tc_dnnl_conv_cache_clear(void);
 /* How many primitives the cache holds (oneDNN's refusals, also cached, not

@@ -274,31 +274,36 @@ const tc_node *tc_graph_node_named(const tc_graph *g, const char *name) {
   return n;
 }
 
-/* The convolution algorithms the model asks for, by node (metadata
- * TC_CONV_ALGO_KEY<node name> = "winograd" | "direct", written by the
- * autotuner). They only choose between two exact ways to compute the same
- * convolution, so an entry naming no main-graph node or another value (a
- * model edited after tuning) is ignored, as ONNX Runtime ignores them all. */
-static tc_status bind_conv_algos(tc_session *s, tc_diag *diag) {
+/* The algorithms the model asks for, by node: metadata prefix<node name> =
+ * names[0] | names[1] (algorithm 1 | 2; written by the autotuner) into
+ * *table by node id. They only choose between two exact ways to compute the
+ * same node (convolutions: TC_CONV_ALGO_KEY "direct" | "winograd"; MatMul:
+ * TC_GEMM_ALGO_KEY "sgemm" | "packed"), so an entry naming no main-graph
+ * node or another value (a model edited after tuning) is ignored, as ONNX
+ * Runtime ignores them all. */
+static tc_status bind_algos(tc_session *s, const char *prefix, const char *const names[2],
+                            unsigned char **table, tc_diag *diag) {
   const tc_model *m = s->m;
-  size_t plen = strlen(TC_CONV_ALGO_KEY);
+  size_t plen = strlen(prefix);
   for (size_t i = 0; m->pb && i < m->pb->n_metadata_props; i++) {
     const Onnx__StringStringEntryProto *e = m->pb->metadata_props[i];
-    if (!e || !e->key || !e->value || strncmp(e->key, TC_CONV_ALGO_KEY, plen))
+    if (!e || !e->key || !e->value || strncmp(e->key, prefix, plen))
       continue;
-    const char *name = e->key + plen;
-    const tc_node *n = tc_graph_node_named(m->graph, name);
-    int algo = !strcmp(e->value, "winograd") ? TC_CONV_ALGO_WINOGRAD
-               : !strcmp(e->value, "direct") ? TC_CONV_ALGO_DIRECT
-                                             : -1;
+    const tc_node *n = tc_graph_node_named(m->graph, e->key + plen);
+    int algo = !strcmp(e->value, names[0]) ? 1 : !strcmp(e->value, names[1]) ? 2 : -1;
     if (!n || algo < 0)
       continue;
-    if (!s->conv_algo &&
-        !(s->conv_algo = tc_arena_alloc(s->arena, (m->next_node_id + 1) * sizeof *s->conv_algo)))
+    if (!*table && !(*table = tc_arena_alloc(s->arena, (m->next_node_id + 1) * sizeof **table)))
       return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
-    s->conv_algo[n->id] = (unsigned char)algo;
+    (*table)[n->id] = (unsigned char)algo;
   }
   return TC_STATUS_OK;
+}
+
+static tc_status bind_node_algos(tc_session *s, tc_diag *diag) {
+  static const char *const conv[2] = {"direct", "winograd"}, *const gemm[2] = {"sgemm", "packed"};
+  tc_status st = bind_algos(s, TC_CONV_ALGO_KEY, conv, &s->conv_algo, diag);
+  return st ? st : bind_algos(s, TC_GEMM_ALGO_KEY, gemm, &s->gemm_algo, diag);
 }
 
 #define KERNELS_KEY "ai.tacoc.kernels"
@@ -469,6 +474,17 @@ static void bind_native(tc_session *s, const char *lib_path) {
 size_t tc_session_native_nodes(const tc_session *s) { return s ? s->native_count : 0; }
 size_t tc_session_static_plan_bytes(const tc_session *s) { return s ? s->static_plan_bytes : 0; }
 size_t tc_session_precomputed_nodes(const tc_session *s) { return s ? s->n_precomputed : 0; }
+
+size_t tc_session_algo_nodes(const tc_session *s, size_t *packed) {
+  size_t n = 0, p = 0;
+  for (size_t i = 0; s && i <= s->m->next_node_id; i++) {
+    n += (s->conv_algo && s->conv_algo[i]) + (s->gemm_algo && s->gemm_algo[i]);
+    p += s->gemm_algo && s->gemm_algo[i] == TC_GEMM_ALGO_PACKED;
+  }
+  if (packed)
+    *packed = p;
+  return n;
+}
 
 int omp_get_max_threads(void);
 int omp_get_num_procs(void);
@@ -669,7 +685,7 @@ static tc_status session_new(const tc_model *m, bool native, bool cpu, const cha
   if ((st = bind_graph(s, m->graph, diag)) || (st = decode_inits(s, m->graph, diag)))
     goto fail;
   tc_qdq_bind_session(s);
-  if ((st = bind_conv_algos(s, diag)))
+  if ((st = bind_node_algos(s, diag)))
     goto fail;
   if (cpu && !getenv("TACORT_NO_PRECOMPUTE"))
     precompute_constants(s);
@@ -908,6 +924,8 @@ static tc_status run_node(tc_run *r, const tc_node *n, bool is_main) {
     tc_kernel_ctx k = {.node = n, .opset = s->opsets[n->id], .diag = diag, .arena = r->a};
     if (s->conv_algo)
       k.conv_algo = (tc_conv_algo)s->conv_algo[n->id];
+    if (s->gemm_algo)
+      k.gemm_algo = (tc_gemm_algo)s->gemm_algo[n->id];
     if (r->plan && is_main) {
       k.outputs = out;
       k.plan_base = r->base;

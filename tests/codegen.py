@@ -529,6 +529,70 @@ def usage_errors_and_unrunnable_models():
         tacoc("optimize", m, "-o", out, "--tune", "fast", "--shape", "n=14", "-q")
 
 
+def gemm_model(path, metadata=None):
+    """x [64, 96] -> MatMul w0 [96, 200] -> Relu -> MatMul w1 [200, 33]."""
+    rng = np.random.default_rng(9)
+    inits = [helper.make_tensor("w0", TensorProto.FLOAT, [96, 200],
+                                (rng.standard_normal(96 * 200) * 0.1).astype(np.float32)),
+             helper.make_tensor("w1", TensorProto.FLOAT, [200, 33],
+                                (rng.standard_normal(200 * 33) * 0.1).astype(np.float32))]
+    nodes = [helper.make_node("MatMul", ["x", "w0"], ["h"], name="m0"),
+             helper.make_node("Relu", ["h"], ["r"], name="relu"),
+             helper.make_node("MatMul", ["r", "w1"], ["y"], name="m1")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 96])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 33])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    for k, v in (metadata or {}).items():
+        m.metadata_props.add(key=k, value=v)
+    onnx.save(m, path)
+
+
+@test
+def gemm_algorithm_is_measured_and_honoured():
+    """--tune measures each float32 MatMul signature with an initializer B as
+    sgemm and as packed (B packed once); the report gives both times, the
+    cache and the metadata record what it chose; libtacort honours a
+    recorded "packed" (and ignores an unknown value) with ORT's results."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = os.path.join(tmp, "g.onnx"), os.path.join(tmp, "o.onnx")
+        gemm_model(src)
+        x = np.random.default_rng(1).standard_normal((64, 96)).astype(np.float32)
+        np.save(os.path.join(tmp, "x.npy"), x)
+        want = ort.InferenceSession(src, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        rep, cache = os.path.join(tmp, "r.json"), os.path.join(tmp, "c.tune")
+        tacoc("optimize", src, "-o", out, "--tune", "fast", "--tuning-cache", cache, "--report", rep, "-q")
+        g = json.load(open(rep))["tuning"]["gemms"]
+        assert [d["signature"].split(" threads")[0] for d in g["decisions"]] == \
+            ["gemm M=64 K=96 N=200", "gemm M=64 K=200 N=33"], g
+        for d in g["decisions"]:
+            assert d["algorithm"] in ("sgemm", "packed") and d["reason"], d
+            assert d["sgemm_us"] > 0 and d["packed_us"] > 0, d
+        recorded = {k.split(":", 1)[1]: v for k, v in meta(out).items() if k.startswith("ai.tacoc.kernel.gemm:")}
+        chosen = {n: d["algorithm"] for n, d in zip(("m0", "m1"), g["decisions"]) if d["algorithm"] == "packed"}
+        assert recorded == (chosen if g["nodes_recorded"] else {}), (recorded, g)
+        assert sum(1 for l in open(cache) if "\tgemm M=" in l) == 2, open(cache).read()
+        for variant, md in (("packed", {"ai.tacoc.kernel.gemm:m0": "packed", "ai.tacoc.kernel.gemm:m1": "packed"}),
+                            ("unknown", {"ai.tacoc.kernel.gemm:m0": "fastest"}), ("plain", {})):
+            path = os.path.join(tmp, variant + ".onnx")
+            gemm_model(path, md)
+            od = os.path.join(tmp, "out-" + variant)
+            p = tacoc("run", path, "--input", f"x={os.path.join(tmp, 'x.npy')}", "--output-dir", od,
+                      "--repeat", "2", "--profile")
+            said = re.search(r"(\d+) nodes run the model's tuned algorithms \((\d+) MatMuls on packed", p.stderr)
+            assert (said and said.groups() == ("2", "2")) if variant == "packed" else not said, p.stderr
+            cache = re.search(r"oneDNN primitives cached: (\d+), weights packed for them: ([0-9.]+) MiB", p.stdout)
+            packed_mib = (96 * 200 + 200 * 33) * 4 / 2**20  # both weights (the blocked layout pads)
+            assert cache and (int(cache.group(1)) == 2 and float(cache.group(2)) >= packed_mib - 0.005
+                              if variant == "packed" else cache.group(1) == "0"), p.stdout
+            y = np.load(os.path.join(od, "y.npy"))
+            assert np.allclose(y, want, atol=1e-4, rtol=1e-4), (variant, np.abs(y - want).max())
+            if variant == "plain":
+                assert np.abs(y - base).max() <= 1e-5 * np.abs(base).max(), np.abs(y - base).max()
+            else:
+                base = y if variant == "packed" else base
+
+
 def conv_model(path, metadata=None):
     """Two 3x3 convolutions: 64 -> 64 channels at 14x14 (Winograd by libtacort's
     default rule) and 64 -> 16 (direct by it: fewer than 32 outputs)."""
@@ -591,7 +655,7 @@ def tune_fast_chooses_conv_algorithms():
             rep = os.path.join(tmp, f"rep{i}.json")
             p = tacoc("optimize", src, "-o", out, "--tune", "fast", "--tuning-cache", cache,
                       "--report", rep)
-            assert "convolution algorithms (2 signatures)" in p.stdout, p.stdout
+            assert "convolution and GEMM algorithms (2 signatures)" in p.stdout, p.stdout
             reps.append(json.load(open(rep))["tuning"]["convolutions"])
         first, second = reps
         assert len(first["decisions"]) == 2, first

@@ -259,11 +259,26 @@ static tc_status run_matmul(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
   if (B->dtype != dt)
     return tc_kernel_fail(k, TC_STATUS_INVALID, "input dtypes differ (%s vs %s)", tc_dtype_name(dt),
                           tc_dtype_name(B->dtype));
+  if (k->gemm_algo == TC_GEMM_ALGO_PACKED && tc_matmul_packed(k, A, B, out))
+    return TC_STATUS_OK;
   ckind c = kind_of(dt);
   const void *a = as_kind(k, A, c), *b = as_kind(k, B, c);
   if (!a || !b)
     return NOMEM(k);
   return matmul_nd(k, A, B, a, b, c, dt, out);
+}
+
+bool tc_matmul_packed(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_tensor *B,
+                      tc_rt_tensor *out) {
+  if (A->dtype != TC_DTYPE_F32 || B->dtype != TC_DTYPE_F32 || !tc_fast_kernels_enabled() ||
+      A->rank < 2 || B->rank != 2 || A->dims[A->rank - 1] != B->dims[0] || k->node->n_inputs < 2)
+    return false;
+  size_t K = (size_t)B->dims[0], N = (size_t)B->dims[1], M = K ? tc_rt_numel(A) / K : 0;
+  int64_t dims[TC_MAX_RANK];
+  memcpy(dims, A->dims, A->rank * sizeof *dims);
+  dims[A->rank - 1] = (int64_t)N;
+  return M && N && !tc_kernel_alloc_uninit(k, out, TC_DTYPE_F32, A->rank, dims) &&
+         tc_dnnl_matmul_run(k->node->inputs[1], M, K, N, A->data, B->data, out->data);
 }
 
 /* Integer matrix product with zero points: A - a_zp (a scalar or one per row
