@@ -756,23 +756,30 @@ static void att_block(cg *c, const att_ctx *a, int R, LLVMValueRef i0) {
     inv[r] = LLVMBuildSelect(c->b, dead, LLVMConstReal(c->f32, 0.0),
                              fdivv(c, LLVMConstReal(c->f32, 1.0), tot), "");
   }
-  /* Y rows = P V / sum, in tiles of up to nvt vectors of the value head */
-  long long NV = (a->Dv + a->W - 1) / a->W;
+  /* Y rows = P V / sum, in tiles of up to nvt vectors of the value head;
+   * a value head narrower than the width takes the narrowest vector (4 or
+   * 8 lanes) that holds it: fewer idle lanes, and narrower FMAs issue more
+   * per cycle */
+  long long WV = a->W;
+  while (WV > 4 && a->Dv <= WV / 2)
+    WV /= 2;
+  LLVMTypeRef vt = WV > 1 ? LLVMVectorType(c->f32, (unsigned)WV) : c->f32;
+  long long NV = (a->Dv + WV - 1) / WV;
   int nvt = 16 / R < 1 ? 1 : 16 / R > 4 ? 4 : 16 / R;
   for (long long v0 = 0; v0 < NV; v0 += nvt) {
     int nv = (int)(NV - v0 < nvt ? NV - v0 : nvt);
     double zeros[32] = {0};
     loop l;
-    loop_begin(c, &l, 0, t, zeros, (size_t)(R * nv));
+    loop_begin(c, &l, 0, vt, zeros, (size_t)(R * nv));
     LLVMValueRef vrow[4], next[32];
     LLVMValueRef vbase = iadd(c, a->voff, imul(c, l.iv, a->VS));
     for (int vv = 0; vv < nv; vv++) {
-      long long col = (v0 + vv) * a->W;
-      unsigned valid = (unsigned)(a->Dv - col < a->W ? a->Dv - col : a->W);
-      vrow[vv] = load_part(c, t, a->v, iadd(c, vbase, i64c(c, col)), valid);
+      long long col = (v0 + vv) * WV;
+      unsigned valid = (unsigned)(a->Dv - col < WV ? a->Dv - col : WV);
+      vrow[vv] = load_part(c, vt, a->v, iadd(c, vbase, i64c(c, col)), valid);
     }
     for (int r = 0; r < R; r++) {
-      LLVMValueRef pr = splat(c, t, load(c, c->f32, a->p, iadd(c, i64c(c, r * a->Lp), l.iv)));
+      LLVMValueRef pr = splat(c, vt, load(c, c->f32, a->p, iadd(c, i64c(c, r * a->Lp), l.iv)));
       for (int vv = 0; vv < nv; vv++)
         next[r * nv + vv] = fma3(c, pr, vrow[vv], l.acc[r * nv + vv]);
     }
@@ -780,9 +787,9 @@ static void att_block(cg *c, const att_ctx *a, int R, LLVMValueRef i0) {
     for (int r = 0; r < R; r++) {
       LLVMValueRef yrow = iadd(c, a->yoff, imul(c, iadd(c, i0, i64c(c, r)), a->YS));
       for (int vv = 0; vv < nv; vv++) {
-        long long col = (v0 + vv) * a->W;
-        unsigned valid = (unsigned)(a->Dv - col < a->W ? a->Dv - col : a->W);
-        store_part(c, mul(c, next[r * nv + vv], splat(c, t, inv[r])), a->y,
+        long long col = (v0 + vv) * WV;
+        unsigned valid = (unsigned)(a->Dv - col < WV ? a->Dv - col : WV);
+        store_part(c, mul(c, next[r * nv + vv], splat(c, vt, inv[r])), a->y,
                    iadd(c, yrow, i64c(c, col)), valid);
       }
     }
