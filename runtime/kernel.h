@@ -235,7 +235,7 @@ void tc_vnorm_f32(float *y, const float *x, size_t n, double mean, double inv, c
                   const float *bias);
 /* Row helpers (vmath.c): y += a; the sum (sixteen partial sums, then their
  * sum in lane order); the largest element ignoring NaN (-inf for none);
- * x = exp(x - m) returning the sum; x *= s. */
+ * y = exp(x - m) returning the sum (y may be x); x *= s. */
 void tc_vadd_inplace_f32(float *y, const float *a, size_t n);
 float tc_vsum_f32(const float *x, size_t n);
 /* The dot product of a and b (sixteen partial sums, then their sum in lane
@@ -246,7 +246,7 @@ void tc_vaxpy_f32(float *y, float a, const float *x, size_t n);
  * the larger, NaN when either is NaN. */
 void tc_vbinary_f32(float *y, const float *a, const float *b, size_t n, char op);
 float tc_vmax_f32(const float *x, size_t n);
-float tc_vexp_sub_sum_f32(float *x, size_t n, float m);
+float tc_vexp_sub_sum_f32(float *y, const float *x, size_t n, float m);
 void tc_vscale_f32(float *x, size_t n, float s);
 /* y[i] = (float)(acc[i] - corr[i]) * scale[i] (+ bias[i] when bias is not
  * NULL; corr NULL: 0), the subtraction in int32; y may be acc's memory

@@ -326,11 +326,11 @@ VCLONES float tc_vmax_f32(const float *x, size_t n) {
   return r;
 }
 
-VCLONES float tc_vexp_sub_sum_f32(float *x, size_t n, float m) {
+VCLONES float tc_vexp_sub_sum_f32(float *y, const float *x, size_t n, float m) {
   v4f acc = splat(0);
   for (size_t i = 0; i < n; i += LANES) {
     v4f v = v_exp(load_pad(x, i, n, 0) - splat(m));
-    store_part(x, i, n, v);
+    store_part(y, i, n, v);
     if (n - i < LANES) /* padding lanes do not count */
       for (size_t l = n - i; l < LANES; l++)
         v[l] = 0;

@@ -402,7 +402,7 @@ static void att32_softmax(const att32_job *jb, size_t b, size_t h, float *sc) {
       memset(row, 0, L * sizeof *row);
       continue;
     }
-    float sum = tc_vexp_sub_sum_f32(row, L, m);
+    float sum = tc_vexp_sub_sum_f32(row, row, L, m);
     tc_vscale_f32(row, L, 1.0f / sum);
   }
 }

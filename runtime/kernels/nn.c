@@ -724,19 +724,15 @@ static void smax_row_f32(const smax_job *jb, size_t r) {
   float *y = (float *)jb->out->data + r * len;
   if (len == 0)
     return;
-  float mx = x[0]; /* a leading NaN wins, as in smax_row; later NaNs spread through exp */
-  for (size_t j = 1; j < len; j++)
-    if (x[j] > mx)
-      mx = x[j];
-  for (size_t j = 0; j < len; j++)
-    y[j] = x[j] - mx;
-  if (jb->op == SM_SOFTMAX) {
-    tc_vexp_f32(y, y, len);
-    float inv = (float)(1.0 / sum_f32(y, len));
-    for (size_t j = 0; j < len; j++)
-      y[j] *= inv;
+  /* the largest element not NaN: a NaN anywhere makes the whole row NaN
+   * either way (through exp and the sum), as in smax_row */
+  float mx = tc_vmax_f32(x, len);
+  if (jb->op == SM_SOFTMAX) { /* vector passes: exp(x - max) with its sum, then the scaling */
+    tc_vscale_f32(y, len, (float)(1.0 / (double)tc_vexp_sub_sum_f32(y, x, len, mx)));
     return;
   }
+  for (size_t j = 0; j < len; j++)
+    y[j] = x[j] - mx;
   tc_vexp_f32(y, y, len);
   double lsum = log(sum_f32(y, len));
   for (size_t j = 0; j < len; j++)
