@@ -764,6 +764,8 @@ static void make_candidates(sig_entry *e, tc_tune_mode mode, int native_w) {
     for (size_t k = 0; k < nu; k++)
       add_cand(e, ws[i], full_u[k], 0);
   }
+  if (mode == TC_TUNE_FAST && e->spec.kind == TC_CG_ATTENTION)
+    add_cand(e, native_w, 4, 0); /* eight query rows at a time: wins on small heads */
   for (size_t k = 0; k < nu; k++)
     add_cand(e, native_w, full_u[k], 1);
 }
