@@ -609,8 +609,7 @@ static void build_kernel(cg *c, const tc_cg_spec *sp) {
 
 /* ---- attention ---- */
 
-/* The first n lanes of vector type t at base[idx] (the rest 0), or a plain
- * load when n covers t. */
+/* A <w x i1> constant with the first n lanes set. */
 static LLVMValueRef lane_mask(cg *c, unsigned w, unsigned n) {
   LLVMTypeRef i1 = LLVMInt1TypeInContext(c->ctx);
   LLVMValueRef e[64];
@@ -618,6 +617,7 @@ static LLVMValueRef lane_mask(cg *c, unsigned w, unsigned n) {
     e[i] = LLVMConstInt(i1, i < n, 0);
   return LLVMConstVector(e, w);
 }
+/* A call of llvm.masked.load / llvm.masked.store on vectors of type t. */
 static LLVMValueRef masked_intrin(cg *c, const char *name, LLVMTypeRef t, LLVMValueRef *args,
                                   unsigned n) {
   LLVMTypeRef ov[2] = {t, c->ptr};
@@ -625,6 +625,8 @@ static LLVMValueRef masked_intrin(cg *c, const char *name, LLVMTypeRef t, LLVMVa
   LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, ov, 2);
   return LLVMBuildCall2(c->b, LLVMIntrinsicGetType(c->ctx, id, ov, 2), f, args, n, "");
 }
+/* The first n lanes of vector type t at base[idx] (the rest 0; nothing
+ * past them is read), or a plain load when n covers t. */
 static LLVMValueRef load_part(cg *c, LLVMTypeRef t, LLVMValueRef base, LLVMValueRef idx,
                               unsigned n) {
   unsigned w = lanes(t);
@@ -634,6 +636,7 @@ static LLVMValueRef load_part(cg *c, LLVMTypeRef t, LLVMValueRef base, LLVMValue
                           K(c, t, 0.0)};
   return masked_intrin(c, "llvm.masked.load", t, args, 4);
 }
+/* Stores the first n lanes of v at base[idx] (all of them when n covers v). */
 static void store_part(cg *c, LLVMValueRef v, LLVMValueRef base, LLVMValueRef idx, unsigned n) {
   LLVMTypeRef t = LLVMTypeOf(v);
   unsigned w = lanes(t);
