@@ -827,9 +827,10 @@ static uint64_t key_hash(const ckey *key) {
   return h;
 }
 
-/* Finds or builds the entry for key and runs it. */
+/* Finds or builds the entry for key and runs it; colsum (matmul entries,
+ * may be NULL) gets the weights' column sums while the entry is held. */
 static bool cached_run(ckey *key, const void *x, const void *w, const float *b, const float *scale,
-                       const int32_t *zp, const float *z, float *y) {
+                       const int32_t *zp, const float *z, float *y, int32_t *colsum) {
   key->hash = key_hash(key);
   pthread_mutex_lock(&lock);
   centry *e = cache_find(key, scale);
@@ -842,6 +843,8 @@ static bool cached_run(ckey *key, const void *x, const void *w, const float *b, 
     pthread_mutex_unlock(&lock);
   }
   bool ok = !e->declined && entry_run(e, x, w, b, zp, z, y);
+  if (ok && colsum)
+    memcpy(colsum, e->colsum, (size_t)key->spec.M * sizeof *colsum);
   pthread_mutex_lock(&lock);
   e->refs--;
   evict(false);
@@ -878,7 +881,7 @@ bool tc_dnnl_conv_run(const tc_conv_spec *c, const tc_value *w_value, const floa
   key_make(c, b != NULL, z != NULL, &key);
   if (!plain_layout(c))
     key_weights(w_value, w, TC_DTYPE_F32, (size_t)(c->M * (c->C / c->group) * ksize(c)), &key);
-  return cached_run(&key, x, w, b, NULL, NULL, z, y);
+  return cached_run(&key, x, w, b, NULL, NULL, z, y, NULL);
 }
 
 bool tc_dnnl_qconv_run(const tc_conv_spec *c, const tc_value *w_value, int32_t xdt, const void *x,
@@ -898,7 +901,7 @@ bool tc_dnnl_qconv_run(const tc_conv_spec *c, const tc_value *w_value, int32_t x
     h = (h ^ ((const unsigned char *)scale)[i]) * 1099511628211ull;
   key.qhash = h;
   key_weights(w_value, w, TC_DTYPE_I8, (size_t)(c->M * (c->C / c->group) * ksize(c)), &key);
-  return cached_run(&key, x, w, b, scale, key.zp ? &xzp : NULL, z, y);
+  return cached_run(&key, x, w, b, scale, key.zp ? &xzp : NULL, z, y, NULL);
 }
 
 /* The matmul entry for a [M, K] (x type xdt: 0 float32, TC_DTYPE_U8) times
@@ -917,25 +920,7 @@ static bool matmul_run(const tc_value *b_value, int32_t xdt, size_t M, size_t K,
   key_weights(b_value, b, xdt ? TC_DTYPE_I8 : TC_DTYPE_F32, K * N, &key);
   if (!key.wbuf)
     return false; /* packing pays only when it is kept */
-  key.hash = key_hash(&key);
-  pthread_mutex_lock(&lock);
-  centry *e = cache_find(&key, NULL);
-  pthread_mutex_unlock(&lock);
-  if (!e) {
-    if (!(e = entry_build(&key, b, NULL)))
-      return false;
-    pthread_mutex_lock(&lock);
-    e = cache_add(e);
-    pthread_mutex_unlock(&lock);
-  }
-  bool ok = !e->declined && entry_run(e, a, b, NULL, NULL, NULL, c);
-  if (ok && colsum)
-    memcpy(colsum, e->colsum, N * sizeof *colsum);
-  pthread_mutex_lock(&lock);
-  e->refs--;
-  evict(false);
-  pthread_mutex_unlock(&lock);
-  return ok;
+  return cached_run(&key, a, b, NULL, NULL, NULL, NULL, c, colsum);
 }
 
 bool tc_dnnl_qmatmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, const uint8_t *a,

@@ -268,16 +268,31 @@ static tc_status run_matmul(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
   return matmul_nd(k, A, B, a, b, c, dt, out);
 }
 
-bool tc_matmul_packed(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_tensor *B,
-                      tc_rt_tensor *out) {
-  if (A->dtype != TC_DTYPE_F32 || B->dtype != TC_DTYPE_F32 || !tc_fast_kernels_enabled() ||
-      A->rank < 2 || B->rank != 2 || A->dims[A->rank - 1] != B->dims[0] || k->node->n_inputs < 2)
+/* Whether A [..., K] (dtype adt) times B [K, N] (bdt, the node's input 1)
+ * can take the packed-weights path: fast kernels, A of rank 2 or more, a
+ * nonempty product. M (A's rows), K and N are set. */
+static bool packed_operands(const tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_tensor *B,
+                            int32_t adt, int32_t bdt, size_t *M, size_t *K, size_t *N) {
+  if (!tc_fast_kernels_enabled() || A->dtype != adt || B->dtype != bdt || A->rank < 2 ||
+      B->rank != 2 || A->dims[A->rank - 1] != B->dims[0] || k->node->n_inputs < 2)
     return false;
-  size_t K = (size_t)B->dims[0], N = (size_t)B->dims[1], M = K ? tc_rt_numel(A) / K : 0;
+  *K = (size_t)B->dims[0], *N = (size_t)B->dims[1], *M = *K ? tc_rt_numel(A) / *K : 0;
+  return *M && *N;
+}
+
+/* out: A's dims with the last one N, float32 (int32 sums fit it too). */
+static bool packed_out(tc_kernel_ctx *k, const tc_rt_tensor *A, size_t N, tc_rt_tensor *out) {
   int64_t dims[TC_MAX_RANK];
   memcpy(dims, A->dims, A->rank * sizeof *dims);
   dims[A->rank - 1] = (int64_t)N;
-  return M && N && !tc_kernel_alloc_uninit(k, out, TC_DTYPE_F32, A->rank, dims) &&
+  return tc_kernel_alloc_uninit(k, out, TC_DTYPE_F32, A->rank, dims) == TC_STATUS_OK;
+}
+
+bool tc_matmul_packed(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_tensor *B,
+                      tc_rt_tensor *out) {
+  size_t M, K, N;
+  return packed_operands(k, A, B, TC_DTYPE_F32, TC_DTYPE_F32, &M, &K, &N) &&
+         packed_out(k, A, N, out) &&
          tc_dnnl_matmul_run(k->node->inputs[1], M, K, N, A->data, B->data, out->data);
 }
 
@@ -425,22 +440,16 @@ typedef struct mmi_job {
 static bool mmi_packed(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_tensor *B,
                        const tc_rt_tensor *az, const tc_rt_tensor *bz, tc_rt_tensor *out,
                        int32_t **corr) {
-  if (!tc_fast_kernels_enabled() || A->dtype != TC_DTYPE_U8 || B->dtype != TC_DTYPE_I8 ||
-      A->rank < 2 || B->rank != 2 || A->dims[A->rank - 1] != B->dims[0] ||
-      (az && (az->dtype != TC_DTYPE_U8 || tc_rt_numel(az) != 1)) || k->node->n_inputs < 2)
+  size_t M, K, N;
+  if (!packed_operands(k, A, B, TC_DTYPE_U8, TC_DTYPE_I8, &M, &K, &N) ||
+      (az && (az->dtype != TC_DTYPE_U8 || tc_rt_numel(az) != 1)) || !tc_gemm_q8_exact(K))
     return false;
-  size_t K = (size_t)B->dims[0], N = (size_t)B->dims[1], M = K ? tc_rt_numel(A) / K : 0;
   if (bz) /* B's zero point: all zeros or not here */
     for (size_t i = 0; i < tc_rt_numel(bz); i++)
       if (tc_rt_get_i64(bz, i) != 0)
         return false;
-  if (!M || !N || !tc_gemm_q8_exact(K))
-    return false;
-  int64_t dims[TC_MAX_RANK];
-  memcpy(dims, A->dims, A->rank * sizeof *dims);
-  dims[A->rank - 1] = (int64_t)N;
   int32_t *cs = tc_arena_alloc(k->arena, N * sizeof *cs);
-  if (!cs || tc_kernel_alloc_uninit(k, out, TC_DTYPE_F32, A->rank, dims))
+  if (!cs || !packed_out(k, A, N, out))
     return false;
   if (!tc_dnnl_qmatmul_run(k->node->inputs[1], M, K, N, A->data, B->data, out->data, cs))
     return false;
