@@ -153,8 +153,12 @@ static void print_profile(const tc_session *s, long runs) {
     printf("  %-28s %6lld %10.3f %6.1f%%\n", t[k].op, (long long)t[k].nodes,
            (double)t[k].ns / 1e6 / per, all ? 100.0 * (double)t[k].ns / (double)all : 0.0);
   printf("  slowest nodes:\n");
-  for (size_t i = 0; i < n && i < 10; i++)
-    printf("  %-40s %-20s %10.3f ms/run\n", e[i].node, e[i].op_type, (double)e[i].ns / 1e6 / per);
+  for (size_t i = 0; i < n && i < 10; i++) { /* an unnamed node by its output: "-> y" */
+    char who[256];
+    snprintf(who, sizeof who, "%s%s", e[i].node[0] ? e[i].node : "-> ",
+             e[i].node[0] ? "" : e[i].output);
+    printf("  %-40s %-20s %10.3f ms/run\n", who, e[i].op_type, (double)e[i].ns / 1e6 / per);
+  }
   size_t prims, wbytes;
   tc_dnnl_conv_cache_stats(&prims, &wbytes);
   printf("  oneDNN primitives cached: %zu, weights packed for them: %.2f MiB\n", prims,

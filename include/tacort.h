@@ -212,6 +212,7 @@ void tc_session_set_profiling(tc_session *s, int on);
 typedef struct tc_profile_entry {
   const char *node;    /* node name (owned by the model; may be "") */
   const char *op_type; /* owned by the model */
+  const char *output;  /* the node's first output's name, or "" (owned by the model) */
   int64_t calls;
   int64_t ns; /* total wall time of the node's kernel calls */
 } tc_profile_entry;

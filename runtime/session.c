@@ -723,9 +723,11 @@ static size_t profile_graph(const tc_session *s, const tc_graph *g, tc_profile_e
                             size_t cap, size_t k) {
   for (const tc_node *n = g->first; n; n = n->next) {
     if (s->prof_table[2 * n->id] > 0) {
+      const tc_value *o = n->n_outputs ? n->outputs[0] : NULL;
       if (k < cap)
         out[k] = (tc_profile_entry){n->name ? n->name : "", n->op_type ? n->op_type : "",
-                                    s->prof_table[2 * n->id], s->prof_table[2 * n->id + 1]};
+                                    o && o->name ? o->name : "", s->prof_table[2 * n->id],
+                                    s->prof_table[2 * n->id + 1]};
       k++;
     }
     for (size_t i = 0; i < n->n_attrs; i++)

@@ -56,11 +56,15 @@ VINLINE v4f splat(float v) {
 /* m ? a : b per lane (m all ones or all zeros). */
 VINLINE v4f sel(v4i m, v4f a, v4f b) { return (v4f)((m & (v4i)a) | (~m & (v4i)b)); }
 
+/* All ones where x is NaN, from the bits: GCC (12) scalarizes a float
+ * x != x that meets another mask in a target_clones function. */
+VINLINE v4i nan_mask(v4f x) { return ((v4i)splat(__builtin_inff()) - ((v4i)x & 0x7fffffff)) >> 31; }
+
 VINLINE v4f vmin(v4f a, v4f b) { return sel(a < b, a, b); }
 VINLINE v4f vmax(v4f a, v4f b) { return sel(a > b, a, b); }
 
 VINLINE v4f v_exp(v4f x) {
-  v4i nan = x != x;
+  v4i nan = nan_mask(x);
   x = sel(nan, splat(0), x);
   x = vmax(vmin(x, splat(89.0f)), splat(-105.0f));
   /* n = round(x / ln 2): the 1.5 * 2^23 trick rounds to nearest and leaves n
@@ -84,7 +88,7 @@ VINLINE v4f v_exp(v4f x) {
 }
 
 VINLINE v4f v_erf(v4f x) {
-  v4i nan = x != x;
+  v4i nan = nan_mask(x);
   x = vmax(vmin(x, splat(4.0f)), splat(-4.0f));
   v4f x2 = x * x;
   v4f p = x2 * splat(-2.72614225801306e-10f) + splat(2.77068142495902e-08f);
@@ -116,7 +120,7 @@ VINLINE v4f v_tanh(v4f x) {
   v4f big = splat(1.0f) - splat(2.0f) / (v_exp(a + a) + splat(1.0f));
   v4f y = sel(a < splat(0.625f), small, big);
   /* the sign of x back (-0 stays -0); NaN passes through */
-  return sel(x != x, x, (v4f)((v4i)y | sign));
+  return sel(nan_mask(x), x, (v4f)((v4i)y | sign));
 }
 
 VINLINE v4f v_sigmoid(v4f x) { return splat(1.0f) / (splat(1.0f) + v_exp(-x)); }
@@ -278,13 +282,21 @@ VCLONES void tc_vadd_inplace_f32(float *y, const float *a, size_t n) {
   }
 }
 
+/* One loop per op (the op is tested once, not per vector). */
+#define VBINARY_LOOP(expr)                                                                         \
+  for (size_t i = 0; i < n; i += LANES) {                                                          \
+    v4f va = load_pad(a, i, n, 1), vb = load_pad(b, i, n, 1);                                      \
+    store_part(y, i, n, (expr));                                                                   \
+  }
+
 VCLONES void tc_vbinary_f32(float *y, const float *a, const float *b, size_t n, char op) {
-  for (size_t i = 0; i < n; i += LANES) {
-    v4f va = load_pad(a, i, n, 1), vb = load_pad(b, i, n, 1);
-    v4f r = op == '+' ? va + vb : op == '-' ? va - vb : op == '*' ? va * vb : va / vb;
-    if (op == 'M') /* b where b > a or b is NaN: a NaN on either side stays */
-      r = sel((vb > va) | (vb != vb), vb, va);
-    store_part(y, i, n, r);
+  switch (op) {
+  case '+': VBINARY_LOOP(va + vb) break;
+  case '-': VBINARY_LOOP(va - vb) break;
+  case '*': VBINARY_LOOP(va * vb) break;
+  case 'M': /* b where b > a or b is NaN: a NaN on either side stays */
+    VBINARY_LOOP(sel(nan_mask(vb), vb, sel(vb > va, vb, va))) break;
+  default: VBINARY_LOOP(va / vb) break;
   }
 }
 

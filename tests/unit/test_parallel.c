@@ -217,6 +217,33 @@ static void vmath_accuracy(void) {
   CHECK(isnan(o[0]) && o[1] == 1 && o[2] == -1 && o[3] == 0 && signbit(o[4]));
   tc_vsigmoid_f32(o, sp, 5);
   CHECK(isnan(o[0]) && o[1] == 1 && o[2] == 0 && o[3] == 0.5f);
+  /* tc_vbinary_f32, every op, lengths with and without a tail, against
+   * scalar C; max keeps a NaN from either side and b only where b > a */
+  float a[37], b[37], r[37];
+  for (size_t i = 0; i < 37; i++) {
+    a[i] = (float)((int)(i * 7 % 11) - 5) * 0.75f;
+    b[i] = (float)((int)(i * 5 % 13) - 6) * 0.5f + 0.25f;
+  }
+  a[3] = NAN, b[4] = NAN, a[5] = b[5] = NAN, a[6] = INFINITY, b[7] = -INFINITY, b[8] = INFINITY;
+  a[9] = -0.0f, b[9] = 0.0f, a[10] = 0.0f, b[10] = -0.0f;
+  const char ops[] = "+-*/M";
+  for (size_t k = 0; k < 5; k++)
+    for (size_t n = 1; n <= 37; n += 12) {
+      tc_vbinary_f32(r, a, b, n, ops[k]);
+      bool same = true;
+      for (size_t i = 0; i < n; i++) {
+        float w = ops[k] == '+'   ? a[i] + b[i]
+                  : ops[k] == '-' ? a[i] - b[i]
+                  : ops[k] == '*' ? a[i] * b[i]
+                  : ops[k] == '/' ? a[i] / b[i]
+                                  : (b[i] > a[i] || isnan(b[i]) ? b[i] : a[i]);
+        same &= memcmp(&w, &r[i], sizeof w) == 0 || (isnan(w) && isnan(r[i]));
+      }
+      CHECK(same);
+    }
+  tc_vbinary_f32(r, a, b, 11, 'M');
+  CHECK(isnan(r[3]) && isnan(r[4]) && isnan(r[5]) && r[6] == INFINITY && r[8] == INFINITY);
+  CHECK(signbit(r[9]) && !signbit(r[10])); /* equal zeros keep a */
 }
 
 /* ---- elementwise ---- */
