@@ -35,7 +35,7 @@ tc_status tc_model_load_file(const char *path, const tc_load_options *opts, tc_m
   }
   char *dir = dir_of_path(path);
   tc_status s = dir ? tc_import_bytes(tc_buffer_data(b), tc_buffer_size(b), dir,
-                                      !(opts && opts->no_verify), out, diag)
+                                      !(opts && opts->no_verify), true, out, diag)
                     : tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
   if (*out && !((*out)->path = tc_arena_strdup((*out)->arena, path))) {
     tc_model_free(*out);
@@ -56,7 +56,7 @@ tc_status tc_model_load_bytes(const void *data, size_t size, const tc_load_optio
   if (!out || (!data && size))
     return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "no data or result pointer given");
   return tc_import_bytes(data, size, opts ? opts->external_data_dir : NULL,
-                         !(opts && opts->no_verify), out, diag);
+                         !(opts && opts->no_verify), false, out, diag);
 }
 
 size_t tc_model_num_inputs(const tc_model *m) { return m->graph->n_inputs; }

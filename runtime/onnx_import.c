@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "ir.h"
 #include "kernel.h"
@@ -612,7 +614,41 @@ static tc_status import_model(import_ctx *c, Onnx__ModelProto *p) {
   return TC_STATUS_OK;
 }
 
-tc_status tc_import_bytes(const void *data, size_t size, const char *dir, bool verify,
+/* Raw_data payloads of at least this many bytes are cut before unpacking. */
+#define PAYLOAD_CUT_MIN 1024
+
+/* Fills the initializers tc_pb_cut_payloads cut out of the unpacked model
+ * with 64-byte aligned copies of their bytes in data, in file order; when
+ * data is a file mapping, drops each payload's whole pages from it once
+ * copied, so the weights are resident once, not twice, while loading. */
+static tc_status fill_payloads(Onnx__ModelProto *pb, const uint8_t *data, bool mapped,
+                               const tc_pb_payload *pl, size_t n, tc_diag *diag) {
+  long page = mapped ? sysconf(_SC_PAGESIZE) : 0;
+  for (size_t i = 0; i < n; i++) {
+    Onnx__TensorProto *tp = pb->graph && pl[i].init < pb->graph->n_initializer
+                                ? pb->graph->initializer[pl[i].init]
+                                : NULL;
+    if (!tp || tp->has_raw_data) /* cannot happen: the cut copy has no raw_data there */
+      return tc_diag_set(diag, TC_STATUS_PARSE, NULL, NULL,
+                         "initializer %zu: its raw_data was not where the scan found it",
+                         pl[i].init);
+    void *copy = aligned_alloc(64, (pl[i].len + 63) & ~(size_t)63);
+    if (!copy)
+      return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
+    memcpy(copy, data + pl[i].off, pl[i].len);
+    tp->raw_data = (ProtobufCBinaryData){pl[i].len, copy}; /* freed with the tree or stolen */
+    tp->has_raw_data = 1;
+    if (page > 0) {
+      uintptr_t lo = ((uintptr_t)(data + pl[i].off) + (uintptr_t)page - 1) & ~((uintptr_t)page - 1),
+                hi = (uintptr_t)(data + pl[i].off + pl[i].len) & ~((uintptr_t)page - 1);
+      if (hi > lo)
+        madvise((void *)lo, hi - lo, MADV_DONTNEED); /* read again from the file if touched */
+    }
+  }
+  return TC_STATUS_OK;
+}
+
+tc_status tc_import_bytes(const void *data, size_t size, const char *dir, bool verify, bool mapped,
                           tc_model **out, tc_diag *diag) {
   *out = NULL;
   tc_model *m = tc_model_new_empty();
@@ -630,14 +666,25 @@ tc_status tc_import_bytes(const void *data, size_t size, const char *dir, bool v
                        "refused to protect the stack",
                        TC_MAX_MESSAGE_DEPTH);
   }
-  m->pb = onnx__model_proto__unpack(NULL, size, data);
+  tc_pb_payload *pl = NULL;
+  size_t n_pl = 0, cut_size = 0;
+  uint8_t *cut = tc_pb_cut_payloads(data, size, PAYLOAD_CUT_MIN, &pl, &n_pl, &cut_size);
+  m->pb = onnx__model_proto__unpack(NULL, cut ? cut_size : size, cut ? cut : data);
+  free(cut);
   if (!m->pb) {
+    free(pl);
     tc_model_free(m);
     return tc_diag_set(diag, TC_STATUS_PARSE, NULL, NULL,
                        "not a valid ONNX protobuf (truncated or corrupt, %zu bytes)", size);
   }
+  tc_status s = fill_payloads(m->pb, data, mapped, pl, n_pl, diag);
+  free(pl);
+  if (s) {
+    tc_model_free(m);
+    return s;
+  }
   import_ctx c = {.m = m, .diag = diag};
-  tc_status s = import_model(&c, m->pb);
+  s = import_model(&c, m->pb);
   for (size_t i = 0; !s && verify && i < m->n_functions; i++)
     s = tc_graph_verify(m->functions[i].body, diag);
   if (!s && verify)

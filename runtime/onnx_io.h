@@ -6,14 +6,30 @@
 
 /* Parses a serialized ModelProto into a new model. dir: the folder external
  * data is resolved against (NULL refuses external data). verify: run the IR
- * checker. diag must not be NULL. */
-tc_status tc_import_bytes(const void *data, size_t size, const char *dir, bool verify,
+ * checker. mapped: data is a private read-only mapping of a file, whose
+ * pages the import may drop (madvise) once it has copied them. diag must not
+ * be NULL. */
+tc_status tc_import_bytes(const void *data, size_t size, const char *dir, bool verify, bool mapped,
                           tc_model **out, tc_diag *diag);
 
 /* Messages may nest at most this deep (protobuf's own default limit). */
 #define TC_MAX_MESSAGE_DEPTH 100
 /* False when a serialized ModelProto nests messages deeper than the limit. */
 bool tc_pb_depth_ok(const void *data, size_t size);
+
+/* A raw_data payload cut out by tc_pb_cut_payloads: the main graph's
+ * initializer number init (in file order) has its bytes at data + off. */
+typedef struct tc_pb_payload {
+  size_t init, off, len;
+} tc_pb_payload;
+/* A malloc'd copy of the serialized ModelProto data without the raw_data
+ * fields of at least min_len bytes of its graph's initializers (*out_size
+ * bytes), and where those payloads are (*payloads, malloc'd, *n_payloads).
+ * NULL when there is none to cut, when the layout is not the plain one (the
+ * graph given twice, a tensor with two raw_data fields, anything malformed:
+ * protobuf-c then unpacks data as it is and decides) or without memory. */
+uint8_t *tc_pb_cut_payloads(const void *data, size_t size, size_t min_len, tc_pb_payload **payloads,
+                            size_t *n_payloads, size_t *out_size);
 
 /* True when an external data location stays inside the model's folder:
  * relative, and without a ".." component. */
