@@ -39,6 +39,7 @@ struct tc_session {
    * runs (NULL elsewhere), and for the chain's other nodes the root's id + 1
    * (they run only when the kernel does not fit the run's tensors). */
   size_t static_plan_bytes;   /* the plan made at creation from shape inference */
+  size_t planned_runs;        /* runs that took their memory from a plan (atomic) */
   unsigned char *precomputed; /* by node id: ran when the session was made (constant inputs) */
   size_t n_precomputed;
   int threads; /* TC_THREADS_KEY's count when it applies to this machine, else 0 */

@@ -574,19 +574,31 @@ static tc_rt_tensor *static_tensor(const tc_shapes *sh, const tc_value *v, tc_rt
   return t;
 }
 
-/* The memory plan for the declared input shapes, from shape inference, when
- * every input's shape is fixed and every main-graph kernel output's size
- * follows from it: the first run is planned too. Otherwise (symbolic or
- * data-dependent sizes) plans come from each signature's first run. A size
- * inference got wrong only costs that tensor its slot (plan.c). */
-static void static_plan(tc_session *s) {
+/* The memory plan for input shapes from shape inference, when every
+ * input's shape is fixed and every main-graph kernel output's size follows
+ * from it; NULL otherwise (symbolic or data-dependent sizes: plans then come
+ * from each signature's first run) or without memory. run_vals: a run's
+ * values by id, whose input dims are taken; NULL: the declared shapes. A
+ * size inference got wrong only costs that tensor its slot (plan.c). */
+static tc_plan *inferred_plan(tc_session *s, tc_rt_tensor *const *run_vals) {
   const tc_graph *g = s->m->graph;
-  size_t nv = s->m->next_value_id + 1;
-  tc_shapes *sh = g->n_inputs ? tc_shapes_infer_private(g) : NULL;
+  size_t nv = s->m->next_value_id + 1, ni = g->n_inputs;
+  const int64_t **dims = run_vals ? calloc(ni ? ni : 1, sizeof *dims) : NULL;
+  size_t *ranks = run_vals ? calloc(ni ? ni : 1, sizeof *ranks) : NULL;
+  for (size_t i = 0; dims && ranks && i < ni; i++) {
+    const tc_rt_tensor *t = run_vals[g->inputs[i].value->id];
+    if (t && t->rank <= TC_MAX_RANK) {
+      dims[i] = t->dims;
+      ranks[i] = t->rank;
+    }
+  }
+  tc_shapes *sh = !ni || (run_vals && (!dims || !ranks)) ? NULL
+                  : run_vals                             ? tc_shapes_infer_bound(g, dims, ranks)
+                                                         : tc_shapes_infer_private(g);
   tc_rt_tensor *fake = sh ? calloc(nv, sizeof *fake) : NULL;
   tc_rt_tensor **vals = fake ? calloc(nv, sizeof *vals) : NULL;
   bool ok = vals != NULL;
-  for (size_t i = 0; ok && i < g->n_inputs; i++)
+  for (size_t i = 0; ok && i < ni; i++)
     ok = (vals[g->inputs[i].value->id] = static_tensor(sh, g->inputs[i].value, fake)) != NULL;
   for (const tc_node *n = g->first; ok && n; n = n->next) {
     if (!s->kernels[n->id] || (s->qdq_skip && s->qdq_skip[n->id]) ||
@@ -598,11 +610,20 @@ static void static_plan(tc_session *s) {
   }
   int64_t sig[256];
   size_t n_sig = ok ? tc_plan_signature(s, vals, sig, sizeof sig / sizeof sig[0]) : 0;
-  if (n_sig && (s->plans = tc_plan_build(s, vals, sig, n_sig))) /* NULL on OOM: traced later */
-    s->static_plan_bytes = tc_plan_total(s->plans);
+  tc_plan *p = n_sig ? tc_plan_build(s, vals, sig, n_sig) : NULL;
   free(vals);
   free(fake);
+  free(dims);
+  free(ranks);
   tc_shapes_free(sh);
+  return p;
+}
+
+/* The plan for the declared input shapes, made when the session is: the
+ * first run is planned too. */
+static void static_plan(tc_session *s) {
+  if ((s->plans = inferred_plan(s, NULL)))
+    s->static_plan_bytes = tc_plan_total(s->plans);
 }
 
 /* Main-graph nodes whose inputs are all constant (initializers that are
@@ -1087,20 +1108,21 @@ static void pool_give(tc_session *s, unsigned char *b, size_t size) {
   free(b);
 }
 
-/* Builds the plan of a finished unplanned run and caches it (once per signature). */
-static void remember_plan(tc_session *s, tc_rt_tensor *const *vals, const int64_t *sig,
-                          size_t n_sig) {
-  tc_plan *p = tc_plan_build(s, vals, sig, n_sig);
+/* Caches plan p of signature sig (once per signature; p is freed when
+ * another thread cached one first) and returns the cached one; NULL p: NULL. */
+static const tc_plan *keep_plan(tc_session *s, tc_plan *p, const int64_t *sig, size_t n_sig) {
   if (!p)
-    return; /* out of memory: later runs stay unplanned, which is still correct */
+    return NULL; /* out of memory: later runs stay unplanned, which is still correct */
   pthread_mutex_lock(&s->lock);
-  if (tc_plan_find(s->plans, sig, n_sig)) {
+  const tc_plan *had = tc_plan_find(s->plans, sig, n_sig);
+  if (had) {
     tc_plan_free_list(p);
   } else {
     tc_plan_link(p, s->plans);
     s->plans = p;
   }
   pthread_mutex_unlock(&s->lock);
+  return had ? had : p;
 }
 
 /* A run arena: a reset one from the session's pool, or a new one. */
@@ -1165,13 +1187,20 @@ tc_status tc_session_run(tc_session *s, size_t n_inputs, const char *const *name
     pthread_mutex_lock(&s->lock);
     r.plan = tc_plan_find(s->plans, sig, n_sig);
     pthread_mutex_unlock(&s->lock);
+    /* new input shapes: a plan from shape inference over them when it gives
+     * every size, so that this run too reuses memory; else this run is the
+     * trace that gives the sizes */
+    if (!r.plan)
+      r.plan = keep_plan(s, inferred_plan(s, vals), sig, n_sig);
   }
   if (r.plan && !(r.base = pool_take(s, tc_plan_total(r.plan), &base_size)))
     r.plan = NULL; /* no memory for the buffer: run unplanned */
+  if (r.plan)
+    __atomic_fetch_add(&s->planned_runs, 1, __ATOMIC_RELAXED);
   if ((st = tc_run_graph(&r, g)))
     goto done;
   if (n_sig && !r.plan)
-    remember_plan(s, vals, sig, n_sig);
+    keep_plan(s, tc_plan_build(s, vals, sig, n_sig), sig, n_sig);
   for (size_t i = 0; i < g->n_outputs; i++) {
     const tc_value *v = g->outputs[i].value;
     if (!vals[v->id]) {

@@ -16,6 +16,9 @@ struct tc_shapes {
   tc_arena *arena; /* fresh symbol names */
   tc_arena *own;   /* the arena, when it is the result's own */
   unsigned next_sym;
+  /* tc_shapes_infer_bound: the main graph's input dims, by input (NULL: declared) */
+  const int64_t *const *bind_dims;
+  const size_t *bind_ranks;
 };
 
 static const tc_shape unknown_shape;
@@ -887,8 +890,15 @@ done:
 static void infer_graph(tc_shapes *s, tc_graph *g) {
   for (size_t i = 0; i < g->n_inputs; i++) {
     tc_value *v = g->inputs[i].value;
-    if (v->id < s->n)
-      seed_type(s, &s->by_id[v->id], &v->type);
+    if (v->id >= s->n)
+      continue;
+    seed_type(s, &s->by_id[v->id], &v->type);
+    if (s->bind_dims && s->bind_dims[i] && s->bind_ranks[i] <= TC_SHAPE_MAX_RANK &&
+        v->type.kind == TC_TYPE_TENSOR) {
+      set_rank(&s->by_id[v->id], v->type.elem, s->bind_ranks[i]);
+      for (size_t d = 0; d < s->bind_ranks[i]; d++)
+        s->by_id[v->id].dims[d] = num(s->bind_dims[i][d]);
+    }
   }
   for (size_t i = 0; i < g->n_inits; i++) {
     tc_value *v = g->inits[i];
@@ -906,10 +916,13 @@ static void infer_graph(tc_shapes *s, tc_graph *g) {
   }
 }
 
-static tc_shapes *infer(const tc_graph *g, bool own) {
+static tc_shapes *infer(const tc_graph *g, bool own, const int64_t *const *dims,
+                        const size_t *ranks) {
   tc_shapes *s = calloc(1, sizeof *s);
   if (!s)
     return NULL;
+  s->bind_dims = dims;
+  s->bind_ranks = ranks;
   s->n = g->model->next_value_id;
   s->by_id = calloc(s->n ? s->n : 1, sizeof *s->by_id);
   s->own = own ? tc_arena_new() : NULL;
@@ -923,8 +936,12 @@ static tc_shapes *infer(const tc_graph *g, bool own) {
   return s;
 }
 
-tc_shapes *tc_shapes_infer(tc_graph *g) { return infer(g, false); }
-tc_shapes *tc_shapes_infer_private(const tc_graph *g) { return infer(g, true); }
+tc_shapes *tc_shapes_infer(tc_graph *g) { return infer(g, false, NULL, NULL); }
+tc_shapes *tc_shapes_infer_private(const tc_graph *g) { return infer(g, true, NULL, NULL); }
+tc_shapes *tc_shapes_infer_bound(const tc_graph *g, const int64_t *const *dims,
+                                 const size_t *ranks) {
+  return infer(g, true, dims, ranks);
+}
 
 void tc_shapes_free(tc_shapes *s) {
   if (s) {

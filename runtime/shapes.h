@@ -42,6 +42,11 @@ tc_shapes *tc_shapes_infer(tc_graph *g);
  * result): the model is not touched, so several threads may infer over one
  * model at once. */
 tc_shapes *tc_shapes_infer_private(const tc_graph *g);
+/* tc_shapes_infer_private with the dims of g's input i fixed to dims[i]
+ * (ranks[i] of them; a NULL dims[i] keeps the declared type): the sizes of
+ * a run's actual input shapes. */
+tc_shapes *tc_shapes_infer_bound(const tc_graph *g, const int64_t *const *dims,
+                                 const size_t *ranks);
 void tc_shapes_free(tc_shapes *s);
 /* The shape of v; a value made after inference has an unknown shape. */
 const tc_shape *tc_shape_of(const tc_shapes *s, const tc_value *v);

@@ -268,10 +268,16 @@ static void test_static_plan(void) {
   CHECK(tc_plan_count(s->plans) == 1);
   tc_session_free(s);
   tc_model_free(m);
-  /* a symbolic dim: nothing to plan before a run */
+  /* a symbolic dim: nothing to plan before a run; the first run of each
+   * batch size plans from inference over its own shapes, so it is planned too */
   m = make_chain();
   CHECK(tc_session_new(m, &s, &d) == TC_STATUS_OK);
   CHECK(s && !s->plans);
+  for (int round = 0; s && round < 2; round++) {
+    CHECK(chain_runs_right(s, 5));
+    CHECK(s->planned_runs == (size_t)round + 1 && tc_plan_count(s->plans) == 1);
+    CHECK(tc_plan_total(s->plans) == 2 * slot);
+  }
   tc_session_free(s);
   tc_model_free(m);
 }
