@@ -254,6 +254,13 @@ void tc_vscale_f32(float *x, size_t n, float s);
 void tc_vdequant_i32_f32(float *y, const int32_t *acc, const int32_t *corr, const float *scale,
                          const float *bias, size_t n);
 
+/* The instruction set the functions above run on: "avx512", "avx2" or
+ * "sse2" (the widest this CPU runs unless TACORT_VMATH names another).
+ * tc_vmath_use switches to the named one (tests: every set must give the
+ * same bits); false when it is unknown or this CPU does not run it. */
+const char *tc_vmath_name(void);
+bool tc_vmath_use(const char *name);
+
 /* ---- expert-library path (runtime/blas.c, runtime/dnnl_conv.c) ---- */
 /* True unless the reference kernels were asked for (TACORT_KERNELS=reference
  * or tc_fast_kernels_set(false)). */

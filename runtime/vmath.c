@@ -1,17 +1,23 @@
-/* Float32 array math for the fast kernels: exp, erf, tanh, sigmoid.
+/* Float32 array math for the fast kernels: exp, erf, tanh, sigmoid, GELU,
+ * normalization rows and the row helpers of softmax-like kernels.
  *
- * Written with GCC/Clang vector extensions, sixteen lanes, because the
- * build's -O2 does not auto-vectorize and libm's scalar calls dominate
- * transformer activations. Each array function is built for AVX-512, AVX2
- * and the SSE2 baseline (target_clones: the loader picks the one the CPU
- * runs); the sixteen lanes are one zmm register or several narrower ones,
- * the same operations either way. Every function is a chain of IEEE
- * operations (no fused multiply-add: the clones target AVX-512F / AVX2
- * without FMA, so nothing is contracted; no table),
- * applied lane by lane, and a tail shorter than the vector goes through the
- * same code padded with zeros: an element's result never depends on its
- * position in the array or on the CPU, so splitting arrays across threads
- * cannot change results.
+ * Written with GCC/Clang vector extensions because the build's -O2 does
+ * not auto-vectorize and libm's scalar calls dominate transformer
+ * activations. The body (vmath_impl.h) is built once per instruction set
+ * at that set's native width: AVX-512 (16 lanes, vmath_avx512.c), AVX2 (8
+ * lanes, vmath_avx2.c) and the SSE2 baseline (4 lanes, here); the first
+ * call picks the widest the CPU runs (TACORT_VMATH=avx512|avx2|sse2 asks
+ * for a narrower one, tc_vmath_use for tests). Wider vectors than the
+ * target's made GCC 12 turn every compare-and-select into scalar code
+ * (AVX2 exp: 2.35 ns per element at 16 lanes, 1.06 at 8).
+ *
+ * Every function is a chain of IEEE operations (no fused multiply-add: the
+ * targets are AVX-512F / AVX2 without FMA, so nothing is contracted; no
+ * table), applied lane by lane, and a tail shorter than the vector goes
+ * through the same code padded with zeros: an element's result never
+ * depends on its position in the array. Reductions keep sixteen logical
+ * lanes at every width (vmath_impl.h), so results do not depend on the CPU
+ * either, and splitting arrays across threads cannot change them.
  *
  * exp:  Cephes expf (range reduction by ln 2 in two parts, degree-6
  *       polynomial), scaled by 2^n in two steps so subnormal results and the
@@ -26,359 +32,115 @@
  * normalization rows: mean and variance in double (vector sums), then
  *       (x - mean) * inv * scale + bias in double, rounded once. */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernel.h"
 
-/* The helpers take and return 64-byte vectors; they are always inlined into
- * the clones, so no call passes one across the ABI. Clang refuses such
- * helpers outside AVX-512 code even when inlined, so a clang build (the
- * fuzzing target) uses four lanes and no clones; GCC builds the library. */
-#if defined(__clang__)
-#define LANES 4
-#define VCLONE_ATTR
-#else
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wpsabi"
-#define LANES 16
-#define VCLONE_ATTR __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
-#define VINLINE static inline __attribute__((always_inline))
-typedef float v4f __attribute__((vector_size(4 * LANES))); /* LANES lanes, whatever the name */
-typedef int32_t v4i __attribute__((vector_size(4 * LANES)));
+#define LANES 4
+#define VNAME(f) f##_sse2
+#include "vmath_impl.h"
+#undef VNAME
+#undef LANES
 
-/* All lanes v, bit for bit (a float add would turn -0 into +0). */
-VINLINE v4f splat(float v) {
-  int32_t b;
-  memcpy(&b, &v, sizeof b);
-  return (v4f)((v4i){0} + b);
+/* ---- dispatch ---- */
+
+#define VMATH_VOID(X)                                                                              \
+  X(tc_vexp_f32, (float *y, const float *x, size_t n), (y, x, n))                                  \
+  X(tc_verf_f32, (float *y, const float *x, size_t n), (y, x, n))                                  \
+  X(tc_vtanh_f32, (float *y, const float *x, size_t n), (y, x, n))                                 \
+  X(tc_vsigmoid_f32, (float *y, const float *x, size_t n), (y, x, n))                              \
+  X(tc_vgelu_f32, (float *y, const float *x, const float *b, size_t n, double (*tail)(double)),    \
+    (y, x, b, n, tail))                                                                            \
+  X(tc_vmoments_f32, (const float *x, size_t n, bool centred, double *mean, double *var),          \
+    (x, n, centred, mean, var))                                                                    \
+  X(tc_vnorm_f32,                                                                                  \
+    (float *y, const float *x, size_t n, double mean, double inv, const float *scale,              \
+     const float *bias),                                                                           \
+    (y, x, n, mean, inv, scale, bias))                                                             \
+  X(tc_vadd_inplace_f32, (float *y, const float *a, size_t n), (y, a, n))                          \
+  X(tc_vaxpy_f32, (float *y, float a, const float *x, size_t n), (y, a, x, n))                     \
+  X(tc_vbinary_f32, (float *y, const float *a, const float *b, size_t n, char op),                 \
+    (y, a, b, n, op))                                                                              \
+  X(tc_vscale_f32, (float *x, size_t n, float s), (x, n, s))                                       \
+  X(tc_vdequant_i32_f32,                                                                           \
+    (float *y, const int32_t *acc, const int32_t *corr, const float *scale, const float *bias,     \
+     size_t n),                                                                                    \
+    (y, acc, corr, scale, bias, n))
+#define VMATH_FLOAT(X)                                                                             \
+  X(tc_vsum_f32, (const float *x, size_t n), (x, n))                                               \
+  X(tc_vdot_f32, (const float *a, const float *b, size_t n), (a, b, n))                            \
+  X(tc_vmax_f32, (const float *x, size_t n), (x, n))                                               \
+  X(tc_vexp_sub_sum_f32, (float *y, const float *x, size_t n, float m), (y, x, n, m))
+
+typedef struct vmath_set {
+  const char *name;
+#define MEMBER_V(f, params, args) void(*f) params;
+#define MEMBER_F(f, params, args) float(*f) params;
+  VMATH_VOID(MEMBER_V)
+  VMATH_FLOAT(MEMBER_F)
+} vmath_set;
+
+#define SET(sfx)                                                                                   \
+  { .name = #sfx, VMATH_VOID(INIT_##sfx) VMATH_FLOAT(INIT_##sfx) }
+#define INIT_sse2(f, params, args) .f = f##_sse2,
+static const vmath_set set_sse2 = SET(sse2);
+
+#if !defined(__clang__) /* the wider sets are built by GCC only (vmath_avx*.c) */
+#define DECL_V(f, params, args) void f##_avx512 params, f##_avx2 params;
+#define DECL_F(f, params, args) float f##_avx512 params, f##_avx2 params;
+VMATH_VOID(DECL_V)
+VMATH_FLOAT(DECL_F)
+#define INIT_avx512(f, params, args) .f = f##_avx512,
+#define INIT_avx2(f, params, args) .f = f##_avx2,
+static const vmath_set set_avx512 = SET(avx512), set_avx2 = SET(avx2);
+static const vmath_set *const sets[] = {&set_avx512, &set_avx2, &set_sse2};
+static bool runs(const vmath_set *s) {
+  return s == &set_avx512 ? __builtin_cpu_supports("avx512f")
+         : s == &set_avx2 ? __builtin_cpu_supports("avx2")
+                          : true;
+}
+#else
+static const vmath_set *const sets[] = {&set_sse2};
+static bool runs(const vmath_set *s) { return s != NULL; }
+#endif
+
+static const vmath_set *chosen;
+
+/* The set named (NULL: the widest this CPU runs); NULL when it is unknown or
+ * the CPU does not run it. */
+static const vmath_set *find(const char *name) {
+  for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
+    if ((!name || !strcmp(name, sets[i]->name)) && runs(sets[i]))
+      return sets[i];
+  return NULL;
 }
 
-/* m ? a : b per lane (m all ones or all zeros). */
-VINLINE v4f sel(v4i m, v4f a, v4f b) { return (v4f)((m & (v4i)a) | (~m & (v4i)b)); }
-
-/* All ones where x is NaN, from the bits: GCC (12) scalarizes a float
- * x != x that meets another mask in a target_clones function. */
-VINLINE v4i nan_mask(v4f x) { return ((v4i)splat(__builtin_inff()) - ((v4i)x & 0x7fffffff)) >> 31; }
-
-VINLINE v4f vmin(v4f a, v4f b) { return sel(a < b, a, b); }
-VINLINE v4f vmax(v4f a, v4f b) { return sel(a > b, a, b); }
-
-VINLINE v4f v_exp(v4f x) {
-  v4i nan = nan_mask(x);
-  x = sel(nan, splat(0), x);
-  x = vmax(vmin(x, splat(89.0f)), splat(-105.0f));
-  /* n = round(x / ln 2): the 1.5 * 2^23 trick rounds to nearest and leaves n
-   * in the low mantissa bits */
-  const float magic = 12582912.0f;
-  v4f t = x * splat(1.44269504088896341f) + splat(magic);
-  v4f n = t - splat(magic);
-  v4i ni = (v4i)t - (v4i)splat(magic);
-  v4f r = x - n * splat(0.693359375f) - n * splat(-2.12194440e-4f);
-  v4f p = splat(1.9875691500e-4f);
-  p = p * r + splat(1.3981999507e-3f);
-  p = p * r + splat(8.3334519073e-3f);
-  p = p * r + splat(4.1665795894e-2f);
-  p = p * r + splat(1.6666665459e-1f);
-  p = p * r + splat(5.0000001201e-1f);
-  p = p * r * r + r + splat(1.0f);
-  /* 2^n as 2^(n/2) * 2^(n - n/2): each factor is a normal float for |n| <= 152 */
-  v4i n1 = ni >> 1, n2 = ni - n1;
-  v4f s1 = (v4f)((n1 + 127) << 23), s2 = (v4f)((n2 + 127) << 23);
-  return sel(nan, splat(__builtin_nanf("")), p * s1 * s2);
-}
-
-VINLINE v4f v_erf(v4f x) {
-  v4i nan = nan_mask(x);
-  x = vmax(vmin(x, splat(4.0f)), splat(-4.0f));
-  v4f x2 = x * x;
-  v4f p = x2 * splat(-2.72614225801306e-10f) + splat(2.77068142495902e-08f);
-  p = x2 * p + splat(-2.10102402082508e-06f);
-  p = x2 * p + splat(-5.69250639462346e-05f);
-  p = x2 * p + splat(-7.34990630326855e-04f);
-  p = x2 * p + splat(-2.95459980854025e-03f);
-  p = x2 * p + splat(-1.60960333262415e-02f);
-  p = x * p;
-  v4f q = x2 * splat(-1.45660718464996e-05f) + splat(-2.13374055278905e-04f);
-  q = x2 * q + splat(-1.68282697438203e-03f);
-  q = x2 * q + splat(-7.37332916720468e-03f);
-  q = x2 * q + splat(-1.42647390514189e-02f);
-  return sel(nan, splat(__builtin_nanf("")), p / q);
-}
-
-VINLINE v4f v_tanh(v4f x) {
-  v4i sign = (v4i)x & (v4i)splat(-0.0f);
-  v4f a = (v4f)((v4i)x ^ sign);
-  /* |x| < 0.625: odd polynomial */
-  v4f z = a * a;
-  v4f p = splat(-5.70498872745e-3f);
-  p = p * z + splat(2.06390887954e-2f);
-  p = p * z + splat(-5.37397155531e-2f);
-  p = p * z + splat(1.33314422036e-1f);
-  p = p * z + splat(-3.33332819422e-1f);
-  v4f small = p * z * a + a;
-  /* otherwise 1 - 2 / (e^2|x| + 1) */
-  v4f big = splat(1.0f) - splat(2.0f) / (v_exp(a + a) + splat(1.0f));
-  v4f y = sel(a < splat(0.625f), small, big);
-  /* the sign of x back (-0 stays -0); NaN passes through */
-  return sel(nan_mask(x), x, (v4f)((v4i)y | sign));
-}
-
-VINLINE v4f v_sigmoid(v4f x) { return splat(1.0f) / (splat(1.0f) + v_exp(-x)); }
-
-/* Applies F over n floats, LANES at a time; the tail is padded with zeros. */
-#define VMAP(name, F)                                                                              \
-  VCLONE_ATTR void name(float *y, const float *x, size_t n) {                                      \
-    size_t i = 0;                                                                                  \
-    for (; i + LANES <= n; i += LANES) {                                                           \
-      v4f v;                                                                                       \
-      memcpy(&v, x + i, sizeof v);                                                                 \
-      v = F(v);                                                                                    \
-      memcpy(y + i, &v, sizeof v);                                                                 \
-    }                                                                                              \
-    if (i < n) {                                                                                   \
-      v4f v = splat(0);                                                                            \
-      memcpy(&v, x + i, (n - i) * sizeof *x);                                                      \
-      v = F(v);                                                                                    \
-      memcpy(y + i, &v, (n - i) * sizeof *y);                                                      \
-    }                                                                                              \
+static const vmath_set *cur(void) {
+  const vmath_set *s = __atomic_load_n(&chosen, __ATOMIC_ACQUIRE);
+  if (!s) { /* first call: every thread that gets here picks the same set */
+    const char *want = getenv("TACORT_VMATH");
+    s = want && find(want) ? find(want) : find(NULL);
+    __atomic_store_n(&chosen, s, __ATOMIC_RELEASE);
   }
-
-/* t * 0.70710678118654752f through erf, then 0.5f * t * (1 + erf), lane by
- * lane as the scalar form; lanes below -2 from tail. */
-VINLINE void gelu_block(float *y, const float *x, const float *b, size_t m,
-                        double (*tail)(double)) {
-  v4f t = splat(0);
-  if (m == LANES)
-    memcpy(&t, x, sizeof t);
-  else
-    memcpy(&t, x, m * sizeof *x);
-  if (b) {
-    v4f bb = splat(0);
-    if (m == LANES)
-      memcpy(&bb, b, sizeof bb);
-    else
-      memcpy(&bb, b, m * sizeof *b);
-    t = t + bb;
-  }
-  v4f e = v_erf(t * splat(0.70710678118654752f));
-  v4f r = splat(0.5f) * t * (splat(1.0f) + e);
-  v4i low = t < splat(-2.0f);
-  if (m == LANES)
-    memcpy(y, &r, sizeof r);
-  else
-    memcpy(y, &r, m * sizeof *y);
-  uint64_t words[LANES / 2], any = 0; /* any lane low: the lanes OR'ed as 64-bit words */
-  memcpy(words, &low, sizeof words);
-  for (size_t k = 0; k < LANES / 2; k++)
-    any |= words[k];
-  if (any)
-    for (size_t l = 0; l < m; l++)
-      if (low[l])
-        y[l] = (float)tail((double)t[l]);
-}
-
-VCLONE_ATTR void tc_vgelu_f32(float *y, const float *x, const float *b, size_t n,
-                              double (*tail)(double)) {
-  size_t i = 0;
-  for (; i + LANES <= n; i += LANES)
-    gelu_block(y + i, x + i, b ? b + i : NULL, LANES, tail);
-  if (i < n)
-    gelu_block(y + i, x + i, b ? b + i : NULL, n - i, tail);
-}
-
-/* Doubles, LANES / 2 of them (the same bytes as LANES floats), and the
- * floats they come from. */
-#define HL (LANES / 2)
-typedef double v8d __attribute__((vector_size(4 * LANES)));
-typedef float vhf __attribute__((vector_size(2 * LANES)));
-
-VINLINE v8d ld_d(const float *x) {
-  vhf f;
-  memcpy(&f, x, sizeof f);
-  return __builtin_convertvector(f, v8d);
-}
-VINLINE double hsum_d(v8d a) { /* lanes in order */
-  double s = 0;
-  for (int l = 0; l < HL; l++)
-    s += a[l];
   return s;
 }
 
-VCLONE_ATTR void tc_vmoments_f32(const float *x, size_t n, bool centred, double *mean,
-                                 double *var) {
-  double m = 0;
-  size_t i;
-  if (centred && n) {
-    v8d a = {0}, b = {0};
-    for (i = 0; i + 2 * HL <= n; i += 2 * HL) {
-      a += ld_d(x + i);
-      b += ld_d(x + i + HL);
-    }
-    double s = hsum_d(a) + hsum_d(b);
-    for (; i < n; i++)
-      s += x[i];
-    m = s / (double)n;
-  }
-  v8d mv = (v8d){0} + m, a = {0}, b = {0};
-  for (i = 0; i + 2 * HL <= n; i += 2 * HL) {
-    v8d d = ld_d(x + i) - mv, e = ld_d(x + i + HL) - mv;
-    a += d * d;
-    b += e * e;
-  }
-  double s2 = hsum_d(a) + hsum_d(b);
-  for (; i < n; i++) {
-    double d = x[i] - m;
-    s2 += d * d;
-  }
-  *mean = m;
-  *var = n ? s2 / (double)n : 0;
+bool tc_vmath_use(const char *name) {
+  const vmath_set *s = find(name);
+  if (s)
+    __atomic_store_n(&chosen, s, __ATOMIC_RELEASE);
+  return s != NULL;
 }
 
-VCLONE_ATTR void tc_vnorm_f32(float *y, const float *x, size_t n, double mean, double inv,
-                              const float *scale, const float *bias) {
-  v8d mv = (v8d){0} + mean, iv = (v8d){0} + inv;
-  size_t i = 0;
-  for (; i + HL <= n; i += HL) {
-    v8d v = (ld_d(x + i) - mv) * iv * ld_d(scale + i);
-    if (bias)
-      v += ld_d(bias + i);
-    vhf f = __builtin_convertvector(v, vhf);
-    memcpy(y + i, &f, sizeof f);
-  }
-  for (; i < n; i++)
-    y[i] = (float)((x[i] - mean) * inv * scale[i] + (bias ? bias[i] : 0.0));
-}
+const char *tc_vmath_name(void) { return cur()->name; }
 
-VMAP(tc_vexp_f32, v_exp)
-VMAP(tc_verf_f32, v_erf)
-VMAP(tc_vtanh_f32, v_tanh)
-VMAP(tc_vsigmoid_f32, v_sigmoid)
-
-/* ---- row helpers for softmax-like kernels (same clones) ---- */
-#define VCLONES VCLONE_ATTR
-
-/* x[0, n) padded with pad past n */
-VINLINE v4f load_pad(const float *x, size_t i, size_t n, float pad) {
-  v4f v;
-  if (n - i >= LANES) { /* a constant-size copy: one load */
-    memcpy(&v, x + i, sizeof v);
-    return v;
-  }
-  v = splat(pad);
-  memcpy(&v, x + i, (n - i) * sizeof *x);
-  return v;
-}
-
-VINLINE void store_part(float *y, size_t i, size_t n, v4f v) {
-  if (n - i >= LANES)
-    memcpy(y + i, &v, sizeof v);
-  else
-    memcpy(y + i, &v, (n - i) * sizeof *y);
-}
-
-VCLONES void tc_vadd_inplace_f32(float *y, const float *a, size_t n) {
-  for (size_t i = 0; i < n; i += LANES) {
-    store_part(y, i, n, load_pad(y, i, n, 0) + load_pad(a, i, n, 0));
-  }
-}
-
-/* One loop per op (the op is tested once, not per vector). */
-#define VBINARY_LOOP(expr)                                                                         \
-  for (size_t i = 0; i < n; i += LANES) {                                                          \
-    v4f va = load_pad(a, i, n, 1), vb = load_pad(b, i, n, 1);                                      \
-    store_part(y, i, n, (expr));                                                                   \
-  }
-
-VCLONES void tc_vbinary_f32(float *y, const float *a, const float *b, size_t n, char op) {
-  switch (op) {
-  case '+': VBINARY_LOOP(va + vb) break;
-  case '-': VBINARY_LOOP(va - vb) break;
-  case '*': VBINARY_LOOP(va * vb) break;
-  case 'M': /* b where b > a or b is NaN: a NaN on either side stays */
-    VBINARY_LOOP(sel(nan_mask(vb), vb, sel(vb > va, vb, va))) break;
-  default: VBINARY_LOOP(va / vb) break;
-  }
-}
-
-VCLONES float tc_vdot_f32(const float *a, const float *b, size_t n) {
-  v4f acc = splat(0);
-  for (size_t i = 0; i < n; i += LANES)
-    acc += load_pad(a, i, n, 0) * load_pad(b, i, n, 0);
-  float r = 0;
-  for (int l = 0; l < LANES; l++)
-    r += acc[l];
-  return r;
-}
-
-VCLONES void tc_vaxpy_f32(float *y, float a, const float *x, size_t n) {
-  v4f va = splat(a);
-  for (size_t i = 0; i < n; i += LANES)
-    store_part(y, i, n, load_pad(y, i, n, 0) + va * load_pad(x, i, n, 0));
-}
-
-VCLONES float tc_vsum_f32(const float *x, size_t n) {
-  v4f acc = splat(0);
-  for (size_t i = 0; i < n; i += LANES)
-    acc += load_pad(x, i, n, 0);
-  float r = 0;
-  for (int l = 0; l < LANES; l++)
-    r += acc[l];
-  return r;
-}
-
-VCLONES float tc_vmax_f32(const float *x, size_t n) {
-  v4f m = splat(-__builtin_inff());
-  for (size_t i = 0; i < n; i += LANES) {
-    v4f v = load_pad(x, i, n, -__builtin_inff());
-    m = sel(v > m, v, m); /* NaN is never taken */
-  }
-  float r = -__builtin_inff();
-  for (int l = 0; l < LANES; l++)
-    r = m[l] > r ? m[l] : r;
-  return r;
-}
-
-VCLONES float tc_vexp_sub_sum_f32(float *y, const float *x, size_t n, float m) {
-  v4f acc = splat(0);
-  for (size_t i = 0; i < n; i += LANES) {
-    v4f v = v_exp(load_pad(x, i, n, 0) - splat(m));
-    store_part(y, i, n, v);
-    if (n - i < LANES) /* padding lanes do not count */
-      for (size_t l = n - i; l < LANES; l++)
-        v[l] = 0;
-    acc += v;
-  }
-  float r = 0;
-  for (int l = 0; l < LANES; l++)
-    r += acc[l];
-  return r;
-}
-
-VCLONES void tc_vscale_f32(float *x, size_t n, float s) {
-  for (size_t i = 0; i < n; i += LANES) {
-    store_part(x, i, n, load_pad(x, i, n, 0) * splat(s));
-  }
-}
-
-/* y[i] = (float)acc[i] * scale[i] (+ bias[i]); y may be acc's memory. */
-VCLONES void tc_vdequant_i32_f32(float *y, const int32_t *acc, const int32_t *corr,
-                                 const float *scale, const float *bias, size_t n) {
-  for (size_t i = 0; i < n; i += LANES) {
-    v4i a, c = (v4i){0};
-    if (n - i >= LANES) {
-      memcpy(&a, acc + i, sizeof a);
-      if (corr)
-        memcpy(&c, corr + i, sizeof c);
-    } else {
-      a = (v4i){0};
-      memcpy(&a, acc + i, (n - i) * sizeof *acc);
-      if (corr)
-        memcpy(&c, corr + i, (n - i) * sizeof *corr);
-    }
-    a -= c;
-    v4f v = __builtin_convertvector(a, v4f) * load_pad(scale, i, n, 0);
-    if (bias)
-      v = v + load_pad(bias, i, n, 0);
-    store_part(y, i, n, v);
-  }
-}
+#define WRAP_V(f, params, args)                                                                    \
+  void f params { cur()->f args; }
+#define WRAP_F(f, params, args)                                                                    \
+  float f params { return cur()->f args; }
+VMATH_VOID(WRAP_V)
+VMATH_FLOAT(WRAP_F)

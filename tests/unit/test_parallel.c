@@ -246,6 +246,79 @@ static void vmath_accuracy(void) {
   CHECK(signbit(r[9]) && !signbit(r[10])); /* equal zeros keep a */
 }
 
+/* ---- every instruction set of vmath gives the same bits ---- */
+
+static double gelu_tail(double t) { return 0.5 * t * (1.0 + erf(t / sqrt(2.0))); }
+
+/* All vmath functions on arrays of n elements into out (results appended at
+ * *k), under the current set. */
+static void vmath_all(const float *x, const float *b, const int32_t *acc, size_t n, float *out,
+                      size_t *k) {
+  void (*maps[])(float *, const float *, size_t) = {tc_vexp_f32, tc_verf_f32, tc_vtanh_f32,
+                                                    tc_vsigmoid_f32};
+  for (size_t f = 0; f < 4; f++, *k += n)
+    maps[f](out + *k, x, n);
+  tc_vgelu_f32(out + *k, x, b, n, gelu_tail), *k += n;
+  tc_vgelu_f32(out + *k, x, NULL, n, gelu_tail), *k += n;
+  for (int c = 0; c < 2; c++) {
+    double mean, var;
+    tc_vmoments_f32(x, n, c, &mean, &var);
+    out[(*k)++] = (float)mean, out[(*k)++] = (float)(mean - (float)mean);
+    out[(*k)++] = (float)var, out[(*k)++] = (float)(var - (float)var);
+    tc_vnorm_f32(out + *k, x, n, mean, 1.0 / sqrt(var + 1e-5), b, c ? b : NULL), *k += n;
+  }
+  memcpy(out + *k, x, n * sizeof *x);
+  tc_vadd_inplace_f32(out + *k, b, n), *k += n;
+  memcpy(out + *k, x, n * sizeof *x);
+  tc_vaxpy_f32(out + *k, -0.75f, b, n), *k += n;
+  memcpy(out + *k, x, n * sizeof *x);
+  tc_vscale_f32(out + *k, n, 3.5f), *k += n;
+  for (const char *op = "+-*/M"; *op; op++, *k += n)
+    tc_vbinary_f32(out + *k, x, b, n, *op);
+  out[(*k)++] = tc_vsum_f32(x, n);
+  out[(*k)++] = tc_vdot_f32(x, b, n);
+  out[(*k)++] = tc_vmax_f32(x, n);
+  float sum = tc_vexp_sub_sum_f32(out + *k + 1, x, n, 0.5f);
+  out[*k] = sum, *k += n + 1;
+  tc_vdequant_i32_f32(out + *k, acc, acc + n, b, x, n), *k += n;
+}
+
+static void vmath_sets_agree(void) {
+  enum { N = 1031 };
+  static float x[N], b[N], ref[60 * N], got[60 * N];
+  static int32_t acc[2 * N];
+  for (size_t i = 0; i < N; i++) {
+    x[i] = (float)sin((double)i * 0.37) * (float)(1 + i % 9);
+    b[i] = (float)cos((double)i * 0.11) * 0.5f;
+    acc[i] = (int32_t)(i * 2654435761u % 20001) - 10000;
+    acc[N + i] = (int32_t)(i % 7);
+  }
+  x[3] = NAN, x[4] = INFINITY, x[5] = -INFINITY, x[6] = -0.0f, x[7] = 1e-40f, b[8] = NAN;
+  x[9] = -3.5f, x[10] = -100.0f; /* the GELU tail */
+  const char *names[] = {"avx512", "avx2", "sse2"};
+  size_t lens[] = {1, 5, 8, 15, 16, 17, 31, 33, 100, N}, tried = 0;
+  CHECK(tc_vmath_use(NULL));
+  const char *widest = tc_vmath_name();
+  for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+    size_t kr = 0;
+    CHECK(tc_vmath_use(NULL));
+    vmath_all(x, b, acc, lens[l], ref, &kr);
+    for (size_t s = 0; s < 3; s++) {
+      if (!tc_vmath_use(names[s]))
+        continue; /* not on this CPU */
+      tried++;
+      size_t kg = 0;
+      vmath_all(x, b, acc, lens[l], got, &kg);
+      bool same = kg == kr && memcmp(got, ref, kr * sizeof *ref) == 0;
+      if (!same)
+        fprintf(stderr, "vmath %s differs from %s at n = %zu\n", names[s], widest, lens[l]);
+      CHECK(same);
+    }
+  }
+  CHECK(tried >= 2 * sizeof lens / sizeof lens[0]); /* at least sse2 and the widest */
+  CHECK(!tc_vmath_use("avx1024") && tc_vmath_use(NULL) && !strcmp(tc_vmath_name(), widest));
+}
+
 /* ---- elementwise ---- */
 
 static void binary_ops(void) {
@@ -862,6 +935,7 @@ static void concurrent_sessions(void) {
 int main(void) {
   RUN(parallel_for_covers_once);
   RUN(vmath_accuracy);
+  RUN(vmath_sets_agree);
   RUN(binary_ops);
   RUN(unary_ops);
   RUN(casts);

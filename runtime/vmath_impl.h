@@ -1,0 +1,385 @@
+/* The body of libtacort's float32 array math (runtime/vmath.c), built once
+ * per instruction set: the including file defines LANES (the native vector
+ * width in floats: 16, 8 or 4) and VNAME(f) (f with the set's suffix), and
+ * sets the target. Private to vmath*.c. */
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernel.h"
+
+#define VINLINE static inline __attribute__((always_inline))
+typedef float v4f __attribute__((vector_size(4 * LANES))); /* LANES lanes, whatever the name */
+typedef int32_t v4i __attribute__((vector_size(4 * LANES)));
+
+/* All lanes v, bit for bit (a float add would turn -0 into +0). */
+VINLINE v4f splat(float v) {
+  int32_t b;
+  memcpy(&b, &v, sizeof b);
+  return (v4f)((v4i){0} + b);
+}
+
+/* m ? a : b per lane (m all ones or all zeros). */
+VINLINE v4f sel(v4i m, v4f a, v4f b) { return (v4f)((m & (v4i)a) | (~m & (v4i)b)); }
+
+/* All ones where x is NaN, from the bits (GCC 12 scalarizes a float x != x
+ * that meets another mask in 64-byte vectors). */
+VINLINE v4i nan_mask(v4f x) { return ((v4i)splat(__builtin_inff()) - ((v4i)x & 0x7fffffff)) >> 31; }
+
+VINLINE v4f vmin(v4f a, v4f b) { return sel(a < b, a, b); }
+VINLINE v4f vmax(v4f a, v4f b) { return sel(a > b, a, b); }
+
+VINLINE v4f v_exp(v4f x) {
+  v4i nan = nan_mask(x);
+  x = sel(nan, splat(0), x);
+  x = vmax(vmin(x, splat(89.0f)), splat(-105.0f));
+  /* n = round(x / ln 2): the 1.5 * 2^23 trick rounds to nearest and leaves n
+   * in the low mantissa bits */
+  const float magic = 12582912.0f;
+  v4f t = x * splat(1.44269504088896341f) + splat(magic);
+  v4f n = t - splat(magic);
+  v4i ni = (v4i)t - (v4i)splat(magic);
+  v4f r = x - n * splat(0.693359375f) - n * splat(-2.12194440e-4f);
+  v4f p = splat(1.9875691500e-4f);
+  p = p * r + splat(1.3981999507e-3f);
+  p = p * r + splat(8.3334519073e-3f);
+  p = p * r + splat(4.1665795894e-2f);
+  p = p * r + splat(1.6666665459e-1f);
+  p = p * r + splat(5.0000001201e-1f);
+  p = p * r * r + r + splat(1.0f);
+  /* 2^n as 2^(n/2) * 2^(n - n/2): each factor is a normal float for |n| <= 152 */
+  v4i n1 = ni >> 1, n2 = ni - n1;
+  v4f s1 = (v4f)((n1 + 127) << 23), s2 = (v4f)((n2 + 127) << 23);
+  return sel(nan, splat(__builtin_nanf("")), p * s1 * s2);
+}
+
+VINLINE v4f v_erf(v4f x) {
+  v4i nan = nan_mask(x);
+  x = vmax(vmin(x, splat(4.0f)), splat(-4.0f));
+  v4f x2 = x * x;
+  v4f p = x2 * splat(-2.72614225801306e-10f) + splat(2.77068142495902e-08f);
+  p = x2 * p + splat(-2.10102402082508e-06f);
+  p = x2 * p + splat(-5.69250639462346e-05f);
+  p = x2 * p + splat(-7.34990630326855e-04f);
+  p = x2 * p + splat(-2.95459980854025e-03f);
+  p = x2 * p + splat(-1.60960333262415e-02f);
+  p = x * p;
+  v4f q = x2 * splat(-1.45660718464996e-05f) + splat(-2.13374055278905e-04f);
+  q = x2 * q + splat(-1.68282697438203e-03f);
+  q = x2 * q + splat(-7.37332916720468e-03f);
+  q = x2 * q + splat(-1.42647390514189e-02f);
+  return sel(nan, splat(__builtin_nanf("")), p / q);
+}
+
+VINLINE v4f v_tanh(v4f x) {
+  v4i sign = (v4i)x & (v4i)splat(-0.0f);
+  v4f a = (v4f)((v4i)x ^ sign);
+  /* |x| < 0.625: odd polynomial */
+  v4f z = a * a;
+  v4f p = splat(-5.70498872745e-3f);
+  p = p * z + splat(2.06390887954e-2f);
+  p = p * z + splat(-5.37397155531e-2f);
+  p = p * z + splat(1.33314422036e-1f);
+  p = p * z + splat(-3.33332819422e-1f);
+  v4f small = p * z * a + a;
+  /* otherwise 1 - 2 / (e^2|x| + 1) */
+  v4f big = splat(1.0f) - splat(2.0f) / (v_exp(a + a) + splat(1.0f));
+  v4f y = sel(a < splat(0.625f), small, big);
+  /* the sign of x back (-0 stays -0); NaN passes through */
+  return sel(nan_mask(x), x, (v4f)((v4i)y | sign));
+}
+
+VINLINE v4f v_sigmoid(v4f x) { return splat(1.0f) / (splat(1.0f) + v_exp(-x)); }
+
+/* Applies F over n floats, LANES at a time; the tail is padded with zeros. */
+#define VMAP(name, F)                                                                              \
+  void VNAME(name)(float *y, const float *x, size_t n) {                                           \
+    size_t i = 0;                                                                                  \
+    for (; i + LANES <= n; i += LANES) {                                                           \
+      v4f v;                                                                                       \
+      memcpy(&v, x + i, sizeof v);                                                                 \
+      v = F(v);                                                                                    \
+      memcpy(y + i, &v, sizeof v);                                                                 \
+    }                                                                                              \
+    if (i < n) {                                                                                   \
+      v4f v = splat(0);                                                                            \
+      memcpy(&v, x + i, (n - i) * sizeof *x);                                                      \
+      v = F(v);                                                                                    \
+      memcpy(y + i, &v, (n - i) * sizeof *y);                                                      \
+    }                                                                                              \
+  }
+
+/* t * 0.70710678118654752f through erf, then 0.5f * t * (1 + erf), lane by
+ * lane as the scalar form; lanes below -2 from tail. */
+VINLINE void gelu_block(float *y, const float *x, const float *b, size_t m,
+                        double (*tail)(double)) {
+  v4f t = splat(0);
+  if (m == LANES)
+    memcpy(&t, x, sizeof t);
+  else
+    memcpy(&t, x, m * sizeof *x);
+  if (b) {
+    v4f bb = splat(0);
+    if (m == LANES)
+      memcpy(&bb, b, sizeof bb);
+    else
+      memcpy(&bb, b, m * sizeof *b);
+    t = t + bb;
+  }
+  v4f e = v_erf(t * splat(0.70710678118654752f));
+  v4f r = splat(0.5f) * t * (splat(1.0f) + e);
+  v4i low = t < splat(-2.0f);
+  if (m == LANES)
+    memcpy(y, &r, sizeof r);
+  else
+    memcpy(y, &r, m * sizeof *y);
+  uint64_t words[LANES / 2], any = 0; /* any lane low: the lanes OR'ed as 64-bit words */
+  memcpy(words, &low, sizeof words);
+  for (size_t k = 0; k < LANES / 2; k++)
+    any |= words[k];
+  if (any)
+    for (size_t l = 0; l < m; l++)
+      if (low[l])
+        y[l] = (float)tail((double)t[l]);
+}
+
+void VNAME(tc_vgelu_f32)(float *y, const float *x, const float *b, size_t n,
+                         double (*tail)(double)) {
+  size_t i = 0;
+  for (; i + LANES <= n; i += LANES)
+    gelu_block(y + i, x + i, b ? b + i : NULL, LANES, tail);
+  if (i < n)
+    gelu_block(y + i, x + i, b ? b + i : NULL, n - i, tail);
+}
+
+/* Doubles, LANES / 2 of them (the same bytes as LANES floats), and the
+ * floats they come from. */
+#define HL (LANES / 2)
+typedef double v8d __attribute__((vector_size(4 * LANES)));
+typedef float vhf __attribute__((vector_size(2 * LANES)));
+
+VINLINE v8d ld_d(const float *x) {
+  vhf f;
+  memcpy(&f, x, sizeof f);
+  return __builtin_convertvector(f, v8d);
+}
+
+/* Sums of doubles over two groups of eight logical lanes (x[i, i + 8) and
+ * x[i + 8, i + 16) per step), DPARTS vectors each, summed in lane order. */
+#define DPARTS (8 / HL)
+VINLINE double hsum8_d(const v8d *a) {
+  double s = 0;
+  for (int p = 0; p < DPARTS; p++)
+    for (int l = 0; l < HL; l++)
+      s += a[p][l];
+  return s;
+}
+
+void VNAME(tc_vmoments_f32)(const float *x, size_t n, bool centred, double *mean, double *var) {
+  double m = 0;
+  size_t i;
+  v8d a[DPARTS], b[DPARTS];
+  if (centred && n) {
+    for (int p = 0; p < DPARTS; p++)
+      a[p] = b[p] = (v8d){0};
+    for (i = 0; i + 16 <= n; i += 16)
+      for (int p = 0; p < DPARTS; p++) {
+        a[p] += ld_d(x + i + p * HL);
+        b[p] += ld_d(x + i + 8 + p * HL);
+      }
+    double s = hsum8_d(a) + hsum8_d(b);
+    for (; i < n; i++)
+      s += x[i];
+    m = s / (double)n;
+  }
+  v8d mv = (v8d){0} + m;
+  for (int p = 0; p < DPARTS; p++)
+    a[p] = b[p] = (v8d){0};
+  for (i = 0; i + 16 <= n; i += 16)
+    for (int p = 0; p < DPARTS; p++) {
+      v8d d = ld_d(x + i + p * HL) - mv, e = ld_d(x + i + 8 + p * HL) - mv;
+      a[p] += d * d;
+      b[p] += e * e;
+    }
+  double s2 = hsum8_d(a) + hsum8_d(b);
+  for (; i < n; i++) {
+    double d = x[i] - m;
+    s2 += d * d;
+  }
+  *mean = m;
+  *var = n ? s2 / (double)n : 0;
+}
+
+void VNAME(tc_vnorm_f32)(float *y, const float *x, size_t n, double mean, double inv,
+                         const float *scale, const float *bias) {
+  v8d mv = (v8d){0} + mean, iv = (v8d){0} + inv;
+  size_t i = 0;
+  for (; i + HL <= n; i += HL) {
+    v8d v = (ld_d(x + i) - mv) * iv * ld_d(scale + i);
+    if (bias)
+      v += ld_d(bias + i);
+    vhf f = __builtin_convertvector(v, vhf);
+    memcpy(y + i, &f, sizeof f);
+  }
+  for (; i < n; i++) { /* as the vector lanes: no + 0 without a bias (-0 stays) */
+    double v = (x[i] - mean) * inv * scale[i];
+    y[i] = (float)(bias ? v + bias[i] : v);
+  }
+}
+
+VMAP(tc_vexp_f32, v_exp)
+VMAP(tc_verf_f32, v_erf)
+VMAP(tc_vtanh_f32, v_tanh)
+VMAP(tc_vsigmoid_f32, v_sigmoid)
+
+/* ---- row helpers for softmax-like kernels ---- */
+
+/* x[0, n) padded with pad past n */
+VINLINE v4f load_pad(const float *x, size_t i, size_t n, float pad) {
+  v4f v;
+  if (n - i >= LANES) { /* a constant-size copy: one load */
+    memcpy(&v, x + i, sizeof v);
+    return v;
+  }
+  v = splat(pad);
+  memcpy(&v, x + i, (n - i) * sizeof *x);
+  return v;
+}
+
+VINLINE void store_part(float *y, size_t i, size_t n, v4f v) {
+  if (n - i >= LANES)
+    memcpy(y + i, &v, sizeof v);
+  else
+    memcpy(y + i, &v, (n - i) * sizeof *y);
+}
+
+/* Reductions run over sixteen logical lanes whatever LANES is: PARTS
+ * vectors, logical lane p * LANES + l in part p, lane l, summed in logical
+ * lane order, so every ISA gives the same bits. load16: load_pad, or all
+ * pad past the end. */
+#define PARTS (16 / LANES)
+VINLINE v4f load16(const float *x, size_t i, size_t n, float pad) {
+  return i < n ? load_pad(x, i, n, pad) : splat(pad);
+}
+VINLINE float hsum16(const v4f *acc) {
+  float r = 0;
+  for (int p = 0; p < PARTS; p++)
+    for (int l = 0; l < LANES; l++)
+      r += acc[p][l];
+  return r;
+}
+
+void VNAME(tc_vadd_inplace_f32)(float *y, const float *a, size_t n) {
+  for (size_t i = 0; i < n; i += LANES) {
+    store_part(y, i, n, load_pad(y, i, n, 0) + load_pad(a, i, n, 0));
+  }
+}
+
+/* One loop per op (the op is tested once, not per vector). */
+#define VBINARY_LOOP(expr)                                                                         \
+  for (size_t i = 0; i < n; i += LANES) {                                                          \
+    v4f va = load_pad(a, i, n, 1), vb = load_pad(b, i, n, 1);                                      \
+    store_part(y, i, n, (expr));                                                                   \
+  }
+
+void VNAME(tc_vbinary_f32)(float *y, const float *a, const float *b, size_t n, char op) {
+  switch (op) {
+  case '+': VBINARY_LOOP(va + vb) break;
+  case '-': VBINARY_LOOP(va - vb) break;
+  case '*': VBINARY_LOOP(va * vb) break;
+  case 'M': /* b where b > a or b is NaN: a NaN on either side stays */
+    VBINARY_LOOP(sel(nan_mask(vb), vb, sel(vb > va, vb, va))) break;
+  default: VBINARY_LOOP(va / vb) break;
+  }
+}
+
+float VNAME(tc_vdot_f32)(const float *a, const float *b, size_t n) {
+  v4f acc[PARTS];
+  for (int p = 0; p < PARTS; p++)
+    acc[p] = splat(0);
+  for (size_t i = 0; i < n; i += 16)
+    for (int p = 0; p < PARTS; p++)
+      acc[p] += load16(a, i + (size_t)p * LANES, n, 0) * load16(b, i + (size_t)p * LANES, n, 0);
+  return hsum16(acc);
+}
+
+void VNAME(tc_vaxpy_f32)(float *y, float a, const float *x, size_t n) {
+  v4f va = splat(a);
+  for (size_t i = 0; i < n; i += LANES)
+    store_part(y, i, n, load_pad(y, i, n, 0) + va * load_pad(x, i, n, 0));
+}
+
+float VNAME(tc_vsum_f32)(const float *x, size_t n) {
+  v4f acc[PARTS];
+  for (int p = 0; p < PARTS; p++)
+    acc[p] = splat(0);
+  for (size_t i = 0; i < n; i += 16)
+    for (int p = 0; p < PARTS; p++)
+      acc[p] += load16(x, i + (size_t)p * LANES, n, 0);
+  return hsum16(acc);
+}
+
+float VNAME(tc_vmax_f32)(const float *x, size_t n) {
+  v4f m[PARTS];
+  for (int p = 0; p < PARTS; p++)
+    m[p] = splat(-__builtin_inff());
+  for (size_t i = 0; i < n; i += 16)
+    for (int p = 0; p < PARTS; p++) {
+      v4f v = load16(x, i + (size_t)p * LANES, n, -__builtin_inff());
+      m[p] = sel(v > m[p], v, m[p]); /* NaN is never taken */
+    }
+  float r = -__builtin_inff();
+  for (int p = 0; p < PARTS; p++)
+    for (int l = 0; l < LANES; l++)
+      r = m[p][l] > r ? m[p][l] : r;
+  return r;
+}
+
+float VNAME(tc_vexp_sub_sum_f32)(float *y, const float *x, size_t n, float m) {
+  v4f acc[PARTS];
+  for (int p = 0; p < PARTS; p++)
+    acc[p] = splat(0);
+  for (size_t i = 0; i < n; i += 16)
+    for (int p = 0; p < PARTS; p++) {
+      size_t j = i + (size_t)p * LANES;
+      v4f v = splat(0); /* past the end: zeros, which count as padding lanes do */
+      if (j < n) {
+        v = v_exp(load_pad(x, j, n, 0) - splat(m));
+        store_part(y, j, n, v);
+        if (n - j < LANES) /* padding lanes do not count */
+          for (size_t l = n - j; l < LANES; l++)
+            v[l] = 0;
+      }
+      acc[p] += v;
+    }
+  return hsum16(acc);
+}
+
+void VNAME(tc_vscale_f32)(float *x, size_t n, float s) {
+  for (size_t i = 0; i < n; i += LANES) {
+    store_part(x, i, n, load_pad(x, i, n, 0) * splat(s));
+  }
+}
+
+/* y[i] = (float)acc[i] * scale[i] (+ bias[i]); y may be acc's memory. */
+void VNAME(tc_vdequant_i32_f32)(float *y, const int32_t *acc, const int32_t *corr,
+                                const float *scale, const float *bias, size_t n) {
+  for (size_t i = 0; i < n; i += LANES) {
+    v4i a, c = (v4i){0};
+    if (n - i >= LANES) {
+      memcpy(&a, acc + i, sizeof a);
+      if (corr)
+        memcpy(&c, corr + i, sizeof c);
+    } else {
+      a = (v4i){0};
+      memcpy(&a, acc + i, (n - i) * sizeof *acc);
+      if (corr)
+        memcpy(&c, corr + i, (n - i) * sizeof *corr);
+    }
+    a -= c;
+    v4f v = __builtin_convertvector(a, v4f) * load_pad(scale, i, n, 0);
+    if (bias)
+      v = v + load_pad(bias, i, n, 0);
+    store_part(y, i, n, v);
+  }
+}
