@@ -2,9 +2,14 @@
  * BlackmanWindow, and CumProd.
  *
  * Signals are real ([..., 1]) or complex ([..., 2], real and imaginary parts
- * interleaved) tensors. Transforms run in double: a radix-2 FFT when the
- * length is a power of two, a direct DFT over a twiddle table otherwise.
- * Results are converted to the input's dtype, as the ONNX reference does. */
+ * interleaved) tensors. Transforms run in double through a mixed-radix FFT
+ * (Cooley-Tukey, radix 4, 2, 3 and 5 butterflies as KISS FFT has them, a
+ * direct O(p^2) butterfly for other prime factors), rows (DFT) or frames
+ * (STFT) split over the threads; STFT of a real signal with one-sided
+ * output and an even frame transforms each frame as a complex signal of
+ * half the length. The Debian KISS FFT package is float-only, hence our
+ * own. Results are converted to the input's dtype, as the ONNX reference
+ * does. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -61,20 +66,26 @@ typedef struct cplx {
   double re, im;
 } cplx;
 
-/* A plan for length-L transforms: the twiddles e^{-2 pi i j / L}. */
+#define MAX_FACTORS 64
+
+/* A plan for length-L transforms in one direction: the twiddles
+ * e^{-+2 pi i j / L} (sign - forward, + inverse) and L's factors, radix 4
+ * first, then 2, 3, 5, 7, ... (mixed-radix Cooley-Tukey, decimation in time,
+ * as KISS FFT orders them); a stage of radix p and span m per pair. */
 typedef struct dft_plan {
   size_t L;
-  bool pow2;
-  cplx *tw;      /* L entries */
-  cplx *scratch; /* L entries */
+  bool inverse;
+  cplx *tw;
+  size_t fac[2 * MAX_FACTORS];
+  size_t max_p; /* the largest radix: the generic butterfly's scratch */
 } dft_plan;
 
-static bool plan_init(tc_kernel_ctx *k, dft_plan *p, size_t L) {
+static bool plan_init(tc_kernel_ctx *k, dft_plan *p, size_t L, bool inverse) {
   p->L = L;
-  p->pow2 = L && (L & (L - 1)) == 0;
+  p->inverse = inverse;
+  p->max_p = 1;
   p->tw = tc_arena_alloc(k->arena, (L ? L : 1) * sizeof *p->tw);
-  p->scratch = tc_arena_alloc(k->arena, (L ? L : 1) * sizeof *p->scratch);
-  if (!p->tw || !p->scratch)
+  if (!p->tw)
     return false;
   for (size_t j = 0; j < L; j++) {
     /* exact at the quarter points, symmetric elsewhere */
@@ -87,62 +98,164 @@ static bool plan_init(tc_kernel_ctx *k, dft_plan *p, size_t L) {
       p->tw[j].im = 0;
     if (j == 0)
       p->tw[j].im = 0;
+    if (inverse)
+      p->tw[j].im = -p->tw[j].im;
+  }
+  size_t n = L, r = 4, nf = 0;
+  while (n > 1) {
+    while (n % r) {
+      r = r == 4 ? 2 : r == 2 ? 3 : r + 2;
+      if (r * r > n)
+        r = n; /* n is prime */
+    }
+    n /= r;
+    p->fac[2 * nf] = r;
+    p->fac[2 * nf + 1] = n;
+    p->max_p = r > p->max_p ? r : p->max_p;
+    nf++; /* at most log2(L) < MAX_FACTORS */
   }
   return true;
 }
 
-/* In place: v[k] = sum_n v[n] e^{-+2 pi i k n / L} (sign - forward, + inverse), unscaled. */
-static void transform(dft_plan *p, cplx *v, bool inverse) {
-  size_t L = p->L;
-  if (L <= 1)
-    return;
-  if (p->pow2) {
-    for (size_t i = 1, j = 0; i < L; i++) { /* bit reversal */
-      size_t bit = L >> 1;
-      for (; j & bit; bit >>= 1)
-        j ^= bit;
-      j ^= bit;
-      if (i < j) {
-        cplx t = v[i];
-        v[i] = v[j];
-        v[j] = t;
+static inline cplx cmul(cplx a, cplx b) {
+  return (cplx){a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re};
+}
+
+/* The butterflies of one stage: p sub-transforms of length m (out[q m + u])
+ * combined into one of length p m, twiddles strided by fs. */
+static void bfly2(cplx *o, size_t fs, const dft_plan *p, size_t m) {
+  for (size_t u = 0; u < m; u++) {
+    cplx t = cmul(o[u + m], p->tw[u * fs]);
+    o[u + m] = (cplx){o[u].re - t.re, o[u].im - t.im};
+    o[u] = (cplx){o[u].re + t.re, o[u].im + t.im};
+  }
+}
+
+static void bfly3(cplx *o, size_t fs, const dft_plan *p, size_t m) {
+  double e = p->tw[fs * m].im; /* sin(-+2 pi / 3) */
+  for (size_t u = 0; u < m; u++) {
+    cplx s1 = cmul(o[u + m], p->tw[u * fs]), s2 = cmul(o[u + 2 * m], p->tw[2 * u * fs]);
+    cplx s3 = {s1.re + s2.re, s1.im + s2.im}, s0 = {(s1.re - s2.re) * e, (s1.im - s2.im) * e};
+    cplx h = {o[u].re - 0.5 * s3.re, o[u].im - 0.5 * s3.im};
+    o[u] = (cplx){o[u].re + s3.re, o[u].im + s3.im};
+    o[u + 2 * m] = (cplx){h.re + s0.im, h.im - s0.re};
+    o[u + m] = (cplx){h.re - s0.im, h.im + s0.re};
+  }
+}
+
+static void bfly4(cplx *o, size_t fs, const dft_plan *p, size_t m) {
+  for (size_t u = 0; u < m; u++) {
+    cplx s0 = cmul(o[u + m], p->tw[u * fs]), s1 = cmul(o[u + 2 * m], p->tw[2 * u * fs]),
+         s2 = cmul(o[u + 3 * m], p->tw[3 * u * fs]);
+    cplx s5 = {o[u].re - s1.re, o[u].im - s1.im}, a = {o[u].re + s1.re, o[u].im + s1.im};
+    cplx s3 = {s0.re + s2.re, s0.im + s2.im}, s4 = {s0.re - s2.re, s0.im - s2.im};
+    o[u + 2 * m] = (cplx){a.re - s3.re, a.im - s3.im};
+    o[u] = (cplx){a.re + s3.re, a.im + s3.im};
+    if (p->inverse) {
+      o[u + m] = (cplx){s5.re - s4.im, s5.im + s4.re};
+      o[u + 3 * m] = (cplx){s5.re + s4.im, s5.im - s4.re};
+    } else {
+      o[u + m] = (cplx){s5.re + s4.im, s5.im - s4.re};
+      o[u + 3 * m] = (cplx){s5.re - s4.im, s5.im + s4.re};
+    }
+  }
+}
+
+static void bfly5(cplx *o, size_t fs, const dft_plan *p, size_t m) {
+  cplx ya = p->tw[fs * m], yb = p->tw[2 * fs * m];
+  for (size_t u = 0; u < m; u++) {
+    cplx s0 = o[u];
+    cplx s1 = cmul(o[u + m], p->tw[u * fs]), s2 = cmul(o[u + 2 * m], p->tw[2 * u * fs]);
+    cplx s3 = cmul(o[u + 3 * m], p->tw[3 * u * fs]), s4 = cmul(o[u + 4 * m], p->tw[4 * u * fs]);
+    cplx s7 = {s1.re + s4.re, s1.im + s4.im}, s10 = {s1.re - s4.re, s1.im - s4.im};
+    cplx s8 = {s2.re + s3.re, s2.im + s3.im}, s9 = {s2.re - s3.re, s2.im - s3.im};
+    o[u] = (cplx){s0.re + (s7.re + s8.re), s0.im + (s7.im + s8.im)};
+    cplx s5 = {s0.re + s7.re * ya.re + s8.re * yb.re, s0.im + s7.im * ya.re + s8.im * yb.re};
+    cplx s6 = {s10.im * ya.im + s9.im * yb.im, -(s10.re * ya.im) - s9.re * yb.im};
+    o[u + m] = (cplx){s5.re - s6.re, s5.im - s6.im};
+    o[u + 4 * m] = (cplx){s5.re + s6.re, s5.im + s6.im};
+    cplx s11 = {s0.re + s7.re * yb.re + s8.re * ya.re, s0.im + s7.im * yb.re + s8.im * ya.re};
+    cplx s12 = {-(s10.im * yb.im) + s9.im * ya.im, s10.re * yb.im - s9.re * ya.im};
+    o[u + 2 * m] = (cplx){s11.re + s12.re, s11.im + s12.im};
+    o[u + 3 * m] = (cplx){s11.re - s12.re, s11.im - s12.im};
+  }
+}
+
+/* Any radix r (a prime above 5): the direct sum per output, O(r^2). */
+static void bfly_any(cplx *o, size_t fs, const dft_plan *p, size_t m, size_t r, cplx *sc) {
+  for (size_t u = 0; u < m; u++) {
+    for (size_t q = 0; q < r; q++)
+      sc[q] = o[u + q * m];
+    for (size_t q1 = 0, kk = u; q1 < r; q1++, kk += m) {
+      cplx acc = sc[0];
+      for (size_t q = 1, t = 0; q < r; q++) {
+        t += fs * kk; /* fs kk < L: one wrap at most */
+        if (t >= p->L)
+          t -= p->L;
+        cplx v = cmul(sc[q], p->tw[t]);
+        acc.re += v.re;
+        acc.im += v.im;
       }
+      o[kk] = acc;
     }
-    for (size_t len = 2; len <= L; len <<= 1) {
-      size_t step = L / len;
-      for (size_t i = 0; i < L; i += len)
-        for (size_t j = 0; j < len / 2; j++) {
-          cplx w = p->tw[j * step];
-          if (inverse)
-            w.im = -w.im;
-          cplx a = v[i + j], b = v[i + j + len / 2];
-          cplx bw = {b.re * w.re - b.im * w.im, b.re * w.im + b.im * w.re};
-          v[i + j].re = a.re + bw.re;
-          v[i + j].im = a.im + bw.im;
-          v[i + j + len / 2].re = a.re - bw.re;
-          v[i + j + len / 2].im = a.im - bw.im;
-        }
-    }
-    return;
   }
-  cplx *o = p->scratch;
-  for (size_t kk = 0; kk < L; kk++) {
-    double sr = 0, si = 0;
-    size_t idx = 0;
-    for (size_t n = 0; n < L; n++) {
-      cplx w = p->tw[idx];
-      if (inverse)
-        w.im = -w.im;
-      sr += v[n].re * w.re - v[n].im * w.im;
-      si += v[n].re * w.im + v[n].im * w.re;
-      idx += kk;
-      if (idx >= L)
-        idx -= L;
-    }
-    o[kk].re = sr;
-    o[kk].im = si;
+}
+
+/* out[0, p m) = the transform of in[0, in_stride, ...) for the stage pair at
+ * f and the ones after it; fs: the twiddle stride (L / this length). */
+static void fft_stage(cplx *out, const cplx *in, size_t fs, size_t in_stride, const size_t *f,
+                      const dft_plan *p, cplx *sc) {
+  size_t r = f[0], m = f[1];
+  if (m == 1) {
+    for (size_t q = 0; q < r; q++)
+      out[q] = in[q * fs * in_stride];
+  } else {
+    for (size_t q = 0; q < r; q++)
+      fft_stage(out + q * m, in + q * fs * in_stride, fs * r, in_stride, f + 2, p, sc);
   }
-  memcpy(v, o, L * sizeof *v);
+  switch (r) {
+  case 2: bfly2(out, fs, p, m); break;
+  case 3: bfly3(out, fs, p, m); break;
+  case 4: bfly4(out, fs, p, m); break;
+  case 5: bfly5(out, fs, p, m); break;
+  default: bfly_any(out, fs, p, m, r, sc); break;
+  }
+}
+
+/* out[k] = sum_n in[n] e^{-+2 pi i k n / L} (sign - forward, + inverse),
+ * unscaled; sc: p->max_p entries of scratch. About 5 L log2 L flops. */
+static void transform(const dft_plan *p, const cplx *in, cplx *out, cplx *sc) {
+  if (p->L == 1)
+    out[0] = in[0];
+  else if (p->L > 1)
+    fft_stage(out, in, 1, 1, p->fac, p, sc);
+}
+
+/* Scratch one transform needs: the input copy, the output and the generic
+ * butterfly's. */
+static size_t scratch_len(const dft_plan *p) { return 2 * p->L + p->max_p; }
+
+/* Element i of t as a double, and back (float32 and float64 directly). */
+static inline double get_d(const tc_rt_tensor *t, size_t i) {
+  return t->dtype == TC_DTYPE_F32   ? ((const float *)t->data)[i]
+         : t->dtype == TC_DTYPE_F64 ? ((const double *)t->data)[i]
+                                    : tc_rt_get_f64(t, i);
+}
+static inline void set_d(tc_rt_tensor *t, size_t i, double v) {
+  if (t->dtype == TC_DTYPE_F32)
+    ((float *)t->data)[i] = (float)v;
+  else if (t->dtype == TC_DTYPE_F64)
+    ((double *)t->data)[i] = v;
+  else
+    tc_rt_set_f64(t, i, v);
+}
+
+/* Per-piece scratch of a parallel transform loop over n rows: pieces x
+ * per_piece complex numbers from the arena, before the loop (its body may
+ * not allocate). */
+static cplx *piece_scratch(tc_kernel_ctx *k, size_t n, size_t grain, size_t per_piece) {
+  size_t pieces = tc_parallel_pieces(n, grain);
+  return tc_arena_alloc(k->arena, (pieces ? pieces : 1) * per_piece * sizeof(cplx));
 }
 
 /* ---- DFT ---- */
@@ -151,6 +264,50 @@ static tc_status check_dft(const tc_node *n, int64_t opset, tc_diag *diag) {
   static const char *const v17[] = {"axis", "inverse", "onesided", NULL};
   static const char *const v20[] = {"inverse", "onesided", NULL};
   return tc_kernel_check_attrs(n, diag, opset >= 20 ? v20 : v17);
+}
+
+typedef struct dft_job {
+  const tc_rt_tensor *x;
+  tc_rt_tensor *y;
+  dft_plan p;
+  size_t c, oc, N, inner, nout, per;
+  bool inverse, onesided;
+  cplx *sc; /* per piece: per entries */
+} dft_job;
+
+/* Rows [lo, hi) of a DFT: row r is (outer o, inner i) = (r / inner, r % inner). */
+static void dft_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
+  const dft_job *j = ctx;
+  size_t L = j->p.L, inner = j->inner, c = j->c;
+  cplx *v = j->sc + piece * j->per, *o = v + L, *sc = o + L;
+  size_t take = j->N < L ? j->N : L, half = L / 2 + 1; /* irfft: bins used */
+  double scale = j->inverse ? 1.0 / (double)L : 1.0;
+  for (size_t r = lo; r < hi; r++) {
+    size_t ibase = r / inner * j->N * inner + r % inner,
+           obase = r / inner * j->nout * inner + r % inner;
+    memset(v, 0, L * sizeof *v);
+    if (j->inverse && j->onesided) {
+      /* Hermitian extension of the first L/2+1 bins */
+      for (size_t t = 0; t < half && t < j->N; t++) {
+        size_t e = (ibase + t * inner) * c;
+        v[t] = (cplx){get_d(j->x, e), c == 2 ? get_d(j->x, e + 1) : 0.0};
+      }
+      for (size_t t = half; t < L; t++)
+        v[t] = (cplx){v[L - t].re, -v[L - t].im};
+    } else {
+      for (size_t t = 0; t < take; t++) {
+        size_t e = (ibase + t * inner) * c;
+        v[t] = (cplx){get_d(j->x, e), c == 2 ? get_d(j->x, e + 1) : 0.0};
+      }
+    }
+    transform(&j->p, v, o, sc);
+    for (size_t t = 0; t < j->nout; t++) {
+      size_t e = (obase + t * inner) * j->oc;
+      set_d(j->y, e, o[t].re * scale);
+      if (j->oc == 2)
+        set_d(j->y, e + 1, o[t].im * scale);
+    }
+  }
 }
 
 static tc_status run_dft(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -196,46 +353,21 @@ static tc_status run_dft(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t
   dims[x->rank - 1] = oc;
   if ((st = tc_kernel_alloc(k, out, x->dtype, x->rank, dims)))
     return st;
-  size_t outer = prod_dims(x->dims, 0, (size_t)ax);
-  size_t inner = prod_dims(x->dims, (size_t)ax + 1, x->rank - 1);
-  size_t nout = (size_t)dims[ax];
-  dft_plan p;
-  cplx *v = tc_arena_alloc(k->arena, (size_t)L * sizeof *v);
-  if (!v || !plan_init(k, &p, (size_t)L))
+  dft_job j = {.x = x,
+               .y = out,
+               .c = (size_t)c,
+               .oc = (size_t)oc,
+               .N = (size_t)N,
+               .inner = prod_dims(x->dims, (size_t)ax + 1, x->rank - 1),
+               .nout = (size_t)dims[ax],
+               .inverse = inverse,
+               .onesided = onesided};
+  size_t rows = prod_dims(x->dims, 0, (size_t)ax) * j.inner;
+  size_t grain = tc_parallel_grain((size_t)L * 16);
+  if (!plan_init(k, &j.p, (size_t)L, inverse) ||
+      !(j.sc = piece_scratch(k, rows, grain, j.per = scratch_len(&j.p))))
     return NOMEM(k);
-  size_t take = (size_t)(N < L ? N : L);
-  size_t half = (size_t)L / 2 + 1; /* irfft: bins used */
-  for (size_t o = 0; o < outer; o++)
-    for (size_t i = 0; i < inner; i++) {
-      size_t ibase = o * (size_t)N * inner + i, obase = o * nout * inner + i;
-      memset(v, 0, (size_t)L * sizeof *v);
-      if (inverse && onesided) {
-        /* Hermitian extension of the first L/2+1 bins */
-        for (size_t j = 0; j < half && j < (size_t)N; j++) {
-          size_t e = (ibase + j * inner) * (size_t)c;
-          v[j].re = tc_rt_get_f64(x, e);
-          v[j].im = c == 2 ? tc_rt_get_f64(x, e + 1) : 0.0;
-        }
-        for (size_t j = half; j < (size_t)L; j++) {
-          v[j].re = v[(size_t)L - j].re;
-          v[j].im = -v[(size_t)L - j].im;
-        }
-      } else {
-        for (size_t j = 0; j < take; j++) {
-          size_t e = (ibase + j * inner) * (size_t)c;
-          v[j].re = tc_rt_get_f64(x, e);
-          v[j].im = c == 2 ? tc_rt_get_f64(x, e + 1) : 0.0;
-        }
-      }
-      transform(&p, v, inverse);
-      double scale = inverse ? 1.0 / (double)L : 1.0;
-      for (size_t j = 0; j < nout; j++) {
-        size_t e = (obase + j * inner) * (size_t)oc;
-        tc_rt_set_f64(out, e, v[j].re * scale);
-        if (oc == 2)
-          tc_rt_set_f64(out, e + 1, v[j].im * scale);
-      }
-    }
+  tc_parallel_for(rows, grain, dft_rows, &j);
   return TC_STATUS_OK;
 }
 
@@ -245,6 +377,56 @@ static tc_status check_stft(const tc_node *n, int64_t opset, tc_diag *diag) {
   (void)opset;
   static const char *const ok[] = {"onesided", NULL};
   return tc_kernel_check_attrs(n, diag, ok);
+}
+
+typedef struct stft_job {
+  const tc_rt_tensor *x, *win;
+  tc_rt_tensor *y;
+  dft_plan p; /* of fl, or of fl / 2 when half */
+  size_t c, fl, step, frames, bins, siglen, per;
+  bool half;
+  cplx *wk; /* half: e^{-2 pi i k / fl}, k in [0, fl / 2] */
+  cplx *sc; /* per piece: per entries */
+} stft_job;
+
+/* Frames [lo, hi) (batch b, frame f) = (r / frames, r % frames). With half,
+ * a real frame x of even length L is transformed as z[n] = x[2n] + i
+ * x[2n+1] of length L / 2: X[k] = E + w^k O for k in [0, L / 2], E = (Z[k] +
+ * conj Z[L/2 - k]) / 2 (the even samples' transform) and O = (Z[k] - conj
+ * Z[L/2 - k]) / 2i (the odd ones'), indices mod L / 2. */
+static void stft_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
+  const stft_job *j = ctx;
+  size_t n = j->p.L, c = j->c;
+  cplx *v = j->sc + piece * j->per, *o = v + n, *sc = o + n;
+  for (size_t r = lo; r < hi; r++) {
+    size_t b = r / j->frames, f = r % j->frames;
+    size_t e0 = (b * j->siglen + f * j->step) * c;
+    if (j->half)
+      for (size_t t = 0; t < n; t++)
+        v[t] = (cplx){get_d(j->x, e0 + 2 * t) * (j->win ? get_d(j->win, 2 * t) : 1.0),
+                      get_d(j->x, e0 + 2 * t + 1) * (j->win ? get_d(j->win, 2 * t + 1) : 1.0)};
+    else
+      for (size_t t = 0; t < n; t++) {
+        double w = j->win ? get_d(j->win, t) : 1.0;
+        v[t] = (cplx){get_d(j->x, e0 + t * c) * w, c == 2 ? get_d(j->x, e0 + t * c + 1) * w : 0.0};
+      }
+    transform(&j->p, v, o, sc);
+    size_t ob = r * j->bins * 2;
+    for (size_t t = 0; t < j->bins; t++) {
+      cplx x;
+      if (!j->half) {
+        x = o[t];
+      } else {
+        cplx a = o[t % n], z = o[(n - t % n) % n]; /* Z[k], Z[n - k] */
+        cplx ev = {(a.re + z.re) * 0.5, (a.im - z.im) * 0.5};
+        cplx od = {(a.im + z.im) * 0.5, -(a.re - z.re) * 0.5};
+        x = (cplx){ev.re + (j->wk[t].re * od.re - j->wk[t].im * od.im),
+                   ev.im + (j->wk[t].re * od.im + j->wk[t].im * od.re)};
+      }
+      set_d(j->y, ob + 2 * t, x.re);
+      set_d(j->y, ob + 2 * t + 1, x.im);
+    }
+  }
 }
 
 static tc_status run_stft(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -293,25 +475,31 @@ static tc_status run_stft(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_
   int64_t dims[4] = {x->dims[0], frames, bins, 2};
   if ((st = tc_kernel_alloc(k, out, x->dtype, 4, dims)))
     return st;
-  dft_plan p;
-  cplx *v = tc_arena_alloc(k->arena, (size_t)fl * sizeof *v);
-  if (!v || !plan_init(k, &p, (size_t)fl))
+  /* a real signal's one-sided frames go through a half-length complex
+   * transform when the frame length is even */
+  bool half = onesided && c == 1 && fl % 2 == 0 && fl > 1;
+  stft_job j = {.x = x,
+                .win = win,
+                .y = out,
+                .c = (size_t)c,
+                .fl = (size_t)fl,
+                .step = (size_t)step,
+                .frames = (size_t)frames,
+                .bins = (size_t)bins,
+                .siglen = (size_t)siglen,
+                .half = half};
+  size_t rows = (size_t)(x->dims[0] * frames), grain = tc_parallel_grain((size_t)fl * 16);
+  if (!plan_init(k, &j.p, half ? (size_t)fl / 2 : (size_t)fl, false))
     return NOMEM(k);
-  for (int64_t b = 0; b < x->dims[0]; b++)
-    for (int64_t f = 0; f < frames; f++) {
-      for (int64_t j = 0; j < fl; j++) {
-        size_t e = (size_t)((b * siglen + f * step + j) * c);
-        double w = win ? tc_rt_get_f64(win, (size_t)j) : 1.0;
-        v[j].re = tc_rt_get_f64(x, e) * w;
-        v[j].im = c == 2 ? tc_rt_get_f64(x, e + 1) * w : 0.0;
-      }
-      transform(&p, v, false);
-      for (int64_t j = 0; j < bins; j++) {
-        size_t e = (size_t)(((b * frames + f) * bins + j) * 2);
-        tc_rt_set_f64(out, e, v[j].re);
-        tc_rt_set_f64(out, e + 1, v[j].im);
-      }
-    }
+  if (half && !(j.wk = tc_arena_alloc(k->arena, ((size_t)fl / 2 + 1) * sizeof *j.wk)))
+    return NOMEM(k);
+  for (size_t t = 0; half && t <= (size_t)fl / 2; t++) {
+    double a = -2.0 * M_PI * (double)t / (double)fl;
+    j.wk[t] = (cplx){4 * t == (size_t)fl ? 0.0 : cos(a), 2 * t == (size_t)fl || !t ? 0.0 : sin(a)};
+  }
+  if (!(j.sc = piece_scratch(k, rows, grain, j.per = scratch_len(&j.p))))
+    return NOMEM(k);
+  tc_parallel_for(rows, grain, stft_rows, &j);
   return TC_STATUS_OK;
 }
 

@@ -173,12 +173,12 @@ static void test_lstm_one_step(void) {
   tc_arena_free(e.arena);
 }
 
-/* DFT over the power-of-two path (8) and the direct path (6) against the
- * textbook sum; then the one-sided inverse gives the signal back. */
+/* DFT of length L (mixed radix: 4, 2, 3, 5 and any other prime) against
+ * the textbook sum; then the one-sided inverse gives the signal back. */
 static void check_dft_len(int64_t L) {
   env e;
   env_init(&e, "DFT", 20);
-  double x[16];
+  double x[512];
   for (int i = 0; i < L; i++)
     x[i] = sin(1.0 + i * i * 0.37) + 0.1 * i;
   int64_t xd[] = {1, L, 1}, sd[] = {1};
@@ -194,7 +194,12 @@ static void check_dft_len(int64_t L) {
       re += x[n] * cos(-2 * M_PI * k * n / (double)L);
       im += x[n] * sin(-2 * M_PI * k * n / (double)L);
     }
-    CHECK(fabs(y[2 * k] - re) < 1e-9 && fabs(y[2 * k + 1] - im) < 1e-9);
+    if (!(fabs(y[2 * k] - re) < 1e-9 && fabs(y[2 * k + 1] - im) < 1e-9)) {
+      fprintf(stderr, "DFT length %lld bin %d: %.12g %.12g, textbook %.12g %.12g\n", (long long)L,
+              k, y[2 * k], y[2 * k + 1], re, im);
+      CHECK(false);
+      break;
+    }
   }
   tc_arena_free(e.arena);
 
@@ -215,9 +220,82 @@ static void check_dft_len(int64_t L) {
 }
 
 static void test_dft_lengths(void) {
-  check_dft_len(8);
-  check_dft_len(6);
-  check_dft_len(7);
+  int64_t lens[] = {1,  2,  3,  4,  5,  6,  7,  8,  9,   10,  11,  12,  13,  15,  16,
+                    20, 25, 27, 32, 49, 60, 64, 77, 100, 121, 128, 200, 256, 400, 401};
+  for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++)
+    check_dft_len(lens[i]);
+}
+
+/* STFT frames against the textbook sum: a real signal with an even frame
+ * (the half-length path), an odd frame, and a complex signal two-sided;
+ * then a float32 run split over two threads gives the bits of one thread. */
+static void check_stft(int64_t fl, int64_t c, bool onesided) {
+  enum { LEN = 1000 };
+  static double x[2 * LEN], w[LEN];
+  for (int i = 0; i < LEN * c; i++)
+    x[i] = sin(0.05 * i + 0.3 * (i % 7)) + 0.01 * (i % 13);
+  for (int i = 0; i < fl; i++)
+    w[i] = 0.5 - 0.5 * cos(2 * M_PI * i / (double)fl);
+  int64_t step = 160, xd[] = {1, LEN, c}, wd[] = {fl}, sd[] = {1};
+  env e;
+  env_init(&e, "STFT", 17);
+  add_int(&e, "onesided", onesided);
+  tc_rt_tensor X = tensor(TC_DTYPE_F64, 3, xd, x), S = tensor(TC_DTYPE_I64, 0, sd, &step),
+               W = tensor(TC_DTYPE_F64, 1, wd, w), Y;
+  const tc_rt_tensor *in[] = {&X, &S, &W, NULL};
+  CHECK(run(&e, in, 4, &Y, 1) == TC_STATUS_OK);
+  int64_t frames = (LEN - fl) / step + 1, bins = onesided ? fl / 2 + 1 : fl;
+  CHECK(Y.dims[1] == frames && Y.dims[2] == bins && Y.dims[3] == 2);
+  const double *y = Y.data;
+  bool ok = true;
+  for (int64_t f = 0; f < frames && ok; f++)
+    for (int64_t k = 0; k < bins && ok; k++) {
+      double re = 0, im = 0;
+      for (int64_t n = 0; n < fl; n++) {
+        double a = -2 * M_PI * (double)(k * n % fl) / (double)fl;
+        double xr = x[(f * step + n) * c] * w[n],
+               xi = c == 2 ? x[(f * step + n) * c + 1] * w[n] : 0;
+        re += xr * cos(a) - xi * sin(a);
+        im += xr * sin(a) + xi * cos(a);
+      }
+      const double *o = y + (f * bins + k) * 2;
+      ok = fabs(o[0] - re) < 1e-9 && fabs(o[1] - im) < 1e-9;
+      if (!ok)
+        fprintf(stderr, "STFT frame %lld bin %lld: %.12g %.12g, textbook %.12g %.12g\n",
+                (long long)f, (long long)k, o[0], o[1], re, im);
+    }
+  CHECK(ok);
+  tc_arena_free(e.arena);
+}
+
+static void test_stft_paths(void) {
+  check_stft(400, 1, true);  /* half-length transform of 200 */
+  check_stft(256, 1, true);  /* of 128 */
+  check_stft(399, 1, true);  /* odd: the full transform */
+  check_stft(100, 2, false); /* complex, two-sided */
+  check_stft(2, 1, true);
+  /* threads: 298 frames of a float32 signal */
+  enum { LEN = 48000 };
+  static float x[LEN], w[400];
+  for (int i = 0; i < LEN; i++)
+    x[i] = (float)sin(0.01 * i * (1 + i % 3));
+  for (int i = 0; i < 400; i++)
+    w[i] = (float)(0.5 - 0.5 * cos(2 * M_PI * i / 400.0));
+  int64_t step = 160, xd[] = {1, LEN, 1}, wd[] = {400}, sd[] = {1};
+  tc_rt_tensor X = tensor(TC_DTYPE_F32, 3, xd, x), S = tensor(TC_DTYPE_I64, 0, sd, &step),
+               W = tensor(TC_DTYPE_F32, 1, wd, w), Y[2];
+  const tc_rt_tensor *in[] = {&X, &S, &W, NULL};
+  env e[2];
+  for (int t = 0; t < 2; t++) {
+    tc_set_num_threads(t + 1);
+    env_init(&e[t], "STFT", 17);
+    CHECK(run(&e[t], in, 4, &Y[t], 1) == TC_STATUS_OK);
+  }
+  CHECK(tc_parallel_pieces(298, tc_parallel_grain(400 * 16)) > 1);
+  CHECK(Y[0].bytes == Y[1].bytes && Y[0].bytes == 298 * 201 * 2 * sizeof(float) &&
+        memcmp(Y[0].data, Y[1].data, Y[0].bytes) == 0);
+  for (int t = 0; t < 2; t++)
+    tc_arena_free(e[t].arena);
 }
 
 static void test_cumprod_int_exclusive_reverse(void) {
@@ -257,6 +335,7 @@ int main(void) {
   RUN(test_lstm_refuses_unknown_activation);
   RUN(test_lstm_one_step);
   RUN(test_dft_lengths);
+  RUN(test_stft_paths);
   RUN(test_cumprod_int_exclusive_reverse);
   RUN(test_hann_symmetric_f64);
   return SUMMARY("kernels_audio");
