@@ -421,7 +421,8 @@ static double act_apply(const act_spec *a, double v) {
   case TC_CONV_ACT_CLIP: return fmin(fmax(v, a->alpha), a->beta);
   case TC_CONV_ACT_HARD_SIGMOID: return fmax(0, fmin(1, a->alpha * v + a->beta));
   case TC_CONV_ACT_HARD_SWISH: return v * fmax(0, fmin(1, v / 6 + 0.5));
-  case TC_CONV_ACT_GELU: return 0.5 * v * (1 + erf(v / sqrt(2.0)));
+  case TC_CONV_ACT_GELU:
+    return 0.5 * v * erfc(-v * M_SQRT1_2); /* 1 + erf(v / sqrt 2), no cancellation */
   case TC_CONV_ACT_SILU: return v / (1 + exp(-v));
   }
   return v;
