@@ -234,7 +234,8 @@ void tc_vnorm_f32(float *y, const float *x, size_t n, double mean, double inv, c
                   const float *bias);
 /* Row helpers (vmath.c): y += a; the sum (sixteen partial sums, then their
  * sum in lane order); the largest element ignoring NaN (-inf for none);
- * y = exp(x - m) returning the sum (y may be x); x *= s. */
+ * y = exp(x - m) returning the sum (y may be x; 0 where x - m < ln(n
+ * FLT_MIN), which softmax would make subnormal); x *= s. */
 void tc_vadd_inplace_f32(float *y, const float *a, size_t n);
 float tc_vsum_f32(const float *x, size_t n);
 /* The dot product of a and b (sixteen partial sums, then their sum in lane

@@ -2,6 +2,7 @@
  * per instruction set: the including file defines LANES (the native vector
  * width in floats: 16, 8 or 4) and VNAME(f) (f with the set's suffix), and
  * sets the target. Private to vmath*.c. */
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -356,16 +357,24 @@ float VNAME(tc_vmax_f32)(const float *x, size_t n) {
   return r;
 }
 
+/* Differences below thr = ln(FLT_MIN) + ln(n) give 0: their exponentials,
+ * divided by the sum (at most n) in softmax, would be subnormal, and
+ * subnormal arithmetic costs the CPU a microcode assist per element (the
+ * softmax of a long attention row spent more time there than in exp). The
+ * change is below e^thr <= n FLT_MIN before normalization. */
 float VNAME(tc_vexp_sub_sum_f32)(float *y, const float *x, size_t n, float m) {
   v4f acc[PARTS];
   for (int p = 0; p < PARTS; p++)
     acc[p] = splat(0);
+  float thr = -87.33f + (n > 1 ? logf((float)n) : 0.0f);
   for (size_t i = 0; i < n; i += 16)
     for (int p = 0; p < PARTS; p++) {
       size_t j = i + (size_t)p * LANES;
       v4f v = splat(0); /* past the end: zeros, which count as padding lanes do */
       if (j < n) {
-        v = v_exp(load_pad(x, j, n, 0) - splat(m));
+        v4f d = load_pad(x, j, n, 0) - splat(m);
+        v4i low = d < splat(thr); /* NaN is not: it stays NaN */
+        v = sel(low, splat(0), v_exp(sel(low, splat(thr), d)));
         store_part(y, j, n, v);
         if (n - j < LANES) /* padding lanes do not count */
           for (size_t l = n - j; l < LANES; l++)

@@ -9,6 +9,7 @@
  * computes in float (exp, erf, tanh ...) or sums in another order. Then the
  * parallel loop itself (coverage, grain, nesting) and four user threads
  * running sessions at once while the kernels use their thread teams. */
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -235,6 +236,21 @@ static void vmath_accuracy(void) {
     fprintf(stderr, "gelu: tail relative error %.3g, body %.3g of the tolerance\n", worst_tail,
             worst_body);
   CHECK(worst_tail <= 6e-7 && worst_body <= 1);
+  /* exp(x - m) with its sum: differences below ln(n FLT_MIN) give 0, so
+   * that softmax's division leaves no subnormal; NaN stays NaN */
+  float ex[] = {0.0f, -10.0f, -85.0f, -86.0f, -200.0f, NAN}, ey[6];
+  float es = tc_vexp_sub_sum_f32(ey, ex, 6, 0.0f); /* threshold -87.33 + ln 6 = -85.54 */
+  CHECK(ey[0] == 1 && fabs(ey[1] - exp(-10.0)) <= 3e-7 * exp(-10.0) && ey[2] > 0 && ey[3] == 0);
+  CHECK(ey[4] == 0 && isnan(ey[5]) && isnan(es));
+  es = tc_vexp_sub_sum_f32(ey, ex, 5, 0.0f);
+  CHECK(fabs(es - (1.0 + exp(-10.0) + exp(-85.0))) <= 1e-7);
+  for (size_t i = 0; i < N; i++)
+    x[i] = (float)(-120.0 * (double)i / (N - 1));
+  es = tc_vexp_sub_sum_f32(y, x, N, 0.0f);
+  bool normal = true;
+  for (size_t i = 0; i < N; i++)
+    normal &= y[i] == 0 || (y[i] / es >= FLT_MIN && fabs(y[i] - exp(x[i])) <= 3e-7 * exp(x[i]));
+  CHECK(normal);
   tc_vgelu_f32(o, sp, NULL, 5);
   CHECK(isnan(o[0]) && o[1] == INFINITY && isnan(o[2]) && o[3] == 0 && o[4] == 0);
   /* tc_vbinary_f32, every op, lengths with and without a tail, against
