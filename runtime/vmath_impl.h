@@ -118,6 +118,11 @@ VINLINE v4f v_sigmoid(v4f x) { return splat(1.0f) / (splat(1.0f) + v_exp(-x)); }
  * exponential keeps its precision. Within about 5e-7 relative; -inf gives
  * NaN, as the formula. */
 VINLINE v4f v_gelu_neg(v4f t) {
+  /* below -13.25 the result is under 3e-39: -0, without the subnormal
+   * arithmetic (a microcode assist per element) that would give it; -inf
+   * still gives NaN */
+  v4i gone = (t < splat(-13.25f)) & ((v4i)t != (v4i)splat(-__builtin_inff()));
+  t = sel(gone, splat(-2.0f), t);
   v4f th = (v4f)((v4i)t & ~0xfff), tl = t - th;
   v4f e = v_exp(th * th * splat(-0.5f)) * v_exp(tl * (t + th) * splat(-0.5f));
   v4f sv = (splat(2.0f) / (t * t) - splat(2.544499934e-01f)) * splat(4.072490215e+00f);
@@ -132,7 +137,7 @@ VINLINE v4f v_gelu_neg(v4f t) {
   p = p * sv + splat(7.760130335e-03f);
   p = p * sv + splat(-4.077542573e-02f);
   p = p * sv + splat(5.100498199e-01f);
-  return splat(-0.70710678118654752f) * e * p;
+  return sel(gone, splat(-0.0f), splat(-0.70710678118654752f) * e * p);
 }
 
 /* t * 0.70710678118654752f through erf, then 0.5f * t * (1 + erf), lane by
@@ -151,15 +156,21 @@ VINLINE void gelu_block(float *y, const float *x, const float *b, size_t m) {
       memcpy(&bb, b, m * sizeof *b);
     t = t + bb;
   }
-  v4f e = v_erf(t * splat(0.70710678118654752f));
-  v4f r = splat(0.5f) * t * (splat(1.0f) + e);
   v4i low = t < splat(-2.0f);
-  uint64_t words[LANES / 2], any = 0; /* any lane low: the lanes OR'ed as 64-bit words */
+  /* any / every lane low: the lanes OR'ed / AND'ed as 64-bit words */
+  uint64_t words[LANES / 2], any = 0, all = ~(uint64_t)0;
   memcpy(words, &low, sizeof words);
   for (size_t k = 0; k < LANES / 2; k++)
-    any |= words[k];
-  if (any)
-    r = sel(low, v_gelu_neg(t), r);
+    any |= words[k], all &= words[k];
+  v4f r;
+  if (all == ~(uint64_t)0) {
+    r = v_gelu_neg(t);
+  } else {
+    v4f e = v_erf(t * splat(0.70710678118654752f));
+    r = splat(0.5f) * t * (splat(1.0f) + e);
+    if (any)
+      r = sel(low, v_gelu_neg(t), r);
+  }
   if (m == LANES)
     memcpy(y, &r, sizeof r);
   else
