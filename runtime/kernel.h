@@ -221,6 +221,7 @@ void tc_vexp_f32(float *y, const float *x, size_t n);
 void tc_verf_f32(float *y, const float *x, size_t n);
 void tc_vtanh_f32(float *y, const float *x, size_t n);
 void tc_vsigmoid_f32(float *y, const float *x, size_t n);
+void tc_vlog_f32(float *y, const float *x, size_t n);
 /* y[i] = Gelu(t) = 0.5 t (1 + erf(t / sqrt 2)) for t = x[i] + b[i] (b NULL:
  * t = x[i]) in float; below -2, where the sum cancels, through erfc's
  * asymptotic form (vmath.c), within about 5e-7 relative. y may be x. */

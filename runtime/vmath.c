@@ -27,6 +27,8 @@
  * tanh: Cephes tanhf: an odd polynomial below 0.625, 1 - 2 / (e^2x + 1)
  *       above; about 2 ulp.
  * sigmoid: 1 / (1 + e^-x).
+ * log:  Cephes logf (x = 2^e m, m in [sqrt(1/2), sqrt 2), a degree-8
+ *       polynomial in m - 1, e ln 2 in two parts); subnormal x scaled first.
  * gelu: 0.5 t (1 + erf(t / sqrt 2)) of x (+ a bias row); below -2, where
  *       the sum cancels, -e^{-t^2/2} f(-t / sqrt 2) / sqrt 2 with f(x) =
  *       x e^{x^2} erfc(x) as a fitted polynomial (about 5e-7 relative).
@@ -54,6 +56,7 @@
   X(tc_verf_f32, (float *y, const float *x, size_t n), (y, x, n))                                  \
   X(tc_vtanh_f32, (float *y, const float *x, size_t n), (y, x, n))                                 \
   X(tc_vsigmoid_f32, (float *y, const float *x, size_t n), (y, x, n))                              \
+  X(tc_vlog_f32, (float *y, const float *x, size_t n), (y, x, n))                                  \
   X(tc_vgelu_f32, (float *y, const float *x, const float *b, size_t n), (y, x, b, n))              \
   X(tc_vmoments_f32, (const float *x, size_t n, bool centred, double *mean, double *var),          \
     (x, n, centred, mean, var))                                                                    \

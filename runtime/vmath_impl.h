@@ -92,6 +92,37 @@ VINLINE v4f v_tanh(v4f x) {
 
 VINLINE v4f v_sigmoid(v4f x) { return splat(1.0f) / (splat(1.0f) + v_exp(-x)); }
 
+/* Cephes logf: x = 2^e m with m in [sqrt(1/2), sqrt 2), log(m) = f - f^2/2 +
+ * f^3 P(f) for f = m - 1, plus e ln 2 in two parts. Subnormal x is scaled by
+ * 2^23 first; 0 gives -inf, x < 0 NaN, +inf +inf, NaN NaN. */
+VINLINE v4f v_log(v4f x) {
+  v4i sub =
+      ((v4i)x < (v4i)splat(1.17549435e-38f)) & ((v4i)x > (v4i)splat(0.0f)); /* subnormal > 0 */
+  v4f xs = sel(sub, x * splat(8388608.0f), x);
+  v4i bits = (v4i)xs;
+  v4f e = __builtin_convertvector((bits >> 23) - 126, v4f) - sel(sub, splat(23.0f), splat(0.0f));
+  v4f m = (v4f)((bits & 0x007fffff) | (v4i)splat(0.5f)); /* [0.5, 1) */
+  v4i lo = m < splat(0.707106781186547524f);
+  e = e - sel(lo, splat(1.0f), splat(0.0f));
+  v4f f = m - splat(1.0f) + sel(lo, m, splat(0.0f));
+  v4f z = f * f;
+  v4f p = splat(7.0376836292e-2f);
+  p = p * f + splat(-1.1514610310e-1f);
+  p = p * f + splat(1.1676998740e-1f);
+  p = p * f + splat(-1.2420140846e-1f);
+  p = p * f + splat(1.4249322787e-1f);
+  p = p * f + splat(-1.6668057665e-1f);
+  p = p * f + splat(2.0000714765e-1f);
+  p = p * f + splat(-2.4999993993e-1f);
+  p = p * f + splat(3.3333331174e-1f);
+  v4f y = p * f * z + e * splat(-2.12194440e-4f) - z * splat(0.5f);
+  v4f r = f + y + e * splat(0.693359375f);
+  r = sel((v4i)x == (v4i)splat(__builtin_inff()), x, r);                  /* +inf */
+  r = sel(((v4i)x & 0x7fffffff) == 0, splat(-__builtin_inff()), r);       /* +-0 */
+  r = sel((x < splat(0.0f)) | nan_mask(x), splat(__builtin_nanf("")), r); /* x < 0, NaN */
+  return r;
+}
+
 /* Applies F over n floats, LANES at a time; the tail is padded with zeros. */
 #define VMAP(name, F)                                                                              \
   void VNAME(name)(float *y, const float *x, size_t n) {                                           \
@@ -264,6 +295,7 @@ VMAP(tc_vexp_f32, v_exp)
 VMAP(tc_verf_f32, v_erf)
 VMAP(tc_vtanh_f32, v_tanh)
 VMAP(tc_vsigmoid_f32, v_sigmoid)
+VMAP(tc_vlog_f32, v_log)
 
 /* ---- row helpers for softmax-like kernels ---- */
 

@@ -1051,10 +1051,7 @@ DEF_FROW_UN(sqrt, {
   for (size_t i = 0; i < n; i++)
     y[i] = sqrtf(x[i]);
 })
-DEF_FROW_UN(log, {
-  for (size_t i = 0; i < n; i++)
-    y[i] = logf(x[i]);
-})
+DEF_FROW_UN(log, tc_vlog_f32(y, x, n))
 DEF_FROW_UN(exp, tc_vexp_f32(y, x, n))
 DEF_FROW_UN(erf, tc_verf_f32(y, x, n))
 DEF_FROW_UN(tanh, tc_vtanh_f32(y, x, n))

@@ -138,9 +138,28 @@ static double fold_f32(const float *v, size_t n, red_op op) {
   return op == RED_MEAN ? acc / (double)n : op == RED_L2 ? sqrt(acc) : acc;
 }
 
+/* Runs of fewer than four (a complex number's (re, im), an RGB pixel): one
+ * running sum from 0, as fold_f32 takes them, without a call per output. */
+static void red_short(const red_job *j, size_t lo, size_t hi) {
+  size_t len = j->len;
+  const float *x = j->x;
+  for (size_t o = lo; o < hi; o++) {
+    double s = 0;
+    for (size_t i = 0; i < len; i++) {
+      double e = x[o * len + i];
+      s += j->op == RED_SUMSQUARE ? e * e : e;
+    }
+    j->y[o] = (float)(j->op == RED_MEAN ? s / (double)len : s);
+  }
+}
+
 static void red_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
   (void)piece;
   const red_job *j = ctx;
+  if (j->len < 4 && (j->op == RED_SUM || j->op == RED_MEAN || j->op == RED_SUMSQUARE)) {
+    red_short(j, lo, hi);
+    return;
+  }
   for (size_t o = lo; o < hi; o++)
     j->y[o] = (float)fold_f32(j->x + o * j->len, j->len, j->op);
 }

@@ -189,7 +189,8 @@ static void vmath_accuracy(void) {
   } cases[] = {
       {tc_vexp_f32, exp, -100, 88, 0, 3e-7},    {tc_verf_f32, erf, -6, 6, 6e-7, 0},
       {tc_vtanh_f32, tanh, -10, 10, 0, 3e-7},   {tc_vtanh_f32, tanh, -0.7, 0.7, 0, 3e-7},
-      {tc_verf_f32, erf, -0.01, 0.01, 0, 1e-6},
+      {tc_verf_f32, erf, -0.01, 0.01, 0, 1e-6}, {tc_vlog_f32, log, 1e-30, 1e3, 0, 1.2e-7},
+      {tc_vlog_f32, log, 0.5, 2, 0, 1.2e-7},
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     for (size_t i = 0; i < N; i++)
@@ -218,6 +219,13 @@ static void vmath_accuracy(void) {
   CHECK(isnan(o[0]) && o[1] == 1 && o[2] == -1 && o[3] == 0 && signbit(o[4]));
   tc_vsigmoid_f32(o, sp, 5);
   CHECK(isnan(o[0]) && o[1] == 1 && o[2] == 0 && o[3] == 0.5f);
+  tc_vlog_f32(o, sp, 5);
+  CHECK(isnan(o[0]) && o[1] == INFINITY && isnan(o[2]) && o[3] == -INFINITY && o[4] == -INFINITY);
+  float sub[] = {1e-45f, 3e-39f, FLT_MIN, -1e-45f}, os[4];
+  tc_vlog_f32(os, sub, 4); /* subnormals are scaled first */
+  for (int i = 0; i < 3; i++)
+    CHECK(fabs(os[i] - log((double)sub[i])) <= 1e-7 * fabs(log((double)sub[i])));
+  CHECK(isnan(os[3]));
   /* GELU against 0.5 t erfc(-t / sqrt 2) in double: below -2 (erfc's
    * asymptotic form) to 6e-7 relative down to the smallest normal result,
    * above to 1e-6 relative or 2e-7 absolute (float erf) */
@@ -289,8 +297,8 @@ static void vmath_accuracy(void) {
 static void vmath_all(const float *x, const float *b, const int32_t *acc, size_t n, float *out,
                       size_t *k) {
   void (*maps[])(float *, const float *, size_t) = {tc_vexp_f32, tc_verf_f32, tc_vtanh_f32,
-                                                    tc_vsigmoid_f32};
-  for (size_t f = 0; f < 4; f++, *k += n)
+                                                    tc_vsigmoid_f32, tc_vlog_f32};
+  for (size_t f = 0; f < 5; f++, *k += n)
     maps[f](out + *k, x, n);
   tc_vgelu_f32(out + *k, x, b, n), *k += n;
   tc_vgelu_f32(out + *k, x, NULL, n), *k += n;
