@@ -27,6 +27,14 @@ VINLINE v4f sel(v4i m, v4f a, v4f b) { return (v4f)((m & (v4i)a) | (~m & (v4i)b)
  * that meets another mask in 64-byte vectors). */
 VINLINE v4i nan_mask(v4f x) { return ((v4i)splat(__builtin_inff()) - ((v4i)x & 0x7fffffff)) >> 31; }
 
+/* c[0] x^(n-1) + ... + c[n-1], Horner's order (unrolled: n is a constant) */
+VINLINE v4f horner(v4f x, const float *c, int n) {
+  v4f p = splat(c[0]);
+  for (int i = 1; i < n; i++)
+    p = p * x + splat(c[i]);
+  return p;
+}
+
 VINLINE v4f vmin(v4f a, v4f b) { return sel(a < b, a, b); }
 VINLINE v4f vmax(v4f a, v4f b) { return sel(a > b, a, b); }
 
@@ -106,15 +114,10 @@ VINLINE v4f v_log(v4f x) {
   e = e - sel(lo, splat(1.0f), splat(0.0f));
   v4f f = m - splat(1.0f) + sel(lo, m, splat(0.0f));
   v4f z = f * f;
-  v4f p = splat(7.0376836292e-2f);
-  p = p * f + splat(-1.1514610310e-1f);
-  p = p * f + splat(1.1676998740e-1f);
-  p = p * f + splat(-1.2420140846e-1f);
-  p = p * f + splat(1.4249322787e-1f);
-  p = p * f + splat(-1.6668057665e-1f);
-  p = p * f + splat(2.0000714765e-1f);
-  p = p * f + splat(-2.4999993993e-1f);
-  p = p * f + splat(3.3333331174e-1f);
+  static const float P[] = {7.0376836292e-2f,  -1.1514610310e-1f, 1.1676998740e-1f,
+                            -1.2420140846e-1f, 1.4249322787e-1f,  -1.6668057665e-1f,
+                            2.0000714765e-1f,  -2.4999993993e-1f, 3.3333331174e-1f};
+  v4f p = horner(f, P, sizeof P / sizeof P[0]);
   v4f y = p * f * z + e * splat(-2.12194440e-4f) - z * splat(0.5f);
   v4f r = f + y + e * splat(0.693359375f);
   r = sel((v4i)x == (v4i)splat(__builtin_inff()), x, r);                  /* +inf */
@@ -157,17 +160,11 @@ VINLINE v4f v_gelu_neg(v4f t) {
   v4f th = (v4f)((v4i)t & ~0xfff), tl = t - th;
   v4f e = v_exp(th * th * splat(-0.5f)) * v_exp(tl * (t + th) * splat(-0.5f));
   v4f sv = (splat(2.0f) / (t * t) - splat(2.544499934e-01f)) * splat(4.072490215e+00f);
-  v4f p = splat(1.108885408e-05f);
-  p = p * sv + splat(-2.002408110e-05f);
-  p = p * sv + splat(9.276063793e-06f);
-  p = p * sv + splat(-2.706354462e-05f);
-  p = p * sv + splat(1.002871286e-04f);
-  p = p * sv + splat(-2.457745140e-04f);
-  p = p * sv + splat(6.573781138e-04f);
-  p = p * sv + splat(-2.055446152e-03f);
-  p = p * sv + splat(7.760130335e-03f);
-  p = p * sv + splat(-4.077542573e-02f);
-  p = p * sv + splat(5.100498199e-01f);
+  static const float F[] = {1.108885408e-05f,  -2.002408110e-05f, 9.276063793e-06f,
+                            -2.706354462e-05f, 1.002871286e-04f,  -2.457745140e-04f,
+                            6.573781138e-04f,  -2.055446152e-03f, 7.760130335e-03f,
+                            -4.077542573e-02f, 5.100498199e-01f};
+  v4f p = horner(sv, F, sizeof F / sizeof F[0]);
   return sel(gone, splat(-0.0f), splat(-0.70710678118654752f) * e * p);
 }
 
