@@ -174,9 +174,9 @@ demo: all
 	tools/demo.sh $(BUILD)
 
 format:
-	clang-format -i $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) $(CG_SRCS) codegen/none/*.c codegen/*/*.h passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h include/*.h tests/fuzz/*.c runtime/cuda/*.[ch] tests/gpu/*.c
+	clang-format -i $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) $(CG_SRCS) codegen/none/*.c codegen/*/*.h passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h runtime/kernels/*.h include/*.h tests/fuzz/*.c runtime/cuda/*.[ch] tests/gpu/*.c
 format-check:
-	clang-format --dry-run --Werror $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) $(CG_SRCS) codegen/none/*.c codegen/*/*.h passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h include/*.h tests/fuzz/*.c runtime/cuda/*.[ch] tests/gpu/*.c
+	clang-format --dry-run --Werror $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) $(CG_SRCS) codegen/none/*.c codegen/*/*.h passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h runtime/kernels/*.h include/*.h tests/fuzz/*.c runtime/cuda/*.[ch] tests/gpu/*.c
 
 clean:
 	rm -rf build

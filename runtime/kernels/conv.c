@@ -1124,7 +1124,7 @@ typedef struct pool32_job {
   int64_t *cb, *ce;
 } pool32_job;
 
-static void maxpool2d_planes(void *ctx, size_t piece, size_t lo, size_t hi);
+static tc_par_fn maxpool2d_planes(void);
 
 /* The kernel taps [*b, *e) of output position o along one axis that land
  * inside the input (no per-tap bounds checks in the loops). */
@@ -1303,7 +1303,7 @@ static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt
       j.ce = j.cb + g.out[1] + 1;
       for (int64_t o = 0; o < g.out[1]; o++)
         tap_range(&g, 1, o, &j.cb[o], &j.ce[o]);
-      tc_parallel_for(planes, grain, maxpool2d_planes, &j);
+      tc_parallel_for(planes, grain, maxpool2d_planes(), &j);
       return TC_STATUS_OK;
     }
     tc_parallel_for(planes, grain, pool32_planes, &j);
@@ -2232,123 +2232,54 @@ typedef struct dynq {
   bool sgn;
 } dynq;
 
-/* Sixteen lanes with vector extensions, as in vmath.c (the build's -O2 does
- * not auto-vectorize), each loop built for AVX-512, AVX2 and the SSE2
- * baseline; the same operations on every CPU (no FMA in these targets). */
-#if defined(__clang__) /* see vmath.c: four lanes, no clones */
-#define DQ_LANES 4
-#define DQ_CLONES
-#else
+typedef struct deq {
+  const void *x;
+  float *y;
+  float scale, zp;
+  bool sgn;
+} deq;
+
+/* The vector loops below (conv_vec.h) are built once per instruction set
+ * at its native width, as runtime/vmath.c's array math and chosen the same
+ * way (tc_vmath_name: the widest this CPU runs, or TACORT_VMATH's): 16-lane
+ * vectors in 16-lane target_clones had made GCC scalarize their compares
+ * in the AVX2 and SSE2 clones. The same operations for every element
+ * whatever the width. */
+#if !defined(__clang__) /* the clang build (fuzzing) has the SSE2 loops only */
 #pragma GCC diagnostic ignored "-Wpsabi"
 #define DQ_LANES 16
-#define DQ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define DQ_NAME(f) f##_avx512
+#define DQ_TARGET __attribute__((target("avx512f")))
+#include "conv_vec.h"
+#undef DQ_LANES
+#undef DQ_NAME
+#undef DQ_TARGET
+#define DQ_LANES 8
+#define DQ_NAME(f) f##_avx2
+#define DQ_TARGET __attribute__((target("avx2")))
+#include "conv_vec.h"
+#undef DQ_LANES
+#undef DQ_NAME
+#undef DQ_TARGET
 #endif
-#define DQ_INLINE static inline __attribute__((always_inline))
-typedef float dq_v4f __attribute__((vector_size(4 * DQ_LANES)));
-typedef int32_t dq_v4i __attribute__((vector_size(4 * DQ_LANES)));
+#define DQ_LANES 4
+#define DQ_NAME(f) f##_sse2
+#define DQ_TARGET
+#include "conv_vec.h"
+#undef DQ_LANES
+#undef DQ_NAME
+#undef DQ_TARGET
 
-/* all lanes v, bit for bit */
-DQ_INLINE dq_v4f dq_splat(float v) {
-  int32_t b;
-  memcpy(&b, &v, sizeof b);
-  return (dq_v4f)((dq_v4i){0} + b);
-}
+#if !defined(__clang__)
+#define DQ_PICK(f)                                                                                 \
+  (!strcmp(tc_vmath_name(), "avx512") ? f##_avx512                                                 \
+   : !strcmp(tc_vmath_name(), "avx2") ? f##_avx2                                                   \
+                                      : f##_sse2)
+#else
+#define DQ_PICK(f) f##_sse2
+#endif
 
-/* m ? a : b per lane */
-DQ_INLINE dq_v4f dq_sel(dq_v4i m, dq_v4f a, dq_v4f b) {
-  return (dq_v4f)((m & (dq_v4i)a) | (~m & (dq_v4i)b));
-}
-
-/* x[i..i+DQ_LANES) with zeros past hi (a constant-size copy for whole
- * blocks, so it compiles to one load) */
-DQ_INLINE dq_v4f dq_load(const float *x, size_t i, size_t hi) {
-  dq_v4f v = dq_splat(0);
-  if (hi - i >= DQ_LANES)
-    memcpy(&v, x + i, sizeof v);
-  else
-    memcpy(&v, x + i, (hi - i) * sizeof(float));
-  return v;
-}
-
-DQ_CLONES static void dynq_minmax_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
-  dynq *j = ctx;
-  /* lanes start at 0 and padding is 0: min(0, min x) and max(0, max x),
-   * NaN never taken, as the one-loop form */
-  dq_v4f mn = dq_splat(0), mx = dq_splat(0), mn2 = mn, mx2 = mx;
-  size_t i = lo;
-  /* two accumulators of each (the compare-select chain is latency-bound);
-   * min and max do not depend on the order */
-  for (; hi - i >= 2 * DQ_LANES; i += 2 * DQ_LANES) {
-    dq_v4f x = dq_load(j->x, i, hi), y = dq_load(j->x, i + DQ_LANES, hi);
-    mx = dq_sel(x > mx, x, mx);
-    mn = dq_sel(x < mn, x, mn);
-    mx2 = dq_sel(y > mx2, y, mx2);
-    mn2 = dq_sel(y < mn2, y, mn2);
-  }
-  for (; i < hi; i += DQ_LANES) {
-    dq_v4f x = dq_load(j->x, i, hi);
-    mx = dq_sel(x > mx, x, mx);
-    mn = dq_sel(x < mn, x, mn);
-  }
-  mx = dq_sel(mx2 > mx, mx2, mx);
-  mn = dq_sel(mn2 < mn, mn2, mn);
-  float a = 0, b = 0;
-  for (int l = 0; l < DQ_LANES; l++) {
-    a = mn[l] < a ? mn[l] : a;
-    b = mx[l] > b ? mx[l] : b;
-  }
-  j->minmax[2 * piece] = a;
-  j->minmax[2 * piece + 1] = b;
-}
-
-typedef int8_t dq_v16s __attribute__((vector_size(DQ_LANES)));
-typedef uint8_t dq_v16u __attribute__((vector_size(DQ_LANES)));
-
-/* DQ_LANES quantized values of x[i..i+DQ_LANES) (zeros past hi), as int32
- * within [qlo, qhi]. Beyond +-512 the result saturates either way; within,
- * adding and subtracting 1.5 * 2^23 rounds to nearest even exactly like
- * nearbyintf (float32 arithmetic, default rounding). NaN stays NaN and
- * gives 0. */
-DQ_INLINE dq_v4i dynq_block(const dynq *j, size_t i, size_t hi, dq_v4f scale, dq_v4f zp, dq_v4f qlo,
-                            dq_v4f qhi) {
-  const dq_v4f magic = dq_splat(0x1.8p23f), hi_v = dq_splat(512.0f), lo_v = dq_splat(-512.0f);
-  dq_v4f v = dq_load(j->x, i, hi) / scale;
-  v = dq_sel(v > hi_v, hi_v, v);
-  v = dq_sel(v < lo_v, lo_v, v);
-  dq_v4f r = ((v + magic) - magic) + zp;
-  r = dq_sel(r == r, r, dq_splat(0));
-  r = dq_sel(r >= qhi, qhi, dq_sel(r > qlo, r, qlo));
-  return __builtin_convertvector(r, dq_v4i);
-}
-
-DQ_CLONES static void dynq_quant_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
-  (void)piece;
-  const dynq *j = ctx;
-  const dq_v4f scale = dq_splat(j->scale), zp = dq_splat(j->zp);
-  const dq_v4f qlo = dq_splat(j->qlo), qhi = dq_splat(j->qhi);
-  size_t i = lo;
-  /* whole blocks: the values are in range, so narrowing truncates exactly
-   * (one vpmovdb with AVX-512) and the store has a constant size */
-  if (j->sgn)
-    for (; hi - i >= DQ_LANES; i += DQ_LANES) {
-      dq_v16s b = __builtin_convertvector(dynq_block(j, i, hi, scale, zp, qlo, qhi), dq_v16s);
-      memcpy((int8_t *)j->y + i, &b, sizeof b);
-    }
-  else
-    for (; hi - i >= DQ_LANES; i += DQ_LANES) {
-      dq_v16u b = __builtin_convertvector(dynq_block(j, i, hi, scale, zp, qlo, qhi), dq_v16u);
-      memcpy((uint8_t *)j->y + i, &b, sizeof b);
-    }
-  if (i < hi) {
-    dq_v4i q = dynq_block(j, i, hi, scale, zp, qlo, qhi);
-    for (size_t l = 0; l < hi - i; l++) {
-      if (j->sgn)
-        ((int8_t *)j->y)[i + l] = (int8_t)q[l];
-      else
-        ((uint8_t *)j->y)[i + l] = (uint8_t)q[l];
-    }
-  }
-}
+static tc_par_fn maxpool2d_planes(void) { return DQ_PICK(maxpool2d_planes); }
 
 /* QuantizeLinear per tensor from float32 (see run_quantize). */
 static void quantize_f32(const float *x, size_t n, float scale, float zp, int32_t odt, void *y) {
@@ -2360,41 +2291,12 @@ static void quantize_f32(const float *x, size_t n, float scale, float zp, int32_
             .qlo = sgn ? -128 : 0,
             .qhi = sgn ? 127 : 255,
             .sgn = sgn};
-  tc_parallel_for(n, tc_parallel_grain(4), dynq_quant_piece, &j);
-}
-
-typedef struct deq {
-  const void *x;
-  float *y;
-  float scale, zp;
-  bool sgn;
-} deq;
-
-/* y = (float(q) - zp) * scale, as run_dequantize's loop */
-DQ_CLONES static void deq_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
-  (void)piece;
-  const deq *j = ctx;
-  const dq_v4f scale = dq_splat(j->scale), zp = dq_splat(j->zp);
-  for (size_t i = lo; i < hi; i += DQ_LANES) {
-    size_t m = hi - i >= DQ_LANES ? DQ_LANES : hi - i;
-    dq_v4i q;
-    if (j->sgn) {
-      dq_v16s b = {0};
-      memcpy(&b, (const int8_t *)j->x + i, m);
-      q = __builtin_convertvector(b, dq_v4i);
-    } else {
-      dq_v16u b = {0};
-      memcpy(&b, (const uint8_t *)j->x + i, m);
-      q = __builtin_convertvector(b, dq_v4i);
-    }
-    dq_v4f f = (__builtin_convertvector(q, dq_v4f) - zp) * scale;
-    memcpy(j->y + i, &f, m * sizeof(float));
-  }
+  tc_parallel_for(n, tc_parallel_grain(4), DQ_PICK(dynq_quant_piece), &j);
 }
 
 static void dequantize_q8(const void *x, int32_t dt, size_t n, float scale, float zp, float *y) {
   deq j = {.x = x, .y = y, .scale = scale, .zp = zp, .sgn = dt == TC_DTYPE_I8};
-  tc_parallel_for(n, tc_parallel_grain(4), deq_piece, &j);
+  tc_parallel_for(n, tc_parallel_grain(4), DQ_PICK(deq_piece), &j);
 }
 
 /* Per-axis int8 / uint8 to float32: blocks of `inner` elements share channel
@@ -2440,50 +2342,6 @@ static void deq_axis_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
   }
 }
 
-/* MaxPool over 2-D planes (no dilation), separable: per output row, the
- * column maxima over its window's input rows (sixteen lanes), then each
- * output's maximum over its window's columns. A NaN in a window makes its
- * maximum NaN and an empty window gives the lowest value, as pool32_planes. */
-DQ_CLONES static void maxpool2d_planes(void *ctx, size_t piece, size_t lo, size_t hi) {
-  const pool32_job *j = ctx;
-  const geom *g = &j->g;
-  int64_t H = g->in[0], W = g->in[1], OH = g->out[0], OW = g->out[1];
-  float *tmp = j->rows + piece * (size_t)W;
-  for (size_t nc = lo; nc < hi; nc++) {
-    const float *xc = j->x + (int64_t)nc * H * W;
-    float *yc = j->y + (int64_t)nc * OH * OW;
-    for (int64_t oh = 0; oh < OH; oh++) {
-      int64_t b1, e1;
-      tap_range(g, 0, oh, &b1, &e1);
-      const float *r0 = xc + (oh * g->s[0] - g->pb[0] + b1) * W;
-      for (int64_t w = 0; w < W; w += DQ_LANES) {
-        size_t n = W - w < DQ_LANES ? (size_t)(W - w) : DQ_LANES;
-        dq_v4f m = dq_splat(-INFINITY);
-        dq_v4i nan = (dq_v4i){0};
-        for (int64_t r = 0; r < e1 - b1; r++) {
-          dq_v4f v = dq_load(r0 + r * W, (size_t)w, (size_t)W);
-          m = dq_sel(v > m, v, m);
-          nan |= v != v;
-        }
-        m = dq_sel(nan, dq_splat(NAN), m);
-        memcpy(tmp + w, &m, n * sizeof(float));
-      }
-      for (int64_t ow = 0; ow < OW; ow++) {
-        int64_t b2 = j->cb[ow], e2 = j->ce[ow];
-        const float *t = tmp + ow * g->s[1] - g->pb[1];
-        float mx = -INFINITY;
-        bool isnan_ = false;
-        for (int64_t kk = b2; kk < e2; kk++) {
-          float v = t[kk];
-          mx = v > mx ? v : mx;
-          isnan_ |= v != v;
-        }
-        yc[oh * OW + ow] = (e1 - b1) * (e2 - b2) == 0 ? j->lowest : isnan_ ? NAN : mx;
-      }
-    }
-  }
-}
-
 /* The scale and zero point of DynamicQuantizeLinear for min(0, min x) and
  * max(0, max x). */
 static void dynq_params(float mn, float mx, float *scale, float *zp) {
@@ -2525,7 +2383,7 @@ static tc_status run_dynquant(tc_kernel_ctx *k, const tc_rt_tensor *const *in, s
     if (!(j.minmax = tc_arena_alloc(k->arena, 2 * pieces * sizeof *j.minmax)))
       return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory for a scratch buffer");
     memset(j.minmax, 0, 2 * pieces * sizeof *j.minmax); /* n = 0 runs no piece */
-    tc_parallel_for(n, grain, dynq_minmax_piece, &j);
+    tc_parallel_for(n, grain, DQ_PICK(dynq_minmax_piece), &j);
     /* min(0, min x) and max(0, max x): the piece order does not matter */
     for (size_t p = 0; p < pieces; p++) {
       mn = j.minmax[2 * p] < mn ? j.minmax[2 * p] : mn;
@@ -2534,7 +2392,7 @@ static tc_status run_dynquant(tc_kernel_ctx *k, const tc_rt_tensor *const *in, s
     dynq_params(mn, mx, &scale, &zp);
     j.scale = scale;
     j.zp = zp;
-    tc_parallel_for(n, grain, dynq_quant_piece, &j);
+    tc_parallel_for(n, grain, DQ_PICK(dynq_quant_piece), &j);
   }
   *(float *)out[1].data = scale;
   *(uint8_t *)out[2].data = (uint8_t)zp;

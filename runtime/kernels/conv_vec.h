@@ -1,0 +1,216 @@
+/* Vector loops of runtime/kernels/conv.c (DynamicQuantizeLinear,
+ * QuantizeLinear and DequantizeLinear per tensor, float32 2-D MaxPool),
+ * written with vector extensions (the build's -O2 does not auto-vectorize)
+ * and included once per instruction set: the includer defines DQ_LANES
+ * (the native width in floats), DQ_NAME(f) (f with the set's suffix) and
+ * DQ_TARGET (its target attribute). The same operations on every CPU (no
+ * FMA in these targets). Private to conv.c. */
+#define DQ_INLINE static inline __attribute__((always_inline))
+#define dq_v4f DQ_NAME(dq_v4f)
+#define dq_v4i DQ_NAME(dq_v4i)
+#define dq_v16s DQ_NAME(dq_v16s)
+#define dq_v16u DQ_NAME(dq_v16u)
+#define dq_vb DQ_NAME(dq_vb)
+#define dq_low_bytes DQ_NAME(dq_low_bytes)
+#define dq_splat DQ_NAME(dq_splat)
+#define dq_sel DQ_NAME(dq_sel)
+#define dq_load DQ_NAME(dq_load)
+#define dynq_block DQ_NAME(dynq_block)
+#define dynq_minmax_piece DQ_NAME(dynq_minmax_piece)
+#define dynq_quant_piece DQ_NAME(dynq_quant_piece)
+#define deq_piece DQ_NAME(deq_piece)
+#define maxpool2d_planes DQ_NAME(maxpool2d_planes)
+
+typedef float dq_v4f __attribute__((vector_size(4 * DQ_LANES)));
+typedef int32_t dq_v4i __attribute__((vector_size(4 * DQ_LANES)));
+
+/* all lanes v, bit for bit */
+DQ_INLINE DQ_TARGET dq_v4f dq_splat(float v) {
+  int32_t b;
+  memcpy(&b, &v, sizeof b);
+  return (dq_v4f)((dq_v4i){0} + b);
+}
+
+/* m ? a : b per lane */
+DQ_INLINE DQ_TARGET dq_v4f dq_sel(dq_v4i m, dq_v4f a, dq_v4f b) {
+  return (dq_v4f)((m & (dq_v4i)a) | (~m & (dq_v4i)b));
+}
+
+/* x[i..i+DQ_LANES) with zeros past hi (a constant-size copy for whole
+ * blocks, so it compiles to one load) */
+DQ_INLINE DQ_TARGET dq_v4f dq_load(const float *x, size_t i, size_t hi) {
+  dq_v4f v = dq_splat(0);
+  if (hi - i >= DQ_LANES)
+    memcpy(&v, x + i, sizeof v);
+  else
+    memcpy(&v, x + i, (hi - i) * sizeof(float));
+  return v;
+}
+
+DQ_TARGET static void dynq_minmax_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  dynq *j = ctx;
+  /* lanes start at 0 and padding is 0: min(0, min x) and max(0, max x),
+   * NaN never taken, as the one-loop form */
+  dq_v4f mn = dq_splat(0), mx = dq_splat(0), mn2 = mn, mx2 = mx;
+  size_t i = lo;
+  /* two accumulators of each (the compare-select chain is latency-bound);
+   * min and max do not depend on the order */
+  for (; hi - i >= 2 * DQ_LANES; i += 2 * DQ_LANES) {
+    dq_v4f x = dq_load(j->x, i, hi), y = dq_load(j->x, i + DQ_LANES, hi);
+    mx = dq_sel(x > mx, x, mx);
+    mn = dq_sel(x < mn, x, mn);
+    mx2 = dq_sel(y > mx2, y, mx2);
+    mn2 = dq_sel(y < mn2, y, mn2);
+  }
+  for (; i < hi; i += DQ_LANES) {
+    dq_v4f x = dq_load(j->x, i, hi);
+    mx = dq_sel(x > mx, x, mx);
+    mn = dq_sel(x < mn, x, mn);
+  }
+  mx = dq_sel(mx2 > mx, mx2, mx);
+  mn = dq_sel(mn2 < mn, mn2, mn);
+  float a = 0, b = 0;
+  for (int l = 0; l < DQ_LANES; l++) {
+    a = mn[l] < a ? mn[l] : a;
+    b = mx[l] > b ? mx[l] : b;
+  }
+  j->minmax[2 * piece] = a;
+  j->minmax[2 * piece + 1] = b;
+}
+
+typedef int8_t dq_v16s __attribute__((vector_size(DQ_LANES)));
+typedef uint8_t dq_v16u __attribute__((vector_size(DQ_LANES)));
+typedef uint8_t dq_vb __attribute__((vector_size(4 * DQ_LANES))); /* q's bytes */
+
+/* Stores the low byte of each lane of q (a truncating narrow): one vpmovdb
+ * with AVX-512; with AVX2 a byte shuffle, where GCC would narrow lane by
+ * lane (8 lanes: 10.6 -> 4.4 ms for BERT-base's DynamicQuantizeLinear). */
+DQ_INLINE DQ_TARGET void dq_low_bytes(uint8_t *dst, dq_v4i q) {
+#if DQ_LANES == 8
+  const dq_vb pick = {0, 4, 8, 12, 16, 20, 24, 28};
+  dq_vb b = __builtin_shuffle((dq_vb)q, pick);
+#else
+  dq_v16u b = __builtin_convertvector(q, dq_v16u);
+#endif
+  memcpy(dst, &b, DQ_LANES);
+}
+
+/* DQ_LANES quantized values of x[i..i+DQ_LANES) (zeros past hi), as int32
+ * within [qlo, qhi]. Beyond +-512 the result saturates either way; within,
+ * adding and subtracting 1.5 * 2^23 rounds to nearest even exactly like
+ * nearbyintf (float32 arithmetic, default rounding). NaN stays NaN and
+ * gives 0. */
+DQ_INLINE DQ_TARGET dq_v4i dynq_block(const dynq *j, size_t i, size_t hi, dq_v4f scale, dq_v4f zp,
+                                      dq_v4f qlo, dq_v4f qhi) {
+  const dq_v4f magic = dq_splat(0x1.8p23f), hi_v = dq_splat(512.0f), lo_v = dq_splat(-512.0f);
+  dq_v4f v = dq_load(j->x, i, hi) / scale;
+  v = dq_sel(v > hi_v, hi_v, v);
+  v = dq_sel(v < lo_v, lo_v, v);
+  dq_v4f r = ((v + magic) - magic) + zp;
+  r = dq_sel(r == r, r, dq_splat(0));
+  r = dq_sel(r >= qhi, qhi, dq_sel(r > qlo, r, qlo));
+  return __builtin_convertvector(r, dq_v4i);
+}
+
+DQ_TARGET static void dynq_quant_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const dynq *j = ctx;
+  const dq_v4f scale = dq_splat(j->scale), zp = dq_splat(j->zp);
+  const dq_v4f qlo = dq_splat(j->qlo), qhi = dq_splat(j->qhi);
+  size_t i = lo;
+  /* whole blocks: the values are in range, so the low byte of each lane is
+   * the int8 or uint8 result and the store has a constant size */
+  for (; hi - i >= DQ_LANES; i += DQ_LANES)
+    dq_low_bytes((uint8_t *)j->y + i, dynq_block(j, i, hi, scale, zp, qlo, qhi));
+  if (i < hi) {
+    dq_v4i q = dynq_block(j, i, hi, scale, zp, qlo, qhi);
+    for (size_t l = 0; l < hi - i; l++) {
+      if (j->sgn)
+        ((int8_t *)j->y)[i + l] = (int8_t)q[l];
+      else
+        ((uint8_t *)j->y)[i + l] = (uint8_t)q[l];
+    }
+  }
+}
+
+/* y = (float(q) - zp) * scale, as run_dequantize's loop */
+DQ_TARGET static void deq_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const deq *j = ctx;
+  const dq_v4f scale = dq_splat(j->scale), zp = dq_splat(j->zp);
+  for (size_t i = lo; i < hi; i += DQ_LANES) {
+    size_t m = hi - i >= DQ_LANES ? DQ_LANES : hi - i;
+    dq_v4i q;
+    if (j->sgn) {
+      dq_v16s b = {0};
+      memcpy(&b, (const int8_t *)j->x + i, m);
+      q = __builtin_convertvector(b, dq_v4i);
+    } else {
+      dq_v16u b = {0};
+      memcpy(&b, (const uint8_t *)j->x + i, m);
+      q = __builtin_convertvector(b, dq_v4i);
+    }
+    dq_v4f f = (__builtin_convertvector(q, dq_v4f) - zp) * scale;
+    memcpy(j->y + i, &f, m * sizeof(float));
+  }
+}
+
+/* MaxPool over 2-D planes (no dilation), separable: per output row, the
+ * column maxima over its window's input rows (sixteen lanes), then each
+ * output's maximum over its window's columns. A NaN in a window makes its
+ * maximum NaN and an empty window gives the lowest value, as pool32_planes. */
+DQ_TARGET static void maxpool2d_planes(void *ctx, size_t piece, size_t lo, size_t hi) {
+  const pool32_job *j = ctx;
+  const geom *g = &j->g;
+  int64_t H = g->in[0], W = g->in[1], OH = g->out[0], OW = g->out[1];
+  float *tmp = j->rows + piece * (size_t)W;
+  for (size_t nc = lo; nc < hi; nc++) {
+    const float *xc = j->x + (int64_t)nc * H * W;
+    float *yc = j->y + (int64_t)nc * OH * OW;
+    for (int64_t oh = 0; oh < OH; oh++) {
+      int64_t b1, e1;
+      tap_range(g, 0, oh, &b1, &e1);
+      const float *r0 = xc + (oh * g->s[0] - g->pb[0] + b1) * W;
+      for (int64_t w = 0; w < W; w += DQ_LANES) {
+        size_t n = W - w < DQ_LANES ? (size_t)(W - w) : DQ_LANES;
+        dq_v4f m = dq_splat(-INFINITY);
+        dq_v4i nan = (dq_v4i){0};
+        for (int64_t r = 0; r < e1 - b1; r++) {
+          dq_v4f v = dq_load(r0 + r * W, (size_t)w, (size_t)W);
+          m = dq_sel(v > m, v, m);
+          nan |= v != v;
+        }
+        m = dq_sel(nan, dq_splat(NAN), m);
+        memcpy(tmp + w, &m, n * sizeof(float));
+      }
+      for (int64_t ow = 0; ow < OW; ow++) {
+        int64_t b2 = j->cb[ow], e2 = j->ce[ow];
+        const float *t = tmp + ow * g->s[1] - g->pb[1];
+        float mx = -INFINITY;
+        bool isnan_ = false;
+        for (int64_t kk = b2; kk < e2; kk++) {
+          float v = t[kk];
+          mx = v > mx ? v : mx;
+          isnan_ |= v != v;
+        }
+        yc[oh * OW + ow] = (e1 - b1) * (e2 - b2) == 0 ? j->lowest : isnan_ ? NAN : mx;
+      }
+    }
+  }
+}
+
+#undef dq_v4f
+#undef dq_v4i
+#undef dq_v16s
+#undef dq_v16u
+#undef dq_vb
+#undef dq_low_bytes
+#undef dq_splat
+#undef dq_sel
+#undef dq_load
+#undef dynq_block
+#undef dynq_minmax_piece
+#undef dynq_quant_piece
+#undef deq_piece
+#undef maxpool2d_planes
+#undef DQ_INLINE
