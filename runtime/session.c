@@ -578,9 +578,11 @@ static tc_rt_tensor *static_tensor(const tc_shapes *sh, const tc_value *v, tc_rt
  * input's shape is fixed and every main-graph kernel output's size follows
  * from it; NULL otherwise (symbolic or data-dependent sizes: plans then come
  * from each signature's first run) or without memory. run_vals: a run's
- * values by id, whose input dims are taken; NULL: the declared shapes. A
- * size inference got wrong only costs that tensor its slot (plan.c). */
-static tc_plan *inferred_plan(tc_session *s, tc_rt_tensor *const *run_vals) {
+ * values by id, whose input dims are taken, and run_sig its signature (no
+ * plan unless the inferred one matches); NULL: the declared shapes. A size
+ * inference got wrong only costs that tensor its slot (plan.c). */
+static tc_plan *inferred_plan(tc_session *s, tc_rt_tensor *const *run_vals, const int64_t *run_sig,
+                              size_t run_n_sig) {
   const tc_graph *g = s->m->graph;
   size_t nv = s->m->next_value_id + 1, ni = g->n_inputs;
   const int64_t **dims = run_vals ? calloc(ni ? ni : 1, sizeof *dims) : NULL;
@@ -610,7 +612,10 @@ static tc_plan *inferred_plan(tc_session *s, tc_rt_tensor *const *run_vals) {
   }
   int64_t sig[256];
   size_t n_sig = ok ? tc_plan_signature(s, vals, sig, sizeof sig / sizeof sig[0]) : 0;
-  tc_plan *p = n_sig ? tc_plan_build(s, vals, sig, n_sig) : NULL;
+  /* keyed as the run will look it up (inference gives the inputs' declared
+   * dtypes, which bind_inputs has checked) */
+  bool same = !run_vals || (n_sig == run_n_sig && !memcmp(sig, run_sig, n_sig * sizeof *sig));
+  tc_plan *p = n_sig && same ? tc_plan_build(s, vals, sig, n_sig) : NULL;
   free(vals);
   free(fake);
   free(dims);
@@ -622,7 +627,7 @@ static tc_plan *inferred_plan(tc_session *s, tc_rt_tensor *const *run_vals) {
 /* The plan for the declared input shapes, made when the session is: the
  * first run is planned too. */
 static void static_plan(tc_session *s) {
-  if ((s->plans = inferred_plan(s, NULL)))
+  if ((s->plans = inferred_plan(s, NULL, NULL, 0)))
     s->static_plan_bytes = tc_plan_total(s->plans);
 }
 
@@ -1191,7 +1196,7 @@ tc_status tc_session_run(tc_session *s, size_t n_inputs, const char *const *name
      * every size, so that this run too reuses memory; else this run is the
      * trace that gives the sizes */
     if (!r.plan)
-      r.plan = keep_plan(s, inferred_plan(s, vals), sig, n_sig);
+      r.plan = keep_plan(s, inferred_plan(s, vals, sig, n_sig), sig, n_sig);
   }
   if (r.plan && !(r.base = pool_take(s, tc_plan_total(r.plan), &base_size)))
     r.plan = NULL; /* no memory for the buffer: run unplanned */
