@@ -2129,7 +2129,7 @@ static tc_status run_quantize(tc_kernel_ctx *k, const tc_rt_tensor *const *in, s
   size_t n = tc_rt_numel(x);
   if (tc_fast_kernels_enabled() && q.mode == 0 && x->dtype == TC_DTYPE_F32 &&
       s->dtype == TC_DTYPE_F32 && cdt == TC_DTYPE_F32 && is_q8(odt)) {
-    /* per tensor, float32 to 8 bits: sixteen lanes, the same results */
+    /* per tensor, float32 to 8 bits: vector loops (conv_vec.h), the same results */
     quantize_f32(x->data, n, *(const float *)s->data, zp ? (float)qget(zp, 0) : 0.0f, odt,
                  out[0].data);
     return TC_STATUS_OK;
