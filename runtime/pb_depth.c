@@ -34,55 +34,6 @@ static bool read_varint(reader *r, uint64_t *out) {
   return false;
 }
 
-/* Returns false only when the depth limit is passed. */
-static bool scan(const uint8_t *p, size_t len, const ProtobufCMessageDescriptor *desc, int depth) {
-  if (depth > TC_MAX_MESSAGE_DEPTH)
-    return false;
-  reader r = {p, p + len};
-  while (r.p < r.end) {
-    uint64_t tag, n;
-    if (!read_varint(&r, &tag))
-      return true;
-    switch (tag & 7) {
-    case 0:
-      if (!read_varint(&r, &n))
-        return true;
-      break;
-    case 1:
-      if (r.end - r.p < 8)
-        return true;
-      r.p += 8;
-      break;
-    case 5:
-      if (r.end - r.p < 4)
-        return true;
-      r.p += 4;
-      break;
-    case 2: {
-      if (!read_varint(&r, &n) || n > (uint64_t)(r.end - r.p))
-        return true;
-      const ProtobufCFieldDescriptor *f =
-          tag >> 3 <= UINT32_MAX
-              ? protobuf_c_message_descriptor_get_field(desc, (unsigned)(tag >> 3))
-              : NULL;
-      if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
-          !scan(r.p, (size_t)n, f->descriptor, depth + 1))
-        return false;
-      r.p += n;
-      break;
-    }
-    default: return true; /* groups or garbage: protobuf-c decides */
-    }
-  }
-  return true;
-}
-
-bool tc_pb_depth_ok(const void *data, size_t size) {
-  return scan(data, size, &onnx__model_proto__descriptor, 1);
-}
-
-/* ---- initializer payloads ---- */
-
 /* One field: its number and wire type, where it starts (its tag), where its
  * body starts and ends (the body of a length-delimited field is its bytes). */
 typedef struct field {
@@ -126,6 +77,31 @@ static bool next_field(reader *r, field *f, bool *bad) {
   f->end = r->p;
   return true;
 }
+
+/* Returns false only when the depth limit is passed. */
+static bool scan(const uint8_t *p, size_t len, const ProtobufCMessageDescriptor *desc, int depth) {
+  if (depth > TC_MAX_MESSAGE_DEPTH)
+    return false;
+  reader r = {p, p + len};
+  field f;
+  bool bad = false; /* groups or garbage: protobuf-c decides */
+  while (next_field(&r, &f, &bad)) {
+    const ProtobufCFieldDescriptor *fd =
+        f.type == 2 && f.num <= UINT32_MAX
+            ? protobuf_c_message_descriptor_get_field(desc, (unsigned)f.num)
+            : NULL;
+    if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE &&
+        !scan(f.body, (size_t)(f.end - f.body), fd->descriptor, depth + 1))
+      return false;
+  }
+  return true;
+}
+
+bool tc_pb_depth_ok(const void *data, size_t size) {
+  return scan(data, size, &onnx__model_proto__descriptor, 1);
+}
+
+/* ---- initializer payloads ---- */
 
 static size_t varint_size(uint64_t v) {
   size_t k = 1;

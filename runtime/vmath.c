@@ -126,7 +126,8 @@ static const vmath_set *cur(void) {
   const vmath_set *s = __atomic_load_n(&chosen, __ATOMIC_ACQUIRE);
   if (!s) { /* first call: every thread that gets here picks the same set */
     const char *want = getenv("TACORT_VMATH");
-    s = want && find(want) ? find(want) : find(NULL);
+    if (!want || !(s = find(want)))
+      s = find(NULL);
     __atomic_store_n(&chosen, s, __ATOMIC_RELEASE);
   }
   return s;
