@@ -71,6 +71,7 @@ $(BUILD)/obj/gen/onnx-data.pb-c.o: $(GEN)/onnx-data.pb-c.c
 # note about the 64-byte vector ABI does not apply.
 $(BUILD)/obj/runtime/vmath.o $(BUILD)/obj/runtime/vmath_avx2.o $(BUILD)/obj/runtime/vmath_avx512.o \
   $(BUILD)/obj/runtime/kernels/conv.o: WARN += -Wno-psabi
+$(BUILD)/obj/runtime/vmath_avx2.o $(BUILD)/obj/runtime/vmath_avx512.o: ALL_CFLAGS += -ffp-contract=fast
 
 # The CUDA kernel templates as a C string for the generator (NVRTC compiles them at optimize time).
 $(GEN)/cuda_prelude.inc: codegen/cuda/prelude.cuh

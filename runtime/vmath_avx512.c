@@ -1,4 +1,5 @@
-/* runtime/vmath.c's array math for AVX512F: 16 lanes (vmath_impl.h). */
+/* runtime/vmath.c's array math for AVX512F with FMA: 16 lanes (vmath_impl.h;
+ * the Makefile builds this file with -ffp-contract=fast). */
 #if !defined(__clang__) /* the clang build (fuzzing) has the SSE2 set only */
 #include <stdbool.h>
 #include <stdint.h>
@@ -7,7 +8,7 @@
 #include "kernel.h"
 
 #pragma GCC diagnostic ignored "-Wpsabi"
-#pragma GCC target("avx512f")
+#pragma GCC target("avx512f,fma")
 #define LANES 16
 #define VNAME(f) f##_avx512
 #include "vmath_impl.h"

@@ -27,9 +27,11 @@ VINLINE v4f sel(v4i m, v4f a, v4f b) { return (v4f)((m & (v4i)a) | (~m & (v4i)b)
  * that meets another mask in 64-byte vectors). */
 VINLINE v4i nan_mask(v4f x) { return ((v4i)splat(__builtin_inff()) - ((v4i)x & 0x7fffffff)) >> 31; }
 
-/* c[0] x^(n-1) + ... + c[n-1], Horner's order (unrolled: n is a constant) */
+/* c[0] x^(n-1) + ... + c[n-1], Horner's order (n is a constant; unrolled:
+ * -O2 alone keeps the loop, a dependent add and branch per term) */
 VINLINE v4f horner(v4f x, const float *c, int n) {
   v4f p = splat(c[0]);
+#pragma GCC unroll 16
   for (int i = 1; i < n; i++)
     p = p * x + splat(c[i]);
   return p;
@@ -38,17 +40,22 @@ VINLINE v4f horner(v4f x, const float *c, int n) {
 VINLINE v4f vmin(v4f a, v4f b) { return sel(a < b, a, b); }
 VINLINE v4f vmax(v4f a, v4f b) { return sel(a > b, a, b); }
 
-VINLINE v4f v_exp(v4f x) {
-  v4i nan = nan_mask(x);
-  x = sel(nan, splat(0), x);
-  x = vmax(vmin(x, splat(89.0f)), splat(-105.0f));
-  /* n = round(x / ln 2): the 1.5 * 2^23 trick rounds to nearest and leaves n
-   * in the low mantissa bits */
+/* e^(x + lo) for x + lo in [-104, 88] (x + lo NaN gives NaN; outside the
+ * range the result is garbage: callers clamp), lo small against 1 (|lo| <
+ * 0.1) and used only when has_lo (a constant: the plain exp has no extra
+ * add): an argument given exactly as the sum of two floats. n comes from the
+ * rounded sum, lo joins the reduced argument r. */
+VINLINE v4f exp_core(v4f x, v4f lo, bool has_lo) {
+  v4f sum = has_lo ? x + lo : x;
+  /* n = round(sum / ln 2): the 1.5 * 2^23 trick rounds to nearest and
+   * leaves n in the low mantissa bits */
   const float magic = 12582912.0f;
-  v4f t = x * splat(1.44269504088896341f) + splat(magic);
+  v4f t = sum * splat(1.44269504088896341f) + splat(magic);
   v4f n = t - splat(magic);
   v4i ni = (v4i)t - (v4i)splat(magic);
   v4f r = x - n * splat(0.693359375f) - n * splat(-2.12194440e-4f);
+  if (has_lo)
+    r = r + lo;
   v4f p = splat(1.9875691500e-4f);
   p = p * r + splat(1.3981999507e-3f);
   p = p * r + splat(8.3334519073e-3f);
@@ -59,7 +66,15 @@ VINLINE v4f v_exp(v4f x) {
   /* 2^n as 2^(n/2) * 2^(n - n/2): each factor is a normal float for |n| <= 152 */
   v4i n1 = ni >> 1, n2 = ni - n1;
   v4f s1 = (v4f)((n1 + 127) << 23), s2 = (v4f)((n2 + 127) << 23);
-  return sel(nan, splat(__builtin_nanf("")), p * s1 * s2);
+  return p * s1 * s2;
+}
+
+/* e^x for every float: NaN stays NaN, the argument clamped to [-105, 89]
+ * (0 and infinity come out of the scaling). */
+VINLINE v4f v_exp(v4f x) {
+  v4i nan = nan_mask(x);
+  x = vmax(vmin(sel(nan, splat(0), x), splat(89.0f)), splat(-105.0f));
+  return sel(nan, splat(__builtin_nanf("")), exp_core(x, splat(0), false));
 }
 
 VINLINE v4f v_erf(v4f x) {
@@ -144,32 +159,34 @@ VINLINE v4f v_log(v4f x) {
     }                                                                                              \
   }
 
-/* Gelu(t) below -2, where 1 + erf(t / sqrt 2) cancels: -exp(-t^2 / 2)
- * f(x) / sqrt 2 with x = -t / sqrt 2 and f(x) = x e^{x^2} erfc(x), a
- * degree-10 polynomial in s = (1 / x^2 - c) / h over x in [sqrt 2, 10.6]
- * (fitted to 2e-8 relative; 1e-7 evaluated in float). t^2 / 2 is split as
- * (th^2 + tl (t + th)) / 2 with th t's top 12 bits (th^2 exact), so the
- * exponential keeps its precision. Within about 5e-7 relative; -inf gives
- * NaN, as the formula. */
-VINLINE v4f v_gelu_neg(v4f t) {
-  /* below -13.25 the result is under 3e-39: -0, without the subnormal
-   * arithmetic (a microcode assist per element) that would give it; -inf
-   * still gives NaN */
+/* Gelu(t) = t Phi(t) with one formula for every t: q = erfc(|t| / sqrt 2)
+ * / 2 = e^{-t^2/2} r H(1 - 4 r), r = 1 / (|t| + 2), H a degree-10
+ * polynomial fitted to e^{t^2/2} erfc(t / sqrt 2) (|t| + 2) / 2 over [0,
+ * 13.25] (tools/fit_gelu.py: 2e-8 relative; 1.3e-7 evaluated in float);
+ * Phi = q below 0, 1 - q above. Nothing cancels (1 + erf near -2 did), so
+ * the result is within a few 1e-7 relative everywhere. t^2 / 2 is split as
+ * th^2 / 2 + tl (t + th) / 2 with th t's top 12 bits (th^2 exact), so the
+ * exponential keeps its precision up to t^2 / 2 = 88. Below -13.25 the
+ * result (under 3e-39) is -0 without the subnormal arithmetic (a microcode
+ * assist per element) that would give it; above 9 Phi is 1 in float; -inf
+ * gives NaN, as the formula. */
+VINLINE v4f v_gelu(v4f t) {
   v4i gone = (t < splat(-13.25f)) & ((v4i)t != (v4i)splat(-__builtin_inff()));
-  t = sel(gone, splat(-2.0f), t);
-  v4f th = (v4f)((v4i)t & ~0xfff), tl = t - th;
-  v4f e = v_exp(th * th * splat(-0.5f)) * v_exp(tl * (t + th) * splat(-0.5f));
-  v4f sv = (splat(2.0f) / (t * t) - splat(2.544499934e-01f)) * splat(4.072490215e+00f);
-  static const float F[] = {1.108885408e-05f,  -2.002408110e-05f, 9.276063793e-06f,
-                            -2.706354462e-05f, 1.002871286e-04f,  -2.457745140e-04f,
-                            6.573781138e-04f,  -2.055446152e-03f, 7.760130335e-03f,
-                            -4.077542573e-02f, 5.100498199e-01f};
-  v4f p = horner(sv, F, sizeof F / sizeof F[0]);
-  return sel(gone, splat(-0.0f), splat(-0.70710678118654752f) * e * p);
+  v4i one = t > splat(9.0f);
+  v4f a = sel(gone | one, splat(1.0f), (v4f)((v4i)t & 0x7fffffff)); /* |t|, in range */
+  v4f ah = (v4f)((v4i)a & ~0xfff), al = a - ah;
+  v4f e = exp_core(ah * ah * splat(-0.5f), al * (a + ah) * splat(-0.5f), true); /* a in range */
+  v4f r = splat(1.0f) / (a + splat(2.0f));
+  static const float H[] = {-6.828405458e-05f, 4.269169222e-05f,  7.176111103e-04f,
+                            8.700269391e-04f,  -1.889709383e-03f, -6.745908875e-03f,
+                            -4.829526006e-04f, 3.672075272e-02f,  2.879835293e-02f,
+                            -3.314045370e-01f, 6.724079847e-01f};
+  /* t q, e last: near -13 e is close to FLT_MIN and e r H would be subnormal */
+  v4f tq = t * (r * horner(splat(1.0f) - splat(4.0f) * r, H, sizeof H / sizeof H[0])) * e;
+  return sel(gone, splat(-0.0f), sel(one, t, sel(t < splat(0.0f), tq, t - tq)));
 }
 
-/* t * 0.70710678118654752f through erf, then 0.5f * t * (1 + erf), lane by
- * lane as the scalar form; lanes below -2 from v_gelu_neg. */
+/* m <= LANES elements of x (+ b) through v_gelu into y. */
 VINLINE void gelu_block(float *y, const float *x, const float *b, size_t m) {
   v4f t = splat(0);
   if (m == LANES)
@@ -184,21 +201,7 @@ VINLINE void gelu_block(float *y, const float *x, const float *b, size_t m) {
       memcpy(&bb, b, m * sizeof *b);
     t = t + bb;
   }
-  v4i low = t < splat(-2.0f);
-  /* any / every lane low: the lanes OR'ed / AND'ed as 64-bit words */
-  uint64_t words[LANES / 2], any = 0, all = ~(uint64_t)0;
-  memcpy(words, &low, sizeof words);
-  for (size_t k = 0; k < LANES / 2; k++)
-    any |= words[k], all &= words[k];
-  v4f r;
-  if (all == ~(uint64_t)0) {
-    r = v_gelu_neg(t);
-  } else {
-    v4f e = v_erf(t * splat(0.70710678118654752f));
-    r = splat(0.5f) * t * (splat(1.0f) + e);
-    if (any)
-      r = sel(low, v_gelu_neg(t), r);
-  }
+  v4f r = v_gelu(t);
   if (m == LANES)
     memcpy(y, &r, sizeof r);
   else

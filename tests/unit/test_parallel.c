@@ -226,24 +226,22 @@ static void vmath_accuracy(void) {
   for (int i = 0; i < 3; i++)
     CHECK(fabs(os[i] - log((double)sub[i])) <= 1e-7 * fabs(log((double)sub[i])));
   CHECK(isnan(os[3]));
-  /* GELU against 0.5 t erfc(-t / sqrt 2) in double: below -2 (erfc's
-   * asymptotic form) to 6e-7 relative down to the smallest normal result,
-   * above to 1e-6 relative or 2e-7 absolute (float erf) */
-  double worst_tail = 0, worst_body = 0;
+  /* GELU against 0.5 t erfc(-t / sqrt 2) in double: within 4e-7 relative
+   * everywhere down to the smallest normal result (one formula, nothing
+   * cancels: 1 + erf near -2 had cost 5e-6) */
+  double worst = 0;
   for (size_t i = 0; i < N; i++)
     x[i] = (float)(-14.0 + 20.0 * (double)i / (N - 1));
+  x[0] = -1.8609521f, x[1] = -2.1888618f, x[2] = -6.0394197f; /* the worst found on 2 M points */
   tc_vgelu_f32(y, x, NULL, N);
   for (size_t i = 0; i < N; i++) {
-    double r = 0.5 * x[i] * erfc(-x[i] * M_SQRT1_2), d = fabs(y[i] - r);
-    if (x[i] < -2 && fabs(r) > 1.2e-38)
-      worst_tail = fmax(worst_tail, d / fabs(r));
-    else if (x[i] >= -2)
-      worst_body = fmax(worst_body, d / (2e-7 + 1e-6 * fabs(r)));
+    double r = 0.5 * x[i] * erfc(-x[i] * M_SQRT1_2);
+    if (fabs(r) > 1.2e-38)
+      worst = fmax(worst, fabs(y[i] - r) / fabs(r));
   }
-  if (worst_tail > 6e-7 || worst_body > 1)
-    fprintf(stderr, "gelu: tail relative error %.3g, body %.3g of the tolerance\n", worst_tail,
-            worst_body);
-  CHECK(worst_tail <= 6e-7 && worst_body <= 1);
+  if (worst > 4e-7)
+    fprintf(stderr, "gelu: relative error %.3g\n", worst);
+  CHECK(worst <= 4e-7);
   /* exp(x - m) with its sum: differences below ln(n FLT_MIN) give 0, so
    * that softmax's division leaves no subnormal; NaN stays NaN */
   float ex[] = {0.0f, -10.0f, -85.0f, -86.0f, -200.0f, NAN}, ey[6];
@@ -290,10 +288,8 @@ static void vmath_accuracy(void) {
   CHECK(signbit(r[9]) && !signbit(r[10])); /* equal zeros keep a */
 }
 
-/* ---- every instruction set of vmath gives the same bits ---- */
+/* ---- the instruction sets of vmath agree ---- */
 
-/* All vmath functions on arrays of n elements into out (results appended at
- * *k), under the current set. */
 static void vmath_all(const float *x, const float *b, const int32_t *acc, size_t n, float *out,
                       size_t *k) {
   void (*maps[])(float *, const float *, size_t) = {tc_vexp_f32, tc_verf_f32, tc_vtanh_f32,
@@ -325,6 +321,17 @@ static void vmath_all(const float *x, const float *b, const int32_t *acc, size_t
   tc_vdequant_i32_f32(out + *k, acc, acc + n, b, x, n), *k += n;
 }
 
+/* Within tol of each other relative to the larger magnitude, plus 1e-7
+ * for results that cancel (x - 0.75 b); NaN, infinities and zeros the same
+ * (sign included). */
+static bool close_rel(float a, float b, float tol) {
+  if (isnan(a) || isnan(b) || isinf(a) || isinf(b) || a == 0 || b == 0)
+    return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b));
+  return fabsf(a - b) <= tol * fmaxf(fabsf(a), fabsf(b)) + 1e-7f;
+}
+
+/* The FMA sets (AVX-512, AVX2) give the same bits as each other; the SSE2
+ * baseline, which rounds each product, stays within a few ulp of them. */
 static void vmath_sets_agree(void) {
   enum { N = 1031 };
   static float x[N], b[N], ref[60 * N], got[60 * N];
@@ -341,6 +348,8 @@ static void vmath_sets_agree(void) {
   size_t lens[] = {1, 5, 8, 15, 16, 17, 31, 33, 100, N}, tried = 0;
   CHECK(tc_vmath_use(NULL));
   const char *widest = tc_vmath_name();
+  bool fma_ref = strcmp(widest, "sse2") != 0;
+  float worst = 0;
   for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
     size_t kr = 0;
     CHECK(tc_vmath_use(NULL));
@@ -351,12 +360,27 @@ static void vmath_sets_agree(void) {
       tried++;
       size_t kg = 0;
       vmath_all(x, b, acc, lens[l], got, &kg);
-      bool same = kg == kr && memcmp(got, ref, kr * sizeof *ref) == 0;
-      if (!same)
-        fprintf(stderr, "vmath %s differs from %s at n = %zu\n", names[s], widest, lens[l]);
-      CHECK(same);
+      CHECK(kg == kr);
+      if (fma_ref == (s < 2)) { /* the same kind of set: bit for bit */
+        bool same = memcmp(got, ref, kr * sizeof *ref) == 0;
+        if (!same)
+          fprintf(stderr, "vmath %s differs from %s at n = %zu\n", names[s], widest, lens[l]);
+        CHECK(same);
+        continue;
+      }
+      size_t bad = 0;
+      for (size_t i = 0; i < kr; i++) {
+        if (!close_rel(got[i], ref[i], 1e-6f) && bad++ < 3)
+          fprintf(stderr, "vmath %s vs %s, n = %zu, result %zu: %.9g vs %.9g\n", names[s], widest,
+                  lens[l], i, (double)got[i], (double)ref[i]);
+        if (isfinite(got[i]) && isfinite(ref[i]) && got[i] != ref[i])
+          worst = fmaxf(worst, fabsf(got[i] - ref[i]) / fmaxf(fabsf(got[i]), fabsf(ref[i])));
+      }
+      CHECK(bad == 0);
     }
   }
+  fprintf(stderr, "vmath: largest relative difference between FMA and SSE2 sets %.3g\n",
+          (double)worst);
   CHECK(tried >= 2 * sizeof lens / sizeof lens[0]); /* at least sse2 and the widest */
   CHECK(!tc_vmath_use("avx1024") && tc_vmath_use(NULL) && !strcmp(tc_vmath_name(), widest));
 }
