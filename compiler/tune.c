@@ -81,10 +81,12 @@ typedef struct chain_entry {
 
 /* A signature with two exact algorithms, measured against each other on
  * the operands of its first node: a float32 convolution that can run
- * Winograd (algorithm 1 direct, 2 Winograd: tc_conv_algo), or a float32
- * MatMul whose B is an initializer (gemm; 1 sgemm, 2 packed: tc_gemm_algo). */
+ * Winograd or oneDNN's GEMM-based convolution besides the direct one
+ * (tc_conv_algo_alternative), or a float32 MatMul whose B is an initializer
+ * (gemm; sgemm or packed: tc_gemm_algo). */
 typedef struct algo_sig {
   bool gemm;
+  int alg[2];        /* algorithms 1 and 2 (tc_conv_algo / tc_gemm_algo values) */
   tc_conv_spec spec; /* convolution: algo AUTO */
   size_t gm, gk, gn; /* gemm: [gm, gk] x [gk, gn] */
   char key[200];
@@ -274,11 +276,17 @@ static bool is_conv_node(const tc_node *n) {
   return tc_domain_equal(n->domain, "ai.tacoc") && n->op_type && !strncmp(n->op_type, "Conv", 4);
 }
 
+/* The signature of a 1-D or 2-D convolution (the only ones with an
+ * alternative algorithm). */
 static void conv_key(const tc_conv_spec *c, int threads, char *buf, size_t cap) {
-  snprintf(
-      buf, cap, "conv N=%lld C=%lld M=%lld in=%lldx%lld k=3x3 pads=%lld,%lld,%lld,%lld threads=%d",
-      (long long)c->N, (long long)c->C, (long long)c->M, (long long)c->in[0], (long long)c->in[1],
-      (long long)c->pb[0], (long long)c->pb[1], (long long)c->pe[0], (long long)c->pe[1], threads);
+  snprintf(buf, cap,
+           "conv N=%lld C=%lld M=%lld group=%lld in=%lldx%lld k=%lldx%lld s=%lldx%lld "
+           "d=%lldx%lld pads=%lld,%lld,%lld,%lld threads=%d",
+           (long long)c->N, (long long)c->C, (long long)c->M, (long long)c->group,
+           (long long)c->in[0], (long long)c->in[1], (long long)c->k[0], (long long)c->k[1],
+           (long long)c->s[0], (long long)c->s[1], (long long)c->d[0], (long long)c->d[1],
+           (long long)c->pb[0], (long long)c->pb[1], (long long)c->pe[0], (long long)c->pe[1],
+           threads);
 }
 
 /* Room for element n of the array *v of capacity *cap (doubling, from 16);
@@ -313,13 +321,16 @@ static algo_sig *algo_entry(capture *c, const char *key, const tc_node *n, bool 
   return e;
 }
 
-/* Notes a float32 convolution that could run Winograd (tuned modes only). */
+/* Notes a float32 convolution that has an alternative to the direct
+ * algorithm (tuned modes only). */
 static void observe_conv(capture *c, const tc_node *n, const tc_rt_tensor *const *in, size_t n_in) {
   tc_tune_result *r = c->r;
   tc_conv_spec sp;
   if (r->o.mode == TC_TUNE_OFF || n_in < 2 || !in[0] || !in[1] || !is_conv_node(n) ||
-      !tc_conv_node_spec(n, tc_model_opset(n->graph->model, n->domain), in[0], in[1], &sp) ||
-      !tc_dnnl_conv_has_winograd(&sp))
+      !tc_conv_node_spec(n, tc_model_opset(n->graph->model, n->domain), in[0], in[1], &sp))
+    return;
+  tc_conv_algo alt = tc_conv_algo_alternative(&sp);
+  if (alt == TC_CONV_ALGO_AUTO)
     return;
   char key[200];
   conv_key(&sp, r->threads, key, sizeof key);
@@ -331,6 +342,7 @@ static void observe_conv(capture *c, const tc_node *n, const tc_rt_tensor *const
   }
   if (fresh) {
     e->spec = sp;
+    e->alg[0] = TC_CONV_ALGO_DIRECT, e->alg[1] = (int)alt;
     e->has_b = n_in > 2 && in[2] && in[2]->dtype == TC_DTYPE_F32;
     if (!copy_tensor(in[0], &e->x) || !copy_tensor(in[1], &e->w) ||
         (e->has_b && !copy_tensor(in[2], &e->b))) {
@@ -363,7 +375,8 @@ static void observe_gemm(capture *c, const tc_node *n, const tc_rt_tensor *const
     return;
   }
   if (fresh)
-    e->gemm = true, e->gm = M, e->gk = K, e->gn = N;
+    e->gemm = true, e->gm = M, e->gk = K, e->gn = N, e->alg[0] = TC_GEMM_ALGO_SGEMM,
+    e->alg[1] = TC_GEMM_ALGO_PACKED;
   c->oom |= push_id(&e->ids, &e->n_ids, &e->cap_ids, n->id);
 }
 
@@ -1105,23 +1118,27 @@ out:
   return rc;
 }
 
-/* ---- algorithms per signature: convolutions direct or Winograd, MatMul
- * sgemm or packed ---- */
+/* ---- algorithms per signature: convolutions direct, Winograd or
+ * GEMM-based, MatMul sgemm or packed ---- */
 
-/* The name of algorithm a (1 or 2) of e's kind. */
+/* The name of e's algorithm a (1 or 2), as the model's metadata names it. */
 static const char *algo_name(const algo_sig *e, int a) {
-  static const char *const names[2][2] = {{"direct", "winograd"}, {"sgemm", "packed"}};
-  return names[e->gemm][a == 2];
+  /* by tc_conv_algo / tc_gemm_algo value */
+  static const char *const conv[] = {"auto", "direct", "winograd", "gemm"}, *const gemm[] = {
+                                                                                "auto", "sgemm",
+                                                                                "packed"};
+  return e->gemm ? gemm[e->alg[a == 2]] : conv[e->alg[a == 2]];
 }
 
-/* What libtacort does for e without a recorded choice. */
+/* Which of e's algorithms (1 or 2) libtacort runs without a recorded choice. */
 static int algo_default(const algo_sig *e) {
-  return e->gemm ? TC_GEMM_ALGO_SGEMM : (int)tc_conv_algo_default(&e->spec);
+  int d = e->gemm ? TC_GEMM_ALGO_SGEMM : (int)tc_conv_algo_default(&e->spec);
+  return d == e->alg[1] ? 2 : 1;
 }
 
 static bool algo_name_ok(const char *s) {
-  return !strcmp(s, "winograd") || !strcmp(s, "direct") || !strcmp(s, "sgemm") ||
-         !strcmp(s, "packed");
+  return !strcmp(s, "winograd") || !strcmp(s, "direct") || !strcmp(s, "gemm") ||
+         !strcmp(s, "sgemm") || !strcmp(s, "packed");
 }
 
 static bool algo_cache_lookup(const char *path, const char *cpu, algo_sig *e) {
@@ -1138,11 +1155,11 @@ static bool algo_cache_lookup(const char *path, const char *cpu, algo_sig *e) {
 static bool run_algo(const algo_sig *e, int a, float *y) {
   const tc_value *wv = e->node->n_inputs > 1 ? e->node->inputs[1] : NULL;
   if (e->gemm)
-    return a == TC_GEMM_ALGO_PACKED
+    return e->alg[a - 1] == TC_GEMM_ALGO_PACKED
                ? tc_dnnl_matmul_run(wv, e->gm, e->gk, e->gn, e->x.data, e->w.data, y)
                : tc_sgemm(false, false, e->gm, e->gn, e->gk, e->x.data, e->w.data, y);
   tc_conv_spec sp = e->spec;
-  sp.algo = (tc_conv_algo)a;
+  sp.algo = (tc_conv_algo)e->alg[a - 1];
   return tc_dnnl_conv_run(&sp, wv, e->x.data, e->w.data, e->has_b ? e->b.data : NULL, NULL, y);
 }
 

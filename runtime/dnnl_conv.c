@@ -31,11 +31,16 @@
  * depthwise ones 3-8x faster. Ungrouped 1x1 convs run 10-25% faster plain
  * (oneDNN's GEMM-based kernel) than blocked with the reorders when the
  * output has 14x14 positions or more, but 20-30% slower at 7x7. So those
- * stay plain down to PLAIN_MIN_OUT output positions, and every other case
- * lets oneDNN pick (format any). The GEMM-based kernel applies post-ops
- * slowly (a sum takes 1.3-4x the time), so on the plain layout the summed
- * input and the activation come after the primitive, from a binary add
- * (of z, or of a broadcast zero) carrying the activation as its post-op.
+ * stay plain down to PLAIN_MIN_OUT output positions. Ungrouped 1-D convs
+ * (speech front ends) run plain too: a wav2vec2 feature encoder's 512 ->
+ * 512 kernel-3 stride-2 conv over 3199 frames 34 -> 27 ms, kernel 2 13.4 ->
+ * 9.3 ms, both without the reorders (1 thread; Whisper-like 80/384-channel
+ * stride-1/2 ones measured within 10% either way, grouped ones 30% slower
+ * plain). That is tc_conv_algo GEMM, which the autotuner can also set or
+ * undo per node; every other case lets oneDNN pick (format any). The GEMM-based kernel applies
+ * post-ops slowly (a sum takes 1.3-4x the time), so on the plain layout the summed input and the
+ * activation come after the primitive, from a binary add (of z, or of a broadcast zero) carrying
+ * the activation as its post-op.
  *
  * Cache. One entry per (spec, bias?, sum?, weights identity) holds the
  * primitive, its reorders and, for initializer weights, the weights already
@@ -172,10 +177,10 @@ static int64_t ksize(const tc_conv_spec *c) { return c->k[0] * c->k[1] * c->k[2]
 /* Output positions from which ungrouped 1x1 convs run plain (see above). */
 #define PLAIN_MIN_OUT 100
 
-static bool plain_layout(const tc_conv_spec *c) {
-  return !c->layout && !c->transposed && c->group == 1 && ksize(c) == 1 &&
-         c->out[0] * c->out[1] * c->out[2] >= PLAIN_MIN_OUT;
-}
+static tc_conv_algo algo_of(const tc_conv_spec *c);
+
+/* The plain layout: TC_CONV_ALGO_GEMM, asked for or by default. */
+static bool plain_layout(const tc_conv_spec *c) { return algo_of(c) == TC_CONV_ALGO_GEMM; }
 
 static bool md_dense_dt(dnnl_memory_desc_t *md, int nd, const dnnl_dim_t *dims,
                         dnnl_data_type_t dt) {
@@ -760,9 +765,36 @@ static bool winograd_shape(const tc_conv_spec *c) {
          c->s[0] == 1 && c->s[1] == 1 && c->d[0] == 1 && c->d[1] == 1;
 }
 
+/* A shape the plain layout's GEMM-based convolution takes: ungrouped,
+ * forward, on plain x and y. */
+static bool gemm_shape(const tc_conv_spec *c) {
+  return !c->layout && !c->transposed && c->group == 1;
+}
+
 tc_conv_algo tc_conv_algo_default(const tc_conv_spec *c) {
-  return winograd_shape(c) && c->C >= 32 && c->M >= 32 ? TC_CONV_ALGO_WINOGRAD
-                                                       : TC_CONV_ALGO_DIRECT;
+  if (winograd_shape(c) && c->C >= 32 && c->M >= 32)
+    return TC_CONV_ALGO_WINOGRAD;
+  if (gemm_shape(c) &&
+      (c->nsp == 1 || (ksize(c) == 1 && c->out[0] * c->out[1] * c->out[2] >= PLAIN_MIN_OUT)))
+    return TC_CONV_ALGO_GEMM;
+  return TC_CONV_ALGO_DIRECT;
+}
+
+tc_conv_algo tc_conv_algo_alternative(const tc_conv_spec *c) {
+  if (tc_dnnl_conv_has_winograd(c))
+    return TC_CONV_ALGO_WINOGRAD;
+  return gemm_shape(c) && c->nsp == 1 && spec_ok(c) ? TC_CONV_ALGO_GEMM : TC_CONV_ALGO_AUTO;
+}
+
+/* The algorithm c runs: what it asks for where its shape allows it, the
+ * default rule for AUTO, direct otherwise. */
+static tc_conv_algo algo_of(const tc_conv_spec *c) {
+  switch (c->algo) {
+  case TC_CONV_ALGO_AUTO: return tc_conv_algo_default(c);
+  case TC_CONV_ALGO_WINOGRAD: return winograd_shape(c) ? c->algo : TC_CONV_ALGO_DIRECT;
+  case TC_CONV_ALGO_GEMM: return gemm_shape(c) ? c->algo : TC_CONV_ALGO_DIRECT;
+  default: return TC_CONV_ALGO_DIRECT;
+  }
 }
 
 /* Fields copied one by one into a zeroed key, so padding compares equal. */
@@ -785,9 +817,7 @@ static void key_make(const tc_conv_spec *c, bool bias, bool sum, ckey *key) {
                 c->act == TC_CONV_ACT_HARD_SIGMOID;
   k->alpha = params ? c->alpha : 0;
   k->beta = params && c->act != TC_CONV_ACT_LEAKY_RELU ? c->beta : 0;
-  k->algo = c->algo == TC_CONV_ALGO_AUTO                            ? tc_conv_algo_default(c)
-            : winograd_shape(c) && c->algo == TC_CONV_ALGO_WINOGRAD ? TC_CONV_ALGO_WINOGRAD
-                                                                    : TC_CONV_ALGO_DIRECT;
+  k->algo = algo_of(c);
   key->bias = bias;
   key->sum = sum;
   key->threads = omp_get_max_threads();

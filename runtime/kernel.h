@@ -36,14 +36,21 @@ typedef struct tc_rt_tensor {
   size_t bytes;
 } tc_rt_tensor;
 
-/* The algorithm of a float32 convolution on oneDNN. AUTO: Winograd for
- * ungrouped 3x3, stride 1, undilated 2-D convolutions with at least 32 input
- * and 32 output channels (faster there on every shape measured, 1 and 2
- * threads; slower below, e.g. on a network's RGB stem), direct otherwise.
- * WINOGRAD applies only where the shape allows it (3x3, stride 1, ...) and
- * oneDNN provides it; otherwise the convolution runs direct. The autotuner
- * chooses per node by measurement and records it in the model's
- * metadata_props as TC_CONV_ALGO_KEY<node name> = "winograd" | "direct". */
+/* The algorithm of a float32 convolution on oneDNN. DIRECT: oneDNN's
+ * direct convolution on the layouts it picks (blocked or channels-last,
+ * reorders around it). WINOGRAD: its Winograd convolution. GEMM: its
+ * GEMM-based (im2col) convolution on the plain layout, no reorders. AUTO:
+ * Winograd for ungrouped 3x3, stride 1, undilated 2-D convolutions with at
+ * least 32 input and 32 output channels (faster there on every shape
+ * measured, 1 and 2 threads; slower below, e.g. on a network's RGB stem);
+ * GEMM for ungrouped 1-D convolutions (a wav2vec2 feature encoder's 512 ->
+ * 512 kernel-3 stride-2 conv 34 -> 27 ms, its reorders gone) and ungrouped
+ * 1x1 ones with at least 100 output positions; direct otherwise.
+ * WINOGRAD and GEMM apply only where the shape allows them (WINOGRAD: 3x3,
+ * stride 1, ..., and oneDNN provides it; GEMM: ungrouped, forward, plain
+ * values); otherwise the convolution runs direct. The autotuner chooses per
+ * node by measurement and records it in the model's metadata_props as
+ * TC_CONV_ALGO_KEY<node name> = "direct" | "winograd" | "gemm". */
 #define TC_CONV_ALGO_KEY "ai.tacoc.kernel.conv:"
 /* metadata_props key by which the autotuner asks libtacort to keep every
  * value plain ("plain"): see runtime/layout.c. */
@@ -56,6 +63,7 @@ typedef enum tc_conv_algo {
   TC_CONV_ALGO_AUTO = 0,
   TC_CONV_ALGO_DIRECT,
   TC_CONV_ALGO_WINOGRAD,
+  TC_CONV_ALGO_GEMM,
 } tc_conv_algo;
 /* The algorithm of a float32 MatMul whose B is a 2-D initializer: SGEMM
  * (oneDNN's sgemm, which packs B on every call; what AUTO means) or PACKED
@@ -339,6 +347,10 @@ bool tc_conv_node_spec(const tc_node *n, int64_t opset, const tc_rt_tensor *x,
                        const tc_rt_tensor *w, tc_conv_spec *c);
 /* What TC_CONV_ALGO_AUTO means for c (see tc_conv_algo). */
 tc_conv_algo tc_conv_algo_default(const tc_conv_spec *c);
+/* The algorithm the autotuner measures against DIRECT for c: WINOGRAD where
+ * oneDNN has a Winograd kernel for it, else GEMM for an ungrouped 1-D
+ * convolution, else AUTO (nothing to choose). */
+tc_conv_algo tc_conv_algo_alternative(const tc_conv_spec *c);
 /* True when oneDNN has a Winograd kernel for c here (the shape allows it
  * and the CPU has one). */
 bool tc_dnnl_conv_has_winograd(const tc_conv_spec *c);

@@ -275,14 +275,14 @@ const tc_node *tc_graph_node_named(const tc_graph *g, const char *name) {
 }
 
 /* The algorithms the model asks for, by node: metadata prefix<node name> =
- * names[0] | names[1] (algorithm 1 | 2; written by the autotuner) into
- * *table by node id. They only choose between two exact ways to compute the
- * same node (convolutions: TC_CONV_ALGO_KEY "direct" | "winograd"; MatMul:
+ * names[a - 1] (algorithm a; written by the autotuner) into *table by node
+ * id. They only choose between exact ways to compute the same node
+ * (convolutions: TC_CONV_ALGO_KEY "direct" | "winograd" | "gemm"; MatMul:
  * TC_GEMM_ALGO_KEY "sgemm" | "packed"), so an entry naming no main-graph
  * node or another value (a model edited after tuning) is ignored, as ONNX
  * Runtime ignores them all. */
-static tc_status bind_algos(tc_session *s, const char *prefix, const char *const names[2],
-                            unsigned char **table, tc_diag *diag) {
+static tc_status bind_algos(tc_session *s, const char *prefix, const char *const *names,
+                            size_t n_names, unsigned char **table, tc_diag *diag) {
   const tc_model *m = s->m;
   size_t plen = strlen(prefix);
   for (size_t i = 0; m->pb && i < m->pb->n_metadata_props; i++) {
@@ -290,8 +290,10 @@ static tc_status bind_algos(tc_session *s, const char *prefix, const char *const
     if (!e || !e->key || !e->value || strncmp(e->key, prefix, plen))
       continue;
     const tc_node *n = tc_graph_node_named(m->graph, e->key + plen);
-    int algo = !strcmp(e->value, names[0]) ? 1 : !strcmp(e->value, names[1]) ? 2 : -1;
-    if (!n || algo < 0)
+    size_t algo = 0;
+    for (size_t k = 0; k < n_names && !algo; k++)
+      algo = strcmp(e->value, names[k]) ? 0 : k + 1;
+    if (!n || !algo)
       continue;
     if (!*table && !(*table = tc_arena_alloc(s->arena, (m->next_node_id + 1) * sizeof **table)))
       return tc_diag_set(diag, TC_STATUS_NOMEM, NULL, NULL, "out of memory");
@@ -301,9 +303,11 @@ static tc_status bind_algos(tc_session *s, const char *prefix, const char *const
 }
 
 static tc_status bind_node_algos(tc_session *s, tc_diag *diag) {
-  static const char *const conv[2] = {"direct", "winograd"}, *const gemm[2] = {"sgemm", "packed"};
-  tc_status st = bind_algos(s, TC_CONV_ALGO_KEY, conv, &s->conv_algo, diag);
-  return st ? st : bind_algos(s, TC_GEMM_ALGO_KEY, gemm, &s->gemm_algo, diag);
+  /* in tc_conv_algo / tc_gemm_algo order from 1 */
+  static const char *const conv[] = {"direct", "winograd", "gemm"}, *const gemm[] = {"sgemm",
+                                                                                     "packed"};
+  tc_status st = bind_algos(s, TC_CONV_ALGO_KEY, conv, 3, &s->conv_algo, diag);
+  return st ? st : bind_algos(s, TC_GEMM_ALGO_KEY, gemm, 2, &s->gemm_algo, diag);
 }
 
 #define KERNELS_KEY "ai.tacoc.kernels"

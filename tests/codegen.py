@@ -683,6 +683,58 @@ def tune_fast_chooses_conv_algorithms():
             None, {"x": x})[0], want, rtol=1e-4, atol=1e-5)
 
 
+def conv1d_model(path, metadata=None):
+    """Speech-front-end-style 1-D convolutions: c0 64 -> 64 channels, kernel 3, stride 2,
+    pads 1 (oneDNN's GEMM-based convolution by libtacort's default rule), GELU, then c1
+    grouped (4 groups, kernel 3: direct, no alternative)."""
+    rng = np.random.default_rng(8)
+    inits = [helper.make_tensor("w0", TensorProto.FLOAT, [64, 64, 3],
+                                (rng.standard_normal(64 * 64 * 3) * 0.1).astype(np.float32)),
+             helper.make_tensor("b0", TensorProto.FLOAT, [64], rng.standard_normal(64).astype(np.float32)),
+             helper.make_tensor("w1", TensorProto.FLOAT, [64, 16, 3],
+                                (rng.standard_normal(64 * 16 * 3) * 0.1).astype(np.float32))]
+    nodes = [helper.make_node("Conv", ["x", "w0", "b0"], ["h"], name="c0", strides=[2], pads=[1, 1]),
+             helper.make_node("Relu", ["h"], ["r"], name="relu"),
+             helper.make_node("Conv", ["r", "w1"], ["y"], name="c1", group=4, pads=[1, 1])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64, 301])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64, 151])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    for k, v in (metadata or {}).items():
+        m.metadata_props.add(key=k, value=v)
+    onnx.save(m, path)
+
+
+@test
+def conv1d_gemm_algorithm():
+    """1-D convolutions run oneDNN's GEMM-based kernel by default; "direct" in the metadata
+    switches a node back; --tune measures the two."""
+    with tempfile.TemporaryDirectory() as tmp:
+        x = np.random.default_rng(9).standard_normal((1, 64, 301)).astype(np.float32)
+        got, key = {}, "ai.tacoc.kernel.conv:"
+        for name, md in (("default", None), ("direct", {key + "c0": "direct"}),
+                         ("gemm", {key + "c0": "gemm"})):
+            path = os.path.join(tmp, name + ".onnx")
+            conv1d_model(path, md)
+            got[name] = run_conv(path, tmp, x)
+        want = ort.InferenceSession(os.path.join(tmp, "default.onnx"),
+                                    providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        for name, y in got.items():
+            assert np.allclose(y, want, rtol=1e-4, atol=1e-5), (name, np.abs(y - want).max())
+        assert not np.array_equal(got["direct"], got["gemm"]), "direct and gemm ran the same"
+        assert np.array_equal(got["default"], got["gemm"])
+        src, out = os.path.join(tmp, "default.onnx"), os.path.join(tmp, "opt.onnx")
+        rep = os.path.join(tmp, "rep.json")
+        p = tacoc("optimize", src, "-o", out, "--tune", "fast", "--report", rep)
+        assert "convolution and GEMM algorithms (1 signatures)" in p.stdout, p.stdout
+        (d,) = json.load(open(rep))["tuning"]["convolutions"]["decisions"]
+        assert "group=1" in d["signature"] and "k=3x1 s=2x1" in d["signature"], d
+        assert d["algorithm"] in ("direct", "gemm") and d["direct_us"] > 0 and d["gemm_us"] > 0, d
+        recorded = {k: v for k, v in meta(out).items() if k.startswith(key)}
+        assert recorded in ({}, {key + "c0": "direct"}), recorded
+        assert np.allclose(run_conv(out, tmp, x), want, rtol=1e-4, atol=1e-5)
+
+
 def read_cuda_library(path):
     """The entries of a CUDA kernel library (runtime/culib.h): [(arch, kind, bytes)]."""
     data = open(path, "rb").read()
