@@ -41,6 +41,15 @@ def tacoc(*args, ok=True):
     return p
 
 
+def save_opset13(g, path, metadata=None):
+    """Saves graph g as an opset-13 model (IR 8) with the given metadata_props."""
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    for k, v in (metadata or {}).items():
+        m.metadata_props.add(key=k, value=v)
+    onnx.save(m, path)
+
+
 def meta(path):
     return {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
 
@@ -541,11 +550,7 @@ def gemm_model(path, metadata=None):
              helper.make_node("MatMul", ["r", "w1"], ["y"], name="m1")]
     g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 96])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 33])], inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-    m.ir_version = 8
-    for k, v in (metadata or {}).items():
-        m.metadata_props.add(key=k, value=v)
-    onnx.save(m, path)
+    save_opset13(g, path, metadata)
 
 
 @test
@@ -607,11 +612,7 @@ def conv_model(path, metadata=None):
              helper.make_node("Conv", ["r", "w1"], ["y"], name="c1", pads=[1, 1, 1, 1])]
     g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64, 14, 14])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 14, 14])], inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-    m.ir_version = 8
-    for k, v in (metadata or {}).items():
-        m.metadata_props.add(key=k, value=v)
-    onnx.save(m, path)
+    save_opset13(g, path, metadata)
 
 
 def run_conv(model, tmp, x):
@@ -698,11 +699,7 @@ def conv1d_model(path, metadata=None):
              helper.make_node("Conv", ["r", "w1"], ["y"], name="c1", group=4, pads=[1, 1])]
     g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64, 301])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64, 151])], inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-    m.ir_version = 8
-    for k, v in (metadata or {}).items():
-        m.metadata_props.add(key=k, value=v)
-    onnx.save(m, path)
+    save_opset13(g, path, metadata)
 
 
 @test
