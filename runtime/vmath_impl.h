@@ -40,7 +40,7 @@ VINLINE v4f horner(v4f x, const float *c, int n) {
 VINLINE v4f vmin(v4f a, v4f b) { return sel(a < b, a, b); }
 VINLINE v4f vmax(v4f a, v4f b) { return sel(a > b, a, b); }
 
-/* e^(x + lo) for x + lo in [-104, 88] (x + lo NaN gives NaN; outside the
+/* e^(x + lo) for x + lo in [-105, 89] (x + lo NaN gives NaN; outside the
  * range the result is garbage: callers clamp), lo small against 1 (|lo| <
  * 0.1) and used only when has_lo (a constant: the plain exp has no extra
  * add): an argument given exactly as the sum of two floats. n comes from the
@@ -410,14 +410,29 @@ float VNAME(tc_vexp_sub_sum_f32)(float *y, const float *x, size_t n, float m) {
   for (int p = 0; p < PARTS; p++)
     acc[p] = splat(0);
   float thr = -87.33f + (n > 1 ? logf((float)n) : 0.0f);
-  for (size_t i = 0; i < n; i += 16)
+  const v4f vm = splat(m), vthr = splat(thr), top = splat(89.0f);
+  size_t i = 0;
+  /* whole groups of sixteen: no padding; x - m in [thr, 89] (or NaN,
+   * which exp_core passes through) is what v_exp's clamps would leave */
+  for (; i + 16 <= n; i += 16)
+    for (int p = 0; p < PARTS; p++) {
+      v4f d;
+      memcpy(&d, x + i + (size_t)p * LANES, sizeof d);
+      d = d - vm;
+      v4i low = d < vthr;
+      d = sel(d > top, top, sel(low, vthr, d));
+      v4f v = sel(low, splat(0), exp_core(d, splat(0), false));
+      memcpy(y + i + (size_t)p * LANES, &v, sizeof v);
+      acc[p] += v;
+    }
+  for (; i < n; i += 16)
     for (int p = 0; p < PARTS; p++) {
       size_t j = i + (size_t)p * LANES;
       v4f v = splat(0); /* past the end: zeros, which count as padding lanes do */
       if (j < n) {
-        v4f d = load_pad(x, j, n, 0) - splat(m);
-        v4i low = d < splat(thr); /* NaN is not: it stays NaN */
-        v = sel(low, splat(0), v_exp(sel(low, splat(thr), d)));
+        v4f d = load_pad(x, j, n, 0) - vm;
+        v4i low = d < vthr; /* NaN is not: it stays NaN */
+        v = sel(low, splat(0), v_exp(sel(low, vthr, d)));
         store_part(y, j, n, v);
         if (n - j < LANES) /* padding lanes do not count */
           for (size_t l = n - j; l < LANES; l++)

@@ -308,7 +308,11 @@ typedef struct att32_job {
 } att32_job;
 
 static void att32_softmax(const att32_job *jb, size_t b, size_t h, float *sc, size_t i0,
-                          size_t rows);
+                          size_t rows, float *inv);
+
+/* Query rows per block of att32_pair_inplace: scores of at most
+ * ATT_BLOCK_FLOATS floats, at most ATT_MAX_ROWS rows. */
+enum { ATT_BLOCK_FLOATS = 131072, ATT_MAX_ROWS = 512 };
 
 /* Without past keys and values the heads are multiplied where they lie (row
  * strides of Q, K, V and Y), the scale folded into Q K^T: no gathers. */
@@ -317,19 +321,25 @@ static bool att32_pair_inplace(const att32_job *jb, size_t b, size_t h, size_t h
   const float *qh = jb->q + bhsd_at(&jb->Qv, b, h, 0), *kh = jb->k + bhsd_at(&jb->Kv, b, hk, 0),
               *vh = jb->v + bhsd_at(&jb->Vv, b, hk, 0);
   float *yh = jb->y + bhsd_at(&jb->Yv, b, h, 0);
-  /* query rows in blocks whose scores stay in L2 (64 Ki floats): the
-   * softmax and P V read them from there (wav2vec2-base shapes, 799 frames,
-   * 12 heads of 64: 38-46 -> 37-40 ms per layer at 1 thread) */
-  size_t R = L ? (65536 + L - 1) / L : Sq;
+  /* query rows in blocks whose scores (512 KiB) stay in L2 for the softmax
+   * and P V, large enough for sgemm's efficiency at K = D (wav2vec2-base
+   * shapes, 799 frames, 12 heads of 64, 1 thread: Q K^T 77 GFLOP/s with
+   * 83-row blocks, 90 with 165). The softmax leaves its rows unnormalized
+   * and the rows of P V are scaled instead: Dv products per row, not L. */
+  size_t R = L ? (ATT_BLOCK_FLOATS + L - 1) / L : Sq;
+  R = R < ATT_MAX_ROWS ? R : ATT_MAX_ROWS;
+  float inv[ATT_MAX_ROWS];
   for (size_t i0 = 0; i0 < Sq; i0 += R) {
     size_t r = Sq - i0 < R ? Sq - i0 : R;
     if (!tc_sgemm_ld(false, true, r, L, D, jb->scale, qh + i0 * jb->Qv.ss, jb->Qv.ss, kh, jb->Kv.ss,
                      sc, L))
       return false;
-    att32_softmax(jb, b, h, sc, i0, r);
-    if (!tc_sgemm_ld(false, false, r, Dv, L, 1.0f, sc, L, vh, jb->Vv.ss, yh + i0 * jb->Yv.ss,
-                     jb->Yv.ss))
+    att32_softmax(jb, b, h, sc, i0, r, inv);
+    float *y0 = yh + i0 * jb->Yv.ss;
+    if (!tc_sgemm_ld(false, false, r, Dv, L, 1.0f, sc, L, vh, jb->Vv.ss, y0, jb->Yv.ss))
       return false;
+    for (size_t i = 0; i < r; i++)
+      tc_vscale_f32(y0 + i * jb->Yv.ss, Dv, inv[i]);
   }
   if (jb->present_k && h % (jb->Hq / jb->Hkv) == 0)
     for (size_t j = 0; j < L; j++) {
@@ -369,7 +379,7 @@ static void att32_pair(const att32_job *jb, size_t bh, float *buf) {
         sc[i * L + j] = acc;
       }
   }
-  att32_softmax(jb, b, h, sc, 0, Sq);
+  att32_softmax(jb, b, h, sc, 0, Sq, NULL);
   if (!tc_sgemm(false, false, Sq, Dv, L, sc, vb, ob)) {
     for (size_t i = 0; i < Sq; i++)
       for (size_t d = 0; d < Dv; d++) {
@@ -388,9 +398,11 @@ static void att32_pair(const att32_job *jb, size_t bh, float *buf) {
 }
 
 /* The masked softmax of head (b, h)'s scores of query rows [i0, i0 + rows),
- * sc [rows, L], in place. */
+ * sc [rows, L], in place; with inv, the rows are left unnormalized and
+ * inv[i - i0] is what row i is to be multiplied by (1 / its sum, 1 for a
+ * row of zeros). */
 static void att32_softmax(const att32_job *jb, size_t b, size_t h, float *sc, size_t i0,
-                          size_t rows) {
+                          size_t rows, float *inv) {
   size_t L = jb->L, P = jb->P;
   for (size_t i = i0; i < i0 + rows; i++) {
     float *row = sc + (i - i0) * L;
@@ -412,10 +424,15 @@ static void att32_softmax(const att32_job *jb, size_t b, size_t h, float *sc, si
     float m = tc_vmax_f32(row, L);
     if (isinf(m) && m < 0) { /* every key masked: zeros, as the reference */
       memset(row, 0, L * sizeof *row);
+      if (inv)
+        inv[i - i0] = 1;
       continue;
     }
     float sum = tc_vexp_sub_sum_f32(row, row, L, m);
-    tc_vscale_f32(row, L, 1.0f / sum);
+    if (inv)
+      inv[i - i0] = 1.0f / sum;
+    else
+      tc_vscale_f32(row, L, 1.0f / sum);
   }
 }
 
