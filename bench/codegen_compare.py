@@ -11,7 +11,8 @@ Usage: bench/codegen_compare.py [--tacoc build/bin/tacoc] [--workdir build/bench
                                 [--models bert_base,resnet50]
 
 Models: those of bench/ort_compare.py (BERT-base TorchScript opset-14
-layout, batch 1, sequence 128; ResNet-50-style, batch 1, 3x224x224).
+layout, batch 1, sequence 128; ResNet-50-style, batch 1, 3x224x224;
+MobileNetV3-Large; wav2vec2-base- and Whisper-base-shaped speech encoders).
 Timing: `rounds` rounds; in each, every configuration runs `reps` timed runs
 after a warm-up (libtacort inside one `tacoc run --repeat` process, its
 median taken), so drift hits all alike. Reported: medians over rounds
@@ -81,7 +82,7 @@ def main():
         if not os.path.exists(path):
             onnx.save(oc.MODELS[name](), path)
         w = lambda tag: os.path.join(a.workdir, f"{name}.{tag}.onnx")  # noqa: E731
-        shape = ["--shape", "seq=128"] if name == "bert_base" else []
+        shape = oc.TUNE_SHAPES.get(name, [])
         cache = os.path.join(a.workdir, f"{name}.tune.cache")
         if os.path.exists(cache):
             os.remove(cache)

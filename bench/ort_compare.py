@@ -13,6 +13,13 @@ Models (generated here with the layouts of tools/gen_e2e_models.py):
              depthwise 3x3/5x5, squeeze-excitation, HardSwish/HardSigmoid ops,
              BatchNorm folded into Conv bias as torch exports write it),
              batch 1, 3x224x224
+  wav2vec2_base  wav2vec2-base-shaped speech encoder (tools/gen_e2e_models.py's
+             wav2vec2 at hidden 768, 12 heads of 64, 512-channel conv feature
+             encoder; 2 of the 12 transformer layers, FFN 1536), 1 s of 16 kHz
+             audio (799 frames), batch 1
+  whisper_base  Whisper-base-shaped audio encoder (tools/gen_e2e_models.py's
+             whisper_encoder at 80 mels, d 512, 8 heads, 6 layers): 30 s of
+             log-mel (3000 frames, 1500 positions), batch 1
 
 tacort is timed by `tacoc run --repeat N --threads T` (median of N runs after a warm-up,
 inside one process); ONNX Runtime by InferenceSession.run with the same
@@ -173,13 +180,34 @@ def mobilenetv3():
     return classifier(nodes, inits, "mobilenetv3", 14)
 
 
-MODELS = {"bert_base": bert_base, "resnet50": resnet50, "mobilenetv3": mobilenetv3}
+def wav2vec2_base():
+    m = g.wav2vec2(hidden=768, heads=12, conv_dim=512)
+    m.ir_version = 8
+    return m
+
+
+def whisper_base():
+    m = g.whisper_encoder(n_mels=80, d=512, heads=8, layers=6, max_ctx=1500)
+    m.ir_version = 8
+    return m
+
+
+MODELS = {"bert_base": bert_base, "resnet50": resnet50, "mobilenetv3": mobilenetv3,
+          "wav2vec2_base": wav2vec2_base, "whisper_base": whisper_base}
+
+# --shape arguments for `tacoc optimize --tune` (the models' symbolic dims)
+TUNE_SHAPES = {"bert_base": ["--shape", "seq=128"], "wav2vec2_base": ["--shape", "samples=16000"],
+               "whisper_base": ["--shape", "frames=3000"]}
 
 
 def inputs_for(name, rng):
     if name == "bert_base":
         return {"input_ids": rng.integers(0, 30522, (1, 128)).astype(np.int64),
                 "attention_mask": np.ones((1, 128), np.int64)}
+    if name == "wav2vec2_base":
+        return {"input_values": (rng.standard_normal((1, 16000)) * 0.1).astype(np.float32)}
+    if name == "whisper_base":
+        return {"input_features": (rng.standard_normal((1, 80, 3000)) * 0.5).astype(np.float32)}
     return {"image": rng.standard_normal((1, 3, 224, 224)).astype(np.float32)}
 
 

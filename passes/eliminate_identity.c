@@ -4,10 +4,13 @@
  *
  * Removes Identity; Dropout in inference mode (no training_mode input, or a
  * constant false one; opsets before 7 only with is_test=1) whose mask output
- * nobody reads; Cast to the type its input already has (input type known).
+ * nobody reads; Cast to the type its input already has (declared, or known
+ * to shape inference: openai-whisper's x.float() around LayerNorm and
+ * softmax, exported on float32 values).
  * When y is a graph output, the producer of x writes y instead; when x is
  * itself a graph input or output the node stays. */
 #include "pass.h"
+#include "shapes.h"
 
 static bool dropout_is_identity(const tc_node *n, int64_t opset) {
   if (n->n_outputs > 1 && n->outputs[1] &&
@@ -26,6 +29,7 @@ static bool dropout_is_identity(const tc_node *n, int64_t opset) {
 
 tc_status tc_pass_eliminate_identity(tc_pass_ctx *c, tc_graph *g) {
   int64_t opset = tc_model_opset(c->model, "");
+  tc_shapes *sh = NULL; /* inferred on the first Cast whose input type is not declared */
   for (tc_node *n = g->first, *next; n; n = next) {
     next = n->next;
     if (n->n_inputs < 1 || !n->inputs[0] || n->n_outputs < 1 || !n->outputs[0])
@@ -38,6 +42,11 @@ tc_status tc_pass_eliminate_identity(tc_pass_ctx *c, tc_graph *g) {
     } else if (tc_is_op(n, "Cast") && n->n_outputs == 1) {
       const tc_attr *to = tc_node_attr(n, "to");
       int32_t from = tc_value_dtype(n->inputs[0]);
+      if (to && !from) {
+        if (!sh && !(sh = tc_shapes_infer(g)))
+          return TC_STATUS_NOMEM;
+        from = tc_shape_of(sh, n->inputs[0])->dtype;
+      }
       if (to && from && to->i == from)
         kind = "Cast";
     }
@@ -48,5 +57,6 @@ tc_status tc_pass_eliminate_identity(tc_pass_ctx *c, tc_graph *g) {
     else
       tc_pass_explain(c, n, "input and output are both graph inputs/outputs");
   }
+  tc_shapes_free(sh);
   return TC_STATUS_OK;
 }

@@ -79,6 +79,9 @@ def feeds(name, rng):
     if name == "wav2vec2":
         return [(f"b{b}n{t}", {"input_values": rng.standard_normal((b, t)).astype(np.float32)})
                 for b, t in ((1, 400), (2, 640))]
+    if name == "whisper_encoder":
+        return [(f"b{b}f{t}", {"input_features": rng.standard_normal((b, 16, t)).astype(np.float32)})
+                for b, t in ((1, 40), (2, 128))]
     raise SystemExit(f"e2e: no inputs defined for {name}")
 
 

@@ -35,6 +35,11 @@ Usage: gen_e2e_models.py OUTDIR
                    export writes it: decomposed RMSNorm, rotary cos/sin
                    computed from position_ids and applied with rotate_half,
                    causal + padding mask by Where, SwiGLU MLP
+  whisper_encoder.onnx Whisper's audio encoder (openai-whisper's layout,
+                   opset 17): log-mel -> two Conv1d + Erf GELU, sliced
+                   sinusoidal positions, 2 pre-LN blocks with Cast-wrapped
+                   LayerNorm, k without bias, head_dim^-0.25 on q and k^T
+                   after the permute, Softmax on a Cast
 
 Each model passes onnx.checker (full check) and one ONNX Runtime run here.
 
@@ -233,6 +238,17 @@ def ln_params(inits, prefix, hidden):
     inits += [numpy_helper.from_array((1.0 + RNG.standard_normal(hidden) * 0.1).astype(np.float32), f"{prefix}_g"),
               w(f"{prefix}_b", hidden, scale=0.05)]
     return f"{prefix}_g", f"{prefix}_b"
+
+
+def erf_gelu(n, x, name):
+    """nn.GELU() as torch exports it at opset 17 (x * (1 + erf(x / sqrt 2)) * 0.5), with
+    n the node adder; needs the initializers sqrt2, one and half. Returns the output."""
+    n("Div", [x, "sqrt2"], [f"{name}_g0"])
+    n("Erf", [f"{name}_g0"], [f"{name}_g1"])
+    n("Add", [f"{name}_g1", "one"], [f"{name}_g2"])
+    n("Mul", [x, f"{name}_g2"], [f"{name}_g3"])
+    n("Mul", [f"{name}_g3", "half"], [f"{name}_gelu"])
+    return f"{name}_gelu"
 
 
 def gpt2_decoder(hidden=64, heads=4, layers=2, vocab=96, max_pos=64):
@@ -523,12 +539,7 @@ def wav2vec2(hidden=32, heads=4, layers=2, conv_dim=16):
               f32("q_scale", hd ** -0.5)]
 
     def gelu(x, name):
-        n("Div", [x, "sqrt2"], [f"{name}_g0"])
-        n("Erf", [f"{name}_g0"], [f"{name}_g1"])
-        n("Add", [f"{name}_g1", "one"], [f"{name}_g2"])
-        n("Mul", [x, f"{name}_g2"], [f"{name}_g3"])
-        n("Mul", [f"{name}_g3", "half"], [f"{name}_gelu"])
-        return f"{name}_gelu"
+        return erf_gelu(n, x, name)
 
     n("Unsqueeze", ["input_values", "ax1"], ["audio"])
     inits.append(w("fe0_w", conv_dim, 1, 10, scale=0.3))
@@ -841,6 +852,97 @@ def llama(hidden=64, heads=4, layers=2, vocab=96, inter=128):
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)])
 
 
+def whisper_encoder(n_mels=16, d=64, heads=4, layers=2, max_ctx=64):
+    """Whisper's audio encoder as torch.onnx.export (opset 17) writes openai-whisper's
+    AudioEncoder: log-mel [batch, n_mels, frames] -> Conv1d(k3, pad 1) + Erf GELU ->
+    Conv1d(k3, stride 2, pad 1) + Erf GELU -> permute -> + the sinusoidal positional
+    embedding (Sliced to the frame count: any even length up to 2 max_ctx) -> pre-LN residual
+    blocks: LayerNorm (float() / type() Casts around it), attention with q = Linear, k =
+    Linear without bias, v = Linear, the heads split by view/permute with Shape-derived
+    sizes, q and k^T each multiplied by head_dim^-0.25 after the permute, softmax on
+    qk.float() and back, (w @ v).permute.flatten(2), out Linear; MLP Linear(4d) + GELU +
+    Linear -> ln_post."""
+    hd = d // heads
+    nodes, inits = [], []
+    n = lambda *a, **k: nodes.append(helper.make_node(*a, **k))
+    t = np.arange(max_ctx)[:, None] * np.exp(-np.log(10000) / (d // 2 - 1) * np.arange(d // 2))[None, :]
+    inits += [const("ax0", [0]), const("i1", 1), const("heads_hd", [heads, hd]), const("neg1", [-1]),
+              const("two", [2]),
+              numpy_helper.from_array(np.concatenate([np.sin(t), np.cos(t)], 1).astype(np.float32), "pos_emb"),
+              f32("one", 1.0), f32("half", 0.5), f32("sqrt2", np.sqrt(2.0)), f32("qk_scale", hd ** -0.25)]
+
+    def gelu(x, name):
+        return erf_gelu(n, x, name)
+
+    def linear(x, name, cin, cout, bias=True):
+        inits.append(w(f"{name}_w", cin, cout, scale=1 / np.sqrt(cin)))
+        n("MatMul", [x, f"{name}_w"], [f"{name}_mm"])
+        if not bias:
+            return f"{name}_mm"
+        inits.append(w(f"{name}_b", cout, scale=0.02))
+        n("Add", [f"{name}_mm", f"{name}_b"], [name])
+        return name
+
+    def layer_norm(x, name):
+        g, b = ln_params(inits, name, d)
+        n("Cast", [x], [f"{name}_f"], to=TensorProto.FLOAT)
+        n("LayerNormalization", [f"{name}_f", g, b], [f"{name}_n"], axis=-1, epsilon=1e-5)
+        n("Cast", [f"{name}_n"], [name], to=TensorProto.FLOAT)
+        return name
+
+    inits += [w("conv1_w", d, n_mels, 3, scale=1 / np.sqrt(3 * n_mels)), w("conv1_b", d, scale=0.02),
+              w("conv2_w", d, d, 3, scale=1 / np.sqrt(3 * d)), w("conv2_b", d, scale=0.02)]
+    n("Conv", ["input_features", "conv1_w", "conv1_b"], ["c1"], kernel_shape=[3], pads=[1, 1], strides=[1])
+    x = gelu("c1", "c1")
+    n("Conv", [x, "conv2_w", "conv2_b"], ["c2"], kernel_shape=[3], pads=[1, 1], strides=[2])
+    x = gelu("c2", "c2")
+    n("Transpose", [x], ["feat"], perm=[0, 2, 1])
+    n("Shape", ["feat"], ["feat_shape"])
+    n("Gather", ["feat_shape", "i1"], ["t_dim"], axis=0)
+    n("Unsqueeze", ["t_dim", "ax0"], ["t_1"])
+    n("Slice", ["pos_emb", "ax0", "t_1", "ax0"], ["pos"])
+    n("Add", ["feat", "pos"], ["h0"])
+    x = "h0"
+    for i in range(layers):
+        p = f"b{i}"
+        h = layer_norm(x, f"{p}_attn_ln")
+        q, k, v = linear(h, f"{p}_q", d, d), linear(h, f"{p}_k", d, d, bias=False), linear(h, f"{p}_v", d, d)
+        n("Shape", [q], [f"{p}_qs"])
+        n("Slice", [f"{p}_qs", "ax0", "neg1", "ax0"], [f"{p}_bt"])  # q.shape[:2]
+        n("Concat", [f"{p}_bt", "heads_hd"], [f"{p}_split"], axis=0)
+        for t_, perm in (("q", [0, 2, 1, 3]), ("k", [0, 2, 3, 1]), ("v", [0, 2, 1, 3])):
+            n("Reshape", [{"q": q, "k": k, "v": v}[t_], f"{p}_split"], [f"{p}_{t_}4"])
+            n("Transpose", [f"{p}_{t_}4"], [f"{p}_{t_}p"], perm=perm)
+        n("Mul", [f"{p}_qp", "qk_scale"], [f"{p}_qs4"])
+        n("Mul", [f"{p}_kp", "qk_scale"], [f"{p}_ks4"])
+        n("MatMul", [f"{p}_qs4", f"{p}_ks4"], [f"{p}_qk"])
+        n("Cast", [f"{p}_qk"], [f"{p}_qkf"], to=TensorProto.FLOAT)
+        n("Softmax", [f"{p}_qkf"], [f"{p}_w0"], axis=-1)
+        n("Cast", [f"{p}_w0"], [f"{p}_w"], to=TensorProto.FLOAT)
+        n("MatMul", [f"{p}_w", f"{p}_vp"], [f"{p}_wv"])
+        n("Transpose", [f"{p}_wv"], [f"{p}_wvt"], perm=[0, 2, 1, 3])
+        n("Shape", [f"{p}_wvt"], [f"{p}_ws"])
+        n("Slice", [f"{p}_ws", "ax0", "two", "ax0"], [f"{p}_ws2"])
+        n("Concat", [f"{p}_ws2", "neg1"], [f"{p}_flat"], axis=0)
+        n("Reshape", [f"{p}_wvt", f"{p}_flat"], [f"{p}_ctx"])
+        o = linear(f"{p}_ctx", f"{p}_o", d, d)
+        n("Add", [x, o], [f"{p}_res1"])
+        h = layer_norm(f"{p}_res1", f"{p}_mlp_ln")
+        f = gelu(linear(h, f"{p}_fc1", d, 4 * d), f"{p}_fc1")
+        f = linear(f, f"{p}_fc2", 4 * d, d)
+        n("Add", [f"{p}_res1", f], [f"{p}_res2"])
+        x = f"{p}_res2"
+    g_, b_ = ln_params(inits, "ln_post", d)
+    n("LayerNormalization", [x, g_, b_], ["last_hidden_state"], axis=-1, epsilon=1e-5)
+    g = helper.make_graph(nodes, "whisper_encoder",
+                          [helper.make_tensor_value_info("input_features", TensorProto.FLOAT,
+                                                         ["batch", n_mels, "frames"])],
+                          [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT,
+                                                         ["batch", "ctx", d])],
+                          inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
 def ort_smoke(path):
     """Run the model once in ONNX Runtime on small random inputs (symbolic dims set to 2, the
     past length of a KV cache to 0) so that a model ORT rejects fails here, not in the tests."""
@@ -849,7 +951,7 @@ def ort_smoke(path):
     rng = np.random.default_rng(0)
     feeds = {}
     for i in sess.get_inputs():
-        dims = {"past_seq": 0, "past_seq+seq": 2, "samples": 400}
+        dims = {"past_seq": 0, "past_seq+seq": 2, "samples": 400, "frames": 40}
         shape = [d if isinstance(d, int) else dims.get(d, 2) for d in i.shape]
         if i.type == "tensor(int64)":
             feeds[i.name] = (np.ones(shape, np.int64) if "mask" in i.name
@@ -873,7 +975,8 @@ def main():
     for name, build, ir in (("mlp", mlp, 8), ("bert_block", bert_block, 8), ("cnn", cnn, 8),
                             ("gpt2_decoder", gpt2_decoder, 8), ("vit", vit, 9),
                             ("mobilenetv3", mobilenetv3, 8), ("wav2vec2", wav2vec2, 8),
-                            ("bert_sdpa", bert_sdpa, 8), ("llama", llama, 8)):
+                            ("bert_sdpa", bert_sdpa, 8), ("llama", llama, 8),
+                            ("whisper_encoder", whisper_encoder, 8)):
         model = build()
         model.ir_version = ir
         onnx.checker.check_model(model, full_check=True)

@@ -35,6 +35,19 @@ def test_identity_dropout_cast_removed(ctx):
     same_outputs(ctx, m, out, {"x": rand(RNG, 2, 3)})
 
 
+def test_cast_to_inferred_type_removed(ctx):
+    # Softmax's output has no declared type: shape inference says float32
+    # (openai-whisper's softmax(qk.float()).to(q.dtype), exported in float32)
+    m = model([helper.make_node("Softmax", ["x"], ["a"], axis=-1),
+               helper.make_node("Cast", ["a"], ["b"], to=TensorProto.FLOAT),
+               helper.make_node("Cast", ["b"], ["c"], to=TensorProto.DOUBLE),
+               helper.make_node("Cast", ["c"], ["y"], to=TensorProto.FLOAT)], [X], [Y])
+    out, _, _ = ctx.optimize(m, "eliminate-identity")
+    assert ops(out) == ["Softmax", "Cast", "Cast"], ops(out)
+    assert out.graph.node[1].input[0] == out.graph.node[0].output[0]
+    same_outputs(ctx, m, out, {"x": rand(RNG, 2, 3)})
+
+
 def test_identity_to_graph_output_keeps_name(ctx):
     m = model([helper.make_node("Relu", ["x"], ["a"]),
                helper.make_node("Identity", ["a"], ["y"])], [X], [Y])
