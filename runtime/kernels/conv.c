@@ -455,6 +455,38 @@ static tc_status check_fusedconv(const tc_node *n, int64_t opset, tc_diag *diag)
                      attr_is(n, "activation", "LeakyRelu", NULL) ? "1 value in" : "2 values in");
 }
 
+/* A convolution whose kernel covers its whole unpadded input, one output
+ * position per image (squeeze-excite's 1x1 convolutions on pooled
+ * [N, C, 1, 1] values): y[n] = act(W x[n] + b + z[n]) as a GEMM, or a
+ * matrix-vector product streaming W for one image, instead of a oneDNN
+ * convolution primitive, whose per-call overhead dominates there. With one
+ * input position per image the layout is the same plain or channels-last.
+ * False when the shape is not such (or the GEMM declines). */
+static bool dense_conv(tc_kernel_ctx *k, const geom *g, const tc_rt_tensor *x,
+                       const tc_rt_tensor *w, const tc_rt_tensor *b, const tc_rt_tensor *z,
+                       const act_spec *act, tc_rt_tensor *y) {
+  /* channels-last x or z orders a window's elements position-major, W
+   * channel-major: only one position then */
+  bool nhwc = (k->nhwc_in & (1 | 8)) || (k->nhwc_out & 1);
+  size_t K = (size_t)x->dims[1];
+  for (size_t i = 0; i < g->nsp; i++) {
+    if (g->out[i] != 1 || g->k[i] != g->in[i] || g->pb[i] || g->pe[i] || (nhwc && g->in[i] != 1))
+      return false;
+    K *= (size_t)g->in[i];
+  }
+  size_t N = (size_t)x->dims[0], M = (size_t)w->dims[0];
+  float *yd = y->data;
+  if (!tc_sgemm_beta(false, true, N, M, K, 1.0f, x->data, K, w->data, K, 0.0f, yd, M))
+    return false;
+  const float *bd = b ? b->data : NULL, *zd = z ? z->data : NULL;
+  for (size_t n = 0; n < N; n++)
+    for (size_t m = 0; m < M; m++) {
+      float v = yd[n * M + m] + (bd ? bd[m] : 0.0f);
+      yd[n * M + m] = (float)act_apply(act, zd ? v + zd[n * M + m] : v);
+    }
+  return true;
+}
+
 /* Conv and FusedConv: y = act(conv(x, w) + b + z); b and z may be NULL. */
 static tc_status conv_run(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_tensor *w,
                           const tc_rt_tensor *b, const tc_rt_tensor *z, const act_spec *act,
@@ -482,6 +514,9 @@ static tc_status conv_run(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_t
     return tc_kernel_fail(k, TC_STATUS_INVALID, "a channels-last convolution needs rank-4 X");
   if ((st = tc_kernel_alloc_uninit(k, &out[0], x->dtype, x->rank, dims))) /* all written */
     return st;
+  if (x->dtype == TC_DTYPE_F32 && tc_fast_kernels_enabled() && group == 1 &&
+      dense_conv(k, &g, x, w, b, z, act, &out[0]))
+    return TC_STATUS_OK;
   if (x->dtype == TC_DTYPE_F32 && tc_fast_kernels_enabled() && (!z || zn == yn)) {
     tc_conv_spec c;
     conv_spec(&g, x->dims[0], x->dims[1], M, group, false, &c);

@@ -72,6 +72,15 @@ static tc_status run(env *e, const tc_rt_tensor **in, size_t n_in, tc_rt_tensor 
   return e->def->run(&e->k, in, n_in, out, n_out);
 }
 
+/* Moves y's data out of e's arena (malloc'd; the caller frees it) and
+ * frees the arena. */
+static void keep_output(tc_rt_tensor *y, env *e) {
+  void *data = malloc(y->bytes);
+  memcpy(data, y->data, y->bytes);
+  y->data = data;
+  tc_arena_free(e->arena);
+}
+
 /* ONNX's basic_conv_with_padding: 5x5 ramp, 3x3 ones, pads 1. */
 static void test_conv_padding(void) {
   env e;
@@ -210,11 +219,7 @@ static void test_maxpool2d_fast_matches_reference(void) {
       const tc_rt_tensor *in[] = {&X};
       tc_fast_kernels_set(fast);
       CHECK(run(&e, in, 1, Y[fast], 1) == TC_STATUS_OK);
-      tc_rt_tensor copy = Y[fast][0];
-      copy.data = malloc(copy.bytes);
-      memcpy(copy.data, Y[fast][0].data, copy.bytes);
-      Y[fast][0] = copy;
-      tc_arena_free(e.arena);
+      keep_output(&Y[fast][0], &e);
     }
     tc_fast_kernels_set(true);
     CHECK(Y[0][0].bytes == Y[1][0].bytes);
@@ -226,6 +231,80 @@ static void test_maxpool2d_fast_matches_reference(void) {
     free(Y[0][0].data);
     free(Y[1][0].data);
     free(x);
+  }
+}
+
+/* Convolutions whose kernel covers the unpadded input (squeeze-excite's 1x1
+ * on pooled values; a 3x3 kernel on a 3x3 input) run as a GEMM or
+ * matrix-vector product: the same values as the reference, with the bias,
+ * Z and activation (FusedConv); a padded one is no such case. */
+static void test_dense_conv_matches_reference(void) {
+  static const struct {
+    int64_t n, c, m, hw, pad;
+    const char *act;
+    bool z;
+  } cases[] = {{2, 64, 48, 1, 0, "Relu", false},
+               {1, 96, 200, 1, 0, "HardSigmoid", true},
+               {1, 5, 7, 3, 0, NULL, false},
+               {3, 5, 7, 3, 0, "Relu", true},
+               {1, 8, 6, 3, 1, NULL, false}};
+  for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+    int64_t N = cases[t].n, C = cases[t].c, M = cases[t].m, hw = cases[t].hw;
+    int64_t oh = hw + 2 * cases[t].pad - hw + 1;
+    int64_t xd[] = {N, C, hw, hw}, wd[] = {M, C, hw, hw}, bd[] = {M}, yd[] = {N, M, oh, oh},
+            ks[] = {hw, hw}, pads[] = {cases[t].pad, cases[t].pad, cases[t].pad, cases[t].pad};
+    size_t nx = (size_t)(N * C * hw * hw), nw = (size_t)(M * C * hw * hw),
+           ny = (size_t)(N * M * oh * oh);
+    float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w),
+          *b = malloc((size_t)M * sizeof *b), *z = malloc(ny * sizeof *z);
+    uint32_t r = 777u + (uint32_t)t;
+    float *all[] = {x, w, b, z};
+    size_t lens[] = {nx, nw, (size_t)M, ny};
+    for (int a = 0; a < 4; a++)
+      for (size_t i = 0; i < lens[a]; i++) {
+        r = r * 1664525u + 1013904223u;
+        all[a][i] = (float)((int)(r >> 9) % 2001 - 1000) / 1000.0f;
+      }
+    tc_rt_tensor Y[2][1];
+    for (int fast = 0; fast < 2; fast++) {
+      env e;
+      if (cases[t].act) {
+        env_init(&e, "FusedConv", 1);
+        e.node.domain = "com.microsoft";
+        e.def = tc_kernel_find("FusedConv", "com.microsoft", 1);
+        add_str(&e, "activation", cases[t].act);
+      } else {
+        env_init(&e, "Conv", 11);
+      }
+      add_ints(&e, "kernel_shape", 2, ks);
+      add_ints(&e, "pads", 4, pads);
+      static float hs[] = {0.2f, 0.5f};
+      if (cases[t].act && !strcmp(cases[t].act, "HardSigmoid")) {
+        tc_attr *a = &e.attrs[e.node.n_attrs++];
+        a->name = "activation_params";
+        a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS;
+        a->n_floats = 2;
+        a->floats = hs;
+      }
+      tc_rt_tensor X = tensor(TC_DTYPE_F32, 4, xd, x), W = tensor(TC_DTYPE_F32, 4, wd, w),
+                   B = tensor(TC_DTYPE_F32, 1, bd, b), Z = tensor(TC_DTYPE_F32, 4, yd, z);
+      const tc_rt_tensor *in[] = {&X, &W, &B, &Z};
+      tc_fast_kernels_set(fast);
+      CHECK(run(&e, in, cases[t].z ? 4 : 3, Y[fast], 1) == TC_STATUS_OK);
+      keep_output(&Y[fast][0], &e);
+    }
+    tc_fast_kernels_set(true);
+    CHECK(Y[0][0].bytes == ny * sizeof(float) && Y[1][0].bytes == ny * sizeof(float));
+    const float *a = Y[0][0].data, *f = Y[1][0].data;
+    double worst = 0;
+    for (size_t i = 0; i < ny; i++)
+      worst = fmax(worst, fabs((double)a[i] - (double)f[i]) / (1 + fabs((double)a[i])));
+    if (worst > 2e-5) /* float sums of up to 96 products near 1 against double's */
+      fprintf(stderr, "dense conv case %zu: relative error %.3g\n", t, worst);
+    CHECK(worst <= 2e-5);
+    free(Y[0][0].data);
+    free(Y[1][0].data);
+    free(x), free(w), free(b), free(z);
   }
 }
 
@@ -388,6 +467,7 @@ int main(void) {
   RUN(test_convtranspose);
   RUN(test_maxpool_indices_ceil);
   RUN(test_maxpool2d_fast_matches_reference);
+  RUN(test_dense_conv_matches_reference);
   RUN(test_avgpool_include_pad);
   RUN(test_quantize_roundtrip);
   RUN(test_conv_qdq_dnnl_matches_reference);
