@@ -315,8 +315,14 @@ static void att32_softmax(const att32_job *jb, size_t b, size_t h, float *sc, si
 enum { ATT_BLOCK_FLOATS = 131072, ATT_MAX_ROWS = 512 };
 
 /* Without past keys and values the heads are multiplied where they lie (row
- * strides of Q, K, V and Y), the scale folded into Q K^T: no gathers. */
-static bool att32_pair_inplace(const att32_job *jb, size_t b, size_t h, size_t hk, float *sc) {
+ * strides of Q, K, V and Y), the scale folded into Q K^T: no gathers. From
+ * ATT_KT_MIN_KEYS keys K is transposed once into kt [D, L] (L * D floats):
+ * oneDNN's sgemm runs Q K^T at 73-87 GFLOP/s with K as a transposed operand
+ * and at 94-97 with K^T plain (M = 88-165 query rows, K = 64, 799-1500
+ * keys, 1 thread; at 128-512 keys the two are within 5%). */
+enum { ATT_KT_MIN_KEYS = 640 };
+static bool att32_pair_inplace(const att32_job *jb, size_t b, size_t h, size_t hk, float *kt,
+                               float *sc) {
   size_t Sq = jb->Sq, L = jb->L, D = jb->D, Dv = jb->Dv;
   const float *qh = jb->q + bhsd_at(&jb->Qv, b, h, 0), *kh = jb->k + bhsd_at(&jb->Kv, b, hk, 0),
               *vh = jb->v + bhsd_at(&jb->Vv, b, hk, 0);
@@ -329,10 +335,17 @@ static bool att32_pair_inplace(const att32_job *jb, size_t b, size_t h, size_t h
   size_t R = L ? (ATT_BLOCK_FLOATS + L - 1) / L : Sq;
   R = R < ATT_MAX_ROWS ? R : ATT_MAX_ROWS;
   float inv[ATT_MAX_ROWS];
+  bool transpose = L >= ATT_KT_MIN_KEYS;
+  for (size_t j0 = 0; transpose && j0 < L; j0 += 16) /* 16 keys at a time: reads stay in L1 */
+    for (size_t d = 0; d < D; d++)
+      for (size_t j = j0; j < L && j < j0 + 16; j++)
+        kt[d * L + j] = kh[j * jb->Kv.ss + d];
   for (size_t i0 = 0; i0 < Sq; i0 += R) {
     size_t r = Sq - i0 < R ? Sq - i0 : R;
-    if (!tc_sgemm_ld(false, true, r, L, D, jb->scale, qh + i0 * jb->Qv.ss, jb->Qv.ss, kh, jb->Kv.ss,
-                     sc, L))
+    if (!(transpose ? tc_sgemm_ld(false, false, r, L, D, jb->scale, qh + i0 * jb->Qv.ss, jb->Qv.ss,
+                                  kt, L, sc, L)
+                    : tc_sgemm_ld(false, true, r, L, D, jb->scale, qh + i0 * jb->Qv.ss, jb->Qv.ss,
+                                  kh, jb->Kv.ss, sc, L)))
       return false;
     att32_softmax(jb, b, h, sc, i0, r, inv);
     float *y0 = yh + i0 * jb->Yv.ss;
@@ -355,7 +368,7 @@ static void att32_pair(const att32_job *jb, size_t bh, float *buf) {
   size_t Hq = jb->Hq, Sq = jb->Sq, L = jb->L, D = jb->D, Dv = jb->Dv, P = jb->P;
   size_t b = bh / Hq, h = bh % Hq, hk = h / (Hq / jb->Hkv);
   float *qb = buf, *kb = qb + Sq * D, *vb = kb + L * D, *sc = vb + L * Dv, *ob = sc + Sq * L;
-  if (P == 0 && att32_pair_inplace(jb, b, h, hk, sc))
+  if (P == 0 && att32_pair_inplace(jb, b, h, hk, kb, sc))
     return;
   for (size_t i = 0; i < Sq; i++) {
     const float *src = jb->q + bhsd_at(&jb->Qv, b, h, i);

@@ -856,9 +856,10 @@ static void attention_heads(void) {
   attr_i(n, 1, "kv_num_heads", 4);
   attr_i(n, 2, "is_causal", 1);
   check_node(&e, n, 23, in3, 3, EXACT);
-  /* float32, long enough for the query rows to go in two blocks (scores of
-   * a block kept under 64 Ki floats), causal and with a mask */
-  int64_t dl[] = {1, 333, 64}, dml[] = {333, 333};
+  /* float32, long enough for the query rows to go in four blocks (scores of
+   * a block kept under 128 Ki floats) and for K to be transposed first (640
+   * keys or more), causal and with a mask */
+  int64_t dl[] = {1, 700, 64}, dml[] = {700, 700};
   const tc_rt_tensor *inl[4] = {
       rand_t(&e, TC_DTYPE_F32, 3, dl, -1, 1), rand_t(&e, TC_DTYPE_F32, 3, dl, -1, 1),
       rand_t(&e, TC_DTYPE_F32, 3, dl, -1, 1), rand_t(&e, TC_DTYPE_F32, 2, dml, -2, 0)};
