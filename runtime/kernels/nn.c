@@ -847,6 +847,10 @@ typedef struct tnorm_job {
   size_t blk;
   double eps;
   bool rms;
+  /* float32 x still to be written as add_a + add_b, row by row (skip
+   * LayerNorm's sum: each row summed just before it is normalized, in the
+   * piece that normalizes it), or NULL */
+  const float *add_a, *add_b;
 } tnorm_job;
 
 /* Normalizes row o of the trailing-block walk (the reference). */
@@ -881,17 +885,29 @@ static const float *direct_f32(const param_view *p) {
   return p->t && p->direct && p->t->dtype == TC_DTYPE_F32 ? p->t->data : NULL;
 }
 
+/* Rows [o, o + rows) of x written as add_a + add_b (see tnorm_job). */
+static void tnorm_add_rows(const tnorm_job *j, size_t o, size_t rows) {
+  size_t b = o * j->blk;
+  tc_vbinary_f32((float *)j->x->data + b, j->add_a + b, j->add_b + b, rows * j->blk, '+');
+}
+
 static void tnorm_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
   (void)piece;
   const tnorm_job *j = ctx;
   const float *sc = direct_f32(j->ps), *bi = direct_f32(j->pb);
   if (j->x->dtype != TC_DTYPE_F32 || !sc || (j->pb->t && !bi)) {
+    if (j->add_a)
+      tnorm_add_rows(j, lo, hi - lo);
     for (size_t o = lo; o < hi; o++)
       tnorm_row(j, o);
     return;
   }
   size_t blk = j->blk;
   for (size_t o = lo; o < hi; o++) {
+    /* the sum in groups of 8 rows (one call), still in cache for the passes
+     * below */
+    if (j->add_a && (o - lo) % 8 == 0)
+      tnorm_add_rows(j, o, hi - o < 8 ? hi - o : 8);
     const float *x = (const float *)j->x->data + o * blk;
     float *y = (float *)j->y->data + o * blk;
     double mean, var;
@@ -906,9 +922,11 @@ static void tnorm_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
 }
 
 /* LayerNormalization (mean-centred) and RMSNormalization share the
- * normalize-the-trailing-block walk. */
-static tc_status trailing_norm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
-                               tc_rt_tensor *out, size_t n_out, bool rms) {
+ * normalize-the-trailing-block walk; with add_a, float32 X is written as
+ * add_a + add_b on the way (tnorm_job). */
+static tc_status trailing_norm_add(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                   tc_rt_tensor *out, size_t n_out, bool rms, const float *add_a,
+                                   const float *add_b) {
   const tc_rt_tensor *x = input(in, n_in, 0), *scale = input(in, n_in, 1);
   const tc_rt_tensor *bias = rms ? NULL : input(in, n_in, 2);
   if (!x || !scale)
@@ -962,14 +980,21 @@ static tc_status trailing_norm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, 
                  .pb = &pb,
                  .blk = blk,
                  .eps = eps,
-                 .rms = rms};
-  if (!tc_fast_kernels_enabled()) {
+                 .rms = rms,
+                 .add_a = add_a,
+                 .add_b = add_b};
+  if (!tc_fast_kernels_enabled()) { /* add_a is NULL then (run_skip_layernorm) */
     for (size_t o = 0; o < outer; o++)
       tnorm_row(&j, o);
     return TC_STATUS_OK;
   }
   tc_parallel_for(outer, tc_parallel_grain(blk * 8), tnorm_piece, &j);
   return TC_STATUS_OK;
+}
+
+static tc_status trailing_norm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                               tc_rt_tensor *out, size_t n_out, bool rms) {
+  return trailing_norm_add(k, in, n_in, out, n_out, rms, NULL, NULL);
 }
 
 static tc_status run_layernorm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -1028,14 +1053,12 @@ static tc_status run_skip_layernorm(tc_kernel_ctx *k, const tc_rt_tensor *const 
     if (!(sum.data = tc_arena_alloc(k->arena, x->bytes ? x->bytes : 1)))
       return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
   }
-  size_t count = tc_rt_numel(x);
-  if (x->dtype == TC_DTYPE_F32) {
-    tc_vbinary_f32(sp->data, x->data, skip->data, count, '+');
-  } else {
-    for (size_t i = 0; i < count; i++)
-      tc_rt_set_f64(sp, i, tc_rt_get_f64(x, i) + tc_rt_get_f64(skip, i));
-  }
   const tc_rt_tensor *norm_in[3] = {sp, input(in, n_in, 2), input(in, n_in, 3)};
+  if (x->dtype == TC_DTYPE_F32 && tc_fast_kernels_enabled()) /* each row summed, then normalized */
+    return trailing_norm_add(k, norm_in, 3, out, 1, false, x->data, skip->data);
+  size_t count = tc_rt_numel(x);
+  for (size_t i = 0; i < count; i++)
+    tc_rt_set_f64(sp, i, tc_rt_get_f64(x, i) + tc_rt_get_f64(skip, i));
   return trailing_norm(k, norm_in, 3, out, 1, false);
 }
 

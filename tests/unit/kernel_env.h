@@ -83,7 +83,7 @@ static inline tc_rt_tensor *ten(env *e, int32_t dt, size_t rank, const int64_t *
 static inline tc_status run(env *e, tc_node *n, int64_t opset, const tc_rt_tensor *const *in,
                             size_t n_in, tc_rt_tensor *out) {
   tc_diag_clear(&e->diag);
-  const tc_kernel_def *d = tc_kernel_find(n->op_type, "", opset);
+  const tc_kernel_def *d = tc_kernel_find(n->op_type, n->domain ? n->domain : "", opset);
   if (!d)
     return TC_STATUS_UNSUPPORTED;
   tc_status st = d->check ? d->check(n, opset, &e->diag) : TC_STATUS_OK;

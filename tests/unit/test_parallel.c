@@ -650,6 +650,12 @@ static void normalizations(void) {
   tc_node *n = mk(&e, "LayerNormalization", 3, 3, 1);
   attr_i(n, 0, "axis", 1);
   check_node(&e, n, 17, l3, 3, t);
+  /* ai.tacoc.SkipLayerNormalization with its Sum output (float32: each row
+   * summed just before it is normalized) */
+  const tc_rt_tensor *sk[4] = {ln[0], rand_t(&e, TC_DTYPE_F32, 2, x2, -2, 2), ln[1], ln[2]};
+  n = mk(&e, "SkipLayerNormalization", 4, 2, 0);
+  n->domain = "ai.tacoc";
+  check_node(&e, n, 1, sk, 4, t);
   const tc_rt_tensor *l16[3] = {rand_t(&e, TC_DTYPE_F16, 2, x2, -3, 5), ln[1], ln[2]};
   check_node(&e, mk(&e, "LayerNormalization", 3, 1, 0), 17, l16, 3, EXACT);
   /* NCHW: BatchNormalization (same arithmetic: exact), InstanceNormalization,
