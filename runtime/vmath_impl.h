@@ -400,6 +400,14 @@ float VNAME(tc_vmax_f32)(const float *x, size_t n) {
   return r;
 }
 
+/* e^d, 0 where d < thr (d = x - m; NaN stays NaN): d clamped to [thr, 89],
+ * where exp_core needs no checks of its own. */
+VINLINE v4f exp_above(v4f d, v4f thr) {
+  v4i low = d < thr; /* NaN is not */
+  d = sel(d > splat(89.0f), splat(89.0f), sel(low, thr, d));
+  return sel(low, splat(0), exp_core(d, splat(0), false));
+}
+
 /* Differences below thr = ln(FLT_MIN) + ln(n) give 0: their exponentials,
  * divided by the sum (at most n) in softmax, would be subnormal, and
  * subnormal arithmetic costs the CPU a microcode assist per element (the
@@ -410,18 +418,13 @@ float VNAME(tc_vexp_sub_sum_f32)(float *y, const float *x, size_t n, float m) {
   for (int p = 0; p < PARTS; p++)
     acc[p] = splat(0);
   float thr = -87.33f + (n > 1 ? logf((float)n) : 0.0f);
-  const v4f vm = splat(m), vthr = splat(thr), top = splat(89.0f);
+  const v4f vm = splat(m), vthr = splat(thr);
   size_t i = 0;
-  /* whole groups of sixteen: no padding; x - m in [thr, 89] (or NaN,
-   * which exp_core passes through) is what v_exp's clamps would leave */
-  for (; i + 16 <= n; i += 16)
+  for (; i + 16 <= n; i += 16) /* whole groups of sixteen: no padding */
     for (int p = 0; p < PARTS; p++) {
       v4f d;
       memcpy(&d, x + i + (size_t)p * LANES, sizeof d);
-      d = d - vm;
-      v4i low = d < vthr;
-      d = sel(d > top, top, sel(low, vthr, d));
-      v4f v = sel(low, splat(0), exp_core(d, splat(0), false));
+      v4f v = exp_above(d - vm, vthr);
       memcpy(y + i + (size_t)p * LANES, &v, sizeof v);
       acc[p] += v;
     }
@@ -430,9 +433,7 @@ float VNAME(tc_vexp_sub_sum_f32)(float *y, const float *x, size_t n, float m) {
       size_t j = i + (size_t)p * LANES;
       v4f v = splat(0); /* past the end: zeros, which count as padding lanes do */
       if (j < n) {
-        v4f d = load_pad(x, j, n, 0) - vm;
-        v4i low = d < vthr; /* NaN is not: it stays NaN */
-        v = sel(low, splat(0), v_exp(sel(low, vthr, d)));
+        v = exp_above(load_pad(x, j, n, 0) - vm, vthr);
         store_part(y, j, n, v);
         if (n - j < LANES) /* padding lanes do not count */
           for (size_t l = n - j; l < LANES; l++)

@@ -622,22 +622,30 @@ def run_conv(model, tmp, x):
     return np.load(os.path.join(out, "y.npy"))
 
 
+def run_conv_variants(build, tmp, x, variants):
+    """{name: y} of libtacort on build(path, metadata) per (name, metadata) variant, each
+    checked against ONNX Runtime on the "default" variant's model."""
+    got = {}
+    for name, md in variants:
+        path = os.path.join(tmp, name + ".onnx")
+        build(path, md)
+        got[name] = run_conv(path, tmp, x)
+    want = ort.InferenceSession(os.path.join(tmp, "default.onnx"),
+                                providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    for name, y in got.items():
+        assert np.allclose(y, want, rtol=1e-4, atol=1e-5), (name, np.abs(y - want).max())
+    return got
+
+
 @test
 def conv_algorithm_metadata_is_honoured():
     with tempfile.TemporaryDirectory() as tmp:
         x = np.random.default_rng(6).standard_normal((1, 64, 14, 14)).astype(np.float32)
-        got = {}
         key = "ai.tacoc.kernel.conv:"
-        for name, md in (("default", None), ("direct", {key + "c0": "direct"}),
-                         ("winograd", {key + "c0": "winograd"}),
-                         ("stale", {key + "gone": "direct", key + "c0": "fastest"})):
-            path = os.path.join(tmp, name + ".onnx")
-            conv_model(path, md)
-            got[name] = run_conv(path, tmp, x)
-        want = ort.InferenceSession(os.path.join(tmp, "default.onnx"),
-                                    providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-        for name, y in got.items():
-            assert np.allclose(y, want, rtol=1e-4, atol=1e-5), (name, np.abs(y - want).max())
+        got = run_conv_variants(conv_model, tmp, x, (
+            ("default", None), ("direct", {key + "c0": "direct"}),
+            ("winograd", {key + "c0": "winograd"}),
+            ("stale", {key + "gone": "direct", key + "c0": "fastest"})))
         # the node's entry changes the algorithm: the two differ in rounding,
         # the default rule is Winograd here, and entries naming no node or
         # another value are ignored
@@ -708,16 +716,11 @@ def conv1d_gemm_algorithm():
     switches a node back; --tune measures the two."""
     with tempfile.TemporaryDirectory() as tmp:
         x = np.random.default_rng(9).standard_normal((1, 64, 301)).astype(np.float32)
-        got, key = {}, "ai.tacoc.kernel.conv:"
-        for name, md in (("default", None), ("direct", {key + "c0": "direct"}),
-                         ("gemm", {key + "c0": "gemm"})):
-            path = os.path.join(tmp, name + ".onnx")
-            conv1d_model(path, md)
-            got[name] = run_conv(path, tmp, x)
+        key = "ai.tacoc.kernel.conv:"
+        got = run_conv_variants(conv1d_model, tmp, x, (
+            ("default", None), ("direct", {key + "c0": "direct"}), ("gemm", {key + "c0": "gemm"})))
         want = ort.InferenceSession(os.path.join(tmp, "default.onnx"),
                                     providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-        for name, y in got.items():
-            assert np.allclose(y, want, rtol=1e-4, atol=1e-5), (name, np.abs(y - want).max())
         assert not np.array_equal(got["direct"], got["gemm"]), "direct and gemm ran the same"
         assert np.array_equal(got["default"], got["gemm"])
         src, out = os.path.join(tmp, "default.onnx"), os.path.join(tmp, "opt.onnx")
