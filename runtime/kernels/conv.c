@@ -15,6 +15,7 @@
  *
  * FusedConv (com.microsoft and ai.tacoc) is ONNX Runtime's: Conv, plus Z
  * added before the activation; ai.tacoc adds HardSwish, Gelu and Silu. */
+#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

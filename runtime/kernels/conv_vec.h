@@ -14,6 +14,8 @@
 #define dq_low_bytes DQ_NAME(dq_low_bytes)
 #define dq_splat DQ_NAME(dq_splat)
 #define dq_sel DQ_NAME(dq_sel)
+#define dq_max DQ_NAME(dq_max)
+#define dq_min DQ_NAME(dq_min)
 #define dq_load DQ_NAME(dq_load)
 #define dynq_block DQ_NAME(dynq_block)
 #define dynq_minmax_piece DQ_NAME(dynq_minmax_piece)
@@ -34,6 +36,28 @@ DQ_INLINE DQ_TARGET dq_v4f dq_splat(float v) {
 /* m ? a : b per lane */
 DQ_INLINE DQ_TARGET dq_v4f dq_sel(dq_v4i m, dq_v4f a, dq_v4f b) {
   return (dq_v4f)((m & (dq_v4i)a) | (~m & (dq_v4i)b));
+}
+
+/* a > b ? a : b and a < b ? a : b per lane, b where either is NaN: one
+ * maxps / minps (the compare-and-select form compiles to three
+ * instructions) */
+DQ_INLINE DQ_TARGET dq_v4f dq_max(dq_v4f a, dq_v4f b) {
+#if DQ_LANES == 16
+  return (dq_v4f)_mm512_max_ps((__m512)a, (__m512)b);
+#elif DQ_LANES == 8
+  return (dq_v4f)_mm256_max_ps((__m256)a, (__m256)b);
+#else
+  return (dq_v4f)_mm_max_ps((__m128)a, (__m128)b);
+#endif
+}
+DQ_INLINE DQ_TARGET dq_v4f dq_min(dq_v4f a, dq_v4f b) {
+#if DQ_LANES == 16
+  return (dq_v4f)_mm512_min_ps((__m512)a, (__m512)b);
+#elif DQ_LANES == 8
+  return (dq_v4f)_mm256_min_ps((__m256)a, (__m256)b);
+#else
+  return (dq_v4f)_mm_min_ps((__m128)a, (__m128)b);
+#endif
 }
 
 /* x[i..i+DQ_LANES) with zeros past hi (a constant-size copy for whole
@@ -57,18 +81,18 @@ DQ_TARGET static void dynq_minmax_piece(void *ctx, size_t piece, size_t lo, size
    * min and max do not depend on the order */
   for (; hi - i >= 2 * DQ_LANES; i += 2 * DQ_LANES) {
     dq_v4f x = dq_load(j->x, i, hi), y = dq_load(j->x, i + DQ_LANES, hi);
-    mx = dq_sel(x > mx, x, mx);
-    mn = dq_sel(x < mn, x, mn);
-    mx2 = dq_sel(y > mx2, y, mx2);
-    mn2 = dq_sel(y < mn2, y, mn2);
+    mx = dq_max(x, mx);
+    mn = dq_min(x, mn);
+    mx2 = dq_max(y, mx2);
+    mn2 = dq_min(y, mn2);
   }
   for (; i < hi; i += DQ_LANES) {
     dq_v4f x = dq_load(j->x, i, hi);
-    mx = dq_sel(x > mx, x, mx);
-    mn = dq_sel(x < mn, x, mn);
+    mx = dq_max(x, mx);
+    mn = dq_min(x, mn);
   }
-  mx = dq_sel(mx2 > mx, mx2, mx);
-  mn = dq_sel(mn2 < mn, mn2, mn);
+  mx = dq_max(mx2, mx);
+  mn = dq_min(mn2, mn);
   float a = 0, b = 0;
   for (int l = 0; l < DQ_LANES; l++) {
     a = mn[l] < a ? mn[l] : a;
@@ -96,20 +120,26 @@ DQ_INLINE DQ_TARGET void dq_low_bytes(uint8_t *dst, dq_v4i q) {
 }
 
 /* DQ_LANES quantized values of x[i..i+DQ_LANES) (zeros past hi), as int32
- * within [qlo, qhi]. Beyond +-512 the result saturates either way; within,
- * adding and subtracting 1.5 * 2^23 rounds to nearest even exactly like
- * nearbyintf (float32 arithmetic, default rounding). NaN stays NaN and
- * gives 0. */
+ * within [qlo, qhi]: x / scale rounded to nearest even as nearbyintf, plus
+ * zp, saturated; NaN gives 0. AVX2 and AVX-512 round with roundps; the
+ * SSE2 baseline has none: beyond +-512 the result saturates either way, and
+ * within, adding and subtracting 1.5 * 2^23 rounds exactly the same
+ * (float32 arithmetic, default rounding). */
 DQ_INLINE DQ_TARGET dq_v4i dynq_block(const dynq *j, size_t i, size_t hi, dq_v4f scale, dq_v4f zp,
                                       dq_v4f qlo, dq_v4f qhi) {
-  const dq_v4f magic = dq_splat(0x1.8p23f), hi_v = dq_splat(512.0f), lo_v = dq_splat(-512.0f);
   dq_v4f v = dq_load(j->x, i, hi) / scale;
-  v = dq_sel(v > hi_v, hi_v, v);
-  v = dq_sel(v < lo_v, lo_v, v);
-  dq_v4f r = ((v + magic) - magic) + zp;
+#if DQ_LANES == 16
+  v = (dq_v4f)_mm512_roundscale_ps((__m512)v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#elif DQ_LANES == 8
+  v = (dq_v4f)_mm256_round_ps((__m256)v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#else
+  const dq_v4f magic = dq_splat(0x1.8p23f);
+  v = dq_max(dq_splat(-512.0f), dq_min(dq_splat(512.0f), v)); /* NaN stays NaN (operand 2) */
+  v = (v + magic) - magic;
+#endif
+  dq_v4f r = v + zp;
   r = dq_sel(r == r, r, dq_splat(0));
-  r = dq_sel(r >= qhi, qhi, dq_sel(r > qlo, r, qlo));
-  return __builtin_convertvector(r, dq_v4i);
+  return __builtin_convertvector(dq_min(dq_max(r, qlo), qhi), dq_v4i);
 }
 
 DQ_TARGET static void dynq_quant_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
@@ -177,7 +207,7 @@ DQ_TARGET static void maxpool2d_planes(void *ctx, size_t piece, size_t lo, size_
         dq_v4i nan = (dq_v4i){0};
         for (int64_t r = 0; r < e1 - b1; r++) {
           dq_v4f v = dq_load(r0 + r * W, (size_t)w, (size_t)W);
-          m = dq_sel(v > m, v, m);
+          m = dq_max(v, m);
           nan |= v != v;
         }
         m = dq_sel(nan, dq_splat(NAN), m);
@@ -207,6 +237,8 @@ DQ_TARGET static void maxpool2d_planes(void *ctx, size_t piece, size_t lo, size_
 #undef dq_low_bytes
 #undef dq_splat
 #undef dq_sel
+#undef dq_max
+#undef dq_min
 #undef dq_load
 #undef dynq_block
 #undef dynq_minmax_piece

@@ -509,12 +509,13 @@ static void unary_ops(void) {
   tc_model_free(e.m);
 }
 
-/* QuantizeLinear and DequantizeLinear per tensor (the sixteen-lane paths)
- * and DequantizeLinear per axis against the reference loops, bit for bit:
- * ties, saturation, NaN and infinities, uint8 and int8, with and without a
- * zero point, odd sizes; DynamicQuantizeLinear (its min/max pass and
- * quantization, 3 outputs) the same way. */
-static void quantize_dequantize(void) {
+/* QuantizeLinear and DequantizeLinear per tensor (the vector paths) and
+ * DequantizeLinear per axis against the reference loops, bit for bit: ties,
+ * saturation, NaN and infinities, uint8 and int8, with and without a zero
+ * point, odd sizes; DynamicQuantizeLinear (its min/max pass and
+ * quantization, 3 outputs) the same way. Under each vector set this CPU
+ * runs (AVX-512 and AVX2 round with roundps, SSE2 with a magic constant). */
+static void quantize_dequantize_set(void) {
   env e = env_new();
   int64_t big[] = {37, 129}, odd[] = {7}, one[] = {1};
   for (size_t s = 0; s < 2; s++)
@@ -565,6 +566,17 @@ static void quantize_dequantize(void) {
       check_node(&e, n, 21, din, 3, EXACT);
     }
   tc_model_free(e.m);
+}
+
+static void quantize_dequantize(void) {
+  const char *names[] = {"avx512", "avx2", "sse2"};
+  size_t tried = 0;
+  for (size_t v = 0; v < 3; v++)
+    if (tc_vmath_use(names[v])) {
+      tried++;
+      quantize_dequantize_set();
+    }
+  CHECK(tried >= 1 && tc_vmath_use(NULL));
 }
 
 static void casts(void) {
