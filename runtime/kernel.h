@@ -235,10 +235,13 @@ void tc_vlog_f32(float *y, const float *x, size_t n);
  * asymptotic form (vmath.c), within about 5e-7 relative. y may be x. */
 void tc_vgelu_f32(float *y, const float *x, const float *b, size_t n);
 /* The mean (0 unless centred) and mean squared deviation from it of n
- * floats, in double (two vector sums, then their lanes in order); and
- * y[i] = (float)((x[i] - mean) * inv * scale[i] + bias[i]) in double (bias
- * may be NULL): a normalization row. */
+ * floats, in double (two vector sums, then their lanes in order); the same
+ * of s = a + b (float32 sums, written to s on the way); and y[i] = (x[i] -
+ * mean) * inv * scale[i] + bias[i] in float32 (mean and inv rounded to
+ * float; bias may be NULL): a normalization row. */
 void tc_vmoments_f32(const float *x, size_t n, bool centred, double *mean, double *var);
+void tc_vsum_moments_f32(float *s, const float *a, const float *b, size_t n, bool centred,
+                         double *mean, double *var);
 void tc_vnorm_f32(float *y, const float *x, size_t n, double mean, double inv, const float *scale,
                   const float *bias);
 /* Row helpers (vmath.c): y += a; the sum (sixteen partial sums, then their

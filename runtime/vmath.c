@@ -65,6 +65,9 @@
   X(tc_vgelu_f32, (float *y, const float *x, const float *b, size_t n), (y, x, b, n))              \
   X(tc_vmoments_f32, (const float *x, size_t n, bool centred, double *mean, double *var),          \
     (x, n, centred, mean, var))                                                                    \
+  X(tc_vsum_moments_f32,                                                                           \
+    (float *s, const float *a, const float *b, size_t n, bool centred, double *mean, double *var), \
+    (s, a, b, n, centred, mean, var))                                                              \
   X(tc_vnorm_f32,                                                                                  \
     (float *y, const float *x, size_t n, double mean, double inv, const float *scale,              \
      const float *bias),                                                                           \

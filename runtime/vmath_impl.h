@@ -239,55 +239,96 @@ VINLINE double hsum8_d(const v8d *a) {
   return s;
 }
 
-void VNAME(tc_vmoments_f32)(const float *x, size_t n, bool centred, double *mean, double *var) {
+/* The moments of s[0, n); with a, s = a + b is written first, row piece by
+ * row piece, in the loop that sums it (the float32 sum of the unfused Add). */
+VINLINE void moments(float *s, const float *a, const float *b, size_t n, bool centred, double *mean,
+                     double *var) {
   double m = 0;
   size_t i;
-  v8d a[DPARTS], b[DPARTS];
+  v8d da[DPARTS], db[DPARTS];
+  if (a && !centred) { /* RMS: no mean pass to write the sum in */
+    for (i = 0; i + LANES <= n; i += LANES) {
+      v4f va, vb;
+      memcpy(&va, a + i, sizeof va);
+      memcpy(&vb, b + i, sizeof vb);
+      va += vb;
+      memcpy(s + i, &va, sizeof va);
+    }
+    for (; i < n; i++)
+      s[i] = a[i] + b[i];
+  }
   if (centred && n) {
     for (int p = 0; p < DPARTS; p++)
-      a[p] = b[p] = (v8d){0};
-    for (i = 0; i + 16 <= n; i += 16)
+      da[p] = db[p] = (v8d){0};
+    for (i = 0; i + 16 <= n; i += 16) {
+      if (a)
+        for (int p = 0; p < 16 / LANES; p++) {
+          v4f va, vb;
+          memcpy(&va, a + i + p * LANES, sizeof va);
+          memcpy(&vb, b + i + p * LANES, sizeof vb);
+          va += vb;
+          memcpy(s + i + p * LANES, &va, sizeof va);
+        }
       for (int p = 0; p < DPARTS; p++) {
-        a[p] += ld_d(x + i + p * HL);
-        b[p] += ld_d(x + i + 8 + p * HL);
+        da[p] += ld_d(s + i + p * HL);
+        db[p] += ld_d(s + i + 8 + p * HL);
       }
-    double s = hsum8_d(a) + hsum8_d(b);
-    for (; i < n; i++)
-      s += x[i];
-    m = s / (double)n;
+    }
+    double sum = hsum8_d(da) + hsum8_d(db);
+    for (; i < n; i++) {
+      if (a)
+        s[i] = a[i] + b[i];
+      sum += s[i];
+    }
+    m = sum / (double)n;
   }
   v8d mv = (v8d){0} + m;
   for (int p = 0; p < DPARTS; p++)
-    a[p] = b[p] = (v8d){0};
+    da[p] = db[p] = (v8d){0};
   for (i = 0; i + 16 <= n; i += 16)
     for (int p = 0; p < DPARTS; p++) {
-      v8d d = ld_d(x + i + p * HL) - mv, e = ld_d(x + i + 8 + p * HL) - mv;
-      a[p] += d * d;
-      b[p] += e * e;
+      v8d d = ld_d(s + i + p * HL) - mv, e = ld_d(s + i + 8 + p * HL) - mv;
+      da[p] += d * d;
+      db[p] += e * e;
     }
-  double s2 = hsum8_d(a) + hsum8_d(b);
+  double s2 = hsum8_d(da) + hsum8_d(db);
   for (; i < n; i++) {
-    double d = x[i] - m;
+    double d = s[i] - m;
     s2 += d * d;
   }
   *mean = m;
   *var = n ? s2 / (double)n : 0;
 }
 
+void VNAME(tc_vmoments_f32)(const float *x, size_t n, bool centred, double *mean, double *var) {
+  moments((float *)x, NULL, NULL, n, centred, mean, var); /* x is only read */
+}
+
+void VNAME(tc_vsum_moments_f32)(float *s, const float *a, const float *b, size_t n, bool centred,
+                                double *mean, double *var) {
+  moments(s, a, b, n, centred, mean, var);
+}
+
 void VNAME(tc_vnorm_f32)(float *y, const float *x, size_t n, double mean, double inv,
                          const float *scale, const float *bias) {
-  v8d mv = (v8d){0} + mean, iv = (v8d){0} + inv;
+  float mf = (float)mean, ivf = (float)inv;
+  v4f mv = splat(mf), iv = splat(ivf);
   size_t i = 0;
-  for (; i + HL <= n; i += HL) {
-    v8d v = (ld_d(x + i) - mv) * iv * ld_d(scale + i);
-    if (bias)
-      v += ld_d(bias + i);
-    vhf f = __builtin_convertvector(v, vhf);
-    memcpy(y + i, &f, sizeof f);
+  for (; i + LANES <= n; i += LANES) {
+    v4f xv, sv;
+    memcpy(&xv, x + i, sizeof xv);
+    memcpy(&sv, scale + i, sizeof sv);
+    v4f v = (xv - mv) * iv * sv;
+    if (bias) {
+      v4f bv;
+      memcpy(&bv, bias + i, sizeof bv);
+      v += bv;
+    }
+    memcpy(y + i, &v, sizeof v);
   }
   for (; i < n; i++) { /* as the vector lanes: no + 0 without a bias (-0 stays) */
-    double v = (x[i] - mean) * inv * scale[i];
-    y[i] = (float)(bias ? v + bias[i] : v);
+    float v = (x[i] - mf) * ivf * scale[i];
+    y[i] = bias ? v + bias[i] : v;
   }
 }
 

@@ -904,14 +904,12 @@ static void tnorm_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
   }
   size_t blk = j->blk;
   for (size_t o = lo; o < hi; o++) {
-    /* the sum in groups of 8 rows (one call), still in cache for the passes
-     * below */
-    if (j->add_a && (o - lo) % 8 == 0)
-      tnorm_add_rows(j, o, hi - o < 8 ? hi - o : 8);
-    const float *x = (const float *)j->x->data + o * blk;
-    float *y = (float *)j->y->data + o * blk;
+    float *x = (float *)j->x->data + o * blk, *y = (float *)j->y->data + o * blk;
     double mean, var;
-    tc_vmoments_f32(x, blk, !j->rms, &mean, &var);
+    if (j->add_a) /* the row's sum written in the pass that sums it */
+      tc_vsum_moments_f32(x, j->add_a + o * blk, j->add_b + o * blk, blk, !j->rms, &mean, &var);
+    else
+      tc_vmoments_f32(x, blk, !j->rms, &mean, &var);
     double inv = 1.0 / sqrt(var + j->eps);
     if (j->mean_t)
       tc_rt_set_f64(j->mean_t, o, mean);

@@ -304,6 +304,16 @@ static void vmath_all(const float *x, const float *b, const int32_t *acc, size_t
     out[(*k)++] = (float)mean, out[(*k)++] = (float)(mean - (float)mean);
     out[(*k)++] = (float)var, out[(*k)++] = (float)(var - (float)var);
     tc_vnorm_f32(out + *k, x, n, mean, 1.0 / sqrt(var + 1e-5), b, c ? b : NULL), *k += n;
+    /* the same of x + b, the sum written on the way: as the sum, then its
+     * moments */
+    double m2, v2;
+    float *s = out + *k;
+    tc_vsum_moments_f32(s, x, b, n, c, &m2, &v2), *k += n;
+    tc_vbinary_f32(out + *k, x, b, n, '+');
+    CHECK(memcmp(out + *k, s, n * sizeof *s) == 0);
+    tc_vmoments_f32(out + *k, n, c, &mean, &var);
+    CHECK(memcmp(&mean, &m2, sizeof mean) == 0 && memcmp(&var, &v2, sizeof var) == 0);
+    out[(*k)++] = (float)m2, out[(*k)++] = (float)v2;
   }
   memcpy(out + *k, x, n * sizeof *x);
   tc_vadd_inplace_f32(out + *k, b, n), *k += n;
