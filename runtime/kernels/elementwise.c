@@ -960,14 +960,18 @@ static inline v4f v_sel(v4i m, v4f a, v4f b) { return (v4f)((m & (v4i)a) | (~m &
 #define V_MAX(x, y) v_sel(((x) != (x)) | ((x) > (y)), x, y)
 #define V_MIN(x, y) v_sel(((x) != (x)) | ((x) < (y)), x, y)
 
-/* Binary: both operands contiguous, or one a broadcast scalar. */
-#define DEF_FROW_BIN(op, VOP)                                                                      \
+/* Binary: both operands contiguous, or one a broadcast scalar. Both
+ * contiguous, the four arithmetic operators run at the CPU's vector width
+ * (tc_vbinary_f32, VCH its operator; the same IEEE operation per element). */
+#define DEF_FROW_BIN(op, VOP, VCH)                                                                 \
   static void frow_##op(const eparams *p, void *o, const void *const *in, const int64_t *st,       \
                         size_t n) {                                                                \
     const float *a = in[0], *b = in[1];                                                            \
     float *out = o;                                                                                \
     size_t i = 0;                                                                                  \
-    if (st[0] == 1 && st[1] == 1) {                                                                \
+    if (VCH && st[0] == 1 && st[1] == 1) {                                                         \
+      tc_vbinary_f32(out, a, b, n, VCH);                                                           \
+    } else if (st[0] == 1 && st[1] == 1) {                                                         \
       for (; i + 4 <= n; i += 4)                                                                   \
         v_st(out + i, VOP(v_ld(a + i), v_ld(b + i)));                                              \
       for (; i < n; i++)                                                                           \
@@ -988,12 +992,12 @@ static inline v4f v_sel(v4i m, v4f a, v4f b) { return (v4f)((m & (v4i)a) | (~m &
       row_##op##_F32(p, o, in, st, n);                                                             \
     }                                                                                              \
   }
-DEF_FROW_BIN(add, V_ADD)
-DEF_FROW_BIN(sub, V_SUB)
-DEF_FROW_BIN(mul, V_MUL)
-DEF_FROW_BIN(div, V_DIV)
-DEF_FROW_BIN(max, V_MAX)
-DEF_FROW_BIN(min, V_MIN)
+DEF_FROW_BIN(add, V_ADD, '+')
+DEF_FROW_BIN(sub, V_SUB, '-')
+DEF_FROW_BIN(mul, V_MUL, '*')
+DEF_FROW_BIN(div, V_DIV, '/')
+DEF_FROW_BIN(max, V_MAX, 0)
+DEF_FROW_BIN(min, V_MIN, 0)
 
 /* Pow by a scalar 2 (x * x is what pow rounds to); other exponents as the
  * reference. */
