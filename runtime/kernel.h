@@ -231,8 +231,8 @@ void tc_vtanh_f32(float *y, const float *x, size_t n);
 void tc_vsigmoid_f32(float *y, const float *x, size_t n);
 void tc_vlog_f32(float *y, const float *x, size_t n);
 /* y[i] = Gelu(t) = 0.5 t (1 + erf(t / sqrt 2)) for t = x[i] + b[i] (b NULL:
- * t = x[i]) in float; below -2, where the sum cancels, through erfc's
- * asymptotic form (vmath.c), within about 5e-7 relative. y may be x. */
+ * t = x[i]) in float, as t Phi(t) from erfc(|t| / sqrt 2) (vmath_impl.h
+ * v_gelu: nothing cancels), within 4e-7 relative. y may be x. */
 void tc_vgelu_f32(float *y, const float *x, const float *b, size_t n);
 /* The mean (0 unless centred) and mean squared deviation from it of n
  * floats, in double (two vector sums, then their lanes in order); the same
