@@ -9,8 +9,8 @@
  * runs on GPU `--device N` (default 0) through libtacort's CUDA backend;
  * `--cuda-gemm-search N` measures up to N cuBLASLt algorithms per GEMM shape
  * on first use and keeps the fastest. `--profile` prints where
- * the time went: per op type and the slowest nodes, over the timed runs (or the single run without
- * --repeat). */
+ * the time went: per op type and the slowest nodes (`--profile-nodes N` of them, 0: all; it
+ * implies --profile), over the timed runs (or the single run without --repeat). */
 #include "run.h"
 
 #include <errno.h>
@@ -118,9 +118,9 @@ static int cmp_total_ns(const void *a, const void *b) {
   return (x < y) - (x > y);
 }
 
-/* Prints the session's profile: time per op type, then the slowest nodes.
- * runs is the number of runs profiled (times are per run). */
-static void print_profile(const tc_session *s, long runs) {
+/* Prints the session's profile: time per op type, then the `top` slowest
+ * nodes (0: all). runs is the number of runs profiled (times are per run). */
+static void print_profile(const tc_session *s, long runs, long top) {
   size_t n = tc_session_profile(s, NULL, 0);
   tc_profile_entry *e = calloc(n + 1, sizeof *e);
   op_total *t = calloc(n + 1, sizeof *t);
@@ -153,7 +153,7 @@ static void print_profile(const tc_session *s, long runs) {
     printf("  %-28s %6lld %10.3f %6.1f%%\n", t[k].op, (long long)t[k].nodes,
            (double)t[k].ns / 1e6 / per, all ? 100.0 * (double)t[k].ns / (double)all : 0.0);
   printf("  slowest nodes:\n");
-  for (size_t i = 0; i < n && i < 10; i++) { /* an unnamed node by its output: "-> y" */
+  for (size_t i = 0; i < n && (top == 0 || i < (size_t)top); i++) { /* an unnamed node by its output: "-> y" */
     char who[256];
     snprintf(who, sizeof who, "%s%s", e[i].node[0] ? e[i].node : "-> ",
              e[i].node[0] ? "" : e[i].output);
@@ -173,6 +173,7 @@ int tc_cmd_run(int argc, char **argv) {
   tc_ndarray inputs[MAX_INPUTS];
   size_t n_in = 0;
   bool random_inputs = false, profile = false, native = false;
+  long profile_nodes = 10;
   int target = TC_TARGET_CPU, device = 0, gemm_search = 0;
   long repeat = 0;
   int rc = 2;
@@ -210,6 +211,14 @@ int tc_cmd_run(int argc, char **argv) {
         goto done;
       }
     } else if (!strcmp(argv[i], "--profile")) {
+      profile = true;
+    } else if (!strcmp(argv[i], "--profile-nodes") && i + 1 < argc) {
+      char *end;
+      profile_nodes = strtol(argv[++i], &end, 10);
+      if (*end || end == argv[i] || profile_nodes < 0 || profile_nodes > 1000000) {
+        rc = tc_cli_error("--profile-nodes needs a count of nodes (0: all), got '%s'", argv[i]);
+        goto done;
+      }
       profile = true;
     } else if (!strcmp(argv[i], "--allow-native-code")) {
       native = true;
@@ -325,7 +334,7 @@ int tc_cmd_run(int argc, char **argv) {
     goto done;
   }
   if (profile)
-    print_profile(s, repeat ? repeat : 1);
+    print_profile(s, repeat ? repeat : 1, profile_nodes);
   if (gemm_search && target == TC_TARGET_CUDA) {
     size_t shapes;
     double chosen, first;

@@ -590,12 +590,32 @@ def gemm_algorithm_is_measured_and_honoured():
             packed_mib = (96 * 200 + 200 * 33) * 4 / 2**20  # both weights (the blocked layout pads)
             assert cache and (int(cache.group(1)) == 2 and float(cache.group(2)) >= packed_mib - 0.005
                               if variant == "packed" else cache.group(1) == "0"), p.stdout
+            listed = re.findall(r"^  (m[01]) +MatMul +[0-9.]+ ms/run$", p.stdout, re.M)
+            assert sorted(listed) == ["m0", "m1"], p.stdout  # fewer than ten nodes: all listed
             y = np.load(os.path.join(od, "y.npy"))
             assert np.allclose(y, want, atol=1e-4, rtol=1e-4), (variant, np.abs(y - want).max())
             if variant == "plain":
                 assert np.abs(y - base).max() <= 1e-5 * np.abs(base).max(), np.abs(y - base).max()
             else:
                 base = y if variant == "packed" else base
+
+
+@test
+def run_profile_nodes():
+    """`tacoc run --profile-nodes N` lists the N slowest nodes (0: every node
+    that ran) and implies --profile; a bad count is a usage error (exit 2)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path, x = os.path.join(tmp, "g.onnx"), os.path.join(tmp, "x.npy")
+        gemm_model(path)  # three nodes: m0, relu, m1
+        np.save(x, np.random.default_rng(2).standard_normal((64, 96)).astype(np.float32))
+        for n, want in (("0", 3), ("1", 1), ("2", 2)):
+            p = tacoc("run", path, "--input", f"x={x}", "--repeat", "3", "--profile-nodes", n)
+            assert "profile:" in p.stdout, p.stdout
+            nodes = p.stdout.split("slowest nodes:\n", 1)[1]
+            assert len(re.findall(r"ms/run$", nodes, re.M)) == want, (n, p.stdout)
+        for bad in ("-1", "x", ""):
+            p = tacoc("run", path, "--input", f"x={x}", "--profile-nodes", bad, ok=False)
+            assert "--profile-nodes needs a count" in p.stderr, (bad, p.stderr)
 
 
 def conv_model(path, metadata=None):
