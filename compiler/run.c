@@ -153,7 +153,8 @@ static void print_profile(const tc_session *s, long runs, long top) {
     printf("  %-28s %6lld %10.3f %6.1f%%\n", t[k].op, (long long)t[k].nodes,
            (double)t[k].ns / 1e6 / per, all ? 100.0 * (double)t[k].ns / (double)all : 0.0);
   printf("  slowest nodes:\n");
-  for (size_t i = 0; i < n && (top == 0 || i < (size_t)top); i++) { /* an unnamed node by its output: "-> y" */
+  for (size_t i = 0; i < n && (top == 0 || i < (size_t)top);
+       i++) { /* an unnamed node by its output: "-> y" */
     char who[256];
     snprintf(who, sizeof who, "%s%s", e[i].node[0] ? e[i].node : "-> ",
              e[i].node[0] ? "" : e[i].output);

@@ -265,6 +265,10 @@ void tc_vscale_f32(float *x, size_t n, float s);
  * (int32 products scaled in place). */
 void tc_vdequant_i32_f32(float *y, const int32_t *acc, const int32_t *corr, const float *scale,
                          const float *bias, size_t n);
+/* n bfloat16 values to float32 (exact) and back (tc_f32_to_bf16's rounding:
+ * to nearest even, NaN quiet), at the CPU's vector width. */
+void tc_vbf16_to_f32(float *y, const uint16_t *x, size_t n);
+void tc_vf32_to_bf16(uint16_t *y, const float *x, size_t n);
 
 /* The instruction set the functions above run on: "avx512", "avx2" or
  * "sse2" (the widest this CPU runs unless TACORT_VMATH names another).
@@ -387,6 +391,11 @@ bool tc_dnnl_qmatmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, 
  * initializer: otherwise false, as when oneDNN declines). */
 bool tc_dnnl_matmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, const float *a,
                         const float *b, float *c);
+/* The same for bfloat16 a, b and c (float32 sums rounded to nearest even):
+ * oneDNN's bfloat16 matmul, on the CPU's bfloat16 dot products where it has
+ * them. */
+bool tc_dnnl_bmatmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, const uint16_t *a,
+                         const uint16_t *b, uint16_t *c);
 /* MatMul of float32 A (rank >= 2) and B, a 2-D initializer (node input 1),
  * on the packed path (tc_dnnl_matmul_run) into out; false, out left for the
  * caller to allocate again, when the path does not apply. */

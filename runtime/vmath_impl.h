@@ -513,3 +513,36 @@ void VNAME(tc_vdequant_i32_f32)(float *y, const int32_t *acc, const int32_t *cor
     store_part(y, i, n, v);
   }
 }
+
+/* bfloat16 <-> float32 (tc_bf16_to_f32 / tc_f32_to_bf16's results): widening
+ * is exact; narrowing rounds to nearest even, a NaN stays a quiet NaN. */
+typedef uint16_t vhu __attribute__((vector_size(2 * LANES)));
+typedef uint32_t v4u __attribute__((vector_size(4 * LANES)));
+
+void VNAME(tc_vbf16_to_f32)(float *y, const uint16_t *x, size_t n) {
+  size_t i = 0;
+  for (; i + LANES <= n; i += LANES) {
+    vhu h;
+    memcpy(&h, x + i, sizeof h);
+    v4u w = __builtin_convertvector(h, v4u) << 16;
+    memcpy(y + i, &w, sizeof w);
+  }
+  for (; i < n; i++)
+    y[i] = tc_bf16_to_f32(x[i]);
+}
+
+void VNAME(tc_vf32_to_bf16)(uint16_t *y, const float *x, size_t n) {
+  size_t i = 0;
+  for (; i + LANES <= n; i += LANES) {
+    v4u b;
+    memcpy(&b, x + i, sizeof b);
+    v4u keep = b >> 16;
+    v4u r = (b + 0x7fff + (keep & 1)) >> 16;
+    v4u nan = (v4u)((b & 0x7fffffff) > 0x7f800000);
+    r = (r & ~nan) | ((keep | 0x40) & nan);
+    vhu h = __builtin_convertvector(r, vhu);
+    memcpy(y + i, &h, sizeof h);
+  }
+  for (; i < n; i++)
+    y[i] = tc_f32_to_bf16(x[i]);
+}

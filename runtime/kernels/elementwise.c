@@ -992,6 +992,40 @@ static inline v4f v_sel(v4i m, v4f a, v4f b) { return (v4f)((m & (v4i)a) | (~m &
       row_##op##_F32(p, o, in, st, n);                                                             \
     }                                                                                              \
   }
+/* bfloat16 Add/Sub/Mul/Div: operands widened to float32 in chunks, the
+ * float32 operation, rounded back: the reference's bits (its double result
+ * of two bfloat16 values, rounded to float32, is the float32 result). */
+#define DEF_BROW_BIN(op, VCH)                                                                      \
+  static void brow_##op(const eparams *p, void *o, const void *const *in, const int64_t *st,       \
+                        size_t n) {                                                                \
+    enum { CH = 512 };                                                                             \
+    float a[CH], b[CH];                                                                            \
+    const uint16_t *x = in[0], *y = in[1];                                                         \
+    if (st[0] > 1 || st[1] > 1) {                                                                  \
+      row_##op##_BF16(p, o, in, st, n);                                                            \
+      return;                                                                                      \
+    }                                                                                              \
+    for (size_t i = 0; i < n; i += CH) {                                                           \
+      size_t m = n - i < CH ? n - i : CH;                                                          \
+      if (st[0])                                                                                   \
+        tc_vbf16_to_f32(a, x + i, m);                                                              \
+      else                                                                                         \
+        for (size_t j = 0; j < m; j++)                                                             \
+          a[j] = tc_bf16_to_f32(x[0]);                                                             \
+      if (st[1])                                                                                   \
+        tc_vbf16_to_f32(b, y + i, m);                                                              \
+      else                                                                                         \
+        for (size_t j = 0; j < m; j++)                                                             \
+          b[j] = tc_bf16_to_f32(y[0]);                                                             \
+      tc_vbinary_f32(a, a, b, m, VCH);                                                             \
+      tc_vf32_to_bf16((uint16_t *)o + i, a, m);                                                    \
+    }                                                                                              \
+  }
+DEF_BROW_BIN(add, '+')
+DEF_BROW_BIN(sub, '-')
+DEF_BROW_BIN(mul, '*')
+DEF_BROW_BIN(div, '/')
+
 DEF_FROW_BIN(add, V_ADD, '+')
 DEF_FROW_BIN(sub, V_SUB, '-')
 DEF_FROW_BIN(mul, V_MUL, '*')
@@ -1125,6 +1159,16 @@ static row_fn pick_row(const row_table tab, int32_t dt) {
     for (size_t i = 0; i < sizeof fast / sizeof fast[0]; i++)
       if (fast[i].tab == tab)
         return fast[i].fast;
+  if (dt == TC_DTYPE_BF16 && tc_fast_kernels_enabled()) {
+    if (tab == t_add || tab == t_sum)
+      return brow_add;
+    if (tab == t_sub)
+      return brow_sub;
+    if (tab == t_mul)
+      return brow_mul;
+    if (tab == t_div)
+      return brow_div;
+  }
   return tab[dt];
 }
 
@@ -1240,10 +1284,32 @@ typedef struct bias_gelu_job {
 
 static double gelu_exact(double t) { return 0.5 * t * erfc(-t * M_SQRT1_2); }
 
+/* bfloat16 rows: X + B and GELU in float32 (tc_vgelu_f32), rounded once,
+ * in chunks on the stack. */
+static void bias_gelu_rows_bf16(const bias_gelu_job *j, size_t lo, size_t hi) {
+  enum { CH = 512 };
+  float xs[CH], bs[CH];
+  size_t c = j->c;
+  const uint16_t *x = j->x->data, *b = j->b->data;
+  uint16_t *y = j->y->data;
+  for (size_t r = lo; r < hi; r++)
+    for (size_t i = 0; i < c; i += CH) {
+      size_t m = c - i < CH ? c - i : CH;
+      tc_vbf16_to_f32(xs, x + r * c + i, m);
+      tc_vbf16_to_f32(bs, b + i, m);
+      tc_vgelu_f32(xs, xs, bs, m);
+      tc_vf32_to_bf16(y + r * c + i, xs, m);
+    }
+}
+
 static void bias_gelu_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
   (void)piece;
   const bias_gelu_job *j = ctx;
   size_t c = j->c;
+  if (j->x->dtype == TC_DTYPE_BF16 && tc_fast_kernels_enabled()) {
+    bias_gelu_rows_bf16(j, lo, hi);
+    return;
+  }
   if (j->x->dtype != TC_DTYPE_F32) {
     for (size_t r = lo; r < hi; r++)
       for (size_t i = 0; i < c; i++)
@@ -1636,8 +1702,12 @@ typedef void (*cast_fn)(const void *src, void *dst, size_t lo, size_t hi);
   }
 DEF_CAST(f32_f16, float, uint16_t, tc_f32_to_f16(v))
 DEF_CAST(f16_f32, uint16_t, float, tc_f16_to_f32(v))
-DEF_CAST(f32_bf16, float, uint16_t, tc_f32_to_bf16(v))
-DEF_CAST(bf16_f32, uint16_t, float, tc_bf16_to_f32(v))
+static void cast_f32_bf16(const void *src, void *dst, size_t lo, size_t hi) {
+  tc_vf32_to_bf16((uint16_t *)dst + lo, (const float *)src + lo, hi - lo);
+}
+static void cast_bf16_f32(const void *src, void *dst, size_t lo, size_t hi) {
+  tc_vbf16_to_f32((float *)dst + lo, (const uint16_t *)src + lo, hi - lo);
+}
 DEF_CAST(f32_f64, float, double, (double)v)
 DEF_CAST(f64_f32, double, float, (float)v)
 DEF_CAST(i64_f32, int64_t, float, (float)v)

@@ -163,6 +163,10 @@ static const void *as_kind(tc_kernel_ctx *k, const tc_rt_tensor *t, ckind c) {
   void *p = scratch(k, n, kind_size(c));
   if (!p)
     return NULL;
+  if (c == CK_F32 && t->dtype == TC_DTYPE_BF16) { /* exact, as the loop below */
+    tc_vbf16_to_f32(p, t->data, n);
+    return p;
+  }
   for (size_t i = 0; i < n; i++) {
     if (c == CK_F32)
       ((float *)p)[i] = (float)tc_rt_get_f64(t, i);
@@ -187,6 +191,10 @@ static void store_kind(tc_rt_tensor *out, const void *buf, ckind c) {
   if (buf == out->data)
     return;
   size_t n = tc_rt_numel(out);
+  if (c == CK_F32 && out->dtype == TC_DTYPE_BF16) { /* as tc_rt_set_f64 rounds a float */
+    tc_vf32_to_bf16(out->data, buf, n);
+    return;
+  }
   for (size_t i = 0; i < n; i++) {
     if (c == CK_F32)
       tc_rt_set_f64(out, i, ((const float *)buf)[i]);
@@ -246,6 +254,9 @@ static tc_status matmul_nd(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_
   return TC_STATUS_OK;
 }
 
+static bool matmul_bf16_packed(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_tensor *B,
+                               tc_rt_tensor *out);
+
 static tc_status run_matmul(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                             tc_rt_tensor *out, size_t n_out) {
   (void)n_out;
@@ -260,6 +271,8 @@ static tc_status run_matmul(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
     return tc_kernel_fail(k, TC_STATUS_INVALID, "input dtypes differ (%s vs %s)", tc_dtype_name(dt),
                           tc_dtype_name(B->dtype));
   if (k->gemm_algo == TC_GEMM_ALGO_PACKED && tc_matmul_packed(k, A, B, out))
+    return TC_STATUS_OK;
+  if (dt == TC_DTYPE_BF16 && matmul_bf16_packed(k, A, B, out))
     return TC_STATUS_OK;
   ckind c = kind_of(dt);
   const void *a = as_kind(k, A, c), *b = as_kind(k, B, c);
@@ -286,6 +299,21 @@ static bool packed_out(tc_kernel_ctx *k, const tc_rt_tensor *A, size_t N, tc_rt_
   memcpy(dims, A->dims, A->rank * sizeof *dims);
   dims[A->rank - 1] = (int64_t)N;
   return tc_kernel_alloc_uninit(k, out, TC_DTYPE_F32, A->rank, dims) == TC_STATUS_OK;
+}
+
+/* bfloat16 A times a bfloat16 initializer B on oneDNN's bfloat16 matmul (B
+ * packed once), always when it applies: the general path converts both to
+ * float32 on every call. False, out left for the caller, otherwise. */
+static bool matmul_bf16_packed(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_tensor *B,
+                               tc_rt_tensor *out) {
+  size_t M, K, N;
+  int64_t dims[TC_MAX_RANK];
+  if (!packed_operands(k, A, B, TC_DTYPE_BF16, TC_DTYPE_BF16, &M, &K, &N))
+    return false;
+  memcpy(dims, A->dims, A->rank * sizeof *dims);
+  dims[A->rank - 1] = (int64_t)N;
+  return tc_kernel_alloc_uninit(k, out, TC_DTYPE_BF16, A->rank, dims) == TC_STATUS_OK &&
+         tc_dnnl_bmatmul_run(k->node->inputs[1], M, K, N, A->data, B->data, out->data);
 }
 
 bool tc_matmul_packed(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_tensor *B,
@@ -990,8 +1018,75 @@ static tc_status trailing_norm_add(tc_kernel_ctx *k, const tc_rt_tensor *const *
   return TC_STATUS_OK;
 }
 
+/* t (NULL stays NULL) as float32: itself, or a bfloat16 one's converted
+ * copy in the run's arena (NULL on OOM, *oom set). */
+static const tc_rt_tensor *f32_of(tc_kernel_ctx *k, const tc_rt_tensor *t, bool *oom) {
+  if (!t || t->dtype != TC_DTYPE_BF16)
+    return t;
+  tc_rt_tensor *c = tc_arena_alloc(k->arena, sizeof *c);
+  void *d = c ? scratch(k, tc_rt_numel(t), sizeof(float)) : NULL;
+  if (!d) {
+    *oom = true;
+    return NULL;
+  }
+  *c = *t;
+  c->dtype = TC_DTYPE_F32;
+  c->data = d;
+  c->bytes = tc_rt_numel(t) * sizeof(float);
+  tc_vbf16_to_f32(d, t->data, tc_rt_numel(t));
+  return c;
+}
+
+/* A bfloat16 normalization whose only output is Y (fast kernels): the
+ * float32 rows on float32 copies of X (with x_add: X + x_add, rounded to
+ * bfloat16 into sum16 first, as the unfused Add), Scale and B, Y rounded
+ * once. *done false: the caller runs the general path. */
+static tc_status norm_bf16(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                           tc_rt_tensor *out, bool rms, const tc_rt_tensor *x_add, void *sum16,
+                           bool *done) {
+  const tc_rt_tensor *x = in[0];
+  *done = false;
+  if (!tc_fast_kernels_enabled() || x->dtype != TC_DTYPE_BF16)
+    return TC_STATUS_OK;
+  bool oom = false;
+  const tc_rt_tensor *f[3];
+  tc_rt_tensor xs;
+  if (x_add) { /* the sum, rounded to bfloat16, then widened */
+    const tc_rt_tensor *a = f32_of(k, x, &oom), *b = f32_of(k, x_add, &oom);
+    if (oom)
+      return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
+    xs = *a;
+    xs.data = (void *)a->data; /* the widened X's scratch takes the sum */
+    tc_vbinary_f32(xs.data, a->data, b->data, tc_rt_numel(x), '+');
+    tc_vf32_to_bf16(sum16, xs.data, tc_rt_numel(x));
+    tc_vbf16_to_f32(xs.data, sum16, tc_rt_numel(x));
+    f[0] = &xs;
+  } else {
+    f[0] = f32_of(k, x, &oom);
+  }
+  for (size_t i = 1; i < 3; i++)
+    f[i] = i < n_in ? f32_of(k, in[i], &oom) : NULL;
+  if (oom)
+    return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
+  tc_rt_tensor y32;
+  tc_status st = trailing_norm_add(k, f, n_in < 3 ? n_in : 3, &y32, 1, rms, NULL, NULL);
+  if (st || (st = tc_kernel_alloc_uninit(k, &out[0], TC_DTYPE_BF16, x->rank, x->dims)))
+    return st;
+  tc_vf32_to_bf16(out[0].data, y32.data, tc_rt_numel(x));
+  *done = true;
+  return TC_STATUS_OK;
+}
+
 static tc_status trailing_norm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                                tc_rt_tensor *out, size_t n_out, bool rms) {
+  bool only_y = true, done;
+  for (size_t i = 1; i < n_out && i < k->node->n_outputs; i++)
+    only_y &= k->node->outputs[i] == NULL;
+  if (only_y && n_in > 1 && in[0] && in[1]) {
+    tc_status st = norm_bf16(k, in, n_in, out, rms, NULL, NULL, &done);
+    if (st || done)
+      return st;
+  }
   return trailing_norm_add(k, in, n_in, out, n_out, rms, NULL, NULL);
 }
 
@@ -1054,6 +1149,13 @@ static tc_status run_skip_layernorm(tc_kernel_ctx *k, const tc_rt_tensor *const 
   const tc_rt_tensor *norm_in[3] = {sp, input(in, n_in, 2), input(in, n_in, 3)};
   if (x->dtype == TC_DTYPE_F32 && tc_fast_kernels_enabled()) /* each row summed, then normalized */
     return trailing_norm_add(k, norm_in, 3, out, 1, false, x->data, skip->data);
+  if (x->dtype == TC_DTYPE_BF16 && norm_in[1]) { /* bfloat16: the sum rounded, then float32 rows */
+    const tc_rt_tensor *bin[3] = {x, norm_in[1], norm_in[2]};
+    bool done;
+    st = norm_bf16(k, bin, 3, out, false, skip, sp->data, &done);
+    if (st || done)
+      return st;
+  }
   size_t count = tc_rt_numel(x);
   for (size_t i = 0; i < count; i++)
     tc_rt_set_f64(sp, i, tc_rt_get_f64(x, i) + tc_rt_get_f64(skip, i));

@@ -801,6 +801,76 @@ static void test_conv_threads(void) {
   free_inputs(in, 3);
 }
 
+/* n random bfloat16 values in [-1, 1] (from random_of's floats, rounded). */
+static tc_ndarray random_bf16(size_t rank, const int64_t *dims, unsigned seed) {
+  tc_ndarray f = random_of(TC_DTYPE_F32, rank, dims, seed), t = f;
+  size_t n = f.size / 4;
+  t.dtype = TC_DTYPE_BF16;
+  t.size = 2 * n;
+  t.data = malloc(t.size ? t.size : 1);
+  for (size_t i = 0; i < n; i++)
+    ((uint16_t *)t.data)[i] = tc_f32_to_bf16(((float *)f.data)[i]);
+  free(f.data);
+  return t;
+}
+
+/* bfloat16 MatMul: with B an initializer, oneDNN's bfloat16 matmul (B packed
+ * once: a cache entry appears); with B a graph input, float32 GEMM on
+ * converted copies. Both within one bfloat16 rounding of the reference
+ * (float32 sums in another order, then rounded to bfloat16). */
+static void test_bf16_matmul(void) {
+  struct {
+    size_t ra;
+    int64_t a[3], b[2];
+  } cases[] = {{2, {7, 13}, {13, 5}},
+               {3, {2, 9, 33}, {33, 17}},
+               {2, {1, 64}, {64, 40}},
+               {2, {128, 768}, {768, 96}}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+    for (int init = 0; init < 2; init++) {
+      tc_ndarray in[2] = {random_bf16(cases[c].ra, cases[c].a, (unsigned)c * 5 + 1),
+                          random_bf16(2, cases[c].b, (unsigned)c * 5 + 2)};
+      tc_model *m = node_model("MatMul", "", 2, NULL, 0, init ? 2u : 0u, in);
+      tc_session *s = NULL;
+      tc_diag d = {0};
+      CHECK(tc_session_new(m, &s, &d) == TC_STATUS_OK);
+      tc_dnnl_conv_cache_clear();
+      size_t n0, w0, n1, w1;
+      tc_dnnl_conv_cache_stats(&n0, &w0);
+      tc_ndarray ref = {0}, fast = {0};
+      const char *fn[2] = {names[0], names[1]};
+      tc_fast_kernels_set(false);
+      tc_status a = s ? tc_session_run(s, init ? 1 : 2, fn, in, &ref, &d) : TC_STATUS_INVALID;
+      tc_fast_kernels_set(true);
+      tc_status b = s ? tc_session_run(s, init ? 1 : 2, fn, in, &fast, &d) : TC_STATUS_INVALID;
+      tc_dnnl_conv_cache_stats(&n1, &w1);
+      CHECK(a == TC_STATUS_OK && b == TC_STATUS_OK && ref.dtype == TC_DTYPE_BF16 &&
+            fast.dtype == TC_DTYPE_BF16 && ref.size == fast.size);
+      /* packed once with B an initializer (the blocked layout may pad) */
+      size_t kn = (size_t)(cases[c].b[0] * cases[c].b[1]) * 2;
+      CHECK(init ? n1 == n0 + 1 && w1 >= w0 + kn : n1 == n0);
+      size_t worse = 0;
+      for (size_t i = 0; !a && !b && i < ref.size / 2; i++) {
+        float r = tc_bf16_to_f32(((uint16_t *)ref.data)[i]);
+        float f = tc_bf16_to_f32(((uint16_t *)fast.data)[i]);
+        /* one bfloat16 step (2^-7 relative) plus what float32 sums of
+         * up to 768 products in another order can move */
+        if (!(fabsf(r - f) <= fabsf(r) * 0x1p-7f + 1e-3f))
+          worse++;
+      }
+      CHECK(worse == 0);
+      if (worse)
+        fprintf(stderr, "bf16 MatMul case %zu (B %s): %zu elements differ\n", c,
+                init ? "initializer" : "input", worse);
+      tc_ndarray_release(&ref);
+      tc_ndarray_release(&fast);
+      tc_session_free(s);
+      tc_model_free(m);
+      free(in[0].data), free(in[1].data);
+    }
+  tc_dnnl_conv_cache_clear();
+}
+
 int main(void) {
   RUN(test_matmul_shapes);
   RUN(test_gemm_transposes);
@@ -814,6 +884,7 @@ int main(void) {
   RUN(test_qconv);
   RUN(test_qmatmul);
   RUN(test_qmatmul_extremes);
+  RUN(test_bf16_matmul);
   RUN(test_conv_threads);
   tc_fast_kernels_set(true);
   return SUMMARY("unit.blas");

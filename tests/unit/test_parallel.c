@@ -395,6 +395,47 @@ static void vmath_sets_agree(void) {
   CHECK(!tc_vmath_use("avx1024") && tc_vmath_use(NULL) && !strcmp(tc_vmath_name(), widest));
 }
 
+/* bfloat16 conversions at each vector width give the scalar functions'
+ * bits: ties to even both ways, the largest floats rounding to infinity,
+ * NaNs of either sign (payload bits in the low half only too), infinities,
+ * zeros, subnormals, tails of every length. */
+static void bf16_conversions(void) {
+  enum { N = 1000 };
+  static float x[N], back[N];
+  static uint16_t h[N];
+  uint32_t special[] = {0x3f808000u, 0x3f818000u, 0x3f80ffffu, 0x7f7fffffu, 0xff7fffffu,
+                        0x7f800000u, 0xff800000u, 0x7fc00000u, 0xffc00001u, 0x7f800001u,
+                        0xff800100u, 0x00000000u, 0x80000000u, 0x00000001u, 0x807fffffu,
+                        0x3f7f8000u, 0x00018000u};
+  for (size_t i = 0; i < N; i++) {
+    uint32_t b = (uint32_t)(i * 2654435761u) ^ (uint32_t)(i << 7);
+    if (i < sizeof special / sizeof special[0])
+      b = special[i];
+    memcpy(&x[i], &b, 4);
+  }
+  const char *names[] = {"avx512", "avx2", "sse2"};
+  size_t lens[] = {0, 1, 7, 15, 16, 17, 33, N};
+  for (size_t v = 0; v < 3; v++) {
+    if (!tc_vmath_use(names[v]))
+      continue;
+    for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+      size_t n = lens[l], bad = 0;
+      memset(h, 0xa5, sizeof h);
+      tc_vf32_to_bf16(h, x, n);
+      tc_vbf16_to_f32(back, h, n);
+      for (size_t i = 0; i < n; i++) {
+        float want = tc_bf16_to_f32(h[i]);
+        bad += h[i] != tc_f32_to_bf16(x[i]) || memcmp(&back[i], &want, 4) != 0;
+      }
+      bad += n < N && h[n] != 0xa5a5; /* nothing past n written */
+      if (bad)
+        fprintf(stderr, "bf16 conversions, %s, n = %zu: %zu wrong\n", names[v], n, bad);
+      CHECK(bad == 0);
+    }
+  }
+  CHECK(tc_vmath_use(NULL));
+}
+
 /* ---- elementwise ---- */
 
 static void binary_ops(void) {
@@ -1053,6 +1094,7 @@ int main(void) {
   RUN(parallel_for_covers_once);
   RUN(vmath_accuracy);
   RUN(vmath_sets_agree);
+  RUN(bf16_conversions);
   RUN(binary_ops);
   RUN(unary_ops);
   RUN(casts);
