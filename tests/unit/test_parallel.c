@@ -1090,6 +1090,47 @@ static void concurrent_sessions(void) {
   tc_model_free(m);
 }
 
+/* bfloat16 on the fast paths (the float32 kernels on widened copies, the
+ * results rounded once) against the reference (double arithmetic, rounded
+ * to bfloat16 per op as the ONNX definitions do): Add, Sub, Mul and Div bit
+ * for bit; the others within two bfloat16 steps (2^-6 relative), Attention
+ * within four (the reference rounds Q and K scaled, and the probabilities,
+ * to bfloat16 on the way). */
+static void bf16_kernels(void) {
+  env e = env_new();
+  const int32_t B = TC_DTYPE_BF16;
+  int64_t x2[] = {37, 700}, row[] = {700}, one[] = {1};
+  const tc_rt_tensor *x = rand_t(&e, B, 2, x2, -4, 4), *y = rand_t(&e, B, 2, x2, -2, 2),
+                     *r = rand_t(&e, B, 1, row, -1, 1), *sc = rand_t(&e, B, 0, one, 0.5, 2);
+  const char *ops[] = {"Add", "Sub", "Mul", "Div"};
+  for (size_t o = 0; o < 4; o++) {
+    const tc_rt_tensor *full[2] = {x, y}, *bcast[2] = {r, x}, *scal[2] = {x, sc};
+    check_plain(ops[o], 14, full, 2, EXACT, &e);
+    check_plain(ops[o], 14, bcast, 2, EXACT, &e);
+    check_plain(ops[o], 14, scal, 2, EXACT, &e);
+  }
+  const tol half = {1e-3, 0x1p-6};
+  const tc_rt_tensor *bg[2] = {x, r}; /* rows of 700: a 512-float chunk and a tail */
+  tc_node *n = mk(&e, "BiasGelu", 2, 1, 0);
+  n->domain = "ai.tacoc";
+  check_node(&e, n, 1, bg, 2, half);
+  const tc_rt_tensor *gb[2] = {rand_t(&e, B, 1, row, 0.5, 1.5), r};
+  const tc_rt_tensor *sk[4] = {x, y, gb[0], gb[1]};
+  n = mk(&e, "SkipLayerNormalization", 4, 2, 0);
+  n->domain = "ai.tacoc";
+  check_node(&e, n, 1, sk, 4, half); /* Y and the bfloat16 sum */
+  const tc_rt_tensor *ln[3] = {x, gb[0], gb[1]};
+  check_node(&e, mk(&e, "LayerNormalization", 3, 1, 0), 17, ln, 3, half);
+  check_node(&e, mk(&e, "RMSNormalization", 2, 1, 0), 23, ln, 2, half);
+  int64_t dq[] = {2, 4, 37, 16}, dk[] = {2, 2, 41, 16}, dm[] = {37, 41};
+  const tc_rt_tensor *at[4] = {rand_t(&e, B, 4, dq, -1, 1), rand_t(&e, B, 4, dk, -1, 1),
+                               rand_t(&e, B, 4, dk, -1, 1), rand_t(&e, B, 2, dm, -1, 0)};
+  n = mk(&e, "Attention", 4, 1, 1);
+  attr_i(n, 0, "softmax_precision", TC_DTYPE_F32);
+  check_node(&e, n, 23, at, 4, (tol){4e-3, 0x1p-5});
+  tc_model_free(e.m);
+}
+
 int main(void) {
   RUN(parallel_for_covers_once);
   RUN(vmath_accuracy);
@@ -1106,6 +1147,7 @@ int main(void) {
   RUN(gather_concat_slice_expand);
   RUN(pools);
   RUN(attention_heads);
+  RUN(bf16_kernels);
   RUN(concurrent_sessions);
   tc_fast_kernels_set(true);
   return SUMMARY("unit.parallel");
