@@ -220,9 +220,16 @@ static bool md_any(dnnl_memory_desc_t *md, int nd, const dnnl_dim_t *dims) {
   return md_any_dt(md, nd, dims, dnnl_f32);
 }
 
+/* Whether key is an int8 (quantized) case; a bfloat16 one. */
+static bool key_q8(const ckey *key) { return key->xdt == TC_DTYPE_U8 || key->xdt == TC_DTYPE_I8; }
+static bool key_bf16(const ckey *key) { return key->xdt == TC_DTYPE_BF16; }
+
 /* The data type of x for key->xdt. */
 static dnnl_data_type_t x_type(const ckey *key) {
-  return key->xdt == TC_DTYPE_U8 ? dnnl_u8 : key->xdt == TC_DTYPE_I8 ? dnnl_s8 : dnnl_f32;
+  return key->xdt == TC_DTYPE_U8   ? dnnl_u8
+         : key->xdt == TC_DTYPE_I8 ? dnnl_s8
+         : key_bf16(key)           ? dnnl_bf16
+                                   : dnnl_f32;
 }
 
 /* Quantized: the output scales per output channel, fixed in the primitive
@@ -230,7 +237,7 @@ static dnnl_data_type_t x_type(const ckey *key) {
  * zero point, given at execution. */
 static bool quant_attr(const ckey *key, const float *scales, dnnl_primitive_attr_t attr) {
   const int32_t rt_zp = DNNL_RUNTIME_S32_VAL;
-  return !key->xdt || (dnnl_primitive_attr_set_output_scales(attr, key->spec.M, 1 << 1, scales) ==
+  return !key_q8(key) || (dnnl_primitive_attr_set_output_scales(attr, key->spec.M, 1 << 1, scales) ==
                            dnnl_success &&
                        (!key->zp || dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_SRC, 1, 0,
                                                                         &rt_zp) == dnnl_success));
@@ -440,7 +447,7 @@ static centry *entry_build(const ckey *key, const void *w, const float *scales) 
     e->key = *key;
     return mm_build(e, w);
   }
-  if (key->xdt) {
+  if (key_q8(key)) {
     if (!(e->scales = malloc((size_t)key->spec.M * sizeof *scales))) {
       free(e);
       return NULL;
@@ -454,17 +461,18 @@ static centry *entry_build(const ckey *key, const void *w, const float *scales) 
   dnnl_dims_t xd, yd, bd = {c->M}, st, dil, pl, pr;
   geometry(c, xd, yd, st, dil, pl, pr);
   bool plain = !key->xdt && plain_layout(c);
-  dnnl_data_type_t xt = x_type(key), wt = key->xdt ? dnnl_s8 : dnnl_f32;
+  dnnl_data_type_t xt = x_type(key), wt = key_q8(key) ? dnnl_s8 : xt,
+                   yt = key_bf16(key) ? dnnl_bf16 : dnnl_f32;
   dnnl_memory_desc_t xa, ya, wa;
   dnnl_dims_t one = {1};
   if (!md_user(&e->x_user, nd, xd, xt, c->layout & TC_CONV_X_NHWC) ||
-      !md_user(&e->y_user, nd, yd, dnnl_f32, c->layout & TC_CONV_Y_NHWC) ||
+      !md_user(&e->y_user, nd, yd, yt, c->layout & TC_CONV_Y_NHWC) ||
       !md_weights(c, plain, wt, &e->w_user, &wa) || !md_dense(&e->b_md, 1, bd) ||
       !md_dense_dt(&e->zp_md, 1, one, dnnl_s32))
     return e;
   if (plain)
     xa = e->x_user, ya = e->y_user;
-  else if (!md_any_dt(&xa, nd, xd, xt) || !md_any(&ya, nd, yd))
+  else if (!md_any_dt(&xa, nd, xd, xt) || !md_any_dt(&ya, nd, yd, yt))
     return e;
   dnnl_primitive_desc_t pd = NULL;
   bool add = plain && (key->sum || c->act != TC_CONV_ACT_NONE), ok = false;
@@ -679,7 +687,7 @@ static void evict(bool force) {
 static centry *cache_find(const ckey *key, const float *scales) {
   for (centry *e = head; e; e = e->next)
     if (e->key.hash == key->hash && memcmp(&e->key, key, sizeof *key) == 0 &&
-        (!key->xdt || key->mm ||
+        (!key_q8(key) || key->mm ||
          memcmp(e->scales, scales, (size_t)key->spec.M * sizeof *scales) == 0)) {
       unlink_entry(e);
       push_front(e);
@@ -928,6 +936,19 @@ bool tc_dnnl_conv_run(const tc_conv_spec *c, const tc_value *w_value, const floa
   key_make(c, b != NULL, z != NULL, &key);
   if (!plain_layout(c))
     key_weights(w_value, w, TC_DTYPE_F32, (size_t)(c->M * (c->C / c->group) * ksize(c)), &key);
+  return cached_run(&key, x, w, b, NULL, NULL, z, y, NULL);
+}
+
+bool tc_dnnl_bconv_run(const tc_conv_spec *c, const tc_value *w_value, const void *x, const void *w,
+                       const float *b, const void *z, void *y) {
+  pthread_once(&once, init_once);
+  if (!engine || !ws_key_ok || !spec_ok(c) || c->transposed)
+    return false;
+  ckey key;
+  key_make(c, b != NULL, z != NULL, &key);
+  key.spec.algo = TC_CONV_ALGO_DIRECT; /* Winograd and the GEMM-based kernel are float32 here */
+  key.xdt = TC_DTYPE_BF16;
+  key_weights(w_value, w, TC_DTYPE_BF16, (size_t)(c->M * (c->C / c->group) * ksize(c)), &key);
   return cached_run(&key, x, w, b, NULL, NULL, z, y, NULL);
 }
 

@@ -375,6 +375,11 @@ bool tc_dnnl_conv_run(const tc_conv_spec *c, const tc_value *w_value, const floa
  * w's per channel), b [M] and z (shaped like y) float32 or NULL, y float32;
  * the cache as above, w_value naming the int8 initializer. False when
  * oneDNN declines or memory runs out (the caller runs its own kernel). */
+/* A bfloat16 convolution (x, w, z and y bfloat16, b float32; not
+ * transposed) on oneDNN's bfloat16 primitive, weights cached as above; false
+ * when oneDNN declines. */
+bool tc_dnnl_bconv_run(const tc_conv_spec *c, const tc_value *w_value, const void *x, const void *w,
+                       const float *b, const void *z, void *y);
 bool tc_dnnl_qconv_run(const tc_conv_spec *c, const tc_value *w_value, int32_t xdt, const void *x,
                        int32_t xzp, const int8_t *w, const float *scale, const float *b,
                        const float *z, float *y);

@@ -518,15 +518,26 @@ static tc_status conv_run(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_t
   if (x->dtype == TC_DTYPE_F32 && tc_fast_kernels_enabled() && group == 1 &&
       dense_conv(k, &g, x, w, b, z, act, &out[0]))
     return TC_STATUS_OK;
-  if (x->dtype == TC_DTYPE_F32 && tc_fast_kernels_enabled() && (!z || zn == yn)) {
+  bool bf = x->dtype == TC_DTYPE_BF16;
+  if ((x->dtype == TC_DTYPE_F32 || bf) && tc_fast_kernels_enabled() && (!z || zn == yn)) {
     tc_conv_spec c;
     conv_spec(&g, x->dims[0], x->dims[1], M, group, false, &c);
     c.algo = k->conv_algo;
     c.act = act->kind, c.alpha = act->alpha, c.beta = act->beta;
     c.layout = (xn ? TC_CONV_X_NHWC : 0) | (yn ? TC_CONV_Y_NHWC : 0);
-    if (tc_dnnl_conv_run(&c, w_value(k), x->data, w->data, b ? b->data : NULL, z ? z->data : NULL,
-                         out[0].data))
+    if (bf) { /* bfloat16 on oneDNN's bfloat16 primitive, the bias widened */
+      float *bf32 = b ? tc_arena_alloc(k->arena, (size_t)M * sizeof *bf32) : NULL;
+      if (b && !bf32)
+        return TC_STATUS_NOMEM;
+      if (b)
+        tc_vbf16_to_f32(bf32, b->data, (size_t)M);
+      if (tc_dnnl_bconv_run(&c, w_value(k), x->data, w->data, bf32, z ? z->data : NULL,
+                            out[0].data))
+        return TC_STATUS_OK;
+    } else if (tc_dnnl_conv_run(&c, w_value(k), x->data, w->data, b ? b->data : NULL,
+                                z ? z->data : NULL, out[0].data)) {
       return TC_STATUS_OK;
+    }
   }
   size_t ny = tc_rt_numel(&out[0]), nx = tc_rt_numel(x);
   bool any_nhwc = xn || zn || yn;
@@ -1307,21 +1318,48 @@ static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt
       return st;
   }
   if (k->nhwc_in & 1) { /* layout.c asks for this case only */
-    if (kind != P_MAX || idx || x->dtype != TC_DTYPE_F32 || x->rank != 4 || g.in[2] != 1 ||
-        !(k->nhwc_out & 1) || !tc_fast_kernels_enabled())
+    bool bf = x->dtype == TC_DTYPE_BF16;
+    if (kind != P_MAX || idx || (x->dtype != TC_DTYPE_F32 && !bf) || x->rank != 4 ||
+        g.in[2] != 1 || !(k->nhwc_out & 1) || !tc_fast_kernels_enabled())
       return tc_kernel_fail(k, TC_STATUS_INVALID,
-                            "channels-last pooling is float32 2-D MaxPool without indices");
-    maxpool_nhwc_job j = {x->data, out[0].data, g, (size_t)x->dims[1]};
+                            "channels-last pooling is float32 or bfloat16 2-D MaxPool without "
+                            "indices");
+    const float *xf = x->data;
+    float *yf = out[0].data;
+    if (bf) { /* the float32 loop on a widened copy: the same maxima */
+      float *xw = tc_arena_alloc(k->arena, tc_rt_numel(x) * sizeof *xw);
+      yf = tc_arena_alloc(k->arena, (tc_rt_numel(&out[0]) + 1) * sizeof *yf);
+      if (!xw || !yf)
+        return TC_STATUS_NOMEM;
+      tc_vbf16_to_f32(xw, x->data, tc_rt_numel(x));
+      xf = xw;
+    }
+    maxpool_nhwc_job j = {xf, yf, g, (size_t)x->dims[1]};
     size_t rows = (size_t)(x->dims[0] * g.out[0]);
     int64_t work = g.out[1] * g.k[0] * g.k[1] * x->dims[1];
     tc_parallel_for(rows, tc_parallel_grain((size_t)(work > 0 ? work : 1)), maxpool_nhwc_rows, &j);
+    if (bf)
+      tc_vf32_to_bf16(out[0].data, yf, tc_rt_numel(&out[0]));
     return TC_STATUS_OK;
   }
   bool col_major = kind == P_MAX && tc_attr_int(k->node, "storage_order", 0) == 1;
   bool include_pad = kind == P_AVG && tc_attr_int(k->node, "count_include_pad", 0) != 0;
-  if (tc_fast_kernels_enabled() && x->dtype == TC_DTYPE_F32 && kind != P_LP && !idx) {
-    pool32_job j = {.x = x->data,
-                    .y = out[0].data,
+  /* bfloat16: the float32 loops on a widened copy, rounded back (max
+   * pooling exactly so) */
+  bool half = x->dtype == TC_DTYPE_BF16;
+  if (tc_fast_kernels_enabled() && (x->dtype == TC_DTYPE_F32 || half) && kind != P_LP && !idx) {
+    const float *xf = x->data;
+    float *yf = out[0].data;
+    if (half) {
+      float *xw = tc_arena_alloc(k->arena, tc_rt_numel(x) * sizeof *xw);
+      yf = tc_arena_alloc(k->arena, (tc_rt_numel(&out[0]) + 1) * sizeof *yf);
+      if (!xw || !yf)
+        return TC_STATUS_NOMEM;
+      tc_vbf16_to_f32(xw, x->data, tc_rt_numel(x));
+      xf = xw;
+    }
+    pool32_job j = {.x = xf,
+                    .y = yf,
                     .g = g,
                     .kind = kind,
                     .include_pad = include_pad,
@@ -1340,9 +1378,11 @@ static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt
       for (int64_t o = 0; o < g.out[1]; o++)
         tap_range(&g, 1, o, &j.cb[o], &j.ce[o]);
       tc_parallel_for(planes, grain, maxpool2d_planes(), &j);
-      return TC_STATUS_OK;
+    } else {
+      tc_parallel_for(planes, grain, pool32_planes, &j);
     }
-    tc_parallel_for(planes, grain, pool32_planes, &j);
+    if (half)
+      tc_vf32_to_bf16(out[0].data, yf, tc_rt_numel(&out[0]));
     return TC_STATUS_OK;
   }
   double p = 1;

@@ -1091,11 +1091,12 @@ static void concurrent_sessions(void) {
 }
 
 /* bfloat16 on the fast paths (the float32 kernels on widened copies, the
- * results rounded once) against the reference (double arithmetic, rounded
- * to bfloat16 per op as the ONNX definitions do): Add, Sub, Mul and Div bit
- * for bit; the others within two bfloat16 steps (2^-6 relative), Attention
- * within four (the reference rounds Q and K scaled, and the probabilities,
- * to bfloat16 on the way). */
+ * results rounded once; convolutions on oneDNN's bfloat16 primitive)
+ * against the reference (double arithmetic, rounded to bfloat16 per op as
+ * the ONNX definitions do): Add, Sub, Mul, Div and MaxPool bit for bit; the
+ * others within two bfloat16 steps (2^-6 relative), Attention within four
+ * (the reference rounds Q and K scaled, and the probabilities, to bfloat16
+ * on the way). */
 static void bf16_kernels(void) {
   env e = env_new();
   const int32_t B = TC_DTYPE_BF16;
@@ -1128,6 +1129,32 @@ static void bf16_kernels(void) {
   n = mk(&e, "Attention", 4, 1, 1);
   attr_i(n, 0, "softmax_precision", TC_DTYPE_F32);
   check_node(&e, n, 23, at, 4, (tol){4e-3, 0x1p-5});
+  /* convolutions on oneDNN's bfloat16 primitive (float32 sums, the bias
+   * widened): dense with bias, strided and padded; depthwise */
+  int64_t dx[] = {2, 16, 13, 11}, dw[] = {24, 16, 3, 3}, db[] = {24}, dd[] = {16, 1, 3, 3};
+  const tc_rt_tensor *cv[3] = {rand_t(&e, B, 4, dx, -1, 1), rand_t(&e, B, 4, dw, -0.3, 0.3),
+                               rand_t(&e, B, 1, db, -1, 1)};
+  int64_t pads[4] = {1, 1, 1, 1}, strides[2] = {1, 2};
+  n = mk(&e, "Conv", 3, 1, 2);
+  attr_ints(n, 0, "pads", pads, 4);
+  attr_ints(n, 1, "strides", strides, 2);
+  check_node(&e, n, 22, cv, 3, (tol){2e-2, 0x1p-6});
+  const tc_rt_tensor *dwc[2] = {cv[0], rand_t(&e, B, 4, dd, -0.5, 0.5)};
+  n = mk(&e, "Conv", 2, 1, 2);
+  attr_ints(n, 0, "pads", pads, 4);
+  attr_i(n, 1, "group", 16);
+  check_node(&e, n, 22, dwc, 2, (tol){2e-2, 0x1p-6});
+  /* pooling on the float32 loops: max exactly, average within a step */
+  const char *pool[] = {"MaxPool", "AveragePool"};
+  for (size_t o = 0; o < 2; o++) {
+    int64_t kk[2] = {3, 3}, ps[2] = {2, 2};
+    n = mk(&e, pool[o], 1, 1, 3);
+    attr_ints(n, 0, "kernel_shape", kk, 2);
+    attr_ints(n, 1, "strides", ps, 2);
+    attr_ints(n, 2, "pads", pads, 4);
+    const tc_rt_tensor *px[1] = {cv[0]};
+    check_node(&e, n, 22, px, 1, o == 0 ? EXACT : (tol){1e-3, 0x1p-7});
+  }
   tc_model_free(e.m);
 }
 
