@@ -237,10 +237,11 @@ static dnnl_data_type_t x_type(const ckey *key) {
  * zero point, given at execution. */
 static bool quant_attr(const ckey *key, const float *scales, dnnl_primitive_attr_t attr) {
   const int32_t rt_zp = DNNL_RUNTIME_S32_VAL;
-  return !key_q8(key) || (dnnl_primitive_attr_set_output_scales(attr, key->spec.M, 1 << 1, scales) ==
-                           dnnl_success &&
-                       (!key->zp || dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_SRC, 1, 0,
-                                                                        &rt_zp) == dnnl_success));
+  return !key_q8(key) ||
+         (dnnl_primitive_attr_set_output_scales(attr, key->spec.M, 1 << 1, scales) ==
+              dnnl_success &&
+          (!key->zp ||
+           dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_SRC, 1, 0, &rt_zp) == dnnl_success));
 }
 
 /* oneDNN's dims of x and y and the stride, dilation (0 = none) and padding

@@ -1296,6 +1296,24 @@ static void maxpool_nhwc_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
   }
 }
 
+/* The float32 x and y a pooling loop reads and writes: the tensors' own
+ * data, or for bfloat16 a widened copy of x and a float32 y the caller
+ * rounds into out. False when memory runs out. */
+static bool pool_operands(tc_kernel_ctx *k, const tc_rt_tensor *x, tc_rt_tensor *out,
+                          const float **xf, float **yf) {
+  *xf = x->data;
+  *yf = out->data;
+  if (x->dtype != TC_DTYPE_BF16)
+    return true;
+  float *xw = tc_arena_alloc(k->arena, tc_rt_numel(x) * sizeof *xw);
+  *yf = tc_arena_alloc(k->arena, (tc_rt_numel(out) + 1) * sizeof **yf);
+  if (!xw || !*yf)
+    return false;
+  tc_vbf16_to_f32(xw, x->data, tc_rt_numel(x));
+  *xf = xw;
+  return true;
+}
+
 static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt_tensor *out,
                           size_t n_out, int kind) {
   const tc_rt_tensor *x = in[0];
@@ -1319,21 +1337,15 @@ static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt
   }
   if (k->nhwc_in & 1) { /* layout.c asks for this case only */
     bool bf = x->dtype == TC_DTYPE_BF16;
-    if (kind != P_MAX || idx || (x->dtype != TC_DTYPE_F32 && !bf) || x->rank != 4 ||
-        g.in[2] != 1 || !(k->nhwc_out & 1) || !tc_fast_kernels_enabled())
+    if (kind != P_MAX || idx || (x->dtype != TC_DTYPE_F32 && !bf) || x->rank != 4 || g.in[2] != 1 ||
+        !(k->nhwc_out & 1) || !tc_fast_kernels_enabled())
       return tc_kernel_fail(k, TC_STATUS_INVALID,
                             "channels-last pooling is float32 or bfloat16 2-D MaxPool without "
                             "indices");
-    const float *xf = x->data;
-    float *yf = out[0].data;
-    if (bf) { /* the float32 loop on a widened copy: the same maxima */
-      float *xw = tc_arena_alloc(k->arena, tc_rt_numel(x) * sizeof *xw);
-      yf = tc_arena_alloc(k->arena, (tc_rt_numel(&out[0]) + 1) * sizeof *yf);
-      if (!xw || !yf)
-        return TC_STATUS_NOMEM;
-      tc_vbf16_to_f32(xw, x->data, tc_rt_numel(x));
-      xf = xw;
-    }
+    const float *xf; /* bfloat16: the float32 loop on a widened copy, the same maxima */
+    float *yf;
+    if (!pool_operands(k, x, &out[0], &xf, &yf))
+      return TC_STATUS_NOMEM;
     maxpool_nhwc_job j = {xf, yf, g, (size_t)x->dims[1]};
     size_t rows = (size_t)(x->dims[0] * g.out[0]);
     int64_t work = g.out[1] * g.k[0] * g.k[1] * x->dims[1];
@@ -1348,16 +1360,10 @@ static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt
    * pooling exactly so) */
   bool half = x->dtype == TC_DTYPE_BF16;
   if (tc_fast_kernels_enabled() && (x->dtype == TC_DTYPE_F32 || half) && kind != P_LP && !idx) {
-    const float *xf = x->data;
-    float *yf = out[0].data;
-    if (half) {
-      float *xw = tc_arena_alloc(k->arena, tc_rt_numel(x) * sizeof *xw);
-      yf = tc_arena_alloc(k->arena, (tc_rt_numel(&out[0]) + 1) * sizeof *yf);
-      if (!xw || !yf)
-        return TC_STATUS_NOMEM;
-      tc_vbf16_to_f32(xw, x->data, tc_rt_numel(x));
-      xf = xw;
-    }
+    const float *xf;
+    float *yf;
+    if (!pool_operands(k, x, &out[0], &xf, &yf))
+      return TC_STATUS_NOMEM;
     pool32_job j = {.x = xf,
                     .y = yf,
                     .g = g,
