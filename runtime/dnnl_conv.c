@@ -23,7 +23,9 @@
  * bfloat16 initializer into bfloat16 (float32 sums, rounded to nearest
  * even), on the CPU's bfloat16 dot products where it has them (AVX512_BF16:
  * 216-224 GFLOP/s at BERT-base's shapes on one core of this machine, twice
- * the float32 GEMM's rate).
+ * the float32 GEMM's rate). bfloat16 convolutions (tc_dnnl_bconv_run) are
+ * entries like the float32 ones with bfloat16 x, w, z and y, the direct
+ * algorithm and never the plain layout.
  *
  * Layouts. Runtime tensors are plain (NCHW), except the channels-last
  * (NHWC) values runtime/layout.c picks between convolutions: spec->layout
@@ -86,7 +88,7 @@ typedef struct ckey {
   tc_conv_spec spec;
   bool bias, sum;
   int32_t xdt;    /* 0: float32; TC_DTYPE_U8 / TC_DTYPE_I8: quantized (int8 weights, float y);
-                     TC_DTYPE_BF16: a bfloat16 matmul */
+                     TC_DTYPE_BF16: bfloat16 x, w and y (float32 bias) */
   bool zp;        /* quantized: x has a zero point (given at execution) */
   uint64_t qhash; /* quantized: hash of the output scales (fixed in the primitive) */
   int threads;    /* oneDNN splits work for the thread count at creation */
