@@ -269,6 +269,20 @@ void tc_vdequant_i32_f32(float *y, const int32_t *acc, const int32_t *corr, cons
  * to nearest even, NaN quiet), at the CPU's vector width. */
 void tc_vbf16_to_f32(float *y, const uint16_t *x, size_t n);
 void tc_vf32_to_bf16(uint16_t *y, const float *x, size_t n);
+/* The same for float16 (tc_f16_to_f32 / tc_f32_to_f16's bits). */
+void tc_vf16_to_f32(float *y, const uint16_t *x, size_t n);
+void tc_vf32_to_f16(uint16_t *y, const float *x, size_t n);
+/* Half dtypes (bfloat16, float16), whose fast paths run float32 kernels on
+ * widened copies: the conversions by dtype. */
+static inline bool tc_dtype_is_half(int32_t dt) {
+  return dt == TC_DTYPE_BF16 || dt == TC_DTYPE_F16;
+}
+static inline void tc_vhalf_to_f32(int32_t dt, float *y, const void *x, size_t n) {
+  (dt == TC_DTYPE_BF16 ? tc_vbf16_to_f32 : tc_vf16_to_f32)(y, x, n);
+}
+static inline void tc_vf32_to_half(int32_t dt, void *y, const float *x, size_t n) {
+  (dt == TC_DTYPE_BF16 ? tc_vf32_to_bf16 : tc_vf32_to_f16)(y, x, n);
+}
 
 /* The instruction set the functions above run on: "avx512", "avx2" or
  * "sse2" (the widest this CPU runs unless TACORT_VMATH names another).

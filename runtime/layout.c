@@ -25,8 +25,8 @@
  * Execution (tc_layout_run, for the nodes touching a channels-last value).
  * Convolutions get the layout bits in their kernel context and run oneDNN
  * with those layouts (their reference path converts). GlobalAveragePool
- * sums the positions' channel vectors; float32 and bfloat16 MaxPool take the
- * max of the window's channel vectors. Unary nodes run unchanged (element
+ * sums the positions' channel vectors; float32, bfloat16 and float16 MaxPool
+ * take the max of the window's channel vectors. Unary nodes run unchanged (element
  * order does not matter). A binary node runs unchanged when its operands
  * have equal dims and the same memory order (channels-last, or a layout-
  * free [N, C, 1, 1] / single element); a float32 operand broadcast per
@@ -379,7 +379,7 @@ tc_status tc_layout_run(const tc_session *s, const tc_node *n, tc_kernel_ctx *k,
     break;
   case K_MAXPOOL:
     if ((in_mask & 1) && (out_mask & 1) && tc_fast_kernels_enabled() && x &&
-        (x->dtype == TC_DTYPE_F32 || x->dtype == TC_DTYPE_BF16) && x->rank == 4) {
+        (x->dtype == TC_DTYPE_F32 || tc_dtype_is_half(x->dtype)) && x->rank == 4) {
       k->nhwc_in = in_mask;
       k->nhwc_out = out_mask;
       return s->kernels[n->id]->run(k, in, n->n_inputs, out, n->n_outputs);

@@ -79,6 +79,8 @@
   X(tc_vscale_f32, (float *x, size_t n, float s), (x, n, s))                                       \
   X(tc_vbf16_to_f32, (float *y, const uint16_t *x, size_t n), (y, x, n))                           \
   X(tc_vf32_to_bf16, (uint16_t * y, const float *x, size_t n), (y, x, n))                          \
+  X(tc_vf16_to_f32, (float *y, const uint16_t *x, size_t n), (y, x, n))                            \
+  X(tc_vf32_to_f16, (uint16_t * y, const float *x, size_t n), (y, x, n))                           \
   X(tc_vdequant_i32_f32,                                                                           \
     (float *y, const int32_t *acc, const int32_t *corr, const float *scale, const float *bias,     \
      size_t n),                                                                                    \

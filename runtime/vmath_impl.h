@@ -546,3 +546,51 @@ void VNAME(tc_vf32_to_bf16)(uint16_t *y, const float *x, size_t n) {
   for (; i < n; i++)
     y[i] = tc_f32_to_bf16(x[i]);
 }
+
+/* float16 <-> float32 (tc_f16_to_f32 / tc_f32_to_f16's results, in integer
+ * and exact float operations, so every set gives the same bits): widening
+ * is exact (subnormals as m * 2^-24, NaN payloads kept); narrowing rounds to
+ * nearest even, overflows to infinity, and a NaN keeps its top payload bits
+ * with the quiet bit set. */
+void VNAME(tc_vf16_to_f32)(float *y, const uint16_t *x, size_t n) {
+  size_t i = 0;
+  for (; i + LANES <= n; i += LANES) {
+    vhu h;
+    memcpy(&h, x + i, sizeof h);
+    v4u w = __builtin_convertvector(h, v4u);
+    v4u sign = (w & 0x8000) << 16, exp = (w >> 10) & 0x1f, man = w & 0x3ff;
+    v4u normal = sign | (((w & 0x7fff) << 13) + ((127 - 15) << 23));
+    v4u special = sign | 0x7f800000 | (man << 13);
+    v4f sub = __builtin_convertvector(man, v4f) * splat(0x1p-24f); /* exact */
+    v4u subn = sign | (v4u)sub;
+    v4u zero_exp = (v4u)(exp == 0), max_exp = (v4u)(exp == 0x1f);
+    v4u r = (zero_exp & subn) | (max_exp & special) | (~(zero_exp | max_exp) & normal);
+    memcpy(y + i, &r, sizeof r);
+  }
+  for (; i < n; i++)
+    y[i] = tc_f16_to_f32(x[i]);
+}
+
+void VNAME(tc_vf32_to_f16)(uint16_t *y, const float *x, size_t n) {
+  size_t i = 0;
+  for (; i + LANES <= n; i += LANES) {
+    v4u b;
+    memcpy(&b, x + i, sizeof b);
+    v4u sign = (b >> 16) & 0x8000, abs = b & 0x7fffffff;
+    v4u nan = (v4u)(abs > 0x7f800000), over = (v4u)(abs >= 0x477ff000),
+        tiny = (v4u)(abs < 0x38800000);
+    v4u special = sign | 0x7c00 | (nan & (0x200 | ((abs >> 13) & 0x3ff)));
+    /* below the smallest normal: a multiple of 2^-24, rounded to nearest
+     * even by the 1.5 * 2^23 constant (the scaled value is below 1024) */
+    v4f mag = (v4f)(abs & tiny) * splat(16777216.0f);
+    v4u sub = (v4u) __builtin_convertvector((mag + splat(12582912.0f)) - splat(12582912.0f), v4i);
+    v4u r = abs - 0x38000000, half = r >> 13, rest = r & 0x1fff;
+    half += (v4u)((rest > 0x1000) | ((rest == 0x1000) & ((half & 1) != 0))) & 1;
+    v4u out = (over & special) | (~over & ((tiny & sub) | (~tiny & half)));
+    out |= sign;
+    vhu h = __builtin_convertvector(out, vhu);
+    memcpy(y + i, &h, sizeof h);
+  }
+  for (; i < n; i++)
+    y[i] = tc_f32_to_f16(x[i]);
+}

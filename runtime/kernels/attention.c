@@ -528,9 +528,9 @@ static tc_status run_attention(tc_kernel_ctx *k, const tc_rt_tensor *const *in, 
   double s = round_to(T, sqrt(scale));
 
   bool presents = has_output(n, 1) || (n_out > 2 && has_output(n, 2));
-  /* bfloat16 Q, K, V (float32 softmax, no past or present): the float32
-   * kernel on float32 copies, the output rounded once */
-  bool half = T == TC_DTYPE_BF16 && kk->dtype == T && v->dtype == T && !pk && !presents;
+  /* bfloat16 or float16 Q, K, V (float32 softmax, no past or present): the
+   * float32 kernel on float32 copies, the output rounded once */
+  bool half = tc_dtype_is_half(T) && kk->dtype == T && v->dtype == T && !pk && !presents;
   if (tc_fast_kernels_enabled() && ((T == TC_DTYPE_F32 && v->dtype == TC_DTYPE_F32) || half) &&
       sp == TC_DTYPE_F32 && cap == 0 && !nonpad && lw < 0 && rw < 0 &&
       !(n_out > 3 && has_output(n, 3)) && (!presents || (has_output(n, 1) && has_output(n, 2)))) {
@@ -550,16 +550,16 @@ static tc_status run_attention(tc_kernel_ctx *k, const tc_rt_tensor *const *in, 
                      scratch(k, tc_rt_numel(&out[0]), sizeof(float))};
       if (!c[0] || !c[1] || !c[2] || !c[3])
         return NOMEM(k);
-      tc_vbf16_to_f32(c[0], q->data, tc_rt_numel(q));
-      tc_vbf16_to_f32(c[1], kk->data, tc_rt_numel(kk));
-      tc_vbf16_to_f32(c[2], v->data, tc_rt_numel(v));
+      tc_vhalf_to_f32(T, c[0], q->data, tc_rt_numel(q));
+      tc_vhalf_to_f32(T, c[1], kk->data, tc_rt_numel(kk));
+      tc_vhalf_to_f32(T, c[2], v->data, tc_rt_numel(v));
       qf = c[0], kf = c[1], vf = c[2], yf = c[3];
-      if (mask && mask->dtype == TC_DTYPE_BF16) { /* read as float32 rows */
+      if (mask && tc_dtype_is_half(mask->dtype)) { /* read as float32 rows */
         mask32 = *mask;
         mask32.dtype = TC_DTYPE_F32;
         if (!(mask32.data = scratch(k, tc_rt_numel(mask), sizeof(float))))
           return NOMEM(k);
-        tc_vbf16_to_f32(mask32.data, mask->data, tc_rt_numel(mask));
+        tc_vhalf_to_f32(mask->dtype, mask32.data, mask->data, tc_rt_numel(mask));
         if ((st = mask_init(k, &mv, &mask32, full)))
           return st;
       }
@@ -604,7 +604,7 @@ static tc_status run_attention(tc_kernel_ctx *k, const tc_rt_tensor *const *in, 
     else
       att32_piece(&jb, 0, 0, B * Hq);
     if (half)
-      tc_vf32_to_bf16(out[0].data, yf, tc_rt_numel(&out[0]));
+      tc_vf32_to_half(T, out[0].data, yf, tc_rt_numel(&out[0]));
     return TC_STATUS_OK;
   }
 

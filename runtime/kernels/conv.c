@@ -488,6 +488,19 @@ static bool dense_conv(tc_kernel_ctx *k, const geom *g, const tc_rt_tensor *x,
   return true;
 }
 
+/* A half tensor widened to float32 in the run's arena (NULL for NULL;
+ * *oom set when memory runs out). */
+static float *widened(tc_kernel_ctx *k, const tc_rt_tensor *t, bool *oom) {
+  if (!t)
+    return NULL;
+  float *d = tc_arena_alloc(k->arena, (tc_rt_numel(t) + 1) * sizeof *d);
+  if (!d)
+    *oom = true;
+  else
+    tc_vhalf_to_f32(t->dtype, d, t->data, tc_rt_numel(t));
+  return d;
+}
+
 /* Conv and FusedConv: y = act(conv(x, w) + b + z); b and z may be NULL. */
 static tc_status conv_run(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_tensor *w,
                           const tc_rt_tensor *b, const tc_rt_tensor *z, const act_spec *act,
@@ -518,8 +531,8 @@ static tc_status conv_run(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_t
   if (x->dtype == TC_DTYPE_F32 && tc_fast_kernels_enabled() && group == 1 &&
       dense_conv(k, &g, x, w, b, z, act, &out[0]))
     return TC_STATUS_OK;
-  bool bf = x->dtype == TC_DTYPE_BF16;
-  if ((x->dtype == TC_DTYPE_F32 || bf) && tc_fast_kernels_enabled() && (!z || zn == yn)) {
+  bool bf = x->dtype == TC_DTYPE_BF16, f16 = x->dtype == TC_DTYPE_F16;
+  if ((x->dtype == TC_DTYPE_F32 || bf || f16) && tc_fast_kernels_enabled() && (!z || zn == yn)) {
     tc_conv_spec c;
     conv_spec(&g, x->dims[0], x->dims[1], M, group, false, &c);
     c.algo = k->conv_algo;
@@ -534,6 +547,17 @@ static tc_status conv_run(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_t
       if (tc_dnnl_bconv_run(&c, w_value(k), x->data, w->data, bf32, z ? z->data : NULL,
                             out[0].data))
         return TC_STATUS_OK;
+    } else if (f16) { /* no float16 primitive on most CPUs: float32 on widened copies */
+      bool oom = false;
+      float *f[4] = {widened(k, x, &oom), widened(k, w, &oom), widened(k, b, &oom),
+                     widened(k, z, &oom)},
+            *yf = tc_arena_alloc(k->arena, (tc_rt_numel(&out[0]) + 1) * sizeof *yf);
+      if (oom || !yf)
+        return TC_STATUS_NOMEM;
+      if (tc_dnnl_conv_run(&c, NULL, f[0], f[1], f[2], f[3], yf)) {
+        tc_vf32_to_f16(out[0].data, yf, tc_rt_numel(&out[0]));
+        return TC_STATUS_OK;
+      }
     } else if (tc_dnnl_conv_run(&c, w_value(k), x->data, w->data, b ? b->data : NULL,
                                 z ? z->data : NULL, out[0].data)) {
       return TC_STATUS_OK;
@@ -1297,19 +1321,19 @@ static void maxpool_nhwc_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
 }
 
 /* The float32 x and y a pooling loop reads and writes: the tensors' own
- * data, or for bfloat16 a widened copy of x and a float32 y the caller
- * rounds into out. False when memory runs out. */
+ * data, or for bfloat16 / float16 a widened copy of x and a float32 y the
+ * caller rounds into out. False when memory runs out. */
 static bool pool_operands(tc_kernel_ctx *k, const tc_rt_tensor *x, tc_rt_tensor *out,
                           const float **xf, float **yf) {
   *xf = x->data;
   *yf = out->data;
-  if (x->dtype != TC_DTYPE_BF16)
+  if (!tc_dtype_is_half(x->dtype))
     return true;
   float *xw = tc_arena_alloc(k->arena, tc_rt_numel(x) * sizeof *xw);
   *yf = tc_arena_alloc(k->arena, (tc_rt_numel(out) + 1) * sizeof **yf);
   if (!xw || !*yf)
     return false;
-  tc_vbf16_to_f32(xw, x->data, tc_rt_numel(x));
+  tc_vhalf_to_f32(x->dtype, xw, x->data, tc_rt_numel(x));
   *xf = xw;
   return true;
 }
@@ -1336,7 +1360,7 @@ static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt
       return st;
   }
   if (k->nhwc_in & 1) { /* layout.c asks for this case only */
-    bool bf = x->dtype == TC_DTYPE_BF16;
+    bool bf = tc_dtype_is_half(x->dtype);
     if (kind != P_MAX || idx || (x->dtype != TC_DTYPE_F32 && !bf) || x->rank != 4 || g.in[2] != 1 ||
         !(k->nhwc_out & 1) || !tc_fast_kernels_enabled())
       return tc_kernel_fail(k, TC_STATUS_INVALID,
@@ -1351,14 +1375,14 @@ static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt
     int64_t work = g.out[1] * g.k[0] * g.k[1] * x->dims[1];
     tc_parallel_for(rows, tc_parallel_grain((size_t)(work > 0 ? work : 1)), maxpool_nhwc_rows, &j);
     if (bf)
-      tc_vf32_to_bf16(out[0].data, yf, tc_rt_numel(&out[0]));
+      tc_vf32_to_half(x->dtype, out[0].data, yf, tc_rt_numel(&out[0]));
     return TC_STATUS_OK;
   }
   bool col_major = kind == P_MAX && tc_attr_int(k->node, "storage_order", 0) == 1;
   bool include_pad = kind == P_AVG && tc_attr_int(k->node, "count_include_pad", 0) != 0;
   /* bfloat16: the float32 loops on a widened copy, rounded back (max
    * pooling exactly so) */
-  bool half = x->dtype == TC_DTYPE_BF16;
+  bool half = tc_dtype_is_half(x->dtype);
   if (tc_fast_kernels_enabled() && (x->dtype == TC_DTYPE_F32 || half) && kind != P_LP && !idx) {
     const float *xf;
     float *yf;
@@ -1388,7 +1412,7 @@ static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt
       tc_parallel_for(planes, grain, pool32_planes, &j);
     }
     if (half)
-      tc_vf32_to_bf16(out[0].data, yf, tc_rt_numel(&out[0]));
+      tc_vf32_to_half(x->dtype, out[0].data, yf, tc_rt_numel(&out[0]));
     return TC_STATUS_OK;
   }
   double p = 1;

@@ -992,39 +992,41 @@ static inline v4f v_sel(v4i m, v4f a, v4f b) { return (v4f)((m & (v4i)a) | (~m &
       row_##op##_F32(p, o, in, st, n);                                                             \
     }                                                                                              \
   }
-/* bfloat16 Add/Sub/Mul/Div: operands widened to float32 in chunks, the
- * float32 operation, rounded back: the reference's bits (its double result
- * of two bfloat16 values, rounded to float32, is the float32 result). */
-#define DEF_BROW_BIN(op, VCH)                                                                      \
-  static void brow_##op(const eparams *p, void *o, const void *const *in, const int64_t *st,       \
-                        size_t n) {                                                                \
+/* bfloat16 / float16 Add/Sub/Mul/Div (H: BF16 or F16): operands widened
+ * to float32 in chunks, the float32 operation, rounded back: the
+ * reference's bits (its double result of two half values, rounded to
+ * float32, is the float32 result). */
+#define DEF_HROW_BIN(op, VCH, H)                                                                   \
+  static void hrow_##op##_##H(const eparams *p, void *o, const void *const *in, const int64_t *st, \
+                              size_t n) {                                                          \
     enum { CH = 512 };                                                                             \
     float a[CH], b[CH];                                                                            \
     const uint16_t *x = in[0], *y = in[1];                                                         \
     if (st[0] > 1 || st[1] > 1) {                                                                  \
-      row_##op##_BF16(p, o, in, st, n);                                                            \
+      row_##op##_##H(p, o, in, st, n);                                                             \
       return;                                                                                      \
     }                                                                                              \
     for (size_t i = 0; i < n; i += CH) {                                                           \
       size_t m = n - i < CH ? n - i : CH;                                                          \
       if (st[0])                                                                                   \
-        tc_vbf16_to_f32(a, x + i, m);                                                              \
+        tc_vhalf_to_f32(TC_DTYPE_##H, a, x + i, m);                                                \
       else                                                                                         \
         for (size_t j = 0; j < m; j++)                                                             \
-          a[j] = tc_bf16_to_f32(x[0]);                                                             \
+          tc_vhalf_to_f32(TC_DTYPE_##H, a + j, x, 1);                                              \
       if (st[1])                                                                                   \
-        tc_vbf16_to_f32(b, y + i, m);                                                              \
+        tc_vhalf_to_f32(TC_DTYPE_##H, b, y + i, m);                                                \
       else                                                                                         \
         for (size_t j = 0; j < m; j++)                                                             \
-          b[j] = tc_bf16_to_f32(y[0]);                                                             \
+          tc_vhalf_to_f32(TC_DTYPE_##H, b + j, y, 1);                                              \
       tc_vbinary_f32(a, a, b, m, VCH);                                                             \
-      tc_vf32_to_bf16((uint16_t *)o + i, a, m);                                                    \
+      tc_vf32_to_half(TC_DTYPE_##H, (uint16_t *)o + i, a, m);                                      \
     }                                                                                              \
   }
-DEF_BROW_BIN(add, '+')
-DEF_BROW_BIN(sub, '-')
-DEF_BROW_BIN(mul, '*')
-DEF_BROW_BIN(div, '/')
+#define DEF_HROWS(op, VCH) DEF_HROW_BIN(op, VCH, BF16) DEF_HROW_BIN(op, VCH, F16)
+DEF_HROWS(add, '+')
+DEF_HROWS(sub, '-')
+DEF_HROWS(mul, '*')
+DEF_HROWS(div, '/')
 
 DEF_FROW_BIN(add, V_ADD, '+')
 DEF_FROW_BIN(sub, V_SUB, '-')
@@ -1159,15 +1161,16 @@ static row_fn pick_row(const row_table tab, int32_t dt) {
     for (size_t i = 0; i < sizeof fast / sizeof fast[0]; i++)
       if (fast[i].tab == tab)
         return fast[i].fast;
-  if (dt == TC_DTYPE_BF16 && tc_fast_kernels_enabled()) {
+  if (tc_dtype_is_half(dt) && tc_fast_kernels_enabled()) {
+    bool bf = dt == TC_DTYPE_BF16;
     if (tab == t_add || tab == t_sum)
-      return brow_add;
+      return bf ? hrow_add_BF16 : hrow_add_F16;
     if (tab == t_sub)
-      return brow_sub;
+      return bf ? hrow_sub_BF16 : hrow_sub_F16;
     if (tab == t_mul)
-      return brow_mul;
+      return bf ? hrow_mul_BF16 : hrow_mul_F16;
     if (tab == t_div)
-      return brow_div;
+      return bf ? hrow_div_BF16 : hrow_div_F16;
   }
   return tab[dt];
 }
@@ -1284,21 +1287,22 @@ typedef struct bias_gelu_job {
 
 static double gelu_exact(double t) { return 0.5 * t * erfc(-t * M_SQRT1_2); }
 
-/* bfloat16 rows: X + B and GELU in float32 (tc_vgelu_f32), rounded once,
- * in chunks on the stack. */
-static void bias_gelu_rows_bf16(const bias_gelu_job *j, size_t lo, size_t hi) {
+/* bfloat16 / float16 rows: X + B and GELU in float32 (tc_vgelu_f32),
+ * rounded once, in chunks on the stack. */
+static void bias_gelu_rows_half(const bias_gelu_job *j, size_t lo, size_t hi) {
   enum { CH = 512 };
   float xs[CH], bs[CH];
   size_t c = j->c;
+  int32_t dt = j->x->dtype;
   const uint16_t *x = j->x->data, *b = j->b->data;
   uint16_t *y = j->y->data;
   for (size_t r = lo; r < hi; r++)
     for (size_t i = 0; i < c; i += CH) {
       size_t m = c - i < CH ? c - i : CH;
-      tc_vbf16_to_f32(xs, x + r * c + i, m);
-      tc_vbf16_to_f32(bs, b + i, m);
+      tc_vhalf_to_f32(dt, xs, x + r * c + i, m);
+      tc_vhalf_to_f32(dt, bs, b + i, m);
       tc_vgelu_f32(xs, xs, bs, m);
-      tc_vf32_to_bf16(y + r * c + i, xs, m);
+      tc_vf32_to_half(dt, y + r * c + i, xs, m);
     }
 }
 
@@ -1306,8 +1310,8 @@ static void bias_gelu_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
   (void)piece;
   const bias_gelu_job *j = ctx;
   size_t c = j->c;
-  if (j->x->dtype == TC_DTYPE_BF16 && tc_fast_kernels_enabled()) {
-    bias_gelu_rows_bf16(j, lo, hi);
+  if (tc_dtype_is_half(j->x->dtype) && tc_fast_kernels_enabled()) {
+    bias_gelu_rows_half(j, lo, hi);
     return;
   }
   if (j->x->dtype != TC_DTYPE_F32) {
@@ -1700,8 +1704,12 @@ typedef void (*cast_fn)(const void *src, void *dst, size_t lo, size_t hi);
       b[i] = (EXPR);                                                                               \
     }                                                                                              \
   }
-DEF_CAST(f32_f16, float, uint16_t, tc_f32_to_f16(v))
-DEF_CAST(f16_f32, uint16_t, float, tc_f16_to_f32(v))
+static void cast_f32_f16(const void *src, void *dst, size_t lo, size_t hi) {
+  tc_vf32_to_f16((uint16_t *)dst + lo, (const float *)src + lo, hi - lo);
+}
+static void cast_f16_f32(const void *src, void *dst, size_t lo, size_t hi) {
+  tc_vf16_to_f32((float *)dst + lo, (const uint16_t *)src + lo, hi - lo);
+}
 static void cast_f32_bf16(const void *src, void *dst, size_t lo, size_t hi) {
   tc_vf32_to_bf16((uint16_t *)dst + lo, (const float *)src + lo, hi - lo);
 }

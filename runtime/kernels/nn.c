@@ -163,8 +163,8 @@ static const void *as_kind(tc_kernel_ctx *k, const tc_rt_tensor *t, ckind c) {
   void *p = scratch(k, n, kind_size(c));
   if (!p)
     return NULL;
-  if (c == CK_F32 && t->dtype == TC_DTYPE_BF16) { /* exact, as the loop below */
-    tc_vbf16_to_f32(p, t->data, n);
+  if (c == CK_F32 && tc_dtype_is_half(t->dtype)) { /* exact, as the loop below */
+    tc_vhalf_to_f32(t->dtype, p, t->data, n);
     return p;
   }
   for (size_t i = 0; i < n; i++) {
@@ -191,8 +191,8 @@ static void store_kind(tc_rt_tensor *out, const void *buf, ckind c) {
   if (buf == out->data)
     return;
   size_t n = tc_rt_numel(out);
-  if (c == CK_F32 && out->dtype == TC_DTYPE_BF16) { /* as tc_rt_set_f64 rounds a float */
-    tc_vf32_to_bf16(out->data, buf, n);
+  if (c == CK_F32 && tc_dtype_is_half(out->dtype)) { /* as tc_rt_set_f64 rounds a float */
+    tc_vf32_to_half(out->dtype, out->data, buf, n);
     return;
   }
   for (size_t i = 0; i < n; i++) {
@@ -1018,10 +1018,10 @@ static tc_status trailing_norm_add(tc_kernel_ctx *k, const tc_rt_tensor *const *
   return TC_STATUS_OK;
 }
 
-/* t (NULL stays NULL) as float32: itself, or a bfloat16 one's converted
- * copy in the run's arena (NULL on OOM, *oom set). */
+/* t (NULL stays NULL) as float32: itself, or a half one's converted copy
+ * in the run's arena (NULL on OOM, *oom set). */
 static const tc_rt_tensor *f32_of(tc_kernel_ctx *k, const tc_rt_tensor *t, bool *oom) {
-  if (!t || t->dtype != TC_DTYPE_BF16)
+  if (!t || !tc_dtype_is_half(t->dtype))
     return t;
   tc_rt_tensor *c = tc_arena_alloc(k->arena, sizeof *c);
   void *d = c ? scratch(k, tc_rt_numel(t), sizeof(float)) : NULL;
@@ -1033,33 +1033,34 @@ static const tc_rt_tensor *f32_of(tc_kernel_ctx *k, const tc_rt_tensor *t, bool 
   c->dtype = TC_DTYPE_F32;
   c->data = d;
   c->bytes = tc_rt_numel(t) * sizeof(float);
-  tc_vbf16_to_f32(d, t->data, tc_rt_numel(t));
+  tc_vhalf_to_f32(t->dtype, d, t->data, tc_rt_numel(t));
   return c;
 }
 
-/* A bfloat16 normalization whose only output is Y (fast kernels): the
- * float32 rows on float32 copies of X (with x_add: X + x_add, rounded to
- * bfloat16 into sum16 first, as the unfused Add), Scale and B, Y rounded
- * once. *done false: the caller runs the general path. */
-static tc_status norm_bf16(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+/* A bfloat16 or float16 normalization whose only output is Y (fast
+ * kernels): the float32 rows on float32 copies of X (with x_add: X + x_add,
+ * rounded to X's dtype into sum16 first, as the unfused Add), Scale and B,
+ * Y rounded once. *done false: the caller runs the general path. */
+static tc_status norm_half(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                            tc_rt_tensor *out, bool rms, const tc_rt_tensor *x_add, void *sum16,
                            bool *done) {
   const tc_rt_tensor *x = in[0];
+  int32_t dt = x->dtype;
   *done = false;
-  if (!tc_fast_kernels_enabled() || x->dtype != TC_DTYPE_BF16)
+  if (!tc_fast_kernels_enabled() || !tc_dtype_is_half(dt))
     return TC_STATUS_OK;
   bool oom = false;
   const tc_rt_tensor *f[3];
   tc_rt_tensor xs;
-  if (x_add) { /* the sum, rounded to bfloat16, then widened */
+  if (x_add) { /* the sum, rounded to X's dtype, then widened */
     const tc_rt_tensor *a = f32_of(k, x, &oom), *b = f32_of(k, x_add, &oom);
     if (oom)
       return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
     xs = *a;
     xs.data = (void *)a->data; /* the widened X's scratch takes the sum */
     tc_vbinary_f32(xs.data, a->data, b->data, tc_rt_numel(x), '+');
-    tc_vf32_to_bf16(sum16, xs.data, tc_rt_numel(x));
-    tc_vbf16_to_f32(xs.data, sum16, tc_rt_numel(x));
+    tc_vf32_to_half(dt, sum16, xs.data, tc_rt_numel(x));
+    tc_vhalf_to_f32(dt, xs.data, sum16, tc_rt_numel(x));
     f[0] = &xs;
   } else {
     f[0] = f32_of(k, x, &oom);
@@ -1070,9 +1071,9 @@ static tc_status norm_bf16(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size
     return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
   tc_rt_tensor y32;
   tc_status st = trailing_norm_add(k, f, n_in < 3 ? n_in : 3, &y32, 1, rms, NULL, NULL);
-  if (st || (st = tc_kernel_alloc_uninit(k, &out[0], TC_DTYPE_BF16, x->rank, x->dims)))
+  if (st || (st = tc_kernel_alloc_uninit(k, &out[0], dt, x->rank, x->dims)))
     return st;
-  tc_vf32_to_bf16(out[0].data, y32.data, tc_rt_numel(x));
+  tc_vf32_to_half(dt, out[0].data, y32.data, tc_rt_numel(x));
   *done = true;
   return TC_STATUS_OK;
 }
@@ -1083,7 +1084,7 @@ static tc_status trailing_norm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, 
   for (size_t i = 1; i < n_out && i < k->node->n_outputs; i++)
     only_y &= k->node->outputs[i] == NULL;
   if (only_y && n_in > 1 && in[0] && in[1]) {
-    tc_status st = norm_bf16(k, in, n_in, out, rms, NULL, NULL, &done);
+    tc_status st = norm_half(k, in, n_in, out, rms, NULL, NULL, &done);
     if (st || done)
       return st;
   }
@@ -1149,10 +1150,10 @@ static tc_status run_skip_layernorm(tc_kernel_ctx *k, const tc_rt_tensor *const 
   const tc_rt_tensor *norm_in[3] = {sp, input(in, n_in, 2), input(in, n_in, 3)};
   if (x->dtype == TC_DTYPE_F32 && tc_fast_kernels_enabled()) /* each row summed, then normalized */
     return trailing_norm_add(k, norm_in, 3, out, 1, false, x->data, skip->data);
-  if (x->dtype == TC_DTYPE_BF16 && norm_in[1]) { /* bfloat16: the sum rounded, then float32 rows */
+  if (tc_dtype_is_half(x->dtype) && norm_in[1]) { /* the sum rounded, then float32 rows */
     const tc_rt_tensor *bin[3] = {x, norm_in[1], norm_in[2]};
     bool done;
-    st = norm_bf16(k, bin, 3, out, false, skip, sp->data, &done);
+    st = norm_half(k, bin, 3, out, false, skip, sp->data, &done);
     if (st || done)
       return st;
   }
