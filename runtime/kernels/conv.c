@@ -1364,9 +1364,9 @@ static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt
     if (kind != P_MAX || idx || (x->dtype != TC_DTYPE_F32 && !bf) || x->rank != 4 || g.in[2] != 1 ||
         !(k->nhwc_out & 1) || !tc_fast_kernels_enabled())
       return tc_kernel_fail(k, TC_STATUS_INVALID,
-                            "channels-last pooling is float32 or bfloat16 2-D MaxPool without "
+                            "channels-last pooling is float32 or half 2-D MaxPool without "
                             "indices");
-    const float *xf; /* bfloat16: the float32 loop on a widened copy, the same maxima */
+    const float *xf; /* half: the float32 loop on a widened copy, the same maxima */
     float *yf;
     if (!pool_operands(k, x, &out[0], &xf, &yf))
       return TC_STATUS_NOMEM;
@@ -1380,8 +1380,8 @@ static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt
   }
   bool col_major = kind == P_MAX && tc_attr_int(k->node, "storage_order", 0) == 1;
   bool include_pad = kind == P_AVG && tc_attr_int(k->node, "count_include_pad", 0) != 0;
-  /* bfloat16: the float32 loops on a widened copy, rounded back (max
-   * pooling exactly so) */
+  /* bfloat16 / float16: the float32 loops on a widened copy, rounded back
+   * (max pooling exactly so) */
   bool half = tc_dtype_is_half(x->dtype);
   if (tc_fast_kernels_enabled() && (x->dtype == TC_DTYPE_F32 || half) && kind != P_LP && !idx) {
     const float *xf;
