@@ -23,9 +23,10 @@
  * bfloat16 initializer into bfloat16 (float32 sums, rounded to nearest
  * even), on the CPU's bfloat16 dot products where it has them (AVX512_BF16:
  * 216-224 GFLOP/s at BERT-base's shapes on one core of this machine, twice
- * the float32 GEMM's rate). bfloat16 convolutions (tc_dnnl_bconv_run) are
- * entries like the float32 ones with bfloat16 x, w, z and y, the direct
- * algorithm and never the plain layout.
+ * the float32 GEMM's rate); float16 weights (tc_dnnl_hmatmul_run) are
+ * widened to float32 when packed, for a float32 matmul. bfloat16 convolutions (tc_dnnl_bconv_run)
+ * are entries like the float32 ones with bfloat16 x, w, z and y, the direct algorithm and never the
+ * plain layout.
  *
  * Layouts. Runtime tensors are plain (NCHW), except the channels-last
  * (NHWC) values runtime/layout.c picks between convolutions: spec->layout
@@ -88,7 +89,8 @@ typedef struct ckey {
   tc_conv_spec spec;
   bool bias, sum;
   int32_t xdt;    /* 0: float32; TC_DTYPE_U8 / TC_DTYPE_I8: quantized (int8 weights, float y);
-                     TC_DTYPE_BF16: bfloat16 x, w and y (float32 bias) */
+                     TC_DTYPE_BF16: bfloat16 x, w and y (float32 bias); TC_DTYPE_F16
+                     (matmul only): float32 x and y, float16 weights widened when packed */
   bool zp;        /* quantized: x has a zero point (given at execution) */
   uint64_t qhash; /* quantized: hash of the output scales (fixed in the primitive) */
   int threads;    /* oneDNN splits work for the thread count at creation */
@@ -547,7 +549,7 @@ static centry *mm_build(centry *e, const void *w) {
   dnnl_matmul_desc_t md;
   dnnl_primitive_attr_t attr;
   dnnl_primitive_desc_t pd = NULL;
-  bool bf = e->key.xdt == TC_DTYPE_BF16, q = e->key.xdt && !bf;
+  bool bf = key_bf16(&e->key), q = key_q8(&e->key), h = e->key.xdt == TC_DTYPE_F16;
   dnnl_data_type_t xt = q    ? dnnl_u8
                         : bf ? dnnl_bf16
                              : dnnl_f32,
@@ -580,13 +582,22 @@ static centry *mm_build(centry *e, const void *w) {
     entry_free(e);
     return NULL;
   }
-  if (!e->w_in.p) /* oneDNN keeps the plain layout */
-    memcpy(e->wdata, w, K * N * (q ? 1 : bf ? 2 : sizeof(float)));
-  else if (!reorder_run(&e->w_in, ws, &e->w_user, w, &e->w_md, e->wdata) ||
-           dnnl_stream_wait(ws->stream) != dnnl_success) {
+  float *wf = h ? malloc(K * N * sizeof *wf) : NULL; /* float16 weights, widened */
+  if (h && !wf) {
     entry_free(e);
     return NULL;
   }
+  if (h)
+    tc_vf16_to_f32(wf, w, K * N), w = wf;
+  if (!e->w_in.p) { /* oneDNN keeps the plain layout */
+    memcpy(e->wdata, w, K * N * (q ? 1 : bf ? 2 : sizeof(float)));
+  } else if (!reorder_run(&e->w_in, ws, &e->w_user, w, &e->w_md, e->wdata) ||
+             dnnl_stream_wait(ws->stream) != dnnl_success) {
+    free(wf);
+    entry_free(e);
+    return NULL;
+  }
+  free(wf);
   for (size_t kk = 0; q && kk < K; kk++)
     for (size_t j = 0; j < N; j++)
       e->colsum[j] += ((const int8_t *)w)[kk * N + j];
@@ -863,7 +874,7 @@ static void key_weights(const tc_value *v, const void *w, int32_t dt, size_t n, 
     return;
   tc_span sp = t->data[t->field];
   const unsigned char *p = tc_span_data(sp);
-  size_t es = dt == TC_DTYPE_F32 ? sizeof(float) : dt == TC_DTYPE_BF16 ? 2 : 1;
+  size_t es = dt == TC_DTYPE_F32 ? sizeof(float) : tc_dtype_is_half(dt) ? 2 : 1;
   if (!p || sp.len != n * es)
     return;
   for (size_t i = 0; i < 17 && i < n; i++) {
@@ -990,9 +1001,9 @@ static bool matmul_run(const tc_value *b_value, int32_t xdt, size_t M, size_t K,
   key.spec.N = (int64_t)M, key.spec.C = (int64_t)K, key.spec.M = (int64_t)N;
   key.threads = omp_get_max_threads();
   key_weights(b_value, b,
-              xdt == TC_DTYPE_BF16 ? TC_DTYPE_BF16
-              : xdt                ? TC_DTYPE_I8
-                                   : TC_DTYPE_F32,
+              tc_dtype_is_half(xdt) ? xdt
+              : xdt                 ? TC_DTYPE_I8
+                                    : TC_DTYPE_F32,
               K * N, &key);
   if (!key.wbuf)
     return false; /* packing pays only when it is kept */
@@ -1012,4 +1023,9 @@ bool tc_dnnl_matmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, c
 bool tc_dnnl_bmatmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, const uint16_t *a,
                          const uint16_t *b, uint16_t *c) {
   return matmul_run(b_value, TC_DTYPE_BF16, M, K, N, a, b, c, NULL);
+}
+
+bool tc_dnnl_hmatmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, const float *a,
+                         const uint16_t *b, float *c) {
+  return matmul_run(b_value, TC_DTYPE_F16, M, K, N, a, b, c, NULL);
 }

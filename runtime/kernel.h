@@ -415,6 +415,10 @@ bool tc_dnnl_matmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, c
  * them. */
 bool tc_dnnl_bmatmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, const uint16_t *a,
                          const uint16_t *b, uint16_t *c);
+/* float32 a times a float16 initializer b into float32 c: b widened and
+ * packed once (this CPU family has no float16 matmul), cached as above. */
+bool tc_dnnl_hmatmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, const float *a,
+                         const uint16_t *b, float *c);
 /* MatMul of float32 A (rank >= 2) and B, a 2-D initializer (node input 1),
  * on the packed path (tc_dnnl_matmul_run) into out; false, out left for the
  * caller to allocate again, when the path does not apply. */

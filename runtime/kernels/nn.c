@@ -254,7 +254,7 @@ static tc_status matmul_nd(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_
   return TC_STATUS_OK;
 }
 
-static bool matmul_bf16_packed(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_tensor *B,
+static bool matmul_half_packed(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_tensor *B,
                                tc_rt_tensor *out);
 
 static tc_status run_matmul(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -272,7 +272,7 @@ static tc_status run_matmul(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
                           tc_dtype_name(B->dtype));
   if (k->gemm_algo == TC_GEMM_ALGO_PACKED && tc_matmul_packed(k, A, B, out))
     return TC_STATUS_OK;
-  if (dt == TC_DTYPE_BF16 && matmul_bf16_packed(k, A, B, out))
+  if ((dt == TC_DTYPE_BF16 || dt == TC_DTYPE_F16) && matmul_half_packed(k, A, B, out))
     return TC_STATUS_OK;
   ckind c = kind_of(dt);
   const void *a = as_kind(k, A, c), *b = as_kind(k, B, c);
@@ -301,19 +301,31 @@ static bool packed_out(tc_kernel_ctx *k, const tc_rt_tensor *A, size_t N, tc_rt_
   return tc_kernel_alloc_uninit(k, out, TC_DTYPE_F32, A->rank, dims) == TC_STATUS_OK;
 }
 
-/* bfloat16 A times a bfloat16 initializer B on oneDNN's bfloat16 matmul (B
- * packed once), always when it applies: the general path converts both to
- * float32 on every call. False, out left for the caller, otherwise. */
-static bool matmul_bf16_packed(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_tensor *B,
+/* Half A times a half initializer B with B packed once, always when it
+ * applies (the general path widens both on every call): bfloat16 on
+ * oneDNN's bfloat16 matmul; float16 as float32 (A widened, the result
+ * rounded once). False, out left for the caller, otherwise. */
+static bool matmul_half_packed(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_tensor *B,
                                tc_rt_tensor *out) {
   size_t M, K, N;
   int64_t dims[TC_MAX_RANK];
-  if (!packed_operands(k, A, B, TC_DTYPE_BF16, TC_DTYPE_BF16, &M, &K, &N))
+  int32_t dt = A->dtype;
+  if (!packed_operands(k, A, B, dt, dt, &M, &K, &N))
     return false;
   memcpy(dims, A->dims, A->rank * sizeof *dims);
   dims[A->rank - 1] = (int64_t)N;
-  return tc_kernel_alloc_uninit(k, out, TC_DTYPE_BF16, A->rank, dims) == TC_STATUS_OK &&
-         tc_dnnl_bmatmul_run(k->node->inputs[1], M, K, N, A->data, B->data, out->data);
+  if (tc_kernel_alloc_uninit(k, out, dt, A->rank, dims) != TC_STATUS_OK)
+    return false;
+  if (dt == TC_DTYPE_BF16)
+    return tc_dnnl_bmatmul_run(k->node->inputs[1], M, K, N, A->data, B->data, out->data);
+  float *a = scratch(k, M * K, sizeof *a), *y = scratch(k, M * N, sizeof *y);
+  if (!a || !y)
+    return false;
+  tc_vf16_to_f32(a, A->data, M * K);
+  if (!tc_dnnl_hmatmul_run(k->node->inputs[1], M, K, N, a, B->data, y))
+    return false;
+  tc_vf32_to_f16(out->data, y, M * N);
+  return true;
 }
 
 bool tc_matmul_packed(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_tensor *B,

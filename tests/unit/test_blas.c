@@ -801,24 +801,29 @@ static void test_conv_threads(void) {
   free_inputs(in, 3);
 }
 
-/* n random bfloat16 values in [-1, 1] (from random_of's floats, rounded). */
-static tc_ndarray random_bf16(size_t rank, const int64_t *dims, unsigned seed) {
+/* Random bfloat16 or float16 values in [-1, 1] (random_of's floats,
+ * rounded). */
+static tc_ndarray random_half(int32_t dt, size_t rank, const int64_t *dims, unsigned seed) {
   tc_ndarray f = random_of(TC_DTYPE_F32, rank, dims, seed), t = f;
   size_t n = f.size / 4;
-  t.dtype = TC_DTYPE_BF16;
+  t.dtype = dt;
   t.size = 2 * n;
   t.data = malloc(t.size ? t.size : 1);
-  for (size_t i = 0; i < n; i++)
-    ((uint16_t *)t.data)[i] = tc_f32_to_bf16(((float *)f.data)[i]);
+  for (size_t i = 0; i < n; i++) {
+    float v = ((float *)f.data)[i];
+    ((uint16_t *)t.data)[i] = dt == TC_DTYPE_BF16 ? tc_f32_to_bf16(v) : tc_f32_to_f16(v);
+  }
   free(f.data);
   return t;
 }
 
-/* bfloat16 MatMul: with B an initializer, oneDNN's bfloat16 matmul (B packed
- * once: a cache entry appears); with B a graph input, float32 GEMM on
- * converted copies. Both within one bfloat16 rounding of the reference
- * (float32 sums in another order, then rounded to bfloat16). */
-static void test_bf16_matmul(void) {
+/* Half MatMul: with B an initializer, B packed once (a cache entry
+ * appears): bfloat16 on oneDNN's bfloat16 matmul, float16 widened to a
+ * float32 matmul; with B a graph input, float32 GEMM on converted copies.
+ * All within one rounding of the half type of the reference (float32 sums
+ * in another order, then rounded). */
+static void test_half_matmul_of(int32_t dt) {
+  float step = dt == TC_DTYPE_BF16 ? 0x1p-7f : 0x1p-9f;
   struct {
     size_t ra;
     int64_t a[3], b[2];
@@ -828,8 +833,8 @@ static void test_bf16_matmul(void) {
                {2, {128, 768}, {768, 96}}};
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
     for (int init = 0; init < 2; init++) {
-      tc_ndarray in[2] = {random_bf16(cases[c].ra, cases[c].a, (unsigned)c * 5 + 1),
-                          random_bf16(2, cases[c].b, (unsigned)c * 5 + 2)};
+      tc_ndarray in[2] = {random_half(dt, cases[c].ra, cases[c].a, (unsigned)c * 5 + 1),
+                          random_half(dt, 2, cases[c].b, (unsigned)c * 5 + 2)};
       tc_model *m = node_model("MatMul", "", 2, NULL, 0, init ? 2u : 0u, in);
       tc_session *s = NULL;
       tc_diag d = {0};
@@ -844,23 +849,25 @@ static void test_bf16_matmul(void) {
       tc_fast_kernels_set(true);
       tc_status b = s ? tc_session_run(s, init ? 1 : 2, fn, in, &fast, &d) : TC_STATUS_INVALID;
       tc_dnnl_conv_cache_stats(&n1, &w1);
-      CHECK(a == TC_STATUS_OK && b == TC_STATUS_OK && ref.dtype == TC_DTYPE_BF16 &&
-            fast.dtype == TC_DTYPE_BF16 && ref.size == fast.size);
-      /* packed once with B an initializer (the blocked layout may pad) */
-      size_t kn = (size_t)(cases[c].b[0] * cases[c].b[1]) * 2;
+      CHECK(a == TC_STATUS_OK && b == TC_STATUS_OK && ref.dtype == dt && fast.dtype == dt &&
+            ref.size == fast.size);
+      /* packed once with B an initializer (the blocked layout may pad; float16
+       * packed as float32) */
+      size_t kn = (size_t)(cases[c].b[0] * cases[c].b[1]) * (dt == TC_DTYPE_BF16 ? 2 : 4);
       CHECK(init ? n1 == n0 + 1 && w1 >= w0 + kn : n1 == n0);
       size_t worse = 0;
       for (size_t i = 0; !a && !b && i < ref.size / 2; i++) {
-        float r = tc_bf16_to_f32(((uint16_t *)ref.data)[i]);
-        float f = tc_bf16_to_f32(((uint16_t *)fast.data)[i]);
-        /* one bfloat16 step (2^-7 relative) plus what float32 sums of
-         * up to 768 products in another order can move */
-        if (!(fabsf(r - f) <= fabsf(r) * 0x1p-7f + 1e-3f))
+        uint16_t rb = ((uint16_t *)ref.data)[i], fb = ((uint16_t *)fast.data)[i];
+        float r = dt == TC_DTYPE_BF16 ? tc_bf16_to_f32(rb) : tc_f16_to_f32(rb);
+        float f = dt == TC_DTYPE_BF16 ? tc_bf16_to_f32(fb) : tc_f16_to_f32(fb);
+        /* one step of the half type plus what float32 sums of up to 768
+         * products in another order can move */
+        if (!(fabsf(r - f) <= fabsf(r) * step + 1e-3f))
           worse++;
       }
       CHECK(worse == 0);
       if (worse)
-        fprintf(stderr, "bf16 MatMul case %zu (B %s): %zu elements differ\n", c,
+        fprintf(stderr, "%s MatMul case %zu (B %s): %zu elements differ\n", tc_dtype_name(dt), c,
                 init ? "initializer" : "input", worse);
       tc_ndarray_release(&ref);
       tc_ndarray_release(&fast);
@@ -869,6 +876,11 @@ static void test_bf16_matmul(void) {
       free(in[0].data), free(in[1].data);
     }
   tc_dnnl_conv_cache_clear();
+}
+
+static void test_half_matmul(void) {
+  test_half_matmul_of(TC_DTYPE_BF16);
+  test_half_matmul_of(TC_DTYPE_F16);
 }
 
 int main(void) {
@@ -884,7 +896,7 @@ int main(void) {
   RUN(test_qconv);
   RUN(test_qmatmul);
   RUN(test_qmatmul_extremes);
-  RUN(test_bf16_matmul);
+  RUN(test_half_matmul);
   RUN(test_conv_threads);
   tc_fast_kernels_set(true);
   return SUMMARY("unit.blas");
