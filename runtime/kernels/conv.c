@@ -539,11 +539,10 @@ static tc_status conv_run(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_t
     c.act = act->kind, c.alpha = act->alpha, c.beta = act->beta;
     c.layout = (xn ? TC_CONV_X_NHWC : 0) | (yn ? TC_CONV_Y_NHWC : 0);
     if (bf) { /* bfloat16 on oneDNN's bfloat16 primitive, the bias widened */
-      float *bf32 = b ? tc_arena_alloc(k->arena, (size_t)M * sizeof *bf32) : NULL;
-      if (b && !bf32)
+      bool oom = false;
+      float *bf32 = widened(k, b, &oom);
+      if (oom)
         return TC_STATUS_NOMEM;
-      if (b)
-        tc_vbf16_to_f32(bf32, b->data, (size_t)M);
       if (tc_dnnl_bconv_run(&c, w_value(k), x->data, w->data, bf32, z ? z->data : NULL,
                             out[0].data))
         return TC_STATUS_OK;
@@ -1329,13 +1328,10 @@ static bool pool_operands(tc_kernel_ctx *k, const tc_rt_tensor *x, tc_rt_tensor 
   *yf = out->data;
   if (!tc_dtype_is_half(x->dtype))
     return true;
-  float *xw = tc_arena_alloc(k->arena, tc_rt_numel(x) * sizeof *xw);
+  bool oom = false;
+  *xf = widened(k, x, &oom);
   *yf = tc_arena_alloc(k->arena, (tc_rt_numel(out) + 1) * sizeof **yf);
-  if (!xw || !*yf)
-    return false;
-  tc_vhalf_to_f32(x->dtype, xw, x->data, tc_rt_numel(x));
-  *xf = xw;
-  return true;
+  return !oom && *yf;
 }
 
 static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt_tensor *out,

@@ -1000,26 +1000,28 @@ static inline v4f v_sel(v4i m, v4f a, v4f b) { return (v4f)((m & (v4i)a) | (~m &
   static void hrow_##op##_##H(const eparams *p, void *o, const void *const *in, const int64_t *st, \
                               size_t n) {                                                          \
     enum { CH = 512 };                                                                             \
-    float a[CH], b[CH];                                                                            \
+    float a[CH], b[CH], r[CH];                                                                     \
     const uint16_t *x = in[0], *y = in[1];                                                         \
     if (st[0] > 1 || st[1] > 1) {                                                                  \
       row_##op##_##H(p, o, in, st, n);                                                             \
       return;                                                                                      \
     }                                                                                              \
+    /* a broadcast scalar operand, widened once into its whole chunk */                            \
+    for (int s = 0; s < 2; s++)                                                                    \
+      if (!st[s]) {                                                                                \
+        float *c = s ? b : a;                                                                      \
+        tc_vhalf_to_f32(TC_DTYPE_##H, c, s ? y : x, 1);                                            \
+        for (size_t j = 1; j < CH; j++)                                                            \
+          c[j] = c[0];                                                                             \
+      }                                                                                            \
     for (size_t i = 0; i < n; i += CH) {                                                           \
       size_t m = n - i < CH ? n - i : CH;                                                          \
       if (st[0])                                                                                   \
         tc_vhalf_to_f32(TC_DTYPE_##H, a, x + i, m);                                                \
-      else                                                                                         \
-        for (size_t j = 0; j < m; j++)                                                             \
-          tc_vhalf_to_f32(TC_DTYPE_##H, a + j, x, 1);                                              \
       if (st[1])                                                                                   \
         tc_vhalf_to_f32(TC_DTYPE_##H, b, y + i, m);                                                \
-      else                                                                                         \
-        for (size_t j = 0; j < m; j++)                                                             \
-          tc_vhalf_to_f32(TC_DTYPE_##H, b + j, y, 1);                                              \
-      tc_vbinary_f32(a, a, b, m, VCH);                                                             \
-      tc_vf32_to_half(TC_DTYPE_##H, (uint16_t *)o + i, a, m);                                      \
+      tc_vbinary_f32(r, a, b, m, VCH);                                                             \
+      tc_vf32_to_half(TC_DTYPE_##H, (uint16_t *)o + i, r, m);                                      \
     }                                                                                              \
   }
 #define DEF_HROWS(op, VCH) DEF_HROW_BIN(op, VCH, BF16) DEF_HROW_BIN(op, VCH, F16)

@@ -1127,10 +1127,12 @@ static void half_kernels_of(int32_t B) {
                      *r = rand_t(&e, B, 1, row, -1, 1), *sc = rand_t(&e, B, 0, one, 0.5, 2);
   const char *ops[] = {"Add", "Sub", "Mul", "Div"};
   for (size_t o = 0; o < 4; o++) {
-    const tc_rt_tensor *full[2] = {x, y}, *bcast[2] = {r, x}, *scal[2] = {x, sc};
+    const tc_rt_tensor *full[2] = {x, y}, *bcast[2] = {r, x}, *scal[2] = {x, sc},
+                       *scal0[2] = {sc, x};
     check_plain(ops[o], 14, full, 2, EXACT, &e);
     check_plain(ops[o], 14, bcast, 2, EXACT, &e);
     check_plain(ops[o], 14, scal, 2, EXACT, &e);
+    check_plain(ops[o], 14, scal0, 2, EXACT, &e); /* the scalar first: many chunks */
   }
   const tol half = {1e-3, 0x1p-6};
   const tc_rt_tensor *bg[2] = {x, r}; /* rows of 700: a 512-float chunk and a tail */
