@@ -94,7 +94,9 @@ typedef struct ckey {
   bool zp;        /* quantized: x has a zero point (given at execution) */
   uint64_t qhash; /* quantized: hash of the output scales (fixed in the primitive) */
   int threads;    /* oneDNN splits work for the thread count at creation */
-  bool mm; /* an int8 matmul (spec.N rows, spec.C = K, spec.M = N; int32 out, no zero points) */
+  bool mm;   /* an int8 matmul (spec.N rows, spec.C = K, spec.M = N; int32 out, no zero points) */
+  bool tb;   /* matmul: the weights are given [N, K] (Gemm's transB) */
+  bool yf32; /* bfloat16 matmul: float32 y (Gemm, whose epilogue rounds once) */
   const tc_model *model; /* the weights' model and payload; NULL: not cached */
   const tc_buffer *wbuf;
   size_t woff, wlen;
@@ -544,7 +546,7 @@ static centry *entry_build(const ckey *key, const void *w, const float *scales) 
 static centry *mm_build(centry *e, const void *w) {
   const tc_conv_spec *c = &e->key.spec;
   e->declined = true;
-  dnnl_dims_t xd = {c->N, c->C}, wd = {c->C, c->M}, yd = {c->N, c->M};
+  dnnl_dims_t xd = {c->N, c->C}, wd = {c->C, c->M}, yd = {c->N, c->M}, wtr = {1, c->C};
   dnnl_memory_desc_t wa;
   dnnl_matmul_desc_t md;
   dnnl_primitive_attr_t attr;
@@ -556,11 +558,14 @@ static centry *mm_build(centry *e, const void *w) {
                    wt = q    ? dnnl_s8
                         : bf ? dnnl_bf16
                              : dnnl_f32,
-                   yt = q    ? dnnl_s32
-                        : bf ? dnnl_bf16
-                             : dnnl_f32;
-  if (!md_dense_dt(&e->x_md, 2, xd, xt) || !md_dense_dt(&e->w_user, 2, wd, wt) ||
-      !md_any_dt(&wa, 2, wd, wt) || !md_dense_dt(&e->y_md, 2, yd, yt) ||
+                   yt = q                    ? dnnl_s32
+                        : bf && !e->key.yf32 ? dnnl_bf16
+                                             : dnnl_f32;
+  bool w_ok = e->key.tb
+                  ? dnnl_memory_desc_init_by_strides(&e->w_user, 2, wd, wt, wtr) == dnnl_success
+                  : md_dense_dt(&e->w_user, 2, wd, wt);
+  if (!md_dense_dt(&e->x_md, 2, xd, xt) || !w_ok || !md_any_dt(&wa, 2, wd, wt) ||
+      !md_dense_dt(&e->y_md, 2, yd, yt) ||
       dnnl_matmul_desc_init(&md, &e->x_md, &wa, NULL, &e->y_md) != dnnl_success ||
       !user_scratchpad(&attr))
     return e;
@@ -989,14 +994,16 @@ bool tc_dnnl_qconv_run(const tc_conv_spec *c, const tc_value *w_value, int32_t x
 /* The matmul entry for a [M, K] (x type xdt: 0 float32, TC_DTYPE_U8,
  * TC_DTYPE_BF16) times the initializer b, run into c; colsum (int8 only)
  * gets b's column sums. */
-static bool matmul_run(const tc_value *b_value, int32_t xdt, size_t M, size_t K, size_t N,
-                       const void *a, const void *b, void *c, int32_t *colsum) {
+static bool matmul_run(const tc_value *b_value, int32_t xdt, bool tb, bool yf32, size_t M, size_t K,
+                       size_t N, const void *a, const void *b, void *c, int32_t *colsum) {
   pthread_once(&once, init_once);
   if (!engine || !ws_key_ok || !M || !K || !N || M > INT32_MAX || K > INT32_MAX || N > INT32_MAX)
     return false;
   ckey key;
   memset(&key, 0, sizeof key);
   key.mm = true;
+  key.tb = tb;
+  key.yf32 = yf32;
   key.xdt = xdt;
   key.spec.N = (int64_t)M, key.spec.C = (int64_t)K, key.spec.M = (int64_t)N;
   key.threads = omp_get_max_threads();
@@ -1012,20 +1019,27 @@ static bool matmul_run(const tc_value *b_value, int32_t xdt, size_t M, size_t K,
 
 bool tc_dnnl_qmatmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, const uint8_t *a,
                          const int8_t *b, int32_t *c, int32_t *colsum) {
-  return matmul_run(b_value, TC_DTYPE_U8, M, K, N, a, b, c, colsum);
+  return matmul_run(b_value, TC_DTYPE_U8, false, false, M, K, N, a, b, c, colsum);
 }
 
 bool tc_dnnl_matmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, const float *a,
                         const float *b, float *c) {
-  return matmul_run(b_value, 0, M, K, N, a, b, c, NULL);
+  return matmul_run(b_value, 0, false, false, M, K, N, a, b, c, NULL);
 }
 
 bool tc_dnnl_bmatmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, const uint16_t *a,
                          const uint16_t *b, uint16_t *c) {
-  return matmul_run(b_value, TC_DTYPE_BF16, M, K, N, a, b, c, NULL);
+  return matmul_run(b_value, TC_DTYPE_BF16, false, false, M, K, N, a, b, c, NULL);
+}
+
+bool tc_dnnl_gemm_half_run(const tc_value *b_value, int32_t dt, bool tb, size_t M, size_t K,
+                           size_t N, const void *a, const uint16_t *b, float *c) {
+  if (dt != TC_DTYPE_BF16 && dt != TC_DTYPE_F16)
+    return false;
+  return matmul_run(b_value, dt, tb, dt == TC_DTYPE_BF16, M, K, N, a, b, c, NULL);
 }
 
 bool tc_dnnl_hmatmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, const float *a,
                          const uint16_t *b, float *c) {
-  return matmul_run(b_value, TC_DTYPE_F16, M, K, N, a, b, c, NULL);
+  return matmul_run(b_value, TC_DTYPE_F16, false, false, M, K, N, a, b, c, NULL);
 }

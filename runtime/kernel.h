@@ -419,6 +419,13 @@ bool tc_dnnl_bmatmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, 
  * packed once (this CPU family has no float16 matmul), cached as above. */
 bool tc_dnnl_hmatmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, const float *a,
                          const uint16_t *b, float *c);
+/* Gemm's product for half a and a half initializer b of type dt, into
+ * float32 c [M, N] (the caller's epilogue rounds once): bfloat16 on
+ * oneDNN's bfloat16 matmul (a [M, K] bfloat16); float16 as float32 (a
+ * [M, K] already widened to float32, b widened when packed). tb: b is
+ * given [N, K]. Cached as above; false when it does not apply. */
+bool tc_dnnl_gemm_half_run(const tc_value *b_value, int32_t dt, bool tb, size_t M, size_t K,
+                           size_t N, const void *a, const uint16_t *b, float *c);
 /* MatMul of float32 A (rank >= 2) and B, a 2-D initializer (node input 1),
  * on the packed path (tc_dnnl_matmul_run) into out; false, out left for the
  * caller to allocate again, when the path does not apply. */

@@ -25,13 +25,16 @@
  * Execution (tc_layout_run, for the nodes touching a channels-last value).
  * Convolutions get the layout bits in their kernel context and run oneDNN
  * with those layouts (their reference path converts). GlobalAveragePool
- * sums the positions' channel vectors; float32, bfloat16 and float16 MaxPool
- * take the max of the window's channel vectors. Unary nodes run unchanged (element
+ * sums the positions' channel vectors and MaxPool takes the max of the
+ * window's channel vectors (float32; bfloat16 and float16 on widened
+ * copies, rounded once). Unary nodes run unchanged (element
  * order does not matter). A binary node runs unchanged when its operands
  * have equal dims and the same memory order (channels-last, or a layout-
- * free [N, C, 1, 1] / single element); a float32 operand broadcast per
- * channel ([N or 1, C, 1, 1] or [C, 1, 1]) against a channels-last one runs
- * a channel loop. Any other case (other dtypes, other broadcasts, reference
+ * free [N, C, 1, 1] / single element); an operand broadcast per channel
+ * ([N or 1, C, 1, 1] or [C, 1, 1], of the image's float32, bfloat16 or
+ * float16 type) against a channels-last one runs a channel loop (half
+ * types widened, rounded once: the reference's bits). Any other case
+ * (other dtypes, other broadcasts, reference
  * kernels) converts: channels-last inputs to plain copies, the node's own
  * kernel, the channels-last output converted in place, so the result is
  * always the plain computation's.
@@ -269,32 +272,79 @@ static tc_status convert_run(const tc_session *s, const tc_node *n, tc_kernel_ct
   return st;
 }
 
+/* Elements a half row is widened by at a time (on the stack). */
+enum { HCHUNK = 2048 };
+
+/* A float32 view of t's data: the data itself, or for bfloat16 / float16 a
+ * widened copy in the run's arena (NULL when memory runs out). */
+static const float *f32_view(tc_kernel_ctx *k, const tc_rt_tensor *t) {
+  if (!tc_dtype_is_half(t->dtype))
+    return t->data;
+  size_t n = tc_rt_numel(t);
+  float *d = tc_arena_alloc(k->arena, (n + 1) * sizeof *d);
+  if (d)
+    tc_vhalf_to_f32(t->dtype, d, t->data, n);
+  return d;
+}
+
+/* Where a float32 result for out goes: out's data, or for a half out a
+ * float32 buffer in the run's arena that round_out rounds into it. */
+static float *f32_result(tc_kernel_ctx *k, tc_rt_tensor *out) {
+  if (!tc_dtype_is_half(out->dtype))
+    return out->data;
+  return tc_arena_alloc(k->arena, (tc_rt_numel(out) + 1) * sizeof(float));
+}
+
+static void round_out(tc_rt_tensor *out, const float *y) {
+  if (tc_dtype_is_half(out->dtype))
+    tc_vf32_to_half(out->dtype, out->data, y, tc_rt_numel(out));
+}
+
 /* GlobalAveragePool of a channels-last float32 x: y[n, c] = mean over the
- * positions p of x[n, p, c]. */
+ * positions p of x[n, p, c]; bfloat16 / float16 on a widened copy, the
+ * means rounded once. */
 static tc_status gap_nhwc(tc_kernel_ctx *k, const tc_rt_tensor *x, tc_rt_tensor *out) {
   int64_t dims[4] = {x->dims[0], x->dims[1], 1, 1};
   tc_status st = tc_kernel_alloc_uninit(k, out, x->dtype, 4, dims);
   if (st)
     return st;
   size_t C = (size_t)x->dims[1], HW = (size_t)(x->dims[2] * x->dims[3]);
-  const float *xd = x->data;
-  float *y = out->data;
+  bool half = tc_dtype_is_half(x->dtype);
+  float *y = f32_result(k, out), xa[HCHUNK];
+  if (!y)
+    return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
   for (size_t n = 0; n < (size_t)x->dims[0]; n++) {
     float *yn = y + n * C;
     memset(yn, 0, C * sizeof *yn);
-    for (size_t p = 0; p < HW; p++)
-      tc_vadd_inplace_f32(yn, xd + (n * HW + p) * C, C);
+    /* half: a run of positions widened at a time (long rows in pieces) */
+    size_t per = half && C <= HCHUNK ? HCHUNK / C : 1;
+    for (size_t p = 0; p < HW; p += per) {
+      size_t at = (n * HW + p) * C, np = HW - p < per ? HW - p : per;
+      if (!half) {
+        tc_vadd_inplace_f32(yn, (const float *)x->data + at, C);
+        continue;
+      }
+      for (size_t c = 0; c < C; c += HCHUNK) {
+        size_t m = C - c < HCHUNK ? C - c : HCHUNK;
+        tc_vhalf_to_f32(x->dtype, xa, (const uint16_t *)x->data + at + c, np * m);
+        for (size_t q = 0; q < np; q++)
+          tc_vadd_inplace_f32(yn + c, xa + q * m, m);
+      }
+    }
     tc_vscale_f32(yn, C, 1.0f / (float)HW);
   }
+  round_out(out, y);
   return TC_STATUS_OK;
 }
 
 /* y = a op b with a channels-last [N, C, H, W] and b float32 per channel
  * (b_n 1 or N batches of C values); swap: y = b op a. */
 typedef struct chan_job {
-  const float *a, *b;
-  float *y;
+  const void *a; /* the image: float32, or bfloat16 / float16 (dt) */
+  const float *b;
+  void *y; /* of a's type */
   size_t C, HW, b_n;
+  int32_t dt;
   char op;
   bool swap;
 } chan_job;
@@ -302,14 +352,35 @@ typedef struct chan_job {
 static void chan_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
   (void)piece;
   const chan_job *j = ctx;
-  for (size_t r = lo; r < hi; r++) { /* r: one position of one image */
-    size_t n = r / j->HW;
-    const float *a = j->a + r * j->C, *b = j->b + (j->b_n > 1 ? n * j->C : 0);
-    float *y = j->y + r * j->C;
-    if (j->swap)
-      tc_vbinary_f32(y, b, a, j->C, j->op);
-    else
-      tc_vbinary_f32(y, a, b, j->C, j->op);
+  bool half = tc_dtype_is_half(j->dt);
+  float xa[HCHUNK], r[HCHUNK];
+  for (size_t row = lo; row < hi; row++) { /* one position of one image */
+    if (!half) {
+      const float *b = j->b + (j->b_n > 1 ? row / j->HW * j->C : 0);
+      const float *a = (const float *)j->a + row * j->C;
+      float *y = (float *)j->y + row * j->C;
+      if (j->swap)
+        tc_vbinary_f32(y, b, a, j->C, j->op);
+      else
+        tc_vbinary_f32(y, a, b, j->C, j->op);
+      continue;
+    }
+    /* rows of up to HCHUNK channels widened and rounded a run of rows at a
+     * time; longer rows a piece at a time */
+    size_t per = j->C <= HCHUNK ? HCHUNK / j->C : 1, nr = hi - row < per ? hi - row : per;
+    for (size_t c = 0; c < j->C; c += HCHUNK) {
+      size_t m = j->C - c < HCHUNK ? j->C - c : HCHUNK, at = row * j->C + c;
+      tc_vhalf_to_f32(j->dt, xa, (const uint16_t *)j->a + at, nr * m);
+      for (size_t q = 0; q < nr; q++) {
+        const float *bq = j->b + (j->b_n > 1 ? (row + q) / j->HW * j->C : 0) + c;
+        if (j->swap)
+          tc_vbinary_f32(r + q * m, bq, xa + q * m, m, j->op);
+        else
+          tc_vbinary_f32(r + q * m, xa + q * m, bq, m, j->op);
+      }
+      tc_vf32_to_half(j->dt, (uint16_t *)j->y + at, r, nr * m);
+    }
+    row += nr - 1;
   }
 }
 
@@ -339,22 +410,30 @@ static tc_status binary_run(const tc_session *s, const tc_node *n, tc_kernel_ctx
   /* a channels-last image and one float32 value per channel */
   const tc_rt_tensor *img = an && !order_free(a) ? a : b, *ch = img == a ? b : a;
   size_t b_n;
+  /* bfloat16 / float16 (both operands of that type): the float32 loop on
+   * widened copies, rounded once (the reference's bits, as DEF_HROW_BIN) */
+  int32_t dt = img->dtype;
   if (tc_fast_kernels_enabled() && (in_mask & (img == a ? 1 : 2)) && img->rank == 4 &&
-      img->dtype == TC_DTYPE_F32 && ch->dtype == TC_DTYPE_F32 && per_channel(img, ch, &b_n)) {
-    tc_status st = tc_kernel_alloc_uninit(k, out, TC_DTYPE_F32, 4, img->dims);
+      (dt == TC_DTYPE_F32 || tc_dtype_is_half(dt)) && ch->dtype == dt &&
+      per_channel(img, ch, &b_n)) {
+    tc_status st = tc_kernel_alloc_uninit(k, out, dt, 4, img->dims);
     if (st)
       return st;
-    chan_job j = {img->data,
-                  ch->data,
-                  out->data,
-                  (size_t)img->dims[1],
-                  (size_t)(img->dims[2] * img->dims[3]),
-                  b_n,
-                  n->op_type[0] == 'A'   ? '+'
-                  : n->op_type[0] == 'M' ? '*'
-                  : n->op_type[0] == 'S' ? '-'
-                                         : '/',
-                  img == b};
+    const float *chf = f32_view(k, ch); /* [b_n, C]: widened once */
+    if (!chf)
+      return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
+    chan_job j = {.a = img->data,
+                  .b = chf,
+                  .y = out->data,
+                  .C = (size_t)img->dims[1],
+                  .HW = (size_t)(img->dims[2] * img->dims[3]),
+                  .b_n = b_n,
+                  .dt = dt,
+                  .op = n->op_type[0] == 'A'   ? '+'
+                        : n->op_type[0] == 'M' ? '*'
+                        : n->op_type[0] == 'S' ? '-'
+                                               : '/',
+                  .swap = img == b};
     size_t rows = (size_t)img->dims[0] * j.HW;
     tc_parallel_for(rows, tc_parallel_grain(j.C), chan_rows, &j);
     return TC_STATUS_OK;
@@ -374,7 +453,7 @@ tc_status tc_layout_run(const tc_session *s, const tc_node *n, tc_kernel_ctx *k,
     return s->kernels[n->id]->run(k, in, n->n_inputs, out, n->n_outputs);
   case K_GAP:
     if ((in_mask & 1) && tc_fast_kernels_enabled() && x && x->rank == 4 &&
-        x->dtype == TC_DTYPE_F32 && x->dims[2] * x->dims[3] > 0)
+        (x->dtype == TC_DTYPE_F32 || tc_dtype_is_half(x->dtype)) && x->dims[2] * x->dims[3] > 0)
       return gap_nhwc(k, x, out);
     break;
   case K_MAXPOOL:

@@ -1532,9 +1532,16 @@ static tc_status run_global(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_
   if (st)
     return st;
   size_t NC = (size_t)(x->dims[0] * x->dims[1]), sp = NC ? tc_rt_numel(x) / NC : 0;
-  if (kind == P_AVG && x->dtype == TC_DTYPE_F32 && sp && tc_fast_kernels_enabled()) {
-    gavg_job j = {x->data, out[0].data, sp};
+  /* bfloat16 / float16: the float32 sums of a widened copy, rounded once */
+  bool half = tc_dtype_is_half(x->dtype);
+  if (kind == P_AVG && (x->dtype == TC_DTYPE_F32 || half) && sp && tc_fast_kernels_enabled()) {
+    gavg_job j;
+    if (!pool_operands(k, x, &out[0], &j.x, &j.y))
+      return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
+    j.sp = sp;
     tc_parallel_for(NC, tc_parallel_grain(sp), gavg_rows, &j);
+    if (half)
+      tc_vf32_to_half(x->dtype, out[0].data, j.y, NC);
     return TC_STATUS_OK;
   }
   for (size_t nc = 0; nc < NC; nc++) {

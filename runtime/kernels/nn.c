@@ -587,6 +587,54 @@ static bool gemm_f32_fast(const tc_rt_tensor *A, const tc_rt_tensor *B, const tc
                        acc ? 1.0f : 0.0f, y, N);
 }
 
+/* bfloat16 / float16 Gemm with B a half initializer (fast kernels, A not
+ * transposed): the product on the packed path (tc_dnnl_gemm_half_run) in
+ * float32, alpha, beta * C (widened) added in float32, rounded once into
+ * out. False when the path does not apply (out is then rewritten by the
+ * caller's general path). */
+static bool gemm_half_packed(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_tensor *B,
+                             const tc_rt_tensor *C, const int64_t *cs, bool tb, size_t M, size_t N,
+                             size_t K, float alpha, float beta, tc_rt_tensor *out) {
+  int32_t dt = A->dtype;
+  if (!tc_fast_kernels_enabled() || k->node->n_inputs < 2 || !k->node->inputs[1])
+    return false;
+  float *y = scratch(k, M * N, sizeof *y), *a32 = NULL;
+  if (!y)
+    return false;
+  if (dt == TC_DTYPE_F16) {
+    if (!(a32 = scratch(k, M * K, sizeof *a32)))
+      return false;
+    tc_vf16_to_f32(a32, A->data, M * K);
+  }
+  if (!tc_dnnl_gemm_half_run(k->node->inputs[1], dt, tb, M, K, N, a32 ? (const void *)a32 : A->data,
+                             B->data, y))
+    return false;
+  bool acc = C && beta != 0.0f;
+  float crow[512];
+  for (size_t i = 0; i < M; i++) {
+    float *yi = y + i * N;
+    if (alpha != 1.0f)
+      tc_vscale_f32(yi, N, alpha);
+    for (size_t j0 = 0; acc && j0 < N; j0 += 512) {
+      size_t m = N - j0 < 512 ? N - j0 : 512;
+      const uint16_t *ci = (const uint16_t *)C->data + i * (size_t)cs[0];
+      if (cs[1] == 0) {
+        float c0;
+        tc_vhalf_to_f32(dt, &c0, ci, 1);
+        for (size_t j = 0; j < m; j++)
+          crow[j] = c0;
+      } else {
+        tc_vhalf_to_f32(dt, crow, ci + j0, m);
+      }
+      if (beta != 1.0f)
+        tc_vscale_f32(crow, m, beta);
+      tc_vadd_inplace_f32(yi + j0, crow, m);
+    }
+  }
+  tc_vf32_to_half(dt, out->data, y, M * N);
+  return true;
+}
+
 static tc_status run_gemm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                           tc_rt_tensor *out, size_t n_out) {
   (void)n_out;
@@ -620,12 +668,29 @@ static tc_status run_gemm(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_
   if (dt == TC_DTYPE_F32 && tc_fast_kernels_enabled() &&
       gemm_f32_fast(A, B, C, cs, ta, tb, M, N, K, (float)alpha, (float)beta, out->data))
     return TC_STATUS_OK;
+  if (tc_dtype_is_half(dt) && !ta &&
+      gemm_half_packed(k, A, B, C, cs, tb, M, N, K, (float)alpha, (float)beta, out))
+    return TC_STATUS_OK;
   ckind c = kind_of(dt);
   const void *a = as_kind(k, A, c), *b = as_kind(k, B, c);
   void *res = result_buf(k, out, c);
   if (!a || !b || !res)
     return NOMEM(k);
   gemm_kind(c, M, N, K, a, ta, b, tb, res);
+  if (c == CK_F32 && res != out->data && !(alpha == 1.0 && (!C || beta == 0.0))) {
+    /* a half Y: alpha and beta * C applied to the float32 product, Y
+     * rounded once (the product is not rounded to Y's type first) */
+    float *r = res;
+    for (size_t i = 0; i < M; i++)
+      for (size_t j = 0; j < N; j++) {
+        double v = alpha * r[i * N + j];
+        if (C && beta != 0.0)
+          v += beta * tc_rt_get_f64(C, i * (size_t)cs[0] + j * (size_t)cs[1]);
+        r[i * N + j] = (float)v;
+      }
+    store_kind(out, res, c);
+    return TC_STATUS_OK;
+  }
   store_kind(out, res, c);
   if (alpha == 1.0 && (!C || beta == 0.0))
     return TC_STATUS_OK;

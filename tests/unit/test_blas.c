@@ -817,13 +817,53 @@ static tc_ndarray random_half(int32_t dt, size_t rank, const int64_t *dims, unsi
   return t;
 }
 
+/* Runs m (one half node) on the reference kernels and on the fast ones,
+ * feeding the first n_fed of in, and counts the outputs further apart than
+ * one step of the half type plus what float32 sums of up to 768 products in
+ * another order can move. *entries gets how many oneDNN cache entries the
+ * fast run added, *packed their weight bytes. -1: a run failed. */
+static long half_paths(tc_model *m, size_t n_fed, const tc_ndarray *in, int32_t dt, size_t *entries,
+                       size_t *packed) {
+  float step = dt == TC_DTYPE_BF16 ? 0x1p-7f : 0x1p-9f;
+  tc_session *s = NULL;
+  tc_diag d = {0};
+  if (tc_session_new(m, &s, &d) != TC_STATUS_OK)
+    return -1;
+  tc_dnnl_conv_cache_clear();
+  size_t n0, w0, n1, w1;
+  tc_dnnl_conv_cache_stats(&n0, &w0);
+  tc_ndarray ref = {0}, fast = {0};
+  tc_fast_kernels_set(false);
+  tc_status a = tc_session_run(s, n_fed, names, in, &ref, &d);
+  tc_fast_kernels_set(true);
+  tc_status b = tc_session_run(s, n_fed, names, in, &fast, &d);
+  tc_dnnl_conv_cache_stats(&n1, &w1);
+  *entries = n1 - n0, *packed = w1 - w0;
+  long worse = -1;
+  if (a == TC_STATUS_OK && b == TC_STATUS_OK && ref.dtype == dt && fast.dtype == dt &&
+      ref.size == fast.size) {
+    worse = 0;
+    for (size_t i = 0; i < ref.size / 2; i++) {
+      uint16_t rb = ((uint16_t *)ref.data)[i], fb = ((uint16_t *)fast.data)[i];
+      float r = dt == TC_DTYPE_BF16 ? tc_bf16_to_f32(rb) : tc_f16_to_f32(rb);
+      float f = dt == TC_DTYPE_BF16 ? tc_bf16_to_f32(fb) : tc_f16_to_f32(fb);
+      if (!(fabsf(r - f) <= fabsf(r) * step + 1e-3f))
+        worse++;
+    }
+  }
+  tc_ndarray_release(&ref);
+  tc_ndarray_release(&fast);
+  tc_session_free(s);
+  tc_dnnl_conv_cache_clear();
+  return worse;
+}
+
 /* Half MatMul: with B an initializer, B packed once (a cache entry
  * appears): bfloat16 on oneDNN's bfloat16 matmul, float16 widened to a
  * float32 matmul; with B a graph input, float32 GEMM on converted copies.
  * All within one rounding of the half type of the reference (float32 sums
  * in another order, then rounded). */
 static void test_half_matmul_of(int32_t dt) {
-  float step = dt == TC_DTYPE_BF16 ? 0x1p-7f : 0x1p-9f;
   struct {
     size_t ra;
     int64_t a[3], b[2];
@@ -836,46 +876,73 @@ static void test_half_matmul_of(int32_t dt) {
       tc_ndarray in[2] = {random_half(dt, cases[c].ra, cases[c].a, (unsigned)c * 5 + 1),
                           random_half(dt, 2, cases[c].b, (unsigned)c * 5 + 2)};
       tc_model *m = node_model("MatMul", "", 2, NULL, 0, init ? 2u : 0u, in);
-      tc_session *s = NULL;
-      tc_diag d = {0};
-      CHECK(tc_session_new(m, &s, &d) == TC_STATUS_OK);
-      tc_dnnl_conv_cache_clear();
-      size_t n0, w0, n1, w1;
-      tc_dnnl_conv_cache_stats(&n0, &w0);
-      tc_ndarray ref = {0}, fast = {0};
-      const char *fn[2] = {names[0], names[1]};
-      tc_fast_kernels_set(false);
-      tc_status a = s ? tc_session_run(s, init ? 1 : 2, fn, in, &ref, &d) : TC_STATUS_INVALID;
-      tc_fast_kernels_set(true);
-      tc_status b = s ? tc_session_run(s, init ? 1 : 2, fn, in, &fast, &d) : TC_STATUS_INVALID;
-      tc_dnnl_conv_cache_stats(&n1, &w1);
-      CHECK(a == TC_STATUS_OK && b == TC_STATUS_OK && ref.dtype == dt && fast.dtype == dt &&
-            ref.size == fast.size);
+      size_t entries = 0, packed = 0;
+      long worse = half_paths(m, init ? 1 : 2, in, dt, &entries, &packed);
+      CHECK(worse == 0);
       /* packed once with B an initializer (the blocked layout may pad; float16
        * packed as float32) */
       size_t kn = (size_t)(cases[c].b[0] * cases[c].b[1]) * (dt == TC_DTYPE_BF16 ? 2 : 4);
-      CHECK(init ? n1 == n0 + 1 && w1 >= w0 + kn : n1 == n0);
-      size_t worse = 0;
-      for (size_t i = 0; !a && !b && i < ref.size / 2; i++) {
-        uint16_t rb = ((uint16_t *)ref.data)[i], fb = ((uint16_t *)fast.data)[i];
-        float r = dt == TC_DTYPE_BF16 ? tc_bf16_to_f32(rb) : tc_f16_to_f32(rb);
-        float f = dt == TC_DTYPE_BF16 ? tc_bf16_to_f32(fb) : tc_f16_to_f32(fb);
-        /* one step of the half type plus what float32 sums of up to 768
-         * products in another order can move */
-        if (!(fabsf(r - f) <= fabsf(r) * step + 1e-3f))
-          worse++;
-      }
-      CHECK(worse == 0);
+      CHECK(init ? entries == 1 && packed >= kn : entries == 0);
       if (worse)
-        fprintf(stderr, "%s MatMul case %zu (B %s): %zu elements differ\n", tc_dtype_name(dt), c,
+        fprintf(stderr, "%s MatMul case %zu (B %s): %ld elements differ\n", tc_dtype_name(dt), c,
                 init ? "initializer" : "input", worse);
-      tc_ndarray_release(&ref);
-      tc_ndarray_release(&fast);
-      tc_session_free(s);
       tc_model_free(m);
       free(in[0].data), free(in[1].data);
     }
-  tc_dnnl_conv_cache_clear();
+}
+
+/* Half Gemm with B and C initializers: the product on the packed path
+ * (bfloat16 matmul or float16 widened, B as given or transposed) in
+ * float32, alpha and beta * C added there, rounded once; C a row, a full
+ * matrix, a scalar or absent; one row of A too (MobileNetV3's classifier).
+ * With transA the general path (no entry). */
+static void test_half_gemm_of(int32_t dt) {
+  struct {
+    int64_t M, K, N;
+    int c; /* 0: [N], 1: [M, N], 2: [1], 3: no C */
+  } cases[] = {{19, 31, 23, 0}, {19, 31, 23, 1}, {1, 301, 517, 0},
+               {64, 96, 40, 2}, {7, 13, 5, 3},   {1, 1280, 1000, 0}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+    for (int ta = 0; ta < 2; ta++)
+      for (int tb = 0; tb < 2; tb++) {
+        int64_t M = cases[c].M, K = cases[c].K, N = cases[c].N;
+        int64_t da[2] = {ta ? K : M, ta ? M : K}, db[2] = {tb ? N : K, tb ? K : N};
+        int64_t dc_row[1] = {N}, dc_full[2] = {M, N}, dc_one[1] = {1};
+        int kind = cases[c].c;
+        size_t n_in = kind == 3 ? 2 : 3;
+        float beta = c % 2 ? 1.0f : 2.0f;
+        tc_attr attrs[4] = {
+            int1("transA", ta),
+            int1("transB", tb),
+            {.name = "alpha",
+             .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT,
+             .f = c == 2 ? 1.0f : 0.5f},
+            {.name = "beta", .type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT, .f = beta}};
+        tc_ndarray in[3] = {random_half(dt, 2, da, (unsigned)c * 7 + 1),
+                            random_half(dt, 2, db, (unsigned)c * 7 + 2),
+                            random_half(dt, kind == 1 ? 2 : 1,
+                                        kind == 1   ? dc_full
+                                        : kind == 2 ? dc_one
+                                                    : dc_row,
+                                        (unsigned)c * 7 + 3)};
+        tc_model *m = node_model("Gemm", "", n_in, attrs, 4, 6u, in);
+        size_t entries = 0, packed = 0;
+        long worse = half_paths(m, 1, in, dt, &entries, &packed);
+        CHECK(worse == 0);
+        size_t kn = (size_t)(K * N) * (dt == TC_DTYPE_BF16 ? 2 : 4);
+        CHECK(ta ? entries == 0 : entries == 1 && packed >= kn);
+        if (worse || (ta ? entries != 0 : entries != 1))
+          fprintf(stderr,
+                  "%s Gemm case %zu transA %d transB %d: %ld elements differ, %zu entries\n",
+                  tc_dtype_name(dt), c, ta, tb, worse, entries);
+        tc_model_free(m);
+        free_inputs(in, 3);
+      }
+}
+
+static void test_half_gemm(void) {
+  test_half_gemm_of(TC_DTYPE_BF16);
+  test_half_gemm_of(TC_DTYPE_F16);
 }
 
 static void test_half_matmul(void) {
@@ -897,6 +964,7 @@ int main(void) {
   RUN(test_qmatmul);
   RUN(test_qmatmul_extremes);
   RUN(test_half_matmul);
+  RUN(test_half_gemm);
   RUN(test_conv_threads);
   tc_fast_kernels_set(true);
   return SUMMARY("unit.blas");

@@ -1117,7 +1117,7 @@ static void concurrent_sessions(void) {
  * bfloat16 primitive, float16 ones on float32 over widened copies)
  * against the reference (double arithmetic, rounded to bfloat16 per op as
  * the ONNX definitions do): Add, Sub, Mul, Div and MaxPool bit for bit; the
- * others within two bfloat16 steps (2^-6 relative), Attention within four
+ * others (GlobalAveragePool too) within two bfloat16 steps (2^-6 relative), Attention within four
  * (the reference rounds Q and K scaled, and the probabilities, to the half
  * type on the way); the same bounds hold float16. */
 static void half_kernels_of(int32_t B) {
@@ -1179,6 +1179,8 @@ static void half_kernels_of(int32_t B) {
     const tc_rt_tensor *px[1] = {cv[0]};
     check_node(&e, n, 22, px, 1, o == 0 ? EXACT : (tol){1e-3, 0x1p-7});
   }
+  const tc_rt_tensor *gx[1] = {cv[0]}; /* float32 sums of 143 positions */
+  check_node(&e, mk(&e, "GlobalAveragePool", 1, 1, 0), 22, gx, 1, (tol){1e-3, 0x1p-7});
   tc_model_free(e.m);
 }
 
