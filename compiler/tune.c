@@ -218,6 +218,7 @@ typedef struct capture {
   tc_tune_result *r;
   size_t cap;
   bool oom;
+  bool *nhwc; /* by value id: channels-last in a session of the model (runtime/layout.c) */
 } capture;
 
 static int64_t rows_of(const tc_rt_tensor *x) {
@@ -281,12 +282,12 @@ static bool is_conv_node(const tc_node *n) {
 static void conv_key(const tc_conv_spec *c, int threads, char *buf, size_t cap) {
   snprintf(buf, cap,
            "conv N=%lld C=%lld M=%lld group=%lld in=%lldx%lld k=%lldx%lld s=%lldx%lld "
-           "d=%lldx%lld pads=%lld,%lld,%lld,%lld threads=%d",
+           "d=%lldx%lld pads=%lld,%lld,%lld,%lld layout=%u threads=%d",
            (long long)c->N, (long long)c->C, (long long)c->M, (long long)c->group,
            (long long)c->in[0], (long long)c->in[1], (long long)c->k[0], (long long)c->k[1],
            (long long)c->s[0], (long long)c->s[1], (long long)c->d[0], (long long)c->d[1],
            (long long)c->pb[0], (long long)c->pb[1], (long long)c->pe[0], (long long)c->pe[1],
-           threads);
+           c->layout, threads);
 }
 
 /* Room for element n of the array *v of capacity *cap (doubling, from 16);
@@ -329,6 +330,10 @@ static void observe_conv(capture *c, const tc_node *n, const tc_rt_tensor *const
   if (r->o.mode == TC_TUNE_OFF || n_in < 2 || !in[0] || !in[1] || !is_conv_node(n) ||
       !tc_conv_node_spec(n, tc_model_opset(n->graph->model, n->domain), in[0], in[1], &sp))
     return;
+  /* measured in the layouts the model's sessions give x and y */
+  if (c->nhwc && sp.nsp == 2 && n->inputs[0] && n->outputs[0])
+    sp.layout = (c->nhwc[n->inputs[0]->id] ? TC_CONV_X_NHWC : 0) |
+                (c->nhwc[n->outputs[0]->id] ? TC_CONV_Y_NHWC : 0);
   tc_conv_algo alt = tc_conv_algo_alternative(&sp);
   if (alt == TC_CONV_ALGO_AUTO)
     return;
@@ -342,7 +347,10 @@ static void observe_conv(capture *c, const tc_node *n, const tc_rt_tensor *const
   }
   if (fresh) {
     e->spec = sp;
-    e->alg[0] = TC_CONV_ALGO_DIRECT, e->alg[1] = (int)alt;
+    /* SUBSAMPLE against what libtacort runs without a choice */
+    e->alg[0] =
+        alt == TC_CONV_ALGO_SUBSAMPLE ? (int)tc_conv_algo_default(&sp) : TC_CONV_ALGO_DIRECT;
+    e->alg[1] = (int)alt;
     e->has_b = n_in > 2 && in[2] && in[2]->dtype == TC_DTYPE_F32;
     if (!copy_tensor(in[0], &e->x) || !copy_tensor(in[1], &e->w) ||
         (e->has_b && !copy_tensor(in[2], &e->b))) {
@@ -612,6 +620,14 @@ static int capture_run(tc_model *m, tc_tune_result *r, char *why, size_t cap) {
   }
   s->observe = observe;
   s->observe_ctx = &c;
+  if (s->nhwc) {
+    size_t nb = (m->next_value_id + 1) * sizeof *s->nhwc;
+    if (!(c.nhwc = malloc(nb))) {
+      snprintf(why, cap, "out of memory");
+      goto out;
+    }
+    memcpy(c.nhwc, s->nhwc, nb);
+  }
   tc_layout_unbind(s); /* the observer reads operands in the plain order */
   if (tc_session_run(s, n_in, (const char *const *)names, in, outs, d)) {
     snprintf(why, cap, "%s", tc_diag_message(d));
@@ -627,6 +643,7 @@ out:
     tc_ndarray_release(&outs[i]);
   free(outs);
   free_inputs(names, in, n_in);
+  free(c.nhwc);
   tc_session_free(s);
   tc_diag_free(d);
   return rc;
@@ -1124,9 +1141,8 @@ out:
 /* The name of e's algorithm a (1 or 2), as the model's metadata names it. */
 static const char *algo_name(const algo_sig *e, int a) {
   /* by tc_conv_algo / tc_gemm_algo value */
-  static const char *const conv[] = {"auto", "direct", "winograd", "gemm"}, *const gemm[] = {
-                                                                                "auto", "sgemm",
-                                                                                "packed"};
+  static const char *const conv[] = {"auto", "direct", "winograd", "gemm", "subsample"},
+                           *const gemm[] = {"auto", "sgemm", "packed"};
   return e->gemm ? gemm[e->alg[a == 2]] : conv[e->alg[a == 2]];
 }
 
@@ -1138,7 +1154,7 @@ static int algo_default(const algo_sig *e) {
 
 static bool algo_name_ok(const char *s) {
   return !strcmp(s, "winograd") || !strcmp(s, "direct") || !strcmp(s, "gemm") ||
-         !strcmp(s, "sgemm") || !strcmp(s, "packed");
+         !strcmp(s, "subsample") || !strcmp(s, "sgemm") || !strcmp(s, "packed");
 }
 
 static bool algo_cache_lookup(const char *path, const char *cpu, algo_sig *e) {

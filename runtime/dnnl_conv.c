@@ -129,6 +129,8 @@ typedef struct wspace {
   dnnl_stream_t stream;
   void *buf;
   size_t cap;
+  void *sub; /* TC_CONV_ALGO_SUBSAMPLE's copy of x */
+  size_t sub_cap;
 } wspace;
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -151,6 +153,7 @@ static void ws_free(void *p) {
   if (w->stream)
     dnnl_stream_destroy(w->stream);
   free(w->buf);
+  free(w->sub);
   free(w);
 }
 
@@ -824,9 +827,17 @@ tc_conv_algo tc_conv_algo_default(const tc_conv_spec *c) {
   return TC_CONV_ALGO_DIRECT;
 }
 
+/* A shape SUBSAMPLE takes: 2-D 1x1, forward, strided, unpadded. */
+static bool subsample_shape(const tc_conv_spec *c) {
+  return !c->transposed && c->nsp == 2 && c->k[0] == 1 && c->k[1] == 1 &&
+         (c->s[0] > 1 || c->s[1] > 1) && !c->pb[0] && !c->pb[1] && !c->pe[0] && !c->pe[1];
+}
+
 tc_conv_algo tc_conv_algo_alternative(const tc_conv_spec *c) {
   if (tc_dnnl_conv_has_winograd(c))
     return TC_CONV_ALGO_WINOGRAD;
+  if (subsample_shape(c) && spec_ok(c))
+    return TC_CONV_ALGO_SUBSAMPLE;
   return gemm_shape(c) && c->nsp == 1 && spec_ok(c) ? TC_CONV_ALGO_GEMM : TC_CONV_ALGO_AUTO;
 }
 
@@ -837,6 +848,7 @@ static tc_conv_algo algo_of(const tc_conv_spec *c) {
   case TC_CONV_ALGO_AUTO: return tc_conv_algo_default(c);
   case TC_CONV_ALGO_WINOGRAD: return winograd_shape(c) ? c->algo : TC_CONV_ALGO_DIRECT;
   case TC_CONV_ALGO_GEMM: return gemm_shape(c) ? c->algo : TC_CONV_ALGO_DIRECT;
+  case TC_CONV_ALGO_SUBSAMPLE: return subsample_shape(c) ? c->algo : TC_CONV_ALGO_DIRECT;
   default: return TC_CONV_ALGO_DIRECT;
   }
 }
@@ -946,10 +958,57 @@ bool tc_dnnl_conv_has_winograd(const tc_conv_spec *c) {
   return ok;
 }
 
+/* SUBSAMPLE: the positions c's strides read, copied from x (es-byte
+ * elements, x's layout) into this thread's workspace; *c2 becomes the
+ * stride-1 convolution on them (AUTO's algorithm). NULL when memory runs
+ * out. */
+static const void *subsampled(const tc_conv_spec *c, const void *x, size_t es, tc_conv_spec *c2) {
+  size_t N = (size_t)c->N, C = (size_t)c->C, H = (size_t)c->in[0], W = (size_t)c->in[1];
+  size_t OH = (size_t)c->out[0], OW = (size_t)c->out[1], s0 = (size_t)c->s[0], s1 = (size_t)c->s[1],
+         need = N * C * OH * OW * es;
+  wspace *ws = ws_get(0);
+  if (!ws)
+    return NULL;
+  if (ws->sub_cap < need) {
+    free(ws->sub);
+    ws->sub_cap = 0;
+    if (!(ws->sub = aligned_alloc(ALIGN, round_up(need))))
+      return NULL;
+    ws->sub_cap = round_up(need);
+  }
+  unsigned char *d = ws->sub;
+  const unsigned char *src = x;
+  bool nhwc = c->layout & TC_CONV_X_NHWC;
+  for (size_t n = 0; n < N; n++)
+    for (size_t i = 0; i < OH; i++)
+      if (nhwc) { /* one channel vector per position */
+        for (size_t j = 0; j < OW; j++)
+          memcpy(d + ((n * OH + i) * OW + j) * C * es,
+                 src + ((n * H + i * s0) * W + j * s1) * C * es, C * es);
+      } else {
+        for (size_t ch = 0; ch < C; ch++)
+          for (size_t j = 0; j < OW; j++)
+            memcpy(d + (((n * C + ch) * OH + i) * OW + j) * es,
+                   src + (((n * C + ch) * H + i * s0) * W + j * s1) * es, es);
+      }
+  *c2 = *c;
+  c2->in[0] = c->out[0], c2->in[1] = c->out[1], c2->s[0] = 1, c2->s[1] = 1;
+  c2->algo = TC_CONV_ALGO_AUTO;
+  return d;
+}
+
 bool tc_dnnl_conv_run(const tc_conv_spec *c, const tc_value *w_value, const float *x,
                       const float *w, const float *b, const float *z, float *y) {
   pthread_once(&once, init_once);
-  if (!engine || !ws_key_ok || !spec_ok(c) || (z == y && plain_layout(c)))
+  if (!engine || !ws_key_ok || !spec_ok(c))
+    return false;
+  tc_conv_spec c2;
+  if (algo_of(c) == TC_CONV_ALGO_SUBSAMPLE) {
+    if (!(x = subsampled(c, x, sizeof *x, &c2)))
+      return false;
+    c = &c2;
+  }
+  if (z == y && plain_layout(c))
     return false; /* the plain layout adds z after writing y */
   ckey key;
   key_make(c, b != NULL, z != NULL, &key);
@@ -963,6 +1022,12 @@ bool tc_dnnl_bconv_run(const tc_conv_spec *c, const tc_value *w_value, const voi
   pthread_once(&once, init_once);
   if (!engine || !ws_key_ok || !spec_ok(c) || c->transposed)
     return false;
+  tc_conv_spec c2;
+  if (algo_of(c) == TC_CONV_ALGO_SUBSAMPLE) {
+    if (!(x = subsampled(c, x, 2, &c2)))
+      return false;
+    c = &c2;
+  }
   ckey key;
   key_make(c, b != NULL, z != NULL, &key);
   key.spec.algo = TC_CONV_ALGO_DIRECT; /* Winograd and the GEMM-based kernel are float32 here */

@@ -46,11 +46,18 @@ typedef struct tc_rt_tensor {
  * GEMM for ungrouped 1-D convolutions (a wav2vec2 feature encoder's 512 ->
  * 512 kernel-3 stride-2 conv 34 -> 27 ms, its reorders gone) and ungrouped
  * 1x1 ones with at least 100 output positions; direct otherwise.
- * WINOGRAD and GEMM apply only where the shape allows them (WINOGRAD: 3x3,
- * stride 1, ..., and oneDNN provides it; GEMM: ungrouped, forward, plain
- * values); otherwise the convolution runs direct. The autotuner chooses per
- * node by measurement and records it in the model's metadata_props as
- * TC_CONV_ALGO_KEY<node name> = "direct" | "winograd" | "gemm". */
+ * SUBSAMPLE (2-D 1x1 convolutions with strides and no padding, never
+ * AUTO's choice): the positions the strides read copied out, then a stride-1
+ * convolution on them (AUTO's rule for that one); oneDNN's strided 1x1
+ * kernel ran ResNet-50's 512 -> 1024 projection (28x28 -> 14x14,
+ * channels-last, 1 thread) in 2.7-3.5 ms, the copy and stride-1 one in
+ * 2.2-2.4, but other shapes gain nothing or lose, so it is the tuner's to
+ * pick. WINOGRAD, GEMM and SUBSAMPLE apply only where the shape allows them
+ * (WINOGRAD: 3x3, stride 1, ..., and oneDNN provides it; GEMM: ungrouped,
+ * forward, plain values); otherwise the convolution runs direct. The
+ * autotuner chooses per node by measurement and records it in the model's
+ * metadata_props as TC_CONV_ALGO_KEY<node name> = "direct" | "winograd" |
+ * "gemm" | "subsample". */
 #define TC_CONV_ALGO_KEY "ai.tacoc.kernel.conv:"
 /* metadata_props key by which the autotuner asks libtacort to keep every
  * value plain ("plain"): see runtime/layout.c. */
@@ -64,6 +71,7 @@ typedef enum tc_conv_algo {
   TC_CONV_ALGO_DIRECT,
   TC_CONV_ALGO_WINOGRAD,
   TC_CONV_ALGO_GEMM,
+  TC_CONV_ALGO_SUBSAMPLE,
 } tc_conv_algo;
 /* The algorithm of a float32 MatMul whose B is a 2-D initializer: SGEMM
  * (oneDNN's sgemm, which packs B on every call; what AUTO means) or PACKED
@@ -369,8 +377,9 @@ bool tc_conv_node_spec(const tc_node *n, int64_t opset, const tc_rt_tensor *x,
 /* What TC_CONV_ALGO_AUTO means for c (see tc_conv_algo). */
 tc_conv_algo tc_conv_algo_default(const tc_conv_spec *c);
 /* The algorithm the autotuner measures against DIRECT for c: WINOGRAD where
- * oneDNN has a Winograd kernel for it, else GEMM for an ungrouped 1-D
- * convolution, else AUTO (nothing to choose). */
+ * oneDNN has a Winograd kernel for it, GEMM for an ungrouped 1-D
+ * convolution, SUBSAMPLE (against AUTO's choice) for a strided unpadded 2-D
+ * 1x1 one, else AUTO (nothing to choose). */
 tc_conv_algo tc_conv_algo_alternative(const tc_conv_spec *c);
 /* True when oneDNN has a Winograd kernel for c here (the shape allows it
  * and the CPU has one). */

@@ -304,9 +304,10 @@ static tc_status bind_algos(tc_session *s, const char *prefix, const char *const
 
 static tc_status bind_node_algos(tc_session *s, tc_diag *diag) {
   /* in tc_conv_algo / tc_gemm_algo order from 1 */
-  static const char *const conv[] = {"direct", "winograd", "gemm"}, *const gemm[] = {"sgemm",
+  static const char *const conv[] = {"direct", "winograd", "gemm", "subsample"}, *const gemm[] = {
+                                                                                     "sgemm",
                                                                                      "packed"};
-  tc_status st = bind_algos(s, TC_CONV_ALGO_KEY, conv, 3, &s->conv_algo, diag);
+  tc_status st = bind_algos(s, TC_CONV_ALGO_KEY, conv, 4, &s->conv_algo, diag);
   return st ? st : bind_algos(s, TC_GEMM_ALGO_KEY, gemm, 2, &s->gemm_algo, diag);
 }
 

@@ -674,6 +674,43 @@ def conv_algorithm_metadata_is_honoured():
         assert np.array_equal(got["stale"], got["default"])
 
 
+def strided_1x1_model(path, metadata=None):
+    """A 3x3 convolution 32 -> 64 channels at 14x14 (its output channels-last), Relu,
+    then c1: a 1x1 stride-2 projection 64 -> 128 (direct by libtacort's default
+    rule; "subsample" copies the positions it reads and runs a stride-1 1x1)."""
+    rng = np.random.default_rng(9)
+    inits = [helper.make_tensor("w0", TensorProto.FLOAT, [64, 32, 3, 3],
+                                (rng.standard_normal(64 * 32 * 9) * 0.05).astype(np.float32)),
+             helper.make_tensor("w1", TensorProto.FLOAT, [128, 64, 1, 1],
+                                (rng.standard_normal(128 * 64) * 0.1).astype(np.float32)),
+             helper.make_tensor("b1", TensorProto.FLOAT, [128], rng.standard_normal(128).astype(np.float32))]
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["h"], name="c0", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["h"], ["r"], name="relu"),
+             helper.make_node("Conv", ["r", "w1", "b1"], ["y"], name="c1", strides=[2, 2])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32, 14, 14])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 128, 7, 7])], inits)
+    save_opset13(g, path, metadata)
+
+
+@test
+def conv_subsample_metadata_is_honoured():
+    """ai.tacoc.kernel.conv:<node> = "subsample" runs a strided 1x1 convolution as a
+    stride-1 one on the positions it reads (oneDNN's verbose log names the primitive
+    that ran), with ONNX Runtime's results; without it the strided primitive runs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        x = np.random.default_rng(10).standard_normal((1, 32, 14, 14)).astype(np.float32)
+        run_conv_variants(strided_1x1_model, tmp, x, (
+            ("default", None), ("subsample", {"ai.tacoc.kernel.conv:c1": "subsample"})))
+        np.save(os.path.join(tmp, "x.npy"), x)
+        for name, shape in (("default", "ih14oh7kh1sh2"), ("subsample", "ih7oh7kh1sh1")):
+            p = subprocess.run([A.tacoc, "run", os.path.join(tmp, name + ".onnx"), "--input",
+                                f"x={os.path.join(tmp, 'x.npy')}"], capture_output=True, text=True,
+                               timeout=300, env=dict(os.environ, ONEDNN_VERBOSE="1"))
+            assert p.returncode == 0, p.stderr
+            convs = [ln for ln in p.stdout.splitlines() if ",exec," in ln and "ic64oc128" in ln]
+            assert convs and all(shape in ln for ln in convs), (name, convs)
+
+
 @test
 def tune_fast_chooses_conv_algorithms():
     with tempfile.TemporaryDirectory() as tmp:

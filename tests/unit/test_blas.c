@@ -950,6 +950,73 @@ static void test_half_matmul(void) {
   test_half_matmul_of(TC_DTYPE_F16);
 }
 
+/* TC_CONV_ALGO_SUBSAMPLE (a strided 1x1 convolution as a stride-1 one on
+ * the positions its strides read) against a direct loop, float32 and
+ * bfloat16, plain and channels-last x and y, strides 2x2 and 3x2 over
+ * sizes the strides do not divide. */
+static void test_conv_subsample(void) {
+  const int64_t N = 2, C = 24, M = 40, H = 11, W = 9;
+  const int64_t strides[2][2] = {{2, 2}, {3, 2}};
+  int64_t xd[4] = {N, C, H, W}, wd[2] = {M, C}, bd[1] = {M};
+  tc_ndarray x = random_input(4, xd, 31), w = random_input(2, wd, 32), b = random_input(1, bd, 33);
+  const float *xf = x.data, *wf = w.data, *bf = b.data;
+  for (int bf16 = 0; bf16 < 2; bf16++)
+    for (int st = 0; st < 2; st++)
+      for (int nhwc = 0; nhwc < 2; nhwc++) {
+        int64_t s0 = strides[st][0], s1 = strides[st][1];
+        int64_t OH = (H - 1) / s0 + 1, OW = (W - 1) / s1 + 1;
+        tc_conv_spec c = {.nsp = 2,
+                          .N = N,
+                          .C = C,
+                          .M = M,
+                          .group = 1,
+                          .in = {H, W, 1},
+                          .k = {1, 1, 1},
+                          .out = {OH, OW, 1},
+                          .s = {s0, s1, 1},
+                          .d = {1, 1, 1},
+                          .algo = TC_CONV_ALGO_SUBSAMPLE,
+                          .layout = nhwc ? TC_CONV_X_NHWC | TC_CONV_Y_NHWC : 0};
+        size_t ny = (size_t)(N * M * OH * OW), nx = (size_t)(N * C * H * W);
+        float *y = calloc(ny, sizeof *y), *xr = malloc(nx * sizeof *xr),
+              *wr = malloc((size_t)(M * C) * sizeof *wr);
+        uint16_t *xh = malloc(nx * 2), *wh = malloc((size_t)(M * C) * 2), *yh = malloc(ny * 2);
+        /* bfloat16: the operands rounded, so the loop sums the same values */
+        for (size_t i = 0; i < nx; i++)
+          xh[i] = tc_f32_to_bf16(xf[i]), xr[i] = bf16 ? tc_bf16_to_f32(xh[i]) : xf[i];
+        for (size_t i = 0; i < (size_t)(M * C); i++)
+          wh[i] = tc_f32_to_bf16(wf[i]), wr[i] = bf16 ? tc_bf16_to_f32(wh[i]) : wf[i];
+        bool ok = bf16 ? tc_dnnl_bconv_run(&c, NULL, xh, wh, bf, NULL, yh)
+                       : tc_dnnl_conv_run(&c, NULL, xf, wf, bf, NULL, y);
+        CHECK(ok);
+        if (bf16)
+          for (size_t i = 0; i < ny; i++)
+            y[i] = tc_bf16_to_f32(yh[i]);
+        size_t worse = 0;
+        for (int64_t n = 0; ok && n < N; n++)
+          for (int64_t m = 0; m < M; m++)
+            for (int64_t i = 0; i < OH; i++)
+              for (int64_t j = 0; j < OW; j++) {
+                double acc = bf[m];
+                for (int64_t ch = 0; ch < C; ch++) {
+                  int64_t at = nhwc ? ((n * H + i * s0) * W + j * s1) * C + ch
+                                    : ((n * C + ch) * H + i * s0) * W + j * s1;
+                  acc += (double)wr[m * C + ch] * xr[at];
+                }
+                int64_t o =
+                    nhwc ? ((n * OH + i) * OW + j) * M + m : ((n * M + m) * OH + i) * OW + j;
+                worse += !(fabs(y[o] - acc) <= (bf16 ? 0x1p-7 : 1e-5) * (fabs(acc) + 1));
+              }
+        CHECK(worse == 0);
+        if (worse)
+          fprintf(stderr, "subsample %s strides %lldx%lld %s: %zu elements differ\n",
+                  bf16 ? "bfloat16" : "float32", (long long)s0, (long long)s1,
+                  nhwc ? "channels-last" : "plain", worse);
+        free(y), free(xr), free(wr), free(xh), free(wh), free(yh);
+      }
+  free_inputs(&x, 1), free_inputs(&w, 1), free_inputs(&b, 1);
+}
+
 int main(void) {
   RUN(test_matmul_shapes);
   RUN(test_gemm_transposes);
@@ -966,6 +1033,7 @@ int main(void) {
   RUN(test_half_matmul);
   RUN(test_half_gemm);
   RUN(test_conv_threads);
+  RUN(test_conv_subsample);
   tc_fast_kernels_set(true);
   return SUMMARY("unit.blas");
 }
