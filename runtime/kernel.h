@@ -265,6 +265,10 @@ void tc_vaxpy_f32(float *y, float a, const float *x, size_t n);
 /* y[i] = a[i] op b[i], op one of + - * / (IEEE, element by element) or M:
  * the larger, NaN when either is NaN. */
 void tc_vbinary_f32(float *y, const float *a, const float *b, size_t n, char op);
+/* y[i] = the largest of x[off[t] + i] over the taps t (taps >= 1), folded
+ * in tap order with tc_vbinary_f32's M (a NaN stays): channel vectors of a
+ * pooling window in one pass. */
+void tc_vmax_taps_f32(float *y, const float *x, const ptrdiff_t *off, size_t taps, size_t n);
 float tc_vmax_f32(const float *x, size_t n);
 float tc_vexp_sub_sum_f32(float *y, const float *x, size_t n, float m);
 void tc_vscale_f32(float *x, size_t n, float s);

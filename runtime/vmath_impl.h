@@ -399,6 +399,18 @@ void VNAME(tc_vbinary_f32)(float *y, const float *a, const float *b, size_t n, c
   }
 }
 
+void VNAME(tc_vmax_taps_f32)(float *y, const float *x, const ptrdiff_t *off, size_t taps,
+                             size_t n) {
+  for (size_t i = 0; i < n; i += LANES) {
+    v4f acc = load_pad(x + off[0], i, n, 0);
+    for (size_t t = 1; t < taps; t++) { /* tc_vbinary_f32's M, tap by tap */
+      v4f v = load_pad(x + off[t], i, n, 0);
+      acc = sel(nan_mask(v), v, sel(v > acc, v, acc));
+    }
+    store_part(y, i, n, acc);
+  }
+}
+
 float VNAME(tc_vdot_f32)(const float *a, const float *b, size_t n) {
   v4f acc[PARTS];
   for (int p = 0; p < PARTS; p++)

@@ -14,6 +14,8 @@ with a channels-last operand:
   fp16       float16 Convs and MaxPool (libtacort's reference kernels, the
              executor or the convolution converting orders):
              compared with the plain run bit for bit
+  big_pool   a 9x9 MaxPool between Convs (81-vector windows inside, fewer
+             at the borders)
   se_bf16    se_block in bfloat16 (bfloat16 convolutions, MaxPool,
              GlobalAveragePool and the per-channel Mul on widened channel
              vectors, the scale first): compared with the plain run within
@@ -144,6 +146,20 @@ def fp16():
     return model(g)
 
 
+def big_pool():
+    """MaxPool windows of 81 channel vectors (over the 64 folded in one pass)
+    and of 9 at the borders, between channels-last Convs."""
+    nodes, inits = [], []
+    y = conv(nodes, inits, "x", "c1", 4, 8, 3)
+    nodes.append(helper.make_node("MaxPool", [y], ["mp"], kernel_shape=[9, 9], pads=[4, 4, 4, 4]))
+    conv(nodes, inits, "mp", "out", 8, 4, 1)
+    g = helper.make_graph(nodes, "big_pool",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 11, 10])],
+                          [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 11, 10])],
+                          inits)
+    return model(g)
+
+
 def run(tacoc, path, feeds, tmp, env_extra):
     shutil.rmtree(os.path.join(tmp, "out"), ignore_errors=True)
     args = [tacoc, "run", path, "--output-dir", os.path.join(tmp, "out")]
@@ -173,7 +189,9 @@ def main():
                                          "y": RNG.standard_normal((1, 4, 1, 6)).astype(np.float32)},
               7, True),
              ("fp16", fp16(), {"x": RNG.standard_normal((2, 3, 9, 7)).astype(np.float32)}, 4, False),
-             ("se_bf16", se_block(bf16=True), se_x, 10, 2.0 ** -6)]
+             ("se_bf16", se_block(bf16=True), se_x, 10, 2.0 ** -6),
+             ("big_pool", big_pool(), {"x": RNG.standard_normal((1, 4, 11, 10)).astype(np.float32)}, 2,
+              True)]
     with tempfile.TemporaryDirectory() as tmp:
         se_path = os.path.join(tmp, "se_block.onnx")
         onnx.save(cases[0][1], se_path)

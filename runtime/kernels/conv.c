@@ -1302,17 +1302,25 @@ static void maxpool_nhwc_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
       tap_range(g, 1, o1, &b1, &e1);
       float *y = j->y + ((n * g->out[0] + o0) * g->out[1] + o1) * (int64_t)C;
       bool first = true;
+      ptrdiff_t off[64]; /* up to 64 taps: the window's channel vectors in one pass */
+      size_t taps = 0;
+      bool many = (e0 - b0) * (e1 - b1) > 64;
       for (int64_t k0 = b0; k0 < e0; k0++)
         for (int64_t k1 = b1; k1 < e1; k1++) {
           int64_t i0 = o0 * g->s[0] - g->pb[0] + k0 * g->d[0],
                   i1 = o1 * g->s[1] - g->pb[1] + k1 * g->d[1];
-          const float *v = j->x + ((n * g->in[0] + i0) * g->in[1] + i1) * (int64_t)C;
-          if (first)
-            memcpy(y, v, C * sizeof *y);
-          else
-            tc_vbinary_f32(y, y, v, C, 'M');
+          int64_t at = ((n * g->in[0] + i0) * g->in[1] + i1) * (int64_t)C;
+          if (!many) {
+            off[taps++] = (ptrdiff_t)at;
+          } else if (first) {
+            memcpy(y, j->x + at, C * sizeof *y);
+          } else {
+            tc_vbinary_f32(y, y, j->x + at, C, 'M');
+          }
           first = false;
         }
+      if (taps)
+        tc_vmax_taps_f32(y, j->x, off, taps, C);
       for (size_t c = 0; first && c < C; c++)
         y[c] = -INFINITY;
     }

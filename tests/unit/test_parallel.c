@@ -286,6 +286,20 @@ static void vmath_accuracy(void) {
   tc_vbinary_f32(r, a, b, 11, 'M');
   CHECK(isnan(r[3]) && isnan(r[4]) && isnan(r[5]) && r[6] == INFINITY && r[8] == INFINITY);
   CHECK(signbit(r[9]) && !signbit(r[10])); /* equal zeros keep a */
+  /* tc_vmax_taps_f32 folds its taps as M does, in tap order: taps a, b, a
+   * against M(M(a, b), a), bits and NaNs alike */
+  float ab[74], mt[37], want[37];
+  memcpy(ab, a, sizeof a), memcpy(ab + 37, b, sizeof b);
+  const ptrdiff_t taps[3] = {0, 37, 0};
+  for (size_t n = 1; n <= 37; n += 12) {
+    tc_vmax_taps_f32(mt, ab, taps, 3, n);
+    tc_vbinary_f32(want, a, b, n, 'M');
+    tc_vbinary_f32(want, want, a, n, 'M');
+    bool same = true;
+    for (size_t i = 0; i < n; i++)
+      same &= memcmp(&mt[i], &want[i], sizeof *mt) == 0 || (isnan(mt[i]) && isnan(want[i]));
+    CHECK(same);
+  }
 }
 
 /* ---- the instruction sets of vmath agree ---- */
@@ -298,6 +312,10 @@ static void vmath_all(const float *x, const float *b, const int32_t *acc, size_t
     maps[f](out + *k, x, n);
   tc_vgelu_f32(out + *k, x, b, n), *k += n;
   tc_vgelu_f32(out + *k, x, NULL, n), *k += n;
+  if (n > 2) {
+    const ptrdiff_t taps[3] = {2, 0, 1};
+    tc_vmax_taps_f32(out + *k, x, taps, 3, n - 2), *k += n - 2;
+  }
   for (int c = 0; c < 2; c++) {
     double mean, var;
     tc_vmoments_f32(x, n, c, &mean, &var);
