@@ -131,7 +131,13 @@ typedef struct wspace {
   size_t cap;
   void *sub; /* TC_CONV_ALGO_SUBSAMPLE's copy of x */
   size_t sub_cap;
+  void *zsave; /* z saved when y is its memory and the plain layout adds it after */
+  size_t zsave_cap;
 } wspace;
+
+/* Set when an entry failed while running (y may be partly written); see
+ * tc_dnnl_conv_failed_running. */
+static _Thread_local bool failed_running;
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static dnnl_engine_t engine;
@@ -154,6 +160,7 @@ static void ws_free(void *p) {
     dnnl_stream_destroy(w->stream);
   free(w->buf);
   free(w->sub);
+  free(w->zsave);
   free(w);
 }
 
@@ -187,6 +194,21 @@ static wspace *ws_get(size_t need) {
   }
   return w;
 }
+
+/* A buffer of at least need bytes kept in *buf (of capacity *cap) of this
+ * thread's workspace; NULL when memory runs out. */
+static void *ws_extra(void **buf, size_t *cap, size_t need) {
+  if (*cap < need || !*buf) {
+    free(*buf);
+    *cap = 0;
+    if (!(*buf = aligned_alloc(ALIGN, round_up(need ? need : 1))))
+      return NULL;
+    *cap = round_up(need ? need : 1);
+  }
+  return *buf;
+}
+
+bool tc_dnnl_conv_failed_running(void) { return failed_running; }
 
 /* ---- memory descriptors ---- */
 
@@ -634,6 +656,12 @@ static bool entry_run(const centry *e, const void *x, const void *w, const float
     ok = reorder_run(&e->z_in, ws, &e->y_user, z, &e->y_md, yb);
   else if (ok && z && z != y && !e->add.p)
     memcpy(y, z, e->y_plain);
+  if (ok && z == y && e->add.p) { /* y in z's memory: the add below needs z kept */
+    void *keep = ws_extra(&ws->zsave, &ws->zsave_cap, e->y_plain);
+    if (!(ok = keep != NULL))
+      return false; /* nothing written yet */
+    z = memcpy(keep, z, e->y_plain);
+  }
   dnnl_memory_t mx = NULL, mw = NULL, mb = NULL, my = NULL, mzp = NULL;
   ok = ok && mem(&mx, &e->x_md, xs) && mem(&mw, &e->w_md, wsrc) && (!b || mem(&mb, &e->b_md, b)) &&
        mem(&my, &e->y_md, yd) && (!zp || mem(&mzp, &e->zp_md, zp));
@@ -661,7 +689,9 @@ static bool entry_run(const centry *e, const void *x, const void *w, const float
     if (mz)
       dnnl_memory_destroy(mz);
   }
-  return dnnl_stream_wait(ws->stream) == dnnl_success && ok;
+  ok = dnnl_stream_wait(ws->stream) == dnnl_success && ok;
+  failed_running = !ok;
+  return ok;
 }
 
 /* ---- the cache (every function here runs under lock) ---- */
@@ -917,6 +947,7 @@ static uint64_t key_hash(const ckey *key) {
  * may be NULL) gets the weights' column sums while the entry is held. */
 static bool cached_run(ckey *key, const void *x, const void *w, const float *b, const float *scale,
                        const int32_t *zp, const float *z, float *y, int32_t *colsum) {
+  failed_running = false;
   key->hash = key_hash(key);
   pthread_mutex_lock(&lock);
   centry *e = cache_find(key, scale);
@@ -967,16 +998,9 @@ static const void *subsampled(const tc_conv_spec *c, const void *x, size_t es, t
   size_t OH = (size_t)c->out[0], OW = (size_t)c->out[1], s0 = (size_t)c->s[0], s1 = (size_t)c->s[1],
          need = N * C * OH * OW * es;
   wspace *ws = ws_get(0);
-  if (!ws)
+  unsigned char *d = ws ? ws_extra(&ws->sub, &ws->sub_cap, need) : NULL;
+  if (!d)
     return NULL;
-  if (ws->sub_cap < need) {
-    free(ws->sub);
-    ws->sub_cap = 0;
-    if (!(ws->sub = aligned_alloc(ALIGN, round_up(need))))
-      return NULL;
-    ws->sub_cap = round_up(need);
-  }
-  unsigned char *d = ws->sub;
   const unsigned char *src = x;
   bool nhwc = c->layout & TC_CONV_X_NHWC;
   for (size_t n = 0; n < N; n++)
@@ -1008,8 +1032,6 @@ bool tc_dnnl_conv_run(const tc_conv_spec *c, const tc_value *w_value, const floa
       return false;
     c = &c2;
   }
-  if (z == y && plain_layout(c))
-    return false; /* the plain layout adds z after writing y */
   ckey key;
   key_make(c, b != NULL, z != NULL, &key);
   if (!plain_layout(c))

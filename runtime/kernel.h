@@ -397,6 +397,11 @@ bool tc_dnnl_conv_has_winograd(const tc_conv_spec *c);
  * runs out: y is then unspecified and the caller runs the reference. */
 bool tc_dnnl_conv_run(const tc_conv_spec *c, const tc_value *w_value, const float *x,
                       const float *w, const float *b, const float *z, float *y);
+/* Whether the last tc_dnnl_*conv_run / matmul call of this thread returned
+ * false after it had started running (y may be partly written; false when
+ * it declined the case before). A convolution whose y is z's memory (in
+ * place, runtime/plan.c) cannot fall back to another kernel then. */
+bool tc_dnnl_conv_failed_running(void);
 /* y = act(scale[m] * conv(x - xzp, w) + b + z) through oneDNN's int8
  * convolution: x uint8 or int8 (xdt), w int8, scale [M] (x's scale times
  * w's per channel), b [M] and z (shaped like y) float32 or NULL, y float32;

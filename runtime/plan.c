@@ -11,7 +11,14 @@
  * first at the lowest offset free for their whole lifetime, 64-byte aligned.
  * Later runs of the same signature take their outputs from the plan's
  * buffer; a tensor whose size differs from the trace (data-dependent shapes)
- * falls back to the arena, so a plan is never wrong, only less useful. */
+ * falls back to the arena, so a plan is never wrong, only less useful.
+ *
+ * In place: a convolution with a summed input Z (tacoc's ConvAdd<Act>,
+ * FusedConv) whose Z is a planned value of Y's size read last by it, and
+ * not as X, W or B, writes Y into Z's memory: oneDNN's sum post-op adds
+ * the result to what the output holds, so Y = Z + conv needs no copy of Z
+ * (ResNet-50: sixteen copies, 22 MB per inference). Not for CUDA sessions,
+ * QDQ or generated-kernel nodes. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,6 +94,24 @@ static int by_off(const void *a, const void *b) {
   return x->off < y->off ? -1 : x->off > y->off;
 }
 
+/* Whether n runs libtacort's convolution kernel with a summed input Z
+ * (input 3), which computes Y in place when Y is Z's memory. */
+static bool sums_in_place(const tc_session *s, const tc_node *n) {
+  if (s->cuda || !s->kernels[n->id] || (s->qdq && s->qdq[n->id]) ||
+      (s->native_fn && s->native_fn[n->id]) || (s->chain_root && s->chain_root[n->id]) ||
+      n->n_inputs < 4 || !n->inputs[3] || n->n_outputs != 1 || !n->outputs[0] || !n->op_type)
+    return false;
+  bool fused = !strcmp(n->op_type, "FusedConv") && (tc_domain_equal(n->domain, "ai.tacoc") ||
+                                                    tc_domain_equal(n->domain, "com.microsoft"));
+  bool conv_add = tc_domain_equal(n->domain, "ai.tacoc") && !strncmp(n->op_type, "ConvAdd", 7);
+  if (!fused && !conv_add)
+    return false;
+  for (size_t i = 0; i < 3; i++)
+    if (n->inputs[i] == n->inputs[3])
+      return false;
+  return true;
+}
+
 tc_plan *tc_plan_build(const tc_session *s, tc_rt_tensor *const *vals, const int64_t *sig,
                        size_t n_sig) {
   const tc_model *m = s->m;
@@ -96,10 +121,10 @@ tc_plan *tc_plan_build(const tc_session *s, tc_rt_tensor *const *vals, const int
   size_t *pos = calloc(nn, sizeof *pos); /* node id -> position */
   size_t *def = calloc(nv, sizeof *def), *last = calloc(nv, sizeof *last);
   uint32_t *root = calloc(nv, sizeof *root); /* value id -> value whose slot it uses */
-  bool *planned = calloc(nv, sizeof *planned);
+  bool *planned = calloc(nv, sizeof *planned), *inplace = calloc(nv, sizeof *inplace);
   slot *slots = calloc(nv, sizeof *slots);
   placed *busy = calloc(nv, sizeof *busy);
-  if (!p || !pos || !def || !last || !root || !planned || !slots || !busy)
+  if (!p || !pos || !def || !last || !root || !planned || !inplace || !slots || !busy)
     goto fail;
   p->sig = malloc((n_sig ? n_sig : 1) * sizeof *p->sig);
   p->offset = malloc(nv * sizeof *p->offset);
@@ -163,6 +188,22 @@ tc_plan *tc_plan_build(const tc_session *s, tc_rt_tensor *const *vals, const int
   for (size_t i = 0; i < nv; i++)
     if (root[i] != i && last[i] > last[root[i]])
       last[root[i]] = last[i];
+  /* in place: Y takes the slot of a Z that ends at its node (see above) */
+  for (const tc_node *n = g->first; n; n = n->next) {
+    if (!sums_in_place(s, n))
+      continue;
+    const tc_value *z = n->inputs[3], *y = n->outputs[0];
+    uint32_t r = root[z->id];
+    if (!planned[y->id] || !planned[r] || (r != z->id && !inplace[z->id]) ||
+        last[z->id] != pos[n->id] || vals[z->id]->bytes != vals[y->id]->bytes ||
+        (z->flags & TC_VALUE_OUTPUT))
+      continue;
+    planned[y->id] = false;
+    inplace[y->id] = true;
+    root[y->id] = r;
+    if (last[y->id] > last[r])
+      last[r] = last[y->id];
+  }
 
   size_t ns = 0;
   for (size_t i = 0; i < nv; i++)
@@ -188,10 +229,17 @@ tc_plan *tc_plan_build(const tc_session *s, tc_rt_tensor *const *vals, const int
     if (off + slots[i].size > p->total)
       p->total = off + slots[i].size;
   }
-  free(pos), free(def), free(last), free(root), free(planned), free(slots), free(busy);
+  for (size_t i = 0; i < nv; i++)
+    if (inplace[i] && p->offset[root[i]] >= 0) {
+      p->offset[i] = p->offset[root[i]];
+      p->size[i] = vals[i]->bytes;
+    }
+  free(pos), free(def), free(last), free(root), free(planned), free(inplace), free(slots),
+      free(busy);
   return p;
 fail:
-  free(pos), free(def), free(last), free(root), free(planned), free(slots), free(busy);
+  free(pos), free(def), free(last), free(root), free(planned), free(inplace), free(slots),
+      free(busy);
   tc_plan_free_list(p);
   return NULL;
 }

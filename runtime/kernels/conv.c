@@ -477,9 +477,15 @@ static bool dense_conv(tc_kernel_ctx *k, const geom *g, const tc_rt_tensor *x,
   }
   size_t N = (size_t)x->dims[0], M = (size_t)w->dims[0];
   float *yd = y->data;
+  const float *bd = b ? b->data : NULL, *zd = z ? z->data : NULL;
+  if (zd == yd) { /* y in z's memory (runtime/plan.c): z kept for the sum */
+    float *keep = tc_arena_alloc(k->arena, N * M * sizeof *keep);
+    if (!keep)
+      return false;
+    zd = memcpy(keep, zd, N * M * sizeof *keep);
+  }
   if (!tc_sgemm_beta(false, true, N, M, K, 1.0f, x->data, K, w->data, K, 0.0f, yd, M))
     return false;
-  const float *bd = b ? b->data : NULL, *zd = z ? z->data : NULL;
   for (size_t n = 0; n < N; n++)
     for (size_t m = 0; m < M; m++) {
       float v = yd[n * M + m] + (bd ? bd[m] : 0.0f);
@@ -561,6 +567,10 @@ static tc_status conv_run(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_t
                                 z ? z->data : NULL, out[0].data)) {
       return TC_STATUS_OK;
     }
+    if (z && z->data == out[0].data && tc_dnnl_conv_failed_running())
+      return tc_kernel_fail(k, TC_STATUS_NOMEM,
+                            "oneDNN stopped while running the convolution in place (Y in Z's "
+                            "memory, so no other kernel can take over): out of memory?");
   }
   size_t ny = tc_rt_numel(&out[0]), nx = tc_rt_numel(x);
   bool any_nhwc = xn || zn || yn;

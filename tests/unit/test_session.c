@@ -1,7 +1,9 @@
 /* Execution API: a small model runs and gives the right numbers; bad inputs
  * and unsupported ops are refused with clear errors; one session serves
  * concurrent runs from several threads. */
+#include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -313,6 +315,150 @@ static void test_memory_plan(void) {
   tc_model_free(m);
 }
 
+/* An initializer of n floats from v (copied into the model). */
+static void add_init(tc_model *m, tc_value *v, size_t rank, const int64_t *dims, const float *f,
+                     size_t n) {
+  tc_tensor *t = tc_arena_alloc(m->arena, sizeof *t);
+  float *copy = malloc(n * sizeof *copy);
+  memcpy(copy, f, n * sizeof *copy);
+  tc_buffer *b = tc_buffer_wrap_heap(copy, n * sizeof *copy);
+  tc_arena_on_free(m->arena, (void (*)(void *))tc_buffer_unref, b);
+  *t = (tc_tensor){.name = v->name,
+                   .dtype = TC_DTYPE_F32,
+                   .has_dtype = true,
+                   .rank = rank,
+                   .dims = tc_arena_memdup(m->arena, dims, rank * sizeof *dims),
+                   .field = TC_FIELD_RAW,
+                   .has_raw = true};
+  t->data[TC_FIELD_RAW] = (tc_span){b, 0, n * sizeof *copy};
+  tc_graph_add_init(m->graph, v, t);
+}
+
+enum { IC = 8 };
+
+/* x [1, 8, H, H]; r = Relu(x), or GlobalAveragePool(x) when gap; y =
+ * ai.tacoc.ConvAddRelu(x, w [8, 8, k, k], b, Z = r) with pads p; with
+ * reread, y2 = y + r is the output (r read after the convolution). */
+static tc_model *conv_add_model(int64_t H, int64_t k, int64_t p, bool gap, bool reread,
+                                const float *w, const float *b) {
+  tc_model *m = tc_model_new_empty();
+  m->ir_version = 8;
+  m->n_opsets = 2;
+  m->opsets = tc_arena_alloc(m->arena, 2 * sizeof *m->opsets);
+  m->opsets[0] = (tc_opset){.domain = "", .version = 17};
+  m->opsets[1] = (tc_opset){.domain = "ai.tacoc", .version = 1};
+  tc_graph *g = m->graph = tc_graph_new(m, NULL, "g");
+  tc_value *x = tc_graph_new_value(g, "x", NULL), *r = tc_graph_new_value(g, "r", NULL),
+           *wv = tc_graph_new_value(g, "w", NULL), *bv = tc_graph_new_value(g, "b", NULL),
+           *y = tc_graph_new_value(g, "y", NULL);
+  tc_dim dims[4] = {{.kind = TC_DIM_VALUE, .value = 1},
+                    {.kind = TC_DIM_VALUE, .value = IC},
+                    {.kind = TC_DIM_VALUE, .value = H},
+                    {.kind = TC_DIM_VALUE, .value = H}};
+  tc_value_set_tensor_type(x, TC_DTYPE_F32, 4, dims);
+  tc_graph_add_input(g, x, NULL);
+  int64_t wd[4] = {IC, IC, k, k}, bd[1] = {IC}, pads[4] = {p, p, p, p};
+  add_init(m, wv, 4, wd, w, (size_t)(IC * IC * k * k));
+  add_init(m, bv, 1, bd, b, IC);
+  tc_node *n = tc_graph_append_node(g, gap ? "GlobalAveragePool" : "Relu", "", "r", 1, 1, 0);
+  tc_node_set_input(n, 0, x);
+  tc_node_set_output(n, 0, r);
+  n = tc_graph_append_node(g, "ConvAddRelu", "ai.tacoc", "conv", 4, 1, 1);
+  tc_node_set_attr_ints(n, 0, "pads", pads, 4);
+  tc_node_set_input(n, 0, x);
+  tc_node_set_input(n, 1, wv);
+  tc_node_set_input(n, 2, bv);
+  tc_node_set_input(n, 3, r);
+  tc_node_set_output(n, 0, y);
+  if (reread) {
+    tc_value *y2 = tc_graph_new_value(g, "y2", NULL);
+    n = tc_graph_append_node(g, "Add", "", "add", 2, 1, 0);
+    tc_node_set_input(n, 0, y);
+    tc_node_set_input(n, 1, r);
+    tc_node_set_output(n, 0, y2);
+    y = y2;
+  }
+  tc_graph_add_output(g, y, NULL);
+  return m;
+}
+
+/* In place (runtime/plan.c): a ConvAdd's Y takes the memory of a Z that
+ * ends there, so the plan holds one tensor where it held two, and the
+ * results are those of a direct loop: 3x3 padded (oneDNN's blocked
+ * layout), 1x1 over 12x12 (the plain layout, whose add comes after the
+ * convolution), a window covering the whole input (the dense GEMM path);
+ * with Z read again after the convolution nothing is shared. */
+static void test_in_place_conv_add(void) {
+  struct {
+    int64_t H, k, p;
+    bool gap;
+  } cases[] = {{6, 3, 1, false}, {12, 1, 0, false}, {3, 3, 0, true}};
+  float w[IC * IC * 9], b[IC], xv[IC * 144];
+  for (size_t i = 0; i < sizeof w / sizeof *w; i++)
+    w[i] = (float)((int)(i * 37 % 19) - 9) * 0.05f;
+  for (size_t i = 0; i < IC; i++)
+    b[i] = (float)i * 0.1f - 0.3f;
+  for (size_t i = 0; i < sizeof xv / sizeof *xv; i++)
+    xv[i] = (float)((int)(i * 53 % 23) - 11) * 0.1f;
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
+    for (int reread = 0; reread < 2; reread++) {
+      int64_t H = cases[c].H, k = cases[c].k, p = cases[c].p, O = H + 2 * p - k + 1;
+      tc_model *m = conv_add_model(H, k, p, cases[c].gap, reread, w, b);
+      tc_session *s = NULL;
+      tc_diag d = {0};
+      CHECK(tc_session_new(m, &s, &d) == TC_STATUS_OK);
+      if (!s) {
+        fprintf(stderr, "in place case %zu: %s\n", c, d.reason);
+        tc_model_free(m);
+        continue;
+      }
+      size_t ny = (size_t)(IC * O * O), slot = (ny * sizeof(float) + 63) / 64 * 64;
+      /* r and y share a slot unless r is read again (then r, y and y2 coexist) */
+      CHECK(tc_session_static_plan_bytes(s) == (reread ? 2 * slot : 0) + ny * sizeof(float));
+      tc_ndarray in = {.dtype = TC_DTYPE_F32,
+                       .rank = 4,
+                       .dims = {1, IC, H, H},
+                       .data = xv,
+                       .size = (size_t)(IC * H * H) * sizeof(float)},
+                 out = {0};
+      const char *names[] = {"x"};
+      size_t bad = 0;
+      for (int round = 0; round < 2; round++) { /* the second run reuses the plan's buffer */
+        CHECK(tc_session_run(s, 1, names, &in, &out, &d) == TC_STATUS_OK);
+        for (int64_t mo = 0; out.data && mo < IC; mo++)
+          for (int64_t i = 0; i < O; i++)
+            for (int64_t j = 0; j < O; j++) {
+              double acc = b[mo], r = 0;
+              for (int64_t ci = 0; ci < IC; ci++)
+                for (int64_t a = 0; a < k; a++)
+                  for (int64_t e = 0; e < k; e++) {
+                    int64_t yi = i - p + a, xj = j - p + e;
+                    if (yi >= 0 && yi < H && xj >= 0 && xj < H)
+                      acc +=
+                          (double)w[((mo * IC + ci) * k + a) * k + e] * xv[(ci * H + yi) * H + xj];
+                  }
+              if (cases[c].gap) {
+                for (int64_t q = 0; q < H * H; q++)
+                  r += xv[mo * H * H + q];
+                r /= (double)(H * H);
+              } else {
+                r = xv[(mo * H + i) * H + j] > 0 ? xv[(mo * H + i) * H + j] : 0;
+              }
+              double want = acc + r > 0 ? acc + r : 0;
+              want += reread ? r : 0;
+              float got = ((float *)out.data)[(mo * O + i) * O + j];
+              bad += !(fabs(got - want) <= 1e-4 * (fabs(want) + 1));
+            }
+        tc_ndarray_release(&out);
+      }
+      CHECK(bad == 0);
+      if (bad)
+        fprintf(stderr, "in place case %zu (reread %d): %zu outputs wrong\n", c, reread, bad);
+      tc_session_free(s);
+      tc_model_free(m);
+    }
+}
+
 /* Sequences through the C API: s (sequence of float) and x [2] in;
  * SequenceInsert(s, x) -> s2, SequenceLength(s2) -> n, ConcatFromSequence
  * (s2, axis 0) -> cat out; then inputs of the wrong kind are refused. */
@@ -428,6 +574,7 @@ int main(void) {
   RUN(test_concurrent_runs);
   RUN(test_memory_plan);
   RUN(test_static_plan);
+  RUN(test_in_place_conv_add);
   RUN(test_sequences_through_the_api);
   RUN(test_constant_nodes_computed_at_load);
   return SUMMARY("unit.session");
