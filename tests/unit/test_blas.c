@@ -355,6 +355,8 @@ static void test_conv_shapes(void) {
       {4, {2, 4, 14, 14}, {6, 2, 3, 3}, 2, 1, 2, 2},     /* groups and dilation */
       {3, {2, 5, 30}, {7, 5, 4}, 1, 3, 1, 2},            /* 1-D, as in speech front ends */
       {5, {1, 2, 5, 6, 7}, {3, 2, 2, 3, 2}, 1, 1, 1, 1}, /* 3-D */
+      {4, {1, 32, 30, 29}, {40, 32, 3, 3}, 1, 1, 1, 1},  /* Winograd, 4x3 tiles (870 outputs) */
+      {4, {2, 48, 9, 11}, {32, 48, 3, 3}, 1, 1, 1, 1},   /* Winograd, oneDNN's tile choice */
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     size_t nsp = cases[c].rank - 2;
