@@ -27,8 +27,9 @@
  * with those layouts (their reference path converts). GlobalAveragePool
  * sums the positions' channel vectors and MaxPool takes the max of the
  * window's channel vectors (float32; bfloat16 and float16 on widened
- * copies, rounded once). Unary nodes run unchanged (element
- * order does not matter). A binary node runs unchanged when its operands
+ * copies, rounded once). Unary nodes, Cast among them (a mixed-precision
+ * model's region boundaries), run unchanged (element order does not
+ * matter). A binary node runs unchanged when its operands
  * have equal dims and the same memory order (channels-last, or a layout-
  * free [N, C, 1, 1] / single element); an operand broadcast per channel
  * ([N or 1, C, 1, 1] or [C, 1, 1], of the image's float32, bfloat16 or
@@ -66,9 +67,9 @@ static bool is_conv(const tc_node *n) {
 }
 
 static const char *const unary_ops[] = {
-    "Relu",  "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Clip",
-    "Elu",   "Selu",      "Erf",     "Exp",  "Abs",         "Neg",       "Sqrt",
-    "Floor", "Ceil",      "Round",   "Sign", "Softplus",    "Softsign",  NULL};
+    "Relu",  "LeakyRelu", "Sigmoid",  "Tanh",     "HardSigmoid", "HardSwish", "Clip",  "Elu",
+    "Selu",  "Erf",       "Exp",      "Abs",      "Neg",         "Sqrt",      "Floor", "Ceil",
+    "Round", "Sign",      "Softplus", "Softsign", "Cast",        NULL};
 
 /* What node n of the main graph is to the layout choice. */
 static int kind_of(const tc_session *s, const tc_node *n) {

@@ -14,6 +14,8 @@ with a channels-last operand:
   fp16       float16 Convs and MaxPool (libtacort's reference kernels, the
              executor or the convolution converting orders):
              compared with the plain run bit for bit
+  cast_chain Casts to and from bfloat16 between Convs (unary: the values
+             stay channels-last): compared with the plain run within 2^-6
   big_pool   a 9x9 MaxPool between Convs (81-vector windows inside, fewer
              at the borders)
   se_bf16    se_block in bfloat16 (bfloat16 convolutions, MaxPool,
@@ -160,6 +162,23 @@ def big_pool():
     return model(g)
 
 
+def cast_chain():
+    """Casts between convolutions (a mixed-precision model's region
+    boundaries): float32 Conv, Cast to bfloat16, bfloat16 Conv, Cast back,
+    float32 Conv; the Casts keep the values channels-last."""
+    nodes, inits = [], []
+    y = conv(nodes, inits, "x", "c1", 4, 16, 3)
+    nodes.append(helper.make_node("Cast", [y], ["h"], to=TensorProto.BFLOAT16))
+    y = conv(nodes, inits, "h", "c2", 16, 16, 3, group=4, dtype="bfloat16")
+    nodes.append(helper.make_node("Cast", [y], ["f"], to=TensorProto.FLOAT))
+    conv(nodes, inits, "f", "out", 16, 4, 1)
+    g = helper.make_graph(nodes, "cast_chain",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 9, 10])],
+                          [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 9, 10])],
+                          inits)
+    return model(g)
+
+
 def run(tacoc, path, feeds, tmp, env_extra):
     shutil.rmtree(os.path.join(tmp, "out"), ignore_errors=True)
     args = [tacoc, "run", path, "--output-dir", os.path.join(tmp, "out")]
@@ -191,7 +210,9 @@ def main():
              ("fp16", fp16(), {"x": RNG.standard_normal((2, 3, 9, 7)).astype(np.float32)}, 4, False),
              ("se_bf16", se_block(bf16=True), se_x, 10, 2.0 ** -6),
              ("big_pool", big_pool(), {"x": RNG.standard_normal((1, 4, 11, 10)).astype(np.float32)}, 2,
-              True)]
+              True),
+             ("cast_chain", cast_chain(), {"x": RNG.standard_normal((1, 4, 9, 10)).astype(np.float32)},
+              4, 2.0 ** -6)]
     with tempfile.TemporaryDirectory() as tmp:
         se_path = os.path.join(tmp, "se_block.onnx")
         onnx.save(cases[0][1], se_path)
