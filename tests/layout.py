@@ -148,6 +148,12 @@ def fp16():
     return model(g)
 
 
+def same_shape_model(nodes, inits, name, shape):
+    """A float32 graph input x and output out, both of the given shape."""
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in ("x", "out")]
+    return model(helper.make_graph(nodes, name, io[:1], io[1:], inits))
+
+
 def big_pool():
     """MaxPool windows of 81 channel vectors (over the 64 folded in one pass)
     and of 9 at the borders, between channels-last Convs."""
@@ -155,11 +161,7 @@ def big_pool():
     y = conv(nodes, inits, "x", "c1", 4, 8, 3)
     nodes.append(helper.make_node("MaxPool", [y], ["mp"], kernel_shape=[9, 9], pads=[4, 4, 4, 4]))
     conv(nodes, inits, "mp", "out", 8, 4, 1)
-    g = helper.make_graph(nodes, "big_pool",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 11, 10])],
-                          [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 11, 10])],
-                          inits)
-    return model(g)
+    return same_shape_model(nodes, inits, "big_pool", [1, 4, 11, 10])
 
 
 def cast_chain():
@@ -172,11 +174,7 @@ def cast_chain():
     y = conv(nodes, inits, "h", "c2", 16, 16, 3, group=4, dtype="bfloat16")
     nodes.append(helper.make_node("Cast", [y], ["f"], to=TensorProto.FLOAT))
     conv(nodes, inits, "f", "out", 16, 4, 1)
-    g = helper.make_graph(nodes, "cast_chain",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 9, 10])],
-                          [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 9, 10])],
-                          inits)
-    return model(g)
+    return same_shape_model(nodes, inits, "cast_chain", [1, 4, 9, 10])
 
 
 def run(tacoc, path, feeds, tmp, env_extra):
