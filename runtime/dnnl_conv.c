@@ -89,8 +89,8 @@ typedef struct ckey {
   tc_conv_spec spec;
   bool bias, sum;
   int32_t xdt;    /* 0: float32; TC_DTYPE_U8 / TC_DTYPE_I8: quantized (int8 weights, float y);
-                     TC_DTYPE_BF16: bfloat16 x, w and y (float32 bias); TC_DTYPE_F16
-                     (matmul only): float32 x and y, float16 weights widened when packed */
+                     TC_DTYPE_BF16: bfloat16 x, w and y (float32 bias); TC_DTYPE_F16:
+                     float32 x and y, float16 weights widened when packed (always) */
   bool zp;        /* quantized: x has a zero point (given at execution) */
   uint64_t qhash; /* quantized: hash of the output scales (fixed in the primitive) */
   int threads;    /* oneDNN splits work for the thread count at creation */
@@ -609,11 +609,29 @@ static centry *entry_build(const ckey *key, const void *w, const float *scales) 
     if (ps[i]->scratch > e->scratch)
       e->scratch = ps[i]->scratch;
   e->scratch = round_up(e->scratch);
-  if (key->wbuf && e->w_in.p) {
+  /* float16 weights (tc_dnnl_hconv_run): widened once, then reordered or
+   * kept as they are, always in the entry */
+  bool h = key->xdt == TC_DTYPE_F16;
+  if (key->wbuf && (e->w_in.p || h)) {
+    size_t nw = (size_t)(c->M * (c->C / c->group) * ksize(c));
+    float *wf = h ? malloc((nw ? nw : 1) * sizeof *wf) : NULL;
+    if (h && !wf) {
+      entry_free(e);
+      return NULL;
+    }
+    if (h)
+      tc_vf16_to_f32(wf, w, nw), w = wf;
+    if (!e->w_in.p)
+      e->w_bytes = round_up(dnnl_memory_desc_get_size(&e->w_md));
     wspace *ws = ws_get(e->scratch);
-    if (!ws || !(e->wdata = aligned_alloc(ALIGN, e->w_bytes)) ||
-        !reorder_run(&e->w_in, ws, &e->w_user, w, &e->w_md, e->wdata) ||
-        dnnl_stream_wait(ws->stream) != dnnl_success) {
+    bool ok = ws && (e->wdata = aligned_alloc(ALIGN, e->w_bytes));
+    if (ok && !e->w_in.p)
+      memcpy(e->wdata, w, nw * sizeof(float));
+    else if (ok)
+      ok = reorder_run(&e->w_in, ws, &e->w_user, w, &e->w_md, e->wdata) &&
+           dnnl_stream_wait(ws->stream) == dnnl_success;
+    free(wf);
+    if (!ok) {
       entry_free(e); /* out of memory: not remembered as a refusal */
       return NULL;
     }
@@ -1080,40 +1098,62 @@ static const void *subsampled(const tc_conv_spec *c, const void *x, size_t es, t
   return d;
 }
 
+/* What every float (de)convolution entry point does first: the engine, a
+ * spec oneDNN can take, SUBSAMPLE's copy of x (es-byte elements; *c then
+ * points at c2, *x at the copy) and the key. False: the caller declines. */
+static bool conv_begin(const tc_conv_spec **c, const void **x, size_t es, tc_conv_spec *c2,
+                       bool bias, bool sum, ckey *key) {
+  pthread_once(&once, init_once);
+  if (!engine || !ws_key_ok || !spec_ok(*c))
+    return false;
+  if (algo_of(*c) == TC_CONV_ALGO_SUBSAMPLE) {
+    if (!(*x = subsampled(*c, *x, es, c2)))
+      return false;
+    *c = c2;
+  }
+  key_make(*c, bias, sum, key);
+  return true;
+}
+
+/* The weights' element count of c. */
+static size_t weight_count(const tc_conv_spec *c) {
+  return (size_t)(c->M * (c->C / c->group) * ksize(c));
+}
+
 bool tc_dnnl_conv_run(const tc_conv_spec *c, const tc_value *w_value, const float *x,
                       const float *w, const float *b, const float *z, float *y) {
-  pthread_once(&once, init_once);
-  if (!engine || !ws_key_ok || !spec_ok(c))
-    return false;
   tc_conv_spec c2;
-  if (algo_of(c) == TC_CONV_ALGO_SUBSAMPLE) {
-    if (!(x = subsampled(c, x, sizeof *x, &c2)))
-      return false;
-    c = &c2;
-  }
   ckey key;
-  key_make(c, b != NULL, z != NULL, &key);
+  const void *xv = x;
+  if (!conv_begin(&c, &xv, sizeof *x, &c2, b != NULL, z != NULL, &key))
+    return false;
   if (!plain_layout(c))
-    key_weights(w_value, w, TC_DTYPE_F32, (size_t)(c->M * (c->C / c->group) * ksize(c)), &key);
-  return cached_run(&key, x, w, b, NULL, NULL, z, y, NULL);
+    key_weights(w_value, w, TC_DTYPE_F32, weight_count(c), &key);
+  return cached_run(&key, xv, w, b, NULL, NULL, z, y, NULL);
+}
+
+bool tc_dnnl_hconv_run(const tc_conv_spec *c, const tc_value *w_value, const float *x,
+                       const uint16_t *w, const float *b, const float *z, float *y) {
+  tc_conv_spec c2;
+  ckey key;
+  const void *xv = x;
+  if (!conv_begin(&c, &xv, sizeof *x, &c2, b != NULL, z != NULL, &key))
+    return false;
+  key.xdt = TC_DTYPE_F16;
+  key_weights(w_value, w, TC_DTYPE_F16, weight_count(c), &key);
+  /* the entry holds the widened weights: only for initializers */
+  return key.wbuf && cached_run(&key, xv, w, b, NULL, NULL, z, y, NULL);
 }
 
 bool tc_dnnl_bconv_run(const tc_conv_spec *c, const tc_value *w_value, const void *x, const void *w,
                        const float *b, const void *z, void *y) {
-  pthread_once(&once, init_once);
-  if (!engine || !ws_key_ok || !spec_ok(c) || c->transposed)
-    return false;
   tc_conv_spec c2;
-  if (algo_of(c) == TC_CONV_ALGO_SUBSAMPLE) {
-    if (!(x = subsampled(c, x, 2, &c2)))
-      return false;
-    c = &c2;
-  }
   ckey key;
-  key_make(c, b != NULL, z != NULL, &key);
+  if (c->transposed || !conv_begin(&c, &x, 2, &c2, b != NULL, z != NULL, &key))
+    return false;
   key.spec.algo = TC_CONV_ALGO_DIRECT; /* Winograd and the GEMM-based kernel are float32 here */
   key.xdt = TC_DTYPE_BF16;
-  key_weights(w_value, w, TC_DTYPE_BF16, (size_t)(c->M * (c->C / c->group) * ksize(c)), &key);
+  key_weights(w_value, w, TC_DTYPE_BF16, weight_count(c), &key);
   return cached_run(&key, x, w, b, NULL, NULL, z, y, NULL);
 }
 

@@ -410,6 +410,11 @@ bool tc_dnnl_conv_failed_running(void);
 /* A bfloat16 convolution (x, w, z and y bfloat16, b float32; not
  * transposed) on oneDNN's bfloat16 primitive, weights cached as above; false
  * when oneDNN declines. */
+/* float32 x, z and y with float16 initializer weights (w_value must name
+ * them; false otherwise): the weights widened and reordered once into the
+ * cached entry (this CPU family has no float16 convolution). */
+bool tc_dnnl_hconv_run(const tc_conv_spec *c, const tc_value *w_value, const float *x,
+                       const uint16_t *w, const float *b, const float *z, float *y);
 bool tc_dnnl_bconv_run(const tc_conv_spec *c, const tc_value *w_value, const void *x, const void *w,
                        const float *b, const void *z, void *y);
 bool tc_dnnl_qconv_run(const tc_conv_spec *c, const tc_value *w_value, int32_t xdt, const void *x,

@@ -552,12 +552,18 @@ static tc_status conv_run(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt_t
       if (tc_dnnl_bconv_run(&c, w_value(k), x->data, w->data, bf32, z ? z->data : NULL,
                             out[0].data))
         return TC_STATUS_OK;
-    } else if (f16) { /* no float16 primitive on most CPUs: float32 on widened copies */
+    } else if (f16) { /* no float16 primitive on most CPUs: float32 on widened copies,
+                         initializer weights widened once into the cached entry */
       bool oom = false;
-      float *f[4] = {widened(k, x, &oom), widened(k, w, &oom), widened(k, b, &oom),
-                     widened(k, z, &oom)},
+      float *f[4] = {widened(k, x, &oom), NULL, widened(k, b, &oom), widened(k, z, &oom)},
             *yf = tc_arena_alloc(k->arena, (tc_rt_numel(&out[0]) + 1) * sizeof *yf);
       if (oom || !yf)
+        return TC_STATUS_NOMEM;
+      if (tc_dnnl_hconv_run(&c, w_value(k), f[0], w->data, f[2], f[3], yf)) {
+        tc_vf32_to_f16(out[0].data, yf, tc_rt_numel(&out[0]));
+        return TC_STATUS_OK;
+      }
+      if (!(f[1] = widened(k, w, &oom)))
         return TC_STATUS_NOMEM;
       if (tc_dnnl_conv_run(&c, NULL, f[0], f[1], f[2], f[3], yf)) {
         tc_vf32_to_f16(out[0].data, yf, tc_rt_numel(&out[0]));

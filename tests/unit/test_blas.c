@@ -942,6 +942,39 @@ static void test_half_gemm_of(int32_t dt) {
       }
 }
 
+/* float16 convolutions with initializer weights: widened and reordered
+ * once into a cached entry (its weights float32), float32 arithmetic on
+ * widened activations, rounded once: dense 3x3 (Winograd by the default
+ * rule), 1x1 strided, depthwise, with and without bias. */
+static void test_half_conv(void) {
+  struct {
+    int64_t x[4], w[4], group, stride, pad;
+    bool bias;
+  } cases[] = {{{1, 32, 12, 11}, {40, 32, 3, 3}, 1, 1, 1, true},
+               {{2, 24, 9, 9}, {16, 24, 1, 1}, 1, 2, 0, false},
+               {{1, 16, 10, 13}, {16, 1, 3, 3}, 16, 1, 1, true}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    int64_t st[2] = {cases[c].stride, cases[c].stride}, pa[4], bd[1] = {cases[c].w[0]};
+    for (int i = 0; i < 4; i++)
+      pa[i] = cases[c].pad;
+    tc_attr attrs[3] = {ints("strides", 2, st), ints("pads", 4, pa), int1("group", cases[c].group)};
+    tc_ndarray in[3] = {random_half(TC_DTYPE_F16, 4, cases[c].x, 70 + (unsigned)c),
+                        random_half(TC_DTYPE_F16, 4, cases[c].w, 80 + (unsigned)c),
+                        random_half(TC_DTYPE_F16, 1, bd, 90 + (unsigned)c)};
+    size_t n_in = cases[c].bias ? 3 : 2;
+    tc_model *m = node_model("Conv", "", n_in, attrs, 3, 6u, in);
+    size_t entries = 0, packed = 0;
+    long worse = half_paths(m, 1, in, TC_DTYPE_F16, &entries, &packed);
+    size_t nw = (size_t)(cases[c].w[0] * cases[c].w[1] * cases[c].w[2] * cases[c].w[3]);
+    CHECK(worse == 0 && entries == 1 && packed >= nw * sizeof(float));
+    if (worse || entries != 1)
+      fprintf(stderr, "float16 Conv case %zu: %ld elements differ, %zu entries, %zu bytes\n", c,
+              worse, entries, packed);
+    tc_model_free(m);
+    free_inputs(in, 3);
+  }
+}
+
 static void test_half_gemm(void) {
   test_half_gemm_of(TC_DTYPE_BF16);
   test_half_gemm_of(TC_DTYPE_F16);
@@ -1034,6 +1067,7 @@ int main(void) {
   RUN(test_qmatmul_extremes);
   RUN(test_half_matmul);
   RUN(test_half_gemm);
+  RUN(test_half_conv);
   RUN(test_conv_threads);
   RUN(test_conv_subsample);
   tc_fast_kernels_set(true);
