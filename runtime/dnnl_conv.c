@@ -1100,9 +1100,11 @@ static const void *subsampled(const tc_conv_spec *c, const void *x, size_t es, t
 
 /* What every float (de)convolution entry point does first: the engine, a
  * spec oneDNN can take, SUBSAMPLE's copy of x (es-byte elements; *c then
- * points at c2, *x at the copy) and the key. False: the caller declines. */
+ * points at c2, *x at the copy) and the key. False: the caller declines
+ * (nothing ran, which tc_dnnl_conv_failed_running then says). */
 static bool conv_begin(const tc_conv_spec **c, const void **x, size_t es, tc_conv_spec *c2,
                        bool bias, bool sum, ckey *key) {
+  failed_running = false;
   pthread_once(&once, init_once);
   if (!engine || !ws_key_ok || !spec_ok(*c))
     return false;
