@@ -48,15 +48,27 @@ def optimize(tacoc, src, dst, *args):
     return time.perf_counter() - t0
 
 
+def input_args(feeds, workdir):
+    """`tacoc run` arguments feeding feeds, saved as .npy files in workdir."""
+    args = []
+    for k, v in feeds.items():
+        f = os.path.join(workdir, f"in_{k}.npy")
+        np.save(f, v)
+        args += ["--input", f"{k}={f}"]
+    return args
+
+
+def cosine(a, b):
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
 def tacort(tacoc, path, feeds, workdir, reps, threads, native):
     """Median of `tacoc run --repeat reps` (one block of runs after a warm-up)."""
     args = [tacoc, "run", path, "--repeat", str(reps), "--threads", str(threads)]
     if native:
         args.append("--allow-native-code")
-    for k, v in feeds.items():
-        f = os.path.join(workdir, f"in_{k}.npy")
-        np.save(f, v)
-        args += ["--input", f"{k}={f}"]
+    args += input_args(feeds, workdir)
     proc = subprocess.run(args, capture_output=True, text=True)
     m = re.search(r"latency: median ([\d.]+) ms", proc.stdout)
     if proc.returncode or not m or (native and "warning" in proc.stderr):
@@ -67,20 +79,14 @@ def tacort(tacoc, path, feeds, workdir, reps, threads, native):
 def output_cosine(tacoc, path, feeds, workdir, ref, session, native):
     """Cosine of the model's first output (in session, else libtacort) to ref."""
     if session is not None:
-        got = session.run(None, feeds)[0].astype(np.float64).ravel()
-        return float(got @ ref / (np.linalg.norm(got) * np.linalg.norm(ref)))
+        return cosine(session.run(None, feeds)[0], ref)
     out = os.path.join(workdir, "cos_out")
     args = [tacoc, "run", path, "--output-dir", out] + (["--allow-native-code"] if native else [])
-    for k, v in feeds.items():
-        f = os.path.join(workdir, f"in_{k}.npy")
-        np.save(f, v)
-        args += ["--input", f"{k}={f}"]
-    proc = subprocess.run(args, capture_output=True, text=True)
+    proc = subprocess.run(args + input_args(feeds, workdir), capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(f"tacoc run {path}: {proc.stderr.strip()}")
     first = onnx.load(path, load_external_data=False).graph.output[0].name
-    got = np.load(os.path.join(out, f"{first}.npy")).astype(np.float64).ravel()
-    return float(got @ ref / (np.linalg.norm(got) * np.linalg.norm(ref)))
+    return cosine(np.load(os.path.join(out, f"{first}.npy")), ref)
 
 
 def main():
@@ -148,7 +154,7 @@ def main():
                                            kind == "native")
         med = {k: statistics.median(v) for k, v in times.items()}
         # accuracy on this input against ONNX Runtime float32 (first output)
-        ref_out = sessions[path].run(None, feeds)[0].astype(np.float64).ravel()
+        ref_out = sessions[path].run(None, feeds)[0]
         cosines = {label: output_cosine(a.tacoc, p, feeds, a.workdir, ref_out,
                                         sessions.get(p) if kind == "ort" else None, kind == "native")
                    for label, kind, p in configs[1:]}

@@ -34,18 +34,9 @@ import optimize_compare as opc  # noqa: E402
 import ort_compare as oc  # noqa: E402
 
 
-def cosine(a, b):
-    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
 def tacort_out(tacoc, path, feeds, workdir):
     out = os.path.join(workdir, "out")
-    args = [tacoc, "run", path, "--output-dir", out]
-    for k, v in feeds.items():
-        f = os.path.join(workdir, f"in_{k}.npy")
-        np.save(f, v)
-        args += ["--input", f"{k}={f}"]
+    args = [tacoc, "run", path, "--output-dir", out] + cc.input_args(feeds, workdir)
     proc = subprocess.run(args, capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(proc.stderr)
@@ -106,10 +97,10 @@ def main():
         acc = {}
         for label, kind, p in configs:
             if kind == "ort":
-                acc[label] = f"cos {cosine(sessions[p].run(None, feeds)[0], ref):.5f}"
+                acc[label] = f"cos {cc.cosine(sessions[p].run(None, feeds)[0], ref):.5f}"
             else:
                 y, bound = tacort_out(a.tacoc, p, feeds, a.workdir)
-                acc[label] = f"cos {cosine(y, ref):.5f}, {bound} QDQ groups bound"
+                acc[label] = f"cos {cc.cosine(y, ref):.5f}, {bound} QDQ groups bound"
         times = {label: [] for label, _, _ in configs}
         for _ in range(a.rounds):
             for label, kind, p in configs:

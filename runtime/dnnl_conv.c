@@ -469,28 +469,36 @@ static bool reorder_run(const prim *p, wspace *ws, const dnnl_memory_desc_t *amd
 /* Output positions from which Winograd takes oneDNN's 4x3-tile kernel. */
 #define WINO_4X3_MIN_OUT 784
 
-/* The Winograd primitive of cd: oneDNN offers its 2x3-tile kernel first on
- * most shapes; its 4x3-tile one (F(4x4, 3x3): fewer multiplications per
- * output) is taken instead when offered and the output has at least
- * WINO_4X3_MIN_OUT positions (tile4x3). In ResNet-50 (1 thread, channels-
+/* Winograd: oneDNN offers its 2x3-tile kernel first on most shapes; its
+ * 4x3-tile one (F(4x4, 3x3): fewer multiplications per output) is taken
+ * instead when offered and the output has at least WINO_4X3_MIN_OUT
+ * positions. In ResNet-50 (1 thread, channels-
  * last values, reorders counted) the 56x56 64-channel convolutions ran
  * 1.41 -> 1.13 ms with it, but the 14x14 256-channel ones 1.33 -> 1.55 and
  * the 7x7 512-channel ones 1.93 -> 2.5 (alone, without the reorders, 4x3
  * was faster on all three); oneDNN picks 4x3 itself at 28x28. */
-static bool pick_pd(dnnl_primitive_desc_t *pd, const dnnl_convolution_desc_t *cd,
-                    dnnl_primitive_attr_t attr, const char *prefer);
-
-static bool wino_pd(dnnl_primitive_desc_t *pd, const dnnl_convolution_desc_t *cd,
-                    dnnl_primitive_attr_t attr, bool tile4x3) {
-  return pick_pd(pd, cd, attr, tile4x3 ? "wino_4x3" : NULL);
-}
-
 /* Depthwise convolutions: oneDNN lists its brdgmm kernel first, but its
  * jit_dw one ran every MobileNetV3-Large depthwise shape faster here
  * (channels-last, primitive alone, 1 thread: 112x112x16 67 -> 39 us,
  * 56x56x72 88 -> 58, 28x28x120 5x5 78 -> 53, 14x14x672 45 -> 34, 7x7x960
  * 5x5 30 -> 25; 2 threads 20-43% faster), so that one when offered. */
 #define DW_PREFER "jit_dw"
+
+/* The weights a float32 primitive reads: w itself, or float16 w (h)
+ * widened into *wf (the caller frees it); NULL when memory runs out. */
+static const void *weights_f32(bool h, const void *w, size_t n, float **wf) {
+  *wf = NULL;
+  if (!h)
+    return w;
+  if ((*wf = malloc((n ? n : 1) * sizeof **wf)))
+    tc_vf16_to_f32(*wf, w, n);
+  return *wf;
+}
+
+/* The weights' element count of c. */
+static size_t weight_count(const tc_conv_spec *c) {
+  return (size_t)(c->M * (c->C / c->group) * ksize(c));
+}
 
 /* The primitive of cd: the first implementation oneDNN offers whose name
  * contains prefer (NULL: oneDNN's own first choice), else its first. */
@@ -581,8 +589,10 @@ static centry *entry_build(const ckey *key, const void *w, const float *scales) 
     if (s != dnnl_success || !user_scratchpad(&attr))
       continue;
     ok = (add || post_ops(c, key->sum, attr)) && quant_attr(key, scales, attr) &&
-         (wino ? wino_pd(&pd, &cd, attr, c->out[0] * c->out[1] >= WINO_4X3_MIN_OUT)
-               : pick_pd(&pd, &cd, attr, depthwise ? DW_PREFER : NULL));
+         pick_pd(&pd, &cd, attr,
+                 wino        ? (c->out[0] * c->out[1] >= WINO_4X3_MIN_OUT ? "wino_4x3" : NULL)
+                 : depthwise ? DW_PREFER
+                             : NULL);
     dnnl_primitive_attr_destroy(attr);
     e->winograd = ok && wino;
   }
@@ -613,14 +623,12 @@ static centry *entry_build(const ckey *key, const void *w, const float *scales) 
    * kept as they are, always in the entry */
   bool h = key->xdt == TC_DTYPE_F16;
   if (key->wbuf && (e->w_in.p || h)) {
-    size_t nw = (size_t)(c->M * (c->C / c->group) * ksize(c));
-    float *wf = h ? malloc((nw ? nw : 1) * sizeof *wf) : NULL;
-    if (h && !wf) {
+    size_t nw = weight_count(c);
+    float *wf;
+    if (!(w = weights_f32(h, w, nw, &wf))) {
       entry_free(e);
       return NULL;
     }
-    if (h)
-      tc_vf16_to_f32(wf, w, nw), w = wf;
     if (!e->w_in.p)
       e->w_bytes = round_up(dnnl_memory_desc_get_size(&e->w_md));
     wspace *ws = ws_get(e->scratch);
@@ -689,13 +697,11 @@ static centry *mm_build(centry *e, const void *w) {
     entry_free(e);
     return NULL;
   }
-  float *wf = h ? malloc(K * N * sizeof *wf) : NULL; /* float16 weights, widened */
-  if (h && !wf) {
+  float *wf; /* float16 weights, widened */
+  if (!(w = weights_f32(h, w, K * N, &wf))) {
     entry_free(e);
     return NULL;
   }
-  if (h)
-    tc_vf16_to_f32(wf, w, K * N), w = wf;
   if (!e->w_in.p) { /* oneDNN keeps the plain layout */
     memcpy(e->wdata, w, K * N * (q ? 1 : bf ? 2 : sizeof(float)));
   } else if (!reorder_run(&e->w_in, ws, &e->w_user, w, &e->w_md, e->wdata) ||
@@ -1115,11 +1121,6 @@ static bool conv_begin(const tc_conv_spec **c, const void **x, size_t es, tc_con
   }
   key_make(*c, bias, sum, key);
   return true;
-}
-
-/* The weights' element count of c. */
-static size_t weight_count(const tc_conv_spec *c) {
-  return (size_t)(c->M * (c->C / c->group) * ksize(c));
 }
 
 bool tc_dnnl_conv_run(const tc_conv_spec *c, const tc_value *w_value, const float *x,

@@ -350,6 +350,14 @@ typedef struct chan_job {
   bool swap;
 } chan_job;
 
+/* y = a op b over m values, or b op a with the job's swap. */
+static void chan_op(const chan_job *j, float *y, const float *a, const float *b, size_t m) {
+  if (j->swap)
+    tc_vbinary_f32(y, b, a, m, j->op);
+  else
+    tc_vbinary_f32(y, a, b, m, j->op);
+}
+
 static void chan_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
   (void)piece;
   const chan_job *j = ctx;
@@ -359,11 +367,7 @@ static void chan_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
     if (!half) {
       const float *b = j->b + (j->b_n > 1 ? row / j->HW * j->C : 0);
       const float *a = (const float *)j->a + row * j->C;
-      float *y = (float *)j->y + row * j->C;
-      if (j->swap)
-        tc_vbinary_f32(y, b, a, j->C, j->op);
-      else
-        tc_vbinary_f32(y, a, b, j->C, j->op);
+      chan_op(j, (float *)j->y + row * j->C, a, b, j->C);
       continue;
     }
     /* rows of up to HCHUNK channels widened and rounded a run of rows at a
@@ -374,10 +378,7 @@ static void chan_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
       tc_vhalf_to_f32(j->dt, xa, (const uint16_t *)j->a + at, nr * m);
       for (size_t q = 0; q < nr; q++) {
         const float *bq = j->b + (j->b_n > 1 ? (row + q) / j->HW * j->C : 0) + c;
-        if (j->swap)
-          tc_vbinary_f32(r + q * m, bq, xa + q * m, m, j->op);
-        else
-          tc_vbinary_f32(r + q * m, xa + q * m, bq, m, j->op);
+        chan_op(j, r + q * m, xa + q * m, bq, m);
       }
       tc_vf32_to_half(j->dt, (uint16_t *)j->y + at, r, nr * m);
     }

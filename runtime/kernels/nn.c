@@ -609,27 +609,25 @@ static bool gemm_half_packed(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_r
   if (!tc_dnnl_gemm_half_run(k->node->inputs[1], dt, tb, M, K, N, a32 ? (const void *)a32 : A->data,
                              B->data, y))
     return false;
-  bool acc = C && beta != 0.0f;
-  float crow[512];
+  /* beta * C widened once (C broadcasts by the strides cs) */
+  float *cf = NULL;
+  if (C && beta != 0.0f) {
+    size_t nc = tc_rt_numel(C);
+    if (!(cf = scratch(k, nc, sizeof *cf)))
+      return false;
+    tc_vhalf_to_f32(dt, cf, C->data, nc);
+    if (beta != 1.0f)
+      tc_vscale_f32(cf, nc, beta);
+  }
   for (size_t i = 0; i < M; i++) {
     float *yi = y + i * N;
+    const float *ci = cf ? cf + i * (size_t)cs[0] : NULL;
     if (alpha != 1.0f)
       tc_vscale_f32(yi, N, alpha);
-    for (size_t j0 = 0; acc && j0 < N; j0 += 512) {
-      size_t m = N - j0 < 512 ? N - j0 : 512;
-      const uint16_t *ci = (const uint16_t *)C->data + i * (size_t)cs[0];
-      if (cs[1] == 0) {
-        float c0;
-        tc_vhalf_to_f32(dt, &c0, ci, 1);
-        for (size_t j = 0; j < m; j++)
-          crow[j] = c0;
-      } else {
-        tc_vhalf_to_f32(dt, crow, ci + j0, m);
-      }
-      if (beta != 1.0f)
-        tc_vscale_f32(crow, m, beta);
-      tc_vadd_inplace_f32(yi + j0, crow, m);
-    }
+    if (ci && cs[1])
+      tc_vadd_inplace_f32(yi, ci, N);
+    for (size_t j = 0; ci && !cs[1] && j < N; j++)
+      yi[j] += ci[0];
   }
   tc_vf32_to_half(dt, out->data, y, M * N);
   return true;
