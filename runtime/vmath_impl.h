@@ -9,6 +9,10 @@
 
 #include "kernel.h"
 
+#if LANES == 16 /* the including file set the AVX-512 target */
+#include <immintrin.h>
+#endif
+
 #define VINLINE static inline __attribute__((always_inline))
 typedef float v4f __attribute__((vector_size(4 * LANES))); /* LANES lanes, whatever the name */
 typedef int32_t v4i __attribute__((vector_size(4 * LANES)));
@@ -63,18 +67,34 @@ VINLINE v4f exp_core(v4f x, v4f lo, bool has_lo) {
   p = p * r + splat(1.6666665459e-1f);
   p = p * r + splat(5.0000001201e-1f);
   p = p * r * r + r + splat(1.0f);
+#if LANES == 16
+  /* p 2^n in one instruction (vscalefps): the same single rounding as the
+   * two products below, so the same bits */
+  (void)ni;
+  return (v4f)_mm512_scalef_ps((__m512)p, (__m512)n);
+#else
   /* 2^n as 2^(n/2) * 2^(n - n/2): each factor is a normal float for |n| <= 152 */
   v4i n1 = ni >> 1, n2 = ni - n1;
   v4f s1 = (v4f)((n1 + 127) << 23), s2 = (v4f)((n2 + 127) << 23);
   return p * s1 * s2;
+#endif
 }
 
 /* e^x for every float: NaN stays NaN, the argument clamped to [-105, 89]
  * (0 and infinity come out of the scaling). */
 VINLINE v4f v_exp(v4f x) {
+#if LANES == 16
+  /* a NaN becomes the default NaN, as below (the same bits) */
+  __mmask16 nan = _mm512_cmp_ps_mask((__m512)x, (__m512)x, _CMP_UNORD_Q);
+  __m512 c =
+      _mm512_max_ps(_mm512_set1_ps(-105.0f), _mm512_min_ps(_mm512_set1_ps(89.0f), (__m512)x));
+  return (v4f)_mm512_mask_mov_ps((__m512)exp_core((v4f)c, splat(0), false), nan,
+                                 _mm512_set1_ps(__builtin_nanf("")));
+#else
   v4i nan = nan_mask(x);
   x = vmax(vmin(sel(nan, splat(0), x), splat(89.0f)), splat(-105.0f));
   return sel(nan, splat(__builtin_nanf("")), exp_core(x, splat(0), false));
+#endif
 }
 
 VINLINE v4f v_erf(v4f x) {
@@ -456,21 +476,32 @@ float VNAME(tc_vmax_f32)(const float *x, size_t n) {
 /* e^d, 0 where d < thr (d = x - m; NaN stays NaN): d clamped to [thr, 89],
  * where exp_core needs no checks of its own. */
 VINLINE v4f exp_above(v4f d, v4f thr) {
+#if LANES == 16
+  /* the clamp as v_exp's (NaN passes), the zeros by a mask */
+  __mmask16 low = _mm512_cmp_ps_mask((__m512)d, (__m512)thr, _CMP_LT_OQ);
+  __m512 c = _mm512_max_ps((__m512)thr, _mm512_min_ps(_mm512_set1_ps(89.0f), (__m512)d));
+  return (v4f)_mm512_maskz_mov_ps((__mmask16)~low, (__m512)exp_core((v4f)c, splat(0), false));
+#else
   v4i low = d < thr; /* NaN is not */
   d = sel(d > splat(89.0f), splat(89.0f), sel(low, thr, d));
   return sel(low, splat(0), exp_core(d, splat(0), false));
+#endif
 }
 
-/* Differences below thr = ln(FLT_MIN) + ln(n) give 0: their exponentials,
- * divided by the sum (at most n) in softmax, would be subnormal, and
- * subnormal arithmetic costs the CPU a microcode assist per element (the
- * softmax of a long attention row spent more time there than in exp). The
- * change is below e^thr <= n FLT_MIN before normalization. */
+/* Differences below thr = ln(FLT_MIN) + ceil(log2 n) ln 2 give 0: their
+ * exponentials, divided by the sum (at most n) in softmax, would be
+ * subnormal, and subnormal arithmetic costs the CPU a microcode assist per
+ * element (the softmax of a long attention row spent more time there than
+ * in exp). The change is below e^thr <= 2n FLT_MIN before normalization.
+ * (ceil(log2 n) ln 2 bounds ln n from above without a logf per row, which
+ * cost a fifth of a 128-key softmax row.) */
 float VNAME(tc_vexp_sub_sum_f32)(float *y, const float *x, size_t n, float m) {
   v4f acc[PARTS];
   for (int p = 0; p < PARTS; p++)
     acc[p] = splat(0);
-  float thr = -87.33f + (n > 1 ? logf((float)n) : 0.0f);
+  float thr =
+      -87.33f +
+      (n > 1 ? (float)(64 - __builtin_clzll((unsigned long long)n - 1)) * 0.693147181f : 0.0f);
   const v4f vm = splat(m), vthr = splat(thr);
   size_t i = 0;
   for (; i + 16 <= n; i += 16) /* whole groups of sixteen: no padding */
