@@ -458,6 +458,26 @@ float VNAME(tc_vsum_f32)(const float *x, size_t n) {
 }
 
 float VNAME(tc_vmax_f32)(const float *x, size_t n) {
+#if LANES == 16
+  /* Two chains of compares (32 values a step), then the lanes by a tree of
+   * vmaxps: no lane holds NaN (never taken), so the tree gives the same
+   * value as the other sets' lane-order pass; only which of +0 and -0 a
+   * zero maximum has may differ, which its callers (softmax's x - max)
+   * cannot see. Short rows (attention over 128 keys) spent most of their
+   * time in the serial pass over the lanes. */
+  __m512 m0 = _mm512_set1_ps(-__builtin_inff()), m1 = m0;
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m512 a = _mm512_loadu_ps(x + i), b = _mm512_loadu_ps(x + i + 16);
+    m0 = _mm512_mask_mov_ps(m0, _mm512_cmp_ps_mask(a, m0, _CMP_GT_OQ), a);
+    m1 = _mm512_mask_mov_ps(m1, _mm512_cmp_ps_mask(b, m1, _CMP_GT_OQ), b);
+  }
+  for (; i < n; i += 16) {
+    __m512 a = (__m512)load_pad(x, i, n, -__builtin_inff());
+    m0 = _mm512_mask_mov_ps(m0, _mm512_cmp_ps_mask(a, m0, _CMP_GT_OQ), a);
+  }
+  return _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
+#else
   v4f m[PARTS];
   for (int p = 0; p < PARTS; p++)
     m[p] = splat(-__builtin_inff());
@@ -471,6 +491,7 @@ float VNAME(tc_vmax_f32)(const float *x, size_t n) {
     for (int l = 0; l < LANES; l++)
       r = m[p][l] > r ? m[p][l] : r;
   return r;
+#endif
 }
 
 /* e^d, 0 where d < thr (d = x - m; NaN stays NaN): d clamped to [thr, 89],

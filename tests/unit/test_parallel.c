@@ -302,6 +302,41 @@ static void vmath_accuracy(void) {
   }
 }
 
+/* tc_vmax_f32 on every length to 70, the maximum at every position (either
+ * chain of the AVX-512 loop, the tail), a NaN beside it (never taken),
+ * and rows of -inf only; on each set against a scalar pass. */
+static void vmax_positions(void) {
+  const char *names[] = {"avx512", "avx2", "sse2"};
+  float x[70];
+  bool ok = true;
+  for (size_t s = 0; s < 3; s++) {
+    if (!tc_vmath_use(names[s]))
+      continue;
+    for (size_t n = 0; n <= 70 && ok; n++) {
+      for (size_t at = 0; at < (n ? n : 1) && ok; at++) {
+        for (size_t i = 0; i < n; i++)
+          x[i] = (float)((i * 37) % 11) - 20.0f;
+        if (n) {
+          x[at] = 5.0f;
+          x[(at + 1) % n] = n > 1 ? NAN : 5.0f;
+        }
+        float got = tc_vmax_f32(x, n), want = -INFINITY;
+        for (size_t i = 0; i < n; i++)
+          want = x[i] > want ? x[i] : want;
+        ok = got == want;
+        if (!ok)
+          fprintf(stderr, "vmax %s: n %zu, max at %zu: %g, want %g\n", names[s], n, at, (double)got,
+                  (double)want);
+      }
+      for (size_t i = 0; i < n; i++)
+        x[i] = -INFINITY;
+      ok = ok && tc_vmax_f32(x, n) == -INFINITY;
+    }
+  }
+  CHECK(ok);
+  CHECK(tc_vmath_use(NULL));
+}
+
 /* ---- the instruction sets of vmath agree ---- */
 
 static void vmath_all(const float *x, const float *b, const int32_t *acc, size_t n, float *out,
@@ -1210,6 +1245,7 @@ static void half_kernels(void) {
 int main(void) {
   RUN(parallel_for_covers_once);
   RUN(vmath_accuracy);
+  RUN(vmax_positions);
   RUN(vmath_sets_agree);
   RUN(half_conversions);
   RUN(binary_ops);
