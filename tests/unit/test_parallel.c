@@ -1014,6 +1014,17 @@ static void attention_heads(void) {
     attr_i(n, 2, "is_causal", causal);
     check_node(&e, n, 23, inl, 4, (tol){1e-6, 1e-5});
   }
+  /* value heads wider than one 64-column tile and not a whole number of
+   * vectors (84 = 64 + 16 + 4), query rows not a multiple of the tile's
+   * six, 13 of them */
+  int64_t dqw[] = {1, 13, 160}, dkw[] = {1, 50, 160}, dvw[] = {1, 50, 168};
+  const tc_rt_tensor *inw[3] = {rand_t(&e, TC_DTYPE_F32, 3, dqw, -1, 1),
+                                rand_t(&e, TC_DTYPE_F32, 3, dkw, -1, 1),
+                                rand_t(&e, TC_DTYPE_F32, 3, dvw, -1, 1)};
+  n = mk(&e, "Attention", 3, 1, 2);
+  attr_i(n, 0, "q_num_heads", 2);
+  attr_i(n, 1, "kv_num_heads", 2);
+  check_node(&e, n, 23, inw, 3, (tol){1e-6, 1e-5});
   /* no keys at all (the tuner's captures can give such shapes) */
   int64_t dq0[] = {1, 5, 64}, dk0[] = {1, 0, 64};
   const tc_rt_tensor *in0[3] = {rand_t(&e, TC_DTYPE_F32, 3, dq0, -1, 1),
