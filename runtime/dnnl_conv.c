@@ -138,6 +138,8 @@ typedef struct wspace {
 /* Set when an entry failed while running (y may be partly written); see
  * tc_dnnl_conv_failed_running. */
 static _Thread_local bool failed_running;
+/* What the last entry this thread ran reordered (tc_dnnl_conv_last_reorders). */
+static _Thread_local unsigned last_reorders;
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static dnnl_engine_t engine;
@@ -209,6 +211,8 @@ static void *ws_extra(void **buf, size_t *cap, size_t need) {
 }
 
 bool tc_dnnl_conv_failed_running(void) { return failed_running; }
+
+unsigned tc_dnnl_conv_last_reorders(void) { return last_reorders; }
 
 /* ---- memory descriptors ---- */
 
@@ -535,6 +539,59 @@ static bool pick_pd(dnnl_primitive_desc_t *pd, const dnnl_convolution_desc_t *cd
  * memory runs out. */
 static centry *mm_build(centry *e, const void *w);
 
+/* Whether blocked layout b (one block of all the channels, 16 for
+ * nChw16c) puts every element of a 4-D tensor of dims where channels-last
+ * puts it: then a primitive's nChw16c output is a channels-last tensor. */
+static bool blocked_is_nhwc(const dnnl_memory_desc_t *b, const dnnl_dim_t *dims) {
+  const dnnl_blocking_desc_t *k = &b->format_desc.blocking;
+  if (b->ndims != 4 || b->format_kind != dnnl_blocked || b->offset0 != 0 || k->inner_nblks != 1 ||
+      k->inner_idxs[0] != 1 || k->inner_blks[0] != dims[1])
+    return false;
+  for (int d = 0; d < 4; d++)
+    if (b->padded_dims[d] != dims[d] || b->padded_offsets[d] != 0)
+      return false;
+  return k->strides[3] == dims[1] && k->strides[2] == dims[3] * dims[1] &&
+         (dims[0] == 1 || k->strides[0] == dims[1] * dims[2] * dims[3]);
+}
+
+/* The first convolution of an image model: float32 x plain with few
+ * channels (RGB), 16 output channels wanted channels-last. oneDNN's jit
+ * kernel reads such an x as it is and writes nChw16c, which for 16
+ * channels is channels-last byte for byte (blocked_is_nhwc): neither x nor
+ * y is reordered. MobileNetV3-Large's 3 -> 16 stem (224x224, stride 2):
+ * the reorder of x to channels-last and the brgconv kernel took 0.20-0.31
+ * ms in the model, this 0.12-0.18 (1 thread). A reference implementation
+ * is never taken (oneDNN's ref:any ran this shape in 136 ms); the usual
+ * path is then tried. */
+static bool stem16_pd(const tc_conv_spec *c, const ckey *key, const dnnl_memory_desc_t *x_user,
+                      const dnnl_memory_desc_t *wa, const dnnl_memory_desc_t *bmd,
+                      const dnnl_dim_t *yd, const dnnl_dim_t *st, const dnnl_dim_t *dil,
+                      const dnnl_dim_t *pl, const dnnl_dim_t *pr, dnnl_primitive_desc_t *pd) {
+  if (key->xdt || key->sum || c->transposed || c->nsp != 2 || c->group != 1 || c->C >= 16 ||
+      c->M != 16 || (c->layout & TC_CONV_X_NHWC) || !(c->layout & TC_CONV_Y_NHWC))
+    return false;
+  dnnl_memory_desc_t ya;
+  dnnl_convolution_desc_t cd;
+  dnnl_primitive_attr_t attr;
+  if (dnnl_memory_desc_init_by_tag(&ya, 4, yd, dnnl_f32, dnnl_aBcd16b) != dnnl_success ||
+      dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference,
+                                                 dnnl_convolution_direct, x_user, wa, bmd, &ya, st,
+                                                 dil, pl, pr) != dnnl_success ||
+      !user_scratchpad(&attr))
+    return false;
+  bool ok = post_ops(c, false, attr) &&
+            dnnl_primitive_desc_create(pd, &cd, attr, engine, NULL) == dnnl_success;
+  dnnl_primitive_attr_destroy(attr);
+  const char *impl = NULL;
+  if (ok && (dnnl_primitive_desc_query(*pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success ||
+             !impl || strncmp(impl, "ref", 3) == 0 ||
+             !blocked_is_nhwc(dnnl_primitive_desc_query_md(*pd, dnnl_query_dst_md, 0), yd))) {
+    dnnl_primitive_desc_destroy(*pd);
+    ok = false;
+  }
+  return ok;
+}
+
 static centry *entry_build(const ckey *key, const void *w, const float *scales) {
   centry *e = calloc(1, sizeof *e);
   if (!e)
@@ -574,6 +631,10 @@ static centry *entry_build(const ckey *key, const void *w, const float *scales) 
   bool add = plain && (key->sum || c->act != TC_CONV_ACT_NONE), ok = false;
   bool depthwise =
       !c->transposed && !key_q8(key) && c->group > 1 && c->group == c->C && c->group == c->M;
+  bool stem =
+      !plain && c->algo != TC_CONV_ALGO_WINOGRAD &&
+      stem16_pd(c, key, &e->x_user, &wa, key->bias ? &e->b_md : NULL, yd, st, dil, pl, pr, &pd);
+  ok = stem;
   /* Winograd when asked for, else (or when oneDNN has none here) direct */
   for (int wino = c->algo == TC_CONV_ALGO_WINOGRAD && !plain; wino >= 0 && !ok; wino--) {
     dnnl_convolution_desc_t cd;
@@ -602,7 +663,7 @@ static centry *entry_build(const ckey *key, const void *w, const float *scales) 
   e->y_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
   e->w_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
   if (!prim_from(&e->conv, pd) || !reorder_make(&e->x_in, &e->x_user, &e->x_md) ||
-      !reorder_make(&e->y_out, &e->y_md, &e->y_user) ||
+      (!stem && !reorder_make(&e->y_out, &e->y_md, &e->y_user)) ||
       (key->sum && !reorder_make(&e->z_in, &e->y_user, &e->y_md)) ||
       !reorder_make(&e->w_in, &e->w_user, &e->w_md))
     return e;
@@ -731,6 +792,7 @@ static bool entry_run(const centry *e, const void *x, const void *w, const float
   const void *xs = e->x_in.p ? xb : x, *wsrc = e->wdata ? e->wdata : w_tmp ? wb : w;
   void *yd = e->y_out.p ? yb : y;
   bool ok = true;
+  last_reorders = (e->x_in.p ? TC_DNNL_REORDERS_X : 0u) | (e->y_out.p ? TC_DNNL_REORDERS_Y : 0u);
   if (e->x_in.p)
     ok = reorder_run(&e->x_in, ws, &e->x_user, x, &e->x_md, xb);
   if (ok && w_tmp)

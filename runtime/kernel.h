@@ -402,6 +402,11 @@ bool tc_dnnl_conv_run(const tc_conv_spec *c, const tc_value *w_value, const floa
  * it declined the case before). A convolution whose y is z's memory (in
  * place, runtime/plan.c) cannot fall back to another kernel then. */
 bool tc_dnnl_conv_failed_running(void);
+/* Which operands the last (de)convolution this thread ran through oneDNN
+ * reordered between the runtime's layout and the primitive's: a mask of
+ * TC_DNNL_REORDERS_X and _Y (diagnostics and tests). */
+enum { TC_DNNL_REORDERS_X = 1, TC_DNNL_REORDERS_Y = 2 };
+unsigned tc_dnnl_conv_last_reorders(void);
 /* y = act(scale[m] * conv(x - xzp, w) + b + z) through oneDNN's int8
  * convolution: x uint8 or int8 (xdt), w int8, scale [M] (x's scale times
  * w's per channel), b [M] and z (shaped like y) float32 or NULL, y float32;

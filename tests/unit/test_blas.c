@@ -989,6 +989,64 @@ static void test_half_matmul(void) {
  * the positions its strides read) against a direct loop, float32 and
  * bfloat16, plain and channels-last x and y, strides 2x2 and 3x2 over
  * sizes the strides do not divide. */
+/* A first convolution (RGB x plain, 16 outputs channels-last, 3x3 stride 2
+ * padded, hard-swish) reads x and writes y where they lie, with neither
+ * reordered (oneDNN's nChw16c output is channels-last for 16 channels);
+ * 32 outputs take the usual path, which reorders x. Against a direct loop,
+ * batch 2, odd sizes. */
+static void test_conv_stem16(void) {
+  const int64_t N = 2, C = 3, H = 23, W = 19, OH = 12, OW = 10;
+  for (int64_t M = 16; M <= 32; M += 16) {
+    int64_t xd[4] = {N, C, H, W}, wd[4] = {M, C, 3, 3}, bd[1] = {M};
+    tc_ndarray x = random_input(4, xd, 41), w = random_input(4, wd, 42),
+               b = random_input(1, bd, 43);
+    const float *xf = x.data, *wf = w.data, *bf = b.data;
+    tc_conv_spec c = {.nsp = 2,
+                      .N = N,
+                      .C = C,
+                      .M = M,
+                      .group = 1,
+                      .in = {H, W, 1},
+                      .k = {3, 3, 1},
+                      .out = {OH, OW, 1},
+                      .s = {2, 2, 1},
+                      .d = {1, 1, 1},
+                      .pb = {1, 1, 0},
+                      .pe = {1, 1, 0},
+                      .act = TC_CONV_ACT_HARD_SWISH,
+                      .layout = TC_CONV_Y_NHWC};
+    size_t ny = (size_t)(N * M * OH * OW);
+    float *y = calloc(ny, sizeof *y);
+    bool ok = tc_dnnl_conv_run(&c, NULL, xf, wf, bf, NULL, y);
+    CHECK(ok);
+    unsigned re = tc_dnnl_conv_last_reorders();
+    CHECK(M == 16 ? re == 0 : (re & TC_DNNL_REORDERS_X) != 0);
+    size_t worse = 0;
+    for (int64_t n = 0; ok && n < N; n++)
+      for (int64_t m = 0; m < M; m++)
+        for (int64_t i = 0; i < OH; i++)
+          for (int64_t j = 0; j < OW; j++) {
+            double acc = bf[m];
+            for (int64_t ch = 0; ch < C; ch++)
+              for (int64_t u = 0; u < 3; u++)
+                for (int64_t v = 0; v < 3; v++) {
+                  int64_t r = i * 2 - 1 + u, q = j * 2 - 1 + v;
+                  if (r >= 0 && r < H && q >= 0 && q < W)
+                    acc += (double)wf[((m * C + ch) * 3 + u) * 3 + v] *
+                           xf[((n * C + ch) * H + r) * W + q];
+                }
+            double want = acc * fmin(fmax(acc / 6 + 0.5, 0), 1);
+            float got = y[((n * OH + i) * OW + j) * M + m];
+            worse += !(fabs(got - want) <= 1e-5 * (fabs(want) + 1));
+          }
+    if (worse)
+      fprintf(stderr, "stem %lld outputs: %zu elements differ\n", (long long)M, worse);
+    CHECK(worse == 0);
+    free(y);
+    free_inputs(&x, 1), free_inputs(&w, 1), free_inputs(&b, 1);
+  }
+}
+
 static void test_conv_subsample(void) {
   const int64_t N = 2, C = 24, M = 40, H = 11, W = 9;
   const int64_t strides[2][2] = {{2, 2}, {3, 2}};
@@ -1069,6 +1127,7 @@ int main(void) {
   RUN(test_half_gemm);
   RUN(test_half_conv);
   RUN(test_conv_threads);
+  RUN(test_conv_stem16);
   RUN(test_conv_subsample);
   tc_fast_kernels_set(true);
   return SUMMARY("unit.blas");
