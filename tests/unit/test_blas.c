@@ -989,6 +989,25 @@ static void test_half_matmul(void) {
  * the positions its strides read) against a direct loop, float32 and
  * bfloat16, plain and channels-last x and y, strides 2x2 and 3x2 over
  * sizes the strides do not divide. */
+/* The spec of a 2-D convolution, group 1: N images of C x H x W, M
+ * outputs, a k x k kernel, strides s0 x s1, p padding on every side. */
+static tc_conv_spec spec2d(int64_t N, int64_t C, int64_t M, int64_t H, int64_t W, int64_t k,
+                           int64_t s0, int64_t s1, int64_t p) {
+  tc_conv_spec c = {.nsp = 2,
+                    .N = N,
+                    .C = C,
+                    .M = M,
+                    .group = 1,
+                    .in = {H, W, 1},
+                    .k = {k, k, 1},
+                    .out = {(H + 2 * p - k) / s0 + 1, (W + 2 * p - k) / s1 + 1, 1},
+                    .s = {s0, s1, 1},
+                    .d = {1, 1, 1},
+                    .pb = {p, p, 0},
+                    .pe = {p, p, 0}};
+  return c;
+}
+
 /* A first convolution (RGB x plain, 16 outputs channels-last, 3x3 stride 2
  * padded, hard-swish) reads x and writes y where they lie, with neither
  * reordered (oneDNN's nChw16c output is channels-last for 16 channels);
@@ -1001,20 +1020,10 @@ static void test_conv_stem16(void) {
     tc_ndarray x = random_input(4, xd, 41), w = random_input(4, wd, 42),
                b = random_input(1, bd, 43);
     const float *xf = x.data, *wf = w.data, *bf = b.data;
-    tc_conv_spec c = {.nsp = 2,
-                      .N = N,
-                      .C = C,
-                      .M = M,
-                      .group = 1,
-                      .in = {H, W, 1},
-                      .k = {3, 3, 1},
-                      .out = {OH, OW, 1},
-                      .s = {2, 2, 1},
-                      .d = {1, 1, 1},
-                      .pb = {1, 1, 0},
-                      .pe = {1, 1, 0},
-                      .act = TC_CONV_ACT_HARD_SWISH,
-                      .layout = TC_CONV_Y_NHWC};
+    tc_conv_spec c = spec2d(N, C, M, H, W, 3, 2, 2, 1);
+    c.act = TC_CONV_ACT_HARD_SWISH;
+    c.layout = TC_CONV_Y_NHWC;
+    CHECK(c.out[0] == OH && c.out[1] == OW);
     size_t ny = (size_t)(N * M * OH * OW);
     float *y = calloc(ny, sizeof *y);
     bool ok = tc_dnnl_conv_run(&c, NULL, xf, wf, bf, NULL, y);
@@ -1057,19 +1066,10 @@ static void test_conv_subsample(void) {
     for (int st = 0; st < 2; st++)
       for (int nhwc = 0; nhwc < 2; nhwc++) {
         int64_t s0 = strides[st][0], s1 = strides[st][1];
-        int64_t OH = (H - 1) / s0 + 1, OW = (W - 1) / s1 + 1;
-        tc_conv_spec c = {.nsp = 2,
-                          .N = N,
-                          .C = C,
-                          .M = M,
-                          .group = 1,
-                          .in = {H, W, 1},
-                          .k = {1, 1, 1},
-                          .out = {OH, OW, 1},
-                          .s = {s0, s1, 1},
-                          .d = {1, 1, 1},
-                          .algo = TC_CONV_ALGO_SUBSAMPLE,
-                          .layout = nhwc ? TC_CONV_X_NHWC | TC_CONV_Y_NHWC : 0};
+        tc_conv_spec c = spec2d(N, C, M, H, W, 1, s0, s1, 0);
+        c.algo = TC_CONV_ALGO_SUBSAMPLE;
+        c.layout = nhwc ? TC_CONV_X_NHWC | TC_CONV_Y_NHWC : 0;
+        int64_t OH = c.out[0], OW = c.out[1];
         size_t ny = (size_t)(N * M * OH * OW), nx = (size_t)(N * C * H * W);
         float *y = calloc(ny, sizeof *y), *xr = malloc(nx * sizeof *xr),
               *wr = malloc((size_t)(M * C) * sizeof *wr);
