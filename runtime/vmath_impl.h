@@ -425,7 +425,15 @@ void VNAME(tc_vmax_taps_f32)(float *y, const float *x, const ptrdiff_t *off, siz
     v4f acc = load_pad(x + off[0], i, n, 0);
     for (size_t t = 1; t < taps; t++) { /* tc_vbinary_f32's M, tap by tap */
       v4f v = load_pad(x + off[t], i, n, 0);
+#if LANES == 16
+      /* vmaxps(v, acc) is v > acc ? v : acc, and acc when either is NaN;
+       * then a NaN v wins: M's bits in three instructions */
+      __m512 m = _mm512_max_ps((__m512)v, (__m512)acc);
+      acc = (v4f)_mm512_mask_mov_ps(m, _mm512_cmp_ps_mask((__m512)v, (__m512)v, _CMP_UNORD_Q),
+                                    (__m512)v);
+#else
       acc = sel(nan_mask(v), v, sel(v > acc, v, acc));
+#endif
     }
     store_part(y, i, n, acc);
   }
