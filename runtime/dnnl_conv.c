@@ -558,9 +558,9 @@ static bool blocked_is_nhwc(const dnnl_memory_desc_t *b, const dnnl_dim_t *dims)
  * channels (RGB), 16 output channels wanted channels-last. oneDNN's jit
  * kernel reads such an x as it is and writes nChw16c, which for 16
  * channels is channels-last byte for byte (blocked_is_nhwc): neither x nor
- * y is reordered. MobileNetV3-Large's 3 -> 16 stem (224x224, stride 2):
- * the reorder of x to channels-last and the brgconv kernel took 0.20-0.31
- * ms in the model, this 0.12-0.18 (1 thread). A reference implementation
+ * y is reordered. MobileNetV3-Large's 3 -> 16 stem (224x224, stride 2,
+ * 1 thread): the reorder of x to channels-last and the brgconv kernel took
+ * 0.21-0.27 ms per run in the model, this 0.16. A reference implementation
  * is never taken (oneDNN's ref:any ran this shape in 136 ms); the usual
  * path is then tried. */
 static bool stem16_pd(const tc_conv_spec *c, const ckey *key, const dnnl_memory_desc_t *x_user,
