@@ -56,7 +56,6 @@ VINLINE v4f exp_core(v4f x, v4f lo, bool has_lo) {
   const float magic = 12582912.0f;
   v4f t = sum * splat(1.44269504088896341f) + splat(magic);
   v4f n = t - splat(magic);
-  v4i ni = (v4i)t - (v4i)splat(magic);
   v4f r = x - n * splat(0.693359375f) - n * splat(-2.12194440e-4f);
   if (has_lo)
     r = r + lo;
@@ -70,11 +69,11 @@ VINLINE v4f exp_core(v4f x, v4f lo, bool has_lo) {
 #if LANES == 16
   /* p 2^n in one instruction (vscalefps): the same single rounding as the
    * two products below, so the same bits */
-  (void)ni;
   return (v4f)_mm512_scalef_ps((__m512)p, (__m512)n);
 #else
-  /* 2^n as 2^(n/2) * 2^(n - n/2): each factor is a normal float for |n| <= 152 */
-  v4i n1 = ni >> 1, n2 = ni - n1;
+  /* 2^n as 2^(n/2) * 2^(n - n/2): each factor is a normal float for |n| <= 152
+   * (n as an integer from t's low mantissa bits) */
+  v4i ni = (v4i)t - (v4i)splat(magic), n1 = ni >> 1, n2 = ni - n1;
   v4f s1 = (v4f)((n1 + 127) << 23), s2 = (v4f)((n2 + 127) << 23);
   return p * s1 * s2;
 #endif
