@@ -37,7 +37,7 @@ DEPS_OK  := $(BUILD)/.deps-ok
 
 .PHONY: FORCE all deps ops-doc test check-asan fuzz demo format format-check clean
 all: $(BUILD)/bin/tacoc $(BUILD)/lib/libtacort.a $(BUILD)/lib/libtacort.so $(BUILD)/samples/run_model \
-     $(BUILD)/lib/libtacort_cuda.so $(BUILD)/bin/tacoc-nollvm
+     $(BUILD)/lib/libtacort_cuda.so $(BUILD)/bin/tacoc-nollvm $(BUILD)/bench/cpu_peak
 
 deps:
 	tools/deps.sh
@@ -144,6 +144,11 @@ $(BUILD)/samples/run_model: samples/run_model.c include/tacort.h $(BUILD)/lib/li
 	@mkdir -p $(@D)
 	$(CC) -std=c11 $(CFLAGS) $(SANITIZE) $(WARN) -Iinclude -o $@ $< $(BUILD)/lib/libtacort.a $(LDLIBS)
 
+# The expert library's measured peaks (bench/floor_compare.py reads them).
+$(BUILD)/bench/cpu_peak: bench/cpu_peak.c $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE $(CFLAGS) $(SANITIZE) $(WARN) -o $@ $< -ldnnl -lgomp
+
 $(BUILD)/obj/tests/conformance/conformance.o: $(GEN)/onnx-data.pb-c.h
 $(BUILD)/tests/conformance: $(BUILD)/obj/tests/conformance/conformance.o $(BUILD)/obj/gen/onnx-data.pb-c.o $(BUILD)/lib/libtacort.a
 	@mkdir -p $(@D)
@@ -175,9 +180,9 @@ demo: all
 	tools/demo.sh $(BUILD)
 
 format:
-	clang-format -i $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) $(CG_SRCS) codegen/none/*.c codegen/*/*.h passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h runtime/kernels/*.h include/*.h tests/fuzz/*.c runtime/cuda/*.[ch] tests/gpu/*.c
+	clang-format -i $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) $(CG_SRCS) codegen/none/*.c codegen/*/*.h passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h runtime/kernels/*.h include/*.h tests/fuzz/*.c runtime/cuda/*.[ch] tests/gpu/*.c bench/*.c
 format-check:
-	clang-format --dry-run --Werror $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) $(CG_SRCS) codegen/none/*.c codegen/*/*.h passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h runtime/kernels/*.h include/*.h tests/fuzz/*.c runtime/cuda/*.[ch] tests/gpu/*.c
+	clang-format --dry-run --Werror $(RT_SRCS) $(CLI_SRCS) $(PASS_SRCS) $(CG_SRCS) codegen/none/*.c codegen/*/*.h passes/*.h compiler/*.h $(UNIT_SRCS) runtime/*.h runtime/kernels/*.h include/*.h tests/fuzz/*.c runtime/cuda/*.[ch] tests/gpu/*.c bench/*.c
 
 clean:
 	rm -rf build

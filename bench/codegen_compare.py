@@ -19,7 +19,13 @@ MobileNetV3-Large; wav2vec2-base- and Whisper-base-shaped speech encoders).
 Timing: `rounds` rounds; in each, every configuration runs `reps` timed runs
 after a warm-up (libtacort inside one `tacoc run --repeat` process, its
 median taken), so drift hits all alike. Reported: medians over rounds
-(min-max) in ms and ratios to ONNX Runtime."""
+(min-max) in ms and ratios to ONNX Runtime.
+
+Then, with build/bench/cpu_peak (`make` builds it; --peak names another),
+each model's floors (bench/floors.py): its GEMM and convolution operations
+at the best rate oneDNN reaches here and at the core's multiply-add peak,
+beside the latency the targets of 0.8x ONNX Runtime float32 (and, for
+BERT-base int8, 0.5x its dynamic int8 model) would need."""
 import argparse
 import os
 import re
@@ -35,6 +41,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+import floors  # noqa: E402
 import optimize_compare as opc  # noqa: E402
 import ort_compare as oc  # noqa: E402
 
@@ -97,6 +104,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--models", default="bert_base,resnet50")
+    ap.add_argument("--peak", default="build/bench/cpu_peak",
+                    help="cpu_peak binary for the floors (skipped when missing)")
     a = ap.parse_args()
     os.makedirs(a.workdir, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -169,7 +178,26 @@ def main():
             cos = f"   cosine {cosines[label]:.6f}" if label in cosines else ""
             print(f"  {label:33s} {med[label]:9.1f} ({min(v):.1f}-{max(v):.1f})   "
                   f"{med[label] / ref:5.2f}x {ref_name}{cos}")
+        if os.path.exists(a.peak):
+            print_floors(a, name, path, feeds, base)
     return 0
+
+
+def print_floors(a, name, path, feeds, base):
+    """The model's floors beside the targets' latencies (module docstring)."""
+    items = floors.work(onnx.load(path), feeds)
+    int8 = "int8" in base
+    rates, stream = floors.measure(a.peak, items, a.threads, int8=int8)
+    targets = [("float32", False, 0.8, base["ORT, original"], "ORT")]
+    if int8:
+        targets.append(("int8", True, 0.5, base["int8"], "ORT int8"))
+    for what, i8, ratio, ref, ref_name in targets:
+        line, _ = floors.summary(items, rates, stream, int8=i8)
+        hw = floors.floor_ms(items, rates, int8=i8, hardware=True)
+        verdict = "below" if ratio * ref < hw else "above"
+        print(f"  {what} work: {line}")
+        print(f"    {ratio}x {ref_name} = {ratio * ref:.1f} ms, {verdict} the core-peak floor "
+              f"({ratio * ref / hw:.2f}x it)")
 
 
 if __name__ == "__main__":

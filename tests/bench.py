@@ -462,6 +462,85 @@ def test_errors(c):
     assert "garbage.onnx" in proc.stderr
 
 
+def cpu_peak_bin(c):
+    """build/bench/cpu_peak beside the tested tacoc (BUILD/bin/tacoc)."""
+    return os.path.join(os.path.dirname(os.path.dirname(c.tacoc)), "bench", "cpu_peak")
+
+
+def test_cpu_peak(c):
+    """bench/cpu_peak.c: a line per task, rates that are numbers with the best
+    at least the median, and the GEMMs' rates cannot be faked by a call that
+    does nothing (a GEMM of 8 x 8 x 8 is far slower per operation than one of
+    256^3 on any CPU, because of the calls' fixed cost)."""
+    proc = subprocess.run([cpu_peak_bin(c), "--reps", "3", "sgemm", "8", "8", "8", "sgemm", "256",
+                           "256", "256", "u8gemm", "64", "32", "16", "stream", "8"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 4, proc.stdout
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                    "bench"))
+    import floors
+    rates, stream = floors.parse_peaks(proc.stdout)
+    assert set(rates) == {("sgemm", 8, 8, 8), ("sgemm", 256, 256, 256), ("u8gemm", 64, 32, 16)}
+    assert all(v > 0 for v in rates.values()) and stream and stream > 0, proc.stdout
+    assert rates[("sgemm", 8, 8, 8)] < rates[("sgemm", 256, 256, 256)], proc.stdout
+    for line in lines:
+        best, med = map(float, re.search(r"best ([\d.]+) median ([\d.]+)", line).groups())
+        assert best >= med, line
+    for args, want in [(["sgemm", "1", "2"], "a GEMM takes M K N"), (["stream"], "size in MiB"),
+                       (["sgemm", "0", "2", "2"], "positive"), (["bogus"], "unknown task"),
+                       (["--threads", "x", "fma"], "--threads"), ([], "no task")]:
+        proc = subprocess.run([cpu_peak_bin(c), *args], capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 2 and want in proc.stderr, (args, proc.stderr)
+
+
+def test_floors_work(c):
+    """bench/floors.py counts a model's products and convolutions at the
+    benchmark's input shapes: MatMul with a weight (rows of a batched A),
+    Gemm with transB, a batched product of two activations, a grouped
+    strided Conv; and the floors divide by the rates they are given."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                    "bench"))
+    import floors
+    w = RNG.standard_normal((8, 12)).astype(np.float32)
+    g = RNG.standard_normal((5, 12)).astype(np.float32)
+    cw = RNG.standard_normal((6, 2, 3, 3)).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]),                 # [b,4,8] x [8,12]
+             helper.make_node("Transpose", ["h"], ["ht"], perm=[0, 2, 1]),  # [b,12,4]
+             helper.make_node("MatMul", ["h", "ht"], ["s"]),                # [b,4,12]x[b,12,4]
+             helper.make_node("Reshape", ["h", "flat"], ["h2"]),            # [4b, 12]
+             helper.make_node("Gemm", ["h2", "g"], ["y"], transB=1),        # [4b,12]x[12,5]
+             helper.make_node("Conv", ["img", "cw"], ["z"], group=2, strides=[2, 2],
+                              pads=[1, 1, 1, 1])]                           # 4 -> 6 ch, 9x9 -> 5x5
+    model = make(nodes, [vi("x", ["b", 4, 8]), vi("img", ["b", 4, 9, 9])],
+                 [vi("s", ["b", 4, 4]), vi("y", ["q", 5]), vi("z", ["b", 6, 5, 5])],
+                 [t("w", w), t("g", g), t("flat", np.array([-1, 12], np.int64)), t("cw", cw)])
+    feeds = {"x": np.zeros((3, 4, 8), np.float32), "img": np.zeros((3, 4, 9, 9), np.float32)}
+    items = floors.work(model, feeds)
+    got = [(it["op"], it["flops"], it["weight_bytes"], it.get("mkn")) for it in items]
+    assert got == [("MatMul", 2 * 12 * 8 * 12, 4 * 8 * 12, (12, 8, 12)),
+                   ("MatMul", 2 * 3 * 4 * 12 * 4, 0, None),
+                   ("Gemm", 2 * 12 * 12 * 5, 4 * 12 * 5, (12, 12, 5)),
+                   ("Conv", 2 * 3 * 6 * 5 * 5 * 2 * 3 * 3, 4 * 6 * 2 * 3 * 3, None)], got
+    total = sum(it["flops"] for it in items)
+    weights = sum(it["flops"] for it in items if "mkn" in it)
+    rates = {("sgemm", 12, 8, 12): 2.0, ("sgemm", 2048, 2048, 2048): 4.0, ("u8gemm", 1, 1, 1): 16.0,
+             ("fma",): 8.0, ("vnni",): 32.0}
+    close = lambda a, b: abs(a - b) <= 1e-12 * max(1.0, abs(b))  # noqa: E731
+    assert close(floors.floor_ms(items, rates), total / 4e9 * 1e3)
+    assert close(floors.floor_ms(items, rates, hardware=True), total / 8e9 * 1e3)
+    assert close(floors.floor_ms(items, rates, int8=True),
+                 (weights / 16e9 + (total - weights) / 4e9) * 1e3)
+    assert close(floors.floor_ms(items, rates, int8=True, hardware=True),
+                 (weights / 32e9 + (total - weights) / 8e9) * 1e3)
+    try:
+        floors.work(model, {"x": feeds["x"]})
+        raise AssertionError("a Conv with unknown shapes was counted")
+    except ValueError as e:
+        assert "Conv" in str(e), e
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
