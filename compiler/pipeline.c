@@ -127,10 +127,10 @@ static tc_status run_on(const tc_pass_def *d, tc_pass_ctx *c, tc_graph *g) {
 }
 
 tc_status tc_pipeline_run(tc_pipeline *p, tc_model *m, const tc_pass_options *opt, tc_diag *diag) {
-  /* IR 3 required every initializer to be a graph input; 4 lifted that and
-   * changed nothing else, and passes create initializers. */
-  if (p->n && m->ir_version < 4)
-    m->ir_version = 4;
+  /* Passes create initializers, which IR 3 would have to list as inputs
+   * (where they read as constants); IR 4 lists them only as initializers. */
+  if (p->n)
+    tc_model_raise_ir4(m);
   for (size_t i = 0; i < p->n; i++) {
     const tc_pass_def *d = p->passes[i];
     tc_pass_record *r = &p->records[i];

@@ -367,7 +367,7 @@ static void observe_gemm(capture *c, const tc_node *n, const tc_rt_tensor *const
   tc_tune_result *r = c->r;
   const tc_value *bv = n->n_inputs > 1 ? n->inputs[1] : NULL;
   if (r->o.mode == TC_TUNE_OFF || n_in != 2 || !in[0] || !in[1] || !tc_is_op(n, "MatMul") || !bv ||
-      !bv->init || (bv->flags & TC_VALUE_INPUT) || in[0]->dtype != TC_DTYPE_F32 ||
+      !bv->init || tc_value_is_input(bv) || in[0]->dtype != TC_DTYPE_F32 ||
       in[1]->dtype != TC_DTYPE_F32 || in[0]->rank < 2 || in[1]->rank != 2 ||
       in[0]->dims[in[0]->rank - 1] != in[1]->dims[0] || in[1]->dims[0] <= 0)
     return;

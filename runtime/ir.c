@@ -592,8 +592,40 @@ tc_tensor *tc_tensor_new(tc_model *m, const char *name, int32_t dtype, size_t ra
   return t;
 }
 
+bool tc_value_is_input(const tc_value *v) {
+  return v && (v->flags & TC_VALUE_INPUT) &&
+         !(v->init && v->graph && v->graph->model && v->graph->model->ir_version < 4);
+}
+
+static void drop_init_inputs(tc_graph *g) {
+  size_t k = 0;
+  for (size_t i = 0; i < g->n_inputs; i++) {
+    tc_value *v = g->inputs[i].value;
+    if (v->init)
+      v->flags &= ~(unsigned)TC_VALUE_INPUT;
+    else
+      g->inputs[k++] = g->inputs[i];
+  }
+  g->n_inputs = k;
+  for (tc_node *n = g->first; n; n = n->next)
+    for (size_t a = 0; a < n->n_attrs; a++) {
+      const tc_attr *at = &n->attrs[a];
+      if (at->g)
+        drop_init_inputs(at->g);
+      for (size_t j = 0; j < at->n_graphs; j++)
+        drop_init_inputs(at->graphs[j]);
+    }
+}
+
+void tc_model_raise_ir4(tc_model *m) {
+  if (m->ir_version >= 4)
+    return;
+  drop_init_inputs(m->graph);
+  m->ir_version = 4;
+}
+
 const tc_tensor *tc_value_const(const tc_value *v) {
-  return v && v->init && !(v->flags & TC_VALUE_INPUT) ? v->init : NULL;
+  return v && v->init && !tc_value_is_input(v) ? v->init : NULL;
 }
 
 int tc_value_make_const(tc_value *v, tc_tensor *t) {

@@ -379,8 +379,18 @@ void tc_node_copy_attr(tc_node *n, size_t i, const tc_attr *a);
  * reference to buf (released with the model, or here on failure). NULL on OOM. */
 tc_tensor *tc_tensor_new(tc_model *m, const char *name, int32_t dtype, size_t rank,
                          const int64_t *dims, tc_buffer *buf);
-/* The constant data of v: its initializer when v is one and not also a graph
- * input (a caller may override those). NULL otherwise. */
+/* Whether a caller may feed v: it is listed in graph.input, and it is not
+ * an initializer of a model below IR version 4 (IR 3 listed every
+ * initializer as a graph input too; ONNX Runtime reads those as constants
+ * and refuses them as inputs, and so does libtacort). */
+bool tc_value_is_input(const tc_value *v);
+/* Raises m to IR version 4 when it is below, meaning the same: from IR 4 an
+ * initializer listed as an input is a default the caller may override, so
+ * the IR 3 initializers leave the input lists of every graph (they stay
+ * initializers: constants). Nothing when m is at 4 or above. */
+void tc_model_raise_ir4(tc_model *m);
+/* The constant data of v: its initializer when v is one and not a graph
+ * input a caller may override (tc_value_is_input). NULL otherwise. */
 const tc_tensor *tc_value_const(const tc_value *v);
 /* Makes v an initializer of its graph holding t (v must have no producer). */
 int tc_value_make_const(tc_value *v, tc_tensor *t);

@@ -407,6 +407,8 @@ bool tc_dnnl_conv_failed_running(void);
  * TC_DNNL_REORDERS_X and _Y (diagnostics and tests). */
 enum { TC_DNNL_REORDERS_X = 1, TC_DNNL_REORDERS_Y = 2 };
 unsigned tc_dnnl_conv_last_reorders(void);
+/* Whether that convolution ran as Winograd (diagnostics and tests). */
+bool tc_dnnl_conv_last_winograd(void);
 /* y = act(scale[m] * conv(x - xzp, w) + b + z) through oneDNN's int8
  * convolution: x uint8 or int8 (xdt), w int8, scale [M] (x's scale times
  * w's per channel), b [M] and z (shaped like y) float32 or NULL, y float32;

@@ -541,7 +541,7 @@ static bool const_node(const tc_node *n, int depth) {
     return false;
   for (size_t i = 0; i < n->n_inputs; i++) {
     const tc_value *v = n->inputs[i];
-    if (v && !(v->init && !(v->flags & TC_VALUE_INPUT)) &&
+    if (v && !(v->init && !tc_value_is_input(v)) &&
         !(v->producer && v->producer->graph == n->graph && const_node(v->producer, depth + 1)))
       return false;
   }

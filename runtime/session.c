@@ -654,7 +654,7 @@ static void precompute_constants(tc_session *s) {
     bool constant = true;
     for (size_t i = 0; constant && i < n->n_inputs; i++) {
       const tc_value *v = n->inputs[i];
-      constant = !v || (s->consts[v->id] && !(v->flags & TC_VALUE_INPUT));
+      constant = !v || (s->consts[v->id] && !tc_value_is_input(v));
     }
     const tc_rt_tensor **in =
         constant ? tc_arena_alloc(s->arena, (n->n_inputs + 1) * sizeof *in) : NULL;
@@ -893,6 +893,11 @@ static tc_status bind_inputs(const tc_session *s, size_t n_inputs, const char *c
   const tc_graph *g = s->m->graph;
   for (size_t i = 0; i < n_inputs; i++) {
     const tc_value *v = names[i] ? tc_graph_lookup_local(g, names[i]) : NULL;
+    if (v && (v->flags & TC_VALUE_INPUT) && !tc_value_is_input(v))
+      return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL,
+                         "'%s' is a constant, not an input: the model's IR version %lld lists its "
+                         "initializers as inputs, and they cannot be fed",
+                         v->name, (long long)s->m->ir_version);
     if (!v || !(v->flags & TC_VALUE_INPUT))
       return tc_diag_set(diag, TC_STATUS_ARG, NULL, NULL, "the model has no input named '%s'",
                          nz(names[i]));

@@ -902,7 +902,7 @@ static void infer_graph(tc_shapes *s, tc_graph *g) {
   }
   for (size_t i = 0; i < g->n_inits; i++) {
     tc_value *v = g->inits[i];
-    if (v->id < s->n && !(v->flags & TC_VALUE_INPUT))
+    if (v->id < s->n && !tc_value_is_input(v))
       seed_const(&s->by_id[v->id], v->init);
   }
   for (tc_node *n = g->first; n; n = n->next) {

@@ -1204,13 +1204,15 @@ typedef struct pool32_job {
   int kind;
   bool include_pad;
   float lowest;
-  /* maxpool2d_planes: per piece a row of in[2] floats; the column tap
-   * ranges [cb, ce) of every output column */
+  /* maxpool2d_planes: per piece a row of in[2] floats (avgpool2d_planes:
+   * doubles, sums); the column tap ranges [cb, ce) of every output column */
   float *rows;
+  double *sums;
   int64_t *cb, *ce;
 } pool32_job;
 
 static tc_par_fn maxpool2d_planes(void);
+static tc_par_fn avgpool2d_planes(void);
 
 /* The kernel taps [*b, *e) of output position o along one axis that land
  * inside the input (no per-tap bounds checks in the loops). */
@@ -1417,17 +1419,19 @@ static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt
     size_t planes = (size_t)(x->dims[0] * x->dims[1]);
     int64_t work = g.out[0] * g.out[1] * g.out[2] * g.k[0] * g.k[1] * g.k[2];
     size_t grain = tc_parallel_grain((size_t)(work > 0 ? work : 1));
-    /* 2-D max pooling (spatial axes 0 and 1; axis 2 is the unit one a 2-D
-     * geometry pads with) */
-    bool sep = kind == P_MAX && g.in[2] == 1 && g.k[2] == 1 && g.out[2] == 1 && g.d[0] == 1 &&
-               g.d[1] == 1 && g.in[1] > 0;
-    size_t pieces = tc_parallel_pieces(planes, grain);
-    if (sep && (j.rows = tc_arena_alloc(k->arena, pieces * (size_t)g.in[1] * sizeof(float))) &&
+    /* 2-D pooling without dilation (spatial axes 0 and 1; axis 2 is the
+     * unit one a 2-D geometry pads with): separable */
+    bool sep =
+        g.in[2] == 1 && g.k[2] == 1 && g.out[2] == 1 && g.d[0] == 1 && g.d[1] == 1 && g.in[1] > 0;
+    size_t pieces = tc_parallel_pieces(planes, grain), row = pieces * (size_t)g.in[1];
+    if (sep &&
+        (kind == P_MAX ? (j.rows = tc_arena_alloc(k->arena, row * sizeof(float))) != NULL
+                       : (j.sums = tc_arena_alloc(k->arena, row * sizeof(double))) != NULL) &&
         (j.cb = tc_arena_alloc(k->arena, 2 * (size_t)(g.out[1] + 1) * sizeof(int64_t)))) {
       j.ce = j.cb + g.out[1] + 1;
       for (int64_t o = 0; o < g.out[1]; o++)
         tap_range(&g, 1, o, &j.cb[o], &j.ce[o]);
-      tc_parallel_for(planes, grain, maxpool2d_planes(), &j);
+      tc_parallel_for(planes, grain, kind == P_MAX ? maxpool2d_planes() : avgpool2d_planes(), &j);
     } else {
       tc_parallel_for(planes, grain, pool32_planes, &j);
     }
@@ -2413,6 +2417,7 @@ typedef struct deq {
 #endif
 
 static tc_par_fn maxpool2d_planes(void) { return DQ_PICK(maxpool2d_planes); }
+static tc_par_fn avgpool2d_planes(void) { return DQ_PICK(avgpool2d_planes); }
 
 /* QuantizeLinear per tensor from float32 (see run_quantize). */
 static void quantize_f32(const float *x, size_t n, float scale, float zp, int32_t odt, void *y) {

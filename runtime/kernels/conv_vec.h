@@ -1,5 +1,6 @@
 /* Vector loops of runtime/kernels/conv.c (DynamicQuantizeLinear,
- * QuantizeLinear and DequantizeLinear per tensor, float32 2-D MaxPool),
+ * QuantizeLinear and DequantizeLinear per tensor, float32 2-D MaxPool and
+ * AveragePool),
  * written with vector extensions (the build's -O2 does not auto-vectorize)
  * and included once per instruction set: the includer defines DQ_LANES
  * (the native width in floats), DQ_NAME(f) (f with the set's suffix) and
@@ -22,9 +23,15 @@
 #define dynq_quant_piece DQ_NAME(dynq_quant_piece)
 #define deq_piece DQ_NAME(deq_piece)
 #define maxpool2d_planes DQ_NAME(maxpool2d_planes)
+#define avgpool2d_planes DQ_NAME(avgpool2d_planes)
+#define dq_vhf DQ_NAME(dq_vhf)
+#define dq_vd DQ_NAME(dq_vd)
 
 typedef float dq_v4f __attribute__((vector_size(4 * DQ_LANES)));
 typedef int32_t dq_v4i __attribute__((vector_size(4 * DQ_LANES)));
+/* half a vector of floats, and as many doubles (a whole vector) */
+typedef float dq_vhf __attribute__((vector_size(2 * DQ_LANES)));
+typedef double dq_vd __attribute__((vector_size(4 * DQ_LANES)));
 
 /* all lanes v, bit for bit */
 DQ_INLINE DQ_TARGET dq_v4f dq_splat(float v) {
@@ -229,8 +236,61 @@ DQ_TARGET static void maxpool2d_planes(void *ctx, size_t piece, size_t lo, size_
   }
 }
 
+/* AveragePool over 2-D planes (no dilation), separable: per output row, the
+ * column sums over its window's input rows (in double, half a vector of
+ * floats at a time), then each output's sum over its window's columns,
+ * divided by the taps inside the input (or, with count_include_pad, inside
+ * the padded input) and rounded once: pool32_planes' double sums, added in
+ * another order (the same value unless a sum of the window's floats is not
+ * exact in double). An empty window gives NaN, as there. */
+DQ_TARGET static void avgpool2d_planes(void *ctx, size_t piece, size_t lo, size_t hi) {
+  const pool32_job *j = ctx;
+  const geom *g = &j->g;
+  int64_t H = g->in[0], W = g->in[1], OH = g->out[0], OW = g->out[1];
+  enum { HALF = DQ_LANES / 2 };
+  double *tmp = j->sums + piece * (size_t)W;
+  for (size_t nc = lo; nc < hi; nc++) {
+    const float *xc = j->x + (int64_t)nc * H * W;
+    float *yc = j->y + (int64_t)nc * OH * OW;
+    for (int64_t oh = 0; oh < OH; oh++) {
+      int64_t b1, e1;
+      tap_range(g, 0, oh, &b1, &e1);
+      const float *r0 = xc + (oh * g->s[0] - g->pb[0] + b1) * W;
+      int64_t w = 0;
+      for (; w + HALF <= W; w += HALF) {
+        dq_vd sum = {0};
+        for (int64_t r = 0; r < e1 - b1; r++) {
+          dq_vhf v;
+          memcpy(&v, r0 + r * W + w, sizeof v);
+          sum += __builtin_convertvector(v, dq_vd);
+        }
+        memcpy(tmp + w, &sum, sizeof sum);
+      }
+      for (; w < W; w++) { /* the row's tail */
+        double sum = 0;
+        for (int64_t r = 0; r < e1 - b1; r++)
+          sum += r0[r * W + w];
+        tmp[w] = sum;
+      }
+      int64_t rows = j->include_pad ? padded_taps(g, 0, oh) : e1 - b1;
+      for (int64_t ow = 0; ow < OW; ow++) {
+        int64_t b2 = j->cb[ow], e2 = j->ce[ow];
+        const double *t = tmp + ow * g->s[1] - g->pb[1];
+        double sum = 0;
+        for (int64_t kk = b2; kk < e2; kk++)
+          sum += t[kk];
+        int64_t div = rows * (j->include_pad ? padded_taps(g, 1, ow) : e2 - b2);
+        yc[oh * OW + ow] = e1 > b1 && e2 > b2 && div ? (float)(sum / (double)div) : NAN;
+      }
+    }
+  }
+}
+
 #undef dq_v4f
 #undef dq_v4i
+#undef dq_vhf
+#undef dq_vd
+#undef avgpool2d_planes
 #undef dq_v16s
 #undef dq_v16u
 #undef dq_vb

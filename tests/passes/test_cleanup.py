@@ -2,6 +2,7 @@
 fold-constants, eliminate-common, eliminate-dead."""
 
 import numpy as np
+import onnx
 from onnx import TensorProto, helper
 
 from passlib import const, model, ops, rand, same_outputs, tensor_in
@@ -163,3 +164,39 @@ def test_ir3_model_gets_ir4(ctx):
     out, _, _ = ctx.optimize(m, level=1)
     assert out.ir_version >= 4 and ops(out) == ["Mul"], (out.ir_version, ops(out))
     same_outputs(ctx, m, out, {"x": rand(RNG, 2, 3)})
+
+
+def test_ir3_initializers_listed_as_inputs_stay_constants(ctx):
+    """IR 3 lists every initializer as a graph input too; ONNX Runtime reads
+    those as constants (it refuses them as inputs), and so must tacoc: the
+    passes fold them (Conv + BatchNormalization here), the IR 4 output lists
+    them as initializers only (listed as inputs there they would become
+    defaults a caller may override, which ONNX Runtime cannot fold), and
+    libtacort refuses them as inputs of the IR 3 model with a clear error."""
+    x = tensor_in("x", [1, 3, 6, 6])
+    y = tensor_in("y", [1, 4, 6, 6])
+    w = const("w", RNG.standard_normal((4, 3, 3, 3)))
+    bn = [const(n, v) for n, v in (("scale", RNG.random(4) + 0.5), ("bias", RNG.random(4)),
+                                   ("mean", RNG.random(4)), ("var", RNG.random(4) + 0.5))]
+    inits = [w] + bn
+    m = model([helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+               helper.make_node("BatchNormalization", ["c", "scale", "bias", "mean", "var"],
+                                ["y"])],
+              [x] + [helper.make_tensor_value_info(t.name, TensorProto.FLOAT, list(t.dims))
+                     for t in inits], [y], inits, opset=7, ir=3)
+    out, _, _ = ctx.optimize(m, level=2)
+    assert out.ir_version >= 4, out.ir_version
+    assert [i.name for i in out.graph.input] == ["x"], [i.name for i in out.graph.input]
+    assert "BatchNormalization" not in ops(out), ops(out)
+    same_outputs(ctx, m, out, {"x": rand(RNG, 1, 3, 6, 6)})
+    # -O0 keeps the IR 3 model as it is
+    same, _, _ = ctx.optimize(m, level=0)
+    assert same.ir_version == 3 and len(same.graph.input) == 6, (same.ir_version, same.graph.input)
+    # feeding one: refused, as ONNX Runtime refuses it ("Invalid input name")
+    src, xf, sf = ctx.path("ir3.onnx"), ctx.path("x.npy"), ctx.path("s.npy")
+    onnx.save(m, src)
+    np.save(xf, rand(RNG, 1, 3, 6, 6))
+    np.save(sf, np.ones(4, np.float32))
+    proc = ctx.tacoc_run("run", src, "--input", "x=" + xf, "--input", "scale=" + sf, check=False)
+    assert proc.returncode != 0 and "'scale' is a constant, not an input" in proc.stderr and \
+        "IR version 3" in proc.stderr, proc.stderr

@@ -355,11 +355,20 @@ def test_subgraphs_read_float32(ctx):
         close_half(ctx, m, out, {"x": rand(RNG, 4, 8), "c": np.array(c)})
 
 
-def test_opset_7_graph_input_initializer_stays(ctx):
-    # IR 3 style: an initializer that is also a graph input can be overridden,
-    # so it is an input (float32 with --keep-io-types, Cast for its readers).
-    m = model([N("MatMul", ["x", "w"], ["y"])], [tensor_in("x", [2, 4]), tensor_in("w", [4, 4])],
-              [tensor_in("y", [2, 4])], [const("w", RNG.standard_normal((4, 4)))], opset=11, ir=3)
-    out, _, _ = ctx.optimize(m, "convert-half", extra=["--precision", "fp16", "--keep-io-types"])
-    assert init_types(out)["w"] == F32 and ops(out) == ["Cast", "Cast", "MatMul", "Cast"], ops(out)
-    close_half(ctx, m, out, {"x": rand(RNG, 2, 4)})
+def test_graph_input_initializer_stays_an_input(ctx):
+    # From IR 4 an initializer that is also a graph input is a default the
+    # caller may override, so it stays an input (float32 with
+    # --keep-io-types, Cast for its readers). In IR 3 every initializer was
+    # listed as an input and is a constant (ONNX Runtime reads it so): it is
+    # converted like any weight, and the IR 4 output lists it only as an
+    # initializer.
+    for ir, want_ops, want_type, inputs in ((4, ["Cast", "Cast", "MatMul", "Cast"], F32,
+                                             ["x", "w"]),
+                                            (3, ["Cast", "MatMul", "Cast"], F16, ["x"])):
+        m = model([N("MatMul", ["x", "w"], ["y"])],
+                  [tensor_in("x", [2, 4]), tensor_in("w", [4, 4])], [tensor_in("y", [2, 4])],
+                  [const("w", RNG.standard_normal((4, 4)))], opset=11, ir=ir)
+        out, _, _ = ctx.optimize(m, "convert-half", extra=["--precision", "fp16", "--keep-io-types"])
+        assert init_types(out)["w"] == want_type and ops(out) == want_ops, (ir, ops(out))
+        assert [i.name for i in out.graph.input] == inputs, (ir, out.graph.input)
+        close_half(ctx, m, out, {"x": rand(RNG, 2, 4)})
