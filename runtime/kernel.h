@@ -272,6 +272,9 @@ void tc_vmax_taps_f32(float *y, const float *x, const ptrdiff_t *off, size_t tap
 float tc_vmax_f32(const float *x, size_t n);
 float tc_vexp_sub_sum_f32(float *y, const float *x, size_t n, float m);
 void tc_vscale_f32(float *x, size_t n, float s);
+/* y[i] = x[i] below lo raised to lo, above hi lowered to hi, NaN kept (y
+ * may be x): Clip's comparisons, the same bits as the scalar loop. */
+void tc_vclip_f32(float *y, const float *x, size_t n, float lo, float hi);
 /* y[i] = (float)(acc[i] - corr[i]) * scale[i] (+ bias[i] when bias is not
  * NULL; corr NULL: 0), the subtraction in int32; y may be acc's memory
  * (int32 products scaled in place). */

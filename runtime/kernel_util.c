@@ -423,23 +423,73 @@ size_t tc_parallel_grain(size_t cost) {
   return g ? g : 1;
 }
 
+/* tc_layout_copy in tiles of LC_TILE positions x LC_TILE channels, so both
+ * sides' cache lines are used whole (a position-by-channel loop read or
+ * wrote one element per line: [96, 160x160] took 6.9 ms here, tiled 2.0);
+ * pieces are runs of position tiles. */
+enum { LC_TILE = 16 };
+
+typedef struct lc_job {
+  unsigned char *d;
+  const unsigned char *s;
+  size_t es, C, HW, tiles; /* tiles: position tiles per image */
+  bool to_nhwc;
+} lc_job;
+
+/* One tile: rows of `cols` elements of src (stride ss) to columns of dst
+ * (stride ds), for `rows` rows. The inner loop walks the positions, so the
+ * plane-sized stride (HW) is never the inner one: stores a plane apart all
+ * hit one cache set (to plain order, walking channels inside, took 5.2x
+ * the time). Locals only, so the stores cannot alias them. */
+#define LC_TILE_LOOP(es)                                                                           \
+  do {                                                                                             \
+    if (cols_are_positions) {                                                                      \
+      for (size_t r = 0; r < rows; r++)                                                            \
+        for (size_t c = 0; c < cols; c++)                                                          \
+          memcpy(d + (es) * (c * ds + r), s + (es) * (r * ss + c), (es));                          \
+    } else {                                                                                       \
+      for (size_t c = 0; c < cols; c++)                                                            \
+        for (size_t r = 0; r < rows; r++)                                                          \
+          memcpy(d + (es) * (c * ds + r), s + (es) * (r * ss + c), (es));                          \
+    }                                                                                              \
+  } while (0)
+
+static void lc_tile(unsigned char *d, size_t ds, const unsigned char *s, size_t ss, size_t rows,
+                    size_t cols, size_t es, bool cols_are_positions) {
+  if (es == 4)
+    LC_TILE_LOOP(4);
+  else
+    LC_TILE_LOOP(es);
+}
+
+static void lc_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const lc_job *j = ctx;
+  size_t C = j->C, HW = j->HW, es = j->es, tiles = j->tiles;
+  bool to_nhwc = j->to_nhwc;
+  unsigned char *dst = j->d;
+  const unsigned char *src = j->s;
+  for (size_t t = lo; t < hi; t++) {
+    size_t n = t / tiles, p0 = t % tiles * LC_TILE;
+    size_t np = p0 + LC_TILE < HW ? LC_TILE : HW - p0;
+    const unsigned char *s = src + n * C * HW * es;
+    unsigned char *d = dst + n * C * HW * es;
+    /* element (c, p) sits at c HW + p plain and p C + c channels-last */
+    for (size_t c0 = 0; c0 < C; c0 += LC_TILE) {
+      size_t nc = c0 + LC_TILE < C ? LC_TILE : C - c0;
+      if (to_nhwc) /* rows: channels of plain; columns: positions */
+        lc_tile(d + es * (p0 * C + c0), C, s + es * (c0 * HW + p0), HW, nc, np, es, true);
+      else
+        lc_tile(d + es * (c0 * HW + p0), HW, s + es * (p0 * C + c0), C, np, nc, es, false);
+    }
+  }
+}
+
 void tc_layout_copy(void *dst, const void *src, size_t esize, size_t N, size_t C, size_t HW,
                     bool to_nhwc) {
-  /* element (n, c, p) sits at (n C + c) HW + p plain and (n HW + p) C + c channels-last */
-  unsigned char *d = dst;
-  const unsigned char *s = src;
-  for (size_t n = 0; n < N; n++)
-    for (size_t c = 0; c < C; c++)
-      for (size_t p = 0; p < HW; p++) {
-        size_t plain = (n * C + c) * HW + p, last = (n * HW + p) * C + c;
-        if (esize == 4) {
-          uint32_t v;
-          memcpy(&v, s + 4 * (to_nhwc ? plain : last), 4);
-          memcpy(d + 4 * (to_nhwc ? last : plain), &v, 4);
-        } else {
-          memcpy(d + esize * (to_nhwc ? last : plain), s + esize * (to_nhwc ? plain : last), esize);
-        }
-      }
+  size_t tiles = (HW + LC_TILE - 1) / LC_TILE;
+  lc_job j = {dst, src, esize, C, HW, tiles, to_nhwc};
+  tc_parallel_for(N * tiles, tc_parallel_grain(LC_TILE * C), lc_piece, &j);
 }
 
 bool tc_tensor_view(const tc_tensor *t, tc_rt_tensor *rt, void **owned) {

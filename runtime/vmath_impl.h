@@ -556,6 +556,15 @@ float VNAME(tc_vexp_sub_sum_f32)(float *y, const float *x, size_t n, float m) {
   return hsum16(acc);
 }
 
+void VNAME(tc_vclip_f32)(float *y, const float *x, size_t n, float lo, float hi) {
+  v4f vlo = splat(lo), vhi = splat(hi);
+  for (size_t i = 0; i < n; i += LANES) {
+    v4f v = load_pad(x, i, n, 0);
+    v = sel(v < vlo, vlo, v);
+    store_part(y, i, n, sel(v > vhi, vhi, v));
+  }
+}
+
 void VNAME(tc_vscale_f32)(float *x, size_t n, float s) {
   for (size_t i = 0; i < n; i += LANES) {
     store_part(x, i, n, load_pad(x, i, n, 0) * splat(s));

@@ -1406,6 +1406,18 @@ static tc_status clip_bound(tc_kernel_ctx *k, const tc_rt_tensor *x, const tc_rt
   return TC_STATUS_OK;
 }
 
+typedef struct clip_job {
+  const float *x;
+  float *y;
+  float lo, hi;
+} clip_job;
+
+static void clip_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const clip_job *j = ctx;
+  tc_vclip_f32(j->y + lo, j->x + lo, hi - lo, j->lo, j->hi);
+}
+
 static tc_status k_clip(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                         tc_rt_tensor *out, size_t n_out) {
   tc_status s = need_io(k, in, n_in, 1, n_out);
@@ -1424,6 +1436,14 @@ static tc_status k_clip(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t 
     for (size_t i = 1; i < 3 && i < n_in; i++)
       if (in[i] && (s = clip_bound(k, in[0], in[i], i, &p)) != TC_STATUS_OK)
         return s;
+  }
+  if (in[0]->dtype == TC_DTYPE_F32 && tc_fast_kernels_enabled()) { /* the set's vector loop */
+    if ((s = tc_kernel_alloc_uninit(k, out, TC_DTYPE_F32, in[0]->rank, in[0]->dims)))
+      return s;
+    clip_job j = {in[0]->data, out->data, p.has_lo ? (float)p.flo : -INFINITY,
+                  p.has_hi ? (float)p.fhi : INFINITY};
+    tc_parallel_for(tc_rt_numel(in[0]), tc_parallel_grain(1), clip_piece, &j);
+    return TC_STATUS_OK;
   }
   return unary(k, in, 1, out, n_out, t_clip, false, &p);
 }

@@ -431,7 +431,7 @@ static void test_conv_cases(void) {
 }
 
 /* ConvTranspose: strides, pads, output_padding, output_shape, dilations,
- * groups, auto_pad; 1-D to 3-D. */
+ * groups, auto_pad, kernels that tile the output; 1-D to 3-D. */
 static void test_convtranspose(void) {
   struct {
     size_t rank;
@@ -446,6 +446,13 @@ static void test_convtranspose(void) {
       {4, {1, 2, 4, 5}, {2, 3, 3, 2}, 1, {2, 2}, {1, 1}, {0}, {0}, {0}, "SAME_UPPER"},
       {4, {1, 2, 4, 5}, {2, 3, 3, 2}, 1, {2, 2}, {1, 1}, {0}, {0}, {0}, "SAME_LOWER"},
       {3, {2, 3, 9}, {3, 4, 5}, 1, {3}, {1}, {2, 1}, {2}, {0}, NULL},
+      /* kernel == stride: one GEMM and a depth-to-space (one output channel,
+       * batch 2, odd sizes; a 3x2 kernel); with output padding or groups,
+       * the general path */
+      {4, {2, 5, 3, 7}, {5, 1, 2, 2}, 1, {2, 2}, {1, 1}, {0, 0, 0, 0}, {0}, {0}, NULL},
+      {4, {1, 3, 4, 5}, {3, 4, 3, 2}, 1, {3, 2}, {1, 1}, {0, 0, 0, 0}, {0}, {0}, NULL},
+      {4, {1, 4, 3, 3}, {4, 2, 2, 2}, 1, {2, 2}, {1, 1}, {0, 0, 0, 0}, {1, 1}, {0}, NULL},
+      {4, {1, 4, 3, 3}, {4, 2, 2, 2}, 2, {2, 2}, {1, 1}, {0, 0, 0, 0}, {0}, {0}, NULL},
       {5,
        {1, 2, 3, 4, 3},
        {2, 2, 2, 3, 2},

@@ -622,6 +622,20 @@ static void unary_ops(void) {
                                  ten(&e, TC_DTYPE_F32, 0, NULL, (double[]){-1}),
                                  ten(&e, TC_DTYPE_F32, 0, NULL, (double[]){2})};
   check_plain("Clip", 13, clip, 3, EXACT, &e);
+  /* the vector loop's cases: NaN kept, only a min, only a max, min above
+   * max (max wins), the attributes of opset 6 */
+  tc_rt_tensor *xn = rand_t(&e, TC_DTYPE_F32, 2, m2, -3, 3);
+  for (size_t i = 0; i < 64 * 515; i += 37)
+    ((float *)xn->data)[i] = NAN;
+  const tc_rt_tensor *lo_only[2] = {xn, clip[1]}, *hi_only[3] = {xn, NULL, clip[2]},
+                     *crossed[3] = {xn, clip[2], clip[1]};
+  check_plain("Clip", 13, lo_only, 2, EXACT, &e);
+  check_plain("Clip", 13, hi_only, 3, EXACT, &e);
+  check_plain("Clip", 13, crossed, 3, EXACT, &e);
+  tc_node *c6 = mk(&e, "Clip", 1, 1, 2);
+  attr_f(c6, 0, "min", -0.5f);
+  attr_f(c6, 1, "max", 0.25f);
+  check_node(&e, c6, 6, (const tc_rt_tensor *const[]){xn}, 1, EXACT);
   const tc_rt_tensor *w[3] = {rand_t(&e, TC_DTYPE_BOOL, 1, row, 0, 1.99),
                               rand_t(&e, TC_DTYPE_F32, 2, m2, -3, 3),
                               rand_t(&e, TC_DTYPE_F32, 2, col, -3, 3)};
@@ -982,6 +996,41 @@ static void pools(void) {
   tc_model_free(e.m);
 }
 
+/* Nearest Resize runs as a gather of the reference's taps: every
+ * coordinate mode and rounding (up, down and fractional scales, sizes), a
+ * tf_crop_and_resize case (the reference path), float32, float16, int8 and
+ * uint8, bit for bit. */
+static void resize_nearest(void) {
+  env e = env_new();
+  static const char *const ctms[] = {"half_pixel",           "asymmetric",
+                                     "align_corners",        "pytorch_half_pixel",
+                                     "half_pixel_symmetric", "tf_crop_and_resize"};
+  static const char *const modes[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
+  static const int32_t types[] = {TC_DTYPE_F32, TC_DTYPE_F16, TC_DTYPE_I8, TC_DTYPE_U8};
+  int64_t xd[4] = {2, 3, 5, 7}, four = 4, eight = 8;
+  double scales[3][4] = {{1, 1, 2, 2}, {1, 1, 0.6, 1.7}, {1, 1, 3, 0.5}};
+  double sizes[4] = {2, 3, 9, 4}, roi[8] = {0, 0, 0.1, 0.2, 1, 1, 0.9, 0.7};
+  for (size_t c = 0; c < 6; c++)
+    for (size_t m = 0; m < 4; m++)
+      for (size_t v = 0; v < 4; v++) {
+        const tc_rt_tensor *in[4] = {
+            rand_t(&e, types[(c + m + v) % 4], 4, xd, -100, 100),
+            ten(&e, TC_DTYPE_F32, 1, c == 5 ? &eight : (int64_t[]){0}, c == 5 ? roi : NULL), NULL,
+            NULL};
+        if (v < 3)
+          in[2] = ten(&e, TC_DTYPE_F32, 1, &four, scales[v]);
+        else
+          in[2] = ten(&e, TC_DTYPE_F32, 1, (int64_t[]){0}, NULL),
+          in[3] = ten(&e, TC_DTYPE_I64, 1, &four, sizes);
+        tc_node *n = mk(&e, "Resize", v < 3 ? 3 : 4, 1, 3);
+        attr_s(n, 0, "mode", "nearest");
+        attr_s(n, 1, "coordinate_transformation_mode", ctms[c]);
+        attr_s(n, 2, "nearest_mode", modes[m]);
+        check_node(&e, n, 19, in, v < 3 ? 3 : 4, EXACT);
+      }
+  tc_model_free(e.m);
+}
+
 static void attention_heads(void) {
   env e = env_new();
   int64_t dq[] = {2, 4, 37, 16}, dk[] = {2, 2, 41, 16}, dm[] = {37, 41};
@@ -1269,6 +1318,7 @@ int main(void) {
   RUN(transposes);
   RUN(gather_concat_slice_expand);
   RUN(pools);
+  RUN(resize_nearest);
   RUN(attention_heads);
   RUN(half_kernels);
   RUN(concurrent_sessions);
