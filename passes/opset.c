@@ -30,6 +30,7 @@ typedef bool (*adapter_fn)(tc_pass_ctx *c, tc_node *n, int version, bool dry_run
 static bool adapt_axes_to_input(tc_pass_ctx *c, tc_node *n, int version, bool dry_run);
 static bool adapt_split(tc_pass_ctx *c, tc_node *n, int version, bool dry_run);
 static bool adapt_softmax(tc_pass_ctx *c, tc_node *n, int version, bool dry_run);
+static bool adapt_batchnorm(tc_pass_ctx *c, tc_node *n, int version, bool dry_run);
 
 /* Versions at which an op's meaning changed incompatibly with the previous
  * one, and the adapter that rewrites a node across them (NULL: none). */
@@ -71,7 +72,7 @@ static const struct {
     {"Cast", {6}, NULL},
     {"Gemm", {7}, NULL},
     {"Concat", {4}, NULL},
-    {"BatchNormalization", {7, 9, 14}, NULL},
+    {"BatchNormalization", {7, 9, 14}, adapt_batchnorm},
     {"Scan", {9}, NULL},
 };
 
@@ -131,6 +132,19 @@ static bool adapt_softmax(tc_pass_ctx *c, tc_node *n, int version, bool dry_run)
   bool last = x && x->known && (axis == (int64_t)x->rank - 1 || axis == -1);
   tc_shapes_free(s);
   return last;
+}
+
+/* BatchNormalization 14 added training_mode (default 0) and gave its extra
+ * outputs new meanings; one computing only Y (inference) means the same
+ * before and after. Its earlier breaks (7, 9) have no rewrite. */
+static bool adapt_batchnorm(tc_pass_ctx *c, tc_node *n, int version, bool dry_run) {
+  (void)c, (void)dry_run;
+  if (version != 14)
+    return false;
+  for (size_t i = 1; i < n->n_outputs; i++)
+    if (n->outputs[i])
+      return false;
+  return true;
 }
 
 /* Lowest opset the kernel registry knows for op; 0 if none. */

@@ -30,6 +30,29 @@ def test_hardswish_relu6_form(ctx):
     same_outputs(ctx, m, out, feeds())
 
 
+def test_hardswish_raises_opset_over_inference_batchnorm(ctx):
+    """HardSwish needs opset 14; a BatchNormalization computing only Y means
+    the same at 14 (training_mode defaults to 0), so a paddle2onnx model of
+    opset 12 with one is raised and fused (PP-OCRv4's detector), while one
+    asking for BatchNormalization's training outputs keeps its opset."""
+    bn = [const(n, v) for n, v in (("s", RNG.random(4) + 0.5), ("b", RNG.random(4)),
+                                   ("mu", RNG.random(4)), ("var", RNG.random(4) + 0.5))]
+    swish = [N("Add", ["n", "c3"], ["a"]), N("Clip", ["a", "c0", "c6"], ["c"]),
+             N("Mul", ["n", "c"], ["m"]), N("Div", ["m", "c6"], ["y"])]
+    m = act_model([N("BatchNormalization", ["x", "s", "b", "mu", "var"], ["n"])] + swish, bn,
+                  opset=12)
+    out, _, _ = ctx.optimize(m, "fuse-hard-activations,eliminate-dead")
+    assert ops(out) == ["BatchNormalization", "HardSwish"], ops(out)
+    assert [o.version for o in out.opset_import if o.domain in ("", "ai.onnx")] == [14]
+    same_outputs(ctx, m, out, feeds())
+    train = act_model([N("BatchNormalization", ["x", "s", "b", "mu", "var"],
+                         ["n", "rm", "rv", "sm", "sv"])] + swish, bn, opset=12)
+    train.graph.output.extend([tensor_in(n, [4]) for n in ("rm", "rv", "sm", "sv")])
+    out, _, _ = ctx.optimize(train, "fuse-hard-activations,eliminate-dead")
+    assert "HardSwish" not in ops(out), ops(out)
+    assert [o.version for o in out.opset_import if o.domain in ("", "ai.onnx")] == [12]
+
+
 def test_hardswish_through_hardsigmoid(ctx):
     m = act_model([N("Add", ["x", "c3"], ["a"]), N("Clip", ["a", "c0", "c6"], ["c"]),
                    N("Mul", ["c", "sixth"], ["h"]), N("Mul", ["x", "h"], ["y"])], [])
