@@ -997,8 +997,12 @@ static bool gemm_shape(const tc_conv_spec *c) {
   return !c->layout && !c->transposed && c->group == 1;
 }
 
+/* Output positions from which 24 to 31 output channels take Winograd. */
+#define WINO_M24_MIN_OUT 1600
+
 tc_conv_algo tc_conv_algo_default(const tc_conv_spec *c) {
-  if (winograd_shape(c) && c->C >= 32 && c->M >= 32)
+  if (winograd_shape(c) && c->C >= 32 &&
+      (c->M >= 32 || (c->M >= 24 && c->out[0] * c->out[1] >= WINO_M24_MIN_OUT)))
     return TC_CONV_ALGO_WINOGRAD;
   if (gemm_shape(c) &&
       (c->nsp == 1 || (ksize(c) == 1 && c->out[0] * c->out[1] * c->out[2] >= PLAIN_MIN_OUT)))

@@ -1063,33 +1063,40 @@ static void test_conv_stem16(void) {
   }
 }
 
-/* The default rule runs a 3x3 stride-1 convolution of 32 channels as
- * Winograd only when the cache entry keeps its weights (an initializer):
- * weights computed at run time would be Winograd-transformed on every
- * call, which took longer than the convolution. Both ways give the same
- * output within float32 rounding. */
+/* The default rule runs a 3x3 stride-1 convolution of 32 input channels as
+ * Winograd (32 outputs or more; 24 to 31 from 1600 output positions, where
+ * direct pads them to 32) only when the cache entry keeps its weights (an
+ * initializer): weights computed at run time would be Winograd-transformed
+ * on every call, which took longer than the convolution. Both ways give the
+ * same output within float32 rounding. */
 static void test_conv_winograd_needs_cached_weights(void) {
-  const int64_t N = 1, C = 32, M = 32, H = 9, W = 7;
-  int64_t xd[4] = {N, H, W, C}, wd[4] = {M, C, 3, 3}, bd[1] = {M};
-  tc_ndarray in[3] = {random_input(4, xd, 51), random_input(4, wd, 52), random_input(1, bd, 53)};
-  tc_conv_spec c = spec2d(N, C, M, H, W, 3, 1, 1, 1);
-  c.layout = TC_CONV_X_NHWC | TC_CONV_Y_NHWC;
-  size_t ny = (size_t)(N * M * H * W);
-  float *y0 = calloc(ny, sizeof *y0), *y1 = calloc(ny, sizeof *y1);
-  CHECK(tc_dnnl_conv_run(&c, NULL, in[0].data, in[1].data, in[2].data, NULL, y0));
-  CHECK(!tc_dnnl_conv_last_winograd());
-  tc_model *m = node_model("Conv", "", 2, NULL, 0, 2u, in);
-  const tc_value *wv = tc_graph_lookup_local(m->graph, "b");
-  CHECK(wv && tc_value_const(wv));
-  CHECK(tc_dnnl_conv_run(&c, wv, in[0].data, in[1].data, in[2].data, NULL, y1));
-  CHECK(tc_dnnl_conv_last_winograd() == tc_dnnl_conv_has_winograd(&c));
-  size_t worse = 0;
-  for (size_t i = 0; i < ny; i++)
-    worse += !(fabsf(y0[i] - y1[i]) <= 1e-4f * (fabsf(y0[i]) + 1));
-  CHECK(worse == 0);
-  tc_model_free(m);
-  free(y0), free(y1);
-  free_inputs(in, 3);
+  const int64_t N = 1, C = 32;
+  const int64_t shapes[3][3] = {{32, 9, 7}, {24, 40, 41}, {24, 39, 40}}; /* M, H, W */
+  for (size_t k = 0; k < 3; k++) {
+    int64_t M = shapes[k][0], H = shapes[k][1], W = shapes[k][2];
+    int64_t xd[4] = {N, H, W, C}, wd[4] = {M, C, 3, 3}, bd[1] = {M};
+    tc_ndarray in[3] = {random_input(4, xd, 51), random_input(4, wd, 52), random_input(1, bd, 53)};
+    tc_conv_spec c = spec2d(N, C, M, H, W, 3, 1, 1, 1);
+    c.layout = TC_CONV_X_NHWC | TC_CONV_Y_NHWC;
+    bool wino = k < 2; /* 39 x 40 outputs: below the threshold for 24 */
+    CHECK(tc_conv_algo_default(&c) == (wino ? TC_CONV_ALGO_WINOGRAD : TC_CONV_ALGO_DIRECT));
+    size_t ny = (size_t)(N * M * H * W);
+    float *y0 = calloc(ny, sizeof *y0), *y1 = calloc(ny, sizeof *y1);
+    CHECK(tc_dnnl_conv_run(&c, NULL, in[0].data, in[1].data, in[2].data, NULL, y0));
+    CHECK(!tc_dnnl_conv_last_winograd());
+    tc_model *m = node_model("Conv", "", 2, NULL, 0, 2u, in);
+    const tc_value *wv = tc_graph_lookup_local(m->graph, "b");
+    CHECK(wv && tc_value_const(wv));
+    CHECK(tc_dnnl_conv_run(&c, wv, in[0].data, in[1].data, in[2].data, NULL, y1));
+    CHECK(tc_dnnl_conv_last_winograd() == (wino && tc_dnnl_conv_has_winograd(&c)));
+    size_t worse = 0;
+    for (size_t i = 0; i < ny; i++)
+      worse += !(fabsf(y0[i] - y1[i]) <= 1e-4f * (fabsf(y0[i]) + 1));
+    CHECK(worse == 0);
+    tc_model_free(m);
+    free(y0), free(y1);
+    free_inputs(in, 3);
+  }
 }
 
 static void test_conv_subsample(void) {
