@@ -1263,6 +1263,22 @@ typedef struct pool32_job {
 static tc_par_fn maxpool2d_planes(void);
 static tc_par_fn avgpool2d_planes(void);
 
+/* A float32 linear or cubic Resize of the last two axes (rs_separable): per
+ * output row the first input row of its taps (sh), per output column its
+ * taps' input columns, clamped (sw, nw per column), and their weights (nh /
+ * nw per output); rows: per piece, W doubles. */
+typedef struct rs_sep {
+  const float *x;
+  float *y;
+  int64_t H, W, OH, OW;
+  int nh, nw;
+  const int64_t *sh, *sw;
+  const double *wh, *ww;
+  double *rows;
+} rs_sep;
+
+static tc_par_fn rs_sep_planes(void);
+
 /* The kernel taps [*b, *e) of output position o along one axis that land
  * inside the input (no per-tap bounds checks in the loops). */
 static void tap_range(const geom *g, size_t a, int64_t o, int64_t *b, int64_t *e) {
@@ -2467,6 +2483,7 @@ typedef struct deq {
 
 static tc_par_fn maxpool2d_planes(void) { return DQ_PICK(maxpool2d_planes); }
 static tc_par_fn avgpool2d_planes(void) { return DQ_PICK(avgpool2d_planes); }
+static tc_par_fn rs_sep_planes(void) { return DQ_PICK(rs_sep_planes); }
 
 /* QuantizeLinear per tensor from float32 (see run_quantize). */
 static void quantize_f32(const float *x, size_t n, float scale, float zp, int32_t odt, void *y) {
@@ -2832,16 +2849,102 @@ static bool rs_nearest(tc_kernel_ctx *k, const rparams *p, const tc_rt_tensor *x
   return true;
 }
 
+/* Whether rs_run leaves axis a as it is (scale 1, same size, whole roi). */
+static bool rs_identity(const int64_t *dims, const int64_t *osz, const double *scales,
+                        const double *roi, size_t r, size_t a) {
+  return fabs(scales[a] - 1) <= 1e-9 && osz[a] == dims[a] &&
+         (!roi || (roi[a] == 0 && fabs(roi[r + a] - 1) <= 1e-9));
+}
+
+/* One axis's tap table for rs_separable: identity axes one tap of weight 1
+ * (what skipping them computes); false when a tap count is not the axis's
+ * n (antialias) or a coordinate extrapolates. */
+static bool rs_table(tc_kernel_ctx *k, const rparams *p, const tc_rt_tensor *x, const int64_t *osz,
+                     const double *scales, const double *roi, size_t a, int *n, int64_t **st,
+                     double **wt) {
+  size_t r = x->rank;
+  bool id = rs_identity(x->dims, osz, scales, roi, r, a);
+  double w[RS_MAXTAPS];
+  int64_t start;
+  bool extrap;
+  *n = id ? 1
+          : rs_taps(p, x->dims[a], osz[a], scales[a], roi ? roi[a] : 0, roi ? roi[r + a] : 1, 0, w,
+                    &start, &extrap);
+  if (*n < 1 || *n > 4 || !(*st = tc_arena_alloc(k->arena, (size_t)osz[a] * sizeof **st)) ||
+      !(*wt = tc_arena_alloc(k->arena, (size_t)osz[a] * (size_t)*n * sizeof **wt)))
+    return false;
+  for (int64_t o = 0; o < osz[a]; o++) {
+    if (id) {
+      (*st)[o] = o, (*wt)[o] = 1.0;
+      continue;
+    }
+    int m = rs_taps(p, x->dims[a], osz[a], scales[a], roi ? roi[a] : 0, roi ? roi[r + a] : 1, o, w,
+                    &start, &extrap);
+    if (m != *n || extrap)
+      return false;
+    (*st)[o] = start;
+    memcpy(*wt + o * *n, w, (size_t)*n * sizeof *w);
+  }
+  return true;
+}
+
+/* Float32 linear or cubic Resize (no antialias) of the last two axes only,
+ * separably: each output row's column sums over its taps' input rows, then
+ * each output's sum over its column taps, both in double in the
+ * reference's tap order with the same zero-weight skips and index clamps,
+ * rounded once: the reference's bits (rs_axis resizes the axes one after
+ * the other in double), without its double copies of the whole tensor.
+ * False when the case is not such or memory runs out. */
+static bool rs_separable(tc_kernel_ctx *k, const rparams *p, const tc_rt_tensor *x,
+                         const int64_t *osz, const double *scales, const double *roi,
+                         tc_rt_tensor *out) {
+  size_t r = x->rank;
+  if (x->dtype != TC_DTYPE_F32 || r < 2 || p->mode == R_NEAREST || p->antialias ||
+      p->ctm == C_TF_CROP || !tc_rt_numel(x) || !tc_rt_numel(&out[0]))
+    return false;
+  for (size_t a = 0; a + 2 < r; a++)
+    if (!rs_identity(x->dims, osz, scales, roi, r, a))
+      return false;
+  rs_sep j = {.x = x->data,
+              .y = out[0].data,
+              .H = x->dims[r - 2],
+              .W = x->dims[r - 1],
+              .OH = osz[r - 2],
+              .OW = osz[r - 1]};
+  int64_t *sh, *sw;
+  double *wh, *ww;
+  if (!rs_table(k, p, x, osz, scales, roi, r - 2, &j.nh, &sh, &wh) ||
+      !rs_table(k, p, x, osz, scales, roi, r - 1, &j.nw, &sw, &ww))
+    return false;
+  int64_t *cidx = tc_arena_alloc(k->arena, (size_t)(j.OW * j.nw) * sizeof *cidx);
+  if (!cidx)
+    return false;
+  for (int64_t o = 0; o < j.OW; o++) /* column taps clamped once, as rs_axis clamps */
+    for (int t = 0; t < j.nw; t++) {
+      int64_t i = sw[o] + t;
+      cidx[o * j.nw + t] = i < 0 ? 0 : i >= j.W ? j.W - 1 : i;
+    }
+  j.sh = sh, j.sw = cidx, j.wh = wh, j.ww = ww;
+  size_t planes = tc_rt_numel(x) / (size_t)(j.H * j.W);
+  size_t grain = tc_parallel_grain((size_t)(j.OH * (j.W * j.nh + j.OW * j.nw)));
+  size_t pieces = tc_parallel_pieces(planes, grain);
+  if (!(j.rows = tc_arena_alloc(k->arena, pieces * (size_t)j.W * sizeof(double))))
+    return false;
+  tc_parallel_for(planes, grain, rs_sep_planes(), &j);
+  return true;
+}
+
 /* Runs the resize once output sizes, scales and roi (2*rank, or NULL) are known. */
 static tc_status rs_run(tc_kernel_ctx *k, const rparams *p, const tc_rt_tensor *x,
                         const int64_t *osz, const double *scales, const double *roi,
                         tc_rt_tensor *out) {
   if (!tc_dtype_is_float(x->dtype) && !is_q8(x->dtype))
     return tc_kernel_bad_dtype(k, 0, x->dtype);
-  tc_status st = tc_kernel_alloc(k, &out[0], x->dtype, x->rank, osz);
+  tc_status st = tc_kernel_alloc_uninit(k, &out[0], x->dtype, x->rank, osz); /* all written */
   if (st)
     return st;
-  if (tc_fast_kernels_enabled() && rs_nearest(k, p, x, osz, scales, roi, out))
+  if (tc_fast_kernels_enabled() &&
+      (rs_nearest(k, p, x, osz, scales, roi, out) || rs_separable(k, p, x, osz, scales, roi, out)))
     return TC_STATUS_OK;
   double *cur = load(k, x);
   if (!cur)

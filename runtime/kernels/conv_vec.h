@@ -1,6 +1,6 @@
 /* Vector loops of runtime/kernels/conv.c (DynamicQuantizeLinear,
  * QuantizeLinear and DequantizeLinear per tensor, float32 2-D MaxPool and
- * AveragePool),
+ * AveragePool, linear and cubic Resize of the last two axes),
  * written with vector extensions (the build's -O2 does not auto-vectorize)
  * and included once per instruction set: the includer defines DQ_LANES
  * (the native width in floats), DQ_NAME(f) (f with the set's suffix) and
@@ -24,6 +24,7 @@
 #define deq_piece DQ_NAME(deq_piece)
 #define maxpool2d_planes DQ_NAME(maxpool2d_planes)
 #define avgpool2d_planes DQ_NAME(avgpool2d_planes)
+#define rs_sep_planes DQ_NAME(rs_sep_planes)
 #define dq_vhf DQ_NAME(dq_vhf)
 #define dq_vd DQ_NAME(dq_vd)
 
@@ -286,9 +287,78 @@ DQ_TARGET static void avgpool2d_planes(void *ctx, size_t piece, size_t lo, size_
   }
 }
 
+/* rs_separable's planes: per output row, tmp[w] = 0 + sum of its nonzero
+ * row weights times those input rows (clamped), in tap order, half a
+ * vector of floats widened at a time; then each output column's sum over
+ * its nonzero column taps of tmp (columns clamped in the table), rounded to
+ * float. */
+DQ_TARGET static void rs_sep_planes(void *ctx, size_t piece, size_t lo, size_t hi) {
+  const rs_sep *j = ctx;
+  int64_t H = j->H, W = j->W, OH = j->OH, OW = j->OW;
+  int nh = j->nh, nw = j->nw;
+  enum { HALF = DQ_LANES / 2 };
+  double *tmp = j->rows + piece * (size_t)W;
+  for (size_t nc = lo; nc < hi; nc++) {
+    const float *xc = j->x + (int64_t)nc * H * W;
+    float *yc = j->y + (int64_t)nc * OH * OW;
+    for (int64_t oh = 0; oh < OH; oh++) {
+      int64_t w = 0;
+      for (; w + HALF <= W; w += HALF) {
+        dq_vd sum = {0};
+        for (int t = 0; t < nh; t++) {
+          double wt = j->wh[oh * nh + t];
+          if (wt == 0)
+            continue;
+          int64_t ih = j->sh[oh] + t;
+          ih = ih < 0 ? 0 : ih >= H ? H - 1 : ih;
+          dq_vhf v;
+          memcpy(&v, xc + ih * W + w, sizeof v);
+          sum += wt * __builtin_convertvector(v, dq_vd);
+        }
+        memcpy(tmp + w, &sum, sizeof sum);
+      }
+      for (; w < W; w++) { /* the row's tail */
+        double sum = 0;
+        for (int t = 0; t < nh; t++) {
+          double wt = j->wh[oh * nh + t];
+          int64_t ih = j->sh[oh] + t;
+          ih = ih < 0 ? 0 : ih >= H ? H - 1 : ih;
+          if (wt != 0)
+            sum += wt * xc[ih * W + w];
+        }
+        tmp[w] = sum;
+      }
+      const double *ww = j->ww;
+      const int64_t *ci = j->sw;
+      float *yr = yc + oh * OW;
+      if (nw == 2) { /* linear */
+        for (int64_t ow = 0; ow < OW; ow++) {
+          double acc = 0, w0 = ww[2 * ow], w1 = ww[2 * ow + 1];
+          if (w0 != 0)
+            acc += w0 * tmp[ci[2 * ow]];
+          if (w1 != 0)
+            acc += w1 * tmp[ci[2 * ow + 1]];
+          yr[ow] = (float)acc;
+        }
+        continue;
+      }
+      for (int64_t ow = 0; ow < OW; ow++) {
+        double acc = 0;
+        for (int t = 0; t < nw; t++) {
+          double wt = ww[ow * nw + t];
+          if (wt != 0)
+            acc += wt * tmp[ci[ow * nw + t]];
+        }
+        yr[ow] = (float)acc;
+      }
+    }
+  }
+}
+
 #undef dq_v4f
 #undef dq_v4i
 #undef dq_vhf
+#undef rs_sep_planes
 #undef dq_vd
 #undef avgpool2d_planes
 #undef dq_v16s

@@ -1031,6 +1031,53 @@ static void resize_nearest(void) {
   tc_model_free(e.m);
 }
 
+/* Linear and cubic Resize of the last two axes run separably in double in
+ * the reference's tap order: the reference's bits for up and down scales,
+ * every coordinate mode, exclude_outside, a cubic coefficient, sizes, ranks
+ * 2 to 5, and NaN and infinity in the input (a zero-weight tap is skipped,
+ * not multiplied); resizing another axis takes the reference path. */
+static void resize_separable(void) {
+  env e = env_new();
+  static const char *const ctms[] = {"half_pixel", "asymmetric", "align_corners",
+                                     "pytorch_half_pixel", "half_pixel_symmetric"};
+  int64_t d4[4] = {2, 3, 11, 17}, d2[2] = {9, 13}, d5[5] = {2, 1, 2, 6, 35}, four = 4, two = 2,
+          five = 5;
+  double up[4] = {1, 1, 2, 2.5}, down[4] = {1, 1, 0.45, 0.7}, other[4] = {1, 2, 1.5, 1},
+         s2[2] = {1.7, 0.6}, s5[5] = {1, 1, 1, 3, 0.5}, sizes[4] = {2, 3, 5, 40};
+  for (size_t c = 0; c < 5; c++)
+    for (int mode = 0; mode < 2; mode++)
+      for (int v = 0; v < 6; v++) {
+        tc_rt_tensor *x = rand_t(&e, TC_DTYPE_F32,
+                                 v == 4   ? 2
+                                 : v == 5 ? 5
+                                          : 4,
+                                 v == 4   ? d2
+                                 : v == 5 ? d5
+                                          : d4,
+                                 -3, 3);
+        for (size_t i = 5; v <= 1 && i < tc_rt_numel(x); i += 7)
+          ((float *)x->data)[i] = i % 2 ? INFINITY : NAN;
+        const double *sc = v == 0 ? up : v == 1 ? down : v == 2 ? other : v == 4 ? s2 : s5;
+        const int64_t *ns = v == 4 ? &two : v == 5 ? &five : &four;
+        const tc_rt_tensor *in[4] = {x, ten(&e, TC_DTYPE_F32, 1, (int64_t[]){0}, NULL), NULL, NULL};
+        size_t n_in = 3;
+        if (v == 3) {
+          in[2] = ten(&e, TC_DTYPE_F32, 1, (int64_t[]){0}, NULL);
+          in[3] = ten(&e, TC_DTYPE_I64, 1, &four, sizes);
+          n_in = 4;
+        } else {
+          in[2] = ten(&e, TC_DTYPE_F32, 1, ns, sc);
+        }
+        tc_node *n = mk(&e, "Resize", n_in, 1, 4);
+        attr_s(n, 0, "mode", mode ? "cubic" : "linear");
+        attr_s(n, 1, "coordinate_transformation_mode", ctms[c]);
+        attr_i(n, 2, "exclude_outside", v == 2);
+        attr_f(n, 3, "cubic_coeff_a", v == 3 ? -0.5f : -0.75f);
+        check_node(&e, n, 19, in, n_in, EXACT);
+      }
+  tc_model_free(e.m);
+}
+
 static void attention_heads(void) {
   env e = env_new();
   int64_t dq[] = {2, 4, 37, 16}, dk[] = {2, 2, 41, 16}, dm[] = {37, 41};
@@ -1319,6 +1366,7 @@ int main(void) {
   RUN(gather_concat_slice_expand);
   RUN(pools);
   RUN(resize_nearest);
+  RUN(resize_separable);
   RUN(attention_heads);
   RUN(half_kernels);
   RUN(concurrent_sessions);
