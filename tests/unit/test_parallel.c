@@ -959,6 +959,22 @@ static void gather_concat_slice_expand(void) {
   n = mk(&e, "Pad", 2, 1, 1);
   attr_s(n, 0, "mode", "reflect");
   check_node(&e, n, 13, pad, 2, EXACT);
+  /* the row walk's runs: each mode on 4-D values of four element sizes, a
+   * constant value, negative pads (cropping), pads wider than the axis */
+  static const char *const modes[] = {"constant", "reflect", "edge", "wrap"};
+  static const int32_t pdt[] = {TC_DTYPE_F32, TC_DTYPE_I8, TC_DTYPE_F16, TC_DTYPE_I64};
+  int64_t p4[] = {2, 3, 7, 9}, eight = 8;
+  double pv[2][8] = {{0, 1, 2, 3, 1, 0, 1, 4}, {0, 0, -2, 11, 0, 1, 3, -4}};
+  for (size_t m = 0; m < 4; m++)
+    for (size_t v = 0; v < 2; v++) {
+      int32_t dt = pdt[(m + v) % 4];
+      const tc_rt_tensor *pin[3] = {rand_t(&e, dt, 4, p4, -50, 50),
+                                    ten(&e, TC_DTYPE_I64, 1, &eight, pv[v]),
+                                    ten(&e, dt, 0, NULL, (double[]){7})};
+      n = mk(&e, "Pad", m == 0 ? 3 : 2, 1, 1);
+      attr_s(n, 0, "mode", modes[m]);
+      check_node(&e, n, 19, pin, m == 0 ? 3 : 2, EXACT);
+    }
   tc_model_free(e.m);
 }
 
