@@ -233,6 +233,16 @@ static void copy_strided(void *dst, const void *src, size_t es, size_t rank, con
     j.dims[d] = cd[cr - 1 - d];
     j.st[d] = cs[cr - 1 - d];
   }
+  /* a (batched) 2-D transpose, [N, C, P] read as [N, P, C] (NCHW to NHWC
+   * and back): tc_layout_copy's tiles (a [1, 64, 160, 160] Transpose to
+   * channels-last 4.6 -> 1.5 ms) */
+  size_t o = cr == 3 ? 1 : 0;
+  if ((cr == 2 || cr == 3) && j.st[o] == 1 && j.st[o + 1] == j.dims[o] &&
+      (cr == 2 || j.st[0] == j.dims[1] * j.dims[2])) {
+    tc_layout_copy(dst, src, es, cr == 3 ? (size_t)j.dims[0] : 1, (size_t)j.dims[o + 1],
+                   (size_t)j.dims[o], true);
+    return;
+  }
   int64_t s = 1;
   for (size_t d = cr; d-- > 0;) {
     j.dst_st[d] = s;
