@@ -863,6 +863,50 @@ static void smax_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
   }
 }
 
+/* Float32 Softmax / LogSoftmax over a non-last axis (inner > 1: a channel
+ * softmax of a segmentation head), across SMAX_COLS inner positions at a
+ * time: the positions' maximum over the axis, exp(x - max) row by row with
+ * their float sum, then the scaling (or x - max - log(sum) in double); the vector
+ * sets' loops, where the reference walked each position's strided column
+ * in double (a [1, 64, 160, 160] channel Softmax: 31 ms). */
+enum { SMAX_COLS = 512 };
+
+static void smax_cols_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const smax_job *jb = ctx;
+  size_t len = jb->len, inner = jb->inner, blocks = (inner + SMAX_COLS - 1) / SMAX_COLS;
+  float mx[SMAX_COLS], sum[SMAX_COLS];
+  for (size_t b = lo; b < hi; b++) {
+    size_t o = b / blocks, i0 = b % blocks * SMAX_COLS;
+    size_t n = inner - i0 < SMAX_COLS ? inner - i0 : SMAX_COLS;
+    const float *x = (const float *)jb->x->data + o * len * inner + i0;
+    float *y = (float *)jb->out->data + o * len * inner + i0;
+    memcpy(mx, x, n * sizeof *mx);
+    for (size_t j = 1; j < len; j++)
+      tc_vbinary_f32(mx, mx, x + j * inner, n, 'M');
+    memset(sum, 0, n * sizeof *sum);
+    for (size_t j = 0; j < len; j++) {
+      float *yj = y + j * inner;
+      tc_vbinary_f32(yj, x + j * inner, mx, n, '-');
+      tc_vexp_f32(yj, yj, n);
+      tc_vbinary_f32(sum, sum, yj, n, '+');
+    }
+    if (jb->op == SM_SOFTMAX) {
+      for (size_t i = 0; i < n; i++)
+        sum[i] = 1.0f / sum[i];
+      for (size_t j = 0; j < len; j++)
+        tc_vbinary_f32(y + j * inner, y + j * inner, sum, n, '*');
+      continue;
+    }
+    double lsum[SMAX_COLS]; /* log-softmax: x - max - log(sum) in double, as the rows */
+    for (size_t i = 0; i < n; i++)
+      lsum[i] = log((double)sum[i]);
+    for (size_t j = 0; j < len; j++)
+      for (size_t i = 0; i < n; i++)
+        y[j * inner + i] = (float)((double)x[j * inner + i] - mx[i] - lsum[i]);
+  }
+}
+
 static tc_status softmax_run(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                              tc_rt_tensor *out, smax_op op) {
   const tc_rt_tensor *x = input(in, n_in, 0);
@@ -885,6 +929,11 @@ static tc_status softmax_run(tc_kernel_ctx *k, const tc_rt_tensor *const *in, si
   if (!tc_fast_kernels_enabled()) {
     for (size_t r = 0; r < outer * inner; r++)
       smax_row(&j, r);
+    return TC_STATUS_OK;
+  }
+  if (x->dtype == TC_DTYPE_F32 && inner > 1 && len > 0 && op != SM_HARDMAX) {
+    size_t blocks = outer * ((inner + SMAX_COLS - 1) / SMAX_COLS);
+    tc_parallel_for(blocks, tc_parallel_grain(len * SMAX_COLS * 4), smax_cols_piece, &j);
     return TC_STATUS_OK;
   }
   tc_parallel_for(outer * inner, tc_parallel_grain(len * 16), smax_piece, &j);
