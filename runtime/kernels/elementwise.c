@@ -699,7 +699,9 @@ VARIADIC_KERNEL(min, t_min, false)
 VARIADIC_KERNEL(sum, t_sum, false)
 VARIADIC_KERNEL(mean, t_sum, true)
 
-/* Where(cond, X, Y): a three-way broadcast choosing by element size. */
+/* Where(cond, X, Y): a three-way broadcast choosing by element size, by
+ * masks rather than a branch (a data-dependent condition mispredicted half
+ * the time: [1, 64, 160, 160] 5.7 ms). */
 #define DEF_ROW_WHERE(T, name)                                                                     \
   static void row_where_##name(const eparams *p, void *o, const void *const *in,                   \
                                const int64_t *st, size_t n) {                                      \
@@ -708,15 +710,26 @@ VARIADIC_KERNEL(mean, t_sum, true)
     const T *x = in[1], *y = in[2];                                                                \
     T *out = o;                                                                                    \
     size_t sc = (size_t)st[0], sx = (size_t)st[1], sy = (size_t)st[2];                             \
-    for (size_t i = 0; i < n; i++)                                                                 \
-      out[i] = c[i * sc] ? x[i * sx] : y[i * sy];                                                  \
+    for (size_t i = 0; i < n; i++) {                                                               \
+      T m = (T)((T)0 - (T)(c[i * sc] != 0));                                                       \
+      out[i] = (T)((x[i * sx] & m) | (y[i * sy] & (T)~m));                                         \
+    }                                                                                              \
   }
 DEF_ROW_WHERE(uint8_t, 1)
 DEF_ROW_WHERE(uint16_t, 2)
 DEF_ROW_WHERE(uint32_t, 4)
 DEF_ROW_WHERE(uint64_t, 8)
-typedef char *str_ptr;
-DEF_ROW_WHERE(str_ptr, str)
+/* strings: the pointers chosen by the condition */
+static void row_where_str(const eparams *p, void *o, const void *const *in, const int64_t *st,
+                          size_t n) {
+  (void)p;
+  const uint8_t *c = in[0];
+  char *const *x = in[1], *const *y = in[2];
+  char **out = o;
+  size_t sc = (size_t)st[0], sx = (size_t)st[1], sy = (size_t)st[2];
+  for (size_t i = 0; i < n; i++)
+    out[i] = c[i * sc] ? x[i * sx] : y[i * sy];
+}
 
 static tc_status k_where(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                          tc_rt_tensor *out, size_t n_out) {

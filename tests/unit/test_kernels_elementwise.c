@@ -29,6 +29,40 @@ static void test_int_division_edges(void) {
   CHECK(((int32_t *)out.data)[4] == INT32_MAX);
 }
 
+/* Where by masks: each element size, a broadcast condition and a scalar
+ * operand, with the expected values written out. */
+static void test_where_sizes(void) {
+  uint8_t c[4] = {1, 0, 0, 1};
+  int64_t d4 = 4, d22[2] = {2, 2};
+  float xf[4] = {1, 2, 3, 4}, yf = -1;
+  uint8_t x8[4] = {10, 20, 30, 40}, y8[4] = {250, 251, 252, 253};
+  uint16_t x16[4] = {1000, 2000, 3000, 4000}, y16[4] = {9, 8, 7, 6};
+  int64_t x64[4] = {INT64_MIN, -2, 3, INT64_MAX}, y64[4] = {5, 6, 7, 8};
+  tc_rt_tensor cond = mk(TC_DTYPE_BOOL, 1, &d4, c), out;
+  tc_rt_tensor a = mk(TC_DTYPE_F32, 1, &d4, xf), b = mk(TC_DTYPE_F32, 0, NULL, &yf);
+  const tc_rt_tensor *in[3] = {&cond, &a, &b};
+  CHECK(run(node("Where", 3, 1, NULL, 0), 16, in, 3, &out, 1) == TC_STATUS_OK);
+  float *of = out.data;
+  CHECK(of[0] == 1 && of[1] == -1 && of[2] == -1 && of[3] == 4);
+  tc_rt_tensor a8 = mk(TC_DTYPE_U8, 1, &d4, x8), b8 = mk(TC_DTYPE_U8, 1, &d4, y8);
+  const tc_rt_tensor *in8[3] = {&cond, &a8, &b8};
+  CHECK(run(node("Where", 3, 1, NULL, 0), 16, in8, 3, &out, 1) == TC_STATUS_OK);
+  uint8_t *o8 = out.data;
+  CHECK(o8[0] == 10 && o8[1] == 251 && o8[2] == 252 && o8[3] == 40);
+  tc_rt_tensor a16 = mk(TC_DTYPE_F16, 1, &d4, x16), b16 = mk(TC_DTYPE_F16, 1, &d4, y16);
+  const tc_rt_tensor *in16[3] = {&cond, &a16, &b16};
+  CHECK(run(node("Where", 3, 1, NULL, 0), 16, in16, 3, &out, 1) == TC_STATUS_OK);
+  uint16_t *o16 = out.data;
+  CHECK(o16[0] == 1000 && o16[1] == 8 && o16[2] == 7 && o16[3] == 4000);
+  /* a [2, 2] result: the condition's row broadcast down the columns */
+  tc_rt_tensor c2 = mk(TC_DTYPE_BOOL, 1, &(int64_t){2}, c + 2);
+  tc_rt_tensor a64 = mk(TC_DTYPE_I64, 2, d22, x64), b64 = mk(TC_DTYPE_I64, 2, d22, y64);
+  const tc_rt_tensor *in64[3] = {&c2, &a64, &b64};
+  CHECK(run(node("Where", 3, 1, NULL, 0), 16, in64, 3, &out, 1) == TC_STATUS_OK);
+  int64_t *o64 = out.data;
+  CHECK(out.rank == 2 && o64[0] == 5 && o64[1] == -2 && o64[2] == 7 && o64[3] == INT64_MAX);
+}
+
 static void test_broadcast_strided_and_scalar(void) {
   /* (2,1,3) + (4,1) -> (2,4,3); then a rank-0 scalar */
   float a[6] = {0, 1, 2, 3, 4, 5}, b[4] = {10, 20, 30, 40}, s = 100;
@@ -178,6 +212,7 @@ int main(void) {
   RUN(test_broadcast_strided_and_scalar);
   RUN(test_empty_and_variadic);
   RUN(test_where_strings);
+  RUN(test_where_sizes);
   RUN(test_clip_old_and_new);
   RUN(test_rounding_and_casts);
   RUN(test_refusals);
