@@ -78,6 +78,7 @@
     (y, a, b, n, op))                                                                              \
   X(tc_vscale_f32, (float *x, size_t n, float s), (x, n, s))                                       \
   X(tc_vclip_f32, (float *y, const float *x, size_t n, float lo, float hi), (y, x, n, lo, hi))     \
+  X(tc_vround_f32, (float *y, const float *x, size_t n, int op), (y, x, n, op))                    \
   X(tc_vmax_taps_f32, (float *y, const float *x, const ptrdiff_t *off, size_t taps, size_t n),     \
     (y, x, off, taps, n))                                                                          \
   X(tc_vbf16_to_f32, (float *y, const uint16_t *x, size_t n), (y, x, n))                           \

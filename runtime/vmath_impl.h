@@ -9,7 +9,7 @@
 
 #include "kernel.h"
 
-#if LANES == 16 /* the including file set the AVX-512 target */
+#if LANES >= 8 /* the including file set the AVX-512 or AVX2 target */
 #include <immintrin.h>
 #endif
 
@@ -554,6 +554,43 @@ float VNAME(tc_vexp_sub_sum_f32)(float *y, const float *x, size_t n, float m) {
       acc[p] += v;
     }
   return hsum16(acc);
+}
+
+/* One vector of tc_vround_f32: the set's sqrt / round instructions (exact
+ * operations, the scalar functions' bits); the SSE2 set (no round
+ * instruction) lane by lane through libm. */
+VINLINE v4f vround(v4f v, int op) {
+#if LANES == 16
+  __m512 a = (__m512)v;
+  switch (op) {
+  case TC_VROUND_SQRT: return (v4f)_mm512_sqrt_ps(a);
+  case TC_VROUND_FLOOR:
+    return (v4f)_mm512_roundscale_ps(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  case TC_VROUND_CEIL:
+    return (v4f)_mm512_roundscale_ps(a, _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC);
+  default: return (v4f)_mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+#elif LANES == 8
+  __m256 a = (__m256)v;
+  switch (op) {
+  case TC_VROUND_SQRT: return (v4f)_mm256_sqrt_ps(a);
+  case TC_VROUND_FLOOR: return (v4f)_mm256_round_ps(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  case TC_VROUND_CEIL: return (v4f)_mm256_round_ps(a, _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC);
+  default: return (v4f)_mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+#else
+  for (int l = 0; l < LANES; l++)
+    v[l] = op == TC_VROUND_SQRT    ? sqrtf(v[l])
+           : op == TC_VROUND_FLOOR ? floorf(v[l])
+           : op == TC_VROUND_CEIL  ? ceilf(v[l])
+                                   : nearbyintf(v[l]);
+  return v;
+#endif
+}
+
+void VNAME(tc_vround_f32)(float *y, const float *x, size_t n, int op) {
+  for (size_t i = 0; i < n; i += LANES)
+    store_part(y, i, n, vround(load_pad(x, i, n, 0), op));
 }
 
 void VNAME(tc_vclip_f32)(float *y, const float *x, size_t n, float lo, float hi) {

@@ -382,6 +382,19 @@ static void vmath_all(const float *x, const float *b, const int32_t *acc, size_t
   float sum = tc_vexp_sub_sum_f32(out + *k + 1, x, n, 0.5f);
   out[*k] = sum, *k += n + 1;
   tc_vdequant_i32_f32(out + *k, acc, acc + n, b, x, n), *k += n;
+  /* sqrt, floor, ceil, round-half-even: exact, so libm's bits on every set
+   * (NaN's payload aside) */
+  for (int op = TC_VROUND_SQRT; op <= TC_VROUND_EVEN; op++, *k += n) {
+    tc_vround_f32(out + *k, x, n, op);
+    for (size_t i = 0; i < n; i++) {
+      float want = op == TC_VROUND_SQRT    ? sqrtf(x[i])
+                   : op == TC_VROUND_FLOOR ? floorf(x[i])
+                   : op == TC_VROUND_CEIL  ? ceilf(x[i])
+                                           : nearbyintf(x[i]);
+      float got = out[*k + i];
+      CHECK(memcmp(&got, &want, sizeof got) == 0 || (isnan(got) && isnan(want)));
+    }
+  }
 }
 
 /* Within tol of each other relative to the larger magnitude, plus 1e-7
@@ -406,7 +419,8 @@ static void vmath_sets_agree(void) {
     acc[N + i] = (int32_t)(i % 7);
   }
   x[3] = NAN, x[4] = INFINITY, x[5] = -INFINITY, x[6] = -0.0f, x[7] = 1e-40f, b[8] = NAN;
-  x[9] = -3.5f, x[10] = -100.0f; /* the GELU tail */
+  x[9] = -3.5f, x[10] = -100.0f;                                    /* the GELU tail */
+  x[11] = 2.5f, x[12] = -0.5f, x[13] = 8388609.0f, x[14] = -1e-40f; /* ties, 2^23 + 1 */
   const char *names[] = {"avx512", "avx2", "sse2"};
   size_t lens[] = {1, 5, 8, 15, 16, 17, 31, 33, 100, N}, tried = 0;
   CHECK(tc_vmath_use(NULL));
@@ -580,6 +594,8 @@ static void unary_ops(void) {
       {"Sqrt", 0, 100, {0, 0}},
       {"Reciprocal", 0.1, 9, {0, 0}},
       {"Floor", -9, 9, {0, 0}},
+      {"Ceil", -9, 9, {0, 0}},
+      {"Round", -9, 9, {0, 0}},
       {"Exp", -80, 80, {0, 3e-7}},
       {"Log", 1e-3, 1e3, {1e-7, 3e-7}},
       {"Erf", -5, 5, {6e-7, 0}},
