@@ -909,12 +909,25 @@ static void transposes(void) {
       attr_ints(n, 0, "perm", (int64_t *)cases[c].perm, cases[c].rank);
       check_node(&e, n, 13, in, 1, EXACT);
     }
-  /* DepthToSpace goes through the same copy */
-  int64_t d2s[] = {2, 16, 33, 35};
+  /* DepthToSpace by output rows: both modes, blocksizes 2 and 3, element
+   * sizes 4, 1 and 2 */
+  int64_t d2s[] = {2, 16, 33, 35}, d3s[] = {1, 18, 7, 5};
   const tc_rt_tensor *dx[1] = {rand_t(&e, TC_DTYPE_F32, 4, d2s, -1, 1)};
   tc_node *n = mk(&e, "DepthToSpace", 1, 1, 1);
   attr_i(n, 0, "blocksize", 2);
   check_node(&e, n, 13, dx, 1, EXACT);
+  const tc_rt_tensor *d8[1] = {rand_t(&e, TC_DTYPE_I8, 4, d3s, -100, 100)};
+  const tc_rt_tensor *d16[1] = {rand_t(&e, TC_DTYPE_F16, 4, d3s, -1, 1)};
+  for (int crd = 0; crd < 2; crd++) {
+    n = mk(&e, "DepthToSpace", 1, 1, 2);
+    attr_i(n, 0, "blocksize", 3);
+    attr_s(n, 1, "mode", crd ? "CRD" : "DCR");
+    check_node(&e, n, 13, crd ? d16 : d8, 1, EXACT);
+    n = mk(&e, "DepthToSpace", 1, 1, 2);
+    attr_i(n, 0, "blocksize", 2);
+    attr_s(n, 1, "mode", crd ? "CRD" : "DCR");
+    check_node(&e, n, 13, dx, 1, EXACT);
+  }
   tc_model_free(e.m);
 }
 
