@@ -247,6 +247,8 @@ void tc_vgelu_f32(float *y, const float *x, const float *b, size_t n);
  * of s = a + b (float32 sums, written to s on the way); and y[i] = (x[i] -
  * mean) * inv * scale[i] + bias[i] in float32 (mean and inv rounded to
  * float; bias may be NULL): a normalization row. */
+/* The sum of n floats in double: tc_vmoments_f32's mean pass, times n. */
+void tc_vdsum_f32(const float *x, size_t n, double *sum);
 void tc_vmoments_f32(const float *x, size_t n, bool centred, double *mean, double *var);
 void tc_vsum_moments_f32(float *s, const float *a, const float *b, size_t n, bool centred,
                          double *mean, double *var);

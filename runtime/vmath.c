@@ -63,6 +63,7 @@
   X(tc_vsigmoid_f32, (float *y, const float *x, size_t n), (y, x, n))                              \
   X(tc_vlog_f32, (float *y, const float *x, size_t n), (y, x, n))                                  \
   X(tc_vgelu_f32, (float *y, const float *x, const float *b, size_t n), (y, x, b, n))              \
+  X(tc_vdsum_f32, (const float *x, size_t n, double *sum), (x, n, sum))                            \
   X(tc_vmoments_f32, (const float *x, size_t n, bool centred, double *mean, double *var),          \
     (x, n, centred, mean, var))                                                                    \
   X(tc_vsum_moments_f32,                                                                           \

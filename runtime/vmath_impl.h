@@ -260,6 +260,36 @@ VINLINE double hsum8_d(const v8d *a) {
 
 /* The moments of s[0, n); with a, s = a + b is written first, row piece by
  * row piece, in the loop that sums it (the float32 sum of the unfused Add). */
+/* The double sum of n floats s (with a: of s = a + b, written on the way):
+ * sixteen lanes, then their sums in order; moments' mean pass. */
+VINLINE double dsum(float *s, const float *a, const float *b, size_t n) {
+  v8d da[DPARTS], db[DPARTS];
+  size_t i;
+  for (int p = 0; p < DPARTS; p++)
+    da[p] = db[p] = (v8d){0};
+  for (i = 0; i + 16 <= n; i += 16) {
+    if (a)
+      for (int p = 0; p < 16 / LANES; p++) {
+        v4f va, vb;
+        memcpy(&va, a + i + p * LANES, sizeof va);
+        memcpy(&vb, b + i + p * LANES, sizeof vb);
+        va += vb;
+        memcpy(s + i + p * LANES, &va, sizeof va);
+      }
+    for (int p = 0; p < DPARTS; p++) {
+      da[p] += ld_d(s + i + p * HL);
+      db[p] += ld_d(s + i + 8 + p * HL);
+    }
+  }
+  double sum = hsum8_d(da) + hsum8_d(db);
+  for (; i < n; i++) {
+    if (a)
+      s[i] = a[i] + b[i];
+    sum += s[i];
+  }
+  return sum;
+}
+
 VINLINE void moments(float *s, const float *a, const float *b, size_t n, bool centred, double *mean,
                      double *var) {
   double m = 0;
@@ -276,31 +306,8 @@ VINLINE void moments(float *s, const float *a, const float *b, size_t n, bool ce
     for (; i < n; i++)
       s[i] = a[i] + b[i];
   }
-  if (centred && n) {
-    for (int p = 0; p < DPARTS; p++)
-      da[p] = db[p] = (v8d){0};
-    for (i = 0; i + 16 <= n; i += 16) {
-      if (a)
-        for (int p = 0; p < 16 / LANES; p++) {
-          v4f va, vb;
-          memcpy(&va, a + i + p * LANES, sizeof va);
-          memcpy(&vb, b + i + p * LANES, sizeof vb);
-          va += vb;
-          memcpy(s + i + p * LANES, &va, sizeof va);
-        }
-      for (int p = 0; p < DPARTS; p++) {
-        da[p] += ld_d(s + i + p * HL);
-        db[p] += ld_d(s + i + 8 + p * HL);
-      }
-    }
-    double sum = hsum8_d(da) + hsum8_d(db);
-    for (; i < n; i++) {
-      if (a)
-        s[i] = a[i] + b[i];
-      sum += s[i];
-    }
-    m = sum / (double)n;
-  }
+  if (centred && n)
+    m = dsum(s, a, b, n) / (double)n;
   v8d mv = (v8d){0} + m;
   for (int p = 0; p < DPARTS; p++)
     da[p] = db[p] = (v8d){0};
@@ -317,6 +324,10 @@ VINLINE void moments(float *s, const float *a, const float *b, size_t n, bool ce
   }
   *mean = m;
   *var = n ? s2 / (double)n : 0;
+}
+
+void VNAME(tc_vdsum_f32)(const float *x, size_t n, double *sum) {
+  *sum = dsum((float *)x, NULL, NULL, n); /* x is only read */
 }
 
 void VNAME(tc_vmoments_f32)(const float *x, size_t n, bool centred, double *mean, double *var) {

@@ -377,6 +377,9 @@ static void vmath_all(const float *x, const float *b, const int32_t *acc, size_t
   for (const char *op = "+-*/M"; *op; op++, *k += n)
     tc_vbinary_f32(out + *k, x, b, n, *op);
   out[(*k)++] = tc_vsum_f32(x, n);
+  double ds;
+  tc_vdsum_f32(x, n, &ds);
+  out[(*k)++] = (float)ds, out[(*k)++] = (float)(ds - (float)ds);
   out[(*k)++] = tc_vdot_f32(x, b, n);
   out[(*k)++] = tc_vmax_f32(x, n);
   float sum = tc_vexp_sub_sum_f32(out + *k + 1, x, n, 0.5f);
