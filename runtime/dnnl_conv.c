@@ -97,7 +97,9 @@ typedef struct ckey {
   bool mm;   /* an int8 matmul (spec.N rows, spec.C = K, spec.M = N; int32 out, no zero points) */
   bool tb;   /* matmul: the weights are given [N, K] (Gemm's transB) */
   bool yf32; /* bfloat16 matmul: float32 y (Gemm, whose epilogue rounds once) */
-  const tc_model *model; /* the weights' model and payload; NULL: not cached */
+  const void *owner;     /* the weights' owner (a model, or a session's arena for
+                            constants it computed) and payload; NULL: not cached */
+  tc_arena *owner_arena; /* the arena whose freeing drops the owner's entries */
   const tc_buffer *wbuf;
   size_t woff, wlen;
 } ckey;
@@ -151,12 +153,24 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static centry *head, *tail;
 static size_t n_entries, weight_bytes;
 
-/* Models whose arena runs model_freed when they are freed. */
+/* Owners whose arena runs owner_freed when it is freed. */
 typedef struct hooked {
-  const tc_model *m;
+  const void *owner;
   struct hooked *next;
 } hooked;
-static hooked *hooked_models;
+static hooked *hooked_owners;
+
+/* Weights a session computed from constants when it was made
+ * (tc_dnnl_weights_register): their payload, its buffer and the session's
+ * arena, which owns them. */
+typedef struct regw {
+  const void *data;
+  size_t bytes;
+  tc_buffer *buf;
+  const void *owner;
+} regw;
+static regw *registered;
+static size_t n_registered, cap_registered;
 
 static void ws_free(void *p) {
   wspace *w = p;
@@ -898,18 +912,25 @@ static centry *cache_find(const ckey *key, const float *scales) {
   return NULL;
 }
 
-/* Drops the entries of a model being freed. */
-static void model_freed(void *arg) {
+/* Drops the entries and registered weights of an owner being freed. */
+static void owner_freed(void *arg) {
   pthread_mutex_lock(&lock);
   for (centry *e = head, *next; e; e = next) {
     next = e->next;
-    if (e->key.model == arg && e->refs == 0) {
+    if (e->key.owner == arg && e->refs == 0) {
       unlink_entry(e);
       entry_free(e);
     }
   }
-  for (hooked **h = &hooked_models; *h; h = &(*h)->next)
-    if ((*h)->m == arg) {
+  size_t kept = 0;
+  for (size_t i = 0; i < n_registered; i++)
+    if (registered[i].owner == arg)
+      tc_buffer_unref(registered[i].buf);
+    else
+      registered[kept++] = registered[i];
+  n_registered = kept;
+  for (hooked **h = &hooked_owners; *h; h = &(*h)->next)
+    if ((*h)->owner == arg) {
       hooked *dead = *h;
       *h = dead->next;
       free(dead);
@@ -918,21 +939,38 @@ static void model_freed(void *arg) {
   pthread_mutex_unlock(&lock);
 }
 
-/* Makes sure model_freed runs when m is freed. Without the hook (out of
- * memory) the entries stay correct, only kept until evicted. */
-static void hook_model(const tc_model *m) {
-  for (hooked *h = hooked_models; h; h = h->next)
-    if (h->m == m)
-      return;
+/* Makes sure owner_freed(owner) runs when arena a is freed (false when
+ * memory runs out: then cache entries stay correct, only kept until
+ * evicted). */
+static bool hook_owner(tc_arena *a, const void *owner) {
+  for (hooked *h = hooked_owners; h; h = h->next)
+    if (h->owner == owner)
+      return true;
   hooked *h = malloc(sizeof *h);
   if (!h)
-    return;
-  if (tc_arena_on_free(m->arena, model_freed, (void *)m) != 0) {
+    return false;
+  if (tc_arena_on_free(a, owner_freed, (void *)owner) != 0) {
     free(h);
-    return;
+    return false;
   }
-  *h = (hooked){m, hooked_models};
-  hooked_models = h;
+  *h = (hooked){owner, hooked_owners};
+  hooked_owners = h;
+  return true;
+}
+
+bool tc_dnnl_weights_register(tc_arena *owner, tc_buffer *buf) {
+  pthread_mutex_lock(&lock);
+  bool ok = hook_owner(owner, owner);
+  if (ok && n_registered == cap_registered) {
+    size_t cap = cap_registered ? 2 * cap_registered : 16;
+    regw *r = realloc(registered, cap * sizeof *r);
+    if ((ok = r != NULL))
+      registered = r, cap_registered = cap;
+  }
+  if (ok)
+    registered[n_registered++] = (regw){tc_buffer_data(buf), tc_buffer_size(buf), buf, owner};
+  pthread_mutex_unlock(&lock);
+  return ok;
 }
 
 /* Adds a built entry; when another thread added the same key first, that
@@ -943,8 +981,8 @@ static centry *cache_add(centry *e) {
     entry_free(e);
     return old;
   }
-  if (e->key.model)
-    hook_model(e->key.model);
+  if (e->key.owner)
+    hook_owner(e->key.owner_arena, e->key.owner);
   if (e->wdata)
     e->wref = tc_buffer_ref((tc_buffer *)e->key.wbuf);
   e->refs = 1;
@@ -1062,11 +1100,32 @@ static void key_make(const tc_conv_spec *c, bool bias, bool sum, ckey *key) {
   key->threads = omp_get_max_threads();
 }
 
+/* Names in key the weights registered by a session whose payload w is,
+ * n elements of es bytes. */
+static void key_registered(const void *w, size_t n, size_t es, ckey *key) {
+  pthread_mutex_lock(&lock);
+  for (size_t i = 0; i < n_registered; i++)
+    if (registered[i].data == w && registered[i].bytes == n * es) {
+      key->owner = registered[i].owner;
+      key->owner_arena = (tc_arena *)registered[i].owner;
+      key->wbuf = registered[i].buf;
+      key->wlen = registered[i].bytes;
+      break;
+    }
+  pthread_mutex_unlock(&lock);
+}
+
 /* Names the weights' payload in key when w_value is an initializer whose
- * payload holds exactly the bytes of w (sampled). */
+ * payload holds exactly the bytes of w (sampled), or w is the payload of
+ * weights a session registered (tc_dnnl_weights_register). */
 static void key_weights(const tc_value *v, const void *w, int32_t dt, size_t n, ckey *key) {
-  if (!v || !v->init || tc_value_is_input(v) || v->init->dtype != dt || !v->graph ||
-      !v->graph->model)
+  size_t es = dt == TC_DTYPE_F32 ? sizeof(float) : tc_dtype_is_half(dt) ? 2 : 1;
+  if (!v || !v->init) {
+    if (w)
+      key_registered(w, n, es, key);
+    return;
+  }
+  if (tc_value_is_input(v) || v->init->dtype != dt || !v->graph || !v->graph->model)
     return;
   const tc_tensor *t = v->init;
   if (t->field != TC_FIELD_RAW && t->field != TC_FIELD_EXTERNAL &&
@@ -1074,7 +1133,6 @@ static void key_weights(const tc_value *v, const void *w, int32_t dt, size_t n, 
     return;
   tc_span sp = t->data[t->field];
   const unsigned char *p = tc_span_data(sp);
-  size_t es = dt == TC_DTYPE_F32 ? sizeof(float) : tc_dtype_is_half(dt) ? 2 : 1;
   if (!p || sp.len != n * es)
     return;
   for (size_t i = 0; i < 17 && i < n; i++) {
@@ -1082,7 +1140,8 @@ static void key_weights(const tc_value *v, const void *w, int32_t dt, size_t n, 
     if (memcmp(p + j * es, (const unsigned char *)w + j * es, es) != 0)
       return;
   }
-  key->model = v->graph->model;
+  key->owner = v->graph->model;
+  key->owner_arena = v->graph->model->arena;
   key->wbuf = sp.buf;
   key->woff = sp.off;
   key->wlen = sp.len;

@@ -407,6 +407,13 @@ bool tc_dnnl_conv_has_winograd(const tc_conv_spec *c);
  * runs out: y is then unspecified and the caller runs the reference. */
 bool tc_dnnl_conv_run(const tc_conv_spec *c, const tc_value *w_value, const float *x,
                       const float *w, const float *b, const float *z, float *y);
+/* Registers buf's payload as constant weights that a session computed when
+ * it was made (runtime/session.c), owned by the session's arena: a
+ * (de)convolution or packed matmul given exactly that payload as its
+ * weights caches them reordered, as it does initializers, until the arena
+ * is freed. Takes over the caller's reference to buf when it returns true
+ * (false: out of memory, buf is the caller's). Thread-safe. */
+bool tc_dnnl_weights_register(tc_arena *owner, tc_buffer *buf);
 /* Whether the last tc_dnnl_*conv_run / matmul call of this thread returned
  * false after it had started running (y may be partly written; false when
  * it declined the case before). A convolution whose y is z's memory (in

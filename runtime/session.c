@@ -644,6 +644,30 @@ static void static_plan(tc_session *s) {
  * control flow, nodes bound to int8 kernels or not run at all (qdq.c),
  * outputs above 64 MiB or beyond 256 MiB in all, and any node whose kernel
  * fails here (the run then reports it). CPU sessions only. */
+/* A precomputed value some node reads as its input 1 (a convolution's or
+ * MatMul's weights) moves into a buffer registered with the weights cache
+ * (tc_dnnl_weights_register), so that those nodes cache it reordered as
+ * they do initializers: weights that a model computes from constants (a
+ * ConstantOfShape, a Cast of float16 weights) too big for the compiler to
+ * fold were reordered on every run, and never took Winograd. */
+static void share_weights(tc_session *s, const tc_value *v, tc_rt_tensor *t) {
+  bool weights = false;
+  for (size_t i = 0; i < v->n_uses && !weights; i++)
+    weights = v->uses[i].slot == 1;
+  if (!weights || !t->bytes ||
+      (t->dtype != TC_DTYPE_F32 && !tc_dtype_is_half(t->dtype) && t->dtype != TC_DTYPE_I8))
+    return;
+  tc_buffer *buf = tc_buffer_new(t->bytes);
+  if (!buf)
+    return;
+  memcpy(tc_buffer_data(buf), t->data, t->bytes);
+  if (!tc_dnnl_weights_register(s->arena, buf)) {
+    tc_buffer_unref(buf);
+    return;
+  }
+  t->data = tc_buffer_data(buf);
+}
+
 static void precompute_constants(tc_session *s) {
   const tc_graph *g = s->m->graph;
   size_t n_ids = s->m->next_node_id + 1, total = 0;
@@ -680,8 +704,10 @@ static void precompute_constants(tc_session *s) {
       return;
     total += bytes;
     for (size_t o = 0; o < n->n_outputs; o++)
-      if (n->outputs[o])
+      if (n->outputs[o]) {
+        share_weights(s, n->outputs[o], &out[o]);
         s->consts[n->outputs[o]->id] = &out[o];
+      }
     s->precomputed[n->id] = 1;
     s->n_precomputed++;
   }

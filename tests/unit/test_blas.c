@@ -1063,6 +1063,53 @@ static void test_conv_stem16(void) {
   }
 }
 
+/* Weights a session computes from constants when it is made (here
+ * Neg(initializer), as a ConstantOfShape or a Cast of float16 weights too
+ * big for the compiler to fold) are cached reordered like an initializer's,
+ * so a 32 -> 32 3x3 convolution takes Winograd; each model's session gives
+ * its own results (the reference kernels agree), and freeing the session
+ * drops its entry while the model lives on. Without the precomputation
+ * (TACORT_NO_PRECOMPUTE) nothing is cached. */
+static void test_conv_cache_computed_weights(void) {
+  int64_t xd[4] = {1, 32, 10, 10}, wd[4] = {32, 32, 3, 3}, pads[4] = {1, 1, 1, 1};
+  tc_attr a[1] = {ints("pads", 4, pads)};
+  tc_ndarray x = random_input(4, xd, 7);
+  tc_conv_spec c = spec2d(1, 32, 32, 10, 10, 3, 1, 1, 1);
+  for (unsigned round = 0; round < 3; round++) {
+    tc_ndarray in[2] = {x, random_input(4, wd, 200 + round)};
+    tc_model *m = node_model("Conv", "", 2, a, 1, 2u, in);
+    tc_graph *g = m->graph;
+    tc_node *conv = g->first;
+    tc_value *nw = tc_graph_new_temp(g, "nw");
+    tc_node *neg = tc_graph_insert_node(g, conv, "Neg", "", "neg", 1, 1, 0);
+    tc_node_set_input(neg, 0, conv->inputs[1]);
+    tc_node_set_output(neg, 0, nw);
+    tc_node_set_input(conv, 1, nw);
+    bool pre = round < 2;
+    if (!pre)
+      setenv("TACORT_NO_PRECOMPUTE", "1", 1);
+    size_t n0, w0, n1, w1;
+    tc_dnnl_conv_cache_stats(&n0, &w0);
+    tc_session *s = NULL;
+    tc_diag d = {0};
+    CHECK(tc_session_new(m, &s, &d) == TC_STATUS_OK);
+    unsetenv("TACORT_NO_PRECOMPUTE");
+    tc_ndarray ref = {0}, fast = {0};
+    CHECK(s && run_both(s, 1, in, &ref, &fast) && rel_err(&ref, &fast) <= 1e-4);
+    CHECK(tc_dnnl_conv_last_winograd() == (pre && tc_dnnl_conv_has_winograd(&c)));
+    tc_dnnl_conv_cache_stats(&n1, &w1);
+    CHECK(pre ? w1 > w0 : w1 == w0); /* reordered once for the session, or not kept */
+    tc_session_free(s);
+    tc_dnnl_conv_cache_stats(&n1, &w1);
+    CHECK(w1 == w0 && n1 <= n0 + 1); /* the weights went with the session */
+    tc_ndarray_release(&ref);
+    tc_ndarray_release(&fast);
+    tc_model_free(m);
+    free(in[1].data);
+  }
+  free(x.data);
+}
+
 /* The default rule runs a 3x3 stride-1 convolution of 32 input channels as
  * Winograd (32 outputs or more; 24 to 31 from 1600 output positions, where
  * direct pads them to 32) only when the cache entry keeps its weights (an
@@ -1163,6 +1210,7 @@ int main(void) {
   RUN(test_fusedconv);
   RUN(test_fusedconv_refusals);
   RUN(test_conv_cache_weights);
+  RUN(test_conv_cache_computed_weights);
   RUN(test_qconv);
   RUN(test_qmatmul);
   RUN(test_qmatmul_extremes);
