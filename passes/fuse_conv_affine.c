@@ -1,8 +1,14 @@
-/* fuse-conv-affine: per-channel constants around a Conv folded into it.
+/* fuse-conv-affine: per-channel constants around a Conv folded into it,
+ * and after an inference BatchNormalization into its scale and bias.
  *
  *   x ─▶ Conv(W, B) ─▶ Add(c) ─▶ y    ⇒   x ─▶ Conv(W, B + c) ─▶ y
  *   x ─▶ Conv(W, B) ─▶ Mul(s) ─▶ y    ⇒   x ─▶ Conv(W * s[o], B * s) ─▶ y
  *   x ─▶ Pad(constant 0, spatial) ─▶ Conv(pads p) ─▶ y   ⇒   x ─▶ Conv(pads p + pad) ─▶ y
+ *   x ─▶ BatchNormalization(g, B, mean, var) ─▶ Mul(s) / Add(c) ─▶ y
+ *       ⇒   x ─▶ BatchNormalization(g * s, B * s / B + c, mean, var) ─▶ y
+ *   (caffe2's DenseNet-121 writes 62 BatchNormalization -> Mul -> Add before
+ *   its Relus; a BatchNormalization before an activation cannot go into the
+ *   Conv after it)
  *
  * Conditions: float32 constant W (and B); c / s constant, float32, and either
  * one number or one per output channel laid out on the channel axis ([C,1,..]
@@ -15,6 +21,7 @@
 
 #include "kernel.h"
 #include "pass.h"
+#include "shapes.h"
 
 /* Per-channel values of constant t against a Conv output of rank r with oc
  * channels, into v[oc]; false if t is not shaped that way. */
@@ -102,6 +109,93 @@ done:
   return st;
 }
 
+/* The channel count of inference BatchNormalization bn whose scale, bias,
+ * mean and variance are float32 constants of one length, its scale and
+ * bias in *g and *b (the caller frees them); 0 otherwise. */
+static size_t bn_params(const tc_node *bn, float **g, float **b) {
+  *g = *b = NULL;
+  if (bn->n_inputs != 5 || tc_attr_int(bn, "training_mode", 0) != 0)
+    return 0;
+  for (size_t o = 1; o < bn->n_outputs; o++)
+    if (bn->outputs[o] && bn->outputs[o]->n_uses)
+      return 0;
+  ptrdiff_t n = -1;
+  for (size_t i = 1; i < 5; i++) {
+    const tc_tensor *t = bn->inputs[i] ? tc_value_const(bn->inputs[i]) : NULL;
+    ptrdiff_t k = t && t->dtype == TC_DTYPE_F32 && t->rank == 1 ? (ptrdiff_t)t->dims[0] : -1;
+    if (k <= 0 || (n >= 0 && k != n))
+      return 0;
+    n = k;
+  }
+  if (tc_const_floats(tc_value_const(bn->inputs[1]), g) != n ||
+      tc_const_floats(tc_value_const(bn->inputs[2]), b) != n) {
+    free(*g), free(*b);
+    *g = *b = NULL;
+    return 0;
+  }
+  return (size_t)n;
+}
+
+/* BatchNormalization(x) ─▶ Mul / Add by per-channel constants: folded into
+ * the normalization's scale and bias. */
+static tc_status fold_bn_affine(tc_pass_ctx *c, tc_graph *g, tc_node *bn, tc_node *op,
+                                tc_shapes **shapes) {
+  const tc_type *xt = &bn->inputs[0]->type;
+  tc_value *other = NULL;
+  const tc_tensor *k = tc_binary_const(op, &other);
+  float *sc = NULL, *b = NULL, *v = NULL;
+  size_t ch = k && other == bn->outputs[0] ? bn_params(bn, &sc, &b) : 0;
+  tc_status st = TC_STATUS_OK;
+  if (!ch)
+    goto done;
+  if (!(v = malloc(ch * sizeof *v))) {
+    st = tc_pass_nomem(c);
+    goto done;
+  }
+  /* x's rank places the constant's channel axis; a single number needs none */
+  size_t r = xt->kind == TC_TYPE_TENSOR && xt->has_shape ? xt->rank : 0;
+  if (!r && (*shapes || (*shapes = tc_shapes_infer(g)))) {
+    const tc_shape *xs = tc_shape_of(*shapes, bn->inputs[0]);
+    r = xs && xs->known ? xs->rank : 0;
+  }
+  if (!per_channel(k, r ? r : 2, ch, v) || (!r && tc_tensor_numel(k) != 1)) {
+    tc_pass_explain(c, op,
+                    "constant is not per-channel float32 for the BatchNormalization before it");
+    goto done;
+  }
+  bool mul = tc_is_op(op, "Mul");
+  for (size_t o = 0; o < ch; o++) {
+    sc[o] *= mul ? v[o] : 1.0f;
+    b[o] = mul ? b[o] * v[o] : b[o] + v[o];
+  }
+  int64_t dim = (int64_t)ch;
+  tc_value *ns = mul ? tc_pass_new_const_f32(g, "bn_scale", sc, 1, &dim) : bn->inputs[1];
+  tc_value *nb = tc_pass_new_const_f32(g, "bn_bias", b, 1, &dim);
+  tc_node *f = ns && nb ? tc_graph_insert_node(g, bn, "BatchNormalization", bn->domain, bn->name, 5,
+                                               1, bn->n_attrs)
+                        : NULL;
+  if (!f) {
+    st = tc_pass_nomem(c);
+    goto done;
+  }
+  for (size_t i = 0; i < bn->n_attrs; i++)
+    tc_node_copy_attr(f, i, &bn->attrs[i]);
+  tc_value *in[5] = {bn->inputs[0], ns, nb, bn->inputs[3], bn->inputs[4]}, *y = op->outputs[0];
+  tc_node_remove(op);
+  tc_node_remove(bn);
+  for (size_t i = 0; i < 5 && !st; i++)
+    st = tc_node_set_input(f, i, in[i]) ? tc_pass_nomem(c) : TC_STATUS_OK;
+  if (!st && tc_node_set_output(f, 0, y))
+    st = tc_pass_nomem(c);
+  if (!st)
+    tc_pass_count(c, mul ? "BatchNormalization+Mul" : "BatchNormalization+Add", 1);
+done:
+  free(sc);
+  free(b);
+  free(v);
+  return st;
+}
+
 /* Pad(x) ─▶ Conv: the Pad's spatial pads join the Conv's. */
 static tc_status fold_pad(tc_pass_ctx *c, tc_graph *g, tc_node *pad, tc_node *conv) {
   (void)g;
@@ -179,6 +273,7 @@ static tc_status fold_pad(tc_pass_ctx *c, tc_graph *g, tc_node *pad, tc_node *co
 }
 
 tc_status tc_pass_fuse_conv_affine(tc_pass_ctx *c, tc_graph *g) {
+  tc_shapes *shapes = NULL; /* inferred when a BatchNormalization's input rank is needed */
   for (tc_node *n = g->first, *next; n; n = next) {
     next = n->next;
     tc_status st = TC_STATUS_OK;
@@ -189,14 +284,22 @@ tc_status tc_pass_fuse_conv_affine(tc_pass_ctx *c, tc_graph *g) {
           st = fold_affine(c, g, conv, n);
           break;
         }
+        tc_node *bn = n->inputs[i] ? tc_producer_op(n->inputs[i], "BatchNormalization") : NULL;
+        if (bn && tc_single_consumer(bn->outputs[0]) == n && bn->inputs[0]) {
+          st = fold_bn_affine(c, g, bn, n, &shapes);
+          break;
+        }
       }
     } else if (tc_is_op(n, "Conv") && n->inputs[0]) {
       tc_node *pad = tc_producer_op(n->inputs[0], "Pad");
       if (pad && tc_single_consumer(pad->outputs[0]) == n && pad->inputs[0])
         st = fold_pad(c, g, pad, n);
     }
-    if (st)
+    if (st) {
+      tc_shapes_free(shapes);
       return st;
+    }
   }
+  tc_shapes_free(shapes);
   return TC_STATUS_OK;
 }

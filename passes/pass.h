@@ -82,7 +82,7 @@ typedef tc_status (*tc_pass_fn)(tc_pass_ctx *c, tc_graph *g);
   X(eliminate_dead, "eliminate-dead", "unused nodes, initializers and value_info removed")         \
   X(fuse_conv_bn, "fuse-conv-bn", "BatchNormalization after Conv folded into its weights")         \
   X(fuse_conv_affine, "fuse-conv-affine",                                                          \
-    "per-channel Add/Mul after Conv and zero Pad before it folded into the Conv")                  \
+    "per-channel Add/Mul after Conv or BatchNormalization folded into it, zero Pad into Conv")     \
   X(fuse_hard_activations, "fuse-hard-activations",                                                \
     "Clip/Div/Mul forms of HardSigmoid and HardSwish to the ops")                                  \
   X(fuse_conv_activation, "fuse-conv-activation",                                                  \

@@ -274,6 +274,9 @@ void tc_vmax_taps_f32(float *y, const float *x, const ptrdiff_t *off, size_t tap
 float tc_vmax_f32(const float *x, size_t n);
 float tc_vexp_sub_sum_f32(float *y, const float *x, size_t n, float m);
 void tc_vscale_f32(float *x, size_t n, float s);
+/* y[i] = (x[i] - m) * g + b in float (the multiply-add fused where the CPU
+ * has FMA): BatchNormalization's plane; y may be x. */
+void tc_vaffine_f32(float *y, const float *x, size_t n, float m, float g, float b);
 /* y[i] = x[i] below lo raised to lo, above hi lowered to hi, NaN kept (y
  * may be x): Clip's comparisons, the same bits as the scalar loop. */
 void tc_vclip_f32(float *y, const float *x, size_t n, float lo, float hi);

@@ -613,6 +613,12 @@ void VNAME(tc_vclip_f32)(float *y, const float *x, size_t n, float lo, float hi)
   }
 }
 
+void VNAME(tc_vaffine_f32)(float *y, const float *x, size_t n, float m, float g, float b) {
+  v4f vm = splat(m), vg = splat(g), vb = splat(b);
+  for (size_t i = 0; i < n; i += LANES)
+    store_part(y, i, n, (load_pad(x, i, n, 0) - vm) * vg + vb);
+}
+
 void VNAME(tc_vscale_f32)(float *x, size_t n, float s) {
   for (size_t i = 0; i < n; i += LANES) {
     store_part(x, i, n, load_pad(x, i, n, 0) * splat(s));

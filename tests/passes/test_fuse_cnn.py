@@ -1,5 +1,6 @@
 """CNN passes: fuse-hard-activations (HardSigmoid/HardSwish forms) and
-fuse-conv-affine (Add/Mul by per-channel constants and zero Pad folded into Conv)."""
+fuse-conv-affine (Add/Mul by per-channel constants and zero Pad folded into Conv,
+Add/Mul by per-channel constants into an inference BatchNormalization before them)."""
 
 import numpy as np
 from onnx import helper
@@ -126,6 +127,36 @@ def test_reflect_pad_is_left(ctx):
               opset=13)
     out, _, _ = ctx.optimize(m, "fuse-conv-affine")
     assert ops(out) == ["Pad", "Conv"], ops(out)
+
+
+def bn_affine(extra, inits):
+    """Relu -> BatchNormalization -> extra: the normalization's input has no
+    declared shape, so the pass infers its rank (caffe2's DenseNet-121 writes
+    BatchNormalization -> Mul -> Add -> Relu)."""
+    bn = [const(n, v) for n, v in (("s", RNG.random(4) + 0.5), ("b", RNG.standard_normal(4)),
+                                   ("mu", RNG.standard_normal(4)), ("var", RNG.random(4) + 0.5))]
+    return model([N("Relu", ["x"], ["r"]), N("BatchNormalization", ["r", "s", "b", "mu", "var"], ["n"])]
+                 + extra, [X], [Y], bn + inits)
+
+
+def test_batchnorm_mul_add_per_channel(ctx):
+    for ks, kb in (((4, 1, 1), (1, 4, 1, 1)), ((), (4, 1, 1))):
+        m = bn_affine([N("Mul", ["n", "k"], ["t"]), N("Add", ["kb", "t"], ["y"])],
+                      [const("k", RNG.standard_normal(ks)), const("kb", RNG.standard_normal(kb))])
+        out, _, _ = ctx.optimize(m, "fuse-conv-affine,eliminate-dead")
+        assert ops(out) == ["Relu", "BatchNormalization"], (ks, kb, ops(out))
+        same_outputs(ctx, m, out, feeds())
+
+
+def test_batchnorm_affine_not_per_channel_is_left(ctx):
+    m = bn_affine([N("Mul", ["n", "k"], ["y"])], [const("k", RNG.standard_normal((1, 1, 1, 5)))])
+    out, _, _ = ctx.optimize(m, "fuse-conv-affine")
+    assert ops(out) == ["Relu", "BatchNormalization", "Mul"], ops(out)
+    # read by another node as well: the normalization's output must stay
+    m = bn_affine([N("Mul", ["n", "k"], ["t"]), N("Add", ["t", "n"], ["y"])],
+                  [const("k", RNG.standard_normal((4, 1, 1)))])
+    out, _, _ = ctx.optimize(m, "fuse-conv-affine")
+    assert ops(out) == ["Relu", "BatchNormalization", "Mul", "Add"], ops(out)
 
 
 def groupnorm(groups=2, back=(0, 4, -1), affine=True, in_scale=1.0):
