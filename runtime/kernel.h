@@ -274,6 +274,11 @@ void tc_vmax_taps_f32(float *y, const float *x, const ptrdiff_t *off, size_t tap
 float tc_vmax_f32(const float *x, size_t n);
 float tc_vexp_sub_sum_f32(float *y, const float *x, size_t n, float m);
 void tc_vscale_f32(float *x, size_t n, float s);
+/* y[i] = sin(x[i]) or (cosine) cos(x[i]), within 2.5e-7 of libm's double
+ * result rounded (absolute) for |x| <= TC_VSIN_MAX; elements beyond,
+ * infinities and NaN through libm. y may be x. */
+#define TC_VSIN_MAX 8192.0f
+void tc_vsincos_f32(float *y, const float *x, size_t n, bool cosine);
 /* y[i] = (x[i] - m) * g + b in float (the multiply-add fused where the CPU
  * has FMA): BatchNormalization's plane; y may be x. */
 void tc_vaffine_f32(float *y, const float *x, size_t n, float m, float g, float b);

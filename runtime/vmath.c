@@ -78,6 +78,7 @@
   X(tc_vbinary_f32, (float *y, const float *a, const float *b, size_t n, char op),                 \
     (y, a, b, n, op))                                                                              \
   X(tc_vscale_f32, (float *x, size_t n, float s), (x, n, s))                                       \
+  X(tc_vsincos_f32, (float *y, const float *x, size_t n, bool cosine), (y, x, n, cosine))          \
   X(tc_vaffine_f32, (float *y, const float *x, size_t n, float m, float g, float b),               \
     (y, x, n, m, g, b))                                                                            \
   X(tc_vclip_f32, (float *y, const float *x, size_t n, float lo, float hi), (y, x, n, lo, hi))     \

@@ -362,6 +362,35 @@ void VNAME(tc_vnorm_f32)(float *y, const float *x, size_t n, double mean, double
   }
 }
 
+/* sin(x) (cosine: quadrant one on) for |x| <= TC_VSIN_MAX (other lanes are
+ * garbage: tc_vsincos_f32 gives them libm's): x reduced by n pi/2 with n =
+ * round(x 2 / pi) and pi/2 in three parts (Cephes' split: the first
+ * product exact below 2^16 quadrants), then Cephes' sinf / cosf polynomials
+ * on [-pi/4, pi/4], picked and signed by the quadrant. */
+VINLINE v4f v_sincos(v4f x, int cosine) {
+  v4i sign = (v4i)x & (v4i)splat(-0.0f);
+  v4f a = (v4f)((v4i)x ^ sign);
+  const float magic = 12582912.0f;
+  v4f t = a * splat(0.636619772367581343f) + splat(magic);
+  v4f n = t - splat(magic);
+  v4i q = ((v4i)t - (v4i)splat(magic)) + cosine;
+  v4f r = ((a - n * splat(1.5703125f)) - n * splat(4.837512969970703125e-4f)) -
+          n * splat(7.54978995489188216e-8f);
+  v4f z = r * r;
+  v4f s = ((splat(-1.9515295891e-4f) * z + splat(8.3321608736e-3f)) * z - splat(1.6666654611e-1f)) *
+              z * r +
+          r;
+  v4f c = ((splat(2.443315711809948e-5f) * z - splat(1.388731625493765e-3f)) * z +
+           splat(4.166664568298827e-2f)) *
+              z * z -
+          splat(0.5f) * z + splat(1.0f);
+  v4f y = sel(-(q & 1), c, s);
+  v4i neg = -((q >> 1) & 1) & (v4i)splat(-0.0f); /* quadrants 2 and 3: the sign bit */
+  if (!cosine)
+    neg ^= sign; /* sine is odd */
+  return (v4f)((v4i)y ^ neg);
+}
+
 VMAP(tc_vexp_f32, v_exp)
 VMAP(tc_verf_f32, v_erf)
 VMAP(tc_vtanh_f32, v_tanh)
@@ -610,6 +639,17 @@ void VNAME(tc_vclip_f32)(float *y, const float *x, size_t n, float lo, float hi)
     v4f v = load_pad(x, i, n, 0);
     v = sel(v < vlo, vlo, v);
     store_part(y, i, n, sel(v > vhi, vhi, v));
+  }
+}
+
+void VNAME(tc_vsincos_f32)(float *y, const float *x, size_t n, bool cosine) {
+  for (size_t i = 0; i < n; i += LANES) {
+    v4f v = load_pad(x, i, n, 0);
+    store_part(y, i, n, cosine ? v_sincos(v, 1) : v_sincos(v, 0));
+    size_t e = i + LANES < n ? i + LANES : n;
+    for (size_t k = i; k < e; k++) /* beyond the reduction's range, infinities, NaN */
+      if (!(fabsf(x[k]) <= TC_VSIN_MAX))
+        y[k] = (float)(cosine ? cos((double)x[k]) : sin((double)x[k]));
   }
 }
 

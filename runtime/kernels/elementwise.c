@@ -1218,8 +1218,6 @@ UNARY_KERNEL(exp, t_exp, false)
 UNARY_KERNEL(log, t_log, false)
 UNARY_KERNEL(recip, t_recip, false)
 UNARY_KERNEL(sign, t_sign, false)
-UNARY_KERNEL(sin, t_sin, false)
-UNARY_KERNEL(cos, t_cos, false)
 UNARY_KERNEL(tan, t_tan, false)
 UNARY_KERNEL(asin, t_asin, false)
 UNARY_KERNEL(acos, t_acos, false)
@@ -1279,6 +1277,24 @@ VROUND_KERNEL(sqrt, TC_VROUND_SQRT)
 VROUND_KERNEL(floor, TC_VROUND_FLOOR)
 VROUND_KERNEL(ceil, TC_VROUND_CEIL)
 VROUND_KERNEL(round, TC_VROUND_EVEN)
+
+/* Float32 Sin and Cos on the vector sets (tc_vsincos_f32; the double
+ * rows took 19 ms on [1, 64, 160, 160]). */
+static void vsincos_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const f32_job *j = ctx; /* op: cosine */
+  tc_vsincos_f32(j->y + lo, j->x + lo, hi - lo, j->op);
+}
+
+static tc_status k_sin(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                       tc_rt_tensor *out, size_t n_out) {
+  return f32_unary(k, in, n_in, out, n_out, t_sin, vsincos_piece, 0, tc_parallel_grain(16));
+}
+
+static tc_status k_cos(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                       tc_rt_tensor *out, size_t n_out) {
+  return f32_unary(k, in, n_in, out, n_out, t_cos, vsincos_piece, 1, tc_parallel_grain(16));
+}
 
 /* Float32 Softplus and Mish on the vector sets' exp, log and tanh (the
  * rows compute in double through libm: [1, 64, 160, 160] Softplus 27 ms):
