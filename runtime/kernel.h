@@ -285,10 +285,11 @@ void tc_vaffine_f32(float *y, const float *x, size_t n, float m, float g, float 
 /* y[i] = x[i] below lo raised to lo, above hi lowered to hi, NaN kept (y
  * may be x): Clip's comparisons, the same bits as the scalar loop. */
 void tc_vclip_f32(float *y, const float *x, size_t n, float lo, float hi);
-/* y[i] = sqrt, floor, ceil or round-half-to-even of x[i] (op a
+/* y[i] = sqrt, floor, ceil, round-half-to-even or sign of x[i] (op a
  * TC_VROUND_*): exact operations, the bits of sqrtf / floorf / ceilf /
- * nearbyintf (and of the double functions rounded to float). y may be x. */
-enum { TC_VROUND_SQRT, TC_VROUND_FLOOR, TC_VROUND_CEIL, TC_VROUND_EVEN };
+ * nearbyintf (and of the double functions rounded to float); sign gives 1,
+ * -1, +0 for either zero and keeps NaN. y may be x. */
+enum { TC_VROUND_SQRT, TC_VROUND_FLOOR, TC_VROUND_CEIL, TC_VROUND_EVEN, TC_VROUND_SIGN };
 void tc_vround_f32(float *y, const float *x, size_t n, int op);
 /* y[i] = (float)(acc[i] - corr[i]) * scale[i] (+ bias[i] when bias is not
  * NULL; corr NULL: 0), the subtraction in int32; y may be acc's memory

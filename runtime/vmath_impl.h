@@ -600,6 +600,8 @@ float VNAME(tc_vexp_sub_sum_f32)(float *y, const float *x, size_t n, float m) {
  * operations, the scalar functions' bits); the SSE2 set (no round
  * instruction) lane by lane through libm. */
 VINLINE v4f vround(v4f v, int op) {
+  if (op == TC_VROUND_SIGN) /* 1, -1, or +0 for either zero; NaN kept */
+    return sel(v > splat(0), splat(1), sel(v < splat(0), splat(-1), sel(nan_mask(v), v, splat(0))));
 #if LANES == 16
   __m512 a = (__m512)v;
   switch (op) {

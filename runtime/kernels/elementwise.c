@@ -1217,7 +1217,6 @@ UNARY_KERNEL(neg, t_neg, false)
 UNARY_KERNEL(exp, t_exp, false)
 UNARY_KERNEL(log, t_log, false)
 UNARY_KERNEL(recip, t_recip, false)
-UNARY_KERNEL(sign, t_sign, false)
 UNARY_KERNEL(tan, t_tan, false)
 UNARY_KERNEL(asin, t_asin, false)
 UNARY_KERNEL(acos, t_acos, false)
@@ -1259,9 +1258,9 @@ static tc_status f32_unary(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size
   return TC_STATUS_OK;
 }
 
-/* Float32 Sqrt, Floor, Ceil and Round on the vector sets' instructions:
- * exact operations, so the double rows' bits ([1, 64, 160, 160] Round 4.1
- * ms, Sqrt 2.3 in the rows). */
+/* Float32 Sqrt, Floor, Ceil, Round and Sign on the vector sets'
+ * instructions: exact operations, so the double rows' bits ([1, 64, 160,
+ * 160] Round 4.1 ms, Sqrt 2.3, Sign 1.8 in the rows). */
 static void vround_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
   (void)piece;
   const f32_job *j = ctx;
@@ -1277,6 +1276,7 @@ VROUND_KERNEL(sqrt, TC_VROUND_SQRT)
 VROUND_KERNEL(floor, TC_VROUND_FLOOR)
 VROUND_KERNEL(ceil, TC_VROUND_CEIL)
 VROUND_KERNEL(round, TC_VROUND_EVEN)
+VROUND_KERNEL(sign, TC_VROUND_SIGN)
 
 /* Float32 Sin and Cos on the vector sets (tc_vsincos_f32; the double
  * rows took 19 ms on [1, 64, 160, 160]). */

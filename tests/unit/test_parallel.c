@@ -385,15 +385,17 @@ static void vmath_all(const float *x, const float *b, const int32_t *acc, size_t
   float sum = tc_vexp_sub_sum_f32(out + *k + 1, x, n, 0.5f);
   out[*k] = sum, *k += n + 1;
   tc_vdequant_i32_f32(out + *k, acc, acc + n, b, x, n), *k += n;
-  /* sqrt, floor, ceil, round-half-even: exact, so libm's bits on every set
-   * (NaN's payload aside) */
-  for (int op = TC_VROUND_SQRT; op <= TC_VROUND_EVEN; op++, *k += n) {
+  /* sqrt, floor, ceil, round-half-even, sign: exact, so libm's bits on
+   * every set (NaN's payload aside; sign: +0 for either zero, as the rows) */
+  for (int op = TC_VROUND_SQRT; op <= TC_VROUND_SIGN; op++, *k += n) {
     tc_vround_f32(out + *k, x, n, op);
     for (size_t i = 0; i < n; i++) {
       float want = op == TC_VROUND_SQRT    ? sqrtf(x[i])
                    : op == TC_VROUND_FLOOR ? floorf(x[i])
                    : op == TC_VROUND_CEIL  ? ceilf(x[i])
-                                           : nearbyintf(x[i]);
+                   : op == TC_VROUND_EVEN  ? nearbyintf(x[i])
+                   : isnan(x[i])           ? x[i]
+                                           : (float)((x[i] > 0) - (x[i] < 0));
       float got = out[*k + i];
       CHECK(memcmp(&got, &want, sizeof got) == 0 || (isnan(got) && isnan(want)));
     }
@@ -413,7 +415,7 @@ static bool close_rel(float a, float b, float tol) {
  * baseline, which rounds each product, stays within a few ulp of them. */
 static void vmath_sets_agree(void) {
   enum { N = 1031 };
-  static float x[N], b[N], ref[60 * N], got[60 * N];
+  static float x[N], b[N], ref[64 * N], got[64 * N];
   static int32_t acc[2 * N];
   for (size_t i = 0; i < N; i++) {
     x[i] = (float)sin((double)i * 0.37) * (float)(1 + i % 9);
@@ -599,6 +601,7 @@ static void unary_ops(void) {
       {"Floor", -9, 9, {0, 0}},
       {"Ceil", -9, 9, {0, 0}},
       {"Round", -9, 9, {0, 0}},
+      {"Sign", -9, 9, {0, 0}},
       {"Exp", -80, 80, {0, 3e-7}},
       {"Log", 1e-3, 1e3, {1e-7, 3e-7}},
       {"Erf", -5, 5, {6e-7, 0}},
