@@ -636,42 +636,66 @@ static void static_plan(tc_session *s) {
     s->static_plan_bytes = tc_plan_total(s->plans);
 }
 
+/* Limits of precompute_constants: one output, and all of them. */
+#define PRECOMPUTE_MAX_OUTPUT ((size_t)1 << 30)
+#define PRECOMPUTE_MAX_TOTAL ((size_t)2 << 30)
+
+static void unref_buffer(void *b) { tc_buffer_unref(b); }
+
+/* Moves precomputed output t of value v out of the scratch arena into a
+ * buffer the session's arena releases. A value some node reads as its
+ * input 1 (a convolution's or MatMul's weights) is also registered with
+ * the weights cache (tc_dnnl_weights_register), so that those nodes cache
+ * it reordered as they do initializers: weights that a model computes from
+ * constants (a ConstantOfShape, a Cast of float16 weights) too big for the
+ * compiler to fold were reordered on every run, and never took Winograd.
+ * False when memory runs out. */
+static bool keep_output(tc_session *s, const tc_value *v, tc_rt_tensor *t) {
+  if (t->dtype == TC_DTYPE_STRING) { /* pointers to strings in the scratch arena: copied too */
+    size_t n = tc_rt_numel(t);
+    char **src = t->data, **dst = tc_arena_alloc(s->arena, (n ? n : 1) * sizeof *dst);
+    for (size_t i = 0; dst && i < n; i++)
+      if (src[i] && !(dst[i] = tc_arena_strdup(s->arena, src[i])))
+        return false;
+    t->data = dst;
+    return dst != NULL;
+  }
+  tc_buffer *buf = tc_buffer_new(t->bytes);
+  if (!buf)
+    return false;
+  if (tc_arena_on_free(s->arena, unref_buffer, buf) != 0) {
+    tc_buffer_unref(buf);
+    return false;
+  }
+  if (t->bytes)
+    memcpy(tc_buffer_data(buf), t->data, t->bytes);
+  t->data = tc_buffer_data(buf);
+  bool weights = false;
+  for (size_t i = 0; i < v->n_uses && !weights; i++)
+    weights = v->uses[i].slot == 1;
+  if (weights && t->bytes &&
+      (t->dtype == TC_DTYPE_F32 || tc_dtype_is_half(t->dtype) || t->dtype == TC_DTYPE_I8) &&
+      !tc_dnnl_weights_register(s->arena, tc_buffer_ref(buf)))
+    tc_buffer_unref(buf);
+  return true;
+}
+
 /* Main-graph nodes whose inputs are all constant (initializers that are
  * not graph inputs, or outputs of such nodes) run once here, as ONNX
  * Runtime folds constants when it loads a model: their outputs become
  * session constants and runs pass over them (a per-run DequantizeLinear of
- * a constant weight, a weight Transpose). Left to run time: random ops,
- * control flow, nodes bound to int8 kernels or not run at all (qdq.c),
- * outputs above 64 MiB or beyond 256 MiB in all, and any node whose kernel
- * fails here (the run then reports it). CPU sessions only. */
-/* A precomputed value some node reads as its input 1 (a convolution's or
- * MatMul's weights) moves into a buffer registered with the weights cache
- * (tc_dnnl_weights_register), so that those nodes cache it reordered as
- * they do initializers: weights that a model computes from constants (a
- * ConstantOfShape, a Cast of float16 weights) too big for the compiler to
- * fold were reordered on every run, and never took Winograd. */
-static void share_weights(tc_session *s, const tc_value *v, tc_rt_tensor *t) {
-  bool weights = false;
-  for (size_t i = 0; i < v->n_uses && !weights; i++)
-    weights = v->uses[i].slot == 1;
-  if (!weights || !t->bytes ||
-      (t->dtype != TC_DTYPE_F32 && !tc_dtype_is_half(t->dtype) && t->dtype != TC_DTYPE_I8))
-    return;
-  tc_buffer *buf = tc_buffer_new(t->bytes);
-  if (!buf)
-    return;
-  memcpy(tc_buffer_data(buf), t->data, t->bytes);
-  if (!tc_dnnl_weights_register(s->arena, buf)) {
-    tc_buffer_unref(buf);
-    return;
-  }
-  t->data = tc_buffer_data(buf);
-}
-
+ * a constant weight, a weight Transpose, a ConstantOfShape of a
+ * classifier's weights). Each runs in a scratch arena and its outputs move
+ * into buffers of their own (keep_output): one copy of each in memory.
+ * Left to run time: random ops, control flow, nodes bound to int8 kernels
+ * or not run at all (qdq.c), outputs above PRECOMPUTE_MAX_OUTPUT or beyond
+ * PRECOMPUTE_MAX_TOTAL in all, and any node whose kernel fails here (the
+ * run then reports it). CPU sessions only. */
 static void precompute_constants(tc_session *s) {
   const tc_graph *g = s->m->graph;
   size_t n_ids = s->m->next_node_id + 1, total = 0;
-  for (const tc_node *n = g->first; n; n = n->next) {
+  tc_arena *tmp = tc_arena_new();
+  for (const tc_node *n = tmp ? g->first : NULL; n; n = n->next, tc_arena_reset(tmp)) {
     if (!s->kernels[n->id] || tc_op_is_random(n) || tc_is_op(n, "Dropout") || !n->n_outputs ||
         (s->qdq && s->qdq[n->id]) || (s->qdq_skip && s->qdq_skip[n->id]))
       continue;
@@ -680,37 +704,39 @@ static void precompute_constants(tc_session *s) {
       const tc_value *v = n->inputs[i];
       constant = !v || (s->consts[v->id] && !tc_value_is_input(v));
     }
-    const tc_rt_tensor **in =
-        constant ? tc_arena_alloc(s->arena, (n->n_inputs + 1) * sizeof *in) : NULL;
+    const tc_rt_tensor **in = constant ? tc_arena_alloc(tmp, (n->n_inputs + 1) * sizeof *in) : NULL;
     if (!in)
       continue;
     for (size_t i = 0; i < n->n_inputs; i++)
       in[i] = n->inputs[i] ? s->consts[n->inputs[i]->id] : NULL;
-    tc_rt_tensor *out = tc_arena_alloc(s->arena, n->n_outputs * sizeof *out);
+    tc_rt_tensor *out = tc_arena_alloc(tmp, n->n_outputs * sizeof *out);
     tc_diag d = {0};
-    tc_kernel_ctx k = {.node = n, .opset = s->opsets[n->id], .diag = &d, .arena = s->arena};
+    tc_kernel_ctx k = {.node = n, .opset = s->opsets[n->id], .diag = &d, .arena = tmp};
     if (!out || s->kernels[n->id]->run(&k, in, n->n_inputs, out, n->n_outputs))
       continue;
     size_t bytes = 0;
     bool ok = true;
     for (size_t o = 0; o < n->n_outputs; o++) {
       ok &= !n->outputs[o] || (out[o].dtype != TC_DTYPE_SEQUENCE && out[o].dtype != TC_DTYPE_NONE &&
-                               out[o].bytes <= ((size_t)64 << 20));
+                               out[o].bytes <= PRECOMPUTE_MAX_OUTPUT);
       bytes += n->outputs[o] ? out[o].bytes : 0;
     }
-    if (!ok || total + bytes > ((size_t)256 << 20))
+    if (!ok || total + bytes > PRECOMPUTE_MAX_TOTAL)
       continue;
-    if (!s->precomputed && !(s->precomputed = tc_arena_alloc(s->arena, n_ids)))
-      return;
+    tc_rt_tensor *kept = tc_arena_memdup(s->arena, out, n->n_outputs * sizeof *out);
+    for (size_t o = 0; kept && o < n->n_outputs; o++)
+      if (n->outputs[o] && !keep_output(s, n->outputs[o], &kept[o]))
+        kept = NULL;
+    if (!kept || (!s->precomputed && !(s->precomputed = tc_arena_alloc(s->arena, n_ids))))
+      break; /* out of memory: the rest runs at run time */
     total += bytes;
     for (size_t o = 0; o < n->n_outputs; o++)
-      if (n->outputs[o]) {
-        share_weights(s, n->outputs[o], &out[o]);
-        s->consts[n->outputs[o]->id] = &out[o];
-      }
+      if (n->outputs[o])
+        s->consts[n->outputs[o]->id] = &kept[o];
     s->precomputed[n->id] = 1;
     s->n_precomputed++;
   }
+  tc_arena_free(tmp);
 }
 
 static tc_status session_new(const tc_model *m, bool native, bool cpu, const char *lib_path,

@@ -604,11 +604,17 @@ static tc_status run_constant_of_shape(tc_kernel_ctx *k, const tc_rt_tensor *con
   size_t es;
   if ((s = need_elem(k, 0, val.dtype, &es)) != TC_STATUS_OK)
     return s;
-  if ((s = tc_kernel_alloc(k, out, val.dtype, rank, dims)) != TC_STATUS_OK)
+  if ((s = tc_kernel_alloc_uninit(k, out, val.dtype, rank, dims)) != TC_STATUS_OK)
     return s;
-  size_t n = tc_rt_numel(out);
-  for (size_t i = 0; i < n; i++)
-    memcpy((char *)out->data + i * es, val.data, es);
+  /* the value once, then the filled part copied after itself: log2(n)
+   * copies (an element at a time, AlexNet's 9216 x 4096 classifier weights
+   * took 166 ms) */
+  size_t n = tc_rt_numel(out), done = n ? 1 : 0;
+  char *y = out->data;
+  if (n)
+    memcpy(y, val.data, es);
+  for (; done < n; done *= 2)
+    memcpy(y + done * es, y, (done < n - done ? done : n - done) * es);
   return TC_STATUS_OK;
 }
 

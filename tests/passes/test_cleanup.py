@@ -96,6 +96,27 @@ def test_fold_respects_size_limit(ctx):
     assert "fold limit" in err, err
 
 
+def test_big_constant_computed_once_at_load(ctx):
+    """What the fold limit leaves in the model, libtacort computes once when
+    its session is made, as ONNX Runtime folds constants at load: here a
+    100 MB ConstantOfShape (a ConstantOfShape of caffe2 AlexNet's 151 MB
+    classifier weights ran on every run, 166 ms) and the ReduceSum of it."""
+    m = model([helper.make_node("ConstantOfShape", ["shape"], ["big"],
+                                value=const("v", [0.5])),
+               helper.make_node("ReduceSum", ["big"], ["n"], keepdims=0),
+               helper.make_node("Mul", ["x", "n"], ["y"])], [X], [Y],
+              [const("shape", [5000, 5000], np.int64)])
+    path, xf, outdir = ctx.path("m.onnx"), ctx.path("x.npy"), ctx.path("out")
+    onnx.save(m, path)
+    x = rand(RNG, 2, 3)
+    np.save(xf, x)
+    proc = ctx.tacoc_run("run", path, "--input", f"x={xf}", "--output-dir", outdir)
+    assert "2 nodes with constant inputs computed once at load" in proc.stderr + proc.stdout, \
+        proc.stderr
+    y = np.load(f"{outdir}/y.npy")
+    assert np.allclose(y, x * 12.5e6, rtol=1e-6), (y, x)
+
+
 def test_random_ops_not_folded(ctx):
     m = model([helper.make_node("RandomUniformLike", ["c"], ["r"], seed=1.0),
                helper.make_node("Add", ["x", "r"], ["y"])], [X], [Y],

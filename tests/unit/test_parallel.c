@@ -853,6 +853,22 @@ static void normalizations(void) {
       rand_t(&e, TC_DTYPE_F32, 1, c3, -1, 1), rand_t(&e, TC_DTYPE_F32, 1, c3, -1, 1),
       rand_t(&e, TC_DTYPE_F32, 1, c3, 0.1, 2)};
   check_node(&e, mk(&e, "BatchNormalization", 5, 1, 0), 15, bn1, 5, t);
+  /* LRN: odd and even windows, planes longer than a chunk of positions,
+   * a window wider than the channels */
+  int64_t lrn_d[] = {2, 7, 13, 45};
+  const tc_rt_tensor *lx[1] = {rand_t(&e, TC_DTYPE_F32, 4, lrn_d, -3, 3)};
+  const struct {
+    int64_t size;
+    float alpha, beta, bias;
+  } lrn[] = {{5, 2e-2f, 0.75f, 1}, {4, 0.3f, 0.5f, 2}, {9, 1e-4f, 0.75f, 1}};
+  for (size_t i = 0; i < 3; i++) {
+    n = mk(&e, "LRN", 1, 1, 4);
+    attr_i(n, 0, "size", lrn[i].size);
+    attr_f(n, 1, "alpha", lrn[i].alpha);
+    attr_f(n, 2, "beta", lrn[i].beta);
+    attr_f(n, 3, "bias", lrn[i].bias);
+    check_node(&e, n, 13, lx, 1, (tol){1e-7, 2e-6});
+  }
   check_node(&e, mk(&e, "InstanceNormalization", 3, 1, 0), 6, bn, 3, t);
   n = mk(&e, "GroupNormalization", 3, 1, 1);
   attr_i(n, 0, "num_groups", 4);
