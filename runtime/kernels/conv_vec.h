@@ -194,14 +194,20 @@ DQ_TARGET static void deq_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
 }
 
 /* MaxPool over 2-D planes (no dilation), separable: per output row, the
- * column maxima over its window's input rows (sixteen lanes), then each
- * output's maximum over its window's columns. A NaN in a window makes its
- * maximum NaN and an empty window gives the lowest value, as pool32_planes. */
+ * column maxima over its window's input rows (sixteen lanes), then the
+ * maxima of every K consecutive columns (sixteen lanes; an output whose
+ * window lies inside the row takes its own), else (padding) each output's
+ * maximum over its window's columns. A NaN in a window makes its maximum
+ * NaN and an empty window gives the lowest value, as pool32_planes. The
+ * column step was a scalar loop per output: [1, 128, 55, 55] 3x3 stride 2
+ * 0.51-0.81 -> 0.28 ms, ONNX Runtime 0.08. */
 DQ_TARGET static void maxpool2d_planes(void *ctx, size_t piece, size_t lo, size_t hi) {
   const pool32_job *j = ctx;
   const geom *g = &j->g;
-  int64_t H = g->in[0], W = g->in[1], OH = g->out[0], OW = g->out[1];
-  float *tmp = j->rows + piece * (size_t)W;
+  int64_t H = g->in[0], W = g->in[1], OH = g->out[0], OW = g->out[1], K = g->k[1];
+  int64_t nsl = W - K + 1; /* windows of K columns inside the row */
+  /* two rows per piece, each with a vector's slack: whole-vector stores */
+  float *tmp = j->rows + piece * 2 * ((size_t)W + DQ_LANES), *sl = tmp + W + DQ_LANES;
   for (size_t nc = lo; nc < hi; nc++) {
     const float *xc = j->x + (int64_t)nc * H * W;
     float *yc = j->y + (int64_t)nc * OH * OW;
@@ -210,20 +216,41 @@ DQ_TARGET static void maxpool2d_planes(void *ctx, size_t piece, size_t lo, size_
       tap_range(g, 0, oh, &b1, &e1);
       const float *r0 = xc + (oh * g->s[0] - g->pb[0] + b1) * W;
       for (int64_t w = 0; w < W; w += DQ_LANES) {
-        size_t n = W - w < DQ_LANES ? (size_t)(W - w) : DQ_LANES;
+        bool whole = W - w >= DQ_LANES;
         dq_v4f m = dq_splat(-INFINITY);
         dq_v4i nan = (dq_v4i){0};
         for (int64_t r = 0; r < e1 - b1; r++) {
-          dq_v4f v = dq_load(r0 + r * W, (size_t)w, (size_t)W);
+          dq_v4f v;
+          if (whole)
+            memcpy(&v, r0 + r * W + w, sizeof v);
+          else
+            v = dq_load(r0 + r * W, (size_t)w, (size_t)W);
           m = dq_max(v, m);
           nan |= v != v;
         }
         m = dq_sel(nan, dq_splat(NAN), m);
-        memcpy(tmp + w, &m, n * sizeof(float));
+        memcpy(tmp + w, &m, sizeof m);
+      }
+      /* windows of K columns; lanes past nsl read the slack and are never used */
+      for (int64_t w = 0; w < nsl; w += DQ_LANES) {
+        dq_v4f m = dq_splat(-INFINITY);
+        dq_v4i nan = (dq_v4i){0};
+        for (int64_t t = 0; t < K && t + w < W; t++) {
+          dq_v4f v;
+          memcpy(&v, tmp + t + w, sizeof v);
+          m = dq_max(v, m);
+          nan |= v != v;
+        }
+        m = dq_sel(nan, dq_splat(NAN), m);
+        memcpy(sl + w, &m, sizeof m);
       }
       for (int64_t ow = 0; ow < OW; ow++) {
-        int64_t b2 = j->cb[ow], e2 = j->ce[ow];
-        const float *t = tmp + ow * g->s[1] - g->pb[1];
+        int64_t b2 = j->cb[ow], e2 = j->ce[ow], c0 = ow * g->s[1] - g->pb[1];
+        if (e1 > b1 && b2 == 0 && e2 == K && c0 >= 0 && c0 < nsl) {
+          yc[oh * OW + ow] = sl[c0];
+          continue;
+        }
+        const float *t = tmp + c0;
         float mx = -INFINITY;
         bool isnan_ = false;
         for (int64_t kk = b2; kk < e2; kk++) {
