@@ -282,6 +282,10 @@ void tc_vsincos_f32(float *y, const float *x, size_t n, bool cosine);
 /* y[i] = (x[i] - m) * g + b in float (the multiply-add fused where the CPU
  * has FMA): BatchNormalization's plane; y may be x. */
 void tc_vaffine_f32(float *y, const float *x, size_t n, float m, float g, float b);
+/* y[i] = (x[i] - m[i]) * g[i] + b[i], as tc_vaffine_f32 per element: a
+ * channels-last BatchNormalization's position. */
+void tc_vaffine_ch_f32(float *y, const float *x, size_t n, const float *m, const float *g,
+                       const float *b);
 /* y[i] = x[i] below lo raised to lo, above hi lowered to hi, NaN kept (y
  * may be x): Clip's comparisons, the same bits as the scalar loop. */
 void tc_vclip_f32(float *y, const float *x, size_t n, float lo, float hi);

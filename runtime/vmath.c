@@ -81,6 +81,9 @@
   X(tc_vsincos_f32, (float *y, const float *x, size_t n, bool cosine), (y, x, n, cosine))          \
   X(tc_vaffine_f32, (float *y, const float *x, size_t n, float m, float g, float b),               \
     (y, x, n, m, g, b))                                                                            \
+  X(tc_vaffine_ch_f32,                                                                             \
+    (float *y, const float *x, size_t n, const float *m, const float *g, const float *b),          \
+    (y, x, n, m, g, b))                                                                            \
   X(tc_vclip_f32, (float *y, const float *x, size_t n, float lo, float hi), (y, x, n, lo, hi))     \
   X(tc_vround_f32, (float *y, const float *x, size_t n, int op), (y, x, n, op))                    \
   X(tc_vmax_taps_f32, (float *y, const float *x, const ptrdiff_t *off, size_t taps, size_t n),     \

@@ -655,6 +655,14 @@ void VNAME(tc_vsincos_f32)(float *y, const float *x, size_t n, bool cosine) {
   }
 }
 
+void VNAME(tc_vaffine_ch_f32)(float *y, const float *x, size_t n, const float *m, const float *g,
+                              const float *b) {
+  for (size_t i = 0; i < n; i += LANES)
+    store_part(y, i, n,
+               (load_pad(x, i, n, 0) - load_pad(m, i, n, 0)) * load_pad(g, i, n, 0) +
+                   load_pad(b, i, n, 0));
+}
+
 void VNAME(tc_vaffine_f32)(float *y, const float *x, size_t n, float m, float g, float b) {
   v4f vm = splat(m), vg = splat(g), vb = splat(b);
   for (size_t i = 0; i < n; i += LANES)

@@ -18,6 +18,11 @@ with a channels-last operand:
              stay channels-last): compared with the plain run within 2^-6
   big_pool   a 9x9 MaxPool between Convs (81-vector windows inside, fewer
              at the borders)
+  dense      DenseNet's block: Concat over channels of a Conv output and the
+             plain graph input (made channels-last), inference
+             BatchNormalization -> Relu -> Convs, a second Concat of the first
+             and a Conv output that an AveragePool also reads (so it stays
+             plain), BatchNormalization -> Relu -> Conv
   se_bf16    se_block in bfloat16 (bfloat16 convolutions, MaxPool,
              GlobalAveragePool and the per-channel Mul on widened channel
              vectors, the scale first): compared with the plain run within
@@ -164,6 +169,35 @@ def big_pool():
     return same_shape_model(nodes, inits, "big_pool", [1, 4, 11, 10])
 
 
+def dense():
+    nodes, inits = [], []
+    c0 = conv(nodes, inits, "x", "c0", 4, 12, 3)
+    nodes.append(helper.make_node("Concat", [c0, "x"], ["cat1"], axis=1))
+
+    def bn(x, name, ch):
+        inits.extend([numpy_helper.from_array((RNG.random(ch) + 0.5).astype(np.float32), f"{name}_s"),
+                      numpy_helper.from_array(RNG.standard_normal(ch).astype(np.float32), f"{name}_b"),
+                      numpy_helper.from_array(RNG.standard_normal(ch).astype(np.float32), f"{name}_m"),
+                      numpy_helper.from_array((RNG.random(ch) + 0.5).astype(np.float32), f"{name}_v")])
+        nodes.append(helper.make_node("BatchNormalization", [x] + [f"{name}_{k}" for k in "sbmv"],
+                                      [name], epsilon=1e-3))
+        return name
+
+    nodes.append(helper.make_node("Relu", [bn("cat1", "bn1", 16)], ["r1"]))
+    c1 = conv(nodes, inits, "r1", "c1", 16, 8, 1)
+    c2 = conv(nodes, inits, c1, "c2", 8, 8, 3)
+    nodes.append(helper.make_node("Concat", ["cat1", c2], ["cat2"], axis=-3))
+    nodes.append(helper.make_node("Relu", [bn("cat2", "bn2", 24)], ["r2"]))
+    conv(nodes, inits, "r2", "out", 24, 4, 1)
+    nodes.append(helper.make_node("AveragePool", [c2], ["pool"], kernel_shape=[2, 2], strides=[2, 2]))
+    g = helper.make_graph(nodes, "dense",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 10, 9])],
+                          [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 10, 9]),
+                           helper.make_tensor_value_info("pool", TensorProto.FLOAT, [1, 8, 5, 4])],
+                          inits)
+    return model(g)
+
+
 def cast_chain():
     """Casts between convolutions (a mixed-precision model's region
     boundaries): float32 Conv, Cast to bfloat16, bfloat16 Conv, Cast back,
@@ -210,7 +244,8 @@ def main():
              ("big_pool", big_pool(), {"x": RNG.standard_normal((1, 4, 11, 10)).astype(np.float32)}, 2,
               True),
              ("cast_chain", cast_chain(), {"x": RNG.standard_normal((1, 4, 9, 10)).astype(np.float32)},
-              4, 2.0 ** -6)]
+              4, 2.0 ** -6),
+             ("dense", dense(), {"x": RNG.standard_normal((1, 4, 10, 9)).astype(np.float32)}, 8, True)]
     with tempfile.TemporaryDirectory() as tmp:
         se_path = os.path.join(tmp, "se_block.onnx")
         onnx.save(cases[0][1], se_path)
