@@ -6,7 +6,9 @@
  * constant false one; opsets before 7 only with is_test=1) whose mask output
  * nobody reads; Cast to the type its input already has (declared, or known
  * to shape inference: openai-whisper's x.float() around LayerNorm and
- * softmax, exported on float32 values).
+ * softmax, exported on float32 values); Sum of one input. A Sum of two
+ * inputs becomes the Add it is (caffe2's ResNet-50 sums its residuals: as
+ * Add, the fusions and libtacort's channels-last values take them).
  * When y is a graph output, the producer of x writes y instead; when x is
  * itself a graph input or output the node stays. */
 #include "pass.h"
@@ -35,8 +37,21 @@ tc_status tc_pass_eliminate_identity(tc_pass_ctx *c, tc_graph *g) {
     if (n->n_inputs < 1 || !n->inputs[0] || n->n_outputs < 1 || !n->outputs[0])
       continue;
     const char *kind = NULL;
-    if (tc_is_op(n, "Identity") && n->n_outputs == 1) {
-      kind = "Identity";
+    if (tc_is_op(n, "Sum") && n->n_outputs == 1 && opset >= 6 && n->n_inputs == 2 && n->inputs[1]) {
+      tc_value *a = n->inputs[0], *b = n->inputs[1], *y = n->outputs[0];
+      tc_node *add = tc_graph_insert_node(g, n, "Add", "", n->name, 2, 1, 0);
+      if (!add)
+        return tc_pass_nomem(c);
+      tc_node_remove(n);
+      if (tc_node_set_input(add, 0, a) || tc_node_set_input(add, 1, b) ||
+          tc_node_set_output(add, 0, y))
+        return tc_pass_nomem(c);
+      tc_pass_count(c, "Sum as Add", 1);
+      continue;
+    }
+    if ((tc_is_op(n, "Identity") || (tc_is_op(n, "Sum") && n->n_inputs == 1)) &&
+        n->n_outputs == 1) {
+      kind = tc_is_op(n, "Sum") ? "Sum" : "Identity";
     } else if (tc_is_op(n, "Dropout") && dropout_is_identity(n, opset)) {
       kind = "Dropout";
     } else if (tc_is_op(n, "Cast") && n->n_outputs == 1) {

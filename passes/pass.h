@@ -72,7 +72,8 @@ typedef tc_status (*tc_pass_fn)(tc_pass_ctx *c, tc_graph *g);
   X(inline_functions, "inline-functions", "model-local function calls replaced by their bodies")   \
   X(constants_to_initializers, "constants-to-initializers", "Constant nodes become initializers")  \
   X(eliminate_identity, "eliminate-identity",                                                      \
-    "Identity, inference-mode Dropout and no-op Cast removed")                                     \
+    "Identity, inference-mode Dropout, no-op Cast and one-input Sum removed, two-input Sum as "    \
+    "Add")                                                                                         \
   X(fold_constants, "fold-constants", "nodes with constant inputs evaluated with libtacort")       \
   X(fold_shapes, "fold-shapes",                                                                    \
     "shape computations (Shape/Gather/Concat chains, Reshape targets) to constants")               \

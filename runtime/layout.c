@@ -10,7 +10,8 @@
  *
  * Choice (tc_layout_bind, once per session). Candidates are the first
  * outputs of the main graph's 2-D convolutions (Conv, FusedConv, tacoc's
- * Conv<Act> / ConvAdd<Act>, constant rank-4 W, running libtacort's own
+ * Conv<Act> / ConvAdd<Act>, constant rank-4 W (an initializer or computed
+ * at load), running libtacort's own
  * kernel: not a QDQ or generated-kernel node), of unary elementwise nodes,
  * inference BatchNormalization or MaxPool nodes (without Indices) reading a
  * candidate, and of Add/Sub/Mul/Div and Concat over channels (axis 1 or -3)
@@ -88,8 +89,11 @@ static int kind_of(const tc_session *s, const tc_node *n) {
       n->n_inputs < 1 || !n->inputs[0])
     return K_NONE;
   if (is_conv(n)) {
-    const tc_tensor *w = n->n_inputs > 1 && n->inputs[1] ? tc_value_const(n->inputs[1]) : NULL;
-    return w && w->rank == 4 && n->n_outputs == 1 ? K_CONV : K_NONE;
+    /* W an initializer, or a constant the session computed at load */
+    const tc_value *wv = n->n_inputs > 1 ? n->inputs[1] : NULL;
+    const tc_tensor *w = wv ? tc_value_const(wv) : NULL;
+    const tc_rt_tensor *wc = wv && !w ? s->consts[wv->id] : NULL;
+    return ((w && w->rank == 4) || (wc && wc->rank == 4)) && n->n_outputs == 1 ? K_CONV : K_NONE;
   }
   if (op_is(n, "GlobalAveragePool"))
     return K_GAP;

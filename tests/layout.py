@@ -20,7 +20,8 @@ with a channels-last operand:
              at the borders)
   dense      DenseNet's block: Concat over channels of a Conv output and the
              plain graph input (made channels-last), inference
-             BatchNormalization -> Relu -> Convs, a second Concat of the first
+             BatchNormalization -> Relu -> Convs (one with weights computed
+             at load), a second Concat of the first
              and a Conv output that an AveragePool also reads (so it stays
              plain), BatchNormalization -> Relu -> Conv
   se_bf16    se_block in bfloat16 (bfloat16 convolutions, MaxPool,
@@ -185,6 +186,9 @@ def dense():
 
     nodes.append(helper.make_node("Relu", [bn("cat1", "bn1", 16)], ["r1"]))
     c1 = conv(nodes, inits, "r1", "c1", 16, 8, 1)
+    # c1's weights computed when the session is made (a Neg of the initializer)
+    nodes.insert(len(nodes) - 1, helper.make_node("Neg", ["c1_w"], ["c1_nw"]))
+    nodes[-1].input[1] = "c1_nw"
     c2 = conv(nodes, inits, c1, "c2", 8, 8, 3)
     nodes.append(helper.make_node("Concat", ["cat1", c2], ["cat2"], axis=-3))
     nodes.append(helper.make_node("Relu", [bn("cat2", "bn2", 24)], ["r2"]))

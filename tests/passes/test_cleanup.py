@@ -117,6 +117,18 @@ def test_big_constant_computed_once_at_load(ctx):
     assert np.allclose(y, x * 12.5e6, rtol=1e-6), (y, x)
 
 
+def test_sum_of_two_is_add_of_one_removed(ctx):
+    """caffe2 exports sum residuals with Sum: two inputs become the Add they
+    are (broadcasting alike), one input is passed through, three stay."""
+    m = model([helper.make_node("Sum", ["x", "c"], ["s2"]),
+               helper.make_node("Sum", ["s2"], ["s1"]),
+               helper.make_node("Sum", ["s1", "x", "c"], ["y"])], [X], [Y],
+              [const("c", RNG.standard_normal(3))])
+    out, _, err = ctx.optimize(m, "eliminate-identity")
+    assert ops(out) == ["Add", "Sum"], ops(out)
+    same_outputs(ctx, m, out, {"x": rand(RNG, 2, 3)})
+
+
 def test_random_ops_not_folded(ctx):
     m = model([helper.make_node("RandomUniformLike", ["c"], ["r"], seed=1.0),
                helper.make_node("Add", ["x", "r"], ["y"])], [X], [Y],
