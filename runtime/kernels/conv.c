@@ -1253,7 +1253,7 @@ typedef struct pool32_job {
   int kind;
   bool include_pad;
   float lowest;
-  /* maxpool2d_planes: per piece two rows of in[1] + 16 floats, column and
+  /* maxpool2d_planes: per piece two rows of in[1] + 32 floats, column and
    * window maxima (avgpool2d_planes: doubles, sums); the column tap ranges
    * [cb, ce) of every output column */
   float *rows;
@@ -1489,7 +1489,7 @@ static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt
      * unit one a 2-D geometry pads with): separable */
     bool sep =
         g.in[2] == 1 && g.k[2] == 1 && g.out[2] == 1 && g.d[0] == 1 && g.d[1] == 1 && g.in[1] > 0;
-    size_t pieces = tc_parallel_pieces(planes, grain), row = 2 * pieces * ((size_t)g.in[1] + 16);
+    size_t pieces = tc_parallel_pieces(planes, grain), row = 2 * pieces * ((size_t)g.in[1] + 32);
     if (sep &&
         (kind == P_MAX ? (j.rows = tc_arena_alloc(k->arena, row * sizeof(float))) != NULL
                        : (j.sums = tc_arena_alloc(k->arena, row * sizeof(double))) != NULL) &&
