@@ -167,7 +167,7 @@ typedef struct regw {
   const void *data;
   size_t bytes;
   tc_buffer *buf;
-  const void *owner;
+  tc_arena *owner;
 } regw;
 static regw *registered;
 static size_t n_registered, cap_registered;
@@ -1106,8 +1106,7 @@ static void key_registered(const void *w, size_t n, size_t es, ckey *key) {
   pthread_mutex_lock(&lock);
   for (size_t i = 0; i < n_registered; i++)
     if (registered[i].data == w && registered[i].bytes == n * es) {
-      key->owner = registered[i].owner;
-      key->owner_arena = (tc_arena *)registered[i].owner;
+      key->owner = key->owner_arena = registered[i].owner;
       key->wbuf = registered[i].buf;
       key->wlen = registered[i].bytes;
       break;

@@ -646,12 +646,11 @@ void VNAME(tc_vclip_f32)(float *y, const float *x, size_t n, float lo, float hi)
 
 void VNAME(tc_vsincos_f32)(float *y, const float *x, size_t n, bool cosine) {
   for (size_t i = 0; i < n; i += LANES) {
-    v4f v = load_pad(x, i, n, 0);
-    store_part(y, i, n, cosine ? v_sincos(v, 1) : v_sincos(v, 0));
-    size_t e = i + LANES < n ? i + LANES : n;
-    for (size_t k = i; k < e; k++) /* beyond the reduction's range, infinities, NaN */
-      if (!(fabsf(x[k]) <= TC_VSIN_MAX))
-        y[k] = (float)(cosine ? cos((double)x[k]) : sin((double)x[k]));
+    v4f v = load_pad(x, i, n, 0), r = cosine ? v_sincos(v, 1) : v_sincos(v, 0);
+    for (int l = 0; l < LANES; l++) /* beyond the reduction's range, infinities, NaN */
+      if (!(fabsf(v[l]) <= TC_VSIN_MAX))
+        r[l] = (float)(cosine ? cos((double)v[l]) : sin((double)v[l]));
+    store_part(y, i, n, r); /* after the lanes are read: y may be x */
   }
 }
 

@@ -19,6 +19,7 @@
 #define dq_min DQ_NAME(dq_min)
 #define dq_load DQ_NAME(dq_load)
 #define dq_store_n DQ_NAME(dq_store_n)
+#define dq_store_max DQ_NAME(dq_store_max)
 #define dynq_block DQ_NAME(dynq_block)
 #define dynq_minmax_piece DQ_NAME(dynq_minmax_piece)
 #define dynq_quant_piece DQ_NAME(dynq_quant_piece)
@@ -84,6 +85,21 @@ DQ_INLINE DQ_TARGET dq_v4f dq_load(const float *x, size_t i, size_t hi) {
     memcpy(&v, x + i, (hi - i) * sizeof(float));
   return v;
 #endif
+}
+
+/* y[0..DQ_LANES) = the lane maxima of count rows p, p + step, ...: lanes
+ * [i, i + DQ_LANES) of each, zeros past hi; NaN where a row has NaN. */
+DQ_INLINE DQ_TARGET void dq_store_max(float *y, const float *p, size_t step, int64_t count,
+                                      size_t i, size_t hi) {
+  dq_v4f m = dq_splat(-INFINITY);
+  dq_v4i nan = (dq_v4i){0};
+  for (int64_t r = 0; r < count; r++) {
+    dq_v4f v = dq_load(p + r * step, i, hi);
+    m = dq_max(v, m);
+    nan |= v != v;
+  }
+  m = dq_sel(nan, dq_splat(NAN), m);
+  memcpy(y, &m, sizeof m);
 }
 
 /* y[0..n) = v's first n lanes (n <= DQ_LANES) */
@@ -253,43 +269,11 @@ DQ_TARGET static void maxpool2d_planes(void *ctx, size_t piece, size_t lo, size_
       int64_t b1, e1;
       tap_range(g, 0, oh, &b1, &e1);
       const float *r0 = xc + (oh * g->s[0] - g->pb[0] + b1) * W;
-      int64_t w = 0;
-      for (; w + DQ_LANES <= W; w += DQ_LANES) { /* whole vectors */
-        dq_v4f m = dq_splat(-INFINITY);
-        dq_v4i nan = (dq_v4i){0};
-        for (int64_t r = 0; r < e1 - b1; r++) {
-          dq_v4f v;
-          memcpy(&v, r0 + r * W + w, sizeof v);
-          m = dq_max(v, m);
-          nan |= v != v;
-        }
-        m = dq_sel(nan, dq_splat(NAN), m);
-        memcpy(tmp + w, &m, sizeof m);
-      }
-      if (w < W) { /* the row's last, partial vector */
-        dq_v4f m = dq_splat(-INFINITY);
-        dq_v4i nan = (dq_v4i){0};
-        for (int64_t r = 0; r < e1 - b1; r++) {
-          dq_v4f v = dq_load(r0 + r * W, (size_t)w, (size_t)W);
-          m = dq_max(v, m);
-          nan |= v != v;
-        }
-        m = dq_sel(nan, dq_splat(NAN), m);
-        memcpy(tmp + w, &m, sizeof m);
-      }
+      for (int64_t w = 0; w < W; w += DQ_LANES) /* the window's rows */
+        dq_store_max(tmp + w, r0, (size_t)W, e1 - b1, (size_t)w, (size_t)W);
       /* windows of K columns; lanes past nsl read the slack and are never used */
-      for (int64_t w = 0; w < nsl; w += DQ_LANES) {
-        dq_v4f m = dq_splat(-INFINITY);
-        dq_v4i nan = (dq_v4i){0};
-        for (int64_t t = 0; t < K && t + w < W; t++) {
-          dq_v4f v;
-          memcpy(&v, tmp + t + w, sizeof v);
-          m = dq_max(v, m);
-          nan |= v != v;
-        }
-        m = dq_sel(nan, dq_splat(NAN), m);
-        memcpy(sl + w, &m, sizeof m);
-      }
+      for (int64_t w = 0; w < nsl; w += DQ_LANES)
+        dq_store_max(sl + w, tmp, 1, K, (size_t)w, (size_t)w + DQ_LANES);
       float *yr = yc + oh * OW;
       bool rows_in = e1 > b1;
       if (rows_in && S == 2) { /* every other window: the even lanes of two vectors */
@@ -459,6 +443,7 @@ DQ_TARGET static void rs_sep_planes(void *ctx, size_t piece, size_t lo, size_t h
 #undef dq_min
 #undef dq_load
 #undef dq_store_n
+#undef dq_store_max
 #undef dynq_block
 #undef dynq_minmax_piece
 #undef dynq_quant_piece
