@@ -282,6 +282,10 @@ void tc_vsincos_f32(float *y, const float *x, size_t n, bool cosine);
 /* y[i] = (x[i] - m) * g + b in float (the multiply-add fused where the CPU
  * has FMA): BatchNormalization's plane; y may be x. */
 void tc_vaffine_f32(float *y, const float *x, size_t n, float m, float g, float b);
+/* y[b * A + a] = x[a * B + b] for a < A, b < B: the A x B matrix x
+ * transposed, the bits copied (any 4-byte type). With AVX-512 and A = 2, 4
+ * or 8: sixteen columns at a time, the rows interleaved in registers. */
+void tc_vtranspose_f32(float *y, const float *x, size_t A, size_t B);
 /* y[i] = (x[i] - m[i]) * g[i] + b[i], as tc_vaffine_f32 per element: a
  * channels-last BatchNormalization's position. */
 void tc_vaffine_ch_f32(float *y, const float *x, size_t n, const float *m, const float *g,

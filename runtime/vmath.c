@@ -88,6 +88,7 @@
   X(tc_vround_f32, (float *y, const float *x, size_t n, int op), (y, x, n, op))                    \
   X(tc_vmax_taps_f32, (float *y, const float *x, const ptrdiff_t *off, size_t taps, size_t n),     \
     (y, x, off, taps, n))                                                                          \
+  X(tc_vtranspose_f32, (float *y, const float *x, size_t A, size_t B), (y, x, A, B))               \
   X(tc_vbf16_to_f32, (float *y, const uint16_t *x, size_t n), (y, x, n))                           \
   X(tc_vf32_to_bf16, (uint16_t * y, const float *x, size_t n), (y, x, n))                          \
   X(tc_vf16_to_f32, (float *y, const uint16_t *x, size_t n), (y, x, n))                            \

@@ -406,16 +406,25 @@ VINLINE v4f load_pad(const float *x, size_t i, size_t n, float pad) {
     memcpy(&v, x + i, sizeof v);
     return v;
   }
+#if LANES == 16 /* a masked load: a variable-size copy through the stack stalls store forwarding   \
+                 */
+  return (v4f)_mm512_mask_loadu_ps((__m512)splat(pad), (__mmask16)((1u << (n - i)) - 1), x + i);
+#else
   v = splat(pad);
   memcpy(&v, x + i, (n - i) * sizeof *x);
   return v;
+#endif
 }
 
 VINLINE void store_part(float *y, size_t i, size_t n, v4f v) {
   if (n - i >= LANES)
     memcpy(y + i, &v, sizeof v);
   else
+#if LANES == 16
+    _mm512_mask_storeu_ps(y + i, (__mmask16)((1u << (n - i)) - 1), (__m512)v);
+#else
     memcpy(y + i, &v, (n - i) * sizeof *y);
+#endif
 }
 
 /* Reductions run over sixteen logical lanes whatever LANES is: PARTS
@@ -476,6 +485,73 @@ void VNAME(tc_vmax_taps_f32)(float *y, const float *x, const ptrdiff_t *off, siz
     }
     store_part(y, i, n, acc);
   }
+}
+
+#if LANES == 16
+/* a and b's lanes interleaved: a0 b0 a1 b1 ... in *lo, from a8 b8 in *hi */
+VINLINE void zip2(__m512 a, __m512 b, __m512 *lo, __m512 *hi) {
+  const __m512i il = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
+                ih =
+                    _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  *lo = _mm512_permutex2var_ps(a, il, b);
+  *hi = _mm512_permutex2var_ps(a, ih, b);
+}
+/* four rows' lanes interleaved: r0[0] r1[0] r2[0] r3[0] r0[1] ... in out[0..4) */
+VINLINE void zip4(const __m512 *r, size_t step, __m512 *out) {
+  __m512 e0, e1, o0, o1;
+  zip2(r[0], r[2 * step], &e0, &e1);
+  zip2(r[step], r[3 * step], &o0, &o1);
+  zip2(e0, o0, &out[0], &out[1]);
+  zip2(e1, o1, &out[2], &out[3]);
+}
+#endif
+
+#if LANES == 16
+/* tc_vtranspose_f32 for a constant A of 2, 4 or 8 (inlined per A, so the
+ * rows stay in registers): sixteen columns at a time, the last ones masked. */
+VINLINE void transpose_rows(float *y, const float *x, const size_t A, size_t B) {
+  for (size_t b0 = 0; b0 < B; b0 += 16) {
+    size_t w = B - b0 < 16 ? B - b0 : 16, n = w * A; /* columns, values out */
+    __mmask16 m = (__mmask16)((1u << w) - 1);
+    __m512 r[8], out[8], e[4], o[4];
+    for (size_t a = 0; a < A; a++)
+      r[a] = _mm512_maskz_loadu_ps(m, x + a * B + b0);
+    if (A == 2) {
+      zip2(r[0], r[1], &out[0], &out[1]);
+    } else if (A == 4) {
+      zip4(r, 1, out);
+    } else { /* the even rows' and the odd rows' interleavings zipped */
+      zip4(r, 2, e);
+      zip4(r + 1, 2, o);
+      for (size_t i = 0; i < 4; i++)
+        zip2(e[i], o[i], &out[2 * i], &out[2 * i + 1]);
+    }
+    float *yb = y + b0 * A;
+    if (w == 16) {
+      for (size_t i = 0; i < A; i++)
+        _mm512_storeu_ps(yb + 16 * i, out[i]);
+      continue;
+    }
+    for (size_t i = 0; i < A && 16 * i < n; i++)
+      _mm512_mask_storeu_ps(
+          yb + 16 * i, n - 16 * i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - 16 * i)) - 1),
+          out[i]);
+  }
+}
+#endif
+
+void VNAME(tc_vtranspose_f32)(float *y, const float *x, size_t A, size_t B) {
+#if LANES == 16
+  if (A == 2)
+    return transpose_rows(y, x, 2, B);
+  if (A == 4)
+    return transpose_rows(y, x, 4, B);
+  if (A == 8)
+    return transpose_rows(y, x, 8, B);
+#endif
+  for (size_t b = 0; b < B; b++)
+    for (size_t a = 0; a < A; a++)
+      memcpy(y + b * A + a, x + a * B + b, sizeof *y);
 }
 
 float VNAME(tc_vdot_f32)(const float *a, const float *b, size_t n) {

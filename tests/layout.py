@@ -22,8 +22,14 @@ with a channels-last operand:
              plain graph input (made channels-last), inference
              BatchNormalization -> Relu -> Convs (one with weights computed
              at load), a second Concat of the first
-             and a Conv output that an AveragePool also reads (so it stays
-             plain), BatchNormalization -> Relu -> Conv
+             and a Conv output that an AveragePool also reads (its output a
+             graph output: converted after the pooling),
+             BatchNormalization -> Relu -> Conv
+  shuffle    ShuffleNet's units: channel shuffles (Reshape -> Transpose ->
+             Reshape) of 2, 4, 8 and 3 groups between grouped and depthwise
+             Convs, AveragePool between Convs, Reshapes that keep the bytes
+             (positions merged) and that do not (converted), pools read by
+             graph outputs
   se_bf16    se_block in bfloat16 (bfloat16 convolutions, MaxPool,
              GlobalAveragePool and the per-channel Mul on widened channel
              vectors, the scale first): compared with the plain run within
@@ -202,6 +208,54 @@ def dense():
     return model(g)
 
 
+def shuffle():
+    """ShuffleNet's units: grouped 1x1 Convs with channel shuffles
+    (Reshape [N, G, C/G, H, W] -> Transpose (0, 2, 1, 3, 4) -> Reshape) of
+    2, 4, 8 and 3 groups (the AVX-512 interleavings and the element loop;
+    channel blocks with and without a 16-lane tail; one shape with a 0 and
+    a -1), a depthwise Conv, AveragePool (count_include_pad) between
+    Convs, a Reshape that does not keep H and W (converted), and pools
+    whose outputs are graph outputs (converted after pooling)."""
+    nodes, inits = [], []
+
+    def shuf(x, name, groups, ch, shape5=None):
+        s5 = shape5 or [1, groups, ch // groups, 10, 9]
+        inits.extend([numpy_helper.from_array(np.array(s5, np.int64), f"{name}_s5"),
+                      numpy_helper.from_array(np.array([1, ch, 10, 9], np.int64), f"{name}_s4")])
+        nodes.append(helper.make_node("Reshape", [x, f"{name}_s5"], [f"{name}_5"]))
+        nodes.append(helper.make_node("Transpose", [f"{name}_5"], [f"{name}_t"], perm=[0, 2, 1, 3, 4]))
+        nodes.append(helper.make_node("Reshape", [f"{name}_t", f"{name}_s4"], [name]))
+        return name
+
+    y = conv(nodes, inits, "x", "c1", 8, 12, 1, group=2)
+    nodes.append(helper.make_node("Relu", [y], ["r1"]))
+    y = shuf("r1", "sh1", 2, 12, shape5=[0, 2, 6, 10, -1])
+    y = conv(nodes, inits, y, "dw", 12, 12, 3, group=12)
+    y = shuf(conv(nodes, inits, y, "c2", 12, 80, 1, group=4), "sh2", 4, 80)
+    y = shuf(conv(nodes, inits, y, "c3", 80, 16, 1), "sh3", 8, 16)
+    nodes.append(helper.make_node("AveragePool", [y], ["pool2"], kernel_shape=[2, 2], strides=[2, 2]))
+    nodes.append(helper.make_node("MaxPool", [y], ["mpool"], kernel_shape=[3, 3], strides=[2, 2]))
+    y = shuf(conv(nodes, inits, y, "c4", 16, 15, 1), "sh4", 3, 15)
+    nodes.append(helper.make_node("AveragePool", [y], ["ap"], kernel_shape=[3, 3], strides=[2, 2],
+                                  pads=[1, 1, 1, 1], count_include_pad=1))
+    y = conv(nodes, inits, "ap", "c5", 15, 8, 3)
+    # positions merged (the same bytes), and channels and positions regrouped (converted)
+    inits += [numpy_helper.from_array(np.array([1, 8, 25, 1], np.int64), "flat_s"),
+              numpy_helper.from_array(np.array([1, 40, 5, 1], np.int64), "regroup_s")]
+    nodes.append(helper.make_node("Reshape", [y, "flat_s"], ["flat"]))
+    nodes.append(helper.make_node("Reshape", [y, "regroup_s"], ["regroup"]))
+    conv(nodes, inits, "flat", "out", 8, 8, 1)
+    conv(nodes, inits, "regroup", "out2", 40, 8, 1)
+    g = helper.make_graph(nodes, "shuffle",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 10, 9])],
+                          [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 8, 25, 1]),
+                           helper.make_tensor_value_info("out2", TensorProto.FLOAT, [1, 8, 5, 1]),
+                           helper.make_tensor_value_info("pool2", TensorProto.FLOAT, [1, 16, 5, 4]),
+                           helper.make_tensor_value_info("mpool", TensorProto.FLOAT, [1, 16, 4, 4])],
+                          inits)
+    return model(g)
+
+
 def cast_chain():
     """Casts between convolutions (a mixed-precision model's region
     boundaries): float32 Conv, Cast to bfloat16, bfloat16 Conv, Cast back,
@@ -249,7 +303,9 @@ def main():
               True),
              ("cast_chain", cast_chain(), {"x": RNG.standard_normal((1, 4, 9, 10)).astype(np.float32)},
               4, 2.0 ** -6),
-             ("dense", dense(), {"x": RNG.standard_normal((1, 4, 10, 9)).astype(np.float32)}, 8, True)]
+             ("dense", dense(), {"x": RNG.standard_normal((1, 4, 10, 9)).astype(np.float32)}, 9, True),
+             ("shuffle", shuffle(), {"x": RNG.standard_normal((1, 8, 10, 9)).astype(np.float32)}, 22,
+              True)]
     with tempfile.TemporaryDirectory() as tmp:
         se_path = os.path.join(tmp, "se_block.onnx")
         onnx.save(cases[0][1], se_path)

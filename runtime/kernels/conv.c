@@ -1411,6 +1411,20 @@ static void maxpool_nhwc_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
   }
 }
 
+/* Float32 2-D AveragePool on channels-last x and y (runtime/layout.c):
+ * each output position's channel vector is its window's channel vectors
+ * summed in double, divided by the valid (or, with count_include_pad, the
+ * padded) taps, as the plain kernels (avgpool_nhwc_rows in conv_vec.h). */
+typedef struct avgpool_nhwc_job {
+  const float *x;
+  float *y;
+  geom g;
+  size_t C;
+  bool include_pad;
+} avgpool_nhwc_job;
+
+static tc_par_fn avgpool_nhwc_rows(void);
+
 /* The float32 x and y a pooling loop reads and writes: the tensors' own
  * data, or for bfloat16 / float16 a widened copy of x and a float32 y the
  * caller rounds into out. False when memory runs out. */
@@ -1449,19 +1463,25 @@ static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt
   }
   if (k->nhwc_in & 1) { /* layout.c asks for this case only */
     bool bf = tc_dtype_is_half(x->dtype);
-    if (kind != P_MAX || idx || (x->dtype != TC_DTYPE_F32 && !bf) || x->rank != 4 || g.in[2] != 1 ||
+    if (kind == P_LP || idx || (x->dtype != TC_DTYPE_F32 && !bf) || x->rank != 4 || g.in[2] != 1 ||
         !(k->nhwc_out & 1) || !tc_fast_kernels_enabled())
       return tc_kernel_fail(k, TC_STATUS_INVALID,
                             "channels-last pooling is float32 or half 2-D MaxPool without "
-                            "indices");
-    const float *xf; /* half: the float32 loop on a widened copy, the same maxima */
+                            "indices or AveragePool");
+    const float *xf; /* half: the float32 loop on a widened copy, rounded once */
     float *yf;
     if (!pool_operands(k, x, &out[0], &xf, &yf))
       return TC_STATUS_NOMEM;
-    maxpool_nhwc_job j = {xf, yf, g, (size_t)x->dims[1]};
-    size_t rows = (size_t)(x->dims[0] * g.out[0]);
+    size_t rows = (size_t)(x->dims[0] * g.out[0]), C = (size_t)x->dims[1];
     int64_t work = g.out[1] * g.k[0] * g.k[1] * x->dims[1];
-    tc_parallel_for(rows, tc_parallel_grain((size_t)(work > 0 ? work : 1)), maxpool_nhwc_rows, &j);
+    size_t grain = tc_parallel_grain((size_t)(work > 0 ? work : 1));
+    if (kind == P_MAX) {
+      maxpool_nhwc_job j = {xf, yf, g, C};
+      tc_parallel_for(rows, grain, maxpool_nhwc_rows, &j);
+    } else {
+      avgpool_nhwc_job j = {xf, yf, g, C, tc_attr_int(k->node, "count_include_pad", 0) != 0};
+      tc_parallel_for(rows, grain, avgpool_nhwc_rows(), &j);
+    }
     if (bf)
       tc_vf32_to_half(x->dtype, out[0].data, yf, tc_rt_numel(&out[0]));
     return TC_STATUS_OK;
@@ -2533,6 +2553,7 @@ typedef struct deq {
 
 static tc_par_fn maxpool2d_planes(void) { return DQ_PICK(maxpool2d_planes); }
 static tc_par_fn avgpool2d_planes(void) { return DQ_PICK(avgpool2d_planes); }
+static tc_par_fn avgpool_nhwc_rows(void) { return DQ_PICK(avgpool_nhwc_rows); }
 static tc_par_fn rs_sep_planes(void) { return DQ_PICK(rs_sep_planes); }
 
 /* QuantizeLinear per tensor from float32 (see run_quantize). */

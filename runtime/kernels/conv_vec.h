@@ -26,6 +26,7 @@
 #define deq_piece DQ_NAME(deq_piece)
 #define maxpool2d_planes DQ_NAME(maxpool2d_planes)
 #define avgpool2d_planes DQ_NAME(avgpool2d_planes)
+#define avgpool_nhwc_rows DQ_NAME(avgpool_nhwc_rows)
 #define rs_sep_planes DQ_NAME(rs_sep_planes)
 #define dq_vhf DQ_NAME(dq_vhf)
 #define dq_vd DQ_NAME(dq_vd)
@@ -359,6 +360,59 @@ DQ_TARGET static void avgpool2d_planes(void *ctx, size_t piece, size_t lo, size_
   }
 }
 
+/* AveragePool on channels-last x and y: per output position, half a vector
+ * of channels at a time, the window's values widened to double and summed
+ * in tap order, divided by the taps (valid or padded) and rounded once: the
+ * plain kernels' double sums (the same value unless a sum of the window's
+ * floats is not exact in double). An empty window gives NaN, as there. */
+DQ_TARGET static void avgpool_nhwc_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const avgpool_nhwc_job *j = ctx;
+  const geom *g = &j->g;
+  size_t C = j->C;
+  enum { HALF = DQ_LANES / 2 };
+  for (size_t r = lo; r < hi; r++) { /* r: image n, output row o0 */
+    int64_t n = (int64_t)r / g->out[0], o0 = (int64_t)r % g->out[0], b0, e0;
+    tap_range(g, 0, o0, &b0, &e0);
+    for (int64_t o1 = 0; o1 < g->out[1]; o1++) {
+      int64_t b1, e1;
+      tap_range(g, 1, o1, &b1, &e1);
+      int64_t cnt = (e0 - b0) * (e1 - b1),
+              div = j->include_pad ? padded_taps(g, 0, o0) * padded_taps(g, 1, o1) : cnt;
+      /* the window's first tap; the others rows and columns from it */
+      int64_t i0 = o0 * g->s[0] - g->pb[0] + b0 * g->d[0],
+              i1 = o1 * g->s[1] - g->pb[1] + b1 * g->d[1];
+      const float *x0 = j->x + ((n * g->in[0] + i0) * g->in[1] + i1) * (int64_t)C;
+      int64_t rs = g->d[0] * g->in[1] * (int64_t)C, cs = g->d[1] * (int64_t)C;
+      float *y = j->y + ((n * g->out[0] + o0) * g->out[1] + o1) * (int64_t)C;
+      if (!cnt || !div) {
+        for (size_t c = 0; c < C; c++)
+          y[c] = NAN;
+        continue;
+      }
+      size_t c = 0;
+      for (; c + HALF <= C; c += HALF) {
+        dq_vd sum = {0};
+        for (int64_t a = 0; a < e0 - b0; a++)
+          for (int64_t b = 0; b < e1 - b1; b++) {
+            dq_vhf v;
+            memcpy(&v, x0 + a * rs + b * cs + c, sizeof v);
+            sum += __builtin_convertvector(v, dq_vd);
+          }
+        dq_vhf q = __builtin_convertvector(sum / (double)div, dq_vhf);
+        memcpy(y + c, &q, sizeof q);
+      }
+      for (; c < C; c++) { /* the channels' tail */
+        double sum = 0;
+        for (int64_t a = 0; a < e0 - b0; a++)
+          for (int64_t b = 0; b < e1 - b1; b++)
+            sum += x0[a * rs + b * cs + c];
+        y[c] = (float)(sum / (double)div);
+      }
+    }
+  }
+}
+
 /* rs_separable's planes: per output row, tmp[w] = 0 + sum of its nonzero
  * row weights times those input rows (clamped), in tap order, half a
  * vector of floats widened at a time; then each output column's sum over
@@ -433,6 +487,7 @@ DQ_TARGET static void rs_sep_planes(void *ctx, size_t piece, size_t lo, size_t h
 #undef rs_sep_planes
 #undef dq_vd
 #undef avgpool2d_planes
+#undef avgpool_nhwc_rows
 #undef dq_v16s
 #undef dq_v16u
 #undef dq_vb

@@ -439,7 +439,7 @@ static tc_status copy_reshaped(tc_kernel_ctx *k, const tc_rt_tensor *t, tc_rt_te
   if (s != TC_STATUS_OK)
     return s;
   size_t n = out->bytes < t->bytes ? out->bytes : t->bytes;
-  if (n)
+  if (n && out->data != t->data) /* the memory plan may have put out in t's place */
     memcpy(out->data, t->data, n);
   return TC_STATUS_OK;
 }

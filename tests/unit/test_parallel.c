@@ -337,6 +337,38 @@ static void vmax_positions(void) {
   CHECK(tc_vmath_use(NULL));
 }
 
+/* tc_vtranspose_f32 on each set against the index rule y[b * A + a] =
+ * x[a * B + b]: A = 2, 4 and 8 (the AVX-512 register interleavings) and 1,
+ * 3 (element by element), B below, at and past 16 and with tails; the
+ * element past the end is never written. */
+static void vtranspose_sets(void) {
+  const char *names[] = {"avx512", "avx2", "sse2"};
+  const size_t As[] = {1, 2, 3, 4, 8}, Bs[] = {1, 5, 15, 16, 17, 34, 48};
+  float x[8 * 48], y[8 * 48 + 1];
+  for (size_t i = 0; i < 8 * 48; i++)
+    x[i] = (float)i + 0.25f;
+  bool ok = true;
+  for (size_t s = 0; s < 3; s++) {
+    if (!tc_vmath_use(names[s]))
+      continue;
+    for (size_t ai = 0; ai < 5; ai++)
+      for (size_t bi = 0; bi < 7 && ok; bi++) {
+        size_t A = As[ai], B = Bs[bi];
+        for (size_t i = 0; i <= A * B; i++)
+          y[i] = -1.0f;
+        tc_vtranspose_f32(y, x, A, B);
+        for (size_t a = 0; a < A; a++)
+          for (size_t b = 0; b < B; b++)
+            ok = ok && y[b * A + a] == x[a * B + b];
+        ok = ok && y[A * B] == -1.0f;
+        if (!ok)
+          fprintf(stderr, "vtranspose %s: A %zu, B %zu differs\n", names[s], A, B);
+      }
+  }
+  CHECK(ok);
+  CHECK(tc_vmath_use(NULL));
+}
+
 /* ---- the instruction sets of vmath agree ---- */
 
 static void vmath_all(const float *x, const float *b, const int32_t *acc, size_t n, float *out,
@@ -1473,6 +1505,7 @@ int main(void) {
   RUN(parallel_for_covers_once);
   RUN(vmath_accuracy);
   RUN(vmax_positions);
+  RUN(vtranspose_sets);
   RUN(vmath_sets_agree);
   RUN(half_conversions);
   RUN(binary_ops);

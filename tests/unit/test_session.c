@@ -566,6 +566,83 @@ static void test_constant_nodes_computed_at_load(void) {
   }
 }
 
+/* In place (runtime/plan.c): a Flatten whose input ends there writes its
+ * output where the input is (the plan gives both one offset, the kernel
+ * copies nothing); with the input read again after it they are apart. x
+ * [1, 8, 6, 6] -> Relu r -> Flatten f -> Neg y [, y2 = y + Flatten(r)]:
+ * the results are the direct loop's on both runs (the second reuses the
+ * plan's buffer). */
+static void test_in_place_flatten(void) {
+  float xv[8 * 36];
+  for (size_t i = 0; i < 8 * 36; i++)
+    xv[i] = (float)((int)(i * 53 % 23) - 11) * 0.1f;
+  for (int reread = 0; reread < 2; reread++) {
+    tc_model *m = tc_model_new_empty();
+    m->ir_version = 8;
+    m->n_opsets = 1;
+    m->opsets = tc_arena_alloc(m->arena, sizeof *m->opsets);
+    m->opsets[0] = (tc_opset){.domain = "", .version = 17};
+    tc_graph *g = m->graph = tc_graph_new(m, NULL, "g");
+    tc_value *x = tc_graph_new_value(g, "x", NULL), *r = tc_graph_new_value(g, "r", NULL),
+             *f = tc_graph_new_value(g, "f", NULL), *y = tc_graph_new_value(g, "y", NULL);
+    tc_dim dims[4] = {{.kind = TC_DIM_VALUE, .value = 1},
+                      {.kind = TC_DIM_VALUE, .value = 8},
+                      {.kind = TC_DIM_VALUE, .value = 6},
+                      {.kind = TC_DIM_VALUE, .value = 6}};
+    tc_value_set_tensor_type(x, TC_DTYPE_F32, 4, dims);
+    tc_graph_add_input(g, x, NULL);
+    tc_node *n = tc_graph_append_node(g, "Relu", "", "relu", 1, 1, 0);
+    tc_node_set_input(n, 0, x);
+    tc_node_set_output(n, 0, r);
+    n = tc_graph_append_node(g, "Flatten", "", "flat", 1, 1, 0);
+    tc_node_set_input(n, 0, r);
+    tc_node_set_output(n, 0, f);
+    n = tc_graph_append_node(g, "Neg", "", "neg", 1, 1, 0);
+    tc_node_set_input(n, 0, f);
+    tc_node_set_output(n, 0, y);
+    if (reread) {
+      tc_value *f2 = tc_graph_new_value(g, "f2", NULL), *y2 = tc_graph_new_value(g, "y2", NULL);
+      n = tc_graph_append_node(g, "Flatten", "", "flat2", 1, 1, 0);
+      tc_node_set_input(n, 0, r);
+      tc_node_set_output(n, 0, f2);
+      n = tc_graph_append_node(g, "Add", "", "add", 2, 1, 0);
+      tc_node_set_input(n, 0, y);
+      tc_node_set_input(n, 1, f2);
+      tc_node_set_output(n, 0, y2);
+      y = y2;
+    }
+    tc_graph_add_output(g, y, NULL);
+    tc_session *s = NULL;
+    tc_diag d = {0};
+    CHECK(tc_session_new(m, &s, &d) == TC_STATUS_OK);
+    if (!s) {
+      tc_model_free(m);
+      continue;
+    }
+    const int64_t *off = s->plans ? tc_plan_offsets(s->plans) : NULL;
+    CHECK(off && off[r->id] >= 0 && (off[f->id] == off[r->id]) == !reread);
+    tc_ndarray in = {.dtype = TC_DTYPE_F32,
+                     .rank = 4,
+                     .dims = {1, 8, 6, 6},
+                     .data = xv,
+                     .size = sizeof xv},
+               out = {0};
+    const char *names[] = {"x"};
+    for (int round = 0; round < 2; round++) {
+      CHECK(tc_session_run(s, 1, names, &in, &out, &d) == TC_STATUS_OK);
+      bool right = out.data && out.rank == 2 && out.dims[1] == 8 * 36;
+      for (size_t i = 0; right && i < 8 * 36; i++) {
+        float rv = xv[i] > 0 ? xv[i] : 0;
+        right = ((float *)out.data)[i] == (reread ? -rv + rv : -rv);
+      }
+      CHECK(right);
+      tc_ndarray_release(&out);
+    }
+    tc_session_free(s);
+    tc_model_free(m);
+  }
+}
+
 int main(void) {
   RUN(test_runs_and_computes);
   RUN(test_bad_inputs_refused);
@@ -575,6 +652,7 @@ int main(void) {
   RUN(test_memory_plan);
   RUN(test_static_plan);
   RUN(test_in_place_conv_add);
+  RUN(test_in_place_flatten);
   RUN(test_sequences_through_the_api);
   RUN(test_constant_nodes_computed_at_load);
   return SUMMARY("unit.session");
