@@ -13,6 +13,8 @@ Models (generated here with the layouts of tools/gen_e2e_models.py):
              depthwise 3x3/5x5, squeeze-excitation, HardSwish/HardSigmoid ops,
              BatchNorm folded into Conv bias as torch exports write it),
              batch 1, 3x224x224
+  shufflenetv2  ShuffleNetV2 x1.0 (torchvision's: channel split, 3x3 depthwise
+             branches, channel shuffles of 2 groups), batch 1, 3x224x224
   wav2vec2_base  wav2vec2-base-shaped speech encoder (tools/gen_e2e_models.py's
              wav2vec2 at hidden 768, 12 heads of 64, 512-channel conv feature
              encoder; 2 of the 12 transformer layers, FFN 1536), 1 s of 16 kHz
@@ -180,6 +182,64 @@ def mobilenetv3():
     return classifier(nodes, inits, "mobilenetv3", 14)
 
 
+def shufflenetv2():
+    """torchvision's shufflenet_v2_x1_0 as torch.onnx.export (opset 14, eval:
+    BatchNorm folded into the Convs) writes it: x.chunk(2, dim=1) as Split,
+    channel_shuffle as Reshape [1, 2, C/2, H, W] -> Transpose (0, 2, 1, 3, 4)
+    -> Reshape [1, -1, H, W], x.mean([2, 3]) as ReduceMean."""
+    nodes, inits = [], []
+    cnt = [0]
+
+    def conv(x, cin, cout, k, stride=1, group=1, relu=True):
+        cnt[0] += 1
+        name = f"c{cnt[0]}"
+        fan = cin // group * k * k
+        inits.extend([g.w(f"{name}_w", cout, cin // group, k, k, scale=float(np.sqrt(2.0 / fan))),
+                      g.w(f"{name}_b", cout, scale=0.05)])
+        nodes.append(helper.make_node("Conv", [x, f"{name}_w", f"{name}_b"], [f"{name}_c"],
+                                      kernel_shape=[k, k], strides=[stride, stride],
+                                      pads=[(k - 1) // 2] * 4, group=group))
+        if not relu:
+            return f"{name}_c"
+        nodes.append(helper.make_node("Relu", [f"{name}_c"], [f"{name}_r"]))
+        return f"{name}_r"
+
+    def shuffle(x, ch, hw, name):
+        inits.extend([numpy_helper.from_array(np.array([1, 2, ch // 2, hw, hw], np.int64), f"{name}_s5"),
+                      numpy_helper.from_array(np.array([1, -1, hw, hw], np.int64), f"{name}_s4")])
+        nodes.append(helper.make_node("Reshape", [x, f"{name}_s5"], [f"{name}_5"]))
+        nodes.append(helper.make_node("Transpose", [f"{name}_5"], [f"{name}_t"], perm=[0, 2, 1, 3, 4]))
+        nodes.append(helper.make_node("Reshape", [f"{name}_t", f"{name}_s4"], [name]))
+        return name
+
+    x = conv("image", 3, 24, 3, 2)
+    nodes.append(helper.make_node("MaxPool", [x], ["pool"], kernel_shape=[3, 3], strides=[2, 2],
+                                  pads=[1, 1, 1, 1]))
+    x, cin, hw = "pool", 24, 56
+    for stage, (repeats, out) in enumerate(((4, 116), (8, 232), (4, 464))):
+        half = out // 2
+        for r in range(repeats):
+            p = f"s{stage}u{r}"
+            if r == 0:
+                b1 = conv(conv(x, cin, cin, 3, 2, group=cin, relu=False), cin, half, 1)
+                b2 = conv(x, cin, half, 1)
+                hw //= 2
+                b2 = conv(conv(b2, half, half, 3, 2, group=half, relu=False), half, half, 1)
+            else:
+                inits.append(numpy_helper.from_array(np.array([half, half], np.int64), f"{p}_split"))
+                nodes.append(helper.make_node("Split", [x, f"{p}_split"], [f"{p}_x1", f"{p}_x2"], axis=1))
+                b1 = f"{p}_x1"
+                b2 = conv(conv(conv(f"{p}_x2", half, half, 1), half, half, 3, group=half, relu=False),
+                          half, half, 1)
+            nodes.append(helper.make_node("Concat", [b1, b2], [f"{p}_cat"], axis=1))
+            x, cin = shuffle(f"{p}_cat", out, hw, f"{p}_out"), out
+    x = conv(x, cin, 1024, 1)
+    nodes.append(helper.make_node("ReduceMean", [x], ["mean"], axes=[2, 3], keepdims=0))
+    inits += [g.w("fc_w", 1000, 1024, scale=0.05), g.w("fc_b", 1000)]
+    nodes.append(helper.make_node("Gemm", ["mean", "fc_w", "fc_b"], ["logits"], transB=1))
+    return classifier(nodes, inits, "shufflenetv2", 14)
+
+
 def wav2vec2_base():
     m = g.wav2vec2(hidden=768, heads=12, conv_dim=512)
     m.ir_version = 8
@@ -193,6 +253,7 @@ def whisper_base():
 
 
 MODELS = {"bert_base": bert_base, "resnet50": resnet50, "mobilenetv3": mobilenetv3,
+          "shufflenetv2": shufflenetv2,
           "wav2vec2_base": wav2vec2_base, "whisper_base": whisper_base}
 
 # --shape arguments for `tacoc optimize --tune` (the models' symbolic dims)

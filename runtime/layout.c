@@ -19,13 +19,15 @@
  * kernel: not a QDQ or generated-kernel node), of unary elementwise nodes,
  * inference BatchNormalization, MaxPool (without Indices) or AveragePool
  * nodes reading a candidate, of Reshapes to a constant shape of 4 or 5
- * dims and Transposes (0, 2, 1, 3, 4) reading one (a channel shuffle), and
- * of Add/Sub/Mul/Div and Concat over channels (axis 1 or -3) reading one.
+ * dims and Transposes (0, 2, 1, 3, 4) reading one (a channel shuffle), of
+ * Add/Sub/Mul/Div and Concat over channels (axis 1 or -3) reading one, and
+ * every output of a Split over channels (axis 1) reading one.
  * A candidate is dropped, until nothing changes, when it is a graph
  * output, is read inside a subgraph or by any node other than a
  * convolution (as X or Z), a GlobalAveragePool, a MaxPool or AveragePool,
- * or a unary / BatchNormalization / Reshape / Transpose / binary / Concat
- * node whose output stays a candidate; such an output whose channels-last
+ * a unary / BatchNormalization / Reshape / Transpose / binary / Concat
+ * node whose output stays a candidate, or a Split one of whose outputs
+ * does (the others reordered after it); such an output whose channels-last
  * inputs were all dropped goes too, as does a binary output whose plain
  * operand may have more than 4 dims, and a ConvAdd's Z and output stay
  * only together. What remains is channels-last; everything else stays
@@ -43,6 +45,9 @@
  * the bytes are the same; other shapes convert. A channel shuffle's
  * Transpose swaps each position's G x C/G block of channels
  * (tc_vtranspose_f32: AVX-512 register interleavings for G = 2, 4, 8).
+ * A Split over channels runs its own kernel on the [N * H * W, C] matrix
+ * the positions' channel vectors make (ShuffleNetV2's channel splits:
+ * 52 -> 146 values channels-last, 31 -> 2 reorders per run).
  * ShuffleNet (caffe2 zoo, [1, 3, 224, 224], 1 thread): its shuffles had
  * kept the values around 30 grouped 1x1 and 16 depthwise convolutions
  * plain, each reordered on both sides: 16 -> 107 values channels-last,
@@ -76,7 +81,19 @@
 #include "exec.h"
 #include "layout.h"
 
-enum { K_NONE, K_CONV, K_GAP, K_UNARY, K_BINARY, K_POOL, K_BN, K_CONCAT, K_RESHAPE, K_SHUFFLE };
+enum {
+  K_NONE,
+  K_CONV,
+  K_GAP,
+  K_UNARY,
+  K_BINARY,
+  K_POOL,
+  K_BN,
+  K_CONCAT,
+  K_RESHAPE,
+  K_SHUFFLE,
+  K_SPLIT
+};
 
 static bool op_is(const tc_node *n, const char *op) {
   return tc_domain_is_onnx(n->domain) && n->op_type && strcmp(n->op_type, op) == 0;
@@ -123,6 +140,9 @@ static int kind_of(const tc_session *s, const tc_node *n) {
         return K_NONE;
     return K_BN;
   }
+  /* (the run's layout masks hold 32 inputs and outputs) */
+  if (op_is(n, "Split")) /* over channels: ShuffleNetV2's channel split */
+    return tc_attr_int(n, "axis", 0) == 1 && n->n_outputs <= 32 ? K_SPLIT : K_NONE;
   if (n->n_outputs != 1)
     return K_NONE;
   if (op_is(n, "Reshape") && n->n_inputs == 2 && n->inputs[1] && !tc_attr_int(n, "allowzero", 0)) {
@@ -140,7 +160,7 @@ static int kind_of(const tc_session *s, const tc_node *n) {
   }
   if (op_is(n, "Concat")) {
     int64_t axis = tc_attr_int(n, "axis", 0);
-    return axis == 1 || axis == -3 ? K_CONCAT : K_NONE;
+    return (axis == 1 || axis == -3) && n->n_inputs <= 32 ? K_CONCAT : K_NONE;
   }
   for (const char *const *u = unary_ops; *u; u++)
     if (op_is(n, *u))
@@ -176,6 +196,11 @@ static bool reader_ok(const tc_session *s, const tc_node *u, int ku, size_t i, c
   case K_SHUFFLE: return i == 0 && cand[u->outputs[0]->id];
   case K_BINARY: return i < 2 && cand[u->outputs[0]->id];
   case K_CONCAT: return cand[u->outputs[0]->id];
+  case K_SPLIT: /* while one output stays channels-last */
+    for (size_t o = 0; i == 0 && o < u->n_outputs; o++)
+      if (u->outputs[o] && cand[u->outputs[o]->id])
+        return true;
+    return false;
   default: return false;
   }
 }
@@ -195,10 +220,17 @@ void tc_layout_bind(tc_session *s) {
     kind[n->id] = (unsigned char)kind_of(s, n);
     if (kind[n->id] != K_NONE && kind[n->id] != K_GAP)
       cand[n->outputs[0]->id] = true;
+    for (size_t o = 1; kind[n->id] == K_SPLIT && o < n->n_outputs; o++)
+      if (n->outputs[o])
+        cand[n->outputs[o]->id] = true;
   }
   for (bool changed = true; changed;) {
     changed = false;
     for (const tc_node *n = g->first; n; n = n->next) {
+      if (kind[n->id] == K_SPLIT && !cand[n->inputs[0]->id]) /* every output with the input */
+        for (size_t o = 0; o < n->n_outputs; o++)
+          if (n->outputs[o] && cand[n->outputs[o]->id])
+            cand[n->outputs[o]->id] = false, changed = true;
       const tc_value *o = n->outputs && n->n_outputs ? n->outputs[0] : NULL;
       if (!o || !cand[o->id])
         continue;
@@ -223,24 +255,25 @@ void tc_layout_bind(tc_session *s) {
         changed = true;
       }
     }
-    for (const tc_node *n = g->first; n; n = n->next) {
-      const tc_value *v = kind[n->id] && n->n_outputs ? n->outputs[0] : NULL;
-      if (!v || !cand[v->id])
-        continue;
-      bool drop = (v->flags & TC_VALUE_OUTPUT) != 0;
-      for (size_t i = 0; !drop && i < v->n_uses; i++) {
-        const tc_node *u = v->uses[i].node;
-        drop =
-            !reader_ok(s, u, u->graph == g ? kind[u->id] : K_NONE, (size_t)v->uses[i].slot, cand);
-        /* a ConvAdd's Z keeps its output's layout */
-        if (!drop && kind[u->id] == K_CONV && v->uses[i].slot == 3)
-          drop = !cand[u->outputs[0]->id];
+    for (const tc_node *n = g->first; n; n = n->next)
+      for (size_t oi = 0; kind[n->id] && oi < (kind[n->id] == K_SPLIT ? n->n_outputs : 1); oi++) {
+        const tc_value *v = oi < n->n_outputs ? n->outputs[oi] : NULL;
+        if (!v || !cand[v->id])
+          continue;
+        bool drop = (v->flags & TC_VALUE_OUTPUT) != 0;
+        for (size_t i = 0; !drop && i < v->n_uses; i++) {
+          const tc_node *u = v->uses[i].node;
+          drop =
+              !reader_ok(s, u, u->graph == g ? kind[u->id] : K_NONE, (size_t)v->uses[i].slot, cand);
+          /* a ConvAdd's Z keeps its output's layout */
+          if (!drop && kind[u->id] == K_CONV && v->uses[i].slot == 3)
+            drop = !cand[u->outputs[0]->id];
+        }
+        if (drop) {
+          cand[v->id] = false;
+          changed = true;
+        }
       }
-      if (drop) {
-        cand[v->id] = false;
-        changed = true;
-      }
-    }
   }
   size_t count = 0;
   for (size_t i = 0; i < nv; i++)
@@ -681,6 +714,35 @@ static bool shuffle_nhwc(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt_
   return true;
 }
 
+/* Split over channels of a channels-last x: the positions' channel vectors
+ * are the rows of an [N * H * W, C] matrix, split along its columns by
+ * the node's own kernel on that view; the outputs then take their 4-D dims
+ * (channels-last), and those the plan wants plain are reordered. False:
+ * not such a case. */
+static bool split_nhwc(const tc_session *s, const tc_node *n, tc_kernel_ctx *k,
+                       const tc_rt_tensor *const *in, tc_rt_tensor *out, uint32_t out_mask,
+                       tc_status *st) {
+  const tc_rt_tensor *x = in[0];
+  if (!x || x->rank != 4 || n->n_inputs > 2)
+    return false;
+  tc_rt_tensor v = *x;
+  v.rank = 2;
+  v.dims[0] = x->dims[0] * x->dims[2] * x->dims[3];
+  v.dims[1] = x->dims[1];
+  const tc_rt_tensor *vin[2] = {&v, n->n_inputs > 1 ? in[1] : NULL};
+  if ((*st = s->kernels[n->id]->run(k, vin, n->n_inputs, out, n->n_outputs)))
+    return true;
+  for (size_t o = 0; o < n->n_outputs; o++) {
+    tc_rt_tensor *t = &out[o];
+    int64_t c = t->dims[1];
+    t->rank = 4;
+    t->dims[0] = x->dims[0], t->dims[1] = c, t->dims[2] = x->dims[2], t->dims[3] = x->dims[3];
+    if (!(out_mask >> o & 1) && (*st = to_plain(k, t)))
+      return true;
+  }
+  return true;
+}
+
 tc_status tc_layout_run(const tc_session *s, const tc_node *n, tc_kernel_ctx *k,
                         const tc_rt_tensor *const *in, tc_rt_tensor *out) {
   uint32_t in_mask = mask_of(s, n->inputs, n->n_inputs),
@@ -734,6 +796,12 @@ tc_status tc_layout_run(const tc_session *s, const tc_node *n, tc_kernel_ctx *k,
   case K_SHUFFLE: {
     tc_status st;
     if ((in_mask & 1) && (out_mask & 1) && shuffle_nhwc(k, in, out, &st))
+      return st;
+    break;
+  }
+  case K_SPLIT: {
+    tc_status st;
+    if ((in_mask & 1) && split_nhwc(s, n, k, in, out, out_mask, &st))
       return st;
     break;
   }

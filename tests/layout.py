@@ -27,7 +27,7 @@ with a channels-last operand:
              BatchNormalization -> Relu -> Conv
   shuffle    ShuffleNet's units: channel shuffles (Reshape -> Transpose ->
              Reshape) of 2, 4, 8 and 3 groups between grouped and depthwise
-             Convs, AveragePool between Convs, Reshapes that keep the bytes
+             Convs, a channel Split in three (one part a graph output), AveragePool between Convs, Reshapes that keep the bytes
              (positions merged) and that do not (converted), pools read by
              graph outputs
   se_bf16    se_block in bfloat16 (bfloat16 convolutions, MaxPool,
@@ -215,7 +215,9 @@ def shuffle():
     channel blocks with and without a 16-lane tail; one shape with a 0 and
     a -1), a depthwise Conv, AveragePool (count_include_pad) between
     Convs, a Reshape that does not keep H and W (converted), and pools
-    whose outputs are graph outputs (converted after pooling)."""
+    whose outputs are graph outputs (converted after pooling); a Split over
+    channels in three (ShuffleNetV2's channel split), one part a graph
+    output (plain)."""
     nodes, inits = [], []
 
     def shuf(x, name, groups, ch, shape5=None):
@@ -231,7 +233,13 @@ def shuffle():
     nodes.append(helper.make_node("Relu", [y], ["r1"]))
     y = shuf("r1", "sh1", 2, 12, shape5=[0, 2, 6, 10, -1])
     y = conv(nodes, inits, y, "dw", 12, 12, 3, group=12)
-    y = shuf(conv(nodes, inits, y, "c2", 12, 80, 1, group=4), "sh2", 4, 80)
+    # ShuffleNetV2's channel split: three parts, one of them a graph output (plain)
+    inits.append(numpy_helper.from_array(np.array([4, 5, 3], np.int64), "split_s"))
+    nodes.append(helper.make_node("Split", [y, "split_s"], ["s_a", "s_b", "s_c"], axis=1))
+    nodes.append(helper.make_node("Relu", ["s_b"], ["s_br"]))
+    nodes.append(helper.make_node("Concat", [conv(nodes, inits, "s_a", "sa", 4, 4, 1), "s_br",
+                                             conv(nodes, inits, "s_c", "sc", 3, 3, 1)], ["cat"], axis=1))
+    y = shuf(conv(nodes, inits, "cat", "c2", 12, 80, 1, group=4), "sh2", 4, 80)
     y = shuf(conv(nodes, inits, y, "c3", 80, 16, 1), "sh3", 8, 16)
     nodes.append(helper.make_node("AveragePool", [y], ["pool2"], kernel_shape=[2, 2], strides=[2, 2]))
     nodes.append(helper.make_node("MaxPool", [y], ["mpool"], kernel_shape=[3, 3], strides=[2, 2]))
@@ -251,7 +259,8 @@ def shuffle():
                           [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 8, 25, 1]),
                            helper.make_tensor_value_info("out2", TensorProto.FLOAT, [1, 8, 5, 1]),
                            helper.make_tensor_value_info("pool2", TensorProto.FLOAT, [1, 16, 5, 4]),
-                           helper.make_tensor_value_info("mpool", TensorProto.FLOAT, [1, 16, 4, 4])],
+                           helper.make_tensor_value_info("mpool", TensorProto.FLOAT, [1, 16, 4, 4]),
+                           helper.make_tensor_value_info("s_c", TensorProto.FLOAT, [1, 3, 10, 9])],
                           inits)
     return model(g)
 
@@ -304,7 +313,7 @@ def main():
              ("cast_chain", cast_chain(), {"x": RNG.standard_normal((1, 4, 9, 10)).astype(np.float32)},
               4, 2.0 ** -6),
              ("dense", dense(), {"x": RNG.standard_normal((1, 4, 10, 9)).astype(np.float32)}, 9, True),
-             ("shuffle", shuffle(), {"x": RNG.standard_normal((1, 8, 10, 9)).astype(np.float32)}, 22,
+             ("shuffle", shuffle(), {"x": RNG.standard_normal((1, 8, 10, 9)).astype(np.float32)}, 28,
               True)]
     with tempfile.TemporaryDirectory() as tmp:
         se_path = os.path.join(tmp, "se_block.onnx")
