@@ -125,21 +125,27 @@ def classifier(nodes, inits, name, opset):
     return model
 
 
+def conv_act(nodes, inits, x, name, cin, cout, k, stride=1, group=1, act=None):
+    """A same-padded Conv with bias (He-scaled random weights) and, when act
+    names one, its activation node; returns the output's name."""
+    fan = cin // group * k * k
+    inits.extend([g.w(f"{name}_w", cout, cin // group, k, k, scale=float(np.sqrt(2.0 / fan))),
+                  g.w(f"{name}_b", cout, scale=0.05)])
+    nodes.append(helper.make_node("Conv", [x, f"{name}_w", f"{name}_b"], [f"{name}_c"],
+                                  kernel_shape=[k, k], strides=[stride, stride],
+                                  pads=[(k - 1) // 2] * 4, group=group))
+    if act is None:
+        return f"{name}_c"
+    nodes.append(helper.make_node(act, [f"{name}_c"], [f"{name}_a"]))
+    return f"{name}_a"
+
+
 def mobilenetv3():
     """torchvision's mobilenet_v3_large as torch.onnx.export (opset 14) writes it."""
     nodes, inits = [], []
 
     def conv(x, name, cin, cout, k, stride=1, group=1, act=None):
-        fan = cin // group * k * k
-        inits.extend([g.w(f"{name}_w", cout, cin // group, k, k, scale=float(np.sqrt(2.0 / fan))),
-                      g.w(f"{name}_b", cout, scale=0.05)])
-        nodes.append(helper.make_node("Conv", [x, f"{name}_w", f"{name}_b"], [f"{name}_c"],
-                                      kernel_shape=[k, k], strides=[stride, stride],
-                                      pads=[(k - 1) // 2] * 4, group=group))
-        if act is None:
-            return f"{name}_c"
-        nodes.append(helper.make_node(act, [f"{name}_c"], [f"{name}_a"]))
-        return f"{name}_a"
+        return conv_act(nodes, inits, x, name, cin, cout, k, stride, group, act)
 
     def divisible(v, d=8):
         r = max(d, int(v + d / 2) // d * d)
@@ -192,17 +198,8 @@ def shufflenetv2():
 
     def conv(x, cin, cout, k, stride=1, group=1, relu=True):
         cnt[0] += 1
-        name = f"c{cnt[0]}"
-        fan = cin // group * k * k
-        inits.extend([g.w(f"{name}_w", cout, cin // group, k, k, scale=float(np.sqrt(2.0 / fan))),
-                      g.w(f"{name}_b", cout, scale=0.05)])
-        nodes.append(helper.make_node("Conv", [x, f"{name}_w", f"{name}_b"], [f"{name}_c"],
-                                      kernel_shape=[k, k], strides=[stride, stride],
-                                      pads=[(k - 1) // 2] * 4, group=group))
-        if not relu:
-            return f"{name}_c"
-        nodes.append(helper.make_node("Relu", [f"{name}_c"], [f"{name}_r"]))
-        return f"{name}_r"
+        return conv_act(nodes, inits, x, f"c{cnt[0]}", cin, cout, k, stride, group,
+                        "Relu" if relu else None)
 
     def shuffle(x, ch, hw, name):
         inits.extend([numpy_helper.from_array(np.array([1, 2, ch // 2, hw, hw], np.int64), f"{name}_s5"),
