@@ -406,8 +406,8 @@ VINLINE v4f load_pad(const float *x, size_t i, size_t n, float pad) {
     memcpy(&v, x + i, sizeof v);
     return v;
   }
-#if LANES == 16 /* a masked load: a variable-size copy through the stack stalls store forwarding   \
-                 */
+#if LANES == 16
+  /* a masked load: a variable-size copy through the stack stalls store forwarding */
   return (v4f)_mm512_mask_loadu_ps((__m512)splat(pad), (__mmask16)((1u << (n - i)) - 1), x + i);
 #else
   v = splat(pad);

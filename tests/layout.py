@@ -241,7 +241,8 @@ def shuffle():
                                              conv(nodes, inits, "s_c", "sc", 3, 3, 1)], ["cat"], axis=1))
     y = shuf(conv(nodes, inits, "cat", "c2", 12, 80, 1, group=4), "sh2", 4, 80)
     y = shuf(conv(nodes, inits, y, "c3", 80, 16, 1), "sh3", 8, 16)
-    nodes.append(helper.make_node("AveragePool", [y], ["pool2"], kernel_shape=[2, 2], strides=[2, 2]))
+    nodes.append(helper.make_node("AveragePool", [y], ["pool2"], kernel_shape=[2, 2], strides=[2, 2],
+                                  pads=[1, 1, 1, 1]))
     nodes.append(helper.make_node("MaxPool", [y], ["mpool"], kernel_shape=[3, 3], strides=[2, 2]))
     y = shuf(conv(nodes, inits, y, "c4", 16, 15, 1), "sh4", 3, 15)
     nodes.append(helper.make_node("AveragePool", [y], ["ap"], kernel_shape=[3, 3], strides=[2, 2],
@@ -258,7 +259,7 @@ def shuffle():
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 10, 9])],
                           [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 8, 25, 1]),
                            helper.make_tensor_value_info("out2", TensorProto.FLOAT, [1, 8, 5, 1]),
-                           helper.make_tensor_value_info("pool2", TensorProto.FLOAT, [1, 16, 5, 4]),
+                           helper.make_tensor_value_info("pool2", TensorProto.FLOAT, [1, 16, 6, 5]),
                            helper.make_tensor_value_info("mpool", TensorProto.FLOAT, [1, 16, 4, 4]),
                            helper.make_tensor_value_info("s_c", TensorProto.FLOAT, [1, 3, 10, 9])],
                           inits)

@@ -379,17 +379,17 @@ DQ_TARGET static void avgpool_nhwc_rows(void *ctx, size_t piece, size_t lo, size
       tap_range(g, 1, o1, &b1, &e1);
       int64_t cnt = (e0 - b0) * (e1 - b1),
               div = j->include_pad ? padded_taps(g, 0, o0) * padded_taps(g, 1, o1) : cnt;
-      /* the window's first tap; the others rows and columns from it */
-      int64_t i0 = o0 * g->s[0] - g->pb[0] + b0 * g->d[0],
-              i1 = o1 * g->s[1] - g->pb[1] + b1 * g->d[1];
-      const float *x0 = j->x + ((n * g->in[0] + i0) * g->in[1] + i1) * (int64_t)C;
-      int64_t rs = g->d[0] * g->in[1] * (int64_t)C, cs = g->d[1] * (int64_t)C;
       float *y = j->y + ((n * g->out[0] + o0) * g->out[1] + o1) * (int64_t)C;
       if (!cnt || !div) {
         for (size_t c = 0; c < C; c++)
           y[c] = NAN;
         continue;
       }
+      /* the window's first tap; the others rows and columns from it */
+      int64_t i0 = o0 * g->s[0] - g->pb[0] + b0 * g->d[0],
+              i1 = o1 * g->s[1] - g->pb[1] + b1 * g->d[1];
+      const float *x0 = j->x + ((n * g->in[0] + i0) * g->in[1] + i1) * (int64_t)C;
+      int64_t rs = g->d[0] * g->in[1] * (int64_t)C, cs = g->d[1] * (int64_t)C;
       size_t c = 0;
       for (; c + HALF <= C; c += HALF) {
         dq_vd sum = {0};
