@@ -21,8 +21,8 @@ Per model and precision:
     validation (budget cos 0.99) is met with MatMuls in int8; graph inputs
     and outputs stay float32; ONNX Runtime and libtacort run it, every
     output finite and cosine >= 0.99 to the float32 outputs.
-  - auto (--precision auto, on AUTO_MODELS with --calib sets like the test
-    inputs, and on a wide MLP with random sets): the report
+  - auto (--precision auto --keep-io-types, on AUTO_MODELS with --calib sets
+    like the test inputs, and on a wide MLP with random sets): the report
     lists the four candidates with consistent counts; when it chose float32
     the model is the -O2 float32 model, otherwise the written model was
     measured at least 3% faster, its converted nodes are those the report
@@ -449,8 +449,11 @@ def check_packaged(tacoc, name, src, prec, tmp):
 
 
 def check_auto(tacoc, name, src, feeds_list, extra, tmp):
+    # --keep-io-types: whichever candidate wins, the model keeps float32 inputs
+    # and outputs, so both runtimes run it on the float32 feeds (numpy has no
+    # bfloat16 to feed a bfloat16 input with, and bfloat16 wins on some hours)
     dst = os.path.join(tmp, f"{name}.auto.onnx")
-    report, _ = optimize(tacoc, src, dst, ["--precision", "auto", *extra])
+    report, _ = optimize(tacoc, src, dst, ["--precision", "auto", "--keep-io-types", *extra])
     p = report["precision"]
     au = p["auto"]
     cands = {c["precision"]: c for c in au["candidates"]}
