@@ -25,7 +25,8 @@ with a channels-last operand:
              and a Conv output that an AveragePool also reads (its output a
              graph output: converted after the pooling),
              BatchNormalization -> Relu -> Conv
-  shuffle    ShuffleNet's units: channel shuffles (Reshape -> Transpose ->
+  shuffle    (and shuffle_fp16, against the plain run bit for bit)
+             ShuffleNet's units: channel shuffles (Reshape -> Transpose ->
              Reshape) of 2, 4, 8 and 3 groups between grouped and depthwise
              Convs, a channel Split in three (one part a graph output), AveragePool between Convs, Reshapes that keep the bytes
              (positions merged) and that do not (converted), pools read by
@@ -208,7 +209,7 @@ def dense():
     return model(g)
 
 
-def shuffle():
+def shuffle(dt=np.float32):
     """ShuffleNet's units: grouped 1x1 Convs with channel shuffles
     (Reshape [N, G, C/G, H, W] -> Transpose (0, 2, 1, 3, 4) -> Reshape) of
     2, 4, 8 and 3 groups (the AVX-512 interleavings and the element loop;
@@ -217,7 +218,9 @@ def shuffle():
     Convs, a Reshape that does not keep H and W (converted), and pools
     whose outputs are graph outputs (converted after pooling); a Split over
     channels in three (ShuffleNetV2's channel split), one part a graph
-    output (plain)."""
+    output (plain). dt float16: the same graph in float16 (libtacort's
+    half kernels; channel blocks of 2-byte elements)."""
+    et = TensorProto.FLOAT16 if dt == np.float16 else TensorProto.FLOAT
     nodes, inits = [], []
 
     def shuf(x, name, groups, ch, shape5=None):
@@ -229,39 +232,39 @@ def shuffle():
         nodes.append(helper.make_node("Reshape", [f"{name}_t", f"{name}_s4"], [name]))
         return name
 
-    y = conv(nodes, inits, "x", "c1", 8, 12, 1, group=2)
+    y = conv(nodes, inits, "x", "c1", 8, 12, 1, group=2, dtype=dt)
     nodes.append(helper.make_node("Relu", [y], ["r1"]))
     y = shuf("r1", "sh1", 2, 12, shape5=[0, 2, 6, 10, -1])
-    y = conv(nodes, inits, y, "dw", 12, 12, 3, group=12)
+    y = conv(nodes, inits, y, "dw", 12, 12, 3, group=12, dtype=dt)
     # ShuffleNetV2's channel split: three parts, one of them a graph output (plain)
     inits.append(numpy_helper.from_array(np.array([4, 5, 3], np.int64), "split_s"))
     nodes.append(helper.make_node("Split", [y, "split_s"], ["s_a", "s_b", "s_c"], axis=1))
     nodes.append(helper.make_node("Relu", ["s_b"], ["s_br"]))
-    nodes.append(helper.make_node("Concat", [conv(nodes, inits, "s_a", "sa", 4, 4, 1), "s_br",
-                                             conv(nodes, inits, "s_c", "sc", 3, 3, 1)], ["cat"], axis=1))
-    y = shuf(conv(nodes, inits, "cat", "c2", 12, 80, 1, group=4), "sh2", 4, 80)
-    y = shuf(conv(nodes, inits, y, "c3", 80, 16, 1), "sh3", 8, 16)
+    nodes.append(helper.make_node("Concat", [conv(nodes, inits, "s_a", "sa", 4, 4, 1, dtype=dt), "s_br",
+                                             conv(nodes, inits, "s_c", "sc", 3, 3, 1, dtype=dt)], ["cat"], axis=1))
+    y = shuf(conv(nodes, inits, "cat", "c2", 12, 80, 1, group=4, dtype=dt), "sh2", 4, 80)
+    y = shuf(conv(nodes, inits, y, "c3", 80, 16, 1, dtype=dt), "sh3", 8, 16)
     nodes.append(helper.make_node("AveragePool", [y], ["pool2"], kernel_shape=[2, 2], strides=[2, 2],
                                   pads=[1, 1, 1, 1]))
     nodes.append(helper.make_node("MaxPool", [y], ["mpool"], kernel_shape=[3, 3], strides=[2, 2]))
-    y = shuf(conv(nodes, inits, y, "c4", 16, 15, 1), "sh4", 3, 15)
+    y = shuf(conv(nodes, inits, y, "c4", 16, 15, 1, dtype=dt), "sh4", 3, 15)
     nodes.append(helper.make_node("AveragePool", [y], ["ap"], kernel_shape=[3, 3], strides=[2, 2],
                                   pads=[1, 1, 1, 1], count_include_pad=1))
-    y = conv(nodes, inits, "ap", "c5", 15, 8, 3)
+    y = conv(nodes, inits, "ap", "c5", 15, 8, 3, dtype=dt)
     # positions merged (the same bytes), and channels and positions regrouped (converted)
     inits += [numpy_helper.from_array(np.array([1, 8, 25, 1], np.int64), "flat_s"),
               numpy_helper.from_array(np.array([1, 40, 5, 1], np.int64), "regroup_s")]
     nodes.append(helper.make_node("Reshape", [y, "flat_s"], ["flat"]))
     nodes.append(helper.make_node("Reshape", [y, "regroup_s"], ["regroup"]))
-    conv(nodes, inits, "flat", "out", 8, 8, 1)
-    conv(nodes, inits, "regroup", "out2", 40, 8, 1)
+    conv(nodes, inits, "flat", "out", 8, 8, 1, dtype=dt)
+    conv(nodes, inits, "regroup", "out2", 40, 8, 1, dtype=dt)
     g = helper.make_graph(nodes, "shuffle",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 10, 9])],
-                          [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 8, 25, 1]),
-                           helper.make_tensor_value_info("out2", TensorProto.FLOAT, [1, 8, 5, 1]),
-                           helper.make_tensor_value_info("pool2", TensorProto.FLOAT, [1, 16, 6, 5]),
-                           helper.make_tensor_value_info("mpool", TensorProto.FLOAT, [1, 16, 4, 4]),
-                           helper.make_tensor_value_info("s_c", TensorProto.FLOAT, [1, 3, 10, 9])],
+                          [helper.make_tensor_value_info("x", et, [1, 8, 10, 9])],
+                          [helper.make_tensor_value_info("out", et, [1, 8, 25, 1]),
+                           helper.make_tensor_value_info("out2", et, [1, 8, 5, 1]),
+                           helper.make_tensor_value_info("pool2", et, [1, 16, 6, 5]),
+                           helper.make_tensor_value_info("mpool", et, [1, 16, 4, 4]),
+                           helper.make_tensor_value_info("s_c", et, [1, 3, 10, 9])],
                           inits)
     return model(g)
 
@@ -315,7 +318,9 @@ def main():
               4, 2.0 ** -6),
              ("dense", dense(), {"x": RNG.standard_normal((1, 4, 10, 9)).astype(np.float32)}, 9, True),
              ("shuffle", shuffle(), {"x": RNG.standard_normal((1, 8, 10, 9)).astype(np.float32)}, 28,
-              True)]
+              True),
+             ("shuffle_fp16", shuffle(np.float16),
+              {"x": RNG.standard_normal((1, 8, 10, 9)).astype(np.float16)}, 28, False)]
     with tempfile.TemporaryDirectory() as tmp:
         se_path = os.path.join(tmp, "se_block.onnx")
         onnx.save(cases[0][1], se_path)
