@@ -24,7 +24,8 @@
  * every output of a Split over channels (axis 1) reading one.
  * A candidate is dropped, until nothing changes, when it is a graph
  * output, is read inside a subgraph or by any node other than a
- * convolution (as X or Z), a GlobalAveragePool, a MaxPool or AveragePool,
+ * convolution (as X or Z), a GlobalAveragePool (or a ReduceMean over H
+ * and W, which runs as one), a MaxPool or AveragePool,
  * a unary / BatchNormalization / Reshape / Transpose / binary / Concat
  * node whose output stays a candidate, or a Split one of whose outputs
  * does (the others reordered after it); such an output whose channels-last
@@ -114,6 +115,25 @@ static const char *const unary_ops[] = {
     "Selu",  "Erf",       "Exp",      "Abs",      "Neg",         "Sqrt",      "Floor", "Ceil",
     "Round", "Sign",      "Softplus", "Softsign", "Cast",        NULL};
 
+/* A ReduceMean over exactly the last two axes of a rank-4 input (2 and 3,
+ * or -2 and -1): axes as the attribute, or before opset 18 or from it a
+ * constant input. What GlobalAveragePool computes, [N, C] without
+ * keepdims (x.mean([2, 3]) as torch exports it). */
+static bool spatial_mean(const tc_session *s, const tc_node *n) {
+  const int64_t *a = NULL;
+  ptrdiff_t na = tc_attr_ints(n, "axes", &a);
+  if (na < 0 && n->n_inputs > 1 && n->inputs[1]) {
+    const tc_tensor *t = tc_value_const(n->inputs[1]);
+    const tc_rt_tensor *c = t ? NULL : s->consts[n->inputs[1]->id];
+    if (c && c->dtype == TC_DTYPE_I64 && c->rank == 1)
+      a = c->data, na = (ptrdiff_t)c->dims[0];
+  }
+  if (na != 2)
+    return false;
+  int64_t x = a[0] < 0 ? a[0] + 4 : a[0], y = a[1] < 0 ? a[1] + 4 : a[1];
+  return (x == 2 && y == 3) || (x == 3 && y == 2);
+}
+
 /* What node n of the main graph is to the layout choice. */
 static int kind_of(const tc_session *s, const tc_node *n) {
   if (!s->kernels[n->id] || (s->qdq && s->qdq[n->id]) || (s->qdq_skip && s->qdq_skip[n->id]) ||
@@ -128,7 +148,7 @@ static int kind_of(const tc_session *s, const tc_node *n) {
     const tc_rt_tensor *wc = wv && !w ? s->consts[wv->id] : NULL;
     return ((w && w->rank == 4) || (wc && wc->rank == 4)) && n->n_outputs == 1 ? K_CONV : K_NONE;
   }
-  if (op_is(n, "GlobalAveragePool"))
+  if (op_is(n, "GlobalAveragePool") || (op_is(n, "ReduceMean") && spatial_mean(s, n)))
     return K_GAP;
   if (op_is(n, "MaxPool"))
     return n->n_outputs == 1 || !n->outputs[1] ? K_POOL : K_NONE;
@@ -755,8 +775,12 @@ tc_status tc_layout_run(const tc_session *s, const tc_node *n, tc_kernel_ctx *k,
     return s->kernels[n->id]->run(k, in, n->n_inputs, out, n->n_outputs);
   case K_GAP:
     if ((in_mask & 1) && tc_fast_kernels_enabled() && x && x->rank == 4 &&
-        (x->dtype == TC_DTYPE_F32 || tc_dtype_is_half(x->dtype)) && x->dims[2] * x->dims[3] > 0)
-      return gap_nhwc(k, x, out);
+        (x->dtype == TC_DTYPE_F32 || tc_dtype_is_half(x->dtype)) && x->dims[2] * x->dims[3] > 0) {
+      tc_status st = gap_nhwc(k, x, out);
+      if (!st && op_is(n, "ReduceMean") && !tc_attr_int(n, "keepdims", 1))
+        out->rank = 2; /* [N, C, 1, 1] -> [N, C] */
+      return st;
+    }
     break;
   case K_POOL:
     if ((in_mask & 1) && tc_fast_kernels_enabled() && x &&

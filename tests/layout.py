@@ -218,7 +218,8 @@ def shuffle(dt=np.float32):
     Convs, a Reshape that does not keep H and W (converted), and pools
     whose outputs are graph outputs (converted after pooling); a Split over
     channels in three (ShuffleNetV2's channel split), one part a graph
-    output (plain). dt float16: the same graph in float16 (libtacort's
+    output (plain); ReduceMeans over H and W with and without keepdims
+    (float32 only). dt float16: the same graph in float16 (libtacort's
     half kernels; channel blocks of 2-byte elements)."""
     et = TensorProto.FLOAT16 if dt == np.float16 else TensorProto.FLOAT
     nodes, inits = [], []
@@ -258,13 +259,19 @@ def shuffle(dt=np.float32):
     nodes.append(helper.make_node("Reshape", [y, "regroup_s"], ["regroup"]))
     conv(nodes, inits, "flat", "out", 8, 8, 1, dtype=dt)
     conv(nodes, inits, "regroup", "out2", 40, 8, 1, dtype=dt)
+    means = []
+    if dt == np.float32:  # ReduceMean over H and W runs as GlobalAveragePool
+        nodes.append(helper.make_node("ReduceMean", [y], ["mean"], axes=[2, 3], keepdims=0))
+        nodes.append(helper.make_node("ReduceMean", [y], ["mean4"], axes=[-1, -2]))
+        means = [helper.make_tensor_value_info("mean", et, [1, 8]),
+                 helper.make_tensor_value_info("mean4", et, [1, 8, 1, 1])]
     g = helper.make_graph(nodes, "shuffle",
                           [helper.make_tensor_value_info("x", et, [1, 8, 10, 9])],
                           [helper.make_tensor_value_info("out", et, [1, 8, 25, 1]),
                            helper.make_tensor_value_info("out2", et, [1, 8, 5, 1]),
                            helper.make_tensor_value_info("pool2", et, [1, 16, 6, 5]),
                            helper.make_tensor_value_info("mpool", et, [1, 16, 4, 4]),
-                           helper.make_tensor_value_info("s_c", et, [1, 3, 10, 9])],
+                           helper.make_tensor_value_info("s_c", et, [1, 3, 10, 9])] + means,
                           inits)
     return model(g)
 
