@@ -886,14 +886,15 @@ static void normalizations(void) {
       rand_t(&e, TC_DTYPE_F32, 1, c3, 0.1, 2)};
   check_node(&e, mk(&e, "BatchNormalization", 5, 1, 0), 15, bn1, 5, t);
   /* LRN: odd and even windows, planes longer than a chunk of positions,
-   * a window wider than the channels */
+   * a window wider than the channels (the ring of squares longer than
+   * them), one wider than the ring allows (the double loop) */
   int64_t lrn_d[] = {2, 7, 13, 45};
   const tc_rt_tensor *lx[1] = {rand_t(&e, TC_DTYPE_F32, 4, lrn_d, -3, 3)};
   const struct {
     int64_t size;
     float alpha, beta, bias;
-  } lrn[] = {{5, 2e-2f, 0.75f, 1}, {4, 0.3f, 0.5f, 2}, {9, 1e-4f, 0.75f, 1}};
-  for (size_t i = 0; i < 3; i++) {
+  } lrn[] = {{5, 2e-2f, 0.75f, 1}, {4, 0.3f, 0.5f, 2}, {9, 1e-4f, 0.75f, 1}, {65, 1e-3f, 0.75f, 1}};
+  for (size_t i = 0; i < 4; i++) {
     n = mk(&e, "LRN", 1, 1, 4);
     attr_i(n, 0, "size", lrn[i].size);
     attr_f(n, 1, "alpha", lrn[i].alpha);
