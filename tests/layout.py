@@ -25,6 +25,8 @@ with a channels-last operand:
              and a Conv output that an AveragePool also reads (its output a
              graph output: converted after the pooling),
              BatchNormalization -> Relu -> Conv
+  lrn        LRN between Convs and a MaxPool (windows of 5, 4 and 9 over
+             20 and 6 channels): against the plain run bit for bit
   shuffle    (and shuffle_fp16, against the plain run bit for bit)
              ShuffleNet's units: channel shuffles (Reshape -> Transpose ->
              Reshape) of 2, 4, 8 and 3 groups between grouped and depthwise
@@ -276,6 +278,24 @@ def shuffle(dt=np.float32):
     return model(g)
 
 
+def lrn():
+    """GoogLeNet's and AlexNet's LRN between Convs (odd and even windows, one
+    wider than the channels), channels-last: the plain kernel's arithmetic,
+    so compared with the plain run bit for bit."""
+    nodes, inits = [], []
+    y = conv(nodes, inits, "x", "c1", 4, 20, 3)
+    nodes.append(helper.make_node("Relu", [y], ["r1"]))
+    nodes.append(helper.make_node("LRN", ["r1"], ["n1"], size=5, alpha=2e-2, beta=0.75, bias=1.0))
+    nodes.append(helper.make_node("MaxPool", ["n1"], ["mp"], kernel_shape=[2, 2], strides=[2, 2]))
+    nodes.append(helper.make_node("LRN", ["mp"], ["n2"], size=4, alpha=0.3, beta=0.5, bias=2.0))
+    y = conv(nodes, inits, "n2", "c2", 20, 6, 1)
+    nodes.append(helper.make_node("LRN", [y], ["n3"], size=9, alpha=1e-3, beta=0.75, bias=1.0))
+    conv(nodes, inits, "n3", "out", 6, 4, 1)
+    io = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4, 14, 11]),
+          helper.make_tensor_value_info("out", TensorProto.FLOAT, [2, 4, 7, 5])]
+    return model(helper.make_graph(nodes, "lrn", io[:1], io[1:], inits))
+
+
 def cast_chain():
     """Casts between convolutions (a mixed-precision model's region
     boundaries): float32 Conv, Cast to bfloat16, bfloat16 Conv, Cast back,
@@ -326,6 +346,7 @@ def main():
              ("dense", dense(), {"x": RNG.standard_normal((1, 4, 10, 9)).astype(np.float32)}, 9, True),
              ("shuffle", shuffle(), {"x": RNG.standard_normal((1, 8, 10, 9)).astype(np.float32)}, 28,
               True),
+             ("lrn", lrn(), {"x": RNG.standard_normal((2, 4, 14, 11)).astype(np.float32)}, 7, False),
              ("shuffle_fp16", shuffle(np.float16),
               {"x": RNG.standard_normal((1, 8, 10, 9)).astype(np.float16)}, 28, False)]
     with tempfile.TemporaryDirectory() as tmp:
