@@ -18,8 +18,9 @@
  * at load), running libtacort's own
  * kernel: not a QDQ or generated-kernel node), of unary elementwise nodes,
  * inference BatchNormalization, LRN, MaxPool (without Indices) or
- * AveragePool nodes reading a candidate, of Reshapes to a constant shape of 4 or 5
- * dims and Transposes (0, 2, 1, 3, 4) reading one (a channel shuffle), of
+ * AveragePool nodes reading a candidate, of Reshapes to a constant shape
+ * of 4 or 5 dims and Transposes (0, 2, 1, 3, 4) reading one (a channel
+ * shuffle), of
  * Add/Sub/Mul/Div and Concat over channels (axis 1 or -3) reading one, and
  * every output of a Split over channels (axis 1) reading one.
  * A candidate is dropped, until nothing changes, when it is a graph
@@ -120,9 +121,9 @@ static const char *const unary_ops[] = {
     "Round", "Sign",      "Softplus", "Softsign", "Cast",        NULL};
 
 /* A ReduceMean over exactly the last two axes of a rank-4 input (2 and 3,
- * or -2 and -1): axes as the attribute, or before opset 18 or from it a
- * constant input. What GlobalAveragePool computes, [N, C] without
- * keepdims (x.mean([2, 3]) as torch exports it). */
+ * or -2 and -1), the axes an attribute or (opset 18) a constant int64
+ * input: what GlobalAveragePool computes, [N, C] without keepdims
+ * (x.mean([2, 3]) as torch exports it). */
 static bool spatial_mean(const tc_session *s, const tc_node *n) {
   const int64_t *a = NULL;
   ptrdiff_t na = tc_attr_ints(n, "axes", &a);
