@@ -203,6 +203,11 @@ tc_status tc_rt_from_ir(const tc_tensor *t, tc_arena *a, tc_rt_tensor *out, tc_d
  * when they cannot be read. */
 bool tc_tensor_view(const tc_tensor *t, tc_rt_tensor *rt, void **owned);
 
+/* LRN's last steps on n window sums of squares (overwritten): y = x (bias +
+ * scale sum)^nbeta as x exp(nbeta log(base)) on the vector sets; the plain
+ * and the channels-last kernels share it, so their bits. */
+void tc_lrn_apply(float *y, const float *x, float *sum, size_t n, float scale, float bias,
+                  float nbeta);
 /* Copies an [N, C, HW] tensor of esize-byte elements between the plain
  * (NCHW) order and channels-last (NHWC, [N, HW, C]) order; to_nhwc picks the
  * direction. dst and src must not overlap. */

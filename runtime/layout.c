@@ -369,8 +369,9 @@ static bool order_free(const tc_rt_tensor *t) {
   return tc_rt_numel(t) == 1 || (cl_shape(t, &N, &C, &HW) && HW == 1);
 }
 
-/* Reorders channels-last t to plain in place. */
-static tc_status to_plain(tc_kernel_ctx *k, tc_rt_tensor *t) {
+/* Reorders t in place, plain to channels-last or back (an order-free t
+ * stays as it is). */
+static tc_status reorder(tc_kernel_ctx *k, tc_rt_tensor *t, bool to_nhwc) {
   size_t N, C, HW;
   if (order_free(t) || !cl_shape(t, &N, &C, &HW))
     return TC_STATUS_OK;
@@ -378,9 +379,10 @@ static tc_status to_plain(tc_kernel_ctx *k, tc_rt_tensor *t) {
   if (!tmp)
     return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
   memcpy(tmp, t->data, t->bytes);
-  tc_layout_copy(t->data, tmp, tc_dtype_bytes(t->dtype, 1), N, C, HW, false);
+  tc_layout_copy(t->data, tmp, tc_dtype_bytes(t->dtype, 1), N, C, HW, to_nhwc);
   return TC_STATUS_OK;
 }
+static tc_status to_plain(tc_kernel_ctx *k, tc_rt_tensor *t) { return reorder(k, t, false); }
 
 /* Runs the node's kernel on plain copies of its channels-last inputs and
  * converts its channels-last outputs in place. */
@@ -408,19 +410,15 @@ static tc_status convert_run(const tc_session *s, const tc_node *n, tc_kernel_ct
   tc_status st = s->kernels[n->id]->run(k, pin, n->n_inputs, out, n->n_outputs);
   for (size_t o = 0; !st && o < n->n_outputs; o++) {
     tc_rt_tensor *t = &out[o];
-    if (!(out_mask >> o & 1) || order_free(t))
+    if (!(out_mask >> o & 1))
       continue;
-    size_t N, C, HW;
-    if (!cl_shape(t, &N, &C, &HW))
+    if (t->rank < 4 && !order_free(t))
       return tc_kernel_fail(k, TC_STATUS_INVALID,
                             "output %zu has %zu dims where the session's layout plan expects 4 or "
                             "more",
                             o, t->rank);
-    void *tmp = tc_arena_alloc(k->arena, t->bytes ? t->bytes : 1);
-    if (!tmp)
-      return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
-    memcpy(tmp, t->data, t->bytes);
-    tc_layout_copy(t->data, tmp, tc_dtype_bytes(t->dtype, 1), N, C, HW, true);
+    if ((st = reorder(k, t, true)))
+      return st;
   }
   return st;
 }
@@ -645,9 +643,8 @@ static bool bn_nhwc(tc_kernel_ctx *k, const tc_node *n, const tc_rt_tensor *cons
  * channels), the plain kernel's arithmetic: a block of positions at a time,
  * each position's squares in a row padded with lo zeros before and hi
  * after, the window sums as size shifted adds over the whole block (in
- * channel order; the zeros add nothing), then bias + scale sum, exp(-beta
- * log(base)) and the product with x on the vector sets, over the block's
- * channel vectors at once. False: not such a case. */
+ * channel order; the zeros add nothing), then tc_lrn_apply over the
+ * block's channel vectors at once. False: not such a case. */
 enum { LRN_BLOCK_FLOATS = 8192 };
 
 static bool lrn_nhwc(tc_kernel_ctx *k, const tc_node *n, const tc_rt_tensor *const *in,
@@ -682,11 +679,7 @@ static bool lrn_nhwc(tc_kernel_ctx *k, const tc_node *n, const tc_rt_tensor *con
     for (size_t p = 1; p < np; p++) /* position p's sums to p * C */
       memmove(acc + p * C, acc + p * W, C * sizeof *acc);
     size_t m = np * C;
-    tc_vaffine_f32(acc, acc, m, 0.0f, scale, bias);
-    tc_vlog_f32(acc, acc, m);
-    tc_vscale_f32(acc, m, nbeta);
-    tc_vexp_f32(acc, acc, m);
-    tc_vbinary_f32(yd + r0 * C, xd + r0 * C, acc, m, '*');
+    tc_lrn_apply(yd + r0 * C, xd + r0 * C, acc, m, scale, bias, nbeta);
   }
   *st = TC_STATUS_OK;
   return true;

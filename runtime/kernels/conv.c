@@ -1720,6 +1720,15 @@ typedef struct lrn_job {
   float *ring; /* per piece: (lo + hi + 1) * LRN_CHUNK floats */
 } lrn_job;
 
+void tc_lrn_apply(float *y, const float *x, float *sum, size_t n, float scale, float bias,
+                  float nbeta) {
+  tc_vaffine_f32(sum, sum, n, 0.0f, scale, bias); /* bias + scale sum */
+  tc_vlog_f32(sum, sum, n);
+  tc_vscale_f32(sum, n, nbeta);
+  tc_vexp_f32(sum, sum, n);
+  tc_vbinary_f32(y, x, sum, n, '*');
+}
+
 static void lrn_chunks(void *ctx, size_t piece, size_t q0, size_t q1) {
   const lrn_job *j = ctx;
   size_t size = (size_t)(j->lo + j->hi + 1);
@@ -1738,12 +1747,8 @@ static void lrn_chunks(void *ctx, size_t piece, size_t q0, size_t q1) {
       memset(acc, 0, n * sizeof *acc);
       for (int64_t cc = c0; cc <= c1; cc++)
         tc_vadd_inplace_f32(acc, ring + (size_t)cc % size * LRN_CHUNK, n);
-      tc_vaffine_f32(acc, acc, n, 0.0f, j->scale, j->bias); /* bias + scale sum */
-      tc_vlog_f32(acc, acc, n);
-      tc_vscale_f32(acc, n, j->nbeta);
-      tc_vexp_f32(acc, acc, n);
       size_t at = (nb * j->C + (size_t)c) * j->sp + s0;
-      tc_vbinary_f32(j->y + at, j->x + at, acc, n, '*');
+      tc_lrn_apply(j->y + at, j->x + at, acc, n, j->scale, j->bias, j->nbeta);
     }
   }
 }

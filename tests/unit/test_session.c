@@ -11,14 +11,24 @@
 #include "exec.h"
 #include "ir.h"
 
-/* y = Relu(x + w), x: float32 [batch, 3], w = [-1, 0, 1]. */
-static tc_model *make_model(const char *op2) {
+/* An empty IR 8 model at opset 17 (and ai.tacoc 1 with tacoc) whose main
+ * graph is named name. */
+static tc_model *empty_model(const char *name, bool tacoc) {
   tc_model *m = tc_model_new_empty();
   m->ir_version = 8;
-  m->n_opsets = 1;
-  m->opsets = tc_arena_alloc(m->arena, sizeof *m->opsets);
+  m->n_opsets = tacoc ? 2 : 1;
+  m->opsets = tc_arena_alloc(m->arena, m->n_opsets * sizeof *m->opsets);
   m->opsets[0] = (tc_opset){.domain = "", .version = 17};
-  tc_graph *g = m->graph = tc_graph_new(m, NULL, "g");
+  if (tacoc)
+    m->opsets[1] = (tc_opset){.domain = "ai.tacoc", .version = 1};
+  m->graph = tc_graph_new(m, NULL, name);
+  return m;
+}
+
+/* y = Relu(x + w), x: float32 [batch, 3], w = [-1, 0, 1]. */
+static tc_model *make_model(const char *op2) {
+  tc_model *m = empty_model("g", false);
+  tc_graph *g = m->graph;
   tc_value *x = tc_graph_new_value(g, "x", NULL), *w = tc_graph_new_value(g, "w", NULL),
            *s = tc_graph_new_value(g, "s", NULL), *y = tc_graph_new_value(g, "y", NULL);
   tc_dim dims[2] = {{.kind = TC_DIM_PARAM, .param = "batch"}, {.kind = TC_DIM_VALUE, .value = 3}};
@@ -208,12 +218,8 @@ static void test_concurrent_runs(void) {
 /* x -> Relu -> Neg -> Relu -> Neg -> y: four tensors of the same size, each
  * alive from its producer to its one reader. */
 static tc_model *make_chain_dims(tc_dim batch) {
-  tc_model *m = tc_model_new_empty();
-  m->ir_version = 8;
-  m->n_opsets = 1;
-  m->opsets = tc_arena_alloc(m->arena, sizeof *m->opsets);
-  m->opsets[0] = (tc_opset){.domain = "", .version = 17};
-  tc_graph *g = m->graph = tc_graph_new(m, NULL, "chain");
+  tc_model *m = empty_model("chain", false);
+  tc_graph *g = m->graph;
   tc_value *prev = tc_graph_new_value(g, "x", NULL);
   tc_dim dims[2] = {batch, {.kind = TC_DIM_VALUE, .value = 3}};
   tc_value_set_tensor_type(prev, TC_DTYPE_F32, 2, dims);
@@ -341,13 +347,8 @@ enum { IC = 8 };
  * reread, y2 = y + r is the output (r read after the convolution). */
 static tc_model *conv_add_model(int64_t H, int64_t k, int64_t p, bool gap, bool reread,
                                 const float *w, const float *b) {
-  tc_model *m = tc_model_new_empty();
-  m->ir_version = 8;
-  m->n_opsets = 2;
-  m->opsets = tc_arena_alloc(m->arena, 2 * sizeof *m->opsets);
-  m->opsets[0] = (tc_opset){.domain = "", .version = 17};
-  m->opsets[1] = (tc_opset){.domain = "ai.tacoc", .version = 1};
-  tc_graph *g = m->graph = tc_graph_new(m, NULL, "g");
+  tc_model *m = empty_model("g", true);
+  tc_graph *g = m->graph;
   tc_value *x = tc_graph_new_value(g, "x", NULL), *r = tc_graph_new_value(g, "r", NULL),
            *wv = tc_graph_new_value(g, "w", NULL), *bv = tc_graph_new_value(g, "b", NULL),
            *y = tc_graph_new_value(g, "y", NULL);
@@ -577,12 +578,8 @@ static void test_in_place_flatten(void) {
   for (size_t i = 0; i < 8 * 36; i++)
     xv[i] = (float)((int)(i * 53 % 23) - 11) * 0.1f;
   for (int reread = 0; reread < 2; reread++) {
-    tc_model *m = tc_model_new_empty();
-    m->ir_version = 8;
-    m->n_opsets = 1;
-    m->opsets = tc_arena_alloc(m->arena, sizeof *m->opsets);
-    m->opsets[0] = (tc_opset){.domain = "", .version = 17};
-    tc_graph *g = m->graph = tc_graph_new(m, NULL, "g");
+    tc_model *m = empty_model("g", false);
+    tc_graph *g = m->graph;
     tc_value *x = tc_graph_new_value(g, "x", NULL), *r = tc_graph_new_value(g, "r", NULL),
              *f = tc_graph_new_value(g, "f", NULL), *y = tc_graph_new_value(g, "y", NULL);
     tc_dim dims[4] = {{.kind = TC_DIM_VALUE, .value = 1},
