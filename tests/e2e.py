@@ -1,13 +1,16 @@
 """End-to-end: libtacort (through `tacoc run`) against ONNX Runtime on the
 models of tools/gen_e2e_models.py and on real pretrained models shipped in
 packages that `make deps` installs (Silero VAD; PaddleOCR's PP-OCR
-classifier, detector and recognizer from rapidocr-onnxruntime), same inputs,
+classifier, detector and recognizer from rapidocr-onnxruntime) and on the
+ONNX model zoo's caffe2 CNNs that the onnx package ships (AlexNet,
+DenseNet-121, GoogLeNet, Inception v2, ResNet-50, ShuffleNet, SqueezeNet:
+their graphs with random weights, tools/gen_zoo_models.py), same inputs,
 fp32. Each model is also optimized with `tacoc optimize -O2`; the optimized
 model must give the original's ONNX Runtime outputs within the same
 tolerance both in libtacort and in ONNX Runtime, and the node counts before
 and after are printed.
 
-Usage: e2e.py --tacoc PATH --sample PATH MODELDIR
+Usage: e2e.py --tacoc PATH --sample PATH [--zoo DIR] MODELDIR
 
 Per model and input set: every output must match ONNX Runtime with
 |tacort - ort| <= 1e-4 * |ort| + 1e-5 elementwise; the max absolute error
@@ -130,6 +133,21 @@ def pretrained(rng):
     ]
 
 
+def zoo(zoodir, rng):
+    """(name, model path, input sets) of the zoo CNNs in zoodir (one 224x224 image each)."""
+    models = []
+    for f in sorted(os.listdir(zoodir)):
+        if not f.endswith(".onnx"):
+            continue
+        path = os.path.join(zoodir, f)
+        m = onnx.load(path, load_external_data=False)
+        inits = {t.name for t in m.graph.initializer}
+        x = next(i for i in m.graph.input if i.name not in inits)
+        img = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
+        models.append((f"zoo_{f[:-5]}", path, [("img224", {x.name: img})]))
+    return models
+
+
 def compare(name, got, want, worst):
     """Appends (name, max abs, max abs / max |want|) to worst; returns a problem or None."""
     if got.shape != want.shape or got.dtype != want.dtype:
@@ -160,8 +178,8 @@ def run_case(tacoc, model, label, inputs, tmp, reference=None, run_args=()):
             if problem:
                 return problem, worst
     args = [tacoc, "run", model, "--output-dir", os.path.join(tmp, "out"), *run_args]
-    for k, v in inputs.items():
-        path = os.path.join(tmp, f"{k}.npy")
+    for i, (k, v) in enumerate(inputs.items()):
+        path = os.path.join(tmp, f"in{i}.npy")  # input names may hold '/'
         np.save(path, v)
         args += ["--input", f"{k}={path}"]
     proc = subprocess.run(args, capture_output=True, text=True)
@@ -195,6 +213,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tacoc", required=True)
     ap.add_argument("--sample", required=True)
+    ap.add_argument("--zoo", help="directory of tools/gen_zoo_models.py's models")
     ap.add_argument("modeldir")
     a = ap.parse_args()
     rng = np.random.default_rng(7)
@@ -202,7 +221,7 @@ def main():
     models = [(f[:-5], os.path.join(a.modeldir, f), None)
               for f in sorted(os.listdir(a.modeldir)) if f.endswith(".onnx")]
     optdir = tempfile.mkdtemp(prefix="e2e-opt-")
-    for name, model, sets in models + pretrained(rng):
+    for name, model, sets in models + pretrained(rng) + (zoo(a.zoo, rng) if a.zoo else []):
         opt = os.path.join(optdir, f"{name}.opt.onnx")
         problem, before, after = optimize(a.tacoc, model, opt)
         if problem:

@@ -87,7 +87,8 @@ for s in $SUITES; do
     run_suite passes $PY tests/passes/run.py --tacoc "$TACOC" ;;
   e2e)
     $PY tools/gen_e2e_models.py "$DATA/e2e" || { echo "e2e: cannot generate models"; failed=$((failed + 1)); continue; }
-    run_suite e2e $PY tests/e2e.py --tacoc "$TACOC" --sample "$BUILD/samples/run_model" "$DATA/e2e"
+    $PY tools/gen_zoo_models.py "$DATA/zoo" || { echo "e2e: cannot make the zoo models"; failed=$((failed + 1)); continue; }
+    run_suite e2e $PY tests/e2e.py --tacoc "$TACOC" --sample "$BUILD/samples/run_model" --zoo "$DATA/zoo" "$DATA/e2e"
     run_suite layout $PY tests/layout.py --tacoc "$TACOC" ;;
   precision)
     $PY tools/gen_e2e_models.py "$DATA/e2e" || { echo "precision: cannot generate models"; failed=$((failed + 1)); continue; }
