@@ -11,11 +11,10 @@
  *
  * Some changes have an exact rewrite (an adapter): Reduce*, Squeeze and
  * Unsqueeze take axes as an input (13, 18), Split takes split as an input
- * (13) and wants num_outputs for an even split (18), Softmax with axis -1
- * means the same before and after 13. The raise first checks every node, then
- * applies the adapters, so a model is either upgraded whole or untouched.
- * Adapters edit nodes in place, so passes holding pointers to matched nodes
- * keep valid ones. */
+ * (13) and wants num_outputs for an even split (18), Softmax over an axis
+ * after which every dim is 1 means the same before and after 13. The raise first checks every node,
+ * then applies the adapters, so a model is either upgraded whole or untouched. Adapters edit nodes
+ * in place, so passes holding pointers to matched nodes keep valid ones. */
 #include <stdio.h>
 #include <string.h>
 
@@ -120,18 +119,29 @@ static bool adapt_split(tc_pass_ctx *c, tc_node *n, int version, bool dry_run) {
   return true;
 }
 
-/* Softmax before 13 flattened to 2-D at axis (default 1); when that axis is
- * the last one of the input, it is what 13 computes with the same attribute. */
+/* Softmax before 13 flattened to 2-D at axis (default 1); when every dim
+ * after that axis is 1 (the axis is the last one, or a classifier's
+ * [N, C, 1, 1]), it is what 13 computes over that axis alone. The axis is
+ * then written out: 13's default is -1, not 1. */
 static bool adapt_softmax(tc_pass_ctx *c, tc_node *n, int version, bool dry_run) {
-  (void)c, (void)version, (void)dry_run;
+  (void)version;
   int64_t axis = tc_attr_int(n, "axis", 1);
   if (axis == -1)
     return true;
   tc_shapes *s = tc_shapes_infer(n->graph);
   const tc_shape *x = s ? tc_shape_of(s, n->inputs[0]) : NULL;
-  bool last = x && x->known && (axis == (int64_t)x->rank - 1 || axis == -1);
+  int64_t r = x && x->known ? (int64_t)x->rank : 0, a = axis < 0 ? axis + r : axis;
+  bool ones = r > 0 && a >= 0 && a < r;
+  for (int64_t d = a + 1; ones && d < r; d++)
+    ones = tc_sdim_is(x->dims[d], 1);
   tc_shapes_free(s);
-  return last;
+  if (!ones || dry_run || tc_node_attr(n, "axis"))
+    return ones;
+  size_t na = n->n_attrs;
+  if (tc_node_resize(n, n->n_inputs, na + 1) || tc_node_set_attr_int(n, na, "axis", axis))
+    return false;
+  tc_pass_count(c, "node upgraded", 1);
+  return true;
 }
 
 /* BatchNormalization 14 added training_mode (default 0) and gave its extra

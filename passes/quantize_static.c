@@ -224,6 +224,10 @@ static tc_status visit(tc_pass_ctx *c, tc_graph *g, const tc_shapes *sh, tc_node
   const tc_tensor *wt = tc_value_const(wv);
   const tc_shape *xs = tc_shape_of(sh, x);
   int32_t dt = xs->dtype ? xs->dtype : tc_value_dtype(x);
+  if (!dt) {
+    tc_pass_half_note(c, n, "its input's element type is not known to shape inference");
+    return TC_STATUS_OK;
+  }
   if (dt != TC_DTYPE_F32)
     return TC_STATUS_OK;
   bool conv = tc_pass_is_conv(n);

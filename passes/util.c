@@ -287,8 +287,10 @@ bool tc_pass_int8_ok(tc_pass_ctx *c, const tc_node *n, const tc_tensor *wt, bool
       return false;
     }
   if (!opset_ok) {
-    snprintf(c->why, sizeof c->why, "opset: %s", opset_why);
-    tc_pass_half_note(c, n, c->why);
+    /* opset_why may be c->why itself (tc_pass_require_opset's message) */
+    char why[sizeof c->why];
+    snprintf(why, sizeof why, "opset: %s", opset_why);
+    tc_pass_half_note(c, n, why);
     return false;
   }
   float *w = NULL;

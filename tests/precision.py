@@ -3,7 +3,7 @@ on the models of tools/gen_e2e_models.py, checked against the float32 model
 in ONNX Runtime on the inputs of tests/e2e.py, and a planted layer that must
 fall back to float32.
 
-Usage: precision.py --tacoc PATH MODELDIR
+Usage: precision.py --tacoc PATH [--zoo DIR] MODELDIR
 
 Per model and precision:
   - tacoc validates the conversion itself (4 random sets, budget cos 0.999)
@@ -31,8 +31,10 @@ Per model and precision:
     of float32. Which candidate wins is measured, so not asserted: both
     outcomes are checked for what they promise.
   - the real packaged models of tests/e2e.py (PP-OCR classifier, detector,
-    recognizer, Silero VAD): float16 and static int8 validated on --calib
-    sets like their inputs, then within cos 0.99 in both runtimes.
+    recognizer, Silero VAD) and, with --zoo, its caffe2 zoo CNNs (ResNet-50,
+    ShuffleNet, DenseNet-121 in float16; ResNet-50, GoogLeNet, SqueezeNet in
+    static int8): float16 and static int8 validated on --calib sets like
+    their inputs, then within cos 0.99 in both runtimes.
 The cosines are printed per model, output, runtime and precision. Ends with
 "precision: N passed, N failed"."""
 import argparse
@@ -101,8 +103,8 @@ def feeds_for(model, feeds):
 def run_tacort(tacoc, path, model, feeds, tmp, stderr=None):
     outdir = os.path.join(tmp, "out")
     args = [tacoc, "run", path, "--output-dir", outdir]
-    for k, v in feeds.items():
-        f = os.path.join(tmp, f"in_{k}.npy")
+    for i, (k, v) in enumerate(feeds.items()):
+        f = os.path.join(tmp, f"in{i}.npy")  # input names may hold '/'
         np.save(f, v)
         args += ["--input", f"{k}={f}"]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
@@ -287,8 +289,9 @@ def make_calib(name, tmp, sets=None):
             if k < 8:
                 d = os.path.join(calib, f"set_{k}")
                 os.makedirs(d)
-                for key, val in feeds.items():
-                    np.save(os.path.join(d, f"{key}.npy"), val)
+                for key, val in feeds.items():  # named as tacoc looks for them
+                    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in key)
+                    np.save(os.path.join(d, f"{safe}.npy"), val)
                 k += 1
     return calib
 
@@ -425,12 +428,20 @@ def packaged_sets(name):
     return sets
 
 
-def check_packaged(tacoc, name, src, prec, tmp):
-    """A real packaged model at fp16 (--keep-io-types) or static int8,
-    validated by tacoc on 8 --calib sets drawn like tests/e2e.py's inputs,
-    then run by ONNX Runtime and libtacort on e2e's own inputs: finite,
-    cosine >= 0.99 to ONNX Runtime's float32 outputs of the original."""
-    sets = packaged_sets(name)
+def zoo_sets(zoodir, name):
+    """rng -> the input sets tests/e2e.py runs zoo model name on."""
+    def sets(rng):
+        return next(s for n, _, s in e2e.zoo(zoodir, rng) if n == name)
+    return sets
+
+
+def check_packaged(tacoc, name, src, prec, tmp, sets=None):
+    """A real packaged model (or a zoo CNN, with sets) at fp16
+    (--keep-io-types) or static int8, validated by tacoc on 8 --calib sets
+    drawn like tests/e2e.py's inputs, then run by ONNX Runtime and libtacort
+    on e2e's own inputs: finite, cosine >= 0.99 to ONNX Runtime's float32
+    outputs of the original."""
+    sets = sets or packaged_sets(name)
     calib = make_calib(name, tmp, sets)
     dst = os.path.join(tmp, f"{name}.{prec}.onnx")
     extra = (["--precision", "fp16", "--keep-io-types"] if prec == "fp16"
@@ -612,6 +623,7 @@ def check_planted(tacoc, name, src, node, reason, tmp):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tacoc", required=True)
+    ap.add_argument("--zoo", help="directory of tools/gen_zoo_models.py's models")
     ap.add_argument("modeldir")
     a = ap.parse_args()
     passed = failed = 0
@@ -655,6 +667,18 @@ def main():
         for prec in precs:
             cases.append((f"{name} {prec} (packaged)", lambda tmp, n=name, s=packaged[name], pr=prec:
                           check_packaged(a.tacoc, n, s, pr, tmp)))
+    # The model zoo's caffe2 CNNs (tests/e2e.py --zoo): float16 through
+    # channel shuffles, Winograd and dense blocks; static int8 through
+    # GoogLeNet's LRNs and SqueezeNet's opset-9 Softmax over [N, C, 1, 1]
+    # (the opset raise int8 needs).
+    if a.zoo:
+        zoo = {n: path for n, path, _ in e2e.zoo(a.zoo, np.random.default_rng(0))}
+        for name, precs in (("zoo_resnet50", ("fp16", "int8")), ("zoo_shufflenet", ("fp16",)),
+                            ("zoo_densenet121", ("fp16",)), ("zoo_inception_v1", ("int8",)),
+                            ("zoo_squeezenet", ("int8",))):
+            for prec in precs:
+                cases.append((f"{name} {prec}", lambda tmp, n=name, pr=prec: check_packaged(
+                    a.tacoc, n, zoo[n], pr, tmp, zoo_sets(a.zoo, n))))
     with tempfile.TemporaryDirectory() as tmp:
         for name, path, node, reason in planted_models(tmp):
             cases.append((name, lambda t, n=name, s=path, nd=node, r=reason:

@@ -92,7 +92,8 @@ for s in $SUITES; do
     run_suite layout $PY tests/layout.py --tacoc "$TACOC" ;;
   precision)
     $PY tools/gen_e2e_models.py "$DATA/e2e" || { echo "precision: cannot generate models"; failed=$((failed + 1)); continue; }
-    run_suite precision $PY tests/precision.py --tacoc "$TACOC" "$DATA/e2e" ;;
+    $PY tools/gen_zoo_models.py "$DATA/zoo" || { echo "precision: cannot make the zoo models"; failed=$((failed + 1)); continue; }
+    run_suite precision $PY tests/precision.py --tacoc "$TACOC" --zoo "$DATA/zoo" "$DATA/e2e" ;;
   codegen)
     $PY tools/gen_e2e_models.py "$DATA/e2e" || { echo "codegen: cannot generate models"; failed=$((failed + 1)); continue; }
     run_suite codegen $PY tests/codegen.py --tacoc "$TACOC" "$DATA/e2e" ;;

@@ -5,7 +5,7 @@ becomes a random initializer scaled for its role, so that the outputs
 depend on every weight and every channel (with the shipped constants every
 logit is equal and a wrong channel order would go unseen).
 
-Roles, by the consumer: a Conv's or Gemm's weights He-scaled
+Roles, by the reader (through Unsqueeze / Squeeze / Reshape / Flatten): a Conv's or Gemm's weights He-scaled
 (normal * sqrt(2 / fan-in)), their biases normal * 0.05; a
 BatchNormalization's scale 1 + 0.1 normal, bias and mean 0.1 normal,
 variance 0.5 + uniform[0, 1); a Mul operand 1 + 0.1 normal, an Add operand
@@ -36,6 +36,21 @@ def light_dir():
     return os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
 
 
+# ops that only give a weight another shape on its way to its reader
+SHAPE_OPS = ("Unsqueeze", "Squeeze", "Reshape", "Flatten")
+
+
+def readers(name, consumers):
+    """The (node, input index) reading value name, through SHAPE_OPS."""
+    out = []
+    for node, i in consumers.get(name, []):
+        if node.op_type in SHAPE_OPS and i == 0:
+            out += readers(node.output[0], consumers)
+        else:
+            out.append((node, i))
+    return out
+
+
 def role_values(rng, shape, consumers):
     """Random values for a weight of shape read as consumers [(node, input index)]."""
     n = int(np.prod(shape)) if shape else 1
@@ -45,7 +60,7 @@ def role_values(rng, shape, consumers):
             return rng.standard_normal(shape) * np.sqrt(2.0 / max(1, n // shape[0]))
         if op == "Gemm" and i == 1:
             trans_b = any(a.name == "transB" and a.i for a in node.attribute)
-            fan_in = shape[1] if trans_b else shape[0]
+            fan_in = n // shape[0] if trans_b else shape[0]
             return rng.standard_normal(shape) * np.sqrt(1.0 / fan_in)
         if op in ("Conv", "Gemm") and i == 2:
             return rng.standard_normal(shape) * 0.05
@@ -75,7 +90,7 @@ def randomize(model, seed):
     for node in g.node:
         if node.op_type == "ConstantOfShape" and node.input[0] in inits:
             shape = [int(d) for d in numpy_helper.to_array(inits[node.input[0]])]
-            vals = role_values(rng, shape, consumers.get(node.output[0], []))
+            vals = role_values(rng, shape, readers(node.output[0], consumers))
             if vals is not None:
                 new.append(numpy_helper.from_array(vals.astype(np.float32), node.output[0]))
                 continue
@@ -84,7 +99,7 @@ def randomize(model, seed):
     for t in g.initializer:
         if t.data_type == onnx.TensorProto.FLOAT:
             shape = list(t.dims)
-            vals = role_values(rng, shape, consumers.get(t.name, []))
+            vals = role_values(rng, shape, readers(t.name, consumers))
             if vals is not None:
                 t.CopyFrom(numpy_helper.from_array(vals.astype(np.float32), t.name))
     del g.node[:]
@@ -137,8 +152,13 @@ def scale_logits(model, seed):
     std = float(np.std(sess.run([logits], {x.name: img})[0]))
     if not std:
         return model
+    params = set()
+    for name in node.input[1:3]:
+        while name in producer and producer[name].op_type in SHAPE_OPS:
+            name = producer[name].input[0]
+        params.add(name)
     for t in g.initializer:
-        if t.name in node.input[1:3]:
+        if t.name in params:
             a = numpy_helper.to_array(t) * (LOGITS_STD / std)
             t.CopyFrom(numpy_helper.from_array(a.astype(np.float32), t.name))
     return model

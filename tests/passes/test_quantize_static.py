@@ -132,6 +132,61 @@ def test_grouped_conv_stays_float(ctx):
     assert list(conv1.input) == ["x", "w", "b"], conv1
 
 
+def classifier_model(opset, spatial):
+    """conv_model's two convolutions, then a per-channel mean (kept [N, C,
+    1, 1] when not spatial) and an old-style Softmax without an axis
+    attribute (default 1: the softmax of everything after N before 13)."""
+    m = conv_model(opset=opset)
+    g = m.graph
+    y = g.output.pop()
+    if spatial:
+        g.node.append(N("Softmax", [y.name], ["p"]))
+        g.output.append(tensor_in("p", [2, 4, 10, 10]))
+    else:
+        g.node.extend([N("GlobalAveragePool", [y.name], ["gap"]), N("Softmax", ["gap"], ["p"])])
+        g.output.append(tensor_in("p", [2, 4, 1, 1]))
+    return m
+
+
+def test_opset9_softmax_over_ones_raised(ctx):
+    """A caffe2 classifier's Softmax over [N, C, 1, 1] at opset 9 (SqueezeNet,
+    ...) means the same at 13 over axis 1: the raise is taken, the axis
+    written out (13's default is -1, which would make every output 1), and
+    the outputs stay the float32 model's in both runtimes."""
+    m = classifier_model(9, spatial=False)
+    out, p, _, _ = static(ctx, m)
+    assert p["half_nodes"] == 2 and not p["kept_fp32"], p
+    assert {o.domain: o.version for o in out.opset_import}[""] == 13
+    soft = next(n for n in out.graph.node if n.op_type == "Softmax")
+    assert [(a.name, a.i) for a in soft.attribute] == [("axis", 1)], soft
+    close(ctx, m, out, {"x": uniform(2, 8, 10, 10)}, cos=0.999)
+
+
+def test_opset9_softmax_over_positions_refused(ctx):
+    """Over [N, C, H, W] the old Softmax normalizes C * H * W values together
+    and 13's one axis would not: the model stays at 9, float32, each
+    convolution kept with the reason given once."""
+    m = classifier_model(9, spatial=True)
+    out, p, _, _ = static(ctx, m)
+    assert p["half_nodes"] == 0 and {o.domain: o.version for o in out.opset_import}[""] == 9
+    why = "opset: raising opset 9 to 13 would change the meaning of Softmax"
+    assert [k["detail"] for k in p["kept_fp32"]] == [why, why], p["kept_fp32"]
+
+
+def test_conv_after_lrn_quantized(ctx):
+    """GoogLeNet's Conv -> Relu -> LRN -> Conv: shape inference must carry
+    the element type through LRN, or the second convolution was skipped
+    without a word (its input's type unknown)."""
+    m = conv_model()
+    g = m.graph
+    conv2 = next(n for n in g.node if n.name == "conv2")
+    g.node.insert(2, N("LRN", ["r"], ["l"], size=3))
+    conv2.input[0] = "l"
+    out, p, _, _ = static(ctx, m)
+    assert p["half_nodes"] == 2 and not p["kept_fp32"], p
+    close(ctx, m, out, {"x": uniform(2, 8, 10, 10)})
+
+
 def test_without_calibration_nothing_changes(ctx):
     """The pass alone (--passes) has no ranges: it leaves every node and says why."""
     m = conv_model()
