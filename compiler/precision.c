@@ -1084,7 +1084,7 @@ static int reference_outputs(prec_ctx *x) {
 
 /* ---- calibration (int8 static) ----
  * The float32 model runs on the calibration sets with every activation that
- * quantize-static may quantize (input 0 of a MatMul or convolution) as an
+ * quantize-static may quantize (input 0 of a MatMul, Gemm or convolution) as an
  * extra output. minmax keeps the smallest and largest finite value;
  * percentile and entropy run the sets a second time to fill a histogram:
  * percentile cuts 0.001% of the values off each end of CAL_BINS bins;
@@ -1215,7 +1215,7 @@ static int calibrate(prec_ctx *x) {
   }
   for (tc_node *n = g->first; n; n = n->next) {
     tc_value *v = n->n_inputs ? n->inputs[0] : NULL;
-    if (!(tc_is_op(n, "MatMul") || tc_pass_is_conv(n)) || !v || v->init)
+    if (!(tc_is_op(n, "MatMul") || tc_pass_is_gemm(n) || tc_pass_is_conv(n)) || !v || v->init)
       continue;
     bool seen = false;
     for (size_t k = 0; k < nc && !seen; k++)

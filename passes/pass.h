@@ -219,4 +219,17 @@ bool tc_pass_int8_ok(tc_pass_ctx *c, const tc_node *n, const tc_tensor *wt, bool
 bool tc_pass_int8_matmul_fits(tc_pass_ctx *c, const tc_node *n, const tc_shape *xs,
                               const tc_tensor *wt);
 
+/* A default-domain Gemm n = alpha 1, transA 0, B a constant float32
+ * matrix of at least 16 x 16 (tc_pass_int8_matmul_fits' limit), C absent
+ * or with beta 1 (a classifier's Linear), or tacoc's GemmRelu of one:
+ * rewritten as MatMul(A, B or its transpose), then Add(., C) with C, then
+ * Relu for GemmRelu, so that the int8 passes quantize it as the MatMul it
+ * is. Returns the MatMul, or NULL when
+ * n is not such a Gemm (nothing changed); NULL with *oom set when memory
+ * ran out. */
+tc_node *tc_pass_gemm_as_matmul(tc_pass_ctx *c, tc_graph *g, tc_node *n, bool *oom);
+/* Whether n is a Gemm or tacoc's GemmRelu (the ops tc_pass_gemm_as_matmul
+ * takes; it checks the rest). */
+bool tc_pass_is_gemm(const tc_node *n);
+
 #endif

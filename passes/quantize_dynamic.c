@@ -15,7 +15,9 @@
  *
  * Conditions: the MatMul reads float32 x of known rank >= 2 (rank-1 x would
  * change the output shape) and a constant 2-D float32 W with K >= 16 and
- * N >= 16 (smaller products gain nothing from int8) and finite values. The
+ * N >= 16 (smaller products gain nothing from int8) and finite values; a
+ * float32 Gemm that is such a MatMul and a bias (a classifier's Linear)
+ * becomes MatMul + Add first (tc_pass_gemm_as_matmul). The
  * node's first output is its key: nodes named in tc_pass_options.half_keep
  * (the validation's fallback) stay float32, and half_note hears of every
  * candidate, converted (why NULL) or kept (why says why).
@@ -213,7 +215,7 @@ tc_status tc_pass_quantize_dynamic(tc_pass_ctx *c, tc_graph *g) {
   const char *why = NULL;
   bool any = false;
   for (tc_node *n = g->first; n && !any; n = n->next)
-    any = tc_is_op(n, "MatMul");
+    any = tc_is_op(n, "MatMul") || tc_pass_is_gemm(n);
   if (!any)
     return TC_STATUS_OK;
   bool opset_ok = tc_pass_require_opset(c, 10, &why);
@@ -224,7 +226,13 @@ tc_status tc_pass_quantize_dynamic(tc_pass_ctx *c, tc_graph *g) {
   tc_status st = TC_STATUS_OK;
   for (tc_node *n = g->first, *next; n && !st; n = next) {
     next = n->next;
-    if (tc_is_op(n, "MatMul"))
+    bool oom = false;
+    /* a float32 Gemm: quantized as the MatMul (+ Add) it is */
+    if (tc_pass_is_gemm(n) && n->n_inputs > 1 && n->inputs[0] &&
+        tc_shape_of(sh, n->inputs[0])->dtype == TC_DTYPE_F32 &&
+        !(n = tc_pass_gemm_as_matmul(c, g, n, &oom)) && oom)
+      st = tc_pass_nomem(c);
+    if (n && tc_is_op(n, "MatMul"))
       st = visit(c, g, sh, n, &opset_ok, &why, &count);
   }
   tc_shapes_free(sh);

@@ -18,7 +18,8 @@
  * groups into int8 kernels; libtacort binds them to its own (runtime/qdq.c).
  *
  * Candidates: MatMul with float32 x of rank >= 2 and a constant 2-D float32
- * W with K, N >= 16; Conv (and tacoc's Conv<Act> / ConvAdd<Act>) with a
+ * W with K, N >= 16 (and a Gemm that is such a MatMul and a bias, with a
+ * calibrated A: tc_pass_gemm_as_matmul first); Conv (and tacoc's Conv<Act> / ConvAdd<Act>) with a
  * constant float32 W and group 1 (grouped and depthwise convolutions stay
  * float32: their per-group products are too small for the int8 GEMM). x
  * needs a calibrated range. The node's first output is its key: nodes in
@@ -283,7 +284,7 @@ tc_status tc_pass_quantize_static(tc_pass_ctx *c, tc_graph *g) {
     return TC_STATUS_OK;
   bool any = false;
   for (tc_node *n = g->first; n && !any; n = n->next)
-    any = tc_is_op(n, "MatMul") || tc_pass_is_conv(n);
+    any = tc_is_op(n, "MatMul") || tc_pass_is_gemm(n) || tc_pass_is_conv(n);
   if (!any)
     return TC_STATUS_OK;
   const char *why = NULL;
@@ -295,7 +296,12 @@ tc_status tc_pass_quantize_static(tc_pass_ctx *c, tc_graph *g) {
   tc_status st = TC_STATUS_OK;
   for (tc_node *n = g->first, *next; n && !st; n = next) {
     next = n->next;
-    if (tc_is_op(n, "MatMul") || tc_pass_is_conv(n))
+    bool oom = false;
+    /* a Gemm with a calibrated A: quantized as the MatMul (+ Add) it is */
+    if (tc_pass_is_gemm(n) && n->n_inputs > 1 && n->inputs[0] && range_of(c, n->inputs[0]) &&
+        !(n = tc_pass_gemm_as_matmul(c, g, n, &oom)) && oom)
+      st = tc_pass_nomem(c);
+    if (n && (tc_is_op(n, "MatMul") || tc_pass_is_conv(n)))
       st = visit(c, g, sh, n, &opset_ok, &why, &count);
   }
   tc_shapes_free(sh);

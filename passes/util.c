@@ -341,3 +341,82 @@ bool tc_pass_int8_matmul_fits(tc_pass_ctx *c, const tc_node *n, const tc_shape *
   }
   return true;
 }
+
+/* Whether n is tacoc's Gemm<Act> with Relu (fuse-conv-activation's GemmRelu). */
+static bool is_gemm_relu(const tc_node *n) {
+  return n->op_type && strcmp(n->op_type, "GemmRelu") == 0 &&
+         tc_domain_equal(n->domain, "ai.tacoc");
+}
+
+bool tc_pass_is_gemm(const tc_node *n) { return tc_is_op(n, "Gemm") || is_gemm_relu(n); }
+
+tc_node *tc_pass_gemm_as_matmul(tc_pass_ctx *c, tc_graph *g, tc_node *n, bool *oom) {
+  *oom = false;
+  bool relu = is_gemm_relu(n);
+  if (!(tc_is_op(n, "Gemm") || relu) || n->n_inputs < 2 || !n->inputs[0] || !n->inputs[1] ||
+      !n->outputs[0] || n->n_outputs != 1)
+    return NULL;
+  const tc_tensor *bt = tc_value_const(n->inputs[1]);
+  tc_value *cv = n->n_inputs > 2 ? n->inputs[2] : NULL, *out = n->outputs[0];
+  if (!bt || bt->dtype != TC_DTYPE_F32 || bt->rank != 2 || bt->dims[0] < INT8_MIN_DIM ||
+      bt->dims[1] < INT8_MIN_DIM || tc_attr_int(n, "transA", 0) ||
+      tc_attr_float(n, "alpha", 1.0f) != 1.0f || (cv && tc_attr_float(n, "beta", 1.0f) != 1.0f))
+    return NULL;
+  tc_value *b = n->inputs[1];
+  if (tc_attr_int(n, "transB", 0)) {
+    float *w = NULL, *t = NULL;
+    int64_t N = bt->dims[0], K = bt->dims[1], dims[2] = {K, N};
+    *oom = tc_const_floats(bt, &w) < 0 || !(t = malloc((size_t)(K * N + 1) * sizeof *t));
+    for (int64_t k = 0; !*oom && k < K; k++)
+      for (int64_t j = 0; j < N; j++)
+        t[k * N + j] = w[j * K + k];
+    char base[200];
+    snprintf(base, sizeof base, "%.180s_t", b->name);
+    b = *oom ? NULL : tc_pass_new_const_f32(g, base, t, 2, dims);
+    free(w);
+    free(t);
+    if (!b) {
+      *oom = true;
+      return NULL;
+    }
+  }
+  /* MatMul -> [Add C] -> [Relu] -> out: each step's value a new temp but the last */
+  const char *steps[3] = {"MatMul", cv ? "Add" : NULL, relu ? "Relu" : NULL};
+  tc_node *made[3] = {NULL};
+  tc_value *prev = NULL, *a = n->inputs[0], *old_b = n->inputs[1];
+  tc_node *before = n;
+  int last = relu ? 2 : cv ? 1 : 0;
+  bool ok = true;
+  for (int i = 0; i <= last && ok; i++) {
+    if (!steps[i])
+      continue;
+    char name[240];
+    snprintf(name, sizeof name, "%.200s_%s", n->name ? n->name : out->name, steps[i]);
+    const char *fresh = i ? tc_graph_fresh_name(g, name) : n->name;
+    ok = (made[i] = tc_graph_insert_node(g, before, steps[i], "", fresh, i == 2 ? 1 : 2, 1, 0));
+  }
+  tc_node_remove(n);
+  for (int i = 0; i <= last && ok; i++) {
+    if (!made[i])
+      continue;
+    tc_value *y = out;
+    if (i < last) {
+      char base[200];
+      snprintf(base, sizeof base, "%.180s_%s", out->name, steps[i]);
+      ok = (y = tc_graph_new_temp(g, base)) && !tc_pass_set_type_like(y, out, TC_DTYPE_F32);
+    }
+    tc_value *in0 = i ? prev : a, *in1 = i == 0 ? b : cv;
+    ok = ok && !tc_node_set_input(made[i], 0, in0) &&
+         (i == 2 || !tc_node_set_input(made[i], 1, in1)) && !tc_node_set_output(made[i], 0, y);
+    prev = y;
+  }
+  if (!ok) {
+    *oom = true;
+    return NULL;
+  }
+  if (old_b != b && old_b->init && !old_b->n_uses &&
+      !(old_b->flags & (TC_VALUE_OUTPUT | TC_VALUE_INPUT)))
+    tc_graph_remove_init(g, old_b);
+  tc_pass_count(c, "Gemm as MatMul", 1);
+  return made[0];
+}

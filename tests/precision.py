@@ -32,8 +32,8 @@ Per model and precision:
     outcomes are checked for what they promise.
   - the real packaged models of tests/e2e.py (PP-OCR classifier, detector,
     recognizer, Silero VAD) and, with --zoo, its caffe2 zoo CNNs (ResNet-50,
-    ShuffleNet, DenseNet-121 in float16; ResNet-50, GoogLeNet, SqueezeNet in
-    static int8): float16 and static int8 validated on --calib sets like
+    ShuffleNet, DenseNet-121 in float16; ResNet-50, GoogLeNet, SqueezeNet,
+    AlexNet in static int8): float16 and static int8 validated on --calib sets like
     their inputs, then within cos 0.99 in both runtimes.
 The cosines are printed per model, output, runtime and precision. Ends with
 "precision: N passed, N failed"."""
@@ -669,13 +669,13 @@ def main():
                           check_packaged(a.tacoc, n, s, pr, tmp)))
     # The model zoo's caffe2 CNNs (tests/e2e.py --zoo): float16 through
     # channel shuffles, Winograd and dense blocks; static int8 through
-    # GoogLeNet's LRNs and SqueezeNet's opset-9 Softmax over [N, C, 1, 1]
-    # (the opset raise int8 needs).
+    # GoogLeNet's LRNs, SqueezeNet's opset-9 Softmax over [N, C, 1, 1]
+    # (the opset raise int8 needs) and AlexNet's Gemm classifier.
     if a.zoo:
         zoo = {n: path for n, path, _ in e2e.zoo(a.zoo, np.random.default_rng(0))}
         for name, precs in (("zoo_resnet50", ("fp16", "int8")), ("zoo_shufflenet", ("fp16",)),
                             ("zoo_densenet121", ("fp16",)), ("zoo_inception_v1", ("int8",)),
-                            ("zoo_squeezenet", ("int8",))):
+                            ("zoo_squeezenet", ("int8",)), ("zoo_bvlc_alexnet", ("int8",))):
             for prec in precs:
                 cases.append((f"{name} {prec}", lambda tmp, n=name, pr=prec: check_packaged(
                     a.tacoc, n, zoo[n], pr, tmp, zoo_sets(a.zoo, n))))

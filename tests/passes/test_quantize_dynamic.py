@@ -123,6 +123,41 @@ def test_matmul_to_dynamic_int8(ctx):
     close_int8(ctx, m, out, {"x": rand(RNG, 2, 5, 64)})
 
 
+def classifier(alpha=1.0):
+    """A classifier head as exporters write it: Gemm(transB=1, bias) -> Relu
+    -> Gemm(transB=1, bias); the second Gemm's alpha is a parameter."""
+    x = tensor_in("x", [3, 48])
+    return model([N("Gemm", ["x", "w1", "b1"], ["h"], name="fc1", transB=1),
+                  N("Relu", ["h"], ["r"]),
+                  N("Gemm", ["r", "w2", "b2"], ["y"], name="fc2", transB=1, alpha=alpha)],
+                 [x], [tensor_in("y", [3, 20])],
+                 [const("w1", RNG.standard_normal((32, 48))), const("b1", RNG.standard_normal(32)),
+                  const("w2", RNG.standard_normal((20, 32))), const("b2", RNG.standard_normal(20))])
+
+
+def test_gemm_as_matmul_to_int8(ctx):
+    """A Gemm with a bias (transB) is the MatMul it holds plus an Add: its
+    weight is transposed once and quantized per column; -O2's GemmRelu too
+    (MatMul, Add, Relu). One with alpha != 1 stays a float Gemm."""
+    m = classifier()
+    out, stdout, _ = ctx.optimize(m, "quantize-dynamic")
+    assert ops(out) == ["DynamicQuantizeLinear", "MatMulIntegerToFloat", "Add", "Relu",
+                        "DynamicQuantizeLinear", "MatMulIntegerToFloat", "Add"], ops(out)
+    assert "Gemm as MatMul x2" in stdout and "MatMuls to int8 x2" in stdout, stdout
+    inits = {t.name: numpy_helper.to_array(t) for t in out.graph.initializer}
+    mi = next(n for n in out.graph.node if n.op_type == "MatMulIntegerToFloat")
+    w1 = numpy_helper.to_array(m.graph.initializer[0])
+    np.testing.assert_allclose(inits[mi.input[3]], np.abs(w1).max(1) / 127, rtol=1e-6)
+    assert inits[mi.input[1]].shape == (48, 32), inits[mi.input[1]].shape
+    close_int8(ctx, m, out, {"x": rand(RNG, 3, 48)})
+    fused, _, _ = ctx.optimize(m, level=2, extra=["--precision", "int8", "--int8-mode", "dynamic",
+                                                  "--calib-random", "2"])
+    assert "GemmRelu" not in ops(fused) and ops(fused).count("MatMulIntegerToFloat") == 2, ops(fused)
+    close_int8(ctx, m, fused, {"x": rand(RNG, 3, 48)})
+    scaled, _, _ = ctx.optimize(classifier(alpha=0.5), "quantize-dynamic")
+    assert ops(scaled)[-1] == "Gemm" and ops(scaled).count("MatMulIntegerToFloat") == 1, ops(scaled)
+
+
 def test_small_matmul_left_alone(ctx):
     x = tensor_in("x", [4, 8])
     m = model([N("MatMul", ["x", "w"], ["y"])], [x], [tensor_in("y", [4, 64])],

@@ -187,6 +187,29 @@ def test_conv_after_lrn_quantized(ctx):
     close(ctx, m, out, {"x": uniform(2, 8, 10, 10)})
 
 
+def test_gemm_relu_classifier_to_qdq(ctx):
+    """-O2 fuses a classifier's Gemm + Relu into GemmRelu; static int8
+    calibrates its input and writes it as a QDQ MatMul (weight transposed,
+    per-column scales), Add and Relu, and the last Gemm likewise."""
+    x = tensor_in("x", [2, 48])
+    m = model([N("Gemm", ["x", "w1", "b1"], ["h"], name="fc1", transB=1),
+               N("Relu", ["h"], ["r"]),
+               N("Gemm", ["r", "w2", "b2"], ["y"], name="fc2", transB=1)],
+              [x], [tensor_in("y", [2, 20])],
+              [const("w1", RNG.standard_normal((32, 48)) * 0.2), const("b1", RNG.standard_normal(32)),
+               const("w2", RNG.standard_normal((20, 32)) * 0.2),
+               const("b2", RNG.standard_normal(20))])
+    report = ctx.path("report.json")
+    out, _, _ = ctx.optimize(m, level=2, extra=STATIC + ["--report", report])
+    with open(report) as f:
+        p = json.load(f)["precision"]
+    assert p["half_nodes"] == 2 and p["calibration"]["activations"] == 2, p
+    k = ops(out)
+    assert "Gemm" not in k and "GemmRelu" not in k and k.count("MatMul") == 2, k
+    assert k.count("QuantizeLinear") == 2 and "Relu" in k and k.count("Add") == 2, k
+    close(ctx, m, out, {"x": uniform(2, 48)})
+
+
 def test_without_calibration_nothing_changes(ctx):
     """The pass alone (--passes) has no ranges: it leaves every node and says why."""
     m = conv_model()
