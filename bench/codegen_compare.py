@@ -59,7 +59,8 @@ def input_args(feeds, workdir):
     """`tacoc run` arguments feeding feeds, saved as .npy files in workdir."""
     args = []
     for k, v in feeds.items():
-        f = os.path.join(workdir, f"in_{k}.npy")
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in k)  # names may hold '/'
+        f = os.path.join(workdir, f"in_{safe}.npy")
         np.save(f, v)
         args += ["--input", f"{k}={f}"]
     return args

@@ -8,7 +8,11 @@ to the float32 outputs on the timed inputs.
 
 Usage: bench/int8_static_compare.py [--tacoc build/bin/tacoc] [--workdir build/bench]
                                     [--threads 1] [--rounds 3] [--reps 5]
-                                    [--models resnet50,bert_base]
+                                    [--models resnet50,bert_base] [--zoo DIR]
+
+Models: those of bench/ort_compare.py, and with --zoo DIR (the folder
+tools/gen_zoo_models.py writes) zoo_<name> for its caffe2 zoo CNNs
+(zoo_bvlc_alexnet, zoo_inception_v1, ...; one 224x224 image, normal).
 
 Calibration: 8 input sets drawn like the timed inputs (bench/ort_compare.py's
 generators, other seeds); tacoc calibrates on 4 (minmax) and checks its
@@ -42,7 +46,8 @@ def tacort_out(tacoc, path, feeds, workdir):
         raise RuntimeError(proc.stderr)
     m = re.search(r"(\d+) QDQ MatMuls and convolutions", proc.stderr)
     name = onnx.load(path, load_external_data=False).graph.output[0].name
-    return np.load(os.path.join(out, f"{name}.npy")), int(m.group(1)) if m else 0
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+    return np.load(os.path.join(out, f"{safe}.npy")), int(m.group(1)) if m else 0
 
 
 def main():
@@ -53,6 +58,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--models", default="resnet50,bert_base")
+    ap.add_argument("--zoo", help="tools/gen_zoo_models.py's folder, for zoo_<name> models")
     a = ap.parse_args()
     os.makedirs(a.workdir, exist_ok=True)
     so = ort.SessionOptions()
@@ -62,15 +68,26 @@ def main():
     print(f"threads {a.threads}; {a.rounds} rounds x {a.reps} timed runs; medians (min-max) in ms")
     for name in a.models.split(","):
         path = os.path.join(a.workdir, f"{name}.onnx")
-        if not os.path.exists(path):
+        inputs_for = oc.inputs_for
+        if name.startswith("zoo_"):
+            if not a.zoo:
+                raise SystemExit(f"{name} needs --zoo DIR")
+            path = os.path.join(a.zoo, f"{name[4:]}.onnx")
+            m = onnx.load(path, load_external_data=False)
+            inits = {t.name for t in m.graph.initializer}
+            x = next(i.name for i in m.graph.input if i.name not in inits)
+            inputs_for = lambda _, rng, x=x: {  # noqa: E731
+                x: rng.standard_normal((1, 3, 224, 224)).astype(np.float32)}
+        elif not os.path.exists(path):
             onnx.save(oc.MODELS[name](), path)
         w = lambda tag: os.path.join(a.workdir, f"{name}.{tag}.onnx")  # noqa: E731
-        sets = [oc.inputs_for(name, np.random.default_rng(100 + k)) for k in range(8)]
+        sets = [inputs_for(name, np.random.default_rng(100 + k)) for k in range(8)]
         calib = os.path.join(a.workdir, f"{name}.calib")
         for k, s in enumerate(sets):
             os.makedirs(os.path.join(calib, f"set_{k}"), exist_ok=True)
-            for key, v in s.items():
-                np.save(os.path.join(calib, f"set_{k}", f"{key}.npy"), v)
+            for key, v in s.items():  # named as tacoc looks for them
+                safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in key)
+                np.save(os.path.join(calib, f"set_{k}", f"{safe}.npy"), v)
         cc.optimize(a.tacoc, path, w("O2"))
         t_opt = cc.optimize(a.tacoc, path, w("s8"), "--precision", "int8", "--int8-mode", "static",
                             "--calib", calib)
@@ -90,7 +107,7 @@ def main():
                                                             w("O2")),
                    ("libtacort, tacoc QDQ int8", "tacort", w("s8")),
                    ("libtacort, ORT's QDQ int8", "tacort", w("ortqdq"))]
-        feeds = oc.inputs_for(name, np.random.default_rng(0))
+        feeds = inputs_for(name, np.random.default_rng(0))
         sessions = {p: ort.InferenceSession(p, so, providers=["CPUExecutionProvider"])
                     for _, kind, p in configs if kind == "ort"}
         ref = sessions[path].run(None, feeds)[0]

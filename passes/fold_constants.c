@@ -8,8 +8,10 @@
  * folded value is what the runtime would have computed. Not folded: nodes
  * without inputs, nodes with subgraphs, random ops, ops without a kernel,
  * and results above the size cap (--fold-limit, default 1 MiB) so that
- * folding never inflates the model (e.g. Expand of a scalar). Nodes are
- * visited in order, so chains fold in one sweep. */
+ * folding never inflates the model (e.g. Expand of a scalar) — unless the
+ * results take no more bytes than the initializers only this node reads,
+ * which folding removes (a Reshape or Transpose of a large weight). Nodes
+ * are visited in order, so chains fold in one sweep. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +58,28 @@ static size_t expanded_numel(const tc_node *n) {
   return total;
 }
 
+/* Whether initializer v is read by `uses` nodes and nothing else (not a
+ * graph output or input). */
+static bool only_here(const tc_value *v, size_t uses) {
+  return v->init && v->n_uses == uses && !(v->flags & (TC_VALUE_OUTPUT | TC_VALUE_INPUT));
+}
+
+/* Bytes of the initializers that folding n leaves unused: the model does not
+ * grow when the results take no more (a Reshape, Transpose or Squeeze of a
+ * weight above the fold limit: GoogLeNet's 4 MB classifier). */
+static size_t freed_bytes(const tc_node *n) {
+  size_t b = 0;
+  for (size_t i = 0; i < n->n_inputs; i++) {
+    const tc_value *v = n->inputs[i];
+    bool first = true; /* an input read twice by n counts once */
+    for (size_t k = 0; k < i; k++)
+      first = first && n->inputs[k] != v;
+    if (v && first && only_here(v, 1))
+      b += tc_dtype_bytes(v->init->dtype, tc_tensor_numel(v->init));
+  }
+  return b;
+}
+
 tc_status tc_pass_fold_constants(tc_pass_ctx *c, tc_graph *g) {
   size_t limit = c->opt && c->opt->fold_limit ? c->opt->fold_limit : (size_t)1 << 20;
   for (tc_node *n = g->first, *next; n; n = next) {
@@ -88,25 +112,35 @@ tc_status tc_pass_fold_constants(tc_pass_ctx *c, tc_graph *g) {
       continue;
     }
     tc_diag_free(d);
-    bool small = true;
+    bool small = true, complete = true;
+    size_t out_bytes = 0;
     for (size_t i = 0; i < n->n_outputs; i++) {
-      if (out[i] && tc_dtype_bytes(out[i]->dtype, tc_tensor_numel(out[i])) > limit)
+      size_t b = out[i] ? tc_dtype_bytes(out[i]->dtype, tc_tensor_numel(out[i])) : 0;
+      out_bytes += b;
+      if (b > limit)
         small = false;
       if (n->outputs[i] && !out[i])
-        small = false; /* an output the kernel left out: keep the node */
+        complete = false; /* an output the kernel left out: keep the node */
     }
-    if (!small) {
+    if (!complete)
+      continue;
+    if (!small && out_bytes > freed_bytes(n)) {
       tc_pass_explain(c, n, "result is above the fold limit of %zu bytes", limit);
       continue;
     }
-    tc_value *outs[16];
-    size_t no = n->n_outputs;
+    tc_value *outs[16], *ins[64];
+    size_t no = n->n_outputs, ni = n->n_inputs;
     for (size_t i = 0; i < no; i++)
       outs[i] = n->outputs[i];
+    for (size_t i = 0; i < ni; i++)
+      ins[i] = n->inputs[i];
     tc_node_remove(n);
     for (size_t i = 0; i < no; i++)
       if (outs[i] && out[i] && tc_value_make_const(outs[i], out[i]) != 0)
         return tc_pass_nomem(c);
+    for (size_t i = 0; i < ni; i++)
+      if (ins[i] && only_here(ins[i], 0))
+        tc_graph_remove_init(g, ins[i]);
     tc_pass_count(c, "folded", 1);
   }
   return TC_STATUS_OK;

@@ -3,7 +3,7 @@ fold-constants, eliminate-common, eliminate-dead."""
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from passlib import const, model, ops, rand, same_outputs, tensor_in
 
@@ -93,6 +93,36 @@ def test_fold_respects_size_limit(ctx):
               [const("shape", [1024, 1024], np.int64)])
     out, _, err = ctx.optimize(m, "fold-constants", extra=["--fold-limit", "65536", "--explain"])
     assert ops(out) == ["ConstantOfShape", "ReduceSum", "Mul"], ops(out)
+    assert "fold limit" in err, err
+
+
+def test_fold_above_limit_when_nothing_grows(ctx):
+    """A Reshape / Transpose of a weight above the fold limit that nothing
+    else reads (GoogLeNet's classifier) folds: the result replaces the
+    weight, so the model does not grow. The same weight read twice stays
+    (folding would add bytes)."""
+    w = RNG.standard_normal((64, 32)).astype(np.float32)
+
+    def net(shared):
+        nodes = [helper.make_node("Reshape", ["w", "shape"], ["wr"]),
+                 helper.make_node("Transpose", ["wr"], ["wt"], perm=[1, 0]),
+                 helper.make_node("MatMul", ["x", "wt"], ["y"])]
+        outputs = [tensor_in("y", [2, 64])]
+        if shared:
+            nodes.append(helper.make_node("Mul", ["w", "w"], ["w2"]))
+            outputs.append(tensor_in("w2", [64, 32]))
+        return model(nodes, [tensor_in("x", [2, 32])], outputs,
+                     [const("w", w), const("shape", [64, 32], np.int64)])
+    m = net(False)
+    out, _, _ = ctx.optimize(m, "fold-constants", extra=["--fold-limit", "1024"])
+    assert ops(out) == ["MatMul"], ops(out)
+    inits = {t.name: numpy_helper.to_array(t) for t in out.graph.initializer}
+    assert sorted(inits) == ["wt"], sorted(inits)
+    np.testing.assert_array_equal(inits["wt"], w.T)
+    same_outputs(ctx, m, out, {"x": rand(RNG, 2, 32)})
+    out, _, err = ctx.optimize(net(True), "fold-constants", extra=["--fold-limit", "1024",
+                                                                   "--explain"])
+    assert ops(out) == ["Reshape", "Transpose", "MatMul", "Mul"], ops(out)
     assert "fold limit" in err, err
 
 
