@@ -58,10 +58,22 @@ static size_t expanded_numel(const tc_node *n) {
   return total;
 }
 
-/* Whether initializer v is read by `uses` nodes and nothing else (not a
- * graph output or input). */
-static bool only_here(const tc_value *v, size_t uses) {
-  return v->init && v->n_uses == uses && !(v->flags & (TC_VALUE_OUTPUT | TC_VALUE_INPUT));
+/* Whether some node of g holds a subgraph (whose reads of g's values are
+ * not among their uses). */
+static bool has_subgraphs(const tc_graph *g) {
+  for (const tc_node *n = g->first; n; n = n->next)
+    for (size_t i = 0; i < n->n_attrs; i++)
+      if (n->attrs[i].g || n->attrs[i].n_graphs)
+        return true;
+  return false;
+}
+
+/* Whether v is an initializer of g (not of an outer scope) read by `uses`
+ * nodes and nothing else (not a graph output or input, g without
+ * subgraphs). */
+static bool only_here(const tc_graph *g, const tc_value *v, size_t uses) {
+  return v->init && v->graph == g && v->n_uses == uses &&
+         !(v->flags & (TC_VALUE_OUTPUT | TC_VALUE_INPUT)) && !has_subgraphs(g);
 }
 
 /* Bytes of the initializers that folding n leaves unused: the model does not
@@ -74,7 +86,7 @@ static size_t freed_bytes(const tc_node *n) {
     bool first = true; /* an input read twice by n counts once */
     for (size_t k = 0; k < i; k++)
       first = first && n->inputs[k] != v;
-    if (v && first && only_here(v, 1))
+    if (v && first && only_here(n->graph, v, 1))
       b += tc_dtype_bytes(v->init->dtype, tc_tensor_numel(v->init));
   }
   return b;
@@ -139,7 +151,7 @@ tc_status tc_pass_fold_constants(tc_pass_ctx *c, tc_graph *g) {
       if (outs[i] && out[i] && tc_value_make_const(outs[i], out[i]) != 0)
         return tc_pass_nomem(c);
     for (size_t i = 0; i < ni; i++)
-      if (ins[i] && only_here(ins[i], 0))
+      if (ins[i] && only_here(g, ins[i], 0))
         tc_graph_remove_init(g, ins[i]);
     tc_pass_count(c, "folded", 1);
   }

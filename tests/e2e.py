@@ -19,6 +19,7 @@ way. The embedding sample (samples/run_model.c) must also run each generated
 model. Ends with
 "e2e: N passed, N failed"."""
 import argparse
+import functools
 import os
 import re
 import shutil
@@ -133,6 +134,14 @@ def pretrained(rng):
     ]
 
 
+@functools.lru_cache(maxsize=None)
+def image_input(path):
+    """The name of model path's one non-initializer input (read once)."""
+    m = onnx.load(path)
+    inits = {t.name for t in m.graph.initializer}
+    return next(i.name for i in m.graph.input if i.name not in inits)
+
+
 def zoo(zoodir, rng):
     """(name, model path, input sets) of the zoo CNNs in zoodir (one 224x224 image each)."""
     models = []
@@ -140,11 +149,8 @@ def zoo(zoodir, rng):
         if not f.endswith(".onnx"):
             continue
         path = os.path.join(zoodir, f)
-        m = onnx.load(path, load_external_data=False)
-        inits = {t.name for t in m.graph.initializer}
-        x = next(i for i in m.graph.input if i.name not in inits)
         img = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
-        models.append((f"zoo_{f[:-5]}", path, [("img224", {x.name: img})]))
+        models.append((f"zoo_{f[:-5]}", path, [("img224", {image_input(path): img})]))
     return models
 
 

@@ -126,6 +126,28 @@ def test_fold_above_limit_when_nothing_grows(ctx):
     assert "fold limit" in err, err
 
 
+def test_fold_above_limit_leaves_outer_weights(ctx):
+    """Inside an If branch, a Reshape of the main graph's weight is not the
+    branch's to remove (it crashed a later pass when it was: Silero VAD):
+    above the limit it stays, and the model runs as before."""
+    w = RNG.standard_normal((64, 32)).astype(np.float32)
+    branch = helper.make_graph([helper.make_node("Reshape", ["w", "shape"], ["wr"]),
+                                helper.make_node("MatMul", ["x", "wr"], ["t"])], "then", [],
+                               [tensor_in("t", [2, 64])])
+    other = helper.make_graph([helper.make_node("MatMul", ["x", "w2"], ["e"])], "else", [],
+                              [tensor_in("e", [2, 64])])
+    m = model([helper.make_node("If", ["c"], ["y"], then_branch=branch, else_branch=other)],
+              [tensor_in("x", [2, 32]), helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+              [tensor_in("y", [2, 64])],
+              [const("w", w), const("shape", [32, 64], np.int64),
+               const("w2", RNG.standard_normal((32, 64)))])
+    out, _, _ = ctx.optimize(m, "fold-constants,eliminate-common,eliminate-dead",
+                             extra=["--fold-limit", "1024"])
+    assert "w" in {t.name for t in out.graph.initializer}
+    for c in (True, False):
+        same_outputs(ctx, m, out, {"x": rand(RNG, 2, 32), "c": np.array(c)})
+
+
 def test_big_constant_computed_once_at_load(ctx):
     """What the fold limit leaves in the model, libtacort computes once when
     its session is made, as ONNX Runtime folds constants at load: here a
