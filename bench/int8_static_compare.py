@@ -99,7 +99,15 @@ def main():
             def get_next(self):
                 return next(self.it, None)
 
-        quantize_static(path, w("ortqdq"), Reader(), quant_format=QuantFormat.QDQ,
+        src = path
+        if next(o.version for o in onnx.load(path, load_external_data=False).opset_import
+                if o.domain in ("", "ai.onnx")) < 13:
+            # per-channel QDQ needs opset 13: the caffe2 zoo's opset 9 through
+            # onnx's version converter first (as ORT's quantizer advises)
+            from onnx import version_converter
+            src = w("opset13")
+            onnx.save(version_converter.convert_version(onnx.load(path), 13), src)
+        quantize_static(src, w("ortqdq"), Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8)
         configs = [("ORT, float32", "ort", path), ("ORT, its QDQ int8", "ort", w("ortqdq")),
