@@ -230,13 +230,17 @@ bool tc_precision_is_option(const char *s) {
   for (const char *const *w = with_value; *w; w++)
     if (strcmp(*w, s) == 0)
       return true;
-  return strcmp(s, "--keep-io-types") == 0;
+  return strcmp(s, "--keep-io-types") == 0 || strcmp(s, "--qdq-outputs") == 0;
 }
 
 int tc_precision_parse_arg(int argc, char **argv, int *i, tc_precision_options *o) {
   const char *s = argv[*i];
   if (strcmp(s, "--keep-io-types") == 0) {
     o->keep_io_types = true;
+    return 0;
+  }
+  if (strcmp(s, "--qdq-outputs") == 0) {
+    o->qdq_outputs = true;
     return 0;
   }
   if (*i + 1 >= argc)
@@ -310,6 +314,9 @@ int tc_precision_check_args(const tc_precision_options *o) {
   if (o->calib_method_given && !o->int8_static && !(is_auto && !o->int8_mode_given))
     return tc_cli_usage_error("--calib-method sets how --int8-mode static calibrates "
                               "activation ranges: give --precision int8 --int8-mode static");
+  if (o->qdq_outputs && !(o->type == TC_DTYPE_I8 && o->int8_static))
+    return tc_cli_usage_error("--qdq-outputs shapes the QDQ model of --precision int8 "
+                              "--int8-mode static: give those");
   if (o->int8_static && o->calib_random == 0)
     return tc_cli_usage_error("--int8-mode static calibrates on input sets: --calib-random 0 "
                               "leaves none");
@@ -673,6 +680,7 @@ static tc_model *convert_copy(prec_ctx *x, tc_pass_record *rec) {
   po.half_note_ctx = x;
   po.qranges = x->ranges;
   po.n_qranges = x->n_ranges;
+  po.qdq_outputs = x->o->qdq_outputs;
   kept_free(&x->res->kept);
   kept_free(&x->half);
   x->note_failed = false;
@@ -1208,26 +1216,31 @@ static int calibrate(prec_ctx *x) {
     return -1;
   }
   tc_graph *g = m->graph;
-  cal = calloc(g->n_nodes + 1, sizeof *cal);
+  cal = calloc(2 * g->n_nodes + 1, sizeof *cal);
   if (!cal) {
     tc_cli_error("out of memory");
     goto done;
   }
+  /* each candidate's input, and with --qdq-outputs its output */
   for (tc_node *n = g->first; n; n = n->next) {
-    tc_value *v = n->n_inputs ? n->inputs[0] : NULL;
-    if (!(tc_is_op(n, "MatMul") || tc_pass_is_gemm(n) || tc_pass_is_conv(n)) || !v || v->init)
+    if (!(tc_is_op(n, "MatMul") || tc_pass_is_gemm(n) || tc_pass_is_conv(n)))
       continue;
-    bool seen = false;
-    for (size_t k = 0; k < nc && !seen; k++)
-      seen = strcmp(cal[k].name, v->name) == 0;
-    if (seen)
-      continue;
-    cal[nc] = (cal_t){.name = v->name, .lo = INFINITY, .hi = -INFINITY};
-    if ((cal[nc].out = output_index(m, v)) < 0) {
-      tc_cli_error("out of memory");
-      goto done;
+    tc_value *vs[2] = {n->n_inputs ? n->inputs[0] : NULL,
+                       x->o->qdq_outputs && n->n_outputs ? n->outputs[0] : NULL};
+    for (int j = 0; j < 2; j++) {
+      tc_value *v = vs[j];
+      bool seen = !v || v->init;
+      for (size_t k = 0; k < nc && !seen; k++)
+        seen = strcmp(cal[k].name, v->name) == 0;
+      if (seen)
+        continue;
+      cal[nc] = (cal_t){.name = v->name, .lo = INFINITY, .hi = -INFINITY};
+      if ((cal[nc].out = output_index(m, v)) < 0) {
+        tc_cli_error("out of memory");
+        goto done;
+      }
+      nc++;
     }
-    nc++;
   }
   x->ranges = calloc(nc + 1, sizeof *x->ranges);
   no = g->n_outputs;

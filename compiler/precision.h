@@ -36,6 +36,7 @@ typedef struct tc_precision_options {
   bool keep_io_types;   /* --keep-io-types */
   bool int8_mode_given; /* --int8-mode given */
   bool int8_static;     /* --int8-mode static: calibrated QDQ (quantize-static) */
+  bool qdq_outputs;     /* --qdq-outputs: QDQ on quantized outputs too (for ONNX Runtime) */
   int calib_method;     /* --calib-method: TC_CALIB_MINMAX (default), _PERCENTILE, _ENTROPY */
   bool calib_method_given;
   const char *calib_dir;   /* --calib DIR, or NULL */

@@ -48,6 +48,10 @@ typedef struct tc_pass_options {
    * activations it may quantize; it reads half_keep and half_note too. */
   const tc_qrange *qranges;
   size_t n_qranges;
+  /* --qdq-outputs: each quantized MatMul / convolution output with a
+   * calibrated range gets its own QuantizeLinear / DequantizeLinear pair too
+   * (ONNX Runtime forms QLinearConv only where a QuantizeLinear follows) */
+  bool qdq_outputs;
 } tc_pass_options;
 
 #define TC_PASS_MAX_KINDS 16

@@ -77,9 +77,26 @@ static tc_value *add_node(tc_graph *g, tc_node *before, const char *op, const ch
   return out;
 }
 
-/* The dequantized activation for x: an existing pair's, or a new pair. */
+/* The tensor whose pair (QuantizeLinear, then DequantizeLinear, both this
+ * pass's) gives x, or NULL when x is not such a pair's output. */
+static tc_value *paired_source(const tc_value *x) {
+  const tc_node *d = x->producer;
+  if (!d || !tc_is_op(d, "DequantizeLinear") || !d->name || !strstr(d->name, "_DequantizeLinear") ||
+      !d->inputs[0] || !d->inputs[0]->producer)
+    return NULL;
+  const tc_node *q = d->inputs[0]->producer;
+  return tc_is_op(q, "QuantizeLinear") && q->name && strstr(q->name, "_QuantizeLinear")
+             ? q->inputs[0]
+             : NULL;
+}
+
+/* The dequantized activation for x: x itself when it is a pair's output
+ * (--qdq-outputs put one after its producer), an existing pair's, or a new
+ * pair. */
 static tc_value *activation(tc_pass_ctx *c, tc_graph *g, tc_node *before, tc_value *x,
                             const tc_qrange *r) {
+  if (paired_source(x))
+    return x;
   for (size_t u = 0; u < x->n_uses; u++) {
     tc_node *q = x->uses[u].node;
     if (q->graph != g || !tc_is_op(q, "QuantizeLinear") || x->uses[u].slot != 0 || !q->name ||
@@ -211,6 +228,28 @@ static tc_value *bias(tc_graph *g, tc_node *n, float xs, const float *ws, int64_
   return out;
 }
 
+/* --qdq-outputs: node n's (quantized) output y gets its own pair, after n,
+ * every reader of y then reading the pair's output; not for a graph output
+ * or a y without a calibrated range. */
+static tc_status output_pair(tc_pass_ctx *c, tc_graph *g, tc_node *n) {
+  tc_value *y = n->outputs[0];
+  const tc_qrange *r = y ? range_of(c, y) : NULL;
+  if (!r || (y->flags & TC_VALUE_OUTPUT) || !y->n_uses || !n->next)
+    return TC_STATUS_OK;
+  size_t nu = y->n_uses;
+  tc_use *uses = malloc(nu * sizeof *uses);
+  if (!uses)
+    return tc_pass_nomem(c);
+  memcpy(uses, y->uses, nu * sizeof *uses);
+  tc_value *yd = activation(c, g, n->next, y, r);
+  tc_status st = yd ? TC_STATUS_OK : TC_STATUS_NOMEM;
+  for (size_t i = 0; i < nu && !st; i++)
+    if (uses[i].node->graph == g && tc_node_set_input(uses[i].node, (size_t)uses[i].slot, yd))
+      st = tc_pass_nomem(c);
+  free(uses);
+  return st;
+}
+
 static void drop_if_unused(tc_graph *g, tc_value *v) {
   if (v && v->init && !v->n_uses && !(v->flags & (TC_VALUE_OUTPUT | TC_VALUE_INPUT)))
     tc_graph_remove_init(g, v);
@@ -244,7 +283,8 @@ static tc_status visit(tc_pass_ctx *c, tc_graph *g, const tc_shapes *sh, tc_node
   }
   if (!conv && !tc_pass_int8_matmul_fits(c, n, xs, wt))
     return TC_STATUS_OK;
-  const tc_qrange *r = range_of(c, x);
+  tc_value *src = paired_source(x);
+  const tc_qrange *r = range_of(c, src ? src : x);
   if (!r) {
     tc_pass_half_note(c, n, "no calibrated range for its input");
     return TC_STATUS_OK;
@@ -275,6 +315,8 @@ static tc_status visit(tc_pass_ctx *c, tc_graph *g, const tc_shapes *sh, tc_node
   if (!st) {
     tc_pass_half_note(c, n, NULL);
     (*count)++;
+    if (c->opt && c->opt->qdq_outputs)
+      st = output_pair(c, g, n);
   }
   return st;
 }

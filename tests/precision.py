@@ -33,7 +33,7 @@ Per model and precision:
   - the real packaged models of tests/e2e.py (PP-OCR classifier, detector,
     recognizer, Silero VAD) and, with --zoo, its caffe2 zoo CNNs (ResNet-50,
     ShuffleNet, DenseNet-121 in float16; ResNet-50, GoogLeNet, SqueezeNet,
-    AlexNet in static int8): float16 and static int8 validated on --calib sets like
+    AlexNet in static int8, SqueezeNet also with --qdq-outputs): float16 and static int8 validated on --calib sets like
     their inputs, then within cos 0.99 in both runtimes.
 The cosines are printed per model, output, runtime and precision. Ends with
 "precision: N passed, N failed"."""
@@ -446,9 +446,10 @@ def check_packaged(tacoc, name, src, prec, tmp, sets=None):
     outputs of the original."""
     sets = sets or packaged_sets(name)
     calib = make_calib(name, tmp, sets)
-    dst = os.path.join(tmp, f"{name}.{prec}.onnx")
+    dst = os.path.join(tmp, f"{name}.{prec.replace(' ', '_')}.onnx")
     extra = (["--precision", "fp16", "--keep-io-types"] if prec == "fp16"
-             else ["--precision", "int8", "--int8-mode", "static"])
+             else ["--precision", "int8", "--int8-mode", "static"]
+             + (["--qdq-outputs"] if prec == "int8 qdq-outputs" else []))
     report, _ = optimize(tacoc, src, dst, extra + ["--calib", calib])
     p = report["precision"]
     v = p["validation"]
@@ -678,7 +679,8 @@ def main():
         zoo = {n: path for n, path, _ in e2e.zoo(a.zoo, np.random.default_rng(0))}
         for name, precs in (("zoo_resnet50", ("fp16", "int8")), ("zoo_shufflenet", ("fp16",)),
                             ("zoo_densenet121", ("fp16",)), ("zoo_inception_v1", ("int8",)),
-                            ("zoo_squeezenet", ("int8",)), ("zoo_bvlc_alexnet", ("int8",))):
+                            ("zoo_squeezenet", ("int8", "int8 qdq-outputs")),
+                            ("zoo_bvlc_alexnet", ("int8",))):
             for prec in precs:
                 cases.append((f"{name} {prec}", lambda tmp, n=name, pr=prec: check_packaged(
                     a.tacoc, n, zoo[n], pr, tmp, zoo_sets(a.zoo, n))))

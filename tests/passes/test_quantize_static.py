@@ -210,6 +210,62 @@ def test_gemm_relu_classifier_to_qdq(ctx):
     close(ctx, m, out, {"x": uniform(2, 48)})
 
 
+def ort_qlinear_convs(ctx, m):
+    """QLinearConv nodes in ONNX Runtime's optimized graph of m."""
+    import onnx
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = ctx.path("ort_opt.onnx")
+    ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node].count(
+        "QLinearConv")
+
+
+def test_qdq_outputs_for_onnx_runtime(ctx):
+    """Two convolutions whose outputs meet in a Concat before a third (whose
+    output is the graph's): by default only the inputs of the quantized
+    convolutions are paired, and ONNX Runtime makes no QLinearConv (it needs
+    a QuantizeLinear after the convolution); --qdq-outputs pairs the first
+    two outputs too (calibrated), the Concat reads them dequantized, and
+    ONNX Runtime makes those two QLinearConv (the graph output stays float).
+    Outputs stay the float32 model's in both runtimes."""
+    x = tensor_in("x", [1, 8, 10, 10])
+    m = model([N("Conv", ["x", "wa"], ["a"], name="ca", pads=[1, 1, 1, 1]),
+               N("Conv", ["x", "wb"], ["b"], name="cb"),
+               N("Concat", ["a", "b"], ["ab"], axis=1),
+               N("Relu", ["ab"], ["r"]),
+               N("Conv", ["r", "wc"], ["y"], name="cc")],
+              [x], [tensor_in("y", [1, 4, 10, 10])],
+              [const("wa", RNG.standard_normal((16, 8, 3, 3)) * 0.2),
+               const("wb", RNG.standard_normal((16, 8, 1, 1)) * 0.2),
+               const("wc", RNG.standard_normal((4, 32, 1, 1)) * 0.2)], opset=13)
+    plain, p, _, _ = static(ctx, m)
+    paired, q, _, _ = static(ctx, m, "--qdq-outputs")
+    assert p["half_nodes"] == q["half_nodes"] == 3, (p, q)
+    # x and r; with --qdq-outputs a, b and y too (y, a graph output, gets no pair)
+    assert q["calibration"]["activations"] == 5 and p["calibration"]["activations"] == 2, q
+    prod = {o: n for n in paired.graph.node for o in n.output}
+    concat = next(n for n in paired.graph.node if n.op_type == "Concat")
+    for i, conv in zip(concat.input, ("a", "b")):
+        dq = prod[i]
+        assert dq.op_type == "DequantizeLinear" and prod[dq.input[0]].input[0] == conv, (i, dq)
+    assert "y" not in {n.input[0] for n in paired.graph.node if n.op_type == "QuantizeLinear"}
+    assert ops(paired).count("QuantizeLinear") == ops(plain).count("QuantizeLinear") + 2, (
+        ops(plain), ops(paired))
+    counts = (ort_qlinear_convs(ctx, plain), ort_qlinear_convs(ctx, paired))
+    assert counts == (0, 2), counts
+    close(ctx, m, paired, {"x": uniform(1, 8, 10, 10)})
+    # Conv -> Conv: the second reads the first's output pair as its own
+    # (one pair per tensor, still)
+    direct = model([N("Conv", ["x", "wb"], ["b"], name="cb"), N("Conv", ["b", "wd"], ["y"])],
+                   [x], [tensor_in("y", [1, 4, 10, 10])],
+                   [const("wb", RNG.standard_normal((16, 8, 1, 1)) * 0.2),
+                    const("wd", RNG.standard_normal((4, 16, 1, 1)) * 0.2)], opset=13)
+    chain, q, _, _ = static(ctx, direct, "--qdq-outputs")
+    assert q["half_nodes"] == 2 and ops(chain).count("QuantizeLinear") == 2, (q, ops(chain))
+    close(ctx, direct, chain, {"x": uniform(1, 8, 10, 10)})
+
+
 def test_without_calibration_nothing_changes(ctx):
     """The pass alone (--passes) has no ranges: it leaves every node and says why."""
     m = conv_model()
@@ -225,7 +281,8 @@ def test_usage_errors(ctx):
     for extra, want in ((["--precision", "int8", "--calib-method", "entropy"], "--int8-mode static"),
                         (STATIC + ["--calib-random", "0"], "leaves none"),
                         (STATIC + ["--calib-method", "kl"], "minmax, percentile or entropy"),
-                        (["--precision", "fp16", "--int8-mode", "static"], "needs --precision int8")):
+                        (["--precision", "fp16", "--int8-mode", "static"], "needs --precision int8"),
+                        (["--precision", "int8", "--qdq-outputs"], "--int8-mode static")):
         proc = ctx.tacoc_run("optimize", src, "-o", dst, *extra, check=False)
         assert proc.returncode == 2 and want in proc.stderr, (extra, proc.stderr)
         assert not os.path.exists(dst)
