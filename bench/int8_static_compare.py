@@ -2,7 +2,7 @@
 own static quantizer, in one run: latency of ResNet-50-style and BERT-base
 in ONNX Runtime (ORT_ENABLE_ALL) and libtacort on the float32 model, on
 tacoc's QDQ model (`tacoc optimize -O2 --precision int8 --int8-mode
-static`) and on onnxruntime.quantization.quantize_static's QDQ model (per
+static`, and with `--qdq-outputs`) and on onnxruntime.quantization.quantize_static's QDQ model (per
 channel, uint8 activations, int8 weights), with each int8 model's cosine
 to the float32 outputs on the timed inputs.
 
@@ -91,6 +91,8 @@ def main():
         cc.optimize(a.tacoc, path, w("O2"))
         t_opt = cc.optimize(a.tacoc, path, w("s8"), "--precision", "int8", "--int8-mode", "static",
                             "--calib", calib)
+        cc.optimize(a.tacoc, path, w("s8o"), "--precision", "int8", "--int8-mode", "static",
+                    "--qdq-outputs", "--calib", calib)
 
         class Reader(CalibrationDataReader):
             def __init__(self):
@@ -111,9 +113,11 @@ def main():
                         per_channel=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8)
         configs = [("ORT, float32", "ort", path), ("ORT, its QDQ int8", "ort", w("ortqdq")),
-                   ("ORT, tacoc QDQ int8", "ort", w("s8")), ("libtacort -O2 float32", "tacort",
-                                                            w("O2")),
+                   ("ORT, tacoc QDQ int8", "ort", w("s8")),
+                   ("ORT, tacoc --qdq-outputs", "ort", w("s8o")),
+                   ("libtacort -O2 float32", "tacort", w("O2")),
                    ("libtacort, tacoc QDQ int8", "tacort", w("s8")),
+                   ("libtacort, tacoc --qdq-outputs", "tacort", w("s8o")),
                    ("libtacort, ORT's QDQ int8", "tacort", w("ortqdq"))]
         feeds = inputs_for(name, np.random.default_rng(0))
         sessions = {p: ort.InferenceSession(p, so, providers=["CPUExecutionProvider"])
@@ -139,7 +143,7 @@ def main():
         base = med["ORT, float32"]
         for label, _, _ in configs:
             v = times[label]
-            print(f"  {label:28s} {med[label]:8.1f} ({min(v):.1f}-{max(v):.1f})  "
+            print(f"  {label:31s} {med[label]:8.1f} ({min(v):.1f}-{max(v):.1f})  "
                   f"{med[label] / base:5.2f}x ORT fp32   {acc[label]}")
     return 0
 
