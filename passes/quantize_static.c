@@ -230,9 +230,16 @@ static tc_value *bias(tc_graph *g, tc_node *n, float xs, const float *ws, int64_
 
 /* --qdq-outputs: node n's (quantized) output y gets its own pair, after n,
  * every reader of y then reading the pair's output; not for a graph output
- * or a y without a calibrated range. */
+ * or a y without a calibrated range. A y without one read only by an Add
+ * or Relu (a Gemm's bias and activation, tc_pass_gemm_as_matmul) passes the
+ * pair on to that node's output, whose range the Gemm's output gave. */
 static tc_status output_pair(tc_pass_ctx *c, tc_graph *g, tc_node *n) {
   tc_value *y = n->outputs[0];
+  while (y && !range_of(c, y) && y->n_uses == 1 && !(y->flags & TC_VALUE_OUTPUT) &&
+         (tc_is_op(y->uses[0].node, "Add") || tc_is_op(y->uses[0].node, "Relu"))) {
+    n = y->uses[0].node;
+    y = n->outputs[0];
+  }
   const tc_qrange *r = y ? range_of(c, y) : NULL;
   if (!r || (y->flags & TC_VALUE_OUTPUT) || !y->n_uses || !n->next)
     return TC_STATUS_OK;

@@ -208,17 +208,32 @@ def test_gemm_relu_classifier_to_qdq(ctx):
     assert "Gemm" not in k and "GemmRelu" not in k and k.count("MatMul") == 2, k
     assert k.count("QuantizeLinear") == 2 and "Relu" in k and k.count("Add") == 2, k
     close(ctx, m, out, {"x": uniform(2, 48)})
+    # A layer read by a float op (a Sigmoid): with --qdq-outputs its pair goes
+    # after its bias and Relu (the GemmRelu's calibrated output), where ONNX
+    # Runtime makes a QGemm of it; without, it has none to make one with.
+    head = model([N("Gemm", ["x", "w1", "b1"], ["h"], name="fc1", transB=1),
+                  N("Relu", ["h"], ["r"]), N("Sigmoid", ["r"], ["y"])],
+                 [x], [tensor_in("y", [2, 32])], list(m.graph.initializer)[:2])
+    plain, _, _ = ctx.optimize(head, level=2, extra=STATIC)
+    paired, _, _ = ctx.optimize(head, level=2, extra=STATIC + ["--qdq-outputs"])
+    assert ort_ops(ctx, plain).count("QGemm") == 0, ort_ops(ctx, plain)
+    assert ort_ops(ctx, paired).count("QGemm") == 1, ort_ops(ctx, paired)
+    close(ctx, head, paired, {"x": uniform(2, 48)})
 
 
-def ort_qlinear_convs(ctx, m):
-    """QLinearConv nodes in ONNX Runtime's optimized graph of m."""
+def ort_ops(ctx, m):
+    """The ops of ONNX Runtime's optimized graph of m."""
     import onnx
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.optimized_model_filepath = ctx.path("ort_opt.onnx")
     ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    return [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node].count(
-        "QLinearConv")
+    return [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
+
+
+def ort_qlinear_convs(ctx, m):
+    """QLinearConv nodes in ONNX Runtime's optimized graph of m."""
+    return ort_ops(ctx, m).count("QLinearConv")
 
 
 def test_qdq_outputs_for_onnx_runtime(ctx):
