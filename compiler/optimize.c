@@ -399,6 +399,7 @@ int tc_cmd_optimize(int argc, char **argv) {
   a.popt.level = a.level;
   a.popt.half_type = a.prec.type > 0 ? a.prec.type : 0; /* auto: chosen later */
   a.popt.int8_follows = a.prec.type == TC_DTYPE_I8 || a.prec.type == TC_PRECISION_AUTO;
+  a.popt.qdq_outputs = a.prec.qdq_outputs;
   a.popt.keep_io_types = a.prec.keep_io_types;
   a.popt.explain = a.explain ? stderr : NULL;
   if (a.report &&

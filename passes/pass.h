@@ -50,7 +50,10 @@ typedef struct tc_pass_options {
   size_t n_qranges;
   /* --qdq-outputs: each quantized MatMul / convolution output with a
    * calibrated range gets its own QuantizeLinear / DequantizeLinear pair too
-   * (ONNX Runtime forms QLinearConv only where a QuantizeLinear follows) */
+   * (ONNX Runtime forms QLinearConv only where a QuantizeLinear follows),
+   * and fuse-conv-activation leaves residual Adds out of convolutions (so
+   * that the convolution's output is there to pair, and ONNX Runtime makes
+   * QLinearAdd of the Add) */
   bool qdq_outputs;
 } tc_pass_options;
 

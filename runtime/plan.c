@@ -187,10 +187,19 @@ tc_plan *tc_plan_build(const tc_session *s, tc_rt_tensor *const *vals, const int
         while (reader->graph != g)
           reader = reader->graph->owner;
         size_t at = pos[reader->id];
-        /* a DequantizeLinear that does not run: its readers read v (qdq.c) */
-        const tc_value *dq = s->qdq_skip && s->qdq_skip[reader->id] ? reader->outputs[0] : NULL;
-        for (size_t k = 0; dq && k < dq->n_uses; k++)
-          at = pos[dq->uses[k].node->id] > at ? pos[dq->uses[k].node->id] : at;
+        /* a DequantizeLinear whose readers are bound to its quantized
+         * operand (qdq.c): they read v, whether or not it runs for others
+         * (a float Add beside a bound convolution: --qdq-outputs) */
+        const tc_value *dq = s->qdq && reader->graph == g && reader->n_outputs &&
+                                     tc_domain_is_onnx(reader->domain) &&
+                                     !strcmp(reader->op_type, "DequantizeLinear")
+                                 ? reader->outputs[0]
+                                 : NULL;
+        for (size_t k = 0; dq && k < dq->n_uses; k++) {
+          const tc_node *b = dq->uses[k].node;
+          if (tc_qdq_reads(s, b, dq->uses[k].slot) && pos[b->id] > at)
+            at = pos[b->id];
+        }
         /* a node of a generated chain runs (if at all) with the chain's last node */
         if (s->chain_root && s->chain_root[reader->id] && pos[s->chain_root[reader->id] - 1] > at)
           at = pos[s->chain_root[reader->id] - 1];
