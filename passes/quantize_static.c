@@ -19,12 +19,16 @@
  *
  * Candidates: MatMul with float32 x of rank >= 2 and a constant 2-D float32
  * W with K, N >= 16 (and a Gemm that is such a MatMul and a bias, with a
- * calibrated A: tc_pass_gemm_as_matmul first); Conv (and tacoc's Conv<Act> / ConvAdd<Act>) with a
- * constant float32 W and group 1 (grouped and depthwise convolutions stay
- * float32: their per-group products are too small for the int8 GEMM). x
- * needs a calibrated range. The node's first output is its key: nodes in
- * half_keep stay float32, and half_note hears of every candidate, quantized
- * (why NULL) or kept (why says why).
+ * calibrated A: tc_pass_gemm_as_matmul first); Conv (and tacoc's Conv<Act>
+ * / ConvAdd<Act>) with a constant float32 W and group 1 (grouped and
+ * depthwise convolutions stay float32: their per-group products are too
+ * small for the int8 GEMM). x needs a calibrated range. The node's first
+ * output is its key: nodes in half_keep stay float32, and half_note hears of
+ * every candidate, quantized (why NULL) or kept (why says why).
+ *
+ * With tc_pass_options.qdq_outputs (--qdq-outputs) each quantized node's
+ * calibrated output gets a pair too (output_pair), for runtimes that fuse
+ * DequantizeLinear -> op -> QuantizeLinear groups (ONNX Runtime).
  *
  * Requires: default-domain opset >= 13 (per-axis DequantizeLinear; raised
  * when exact). Runs on the main graph only. */
