@@ -55,12 +55,16 @@ def optimize(tacoc, src, dst, *args):
     return time.perf_counter() - t0
 
 
+def file_name(name):
+    """name as `tacoc run` names a value's .npy file (names may hold '/')."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+
+
 def input_args(feeds, workdir):
     """`tacoc run` arguments feeding feeds, saved as .npy files in workdir."""
     args = []
     for k, v in feeds.items():
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in k)  # names may hold '/'
-        f = os.path.join(workdir, f"in_{safe}.npy")
+        f = os.path.join(workdir, f"in_{file_name(k)}.npy")
         np.save(f, v)
         args += ["--input", f"{k}={f}"]
     return args

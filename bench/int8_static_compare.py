@@ -33,7 +33,8 @@ from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantT
                                       quantize_static)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import codegen_compare as cc  # noqa: E402
+import codegen_compare as cc  # noqa: E402  (puts tools/ on the path)
+import gen_zoo_models  # noqa: E402
 import optimize_compare as opc  # noqa: E402
 import ort_compare as oc  # noqa: E402
 
@@ -46,8 +47,7 @@ def tacort_out(tacoc, path, feeds, workdir):
         raise RuntimeError(proc.stderr)
     m = re.search(r"(\d+) QDQ MatMuls and convolutions", proc.stderr)
     name = onnx.load(path, load_external_data=False).graph.output[0].name
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
-    return np.load(os.path.join(out, f"{safe}.npy")), int(m.group(1)) if m else 0
+    return np.load(os.path.join(out, f"{cc.file_name(name)}.npy")), int(m.group(1)) if m else 0
 
 
 def main():
@@ -73,9 +73,7 @@ def main():
             if not a.zoo:
                 raise SystemExit(f"{name} needs --zoo DIR")
             path = os.path.join(a.zoo, f"{name[4:]}.onnx")
-            m = onnx.load(path, load_external_data=False)
-            inits = {t.name for t in m.graph.initializer}
-            x = next(i.name for i in m.graph.input if i.name not in inits)
+            x = gen_zoo_models.image_input(onnx.load(path, load_external_data=False)).name
             inputs_for = lambda _, rng, x=x: {  # noqa: E731
                 x: rng.standard_normal((1, 3, 224, 224)).astype(np.float32)}
         elif not os.path.exists(path):
@@ -86,8 +84,7 @@ def main():
         for k, s in enumerate(sets):
             os.makedirs(os.path.join(calib, f"set_{k}"), exist_ok=True)
             for key, v in s.items():  # named as tacoc looks for them
-                safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in key)
-                np.save(os.path.join(calib, f"set_{k}", f"{safe}.npy"), v)
+                np.save(os.path.join(calib, f"set_{k}", f"{cc.file_name(key)}.npy"), v)
         cc.optimize(a.tacoc, path, w("O2"))
         t_opt = cc.optimize(a.tacoc, path, w("s8"), "--precision", "int8", "--int8-mode", "static",
                             "--calib", calib)

@@ -134,6 +134,12 @@ def pretrained(rng):
     ]
 
 
+def file_name(name):
+    """name as `tacoc run` names a value's .npy file (every character but
+    letters, digits, '.', '-', '_' as '_')."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+
+
 @functools.lru_cache(maxsize=None)
 def image_input(path):
     """The name of model path's one non-initializer input (read once)."""
@@ -197,8 +203,7 @@ def run_case(tacoc, model, label, inputs, tmp, reference=None, run_args=()):
             return f"the generated kernels were not used: {proc.stderr.strip()}", None
         worst.append(("generated-kernel nodes", int(m.group(1)), 0.0))
     for meta, want in zip(sess.get_outputs(), ref):
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in meta.name)
-        got = np.load(os.path.join(tmp, "out", f"{safe}.npy"))
+        got = np.load(os.path.join(tmp, "out", f"{file_name(meta.name)}.npy"))
         problem = compare(meta.name, got, want, worst)
         if problem:
             return problem, worst

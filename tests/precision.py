@@ -115,8 +115,7 @@ def run_tacort(tacoc, path, model, feeds, tmp, stderr=None):
         stderr.append(proc.stderr)
     res = []
     for o in model.graph.output:
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in o.name)
-        res.append(np.load(os.path.join(outdir, f"{safe}.npy")))
+        res.append(np.load(os.path.join(outdir, f"{e2e.file_name(o.name)}.npy")))
     return res
 
 
@@ -293,8 +292,7 @@ def make_calib(name, tmp, sets=None):
                 d = os.path.join(calib, f"set_{k}")
                 os.makedirs(d)
                 for key, val in feeds.items():  # named as tacoc looks for them
-                    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in key)
-                    np.save(os.path.join(d, f"{safe}.npy"), val)
+                    np.save(os.path.join(d, f"{e2e.file_name(key)}.npy"), val)
                 k += 1
     return calib
 
