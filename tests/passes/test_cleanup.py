@@ -181,6 +181,33 @@ def test_sum_of_two_is_add_of_one_removed(ctx):
     same_outputs(ctx, m, out, {"x": rand(RNG, 2, 3)})
 
 
+def test_dequantize_of_weights_not_folded(ctx):
+    """A QDQ convolution's int8 weight and int32 bias stay DequantizeLinear of
+    their initializers (folded they would be float32, and the convolution no
+    longer a QDQ group for libtacort or ONNX Runtime); other constants still
+    fold."""
+    wq = RNG.integers(-127, 128, (8, 4, 3, 3)).astype(np.int8)
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["wq", "ws"], ["wd"], axis=0),
+             helper.make_node("DequantizeLinear", ["bq", "bs"], ["bd"], axis=0),
+             helper.make_node("Mul", ["ks", "two"], ["k2"]),
+             helper.make_node("Conv", ["xd", "wd", "bd"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Mul", ["c", "k2"], ["y"])]
+    m = model(nodes, [tensor_in("x", [1, 4, 6, 6])], [tensor_in("y", [1, 8, 6, 6])],
+              [const("xs", 0.02), const("xz", 128, np.uint8), const("wq", wq, np.int8),
+               const("ws", RNG.uniform(0.001, 0.01, 8)), const("bs", 2e-5 * np.ones(8)),
+               const("bq", RNG.integers(-500, 500, 8), np.int32), const("ks", 1.5),
+               const("two", 2.0)], opset=13)
+    out, _, _ = ctx.optimize(m, "fold-constants")
+    assert ops(out) == ["QuantizeLinear", "DequantizeLinear", "DequantizeLinear",
+                        "DequantizeLinear", "Conv", "Mul"], ops(out)
+    inits = {t.name: t for t in out.graph.initializer}
+    assert inits["wq"].data_type == TensorProto.INT8 and "wd" not in inits, sorted(inits)
+    assert "k2" in inits, sorted(inits)
+    same_outputs(ctx, m, out, {"x": rand(RNG, 1, 4, 6, 6)})
+
+
 def test_random_ops_not_folded(ctx):
     m = model([helper.make_node("RandomUniformLike", ["c"], ["r"], seed=1.0),
                helper.make_node("Add", ["x", "r"], ["y"])], [X], [Y],
