@@ -92,6 +92,9 @@ typedef struct ckey {
                      TC_DTYPE_BF16: bfloat16 x, w and y (float32 bias); TC_DTYPE_F16:
                      float32 x and y, float16 weights widened when packed (always) */
   bool zp;        /* quantized: x has a zero point (given at execution) */
+  int32_t ydt;    /* quantized: 0 float32 y, TC_DTYPE_U8 / TC_DTYPE_I8: y quantized in the
+                     primitive (the scales include 1 / y's scale) */
+  int32_t yzp;    /* y's zero point when ydt (a post-op, fixed in the primitive) */
   uint64_t qhash; /* quantized: hash of the output scales (fixed in the primitive) */
   int threads;    /* oneDNN splits work for the thread count at creation */
   bool mm;   /* an int8 matmul (spec.N rows, spec.C = K, spec.M = N; int32 out, no zero points) */
@@ -351,8 +354,8 @@ static bool md_weights(const tc_conv_spec *c, bool plain, dnnl_data_type_t dt,
   return md_any_dt(any, nd, dims, dt);
 }
 
-static bool post_ops(const tc_conv_spec *c, bool sum, dnnl_primitive_attr_t attr) {
-  if (!sum && c->act == TC_CONV_ACT_NONE)
+static bool post_ops(const tc_conv_spec *c, bool sum, float shift, dnnl_primitive_attr_t attr) {
+  if (!sum && c->act == TC_CONV_ACT_NONE && shift == 0)
     return true;
   dnnl_post_ops_t po;
   if (dnnl_post_ops_create(&po) != dnnl_success)
@@ -378,6 +381,9 @@ static bool post_ops(const tc_conv_spec *c, bool sum, dnnl_primitive_attr_t attr
   }
   if (alg != dnnl_alg_kind_undef)
     ok = ok && dnnl_post_ops_append_eltwise(po, 1.0f, alg, a, b) == dnnl_success;
+  if (shift != 0) /* a quantized y's zero point, after the activation */
+    ok = ok &&
+         dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_linear, 1.0f, shift) == dnnl_success;
   ok = ok && dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
   dnnl_post_ops_destroy(po);
   return ok;
@@ -429,7 +435,7 @@ static bool add_make(prim *p, const tc_conv_spec *c, const dnnl_memory_desc_t *m
       !user_scratchpad(&attr))
     return false;
   dnnl_primitive_desc_t pd;
-  bool ok = post_ops(c, false, attr) &&
+  bool ok = post_ops(c, false, 0, attr) &&
             dnnl_primitive_desc_create(&pd, &bd, attr, engine, NULL) == dnnl_success;
   dnnl_primitive_attr_destroy(attr);
   return ok && prim_from(p, pd);
@@ -596,7 +602,7 @@ static bool stem16_pd(const tc_conv_spec *c, const ckey *key, const dnnl_memory_
                                                  dil, pl, pr) != dnnl_success ||
       !user_scratchpad(&attr))
     return false;
-  bool ok = post_ops(c, false, attr) &&
+  bool ok = post_ops(c, false, 0, attr) &&
             dnnl_primitive_desc_create(pd, &cd, attr, engine, NULL) == dnnl_success;
   dnnl_primitive_attr_destroy(attr);
   const char *impl = NULL;
@@ -632,7 +638,10 @@ static centry *entry_build(const ckey *key, const void *w, const float *scales) 
   geometry(c, xd, yd, st, dil, pl, pr);
   bool plain = !key->xdt && plain_layout(c);
   dnnl_data_type_t xt = x_type(key), wt = key_q8(key) ? dnnl_s8 : xt,
-                   yt = key_bf16(key) ? dnnl_bf16 : dnnl_f32;
+                   yt = key->ydt == TC_DTYPE_U8   ? dnnl_u8
+                        : key->ydt == TC_DTYPE_I8 ? dnnl_s8
+                        : key_bf16(key)           ? dnnl_bf16
+                                                  : dnnl_f32;
   dnnl_memory_desc_t xa, ya, wa;
   dnnl_dims_t one = {1};
   if (!md_user(&e->x_user, nd, xd, xt, c->layout & TC_CONV_X_NHWC) ||
@@ -666,7 +675,7 @@ static centry *entry_build(const ckey *key, const void *w, const float *scales) 
     dnnl_primitive_attr_t attr;
     if (s != dnnl_success || !user_scratchpad(&attr))
       continue;
-    ok = (add || post_ops(c, key->sum, attr)) && quant_attr(key, scales, attr) &&
+    ok = (add || post_ops(c, key->sum, (float)key->yzp, attr)) && quant_attr(key, scales, attr) &&
          pick_pd(&pd, &cd, attr,
                  wino        ? (c->out[0] * c->out[1] >= WINO_4X3_MIN_OUT ? "wino_4x3" : NULL)
                  : depthwise ? DW_PREFER
@@ -799,7 +808,7 @@ static centry *mm_build(centry *e, const void *w) {
 /* Runs e: y = act(conv(x, w) + b + z), quantized: y = act(scale[m] *
  * conv(x - zp, w) + b + z) (b already divided by scale, see tc_dnnl_qconv_run). */
 static bool entry_run(const centry *e, const void *x, const void *w, const float *b,
-                      const int32_t *zp, const float *z, float *y) {
+                      const int32_t *zp, const float *z, void *y) {
   bool w_tmp = e->w_in.p && !e->wdata && !e->key.mm;
   wspace *ws = ws_get(e->scratch + e->x_bytes + e->y_bytes + (w_tmp ? e->w_bytes : 0));
   if (!ws)
@@ -1157,7 +1166,7 @@ static uint64_t key_hash(const ckey *key) {
 /* Finds or builds the entry for key and runs it; colsum (matmul entries,
  * may be NULL) gets the weights' column sums while the entry is held. */
 static bool cached_run(ckey *key, const void *x, const void *w, const float *b, const float *scale,
-                       const int32_t *zp, const float *z, float *y, int32_t *colsum) {
+                       const int32_t *zp, const float *z, void *y, int32_t *colsum) {
   failed_running = false;
   key->hash = key_hash(key);
   pthread_mutex_lock(&lock);
@@ -1295,16 +1304,20 @@ bool tc_dnnl_bconv_run(const tc_conv_spec *c, const tc_value *w_value, const voi
 
 bool tc_dnnl_qconv_run(const tc_conv_spec *c, const tc_value *w_value, int32_t xdt, const void *x,
                        int32_t xzp, const int8_t *w, const float *scale, const float *b,
-                       const float *z, float *y) {
+                       const float *z, int32_t ydt, int32_t yzp, void *y) {
   pthread_once(&once, init_once);
-  if (!engine || !ws_key_ok || !spec_ok(c) || c->transposed || c->layout ||
-      (xdt != TC_DTYPE_U8 && xdt != TC_DTYPE_I8))
-    return false;
+  bool yq = ydt == TC_DTYPE_U8 || ydt == TC_DTYPE_I8;
+  if (!engine || !ws_key_ok || !spec_ok(c) || c->transposed ||
+      (xdt != TC_DTYPE_U8 && xdt != TC_DTYPE_I8) || (!yq && ydt != TC_DTYPE_F32) ||
+      (yq && (z || (c->act != TC_CONV_ACT_NONE && c->act != TC_CONV_ACT_RELU))))
+    return false; /* a quantized y: no sum, and only activations that commute with the scale */
   ckey key;
   key_make(c, b != NULL, z != NULL, &key);
   key.spec.algo = TC_CONV_ALGO_DIRECT; /* Winograd is float32 only here */
   key.xdt = xdt;
   key.zp = xzp != 0;
+  key.ydt = yq ? ydt : 0;
+  key.yzp = yq ? yzp : 0;
   uint64_t h = 1469598103934665603ull;
   for (size_t i = 0; i < (size_t)c->M * sizeof *scale; i++)
     h = (h ^ ((const unsigned char *)scale)[i]) * 1099511628211ull;

@@ -50,7 +50,9 @@ struct tc_session {
   unsigned char *gemm_algo; /* by node id: tc_gemm_algo likewise */
   tc_qdq_bind **qdq;        /* by node id: the integer kernel a QDQ MatMul/Conv runs (qdq.c) */
   bool *qdq_skip;           /* by node id: a DequantizeLinear no one needs run */
-  size_t qdq_count;
+  size_t qdq_count;         /* bound MatMuls and convolutions */
+  size_t qdq_adds;          /* bound Adds */
+  size_t qdq_fused;         /* QuantizeLinear nodes run by the bound node before them */
   tc_node_observer observe; /* called after every main-graph kernel, when set */
   void *observe_ctx;
   tc_cuda_state *cuda; /* the CUDA target's state (cuda_exec.h), or NULL: CPU */
@@ -102,6 +104,12 @@ tc_status tc_session_new_with_kernels(const tc_model *m, const char *lib_path, t
 void tc_qdq_bind_session(tc_session *s);
 /* Whether main-graph node n reads input slot through its QDQ binding. */
 bool tc_qdq_reads(const tc_session *s, const tc_node *n, int slot);
+/* Marks in cand the 8-bit values the session's QDQ groups keep
+ * channels-last (runtime/layout.c calls it; qdq.c). */
+void tc_qdq_layout(const tc_session *s, bool *cand);
+/* The node whose kernel runs for n: a QuantizeLinear's bound source node
+ * when it took that over (qdq.c), else n (profiles count the time there). */
+const tc_node *tc_qdq_runs(const tc_session *s, const tc_node *n);
 /* Runs bound node n; in holds its inputs from the run (NULL where skipped). */
 tc_status tc_qdq_run(const tc_run *r, const tc_node *n, tc_kernel_ctx *k,
                      const tc_rt_tensor *const *in, tc_rt_tensor *out);

@@ -106,6 +106,9 @@ typedef struct tc_kernel_ctx {
    * convolution kernels are ever given these bits (the executor converts for
    * every other kernel); they are 0 everywhere else. */
   uint32_t nhwc_in, nhwc_out;
+  /* The node whose outputs the kernel's outputs are, when not `node` (a QDQ
+   * group run at its QuantizeLinear: runtime/qdq.c); NULL: node. */
+  const tc_node *out_node;
 } tc_kernel_ctx;
 
 typedef tc_status (*tc_kernel_fn)(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
@@ -448,11 +451,6 @@ enum { TC_DNNL_REORDERS_X = 1, TC_DNNL_REORDERS_Y = 2 };
 unsigned tc_dnnl_conv_last_reorders(void);
 /* Whether that convolution ran as Winograd (diagnostics and tests). */
 bool tc_dnnl_conv_last_winograd(void);
-/* y = act(scale[m] * conv(x - xzp, w) + b + z) through oneDNN's int8
- * convolution: x uint8 or int8 (xdt), w int8, scale [M] (x's scale times
- * w's per channel), b [M] and z (shaped like y) float32 or NULL, y float32;
- * the cache as above, w_value naming the int8 initializer. False when
- * oneDNN declines or memory runs out (the caller runs its own kernel). */
 /* A bfloat16 convolution (x, w, z and y bfloat16, b float32; not
  * transposed) on oneDNN's bfloat16 primitive, weights cached as above; false
  * when oneDNN declines. */
@@ -463,9 +461,18 @@ bool tc_dnnl_hconv_run(const tc_conv_spec *c, const tc_value *w_value, const flo
                        const uint16_t *w, const float *b, const float *z, float *y);
 bool tc_dnnl_bconv_run(const tc_conv_spec *c, const tc_value *w_value, const void *x, const void *w,
                        const float *b, const void *z, void *y);
+/* y = act(scale[m] * conv(x - xzp, w) + b + z) through oneDNN's int8
+ * convolution: x uint8 or int8 (xdt), w int8, scale [M] (x's scale times
+ * w's per channel), b [M] and z (shaped like y) float32 or NULL, y float32
+ * (ydt TC_DTYPE_F32); the cache as above, w_value naming the int8
+ * initializer. ydt TC_DTYPE_U8 / TC_DTYPE_I8: y quantized in the primitive,
+ * saturate(round(act(...)) + yzp), the caller having divided scale and b by
+ * y's scale (no z; act none or Relu, which commute with a positive scale).
+ * False when oneDNN declines or memory runs out (the caller runs its own
+ * kernel). */
 bool tc_dnnl_qconv_run(const tc_conv_spec *c, const tc_value *w_value, int32_t xdt, const void *x,
                        int32_t xzp, const int8_t *w, const float *scale, const float *b,
-                       const float *z, float *y);
+                       const float *z, int32_t ydt, int32_t yzp, void *y);
 /* c [M, N] = a [M, K] (uint8) times b [K, N] (int8) in int32 through
  * oneDNN's int8 matmul with b reordered once into the layout oneDNN picks
  * and cached like convolution weights (b_value, the node's B, must be that
@@ -522,9 +529,27 @@ tc_status tc_gemm_run(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_
  * float convolution where it is not exact). */
 typedef struct tc_conv_qdq {
   const tc_rt_tensor *xq, *xs, *xz, *wq, *ws, *b, *bq, *bs, *z;
+  /* ys set: y quantized as QuantizeLinear(y, ys, yz) would (uint8 without
+   * yz), no z, the node's activation none or Relu */
+  const tc_rt_tensor *ys, *yz;
+  bool relu;                /* a Relu after the node's activation (one read only by it, run here) */
   const tc_value *wq_value; /* wq's value (caches oneDNN's reordered weights), or NULL */
 } tc_conv_qdq;
 tc_status tc_conv_qdq_run(tc_kernel_ctx *k, const tc_conv_qdq *q, tc_rt_tensor *out);
+/* n elements of y = QuantizeLinear(act(DequantizeLinear(a) + DequantizeLinear(b)))
+ * with per-tensor scales and zero points (ydt 8-bit; act Relu or none), or
+ * the float32 sum (ydt TC_DTYPE_F32): the same arithmetic as those ops run
+ * one after another, bit for bit. a, b 8-bit of the same shape. */
+typedef struct tc_qadd {
+  const void *a, *b;
+  void *y;
+  int32_t adt, bdt, ydt;
+  float as, bs, ys;
+  int32_t az, bz, yz;
+  bool relu;
+  size_t n;
+} tc_qadd;
+void tc_qadd_run(const tc_qadd *q);
 /* A MatMul whose A and B come from DequantizeLinear (B a constant int8
  * [K, N] with scales 1 or [N] and zero point 0): MatMulIntegerToFloat's
  * kernel on the quantized operands. */

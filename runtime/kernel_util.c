@@ -53,8 +53,9 @@ static tc_status alloc_out(tc_kernel_ctx *k, tc_rt_tensor *out, int32_t dtype, s
   if (rank)
     memcpy(out->dims, dims, rank * sizeof *dims);
   out->bytes = bytes;
-  if (k->plan_base && k->outputs && out >= k->outputs && out < k->outputs + k->node->n_outputs) {
-    const tc_value *v = k->node->outputs[out - k->outputs];
+  const tc_node *on = k->out_node ? k->out_node : k->node;
+  if (k->plan_base && k->outputs && out >= k->outputs && out < k->outputs + on->n_outputs) {
+    const tc_value *v = on->outputs[out - k->outputs];
     if (v && bytes && k->plan_offset[v->id] >= 0 && k->plan_size[v->id] == bytes) {
       out->data = k->plan_base + k->plan_offset[v->id];
       if (zero)

@@ -303,6 +303,7 @@ void tc_layout_bind(tc_session *s) {
         }
       }
   }
+  tc_qdq_layout(s, cand); /* 8-bit values between QDQ groups */
   size_t count = 0;
   for (size_t i = 0; i < nv; i++)
     count += cand[i];

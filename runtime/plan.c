@@ -197,10 +197,14 @@ tc_plan *tc_plan_build(const tc_session *s, tc_rt_tensor *const *vals, const int
                                  : NULL;
         for (size_t k = 0; dq && k < dq->n_uses; k++) {
           const tc_node *b = dq->uses[k].node;
-          if (tc_qdq_reads(s, b, dq->uses[k].slot) && pos[b->id] > at)
-            at = pos[b->id];
+          /* (a bound node passed over runs with the QuantizeLinear after it) */
+          size_t b_at =
+              s->chain_root && s->chain_root[b->id] ? pos[s->chain_root[b->id] - 1] : pos[b->id];
+          if (tc_qdq_reads(s, b, dq->uses[k].slot) && b_at > at)
+            at = b_at;
         }
-        /* a node of a generated chain runs (if at all) with the chain's last node */
+        /* a node of a generated chain runs (if at all) with the chain's last
+         * node; a bound QDQ node taken over by a QuantizeLinear with it */
         if (s->chain_root && s->chain_root[reader->id] && pos[s->chain_root[reader->id] - 1] > at)
           at = pos[s->chain_root[reader->id] - 1];
         if (at > last[v->id])

@@ -22,16 +22,45 @@
  * and zero points absent or all 0; a convolution bias either float32 or the
  * DequantizeLinear of a constant int32 tensor with zero point 0. Anything
  * else runs as written. The results differ from the dequantized float GEMM
- * only by float rounding (the integer sums are exact). */
+ * only by float rounding (the integer sums are exact).
+ *
+ * Between the integer kernels a QDQ model goes back to 8 bits: a
+ * QuantizeLinear after each convolution, and Adds (the residual sums of a
+ * ResNet) and pools written on dequantized copies:
+ *
+ *   conv ─▶ y ─▶ QuantizeLinear(ys, yz) ─▶ yq
+ *   aq ─▶ DequantizeLinear ─┐
+ *   bq ─▶ DequantizeLinear ─┴▶ Add ─▶ [Relu] ─▶ QuantizeLinear ─▶ yq
+ *
+ * An Add (or a Sum of two) whose operands both come from per-tensor
+ * DequantizeLinear is bound too: it reads aq and bq (tc_qadd_run, the
+ * arithmetic of the ops it replaces, bit for bit). A QuantizeLinear with a
+ * constant per-tensor scale and zero point whose input is the only output
+ * of a bound convolution (no Z, activation none or Relu) or Add, directly
+ * or through a Relu (which that node then applies), takes that node over: the node runs when
+ * the QuantizeLinear would (it is passed over where it stands, as the
+ * nodes of a generated chain are) and writes yq, the convolution with y's
+ * scale and zero point in oneDNN's primitive (its rounding of
+ * scale * sum / ys may differ from QuantizeLinear's by one step where that
+ * value lies at a rounding boundary), so a ResNet-50 quantized by
+ * onnxruntime.quantization runs from int8 to int8 without float32 copies
+ * between its convolutions. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "exec.h"
 
-typedef enum { Q_MATMUL = 1, Q_CONV } qkind;
+typedef enum { Q_MATMUL = 1, Q_CONV, Q_ADD, Q_OUT } qkind;
 
 struct tc_qdq_bind {
   qkind kind;
-  const tc_value *xq, *xs, *xz, *wq, *ws, *bq, *bs;
+  const tc_value *xq, *xs, *xz; /* the activation (Q_ADD: A; Q_OUT: y's scale and zero point) */
+  const tc_value *wq, *ws, *wz; /* the weights (Q_ADD: B, an activation too) */
+  const tc_value *bq, *bs;      /* a convolution's quantized bias */
+  bool relu;                    /* the Relu after it runs in it (taken over by a Q_OUT) */
+  const tc_node *src;           /* Q_OUT: the bound node whose output it quantizes, run there */
+  const tc_node *out_q;         /* the Q_OUT node that took this one over, or NULL */
+  const tc_node *relu_node;     /* Q_OUT: that Relu, or NULL */
 };
 
 static bool is_op(const tc_node *n, const char *op) {
@@ -135,10 +164,88 @@ static bool is_conv(const tc_node *n) {
 
 /* Whether node n reads input slot through its binding (not from vals). */
 static bool bound_slot(const tc_qdq_bind *b, int slot) {
+  if (b->kind == Q_OUT)
+    return slot == 0;
   return slot == 0 || slot == 1 || (slot == 2 && b->bq);
 }
 
+static bool is_add(const tc_node *n) {
+  return (is_op(n, "Add") || (is_op(n, "Sum") && n->n_inputs == 2)) && n->n_inputs == 2 &&
+         n->n_outputs >= 1;
+}
+
+/* A convolution whose output may be quantized in its kernel: no summed
+ * input, an activation that commutes with a positive scale. */
+static bool conv_quantizable(const tc_node *n) {
+  if (n->n_inputs > 3 && n->inputs[3])
+    return false;
+  if (is_op(n, "Conv"))
+    return true;
+  if (tc_domain_equal(n->domain, "ai.tacoc"))
+    return strcmp(n->op_type, "Conv") == 0 || strcmp(n->op_type, "ConvRelu") == 0;
+  if (strcmp(n->op_type, "FusedConv") != 0)
+    return false;
+  const tc_attr *a = tc_node_attr(n, "activation");
+  return !a || (a->s.len == 4 && memcmp(a->s.data, "Relu", 4) == 0);
+}
+
+/* q is a main-graph QuantizeLinear to 8 bits with a constant per-tensor
+ * scale and zero point and nothing else that changes what it means. */
+static bool plain_q(const tc_session *s, const tc_node *q) {
+  if (!is_op(q, "QuantizeLinear") || q->graph != s->m->graph || !s->kernels[q->id] ||
+      q->n_inputs < 2 || !q->inputs[0] || !q->outputs || !q->n_outputs || !q->outputs[0])
+    return false;
+  int64_t op = s->opsets[q->id];
+  int64_t od = op >= 21 ? tc_attr_int(q, "output_dtype", 0) : 0;
+  if ((op >= 21 && tc_attr_int(q, "block_size", 0)) || (op >= 23 && tc_attr_int(q, "precision", 0)))
+    return false;
+  const tc_rt_tensor *sc = konst(s, q->inputs[1]);
+  const tc_value *zv = q->n_inputs > 2 ? q->inputs[2] : NULL;
+  const tc_rt_tensor *zp = konst(s, zv);
+  if (!sc || sc->dtype != TC_DTYPE_F32 || tc_rt_numel(sc) != 1 || (zv && !zp))
+    return false;
+  if (zp)
+    return is_q8(zp->dtype) && tc_rt_numel(zp) == 1 && (!od || od == zp->dtype);
+  return !od || od == TC_DTYPE_U8;
+}
+
+/* v, read once, by reader only, and not a graph output */
+static bool only_for(const tc_value *v) {
+  return v && v->n_uses == 1 && !(v->flags & TC_VALUE_OUTPUT);
+}
+
+/* Binds QuantizeLinear q to the bound node before it (Q_OUT) when it can
+ * take that node over (see the top of the file). */
+static void bind_q_out(tc_session *s, const tc_node *q, tc_qdq_bind *b) {
+  const tc_value *v = q->inputs[0];
+  const tc_node *p = v->producer, *relu = NULL;
+  if (!only_for(v) || !p || p->graph != q->graph)
+    return;
+  if (is_op(p, "Relu") && s->kernels[p->id] && p->n_inputs == 1 && only_for(p->inputs[0])) {
+    relu = p;
+    p = p->inputs[0]->producer;
+    if (!p || p->graph != q->graph)
+      return;
+  }
+  tc_qdq_bind *pb = s->qdq[p->id];
+  if (!pb || s->chain_root[p->id] || p->n_outputs != 1 ||
+      !(pb->kind == Q_ADD || (pb->kind == Q_CONV && conv_quantizable(p))))
+    return;
+  b->kind = Q_OUT;
+  b->src = p;
+  b->relu_node = relu;
+  b->xs = q->inputs[1];
+  b->xz = q->n_inputs > 2 ? q->inputs[2] : NULL;
+  pb->relu = relu != NULL;
+  pb->out_q = q;
+  s->chain_root[p->id] = q->id + 1;
+  if (relu)
+    s->chain_root[relu->id] = q->id + 1;
+}
+
 void tc_qdq_bind_session(tc_session *s) {
+  if (getenv("TACORT_QDQ") && !strcmp(getenv("TACORT_QDQ"), "written"))
+    return; /* everything as written (a check of the bound kernels) */
   const tc_model *m = s->m;
   const tc_graph *g = m->graph;
   size_t nn = m->next_node_id + 1;
@@ -155,7 +262,13 @@ void tc_qdq_bind_session(tc_session *s) {
     if (!s->kernels[n->id] || n->n_inputs < 2 || !n->outputs[0])
       continue;
     tc_qdq_bind b = {0};
-    if (is_op(n, "MatMul")) {
+    if (is_add(n)) {
+      tc_qdq_bind bb = {0};
+      b.kind = Q_ADD;
+      if (!activation_dq(s, n->inputs[0], &b) || !activation_dq(s, n->inputs[1], &bb))
+        continue;
+      b.wq = bb.xq, b.ws = bb.xs, b.wz = bb.xz;
+    } else if (is_op(n, "MatMul")) {
       const tc_rt_tensor *wq;
       b.kind = Q_MATMUL;
       if (!activation_dq(s, n->inputs[0], &b) || !weight_dq(s, n->inputs[1], 1, &b) ||
@@ -174,7 +287,33 @@ void tc_qdq_bind_session(tc_session *s) {
       return;
     *keep = b;
     s->qdq[n->id] = keep;
-    s->qdq_count++;
+    if (b.kind == Q_ADD)
+      s->qdq_adds++;
+    else
+      s->qdq_count++;
+  }
+  /* QuantizeLinear nodes that take the bound node before them over */
+  if (!s->chain_root)
+    s->chain_root = tc_arena_alloc(s->arena, nn * sizeof *s->chain_root);
+  for (const tc_node *q = s->chain_root ? g->first : NULL; q; q = q->next) {
+    tc_qdq_bind b = {0};
+    if (!plain_q(s, q))
+      continue;
+    bind_q_out(s, q, &b);
+    tc_qdq_bind *keep = b.kind ? tc_arena_alloc(s->arena, sizeof *keep) : NULL;
+    if (!b.kind)
+      continue;
+    if (!keep) { /* out of memory: undo this one, keep the rest */
+      s->chain_root[b.src->id] = 0;
+      if (b.relu_node)
+        s->chain_root[b.relu_node->id] = 0;
+      s->qdq[b.src->id]->relu = false;
+      s->qdq[b.src->id]->out_q = NULL;
+      break;
+    }
+    *keep = b;
+    s->qdq[q->id] = keep;
+    s->qdq_fused++;
   }
   /* DequantizeLinear nodes all of whose readers take the quantized operand
    * directly are not run. */
@@ -195,28 +334,235 @@ bool tc_qdq_reads(const tc_session *s, const tc_node *n, int slot) {
   return s->qdq && n->graph == s->m->graph && s->qdq[n->id] && bound_slot(s->qdq[n->id], slot);
 }
 
+/* A 2-D convolution's binding: weights of rank 4. */
+static bool conv2d(const tc_session *s, const tc_qdq_bind *b) {
+  const tc_rt_tensor *w = b && b->kind == Q_CONV ? konst(s, b->wq) : NULL;
+  return w && w->rank == 4;
+}
+
+/* Whether every reader of 8-bit value v takes it channels-last: each a
+ * DequantizeLinear that does not run, read only by 2-D convolutions as X
+ * (without a summed Z) or by Adds taken over by a QuantizeLinear whose output is channels-last. */
+static bool readers_nhwc(const tc_session *s, const tc_value *v, const bool *cand) {
+  if (v->flags & TC_VALUE_OUTPUT)
+    return false;
+  for (size_t i = 0; i < v->n_uses; i++) {
+    const tc_node *d = v->uses[i].node;
+    if (d->graph != s->m->graph || !s->qdq_skip[d->id] || v->uses[i].slot != 0)
+      return false;
+    const tc_value *dv = d->outputs[0];
+    for (size_t k = 0; k < dv->n_uses; k++) {
+      const tc_node *u = dv->uses[k].node;
+      const tc_qdq_bind *ub = s->qdq[u->id];
+      int slot = dv->uses[k].slot;
+      bool ok =
+          (conv2d(s, ub) && slot == 0 && !(u->n_inputs > 3 && u->inputs[3])) ||
+          (ub && ub->kind == Q_ADD && slot < 2 && ub->out_q && cand[ub->out_q->outputs[0]->id]);
+      if (!ok)
+        return false;
+    }
+  }
+  return true;
+}
+
+void tc_qdq_layout(const tc_session *s, bool *cand) {
+  if (!s->qdq)
+    return;
+  const tc_graph *g = s->m->graph;
+  /* candidates: what QuantizeLinear nodes write for a 2-D convolution or an Add */
+  for (const tc_node *q = g->first; q; q = q->next) {
+    const tc_qdq_bind *b = s->qdq[q->id];
+    if (b && b->kind == Q_OUT &&
+        (conv2d(s, s->qdq[b->src->id]) || s->qdq[b->src->id]->kind == Q_ADD))
+      cand[q->outputs[0]->id] = true;
+  }
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (const tc_node *q = g->first; q; q = q->next) {
+      const tc_qdq_bind *b = s->qdq[q->id];
+      const tc_value *v = b && b->kind == Q_OUT ? q->outputs[0] : NULL;
+      if (!v || !cand[v->id])
+        continue;
+      const tc_qdq_bind *sb = s->qdq[b->src->id];
+      /* an Add's operands share its layout */
+      bool keep =
+          readers_nhwc(s, v, cand) && (sb->kind != Q_ADD || (cand[sb->xq->id] && cand[sb->wq->id]));
+      if (!keep) {
+        cand[v->id] = false;
+        changed = true;
+      }
+    }
+  }
+}
+
 size_t tc_session_qdq_nodes(const tc_session *s) { return s ? s->qdq_count : 0; }
+size_t tc_session_qdq_adds(const tc_session *s) { return s ? s->qdq_adds : 0; }
+size_t tc_session_qdq_fused(const tc_session *s) { return s ? s->qdq_fused : 0; }
+
+const tc_node *tc_qdq_runs(const tc_session *s, const tc_node *n) {
+  const tc_qdq_bind *b = s->qdq && n->graph == s->m->graph ? s->qdq[n->id] : NULL;
+  return b && b->kind == Q_OUT ? b->src : n;
+}
 
 static const tc_rt_tensor *val(const tc_run *r, const tc_value *v) {
   return v ? r->vals[v->id] : NULL;
 }
 
-tc_status tc_qdq_run(const tc_run *r, const tc_node *n, tc_kernel_ctx *k,
-                     const tc_rt_tensor *const *in, tc_rt_tensor *out) {
+/* Runs node n's own kernel on ins (k's node n), as written. */
+static tc_status run_written(const tc_run *r, const tc_node *n, tc_kernel_ctx *k,
+                             const tc_rt_tensor **ins, tc_rt_tensor *out) {
+  return r->s->kernels[n->id]->run(k, ins, n->n_inputs, out, n->n_outputs);
+}
+
+/* A plain copy of channels-last 8-bit t in k's arena (NULL: out of memory). */
+static tc_rt_tensor *plain_copy(tc_kernel_ctx *k, const tc_rt_tensor *t) {
+  tc_rt_tensor *c = tc_arena_alloc(k->arena, sizeof *c);
+  void *d = c ? tc_arena_alloc(k->arena, t->bytes ? t->bytes : 1) : NULL;
+  if (!d)
+    return NULL;
+  *c = *t;
+  c->data = d;
+  tc_layout_copy(d, t->data, 1, (size_t)t->dims[0], (size_t)t->dims[1],
+                 (size_t)(t->dims[2] * t->dims[3]), false);
+  return c;
+}
+
+/* A bound Add whose operands a, b (plain) are not of one shape
+ * (broadcasting): its DequantizeLinear nodes, the Add and the Relu as
+ * written, into scratch; float32 y, or quantized by q (k: q's context) */
+static tc_status add_written(const tc_run *r, const tc_node *n, const tc_qdq_bind *b,
+                             const tc_node *q, tc_kernel_ctx *kn, tc_kernel_ctx *k,
+                             const tc_rt_tensor *a, const tc_rt_tensor *bt, tc_rt_tensor *out) {
+  tc_rt_tensor d[2], y, t;
+  tc_kernel_ctx kd = *kn;
+  kd.outputs = NULL; /* scratch from the arena */
+  for (int i = 0; i < 2; i++) {
+    const tc_node *dq = n->inputs[i]->producer;
+    const tc_rt_tensor *ins[3] = {i ? bt : a, val(r, dq->inputs[1]),
+                                  dq->n_inputs > 2 ? val(r, dq->inputs[2]) : NULL};
+    kd.node = dq;
+    kd.opset = r->s->opsets[dq->id];
+    tc_status st = run_written(r, dq, &kd, ins, &d[i]);
+    if (st)
+      return st;
+  }
+  const tc_rt_tensor *ai[2] = {&d[0], &d[1]};
+  kd.node = n;
+  kd.opset = r->s->opsets[n->id];
+  tc_status st = run_written(r, n, q ? &kd : kn, ai, q ? &y : out);
+  if (st || !q)
+    return st;
+  if (b->relu) {
+    const tc_node *rl = r->s->qdq[q->id]->relu_node;
+    const tc_rt_tensor *ri[1] = {&y};
+    kd.node = rl;
+    kd.opset = r->s->opsets[rl->id];
+    if ((st = run_written(r, rl, &kd, ri, &t)))
+      return st;
+    y = t;
+  }
+  const tc_rt_tensor *qi[3] = {&y, val(r, q->inputs[1]),
+                               q->n_inputs > 2 ? val(r, q->inputs[2]) : NULL};
+  return run_written(r, q, k, qi, out);
+}
+
+/* The int8 Add n (kn: its context); quantized by q's scale and zero point
+ * when q (k: q's context, whose outputs out are). */
+static tc_status add_run(const tc_run *r, const tc_node *n, const tc_qdq_bind *b, const tc_node *q,
+                         tc_kernel_ctx *kn, tc_kernel_ctx *k, tc_rt_tensor *out) {
+  const tc_rt_tensor *a = val(r, b->xq), *as = val(r, b->xs), *az = val(r, b->xz),
+                     *bt = val(r, b->wq), *bs = val(r, b->ws), *bz = val(r, b->wz);
+  const tc_qdq_bind *qb = q ? r->s->qdq[q->id] : NULL;
+  const tc_rt_tensor *ys = qb ? val(r, qb->xs) : NULL, *yz = qb ? val(r, qb->xz) : NULL;
+  if (!a || !bt || !is_q8(a->dtype) || !is_q8(bt->dtype) || (az && az->dtype != a->dtype) ||
+      (bz && bz->dtype != bt->dtype))
+    return tc_kernel_fail(kn, TC_STATUS_INVALID, "the int8 Add's operands are not 8-bit");
+  bool same = a->rank == bt->rank && !memcmp(a->dims, bt->dims, a->rank * sizeof *a->dims);
+  const bool *cl = r->s->nhwc; /* channels-last operands and output (tc_qdq_layout) */
+  if (!same && cl && (cl[b->xq->id] || cl[b->wq->id])) { /* broadcasting: in the plain order */
+    const tc_rt_tensor *pa = cl[b->xq->id] ? plain_copy(kn, a) : a,
+                       *pb = cl[b->wq->id] ? plain_copy(kn, bt) : bt;
+    if (!pa || !pb)
+      return tc_kernel_fail(kn, TC_STATUS_NOMEM, "out of memory");
+    tc_status st = add_written(r, n, b, q, kn, k, pa, pb, out);
+    if (st || !q || !cl[q->outputs[0]->id])
+      return st;
+    tc_rt_tensor *y = &out[0]; /* plain: made channels-last in place */
+    void *tmp = tc_arena_alloc(kn->arena, y->bytes ? y->bytes : 1);
+    if (!tmp)
+      return tc_kernel_fail(kn, TC_STATUS_NOMEM, "out of memory");
+    memcpy(tmp, y->data, y->bytes);
+    tc_layout_copy(y->data, tmp, 1, (size_t)y->dims[0], (size_t)y->dims[1],
+                   (size_t)(y->dims[2] * y->dims[3]), true);
+    return TC_STATUS_OK;
+  }
+  if (!same)
+    return add_written(r, n, b, q, kn, k, a, bt, out);
+  int32_t ydt = !q ? TC_DTYPE_F32 : yz ? yz->dtype : TC_DTYPE_U8;
+  tc_status st = tc_kernel_alloc(q ? k : kn, &out[0], ydt, a->rank, a->dims);
+  if (st)
+    return st;
+  tc_qadd j = {.a = a->data,
+               .b = bt->data,
+               .y = out[0].data,
+               .adt = a->dtype,
+               .bdt = bt->dtype,
+               .ydt = ydt,
+               .as = *(const float *)as->data,
+               .bs = *(const float *)bs->data,
+               .ys = ys ? *(const float *)ys->data : 1.0f,
+               .az = az ? (int32_t)tc_rt_get_i64(az, 0) : 0,
+               .bz = bz ? (int32_t)tc_rt_get_i64(bz, 0) : 0,
+               .yz = yz ? (int32_t)tc_rt_get_i64(yz, 0) : 0,
+               .relu = q && b->relu,
+               .n = tc_rt_numel(a)};
+  tc_qadd_run(&j);
+  return TC_STATUS_OK;
+}
+
+/* Runs bound node n (k: its context) from the run's values; q (k2: its
+ * context, whose outputs out are) the QuantizeLinear it runs for, or NULL. */
+static tc_status bound_run(const tc_run *r, const tc_node *n, tc_kernel_ctx *kn, const tc_node *q,
+                           tc_kernel_ctx *kq, tc_rt_tensor *out) {
   const tc_qdq_bind *b = r->s->qdq[n->id];
   if (b->kind == Q_MATMUL)
-    return tc_matmul_qdq_run(k, val(r, b->xq), val(r, b->xs), val(r, b->xz), val(r, b->wq),
+    return tc_matmul_qdq_run(kn, val(r, b->xq), val(r, b->xs), val(r, b->xz), val(r, b->wq),
                              val(r, b->ws), out);
+  if (b->kind == Q_ADD)
+    return add_run(r, n, b, q, kn, kq, out);
   bool add = n->n_inputs > 3 && n->inputs[3];
-  tc_conv_qdq q = {.xq = val(r, b->xq),
-                   .xs = val(r, b->xs),
-                   .xz = val(r, b->xz),
-                   .wq = val(r, b->wq),
-                   .ws = val(r, b->ws),
-                   .b = b->bq || n->n_inputs < 3 ? NULL : in[2],
-                   .bq = val(r, b->bq),
-                   .bs = val(r, b->bs),
-                   .z = add ? in[3] : NULL,
-                   .wq_value = b->wq};
-  return tc_conv_qdq_run(k, &q, out);
+  const tc_qdq_bind *qb = q ? r->s->qdq[q->id] : NULL;
+  const bool *cl = r->s->nhwc; /* channels-last x and y (tc_qdq_layout) */
+  kn->nhwc_in = cl && cl[b->xq->id] ? 1u : 0u;
+  kn->nhwc_out = cl && q && cl[q->outputs[0]->id] ? 1u : 0u;
+  tc_conv_qdq cq = {.xq = val(r, b->xq),
+                    .xs = val(r, b->xs),
+                    .xz = val(r, b->xz),
+                    .wq = val(r, b->wq),
+                    .ws = val(r, b->ws),
+                    .b = b->bq || n->n_inputs < 3 ? NULL : val(r, n->inputs[2]),
+                    .bq = val(r, b->bq),
+                    .bs = val(r, b->bs),
+                    .z = add ? val(r, n->inputs[3]) : NULL,
+                    .ys = qb ? val(r, qb->xs) : NULL,
+                    .yz = qb ? val(r, qb->xz) : NULL,
+                    .relu = b->relu,
+                    .wq_value = b->wq};
+  return tc_conv_qdq_run(kn, &cq, out);
+}
+
+tc_status tc_qdq_run(const tc_run *r, const tc_node *n, tc_kernel_ctx *k,
+                     const tc_rt_tensor *const *in, tc_rt_tensor *out) {
+  (void)in; /* operands come from the run's values: a Q_OUT node runs its source's */
+  const tc_qdq_bind *b = r->s->qdq[n->id];
+  if (b->kind != Q_OUT)
+    return bound_run(r, n, k, NULL, NULL, out);
+  const tc_node *src = b->src;
+  tc_kernel_ctx ks = *k; /* the source node's context, writing n's outputs */
+  ks.node = src;
+  ks.opset = r->s->opsets[src->id];
+  ks.out_node = n;
+  ks.conv_algo = r->s->conv_algo ? (tc_conv_algo)r->s->conv_algo[src->id] : 0;
+  ks.gemm_algo = r->s->gemm_algo ? (tc_gemm_algo)r->s->gemm_algo[src->id] : 0;
+  return bound_run(r, src, &ks, n, k, out);
 }

@@ -360,7 +360,8 @@ static bool bind_chain(tc_session *s, const tc_node *root, tc_cg_spec *sp) {
     return false;
   if (!s->chains) {
     s->chains = tc_arena_alloc(s->arena, n_ids * sizeof *s->chains);
-    s->chain_root = tc_arena_alloc(s->arena, n_ids * sizeof *s->chain_root);
+    if (!s->chain_root) /* QDQ groups may have made it (qdq.c) */
+      s->chain_root = tc_arena_alloc(s->arena, n_ids * sizeof *s->chain_root);
     if (!s->chains || !s->chain_root) {
       s->chains = NULL;
       return false;
@@ -1046,8 +1047,9 @@ static tc_status run_node(tc_run *r, const tc_node *n, bool is_main) {
     if (s->prof) {
       clock_gettime(CLOCK_MONOTONIC, &t1);
       int64_t ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
-      __atomic_add_fetch(&s->prof[2 * n->id], 1, __ATOMIC_RELAXED);
-      __atomic_add_fetch(&s->prof[2 * n->id + 1], ns, __ATOMIC_RELAXED);
+      uint32_t id = qdq ? tc_qdq_runs(s, n)->id : n->id; /* a QDQ group: its kernel's node */
+      __atomic_add_fetch(&s->prof[2 * id], 1, __ATOMIC_RELAXED);
+      __atomic_add_fetch(&s->prof[2 * id + 1], ns, __ATOMIC_RELAXED);
     }
   }
   if (st) {

@@ -801,7 +801,17 @@ static void infer_node(tc_shapes *s, const tc_node *n) {
   tc_shape r = {0}, *o = &r;
   bool ok = true;
   const tc_shape *x = in(s, n, 0);
-  if (in_list(n, same_shape_ops)) {
+  if (tc_is_op(n, "QuantizeLinear") || tc_is_op(n, "DequantizeLinear")) {
+    /* x's shape; QuantizeLinear to the zero point's type (else output_dtype,
+     * else uint8), DequantizeLinear to the scale's (else output_dtype) */
+    int32_t dt = (int32_t)tc_attr_int(n, "output_dtype", 0);
+    if (tc_is_op(n, "QuantizeLinear"))
+      dt = n->n_inputs > 2 && n->inputs[2] ? in(s, n, 2)->dtype : dt ? dt : TC_DTYPE_U8;
+    else if (!dt && n->n_inputs > 1)
+      dt = in(s, n, 1)->dtype;
+    if (x->known && dt)
+      copy_shape(o, x, dt);
+  } else if (in_list(n, same_shape_ops)) {
     if (x->known)
       copy_shape(o, x, x->dtype);
     if (tc_is_op(n, "Identity") || tc_is_op(n, "Dropout"))

@@ -89,7 +89,8 @@ for s in $SUITES; do
     $PY tools/gen_e2e_models.py "$DATA/e2e" || { echo "e2e: cannot generate models"; failed=$((failed + 1)); continue; }
     $PY tools/gen_zoo_models.py "$DATA/zoo" || { echo "e2e: cannot make the zoo models"; failed=$((failed + 1)); continue; }
     run_suite e2e $PY tests/e2e.py --tacoc "$TACOC" --sample "$BUILD/samples/run_model" --zoo "$DATA/zoo" "$DATA/e2e"
-    run_suite layout $PY tests/layout.py --tacoc "$TACOC" ;;
+    run_suite layout $PY tests/layout.py --tacoc "$TACOC"
+    run_suite qdq $PY tests/qdq.py --tacoc "$TACOC" --zoo "$DATA/zoo" ;;
   precision)
     $PY tools/gen_e2e_models.py "$DATA/e2e" || { echo "precision: cannot generate models"; failed=$((failed + 1)); continue; }
     $PY tools/gen_zoo_models.py "$DATA/zoo" || { echo "precision: cannot make the zoo models"; failed=$((failed + 1)); continue; }

@@ -2021,6 +2021,8 @@ static tc_status run_qlinearconv(tc_kernel_ctx *k, const tc_rt_tensor *const *in
 
 /* ---- QDQ convolutions (runtime/qdq.c binds them) ---- */
 
+static void quantize_f32(const float *x, size_t n, float scale, float zp, int32_t odt, void *y);
+
 /* The activation of a convolution node of any of the forms conv_run serves. */
 static void node_act(const tc_node *n, act_spec *a) {
   memset(a, 0, sizeof *a);
@@ -2076,11 +2078,12 @@ static bool dequant_view(tc_kernel_ctx *k, const tc_rt_tensor *q, const float *s
 
 /* The QDQ convolution as oneDNN's int8 convolution (its blocked layouts,
  * scales, zero point, bias, sum and activation in one primitive). oneDNN
- * adds the bias before the output scale, so it gets b / scale. False when
- * oneDNN declines. */
+ * adds the bias before the output scale, so it gets b / scale. A quantized
+ * y (ydt 8-bit) takes the scales divided by y's scale ys and its zero point
+ * yzp; layout: bit 0 x, bit 1 y channels-last. False when oneDNN declines. */
 static bool qconv_dnnl(const tc_conv_qdq *q, const geom *g, int64_t group, const tc_rt_tensor *x,
                        const tc_rt_tensor *w, const float *sc, float *bf, const act_spec *act,
-                       float *y) {
+                       int32_t ydt, float ys, int32_t yzp, unsigned layout, void *y) {
   int64_t M = w->dims[0];
   bool bias = false;
   for (int64_t m = 0; m < M; m++) {
@@ -2088,15 +2091,48 @@ static bool qconv_dnnl(const tc_conv_qdq *q, const geom *g, int64_t group, const
     if (!(sc[m] > 0) || !isfinite(sc[m]))
       return false; /* b / scale needs a positive finite scale */
   }
-  float *bd = bf + M + 1; /* room left after bf by the caller */
+  if (ydt != TC_DTYPE_F32 && (!(ys > 0) || !isfinite(ys)))
+    return false;                           /* the division by y's scale stays QuantizeLinear's */
+  float *bd = bf + M + 1, *sy = bd + M + 1; /* room left after bf by the caller */
   for (int64_t m = 0; bias && m < M; m++)
     bd[m] = bf[m] / sc[m];
+  for (int64_t m = 0; m < M; m++)
+    sy[m] = ydt == TC_DTYPE_F32 ? sc[m] : sc[m] / ys;
   tc_conv_spec c;
   conv_spec(g, x->dims[0], x->dims[1], M, group, false, &c);
   c.act = act->kind, c.alpha = act->alpha, c.beta = act->beta;
+  c.layout = (layout & 1 ? TC_CONV_X_NHWC : 0) | (layout & 2 ? TC_CONV_Y_NHWC : 0);
   int32_t xzp = q->xz ? (int32_t)qget(q->xz, 0) : 0;
-  return tc_dnnl_qconv_run(&c, q->wq_value, x->dtype, x->data, xzp, w->data, sc, bias ? bd : NULL,
-                           q->z ? q->z->data : NULL, y);
+  return tc_dnnl_qconv_run(&c, q->wq_value, x->dtype, x->data, xzp, w->data, sy, bias ? bd : NULL,
+                           q->z ? q->z->data : NULL, ydt, yzp, y);
+}
+
+/* The convolution in the plain order around channels-last x and y: x copied
+ * plain, y converted in place after. */
+static tc_status qconv_via_plain(tc_kernel_ctx *k, const tc_conv_qdq *q, tc_rt_tensor *out) {
+  tc_kernel_ctx kp = *k;
+  kp.nhwc_in = kp.nhwc_out = 0;
+  tc_conv_qdq qp = *q;
+  tc_rt_tensor xp = *q->xq;
+  size_t es = tc_dtype_bytes(xp.dtype, 1);
+  if (k->nhwc_in & 1) {
+    if (!(xp.data = tc_arena_alloc(k->arena, xp.bytes ? xp.bytes : 1)))
+      return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
+    tc_layout_copy(xp.data, q->xq->data, es, (size_t)xp.dims[0], (size_t)xp.dims[1],
+                   (size_t)(xp.dims[2] * xp.dims[3]), false);
+    qp.xq = &xp;
+  }
+  tc_status st = tc_conv_qdq_run(&kp, &qp, out);
+  if (st || !(k->nhwc_out & 1))
+    return st;
+  tc_rt_tensor *y = &out[0];
+  void *tmp = tc_arena_alloc(k->arena, y->bytes ? y->bytes : 1);
+  if (!tmp)
+    return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
+  memcpy(tmp, y->data, y->bytes);
+  tc_layout_copy(y->data, tmp, tc_dtype_bytes(y->dtype, 1), (size_t)y->dims[0], (size_t)y->dims[1],
+                 (size_t)(y->dims[2] * y->dims[3]), true);
+  return TC_STATUS_OK;
 }
 
 tc_status tc_conv_qdq_run(tc_kernel_ctx *k, const tc_conv_qdq *q, tc_rt_tensor *out) {
@@ -2123,10 +2159,33 @@ tc_status tc_conv_qdq_run(tc_kernel_ctx *k, const tc_conv_qdq *q, tc_rt_tensor *
   if (z && (z->dtype != TC_DTYPE_F32 || z->rank != x->rank ||
             memcmp(z->dims, dims, x->rank * sizeof *dims) != 0))
     return tc_kernel_fail(k, TC_STATUS_INVALID, "Z must be float32 of the output's shape");
-  if ((st = tc_kernel_alloc(k, &out[0], TC_DTYPE_F32, x->rank, dims)))
+  if (((k->nhwc_in | k->nhwc_out) & 1) && (x->rank != 4 || z))
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "a channels-last convolution needs rank-4 X, no Z");
+  act_spec act;
+  node_act(k->node, &act);
+  if (q->relu && act.kind == TC_CONV_ACT_NONE)
+    act.kind = TC_CONV_ACT_RELU;
+  else if (q->relu && act.kind != TC_CONV_ACT_RELU)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "a Relu after this activation is not bound");
+  /* a quantized y: the QuantizeLinear after the convolution (runtime/qdq.c) */
+  int32_t ydt = TC_DTYPE_F32, yzp = 0;
+  float ys = 1;
+  if (q->ys) {
+    ydt = q->yz ? q->yz->dtype : TC_DTYPE_U8;
+    if (q->ys->dtype != TC_DTYPE_F32 || tc_rt_numel(q->ys) != 1 ||
+        (q->yz && (!is_q8(ydt) || tc_rt_numel(q->yz) != 1)))
+      return tc_kernel_fail(k, TC_STATUS_INVALID, "bad quantization parameters of y");
+    if (z || (act.kind != TC_CONV_ACT_NONE && act.kind != TC_CONV_ACT_RELU))
+      return tc_kernel_fail(k, TC_STATUS_INVALID,
+                            "a quantized y takes no Z and no activation but Relu");
+    ys = *(const float *)q->ys->data;
+    yzp = q->yz ? (int32_t)qget(q->yz, 0) : 0;
+  }
+  if ((st = tc_kernel_alloc(k, &out[0], ydt, x->rank, dims)))
     return st;
-  /* scales, bias, and the bias divided by the scales (qconv_dnnl) */
-  float *sc = tc_arena_alloc(k->arena, 3 * (size_t)(M + 1) * sizeof *sc), *bf = sc + M + 1;
+  /* scales, bias, the bias divided by the scales and the scales over y's
+   * (qconv_dnnl) */
+  float *sc = tc_arena_alloc(k->arena, 4 * (size_t)(M + 1) * sizeof *sc), *bf = sc + M + 1;
   if (!sc)
     return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory for a scratch buffer");
   const float *ws = q->ws->data, xs = *(const float *)q->xs->data;
@@ -2148,12 +2207,23 @@ tc_status tc_conv_qdq_run(tc_kernel_ctx *k, const tc_conv_qdq *q, tc_rt_tensor *
     for (int64_t m = 0; m < M; m++)
       bf[m] = (float)bq[m] * bs[nbs == 1 ? 0 : m];
   }
-  act_spec act;
-  node_act(k->node, &act);
   if (tc_rt_numel(&out[0]) == 0)
     return TC_STATUS_OK;
-  if (tc_fast_kernels_enabled() && qconv_dnnl(q, &g, group, x, w, sc, bf, &act, out[0].data))
+  bool xn = k->nhwc_in & 1, yn = k->nhwc_out & 1; /* channels-last x, y (runtime/qdq.c) */
+  if (tc_fast_kernels_enabled() && qconv_dnnl(q, &g, group, x, w, sc, bf, &act, ydt, ys, yzp,
+                                              (xn ? 1u : 0u) | (yn ? 2u : 0u), out[0].data))
     return TC_STATUS_OK;
+  if (xn || yn)
+    return qconv_via_plain(k, q, out);
+  if (q->ys) { /* float32 y, then QuantizeLinear's arithmetic */
+    tc_rt_tensor yf;
+    tc_conv_qdq qf = *q;
+    qf.ys = qf.yz = NULL;
+    if ((st = tc_conv_qdq_run(k, &qf, &yf)))
+      return st;
+    quantize_f32(yf.data, tc_rt_numel(&yf), ys, (float)yzp, ydt, out[0].data);
+    return TC_STATUS_OK;
+  }
   qconv_flt e = {
       .y = out[0].data, .scale = sc, .bias = bf, .z = z ? z->data : NULL, .M = M, .act = act};
   if (tc_fast_kernels_enabled() && qconv_fast(k, x, q->xz, w, NULL, &g, group, qconv_to_float, &e))
@@ -2535,6 +2605,15 @@ typedef struct deq {
   bool sgn;
 } deq;
 
+/* tc_qadd_run's operands (qadd_piece in conv_vec.h) */
+typedef struct qadd_job {
+  const void *a, *b;
+  void *y;
+  float as, az, bs, bz, ys, yz;
+  bool a_sgn, b_sgn, relu;
+  int32_t ydt;
+} qadd_job;
+
 /* The vector loops below (conv_vec.h) are built once per instruction set
  * at its native width, as runtime/vmath.c's array math and chosen the same
  * way (tc_vmath_name: the widest this CPU runs, or TACORT_VMATH's): 16-lane
@@ -2591,6 +2670,23 @@ static void quantize_f32(const float *x, size_t n, float scale, float zp, int32_
             .qhi = sgn ? 127 : 255,
             .sgn = sgn};
   tc_parallel_for(n, tc_parallel_grain(4), DQ_PICK(dynq_quant_piece), &j);
+}
+
+void tc_qadd_run(const tc_qadd *q) {
+  qadd_job j = {.a = q->a,
+                .b = q->b,
+                .y = q->y,
+                .as = q->as,
+                .az = (float)q->az,
+                .bs = q->bs,
+                .bz = (float)q->bz,
+                .ys = q->ys,
+                .yz = (float)q->yz,
+                .a_sgn = q->adt == TC_DTYPE_I8,
+                .b_sgn = q->bdt == TC_DTYPE_I8,
+                .relu = q->relu,
+                .ydt = q->ydt};
+  tc_parallel_for(q->n, tc_parallel_grain(4), DQ_PICK(qadd_piece), &j);
 }
 
 static void dequantize_q8(const void *x, int32_t dt, size_t n, float scale, float zp, float *y) {

@@ -24,6 +24,9 @@
 #define dynq_minmax_piece DQ_NAME(dynq_minmax_piece)
 #define dynq_quant_piece DQ_NAME(dynq_quant_piece)
 #define deq_piece DQ_NAME(deq_piece)
+#define dq_quant DQ_NAME(dq_quant)
+#define dq_deq8 DQ_NAME(dq_deq8)
+#define qadd_piece DQ_NAME(qadd_piece)
 #define maxpool2d_planes DQ_NAME(maxpool2d_planes)
 #define avgpool2d_planes DQ_NAME(avgpool2d_planes)
 #define avgpool_nhwc_rows DQ_NAME(avgpool_nhwc_rows)
@@ -166,9 +169,8 @@ DQ_INLINE DQ_TARGET void dq_low_bytes(uint8_t *dst, dq_v4i q) {
  * SSE2 baseline has none: beyond +-512 the result saturates either way, and
  * within, adding and subtracting 1.5 * 2^23 rounds exactly the same
  * (float32 arithmetic, default rounding). */
-DQ_INLINE DQ_TARGET dq_v4i dynq_block(const dynq *j, size_t i, size_t hi, dq_v4f scale, dq_v4f zp,
-                                      dq_v4f qlo, dq_v4f qhi) {
-  dq_v4f v = dq_load(j->x, i, hi) / scale;
+DQ_INLINE DQ_TARGET dq_v4i dq_quant(dq_v4f x, dq_v4f scale, dq_v4f zp, dq_v4f qlo, dq_v4f qhi) {
+  dq_v4f v = x / scale;
 #if DQ_LANES == 16
   v = (dq_v4f)_mm512_roundscale_ps((__m512)v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 #elif DQ_LANES == 8
@@ -181,6 +183,11 @@ DQ_INLINE DQ_TARGET dq_v4i dynq_block(const dynq *j, size_t i, size_t hi, dq_v4f
   dq_v4f r = v + zp;
   r = dq_sel(r == r, r, dq_splat(0));
   return __builtin_convertvector(dq_min(dq_max(r, qlo), qhi), dq_v4i);
+}
+
+DQ_INLINE DQ_TARGET dq_v4i dynq_block(const dynq *j, size_t i, size_t hi, dq_v4f scale, dq_v4f zp,
+                                      dq_v4f qlo, dq_v4f qhi) {
+  return dq_quant(dq_load(j->x, i, hi), scale, zp, qlo, qhi);
 }
 
 DQ_TARGET static void dynq_quant_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
@@ -204,6 +211,78 @@ DQ_TARGET static void dynq_quant_piece(void *ctx, size_t piece, size_t lo, size_
   }
 }
 
+/* (float(x[i + l]) - zp) * scale for the m <= DQ_LANES lanes l from i
+ * (zeros' dequantized value past m), x int8 when sgn, else uint8 */
+DQ_INLINE DQ_TARGET dq_v4f dq_deq8(const void *x, bool sgn, size_t i, size_t m, dq_v4f zp,
+                                   dq_v4f scale) {
+  dq_v4i q;
+#if DQ_LANES == 16 /* one vpmovzxbd / vpmovsxbd (the generic widening goes lane by lane) */
+  if (m == DQ_LANES) {
+    __m128i b = _mm_loadu_si128((const __m128i *)((const uint8_t *)x + i));
+    q = (dq_v4i)(sgn ? _mm512_cvtepi8_epi32(b) : _mm512_cvtepu8_epi32(b));
+    return (__builtin_convertvector(q, dq_v4f) - zp) * scale;
+  }
+#elif DQ_LANES == 8
+  if (m == DQ_LANES) {
+    __m128i b = _mm_loadl_epi64((const __m128i *)((const uint8_t *)x + i));
+    q = (dq_v4i)(sgn ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b));
+    return (__builtin_convertvector(q, dq_v4f) - zp) * scale;
+  }
+#endif
+  if (sgn) {
+    dq_v16s b = {0};
+    if (m == DQ_LANES)
+      memcpy(&b, (const int8_t *)x + i, DQ_LANES);
+    else
+      memcpy(&b, (const int8_t *)x + i, m);
+    q = __builtin_convertvector(b, dq_v4i);
+  } else {
+    dq_v16u b = {0};
+    if (m == DQ_LANES)
+      memcpy(&b, (const uint8_t *)x + i, DQ_LANES);
+    else
+      memcpy(&b, (const uint8_t *)x + i, m);
+    q = __builtin_convertvector(b, dq_v4i);
+  }
+  return (__builtin_convertvector(q, dq_v4f) - zp) * scale;
+}
+
+/* y = Q(act(DQ(a) + DQ(b))) per element, or the float32 sum: the
+ * arithmetic of DequantizeLinear, Add, Relu and QuantizeLinear run one
+ * after another (runtime/qdq.c's int8 Add) */
+DQ_TARGET static void qadd_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const qadd_job *j = ctx;
+  const dq_v4f as = dq_splat(j->as), az = dq_splat(j->az), bs = dq_splat(j->bs),
+               bz = dq_splat(j->bz), ys = dq_splat(j->ys), yz = dq_splat(j->yz);
+  bool ysgn = j->ydt == TC_DTYPE_I8;
+  const dq_v4f qlo = dq_splat(ysgn ? -128.0f : 0.0f), qhi = dq_splat(ysgn ? 127.0f : 255.0f);
+  for (size_t i = lo; i < hi; i += DQ_LANES) {
+    size_t m = hi - i >= DQ_LANES ? DQ_LANES : hi - i;
+    dq_v4f v = dq_deq8(j->a, j->a_sgn, i, m, az, as) + dq_deq8(j->b, j->b_sgn, i, m, bz, bs);
+    if (j->relu)
+      v = dq_max(v, dq_splat(0)); /* +0 for -0, as Relu's x > 0 ? x : 0 */
+    if (j->ydt == TC_DTYPE_F32) {
+      if (m == DQ_LANES)
+        memcpy((float *)j->y + i, &v, sizeof v);
+      else
+        memcpy((float *)j->y + i, &v, m * sizeof(float));
+      continue;
+    }
+    dq_v4i q = dq_quant(v, ys, yz, qlo, qhi);
+    if (m == DQ_LANES) {
+      dq_low_bytes((uint8_t *)j->y + i, q);
+      continue;
+    }
+    for (size_t l = 0; l < m; l++) {
+      if (ysgn)
+        ((int8_t *)j->y)[i + l] = (int8_t)q[l];
+      else
+        ((uint8_t *)j->y)[i + l] = (uint8_t)q[l];
+    }
+  }
+}
+
 /* y = (float(q) - zp) * scale, as run_dequantize's loop */
 DQ_TARGET static void deq_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
   (void)piece;
@@ -211,18 +290,11 @@ DQ_TARGET static void deq_piece(void *ctx, size_t piece, size_t lo, size_t hi) {
   const dq_v4f scale = dq_splat(j->scale), zp = dq_splat(j->zp);
   for (size_t i = lo; i < hi; i += DQ_LANES) {
     size_t m = hi - i >= DQ_LANES ? DQ_LANES : hi - i;
-    dq_v4i q;
-    if (j->sgn) {
-      dq_v16s b = {0};
-      memcpy(&b, (const int8_t *)j->x + i, m);
-      q = __builtin_convertvector(b, dq_v4i);
-    } else {
-      dq_v16u b = {0};
-      memcpy(&b, (const uint8_t *)j->x + i, m);
-      q = __builtin_convertvector(b, dq_v4i);
-    }
-    dq_v4f f = (__builtin_convertvector(q, dq_v4f) - zp) * scale;
-    memcpy(j->y + i, &f, m * sizeof(float));
+    dq_v4f f = dq_deq8(j->x, j->sgn, i, m, zp, scale);
+    if (m == DQ_LANES)
+      memcpy(j->y + i, &f, sizeof f);
+    else
+      memcpy(j->y + i, &f, m * sizeof(float));
   }
 }
 

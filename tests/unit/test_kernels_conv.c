@@ -348,6 +348,34 @@ static void test_quantize_roundtrip(void) {
   tc_arena_free(d.arena);
 }
 
+/* Random QDQ convolution operands: x (8-bit), int8 w, per-channel w
+ * scales, the int32 bias and its scales (xs times w's). */
+static void qconv_operands(uint32_t *r, uint8_t *x, size_t nx, uint8_t *w, size_t nw, float xs,
+                           float *ws, float *bs, int32_t *bq, int64_t M) {
+  for (size_t i = 0; i < nx; i++)
+    x[i] = (uint8_t)((*r = *r * 1103515245u + 12345u) >> 16);
+  for (size_t i = 0; i < nw; i++)
+    w[i] = (uint8_t)((int)((*r = *r * 1103515245u + 12345u) >> 16) % 255 - 127);
+  for (int64_t m = 0; m < M; m++) {
+    ws[m] = 0.001f + 0.0001f * (float)m;
+    bs[m] = xs * ws[m];
+    bq[m] = (int32_t)((*r = *r * 1103515245u + 12345u) >> 16) % 20001 - 10000;
+  }
+}
+
+/* A com.microsoft FusedConv node of square kernel k, stride s, pads p, a
+ * Relu or none: the node the QDQ convolution tests run. */
+static void fused_conv_env(env *e, int64_t k, int64_t s, int64_t p, bool relu) {
+  env_init(e, "FusedConv", 1);
+  e->node.domain = "com.microsoft";
+  int64_t v[8] = {p, p, p, p, s, s, k, k}, *a = tc_arena_memdup(e->arena, v, sizeof v);
+  add_ints(e, "pads", 4, a); /* (the node keeps pointers: held in its arena) */
+  add_ints(e, "strides", 2, a + 4);
+  add_ints(e, "kernel_shape", 2, a + 6);
+  if (relu)
+    add_str(e, "activation", "Relu");
+}
+
 /* A bound QDQ convolution (tc_conv_qdq_run) through oneDNN's int8
  * primitive against the reference (dequantize, float convolution): uint8
  * and int8 activations with and without a zero point, per-channel weight
@@ -377,15 +405,7 @@ static void test_conv_qdq_dnnl_matches_reference(void) {
     float xs = 0.021f, *ws = malloc((size_t)M * sizeof(float)), *bs = malloc((size_t)M * 4),
           *z = malloc(ny * sizeof(float));
     int32_t *bq = malloc((size_t)M * sizeof(int32_t));
-    for (size_t i = 0; i < nx; i++)
-      x[i] = (uint8_t)((r = r * 1103515245u + 12345u) >> 16);
-    for (size_t i = 0; i < nw; i++)
-      w[i] = (uint8_t)((int)((r = r * 1103515245u + 12345u) >> 16) % 255 - 127);
-    for (int64_t m = 0; m < M; m++) {
-      ws[m] = 0.001f + 0.0001f * (float)m;
-      bs[m] = xs * ws[m];
-      bq[m] = (int32_t)((r = r * 1103515245u + 12345u) >> 16) % 20001 - 10000;
-    }
+    qconv_operands(&r, x, nx, w, nw, xs, ws, bs, bq, M);
     for (size_t i = 0; i < ny; i++)
       z[i] = (float)((int)((r = r * 1103515245u + 12345u) >> 16) % 2001 - 1000) / 500.0f;
     if (cases[c].xdt == TC_DTYPE_U8)
@@ -411,14 +431,7 @@ static void test_conv_qdq_dnnl_matches_reference(void) {
     tc_dnnl_conv_cache_stats(&n0, &w0);
     for (int fast = 0; fast < 2; fast++) {
       env e;
-      env_init(&e, "FusedConv", 1);
-      e.node.domain = "com.microsoft";
-      int64_t pads[4] = {p, p, p, p}, st[2] = {s, s}, ks[2] = {k, k};
-      add_ints(&e, "pads", 4, pads);
-      add_ints(&e, "strides", 2, st);
-      add_ints(&e, "kernel_shape", 2, ks);
-      if (cases[c].relu)
-        add_str(&e, "activation", "Relu");
+      fused_conv_env(&e, k, s, p, cases[c].relu);
       tc_rt_tensor Y;
       tc_fast_kernels_set(fast);
       CHECK(tc_conv_qdq_run(&e.k, &q, &Y) == TC_STATUS_OK);
@@ -439,6 +452,148 @@ static void test_conv_qdq_dnnl_matches_reference(void) {
     CHECK(maxv > 0 && maxd <= 1e-5 * maxv + 1e-6);
     free(x), free(w), free(ws), free(bs), free(z), free(bq), free(y[0]), free(y[1]);
   }
+}
+
+/* A bound QDQ convolution writing the QuantizeLinear after it (ys, yz:
+ * runtime/qdq.c): oneDNN's int8 primitive with uint8 / int8 y against the
+ * reference (float32 y, then QuantizeLinear's arithmetic), with and
+ * without a Relu and y's zero point. The primitive rounds scale * sum / ys
+ * where the reference rounds (scale * sum + b) / ys, so a value at a
+ * rounding boundary may land one step away: every element within one
+ * step, fewer than 1% off, and the int8 primitive made. */
+static void test_conv_qdq_quantized_output(void) {
+  struct {
+    int64_t C, H, M, k, s, p;
+    int32_t ydt;
+    int yzp;
+    bool relu;
+  } cases[] = {
+      {16, 9, 32, 3, 1, 1, TC_DTYPE_U8, 128, false},
+      {32, 7, 64, 1, 1, 0, TC_DTYPE_U8, 0, true},
+      {8, 11, 24, 3, 2, 1, TC_DTYPE_I8, -5, false},
+      {3, 20, 16, 7, 2, 3, TC_DTYPE_U8, 0, false},
+  };
+  uint32_t r = 777;
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    int64_t C = cases[c].C, H = cases[c].H, M = cases[c].M, k = cases[c].k, s = cases[c].s,
+            p = cases[c].p, OH = (H + 2 * p - k) / s + 1;
+    size_t nx = (size_t)(C * H * H), nw = (size_t)(M * C * k * k), ny = (size_t)(M * OH * OH);
+    uint8_t *x = malloc(nx), *w = malloc(nw), xz[1] = {120};
+    float xs = 0.02f, *ws = malloc((size_t)M * sizeof(float)), *bs = malloc((size_t)M * 4);
+    int32_t *bq = malloc((size_t)M * sizeof(int32_t));
+    qconv_operands(&r, x, nx, w, nw, xs, ws, bs, bq, M);
+    int64_t xd[4] = {1, C, H, H}, wd[4] = {M, C, k, k}, md[1] = {M}, sd[1] = {1};
+    uint8_t yzb =
+        cases[c].ydt == TC_DTYPE_U8 ? (uint8_t)cases[c].yzp : (uint8_t)(int8_t)cases[c].yzp;
+    float ys = 0;
+    tc_rt_tensor X = tensor(TC_DTYPE_U8, 4, xd, x), XS = tensor(TC_DTYPE_F32, 0, sd, &xs),
+                 XZ = tensor(TC_DTYPE_U8, 0, sd, xz), W = tensor(TC_DTYPE_I8, 4, wd, w),
+                 WS = tensor(TC_DTYPE_F32, 1, md, ws), BQ = tensor(TC_DTYPE_I32, 1, md, bq),
+                 BS = tensor(TC_DTYPE_F32, 1, md, bs), YS = tensor(TC_DTYPE_F32, 0, sd, &ys),
+                 YZ = tensor(cases[c].ydt, 0, sd, &yzb);
+    tc_conv_qdq q = {.xq = &X, .xs = &XS, .xz = &XZ, .wq = &W, .ws = &WS, .bq = &BQ, .bs = &BS};
+    unsigned char *y[4] = {NULL, NULL, NULL, NULL}, *xn = malloc(nx);
+    tc_layout_copy(xn, x, 1, 1, (size_t)C, (size_t)(H * H), true);
+    tc_rt_tensor XN = tensor(TC_DTYPE_U8, 4, xd, xn);
+    size_t n0 = 0, n1 = 0, w0, w1;
+    /* 0: float y for the scale; 1: reference; 2: oneDNN; 3, 4: both with
+     * channels-last x and y (runtime/qdq.c's layout) */
+    for (int pass = 0; pass < 5; pass++) {
+      env e;
+      fused_conv_env(&e, k, s, p, cases[c].relu);
+      if (pass) {
+        q.ys = &YS;
+        q.yz = cases[c].yzp ? &YZ : NULL;
+      }
+      q.xq = pass >= 3 ? &XN : &X;
+      e.k.nhwc_in = e.k.nhwc_out = pass >= 3 ? 1 : 0;
+      tc_fast_kernels_set(pass != 1 && pass != 4);
+      if (pass == 2)
+        tc_dnnl_conv_cache_stats(&n0, &w0);
+      tc_rt_tensor Y;
+      CHECK(tc_conv_qdq_run(&e.k, &q, &Y) == TC_STATUS_OK);
+      if (pass == 0) { /* y spans about 200 steps */
+        float mx = 0;
+        for (size_t i = 0; i < ny; i++)
+          mx = fabsf(((float *)Y.data)[i]) > mx ? fabsf(((float *)Y.data)[i]) : mx;
+        ys = mx / 100.0f;
+      } else {
+        CHECK(Y.dtype == (q.yz ? cases[c].ydt : TC_DTYPE_U8) && tc_rt_numel(&Y) == ny);
+        y[pass - 1] = malloc(ny);
+        if (pass >= 3) /* back to the plain order */
+          tc_layout_copy(y[pass - 1], Y.data, 1, 1, (size_t)M, (size_t)(OH * OH), false);
+        else
+          memcpy(y[pass - 1], Y.data, ny);
+      }
+      tc_arena_free(e.arena);
+    }
+    tc_fast_kernels_set(true);
+    tc_dnnl_conv_cache_stats(&n1, &w1);
+    CHECK(n1 > n0); /* oneDNN made an int8 primitive with an 8-bit y */
+    bool sgn = q.yz && cases[c].ydt == TC_DTYPE_I8;
+    size_t off = 0, lo = 0;
+    for (size_t i = 0; i < ny; i++) {
+      int a = sgn ? (int8_t)y[0][i] : y[0][i], b = sgn ? (int8_t)y[1][i] : y[1][i];
+      CHECK(abs(a - b) <= 1);
+      off += a != b;
+      lo += a == (sgn ? -128 : 0);
+    }
+    CHECK(off * 100 < ny && lo < ny); /* not everything saturated */
+    /* channels-last: oneDNN's own layouts, and the reference around copies */
+    CHECK(!memcmp(y[2], y[1], ny) && !memcmp(y[3], y[0], ny));
+    free(x), free(xn), free(w), free(ws), free(bs), free(bq);
+    for (int i = 0; i < 4; i++)
+      free(y[i]);
+  }
+}
+
+/* tc_qadd_run against DequantizeLinear, Add, Relu and QuantizeLinear one
+ * after another (scalar float32 arithmetic): bit for bit, for uint8 and
+ * int8 operands, odd lengths (the vector loop's tails), and float32 y. */
+static void test_qadd_matches_ops(void) {
+  uint32_t r = 99;
+  size_t lens[] = {1, 15, 16, 17, 1000, 4099};
+  for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
+    for (int mode = 0; mode < 4; mode++) {
+      size_t n = lens[li];
+      uint8_t *a = malloc(n), *b = malloc(n), *y = malloc(n * 4);
+      for (size_t i = 0; i < n; i++) {
+        a[i] = (uint8_t)((r = r * 1103515245u + 12345u) >> 16);
+        b[i] = (uint8_t)((r = r * 1103515245u + 12345u) >> 16);
+      }
+      tc_qadd q = {.a = a,
+                   .b = b,
+                   .y = y,
+                   .adt = mode & 1 ? TC_DTYPE_I8 : TC_DTYPE_U8,
+                   .bdt = TC_DTYPE_U8,
+                   .ydt = mode == 3   ? TC_DTYPE_F32
+                          : mode == 2 ? TC_DTYPE_I8
+                                      : TC_DTYPE_U8,
+                   .as = 0.0173f,
+                   .bs = 0.0291f,
+                   .ys = 0.0337f,
+                   .az = mode & 1 ? -3 : 131,
+                   .bz = 120,
+                   .yz = mode == 2 ? 7 : 60,
+                   .relu = mode != 1,
+                   .n = n};
+      tc_qadd_run(&q);
+      for (size_t i = 0; i < n; i++) {
+        float fa = ((float)(mode & 1 ? (int8_t)a[i] : a[i]) - (float)q.az) * q.as;
+        float v = fa + ((float)b[i] - (float)q.bz) * q.bs;
+        if (q.relu)
+          v = v > 0 ? v : 0;
+        if (q.ydt == TC_DTYPE_F32) {
+          CHECK(((float *)y)[i] == v);
+          continue;
+        }
+        float t = nearbyintf(v / q.ys) + (float)q.yz;
+        float lo = q.ydt == TC_DTYPE_I8 ? -128 : 0, hi = q.ydt == TC_DTYPE_I8 ? 127 : 255;
+        int want = (int)(t < lo ? lo : t > hi ? hi : t);
+        CHECK((q.ydt == TC_DTYPE_I8 ? (int)(int8_t)y[i] : (int)y[i]) == want);
+      }
+      free(a), free(b), free(y);
+    }
 }
 
 static void test_resize_nearest(void) {
@@ -471,6 +626,8 @@ int main(void) {
   RUN(test_avgpool_include_pad);
   RUN(test_quantize_roundtrip);
   RUN(test_conv_qdq_dnnl_matches_reference);
+  RUN(test_conv_qdq_quantized_output);
+  RUN(test_qadd_matches_ops);
   RUN(test_resize_nearest);
   return SUMMARY("kernels_conv");
 }
