@@ -539,7 +539,9 @@ tc_status tc_conv_qdq_run(tc_kernel_ctx *k, const tc_conv_qdq *q, tc_rt_tensor *
 /* n elements of y = QuantizeLinear(act(DequantizeLinear(a) + DequantizeLinear(b)))
  * with per-tensor scales and zero points (ydt 8-bit; act Relu or none), or
  * the float32 sum (ydt TC_DTYPE_F32): the same arithmetic as those ops run
- * one after another, bit for bit. a, b 8-bit of the same shape. */
+ * one after another, bit for bit. a, b 8-bit; b of a's shape (b_period 0)
+ * or broadcast over a's leading axes (b_period elements, a bias row: 1, or
+ * 16 or more). */
 typedef struct tc_qadd {
   const void *a, *b;
   void *y;
@@ -547,15 +549,16 @@ typedef struct tc_qadd {
   float as, bs, ys;
   int32_t az, bz, yz;
   bool relu;
-  size_t n;
+  size_t n, b_period;
 } tc_qadd;
 void tc_qadd_run(const tc_qadd *q);
 /* A MatMul whose A and B come from DequantizeLinear (B a constant int8
  * [K, N] with scales 1 or [N] and zero point 0): MatMulIntegerToFloat's
- * kernel on the quantized operands. */
+ * kernel on the quantized operands, wq_value (B's initializer, or NULL)
+ * keying oneDNN's packed copy of it. */
 tc_status tc_matmul_qdq_run(tc_kernel_ctx *k, const tc_rt_tensor *xq, const tc_rt_tensor *xs,
                             const tc_rt_tensor *xz, const tc_rt_tensor *wq, const tc_rt_tensor *ws,
-                            tc_rt_tensor *out);
+                            const tc_value *wq_value, tc_rt_tensor *out);
 
 /* Normalizes a possibly negative axis against rank; -1 when out of range. */
 int64_t tc_axis(int64_t axis, size_t rank);

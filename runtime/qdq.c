@@ -466,6 +466,20 @@ static tc_status add_written(const tc_run *r, const tc_node *n, const tc_qdq_bin
   return run_written(r, q, k, qi, out);
 }
 
+/* Whether b, smaller than a and of no higher rank, is broadcast over a's
+ * leading axes only: its dims after its leading ones are a's last ones. */
+static bool trails(const tc_rt_tensor *b, const tc_rt_tensor *a) {
+  if (b->rank > a->rank || tc_rt_numel(b) >= tc_rt_numel(a) || !tc_rt_numel(b))
+    return false;
+  size_t s = 0;
+  while (s < b->rank && b->dims[s] == 1)
+    s++;
+  for (size_t i = s; i < b->rank; i++)
+    if (b->dims[i] != a->dims[a->rank - b->rank + i])
+      return false;
+  return true;
+}
+
 /* The int8 Add n (kn: its context); quantized by q's scale and zero point
  * when q (k: q's context, whose outputs out are). */
 static tc_status add_run(const tc_run *r, const tc_node *n, const tc_qdq_bind *b, const tc_node *q,
@@ -479,6 +493,16 @@ static tc_status add_run(const tc_run *r, const tc_node *n, const tc_qdq_bind *b
     return tc_kernel_fail(kn, TC_STATUS_INVALID, "the int8 Add's operands are not 8-bit");
   bool same = a->rank == bt->rank && !memcmp(a->dims, bt->dims, a->rank * sizeof *a->dims);
   const bool *cl = r->s->nhwc; /* channels-last operands and output (tc_qdq_layout) */
+  bool swap = false;
+  size_t period = 0; /* one operand broadcast over the other's leading axes (a bias) */
+  if (!same && !(cl && (cl[b->xq->id] || cl[b->wq->id]))) {
+    if (trails(bt, a))
+      period = tc_rt_numel(bt);
+    else if (trails(a, bt))
+      period = tc_rt_numel(a), swap = true;
+    if (period > 1 && period < 16)
+      period = 0; /* (blocks of fewer than a vector: as written) */
+  }
   if (!same && cl && (cl[b->xq->id] || cl[b->wq->id])) { /* broadcasting: in the plain order */
     const tc_rt_tensor *pa = cl[b->xq->id] ? plain_copy(kn, a) : a,
                        *pb = cl[b->wq->id] ? plain_copy(kn, bt) : bt;
@@ -496,8 +520,12 @@ static tc_status add_run(const tc_run *r, const tc_node *n, const tc_qdq_bind *b
                    (size_t)(y->dims[2] * y->dims[3]), true);
     return TC_STATUS_OK;
   }
-  if (!same)
+  if (!same && !period)
     return add_written(r, n, b, q, kn, k, a, bt, out);
+  if (swap) { /* float addition commutes: the same bits */
+    const tc_rt_tensor *t = a, *ts = as, *tz = az;
+    a = bt, as = bs, az = bz, bt = t, bs = ts, bz = tz;
+  }
   int32_t ydt = !q ? TC_DTYPE_F32 : yz ? yz->dtype : TC_DTYPE_U8;
   tc_status st = tc_kernel_alloc(q ? k : kn, &out[0], ydt, a->rank, a->dims);
   if (st)
@@ -515,7 +543,8 @@ static tc_status add_run(const tc_run *r, const tc_node *n, const tc_qdq_bind *b
                .bz = bz ? (int32_t)tc_rt_get_i64(bz, 0) : 0,
                .yz = yz ? (int32_t)tc_rt_get_i64(yz, 0) : 0,
                .relu = q && b->relu,
-               .n = tc_rt_numel(a)};
+               .n = tc_rt_numel(a),
+               .b_period = period};
   tc_qadd_run(&j);
   return TC_STATUS_OK;
 }
@@ -527,7 +556,7 @@ static tc_status bound_run(const tc_run *r, const tc_node *n, tc_kernel_ctx *kn,
   const tc_qdq_bind *b = r->s->qdq[n->id];
   if (b->kind == Q_MATMUL)
     return tc_matmul_qdq_run(kn, val(r, b->xq), val(r, b->xs), val(r, b->xz), val(r, b->wq),
-                             val(r, b->ws), out);
+                             val(r, b->ws), b->wq, out);
   if (b->kind == Q_ADD)
     return add_run(r, n, b, q, kn, kq, out);
   bool add = n->n_inputs > 3 && n->inputs[3];

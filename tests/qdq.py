@@ -16,11 +16,16 @@ that reach each way a group runs:
              QuantizeLinear nodes (the memory plan keeps it for the second)
   adds       a Sum of two DequantizeLinear outputs into Q, a broadcast Add
              ([1,4,5,5] + [1,4,1,5]: its DequantizeLinear, Add and Q run as
-             written, inside the group), an Add with float32 output, and a
+             written, inside the group), Adds of a constant uint8 row on
+             either side (broadcast over the leading axes: one vector pass)
+             and of a one-element constant,
+             an Add with float32 output, and a
              Conv whose output is also a graph output (its Q not taken over)
   bcast_nhwc two channels-last int8 convolution outputs added with a
              broadcast (as written, on plain copies, the result made
              channels-last again)
+  matmul     a QDQ MatMul: oneDNN's int8 matmul on the int8 initializer packed
+             once (its primitive and packed weights reported by --profile)
   zoo_resnet50  (with --zoo) the caffe2 zoo ResNet-50 quantized by
              onnxruntime.quantization as its documentation says
              (quant_pre_process, quantize_static QDQ per channel), its
@@ -143,11 +148,25 @@ def adds():
     b.nodes.append(helper.make_node("Add", [d1, e], ["s2"]))  # [1,4,5,5] + [1,4,1,5]
     _, d2 = b.q("s2", "s2q", 0.05)
     b.nodes.append(helper.make_node("Add", [d2, a], ["sf"]))  # float32 out
+    # a constant uint8 row added on both sides (broadcast over the leading axes)
+    _, g = b.q("g", "gq", 0.02)
+    b.inits += [init("row", RNG.integers(0, 256, 40), np.uint8), init("row_s", 0.01),
+                init("row_z", 100, np.uint8), init("one", [77], np.uint8)]
+    b.nodes += [helper.make_node("DequantizeLinear", ["row", "row_s", "row_z"], ["rowd"]),
+                helper.make_node("Add", [g, "rowd"], ["r1"]),
+                helper.make_node("Add", ["rowd", g], ["r2"]),
+                helper.make_node("DequantizeLinear", ["one", "row_s", "row_z"], ["oned"]),
+                helper.make_node("Add", [d1, "oned"], ["r3"])]
+    b.q("r1", "r1q", 0.05)
+    b.q("r2", "r2q", 0.05)
+    b.q("r3", "r3q", 0.05)
     cv = b.conv(d1, 0.04, "cv", 4, 4, 3)
     b.q(cv, "cvq", 0.05)
     b.nodes.append(helper.make_node("DequantizeLinear", ["cvq_q", "cvq_s", "cvq_z"], ["cvo"]))
-    return b.model([vi("a", [1, 4, 5, 5]), vi("c", [1, 4, 5, 5]), vi("e", [1, 4, 1, 5])],
-                   [vi("sf", [1, 4, 5, 5]), vi("cv", [1, 4, 5, 5]), vi("cvo", [1, 4, 5, 5])])
+    return b.model([vi("a", [1, 4, 5, 5]), vi("c", [1, 4, 5, 5]), vi("e", [1, 4, 1, 5]),
+                    vi("g", [1, 3, 40])],
+                   [vi("sf", [1, 4, 5, 5]), vi("cv", [1, 4, 5, 5]), vi("cvo", [1, 4, 5, 5]),
+                    vi("r1q_dq", [1, 3, 40]), vi("r2q_dq", [1, 3, 40]), vi("r3q_dq", [1, 4, 5, 5])])
 
 
 def bcast_nhwc():
@@ -163,6 +182,21 @@ def bcast_nhwc():
     _, ds = b.q("s", "sq", 0.07)
     b.conv(ds, 0.07, "out", 4, 4, 3)
     return b.model([vi("x", [1, 4, 5, 5]), vi("y", [1, 4, 1, 5])], [vi("out", [1, 4, 5, 5])])
+
+
+def matmul():
+    """A transformer-style QDQ MatMul (uint8 [1, 16, 64] activations, int8
+    [64, 48] weights per column) then an Add of a constant bias."""
+    b = Builder()
+    _, x = b.q("x", "xq", 0.02)
+    w = RNG.standard_normal((64, 48)) / 8
+    ws = np.abs(w).max(0) / 127
+    b.inits += [init("wq", np.round(w / ws), np.int8), init("ws", ws),
+                init("bias", RNG.standard_normal(48) * 0.1)]
+    b.nodes += [helper.make_node("DequantizeLinear", ["wq", "ws"], ["wd"], axis=1),
+                helper.make_node("MatMul", [x, "wd"], ["mm"]),
+                helper.make_node("Add", ["mm", "bias"], ["out"])]
+    return b.model([vi("x", [1, 16, 64])], [vi("out", [1, 16, 48])])
 
 
 def zoo_resnet50(zoo, tmp):
@@ -197,10 +231,10 @@ def zoo_resnet50(zoo, tmp):
 
 def run(tacoc, path, feeds, tmp, env_extra):
     """(bound MatMuls and convolutions, bound Adds, QuantizeLinear nodes
-    taken over, channels-last values), and the outputs."""
+    taken over, channels-last values, oneDNN primitives), and the outputs."""
     out = os.path.join(tmp, "out")
     shutil.rmtree(out, ignore_errors=True)
-    args = [tacoc, "run", path, "--output-dir", out]
+    args = [tacoc, "run", path, "--output-dir", out, "--profile"]
     for k, v in feeds.items():
         f = os.path.join(tmp, f"{file_name(k)}.npy")
         np.save(f, v)
@@ -212,8 +246,9 @@ def run(tacoc, path, feeds, tmp, env_extra):
     m2 = re.search(r"(\d+) QDQ Adds run as int8 kernels; (\d+) QuantizeLinear nodes run inside",
                    p.stderr)
     m3 = re.search(r"(\d+) values between convolutions kept channels-last", p.stderr)
+    m4 = re.search(r"oneDNN primitives cached: (\d+)", p.stdout)
     counts = (int(m.group(1)) if m else 0,) + (tuple(int(g) for g in m2.groups()) if m2 else (0, 0)) \
-        + (int(m3.group(1)) if m3 else 0,)
+        + (int(m3.group(1)) if m3 else 0, int(m4.group(1)) if m4 else 0)
     return counts, {f[:-4]: np.load(os.path.join(out, f)) for f in os.listdir(out)}
 
 
@@ -235,15 +270,19 @@ def main():
     xr = {"x": RNG.standard_normal((1, 8, 10, 9)).astype(np.float32) * 2}
     xa = {"a": RNG.standard_normal((1, 4, 5, 5)).astype(np.float32),
           "c": RNG.standard_normal((1, 4, 5, 5)).astype(np.float32),
-          "e": RNG.standard_normal((1, 4, 1, 5)).astype(np.float32)}
+          "e": RNG.standard_normal((1, 4, 1, 5)).astype(np.float32),
+          "g": RNG.standard_normal((1, 3, 40)).astype(np.float32)}
     # name, model, inputs, (convolutions and MatMuls, Adds, QuantizeLinear
-    # taken over, channels-last values), output steps allowed against the
-    # written run (0: bit for bit), cosine bound against it and ONNX Runtime
-    cases = [("resblock", resblock(), xr, (4, 1, 4, 4), 0.06 * 3, 0.9999),
-             ("resblock_s8", resblock(np.int8), xr, (4, 1, 4, 4), 0.06 * 3, 0.9999),
-             ("adds", adds(), xa, (1, 3, 2, 0), 0.05, 0.9999),
-             ("fork", fork(), xr, (2, 1, 3, 0), 0.07 * 3, 0.9999),
-             ("bcast_nhwc", bcast_nhwc(), {"x": xa["a"], "y": xa["e"]}, (3, 1, 3, 3), 0.1, 0.9999)]
+    # taken over, channels-last values, oneDNN primitives), output steps
+    # allowed against the written run (0: bit for bit), cosine bound against
+    # it and ONNX Runtime
+    cases = [("resblock", resblock(), xr, (4, 1, 4, 4, 4), 0.06 * 3, 0.9999),
+             ("resblock_s8", resblock(np.int8), xr, (4, 1, 4, 4, 4), 0.06 * 3, 0.9999),
+             ("adds", adds(), xa, (1, 6, 5, 0, 1), 0.05, 0.9999),
+             ("fork", fork(), xr, (2, 1, 3, 0, 2), 0.07 * 3, 0.9999),
+             ("bcast_nhwc", bcast_nhwc(), {"x": xa["a"], "y": xa["e"]}, (3, 1, 3, 3, 3), 0.1, 0.9999),
+             ("matmul", matmul(), {"x": RNG.standard_normal((1, 16, 64)).astype(np.float32)},
+              (1, 0, 0, 0, 1), 1e-5, 0.9999)]
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "resblock.onnx")
         onnx.save(cases[0][1], src)
@@ -253,11 +292,11 @@ def main():
             print(f"FAIL resblock -O2: {p.stderr.strip()}")
             failed += 1
         else:
-            cases.append(("resblock -O2", onnx.load(opt), xr, (4, 1, 4, 4), 0.06 * 3, 0.9999))
+            cases.append(("resblock -O2", onnx.load(opt), xr, (4, 1, 4, 4, 4), 0.06 * 3, 0.9999))
         if a.zoo:
             try:
                 q, feeds = zoo_resnet50(a.zoo, tmp)
-                cases.append(("zoo_resnet50", q, feeds, (53, 16, 68, 61), None, 0.999))
+                cases.append(("zoo_resnet50", q, feeds, (53, 16, 68, 61, 53), None, 0.999))
             except Exception as e:  # noqa: BLE001 (reported as a failure)
                 print(f"FAIL zoo_resnet50: cannot quantize it: {e}")
                 failed += 1
@@ -277,7 +316,7 @@ def main():
             sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
             ref = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
             errs = []
-            if counts != want or wcounts[:3] != (0, 0, 0) or pcounts != want[:3] + (0,):
+            if counts != want or wcounts[:3] != (0, 0, 0) or pcounts[:4] != want[:3] + (0,):
                 errs.append(f"bound {counts} (want {want}), written {wcounts} (want nothing bound), "
                             f"TACORT_LAYOUT=plain {pcounts}")
             notes = []
@@ -290,7 +329,7 @@ def main():
                     errs.append(f"{k}: channels-last and plain runs differ by {np.abs(g - pl).max():.3g}")
                 d = float(np.abs(g - w).max())
                 cw, co = cosine(g, w), cosine(g, r)
-                exact = steps == 0 or k == "sf"  # the float Add of int8 operands: its ops' bits
+                exact = steps == 0 or k in ("sf", "r1q_dq", "r2q_dq", "r3q_dq")  # int8 Adds: bit for bit
                 if exact and d != 0:
                     errs.append(f"{k}: differs from the written run by {d:.3g} (want bit for bit)")
                 elif steps and d > steps:

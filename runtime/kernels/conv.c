@@ -2612,6 +2612,7 @@ typedef struct qadd_job {
   float as, az, bs, bz, ys, yz;
   bool a_sgn, b_sgn, relu;
   int32_t ydt;
+  size_t b_period; /* 0: b has a's shape; else b repeats every b_period elements */
 } qadd_job;
 
 /* The vector loops below (conv_vec.h) are built once per instruction set
@@ -2685,7 +2686,8 @@ void tc_qadd_run(const tc_qadd *q) {
                 .a_sgn = q->adt == TC_DTYPE_I8,
                 .b_sgn = q->bdt == TC_DTYPE_I8,
                 .relu = q->relu,
-                .ydt = q->ydt};
+                .ydt = q->ydt,
+                .b_period = q->b_period};
   tc_parallel_for(q->n, tc_parallel_grain(4), DQ_PICK(qadd_piece), &j);
 }
 

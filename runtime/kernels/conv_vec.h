@@ -257,9 +257,17 @@ DQ_TARGET static void qadd_piece(void *ctx, size_t piece, size_t lo, size_t hi) 
                bz = dq_splat(j->bz), ys = dq_splat(j->ys), yz = dq_splat(j->yz);
   bool ysgn = j->ydt == TC_DTYPE_I8;
   const dq_v4f qlo = dq_splat(ysgn ? -128.0f : 0.0f), qhi = dq_splat(ysgn ? 127.0f : 255.0f);
-  for (size_t i = lo; i < hi; i += DQ_LANES) {
-    size_t m = hi - i >= DQ_LANES ? DQ_LANES : hi - i;
-    dq_v4f v = dq_deq8(j->a, j->a_sgn, i, m, az, as) + dq_deq8(j->b, j->b_sgn, i, m, bz, bs);
+  size_t p = j->b_period;
+  const dq_v4f b1 = dq_deq8(j->b, j->b_sgn, 0, 1, bz, bs); /* a scalar b: lane 0 */
+  for (size_t i = lo, m; i < hi; i += m) {
+    /* b's element for i: i itself, or i within b's period (a block never
+     * crosses the period's end; the caller gives periods of 1 or of at
+     * least a vector) */
+    size_t bi = p > 1 ? i % p : i, left = p > 1 ? p - bi : hi - i;
+    m = hi - i >= DQ_LANES ? DQ_LANES : hi - i;
+    m = m < left ? m : left;
+    dq_v4f v = dq_deq8(j->a, j->a_sgn, i, m, az, as) +
+               (p == 1 ? dq_splat(b1[0]) : dq_deq8(j->b, j->b_sgn, bi, m, bz, bs));
     if (j->relu)
       v = dq_max(v, dq_splat(0)); /* +0 for -0, as Relu's x > 0 ? x : 0 */
     if (j->ydt == TC_DTYPE_F32) {

@@ -475,11 +475,12 @@ typedef struct mmi_job {
 /* The int32 product of uint8 A (zero point az, scalar) and B, an int8
  * initializer without zero point, through oneDNN's int8 matmul with B packed
  * once (tc_dnnl_qmatmul_run) into out (float32-sized, A's dims with N last);
- * corr [N] gets az times B's column sums. False, having done nothing the
- * caller needs, when this path does not apply. */
-static bool mmi_packed(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_tensor *B,
-                       const tc_rt_tensor *az, const tc_rt_tensor *bz, tc_rt_tensor *out,
-                       int32_t **corr) {
+ * corr [N] gets az times B's column sums; b_value is B's initializer (the
+ * cache's key). False, having done nothing the caller needs, when this path
+ * does not apply. */
+static bool mmi_packed(tc_kernel_ctx *k, const tc_value *b_value, const tc_rt_tensor *A,
+                       const tc_rt_tensor *B, const tc_rt_tensor *az, const tc_rt_tensor *bz,
+                       tc_rt_tensor *out, int32_t **corr) {
   size_t M, K, N;
   if (!packed_operands(k, A, B, TC_DTYPE_U8, TC_DTYPE_I8, &M, &K, &N) ||
       (az && (az->dtype != TC_DTYPE_U8 || tc_rt_numel(az) != 1)) || !tc_gemm_q8_exact(K))
@@ -491,7 +492,7 @@ static bool mmi_packed(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_tens
   int32_t *cs = tc_arena_alloc(k->arena, N * sizeof *cs);
   if (!cs || !packed_out(k, A, N, out))
     return false;
-  if (!tc_dnnl_qmatmul_run(k->node->inputs[1], M, K, N, A->data, B->data, out->data, cs))
+  if (!tc_dnnl_qmatmul_run(b_value, M, K, N, A->data, B->data, out->data, cs))
     return false;
   int32_t zp = az ? *(const uint8_t *)az->data : 0;
   for (size_t c = 0; c < N; c++)
@@ -508,8 +509,10 @@ static void mmi_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
                         j->bias, j->n);
 }
 
-static tc_status run_mmi_to_float(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
-                                  tc_rt_tensor *out, size_t n_out) {
+/* MatMulIntegerToFloat; b_value: B's value (an initializer packs once) */
+static tc_status mmi_to_float(tc_kernel_ctx *k, const tc_value *b_value,
+                              const tc_rt_tensor *const *in, size_t n_in, tc_rt_tensor *out,
+                              size_t n_out) {
   const tc_rt_tensor *A = input(in, n_in, 0), *B = input(in, n_in, 1), *as = input(in, n_in, 2),
                      *bs = input(in, n_in, 3), *bias = input(in, n_in, 6);
   if (!A || !B || !as || !bs)
@@ -525,7 +528,7 @@ static tc_status run_mmi_to_float(tc_kernel_ctx *k, const tc_rt_tensor *const *i
     return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "bias must be float32, one value or [%zu]", N);
   const tc_rt_tensor *mi_in[4] = {A, B, input(in, n_in, 4), input(in, n_in, 5)};
   int32_t *corr = NULL;
-  if (!mmi_packed(k, A, B, mi_in[2], mi_in[3], &out[0], &corr)) {
+  if (!mmi_packed(k, b_value, A, B, mi_in[2], mi_in[3], &out[0], &corr)) {
     tc_status st = run_matmulinteger(k, mi_in, 4, out, n_out);
     if (st)
       return st;
@@ -547,11 +550,16 @@ static tc_status run_mmi_to_float(tc_kernel_ctx *k, const tc_rt_tensor *const *i
   return TC_STATUS_OK;
 }
 
+static tc_status run_mmi_to_float(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
+                                  tc_rt_tensor *out, size_t n_out) {
+  return mmi_to_float(k, k->node->n_inputs > 1 ? k->node->inputs[1] : NULL, in, n_in, out, n_out);
+}
+
 tc_status tc_matmul_qdq_run(tc_kernel_ctx *k, const tc_rt_tensor *xq, const tc_rt_tensor *xs,
                             const tc_rt_tensor *xz, const tc_rt_tensor *wq, const tc_rt_tensor *ws,
-                            tc_rt_tensor *out) {
+                            const tc_value *wq_value, tc_rt_tensor *out) {
   const tc_rt_tensor *in[5] = {xq, wq, xs, ws, xz};
-  return run_mmi_to_float(k, in, 5, out, 1);
+  return mmi_to_float(k, wq_value, in, 5, out, 1);
 }
 
 static tc_status check_gemm(const tc_node *n, int64_t opset, tc_diag *diag) {
