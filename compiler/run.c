@@ -279,11 +279,11 @@ int tc_cmd_run(int argc, char **argv) {
   if (tc_session_qdq_nodes(s))
     fprintf(stderr, "tacoc: %zu QDQ MatMuls and convolutions run as int8 kernels\n",
             tc_session_qdq_nodes(s));
-  if (tc_session_qdq_adds(s) || tc_session_qdq_fused(s))
+  if (tc_session_qdq_adds(s) || tc_session_qdq_concats(s) || tc_session_qdq_fused(s))
     fprintf(stderr,
-            "tacoc: %zu QDQ Adds run as int8 kernels; %zu QuantizeLinear nodes run inside the "
-            "int8 kernel before them\n",
-            tc_session_qdq_adds(s), tc_session_qdq_fused(s));
+            "tacoc: %zu QDQ Adds and %zu Concats run as int8 kernels; %zu QuantizeLinear nodes "
+            "run inside the int8 kernel before them\n",
+            tc_session_qdq_adds(s), tc_session_qdq_concats(s), tc_session_qdq_fused(s));
   const char *tuned = tc_model_meta(m, TC_THREADS_KEY);
   if (tuned)
     fprintf(stderr, "tacoc: %d threads (the model's tuned count %s: %s)\n", tc_session_threads(s),

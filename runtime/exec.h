@@ -52,6 +52,7 @@ struct tc_session {
   bool *qdq_skip;           /* by node id: a DequantizeLinear no one needs run */
   size_t qdq_count;         /* bound MatMuls and convolutions */
   size_t qdq_adds;          /* bound Adds */
+  size_t qdq_concats;       /* bound Concats */
   size_t qdq_fused;         /* QuantizeLinear nodes run by the bound node before them */
   tc_node_observer observe; /* called after every main-graph kernel, when set */
   void *observe_ctx;

@@ -50,7 +50,7 @@
 
 #include "exec.h"
 
-typedef enum { Q_MATMUL = 1, Q_CONV, Q_ADD, Q_OUT } qkind;
+typedef enum { Q_MATMUL = 1, Q_CONV, Q_ADD, Q_CONCAT, Q_OUT } qkind;
 
 struct tc_qdq_bind {
   qkind kind;
@@ -60,6 +60,7 @@ struct tc_qdq_bind {
   bool relu;                    /* the Relu after it runs in it (taken over by a Q_OUT) */
   const tc_node *src;           /* Q_OUT: the bound node whose output it quantizes, run there */
   const tc_node *out_q;         /* the Q_OUT node that took this one over, or NULL */
+  const tc_value **cat;         /* Q_CONCAT: each input's xq, xs, xz (3 per input) */
   const tc_node *relu_node;     /* Q_OUT: that Relu, or NULL */
 };
 
@@ -166,6 +167,8 @@ static bool is_conv(const tc_node *n) {
 static bool bound_slot(const tc_qdq_bind *b, int slot) {
   if (b->kind == Q_OUT)
     return slot == 0;
+  if (b->kind == Q_CONCAT)
+    return slot >= 0;
   return slot == 0 || slot == 1 || (slot == 2 && b->bq);
 }
 
@@ -229,7 +232,8 @@ static void bind_q_out(tc_session *s, const tc_node *q, tc_qdq_bind *b) {
   }
   tc_qdq_bind *pb = s->qdq[p->id];
   if (!pb || s->chain_root[p->id] || p->n_outputs != 1 ||
-      !(pb->kind == Q_ADD || (pb->kind == Q_CONV && conv_quantizable(p))))
+      !(pb->kind == Q_ADD || (pb->kind == Q_CONCAT && !relu) ||
+        (pb->kind == Q_CONV && conv_quantizable(p))))
     return;
   b->kind = Q_OUT;
   b->src = p;
@@ -268,6 +272,18 @@ void tc_qdq_bind_session(tc_session *s) {
       if (!activation_dq(s, n->inputs[0], &b) || !activation_dq(s, n->inputs[1], &bb))
         continue;
       b.wq = bb.xq, b.ws = bb.xs, b.wz = bb.xz;
+    } else if (is_op(n, "Concat")) {
+      b.kind = Q_CONCAT;
+      if (!(b.cat = tc_arena_alloc(s->arena, 3 * n->n_inputs * sizeof *b.cat)))
+        return;
+      bool all = true;
+      for (size_t i = 0; all && i < n->n_inputs; i++) {
+        tc_qdq_bind bi = {0};
+        all = activation_dq(s, n->inputs[i], &bi);
+        b.cat[3 * i] = bi.xq, b.cat[3 * i + 1] = bi.xs, b.cat[3 * i + 2] = bi.xz;
+      }
+      if (!all)
+        continue;
     } else if (is_op(n, "MatMul")) {
       const tc_rt_tensor *wq;
       b.kind = Q_MATMUL;
@@ -289,6 +305,8 @@ void tc_qdq_bind_session(tc_session *s) {
     s->qdq[n->id] = keep;
     if (b.kind == Q_ADD)
       s->qdq_adds++;
+    else if (b.kind == Q_CONCAT)
+      s->qdq_concats++;
     else
       s->qdq_count++;
   }
@@ -397,6 +415,7 @@ void tc_qdq_layout(const tc_session *s, bool *cand) {
 
 size_t tc_session_qdq_nodes(const tc_session *s) { return s ? s->qdq_count : 0; }
 size_t tc_session_qdq_adds(const tc_session *s) { return s ? s->qdq_adds : 0; }
+size_t tc_session_qdq_concats(const tc_session *s) { return s ? s->qdq_concats : 0; }
 size_t tc_session_qdq_fused(const tc_session *s) { return s ? s->qdq_fused : 0; }
 
 const tc_node *tc_qdq_runs(const tc_session *s, const tc_node *n) {
@@ -549,6 +568,81 @@ static tc_status add_run(const tc_run *r, const tc_node *n, const tc_qdq_bind *b
   return TC_STATUS_OK;
 }
 
+/* The int8 Concat n (kn: its context) of 8-bit inputs; quantized by q's
+ * scale and zero point when q (k: q's context, whose outputs out are), else
+ * float32. An input quantized as y is copied; any other is requantized,
+ * DequantizeLinear then QuantizeLinear (tc_qadd_run adding a zero). */
+static tc_status concat_run(const tc_run *r, const tc_node *n, const tc_qdq_bind *b,
+                            const tc_node *q, tc_kernel_ctx *kn, tc_kernel_ctx *k,
+                            tc_rt_tensor *out) {
+  const tc_qdq_bind *qb = q ? r->s->qdq[q->id] : NULL;
+  const tc_rt_tensor *ys = qb ? val(r, qb->xs) : NULL, *yz = qb ? val(r, qb->xz) : NULL;
+  const tc_rt_tensor *x0 = val(r, b->cat[0]);
+  int64_t axis = tc_axis(tc_attr_int(n, "axis", 0), x0 ? x0->rank : 0), dims[TC_MAX_RANK];
+  if (!x0 || axis < 0)
+    return tc_kernel_fail(kn, TC_STATUS_INVALID, "the int8 Concat's axis is out of range");
+  memcpy(dims, x0->dims, x0->rank * sizeof *dims);
+  dims[axis] = 0;
+  for (size_t i = 0; i < n->n_inputs; i++) {
+    const tc_rt_tensor *x = val(r, b->cat[3 * i]);
+    bool ok = x && is_q8(x->dtype) && x->rank == x0->rank;
+    for (size_t d = 0; ok && d < x->rank; d++)
+      ok = (int64_t)d == axis || x->dims[d] == x0->dims[d];
+    if (!ok)
+      return tc_kernel_fail(kn, TC_STATUS_INVALID,
+                            "input %zu of the int8 Concat is not 8-bit or does not match input 0",
+                            i);
+    dims[axis] += x->dims[axis];
+  }
+  int32_t ydt = !q ? TC_DTYPE_F32 : yz ? yz->dtype : TC_DTYPE_U8;
+  tc_status st = tc_kernel_alloc(q ? k : kn, &out[0], ydt, x0->rank, dims);
+  if (st)
+    return st;
+  size_t outer = 1, inner = 1, es = tc_dtype_bytes(ydt, 1);
+  for (int64_t d = 0; d < axis; d++)
+    outer *= (size_t)dims[d];
+  for (size_t d = (size_t)axis + 1; d < x0->rank; d++)
+    inner *= (size_t)dims[d];
+  float ysv = ys ? *(const float *)ys->data : 1.0f;
+  int32_t yzv = yz ? (int32_t)tc_rt_get_i64(yz, 0) : 0;
+  static const uint8_t zero[1];
+  size_t at = 0; /* elements of an output row before input i's block */
+  for (size_t i = 0; i < n->n_inputs; i++) {
+    const tc_rt_tensor *x = val(r, b->cat[3 * i]), *xs = val(r, b->cat[3 * i + 1]),
+                       *xz = val(r, b->cat[3 * i + 2]);
+    size_t blk = (size_t)x->dims[axis] * inner;
+    float xsv = *(const float *)xs->data;
+    int32_t xzv = xz ? (int32_t)tc_rt_get_i64(xz, 0) : 0;
+    bool same = q && x->dtype == ydt && xsv == ysv && xzv == yzv;
+    for (size_t o = 0; o < outer; o++) {
+      const uint8_t *src = (const uint8_t *)x->data + o * blk;
+      unsigned char *dst =
+          (unsigned char *)out[0].data + (o * (size_t)dims[axis] * inner + at) * es;
+      if (same) { /* (DequantizeLinear then QuantizeLinear gives x back) */
+        memcpy(dst, src, blk);
+        continue;
+      }
+      tc_qadd j = {.a = src,
+                   .b = zero,
+                   .y = dst,
+                   .adt = x->dtype,
+                   .bdt = TC_DTYPE_U8,
+                   .ydt = ydt,
+                   .as = xsv,
+                   .bs = 1.0f,
+                   .ys = ysv,
+                   .az = xzv,
+                   .bz = 0,
+                   .yz = yzv,
+                   .n = blk,
+                   .b_period = 1};
+      tc_qadd_run(&j);
+    }
+    at += blk;
+  }
+  return TC_STATUS_OK;
+}
+
 /* Runs bound node n (k: its context) from the run's values; q (k2: its
  * context, whose outputs out are) the QuantizeLinear it runs for, or NULL. */
 static tc_status bound_run(const tc_run *r, const tc_node *n, tc_kernel_ctx *kn, const tc_node *q,
@@ -559,6 +653,8 @@ static tc_status bound_run(const tc_run *r, const tc_node *n, tc_kernel_ctx *kn,
                              val(r, b->ws), b->wq, out);
   if (b->kind == Q_ADD)
     return add_run(r, n, b, q, kn, kq, out);
+  if (b->kind == Q_CONCAT)
+    return concat_run(r, n, b, q, kn, kq, out);
   bool add = n->n_inputs > 3 && n->inputs[3];
   const tc_qdq_bind *qb = q ? r->s->qdq[q->id] : NULL;
   const bool *cl = r->s->nhwc; /* channels-last x and y (tc_qdq_layout) */

@@ -24,6 +24,9 @@ that reach each way a group runs:
   bcast_nhwc two channels-last int8 convolution outputs added with a
              broadcast (as written, on plain copies, the result made
              channels-last again)
+  concat     SqueezeNet's fire module: a Concat of two int8 convolution outputs
+             into Q (the first copied, the second requantized), and a
+             Concat with float32 output
   matmul     a QDQ MatMul: oneDNN's int8 matmul on the int8 initializer packed
              once (its primitive and packed weights reported by --profile)
   zoo_resnet50  (with --zoo) the caffe2 zoo ResNet-50 quantized by
@@ -199,6 +202,23 @@ def matmul():
     return b.model([vi("x", [1, 16, 64])], [vi("out", [1, 16, 48])])
 
 
+def concat():
+    """SqueezeNet's fire module as onnxruntime.quantization writes it: two
+    convolutions of one int8 value concatenated over channels, the first
+    input quantized as the output (copied), the second requantized; and a
+    Concat over the last axis with a float32 output."""
+    b = Builder()
+    _, x = b.q("x", "xq", 0.03)
+    _, sq = b.q(b.conv(x, 0.03, "sq", 8, 4, 1), "sqq", 0.05)
+    _, e1 = b.q(b.conv(sq, 0.05, "e1", 4, 8, 1), "e1q", 0.06)
+    _, e3 = b.q(b.conv(sq, 0.05, "e3", 4, 8, 3), "e3q", 0.045)
+    b.nodes.append(helper.make_node("Concat", [e1, e3], ["cat"], axis=1))
+    _, c = b.q("cat", "catq", 0.06)  # e1's scale and zero point
+    b.conv(c, 0.06, "out", 16, 8, 3)
+    b.nodes.append(helper.make_node("Concat", [e3, e1], ["catf"], axis=-1))
+    return b.model([vi("x", [1, 8, 10, 9])], [vi("out", [1, 8, 10, 9]), vi("catf", [1, 8, 10, 18])])
+
+
 def zoo_resnet50(zoo, tmp):
     """The zoo ResNet-50 through onnxruntime.quantization's documented
     steps, its Gemm's output (the logits) as the graph output."""
@@ -230,8 +250,9 @@ def zoo_resnet50(zoo, tmp):
 
 
 def run(tacoc, path, feeds, tmp, env_extra):
-    """(bound MatMuls and convolutions, bound Adds, QuantizeLinear nodes
-    taken over, channels-last values, oneDNN primitives), and the outputs."""
+    """(bound MatMuls and convolutions, bound Adds, bound Concats,
+    QuantizeLinear nodes taken over, channels-last values, oneDNN
+    primitives), and the outputs."""
     out = os.path.join(tmp, "out")
     shutil.rmtree(out, ignore_errors=True)
     args = [tacoc, "run", path, "--output-dir", out, "--profile"]
@@ -243,11 +264,11 @@ def run(tacoc, path, feeds, tmp, env_extra):
     if p.returncode:
         raise RuntimeError(p.stderr.strip())
     m = re.search(r"(\d+) QDQ MatMuls and convolutions run as int8 kernels", p.stderr)
-    m2 = re.search(r"(\d+) QDQ Adds run as int8 kernels; (\d+) QuantizeLinear nodes run inside",
-                   p.stderr)
+    m2 = re.search(r"(\d+) QDQ Adds and (\d+) Concats run as int8 kernels; (\d+) QuantizeLinear "
+                   r"nodes run inside", p.stderr)
     m3 = re.search(r"(\d+) values between convolutions kept channels-last", p.stderr)
     m4 = re.search(r"oneDNN primitives cached: (\d+)", p.stdout)
-    counts = (int(m.group(1)) if m else 0,) + (tuple(int(g) for g in m2.groups()) if m2 else (0, 0)) \
+    counts = (int(m.group(1)) if m else 0,) + (tuple(int(g) for g in m2.groups()) if m2 else (0, 0, 0)) \
         + (int(m3.group(1)) if m3 else 0, int(m4.group(1)) if m4 else 0)
     return counts, {f[:-4]: np.load(os.path.join(out, f)) for f in os.listdir(out)}
 
@@ -272,17 +293,18 @@ def main():
           "c": RNG.standard_normal((1, 4, 5, 5)).astype(np.float32),
           "e": RNG.standard_normal((1, 4, 1, 5)).astype(np.float32),
           "g": RNG.standard_normal((1, 3, 40)).astype(np.float32)}
-    # name, model, inputs, (convolutions and MatMuls, Adds, QuantizeLinear
-    # taken over, channels-last values, oneDNN primitives), output steps
+    # name, model, inputs, (convolutions and MatMuls, Adds, Concats,
+    # QuantizeLinear taken over, channels-last values, oneDNN primitives), output steps
     # allowed against the written run (0: bit for bit), cosine bound against
     # it and ONNX Runtime
-    cases = [("resblock", resblock(), xr, (4, 1, 4, 4, 4), 0.06 * 3, 0.9999),
-             ("resblock_s8", resblock(np.int8), xr, (4, 1, 4, 4, 4), 0.06 * 3, 0.9999),
-             ("adds", adds(), xa, (1, 6, 5, 0, 1), 0.05, 0.9999),
-             ("fork", fork(), xr, (2, 1, 3, 0, 2), 0.07 * 3, 0.9999),
-             ("bcast_nhwc", bcast_nhwc(), {"x": xa["a"], "y": xa["e"]}, (3, 1, 3, 3, 3), 0.1, 0.9999),
+    cases = [("resblock", resblock(), xr, (4, 1, 0, 4, 4, 4), 0.06 * 3, 0.9999),
+             ("resblock_s8", resblock(np.int8), xr, (4, 1, 0, 4, 4, 4), 0.06 * 3, 0.9999),
+             ("adds", adds(), xa, (1, 6, 0, 5, 0, 1), 0.05, 0.9999),
+             ("fork", fork(), xr, (2, 1, 0, 3, 0, 2), 0.07 * 3, 0.9999),
+             ("bcast_nhwc", bcast_nhwc(), {"x": xa["a"], "y": xa["e"]}, (3, 1, 0, 3, 3, 3), 0.1, 0.9999),
+             ("concat", concat(), xr, (4, 0, 2, 4, 1, 4), 0.06 * 3, 0.9999),
              ("matmul", matmul(), {"x": RNG.standard_normal((1, 16, 64)).astype(np.float32)},
-              (1, 0, 0, 0, 1), 1e-5, 0.9999)]
+              (1, 0, 0, 0, 0, 1), 1e-5, 0.9999)]
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "resblock.onnx")
         onnx.save(cases[0][1], src)
@@ -292,11 +314,11 @@ def main():
             print(f"FAIL resblock -O2: {p.stderr.strip()}")
             failed += 1
         else:
-            cases.append(("resblock -O2", onnx.load(opt), xr, (4, 1, 4, 4, 4), 0.06 * 3, 0.9999))
+            cases.append(("resblock -O2", onnx.load(opt), xr, (4, 1, 0, 4, 4, 4), 0.06 * 3, 0.9999))
         if a.zoo:
             try:
                 q, feeds = zoo_resnet50(a.zoo, tmp)
-                cases.append(("zoo_resnet50", q, feeds, (53, 16, 68, 61, 53), None, 0.999))
+                cases.append(("zoo_resnet50", q, feeds, (53, 16, 0, 68, 61, 53), None, 0.999))
             except Exception as e:  # noqa: BLE001 (reported as a failure)
                 print(f"FAIL zoo_resnet50: cannot quantize it: {e}")
                 failed += 1
@@ -316,7 +338,7 @@ def main():
             sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
             ref = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
             errs = []
-            if counts != want or wcounts[:3] != (0, 0, 0) or pcounts[:4] != want[:3] + (0,):
+            if counts != want or wcounts[:4] != (0, 0, 0, 0) or pcounts[:5] != want[:4] + (0,):
                 errs.append(f"bound {counts} (want {want}), written {wcounts} (want nothing bound), "
                             f"TACORT_LAYOUT=plain {pcounts}")
             notes = []
