@@ -800,7 +800,7 @@ static centry *mm_build(centry *e, const void *w) {
   free(wf);
   for (size_t kk = 0; q && kk < K; kk++)
     for (size_t j = 0; j < N; j++)
-      e->colsum[j] += ((const int8_t *)w)[kk * N + j];
+      e->colsum[j] += ((const int8_t *)w)[e->key.tb ? j * K + kk : kk * N + j];
   e->declined = false;
   return e;
 }
@@ -1353,8 +1353,8 @@ static bool matmul_run(const tc_value *b_value, int32_t xdt, bool tb, bool yf32,
 }
 
 bool tc_dnnl_qmatmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, const uint8_t *a,
-                         const int8_t *b, int32_t *c, int32_t *colsum) {
-  return matmul_run(b_value, TC_DTYPE_U8, false, false, M, K, N, a, b, c, colsum);
+                         const int8_t *b, bool tb, int32_t *c, int32_t *colsum) {
+  return matmul_run(b_value, TC_DTYPE_U8, tb, false, M, K, N, a, b, c, colsum);
 }
 
 bool tc_dnnl_matmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, const float *a,

@@ -480,7 +480,7 @@ bool tc_dnnl_qconv_run(const tc_conv_spec *c, const tc_value *w_value, int32_t x
  * sums, so (a - zp) b = c - zp * colsum. False when oneDNN declines or
  * memory runs out (the caller runs its own GEMM). */
 bool tc_dnnl_qmatmul_run(const tc_value *b_value, size_t M, size_t K, size_t N, const uint8_t *a,
-                         const int8_t *b, int32_t *c, int32_t *colsum);
+                         const int8_t *b, bool tb, int32_t *c, int32_t *colsum);
 /* c [M, N] = a [M, K] times b [K, N] in float32 through oneDNN's matmul
  * primitive with b packed once, cached as above (b_value must be b's
  * initializer: otherwise false, as when oneDNN declines). */
@@ -559,6 +559,13 @@ void tc_qadd_run(const tc_qadd *q);
 tc_status tc_matmul_qdq_run(tc_kernel_ctx *k, const tc_rt_tensor *xq, const tc_rt_tensor *xs,
                             const tc_rt_tensor *xz, const tc_rt_tensor *wq, const tc_rt_tensor *ws,
                             const tc_value *wq_value, tc_rt_tensor *out);
+/* A Gemm (alpha 1, A not transposed) of DequantizeLinear outputs: the same
+ * kernel with B int8 [K, N], or [N, K] when tb (scales per N), and bias, a
+ * float32 [N] (or NULL), added to the scaled sums. */
+tc_status tc_gemm_qdq_run(tc_kernel_ctx *k, const tc_rt_tensor *xq, const tc_rt_tensor *xs,
+                          const tc_rt_tensor *xz, const tc_rt_tensor *wq, const tc_rt_tensor *ws,
+                          bool tb, const tc_rt_tensor *bias, const tc_value *wq_value,
+                          tc_rt_tensor *out);
 
 /* Normalizes a possibly negative axis against rank; -1 when out of range. */
 int64_t tc_axis(int64_t axis, size_t rank);

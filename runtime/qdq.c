@@ -50,7 +50,7 @@
 
 #include "exec.h"
 
-typedef enum { Q_MATMUL = 1, Q_CONV, Q_ADD, Q_CONCAT, Q_OUT } qkind;
+typedef enum { Q_MATMUL = 1, Q_CONV, Q_GEMM, Q_ADD, Q_CONCAT, Q_OUT } qkind;
 
 struct tc_qdq_bind {
   qkind kind;
@@ -61,6 +61,7 @@ struct tc_qdq_bind {
   const tc_node *src;           /* Q_OUT: the bound node whose output it quantizes, run there */
   const tc_node *out_q;         /* the Q_OUT node that took this one over, or NULL */
   const tc_value **cat;         /* Q_CONCAT: each input's xq, xs, xz (3 per input) */
+  bool tb;                      /* Q_GEMM: transB (W [N, K]) */
   const tc_node *relu_node;     /* Q_OUT: that Relu, or NULL */
 };
 
@@ -152,6 +153,14 @@ static void bias_dq(const tc_session *s, const tc_value *bv, tc_qdq_bind *b) {
     return;
   b->bq = d->inputs[0];
   b->bs = d->inputs[1];
+}
+
+/* A Gemm computing A B + C: alpha 1, beta 1 (with C), A not transposed. */
+static bool gemm_bindable(const tc_session *s, const tc_node *n) {
+  const tc_attr *al = tc_node_attr(n, "alpha"), *be = tc_node_attr(n, "beta");
+  bool c = n->n_inputs > 2 && n->inputs[2];
+  return s->opsets[n->id] >= 7 && !tc_attr_int(n, "transA", 0) && (!al || al->f == 1.0f) &&
+         (!c || !be || be->f == 1.0f);
 }
 
 static bool is_conv(const tc_node *n) {
@@ -284,6 +293,21 @@ void tc_qdq_bind_session(tc_session *s) {
       }
       if (!all)
         continue;
+    } else if (is_op(n, "Gemm")) {
+      const tc_rt_tensor *wq;
+      b.kind = Q_GEMM;
+      b.tb = tc_attr_int(n, "transB", 0) != 0;
+      if (!gemm_bindable(s, n) || !activation_dq(s, n->inputs[0], &b) ||
+          !weight_dq(s, n->inputs[1], b.tb ? 0 : 1, &b) || !(wq = konst(s, b.wq)) || wq->rank != 2)
+        continue;
+      const tc_value *c = n->n_inputs > 2 ? n->inputs[2] : NULL;
+      bias_dq(s, c, &b);
+      const tc_rt_tensor *ct = b.bq ? NULL : konst(s, c);
+      int64_t N = wq->dims[b.tb ? 0 : 1];
+      if (b.bq ? (int64_t)tc_rt_numel(konst(s, b.bq)) != N
+               : c && (!ct || ct->dtype != TC_DTYPE_F32 || (int64_t)tc_rt_numel(ct) != N ||
+                       ct->rank > 2 || ct->dims[ct->rank - 1] != N))
+        continue; /* a bias of N values (a row), int32 quantized or float32 */
     } else if (is_op(n, "MatMul")) {
       const tc_rt_tensor *wq;
       b.kind = Q_MATMUL;
@@ -643,6 +667,32 @@ static tc_status concat_run(const tc_run *r, const tc_node *n, const tc_qdq_bind
   return TC_STATUS_OK;
 }
 
+/* The int8 Gemm n (kn: its context): its bias a float32 row, from the
+ * int32 one's DequantizeLinear arithmetic or C itself. */
+static tc_status gemm_run(const tc_run *r, const tc_node *n, const tc_qdq_bind *b,
+                          tc_kernel_ctx *kn, tc_rt_tensor *out) {
+  const tc_rt_tensor *wq = val(r, b->wq),
+                     *c = n->n_inputs > 2 && !b->bq ? val(r, n->inputs[2]) : NULL;
+  tc_rt_tensor bias = {.dtype = TC_DTYPE_F32, .rank = 1};
+  size_t N = (size_t)wq->dims[b->tb ? 0 : 1];
+  if (b->bq || c) {
+    float *f = tc_arena_alloc(kn->arena, (N + 1) * sizeof *f);
+    if (!f)
+      return tc_kernel_fail(kn, TC_STATUS_NOMEM, "out of memory");
+    if (b->bq) {
+      const tc_rt_tensor *bq = val(r, b->bq), *bs = val(r, b->bs);
+      size_t nbs = tc_rt_numel(bs);
+      for (size_t i = 0; i < N; i++) /* DequantizeLinear's (x - 0) * scale */
+        f[i] = (float)((const int32_t *)bq->data)[i] * ((const float *)bs->data)[nbs == 1 ? 0 : i];
+    } else {
+      memcpy(f, c->data, N * sizeof *f);
+    }
+    bias.dims[0] = (int64_t)N, bias.data = f, bias.bytes = N * sizeof *f;
+  }
+  return tc_gemm_qdq_run(kn, val(r, b->xq), val(r, b->xs), val(r, b->xz), wq, val(r, b->ws), b->tb,
+                         b->bq || c ? &bias : NULL, b->wq, out);
+}
+
 /* Runs bound node n (k: its context) from the run's values; q (k2: its
  * context, whose outputs out are) the QuantizeLinear it runs for, or NULL. */
 static tc_status bound_run(const tc_run *r, const tc_node *n, tc_kernel_ctx *kn, const tc_node *q,
@@ -655,6 +705,8 @@ static tc_status bound_run(const tc_run *r, const tc_node *n, tc_kernel_ctx *kn,
     return add_run(r, n, b, q, kn, kq, out);
   if (b->kind == Q_CONCAT)
     return concat_run(r, n, b, q, kn, kq, out);
+  if (b->kind == Q_GEMM)
+    return gemm_run(r, n, b, kn, out);
   bool add = n->n_inputs > 3 && n->inputs[3];
   const tc_qdq_bind *qb = q ? r->s->qdq[q->id] : NULL;
   const bool *cl = r->s->nhwc; /* channels-last x and y (tc_qdq_layout) */

@@ -27,17 +27,22 @@ that reach each way a group runs:
   concat     SqueezeNet's fire module: a Concat of two int8 convolution outputs
              into Q (the first copied, the second requantized), and a
              Concat with float32 output
+  gemm       QDQ Gemms as onnxruntime.quantization writes a classifier
+             (transB, int32 bias; and without transB, a float32 bias row):
+             the int8 matmul, weights packed once
   matmul     a QDQ MatMul: oneDNN's int8 matmul on the int8 initializer packed
              once (its primitive and packed weights reported by --profile)
   zoo_resnet50  (with --zoo) the caffe2 zoo ResNet-50 quantized by
              onnxruntime.quantization as its documentation says
              (quant_pre_process, quantize_static QDQ per channel), its
-             logits: 53 convolutions and 16 residual Adds int8, 68
+             logits: 53 convolutions, its Gemm and 16 residual Adds int8, 68
              QuantizeLinear taken over, 61 int8 values channels-last
 
 Each case checks the counts `tacoc run` reports (so a binding that silently
 stops happening fails), that nothing is bound with TACORT_QDQ=written and
-nothing channels-last with TACORT_LAYOUT=plain, and the outputs: the
+nothing channels-last with TACORT_LAYOUT=plain, the bound nodes' reference
+paths (TACORT_KERNELS=reference; not for ResNet-50) within the same bound
+of the written run, and the outputs: the
 channels-last run is bit for bit the plain one; the int8 Add is bit for bit
 the ops it replaces; a convolution writing int8 may round a value at a
 rounding boundary one step away (its scale * sum / y_scale against
@@ -219,6 +224,31 @@ def concat():
     return b.model([vi("x", [1, 8, 10, 9])], [vi("out", [1, 8, 10, 9]), vi("catf", [1, 8, 10, 18])])
 
 
+def gemm():
+    """A classifier as onnxruntime.quantization writes AlexNet's: Gemm with
+    transB (int8 [N, K] weights per row, an int32 bias's DequantizeLinear),
+    Relu, Q; then a Gemm without transB and a float32 bias row."""
+    b = Builder()
+    _, x = b.q("x", "xq", 0.02)
+    w = RNG.standard_normal((48, 64)) / 8
+    ws = np.abs(w).max(1) / 127
+    bias = RNG.standard_normal(48) * 0.1
+    w2 = RNG.standard_normal((48, 40)) / 7
+    ws2 = np.abs(w2).max(0) / 127
+    b.inits += [init("wq", np.round(w / ws[:, None]), np.int8), init("ws", ws),
+                init("bq", np.round(bias / (0.02 * ws)), np.int32), init("bs", 0.02 * ws),
+                init("w2q", np.round(w2 / ws2), np.int8), init("w2s", ws2),
+                init("c2", RNG.standard_normal((1, 40)) * 0.1)]
+    b.nodes += [helper.make_node("DequantizeLinear", ["wq", "ws"], ["wd"], axis=0),
+                helper.make_node("DequantizeLinear", ["bq", "bs"], ["bd"], axis=0),
+                helper.make_node("Gemm", [x, "wd", "bd"], ["g1"], transB=1),
+                helper.make_node("Relu", ["g1"], ["g1r"])]
+    _, h = b.q("g1r", "hq", 0.03)
+    b.nodes += [helper.make_node("DequantizeLinear", ["w2q", "w2s"], ["w2d"], axis=1),
+                helper.make_node("Gemm", [h, "w2d", "c2"], ["out"])]
+    return b.model([vi("x", [3, 64])], [vi("out", [3, 40])])
+
+
 def zoo_resnet50(zoo, tmp):
     """The zoo ResNet-50 through onnxruntime.quantization's documented
     steps, its Gemm's output (the logits) as the graph output."""
@@ -303,6 +333,8 @@ def main():
              ("fork", fork(), xr, (2, 1, 0, 3, 0, 2), 0.07 * 3, 0.9999),
              ("bcast_nhwc", bcast_nhwc(), {"x": xa["a"], "y": xa["e"]}, (3, 1, 0, 3, 3, 3), 0.1, 0.9999),
              ("concat", concat(), xr, (4, 0, 2, 4, 1, 4), 0.06 * 3, 0.9999),
+             ("gemm", gemm(), {"x": RNG.standard_normal((3, 64)).astype(np.float32)},
+              (2, 0, 0, 0, 0, 2), 1e-5, 0.9999),
              ("matmul", matmul(), {"x": RNG.standard_normal((1, 16, 64)).astype(np.float32)},
               (1, 0, 0, 0, 0, 1), 1e-5, 0.9999)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -318,7 +350,7 @@ def main():
         if a.zoo:
             try:
                 q, feeds = zoo_resnet50(a.zoo, tmp)
-                cases.append(("zoo_resnet50", q, feeds, (53, 16, 0, 68, 61, 53), None, 0.999))
+                cases.append(("zoo_resnet50", q, feeds, (54, 16, 0, 68, 61, 54), None, 0.999))
             except Exception as e:  # noqa: BLE001 (reported as a failure)
                 print(f"FAIL zoo_resnet50: cannot quantize it: {e}")
                 failed += 1
@@ -329,6 +361,9 @@ def main():
                 counts, got = run(a.tacoc, path, feeds, tmp, {})
                 wcounts, written = run(a.tacoc, path, feeds, tmp, {"TACORT_QDQ": "written"})
                 pcounts, plain = run(a.tacoc, path, feeds, tmp, {"TACORT_LAYOUT": "plain"})
+                # the bound nodes' reference paths (no oneDNN, no channels-last)
+                rcounts, refk = run(a.tacoc, path, feeds, tmp, {"TACORT_KERNELS": "reference"}) \
+                    if name != "zoo_resnet50" else (want[:4] + (0, 0), got)
             except RuntimeError as e:
                 print(f"FAIL {name}: {e}")
                 failed += 1
@@ -338,9 +373,10 @@ def main():
             sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
             ref = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
             errs = []
-            if counts != want or wcounts[:4] != (0, 0, 0, 0) or pcounts[:5] != want[:4] + (0,):
+            if counts != want or wcounts[:4] != (0, 0, 0, 0) or pcounts[:5] != want[:4] + (0,) \
+                    or rcounts != want[:4] + (0, 0):
                 errs.append(f"bound {counts} (want {want}), written {wcounts} (want nothing bound), "
-                            f"TACORT_LAYOUT=plain {pcounts}")
+                            f"TACORT_LAYOUT=plain {pcounts}, TACORT_KERNELS=reference {rcounts}")
             notes = []
             for k, r in ref.items():
                 g, w, pl = output(got, k), output(written, k), output(plain, k)
@@ -349,6 +385,9 @@ def main():
                     continue
                 if not np.array_equal(g, pl):
                     errs.append(f"{k}: channels-last and plain runs differ by {np.abs(g - pl).max():.3g}")
+                dr = float(np.abs(output(refk, k) - w).max())
+                if steps is not None and dr > max(steps, 1e-5):
+                    errs.append(f"{k}: the reference kernels differ from the written run by {dr:.3g}")
                 d = float(np.abs(g - w).max())
                 cw, co = cosine(g, w), cosine(g, r)
                 exact = steps == 0 or k in ("sf", "r1q_dq", "r2q_dq", "r3q_dq")  # int8 Adds: bit for bit

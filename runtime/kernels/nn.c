@@ -476,14 +476,22 @@ typedef struct mmi_job {
  * initializer without zero point, through oneDNN's int8 matmul with B packed
  * once (tc_dnnl_qmatmul_run) into out (float32-sized, A's dims with N last);
  * corr [N] gets az times B's column sums; b_value is B's initializer (the
- * cache's key). False, having done nothing the caller needs, when this path
- * does not apply. */
-static bool mmi_packed(tc_kernel_ctx *k, const tc_value *b_value, const tc_rt_tensor *A,
+ * cache's key); tb: B given [N, K]. False, having done nothing the caller
+ * needs, when this path does not apply. */
+static bool mmi_packed(tc_kernel_ctx *k, const tc_value *b_value, bool tb, const tc_rt_tensor *A,
                        const tc_rt_tensor *B, const tc_rt_tensor *az, const tc_rt_tensor *bz,
                        tc_rt_tensor *out, int32_t **corr) {
   size_t M, K, N;
-  if (!packed_operands(k, A, B, TC_DTYPE_U8, TC_DTYPE_I8, &M, &K, &N) ||
-      (az && (az->dtype != TC_DTYPE_U8 || tc_rt_numel(az) != 1)) || !tc_gemm_q8_exact(K))
+  if (tb) {
+    if (!tc_fast_kernels_enabled() || A->dtype != TC_DTYPE_U8 || B->dtype != TC_DTYPE_I8 ||
+        A->rank < 2 || B->rank != 2 || A->dims[A->rank - 1] != B->dims[1] || !B->dims[0] ||
+        !B->dims[1])
+      return false;
+    K = (size_t)B->dims[1], N = (size_t)B->dims[0], M = tc_rt_numel(A) / K;
+  } else if (!packed_operands(k, A, B, TC_DTYPE_U8, TC_DTYPE_I8, &M, &K, &N)) {
+    return false;
+  }
+  if ((az && (az->dtype != TC_DTYPE_U8 || tc_rt_numel(az) != 1)) || !tc_gemm_q8_exact(K) || !M)
     return false;
   if (bz) /* B's zero point: all zeros or not here */
     for (size_t i = 0; i < tc_rt_numel(bz); i++)
@@ -492,7 +500,7 @@ static bool mmi_packed(tc_kernel_ctx *k, const tc_value *b_value, const tc_rt_te
   int32_t *cs = tc_arena_alloc(k->arena, N * sizeof *cs);
   if (!cs || !packed_out(k, A, N, out))
     return false;
-  if (!tc_dnnl_qmatmul_run(b_value, M, K, N, A->data, B->data, out->data, cs))
+  if (!tc_dnnl_qmatmul_run(b_value, M, K, N, A->data, B->data, tb, out->data, cs))
     return false;
   int32_t zp = az ? *(const uint8_t *)az->data : 0;
   for (size_t c = 0; c < N; c++)
@@ -509,8 +517,9 @@ static void mmi_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
                         j->bias, j->n);
 }
 
-/* MatMulIntegerToFloat; b_value: B's value (an initializer packs once) */
-static tc_status mmi_to_float(tc_kernel_ctx *k, const tc_value *b_value,
+/* MatMulIntegerToFloat; b_value: B's value (an initializer packs once); tb:
+ * B given [N, K] (a Gemm's transB). */
+static tc_status mmi_to_float(tc_kernel_ctx *k, const tc_value *b_value, bool tb,
                               const tc_rt_tensor *const *in, size_t n_in, tc_rt_tensor *out,
                               size_t n_out) {
   const tc_rt_tensor *A = input(in, n_in, 0), *B = input(in, n_in, 1), *as = input(in, n_in, 2),
@@ -519,7 +528,12 @@ static tc_status mmi_to_float(tc_kernel_ctx *k, const tc_value *b_value,
     return tc_kernel_fail(k, TC_STATUS_INVALID, "A, B, a_scale and b_scale are required");
   if (as->dtype != TC_DTYPE_F32 || tc_rt_numel(as) != 1)
     return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "a_scale must be one float32 value");
-  size_t N = B->rank ? (size_t)B->dims[B->rank - 1] : 1, nb = tc_rt_numel(bs);
+  if (tb && B->rank != 2)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "a transposed B must be 2-D");
+  size_t N = tb        ? (size_t)B->dims[0]
+             : B->rank ? (size_t)B->dims[B->rank - 1]
+                       : 1,
+         nb = tc_rt_numel(bs);
   if (bs->dtype != TC_DTYPE_F32 || (nb != 1 && nb != N) || (nb == N && bs->rank > 1))
     return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "b_scale must be float32, one value or [%zu]",
                           N);
@@ -528,7 +542,20 @@ static tc_status mmi_to_float(tc_kernel_ctx *k, const tc_value *b_value,
     return tc_kernel_fail(k, TC_STATUS_UNSUPPORTED, "bias must be float32, one value or [%zu]", N);
   const tc_rt_tensor *mi_in[4] = {A, B, input(in, n_in, 4), input(in, n_in, 5)};
   int32_t *corr = NULL;
-  if (!mmi_packed(k, b_value, A, B, mi_in[2], mi_in[3], &out[0], &corr)) {
+  tc_rt_tensor bt;
+  if (!mmi_packed(k, b_value, tb, A, B, mi_in[2], mi_in[3], &out[0], &corr)) {
+    if (tb) { /* B [N, K] transposed to [K, N] in scratch */
+      size_t K = (size_t)B->dims[1];
+      unsigned char *d = tc_arena_alloc(k->arena, K * N + 1);
+      if (!d)
+        return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory for a scratch buffer");
+      for (size_t r = 0; r < N; r++)
+        for (size_t c = 0; c < K; c++)
+          d[c * N + r] = ((const unsigned char *)B->data)[r * K + c];
+      bt = *B;
+      bt.dims[0] = (int64_t)K, bt.dims[1] = (int64_t)N, bt.data = d;
+      mi_in[1] = &bt;
+    }
     tc_status st = run_matmulinteger(k, mi_in, 4, out, n_out);
     if (st)
       return st;
@@ -552,14 +579,25 @@ static tc_status mmi_to_float(tc_kernel_ctx *k, const tc_value *b_value,
 
 static tc_status run_mmi_to_float(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                                   tc_rt_tensor *out, size_t n_out) {
-  return mmi_to_float(k, k->node->n_inputs > 1 ? k->node->inputs[1] : NULL, in, n_in, out, n_out);
+  return mmi_to_float(k, k->node->n_inputs > 1 ? k->node->inputs[1] : NULL, false, in, n_in, out,
+                      n_out);
 }
 
 tc_status tc_matmul_qdq_run(tc_kernel_ctx *k, const tc_rt_tensor *xq, const tc_rt_tensor *xs,
                             const tc_rt_tensor *xz, const tc_rt_tensor *wq, const tc_rt_tensor *ws,
                             const tc_value *wq_value, tc_rt_tensor *out) {
   const tc_rt_tensor *in[5] = {xq, wq, xs, ws, xz};
-  return mmi_to_float(k, wq_value, in, 5, out, 1);
+  return mmi_to_float(k, wq_value, false, in, 5, out, 1);
+}
+
+tc_status tc_gemm_qdq_run(tc_kernel_ctx *k, const tc_rt_tensor *xq, const tc_rt_tensor *xs,
+                          const tc_rt_tensor *xz, const tc_rt_tensor *wq, const tc_rt_tensor *ws,
+                          bool tb, const tc_rt_tensor *bias, const tc_value *wq_value,
+                          tc_rt_tensor *out) {
+  if (!xq || xq->rank != 2 || !wq || wq->rank != 2)
+    return tc_kernel_fail(k, TC_STATUS_INVALID, "the int8 Gemm needs 2-D A and B");
+  const tc_rt_tensor *in[7] = {xq, wq, xs, ws, xz, NULL, bias};
+  return mmi_to_float(k, wq_value, tb, in, 7, out, 1);
 }
 
 static tc_status check_gemm(const tc_node *n, int64_t opset, tc_diag *diag) {
