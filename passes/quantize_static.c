@@ -20,9 +20,11 @@
  * Candidates: MatMul with float32 x of rank >= 2 and a constant 2-D float32
  * W with K, N >= 16 (and a Gemm that is such a MatMul and a bias, with a
  * calibrated A: tc_pass_gemm_as_matmul first); Conv (and tacoc's Conv<Act>
- * / ConvAdd<Act>) with a constant float32 W and group 1 (grouped and
- * depthwise convolutions stay float32: their per-group products are too
- * small for the int8 GEMM). x needs a calibrated range. The node's first
+ * / ConvAdd<Act>) with a constant float32 W, ungrouped or with at least
+ * GROUP_MIN_CHANNELS input and output channels per group (AlexNet's two
+ * groups of 48 to 192: oneDNN's int8 convolution runs them; depthwise and
+ * other narrow groups stay float32, their per-group products too small for
+ * int8 to pay). x needs a calibrated range. The node's first
  * output is its key: nodes in half_keep stay float32, and half_note hears of
  * every candidate, quantized (why NULL) or kept (why says why).
  *
@@ -267,6 +269,10 @@ static void drop_if_unused(tc_graph *g, tc_value *v) {
 }
 
 /* Checks candidate n; on a match rewrites it. */
+/* Channels per group (in and out) from which a grouped convolution is
+ * quantized (the note below says the number). */
+#define GROUP_MIN_CHANNELS 16
+
 static tc_status visit(tc_pass_ctx *c, tc_graph *g, const tc_shapes *sh, tc_node *n, bool *opset_ok,
                        const char **opset_why, size_t *count) {
   if (n->n_inputs < 2 || !n->inputs[0] || !n->inputs[1] || !n->outputs[0])
@@ -287,9 +293,12 @@ static tc_status visit(tc_pass_ctx *c, tc_graph *g, const tc_shapes *sh, tc_node
     return TC_STATUS_OK;
   }
   const tc_attr *grp = conv ? tc_node_attr(n, "group") : NULL;
-  if (grp && grp->i != 1) {
+  if (grp && grp->i != 1 &&
+      (grp->i < 1 || wt->dims[0] / grp->i < GROUP_MIN_CHANNELS ||
+       wt->dims[1] < GROUP_MIN_CHANNELS)) {
     tc_pass_half_note(c, n,
-                      "grouped or depthwise convolution (per-group products too small for int8)");
+                      "grouped convolution with fewer than 16 channels per group (depthwise among "
+                      "them): per-group products too small for int8");
     return TC_STATUS_OK;
   }
   if (!conv && !tc_pass_int8_matmul_fits(c, n, xs, wt))

@@ -44,15 +44,15 @@ def static(ctx, m, *extra):
         return out, json.load(f)["precision"], stdout, err
 
 
-def conv_model(group=1, opset=14):
-    x = tensor_in("x", [2, 8, 10, 10])
+def conv_model(group=1, opset=14, cin=8, cmid=16):
+    x = tensor_in("x", [2, cin, 10, 10])
     return model([N("Conv", ["x", "w", "b"], ["c"], name="conv1", pads=[1, 1, 1, 1], group=group),
                   N("Relu", ["c"], ["r"]),
                   N("Conv", ["r", "w2"], ["y"], name="conv2")],
                  [x], [tensor_in("y", [2, 4, 10, 10])],
-                 [const("w", RNG.standard_normal((16, 8 // group, 3, 3)) * 0.2),
-                  const("b", RNG.standard_normal(16) * 0.1),
-                  const("w2", RNG.standard_normal((4, 16, 1, 1)) * 0.2)], opset=opset)
+                 [const("w", RNG.standard_normal((cmid, cin // group, 3, 3)) * 0.2),
+                  const("b", RNG.standard_normal(cmid) * 0.1),
+                  const("w2", RNG.standard_normal((4, cmid, 1, 1)) * 0.2)], opset=opset)
 
 
 def test_opset12_fused_conv_functions_follow_the_raise(ctx):
@@ -124,12 +124,22 @@ def test_shared_activation_one_pair(ctx):
 
 
 def test_grouped_conv_stays_float(ctx):
+    """Two groups of 4 channels stay float32; two groups of 16 (AlexNet's
+    are 48 to 192 wide) are quantized, per-channel weight scales over all
+    the groups' output channels."""
     out, p, _, _ = static(ctx, conv_model(group=2), "--calib-method", "entropy")
     kept = {k["node"]: k for k in p["kept_fp32"]}
     assert kept["c"]["reason"] == "grouped convolution", kept
     assert p["half_nodes"] == 1, p
     conv1 = next(n for n in out.graph.node if n.name == "conv1")
     assert list(conv1.input) == ["x", "w", "b"], conv1
+    m = conv_model(group=2, cin=32, cmid=32)
+    out, p, _, _ = static(ctx, m, "--calib-method", "entropy")
+    assert p["half_nodes"] == 2 and not p["kept_fp32"], p
+    conv1 = next(n for n in out.graph.node if n.name == "conv1")
+    dq = next(n for n in out.graph.node if n.output[0] == conv1.input[1])
+    assert dq.op_type == "DequantizeLinear", dq
+    close(ctx, m, out, {"x": uniform(2, 32, 10, 10)})
 
 
 def classifier_model(opset, spatial):
