@@ -30,7 +30,9 @@
  *
  * With tc_pass_options.qdq_outputs (--qdq-outputs) each quantized node's
  * calibrated output gets a pair too (output_pair), for runtimes that fuse
- * DequantizeLinear -> op -> QuantizeLinear groups (ONNX Runtime).
+ * DequantizeLinear -> op -> QuantizeLinear groups (ONNX Runtime), and an
+ * Add of two paired values reads their pairs and pairs its output
+ * (pair_adds: residual sums).
  *
  * Requires: default-domain opset >= 13 (per-axis DequantizeLinear; raised
  * when exact). Runs on the main graph only. */
@@ -96,11 +98,9 @@ static tc_value *paired_source(const tc_value *x) {
              : NULL;
 }
 
-/* The dequantized activation for x: x itself when it is a pair's output
- * (--qdq-outputs put one after its producer), an existing pair's, or a new
- * pair. */
-static tc_value *activation(tc_pass_ctx *c, tc_graph *g, tc_node *before, tc_value *x,
-                            const tc_qrange *r) {
+/* x itself when it is a pair's output, else the output of a pair of x
+ * this pass made, or NULL. */
+static tc_value *existing_pair(const tc_graph *g, tc_value *x) {
   if (paired_source(x))
     return x;
   for (size_t u = 0; u < x->n_uses; u++) {
@@ -113,6 +113,17 @@ static tc_value *activation(tc_pass_ctx *c, tc_graph *g, tc_node *before, tc_val
       if (tc_is_op(xq->uses[k].node, "DequantizeLinear") && xq->uses[k].node->graph == g)
         return xq->uses[k].node->outputs[0];
   }
+  return NULL;
+}
+
+/* The dequantized activation for x: x itself when it is a pair's output
+ * (--qdq-outputs put one after its producer), an existing pair's, or a new
+ * pair. */
+static tc_value *activation(tc_pass_ctx *c, tc_graph *g, tc_node *before, tc_value *x,
+                            const tc_qrange *r) {
+  tc_value *have = existing_pair(g, x);
+  if (have)
+    return have;
   float s;
   uint8_t z;
   act_params(r->lo, r->hi, &s, &z);
@@ -256,10 +267,34 @@ static tc_status output_pair(tc_pass_ctx *c, tc_graph *g, tc_node *n) {
   memcpy(uses, y->uses, nu * sizeof *uses);
   tc_value *yd = activation(c, g, n->next, y, r);
   tc_status st = yd ? TC_STATUS_OK : TC_STATUS_NOMEM;
+  /* (y may have had its pair already: its QuantizeLinear keeps reading y) */
+  const tc_node *q = yd ? yd->producer->inputs[0]->producer : NULL;
   for (size_t i = 0; i < nu && !st; i++)
-    if (uses[i].node->graph == g && tc_node_set_input(uses[i].node, (size_t)uses[i].slot, yd))
+    if (uses[i].node->graph == g && uses[i].node != q &&
+        tc_node_set_input(uses[i].node, (size_t)uses[i].slot, yd))
       st = tc_pass_nomem(c);
   free(uses);
+  return st;
+}
+
+/* --qdq-outputs: an Add of two values that have pairs (a residual sum of a
+ * convolution's output and the block's input) reads their
+ * DequantizeLinear outputs, and its output (through a Relu) gets a pair as
+ * well, as onnxruntime.quantization writes it: ONNX Runtime makes a
+ * QLinearAdd, libtacort an int8 Add, and the values stay int8 from
+ * convolution to convolution. */
+static tc_status pair_adds(tc_pass_ctx *c, tc_graph *g) {
+  tc_status st = TC_STATUS_OK;
+  for (tc_node *n = g->first; n && !st; n = n->next) {
+    if (!tc_is_op(n, "Add") || n->n_inputs != 2 || !n->inputs[0] || !n->inputs[1] || !n->outputs[0])
+      continue;
+    tc_value *a = existing_pair(g, n->inputs[0]), *b = existing_pair(g, n->inputs[1]);
+    if (!a || !b)
+      continue;
+    if (tc_node_set_input(n, 0, a) || tc_node_set_input(n, 1, b))
+      return tc_pass_nomem(c);
+    st = output_pair(c, g, n);
+  }
   return st;
 }
 
@@ -367,6 +402,8 @@ tc_status tc_pass_quantize_static(tc_pass_ctx *c, tc_graph *g) {
       st = visit(c, g, sh, n, &opset_ok, &why, &count);
   }
   tc_shapes_free(sh);
+  if (!st && count && c->opt && c->opt->qdq_outputs)
+    st = pair_adds(c, g);
   if (count)
     tc_pass_count(c, "MatMuls and convolutions to int8 QDQ", count);
   return st;

@@ -6,6 +6,7 @@ import json
 import os
 
 import numpy as np
+import onnx
 from onnx import helper, numpy_helper
 
 from passlib import const, model, ops, run_ort, tensor_in
@@ -296,16 +297,25 @@ def test_qdq_outputs_keep_residual_add_apart(ctx):
     (libtacort's int8 primitive takes the sum); with --qdq-outputs the Add
     stays apart, so the convolution's output is there to pair and ONNX
     Runtime makes both convolutions QLinearConv (the zoo's ResNet-50 in
-    ONNX Runtime: 49.4 -> 25.8 ms)."""
+    ONNX Runtime: 49.4 -> 25.8 ms). Two such blocks: each Add reads both
+    pairs and its output (after the Relu) has its own, as
+    onnxruntime.quantization writes a residual sum: ONNX Runtime makes
+    QLinearAdds, libtacort binds int8 Adds."""
     x = tensor_in("x", [1, 8, 10, 10])
     m = model([N("Conv", ["x", "wa"], ["a"], name="ca", pads=[1, 1, 1, 1]),
                N("Relu", ["a"], ["ra"]),
                N("Conv", ["ra", "wb"], ["b"], name="cb"),
                N("Add", ["b", "ra"], ["s"]),
-               N("Relu", ["s"], ["y"])],
+               N("Relu", ["s"], ["r"]),
+               N("Conv", ["r", "wd"], ["d"], name="cd"),
+               N("Add", ["d", "r"], ["s2"]),
+               N("Relu", ["s2"], ["r2"]),
+               N("Conv", ["r2", "wc"], ["y"], name="cc")],
               [x], [tensor_in("y", [1, 8, 10, 10])],
               [const("wa", RNG.standard_normal((8, 8, 3, 3)) * 0.2),
-               const("wb", RNG.standard_normal((8, 8, 1, 1)) * 0.3)], opset=13)
+               const("wb", RNG.standard_normal((8, 8, 1, 1)) * 0.3),
+               const("wc", RNG.standard_normal((8, 8, 1, 1)) * 0.3),
+               const("wd", RNG.standard_normal((8, 8, 1, 1)) * 0.3)], opset=13)
     plain, _, _ = ctx.optimize(m, level=2, extra=STATIC)
     report = ctx.path("report.json")
     paired, _, _ = ctx.optimize(m, level=2, extra=STATIC + ["--qdq-outputs", "--report", report])
@@ -316,11 +326,21 @@ def test_qdq_outputs_keep_residual_add_apart(ctx):
     # runs while the convolution reads its QuantizeLinear's output, whose
     # buffer the memory plan reused before the convolution ran (the second
     # and later validation sets came out wrong, cos 0.74-0.78)
-    assert p["half_nodes"] == 2 and not p["kept_fp32"], p
+    assert p["half_nodes"] == 4 and not p["kept_fp32"], p
     assert "ConvAddRelu" in ops(plain) and "ConvAddRelu" not in ops(paired), ops(paired)
     assert "Add" in ops(paired), ops(paired)
     counts = (ort_qlinear_convs(ctx, plain), ort_qlinear_convs(ctx, paired))
-    assert counts == (0, 2), counts
+    assert counts == (0, 3), counts
+    # both residual Adds read two pairs (the second one's block input r has
+    # its pair from the next convolution only, until pair_adds)
+    prod = {o: n.op_type for n in paired.graph.node for o in n.output}
+    adds = [n for n in paired.graph.node if n.op_type == "Add"]
+    assert [[prod.get(i) for i in a.input] for a in adds] == [["DequantizeLinear"] * 2] * 2, adds
+    assert ort_ops(ctx, paired).count("QLinearAdd") == 2, ort_ops(ctx, paired)
+    path = ctx.path("paired.onnx")
+    onnx.save(paired, path)
+    err = ctx.tacoc_run("run", path, "--random-inputs").stderr
+    assert "2 QDQ Adds and 0 Concats run as int8 kernels" in err, err
     close(ctx, m, paired, {"x": uniform(1, 8, 10, 10)})
 
 
