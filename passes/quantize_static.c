@@ -314,7 +314,8 @@ static tc_status visit(tc_pass_ctx *c, tc_graph *g, const tc_shapes *sh, tc_node
     return TC_STATUS_OK;
   tc_value *x = n->inputs[0], *wv = n->inputs[1];
   const tc_tensor *wt = tc_value_const(wv);
-  const tc_shape *xs = tc_shape_of(sh, x);
+  /* (a pair this pass made has its source's shape, which inference saw) */
+  const tc_shape *xs = tc_shape_of(sh, paired_source(x) ? paired_source(x) : x);
   int32_t dt = xs->dtype ? xs->dtype : tc_value_dtype(x);
   if (!dt) {
     tc_pass_half_note(c, n, "its input's element type is not known to shape inference");
@@ -394,8 +395,10 @@ tc_status tc_pass_quantize_static(tc_pass_ctx *c, tc_graph *g) {
   for (tc_node *n = g->first, *next; n && !st; n = next) {
     next = n->next;
     bool oom = false;
-    /* a Gemm with a calibrated A: quantized as the MatMul (+ Add) it is */
-    if (tc_pass_is_gemm(n) && n->n_inputs > 1 && n->inputs[0] && range_of(c, n->inputs[0]) &&
+    /* a Gemm with a calibrated A (or the pair of one: --qdq-outputs paired
+     * the previous layer's output): quantized as the MatMul (+ Add) it is */
+    tc_value *a0 = n->n_inputs > 1 ? n->inputs[0] : NULL;
+    if (tc_pass_is_gemm(n) && a0 && range_of(c, paired_source(a0) ? paired_source(a0) : a0) &&
         !(n = tc_pass_gemm_as_matmul(c, g, n, &oom)) && oom)
       st = tc_pass_nomem(c);
     if (n && (tc_is_op(n, "MatMul") || tc_pass_is_conv(n)))

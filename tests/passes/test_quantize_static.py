@@ -230,6 +230,16 @@ def test_gemm_relu_classifier_to_qdq(ctx):
     assert ort_ops(ctx, plain).count("QGemm") == 0, ort_ops(ctx, plain)
     assert ort_ops(ctx, paired).count("QGemm") == 1, ort_ops(ctx, paired)
     close(ctx, head, paired, {"x": uniform(2, 48)})
+    # with --qdq-outputs the second layer reads the first one's pair: still
+    # a calibrated input (its pair's source), so both layers are int8
+    report = ctx.path("report2.json")
+    both, _, _ = ctx.optimize(m, level=2, extra=STATIC + ["--qdq-outputs", "--report", report])
+    with open(report) as f:
+        p = json.load(f)["precision"]
+    assert p["half_nodes"] == 2 and not p["kept_fp32"], p
+    k = ops(both)
+    assert "Gemm" not in k and "GemmRelu" not in k and k.count("MatMul") == 2, k
+    close(ctx, m, both, {"x": uniform(2, 48)})
 
 
 def ort_ops(ctx, m):
