@@ -103,6 +103,10 @@ tc_status tc_session_new_with_kernels(const tc_model *m, const char *lib_path, t
  * marks the DequantizeLinear nodes they make unneeded (qdq.c); on OOM binds
  * nothing. */
 void tc_qdq_bind_session(tc_session *s);
+/* Releases the QDQ group node n belongs to (a bound node or the
+ * QuantizeLinear that took one over): its nodes run as written again (a
+ * generated chain kernel of the model's takes them). */
+void tc_qdq_release(tc_session *s, const tc_node *n);
 /* Whether main-graph node n reads input slot through its QDQ binding. */
 bool tc_qdq_reads(const tc_session *s, const tc_node *n, int slot);
 /* Marks in cand the 8-bit values the session's QDQ groups keep

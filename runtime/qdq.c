@@ -372,6 +372,35 @@ void tc_qdq_bind_session(tc_session *s) {
   }
 }
 
+void tc_qdq_release(tc_session *s, const tc_node *n) {
+  tc_qdq_bind *b = s->qdq && n->graph == s->m->graph ? s->qdq[n->id] : NULL;
+  if (!b)
+    return;
+  const tc_node *src = b->kind == Q_OUT ? b->src : n;
+  tc_qdq_bind *sb = s->qdq[src->id];
+  const tc_node *q = b->kind == Q_OUT ? n : sb->out_q;
+  if (q) {
+    const tc_qdq_bind *qb = s->qdq[q->id];
+    if (qb->relu_node)
+      s->chain_root[qb->relu_node->id] = 0;
+    s->chain_root[src->id] = 0;
+    s->qdq[q->id] = NULL;
+    s->qdq_fused--;
+  }
+  for (size_t i = 0; i < src->n_inputs; i++) { /* its DequantizeLinear nodes run again */
+    const tc_node *d = src->inputs[i] ? src->inputs[i]->producer : NULL;
+    if (d && d->graph == src->graph)
+      s->qdq_skip[d->id] = false;
+  }
+  if (sb->kind == Q_ADD)
+    s->qdq_adds--;
+  else if (sb->kind == Q_CONCAT)
+    s->qdq_concats--;
+  else
+    s->qdq_count--;
+  s->qdq[src->id] = NULL;
+}
+
 bool tc_qdq_reads(const tc_session *s, const tc_node *n, int slot) {
   return s->qdq && n->graph == s->m->graph && s->qdq[n->id] && bound_slot(s->qdq[n->id], slot);
 }

@@ -367,6 +367,8 @@ static bool bind_chain(tc_session *s, const tc_node *root, tc_cg_spec *sp) {
       return false;
     }
   }
+  for (size_t i = 0; i < ch->n_nodes; i++) /* the model's kernel over libtacort's int8 groups */
+    tc_qdq_release(s, ch->nodes[i]);
   for (size_t i = 0; i < ch->n_nodes; i++) {
     uint32_t id = ch->nodes[i]->id;
     if (s->native_fn[id] || s->chains[id] || s->chain_root[id] || (s->qdq && s->qdq[id]) ||
