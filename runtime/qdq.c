@@ -413,7 +413,8 @@ static bool conv2d(const tc_session *s, const tc_qdq_bind *b) {
 
 /* Whether every reader of 8-bit value v takes it channels-last: each a
  * DequantizeLinear that does not run, read only by 2-D convolutions as X
- * (without a summed Z) or by Adds taken over by a QuantizeLinear whose output is channels-last. */
+ * (without a summed Z) or by Adds or channel Concats taken over by a
+ * QuantizeLinear whose output is channels-last. */
 static bool readers_nhwc(const tc_session *s, const tc_value *v, const bool *cand) {
   if (v->flags & TC_VALUE_OUTPUT)
     return false;
@@ -426,9 +427,9 @@ static bool readers_nhwc(const tc_session *s, const tc_value *v, const bool *can
       const tc_node *u = dv->uses[k].node;
       const tc_qdq_bind *ub = s->qdq[u->id];
       int slot = dv->uses[k].slot;
-      bool ok =
-          (conv2d(s, ub) && slot == 0 && !(u->n_inputs > 3 && u->inputs[3])) ||
-          (ub && ub->kind == Q_ADD && slot < 2 && ub->out_q && cand[ub->out_q->outputs[0]->id]);
+      bool ok = (conv2d(s, ub) && slot == 0 && !(u->n_inputs > 3 && u->inputs[3])) ||
+                (ub && (ub->kind == Q_ADD || ub->kind == Q_CONCAT) && ub->out_q &&
+                 cand[ub->out_q->outputs[0]->id]);
       if (!ok)
         return false;
     }
@@ -440,11 +441,14 @@ void tc_qdq_layout(const tc_session *s, bool *cand) {
   if (!s->qdq)
     return;
   const tc_graph *g = s->m->graph;
-  /* candidates: what QuantizeLinear nodes write for a 2-D convolution or an Add */
+  /* candidates: what QuantizeLinear nodes write for a 2-D convolution, an
+   * Add, or a Concat over channels (axis 1 of 4) */
   for (const tc_node *q = g->first; q; q = q->next) {
     const tc_qdq_bind *b = s->qdq[q->id];
-    if (b && b->kind == Q_OUT &&
-        (conv2d(s, s->qdq[b->src->id]) || s->qdq[b->src->id]->kind == Q_ADD))
+    const tc_qdq_bind *sb = b && b->kind == Q_OUT ? s->qdq[b->src->id] : NULL;
+    int64_t axis = sb && sb->kind == Q_CONCAT ? tc_attr_int(b->src, "axis", 0) : 0;
+    if (sb &&
+        (conv2d(s, sb) || sb->kind == Q_ADD || (sb->kind == Q_CONCAT && (axis == 1 || axis == -3))))
       cand[q->outputs[0]->id] = true;
   }
   for (bool changed = true; changed;) {
@@ -455,9 +459,11 @@ void tc_qdq_layout(const tc_session *s, bool *cand) {
       if (!v || !cand[v->id])
         continue;
       const tc_qdq_bind *sb = s->qdq[b->src->id];
-      /* an Add's operands share its layout */
+      /* an Add's operands and a Concat's inputs share its layout */
       bool keep =
           readers_nhwc(s, v, cand) && (sb->kind != Q_ADD || (cand[sb->xq->id] && cand[sb->wq->id]));
+      for (size_t i = 0; keep && sb->kind == Q_CONCAT && i < b->src->n_inputs; i++)
+        keep = cand[sb->cat[3 * i]->id];
       if (!keep) {
         cand[v->id] = false;
         changed = true;
@@ -656,6 +662,13 @@ static tc_status concat_run(const tc_run *r, const tc_node *n, const tc_qdq_bind
     outer *= (size_t)dims[d];
   for (size_t d = (size_t)axis + 1; d < x0->rank; d++)
     inner *= (size_t)dims[d];
+  const bool *cl = r->s->nhwc; /* channels-last inputs and output (tc_qdq_layout) */
+  if (q && cl && cl[q->outputs[0]->id]) {
+    if (axis != 1 || x0->rank != 4)
+      return tc_kernel_fail(kn, TC_STATUS_INVALID, "a channels-last Concat is over axis 1 of 4");
+    /* [N * H * W, C] rows: each position's channels one input after another */
+    outer = (size_t)(dims[0] * dims[2] * dims[3]), inner = 1;
+  }
   float ysv = ys ? *(const float *)ys->data : 1.0f;
   int32_t yzv = yz ? (int32_t)tc_rt_get_i64(yz, 0) : 0;
   static const uint8_t zero[1];

@@ -26,7 +26,8 @@ that reach each way a group runs:
              channels-last again)
   concat     SqueezeNet's fire module: a Concat of two int8 convolution outputs
              into Q (the first copied, the second requantized), and a
-             Concat with float32 output
+             Concat with float32 output; concat_nhwc without the latter (the
+             module's values channels-last, the Concat per position)
   gemm       QDQ Gemms as onnxruntime.quantization writes a classifier
              (transB, int32 bias; and without transB, a float32 bias row):
              the int8 matmul, weights packed once
@@ -207,11 +208,12 @@ def matmul():
     return b.model([vi("x", [1, 16, 64])], [vi("out", [1, 16, 48])])
 
 
-def concat():
+def concat(float_concat=True):
     """SqueezeNet's fire module as onnxruntime.quantization writes it: two
     convolutions of one int8 value concatenated over channels, the first
     input quantized as the output (copied), the second requantized; and a
-    Concat over the last axis with a float32 output."""
+    Concat over the last axis with a float32 output (without it, the fire
+    module's values all stay channels-last)."""
     b = Builder()
     _, x = b.q("x", "xq", 0.03)
     _, sq = b.q(b.conv(x, 0.03, "sq", 8, 4, 1), "sqq", 0.05)
@@ -220,6 +222,8 @@ def concat():
     b.nodes.append(helper.make_node("Concat", [e1, e3], ["cat"], axis=1))
     _, c = b.q("cat", "catq", 0.06)  # e1's scale and zero point
     b.conv(c, 0.06, "out", 16, 8, 3)
+    if not float_concat:
+        return b.model([vi("x", [1, 8, 10, 9])], [vi("out", [1, 8, 10, 9])])
     b.nodes.append(helper.make_node("Concat", [e3, e1], ["catf"], axis=-1))
     return b.model([vi("x", [1, 8, 10, 9])], [vi("out", [1, 8, 10, 9]), vi("catf", [1, 8, 10, 18])])
 
@@ -333,6 +337,7 @@ def main():
              ("fork", fork(), xr, (2, 1, 0, 3, 0, 2), 0.07 * 3, 0.9999),
              ("bcast_nhwc", bcast_nhwc(), {"x": xa["a"], "y": xa["e"]}, (3, 1, 0, 3, 3, 3), 0.1, 0.9999),
              ("concat", concat(), xr, (4, 0, 2, 4, 1, 4), 0.06 * 3, 0.9999),
+             ("concat_nhwc", concat(False), xr, (4, 0, 1, 4, 4, 4), 0.06 * 3, 0.9999),
              ("gemm", gemm(), {"x": RNG.standard_normal((3, 64)).astype(np.float32)},
               (2, 0, 0, 0, 0, 2), 1e-5, 0.9999),
              ("matmul", matmul(), {"x": RNG.standard_normal((1, 16, 64)).astype(np.float32)},
