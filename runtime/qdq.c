@@ -24,27 +24,38 @@
  * else runs as written. The results differ from the dequantized float GEMM
  * only by float rounding (the integer sums are exact).
  *
+ * A Gemm with alpha 1, beta 1 (with C) and A not transposed is the same
+ * kernel on B [K, N] or transposed [N, K], its C a bias row (int32
+ * quantized or float32): onnxruntime.quantization writes classifiers so.
+ *
  * Between the integer kernels a QDQ model goes back to 8 bits: a
  * QuantizeLinear after each convolution, and Adds (the residual sums of a
- * ResNet) and pools written on dequantized copies:
+ * ResNet) and Concats (SqueezeNet's fire modules) on dequantized copies:
  *
  *   conv ─▶ y ─▶ QuantizeLinear(ys, yz) ─▶ yq
  *   aq ─▶ DequantizeLinear ─┐
- *   bq ─▶ DequantizeLinear ─┴▶ Add ─▶ [Relu] ─▶ QuantizeLinear ─▶ yq
+ *   bq ─▶ DequantizeLinear ─┴▶ Add / Concat ─▶ [Relu] ─▶ QuantizeLinear ─▶ yq
  *
  * An Add (or a Sum of two) whose operands both come from per-tensor
  * DequantizeLinear is bound too: it reads aq and bq (tc_qadd_run, the
- * arithmetic of the ops it replaces, bit for bit). A QuantizeLinear with a
- * constant per-tensor scale and zero point whose input is the only output
- * of a bound convolution (no Z, activation none or Relu) or Add, directly
- * or through a Relu (which that node then applies), takes that node over: the node runs when
- * the QuantizeLinear would (it is passed over where it stands, as the
- * nodes of a generated chain are) and writes yq, the convolution with y's
- * scale and zero point in oneDNN's primitive (its rounding of
- * scale * sum / ys may differ from QuantizeLinear's by one step where that
- * value lies at a rounding boundary), so a ResNet-50 quantized by
- * onnxruntime.quantization runs from int8 to int8 without float32 copies
- * between its convolutions. */
+ * arithmetic of the ops it replaces, bit for bit; a bias row or scalar
+ * operand in the same pass, other broadcasts as written inside the group);
+ * so is a Concat of such inputs (copied when quantized as its output,
+ * else requantized by the same pass). A QuantizeLinear with a constant
+ * per-tensor scale and zero point whose input is the only output of a
+ * bound convolution (no Z, activation none or Relu), Add or Concat,
+ * directly or through a Relu (which that node then applies; not for a
+ * Concat), takes that node over: the node runs when the QuantizeLinear
+ * would (it is passed over where it stands, as the nodes of a generated
+ * chain are) and writes yq, the convolution with y's scale and zero point
+ * in oneDNN's primitive (its rounding of scale * sum / ys may differ from
+ * QuantizeLinear's by one step where that value lies at a rounding
+ * boundary). Those 8-bit values stay channels-last where every reader
+ * takes them so (tc_qdq_layout, called by runtime/layout.c), so a ResNet-50
+ * quantized by onnxruntime.quantization runs from int8 to int8 without
+ * float32 copies or reorders between its convolutions. A generated chain
+ * kernel the model carries over a group's nodes takes them
+ * (tc_qdq_release). TACORT_QDQ=written binds nothing. */
 #include <stdlib.h>
 #include <string.h>
 
