@@ -216,6 +216,17 @@ void tc_lrn_apply(float *y, const float *x, float *sum, size_t n, float scale, f
  * direction. dst and src must not overlap. */
 void tc_layout_copy(void *dst, const void *src, size_t esize, size_t N, size_t C, size_t HW,
                     bool to_nhwc);
+/* A channels-last tensor of rank 4 or more: N, C (the product of the dims
+ * between the first and the last two) and HW (the last two's); its memory
+ * order is [N, H, W, C...]. False below rank 4. */
+bool tc_layout_shape(const tc_rt_tensor *t, size_t *N, size_t *C, size_t *HW);
+/* Reorders t in place, plain to channels-last (to_nhwc) or back; a t whose
+ * memory is the same in both orders (one element, or [N, C..., 1, 1]) stays
+ * as it is. */
+tc_status tc_layout_reorder(tc_kernel_ctx *k, tc_rt_tensor *t, bool to_nhwc);
+/* A plain copy of channels-last t in k's arena (t itself when the orders
+ * agree or below rank 4); NULL when memory runs out. */
+const tc_rt_tensor *tc_layout_plain_copy(tc_kernel_ctx *k, const tc_rt_tensor *t);
 
 /* ---- intra-op parallelism (kernel_util.c) ----
  * Kernels split their outputs into contiguous pieces of [0, n) and run the

@@ -493,6 +493,42 @@ void tc_layout_copy(void *dst, const void *src, size_t esize, size_t N, size_t C
   tc_parallel_for(N * tiles, tc_parallel_grain(LC_TILE * C), lc_piece, &j);
 }
 
+bool tc_layout_shape(const tc_rt_tensor *t, size_t *N, size_t *C, size_t *HW) {
+  if (t->rank < 4)
+    return false;
+  size_t r = t->rank, c = 1;
+  for (size_t d = 1; d + 2 < r; d++)
+    c *= (size_t)t->dims[d];
+  *N = (size_t)t->dims[0], *C = c, *HW = (size_t)(t->dims[r - 2] * t->dims[r - 1]);
+  return true;
+}
+
+tc_status tc_layout_reorder(tc_kernel_ctx *k, tc_rt_tensor *t, bool to_nhwc) {
+  size_t N, C, HW;
+  if (tc_rt_numel(t) == 1 || !tc_layout_shape(t, &N, &C, &HW) || HW == 1)
+    return TC_STATUS_OK; /* the same memory in both orders */
+  void *tmp = tc_arena_alloc(k->arena, t->bytes ? t->bytes : 1);
+  if (!tmp)
+    return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
+  memcpy(tmp, t->data, t->bytes);
+  tc_layout_copy(t->data, tmp, tc_dtype_bytes(t->dtype, 1), N, C, HW, to_nhwc);
+  return TC_STATUS_OK;
+}
+
+const tc_rt_tensor *tc_layout_plain_copy(tc_kernel_ctx *k, const tc_rt_tensor *t) {
+  size_t N, C, HW;
+  if (tc_rt_numel(t) == 1 || !tc_layout_shape(t, &N, &C, &HW) || HW == 1)
+    return t;
+  tc_rt_tensor *c = tc_arena_alloc(k->arena, sizeof *c);
+  void *d = c ? tc_arena_alloc(k->arena, t->bytes ? t->bytes : 1) : NULL;
+  if (!d)
+    return NULL;
+  *c = *t;
+  c->data = d;
+  tc_layout_copy(d, t->data, tc_dtype_bytes(t->dtype, 1), N, C, HW, false);
+  return c;
+}
+
 bool tc_tensor_view(const tc_tensor *t, tc_rt_tensor *rt, void **owned) {
   const void *p;
   size_t len;

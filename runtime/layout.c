@@ -351,39 +351,15 @@ static uint32_t mask_of(const tc_session *s, tc_value *const *vs, size_t n) {
   return m;
 }
 
-/* A channels-last tensor of rank 4 or more: N, C (the product of the dims
- * between the first and the last two) and HW (the last two's); its memory
- * order is [N, H, W, C...]. False below rank 4. */
-static bool cl_shape(const tc_rt_tensor *t, size_t *N, size_t *C, size_t *HW) {
-  if (t->rank < 4)
-    return false;
-  size_t r = t->rank, c = 1;
-  for (size_t d = 1; d + 2 < r; d++)
-    c *= (size_t)t->dims[d];
-  *N = (size_t)t->dims[0], *C = c, *HW = (size_t)(t->dims[r - 2] * t->dims[r - 1]);
-  return true;
-}
-
 /* Same memory in both orders: a single element or [N, C..., 1, 1]. */
 static bool order_free(const tc_rt_tensor *t) {
   size_t N, C, HW;
-  return tc_rt_numel(t) == 1 || (cl_shape(t, &N, &C, &HW) && HW == 1);
+  return tc_rt_numel(t) == 1 || (tc_layout_shape(t, &N, &C, &HW) && HW == 1);
 }
 
-/* Reorders t in place, plain to channels-last or back (an order-free t
- * stays as it is). */
-static tc_status reorder(tc_kernel_ctx *k, tc_rt_tensor *t, bool to_nhwc) {
-  size_t N, C, HW;
-  if (order_free(t) || !cl_shape(t, &N, &C, &HW))
-    return TC_STATUS_OK;
-  void *tmp = tc_arena_alloc(k->arena, t->bytes ? t->bytes : 1);
-  if (!tmp)
-    return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
-  memcpy(tmp, t->data, t->bytes);
-  tc_layout_copy(t->data, tmp, tc_dtype_bytes(t->dtype, 1), N, C, HW, to_nhwc);
-  return TC_STATUS_OK;
+static tc_status to_plain(tc_kernel_ctx *k, tc_rt_tensor *t) {
+  return tc_layout_reorder(k, t, false);
 }
-static tc_status to_plain(tc_kernel_ctx *k, tc_rt_tensor *t) { return reorder(k, t, false); }
 
 /* Runs the node's kernel on plain copies of its channels-last inputs and
  * converts its channels-last outputs in place. */
@@ -393,21 +369,9 @@ static tc_status convert_run(const tc_session *s, const tc_node *n, tc_kernel_ct
   const tc_rt_tensor **pin = tc_arena_alloc(k->arena, (n->n_inputs + 1) * sizeof *pin);
   if (!pin)
     return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
-  for (size_t i = 0; i < n->n_inputs; i++) {
-    pin[i] = in[i];
-    size_t N, C, HW;
-    if (!(in_mask >> i & 1) || !in[i] || !cl_shape(in[i], &N, &C, &HW) || order_free(in[i]))
-      continue;
-    const tc_rt_tensor *t = in[i];
-    tc_rt_tensor *c = tc_arena_alloc(k->arena, sizeof *c);
-    void *d = c ? tc_arena_alloc(k->arena, t->bytes ? t->bytes : 1) : NULL;
-    if (!d)
+  for (size_t i = 0; i < n->n_inputs; i++)
+    if (!(pin[i] = in[i] && (in_mask >> i & 1) ? tc_layout_plain_copy(k, in[i]) : in[i]) && in[i])
       return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
-    *c = *t;
-    c->data = d;
-    tc_layout_copy(d, t->data, tc_dtype_bytes(t->dtype, 1), N, C, HW, false);
-    pin[i] = c;
-  }
   tc_status st = s->kernels[n->id]->run(k, pin, n->n_inputs, out, n->n_outputs);
   for (size_t o = 0; !st && o < n->n_outputs; o++) {
     tc_rt_tensor *t = &out[o];
@@ -418,7 +382,7 @@ static tc_status convert_run(const tc_session *s, const tc_node *n, tc_kernel_ct
                             "output %zu has %zu dims where the session's layout plan expects 4 or "
                             "more",
                             o, t->rank);
-    if ((st = reorder(k, t, true)))
+    if ((st = tc_layout_reorder(k, t, true)))
       return st;
   }
   return st;
@@ -739,10 +703,10 @@ static bool reshape_nhwc(const tc_session *s, const tc_node *n, tc_kernel_ctx *k
                          const tc_rt_tensor *const *in, tc_rt_tensor *out, tc_status *st) {
   const tc_rt_tensor *x = in[0];
   size_t xn, xc, xhw, yn, yc, yhw;
-  if (!x || !cl_shape(x, &xn, &xc, &xhw))
+  if (!x || !tc_layout_shape(x, &xn, &xc, &xhw))
     return false;
   tc_status r = s->kernels[n->id]->run(k, in, n->n_inputs, out, n->n_outputs);
-  if (!r && (!cl_shape(out, &yn, &yc, &yhw) || yn != xn || yc != xc || yhw != xhw))
+  if (!r && (!tc_layout_shape(out, &yn, &yc, &yhw) || yn != xn || yc != xc || yhw != xhw))
     return false;
   *st = r;
   return true;

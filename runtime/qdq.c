@@ -68,7 +68,6 @@ struct tc_qdq_bind {
   const tc_value *xq, *xs, *xz; /* the activation (Q_ADD: A; Q_OUT: y's scale and zero point) */
   const tc_value *wq, *ws, *wz; /* the weights (Q_ADD: B, an activation too) */
   const tc_value *bq, *bs;      /* a convolution's quantized bias */
-  bool relu;                    /* the Relu after it runs in it (taken over by a Q_OUT) */
   const tc_node *src;           /* Q_OUT: the bound node whose output it quantizes, run there */
   const tc_node *out_q;         /* the Q_OUT node that took this one over, or NULL */
   const tc_value **cat;         /* Q_CONCAT: each input's xq, xs, xz (3 per input) */
@@ -260,7 +259,6 @@ static void bind_q_out(tc_session *s, const tc_node *q, tc_qdq_bind *b) {
   b->relu_node = relu;
   b->xs = q->inputs[1];
   b->xz = q->n_inputs > 2 ? q->inputs[2] : NULL;
-  pb->relu = relu != NULL;
   pb->out_q = q;
   s->chain_root[p->id] = q->id + 1;
   if (relu)
@@ -360,7 +358,6 @@ void tc_qdq_bind_session(tc_session *s) {
       s->chain_root[b.src->id] = 0;
       if (b.relu_node)
         s->chain_root[b.relu_node->id] = 0;
-      s->qdq[b.src->id]->relu = false;
       s->qdq[b.src->id]->out_q = NULL;
       break;
     }
@@ -503,25 +500,12 @@ static tc_status run_written(const tc_run *r, const tc_node *n, tc_kernel_ctx *k
   return r->s->kernels[n->id]->run(k, ins, n->n_inputs, out, n->n_outputs);
 }
 
-/* A plain copy of channels-last 8-bit t in k's arena (NULL: out of memory). */
-static tc_rt_tensor *plain_copy(tc_kernel_ctx *k, const tc_rt_tensor *t) {
-  tc_rt_tensor *c = tc_arena_alloc(k->arena, sizeof *c);
-  void *d = c ? tc_arena_alloc(k->arena, t->bytes ? t->bytes : 1) : NULL;
-  if (!d)
-    return NULL;
-  *c = *t;
-  c->data = d;
-  tc_layout_copy(d, t->data, 1, (size_t)t->dims[0], (size_t)t->dims[1],
-                 (size_t)(t->dims[2] * t->dims[3]), false);
-  return c;
-}
-
 /* A bound Add whose operands a, b (plain) are not of one shape
  * (broadcasting): its DequantizeLinear nodes, the Add and the Relu as
  * written, into scratch; float32 y, or quantized by q (k: q's context) */
-static tc_status add_written(const tc_run *r, const tc_node *n, const tc_qdq_bind *b,
-                             const tc_node *q, tc_kernel_ctx *kn, tc_kernel_ctx *k,
-                             const tc_rt_tensor *a, const tc_rt_tensor *bt, tc_rt_tensor *out) {
+static tc_status add_written(const tc_run *r, const tc_node *n, const tc_node *q, tc_kernel_ctx *kn,
+                             tc_kernel_ctx *k, const tc_rt_tensor *a, const tc_rt_tensor *bt,
+                             tc_rt_tensor *out) {
   tc_rt_tensor d[2], y, t;
   tc_kernel_ctx kd = *kn;
   kd.outputs = NULL; /* scratch from the arena */
@@ -541,8 +525,8 @@ static tc_status add_written(const tc_run *r, const tc_node *n, const tc_qdq_bin
   tc_status st = run_written(r, n, q ? &kd : kn, ai, q ? &y : out);
   if (st || !q)
     return st;
-  if (b->relu) {
-    const tc_node *rl = r->s->qdq[q->id]->relu_node;
+  const tc_node *rl = r->s->qdq[q->id]->relu_node;
+  if (rl) {
     const tc_rt_tensor *ri[1] = {&y};
     kd.node = rl;
     kd.opset = r->s->opsets[rl->id];
@@ -582,35 +566,23 @@ static tc_status add_run(const tc_run *r, const tc_node *n, const tc_qdq_bind *b
     return tc_kernel_fail(kn, TC_STATUS_INVALID, "the int8 Add's operands are not 8-bit");
   bool same = a->rank == bt->rank && !memcmp(a->dims, bt->dims, a->rank * sizeof *a->dims);
   const bool *cl = r->s->nhwc; /* channels-last operands and output (tc_qdq_layout) */
-  bool swap = false;
-  size_t period = 0; /* one operand broadcast over the other's leading axes (a bias) */
-  if (!same && !(cl && (cl[b->xq->id] || cl[b->wq->id]))) {
-    if (trails(bt, a))
-      period = tc_rt_numel(bt);
-    else if (trails(a, bt))
-      period = tc_rt_numel(a), swap = true;
-    if (period > 1 && period < 16)
-      period = 0; /* (blocks of fewer than a vector: as written) */
-  }
-  if (!same && cl && (cl[b->xq->id] || cl[b->wq->id])) { /* broadcasting: in the plain order */
-    const tc_rt_tensor *pa = cl[b->xq->id] ? plain_copy(kn, a) : a,
-                       *pb = cl[b->wq->id] ? plain_copy(kn, bt) : bt;
+  bool an = cl && cl[b->xq->id], bn = cl && cl[b->wq->id];
+  if (!same && (an || bn)) { /* broadcasting: in the plain order */
+    const tc_rt_tensor *pa = an ? tc_layout_plain_copy(kn, a) : a,
+                       *pb = bn ? tc_layout_plain_copy(kn, bt) : bt;
     if (!pa || !pb)
       return tc_kernel_fail(kn, TC_STATUS_NOMEM, "out of memory");
-    tc_status st = add_written(r, n, b, q, kn, k, pa, pb, out);
-    if (st || !q || !cl[q->outputs[0]->id])
-      return st;
-    tc_rt_tensor *y = &out[0]; /* plain: made channels-last in place */
-    void *tmp = tc_arena_alloc(kn->arena, y->bytes ? y->bytes : 1);
-    if (!tmp)
-      return tc_kernel_fail(kn, TC_STATUS_NOMEM, "out of memory");
-    memcpy(tmp, y->data, y->bytes);
-    tc_layout_copy(y->data, tmp, 1, (size_t)y->dims[0], (size_t)y->dims[1],
-                   (size_t)(y->dims[2] * y->dims[3]), true);
-    return TC_STATUS_OK;
+    tc_status st = add_written(r, n, q, kn, k, pa, pb, out);
+    return st || !q || !cl[q->outputs[0]->id] ? st : tc_layout_reorder(kn, &out[0], true);
   }
-  if (!same && !period)
-    return add_written(r, n, b, q, kn, k, a, bt, out);
+  bool swap = false;
+  size_t period = 0; /* one operand broadcast over the other's leading axes (a bias) */
+  if (!same && trails(bt, a))
+    period = tc_rt_numel(bt);
+  else if (!same && trails(a, bt))
+    period = tc_rt_numel(a), swap = true;
+  if ((!same && !period) || (period > 1 && period < 16)) /* (short rows: as written) */
+    return add_written(r, n, q, kn, k, a, bt, out);
   if (swap) { /* float addition commutes: the same bits */
     const tc_rt_tensor *t = a, *ts = as, *tz = az;
     a = bt, as = bs, az = bz, bt = t, bs = ts, bz = tz;
@@ -631,7 +603,7 @@ static tc_status add_run(const tc_run *r, const tc_node *n, const tc_qdq_bind *b
                .az = az ? (int32_t)tc_rt_get_i64(az, 0) : 0,
                .bz = bz ? (int32_t)tc_rt_get_i64(bz, 0) : 0,
                .yz = yz ? (int32_t)tc_rt_get_i64(yz, 0) : 0,
-               .relu = q && b->relu,
+               .relu = qb && qb->relu_node,
                .n = tc_rt_numel(a),
                .b_period = period};
   tc_qadd_run(&j);
@@ -687,21 +659,18 @@ static tc_status concat_run(const tc_run *r, const tc_node *n, const tc_qdq_bind
   for (size_t i = 0; i < n->n_inputs; i++) {
     const tc_rt_tensor *x = val(r, b->cat[3 * i]), *xs = val(r, b->cat[3 * i + 1]),
                        *xz = val(r, b->cat[3 * i + 2]);
-    size_t blk = (size_t)x->dims[axis] * inner;
+    size_t blk = (size_t)x->dims[axis] * inner, nx = tc_rt_numel(x);
     float xsv = *(const float *)xs->data;
     int32_t xzv = xz ? (int32_t)tc_rt_get_i64(xz, 0) : 0;
-    bool same = q && x->dtype == ydt && xsv == ysv && xzv == yzv;
-    for (size_t o = 0; o < outer; o++) {
-      const uint8_t *src = (const uint8_t *)x->data + o * blk;
-      unsigned char *dst =
-          (unsigned char *)out[0].data + (o * (size_t)dims[axis] * inner + at) * es;
-      if (same) { /* (DequantizeLinear then QuantizeLinear gives x back) */
-        memcpy(dst, src, blk);
-        continue;
-      }
+    const unsigned char *src = x->data;
+    /* (DequantizeLinear then QuantizeLinear gives x back when quantized as y) */
+    if (!(q && x->dtype == ydt && xsv == ysv && xzv == yzv)) {
+      unsigned char *t = tc_arena_alloc(kn->arena, nx * es + 1);
+      if (!t)
+        return tc_kernel_fail(kn, TC_STATUS_NOMEM, "out of memory");
       tc_qadd j = {.a = src,
                    .b = zero,
-                   .y = dst,
+                   .y = t,
                    .adt = x->dtype,
                    .bdt = TC_DTYPE_U8,
                    .ydt = ydt,
@@ -711,10 +680,14 @@ static tc_status concat_run(const tc_run *r, const tc_node *n, const tc_qdq_bind
                    .az = xzv,
                    .bz = 0,
                    .yz = yzv,
-                   .n = blk,
+                   .n = nx,
                    .b_period = 1};
-      tc_qadd_run(&j);
+      tc_qadd_run(&j); /* the whole input requantized (or dequantized) in one pass */
+      src = t;
     }
+    for (size_t o = 0; o < outer; o++)
+      memcpy((unsigned char *)out[0].data + (o * (size_t)dims[axis] * inner + at) * es,
+             src + o * blk * es, blk * es);
     at += blk;
   }
   return TC_STATUS_OK;
@@ -776,7 +749,7 @@ static tc_status bound_run(const tc_run *r, const tc_node *n, tc_kernel_ctx *kn,
                     .z = add ? val(r, n->inputs[3]) : NULL,
                     .ys = qb ? val(r, qb->xs) : NULL,
                     .yz = qb ? val(r, qb->xz) : NULL,
-                    .relu = b->relu,
+                    .relu = qb && qb->relu_node,
                     .wq_value = b->wq};
   return tc_conv_qdq_run(kn, &cq, out);
 }

@@ -2113,26 +2113,10 @@ static tc_status qconv_via_plain(tc_kernel_ctx *k, const tc_conv_qdq *q, tc_rt_t
   tc_kernel_ctx kp = *k;
   kp.nhwc_in = kp.nhwc_out = 0;
   tc_conv_qdq qp = *q;
-  tc_rt_tensor xp = *q->xq;
-  size_t es = tc_dtype_bytes(xp.dtype, 1);
-  if (k->nhwc_in & 1) {
-    if (!(xp.data = tc_arena_alloc(k->arena, xp.bytes ? xp.bytes : 1)))
-      return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
-    tc_layout_copy(xp.data, q->xq->data, es, (size_t)xp.dims[0], (size_t)xp.dims[1],
-                   (size_t)(xp.dims[2] * xp.dims[3]), false);
-    qp.xq = &xp;
-  }
-  tc_status st = tc_conv_qdq_run(&kp, &qp, out);
-  if (st || !(k->nhwc_out & 1))
-    return st;
-  tc_rt_tensor *y = &out[0];
-  void *tmp = tc_arena_alloc(k->arena, y->bytes ? y->bytes : 1);
-  if (!tmp)
+  if ((k->nhwc_in & 1) && !(qp.xq = tc_layout_plain_copy(k, q->xq)))
     return tc_kernel_fail(k, TC_STATUS_NOMEM, "out of memory");
-  memcpy(tmp, y->data, y->bytes);
-  tc_layout_copy(y->data, tmp, tc_dtype_bytes(y->dtype, 1), (size_t)y->dims[0], (size_t)y->dims[1],
-                 (size_t)(y->dims[2] * y->dims[3]), true);
-  return TC_STATUS_OK;
+  tc_status st = tc_conv_qdq_run(&kp, &qp, out);
+  return st || !(k->nhwc_out & 1) ? st : tc_layout_reorder(k, &out[0], true);
 }
 
 tc_status tc_conv_qdq_run(tc_kernel_ctx *k, const tc_conv_qdq *q, tc_rt_tensor *out) {

@@ -281,15 +281,16 @@ static tc_status run_matmul(tc_kernel_ctx *k, const tc_rt_tensor *const *in, siz
   return matmul_nd(k, A, B, a, b, c, dt, out);
 }
 
-/* Whether A [..., K] (dtype adt) times B [K, N] (bdt, the node's input 1)
- * can take the packed-weights path: fast kernels, A of rank 2 or more, a
- * nonempty product. M (A's rows), K and N are set. */
+/* Whether A [..., K] (dtype adt) times B [K, N] ([N, K] when tb; bdt, the
+ * node's input 1) can take the packed-weights path: fast kernels, A of rank
+ * 2 or more, a nonempty product. M (A's rows), K and N are set. */
 static bool packed_operands(const tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_tensor *B,
-                            int32_t adt, int32_t bdt, size_t *M, size_t *K, size_t *N) {
+                            int32_t adt, int32_t bdt, bool tb, size_t *M, size_t *K, size_t *N) {
   if (!tc_fast_kernels_enabled() || A->dtype != adt || B->dtype != bdt || A->rank < 2 ||
-      B->rank != 2 || A->dims[A->rank - 1] != B->dims[0] || k->node->n_inputs < 2)
+      B->rank != 2 || A->dims[A->rank - 1] != B->dims[tb ? 1 : 0] || k->node->n_inputs < 2)
     return false;
-  *K = (size_t)B->dims[0], *N = (size_t)B->dims[1], *M = *K ? tc_rt_numel(A) / *K : 0;
+  *K = (size_t)B->dims[tb ? 1 : 0], *N = (size_t)B->dims[tb ? 0 : 1];
+  *M = *K ? tc_rt_numel(A) / *K : 0;
   return *M && *N;
 }
 
@@ -310,7 +311,7 @@ static bool matmul_half_packed(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc
   size_t M, K, N;
   int64_t dims[TC_MAX_RANK];
   int32_t dt = A->dtype;
-  if (!packed_operands(k, A, B, dt, dt, &M, &K, &N))
+  if (!packed_operands(k, A, B, dt, dt, false, &M, &K, &N))
     return false;
   memcpy(dims, A->dims, A->rank * sizeof *dims);
   dims[A->rank - 1] = (int64_t)N;
@@ -331,7 +332,7 @@ static bool matmul_half_packed(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc
 bool tc_matmul_packed(tc_kernel_ctx *k, const tc_rt_tensor *A, const tc_rt_tensor *B,
                       tc_rt_tensor *out) {
   size_t M, K, N;
-  return packed_operands(k, A, B, TC_DTYPE_F32, TC_DTYPE_F32, &M, &K, &N) &&
+  return packed_operands(k, A, B, TC_DTYPE_F32, TC_DTYPE_F32, false, &M, &K, &N) &&
          packed_out(k, A, N, out) &&
          tc_dnnl_matmul_run(k->node->inputs[1], M, K, N, A->data, B->data, out->data);
 }
@@ -482,16 +483,8 @@ static bool mmi_packed(tc_kernel_ctx *k, const tc_value *b_value, bool tb, const
                        const tc_rt_tensor *B, const tc_rt_tensor *az, const tc_rt_tensor *bz,
                        tc_rt_tensor *out, int32_t **corr) {
   size_t M, K, N;
-  if (tb) {
-    if (!tc_fast_kernels_enabled() || A->dtype != TC_DTYPE_U8 || B->dtype != TC_DTYPE_I8 ||
-        A->rank < 2 || B->rank != 2 || A->dims[A->rank - 1] != B->dims[1] || !B->dims[0] ||
-        !B->dims[1])
-      return false;
-    K = (size_t)B->dims[1], N = (size_t)B->dims[0], M = tc_rt_numel(A) / K;
-  } else if (!packed_operands(k, A, B, TC_DTYPE_U8, TC_DTYPE_I8, &M, &K, &N)) {
-    return false;
-  }
-  if ((az && (az->dtype != TC_DTYPE_U8 || tc_rt_numel(az) != 1)) || !tc_gemm_q8_exact(K) || !M)
+  if (!packed_operands(k, A, B, TC_DTYPE_U8, TC_DTYPE_I8, tb, &M, &K, &N) ||
+      (az && (az->dtype != TC_DTYPE_U8 || tc_rt_numel(az) != 1)) || !tc_gemm_q8_exact(K))
     return false;
   if (bz) /* B's zero point: all zeros or not here */
     for (size_t i = 0; i < tc_rt_numel(bz); i++)
