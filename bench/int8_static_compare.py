@@ -2,10 +2,11 @@
 own static quantizer, in one run: latency of ResNet-50-style and BERT-base
 in ONNX Runtime (ORT_ENABLE_ALL) and libtacort on the float32 model, on
 tacoc's QDQ model (`tacoc optimize -O2 --precision int8 --int8-mode
-static`, and with `--qdq-outputs`) and on onnxruntime.quantization.quantize_static's QDQ model (per
-channel, uint8 activations, int8 weights; after quant_pre_process, as its
-documentation advises), with each int8 model's cosine to the float32
-outputs on the timed inputs.
+static`: QDQ on the quantized nodes' outputs too; and with
+`--qdq-inputs-only`) and on onnxruntime.quantization.quantize_static's QDQ
+model (per channel, uint8 activations, int8 weights; after
+quant_pre_process, as its documentation advises), with each int8 model's
+cosine to the float32 outputs on the timed inputs.
 
 Usage: bench/int8_static_compare.py [--tacoc build/bin/tacoc] [--workdir build/bench]
                                     [--threads 1] [--rounds 3] [--reps 5]
@@ -90,8 +91,8 @@ def main():
         cc.optimize(a.tacoc, path, w("O2"))
         t_opt = cc.optimize(a.tacoc, path, w("s8"), "--precision", "int8", "--int8-mode", "static",
                             "--calib", calib)
-        cc.optimize(a.tacoc, path, w("s8o"), "--precision", "int8", "--int8-mode", "static",
-                    "--qdq-outputs", "--calib", calib)
+        cc.optimize(a.tacoc, path, w("s8i"), "--precision", "int8", "--int8-mode", "static",
+                    "--qdq-inputs-only", "--calib", calib)
 
         class Reader(CalibrationDataReader):
             def __init__(self):
@@ -114,10 +115,10 @@ def main():
                         weight_type=QuantType.QInt8)
         configs = [("ORT, float32", "ort", path), ("ORT, its QDQ int8", "ort", w("ortqdq")),
                    ("ORT, tacoc QDQ int8", "ort", w("s8")),
-                   ("ORT, tacoc --qdq-outputs", "ort", w("s8o")),
+                   ("ORT, tacoc --qdq-inputs-only", "ort", w("s8i")),
                    ("libtacort -O2 float32", "tacort", w("O2")),
                    ("libtacort, tacoc QDQ int8", "tacort", w("s8")),
-                   ("libtacort, tacoc --qdq-outputs", "tacort", w("s8o")),
+                   ("libtacort, tacoc --qdq-inputs-only", "tacort", w("s8i")),
                    ("libtacort, ORT's QDQ int8", "tacort", w("ortqdq"))]
         feeds = inputs_for(name, np.random.default_rng(0))
         sessions = {p: ort.InferenceSession(p, so, providers=["CPUExecutionProvider"])

@@ -230,7 +230,8 @@ bool tc_precision_is_option(const char *s) {
   for (const char *const *w = with_value; *w; w++)
     if (strcmp(*w, s) == 0)
       return true;
-  return strcmp(s, "--keep-io-types") == 0 || strcmp(s, "--qdq-outputs") == 0;
+  return strcmp(s, "--keep-io-types") == 0 || strcmp(s, "--qdq-outputs") == 0 ||
+         strcmp(s, "--qdq-inputs-only") == 0;
 }
 
 int tc_precision_parse_arg(int argc, char **argv, int *i, tc_precision_options *o) {
@@ -240,7 +241,11 @@ int tc_precision_parse_arg(int argc, char **argv, int *i, tc_precision_options *
     return 0;
   }
   if (strcmp(s, "--qdq-outputs") == 0) {
-    o->qdq_outputs = true;
+    o->qdq_outputs_given = true;
+    return 0;
+  }
+  if (strcmp(s, "--qdq-inputs-only") == 0) {
+    o->qdq_inputs_only = true;
     return 0;
   }
   if (*i + 1 >= argc)
@@ -299,7 +304,7 @@ int tc_precision_parse_arg(int argc, char **argv, int *i, tc_precision_options *
   return 0;
 }
 
-int tc_precision_check_args(const tc_precision_options *o) {
+int tc_precision_check_args(tc_precision_options *o) {
   bool is_auto = o->type == TC_PRECISION_AUTO;
   if (o->validation_given && !o->type)
     return tc_cli_usage_error("--calib, --calib-random and --budget check a precision "
@@ -314,9 +319,13 @@ int tc_precision_check_args(const tc_precision_options *o) {
   if (o->calib_method_given && !o->int8_static && !(is_auto && !o->int8_mode_given))
     return tc_cli_usage_error("--calib-method sets how --int8-mode static calibrates "
                               "activation ranges: give --precision int8 --int8-mode static");
-  if (o->qdq_outputs && !(o->type == TC_DTYPE_I8 && o->int8_static))
-    return tc_cli_usage_error("--qdq-outputs shapes the QDQ model of --precision int8 "
-                              "--int8-mode static: give those");
+  if ((o->qdq_outputs_given || o->qdq_inputs_only) && !(o->type == TC_DTYPE_I8 && o->int8_static))
+    return tc_cli_usage_error("%s shapes the QDQ model of --precision int8 --int8-mode static: "
+                              "give those",
+                              o->qdq_inputs_only ? "--qdq-inputs-only" : "--qdq-outputs");
+  if (o->qdq_outputs_given && o->qdq_inputs_only)
+    return tc_cli_usage_error("give --qdq-outputs or --qdq-inputs-only, not both");
+  o->qdq_outputs = o->type == TC_DTYPE_I8 && o->int8_static && !o->qdq_inputs_only;
   if (o->int8_static && o->calib_random == 0)
     return tc_cli_usage_error("--int8-mode static calibrates on input sets: --calib-random 0 "
                               "leaves none");

@@ -36,8 +36,14 @@ typedef struct tc_precision_options {
   bool keep_io_types;   /* --keep-io-types */
   bool int8_mode_given; /* --int8-mode given */
   bool int8_static;     /* --int8-mode static: calibrated QDQ (quantize-static) */
-  bool qdq_outputs;     /* --qdq-outputs: QDQ on quantized outputs too (for ONNX Runtime) */
-  int calib_method;     /* --calib-method: TC_CALIB_MINMAX (default), _PERCENTILE, _ENTROPY */
+  /* static int8's QDQ form: QDQ on the quantized nodes' outputs too (what
+   * ONNX Runtime fuses into QLinearConv / QLinearAdd / QGemm; libtacort
+   * binds either form), unless --qdq-inputs-only; tc_precision_check_args
+   * sets it. --precision auto's candidates keep the input-only form. */
+  bool qdq_outputs;
+  bool qdq_outputs_given; /* --qdq-outputs (the default, said explicitly) */
+  bool qdq_inputs_only;   /* --qdq-inputs-only: QDQ on the quantized nodes' inputs only */
+  int calib_method;       /* --calib-method: TC_CALIB_MINMAX (default), _PERCENTILE, _ENTROPY */
   bool calib_method_given;
   const char *calib_dir;   /* --calib DIR, or NULL */
   long calib_random;       /* --calib-random N; -1 when not given */
@@ -69,7 +75,7 @@ bool tc_precision_is_option(const char *s);
 int tc_precision_parse_arg(int argc, char **argv, int *i, tc_precision_options *o);
 /* After parsing: a usage error (printed, TC_EXIT_ERROR) for validation
  * options without --precision fp16/bf16/int8, else 0. */
-int tc_precision_check_args(const tc_precision_options *o);
+int tc_precision_check_args(tc_precision_options *o);
 /* Converts *m (the model after the -O pipeline) to o->type: runs the
  * convert-half (or quantize-dynamic) pass, validates the result against the float32 model in
  * libtacort and moves nodes back to float32 until the budget holds. On

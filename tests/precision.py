@@ -33,8 +33,9 @@ Per model and precision:
   - the real packaged models of tests/e2e.py (PP-OCR classifier, detector,
     recognizer, Silero VAD) and, with --zoo, its caffe2 zoo CNNs (ResNet-50,
     ShuffleNet, DenseNet-121 in float16; ResNet-50, GoogLeNet, SqueezeNet,
-    AlexNet in static int8, ResNet-50 and SqueezeNet also with --qdq-outputs): float16 and static int8 validated on --calib sets like
-    their inputs, then within cos 0.99 in both runtimes.
+    AlexNet in static int8, ResNet-50 and SqueezeNet also with
+    --qdq-inputs-only): float16 and static int8 validated on --calib sets
+    like their inputs, then within cos 0.99 in both runtimes.
 The cosines are printed per model, output, runtime and precision. Ends with
 "precision: N passed, N failed"."""
 import argparse
@@ -447,7 +448,7 @@ def check_packaged(tacoc, name, src, prec, tmp, sets=None):
     dst = os.path.join(tmp, f"{name}.{prec.replace(' ', '_')}.onnx")
     extra = (["--precision", "fp16", "--keep-io-types"] if prec == "fp16"
              else ["--precision", "int8", "--int8-mode", "static"]
-             + (["--qdq-outputs"] if prec == "int8 qdq-outputs" else []))
+             + (["--qdq-inputs-only"] if prec == "int8 inputs-only" else []))
     report, _ = optimize(tacoc, src, dst, extra + ["--calib", calib])
     p = report["precision"]
     v = p["validation"]
@@ -675,10 +676,10 @@ def main():
     # (the opset raise int8 needs) and AlexNet's Gemm classifier.
     if a.zoo:
         zoo = {n: path for n, path, _ in e2e.zoo(a.zoo, np.random.default_rng(0))}
-        for name, precs in (("zoo_resnet50", ("fp16", "int8", "int8 qdq-outputs")),
+        for name, precs in (("zoo_resnet50", ("fp16", "int8", "int8 inputs-only")),
                             ("zoo_shufflenet", ("fp16",)),
                             ("zoo_densenet121", ("fp16",)), ("zoo_inception_v1", ("int8",)),
-                            ("zoo_squeezenet", ("int8", "int8 qdq-outputs")),
+                            ("zoo_squeezenet", ("int8", "int8 inputs-only")),
                             ("zoo_bvlc_alexnet", ("int8",))):
             for prec in precs:
                 cases.append((f"{name} {prec}", lambda tmp, n=name, pr=prec: check_packaged(

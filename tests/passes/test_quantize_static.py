@@ -14,6 +14,9 @@ from passlib import const, model, ops, run_ort, tensor_in
 RNG = np.random.default_rng(29)
 N = helper.make_node
 STATIC = ["--precision", "int8", "--int8-mode", "static"]
+# the QDQ form libtacort alone needs: pairs on the quantized nodes' inputs
+# only (the default pairs their outputs too, for ONNX Runtime)
+INPUTS_ONLY = STATIC + ["--qdq-inputs-only"]
 
 
 def cosine(a, b):
@@ -72,8 +75,11 @@ def test_opset12_fused_conv_functions_follow_the_raise(ctx):
 
 
 def test_conv_to_qdq(ctx):
+    """The pairs on a quantized convolution's inputs (--qdq-inputs-only
+    writes only those): x's per-tensor uint8 pair, the weights' per-channel
+    int8 scales, the int32 bias at x's scale times the weight's."""
     m = conv_model()
-    out, p, stdout, _ = static(ctx, m)
+    out, p, stdout, _ = static(ctx, m, "--qdq-inputs-only")
     assert p["int8_mode"] == "static" and p["half_nodes"] == 2 and p["validation"]["passed"], p
     assert p["calibration"] == {"method": "minmax", "sets": 4, "activations": 2}, p
     assert p["validation"]["sets"] == 4, p["validation"]  # the held-out half of 8
@@ -114,7 +120,7 @@ def test_shared_activation_one_pair(ctx):
     nodes += [N("Add", ["p0", "p1"], ["s"]), N("Add", ["s", "p2"], ["y"])]
     m = model(nodes, [x], [tensor_in("y", [1, 7, 24])],
               [const(f"w{i}", RNG.standard_normal((32, 24))) for i in range(3)])
-    out, p, _, _ = static(ctx, m, "--calib-method", "percentile")
+    out, p, _, _ = static(ctx, m, "--calib-method", "percentile", "--qdq-inputs-only")
     k = ops(out)
     assert k.count("QuantizeLinear") == 1 and k.count("DequantizeLinear") == 4, k
     assert p["half_nodes"] == 3 and p["calibration"]["method"] == "percentile", p
@@ -211,7 +217,7 @@ def test_gemm_relu_classifier_to_qdq(ctx):
                const("w2", RNG.standard_normal((20, 32)) * 0.2),
                const("b2", RNG.standard_normal(20))])
     report = ctx.path("report.json")
-    out, _, _ = ctx.optimize(m, level=2, extra=STATIC + ["--report", report])
+    out, _, _ = ctx.optimize(m, level=2, extra=INPUTS_ONLY + ["--report", report])
     with open(report) as f:
         p = json.load(f)["precision"]
     assert p["half_nodes"] == 2 and p["calibration"]["activations"] == 2, p
@@ -219,21 +225,22 @@ def test_gemm_relu_classifier_to_qdq(ctx):
     assert "Gemm" not in k and "GemmRelu" not in k and k.count("MatMul") == 2, k
     assert k.count("QuantizeLinear") == 2 and "Relu" in k and k.count("Add") == 2, k
     close(ctx, m, out, {"x": uniform(2, 48)})
-    # A layer read by a float op (a Sigmoid): with --qdq-outputs its pair goes
-    # after its bias and Relu (the GemmRelu's calibrated output), where ONNX
-    # Runtime makes a QGemm of it; without, it has none to make one with.
+    # A layer read by a float op (a Sigmoid): by default its pair goes after
+    # its bias and Relu (the GemmRelu's calibrated output), where ONNX
+    # Runtime makes a QGemm of it; with --qdq-inputs-only it has none to
+    # make one with.
     head = model([N("Gemm", ["x", "w1", "b1"], ["h"], name="fc1", transB=1),
                   N("Relu", ["h"], ["r"]), N("Sigmoid", ["r"], ["y"])],
                  [x], [tensor_in("y", [2, 32])], list(m.graph.initializer)[:2])
-    plain, _, _ = ctx.optimize(head, level=2, extra=STATIC)
-    paired, _, _ = ctx.optimize(head, level=2, extra=STATIC + ["--qdq-outputs"])
+    plain, _, _ = ctx.optimize(head, level=2, extra=INPUTS_ONLY)
+    paired, _, _ = ctx.optimize(head, level=2, extra=STATIC)
     assert ort_ops(ctx, plain).count("QGemm") == 0, ort_ops(ctx, plain)
     assert ort_ops(ctx, paired).count("QGemm") == 1, ort_ops(ctx, paired)
     close(ctx, head, paired, {"x": uniform(2, 48)})
-    # with --qdq-outputs the second layer reads the first one's pair: still
-    # a calibrated input (its pair's source), so both layers are int8
+    # by default the second layer reads the first one's pair: still a
+    # calibrated input (its pair's source), so both layers are int8
     report = ctx.path("report2.json")
-    both, _, _ = ctx.optimize(m, level=2, extra=STATIC + ["--qdq-outputs", "--report", report])
+    both, _, _ = ctx.optimize(m, level=2, extra=STATIC + ["--report", report])
     with open(report) as f:
         p = json.load(f)["precision"]
     assert p["half_nodes"] == 2 and not p["kept_fp32"], p
@@ -259,12 +266,13 @@ def ort_qlinear_convs(ctx, m):
 
 def test_qdq_outputs_for_onnx_runtime(ctx):
     """Two convolutions whose outputs meet in a Concat before a third (whose
-    output is the graph's): by default only the inputs of the quantized
-    convolutions are paired, and ONNX Runtime makes no QLinearConv (it needs
-    a QuantizeLinear after the convolution); --qdq-outputs pairs the first
-    two outputs too (calibrated), the Concat reads them dequantized, and
-    ONNX Runtime makes those two QLinearConv (the graph output stays float).
-    Outputs stay the float32 model's in both runtimes."""
+    output is the graph's): with --qdq-inputs-only only the inputs of the
+    quantized convolutions are paired, and ONNX Runtime makes no QLinearConv
+    (it needs a QuantizeLinear after the convolution); by default the first
+    two outputs are paired too (calibrated), the Concat reads them
+    dequantized, and ONNX Runtime makes those two QLinearConv (the graph
+    output stays float). Outputs stay the float32 model's in both
+    runtimes."""
     x = tensor_in("x", [1, 8, 10, 10])
     m = model([N("Conv", ["x", "wa"], ["a"], name="ca", pads=[1, 1, 1, 1]),
                N("Conv", ["x", "wb"], ["b"], name="cb"),
@@ -275,10 +283,10 @@ def test_qdq_outputs_for_onnx_runtime(ctx):
               [const("wa", RNG.standard_normal((16, 8, 3, 3)) * 0.2),
                const("wb", RNG.standard_normal((16, 8, 1, 1)) * 0.2),
                const("wc", RNG.standard_normal((4, 32, 1, 1)) * 0.2)], opset=13)
-    plain, p, _, _ = static(ctx, m)
-    paired, q, _, _ = static(ctx, m, "--qdq-outputs")
+    plain, p, _, _ = static(ctx, m, "--qdq-inputs-only")
+    paired, q, _, _ = static(ctx, m)
     assert p["half_nodes"] == q["half_nodes"] == 3, (p, q)
-    # x and r; with --qdq-outputs a, b and y too (y, a graph output, gets no pair)
+    # x and r; by default a, b and y too (y, a graph output, gets no pair)
     assert q["calibration"]["activations"] == 5 and p["calibration"]["activations"] == 2, q
     prod = {o: n for n in paired.graph.node for o in n.output}
     concat = next(n for n in paired.graph.node if n.op_type == "Concat")
@@ -292,7 +300,7 @@ def test_qdq_outputs_for_onnx_runtime(ctx):
     assert counts == (0, 2), counts
     close(ctx, m, paired, {"x": uniform(1, 8, 10, 10)})
     # Conv -> Conv: the second reads the first's output pair as its own
-    # (one pair per tensor, still)
+    # (one pair per tensor, still; --qdq-outputs says the default)
     direct = model([N("Conv", ["x", "wb"], ["b"], name="cb"), N("Conv", ["b", "wd"], ["y"])],
                    [x], [tensor_in("y", [1, 4, 10, 10])],
                    [const("wb", RNG.standard_normal((16, 8, 1, 1)) * 0.2),
@@ -303,9 +311,9 @@ def test_qdq_outputs_for_onnx_runtime(ctx):
 
 
 def test_qdq_outputs_keep_residual_add_apart(ctx):
-    """A ResNet block at -O2: by default Conv + Add + Relu is one ConvAddRelu
-    (libtacort's int8 primitive takes the sum); with --qdq-outputs the Add
-    stays apart, so the convolution's output is there to pair and ONNX
+    """A ResNet block at -O2: with --qdq-inputs-only Conv + Add + Relu is one
+    ConvAddRelu (libtacort's int8 primitive takes the sum); by default the
+    Add stays apart, so the convolution's output is there to pair and ONNX
     Runtime makes both convolutions QLinearConv (the zoo's ResNet-50 in
     ONNX Runtime: 49.4 -> 25.8 ms). Two such blocks: each Add reads both
     pairs and its output (after the Relu) has its own, as
@@ -326,9 +334,9 @@ def test_qdq_outputs_keep_residual_add_apart(ctx):
                const("wb", RNG.standard_normal((8, 8, 1, 1)) * 0.3),
                const("wc", RNG.standard_normal((8, 8, 1, 1)) * 0.3),
                const("wd", RNG.standard_normal((8, 8, 1, 1)) * 0.3)], opset=13)
-    plain, _, _ = ctx.optimize(m, level=2, extra=STATIC)
+    plain, _, _ = ctx.optimize(m, level=2, extra=INPUTS_ONLY)
     report = ctx.path("report.json")
-    paired, _, _ = ctx.optimize(m, level=2, extra=STATIC + ["--qdq-outputs", "--report", report])
+    paired, _, _ = ctx.optimize(m, level=2, extra=STATIC + ["--report", report])
     with open(report) as f:
         p = json.load(f)["precision"]
     # both int8, no fallback: the first convolution's pair is read by the
@@ -370,7 +378,11 @@ def test_usage_errors(ctx):
                         (STATIC + ["--calib-random", "0"], "leaves none"),
                         (STATIC + ["--calib-method", "kl"], "minmax, percentile or entropy"),
                         (["--precision", "fp16", "--int8-mode", "static"], "needs --precision int8"),
-                        (["--precision", "int8", "--qdq-outputs"], "--int8-mode static")):
+                        (["--precision", "int8", "--qdq-outputs"], "--int8-mode static"),
+                        (["--precision", "fp16", "--qdq-inputs-only"], "--int8-mode static"),
+                        (["--precision", "auto", "--int8-mode", "static", "--qdq-outputs"],
+                         "--int8-mode static"),
+                        (STATIC + ["--qdq-outputs", "--qdq-inputs-only"], "not both")):
         proc = ctx.tacoc_run("optimize", src, "-o", dst, *extra, check=False)
         assert proc.returncode == 2 and want in proc.stderr, (extra, proc.stderr)
         assert not os.path.exists(dst)
