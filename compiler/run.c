@@ -284,6 +284,8 @@ int tc_cmd_run(int argc, char **argv) {
             "tacoc: %zu QDQ Adds and %zu Concats run as int8 kernels; %zu QuantizeLinear nodes "
             "run inside the int8 kernel before them\n",
             tc_session_qdq_adds(s), tc_session_qdq_concats(s), tc_session_qdq_fused(s));
+  if (tc_session_qdq_pools(s))
+    fprintf(stderr, "tacoc: %zu QDQ MaxPools run on 8-bit values\n", tc_session_qdq_pools(s));
   const char *tuned = tc_model_meta(m, TC_THREADS_KEY);
   if (tuned)
     fprintf(stderr, "tacoc: %d threads (the model's tuned count %s: %s)\n", tc_session_threads(s),

@@ -176,11 +176,13 @@ void tc_session_gpu_gemm_search(const tc_session *s, size_t *shapes, double *cho
 /* Number of QDQ MatMuls and convolutions (DequantizeLinear into MatMul or
  * Conv) the session runs as integer kernels on the quantized operands. */
 size_t tc_session_qdq_nodes(const tc_session *s);
-/* Number of Adds (and Sums of two) and Concats of DequantizeLinear outputs
- * it runs on the quantized operands, and of QuantizeLinear nodes whose quantization
- * runs inside the integer kernel before them (that kernel writes 8 bits). */
+/* Number of Adds (and Sums of two), Concats and MaxPools of DequantizeLinear
+ * outputs it runs on the quantized operands, and of QuantizeLinear nodes whose
+ * quantization runs inside the integer kernel before them (that kernel writes
+ * 8 bits). */
 size_t tc_session_qdq_adds(const tc_session *s);
 size_t tc_session_qdq_concats(const tc_session *s);
+size_t tc_session_qdq_pools(const tc_session *s);
 size_t tc_session_qdq_fused(const tc_session *s);
 /* Number of values the session keeps in channels-last (NHWC) order between
  * convolutions (docs/ARCHITECTURE.md; 0 with TACORT_LAYOUT=plain, for CUDA

@@ -53,6 +53,7 @@ struct tc_session {
   size_t qdq_count;         /* bound MatMuls and convolutions */
   size_t qdq_adds;          /* bound Adds */
   size_t qdq_concats;       /* bound Concats */
+  size_t qdq_pools;         /* bound MaxPools */
   size_t qdq_fused;         /* QuantizeLinear nodes run by the bound node before them */
   tc_node_observer observe; /* called after every main-graph kernel, when set */
   void *observe_ctx;

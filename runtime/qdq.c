@@ -41,27 +41,29 @@
  * arithmetic of the ops it replaces, bit for bit; a bias row or scalar
  * operand in the same pass, other broadcasts as written inside the group);
  * so is a Concat of such inputs (copied when quantized as its output,
- * else requantized by the same pass). A QuantizeLinear with a constant
- * per-tensor scale and zero point whose input is the only output of a
- * bound convolution (no Z, activation none or Relu), Add or Concat,
- * directly or through a Relu (which that node then applies; not for a
- * Concat), takes that node over: the node runs when the QuantizeLinear
- * would (it is passed over where it stands, as the nodes of a generated
- * chain are) and writes yq, the convolution with y's scale and zero point
- * in oneDNN's primitive (its rounding of scale * sum / ys may differ from
- * QuantizeLinear's by one step where that value lies at a rounding
- * boundary). Those 8-bit values stay channels-last where every reader
- * takes them so (tc_qdq_layout, called by runtime/layout.c), so a ResNet-50
- * quantized by onnxruntime.quantization runs from int8 to int8 without
- * float32 copies or reorders between its convolutions. A generated chain
- * kernel the model carries over a group's nodes takes them
- * (tc_qdq_release). TACORT_QDQ=written binds nothing. */
+ * else requantized by the same pass), and a MaxPool of one (no Indices, a
+ * positive scale: the max of the dequantized values is the dequantized
+ * max) that a QuantizeLinear takes over (below), pooled on the 8-bit values
+ * and requantized by that pass when y's scale or zero point differ. A
+ * QuantizeLinear
+ * with a constant per-tensor scale and zero point whose input is the only
+ * output of a bound convolution (no Z, activation none or Relu), Add,
+ * Concat or MaxPool, directly or through a Relu (which that node then
+ * applies; not for a Concat or MaxPool), takes that node over: the node runs when the
+ * QuantizeLinear would (it is passed over where it stands, as the nodes of a generated chain are)
+ * and writes yq, the convolution with y's scale and zero point in oneDNN's primitive (its rounding
+ * of scale * sum / ys may differ from QuantizeLinear's by one step where that value lies at a
+ * rounding boundary). Those 8-bit values stay channels-last where every reader takes them so
+ * (tc_qdq_layout, called by runtime/layout.c), so a ResNet-50 quantized by onnxruntime.quantization
+ * runs from int8 to int8 without float32 copies or reorders between its convolutions. A generated
+ * chain kernel the model carries over a group's nodes takes them (tc_qdq_release).
+ * TACORT_QDQ=written binds nothing. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "exec.h"
 
-typedef enum { Q_MATMUL = 1, Q_CONV, Q_GEMM, Q_ADD, Q_CONCAT, Q_OUT } qkind;
+typedef enum { Q_MATMUL = 1, Q_CONV, Q_GEMM, Q_ADD, Q_CONCAT, Q_POOL, Q_OUT } qkind;
 
 struct tc_qdq_bind {
   qkind kind;
@@ -184,7 +186,7 @@ static bool is_conv(const tc_node *n) {
 
 /* Whether node n reads input slot through its binding (not from vals). */
 static bool bound_slot(const tc_qdq_bind *b, int slot) {
-  if (b->kind == Q_OUT)
+  if (b->kind == Q_OUT || b->kind == Q_POOL)
     return slot == 0;
   if (b->kind == Q_CONCAT)
     return slot >= 0;
@@ -251,7 +253,7 @@ static void bind_q_out(tc_session *s, const tc_node *q, tc_qdq_bind *b) {
   }
   tc_qdq_bind *pb = s->qdq[p->id];
   if (!pb || s->chain_root[p->id] || p->n_outputs != 1 ||
-      !(pb->kind == Q_ADD || (pb->kind == Q_CONCAT && !relu) ||
+      !(pb->kind == Q_ADD || ((pb->kind == Q_CONCAT || pb->kind == Q_POOL) && !relu) ||
         (pb->kind == Q_CONV && conv_quantizable(p))))
     return;
   b->kind = Q_OUT;
@@ -281,10 +283,20 @@ void tc_qdq_bind_session(tc_session *s) {
   memset(s->qdq, 0, nn * sizeof *s->qdq);
   memset(s->qdq_skip, 0, nn * sizeof *s->qdq_skip);
   for (const tc_node *n = g->first; n; n = n->next) {
-    if (!s->kernels[n->id] || n->n_inputs < 2 || !n->outputs[0])
+    if (!s->kernels[n->id] || !n->n_inputs || !n->outputs[0] ||
+        (n->n_inputs < 2 && !is_op(n, "MaxPool")))
       continue;
     tc_qdq_bind b = {0};
-    if (is_add(n)) {
+    const tc_rt_tensor *sc;
+    if (is_op(n, "MaxPool")) {
+      /* the max of dequantized values is the dequantized max when the
+       * scale is positive; no Indices */
+      b.kind = Q_POOL;
+      if ((n->n_outputs > 1 && n->outputs[1]) || !activation_dq(s, n->inputs[0], &b) ||
+          !(sc = konst(s, b.xs)) || !(*(const float *)sc->data > 0) ||
+          !(*(const float *)sc->data <= 3.4e38f))
+        continue;
+    } else if (is_add(n)) {
       tc_qdq_bind bb = {0};
       b.kind = Q_ADD;
       if (!activation_dq(s, n->inputs[0], &b) || !activation_dq(s, n->inputs[1], &bb))
@@ -340,6 +352,8 @@ void tc_qdq_bind_session(tc_session *s) {
       s->qdq_adds++;
     else if (b.kind == Q_CONCAT)
       s->qdq_concats++;
+    else if (b.kind == Q_POOL)
+      s->qdq_pools++;
     else
       s->qdq_count++;
   }
@@ -365,6 +379,14 @@ void tc_qdq_bind_session(tc_session *s) {
     s->qdq[q->id] = keep;
     s->qdq_fused++;
   }
+  /* A MaxPool no QuantizeLinear took over stays as written: pooling the
+   * bytes, then dequantizing, does what DequantizeLinear and the float
+   * MaxPool do, with one more pass. */
+  for (const tc_node *n = g->first; n; n = n->next)
+    if (s->qdq[n->id] && s->qdq[n->id]->kind == Q_POOL && !s->qdq[n->id]->out_q) {
+      s->qdq[n->id] = NULL;
+      s->qdq_pools--;
+    }
   /* DequantizeLinear nodes all of whose readers take the quantized operand
    * directly are not run. */
   for (const tc_node *d = g->first; d; d = d->next) {
@@ -404,6 +426,8 @@ void tc_qdq_release(tc_session *s, const tc_node *n) {
     s->qdq_adds--;
   else if (sb->kind == Q_CONCAT)
     s->qdq_concats--;
+  else if (sb->kind == Q_POOL)
+    s->qdq_pools--;
   else
     s->qdq_count--;
   s->qdq[src->id] = NULL;
@@ -419,10 +443,16 @@ static bool conv2d(const tc_session *s, const tc_qdq_bind *b) {
   return w && w->rank == 4;
 }
 
+/* A 2-D MaxPool's binding (its input of rank 4). */
+static bool pool2d(const tc_node *n, const tc_qdq_bind *b) {
+  const tc_attr *k = b && b->kind == Q_POOL ? tc_node_attr(n, "kernel_shape") : NULL;
+  return k && k->n_ints == 2;
+}
+
 /* Whether every reader of 8-bit value v takes it channels-last: each a
  * DequantizeLinear that does not run, read only by 2-D convolutions as X
- * (without a summed Z) or by Adds or channel Concats taken over by a
- * QuantizeLinear whose output is channels-last. */
+ * (without a summed Z) or by Adds, channel Concats or 2-D MaxPools taken
+ * over by a QuantizeLinear whose output is channels-last. */
 static bool readers_nhwc(const tc_session *s, const tc_value *v, const bool *cand) {
   if (v->flags & TC_VALUE_OUTPUT)
     return false;
@@ -436,7 +466,7 @@ static bool readers_nhwc(const tc_session *s, const tc_value *v, const bool *can
       const tc_qdq_bind *ub = s->qdq[u->id];
       int slot = dv->uses[k].slot;
       bool ok = (conv2d(s, ub) && slot == 0 && !(u->n_inputs > 3 && u->inputs[3])) ||
-                (ub && (ub->kind == Q_ADD || ub->kind == Q_CONCAT) && ub->out_q &&
+                (ub && (ub->kind == Q_ADD || ub->kind == Q_CONCAT || pool2d(u, ub)) && ub->out_q &&
                  cand[ub->out_q->outputs[0]->id]);
       if (!ok)
         return false;
@@ -450,13 +480,13 @@ void tc_qdq_layout(const tc_session *s, bool *cand) {
     return;
   const tc_graph *g = s->m->graph;
   /* candidates: what QuantizeLinear nodes write for a 2-D convolution, an
-   * Add, or a Concat over channels (axis 1 of 4) */
+   * Add, a Concat over channels (axis 1 of 4) or a 2-D MaxPool */
   for (const tc_node *q = g->first; q; q = q->next) {
     const tc_qdq_bind *b = s->qdq[q->id];
     const tc_qdq_bind *sb = b && b->kind == Q_OUT ? s->qdq[b->src->id] : NULL;
     int64_t axis = sb && sb->kind == Q_CONCAT ? tc_attr_int(b->src, "axis", 0) : 0;
-    if (sb &&
-        (conv2d(s, sb) || sb->kind == Q_ADD || (sb->kind == Q_CONCAT && (axis == 1 || axis == -3))))
+    if (sb && (conv2d(s, sb) || sb->kind == Q_ADD || pool2d(b->src, sb) ||
+               (sb->kind == Q_CONCAT && (axis == 1 || axis == -3))))
       cand[q->outputs[0]->id] = true;
   }
   for (bool changed = true; changed;) {
@@ -467,9 +497,11 @@ void tc_qdq_layout(const tc_session *s, bool *cand) {
       if (!v || !cand[v->id])
         continue;
       const tc_qdq_bind *sb = s->qdq[b->src->id];
-      /* an Add's operands and a Concat's inputs share its layout */
-      bool keep =
-          readers_nhwc(s, v, cand) && (sb->kind != Q_ADD || (cand[sb->xq->id] && cand[sb->wq->id]));
+      /* an Add's operands, a Concat's inputs and a MaxPool's input share its
+       * layout */
+      bool keep = readers_nhwc(s, v, cand) &&
+                  (sb->kind != Q_ADD || (cand[sb->xq->id] && cand[sb->wq->id])) &&
+                  (sb->kind != Q_POOL || cand[sb->xq->id]);
       for (size_t i = 0; keep && sb->kind == Q_CONCAT && i < b->src->n_inputs; i++)
         keep = cand[sb->cat[3 * i]->id];
       if (!keep) {
@@ -483,6 +515,7 @@ void tc_qdq_layout(const tc_session *s, bool *cand) {
 size_t tc_session_qdq_nodes(const tc_session *s) { return s ? s->qdq_count : 0; }
 size_t tc_session_qdq_adds(const tc_session *s) { return s ? s->qdq_adds : 0; }
 size_t tc_session_qdq_concats(const tc_session *s) { return s ? s->qdq_concats : 0; }
+size_t tc_session_qdq_pools(const tc_session *s) { return s ? s->qdq_pools : 0; }
 size_t tc_session_qdq_fused(const tc_session *s) { return s ? s->qdq_fused : 0; }
 
 const tc_node *tc_qdq_runs(const tc_session *s, const tc_node *n) {
@@ -610,6 +643,29 @@ static tc_status add_run(const tc_run *r, const tc_node *n, const tc_qdq_bind *b
   return TC_STATUS_OK;
 }
 
+/* The n 8-bit values x (xdt, scale xs, zero point xz) through
+ * DequantizeLinear and QuantizeLinear to ydt, ys and yz (a float32 ydt:
+ * DequantizeLinear alone) into y, in one pass: tc_qadd_run adding a zero,
+ * the ops' arithmetic bit for bit. */
+static void requantize(const void *x, int32_t xdt, float xs, int32_t xz, void *y, int32_t ydt,
+                       float ys, int32_t yz, size_t n) {
+  static const uint8_t zero[1];
+  tc_qadd j = {.a = x,
+               .b = zero,
+               .y = y,
+               .adt = xdt,
+               .bdt = TC_DTYPE_U8,
+               .ydt = ydt,
+               .as = xs,
+               .bs = 1.0f,
+               .ys = ys,
+               .az = xz,
+               .yz = yz,
+               .n = n,
+               .b_period = 1};
+  tc_qadd_run(&j);
+}
+
 /* The int8 Concat n (kn: its context) of 8-bit inputs; quantized by q's
  * scale and zero point when q (k: q's context, whose outputs out are), else
  * float32. An input quantized as y is copied; any other is requantized,
@@ -654,7 +710,6 @@ static tc_status concat_run(const tc_run *r, const tc_node *n, const tc_qdq_bind
   }
   float ysv = ys ? *(const float *)ys->data : 1.0f;
   int32_t yzv = yz ? (int32_t)tc_rt_get_i64(yz, 0) : 0;
-  static const uint8_t zero[1];
   size_t at = 0; /* elements of an output row before input i's block */
   for (size_t i = 0; i < n->n_inputs; i++) {
     const tc_rt_tensor *x = val(r, b->cat[3 * i]), *xs = val(r, b->cat[3 * i + 1]),
@@ -668,21 +723,7 @@ static tc_status concat_run(const tc_run *r, const tc_node *n, const tc_qdq_bind
       unsigned char *t = tc_arena_alloc(kn->arena, nx * es + 1);
       if (!t)
         return tc_kernel_fail(kn, TC_STATUS_NOMEM, "out of memory");
-      tc_qadd j = {.a = src,
-                   .b = zero,
-                   .y = t,
-                   .adt = x->dtype,
-                   .bdt = TC_DTYPE_U8,
-                   .ydt = ydt,
-                   .as = xsv,
-                   .bs = 1.0f,
-                   .ys = ysv,
-                   .az = xzv,
-                   .bz = 0,
-                   .yz = yzv,
-                   .n = nx,
-                   .b_period = 1};
-      tc_qadd_run(&j); /* the whole input requantized (or dequantized) in one pass */
+      requantize(src, x->dtype, xsv, xzv, t, ydt, ysv, yzv, nx); /* the whole input */
       src = t;
     }
     for (size_t o = 0; o < outer; o++)
@@ -690,6 +731,37 @@ static tc_status concat_run(const tc_run *r, const tc_node *n, const tc_qdq_bind
              src + o * blk * es, blk * es);
     at += blk;
   }
+  return TC_STATUS_OK;
+}
+
+/* The 8-bit MaxPool n (kn: its context) for the QuantizeLinear q that took
+ * it over: MaxPool's own kernel on the 8-bit values (channels-last with its
+ * input and q's output, tc_qdq_layout), then, unless q quantizes as x is,
+ * DequantizeLinear and q's QuantizeLinear of the pooled bytes (tc_qadd_run
+ * adding a zero: the ops' arithmetic, bit for bit). */
+static tc_status pool_run(const tc_run *r, const tc_node *n, const tc_qdq_bind *b, const tc_node *q,
+                          tc_kernel_ctx *kn, tc_rt_tensor *out) {
+  const tc_qdq_bind *qb = q ? r->s->qdq[q->id] : NULL;
+  const tc_rt_tensor *x = val(r, b->xq), *xs = val(r, b->xs), *xz = val(r, b->xz),
+                     *ys = qb ? val(r, qb->xs) : NULL, *yz = qb ? val(r, qb->xz) : NULL;
+  if (!qb || !x || !is_q8(x->dtype) || (xz && xz->dtype != x->dtype))
+    return tc_kernel_fail(kn, TC_STATUS_INVALID, "the 8-bit MaxPool's input is not 8-bit");
+  const bool *cl = r->s->nhwc;
+  kn->nhwc_in = kn->nhwc_out = cl && cl[b->xq->id] ? 1u : 0u;
+  int32_t ydt = yz ? yz->dtype : TC_DTYPE_U8;
+  float xsv = *(const float *)xs->data, ysv = *(const float *)ys->data;
+  int32_t xzv = xz ? (int32_t)tc_rt_get_i64(xz, 0) : 0,
+          yzv = yz ? (int32_t)tc_rt_get_i64(yz, 0) : 0;
+  const tc_rt_tensor *ins[1] = {x};
+  if (ydt == x->dtype && xsv == ysv && xzv == yzv) /* the pooled bytes are y's */
+    return run_written(r, n, kn, ins, out);
+  tc_kernel_ctx kp = *kn;
+  kp.outputs = NULL; /* the pooled bytes: scratch from the arena */
+  tc_rt_tensor p;
+  tc_status st = run_written(r, n, &kp, ins, &p);
+  if (st || (st = tc_kernel_alloc(kn, &out[0], ydt, p.rank, p.dims)))
+    return st;
+  requantize(p.data, x->dtype, xsv, xzv, out[0].data, ydt, ysv, yzv, tc_rt_numel(&p));
   return TC_STATUS_OK;
 }
 
@@ -733,6 +805,8 @@ static tc_status bound_run(const tc_run *r, const tc_node *n, tc_kernel_ctx *kn,
     return concat_run(r, n, b, q, kn, kq, out);
   if (b->kind == Q_GEMM)
     return gemm_run(r, n, b, kn, out);
+  if (b->kind == Q_POOL)
+    return pool_run(r, n, b, q, kn, out);
   bool add = n->n_inputs > 3 && n->inputs[3];
   const tc_qdq_bind *qb = q ? r->s->qdq[q->id] : NULL;
   const bool *cl = r->s->nhwc; /* channels-last x and y (tc_qdq_layout) */

@@ -28,6 +28,13 @@ that reach each way a group runs:
              into Q (the first copied, the second requantized), and a
              Concat with float32 output; concat_nhwc without the latter (the
              module's values channels-last, the Concat per position)
+  maxpool    DequantizeLinear -> MaxPool -> QuantizeLinear between int8
+             convolutions (SqueezeNet's, ResNet's stem): the MaxPool on the
+             8-bit values, channels-last and requantized through a table
+             (other scale), plain with the same scale (the pooled bytes are
+             y's, ceil mode); a MaxPool with float32 output runs as written
+             (pooling bytes would not save a pass there); maxpool_s8 the
+             same with int8 activations
   gemm       QDQ Gemms as onnxruntime.quantization writes a classifier
              (transB, int32 bias; and without transB, a float32 bias row):
              the int8 matmul, weights packed once
@@ -228,6 +235,22 @@ def concat(float_concat=True):
     return b.model([vi("x", [1, 8, 10, 9])], [vi("out", [1, 8, 10, 9]), vi("catf", [1, 8, 10, 18])])
 
 
+def maxpool(act=np.uint8):
+    b = Builder(act)
+    _, x = b.q("x", "xq", 0.03)
+    _, d1 = b.q(b.conv(x, 0.03, "c1", 8, 16, 3), "c1q", 0.05)
+    b.nodes.append(helper.make_node("MaxPool", [d1], ["p1"], kernel_shape=[3, 3], strides=[2, 2],
+                                    pads=[1, 1, 1, 1]))
+    _, dp1 = b.q("p1", "p1q", 0.04, 100 if act == np.uint8 else -20)  # requantized
+    _, d2 = b.q(b.conv(dp1, 0.04, "c2", 16, 16, 3), "c2q", 0.05)
+    b.nodes += [helper.make_node("MaxPool", [d2], ["p2"], kernel_shape=[2, 2], strides=[2, 2],
+                                 ceil_mode=1),
+                helper.make_node("MaxPool", [d2], ["pf"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
+    _, dp2 = b.q("p2", "p2q", 0.05)  # c2q's scale and zero point: the pooled bytes
+    b.conv(dp2, 0.05, "out", 16, 8, 3)
+    return b.model([vi("x", [1, 8, 10, 9])], [vi("out", [1, 8, 3, 3]), vi("pf", [1, 16, 5, 5])])
+
+
 def gemm():
     """A classifier as onnxruntime.quantization writes AlexNet's: Gemm with
     transB (int8 [N, K] weights per row, an int32 bias's DequantizeLinear),
@@ -286,7 +309,7 @@ def zoo_resnet50(zoo, tmp):
 def run(tacoc, path, feeds, tmp, env_extra):
     """(bound MatMuls and convolutions, bound Adds, bound Concats,
     QuantizeLinear nodes taken over, channels-last values, oneDNN
-    primitives), and the outputs."""
+    primitives, bound MaxPools), and the outputs."""
     out = os.path.join(tmp, "out")
     shutil.rmtree(out, ignore_errors=True)
     args = [tacoc, "run", path, "--output-dir", out, "--profile"]
@@ -302,8 +325,9 @@ def run(tacoc, path, feeds, tmp, env_extra):
                    r"nodes run inside", p.stderr)
     m3 = re.search(r"(\d+) values between convolutions kept channels-last", p.stderr)
     m4 = re.search(r"oneDNN primitives cached: (\d+)", p.stdout)
+    m5 = re.search(r"(\d+) QDQ MaxPools run on 8-bit values", p.stderr)
     counts = (int(m.group(1)) if m else 0,) + (tuple(int(g) for g in m2.groups()) if m2 else (0, 0, 0)) \
-        + (int(m3.group(1)) if m3 else 0, int(m4.group(1)) if m4 else 0)
+        + tuple(int(x.group(1)) if x else 0 for x in (m3, m4, m5))
     return counts, {f[:-4]: np.load(os.path.join(out, f)) for f in os.listdir(out)}
 
 
@@ -328,20 +352,24 @@ def main():
           "e": RNG.standard_normal((1, 4, 1, 5)).astype(np.float32),
           "g": RNG.standard_normal((1, 3, 40)).astype(np.float32)}
     # name, model, inputs, (convolutions and MatMuls, Adds, Concats,
-    # QuantizeLinear taken over, channels-last values, oneDNN primitives), output steps
+    # QuantizeLinear taken over, channels-last values, oneDNN primitives,
+    # MaxPools), output steps
     # allowed against the written run (0: bit for bit), cosine bound against
     # it and ONNX Runtime
-    cases = [("resblock", resblock(), xr, (4, 1, 0, 4, 4, 4), 0.06 * 3, 0.9999),
-             ("resblock_s8", resblock(np.int8), xr, (4, 1, 0, 4, 4, 4), 0.06 * 3, 0.9999),
-             ("adds", adds(), xa, (1, 6, 0, 5, 0, 1), 0.05, 0.9999),
-             ("fork", fork(), xr, (2, 1, 0, 3, 0, 2), 0.07 * 3, 0.9999),
-             ("bcast_nhwc", bcast_nhwc(), {"x": xa["a"], "y": xa["e"]}, (3, 1, 0, 3, 3, 3), 0.1, 0.9999),
-             ("concat", concat(), xr, (4, 0, 2, 4, 1, 4), 0.06 * 3, 0.9999),
-             ("concat_nhwc", concat(False), xr, (4, 0, 1, 4, 4, 4), 0.06 * 3, 0.9999),
+    cases = [("resblock", resblock(), xr, (4, 1, 0, 4, 4, 4, 0), 0.06 * 3, 0.9999),
+             ("resblock_s8", resblock(np.int8), xr, (4, 1, 0, 4, 4, 4, 0), 0.06 * 3, 0.9999),
+             ("adds", adds(), xa, (1, 6, 0, 5, 0, 1, 0), 0.05, 0.9999),
+             ("fork", fork(), xr, (2, 1, 0, 3, 0, 2, 0), 0.07 * 3, 0.9999),
+             ("bcast_nhwc", bcast_nhwc(), {"x": xa["a"], "y": xa["e"]}, (3, 1, 0, 3, 3, 3, 0), 0.1,
+              0.9999),
+             ("concat", concat(), xr, (4, 0, 2, 4, 1, 4, 0), 0.06 * 3, 0.9999),
+             ("concat_nhwc", concat(False), xr, (4, 0, 1, 4, 4, 4, 0), 0.06 * 3, 0.9999),
+             ("maxpool", maxpool(), xr, (3, 0, 0, 4, 2, 3, 2), 0.05 * 3, 0.9999),
+             ("maxpool_s8", maxpool(np.int8), xr, (3, 0, 0, 4, 2, 3, 2), 0.05 * 3, 0.9999),
              ("gemm", gemm(), {"x": RNG.standard_normal((3, 64)).astype(np.float32)},
-              (2, 0, 0, 0, 0, 2), 1e-5, 0.9999),
+              (2, 0, 0, 0, 0, 2, 0), 1e-5, 0.9999),
              ("matmul", matmul(), {"x": RNG.standard_normal((1, 16, 64)).astype(np.float32)},
-              (1, 0, 0, 0, 0, 1), 1e-5, 0.9999)]
+              (1, 0, 0, 0, 0, 1, 0), 1e-5, 0.9999)]
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "resblock.onnx")
         onnx.save(cases[0][1], src)
@@ -351,11 +379,11 @@ def main():
             print(f"FAIL resblock -O2: {p.stderr.strip()}")
             failed += 1
         else:
-            cases.append(("resblock -O2", onnx.load(opt), xr, (4, 1, 0, 4, 4, 4), 0.06 * 3, 0.9999))
+            cases.append(("resblock -O2", onnx.load(opt), xr, (4, 1, 0, 4, 4, 4, 0), 0.06 * 3, 0.9999))
         if a.zoo:
             try:
                 q, feeds = zoo_resnet50(a.zoo, tmp)
-                cases.append(("zoo_resnet50", q, feeds, (54, 16, 0, 68, 61, 54), None, 0.999))
+                cases.append(("zoo_resnet50", q, feeds, (54, 16, 0, 69, 63, 54, 1), None, 0.999))
             except Exception as e:  # noqa: BLE001 (reported as a failure)
                 print(f"FAIL zoo_resnet50: cannot quantize it: {e}")
                 failed += 1
@@ -368,7 +396,7 @@ def main():
                 pcounts, plain = run(a.tacoc, path, feeds, tmp, {"TACORT_LAYOUT": "plain"})
                 # the bound nodes' reference paths (no oneDNN, no channels-last)
                 rcounts, refk = run(a.tacoc, path, feeds, tmp, {"TACORT_KERNELS": "reference"}) \
-                    if name != "zoo_resnet50" else (want[:4] + (0, 0), got)
+                    if name != "zoo_resnet50" else (want[:4] + (0, 0, want[6]), got)
             except RuntimeError as e:
                 print(f"FAIL {name}: {e}")
                 failed += 1
@@ -378,8 +406,9 @@ def main():
             sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
             ref = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
             errs = []
-            if counts != want or wcounts[:4] != (0, 0, 0, 0) or pcounts[:5] != want[:4] + (0,) \
-                    or rcounts != want[:4] + (0, 0):
+            if counts != want or wcounts[:4] + wcounts[6:] != (0,) * 5 \
+                    or pcounts[:5] + pcounts[6:] != want[:4] + (0, want[6]) \
+                    or rcounts != want[:4] + (0, 0, want[6]):
                 errs.append(f"bound {counts} (want {want}), written {wcounts} (want nothing bound), "
                             f"TACORT_LAYOUT=plain {pcounts}, TACORT_KERNELS=reference {rcounts}")
             notes = []

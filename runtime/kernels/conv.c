@@ -1425,19 +1425,53 @@ typedef struct avgpool_nhwc_job {
 
 static tc_par_fn avgpool_nhwc_rows(void);
 
+/* 8-bit 2-D MaxPool on channels-last x and y (a QDQ model's pooling between
+ * int8 convolutions, runtime/qdq.c): each output position's channel bytes
+ * the bytewise max of its window's, int8 compared as uint8 after flipping
+ * the sign bit; an empty window gives the lowest value, as pool32_planes. */
+typedef struct maxpool8_nhwc_job {
+  const uint8_t *x;
+  uint8_t *y;
+  geom g;
+  size_t C;
+  uint8_t flip; /* 0x80 for int8 */
+} maxpool8_nhwc_job;
+
+static tc_par_fn maxpool8_nhwc_rows(void);
+
 /* The float32 x and y a pooling loop reads and writes: the tensors' own
- * data, or for bfloat16 / float16 a widened copy of x and a float32 y the
- * caller rounds into out. False when memory runs out. */
+ * data, or for bfloat16 / float16 and 8-bit MaxPool a widened copy of x and
+ * a float32 y the caller rounds (narrows, exactly) into out (pool_result).
+ * False when memory runs out. */
+static void quantize_f32(const float *x, size_t n, float scale, float zp, int32_t odt, void *y);
+static void dequantize_q8(const void *x, int32_t dt, size_t n, float scale, float zp, float *y);
+
 static bool pool_operands(tc_kernel_ctx *k, const tc_rt_tensor *x, tc_rt_tensor *out,
                           const float **xf, float **yf) {
   *xf = x->data;
   *yf = out->data;
-  if (!tc_dtype_is_half(x->dtype))
+  if (!tc_dtype_is_half(x->dtype) && !is_q8(x->dtype))
     return true;
   bool oom = false;
-  *xf = widened(k, x, &oom);
+  if (is_q8(x->dtype)) { /* (x - 0) * 1: exact */
+    size_t n = tc_rt_numel(x);
+    float *d = tc_arena_alloc(k->arena, (n + 1) * sizeof *d);
+    if ((*xf = d))
+      dequantize_q8(x->data, x->dtype, n, 1.0f, 0.0f, d);
+  } else {
+    *xf = widened(k, x, &oom);
+  }
   *yf = tc_arena_alloc(k->arena, (tc_rt_numel(out) + 1) * sizeof **yf);
-  return !oom && *yf;
+  return !oom && *xf && *yf;
+}
+
+/* pool_operands' float32 y into out, when it was a copy. */
+static void pool_result(tc_rt_tensor *out, const float *yf) {
+  size_t n = tc_rt_numel(out);
+  if (tc_dtype_is_half(out->dtype))
+    tc_vf32_to_half(out->dtype, out->data, yf, n);
+  else if (is_q8(out->dtype)) /* maxima of 8-bit values, or the lowest: exact */
+    quantize_f32(yf, n, 1.0f, 0.0f, out->dtype, out->data);
 }
 
 static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt_tensor *out,
@@ -1461,13 +1495,21 @@ static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt
     if ((st = tc_kernel_alloc(k, idx, TC_DTYPE_I64, x->rank, dims)))
       return st;
   }
-  if (k->nhwc_in & 1) { /* layout.c asks for this case only */
-    bool bf = tc_dtype_is_half(x->dtype);
-    if (kind == P_LP || idx || (x->dtype != TC_DTYPE_F32 && !bf) || x->rank != 4 || g.in[2] != 1 ||
-        !(k->nhwc_out & 1) || !tc_fast_kernels_enabled())
+  if (k->nhwc_in & 1) { /* layout.c and qdq.c ask for this case only */
+    bool bf = tc_dtype_is_half(x->dtype), q8 = kind == P_MAX && is_q8(x->dtype);
+    if (kind == P_LP || idx || (x->dtype != TC_DTYPE_F32 && !bf && !q8) || x->rank != 4 ||
+        g.in[2] != 1 || !(k->nhwc_out & 1) || !tc_fast_kernels_enabled())
       return tc_kernel_fail(k, TC_STATUS_INVALID,
-                            "channels-last pooling is float32 or half 2-D MaxPool without "
+                            "channels-last pooling is float32, half or 8-bit 2-D MaxPool without "
                             "indices or AveragePool");
+    if (q8) {
+      maxpool8_nhwc_job j = {x->data, out[0].data, g, (size_t)x->dims[1],
+                             x->dtype == TC_DTYPE_I8 ? 0x80 : 0};
+      int64_t work = g.out[1] * g.k[0] * g.k[1] * x->dims[1] / 4;
+      tc_parallel_for((size_t)(x->dims[0] * g.out[0]),
+                      tc_parallel_grain((size_t)(work > 0 ? work : 1)), maxpool8_nhwc_rows(), &j);
+      return TC_STATUS_OK;
+    }
     const float *xf; /* half: the float32 loop on a widened copy, rounded once */
     float *yf;
     if (!pool_operands(k, x, &out[0], &xf, &yf))
@@ -1483,14 +1525,14 @@ static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt
       tc_parallel_for(rows, grain, avgpool_nhwc_rows(), &j);
     }
     if (bf)
-      tc_vf32_to_half(x->dtype, out[0].data, yf, tc_rt_numel(&out[0]));
+      pool_result(&out[0], yf);
     return TC_STATUS_OK;
   }
   bool col_major = kind == P_MAX && tc_attr_int(k->node, "storage_order", 0) == 1;
   bool include_pad = kind == P_AVG && tc_attr_int(k->node, "count_include_pad", 0) != 0;
-  /* bfloat16 / float16: the float32 loops on a widened copy, rounded back
-   * (max pooling exactly so) */
-  bool half = tc_dtype_is_half(x->dtype);
+  /* bfloat16 / float16, and 8-bit MaxPool: the float32 loops on a widened
+   * copy, rounded back (max pooling exactly so) */
+  bool half = tc_dtype_is_half(x->dtype) || (kind == P_MAX && is_q8(x->dtype));
   if (tc_fast_kernels_enabled() && (x->dtype == TC_DTYPE_F32 || half) && kind != P_LP && !idx) {
     const float *xf;
     float *yf;
@@ -1522,7 +1564,7 @@ static tc_status run_pool(tc_kernel_ctx *k, const tc_rt_tensor *const *in, tc_rt
       tc_parallel_for(planes, grain, pool32_planes, &j);
     }
     if (half)
-      tc_vf32_to_half(x->dtype, out[0].data, yf, tc_rt_numel(&out[0]));
+      pool_result(&out[0], yf);
     return TC_STATUS_OK;
   }
   double p = 1;
@@ -2642,6 +2684,7 @@ typedef struct qadd_job {
 static tc_par_fn maxpool2d_planes(void) { return DQ_PICK(maxpool2d_planes); }
 static tc_par_fn avgpool2d_planes(void) { return DQ_PICK(avgpool2d_planes); }
 static tc_par_fn avgpool_nhwc_rows(void) { return DQ_PICK(avgpool_nhwc_rows); }
+static tc_par_fn maxpool8_nhwc_rows(void) { return DQ_PICK(maxpool8_nhwc_rows); }
 static tc_par_fn rs_sep_planes(void) { return DQ_PICK(rs_sep_planes); }
 
 /* QuantizeLinear per tensor from float32 (see run_quantize). */

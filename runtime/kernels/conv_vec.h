@@ -30,6 +30,7 @@
 #define maxpool2d_planes DQ_NAME(maxpool2d_planes)
 #define avgpool2d_planes DQ_NAME(avgpool2d_planes)
 #define avgpool_nhwc_rows DQ_NAME(avgpool_nhwc_rows)
+#define maxpool8_nhwc_rows DQ_NAME(maxpool8_nhwc_rows)
 #define rs_sep_planes DQ_NAME(rs_sep_planes)
 #define dq_vhf DQ_NAME(dq_vhf)
 #define dq_vd DQ_NAME(dq_vd)
@@ -445,6 +446,66 @@ DQ_TARGET static void avgpool2d_planes(void *ctx, size_t piece, size_t lo, size_
  * in tap order, divided by the taps (valid or padded) and rounded once: the
  * plain kernels' double sums (the same value unless a sum of the window's
  * floats is not exact in double). An empty window gives NaN, as there. */
+/* 8-bit MaxPool on channels-last rows (maxpool8_nhwc_job): per output
+ * position, its window's channel vectors' bytewise max, 32 bytes at a
+ * time (16 in SSE2; the tail through a copy) with pmaxub (GCC scalarizes
+ * the compare-and-select form of byte vectors, and avx512f has no byte
+ * max); int8 as uint8 with the sign bit flipped, so 0 is the lowest value
+ * of either and an empty window gives it. */
+#if DQ_LANES >= 8
+#define DQ_PB __m256i
+#define DQ_PB_MAX _mm256_max_epu8
+#define DQ_PB_XOR _mm256_xor_si256
+#define DQ_PB_SET1 _mm256_set1_epi8
+#else
+#define DQ_PB __m128i
+#define DQ_PB_MAX _mm_max_epu8
+#define DQ_PB_XOR _mm_xor_si128
+#define DQ_PB_SET1 _mm_set1_epi8
+#endif
+DQ_TARGET static void maxpool8_nhwc_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
+  (void)piece;
+  const maxpool8_nhwc_job *j = ctx;
+  const geom *g = &j->g;
+  size_t C = j->C, VB = sizeof(DQ_PB);
+  DQ_PB flip = DQ_PB_SET1((char)j->flip);
+  for (size_t r = lo; r < hi; r++) { /* r: image n, output row o0 */
+    int64_t n = (int64_t)r / g->out[0], o0 = (int64_t)r % g->out[0], b0, e0;
+    tap_range(g, 0, o0, &b0, &e0);
+    for (int64_t o1 = 0; o1 < g->out[1]; o1++) {
+      int64_t b1, e1;
+      tap_range(g, 1, o1, &b1, &e1);
+      uint8_t *y = j->y + ((n * g->out[0] + o0) * g->out[1] + o1) * (int64_t)C;
+      for (size_t c = 0; c < C; c += VB) {
+        size_t m = C - c < VB ? C - c : VB;
+        DQ_PB acc = DQ_PB_SET1(0);
+        for (int64_t k0 = b0; k0 < e0; k0++) {
+          int64_t i0 = o0 * g->s[0] - g->pb[0] + k0 * g->d[0];
+          const uint8_t *row = j->x + (n * g->in[0] + i0) * g->in[1] * (int64_t)C + c;
+          for (int64_t k1 = b1; k1 < e1; k1++) {
+            const uint8_t *x = row + (o1 * g->s[1] - g->pb[1] + k1 * g->d[1]) * (int64_t)C;
+            DQ_PB v = DQ_PB_SET1(0);
+            if (m == VB)
+              memcpy(&v, x, sizeof v); /* one unaligned load */
+            else
+              memcpy(&v, x, m);
+            acc = DQ_PB_MAX(acc, DQ_PB_XOR(v, flip));
+          }
+        }
+        acc = DQ_PB_XOR(acc, flip);
+        if (m == VB)
+          memcpy(y + c, &acc, sizeof acc);
+        else
+          memcpy(y + c, &acc, m);
+      }
+    }
+  }
+}
+#undef DQ_PB
+#undef DQ_PB_MAX
+#undef DQ_PB_XOR
+#undef DQ_PB_SET1
+
 DQ_TARGET static void avgpool_nhwc_rows(void *ctx, size_t piece, size_t lo, size_t hi) {
   (void)piece;
   const avgpool_nhwc_job *j = ctx;
@@ -568,6 +629,7 @@ DQ_TARGET static void rs_sep_planes(void *ctx, size_t piece, size_t lo, size_t h
 #undef dq_vd
 #undef avgpool2d_planes
 #undef avgpool_nhwc_rows
+#undef maxpool8_nhwc_rows
 #undef dq_v16s
 #undef dq_v16u
 #undef dq_vb

@@ -234,6 +234,70 @@ static void test_maxpool2d_fast_matches_reference(void) {
   }
 }
 
+/* 8-bit 2-D MaxPool (QDQ models, runtime/qdq.c): the fast plain path (the
+ * float32 loops on a widened copy) and the channels-last byte kernel give
+ * the reference's bytes, uint8 and int8 (sign order), with padding that
+ * leaves windows empty, strides, ceil mode, dilation, and channel counts
+ * that end in a partial vector. */
+static void test_maxpool8_matches_reference(void) {
+  static const struct {
+    int64_t c, h, w, kh, kw, sh, sw, pt, pl, pb, pr, ceil, dil;
+  } cases[] = {{64, 13, 17, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1},
+               {3, 8, 8, 2, 2, 2, 2, 0, 0, 0, 0, 0, 1},
+               {96, 7, 9, 3, 3, 1, 1, 1, 1, 1, 1, 0, 1},
+               {17, 5, 6, 2, 3, 3, 2, 1, 2, 1, 2, 1, 1},
+               {130, 9, 9, 3, 3, 2, 2, 1, 1, 1, 1, 0, 2}};
+  for (int dt = 0; dt < 2; dt++)
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+      int32_t type = dt ? TC_DTYPE_I8 : TC_DTYPE_U8;
+      int64_t C = cases[c].c, H = cases[c].h, W = cases[c].w;
+      int64_t xd[] = {2, C, H, W}, ks[] = {cases[c].kh, cases[c].kw},
+              st[] = {cases[c].sh, cases[c].sw},
+              pads[] = {cases[c].pt, cases[c].pl, cases[c].pb, cases[c].pr},
+              dl[] = {cases[c].dil, cases[c].dil};
+      size_t n = (size_t)(2 * C * H * W);
+      uint8_t *x = malloc(n), *xn = malloc(n);
+      uint32_t r = 4242u + (uint32_t)c;
+      for (size_t i = 0; i < n; i++) {
+        r = r * 1664525u + 1013904223u;
+        x[i] = (uint8_t)(r >> 24);
+      }
+      tc_layout_copy(xn, x, 1, 2, (size_t)C, (size_t)(H * W), true);
+      tc_rt_tensor Y[3][1];
+      uint8_t *y[3];
+      for (int pass = 0; pass < 3; pass++) { /* reference, fast plain, channels-last */
+        env e;
+        env_init(&e, "MaxPool", 12);
+        add_ints(&e, "kernel_shape", 2, ks);
+        add_ints(&e, "strides", 2, st);
+        add_ints(&e, "pads", 4, pads);
+        add_ints(&e, "dilations", 2, dl);
+        add_int(&e, "ceil_mode", cases[c].ceil);
+        tc_rt_tensor X = tensor(type, 4, xd, pass == 2 ? xn : x);
+        const tc_rt_tensor *in[] = {&X};
+        e.k.nhwc_in = e.k.nhwc_out = pass == 2 ? 1 : 0;
+        tc_fast_kernels_set(pass != 0);
+        CHECK(run(&e, in, 1, Y[pass], 1) == TC_STATUS_OK);
+        keep_output(&Y[pass][0], &e);
+        CHECK(Y[pass][0].dtype == type && Y[pass][0].rank == 4);
+        y[pass] = Y[pass][0].data;
+      }
+      tc_fast_kernels_set(true);
+      size_t ny = tc_rt_numel(&Y[0][0]);
+      const int64_t *od = Y[0][0].dims;
+      uint8_t *yp = malloc(ny + 1);
+      tc_layout_copy(yp, y[2], 1, (size_t)od[0], (size_t)od[1], (size_t)(od[2] * od[3]), false);
+      CHECK(tc_rt_numel(&Y[1][0]) == ny && tc_rt_numel(&Y[2][0]) == ny);
+      CHECK(memcmp(y[0], y[1], ny) == 0);
+      CHECK(memcmp(y[0], yp, ny) == 0);
+      free(yp);
+      for (int pass = 0; pass < 3; pass++)
+        free(y[pass]);
+      free(x);
+      free(xn);
+    }
+}
+
 /* Convolutions whose kernel covers the unpadded input (squeeze-excite's 1x1
  * on pooled values; a 3x3 kernel on a 3x3 input) run as a GEMM or
  * matrix-vector product: the same values as the reference, with the bias,
@@ -622,6 +686,7 @@ int main(void) {
   RUN(test_convtranspose);
   RUN(test_maxpool_indices_ceil);
   RUN(test_maxpool2d_fast_matches_reference);
+  RUN(test_maxpool8_matches_reference);
   RUN(test_dense_conv_matches_reference);
   RUN(test_avgpool_include_pad);
   RUN(test_quantize_roundtrip);
