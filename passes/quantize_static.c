@@ -28,11 +28,14 @@
  * output is its key: nodes in half_keep stay float32, and half_note hears of
  * every candidate, quantized (why NULL) or kept (why says why).
  *
- * With tc_pass_options.qdq_outputs (--qdq-outputs) each quantized node's
- * calibrated output gets a pair too (output_pair), for runtimes that fuse
- * DequantizeLinear -> op -> QuantizeLinear groups (ONNX Runtime), and an
- * Add of two paired values reads their pairs and pairs its output
- * (pair_adds: residual sums).
+ * With tc_pass_options.qdq_outputs (the default form; not with
+ * --qdq-inputs-only) each quantized node's calibrated output gets a pair
+ * too (output_pair), for runtimes that fuse DequantizeLinear -> op ->
+ * QuantizeLinear groups (ONNX Runtime), an Add of two paired values reads
+ * their pairs and pairs its output (pair_adds: residual sums), and
+ * MaxPools and Concats of paired values read the pairs (pair_moves; a
+ * MaxPool's pair takes its input's scale and zero point, a Concat's the
+ * union of its inputs' ranges).
  *
  * Requires: default-domain opset >= 13 (per-axis DequantizeLinear; raised
  * when exact). Runs on the main graph only. */
@@ -96,6 +99,44 @@ static tc_value *paired_source(const tc_value *x) {
   return tc_is_op(q, "QuantizeLinear") && q->name && strstr(q->name, "_QuantizeLinear")
              ? q->inputs[0]
              : NULL;
+}
+
+/* MaxPool n has one output (no Indices): its values are its input's. */
+static bool plain_maxpool(const tc_node *n) {
+  return tc_is_op(n, "MaxPool") && n->n_inputs >= 1 && n->inputs[0] && n->n_outputs >= 1 &&
+         n->outputs[0] && (n->n_outputs == 1 || !n->outputs[1]);
+}
+
+/* The range a pair of v is made with (*out; false when there is none):
+ * v's calibrated one. In the full QDQ form a MaxPool's output takes its
+ * input's (the pooled values are input values: the same scale and zero
+ * point requantize nothing, and ONNX Runtime and libtacort pool the 8-bit
+ * values, as onnxruntime.quantization writes it), and a Concat's output the
+ * union of its inputs' (ONNX Runtime makes a QLinearConcat). */
+static bool pair_range(const tc_pass_ctx *c, const tc_value *v, tc_qrange *out, int depth) {
+  if (paired_source(v))
+    v = paired_source(v);
+  const tc_node *p = v->producer;
+  bool full = c->opt && c->opt->qdq_outputs && p && depth < 64;
+  if (full && plain_maxpool(p) && pair_range(c, p->inputs[0], out, depth + 1))
+    return true;
+  if (full && tc_is_op(p, "Concat") && p->n_inputs) {
+    tc_qrange u = {.name = v->name, .lo = INFINITY, .hi = -INFINITY}, ri;
+    bool all = true;
+    for (size_t i = 0; all && i < p->n_inputs; i++) {
+      all = p->inputs[i] && pair_range(c, p->inputs[i], &ri, depth + 1);
+      u.lo = all && ri.lo < u.lo ? ri.lo : u.lo;
+      u.hi = all && ri.hi > u.hi ? ri.hi : u.hi;
+    }
+    if (all) {
+      *out = u;
+      return true;
+    }
+  }
+  const tc_qrange *r = range_of(c, v);
+  if (r)
+    *out = *r;
+  return r != NULL;
 }
 
 /* x itself when it is a pair's output, else the output of a pair of x
@@ -250,15 +291,29 @@ static tc_value *bias(tc_graph *g, tc_node *n, float xs, const float *ws, int64_
  * or a y without a calibrated range. A y without one read only by an Add
  * or Relu (a Gemm's bias and activation, tc_pass_gemm_as_matmul) passes the
  * pair on to that node's output, whose range the Gemm's output gave. */
+static tc_status pair_readers(tc_pass_ctx *c, tc_graph *g, tc_node *n, tc_value *y,
+                              const tc_qrange *r, bool moving_only);
+
 static tc_status output_pair(tc_pass_ctx *c, tc_graph *g, tc_node *n) {
   tc_value *y = n->outputs[0];
-  while (y && !range_of(c, y) && y->n_uses == 1 && !(y->flags & TC_VALUE_OUTPUT) &&
+  tc_qrange r;
+  while (y && !pair_range(c, y, &r, 0) && y->n_uses == 1 && !(y->flags & TC_VALUE_OUTPUT) &&
          (tc_is_op(y->uses[0].node, "Add") || tc_is_op(y->uses[0].node, "Relu"))) {
     n = y->uses[0].node;
     y = n->outputs[0];
   }
-  const tc_qrange *r = y ? range_of(c, y) : NULL;
-  if (!r || (y->flags & TC_VALUE_OUTPUT) || !y->n_uses || !n->next)
+  if (!y || !pair_range(c, y, &r, 0))
+    return TC_STATUS_OK;
+  return pair_readers(c, g, n, y, &r, false);
+}
+
+/* y (n's output, range r) gets a pair after n unless it has one, and its
+ * readers read the pair's output: all of them, or with moving_only its
+ * MaxPools and Concats only (ops that move values, reading the pair in
+ * ONNX Runtime's and libtacort's 8-bit kernels). Not for a graph output. */
+static tc_status pair_readers(tc_pass_ctx *c, tc_graph *g, tc_node *n, tc_value *y,
+                              const tc_qrange *r, bool moving_only) {
+  if ((y->flags & TC_VALUE_OUTPUT) || !y->n_uses || !n->next)
     return TC_STATUS_OK;
   size_t nu = y->n_uses;
   tc_use *uses = malloc(nu * sizeof *uses);
@@ -269,11 +324,51 @@ static tc_status output_pair(tc_pass_ctx *c, tc_graph *g, tc_node *n) {
   tc_status st = yd ? TC_STATUS_OK : TC_STATUS_NOMEM;
   /* (y may have had its pair already: its QuantizeLinear keeps reading y) */
   const tc_node *q = yd ? yd->producer->inputs[0]->producer : NULL;
-  for (size_t i = 0; i < nu && !st; i++)
-    if (uses[i].node->graph == g && uses[i].node != q &&
-        tc_node_set_input(uses[i].node, (size_t)uses[i].slot, yd))
+  for (size_t i = 0; i < nu && !st; i++) {
+    tc_node *u = uses[i].node;
+    if (u->graph == g && u != q && (!moving_only || plain_maxpool(u) || tc_is_op(u, "Concat")) &&
+        tc_node_set_input(u, (size_t)uses[i].slot, yd))
       st = tc_pass_nomem(c);
+  }
   free(uses);
+  return st;
+}
+
+/* Whether y is read by a MaxPool or a Concat. */
+static bool moved(const tc_value *y) {
+  for (size_t i = 0; i < y->n_uses; i++)
+    if (plain_maxpool(y->uses[i].node) || tc_is_op(y->uses[i].node, "Concat"))
+      return true;
+  return false;
+}
+
+/* The full QDQ form around the ops that move values: a Concat or MaxPool
+ * whose inputs all have pairs reads them, and its output, when a MaxPool
+ * or Concat reads it, gets a pair for those (pair_range: a Concat's the
+ * union of its inputs', a MaxPool's its input's), so that ONNX Runtime
+ * makes QLinearConcat and 8-bit MaxPools and libtacort runs its int8
+ * Concat and MaxPool: SqueezeNet's and GoogLeNet's pooling between int8
+ * Concats and convolutions stays in 8 bits. In graph order, so each node
+ * sees its inputs' pairs. */
+static tc_status pair_moves(tc_pass_ctx *c, tc_graph *g) {
+  tc_status st = TC_STATUS_OK;
+  for (tc_node *n = g->first; n && !st; n = n->next) {
+    bool cat = tc_is_op(n, "Concat") && n->n_inputs && n->outputs[0];
+    if (!cat && !plain_maxpool(n))
+      continue;
+    bool all = true;
+    for (size_t i = 0; all && i < n->n_inputs; i++)
+      all = n->inputs[i] && existing_pair(g, n->inputs[i]);
+    if (!all)
+      continue;
+    for (size_t i = 0; i < n->n_inputs; i++)
+      if (tc_node_set_input(n, i, existing_pair(g, n->inputs[i])))
+        return tc_pass_nomem(c);
+    tc_value *y = n->outputs[0];
+    tc_qrange r;
+    if (moved(y) && pair_range(c, y, &r, 0))
+      st = pair_readers(c, g, n, y, &r, true);
+  }
   return st;
 }
 
@@ -339,8 +434,8 @@ static tc_status visit(tc_pass_ctx *c, tc_graph *g, const tc_shapes *sh, tc_node
   }
   if (!conv && !tc_pass_int8_matmul_fits(c, n, xs, wt))
     return TC_STATUS_OK;
-  tc_value *src = paired_source(x);
-  const tc_qrange *r = range_of(c, src ? src : x);
+  tc_qrange rx;
+  const tc_qrange *r = pair_range(c, x, &rx, 0) ? &rx : NULL;
   if (!r) {
     tc_pass_half_note(c, n, "no calibrated range for its input");
     return TC_STATUS_OK;
@@ -398,7 +493,8 @@ tc_status tc_pass_quantize_static(tc_pass_ctx *c, tc_graph *g) {
     /* a Gemm with a calibrated A (or the pair of one: --qdq-outputs paired
      * the previous layer's output): quantized as the MatMul (+ Add) it is */
     tc_value *a0 = n->n_inputs > 1 ? n->inputs[0] : NULL;
-    if (tc_pass_is_gemm(n) && a0 && range_of(c, paired_source(a0) ? paired_source(a0) : a0) &&
+    tc_qrange ra;
+    if (tc_pass_is_gemm(n) && a0 && pair_range(c, a0, &ra, 0) &&
         !(n = tc_pass_gemm_as_matmul(c, g, n, &oom)) && oom)
       st = tc_pass_nomem(c);
     if (n && (tc_is_op(n, "MatMul") || tc_pass_is_conv(n)))
@@ -407,6 +503,8 @@ tc_status tc_pass_quantize_static(tc_pass_ctx *c, tc_graph *g) {
   tc_shapes_free(sh);
   if (!st && count && c->opt && c->opt->qdq_outputs)
     st = pair_adds(c, g);
+  if (!st && count && c->opt && c->opt->qdq_outputs)
+    st = pair_moves(c, g);
   if (count)
     tc_pass_count(c, "MatMuls and convolutions to int8 QDQ", count);
   return st;

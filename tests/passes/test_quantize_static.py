@@ -362,6 +362,71 @@ def test_qdq_outputs_keep_residual_add_apart(ctx):
     close(ctx, m, paired, {"x": uniform(1, 8, 10, 10)})
 
 
+def test_pools_and_concats_stay_8bit(ctx):
+    """SqueezeNet's and GoogLeNet's pooling between int8 convolutions (at
+    -O2): a Concat of two paired convolution outputs, a MaxPool of it, and a second
+    MaxPool of the first one's output (GoogLeNet's pool branch), each read
+    by a convolution. By default the Concat's output gets a pair (the union
+    of its inputs' ranges) that the first MaxPool reads, and each MaxPool's
+    output pair has its input pair's scale and zero point (the pooled values
+    are input values: nothing requantized), the second MaxPool reading the
+    first's pair: ONNX Runtime makes a QLinearConcat and pools 8-bit values,
+    libtacort binds both MaxPools. Outputs stay the float32 model's."""
+    x = tensor_in("x", [1, 8, 9, 9])
+    m = model([N("Conv", ["x", "wa"], ["a"], name="ca", pads=[1, 1, 1, 1]),
+               N("Conv", ["x", "wb"], ["b"], name="cb"),
+               N("Concat", ["a", "b"], ["ab"], axis=1),
+               N("MaxPool", ["ab"], ["p1"], kernel_shape=[3, 3], strides=[2, 2]),
+               N("MaxPool", ["p1"], ["p2"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+               N("Conv", ["p1", "wc"], ["c"], name="cc"),
+               N("Conv", ["p2", "wd"], ["d"], name="cd"),
+               N("Add", ["c", "d"], ["y"])],
+              [x], [tensor_in("y", [1, 4, 4, 4])],
+              [const("wa", RNG.standard_normal((8, 8, 3, 3)) * 0.2),
+               const("wb", RNG.standard_normal((8, 8, 1, 1)) * 0.3),
+               const("wc", RNG.standard_normal((4, 16, 1, 1)) * 0.3),
+               const("wd", RNG.standard_normal((4, 16, 1, 1)) * 0.3)], opset=13)
+    report = ctx.path("report.json")
+    out, _, _ = ctx.optimize(m, level=2, extra=STATIC + ["--report", report])
+    with open(report) as f:
+        p = json.load(f)["precision"]
+    assert p["half_nodes"] == 4 and not p["kept_fp32"], p
+    g = out.graph
+    prod = {o: n for n in g.node for o in n.output}
+    inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+
+    def pair(v):
+        """The (scale, zero point) of the pair whose output v is."""
+        dq = prod[v]
+        assert dq.op_type == "DequantizeLinear", (v, dq.op_type)
+        return float(inits[dq.input[1]]), int(inits[dq.input[2]])
+    pools = [n for n in g.node if n.op_type == "MaxPool"]
+    cat = next(n for n in g.node if n.op_type == "Concat")
+    assert [prod[i].op_type for i in cat.input] == ["DequantizeLinear"] * 2, cat
+    for pool in pools:  # each reads a pair, and its output's pair is that pair
+        readers = [n for n in g.node if pool.output[0] in n.input]
+        assert [r.op_type for r in readers] == ["QuantizeLinear"], (pool.name, readers)
+        pq = readers[0]
+        dq = next(n for n in g.node if n.op_type == "DequantizeLinear" and pq.output[0] in n.input)
+        assert pair(pool.input[0]) == pair(dq.output[0]), pool.name
+    # the Concat's pair: the union of its inputs' ranges (each [lo, hi] is
+    # [-z s, (255 - z) s]); the pooled values' own range is narrower (a max
+    # pool raises the minimum), so their calibrated pair would differ
+    s_cat, z_cat = pair(pools[0].input[0])
+    lo = min(-z * s for s, z in map(pair, cat.input))
+    hi = max((255 - z) * s for s, z in map(pair, cat.input))
+    assert np.isclose(s_cat, (hi - lo) / 255, rtol=1e-5) and z_cat == round(-lo / s_cat), (
+        s_cat, z_cat, [pair(i) for i in cat.input])
+    assert pair(pools[1].input[0]) == (s_cat, z_cat)
+    ort_graph = ort_ops(ctx, out)
+    assert "QLinearConcat" in ort_graph and ort_graph.count("QLinearConv") == 4, ort_graph
+    path = ctx.path("pools.onnx")
+    onnx.save(out, path)
+    err = ctx.tacoc_run("run", path, "--random-inputs").stderr
+    assert "2 QDQ MaxPools run on 8-bit values" in err and "1 Concats run as int8" in err, err
+    close(ctx, m, out, {"x": uniform(1, 8, 9, 9)})
+
+
 def test_without_calibration_nothing_changes(ctx):
     """The pass alone (--passes) has no ranges: it leaves every node and says why."""
     m = conv_model()
