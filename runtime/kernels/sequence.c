@@ -1,5 +1,9 @@
 /* sequence kernels: the recurrent ops RNN, GRU and LSTM.
  *
+ * float32 tensors with Sigmoid, Tanh or Relu activations take the float32
+ * path (cell_fast: GEMMs over steps and rows, vector activations); the rest,
+ * and TACORT_KERNELS=reference, the reference walker.
+ *
  * One walker serves the three: inputs are read once into double arrays in
  * layout 0 ([seq, batch, ...]), each direction and batch row runs its own
  * time loop over at most sequence_lens[b] steps (reversed for the backward
@@ -291,6 +295,196 @@ static double dot(const double *a, const double *b, int64_t n) {
   return s;
 }
 
+/* ---- the float32 path ---- */
+
+/* The fast kernels take float32 tensors and the activations below. */
+static bool act_fast(const act_fn *f) {
+  return f->kind == ACT_SIGMOID || f->kind == ACT_TANH || f->kind == ACT_RELU;
+}
+
+/* f (act_fast's) over x[0..n) in place. */
+static void act_raw(const act_fn *f, float *x, size_t n) {
+  if (f->kind == ACT_SIGMOID)
+    tc_vsigmoid_f32(x, x, n);
+  else if (f->kind == ACT_TANH)
+    tc_vtanh_f32(x, x, n);
+  else
+    for (size_t i = 0; i < n; i++)
+      x[i] = x[i] > 0 ? x[i] : 0;
+}
+
+/* f over a gate's pre-activations x[0..n) in place, clipped first. */
+static void act_vec(const rnn_attrs *ra, const act_fn *f, float *x, size_t n) {
+  if (ra->has_clip)
+    tc_vclip_f32(x, x, n, (float)-ra->clip, (float)ra->clip);
+  act_raw(f, x, n);
+}
+
+/* The walker's recurrences in float32 (the reference walker below keeps
+ * doubles): per direction, W X for every step and row in one GEMM (both
+ * biases added, but GRU's hidden-gate recurrence bias with
+ * linear_before_reset), then per step R h for all rows in one GEMM (GRU's
+ * hidden gate without linear_before_reset: R_h (r h) in a second) and the
+ * gates' arithmetic in vector loops. Rows past their sequence_lens stay
+ * as they are, Y zero there, as the walker. Silero VAD's LSTM (one step, two
+ * rows, 128 cells) ran 0.5 ms a call converting its weights to doubles. */
+typedef struct cell_dims {
+  int64_t G, D, S, batch, I, H;
+} cell_dims;
+
+static tc_status cell_fast(tc_kernel_ctx *k, cell_kind cell, const rnn_attrs *ra,
+                           const cell_dims *cd, const tc_rt_tensor *const *t, tc_rt_tensor *out,
+                           size_t n_out) {
+  const tc_rt_tensor *X = t[0], *W = t[1], *R = t[2], *B = t[3], *SL = t[4], *H0 = t[5], *C0 = t[6],
+                     *P = t[7];
+  int64_t G = cd->G, D = cd->D, S = cd->S, batch = cd->batch, I = cd->I, H = cd->H;
+  size_t GH = (size_t)(G * H), rows = (size_t)(S * batch), hs = (size_t)H;
+  size_t state_n = (size_t)(D * batch * H);
+  float *gx = tc_arena_alloc(k->arena, (rows * GH + 1) * sizeof *gx);
+  float *rg = tc_arena_alloc(k->arena, ((size_t)batch * GH + 1) * sizeof *rg);
+  float *h = tc_arena_alloc(k->arena, ((size_t)batch * hs + 1) * sizeof *h);
+  float *c = tc_arena_alloc(k->arena, ((size_t)batch * hs + 1) * sizeof *c);
+  float *rh = tc_arena_alloc(k->arena, (2 * (size_t)batch * hs + 1) * sizeof *rh);
+  float *y = tc_arena_alloc(k->arena, ((size_t)S * state_n + 1) * sizeof *y);
+  float *yh = tc_arena_alloc(k->arena, (2 * state_n + 1) * sizeof *yh), *yc = yh + state_n;
+  float *tmp = tc_arena_alloc(k->arena, (hs + 1) * sizeof *tmp);
+  if (!gx || !rg || !h || !c || !rh || !y || !yh || !tmp)
+    return NOMEM(k);
+  memset(y, 0, (size_t)S * state_n * sizeof *y);
+  memset(rh, 0, 2 * (size_t)batch * hs * sizeof *rh); /* (finished rows' stay 0) */
+  int per = n_acts(cell);
+  const float *x = X->data;
+  for (int64_t d = 0; d < D; d++) {
+    bool rev = D == 2 ? d == 1 : ra->reverse;
+    const float *wd = (const float *)W->data + d * G * H * I,
+                *rd = (const float *)R->data + d * G * H * H;
+    const float *wb = B ? (const float *)B->data + d * 2 * G * H : NULL, *rb = wb ? wb + GH : NULL;
+    const float *pi = P ? (const float *)P->data + d * 3 * H : NULL, *po = pi ? pi + H : NULL,
+                *pf = pi ? po + H : NULL;
+    const act_fn *f = &ra->acts[d * per], *g = per > 1 ? &ra->acts[d * per + 1] : NULL;
+    const act_fn *hf = per > 2 ? &ra->acts[d * per + 2] : NULL;
+    bool lbr = cell == CELL_GRU && ra->linear_before_reset;
+    /* W x for X's rows in X's own order: (t, b) at t * batch + b, or
+     * b * S + t in layout 1 */
+    if (!tc_sgemm(false, true, rows, GH, (size_t)I, x, wd, gx))
+      return tc_kernel_fail(k, TC_STATUS_NOMEM, "the input GEMM failed");
+    for (size_t r = 0; wb && r < rows; r++) {
+      float *gr = gx + r * GH;
+      tc_vadd_inplace_f32(gr, wb, GH);
+      tc_vadd_inplace_f32(gr, rb, lbr ? 2 * hs : GH);
+    }
+    for (int64_t b = 0; b < batch; b++) { /* initial states, zero without them */
+      for (int64_t q = 0; q < H; q++) {
+        size_t at = ra->layout ? (size_t)((b * D + d) * H + q) : (size_t)((d * batch + b) * H + q);
+        h[b * H + q] = H0 ? ((const float *)H0->data)[at] : 0.0f;
+        c[b * H + q] = C0 ? ((const float *)C0->data)[at] : 0.0f;
+      }
+    }
+    for (int64_t s = 0; s < S; s++) {
+      /* R h for every row (a finished row's result is not used) */
+      if (!tc_sgemm(false, true, (size_t)batch, GH, hs, h, rd, rg))
+        return tc_kernel_fail(k, TC_STATUS_NOMEM, "the recurrent GEMM failed");
+      for (int phase = 0; phase < (cell == CELL_GRU && !lbr ? 2 : 1); phase++) {
+        if (phase == 1) { /* GRU: R_h (r h), r now in rh */
+          for (size_t i = 0; i < (size_t)batch * hs; i++)
+            rh[i] *= h[i];
+          if (!tc_sgemm(false, true, (size_t)batch, hs, hs, rh, rd + 2 * H * H,
+                        rh + (size_t)batch * hs))
+            return tc_kernel_fail(k, TC_STATUS_NOMEM, "the recurrent GEMM failed");
+        }
+        for (int64_t b = 0; b < batch; b++) {
+          int64_t len = SL ? tc_rt_get_i64(SL, (size_t)b) : S;
+          if (s >= len)
+            continue;
+          int64_t tt = rev ? len - 1 - s : s;
+          float *gr = gx + (ra->layout ? b * S + tt : tt * batch + b) * (int64_t)GH;
+          float *rr = rg + b * (int64_t)GH, *hb = h + b * H, *cb = c + b * H;
+          if (cell == CELL_GRU && phase == 0) {
+            float *z = gr, *r = gr + H, *hg = gr + 2 * H;
+            tc_vadd_inplace_f32(z, rr, 2 * hs); /* z and r */
+            act_vec(ra, f, z, 2 * hs);
+            if (!lbr) { /* the hidden gate after R_h (r h) */
+              memcpy(rh + b * H, r, hs * sizeof *rh);
+              continue;
+            }
+            for (int64_t q = 0; q < H; q++)
+              hg[q] += r[q] * (rr[2 * H + q] + (rb ? rb[2 * H + q] : 0.0f));
+          }
+          if (cell == CELL_GRU) {
+            float *z = gr, *hg = gr + 2 * H;
+            if (!lbr)
+              tc_vadd_inplace_f32(hg, rh + (size_t)batch * hs + b * H, hs);
+            act_vec(ra, g, hg, hs);
+            for (int64_t q = 0; q < H; q++)
+              hb[q] = (1.0f - z[q]) * hg[q] + z[q] * hb[q];
+          } else if (cell == CELL_RNN) {
+            tc_vadd_inplace_f32(gr, rr, hs);
+            act_vec(ra, f, gr, hs);
+            memcpy(hb, gr, hs * sizeof *hb);
+          } else { /* i, o, f, c */
+            tc_vadd_inplace_f32(gr, rr, GH);
+            float *ig = gr, *og = gr + H, *fg = gr + 2 * H, *cg = gr + 3 * H;
+            for (int64_t q = 0; pi && q < H; q++) {
+              ig[q] += pi[q] * cb[q];
+              fg[q] += pf[q] * cb[q];
+            }
+            act_vec(ra, f, ig, hs);
+            if (ra->input_forget)
+              for (int64_t q = 0; q < H; q++)
+                fg[q] = 1.0f - ig[q];
+            else
+              act_vec(ra, f, fg, hs);
+            act_vec(ra, g, cg, hs);
+            for (int64_t q = 0; q < H; q++)
+              cb[q] = fg[q] * cb[q] + ig[q] * cg[q];
+            for (int64_t q = 0; po && q < H; q++)
+              og[q] += po[q] * cb[q];
+            act_vec(ra, f, og, hs);
+            memcpy(tmp, cb, hs * sizeof *tmp);
+            act_raw(hf, tmp, hs); /* (the cell state is not clipped) */
+            for (int64_t q = 0; q < H; q++)
+              hb[q] = og[q] * tmp[q];
+          }
+          memcpy(y + ((tt * D + d) * batch + b) * H, hb, hs * sizeof *y);
+        }
+      }
+    }
+    memcpy(yh + d * batch * H, h, (size_t)batch * hs * sizeof *yh);
+    memcpy(yc + d * batch * H, c, (size_t)batch * hs * sizeof *yc);
+  }
+  const tc_node *n = k->node;
+  tc_status st;
+  if (n_out > 0 && n->outputs[0]) {
+    int64_t od[4] = {S, D, batch, H};
+    if (ra->layout)
+      od[0] = batch, od[1] = S, od[2] = D;
+    if ((st = tc_kernel_alloc(k, &out[0], TC_DTYPE_F32, 4, od)))
+      return st;
+    float *o = out[0].data;
+    for (int64_t tt = 0; tt < S; tt++)
+      for (int64_t d = 0; d < D; d++)
+        for (int64_t b = 0; b < batch; b++)
+          memcpy(o + (ra->layout ? ((b * S + tt) * D + d) * H : ((tt * D + d) * batch + b) * H),
+                 y + ((tt * D + d) * batch + b) * H, hs * sizeof *o);
+  }
+  for (size_t o = 1; o < 3 && o < n_out; o++) {
+    if (!n->outputs[o] || (o == 2 && cell != CELL_LSTM))
+      continue;
+    const float *src = o == 1 ? yh : yc;
+    int64_t od[3] = {D, batch, H};
+    if (ra->layout)
+      od[0] = batch, od[1] = D;
+    if ((st = tc_kernel_alloc(k, &out[o], TC_DTYPE_F32, 3, od)))
+      return st;
+    float *dst = out[o].data;
+    for (int64_t d = 0; d < D; d++)
+      for (int64_t b = 0; b < batch; b++)
+        memcpy(dst + (ra->layout ? (b * D + d) * H : (d * batch + b) * H),
+               src + (d * batch + b) * H, hs * sizeof *dst);
+  }
+  return TC_STATUS_OK;
+}
+
 static tc_status run_cell(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_t n_in,
                           tc_rt_tensor *out, size_t n_out, cell_kind cell) {
   const tc_node *n = k->node;
@@ -345,6 +539,17 @@ static tc_status run_cell(tc_kernel_ctx *k, const tc_rt_tensor *const *in, size_
                               "sequence_lens[%lld] = %lld is outside [0, %lld]", (long long)b,
                               (long long)l, (long long)S);
     }
+  }
+
+  bool fast = tc_fast_kernels_enabled() && S > 0 && batch > 0 && H > 0 && I > 0;
+  for (size_t i = 0; fast && i < 8; i++)
+    fast = !fl[i] || fl[i]->dtype == TC_DTYPE_F32;
+  for (int i = 0; fast && i < n_acts(cell) * D; i++)
+    fast = act_fast(&ra.acts[i]);
+  if (fast) {
+    const cell_dims cd = {G, D, S, batch, I, H};
+    const tc_rt_tensor *t[8] = {X, W, R, B, SL, H0, C0, P};
+    return cell_fast(k, cell, &ra, &cd, t, out, n_out);
   }
 
   /* inputs as doubles, X in layout 0 */

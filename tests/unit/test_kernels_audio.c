@@ -1,6 +1,7 @@
 /* Recurrent (runtime/kernels/sequence.c) and audio (runtime/kernels/audio.c)
  * kernels called directly on small hand-checked cases. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -173,6 +174,108 @@ static void test_lstm_one_step(void) {
   tc_arena_free(e.arena);
 }
 
+/* The float32 path of RNN, GRU and LSTM (GEMMs over steps and rows)
+ * against the double reference walker (TACORT_KERNELS=reference) on random
+ * weights: both directions, sequence_lens shorter than the sequence (rows
+ * left as they are), layout 1, initial states, biases or none, LSTM
+ * peepholes, input_forget and clip, GRU with and without
+ * linear_before_reset, RNN with Relu and odd sizes. */
+static void test_recurrent_fast_matches_reference(void) {
+  static const struct {
+    const char *op;
+    int64_t S, batch, I, H, dirs, layout;
+    bool bias, sl, init, peep, forget, clip, lbr;
+    const char *act;
+  } cases[] = {{"LSTM", 5, 3, 7, 9, 2, 0, true, true, true, true, false, false, false, NULL},
+               {"LSTM", 1, 2, 128, 128, 1, 0, true, false, true, false, false, false, false, NULL},
+               {"LSTM", 4, 2, 6, 5, 1, 1, false, true, false, false, true, true, false, NULL},
+               {"GRU", 6, 3, 5, 8, 2, 0, true, true, true, false, false, false, false, NULL},
+               {"GRU", 3, 2, 4, 7, 1, 1, true, false, true, false, false, true, true, NULL},
+               {"GRU", 4, 1, 9, 3, 1, 0, false, false, false, false, false, false, true, NULL},
+               {"RNN", 7, 2, 3, 6, 2, 0, true, true, true, false, false, false, false, NULL},
+               {"RNN", 3, 4, 5, 17, 1, 1, true, false, false, false, false, false, false, "Relu"}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    int64_t S = cases[c].S, Bn = cases[c].batch, I = cases[c].I, H = cases[c].H, D = cases[c].dirs;
+    int64_t G = !strcmp(cases[c].op, "LSTM") ? 4 : !strcmp(cases[c].op, "GRU") ? 3 : 1;
+    size_t nx = (size_t)(S * Bn * I), nw = (size_t)(D * G * H * I), nr = (size_t)(D * G * H * H),
+           nb = (size_t)(D * 2 * G * H), ns = (size_t)(D * Bn * H), np = (size_t)(D * 3 * H);
+    float *buf = malloc((nx + nw + nr + nb + 2 * ns + np) * sizeof *buf);
+    uint32_t r = 99u + (uint32_t)c;
+    for (size_t i = 0; i < nx + nw + nr + nb + 2 * ns + np; i++) {
+      r = r * 1664525u + 1013904223u;
+      buf[i] = ((float)(r >> 8) / 16777216.0f - 0.5f) * 1.2f;
+    }
+    float *x = buf, *w = x + nx, *rw = w + nw, *b = rw + nr, *h0 = b + nb, *c0 = h0 + ns,
+          *p = c0 + ns;
+    int32_t sl[4];
+    for (int64_t i = 0; i < Bn; i++)
+      sl[i] = (int32_t)(cases[c].sl ? (S - i % S) : S);
+    int64_t xd[3] = {S, Bn, I}, wd[3] = {D, G * H, I}, rd[3] = {D, G * H, H},
+            bd[2] = {D, 2 * G * H}, sd[1] = {Bn}, hd[3] = {D, Bn, H}, pd[2] = {D, 3 * H};
+    if (cases[c].layout) {
+      xd[0] = Bn, xd[1] = S;
+      hd[0] = Bn, hd[1] = D;
+    }
+    tc_rt_tensor X = tensor(TC_DTYPE_F32, 3, xd, x), W = tensor(TC_DTYPE_F32, 3, wd, w),
+                 R = tensor(TC_DTYPE_F32, 3, rd, rw), B = tensor(TC_DTYPE_F32, 2, bd, b),
+                 SL = tensor(TC_DTYPE_I32, 1, sd, sl), H0 = tensor(TC_DTYPE_F32, 3, hd, h0),
+                 C0 = tensor(TC_DTYPE_F32, 3, hd, c0), P = tensor(TC_DTYPE_F32, 2, pd, p);
+    const tc_rt_tensor *in[8] = {&X,
+                                 &W,
+                                 &R,
+                                 cases[c].bias ? &B : NULL,
+                                 cases[c].sl ? &SL : NULL,
+                                 cases[c].init ? &H0 : NULL,
+                                 cases[c].init ? &C0 : NULL,
+                                 cases[c].peep ? &P : NULL};
+    size_t n_in = G == 4 ? 8 : 6, n_out = G == 4 ? 3 : 2;
+    env e[2];
+    tc_rt_tensor out[2][3];
+    for (int fast = 0; fast < 2; fast++) {
+      env_init(&e[fast], cases[c].op, 14);
+      add_int(&e[fast], "hidden_size", H);
+      if (D == 2)
+        add_str(&e[fast], "direction", "bidirectional");
+      add_int(&e[fast], "layout", cases[c].layout);
+      if (cases[c].forget)
+        add_int(&e[fast], "input_forget", 1);
+      if (cases[c].lbr)
+        add_int(&e[fast], "linear_before_reset", 1);
+      if (cases[c].clip) {
+        static float clip[] = {0.4f};
+        tc_attr *a = &e[fast].attrs[e[fast].node.n_attrs++];
+        a->name = "clip";
+        a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
+        a->f = clip[0];
+      }
+      static ProtobufCBinaryData relu[] = {{4, (uint8_t *)"Relu"}, {4, (uint8_t *)"Relu"}};
+      if (cases[c].act)
+        add_strs(&e[fast], "activations", (size_t)D, relu);
+      tc_fast_kernels_set(fast);
+      memset(out[fast], 0, sizeof out[fast]);
+      CHECK(run(&e[fast], in, n_in, out[fast], n_out) == TC_STATUS_OK);
+    }
+    tc_fast_kernels_set(true);
+    for (size_t o = 0; o < n_out; o++) {
+      CHECK(out[0][o].bytes == out[1][o].bytes && out[0][o].rank == out[1][o].rank);
+      const float *a = out[0][o].data, *f = out[1][o].data;
+      double worst = 0;
+      for (size_t i = 0; i < out[0][o].bytes / sizeof(float); i++) {
+        double d = fabs((double)a[i] - f[i]) / (1.0 + fabs((double)a[i]));
+        worst = d > worst ? d : worst;
+      }
+      if (!(worst < 1e-5)) {
+        fprintf(stderr, "%s case %zu output %zu: relative difference %.3g\n", cases[c].op, c, o,
+                worst);
+        CHECK(false);
+      }
+    }
+    tc_arena_free(e[0].arena);
+    tc_arena_free(e[1].arena);
+    free(buf);
+  }
+}
+
 /* DFT of length L (mixed radix: 4, 2, 3, 5 and any other prime) against
  * the textbook sum; then the one-sided inverse gives the signal back. */
 static void check_dft_len(int64_t L) {
@@ -334,6 +437,7 @@ int main(void) {
   RUN(test_rnn_layout1);
   RUN(test_lstm_refuses_unknown_activation);
   RUN(test_lstm_one_step);
+  RUN(test_recurrent_fast_matches_reference);
   RUN(test_dft_lengths);
   RUN(test_stft_paths);
   RUN(test_cumprod_int_exclusive_reverse);
