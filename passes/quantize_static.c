@@ -30,7 +30,8 @@
  *
  * With tc_pass_options.qdq_outputs (the default form; not with
  * --qdq-inputs-only) each quantized node's calibrated output gets a pair
- * too (output_pair), for runtimes that fuse DequantizeLinear -> op ->
+ * too (output_pair; a narrow convolution's only when something reads it
+ * in 8 bits), for runtimes that fuse DequantizeLinear -> op ->
  * QuantizeLinear groups (ONNX Runtime), an Add of two paired values reads
  * their pairs and pairs its output (pair_adds: residual sums), and
  * MaxPools and Concats of paired values read the pairs (pair_moves; a
@@ -294,15 +295,93 @@ static tc_value *bias(tc_graph *g, tc_node *n, float xs, const float *ws, int64_
 static tc_status pair_readers(tc_pass_ctx *c, tc_graph *g, tc_node *n, tc_value *y,
                               const tc_qrange *r, bool moving_only);
 
+/* Channels per group (in and out) from which a grouped convolution is
+ * quantized (the note in visit says the number). */
+#define GROUP_MIN_CHANNELS 16
+
+/* Convolution n (weight wt) is grouped with fewer channels per group. */
+static bool narrow_groups(const tc_node *n, const tc_tensor *wt) {
+  const tc_attr *grp = tc_node_attr(n, "group");
+  return grp && grp->i != 1 &&
+         (grp->i < 1 || wt->rank < 2 || wt->dims[0] / grp->i < GROUP_MIN_CHANNELS ||
+          wt->dims[1] < GROUP_MIN_CHANNELS);
+}
+
+/* Node u's constant weight (input 1): float32, or the int8 one behind the
+ * DequantizeLinear this pass gave it; NULL when there is none. */
+static const tc_tensor *weight_of(const tc_node *u) {
+  const tc_value *w = u->n_inputs > 1 ? u->inputs[1] : NULL;
+  const tc_node *d = w ? w->producer : NULL;
+  if (d && tc_is_op(d, "DequantizeLinear") && d->n_inputs && d->inputs[0])
+    w = d->inputs[0];
+  const tc_tensor *wt = w ? tc_value_const(w) : NULL;
+  return wt && (wt->dtype == TC_DTYPE_F32 || wt->dtype == TC_DTYPE_I8) ? wt : NULL;
+}
+
+/* Node u is or may be quantized (a MatMul, Gemm or convolution with a
+ * constant weight, not narrowly grouped). */
+static bool int8_candidate(const tc_node *u) {
+  bool conv = tc_pass_is_conv(u);
+  if (!(conv || tc_is_op(u, "MatMul") || tc_pass_is_gemm(u)))
+    return false;
+  const tc_tensor *wt = weight_of(u);
+  return wt && !(conv && narrow_groups(u, wt));
+}
+
+/* A convolution's products per output value: C / group times the kernel
+ * size (0 when its weight is not a constant). */
+static int64_t conv_depth(const tc_node *n) {
+  const tc_tensor *wt = weight_of(n);
+  int64_t d = wt && wt->rank >= 2 ? 1 : 0;
+  for (size_t i = 1; d && i < wt->rank; i++)
+    d *= wt->dims[i];
+  return d;
+}
+
+/* Products per output value from which a convolution's output is paired
+ * whatever reads it: SqueezeNet's last convolution (512, before its global
+ * pooling) and AlexNet's first two (363 and 1200, before LRN) ran 1.4-1.5x
+ * slower in ONNX Runtime without their pairs; the MobileNetV3 convolutions
+ * of PP-OCR's classifier and detector before HardSwish and depthwise
+ * convolutions (mostly below 200) no faster with them. */
+#define WIDE_CONV 256
+
+/* Whether a reader of y takes it in 8 bits once y has a pair: a candidate,
+ * a Concat or MaxPool (pair_moves), or an Add whose other operand has or
+ * will have a pair (a residual sum, pair_adds). A convolution's y read only
+ * by float ops (HardSwish, Resize, a depthwise convolution) gets no pair:
+ * ONNX Runtime would run the convolution as QLinearConv between layout
+ * transposes, then dequantize, which measured no faster than float there
+ * (PP-OCR's MobileNetV3 classifier and detector: bench/RESULTS.md). */
+static bool read_in_8bit(const tc_graph *g, tc_value *y) {
+  for (size_t i = 0; i < y->n_uses; i++) {
+    const tc_node *u = y->uses[i].node;
+    if (u->graph != g)
+      continue;
+    if (int8_candidate(u) || tc_is_op(u, "Concat") || plain_maxpool(u))
+      return true;
+    if (tc_is_op(u, "Add") && u->n_inputs == 2 && u->inputs[0] && u->inputs[1]) {
+      tc_value *o = u->inputs[y->uses[i].slot == 0 ? 1 : 0];
+      if (paired_source(o) || existing_pair(g, o) || (o->producer && int8_candidate(o->producer)))
+        return true;
+    }
+  }
+  return false;
+}
+
 static tc_status output_pair(tc_pass_ctx *c, tc_graph *g, tc_node *n) {
   tc_value *y = n->outputs[0];
+  /* a MatMul's or a wide convolution's output is paired for any reader
+   * (ONNX Runtime's int8 GEMM or convolution pays for the dequantization
+   * after it), a narrow convolution's or an Add's for 8-bit readers only */
+  bool any = tc_is_op(n, "MatMul") || (tc_pass_is_conv(n) && conv_depth(n) >= WIDE_CONV);
   tc_qrange r;
   while (y && !pair_range(c, y, &r, 0) && y->n_uses == 1 && !(y->flags & TC_VALUE_OUTPUT) &&
          (tc_is_op(y->uses[0].node, "Add") || tc_is_op(y->uses[0].node, "Relu"))) {
     n = y->uses[0].node;
     y = n->outputs[0];
   }
-  if (!y || !pair_range(c, y, &r, 0))
+  if (!y || !pair_range(c, y, &r, 0) || !(any || read_in_8bit(g, y)))
     return TC_STATUS_OK;
   return pair_readers(c, g, n, y, &r, false);
 }
@@ -399,9 +478,6 @@ static void drop_if_unused(tc_graph *g, tc_value *v) {
 }
 
 /* Checks candidate n; on a match rewrites it. */
-/* Channels per group (in and out) from which a grouped convolution is
- * quantized (the note below says the number). */
-#define GROUP_MIN_CHANNELS 16
 
 static tc_status visit(tc_pass_ctx *c, tc_graph *g, const tc_shapes *sh, tc_node *n, bool *opset_ok,
                        const char **opset_why, size_t *count) {
@@ -423,10 +499,7 @@ static tc_status visit(tc_pass_ctx *c, tc_graph *g, const tc_shapes *sh, tc_node
     tc_pass_explain(c, n, "the weight is not a constant float32 tensor of the right rank");
     return TC_STATUS_OK;
   }
-  const tc_attr *grp = conv ? tc_node_attr(n, "group") : NULL;
-  if (grp && grp->i != 1 &&
-      (grp->i < 1 || wt->dims[0] / grp->i < GROUP_MIN_CHANNELS ||
-       wt->dims[1] < GROUP_MIN_CHANNELS)) {
+  if (conv && narrow_groups(n, wt)) {
     tc_pass_half_note(c, n,
                       "grouped convolution with fewer than 16 channels per group (depthwise among "
                       "them): per-group products too small for int8");

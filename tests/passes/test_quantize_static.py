@@ -310,6 +310,28 @@ def test_qdq_outputs_for_onnx_runtime(ctx):
     close(ctx, direct, chain, {"x": uniform(1, 8, 10, 10)})
 
 
+def test_conv_output_paired_for_8bit_readers_only(ctx):
+    """A convolution's output read only by a float op (a Sigmoid here;
+    MobileNetV3's HardSwish, a depthwise convolution) gets no pair: ONNX
+    Runtime would run it as QLinearConv between layout transposes and then
+    dequantize, no faster than float (PP-OCR's MobileNetV3 models). One
+    read by another convolution, or by a residual Add, gets one."""
+    x = tensor_in("x", [1, 8, 6, 6])
+    m = model([N("Conv", ["x", "wa"], ["a"], name="ca"),
+               N("Sigmoid", ["a"], ["ya"]),
+               N("Conv", ["x", "wb"], ["b"], name="cb"),
+               N("Conv", ["b", "wc"], ["c"], name="cc"),
+               N("Add", ["c", "b"], ["s"]),
+               N("Conv", ["s", "wd"], ["yd"], name="cd")],
+              [x], [tensor_in("ya", [1, 8, 6, 6]), tensor_in("yd", [1, 8, 6, 6])],
+              [const(f"w{k}", RNG.standard_normal((8, 8, 1, 1)) * 0.3) for k in "abcd"], opset=13)
+    out, p, _, _ = static(ctx, m)
+    assert p["half_nodes"] == 4 and not p["kept_fp32"], p
+    quantized = {n.input[0] for n in out.graph.node if n.op_type == "QuantizeLinear"}
+    assert "a" not in quantized and {"b", "c", "s"} <= quantized, quantized
+    close(ctx, m, out, {"x": uniform(1, 8, 6, 6)})
+
+
 def test_qdq_outputs_keep_residual_add_apart(ctx):
     """A ResNet block at -O2: with --qdq-inputs-only Conv + Add + Relu is one
     ConvAddRelu (libtacort's int8 primitive takes the sum); by default the
