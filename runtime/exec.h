@@ -113,6 +113,13 @@ bool tc_qdq_reads(const tc_session *s, const tc_node *n, int slot);
 /* Marks in cand the 8-bit values the session's QDQ groups keep
  * channels-last (runtime/layout.c calls it; qdq.c). */
 void tc_qdq_layout(const tc_session *s, bool *cand);
+/* n is a bound 2-D QDQ convolution with a float32 output of its own (no
+ * QuantizeLinear took it over, no summed Z): its output may be
+ * channels-last like a float convolution's (runtime/layout.c). */
+bool tc_qdq_float_conv(const tc_session *s, const tc_node *n);
+/* u is a bound 2-D QDQ convolution (no summed Z) reading its quantized X
+ * at slot: it takes that 8-bit value channels-last. */
+bool tc_qdq_conv_x(const tc_session *s, const tc_node *u, int slot);
 /* The node whose kernel runs for n: a QuantizeLinear's bound source node
  * when it took that over (qdq.c), else n (profiles count the time there). */
 const tc_node *tc_qdq_runs(const tc_session *s, const tc_node *n);

@@ -16,7 +16,12 @@
  * outputs of the main graph's 2-D convolutions (Conv, FusedConv, tacoc's
  * Conv<Act> / ConvAdd<Act>, constant rank-4 W (an initializer or computed
  * at load), running libtacort's own
- * kernel: not a QDQ or generated-kernel node), of unary elementwise nodes,
+ * kernel: not a generated-kernel node; a bound QDQ convolution with a
+ * float32 output of its own, tc_qdq_float_conv, counts), of unary
+ * elementwise nodes and per-tensor QuantizeLinear nodes (whose 8-bit
+ * output every reader must take channels-last: DequantizeLinear nodes
+ * that do not run, before bound QDQ convolutions' X; MobileNetV3's mix of
+ * int8 pointwise and float depthwise convolutions),
  * inference BatchNormalization, LRN, MaxPool (without Indices) or
  * AveragePool nodes reading a candidate, of Reshapes to a constant shape
  * of 4 or 5 dims and Transposes (0, 2, 1, 3, 4) reading one (a channel
@@ -98,7 +103,8 @@ enum {
   K_RESHAPE,
   K_SHUFFLE,
   K_SPLIT,
-  K_LRN
+  K_LRN,
+  K_QUANT /* a per-tensor QuantizeLinear before bound QDQ convolutions */
 };
 
 static bool op_is(const tc_node *n, const char *op) {
@@ -141,6 +147,8 @@ static bool spatial_mean(const tc_session *s, const tc_node *n) {
 
 /* What node n of the main graph is to the layout choice. */
 static int kind_of(const tc_session *s, const tc_node *n) {
+  if (tc_qdq_float_conv(s, n))
+    return K_CONV; /* (it runs as a QDQ group, which reads the layout) */
   if (!s->kernels[n->id] || (s->qdq && s->qdq[n->id]) || (s->qdq_skip && s->qdq_skip[n->id]) ||
       (s->native_fn && s->native_fn[n->id]) || (s->chain_root && s->chain_root[n->id]) ||
       (s->precomputed && s->precomputed[n->id]) || n->n_outputs < 1 || !n->outputs[0] ||
@@ -192,6 +200,15 @@ static int kind_of(const tc_session *s, const tc_node *n) {
   for (const char *const *u = unary_ops; *u; u++)
     if (op_is(n, *u))
       return K_UNARY;
+  if (op_is(n, "QuantizeLinear") && n->n_inputs >= 2 && n->inputs[1]) {
+    /* per tensor (constant scalars): elementwise, whatever the order */
+    bool scalar = true;
+    for (size_t i = 1; scalar && i < n->n_inputs && i < 3; i++) {
+      const tc_rt_tensor *c = n->inputs[i] ? s->consts[n->inputs[i]->id] : NULL;
+      scalar = !n->inputs[i] || (c && tc_rt_numel(c) == 1);
+    }
+    return scalar && !tc_attr_int(n, "block_size", 0) ? K_QUANT : K_NONE;
+  }
   if ((op_is(n, "Add") || op_is(n, "Sub") || op_is(n, "Mul") || op_is(n, "Div")) &&
       n->n_inputs == 2 && n->inputs[1])
     return K_BINARY;
@@ -209,6 +226,22 @@ static bool rank_le4(const tc_session *s, const tc_value *v, const unsigned char
   return p && p->graph == s->m->graph && (kind[p->id] == K_GAP || kind[p->id] == K_CONV);
 }
 
+/* Whether every reader of K_QUANT's 8-bit output v is a DequantizeLinear
+ * that does not run, read only by bound QDQ convolutions as X. */
+static bool q8_readers_ok(const tc_session *s, const tc_value *v) {
+  for (size_t i = 0; i < v->n_uses; i++) {
+    const tc_node *d = v->uses[i].node;
+    if (d->graph != s->m->graph || !s->qdq_skip || !s->qdq_skip[d->id] || v->uses[i].slot != 0 ||
+        !d->n_outputs || !d->outputs[0])
+      return false;
+    const tc_value *dv = d->outputs[0];
+    for (size_t k = 0; k < dv->n_uses; k++)
+      if (!tc_qdq_conv_x(s, dv->uses[k].node, dv->uses[k].slot))
+        return false;
+  }
+  return true;
+}
+
 /* Whether node u (of kind ku) can read candidate value v at input slot i. */
 static bool reader_ok(const tc_session *s, const tc_node *u, int ku, size_t i, const bool *cand) {
   if (u->graph != s->m->graph)
@@ -218,6 +251,7 @@ static bool reader_ok(const tc_session *s, const tc_node *u, int ku, size_t i, c
   case K_GAP: return i == 0;
   case K_POOL: return i == 0; /* a plain output converted after the pooling */
   case K_UNARY:
+  case K_QUANT:
   case K_BN:
   case K_LRN:
   case K_RESHAPE:
@@ -264,7 +298,8 @@ void tc_layout_bind(tc_session *s) {
         continue;
       bool drop = false;
       if (kind[n->id] == K_UNARY || kind[n->id] == K_POOL || kind[n->id] == K_BN ||
-          kind[n->id] == K_LRN || kind[n->id] == K_RESHAPE || kind[n->id] == K_SHUFFLE)
+          kind[n->id] == K_LRN || kind[n->id] == K_RESHAPE || kind[n->id] == K_SHUFFLE ||
+          kind[n->id] == K_QUANT)
         drop = !cand[n->inputs[0]->id];
       else if (kind[n->id] == K_CONCAT) {
         drop = true; /* kept while one input is channels-last */
@@ -289,6 +324,13 @@ void tc_layout_bind(tc_session *s) {
         if (!v || !cand[v->id])
           continue;
         bool drop = (v->flags & TC_VALUE_OUTPUT) != 0;
+        if (kind[n->id] == K_QUANT) { /* 8-bit readers (the loop below is for float ones) */
+          if (drop || !q8_readers_ok(s, v)) {
+            cand[v->id] = false;
+            changed = true;
+          }
+          continue;
+        }
         for (size_t i = 0; !drop && i < v->n_uses; i++) {
           const tc_node *u = v->uses[i].node;
           drop =
@@ -809,6 +851,7 @@ tc_status tc_layout_run(const tc_session *s, const tc_node *n, tc_kernel_ctx *k,
     }
     break;
   case K_UNARY:
+  case K_QUANT:
     if ((in_mask & 1) == (out_mask & 1))
       return s->kernels[n->id]->run(k, in, n->n_inputs, out, n->n_outputs);
     break;

@@ -449,6 +449,16 @@ static bool pool2d(const tc_node *n, const tc_qdq_bind *b) {
   return k && k->n_ints == 2;
 }
 
+bool tc_qdq_float_conv(const tc_session *s, const tc_node *n) {
+  const tc_qdq_bind *b = s->qdq && n->graph == s->m->graph ? s->qdq[n->id] : NULL;
+  return conv2d(s, b) && !b->out_q && !(n->n_inputs > 3 && n->inputs[3]) && n->n_outputs == 1;
+}
+
+bool tc_qdq_conv_x(const tc_session *s, const tc_node *u, int slot) {
+  const tc_qdq_bind *b = s->qdq && u->graph == s->m->graph ? s->qdq[u->id] : NULL;
+  return slot == 0 && conv2d(s, b) && !(u->n_inputs > 3 && u->inputs[3]);
+}
+
 /* Whether every reader of 8-bit value v takes it channels-last: each a
  * DequantizeLinear that does not run, read only by 2-D convolutions as X
  * (without a summed Z) or by Adds, channel Concats or 2-D MaxPools taken
@@ -811,7 +821,8 @@ static tc_status bound_run(const tc_run *r, const tc_node *n, tc_kernel_ctx *kn,
   const tc_qdq_bind *qb = q ? r->s->qdq[q->id] : NULL;
   const bool *cl = r->s->nhwc; /* channels-last x and y (tc_qdq_layout) */
   kn->nhwc_in = cl && cl[b->xq->id] ? 1u : 0u;
-  kn->nhwc_out = cl && q && cl[q->outputs[0]->id] ? 1u : 0u;
+  /* (its own float32 output channels-last: tc_qdq_float_conv) */
+  kn->nhwc_out = cl && cl[(q ? q : n)->outputs[0]->id] ? 1u : 0u;
   tc_conv_qdq cq = {.xq = val(r, b->xq),
                     .xs = val(r, b->xs),
                     .xz = val(r, b->xz),

@@ -35,6 +35,11 @@ that reach each way a group runs:
              y's, ceil mode); a MaxPool with float32 output runs as written
              (pooling bytes would not save a pass there); maxpool_s8 the
              same with int8 activations
+  mixed      MobileNetV3's mix: a float depthwise convolution and Relu, a
+             QuantizeLinear of their channels-last output (run unchanged),
+             an int8 convolution with a float32 output kept channels-last,
+             a Sigmoid and a float depthwise convolution after it: no
+             reorder between them
   gemm       QDQ Gemms as onnxruntime.quantization writes a classifier
              (transB, int32 bias; and without transB, a float32 bias row):
              the int8 matmul, weights packed once
@@ -251,6 +256,22 @@ def maxpool(act=np.uint8):
     return b.model([vi("x", [1, 8, 10, 9])], [vi("out", [1, 8, 3, 3]), vi("pf", [1, 16, 5, 5])])
 
 
+def mixed():
+    b = Builder()
+    w = RNG.standard_normal((8, 1, 3, 3)).astype(np.float32) * 0.3
+    w2 = RNG.standard_normal((16, 1, 3, 3)).astype(np.float32) * 0.3
+    b.inits += [init("dw1", w), init("dw2", w2)]
+    b.nodes += [helper.make_node("Conv", ["x", "dw1"], ["d1"], group=8, kernel_shape=[3, 3],
+                                 pads=[1, 1, 1, 1]),
+                helper.make_node("Relu", ["d1"], ["r1"])]
+    _, x = b.q("r1", "r1q", 0.02)
+    c = b.conv(x, 0.02, "pw", 8, 16, 1)
+    b.nodes += [helper.make_node("Sigmoid", [c], ["s1"]),
+                helper.make_node("Conv", ["s1", "dw2"], ["out"], group=16, kernel_shape=[3, 3],
+                                 pads=[1, 1, 1, 1])]
+    return b.model([vi("x", [1, 8, 10, 9])], [vi("out", [1, 16, 10, 9])])
+
+
 def gemm():
     """A classifier as onnxruntime.quantization writes AlexNet's: Gemm with
     transB (int8 [N, K] weights per row, an int32 bias's DequantizeLinear),
@@ -366,6 +387,7 @@ def main():
              ("concat_nhwc", concat(False), xr, (4, 0, 1, 4, 4, 4, 0), 0.06 * 3, 0.9999),
              ("maxpool", maxpool(), xr, (3, 0, 0, 4, 2, 3, 2), 0.05 * 3, 0.9999),
              ("maxpool_s8", maxpool(np.int8), xr, (3, 0, 0, 4, 2, 3, 2), 0.05 * 3, 0.9999),
+             ("mixed", mixed(), xr, (1, 0, 0, 0, 5, 3, 0), 0.02 * 2, 0.9999),
              ("gemm", gemm(), {"x": RNG.standard_normal((3, 64)).astype(np.float32)},
               (2, 0, 0, 0, 0, 2, 0), 1e-5, 0.9999),
              ("matmul", matmul(), {"x": RNG.standard_normal((1, 16, 64)).astype(np.float32)},
