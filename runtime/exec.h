@@ -110,9 +110,13 @@ void tc_qdq_bind_session(tc_session *s);
 void tc_qdq_release(tc_session *s, const tc_node *n);
 /* Whether main-graph node n reads input slot through its QDQ binding. */
 bool tc_qdq_reads(const tc_session *s, const tc_node *n, int slot);
-/* Marks in cand the 8-bit values the session's QDQ groups keep
- * channels-last (runtime/layout.c calls it; qdq.c). */
-void tc_qdq_layout(const tc_session *s, bool *cand);
+/* The 8-bit values the session's QDQ groups may keep channels-last, marked
+ * in cand (runtime/layout.c calls it before its choice; qdq.c); then, on
+ * each round of that choice, those of them whose readers cannot take them
+ * so are dropped (a DequantizeLinear that runs needs its float32 output
+ * channels-last): true when any was. */
+void tc_qdq_layout_mark(const tc_session *s, bool *cand);
+bool tc_qdq_layout_prune(const tc_session *s, bool *cand);
 /* n is a bound 2-D QDQ convolution with a float32 output of its own (no
  * QuantizeLinear took it over, no summed Z): its output may be
  * channels-last like a float convolution's (runtime/layout.c). */

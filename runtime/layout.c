@@ -20,8 +20,12 @@
  * float32 output of its own, tc_qdq_float_conv, counts), of unary
  * elementwise nodes and per-tensor QuantizeLinear nodes (whose 8-bit
  * output every reader must take channels-last: DequantizeLinear nodes
- * that do not run, before bound QDQ convolutions' X; MobileNetV3's mix of
- * int8 pointwise and float depthwise convolutions),
+ * before bound QDQ convolutions' X; MobileNetV3's mix of int8 pointwise
+ * and float depthwise convolutions), of per-tensor DequantizeLinear nodes
+ * that run (their bound readers read the 8-bit input instead; the 8-bit
+ * values QDQ groups write are decided with these, tc_qdq_layout_prune on
+ * each round: DenseNet's int8 convolution outputs read by its float
+ * Concats and BatchNormalizations),
  * inference BatchNormalization, LRN, MaxPool (without Indices) or
  * AveragePool nodes reading a candidate, of Reshapes to a constant shape
  * of 4 or 5 dims and Transposes (0, 2, 1, 3, 4) reading one (a channel
@@ -104,7 +108,8 @@ enum {
   K_SHUFFLE,
   K_SPLIT,
   K_LRN,
-  K_QUANT /* a per-tensor QuantizeLinear before bound QDQ convolutions */
+  K_QUANT,  /* a per-tensor QuantizeLinear before bound QDQ convolutions */
+  K_DEQUANT /* a per-tensor DequantizeLinear that runs, of a channels-last 8-bit value */
 };
 
 static bool op_is(const tc_node *n, const char *op) {
@@ -200,14 +205,17 @@ static int kind_of(const tc_session *s, const tc_node *n) {
   for (const char *const *u = unary_ops; *u; u++)
     if (op_is(n, *u))
       return K_UNARY;
-  if (op_is(n, "QuantizeLinear") && n->n_inputs >= 2 && n->inputs[1]) {
+  bool quant = op_is(n, "QuantizeLinear");
+  if ((quant || op_is(n, "DequantizeLinear")) && n->n_inputs >= 2 && n->inputs[1]) {
     /* per tensor (constant scalars): elementwise, whatever the order */
     bool scalar = true;
     for (size_t i = 1; scalar && i < n->n_inputs && i < 3; i++) {
       const tc_rt_tensor *c = n->inputs[i] ? s->consts[n->inputs[i]->id] : NULL;
       scalar = !n->inputs[i] || (c && tc_rt_numel(c) == 1);
     }
-    return scalar && !tc_attr_int(n, "block_size", 0) ? K_QUANT : K_NONE;
+    if (!scalar || tc_attr_int(n, "block_size", 0))
+      return K_NONE;
+    return quant ? K_QUANT : K_DEQUANT;
   }
   if ((op_is(n, "Add") || op_is(n, "Sub") || op_is(n, "Mul") || op_is(n, "Div")) &&
       n->n_inputs == 2 && n->inputs[1])
@@ -226,18 +234,26 @@ static bool rank_le4(const tc_session *s, const tc_value *v, const unsigned char
   return p && p->graph == s->m->graph && (kind[p->id] == K_GAP || kind[p->id] == K_CONV);
 }
 
-/* Whether every reader of K_QUANT's 8-bit output v is a DequantizeLinear
- * that does not run, read only by bound QDQ convolutions as X. */
-static bool q8_readers_ok(const tc_session *s, const tc_value *v) {
+/* Whether every reader of K_QUANT's 8-bit output v takes it
+ * channels-last: a DequantizeLinear, read as X by bound QDQ convolutions
+ * and, when it runs, its float32 output channels-last (cand). */
+static bool q8_readers_ok(const tc_session *s, const tc_value *v, const unsigned char *kind,
+                          const bool *cand) {
   for (size_t i = 0; i < v->n_uses; i++) {
     const tc_node *d = v->uses[i].node;
-    if (d->graph != s->m->graph || !s->qdq_skip || !s->qdq_skip[d->id] || v->uses[i].slot != 0 ||
-        !d->n_outputs || !d->outputs[0])
+    if (d->graph != s->m->graph || v->uses[i].slot != 0 || !d->n_outputs || !d->outputs[0])
       return false;
+    bool runs = !(s->qdq_skip && s->qdq_skip[d->id]);
     const tc_value *dv = d->outputs[0];
-    for (size_t k = 0; k < dv->n_uses; k++)
-      if (!tc_qdq_conv_x(s, dv->uses[k].node, dv->uses[k].slot))
+    if (runs && (kind[d->id] != K_DEQUANT || !cand[dv->id]))
+      return false;
+    for (size_t k = 0; k < dv->n_uses; k++) {
+      const tc_node *u = dv->uses[k].node;
+      if (runs && !tc_qdq_reads(s, u, dv->uses[k].slot))
+        continue; /* a float reader of the float output */
+      if (!tc_qdq_conv_x(s, u, dv->uses[k].slot))
         return false;
+    }
   }
   return true;
 }
@@ -286,6 +302,7 @@ void tc_layout_bind(tc_session *s) {
       if (n->outputs[o])
         cand[n->outputs[o]->id] = true;
   }
+  tc_qdq_layout_mark(s, cand); /* 8-bit values between QDQ groups */
   for (bool changed = true; changed;) {
     changed = false;
     for (const tc_node *n = g->first; n; n = n->next) {
@@ -299,7 +316,7 @@ void tc_layout_bind(tc_session *s) {
       bool drop = false;
       if (kind[n->id] == K_UNARY || kind[n->id] == K_POOL || kind[n->id] == K_BN ||
           kind[n->id] == K_LRN || kind[n->id] == K_RESHAPE || kind[n->id] == K_SHUFFLE ||
-          kind[n->id] == K_QUANT)
+          kind[n->id] == K_QUANT || kind[n->id] == K_DEQUANT)
         drop = !cand[n->inputs[0]->id];
       else if (kind[n->id] == K_CONCAT) {
         drop = true; /* kept while one input is channels-last */
@@ -325,7 +342,7 @@ void tc_layout_bind(tc_session *s) {
           continue;
         bool drop = (v->flags & TC_VALUE_OUTPUT) != 0;
         if (kind[n->id] == K_QUANT) { /* 8-bit readers (the loop below is for float ones) */
-          if (drop || !q8_readers_ok(s, v)) {
+          if (drop || !q8_readers_ok(s, v, kind, cand)) {
             cand[v->id] = false;
             changed = true;
           }
@@ -333,6 +350,8 @@ void tc_layout_bind(tc_session *s) {
         }
         for (size_t i = 0; !drop && i < v->n_uses; i++) {
           const tc_node *u = v->uses[i].node;
+          if (kind[n->id] == K_DEQUANT && tc_qdq_reads(s, u, v->uses[i].slot))
+            continue; /* a bound node reads the 8-bit value instead (tc_qdq_layout_prune) */
           drop =
               !reader_ok(s, u, u->graph == g ? kind[u->id] : K_NONE, (size_t)v->uses[i].slot, cand);
           /* a ConvAdd's Z keeps its output's layout */
@@ -344,8 +363,9 @@ void tc_layout_bind(tc_session *s) {
           changed = true;
         }
       }
+    if (tc_qdq_layout_prune(s, cand)) /* (they and the float values decide together) */
+      changed = true;
   }
-  tc_qdq_layout(s, cand); /* 8-bit values between QDQ groups */
   size_t count = 0;
   for (size_t i = 0; i < nv; i++)
     count += cand[i];
@@ -852,6 +872,7 @@ tc_status tc_layout_run(const tc_session *s, const tc_node *n, tc_kernel_ctx *k,
     break;
   case K_UNARY:
   case K_QUANT:
+  case K_DEQUANT:
     if ((in_mask & 1) == (out_mask & 1))
       return s->kernels[n->id]->run(k, in, n->n_inputs, out, n->n_outputs);
     break;

@@ -468,13 +468,20 @@ static bool readers_nhwc(const tc_session *s, const tc_value *v, const bool *can
     return false;
   for (size_t i = 0; i < v->n_uses; i++) {
     const tc_node *d = v->uses[i].node;
-    if (d->graph != s->m->graph || !s->qdq_skip[d->id] || v->uses[i].slot != 0)
+    if (d->graph != s->m->graph || !is_op(d, "DequantizeLinear") || v->uses[i].slot != 0 ||
+        !d->outputs[0])
       return false;
     const tc_value *dv = d->outputs[0];
+    /* a DequantizeLinear that runs: its float32 output channels-last too
+     * (runtime/layout.c's choice), its bound readers as below */
+    if (!s->qdq_skip[d->id] && !cand[dv->id])
+      return false;
     for (size_t k = 0; k < dv->n_uses; k++) {
       const tc_node *u = dv->uses[k].node;
       const tc_qdq_bind *ub = s->qdq[u->id];
       int slot = dv->uses[k].slot;
+      if (!s->qdq_skip[d->id] && !(ub && bound_slot(ub, slot)))
+        continue; /* a float reader of the float output */
       bool ok = (conv2d(s, ub) && slot == 0 && !(u->n_inputs > 3 && u->inputs[3])) ||
                 (ub && (ub->kind == Q_ADD || ub->kind == Q_CONCAT || pool2d(u, ub)) && ub->out_q &&
                  cand[ub->out_q->outputs[0]->id]);
@@ -485,13 +492,12 @@ static bool readers_nhwc(const tc_session *s, const tc_value *v, const bool *can
   return true;
 }
 
-void tc_qdq_layout(const tc_session *s, bool *cand) {
+void tc_qdq_layout_mark(const tc_session *s, bool *cand) {
   if (!s->qdq)
     return;
-  const tc_graph *g = s->m->graph;
   /* candidates: what QuantizeLinear nodes write for a 2-D convolution, an
    * Add, a Concat over channels (axis 1 of 4) or a 2-D MaxPool */
-  for (const tc_node *q = g->first; q; q = q->next) {
+  for (const tc_node *q = s->m->graph->first; q; q = q->next) {
     const tc_qdq_bind *b = s->qdq[q->id];
     const tc_qdq_bind *sb = b && b->kind == Q_OUT ? s->qdq[b->src->id] : NULL;
     int64_t axis = sb && sb->kind == Q_CONCAT ? tc_attr_int(b->src, "axis", 0) : 0;
@@ -499,7 +505,14 @@ void tc_qdq_layout(const tc_session *s, bool *cand) {
                (sb->kind == Q_CONCAT && (axis == 1 || axis == -3))))
       cand[q->outputs[0]->id] = true;
   }
-  for (bool changed = true; changed;) {
+}
+
+bool tc_qdq_layout_prune(const tc_session *s, bool *cand) {
+  if (!s->qdq)
+    return false;
+  const tc_graph *g = s->m->graph;
+  bool any = false;
+  for (bool changed = true; changed; any |= changed) {
     changed = false;
     for (const tc_node *q = g->first; q; q = q->next) {
       const tc_qdq_bind *b = s->qdq[q->id];
@@ -520,6 +533,7 @@ void tc_qdq_layout(const tc_session *s, bool *cand) {
       }
     }
   }
+  return any;
 }
 
 size_t tc_session_qdq_nodes(const tc_session *s) { return s ? s->qdq_count : 0; }

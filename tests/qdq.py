@@ -40,6 +40,10 @@ that reach each way a group runs:
              an int8 convolution with a float32 output kept channels-last,
              a Sigmoid and a float depthwise convolution after it: no
              reorder between them
+  dq_float   an int8 convolution's 8-bit output read by a bound convolution
+             and, through a DequantizeLinear that runs, by a Relu and a
+             float depthwise convolution: the 8-bit value and the
+             dequantized one both channels-last
   gemm       QDQ Gemms as onnxruntime.quantization writes a classifier
              (transB, int32 bias; and without transB, a float32 bias row):
              the int8 matmul, weights packed once
@@ -272,6 +276,18 @@ def mixed():
     return b.model([vi("x", [1, 8, 10, 9])], [vi("out", [1, 16, 10, 9])])
 
 
+def dq_float():
+    b = Builder()
+    _, x = b.q("x", "xq", 0.03)
+    _, d1 = b.q(b.conv(x, 0.03, "c1", 8, 16, 3), "c1q", 0.05)
+    b.conv(d1, 0.05, "c2", 16, 8, 1)
+    b.inits.append(init("dw", RNG.standard_normal((16, 1, 3, 3)).astype(np.float32) * 0.3))
+    b.nodes += [helper.make_node("Relu", [d1], ["r1"]),
+                helper.make_node("Conv", ["r1", "dw"], ["out2"], group=16, kernel_shape=[3, 3],
+                                 pads=[1, 1, 1, 1])]
+    return b.model([vi("x", [1, 8, 10, 9])], [vi("c2", [1, 8, 10, 9]), vi("out2", [1, 16, 10, 9])])
+
+
 def gemm():
     """A classifier as onnxruntime.quantization writes AlexNet's: Gemm with
     transB (int8 [N, K] weights per row, an int32 bias's DequantizeLinear),
@@ -385,9 +401,10 @@ def main():
               0.9999),
              ("concat", concat(), xr, (4, 0, 2, 4, 1, 4, 0), 0.06 * 3, 0.9999),
              ("concat_nhwc", concat(False), xr, (4, 0, 1, 4, 4, 4, 0), 0.06 * 3, 0.9999),
-             ("maxpool", maxpool(), xr, (3, 0, 0, 4, 2, 3, 2), 0.05 * 3, 0.9999),
-             ("maxpool_s8", maxpool(np.int8), xr, (3, 0, 0, 4, 2, 3, 2), 0.05 * 3, 0.9999),
+             ("maxpool", maxpool(), xr, (3, 0, 0, 4, 5, 3, 2), 0.05 * 3, 0.9999),
+             ("maxpool_s8", maxpool(np.int8), xr, (3, 0, 0, 4, 5, 3, 2), 0.05 * 3, 0.9999),
              ("mixed", mixed(), xr, (1, 0, 0, 0, 5, 3, 0), 0.02 * 2, 0.9999),
+             ("dq_float", dq_float(), xr, (2, 0, 0, 1, 3, 3, 0), 0.05 * 3, 0.9999),
              ("gemm", gemm(), {"x": RNG.standard_normal((3, 64)).astype(np.float32)},
               (2, 0, 0, 0, 0, 2, 0), 1e-5, 0.9999),
              ("matmul", matmul(), {"x": RNG.standard_normal((1, 16, 64)).astype(np.float32)},
