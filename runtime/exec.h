@@ -121,6 +121,10 @@ bool tc_qdq_layout_prune(const tc_session *s, bool *cand);
  * QuantizeLinear took it over, no summed Z): its output may be
  * channels-last like a float convolution's (runtime/layout.c). */
 bool tc_qdq_float_conv(const tc_session *s, const tc_node *n);
+/* n is a bound Concat over channels with a float32 output of its own (no
+ * QuantizeLinear took it over), and, unless cand is NULL, every 8-bit
+ * input is channels-last in cand: its output may be channels-last. */
+bool tc_qdq_float_concat(const tc_session *s, const tc_node *n, const bool *cand);
 /* u is a bound 2-D QDQ convolution (no summed Z) reading its quantized X
  * at slot: it takes that 8-bit value channels-last. */
 bool tc_qdq_conv_x(const tc_session *s, const tc_node *u, int slot);

@@ -25,7 +25,10 @@
  * that run (their bound readers read the 8-bit input instead; the 8-bit
  * values QDQ groups write are decided with these, tc_qdq_layout_prune on
  * each round: DenseNet's int8 convolution outputs read by its float
- * Concats and BatchNormalizations),
+ * Concats and BatchNormalizations), of a bound int8 Concat over channels
+ * with a float32 output of its own while all its 8-bit inputs are
+ * channels-last (tc_qdq_float_concat: Inception v2's, read by a
+ * QuantizeLinear and an AveragePool),
  * inference BatchNormalization, LRN, MaxPool (without Indices) or
  * AveragePool nodes reading a candidate, of Reshapes to a constant shape
  * of 4 or 5 dims and Transposes (0, 2, 1, 3, 4) reading one (a channel
@@ -108,8 +111,9 @@ enum {
   K_SHUFFLE,
   K_SPLIT,
   K_LRN,
-  K_QUANT,  /* a per-tensor QuantizeLinear before bound QDQ convolutions */
-  K_DEQUANT /* a per-tensor DequantizeLinear that runs, of a channels-last 8-bit value */
+  K_QUANT,   /* a per-tensor QuantizeLinear before bound QDQ convolutions */
+  K_DEQUANT, /* a per-tensor DequantizeLinear that runs, of a channels-last 8-bit value */
+  K_QCONCAT  /* a bound int8 Concat over channels with a float32 output */
 };
 
 static bool op_is(const tc_node *n, const char *op) {
@@ -154,6 +158,8 @@ static bool spatial_mean(const tc_session *s, const tc_node *n) {
 static int kind_of(const tc_session *s, const tc_node *n) {
   if (tc_qdq_float_conv(s, n))
     return K_CONV; /* (it runs as a QDQ group, which reads the layout) */
+  if (tc_qdq_float_concat(s, n, NULL))
+    return K_QCONCAT;
   if (!s->kernels[n->id] || (s->qdq && s->qdq[n->id]) || (s->qdq_skip && s->qdq_skip[n->id]) ||
       (s->native_fn && s->native_fn[n->id]) || (s->chain_root && s->chain_root[n->id]) ||
       (s->precomputed && s->precomputed[n->id]) || n->n_outputs < 1 || !n->outputs[0] ||
@@ -322,6 +328,8 @@ void tc_layout_bind(tc_session *s) {
         drop = true; /* kept while one input is channels-last */
         for (size_t i = 0; drop && i < n->n_inputs; i++)
           drop = !n->inputs[i] || !cand[n->inputs[i]->id];
+      } else if (kind[n->id] == K_QCONCAT) { /* all of its 8-bit inputs channels-last */
+        drop = !tc_qdq_float_concat(s, n, cand);
       } else if (kind[n->id] == K_BINARY) {
         const tc_value *a = n->inputs[0], *b = n->inputs[1];
         drop = (!cand[a->id] && !cand[b->id]) || (!cand[a->id] && !rank_le4(s, a, kind)) ||

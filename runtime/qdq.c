@@ -454,6 +454,22 @@ bool tc_qdq_float_conv(const tc_session *s, const tc_node *n) {
   return conv2d(s, b) && !b->out_q && !(n->n_inputs > 3 && n->inputs[3]) && n->n_outputs == 1;
 }
 
+/* A Concat over channels (axis 1 of 4 dims) of a binding. */
+static bool cat_channels(const tc_node *n, const tc_qdq_bind *b) {
+  int64_t axis = b && b->kind == Q_CONCAT ? tc_attr_int(n, "axis", 0) : 0;
+  return axis == 1 || axis == -3;
+}
+
+bool tc_qdq_float_concat(const tc_session *s, const tc_node *n, const bool *cand) {
+  const tc_qdq_bind *b = s->qdq && n->graph == s->m->graph ? s->qdq[n->id] : NULL;
+  if (!cat_channels(n, b) || b->out_q)
+    return false;
+  for (size_t i = 0; cand && i < n->n_inputs; i++)
+    if (!cand[b->cat[3 * i]->id])
+      return false;
+  return true;
+}
+
 bool tc_qdq_conv_x(const tc_session *s, const tc_node *u, int slot) {
   const tc_qdq_bind *b = s->qdq && u->graph == s->m->graph ? s->qdq[u->id] : NULL;
   return slot == 0 && conv2d(s, b) && !(u->n_inputs > 3 && u->inputs[3]);
@@ -484,7 +500,8 @@ static bool readers_nhwc(const tc_session *s, const tc_value *v, const bool *can
         continue; /* a float reader of the float output */
       bool ok = (conv2d(s, ub) && slot == 0 && !(u->n_inputs > 3 && u->inputs[3])) ||
                 (ub && (ub->kind == Q_ADD || ub->kind == Q_CONCAT || pool2d(u, ub)) && ub->out_q &&
-                 cand[ub->out_q->outputs[0]->id]);
+                 cand[ub->out_q->outputs[0]->id]) ||
+                (tc_qdq_float_concat(s, u, NULL) && cand[u->outputs[0]->id]);
       if (!ok)
         return false;
     }
@@ -500,9 +517,8 @@ void tc_qdq_layout_mark(const tc_session *s, bool *cand) {
   for (const tc_node *q = s->m->graph->first; q; q = q->next) {
     const tc_qdq_bind *b = s->qdq[q->id];
     const tc_qdq_bind *sb = b && b->kind == Q_OUT ? s->qdq[b->src->id] : NULL;
-    int64_t axis = sb && sb->kind == Q_CONCAT ? tc_attr_int(b->src, "axis", 0) : 0;
-    if (sb && (conv2d(s, sb) || sb->kind == Q_ADD || pool2d(b->src, sb) ||
-               (sb->kind == Q_CONCAT && (axis == 1 || axis == -3))))
+    if (sb &&
+        (conv2d(s, sb) || sb->kind == Q_ADD || pool2d(b->src, sb) || cat_channels(b->src, sb)))
       cand[q->outputs[0]->id] = true;
   }
 }
@@ -725,8 +741,8 @@ static tc_status concat_run(const tc_run *r, const tc_node *n, const tc_qdq_bind
     outer *= (size_t)dims[d];
   for (size_t d = (size_t)axis + 1; d < x0->rank; d++)
     inner *= (size_t)dims[d];
-  const bool *cl = r->s->nhwc; /* channels-last inputs and output (tc_qdq_layout) */
-  if (q && cl && cl[q->outputs[0]->id]) {
+  const bool *cl = r->s->nhwc;                 /* channels-last inputs and output (tc_qdq_layout) */
+  if (cl && cl[(q ? q : n)->outputs[0]->id]) { /* (a float32 one: tc_qdq_float_concat) */
     if (axis != 1 || x0->rank != 4)
       return tc_kernel_fail(kn, TC_STATUS_INVALID, "a channels-last Concat is over axis 1 of 4");
     /* [N * H * W, C] rows: each position's channels one input after another */

@@ -44,6 +44,11 @@ that reach each way a group runs:
              and, through a DequantizeLinear that runs, by a Relu and a
              float depthwise convolution: the 8-bit value and the
              dequantized one both channels-last
+  cat_float  an int8 Concat over channels with a float32 output (read by a
+             Relu and a float depthwise convolution): inputs and output
+             channels-last; cat_float_plain with one input's dequantized
+             copy a graph output too, so that input stays plain and so does
+             everything around the Concat
   gemm       QDQ Gemms as onnxruntime.quantization writes a classifier
              (transB, int32 bias; and without transB, a float32 bias row):
              the int8 matmul, weights packed once
@@ -288,6 +293,20 @@ def dq_float():
     return b.model([vi("x", [1, 8, 10, 9])], [vi("c2", [1, 8, 10, 9]), vi("out2", [1, 16, 10, 9])])
 
 
+def cat_float(plain_input=False):
+    b = Builder()
+    _, x = b.q("x", "xq", 0.03)
+    _, e1 = b.q(b.conv(x, 0.03, "e1", 8, 8, 1), "e1q", 0.06)
+    _, e3 = b.q(b.conv(x, 0.03, "e3", 8, 8, 3), "e3q", 0.045)
+    b.inits.append(init("dw", RNG.standard_normal((16, 1, 3, 3)).astype(np.float32) * 0.3))
+    b.nodes += [helper.make_node("Concat", [e1, e3], ["cat"], axis=1),
+                helper.make_node("Relu", ["cat"], ["r"]),
+                helper.make_node("Conv", ["r", "dw"], ["out"], group=16, kernel_shape=[3, 3],
+                                 pads=[1, 1, 1, 1])]
+    outs = [vi("out", [1, 16, 10, 9])] + ([vi(e1, [1, 8, 10, 9])] if plain_input else [])
+    return b.model([vi("x", [1, 8, 10, 9])], outs)
+
+
 def gemm():
     """A classifier as onnxruntime.quantization writes AlexNet's: Gemm with
     transB (int8 [N, K] weights per row, an int32 bias's DequantizeLinear),
@@ -405,6 +424,8 @@ def main():
              ("maxpool_s8", maxpool(np.int8), xr, (3, 0, 0, 4, 5, 3, 2), 0.05 * 3, 0.9999),
              ("mixed", mixed(), xr, (1, 0, 0, 0, 5, 3, 0), 0.02 * 2, 0.9999),
              ("dq_float", dq_float(), xr, (2, 0, 0, 1, 3, 3, 0), 0.05 * 3, 0.9999),
+             ("cat_float", cat_float(), xr, (2, 0, 1, 2, 4, 3, 0), 0.06 * 3, 0.9999),
+             ("cat_float_plain", cat_float(True), xr, (2, 0, 1, 2, 0, 3, 0), 0.06 * 3, 0.9999),
              ("gemm", gemm(), {"x": RNG.standard_normal((3, 64)).astype(np.float32)},
               (2, 0, 0, 0, 0, 2, 0), 1e-5, 0.9999),
              ("matmul", matmul(), {"x": RNG.standard_normal((1, 16, 64)).astype(np.float32)},
