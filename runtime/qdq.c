@@ -54,10 +54,10 @@
  * and writes yq, the convolution with y's scale and zero point in oneDNN's primitive (its rounding
  * of scale * sum / ys may differ from QuantizeLinear's by one step where that value lies at a
  * rounding boundary). Those 8-bit values stay channels-last where every reader takes them so
- * (tc_qdq_layout, called by runtime/layout.c), so a ResNet-50 quantized by onnxruntime.quantization
- * runs from int8 to int8 without float32 copies or reorders between its convolutions. A generated
- * chain kernel the model carries over a group's nodes takes them (tc_qdq_release).
- * TACORT_QDQ=written binds nothing. */
+ * (tc_qdq_layout_mark / _prune, called by runtime/layout.c), so a ResNet-50 quantized by
+ * onnxruntime.quantization runs from int8 to int8 without float32 copies or reorders between its
+ * convolutions. A generated chain kernel the model carries over a group's nodes takes them
+ * (tc_qdq_release). TACORT_QDQ=written binds nothing. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -638,7 +638,7 @@ static tc_status add_run(const tc_run *r, const tc_node *n, const tc_qdq_bind *b
       (bz && bz->dtype != bt->dtype))
     return tc_kernel_fail(kn, TC_STATUS_INVALID, "the int8 Add's operands are not 8-bit");
   bool same = a->rank == bt->rank && !memcmp(a->dims, bt->dims, a->rank * sizeof *a->dims);
-  const bool *cl = r->s->nhwc; /* channels-last operands and output (tc_qdq_layout) */
+  const bool *cl = r->s->nhwc; /* channels-last operands and output (tc_qdq_layout_prune) */
   bool an = cl && cl[b->xq->id], bn = cl && cl[b->wq->id];
   if (!same && (an || bn)) { /* broadcasting: in the plain order */
     const tc_rt_tensor *pa = an ? tc_layout_plain_copy(kn, a) : a,
@@ -741,7 +741,7 @@ static tc_status concat_run(const tc_run *r, const tc_node *n, const tc_qdq_bind
     outer *= (size_t)dims[d];
   for (size_t d = (size_t)axis + 1; d < x0->rank; d++)
     inner *= (size_t)dims[d];
-  const bool *cl = r->s->nhwc;                 /* channels-last inputs and output (tc_qdq_layout) */
+  const bool *cl = r->s->nhwc; /* channels-last inputs and output (tc_qdq_layout_prune) */
   if (cl && cl[(q ? q : n)->outputs[0]->id]) { /* (a float32 one: tc_qdq_float_concat) */
     if (axis != 1 || x0->rank != 4)
       return tc_kernel_fail(kn, TC_STATUS_INVALID, "a channels-last Concat is over axis 1 of 4");
@@ -776,7 +776,7 @@ static tc_status concat_run(const tc_run *r, const tc_node *n, const tc_qdq_bind
 
 /* The 8-bit MaxPool n (kn: its context) for the QuantizeLinear q that took
  * it over: MaxPool's own kernel on the 8-bit values (channels-last with its
- * input and q's output, tc_qdq_layout), then, unless q quantizes as x is,
+ * input and q's output, tc_qdq_layout_prune), then, unless q quantizes as x is,
  * DequantizeLinear and q's QuantizeLinear of the pooled bytes (tc_qadd_run
  * adding a zero: the ops' arithmetic, bit for bit). */
 static tc_status pool_run(const tc_run *r, const tc_node *n, const tc_qdq_bind *b, const tc_node *q,
@@ -849,7 +849,7 @@ static tc_status bound_run(const tc_run *r, const tc_node *n, tc_kernel_ctx *kn,
     return pool_run(r, n, b, q, kn, out);
   bool add = n->n_inputs > 3 && n->inputs[3];
   const tc_qdq_bind *qb = q ? r->s->qdq[q->id] : NULL;
-  const bool *cl = r->s->nhwc; /* channels-last x and y (tc_qdq_layout) */
+  const bool *cl = r->s->nhwc; /* channels-last x and y (tc_qdq_layout_prune) */
   kn->nhwc_in = cl && cl[b->xq->id] ? 1u : 0u;
   /* (its own float32 output channels-last: tc_qdq_float_conv) */
   kn->nhwc_out = cl && cl[(q ? q : n)->outputs[0]->id] ? 1u : 0u;
