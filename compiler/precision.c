@@ -1230,7 +1230,7 @@ static int calibrate(prec_ctx *x) {
     tc_cli_error("out of memory");
     goto done;
   }
-  /* each candidate's input, and with --qdq-outputs its output */
+  /* each candidate's input, and in the full QDQ form its output */
   for (tc_node *n = g->first; n; n = n->next) {
     if (!(tc_is_op(n, "MatMul") || tc_pass_is_gemm(n) || tc_pass_is_conv(n)))
       continue;

@@ -395,7 +395,7 @@ tc_status tc_pass_fuse_conv_activation(tc_pass_ctx *c, tc_graph *g) {
       continue;
     tc_value *z = NULL;
     tc_node *act = tc_single_consumer(conv->outputs[0]);
-    /* --qdq-outputs (static int8 for ONNX Runtime) wants Conv, Add apart */
+    /* the full QDQ form of static int8 (for ONNX Runtime) wants Conv, Add apart */
     tc_node *add = c->opt && c->opt->qdq_outputs ? NULL : residual_add(c, &s, g, conv, &z, &act);
     const act_def *d = add && !act ? &no_act : act_of(act);
     if (!d || (!add && act->inputs[0] != conv->outputs[0]))

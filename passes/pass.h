@@ -48,8 +48,10 @@ typedef struct tc_pass_options {
    * activations it may quantize; it reads half_keep and half_note too. */
   const tc_qrange *qranges;
   size_t n_qranges;
-  /* --qdq-outputs: each quantized MatMul / convolution output with a
-   * calibrated range gets its own QuantizeLinear / DequantizeLinear pair too
+  /* static int8's full QDQ form (the default; off with --qdq-inputs-only):
+   * each quantized MatMul / convolution output with a calibrated range gets
+   * its own QuantizeLinear / DequantizeLinear pair too (quantize-static says
+   * which)
    * (ONNX Runtime forms QLinearConv only where a QuantizeLinear follows),
    * and fuse-conv-activation leaves residual Adds out of convolutions (so
    * that the convolution's output is there to pair, and ONNX Runtime makes

@@ -159,7 +159,7 @@ static tc_value *existing_pair(const tc_graph *g, tc_value *x) {
 }
 
 /* The dequantized activation for x: x itself when it is a pair's output
- * (--qdq-outputs put one after its producer), an existing pair's, or a new
+ * (the full form put one after its producer), an existing pair's, or a new
  * pair. */
 static tc_value *activation(tc_pass_ctx *c, tc_graph *g, tc_node *before, tc_value *x,
                             const tc_qrange *r) {
@@ -287,11 +287,6 @@ static tc_value *bias(tc_graph *g, tc_node *n, float xs, const float *ws, int64_
   return out;
 }
 
-/* --qdq-outputs: node n's (quantized) output y gets its own pair, after n,
- * every reader of y then reading the pair's output; not for a graph output
- * or a y without a calibrated range. A y without one read only by an Add
- * or Relu (a Gemm's bias and activation, tc_pass_gemm_as_matmul) passes the
- * pair on to that node's output, whose range the Gemm's output gave. */
 static tc_status pair_readers(tc_pass_ctx *c, tc_graph *g, tc_node *n, tc_value *y,
                               const tc_qrange *r, bool moving_only);
 
@@ -363,7 +358,7 @@ static bool read_in_8bit(const tc_graph *g, tc_value *y) {
     const tc_node *u = y->uses[i].node;
     if (u->graph != g)
       continue;
-    if (int8_candidate(u) || tc_is_op(u, "Concat") || plain_maxpool(u))
+    if (int8_candidate(u) || pooling(u))
       return true;
     if (tc_is_op(u, "Add") && u->n_inputs == 2 && u->inputs[0] && u->inputs[1]) {
       tc_value *o = u->inputs[y->uses[i].slot == 0 ? 1 : 0];
@@ -374,6 +369,12 @@ static bool read_in_8bit(const tc_graph *g, tc_value *y) {
   return false;
 }
 
+/* The full form: node n's (quantized) output y gets its own pair, after n,
+ * every reader of y then reading the pair's output; not for a graph output,
+ * a y without a calibrated range, or a narrow convolution's y that only
+ * float ops read. A y without a range read only by an Add or Relu (a
+ * Gemm's bias and activation, tc_pass_gemm_as_matmul) passes the pair on
+ * to that node's output, whose range the Gemm's output gave. */
 static tc_status output_pair(tc_pass_ctx *c, tc_graph *g, tc_node *n) {
   tc_value *y = n->outputs[0];
   /* a MatMul's or a wide convolution's output is paired for any reader
@@ -456,7 +457,7 @@ static tc_status pair_moves(tc_pass_ctx *c, tc_graph *g) {
   return st;
 }
 
-/* --qdq-outputs: an Add of two values that have pairs (a residual sum of a
+/* The full form: an Add of two values that have pairs (a residual sum of a
  * convolution's output and the block's input) reads their
  * DequantizeLinear outputs, and its output (through a Relu) gets a pair as
  * well, as onnxruntime.quantization writes it: ONNX Runtime makes a
@@ -568,7 +569,7 @@ tc_status tc_pass_quantize_static(tc_pass_ctx *c, tc_graph *g) {
   for (tc_node *n = g->first, *next; n && !st; n = next) {
     next = n->next;
     bool oom = false;
-    /* a Gemm with a calibrated A (or the pair of one: --qdq-outputs paired
+    /* a Gemm with a calibrated A (or the pair of one: the full form paired
      * the previous layer's output): quantized as the MatMul (+ Add) it is */
     tc_value *a0 = n->n_inputs > 1 ? n->inputs[0] : NULL;
     tc_qrange ra;
