@@ -51,8 +51,7 @@ typedef struct tc_pass_options {
   /* static int8's full QDQ form (the default; off with --qdq-inputs-only):
    * each quantized MatMul / convolution output with a calibrated range gets
    * its own QuantizeLinear / DequantizeLinear pair too (quantize-static says
-   * which)
-   * (ONNX Runtime forms QLinearConv only where a QuantizeLinear follows),
+   * which: ONNX Runtime forms QLinearConv only where a QuantizeLinear follows),
    * and fuse-conv-activation leaves residual Adds out of convolutions (so
    * that the convolution's output is there to pair, and ONNX Runtime makes
    * QLinearAdd of the Add) */
