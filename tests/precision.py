@@ -33,8 +33,9 @@ Per model and precision:
   - the real packaged models of tests/e2e.py (PP-OCR classifier, detector,
     recognizer, Silero VAD) and, with --zoo, its caffe2 zoo CNNs (ResNet-50,
     ShuffleNet, DenseNet-121 in float16; ResNet-50, GoogLeNet, SqueezeNet,
-    AlexNet in static int8, ResNet-50 and SqueezeNet also with
-    --qdq-inputs-only): float16 and static int8 validated on --calib sets
+    AlexNet, DenseNet-121 and Inception v2 in static int8 (their int8 and
+    float values channels-last together in libtacort), ResNet-50 and
+    SqueezeNet also with --qdq-inputs-only): float16 and static int8 validated on --calib sets
     like their inputs, then within cos 0.99 in both runtimes.
 The cosines are printed per model, output, runtime and precision. Ends with
 "precision: N passed, N failed"."""
@@ -678,7 +679,8 @@ def main():
         zoo = {n: path for n, path, _ in e2e.zoo(a.zoo, np.random.default_rng(0))}
         for name, precs in (("zoo_resnet50", ("fp16", "int8", "int8 inputs-only")),
                             ("zoo_shufflenet", ("fp16",)),
-                            ("zoo_densenet121", ("fp16",)), ("zoo_inception_v1", ("int8",)),
+                            ("zoo_densenet121", ("fp16", "int8")),
+                            ("zoo_inception_v1", ("int8",)), ("zoo_inception_v2", ("int8",)),
                             ("zoo_squeezenet", ("int8", "int8 inputs-only")),
                             ("zoo_bvlc_alexnet", ("int8",))):
             for prec in precs:
