@@ -45,18 +45,20 @@
  * positive scale: the max of the dequantized values is the dequantized
  * max) that a QuantizeLinear takes over (below), pooled on the 8-bit values
  * and requantized by that pass when y's scale or zero point differ. A
- * QuantizeLinear
- * with a constant per-tensor scale and zero point whose input is the only
- * output of a bound convolution (no Z, activation none or Relu), Add,
- * Concat or MaxPool, directly or through a Relu (which that node then
- * applies; not for a Concat or MaxPool), takes that node over: the node runs when the
- * QuantizeLinear would (it is passed over where it stands, as the nodes of a generated chain are)
- * and writes yq, the convolution with y's scale and zero point in oneDNN's primitive (its rounding
- * of scale * sum / ys may differ from QuantizeLinear's by one step where that value lies at a
- * rounding boundary). Those 8-bit values stay channels-last where every reader takes them so
- * (tc_qdq_layout_mark / _prune, called by runtime/layout.c), so a ResNet-50 quantized by
- * onnxruntime.quantization runs from int8 to int8 without float32 copies or reorders between its
- * convolutions. A generated chain kernel the model carries over a group's nodes takes them
+ * QuantizeLinear with a constant per-tensor scale and zero point whose
+ * input is the only output of a bound convolution (no Z, activation none
+ * or Relu), Add, Concat or MaxPool, directly or through a Relu (which that
+ * node then applies; not for a Concat or MaxPool), takes that node over:
+ * the node runs when the QuantizeLinear would (it is passed over where it
+ * stands, as the nodes of a generated chain are) and writes yq, the
+ * convolution with y's scale and zero point in oneDNN's primitive (its
+ * rounding of scale * sum / ys may differ from QuantizeLinear's by one
+ * step where that value lies at a rounding boundary). Those 8-bit values
+ * stay channels-last where every reader takes them so (tc_qdq_layout_mark
+ * / _prune, called by runtime/layout.c), so a ResNet-50 quantized by
+ * onnxruntime.quantization runs from int8 to int8 without float32 copies
+ * or reorders between its convolutions. A generated chain kernel the model
+ * carries over a group's nodes takes them
  * (tc_qdq_release). TACORT_QDQ=written binds nothing. */
 #include <stdlib.h>
 #include <string.h>

@@ -1439,13 +1439,14 @@ typedef struct maxpool8_nhwc_job {
 
 static tc_par_fn maxpool8_nhwc_rows(void);
 
+/* (vector loops defined with the quantizers below) */
+static void quantize_f32(const float *x, size_t n, float scale, float zp, int32_t odt, void *y);
+static void dequantize_q8(const void *x, int32_t dt, size_t n, float scale, float zp, float *y);
+
 /* The float32 x and y a pooling loop reads and writes: the tensors' own
  * data, or for bfloat16 / float16 and 8-bit MaxPool a widened copy of x and
  * a float32 y the caller rounds (narrows, exactly) into out (pool_result).
  * False when memory runs out. */
-static void quantize_f32(const float *x, size_t n, float scale, float zp, int32_t odt, void *y);
-static void dequantize_q8(const void *x, int32_t dt, size_t n, float scale, float zp, float *y);
-
 static bool pool_operands(tc_kernel_ctx *k, const tc_rt_tensor *x, tc_rt_tensor *out,
                           const float **xf, float **yf) {
   *xf = x->data;
@@ -2063,8 +2064,6 @@ static tc_status run_qlinearconv(tc_kernel_ctx *k, const tc_rt_tensor *const *in
 
 /* ---- QDQ convolutions (runtime/qdq.c binds them) ---- */
 
-static void quantize_f32(const float *x, size_t n, float scale, float zp, int32_t odt, void *y);
-
 /* The activation of a convolution node of any of the forms conv_run serves. */
 static void node_act(const tc_node *n, act_spec *a) {
   memset(a, 0, sizeof *a);
@@ -2475,8 +2474,6 @@ static tc_status check_quant(const tc_node *n, int64_t opset, tc_diag *diag) {
   return TC_STATUS_OK;
 }
 
-static void quantize_f32(const float *x, size_t n, float scale, float zp, int32_t odt, void *y);
-static void dequantize_q8(const void *x, int32_t dt, size_t n, float scale, float zp, float *y);
 static void dequantize_axis_q8(const void *x, bool sgn, size_t n, const float *s, float *zf,
                                size_t D, size_t inner, float *y);
 
